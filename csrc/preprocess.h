@@ -1,0 +1,2 @@
+// Frame preprocessing core: max of two frames, then area resize. Framework-free.
+#pragma once

@@ -1,0 +1,1 @@
+#include "preprocess.h"

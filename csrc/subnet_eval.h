@@ -1,0 +1,2 @@
+// Batched subnet evaluation core. Framework-free.
+#pragma once

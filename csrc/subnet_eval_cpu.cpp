@@ -1,0 +1,1 @@
+#include "subnet_eval.h"
