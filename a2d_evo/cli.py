@@ -1,1 +1,370 @@
-def main() -> int: return 0
+"""The ``a2d-evo`` command line: thin, every subcommand is one library call.
+
+Errors a user can cause (:class:`a2d_evo.errors.A2DError`) print one line and exit 2;
+an interrupted command exits 130 after its stage has checkpointed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from a2d_evo import __version__
+from a2d_evo.config import Config, config_from_dict, config_to_dict, load_config
+from a2d_evo.errors import A2DError, ConfigError
+from a2d_evo.runfolder import RunFolder
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+# ----------------------------------------------------------------------------- config
+def packaged_config(name: str) -> Path:
+    """A shipped config: ``configs/<name>`` in the working tree, else the installed copy."""
+    local = Path("configs") / name
+    if local.is_file():
+        return local
+    from a2d_evo import _C
+
+    installed = Path(_C.__file__).parent / "configs" / name
+    if installed.is_file():
+        return installed
+    raise ConfigError(
+        f"shipped config {name!r} not found (looked in ./configs and {installed.parent})"
+    )
+
+
+def common_overrides(args: argparse.Namespace) -> list[str]:
+    """``--set`` items plus the ``--seed``/``--device`` shortcuts, as overrides."""
+    items = list(args.set or [])
+    if getattr(args, "seed", None) is not None:
+        items.append(f"seed={args.seed}")
+    if getattr(args, "device", None) is not None:
+        items.append(f"device={args.device}")
+    return items
+
+
+def config_for_new_run(
+    args: argparse.Namespace, extra: Sequence[str] = ()
+) -> tuple[Config, RunFolder]:
+    """Config from ``--config`` + overrides, and the run folder (``--out`` or runs/<stem>)."""
+    cfg = load_config(args.config, [*common_overrides(args), *extra])
+    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    run = RunFolder(out)
+    run.bind(cfg)
+    return cfg, run
+
+
+def config_of_run(run: RunFolder, args: argparse.Namespace, extra: Sequence[str] = ()) -> Config:
+    """The run's saved config with this command's overrides on top."""
+    saved = run.load_config()
+    overrides = [*common_overrides(args), *extra]
+    if not overrides:
+        return saved
+    return config_from_dict(config_to_dict(saved), overrides, source=str(run.config_path))
+
+
+def config_of_agent(agent_dir: Path, args: argparse.Namespace) -> Config:
+    """Config of the run an agent folder lives in (``RUN_DIR/agents/<name>``), or one built
+    from the env recorded in its ``arch.json``."""
+    for parent in list(agent_dir.resolve().parents)[:3]:
+        if (parent / "config.yaml").is_file():
+            return config_of_run(RunFolder(parent), args)
+    from a2d_evo.runfolder import read_json
+
+    meta = read_json(agent_dir / "arch.json", "agent file")
+    env = meta.get("env") if isinstance(meta, dict) else None
+    if not isinstance(env, dict) or not env.get("id"):
+        raise ConfigError(f"{agent_dir}/arch.json names no env; run eval inside its run folder")
+    kind = "cnn" if str(env.get("id", "")).startswith("ALE/") else "mlp"
+    return config_from_dict({"env": env, "space": {"kind": kind}}, common_overrides(args))
+
+
+# ----------------------------------------------------------------------------- handlers
+def cmd_train_teacher(args: argparse.Namespace) -> int:
+    from a2d_evo.teacher import train_teacher
+
+    cfg, run = config_for_new_run(args)
+    folder = train_teacher(cfg, run, resume=args.resume, progress=not args.quiet)
+    print(f"teacher agent: {folder}")
+    return 0
+
+
+def cmd_import_teacher(args: argparse.Namespace) -> int:
+    from a2d_evo.teacher import import_teacher
+
+    cfg, run = config_for_new_run(args)
+    folder = import_teacher(Path(args.source), cfg, run, fmt=args.format)
+    print(f"teacher agent: {folder}")
+    return 0
+
+
+def cmd_train_supernet(args: argparse.Namespace) -> int:
+    from a2d_evo.train import train_supernet
+
+    cfg, run = config_for_new_run(args)
+    teacher = Path(args.teacher) if args.teacher else None
+    weights = train_supernet(
+        cfg, run, teacher_dir=teacher, resume=args.resume, progress=not args.quiet
+    )
+    print(f"supernet weights: {weights}")
+    return 0
+
+
+def cmd_evolve(args: argparse.Namespace) -> int:
+    from a2d_evo.evolve import evolve
+
+    extra = [
+        f"search.{k}={v}"
+        for k, v in (("pop", args.pop), ("gens", args.gens), ("episodes", args.episodes))
+        if v is not None
+    ]
+    if args.ray is not None:
+        extra.append("search.backend=ray")
+        if args.ray != "local":
+            extra.append(f"search.ray_address={args.ray}")
+    cfg, run = config_for_new_run(args, extra)
+    front = evolve(cfg, run, resume=args.resume, progress=not args.quiet)
+    print(f"front: {front}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from a2d_evo.pick import export_front
+
+    run = RunFolder(args.run_dir)
+    cfg = config_of_run(run, args)
+    folders = export_front(
+        cfg,
+        run,
+        pick=args.pick,
+        max_flops=args.max_flops,
+        min_return=args.min_return,
+        finetune_steps=args.finetune,
+        progress=not args.quiet,
+    )
+    for folder in folders:
+        print(f"agent: {folder}")
+    return 0
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from a2d_evo.train import finetune_agent
+
+    agent_dir = Path(args.agent_dir)
+    cfg = config_of_agent(agent_dir, args)
+    teacher = Path(args.teacher) if args.teacher else None
+    result = finetune_agent(
+        agent_dir, cfg, steps=args.steps, teacher_dir=teacher, progress=not args.quiet
+    )
+    before, after = result["before"], result["after"]
+    print(f"return before {before['return_mean']:.2f} -> after {after['return_mean']:.2f}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from a2d_evo.scoring import eval_agent_folder
+
+    agent_dir = Path(args.agent_dir)
+    cfg = config_of_agent(agent_dir, args)
+    summary = eval_agent_folder(
+        agent_dir,
+        cfg,
+        episodes=args.episodes,
+        seed=args.seed,
+        mode="sample" if args.sample else "greedy",
+    )
+    print(summary)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from a2d_evo.report import write_report
+
+    run = RunFolder(args.run_dir)
+    path = write_report(config_of_run(run, args), run)
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_baselines(args: argparse.Namespace) -> int:
+    from a2d_evo.baselines import train_baselines
+
+    run = RunFolder(args.run_dir)
+    cfg = config_of_run(run, args)
+    widths = [float(w) for w in args.widths.split(",") if w.strip()]
+    for folder in train_baselines(cfg, run, widths=widths, progress=not args.quiet):
+        print(f"baseline: {folder}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from a2d_evo.demo import run_demo
+
+    config = Path(args.config) if args.config else packaged_config("cartpole.yaml")
+    cfg = load_config(config, common_overrides(args))
+    out = Path(args.out) if args.out else Path("runs") / "demo"
+    run_demo(cfg, RunFolder(out), resume=args.resume, progress=not args.quiet)
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def _common(
+    p: argparse.ArgumentParser, *, seed_help: str = "override the config's root seed"
+) -> None:
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set ppo.lr=1e-4 (repeatable; converted to the "
+        "field's declared type, never evaluated)",
+    )
+    p.add_argument("--seed", type=int, help=seed_help)
+    p.add_argument(
+        "--device", choices=("cpu", "cuda", "auto"), help="torch device (default: the config's)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _new_run(p: argparse.ArgumentParser, resume: bool = True) -> None:
+    p.add_argument("--config", required=True, help="YAML config, e.g. configs/cartpole.yaml")
+    p.add_argument("--out", help="run folder (default: runs/<config file stem>)")
+    if resume:
+        p.add_argument(
+            "--resume", action="store_true", help="continue from this stage's last checkpoint"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="a2d-evo",
+        description="Find small, fast deep-RL agents: distil a teacher into a weight-sharing "
+        "supernet, search its subnets with NSGA-II (return vs FLOPs), export the Pareto front.",
+    )
+    parser.add_argument("--version", action="version", version=f"a2d-evo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train-teacher", help="train the teacher with PPO -> RUN_DIR/teacher/")
+    _new_run(p)
+    _common(p)
+    p.set_defaults(handler=cmd_train_teacher)
+
+    p = sub.add_parser(
+        "import-teacher",
+        help="bring a teacher (an SB3 PPO zip or a CleanRL state dict) -> RUN_DIR/teacher/agent/",
+    )
+    p.add_argument("source", help="the SB3 .zip or CleanRL .pt / .cleanrl_model file")
+    p.add_argument(
+        "--format",
+        choices=("auto", "sb3", "cleanrl"),
+        default="auto",
+        help="file format (default: auto)",
+    )
+    _new_run(p, resume=False)
+    _common(p)
+    p.set_defaults(handler=cmd_import_teacher)
+
+    p = sub.add_parser(
+        "train-supernet",
+        help="train the supernet with actor/critic distillation -> RUN_DIR/supernet/",
+    )
+    _new_run(p)
+    p.add_argument(
+        "--teacher",
+        metavar="AGENT_DIR",
+        help="teacher agent folder (default: RUN_DIR/teacher/agent)",
+    )
+    _common(p)
+    p.set_defaults(handler=cmd_train_supernet)
+
+    p = sub.add_parser("evolve", help="NSGA-II over subnets (return vs FLOPs) -> RUN_DIR/search/")
+    _new_run(p)
+    p.add_argument("--pop", type=int, help="population size (default: search.pop, 64)")
+    p.add_argument("--gens", type=int, help="generations (default: search.gens)")
+    p.add_argument("--episodes", type=int, help="episodes per candidate (default: search.episodes)")
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        metavar="ADDRESS",
+        help="evaluate populations on Ray actors (a local Ray without ADDRESS)",
+    )
+    _common(p)
+    p.set_defaults(handler=cmd_evolve)
+
+    p = sub.add_parser(
+        "export", help="write front members as agent folders -> RUN_DIR/agents/<name>/"
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument(
+        "--pick", default="knee", help="knee (default), all, or the INDEX of a front entry"
+    )
+    p.add_argument("--max-flops", type=float, help="only front entries with at most these FLOPs")
+    p.add_argument(
+        "--min-return", type=float, help="only front entries with at least this mean return"
+    )
+    p.add_argument(
+        "--finetune",
+        type=int,
+        metavar="STEPS",
+        help="fine-tune each exported agent for STEPS env steps",
+    )
+    _common(p)
+    p.set_defaults(handler=cmd_export)
+
+    p = sub.add_parser(
+        "finetune", help="fine-tune an agent folder with PPO + distillation (metrics before/after)"
+    )
+    p.add_argument("agent_dir", metavar="AGENT_DIR")
+    p.add_argument("--steps", type=int, required=True, help="environment steps")
+    p.add_argument(
+        "--teacher", metavar="AGENT_DIR", help="teacher agent folder (default: the run's teacher)"
+    )
+    _common(p)
+    p.set_defaults(handler=cmd_finetune)
+
+    p = sub.add_parser("eval", help="score any agent folder on fresh seeds -> AGENT_DIR/eval.json")
+    p.add_argument("agent_dir", metavar="AGENT_DIR")
+    p.add_argument("--episodes", type=int, default=30, help="episodes (default 30)")
+    p.add_argument("--sample", action="store_true", help="sample actions instead of greedy argmax")
+    _common(p, seed_help="seed of the first episode (default: fresh seeds of the config)")
+    p.set_defaults(handler=cmd_eval)
+
+    p = sub.add_parser("report", help="Pareto plot, hypervolume plot and table -> RUN_DIR/report/")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    _common(p)
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser(
+        "baselines", help="the teacher scaled in width, PPO and distilled -> RUN_DIR/baselines/"
+    )
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--widths", default="0.25,0.5,1", help="width multipliers (default 0.25,0.5,1)")
+    _common(p)
+    p.set_defaults(handler=cmd_baselines)
+
+    p = sub.add_parser("demo", help="the whole pipeline on CartPole (or --config) -> runs/demo/")
+    p.add_argument("--config", help="YAML config (default: the shipped configs/cartpole.yaml)")
+    p.add_argument("--out", help="run folder (default: runs/demo)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted demo")
+    _common(p)
+    p.set_defaults(handler=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``a2d-evo`` console script."""
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except A2DError as exc:
+        print(f"a2d-evo {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print(f"a2d-evo {args.command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
