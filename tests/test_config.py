@@ -1,0 +1,141 @@
+"""Config loading: types, ranges, unknown keys, --set conversion, round trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from a2d_evo.config import (
+    Config,
+    config_from_dict,
+    config_to_dict,
+    dump_config,
+    load_config,
+    parse_override,
+)
+from a2d_evo.errors import ConfigError
+
+SHIPPED = ["cartpole", "acrobot", "pong", "breakout"]
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_configs_load_and_round_trip(configs_dir: Path, name: str) -> None:
+    cfg = load_config(configs_dir / f"{name}.yaml")
+    again = config_from_dict(yaml.safe_load(dump_config(cfg)))
+    assert again == cfg
+    assert (cfg.space.kind == "cnn") == cfg.env.id.startswith("ALE/")
+
+
+def test_defaults_match_design() -> None:
+    cfg = Config()
+    assert cfg.ppo.lr == 2.5e-4 and cfg.ppo.num_envs == 8 and cfg.ppo.num_steps == 128
+    assert cfg.ppo.clip_coef == 0.1 and cfg.ppo.ent_coef == 0.01
+    assert cfg.search.pop == 64 and cfg.search.final_episodes == 30
+    assert cfg.env.sticky_actions == 0.25 and cfg.env.noop_max == 30
+    assert len(cfg.space.widths) == 12 and cfg.space.depths == (1, 2, 3, 4)
+
+
+def test_set_converts_by_declared_type(configs_dir: Path) -> None:
+    cfg = load_config(
+        configs_dir / "cartpole.yaml",
+        [
+            "ppo.lr=1e-4",
+            "ppo.num_envs=4",
+            "ppo.anneal_lr=false",
+            "search.max_flops=2e5",
+            "space.widths=[8, 16]",
+            "distill.anneal=linear",
+            "ppo.target_kl=none",
+            "teacher.arch={kind: mlp, widths: [8]}",
+        ],
+    )
+    assert cfg.ppo.lr == 1e-4 and isinstance(cfg.ppo.lr, float)
+    assert cfg.ppo.num_envs == 4 and isinstance(cfg.ppo.num_envs, int)
+    assert cfg.ppo.anneal_lr is False
+    assert cfg.search.max_flops == 2e5
+    assert cfg.space.widths == (8, 16)
+    assert cfg.distill.anneal == "linear"
+    assert cfg.ppo.target_kl is None
+    assert cfg.teacher.arch == {"kind": "mlp", "widths": [8]}
+
+
+def test_set_never_evaluates(configs_dir: Path, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    payload = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    with pytest.raises(ConfigError, match="expected a float"):
+        load_config(configs_dir / "cartpole.yaml", [f"ppo.lr={payload}"])
+    cfg = load_config(configs_dir / "cartpole.yaml", [f"env.id={payload}"])
+    assert cfg.env.id == payload  # a string stays a string
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("ppo.lr=-1", r"ppo\.lr: must be > 0"),
+        ("ppo.num_envs=0", r"ppo\.num_envs: must be >= 1"),
+        ("search.pop=3", r"search\.pop: must be >= 4"),
+        ("ppo.lrr=1", r"unknown key 'ppo\.lrr' \(did you mean 'lr'\?\)"),
+        ("ppo.num_envs=2.5", r"expected an int"),
+        ("ppo.anneal_lr=maybe", r"expected a bool"),
+        ("distill.anneal=cosine", r"expected one of"),
+        ("env.sticky_actions=1.5", r"env\.sticky_actions: must be in"),
+        ("nokey", r"expected key\.path=value"),
+        ("ppo=1", r"cannot be set|not a section|expected"),
+        ("space.kind=cnn", r"space\.kind: 'CartPole-v1' needs the 'mlp' space"),
+    ],
+)
+def test_bad_overrides_name_the_key(configs_dir: Path, override: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_config(configs_dir / "cartpole.yaml", [override])
+
+
+def test_file_errors_name_file_and_key(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(missing)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("ppo: [1, 2\n")
+    with pytest.raises(ConfigError, match="malformed YAML"):
+        load_config(bad)
+    unknown = tmp_path / "unknown.yaml"
+    unknown.write_text("ppo:\n  learning_rate: 0.1\n")
+    with pytest.raises(ConfigError, match=r"unknown\.yaml: unknown key 'ppo\.learning_rate'"):
+        load_config(unknown)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("ppo:\n  num_envs: eight\n")
+    with pytest.raises(ConfigError, match=r"wrong\.yaml: ppo\.num_envs: expected an int, got str"):
+        load_config(wrong)
+    top = tmp_path / "top.yaml"
+    top.write_text("- 1\n- 2\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load_config(top)
+
+
+def test_minibatches_must_divide_batch() -> None:
+    with pytest.raises(ConfigError, match="num_minibatches"):
+        config_from_dict({"ppo": {"num_envs": 3, "num_steps": 5, "num_minibatches": 2}})
+
+
+def test_space_lists_validated() -> None:
+    with pytest.raises(ConfigError, match="strictly increasing"):
+        config_from_dict({"space": {"widths": [8, 4]}})
+    with pytest.raises(ConfigError, match="odd"):
+        config_from_dict(
+            {"env": {"id": "ALE/Pong-v5"}, "space": {"kind": "cnn", "extra_kernels": [2]}}
+        )
+
+
+def test_parse_override_splits_paths() -> None:
+    assert parse_override("a.b.c= 3 ") == (["a", "b", "c"], "3")
+    with pytest.raises(ConfigError):
+        parse_override("a..b=1")
+
+
+def test_yaml_float_strings_accepted() -> None:
+    # YAML 1.1 reads "1e-4" (no dot) as a string; the float field still takes it.
+    cfg = config_from_dict(yaml.safe_load("ppo:\n  lr: 1e-4\n"))
+    assert cfg.ppo.lr == 1e-4
+    assert config_to_dict(cfg)["ppo"]["lr"] == 1e-4

@@ -1,0 +1,135 @@
+"""Run folder: atomic writes, weights-only loads, format versions, conflicts, names."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from a2d_evo.config import load_config
+from a2d_evo.errors import FormatError, RunFolderError
+from a2d_evo.runfolder import (
+    RunFolder,
+    check_format_version,
+    read_json,
+    safe_name,
+    torch_load,
+    torch_save,
+    write_json,
+    write_text,
+)
+
+
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_torch_round_trip_and_malicious_pickle_refused(tmp_path: Path) -> None:
+    torch_save(tmp_path / "ok.pt", {"w": torch.arange(3.0), "step": 7})
+    data = torch_load(tmp_path / "ok.pt")
+    assert data["step"] == 7 and torch.equal(data["w"], torch.arange(3.0))
+    marker = tmp_path / "pwned"
+    torch.save({"x": _Evil(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(FormatError, match="refused to unpickle"):
+        torch_load(tmp_path / "evil.pt")
+    assert not marker.exists()
+
+
+def test_truncated_checkpoint_is_a_format_error(tmp_path: Path) -> None:
+    torch_save(tmp_path / "ok.pt", {"w": torch.randn(100)})
+    data = (tmp_path / "ok.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(FormatError, match="truncated or corrupted"):
+        torch_load(tmp_path / "cut.pt")
+    with pytest.raises(FormatError, match="not found"):
+        torch_load(tmp_path / "none.pt")
+
+
+def test_atomic_write_keeps_old_file_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "state.json"
+    write_json(target, {"format_version": 1, "gen": 1})
+
+    def full_disk(fd: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(RunFolderError, match="disk full"):
+        write_json(target, {"format_version": 1, "gen": 2})
+    monkeypatch.undo()
+    assert read_json(target)["gen"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp file left
+
+
+def test_format_versions(tmp_path: Path) -> None:
+    check_format_version({"format_version": 1}, 1, "x")
+    with pytest.raises(FormatError, match="newer"):
+        check_format_version({"format_version": 2}, 1, "x")
+    with pytest.raises(FormatError, match="older"):
+        check_format_version({"format_version": 0}, 2, "x")
+    with pytest.raises(FormatError, match="no format_version"):
+        check_format_version({}, 1, "x")
+    write_text(tmp_path / "bad.json", "{not json")
+    with pytest.raises(FormatError, match="not valid JSON"):
+        read_json(tmp_path / "bad.json")
+
+
+def test_bind_refuses_conflicting_config(tmp_path: Path, configs_dir: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    cfg = load_config(configs_dir / "cartpole.yaml")
+    run.bind(cfg)
+    saved = (run.config_path).read_text()
+    run.bind(load_config(configs_dir / "cartpole.yaml", ["ppo.lr=1e-3"]))  # not a fixed section
+    with pytest.raises(RunFolderError, match="env.id"):
+        run.bind(load_config(configs_dir / "acrobot.yaml"))
+    assert run.config_path.read_text() == saved
+    assert run.load_config() == cfg
+
+
+def test_bind_stage_fresh_and_resume(tmp_path: Path, configs_dir: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    cfg = load_config(configs_dir / "cartpole.yaml")
+    run.bind(cfg)
+    with pytest.raises(RunFolderError, match="no run to resume"):
+        run.bind_stage("teacher", cfg, resume=True)
+    run.bind_stage("teacher", cfg, resume=False)
+    with pytest.raises(RunFolderError, match="already holds"):
+        run.bind_stage("teacher", cfg, resume=False)
+    run.bind_stage("teacher", cfg, resume=True)
+    other = load_config(configs_dir / "cartpole.yaml", ["ppo.lr=1e-3"])
+    with pytest.raises(RunFolderError, match=r"ppo\.lr"):
+        run.bind_stage("teacher", other, resume=True)
+
+
+def test_non_writable_run_folder(tmp_path: Path, configs_dir: Path) -> None:
+    if os.geteuid() == 0:
+        # root ignores permission bits; use a path under a regular file instead
+        (tmp_path / "file").write_text("x")
+        run = RunFolder(tmp_path / "file" / "run")
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        run = RunFolder(ro / "run")
+    with pytest.raises(RunFolderError, match="cannot create run folder|not writable"):
+        run.bind(load_config(configs_dir / "cartpole.yaml"))
+
+
+@pytest.mark.parametrize(
+    "name", ["../x", "a/b", "", ".", "..", "/abs", "x" * 65, "-lead", "a\x00b"]
+)
+def test_safe_name_rejects_traversal(name: str) -> None:
+    with pytest.raises(RunFolderError):
+        safe_name(name)
+
+
+def test_safe_name_accepts_plain_names() -> None:
+    assert safe_name("knee") == "knee"
+    assert safe_name("front_03.mlp-64x64") == "front_03.mlp-64x64"
