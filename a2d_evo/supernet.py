@@ -13,6 +13,7 @@ slices ``w[:out, :in, c:c+k, c:c+k]`` of the same-named supernet tensors.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,7 +21,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from a2d_evo.agent import CONV_SPECS, PolicyOutput, init_layer, obs_to_float, trunk_hw
-from a2d_evo.errors import ArchError
+from a2d_evo.config import Config
+from a2d_evo.errors import ArchError, FormatError, RunFolderError
 from a2d_evo.search_space import Arch, CNNArch, MLPArch, SearchSpace
 
 
@@ -140,3 +142,40 @@ class Supernet(nn.Module):
                 raise ArchError(f"arch {arch} does not fit the supernet")
             return
         raise ArchError(f"arch {arch} is not a {'cnn' if self.atari else 'mlp'} arch")
+
+
+def build_supernet(cfg: Config) -> Supernet:
+    """A freshly initialised supernet for the config's env and search space."""
+    from a2d_evo.envs import env_spec
+
+    spec = env_spec(cfg.env)
+    return Supernet(SearchSpace(cfg.space), tuple(spec.obs_shape), spec.n_actions)
+
+
+def load_supernet(cfg: Config, path: str | Path) -> Supernet:
+    """The supernet of ``RUN_DIR/supernet/weights.pt``; FormatError if it does not fit ``cfg``."""
+    from a2d_evo.runfolder import torch_load
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunFolderError(f"no supernet weights at {path}; run `a2d-evo train-supernet` first")
+    net = build_supernet(cfg)
+    state = torch_load(path, "supernet weights")
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise FormatError(f"supernet weights {path}: expected a state dict of tensors")
+    own = net.state_dict()
+    missing = sorted(set(own) - set(state))
+    unknown = sorted(set(state) - set(own))
+    if missing or unknown:
+        raise FormatError(
+            f"supernet weights {path} do not match the config's search space "
+            f"(missing {missing[:3]}, unexpected {unknown[:3]})"
+        )
+    for name, tensor in own.items():
+        if state[name].shape != tensor.shape:
+            raise FormatError(
+                f"supernet weights {path}: {name} has shape {tuple(state[name].shape)}, the "
+                f"config's search space needs {tuple(tensor.shape)}"
+            )
+    net.load_state_dict(state)
+    return net

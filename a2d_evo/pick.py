@@ -1,0 +1,165 @@
+"""Choosing front members and exporting them as agent folders (``a2d-evo export``).
+
+The knee point: put every front member at ``(x, y)`` with ``x`` = log10 FLOPs and ``y`` =
+normalised return, both scaled to [0, 1] over the front; the knee is the member farthest
+above the straight line from the cheapest member to the best-scoring one. It is where the
+front bends: moving left of it costs return quickly, moving right buys little. Fronts of
+one member return it; when no member lies above the line (two members, or a straight
+front) the knee is the best-scoring member.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from a2d_evo.config import Config
+from a2d_evo.errors import FormatError, RunFolderError
+from a2d_evo.runfolder import RunFolder, read_json, safe_name
+
+FRONT_FORMAT_VERSION = 1
+
+
+def load_front(run: RunFolder) -> dict[str, Any]:
+    """``RUN_DIR/search/front.json``, checked; RunFolderError when the search has not finished."""
+    path = run.search / "front.json"
+    if not path.is_file():
+        raise RunFolderError(
+            f"no finished search in {run.root} (no {path}); run `a2d-evo evolve` first"
+        )
+    data = read_json(path, "front file", format_version=FRONT_FORMAT_VERSION)
+    front = data.get("front")
+    if not isinstance(front, list) or not front:
+        raise FormatError(f"{path}: 'front' must be a non-empty list")
+    for i, entry in enumerate(front):
+        for key in ("arch", "flops", "normalised_return", "return_mean"):
+            if not isinstance(entry, dict) or key not in entry:
+                raise FormatError(f"{path}: front entry {i} has no {key!r}")
+    return data
+
+
+def knee_index(flops: Sequence[float], norm_return: Sequence[float]) -> int:
+    """Index of the knee of a front given as parallel lists (see the module docstring)."""
+    n = len(flops)
+    if n == 0:
+        raise ValueError("knee_index: empty front")
+    if n == 1:
+        return 0
+    xs = [math.log10(max(f, 1.0)) for f in flops]
+    ys = list(norm_return)
+    x_lo, x_hi = min(xs), max(xs)
+    y_lo, y_hi = min(ys), max(ys)
+    sx = (x_hi - x_lo) or 1.0
+    sy = (y_hi - y_lo) or 1.0
+    px = [(x - x_lo) / sx for x in xs]
+    py = [(y - y_lo) / sy for y in ys]
+    a = min(range(n), key=lambda i: (xs[i], -ys[i]))  # cheapest
+    b = max(range(n), key=lambda i: (ys[i], -xs[i]))  # best-scoring
+    dx, dy = px[b] - px[a], py[b] - py[a]
+    norm = math.hypot(dx, dy)
+    if norm == 0.0:
+        return b
+    # signed distance above the chord a -> b (positive = better than linear interpolation)
+    dist = [(dx * (py[i] - py[a]) - dy * (px[i] - px[a])) / norm for i in range(n)]
+    best = max(range(n), key=lambda i: (dist[i], ys[i]))
+    return best if dist[best] > 1e-12 else b
+
+
+def select(
+    front: list[dict[str, Any]],
+    pick: str,
+    max_flops: float | None = None,
+    min_return: float | None = None,
+) -> list[tuple[str, int]]:
+    """``(folder name, front index)`` of the entries that ``pick`` and the filters select."""
+    keep = [
+        i
+        for i, e in enumerate(front)
+        if (max_flops is None or e["flops"] <= max_flops)
+        and (min_return is None or e["return_mean"] >= min_return)
+    ]
+    if not keep:
+        lo, hi = min(e["flops"] for e in front), max(e["flops"] for e in front)
+        raise RunFolderError(
+            f"no front entry has FLOPs <= {max_flops} and return >= {min_return}; "
+            f"the front spans {lo:.4g}-{hi:.4g} FLOPs"
+        )
+    if pick == "all":
+        return [(f"front_{i:02d}", i) for i in keep]
+    if pick == "knee":
+        k = knee_index(
+            [front[i]["flops"] for i in keep], [front[i]["normalised_return"] for i in keep]
+        )
+        return [("knee", keep[k])]
+    try:
+        index = int(pick)
+    except ValueError:
+        raise RunFolderError(f"--pick: expected knee, all or a front index, got {pick!r}") from None
+    if not 0 <= index < len(front):
+        raise RunFolderError(
+            f"--pick {index}: the front has {len(front)} entries (0-{len(front) - 1})"
+        )
+    if index not in keep:
+        raise RunFolderError(f"--pick {index}: that entry is excluded by --max-flops/--min-return")
+    return [(f"front_{index:02d}", index)]
+
+
+def export_front(
+    cfg: Config,
+    run: RunFolder,
+    *,
+    pick: str = "knee",
+    max_flops: float | None = None,
+    min_return: float | None = None,
+    finetune_steps: int | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Extract the selected front members from the supernet into ``RUN_DIR/agents/<name>/``.
+
+    ``metrics.json`` is the front entry (re-scored on fresh seeds by ``evolve``) with the
+    latency re-measured on the extracted agent. An existing folder of the same name is
+    replaced (export is a pure function of ``front.json`` and the supernet weights).
+    """
+    from a2d_evo.cost import latency_ms
+    from a2d_evo.export import extract, save_agent
+    from a2d_evo.search_space import SearchSpace, arch_from_dict
+    from a2d_evo.supernet import load_supernet
+
+    data = load_front(run)
+    front: list[dict[str, Any]] = data["front"]
+    chosen = select(front, pick, max_flops, min_return)
+    space = SearchSpace(cfg.space)
+    supernet = load_supernet(cfg, run.supernet_weights)
+    folders = []
+    for name, index in chosen:
+        entry = front[index]
+        arch = space.check(arch_from_dict(entry["arch"]))
+        agent = extract(supernet, arch)
+        agent.env_config = _env_dict(cfg)
+        metrics = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
+        metrics["latency_ms"] = latency_ms(agent)
+        metrics["front_index"] = index
+        metrics["source"] = "front"
+        folder = save_agent(agent, run.agents / safe_name(name), metrics=metrics)
+        if progress:
+            print(
+                f"exported {name}: {arch}  FLOPs {entry['flops']:,}  return "
+                f"{entry['return_mean']:.2f}  normalised {entry['normalised_return']:.3f}"
+            )
+        if finetune_steps:
+            from a2d_evo.train import finetune_agent
+
+            finetune_agent(
+                folder, cfg, steps=finetune_steps, teacher_dir=run.teacher_agent, progress=progress
+            )
+        folders.append(folder)
+    return folders
+
+
+def _env_dict(cfg: Config) -> dict[str, Any]:
+    from a2d_evo.config import config_to_dict
+
+    env: dict[str, Any] = config_to_dict(cfg.env)
+    return env
