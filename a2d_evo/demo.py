@@ -1,0 +1,72 @@
+"""``a2d-evo demo``: the whole pipeline on one config (CartPole by default) into one run folder.
+
+teacher -> distilled supernet -> NSGA-II (pop 64) -> export of the front and the knee ->
+report, ending with the front table and the path of ``pareto.png``. Each stage is skipped
+when its result is already there and ``--resume`` is given, so a killed demo continues.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from a2d_evo.config import Config
+from a2d_evo.errors import RunFolderError
+from a2d_evo.runfolder import RunFolder
+
+
+def _stage_done(run: RunFolder) -> dict[str, bool]:
+    return {
+        "teacher": (run.teacher_agent / "metrics.json").is_file(),
+        "supernet": run.supernet_weights.is_file(),
+        "search": (run.search / "front.json").is_file(),
+    }
+
+
+def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool = True) -> Path:
+    """Run every stage of the pipeline; returns ``RUN_DIR/report/report.md``."""
+    from a2d_evo.evolve import evolve
+    from a2d_evo.pick import export_front, load_front
+    from a2d_evo.report import front_table, write_report
+    from a2d_evo.teacher import train_teacher
+    from a2d_evo.train import train_supernet
+
+    if run.exists() and not resume:
+        raise RunFolderError(
+            f"{run.root} already holds a run; pass --resume to continue it, or --out"
+        )
+    run.bind(cfg)
+    done = _stage_done(run)
+    started = time.perf_counter()
+    stages: list[tuple[str, Callable[[bool], object]]] = [
+        ("teacher", lambda r: train_teacher(cfg, run, resume=r, progress=progress)),
+        ("supernet", lambda r: train_supernet(cfg, run, resume=r, progress=progress)),
+        ("search", lambda r: evolve(cfg, run, resume=r, progress=progress)),
+    ]
+    for name, stage in stages:
+        if done[name]:
+            print(f"[demo] {name}: already done in {run.stage(name)}, skipped")
+            continue
+        partial = (run.stage(name) / "config.yaml").is_file()
+        t0 = time.perf_counter()
+        print(f"[demo] {name}: {'resuming' if partial else 'starting'}")
+        stage(partial)
+        print(f"[demo] {name}: done in {time.perf_counter() - t0:.0f} s")
+
+    t0 = time.perf_counter()
+    export_front(cfg, run, pick="all", progress=False)
+    knee = export_front(cfg, run, pick="knee", progress=False)[0]
+    report = write_report(cfg, run)
+    print(f"[demo] export + report: done in {time.perf_counter() - t0:.0f} s")
+
+    front = load_front(run)
+    teacher_flops = float(front["normalisation"]["teacher_flops"])
+    print()
+    print(front_table(front["front"], teacher_flops))
+    print()
+    print(f"knee agent:  {knee}")
+    print(f"pareto plot: {run.report / 'pareto.png'}")
+    print(f"report:      {report}")
+    print(f"total time:  {time.perf_counter() - started:.0f} s")
+    return report
