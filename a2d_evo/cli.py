@@ -86,27 +86,27 @@ def config_of_agent(agent_dir: Path, args: argparse.Namespace) -> Config:
 
 # ----------------------------------------------------------------------------- handlers
 def cmd_train_teacher(args: argparse.Namespace) -> int:
+    cfg, run = config_for_new_run(args)
     from a2d_evo.teacher import train_teacher
 
-    cfg, run = config_for_new_run(args)
     folder = train_teacher(cfg, run, resume=args.resume, progress=not args.quiet)
     print(f"teacher agent: {folder}")
     return 0
 
 
 def cmd_import_teacher(args: argparse.Namespace) -> int:
+    cfg, run = config_for_new_run(args)
     from a2d_evo.teacher import import_teacher
 
-    cfg, run = config_for_new_run(args)
     folder = import_teacher(Path(args.source), cfg, run, fmt=args.format)
     print(f"teacher agent: {folder}")
     return 0
 
 
 def cmd_train_supernet(args: argparse.Namespace) -> int:
+    cfg, run = config_for_new_run(args)
     from a2d_evo.train import train_supernet
 
-    cfg, run = config_for_new_run(args)
     teacher = Path(args.teacher) if args.teacher else None
     weights = train_supernet(
         cfg, run, teacher_dir=teacher, resume=args.resume, progress=not args.quiet
@@ -116,8 +116,6 @@ def cmd_train_supernet(args: argparse.Namespace) -> int:
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
-    from a2d_evo.evolve import evolve
-
     extra = [
         f"search.{k}={v}"
         for k, v in (("pop", args.pop), ("gens", args.gens), ("episodes", args.episodes))
@@ -128,6 +126,8 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         if args.ray != "local":
             extra.append(f"search.ray_address={args.ray}")
     cfg, run = config_for_new_run(args, extra)
+    from a2d_evo.evolve import evolve
+
     front = evolve(cfg, run, resume=args.resume, progress=not args.quiet)
     print(f"front: {front}")
     return 0
@@ -299,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "export", help="write front members as agent folders -> RUN_DIR/agents/<name>/"
     )
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder, e.g. runs/cartpole")
     p.add_argument(
         "--pick", default="knee", help="knee (default), all, or the INDEX of a front entry"
     )
@@ -319,7 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "finetune", help="fine-tune an agent folder with PPO + distillation (metrics before/after)"
     )
-    p.add_argument("agent_dir", metavar="AGENT_DIR")
+    p.add_argument(
+        "agent_dir", metavar="AGENT_DIR", help="agent folder, e.g. runs/cartpole/agents/knee"
+    )
     p.add_argument("--steps", type=int, required=True, help="environment steps")
     p.add_argument(
         "--teacher", metavar="AGENT_DIR", help="teacher agent folder (default: the run's teacher)"
@@ -328,21 +330,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_finetune)
 
     p = sub.add_parser("eval", help="score any agent folder on fresh seeds -> AGENT_DIR/eval.json")
-    p.add_argument("agent_dir", metavar="AGENT_DIR")
+    p.add_argument(
+        "agent_dir", metavar="AGENT_DIR", help="agent folder, e.g. runs/cartpole/agents/knee"
+    )
     p.add_argument("--episodes", type=int, default=30, help="episodes (default 30)")
     p.add_argument("--sample", action="store_true", help="sample actions instead of greedy argmax")
     _common(p, seed_help="seed of the first episode (default: fresh seeds of the config)")
     p.set_defaults(handler=cmd_eval)
 
     p = sub.add_parser("report", help="Pareto plot, hypervolume plot and table -> RUN_DIR/report/")
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder, e.g. runs/cartpole")
     _common(p)
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser(
         "baselines", help="the teacher scaled in width, PPO and distilled -> RUN_DIR/baselines/"
     )
-    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="run folder, e.g. runs/cartpole")
     p.add_argument("--widths", default="0.25,0.5,1", help="width multipliers (default 0.25,0.5,1)")
     _common(p)
     p.set_defaults(handler=cmd_baselines)

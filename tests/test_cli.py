@@ -1,0 +1,98 @@
+"""The command line: options documented, errors are one line with exit 2, overrides typed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from a2d_evo import __version__
+from a2d_evo.cli import EXIT_USER_ERROR, build_parser, main
+
+COMMANDS = [
+    "train-teacher",
+    "import-teacher",
+    "train-supernet",
+    "evolve",
+    "export",
+    "finetune",
+    "eval",
+    "report",
+    "baselines",
+    "demo",
+]
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"a2d-evo {__version__}"
+
+
+def test_module_entry_point() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "a2d_evo", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == f"a2d-evo {__version__}"
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_documents_common_options(command: str) -> None:
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    text = sub.choices[command].format_help()  # type: ignore[union-attr]
+    for option in ("--set", "--seed", "--device"):
+        assert option in text, f"{command} --help lacks {option}"
+    for action in sub.choices[command]._actions:  # type: ignore[union-attr]
+        assert action.help, f"{command}: option {action.option_strings or action.dest} has no help"
+
+
+def test_training_commands_take_config_out_resume() -> None:
+    parser = build_parser()
+    args = parser.parse_args(
+        ["evolve", "--config", "c.yaml", "--out", "o", "--resume", "--pop", "32", "--set", "a.b=1"]
+    )
+    assert (args.config, args.out, args.resume, args.pop, args.set) == (
+        "c.yaml",
+        "o",
+        True,
+        32,
+        ["a.b=1"],
+    )
+
+
+def test_user_errors_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], configs_dir: Path
+) -> None:
+    cfg = str(configs_dir / "cartpole.yaml")
+    code = main(
+        ["train-teacher", "--config", cfg, "--out", str(tmp_path / "r"), "--set", "ppo.lr=-1"]
+    )
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR
+    assert "ppo.lr: must be > 0" in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()  # nothing written before the config is valid
+
+    code = main(["evolve", "--config", cfg, "--out", str(tmp_path / "r"), "--pop", "2"])
+    assert code == EXIT_USER_ERROR and "search.pop: must be >= 4" in capsys.readouterr().err
+
+    code = main(["train-teacher", "--config", str(tmp_path / "none.yaml")])
+    assert code == EXIT_USER_ERROR and "config file not found" in capsys.readouterr().err
+
+    code = main(["report", str(tmp_path / "not-a-run")])
+    assert code == EXIT_USER_ERROR and "is not a run folder" in capsys.readouterr().err
+
+
+def test_export_without_search_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], configs_dir: Path
+) -> None:
+    from a2d_evo.config import load_config
+    from a2d_evo.runfolder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    run.bind(load_config(configs_dir / "cartpole.yaml"))
+    assert main(["export", str(run.root)]) == EXIT_USER_ERROR
+    assert "no finished search" in capsys.readouterr().err
