@@ -8,6 +8,7 @@ overrides are converted by the declared type of the field (never evaluated).
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -102,7 +103,9 @@ class SpaceConfig:
             if not values or any(v < 1 for v in values):
                 raise ConfigError(f"space.{name}: expected a non-empty list of positive integers")
             if list(values) != sorted(set(values)):
-                raise ConfigError(f"space.{name}: expected strictly increasing values, got {values}")
+                raise ConfigError(
+                    f"space.{name}: expected strictly increasing values, got {values}"
+                )
         if not self.extra_depths or any(v < 0 for v in self.extra_depths):
             raise ConfigError("space.extra_depths: expected non-negative integers")
         if list(self.extra_depths) != sorted(set(self.extra_depths)):
@@ -352,20 +355,42 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: malformed YAML: {exc}") from None
+        text = path.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
+    raw = parse_yaml(text, str(path))
     return config_from_dict(raw if raw is not None else {}, overrides, source=str(path))
 
 
-def config_from_dict(
-    raw: Any, overrides: Sequence[str] = (), source: str = "<dict>"
-) -> Config:
+# PyYAML's scalar constructors raise plain Python errors on some malformed scalars
+# (``2001-13-45``, ``!!float abc``, ``!!timestamp x``, ints past 4300 digits) and deep
+# nesting exhausts the recursion limit: all of them are malformed YAML to the user.
+_YAML_ERRORS = (
+    yaml.YAMLError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` that turns every parse failure into a :class:`ConfigError`."""
+    try:
+        return yaml.safe_load(text)
+    except _YAML_ERRORS as exc:
+        detail = str(exc) if isinstance(exc, yaml.YAMLError) else f"{type(exc).__name__}: {exc}"
+        raise ConfigError(f"{source}: malformed YAML: {_clip(detail, 500)}") from None
+
+
+def config_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "<dict>") -> Config:
     """Build a validated :class:`Config` from plain data (as YAML gives it)."""
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: expected a mapping at the top level, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(raw).__name__}"
+        )
+    _check_size(raw, source)
     data = _deep_copy(raw)
     for item in overrides:
         _apply_override(data, item)
@@ -449,20 +474,21 @@ def _parse_text(text: str, tp: Any, key: str) -> Any:
         raise ConfigError(f"{key}: expected a bool (true/false), got {text!r}")
     if tp is int:
         try:
-            return int(text.replace("_", ""))
-        except ValueError:
+            return _bounded_int(int(text.replace("_", "")), key)
+        except ValueError:  # also ints past Python's 4300-digit limit
             try:
                 value = float(text)
             except ValueError:
                 value = float("nan")
             if value.is_integer():
-                return int(value)
-            raise ConfigError(f"{key}: expected an int, got {text!r}") from None
+                return _bounded_int(int(value), key)
+            raise ConfigError(f"{key}: expected an int, got {_clip(repr(text))}") from None
     if tp is float:
         try:
-            return float(text.replace("_", ""))
+            value = float(text.replace("_", ""))
         except ValueError:
-            raise ConfigError(f"{key}: expected a float, got {text!r}") from None
+            raise ConfigError(f"{key}: expected a float, got {_clip(repr(text))}") from None
+        return _finite(value, key)
     if tp is str:
         return text
     if origin is Literal:
@@ -476,10 +502,7 @@ def _parse_text(text: str, tp: Any, key: str) -> Any:
         items = [t.strip() for t in body.split(",") if t.strip()]
         return [_parse_text(t, args[0], key) for t in items]
     if origin is dict or tp is dict:
-        try:
-            value = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{key}: expected a mapping, got {text!r} ({exc})") from None
+        value = parse_yaml(text, key)
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {text!r}")
         return value
@@ -497,9 +520,12 @@ def _build(cls: type[T], data: Any, prefix: str, source: str) -> T:
     hints = _hints(cls)
     kwargs: dict[str, Any] = {}
     for name, value in data.items():
-        key = f"{prefix}{name}"
         if not isinstance(name, str) or name not in hints:
-            raise ConfigError(f"{source}: unknown key {key!r}{_suggest(str(name), hints)}")
+            shown = name if isinstance(name, str) else _safe_repr(name)
+            raise ConfigError(
+                f"{source}: unknown key {_clip(repr(prefix + shown))}{_suggest(shown, hints)}"
+            )
+        key = f"{prefix}{name}"
         kwargs[name] = _convert(value, hints[name], key, source)
     try:
         return cls(**kwargs)
@@ -522,18 +548,24 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
         raise _type_error(source, key, "a bool", value)
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return _bounded_int(value, key)
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            return _bounded_int(int(value), key)
         raise _type_error(source, key, "an int", value)
     if tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                raise ConfigError(f"{key}: expected a finite float, got an int out of range")
             return float(value)
+        if isinstance(value, float):
+            return _finite(value, key)
         if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
+            else:
+                return _finite(number, key)
         raise _type_error(source, key, "a float", value)
     if tp is str:
         if isinstance(value, str):
@@ -542,7 +574,9 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
     if origin is Literal:
         if value in args:
             return value
-        raise ConfigError(f"{source}: {key}: expected one of {list(args)}, got {value!r}")
+        raise ConfigError(
+            f"{source}: {key}: expected one of {list(args)}, got {_clip(_safe_repr(value))}"
+        )
     if origin is tuple:
         if not isinstance(value, list | tuple):
             raise _type_error(source, key, "a list", value)
@@ -550,7 +584,14 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise _type_error(source, key, "a mapping", value)
-        return {str(k): v for k, v in value.items()}
+        try:
+            out = {str(k): v for k, v in value.items()}
+            yaml.safe_dump(out)  # it must survive the trip through config.yaml
+        except (ValueError, yaml.YAMLError):  # ints past 4300 digits, arbitrary objects
+            raise ConfigError(
+                f"{source}: {key}: holds a value config.yaml cannot store (plain YAML data only)"
+            ) from None
+        return out
     if tp is Any:
         return value
     raise ConfigError(f"{source}: {key}: unsupported field type {tp}")
@@ -558,8 +599,38 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
 
 def _type_error(source: str, key: str, expected: str, value: Any) -> ConfigError:
     return ConfigError(
-        f"{source}: {key}: expected {expected}, got {type(value).__name__} {value!r}"
+        f"{source}: {key}: expected {expected}, got {type(value).__name__} "
+        f"{_clip(_safe_repr(value))}"
     )
+
+
+# Every int field ends up in numpy or torch (seeds, sizes, step counts): int64 or refused.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _bounded_int(value: int, key: str) -> int:
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ConfigError(f"{key}: expected an int, got one outside the 64-bit range")
+    return value
+
+
+def _finite(value: float, key: str) -> float:
+    # NaN slips through every ``<`` comparison and inf means nothing for any field here.
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}: expected a finite float, got {value}")
+    return value
+
+
+def _safe_repr(value: Any) -> str:
+    """``repr`` that cannot fail (ints past 4300 digits, odd objects)."""
+    try:
+        return repr(value)
+    except Exception:  # a message must never raise
+        return f"<{type(value).__name__}>"
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_optional(tp: Any) -> bool:
@@ -584,6 +655,35 @@ def _suggest(name: str, hints: Mapping[str, Any]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else f" (known keys: {known})"
 
 
+MAX_NODES = 100_000
+"""Most values (after expanding shared ones) a config may hold; a real one has ~100."""
+MAX_DEPTH = 32
+"""Deepest nesting a config may have."""
+
+
+def _check_size(raw: Any, source: str) -> None:
+    """Refuse YAML alias bombs, self-referencing and absurdly deep data before copying it.
+
+    Iterative with a budget, so a cycle or a billion-laughs file costs MAX_NODES steps.
+    """
+    stack: list[tuple[Any, int]] = [(raw, 0)]
+    seen = 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise ConfigError(
+                f"{source}: the config holds more than {MAX_NODES} values "
+                "(YAML aliases expanding, or a self-referencing structure)"
+            )
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{source}: the config is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, Mapping):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend((v, depth + 1) for v in node)
+
+
 def _deep_copy(data: Any) -> Any:
     if isinstance(data, Mapping):
         return {k: _deep_copy(v) for k, v in data.items()}
@@ -593,7 +693,7 @@ def _deep_copy(data: Any) -> Any:
 
 
 def _check_min(key: str, value: float, low: float) -> None:
-    if value < low:
+    if not value >= low:  # also refuses NaN
         raise ConfigError(f"{key}: must be >= {low}, got {value}")
 
 

@@ -18,9 +18,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from a2d_evo.config import Config, config_from_dict, config_to_dict, dump_config
+from a2d_evo.config import Config, config_from_dict, config_to_dict, dump_config, parse_yaml
 from a2d_evo.errors import A2DError, ConfigError, FormatError, RunFolderError
 
 STAGES = ("teacher", "supernet", "search")
@@ -282,10 +280,11 @@ class RunFolder:
     @staticmethod
     def _read_config(path: Path) -> Config:
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
             raise RunFolderError(f"{path} cannot be read: {exc}") from None
         try:
+            raw = parse_yaml(text, str(path))
             return config_from_dict(raw if raw is not None else {}, source=str(path))
         except ConfigError as exc:
             raise RunFolderError(str(exc)) from None

@@ -164,12 +164,14 @@ class SearchSpace:
 
     def canonical(self, x: Any) -> np.ndarray:
         """Zero the genes of inactive layers; accepts one vector or a (n, n_var) matrix."""
-        arr = np.asarray(x)
+        arr = _as_numeric(x, f"encoding: expected {self.n_var} integers or rows of them")
         if arr.ndim == 2:
-            return (
-                np.stack([self.canonical(row) for row in arr]) if len(arr) else arr.astype(np.int64)
-            )
-        g = self._check(arr).copy()
+            if arr.shape[1] != self.n_var:
+                raise ArchError(f"encoding: expected rows of {self.n_var} genes, got {arr.shape}")
+            if not len(arr):
+                return np.zeros((0, self.n_var), dtype=np.int64)
+            return np.stack([self.canonical(row) for row in arr])
+        g = self._check(arr)
         if self.kind == "mlp":
             depth = self._choices[0][g[0]]
             g[1 + depth :] = 0
@@ -240,17 +242,35 @@ class SearchSpace:
         return options.index(value)
 
     def _check(self, x: Any) -> np.ndarray:
-        try:
-            arr = np.asarray(x, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ArchError(f"encoding: expected {self.n_var} integers, got {x!r}") from None
+        arr = _as_numeric(x, f"encoding: expected {self.n_var} integers")
         if arr.shape != (self.n_var,):
             raise ArchError(f"encoding: expected shape ({self.n_var},), got {arr.shape}")
         if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
             raise ArchError(f"encoding: genes must be integers, got {arr.tolist()}")
-        g = arr.astype(np.int64)
-        bad = np.flatnonzero((g < self.xl) | (g > self.xu))
+        # Bounds on the float values: casting 1e300 to int64 first would wrap around.
+        bad = np.flatnonzero((arr < self.xl) | (arr > self.xu))
         if bad.size:
             i = int(bad[0])
-            raise ArchError(f"encoding: gene {i} = {g[i]} is outside [{self.xl[i]}, {self.xu[i]}]")
-        return g
+            raise ArchError(
+                f"encoding: gene {i} = {arr[i]:g} is outside [{self.xl[i]}, {self.xu[i]}]"
+            )
+        return arr.astype(np.int64)
+
+
+def _as_numeric(x: Any, what: str) -> np.ndarray:
+    """``x`` as a float64 array; only int/uint/float data (no strings, bools, objects)."""
+    try:
+        arr = np.asarray(x)
+    except (TypeError, ValueError, OverflowError):  # ragged lists, odd objects
+        raise ArchError(f"{what}, got {_short(x)}") from None
+    if arr.dtype.kind not in "iuf":
+        raise ArchError(f"{what}, got {_short(x)} (dtype {arr.dtype})")
+    return arr.astype(np.float64)
+
+
+def _short(x: Any) -> str:
+    try:
+        text = repr(x)
+    except Exception:  # a message must never raise (e.g. ints past 4300 digits)
+        text = f"<{type(x).__name__}>"
+    return text if len(text) <= 120 else text[:117] + "..."

@@ -1,0 +1,369 @@
+"""Fuzzing the loaders of untrusted input: they return a value or raise an A2DError, never
+anything else, never hang.
+
+Targets: the config loader (dicts, YAML text, raw bytes on disk), the ``--set`` parser, the
+encoding decoder, and the agent-folder loader. 1,000 examples each; inputs are kept small so
+the file stays well under two minutes on two cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from a2d_evo.config import (
+    Config,
+    SpaceConfig,
+    config_from_dict,
+    dump_config,
+    load_config,
+    parse_override,
+)
+from a2d_evo.errors import A2DError, ArchError, ConfigError
+from a2d_evo.search_space import CNNArch, MLPArch, SearchSpace
+
+FUZZ = settings(
+    max_examples=1000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+# ----------------------------------------------------------------------------- values
+# Past int64, past the float range, past Python's 4300-digit str() limit. Built by a map so
+# hypothesis never has to repr a 5000-digit constant itself.
+huge_ints = st.sampled_from([(2, 63), (-2, 63), (10, 400), (-10, 400), (10, 5000)]).map(
+    lambda be: (1 if be[0] > 0 else -1) * abs(be[0]) ** be[1] - (be[0] < 0)
+)
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    huge_ints,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+    st.sampled_from(["nan", "inf", "-1e-4", "1e400", "0x10", "1_000", "true", "None", "ALE/"]),
+)
+any_value = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), inner, max_size=4),
+    ),
+    max_leaves=12,
+)
+
+
+def _typed(tp: Any) -> st.SearchStrategy[Any]:
+    """Values near what a field takes, so the fuzzing reaches the range checks."""
+    origin, args = get_origin(tp), get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _section(tp)
+    if type(None) in args:
+        inner = next(a for a in args if a is not type(None))
+        return st.one_of(st.none(), _typed(inner))
+    if tp is bool:
+        return st.booleans()
+    if tp is int:
+        return st.one_of(st.integers(-3, 300), huge_ints)
+    if tp is float:
+        return st.one_of(st.floats(-2.0, 2.0), st.floats(), st.sampled_from(["1e-4", "nan"]))
+    if tp is str:
+        return st.one_of(
+            st.sampled_from(["CartPole-v1", "Acrobot-v1", "ALE/Pong-v5", "Foo-v0"]), st.text()
+        )
+    if origin is Literal:
+        return st.one_of(st.sampled_from(args), st.text(max_size=6))
+    if origin is tuple:
+        return st.lists(st.one_of(st.integers(-2, 300), scalars), max_size=6)
+    return any_value
+
+
+def _section(cls: Any) -> st.SearchStrategy[dict[Any, Any]]:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    keys = st.one_of(st.sampled_from(names), st.text(max_size=10), st.integers())
+    # draw each value by its key's type most of the time, anything at all otherwise
+    return st.dictionaries(keys, st.just(None), max_size=6).flatmap(
+        lambda d: st.fixed_dictionaries(
+            {k: st.one_of(_typed(hints[k]), any_value) if k in hints else any_value for k in d}
+        )
+    )
+
+
+config_dicts = st.deferred(lambda: _section(Config))
+
+
+def _fine_or_a2d(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except A2DError:
+        return None
+    # any other exception escapes and fails the test with its traceback
+
+
+# ----------------------------------------------------------------------------- config
+@FUZZ
+@given(raw=st.one_of(config_dicts, any_value))
+def test_config_from_dict_raises_only_config_errors(raw: Any) -> None:
+    try:
+        cfg = config_from_dict(raw)
+    except ConfigError as exc:
+        assert str(exc).startswith("<dict>")  # every message names its source
+        return
+    # what loads can be saved and loads again to the same text (NaN-safe comparison)
+    text = dump_config(cfg)
+    assert dump_config(config_from_dict(yaml.safe_load(text))) == text
+
+
+NASTY_DICTS = {
+    "huge int in kwargs": lambda: {"env": {"kwargs": {"a": 10**5000}}},
+    "huge int key": lambda: {10**5000: 1},
+    "huge int as id": lambda: {"env": {"id": 10**5000}},
+    "int past float range": lambda: {"ppo": {"lr": 10**400}},
+    "seed past int64": lambda: {"seed": 2**63},
+    "nan coefficient": lambda: {"ppo": {"ent_coef": float("nan")}},
+    "inf learning rate": lambda: {"ppo": {"lr": float("inf")}},
+    "object in kwargs": lambda: {"env": {"kwargs": {"a": object()}}},
+    "deep nesting": lambda: {"env": {"kwargs": _nested(5000)}},
+    "cycle": lambda: {"env": {"kwargs": _cycle()}},
+}
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    for _ in range(depth):
+        d = {"a": d}
+    return d
+
+
+def _cycle() -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    d["self"] = [d]
+    return d
+
+
+@pytest.mark.parametrize("name", list(NASTY_DICTS))
+def test_nasty_dicts_are_config_errors(name: str) -> None:
+    with pytest.raises(ConfigError):
+        config_from_dict(NASTY_DICTS[name]())
+
+
+NASTY_YAML = [
+    "seed: 2001-13-45\n",  # a timestamp PyYAML cannot build (ValueError)
+    "seed: !!timestamp xyz\n",  # AttributeError inside PyYAML
+    "ppo: {lr: !!float abc}\n",
+    "seed: !!int abc\n",
+    "seed: " + "9" * 5000 + "\n",  # past the 4300-digit limit
+    "ppo: {lr: 1" + "0" * 400 + "}\n",  # an int no float holds
+    "[" * 2000 + "]" * 2000,  # recursion
+    "a: &a [*a]\n",  # self-referencing list
+    "env: {kwargs: &a {x: *a}}\n",
+    "seed: !!python/object/apply:os.system ['echo pwned']\n",
+    "x: !!binary '%%%'\n",
+    "\ufeffseed: 1\n",
+    "seed: .nan\nppo: {lr: .inf}\n",
+]
+# billion laughs: 10^8 strings once the aliases are expanded
+BOMB = 'a: &a ["x","x","x","x","x","x","x","x","x","x"]\n' + "".join(
+    f"b{i}: &b{i} [" + ",".join([f"*{'a' if i == 1 else f'b{i - 1}'}"] * 10) + "]\n"
+    for i in range(1, 8)
+)
+NASTY_YAML.append("env:\n  kwargs:\n    " + BOMB.replace("\n", "\n    "))
+
+
+@pytest.mark.parametrize("text", NASTY_YAML, ids=range(len(NASTY_YAML)))
+def test_nasty_yaml_is_a_config_error(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(text, encoding="utf-8")
+    try:
+        load_config(path)
+    except ConfigError as exc:
+        assert str(path) in str(exc) and len(str(exc)) < 2000
+    else:  # only the BOM and the harmless binary blob may load
+        assert text.startswith("\ufeff") or "binary" in text
+
+
+def _mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
+    out = bytearray(data)
+    for pos, cut, insert in edits:
+        pos %= len(out) + 1
+        out[pos : pos + cut] = insert
+    return bytes(out)
+
+
+def _yaml_of(data: Any) -> bytes:
+    try:
+        return yaml.safe_dump(data, allow_unicode=True).encode()
+    except ValueError:  # a 5000-digit int: YAML cannot write it either
+        return b"seed: 1"
+
+
+SHIPPED = [(REPO / "configs" / f"{n}.yaml").read_bytes() for n in ("cartpole", "pong")]
+yaml_bytes = st.one_of(
+    st.binary(max_size=200),
+    st.text(max_size=200).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.builds(
+        _mutate,
+        st.sampled_from(SHIPPED),
+        st.lists(
+            st.tuples(
+                st.integers(0, 2000),
+                st.integers(0, 8),
+                st.one_of(
+                    st.binary(max_size=4),
+                    st.sampled_from([b":", b"\n", b"  ", b"[", b"{", b"-", b"&a", b"*a", b"!!"]),
+                ),
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+    ),
+    config_dicts.map(_yaml_of),
+)
+
+
+@FUZZ
+@given(data=yaml_bytes)
+def test_load_config_on_random_bytes(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / "fuzz.yaml"
+    path.write_bytes(data)
+    cfg = _fine_or_a2d(load_config, path)
+    assert cfg is None or isinstance(cfg, Config)
+
+
+# ----------------------------------------------------------------------------- --set
+def _leaf_keys(cls: Any, prefix: str = "") -> list[str]:
+    out = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out += _leaf_keys(tp, f"{prefix}{f.name}.")
+        else:
+            out.append(f"{prefix}{f.name}")
+    return out
+
+
+LEAF_KEYS = _leaf_keys(Config)
+set_values = st.one_of(
+    st.text(max_size=30),
+    st.sampled_from(
+        [
+            "nan",
+            "inf",
+            "-inf",
+            "1e400",
+            "9" * 5000,
+            "1" * 20,
+            "-1",
+            "0",
+            "2.5",
+            "[1, 2, x]",
+            "[[1]]",
+            "{a: &a [*a]}",
+            "{kind: mlp, widths: [8]}",
+            "[" * 3000,
+            "__import__('os').system('true')",
+            "none",
+            "true",
+            "",
+        ]
+    ),
+    st.integers().map(str),
+    st.floats().map(repr),
+)
+set_keys = st.one_of(
+    st.sampled_from(LEAF_KEYS),
+    st.sampled_from(LEAF_KEYS).map(lambda k: k + ".x"),
+    st.sampled_from(["ppo", "env", "a..b", ".x", "x.", " ", "ppo.lr ", "ñ.ü"]),
+    st.text(max_size=20),
+)
+overrides = st.one_of(
+    st.text(max_size=40), st.builds(lambda k, v: f"{k}={v}", set_keys, set_values)
+)
+
+
+@FUZZ
+@given(item=overrides)
+def test_parse_override_raises_only_config_errors(item: str) -> None:
+    parsed = _fine_or_a2d(parse_override, item)
+    if parsed is not None:
+        parts, _value = parsed
+        assert parts and all(p.isidentifier() for p in parts)
+
+
+@FUZZ
+@given(items=st.lists(overrides, min_size=1, max_size=3))
+def test_set_overrides_raise_only_config_errors(items: list[str]) -> None:
+    try:
+        cfg = config_from_dict({}, items)
+    except ConfigError:
+        return
+    text = dump_config(cfg)
+    assert dump_config(config_from_dict(yaml.safe_load(text))) == text
+
+
+# ----------------------------------------------------------------------------- encodings
+SPACES = {
+    "mlp": SearchSpace(SpaceConfig()),
+    "cnn": SearchSpace(SpaceConfig(kind="cnn")),
+    "tiny": SearchSpace(SpaceConfig(depths=(2,), widths=(3,))),
+}
+genes = st.one_of(
+    st.integers(-3, 14),
+    st.integers(),
+    huge_ints,
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(-1, 12).map(round).map(float),
+    st.text(max_size=3),
+    st.none(),
+    st.booleans(),
+    st.lists(st.integers(0, 3), max_size=2),
+)
+
+
+def _vectors(n: int) -> st.SearchStrategy[Any]:
+    return st.one_of(
+        st.lists(genes, min_size=max(0, n - 1), max_size=n + 1),
+        st.lists(st.integers(-1, 12), min_size=n, max_size=n),
+        st.lists(st.integers(-1, 12), min_size=n, max_size=n).map(np.array),
+        st.lists(st.integers(0, 255), min_size=n, max_size=n).map(
+            lambda v: np.array(v, dtype=np.uint8)
+        ),
+        st.lists(st.lists(st.integers(-1, 12), min_size=n, max_size=n), max_size=3),
+        st.lists(st.lists(genes, max_size=n + 1), max_size=3),
+        any_value,
+    )
+
+
+@FUZZ
+@given(data=st.data())
+@pytest.mark.parametrize("kind", list(SPACES))
+def test_decode_and_canonical_raise_only_arch_errors(kind: str, data: st.DataObject) -> None:
+    space = SPACES[kind]
+    x = data.draw(_vectors(space.n_var))
+    try:
+        arch = space.decode(x)
+    except ArchError:
+        arch = None
+    else:
+        assert isinstance(arch, MLPArch | CNNArch) and space.contains(arch)
+    try:
+        canon = space.canonical(x)
+    except ArchError:
+        assert arch is None or np.ndim(x) == 2
+        return
+    assert canon.dtype == np.int64 and np.array_equal(space.canonical(canon), canon)
+    if arch is not None:
+        np.testing.assert_array_equal(space.encode(arch), canon)
