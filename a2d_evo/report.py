@@ -1,0 +1,802 @@
+"""The report of a run: Pareto plot, hypervolume plot, and ``report.md``.
+
+``write_report(cfg, run)`` reads what the stages left in ``RUN_DIR`` (the search's
+``front.json``, ``history.csv`` and ``hypervolume.csv``; the teacher, exported agents and
+baselines as agent folders) and writes ``RUN_DIR/report/``. Only the finished search is
+required; every other part that is missing is named in the report, and the rest renders.
+
+Intervals are those of ``a2d-evo eval``: ``mean +- 1.96 * s / sqrt(n)``, the normal
+approximation with ``s`` the sample standard deviation (ddof = 1) over the ``n`` episodes;
+``metrics.json`` records the population one (ddof = 0), so ``s = std * sqrt(n / (n - 1))``.
+A baseline is *dominated* when some front member has at most its FLOPs and at least its
+normalised return, strictly better in one (point estimates; the report prints the return
+margin with its interval so a reader can judge the noise).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from a2d_evo.config import Config
+from a2d_evo.errors import A2DError, FormatError, RunFolderError
+from a2d_evo.pick import load_front
+from a2d_evo.runfolder import (
+    STAGE_SECTIONS,
+    RunFolder,
+    check_format_version,
+    config_diff,
+    read_json,
+    write_bytes,
+    write_text,
+)
+from a2d_evo.scoring import Z95
+from a2d_evo.search_space import arch_from_dict
+
+METRICS_FORMAT_VERSION = 1
+"""``format_version`` of ``metrics.json``: :data:`a2d_evo.export.METRICS_FORMAT_VERSION`, not
+imported so that the report never loads torch."""
+DPI = 150
+PARETO_SIZE = (8.0, 5.5)
+"""Inches; at :data:`DPI` the PNG is 1200 x 825 pixels."""
+HYPERVOLUME_SIZE = (8.0, 5.0)
+"""Inches; at :data:`DPI` the PNG is 1200 x 750 pixels."""
+DEFAULT_WIDTHS = (0.25, 0.5, 1.0)
+METHODS = ("ppo", "distill")
+_BASELINE_NAME = re.compile(r"^(?P<method>[A-Za-z]+)_x(?P<width>[0-9]*\.?[0-9]+)$")
+
+
+# ----------------------------------------------------------------------------- rows
+@dataclass(frozen=True)
+class Row:
+    """One agent or front entry as the tables and plots show it."""
+
+    label: str
+    arch: str
+    flops: float
+    params: float | None
+    latency_ms: float | None
+    return_mean: float
+    return_std: float
+    episodes: int
+    normalised_return: float | None
+    arch_dict: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ci95(self) -> float | None:
+        return ci95(self.return_std, self.episodes)
+
+
+def ci95(std: float, n: int) -> float | None:
+    """Half-width of the 95% interval of a mean from the population ``std`` of ``n``
+    episodes (normal approximation, sample std as in ``a2d-evo eval``); None for n < 2."""
+    if n < 2 or not math.isfinite(std):
+        return None
+    return Z95 * std / math.sqrt(n - 1)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _arch_name(arch: Any) -> str:
+    try:
+        return str(arch_from_dict(arch))
+    except A2DError:
+        return "?"
+
+
+def row_from_metrics(
+    label: str,
+    metrics: Mapping[str, Any],
+    arch: Any = None,
+    norm: Normalisation | None = None,
+) -> Row:
+    """A :class:`Row` from a metrics dict (a front entry or an agent's ``metrics.json``)."""
+    arch = metrics.get("arch", arch)
+    mean = _num(metrics.get("return_mean"))
+    flops = _num(metrics.get("flops"))
+    if mean is None or flops is None:
+        raise FormatError(f"{label}: metrics lack a finite return_mean and flops")
+    nr = _num(metrics.get("normalised_return"))
+    if nr is None and norm is not None:
+        nr = norm.normalise(mean)
+    return Row(
+        label=label,
+        arch=_arch_name(arch) if arch is not None else "?",
+        flops=flops,
+        params=_num(metrics.get("params")),
+        latency_ms=_num(metrics.get("latency_ms")),
+        return_mean=mean,
+        return_std=_num(metrics.get("return_std")) or 0.0,
+        episodes=int(metrics.get("episodes") or 0),
+        normalised_return=nr,
+        arch_dict=dict(arch) if isinstance(arch, Mapping) else None,
+        extra={
+            k: v
+            for k, v in metrics.items()
+            if k in ("method", "width_multiplier", "front_index", "source")
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """``R_random``, ``R_teacher`` and the teacher's FLOPs the run's ratios are taken against."""
+
+    r_random: float | None
+    r_teacher: float | None
+    teacher_flops: float | None
+
+    def normalise(self, r: float) -> float | None:
+        if self.r_random is None or self.r_teacher is None or self.r_teacher == self.r_random:
+            return None
+        return (r - self.r_random) / (self.r_teacher - self.r_random)
+
+
+# ----------------------------------------------------------------------------- tables
+def _si(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def _fraction(flops: float, teacher_flops: float | None) -> str:
+    if not teacher_flops:
+        return "n/a"
+    return f"{100.0 * flops / teacher_flops:.3g}%"
+
+
+def _return(row: Row) -> str:
+    ci = row.ci95
+    return f"{row.return_mean:.2f} ± {ci:.2f}" if ci is not None else f"{row.return_mean:.2f}"
+
+
+def _opt(x: float | None, fmt: str) -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+COLUMNS = ("arch", "FLOPs", "FLOPs/teacher", "params", "latency ms", "return ± 95%", "norm. return")
+
+
+def _cells(row: Row, teacher_flops: float | None) -> list[str]:
+    return [
+        row.arch,
+        _si(row.flops),
+        _fraction(row.flops, teacher_flops),
+        _si(row.params),
+        _opt(row.latency_ms, ".3g"),
+        _return(row),
+        _opt(row.normalised_return, ".3f"),
+    ]
+
+
+def _front_rows(front: Sequence[Mapping[str, Any]], norm: Normalisation | None) -> list[Row]:
+    """Rows cheapest first, labelled by their index in ``front.json`` (``export --pick``)."""
+    rows = [row_from_metrics(str(i), e, norm=norm) for i, e in enumerate(front)]
+    return sorted(rows, key=lambda r: (r.flops, -r.return_mean))
+
+
+def _grid(
+    rows: Sequence[Row],
+    teacher_flops: float | None,
+    first: str,
+    extra: Sequence[tuple[str, Sequence[str]]] = (),
+) -> tuple[list[str], list[list[str]]]:
+    header = [first, *COLUMNS, *(name for name, _ in extra)]
+    body = [
+        [r.label, *_cells(r, teacher_flops), *(values[i] for _, values in extra)]
+        for i, r in enumerate(rows)
+    ]
+    return header, body
+
+
+def _numeric(i: int) -> bool:
+    """Columns 2 .. 2 + len(COLUMNS) - 2 hold numbers (right-aligned); the rest text."""
+    return 2 <= i <= len(COLUMNS)
+
+
+def _fixed(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(c) for c in col) for col in zip(header, *body, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if _numeric(i) else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, body)])
+
+
+def _markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    esc = [[c.replace("|", "\\|") for c in cells] for cells in (header, *body)]
+    align = ["---:" if _numeric(i) else "---" for i in range(len(header))]
+    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in esc[1:]]
+    return "\n".join(lines)
+
+
+def front_table(front: list[dict[str, Any]], teacher_flops: float) -> str:
+    """Fixed-width text table of the front, cheapest first, for the terminal; ``#`` is the
+    entry's index in ``front.json`` (what ``export --pick`` takes)."""
+    return _fixed(*_grid(_front_rows(front, None), teacher_flops, "#"))
+
+
+def markdown_table(
+    rows: Sequence[Row],
+    teacher_flops: float | None,
+    first: str = "#",
+    extra: Sequence[tuple[str, Sequence[str]]] = (),
+) -> str:
+    """Markdown table of rows (front, teacher, baselines, agents), plus ``extra`` columns."""
+    return _markdown(*_grid(rows, teacher_flops, first, extra))
+
+
+# ----------------------------------------------------------------------------- dominance
+def dominance(baseline: Row, front: Sequence[Row], span: float | None = None) -> tuple[bool, str]:
+    """Whether the front dominates ``baseline`` (<= FLOPs, >= normalised return, one strict),
+    and a sentence saying by which member, or why not. ``span`` = R_teacher - R_random turns
+    raw-return intervals into normalised ones for the margin."""
+    b_nr = baseline.normalised_return
+    if b_nr is None:
+        return False, "undecided: no normalised return (teacher or random return unknown)"
+    wins = [
+        f
+        for f in front
+        if f.normalised_return is not None
+        and f.flops <= baseline.flops
+        and f.normalised_return >= b_nr
+        and (f.flops < baseline.flops or f.normalised_return > b_nr)
+    ]
+    if wins:
+        best = min(wins, key=lambda f: (f.flops, -(f.normalised_return or 0.0)))
+        return True, (
+            f"**dominated** by {len(wins)} of {len(front)} front members; the cheapest, "
+            f"#{best.label} `{best.arch}`, uses {best.flops / baseline.flops:.3g}x its FLOPs "
+            f"at normalised return {_margin(best, baseline, span)}"
+        )
+    cheaper = [f for f in front if f.flops <= baseline.flops and f.normalised_return is not None]
+    if not cheaper:
+        return False, "**not dominated**: no front member uses at most its FLOPs"
+    best = max(cheaper, key=lambda f: f.normalised_return or 0.0)
+    return False, (
+        f"**not dominated**: the best front member with at most its FLOPs, #{best.label} "
+        f"`{best.arch}`, reaches normalised return {_margin(best, baseline, span)}"
+    )
+
+
+def _margin(front: Row, baseline: Row, span: float | None) -> str:
+    """``a vs b (diff +- 95%)`` in normalised return."""
+    a, b = front.normalised_return or 0.0, baseline.normalised_return or 0.0
+    text = f"{a:.3f} vs {b:.3f} ({a - b:+.3f}"
+    ca, cb = front.ci95, baseline.ci95
+    if span and ca is not None and cb is not None:
+        text += f" ± {math.hypot(ca, cb) / abs(span):.3f}"
+    return text + ")"
+
+
+# ----------------------------------------------------------------------------- reading
+@dataclass
+class RunData:
+    """Everything the report reads, and what it found missing."""
+
+    env_id: str
+    front: list[Row]
+    reference_point: Any
+    norm: Normalisation
+    history: list[tuple[float, float]]
+    history_episodes: list[int]
+    hypervolume: list[tuple[int, float, int]]
+    teacher: Row | None
+    random_return: float | None
+    agents: dict[str, Row]
+    finetune: dict[str, tuple[float, float]]
+    baselines: dict[str, Row]
+    missing: list[str]
+    front_episodes: list[int]
+    front_seeds: list[int]
+    eval_mode: str
+
+
+def load_run(cfg: Config, run: RunFolder) -> RunData:
+    """Read a run folder for the report; only ``search/front.json`` is required."""
+    data = load_front(run)
+    entries: list[dict[str, Any]] = data["front"]
+    missing: list[str] = []
+
+    teacher_metrics = _agent_metrics(run.teacher_agent, "teacher", missing)
+    teacher_arch = _agent_arch(run.teacher_agent) or cfg.teacher.arch
+    raw_norm = data.get("normalisation") or {}
+    tm = teacher_metrics or {}
+    norm = Normalisation(
+        r_random=_first_num(raw_norm.get("r_random"), tm.get("random_return_mean")),
+        r_teacher=_first_num(raw_norm.get("r_teacher"), tm.get("return_mean")),
+        teacher_flops=_first_num(raw_norm.get("teacher_flops"), tm.get("flops")),
+    )
+    teacher = (
+        row_from_metrics("teacher", teacher_metrics, teacher_arch, norm)
+        if teacher_metrics
+        else None
+    )
+    if teacher_metrics is None:
+        missing.append(
+            f"teacher metrics (`{run.teacher_agent / 'metrics.json'}`): run "
+            "`a2d-evo train-teacher` or `a2d-evo import-teacher`"
+        )
+
+    agents: dict[str, Row] = {}
+    finetune: dict[str, tuple[float, float]] = {}
+    for folder in _subfolders(run.agents):
+        m = _agent_metrics(folder, f"agent {folder.name}", missing)
+        if m is None:
+            continue
+        agents[folder.name] = row_from_metrics(folder.name, m, _agent_arch(folder), norm)
+        before, after = m.get("before"), m.get("after")
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            b, a = _num(before.get("return_mean")), _num(after.get("return_mean"))
+            if b is not None and a is not None:
+                finetune[folder.name] = (b, a)
+    if not agents:
+        missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
+
+    baselines: dict[str, Row] = {}
+    for folder in _subfolders(run.baselines):
+        m = _agent_metrics(folder, f"baseline {folder.name}", missing)
+        if m is not None:
+            row = row_from_metrics(folder.name, m, _agent_arch(folder), norm)
+            method, width = _baseline_kind(folder.name, m)
+            baselines[folder.name] = replace(
+                row, extra={"method": method, "width_multiplier": width}
+            )
+    found = {(r.extra["method"], r.extra["width_multiplier"]) for r in baselines.values()}
+    absent = [
+        f"{method}_x{_width_text(w)}"
+        for method in METHODS
+        for w in sorted({*DEFAULT_WIDTHS, *_found_widths(baselines)})
+        if (method, w) not in found
+    ]
+    if absent and not baselines:
+        missing.append(f"baselines (`{run.baselines}`): run `a2d-evo baselines {run.root}`")
+    elif absent:
+        missing.append(f"baselines {', '.join(absent)} (`{run.baselines}`)")
+
+    history, history_episodes = _read_history(run.search / "history.csv", missing)
+    hv = _read_hypervolume(run.search / "hypervolume.csv", missing)
+    episodes = sorted({int(e.get("episodes") or 0) for e in entries})
+    seeds = sorted({int(s) for e in entries for s in (e.get("seeds") or [])})
+    modes = sorted({str(e.get("eval_mode", "greedy")) for e in entries}) or ["greedy"]
+    env_ids = {str(e["env_id"]) for e in entries if "env_id" in e}
+    return RunData(
+        env_id=env_ids.pop() if len(env_ids) == 1 else cfg.env.id,
+        front=_front_rows(entries, norm),
+        reference_point=data.get("reference_point"),
+        norm=norm,
+        history=history,
+        history_episodes=history_episodes,
+        hypervolume=hv,
+        teacher=teacher,
+        random_return=norm.r_random,
+        agents=agents,
+        finetune=finetune,
+        baselines=dict(sorted(baselines.items(), key=lambda kv: _baseline_order(kv[1]))),
+        missing=missing,
+        front_episodes=episodes,
+        front_seeds=seeds,
+        eval_mode="/".join(modes),
+    )
+
+
+def _first_num(*values: Any) -> float | None:
+    for v in values:
+        if _num(v) is not None:
+            return _num(v)
+    return None
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _agent_metrics(folder: Path, what: str, missing: list[str]) -> dict[str, Any] | None:
+    path = folder / "metrics.json"
+    if not path.is_file():
+        if folder.is_dir() and what != "teacher":
+            missing.append(f"{what}: `{path}` not found")
+        return None
+    try:
+        m = read_json(path, f"{what} metrics")
+        check_format_version(m, METRICS_FORMAT_VERSION, f"{what} metrics {path}")
+        if _num(m.get("return_mean")) is None or _num(m.get("flops")) is None:
+            raise FormatError(f"{what} metrics {path} lack a finite return_mean and flops")
+    except FormatError as exc:
+        missing.append(f"{what}: unreadable ({exc})")
+        return None
+    return dict(m)
+
+
+def _agent_arch(folder: Path) -> dict[str, Any] | None:
+    path = folder / "arch.json"
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    arch = meta.get("arch") if isinstance(meta, dict) else None
+    return arch if isinstance(arch, dict) else None
+
+
+def _baseline_kind(name: str, metrics: Mapping[str, Any]) -> tuple[str, float | None]:
+    match = _BASELINE_NAME.match(name)
+    method = metrics.get("method") or (match["method"] if match else "?")
+    width = _num(metrics.get("width_multiplier"))
+    if width is None and match:
+        width = float(match["width"])
+    return str(method), width
+
+
+def _width_text(w: float) -> str:
+    return f"{w:g}"
+
+
+def _found_widths(baselines: Mapping[str, Row]) -> set[float]:
+    return {w for r in baselines.values() if (w := r.extra.get("width_multiplier")) is not None}
+
+
+def _baseline_order(row: Row) -> tuple[int, float, str]:
+    method = str(row.extra.get("method"))
+    rank = METHODS.index(method) if method in METHODS else len(METHODS)
+    return rank, row.extra.get("width_multiplier") or 0.0, row.label
+
+
+def _read_csv(path: Path, missing: list[str], what: str) -> list[dict[str, str]]:
+    if not path.is_file():
+        missing.append(f"{what} (`{path}`)")
+        return []
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        missing.append(f"{what}: unreadable `{path}` ({exc})")
+        return []
+
+
+def _read_history(path: Path, missing: list[str]) -> tuple[list[tuple[float, float]], list[int]]:
+    """``(flops, return_mean)`` of every evaluated candidate, and the episode counts seen."""
+    out, episodes = [], set()
+    for rec in _read_csv(path, missing, "search history"):
+        flops, ret = _parse(rec.get("flops")), _parse(rec.get("return_mean"))
+        if flops is not None and ret is not None and flops > 0:
+            out.append((flops, ret))
+            n = _parse(rec.get("episodes"))
+            if n is not None:
+                episodes.add(int(n))
+    return out, sorted(episodes)
+
+
+def _read_hypervolume(path: Path, missing: list[str]) -> list[tuple[int, float, int]]:
+    out = []
+    for rec in _read_csv(path, missing, "hypervolume per generation"):
+        gen, hv, size = (_parse(rec.get(k)) for k in ("generation", "hypervolume", "front_size"))
+        if gen is not None and hv is not None and size is not None:
+            out.append((int(gen), hv, int(size)))
+    return sorted(out)
+
+
+def _parse(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else math.nan
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+# ----------------------------------------------------------------------------- plots
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    _pyplot().close(fig)
+    return buf.getvalue()
+
+
+def pareto_png(data: RunData) -> bytes:
+    """The Pareto plot: FLOPs (log) vs mean return, candidates, front, teacher, baselines."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=PARETO_SIZE, layout="constrained")
+    handles = []
+    front = data.front
+    fx, fy = [r.flops for r in front], [r.return_mean for r in front]
+    ax.step(fx, fy, where="post", color="tab:blue", lw=1.6, zorder=3)
+    handles.append(ax.errorbar(
+        fx, fy, yerr=[r.ci95 or 0.0 for r in front], fmt="o", ms=5, color="tab:blue",
+        elinewidth=0.8, capsize=2, zorder=4,
+        label=f"Pareto front ({len(front)} members, re-scored, ± 95%)",
+    ))  # fmt: skip
+    if data.history:
+        xs, ys = zip(*data.history, strict=True)
+        handles.append(ax.scatter(
+            xs, ys, s=7, color="0.72", alpha=0.6, linewidths=0, zorder=1,
+            label=f"evaluated candidates ({len(xs)}, {_episodes_text(data.history_episodes)})",
+        ))  # fmt: skip
+    if data.teacher is not None:
+        t = data.teacher
+        handles += ax.plot(
+            [t.flops], [t.return_mean], marker="*", ms=17, color="gold", mec="black", mew=0.8,
+            ls="none", zorder=5, label=f"teacher ({t.arch})",
+        )  # fmt: skip
+    # named picks (the knee); the front_NN exports are the front's own points
+    picks = {n: r for n, r in data.agents.items() if not n.startswith("front_")}
+    for i, (name, row) in enumerate(picks.items()):
+        line = ax.plot(
+            [row.flops], [row.return_mean], marker="o", ms=13, mfc="none", mec="tab:orange",
+            mew=1.8, ls="none", zorder=7, label="exported agent",
+        )  # fmt: skip
+        handles += line if i == 0 else []
+        ax.annotate(
+            name, (row.flops, row.return_mean), xytext=(-14, 14), textcoords="offset points",
+            ha="right", fontsize=9, color="tab:orange", fontweight="bold",
+            arrowprops={"arrowstyle": "-", "color": "tab:orange", "lw": 0.8},
+        )  # fmt: skip
+    styles = {"ppo": ("s", "tab:red"), "distill": ("^", "tab:green")}
+    seen: set[str] = set()
+    for row in data.baselines.values():
+        method = str(row.extra.get("method"))
+        marker, color = styles.get(method, ("D", "tab:purple"))
+        line = ax.plot(
+            [row.flops], [row.return_mean], marker=marker, ms=8, color=color, mec="black",
+            mew=0.6, ls="none", zorder=6, label=f"baseline: teacher scaled in width, {method}",
+        )  # fmt: skip
+        handles += [] if method in seen else line
+        seen.add(method)
+        w = row.extra.get("width_multiplier")
+        ax.annotate(
+            f"x{_width_text(w)}" if w is not None else row.label, (row.flops, row.return_mean),
+            xytext=(7, -11 if method == "ppo" else 5), textcoords="offset points",
+            fontsize=8, color=color, fontweight="bold",
+        )  # fmt: skip
+    ax.set_xscale("log")
+    ax.set_xlabel("FLOPs per step (log scale)")
+    episodes = _episodes_text(data.front_episodes)
+    ax.set_ylabel(f"mean episodic return ({data.eval_mode}, {episodes})")
+    ax.set_title(f"{data.env_id}: return vs FLOPs")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.grid(True, which="minor", axis="x", alpha=0.1)
+    n = data.norm
+    if n.r_random is not None and n.r_teacher is not None and n.r_teacher != n.r_random:
+        lo, span = n.r_random, n.r_teacher - n.r_random
+        sec = ax.secondary_yaxis(
+            "right", functions=(lambda r: (r - lo) / span, lambda v: v * span + lo)
+        )
+        sec.set_ylabel("normalised return (0 = random, 1 = teacher)")
+    ax.legend(
+        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8,
+        frameon=False,
+    )  # fmt: skip
+    return _png(fig)
+
+
+def _episodes_text(episodes: Sequence[int]) -> str:
+    if len(episodes) == 1:
+        return f"{episodes[0]} episode{'s' if episodes[0] != 1 else ''} each"
+    if episodes:
+        return f"{episodes[0]}-{episodes[-1]} episodes"
+    return "episodes unknown"
+
+
+def hypervolume_png(data: RunData) -> bytes:
+    """Hypervolume (top) and front size (bottom) per generation."""
+    plt = _pyplot()
+    fig, (top, bottom) = plt.subplots(
+        2, 1, figsize=HYPERVOLUME_SIZE, sharex=True, layout="constrained",
+        gridspec_kw={"height_ratios": [2, 1]},
+    )  # fmt: skip
+    gens = [g for g, _, _ in data.hypervolume]
+    top.plot(gens, [h for _, h, _ in data.hypervolume], marker="o", ms=4, color="tab:blue")
+    top.set_ylabel("hypervolume of the front\n(search objectives)")
+    ref = json.dumps(data.reference_point)
+    ref_text = f" (reference point {ref})" if len(ref) <= 40 else ""
+    top.set_title(f"{data.env_id}: search progress{ref_text}")
+    top.grid(True, alpha=0.3)
+    bottom.bar(gens, [s for _, _, s in data.hypervolume], color="tab:gray", width=0.7)
+    bottom.set_ylabel("front size\n(members)")
+    bottom.set_xlabel("generation")
+    bottom.grid(True, axis="y", alpha=0.3)
+    from matplotlib.ticker import MaxNLocator
+
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+    return _png(fig)
+
+
+# ----------------------------------------------------------------------------- markdown
+def _seeds_text(seeds: Sequence[int]) -> str:
+    if not seeds:
+        return "not recorded"
+    if list(seeds) == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]} ({len(seeds)})" if len(seeds) > 1 else str(seeds[0])
+    head = ", ".join(map(str, seeds[:8]))
+    return head + (f", ... ({len(seeds)})" if len(seeds) > 8 else "")
+
+
+def _stage_config(run: RunFolder, stage: str, cfg: Config) -> tuple[Config, Path]:
+    """A stage's own config and the path that reproduces it: ``RUN_DIR/config.yaml`` unless
+    the stage ran with a config that differs on its sections."""
+    try:
+        own = RunFolder(run.stage(stage)).load_config()
+    except RunFolderError:
+        return cfg, run.config_path
+    if config_diff(own, cfg, STAGE_SECTIONS[stage]):
+        return own, run.stage(stage) / "config.yaml"
+    return own, run.config_path
+
+
+def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
+    out = f"{run.root}-repro"
+    paths = {s: _stage_config(run, s, cfg)[1] for s in ("teacher", "supernet", "search")}
+    search = _stage_config(run, "search", cfg)[0].search
+    lines = [
+        f"a2d-evo train-teacher  --config {paths['teacher']} --out {out}",
+        f"a2d-evo train-supernet --config {paths['supernet']} --out {out}",
+        f"a2d-evo evolve         --config {paths['search']} --out {out} "
+        f"--pop {search.pop} --gens {search.gens} --episodes {search.episodes}",
+    ]
+    if any(name.startswith("front_") for name in data.agents):
+        lines.append(f"a2d-evo export {out} --pick all")
+    if "knee" in data.agents:
+        lines.append(f"a2d-evo export {out} --pick knee")
+    for name in data.finetune:
+        lines.append(f"a2d-evo finetune {out}/agents/{name} --steps STEPS  # as fine-tuned here")
+    if data.baselines:
+        widths = sorted(_found_widths(data.baselines)) or list(DEFAULT_WIDTHS)
+        lines.append(f"a2d-evo baselines {out} --widths {','.join(map(_width_text, widths))}")
+    lines.append(f"a2d-evo report {out}")
+    return lines
+
+
+def _exported_names(data: RunData) -> list[str]:
+    """Per front row, the agent folders exported from it (by ``front_index``, else arch)."""
+    names: list[str] = []
+    for row in data.front:
+        key = json.dumps(row.arch_dict, sort_keys=True)
+        hits = [
+            name
+            for name, agent in data.agents.items()
+            if str(agent.extra.get("front_index", "")) == row.label
+            or (
+                "front_index" not in agent.extra
+                and json.dumps(agent.arch_dict, sort_keys=True) == key
+            )
+        ]
+        names.append(", ".join(hits))
+    return names
+
+
+def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
+    """The text of ``report.md``."""
+    tf, n = data.norm.teacher_flops, data.norm
+    search = _stage_config(run, "search", cfg)[0].search
+    md = [f"# a2d-evo report: {data.env_id}", "", f"Run folder: `{run.root}`", ""]
+    md += ["![Pareto plot](pareto.png)", ""]
+    if data.hypervolume:
+        md += ["![Hypervolume per generation](hypervolume.png)", ""]
+    md += [
+        f"Returns are mean episodic returns of {data.eval_mode} play ± the 95% interval "
+        "1.96·s/√n (normal approximation; s the sample standard deviation over the n "
+        "episodes, as `a2d-evo eval` prints it). Normalised return = (R − R_random) / "
+        "(R_teacher − R_random). FLOPs are per agent step at batch 1 (2 × multiply-adds); "
+        "latency is the median at batch 1 on one CPU thread.",
+        "",
+    ]
+    if data.missing:
+        md += ["## Missing", "", *(f"- {m}" for m in data.missing), ""]
+
+    md += [
+        f"## Pareto front ({len(data.front)} members, cheapest first)",
+        "",
+        "`#` is the entry's index in `search/front.json`, as `a2d-evo export --pick` takes it.",
+        "",
+    ]
+    exported = _exported_names(data)
+    md += [markdown_table(data.front, tf, "#", [("exported", exported)] if any(exported) else [])]
+    md += ["", "## Teacher", ""]
+    md += [markdown_table([data.teacher], tf, "agent") if data.teacher else "No teacher metrics."]
+    md += ["", f"Uniform-random policy return (R_random): {_opt(n.r_random, '.2f')}.", ""]
+
+    md += ["## Exported agents", ""]
+    if data.agents:
+        rows = list(data.agents.values())
+        ft = [" → ".join(f"{v:.2f}" for v in data.finetune.get(r.label, ())) for r in rows]
+        md += [markdown_table(rows, tf, "name", [("fine-tuned return", ft)] if any(ft) else [])]
+        if "knee" in data.agents:
+            k = data.agents["knee"]
+            md += [
+                "",
+                f"Knee point (as exported): `{k.arch}`, {_fraction(k.flops, tf)} of the "
+                f"teacher's FLOPs, normalised return {_opt(k.normalised_return, '.3f')}.",
+            ]
+    else:
+        md += ["None exported."]
+
+    md += ["", "## Baselines: the teacher scaled in width", ""]
+    if data.baselines:
+        rows = list(data.baselines.values())
+        span = None if n.r_teacher is None or n.r_random is None else n.r_teacher - n.r_random
+        verdicts = [dominance(r, data.front, span) for r in rows]
+        columns = [
+            ("method", [str(r.extra.get("method")) for r in rows]),
+            ("dominated", ["yes" if d else "no" for d, _ in verdicts]),
+        ]
+        md += [
+            markdown_table(rows, tf, "name", columns),
+            "",
+            "A baseline is dominated when a front member has at most its FLOPs and at least "
+            "its normalised return, strictly better in one. The verdicts compare point "
+            "estimates; the margins are front − baseline ± the 95% interval of the difference.",
+            "",
+            *(f"- `{r.label}`: {text}." for r, (_, text) in zip(rows, verdicts, strict=True)),
+            "",
+            f"The front dominates {sum(d for d, _ in verdicts)} of {len(rows)} baselines.",
+        ]
+    else:
+        md += ["No baselines found."]
+
+    md += [
+        "",
+        "## Search settings",
+        "",
+        f"- population {search.pop}, generations {search.gens}, {search.episodes} episodes "
+        f"per candidate; the front re-scored with {search.final_episodes} episodes",
+        f"- root seed {cfg.seed}; re-scoring seeds {_seeds_text(data.front_seeds)}",
+        f"- hypervolume reference point: `{json.dumps(data.reference_point)}`",
+        f"- candidates evaluated: {len(data.history)}",
+    ]
+    if data.hypervolume:
+        g, hv, size = data.hypervolume[-1]
+        md.append(f"- last generation {g}: hypervolume {hv:.4g}, front size {size}")
+    md += [
+        "",
+        "## Reproduce",
+        "",
+        "Into a new folder (the finished stages of this one refuse to be overwritten):",
+        "",
+        "```",
+        *_commands(cfg, run, data),
+        "```",
+        "",
+    ]
+    return "\n".join(md)
+
+
+# ----------------------------------------------------------------------------- entry
+def write_report(cfg: Config, run: RunFolder) -> Path:
+    """Write ``pareto.png``, ``hypervolume.png`` and ``report.md`` under ``RUN_DIR/report/``;
+    return the path of ``report.md``."""
+    data = load_run(cfg, run)
+    write_bytes(run.report / "pareto.png", pareto_png(data))
+    if data.hypervolume:
+        write_bytes(run.report / "hypervolume.png", hypervolume_png(data))
+    return write_text(run.report / "report.md", render_markdown(cfg, run, data))

@@ -1,0 +1,259 @@
+"""The report: tables, intervals and dominance verdicts against hand-computed values; PNG sizes."""
+
+from __future__ import annotations
+
+import csv
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from a2d_evo import report
+from a2d_evo.config import config_from_dict, dump_config
+from a2d_evo.errors import RunFolderError
+from a2d_evo.report import Row, ci95, dominance, front_table, write_report
+from a2d_evo.runfolder import RunFolder, write_json, write_text
+from a2d_evo.scoring import interval95
+
+R_RANDOM, R_TEACHER, TEACHER_FLOPS = 20.0, 500.0, 8000
+
+# (widths, flops, return_mean, return_std, episodes). The fractions of the teacher's 8000 FLOPs
+# and the intervals are hand-computed: metrics hold the population std, the interval uses the
+# sample one, 1.96 * std * sqrt(n / (n - 1)) / sqrt(n) = 1.96 * std / sqrt(n - 1).
+FRONT = [
+    ((24, 24), 4000, 490.0, 3.0, 10),  # #0: 50%,    1.96*3/3 = 1.96,  norm 470/480 = 0.979
+    ((4,), 500, 300.0, 10.0, 26),  # #1: 6.25%,  1.96*10/5 = 3.92, norm 280/480 = 0.583
+    ((96, 64), 12000, 500.0, 0.0, 30),  # #2: 150%, 0.00,            norm 1.000
+    ((8,), 1000, 450.0, 5.0, 17),  # #3: 12.5%,  1.96*5/4 = 2.45,  norm 430/480 = 0.896
+]
+
+
+def _norm(r: float) -> float:
+    return (r - R_RANDOM) / (R_TEACHER - R_RANDOM)
+
+
+def _metrics(flops: float, ret: float, std: float, n: int, **extra: Any) -> dict[str, Any]:
+    return {
+        "format_version": 1,
+        "env_id": "CartPole-v1",
+        "return_mean": ret,
+        "return_std": std,
+        "episodes": n,
+        "eval_mode": "greedy",
+        "seeds": list(range(1000, 1000 + n)),
+        "flops": flops,
+        "params": flops // 2 + 7,
+        "latency_ms": 0.0123,
+        "normalised_return": _norm(ret),
+        **extra,
+    }
+
+
+def _agent(folder: Path, widths: tuple[int, ...], metrics: dict[str, Any]) -> None:
+    arch = {"kind": "mlp", "widths": list(widths)}
+    write_json(folder / "metrics.json", metrics)
+    write_json(folder / "arch.json", {"format_version": 1, "arch": arch, "env": {}})
+
+
+def make_run(root: Path, *, baselines: bool = True, n_history: int = 120) -> RunFolder:
+    """A synthetic finished run: config, search outputs, teacher, knee agent, two baselines."""
+    run = RunFolder(root)
+    cfg = config_from_dict({"search": {"pop": 16, "gens": 5, "episodes": 3}})
+    run.bind(cfg)
+    entries = [
+        {**_metrics(f, r, s, n), "arch": {"kind": "mlp", "widths": list(w)}, "encoding": [1, 2]}
+        for w, f, r, s, n in FRONT
+    ]
+    write_json(
+        run.search / "front.json",
+        {
+            "format_version": 1,
+            "reference_point": [0.0, 25000.0],
+            "normalisation": {
+                "r_random": R_RANDOM,
+                "r_teacher": R_TEACHER,
+                "teacher_flops": TEACHER_FLOPS,
+            },
+            "front": entries,
+        },
+    )
+    rng = np.random.default_rng(0)
+    flops = np.exp(rng.uniform(np.log(200), np.log(60000), n_history))
+    rets = np.clip(500 * (1 - np.exp(-flops / 1500)) - rng.uniform(0, 250, n_history), 9, 500)
+    with (run.search / "history.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["generation", "encoding", "arch", "return_mean", "return_std", "episodes",
+                    "flops", "params"])  # fmt: skip
+        for i, (x, r) in enumerate(zip(flops, rets, strict=True)):
+            w.writerow([i // 16, "[1, 2, 0]", '{"kind": "mlp", "widths": [8, 8]}', r, 5.0, 3,
+                        int(x), int(x) // 2])  # fmt: skip
+    hv = "generation,hypervolume,front_size\n" + "".join(
+        f"{g},{0.5 + 0.4 * (1 - 0.6**g):.6f},{min(3 + g, 9)}\n" for g in range(6)
+    )
+    write_text(run.search / "hypervolume.csv", hv)
+    teacher = _metrics(TEACHER_FLOPS, R_TEACHER, 4.0, 17, random_return_mean=R_RANDOM)
+    _agent(run.teacher_agent, (64, 64), teacher)
+    knee = _metrics(
+        1000, 455.0, 4.0, 30, front_index=3, before={"return_mean": 450.0},
+        after={"return_mean": 455.0},
+    )  # fmt: skip
+    _agent(run.agents / "knee", (8,), knee)
+    if baselines:
+        # dominated by the 1000-FLOPs member (fewer FLOPs, 450 > 400)
+        _agent(run.baselines / "distill_x0.25", (16, 16), _metrics(1200, 400.0, 20.0, 26))
+        # not dominated: members with <= 8000 FLOPs reach at most 490 < 499
+        _agent(run.baselines / "ppo_x1", (64, 64), _metrics(8000, 499.0, 2.0, 26))
+    return run
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR"
+    return struct.unpack(">II", head[16:24])
+
+
+def test_ci95_hand_values() -> None:
+    z = 1.959963984540054
+    assert ci95(10.0, 26) == pytest.approx(z * 10 / 5)
+    assert ci95(5.0, 17) == pytest.approx(z * 5 / 4)
+    # the same interval as `a2d-evo eval` gives from the raw returns
+    returns = np.array([3.0, 7.0, 8.0, 10.0, 2.0])
+    lo, hi = interval95(returns)
+    assert ci95(float(returns.std()), 5) == pytest.approx((hi - lo) / 2)
+    assert ci95(3.0, 1) is None
+
+
+def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    cfg = run.load_config()
+    path = write_report(cfg, run)
+    assert path == run.report / "report.md"
+    assert _png_size(run.report / "pareto.png") == (1200, 825)
+    assert _png_size(run.report / "hypervolume.png") == (1200, 750)
+    md = path.read_text()
+
+    # front rows, cheapest first: #, arch, FLOPs, fraction, params, latency, return, norm
+    rows = [line for line in md.splitlines() if line.startswith("| ")]
+    assert rows[1:5] == [
+        "| 1 | mlp-4 | 500 | 6.25% | 257 | 0.0123 | 300.00 ± 3.92 | 0.583 |  |",
+        "| 3 | mlp-8 | 1k | 12.5% | 507 | 0.0123 | 450.00 ± 2.45 | 0.896 | knee |",
+        "| 0 | mlp-24x24 | 4k | 50% | 2.01k | 0.0123 | 490.00 ± 1.96 | 0.979 |  |",
+        "| 2 | mlp-96x64 | 12k | 150% | 6.01k | 0.0123 | 500.00 ± 0.00 | 1.000 |  |",
+    ]
+    # teacher: 1.96 * 4 / sqrt(16) = 1.96
+    assert "| teacher | mlp-64x64 | 8k | 100% | 4.01k | 0.0123 | 500.00 ± 1.96 | 1.000 |" in md
+    # knee: 1.96 * 4 / sqrt(29) = 1.456; norm 435 / 480 = 0.906; fine-tuned 450 -> 455
+    knee = "| knee | mlp-8 | 1k | 12.5% | 507 | 0.0123 | 455.00 ± 1.46 | 0.906 | 450.00 → 455.00 |"
+    assert knee in md
+    # baselines, ppo first: 1.96 * 2 / 5 = 0.784; 1.96 * 20 / 5 = 7.84
+    ppo = "| ppo_x1 | mlp-64x64 | 8k | 100% | 4.01k | 0.0123 | 499.00 ± 0.78 | 0.998 | ppo | no |"
+    assert ppo in md
+    assert (
+        "| distill_x0.25 | mlp-16x16 | 1.2k | 15% | 607 | 0.0123 | 400.00 ± 7.84 | 0.792 "
+        "| distill | yes |"
+    ) in md
+    # the verdicts: the dominating member, its FLOPs ratio and the normalised-return margin
+    # 0.896 - 0.792 = +0.104 +- hypot(2.45, 7.84) / 480 = 0.017
+    assert "`distill_x0.25`: **dominated** by 1 of 4 front members; the cheapest, #3 `mlp-8`" in md
+    assert "uses 0.833x its FLOPs at normalised return 0.896 vs 0.792 (+0.104 ± 0.017)" in md
+    # 0.979 - 0.998 = -0.019 +- hypot(1.96, 0.784) / 480 = 0.004
+    assert "`ppo_x1`: **not dominated**: the best front member with at most its FLOPs, #0" in md
+    assert "0.979 vs 0.998 (-0.019 ± 0.004)" in md
+    assert "The front dominates 1 of 2 baselines." in md
+    # missing members of the manual family are named
+    assert "- baselines ppo_x0.25, ppo_x0.5, distill_x0.5, distill_x1 (" in md
+    # knee, settings, reproduction commands
+    assert "Knee point (as exported): `mlp-8`, 12.5% of the teacher's FLOPs" in md
+    assert "- population 16, generations 5, 3 episodes per candidate" in md
+    assert "hypervolume reference point: `[0.0, 25000.0]`" in md
+    assert "candidates evaluated: 120" in md
+    assert "last generation 5: hypervolume 0.8689, front size 8" in md
+    out = f"{run.root}-repro"
+    assert f"a2d-evo train-teacher  --config {run.config_path} --out {out}" in md
+    assert f"--out {out} --pop 16 --gens 5 --episodes 3" in md
+    assert f"a2d-evo export {out} --pick knee" in md
+    assert f"a2d-evo baselines {out} --widths 0.25,1" in md
+
+
+def test_dominance_rules() -> None:
+    def row(flops: float, nr: float) -> Row:
+        return Row("b", "mlp-8", flops, None, None, nr, 0.0, 10, nr)
+
+    front = [row(100, 0.5), row(200, 0.9)]
+    assert dominance(row(200, 0.9), front)[0] is False  # equal in both: not dominated
+    assert dominance(row(300, 0.9), front)[0] is True  # fewer FLOPs, same return
+    assert dominance(row(200, 0.8), front)[0] is True  # same FLOPs, better return
+    assert dominance(row(150, 0.6), front)[0] is False
+    ok, text = dominance(row(50, 0.1), front)
+    assert not ok and "no front member uses at most its FLOPs" in text
+
+
+def test_front_table_for_the_terminal() -> None:
+    entries = [
+        {**_metrics(f, r, s, n), "arch": {"kind": "mlp", "widths": list(w)}}
+        for w, f, r, s, n in FRONT
+    ]
+    lines = front_table(entries, TEACHER_FLOPS).splitlines()
+    assert lines[0].split() == ["#", "arch", "FLOPs", "FLOPs/teacher", "params", "latency",
+                                "ms", "return", "±", "95%", "norm.", "return"]  # fmt: skip
+    assert set(lines[1]) <= {"-", " "}
+    assert lines[2].split() == ["1", "mlp-4", "500", "6.25%", "257", "0.0123", "300.00", "±",
+                                "3.92", "0.583"]  # fmt: skip
+    assert len({len(line) for line in lines[1:]}) == 1  # numbers right-aligned: one width
+    assert [line.split()[0] for line in lines[2:]] == ["1", "3", "0", "2"]
+
+
+def test_missing_parts_are_reported(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", baselines=False)
+    (run.search / "hypervolume.csv").unlink()
+    for p in run.teacher_agent.iterdir():
+        p.unlink()
+    md = write_report(run.load_config(), run).read_text()
+    assert f"- baselines (`{run.baselines}`): run `a2d-evo baselines {run.root}`" in md
+    assert "- hypervolume per generation (" in md
+    assert "teacher metrics (" in md
+    assert "No baselines found." in md
+    assert not (run.report / "hypervolume.png").exists()
+    assert _png_size(run.report / "pareto.png") == (1200, 825)
+    # the front.json normalisation still gives the fractions
+    assert "| 1 | mlp-4 | 500 | 6.25% |" in md
+
+
+def test_missing_front_raises(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    (run.search / "front.json").unlink()
+    with pytest.raises(RunFolderError, match="no finished search .*run `a2d-evo evolve` first"):
+        write_report(run.load_config(), run)
+    assert not (run.report / "report.md").exists()
+
+
+def test_stage_config_that_differs_is_the_one_reproduced(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run")
+    cfg = run.load_config()
+    searched = config_from_dict({"search": {"pop": 64, "gens": 7, "episodes": 3}})
+    write_text(run.search / "config.yaml", dump_config(searched))
+    md = report.render_markdown(cfg, run, report.load_run(cfg, run))
+    assert f"evolve         --config {run.search / 'config.yaml'}" in md
+    assert "--pop 64 --gens 7 --episodes 3" in md
+    assert "- population 64, generations 7" in md
+    assert f"a2d-evo train-teacher  --config {run.config_path}" in md
+
+
+def test_baseline_method_and_width_from_metrics(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", baselines=False)
+    m = _metrics(600, 350.0, 1.0, 30, method="distill", width_multiplier=0.125)
+    _agent(run.baselines / "small", (8, 8), m)
+    cfg = run.load_config()
+    md = report.render_markdown(cfg, run, report.load_run(cfg, run))
+    assert "| small | mlp-8x8 | 600 | 7.5% |" in md and "| distill | no |" in md
+    assert "distill_x0.125" not in md  # found under its own name, not reported missing
+    data = report.load_run(cfg, run)
+    assert data.baselines["small"].extra == {"method": "distill", "width_multiplier": 0.125}
+
+
+def test_metrics_format_version_matches_export() -> None:
+    from a2d_evo import export
+
+    assert report.METRICS_FORMAT_VERSION == export.METRICS_FORMAT_VERSION
