@@ -1,0 +1,148 @@
+"""The A2D terms against hand-computed values, the vanilla switch, the sandwich sampler."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from a2d_evo.agent import PolicyOutput
+from a2d_evo.config import DistillConfig, PPOConfig, SpaceConfig
+from a2d_evo.distill import (
+    check_teacher,
+    distill_actor_loss,
+    distill_coefs,
+    distill_critic_loss,
+    distill_loss,
+    rollout_assignment,
+    sandwich,
+)
+from a2d_evo.errors import TrainingError
+from a2d_evo.ppo import Batch, ppo_loss_on
+from a2d_evo.search_space import SearchSpace
+
+
+def test_kl_hand_computed() -> None:
+    teacher = torch.tensor([[0.0, 0.0]])  # uniform
+    student = torch.tensor([[math.log(3.0), 0.0]])  # (0.75, 0.25)
+    # KL(u || s) = 0.5 ln(0.5 / 0.75) + 0.5 ln(0.5 / 0.25) = 0.5 ln(4/3)
+    assert distill_actor_loss(student, teacher).item() == pytest.approx(0.5 * math.log(4 / 3))
+    # the direction matters: KL(s || u) = 0.75 ln 1.5 + 0.25 ln 0.5
+    assert distill_actor_loss(teacher, student).item() == pytest.approx(
+        0.75 * math.log(1.5) + 0.25 * math.log(0.5)
+    )
+
+
+def test_kl_temperature_scales_the_teacher_only() -> None:
+    # teacher logits (2 ln 3, 0) at temperature 2 are softmax(ln 3, 0) = (0.75, 0.25)
+    teacher = torch.tensor([[2 * math.log(3.0), 0.0]])
+    student = torch.tensor([[math.log(3.0), 0.0]])
+    assert distill_actor_loss(student, teacher, temperature=2.0).item() == pytest.approx(
+        0, abs=1e-7
+    )
+    assert distill_actor_loss(student, teacher, temperature=1.0).item() > 0.01
+
+
+def test_kl_zero_when_student_equals_teacher() -> None:
+    logits = torch.randn(16, 6, generator=torch.Generator().manual_seed(0))
+    assert distill_actor_loss(logits, logits.clone()).item() == pytest.approx(0.0, abs=1e-6)
+    assert distill_actor_loss(logits + 5.0, logits).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_critic_term_hand_computed() -> None:
+    # ((1 - 0)^2 + (2 - 4)^2) / 2 = 2.5
+    assert distill_critic_loss(torch.tensor([1.0, 2.0]), torch.tensor([0.0, 4.0])).item() == 2.5
+
+
+def _minibatch(teacher: bool) -> tuple[PolicyOutput, Batch]:
+    g = torch.Generator().manual_seed(1)
+    n, a = 8, 3
+    logits = torch.randn(n, a, generator=g, requires_grad=True)
+    values = torch.randn(n, generator=g, requires_grad=True)
+    mb = Batch(
+        obs=torch.zeros(n, 4),
+        actions=torch.randint(0, a, (n,), generator=g),
+        logprobs=torch.log_softmax(torch.randn(n, a, generator=g), -1)[:, 0],
+        values=torch.randn(n, generator=g),
+        advantages=torch.randn(n, generator=g),
+        returns=torch.randn(n, generator=g),
+        teacher_logits=torch.randn(n, a, generator=g) if teacher else None,
+        teacher_values=torch.randn(n, generator=g) if teacher else None,
+    )
+    return PolicyOutput(logits, values), mb
+
+
+def test_vanilla_switch_is_exactly_ppo() -> None:
+    ppo = PPOConfig()
+    for with_teacher in (False, True):
+        out, mb = _minibatch(with_teacher)
+        if with_teacher:  # even a broken teacher cannot leak into the vanilla loss
+            mb = mb._replace(teacher_logits=torch.full_like(mb.teacher_logits, float("nan")))
+        d = distill_loss(out, mb, ppo, alpha=0.0, beta=0.0)
+        assert torch.equal(d.loss, ppo_loss_on(out, mb, ppo).loss)
+
+
+def test_distill_loss_adds_weighted_terms() -> None:
+    ppo = PPOConfig()
+    out, mb = _minibatch(True)
+    d = distill_loss(out, mb, ppo, alpha=0.7, beta=0.3, temperature=1.5)
+    kl = distill_actor_loss(out.logits, mb.teacher_logits, 1.5)
+    mse = distill_critic_loss(out.value, mb.teacher_values)
+    expected = ppo_loss_on(out, mb, ppo).loss + 0.7 * kl + 0.3 * mse
+    torch.testing.assert_close(d.loss, expected)
+    torch.testing.assert_close(d.actor, kl)
+    torch.testing.assert_close(d.critic, mse)
+
+
+def test_distill_without_teacher_outputs_is_refused() -> None:
+    out, mb = _minibatch(False)
+    with pytest.raises(TrainingError, match="teacher"):
+        distill_loss(out, mb, PPOConfig(), alpha=1.0, beta=0.0)
+
+
+def test_distill_coefs_schedule() -> None:
+    assert distill_coefs(DistillConfig(alpha=1.0, beta=0.5), 0.9) == (1.0, 0.5)
+    lin = DistillConfig(alpha=1.0, beta=0.5, anneal="linear", final_fraction=0.2)
+    assert distill_coefs(lin, 0.0) == pytest.approx((1.0, 0.5))
+    assert distill_coefs(lin, 0.5) == pytest.approx((0.6, 0.3))  # 1 - 0.5 * 0.8
+    assert distill_coefs(lin, 1.0) == pytest.approx((0.2, 0.1))
+
+
+# ----------------------------------------------------------------------------- sampling
+def test_sandwich_largest_smallest_and_k_distinct_random() -> None:
+    space = SearchSpace(SpaceConfig())
+    archs = sandwich(space, np.random.default_rng(5), 4)
+    assert archs[0] == space.largest() and archs[1] == space.smallest()
+    assert len(archs) == 6
+    assert len({space.key(space.encode(a)) for a in archs}) == 6
+    assert archs == sandwich(space, np.random.default_rng(5), 4)  # deterministic under a seed
+    assert archs != sandwich(space, np.random.default_rng(6), 4)
+
+
+def test_sandwich_in_a_tiny_space() -> None:
+    space = SearchSpace(SpaceConfig(depths=(1,), widths=(4, 8)))
+    archs = sandwich(space, np.random.default_rng(0), 3)
+    assert len(archs) == 2  # only two networks exist: no duplicates are invented
+
+
+def test_rollout_assignment_contiguous_groups() -> None:
+    space = SearchSpace(SpaceConfig())
+    archs, sizes = rollout_assignment(space, np.random.default_rng(0), 3, 8)
+    assert sizes == [3, 3, 2]
+    assert archs[:2] == [space.largest(), space.smallest()]
+    archs, sizes = rollout_assignment(space, np.random.default_rng(0), 5, 2)
+    assert sizes == [1, 1] and len(archs) == 2  # never more subnets than slots
+
+
+def test_check_teacher_mismatch() -> None:
+    good = SimpleNamespace(obs_shape=(4,), n_actions=2, env_config={"id": "CartPole-v1"})
+    check_teacher(good, (4,), 2, "CartPole-v1")
+    with pytest.raises(TrainingError, match="observations"):
+        check_teacher(good, (6,), 2, "CartPole-v1")
+    with pytest.raises(TrainingError, match="actions"):
+        check_teacher(good, (4,), 3, "CartPole-v1")
+    with pytest.raises(TrainingError, match="Acrobot"):
+        check_teacher(good, (4,), 2, "Acrobot-v1")

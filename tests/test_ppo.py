@@ -1,0 +1,174 @@
+"""PPO pieces against hand-computed numbers: GAE, the clipped loss, the lr schedule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from a2d_evo.agent import PolicyOutput
+from a2d_evo.envs import StepResult
+from a2d_evo.errors import TrainingError
+from a2d_evo.ppo import (
+    RolloutBuffer,
+    collect_rollout,
+    compute_gae,
+    linear_lr,
+    minibatches,
+    normalise_advantages,
+    ppo_loss,
+    sample_actions,
+)
+
+
+def col(*xs: float) -> torch.Tensor:
+    """A (T, 1) column: one env."""
+    return torch.tensor(xs, dtype=torch.float32)[:, None]
+
+
+# ----------------------------------------------------------------------------- GAE
+def test_gae_hand_computed_with_termination_and_truncation() -> None:
+    # 4 steps of one env, gamma 0.9, lambda 0.8 (gamma * lambda = 0.72).
+    # t=0 goes on; t=1 terminates; t=2 is truncated (bootstrap from V(final_obs) = 5.0);
+    # t=3 is the last step of the rollout (bootstrap from V(next obs) = 3.0).
+    rewards = col(1.0, 2.0, 3.0, 4.0)
+    values = col(0.5, 1.0, 1.5, 2.0)
+    next_values = col(1.0, 9.0, 5.0, 3.0)  # 9.0 at the terminal step must be ignored
+    terminated = col(0, 1, 0, 0)
+    dones = col(0, 1, 1, 0)
+    adv, ret = compute_gae(rewards, values, next_values, terminated, dones, 0.9, 0.8)
+    # delta_3 = 4 + 0.9 * 3.0 - 2.0 = 4.7                       A_3 = 4.7
+    # delta_2 = 3 + 0.9 * 5.0 - 1.5 = 6.0 (truncated: the trace stops)   A_2 = 6.0
+    # delta_1 = 2 + 0 - 1.0 = 1.0 (terminal: no bootstrap)            A_1 = 1.0
+    # delta_0 = 1 + 0.9 * 1.0 - 0.5 = 1.4;   A_0 = 1.4 + 0.72 * 1.0 = 2.12
+    expected = col(2.12, 1.0, 6.0, 4.7)
+    torch.testing.assert_close(adv, expected)
+    torch.testing.assert_close(ret, expected + values)  # 2.62, 2.0, 7.5, 6.7
+
+
+def test_gae_columns_are_independent_envs() -> None:
+    # two envs side by side; env 1 never ends: plain discounted sums with lambda = 1
+    rewards = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])
+    values = torch.zeros(3, 2)
+    next_values = torch.zeros(3, 2)
+    terminated = torch.tensor([[0, 0], [1, 0], [0, 0]])
+    adv, _ = compute_gae(rewards, values, next_values, terminated, terminated, 0.5, 1.0)
+    # env 0: A_2 = 1; A_1 = 1 (terminal); A_0 = 1 + 0.5 * 1 = 1.5
+    # env 1: A_2 = 1; A_1 = 1 + 0.5 = 1.5; A_0 = 1 + 0.5 * 1.5 = 1.75
+    torch.testing.assert_close(adv, torch.tensor([[1.5, 1.75], [1.0, 1.5], [1.0, 1.0]]))
+
+
+class ScriptedEnv:
+    """One env whose obs is the step count; ends as scripted; final_obs = 100 + step."""
+
+    def __init__(self, ends: dict[int, str]) -> None:
+        self.ends = ends
+        self.t = 0
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        self.t += 1
+        kind = self.ends.get(self.t)
+        term = np.array([kind == "term"])
+        trunc = np.array([kind == "trunc"])
+        obs = np.array([[float(self.t)]], dtype=np.float32)
+        final = np.array([[100.0 + self.t]], dtype=np.float32)
+        ret = np.array([1.0 if kind else np.nan])
+        return StepResult(obs, np.ones(1, np.float32), term, trunc, final, ret, np.ones(1, int))
+
+
+def test_collector_lines_up_next_values() -> None:
+    env = ScriptedEnv({2: "term", 3: "trunc"})
+
+    def policy(obs: torch.Tensor) -> PolicyOutput:
+        # value = the observation itself, so every stored value names the obs it came from
+        return PolicyOutput(torch.zeros(len(obs), 2), obs[:, 0].clone())
+
+    buf = RolloutBuffer(4, 1, (1,), np.float32)
+    gen = torch.Generator().manual_seed(0)
+    nxt, stats = collect_rollout(env, policy, buf, np.zeros((1, 1), np.float32), gen)
+    assert buf.values[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0]
+    # t=0 -> V(obs 1); t=1 terminated (0, ignored); t=2 truncated -> V(final_obs) = 103;
+    # t=3 -> V(obs after the rollout) = 4
+    assert buf.next_values[:, 0].tolist() == [1.0, 0.0, 103.0, 4.0]
+    assert buf.terminated[:, 0].tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert buf.dones[:, 0].tolist() == [0.0, 1.0, 1.0, 0.0]
+    assert nxt.tolist() == [[4.0]]
+    assert stats.episode_returns == [1.0, 1.0]
+
+
+# ----------------------------------------------------------------------------- loss
+def test_clipped_loss_hand_computed() -> None:
+    # sample 0: pi(a=0) = 0.5, behaviour 0.25 -> ratio 2, clipped to 1.2 with A = +1
+    # sample 1: pi(a=0) = 0.75 = behaviour -> ratio 1 with A = -1
+    logits = torch.tensor([[0.0, 0.0], [math.log(3.0), 0.0]])
+    actions = torch.tensor([0, 0])
+    old_logprobs = torch.log(torch.tensor([0.25, 0.75]))
+    values = torch.tensor([1.0, 0.0])
+    old_values = torch.tensor([0.5, 0.0])
+    advantages = torch.tensor([1.0, -1.0])
+    returns = torch.tensor([2.0, 1.0])
+    out = ppo_loss(
+        logits, values, actions, old_logprobs, old_values, advantages, returns,
+        clip_coef=0.2, vf_coef=0.5, ent_coef=0.01, clip_vloss=True, norm_adv=False,
+    )  # fmt: skip
+    # policy: mean(max(-1 * 2, -1 * 1.2), max(1 * 1, 1 * 1)) = mean(-1.2, 1) = -0.1
+    assert out.policy.item() == pytest.approx(-0.1)
+    # value: V_clip(0) = 0.5 + clip(0.5, -0.2, 0.2) = 0.7 -> max(1, 1.69) = 1.69;
+    # sample 1: max(1, 1) = 1 -> 0.5 * mean(1.69, 1) = 0.6725
+    assert out.value.item() == pytest.approx(0.6725)
+    # entropy: mean(ln 2, -(0.75 ln 0.75 + 0.25 ln 0.25)) = mean(0.693147, 0.562335)
+    assert out.entropy.item() == pytest.approx(0.6277411, abs=1e-6)
+    assert out.approx_kl.item() == pytest.approx(((2 - 1) - math.log(2)) / 2)
+    assert out.clipfrac.item() == pytest.approx(0.5)
+    assert out.loss.item() == pytest.approx(-0.1 - 0.01 * 0.6277411 + 0.5 * 0.6725, abs=1e-6)
+
+    unclipped = ppo_loss(
+        logits, values, actions, old_logprobs, old_values, advantages, returns,
+        clip_coef=0.2, vf_coef=0.5, ent_coef=0.0, clip_vloss=False, norm_adv=False,
+    )  # fmt: skip
+    assert unclipped.value.item() == pytest.approx(0.5 * (1 + 1) / 2)
+
+
+def test_clipped_ratio_gives_no_policy_gradient() -> None:
+    # ratio 2 with A > 0 is clipped: the surrogate is flat in the logits there
+    logits = torch.zeros(1, 2, requires_grad=True)
+    out = ppo_loss(
+        logits, torch.zeros(1), torch.tensor([0]), torch.log(torch.tensor([0.25])),
+        torch.zeros(1), torch.ones(1), torch.zeros(1),
+        clip_coef=0.2, vf_coef=0.0, ent_coef=0.0, norm_adv=False,
+    )  # fmt: skip
+    out.loss.backward()
+    assert logits.grad is not None and torch.count_nonzero(logits.grad) == 0
+
+
+def test_advantage_normalisation() -> None:
+    a = normalise_advantages(torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(a, torch.tensor([-1.0, 0.0, 1.0]), atol=1e-6, rtol=0)
+    assert normalise_advantages(torch.tensor([5.0])).item() == 0.0  # no NaN from std of 1
+
+
+# ----------------------------------------------------------------------------- schedule etc.
+def test_linear_lr_schedule() -> None:
+    got = [linear_lr(1e-3, u, 4) for u in range(1, 5)]
+    assert got == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+
+
+def test_minibatches_partition_the_batch() -> None:
+    rng = np.random.default_rng(0)
+    parts = list(minibatches(rng, 12, 3))
+    assert [len(p) for p in parts] == [4, 4, 4]
+    assert sorted(torch.cat(parts).tolist()) == list(range(12))
+    again = list(minibatches(np.random.default_rng(0), 12, 3))
+    assert all(torch.equal(a, b) for a, b in zip(parts, again, strict=True))
+
+
+def test_sample_actions_seeded_and_refuses_nan() -> None:
+    logits = torch.tensor([[0.0, 1.0, 2.0]] * 64)
+    a1, lp1 = sample_actions(logits, torch.Generator().manual_seed(3))
+    a2, lp2 = sample_actions(logits, torch.Generator().manual_seed(3))
+    assert torch.equal(a1, a2) and torch.equal(lp1, lp2)
+    torch.testing.assert_close(lp1, torch.log_softmax(logits, -1).gather(1, a1[:, None])[:, 0])
+    with pytest.raises(TrainingError, match="non-finite"):
+        sample_actions(torch.tensor([[0.0, float("nan")]]), torch.Generator())
