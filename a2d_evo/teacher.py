@@ -23,6 +23,7 @@ is never unpickled). Our agent has ONE trunk shared by actor and critic, so:
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import pickle
 import re
@@ -304,13 +305,14 @@ def convert_sb3(
     kwargs = _sb3_policy_kwargs(data)
     activation = str(kwargs.get("activation_fn", "Tanh"))
     state = _sb3_shared_extractor(state)
+    sh = _sequential_linears(state, "mlp_extractor.shared_net.", "SB3 shared_net", head=False)
     pi = _sequential_linears(state, "mlp_extractor.policy_net.", "SB3 policy_net", head=False)
     vf = _sequential_linears(state, "mlp_extractor.value_net.", "SB3 value_net", head=False)
     heads = {"action_net.weight", "action_net.bias", "value_net.weight", "value_net.bias"}
     if not heads <= set(state):
         raise FormatError(f"SB3 policy misses {sorted(heads - set(state))}")
     if "features_extractor.cnn.0.weight" in state:
-        if pi or vf:
+        if sh or pi or vf:
             raise FormatError(
                 "SB3 CnnPolicy with net_arch layers after the NatureCNN cannot be expressed: "
                 "our CNN agent has exactly one FC layer between the convs and the heads"
@@ -345,7 +347,8 @@ def convert_sb3(
     actor += [state["action_net.weight"], state["action_net.bias"]]
     critic = [vf[k] for k in sorted(vf, key=_index_key)]
     critic += [state["value_net.weight"], state["value_net.bias"]]
-    return _block_diagonal(actor, critic, "SB3 MlpPolicy")
+    shared = [sh[k] for k in sorted(sh, key=_index_key)]
+    return _block_diagonal(actor, critic, "SB3 MlpPolicy", shared)
 
 
 def _sb3_policy_kwargs(data: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -400,10 +403,12 @@ def _sequential_linears(
 
 
 def _block_diagonal(
-    actor: list[Tensor], critic: list[Tensor], what: str
+    actor: list[Tensor], critic: list[Tensor], what: str, shared: list[Tensor] | None = None
 ) -> tuple[Arch, dict[str, Tensor]]:
-    """Separate actor and critic MLPs ([w0, b0, w1, b1, ..., head_w, head_b] each) as one
-    shared tanh MLP with block-diagonal weights (exactly the same functions)."""
+    """Shared tanh layers (``[w0, b0, ...]``) followed by separate actor and critic MLPs
+    (``[w0, b0, ..., head_w, head_b]`` each) as ONE shared tanh MLP: the split part becomes
+    block-diagonal layers of the summed widths (exactly the same functions)."""
+    sw, sb = (shared or [])[0::2], (shared or [])[1::2]
     aw, ab, cw, cb = actor[0::2], actor[1::2], critic[0::2], critic[1::2]
     if len(aw) != len(cw):
         raise FormatError(
@@ -411,26 +416,32 @@ def _block_diagonal(
             "a shared trunk needs the same depth (cannot be expressed exactly)"
         )
     if aw[0].shape[1] != cw[0].shape[1]:
-        raise FormatError(f"{what}: actor and critic take different observation sizes")
+        raise FormatError(f"{what}: actor and critic take different input sizes")
     if cw[-1].shape[0] != 1:
         raise FormatError(f"{what}: the critic head has {cw[-1].shape[0]} outputs, expected 1")
-    state: dict[str, Tensor] = {}
-    widths = []
+    if not sw and len(aw) < 2:
+        raise FormatError(f"{what}: no hidden layer; a2d-evo MLP agents have at least one")
+    layers: list[tuple[Tensor, Tensor]] = list(zip(sw, sb, strict=True))
     for i in range(len(aw) - 1):
-        if i == 0:
-            w = torch.cat([aw[0], cw[0]], dim=0)
-        else:
-            w = torch.block_diag(aw[i], cw[i])
-        state[f"layers.{i}.weight"] = w
-        state[f"layers.{i}.bias"] = torch.cat([ab[i], cb[i]])
-        widths.append(int(w.shape[0]))
+        w = torch.cat([aw[0], cw[0]], dim=0) if i == 0 else torch.block_diag(aw[i], cw[i])
+        layers.append((w, torch.cat([ab[i], cb[i]])))
+    for (w0, _), (w1, _) in itertools.pairwise(layers):
+        if w1.shape[1] != w0.shape[0]:
+            raise FormatError(
+                f"{what}: layer sizes do not chain ({tuple(w0.shape)} -> {tuple(w1.shape)})"
+            )
+    state: dict[str, Tensor] = {}
+    for i, (w, b) in enumerate(layers):
+        state[f"layers.{i}.weight"], state[f"layers.{i}.bias"] = w.clone(), b.clone()
     n_actions = aw[-1].shape[0]
-    a_last, c_last = aw[-1].shape[1], cw[-1].shape[1]
-    state["policy.weight"] = torch.cat([aw[-1], aw[-1].new_zeros(n_actions, c_last)], dim=1)
-    state["policy.bias"] = ab[-1].clone()
-    state["value.weight"] = torch.cat([cw[-1].new_zeros(1, a_last), cw[-1]], dim=1)
-    state["value.bias"] = cb[-1].clone()
-    return MLPArch(tuple(widths)), state
+    if len(aw) == 1:  # heads straight on the shared trunk
+        state["policy.weight"], state["value.weight"] = aw[-1].clone(), cw[-1].clone()
+    else:
+        a_last, c_last = aw[-1].shape[1], cw[-1].shape[1]
+        state["policy.weight"] = torch.cat([aw[-1], aw[-1].new_zeros(n_actions, c_last)], dim=1)
+        state["value.weight"] = torch.cat([cw[-1].new_zeros(1, a_last), cw[-1]], dim=1)
+    state["policy.bias"], state["value.bias"] = ab[-1].clone(), cb[-1].clone()
+    return MLPArch(tuple(int(w.shape[0]) for w, _ in layers)), state
 
 
 def _nature(

@@ -1,0 +1,299 @@
+"""Importing teachers: CleanRL and SB3 networks mapped exactly onto our Agent, or refused."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import pickle
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from a2d_evo.agent import Agent
+from a2d_evo.config import config_from_dict
+from a2d_evo.errors import FormatError, TrainingError
+from a2d_evo.runfolder import RunFolder
+from a2d_evo.search_space import CNNArch, MLPArch
+from a2d_evo.teacher import (
+    check_fits_env,
+    convert_cleanrl,
+    convert_sb3,
+    detect_format,
+    import_teacher,
+)
+
+ATARI_OBS = (4, 84, 84)
+
+
+@pytest.fixture(autouse=True)
+def _no_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ONNX export is tested with export.py; here it would only add seconds per save
+    monkeypatch.setattr("a2d_evo.export.onnx_available", lambda: False)
+
+
+def seeded(module: nn.Module, seed: int = 0) -> nn.Module:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
+    return module
+
+
+# ------------------------------------------------------------------ the foreign networks
+class CleanRLAtari(nn.Module):
+    """CleanRL ppo_atari.py's Agent (shared Nature trunk ``network``, ``actor``, ``critic``)."""
+
+    def __init__(self, n_actions: int) -> None:
+        super().__init__()
+        self.network = nn.Sequential(
+            nn.Conv2d(4, 32, 8, stride=4), nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(),
+            nn.Flatten(), nn.Linear(64 * 7 * 7, 512), nn.ReLU(),
+        )  # fmt: skip
+        self.actor = nn.Linear(512, n_actions)
+        self.critic = nn.Linear(512, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.network(x / 255.0)
+        return self.actor(h), self.critic(h).squeeze(-1)
+
+
+class CleanRLClassic(nn.Module):
+    """CleanRL ppo.py's Agent: separate tanh actor and critic MLPs."""
+
+    def __init__(self, obs: int, n_actions: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.critic = nn.Sequential(
+            nn.Linear(obs, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
+            nn.Linear(hidden, 1),
+        )  # fmt: skip
+        self.actor = nn.Sequential(
+            nn.Linear(obs, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh(),
+            nn.Linear(hidden, n_actions),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.actor(x), self.critic(x).squeeze(-1)
+
+
+class MlpExtractor(nn.Module):
+    def __init__(self, obs: int, pi: list[int], vf: list[int]) -> None:
+        super().__init__()
+
+        def mlp(sizes: list[int]) -> nn.Sequential:
+            layers: list[nn.Module] = []
+            for a, b in zip([obs, *sizes], sizes, strict=False):
+                layers += [nn.Linear(a, b), nn.Tanh()]
+            return nn.Sequential(*layers)
+
+        self.policy_net, self.value_net = mlp(pi), mlp(vf)
+
+
+class SB3Mlp(nn.Module):
+    """The module tree of SB3 2.x ``ActorCriticPolicy`` with ``MlpPolicy`` (Flatten extractor
+    shared under three names, separate pi/vf nets, heads)."""
+
+    def __init__(self, obs: int, n_actions: int, pi: list[int], vf: list[int]) -> None:
+        super().__init__()
+        self.features_extractor = nn.Flatten()
+        self.pi_features_extractor = self.features_extractor
+        self.vf_features_extractor = self.features_extractor
+        self.mlp_extractor = MlpExtractor(obs, pi, vf)
+        self.action_net = nn.Linear(pi[-1] if pi else obs, n_actions)
+        self.value_net = nn.Linear(vf[-1] if vf else obs, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.features_extractor(x)
+        pi, vf = self.mlp_extractor.policy_net(f), self.mlp_extractor.value_net(f)
+        return self.action_net(pi), self.value_net(vf).squeeze(-1)
+
+
+class NatureCNN(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cnn = nn.Sequential(
+            nn.Conv2d(4, 32, 8, stride=4), nn.ReLU(), nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten(),
+        )  # fmt: skip
+        self.linear = nn.Sequential(nn.Linear(3136, 512), nn.ReLU())
+
+
+class SB3Cnn(nn.Module):
+    """SB3 ``CnnPolicy`` (NatureCNN shared extractor, empty mlp_extractor, heads)."""
+
+    def __init__(self, n_actions: int) -> None:
+        super().__init__()
+        self.features_extractor = NatureCNN()
+        self.pi_features_extractor = self.features_extractor
+        self.vf_features_extractor = self.features_extractor
+        self.mlp_extractor = MlpExtractor(512, [], [])
+        self.action_net = nn.Linear(512, n_actions)
+        self.value_net = nn.Linear(512, 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fe = self.features_extractor
+        h = fe.linear(fe.cnn(x.float() / 255.0))
+        return self.action_net(h), self.value_net(h).squeeze(-1)
+
+
+def assert_same_function(theirs: nn.Module, ours: Agent, obs: torch.Tensor) -> None:
+    with torch.no_grad():
+        logits, value = theirs(obs)
+        out = ours(obs)
+    torch.testing.assert_close(out.logits, logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out.value, value, rtol=1e-5, atol=1e-5)
+
+
+def build(arch: CNNArch | MLPArch, state: dict, obs_shape: tuple[int, ...], n: int) -> Agent:
+    agent = Agent(arch, obs_shape, n)
+    agent.load_state_dict(state, strict=True)
+    return agent
+
+
+def sb3_zip(path: Path, policy: nn.Module, data: dict | None = None) -> Path:
+    buf = io.BytesIO()
+    torch.save(policy.state_dict(), buf)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("policy.pth", buf.getvalue())
+        zf.writestr("data", json.dumps(data or {"policy_kwargs": {}}))
+        zf.writestr("_stable_baselines3_version", "2.4.0")
+    return path
+
+
+# ------------------------------------------------------------------ exact mappings
+def test_cleanrl_atari_maps_onto_the_nature_agent() -> None:
+    theirs = seeded(CleanRLAtari(6))
+    arch, state = convert_cleanrl(theirs.state_dict())
+    assert arch == CNNArch((32, 64, 64), (), 512)
+    check_fits_env(arch, state, ATARI_OBS, 6, "ALE/Pong-v5", Path("x"))
+    obs = torch.randint(0, 256, (3, *ATARI_OBS), dtype=torch.uint8)
+    assert_same_function(theirs, build(arch, state, ATARI_OBS, 6), obs)
+
+
+def test_sb3_cnn_policy_maps_onto_the_nature_agent() -> None:
+    theirs = seeded(SB3Cnn(4))
+    assert "pi_features_extractor.cnn.0.weight" in theirs.state_dict()  # the aliases are there
+    arch, state = convert_sb3(theirs.state_dict(), {"policy_kwargs": {}})
+    assert arch == CNNArch((32, 64, 64), (), 512)
+    obs = torch.randint(0, 256, (2, *ATARI_OBS), dtype=torch.uint8)
+    assert_same_function(theirs, build(arch, state, ATARI_OBS, 4), obs)
+
+
+def test_cleanrl_classic_is_block_diagonal_exact() -> None:
+    theirs = seeded(CleanRLClassic(4, 2))
+    arch, state = convert_cleanrl(theirs.state_dict())
+    assert arch == MLPArch((128, 128))
+    obs = torch.randn(16, 4, generator=torch.Generator().manual_seed(1))
+    assert_same_function(theirs, build(arch, state, (4,), 2), obs)
+
+
+def test_sb3_mlp_policy_is_block_diagonal_exact() -> None:
+    theirs = seeded(SB3Mlp(6, 3, pi=[64, 32], vf=[16, 48]))
+    arch, state = convert_sb3(theirs.state_dict())
+    assert arch == MLPArch((80, 80))
+    obs = torch.randn(16, 6, generator=torch.Generator().manual_seed(2))
+    assert_same_function(theirs, build(arch, state, (6,), 3), obs)
+
+
+# ------------------------------------------------------------------ refusals
+def test_refuses_what_a_shared_trunk_cannot_express() -> None:
+    with pytest.raises(FormatError, match="same depth"):
+        convert_sb3(seeded(SB3Mlp(4, 2, pi=[64], vf=[64, 64])).state_dict())
+    with pytest.raises(FormatError, match="hidden layer"):
+        convert_sb3(seeded(SB3Mlp(4, 2, pi=[], vf=[])).state_dict())
+    relu = {"policy_kwargs": {":type:": "<class 'dict'>", "activation_fn": "<class 'ReLU'>"}}
+    with pytest.raises(FormatError, match="tanh"):
+        convert_sb3(seeded(SB3Mlp(4, 2, pi=[8], vf=[8])).state_dict(), relu)
+    cnn = seeded(SB3Cnn(4)).state_dict()
+    separate = dict(cnn)
+    separate["vf_features_extractor.cnn.0.weight"] = cnn["features_extractor.cnn.0.weight"] + 1
+    with pytest.raises(FormatError, match="separate"):
+        convert_sb3(separate)
+    with pytest.raises(FormatError, match="continuous"):
+        convert_sb3({**cnn, "log_std": torch.zeros(2)})
+    with pytest.raises(FormatError, match="not a CleanRL"):
+        convert_cleanrl({"foo.weight": torch.zeros(2, 2)})
+
+
+def test_refuses_an_env_mismatch() -> None:
+    arch, state = convert_cleanrl(seeded(CleanRLAtari(6)).state_dict())
+    with pytest.raises(TrainingError, match="actions"):
+        check_fits_env(arch, state, ATARI_OBS, 4, "ALE/Breakout-v5", Path("x"))
+    with pytest.raises(TrainingError, match="MLP"):
+        check_fits_env(arch, state, (4,), 2, "CartPole-v1", Path("x"))
+    arch, state = convert_cleanrl(seeded(CleanRLClassic(6, 3)).state_dict())
+    with pytest.raises(TrainingError, match="size 6"):
+        check_fits_env(arch, state, (4,), 2, "CartPole-v1", Path("x"))
+
+
+# ------------------------------------------------------------------ end to end on CartPole
+def cartpole_cfg():
+    return config_from_dict(
+        {"env": {"id": "CartPole-v1"}, "teacher": {"eval_episodes": 3}, "eval": {"num_envs": 3}}
+    )
+
+
+def test_import_cleanrl_file(tmp_path: Path) -> None:
+    from a2d_evo.export import load_agent
+
+    theirs = seeded(CleanRLClassic(4, 2))
+    src = tmp_path / "agent.cleanrl_model"
+    torch.save(theirs.state_dict(), src)
+    assert detect_format(src) == "cleanrl"  # a torch zip is not mistaken for an SB3 zip
+    run = RunFolder(tmp_path / "run")
+    folder = import_teacher(src, cartpole_cfg(), run)
+    assert folder == run.teacher_agent
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["episodes"] == 3 and metrics["normalised_return"] == 1.0
+    assert "random_return_mean" in metrics
+    obs = torch.randn(8, 4)
+    assert_same_function(theirs, load_agent(folder), obs)
+    # a second import refuses to overwrite the teacher
+    with pytest.raises(Exception, match="already holds"):
+        import_teacher(src, cartpole_cfg(), run)
+
+
+class _Boom:
+    def __reduce__(self):  # what unpickling SB3's data member would run
+        return (Path.touch, (Path(BOOM),))
+
+
+BOOM = ""
+
+
+def test_import_sb3_zip_never_unpickles_data(tmp_path: Path) -> None:
+    from a2d_evo.export import load_agent
+
+    global BOOM
+    BOOM = str(tmp_path / "unpickled")
+    payload = base64.b64encode(pickle.dumps(_Boom())).decode()
+    data = {"policy_kwargs": {}, "policy_class": {":type:": "<class 'abc.ABCMeta'>",
+                                                  ":serialized:": payload}}  # fmt: skip
+    theirs = seeded(SB3Mlp(4, 2, pi=[64, 64], vf=[64, 64]))
+    src = sb3_zip(tmp_path / "ppo_cartpole.zip", theirs, data)
+    assert detect_format(src) == "sb3"
+    folder = import_teacher(src, cartpole_cfg(), RunFolder(tmp_path / "run"))
+    assert not Path(BOOM).exists()
+    assert_same_function(theirs, load_agent(folder), torch.randn(8, 4))
+
+
+def test_import_bad_files_write_nothing(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    wrong = tmp_path / "acrobot.pt"
+    torch.save(seeded(CleanRLClassic(6, 3)).state_dict(), wrong)
+    with pytest.raises(TrainingError, match="observations of size 6"):
+        import_teacher(wrong, cartpole_cfg(), run)
+    code = tmp_path / "code.pt"
+    torch.save({"actor.0.weight": _Boom()}, code)
+    with pytest.raises(FormatError, match="unpickle"):
+        import_teacher(code, cartpole_cfg(), run)
+    broken = tmp_path / "broken.zip"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(FormatError):
+        import_teacher(broken, cartpole_cfg(), run, fmt="sb3")
+    assert not run.teacher.exists()

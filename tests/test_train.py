@@ -1,0 +1,259 @@
+"""Training: learning on CartPole, bit-identical resume, failure handling, grouped rollouts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from a2d_evo import loop
+from a2d_evo.agent import Agent
+from a2d_evo.config import Config, config_from_dict
+from a2d_evo.errors import FormatError, RunFolderError, TrainingError
+from a2d_evo.loop import Streams, TrainingInterrupted
+from a2d_evo.ppo import RolloutBuffer, collect_rollout
+from a2d_evo.runfolder import RunFolder, torch_load
+from a2d_evo.search_space import MLPArch, SearchSpace
+from a2d_evo.supernet import Supernet
+from a2d_evo.teacher import train_teacher
+from a2d_evo.train import SupernetLearner, finetune_agent, train_supernet
+
+
+@pytest.fixture(autouse=True)
+def _no_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
+    # ONNX export is tested with export.py; here it would only add seconds per save
+    monkeypatch.setattr("a2d_evo.export.onnx_available", lambda: False)
+
+
+def tiny(**sections: Any) -> Config:
+    """4 updates of 2 envs x 16 steps: the mechanics, not the learning."""
+    raw: dict[str, Any] = {
+        "seed": 3,
+        "torch_threads": 1,
+        "env": {"id": "CartPole-v1"},
+        "space": {"kind": "mlp", "depths": [1, 2], "widths": [4, 8, 16]},
+        "ppo": {
+            "num_envs": 2,
+            "num_steps": 16,
+            "num_minibatches": 2,
+            "update_epochs": 2,
+            "lr": 1e-3,
+        },
+        "teacher": {
+            "arch": {"kind": "mlp", "widths": [16]},
+            "total_steps": 128,
+            "eval_episodes": 2,
+        },
+        "supernet": {
+            "total_steps": 128,
+            "num_random": 1,
+            "rollout_subnets": 2,
+            "checkpoint_every": 2,
+        },
+        "eval": {"num_envs": 2, "episodes": 2},
+    }
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values} if isinstance(values, dict) else values
+    return config_from_dict(raw)
+
+
+def model_state(path: Path) -> dict[str, torch.Tensor]:
+    return torch_load(path)["model"]
+
+
+def assert_same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+# ----------------------------------------------------------------------------- resume
+def test_teacher_same_seed_same_weights_and_bit_identical_resume(tmp_path: Path) -> None:
+    cfg = tiny()
+    a, b, c = (RunFolder(tmp_path / n) for n in "abc")
+    train_teacher(cfg, a, progress=False)
+    train_teacher(cfg, c, progress=False)
+    with pytest.raises(TrainingInterrupted, match="update 2/4"):
+        train_teacher(cfg, b, progress=False, stop_after=2)
+    assert torch_load(b.teacher / "checkpoint.pt")["update"] == 2
+    assert not b.teacher_agent.exists()
+    train_teacher(cfg, b, resume=True, progress=False)
+    final = model_state(a.teacher / "checkpoint.pt")
+    assert torch_load(a.teacher / "checkpoint.pt")["update"] == 4
+    assert_same_weights(final, model_state(c.teacher / "checkpoint.pt"))
+    assert_same_weights(final, model_state(b.teacher / "checkpoint.pt"))
+    pa = torch.load(a.teacher_agent / "policy.pt", weights_only=True)
+    pb = torch.load(b.teacher_agent / "policy.pt", weights_only=True)
+    assert_same_weights(pa, pb)
+    ma = json.loads((a.teacher_agent / "metrics.json").read_text())
+    assert ma["env_steps"] == 128 and "random_return_mean" in ma
+    # a different seed gives different weights
+    d = RunFolder(tmp_path / "d")
+    train_teacher(tiny(seed=4), d, progress=False)
+    assert not torch.equal(
+        final["layers.0.weight"], model_state(d.teacher / "checkpoint.pt")["layers.0.weight"]
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = RunFolder(tmp_path_factory.mktemp("teacher") / "run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("a2d_evo.export.onnx_available", lambda: False)
+        return train_teacher(tiny(), run, progress=False)
+
+
+def test_supernet_resume_is_bit_identical(tmp_path: Path, tiny_teacher: Path) -> None:
+    cfg = tiny()
+    a, b = RunFolder(tmp_path / "a"), RunFolder(tmp_path / "b")
+    wa = train_supernet(cfg, a, teacher_dir=tiny_teacher, progress=False)
+    with pytest.raises(TrainingInterrupted):
+        train_supernet(cfg, b, teacher_dir=tiny_teacher, progress=False, stop_after=2)
+    assert not b.supernet_weights.exists()
+    wb = train_supernet(cfg, b, teacher_dir=tiny_teacher, resume=True, progress=False)
+    assert_same_weights(torch.load(wa, weights_only=True), torch.load(wb, weights_only=True))
+    summary = json.loads((a.supernet / "summary.json").read_text())
+    assert summary["env_steps"] == 128 and summary["vanilla"] is False
+    # the distillation changes the result: the vanilla switch trains other weights
+    v = RunFolder(tmp_path / "v")
+    wv = train_supernet(tiny(distill={"alpha": 0.0, "beta": 0.0}), v, progress=False)
+    assert json.loads((v.supernet / "summary.json").read_text())["teacher"] is None
+    sa, sv = torch.load(wa, weights_only=True), torch.load(wv, weights_only=True)
+    assert not torch.equal(sa["layers.0.weight"], sv["layers.0.weight"])
+
+
+def test_sigint_checkpoints_then_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+    real = loop.collect_rollout
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives during update 2
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "collect_rollout", interrupted)
+    run = RunFolder(tmp_path / "run")
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(TrainingInterrupted, match="SIGINT"):
+        train_teacher(tiny(), run, progress=False)
+    assert signal.getsignal(signal.SIGINT) is before  # handlers restored
+    assert torch_load(run.teacher / "checkpoint.pt")["update"] == 2  # update 2 completed
+    monkeypatch.setattr(loop, "collect_rollout", real)
+    train_teacher(tiny(), run, resume=True, progress=False)
+    assert torch_load(run.teacher / "checkpoint.pt")["update"] == 4
+
+
+# ----------------------------------------------------------------------------- failures
+def test_nan_loss_stops_and_keeps_the_last_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = loop.distill_loss
+    calls = {"n": 0}
+
+    def poisoned(*args: Any, **kwargs: Any) -> Any:
+        d = real(*args, **kwargs)
+        calls["n"] += 1
+        # 2 epochs x 2 minibatches per update: call 9 is update 3's first minibatch
+        return d._replace(loss=d.loss * float("nan")) if calls["n"] >= 9 else d
+
+    monkeypatch.setattr(loop, "distill_loss", poisoned)
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(TrainingError, match="non-finite loss at update 3") as info:
+        train_teacher(tiny(), run, progress=False)
+    assert "update 2" in str(info.value)
+    ckpt = torch_load(run.teacher / "checkpoint.pt")
+    assert ckpt["update"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert not run.teacher_agent.exists()
+
+
+def test_teacher_env_mismatch_fails_before_any_work(tmp_path: Path) -> None:
+    from a2d_evo.export import save_agent
+
+    acrobot = Agent(MLPArch((16,)), (6,), 3, {"id": "Acrobot-v1"})
+    teacher = save_agent(acrobot, tmp_path / "acrobot_teacher", onnx=False)
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(TrainingError, match="does not match"):
+        train_supernet(tiny(), run, teacher_dir=teacher, progress=False)
+    assert not run.supernet.exists()
+    with pytest.raises(TrainingError, match="no teacher agent"):
+        train_supernet(tiny(), run, teacher_dir=tmp_path / "nowhere", progress=False)
+    assert not run.supernet.exists()
+
+
+def test_resume_with_conflicting_config_overwrites_nothing(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(TrainingInterrupted):
+        train_teacher(tiny(), run, progress=False, stop_after=1)
+    ckpt = run.teacher / "checkpoint.pt"
+    saved = ckpt.read_bytes()
+    with pytest.raises(RunFolderError, match=r"ppo\.lr"):
+        train_teacher(tiny(ppo={"lr": 5e-4}), run, resume=True, progress=False)
+    assert ckpt.read_bytes() == saved
+    with pytest.raises(RunFolderError, match="already holds"):
+        train_teacher(tiny(), run, progress=False)  # a fresh start does not overwrite either
+    assert ckpt.read_bytes() == saved
+    ckpt.unlink()
+    with pytest.raises(FormatError, match="no checkpoint"):
+        train_teacher(tiny(), run, resume=True, progress=False)
+    ckpt.write_bytes(saved[: len(saved) // 2])
+    with pytest.raises(FormatError, match="truncated or corrupted"):
+        train_teacher(tiny(), run, resume=True, progress=False)
+
+
+# ----------------------------------------------------------------------------- rollouts
+def test_grouped_rollout_stores_the_acting_subnets_logprobs() -> None:
+    from a2d_evo.envs import make_vec_env
+
+    cfg = tiny(ppo={"num_envs": 5, "num_steps": 6}, supernet={"rollout_subnets": 3})
+    space = SearchSpace(cfg.space)
+    streams = Streams(0, "supernet")
+    net = streams.build(lambda: Supernet(space, (4,), 2))
+    learner = SupernetLearner(net, cfg, None, streams.rng)
+    policy = learner.policy(1)
+    sizes = [len(c) for c in np.array_split(np.arange(5), 3)]
+    assert len(learner.rollout_archs) == 3 and sizes == [2, 2, 1]
+    assert learner.rollout_archs[:2] == [space.largest(), space.smallest()]
+    envs = make_vec_env(cfg.env, 5, seed=0)
+    buf = RolloutBuffer(6, 5, (4,), np.float32)
+    collect_rollout(envs, policy, buf, envs.reset(seed=0), streams.actions)
+    start = 0
+    for arch, size in zip(learner.rollout_archs, sizes, strict=True):
+        slots = slice(start, start + size)
+        obs = buf.obs[:, slots].reshape(-1, 4)
+        with torch.no_grad():
+            out = net(obs, arch)
+        logp = torch.log_softmax(out.logits, -1).gather(1, buf.actions[:, slots].reshape(-1, 1))
+        torch.testing.assert_close(logp[:, 0], buf.logprobs[:, slots].reshape(-1))
+        torch.testing.assert_close(out.value, buf.values[:, slots].reshape(-1))
+        start += size
+
+
+def test_finetune_records_before_and_after(tmp_path: Path, tiny_teacher: Path) -> None:
+    from a2d_evo.export import extract, save_agent
+
+    cfg = tiny()
+    run = RunFolder(tiny_teacher.parent.parent)  # the run folder holding the teacher
+    weights = train_supernet(cfg, run, progress=False)  # default teacher: RUN_DIR/teacher/agent
+    net = Supernet(SearchSpace(cfg.space), (4,), 2)
+    net.load_state_dict(torch.load(weights, weights_only=True))
+    folder = save_agent(
+        extract(net, SearchSpace(cfg.space).smallest()), run.agents / "small", onnx=False
+    )
+    old = torch.load(folder / "policy.pt", weights_only=True)
+    result = finetune_agent(folder, cfg, steps=64, teacher_dir=None, progress=False)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    for key in ("before", "after"):
+        assert set(result[key]) == {"return_mean", "return_std", "episodes", "seeds"}
+        assert metrics[key] == result[key]
+    assert metrics["return_mean"] == result["after"]["return_mean"]
+    assert metrics["finetune_steps"] == 64
+    new = torch.load(folder / "policy.pt", weights_only=True)
+    assert not torch.equal(old["layers.0.weight"], new["layers.0.weight"])
