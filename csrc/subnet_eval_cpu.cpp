@@ -1,1 +1,651 @@
+// CPU core of the batched subnet evaluation (see subnet_eval.h for the layout).
+//
+// One register-blocked micro-kernel computes a 4-row x 24-column output tile of a "tap
+// convolution": for every tap t it walks `cin` contiguous input channels of each row (broadcast)
+// against `cin` weight rows (three 8-float vectors each). MLP layers, conv layers and the FC layer
+// are all this kernel with different row/tap pointers, so no im2col buffer is ever written. An
+// AVX2+FMA build of the kernel is selected at run time when the CPU has it; otherwise a portable
+// one that the compiler vectorises for the baseline ISA.
+//
+// Work is split into (group, chunk of rows) items run by OpenMP with dynamic scheduling; each
+// item runs its rows through the whole subnet with thread-local scratch buffers.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
 #include "subnet_eval.h"
+
+#ifdef A2D_WITH_OPENMP
+#include <omp.h>
+#endif
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define A2D_HAVE_AVX2_PATH 1
+#include <immintrin.h>
+#define A2D_TARGET_AVX2 __attribute__((target("avx2,fma")))
+#else
+#define A2D_HAVE_AVX2_PATH 0
+#endif
+
+namespace a2d {
+namespace subnet_eval {
+
+namespace {
+
+enum Act : int { kNone = 0, kRelu = 1, kTanh = 2 };
+
+constexpr int kMR = 4;         // rows per micro tile
+constexpr int kNR = 24;        // columns per micro tile (3 vectors of 8)
+constexpr int64_t kKc = 256;   // inner-dimension block (taps * cin) kept in L1
+constexpr int kMlpChunk = 32;  // rows per MLP work item
+constexpr int kCnnChunk = 8;   // images per CNN work item
+
+// ------------------------------------------------------------------ micro-kernel interface
+struct Micro {
+  const float* const* a;  // MR row base pointers
+  float* const* c;        // MR output row pointers (column 0)
+  const int64_t* atap;    // per-tap offsets added to a[i]
+  const int64_t* btap;    // per-tap offsets added to b
+  int64_t ntaps;
+  int64_t cin;
+  const float* b;  // weight^T at column j0
+  int64_t ldb;
+  int64_t j0;
+  const float* bias;  // at column j0, read only when epi
+  float scale;
+  int act;
+  bool load_c;  // accumulate onto the partial sums in c
+  bool epi;     // last inner block: scale, bias, activation
+};
+
+using MicroFn = void (*)(const Micro&);
+
+// Rational tanh (Eigen's generic_fast_tanh_float): a few ulp over the whole float range.
+constexpr float kTanhClamp = 7.90531110763549805f;
+constexpr float kA1 = 4.89352455891786e-03f, kA3 = 6.37261928875436e-04f,
+                kA5 = 1.48572235717979e-05f, kA7 = 5.12229709037114e-08f,
+                kA9 = -8.60467152213735e-11f, kA11 = 2.00018790482477e-13f,
+                kA13 = -2.76076847742355e-16f;
+constexpr float kB0 = 4.89352518554385e-03f, kB2 = 2.26843463243900e-03f,
+                kB4 = 1.18534705686654e-04f, kB6 = 1.19825839466702e-06f;
+
+inline float tanh_scalar(float v) {
+  if (std::fabs(v) < 0.0004f) return v;
+  const float x = std::min(std::max(v, -kTanhClamp), kTanhClamp);
+  const float x2 = x * x;
+  float p = kA13;
+  p = p * x2 + kA11;
+  p = p * x2 + kA9;
+  p = p * x2 + kA7;
+  p = p * x2 + kA5;
+  p = p * x2 + kA3;
+  p = p * x2 + kA1;
+  p = p * x;
+  float q = kB6;
+  q = q * x2 + kB4;
+  q = q * x2 + kB2;
+  q = q * x2 + kB0;
+  return p / q;
+}
+
+// Portable kernel: plain arrays the compiler vectorises for the baseline ISA.
+template <int MR, int NV>
+void micro_generic(const Micro& m) {
+  constexpr int N = NV * 8;
+  float acc[MR][N];
+  for (int i = 0; i < MR; ++i) {
+    for (int j = 0; j < N; ++j) acc[i][j] = m.load_c ? m.c[i][m.j0 + j] : 0.f;
+  }
+  for (int64_t t = 0; t < m.ntaps; ++t) {
+    const float* ap[MR];
+    for (int i = 0; i < MR; ++i) ap[i] = m.a[i] + m.atap[t];
+    const float* bp = m.b + m.btap[t];
+    for (int64_t ci = 0; ci < m.cin; ++ci, bp += m.ldb) {
+      for (int i = 0; i < MR; ++i) {
+        const float av = ap[i][ci];
+        for (int j = 0; j < N; ++j) acc[i][j] += av * bp[j];
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* out = m.c[i] + m.j0;
+    for (int j = 0; j < N; ++j) {
+      float v = acc[i][j];
+      if (m.epi) {
+        v = v * m.scale + m.bias[j];
+        if (m.act == kRelu) v = v > 0.f ? v : 0.f;
+        if (m.act == kTanh) v = tanh_scalar(v);
+      }
+      out[j] = v;
+    }
+  }
+}
+
+#if A2D_HAVE_AVX2_PATH
+A2D_TARGET_AVX2 inline __m256 tanh_avx2(__m256 v) {
+  const __m256 sign = _mm256_set1_ps(-0.f);
+  const __m256 tiny = _mm256_cmp_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(0.0004f), _CMP_LT_OQ);
+  const __m256 x =
+      _mm256_max_ps(_mm256_min_ps(v, _mm256_set1_ps(kTanhClamp)), _mm256_set1_ps(-kTanhClamp));
+  const __m256 x2 = _mm256_mul_ps(x, x);
+  __m256 p = _mm256_set1_ps(kA13);
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(kA11));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(kA9));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(kA7));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(kA5));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(kA3));
+  p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(kA1));
+  p = _mm256_mul_ps(p, x);
+  __m256 q = _mm256_set1_ps(kB6);
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(kB4));
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(kB2));
+  q = _mm256_fmadd_ps(q, x2, _mm256_set1_ps(kB0));
+  return _mm256_blendv_ps(_mm256_div_ps(p, q), v, tiny);
+}
+
+template <int MR, int NV>
+A2D_TARGET_AVX2 void micro_avx2(const Micro& m) {
+  __m256 acc[MR][NV];
+  for (int i = 0; i < MR; ++i) {
+    for (int v = 0; v < NV; ++v) {
+      acc[i][v] = m.load_c ? _mm256_loadu_ps(m.c[i] + m.j0 + 8 * v) : _mm256_setzero_ps();
+    }
+  }
+  const int64_t ldb = m.ldb;
+  for (int64_t t = 0; t < m.ntaps; ++t) {
+    const float* ap[MR];
+    for (int i = 0; i < MR; ++i) ap[i] = m.a[i] + m.atap[t];
+    const float* bp = m.b + m.btap[t];
+    const int64_t cin = m.cin;
+    int64_t ci = 0;
+    for (; ci + 1 < cin; ci += 2, bp += 2 * ldb) {
+      __m256 b0[NV], b1[NV];
+      for (int v = 0; v < NV; ++v) b0[v] = _mm256_loadu_ps(bp + 8 * v);
+      for (int i = 0; i < MR; ++i) {
+        const __m256 av = _mm256_broadcast_ss(ap[i] + ci);
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(av, b0[v], acc[i][v]);
+      }
+      for (int v = 0; v < NV; ++v) b1[v] = _mm256_loadu_ps(bp + ldb + 8 * v);
+      for (int i = 0; i < MR; ++i) {
+        const __m256 av = _mm256_broadcast_ss(ap[i] + ci + 1);
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(av, b1[v], acc[i][v]);
+      }
+    }
+    if (ci < cin) {
+      __m256 b0[NV];
+      for (int v = 0; v < NV; ++v) b0[v] = _mm256_loadu_ps(bp + 8 * v);
+      for (int i = 0; i < MR; ++i) {
+        const __m256 av = _mm256_broadcast_ss(ap[i] + ci);
+        for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(av, b0[v], acc[i][v]);
+      }
+    }
+  }
+  if (m.epi) {
+    const __m256 scale = _mm256_set1_ps(m.scale);
+    __m256 bias[NV];
+    for (int v = 0; v < NV; ++v) bias[v] = _mm256_loadu_ps(m.bias + 8 * v);
+    for (int i = 0; i < MR; ++i) {
+      for (int v = 0; v < NV; ++v) {
+        __m256 x = _mm256_fmadd_ps(acc[i][v], scale, bias[v]);
+        if (m.act == kRelu) x = _mm256_max_ps(x, _mm256_setzero_ps());
+        if (m.act == kTanh) x = tanh_avx2(x);
+        acc[i][v] = x;
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(m.c[i] + m.j0 + 8 * v, acc[i][v]);
+  }
+}
+#endif
+
+struct Kern {
+  MicroFn f[kMR][3];
+  const char* name;
+};
+
+#define A2D_ROW(fn, mr) {fn<mr, 1>, fn<mr, 2>, fn<mr, 3>}
+Kern make_generic() {
+  return Kern{{A2D_ROW(micro_generic, 1), A2D_ROW(micro_generic, 2), A2D_ROW(micro_generic, 3),
+               A2D_ROW(micro_generic, 4)},
+              "generic"};
+}
+#if A2D_HAVE_AVX2_PATH
+Kern make_avx2() {
+  return Kern{{A2D_ROW(micro_avx2, 1), A2D_ROW(micro_avx2, 2), A2D_ROW(micro_avx2, 3),
+               A2D_ROW(micro_avx2, 4)},
+              "avx2-fma"};
+}
+#endif
+#undef A2D_ROW
+
+const Kern& kernel() {
+  static const Kern k = [] {
+#if A2D_HAVE_AVX2_PATH
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return make_avx2();
+#endif
+    return make_generic();
+  }();
+  return k;
+}
+
+// ------------------------------------------------------------------ GEMM over row pointers
+// out rows crow[0..m) (columns 0..round_up(co, 8)) = epi(sum over taps/channels); row i reads
+// arow[i] + atap[t] + ci and weight row btap[t] + ci * ldb.
+void gemm_rows(const Kern& k, int64_t m, const float* const* arow, float* const* crow,
+               int64_t ntaps, const int64_t* atap, const int64_t* btap, int64_t cin, int64_t co,
+               const float* wT, int64_t ldb, const float* bias, int act, float scale) {
+  const int64_t taps_per_block = std::max<int64_t>(1, kKc / std::max<int64_t>(cin, 1));
+  for (int64_t t0 = 0; t0 < ntaps; t0 += taps_per_block) {
+    const int64_t nt = std::min(taps_per_block, ntaps - t0);
+    for (int64_t j0 = 0; j0 < co; j0 += kNR) {
+      const int nv = static_cast<int>(std::min<int64_t>(3, (co - j0 + 7) / 8));
+      Micro mk{};
+      mk.atap = atap + t0;
+      mk.btap = btap + t0;
+      mk.ntaps = nt;
+      mk.cin = cin;
+      mk.b = wT + j0;
+      mk.ldb = ldb;
+      mk.j0 = j0;
+      mk.bias = bias + j0;
+      mk.scale = scale;
+      mk.act = act;
+      mk.load_c = t0 > 0;
+      mk.epi = t0 + nt == ntaps;
+      for (int64_t i0 = 0; i0 < m; i0 += kMR) {
+        const int mr = static_cast<int>(std::min<int64_t>(kMR, m - i0));
+        mk.a = arow + i0;
+        mk.c = crow + i0;
+        k.f[mr - 1][nv - 1](mk);
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ thread-local scratch
+struct Scratch {
+  std::vector<float> buf[6];
+  std::vector<const float*> arow;
+  std::vector<float*> crow;
+  std::vector<int64_t> atap, btap;
+
+  float* get(int i, int64_t n, bool zero = false) {
+    if (static_cast<int64_t>(buf[i].size()) < n) buf[i].resize(static_cast<size_t>(n));
+    if (zero) std::fill_n(buf[i].data(), n, 0.f);
+    return buf[i].data();
+  }
+};
+
+Scratch& scratch() {
+  static thread_local Scratch s;
+  return s;
+}
+
+// An NHWC activation plane of `n` images with a zero border of `pad` pixels.
+struct Plane {
+  float* data;
+  int h, w, pad, ld;
+  int hp() const { return h + 2 * pad; }
+  int wp() const { return w + 2 * pad; }
+  int64_t img() const { return static_cast<int64_t>(hp()) * wp() * ld; }
+};
+
+// A stride-`s` convolution with a k x k window over `in` (origin shifted by `conv_pad`), whose
+// weight taps are the centre k x k of a kmax x kmax layout with `cin_max` rows per tap.
+void conv_layer(const Kern& k, Scratch& sc, int n_img, const Plane& in, const Plane& out, int ks,
+                int stride, int conv_pad, int kmax, int64_t cin, int64_t cin_max, int64_t co,
+                const float* wT, int64_t ldb, const float* bias, float scale) {
+  const int64_t per_img = static_cast<int64_t>(out.h) * out.w;
+  const int64_t m = n_img * per_img;
+  sc.arow.resize(static_cast<size_t>(m));
+  sc.crow.resize(static_cast<size_t>(m));
+  const int shift = in.pad - conv_pad;
+  for (int64_t r = 0; r < m; ++r) {
+    const int64_t b = r / per_img;
+    const int oy = static_cast<int>((r % per_img) / out.w);
+    const int ox = static_cast<int>(r % out.w);
+    sc.arow[r] =
+        in.data + b * in.img() +
+        (static_cast<int64_t>(oy * stride + shift) * in.wp() + ox * stride + shift) * in.ld;
+    sc.crow[r] = out.data + b * out.img() +
+                 (static_cast<int64_t>(oy + out.pad) * out.wp() + ox + out.pad) * out.ld;
+  }
+  const int crop = (kmax - ks) / 2;
+  sc.atap.resize(static_cast<size_t>(ks) * ks);
+  sc.btap.resize(static_cast<size_t>(ks) * ks);
+  for (int kh = 0; kh < ks; ++kh) {
+    for (int kw = 0; kw < ks; ++kw) {
+      const int t = kh * ks + kw;
+      sc.atap[t] = (static_cast<int64_t>(kh) * in.wp() + kw) * in.ld;
+      sc.btap[t] = (static_cast<int64_t>(kh + crop) * kmax + kw + crop) * cin_max * ldb;
+    }
+  }
+  gemm_rows(k, m, sc.arow.data(), sc.crow.data(), static_cast<int64_t>(ks) * ks, sc.atap.data(),
+            sc.btap.data(), cin, co, wT, ldb, bias, kRelu, scale);
+}
+
+// Linear layer over `m` contiguous rows (row stride lda / ldc).
+void linear_rows(const Kern& k, Scratch& sc, int64_t m, const float* x, int64_t lda, float* y,
+                 int64_t ldc, int64_t cin, int64_t co, const float* wT, int64_t ldb,
+                 const float* bias, int act) {
+  sc.arow.resize(static_cast<size_t>(m));
+  sc.crow.resize(static_cast<size_t>(m));
+  for (int64_t r = 0; r < m; ++r) {
+    sc.arow[r] = x + r * lda;
+    sc.crow[r] = y + r * ldc;
+  }
+  static const int64_t zero = 0;
+  gemm_rows(k, m, sc.arow.data(), sc.crow.data(), 1, &zero, &zero, cin, co, wT, ldb, bias, act,
+            1.f);
+}
+
+void write_heads(const float* t, int64_t ldt, int64_t m, int n_actions, float* logits,
+                 float* values) {
+  for (int64_t r = 0; r < m; ++r) {
+    std::memcpy(logits + r * n_actions, t + r * ldt, sizeof(float) * n_actions);
+    values[r] = t[r * ldt + n_actions];
+  }
+}
+
+struct Item {
+  int64_t group, row0, rows;
+};
+
+std::vector<Item> work_items(const int64_t* rows, int64_t n_groups, int64_t chunk) {
+  std::vector<Item> items;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    for (int64_t r = rows[g]; r < rows[g + 1]; r += chunk) {
+      items.push_back({g, r, std::min(chunk, rows[g + 1] - r)});
+    }
+  }
+  return items;
+}
+
+// ------------------------------------------------------------------ validation helpers
+[[noreturn]] void bad(const std::string& msg) { throw std::invalid_argument(msg); }
+
+const float* at(const float* base, int64_t n_params, int64_t off, int64_t size, const char* what) {
+  if (off < 0 || size < 0 || off > n_params || size > n_params - off) {
+    bad(std::string("subnet_eval: packed parameter block '") + what +
+        "' lies outside the parameter buffer");
+  }
+  return base + off;
+}
+
+void check_rows(const int64_t* rows, int64_t n_groups, int64_t n_rows) {
+  if (n_groups < 1) bad("subnet_eval: need at least one group");
+  if (rows[0] != 0 || rows[n_groups] != n_rows) {
+    bad("subnet_eval: group sizes must add up to the number of rows");
+  }
+  for (int64_t g = 0; g < n_groups; ++g) {
+    if (rows[g + 1] < rows[g]) bad("subnet_eval: group sizes must be non-negative");
+  }
+}
+
+[[noreturn]] void bad_arch(int64_t g, const std::string& msg) {
+  bad("subnet_eval: group " + std::to_string(g) + ": " + msg);
+}
+
+}  // namespace
+
+const char* cpu_isa() { return kernel().name; }
+
+// ------------------------------------------------------------------ meta parsing
+MlpNet parse_mlp_meta(const int64_t* meta, int64_t meta_len, const float* base, int64_t n_params) {
+  if (meta_len < kMlpLayers || meta[kMlpKind] != 0) bad("subnet_eval: not an MLP meta vector");
+  MlpNet n{};
+  const int64_t depth = meta[kMlpDepthMax];
+  if (depth < 1 || depth > kMaxMlpLayers) bad("subnet_eval: MLP depth_max out of range");
+  if (meta_len != kMlpLayers + 2 * depth) bad("subnet_eval: MLP meta vector has a wrong length");
+  const int64_t lim = std::numeric_limits<int>::max() / 64;
+  for (int i : {kMlpObsDim, kMlpWidthMax, kMlpLdw, kMlpActions, kMlpLdh}) {
+    if (meta[i] < 1 || meta[i] > lim) bad("subnet_eval: MLP dimension out of range");
+  }
+  n.obs_dim = static_cast<int>(meta[kMlpObsDim]);
+  n.depth_max = static_cast<int>(depth);
+  n.width_max = static_cast<int>(meta[kMlpWidthMax]);
+  n.ldw = static_cast<int>(meta[kMlpLdw]);
+  n.n_actions = static_cast<int>(meta[kMlpActions]);
+  n.ldh = static_cast<int>(meta[kMlpLdh]);
+  if (n.ldw < n.width_max || n.ldw % 8)
+    bad("subnet_eval: MLP ldw must be >= width, a multiple of 8");
+  if (n.ldh < n.n_actions + 1 || n.ldh % 8) {
+    bad("subnet_eval: MLP ldh must be >= n_actions + 1, a multiple of 8");
+  }
+  for (int l = 0; l < n.depth_max; ++l) {
+    const int64_t in = l == 0 ? n.obs_dim : n.width_max;
+    n.w[l] = at(base, n_params, meta[kMlpLayers + l], in * n.ldw, "layer weight");
+    n.b[l] = at(base, n_params, meta[kMlpLayers + depth + l], n.ldw, "layer bias");
+  }
+  n.head_w =
+      at(base, n_params, meta[kMlpHeadW], static_cast<int64_t>(n.width_max) * n.ldh, "head weight");
+  n.head_b = at(base, n_params, meta[kMlpHeadB], n.ldh, "head bias");
+  return n;
+}
+
+CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, int64_t n_params) {
+  if (meta_len < kCnnConv || meta[kCnnKind] != 1) bad("subnet_eval: not a CNN meta vector");
+  CnnNet n{};
+  const int64_t n_extra = meta[kCnnExtraMax];
+  if (n_extra < 0 || n_extra > kMaxExtra) bad("subnet_eval: CNN n_extra_max out of range");
+  if (meta_len != kCnnConv + 6 + 2 * n_extra)
+    bad("subnet_eval: CNN meta vector has a wrong length");
+  const int64_t lim = 1 << 16;
+  for (int i = kCnnCin; i <= kCnnLdh; ++i) {
+    if (i == kCnnExtraMax || ((i == kCnnExtraW || i == kCnnExtraK) && n_extra == 0)) continue;
+    if (meta[i] < 1 || meta[i] > lim) bad("subnet_eval: CNN dimension out of range");
+  }
+  n.c_in = static_cast<int>(meta[kCnnCin]);
+  n.h_in = static_cast<int>(meta[kCnnH]);
+  n.w_in = static_cast<int>(meta[kCnnW]);
+  if (n.h_in < 8 || n.w_in < 8) bad("subnet_eval: CNN frames must be at least 8x8");
+  n.oh[0] = (n.h_in - conv_k(0)) / conv_s(0) + 1;
+  n.ow[0] = (n.w_in - conv_k(0)) / conv_s(0) + 1;
+  if (n.oh[0] < conv_k(1) || n.ow[0] < conv_k(1)) bad("subnet_eval: CNN frames are too small");
+  n.oh[1] = (n.oh[0] - conv_k(1)) / conv_s(1) + 1;
+  n.ow[1] = (n.ow[0] - conv_k(1)) / conv_s(1) + 1;
+  if (n.oh[1] < conv_k(2) || n.ow[1] < conv_k(2)) bad("subnet_eval: CNN frames are too small");
+  n.oh[2] = (n.oh[1] - conv_k(2)) / conv_s(2) + 1;
+  n.ow[2] = (n.ow[1] - conv_k(2)) / conv_s(2) + 1;
+  for (int i = 0; i < 3; ++i) {
+    n.cmax[i] = static_cast<int>(meta[kCnnC1 + i]);
+    n.ld[i] = static_cast<int>(round_up(n.cmax[i], 8));
+  }
+  n.n_extra_max = static_cast<int>(n_extra);
+  n.extra_w_max = n_extra ? static_cast<int>(meta[kCnnExtraW]) : 0;
+  n.extra_k_max = n_extra ? static_cast<int>(meta[kCnnExtraK]) : 0;
+  if (n_extra && (n.extra_k_max % 2 == 0 || n.extra_k_max > kMaxKernelSize)) {
+    bad("subnet_eval: CNN extra kernel size must be odd and at most 15");
+  }
+  n.ld_extra = static_cast<int>(round_up(n.extra_w_max, 8));
+  n.fc_max = static_cast<int>(meta[kCnnFc]);
+  n.ldf = static_cast<int>(meta[kCnnLdf]);
+  n.n_actions = static_cast<int>(meta[kCnnActions]);
+  n.ldh = static_cast<int>(meta[kCnnLdh]);
+  if (n.ldf < n.fc_max || n.ldf % 8) bad("subnet_eval: CNN ldf must be >= fc, a multiple of 8");
+  if (n.ldh < n.n_actions + 1 || n.ldh % 8) {
+    bad("subnet_eval: CNN ldh must be >= n_actions + 1, a multiple of 8");
+  }
+  n.c_last_max = std::max(n.cmax[2], n.extra_w_max);
+  const int64_t* off = meta + kCnnConv;
+  const int64_t rows_w[3] = {4LL * n.c_in * 16, 16LL * n.cmax[0], 9LL * n.cmax[1]};
+  for (int i = 0; i < 3; ++i) {
+    n.conv_w[i] = at(base, n_params, off[2 * i], rows_w[i] * n.ld[i], "conv weight");
+    n.conv_b[i] = at(base, n_params, off[2 * i + 1], n.ld[i], "conv bias");
+  }
+  const int64_t kk = static_cast<int64_t>(n.extra_k_max) * n.extra_k_max;
+  for (int j = 0; j < n.n_extra_max; ++j) {
+    const int64_t cin_max = j == 0 ? n.cmax[2] : n.extra_w_max;
+    n.extra_w[j] = at(base, n_params, off[6 + j], kk * cin_max * n.ld_extra, "extra conv weight");
+    n.extra_b[j] = at(base, n_params, off[6 + n_extra + j], n.ld_extra, "extra conv bias");
+  }
+  n.fc_w = at(base, n_params, meta[kCnnFcW], static_cast<int64_t>(n.area()) * n.c_last_max * n.ldf,
+              "fc weight");
+  n.fc_b = at(base, n_params, meta[kCnnFcB], n.ldf, "fc bias");
+  n.head_w =
+      at(base, n_params, meta[kCnnHeadW], static_cast<int64_t>(n.fc_max) * n.ldh, "head weight");
+  n.head_b = at(base, n_params, meta[kCnnHeadB], n.ldh, "head bias");
+  return n;
+}
+
+void check_mlp_archs(const MlpNet& net, const int32_t* archs, int64_t n_groups, const int64_t* rows,
+                     int64_t n_rows) {
+  check_rows(rows, n_groups, n_rows);
+  const int len = mlp_arch_len(net);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const int32_t* a = archs + g * len;
+    if (a[0] < 1 || a[0] > net.depth_max) bad_arch(g, "depth out of range");
+    for (int l = 0; l < a[0]; ++l) {
+      if (a[1 + l] < 1 || a[1 + l] > net.width_max) bad_arch(g, "width out of range");
+    }
+  }
+}
+
+void check_cnn_archs(const CnnNet& net, const int32_t* archs, int64_t n_groups, const int64_t* rows,
+                     int64_t n_rows) {
+  check_rows(rows, n_groups, n_rows);
+  const int len = cnn_arch_len(net);
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const int32_t* a = archs + g * len;
+    for (int i = 0; i < 3; ++i) {
+      if (a[i] < 1 || a[i] > net.cmax[i]) bad_arch(g, "conv width out of range");
+    }
+    if (a[3] < 0 || a[3] > net.n_extra_max) bad_arch(g, "number of extra convs out of range");
+    for (int j = 0; j < a[3]; ++j) {
+      const int w = a[4 + 2 * j], k = a[5 + 2 * j];
+      if (w < 1 || w > net.extra_w_max) bad_arch(g, "extra conv width out of range");
+      if (k < 1 || k > net.extra_k_max || k % 2 == 0) bad_arch(g, "extra conv kernel invalid");
+    }
+    if (a[len - 1] < 1 || a[len - 1] > net.fc_max) bad_arch(g, "fc width out of range");
+  }
+}
+
+// ------------------------------------------------------------------ forward passes
+void mlp_forward_cpu(const MlpNet& net, const float* obs, int64_t n_rows, const int32_t* archs,
+                     const int64_t* rows, int64_t n_groups, float* logits, float* values) {
+  (void)n_rows;
+  const Kern& k = kernel();
+  const std::vector<Item> items = work_items(rows, n_groups, kMlpChunk);
+  const int64_t n_items = static_cast<int64_t>(items.size());
+  const int len = mlp_arch_len(net);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t it = 0; it < n_items; ++it) {
+    const Item& item = items[it];
+    Scratch& sc = scratch();
+    const int32_t* a = archs + item.group * len;
+    const int64_t m = item.rows;
+    const int64_t ld = round_up(net.width_max, 8);
+    float* bufs[2] = {sc.get(0, m * ld), sc.get(1, m * ld)};
+    const float* x = obs + item.row0 * net.obs_dim;
+    int64_t ldx = net.obs_dim, cin = net.obs_dim;
+    for (int l = 0; l < a[0]; ++l) {
+      float* y = bufs[l & 1];
+      linear_rows(k, sc, m, x, ldx, y, ld, cin, a[1 + l], net.w[l], net.ldw, net.b[l], kTanh);
+      x = y;
+      ldx = ld;
+      cin = a[1 + l];
+    }
+    float* t = sc.get(2, m * net.ldh);
+    linear_rows(k, sc, m, x, ldx, t, net.ldh, cin, net.n_actions + 1, net.head_w, net.ldh,
+                net.head_b, kNone);
+    write_heads(t, net.ldh, m, net.n_actions, logits + item.row0 * net.n_actions,
+                values + item.row0);
+  }
+}
+
+void cnn_forward_cpu(const CnnNet& net, const uint8_t* obs, int64_t n_rows, const int32_t* archs,
+                     const int64_t* rows, int64_t n_groups, float* logits, float* values) {
+  (void)n_rows;
+  const Kern& k = kernel();
+  const std::vector<Item> items = work_items(rows, n_groups, kCnnChunk);
+  const int64_t n_items = static_cast<int64_t>(items.size());
+  const int len = cnn_arch_len(net);
+  const int64_t frame = static_cast<int64_t>(net.c_in) * net.h_in * net.w_in;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t it = 0; it < n_items; ++it) {
+    const Item& item = items[it];
+    Scratch& sc = scratch();
+    const int32_t* a = archs + item.group * len;
+    const int nb = static_cast<int>(item.rows);
+    const int n_extra = a[3];
+
+    // Space-to-depth(4) of the frames as float (the 1/255 goes into conv1's epilogue).
+    Plane s2d{nullptr, net.oh[0] + 1, net.ow[0] + 1, 0, 16 * net.c_in};
+    s2d.data = sc.get(0, nb * s2d.img());
+    for (int b = 0; b < nb; ++b) {
+      const uint8_t* img = obs + (item.row0 + b) * frame;
+      float* dst = s2d.data + b * s2d.img();
+      for (int Y = 0; Y < s2d.h; ++Y) {
+        for (int ci = 0; ci < net.c_in; ++ci) {
+          for (int dy = 0; dy < 4; ++dy) {
+            const uint8_t* src =
+                img + (static_cast<int64_t>(ci) * net.h_in + 4 * Y + dy) * net.w_in;
+            float* d = dst + static_cast<int64_t>(Y) * s2d.w * s2d.ld + ci * 16 + dy * 4;
+            for (int X = 0; X < s2d.w; ++X, d += s2d.ld) {
+              for (int dx = 0; dx < 4; ++dx) d[dx] = static_cast<float>(src[4 * X + dx]);
+            }
+          }
+        }
+      }
+    }
+    Plane p1{nullptr, net.oh[0], net.ow[0], 0, static_cast<int>(round_up(a[0], 8))};
+    p1.data = sc.get(1, nb * p1.img());
+    conv_layer(k, sc, nb, s2d, p1, 2, 1, 0, 2, s2d.ld, s2d.ld, a[0], net.conv_w[0], net.ld[0],
+               net.conv_b[0], 1.f / 255.f);
+    Plane p2{nullptr, net.oh[1], net.ow[1], 0, static_cast<int>(round_up(a[1], 8))};
+    p2.data = sc.get(2, nb * p2.img());
+    conv_layer(k, sc, nb, p1, p2, conv_k(1), conv_s(1), 0, conv_k(1), a[0], net.cmax[0], a[1],
+               net.conv_w[1], net.ld[1], net.conv_b[1], 1.f);
+    const int pad = n_extra ? net.extra_k_max / 2 : 0;
+    Plane p3{nullptr, net.oh[2], net.ow[2], pad, static_cast<int>(round_up(a[2], 8))};
+    p3.data = sc.get(3, nb * p3.img(), pad > 0);
+    conv_layer(k, sc, nb, p2, p3, conv_k(2), conv_s(2), 0, conv_k(2), a[1], net.cmax[1], a[2],
+               net.conv_w[2], net.ld[2], net.conv_b[2], 1.f);
+    Plane cur = p3;
+    int64_t c_cur = a[2];
+    for (int j = 0; j < n_extra; ++j) {
+      const int w = a[4 + 2 * j], ks = a[5 + 2 * j];
+      Plane nxt{nullptr, net.oh[2], net.ow[2], pad, static_cast<int>(round_up(w, 8))};
+      nxt.data = sc.get(4 + (j & 1), nb * nxt.img(), true);
+      const int64_t cin_max = j == 0 ? net.cmax[2] : net.extra_w_max;
+      conv_layer(k, sc, nb, cur, nxt, ks, 1, ks / 2, net.extra_k_max, c_cur, cin_max, w,
+                 net.extra_w[j], net.ld_extra, net.extra_b[j], 1.f);
+      cur = nxt;
+      c_cur = w;
+    }
+    // FC: one tap per spatial position over the NHWC map (weights packed position-major).
+    const int fc = a[len - 1];
+    const int area = net.area();
+    const int64_t ldh1 = round_up(fc, 8);
+    float* h1 = sc.get(0, nb * ldh1);  // s2d is no longer needed
+    sc.arow.resize(nb);
+    sc.crow.resize(nb);
+    for (int b = 0; b < nb; ++b) {
+      sc.arow[b] = cur.data + b * cur.img();
+      sc.crow[b] = h1 + b * ldh1;
+    }
+    sc.atap.resize(area);
+    sc.btap.resize(area);
+    for (int pos = 0; pos < area; ++pos) {
+      const int y = pos / net.ow[2], x = pos % net.ow[2];
+      sc.atap[pos] = (static_cast<int64_t>(y + pad) * cur.wp() + x + pad) * cur.ld;
+      sc.btap[pos] = static_cast<int64_t>(pos) * net.c_last_max * net.ldf;
+    }
+    gemm_rows(k, nb, sc.arow.data(), sc.crow.data(), area, sc.atap.data(), sc.btap.data(), c_cur,
+              fc, net.fc_w, net.ldf, net.fc_b, kRelu, 1.f);
+    float* t = sc.get(1, nb * net.ldh);
+    linear_rows(k, sc, nb, h1, ldh1, t, net.ldh, fc, net.n_actions + 1, net.head_w, net.ldh,
+                net.head_b, kNone);
+    write_heads(t, net.ldh, nb, net.n_actions, logits + item.row0 * net.n_actions,
+                values + item.row0);
+  }
+}
+
+}  // namespace subnet_eval
+}  // namespace a2d

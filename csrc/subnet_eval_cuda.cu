@@ -1,1 +1,517 @@
+// CUDA core of the batched subnet evaluation (layout in subnet_eval.h).
+//
+// MLP: one block per (group, chunk of up to 16 rows); the chunk's activations live in shared
+// memory through every layer, each thread owns output columns and accumulates all the chunk's
+// rows in registers, so every weight is read once per chunk (coalesced across threads).
+//
+// CNN: one launch per layer over the whole batch. Every layer is the same shared-memory tiled
+// implicit GEMM (32 rows x 32 output channels per block, 16-deep inner tiles) whose A operand is
+// gathered straight from the NHWC activation planes (no im2col buffer): conv layers take one block
+// row per image and tile its output positions; the FC layer tiles the rows of a group chunk with
+// one tap per spatial position; the heads write logits and values. Blocks whose tile lies outside
+// their subnet's active outputs exit at once, so each group only computes its own channels.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
 #include "subnet_eval.h"
+
+namespace a2d {
+namespace subnet_eval {
+namespace {
+
+constexpr int kMlpRows = 16;
+constexpr int kMlpThreads = 128;
+constexpr int kChunkRows = 32;  // rows per FC / heads block
+constexpr int TM = 32, TN = 32, TK = 16;
+constexpr size_t kAlign = 256;
+constexpr size_t kMaxShared = 48 * 1024;
+
+void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess) {
+    throw std::runtime_error(std::string("subnet_eval CUDA ") + what + ": " +
+                             cudaGetErrorString(err));
+  }
+}
+
+size_t align(size_t x) { return (x + kAlign - 1) / kAlign * kAlign; }
+
+// Host-side work list: (group, first row, rows) per chunk of at most `chunk` rows.
+std::vector<int32_t> chunk_table(const int64_t* rows, int64_t n_groups, int64_t chunk) {
+  std::vector<int32_t> out;
+  for (int64_t g = 0; g < n_groups; ++g) {
+    for (int64_t r = rows[g]; r < rows[g + 1]; r += chunk) {
+      out.push_back(static_cast<int32_t>(g));
+      out.push_back(static_cast<int32_t>(r));
+      out.push_back(static_cast<int32_t>(std::min(chunk, rows[g + 1] - r)));
+    }
+  }
+  return out;
+}
+
+int64_t max_chunks(int64_t n_rows, int64_t n_groups, int64_t chunk) {
+  return n_groups + n_rows / chunk + 1;
+}
+
+// Bump allocator over the caller's workspace.
+struct Arena {
+  char* base;
+  size_t used, size;
+  void* take(size_t bytes) {
+    void* p = base + used;
+    used += align(bytes);
+    if (used > size) throw std::invalid_argument("subnet_eval: CUDA workspace too small");
+    return p;
+  }
+};
+
+// ------------------------------------------------------------------ MLP
+__global__ void mlp_kernel(MlpNet net, const float* __restrict__ obs,
+                           const int32_t* __restrict__ archs, const int32_t* __restrict__ chunks,
+                           int dmax, float* __restrict__ logits, float* __restrict__ values) {
+  extern __shared__ float sm[];
+  const int32_t* ch = chunks + 3 * blockIdx.x;
+  const int g = ch[0], row0 = ch[1], rows = ch[2];
+  const int32_t* a = archs + g * (1 + net.depth_max);
+  float* x = sm;
+  float* y = sm + kMlpRows * dmax;
+  for (int e = threadIdx.x; e < rows * net.obs_dim; e += blockDim.x) {
+    x[(e / net.obs_dim) * dmax + e % net.obs_dim] =
+        obs[static_cast<int64_t>(row0) * net.obs_dim + e];
+  }
+  __syncthreads();
+  int cin = net.obs_dim;
+  for (int l = 0; l < a[0]; ++l) {
+    const int co = a[1 + l];
+    const float* w = net.w[l];
+    for (int o = threadIdx.x; o < co; o += blockDim.x) {
+      float acc[kMlpRows];
+#pragma unroll
+      for (int r = 0; r < kMlpRows; ++r) acc[r] = 0.f;
+      for (int k = 0; k < cin; ++k) {
+        const float wk = w[static_cast<int64_t>(k) * net.ldw + o];
+#pragma unroll
+        for (int r = 0; r < kMlpRows; ++r) {
+          if (r < rows) acc[r] += x[r * dmax + k] * wk;
+        }
+      }
+      const float b = net.b[l][o];
+#pragma unroll
+      for (int r = 0; r < kMlpRows; ++r) {
+        if (r < rows) y[r * dmax + o] = tanhf(acc[r] + b);
+      }
+    }
+    __syncthreads();
+    float* t = x;
+    x = y;
+    y = t;
+    cin = co;
+  }
+  const int n_out = net.n_actions + 1;
+  for (int o = threadIdx.x; o < n_out; o += blockDim.x) {
+    float acc[kMlpRows];
+#pragma unroll
+    for (int r = 0; r < kMlpRows; ++r) acc[r] = 0.f;
+    for (int k = 0; k < cin; ++k) {
+      const float wk = net.head_w[static_cast<int64_t>(k) * net.ldh + o];
+#pragma unroll
+      for (int r = 0; r < kMlpRows; ++r) {
+        if (r < rows) acc[r] += x[r * dmax + k] * wk;
+      }
+    }
+    const float b = net.head_b[o];
+#pragma unroll
+    for (int r = 0; r < kMlpRows; ++r) {
+      if (r >= rows) continue;
+      const int64_t row = row0 + r;
+      if (o < net.n_actions) {
+        logits[row * net.n_actions + o] = acc[r] + b;
+      } else {
+        values[row] = acc[r] + b;
+      }
+    }
+  }
+}
+
+// ------------------------------------------------------------------ CNN
+enum Mode : int { kConv = 0, kFc = 1, kHeads = 2 };
+
+// NHWC plane of one image: interior h x w, zero border `pad`, channel stride ld.
+struct PlaneDesc {
+  float* data;
+  int64_t img;  // floats per image
+  int h, w, pad, ld;
+};
+
+struct Layer {
+  int mode;
+  int index;  // conv: 0..2 conv1-3, 3 + j extra j
+  PlaneDesc in, out;
+  PlaneDesc p3, e0, e1;  // FC: its input plane is chosen per group
+  float* h1;             // FC output / heads input: (n_rows, ldf)
+  const int32_t* archs;
+  const int32_t* row_group;
+  const int32_t* chunks;
+  float* logits;
+  float* values;
+};
+
+struct Geo {
+  int64_t m;  // rows of the tile space
+  int cin, co, ks, stride, shift, kmax, crop, out_w;
+  int64_t cin_max, ldb;
+  const float* w;
+  const float* bias;
+  float scale;
+  const float* in;  // conv: the image; FC/heads: the chunk's first row
+  PlaneDesc pin;
+  int row0, rows;
+  bool skip;
+};
+
+__device__ Geo resolve(const CnnNet& net, const Layer& L) {
+  Geo g{};
+  const int len = 5 + 2 * net.n_extra_max;
+  const int32_t* a;
+  if (L.mode == kConv) {
+    const int row = blockIdx.x;
+    a = L.archs + static_cast<int64_t>(L.row_group[row]) * len;
+    g.pin = L.in;
+    g.in = L.in.data + row * L.in.img;
+    g.scale = 1.f;
+    g.m = static_cast<int64_t>(L.out.h) * L.out.w;
+    g.out_w = L.out.w;
+    if (L.index == 0) {
+      g.cin = 16 * net.c_in;
+      g.cin_max = g.cin;
+      g.co = a[0];
+      g.ks = 2;
+      g.stride = 1;
+      g.kmax = 2;
+      g.w = net.conv_w[0];
+      g.bias = net.conv_b[0];
+      g.ldb = net.ld[0];
+      g.scale = 1.f / 255.f;
+    } else if (L.index < 3) {
+      const int i = L.index;
+      g.cin = a[i - 1];
+      g.cin_max = net.cmax[i - 1];
+      g.co = a[i];
+      g.ks = conv_k(i);
+      g.stride = conv_s(i);
+      g.kmax = conv_k(i);
+      g.w = net.conv_w[i];
+      g.bias = net.conv_b[i];
+      g.ldb = net.ld[i];
+    } else {
+      const int j = L.index - 3;
+      if (j >= a[3]) {
+        g.skip = true;
+        return g;
+      }
+      g.cin = j == 0 ? a[2] : a[4 + 2 * (j - 1)];
+      g.cin_max = j == 0 ? net.cmax[2] : net.extra_w_max;
+      g.co = a[4 + 2 * j];
+      g.ks = a[5 + 2 * j];
+      g.stride = 1;
+      g.kmax = net.extra_k_max;
+      g.w = net.extra_w[j];
+      g.bias = net.extra_b[j];
+      g.ldb = net.ld_extra;
+    }
+    const int conv_pad = L.index >= 3 ? g.ks / 2 : 0;
+    g.shift = L.in.pad - conv_pad;
+    g.crop = (g.kmax - g.ks) / 2;
+    return g;
+  }
+  const int32_t* ch = L.chunks + 3 * blockIdx.x;
+  a = L.archs + static_cast<int64_t>(ch[0]) * len;
+  g.row0 = ch[1];
+  g.rows = ch[2];
+  g.m = g.rows;
+  g.scale = 1.f;
+  if (L.mode == kFc) {
+    const int n_extra = a[3];
+    g.pin = n_extra == 0 ? L.p3 : (((n_extra - 1) & 1) ? L.e1 : L.e0);
+    g.in = g.pin.data + static_cast<int64_t>(g.row0) * g.pin.img;
+    g.cin = n_extra == 0 ? a[2] : a[4 + 2 * (n_extra - 1)];
+    g.co = a[len - 1];
+    g.ks = net.area();  // taps
+    g.w = net.fc_w;
+    g.bias = net.fc_b;
+    g.ldb = net.ldf;
+    g.cin_max = net.c_last_max;
+  } else {
+    g.in = L.h1 + static_cast<int64_t>(g.row0) * net.ldf;
+    g.cin = a[len - 1];
+    g.co = net.n_actions + 1;
+    g.ks = 1;
+    g.w = net.head_w;
+    g.bias = net.head_b;
+    g.ldb = net.ldh;
+  }
+  return g;
+}
+
+// A(m, k) of the tile space, k = tap * cin + ci.
+__device__ float load_a(const CnnNet& net, const Layer& L, const Geo& g, int64_t m, int k) {
+  const int t = k / g.cin, ci = k % g.cin;
+  if (L.mode == kConv) {
+    const int oy = static_cast<int>(m / g.out_w), ox = static_cast<int>(m % g.out_w);
+    const int kh = t / g.ks, kw = t % g.ks;
+    const int iy = oy * g.stride + g.shift + kh, ix = ox * g.stride + g.shift + kw;
+    return g.in[(static_cast<int64_t>(iy) * (g.pin.w + 2 * g.pin.pad) + ix) * g.pin.ld + ci];
+  }
+  if (L.mode == kFc) {
+    const int y = t / net.ow[2], x = t % net.ow[2];
+    const int wp = g.pin.w + 2 * g.pin.pad;
+    return g.in[m * g.pin.img +
+                (static_cast<int64_t>(y + g.pin.pad) * wp + x + g.pin.pad) * g.pin.ld + ci];
+  }
+  return g.in[m * net.ldf + k];
+}
+
+// B(k, n): the packed weight^T row of (tap, ci), column n.
+__device__ float load_b(const Layer& L, const Geo& g, int k, int n) {
+  const int t = k / g.cin, ci = k % g.cin;
+  int64_t row;
+  if (L.mode == kConv) {
+    const int kh = t / g.ks, kw = t % g.ks;
+    row = (static_cast<int64_t>(kh + g.crop) * g.kmax + kw + g.crop) * g.cin_max + ci;
+  } else if (L.mode == kFc) {
+    row = static_cast<int64_t>(t) * g.cin_max + ci;
+  } else {
+    row = k;
+  }
+  return g.w[row * g.ldb + n];
+}
+
+__global__ void __launch_bounds__(256) layer_kernel(CnnNet net, Layer L) {
+  __shared__ float As[TK][TM + 1];
+  __shared__ float Bs[TK][TN + 1];
+  const Geo g = resolve(net, L);
+  if (g.skip) return;
+  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * TM;
+  const int n0 = blockIdx.z * TN;
+  if (m0 >= g.m || n0 >= g.co) return;
+  const int K = g.ks * g.ks * g.cin;
+  const int kt = L.mode == kFc ? g.ks * g.cin : K;  // FC: ks holds the tap count
+  const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
+  float acc[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
+  for (int k0 = 0; k0 < kt; k0 += TK) {
+    for (int e = threadIdx.x; e < TM * TK; e += blockDim.x) {
+      const int mm = e / TK, kk = e % TK;
+      const int64_t m = m0 + mm;
+      const int k = k0 + kk;
+      As[kk][mm] = (m < g.m && k < kt) ? load_a(net, L, g, m, k) : 0.f;
+    }
+    for (int e = threadIdx.x; e < TK * TN; e += blockDim.x) {
+      const int kk = e / TN, nn = e % TN;
+      const int k = k0 + kk, n = n0 + nn;
+      Bs[kk][nn] = (k < kt && n < g.co) ? load_b(L, g, k, n) : 0.f;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < TK; ++kk) {
+      const float a0 = As[kk][2 * ty], a1 = As[kk][2 * ty + 1];
+      const float b0 = Bs[kk][2 * tx], b1 = Bs[kk][2 * tx + 1];
+      acc[0][0] += a0 * b0;
+      acc[0][1] += a0 * b1;
+      acc[1][0] += a1 * b0;
+      acc[1][1] += a1 * b1;
+    }
+    __syncthreads();
+  }
+  for (int i = 0; i < 2; ++i) {
+    const int64_t m = m0 + 2 * ty + i;
+    if (m >= g.m) continue;
+    for (int j = 0; j < 2; ++j) {
+      const int n = n0 + 2 * tx + j;
+      if (n >= g.co) continue;
+      float v = acc[i][j] * g.scale + g.bias[n];
+      if (L.mode == kConv) {
+        const int row = blockIdx.x;
+        const int oy = static_cast<int>(m / g.out_w), ox = static_cast<int>(m % g.out_w);
+        const int wp = L.out.w + 2 * L.out.pad;
+        L.out.data[row * L.out.img +
+                   (static_cast<int64_t>(oy + L.out.pad) * wp + ox + L.out.pad) * L.out.ld + n] =
+            fmaxf(v, 0.f);
+      } else if (L.mode == kFc) {
+        L.h1[(g.row0 + m) * net.ldf + n] = fmaxf(v, 0.f);
+      } else if (n < net.n_actions) {
+        L.logits[(g.row0 + m) * net.n_actions + n] = v;
+      } else {
+        L.values[g.row0 + m] = v;
+      }
+    }
+  }
+}
+
+__global__ void s2d_kernel(CnnNet net, const uint8_t* __restrict__ obs, PlaneDesc s,
+                           int64_t n_rows) {
+  const int64_t per_img = static_cast<int64_t>(s.h) * s.w * 16 * net.c_in;
+  const int64_t total = n_rows * per_img;
+  const int64_t frame = static_cast<int64_t>(net.c_in) * net.h_in * net.w_in;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t row = e / per_img;
+    int64_t r = e % per_img;
+    const int q = static_cast<int>(r % (16 * net.c_in));
+    r /= 16 * net.c_in;
+    const int X = static_cast<int>(r % s.w), Y = static_cast<int>(r / s.w);
+    const int ci = q / 16, dy = (q / 4) % 4, dx = q % 4;
+    s.data[row * s.img + (static_cast<int64_t>(Y) * s.w + X) * s.ld + q] = static_cast<float>(
+        obs[row * frame + (static_cast<int64_t>(ci) * net.h_in + 4 * Y + dy) * net.w_in + 4 * X +
+            dx]);
+  }
+}
+
+struct CnnPlanes {
+  PlaneDesc s2d, p1, p2, p3, e0, e1;
+};
+
+CnnPlanes cnn_planes(const CnnNet& net) {
+  const int pad = net.n_extra_max ? net.extra_k_max / 2 : 0;
+  const int ld3 = std::max(net.ld[2], net.ld_extra);
+  auto plane = [](int h, int w, int pad_, int ld) {
+    PlaneDesc p{};
+    p.h = h;
+    p.w = w;
+    p.pad = pad_;
+    p.ld = ld;
+    p.img = static_cast<int64_t>(h + 2 * pad_) * (w + 2 * pad_) * ld;
+    return p;
+  };
+  CnnPlanes c;
+  c.s2d = plane(net.oh[0] + 1, net.ow[0] + 1, 0, 16 * net.c_in);
+  c.p1 = plane(net.oh[0], net.ow[0], 0, net.ld[0]);
+  c.p2 = plane(net.oh[1], net.ow[1], 0, net.ld[1]);
+  c.p3 = plane(net.oh[2], net.ow[2], pad, ld3);
+  c.e0 = c.p3;
+  c.e1 = c.p3;
+  return c;
+}
+
+}  // namespace
+
+int64_t mlp_cuda_workspace_bytes(const MlpNet& net, int64_t n_rows, int64_t n_groups) {
+  return static_cast<int64_t>(align(sizeof(int32_t) * n_groups * mlp_arch_len(net)) +
+                              align(sizeof(int32_t) * 3 * max_chunks(n_rows, n_groups, kMlpRows)));
+}
+
+int64_t cnn_cuda_workspace_bytes(const CnnNet& net, int64_t n_rows, int64_t n_groups) {
+  const CnnPlanes c = cnn_planes(net);
+  const int64_t per_row = c.s2d.img + c.p1.img + c.p2.img + 3 * c.p3.img + net.ldf;
+  return static_cast<int64_t>(
+      align(sizeof(int32_t) * n_groups * cnn_arch_len(net)) + align(sizeof(int32_t) * n_rows) +
+      align(sizeof(int32_t) * 3 * max_chunks(n_rows, n_groups, kChunkRows)) + 6 * kAlign +
+      sizeof(float) * per_row * n_rows);
+}
+
+void mlp_forward_cuda(const MlpNet& net, uintptr_t obs, int64_t n_rows, const int32_t* archs,
+                      const int64_t* rows, int64_t n_groups, uintptr_t logits, uintptr_t values,
+                      uintptr_t workspace, int64_t workspace_bytes, uintptr_t stream) {
+  auto st = reinterpret_cast<cudaStream_t>(stream);
+  const int dmax = std::max(net.obs_dim, net.ldw);
+  const size_t smem = sizeof(float) * 2 * kMlpRows * dmax;
+  if (smem > kMaxShared) {
+    throw std::invalid_argument("subnet_eval: MLP too wide for the CUDA kernel's shared memory");
+  }
+  if (n_rows == 0) return;
+  Arena ar{reinterpret_cast<char*>(workspace), 0, static_cast<size_t>(workspace_bytes)};
+  const size_t arch_bytes = sizeof(int32_t) * n_groups * mlp_arch_len(net);
+  auto* d_archs = static_cast<int32_t*>(ar.take(arch_bytes));
+  const std::vector<int32_t> chunks = chunk_table(rows, n_groups, kMlpRows);
+  auto* d_chunks = static_cast<int32_t*>(ar.take(sizeof(int32_t) * chunks.size()));
+  check(cudaMemcpyAsync(d_archs, archs, arch_bytes, cudaMemcpyHostToDevice, st), "copy");
+  check(cudaMemcpyAsync(d_chunks, chunks.data(), sizeof(int32_t) * chunks.size(),
+                        cudaMemcpyHostToDevice, st),
+        "copy");
+  const int n_chunks = static_cast<int>(chunks.size() / 3);
+  mlp_kernel<<<n_chunks, kMlpThreads, smem, st>>>(net, reinterpret_cast<const float*>(obs), d_archs,
+                                                  d_chunks, dmax, reinterpret_cast<float*>(logits),
+                                                  reinterpret_cast<float*>(values));
+  check(cudaGetLastError(), "mlp kernel launch");
+}
+
+void cnn_forward_cuda(const CnnNet& net, uintptr_t obs, int64_t n_rows, const int32_t* archs,
+                      const int64_t* rows, int64_t n_groups, uintptr_t logits, uintptr_t values,
+                      uintptr_t workspace, int64_t workspace_bytes, uintptr_t stream) {
+  auto st = reinterpret_cast<cudaStream_t>(stream);
+  if (n_rows == 0) return;
+  if (n_rows > (1LL << 31) - 1) throw std::invalid_argument("subnet_eval: too many rows");
+  Arena ar{reinterpret_cast<char*>(workspace), 0, static_cast<size_t>(workspace_bytes)};
+  const size_t arch_bytes = sizeof(int32_t) * n_groups * cnn_arch_len(net);
+  auto* d_archs = static_cast<int32_t*>(ar.take(arch_bytes));
+  std::vector<int32_t> row_group(static_cast<size_t>(n_rows));
+  for (int64_t g = 0; g < n_groups; ++g) {
+    for (int64_t r = rows[g]; r < rows[g + 1]; ++r) row_group[r] = static_cast<int32_t>(g);
+  }
+  auto* d_row_group = static_cast<int32_t*>(ar.take(sizeof(int32_t) * n_rows));
+  const std::vector<int32_t> chunks = chunk_table(rows, n_groups, kChunkRows);
+  auto* d_chunks = static_cast<int32_t*>(ar.take(sizeof(int32_t) * chunks.size()));
+  check(cudaMemcpyAsync(d_archs, archs, arch_bytes, cudaMemcpyHostToDevice, st), "copy");
+  check(cudaMemcpyAsync(d_row_group, row_group.data(), sizeof(int32_t) * n_rows,
+                        cudaMemcpyHostToDevice, st),
+        "copy");
+  check(cudaMemcpyAsync(d_chunks, chunks.data(), sizeof(int32_t) * chunks.size(),
+                        cudaMemcpyHostToDevice, st),
+        "copy");
+  CnnPlanes c = cnn_planes(net);
+  for (PlaneDesc* p : {&c.s2d, &c.p1, &c.p2, &c.p3, &c.e0, &c.e1}) {
+    p->data = static_cast<float*>(ar.take(sizeof(float) * p->img * n_rows));
+  }
+  auto* h1 = static_cast<float*>(ar.take(sizeof(float) * net.ldf * n_rows));
+  if (c.p3.pad > 0) {  // zero borders of the same-padded planes
+    for (PlaneDesc* p : {&c.p3, &c.e0, &c.e1}) {
+      check(cudaMemsetAsync(p->data, 0, sizeof(float) * p->img * n_rows, st), "memset");
+    }
+  }
+  const int64_t s2d_total = n_rows * c.s2d.img;
+  const int s2d_blocks = static_cast<int>(std::min<int64_t>((s2d_total + 255) / 256, 1 << 16));
+  s2d_kernel<<<s2d_blocks, 256, 0, st>>>(net, reinterpret_cast<const uint8_t*>(obs), c.s2d, n_rows);
+  check(cudaGetLastError(), "s2d kernel launch");
+
+  Layer L{};
+  L.archs = d_archs;
+  L.row_group = d_row_group;
+  L.chunks = d_chunks;
+  L.p3 = c.p3;
+  L.e0 = c.e0;
+  L.e1 = c.e1;
+  L.h1 = h1;
+  L.logits = reinterpret_cast<float*>(logits);
+  L.values = reinterpret_cast<float*>(values);
+  auto conv = [&](int index, const PlaneDesc& in, const PlaneDesc& out, int cmax) {
+    L.mode = kConv;
+    L.index = index;
+    L.in = in;
+    L.out = out;
+    const int64_t positions = static_cast<int64_t>(out.h) * out.w;
+    dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>((positions + TM - 1) / TM),
+              static_cast<unsigned>((cmax + TN - 1) / TN));
+    layer_kernel<<<grid, 256, 0, st>>>(net, L);
+    check(cudaGetLastError(), "conv kernel launch");
+  };
+  conv(0, c.s2d, c.p1, net.cmax[0]);
+  conv(1, c.p1, c.p2, net.cmax[1]);
+  conv(2, c.p2, c.p3, net.cmax[2]);
+  for (int j = 0; j < net.n_extra_max; ++j) {
+    conv(3 + j, j == 0 ? c.p3 : ((j - 1) & 1 ? c.e1 : c.e0), j & 1 ? c.e1 : c.e0, net.extra_w_max);
+  }
+  const unsigned n_chunks = static_cast<unsigned>(chunks.size() / 3);
+  L.mode = kFc;
+  layer_kernel<<<dim3(n_chunks, 1, static_cast<unsigned>((net.fc_max + TN - 1) / TN)), 256, 0,
+                 st>>>(net, L);
+  check(cudaGetLastError(), "fc kernel launch");
+  L.mode = kHeads;
+  layer_kernel<<<dim3(n_chunks, 1, static_cast<unsigned>((net.n_actions + 1 + TN - 1) / TN)), 256,
+                 0, st>>>(net, L);
+  check(cudaGetLastError(), "heads kernel launch");
+}
+
+}  // namespace subnet_eval
+}  // namespace a2d
