@@ -1,0 +1,228 @@
+"""Cost model: exact agreement with FlopCounterMode, hand-computed Nature figures, latency."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from a2d_evo import cost
+from a2d_evo.config import SpaceConfig
+from a2d_evo.errors import ArchError
+from a2d_evo.export import extract
+from a2d_evo.search_space import CNNArch, MLPArch, SearchSpace
+from a2d_evo.supernet import Supernet
+
+MLP = SearchSpace(SpaceConfig(kind="mlp"))
+CNN = SearchSpace(SpaceConfig(kind="cnn"))
+ATARI_OBS = (4, 84, 84)
+NATURE = CNNArch((32, 64, 64), (), 512)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cnn_supernet() -> Supernet:
+    torch.manual_seed(0)
+    return Supernet(CNN, ATARI_OBS, 6)
+
+
+def counted(agent: nn.Module, obs: torch.Tensor) -> tuple[int, dict[str, int]]:
+    """FlopCounterMode's total and per-module FLOPs of one forward."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        agent(obs)
+    per_module = {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
+    return counter.get_total_flops(), per_module
+
+
+# ----------------------------------------------------------------------------- FlopCounterMode
+@pytest.mark.parametrize(
+    "space,obs_shape,n_actions,n",
+    [
+        (MLP, (4,), 2, 150),  # CartPole
+        (MLP, (6,), 3, 100),  # Acrobot
+        (CNN, ATARI_OBS, 6, 100),  # Pong
+    ],
+    ids=["cartpole", "acrobot", "atari"],
+)
+def test_flops_and_params_equal_the_counted_ones(
+    space: SearchSpace,
+    obs_shape: tuple[int, ...],
+    n_actions: int,
+    n: int,
+    cnn_supernet: Supernet,
+) -> None:
+    torch.manual_seed(0)
+    supernet = cnn_supernet if space.kind == "cnn" else Supernet(space, obs_shape, n_actions)
+    rng = np.random.default_rng(1)
+    archs = [space.sample(rng) for _ in range(n)]
+    archs += [space.smallest(), space.largest(), space.default_teacher()]
+    dtype = torch.uint8 if space.kind == "cnn" else torch.float32
+    obs = torch.zeros((1, *obs_shape), dtype=dtype)
+    for arch in archs:
+        agent = extract(supernet, arch)
+        total, per_module = counted(agent, obs)
+        assert cost.flops(arch, obs_shape, n_actions) == total, arch
+        assert cost.params(arch, obs_shape, n_actions) == sum(p.numel() for p in agent.parameters())
+        # and layer by layer, under the agent's own parameter names
+        layers = cost.layers(arch, obs_shape, n_actions)
+        assert {f"Agent.{layer.name}": 2 * layer.macs for layer in layers} == {
+            k: v for k, v in per_module.items() if k.startswith("Agent.")
+        }
+        shapes = {n: tuple(p.shape) for n, p in agent.named_parameters()}
+        for layer in layers:
+            w = (layer.c_out, layer.c_in) + (layer.k, layer.k) * layer.name.startswith("convs")
+            assert shapes[f"{layer.name}.weight"] == w
+            assert shapes[f"{layer.name}.bias"] == (layer.c_out,)
+
+
+def test_counter_scales_with_batch_and_ours_is_batch_one(cnn_supernet: Supernet) -> None:
+    agent = extract(cnn_supernet, NATURE)
+    total, _ = counted(agent, torch.zeros((5, *ATARI_OBS), dtype=torch.uint8))
+    assert total == 5 * cost.flops(NATURE, ATARI_OBS, 6)
+
+
+# ----------------------------------------------------------------------------- hand-computed
+def test_nature_trunk_by_hand() -> None:
+    # Nature CNN on 4 x 84 x 84: 84 -> (84-8)/4+1 = 20 -> (20-4)/2+1 = 9 -> (9-3)/1+1 = 7
+    # multiply-adds = c_out * c_in * k * k * out_h * out_w
+    conv1 = 32 * 4 * 8 * 8 * 20 * 20  # = 3,276,800
+    conv2 = 64 * 32 * 4 * 4 * 9 * 9  # = 2,654,208
+    conv3 = 64 * 64 * 3 * 3 * 7 * 7  # = 1,806,336
+    fc = 512 * (64 * 7 * 7)  # = 1,605,632
+    assert (conv1, conv2, conv3, fc) == (3_276_800, 2_654_208, 1_806_336, 1_605_632)
+    assert conv1 + conv2 + conv3 + fc == 9_342_976
+    # parameters = weights + biases
+    p_conv1 = 32 * 4 * 8 * 8 + 32  # = 8,224
+    p_conv2 = 64 * 32 * 4 * 4 + 64  # = 32,832
+    p_conv3 = 64 * 64 * 3 * 3 + 64  # = 36,928
+    p_fc = 3136 * 512 + 512  # = 1,606,144
+    assert p_conv1 + p_conv2 + p_conv3 + p_fc == 1_684_128
+
+    trunk = [
+        layer
+        for layer in cost.layers(NATURE, ATARI_OBS, 6)
+        if layer.name not in ("policy", "value")
+    ]
+    assert sum(layer.macs for layer in trunk) == 9_342_976
+    assert sum(layer.params for layer in trunk) == 1_684_128
+    assert [layer.area for layer in trunk] == [400, 81, 49, 1]
+
+    # with the heads (6 actions): policy 512*6 MACs and 512*6+6 params, value 512 and 513
+    assert cost.macs(NATURE, ATARI_OBS, 6) == 9_342_976 + 3_072 + 512  # = 9,346,560
+    assert cost.flops(NATURE, ATARI_OBS, 6) == 18_693_120
+    assert cost.params(NATURE, ATARI_OBS, 6) == 1_684_128 + 3_078 + 513  # = 1,687,719
+    assert cost.cost(NATURE, ATARI_OBS, 6) == cost.Cost(18_693_120, 1_687_719)
+
+
+def test_mlp_teacher_by_hand() -> None:
+    # CartPole 2 x 64: 4*64 + 64*64 + 64*2 + 64*1 MACs; weights + biases
+    arch = MLPArch((64, 64))
+    assert cost.macs(arch, (4,), 2) == 256 + 4_096 + 128 + 64  # = 4,544
+    assert cost.flops(arch, (4,), 2) == 9_088
+    assert cost.params(arch, (4,), 2) == (256 + 64) + (4_096 + 64) + (128 + 2) + (64 + 1)
+    assert cost.params(arch, (4,), 2) == 4_675
+
+
+def test_extra_convs_by_hand() -> None:
+    # smallest trunk + one 16-wide 5x5 same-padded conv on the 7x7 map: zero taps counted
+    arch = CNNArch((8, 16, 16), ((16, 5),), 64)
+    base = CNNArch((8, 16, 16), (), 64)
+    extra = 16 * 16 * 5 * 5 * 49  # = 313,600
+    assert cost.macs(arch, ATARI_OBS, 6) - cost.macs(base, ATARI_OBS, 6) == extra
+    assert cost.params(arch, ATARI_OBS, 6) - cost.params(base, ATARI_OBS, 6) == 16 * 16 * 25 + 16
+
+
+def test_cost_grows_with_every_width() -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(50):
+        x = CNN.sample_encodings(rng, 1)[0]
+        arch = CNN.decode(x)
+        base = cost.cost(arch, ATARI_OBS, 6)
+        for gene in (0, 1, 2, CNN.n_var - 1):
+            if x[gene] < CNN.xu[gene]:
+                y = x.copy()
+                y[gene] += 1
+                bigger = cost.cost(CNN.decode(y), ATARI_OBS, 6)
+                assert bigger.flops > base.flops and bigger.params > base.params
+    small, large = cost.cost(CNN.smallest(), ATARI_OBS, 6), cost.cost(CNN.largest(), ATARI_OBS, 6)
+    nature = cost.cost(NATURE, ATARI_OBS, 6)
+    assert small.flops < nature.flops < large.flops
+
+
+def test_cost_errors() -> None:
+    with pytest.raises(ArchError, match="needs \\(C, H, W\\)"):
+        cost.flops(NATURE, (4,), 6)
+    with pytest.raises(ArchError, match="too small"):
+        cost.flops(NATURE, (4, 20, 20), 6)
+    with pytest.raises(ArchError, match="n_actions"):
+        cost.params(MLPArch((4,)), (4,), 0)
+    with pytest.raises(ArchError, match="odd"):
+        cost.flops(CNNArch((8, 16, 16), ((16, 4),), 64), ATARI_OBS, 6)
+
+
+# ----------------------------------------------------------------------------- latency
+class _Probe(nn.Module):
+    """Records the thread count, inference mode and input of each call."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.obs_shape = inner.obs_shape
+        self.atari = inner.atari
+        self.calls: list[tuple[int, bool, tuple[int, ...], torch.dtype]] = []
+
+    def forward(self, obs: torch.Tensor) -> object:
+        self.calls.append(
+            (
+                torch.get_num_threads(),
+                torch.is_inference_mode_enabled(),
+                tuple(obs.shape),
+                obs.dtype,
+            )
+        )
+        return self.inner(obs)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_latency_is_measured_on_one_thread_at_batch_one(kind: str, cnn_supernet: Supernet) -> None:
+    if kind == "mlp":
+        obs_shape: tuple[int, ...] = (4,)
+        agent = extract(Supernet(MLP, obs_shape, 2), MLP.default_teacher())
+    else:
+        obs_shape = ATARI_OBS
+        agent = extract(cnn_supernet, CNN.default_teacher())
+    probe = _Probe(agent)
+    torch.set_num_threads(2)
+    ms = cost.latency_ms(probe, repeats=7, warmup=3)
+    assert torch.get_num_threads() == 2  # restored
+    assert math.isfinite(ms) and ms > 0
+    dtype = torch.uint8 if kind == "cnn" else torch.float32
+    assert probe.calls == [(1, True, (1, *obs_shape), dtype)] * 10
+    assert probe.training  # the train/eval flag is restored too
+    torch.set_num_threads(1)
+
+
+def test_latency_orders_small_and_large_agents(cnn_supernet: Supernet) -> None:
+    supernet = cnn_supernet
+    small = cost.latency_ms(extract(supernet, CNN.smallest()), repeats=15, warmup=3)
+    large = cost.latency_ms(extract(supernet, CNN.largest()), repeats=15, warmup=3)
+    # about 60x the FLOPs: the ordering is robust even on a busy machine
+    assert 0 < small < large
+
+
+def test_latency_rejects_bad_arguments() -> None:
+    agent = extract(Supernet(MLP, (4,), 2), MLP.smallest())
+    with pytest.raises(ValueError):
+        cost.latency_ms(agent, repeats=0)

@@ -1,0 +1,419 @@
+"""Extraction, agent folders (save/load/ONNX), bad folders, and the metrics contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+import a2d_evo
+from a2d_evo import cost
+from a2d_evo.agent import Agent
+from a2d_evo.config import SpaceConfig
+from a2d_evo.errors import FormatError
+from a2d_evo.export import (
+    METRICS_KEYS,
+    extract,
+    load_agent,
+    make_metrics,
+    normalised_return,
+    save_agent,
+)
+from a2d_evo.search_space import CNNArch, MLPArch, SearchSpace
+from a2d_evo.supernet import Supernet
+
+MLP = SearchSpace(SpaceConfig(kind="mlp"))
+CNN = SearchSpace(SpaceConfig(kind="cnn"))
+ATARI_OBS = (4, 84, 84)
+ENV_CARTPOLE = {"id": "CartPole-v1"}
+ENV_PONG = {"id": "ALE/Pong-v5", "sticky_actions": 0.25, "stack": 4}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def mlp_agent() -> Agent:
+    torch.manual_seed(0)
+    supernet = Supernet(MLP, (4,), 2)
+    return extract(supernet, MLPArch((32, 12, 48)), ENV_CARTPOLE).eval()
+
+
+@pytest.fixture(scope="module")
+def cnn_agent() -> Agent:
+    torch.manual_seed(1)
+    supernet = Supernet(CNN, ATARI_OBS, 6)
+    return extract(supernet, CNNArch((16, 32, 48), ((32, 3),), 128), ENV_PONG).eval()
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory, mlp_agent: Agent, cnn_agent: Agent) -> dict:
+    """One folder per agent, saved once with ONNX (the exporter takes seconds)."""
+    root = tmp_path_factory.mktemp("agents")
+    out = {}
+    for name, agent in (("mlp", mlp_agent), ("cnn", cnn_agent)):
+        metrics = make_metrics(
+            agent,
+            env_id=agent.env_config["id"],
+            returns=np.array([10.0, 20.0, 30.0]),
+            eval_mode="greedy",
+            seeds=[0, 1, 2],
+            r_random=0.0,
+            r_teacher=40.0,
+            latency=0.25,
+        )
+        out[name] = save_agent(agent, root / name, metrics=metrics, onnx=True)
+    return out
+
+
+def obs_for(agent: Agent, n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    if agent.atari:
+        return torch.randint(0, 256, (n, *agent.obs_shape), dtype=torch.uint8, generator=g)
+    return torch.randn((n, *agent.obs_shape), generator=g) * 2
+
+
+def copy_folder(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+# ----------------------------------------------------------------------------- extraction
+def test_extracted_agent_owns_its_weights() -> None:
+    torch.manual_seed(2)
+    supernet = Supernet(MLP, (4,), 2)
+    arch = MLPArch((8, 8))
+    agent = extract(supernet, arch)
+    obs = torch.randn(5, 4)
+    with torch.no_grad():
+        before = agent(obs)
+        for p in supernet.parameters():
+            p.add_(1.0)
+        after = agent(obs)
+    assert torch.equal(before.logits, after.logits) and torch.equal(before.value, after.value)
+    for p in agent.parameters():
+        assert p.is_contiguous() and p.requires_grad
+        assert p.untyped_storage().nbytes() == p.numel() * p.element_size()  # a copy, not a view
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_teacher_arch_extracts_and_costs_like_any_subnet(kind: str) -> None:
+    space = MLP if kind == "mlp" else CNN
+    obs_shape: tuple[int, ...] = (4,) if kind == "mlp" else ATARI_OBS
+    torch.manual_seed(3)
+    supernet = Supernet(space, obs_shape, 6)
+    teacher = space.default_teacher()
+    agent = extract(supernet, teacher)
+    obs = obs_for(agent, 3, seed=4)
+    with torch.no_grad():
+        ref, out = supernet(obs, teacher), agent(obs)
+    assert (out.logits - ref.logits).abs().max() <= 1e-6
+    assert (out.value - ref.value).abs().max() <= 1e-6
+    n_params = sum(p.numel() for p in agent.parameters())
+    assert cost.params(teacher, obs_shape, 6) == n_params
+    expected = {"mlp": 4 * 64 + 64 + 64 * 64 + 64 + 64 * 6 + 6 + 64 + 1, "cnn": 1_684_128 + 3_591}
+    assert n_params == expected[kind]
+
+
+# ----------------------------------------------------------------------------- round trip
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_save_load_round_trip_is_exact(
+    kind: str, saved: dict, request: pytest.FixtureRequest
+) -> None:
+    agent: Agent = request.getfixturevalue(f"{kind}_agent")
+    loaded = load_agent(saved[kind])
+    assert isinstance(loaded, Agent) and not loaded.training
+    assert loaded.arch == agent.arch
+    assert loaded.obs_shape == agent.obs_shape and loaded.n_actions == agent.n_actions
+    assert loaded.env_config == agent.env_config
+    obs = obs_for(agent, 9, seed=5)
+    with torch.no_grad():
+        a, b = agent(obs), loaded(obs)
+    assert torch.equal(a.logits, b.logits) and torch.equal(a.value, b.value)
+    np.testing.assert_array_equal(loaded.act(obs.numpy()), a.logits.argmax(-1).numpy())
+
+
+def test_arch_json_content(saved: dict, cnn_agent: Agent) -> None:
+    meta = json.loads((saved["cnn"] / "arch.json").read_text())
+    assert meta == {
+        "format_version": 1,
+        "arch": {"kind": "cnn", "conv": [16, 32, 48], "extra": [[32, 3]], "fc": 128},
+        "obs_shape": [4, 84, 84],
+        "n_actions": 6,
+        "env": ENV_PONG,
+    }
+    assert sorted(p.name for p in saved["cnn"].iterdir()) == [
+        "arch.json",
+        "metrics.json",
+        "policy.onnx",
+        "policy.pt",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_policy_pt_is_a_plain_state_dict(
+    kind: str, saved: dict, request: pytest.FixtureRequest
+) -> None:
+    agent: Agent = request.getfixturevalue(f"{kind}_agent")
+    state = torch.load(saved[kind] / "policy.pt", weights_only=True)
+    assert set(state) == set(agent.state_dict())
+    for name, tensor in agent.state_dict().items():
+        assert torch.equal(state[name], tensor)
+
+
+def test_a2d_evo_exposes_load_agent(saved: dict) -> None:
+    assert a2d_evo.load_agent is load_agent
+    assert a2d_evo.Agent is Agent
+    assert a2d_evo.load_agent(saved["mlp"]).arch == MLPArch((32, 12, 48))
+
+
+# ----------------------------------------------------------------------------- ONNX
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_onnx_matches_torch(kind: str, saved: dict, request: pytest.FixtureRequest) -> None:
+    agent: Agent = request.getfixturevalue(f"{kind}_agent")
+    session = ort.InferenceSession(
+        str(saved[kind] / "policy.onnx"), providers=["CPUExecutionProvider"]
+    )
+    (inp,) = session.get_inputs()
+    assert inp.name == "obs"
+    assert inp.type == ("tensor(uint8)" if kind == "cnn" else "tensor(float)")
+    assert inp.shape[1:] == list(agent.obs_shape) and not isinstance(inp.shape[0], int)
+    assert [o.name for o in session.get_outputs()] == ["logits", "value"]
+    for n in (1, 7):  # the batch dimension is dynamic
+        obs = obs_for(agent, n, seed=n)
+        logits, value = session.run(None, {"obs": obs.numpy()})
+        with torch.no_grad():
+            ref = agent(obs)
+        assert logits.shape == (n, agent.n_actions) and value.shape == (n,)
+        np.testing.assert_allclose(logits, ref.logits.numpy(), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(value, ref.value.numpy(), rtol=0, atol=1e-5)
+
+
+def test_onnx_false_writes_none_and_removes_a_stale_one(
+    tmp_path: Path, mlp_agent: Agent, saved: dict
+) -> None:
+    folder = copy_folder(saved["mlp"], tmp_path / "a")
+    assert (folder / "policy.onnx").is_file()
+    save_agent(mlp_agent, folder, onnx=False)
+    assert not (folder / "policy.onnx").exists()
+    assert (folder / "metrics.json").is_file()  # metrics=None leaves metrics.json alone
+    assert load_agent(folder).arch == mlp_agent.arch
+
+
+# ----------------------------------------------------------------------------- bad folders
+def _break(folder: Path, how: str) -> None:
+    arch_json = folder / "arch.json"
+    policy = folder / "policy.pt"
+    meta = json.loads(arch_json.read_text())
+    state = torch.load(policy, weights_only=True)
+    if how == "no arch.json":
+        arch_json.unlink()
+    elif how == "no policy.pt":
+        policy.unlink()
+    elif how in ("newer", "older"):
+        meta["format_version"] = 2 if how == "newer" else 0
+        arch_json.write_text(json.dumps(meta))
+    elif how == "no format_version":
+        del meta["format_version"]
+        arch_json.write_text(json.dumps(meta))
+    elif how == "not json":
+        arch_json.write_text("{not json")
+    elif how == "bad arch":
+        meta["arch"]["widths"] = []
+        arch_json.write_text(json.dumps(meta))
+    elif how == "arch edited":
+        meta["arch"]["widths"][1] = 16
+        arch_json.write_text(json.dumps(meta))
+    elif how == "tensor shape":
+        state["layers.1.weight"] = torch.zeros(12, 33)
+        torch.save(state, policy)
+    elif how == "tensor missing":
+        del state["value.bias"]
+        torch.save(state, policy)
+    elif how == "tensor extra":
+        state["layers.9.weight"] = torch.zeros(1)
+        torch.save(state, policy)
+    elif how == "tensor dtype":
+        state["policy.weight"] = state["policy.weight"].double()
+        torch.save(state, policy)
+    elif how == "tensor nan":
+        state["policy.bias"][0] = float("nan")
+        torch.save(state, policy)
+    elif how == "not a state dict":
+        torch.save([1, 2, 3], policy)
+    elif how == "truncated":
+        data = policy.read_bytes()
+        policy.write_bytes(data[: len(data) // 2])
+    elif how == "garbage":
+        policy.write_bytes(os.urandom(4096))
+    else:
+        raise AssertionError(how)
+
+
+BAD = {
+    "no arch.json": "arch.json.*not found",
+    "no policy.pt": "policy.pt.*not found",
+    "newer": "format_version 2, newer than this a2d-evo reads \\(1\\); upgrade",
+    "older": "format_version 0, older than this a2d-evo reads \\(1\\)",
+    "no format_version": "no format_version",
+    "not json": "not valid JSON",
+    "bad arch": "arch.json.*at least one hidden layer",
+    "arch edited": (
+        "tensor 'layers.1.weight' has shape \\(12, 32\\), arch mlp-32x16x48 needs \\(16, 32\\)"
+    ),
+    "tensor shape": "tensor 'layers.1.weight' has shape \\(12, 33\\)",
+    "tensor missing": "tensor 'value.bias' of arch mlp-32x12x48 is missing",
+    "tensor extra": "tensor 'layers.9.weight' does not belong",
+    "tensor dtype": "tensor 'policy.weight' has dtype torch.float64",
+    "tensor nan": "tensor 'policy.bias' holds NaN",
+    "not a state dict": "expected a state dict",
+    "truncated": "policy.pt is truncated or corrupted",
+    "garbage": "policy.pt is truncated or corrupted",
+}
+
+
+@pytest.mark.parametrize("how", list(BAD))
+def test_bad_folders_raise_format_error(how: str, tmp_path: Path, saved: dict) -> None:
+    folder = copy_folder(saved["mlp"], tmp_path / "agent")
+    _break(folder, how)
+    with pytest.raises(FormatError, match=BAD[how]):
+        load_agent(folder)
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(FormatError, match="agent folder .* not found"):
+        load_agent(tmp_path / "nope")
+
+
+class _Payload:
+    """Unpickling this runs code: it creates ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_pickle_with_code_is_refused(tmp_path: Path, saved: dict) -> None:
+    folder = copy_folder(saved["mlp"], tmp_path / "agent")
+    marker = tmp_path / "pwned"
+    state = torch.load(folder / "policy.pt", weights_only=True)
+    state["layers.0.weight"] = _Payload(marker)
+    torch.save(state, folder / "policy.pt")
+
+    # the payload is live: a plain unpickle would run it
+    control = tmp_path / "control"
+    torch.save({"x": _Payload(control)}, tmp_path / "control.pt")
+    torch.load(tmp_path / "control.pt", weights_only=False)
+    assert control.exists()
+
+    with pytest.raises(FormatError, match="refused to unpickle"):
+        load_agent(folder)
+    assert not marker.exists()
+
+
+# ----------------------------------------------------------------------------- metrics
+def test_metrics_contract(saved: dict, mlp_agent: Agent) -> None:
+    metrics = json.loads((saved["mlp"] / "metrics.json").read_text())
+    assert tuple(metrics) == METRICS_KEYS
+    assert metrics == {
+        "format_version": 1,
+        "env_id": "CartPole-v1",
+        "return_mean": 20.0,
+        "return_std": pytest.approx(np.sqrt(200 / 3)),  # population std of 10, 20, 30
+        "episodes": 3,
+        "eval_mode": "greedy",
+        "seeds": [0, 1, 2],
+        "flops": cost.flops(mlp_agent.arch, (4,), 2),
+        "params": cost.params(mlp_agent.arch, (4,), 2),
+        "latency_ms": 0.25,
+        "normalised_return": 0.5,
+    }
+
+
+def test_make_metrics_measures_latency_and_adds_extra(mlp_agent: Agent) -> None:
+    m = make_metrics(
+        mlp_agent,
+        env_id="Acrobot-v1",
+        returns=[-100.0, -80.0],
+        eval_mode="sample",
+        seeds=np.arange(2),
+        r_random=-500.0,
+        r_teacher=-80.0,
+        extra={"arch": str(mlp_agent.arch)},
+    )
+    assert set(METRICS_KEYS) <= set(m) and m["arch"] == "mlp-32x12x48"
+    assert m["latency_ms"] > 0 and m["seeds"] == [0, 1]
+    assert m["normalised_return"] == pytest.approx((-90 + 500) / (-80 + 500))
+    json.dumps(m)  # plain JSON types only
+    with pytest.raises(ValueError, match="replace a contract key"):
+        make_metrics(
+            mlp_agent,
+            env_id="x",
+            returns=[1.0],
+            eval_mode="greedy",
+            seeds=[0],
+            r_random=0,
+            r_teacher=1,
+            latency=1.0,
+            extra={"flops": 0},
+        )
+    with pytest.raises(ValueError, match="eval_mode"):
+        make_metrics(
+            mlp_agent,
+            env_id="x",
+            returns=[1.0],
+            eval_mode="argmax",
+            seeds=[0],
+            r_random=0,
+            r_teacher=1,
+            latency=1.0,
+        )
+    with pytest.raises(ValueError, match="no episode returns"):
+        make_metrics(
+            mlp_agent,
+            env_id="x",
+            returns=[],
+            eval_mode="greedy",
+            seeds=[],
+            r_random=0,
+            r_teacher=1,
+            latency=1.0,
+        )
+
+
+def test_normalised_return() -> None:
+    # Acrobot: random about -500, a solved teacher about -80
+    assert normalised_return(-80.0, -500.0, -80.0) == 1.0
+    assert normalised_return(-500.0, -500.0, -80.0) == 0.0
+    assert normalised_return(-290.0, -500.0, -80.0) == 0.5
+    # CartPole: random about 22, teacher 500
+    assert normalised_return(261.0, 22.0, 500.0) == 0.5
+    np.testing.assert_allclose(
+        normalised_return(np.array([22.0, 500.0, 739.0]), 22.0, 500.0), [0.0, 1.0, 1.5]
+    )
+    with pytest.raises(ValueError, match="equals the random policy's"):
+        normalised_return(1.0, 5.0, 5.0)
+    with pytest.raises(ValueError, match="finite"):
+        normalised_return(1.0, float("nan"), 5.0)
+
+
+def test_save_agent_refuses_metrics_without_format_version(
+    tmp_path: Path, mlp_agent: Agent
+) -> None:
+    with pytest.raises(FormatError, match="format_version"):
+        save_agent(mlp_agent, tmp_path / "a", metrics={"return_mean": 1.0}, onnx=False)
+    assert not (tmp_path / "a" / "arch.json").exists()

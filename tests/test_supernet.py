@@ -1,0 +1,265 @@
+"""Supernet: parity with extracted agents, grouped forwards, fit checks, gradient locality."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from a2d_evo.config import SpaceConfig
+from a2d_evo.errors import ArchError
+from a2d_evo.export import extract
+from a2d_evo.search_space import Arch, CNNArch, MLPArch, SearchSpace
+from a2d_evo.supernet import Supernet
+
+MLP = SearchSpace(SpaceConfig(kind="mlp"))
+CNN = SearchSpace(SpaceConfig(kind="cnn"))
+ATARI_OBS = (4, 84, 84)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    # small ops (and the QR of orthogonal init) are far slower multi-threaded on a busy box
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cnn_supernet() -> Supernet:
+    torch.manual_seed(0)
+    return Supernet(CNN, ATARI_OBS, 6)
+
+
+def frames(n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 256, (n, *ATARI_OBS), dtype=torch.uint8, generator=g)
+
+
+def assert_close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-6) -> None:
+    assert a.shape == b.shape
+    err = (a - b).abs().max().item()
+    assert err <= tol, err
+
+
+# ----------------------------------------------------------------------------- parity
+@pytest.mark.parametrize("obs_shape,n_actions", [((4,), 2), ((6,), 3)])
+def test_extracted_mlp_equals_supernet(obs_shape: tuple[int, ...], n_actions: int) -> None:
+    torch.manual_seed(1)
+    supernet = Supernet(MLP, obs_shape, n_actions)
+    rng = np.random.default_rng(2)
+    archs = [MLP.sample(rng) for _ in range(150)] + [MLP.smallest(), MLP.largest()]
+    g = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for arch in archs:
+            obs = torch.randn(16, *obs_shape, generator=g) * 3
+            agent = extract(supernet, arch)
+            ref, out = supernet(obs, arch), agent(obs)
+            assert out.logits.shape == (16, n_actions) and out.value.shape == (16,)
+            assert_close(out.logits, ref.logits)
+            assert_close(out.value, ref.value)
+
+
+def test_extracted_cnn_equals_supernet(cnn_supernet: Supernet) -> None:
+    rng = np.random.default_rng(4)
+    archs = [CNN.sample(rng) for _ in range(30)] + [CNN.smallest(), CNN.largest()]
+    archs.append(CNN.default_teacher())
+    with torch.no_grad():
+        for i, arch in enumerate(archs):
+            obs = frames(4, seed=i)
+            agent = extract(cnn_supernet, arch)
+            ref, out = cnn_supernet(obs, arch), agent(obs)
+            assert out.logits.shape == (4, 6) and out.value.shape == (4,)
+            assert_close(out.logits, ref.logits)
+            assert_close(out.value, ref.value)
+
+
+def test_subnets_differ_and_forward_is_stateless(cnn_supernet: Supernet) -> None:
+    obs = frames(3, seed=9)
+    a, b = CNN.smallest(), CNN.default_teacher()
+    with torch.no_grad():
+        first = cnn_supernet(obs, a)
+        other = cnn_supernet(obs, b)
+        again = cnn_supernet(obs, a)
+    # no hidden "active subnet": the same arch gives the same numbers whatever ran between
+    assert torch.equal(first.logits, again.logits) and torch.equal(first.value, again.value)
+    assert not torch.allclose(first.value, other.value)
+
+
+# ----------------------------------------------------------------------------- groups
+def test_forward_groups_equals_per_subnet_forwards(cnn_supernet: Supernet) -> None:
+    rng = np.random.default_rng(5)
+    archs = [CNN.sample(rng) for _ in range(3)] + [CNN.largest()]
+    sizes = [3, 1, 4, 2]
+    obs = frames(sum(sizes), seed=6)
+    with torch.no_grad():
+        out = cnn_supernet.forward_groups(obs, archs, sizes)
+        assert out.logits.shape == (10, 6) and out.value.shape == (10,)
+        start = 0
+        for arch, n in zip(archs, sizes, strict=True):
+            ref = cnn_supernet(obs[start : start + n], arch)
+            assert torch.equal(out.logits[start : start + n], ref.logits)
+            assert torch.equal(out.value[start : start + n], ref.value)
+            start += n
+
+
+def test_forward_groups_mlp_against_extracted_agents() -> None:
+    torch.manual_seed(7)
+    supernet = Supernet(MLP, (4,), 2)
+    rng = np.random.default_rng(8)
+    archs = [MLP.sample(rng) for _ in range(8)]
+    sizes = [int(n) for n in rng.integers(1, 6, size=8)]
+    obs = torch.randn(sum(sizes), 4)
+    with torch.no_grad():
+        out = supernet.forward_groups(obs, archs, sizes)
+        parts = [
+            extract(supernet, a)(x) for a, x in zip(archs, torch.split(obs, sizes), strict=True)
+        ]
+    assert_close(out.logits, torch.cat([p.logits for p in parts]))
+    assert_close(out.value, torch.cat([p.value for p in parts]))
+
+
+def test_forward_groups_rejects_bad_groups() -> None:
+    supernet = Supernet(MLP, (4,), 2)
+    obs = torch.zeros(5, 4)
+    a = MLP.smallest()
+    with pytest.raises(ValueError, match="group sizes"):
+        supernet.forward_groups(obs, [a, a], [2, 2])
+    with pytest.raises(ValueError, match="group sizes"):
+        supernet.forward_groups(obs, [a], [2, 3])
+
+
+# ----------------------------------------------------------------------------- fit checks
+@pytest.mark.parametrize(
+    "arch",
+    [
+        MLPArch((512,)),
+        MLPArch((4, 4, 4, 4, 4)),
+        CNNArch((8, 16, 16), (), 64),
+    ],
+    ids=str,
+)
+def test_mlp_supernet_rejects_archs_that_do_not_fit(arch: Arch) -> None:
+    supernet = Supernet(MLP, (4,), 2)
+    with pytest.raises(ArchError):
+        supernet(torch.zeros(1, 4), arch)
+    with pytest.raises(ArchError):
+        extract(supernet, arch)
+
+
+@pytest.mark.parametrize(
+    "arch",
+    [
+        CNNArch((65, 16, 16), (), 64),
+        CNNArch((8, 129, 16), (), 64),
+        CNNArch((8, 16, 256), (), 64),
+        CNNArch((8, 16, 16), ((16, 3),) * 3, 64),
+        CNNArch((8, 16, 16), ((256, 3),), 64),
+        CNNArch((8, 16, 16), ((16, 7),), 64),
+        CNNArch((8, 16, 16), ((16, 4),), 64),
+        CNNArch((8, 16, 16), (), 2048),
+        MLPArch((4,)),
+    ],
+    ids=str,
+)
+def test_cnn_supernet_rejects_archs_that_do_not_fit(cnn_supernet: Supernet, arch: Arch) -> None:
+    with pytest.raises(ArchError):
+        cnn_supernet(frames(1, seed=0), arch)
+    with pytest.raises(ArchError):
+        extract(cnn_supernet, arch)
+
+
+def test_archs_outside_the_space_but_inside_the_supernet_work(cnn_supernet: Supernet) -> None:
+    # widths between the choices are still slices of the supernet
+    arch = CNNArch((10, 20, 30), ((40, 1),), 100)
+    assert not CNN.contains(arch)
+    obs = frames(2, seed=1)
+    with torch.no_grad():
+        ref, out = cnn_supernet(obs, arch), extract(cnn_supernet, arch)(obs)
+    assert_close(out.logits, ref.logits)
+    assert_close(out.value, ref.value)
+
+
+# ----------------------------------------------------------------------------- gradients
+def _loss(out: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    logits, value = out
+    return logits.pow(2).sum() + logits.sum() + value.pow(2).sum() + value.sum()
+
+
+def test_mlp_gradient_flows_only_into_active_slices() -> None:
+    torch.manual_seed(10)
+    supernet = Supernet(MLP, (4,), 2)
+    arch = MLPArch((8, 12))
+    obs = torch.randn(32, 4)
+    _loss(supernet(obs, arch)).backward()
+    active = {
+        "layers.0.weight": (slice(0, 8), slice(0, 4)),
+        "layers.0.bias": (slice(0, 8),),
+        "layers.1.weight": (slice(0, 12), slice(0, 8)),
+        "layers.1.bias": (slice(0, 12),),
+        "policy.weight": (slice(None), slice(0, 12)),
+        "policy.bias": (slice(None),),
+        "value.weight": (slice(None), slice(0, 12)),
+        "value.bias": (slice(None),),
+    }
+    _check_gradient_locality(supernet, active)
+
+    # and the active slices receive exactly the extracted agent's gradients
+    agent = extract(supernet, arch)
+    _loss(agent(obs)).backward()
+    for name, p in agent.named_parameters():
+        grad = dict(supernet.named_parameters())[name].grad
+        assert grad is not None and p.grad is not None
+        assert_close(grad[active[name]], p.grad, tol=1e-5)
+
+
+def test_cnn_gradient_flows_only_into_active_slices(cnn_supernet: Supernet) -> None:
+    supernet = cnn_supernet
+    supernet.zero_grad(set_to_none=True)
+    arch = CNNArch((8, 16, 32), ((16, 3),), 64)
+    obs = frames(8, seed=12)
+    try:
+        _loss(supernet(obs, arch)).backward()
+        # extra conv 0 is 128 x 128 x 5 x 5 in the supernet; the 3x3 is its centre [1:4, 1:4]
+        area = 7 * 7
+        active = {
+            "convs.0.weight": (slice(0, 8), slice(None), slice(None), slice(None)),
+            "convs.0.bias": (slice(0, 8),),
+            "convs.1.weight": (slice(0, 16), slice(0, 8), slice(None), slice(None)),
+            "convs.1.bias": (slice(0, 16),),
+            "convs.2.weight": (slice(0, 32), slice(0, 16), slice(None), slice(None)),
+            "convs.2.bias": (slice(0, 32),),
+            "convs.3.weight": (slice(0, 16), slice(0, 32), slice(1, 4), slice(1, 4)),
+            "convs.3.bias": (slice(0, 16),),
+            "fc.weight": (slice(0, 64), slice(0, 16 * area)),
+            "fc.bias": (slice(0, 64),),
+            "policy.weight": (slice(None), slice(0, 64)),
+            "policy.bias": (slice(None),),
+            "value.weight": (slice(None), slice(0, 64)),
+            "value.bias": (slice(None),),
+        }
+        _check_gradient_locality(supernet, active)
+        agent = extract(supernet, arch)
+        _loss(agent(obs)).backward()
+        params = dict(supernet.named_parameters())
+        for name, p in agent.named_parameters():
+            grad = params[name].grad
+            assert grad is not None and p.grad is not None
+            assert_close(grad[active[name]], p.grad, tol=1e-4)
+    finally:
+        supernet.zero_grad(set_to_none=True)
+
+
+def _check_gradient_locality(supernet: Supernet, active: dict[str, tuple[slice, ...]]) -> None:
+    for name, p in supernet.named_parameters():
+        if name not in active:
+            assert p.grad is None or not p.grad.any(), f"{name} got a gradient"
+            continue
+        assert p.grad is not None, name
+        mask = torch.zeros_like(p.grad, dtype=torch.bool)
+        mask[active[name]] = True
+        assert p.grad[mask].abs().sum() > 0, f"{name}: no gradient in the active slice"
+        assert not p.grad[~mask].any(), f"{name}: gradient outside the active slice"
