@@ -106,10 +106,13 @@ def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
+        # torch's own message advises weights_only=False: wrong advice for a file that may
+        # carry code, so only the line naming what was refused is kept.
+        lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln]
+        detail = f" ({lines[0]})" if lines else ""
         raise FormatError(
             f"{what} {path} holds objects other than tensors and plain data; refused to "
-            f"unpickle it ({first})"
+            f"unpickle it{detail}"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as exc:
         raise FormatError(f"{what} {path} is truncated or corrupted: {exc}") from None
@@ -261,7 +264,7 @@ class RunFolder:
                     f"on {', '.join(diff)}; resume with the same config"
                 )
             return folder
-        if folder.exists() and any(folder.iterdir()):
+        if folder.exists() and any(_is_result(p) for p in folder.iterdir()):
             raise RunFolderError(
                 f"{folder} already holds a {stage} run; pass --resume to continue it, "
                 "or --out for a new run folder"
@@ -288,6 +291,15 @@ class RunFolder:
             return config_from_dict(raw if raw is not None else {}, source=str(path))
         except ConfigError as exc:
             raise RunFolderError(str(exc)) from None
+
+
+def _is_result(path: Path) -> bool:
+    """False for what a run killed before its first checkpoint leaves: the stage's
+    ``config.yaml`` and the temp files of interrupted atomic writes. Such a stage folder
+    holds nothing to resume, so a fresh start may take it over."""
+    if path.name == "config.yaml":
+        return False
+    return not (path.name.startswith(".") and path.name.endswith(".tmp"))
 
 
 def config_diff(a: Config, b: Config, sections: Iterable[str]) -> list[str]:
