@@ -101,6 +101,7 @@ def test_bind_stage_fresh_and_resume(tmp_path: Path, configs_dir: Path) -> None:
     with pytest.raises(RunFolderError, match="no run to resume"):
         run.bind_stage("teacher", cfg, resume=True)
     run.bind_stage("teacher", cfg, resume=False)
+    write_text(run.teacher / "checkpoint.pt", "x")  # config.yaml alone is no result
     with pytest.raises(RunFolderError, match="already holds"):
         run.bind_stage("teacher", cfg, resume=False)
     run.bind_stage("teacher", cfg, resume=True)

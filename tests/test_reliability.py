@@ -1,0 +1,419 @@
+"""Faults and hostile files: the rows of docs/reliability.md that no module test covers.
+
+Kills at every point of an atomic write, a full disk (a real ENOSPC from /dev/full), an
+unwritable run folder at the command line, SIGINT/SIGTERM at the command line, planted
+pickles and foreign checkpoints behind ``--resume`` and agent folders, an env that turns
+NaN under training, and a stage folder left by a kill before its first checkpoint.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from a2d_evo import runfolder
+from a2d_evo.cli import EXIT_USER_ERROR, main
+from a2d_evo.config import config_from_dict
+from a2d_evo.errors import EnvError, RunFolderError
+from a2d_evo.runfolder import RunFolder, read_json, torch_load, write_json
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+ENV.pop("A2D_EVO_REFERENCE_OPS", None)
+
+
+def tiny_raw(**sections: Any) -> dict[str, Any]:
+    """A CartPole run of a few updates of 2 envs x 16 steps."""
+    raw: dict[str, Any] = {
+        "seed": 5,
+        "torch_threads": 1,
+        "env": {"id": "CartPole-v1"},
+        "space": {"kind": "mlp", "depths": [1, 2], "widths": [4, 8, 16]},
+        "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 2, "update_epochs": 1},
+        "teacher": {"arch": {"kind": "mlp", "widths": [8]}, "total_steps": 128},
+        "supernet": {"total_steps": 128, "num_random": 1, "rollout_subnets": 2},
+        "eval": {"num_envs": 2, "episodes": 2, "random_episodes": 2},
+    }
+    raw["teacher"]["eval_episodes"] = 2
+    for name, values in sections.items():
+        raw[name] = {**raw.get(name, {}), **values} if isinstance(values, dict) else values
+    return raw
+
+
+def write_config(path: Path, **sections: Any) -> Path:
+    config_from_dict(tiny_raw(**sections))  # valid before it is used
+    path.write_text(yaml.safe_dump(tiny_raw(**sections)))
+    return path
+
+
+def leftovers(folder: Path, name: str) -> list[Path]:
+    return [p for p in folder.iterdir() if p.name.startswith(f".{name}.")]
+
+
+# ----------------------------------------------------------------------------- SIGKILL
+# A fork server: it imports torch once, then forks one writer per round; the test kills
+# the writer at a random moment. The writer rewrites a JSON file and a checkpoint forever,
+# with sizes that change every time, so a half-written file could not pass the checks.
+FORK_SERVER = textwrap.dedent(
+    """
+    import os, sys
+    import torch
+    from a2d_evo.runfolder import torch_save, write_json
+
+    js, pt = sys.argv[1], sys.argv[2]
+    for line in sys.stdin:
+        pid = os.fork()
+        if pid == 0:
+            sys.stdin.close()
+            i = int(line)
+            while True:
+                i += 1
+                size = 1 + (i * 7919) % 400_000
+                write_json(js, {"format_version": 1, "n": i, "pad": "x" * size, "size": size})
+                torch_save(pt, {"n": i, "w": torch.full((size,), float(i))})
+        print(pid, flush=True)
+        os.waitpid(pid, 0)
+        print("reaped", flush=True)
+    """
+)
+
+
+def test_sigkill_at_random_moments_leaves_old_or_new_files(tmp_path: Path) -> None:
+    js, pt = tmp_path / "state.json", tmp_path / "checkpoint.pt"
+    write_json(js, {"format_version": 1, "n": 0, "pad": "", "size": 0})
+    runfolder.torch_save(pt, {"n": 0, "w": torch.zeros(1)})
+    server = subprocess.Popen(
+        [sys.executable, "-c", FORK_SERVER, str(js), str(pt)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=ENV,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    rng = np.random.default_rng(0)
+    seen: set[int] = set()
+    try:
+        for round_ in range(24):
+            server.stdin.write(f"{round_ * 1_000_000}\n")
+            server.stdin.flush()
+            pid = int(server.stdout.readline())
+            time.sleep(float(rng.uniform(0.0, 0.25)))
+            os.kill(pid, signal.SIGKILL)
+            assert server.stdout.readline().strip() == "reaped"
+            data = read_json(js, format_version=1)  # whole JSON, never half of one
+            assert data["size"] == len(data["pad"])
+            ckpt = torch_load(pt)
+            assert ckpt["w"].numel() in (1, 1 + (ckpt["n"] * 7919) % 400_000)
+            assert bool((ckpt["w"] == float(ckpt["n"])).all())
+            seen.add(data["n"] % 1_000_000)
+    finally:
+        server.stdin.close()
+        server.wait(timeout=60)
+    assert len(seen) > 5  # the kills landed at many different points of the loop
+    # what a kill leaves besides the files: only temp files nobody reads
+    for p in tmp_path.iterdir():
+        assert p in (js, pt) or (p.name.startswith(".") and p.name.endswith(".tmp")), p
+
+
+KILL_AT = textwrap.dedent(
+    """
+    import os, signal, sys
+    from a2d_evo import runfolder
+
+    point, target = sys.argv[1], sys.argv[2]
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def fsync(fd):
+        if point == "before-fsync":
+            die()
+        real_fsync(fd)
+
+    def replace(src, dst):
+        if point == "before-rename":
+            die()
+        real_replace(src, dst)
+        if point == "after-rename":
+            die()
+
+    os.fsync, os.replace = fsync, replace
+    runfolder.write_json(target, {"format_version": 1, "gen": 2})
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("point", "gen"), [("before-fsync", 1), ("before-rename", 1), ("after-rename", 2)]
+)
+def test_sigkill_at_each_step_of_an_atomic_write(tmp_path: Path, point: str, gen: int) -> None:
+    target = tmp_path / "state.json"
+    write_json(target, {"format_version": 1, "gen": 1})
+    proc = subprocess.run([sys.executable, "-c", KILL_AT, point, str(target)], env=ENV, timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert read_json(target, format_version=1) == {"format_version": 1, "gen": gen}
+    # a kill before the rename leaves its temp file, complete or not, and nothing else
+    assert len(leftovers(tmp_path, "state.json")) == (gen == 1)
+
+
+# ----------------------------------------------------------------------------- full disk
+def test_a_real_enospc_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kernel's own ENOSPC: the temp file's descriptor is /dev/full."""
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    target = tmp_path / "state.json"
+    write_json(target, {"format_version": 1, "gen": 1})
+    real_mkstemp = tempfile.mkstemp
+
+    def full_disk(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        fd, name = real_mkstemp(*args, **kwargs)
+        os.close(fd)
+        return os.open("/dev/full", os.O_WRONLY), name
+
+    monkeypatch.setattr(runfolder.tempfile, "mkstemp", full_disk)
+    with pytest.raises(RunFolderError, match=r"No space left on device \(disk full\)"):
+        write_json(target, {"format_version": 1, "gen": 2, "pad": "x" * 100_000})
+    monkeypatch.undo()
+    assert read_json(target) == {"format_version": 1, "gen": 1}
+    assert leftovers(tmp_path, "state.json") == []
+
+
+@pytest.fixture(autouse=True)
+def _no_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("a2d_evo.export.onnx_available", lambda: False)
+
+
+def test_disk_full_during_training_exits_2_and_keeps_the_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_config(
+        tmp_path / "c.yaml", teacher={"total_steps": 320}, supernet={"checkpoint_every": 1}
+    )
+    run = tmp_path / "run"
+    real_fsync = os.fsync
+    calls = {"n": 0}
+
+    def fsync(fd: int) -> None:
+        calls["n"] += 1
+        if calls["n"] > 12:  # config files and the first few checkpoints get through
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    code = main(["train-teacher", "--config", str(cfg), "--out", str(run), "--quiet"])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR
+    assert "disk full" in err and err.count("\n") == 1
+    ckpt = torch_load(run / "teacher" / "checkpoint.pt")
+    assert 0 <= ckpt["update"] < 10 and all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert leftovers(run / "teacher", "checkpoint.pt") == []
+
+
+# ----------------------------------------------------------------------------- folders
+def test_unwritable_run_folder_at_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = write_config(tmp_path / "c.yaml")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")  # works for root too: nothing can be created under a file
+    for out in (blocker / "run", blocker):
+        code = main(["train-teacher", "--config", str(cfg), "--out", str(out), "--quiet"])
+        err = capsys.readouterr().err
+        assert code == EXIT_USER_ERROR and err.count("\n") == 1
+        assert "cannot create run folder" in err or "not writable" in err
+    if os.geteuid() != 0:
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o500)
+        code = main(["train-teacher", "--config", str(cfg), "--out", str(ro), "--quiet"])
+        assert code == EXIT_USER_ERROR and "not writable" in capsys.readouterr().err
+
+
+def test_a_stage_killed_before_its_first_checkpoint_can_start_again(tmp_path: Path) -> None:
+    cfg = config_from_dict(tiny_raw())
+    run = RunFolder(tmp_path / "run")
+    run.bind(cfg)
+    folder = run.bind_stage("supernet", cfg, resume=False)
+    (folder / ".checkpoint.pt.abc123.tmp").write_bytes(b"half a checkpo")  # killed mid-write
+    assert run.bind_stage("supernet", cfg, resume=False) == folder  # nothing to lose
+    (folder / "checkpoint.pt").write_bytes(b"x")
+    with pytest.raises(RunFolderError, match="already holds a supernet run; pass --resume"):
+        run.bind_stage("supernet", cfg, resume=False)
+
+
+# ----------------------------------------------------------------------------- signals
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_training_checkpoints_then_exits_nonzero(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    cfg = write_config(tmp_path / "c.yaml", teacher={"total_steps": 32 * 400})
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "a2d_evo", "train-teacher", "--config", str(cfg)]
+    cmd += ["--out", str(run), "--quiet"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
+    ckpt = run / "teacher" / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # the loop writes an update-0 checkpoint once it runs
+    time.sleep(0.3)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_USER_ERROR, err
+    assert f"interrupted ({sig.name})" in err and "continue with --resume" in err
+    state = torch_load(ckpt)
+    assert 0 <= state["update"] < 400
+    # resuming from it is shown by test_train.py (in process) and test_crash_resume.py
+
+
+# ----------------------------------------------------------------------------- hostile files
+class _Evil:
+    """Unpickling this runs ``touch marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _stage_with_checkpoint(tmp_path: Path, content: Any, cfg_path: Path) -> Path:
+    cfg = config_from_dict(yaml.safe_load(cfg_path.read_text()))
+    run = RunFolder(tmp_path / "run")
+    run.bind(cfg)
+    run.bind_stage("teacher", cfg, resume=False)
+    torch.save(content, run.teacher / "checkpoint.pt")
+    return run.root
+
+
+CHECKPOINTS = {
+    "planted pickle": (
+        lambda marker: {"format_version": 1, "model": _Evil(marker)},
+        "refused to unpickle",
+    ),
+    "foreign file": (
+        lambda marker: {"encoder.weight": torch.zeros(3)},
+        "not an a2d-evo training checkpoint",
+    ),
+    "newer format": (
+        lambda marker: {
+            **{key: {} for key in ("model", "optimizer", "rng")},
+            "format_version": 99,
+            "stage": "teacher",
+            "update": 1,
+            "global_step": 32,
+        },
+        "format_version 99",
+    ),
+    "another stage": (
+        lambda marker: {
+            **{key: {} for key in ("model", "optimizer", "rng")},
+            "format_version": 1,
+            "stage": "supernet",
+            "update": 1,
+            "global_step": 32,
+        },
+        "is a 'supernet' checkpoint, not a 'teacher' one",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CHECKPOINTS))
+def test_resume_refuses_hostile_checkpoints(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    marker = tmp_path / "pwned"
+    make, message = CHECKPOINTS[name]
+    cfg = write_config(tmp_path / "c.yaml")
+    root = _stage_with_checkpoint(tmp_path, make(marker), cfg)
+    before = (root / "teacher" / "checkpoint.pt").read_bytes()
+    code = main(["train-teacher", "--config", str(cfg), "--out", str(root), "--resume", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR and message in err and err.count("\n") == 1
+    assert not marker.exists()  # the payload never ran
+    assert (root / "teacher" / "checkpoint.pt").read_bytes() == before  # and nothing was lost
+
+
+def test_a_planted_pickle_in_an_agent_folder_is_refused_at_the_command_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from a2d_evo.agent import Agent
+    from a2d_evo.export import save_agent
+    from a2d_evo.search_space import MLPArch
+
+    marker = tmp_path / "pwned"
+    agent = save_agent(
+        Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"}), tmp_path / "agent", onnx=False
+    )
+    state = torch.load(agent / "policy.pt", weights_only=True)
+    state["policy.weight"] = _Evil(marker)
+    torch.save(state, agent / "policy.pt")
+    assert main(["eval", str(agent), "--episodes", "1"]) == EXIT_USER_ERROR
+    assert "refused to unpickle" in capsys.readouterr().err
+    cfg = write_config(tmp_path / "c.yaml")
+    out = str(tmp_path / "run")
+    code = main(["train-supernet", "--config", str(cfg), "--out", out, "--teacher", str(agent)])
+    assert code == EXIT_USER_ERROR and "refused to unpickle" in capsys.readouterr().err
+    assert not marker.exists()
+    assert not (tmp_path / "run" / "supernet").exists()  # refused before anything was written
+
+
+# ----------------------------------------------------------------------------- NaN envs
+class _TurnsNaN(gym.Env):
+    """CartPole-shaped; its reward (or observation) turns non-finite from its ``at``-th step
+    on, counted over its whole life (training re-seeds and resets the envs)."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, at: int = 40, what: str = "reward") -> None:
+        self.at, self.what, self.t = at, what, 0
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> Any:
+        super().reset(seed=seed)
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action: Any) -> Any:
+        self.t += 1
+        bad = self.t >= self.at
+        obs = np.full(4, np.inf if bad and self.what == "obs" else 0.0, np.float32)
+        reward = float("nan") if bad and self.what == "reward" else 1.0
+        return obs, reward, False, False, {}
+
+
+if "A2DReliabilityNaN-v0" not in gym.registry:
+    gym.register("A2DReliabilityNaN-v0", entry_point=_TurnsNaN)
+
+
+@pytest.mark.parametrize("what", ["reward", "obs"])
+def test_an_env_turning_nan_stops_training_and_keeps_the_checkpoint(
+    tmp_path: Path, what: str
+) -> None:
+    from a2d_evo.teacher import train_teacher
+
+    raw = tiny_raw(
+        env={"id": "A2DReliabilityNaN-v0", "kwargs": {"at": 40, "what": what}},
+        supernet={"checkpoint_every": 1},
+    )
+    cfg = config_from_dict(raw)
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(EnvError, match=r"non-finite"):
+        train_teacher(cfg, run, progress=False)
+    ckpt = torch_load(run.teacher / "checkpoint.pt")
+    assert ckpt["update"] == 2  # updates 1 and 2 (32 steps) were clean, update 3 was not
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert not run.teacher_agent.exists()
