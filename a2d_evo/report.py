@@ -125,7 +125,7 @@ def row_from_metrics(
         extra={
             k: v
             for k, v in metrics.items()
-            if k in ("method", "width_multiplier", "front_index", "source")
+            if k in ("method", "width_multiplier", "front_index", "search_return_mean")
         },
     )
 
@@ -204,18 +204,25 @@ def _grid(
     return header, body
 
 
-def _numeric(i: int) -> bool:
-    """Columns 2 .. 2 + len(COLUMNS) - 2 hold numbers (right-aligned); the rest text."""
-    return 2 <= i <= len(COLUMNS)
+_NUMBER = re.compile(r"^[-+]?[0-9][0-9.,]*(e[-+]?[0-9]+)?[kMG%]?$|^n/a$|^$")
+
+
+def _aligns(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[bool]:
+    """Right-align the columns past the first two whose cells all read as numbers."""
+    cols = list(zip(header, *body, strict=True))
+    return [
+        i >= 2 and all(_NUMBER.match(p) for c in col[1:] for p in c.split(" ± ")[:2])
+        for i, col in enumerate(cols)
+    ]
 
 
 def _fixed(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     widths = [max(len(c) for c in col) for col in zip(header, *body, strict=True)]
+    right = _aligns(header, body)
 
     def line(cells: Sequence[str]) -> str:
         return "  ".join(
-            c.rjust(w) if _numeric(i) else c.ljust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)
         ).rstrip()
 
     return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, body)])
@@ -223,7 +230,7 @@ def _fixed(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
 
 def _markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
     esc = [[c.replace("|", "\\|") for c in cells] for cells in (header, *body)]
-    align = ["---:" if _numeric(i) else "---" for i in range(len(header))]
+    align = ["---:" if r else "---" for r in _aligns(header, body)]
     lines = ["| " + " | ".join(esc[0]) + " |", "|" + "|".join(align) + "|"]
     lines += ["| " + " | ".join(cells) + " |" for cells in esc[1:]]
     return "\n".join(lines)
@@ -296,12 +303,16 @@ class RunData:
     env_id: str
     front: list[Row]
     reference_point: Any
+    reference_units: Any
+    final_hypervolume: float | None
+    search: dict[str, Any]
+    """``front.json``'s ``search`` block (what the search actually ran), or empty."""
     norm: Normalisation
     history: list[tuple[float, float]]
     history_episodes: list[int]
     hypervolume: list[tuple[int, float, int]]
     teacher: Row | None
-    random_return: float | None
+    teacher_arch: str
     agents: dict[str, Row]
     finetune: dict[str, tuple[float, float]]
     baselines: dict[str, Row]
@@ -379,16 +390,20 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     seeds = sorted({int(s) for e in entries for s in (e.get("seeds") or [])})
     modes = sorted({str(e.get("eval_mode", "greedy")) for e in entries}) or ["greedy"]
     env_ids = {str(e["env_id"]) for e in entries if "env_id" in e}
+    search = data.get("search")
     return RunData(
-        env_id=env_ids.pop() if len(env_ids) == 1 else cfg.env.id,
+        env_id=str(data.get("env_id") or (env_ids.pop() if len(env_ids) == 1 else cfg.env.id)),
         front=_front_rows(entries, norm),
         reference_point=data.get("reference_point"),
+        reference_units=data.get("reference_point_units"),
+        final_hypervolume=_num(data.get("hypervolume")),
+        search=dict(search) if isinstance(search, Mapping) else {},
         norm=norm,
         history=history,
         history_episodes=history_episodes,
         hypervolume=hv,
         teacher=teacher,
-        random_return=norm.r_random,
+        teacher_arch=_arch_name(teacher_arch) if teacher_arch else "teacher",
         agents=agents,
         finetune=finetune,
         baselines=dict(sorted(baselines.items(), key=lambda kv: _baseline_order(kv[1]))),
@@ -542,11 +557,15 @@ def pareto_png(data: RunData) -> bytes:
             xs, ys, s=7, color="0.72", alpha=0.6, linewidths=0, zorder=1,
             label=f"evaluated candidates ({len(xs)}, {_episodes_text(data.history_episodes)})",
         ))  # fmt: skip
-    if data.teacher is not None:
-        t = data.teacher
+    # the teacher on the front's seeds (where normalised return 1 is), else its own metrics
+    n = data.norm
+    t_flops = n.teacher_flops or (data.teacher.flops if data.teacher else None)
+    t_return = n.r_teacher if n.r_teacher is not None else _return_of(data.teacher)
+    if t_flops is not None and t_return is not None:
+        arch = data.teacher.arch if data.teacher else data.teacher_arch
         handles += ax.plot(
-            [t.flops], [t.return_mean], marker="*", ms=17, color="gold", mec="black", mew=0.8,
-            ls="none", zorder=5, label=f"teacher ({t.arch})",
+            [t_flops], [t_return], marker="*", ms=17, color="gold", mec="black", mew=0.8,
+            ls="none", zorder=5, label=f"teacher ({arch})",
         )  # fmt: skip
     # named picks (the knee); the front_NN exports are the front's own points
     picks = {n: r for n, r in data.agents.items() if not n.startswith("front_")}
@@ -585,7 +604,6 @@ def pareto_png(data: RunData) -> bytes:
     ax.set_title(f"{data.env_id}: return vs FLOPs")
     ax.grid(True, which="major", alpha=0.3)
     ax.grid(True, which="minor", axis="x", alpha=0.1)
-    n = data.norm
     if n.r_random is not None and n.r_teacher is not None and n.r_teacher != n.r_random:
         lo, span = n.r_random, n.r_teacher - n.r_random
         sec = ax.secondary_yaxis(
@@ -597,6 +615,10 @@ def pareto_png(data: RunData) -> bytes:
         frameon=False,
     )  # fmt: skip
     return _png(fig)
+
+
+def _return_of(row: Row | None) -> float | None:
+    return row.return_mean if row is not None else None
 
 
 def _episodes_text(episodes: Sequence[int]) -> str:
@@ -616,7 +638,7 @@ def hypervolume_png(data: RunData) -> bytes:
     )  # fmt: skip
     gens = [g for g, _, _ in data.hypervolume]
     top.plot(gens, [h for _, h, _ in data.hypervolume], marker="o", ms=4, color="tab:blue")
-    top.set_ylabel("hypervolume of the front\n(search objectives)")
+    top.set_ylabel("hypervolume\n(normalised return × FLOPs/teacher)")
     ref = json.dumps(data.reference_point)
     ref_text = f" (reference point {ref})" if len(ref) <= 40 else ""
     top.set_title(f"{data.env_id}: search progress{ref_text}")
@@ -695,6 +717,36 @@ def _exported_names(data: RunData) -> list[str]:
     return names
 
 
+def _settings(cfg: Config, search: Any, data: RunData) -> list[str]:
+    """Bullet lines: what the search ran (``front.json``'s ``search`` block first)."""
+    ran = data.search
+    final = data.front_episodes[-1] if data.front_episodes else search.final_episodes
+    units = data.reference_units
+    ref = f"`{json.dumps(data.reference_point)}`"
+    if isinstance(units, list):
+        ref += " in (" + ", ".join(map(str, units)) + ")"
+    lines = [
+        f"- population {ran.get('pop', search.pop)}, {search.gens} generations, "
+        f"{ran.get('episodes', search.episodes)} episodes per candidate (the same seeds for "
+        f"every candidate of a generation); the final front re-scored with {final} episodes",
+        f"- root seed {cfg.seed}; re-scoring seeds {_seeds_text(data.front_seeds)}",
+        f"- candidates evaluated: {ran.get('evaluations', len(data.history))}",
+        f"- hypervolume reference point {ref}",
+    ]
+    if "front_size" in ran:
+        dropped = ran.get("dropped_after_rescore", 0)
+        lines.append(
+            f"- final front: {ran['front_size']} members from the search, {dropped} dropped "
+            "as dominated after re-scoring"
+        )
+    if data.hypervolume:
+        g, hv, size = data.hypervolume[-1]
+        lines.append(f"- last generation {g}: hypervolume {hv:.4g}, front size {size}")
+    if data.final_hypervolume is not None:
+        lines.append(f"- hypervolume of the re-scored front: {data.final_hypervolume:.4g}")
+    return lines
+
+
 def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
     """The text of ``report.md``."""
     tf, n = data.norm.teacher_flops, data.norm
@@ -720,11 +772,29 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
         "`#` is the entry's index in `search/front.json`, as `a2d-evo export --pick` takes it.",
         "",
     ]
+    extra: list[tuple[str, Sequence[str]]] = []
+    searched = [_num(r.extra.get("search_return_mean")) for r in data.front]
+    if any(v is not None for v in searched):
+        extra.append(("search return", [_opt(v, ".2f") for v in searched]))
+        md += [
+            "`search return` is the mean return that selected the member during the search "
+            f"({_episodes_text(data.history_episodes)}); every other figure is its re-scoring "
+            "on fresh seeds.",
+            "",
+        ]
     exported = _exported_names(data)
-    md += [markdown_table(data.front, tf, "#", [("exported", exported)] if any(exported) else [])]
-    md += ["", "## Teacher", ""]
+    if any(exported):
+        extra.append(("exported", exported))
+    md += [markdown_table(data.front, tf, "#", extra), "", "## Teacher", ""]
     md += [markdown_table([data.teacher], tf, "agent") if data.teacher else "No teacher metrics."]
-    md += ["", f"Uniform-random policy return (R_random): {_opt(n.r_random, '.2f')}.", ""]
+    md += [
+        "",
+        "Normalisation (on the front's re-scoring seeds): "
+        f"R_teacher = {_opt(n.r_teacher, '.2f')}, R_random = {_opt(n.r_random, '.2f')} "
+        f"(uniform-random policy); teacher FLOPs {_opt(tf, ',.0f')}. The row above is the "
+        "teacher's own evaluation (`teacher/agent/metrics.json`).",
+        "",
+    ]
 
     md += ["## Exported agents", ""]
     if data.agents:
@@ -764,19 +834,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
     else:
         md += ["No baselines found."]
 
-    md += [
-        "",
-        "## Search settings",
-        "",
-        f"- population {search.pop}, generations {search.gens}, {search.episodes} episodes "
-        f"per candidate; the front re-scored with {search.final_episodes} episodes",
-        f"- root seed {cfg.seed}; re-scoring seeds {_seeds_text(data.front_seeds)}",
-        f"- hypervolume reference point: `{json.dumps(data.reference_point)}`",
-        f"- candidates evaluated: {len(data.history)}",
-    ]
-    if data.hypervolume:
-        g, hv, size = data.hypervolume[-1]
-        md.append(f"- last generation {g}: hypervolume {hv:.4g}, front size {size}")
+    md += ["", "## Search settings", "", *_settings(cfg, search, data)]
     md += [
         "",
         "## Reproduce",

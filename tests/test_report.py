@@ -57,8 +57,13 @@ def _agent(folder: Path, widths: tuple[int, ...], metrics: dict[str, Any]) -> No
     write_json(folder / "arch.json", {"format_version": 1, "arch": arch, "env": {}})
 
 
-def make_run(root: Path, *, baselines: bool = True, n_history: int = 120) -> RunFolder:
-    """A synthetic finished run: config, search outputs, teacher, knee agent, two baselines."""
+def make_run(
+    root: Path, *, baselines: bool = True, n_history: int = 120, minimal: bool = False
+) -> RunFolder:
+    """A synthetic finished run: config, search outputs, teacher, knee agent, two baselines.
+
+    ``front.json`` is laid out as ``evolve`` writes it; ``minimal`` keeps only the keys of
+    the DESIGN contract (no ``search`` block, units, seeds or search returns)."""
     run = RunFolder(root)
     cfg = config_from_dict({"search": {"pop": 16, "gens": 5, "episodes": 3}})
     run.bind(cfg)
@@ -66,19 +71,25 @@ def make_run(root: Path, *, baselines: bool = True, n_history: int = 120) -> Run
         {**_metrics(f, r, s, n), "arch": {"kind": "mlp", "widths": list(w)}, "encoding": [1, 2]}
         for w, f, r, s, n in FRONT
     ]
-    write_json(
-        run.search / "front.json",
-        {
-            "format_version": 1,
-            "reference_point": [0.0, 25000.0],
-            "normalisation": {
-                "r_random": R_RANDOM,
-                "r_teacher": R_TEACHER,
-                "teacher_flops": TEACHER_FLOPS,
-            },
-            "front": entries,
-        },
-    )
+    norm = {"r_random": R_RANDOM, "r_teacher": R_TEACHER, "teacher_flops": TEACHER_FLOPS}
+    front: dict[str, Any] = {
+        "format_version": 1,
+        "reference_point": [0.0, 3.125],
+        "normalisation": norm,
+        "front": entries,
+    }
+    if not minimal:
+        for e in entries:
+            e["search_return_mean"] = e["return_mean"] + 10.0
+        front["env_id"] = "CartPole-v1"
+        front["reference_point_units"] = ["-normalised_return", "flops / teacher_flops"]
+        front["hypervolume"] = 2.71828
+        norm.update(seeds=list(range(1000, 1030)), episodes=30, eval_mode="greedy")
+        front["search"] = {
+            "generations": 6, "pop": 16, "episodes": 3, "evaluations": n_history,
+            "front_size": 5, "dropped_after_rescore": 1,
+        }  # fmt: skip
+    write_json(run.search / "front.json", front)
     rng = np.random.default_rng(0)
     flops = np.exp(rng.uniform(np.log(200), np.log(60000), n_history))
     rets = np.clip(500 * (1 - np.exp(-flops / 1500)) - rng.uniform(0, 250, n_history), 9, 500)
@@ -135,12 +146,13 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     md = path.read_text()
 
     # front rows, cheapest first: #, arch, FLOPs, fraction, params, latency, return, norm
+    # then the return that selected it during the search, and the exported folders
     rows = [line for line in md.splitlines() if line.startswith("| ")]
     assert rows[1:5] == [
-        "| 1 | mlp-4 | 500 | 6.25% | 257 | 0.0123 | 300.00 ± 3.92 | 0.583 |  |",
-        "| 3 | mlp-8 | 1k | 12.5% | 507 | 0.0123 | 450.00 ± 2.45 | 0.896 | knee |",
-        "| 0 | mlp-24x24 | 4k | 50% | 2.01k | 0.0123 | 490.00 ± 1.96 | 0.979 |  |",
-        "| 2 | mlp-96x64 | 12k | 150% | 6.01k | 0.0123 | 500.00 ± 0.00 | 1.000 |  |",
+        "| 1 | mlp-4 | 500 | 6.25% | 257 | 0.0123 | 300.00 ± 3.92 | 0.583 | 310.00 |  |",
+        "| 3 | mlp-8 | 1k | 12.5% | 507 | 0.0123 | 450.00 ± 2.45 | 0.896 | 460.00 | knee |",
+        "| 0 | mlp-24x24 | 4k | 50% | 2.01k | 0.0123 | 490.00 ± 1.96 | 0.979 | 500.00 |  |",
+        "| 2 | mlp-96x64 | 12k | 150% | 6.01k | 0.0123 | 500.00 ± 0.00 | 1.000 | 510.00 |  |",
     ]
     # teacher: 1.96 * 4 / sqrt(16) = 1.96
     assert "| teacher | mlp-64x64 | 8k | 100% | 4.01k | 0.0123 | 500.00 ± 1.96 | 1.000 |" in md
@@ -166,10 +178,15 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     assert "- baselines ppo_x0.25, ppo_x0.5, distill_x0.5, distill_x1 (" in md
     # knee, settings, reproduction commands
     assert "Knee point (as exported): `mlp-8`, 12.5% of the teacher's FLOPs" in md
-    assert "- population 16, generations 5, 3 episodes per candidate" in md
-    assert "hypervolume reference point: `[0.0, 25000.0]`" in md
-    assert "candidates evaluated: 120" in md
-    assert "last generation 5: hypervolume 0.8689, front size 8" in md
+    assert "R_teacher = 500.00, R_random = 20.00 (uniform-random policy); teacher FLOPs 8,000" in md
+    assert "- population 16, 5 generations, 3 episodes per candidate" in md
+    assert "the final front re-scored with 30 episodes" in md
+    assert "re-scoring seeds 1000-1029 (30)" in md
+    assert "reference point `[0.0, 3.125]` in (-normalised_return, flops / teacher_flops)" in md
+    assert "- candidates evaluated: 120" in md
+    assert "- final front: 5 members from the search, 1 dropped as dominated after re-scoring" in md
+    assert "- last generation 5: hypervolume 0.8689, front size 8" in md
+    assert "- hypervolume of the re-scored front: 2.718" in md
     out = f"{run.root}-repro"
     assert f"a2d-evo train-teacher  --config {run.config_path} --out {out}" in md
     assert f"--out {out} --pop 16 --gens 5 --episodes 3" in md
@@ -206,19 +223,26 @@ def test_front_table_for_the_terminal() -> None:
 
 
 def test_missing_parts_are_reported(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run", baselines=False)
+    run = make_run(tmp_path / "run", baselines=False, minimal=True)
     (run.search / "hypervolume.csv").unlink()
     for p in run.teacher_agent.iterdir():
         p.unlink()
+    for p in (run.agents / "knee").iterdir():
+        p.unlink()
     md = write_report(run.load_config(), run).read_text()
+    assert f"- exported agents (`{run.agents}`): run `a2d-evo export {run.root}`" in md
     assert f"- baselines (`{run.baselines}`): run `a2d-evo baselines {run.root}`" in md
     assert "- hypervolume per generation (" in md
     assert "teacher metrics (" in md
     assert "No baselines found." in md
     assert not (run.report / "hypervolume.png").exists()
     assert _png_size(run.report / "pareto.png") == (1200, 825)
-    # the front.json normalisation still gives the fractions
-    assert "| 1 | mlp-4 | 500 | 6.25% |" in md
+    # the front.json normalisation still gives the fractions; no search-return column
+    assert "| 1 | mlp-4 | 500 | 6.25% | 257 | 0.0123 | 300.00 ± 3.92 | 0.583 |\n" in md
+    # settings fall back on the config and the CSVs
+    assert "- population 16, 5 generations, 3 episodes per candidate" in md
+    assert "- candidates evaluated: 120" in md
+    assert "the final front re-scored with 10-30 episodes" not in md
 
 
 def test_missing_front_raises(tmp_path: Path) -> None:
@@ -230,14 +254,14 @@ def test_missing_front_raises(tmp_path: Path) -> None:
 
 
 def test_stage_config_that_differs_is_the_one_reproduced(tmp_path: Path) -> None:
-    run = make_run(tmp_path / "run")
+    run = make_run(tmp_path / "run", minimal=True)  # settings from search/config.yaml
     cfg = run.load_config()
     searched = config_from_dict({"search": {"pop": 64, "gens": 7, "episodes": 3}})
     write_text(run.search / "config.yaml", dump_config(searched))
     md = report.render_markdown(cfg, run, report.load_run(cfg, run))
     assert f"evolve         --config {run.search / 'config.yaml'}" in md
     assert "--pop 64 --gens 7 --episodes 3" in md
-    assert "- population 64, generations 7" in md
+    assert "- population 64, 7 generations" in md
     assert f"a2d-evo train-teacher  --config {run.config_path}" in md
 
 
