@@ -281,7 +281,8 @@ class PopulationForward:
                 f"group sizes add up to {int(sizes.sum())}, but obs has {shape[0]} rows"
             )
         for a in group_archs:
-            self.supernet.check(a)
+            if a not in self._rows_cache:  # archs seen before were checked then
+                self.supernet.check(a)
         return sizes.astype(np.int64)
 
     def _tables(self, group_archs: Sequence[Arch], sizes: np.ndarray) -> tuple[Any, Any]:

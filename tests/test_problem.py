@@ -1,0 +1,195 @@
+"""The pymoo problem: one evaluator call per population, the cache, objectives, HV."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pytest
+from pymoo.core.population import Population
+
+from a2d_evo import cost
+from a2d_evo.config import SpaceConfig
+from a2d_evo.evaluate import EvalResult, make_result
+from a2d_evo.evolve import (
+    generation_seeds,
+    make_algorithm,
+    population_arrays,
+    restore_algorithm,
+)
+from a2d_evo.problem import (
+    HV_FLOPS_MARGIN,
+    CanonicalDuplicates,
+    Normalisation,
+    SubnetProblem,
+    front_indices,
+    hypervolume,
+    reference_point,
+)
+from a2d_evo.search_space import Arch, MLPArch, SearchSpace
+
+SPACE = SearchSpace(SpaceConfig(kind="mlp"))
+OBS, ACTIONS = (4,), 2
+NORM = Normalisation(
+    r_random=20.0, r_teacher=220.0, teacher_flops=cost.flops(MLPArch((64, 64)), OBS, 2)
+)
+
+
+class FakeEvaluator:
+    """Deterministic returns from the arch alone; records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[Arch]] = []
+
+    def __call__(
+        self, archs: Sequence[Arch], episodes: int, seeds: Sequence[int]
+    ) -> list[EvalResult]:
+        self.calls.append(list(archs))
+        out = []
+        for a in archs:
+            assert isinstance(a, MLPArch)
+            base = 20.0 + 200.0 * (1 - np.exp(-sum(a.widths) / 100))
+            out.append(make_result([base + s % 3 for s in seeds[:episodes]], seeds[:episodes]))
+        return out
+
+
+def make_problem(**kw) -> tuple[SubnetProblem, FakeEvaluator]:
+    ev = FakeEvaluator()
+    prob = SubnetProblem(SPACE, ev, OBS, ACTIONS, NORM, episodes=3, **kw)
+    prob.seeds = [10, 11, 12]
+    return prob, ev
+
+
+def test_one_evaluator_call_per_population_and_cache() -> None:
+    prob, ev = make_problem()
+    X = SPACE.sample_encodings(np.random.default_rng(0), 10)
+    # a non-canonical twin of row 0 (junk in an inactive gene) is the same network
+    twin = X[0].copy()
+    depth = SPACE.choices[0][twin[0]]
+    if depth < SPACE.max_depth:
+        twin[1 + depth] = 3
+    Xall = np.vstack([X, twin[None, :], X[:3]])
+    out: dict = {}
+    prob._evaluate(Xall.astype(float), out)
+    assert len(ev.calls) == 1
+    assert len(ev.calls[0]) == len({SPACE.key(x) for x in X})
+    np.testing.assert_array_equal(out["F"][0], out["F"][len(X)])  # the twin
+    prob._evaluate(X.astype(float), out)
+    assert len(ev.calls) == 1  # everything cached
+    assert prob.last_new == []
+
+
+def test_rescore_evaluates_again() -> None:
+    prob, ev = make_problem(rescore=True)
+    X = SPACE.sample_encodings(np.random.default_rng(1), 5)
+    out: dict = {}
+    prob._evaluate(X, out)
+    prob._evaluate(X, out)
+    assert len(ev.calls) == 2
+
+
+def test_objectives_and_constraint() -> None:
+    prob, _ = make_problem(max_flops=5000.0)
+    X = np.stack([SPACE.encode(MLPArch((64, 64))), SPACE.encode(MLPArch((8,)))])
+    out: dict = {}
+    prob._evaluate(X, out)
+    for row, arch in zip(out["F"], (MLPArch((64, 64)), MLPArch((8,))), strict=True):
+        ret = 20.0 + 200.0 * (1 - np.exp(-sum(arch.widths) / 100)) + 1.0  # seeds 10..12 % 3
+        assert row[0] == pytest.approx(-(ret - 20.0) / 200.0)
+        assert row[1] == cost.flops(arch, OBS, ACTIONS)
+    np.testing.assert_allclose(out["G"][:, 0], out["F"][:, 1] - 5000.0)
+    rec = prob.entry(X[1])
+    assert rec["arch"] == "mlp-8" and rec["params"] == cost.params(MLPArch((8,)), OBS, ACTIONS)
+    assert rec["episodes"] == 3 and rec["generation"] == 0
+
+
+def test_cache_round_trip() -> None:
+    prob, ev = make_problem()
+    X = SPACE.sample_encodings(np.random.default_rng(2), 6)
+    out: dict = {}
+    prob._evaluate(X, out)
+    other, ev2 = make_problem()
+    other.load_cache(prob.cache_records())
+    out2: dict = {}
+    other._evaluate(X, out2)
+    assert ev2.calls == []
+    np.testing.assert_array_equal(out["F"], out2["F"])
+
+
+def test_duplicates_on_the_canonical_encoding() -> None:
+    a = SPACE.encode(MLPArch((16,)))
+    b = a.copy()
+    b[3] = 5  # inactive gene: the same network
+    c = SPACE.encode(MLPArch((16, 16)))
+    dup = CanonicalDuplicates(SPACE)
+    pop = Population.new(X=np.stack([a, b, c]))
+    kept = dup.do(pop)
+    assert len(kept) == 2
+    other = Population.new(X=np.stack([c]))
+    assert len(dup.do(Population.new(X=np.stack([a, c])), other)) == 1
+
+
+def test_front_and_hypervolume_by_hand() -> None:
+    F = np.array([[-1.0, 4.0], [-0.5, 1.0], [-0.4, 3.0], [-1.0, 5.0], [0.2, 0.5]])
+    np.testing.assert_array_equal(front_indices(F), [0, 1, 4])
+    G = np.array([[0.0], [1.0], [0.0], [0.0], [0.0]])  # member 1 infeasible
+    np.testing.assert_array_equal(front_indices(F, G), [0, 2, 4])
+    ref = np.array([0.0, 10.0])
+    # member 4 (worse than random) adds nothing; rectangles: [-1,-0.5]x[4,10] + [-0.5,0]x[1,10]
+    assert hypervolume(F[[0, 1, 4]], ref) == pytest.approx(0.5 * 6 + 0.5 * 9)
+    assert hypervolume(np.zeros((0, 2)), ref) == 0.0
+
+
+def test_reference_point() -> None:
+    ref = reference_point(SPACE, OBS, ACTIONS, NORM.teacher_flops)
+    largest = cost.flops(SPACE.largest(), OBS, ACTIONS)
+    assert ref[0] == 0.0
+    assert ref[1] == pytest.approx(HV_FLOPS_MARGIN * largest / NORM.teacher_flops)
+
+
+def test_normalisation_checks() -> None:
+    with pytest.raises(ValueError, match="teacher"):
+        Normalisation(5.0, 5.0, 100)
+    assert NORM.score(220.0) == 1.0 and NORM.score(20.0) == 0.0
+    assert Normalisation.from_dict(NORM.to_dict()) == NORM
+
+
+def test_generation_seeds() -> None:
+    a = generation_seeds(0, 0, 5)
+    assert a == generation_seeds(0, 0, 5) and a[1:] == [a[0] + i for i in range(1, 5)]
+    assert a != generation_seeds(0, 1, 5) and a != generation_seeds(1, 0, 5)
+    assert all(0 <= s < 2**31 for s in a)
+
+
+def test_nsga2_restored_from_arrays_continues_identically() -> None:
+    """Resume = a fresh NSGA-II set up and given the saved arrays: the same offspring follow."""
+    from a2d_evo.config import config_from_dict
+
+    cfg = config_from_dict({"seed": 7, "search": {"pop": 12, "gens": 6}})
+
+    def run(gens: int, resume_at: int | None) -> list[np.ndarray]:
+        prob, _ = make_problem()
+        algo = make_algorithm(cfg, SPACE)
+        algo.setup(prob, verbose=False)
+        history = []
+        gen = 0
+        while gen < gens:
+            if resume_at is not None and gen == resume_at:
+                arrays = population_arrays(algo, gen)
+                records = prob.cache_records()
+                prob, _ = make_problem()
+                prob.load_cache(records)
+                algo = make_algorithm(cfg, SPACE)
+                algo.setup(prob, verbose=False)
+                restore_algorithm(algo, arrays, gen)
+            pop = algo.ask()
+            algo.evaluator.eval(prob, pop, algorithm=algo)
+            algo.tell(infills=pop)
+            history.append(np.asarray(algo.pop.get("X")).copy())
+            gen += 1
+        return history
+
+    straight = run(6, None)
+    resumed = run(6, 3)
+    for a, b in zip(straight, resumed, strict=True):
+        np.testing.assert_array_equal(a, b)
