@@ -200,7 +200,7 @@ def load_agent(folder: str | Path) -> Agent:
         raise FormatError(f"{where}: env must be a mapping, got {type(meta['env']).__name__}")
     try:
         agent = _empty_agent(arch, obs_shape, n_actions, meta["env"])
-    except ValueError as exc:
+    except (ValueError, RuntimeError, OverflowError) as exc:  # sizes torch cannot hold
         raise FormatError(f"{where}: {exc}") from None
 
     path = folder / POLICY_FILE

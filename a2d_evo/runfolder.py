@@ -114,8 +114,13 @@ def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
             f"{what} {path} holds objects other than tensors and plain data; refused to "
             f"unpickle it{detail}"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as exc:
-        raise FormatError(f"{what} {path} is truncated or corrupted: {exc}") from None
+    except Exception as exc:
+        # A damaged file makes torch's zip reader and weights-only unpickler raise almost
+        # anything (IndexError, TypeError, struct.error, BadZipFile, ...): all mean the same.
+        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise FormatError(
+            f"{what} {path} is truncated or corrupted: {type(exc).__name__}: {detail}"
+        ) from None
 
 
 def read_json(path: str | Path, what: str = "file", format_version: int | None = None) -> Any:

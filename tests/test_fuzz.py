@@ -9,6 +9,7 @@ the file stays well under two minutes on two cores.
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -367,3 +368,225 @@ def test_decode_and_canonical_raise_only_arch_errors(kind: str, data: st.DataObj
     assert canon.dtype == np.int64 and np.array_equal(space.canonical(canon), canon)
     if arch is not None:
         np.testing.assert_array_equal(space.encode(arch), canon)
+
+
+# ----------------------------------------------------------------------------- agent folders
+def _agent_files() -> dict[str, bytes]:
+    """The three files of a small valid agent folder, as bytes."""
+    import tempfile
+
+    from a2d_evo.agent import Agent
+    from a2d_evo.export import make_metrics, save_agent
+
+    agent = Agent(MLPArch((8, 4)), (4,), 2, {"id": "CartPole-v1"})
+    metrics = make_metrics(
+        agent,
+        env_id="CartPole-v1",
+        returns=[10.0, 12.0],
+        eval_mode="greedy",
+        seeds=[1, 2],
+        r_random=20.0,
+        r_teacher=500.0,
+        latency=0.01,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_agent(agent, Path(tmp) / "agent", metrics=metrics, onnx=False)
+        return {n: (folder / n).read_bytes() for n in ("arch.json", "policy.pt", "metrics.json")}
+
+
+def _torch_bytes(obj: Any) -> bytes:
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _edit_json(raw: bytes, path: list[str], value: Any) -> bytes:
+    """``raw`` JSON with the value at ``path`` (keys, created if missing) replaced."""
+    data = json.loads(raw)
+    node = data
+    for key in path[:-1]:
+        if not isinstance(node, dict):
+            break
+        node = node.setdefault(key, {})
+    if isinstance(node, dict):
+        node[path[-1]] = value
+    try:
+        return json.dumps(data, allow_nan=True).encode()
+    except ValueError:  # ints past 4300 digits
+        return raw
+
+
+def _edit_state(raw: bytes, name: str, how: str, size: int) -> bytes:
+    import io
+
+    import torch
+
+    state = torch.load(io.BytesIO(raw), weights_only=True)
+    key = sorted(state)[size % len(state)] if name == "*" else name
+    t = state.get(key, torch.zeros(1))
+    state[key] = {
+        "drop": None,
+        "reshape": torch.zeros(size % 7, 3),
+        "double": t.double(),
+        "int": t.long(),
+        "nan": torch.full_like(t, float("nan")),
+        "inf": torch.full_like(t, float("-inf")),
+        "scalar": torch.tensor(float(size)),
+        "list": [1, 2, 3],
+        "string": "w",
+    }[how]
+    if state[key] is None:
+        del state[key]
+    return _torch_bytes(state)
+
+
+def _json_bytes(value: Any) -> bytes:
+    try:
+        return json.dumps(value, allow_nan=True).encode()
+    except ValueError:  # ints past 4300 digits
+        return b"[]"
+
+
+def _cut(data: bytes, at: int) -> bytes:
+    return data[: at % (len(data) + 1)]
+
+
+def _flip(data: bytes, at: int, byte: int) -> bytes:
+    if not data:
+        return data
+    out = bytearray(data)
+    out[at % len(out)] ^= byte or 1
+    return bytes(out)
+
+
+ARCH_PATHS = [
+    ["format_version"],
+    ["arch"],
+    ["arch", "kind"],
+    ["arch", "widths"],
+    ["arch", "conv"],
+    ["arch", "extra"],
+    ["arch", "fc"],
+    ["obs_shape"],
+    ["n_actions"],
+    ["env"],
+    ["env", "id"],
+]
+json_values = st.one_of(
+    any_value.filter(lambda v: not isinstance(v, float) or v == v),
+    st.sampled_from(
+        [
+            [4],
+            [4, 4, 4],
+            [0],
+            [-1],
+            [2**31, 2**31],
+            [2**40],
+            [4.0],
+            ["4"],
+            [],
+            {"kind": "cnn", "conv": [8, 16, 16], "extra": [[16, 3]], "fc": 64},
+            {"kind": "cnn", "conv": [8, 16, 16], "extra": [[16, 4]], "fc": 64},
+            {"kind": "mlp", "widths": [8, 4, 4]},
+            {"kind": "mlp", "widths": [2**40]},
+            [1, 84, 84],
+            [4, 84, 84],
+            [4, 2, 2],
+            2,
+            0,
+            True,
+            2**63,
+        ]
+    ),
+)
+
+
+@st.composite
+def agent_folders(draw: st.DrawFn, files: dict[str, bytes]) -> dict[str, bytes | None]:
+    out: dict[str, bytes | None] = dict(files)
+    arch = draw(st.sampled_from(["keep", "edit", "edit2", "bytes", "json", "cut", "flip", "gone"]))
+    if arch in ("edit", "edit2"):
+        for _ in range(1 if arch == "edit" else 2):
+            out["arch.json"] = _edit_json(
+                out["arch.json"] or b"{}", draw(st.sampled_from(ARCH_PATHS)), draw(json_values)
+            )
+    elif arch == "bytes":
+        out["arch.json"] = draw(st.binary(max_size=64))
+    elif arch == "json":
+        out["arch.json"] = _json_bytes(draw(json_values))
+    elif arch == "cut":
+        out["arch.json"] = _cut(files["arch.json"], draw(st.integers(0, 400)))
+    elif arch == "flip":
+        out["arch.json"] = _flip(
+            files["arch.json"], draw(st.integers(0, 400)), draw(st.integers(0, 255))
+        )
+    elif arch == "gone":
+        out["arch.json"] = None
+    policy = draw(st.sampled_from(["keep", "edit", "bytes", "plain", "cut", "flip", "gone"]))
+    if policy == "edit":
+        out["policy.pt"] = _edit_state(
+            files["policy.pt"],
+            draw(st.sampled_from(["*", "layers.0.weight", "value.bias", "layers.7.weight"])),
+            draw(
+                st.sampled_from(
+                    ["drop", "reshape", "double", "int", "nan", "inf", "scalar", "list", "string"]
+                )
+            ),
+            draw(st.integers(0, 50)),
+        )
+    elif policy == "bytes":
+        out["policy.pt"] = draw(st.binary(max_size=64))
+    elif policy == "plain":
+        out["policy.pt"] = _torch_bytes(draw(any_value.filter(lambda v: v == v)))
+    elif policy == "cut":
+        out["policy.pt"] = _cut(files["policy.pt"], draw(st.integers(0, 5000)))
+    elif policy == "flip":
+        out["policy.pt"] = _flip(
+            files["policy.pt"], draw(st.integers(0, 5000)), draw(st.integers(0, 255))
+        )
+    elif policy == "gone":
+        out["policy.pt"] = None
+    metrics = draw(st.sampled_from(["keep", "bytes", "json", "gone"]))
+    if metrics == "bytes":
+        out["metrics.json"] = draw(st.binary(max_size=64))
+    elif metrics == "json":
+        out["metrics.json"] = _json_bytes(draw(json_values))
+    elif metrics == "gone":
+        out["metrics.json"] = None
+    return out
+
+
+AGENT_FILES = _agent_files()
+
+
+@FUZZ
+@given(files=agent_folders(AGENT_FILES))
+def test_load_agent_raises_only_format_errors(tmp_path: Path, files: dict[str, bytes]) -> None:
+    import shutil
+
+    import torch
+
+    from a2d_evo.agent import Agent
+    from a2d_evo.errors import FormatError
+    from a2d_evo.export import load_agent
+
+    folder = tmp_path / "agent"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    for name, data in files.items():
+        if data is not None:
+            (folder / name).write_bytes(data)
+    try:
+        agent = load_agent(folder)
+    except FormatError:
+        return
+    # what loads is a working agent with finite weights of the declared shapes
+    assert isinstance(agent, Agent)
+    assert all(bool(torch.isfinite(p).all()) for p in agent.parameters())
+    obs = torch.zeros((2, *agent.obs_shape))
+    out = agent(obs)
+    assert out.logits.shape == (2, agent.n_actions) and out.value.shape == (2,)
