@@ -131,6 +131,14 @@ def _rng_from_array(words: np.ndarray) -> dict[str, Any]:
     }
 
 
+def _floats(values: Any) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def _values(arr: np.ndarray, cast: type) -> list[Any]:
+    return [None if np.isnan(v) else cast(v) for v in np.asarray(arr, dtype=np.float64)]
+
+
 def population_arrays(algorithm: NSGA2, generation: int) -> dict[str, np.ndarray]:
     """Everything NSGA-II needs to continue, as plain arrays (``state.npz``)."""
     pop = algorithm.pop
@@ -142,8 +150,9 @@ def population_arrays(algorithm: NSGA2, generation: int) -> dict[str, np.ndarray
         "X": np.asarray(pop.get("X"), dtype=np.int64),
         "F": np.asarray(pop.get("F"), dtype=np.float64),
         "G": np.asarray(G, dtype=np.float64).reshape(len(pop), n_constr),
-        "rank": np.asarray(pop.get("rank"), dtype=np.int64),
-        "crowding": np.asarray(pop.get("crowding"), dtype=np.float64),
+        # infeasible members have no rank/crowding (None): NaN in the file
+        "rank": _floats(pop.get("rank")),
+        "crowding": _floats(pop.get("crowding")),
         "rng": _rng_to_array(algorithm.random_state),
     }
 
@@ -154,7 +163,7 @@ def restore_algorithm(algorithm: NSGA2, arrays: dict[str, np.ndarray], generatio
     if arrays["G"].size:
         kw["G"] = arrays["G"]
     pop = Population.new(**kw)
-    pop.set("rank", arrays["rank"], "crowding", arrays["crowding"])
+    pop.set("rank", _values(arrays["rank"], int), "crowding", _values(arrays["crowding"], float))
     algorithm.pop = pop
     algorithm.is_initialized = True
     algorithm.n_iter = generation + 1

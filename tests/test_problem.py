@@ -104,7 +104,7 @@ def test_objectives_and_constraint() -> None:
 
 
 def test_cache_round_trip() -> None:
-    prob, ev = make_problem()
+    prob, _ = make_problem()
     X = SPACE.sample_encodings(np.random.default_rng(2), 6)
     out: dict = {}
     prob._evaluate(X, out)
@@ -161,14 +161,18 @@ def test_generation_seeds() -> None:
     assert all(0 <= s < 2**31 for s in a)
 
 
-def test_nsga2_restored_from_arrays_continues_identically() -> None:
-    """Resume = a fresh NSGA-II set up and given the saved arrays: the same offspring follow."""
+@pytest.mark.parametrize("max_flops", [None, 3000.0])
+def test_nsga2_restored_from_arrays_continues_identically(max_flops: float | None) -> None:
+    """Resume = a fresh NSGA-II set up and given the saved arrays: the same offspring follow.
+
+    With a FLOPs ceiling some members are infeasible and carry no rank (NaN in the file).
+    """
     from a2d_evo.config import config_from_dict
 
     cfg = config_from_dict({"seed": 7, "search": {"pop": 12, "gens": 6}})
 
     def run(gens: int, resume_at: int | None) -> list[np.ndarray]:
-        prob, _ = make_problem()
+        prob, _ = make_problem(max_flops=max_flops)
         algo = make_algorithm(cfg, SPACE)
         algo.setup(prob, verbose=False)
         history = []
@@ -177,7 +181,7 @@ def test_nsga2_restored_from_arrays_continues_identically() -> None:
             if resume_at is not None and gen == resume_at:
                 arrays = population_arrays(algo, gen)
                 records = prob.cache_records()
-                prob, _ = make_problem()
+                prob, _ = make_problem(max_flops=max_flops)
                 prob.load_cache(records)
                 algo = make_algorithm(cfg, SPACE)
                 algo.setup(prob, verbose=False)

@@ -1,0 +1,178 @@
+"""Evaluation: per-episode seeds, greedy/sampled actions, and the population evaluator, which
+must give every candidate exactly what evaluating its extracted agent alone gives."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import torch
+
+from a2d_evo.agent import Agent
+from a2d_evo.config import Config, SpaceConfig, config_from_dict
+from a2d_evo.errors import ConfigError
+from a2d_evo.evaluate import (
+    EvalTiming,
+    PopulationEvaluator,
+    evaluate_agent,
+    evaluate_population,
+    random_policy_return,
+)
+from a2d_evo.export import extract
+from a2d_evo.search_space import CNNArch, MLPArch, SearchSpace
+from a2d_evo.supernet import Supernet
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def cartpole(**eval_kw) -> Config:
+    return config_from_dict({"env": {"id": "CartPole-v1"}, "eval": eval_kw})
+
+
+def balancer() -> Agent:
+    """A hand-made CartPole controller: push towards where the pole falls."""
+    agent = Agent(MLPArch((4,)), (4,), 2)
+    with torch.no_grad():
+        for p in agent.parameters():
+            p.zero_()
+        agent.layers[0].weight[0, 2] = 10.0
+        agent.layers[0].weight[0, 3] = 10.0
+        agent.policy.weight[0, 0] = -5.0
+        agent.policy.weight[1, 0] = 5.0
+    return agent
+
+
+@pytest.fixture(scope="module")
+def supernet() -> Supernet:
+    torch.manual_seed(0)
+    net = Supernet(SearchSpace(SpaceConfig()), (4,), 2)
+    with torch.no_grad():  # make some subnets play long episodes: the balancer in unit 0
+        for layer in net.layers:
+            layer.weight.mul_(0.3)
+        net.layers[0].weight[0].zero_()
+        net.layers[0].weight[0, 2:4] = 10.0
+        net.policy.weight[:, 0] = torch.tensor([-5.0, 5.0])
+    return net
+
+
+def test_episode_seeds_and_waves() -> None:
+    """Episode i is seeded seed + i whatever the number of envs stepped together."""
+    agent = balancer()
+    a = evaluate_agent(agent, cartpole(num_envs=16), 7, seed=100, max_episode_steps=200)
+    b = evaluate_agent(agent, cartpole(num_envs=3), 7, seed=100, max_episode_steps=200)
+    c = evaluate_agent(agent, cartpole(), 2, seed=105, max_episode_steps=200)
+    assert a.seeds == list(range(100, 107)) and a.episodes == 7
+    np.testing.assert_array_equal(a.returns, b.returns)
+    np.testing.assert_array_equal(a.returns[5:], c.returns)
+    assert a.mean == pytest.approx(a.returns.mean()) and a.std == pytest.approx(a.returns.std())
+    assert a.mean > 100  # the controller balances
+
+
+def test_greedy_and_sampled_actions() -> None:
+    agent = balancer()
+    cfg = cartpole()
+    g1 = evaluate_agent(agent, cfg, 4, seed=3, max_episode_steps=100)
+    g2 = evaluate_agent(agent, cfg, 4, seed=3, max_episode_steps=100)
+    np.testing.assert_array_equal(g1.returns, g2.returns)
+    s1 = evaluate_agent(agent, cfg, 4, seed=3, mode="sample", max_episode_steps=100)
+    s2 = evaluate_agent(agent, cfg, 4, seed=3, mode="sample", max_episode_steps=100)
+    np.testing.assert_array_equal(s1.returns, s2.returns)  # seeded generator
+    with torch.no_grad():
+        agent.policy.weight.mul_(0.0)  # uniform policy: sampling is a coin flip
+    s3 = evaluate_agent(agent, cfg, 8, seed=3, mode="sample", max_episode_steps=100)
+    assert s3.mean < 60
+    with pytest.raises(ConfigError):
+        evaluate_agent(agent, cfg, 2, seed=0, mode="best")  # type: ignore[arg-type]
+
+
+def test_random_policy_is_seeded() -> None:
+    cfg = cartpole()
+    a = random_policy_return(cfg, 6, seed=11)
+    b = random_policy_return(cfg, 6, seed=11)
+    np.testing.assert_array_equal(a.returns, b.returns)
+    assert a.seeds == list(range(11, 17))
+    assert 8 <= a.mean <= 60  # CartPole's random policy: about 22
+
+
+def test_population_equals_agents_alone(supernet: Supernet) -> None:
+    """Common random numbers: candidate c on seeds[e] plays exactly its extracted agent's game."""
+    cfg = cartpole()
+    space = SearchSpace(cfg.space)
+    rng = np.random.default_rng(4)
+    archs = [space.decode(x) for x in space.sample_encodings(rng, 6)]
+    archs += [MLPArch((4,)), MLPArch((8, 4))]
+    seeds = [40, 41, 42]
+    timing = EvalTiming()
+    results = evaluate_population(
+        supernet, archs, cfg, 3, seeds, max_episode_steps=150, timing=timing
+    )
+    assert len(results) == len(archs)
+    for arch, res in zip(archs, results, strict=True):
+        alone = evaluate_agent(extract(supernet, arch), cfg, 3, seed=40, max_episode_steps=150)
+        np.testing.assert_array_equal(res.returns, alone.returns, err_msg=str(arch))
+        assert res.seeds == seeds
+    assert max(r.mean for r in results) > 50  # some subnets balance: episodes differ in length
+    assert timing.env_s > 0 and timing.net_s > 0
+    assert 0 < timing.forward_rows <= timing.env_steps
+
+
+def test_population_sampled_is_deterministic(supernet: Supernet) -> None:
+    cfg = cartpole()
+    archs = [MLPArch((4,)), MLPArch((64, 8))]
+    a = evaluate_population(supernet, archs, cfg, 2, [1, 2], mode="sample", max_episode_steps=80)
+    b = evaluate_population(supernet, archs, cfg, 2, [1, 2], mode="sample", max_episode_steps=80)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x.returns, y.returns)
+
+
+def test_population_evaluator_reuses_env_and_checks_input(supernet: Supernet) -> None:
+    cfg = cartpole()
+    ev = PopulationEvaluator(supernet, cfg)
+    try:
+        first = ev.evaluate([MLPArch((4,))], 2, [5, 6], max_episode_steps=60)
+        again = ev.evaluate([MLPArch((4,))], 2, [5, 6], max_episode_steps=60)
+        np.testing.assert_array_equal(first[0].returns, again[0].returns)
+        assert ev.evaluate([], 2, [5, 6]) == []
+        with pytest.raises(ConfigError):
+            ev.evaluate([MLPArch((4,))], 3, [5, 6])
+    finally:
+        ev.close()
+
+
+def test_atari_population_matches_agents() -> None:
+    """The uint8 frame path end to end on a real ALE game (a few dozen steps)."""
+    pytest.importorskip("ale_py")
+    cfg = config_from_dict(
+        {
+            "env": {"id": "ALE/Pong-v5", "backend": "sync"},
+            "space": {
+                "kind": "cnn",
+                "conv1": [8, 16],
+                "conv2": [16],
+                "conv3": [16],
+                "extra_depths": [0, 1],
+                "extra_widths": [16],
+                "extra_kernels": [3, 5],
+                "fc": [32, 64],
+            },
+        }
+    )
+    from a2d_evo.envs import env_spec
+
+    spec = env_spec(cfg.env)
+    torch.manual_seed(0)
+    net = Supernet(SearchSpace(cfg.space), tuple(spec.obs_shape), spec.n_actions)
+    with torch.no_grad():
+        net.policy.weight.mul_(100.0)  # actions that depend on the frames
+    archs = [CNNArch((8, 16, 16), (), 32), CNNArch((16, 16, 16), ((16, 5),), 64)]
+    res = evaluate_population(net, archs, cfg, 2, [3, 4], max_episode_steps=40)
+    for arch, r in zip(archs, res, strict=True):
+        alone = evaluate_agent(extract(net, arch), cfg, 2, seed=3, max_episode_steps=40)
+        np.testing.assert_array_equal(r.returns, alone.returns)

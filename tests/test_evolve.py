@@ -1,0 +1,259 @@
+"""The search end to end on a tiny CartPole run folder (no training: a hand-made teacher and a
+seeded random supernet), its outputs, its refusals, and SIGKILL + resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from a2d_evo import cost
+from a2d_evo.agent import Agent
+from a2d_evo.config import Config, config_from_dict
+from a2d_evo.errors import ConfigError, FormatError, RunFolderError
+from a2d_evo.evolve import evolve
+from a2d_evo.export import METRICS_KEYS, save_agent
+from a2d_evo.runfolder import RunFolder, torch_save
+from a2d_evo.search_space import MLPArch, SearchSpace, arch_from_dict
+from a2d_evo.supernet import Supernet
+
+RAW: dict[str, Any] = {
+    "seed": 3,
+    "env": {"id": "CartPole-v1", "max_episode_steps": 120},
+    "search": {"pop": 8, "gens": 5, "episodes": 2, "final_episodes": 3},
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_run(root: Path, raw: dict[str, Any] = RAW, supernet_widths: Any = None) -> Config:
+    """A run folder with a teacher agent and supernet weights (no training)."""
+    cfg = config_from_dict(raw)
+    run = RunFolder(root)
+    run.bind(cfg)
+    space_cfg = (
+        cfg.space
+        if supernet_widths is None
+        else config_from_dict({**raw, "space": {"widths": supernet_widths}}).space
+    )
+    torch.manual_seed(0)
+    net = Supernet(SearchSpace(space_cfg), (4,), 2)
+    with torch.no_grad():  # unit 0 of the first layer balances the pole; the rest is noise
+        net.layers[0].weight[0].zero_()
+        net.layers[0].weight[0, 2:4] = 10.0
+        net.policy.weight[:, 0] = torch.tensor([-5.0, 5.0])
+    torch_save(run.supernet_weights, net.state_dict())
+    teacher = Agent(MLPArch((4,)), (4,), 2)
+    with torch.no_grad():
+        for p in teacher.parameters():
+            p.zero_()
+        teacher.layers[0].weight[0, 2:4] = 10.0
+        teacher.policy.weight[:, 0] = torch.tensor([-5.0, 5.0])
+    save_agent(teacher, run.teacher_agent, onnx=False)
+    (root / "cfg.yaml").write_text(yaml.safe_dump(raw))
+    return cfg
+
+
+def front_without_latency(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    for e in data["front"]:
+        e.pop("latency_ms")  # a wall-clock measurement: the only figure allowed to differ
+    return data
+
+
+@pytest.fixture(scope="module")
+def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("straight")
+    cfg = make_run(root)
+    evolve(cfg, RunFolder(root), progress=False)
+    return root
+
+
+def test_outputs(reference_run: Path) -> None:
+    search = reference_run / "search"
+    data = json.loads((search / "front.json").read_text())
+    assert data["format_version"] == 1
+    ref = data["reference_point"]
+    space = SearchSpace(config_from_dict(RAW).space)
+    t_flops = data["normalisation"]["teacher_flops"]
+    assert t_flops == cost.flops(MLPArch((4,)), (4,), 2)
+    assert ref == pytest.approx([0.0, 1.1 * cost.flops(space.largest(), (4,), 2) / t_flops])
+    norm = data["normalisation"]
+    assert norm["episodes"] == 3 and len(norm["seeds"]) == 3
+    front = data["front"]
+    assert front
+    flops = [e["flops"] for e in front]
+    assert flops == sorted(flops)
+    for e in front:
+        assert set(METRICS_KEYS) <= set(e) and {"arch", "encoding"} <= set(e)
+        arch = arch_from_dict(e["arch"])
+        assert space.decode(e["encoding"]) == arch
+        assert e["flops"] == cost.flops(arch, (4,), 2)
+        assert e["params"] == cost.params(arch, (4,), 2)
+        assert e["episodes"] == 3 and e["seeds"] == norm["seeds"]
+        assert e["normalised_return"] == pytest.approx(
+            (e["return_mean"] - norm["r_random"]) / (norm["r_teacher"] - norm["r_random"])
+        )
+        assert e["latency_ms"] > 0
+    # non-dominated in (-normalised return, flops)
+    for a in front:
+        for b in front:
+            assert not (
+                b["normalised_return"] >= a["normalised_return"]
+                and b["flops"] <= a["flops"]
+                and (b["normalised_return"], b["flops"]) != (a["normalised_return"], a["flops"])
+            )
+    with open(search / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == [
+        "generation",
+        "encoding",
+        "arch",
+        "return_mean",
+        "return_std",
+        "episodes",
+        "flops",
+        "params",
+    ]
+    assert len(rows) <= 8 * 5 and {int(r["generation"]) for r in rows} == set(range(5))
+    keys = [r["encoding"] for r in rows]
+    assert len(keys) == len(set(keys))  # no arch evaluated twice
+    for r in rows[:10]:
+        arch = space.decode([int(g) for g in r["encoding"].split()])
+        assert str(arch) == r["arch"] and int(r["flops"]) == cost.flops(arch, (4,), 2)
+    with open(search / "hypervolume.csv") as f:
+        hv = list(csv.DictReader(f))
+    assert [int(r["generation"]) for r in hv] == list(range(5))
+    values = [float(r["hypervolume"]) for r in hv]
+    assert values == sorted(values)  # elitism: the population's front never loses volume
+    assert any((reference_run / "tb" / "search").iterdir())
+    state = json.loads((search / "state.json").read_text())
+    assert state["finished"] and state["generation"] == 5
+
+
+def test_same_seed_same_front(reference_run: Path, tmp_path: Path) -> None:
+    cfg = make_run(tmp_path)
+    evolve(cfg, RunFolder(tmp_path), progress=False)
+    assert front_without_latency(tmp_path / "search" / "front.json") == front_without_latency(
+        reference_run / "search" / "front.json"
+    )
+    for name in ("history.csv", "hypervolume.csv"):
+        assert (tmp_path / "search" / name).read_text() == (
+            reference_run / "search" / name
+        ).read_text()
+
+
+def _npz_generation(path: Path) -> int:
+    try:
+        with np.load(path) as z:
+            return int(z["generation"])
+    except (OSError, ValueError, KeyError, EOFError):
+        return -1
+
+
+def test_sigkill_mid_generation_then_resume(reference_run: Path, tmp_path: Path) -> None:
+    cfg = make_run(tmp_path)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "a2d_evo.evolve",
+            str(tmp_path / "cfg.yaml"),
+            str(tmp_path),
+            "--quiet",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    npz = tmp_path / "search" / "state.npz"
+    deadline = time.monotonic() + 120
+    try:
+        while _npz_generation(npz) < 2:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the search never reached generation 2"
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)  # generation 3 is under way
+    finally:
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = _npz_generation(npz)
+    assert 2 <= killed_at < 5 and not (tmp_path / "search" / "front.json").exists()
+    with pytest.raises(RunFolderError, match="resume"):
+        evolve(cfg, RunFolder(tmp_path), progress=False)  # a fresh start would overwrite it
+    evolve(cfg, RunFolder(tmp_path), resume=True, progress=False)
+    assert front_without_latency(tmp_path / "search" / "front.json") == front_without_latency(
+        reference_run / "search" / "front.json"
+    )
+    for name in ("history.csv", "hypervolume.csv"):
+        assert (tmp_path / "search" / name).read_text() == (
+            reference_run / "search" / name
+        ).read_text()
+
+
+def test_resume_of_finished_run_returns_its_front(reference_run: Path) -> None:
+    before = (reference_run / "search" / "front.json").read_bytes()
+    cfg = config_from_dict(RAW)
+    path = evolve(cfg, RunFolder(reference_run), resume=True, progress=False)
+    assert path.read_bytes() == before
+
+
+def test_resume_with_another_config_is_refused(reference_run: Path) -> None:
+    other = config_from_dict({**RAW, "search": {**RAW["search"], "pop": 12}})
+    with pytest.raises(RunFolderError, match=r"search\.pop"):
+        evolve(other, RunFolder(reference_run), resume=True, progress=False)
+
+
+def test_pop_below_four_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="search.pop"):
+        config_from_dict({**RAW, "search": {**RAW["search"], "pop": 3}})
+
+
+def test_missing_teacher_or_supernet(tmp_path: Path) -> None:
+    cfg = make_run(tmp_path)
+    run = RunFolder(tmp_path)
+    weights = run.supernet_weights.read_bytes()
+    run.supernet_weights.unlink()
+    with pytest.raises(RunFolderError, match="train-supernet"):
+        evolve(cfg, run, progress=False)
+    run.supernet_weights.write_bytes(weights)
+    (run.teacher_agent / "arch.json").unlink()
+    with pytest.raises(RunFolderError, match="train-teacher"):
+        evolve(cfg, run, progress=False)
+    assert not run.search.exists()
+
+
+def test_supernet_of_another_space_is_refused(tmp_path: Path) -> None:
+    cfg = make_run(tmp_path, supernet_widths=[4, 8, 16, 32, 64, 128])
+    with pytest.raises(FormatError, match="search space"):
+        evolve(cfg, RunFolder(tmp_path), progress=False)
+    assert not (tmp_path / "search").exists()
+
+
+def test_flops_ceiling(tmp_path: Path) -> None:
+    raw = {**RAW, "search": {**RAW["search"], "gens": 3, "max_flops": 2000.0}}
+    cfg = make_run(tmp_path, raw)
+    evolve(cfg, RunFolder(tmp_path), progress=False)
+    front = json.loads((tmp_path / "search" / "front.json").read_text())["front"]
+    assert front and all(e["flops"] <= 2000 for e in front)
