@@ -34,7 +34,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 import numpy as np
 import torch
@@ -42,6 +42,15 @@ from torch import Tensor, nn
 
 from a2d_evo.config import Config
 from a2d_evo.distill import DistillLoss, distill_coefs, distill_loss, with_teacher
+from a2d_evo.distributed import (
+    all_reduce_mean,
+    any_rank,
+    barrier,
+    current_context,
+    rank_seed,
+    shard,
+    wrap_model,
+)
 from a2d_evo.errors import FormatError, TrainingError
 from a2d_evo.ppo import (
     Batch,
@@ -190,9 +199,15 @@ def run_ppo(
     opts: LoopOptions,
     device: torch.device,
 ) -> TrainResult:
-    """Train ``learner.model`` with PPO for ``opts.total_steps`` env steps (see module doc)."""
+    """Train ``learner.model`` with PPO for ``opts.total_steps`` env steps (see module doc).
+
+    Under torchrun (:mod:`a2d_evo.distributed`) ``envs`` holds this rank's
+    ``num_envs / world_size`` envs, the model trains inside DDP, and rank 0 alone writes.
+    """
     ppo = cfg.ppo
     model = learner.model
+    ctx = current_context()
+    slots = shard(ppo.num_envs, ctx)  # this rank's env slots and share of each minibatch
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=ppo.lr, eps=1e-5)
     n_updates = num_updates(cfg, opts.total_steps)
@@ -203,13 +218,17 @@ def run_ppo(
         start, global_step, wall_before = load_checkpoint(
             opts.checkpoint, opts.stage, model, optimizer, streams
         )
-    elif opts.checkpoint is not None:
+    elif opts.checkpoint is not None and ctx.is_main:
         save_checkpoint(opts, model, optimizer, streams, 0, 0, 0.0)
     last_good = start
 
-    buffer = RolloutBuffer(ppo.num_steps, ppo.num_envs, obs_shape, obs_dtype, device)
-    writer = _writer(opts.tb_dir, global_step)
-    bar = _bar(opts, n_updates * ppo.batch_size, global_step)
+    n_envs = slots.stop - slots.start
+    local_batch = n_envs * ppo.num_steps
+    buffer = RolloutBuffer(ppo.num_steps, n_envs, obs_shape, obs_dtype, device)
+    writer = _writer(opts.tb_dir if ctx.is_main else None, global_step)
+    bar = _bar(opts, n_updates * ppo.batch_size, global_step, enabled=ctx.is_main)
+    # Under DDP the learner's forwards must go through the wrapper (restored below).
+    cast(Any, learner).model = wrap_model(model, ctx)
     recent: deque[float] = deque(maxlen=20)
     stop = StopFlag()
     t_start = time.perf_counter()
@@ -220,7 +239,9 @@ def run_ppo(
         with stop.installed():
             for update in range(start + 1, n_updates + 1):
                 if next_obs is None or (update - 1) % opts.checkpoint_every == 0:
-                    next_obs = envs.reset(seed=streams.env_seeds(update - 1, ppo.num_envs))
+                    next_obs = envs.reset(seed=streams.env_seeds(update - 1, ppo.num_envs)[slots])
+                    if ctx.rank:  # own action noise per rank, re-derived where envs are
+                        streams.actions.manual_seed(rank_seed(streams.root, ctx.rank, update))
                 lr = linear_lr(ppo.lr, update, n_updates) if ppo.anneal_lr else ppo.lr
                 for group in optimizer.param_groups:
                     group["lr"] = lr
@@ -236,9 +257,11 @@ def run_ppo(
                 count = 0
                 for _epoch in range(ppo.update_epochs):
                     kls = []
-                    for idx in minibatches(streams.rng, ppo.batch_size, ppo.num_minibatches):
+                    for idx in minibatches(streams.rng, local_batch, ppo.num_minibatches):
                         loss, logs = learner.loss(batch.take(idx.to(device)), progress)
-                        _check_finite("loss", loss, logs, update, global_step, opts, last_good)
+                        # one rank's non-finite loss stops every rank (mean is then non-finite)
+                        seen = all_reduce_mean(loss.detach(), ctx)
+                        _check_finite("loss", seen, logs, update, global_step, opts, last_good)
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                         norm = nn.utils.clip_grad_norm_(params, ppo.max_grad_norm)
@@ -250,7 +273,10 @@ def run_ppo(
                             sums[k] += float(v)
                         kls.append(float(logs.get("approx_kl", 0.0)))
                         count += 1
-                    if ppo.target_kl is not None and np.mean(kls) > ppo.target_kl:
+                    if (
+                        ppo.target_kl is not None
+                        and all_reduce_mean(float(np.mean(kls)), ctx) > ppo.target_kl
+                    ):
                         break
 
                 global_step += ppo.batch_size
@@ -277,12 +303,15 @@ def run_ppo(
                     and update >= opts.stop_after
                 ):
                     stop.reason = f"stop requested after update {opts.stop_after}"
+                if ctx.enabled and any_rank(stop.reason is not None, ctx):
+                    stop.reason = stop.reason or "stopped on another rank"
                 if opts.checkpoint is not None and (
                     stop.reason or update % opts.checkpoint_every == 0 or update == n_updates
                 ):
-                    save_checkpoint(
-                        opts, model, optimizer, streams, update, global_step, wall_before + elapsed
-                    )
+                    if ctx.is_main:
+                        wall = wall_before + elapsed
+                        save_checkpoint(opts, model, optimizer, streams, update, global_step, wall)
+                    barrier(ctx)  # on disk before any rank goes on (and maybe resumes)
                     last_good = update
                 if stop.reason:
                     where = (
@@ -295,6 +324,7 @@ def run_ppo(
                         f"{n_updates}, step {global_step}; {where}"
                     )
     finally:
+        cast(Any, learner).model = model
         bar.close()
         if writer is not None:
             writer.close()
@@ -404,7 +434,7 @@ def _writer(tb_dir: Path | None, global_step: int) -> Any:
     return SummaryWriter(str(tb_dir), purge_step=global_step or None)
 
 
-def _bar(opts: LoopOptions, total: int, initial: int) -> Any:
+def _bar(opts: LoopOptions, total: int, initial: int, enabled: bool = True) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(
@@ -414,7 +444,7 @@ def _bar(opts: LoopOptions, total: int, initial: int) -> Any:
         unit="step",
         unit_scale=True,
         dynamic_ncols=True,
-        disable=not opts.progress,
+        disable=not (opts.progress and enabled),
     )
 
 

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from a2d_evo.agent import PolicyOutput
+from a2d_evo.distributed import current_context, normalise_advantages_global
 from a2d_evo.errors import TrainingError
 
 Policy = Callable[[Tensor], PolicyOutput]
@@ -239,7 +240,14 @@ class PPOLoss(NamedTuple):
 
 
 def normalise_advantages(advantages: Tensor) -> Tensor:
-    """Zero mean, unit (unbiased) std; a single sample is only centred."""
+    """Zero mean, unit (unbiased) std; a single sample is only centred.
+
+    Under torchrun DDP the moments are those of the global minibatch (every rank's rows,
+    as SyncBatchNorm does), so a DDP update equals the single-process one.
+    """
+    ctx = current_context()
+    if ctx.enabled:
+        return normalise_advantages_global(advantages, ctx)
     if advantages.numel() < 2:
         return advantages - advantages.mean()
     return (advantages - advantages.mean()) / (advantages.std() + 1e-8)

@@ -68,23 +68,28 @@ def train_teacher(
     """Train the teacher arch with PPO for ``cfg.teacher.total_steps``; returns its agent folder.
 
     ``stop_after`` stops as SIGINT would after that update (checkpoint, then
-    :class:`~a2d_evo.loop.TrainingInterrupted`).
+    :class:`~a2d_evo.loop.TrainingInterrupted`). Under torchrun every rank trains with DDP
+    on its share of the envs; rank 0 alone writes and evaluates.
     """
+    from a2d_evo.distributed import check_world_size, init_distributed
     from a2d_evo.envs import env_spec, make_vec_env
-    from a2d_evo.evaluate import resolve_device
     from a2d_evo.loop import AgentLearner, LoopOptions, Streams, run_ppo
 
     arch = teacher_arch(cfg)
     spec = env_spec(cfg.env)
-    device = resolve_device(cfg.device)
-    run.bind(cfg)
-    folder = run.bind_stage("teacher", cfg, resume)
+    ctx = init_distributed(cfg.device)
+    check_world_size(cfg.ppo, ctx.world_size)
+    device = ctx.device
+    folder = run.teacher
+    if ctx.is_main:
+        run.bind(cfg)
+        folder = run.bind_stage("teacher", cfg, resume)
     set_threads(cfg)
     streams = Streams(cfg.seed, "teacher")
     env_config = config_to_dict(cfg.env)
     agent = streams.build(lambda: Agent(arch, spec.obs_shape, spec.n_actions, env_config))
     agent = agent.to(device)
-    envs = make_vec_env(cfg.env, cfg.ppo.num_envs, seed=cfg.seed, training=True)
+    envs = make_vec_env(cfg.env, cfg.ppo.num_envs // ctx.world_size, seed=cfg.seed, training=True)
     opts = LoopOptions(
         stage="teacher",
         total_steps=cfg.teacher.total_steps,
@@ -109,6 +114,8 @@ def train_teacher(
         )
     finally:
         envs.close()
+    if not ctx.is_main:
+        return run.teacher_agent
     extra = {
         "source": "train-teacher",
         "env_steps": result.global_step,

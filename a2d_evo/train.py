@@ -57,17 +57,26 @@ FINETUNE_EVAL_SEED_OFFSET = 2_000_000
 class SupernetLearner:
     """The supernet stage's part of the loop: who acts, and the sandwich loss."""
 
-    def __init__(self, supernet: Supernet, cfg: Config, teacher: Agent | None, rng: Any) -> None:
+    def __init__(
+        self,
+        supernet: Supernet,
+        cfg: Config,
+        teacher: Agent | None,
+        rng: Any,
+        num_envs: int | None = None,
+    ) -> None:
         self.model = supernet
         self.space: SearchSpace = supernet.space
         self.cfg = cfg
         self.teacher = teacher
         self.rng = rng
+        self.num_envs = num_envs or cfg.ppo.num_envs
+        """Env slots this process steps (a torchrun rank's share of ``ppo.num_envs``)."""
         self.rollout_archs: list[Arch] = []
 
     def policy(self, update: int) -> Policy:
         archs, sizes = rollout_assignment(
-            self.space, self.rng, self.cfg.supernet.rollout_subnets, self.cfg.ppo.num_envs
+            self.space, self.rng, self.cfg.supernet.rollout_subnets, self.num_envs
         )
         self.rollout_archs = archs
         return lambda obs: self.model.forward_groups(obs, archs, sizes)
@@ -126,24 +135,30 @@ def train_supernet(
     ``teacher_dir`` defaults to ``RUN_DIR/teacher/agent``; with ``alpha = beta = 0`` no
     teacher is needed. A teacher that does not fit the env raises :class:`TrainingError`
     before anything is written. ``stop_after``: stop as on SIGINT after that update.
+    Under torchrun every rank trains with DDP on its share of the envs; rank 0 writes.
     """
+    from a2d_evo.distributed import check_world_size, init_distributed
     from a2d_evo.envs import env_spec, make_vec_env
-    from a2d_evo.evaluate import resolve_device
 
     spec = env_spec(cfg.env)
     space = SearchSpace(cfg.space)
-    device = resolve_device(cfg.device)
+    ctx = init_distributed(cfg.device)
+    check_world_size(cfg.ppo, ctx.world_size)
+    device = ctx.device
     teacher = None
     if not cfg.distill.vanilla:
         teacher_dir = Path(teacher_dir) if teacher_dir is not None else run.teacher_agent
         teacher = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions).to(device)
-    run.bind(cfg)
-    folder = run.bind_stage("supernet", cfg, resume)
+    folder = run.supernet
+    if ctx.is_main:
+        run.bind(cfg)
+        folder = run.bind_stage("supernet", cfg, resume)
     set_threads(cfg)
     streams = Streams(cfg.seed, "supernet")
     supernet = streams.build(lambda: Supernet(space, spec.obs_shape, spec.n_actions)).to(device)
-    learner = SupernetLearner(supernet, cfg, teacher, streams.rng)
-    envs = make_vec_env(cfg.env, cfg.ppo.num_envs, seed=cfg.seed, training=True)
+    n_envs = cfg.ppo.num_envs // ctx.world_size
+    learner = SupernetLearner(supernet, cfg, teacher, streams.rng, n_envs)
+    envs = make_vec_env(cfg.env, n_envs, seed=cfg.seed, training=True)
     opts = LoopOptions(
         stage="supernet",
         total_steps=cfg.supernet.total_steps,
@@ -158,6 +173,8 @@ def train_supernet(
         result = run_ppo(learner, cfg, envs, spec.obs_shape, spec.obs_dtype, streams, opts, device)
     finally:
         envs.close()
+    if not ctx.is_main:
+        return run.supernet_weights
     weights = torch_save(
         run.supernet_weights, {k: v.detach().cpu() for k, v in supernet.state_dict().items()}
     )

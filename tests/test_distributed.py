@@ -1,0 +1,390 @@
+"""Scale-out: Ray population evaluation equals the local one (also when an actor dies), and
+DDP training on 2 gloo ranks equals one process with the same global batch.
+
+Ray starts once for the module (``ray.init(num_cpus=2)``); the DDP checks share one
+``torch.multiprocessing.spawn`` of two ranks.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from a2d_evo.config import Config, config_from_dict
+from a2d_evo.distributed import (
+    CRASH_TOKEN_ENV,
+    DistContext,
+    DistributedError,
+    RayPopulationEvaluator,
+    check_world_size,
+    connect_ray,
+    contiguous_shares,
+    make_population_evaluator,
+    shard,
+    wrap_model,
+)
+from a2d_evo.errors import ConfigError
+from a2d_evo.evaluate import PopulationEvaluator
+from a2d_evo.search_space import SearchSpace
+from a2d_evo.supernet import Supernet, build_supernet
+
+REPO = Path(__file__).resolve().parents[1]
+
+SMALL = {
+    "seed": 5,
+    "env": {"id": "CartPole-v1"},
+    "space": {"kind": "mlp", "depths": [1, 2], "widths": [4, 8, 16, 32]},
+    "ppo": {"num_envs": 4, "num_steps": 16, "num_minibatches": 2, "update_epochs": 1},
+    "supernet": {"total_steps": 256, "num_random": 1, "rollout_subnets": 2, "checkpoint_every": 2},
+    "teacher": {"arch": {"kind": "mlp", "widths": [16, 16]}},
+    "distill": {"alpha": 0.0, "beta": 0.0},
+    "search": {"pop": 8, "gens": 2, "episodes": 2, "final_episodes": 2, "max_episode_steps": 60},
+}
+
+
+def small_cfg(*overrides: str) -> Config:
+    return config_from_dict(SMALL, list(overrides))
+
+
+def population(cfg: Config, n: int, seed: int = 0) -> list[Any]:
+    space = SearchSpace(cfg.space)
+    rng = np.random.default_rng(seed)
+    return [space.sample(rng) for _ in range(n)]
+
+
+def trained_like(cfg: Config) -> Supernet:
+    """A supernet whose subnets differ enough to give different returns."""
+    net = build_supernet(cfg)
+    with torch.no_grad():
+        gen = torch.Generator().manual_seed(3)
+        for p in net.parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * 0.5)
+    return net
+
+
+def returns(results: list[Any]) -> np.ndarray:
+    return np.stack([r.returns for r in results])
+
+
+# ============================================================================ plain units
+def test_contiguous_shares_cover_in_order() -> None:
+    assert contiguous_shares(7, 3) == [range(0, 3), range(3, 5), range(5, 7)]
+    assert contiguous_shares(2, 5) == [range(0, 1), range(1, 2)]
+    for n in range(1, 20):
+        for parts in range(1, 6):
+            flat = [i for r in contiguous_shares(n, parts) for i in r]
+            assert flat == list(range(n))
+
+
+def test_world_size_must_divide_the_rollout() -> None:
+    ppo = small_cfg().ppo  # 4 envs x 16 steps, 2 minibatches
+    check_world_size(ppo, 1)
+    check_world_size(ppo, 2)
+    with pytest.raises(ConfigError, match="num_envs=4 cannot be split over 3 ranks"):
+        check_world_size(ppo, 3)
+    with pytest.raises(ConfigError, match="num_minibatches"):
+        check_world_size(small_cfg("ppo.num_minibatches=64").ppo, 2)
+
+
+def test_bad_world_size_fails_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import a2d_evo.distributed as dist_mod
+    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.train import train_supernet
+
+    monkeypatch.setattr(dist_mod, "init_distributed", lambda device: DistContext(world_size=3))
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(ConfigError, match="cannot be split over 3 ranks"):
+        train_supernet(small_cfg(), run, progress=False)
+    assert not run.root.exists()
+
+
+def test_single_process_context_is_inert() -> None:
+    ctx = DistContext()
+    assert ctx.is_main and not ctx.enabled
+    net = torch.nn.Linear(2, 2)
+    assert wrap_model(net, ctx) is net
+    assert shard(8, ctx) == slice(0, 8)
+
+
+def test_local_backend_never_imports_ray() -> None:
+    code = (
+        "import sys\n"
+        "import importlib.util as u\n"
+        "import a2d_evo.cli, a2d_evo.distributed, a2d_evo.loop, a2d_evo.train, a2d_evo.teacher\n"
+        "for m in ('a2d_evo.evolve', 'a2d_evo.problem'):\n"
+        "    if u.find_spec(m): __import__(m)\n"
+        "from a2d_evo.config import config_from_dict\n"
+        "from a2d_evo.supernet import build_supernet\n"
+        "from a2d_evo.search_space import MLPArch\n"
+        "cfg = config_from_dict({'search': {'max_episode_steps': 5}})\n"
+        "ev = a2d_evo.distributed.make_population_evaluator(build_supernet(cfg), cfg)\n"
+        "assert type(ev).__name__ == 'PopulationEvaluator'\n"
+        "ev.evaluate([MLPArch((8,))], 1, [0], max_episode_steps=5); ev.close()\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO, timeout=120)
+
+
+def test_missing_ray_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` raise ImportError
+    with pytest.raises(DistributedError, match=r"pip install 'a2d-evo\[distributed\]'"):
+        connect_ray(small_cfg("search.backend=ray"))
+
+
+def test_unreachable_address_fails_before_the_search_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import ray
+    import yaml
+
+    from a2d_evo.cli import main
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # even beside the module's Ray
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nobody listens there
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(SMALL))
+    run = _run_with_supernet(tmp_path / "run", small_cfg())
+    argv = ["evolve", "--config", str(config), "--out", str(run.root), "--quiet"]
+    assert main([*argv, "--ray", f"127.0.0.1:{port}"]) == 2
+    assert "cannot reach the Ray cluster at" in capsys.readouterr().err
+    assert not run.search.exists()
+    with pytest.raises(DistributedError, match="expected 'auto'"):
+        connect_ray(small_cfg("search.backend=ray", "search.ray_address=host:port"))
+
+
+# ============================================================================ Ray
+@pytest.fixture(scope="module")
+def ray_local() -> Any:
+    import logging
+
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
+                 log_to_driver=False)  # fmt: skip
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_equals_local_and_follows_refresh(ray_local: Any) -> None:
+    cfg = small_cfg("search.backend=ray", "search.ray_actors=2")
+    net = trained_like(cfg)
+    archs = population(cfg, 9)
+    seeds = [11, 12]
+    local = PopulationEvaluator(net, cfg)
+    remote = make_population_evaluator(net, cfg)
+    assert isinstance(remote, RayPopulationEvaluator)
+    try:
+        want = local.evaluate(archs, 2, seeds, max_episode_steps=60)
+        got = remote.evaluate(archs, 2, seeds, max_episode_steps=60)
+        np.testing.assert_array_equal(returns(got), returns(want))
+        assert [r.seeds for r in got] == [r.seeds for r in want]
+        assert len(set(returns(want)[:, 0])) > 1  # the candidates really differ
+        assert remote.timing.env_steps > 0
+
+        with torch.no_grad():  # new weights: shipped by refresh(), once
+            for p in net.parameters():
+                p.mul_(-1.0)
+        local.refresh()
+        remote.refresh()
+        want2 = local.evaluate(archs, 2, seeds, max_episode_steps=60)
+        got2 = remote.evaluate(archs, 2, seeds, max_episode_steps=60)
+        np.testing.assert_array_equal(returns(got2), returns(want2))
+        assert not np.array_equal(returns(want2), returns(want))
+        assert remote.evaluate([], 2, seeds) == []
+    finally:
+        local.close()
+        remote.close()
+    assert ray_local.is_initialized()  # a Ray it did not start is left running
+
+
+def test_dead_actor_share_is_rerun(
+    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = small_cfg("search.backend=ray", "search.ray_actors=2")
+    net = trained_like(cfg)
+    archs = population(cfg, 8, seed=1)
+    seeds = [21, 22]
+    want = PopulationEvaluator(net, cfg).evaluate(archs, 2, seeds, max_episode_steps=60)
+
+    token = tmp_path / "crash-once"
+    token.write_text("")
+    monkeypatch.setenv(CRASH_TOKEN_ENV, str(token))
+    remote = RayPopulationEvaluator(net, cfg)
+    try:
+        before = list(remote.actors)
+        got = remote.evaluate(archs, 2, seeds, max_episode_steps=60)
+        assert not token.exists()  # one actor did exit mid-generation
+        replaced = [a != b for a, b in zip(before, remote.actors, strict=True)]
+        assert sum(replaced) == 1
+        np.testing.assert_array_equal(returns(got), returns(want))
+        again = remote.evaluate(archs, 2, seeds, max_episode_steps=60)  # replacement works
+        np.testing.assert_array_equal(returns(again), returns(want))
+    finally:
+        remote.close()
+
+
+def _run_with_supernet(root: Path, cfg: Config) -> Any:
+    """A run folder holding a teacher agent and (perturbed) supernet weights: what evolve needs."""
+    from a2d_evo.agent import Agent
+    from a2d_evo.config import config_to_dict
+    from a2d_evo.export import save_agent
+    from a2d_evo.runfolder import RunFolder, torch_save
+    from a2d_evo.search_space import MLPArch
+
+    run = RunFolder(root)
+    run.bind(cfg)
+    torch.manual_seed(2)
+    teacher = Agent(MLPArch((16, 16)), (4,), 2, config_to_dict(cfg.env))
+    save_agent(teacher, run.teacher_agent, onnx=False)
+    torch_save(run.supernet_weights, trained_like(cfg).state_dict())
+    return run
+
+
+def _front_without_timings(path: Path) -> Any:
+    import json
+
+    data = json.loads(path.read_text())
+    for entry in data["front"]:
+        entry.pop("latency_ms")  # a wall-clock measurement, the one thing that varies
+    return data
+
+
+def test_ray_search_writes_the_local_front(ray_local: Any, tmp_path: Path) -> None:
+    from a2d_evo.evolve import evolve
+
+    fronts = []
+    for backend in ("local", "ray"):
+        cfg = small_cfg(f"search.backend={backend}", "search.ray_actors=2")
+        run = _run_with_supernet(tmp_path / backend, cfg)
+        fronts.append(_front_without_timings(evolve(cfg, run, progress=False)))
+        history = (run.search / "history.csv").read_text()
+        fronts[-1]["history"] = history
+    assert fronts[0] == fronts[1]
+    assert len(fronts[0]["front"]) >= 1
+
+
+# ============================================================================ DDP
+def _batch(cfg: Config, teacher: torch.nn.Module, size: int) -> Any:
+    from a2d_evo.ppo import Batch
+
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randn(size, 4, generator=g)
+    with torch.no_grad():
+        t = teacher(obs)
+    return Batch(
+        obs=obs,
+        actions=torch.randint(0, 2, (size,), generator=g),
+        logprobs=-0.3 - torch.rand(size, generator=g),
+        values=torch.randn(size, generator=g),
+        advantages=torch.randn(size, generator=g) * 2 + 0.5,
+        returns=torch.randn(size, generator=g),
+        teacher_logits=t.logits,
+        teacher_values=t.value,
+    )
+
+
+def ddp_updates(ctx: DistContext, steps: int = 2) -> dict[str, torch.Tensor]:
+    """``steps`` sandwich minibatch updates of a distilled supernet, as run_ppo makes them,
+    on a fixed global batch: each rank takes its contiguous half of every minibatch."""
+    from a2d_evo.agent import Agent
+    from a2d_evo.search_space import MLPArch
+    from a2d_evo.train import SupernetLearner
+
+    cfg = small_cfg("distill.alpha=1.0", "distill.beta=0.5", "supernet.num_random=2")
+    torch.manual_seed(0)
+    net = build_supernet(cfg)
+    teacher = Agent(MLPArch((16, 16)), (4,), 2)
+    batch = _batch(cfg, teacher, 64)
+    learner = SupernetLearner(net, cfg, teacher, np.random.default_rng(0))
+    learner.model = wrap_model(net, ctx)  # what run_ppo does
+    params = list(net.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.ppo.lr, eps=1e-5)
+    perm = torch.from_numpy(np.random.default_rng(5).permutation(len(batch.obs)))
+    for idx in perm.chunk(steps):
+        loss, _ = learner.loss(batch.take(idx[shard(len(idx), ctx)]), 0.25)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.ppo.max_grad_norm)
+        opt.step()
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    from a2d_evo.distributed import init_distributed, shutdown_distributed
+    from a2d_evo.loop import TrainingInterrupted
+    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.train import train_supernet
+
+    ctx = init_distributed("cpu")
+    assert ctx.enabled and ctx.backend == "gloo" and ctx.rank == rank
+    try:
+        updated = ddp_updates(ctx)
+        # The whole stage on 2 ranks: straight through, and stopped after update 2 + resumed.
+        cfg = small_cfg()
+        straight = train_supernet(cfg, RunFolder(Path(out) / "straight"), progress=False)
+        stopped = RunFolder(Path(out) / "stopped")
+        try:
+            train_supernet(cfg, stopped, progress=False, stop_after=2)
+        except TrainingInterrupted:
+            pass
+        else:
+            raise AssertionError("stop_after=2 did not stop")
+        resumed = train_supernet(cfg, stopped, progress=False, resume=True)
+        if ctx.is_main:
+            torch.save(
+                {"updated": updated, "straight": str(straight), "resumed": str(resumed)},
+                Path(out) / "rank0.pt",
+            )
+    finally:
+        shutdown_distributed()
+
+
+def test_ddp_two_ranks_equal_one_process_and_resume(tmp_path: Path) -> None:
+    import torch.multiprocessing as mp
+
+    from a2d_evo.runfolder import torch_load
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    res = torch.load(tmp_path / "rank0.pt", weights_only=True)
+
+    single = ddp_updates(DistContext())
+    torch.manual_seed(0)
+    initial = build_supernet(small_cfg()).state_dict()
+    for name, want in single.items():
+        got = res["updated"][name]
+        assert torch.allclose(got, want, atol=1e-5, rtol=0), name
+    assert any(not torch.equal(single[k], initial[k]) for k in single)  # it did train
+
+    straight = torch_load(res["straight"], "weights")
+    resumed = torch_load(res["resumed"], "weights")
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+    # rank 0 alone wrote: one TensorBoard file, one checkpoint, one summary
+    events = list((tmp_path / "straight" / "tb" / "supernet").iterdir())
+    assert len(events) == 1
+    assert (tmp_path / "straight" / "supernet" / "summary.json").is_file()
