@@ -1,1 +1,481 @@
+// CPU kernel of the frame preprocessing op: OpenMP over (env, band of output rows), separable
+// fixed-point resize from cached per-axis weight tables (see preprocess.h for the arithmetic).
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
 #include "preprocess.h"
+
+#ifdef A2D_WITH_OPENMP
+#include <omp.h>
+#endif
+
+// The hot loops are compiled twice, for AVX2 and for the baseline ISA, and the loader picks one
+// (GCC/Clang function multi-versioning, Linux x86-64 only), since the build uses no -march flag.
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#define A2D_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define A2D_CLONES
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define A2D_INLINE inline __attribute__((always_inline))
+#else
+#define A2D_INLINE inline
+#endif
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+namespace a2d {
+namespace preprocess {
+namespace {
+
+// Weight tables of one (h, w, size) geometry (plan.channels unused: tables are per geometry).
+// y: per output row its first source row, tap count and ty weights. x: per output column tx
+// source indices (clamped into range) and weights (zero-padded to tx).
+struct Tables {
+  Plan plan;
+  std::vector<int> y_first, y_count;
+  std::vector<uint32_t> y_w;
+  std::vector<int> x_idx;
+  std::vector<uint32_t> x_w;
+};
+
+std::shared_ptr<const Tables> build_tables(int h, int w, int size) {
+  auto t = std::make_shared<Tables>();
+  const Plan p = make_plan(h, w, 1, size);
+  t->plan = p;
+  t->y_first.assign(size, 0);
+  t->y_count.assign(size, 0);
+  t->y_w.assign(static_cast<size_t>(size) * p.ty, 0);
+  t->x_idx.assign(static_cast<size_t>(size) * p.tx, 0);
+  t->x_w.assign(static_cast<size_t>(size) * p.tx, 0);
+  const int ybits = p.mode == Mode::kLinear ? kLinBits : kYBits;
+  const int xbits = p.mode == Mode::kLinear ? kLinBits : kXBits;
+  std::vector<uint32_t> wbuf(std::max(p.tx, p.ty) + 1);
+  for (int d = 0; d < size; ++d) {
+    if (p.mode == Mode::kAreaFast) {
+      t->y_first[d] = d * p.fy;
+      t->y_count[d] = p.fy;
+      continue;
+    }
+    int first = 0;
+    int count = axis_taps(p.mode, h, size, d, ybits, &first, wbuf.data());
+    t->y_first[d] = first;
+    t->y_count[d] = count;
+    for (int k = 0; k < count; ++k) t->y_w[static_cast<size_t>(d) * p.ty + k] = wbuf[k];
+    count = axis_taps(p.mode, w, size, d, xbits, &first, wbuf.data());
+    for (int k = 0; k < p.tx; ++k) {
+      const size_t at = static_cast<size_t>(d) * p.tx + k;
+      t->x_idx[at] = std::min(first + k, w - 1);
+      t->x_w[at] = k < count ? wbuf[k] : 0;
+    }
+  }
+  return t;
+}
+
+// One table per geometry, built on first use; callers run with the GIL released, hence the lock.
+std::shared_ptr<const Tables> get_tables(int h, int w, int size) {
+  static std::mutex mu;
+  static std::map<std::tuple<int, int, int>, std::shared_ptr<const Tables>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto key = std::make_tuple(h, w, size);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  if (cache.size() >= 64) cache.clear();  // bounded; geometries rarely change within a process
+  auto t = build_tables(h, w, size);
+  cache.emplace(key, t);
+  return t;
+}
+
+// Where source row r of frame 0 and frame 1 starts: the raw frames for grey input, or a band of
+// already max-pooled grey rows (the same for both) for RGB input.
+struct Rows {
+  const uint8_t* base0;  // row r0 of frame 0
+  const uint8_t* base1;  // row r0 of frame 1
+  int w, r0;
+  const uint8_t* f0(int r) const { return base0 + static_cast<int64_t>(r - r0) * w; }
+  const uint8_t* f1(int r) const { return base1 + static_cast<int64_t>(r - r0) * w; }
+};
+
+// Thread-local scratch of one band.
+struct Scratch {
+  std::vector<uint16_t> v, vt;        // kArea: Q8 column values of a block of rows, and transposed
+  std::vector<uint8_t> ot;            // kArea: the block's output, transposed
+  std::vector<uint32_t> col, h0, h1;  // kAreaFast column sums; kLinear horizontal sums
+  std::vector<uint8_t> grey;          // RGB input: max-pooled grey rows of the band
+};
+
+constexpr int kBlock = 8;  // output rows per kArea block: the lanes of the horizontal pass
+
+// v[x] = round_mid(sum_c w[c] * max(f0[c][x], f1[c][x])) over the C source rows of one output
+// row; C is a compile-time constant so the sum stays in registers and the loop vectorises.
+template <int C>
+A2D_INLINE void vertical_fixed(const Rows& rows, int first, const uint32_t* w, int width,
+                               uint16_t* v) {
+  const uint8_t* a[C];
+  const uint8_t* b[C];
+  for (int c = 0; c < C; ++c) {
+    a[c] = rows.f0(first + c);
+    b[c] = rows.f1(first + c);
+  }
+  for (int x = 0; x < width; ++x) {
+    uint32_t s = 0;
+    for (int c = 0; c < C; ++c) s += w[c] * static_cast<uint32_t>(std::max(a[c][x], b[c][x]));
+    v[x] = static_cast<uint16_t>(round_mid(s));
+  }
+}
+
+A2D_INLINE void vertical(const Rows& rows, int first, int count, const uint32_t* w, int width,
+                         uint16_t* v) {
+  switch (count) {
+    case 1:
+      return vertical_fixed<1>(rows, first, w, width, v);
+    case 2:
+      return vertical_fixed<2>(rows, first, w, width, v);
+    case 3:
+      return vertical_fixed<3>(rows, first, w, width, v);
+    case 4:
+      return vertical_fixed<4>(rows, first, w, width, v);
+    case 5:
+      return vertical_fixed<5>(rows, first, w, width, v);
+    default:
+      break;
+  }
+  constexpr int kChunk = 64;  // large downscale factors: accumulate a chunk of columns at a time
+  for (int x0 = 0; x0 < width; x0 += kChunk) {
+    const int nx = std::min(kChunk, width - x0);
+    uint32_t s[kChunk] = {};
+    for (int c = 0; c < count; ++c) {
+      const uint8_t* a = rows.f0(first + c) + x0;
+      const uint8_t* b = rows.f1(first + c) + x0;
+      for (int x = 0; x < nx; ++x) s[x] += w[c] * static_cast<uint32_t>(std::max(a[x], b[x]));
+    }
+    for (int x = 0; x < nx; ++x) v[x0 + x] = static_cast<uint16_t>(round_mid(s[x]));
+  }
+}
+
+// vt[x * kBlock + j] = v[j * w + x]: kBlock rows of w uint16 become w columns of kBlock.
+A2D_INLINE void transpose_to_columns(const uint16_t* v, int w, uint16_t* vt) {
+  int x = 0;
+#if defined(__SSE2__)
+  for (; x + 8 <= w; x += 8) {
+    __m128i r[8], t[8];
+    for (int j = 0; j < 8; ++j) {
+      r[j] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v + j * w + x));
+    }
+    for (int j = 0; j < 8; j += 2) {
+      t[j] = _mm_unpacklo_epi16(r[j], r[j + 1]);
+      t[j + 1] = _mm_unpackhi_epi16(r[j], r[j + 1]);
+    }
+    // t[0], t[2], t[4], t[6]: columns 0-3 of row pairs; t[1], t[3], ...: columns 4-7.
+    for (int h = 0; h < 2; ++h) {
+      const __m128i u0 = _mm_unpacklo_epi32(t[h], t[h + 2]);
+      const __m128i u1 = _mm_unpackhi_epi32(t[h], t[h + 2]);
+      const __m128i u2 = _mm_unpacklo_epi32(t[h + 4], t[h + 6]);
+      const __m128i u3 = _mm_unpackhi_epi32(t[h + 4], t[h + 6]);
+      __m128i* out = reinterpret_cast<__m128i*>(vt + (x + 4 * h) * kBlock);
+      _mm_storeu_si128(out + 0, _mm_unpacklo_epi64(u0, u2));
+      _mm_storeu_si128(out + 1, _mm_unpackhi_epi64(u0, u2));
+      _mm_storeu_si128(out + 2, _mm_unpacklo_epi64(u1, u3));
+      _mm_storeu_si128(out + 3, _mm_unpackhi_epi64(u1, u3));
+    }
+  }
+#endif
+  for (; x < w; ++x) {
+    for (int j = 0; j < kBlock; ++j) vt[x * kBlock + j] = v[j * w + x];
+  }
+}
+
+// dst[j * size + o] = ot[o * kBlock + j] for the first nrows rows j.
+A2D_INLINE void transpose_to_rows(const uint8_t* ot, int size, int nrows, uint8_t* dst) {
+  int o = 0;
+#if defined(__SSE2__)
+  if (nrows == kBlock) {
+    for (; o + 8 <= size; o += 8) {
+      __m128i a[8];
+      for (int i = 0; i < 8; ++i) {
+        a[i] = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(ot + (o + i) * kBlock));
+      }
+      const __m128i b0 = _mm_unpacklo_epi8(a[0], a[1]), b1 = _mm_unpacklo_epi8(a[2], a[3]);
+      const __m128i b2 = _mm_unpacklo_epi8(a[4], a[5]), b3 = _mm_unpacklo_epi8(a[6], a[7]);
+      const __m128i c0 = _mm_unpacklo_epi16(b0, b1), c1 = _mm_unpackhi_epi16(b0, b1);
+      const __m128i c2 = _mm_unpacklo_epi16(b2, b3), c3 = _mm_unpackhi_epi16(b2, b3);
+      const __m128i d[4] = {_mm_unpacklo_epi32(c0, c2), _mm_unpackhi_epi32(c0, c2),
+                            _mm_unpacklo_epi32(c1, c3), _mm_unpackhi_epi32(c1, c3)};
+      for (int q = 0; q < 4; ++q) {
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + (2 * q) * size + o), d[q]);
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + (2 * q + 1) * size + o),
+                         _mm_unpackhi_epi64(d[q], d[q]));
+      }
+    }
+  }
+#endif
+  for (int j = 0; j < nrows; ++j) {
+    for (int oo = o; oo < size; ++oo) dst[j * size + oo] = ot[oo * kBlock + j];
+  }
+}
+
+// One output column of a block: ot[j] = round_out(sum_k w[k] * vt[idx[k]][j]) for the kBlock
+// lanes j. GCC/Clang vector types make this one 8-lane multiply-add per tap in either clone.
+#if defined(__GNUC__) || defined(__clang__)
+typedef uint16_t u16x8 __attribute__((vector_size(16)));
+typedef uint32_t u32x8 __attribute__((vector_size(32)));
+typedef uint8_t u8x32 __attribute__((vector_size(32)));
+A2D_INLINE void horizontal_lanes(const uint16_t* vt, const int* idx, const uint32_t* w, int tx,
+                                 uint8_t* ot) {
+  static_assert(kBlock == 8, "lane types assume 8 rows per block");
+  u32x8 acc = {};
+  for (int k = 0; k < tx; ++k) {
+    u16x8 col;
+    std::memcpy(&col, vt + idx[k] * kBlock, sizeof(col));
+    acc += w[k] * __builtin_convertvector(col, u32x8);
+  }
+  acc = (acc + (1u << (kOutShift - 1))) >> kOutShift;  // each lane now fits in its low byte
+  const u8x32 bytes = reinterpret_cast<u8x32>(acc);
+  const u8x32 low = __builtin_shuffle(bytes, u8x32{0, 4, 8, 12, 16, 20, 24, 28});
+  std::memcpy(ot, &low, kBlock);
+}
+#else
+A2D_INLINE void horizontal_lanes(const uint16_t* vt, const int* idx, const uint32_t* w, int tx,
+                                 uint8_t* ot) {
+  uint32_t acc[kBlock] = {};
+  for (int k = 0; k < tx; ++k) {
+    for (int j = 0; j < kBlock; ++j) acc[j] += w[k] * vt[idx[k] * kBlock + j];
+  }
+  for (int j = 0; j < kBlock; ++j) ot[j] = round_out(acc[j]);
+}
+#endif
+
+// kArea on output rows [oy0, oy1): blocks of kBlock rows. The vertical pass runs along rows; the
+// block is then transposed so that the horizontal pass, whose taps differ per output column,
+// runs with the block's rows as vector lanes (no gathers), and transposed back.
+A2D_CLONES void area_rows(const Tables& t, const Rows& rows, uint8_t* dst, int oy0, int oy1,
+                          Scratch& s) {
+  const Plan& p = t.plan;
+  const int w = p.w, size = p.size, tx = p.tx;
+  s.v.resize(static_cast<size_t>(kBlock) * w);
+  s.vt.resize(static_cast<size_t>(kBlock) * w);
+  s.ot.resize(static_cast<size_t>(kBlock) * size);
+  uint16_t* v = s.v.data();
+  uint16_t* vt = s.vt.data();
+  uint8_t* ot = s.ot.data();
+  for (int ob = oy0; ob < oy1; ob += kBlock) {
+    const int nrows = std::min(kBlock, oy1 - ob);
+    for (int j = 0; j < nrows; ++j) {
+      const int oy = ob + j;
+      vertical(rows, t.y_first[oy], t.y_count[oy], t.y_w.data() + static_cast<size_t>(oy) * p.ty, w,
+               v + static_cast<size_t>(j) * w);
+    }
+    if (nrows < kBlock) std::fill(v + static_cast<size_t>(nrows) * w, v + kBlock * w, 0);
+    transpose_to_columns(v, w, vt);
+    for (int o = 0; o < size; ++o) {
+      horizontal_lanes(vt, t.x_idx.data() + static_cast<size_t>(o) * tx,
+                       t.x_w.data() + static_cast<size_t>(o) * tx, tx, ot + o * kBlock);
+    }
+    transpose_to_rows(ot, size, nrows, dst + static_cast<int64_t>(ob) * size);
+  }
+}
+
+// kAreaFast: column sums of each fy-row block, then fx-wide block sums, rounded as OpenCV does.
+A2D_CLONES void area_fast_rows(const Tables& t, const Rows& rows, uint8_t* dst, int oy0, int oy1,
+                               Scratch& s) {
+  const Plan& p = t.plan;
+  const int w = p.w, size = p.size;
+  s.col.resize(w);
+  const int fy = p.fy, fx = p.fx;
+  const float inv_area = p.inv_area;
+  uint32_t* col = s.col.data();
+  for (int oy = oy0; oy < oy1; ++oy) {
+    std::fill(col, col + w, 0u);
+    for (int c = 0; c < fy; ++c) {
+      const uint8_t* a = rows.f0(oy * fy + c);
+      const uint8_t* b = rows.f1(oy * fy + c);
+      for (int x = 0; x < w; ++x) col[x] += std::max(a[x], b[x]);
+    }
+    uint8_t* out = dst + static_cast<int64_t>(oy) * size;
+    if (fx == 2 && fy == 2) {
+      for (int o = 0; o < size; ++o) out[o] = area_fast_round(col[2 * o] + col[2 * o + 1], 2, 2, 0);
+      continue;
+    }
+    for (int o = 0; o < size; ++o) {
+      uint32_t sum = 0;
+      for (int k = 0; k < fx; ++k) sum += col[o * fx + k];
+      out[o] = area_fast_round(sum, fy, fx, inv_area);
+    }
+  }
+}
+
+// kLinear: OpenCV's horizontal sums of the two source rows of each output row, then its
+// fixed-point vertical step (the source rows are max-pooled first, as everywhere).
+A2D_CLONES void linear_rows(const Tables& t, const Rows& rows, uint8_t* dst, int oy0, int oy1,
+                            Scratch& s) {
+  const Plan& p = t.plan;
+  const int size = p.size, tx = p.tx;
+  s.h0.resize(size);
+  s.h1.resize(size);
+  for (int oy = oy0; oy < oy1; ++oy) {
+    const int first = t.y_first[oy];
+    const int src[2] = {first, std::min(first + 1, p.h - 1)};
+    uint32_t* h[2] = {s.h0.data(), s.h1.data()};
+    for (int q = 0; q < 2; ++q) {
+      const uint8_t* a = rows.f0(src[q]);
+      const uint8_t* b = rows.f1(src[q]);
+      for (int o = 0; o < size; ++o) {
+        uint32_t acc = 0;
+        for (int k = 0; k < tx; ++k) {
+          const int x = t.x_idx[static_cast<size_t>(o) * tx + k];
+          acc += t.x_w[static_cast<size_t>(o) * tx + k] * std::max(a[x], b[x]);
+        }
+        h[q][o] = acc;
+      }
+    }
+    const uint32_t* wy = t.y_w.data() + static_cast<size_t>(oy) * p.ty;
+    const int32_t b0 = static_cast<int32_t>(wy[0]);
+    const int32_t b1 = t.y_count[oy] > 1 ? static_cast<int32_t>(wy[1]) : 0;
+    uint8_t* out = dst + static_cast<int64_t>(oy) * size;
+    for (int o = 0; o < size; ++o) {
+      out[o] = linear_combine(static_cast<int32_t>(h[0][o]), static_cast<int32_t>(h[1][o]), b0, b1);
+    }
+  }
+}
+
+// Rounded key / 10^4 of ale_grey, vectorisable: a float estimate of the quotient, corrected with
+// the exact integer remainder. Sets *tie when the key sits exactly on a half (see ale_grey).
+A2D_INLINE uint32_t grey_of_key(uint32_t key, uint32_t* tie) {
+  const uint32_t k = key + 5000u;  // < 2^22: exact in float
+  int32_t q = static_cast<int32_t>(static_cast<float>(k) * 1e-4f);
+  int32_t r = static_cast<int32_t>(k) - q * 10000;
+  q += (r >= 10000) - (r < 0);
+  r = static_cast<int32_t>(k) - q * 10000;
+  *tie |= (r == 0);
+  return static_cast<uint32_t>(q);
+}
+
+// g[x] = max(ale_grey(p0[x]), ale_grey(p1[x])) for one row of RGB pixels: the integer formula
+// in a vectorisable loop, and the exact ALE rounding for the rare rows holding a tie.
+A2D_INLINE void grey_max_row(const uint8_t* p0, const uint8_t* p1, int w, uint8_t* g) {
+  uint32_t tie = 0;
+  for (int x = 0; x < w; ++x) {
+    const uint8_t* a = p0 + 3 * x;
+    const uint8_t* b = p1 + 3 * x;
+    const uint32_t ga = grey_of_key(2989u * a[0] + 5870u * a[1] + 1140u * a[2], &tie);
+    const uint32_t gb = grey_of_key(2989u * b[0] + 5870u * b[1] + 1140u * b[2], &tie);
+    g[x] = static_cast<uint8_t>(ga > gb ? ga : gb);
+  }
+  if (tie) {
+    for (int x = 0; x < w; ++x) g[x] = static_cast<uint8_t>(max_pixel(p0, p1, 3, x));
+  }
+}
+
+// Output rows [oy0, oy1) of one env: raw0/raw1 are its two frames, dst its (size, size) frame.
+A2D_CLONES void process_band(const Tables& t, int channels, const uint8_t* raw0,
+                             const uint8_t* raw1, uint8_t* dst, int oy0, int oy1, Scratch& s) {
+  const Plan& p = t.plan;
+  const int w = p.w;
+  Rows rows{raw0, raw1, w, 0};
+  if (channels == 3) {
+    // The source rows this band reads, converted once (ALE grey of each frame, then the max).
+    const int r_lo = t.y_first[oy0];
+    int r_hi = r_lo;
+    for (int oy = oy0; oy < oy1; ++oy) {
+      r_hi = std::max(r_hi, std::min(t.y_first[oy] + std::max(t.y_count[oy], 2), p.h));
+    }
+    s.grey.resize(static_cast<size_t>(r_hi - r_lo) * w);
+    for (int r = r_lo; r < r_hi; ++r) {
+      uint8_t* g = s.grey.data() + static_cast<size_t>(r - r_lo) * w;
+      const int64_t off = static_cast<int64_t>(r) * w;
+      grey_max_row(raw0 + 3 * off, raw1 + 3 * off, w, g);
+    }
+    rows = Rows{s.grey.data(), s.grey.data(), w, r_lo};
+  }
+  switch (p.mode) {
+    case Mode::kArea:
+      return area_rows(t, rows, dst, oy0, oy1, s);
+    case Mode::kAreaFast:
+      return area_fast_rows(t, rows, dst, oy0, oy1, s);
+    case Mode::kLinear:
+      return linear_rows(t, rows, dst, oy0, oy1, s);
+  }
+}
+
+Scratch& thread_scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+int num_threads() {
+#ifdef A2D_WITH_OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+// Split each frame into bands of output rows when there are fewer envs than threads, so that a
+// single env still uses every core.
+int bands_for(int64_t n, int size) {
+  const int threads = num_threads();
+  if (n >= threads) return 1;
+  const int64_t want = (threads + n - 1) / n;
+  return static_cast<int>(
+      std::max<int64_t>(1, std::min<int64_t>(want, size / 8 > 0 ? size / 8 : 1)));
+}
+
+// One parallel loop over (env, band) tasks. out + i * out_stride is env i's output frame. For
+// push_frames (k > 1) that frame is slot k - 1 of a (k, size, size) stack and each task also
+// shifts its band's rows of the older slots left first and, for a reset env, copies the new rows
+// into every slot afterwards: rows of different bands never overlap, so no extra barrier.
+void run_all(const Tables& t, int channels, const uint8_t* raw, int64_t n, uint8_t* out,
+             int64_t out_stride, int k, const uint8_t* reset_mask) {
+  const Plan& p = t.plan;
+  const int64_t frame = static_cast<int64_t>(p.h) * p.w * channels;
+  const int64_t plane = static_cast<int64_t>(p.size) * p.size;
+  const int bands = bands_for(n, p.size);
+  const int64_t tasks = n * bands;
+#ifdef A2D_WITH_OPENMP
+#pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
+#endif
+  for (int64_t task = 0; task < tasks; ++task) {
+    const int64_t i = task / bands;
+    const int band = static_cast<int>(task % bands);
+    const int oy0 = static_cast<int>(static_cast<int64_t>(p.size) * band / bands);
+    const int oy1 = static_cast<int>(static_cast<int64_t>(p.size) * (band + 1) / bands);
+    const int64_t row0 = static_cast<int64_t>(oy0) * p.size;
+    const size_t rows_bytes = static_cast<size_t>(oy1 - oy0) * p.size;
+    uint8_t* dst = out + i * out_stride;
+    uint8_t* slot0 = dst - (k - 1) * plane;  // == dst unless pushing
+    for (int j = 0; j + 1 < k; ++j) {
+      std::memcpy(slot0 + j * plane + row0, slot0 + (j + 1) * plane + row0, rows_bytes);
+    }
+    const uint8_t* f0 = raw + i * 2 * frame;
+    process_band(t, channels, f0, f0 + frame, dst, oy0, oy1, thread_scratch());
+    if (reset_mask != nullptr && reset_mask[i]) {
+      for (int j = 0; j + 1 < k; ++j) std::memcpy(slot0 + j * plane + row0, dst + row0, rows_bytes);
+    }
+  }
+}
+
+}  // namespace
+
+void preprocess_cpu(const uint8_t* raw, int64_t n, int h, int w, int channels, int size,
+                    uint8_t* out, int64_t out_batch_stride) {
+  if (n <= 0) return;
+  const std::shared_ptr<const Tables> t = get_tables(h, w, size);
+  run_all(*t, channels, raw, n, out, out_batch_stride, 1, nullptr);
+}
+
+void push_frames_cpu(const uint8_t* raw, int64_t n, int h, int w, int channels, int size,
+                     uint8_t* stack, int k, const uint8_t* reset_mask) {
+  if (n <= 0 || k < 1) return;
+  const std::shared_ptr<const Tables> t = get_tables(h, w, size);
+  const int64_t plane = static_cast<int64_t>(size) * size;
+  run_all(*t, channels, raw, n, stack + (k - 1) * plane, k * plane, k, reset_mask);
+}
+
+}  // namespace preprocess
+}  // namespace a2d

@@ -1,0 +1,455 @@
+"""Frame preprocessing: the native kernel against OpenCV, against its numpy twin, and on real ALE
+frames; the in-place frame-stack update against gymnasium's FrameStackObservation; bad inputs.
+
+Parity is measured per case as the max absolute difference in grey levels and the fraction of
+identical pixels: the native kernel must stay within 1 grey level everywhere and be identical on
+at least 99% of the pixels; the numpy twin emulates OpenCV and must be identical on >= 99.9%.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from a2d_evo.errors import KernelInputError
+from a2d_evo.ops import (
+    REFERENCE_ENV_VAR,
+    backend_name,
+    native_module,
+    preprocess_frames,
+    preprocess_frames_reference,
+    push_frames,
+    push_frames_reference,
+)
+
+MOD = native_module()
+needs_native = pytest.mark.skipif(MOD is None, reason="a2d_evo._C is not built")
+
+GEOMETRIES = [(210, 160), (250, 160), (100, 100), (84, 84), (168, 168)]
+UPSCALES = [(64, 64), (50, 70), (210, 50), (3, 500), (500, 3)]  # OpenCV: area-mode bilinear
+
+
+def opencv(raw: np.ndarray, size: int) -> np.ndarray:
+    """gymnasium's AtariPreprocessing step, one env at a time."""
+    return np.stack(
+        [
+            cv2.resize(np.maximum(r[0], r[1]), (size, size), interpolation=cv2.INTER_AREA)
+            for r in raw
+        ]
+    )
+
+
+def parity(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
+    """(max abs difference, fraction of identical pixels)."""
+    assert a.shape == b.shape and a.dtype == b.dtype == np.uint8
+    return int(np.abs(a.astype(np.int16) - b).max()), float((a == b).mean())
+
+
+def native(raw: np.ndarray, size: int = 84, out: np.ndarray | None = None) -> np.ndarray:
+    assert MOD is not None
+    if out is None:
+        out = np.empty((raw.shape[0], size, size), np.uint8)
+    MOD.preprocess_frames(raw, out)
+    return out
+
+
+def random_raw(rng: np.random.Generator, n: int, h: int, w: int, rgb: bool = False) -> np.ndarray:
+    return rng.integers(0, 256, (n, 2, h, w, 3) if rgb else (n, 2, h, w), dtype=np.uint8)
+
+
+# --------------------------------------------------------------------------- real frames
+
+
+def _ale_frames(game: str, steps: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(grey, rgb) screens of `steps` uniformly random actions, one per step."""
+    ale_py = pytest.importorskip("ale_py")
+    ale = ale_py.ALEInterface()
+    ale.setLoggerMode(ale_py.LoggerMode.Error)
+    ale.setInt("random_seed", seed)
+    ale.loadROM(ale_py.roms.get_rom_path(game))
+    actions = ale.getMinimalActionSet()
+    rng = np.random.default_rng(seed)
+    grey, rgb = [], []
+    for _ in range(steps):
+        ale.act(actions[rng.integers(len(actions))])
+        if ale.game_over():
+            ale.reset_game()
+        grey.append(ale.getScreenGrayscale().copy())
+        rgb.append(ale.getScreenRGB().copy())
+    return np.stack(grey), np.stack(rgb)
+
+
+@pytest.fixture(scope="module")
+def ale_pairs() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per game: (grey, rgb) frame pairs (N, 2, 210, 160[, 3]) of consecutive screens, as the
+    max-pool sees them, taken every 4th step of 400 random actions."""
+    pairs = {}
+    for game in ("pong", "breakout"):
+        grey, rgb = _ale_frames(game, 400, seed=0)
+        idx = np.arange(1, len(grey), 4)
+        pairs[game] = (
+            np.ascontiguousarray(np.stack([grey[idx - 1], grey[idx]], axis=1)),
+            np.ascontiguousarray(np.stack([rgb[idx - 1], rgb[idx]], axis=1)),
+        )
+    return pairs
+
+
+# ---------------------------------------------------------------------------- parity
+
+
+@needs_native
+@pytest.mark.parametrize("size", [84, 64])
+@pytest.mark.parametrize("n", [1, 3, 64])
+@pytest.mark.parametrize("hw", GEOMETRIES)
+def test_native_matches_opencv_and_reference_on_random_frames(
+    hw: tuple[int, int], n: int, size: int
+) -> None:
+    rng = np.random.default_rng(hash((hw, n, size)) % 2**32)
+    raw = random_raw(rng, n, *hw)
+    cv = opencv(raw, size)
+    nat = native(raw, size)
+    ref = preprocess_frames_reference(raw, size=size)
+    diff, same = parity(nat, cv)
+    assert diff <= 1 and same >= 0.99, (hw, n, size, diff, same)
+    diff, same = parity(nat, ref)
+    assert diff <= 1 and same >= 0.99, (hw, n, size, diff, same)
+    diff, same = parity(ref, cv)
+    assert diff <= 1 and same >= 0.999, (hw, n, size, diff, same)
+
+
+@needs_native
+@pytest.mark.parametrize("hw", UPSCALES)
+def test_upscaling_follows_opencv_bilinear_area_mode(hw: tuple[int, int]) -> None:
+    raw = random_raw(np.random.default_rng(1), 3, *hw)
+    cv = opencv(raw, 84)
+    assert parity(native(raw), cv) == (0, 1.0)
+    assert parity(preprocess_frames_reference(raw), cv) == (0, 1.0)
+
+
+@needs_native
+@pytest.mark.parametrize("size", [84, 64])
+@pytest.mark.parametrize("game", ["pong", "breakout"])
+def test_real_ale_frames(ale_pairs: dict[str, Any], game: str, size: int) -> None:
+    grey, _ = ale_pairs[game]
+    cv = opencv(grey, size)
+    nat = native(grey, size)
+    diff, same = parity(nat, cv)
+    assert diff <= 1 and same >= 0.99, (game, size, diff, same)
+    assert parity(preprocess_frames_reference(grey, size=size), cv) == (0, 1.0)
+
+
+@needs_native
+@pytest.mark.parametrize("game", ["pong", "breakout"])
+def test_rgb_frames_give_what_ale_grey_frames_give(ale_pairs: dict[str, Any], game: str) -> None:
+    """Grey of each RGB frame with ALE's formula, then the max, equals the max of ALE's own grey
+    screens (gymnasium's obs_type="grayscale" pipeline) exactly."""
+    grey, rgb = ale_pairs[game]
+    assert np.array_equal(native(rgb), native(grey))
+    assert np.array_equal(preprocess_frames_reference(rgb), preprocess_frames_reference(grey))
+
+
+@needs_native
+def test_rgb_grey_formula_including_its_ties() -> None:
+    """Every colour whose ALE grey value is an exact tie in real arithmetic (1703 of 2^24; ALE's
+    doubles round 292 of them down), plus random colours: the native conversion equals ALE's
+    double formula round(0.2989 r + 0.5870 g + 0.1140 b)."""
+    c = np.arange(256, dtype=np.int32)
+    key = (2989 * c[:, None, None] + 5870 * c[None, :, None]) + 1140 * c[None, None, :]
+    ties = np.argwhere(key % 10000 == 5000)  # (r, g, b) rows
+    assert len(ties) == 1703
+    rng = np.random.default_rng(2)
+    colours = np.concatenate([ties, rng.integers(0, 256, (84 * 84 - len(ties), 3))])
+    frame = colours.astype(np.uint8).reshape(84, 84, 3)
+    raw = np.zeros((1, 2, 84, 84, 3), np.uint8)
+    raw[0, 0] = frame  # the other frame is black, so the max is this frame's grey
+    f = frame.astype(np.float64)
+    expected = np.floor(f[..., 0] * 0.2989 + f[..., 1] * 0.5870 + f[..., 2] * 0.1140 + 0.5)
+    assert np.array_equal(native(raw)[0], expected.astype(np.uint8))  # 84 -> 84 is a copy
+    assert np.array_equal(preprocess_frames_reference(raw)[0], expected.astype(np.uint8))
+
+
+@needs_native
+def test_rgb_random_frames_match_reference() -> None:
+    raw = random_raw(np.random.default_rng(3), 5, 210, 160, rgb=True)
+    diff, same = parity(native(raw), preprocess_frames_reference(raw))
+    assert diff <= 1 and same >= 0.99
+
+
+@needs_native
+def test_thread_count_and_bands_do_not_change_results() -> None:
+    """N=1 splits the frame into row bands across threads; N=8 does not."""
+    assert MOD is not None
+    raw = random_raw(np.random.default_rng(4), 8, 210, 160)
+    many = native(raw)
+    threads = MOD.max_threads()
+    try:
+        MOD.set_num_threads(1)
+        single = native(raw)
+        MOD.set_num_threads(max(4, threads))
+        banded = np.concatenate([native(raw[i : i + 1]) for i in range(8)])
+    finally:
+        MOD.set_num_threads(threads)
+    assert np.array_equal(many, single) and np.array_equal(many, banded)
+
+
+# ---------------------------------------------------------------------------- dispatch
+
+
+def test_dispatch_follows_the_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = random_raw(np.random.default_rng(5), 4, 210, 160)
+    ref = preprocess_frames_reference(raw)
+    monkeypatch.setenv(REFERENCE_ENV_VAR, "1")
+    assert backend_name("preprocess_frames") == "reference"
+    assert np.array_equal(preprocess_frames(raw), ref)
+    monkeypatch.delenv(REFERENCE_ENV_VAR)
+    if MOD is None:
+        assert backend_name("preprocess_frames") == "reference"
+        return
+    assert backend_name("preprocess_frames") == "native"
+    assert backend_name("push_frames") == "native"
+    nat = preprocess_frames(raw)
+    assert np.array_equal(nat, native(raw))
+    assert not np.array_equal(nat, ref)  # the two really are different code paths here
+
+
+@pytest.fixture(params=["native", "reference"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "native":
+        if MOD is None:
+            pytest.skip("a2d_evo._C is not built")
+        monkeypatch.delenv(REFERENCE_ENV_VAR, raising=False)
+    else:
+        monkeypatch.setenv(REFERENCE_ENV_VAR, "1")
+    assert backend_name("preprocess_frames") == request.param
+    return str(request.param)
+
+
+def test_out_can_be_a_slot_of_a_frame_stack(backend: str) -> None:
+    raw = random_raw(np.random.default_rng(6), 5, 210, 160)
+    stack = np.full((5, 4, 84, 84), 7, np.uint8)
+    got = preprocess_frames(raw, out=stack[:, 3])
+    assert np.shares_memory(got, stack) and got.strides == (4 * 84 * 84, 84, 1)
+    assert np.array_equal(stack[:, 3], preprocess_frames(raw))
+    assert (stack[:, :3] == 7).all()
+    empty = preprocess_frames(np.zeros((0, 2, 210, 160), np.uint8))
+    assert empty.shape == (0, 84, 84)
+
+
+def _frame_stack_loop(
+    frames: list[np.ndarray], resets: list[np.ndarray], k: int, stack: np.ndarray
+) -> list[np.ndarray]:
+    """The hand-written semantics: per env, reset -> k copies; else drop oldest, append."""
+    out = []
+    for new, reset in zip(frames, resets, strict=True):
+        stack = stack.copy()
+        for i in range(len(new)):
+            if reset[i]:
+                stack[i] = np.repeat(new[i][None], k, axis=0)
+            else:
+                stack[i] = np.concatenate([stack[i, 1:], new[i][None]])
+        out.append(stack)
+    return out
+
+
+@pytest.mark.parametrize("n", [1, 6])  # n=1: the frame is split into row bands across threads
+@pytest.mark.parametrize("k", [1, 4])
+def test_push_frames_shift_and_reset(backend: str, k: int, n: int) -> None:
+    rng = np.random.default_rng(7)
+    steps = 7
+    raws = [random_raw(rng, n, 210, 160) for _ in range(steps)]
+    resets = [np.ones(n, bool)] + [rng.random(n) < 0.3 for _ in range(steps - 1)]
+    resets[3] = np.zeros(n, bool)
+    start = rng.integers(0, 256, (n, k, 84, 84), dtype=np.uint8)
+    frames = [preprocess_frames(r) for r in raws]
+    expected = _frame_stack_loop(frames, resets, k, start)
+    stack = start.copy()
+    ref_stack = start.copy()
+    for t in range(steps):
+        mask = None if t == 3 else resets[t]  # None means no resets
+        assert push_frames(raws[t], stack, mask) is stack
+        push_frames_reference(raws[t], ref_stack, mask)
+        assert np.array_equal(stack, expected[t]), t
+        assert np.array_equal(ref_stack[:, -1], preprocess_frames_reference(raws[t]))
+
+
+def test_push_frames_matches_gymnasium_frame_stack(backend: str) -> None:
+    """gymnasium 1.4's FrameStackObservation(padding_type="reset", its default) on an env whose
+    observations are our preprocessed frames gives the stacks push_frames builds."""
+    rng = np.random.default_rng(8)
+    raws = [random_raw(rng, 1, 210, 160) for _ in range(6)]
+    frames = [preprocess_frames(r)[0] for r in raws]
+
+    class Replay(gym.Env[np.ndarray, int]):
+        observation_space = gym.spaces.Box(0, 255, (84, 84), np.uint8)
+        action_space = gym.spaces.Discrete(1)
+
+        def reset(self, *, seed: int | None = None, options: Any = None) -> Any:
+            self.t = 0
+            return frames[0], {}
+
+        def step(self, action: int) -> Any:
+            self.t += 1
+            return frames[self.t], 0.0, False, False, {}
+
+    env = gym.wrappers.FrameStackObservation(Replay(), 4)
+    obs, _ = env.reset(seed=0)
+    stack = np.zeros((1, 4, 84, 84), np.uint8)
+    push_frames(raws[0], stack, np.ones(1, bool))
+    assert np.array_equal(stack[0], obs)
+    for t in range(1, 6):
+        obs = env.step(0)[0]
+        push_frames(raws[t], stack, np.zeros(1, bool))
+        assert np.array_equal(stack[0], obs), t
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _bad_raw_cases() -> list[tuple[str, Any]]:
+    good = np.zeros((3, 2, 210, 160), np.uint8)
+    return [
+        ("float", good.astype(np.float32)),
+        ("uint16", good.astype(np.uint16)),
+        ("ndim3", good[:, 0]),
+        ("ndim6", good[..., None, None]),
+        ("three frames", np.zeros((3, 3, 210, 160), np.uint8)),
+        ("one frame", np.zeros((3, 1, 210, 160), np.uint8)),
+        ("4 channels", np.zeros((3, 2, 210, 160, 4), np.uint8)),
+        ("non-contiguous", np.zeros((3, 2, 210, 320), np.uint8)[..., ::2]),
+        ("fortran", np.asfortranarray(good)),
+        ("empty frame", np.zeros((3, 2, 0, 160), np.uint8)),
+        ("list", good.tolist()),
+    ]
+
+
+@pytest.mark.parametrize("case", [c[0] for c in _bad_raw_cases()])
+def test_bad_raw_raises(backend: str, case: str) -> None:
+    raw = dict(_bad_raw_cases())[case]
+    with pytest.raises(KernelInputError):
+        preprocess_frames(raw)
+    with pytest.raises(KernelInputError):
+        push_frames(raw, np.zeros((3, 4, 84, 84), np.uint8))
+
+
+def _bad_out_cases() -> list[tuple[str, Any]]:
+    ro = np.zeros((3, 84, 84), np.uint8)
+    ro.flags.writeable = False
+    overlapping = np.lib.stride_tricks.as_strided(
+        np.zeros((84, 84), np.uint8), (3, 84, 84), (0, 84, 1), writeable=True
+    )
+    return [
+        ("shape", np.zeros((3, 84, 85), np.uint8)),
+        ("batch", np.zeros((2, 84, 84), np.uint8)),
+        ("size", np.zeros((3, 64, 64), np.uint8)),
+        ("dtype", np.zeros((3, 84, 84), np.float32)),
+        ("row stride", np.zeros((3, 84, 90), np.uint8)[:, :, :84]),
+        ("column stride", np.zeros((3, 84, 168), np.uint8)[:, :, ::2]),
+        ("transposed", np.zeros((3, 84, 84), np.uint8).transpose(0, 2, 1)),
+        ("read-only", ro),
+        ("overlapping frames", overlapping),
+        ("list", np.zeros((3, 84, 84), np.uint8).tolist()),
+    ]
+
+
+@pytest.mark.parametrize("case", [c[0] for c in _bad_out_cases()])
+def test_bad_out_raises(backend: str, case: str) -> None:
+    raw = np.zeros((3, 2, 210, 160), np.uint8)
+    with pytest.raises(KernelInputError):
+        preprocess_frames(raw, out=dict(_bad_out_cases())[case])
+
+
+def test_other_bad_arguments_raise(backend: str) -> None:
+    raw = np.zeros((3, 2, 210, 160), np.uint8)
+    for size in (0, -1, True, 84.0, 70000):
+        with pytest.raises(KernelInputError):
+            preprocess_frames(raw, size=size)
+    buffer = np.zeros(2 * 210 * 160 * 3 + 3 * 84 * 84, np.uint8)
+    with pytest.raises(KernelInputError):  # out aliases raw
+        preprocess_frames(
+            buffer[: raw.size].reshape(raw.shape), out=buffer[:21168].reshape(3, 84, 84)
+        )
+    ro = np.zeros((3, 4, 84, 84), np.uint8)
+    ro.flags.writeable = False
+    bad_stacks = [
+        np.zeros((3, 84, 84), np.uint8),
+        np.zeros((2, 4, 84, 84), np.uint8),
+        np.zeros((3, 4, 84, 64), np.uint8),
+        np.zeros((3, 0, 84, 84), np.uint8),
+        np.zeros((3, 4, 84, 84), np.int16),
+        np.zeros((3, 8, 84, 84), np.uint8)[:, ::2],
+        ro,
+    ]
+    for stack in bad_stacks:
+        with pytest.raises(KernelInputError):
+            push_frames(raw, stack)
+    stack = np.zeros((3, 4, 84, 84), np.uint8)
+    for mask in (np.zeros(3, np.int64), np.zeros(2, bool), np.zeros((3, 1), bool)):
+        with pytest.raises(KernelInputError):
+            push_frames(raw, stack, mask)
+
+
+# ------------------------------------------------------------------------------ torch
+
+
+def test_torch_cpu_tensors_share_memory() -> None:
+    torch = pytest.importorskip("torch")
+    raw = random_raw(np.random.default_rng(9), 3, 210, 160)
+    stack = torch.zeros((3, 4, 84, 84), dtype=torch.uint8)
+    got = preprocess_frames(torch.from_numpy(raw), out=stack[:, 2])
+    assert got.data_ptr() == stack[:, 2].data_ptr()
+    expected = preprocess_frames(raw)
+    assert np.array_equal(stack[:, 2].numpy(), expected)
+    assert np.array_equal(preprocess_frames(torch.from_numpy(raw)).numpy(), expected)
+    push_frames(torch.from_numpy(raw), stack, torch.ones(3, dtype=torch.bool))
+    assert (stack.numpy() == expected[:, None]).all()
+    with pytest.raises(KernelInputError):
+        preprocess_frames(torch.from_numpy(raw), out=np.zeros((3, 84, 84), np.uint8))
+
+
+def test_cuda_parity() -> None:
+    """CUDA kernel == CPU kernel bit for bit (same integer arithmetic, shared header)."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device (torch.cuda.is_available() is False)")
+    if MOD is None or not MOD.has_cuda():
+        pytest.skip("a2d_evo._C was built without CUDA (_C.has_cuda() is False)")
+    rng = np.random.default_rng(10)
+    dev = torch.device("cuda")
+    cases = [(h, w, s, rgb) for (h, w) in GEOMETRIES + UPSCALES for s in (84, 64) for rgb in (0, 1)]
+    for h, w, size, rgb in cases:
+        raw = random_raw(rng, 5, h, w, rgb=bool(rgb))
+        cpu = native(raw, size)
+        gpu = preprocess_frames(torch.from_numpy(raw).to(dev), size=size)
+        torch.cuda.synchronize()
+        assert np.array_equal(gpu.cpu().numpy(), cpu), (h, w, size, rgb)
+    raw = random_raw(rng, 6, 210, 160)
+    stack = torch.zeros((6, 4, 84, 84), dtype=torch.uint8, device=dev)
+    preprocess_frames(torch.from_numpy(raw).to(dev), out=stack[:, 1])
+    assert np.array_equal(stack[:, 1].cpu().numpy(), native(raw))
+    assert (stack[:, [0, 2, 3]] == 0).all()
+    cpu_stack = stack.cpu().numpy().copy()
+    mask = np.array([1, 0, 1, 0, 0, 1], bool)
+    push_frames(torch.from_numpy(raw).to(dev), stack, torch.from_numpy(mask).to(dev))
+    push_frames(raw, cpu_stack, mask)
+    torch.cuda.synchronize()
+    assert np.array_equal(stack.cpu().numpy(), cpu_stack)
+
+
+@needs_native
+def test_type_stub_lists_the_native_module() -> None:
+    """a2d_evo/_C.pyi declares exactly the functions the built module has (CUDA ones only when
+    compiled in)."""
+    import ast
+    from pathlib import Path
+
+    import a2d_evo
+
+    stub = Path(a2d_evo.__file__).with_name("_C.pyi")
+    declared = {n.name for n in ast.parse(stub.read_text()).body if isinstance(n, ast.FunctionDef)}
+    built = {name for name in dir(MOD) if not name.startswith("_")}
+    assert built <= declared
+    assert {d for d in declared - built if not d.endswith(("_cuda", "_cuda_workspace"))} == set()
