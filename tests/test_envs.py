@@ -1,0 +1,467 @@
+"""a2d_evo.envs / a2d_evo.atari: the StepResult contract, seeding, errors, and Atari parity.
+
+The Atari backends are checked against gymnasium's reference pipeline built here from
+gymnasium's own wrappers (not from a2d_evo), on real ALE frames.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import types
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from a2d_evo.config import EnvConfig
+from a2d_evo.envs import StepResult, env_spec, make_vec_env
+from a2d_evo.errors import EnvError
+
+# ----------------------------------------------------------------------------- helpers
+
+
+class _NanEnv(gym.Env):
+    """Emits a NaN reward (or observation) at its third step when its reset seed is ``bad``."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, bad: int = 12, what: str = "reward") -> None:
+        self.bad, self.what, self.seed_ = bad, what, None
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        if seed is not None:
+            self.seed_ = seed
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        hit = self.t == 3 and self.seed_ == self.bad
+        obs = np.full(2, np.nan if hit and self.what == "obs" else 0.0, np.float32)
+        reward = float("nan") if hit and self.what == "reward" else 0.0
+        return obs, reward, False, False, {}
+
+
+if "A2DTestNan-v0" not in gym.registry:
+    gym.register("A2DTestNan-v0", entry_point=_NanEnv)
+
+
+def _rollout(env, steps: int, seed: int, n_actions: int) -> dict[str, np.ndarray]:
+    """Rollout of ``_actions(...)``; every field of every StepResult stacked over time."""
+    return _play(env, _actions(steps, env.num_envs, seed, n_actions))
+
+
+def _actions(steps: int, num_envs: int, seed: int, n_actions: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, n_actions, (steps, num_envs))
+
+
+def _play(env, actions: np.ndarray, seed: int | None = None) -> dict[str, np.ndarray]:
+    out: dict[str, list[np.ndarray]] = {"reset": [env.reset(seed=seed)]}
+    for a in actions:
+        r = env.step(a)
+        for k, v in r._asdict().items():
+            out.setdefault(k, []).append(v)
+    stacked = {k: np.stack(v) for k, v in out.items()}
+    stacked["reset"] = stacked["reset"][0]
+    return stacked
+
+
+def _ops_stand_in() -> types.ModuleType:
+    """A tiny numpy stand-in for a2d_evo.ops (area resize by exact overlap weights)."""
+
+    def weights(src: int, dst: int) -> np.ndarray:
+        w = np.zeros((dst, src))
+        for d in range(dst):
+            lo, hi = d * src / dst, (d + 1) * src / dst
+            for s in range(int(lo), min(src, int(np.ceil(hi)))):
+                w[d, s] = min(hi, s + 1) - max(lo, s)
+        return w / (src / dst)
+
+    def preprocess_frames(raw, out=None, size=84):
+        m = np.maximum(raw[:, 0], raw[:, 1]).astype(np.float64)
+        wy, wx = weights(raw.shape[2], size), weights(raw.shape[3], size)
+        res = np.rint(np.einsum("yh,nhw,xw->nyx", wy, m, wx)).clip(0, 255).astype(np.uint8)
+        if out is not None:
+            out[...] = res
+            return out
+        return res
+
+    def push_frames(raw, stack, reset_mask=None):
+        f = preprocess_frames(raw, size=stack.shape[-1])
+        stack[:, :-1] = stack[:, 1:].copy()
+        stack[:, -1] = f
+        if reset_mask is not None:
+            stack[reset_mask] = f[reset_mask][:, None]
+        return stack
+
+    mod = types.ModuleType("a2d_evo.ops")
+    mod.preprocess_frames, mod.push_frames = preprocess_frames, push_frames
+    mod.native_module = lambda: None
+    return mod
+
+
+@pytest.fixture
+def ops_available(monkeypatch):
+    """The native backend's kernel; a numpy stand-in while a2d_evo.ops has not landed."""
+    try:
+        from a2d_evo import ops
+
+        ops.push_frames, ops.preprocess_frames  # noqa: B018
+    except (ImportError, AttributeError):
+        import a2d_evo
+
+        stand_in = _ops_stand_in()
+        monkeypatch.setitem(sys.modules, "a2d_evo.ops", stand_in)
+        monkeypatch.setattr(a2d_evo, "ops", stand_in, raising=False)
+
+
+def _reference_rollout(game: str, seed: int, actions: np.ndarray, *, sticky: float, noop: int):
+    """gymnasium's reference pipeline, built from gymnasium's wrappers, one env, reset by hand
+    when an episode ends (the same-step autoreset of our contract)."""
+    import ale_py
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
+
+    gym.register_envs(ale_py)
+    env = gym.make(f"ALE/{game}-v5", frameskip=1, repeat_action_probability=sticky)
+    env = FrameStackObservation(AtariPreprocessing(env, noop_max=noop, frame_skip=4), 4)
+    obs, _ = env.reset(seed=seed)
+    rows: dict[str, list] = {"reset": obs, "obs": [], "reward": [], "ended": [], "final_obs": []}
+    for a in actions:
+        o, r, te, tr, _ = env.step(int(a))
+        rows["final_obs"].append(o)
+        if te or tr:
+            o, _ = env.reset()
+        rows["obs"].append(o)
+        rows["reward"].append(r)
+        rows["ended"].append(te or tr)
+    env.close()
+    return {k: np.asarray(v) for k, v in rows.items()}
+
+
+def _assert_frames_close(ours: np.ndarray, ref: np.ndarray) -> None:
+    """Within one grey level on >= 99% of the pixels, and never more than 1 off."""
+    diff = np.abs(ours.astype(np.int16) - ref.astype(np.int16))
+    assert (diff <= 1).mean() >= 0.99
+    assert diff.max() <= 1
+
+
+# ----------------------------------------------------------------------------- classic control
+
+
+def test_classic_same_seed_same_sequences():
+    cfg = EnvConfig(id="CartPole-v1")
+    runs = []
+    for seed in (3, 3, 4):
+        env = make_vec_env(cfg, 4, seed=seed)
+        runs.append(_rollout(env, 120, seed=0, n_actions=2))
+        env.close()
+    a, b, c = runs
+    assert a["reset"].dtype == np.float32 and a["reset"].shape == (4, 4)
+    for k in ("reset", "obs", "reward", "terminated", "truncated", "final_obs"):
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["reset"], c["reset"])
+    # int seed s: env i gets s + i, like a sequence of seeds
+    env = make_vec_env(cfg, 3, seed=0)
+    np.testing.assert_array_equal(env.reset(seed=7), env.reset(seed=[7, 8, 9]))
+    with pytest.raises(EnvError, match="expected 3 seeds"):
+        env.reset(seed=[1, 2])
+
+
+def test_cartpole_final_obs_is_pre_reset_obs():
+    env = make_vec_env(EnvConfig(id="CartPole-v1"), 8, seed=1)
+    r = _rollout(env, 200, seed=1, n_actions=2)
+    ended = r["terminated"]
+    assert ended.sum() >= 10 and not r["truncated"].any()
+    t, i = np.nonzero(ended)
+    final, fresh = r["final_obs"][t, i], r["obs"][t, i]
+    # the ended episode's last state is past a termination threshold (|x| > 2.4 or |theta| > 12 deg)
+    assert np.all((np.abs(final[:, 0]) > 2.4) | (np.abs(final[:, 2]) > 12 * 2 * np.pi / 360))
+    # ... while obs already is a fresh reset state, drawn from U(-0.05, 0.05)
+    assert np.all(np.abs(fresh) <= 0.05)
+    # rows that did not end carry their own episode on: obs follows from the previous obs
+    assert r["terminated"].dtype == bool and r["reward"].dtype == np.float32
+
+
+def test_truncation_and_episode_stats():
+    env = make_vec_env(EnvConfig(id="CartPole-v1"), 3, seed=0, max_episode_steps=5)
+    env.reset()
+    for step in range(1, 6):
+        r = env.step(np.array([0, 1, 0]) if step % 2 else np.array([1, 0, 1]))
+    assert r.truncated.all() and not r.terminated.any()
+    np.testing.assert_array_equal(r.episode_length, [5, 5, 5])
+    np.testing.assert_array_equal(r.episode_return, [5.0, 5.0, 5.0])
+    assert not np.allclose(r.final_obs, r.obs)
+    r = env.step(np.zeros(3, np.int64))
+    assert np.isnan(r.episode_return).all() and (r.episode_length == 0).all()
+    # cfg.max_episode_steps is the default limit, the argument overrides it
+    cfg = EnvConfig(id="CartPole-v1", max_episode_steps=3)
+    env = make_vec_env(cfg, 1, seed=0)
+    env.reset()
+    assert [bool(env.step(np.array([t % 2])).truncated[0]) for t in range(3)] == [0, 0, 1]
+
+
+def test_episode_return_is_sum_of_raw_rewards():
+    env = make_vec_env(EnvConfig(id="Acrobot-v1"), 4, seed=2, max_episode_steps=60)
+    r = _rollout(env, 250, seed=2, n_actions=3)
+    ended = r["terminated"] | r["truncated"]
+    assert ended.sum() >= 8
+    for i in range(4):
+        start = 0
+        for t in np.flatnonzero(ended[:, i]):
+            assert r["episode_return"][t, i] == pytest.approx(r["reward"][start : t + 1, i].sum())
+            assert r["episode_length"][t, i] == t + 1 - start
+            start = t + 1
+    assert np.isnan(r["episode_return"][~ended]).all()
+    assert (r["episode_length"][~ended] == 0).all()
+    assert r["reward"].min() == -1.0  # raw, not clipped or rescaled
+
+
+def test_env_errors():
+    with pytest.raises(EnvError, match="NoSuchEnv-v3"):
+        make_vec_env(EnvConfig(id="NoSuchEnv-v3"), 2, seed=0)
+    with pytest.raises(EnvError, match=r"continuous action spaces are not supported \(discrete"):
+        make_vec_env(EnvConfig(id="Pendulum-v1"), 2, seed=0)
+    with pytest.raises(EnvError, match="continuous action spaces"):
+        env_spec(EnvConfig(id="MountainCarContinuous-v0"))
+    with pytest.raises(EnvError, match="for Atari ids only"):
+        make_vec_env(EnvConfig(id="CartPole-v1", backend="native"), 2, seed=0)
+    with pytest.raises(EnvError, match="ALE/NoSuchGame-v5"):
+        make_vec_env(EnvConfig(id="ALE/NoSuchGame-v5"), 2, seed=0)
+    with pytest.raises(EnvError, match="kwargs"):
+        make_vec_env(EnvConfig(id="CartPole-v1", kwargs={"no_such_arg": 1}), 1, seed=0)
+    env = make_vec_env(EnvConfig(id="CartPole-v1"), 2, seed=0)
+    env.reset()
+    with pytest.raises(EnvError, match="actions must be in"):
+        env.step(np.array([0, 2]))
+    with pytest.raises(EnvError, match="integer actions"):
+        env.step(np.array([0.0, 1.0]))
+
+
+@pytest.mark.parametrize("what", ["reward", "obs"])
+def test_non_finite_values_raise(what):
+    cfg = EnvConfig(id="A2DTestNan-v0", kwargs={"bad": 12, "what": what})
+    env = make_vec_env(cfg, 4, seed=10)  # env i gets seed 10 + i: env 2 goes bad at step 3
+    env.reset()
+    env.step(np.zeros(4, np.int64))
+    env.step(np.zeros(4, np.int64))
+    with pytest.raises(EnvError, match=r"env 2 .*non-finite.* step 3"):
+        env.step(np.zeros(4, np.int64))
+
+
+def test_env_spec_and_discrete_observations():
+    spec = env_spec(EnvConfig(id="CartPole-v1"))
+    assert spec == ((4,), np.dtype(np.float32), 2, False)
+    assert env_spec(EnvConfig(id="CartPole-v1")) is spec  # cached
+    atari = env_spec(EnvConfig(id="ALE/Pong-v5", stack=3, frame_size=64))
+    assert atari == ((3, 64, 64), np.dtype(np.uint8), 6, True)
+    env = make_vec_env(EnvConfig(id="FrozenLake-v1"), 2, seed=0)
+    obs = env.reset()
+    assert obs.shape == (2, 16) and obs.dtype == np.float32
+    np.testing.assert_array_equal(obs.sum(axis=1), [1.0, 1.0])  # one-hot states
+
+
+# ----------------------------------------------------------------------------- Atari
+
+
+def _atari(backend: str, game: str = "Breakout", **kw) -> EnvConfig:
+    return EnvConfig(id=f"ALE/{game}-v5", backend=backend, workers=2, **kw)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sticky", "noop"), [(0.0, 0), (0.25, 30)], ids=["deterministic", "sticky+noops"]
+)
+def test_native_matches_gymnasium_reference(ops_available, sticky, noop):
+    """Same seed, same actions: the reference's frames within one grey level, equal rewards and
+    episode ends. The native backend seeds ALE and its no-op RNG as gymnasium's AtariEnv does, so
+    this holds with sticky actions and random no-ops too."""
+    seeds, actions = (5, 6), _actions(260, 2, seed=7, n_actions=4)
+    env = make_vec_env(_atari("native", sticky_actions=sticky, noop_max=noop), 2, seed=seeds[0])
+    ours = _play(env, actions)
+    env.close()
+    for i, seed in enumerate(seeds):
+        ref = _reference_rollout("Breakout", seed, actions[:, i], sticky=sticky, noop=noop)
+        ended = ours["terminated"][:, i] | ours["truncated"][:, i]
+        np.testing.assert_array_equal(ended, ref["ended"])
+        assert ended.any()  # a whole game and a reset are covered
+        np.testing.assert_array_equal(ours["reward"][:, i], ref["reward"])
+        assert ours["reward"][:, i].sum() > 0
+        _assert_frames_close(ours["reset"][i], ref["reset"])
+        _assert_frames_close(ours["obs"][:, i], ref["obs"])
+        _assert_frames_close(ours["final_obs"][ended, i], ref["final_obs"][ended])
+        t_end = np.flatnonzero(ended)[0]
+        assert ours["episode_return"][t_end, i] == ref["reward"][: t_end + 1].sum()
+
+
+@pytest.mark.slow
+def test_ale_vector_matches_gymnasium_reference():
+    """Deterministic settings: identical frames (its padding fixed to the reference's), rewards
+    and ends. With sticky actions it gets gymnasium's ALE seed where that is a non-negative int32
+    (seed 1 here), so the games agree too; its no-op RNG differs (documented)."""
+    steps = 200
+    actions = _actions(steps, 1, seed=4, n_actions=4)
+    for sticky in (0.0, 0.25):
+        env = make_vec_env(_atari("ale_vector", sticky_actions=sticky, noop_max=0), 1, seed=1)
+        assert (env.obs_shape, env.obs_dtype, env.n_actions) == ((4, 84, 84), np.uint8, 4)
+        ours = _play(env, actions)
+        env.close()
+        ref = _reference_rollout("Breakout", 1, actions[:, 0], sticky=sticky, noop=0)
+        assert ours["obs"].dtype == np.uint8 and ours["obs"].shape == (steps, 1, 4, 84, 84)
+        np.testing.assert_array_equal(ours["reset"][0], ref["reset"])
+        np.testing.assert_array_equal(ours["obs"][:, 0], ref["obs"])
+        np.testing.assert_array_equal(ours["reward"][:, 0], ref["reward"])
+        ended = ours["terminated"][:, 0] | ours["truncated"][:, 0]
+        np.testing.assert_array_equal(ended, ref["ended"])
+        np.testing.assert_array_equal(ours["final_obs"][ended, 0], ref["final_obs"][ended])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["native", "ale_vector"])
+def test_atari_same_seed_same_game(ops_available, backend):
+    """reset(seed) replays the same games (sticky actions 0.25 and 1..30 no-ops included)."""
+    env = make_vec_env(_atari(backend, game="Pong"), 2, seed=11)
+    actions = _actions(60, 2, seed=0, n_actions=env.n_actions)
+    a = _play(env, actions)  # the first reset takes make_vec_env's seed
+    env.reset(seed=12)
+    env.step(actions[0])
+    b = _play(env, actions, seed=11)
+    c = _play(env, actions, seed=12)
+    env.close()
+    for k in ("reset", "obs", "reward", "terminated"):
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["obs"], c["obs"])
+
+
+@pytest.mark.slow
+def test_life_loss_ends_training_episodes_not_games(ops_available):
+    """terminal_on_life_loss: a lost life terminates the training episode (obs == final_obs, the
+    game goes on); the return is reported once per game and is the whole game's score. Both
+    backends agree step for step; evaluation (training=False) plays full games."""
+    kw = {"sticky_actions": 0.0, "noop_max": 0, "terminal_on_life_loss": True}
+    runs = {}
+    for backend in ("native", "ale_vector"):
+        env = make_vec_env(_atari(backend, **kw), 2, seed=0)
+        runs[backend] = _rollout(env, 300, seed=3, n_actions=4)
+        env.close()
+    nat, alev = runs["native"], runs["ale_vector"]
+    for k in ("reward", "terminated", "truncated", "episode_return", "episode_length"):
+        np.testing.assert_array_equal(nat[k], alev[k])
+    _assert_frames_close(nat["obs"], alev["obs"])
+    games = np.isfinite(nat["episode_return"])
+    lives_lost = nat["terminated"] & ~games
+    assert games.sum() >= 2 and lives_lost.sum() >= 4 * games.sum()  # Breakout has 5 lives
+    t, i = np.nonzero(lives_lost)
+    np.testing.assert_array_equal(nat["final_obs"][t, i], nat["obs"][t, i])
+    for i in range(2):
+        t_end = np.flatnonzero(games[:, i])[0]
+        assert nat["episode_return"][t_end, i] == nat["reward"][: t_end + 1, i].sum()
+        assert nat["episode_length"][t_end, i] == t_end + 1
+    env = make_vec_env(_atari("native", **kw), 2, seed=0, training=False)
+    ev = _rollout(env, 300, seed=3, n_actions=4)
+    env.close()
+    np.testing.assert_array_equal(ev["terminated"], games)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["native", "ale_vector"])
+def test_atari_truncation_by_agent_steps(ops_available, backend):
+    env = make_vec_env(_atari(backend, game="Pong"), 2, seed=0, max_episode_steps=40)
+    r = _rollout(env, 80, seed=0, n_actions=6)
+    env.close()
+    for t in (39, 79):
+        assert r["truncated"][t].all() and not r["terminated"][t].any()
+        np.testing.assert_array_equal(r["episode_length"][t], [40, 40])
+        np.testing.assert_array_equal(r["episode_return"][t], r["reward"][t - 39 : t + 1].sum(0))
+        # final_obs continues the ended episode's stack; obs restarts with a padded stack
+        np.testing.assert_array_equal(r["final_obs"][t][:, :-1], r["obs"][t - 1][:, 1:])
+        assert (r["obs"][t][:, :1] == r["obs"][t][:, 1:]).all()
+    assert r["truncated"].sum() == 4
+
+
+@pytest.mark.slow
+def test_life_loss_and_step_limit_backends_agree(ops_available):
+    """Truncated games restart with full lives, so later life losses still terminate."""
+    kw = {"sticky_actions": 0.0, "noop_max": 0, "terminal_on_life_loss": True}
+    actions = _actions(150, 2, seed=5, n_actions=4)
+    runs = []
+    for backend in ("native", "ale_vector"):
+        env = make_vec_env(_atari(backend, **kw), 2, seed=0, max_episode_steps=60)
+        runs.append(_play(env, actions))
+        env.close()
+    for k in ("reward", "terminated", "truncated", "episode_return", "episode_length"):
+        np.testing.assert_array_equal(runs[0][k], runs[1][k])
+    truncated, terminated = runs[0]["truncated"], runs[0]["terminated"]
+    assert truncated[59].all() and truncated[119].all()
+    assert terminated[60:119].any() and terminated[120:].any()
+
+
+@pytest.mark.slow
+def test_native_worker_crash_raises_and_close_cleans_up(ops_available):
+    env = make_vec_env(_atari("native", game="Pong"), 4, seed=0)
+    env.reset()
+    env.step(np.zeros(4, np.int64))
+    procs = list(env._res.procs)
+    shm_name = env._res.shm.name
+    assert len(procs) == 2
+    os.kill(procs[1].pid, signal.SIGKILL)
+    start = time.monotonic()
+    with pytest.raises(EnvError, match="worker 1 died"):
+        env.step(np.zeros(4, np.int64))
+    assert time.monotonic() - start < 10
+    assert all(p.poll() is not None for p in procs)  # every worker is gone
+    assert not os.path.exists(f"/dev/shm/{shm_name.lstrip('/')}")
+    with pytest.raises(EnvError, match="closed"):
+        env.step(np.zeros(4, np.int64))
+    env.close()  # idempotent
+
+
+@pytest.mark.slow
+def test_native_workers_end_with_the_interpreter(tmp_path):
+    """No close(): the finalizer stops the workers and unlinks the shared memory at exit."""
+    import subprocess
+
+    script = tmp_path / "leak.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from a2d_evo.config import EnvConfig\n"
+        "from a2d_evo.envs import make_vec_env\n"
+        "env = make_vec_env(EnvConfig(id='ALE/Pong-v5', backend='native', workers=2), 2, seed=0)\n"
+        "env.reset(); env.step(np.zeros(2, np.int64))\n"
+        "print(env._res.shm.name, *[p.pid for p in env._res.procs])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
+    name, *pids = out.stdout.split()
+    assert len(pids) == 2
+    assert not os.path.exists(f"/dev/shm/{name.lstrip('/')}")
+    for pid in map(int, pids):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert "leaked" not in out.stderr
+
+
+def test_auto_backend_falls_back_without_the_native_kernel(monkeypatch):
+    from a2d_evo import atari, ops
+
+    if ops.backend_name("push_frames") == "native":
+        assert atari.auto_backend() == atari.AUTO_BACKEND
+    monkeypatch.setenv(ops.REFERENCE_ENV_VAR, "1")  # forces the numpy twin of the kernel
+    assert atari.auto_backend() in {"ale_vector", atari.AUTO_BACKEND} - {"native"}
+
+
+def test_step_result_fields():
+    assert StepResult._fields == (
+        "obs",
+        "reward",
+        "terminated",
+        "truncated",
+        "final_obs",
+        "episode_return",
+        "episode_length",
+    )
