@@ -51,7 +51,14 @@ from a2d_evo.problem import (
     hypervolume,
     reference_point,
 )
-from a2d_evo.runfolder import RunFolder, read_json, write_bytes, write_json, write_text
+from a2d_evo.runfolder import (
+    RunFolder,
+    holds_results,
+    read_json,
+    write_bytes,
+    write_json,
+    write_text,
+)
 from a2d_evo.search_space import SearchSpace
 
 STATE_FORMAT_VERSION = 1
@@ -518,7 +525,7 @@ def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool 
     run.bind(cfg)
     if not resume:
         folder = run.search
-        if folder.exists() and any(folder.iterdir()):
+        if holds_results(folder):  # a kill before the first state leaves only config.yaml
             raise RunFolderError(
                 f"{folder} already holds a search run; pass --resume to continue it, "
                 "or --out for a new run folder"

@@ -269,7 +269,7 @@ class RunFolder:
                     f"on {', '.join(diff)}; resume with the same config"
                 )
             return folder
-        if folder.exists() and any(_is_result(p) for p in folder.iterdir()):
+        if holds_results(folder):
             raise RunFolderError(
                 f"{folder} already holds a {stage} run; pass --resume to continue it, "
                 "or --out for a new run folder"
@@ -296,6 +296,11 @@ class RunFolder:
             return config_from_dict(raw if raw is not None else {}, source=str(path))
         except ConfigError as exc:
             raise RunFolderError(str(exc)) from None
+
+
+def holds_results(folder: Path) -> bool:
+    """True when a stage folder holds anything a fresh start would overwrite."""
+    return folder.is_dir() and any(_is_result(p) for p in folder.iterdir())
 
 
 def _is_result(path: Path) -> bool:
