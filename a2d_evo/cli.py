@@ -7,7 +7,9 @@ an interrupted command exits 130 after its stage has checkpointed.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -360,15 +362,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # SIGTERM (kill, a batch scheduler) ends a command the way Ctrl-C does. Training loops
+    # install their own handler (checkpoint, then stop) and restore this one after.
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``a2d-evo`` console script."""
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
     try:
         return handler(args)
     except A2DError as exc:
         print(f"a2d-evo {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print(f"a2d-evo {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        why = str(exc) or "SIGINT"
+        hint = "; what was saved is kept, continue with --resume" if "resume" in args else ""
+        print(f"a2d-evo {args.command}: interrupted ({why}){hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)

@@ -280,6 +280,47 @@ def test_signal_during_training_checkpoints_then_exits_nonzero(
     # resuming from it is shown by test_train.py (in process) and test_crash_resume.py
 
 
+def _plant_supernet_and_teacher(raw: dict[str, Any], root: Path) -> None:
+    """Random-init supernet weights and a teacher cut out of them: enough to search."""
+    from a2d_evo.export import extract, save_agent
+    from a2d_evo.search_space import MLPArch
+    from a2d_evo.supernet import build_supernet
+
+    cfg = config_from_dict(raw)
+    run = RunFolder(root)
+    torch.manual_seed(0)
+    net = build_supernet(cfg)
+    runfolder.torch_save(run.supernet_weights, {k: v.detach() for k, v in net.state_dict().items()})
+    save_agent(extract(net, MLPArch((16,)), {"id": "CartPole-v1"}), run.teacher_agent, onnx=False)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_search_exits_nonzero_and_keeps_the_state(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    raw = tiny_raw(search={"pop": 8, "gens": 500, "episodes": 1, "max_episode_steps": 20})
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    run = tmp_path / "run"
+    _plant_supernet_and_teacher(raw, run)
+    cmd = [sys.executable, "-m", "a2d_evo", "evolve", "--config", str(cfg), "--out", str(run)]
+    proc = subprocess.Popen([*cmd, "--quiet"], stderr=subprocess.PIPE, text=True, env=ENV)
+    state = run / "search" / "state.npz"
+    deadline = time.monotonic() + 120
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # written after every generation
+    time.sleep(0.2)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"interrupted ({sig.name})" in err and "continue with --resume" in err
+    assert err.strip().count("\n") == 0  # one line, no traceback
+    with np.load(state, allow_pickle=False) as z:
+        generation = int(z["generation"])
+    assert 1 <= generation < 500
+    assert read_json(run / "search" / "state.json")["generation"] >= generation
+
+
 # ----------------------------------------------------------------------------- hostile files
 class _Evil:
     """Unpickling this runs ``touch marker``."""
