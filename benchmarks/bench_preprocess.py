@@ -140,6 +140,7 @@ def cpu_table(rounds: int, bandwidth: float) -> dict[str, float]:
         result[f"native_fps_{tag}"] = fps["native"]
         result[f"opencv_fps_{tag}"] = fps["opencv"]
         result[f"speedup_vs_opencv_{tag}"] = fps["native"] / fps["opencv"]
+        result[f"speedup_vs_opencv_{tag}_best"] = best["native"] / best["opencv"]
         result[f"speedup_vs_reference_{tag}"] = fps["native"] / fps["reference"]
         result[f"bandwidth_fraction_{tag}"] = gbs / bandwidth
     return result

@@ -6,7 +6,7 @@
 //   resize with OpenCV's INTER_AREA semantics (cv::resize picks one of three algorithms):
 //     kAreaFast  H and W are integer multiples of size: block sums, rounded as OpenCV does;
 //     kArea      H >= size and W >= size: box filter over the exact pixel overlaps, done here
-//                separably in fixed point (vertical pass first, Q15 weights, a Q8 intermediate,
+//                separably in fixed point (vertical pass first, Q15 weights, a Q7 intermediate,
 //                then the horizontal pass with Q16 weights) instead of OpenCV's float32;
 //     kLinear    any axis is upscaled: OpenCV's "area-mode" bilinear coefficients with its 11-bit
 //                fixed-point arithmetic, reproduced bit for bit.
@@ -30,12 +30,13 @@ namespace preprocess {
 
 enum class Mode : int { kAreaFast = 0, kArea = 1, kLinear = 2 };
 
-// Fixed-point layout of kArea. Vertical sums are at most 255 * 2^15 and the horizontal ones at
-// most (255 << 8) * 2^16 + rounding < 2^32, so uint32 never overflows whatever the tap count.
+// Fixed-point layout of kArea: Q15 vertical weights, a Q7 value per source column (each vertical
+// tap rounded on its own, which is what the CPU's 16-bit SIMD multiply, pmulhrsw, computes), Q16
+// horizontal weights. A column value is at most 255 * 2^7 plus half a unit per tap, so for up to
+// 254 taps it fits int16, and the horizontal sums stay below 2^16 * 2^15 < 2^32.
 constexpr int kYBits = 15;
-constexpr int kMidBits = 8;
+constexpr int kMidBits = 7;
 constexpr int kXBits = 16;
-constexpr int kMidShift = kYBits - kMidBits;
 constexpr int kOutShift = kMidBits + kXBits;
 // OpenCV's INTER_RESIZE_COEF_BITS, used by kLinear.
 constexpr int kLinBits = 11;
@@ -185,9 +186,12 @@ A2D_HD uint32_t max_pixel(const uint8_t* f0, const uint8_t* f1, int channels, in
   return a > b ? a : b;
 }
 
-// kArea: the Q15 vertical sum at one column becomes a rounded Q8 value ...
-A2D_HD uint32_t round_mid(uint32_t vsum) { return (vsum + (1u << (kMidShift - 1))) >> kMidShift; }
-// ... and the Q24 horizontal sum of those becomes the output grey level (round half up).
+// kArea: one vertical tap, a grey level m times a Q15 weight w, as a rounded Q7 value:
+// round((m << 7) * w / 2^15), the rounding of pmulhrsw. Summed over the taps of a column ...
+A2D_HD uint32_t vertical_tap(uint32_t m, uint32_t w) {
+  return ((m << kMidBits) * w + (1u << (kYBits - 1))) >> kYBits;
+}
+// ... and the Q23 horizontal sum of those column values becomes the output (round half up).
 A2D_HD uint8_t round_out(uint32_t acc) {
   return static_cast<uint8_t>((acc + (1u << (kOutShift - 1))) >> kOutShift);
 }

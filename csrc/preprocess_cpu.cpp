@@ -14,12 +14,12 @@
 #include <omp.h>
 #endif
 
-// The hot loops are compiled twice, for AVX2 and for the baseline ISA, and the loader picks one
-// (GCC/Clang function multi-versioning, Linux x86-64 only), since the build uses no -march flag.
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
-#define A2D_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define A2D_CLONES
+// The hot code is compiled twice, for AVX2 and for the baseline ISA, and picked at run time
+// (the build uses no -march flag): process_band<true> / <false> below.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define A2D_X86_DISPATCH 1
+#include <immintrin.h>
+#define A2D_AVX2 __attribute__((target("avx2")))
 #endif
 #if defined(__GNUC__) || defined(__clang__)
 #define A2D_INLINE inline __attribute__((always_inline))
@@ -112,8 +112,8 @@ struct Scratch {
 
 constexpr int kBlock = 8;  // output rows per kArea block: the lanes of the horizontal pass
 
-// v[x] = round_mid(sum_c w[c] * max(f0[c][x], f1[c][x])) over the C source rows of one output
-// row; C is a compile-time constant so the sum stays in registers and the loop vectorises.
+// v[x] = sum_c vertical_tap(max(f0[c][x], f1[c][x]), w[c]) over the C source rows of one
+// output row (the Q7 column values); C is a compile-time constant so the loop vectorises.
 template <int C>
 A2D_INLINE void vertical_fixed(const Rows& rows, int first, const uint32_t* w, int width,
                                uint16_t* v) {
@@ -125,24 +125,71 @@ A2D_INLINE void vertical_fixed(const Rows& rows, int first, const uint32_t* w, i
   }
   for (int x = 0; x < width; ++x) {
     uint32_t s = 0;
-    for (int c = 0; c < C; ++c) s += w[c] * static_cast<uint32_t>(std::max(a[c][x], b[c][x]));
-    v[x] = static_cast<uint16_t>(round_mid(s));
+    for (int c = 0; c < C; ++c) s += vertical_tap(std::max(a[c][x], b[c][x]), w[c]);
+    v[x] = static_cast<uint16_t>(s);
   }
 }
 
+#ifdef A2D_X86_DISPATCH
+// The same with AVX2's pmulhrsw: 16 columns per step, 16-bit lanes; the weights must fit int16,
+// i.e. be below 2^15 (a single tap of weight one is a plain shift). Not inlined (an AVX2 function
+// cannot be inlined into the generic template chain); one call per output row.
+template <int C>
+A2D_AVX2 void vertical_avx2(const Rows& rows, int first, const uint32_t* w, int width,
+                            uint16_t* v) {
+  const uint8_t* a[C];
+  const uint8_t* b[C];
+  __m256i wv[C];
+  for (int c = 0; c < C; ++c) {
+    a[c] = rows.f0(first + c);
+    b[c] = rows.f1(first + c);
+    wv[c] = _mm256_set1_epi16(static_cast<int16_t>(w[c]));
+  }
+  int x = 0;
+  for (; x + 16 <= width; x += 16) {
+    __m256i s = _mm256_setzero_si256();
+    for (int c = 0; c < C; ++c) {
+      const __m128i m = _mm_max_epu8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[c] + x)),
+                                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[c] + x)));
+      const __m256i m7 = _mm256_slli_epi16(_mm256_cvtepu8_epi16(m), kMidBits);
+      s = _mm256_add_epi16(s, C == 1 ? m7 : _mm256_mulhrs_epi16(m7, wv[c]));
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + x), s);
+  }
+  for (; x < width; ++x) {
+    uint32_t s = 0;
+    for (int c = 0; c < C; ++c) s += vertical_tap(std::max(a[c][x], b[c][x]), w[c]);
+    v[x] = static_cast<uint16_t>(s);
+  }
+}
+#endif
+
+template <bool kAvx2, int C>
+A2D_INLINE void vertical_n(const Rows& rows, int first, const uint32_t* w, int width, uint16_t* v) {
+#ifdef A2D_X86_DISPATCH
+  if constexpr (kAvx2) {
+    bool fits = true;  // count == 1 means weight one (2^15), handled as a shift
+    for (int c = 0; c < C; ++c) fits = fits && (C == 1 || w[c] < (1u << kYBits));
+    if (fits) return vertical_avx2<C>(rows, first, w, width, v);
+  }
+#endif
+  vertical_fixed<C>(rows, first, w, width, v);
+}
+
+template <bool kAvx2>
 A2D_INLINE void vertical(const Rows& rows, int first, int count, const uint32_t* w, int width,
                          uint16_t* v) {
   switch (count) {
     case 1:
-      return vertical_fixed<1>(rows, first, w, width, v);
+      return vertical_n<kAvx2, 1>(rows, first, w, width, v);
     case 2:
-      return vertical_fixed<2>(rows, first, w, width, v);
+      return vertical_n<kAvx2, 2>(rows, first, w, width, v);
     case 3:
-      return vertical_fixed<3>(rows, first, w, width, v);
+      return vertical_n<kAvx2, 3>(rows, first, w, width, v);
     case 4:
-      return vertical_fixed<4>(rows, first, w, width, v);
+      return vertical_n<kAvx2, 4>(rows, first, w, width, v);
     case 5:
-      return vertical_fixed<5>(rows, first, w, width, v);
+      return vertical_n<kAvx2, 5>(rows, first, w, width, v);
     default:
       break;
   }
@@ -153,9 +200,9 @@ A2D_INLINE void vertical(const Rows& rows, int first, int count, const uint32_t*
     for (int c = 0; c < count; ++c) {
       const uint8_t* a = rows.f0(first + c) + x0;
       const uint8_t* b = rows.f1(first + c) + x0;
-      for (int x = 0; x < nx; ++x) s[x] += w[c] * static_cast<uint32_t>(std::max(a[x], b[x]));
+      for (int x = 0; x < nx; ++x) s[x] += vertical_tap(std::max(a[x], b[x]), w[c]);
     }
-    for (int x = 0; x < nx; ++x) v[x0 + x] = static_cast<uint16_t>(round_mid(s[x]));
+    for (int x = 0; x < nx; ++x) v[x0 + x] = static_cast<uint16_t>(s[x]);
   }
 }
 
@@ -254,7 +301,8 @@ A2D_INLINE void horizontal_lanes(const uint16_t* vt, const int* idx, const uint3
 // kArea on output rows [oy0, oy1): blocks of kBlock rows. The vertical pass runs along rows; the
 // block is then transposed so that the horizontal pass, whose taps differ per output column,
 // runs with the block's rows as vector lanes (no gathers), and transposed back.
-A2D_CLONES void area_rows(const Tables& t, const Rows& rows, uint8_t* dst, int oy0, int oy1,
+template <bool kAvx2>
+A2D_INLINE void area_rows(const Tables& t, const Rows& rows, uint8_t* dst, int oy0, int oy1,
                           Scratch& s) {
   const Plan& p = t.plan;
   const int w = p.w, size = p.size, tx = p.tx;
@@ -268,8 +316,9 @@ A2D_CLONES void area_rows(const Tables& t, const Rows& rows, uint8_t* dst, int o
     const int nrows = std::min(kBlock, oy1 - ob);
     for (int j = 0; j < nrows; ++j) {
       const int oy = ob + j;
-      vertical(rows, t.y_first[oy], t.y_count[oy], t.y_w.data() + static_cast<size_t>(oy) * p.ty, w,
-               v + static_cast<size_t>(j) * w);
+      vertical<kAvx2>(rows, t.y_first[oy], t.y_count[oy],
+                      t.y_w.data() + static_cast<size_t>(oy) * p.ty, w,
+                      v + static_cast<size_t>(j) * w);
     }
     if (nrows < kBlock) std::fill(v + static_cast<size_t>(nrows) * w, v + kBlock * w, 0);
     transpose_to_columns(v, w, vt);
@@ -282,7 +331,7 @@ A2D_CLONES void area_rows(const Tables& t, const Rows& rows, uint8_t* dst, int o
 }
 
 // kAreaFast: column sums of each fy-row block, then fx-wide block sums, rounded as OpenCV does.
-A2D_CLONES void area_fast_rows(const Tables& t, const Rows& rows, uint8_t* dst, int oy0, int oy1,
+A2D_INLINE void area_fast_rows(const Tables& t, const Rows& rows, uint8_t* dst, int oy0, int oy1,
                                Scratch& s) {
   const Plan& p = t.plan;
   const int w = p.w, size = p.size;
@@ -312,7 +361,7 @@ A2D_CLONES void area_fast_rows(const Tables& t, const Rows& rows, uint8_t* dst, 
 
 // kLinear: OpenCV's horizontal sums of the two source rows of each output row, then its
 // fixed-point vertical step (the source rows are max-pooled first, as everywhere).
-A2D_CLONES void linear_rows(const Tables& t, const Rows& rows, uint8_t* dst, int oy0, int oy1,
+A2D_INLINE void linear_rows(const Tables& t, const Rows& rows, uint8_t* dst, int oy0, int oy1,
                             Scratch& s) {
   const Plan& p = t.plan;
   const int size = p.size, tx = p.tx;
@@ -373,7 +422,8 @@ A2D_INLINE void grey_max_row(const uint8_t* p0, const uint8_t* p1, int w, uint8_
 }
 
 // Output rows [oy0, oy1) of one env: raw0/raw1 are its two frames, dst its (size, size) frame.
-A2D_CLONES void process_band(const Tables& t, int channels, const uint8_t* raw0,
+template <bool kAvx2>
+A2D_INLINE void process_band(const Tables& t, int channels, const uint8_t* raw0,
                              const uint8_t* raw1, uint8_t* dst, int oy0, int oy1, Scratch& s) {
   const Plan& p = t.plan;
   const int w = p.w;
@@ -395,12 +445,37 @@ A2D_CLONES void process_band(const Tables& t, int channels, const uint8_t* raw0,
   }
   switch (p.mode) {
     case Mode::kArea:
-      return area_rows(t, rows, dst, oy0, oy1, s);
+      return area_rows<kAvx2>(t, rows, dst, oy0, oy1, s);
     case Mode::kAreaFast:
       return area_fast_rows(t, rows, dst, oy0, oy1, s);
     case Mode::kLinear:
       return linear_rows(t, rows, dst, oy0, oy1, s);
   }
+}
+
+using BandFn = void (*)(const Tables&, int, const uint8_t*, const uint8_t*, uint8_t*, int, int,
+                        Scratch&);
+
+void band_generic(const Tables& t, int channels, const uint8_t* raw0, const uint8_t* raw1,
+                  uint8_t* dst, int oy0, int oy1, Scratch& s) {
+  process_band<false>(t, channels, raw0, raw1, dst, oy0, oy1, s);
+}
+
+#ifdef A2D_X86_DISPATCH
+A2D_AVX2 void band_avx2(const Tables& t, int channels, const uint8_t* raw0, const uint8_t* raw1,
+                        uint8_t* dst, int oy0, int oy1, Scratch& s) {
+  process_band<true>(t, channels, raw0, raw1, dst, oy0, oy1, s);
+}
+#endif
+
+// The band function for this CPU, chosen once.
+BandFn band_fn() {
+#ifdef A2D_X86_DISPATCH
+  static const BandFn fn = __builtin_cpu_supports("avx2") ? band_avx2 : band_generic;
+  return fn;
+#else
+  return band_generic;
+#endif
 }
 
 Scratch& thread_scratch() {
@@ -437,6 +512,7 @@ void run_all(const Tables& t, int channels, const uint8_t* raw, int64_t n, uint8
   const int64_t plane = static_cast<int64_t>(p.size) * p.size;
   const int bands = bands_for(n, p.size);
   const int64_t tasks = n * bands;
+  const BandFn band_fn_ = band_fn();
 #ifdef A2D_WITH_OPENMP
 #pragma omp parallel for schedule(dynamic, 1) if (tasks > 1)
 #endif
@@ -453,7 +529,7 @@ void run_all(const Tables& t, int channels, const uint8_t* raw, int64_t n, uint8
       std::memcpy(slot0 + j * plane + row0, slot0 + (j + 1) * plane + row0, rows_bytes);
     }
     const uint8_t* f0 = raw + i * 2 * frame;
-    process_band(t, channels, f0, f0 + frame, dst, oy0, oy1, thread_scratch());
+    band_fn_(t, channels, f0, f0 + frame, dst, oy0, oy1, thread_scratch());
     if (reset_mask != nullptr && reset_mask[i]) {
       for (int j = 0; j + 1 < k; ++j) std::memcpy(slot0 + j * plane + row0, dst + row0, rows_bytes);
     }

@@ -1,8 +1,8 @@
 // CUDA kernel of the frame preprocessing op. One block per (env, band of output rows); the block
 // first builds its weight taps in shared memory with the same integer functions the CPU kernel
 // uses (preprocess.h), then each thread computes whole output pixels. The sums are the CPU's
-// sums in the CPU's order of rounding (vertical Q15 sum per source column, rounded to Q8, then
-// the horizontal Q16 sum), so CPU and CUDA results are identical bit for bit.
+// sums with the CPU's roundings (each vertical tap rounded to Q7, the column sums then weighted
+// by the Q16 horizontal taps), so CPU and CUDA results are identical bit for bit.
 #include <cuda_runtime.h>
 
 #include <stdexcept>
@@ -74,11 +74,12 @@ __global__ void preprocess_kernel(Plan p, const uint8_t* __restrict__ raw,
       const int ny = y_count[r], nx = x_count[ox], sy = y_first[r], sx = x_first[ox];
       uint32_t acc = 0;
       for (int kx = 0; kx < nx; ++kx) {
-        uint32_t vsum = 0;
+        uint32_t column = 0;
         for (int ky = 0; ky < ny; ++ky) {
-          vsum += wy[ky] * max_pixel(f0, f1, ch, static_cast<int64_t>(sy + ky) * w + sx + kx);
+          const int64_t at = static_cast<int64_t>(sy + ky) * w + sx + kx;
+          column += vertical_tap(max_pixel(f0, f1, ch, at), wy[ky]);
         }
-        acc += wx[kx] * round_mid(vsum);
+        acc += wx[kx] * column;
       }
       value = round_out(acc);
     } else {
