@@ -7,7 +7,9 @@ scored by the local :class:`~a2d_evo.evaluate.PopulationEvaluator` and by
 ``ray.init``). Each evaluator plays one warm-up generation first (env construction, actor
 start), then ``--gens`` timed generations on fresh seeds; the Ray results are checked equal
 to the local ones. Default task: Acrobot-v1, whose untrained policies play full 500-step
-episodes, so a generation is the size of a real one.
+episodes, so a generation is the size of a real one. The single-process run is measured
+first and again last; ratios are against the mean of the two (the drift of a shared machine
+shows as their difference).
 
 **Training.** ``a2d-evo train-supernet`` (distilled, with an untrained teacher of the same
 cost) for ``--train-steps`` env steps, as one plain process and under
@@ -87,13 +89,17 @@ def bench_eval(cfg: Config, pop: int, gens: int) -> list[tuple[str, float, float
 
     torch.manual_seed(cfg.seed)
     net = build_supernet(cfg)
-    rows = []
-    local = PopulationEvaluator(net, cfg)
-    try:
-        cps, sps, want = measure_eval(cfg, local, pop, gens)
-    finally:
-        local.close()
-    rows.append(("local, 1 process", cps, sps))
+
+    def local_row(name: str) -> tuple[tuple[str, float, float], list[np.ndarray]]:
+        local = PopulationEvaluator(net, cfg)
+        try:
+            cps, sps, got = measure_eval(cfg, local, pop, gens)
+        finally:
+            local.close()
+        return (name, cps, sps), got
+
+    first, want = local_row("local, 1 process")
+    rows = [first]
     ray.init(num_cpus=os.cpu_count() or 2, include_dashboard=False,
              logging_level=logging.ERROR, log_to_driver=False)  # fmt: skip
     try:
@@ -110,6 +116,7 @@ def bench_eval(cfg: Config, pop: int, gens: int) -> list[tuple[str, float, float
             rows.append((f"Ray, {actors} actor{'s' if actors > 1 else ''}", cps, sps))
     finally:
         ray.shutdown()
+    rows.append(local_row("local again")[0])  # the drift of a shared machine over the run
     return rows
 
 
@@ -156,6 +163,7 @@ def bench_train(cfg: Config, steps: int) -> list[tuple[str, float]]:
             ("single process", train_sps(config, root, "single", None)),
             ("torchrun, 1 process", train_sps(config, root, "ddp1", 1)),
             ("torchrun DDP, 2 processes", train_sps(config, root, "ddp2", 2)),
+            ("single process again", train_sps(config, root, "single2", None)),
         ]
 
 
@@ -179,7 +187,7 @@ def main() -> None:
         cfg = load_config(a.config)
         print(f"\nevaluation: {cfg.env.id}, pop {a.pop} x {cfg.search.episodes} episodes")
         rows = bench_eval(cfg, a.pop, a.gens)
-        base = rows[0][1]
+        base = (rows[0][1] + rows[-1][1]) / 2  # local before and after
         print(f"{'evaluator':<20} {'candidates/s':>13} {'env steps/s':>12} {'vs local':>9}")
         for name, cps, sps in rows:
             print(f"{name:<20} {cps:>13.2f} {sps:>12.0f} {cps / base:>8.2f}x")
@@ -191,7 +199,7 @@ def main() -> None:
         cfg = load_config(a.train_config)
         print(f"\ntraining: {cfg.env.id}, {a.train_steps} env steps, num_envs {cfg.ppo.num_envs}")
         train_rows = bench_train(cfg, a.train_steps)
-        base = train_rows[0][1]
+        base = (train_rows[0][1] + train_rows[-1][1]) / 2  # single before and after
         print(f"{'run':<26} {'env steps/s':>12} {'vs single':>10}")
         for name, sps in train_rows:
             print(f"{name:<26} {sps:>12.0f} {sps / base:>9.2f}x")
