@@ -209,7 +209,7 @@ def run_ppo(
     ctx = current_context()
     slots = shard(ppo.num_envs, ctx)  # this rank's env slots and share of each minibatch
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=ppo.lr, eps=1e-5)
+    optimizer = torch.optim.Adam(params, lr=ppo.lr, eps=1e-5, foreach=True)
     n_updates = num_updates(cfg, opts.total_steps)
     start, global_step, wall_before = 0, 0, 0.0
     if opts.resume:

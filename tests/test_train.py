@@ -257,3 +257,38 @@ def test_finetune_records_before_and_after(tmp_path: Path, tiny_teacher: Path) -
     assert metrics["finetune_steps"] == 64
     new = torch.load(folder / "policy.pt", weights_only=True)
     assert not torch.equal(old["layers.0.weight"], new["layers.0.weight"])
+
+
+def test_sandwich_loss_is_the_sum_of_per_subnet_losses() -> None:
+    from a2d_evo.distill import distill_loss, sandwich
+    from a2d_evo.ppo import Batch, normalise_advantages
+
+    cfg = tiny(supernet={"num_random": 2})
+    space = SearchSpace(cfg.space)
+    net = Supernet(space, (4,), 2)
+    teacher = Agent(MLPArch((16,)), (4,), 2)
+    g = torch.Generator().manual_seed(0)
+    b = 32
+    mb = Batch(
+        torch.randn(b, 4, generator=g), torch.randint(0, 2, (b,), generator=g),
+        torch.log(torch.rand(b, generator=g)), torch.randn(b, generator=g),
+        torch.randn(b, generator=g), torch.randn(b, generator=g),
+        torch.randn(b, 2, generator=g), torch.randn(b, generator=g),
+    )  # fmt: skip
+    learner = SupernetLearner(net, cfg, teacher, np.random.default_rng(7))
+    loss, _ = learner.loss(mb, 0.0)
+    loss.backward()
+    batched = {k: p.grad.clone() for k, p in net.named_parameters()}
+    net.zero_grad()
+    archs = sandwich(space, np.random.default_rng(7), 2)
+    assert len(archs) == 4
+    total = sum(
+        distill_loss(net(mb.obs, a), mb, cfg.ppo, cfg.distill.alpha, cfg.distill.beta).loss
+        for a in archs
+    )
+    assert isinstance(total, torch.Tensor)
+    total.backward()
+    torch.testing.assert_close(loss, total)
+    for k, p in net.named_parameters():
+        torch.testing.assert_close(batched[k], p.grad, rtol=1e-4, atol=1e-6)
+    assert normalise_advantages(mb.advantages).std().item() == pytest.approx(1.0, rel=1e-4)
