@@ -1,0 +1,61 @@
+"""The manual family: width scaling by hand, and pure distillation learning the teacher."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from a2d_evo.agent import Agent
+from a2d_evo.baselines import DistillOnlyLearner, baseline_name, scale_arch
+from a2d_evo.config import config_from_dict
+from a2d_evo.errors import ConfigError
+from a2d_evo.ppo import Batch
+from a2d_evo.search_space import CNNArch, MLPArch
+
+
+def test_scale_arch_by_hand() -> None:
+    assert scale_arch(MLPArch((64, 64)), 0.25) == MLPArch((16, 16))
+    assert scale_arch(MLPArch((64, 64)), 0.5) == MLPArch((32, 32))
+    nature = CNNArch((32, 64, 64), (), 512)
+    assert scale_arch(nature, 0.25) == CNNArch((8, 16, 16), (), 128)
+    assert scale_arch(nature, 0.5) == CNNArch((16, 32, 32), (), 256)
+    assert scale_arch(nature, 1.0) == nature
+    assert scale_arch(MLPArch((3,)), 0.1) == MLPArch((1,))  # never below one unit
+    with pytest.raises(ConfigError):
+        scale_arch(nature, 0.0)
+
+
+def test_baseline_names() -> None:
+    assert baseline_name("ppo", 0.25) == "ppo_x0.25"
+    assert baseline_name("distill", 1.0) == "distill_x1"
+
+
+def test_distill_only_learner_matches_the_teacher() -> None:
+    """Minimising the pure distillation loss drives KL and value error towards zero."""
+    torch.manual_seed(0)
+    cfg = config_from_dict({"distill": {"alpha": 1.0, "beta": 0.5}})
+    teacher = Agent(MLPArch((32,)), (4,), 3)
+    with torch.no_grad():
+        teacher.policy.weight.mul_(300.0)  # a decisive teacher, far from the student's init
+    student = Agent(MLPArch((16,)), (4,), 3)
+    learner = DistillOnlyLearner(student, cfg, teacher)
+    obs = torch.randn(256, 4)
+    zeros = torch.zeros(256)
+    batch = Batch(obs, zeros.long(), zeros, zeros, zeros, zeros, None, None)
+    batch = learner.prepare(batch)
+    opt = torch.optim.Adam(student.parameters(), lr=1e-2)
+    first = None
+    for _ in range(300):
+        loss, logs = learner.loss(batch, 0.0)
+        first = (
+            first
+            if first is not None
+            else (float(logs["distill_actor"]), float(logs["distill_critic"]))
+        )
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    _, logs = learner.loss(batch, 1.0)
+    assert float(logs["distill_actor"]) < 0.1 * first[0]
+    assert float(logs["distill_critic"]) < 0.1 * first[1]
+    assert (student(obs).logits.argmax(-1) == teacher(obs).logits.argmax(-1)).float().mean() > 0.9
