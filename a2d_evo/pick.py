@@ -35,9 +35,52 @@ def load_front(run: RunFolder) -> dict[str, Any]:
         raise FormatError(f"{path}: 'front' must be a non-empty list")
     for i, entry in enumerate(front):
         for key in ("arch", "flops", "normalised_return", "return_mean"):
-            if not isinstance(entry, dict) or key not in entry:
+            if not isinstance(entry, dict) or entry.get(key) is None:
                 raise FormatError(f"{path}: front entry {i} has no {key!r}")
+        check_metrics(entry, f"{path}: front entry {i}")
+    if not isinstance(data.get("normalisation") or {}, dict):
+        raise FormatError(f"{path}: 'normalisation' must be a mapping")
     return data
+
+
+def _finite_number(v: Any) -> bool:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # an int past the float range
+        return False
+
+
+_NUMBERS = ("flops", "params", "return_mean", "return_std", "normalised_return", "latency_ms")
+
+
+def check_metrics(m: dict[str, Any], where: str) -> None:
+    """FormatError unless the metrics-contract keys ``m`` has carry values of their types.
+
+    Front entries and ``metrics.json`` come from files users share; export, the knee and the
+    report compute with these values, so a string or a list there must stop at the door.
+    """
+    for key in _NUMBERS:
+        v = m.get(key)
+        if v is not None and not _finite_number(v):
+            raise FormatError(f"{where}: {key} must be a finite number, got {v!r:.60}")
+    episodes = m.get("episodes")
+    if episodes is not None and (
+        isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 0
+    ):
+        raise FormatError(f"{where}: episodes must be a non-negative int, got {episodes!r:.60}")
+    seeds = m.get("seeds")
+    if seeds is not None and (
+        not isinstance(seeds, list)
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
+        raise FormatError(f"{where}: seeds must be a list of ints")
+    for key in ("env_id", "eval_mode"):
+        if m.get(key) is not None and not isinstance(m[key], str):
+            raise FormatError(f"{where}: {key} must be a string, got {m[key]!r:.60}")
+    if m.get("arch") is not None and not isinstance(m["arch"], dict):
+        raise FormatError(f"{where}: arch must be a mapping, got {m['arch']!r:.60}")
 
 
 def knee_index(flops: Sequence[float], norm_return: Sequence[float]) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 
 from a2d_evo.config import Config
 from a2d_evo.errors import A2DError, FormatError, RunFolderError
-from a2d_evo.pick import load_front
+from a2d_evo.pick import check_metrics, load_front
 from a2d_evo.runfolder import (
     STAGE_SECTIONS,
     RunFolder,
@@ -436,6 +436,7 @@ def _agent_metrics(folder: Path, what: str, missing: list[str]) -> dict[str, Any
     try:
         m = read_json(path, f"{what} metrics")
         check_format_version(m, METRICS_FORMAT_VERSION, f"{what} metrics {path}")
+        check_metrics(m, f"{what} metrics {path}")
         if _num(m.get("return_mean")) is None or _num(m.get("flops")) is None:
             raise FormatError(f"{what} metrics {path} lack a finite return_mean and flops")
     except FormatError as exc:

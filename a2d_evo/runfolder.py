@@ -130,8 +130,8 @@ def read_json(path: str | Path, what: str = "file", format_version: int | None =
         raise FormatError(f"{what} {path} not found")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{what} {path} is not valid JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:  # also ints past 4300 digits, deep nesting
+        raise FormatError(f"{what} {path} is not valid JSON: {str(exc)[:300]}") from None
     except OSError as exc:
         raise FormatError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if format_version is not None:

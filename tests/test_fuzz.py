@@ -590,3 +590,94 @@ def test_load_agent_raises_only_format_errors(tmp_path: Path, files: dict[str, b
     obs = torch.zeros((2, *agent.obs_shape))
     out = agent(obs)
     assert out.logits.shape == (2, agent.n_actions) and out.value.shape == (2,)
+
+
+# ----------------------------------------------------------------------------- front files
+def _entry(i: int) -> dict[str, Any]:
+    return {
+        "format_version": 1,
+        "env_id": "CartPole-v1",
+        "return_mean": 100.0 * (i + 1),
+        "return_std": 3.0,
+        "episodes": 2,
+        "eval_mode": "greedy",
+        "seeds": [7, 8],
+        "flops": 100 * 4**i,
+        "params": 50 * 4**i,
+        "latency_ms": 0.01,
+        "normalised_return": 0.3 * (i + 1),
+        "arch": {"kind": "mlp", "widths": [4 * 2**i]},
+        "encoding": [0, i, 0],
+        "search_return_mean": 90.0,
+        "search_normalised_return": 0.2,
+    }
+
+
+FRONT = {
+    "format_version": 1,
+    "env_id": "CartPole-v1",
+    "reference_point": [0.0, 1.1],
+    "normalisation": {"r_random": 20.0, "r_teacher": 500.0, "teacher_flops": 9000},
+    "front": [_entry(i) for i in range(3)],
+}
+FRONT_PATHS = [
+    [key] for key in ("format_version", "front", "normalisation", "reference_point", "env_id")
+] + [["front", str(i), key] for i in range(3) for key in _entry(0)]
+
+
+def _edited_front(edits: list[tuple[list[str], Any]]) -> bytes:
+    data = json.loads(json.dumps(FRONT))
+    for path, value in edits:
+        node = data
+        try:
+            for key in path[:-1]:
+                node = node[int(key)] if isinstance(node, list) else node[key]
+            node[int(path[-1]) if isinstance(node, list) else path[-1]] = value
+        except (KeyError, IndexError, TypeError, ValueError):
+            pass  # an earlier edit replaced a parent
+    return _json_bytes(data)
+
+
+front_files = st.one_of(
+    st.lists(st.tuples(st.sampled_from(FRONT_PATHS), json_values), min_size=1, max_size=3).map(
+        _edited_front
+    ),
+    st.builds(_cut, st.just(_json_bytes(FRONT)), st.integers(0, 3000)),
+    st.builds(_flip, st.just(_json_bytes(FRONT)), st.integers(0, 3000), st.integers(0, 255)),
+)
+
+
+@FUZZ
+@given(
+    front=front_files,
+    metrics=st.one_of(st.none(), json_values.map(_json_bytes), st.just(_json_bytes(_entry(1)))),
+    pick=st.sampled_from(["knee", "all", "0", "2", "9", "-1", "x"]),
+    max_flops=st.one_of(st.none(), st.floats(allow_nan=True)),
+    min_return=st.one_of(st.none(), st.floats(allow_nan=True)),
+)
+def test_front_and_metrics_readers_raise_only_a2d_errors(
+    tmp_path: Path,
+    front: bytes,
+    metrics: bytes | None,
+    pick: str,
+    max_flops: float | None,
+    min_return: float | None,
+) -> None:
+    """A shared run folder's front.json and agents' metrics.json, as export and report read them."""
+    import shutil
+
+    from a2d_evo.pick import load_front, select
+    from a2d_evo.report import load_run
+    from a2d_evo.runfolder import RunFolder
+
+    shutil.rmtree(tmp_path / "run", ignore_errors=True)
+    run = RunFolder(tmp_path / "run")
+    run.search.mkdir(parents=True)
+    (run.search / "front.json").write_bytes(front)
+    if metrics is not None:
+        (run.agents / "knee").mkdir(parents=True)
+        (run.agents / "knee" / "metrics.json").write_bytes(metrics)
+    data = _fine_or_a2d(load_front, run)
+    if data is not None:
+        _fine_or_a2d(select, data["front"], pick, max_flops, min_return)
+    _fine_or_a2d(load_run, Config(), run)
