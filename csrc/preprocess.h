@@ -31,9 +31,9 @@ namespace preprocess {
 enum class Mode : int { kAreaFast = 0, kArea = 1, kLinear = 2 };
 
 // Fixed-point layout of kArea: Q15 vertical weights, a Q7 value per source column (each vertical
-// tap rounded on its own, which is what the CPU's 16-bit SIMD multiply, pmulhrsw, computes), Q16
-// horizontal weights. A column value is at most 255 * 2^7 plus half a unit per tap, so for up to
-// 254 taps it fits int16, and the horizontal sums stay below 2^16 * 2^15 < 2^32.
+// tap rounded on its own, which is what the CPU's 16-bit SIMD multiply, pmulhrsw, computes; the
+// sum is clamped to 255 << 7, which only removes rounding excess), Q16 horizontal weights
+// summing to 2^16, so the horizontal sums stay below 2^31 whatever the tap counts.
 constexpr int kYBits = 15;
 constexpr int kMidBits = 7;
 constexpr int kXBits = 16;
@@ -191,6 +191,9 @@ A2D_HD uint32_t max_pixel(const uint8_t* f0, const uint8_t* f1, int channels, in
 A2D_HD uint32_t vertical_tap(uint32_t m, uint32_t w) {
   return ((m << kMidBits) * w + (1u << (kYBits - 1))) >> kYBits;
 }
+// ... clamped to the largest true value ...
+constexpr uint32_t kColumnMax = 255u << kMidBits;
+A2D_HD uint32_t clamp_column(uint32_t v) { return v < kColumnMax ? v : kColumnMax; }
 // ... and the Q23 horizontal sum of those column values becomes the output (round half up).
 A2D_HD uint8_t round_out(uint32_t acc) {
   return static_cast<uint8_t>((acc + (1u << (kOutShift - 1))) >> kOutShift);

@@ -112,8 +112,8 @@ struct Scratch {
 
 constexpr int kBlock = 8;  // output rows per kArea block: the lanes of the horizontal pass
 
-// v[x] = sum_c vertical_tap(max(f0[c][x], f1[c][x]), w[c]) over the C source rows of one
-// output row (the Q7 column values); C is a compile-time constant so the loop vectorises.
+// v[x] = clamp_column(sum_c vertical_tap(max(f0[c][x], f1[c][x]), w[c])) over the C source rows
+// of one output row (the Q7 column values); C is a compile-time constant so the loop vectorises.
 template <int C>
 A2D_INLINE void vertical_fixed(const Rows& rows, int first, const uint32_t* w, int width,
                                uint16_t* v) {
@@ -126,7 +126,7 @@ A2D_INLINE void vertical_fixed(const Rows& rows, int first, const uint32_t* w, i
   for (int x = 0; x < width; ++x) {
     uint32_t s = 0;
     for (int c = 0; c < C; ++c) s += vertical_tap(std::max(a[c][x], b[c][x]), w[c]);
-    v[x] = static_cast<uint16_t>(s);
+    v[x] = static_cast<uint16_t>(clamp_column(s));
   }
 }
 
@@ -154,12 +154,13 @@ A2D_AVX2 void vertical_avx2(const Rows& rows, int first, const uint32_t* w, int 
       const __m256i m7 = _mm256_slli_epi16(_mm256_cvtepu8_epi16(m), kMidBits);
       s = _mm256_add_epi16(s, C == 1 ? m7 : _mm256_mulhrs_epi16(m7, wv[c]));
     }
+    s = _mm256_min_epi16(s, _mm256_set1_epi16(static_cast<int16_t>(kColumnMax)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + x), s);
   }
   for (; x < width; ++x) {
     uint32_t s = 0;
     for (int c = 0; c < C; ++c) s += vertical_tap(std::max(a[c][x], b[c][x]), w[c]);
-    v[x] = static_cast<uint16_t>(s);
+    v[x] = static_cast<uint16_t>(clamp_column(s));
   }
 }
 #endif
@@ -202,7 +203,7 @@ A2D_INLINE void vertical(const Rows& rows, int first, int count, const uint32_t*
       const uint8_t* b = rows.f1(first + c) + x0;
       for (int x = 0; x < nx; ++x) s[x] += vertical_tap(std::max(a[x], b[x]), w[c]);
     }
-    for (int x = 0; x < nx; ++x) v[x0 + x] = static_cast<uint16_t>(s[x]);
+    for (int x = 0; x < nx; ++x) v[x0 + x] = static_cast<uint16_t>(clamp_column(s[x]));
   }
 }
 

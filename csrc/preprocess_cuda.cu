@@ -79,7 +79,7 @@ __global__ void preprocess_kernel(Plan p, const uint8_t* __restrict__ raw,
           const int64_t at = static_cast<int64_t>(sy + ky) * w + sx + kx;
           column += vertical_tap(max_pixel(f0, f1, ch, at), wy[ky]);
         }
-        acc += wx[kx] * column;
+        acc += wx[kx] * clamp_column(column);
       }
       value = round_out(acc);
     } else {
