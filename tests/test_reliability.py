@@ -413,6 +413,29 @@ def test_a_planted_pickle_in_an_agent_folder_is_refused_at_the_command_line(
     assert not (tmp_path / "run" / "supernet").exists()  # refused before anything was written
 
 
+def test_a_planted_pickle_in_the_search_state_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = tiny_raw(search={"pop": 8, "gens": 3, "episodes": 1, "max_episode_steps": 20})
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(raw))
+    cfg = config_from_dict(raw)
+    run = RunFolder(tmp_path / "run")
+    _plant_supernet_and_teacher(raw, run.root)
+    run.bind(cfg)
+    folder = run.bind_stage("search", cfg, resume=False)
+    marker = tmp_path / "pwned"
+    evil = np.empty(1, dtype=object)
+    evil[0] = _Evil(marker)
+    np.savez(folder / "state.npz", format_version=np.int64(1), generation=np.int64(1), X=evil)
+    write_json(folder / "state.json", {"format_version": 1, "generation": 1})
+    args = ["evolve", "--config", str(cfg_path), "--out", str(run.root), "--resume", "--quiet"]
+    assert main(args) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "search state" in err and "unreadable" in err and err.count("\n") == 1
+    assert not marker.exists()
+
+
 # ----------------------------------------------------------------------------- NaN envs
 class _TurnsNaN(gym.Env):
     """CartPole-shaped; its reward (or observation) turns non-finite from its ``at``-th step
@@ -458,3 +481,37 @@ def test_an_env_turning_nan_stops_training_and_keeps_the_checkpoint(
     assert ckpt["update"] == 2  # updates 1 and 2 (32 steps) were clean, update 3 was not
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
     assert not run.teacher_agent.exists()
+
+
+def test_an_env_turning_nan_stops_the_search(tmp_path: Path) -> None:
+    from a2d_evo.evolve import evolve
+
+    raw = tiny_raw(
+        env={"id": "A2DReliabilityNaN-v0", "kwargs": {"at": 15, "what": "obs"}},
+        search={"pop": 8, "gens": 3, "episodes": 1, "max_episode_steps": 50},
+    )
+    run = RunFolder(tmp_path / "run")
+    _plant_supernet_and_teacher(raw, run.root)
+    with pytest.raises(EnvError, match="non-finite"):
+        evolve(config_from_dict(raw), run, progress=False)
+    assert not (run.search / "state.npz").exists() and not (run.search / "front.json").exists()
+
+
+def test_search_refuses_a_teacher_of_another_env(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from a2d_evo.agent import Agent
+    from a2d_evo.export import save_agent
+    from a2d_evo.search_space import MLPArch
+
+    raw = tiny_raw(search={"pop": 8, "gens": 3, "episodes": 1})
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    run = RunFolder(tmp_path / "run")
+    _plant_supernet_and_teacher(raw, run.root)
+    acrobot = Agent(MLPArch((16,)), (6,), 3, {"id": "Acrobot-v1"})
+    save_agent(acrobot, run.teacher_agent, onnx=False)  # replaces the CartPole teacher
+    assert main(["evolve", "--config", str(cfg), "--out", str(run.root)]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "teacher agent" in err and "(6,) and 3 actions" in err and err.count("\n") == 1
+    assert not run.search.exists()  # refused before the stage folder was touched
