@@ -37,12 +37,13 @@ from a2d_evo.config import EnvConfig
 from a2d_evo.envs import EpisodeStats, StepResult, SyncVecEnv, check_actions, seed_list
 from a2d_evo.errors import EnvError
 
-# backend: auto -> native. benchmarks/bench_envs.py (Pong, 8 envs, 2 workers/threads, 2 cores,
-# random actions, the envs interleaved in blocks of 100 steps on a shared, loaded machine):
-# native 754 steps/s, ale_vector (ours) 665, ale-py AtariVectorEnv direct 668: native 1.13x.
-# Its workers emulate in parallel processes and its one kernel call preprocesses all envs,
-# while AtariVectorEnv's threads also resize each frame with OpenCV. Without the compiled
-# kernel, auto takes ale_vector (see auto_backend).
+# backend: auto -> native. `python benchmarks/bench_envs.py` (Pong, 8 envs, 2 workers/threads,
+# 2 cores, random actions, all envs timed in interleaved blocks of 100 steps on a shared machine
+# under load 7-12): native 1106 steps/s, ale-py AtariVectorEnv used directly 852, our ale_vector
+# 762, gymnasium AsyncVectorEnv 522: native 1.30x AtariVectorEnv (1.13x in an earlier run).
+# Its workers only emulate (frame skip inside, frames written straight into shared memory) and
+# one kernel call preprocesses every env, while AtariVectorEnv's threads also resize with OpenCV.
+# Without the compiled kernel, auto takes ale_vector (see auto_backend).
 AUTO_BACKEND = "native"
 V5_MAX_FRAMES = 108_000  # ALE/<Game>-v5's max_num_frames_per_episode
 _REPLY_TIMEOUT_S = 120.0
@@ -76,6 +77,14 @@ def num_actions(env_id: str) -> int:
     ale = _new_ale(0.0, V5_MAX_FRAMES)
     ale.loadROM(_rom_path(rom_id(env_id)))
     return len(ale.getMinimalActionSet())
+
+
+def _cores() -> int:
+    """Cores this process may run on (``env.workers: 0``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @functools.cache
@@ -218,7 +227,7 @@ class AleVectorEnv:
         from ale_py.vector_env import AtariVectorEnv
         from gymnasium.vector import AutoresetMode
 
-        threads = min(cfg.workers or os.cpu_count() or 1, num_envs)
+        threads = min(cfg.workers or _cores(), num_envs)
         self.env_id = cfg.id
         self.num_envs = num_envs
         self.obs_shape = (cfg.stack, cfg.frame_size, cfg.frame_size)
@@ -612,7 +621,7 @@ class NativeAtariVecEnv:
         self._stack = np.zeros((num_envs, *self.obs_shape), np.uint8)
         self._stats = EpisodeStats(num_envs)
         self._pending_seed = seed
-        n_workers = max(1, min(cfg.workers or os.cpu_count() or 1, num_envs))
+        n_workers = max(1, min(cfg.workers or _cores(), num_envs))
         bounds = np.linspace(0, num_envs, n_workers + 1).round().astype(int)
         try:
             for lo, hi in itertools.pairwise(bounds):

@@ -10,7 +10,6 @@ import os
 import signal
 import sys
 import time
-import types
 
 import gymnasium as gym
 import numpy as np
@@ -69,55 +68,6 @@ def _play(env, actions: np.ndarray, seed: int | None = None) -> dict[str, np.nda
     stacked = {k: np.stack(v) for k, v in out.items()}
     stacked["reset"] = stacked["reset"][0]
     return stacked
-
-
-def _ops_stand_in() -> types.ModuleType:
-    """A tiny numpy stand-in for a2d_evo.ops (area resize by exact overlap weights)."""
-
-    def weights(src: int, dst: int) -> np.ndarray:
-        w = np.zeros((dst, src))
-        for d in range(dst):
-            lo, hi = d * src / dst, (d + 1) * src / dst
-            for s in range(int(lo), min(src, int(np.ceil(hi)))):
-                w[d, s] = min(hi, s + 1) - max(lo, s)
-        return w / (src / dst)
-
-    def preprocess_frames(raw, out=None, size=84):
-        m = np.maximum(raw[:, 0], raw[:, 1]).astype(np.float64)
-        wy, wx = weights(raw.shape[2], size), weights(raw.shape[3], size)
-        res = np.rint(np.einsum("yh,nhw,xw->nyx", wy, m, wx)).clip(0, 255).astype(np.uint8)
-        if out is not None:
-            out[...] = res
-            return out
-        return res
-
-    def push_frames(raw, stack, reset_mask=None):
-        f = preprocess_frames(raw, size=stack.shape[-1])
-        stack[:, :-1] = stack[:, 1:].copy()
-        stack[:, -1] = f
-        if reset_mask is not None:
-            stack[reset_mask] = f[reset_mask][:, None]
-        return stack
-
-    mod = types.ModuleType("a2d_evo.ops")
-    mod.preprocess_frames, mod.push_frames = preprocess_frames, push_frames
-    mod.native_module = lambda: None
-    return mod
-
-
-@pytest.fixture
-def ops_available(monkeypatch):
-    """The native backend's kernel; a numpy stand-in while a2d_evo.ops has not landed."""
-    try:
-        from a2d_evo import ops
-
-        ops.push_frames, ops.preprocess_frames  # noqa: B018
-    except (ImportError, AttributeError):
-        import a2d_evo
-
-        stand_in = _ops_stand_in()
-        monkeypatch.setitem(sys.modules, "a2d_evo.ops", stand_in)
-        monkeypatch.setattr(a2d_evo, "ops", stand_in, raising=False)
 
 
 def _reference_rollout(game: str, seed: int, actions: np.ndarray, *, sticky: float, noop: int):
@@ -276,7 +226,7 @@ def _atari(backend: str, game: str = "Breakout", **kw) -> EnvConfig:
 @pytest.mark.parametrize(
     ("sticky", "noop"), [(0.0, 0), (0.25, 30)], ids=["deterministic", "sticky+noops"]
 )
-def test_native_matches_gymnasium_reference(ops_available, sticky, noop):
+def test_native_matches_gymnasium_reference(sticky, noop):
     """Same seed, same actions: the reference's frames within one grey level, equal rewards and
     episode ends. The native backend seeds ALE and its no-op RNG as gymnasium's AtariEnv does, so
     this holds with sticky actions and random no-ops too."""
@@ -322,7 +272,7 @@ def test_ale_vector_matches_gymnasium_reference():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["native", "ale_vector"])
-def test_atari_same_seed_same_game(ops_available, backend):
+def test_atari_same_seed_same_game(backend):
     """reset(seed) replays the same games (sticky actions 0.25 and 1..30 no-ops included)."""
     env = make_vec_env(_atari(backend, game="Pong"), 2, seed=11)
     actions = _actions(60, 2, seed=0, n_actions=env.n_actions)
@@ -338,20 +288,24 @@ def test_atari_same_seed_same_game(ops_available, backend):
 
 
 @pytest.mark.slow
-def test_life_loss_ends_training_episodes_not_games(ops_available):
+def test_life_loss_ends_training_episodes_not_games():
     """terminal_on_life_loss: a lost life terminates the training episode (obs == final_obs, the
-    game goes on); the return is reported once per game and is the whole game's score. Both
+    game goes on); the return is reported once per game and is the whole game's score. All
     backends agree step for step; evaluation (training=False) plays full games."""
     kw = {"sticky_actions": 0.0, "noop_max": 0, "terminal_on_life_loss": True}
     runs = {}
-    for backend in ("native", "ale_vector"):
+    actions = _actions(300, 2, seed=3, n_actions=4)
+    for backend, steps in (("native", 300), ("ale_vector", 300), ("sync", 120)):
         env = make_vec_env(_atari(backend, **kw), 2, seed=0)
-        runs[backend] = _rollout(env, 300, seed=3, n_actions=4)
+        runs[backend] = _play(env, actions[:steps])  # the slow reference: a prefix
         env.close()
-    nat, alev = runs["native"], runs["ale_vector"]
-    for k in ("reward", "terminated", "truncated", "episode_return", "episode_length"):
-        np.testing.assert_array_equal(nat[k], alev[k])
-    _assert_frames_close(nat["obs"], alev["obs"])
+    nat = runs["native"]
+    for other in ("ale_vector", "sync"):
+        t = len(runs[other]["obs"])
+        for k in ("reward", "terminated", "truncated", "episode_return", "episode_length"):
+            np.testing.assert_array_equal(nat[k][:t], runs[other][k])
+        _assert_frames_close(nat["obs"][:t], runs[other]["obs"])
+    assert runs["sync"]["terminated"].any()
     games = np.isfinite(nat["episode_return"])
     lives_lost = nat["terminated"] & ~games
     assert games.sum() >= 2 and lives_lost.sum() >= 4 * games.sum()  # Breakout has 5 lives
@@ -369,7 +323,7 @@ def test_life_loss_ends_training_episodes_not_games(ops_available):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["native", "ale_vector"])
-def test_atari_truncation_by_agent_steps(ops_available, backend):
+def test_atari_truncation_by_agent_steps(backend):
     env = make_vec_env(_atari(backend, game="Pong"), 2, seed=0, max_episode_steps=40)
     r = _rollout(env, 80, seed=0, n_actions=6)
     env.close()
@@ -384,7 +338,7 @@ def test_atari_truncation_by_agent_steps(ops_available, backend):
 
 
 @pytest.mark.slow
-def test_life_loss_and_step_limit_backends_agree(ops_available):
+def test_life_loss_and_step_limit_backends_agree():
     """Truncated games restart with full lives, so later life losses still terminate."""
     kw = {"sticky_actions": 0.0, "noop_max": 0, "terminal_on_life_loss": True}
     actions = _actions(150, 2, seed=5, n_actions=4)
@@ -401,7 +355,7 @@ def test_life_loss_and_step_limit_backends_agree(ops_available):
 
 
 @pytest.mark.slow
-def test_native_worker_crash_raises_and_close_cleans_up(ops_available):
+def test_native_worker_crash_raises_and_close_cleans_up():
     env = make_vec_env(_atari("native", game="Pong"), 4, seed=0)
     env.reset()
     env.step(np.zeros(4, np.int64))
