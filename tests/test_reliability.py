@@ -257,7 +257,7 @@ def test_a_stage_killed_before_its_first_checkpoint_can_start_again(tmp_path: Pa
 
 
 # ----------------------------------------------------------------------------- signals
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_during_training_checkpoints_then_exits_nonzero(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
@@ -294,7 +294,7 @@ def _plant_supernet_and_teacher(raw: dict[str, Any], root: Path) -> None:
     save_agent(extract(net, MLPArch((16,)), {"id": "CartPole-v1"}), run.teacher_agent, onnx=False)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_during_search_exits_nonzero_and_keeps_the_state(
     tmp_path: Path, sig: signal.Signals
 ) -> None:
@@ -515,3 +515,19 @@ def test_search_refuses_a_teacher_of_another_env(
     err = capsys.readouterr().err
     assert "teacher agent" in err and "(6,) and 3 actions" in err and err.count("\n") == 1
     assert not run.search.exists()  # refused before the stage folder was touched
+
+
+@pytest.mark.parametrize(
+    ("version", "says"), [(2, "newer than"), (0, "older than")], ids=["newer", "older"]
+)
+def test_a_front_file_of_another_format_version_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], version: int, says: str
+) -> None:
+    cfg = config_from_dict(tiny_raw())
+    run = RunFolder(tmp_path / "run")
+    run.bind(cfg)
+    write_json(run.search / "front.json", {"format_version": version, "front": []})
+    for command in ("export", "report"):
+        assert main([command, str(run.root)]) == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert f"format_version {version}, {says} this a2d-evo reads (1)" in err, err
