@@ -9,10 +9,11 @@
 // over the space-to-depth(4) image, which makes its taps 64 contiguous channels long.
 //
 // Weights are packed once by a2d_evo/ops/subnet_eval.py into one float32 buffer, transposed to
-// (input rows, output columns) with a leading dimension rounded up to 8 and zero-padded, so that
-// a subnet's slice (first `cin` input channels of every tap, first `co` outputs) is addressed
-// with pointers and strides, never copied. Row groups only touch their subnet's active channels
-// and layers; tiles round the output channels up to a multiple of 8 (the vector width) at most.
+// (input rows, output columns) and zero-padded: MLP layers and heads row-major with a leading
+// dimension rounded up to 8, conv and FC layers in 16-column panels (see kPanel). A subnet's
+// slice (first `cin` input channels of every tap, first `co` outputs) is addressed with pointers
+// and strides, never copied. Row groups only touch their subnet's active channels and layers;
+// tiles round the output channels up to a multiple of 8 (the vector width) at most.
 //
 // The packed layout is described by an int64 `meta` vector (see the k* indices below) whose
 // offsets point into the float buffer; `parse_*_meta` validates every offset and size against the
@@ -93,24 +94,36 @@ enum CnnMeta : int {
   kCnnConv  // then off_conv_w[3], off_conv_b[3], off_extra_w[], off_extra_b[]
 };
 
+// Conv and FC weights are "panel-packed": weight^T (R rows, C columns) stored as ceil(C/16)
+// panels of R x 16 floats, panel p holding columns [16p, 16p + 16), zero-padded; element (r, c)
+// is at (c / 16) * R * 16 + r * 16 + c % 16. A subnet's slice of 16 output channels is then one
+// contiguous run per tap, streamed in order by the micro-kernel.
+constexpr int kPanel = 16;
+A2D_SE_HD int64_t panel_index(int64_t rows, int64_t r, int64_t c) {
+  return (c / kPanel) * rows * kPanel + r * kPanel + c % kPanel;
+}
+
 struct CnnNet {
   int c_in, h_in, w_in;
   int oh[3], ow[3];  // spatial size after conv1..3
   int cmax[3];       // conv1..3 max widths
-  int ld[3];         // packed leading dims (round_up(cmax, 8))
+  int ld[3];         // padded output columns of conv1..3 (round_up(cmax, 16)): bias length
+  int64_t conv_rows[3];
   int n_extra_max, extra_w_max, extra_k_max, ld_extra;
+  int64_t extra_rows[kMaxExtra];
   int fc_max, ldf, c_last_max, n_actions, ldh;
-  // conv1: (4 taps * c_in*16, ld[0]) over the space-to-depth image; conv2/3: (k*k * cmax_in, ld).
+  int64_t fc_rows;
+  // Panel-packed. conv1: rows (ty, tx, ci, dy, dx): a 2x2 conv over the space-to-depth(4) image;
+  // conv2/3: rows (kh, kw, ci) with ci < cmax of the layer below.
   const float* conv_w[3];
   const float* conv_b[3];
-  // extra j: (kmax*kmax * cin_max_j, ld_extra), cin_max_0 = c3max, later extra_w_max; smaller odd
-  // kernels use the centre taps.
+  // extra j: rows (kh, kw, ci) over kmax x kmax taps, ci < cin_max_j (c3max for j = 0, else
+  // extra_w_max); smaller odd kernels use the centre taps.
   const float* extra_w[kMaxExtra];
   const float* extra_b[kMaxExtra];
-  const float*
-      fc_w;  // (area * c_last_max, ldf): row pos * c_last_max + c = fc.weight[:, c*area+pos]
+  const float* fc_w;  // rows (pos, c), c < c_last_max: fc.weight[f, c * area + pos]
   const float* fc_b;
-  const float* head_w;  // (fc_max, ldh)
+  const float* head_w;  // (fc_max, ldh) = [policy; value]^T, plain row-major
   const float* head_b;
   A2D_SE_HD int area() const { return oh[2] * ow[2]; }
 };

@@ -38,11 +38,11 @@ namespace {
 
 enum Act : int { kNone = 0, kRelu = 1, kTanh = 2 };
 
-constexpr int kMR = 4;         // rows per micro tile
-constexpr int kNR = 24;        // columns per micro tile (3 vectors of 8)
+constexpr int kMaxMR = 8;      // rows per micro tile: 4 x 24, 6 x 16 or 8 x 8 (12 accumulators)
 constexpr int64_t kKc = 256;   // inner-dimension block (taps * cin) kept in L1
 constexpr int kMlpChunk = 32;  // rows per MLP work item
 constexpr int kCnnChunk = 8;   // images per CNN work item
+constexpr int64_t kFcPanelsPerBlock = 4;  // FC output panels (of 16) per work item
 
 // ------------------------------------------------------------------ micro-kernel interface
 struct Micro {
@@ -147,77 +147,96 @@ A2D_TARGET_AVX2 inline __m256 tanh_avx2(__m256 v) {
   return _mm256_blendv_ps(_mm256_div_ps(p, q), v, tiny);
 }
 
+// Accumulators are named scalars (c<row><vector>), not an array: GCC does not keep an array of
+// 12 __m256 in registers and would store it to the stack on every iteration.
+#define A2D_ROWS(X, v) X(0, v) X(1, v) X(2, v) X(3, v) X(4, v) X(5, v) X(6, v) X(7, v)
+#define A2D_ALL(X) A2D_ROWS(X, 0) A2D_ROWS(X, 1) A2D_ROWS(X, 2)
+#define A2D_USED(i, v) ((i) < MR && (v) < NV)
+
 template <int MR, int NV>
 A2D_TARGET_AVX2 void micro_avx2(const Micro& m) {
-  __m256 acc[MR][NV];
-  for (int i = 0; i < MR; ++i) {
-    for (int v = 0; v < NV; ++v) {
-      acc[i][v] = m.load_c ? _mm256_loadu_ps(m.c[i] + m.j0 + 8 * v) : _mm256_setzero_ps();
-    }
+  static_assert(MR >= 1 && MR <= 8 && NV >= 1 && NV <= 3, "tile shape");
+#define A2D_DECL(i, v) __m256 c##i##v = _mm256_setzero_ps();
+  A2D_ALL(A2D_DECL)
+#undef A2D_DECL
+  if (m.load_c) {
+#define A2D_LOAD(i, v) \
+  if constexpr (A2D_USED(i, v)) c##i##v = _mm256_loadu_ps(m.c[i] + m.j0 + 8 * (v));
+    A2D_ALL(A2D_LOAD)
+#undef A2D_LOAD
   }
   const int64_t ldb = m.ldb;
+  const int64_t cin = m.cin;
   for (int64_t t = 0; t < m.ntaps; ++t) {
-    const float* ap[MR];
-    for (int i = 0; i < MR; ++i) ap[i] = m.a[i] + m.atap[t];
+    const int64_t at = m.atap[t];
+    const float* a0 = m.a[0] + at;
+    const float* a1 = MR > 1 ? m.a[1] + at : a0;
+    const float* a2 = MR > 2 ? m.a[2] + at : a0;
+    const float* a3 = MR > 3 ? m.a[3] + at : a0;
+    const float* a4 = MR > 4 ? m.a[4] + at : a0;
+    const float* a5 = MR > 5 ? m.a[5] + at : a0;
+    const float* a6 = MR > 6 ? m.a[6] + at : a0;
+    const float* a7 = MR > 7 ? m.a[7] + at : a0;
     const float* bp = m.b + m.btap[t];
-    const int64_t cin = m.cin;
-    int64_t ci = 0;
-    for (; ci + 1 < cin; ci += 2, bp += 2 * ldb) {
-      __m256 b0[NV], b1[NV];
-      for (int v = 0; v < NV; ++v) b0[v] = _mm256_loadu_ps(bp + 8 * v);
-      for (int i = 0; i < MR; ++i) {
-        const __m256 av = _mm256_broadcast_ss(ap[i] + ci);
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(av, b0[v], acc[i][v]);
-      }
-      for (int v = 0; v < NV; ++v) b1[v] = _mm256_loadu_ps(bp + ldb + 8 * v);
-      for (int i = 0; i < MR; ++i) {
-        const __m256 av = _mm256_broadcast_ss(ap[i] + ci + 1);
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(av, b1[v], acc[i][v]);
-      }
-    }
-    if (ci < cin) {
-      __m256 b0[NV];
-      for (int v = 0; v < NV; ++v) b0[v] = _mm256_loadu_ps(bp + 8 * v);
-      for (int i = 0; i < MR; ++i) {
-        const __m256 av = _mm256_broadcast_ss(ap[i] + ci);
-        for (int v = 0; v < NV; ++v) acc[i][v] = _mm256_fmadd_ps(av, b0[v], acc[i][v]);
-      }
+    for (int64_t ci = 0; ci < cin; ++ci, bp += ldb) {
+      const __m256 b0 = _mm256_loadu_ps(bp);
+      const __m256 b1 = NV > 1 ? _mm256_loadu_ps(bp + 8) : b0;
+      const __m256 b2 = NV > 2 ? _mm256_loadu_ps(bp + 16) : b0;
+#define A2D_ROW(i)                                                    \
+  if constexpr ((i) < MR) {                                           \
+    const __m256 av = _mm256_broadcast_ss(a##i + ci);                 \
+    c##i##0 = _mm256_fmadd_ps(av, b0, c##i##0);                       \
+    if constexpr (NV > 1) c##i##1 = _mm256_fmadd_ps(av, b1, c##i##1); \
+    if constexpr (NV > 2) c##i##2 = _mm256_fmadd_ps(av, b2, c##i##2); \
+  }
+      A2D_ROW(0) A2D_ROW(1) A2D_ROW(2) A2D_ROW(3) A2D_ROW(4) A2D_ROW(5) A2D_ROW(6) A2D_ROW(7)
+#undef A2D_ROW
     }
   }
   if (m.epi) {
     const __m256 scale = _mm256_set1_ps(m.scale);
-    __m256 bias[NV];
-    for (int v = 0; v < NV; ++v) bias[v] = _mm256_loadu_ps(m.bias + 8 * v);
-    for (int i = 0; i < MR; ++i) {
-      for (int v = 0; v < NV; ++v) {
-        __m256 x = _mm256_fmadd_ps(acc[i][v], scale, bias[v]);
-        if (m.act == kRelu) x = _mm256_max_ps(x, _mm256_setzero_ps());
-        if (m.act == kTanh) x = tanh_avx2(x);
-        acc[i][v] = x;
-      }
-    }
+    const __m256 zero = _mm256_setzero_ps();
+    const __m256 bias0 = _mm256_loadu_ps(m.bias);
+    const __m256 bias1 = NV > 1 ? _mm256_loadu_ps(m.bias + 8) : bias0;
+    const __m256 bias2 = NV > 2 ? _mm256_loadu_ps(m.bias + 16) : bias0;
+    const int act = m.act;
+#define A2D_EPI(i, v)                                    \
+  if constexpr (A2D_USED(i, v)) {                        \
+    __m256 x = _mm256_fmadd_ps(c##i##v, scale, bias##v); \
+    if (act == kRelu) x = _mm256_max_ps(x, zero);        \
+    if (act == kTanh) x = tanh_avx2(x);                  \
+    c##i##v = x;                                         \
   }
-  for (int i = 0; i < MR; ++i) {
-    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(m.c[i] + m.j0 + 8 * v, acc[i][v]);
+    A2D_ALL(A2D_EPI)
+#undef A2D_EPI
   }
+#define A2D_STORE(i, v) \
+  if constexpr (A2D_USED(i, v)) _mm256_storeu_ps(m.c[i] + m.j0 + 8 * (v), c##i##v);
+  A2D_ALL(A2D_STORE)
+#undef A2D_STORE
 }
+#undef A2D_USED
+#undef A2D_ALL
+#undef A2D_ROWS
 #endif
 
 struct Kern {
-  MicroFn f[kMR][3];
+  MicroFn f[kMaxMR][3];
   const char* name;
 };
 
 #define A2D_ROW(fn, mr) {fn<mr, 1>, fn<mr, 2>, fn<mr, 3>}
 Kern make_generic() {
   return Kern{{A2D_ROW(micro_generic, 1), A2D_ROW(micro_generic, 2), A2D_ROW(micro_generic, 3),
-               A2D_ROW(micro_generic, 4)},
+               A2D_ROW(micro_generic, 4), A2D_ROW(micro_generic, 5), A2D_ROW(micro_generic, 6),
+               A2D_ROW(micro_generic, 7), A2D_ROW(micro_generic, 8)},
               "generic"};
 }
 #if A2D_HAVE_AVX2_PATH
 Kern make_avx2() {
   return Kern{{A2D_ROW(micro_avx2, 1), A2D_ROW(micro_avx2, 2), A2D_ROW(micro_avx2, 3),
-               A2D_ROW(micro_avx2, 4)},
+               A2D_ROW(micro_avx2, 4), A2D_ROW(micro_avx2, 5), A2D_ROW(micro_avx2, 6),
+               A2D_ROW(micro_avx2, 7), A2D_ROW(micro_avx2, 8)},
               "avx2-fma"};
 }
 #endif
@@ -236,21 +255,40 @@ const Kern& kernel() {
 
 // ------------------------------------------------------------------ GEMM over row pointers
 // out rows crow[0..m) (columns 0..round_up(co, 8)) = epi(sum over taps/channels); row i reads
-// arow[i] + atap[t] + ci and weight row btap[t] + ci * ldb.
+// arow[i] + atap[t] + ci and weight row btap[t] + ci * ldb. Weights are either plain row-major
+// with leading dimension ldb (panel_stride 0: 24-column blocks, 4 x 24 tiles), or panel-packed
+// (ldb = 16, panel_stride = rows * 16: 16-column blocks, 6 x 16 tiles; 4 x 16 for short m).
+// Every tile keeps 12 (or 8) accumulators: enough independent FMAs to hide their latency.
+// Row tiles of one column block: 4 x 24, 6 x 16 or 8 x 8 (12 accumulators; 4 rows when m is
+// short, so that 8-row groups split evenly).
+void run_tiles(const Kern& k, Micro& mk, int64_t m, const float* const* arow, float* const* crow,
+               int nv) {
+  const int mr_max = (nv == 3 || m <= 8) ? 4 : (nv == 2 ? 6 : 8);
+  for (int64_t i0 = 0; i0 < m; i0 += mr_max) {
+    const int mr = static_cast<int>(std::min<int64_t>(mr_max, m - i0));
+    mk.a = arow + i0;
+    mk.c = crow + i0;
+    k.f[mr - 1][nv - 1](mk);
+  }
+}
+
 void gemm_rows(const Kern& k, int64_t m, const float* const* arow, float* const* crow,
                int64_t ntaps, const int64_t* atap, const int64_t* btap, int64_t cin, int64_t co,
-               const float* wT, int64_t ldb, const float* bias, int act, float scale) {
+               const float* wT, int64_t ldb, int64_t panel_stride, const float* bias, int act,
+               float scale) {
+  const bool panel = panel_stride > 0;
+  const int64_t jstep = panel ? kPanel : 24;
   const int64_t taps_per_block = std::max<int64_t>(1, kKc / std::max<int64_t>(cin, 1));
   for (int64_t t0 = 0; t0 < ntaps; t0 += taps_per_block) {
     const int64_t nt = std::min(taps_per_block, ntaps - t0);
-    for (int64_t j0 = 0; j0 < co; j0 += kNR) {
-      const int nv = static_cast<int>(std::min<int64_t>(3, (co - j0 + 7) / 8));
+    for (int64_t j0 = 0; j0 < co; j0 += jstep) {
+      const int nv = static_cast<int>(std::min<int64_t>(jstep / 8, (co - j0 + 7) / 8));
       Micro mk{};
       mk.atap = atap + t0;
       mk.btap = btap + t0;
       mk.ntaps = nt;
       mk.cin = cin;
-      mk.b = wT + j0;
+      mk.b = panel ? wT + (j0 / kPanel) * panel_stride : wT + j0;
       mk.ldb = ldb;
       mk.j0 = j0;
       mk.bias = bias + j0;
@@ -258,12 +296,7 @@ void gemm_rows(const Kern& k, int64_t m, const float* const* arow, float* const*
       mk.act = act;
       mk.load_c = t0 > 0;
       mk.epi = t0 + nt == ntaps;
-      for (int64_t i0 = 0; i0 < m; i0 += kMR) {
-        const int mr = static_cast<int>(std::min<int64_t>(kMR, m - i0));
-        mk.a = arow + i0;
-        mk.c = crow + i0;
-        k.f[mr - 1][nv - 1](mk);
-      }
+      run_tiles(k, mk, m, arow, crow, nv);
     }
   }
 }
@@ -300,7 +333,7 @@ struct Plane {
 // weight taps are the centre k x k of a kmax x kmax layout with `cin_max` rows per tap.
 void conv_layer(const Kern& k, Scratch& sc, int n_img, const Plane& in, const Plane& out, int ks,
                 int stride, int conv_pad, int kmax, int64_t cin, int64_t cin_max, int64_t co,
-                const float* wT, int64_t ldb, const float* bias, float scale) {
+                const float* wT, int64_t w_rows, const float* bias, float scale) {
   const int64_t per_img = static_cast<int64_t>(out.h) * out.w;
   const int64_t m = n_img * per_img;
   sc.arow.resize(static_cast<size_t>(m));
@@ -323,11 +356,11 @@ void conv_layer(const Kern& k, Scratch& sc, int n_img, const Plane& in, const Pl
     for (int kw = 0; kw < ks; ++kw) {
       const int t = kh * ks + kw;
       sc.atap[t] = (static_cast<int64_t>(kh) * in.wp() + kw) * in.ld;
-      sc.btap[t] = (static_cast<int64_t>(kh + crop) * kmax + kw + crop) * cin_max * ldb;
+      sc.btap[t] = (static_cast<int64_t>(kh + crop) * kmax + kw + crop) * cin_max * kPanel;
     }
   }
   gemm_rows(k, m, sc.arow.data(), sc.crow.data(), static_cast<int64_t>(ks) * ks, sc.atap.data(),
-            sc.btap.data(), cin, co, wT, ldb, bias, kRelu, scale);
+            sc.btap.data(), cin, co, wT, kPanel, w_rows * kPanel, bias, kRelu, scale);
 }
 
 // Linear layer over `m` contiguous rows (row stride lda / ldc).
@@ -341,7 +374,7 @@ void linear_rows(const Kern& k, Scratch& sc, int64_t m, const float* x, int64_t 
     sc.crow[r] = y + r * ldc;
   }
   static const int64_t zero = 0;
-  gemm_rows(k, m, sc.arow.data(), sc.crow.data(), 1, &zero, &zero, cin, co, wT, ldb, bias, act,
+  gemm_rows(k, m, sc.arow.data(), sc.crow.data(), 1, &zero, &zero, cin, co, wT, ldb, 0, bias, act,
             1.f);
 }
 
@@ -455,7 +488,7 @@ CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, 
   n.ow[2] = (n.ow[1] - conv_k(2)) / conv_s(2) + 1;
   for (int i = 0; i < 3; ++i) {
     n.cmax[i] = static_cast<int>(meta[kCnnC1 + i]);
-    n.ld[i] = static_cast<int>(round_up(n.cmax[i], 8));
+    n.ld[i] = static_cast<int>(round_up(n.cmax[i], kPanel));
   }
   n.n_extra_max = static_cast<int>(n_extra);
   n.extra_w_max = n_extra ? static_cast<int>(meta[kCnnExtraW]) : 0;
@@ -463,30 +496,36 @@ CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, 
   if (n_extra && (n.extra_k_max % 2 == 0 || n.extra_k_max > kMaxKernelSize)) {
     bad("subnet_eval: CNN extra kernel size must be odd and at most 15");
   }
-  n.ld_extra = static_cast<int>(round_up(n.extra_w_max, 8));
+  n.ld_extra = static_cast<int>(round_up(n.extra_w_max, kPanel));
   n.fc_max = static_cast<int>(meta[kCnnFc]);
   n.ldf = static_cast<int>(meta[kCnnLdf]);
   n.n_actions = static_cast<int>(meta[kCnnActions]);
   n.ldh = static_cast<int>(meta[kCnnLdh]);
-  if (n.ldf < n.fc_max || n.ldf % 8) bad("subnet_eval: CNN ldf must be >= fc, a multiple of 8");
+  if (n.ldf < n.fc_max || n.ldf % kPanel) {
+    bad("subnet_eval: CNN ldf must be >= fc, a multiple of 16");
+  }
   if (n.ldh < n.n_actions + 1 || n.ldh % 8) {
     bad("subnet_eval: CNN ldh must be >= n_actions + 1, a multiple of 8");
   }
   n.c_last_max = std::max(n.cmax[2], n.extra_w_max);
   const int64_t* off = meta + kCnnConv;
-  const int64_t rows_w[3] = {4LL * n.c_in * 16, 16LL * n.cmax[0], 9LL * n.cmax[1]};
+  n.conv_rows[0] = 4LL * n.c_in * 16;
+  n.conv_rows[1] = 16LL * n.cmax[0];
+  n.conv_rows[2] = 9LL * n.cmax[1];
   for (int i = 0; i < 3; ++i) {
-    n.conv_w[i] = at(base, n_params, off[2 * i], rows_w[i] * n.ld[i], "conv weight");
+    n.conv_w[i] = at(base, n_params, off[2 * i], n.conv_rows[i] * n.ld[i], "conv weight");
     n.conv_b[i] = at(base, n_params, off[2 * i + 1], n.ld[i], "conv bias");
   }
   const int64_t kk = static_cast<int64_t>(n.extra_k_max) * n.extra_k_max;
   for (int j = 0; j < n.n_extra_max; ++j) {
     const int64_t cin_max = j == 0 ? n.cmax[2] : n.extra_w_max;
-    n.extra_w[j] = at(base, n_params, off[6 + j], kk * cin_max * n.ld_extra, "extra conv weight");
+    n.extra_rows[j] = kk * cin_max;
+    n.extra_w[j] =
+        at(base, n_params, off[6 + j], n.extra_rows[j] * n.ld_extra, "extra conv weight");
     n.extra_b[j] = at(base, n_params, off[6 + n_extra + j], n.ld_extra, "extra conv bias");
   }
-  n.fc_w = at(base, n_params, meta[kCnnFcW], static_cast<int64_t>(n.area()) * n.c_last_max * n.ldf,
-              "fc weight");
+  n.fc_rows = static_cast<int64_t>(n.area()) * n.c_last_max;
+  n.fc_w = at(base, n_params, meta[kCnnFcW], n.fc_rows * n.ldf, "fc weight");
   n.fc_b = at(base, n_params, meta[kCnnFcB], n.ldf, "fc bias");
   n.head_w =
       at(base, n_params, meta[kCnnHeadW], static_cast<int64_t>(n.fc_max) * n.ldh, "head weight");
@@ -559,14 +598,33 @@ void mlp_forward_cpu(const MlpNet& net, const float* obs, int64_t n_rows, const 
   }
 }
 
+// Three phases. (1) Per (group, chunk of images): the conv trunk, whose last layer writes the
+// NHWC feature map of each image into `feat`. (2) The FC layer for ALL groups at once, split by
+// blocks of output panels: each block streams its weights once per call (in L2-sized slices
+// over the spatial positions) and applies them to every group whose subnet uses those outputs,
+// instead of every group streaming its own copy of the largest weight matrix from memory.
+// (3) Per chunk: the heads.
 void cnn_forward_cpu(const CnnNet& net, const uint8_t* obs, int64_t n_rows, const int32_t* archs,
                      const int64_t* rows, int64_t n_groups, float* logits, float* values) {
-  (void)n_rows;
   const Kern& k = kernel();
   const std::vector<Item> items = work_items(rows, n_groups, kCnnChunk);
   const int64_t n_items = static_cast<int64_t>(items.size());
   const int len = cnn_arch_len(net);
   const int64_t frame = static_cast<int64_t>(net.c_in) * net.h_in * net.w_in;
+  const int area = net.area();
+  const int ld_feat = static_cast<int>(round_up(net.c_last_max, 8));
+  const int64_t feat_img = static_cast<int64_t>(area) * ld_feat;
+  // Per-call buffers on the calling thread (concurrent calls from other threads get their own).
+  static thread_local std::vector<float> feat_buf, h1_buf;
+  if (static_cast<int64_t>(feat_buf.size()) < n_rows * feat_img) {
+    feat_buf.resize(static_cast<size_t>(n_rows * feat_img));
+  }
+  if (static_cast<int64_t>(h1_buf.size()) < n_rows * net.ldf) {
+    h1_buf.resize(static_cast<size_t>(n_rows * net.ldf));
+  }
+  float* feat = feat_buf.data();
+  float* h1 = h1_buf.data();
+
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t it = 0; it < n_items; ++it) {
     const Item& item = items[it];
@@ -596,52 +654,98 @@ void cnn_forward_cpu(const CnnNet& net, const uint8_t* obs, int64_t n_rows, cons
     }
     Plane p1{nullptr, net.oh[0], net.ow[0], 0, static_cast<int>(round_up(a[0], 8))};
     p1.data = sc.get(1, nb * p1.img());
-    conv_layer(k, sc, nb, s2d, p1, 2, 1, 0, 2, s2d.ld, s2d.ld, a[0], net.conv_w[0], net.ld[0],
-               net.conv_b[0], 1.f / 255.f);
+    conv_layer(k, sc, nb, s2d, p1, 2, 1, 0, 2, s2d.ld, s2d.ld, a[0], net.conv_w[0],
+               net.conv_rows[0], net.conv_b[0], 1.f / 255.f);
     Plane p2{nullptr, net.oh[1], net.ow[1], 0, static_cast<int>(round_up(a[1], 8))};
     p2.data = sc.get(2, nb * p2.img());
     conv_layer(k, sc, nb, p1, p2, conv_k(1), conv_s(1), 0, conv_k(1), a[0], net.cmax[0], a[1],
-               net.conv_w[1], net.ld[1], net.conv_b[1], 1.f);
+               net.conv_w[1], net.conv_rows[1], net.conv_b[1], 1.f);
+    // The last conv writes into `feat`; the ones feeding a same-padded conv into padded planes.
+    const Plane out{feat + item.row0 * feat_img, net.oh[2], net.ow[2], 0, ld_feat};
     const int pad = n_extra ? net.extra_k_max / 2 : 0;
-    Plane p3{nullptr, net.oh[2], net.ow[2], pad, static_cast<int>(round_up(a[2], 8))};
-    p3.data = sc.get(3, nb * p3.img(), pad > 0);
+    Plane p3 = out;
+    if (n_extra) {
+      p3 = Plane{nullptr, net.oh[2], net.ow[2], pad, static_cast<int>(round_up(a[2], 8))};
+      p3.data = sc.get(3, nb * p3.img(), true);
+    }
     conv_layer(k, sc, nb, p2, p3, conv_k(2), conv_s(2), 0, conv_k(2), a[1], net.cmax[1], a[2],
-               net.conv_w[2], net.ld[2], net.conv_b[2], 1.f);
+               net.conv_w[2], net.conv_rows[2], net.conv_b[2], 1.f);
     Plane cur = p3;
     int64_t c_cur = a[2];
     for (int j = 0; j < n_extra; ++j) {
       const int w = a[4 + 2 * j], ks = a[5 + 2 * j];
-      Plane nxt{nullptr, net.oh[2], net.ow[2], pad, static_cast<int>(round_up(w, 8))};
-      nxt.data = sc.get(4 + (j & 1), nb * nxt.img(), true);
+      Plane nxt = out;
+      if (j + 1 < n_extra) {
+        nxt = Plane{nullptr, net.oh[2], net.ow[2], pad, static_cast<int>(round_up(w, 8))};
+        nxt.data = sc.get(4 + (j & 1), nb * nxt.img(), true);
+      }
       const int64_t cin_max = j == 0 ? net.cmax[2] : net.extra_w_max;
       conv_layer(k, sc, nb, cur, nxt, ks, 1, ks / 2, net.extra_k_max, c_cur, cin_max, w,
-                 net.extra_w[j], net.ld_extra, net.extra_b[j], 1.f);
+                 net.extra_w[j], net.extra_rows[j], net.extra_b[j], 1.f);
       cur = nxt;
       c_cur = w;
     }
-    // FC: one tap per spatial position over the NHWC map (weights packed position-major).
-    const int fc = a[len - 1];
-    const int area = net.area();
-    const int64_t ldh1 = round_up(fc, 8);
-    float* h1 = sc.get(0, nb * ldh1);  // s2d is no longer needed
-    sc.arow.resize(nb);
-    sc.crow.resize(nb);
-    for (int b = 0; b < nb; ++b) {
-      sc.arow[b] = cur.data + b * cur.img();
-      sc.crow[b] = h1 + b * ldh1;
+  }
+
+  // FC: one tap per spatial position over the NHWC map, weights packed position-major.
+  std::vector<const float*> arow(static_cast<size_t>(n_rows));
+  std::vector<float*> crow(static_cast<size_t>(n_rows));
+  for (int64_t r = 0; r < n_rows; ++r) {
+    arow[r] = feat + r * feat_img;
+    crow[r] = h1 + r * net.ldf;
+  }
+  std::vector<int64_t> atap(area), btap(area);
+  for (int pos = 0; pos < area; ++pos) {
+    atap[pos] = static_cast<int64_t>(pos) * ld_feat;
+    btap[pos] = static_cast<int64_t>(pos) * net.c_last_max * kPanel;
+  }
+  const int64_t n_panels = (net.fc_max + kPanel - 1) / kPanel;
+  const int64_t n_blocks = (n_panels + kFcPanelsPerBlock - 1) / kFcPanelsPerBlock;
+  const int64_t taps_per_block = std::max<int64_t>(1, kKc / net.c_last_max);
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t q = 0; q < n_blocks; ++q) {
+    const int64_t p_lo = q * kFcPanelsPerBlock;
+    for (int64_t t0 = 0; t0 < area; t0 += taps_per_block) {
+      const int64_t nt = std::min<int64_t>(taps_per_block, area - t0);
+      for (int64_t g = 0; g < n_groups; ++g) {
+        const int64_t m = rows[g + 1] - rows[g];
+        const int32_t* a = archs + g * len;
+        const int fc = a[len - 1];
+        const int64_t p_hi =
+            std::min<int64_t>(p_lo + kFcPanelsPerBlock, (fc + kPanel - 1) / kPanel);
+        if (m == 0 || p_lo >= p_hi) continue;
+        const int n_extra = a[3];
+        Micro mk{};
+        mk.atap = atap.data() + t0;
+        mk.btap = btap.data() + t0;
+        mk.ntaps = nt;
+        mk.cin = n_extra ? a[2 + 2 * n_extra] : a[2];
+        mk.ldb = kPanel;
+        mk.scale = 1.f;
+        mk.act = kRelu;
+        mk.load_c = t0 > 0;
+        mk.epi = t0 + nt == area;
+        for (int64_t p = p_lo; p < p_hi; ++p) {
+          const int64_t j0 = p * kPanel;
+          const int nv = static_cast<int>(std::min<int64_t>(2, (fc - j0 + 7) / 8));
+          mk.b = net.fc_w + p * net.fc_rows * kPanel;
+          mk.j0 = j0;
+          mk.bias = net.fc_b + j0;
+          run_tiles(k, mk, m, arow.data() + rows[g], crow.data() + rows[g], nv);
+        }
+      }
     }
-    sc.atap.resize(area);
-    sc.btap.resize(area);
-    for (int pos = 0; pos < area; ++pos) {
-      const int y = pos / net.ow[2], x = pos % net.ow[2];
-      sc.atap[pos] = (static_cast<int64_t>(y + pad) * cur.wp() + x + pad) * cur.ld;
-      sc.btap[pos] = static_cast<int64_t>(pos) * net.c_last_max * net.ldf;
-    }
-    gemm_rows(k, nb, sc.arow.data(), sc.crow.data(), area, sc.atap.data(), sc.btap.data(), c_cur,
-              fc, net.fc_w, net.ldf, net.fc_b, kRelu, 1.f);
+  }
+
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t it = 0; it < n_items; ++it) {
+    const Item& item = items[it];
+    Scratch& sc = scratch();
+    const int32_t* a = archs + item.group * len;
+    const int64_t nb = item.rows;
     float* t = sc.get(1, nb * net.ldh);
-    linear_rows(k, sc, nb, h1, ldh1, t, net.ldh, fc, net.n_actions + 1, net.head_w, net.ldh,
-                net.head_b, kNone);
+    linear_rows(k, sc, nb, h1 + item.row0 * net.ldf, net.ldf, t, net.ldh, a[len - 1],
+                net.n_actions + 1, net.head_w, net.ldh, net.head_b, kNone);
     write_heads(t, net.ldh, nb, net.n_actions, logits + item.row0 * net.n_actions,
                 values + item.row0);
   }

@@ -163,6 +163,7 @@ struct Geo {
   int64_t m;  // rows of the tile space
   int cin, co, ks, stride, shift, kmax, crop, out_w;
   int64_t cin_max, ldb;
+  int64_t wrows;  // rows of the panel-packed weight (conv, FC); heads use ldb
   const float* w;
   const float* bias;
   float scale;
@@ -193,7 +194,7 @@ __device__ Geo resolve(const CnnNet& net, const Layer& L) {
       g.kmax = 2;
       g.w = net.conv_w[0];
       g.bias = net.conv_b[0];
-      g.ldb = net.ld[0];
+      g.wrows = net.conv_rows[0];
       g.scale = 1.f / 255.f;
     } else if (L.index < 3) {
       const int i = L.index;
@@ -205,7 +206,7 @@ __device__ Geo resolve(const CnnNet& net, const Layer& L) {
       g.kmax = conv_k(i);
       g.w = net.conv_w[i];
       g.bias = net.conv_b[i];
-      g.ldb = net.ld[i];
+      g.wrows = net.conv_rows[i];
     } else {
       const int j = L.index - 3;
       if (j >= a[3]) {
@@ -220,7 +221,7 @@ __device__ Geo resolve(const CnnNet& net, const Layer& L) {
       g.kmax = net.extra_k_max;
       g.w = net.extra_w[j];
       g.bias = net.extra_b[j];
-      g.ldb = net.ld_extra;
+      g.wrows = net.extra_rows[j];
     }
     const int conv_pad = L.index >= 3 ? g.ks / 2 : 0;
     g.shift = L.in.pad - conv_pad;
@@ -242,7 +243,7 @@ __device__ Geo resolve(const CnnNet& net, const Layer& L) {
     g.ks = net.area();  // taps
     g.w = net.fc_w;
     g.bias = net.fc_b;
-    g.ldb = net.ldf;
+    g.wrows = net.fc_rows;
     g.cin_max = net.c_last_max;
   } else {
     g.in = L.h1 + static_cast<int64_t>(g.row0) * net.ldf;
@@ -274,19 +275,18 @@ __device__ float load_a(const CnnNet& net, const Layer& L, const Geo& g, int64_t
   return g.in[m * net.ldf + k];
 }
 
-// B(k, n): the packed weight^T row of (tap, ci), column n.
+// B(k, n): the packed weight^T row of (tap, ci), column n (panel-packed for conv and FC).
 __device__ float load_b(const Layer& L, const Geo& g, int k, int n) {
+  if (L.mode == kHeads) return g.w[static_cast<int64_t>(k) * g.ldb + n];
   const int t = k / g.cin, ci = k % g.cin;
   int64_t row;
   if (L.mode == kConv) {
     const int kh = t / g.ks, kw = t % g.ks;
     row = (static_cast<int64_t>(kh + g.crop) * g.kmax + kw + g.crop) * g.cin_max + ci;
-  } else if (L.mode == kFc) {
-    row = static_cast<int64_t>(t) * g.cin_max + ci;
   } else {
-    row = k;
+    row = static_cast<int64_t>(t) * g.cin_max + ci;
   }
-  return g.w[row * g.ldb + n];
+  return g.w[panel_index(g.wrows, row, n)];
 }
 
 __global__ void __launch_bounds__(256) layer_kernel(CnnNet net, Layer L) {

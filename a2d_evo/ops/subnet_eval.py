@@ -48,6 +48,7 @@ FASTEST: dict[tuple[str, str], str] = {
 """The faster path per (device type, network kind): ``native`` or ``reference``."""
 
 _ALIGN = 16  # floats: every packed block starts on a 64-byte boundary
+_PANEL = 16  # columns per panel of the panel-packed conv/FC weights (kPanel in subnet_eval.h)
 
 
 def _round_up(x: int, m: int) -> int:
@@ -84,6 +85,13 @@ class _Packer:
         out = np.zeros((mat.shape[0], ld), np.float32)
         out[:, : mat.shape[1]] = mat
         return self.add(out)
+
+    def panels(self, mat: np.ndarray) -> int:
+        """Add a (rows, cols) matrix panel-packed: 16-column panels of rows x 16, zero-padded."""
+        rows, cols = mat.shape
+        padded = np.zeros((rows, _round_up(cols, _PANEL)), np.float32)
+        padded[:, :cols] = mat
+        return self.add(padded.reshape(rows, -1, _PANEL).transpose(1, 0, 2))
 
     def vec(self, v: np.ndarray, ld: int) -> int:
         out = np.zeros(ld, np.float32)
@@ -129,22 +137,22 @@ def pack_supernet(supernet: Supernet) -> PackedSupernet:
     c_last = supernet.fc.in_features // area
     if c_last != max(cmax[2], ew) or c_last * area != supernet.fc.in_features:
         raise ArchError("supernet FC input does not match its last conv widths")
-    ld = [_round_up(c, 8) for c in cmax]
-    ld_e, ldf = _round_up(ew, 8), _round_up(fc_max, 8)
+    ld = [_round_up(c, _PANEL) for c in cmax]
+    ld_e, ldf = _round_up(ew, _PANEL), _round_up(fc_max, _PANEL)
     # conv1 8x8/4 as a 2x2 conv over the space-to-depth(4) image: rows (ty, tx, ci, dy, dx).
     w1 = _np(convs[0].weight).reshape(cmax[0], c_in, 2, 4, 2, 4).transpose(2, 4, 1, 3, 5, 0)
-    conv_off = [pk.cols(w1.reshape(-1, cmax[0]), ld[0]), pk.vec(_np(convs[0].bias), ld[0])]
+    conv_off = [pk.panels(w1.reshape(-1, cmax[0])), pk.vec(_np(convs[0].bias), ld[0])]
     for i in (1, 2):  # rows (kh, kw, ci)
         wi = _np(convs[i].weight).transpose(2, 3, 1, 0).reshape(-1, cmax[i])
-        conv_off += [pk.cols(wi, ld[i]), pk.vec(_np(convs[i].bias), ld[i])]
+        conv_off += [pk.panels(wi), pk.vec(_np(convs[i].bias), ld[i])]
     extra_w = [
-        pk.cols(_np(convs[3 + j].weight).transpose(2, 3, 1, 0).reshape(-1, ew), ld_e)
+        pk.panels(_np(convs[3 + j].weight).transpose(2, 3, 1, 0).reshape(-1, ew))
         for j in range(n_extra)
     ]
     extra_b = [pk.vec(_np(convs[3 + j].bias), ld_e) for j in range(n_extra)]
     # FC rows (position, channel): torch flattens (C, H, W) channel-major.
     wf = _np(supernet.fc.weight).reshape(fc_max, c_last, area).transpose(2, 1, 0)
-    fw, fb = pk.cols(wf.reshape(-1, fc_max), ldf), pk.vec(_np(supernet.fc.bias), ldf)
+    fw, fb = pk.panels(wf.reshape(-1, fc_max)), pk.vec(_np(supernet.fc.bias), ldf)
     hw, hb = pk.cols(heads_w.T, ldh), pk.vec(heads_b, ldh)
     meta = [1, c_in, h, w, *cmax, n_extra, ew, ek, fc_max, ldf, n_act, ldh, fw, fb, hw, hb]
     meta += conv_off + extra_w + extra_b
