@@ -96,6 +96,26 @@ def final_seeds(seed: int, episodes: int) -> list[int]:
     return [base + e for e in range(episodes)]
 
 
+def reference_returns(
+    cfg: Config, teacher: Any, seed_blocks: list[list[int]], max_steps: int | None
+) -> tuple[float, float]:
+    """Mean returns of the uniform-random policy and of the teacher (greedy) on these seeds.
+
+    Each block is a run of consecutive seeds (one generation's, or the final re-scoring's).
+    """
+    from a2d_evo.evaluate import evaluate_agent, random_policy_return
+
+    rand: list[float] = []
+    teach: list[float] = []
+    for block in seed_blocks:
+        n = len(block)
+        rand.extend(random_policy_return(cfg, n, block[0], max_episode_steps=max_steps).returns)
+        teach.extend(
+            evaluate_agent(teacher, cfg, n, block[0], "greedy", max_episode_steps=max_steps).returns
+        )
+    return float(np.mean(rand)), float(np.mean(teach))
+
+
 # ----------------------------------------------------------------------------- algorithm
 def make_algorithm(cfg: Config, space: SearchSpace) -> NSGA2:
     """Stock NSGA-II with integer operators, seeded from ``cfg.seed``.
@@ -212,21 +232,7 @@ class _Search:
 
     # -------------------------------------------------------------- normalisation
     def _measure(self, seed_blocks: list[list[int]], max_steps: int | None) -> tuple[float, float]:
-        """Mean returns of the uniform-random policy and of the teacher on these seeds."""
-        from a2d_evo.evaluate import evaluate_agent, random_policy_return
-
-        rand, teach = [], []
-        for block in seed_blocks:
-            n = len(block)
-            rand.extend(
-                random_policy_return(self.cfg, n, block[0], max_episode_steps=max_steps).returns
-            )
-            teach.extend(
-                evaluate_agent(
-                    self.teacher, self.cfg, n, block[0], "greedy", max_episode_steps=max_steps
-                ).returns
-            )
-        return float(np.mean(rand)), float(np.mean(teach))
+        return reference_returns(self.cfg, self.teacher, seed_blocks, max_steps)
 
     def _normalisation(self, r_random: float, r_teacher: float) -> Normalisation:
         try:

@@ -1,0 +1,324 @@
+"""Population forward throughput: the native subnet_eval kernel vs the per-subnet torch loop vs
+a full-width masked torch forward, for MLP and CNN supernets; then one search generation end to
+end (CartPole, pop 64 x 10 episodes) with its env/network time split.
+
+Populations (pop subnets x ``--rows`` observations each, one call):
+
+* ``mlp-uniform``: every member is 6-256-256-256 (Acrobot-sized obs, 3 actions);
+* ``mlp-random``: random archs of the default MLP space (6 inputs, widths up to 256);
+* ``cnn-random``: random archs of the default Atari space on 4x84x84 uint8 frames (6 actions);
+* ``cnn-nature``: every member is the Nature CNN (32/64/64, FC 512).
+
+"Useful" GFLOP/s counts only each subnet's own FLOPs (cost model, 2 x multiply-adds); the masked
+forward computes the largest network for every row and is charged the same useful FLOPs. Every
+method's output is checked against the per-subnet loop first. Timings are the minimum over
+``--repeats`` interleaved runs (the box is shared; the minimum is the least disturbed one), with
+the median in brackets.
+
+    python benchmarks/bench_population.py [--device cpu|cuda] [--rows 8] [--threads N]
+        [--pop 64] [--repeats 15] [--skip-e2e]
+
+Ends with one ``RESULT`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from a2d_evo import cost
+from a2d_evo.config import SpaceConfig, config_from_dict
+from a2d_evo.ops.dispatch import native_module
+from a2d_evo.ops.subnet_eval import PopulationForward, reference_forward
+from a2d_evo.search_space import Arch, CNNArch, MLPArch, SearchSpace
+from a2d_evo.supernet import Supernet
+
+
+# ----------------------------------------------------------------------------- masked forward
+@torch.no_grad()
+def masked_forward(
+    net: Supernet, obs: torch.Tensor, archs: Sequence[Arch], sizes: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The largest network on every row, inactive channels zeroed and skipped layers passed
+    through per row: the usual way to batch a supernet without a grouped kernel."""
+    dev = obs.device
+    rows = torch.repeat_interleave(
+        torch.arange(len(archs), device=dev), torch.tensor(sizes, device=dev)
+    )
+
+    def width_mask(widths: list[int], full: int) -> torch.Tensor:
+        w = torch.tensor(widths, device=dev)[rows]
+        return (torch.arange(full, device=dev)[None, :] < w[:, None]).float()
+
+    if not net.atari:
+        x = obs.float().reshape(len(obs), -1)
+        for i, layer in enumerate(net.layers):
+            depth_ok = torch.tensor(
+                [len(a.widths) > i for a in archs],
+                device=dev,  # type: ignore[union-attr]
+            )[rows]
+            widths = [a.widths[i] if len(a.widths) > i else 1 for a in archs]  # type: ignore[union-attr]
+            if i == 0:
+                h = torch.tanh(F.linear(x, layer.weight, layer.bias)) * width_mask(
+                    widths, layer.out_features
+                )
+            else:
+                y = torch.tanh(F.linear(h, layer.weight, layer.bias)) * width_mask(
+                    widths, layer.out_features
+                )
+                h = torch.where(depth_ok[:, None], y, h)
+    else:
+        x = obs.float() / 255.0
+        for i, s in enumerate((4, 2, 1)):
+            conv = net.convs[i]
+            x = F.relu(F.conv2d(x, conv.weight, conv.bias, stride=s))
+            m = width_mask([a.conv[i] for a in archs], conv.out_channels)  # type: ignore[union-attr]
+            x = x * m[:, :, None, None]
+        for j in range(net.space.max_extra):
+            conv = net.convs[3 + j]
+            kmax = conv.kernel_size[0]
+            has = torch.tensor([len(a.extra) > j for a in archs], device=dev)[rows]  # type: ignore[union-attr]
+            outs = {}
+            for k in sorted({a.extra[j][1] for a in archs if len(a.extra) > j}):  # type: ignore[union-attr]
+                off = (kmax - k) // 2
+                w = conv.weight[:, :, off : off + k, off : off + k]
+                outs[k] = F.relu(F.conv2d(x, w, conv.bias, padding=k // 2))
+            if not outs:
+                continue
+            y = torch.zeros_like(next(iter(outs.values())))
+            for k, o in outs.items():
+                sel = torch.tensor(
+                    [len(a.extra) > j and a.extra[j][1] == k for a in archs],
+                    device=dev,  # type: ignore[union-attr]
+                )[rows]
+                y = torch.where(sel[:, None, None, None], o, y)
+            widths = [a.extra[j][0] if len(a.extra) > j else 1 for a in archs]  # type: ignore[union-attr]
+            y = y * width_mask(widths, conv.out_channels)[:, :, None, None]
+            if y.shape[1] != x.shape[1]:  # pass-through needs equal widths: pad the narrower
+                c = max(y.shape[1], x.shape[1])
+                y, x = (
+                    F.pad(y, (0, 0, 0, 0, 0, c - y.shape[1])),
+                    F.pad(x, (0, 0, 0, 0, 0, c - x.shape[1])),
+                )
+            x = torch.where(has[:, None, None, None], y, x)
+        c_fc = net.fc.in_features // net.trunk_area
+        if x.shape[1] < c_fc:
+            x = F.pad(x, (0, 0, 0, 0, 0, c_fc - x.shape[1]))
+        h = F.relu(F.linear(x.flatten(1), net.fc.weight, net.fc.bias))
+        h = h * width_mask([a.fc for a in archs], net.fc.out_features)  # type: ignore[union-attr]
+    return F.linear(h, net.policy.weight, net.policy.bias), F.linear(
+        h, net.value.weight, net.value.bias
+    ).squeeze(-1)
+
+
+# ----------------------------------------------------------------------------- timing
+CLOCK = time.perf_counter
+
+
+def time_all(
+    fns: dict[str, Callable[[], Any]], repeats: int, sync: Callable[[], None]
+) -> dict[str, tuple[float, float]]:
+    """(min, median) seconds per method, the methods interleaved and rotated every round."""
+    for fn in fns.values():
+        fn()
+    names = list(fns)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        for n in names[r % len(names) :] + names[: r % len(names)]:
+            sync()
+            t0 = CLOCK()
+            fns[n]()
+            sync()
+            times[n].append(CLOCK() - t0)
+    return {n: (min(t), statistics.median(t)) for n, t in times.items()}
+
+
+def rel_err(a: Any, b: torch.Tensor) -> float:
+    a_t = torch.as_tensor(a).float().cpu()
+    b_t = b.float().cpu()
+    return float((a_t - b_t).abs().max() / b_t.abs().max().clamp_min(1e-12))
+
+
+def population(
+    kind: str, pop: int, rng: np.random.Generator
+) -> tuple[Supernet, list[Arch], tuple[int, ...]]:
+    if kind.startswith("mlp"):
+        space = SearchSpace(SpaceConfig(kind="mlp"))
+        obs_shape, n_act = (6,), 3
+        if kind == "mlp-uniform":
+            archs: list[Arch] = [MLPArch((256, 256, 256))] * pop
+        else:
+            archs = [space.decode(x) for x in space.sample_encodings(rng, pop)]
+    else:
+        space = SearchSpace(SpaceConfig(kind="cnn"))
+        obs_shape, n_act = (4, 84, 84), 6
+        if kind == "cnn-nature":
+            archs = [CNNArch((32, 64, 64), (), 512)] * pop
+        else:
+            archs = [space.decode(x) for x in space.sample_encodings(rng, pop)]
+    torch.manual_seed(0)
+    return Supernet(space, obs_shape, n_act), archs, obs_shape
+
+
+def bench_forward(kind: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    rng = np.random.default_rng(0)
+    net, archs, obs_shape = population(kind, args.pop, rng)
+    net = net.to(device)
+    sizes = [args.rows] * len(archs)
+    n = sum(sizes)
+    if kind.startswith("mlp"):
+        obs = torch.from_numpy(rng.standard_normal((n, *obs_shape)).astype(np.float32))
+    else:
+        obs = torch.from_numpy(rng.integers(0, 256, (n, *obs_shape), dtype=np.uint8))
+    obs = obs.to(device)
+    obs_np = obs.cpu().numpy()
+    fwd = PopulationForward(net, device=device, backend="native")
+    x_kernel = obs_np if device.type == "cpu" else obs
+    useful = sum(
+        cost.flops(a, obs_shape, net.n_actions) * s for a, s in zip(archs, sizes, strict=True)
+    )
+    ref_l, _ = reference_forward(net, obs, archs, sizes)
+    checks = {
+        "kernel": rel_err(fwd(x_kernel, archs, sizes)[0], ref_l),
+        "masked": rel_err(masked_forward(net, obs, archs, sizes)[0], ref_l),
+    }
+    assert max(checks.values()) < 1e-4, checks
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    reps = args.repeats if kind.startswith("mlp") else max(3, args.repeats // 3)
+    t = time_all(
+        {
+            "kernel": lambda: fwd(x_kernel, archs, sizes),
+            "naive loop": lambda: reference_forward(net, obs, archs, sizes),
+            "masked full-width": lambda: masked_forward(net, obs, archs, sizes),
+        },
+        reps,
+        sync,
+    )
+    print(
+        f"\n{kind}: pop {len(archs)} x {args.rows} rows = {n} rows, "
+        f"useful {useful / 1e9:.3f} GFLOP/call, kernel {fwd.backend_name}; parity vs loop: "
+        f"kernel {checks['kernel']:.1e}, masked {checks['masked']:.1e}"
+    )
+    print(f"  {'method':<20}{'ms/call':>18}{'rows/s':>12}{'useful GFLOP/s':>16}{'vs loop':>9}")
+    base = t["naive loop"][0]
+    for name, (tmin, tmed) in t.items():
+        print(
+            f"  {name:<20}{tmin * 1e3:>9.2f} [{tmed * 1e3:>6.1f}]{n / tmin:>12.0f}"
+            f"{useful / tmin / 1e9:>16.1f}{base / tmin:>8.2f}x"
+        )
+    return {name: base / tmin for name, (tmin, _) in t.items()} | {
+        "gflops": useful / t["kernel"][0] / 1e9
+    }
+
+
+def bench_e2e(args: argparse.Namespace) -> dict[str, float]:
+    """One search generation: pop 64 x 10 episodes of CartPole, native vs reference forward."""
+    from a2d_evo.evaluate import PopulationEvaluator
+
+    cfg = config_from_dict({"env": {"id": "CartPole-v1"}, "search": {"pop": args.pop}})
+    space = SearchSpace(cfg.space)
+    torch.manual_seed(0)
+    net = Supernet(space, (4,), 2)
+    with torch.no_grad():  # a trained-like mix of episode lengths: unit 0 balances the pole
+        for layer in net.layers:
+            layer.weight.mul_(0.3)
+        net.layers[0].weight[0].zero_()
+        net.layers[0].weight[0, 2:4] = 10.0
+        net.policy.weight[:, 0] = torch.tensor([-5.0, 5.0])
+    archs = [space.decode(x) for x in space.sample_encodings(np.random.default_rng(1), args.pop)]
+    seeds = list(range(1000, 1010))
+    out: dict[str, float] = {}
+    print(
+        f"\nend to end: one generation, CartPole-v1, pop {args.pop} x 10 episodes "
+        f"(one vector env of {args.pop * 10} slots)"
+    )
+    print(
+        f"  {'forward':<12}{'total s':>9}{'env s':>8}{'net s':>8}{'net %':>7}"
+        f"{'env steps':>11}{'fwd rows':>10}{'mean ret':>9}"
+    )
+    for backend in ("native", "reference"):
+        if backend == "reference":
+            os.environ["A2D_EVO_REFERENCE_OPS"] = "1"
+        try:
+            ev = PopulationEvaluator(net, cfg)
+            ev.evaluate(archs[:2], 1, seeds)  # build the vector env outside the timing
+            ev.close()
+            ev = PopulationEvaluator(net, cfg)
+            ev._vec_env(args.pop * 10, None, seeds[0])
+            t0 = time.perf_counter()
+            res = ev.evaluate(archs, 10, seeds)
+            total = time.perf_counter() - t0
+            tm = ev.timing
+            ev.close()
+        finally:
+            os.environ.pop("A2D_EVO_REFERENCE_OPS", None)
+        mean_len = float(np.mean([r.mean for r in res]))
+        print(
+            f"  {backend:<12}{total:>9.2f}{tm.env_s:>8.2f}{tm.net_s:>8.2f}{tm.net_s / total:>7.0%}"
+            f"{tm.env_steps:>11}{tm.forward_rows:>10}{mean_len:>9.1f}"
+        )
+        out[f"{backend}_total"], out[f"{backend}_env"], out[f"{backend}_net"] = (
+            total,
+            tm.env_s,
+            tm.net_s,
+        )
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--rows", type=int, default=8, help="rows per subnet (8; also try 16)")
+    p.add_argument("--pop", type=int, default=64)
+    p.add_argument("--threads", type=int, default=0, help="torch and OpenMP threads; 0 = all cores")
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--kinds", default="mlp-uniform,mlp-random,cnn-random,cnn-nature")
+    p.add_argument("--skip-e2e", action="store_true")
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="cpu: process CPU time, robust on a shared box (use with --threads 1)",
+    )
+    args = p.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    mod = native_module()
+    if mod is None:
+        raise SystemExit("a2d_evo._C is not built: pip install -e . first")
+    mod.set_num_threads(threads)
+    device = torch.device(args.device)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"device {args.device}, {threads} threads, {args.clock} clock, torch {torch.__version__}, "
+        f"kernel ISA {mod.subnet_eval_isa()}, load average {load:.1f}"
+    )
+    res = {k: bench_forward(k, args, device) for k in args.kinds.split(",") if k}
+    e2e = {} if args.skip_e2e or args.device != "cpu" else bench_e2e(args)
+    parts = [f"device={args.device}", f"threads={threads}", f"clock={args.clock}"]
+    parts.append(f"rows={args.rows}")
+    for k, r in res.items():
+        parts.append(f"{k}_kernel_vs_loop={r['kernel']:.2f}x")
+        parts.append(f"{k}_kernel_gflops={r['gflops']:.1f}")
+    if e2e:
+        parts.append(
+            f"e2e_native_s={e2e['native_total']:.2f}(env={e2e['native_env']:.2f},net={e2e['native_net']:.2f})"
+        )
+        parts.append(
+            f"e2e_reference_s={e2e['reference_total']:.2f}(env={e2e['reference_env']:.2f},net={e2e['reference_net']:.2f})"
+        )
+    print("\nRESULT " + " ".join(parts))
+
+
+if __name__ == "__main__":
+    main()

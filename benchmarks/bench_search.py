@@ -1,0 +1,178 @@
+"""Search quality: NSGA-II vs random search with the same number of evaluations.
+
+For every run folder given (a trained teacher and supernet, e.g. from ``a2d-evo demo`` or the
+train commands) and every seed, in a scratch copy of the run folder:
+
+* NSGA-II: ``evolve`` with ``--pop`` (64) and ``--gens`` (20);
+* random search: as many distinct random archs as NSGA-II evaluated, scored in batches of
+  ``pop`` with the same evaluator, the same per-generation episode seeds (batch g plays
+  generation g's seeds) and the same normalisation constants and reference point.
+
+Both are compared by the hypervolume of the non-dominated set of everything they evaluated
+(search-time figures, units of ``front.json``: -normalised return, FLOPs / teacher FLOPs);
+NSGA-II's final-population front is reported too. Ends with one ``RESULT`` line.
+
+    python benchmarks/bench_search.py --run runs/cartpole --run runs/acrobot [--seeds 3]
+        [--pop 64] [--gens 20] [--episodes N] [--out /tmp/bench_search]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from a2d_evo.config import Config, config_from_dict, config_to_dict
+from a2d_evo.evaluate import PopulationEvaluator
+from a2d_evo.evolve import evolve, generation_seeds
+from a2d_evo.problem import Normalisation, SubnetProblem, front_indices, hypervolume
+from a2d_evo.runfolder import RunFolder
+from a2d_evo.search_space import SearchSpace
+from a2d_evo.supernet import load_supernet
+
+
+def scratch_run(src: RunFolder, cfg: Config, root: Path) -> RunFolder:
+    """A fresh run folder holding copies of ``src``'s teacher agent and supernet weights."""
+    run = RunFolder(root)
+    run.bind(cfg)
+    shutil.copytree(src.teacher_agent, run.teacher_agent)
+    run.supernet_weights.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src.supernet_weights, run.supernet_weights)
+    return run
+
+
+def archive_hv(records: list[dict[str, Any]], norm: Normalisation, ref: np.ndarray) -> float:
+    F = np.array([[-norm.score(r["return_mean"]), r["flops"]] for r in records], dtype=float)
+    idx = front_indices(F)
+    scaled = np.column_stack([F[idx, 0], F[idx, 1] / norm.teacher_flops])
+    return hypervolume(scaled, ref)
+
+
+def random_search(
+    cfg: Config, run: RunFolder, n_evals: int, norm: Normalisation, seed: int
+) -> list[dict[str, Any]]:
+    """``n_evals`` distinct random archs in batches of ``pop``, batch g on generation g's seeds."""
+    from a2d_evo.envs import env_spec
+
+    s = cfg.search
+    space = SearchSpace(cfg.space)
+    spec = env_spec(cfg.env)
+    net = load_supernet(cfg, run.supernet_weights)
+    ev = PopulationEvaluator(net, cfg)
+
+    def evaluate(archs: Any, episodes: int, seeds: Any) -> Any:
+        return ev.evaluate(archs, episodes, seeds, max_episode_steps=s.max_episode_steps)
+
+    problem = SubnetProblem(
+        space, evaluate, tuple(spec.obs_shape), spec.n_actions, norm, s.episodes, s.max_flops
+    )
+    rng = np.random.default_rng([seed, 0xA11D0])
+    seen: set[bytes] = set()
+    gen = 0
+    try:
+        while len(seen) < n_evals:
+            batch = []
+            for x in space.sample_encodings(rng, 50 * s.pop):
+                k = x.tobytes()
+                if k not in seen and len(seen) < n_evals and len(batch) < s.pop:
+                    seen.add(k)
+                    batch.append(x)
+            if not batch:
+                break  # the space is exhausted
+            problem.generation = gen
+            problem.seeds = generation_seeds(cfg.seed, gen, s.episodes)
+            problem._evaluate(np.stack(batch), {})
+            gen += 1
+    finally:
+        ev.close()
+    return problem.cache_records()
+
+
+def one(src: RunFolder, seed: int, args: argparse.Namespace, work: Path) -> dict[str, float]:
+    raw = config_to_dict(src.load_config())
+    raw["seed"] = seed
+    raw["search"].update(pop=args.pop, gens=args.gens)
+    if args.episodes:
+        raw["search"]["episodes"] = args.episodes
+    cfg = config_from_dict(raw)
+    root = work / f"{src.root.name}-seed{seed}"
+    if root.exists():
+        shutil.rmtree(root)
+    run = scratch_run(src, cfg, root)
+    t0 = time.perf_counter()
+    evolve(cfg, run, progress=False)
+    t_nsga = time.perf_counter() - t0
+    state = json.loads((run.search / "state.json").read_text())
+    norm = Normalisation.from_dict(state["normalisation"])
+    ref = np.asarray(state["reference_point"], dtype=float)
+    records = state["cache"]
+    t0 = time.perf_counter()
+    rand = random_search(cfg, run, len(records), norm, seed)
+    t_rand = time.perf_counter() - t0
+    out = {
+        "nsga2_archive_hv": archive_hv(records, norm, ref),
+        "nsga2_population_hv": float(state["hypervolume"][-1][1]),
+        "random_hv": archive_hv(rand, norm, ref),
+        "evaluations": float(len(records)),
+        "random_evaluations": float(len(rand)),
+        "nsga2_s": t_nsga,
+        "random_s": t_rand,
+    }
+    print(
+        f"  {src.root.name} seed {seed}: NSGA-II HV {out['nsga2_archive_hv']:.4f} (population "
+        f"{out['nsga2_population_hv']:.4f}), random HV {out['random_hv']:.4f}, "
+        f"{len(records)} vs {len(rand)} evaluations, {t_nsga:.0f} s / {t_rand:.0f} s",
+        flush=True,
+    )
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--run", action="append", required=True, help="run folder (repeatable)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--pop", type=int, default=64)
+    p.add_argument("--gens", type=int, default=20)
+    p.add_argument("--episodes", type=int, default=0, help="0: the run's search.episodes")
+    p.add_argument("--out", default="", help="scratch folder (default: a temporary one)")
+    args = p.parse_args()
+    work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_search_"))
+    work.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for path in args.run:
+        src = RunFolder(path)
+        cfg = src.load_config()
+        print(
+            f"{cfg.env.id} ({path}): pop {args.pop} x {args.gens} generations, "
+            f"seeds 0..{args.seeds - 1}"
+        )
+        res = [one(src, s, args, work) for s in range(args.seeds)]
+        ns = [r["nsga2_archive_hv"] for r in res]
+        rs = [r["random_hv"] for r in res]
+
+        def ms(v: list[float]) -> str:
+            return f"{statistics.mean(v):.4f}+-{statistics.pstdev(v):.4f}"
+
+        ahead = sum(a > b for a, b in zip(ns, rs, strict=True))
+        print(
+            f"  mean HV: NSGA-II {ms(ns)}, random {ms(rs)}; "
+            f"NSGA-II ahead on {ahead}/{len(ns)} seeds"
+        )
+        env = cfg.env.id.replace("/", "_")
+        parts += [
+            f"{env}_nsga2_hv={ms(ns)}",
+            f"{env}_random_hv={ms(rs)}",
+            f"{env}_ahead={ahead}/{len(ns)}",
+        ]
+    print("RESULT " + " ".join(parts))
+
+
+if __name__ == "__main__":
+    main()
