@@ -277,7 +277,7 @@ class PopulationEvaluator:
         def act(obs: np.ndarray, active: np.ndarray) -> np.ndarray:
             counts = np.bincount(owner[active], minlength=pop)
             live = np.flatnonzero(counts)
-            group_archs = [archs[i] for i in live]
+            group_archs = [archs[int(i)] for i in live]
             sizes = counts[live].tolist()
             if device.type == "cpu":
                 logits, _ = fwd(obs, group_archs, sizes)

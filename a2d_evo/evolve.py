@@ -172,8 +172,8 @@ def population_arrays(algorithm: NSGA2, generation: int) -> dict[str, np.ndarray
     n_constr = algorithm.problem.n_ieq_constr
     G = pop.get("G") if n_constr else np.zeros((len(pop), 0))
     return {
-        "format_version": np.int64(STATE_FORMAT_VERSION),
-        "generation": np.int64(generation),
+        "format_version": np.array(STATE_FORMAT_VERSION, dtype=np.int64),
+        "generation": np.array(generation, dtype=np.int64),
         "X": np.asarray(pop.get("X"), dtype=np.int64),
         "F": np.asarray(pop.get("F"), dtype=np.float64),
         "G": np.asarray(G, dtype=np.float64).reshape(len(pop), n_constr),

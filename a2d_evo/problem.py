@@ -204,9 +204,11 @@ def reference_point(
 def front_indices(F: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:
     """Indices of the feasible non-dominated rows of ``F`` (empty if none is feasible)."""
     F = np.asarray(F, dtype=np.float64).reshape(-1, 2)
-    feasible = np.ones(len(F), bool)
+    feasible: np.ndarray = np.ones(len(F), bool)
     if G is not None and np.size(G):
-        feasible = (np.asarray(G, dtype=np.float64).reshape(len(F), -1) <= 0).all(axis=1)
+        feasible = np.asarray(
+            (np.asarray(G, dtype=np.float64).reshape(len(F), -1) <= 0).all(axis=1)
+        )
     idx = np.flatnonzero(feasible)
     if idx.size == 0:
         return idx

@@ -407,7 +407,7 @@ int64_t cnn_cuda_workspace_bytes(const CnnNet& net, int64_t n_rows, int64_t n_gr
   const int64_t per_row = c.s2d.img + c.p1.img + c.p2.img + 3 * c.p3.img + net.ldf;
   return static_cast<int64_t>(
       align(sizeof(int32_t) * n_groups * cnn_arch_len(net)) + align(sizeof(int32_t) * n_rows) +
-      align(sizeof(int32_t) * 3 * max_chunks(n_rows, n_groups, kChunkRows)) + 6 * kAlign +
+      align(sizeof(int32_t) * 3 * max_chunks(n_rows, n_groups, kChunkRows)) + 8 * kAlign +
       sizeof(float) * per_row * n_rows);
 }
 

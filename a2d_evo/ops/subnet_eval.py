@@ -15,10 +15,11 @@ Which path runs is decided per device and network kind by :data:`FASTEST`, the r
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import torch
+from torch import nn
 
 from a2d_evo.errors import ArchError, KernelInputError
 from a2d_evo.ops.dispatch import native_op, reference_forced
@@ -36,8 +37,9 @@ __all__ = [
 ]
 
 FASTEST: dict[tuple[str, str], str] = {
-    # benchmarks/bench_population.py on 2 cores (AMD EPYC Zen 3, AVX2): pop 64 x 8 rows,
-    # the native kernel vs the per-subnet torch loop (BENCHMARKS.md has the table).
+    # benchmarks/bench_population.py, 2 cores (AMD EPYC Zen 3, AVX2), pop 64 x 8 rows, native
+    # kernel vs the per-subnet torch loop: MLP 6-256-256-256 29x (97 vs 3.4 useful GFLOP/s),
+    # random MLPs 58x; CNN random 2.5x (160 vs 64), Nature-sized 2.2x (163 vs 75, oneDNN).
     ("cpu", "mlp"): "native",
     ("cpu", "cnn"): "native",
     # Not measured here (no GPU in this environment): the native kernel makes one launch per
@@ -102,19 +104,22 @@ class _Packer:
         return np.concatenate(self.blocks) if self.blocks else np.zeros(0, np.float32)
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
+def _np(t: torch.Tensor | None) -> np.ndarray:
+    if t is None:
+        raise ArchError("supernet layers must have biases")
     return t.detach().to("cpu", torch.float32).numpy()
 
 
 def pack_supernet(supernet: Supernet) -> PackedSupernet:
     """The supernet's weights packed for the native kernel (done once per weight version)."""
     n_act = supernet.n_actions
-    heads_w = np.concatenate([_np(supernet.policy.weight), _np(supernet.value.weight)])
-    heads_b = np.concatenate([_np(supernet.policy.bias), _np(supernet.value.bias)])
+    policy, value = cast(nn.Linear, supernet.policy), cast(nn.Linear, supernet.value)
+    heads_w = np.concatenate([_np(policy.weight), _np(value.weight)])
+    heads_b = np.concatenate([_np(policy.bias), _np(value.bias)])
     ldh = _round_up(n_act + 1, 8)
     pk = _Packer()
     if not supernet.atari:
-        layers = list(supernet.layers)
+        layers = [cast(nn.Linear, m) for m in cast(nn.ModuleList, supernet.layers)]
         wmax = layers[0].out_features
         obs_dim = layers[0].in_features
         ldw = _round_up(wmax, 8)
@@ -127,15 +132,16 @@ def pack_supernet(supernet: Supernet) -> PackedSupernet:
         )
 
     c_in, h, w = supernet.obs_shape
-    convs = list(supernet.convs)
+    convs = [cast(nn.Conv2d, m) for m in cast(nn.ModuleList, supernet.convs)]
+    fc = cast(nn.Linear, supernet.fc)
     cmax = [convs[i].out_channels for i in range(3)]
     n_extra = len(convs) - 3
     ew = convs[3].out_channels if n_extra else 0
     ek = convs[3].kernel_size[0] if n_extra else 0
-    fc_max = supernet.fc.out_features
-    area = supernet.trunk_area
-    c_last = supernet.fc.in_features // area
-    if c_last != max(cmax[2], ew) or c_last * area != supernet.fc.in_features:
+    fc_max = fc.out_features
+    area = int(supernet.trunk_area)
+    c_last = fc.in_features // area
+    if c_last != max(cmax[2], ew) or c_last * area != fc.in_features:
         raise ArchError("supernet FC input does not match its last conv widths")
     ld = [_round_up(c, _PANEL) for c in cmax]
     ld_e, ldf = _round_up(ew, _PANEL), _round_up(fc_max, _PANEL)
@@ -151,8 +157,8 @@ def pack_supernet(supernet: Supernet) -> PackedSupernet:
     ]
     extra_b = [pk.vec(_np(convs[3 + j].bias), ld_e) for j in range(n_extra)]
     # FC rows (position, channel): torch flattens (C, H, W) channel-major.
-    wf = _np(supernet.fc.weight).reshape(fc_max, c_last, area).transpose(2, 1, 0)
-    fw, fb = pk.panels(wf.reshape(-1, fc_max)), pk.vec(_np(supernet.fc.bias), ldf)
+    wf = _np(fc.weight).reshape(fc_max, c_last, area).transpose(2, 1, 0)
+    fw, fb = pk.panels(wf.reshape(-1, fc_max)), pk.vec(_np(fc.bias), ldf)
     hw, hb = pk.cols(heads_w.T, ldh), pk.vec(heads_b, ldh)
     meta = [1, c_in, h, w, *cmax, n_extra, ew, ek, fc_max, ldf, n_act, ldh, fw, fb, hw, hb]
     meta += conv_off + extra_w + extra_b
@@ -334,7 +340,7 @@ class PopulationForward:
             else:
                 x_np = np.ascontiguousarray(x_np)
             try:
-                logits_np, values_np = self._native(  # type: ignore[misc]
+                logits_np, values_np = self._native(  # type: ignore[operator]
                     x_np, self.packed.params, self.packed.meta, table, offsets
                 )
             except ValueError as exc:
@@ -361,7 +367,7 @@ class PopulationForward:
         values = torch.empty((n,), dtype=torch.float32, device=self.device)
         stream = torch.cuda.current_stream(self.device).cuda_stream
         try:
-            self._native(  # type: ignore[misc]
+            self._native(  # type: ignore[operator]
                 x.data_ptr(),
                 n,
                 params.data_ptr(),
