@@ -14,8 +14,7 @@
 # -S (no site .pth files, so the editable finder of .venv never loads) and -P (the working
 # tree is not on sys.path), with the venv's site-packages appended for torch & co, and
 # libasan (then libstdc++) preloaded because CPython itself is not instrumented. Leak
-# detection is off:
-# CPython keeps its interned objects alive at exit by design.
+# detection is off: CPython keeps its interned objects alive at exit by design.
 #
 # Last line: "SANITIZE clean: ..." (exit 0) or "SANITIZE FAILED: ..." (exit 1).
 set -uo pipefail
