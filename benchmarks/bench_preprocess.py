@@ -14,6 +14,10 @@ the best in brackets. Also measures the machine's copy bandwidth with a large nu
 reports the kernel's bytes moved (raw read + frames written) as a fraction of it. Ends with a
 ``RESULT key=value ...`` line.
 
+On a machine whose cores are busy with other processes, libgomp's default active waiting (it spins
+for milliseconds at every barrier) can make a 2-thread call take a whole scheduler time slice;
+``OMP_WAIT_POLICY=passive`` avoids that. The policy in effect is printed and recorded.
+
     python benchmarks/bench_preprocess.py [--rounds 7] [--device cuda]
 """
 
@@ -213,9 +217,11 @@ def main() -> None:
     args = parser.parse_args()
     mod = native_module()
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    wait_policy = os.environ.get("OMP_WAIT_POLICY", "default")
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, OpenMP threads "
-        f"{mod.max_threads() if mod else 'n/a'}, load average {load[0]:.1f} (1 min)"
+        f"{mod.max_threads() if mod else 'n/a'}, OMP_WAIT_POLICY={wait_policy}, "
+        f"load average {load[0]:.1f} (1 min)"
     )
     bandwidth = copy_bandwidth(args.rounds)
     print(f"numpy copy bandwidth (read + write, 256 MiB, best): {bandwidth / 1e9:.2f} GB/s")
@@ -225,7 +231,8 @@ def main() -> None:
         result.update(cuda_table(args.rounds))
     result["copy_bandwidth_gbs"] = bandwidth / 1e9
     result["load_avg_1min"] = load[0]
-    print("RESULT " + " ".join(f"{k}={v:.4g}" for k, v in result.items()))
+    fields = [f"{k}={v:.4g}" for k, v in result.items()] + [f"omp_wait_policy={wait_policy}"]
+    print("RESULT " + " ".join(fields))
 
 
 if __name__ == "__main__":

@@ -12,10 +12,13 @@ its fixed-point bilinear for upscaling), so it matches ``cv2.resize`` exactly on
 test. The native kernel does the box filter in fixed point instead and agrees with OpenCV to
 within one grey level on every pixel (identical on more than 99% of them).
 
-RGB input ``(N, 2, H, W, 3)`` is turned into grey with ALE's own formula before the max: gymnasium
-with ``obs_type="grayscale"`` max-pools ALE's grey screens, and ALE's grey screen is that formula
-applied to its RGB screen, so grey-then-max gives exactly what gymnasium's grey pipeline gives
-(max-then-grey would mix channels of two frames into a colour neither frame shows).
+RGB input ``(N, 2, H, W, 3)`` is turned into grey with ALE's own formula (ColourPalette.cpp:
+``round(0.2989 r + 0.5870 g + 0.1140 b)``) frame by frame, then max-pooled. That is what
+gymnasium's ``AtariPreprocessing(grayscale_obs=True)`` does on an ``obs_type="rgb"`` env: it reads
+``ale.getScreenGrayscale()`` for both frames and max-pools them, and ALE's grey screen is that
+formula applied to its RGB screen, so RGB input gives exactly the grey pipeline's frames (tested
+on real screens). Max-then-grey would instead mix channels of two frames into a colour neither
+frame shows; gymnasium's ``grayscale_obs=False`` keeps colour, which this op does not produce.
 """
 
 from __future__ import annotations
