@@ -38,7 +38,7 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 # ------------------------------------------------------------------------ atomic writes
-def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
+def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], object]) -> Path:
     """Write through ``write(f)`` to a temp file beside ``path``, fsync, then rename."""
     path = Path(path)
     try:
@@ -48,7 +48,7 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
         raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)  # type: ignore[arg-type]
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
