@@ -15,7 +15,7 @@ from pathlib import Path
 
 from a2d_evo import __version__
 from a2d_evo.config import Config, config_from_dict, config_to_dict, load_config
-from a2d_evo.errors import A2DError, ConfigError
+from a2d_evo.errors import A2DError, ConfigError, Interrupted
 from a2d_evo.runfolder import RunFolder
 
 EXIT_USER_ERROR = 2
@@ -376,6 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
     try:
         return handler(args)
+    except Interrupted as exc:
+        print(f"a2d-evo {args.command}: {exc}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except A2DError as exc:
         print(f"a2d-evo {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR

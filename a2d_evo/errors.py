@@ -33,3 +33,7 @@ class TrainingError(A2DError, RuntimeError):
 
 class KernelInputError(A2DError, ValueError):
     """An array handed to a native kernel has the wrong dtype, shape or layout."""
+
+
+class Interrupted(A2DError):
+    """SIGINT/SIGTERM stopped a command after it saved its state (exit 130, not 2)."""

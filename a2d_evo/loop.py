@@ -51,7 +51,7 @@ from a2d_evo.distributed import (
     shard,
     wrap_model,
 )
-from a2d_evo.errors import FormatError, TrainingError
+from a2d_evo.errors import FormatError, Interrupted, TrainingError
 from a2d_evo.ppo import (
     Batch,
     Policy,
@@ -69,7 +69,7 @@ STAGE_KEYS = {"teacher": 1, "supernet": 2, "finetune": 3, "baseline": 4}
 """Stage ids mixed into the seed, so that stages of one run draw independent streams."""
 
 
-class TrainingInterrupted(TrainingError):
+class TrainingInterrupted(TrainingError, Interrupted):
     """SIGINT/SIGTERM (or a requested stop) ended training after a checkpoint."""
 
 

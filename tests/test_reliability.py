@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from a2d_evo import runfolder
-from a2d_evo.cli import EXIT_USER_ERROR, main
+from a2d_evo.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
 from a2d_evo.config import config_from_dict
 from a2d_evo.errors import EnvError, RunFolderError
 from a2d_evo.runfolder import RunFolder, read_json, torch_load, write_json
@@ -273,7 +273,7 @@ def test_signal_during_training_checkpoints_then_exits_nonzero(
     time.sleep(0.3)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == EXIT_USER_ERROR, err
+    assert proc.returncode == EXIT_INTERRUPTED, err
     assert f"interrupted ({sig.name})" in err and "continue with --resume" in err
     state = torch_load(ckpt)
     assert 0 <= state["update"] < 400
