@@ -21,6 +21,7 @@ import yaml
 from a2d_evo.errors import ConfigError
 
 ATARI_PREFIX = "ALE/"
+CONFIG_FORMAT_VERSION = 1
 
 
 def is_atari(env_id: str) -> bool:
@@ -319,6 +320,8 @@ class EvalConfig:
 class Config:
     """A whole run: one value of this type drives every command."""
 
+    format_version: int = CONFIG_FORMAT_VERSION
+    """Version of the config format; written into every saved ``config.yaml``."""
     seed: int = 0
     """Root seed; every random choice of the run flows from it."""
     device: Literal["cpu", "cuda", "auto"] = "cpu"
@@ -335,6 +338,12 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
 
     def __post_init__(self) -> None:
+        if self.format_version != CONFIG_FORMAT_VERSION:
+            newer = self.format_version > CONFIG_FORMAT_VERSION
+            raise ConfigError(
+                f"format_version: this a2d-evo reads config format {CONFIG_FORMAT_VERSION}, got "
+                f"{self.format_version} ({'upgrade a2d-evo' if newer else 'update the config'})"
+            )
         _check_min("seed", self.seed, 0)
         _check_min("torch_threads", self.torch_threads, 0)
         want = "cnn" if self.env.atari else "mlp"

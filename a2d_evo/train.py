@@ -189,6 +189,7 @@ def train_supernet(
     write_json(
         folder / "summary.json",
         {
+            "format_version": 1,
             "env_steps": result.global_step,
             "updates": result.updates,
             "wall_s": round(result.wall_s, 2),

@@ -139,3 +139,12 @@ def test_yaml_float_strings_accepted() -> None:
     cfg = config_from_dict(yaml.safe_load("ppo:\n  lr: 1e-4\n"))
     assert cfg.ppo.lr == 1e-4
     assert config_to_dict(cfg)["ppo"]["lr"] == 1e-4
+
+
+def test_config_format_version() -> None:
+    assert config_from_dict({}).format_version == 1
+    assert "format_version: 1" in dump_config(Config())
+    with pytest.raises(ConfigError, match="upgrade a2d-evo"):
+        config_from_dict({"format_version": 2})
+    with pytest.raises(ConfigError, match="update the config"):
+        config_from_dict({"format_version": 0})
