@@ -16,8 +16,9 @@ so that this module owns evaluation, checkpoints and progress:
 * ``history.csv`` and ``hypervolume.csv`` are rewritten from the state each generation;
 * the final front (feasible non-dominated members of the last population) is re-scored on
   fresh seeds with ``search.final_episodes`` episodes, R_random and R_teacher re-measured on
-  those seeds, and written to ``front.json`` (members dominated under the re-scored figures
-  are dropped; ``history.csv`` keeps everything).
+  those seeds, and written to ``front.json`` (members dominated under the re-scored figures,
+  or by the uniform-random policy -- normalised return <= 0 at 0 FLOPs -- are dropped;
+  ``history.csv`` keeps everything).
 
 A resumed run (``resume=True``) rebuilds NSGA-II from the state and ends with the same
 ``front.json`` as an uninterrupted run (``latency_ms`` aside, a wall-clock measurement).
@@ -476,7 +477,15 @@ class _Search:
             metrics["search_normalised_return"] = float(norm_search.score(searched["return_mean"]))
             entries.append(metrics)
         F_final = np.array([[-e["normalised_return"], e["flops"]] for e in entries])
-        keep = front_indices(F_final)
+        keep = list(front_indices(F_final))
+        # The uniform-random policy is a 0-FLOPs agent with normalised return 0: members that do
+        # not beat it are dominated by it (kept only if nothing does, so the front is not empty).
+        better = [i for i in keep if entries[i]["normalised_return"] > 0]
+        below_random = len(keep) - len(better)
+        if better:
+            keep = better
+        else:
+            keep = [max(keep, key=lambda i: entries[i]["normalised_return"])]
         front = [entries[i] for i in keep]
         scaled = np.column_stack([F_final[keep, 0], F_final[keep, 1] / norm.teacher_flops])
         data = {
@@ -499,6 +508,7 @@ class _Search:
                 "evaluations": len(problem.cache),
                 "front_size": len(rows),
                 "dropped_after_rescore": len(rows) - len(front),
+                "dropped_below_random": below_random,
                 "metrics_format_version": METRICS_FORMAT_VERSION,
             },
             "front": front,
