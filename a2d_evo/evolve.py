@@ -394,7 +394,13 @@ class _Search:
             return None
         from tqdm.auto import tqdm
 
-        return tqdm(total=self.cfg.search.gens, initial=start, desc="evolve", unit="gen")
+        s = self.cfg.search
+        fwd = getattr(getattr(self.evaluator, "forward", None), "backend_name", None)
+        tqdm.write(
+            f"evolve: {self.cfg.env.id}, pop {s.pop} x {s.gens} generations x {s.episodes} "
+            f"episodes; population forward: {fwd or type(self.evaluator).__name__}"
+        )
+        return tqdm(total=s.gens, initial=start, desc="evolve", unit="gen")
 
     def _report(
         self,

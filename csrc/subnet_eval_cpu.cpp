@@ -11,6 +11,7 @@
 // item runs its rows through the whole subnet with thread-local scratch buffers.
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <stdexcept>
@@ -242,8 +243,12 @@ Kern make_avx2() {
 #endif
 #undef A2D_ROW
 
+// The AVX2+FMA kernel when the CPU has it; A2D_EVO_SUBNET_EVAL_ISA=generic (read once, at the
+// first call) forces the portable one, so that tests can check it on any machine.
 const Kern& kernel() {
   static const Kern k = [] {
+    const char* forced = std::getenv("A2D_EVO_SUBNET_EVAL_ISA");
+    if (forced != nullptr && std::string(forced) == "generic") return make_generic();
 #if A2D_HAVE_AVX2_PATH
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return make_avx2();

@@ -201,6 +201,56 @@ def test_backend_name_says_which_path() -> None:
     assert MOD.subnet_eval_isa() in fwd.backend_name
 
 
+_GENERIC_CHECK = """
+import numpy as np, torch
+from a2d_evo.config import SpaceConfig
+from a2d_evo.ops.dispatch import native_module
+from a2d_evo.ops.subnet_eval import PopulationForward, reference_forward
+from a2d_evo.search_space import SearchSpace
+from a2d_evo.supernet import Supernet
+torch.manual_seed(0)
+rng = np.random.default_rng(0)
+worst = 0.0
+for kind, shape, cfg in [
+    ("mlp", (5,), SpaceConfig(kind="mlp", widths=(3, 8, 13, 40))),
+    ("cnn", (4, 44, 44), SpaceConfig(kind="cnn", conv1=(8, 12), conv2=(8, 20), conv3=(8, 24),
+                                     extra_widths=(8, 12), fc=(8, 40))),
+]:
+    space = SearchSpace(cfg)
+    net = Supernet(space, shape, 3)
+    fwd = PopulationForward(net, backend="native")
+    archs = [space.decode(x) for x in space.sample_encodings(rng, 6)]
+    sizes = [1, 3, 2, 5, 1, 4]
+    if kind == "mlp":
+        obs = rng.standard_normal((16, *shape)).astype(np.float32)
+    else:
+        obs = rng.integers(0, 256, (16, *shape), dtype=np.uint8)
+    out = fwd(obs, archs, sizes)
+    ref = reference_forward(net, torch.from_numpy(obs), archs, sizes)
+    for a, b in zip(out, ref):
+        b = b.numpy()
+        worst = max(worst, float(np.abs(a - b).max() / np.abs(b).max()))
+print(native_module().subnet_eval_isa(), worst)
+"""
+
+
+@needs_native
+def test_generic_kernel_parity() -> None:
+    """The portable micro-kernel (forced by A2D_EVO_SUBNET_EVAL_ISA=generic) is exact too."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "A2D_EVO_SUBNET_EVAL_ISA": "generic", "OMP_NUM_THREADS": "2"}
+    out = subprocess.run(
+        [sys.executable, "-c", _GENERIC_CHECK], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    isa, worst = out.stdout.split()
+    assert isa == "generic"
+    assert float(worst) <= TOL
+
+
 # ----------------------------------------------------------------------------- bad input
 @pytest.fixture(scope="module")
 def mlp_fwd() -> PopulationForward:
