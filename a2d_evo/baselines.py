@@ -126,7 +126,7 @@ def train_baselines(
                     print(f"baseline {name}: already trained, skipped")
                 folders.append(folder)
                 continue
-            streams = Streams(cfg.seed, f"baseline-{name}")
+            streams = Streams(cfg.seed, "baseline")  # same init for ppo and distill of a width
             agent = streams.build(
                 lambda a=arch: Agent(a, spec.obs_shape, spec.n_actions, config_to_dict(cfg.env))
             )

@@ -1,0 +1,92 @@
+"""The whole command line end to end on a tiny CartPole budget: every stage's files and keys."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from a2d_evo.cli import main
+from a2d_evo.export import METRICS_KEYS, load_agent
+
+pytestmark = pytest.mark.slow
+
+TINY = {
+    "seed": 3,
+    "torch_threads": 1,
+    "env": {"id": "CartPole-v1"},
+    "space": {"kind": "mlp", "depths": [1, 2], "widths": [4, 8, 16, 32, 64]},
+    "ppo": {"num_envs": 4, "num_steps": 64, "num_minibatches": 2, "update_epochs": 2,
+            "clip_coef": 0.2, "ent_coef": 0.0, "lr": 1e-3},
+    "teacher": {"arch": {"kind": "mlp", "widths": [64, 64]}, "total_steps": 4096,
+                "eval_episodes": 4},
+    "supernet": {"total_steps": 2048, "num_random": 1, "rollout_subnets": 2},
+    "search": {"pop": 8, "gens": 2, "episodes": 2, "final_episodes": 3, "max_episode_steps": 200},
+    "eval": {"episodes": 3, "random_episodes": 3},
+}  # fmt: skip
+
+
+def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    run = tmp_path / "run"
+    common = ["--config", str(cfg), "--out", str(run), "--quiet"]
+    assert main(["train-teacher", *common]) == 0
+    assert main(["train-supernet", *common]) == 0
+    assert main(["evolve", *common, "--pop", "8"]) == 0
+    assert main(["export", str(run), "--pick", "all", "--quiet"]) == 0
+    assert main(["export", str(run), "--pick", "knee", "--quiet"]) == 0
+    assert main(["eval", str(run / "agents" / "knee"), "--episodes", "3", "--quiet"]) == 0
+    assert main(["baselines", str(run), "--widths", "0.5", "--quiet"]) == 0
+    assert main(["report", str(run), "--quiet"]) == 0
+    capsys.readouterr()
+
+    front = json.loads((run / "search" / "front.json").read_text())
+    assert front["format_version"] == 1 and front["front"]
+    for entry in front["front"]:
+        assert set(METRICS_KEYS) <= set(entry)
+        assert entry["episodes"] == 3 and entry["eval_mode"] == "greedy"
+    flops = [e["flops"] for e in front["front"]]
+    assert flops == sorted(flops)
+
+    agents = sorted(p.name for p in (run / "agents").iterdir())
+    assert "knee" in agents and len(agents) == len(front["front"]) + 1
+    for name in agents:
+        folder = run / "agents" / name
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert set(METRICS_KEYS) <= set(metrics)
+        state = torch.load(folder / "policy.pt", weights_only=True)
+        agent = load_agent(folder)
+        assert (
+            sum(t.numel() for t in state.values())
+            == metrics["params"]
+            == sum(p.numel() for p in agent.parameters())
+        )
+        assert (folder / "policy.onnx").is_file()
+
+    knee_eval = json.loads((run / "agents" / "knee" / "eval.json").read_text())
+    assert knee_eval["episodes"] == 3 and len(knee_eval["returns"]) == 3
+    lo, hi = knee_eval["return_ci95"]
+    assert lo <= knee_eval["return_mean"] <= hi
+
+    for name in ("pareto.png", "hypervolume.png", "report.md"):
+        assert (run / "report" / name).stat().st_size > 1000
+    baselines = sorted(p.name for p in (run / "baselines").iterdir() if not p.name.startswith("."))
+    assert baselines == ["distill_x0.5", "ppo_x0.5"]
+    for name in baselines:
+        metrics = json.loads((run / "baselines" / name / "metrics.json").read_text())
+        # 32x32 MLP on 4 observations, 2 actions: 2 x (4*32 + 32*32 + 32*2 + 32*1) FLOPs
+        assert metrics["width_multiplier"] == 0.5 and metrics["flops"] == 2496
+        assert metrics["seeds"] == front["front"][0]["seeds"]  # scored like the front
+    report = (run / "report" / "report.md").read_text()
+    assert "ppo_x0.5" in report and "distill_x0.5" in report
+    history = (run / "search" / "history.csv").read_text().splitlines()
+    assert history[0].split(",")[:3] == ["generation", "encoding", "arch"]
+    assert len(history) > 8  # at least the initial population
+
+    # a second train-teacher into the same run refuses to overwrite it
+    assert main(["train-teacher", *common]) == 2
+    assert "already holds" in capsys.readouterr().err
