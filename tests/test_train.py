@@ -292,3 +292,52 @@ def test_sandwich_loss_is_the_sum_of_per_subnet_losses() -> None:
     for k, p in net.named_parameters():
         torch.testing.assert_close(batched[k], p.grad, rtol=1e-4, atol=1e-6)
     assert normalise_advantages(mb.advantages).std().item() == pytest.approx(1.0, rel=1e-4)
+
+
+# ----------------------------------------------------------------------------- learning
+SHIPPED = Path(__file__).resolve().parents[1] / "configs" / "cartpole.yaml"
+
+
+def learning_cfg(**overrides: Any) -> Config:
+    """The shipped CartPole settings on a small budget (fixed seed)."""
+    from a2d_evo.config import load_config
+
+    items = [
+        "seed=1",
+        "torch_threads=1",
+        "teacher.total_steps=50000",
+        "teacher.eval_episodes=10",
+        "supernet.total_steps=30000",
+        "eval.num_envs=10",
+    ]
+    return load_config(SHIPPED, [*items, *(f"{k}={v}" for k, v in overrides.items())])
+
+
+@pytest.fixture(scope="module")
+def learned_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = RunFolder(tmp_path_factory.mktemp("learn") / "run")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("a2d_evo.export.onnx_available", lambda: False)
+        return train_teacher(learning_cfg(), run, progress=False)
+
+
+@pytest.mark.slow
+def test_ppo_teacher_learns_cartpole(learned_teacher: Path) -> None:
+    metrics = json.loads((learned_teacher / "metrics.json").read_text())
+    assert metrics["env_steps"] == 49920  # 195 updates of 8 x 32
+    # random play scores ~20; a broken PPO stays far below this
+    assert metrics["return_mean"] >= 200, metrics["return_mean"]
+
+
+@pytest.mark.slow
+def test_distilled_supernet_subnets_learn_cartpole(learned_teacher: Path) -> None:
+    from a2d_evo.train import score_subnets
+
+    cfg = learning_cfg()
+    run = RunFolder(learned_teacher.parent.parent)
+    weights = train_supernet(cfg, run, progress=False)
+    rows = score_subnets(cfg, weights, n_random=2, episodes=10)
+    by_role = {r["role"]: r["return_mean"] for r in rows[:2]}
+    # random ~20; the inherited weights of both ends of the space must play well above it
+    assert by_role["largest"] >= 150, rows
+    assert by_role["smallest"] >= 150, rows
