@@ -36,6 +36,9 @@ def push_frames(
     """Shift each env's (K, size, size) stack left, write the new frame into slot K - 1; envs
     with reset_mask set get the new frame in all K slots. GIL released."""
 
+def preprocess_isa() -> str:
+    """The CPU code path preprocess runs: 'avx2' or 'generic' (A2D_EVO_PREPROCESS_ISA=generic)."""
+
 def preprocess_frames_cuda(
     raw_ptr: int,
     out_ptr: int,

@@ -300,6 +300,9 @@ PYBIND11_MODULE(_C, m) {
         py::arg("reset_mask") = py::none(),
         "Shift each env's frame stack left and write the new frame into its last slot; "
         "reset envs get the new frame in every slot.");
+  m.def(
+      "preprocess_isa", []() { return std::string(a2d::preprocess::preprocess_isa()); },
+      "The CPU code path preprocess runs: 'avx2' or 'generic'.");
 #ifdef A2D_WITH_CUDA
   m.def("preprocess_frames_cuda", &preprocess_frames_cuda_ptr, py::arg("raw_ptr"),
         py::arg("out_ptr"), py::arg("out_batch_stride"), py::arg("n"), py::arg("h"), py::arg("w"),

@@ -229,6 +229,9 @@ void preprocess_cpu(const uint8_t* raw, int64_t n, int h, int w, int channels, i
 void push_frames_cpu(const uint8_t* raw, int64_t n, int h, int w, int channels, int size,
                      uint8_t* stack, int k, const uint8_t* reset_mask);
 
+// The CPU code path in use: "avx2" or "generic" (forced by A2D_EVO_PREPROCESS_ISA=generic).
+const char* preprocess_isa();
+
 #ifdef A2D_WITH_CUDA
 // The same ops on device pointers, enqueued on `stream` (a cudaStream_t as an integer; 0 is the
 // legacy default stream). Asynchronous; throws std::runtime_error on a launch error and

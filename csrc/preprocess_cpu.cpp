@@ -1,10 +1,12 @@
 // CPU kernel of the frame preprocessing op: OpenMP over (env, band of output rows), separable
 // fixed-point resize from cached per-axis weight tables (see preprocess.h for the arithmetic).
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <tuple>
 #include <vector>
 
@@ -469,14 +471,20 @@ A2D_AVX2 void band_avx2(const Tables& t, int channels, const uint8_t* raw0, cons
 }
 #endif
 
-// The band function for this CPU, chosen once.
+// The band function for this CPU, chosen once: AVX2 when the CPU has it, unless
+// A2D_EVO_PREPROCESS_ISA=generic (read at the first call) forces the portable one, so that tests
+// can check it on any machine.
 BandFn band_fn() {
+  static const BandFn fn = [] {
+    const char* forced = std::getenv("A2D_EVO_PREPROCESS_ISA");
+    if (forced != nullptr && std::string(forced) == "generic") return band_generic;
 #ifdef A2D_X86_DISPATCH
-  static const BandFn fn = __builtin_cpu_supports("avx2") ? band_avx2 : band_generic;
-  return fn;
-#else
-  return band_generic;
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) return band_avx2;
 #endif
+    return band_generic;
+  }();
+  return fn;
 }
 
 Scratch& thread_scratch() {
@@ -545,6 +553,8 @@ void preprocess_cpu(const uint8_t* raw, int64_t n, int h, int w, int channels, i
   const std::shared_ptr<const Tables> t = get_tables(h, w, size);
   run_all(*t, channels, raw, n, out, out_batch_stride, 1, nullptr);
 }
+
+const char* preprocess_isa() { return band_fn() == band_generic ? "generic" : "avx2"; }
 
 void push_frames_cpu(const uint8_t* raw, int64_t n, int h, int w, int channels, int size,
                      uint8_t* stack, int k, const uint8_t* reset_mask) {

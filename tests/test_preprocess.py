@@ -196,6 +196,54 @@ def test_thread_count_and_bands_do_not_change_results() -> None:
     assert np.array_equal(many, single) and np.array_equal(many, banded)
 
 
+_GENERIC_CHECK = """
+import sys
+import numpy as np
+from a2d_evo.ops import native_module, preprocess_frames, push_frames
+rng = np.random.default_rng(11)
+outs = []
+for shape, size in [((3, 2, 210, 160), 84), ((1, 2, 250, 160), 64), ((2, 2, 168, 168), 84),
+                    ((2, 2, 64, 64), 84), ((2, 2, 210, 160, 3), 84), ((2, 2, 900, 700), 84)]:
+    outs.append(preprocess_frames(rng.integers(0, 256, shape, dtype=np.uint8), size=size))
+stack = rng.integers(0, 256, (3, 4, 84, 84), dtype=np.uint8)
+raw = rng.integers(0, 256, (3, 2, 210, 160), dtype=np.uint8)
+push_frames(raw, stack, np.array([1, 0, 1], bool))
+outs.append(stack)
+np.savez(sys.argv[1], *outs)
+print(native_module().preprocess_isa())
+"""
+
+
+@needs_native
+def test_generic_isa_path_is_bit_identical(tmp_path: Any) -> None:
+    """The portable code path (forced by A2D_EVO_PREPROCESS_ISA=generic, read once per process)
+    gives the same bytes as the path this machine picks (AVX2 where available)."""
+    import os
+    import subprocess
+    import sys
+
+    results = {}
+    for isa in ("generic", "auto"):
+        env = {**os.environ, "A2D_EVO_PREPROCESS_ISA": isa, "OMP_NUM_THREADS": "2"}
+        env.pop(REFERENCE_ENV_VAR, None)
+        path = tmp_path / f"{isa}.npz"
+        out = subprocess.run(
+            [sys.executable, "-c", _GENERIC_CHECK, str(path)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 0, out.stderr
+        with np.load(path) as data:
+            results[out.stdout.strip()] = [data[k] for k in sorted(data.files)]
+    assert "generic" in results
+    picked = [isa for isa in results if isa != "generic"]
+    for isa in picked:  # empty on a machine without AVX2: then both runs took the generic path
+        for a, b in zip(results["generic"], results[isa], strict=True):
+            assert np.array_equal(a, b)
+
+
 # ---------------------------------------------------------------------------- dispatch
 
 
