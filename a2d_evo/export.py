@@ -200,7 +200,7 @@ def load_agent(folder: str | Path) -> Agent:
         raise FormatError(f"{where}: env must be a mapping, got {type(meta['env']).__name__}")
     try:
         agent = _empty_agent(arch, obs_shape, n_actions, meta["env"])
-    except (ValueError, RuntimeError, OverflowError) as exc:  # sizes torch cannot hold
+    except (ValueError, RuntimeError, OverflowError, TypeError) as exc:  # sizes torch cannot hold
         raise FormatError(f"{where}: {exc}") from None
 
     path = folder / POLICY_FILE
@@ -236,8 +236,12 @@ def load_agent(folder: str | Path) -> Agent:
     return agent.eval()
 
 
+_MAX_DIM = 2**31 - 1
+"""Sizes past int32 are no real policy's, and torch's shape arithmetic overflows on them."""
+
+
 def _pos_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= _MAX_DIM
 
 
 # ----------------------------------------------------------------------------- ONNX

@@ -23,3 +23,17 @@ def _one_torch_thread() -> None:
     except ImportError:  # pragma: no cover - torch is a dependency
         return
     torch.set_num_threads(1)
+
+
+def _hypothesis_profiles() -> None:
+    """CI replays a fixed example sequence (a red CI is reproducible); elsewhere, fresh ones."""
+    import os
+
+    from hypothesis import settings
+
+    settings.register_profile("ci", derandomize=True, print_blob=True)
+    if os.environ.get("CI"):
+        settings.load_profile("ci")
+
+
+_hypothesis_profiles()

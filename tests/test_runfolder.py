@@ -105,7 +105,7 @@ def test_bind_stage_fresh_and_resume(tmp_path: Path, configs_dir: Path) -> None:
     with pytest.raises(RunFolderError, match="already holds"):
         run.bind_stage("teacher", cfg, resume=False)
     run.bind_stage("teacher", cfg, resume=True)
-    other = load_config(configs_dir / "cartpole.yaml", ["ppo.lr=1e-3"])
+    other = load_config(configs_dir / "cartpole.yaml", ["ppo.lr=3e-3"])
     with pytest.raises(RunFolderError, match=r"ppo\.lr"):
         run.bind_stage("teacher", other, resume=True)
 
