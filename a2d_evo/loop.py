@@ -391,7 +391,10 @@ def save_checkpoint(
 def read_checkpoint(path: Path, stage: str) -> dict[str, Any]:
     """The checkpoint dict at ``path``, checked to be this stage's (FormatError otherwise)."""
     if not Path(path).is_file():
-        raise FormatError(f"--resume: no checkpoint at {path}; start the stage without --resume")
+        raise FormatError(
+            f"--resume: no checkpoint at {path}; delete {Path(path).parent} to start the stage "
+            "over, or use --out for a new run folder"
+        )
     ckpt = torch_load(path, f"{stage} checkpoint")
     keys = {"format_version", "stage", "update", "global_step", "model", "optimizer", "rng"}
     if not isinstance(ckpt, dict) or not keys <= set(ckpt):

@@ -71,11 +71,17 @@ def main() -> None:
     cfg = load_config(Path(args.config), overrides)
     torch.set_num_threads(args.threads)
     measure(cfg, "plain", cfg.ppo.batch_size)  # warm-up: imports, allocator, first env build
-    plain, plain_wall = measure(cfg, "plain", args.steps)
+    # plain before and after: a shared machine drifts; the ratio uses their mean
+    plain1, wall1 = measure(cfg, "plain", args.steps)
     sup, sup_wall = measure(cfg, "supernet", args.steps)
+    plain2, wall2 = measure(cfg, "plain", args.steps)
+    plain, plain_wall = (plain1 + plain2) / 2, (wall1 + wall2) / 2
     ratio = plain / sup
     print(f"env: {cfg.env.id}  steps per run: {args.steps}  torch threads: {args.threads}")
-    print(f"  plain PPO, largest arch, no teacher : {plain:8.0f} steps/s ({plain_wall:.1f} s)")
+    print(
+        f"  plain PPO, largest arch, no teacher : {plain:8.0f} steps/s ({plain_wall:.1f} s; "
+        f"before {plain1:.0f}, after {plain2:.0f})"
+    )
     print(
         f"  supernet, {cfg.supernet.rollout_subnets} acting, sandwich 2+{args.k}"
         f"{', vanilla' if cfg.distill.vanilla else ', distilled'} : {sup:8.0f} steps/s "
