@@ -365,10 +365,9 @@ class RayPopulationEvaluator:
         max_episode_steps: int | None = None,
     ) -> list[EvalResult]:
         """One :class:`EvalResult` per arch, every arch on the same ``seeds[:episodes]``."""
-        if mode not in ("greedy", "sample"):
-            raise ConfigError(f"eval mode: expected 'greedy' or 'sample', got {mode!r}")
-        if episodes < 1 or len(seeds) < episodes:
-            raise ConfigError(f"population eval: need {episodes} >= 1 seeds, got {len(seeds)}")
+        from a2d_evo.evaluate import check_population_request
+
+        check_population_request(episodes, seeds, mode)
         if self._closed:
             raise DistributedError("the Ray population evaluator is closed")
         if not archs:

@@ -203,6 +203,14 @@ def random_policy_return(
 
 
 # ----------------------------------------------------------------------------- populations
+def check_population_request(episodes: int, seeds: Sequence[int], mode: str) -> None:
+    """The checks every population evaluator (local or distributed) makes first."""
+    if mode not in ("greedy", "sample"):
+        raise ConfigError(f"eval mode: expected 'greedy' or 'sample', got {mode!r}")
+    if episodes < 1 or len(seeds) < episodes:
+        raise ConfigError(f"population eval: need {episodes} >= 1 seeds, got {len(seeds)}")
+
+
 class PopulationEvaluator:
     """Scores populations of subnets of one supernet, locally, in one vector env each call.
 
@@ -256,10 +264,7 @@ class PopulationEvaluator:
         max_episode_steps: int | None = None,
     ) -> list[EvalResult]:
         """One :class:`EvalResult` per arch, every arch on the same ``seeds[:episodes]``."""
-        if mode not in ("greedy", "sample"):
-            raise ConfigError(f"eval mode: expected 'greedy' or 'sample', got {mode!r}")
-        if episodes < 1 or len(seeds) < episodes:
-            raise ConfigError(f"population eval: need {episodes} >= 1 seeds, got {len(seeds)}")
+        check_population_request(episodes, seeds, mode)
         if not archs:
             return []
         seeds = [int(s) for s in seeds[:episodes]]
