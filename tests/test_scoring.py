@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from a2d_evo.scoring import Z95, interval95
 
@@ -20,3 +22,23 @@ def test_interval95_by_hand() -> None:
 
 def test_interval95_single_episode_is_a_point() -> None:
     assert interval95(np.array([3.5])) == (3.5, 3.5)
+
+
+def test_eval_refuses_an_agent_of_another_env(tmp_path: Path) -> None:
+    from a2d_evo.agent import Agent
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.errors import EnvError
+    from a2d_evo.export import save_agent
+    from a2d_evo.scoring import eval_agent_folder
+    from a2d_evo.search_space import MLPArch
+
+    cartpole = config_from_dict({"env": {"id": "CartPole-v1"}})
+    acrobot_agent = Agent(MLPArch((8,)), (6,), 3, {"id": "Acrobot-v1"})
+    folder = save_agent(acrobot_agent, tmp_path / "acrobot", onnx=False)
+    with pytest.raises(EnvError, match="made for 'Acrobot-v1', not for 'CartPole-v1'"):
+        eval_agent_folder(folder, cartpole, episodes=2)
+    # no env id recorded: the observation and action sizes still have to fit
+    anonymous = save_agent(Agent(MLPArch((8,)), (6,), 3), tmp_path / "anon", onnx=False)
+    with pytest.raises(EnvError, match=r"takes observations \(6,\) and 3 actions"):
+        eval_agent_folder(anonymous, cartpole, episodes=2)
+    assert not (folder / "eval.json").exists() and not (anonymous / "eval.json").exists()
