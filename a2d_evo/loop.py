@@ -180,8 +180,8 @@ class TrainResult(NamedTuple):
     """Wall time of training over all resumed pieces."""
     sps: float
     """Env steps per second of this process's part."""
-    recent_return: float
-    """Mean raw return of the last 20 training episodes (NaN if none ended)."""
+    recent_return: float | None
+    """Mean raw return of the last 20 training episodes (None if none ended: JSON null)."""
 
 
 def num_updates(cfg: Config, total_steps: int) -> int:
@@ -334,7 +334,7 @@ def run_ppo(
         global_step,
         wall_before + elapsed,
         steps_here / max(elapsed, 1e-9),
-        float(np.mean(recent)) if recent else math.nan,
+        float(np.mean(recent)) if recent else None,
     )
 
 
