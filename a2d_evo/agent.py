@@ -7,7 +7,7 @@ Parameter names mirror the supernet's (``layers.i``, ``convs.i``, ``fc``, ``poli
 from __future__ import annotations
 
 import itertools
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 import torch
@@ -34,9 +34,12 @@ def trunk_hw(obs_shape: tuple[int, ...]) -> tuple[int, int]:
     return h, w
 
 
-def init_layer(layer: nn.Module, std: float = float(np.sqrt(2)), bias: float = 0.0) -> nn.Module:
+L = TypeVar("L", nn.Linear, nn.Conv2d)
+
+
+def init_layer(layer: L, std: float = float(np.sqrt(2)), bias: float = 0.0) -> L:
     """Orthogonal weights and constant bias (the PPO implementation-details init)."""
-    nn.init.orthogonal_(layer.weight, std)  # type: ignore[arg-type]
+    nn.init.orthogonal_(layer.weight, std)
     nn.init.constant_(layer.bias, bias)  # type: ignore[arg-type]
     return layer
 

@@ -17,6 +17,7 @@ already holds ``metrics.json`` is skipped; an interrupted one resumes from its c
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,7 @@ def train_baselines(
     set_threads(cfg)
     teacher = load_agent(run.teacher_agent)
     base = teacher_arch(cfg)
+    env_dict = config_to_dict(cfg.env)
     folders = []
     for multiplier in widths:
         arch = scale_arch(base, multiplier)
@@ -127,9 +129,7 @@ def train_baselines(
                 folders.append(folder)
                 continue
             streams = Streams(cfg.seed, "baseline")  # same init for ppo and distill of a width
-            agent = streams.build(
-                lambda a=arch: Agent(a, spec.obs_shape, spec.n_actions, config_to_dict(cfg.env))
-            )
+            agent = streams.build(partial(Agent, arch, spec.obs_shape, spec.n_actions, env_dict))
             agent = agent.to(device)
             learner: Any
             if method == "ppo":

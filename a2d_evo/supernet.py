@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -79,29 +80,36 @@ class Supernet(nn.Module):
         x = obs_to_float(obs, self.atari)
         if isinstance(arch, MLPArch):
             x = x.reshape(x.shape[0], -1)
-            for layer, w in zip(self.layers, arch.widths, strict=False):
-                x = torch.tanh(F.linear(x, layer.weight[:w, : x.shape[1]], layer.bias[:w]))
+            for i, w in enumerate(arch.widths):
+                layer = self._linear(i)
+                x = torch.tanh(F.linear(x, layer.weight[:w, : x.shape[1]], _bias(layer)[:w]))
             return x
         assert isinstance(arch, CNNArch)
         for i, (_k, s) in enumerate(CONV_SPECS):
-            conv = self.convs[i]
+            conv = self._conv(i)
             w = arch.conv[i]
-            x = F.relu(F.conv2d(x, conv.weight[:w, : x.shape[1]], conv.bias[:w], stride=s))
+            x = F.relu(F.conv2d(x, conv.weight[:w, : x.shape[1]], _bias(conv)[:w], stride=s))
         for j, (w, k) in enumerate(arch.extra):
             x = F.relu(
                 F.conv2d(
                     x,
                     self.extra_weight(j, w, x.shape[1], k),
-                    self.convs[3 + j].bias[:w],
+                    _bias(self._conv(3 + j))[:w],
                     padding=k // 2,
                 )
             )
         x = x.flatten(1)
         return F.relu(F.linear(x, self.fc.weight[: arch.fc, : x.shape[1]], self.fc.bias[: arch.fc]))
 
+    def _linear(self, i: int) -> nn.Linear:
+        return cast(nn.Linear, self.layers[i])
+
+    def _conv(self, i: int) -> nn.Conv2d:
+        return cast(nn.Conv2d, self.convs[i])
+
     def extra_weight(self, j: int, out: int, inp: int, k: int) -> Tensor:
         """Extra conv ``j``'s weight sliced to ``out x inp`` channels, centre-cropped to ``k``."""
-        weight = self.convs[3 + j].weight
+        weight = self._conv(3 + j).weight
         off = (weight.shape[-1] - k) // 2
         return weight[:out, :inp, off : off + k, off : off + k]
 
@@ -123,14 +131,14 @@ class Supernet(nn.Module):
         if isinstance(arch, MLPArch) and not self.atari:
             if (
                 len(arch.widths) > len(self.layers)
-                or max(arch.widths) > self.layers[0].out_features
+                or max(arch.widths) > self._linear(0).out_features
             ):
                 raise ArchError(f"arch {arch} does not fit the supernet")
             return
         if isinstance(arch, CNNArch) and self.atari:
             cfg = self.space.cfg
             ok = (
-                all(w <= c.out_channels for w, c in zip(arch.conv, self.convs, strict=False))
+                all(w <= self._conv(i).out_channels for i, w in enumerate(arch.conv))
                 and len(arch.extra) <= self.space.max_extra
                 and all(
                     w <= max(cfg.extra_widths) and k <= max(cfg.extra_kernels) and k % 2 == 1
@@ -142,6 +150,11 @@ class Supernet(nn.Module):
                 raise ArchError(f"arch {arch} does not fit the supernet")
             return
         raise ArchError(f"arch {arch} is not a {'cnn' if self.atari else 'mlp'} arch")
+
+
+def _bias(layer: nn.Linear | nn.Conv2d) -> Tensor:
+    assert layer.bias is not None  # every layer of ours is built with a bias
+    return layer.bias
 
 
 def build_supernet(cfg: Config) -> Supernet:
