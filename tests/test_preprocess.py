@@ -230,6 +230,7 @@ def test_generic_isa_path_is_bit_identical(tmp_path: Any) -> None:
         out = subprocess.run(
             [sys.executable, "-c", _GENERIC_CHECK, str(path)],
             env=env,
+            cwd=tmp_path,  # not the repo root: import the installed package, native module and all
             capture_output=True,
             text=True,
             timeout=120,

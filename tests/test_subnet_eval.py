@@ -7,6 +7,7 @@ and must stay within 1e-4 on random populations of both network kinds, odd width
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -235,7 +236,7 @@ print(native_module().subnet_eval_isa(), worst)
 
 
 @needs_native
-def test_generic_kernel_parity() -> None:
+def test_generic_kernel_parity(tmp_path: Path) -> None:
     """The portable micro-kernel (forced by A2D_EVO_SUBNET_EVAL_ISA=generic) is exact too."""
     import os
     import subprocess
@@ -243,7 +244,12 @@ def test_generic_kernel_parity() -> None:
 
     env = {**os.environ, "A2D_EVO_SUBNET_EVAL_ISA": "generic", "OMP_NUM_THREADS": "2"}
     out = subprocess.run(
-        [sys.executable, "-c", _GENERIC_CHECK], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", _GENERIC_CHECK],
+        env=env,
+        cwd=tmp_path,  # not the repo root: import the installed package, native module and all
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr
     isa, worst = out.stdout.split()
