@@ -16,7 +16,6 @@ margin with its interval so a reader can judge the noise).
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import re
@@ -28,6 +27,7 @@ from typing import Any
 from a2d_evo.config import Config
 from a2d_evo.errors import A2DError, FormatError, RunFolderError
 from a2d_evo.pick import check_metrics, load_front
+from a2d_evo.plots import episodes_text, hypervolume_png, pareto_png, seeds_text, width_text
 from a2d_evo.runfolder import (
     STAGE_SECTIONS,
     RunFolder,
@@ -43,11 +43,6 @@ from a2d_evo.search_space import arch_from_dict
 METRICS_FORMAT_VERSION = 1
 """``format_version`` of ``metrics.json``: :data:`a2d_evo.export.METRICS_FORMAT_VERSION`, not
 imported so that the report never loads torch."""
-DPI = 150
-PARETO_SIZE = (8.0, 5.5)
-"""Inches; at :data:`DPI` the PNG is 1200 x 825 pixels."""
-HYPERVOLUME_SIZE = (8.0, 5.0)
-"""Inches; at :data:`DPI` the PNG is 1200 x 750 pixels."""
 DEFAULT_WIDTHS = (0.25, 0.5, 1.0)
 METHODS = ("ppo", "distill")
 _BASELINE_NAME = re.compile(r"^(?P<method>[A-Za-z]+)_x(?P<width>[0-9]*\.?[0-9]+)$")
@@ -374,7 +369,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
             )
     found = {(r.extra["method"], r.extra["width_multiplier"]) for r in baselines.values()}
     absent = [
-        f"{method}_x{_width_text(w)}"
+        f"{method}_x{width_text(w)}"
         for method in METHODS
         for w in sorted({*DEFAULT_WIDTHS, *_found_widths(baselines)})
         if (method, w) not in found
@@ -466,10 +461,6 @@ def _baseline_kind(name: str, metrics: Mapping[str, Any]) -> tuple[str, float | 
     return str(method), width
 
 
-def _width_text(w: float) -> str:
-    return f"{w:g}"
-
-
 def _found_widths(baselines: Mapping[str, Row]) -> set[float]:
     return {w for r in baselines.values() if (w := r.extra.get("width_multiplier")) is not None}
 
@@ -523,148 +514,6 @@ def _parse(text: str | None) -> float | None:
 
 
 # ----------------------------------------------------------------------------- plots
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
-    _pyplot().close(fig)
-    return buf.getvalue()
-
-
-def pareto_png(data: RunData) -> bytes:
-    """The Pareto plot: FLOPs (log) vs mean return, candidates, front, teacher, baselines."""
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=PARETO_SIZE, layout="constrained")
-    handles = []
-    front = data.front
-    fx, fy = [r.flops for r in front], [r.return_mean for r in front]
-    ax.step(fx, fy, where="post", color="tab:blue", lw=1.6, zorder=3)
-    handles.append(ax.errorbar(
-        fx, fy, yerr=[r.ci95 or 0.0 for r in front], fmt="o", ms=5, color="tab:blue",
-        elinewidth=0.8, capsize=2, zorder=4,
-        label=f"Pareto front ({len(front)} members, re-scored, ± 95%)",
-    ))  # fmt: skip
-    if data.history:
-        xs, ys = zip(*data.history, strict=True)
-        handles.append(ax.scatter(
-            xs, ys, s=7, color="0.72", alpha=0.6, linewidths=0, zorder=1,
-            label=f"evaluated candidates ({len(xs)}, {_episodes_text(data.history_episodes)})",
-        ))  # fmt: skip
-    # the teacher on the front's seeds (where normalised return 1 is), else its own metrics
-    n = data.norm
-    t_flops = n.teacher_flops or (data.teacher.flops if data.teacher else None)
-    t_return = n.r_teacher if n.r_teacher is not None else _return_of(data.teacher)
-    if t_flops is not None and t_return is not None:
-        arch = data.teacher.arch if data.teacher else data.teacher_arch
-        handles += ax.plot(
-            [t_flops], [t_return], marker="*", ms=17, color="gold", mec="black", mew=0.8,
-            ls="none", zorder=5, label=f"teacher ({arch})",
-        )  # fmt: skip
-    # named picks (the knee); the front_NN exports are the front's own points
-    picks = {n: r for n, r in data.agents.items() if not n.startswith("front_")}
-    for i, (name, row) in enumerate(picks.items()):
-        line = ax.plot(
-            [row.flops], [row.return_mean], marker="o", ms=13, mfc="none", mec="tab:orange",
-            mew=1.8, ls="none", zorder=7, label="exported agent",
-        )  # fmt: skip
-        handles += line if i == 0 else []
-        ax.annotate(
-            name, (row.flops, row.return_mean), xytext=(-14, 14), textcoords="offset points",
-            ha="right", fontsize=9, color="tab:orange", fontweight="bold",
-            arrowprops={"arrowstyle": "-", "color": "tab:orange", "lw": 0.8},
-        )  # fmt: skip
-    styles = {"ppo": ("s", "tab:red"), "distill": ("^", "tab:green")}
-    seen: set[str] = set()
-    for row in data.baselines.values():
-        method = str(row.extra.get("method"))
-        marker, color = styles.get(method, ("D", "tab:purple"))
-        line = ax.plot(
-            [row.flops], [row.return_mean], marker=marker, ms=8, color=color, mec="black",
-            mew=0.6, ls="none", zorder=6, label=f"baseline: teacher scaled in width, {method}",
-        )  # fmt: skip
-        handles += [] if method in seen else line
-        seen.add(method)
-        w = row.extra.get("width_multiplier")
-        ax.annotate(
-            f"x{_width_text(w)}" if w is not None else row.label, (row.flops, row.return_mean),
-            xytext=(7, -11 if method == "ppo" else 5), textcoords="offset points",
-            fontsize=8, color=color, fontweight="bold",
-        )  # fmt: skip
-    ax.set_xscale("log")
-    ax.set_xlabel("FLOPs per step (log scale)")
-    episodes = _episodes_text(data.front_episodes)
-    ax.set_ylabel(f"mean episodic return ({data.eval_mode}, {episodes})")
-    ax.set_title(f"{data.env_id}: return vs FLOPs")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.grid(True, which="minor", axis="x", alpha=0.1)
-    if n.r_random is not None and n.r_teacher is not None and n.r_teacher != n.r_random:
-        lo, span = n.r_random, n.r_teacher - n.r_random
-        sec = ax.secondary_yaxis(
-            "right", functions=(lambda r: (r - lo) / span, lambda v: v * span + lo)
-        )
-        sec.set_ylabel("normalised return (0 = random, 1 = teacher)")
-    ax.legend(
-        handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8,
-        frameon=False,
-    )  # fmt: skip
-    return _png(fig)
-
-
-def _return_of(row: Row | None) -> float | None:
-    return row.return_mean if row is not None else None
-
-
-def _episodes_text(episodes: Sequence[int]) -> str:
-    if len(episodes) == 1:
-        return f"{episodes[0]} episode{'s' if episodes[0] != 1 else ''} each"
-    if episodes:
-        return f"{episodes[0]}-{episodes[-1]} episodes"
-    return "episodes unknown"
-
-
-def hypervolume_png(data: RunData) -> bytes:
-    """Hypervolume (top) and front size (bottom) per generation."""
-    plt = _pyplot()
-    fig, (top, bottom) = plt.subplots(
-        2, 1, figsize=HYPERVOLUME_SIZE, sharex=True, layout="constrained",
-        gridspec_kw={"height_ratios": [2, 1]},
-    )  # fmt: skip
-    gens = [g for g, _, _ in data.hypervolume]
-    top.plot(gens, [h for _, h, _ in data.hypervolume], marker="o", ms=4, color="tab:blue")
-    top.set_ylabel("hypervolume\n(normalised return × FLOPs/teacher)")
-    ref = json.dumps(data.reference_point)
-    ref_text = f" (reference point {ref})" if len(ref) <= 40 else ""
-    top.set_title(f"{data.env_id}: search progress{ref_text}")
-    top.grid(True, alpha=0.3)
-    bottom.bar(gens, [s for _, _, s in data.hypervolume], color="tab:gray", width=0.7)
-    bottom.set_ylabel("front size\n(members)")
-    bottom.set_xlabel("generation")
-    bottom.grid(True, axis="y", alpha=0.3)
-    from matplotlib.ticker import MaxNLocator
-
-    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
-    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
-    return _png(fig)
-
-
-# ----------------------------------------------------------------------------- markdown
-def _seeds_text(seeds: Sequence[int]) -> str:
-    if not seeds:
-        return "not recorded"
-    if list(seeds) == list(range(seeds[0], seeds[-1] + 1)):
-        return f"{seeds[0]}-{seeds[-1]} ({len(seeds)})" if len(seeds) > 1 else str(seeds[0])
-    head = ", ".join(map(str, seeds[:8]))
-    return head + (f", ... ({len(seeds)})" if len(seeds) > 8 else "")
-
-
 def _stage_config(run: RunFolder, stage: str, cfg: Config) -> tuple[Config, Path]:
     """A stage's own config and the path that reproduces it: ``RUN_DIR/config.yaml`` unless
     the stage ran with a config that differs on its sections."""
@@ -695,7 +544,7 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
         lines.append(f"a2d-evo finetune {out}/agents/{name} --steps STEPS  # as fine-tuned here")
     if data.baselines:
         widths = sorted(_found_widths(data.baselines)) or list(DEFAULT_WIDTHS)
-        lines.append(f"a2d-evo baselines {out} --widths {','.join(map(_width_text, widths))}")
+        lines.append(f"a2d-evo baselines {out} --widths {','.join(map(width_text, widths))}")
     lines.append(f"a2d-evo report {out}")
     return lines
 
@@ -730,7 +579,7 @@ def _settings(cfg: Config, search: Any, data: RunData) -> list[str]:
         f"- population {ran.get('pop', search.pop)}, {search.gens} generations, "
         f"{ran.get('episodes', search.episodes)} episodes per candidate (the same seeds for "
         f"every candidate of a generation); the final front re-scored with {final} episodes",
-        f"- root seed {cfg.seed}; re-scoring seeds {_seeds_text(data.front_seeds)}",
+        f"- root seed {cfg.seed}; re-scoring seeds {seeds_text(data.front_seeds)}",
         f"- candidates evaluated: {ran.get('evaluations', len(data.history))}",
         f"- hypervolume reference point {ref}",
     ]
@@ -779,7 +628,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
         extra.append(("search return", [_opt(v, ".2f") for v in searched]))
         md += [
             "`search return` is the mean return that selected the member during the search "
-            f"({_episodes_text(data.history_episodes)}); every other figure is its re-scoring "
+            f"({episodes_text(data.history_episodes)}); every other figure is its re-scoring "
             "on fresh seeds.",
             "",
         ]
