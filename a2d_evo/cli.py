@@ -24,7 +24,7 @@ from pathlib import Path
 from a2d_evo import __version__
 from a2d_evo.config import Config, config_from_dict, config_to_dict, load_config
 from a2d_evo.errors import A2DError, ConfigError, Interrupted
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runfolder import RunFolder, enclosing_run, read_json
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -81,10 +81,9 @@ def config_of_run(run: RunFolder, args: argparse.Namespace, extra: Sequence[str]
 def config_of_agent(agent_dir: Path, args: argparse.Namespace) -> Config:
     """Config of the run an agent folder lives in (``RUN_DIR/agents/<name>``), or one built
     from the env recorded in its ``arch.json``."""
-    for parent in list(agent_dir.resolve().parents)[:3]:
-        if (parent / "config.yaml").is_file():
-            return config_of_run(RunFolder(parent), args)
-    from a2d_evo.runfolder import read_json
+    run = enclosing_run(agent_dir)
+    if run is not None:
+        return config_of_run(run, args)
 
     meta = read_json(agent_dir / "arch.json", "agent file")
     env = meta.get("env") if isinstance(meta, dict) else None

@@ -312,6 +312,24 @@ def _is_result(path: Path) -> bool:
     return not (path.name.startswith(".") and path.name.endswith(".tmp"))
 
 
+def enclosing_run(path: str | Path) -> RunFolder | None:
+    """The run folder an agent folder lies in (``RUN_DIR/agents/<name>``,
+    ``RUN_DIR/teacher/agent``, ``RUN_DIR/baselines/<name>``): the nearest of its three
+    ancestors that holds a ``config.yaml``; None outside any run folder."""
+    for parent in list(Path(path).resolve().parents)[:3]:
+        if (parent / "config.yaml").is_file():
+            return RunFolder(parent)
+    return None
+
+
+def run_teacher(path: str | Path) -> Path | None:
+    """``RUN_DIR/teacher/agent`` of the run ``path`` lies in, if that teacher exists."""
+    run = enclosing_run(path)
+    if run is None or not (run.teacher_agent / "arch.json").is_file():
+        return None
+    return run.teacher_agent
+
+
 def config_diff(a: Config, b: Config, sections: Iterable[str]) -> list[str]:
     """Dotted keys under ``sections`` whose values differ between two configs."""
     da, db = config_to_dict(a), config_to_dict(b)

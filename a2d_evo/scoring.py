@@ -64,7 +64,7 @@ def eval_agent_folder(
     """
     from a2d_evo.evaluate import evaluate_agent, random_policy_return
     from a2d_evo.export import load_agent, normalised_return
-    from a2d_evo.runfolder import write_json
+    from a2d_evo.runfolder import run_teacher, write_json
 
     if episodes < 1:
         raise EnvError(f"--episodes must be >= 1, got {episodes}")
@@ -73,7 +73,7 @@ def eval_agent_folder(
     first = cfg.seed + FRESH_SEED_OFFSET if seed is None else seed
     result = evaluate_agent(agent, cfg, episodes, first, mode)
     rand = random_policy_return(cfg, episodes, first)
-    teacher_dir = teacher_dir or _find_teacher(folder)
+    teacher_dir = teacher_dir or run_teacher(folder)
     r_teacher = None
     if teacher_dir is not None and teacher_dir.resolve() != folder.resolve():
         teacher = load_agent(teacher_dir)
@@ -107,11 +107,3 @@ def eval_agent_folder(
         f"interval [{lo:.2f}, {hi:.2f}]{norm_text}; random policy {rand.mean:.2f}\n"
         f"wrote {folder / 'eval.json'}"
     )
-
-
-def _find_teacher(folder: Path) -> Path | None:
-    for parent in list(folder.resolve().parents)[:3]:
-        candidate = parent / "teacher" / "agent"
-        if (parent / "config.yaml").is_file() and (candidate / "arch.json").is_file():
-            return candidate
-    return None

@@ -45,7 +45,7 @@ from a2d_evo.distill import (
 from a2d_evo.errors import TrainingError
 from a2d_evo.loop import AgentLearner, LoopOptions, Streams, loss_logs, run_ppo
 from a2d_evo.ppo import Batch, Policy, normalise_advantages
-from a2d_evo.runfolder import RunFolder, read_json, torch_save, write_json
+from a2d_evo.runfolder import RunFolder, read_json, run_teacher, torch_save, write_json
 from a2d_evo.search_space import Arch, SearchSpace
 from a2d_evo.supernet import Supernet
 from a2d_evo.teacher import set_threads
@@ -229,7 +229,12 @@ def finetune_agent(
     agent = load_agent(agent_dir)
     spec = env_spec(cfg.env)
     check_teacher(agent, spec.obs_shape, spec.n_actions, cfg.env.id, what="agent")
-    teacher_dir = Path(teacher_dir) if teacher_dir is not None else _run_teacher(agent_dir)
+    if teacher_dir is None:
+        teacher_dir = run_teacher(agent_dir)
+        if teacher_dir is not None and teacher_dir.resolve() == agent_dir.resolve():
+            teacher_dir = None  # the teacher is no teacher of itself
+    else:
+        teacher_dir = Path(teacher_dir)
     if teacher_dir is None:
         raise TrainingError(
             f"finetune: no teacher found for {agent_dir} (it is not inside a run folder with "
@@ -289,15 +294,6 @@ def finetune_agent(
     merged = {**(old if isinstance(old, dict) else {}), **metrics, **info}
     save_agent(agent, agent_dir, metrics=merged)
     return {**info, "metrics": merged}
-
-
-def _run_teacher(agent_dir: Path) -> Path | None:
-    """``RUN_DIR/teacher/agent`` of the run an agent folder lives in, if any."""
-    for parent in list(agent_dir.resolve().parents)[:3]:
-        candidate = parent / "teacher" / "agent"
-        if (candidate / "arch.json").is_file() and candidate.resolve() != agent_dir.resolve():
-            return candidate
-    return None
 
 
 # ----------------------------------------------------------------------------- scoring

@@ -134,3 +134,19 @@ def test_safe_name_rejects_traversal(name: str) -> None:
 def test_safe_name_accepts_plain_names() -> None:
     assert safe_name("knee") == "knee"
     assert safe_name("front_03.mlp-64x64") == "front_03.mlp-64x64"
+
+
+def test_enclosing_run_and_its_teacher(tmp_path: Path, configs_dir: Path) -> None:
+    from a2d_evo.runfolder import enclosing_run, run_teacher
+
+    run = RunFolder(tmp_path / "run")
+    run.bind(load_config(configs_dir / "cartpole.yaml"))
+    agent = run.agents / "knee"
+    agent.mkdir(parents=True)
+    assert enclosing_run(agent).root == run.root.resolve()  # type: ignore[union-attr]
+    assert run_teacher(agent) is None  # no teacher trained yet
+    run.teacher_agent.mkdir(parents=True)
+    (run.teacher_agent / "arch.json").write_text("{}")
+    assert run_teacher(agent) == run.teacher_agent.resolve()
+    assert run_teacher(run.teacher_agent) == run.teacher_agent.resolve()  # callers exclude self
+    assert enclosing_run(tmp_path / "elsewhere" / "agent") is None
