@@ -175,23 +175,10 @@ def score_and_save(
     agent: Agent, cfg: Config, run: RunFolder, folder: Path, extra: dict[str, Any], teacher: Agent
 ) -> Path:
     """Score ``agent`` on the front's final seeds (R_random and R_teacher on the same ones)."""
-    from a2d_evo.evaluate import evaluate_agent, random_policy_return
+    from a2d_evo.evaluate import score_against_references
     from a2d_evo.evolve import final_seeds
-    from a2d_evo.export import make_metrics, save_agent
+    from a2d_evo.export import save_agent
 
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
-    first, episodes = seeds[0], len(seeds)
-    result = evaluate_agent(agent, cfg, episodes, first, "greedy")
-    r_teacher = evaluate_agent(teacher, cfg, episodes, first, "greedy").mean
-    r_random = random_policy_return(cfg, episodes, first).mean
-    metrics = make_metrics(
-        agent,
-        env_id=cfg.env.id,
-        returns=result.returns,
-        eval_mode="greedy",
-        seeds=result.seeds,
-        r_random=r_random,
-        r_teacher=r_teacher,
-        extra={**extra, "random_return_mean": r_random, "teacher_return_mean": r_teacher},
-    )
+    _, metrics = score_against_references(agent, teacher, cfg, len(seeds), seeds[0], extra)
     return save_agent(agent, folder, metrics=metrics)

@@ -202,6 +202,35 @@ def random_policy_return(
     return _in_waves(cfg, episodes, seed, act, max_episode_steps, None)
 
 
+def score_against_references(
+    agent: nn.Module,
+    teacher: nn.Module,
+    cfg: Config,
+    episodes: int,
+    seed: int,
+    extra: dict[str, Any] | None = None,
+) -> tuple[EvalResult, dict[str, Any]]:
+    """Greedy returns of ``agent`` on seeds ``seed, seed+1, ...`` and its ``metrics.json``
+    dict, normalised by R_teacher and R_random measured on those same seeds (both also kept
+    as ``teacher_return_mean`` and ``random_return_mean``)."""
+    from a2d_evo.export import make_metrics
+
+    result = evaluate_agent(agent, cfg, episodes, seed, "greedy")
+    r_teacher = evaluate_agent(teacher, cfg, episodes, seed, "greedy").mean
+    r_random = random_policy_return(cfg, episodes, seed).mean
+    metrics = make_metrics(
+        agent,  # type: ignore[arg-type]
+        env_id=cfg.env.id,
+        returns=result.returns,
+        eval_mode="greedy",
+        seeds=result.seeds,
+        r_random=r_random,
+        r_teacher=r_teacher,
+        extra={**(extra or {}), "random_return_mean": r_random, "teacher_return_mean": r_teacher},
+    )
+    return result, metrics
+
+
 # ----------------------------------------------------------------------------- populations
 def check_population_request(episodes: int, seeds: Sequence[int], mode: str) -> None:
     """The checks every population evaluator (local or distributed) makes first."""

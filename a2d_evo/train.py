@@ -220,8 +220,8 @@ def finetune_agent(
     distillation and for the normalised return.
     """
     from a2d_evo.envs import env_spec, make_vec_env
-    from a2d_evo.evaluate import evaluate_agent, random_policy_return, resolve_device
-    from a2d_evo.export import load_agent, make_metrics, save_agent
+    from a2d_evo.evaluate import evaluate_agent, resolve_device, score_against_references
+    from a2d_evo.export import load_agent, save_agent
 
     if steps < 1:
         raise TrainingError(f"finetune: steps must be >= 1, got {steps}")
@@ -264,9 +264,7 @@ def finetune_agent(
         envs.close()
     agent = agent.cpu().eval()
     teacher = teacher.cpu()
-    after = evaluate_agent(agent, cfg, episodes, seed, "greedy")
-    r_teacher = evaluate_agent(teacher, cfg, episodes, seed, "greedy").mean
-    r_random = random_policy_return(cfg, episodes, seed).mean
+    after, metrics = score_against_references(agent, teacher, cfg, episodes, seed)
 
     def summary(res: Any) -> dict[str, Any]:
         return {"return_mean": res.mean, "return_std": res.std, "episodes": res.episodes,
@@ -281,16 +279,6 @@ def finetune_agent(
     }
     old_path = agent_dir / "metrics.json"
     old = read_json(old_path, "metrics") if old_path.is_file() else {}
-    metrics = make_metrics(
-        agent,
-        env_id=cfg.env.id,
-        returns=after.returns,
-        eval_mode="greedy",
-        seeds=after.seeds,
-        r_random=r_random,
-        r_teacher=r_teacher,
-        extra={"random_return_mean": r_random, "teacher_return_mean": r_teacher},
-    )
     merged = {**(old if isinstance(old, dict) else {}), **metrics, **info}
     save_agent(agent, agent_dir, metrics=merged)
     return {**info, "metrics": merged}
