@@ -212,9 +212,16 @@ class SupernetConfig:
     """Distinct subnets collecting each rollout (env slots split between them evenly)."""
     checkpoint_every: int = 20
     """Updates between checkpoints (teacher and supernet training)."""
+    vf_coef: float | None = None
+    """PPO's value-loss weight for the supernet (default: ``ppo.vf_coef``, the teacher's).
+
+    The smallest subnets carry actor and critic through a few shared units, so the value
+    loss competes harder with the policy there than in the teacher."""
 
     def __post_init__(self) -> None:
         _check_min("supernet.total_steps", self.total_steps, 1)
+        if self.vf_coef is not None:
+            _check_min("supernet.vf_coef", self.vf_coef, 0.0)
         _check_min("supernet.num_random", self.num_random, 0)
         _check_min("supernet.rollout_subnets", self.rollout_subnets, 1)
         _check_min("supernet.checkpoint_every", self.checkpoint_every, 1)

@@ -48,6 +48,7 @@ from a2d_evo.problem import (
     CanonicalDuplicates,
     Normalisation,
     SubnetProblem,
+    delivered_front,
     front_indices,
     hypervolume,
     reference_point,
@@ -115,6 +116,19 @@ def reference_returns(
             evaluate_agent(teacher, cfg, n, block[0], "greedy", max_episode_steps=max_steps).returns
         )
     return float(np.mean(rand)), float(np.mean(teach))
+
+
+def rescore(evaluator: Any, archs: list[Any], seeds: list[int], max_slots: int) -> list[Any]:
+    """Every arch on every one of ``seeds``, in calls of at most ``max_slots`` env slots.
+
+    The final re-scoring of a front: ``max_slots`` is a search generation's, so it never
+    needs more env slots (memory, Atari emulators) than the search did.
+    """
+    per_call = max(1, max_slots // len(seeds))
+    results: list[Any] = []
+    for i in range(0, len(archs), per_call):
+        results.extend(evaluator.evaluate(archs[i : i + per_call], len(seeds), seeds))
+    return results
 
 
 # ----------------------------------------------------------------------------- algorithm
@@ -458,11 +472,7 @@ class _Search:
         seeds = final_seeds(self.cfg.seed, s.final_episodes)
         r_rand, r_teach = self._measure([seeds], None)
         norm = self._normalisation(r_rand, r_teach)
-        max_slots = s.pop * s.episodes  # never more env slots than a search generation
-        results = []
-        for i in range(0, len(archs), max(1, max_slots // s.final_episodes)):
-            chunk = archs[i : i + max(1, max_slots // s.final_episodes)]
-            results.extend(self.evaluator.evaluate(chunk, s.final_episodes, seeds))
+        results = rescore(self.evaluator, archs, seeds, max_slots=s.pop * s.episodes)
         entries = []
         for row, arch, res in zip(rows, archs, results, strict=True):
             agent = extract(self.supernet, arch)
@@ -482,18 +492,14 @@ class _Search:
             metrics["search_return_mean"] = searched["return_mean"]
             metrics["search_normalised_return"] = float(norm_search.score(searched["return_mean"]))
             entries.append(metrics)
-        F_final = np.array([[-e["normalised_return"], e["flops"]] for e in entries])
-        keep = list(front_indices(F_final))
-        # The uniform-random policy is a 0-FLOPs agent with normalised return 0: members that do
-        # not beat it are dominated by it (kept only if nothing does, so the front is not empty).
-        better = [i for i in keep if entries[i]["normalised_return"] > 0]
-        below_random = len(keep) - len(better)
-        if better:
-            keep = better
-        else:
-            keep = [max(keep, key=lambda i: entries[i]["normalised_return"])]
+        keep, below_random = delivered_front(
+            np.array([e["normalised_return"] for e in entries]),
+            np.array([e["flops"] for e in entries]),
+        )
         front = [entries[i] for i in keep]
-        scaled = np.column_stack([F_final[keep, 0], F_final[keep, 1] / norm.teacher_flops])
+        scaled = np.array(
+            [[-e["normalised_return"], e["flops"] / norm.teacher_flops] for e in front]
+        ).reshape(-1, 2)
         data = {
             "format_version": FRONT_FORMAT_VERSION,
             "env_id": self.cfg.env.id,

@@ -74,7 +74,8 @@ class SupernetLearner:
         """Env slots this process steps (a torchrun rank's share of ``ppo.num_envs``)."""
         self.rollout_archs: list[Arch] = []
         # advantages are normalised once per minibatch in loss(), not per subnet
-        self._ppo = replace(cfg.ppo, norm_adv=False)
+        vf = cfg.ppo.vf_coef if cfg.supernet.vf_coef is None else cfg.supernet.vf_coef
+        self._ppo = replace(cfg.ppo, norm_adv=False, vf_coef=vf)
 
     def policy(self, update: int) -> Policy:
         archs, sizes = rollout_assignment(

@@ -22,6 +22,7 @@ from a2d_evo.problem import (
     CanonicalDuplicates,
     Normalisation,
     SubnetProblem,
+    delivered_front,
     front_indices,
     hypervolume,
     reference_point,
@@ -138,6 +139,15 @@ def test_front_and_hypervolume_by_hand() -> None:
     # member 4 (worse than random) adds nothing; rectangles: [-1,-0.5]x[4,10] + [-0.5,0]x[1,10]
     assert hypervolume(F[[0, 1, 4]], ref) == pytest.approx(0.5 * 6 + 0.5 * 9)
     assert hypervolume(np.zeros((0, 2)), ref) == 0.0
+
+
+def test_delivered_front_drops_the_dominated_and_what_random_beats() -> None:
+    # (normalised return, FLOPs): 1 is dominated by 0, 3 (< 0) is beaten by the random policy
+    norm = np.array([0.9, 0.8, 1.0, -0.2])
+    flops = np.array([10.0, 20.0, 50.0, 1.0])
+    assert delivered_front(norm, flops) == ([0, 2], 1)
+    # nothing beats random: the best member alone, the other front member counted as dropped
+    assert delivered_front(np.array([-0.5, -0.1]), np.array([1.0, 9.0])) == ([1], 1)
 
 
 def test_reference_point() -> None:

@@ -294,6 +294,31 @@ def test_sandwich_loss_is_the_sum_of_per_subnet_losses() -> None:
     assert normalise_advantages(mb.advantages).std().item() == pytest.approx(1.0, rel=1e-4)
 
 
+def test_supernet_vf_coef_weights_the_value_loss_of_the_sandwich() -> None:
+    from a2d_evo.ppo import Batch
+
+    g = torch.Generator().manual_seed(1)
+    b = 16
+    mb = Batch(
+        torch.randn(b, 4, generator=g), torch.randint(0, 2, (b,), generator=g),
+        torch.log(torch.rand(b, generator=g)), torch.randn(b, generator=g),
+        torch.randn(b, generator=g), torch.randn(b, generator=g), None, None,
+    )  # fmt: skip
+    net = Supernet(SearchSpace(tiny().space), (4,), 2)
+
+    def loss(**supernet: Any) -> tuple[float, float]:
+        cfg = tiny(ppo={"vf_coef": 0.5}, supernet=supernet, distill={"alpha": 0, "beta": 0})
+        total, logs = SupernetLearner(net, cfg, None, np.random.default_rng(7)).loss(mb, 0.0)
+        return float(total), float(logs["value"])
+
+    base, value = loss()
+    assert loss(vf_coef=0.5) == (base, value)  # unset: the ppo section's value
+    low, value_low = loss(vf_coef=0.1)
+    assert value_low == value
+    # the loss is summed over the 3 subnets of the sandwich; logs["value"] is their mean
+    assert base - low == pytest.approx(3 * (0.5 - 0.1) * value, rel=1e-5)
+
+
 # ----------------------------------------------------------------------------- learning
 SHIPPED = Path(__file__).resolve().parents[1] / "configs" / "cartpole.yaml"
 
