@@ -1,10 +1,11 @@
 """Vectorised, seeded environments behind one small contract.
 
 Every backend (the in-process :class:`SyncVecEnv` for classic control and the gymnasium Atari
-reference, and the two Atari backends of :mod:`a2d_evo.atari`) implements :class:`VecEnv` and
-returns :class:`StepResult` batches with **same-step autoreset**: the observation of an env whose
-episode just ended is already the first one of its next episode, and the last observation of
-the ended episode is in ``final_obs`` (to bootstrap the value on truncation).
+reference, and the two Atari backends of :mod:`a2d_evo.atari` and :mod:`a2d_evo.atari_native`)
+implements :class:`VecEnv` and returns :class:`StepResult` batches with **same-step
+autoreset**: the observation of an env whose episode just ended is already the first one of its
+next episode, and the last observation of the ended episode is in ``final_obs`` (to bootstrap
+the value on truncation).
 
 Rewards are the raw ones: reward clipping happens only inside the training loss, so returns
 reported here are the game score.

@@ -218,9 +218,9 @@ class _Search:
     """One search run: the problem, the algorithm, and the files of RUN_DIR/search/."""
 
     def __init__(self, cfg: Config, run: RunFolder, folder: Path, progress: bool) -> None:
-        from a2d_evo.distributed import make_population_evaluator
         from a2d_evo.envs import env_spec
         from a2d_evo.export import load_agent
+        from a2d_evo.ray_eval import make_population_evaluator
         from a2d_evo.supernet import load_supernet
 
         self.cfg, self.run, self.folder, self.progress = cfg, run, folder, progress

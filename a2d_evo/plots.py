@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from a2d_evo.report import Row, RunData
+    from a2d_evo.run_data import Row, RunData
 
 DPI = 150
 PARETO_SIZE = (8.0, 5.5)

@@ -3,7 +3,7 @@
 
 **Evaluation.** One generation of ``--pop`` candidates x ``search.episodes`` episodes,
 scored by the local :class:`~a2d_evo.evaluate.PopulationEvaluator` and by
-:class:`~a2d_evo.distributed.RayPopulationEvaluator` with 1 and 2 actors (a local
+:class:`~a2d_evo.ray_eval.RayPopulationEvaluator` with 1 and 2 actors (a local
 ``ray.init``). Each evaluator plays one warm-up generation first (env construction, actor
 start), then ``--gens`` timed generations on fresh seeds; the Ray results are checked equal
 to the local ones. Default task: Acrobot-v1, whose untrained policies play full 500-step
@@ -85,7 +85,7 @@ def bench_eval(cfg: Config, pop: int, gens: int) -> list[tuple[str, float, float
 
     import ray
 
-    from a2d_evo.distributed import RayPopulationEvaluator
+    from a2d_evo.ray_eval import RayPopulationEvaluator
 
     torch.manual_seed(cfg.seed)
     net = build_supernet(cfg)

@@ -20,19 +20,21 @@ import torch
 
 from a2d_evo.config import Config, config_from_dict
 from a2d_evo.distributed import (
-    CRASH_TOKEN_ENV,
     DistContext,
     DistributedError,
-    RayPopulationEvaluator,
     check_world_size,
-    connect_ray,
-    contiguous_shares,
-    make_population_evaluator,
     shard,
     wrap_model,
 )
 from a2d_evo.errors import ConfigError
 from a2d_evo.evaluate import PopulationEvaluator
+from a2d_evo.ray_eval import (
+    CRASH_TOKEN_ENV,
+    RayPopulationEvaluator,
+    connect_ray,
+    contiguous_shares,
+    make_population_evaluator,
+)
 from a2d_evo.search_space import SearchSpace
 from a2d_evo.supernet import Supernet, build_supernet
 
@@ -121,13 +123,14 @@ def test_local_backend_never_imports_ray() -> None:
         "import sys\n"
         "import importlib.util as u\n"
         "import a2d_evo.cli, a2d_evo.distributed, a2d_evo.loop, a2d_evo.train, a2d_evo.teacher\n"
+        "import a2d_evo.ray_eval\n"
         "for m in ('a2d_evo.evolve', 'a2d_evo.problem'):\n"
         "    if u.find_spec(m): __import__(m)\n"
         "from a2d_evo.config import config_from_dict\n"
         "from a2d_evo.supernet import build_supernet\n"
         "from a2d_evo.search_space import MLPArch\n"
         "cfg = config_from_dict({'search': {'max_episode_steps': 5}})\n"
-        "ev = a2d_evo.distributed.make_population_evaluator(build_supernet(cfg), cfg)\n"
+        "ev = a2d_evo.ray_eval.make_population_evaluator(build_supernet(cfg), cfg)\n"
         "assert type(ev).__name__ == 'PopulationEvaluator'\n"
         "ev.evaluate([MLPArch((8,))], 1, [0], max_episode_steps=5); ev.close()\n"
         "assert 'ray' not in sys.modules, 'ray was imported'\n"

@@ -667,7 +667,7 @@ def test_front_and_metrics_readers_raise_only_a2d_errors(
     import shutil
 
     from a2d_evo.pick import load_front, select
-    from a2d_evo.report import load_run
+    from a2d_evo.run_data import load_run
     from a2d_evo.runfolder import RunFolder
 
     shutil.rmtree(tmp_path / "run", ignore_errors=True)

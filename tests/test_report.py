@@ -10,10 +10,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from a2d_evo import report
+from a2d_evo import report, run_data
 from a2d_evo.config import config_from_dict, dump_config
 from a2d_evo.errors import RunFolderError
-from a2d_evo.report import Row, ci95, dominance, front_table, write_report
+from a2d_evo.report import dominance, front_table, write_report
+from a2d_evo.run_data import Row, ci95
 from a2d_evo.runfolder import RunFolder, write_json, write_text
 from a2d_evo.scoring import interval95
 
@@ -258,7 +259,7 @@ def test_stage_config_that_differs_is_the_one_reproduced(tmp_path: Path) -> None
     cfg = run.load_config()
     searched = config_from_dict({"search": {"pop": 64, "gens": 7, "episodes": 3}})
     write_text(run.search / "config.yaml", dump_config(searched))
-    md = report.render_markdown(cfg, run, report.load_run(cfg, run))
+    md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
     assert f"evolve         --config {run.search / 'config.yaml'}" in md
     assert "--pop 64 --gens 7 --episodes 3" in md
     assert "- population 64, 7 generations" in md
@@ -270,14 +271,14 @@ def test_baseline_method_and_width_from_metrics(tmp_path: Path) -> None:
     m = _metrics(600, 350.0, 1.0, 30, method="distill", width_multiplier=0.125)
     _agent(run.baselines / "small", (8, 8), m)
     cfg = run.load_config()
-    md = report.render_markdown(cfg, run, report.load_run(cfg, run))
+    md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
     assert "| small | mlp-8x8 | 600 | 7.5% |" in md and "| distill | no |" in md
     assert "distill_x0.125" not in md  # found under its own name, not reported missing
-    data = report.load_run(cfg, run)
+    data = run_data.load_run(cfg, run)
     assert data.baselines["small"].extra == {"method": "distill", "width_multiplier": 0.125}
 
 
 def test_metrics_format_version_matches_export() -> None:
     from a2d_evo import export
 
-    assert report.METRICS_FORMAT_VERSION == export.METRICS_FORMAT_VERSION
+    assert run_data.METRICS_FORMAT_VERSION == export.METRICS_FORMAT_VERSION
