@@ -177,10 +177,13 @@ class EpisodeStats:
         self.returns[:] = 0.0
         self.lengths[:] = 0
 
-    def update(self, reward: np.ndarray, ended: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Add one step; return (episode_return, episode_length) of the episodes in ``ended``."""
+    def update(
+        self, reward: np.ndarray, ended: np.ndarray, stepped: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Add one step (to the envs in ``stepped``, default all); return (episode_return,
+        episode_length) of the episodes in ``ended``."""
         self.returns += reward
-        self.lengths += 1
+        self.lengths += 1 if stepped is None else stepped
         episode_return = np.full(len(reward), np.nan)
         episode_length = np.zeros(len(reward), np.int64)
         if ended.any():
@@ -248,17 +251,29 @@ class SyncVecEnv:
         return obs
 
     def step(self, actions: np.ndarray) -> StepResult:
+        return self.step_active(actions, None)
+
+    def step_active(self, actions: np.ndarray, active: np.ndarray | None) -> StepResult:
+        """:meth:`step` for the envs where ``active`` is true only (None: all of them).
+
+        The others do not move: their rows hold zero observations and rewards, no episode
+        end, and their running episode statistics stay as they were. Evaluation uses this to
+        stop stepping slots whose one episode is over.
+        """
         a = check_actions(actions, self.num_envs, self.n_actions) + self._action_start
         n = self.num_envs
-        obs = np.empty((n, *self.obs_shape), self.obs_dtype)
-        final_obs = np.empty_like(obs)
+        stepped = None if active is None else np.asarray(active, dtype=bool).reshape(n)
+        rows = range(n) if stepped is None else np.flatnonzero(stepped).tolist()
+        obs = np.zeros((n, *self.obs_shape), self.obs_dtype)
+        final_obs = np.zeros_like(obs)
         reward = np.zeros(n, np.float32)
         terminated = np.zeros(n, bool)
         truncated = np.zeros(n, bool)
         game_end = np.zeros(n, bool)
         raw_reward = np.zeros(n, np.float64)
         self._steps += 1
-        for i, env in enumerate(self.envs):
+        for i in rows:
+            env = self.envs[i]
             o, r, te, tr, info = env.step(int(a[i]))
             raw_reward[i] = r
             obs[i] = final_obs[i] = self._obs(o)
@@ -275,7 +290,7 @@ class SyncVecEnv:
             self._check_finite(obs, raw_reward, "step")
             if game_end.any():
                 self._check_finite(final_obs[game_end], None, "step", np.flatnonzero(game_end))
-        episode_return, episode_length = self._stats.update(raw_reward, game_end)
+        episode_return, episode_length = self._stats.update(raw_reward, game_end, stepped)
         return StepResult(
             obs, reward, terminated, truncated, final_obs, episode_return, episode_length
         )

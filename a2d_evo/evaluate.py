@@ -49,7 +49,7 @@ class EvalTiming:
     env_s: float = 0.0
     net_s: float = 0.0
     env_steps: int = 0
-    """Slot-steps taken by the vector env (finished slots included)."""
+    """Slot-steps taken by the vector env (finished slots included where they are stepped)."""
     forward_rows: int = 0
     """Observations that went through a network."""
 
@@ -85,8 +85,11 @@ def play_episodes(
     """Play one episode per slot of ``env`` (reset with ``seeds``); finished slots are ignored.
 
     ``env`` must have exactly ``len(seeds)`` slots. Returns the raw return of every slot.
+    An env with ``step_active`` (the classic-control :class:`~a2d_evo.envs.SyncVecEnv`) stops
+    stepping finished slots; the others step them on (autoreset), their results unread.
     """
     n = len(seeds)
+    step_active = getattr(env, "step_active", None)
     t0 = time.perf_counter()
     obs = np.asarray(env.reset(seed=[int(s) for s in seeds]))
     env_s, net_s, steps, rows = time.perf_counter() - t0, 0.0, 0, 0
@@ -96,15 +99,16 @@ def play_episodes(
     while not done.all():
         active = ~done
         t0 = time.perf_counter()
-        actions[:] = 0  # finished slots keep stepping (autoreset); their action is irrelevant
+        actions[:] = 0  # a finished slot's action is never read
         actions[active] = act(obs if active.all() else obs[active], active)
         t1 = time.perf_counter()
-        res = env.step(actions)
+        res = env.step(actions) if step_active is None else step_active(actions, active)
         t2 = time.perf_counter()
         net_s += t1 - t0
         env_s += t2 - t1
-        steps += n
-        rows += int(active.sum())
+        live = int(active.sum())
+        steps += n if step_active is None else live
+        rows += live
         ended = active & ~np.isnan(np.asarray(res.episode_return, dtype=np.float64))
         returns[ended] = np.asarray(res.episode_return, dtype=np.float64)[ended]
         done |= ended

@@ -155,6 +155,32 @@ def test_truncation_and_episode_stats():
     assert [bool(env.step(np.array([t % 2])).truncated[0]) for t in range(3)] == [0, 0, 1]
 
 
+def test_step_active_moves_only_the_active_envs():
+    """A paused env resumes exactly where it stopped; its episode counts only its own steps."""
+    paused = make_vec_env(EnvConfig(id="CartPole-v1"), 2, seed=0)
+    alone = make_vec_env(EnvConfig(id="CartPole-v1"), 1, seed=0)
+    obs = paused.reset(seed=[5, 6])
+    np.testing.assert_array_equal(obs[1], alone.reset(seed=[6])[0])
+    own_steps = 0
+    for t in range(500):
+        a = np.array([t % 2, (t // 3) % 2])
+        if 3 <= t < 9:  # env 1 paused: a zero row, no end, nothing counted
+            r = paused.step_active(a, np.array([True, False]))
+            assert not r.obs[1].any() and r.reward[1] == 0 and np.isnan(r.episode_return[1])
+            continue
+        r = paused.step_active(a, np.array([True, True]))
+        ra = alone.step(a[1:])
+        own_steps += 1
+        np.testing.assert_array_equal(r.obs[1], ra.obs[0])
+        np.testing.assert_array_equal(r.final_obs[1], ra.final_obs[0])
+        if ra.terminated[0] or ra.truncated[0]:
+            assert r.episode_length[1] == ra.episode_length[0] == own_steps
+            assert r.episode_return[1] == ra.episode_return[0] == own_steps
+            break
+    else:
+        raise AssertionError("the episode never ended")
+
+
 def test_episode_return_is_sum_of_raw_rewards():
     env = make_vec_env(EnvConfig(id="Acrobot-v1"), 4, seed=2, max_episode_steps=60)
     r = _rollout(env, 250, seed=2, n_actions=3)

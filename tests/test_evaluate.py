@@ -17,6 +17,7 @@ from a2d_evo.evaluate import (
     PopulationEvaluator,
     evaluate_agent,
     evaluate_population,
+    play_episodes,
     random_policy_return,
 )
 from a2d_evo.export import extract
@@ -121,6 +122,54 @@ def test_population_equals_agents_alone(supernet: Supernet) -> None:
     assert max(r.mean for r in results) > 50  # some subnets balance: episodes differ in length
     assert timing.env_s > 0 and timing.net_s > 0
     assert 0 < timing.forward_rows <= timing.env_steps
+
+
+class _StepsEverySlot:
+    """A vector env without ``step_active``: finished slots are stepped on (Atari's case)."""
+
+    def __init__(self, env) -> None:
+        self.env = env
+
+    def reset(self, seed):
+        return self.env.reset(seed=seed)
+
+    def step(self, actions):
+        return self.env.step(actions)
+
+
+def test_finished_slots_are_not_stepped_and_returns_do_not_change(supernet: Supernet) -> None:
+    from a2d_evo.envs import make_vec_env
+
+    archs = [MLPArch((4,)), MLPArch((8, 4)), MLPArch((16,))]
+    seeds = [7, 8, 9, 10]
+    slot_seeds, owner = seeds * len(archs), np.repeat(np.arange(len(archs)), len(seeds))
+    agents = [extract(supernet, a) for a in archs]
+
+    def act(obs: np.ndarray, active: np.ndarray) -> np.ndarray:
+        owners = owner[active]
+        out = np.empty(len(obs), np.int64)
+        with torch.no_grad():
+            for c, agent in enumerate(agents):
+                rows = owners == c
+                if rows.any():
+                    logits = agent(torch.as_tensor(obs[rows])).logits
+                    out[rows] = logits.argmax(-1).numpy()
+        out[owners == 0] = 0  # candidate 0 always pushes left: its episodes end early
+        return out
+
+    timings = []
+    results = []
+    for wrap in (lambda e: e, _StepsEverySlot):
+        env = wrap(make_vec_env(cartpole().env, len(slot_seeds), seed=0, max_episode_steps=120))
+        timing = EvalTiming()
+        results.append(play_episodes(env, slot_seeds, act, timing))
+        timings.append(timing)
+    np.testing.assert_array_equal(results[0], results[1])
+    assert len(set(results[0].tolist())) > 1  # episodes of different lengths
+    # only live slots are stepped: one slot-step per forward row; stepping all costs more
+    assert timings[0].env_steps == timings[0].forward_rows == int(results[0].sum())
+    assert timings[1].env_steps == len(slot_seeds) * int(results[0].max())
+    assert timings[1].forward_rows == timings[0].forward_rows
 
 
 def test_population_sampled_is_deterministic(supernet: Supernet) -> None:
