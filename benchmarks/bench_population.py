@@ -219,6 +219,22 @@ def bench_forward(kind: str, args: argparse.Namespace, device: torch.device) -> 
     }
 
 
+class _StepsEverySlot:
+    """A classic-control vector env without ``step_active``: every slot steps every time."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+
+    def reset(self, seed: Any) -> Any:
+        return self.env.reset(seed=seed)
+
+    def step(self, actions: np.ndarray) -> Any:
+        return self.env.step(actions)
+
+    def close(self) -> None:
+        self.env.close()
+
+
 def bench_e2e(args: argparse.Namespace) -> dict[str, float]:
     """One search generation: pop 64 x 10 episodes of CartPole, native vs reference forward."""
     from a2d_evo.evaluate import PopulationEvaluator
@@ -244,7 +260,8 @@ def bench_e2e(args: argparse.Namespace) -> dict[str, float]:
         f"  {'forward':<12}{'total s':>9}{'env s':>8}{'net s':>8}{'net %':>7}"
         f"{'env steps':>11}{'fwd rows':>10}{'mean ret':>9}"
     )
-    for backend in ("native", "reference"):
+    # "every-slot": the native forward, but ended slots are stepped on as Atari envs do
+    for backend in ("native", "every-slot", "reference"):
         if backend == "reference":
             os.environ["A2D_EVO_REFERENCE_OPS"] = "1"
         try:
@@ -252,7 +269,9 @@ def bench_e2e(args: argparse.Namespace) -> dict[str, float]:
             ev.evaluate(archs[:2], 1, seeds)  # build the vector env outside the timing
             ev.close()
             ev = PopulationEvaluator(net, cfg)
-            ev._vec_env(args.pop * 10, None, seeds[0])
+            env = ev._vec_env(args.pop * 10, None, seeds[0])
+            if backend == "every-slot":
+                ev._env = _StepsEverySlot(env)
             t0 = time.perf_counter()
             res = ev.evaluate(archs, 10, seeds)
             total = time.perf_counter() - t0
@@ -313,6 +332,9 @@ def main() -> None:
     if e2e:
         parts.append(
             f"e2e_native_s={e2e['native_total']:.2f}(env={e2e['native_env']:.2f},net={e2e['native_net']:.2f})"
+        )
+        parts.append(
+            f"e2e_every_slot_s={e2e['every-slot_total']:.2f}(env={e2e['every-slot_env']:.2f})"
         )
         parts.append(
             f"e2e_reference_s={e2e['reference_total']:.2f}(env={e2e['reference_env']:.2f},net={e2e['reference_net']:.2f})"
