@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from a2d_evo.supernet import Supernet
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -13,6 +17,19 @@ CONFIGS = REPO / "configs"
 @pytest.fixture
 def configs_dir() -> Path:
     return CONFIGS
+
+
+@pytest.fixture(scope="module")
+def cnn_supernet() -> Supernet:
+    """The default Atari CNN supernet on 4 x 84 x 84 frames, 6 actions, seed 0."""
+    import torch
+
+    from a2d_evo.config import SpaceConfig
+    from a2d_evo.search_space import SearchSpace
+    from a2d_evo.supernet import Supernet
+
+    torch.manual_seed(0)
+    return Supernet(SearchSpace(SpaceConfig(kind="cnn")), (4, 84, 84), 6)
 
 
 @pytest.fixture(autouse=True, scope="session")

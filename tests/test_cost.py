@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -22,20 +21,6 @@ MLP = SearchSpace(SpaceConfig(kind="mlp"))
 CNN = SearchSpace(SpaceConfig(kind="cnn"))
 ATARI_OBS = (4, 84, 84)
 NATURE = CNNArch((32, 64, 64), (), 512)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def cnn_supernet() -> Supernet:
-    torch.manual_seed(0)
-    return Supernet(CNN, ATARI_OBS, 6)
 
 
 def counted(agent: nn.Module, obs: torch.Tensor) -> tuple[int, dict[str, int]]:

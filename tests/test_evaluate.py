@@ -3,8 +3,6 @@ must give every candidate exactly what evaluating its extracted agent alone give
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -23,14 +21,6 @@ from a2d_evo.evaluate import (
 from a2d_evo.export import extract
 from a2d_evo.search_space import CNNArch, MLPArch, SearchSpace
 from a2d_evo.supernet import Supernet
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def cartpole(**eval_kw) -> Config:

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +33,6 @@ RAW: dict[str, Any] = {
     "env": {"id": "CartPole-v1", "max_episode_steps": 120},
     "search": {"pop": 8, "gens": 5, "episodes": 2, "final_episodes": 3},
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_run(root: Path, raw: dict[str, Any] = RAW, supernet_widths: Any = None) -> Config:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +33,6 @@ CNN = SearchSpace(SpaceConfig(kind="cnn"))
 ATARI_OBS = (4, 84, 84)
 ENV_CARTPOLE = {"id": "CartPole-v1"}
 ENV_PONG = {"id": "ALE/Pong-v5", "sticky_actions": 0.25, "stack": 4}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -79,15 +78,6 @@ ARCHS: dict[str, st.SearchStrategy[Arch]] = {
     "mlp": mlp_archs(MLP.cfg),
     "cnn": cnn_archs(CNN.cfg),
 }
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    # small ops (and the QR of orthogonal init) are far slower multi-threaded on a busy box
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------- round trips

@@ -59,15 +59,6 @@ def native_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    # the reference loop is many small ops: far faster single-threaded on a busy box
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def noisy_supernet(space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int, seed: int):
     torch.manual_seed(seed)
     net = Supernet(space, obs_shape, n_actions)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
@@ -17,21 +15,6 @@ from a2d_evo.supernet import Supernet
 MLP = SearchSpace(SpaceConfig(kind="mlp"))
 CNN = SearchSpace(SpaceConfig(kind="cnn"))
 ATARI_OBS = (4, 84, 84)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    # small ops (and the QR of orthogonal init) are far slower multi-threaded on a busy box
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def cnn_supernet() -> Supernet:
-    torch.manual_seed(0)
-    return Supernet(CNN, ATARI_OBS, 6)
 
 
 def frames(n: int, seed: int) -> torch.Tensor:
