@@ -30,8 +30,9 @@ import csv
 import io
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
@@ -62,6 +63,10 @@ from a2d_evo.runfolder import (
     write_text,
 )
 from a2d_evo.search_space import SearchSpace
+
+if TYPE_CHECKING:
+    from a2d_evo.evaluate import EvalResult
+    from a2d_evo.search_space import Arch
 
 STATE_FORMAT_VERSION = 1
 FRONT_FORMAT_VERSION = 1
@@ -118,14 +123,17 @@ def reference_returns(
     return float(np.mean(rand)), float(np.mean(teach))
 
 
-def rescore(evaluator: Any, archs: list[Any], seeds: list[int], max_slots: int) -> list[Any]:
+def rescore(
+    evaluator: Any, archs: Sequence[Arch], seeds: list[int], max_slots: int
+) -> list[EvalResult]:
     """Every arch on every one of ``seeds``, in calls of at most ``max_slots`` env slots.
 
     The final re-scoring of a front: ``max_slots`` is a search generation's, so it never
-    needs more env slots (memory, Atari emulators) than the search did.
+    needs more env slots (memory, Atari emulators) than the search did. ``evaluator`` is a
+    local or Ray population evaluator.
     """
     per_call = max(1, max_slots // len(seeds))
-    results: list[Any] = []
+    results: list[EvalResult] = []
     for i in range(0, len(archs), per_call):
         results.extend(evaluator.evaluate(archs[i : i + per_call], len(seeds), seeds))
     return results

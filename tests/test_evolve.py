@@ -22,7 +22,7 @@ from a2d_evo import cost
 from a2d_evo.agent import Agent
 from a2d_evo.config import Config, config_from_dict
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
-from a2d_evo.evolve import evolve
+from a2d_evo.evolve import evolve, rescore
 from a2d_evo.export import METRICS_KEYS, save_agent
 from a2d_evo.runfolder import RunFolder, torch_save
 from a2d_evo.search_space import MLPArch, SearchSpace, arch_from_dict
@@ -248,3 +248,20 @@ def test_flops_ceiling(tmp_path: Path) -> None:
     evolve(cfg, RunFolder(tmp_path), progress=False)
     front = json.loads((tmp_path / "search" / "front.json").read_text())["front"]
     assert front and all(e["flops"] <= 2000 for e in front)
+
+
+def test_rescore_never_uses_more_slots_than_a_generation() -> None:
+    calls: list[tuple[int, int, list[int]]] = []
+
+    class Counting:
+        def evaluate(self, archs: Any, episodes: int, seeds: list[int]) -> list[str]:
+            calls.append((len(archs), episodes, seeds))
+            return [str(a) for a in archs]
+
+    archs = [MLPArch((w,)) for w in (4, 8, 12, 16, 24)]
+    out = rescore(Counting(), archs, [7, 8, 9], max_slots=6)
+    assert out == [str(a) for a in archs]  # in order, each once
+    assert calls == [(2, 3, [7, 8, 9]), (2, 3, [7, 8, 9]), (1, 3, [7, 8, 9])]
+    calls.clear()
+    rescore(Counting(), archs[:2], [1, 2, 3, 4], max_slots=3)  # fewer slots than seeds: 1 by 1
+    assert [c[0] for c in calls] == [1, 1]
