@@ -34,10 +34,17 @@ Handler = Callable[[argparse.Namespace], int]
 
 # ----------------------------------------------------------------------------- config
 def packaged_config(name: str) -> Path:
-    """A shipped config: ``configs/<name>`` in the working tree, else the installed copy."""
+    """A shipped config: ``./configs/<name>``, else the source checkout's, else the installed copy.
+
+    An editable install imports the package from its checkout, whose ``configs/`` is current;
+    the copy installed next to the native module is only as fresh as the last build.
+    """
     local = Path("configs") / name
     if local.is_file():
         return local
+    checkout = Path(__file__).resolve().parents[1]
+    if (checkout / "pyproject.toml").is_file() and (checkout / "configs" / name).is_file():
+        return checkout / "configs" / name
     from a2d_evo import _C
 
     installed = Path(_C.__file__).parent / "configs" / name

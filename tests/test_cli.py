@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from a2d_evo import __version__
-from a2d_evo.cli import EXIT_USER_ERROR, build_parser, main
+from a2d_evo.cli import EXIT_USER_ERROR, build_parser, main, packaged_config
 
 COMMANDS = [
     "train-teacher",
@@ -96,3 +96,14 @@ def test_export_without_search_is_a_clear_error(
     run.bind(load_config(configs_dir / "cartpole.yaml"))
     assert main(["export", str(run.root)]) == EXIT_USER_ERROR
     assert "no finished search" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["cartpole.yaml", "acrobot.yaml", "pong.yaml"])
+def test_packaged_config_outside_the_repo_is_the_current_one(
+    name: str, configs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`a2d-evo demo` from any folder runs the shipped config as it is in this tree."""
+    monkeypatch.chdir(tmp_path)
+    found = packaged_config(name)
+    assert found.is_absolute()
+    assert found.read_text() == (configs_dir / name).read_text()
