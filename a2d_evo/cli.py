@@ -20,6 +20,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from a2d_evo import __version__
 from a2d_evo.config import Config, config_from_dict, config_to_dict, load_config
@@ -387,7 +388,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _terminated) if in_main else None
+    previous: dict[int, Any] = {}
+    if in_main:
+        previous[signal.SIGTERM] = signal.signal(signal.SIGTERM, _terminated)
+        # Ctrl-C stops every command, also one started from a background job (which inherits
+        # SIGINT ignored): the training loops already take SIGINT whatever its disposition.
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return handler(args)
     except Interrupted as exc:
@@ -402,5 +408,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"a2d-evo {args.command}: interrupted ({why}){hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
+        for signum, before in previous.items():
+            signal.signal(signum, before)

@@ -265,7 +265,9 @@ def test_signal_during_training_checkpoints_then_exits_nonzero(
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "a2d_evo", "train-teacher", "--config", str(cfg)]
     cmd += ["--out", str(run), "--quiet"]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path)
+    proc = subprocess.Popen(
+        cmd, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path, preexec_fn=_ignore_sigint
+    )
     ckpt = run / "teacher" / "checkpoint.pt"
     deadline = time.monotonic() + 120
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -294,6 +296,12 @@ def _plant_supernet_and_teacher(raw: dict[str, Any], root: Path) -> None:
     save_agent(extract(net, MLPArch((16,)), {"id": "CartPole-v1"}), run.teacher_agent, onnx=False)
 
 
+def _ignore_sigint() -> None:
+    """Start the command as a background job of a script does: SIGINT ignored. Ctrl-C (and
+    ``kill -INT``) must still stop it the documented way."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_during_search_exits_nonzero_and_keeps_the_state(
     tmp_path: Path, sig: signal.Signals
@@ -304,7 +312,9 @@ def test_signal_during_search_exits_nonzero_and_keeps_the_state(
     run = tmp_path / "run"
     _plant_supernet_and_teacher(raw, run)
     cmd = [sys.executable, "-m", "a2d_evo", "evolve", "--config", str(cfg), "--out", str(run)]
-    proc = subprocess.Popen([*cmd, "--quiet"], stderr=subprocess.PIPE, text=True, env=ENV)
+    proc = subprocess.Popen(
+        [*cmd, "--quiet"], stderr=subprocess.PIPE, text=True, env=ENV, preexec_fn=_ignore_sigint
+    )
     state = run / "search" / "state.npz"
     deadline = time.monotonic() + 120
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
