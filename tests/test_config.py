@@ -85,6 +85,8 @@ def test_set_never_evaluates(configs_dir: Path, tmp_path: Path) -> None:
         ("nokey", r"expected key\.path=value"),
         ("ppo=1", r"cannot be set|not a section|expected"),
         ("space.kind=cnn", r"space\.kind: 'CartPole-v1' needs the 'mlp' space"),
+        ("supernet.vf_coef=-0.1", r"supernet\.vf_coef"),
+        ("supernet.vf_coef=much", r"supernet\.vf_coef.*expected"),
     ],
 )
 def test_bad_overrides_name_the_key(configs_dir: Path, override: str, match: str) -> None:
