@@ -389,7 +389,7 @@ class _Search:
                 F = algorithm.pop.get("F")
                 G = algorithm.pop.get("G") if problem.n_ieq_constr else None
                 idx = front_indices(F, G)
-                hv = hypervolume(problem.scaled(F[idx]), self.ref)
+                hv = hypervolume(problem.norm.scaled(F[idx]), self.ref)
                 self.hv_history.append([gen, hv, len(idx)])
                 self._save(problem, algorithm, gen + 1, False, norm)
                 best = float(-F[idx, 0].min()) if len(idx) else float("nan")
@@ -505,9 +505,7 @@ class _Search:
             np.array([e["flops"] for e in entries]),
         )
         front = [entries[i] for i in keep]
-        scaled = np.array(
-            [[-e["normalised_return"], e["flops"] / norm.teacher_flops] for e in front]
-        ).reshape(-1, 2)
+        scaled = norm.scaled(np.array([[-e["normalised_return"], e["flops"]] for e in front]))
         data = {
             "format_version": FRONT_FORMAT_VERSION,
             "env_id": self.cfg.env.id,

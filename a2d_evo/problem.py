@@ -59,6 +59,11 @@ class Normalisation:
         """Normalised return of raw return(s) ``r``."""
         return normalised_return(r, self.r_random, self.r_teacher)
 
+    def scaled(self, F: np.ndarray) -> np.ndarray:
+        """Objectives (-normalised return, FLOPs) in hypervolume units: FLOPs / teacher FLOPs."""
+        F = np.asarray(F, dtype=np.float64).reshape(-1, 2)
+        return np.column_stack([F[:, 0], F[:, 1] / self.teacher_flops])
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -186,11 +191,6 @@ class SubnetProblem(Problem):
                 self.cache[self.space.key(rec["encoding"])] = dict(rec)
             except (KeyError, TypeError) as exc:
                 raise FormatError(f"search state: malformed cache record: {exc}") from None
-
-    def scaled(self, F: np.ndarray) -> np.ndarray:
-        """Objectives in hypervolume units: (-normalised return, FLOPs / teacher FLOPs)."""
-        F = np.asarray(F, dtype=np.float64).reshape(-1, 2)
-        return np.column_stack([F[:, 0], F[:, 1] / self.norm.teacher_flops])
 
 
 def reference_point(

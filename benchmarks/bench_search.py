@@ -63,11 +63,14 @@ def scratch_run(src: RunFolder, cfg: Config, root: Path) -> RunFolder:
     return run
 
 
+def objectives(records: list[dict[str, Any]], norm: Normalisation) -> np.ndarray:
+    """(-normalised return, FLOPs) of cached search records, on their search-time returns."""
+    return np.array([[-norm.score(r["return_mean"]), r["flops"]] for r in records], dtype=float)
+
+
 def archive_hv(records: list[dict[str, Any]], norm: Normalisation, ref: np.ndarray) -> float:
-    F = np.array([[-norm.score(r["return_mean"]), r["flops"]] for r in records], dtype=float)
-    idx = front_indices(F)
-    scaled = np.column_stack([F[idx, 0], F[idx, 1] / norm.teacher_flops])
-    return hypervolume(scaled, ref)
+    F = objectives(records, norm)
+    return hypervolume(norm.scaled(F[front_indices(F)]), ref)
 
 
 def delivered_hv(
@@ -83,8 +86,10 @@ def delivered_hv(
     """
     s = cfg.search
     space = SearchSpace(cfg.space)
-    F = np.array([[-norm.score(r["return_mean"]), r["flops"]] for r in records], dtype=float)
-    chosen = sorted((records[i] for i in front_indices(F)), key=lambda r: (r["flops"], r["arch"]))
+    chosen = sorted(
+        (records[i] for i in front_indices(objectives(records, norm))),
+        key=lambda r: (r["flops"], r["arch"]),
+    )
     archs = [space.decode(r["encoding"]) for r in chosen]
     fn = final["normalisation"]
     final_norm = Normalisation.from_dict(fn)
@@ -94,7 +99,7 @@ def delivered_hv(
     normalised = np.array([final_norm.score(r.mean) for r in results])
     flops = np.array([r["flops"] for r in chosen], dtype=float)
     keep, _ = delivered_front(normalised, flops)
-    scaled = np.column_stack([-normalised[keep], flops[keep] / final_norm.teacher_flops])
+    scaled = final_norm.scaled(np.column_stack([-normalised, flops])[keep])
     return hypervolume(scaled, np.asarray(final["reference_point"], dtype=float))
 
 

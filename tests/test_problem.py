@@ -162,6 +162,10 @@ def test_normalisation_checks() -> None:
         Normalisation(5.0, 5.0, 100)
     assert NORM.score(220.0) == 1.0 and NORM.score(20.0) == 0.0
     assert Normalisation.from_dict(NORM.to_dict()) == NORM
+    tf = NORM.teacher_flops
+    np.testing.assert_array_equal(
+        NORM.scaled([[-0.5, 2 * tf], [0.1, tf / 4]]), [[-0.5, 2], [0.1, 0.25]]
+    )
 
 
 def test_generation_seeds() -> None:
