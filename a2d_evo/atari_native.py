@@ -1,6 +1,6 @@
 """The ``native`` Atari backend: ALE in worker processes, one batched native preprocessing call.
 
-Each worker process owns a contiguous slice of envs and writes the last two raw frames of each
+Each worker process owns every W-th env (W workers) and writes the last two raw frames of each
 into one shared-memory block; the parent then makes one batched native call
 (``a2d_evo.ops.push_frames``) that max-pools, area-resizes and pushes them into the frame stack.
 :func:`a2d_evo.atari.make_atari_vec_env` builds it for ``env.backend: native``.
@@ -9,7 +9,6 @@ into one shared-memory block; the parent then makes one batched native call
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import socket
@@ -48,27 +47,38 @@ class _Shared(NamedTuple):
     seeds: np.ndarray  # int64 (N,), -1 = keep the env's RNG state
     reward: np.ndarray  # float32 (N,)
     flags: np.ndarray  # bool (3, N): terminated, truncated, reset (the game ended, a new one began)
+    active: np.ndarray  # bool (N,): the envs the next step moves (the others stay as they are)
 
 
-def _shared_views(buf: Any, n: int, h: int, w: int) -> _Shared:
-    specs = [
+def _shared_specs(n: int, h: int, w: int) -> list[tuple[tuple[int, ...], Any]]:
+    return [
         ((n, 2, h, w), np.uint8),
         ((n, 2, h, w), np.uint8),
         ((n,), np.int64),
         ((n,), np.int64),
         ((n,), np.float32),
         ((3, n), np.bool_),
+        ((n,), np.bool_),
     ]
+
+
+def _aligned(nbytes: int) -> int:
+    return (nbytes + 63) // 64 * 64
+
+
+def _shared_views(buf: Any, n: int, h: int, w: int) -> _Shared:
     views, offset = [], 0
-    for shape, dtype in specs:
-        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    for shape, dtype in _shared_specs(n, h, w):
         views.append(np.ndarray(shape, dtype, buffer=buf, offset=offset))
-        offset += (size + 63) // 64 * 64
+        offset += _aligned(int(np.prod(shape)) * np.dtype(dtype).itemsize)
     return _Shared(*views)
 
 
 def _shared_size(n: int, h: int, w: int) -> int:
-    return 2 * n * 2 * h * w + 4 * 64 + n * (8 + 8 + 4 + 4) + 6 * 64
+    return sum(
+        _aligned(int(np.prod(shape)) * np.dtype(dtype).itemsize)
+        for shape, dtype in _shared_specs(n, h, w)
+    )
 
 
 class _Options(NamedTuple):
@@ -94,13 +104,27 @@ class _Game:
         self.scratch = np.empty_like(self.b0)
         self.lives = 0
         self.steps = 0
+        self.has_rom = False
 
-    def seed(self, seed: int | None) -> None:
-        # Mirrors AtariEnv.seed_game + load_game: same seed -> the same game as the reference.
+    def seed(self, seed: int | None, loaded: dict[int, Any] | None = None) -> None:
+        """Mirrors AtariEnv.seed_game + load_game: same seed -> the same game as the reference.
+
+        ``loaded`` maps ALE seeds to the emulator state right after ``loadROM`` with that seed
+        (RNG included): an env that has loaded the ROM once restores that state instead of
+        loading it again (0.1 ms instead of about 100 ms; with common random numbers most envs
+        of a reset share a few seeds). The game is the same either way (tested).
+        """
         np_seed, ale_seed = derived_seeds(seed)
         self.rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(np_seed)))
-        self.ale.setInt("random_seed", ale_seed)
-        self.ale.loadROM(self.opt.rom_path)
+        state = None if loaded is None or seed is None else loaded.get(ale_seed)
+        if state is not None and self.has_rom:
+            self.ale.restoreState(state)
+        else:
+            self.ale.setInt("random_seed", ale_seed)
+            self.ale.loadROM(self.opt.rom_path)
+            self.has_rom = True
+            if loaded is not None and seed is not None:
+                loaded[ale_seed] = self.ale.cloneState(include_rng=True)
         self.actions = list(self.ale.getMinimalActionSet())
 
     def reset(self) -> None:
@@ -183,13 +207,15 @@ def _attach(name: str) -> Any:
 
 def _worker_main(argv: Sequence[str]) -> None:
     """Worker process (started as ``python -c``, so the parent's ``__main__`` is never
-    re-imported): owns envs lo..hi-1; one-byte commands s(tep), r(eset), c(lose) on its socket,
-    one-byte replies k(done) or e + traceback. It exits when the parent's end closes."""
+    re-imported): owns envs first, first + stride, ...; one-byte commands s(tep), r(eset),
+    c(lose) on its socket, one-byte replies k(done) or e + traceback. It exits when the
+    parent's end closes."""
     fd, shm_name, args = int(argv[0]), argv[1], json.loads(argv[2])
     shm = _attach(shm_name)
     try:
         sh = _shared_views(shm.buf, args["n"], args["h"], args["w"])
-        _serve(fd, sh, range(args["lo"], args["hi"]), _Options(**args["opt"]))
+        envs = range(args["first"], args["n"], args["stride"])
+        _serve(fd, sh, envs, _Options(**args["opt"]))
         del sh  # every view of the block must be gone before it closes
     finally:
         try:
@@ -207,12 +233,17 @@ def _serve(fd: int, sh: _Shared, envs: range, opt: _Options) -> None:
             cmd = os.read(fd, 1)
             if cmd == b"s":
                 for g in games:
-                    g.step()
+                    if sh.active[g.i]:
+                        g.step()
+                    else:
+                        sh.reward[g.i] = 0.0
+                        sh.flags[:, g.i] = False
             elif cmd == b"r":
+                loaded: dict[int, Any] = {}  # this reset's seeds only: bounded
                 for g in games:
                     seed = int(sh.seeds[g.i])
                     if seed >= 0:
-                        g.seed(seed)
+                        g.seed(seed, loaded)
                     g.reset()
             else:  # b"c" or b"" (the parent is gone)
                 return
@@ -278,9 +309,14 @@ def _one_kernel_thread() -> Iterator[None]:
 
 
 class NativeAtariVecEnv:
-    """ALE in ``cfg.workers`` processes (0 = one per core), each owning a contiguous slice of
-    envs; raw frames travel in shared memory, commands are one-byte socket messages, and one
-    batched native call preprocesses every env's frames into the frame stack."""
+    """ALE in ``cfg.workers`` processes (0 = one per core); raw frames travel in shared memory,
+    commands are one-byte socket messages, and one batched native call preprocesses every
+    env's frames into the frame stack.
+
+    Worker k of W owns envs k, k + W, k + 2W, ...: when only some envs move
+    (:meth:`step_active`, evaluation's finished slots), neighbouring envs (one candidate's
+    episodes, which tend to end together) are spread over the workers, not left to one.
+    """
 
     def __init__(
         self,
@@ -323,11 +359,10 @@ class NativeAtariVecEnv:
         self._stats = EpisodeStats(num_envs)
         self._pending_seed = seed
         n_workers = max(1, min(cfg.workers or _cores(), num_envs))
-        bounds = np.linspace(0, num_envs, n_workers + 1).round().astype(int)
         try:
-            for lo, hi in itertools.pairwise(bounds):
+            for k in range(n_workers):
                 args: dict[str, Any] = {"n": num_envs, "h": h, "w": w}
-                args.update(lo=int(lo), hi=int(hi), opt=opt._asdict())
+                args.update(first=k, stride=n_workers, opt=opt._asdict())
                 self._spawn(self._res.shm.name, json.dumps(args))
             self._gather()
         except BaseException:
@@ -410,6 +445,7 @@ class NativeAtariVecEnv:
             seed = self._pending_seed
         self._pending_seed = None
         self._sh.seeds[:] = -1 if seed is None else seed_list(seed, self.num_envs)
+        self._sh.active[:] = True
         self._call(b"r")
         with _one_kernel_thread():
             self._ops.push_frames(self._sh.raw, self._stack, np.ones(self.num_envs, bool))
@@ -417,10 +453,21 @@ class NativeAtariVecEnv:
         return self._stack.copy()
 
     def step(self, actions: np.ndarray) -> StepResult:
+        return self.step_active(actions, None)
+
+    def step_active(self, actions: np.ndarray, active: np.ndarray | None) -> StepResult:
+        """:meth:`step` for the envs where ``active`` is true only (None: all of them).
+
+        The others do not move (no emulation, no preprocessing): their rows hold zero
+        observations and rewards, no episode end, and their frame stacks and running episode
+        statistics stay as they were. Evaluation uses this to stop stepping finished slots.
+        """
         if self._sh is None:
             raise EnvError(f"{self.env_id}: env is closed")
-        sh = self._sh
-        sh.actions[:] = check_actions(actions, self.num_envs, self.n_actions)
+        sh, n = self._sh, self.num_envs
+        sh.actions[:] = check_actions(actions, n, self.n_actions)
+        moved = None if active is None else np.asarray(active, dtype=bool).reshape(n)
+        sh.active[:] = True if moved is None else moved
         self._call(b"s")
         reward = sh.reward.copy()
         terminated, truncated, reset = sh.flags.copy()
@@ -432,12 +479,20 @@ class NativeAtariVecEnv:
                 final_rows[:, -1] = self._ops.preprocess_frames(
                     np.ascontiguousarray(sh.final[rows]), size=self.obs_shape[-1]
                 )
-            self._ops.push_frames(sh.raw, self._stack, reset)
-        obs = self._stack.copy()
+            if moved is None or moved.all():
+                self._ops.push_frames(sh.raw, self._stack, reset)
+                obs = self._stack.copy()
+            else:
+                sub = np.flatnonzero(moved)
+                stack = self._stack[sub]
+                self._ops.push_frames(np.ascontiguousarray(sh.raw[sub]), stack, reset[sub])
+                self._stack[sub] = stack
+                obs = np.zeros_like(self._stack)
+                obs[sub] = stack
         final_obs = obs.copy()
         if rows.size:
             final_obs[rows] = final_rows
-        episode_return, episode_length = self._stats.update(reward, reset)
+        episode_return, episode_length = self._stats.update(reward, reset, moved)
         return StepResult(
             obs, reward, terminated, truncated, final_obs, episode_return, episode_length
         )

@@ -1,6 +1,8 @@
 """Population forward throughput: the native subnet_eval kernel vs the per-subnet torch loop vs
 a full-width masked torch forward, for MLP and CNN supernets; then one search generation end to
-end (CartPole, pop 64 x 10 episodes) with its env/network time split.
+end (CartPole, pop 64 x 10 episodes) with its env/network time split, and optionally one on an
+Atari game (``--atari Pong``: native env backend, untrained supernet) to show what stepping
+finished slots costs there.
 
 Populations (pop subnets x ``--rows`` observations each, one call):
 
@@ -16,7 +18,7 @@ method's output is checked against the per-subnet loop first. Timings are the mi
 the median in brackets.
 
     python benchmarks/bench_population.py [--device cpu|cuda] [--rows 8] [--threads N]
-        [--pop 64] [--repeats 15] [--skip-e2e]
+        [--pop 64] [--repeats 15] [--skip-e2e] [--atari GAME --atari-pop 16 --atari-episodes 2]
 
 Ends with one ``RESULT`` line.
 """
@@ -220,7 +222,7 @@ def bench_forward(kind: str, args: argparse.Namespace, device: torch.device) -> 
 
 
 class _StepsEverySlot:
-    """A classic-control vector env without ``step_active``: every slot steps every time."""
+    """A vector env without ``step_active``: every slot steps every time, finished or not."""
 
     def __init__(self, env: Any) -> None:
         self.env = env
@@ -235,10 +237,53 @@ class _StepsEverySlot:
         self.env.close()
 
 
-def bench_e2e(args: argparse.Namespace) -> dict[str, float]:
-    """One search generation: pop 64 x 10 episodes of CartPole, native vs reference forward."""
+def time_generation(
+    cfg: Any, net: Supernet, archs: list[Arch], seeds: list[int], backends: Sequence[str]
+) -> dict[str, float]:
+    """One generation (every arch on every seed, one vector env) per backend, with its split.
+
+    ``native``: the native forward, finished slots no longer stepped; ``every-slot``: the
+    same, but finished slots stepped on (what an env without ``step_active`` costs);
+    ``reference``: the reference forward. The vector env is built outside the timing.
+    """
     from a2d_evo.evaluate import PopulationEvaluator
 
+    slots = len(archs) * len(seeds)
+    out: dict[str, float] = {}
+    print(
+        f"  {'forward':<12}{'total s':>9}{'env s':>8}{'net s':>8}{'net %':>7}"
+        f"{'env steps':>11}{'fwd rows':>10}{'mean ret':>9}"
+    )
+    for backend in backends:
+        if backend == "reference":
+            os.environ["A2D_EVO_REFERENCE_OPS"] = "1"
+        try:
+            ev = PopulationEvaluator(net, cfg)
+            env = ev._vec_env(slots, None, seeds[0])
+            if backend == "every-slot":
+                ev._env = _StepsEverySlot(env)
+            t0 = time.perf_counter()
+            res = ev.evaluate(archs, len(seeds), seeds)
+            total = time.perf_counter() - t0
+            tm = ev.timing
+            ev.close()
+        finally:
+            os.environ.pop("A2D_EVO_REFERENCE_OPS", None)
+        mean_ret = float(np.mean([r.mean for r in res]))
+        print(
+            f"  {backend:<12}{total:>9.2f}{tm.env_s:>8.2f}{tm.net_s:>8.2f}{tm.net_s / total:>7.0%}"
+            f"{tm.env_steps:>11}{tm.forward_rows:>10}{mean_ret:>9.1f}"
+        )
+        out[f"{backend}_total"], out[f"{backend}_env"], out[f"{backend}_net"] = (
+            total,
+            tm.env_s,
+            tm.net_s,
+        )
+    return out
+
+
+def bench_e2e(args: argparse.Namespace) -> dict[str, float]:
+    """One search generation: pop 64 x 10 episodes of CartPole, native vs reference forward."""
     cfg = config_from_dict({"env": {"id": "CartPole-v1"}, "search": {"pop": args.pop}})
     space = SearchSpace(cfg.space)
     torch.manual_seed(0)
@@ -250,46 +295,38 @@ def bench_e2e(args: argparse.Namespace) -> dict[str, float]:
         net.layers[0].weight[0, 2:4] = 10.0
         net.policy.weight[:, 0] = torch.tensor([-5.0, 5.0])
     archs = [space.decode(x) for x in space.sample_encodings(np.random.default_rng(1), args.pop)]
-    seeds = list(range(1000, 1010))
-    out: dict[str, float] = {}
     print(
         f"\nend to end: one generation, CartPole-v1, pop {args.pop} x 10 episodes "
         f"(one vector env of {args.pop * 10} slots)"
     )
-    print(
-        f"  {'forward':<12}{'total s':>9}{'env s':>8}{'net s':>8}{'net %':>7}"
-        f"{'env steps':>11}{'fwd rows':>10}{'mean ret':>9}"
+    return time_generation(
+        cfg, net, archs, list(range(1000, 1010)), ("native", "every-slot", "reference")
     )
-    # "every-slot": the native forward, but ended slots are stepped on as Atari envs do
-    for backend in ("native", "every-slot", "reference"):
-        if backend == "reference":
-            os.environ["A2D_EVO_REFERENCE_OPS"] = "1"
-        try:
-            ev = PopulationEvaluator(net, cfg)
-            ev.evaluate(archs[:2], 1, seeds)  # build the vector env outside the timing
-            ev.close()
-            ev = PopulationEvaluator(net, cfg)
-            env = ev._vec_env(args.pop * 10, None, seeds[0])
-            if backend == "every-slot":
-                ev._env = _StepsEverySlot(env)
-            t0 = time.perf_counter()
-            res = ev.evaluate(archs, 10, seeds)
-            total = time.perf_counter() - t0
-            tm = ev.timing
-            ev.close()
-        finally:
-            os.environ.pop("A2D_EVO_REFERENCE_OPS", None)
-        mean_len = float(np.mean([r.mean for r in res]))
-        print(
-            f"  {backend:<12}{total:>9.2f}{tm.env_s:>8.2f}{tm.net_s:>8.2f}{tm.net_s / total:>7.0%}"
-            f"{tm.env_steps:>11}{tm.forward_rows:>10}{mean_len:>9.1f}"
-        )
-        out[f"{backend}_total"], out[f"{backend}_env"], out[f"{backend}_net"] = (
-            total,
-            tm.env_s,
-            tm.net_s,
-        )
-    return out
+
+
+def bench_e2e_atari(args: argparse.Namespace) -> dict[str, float]:
+    """One generation on an Atari game (native env backend, untrained supernet): the cost of
+    stepping finished slots. Untrained subnets still lose at different speeds."""
+    game = args.atari
+    cfg = config_from_dict(
+        {"env": {"id": f"ALE/{game}-v5", "backend": "native"}, "space": {"kind": "cnn"}}
+    )
+    space = SearchSpace(cfg.space)
+    from a2d_evo.envs import env_spec
+
+    spec = env_spec(cfg.env)
+    torch.manual_seed(0)
+    net = Supernet(space, tuple(spec.obs_shape), spec.n_actions)
+    rng = np.random.default_rng(1)
+    archs = [space.decode(x) for x in space.sample_encodings(rng, args.atari_pop)]
+    episodes = args.atari_episodes
+    print(
+        f"\nend to end: one generation, {cfg.env.id}, pop {args.atari_pop} x {episodes} episodes "
+        f"(native env backend, untrained supernet)"
+    )
+    return time_generation(
+        cfg, net, archs, list(range(1000, 1000 + episodes)), ("native", "every-slot")
+    )
 
 
 def main() -> None:
@@ -301,6 +338,9 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--kinds", default="mlp-uniform,mlp-random,cnn-random,cnn-nature")
     p.add_argument("--skip-e2e", action="store_true")
+    p.add_argument("--atari", default="", help="also one generation on this ALE game, e.g. Pong")
+    p.add_argument("--atari-pop", type=int, default=16)
+    p.add_argument("--atari-episodes", type=int, default=2)
     p.add_argument(
         "--clock",
         choices=("wall", "cpu"),
@@ -324,6 +364,7 @@ def main() -> None:
     )
     res = {k: bench_forward(k, args, device) for k in args.kinds.split(",") if k}
     e2e = {} if args.skip_e2e or args.device != "cpu" else bench_e2e(args)
+    atari = bench_e2e_atari(args) if args.atari else {}
     parts = [f"device={args.device}", f"threads={threads}", f"clock={args.clock}"]
     parts.append(f"rows={args.rows}")
     for k, r in res.items():
@@ -339,6 +380,12 @@ def main() -> None:
         parts.append(
             f"e2e_reference_s={e2e['reference_total']:.2f}(env={e2e['reference_env']:.2f},net={e2e['reference_net']:.2f})"
         )
+    if atari:
+        parts.append(
+            f"e2e_{args.atari}_native_s={atari['native_total']:.2f}"
+            f"(env={atari['native_env']:.2f},net={atari['native_net']:.2f})"
+        )
+        parts.append(f"e2e_{args.atari}_every_slot_s={atari['every-slot_total']:.2f}")
     print("\nRESULT " + " ".join(parts))
 
 

@@ -19,6 +19,11 @@ FLOPs), same reference point:
   re-scoring removes that bias from the comparison.
 * **archive**: the non-dominated set of everything evaluated, on search-time estimates.
 
+And a ceiling for the delivered HV: **ideal**, the HV of one point with the best re-scored
+return either search found at the FLOPs of the space's cheapest arch. No front whose returns
+are at most that best can exceed it; where the best is the env's own return cap (CartPole-v1:
+500), no front at all can, so two searches that both reach it are tied at the optimum.
+
 Ends with one ``RESULT`` line.
 
     python benchmarks/bench_search.py --run runs/cartpole --run runs/acrobot [--seeds 3]
@@ -38,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from a2d_evo import cost
 from a2d_evo.config import Config, config_from_dict, config_to_dict
 from a2d_evo.evaluate import PopulationEvaluator
 from a2d_evo.evolve import evolve, final_seeds, generation_seeds, rescore
@@ -79,8 +85,9 @@ def delivered_hv(
     records: list[dict[str, Any]],
     norm: Normalisation,
     final: dict[str, Any],
-) -> float:
-    """HV of the search-time front of ``records`` re-scored as ``evolve`` re-scores its own.
+) -> tuple[float, float]:
+    """HV of the search-time front of ``records`` re-scored as ``evolve`` re-scores its own,
+    and the best normalised return of that re-scored front.
 
     ``final`` is NSGA-II's ``front.json``: its seeds, normalisation and reference point.
     """
@@ -100,7 +107,20 @@ def delivered_hv(
     flops = np.array([r["flops"] for r in chosen], dtype=float)
     keep, _ = delivered_front(normalised, flops)
     scaled = final_norm.scaled(np.column_stack([-normalised, flops])[keep])
-    return hypervolume(scaled, np.asarray(final["reference_point"], dtype=float))
+    hv = hypervolume(scaled, np.asarray(final["reference_point"], dtype=float))
+    return hv, float(normalised.max())
+
+
+def ideal_hv(cfg: Config, final: dict[str, Any], best_normalised: float) -> float:
+    """HV of the single point (``best_normalised``, FLOPs of the space's cheapest arch)."""
+    from a2d_evo.envs import env_spec
+
+    spec = env_spec(cfg.env)
+    cheapest = cost.flops(SearchSpace(cfg.space).smallest(), tuple(spec.obs_shape), spec.n_actions)
+    point = Normalisation.from_dict(final["normalisation"]).scaled(
+        np.array([[-best_normalised, cheapest]])
+    )
+    return hypervolume(point, np.asarray(final["reference_point"], dtype=float))
 
 
 def random_search(
@@ -162,9 +182,12 @@ def one(src: RunFolder, seed: int, args: argparse.Namespace, work: Path) -> dict
         t0 = time.perf_counter()
         rand = random_search(cfg, ev, len(records), norm, seed)
         t_rand = time.perf_counter() - t0
+        random_hv, random_best = delivered_hv(cfg, ev, rand, norm, final)
+        best = max([random_best] + [float(m["normalised_return"]) for m in final["front"]])
         out = {
             "nsga2_hv": float(final["hypervolume"]),
-            "random_hv": delivered_hv(cfg, ev, rand, norm, final),
+            "random_hv": random_hv,
+            "ideal_hv": ideal_hv(cfg, final, best),
             "nsga2_archive_hv": archive_hv(records, norm, ref),
             "random_archive_hv": archive_hv(rand, norm, ref),
             "evaluations": float(len(records)),
@@ -176,7 +199,8 @@ def one(src: RunFolder, seed: int, args: argparse.Namespace, work: Path) -> dict
         ev.close()
     print(
         f"  {src.root.name} seed {seed}: delivered HV NSGA-II {out['nsga2_hv']:.4f} vs random "
-        f"{out['random_hv']:.4f}; archive HV {out['nsga2_archive_hv']:.4f} vs "
+        f"{out['random_hv']:.4f} (ideal {out['ideal_hv']:.4f}); "
+        f"archive HV {out['nsga2_archive_hv']:.4f} vs "
         f"{out['random_archive_hv']:.4f}; {len(records)} vs {len(rand)} evaluations, "
         f"{t_nsga:.0f} s / {t_rand:.0f} s",
         flush=True,
@@ -222,6 +246,11 @@ def main() -> None:
                 f"{ahead}/{len(ns)} seeds, tied on {ties}"
             )
             tag = "" if kind == "delivered" else "_archive"
+            if kind == "delivered":
+                ideal = [r["ideal_hv"] for r in res]
+                at = sum(min(a, b) >= c for a, b, c in zip(ns, rs, ideal, strict=True))
+                print(f"  ideal HV {ms(ideal)}; both searches at it on {at}/{len(ns)} seeds")
+                parts += [f"{env}_ideal_hv={ms(ideal)}", f"{env}_both_ideal={at}/{len(ns)}"]
             parts += [
                 f"{env}_nsga2{tag}_hv={ms(ns)}",
                 f"{env}_random{tag}_hv={ms(rs)}",

@@ -155,30 +155,50 @@ def test_truncation_and_episode_stats():
     assert [bool(env.step(np.array([t % 2])).truncated[0]) for t in range(3)] == [0, 0, 1]
 
 
-def test_step_active_moves_only_the_active_envs():
-    """A paused env resumes exactly where it stopped; its episode counts only its own steps."""
-    paused = make_vec_env(EnvConfig(id="CartPole-v1"), 2, seed=0)
-    alone = make_vec_env(EnvConfig(id="CartPole-v1"), 1, seed=0)
-    obs = paused.reset(seed=[5, 6])
-    np.testing.assert_array_equal(obs[1], alone.reset(seed=[6])[0])
-    own_steps = 0
-    for t in range(500):
-        a = np.array([t % 2, (t // 3) % 2])
-        if 3 <= t < 9:  # env 1 paused: a zero row, no end, nothing counted
-            r = paused.step_active(a, np.array([True, False]))
-            assert not r.obs[1].any() and r.reward[1] == 0 and np.isnan(r.episode_return[1])
-            continue
-        r = paused.step_active(a, np.array([True, True]))
-        ra = alone.step(a[1:])
-        own_steps += 1
-        np.testing.assert_array_equal(r.obs[1], ra.obs[0])
-        np.testing.assert_array_equal(r.final_obs[1], ra.final_obs[0])
-        if ra.terminated[0] or ra.truncated[0]:
-            assert r.episode_length[1] == ra.episode_length[0] == own_steps
-            assert r.episode_return[1] == ra.episode_return[0] == own_steps
-            break
+@pytest.mark.parametrize("kind", ["classic", "native-atari"])
+def test_step_active_moves_only_the_active_envs(kind):
+    """A paused env resumes exactly where it stopped (frame stack included); its episode counts
+    only its own steps; the envs around it move on. Atari: 3 envs on 2 workers, so the paused
+    env's worker has another env to step."""
+    if kind == "classic":
+        cfg, limit, n_act, check_return = EnvConfig(id="CartPole-v1"), None, 2, True
     else:
-        raise AssertionError("the episode never ended")
+        cfg, limit, n_act, check_return = _atari("native", noop_max=0), 40, 4, False
+    paused = make_vec_env(cfg, 3, seed=0, max_episode_steps=limit)
+    alone = make_vec_env(cfg, 1, seed=0, max_episode_steps=limit)
+    moving = make_vec_env(cfg, 1, seed=0, max_episode_steps=limit)
+    try:
+        obs = paused.reset(seed=[5, 6, 7])
+        np.testing.assert_array_equal(obs[1], alone.reset(seed=[6])[0])
+        moving.reset(seed=[7])
+        own_steps = 0
+        for t in range(500):
+            a = np.array([t % n_act, (t // 3) % n_act, (t // 2) % n_act])
+            rm = moving.step(a[2:])  # env 2 is never paused
+            if 3 <= t < 9:  # env 1 paused: a zero row, no end, nothing counted
+                r = paused.step_active(a, np.array([True, False, True]))
+                assert not r.obs[1].any() and r.reward[1] == 0 and np.isnan(r.episode_return[1])
+                assert not (r.terminated[1] or r.truncated[1])
+                np.testing.assert_array_equal(r.obs[2], rm.obs[0])
+                continue
+            r = paused.step_active(a, np.array([True, True, True]))
+            np.testing.assert_array_equal(r.obs[2], rm.obs[0])
+            ra = alone.step(a[1:2])
+            own_steps += 1
+            np.testing.assert_array_equal(r.obs[1], ra.obs[0])
+            np.testing.assert_array_equal(r.final_obs[1], ra.final_obs[0])
+            assert r.reward[1] == ra.reward[0]
+            if ra.terminated[0] or ra.truncated[0]:
+                assert r.episode_length[1] == ra.episode_length[0] == own_steps
+                assert r.episode_return[1] == ra.episode_return[0]
+                if check_return:  # CartPole: +1 per step
+                    assert r.episode_return[1] == own_steps
+                break
+        else:
+            raise AssertionError("the episode never ended")
+    finally:
+        for env in (paused, alone, moving):
+            env.close()
 
 
 def test_episode_return_is_sum_of_raw_rewards():
@@ -272,6 +292,33 @@ def test_native_matches_gymnasium_reference(sticky, noop):
         _assert_frames_close(ours["final_obs"][ended, i], ref["final_obs"][ended])
         t_end = np.flatnonzero(ended)[0]
         assert ours["episode_return"][t_end, i] == ref["reward"][: t_end + 1].sum()
+
+
+@pytest.mark.slow
+def test_native_reseeding_a_used_env_replays_the_reference_game():
+    """Reset again with seeds shared by several envs (common random numbers): envs that have
+    loaded the ROM before restore the state loaded for that seed rather than load it again. Each
+    still plays the reference's game for its seed, with sticky actions and random no-ops."""
+    steps, seeds = 260, [5, 5, 6, 5]  # 2 workers: envs 1 and 3 share a worker and a seed
+    env = make_vec_env(_atari("native", sticky_actions=0.25, noop_max=30), 4, seed=0)
+    try:
+        _play(env, _actions(30, 4, seed=1, n_actions=4))  # every env has played a game
+        a = _actions(steps, 1, seed=7, n_actions=4)[:, 0]
+        ours = _play(env, np.column_stack([a, a, _actions(steps, 1, 3, 4)[:, 0], a]), seed=seeds)
+    finally:
+        env.close()
+    ref = _reference_rollout("Breakout", 5, a, sticky=0.25, noop=30)
+    for i in (0, 1, 3):
+        ended = ours["terminated"][:, i] | ours["truncated"][:, i]
+        np.testing.assert_array_equal(ended, ref["ended"])
+        assert ended.any()
+        np.testing.assert_array_equal(ours["reward"][:, i], ref["reward"])
+        _assert_frames_close(ours["reset"][i], ref["reset"])
+        _assert_frames_close(ours["obs"][:, i], ref["obs"])
+    # the envs of seed 5 agree exactly with each other (loaded vs restored on one worker)
+    np.testing.assert_array_equal(ours["reset"][1], ours["reset"][3])
+    np.testing.assert_array_equal(ours["obs"][:, 1], ours["obs"][:, 3])
+    np.testing.assert_array_equal(ours["obs"][:, 0], ours["obs"][:, 3])
 
 
 @pytest.mark.slow
