@@ -84,30 +84,38 @@ def play_episodes(
 ) -> np.ndarray:
     """Play one episode per slot of ``env`` (reset with ``seeds``); finished slots are ignored.
 
-    ``env`` must have exactly ``len(seeds)`` slots. Returns the raw return of every slot.
-    An env with ``step_active`` (the classic-control :class:`~a2d_evo.envs.SyncVecEnv`) stops
-    stepping finished slots; the others step them on (autoreset), their results unread.
+    Returns the raw return of each of the first ``len(seeds)`` slots. An env with
+    ``step_active`` (:class:`~a2d_evo.envs.SyncVecEnv`, the native Atari backend) stops
+    stepping finished slots, and may have more slots than seeds: the spare ones are reset
+    (with ``seeds[0]``) but never stepped. Other envs must have exactly ``len(seeds)`` slots
+    and step finished ones on (autoreset), their results unread. ``act`` sees the active mask
+    of the first ``len(seeds)`` slots.
     """
     n = len(seeds)
     step_active = getattr(env, "step_active", None)
+    n_env = int(getattr(env, "num_envs", n))
+    if n_env < n or (n_env > n and step_active is None):
+        raise ValueError(f"play_episodes: {len(seeds)} seeds for an env of {n_env} slots")
+    padded = [int(s) for s in seeds] + [int(seeds[0])] * (n_env - n)
     t0 = time.perf_counter()
-    obs = np.asarray(env.reset(seed=[int(s) for s in seeds]))
+    obs = np.asarray(env.reset(seed=padded))
     env_s, net_s, steps, rows = time.perf_counter() - t0, 0.0, 0, 0
-    done = np.zeros(n, dtype=bool)
-    returns = np.full(n, np.nan)
-    actions = np.zeros(n, dtype=np.int64)
+    done = np.zeros(n_env, dtype=bool)
+    done[n:] = True  # spare slots
+    returns = np.full(n_env, np.nan)
+    actions = np.zeros(n_env, dtype=np.int64)
     while not done.all():
         active = ~done
         t0 = time.perf_counter()
         actions[:] = 0  # a finished slot's action is never read
-        actions[active] = act(obs if active.all() else obs[active], active)
+        actions[active] = act(obs if active.all() else obs[active], active[:n])
         t1 = time.perf_counter()
         res = env.step(actions) if step_active is None else step_active(actions, active)
         t2 = time.perf_counter()
         net_s += t1 - t0
         env_s += t2 - t1
         live = int(active.sum())
-        steps += n if step_active is None else live
+        steps += n_env if step_active is None else live
         rows += live
         ended = active & ~np.isnan(np.asarray(res.episode_return, dtype=np.float64))
         returns[ended] = np.asarray(res.episode_return, dtype=np.float64)[ended]
@@ -115,7 +123,7 @@ def play_episodes(
         obs = np.asarray(res.obs)
     if timing is not None:
         timing.add(EvalTiming(env_s, net_s, steps, rows))
-    return returns
+    return returns[:n]
 
 
 def _sample_actions(logits: torch.Tensor, gen: torch.Generator) -> np.ndarray:
@@ -142,17 +150,18 @@ def _in_waves(
         cfg.env, width, seed=seed, training=False, max_episode_steps=max_episode_steps
     )
     returns: list[float] = []
+    spare_ok = hasattr(env, "step_active")
     try:
         for start in range(0, episodes, width):
             wave = seeds[start : start + width]
-            # A short last wave pads with seeds past the end; those slots are discarded.
-            padded = wave + [seeds[-1] + 1 + i for i in range(width - len(wave))]
-            returns.extend(play_episodes(env, padded, act, timing)[: len(wave)].tolist())
+            if not spare_ok:  # a short last wave plays seeds past the end, then drops them
+                wave = wave + [seeds[-1] + 1 + i for i in range(width - len(wave))]
+            returns.extend(play_episodes(env, wave, act, timing).tolist())
     finally:
         close = getattr(env, "close", None)
         if close is not None:
             close()
-    return make_result(returns, seeds)
+    return make_result(returns[:episodes], seeds)
 
 
 @torch.no_grad()
@@ -262,7 +271,7 @@ class PopulationEvaluator:
         self.forward = PopulationForward(supernet, device=self.device)
         self.timing = EvalTiming()
         self._env: Any = None
-        self._env_key: tuple[int, int | None] | None = None
+        self._env_key: tuple[int, int | None] | None = None  # (slots, max_episode_steps)
 
     def refresh(self) -> None:
         """Re-pack the supernet's weights (after training steps)."""
@@ -274,17 +283,22 @@ class PopulationEvaluator:
         self._env, self._env_key = None, None
 
     def _vec_env(self, slots: int, max_episode_steps: int | None, seed: int) -> Any:
+        """A vector env for ``slots`` episodes, reused across calls: every episode is reset
+        with an explicit seed, so reuse changes no result. An env with ``step_active`` is
+        also reused by smaller calls (the spare slots never move), so a search, whose
+        generations evaluate fewer candidates once the cache fills, builds it once: that
+        matters for Atari, where building and first seeding the emulators take seconds."""
         from a2d_evo.envs import make_vec_env
 
-        # The env is reused across generations of the same size: every episode is reset
-        # with an explicit seed, so reuse does not change any result.
-        key = (slots, max_episode_steps)
-        if self._env_key != key:
+        key = self._env_key
+        spare_ok = hasattr(self._env, "step_active")
+        fits = key is not None and (key[0] == slots or (key[0] > slots and spare_ok))
+        if not (fits and key is not None and key[1] == max_episode_steps):
             self.close()
             self._env = make_vec_env(
                 self.cfg.env, slots, seed=seed, training=False, max_episode_steps=max_episode_steps
             )
-            self._env_key = key
+            self._env_key = (slots, max_episode_steps)
         return self._env
 
     @torch.no_grad()

@@ -324,9 +324,39 @@ def bench_e2e_atari(args: argparse.Namespace) -> dict[str, float]:
         f"\nend to end: one generation, {cfg.env.id}, pop {args.atari_pop} x {episodes} episodes "
         f"(native env backend, untrained supernet)"
     )
-    return time_generation(
-        cfg, net, archs, list(range(1000, 1000 + episodes)), ("native", "every-slot")
+    seeds = list(range(1000, 1000 + episodes))
+    out = time_generation(cfg, net, archs, seeds, ("native", "every-slot"))
+    out.update(time_smaller_generation(cfg, net, archs, seeds))
+    return out
+
+
+def time_smaller_generation(
+    cfg: Any, net: Supernet, archs: list[Arch], seeds: list[int]
+) -> dict[str, float]:
+    """A generation with fewer candidates, on new seeds, after a full one (a search whose cache
+    fills): the evaluator's env reused (spare slots idle) vs a fresh env built and seeded."""
+    from a2d_evo.evaluate import PopulationEvaluator
+
+    fewer = archs[: max(1, 3 * len(archs) // 4)]
+    later = [s + 100 for s in seeds]
+    out: dict[str, float] = {}
+    ev = PopulationEvaluator(net, cfg)
+    try:
+        ev.evaluate(archs, len(seeds), seeds)
+        for how in ("reused", "rebuilt"):
+            if how == "rebuilt":
+                ev.close()
+            t0 = time.perf_counter()
+            ev.evaluate(fewer, len(seeds), later)
+            out[f"smaller_{how}"] = time.perf_counter() - t0
+    finally:
+        ev.close()
+    print(
+        f"  next generation, {len(fewer)} of {len(archs)} candidates on new seeds: "
+        f"{out['smaller_reused']:.2f} s with the env reused, "
+        f"{out['smaller_rebuilt']:.2f} s with a new env"
     )
+    return out
 
 
 def main() -> None:
@@ -386,6 +416,10 @@ def main() -> None:
             f"(env={atari['native_env']:.2f},net={atari['native_net']:.2f})"
         )
         parts.append(f"e2e_{args.atari}_every_slot_s={atari['every-slot_total']:.2f}")
+        parts.append(
+            f"e2e_{args.atari}_smaller_gen_s={atari['smaller_reused']:.2f}"
+            f"(new_env={atari['smaller_rebuilt']:.2f})"
+        )
     print("\nRESULT " + " ".join(parts))
 
 

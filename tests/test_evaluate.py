@@ -149,17 +149,31 @@ def test_finished_slots_are_not_stepped_and_returns_do_not_change(supernet: Supe
 
     timings = []
     results = []
-    for wrap in (lambda e: e, _StepsEverySlot):
-        env = wrap(make_vec_env(cartpole().env, len(slot_seeds), seed=0, max_episode_steps=120))
+    # exact size; exact size stepping every slot; 5 spare slots, which must never move
+    for wrap, spare in ((lambda e: e, 0), (_StepsEverySlot, 0), (lambda e: e, 5)):
+        n = len(slot_seeds) + spare
+        env = wrap(make_vec_env(cartpole().env, n, seed=0, max_episode_steps=120))
         timing = EvalTiming()
         results.append(play_episodes(env, slot_seeds, act, timing))
         timings.append(timing)
     np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_array_equal(results[0], results[2])
     assert len(set(results[0].tolist())) > 1  # episodes of different lengths
     # only live slots are stepped: one slot-step per forward row; stepping all costs more
     assert timings[0].env_steps == timings[0].forward_rows == int(results[0].sum())
     assert timings[1].env_steps == len(slot_seeds) * int(results[0].max())
     assert timings[1].forward_rows == timings[0].forward_rows
+    assert timings[2].env_steps == timings[0].env_steps
+
+
+def test_play_episodes_needs_a_slot_per_seed() -> None:
+    from a2d_evo.envs import make_vec_env
+
+    def act(obs: np.ndarray, active: np.ndarray) -> np.ndarray:
+        return np.zeros(len(obs), np.int64)
+
+    with pytest.raises(ValueError, match="3 seeds for an env of 2 slots"):
+        play_episodes(make_vec_env(cartpole().env, 2, seed=0), [1, 2, 3], act)
 
 
 def test_population_sampled_is_deterministic(supernet: Supernet) -> None:
@@ -172,12 +186,27 @@ def test_population_sampled_is_deterministic(supernet: Supernet) -> None:
 
 
 def test_population_evaluator_reuses_env_and_checks_input(supernet: Supernet) -> None:
+    """One env serves later, smaller populations (as a search's cache fills) with the results
+    of a fresh evaluator; a larger population or another step limit gets a new env."""
     cfg = cartpole()
+    archs = [MLPArch((4,)), MLPArch((16,)), MLPArch((8, 4))]
     ev = PopulationEvaluator(supernet, cfg)
     try:
-        first = ev.evaluate([MLPArch((4,))], 2, [5, 6], max_episode_steps=60)
-        again = ev.evaluate([MLPArch((4,))], 2, [5, 6], max_episode_steps=60)
-        np.testing.assert_array_equal(first[0].returns, again[0].returns)
+        ev.evaluate(archs, 2, [5, 6], max_episode_steps=60)
+        env = ev._env
+        first = ev.evaluate(archs[1:], 2, [5, 6], max_episode_steps=60)
+        again = ev.evaluate(archs[1:], 2, [5, 6], max_episode_steps=60)
+        assert ev._env is env and env.num_envs == 6
+        fresh = evaluate_population(supernet, archs[1:], cfg, 2, [5, 6], max_episode_steps=60)
+        for a, b, c in zip(first, again, fresh, strict=True):
+            np.testing.assert_array_equal(a.returns, c.returns)
+            np.testing.assert_array_equal(b.returns, c.returns)
+        assert any(r.mean > 10 for r in first)  # not all at once: the episodes were played
+        ev.evaluate(archs, 3, [5, 6, 7], max_episode_steps=60)
+        assert ev._env is not env and ev._env.num_envs == 9
+        env = ev._env
+        ev.evaluate(archs[:1], 2, [5, 6], max_episode_steps=50)
+        assert ev._env is not env
         assert ev.evaluate([], 2, [5, 6]) == []
         with pytest.raises(ConfigError):
             ev.evaluate([MLPArch((4,))], 3, [5, 6])
