@@ -11,12 +11,8 @@ from pymoo.core.population import Population
 from a2d_evo import cost
 from a2d_evo.config import SpaceConfig
 from a2d_evo.evaluate import EvalResult, make_result
-from a2d_evo.evolve import (
-    generation_seeds,
-    make_algorithm,
-    population_arrays,
-    restore_algorithm,
-)
+from a2d_evo.evolve import generation_seeds
+from a2d_evo.nsga import make_algorithm, population_arrays, restore_algorithm
 from a2d_evo.problem import (
     HV_FLOPS_MARGIN,
     CanonicalDuplicates,
