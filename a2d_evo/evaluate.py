@@ -291,9 +291,12 @@ class PopulationEvaluator:
         from a2d_evo.envs import make_vec_env
 
         key = self._env_key
-        spare_ok = hasattr(self._env, "step_active")
-        fits = key is not None and (key[0] == slots or (key[0] > slots and spare_ok))
-        if not (fits and key is not None and key[1] == max_episode_steps):
+        reusable = (
+            key is not None
+            and key[1] == max_episode_steps
+            and (key[0] == slots or (key[0] > slots and hasattr(self._env, "step_active")))
+        )
+        if not reusable:
             self.close()
             self._env = make_vec_env(
                 self.cfg.env, slots, seed=seed, training=False, max_episode_steps=max_episode_steps

@@ -214,12 +214,14 @@ def test_population_evaluator_reuses_env_and_checks_input(supernet: Supernet) ->
         ev.close()
 
 
-def test_atari_population_matches_agents() -> None:
-    """The uint8 frame path end to end on a real ALE game (a few dozen steps)."""
+@pytest.mark.parametrize("backend", ["sync", "native"])
+def test_atari_population_matches_agents(backend: str) -> None:
+    """The uint8 frame path end to end on a real ALE game (120 steps: a few points lost); on
+    the native backend, through ``step_active`` and one env shared by two population sizes."""
     pytest.importorskip("ale_py")
     cfg = config_from_dict(
         {
-            "env": {"id": "ALE/Pong-v5", "backend": "sync"},
+            "env": {"id": "ALE/Pong-v5", "backend": backend, "workers": 2},
             "space": {
                 "kind": "cnn",
                 "conv1": [8, 16],
@@ -240,7 +242,13 @@ def test_atari_population_matches_agents() -> None:
     with torch.no_grad():
         net.policy.weight.mul_(100.0)  # actions that depend on the frames
     archs = [CNNArch((8, 16, 16), (), 32), CNNArch((16, 16, 16), ((16, 5),), 64)]
-    res = evaluate_population(net, archs, cfg, 2, [3, 4], max_episode_steps=40)
-    for arch, r in zip(archs, res, strict=True):
-        alone = evaluate_agent(extract(net, arch), cfg, 2, seed=3, max_episode_steps=40)
+    ev = PopulationEvaluator(net, cfg)
+    try:
+        res = ev.evaluate(archs, 2, [3, 4], max_episode_steps=120)
+        res += ev.evaluate(archs[1:], 2, [3, 4], max_episode_steps=120)  # spare slots
+    finally:
+        ev.close()
+    for arch, r in zip(archs + archs[1:], res, strict=True):
+        alone = evaluate_agent(extract(net, arch), cfg, 2, seed=3, max_episode_steps=120)
         np.testing.assert_array_equal(r.returns, alone.returns)
+        assert r.returns.min() < 0  # points were played
