@@ -309,7 +309,7 @@ def test_supernet_vf_coef_weights_the_value_loss_of_the_sandwich() -> None:
     def loss(**supernet: Any) -> tuple[float, float]:
         cfg = tiny(ppo={"vf_coef": 0.5}, supernet=supernet, distill={"alpha": 0, "beta": 0})
         total, logs = SupernetLearner(net, cfg, None, np.random.default_rng(7)).loss(mb, 0.0)
-        return float(total), float(logs["value"])
+        return float(total.detach()), float(logs["value"])
 
     base, value = loss()
     assert loss(vf_coef=0.5) == (base, value)  # unset: the ppo section's value
