@@ -84,17 +84,16 @@ def play_episodes(
 ) -> np.ndarray:
     """Play one episode per slot of ``env`` (reset with ``seeds``); finished slots are ignored.
 
-    Returns the raw return of each of the first ``len(seeds)`` slots. An env with
-    ``step_active`` (:class:`~a2d_evo.envs.SyncVecEnv`, the native Atari backend) stops
-    stepping finished slots, and may have more slots than seeds: the spare ones are reset
-    (with ``seeds[0]``) but never stepped. Other envs must have exactly ``len(seeds)`` slots
-    and step finished ones on (autoreset), their results unread. ``act`` sees the active mask
-    of the first ``len(seeds)`` slots.
+    Returns the raw return of each of the first ``len(seeds)`` slots. The env may have more
+    slots than seeds: the spare ones are reset (with ``seeds[0]``) and count as finished from
+    the start. An env with ``step_active`` (:class:`~a2d_evo.envs.SyncVecEnv`, the native
+    Atari backend) stops stepping finished slots; other envs step them on (autoreset), their
+    results unread. ``act`` sees the active mask of the first ``len(seeds)`` slots.
     """
     n = len(seeds)
     step_active = getattr(env, "step_active", None)
     n_env = int(getattr(env, "num_envs", n))
-    if n_env < n or (n_env > n and step_active is None):
+    if n_env < n:
         raise ValueError(f"play_episodes: {len(seeds)} seeds for an env of {n_env} slots")
     padded = [int(s) for s in seeds] + [int(seeds[0])] * (n_env - n)
     t0 = time.perf_counter()
@@ -150,18 +149,15 @@ def _in_waves(
         cfg.env, width, seed=seed, training=False, max_episode_steps=max_episode_steps
     )
     returns: list[float] = []
-    spare_ok = hasattr(env, "step_active")
     try:
-        for start in range(0, episodes, width):
+        for start in range(0, episodes, width):  # a short last wave leaves spare slots
             wave = seeds[start : start + width]
-            if not spare_ok:  # a short last wave plays seeds past the end, then drops them
-                wave = wave + [seeds[-1] + 1 + i for i in range(width - len(wave))]
             returns.extend(play_episodes(env, wave, act, timing).tolist())
     finally:
         close = getattr(env, "close", None)
         if close is not None:
             close()
-    return make_result(returns[:episodes], seeds)
+    return make_result(returns, seeds)
 
 
 @torch.no_grad()

@@ -119,6 +119,7 @@ class _StepsEverySlot:
 
     def __init__(self, env) -> None:
         self.env = env
+        self.num_envs = env.num_envs
 
     def reset(self, seed):
         return self.env.reset(seed=seed)
@@ -149,8 +150,10 @@ def test_finished_slots_are_not_stepped_and_returns_do_not_change(supernet: Supe
 
     timings = []
     results = []
-    # exact size; exact size stepping every slot; 5 spare slots, which must never move
-    for wrap, spare in ((lambda e: e, 0), (_StepsEverySlot, 0), (lambda e: e, 5)):
+    # exact size; exact size stepping every slot; 5 spare slots, which must never move; 5 spare
+    # slots stepped on with the rest
+    variants = ((lambda e: e, 0), (_StepsEverySlot, 0), (lambda e: e, 5), (_StepsEverySlot, 5))
+    for wrap, spare in variants:
         n = len(slot_seeds) + spare
         env = wrap(make_vec_env(cartpole().env, n, seed=0, max_episode_steps=120))
         timing = EvalTiming()
@@ -158,12 +161,14 @@ def test_finished_slots_are_not_stepped_and_returns_do_not_change(supernet: Supe
         timings.append(timing)
     np.testing.assert_array_equal(results[0], results[1])
     np.testing.assert_array_equal(results[0], results[2])
+    np.testing.assert_array_equal(results[0], results[3])
     assert len(set(results[0].tolist())) > 1  # episodes of different lengths
     # only live slots are stepped: one slot-step per forward row; stepping all costs more
     assert timings[0].env_steps == timings[0].forward_rows == int(results[0].sum())
     assert timings[1].env_steps == len(slot_seeds) * int(results[0].max())
     assert timings[1].forward_rows == timings[0].forward_rows
     assert timings[2].env_steps == timings[0].env_steps
+    assert timings[3].env_steps == (len(slot_seeds) + 5) * int(results[0].max())
 
 
 def test_play_episodes_needs_a_slot_per_seed() -> None:
