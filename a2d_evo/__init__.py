@@ -11,14 +11,14 @@ __all__ = ["Agent", "PolicyOutput", "__version__", "load_agent"]
 
 # Public names imported on first use, so that ``import a2d_evo`` does not import torch.
 _LAZY = {
-    "Agent": "a2d_evo.agent",
-    "PolicyOutput": "a2d_evo.agent",
-    "load_agent": "a2d_evo.export",
+    "Agent": "a2d_evo.nets.agent",
+    "PolicyOutput": "a2d_evo.nets.agent",
+    "load_agent": "a2d_evo.nets.agent_folder",
 }
 
 if TYPE_CHECKING:
-    from a2d_evo.agent import Agent, PolicyOutput
-    from a2d_evo.export import load_agent
+    from a2d_evo.nets.agent import Agent, PolicyOutput
+    from a2d_evo.nets.agent_folder import load_agent
 
 
 def __getattr__(name: str) -> Any:

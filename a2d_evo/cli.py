@@ -104,7 +104,7 @@ def config_of_agent(agent_dir: Path, args: argparse.Namespace) -> Config:
 # ----------------------------------------------------------------------------- handlers
 def cmd_train_teacher(args: argparse.Namespace) -> int:
     cfg, run = config_for_new_run(args)
-    from a2d_evo.teacher import train_teacher
+    from a2d_evo.train.teacher import train_teacher
 
     folder = train_teacher(cfg, run, resume=args.resume, progress=not args.quiet)
     print(f"teacher agent: {folder}")
@@ -113,7 +113,7 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
 
 def cmd_import_teacher(args: argparse.Namespace) -> int:
     cfg, run = config_for_new_run(args)
-    from a2d_evo.teacher import import_teacher
+    from a2d_evo.train.teacher import import_teacher
 
     folder = import_teacher(Path(args.source), cfg, run, fmt=args.format)
     print(f"teacher agent: {folder}")
@@ -122,7 +122,7 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
 
 def cmd_train_supernet(args: argparse.Namespace) -> int:
     cfg, run = config_for_new_run(args)
-    from a2d_evo.train import train_supernet
+    from a2d_evo.train.supernet_stage import train_supernet
 
     teacher = Path(args.teacher) if args.teacher else None
     weights = train_supernet(
@@ -143,7 +143,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         if args.ray != "local":
             extra.append(f"search.ray_address={args.ray}")
     cfg, run = config_for_new_run(args, extra)
-    from a2d_evo.evolve import evolve
+    from a2d_evo.search.evolve import evolve
 
     front = evolve(cfg, run, resume=args.resume, progress=not args.quiet)
     print(f"front: {front}")
@@ -151,7 +151,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from a2d_evo.pick import export_front
+    from a2d_evo.report.pick import export_front
 
     run = RunFolder(args.run_dir)
     cfg = config_of_run(run, args)
@@ -170,7 +170,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from a2d_evo.train import finetune_agent
+    from a2d_evo.train.supernet_stage import finetune_agent
 
     agent_dir = Path(args.agent_dir)
     cfg = config_of_agent(agent_dir, args)
@@ -184,7 +184,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from a2d_evo.scoring import eval_agent_folder
+    from a2d_evo.evaluation.scoring import eval_agent_folder
 
     agent_dir = Path(args.agent_dir)
     cfg = config_of_agent(agent_dir, args)
@@ -200,7 +200,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from a2d_evo.report import write_report
+    from a2d_evo.report.markdown import write_report
 
     run = RunFolder(args.run_dir)
     path = write_report(config_of_run(run, args), run)
@@ -209,7 +209,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_baselines(args: argparse.Namespace) -> int:
-    from a2d_evo.baselines import train_baselines
+    from a2d_evo.train.baselines import train_baselines
 
     run = RunFolder(args.run_dir)
     cfg = config_of_run(run, args)

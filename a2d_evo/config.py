@@ -19,9 +19,9 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 import yaml
 
 from a2d_evo.errors import ConfigError
+from a2d_evo.formats import CONFIG_FORMAT_VERSION
 
 ATARI_PREFIX = "ALE/"
-CONFIG_FORMAT_VERSION = 1
 
 
 def is_atari(env_id: str) -> bool:

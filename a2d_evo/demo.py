@@ -26,11 +26,11 @@ def _stage_done(run: RunFolder) -> dict[str, bool]:
 
 def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool = True) -> Path:
     """Run every stage of the pipeline; returns ``RUN_DIR/report/report.md``."""
-    from a2d_evo.evolve import evolve
-    from a2d_evo.pick import export_front, load_front
-    from a2d_evo.report import front_table, write_report
-    from a2d_evo.teacher import train_teacher
-    from a2d_evo.train import train_supernet
+    from a2d_evo.report.markdown import front_table, write_report
+    from a2d_evo.report.pick import export_front, load_front
+    from a2d_evo.search.evolve import evolve
+    from a2d_evo.train.supernet_stage import train_supernet
+    from a2d_evo.train.teacher import train_teacher
 
     if run.exists() and not resume:
         raise RunFolderError(

@@ -23,8 +23,8 @@ import numpy as np
 
 from a2d_evo.config import load_config
 from a2d_evo.runfolder import RunFolder, write_json
-from a2d_evo.teacher import train_teacher
-from a2d_evo.train import score_subnets, train_supernet
+from a2d_evo.train.supernet_stage import score_subnets, train_supernet
+from a2d_evo.train.teacher import train_teacher
 
 VARIANTS = {"distilled": [], "vanilla": ["distill.alpha=0", "distill.beta=0"]}
 

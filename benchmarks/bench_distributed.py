@@ -2,8 +2,8 @@
 2 torchrun DDP processes, each against the single-process run measured in the same sitting.
 
 **Evaluation.** One generation of ``--pop`` candidates x ``search.episodes`` episodes,
-scored by the local :class:`~a2d_evo.evaluate.PopulationEvaluator` and by
-:class:`~a2d_evo.ray_eval.RayPopulationEvaluator` with 1 and 2 actors (a local
+scored by the local :class:`~a2d_evo.evaluation.episodes.PopulationEvaluator` and by
+:class:`~a2d_evo.scale.ray_population.RayPopulationEvaluator` with 1 and 2 actors (a local
 ``ray.init``). Each evaluator plays one warm-up generation first (env construction, actor
 start), then ``--gens`` timed generations on fresh seeds; the Ray results are checked equal
 to the local ones. Default task: Acrobot-v1, whose untrained policies play full 500-step
@@ -52,9 +52,9 @@ import numpy as np
 import torch
 
 from a2d_evo.config import Config, config_to_dict, load_config, replace
-from a2d_evo.evaluate import PopulationEvaluator
-from a2d_evo.search_space import SearchSpace
-from a2d_evo.supernet import build_supernet
+from a2d_evo.evaluation.episodes import PopulationEvaluator
+from a2d_evo.nets.space import SearchSpace
+from a2d_evo.nets.supernet import build_supernet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -85,7 +85,7 @@ def bench_eval(cfg: Config, pop: int, gens: int) -> list[tuple[str, float, float
 
     import ray
 
-    from a2d_evo.ray_eval import RayPopulationEvaluator
+    from a2d_evo.scale.ray_population import RayPopulationEvaluator
 
     torch.manual_seed(cfg.seed)
     net = build_supernet(cfg)
@@ -125,10 +125,10 @@ def _prepare_run(cfg: Config, root: Path) -> Path:
     """A config file and a run folder with an (untrained) teacher agent."""
     import yaml
 
-    from a2d_evo.agent import Agent
     from a2d_evo.envs import env_spec
-    from a2d_evo.export import save_agent
-    from a2d_evo.teacher import teacher_arch
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import save_agent
+    from a2d_evo.train.teacher import teacher_arch
 
     spec = env_spec(cfg.env)
     config = root / "bench.yaml"

@@ -27,9 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from a2d_evo import atari
 from a2d_evo.config import EnvConfig
-from a2d_evo.envs import make_vec_env
+from a2d_evo.envs import atari, make_vec_env
 
 Stepper = tuple[Callable[[np.ndarray], Any], Callable[[], None]]
 

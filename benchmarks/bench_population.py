@@ -36,12 +36,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from a2d_evo import cost
 from a2d_evo.config import SpaceConfig, config_from_dict
+from a2d_evo.nets import cost
+from a2d_evo.nets.population import PopulationForward, reference_forward
+from a2d_evo.nets.space import Arch, CNNArch, MLPArch, SearchSpace
+from a2d_evo.nets.supernet import Supernet
 from a2d_evo.ops.dispatch import native_module
-from a2d_evo.ops.subnet_eval import PopulationForward, reference_forward
-from a2d_evo.search_space import Arch, CNNArch, MLPArch, SearchSpace
-from a2d_evo.supernet import Supernet
 
 
 # ----------------------------------------------------------------------------- masked forward
@@ -246,7 +246,7 @@ def time_generation(
     same, but finished slots stepped on (what an env without ``step_active`` costs);
     ``reference``: the reference forward. The vector env is built outside the timing.
     """
-    from a2d_evo.evaluate import PopulationEvaluator
+    from a2d_evo.evaluation.episodes import PopulationEvaluator
 
     slots = len(archs) * len(seeds)
     out: dict[str, float] = {}
@@ -337,7 +337,7 @@ def time_smaller_generation(
     cache fills): the evaluator's env reused (spare slots idle) vs a fresh env built and
     seeded (what a change of candidate count cost before). Episodes are cut at 100 steps so
     the env's cost is not lost in the noise of minute-long generations; best of ``repeats``."""
-    from a2d_evo.evaluate import PopulationEvaluator
+    from a2d_evo.evaluation.episodes import PopulationEvaluator
 
     fewer = archs[: max(1, 3 * len(archs) // 4)]
     times: dict[str, list[float]] = {"reused": [], "rebuilt": []}

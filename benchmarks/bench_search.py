@@ -43,20 +43,21 @@ from typing import Any
 
 import numpy as np
 
-from a2d_evo import cost
 from a2d_evo.config import Config, config_from_dict, config_to_dict
-from a2d_evo.evaluate import PopulationEvaluator
-from a2d_evo.evolve import evolve, final_seeds, generation_seeds, rescore
-from a2d_evo.problem import (
-    Normalisation,
+from a2d_evo.evaluation.episodes import PopulationEvaluator
+from a2d_evo.evaluation.seeds import final_seeds, generation_seeds
+from a2d_evo.formats import Normalisation
+from a2d_evo.nets import cost
+from a2d_evo.nets.space import SearchSpace
+from a2d_evo.nets.supernet import load_supernet
+from a2d_evo.runfolder import RunFolder
+from a2d_evo.search.evolve import evolve, rescore
+from a2d_evo.search.problem import (
     SubnetProblem,
     delivered_front,
     front_indices,
     hypervolume,
 )
-from a2d_evo.runfolder import RunFolder
-from a2d_evo.search_space import SearchSpace
-from a2d_evo.supernet import load_supernet
 
 
 def scratch_run(src: RunFolder, cfg: Config, root: Path) -> RunFolder:

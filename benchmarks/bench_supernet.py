@@ -19,11 +19,11 @@ from collections.abc import Callable
 
 import torch
 
-from a2d_evo import cost
 from a2d_evo.config import SpaceConfig
-from a2d_evo.export import extract
-from a2d_evo.search_space import Arch, CNNArch, SearchSpace
-from a2d_evo.supernet import Supernet
+from a2d_evo.nets import cost
+from a2d_evo.nets.agent_folder import extract
+from a2d_evo.nets.space import Arch, CNNArch, SearchSpace
+from a2d_evo.nets.supernet import Supernet
 
 OBS_SHAPE = (4, 84, 84)
 N_ACTIONS = 6

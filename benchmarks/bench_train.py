@@ -3,7 +3,7 @@
 Plain PPO trains the supernet's LARGEST arch as a static agent with no teacher; supernet
 training runs the full stage (``supernet.rollout_subnets`` subnets acting, the sandwich of
 largest + smallest + k random trained per minibatch, teacher outputs once per rollout).
-Both go through the same loop (:func:`a2d_evo.loop.run_ppo`) without checkpoints or
+Both go through the same loop (:func:`a2d_evo.train.loop.run_ppo`) without checkpoints or
 TensorBoard, so the ratio is the cost of the supernet stage itself.
 
     python benchmarks/bench_train.py                       # CartPole, k = 2, target <= 2x
@@ -20,15 +20,15 @@ from pathlib import Path
 
 import torch
 
-from a2d_evo.agent import Agent
 from a2d_evo.config import Config, config_to_dict, load_config
 from a2d_evo.envs import env_spec, make_vec_env
-from a2d_evo.evaluate import resolve_device
-from a2d_evo.loop import AgentLearner, LoopOptions, Streams, run_ppo
-from a2d_evo.search_space import SearchSpace
-from a2d_evo.supernet import Supernet
-from a2d_evo.teacher import teacher_arch
-from a2d_evo.train import SupernetLearner
+from a2d_evo.evaluation.episodes import resolve_device
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.space import SearchSpace
+from a2d_evo.nets.supernet import Supernet
+from a2d_evo.train.loop import AgentLearner, LoopOptions, Streams, run_ppo
+from a2d_evo.train.supernet_stage import SupernetLearner
+from a2d_evo.train.teacher import teacher_arch
 
 
 def measure(cfg: Config, kind: str, steps: int) -> tuple[float, float]:

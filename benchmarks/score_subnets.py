@@ -2,7 +2,7 @@
 
 The evidence that every subnet of a supernet is a usable agent without fine-tuning: greedy
 returns over ``--episodes`` (20) episodes of the largest, the smallest and ``--subnets`` (10)
-fixed random subnets (the same archs for every run, see ``a2d_evo.train.score_subnets``).
+fixed random subnets (the same archs for every run, see ``a2d_evo.train.supernet_stage.score_subnets``).
 
     python benchmarks/score_subnets.py runs/demo
 
@@ -17,7 +17,7 @@ import time
 import numpy as np
 
 from a2d_evo.runfolder import RunFolder
-from a2d_evo.train import score_subnets
+from a2d_evo.train.supernet_stage import score_subnets
 
 
 def main() -> None:

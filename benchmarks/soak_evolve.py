@@ -32,10 +32,10 @@ import psutil
 import torch
 
 from a2d_evo.config import Config, config_from_dict
-from a2d_evo.export import extract, save_agent
+from a2d_evo.nets.agent_folder import extract, save_agent
+from a2d_evo.nets.space import SearchSpace
+from a2d_evo.nets.supernet import build_supernet
 from a2d_evo.runfolder import RunFolder, torch_save
-from a2d_evo.search_space import SearchSpace
-from a2d_evo.supernet import build_supernet
 
 
 def soak_config(gens: int, pop: int, max_steps: int, mutation_eta: float, seed: int) -> Config:
@@ -87,7 +87,7 @@ class RssProbe:
         self.samples[generation] = (time.perf_counter() - self.t0, self.proc.memory_info().rss)
 
     def install(self) -> None:
-        from a2d_evo import evolve as evolve_mod
+        from a2d_evo.search import evolve as evolve_mod
 
         search = getattr(evolve_mod, "_Search", None)
         report = getattr(search, "_report", None)
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.gens < a.warmup + 2 * a.window:
         p.error("--gens must be at least --warmup + 2 * --window")
 
-    from a2d_evo.evolve import evolve
+    from a2d_evo.search.evolve import evolve
 
     torch.set_num_threads(1)
     cfg = soak_config(a.gens, a.pop, a.max_steps, a.mutation_eta, a.seed)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from a2d_evo.supernet import Supernet
+    from a2d_evo.nets.supernet import Supernet
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -25,8 +25,8 @@ def cnn_supernet() -> Supernet:
     import torch
 
     from a2d_evo.config import SpaceConfig
-    from a2d_evo.search_space import SearchSpace
-    from a2d_evo.supernet import Supernet
+    from a2d_evo.nets.space import SearchSpace
+    from a2d_evo.nets.supernet import Supernet
 
     torch.manual_seed(0)
     return Supernet(SearchSpace(SpaceConfig(kind="cnn")), (4, 84, 84), 6)

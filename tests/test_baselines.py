@@ -5,12 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from a2d_evo.agent import Agent
-from a2d_evo.baselines import DistillOnlyLearner, baseline_name, scale_arch
 from a2d_evo.config import config_from_dict
 from a2d_evo.errors import ConfigError
-from a2d_evo.ppo import Batch
-from a2d_evo.search_space import CNNArch, MLPArch
+from a2d_evo.formats import baseline_name
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.space import CNNArch, MLPArch
+from a2d_evo.train.baselines import DistillOnlyLearner, scale_arch
+from a2d_evo.train.ppo import Batch
 
 
 def test_scale_arch_by_hand() -> None:

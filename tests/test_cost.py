@@ -10,12 +10,12 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from a2d_evo import cost
 from a2d_evo.config import SpaceConfig
 from a2d_evo.errors import ArchError
-from a2d_evo.export import extract
-from a2d_evo.search_space import CNNArch, MLPArch, SearchSpace
-from a2d_evo.supernet import Supernet
+from a2d_evo.nets import cost
+from a2d_evo.nets.agent_folder import extract
+from a2d_evo.nets.space import CNNArch, MLPArch, SearchSpace
+from a2d_evo.nets.supernet import Supernet
 
 MLP = SearchSpace(SpaceConfig(kind="mlp"))
 CNN = SearchSpace(SpaceConfig(kind="cnn"))

@@ -63,9 +63,9 @@ def write_config(path: Path, raw: dict[str, Any]) -> Config:
 
 def plant_teacher_and_supernet(cfg: Config, root: Path, supernet: bool) -> None:
     """A random-init teacher (and supernet): the crash handling does not need trained ones."""
-    from a2d_evo.export import extract, save_agent
-    from a2d_evo.search_space import arch_from_dict
-    from a2d_evo.supernet import build_supernet
+    from a2d_evo.nets.agent_folder import extract, save_agent
+    from a2d_evo.nets.space import arch_from_dict
+    from a2d_evo.nets.supernet import build_supernet
 
     run = RunFolder(root)
     torch.manual_seed(cfg.seed)
@@ -135,11 +135,11 @@ def kill_and_resume(
 
 
 def _no_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("a2d_evo.export.onnx_available", lambda: False)
+    monkeypatch.setattr("a2d_evo.nets.agent_folder.onnx_available", lambda: False)
 
 
 def test_train_supernet_survives_sigkills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from a2d_evo.train import train_supernet
+    from a2d_evo.train.supernet_stage import train_supernet
 
     _no_onnx(monkeypatch)
     raw = tiny()
@@ -176,7 +176,7 @@ def _front(path: Path) -> dict[str, Any]:
 def test_evolve_survives_sigkills_with_the_same_front(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from a2d_evo.evolve import evolve
+    from a2d_evo.search.evolve import evolve
 
     _no_onnx(monkeypatch)
     raw = tiny(

@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from a2d_evo.agent import PolicyOutput
 from a2d_evo.config import DistillConfig, PPOConfig, SpaceConfig
-from a2d_evo.distill import (
+from a2d_evo.errors import TrainingError
+from a2d_evo.nets.agent import PolicyOutput
+from a2d_evo.nets.space import SearchSpace
+from a2d_evo.train.distill import (
     check_teacher,
     distill_actor_loss,
     distill_coefs,
@@ -20,9 +22,7 @@ from a2d_evo.distill import (
     rollout_assignment,
     sandwich,
 )
-from a2d_evo.errors import TrainingError
-from a2d_evo.ppo import Batch, ppo_loss_on
-from a2d_evo.search_space import SearchSpace
+from a2d_evo.train.ppo import Batch, ppo_loss_on
 
 
 def test_kl_hand_computed() -> None:

@@ -19,24 +19,24 @@ import pytest
 import torch
 
 from a2d_evo.config import Config, config_from_dict
-from a2d_evo.distributed import (
+from a2d_evo.errors import ConfigError
+from a2d_evo.evaluation.episodes import PopulationEvaluator
+from a2d_evo.nets.space import SearchSpace
+from a2d_evo.nets.supernet import Supernet, build_supernet
+from a2d_evo.scale.ddp import (
     DistContext,
     DistributedError,
     check_world_size,
     shard,
     wrap_model,
 )
-from a2d_evo.errors import ConfigError
-from a2d_evo.evaluate import PopulationEvaluator
-from a2d_evo.ray_eval import (
+from a2d_evo.scale.ray_population import (
     CRASH_TOKEN_ENV,
     RayPopulationEvaluator,
     connect_ray,
     contiguous_shares,
     make_population_evaluator,
 )
-from a2d_evo.search_space import SearchSpace
-from a2d_evo.supernet import Supernet, build_supernet
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,9 +99,9 @@ def test_world_size_must_divide_the_rollout() -> None:
 def test_bad_world_size_fails_before_anything_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import a2d_evo.distributed as dist_mod
+    import a2d_evo.scale.ddp as dist_mod
     from a2d_evo.runfolder import RunFolder
-    from a2d_evo.train import train_supernet
+    from a2d_evo.train.supernet_stage import train_supernet
 
     monkeypatch.setattr(dist_mod, "init_distributed", lambda device: DistContext(world_size=3))
     run = RunFolder(tmp_path / "run")
@@ -122,15 +122,15 @@ def test_local_backend_never_imports_ray() -> None:
     code = (
         "import sys\n"
         "import importlib.util as u\n"
-        "import a2d_evo.cli, a2d_evo.distributed, a2d_evo.loop, a2d_evo.train, a2d_evo.teacher\n"
-        "import a2d_evo.ray_eval\n"
-        "for m in ('a2d_evo.evolve', 'a2d_evo.problem'):\n"
+        "import a2d_evo.cli, a2d_evo.scale.ddp, a2d_evo.train.loop, a2d_evo.train.supernet_stage, a2d_evo.train.teacher\n"
+        "import a2d_evo.scale.ray_population\n"
+        "for m in ('a2d_evo.search.evolve', 'a2d_evo.search.problem'):\n"
         "    if u.find_spec(m): __import__(m)\n"
         "from a2d_evo.config import config_from_dict\n"
-        "from a2d_evo.supernet import build_supernet\n"
-        "from a2d_evo.search_space import MLPArch\n"
+        "from a2d_evo.nets.supernet import build_supernet\n"
+        "from a2d_evo.nets.space import MLPArch\n"
         "cfg = config_from_dict({'search': {'max_episode_steps': 5}})\n"
-        "ev = a2d_evo.ray_eval.make_population_evaluator(build_supernet(cfg), cfg)\n"
+        "ev = a2d_evo.scale.ray_population.make_population_evaluator(build_supernet(cfg), cfg)\n"
         "assert type(ev).__name__ == 'PopulationEvaluator'\n"
         "ev.evaluate([MLPArch((8,))], 1, [0], max_episode_steps=5); ev.close()\n"
         "assert 'ray' not in sys.modules, 'ray was imported'\n"
@@ -241,11 +241,11 @@ def test_dead_actor_share_is_rerun(
 
 def _run_with_supernet(root: Path, cfg: Config) -> Any:
     """A run folder holding a teacher agent and (perturbed) supernet weights: what evolve needs."""
-    from a2d_evo.agent import Agent
     from a2d_evo.config import config_to_dict
-    from a2d_evo.export import save_agent
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import save_agent
+    from a2d_evo.nets.space import MLPArch
     from a2d_evo.runfolder import RunFolder, torch_save
-    from a2d_evo.search_space import MLPArch
 
     run = RunFolder(root)
     run.bind(cfg)
@@ -266,7 +266,7 @@ def _front_without_timings(path: Path) -> Any:
 
 
 def test_ray_search_writes_the_local_front(ray_local: Any, tmp_path: Path) -> None:
-    from a2d_evo.evolve import evolve
+    from a2d_evo.search.evolve import evolve
 
     fronts = []
     for backend in ("local", "ray"):
@@ -281,7 +281,7 @@ def test_ray_search_writes_the_local_front(ray_local: Any, tmp_path: Path) -> No
 
 # ============================================================================ DDP
 def _batch(cfg: Config, teacher: torch.nn.Module, size: int) -> Any:
-    from a2d_evo.ppo import Batch
+    from a2d_evo.train.ppo import Batch
 
     g = torch.Generator().manual_seed(1)
     obs = torch.randn(size, 4, generator=g)
@@ -302,9 +302,9 @@ def _batch(cfg: Config, teacher: torch.nn.Module, size: int) -> Any:
 def ddp_updates(ctx: DistContext, steps: int = 2) -> dict[str, torch.Tensor]:
     """``steps`` sandwich minibatch updates of a distilled supernet, as run_ppo makes them,
     on a fixed global batch: each rank takes its contiguous half of every minibatch."""
-    from a2d_evo.agent import Agent
-    from a2d_evo.search_space import MLPArch
-    from a2d_evo.train import SupernetLearner
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.space import MLPArch
+    from a2d_evo.train.supernet_stage import SupernetLearner
 
     cfg = small_cfg("distill.alpha=1.0", "distill.beta=0.5", "supernet.num_random=2")
     torch.manual_seed(0)
@@ -334,10 +334,10 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
         MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
-    from a2d_evo.distributed import init_distributed, shutdown_distributed
-    from a2d_evo.loop import TrainingInterrupted
     from a2d_evo.runfolder import RunFolder
-    from a2d_evo.train import train_supernet
+    from a2d_evo.scale.ddp import init_distributed, shutdown_distributed
+    from a2d_evo.train.loop import TrainingInterrupted
+    from a2d_evo.train.supernet_stage import train_supernet
 
     ctx = init_distributed("cpu")
     assert ctx.enabled and ctx.backend == "gloo" and ctx.rank == rank

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from a2d_evo.agent import Agent
 from a2d_evo.config import Config, SpaceConfig, config_from_dict
 from a2d_evo.errors import ConfigError
-from a2d_evo.evaluate import (
+from a2d_evo.evaluation.episodes import (
     EvalTiming,
     PopulationEvaluator,
     evaluate_agent,
@@ -18,9 +17,10 @@ from a2d_evo.evaluate import (
     play_episodes,
     random_policy_return,
 )
-from a2d_evo.export import extract
-from a2d_evo.search_space import CNNArch, MLPArch, SearchSpace
-from a2d_evo.supernet import Supernet
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.agent_folder import extract
+from a2d_evo.nets.space import CNNArch, MLPArch, SearchSpace
+from a2d_evo.nets.supernet import Supernet
 
 
 def cartpole(**eval_kw) -> Config:

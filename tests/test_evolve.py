@@ -18,15 +18,16 @@ import pytest
 import torch
 import yaml
 
-from a2d_evo import cost
-from a2d_evo.agent import Agent
 from a2d_evo.config import Config, config_from_dict
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
-from a2d_evo.evolve import evolve, rescore
-from a2d_evo.export import METRICS_KEYS, save_agent
+from a2d_evo.formats import METRICS_KEYS
+from a2d_evo.nets import cost
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.agent_folder import save_agent
+from a2d_evo.nets.space import MLPArch, SearchSpace, arch_from_dict
+from a2d_evo.nets.supernet import Supernet
 from a2d_evo.runfolder import RunFolder, torch_save
-from a2d_evo.search_space import MLPArch, SearchSpace, arch_from_dict
-from a2d_evo.supernet import Supernet
+from a2d_evo.search.evolve import evolve, rescore
 
 RAW: dict[str, Any] = {
     "seed": 3,
@@ -167,7 +168,7 @@ def test_sigkill_mid_generation_then_resume(reference_run: Path, tmp_path: Path)
         [
             sys.executable,
             "-m",
-            "a2d_evo.evolve",
+            "a2d_evo.search.evolve",
             str(tmp_path / "cfg.yaml"),
             str(tmp_path),
             "--quiet",

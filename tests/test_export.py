@@ -13,20 +13,19 @@ import pytest
 import torch
 
 import a2d_evo
-from a2d_evo import cost
-from a2d_evo.agent import Agent
 from a2d_evo.config import SpaceConfig
 from a2d_evo.errors import FormatError
-from a2d_evo.export import (
-    METRICS_KEYS,
+from a2d_evo.formats import METRICS_KEYS, normalised_return
+from a2d_evo.nets import cost
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.agent_folder import (
     extract,
     load_agent,
     make_metrics,
-    normalised_return,
     save_agent,
 )
-from a2d_evo.search_space import CNNArch, MLPArch, SearchSpace
-from a2d_evo.supernet import Supernet
+from a2d_evo.nets.space import CNNArch, MLPArch, SearchSpace
+from a2d_evo.nets.supernet import Supernet
 
 MLP = SearchSpace(SpaceConfig(kind="mlp"))
 CNN = SearchSpace(SpaceConfig(kind="cnn"))

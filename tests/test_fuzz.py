@@ -29,7 +29,7 @@ from a2d_evo.config import (
     parse_override,
 )
 from a2d_evo.errors import A2DError, ArchError, ConfigError
-from a2d_evo.search_space import CNNArch, MLPArch, SearchSpace
+from a2d_evo.nets.space import CNNArch, MLPArch, SearchSpace
 
 FUZZ = settings(
     max_examples=1000,
@@ -375,8 +375,8 @@ def _agent_files() -> dict[str, bytes]:
     """The three files of a small valid agent folder, as bytes."""
     import tempfile
 
-    from a2d_evo.agent import Agent
-    from a2d_evo.export import make_metrics, save_agent
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import make_metrics, save_agent
 
     agent = Agent(MLPArch((8, 4)), (4,), 2, {"id": "CartPole-v1"})
     metrics = make_metrics(
@@ -570,9 +570,9 @@ def test_load_agent_raises_only_format_errors(tmp_path: Path, files: dict[str, b
 
     import torch
 
-    from a2d_evo.agent import Agent
     from a2d_evo.errors import FormatError
-    from a2d_evo.export import load_agent
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import load_agent
 
     folder = tmp_path / "agent"
     shutil.rmtree(folder, ignore_errors=True)
@@ -666,8 +666,8 @@ def test_front_and_metrics_readers_raise_only_a2d_errors(
     """A shared run folder's front.json and agents' metrics.json, as export and report read them."""
     import shutil
 
-    from a2d_evo.pick import load_front, select
-    from a2d_evo.run_data import load_run
+    from a2d_evo.report.pick import load_front, select
+    from a2d_evo.report.run_data import load_run
     from a2d_evo.runfolder import RunFolder
 
     shutil.rmtree(tmp_path / "run", ignore_errors=True)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from a2d_evo.errors import RunFolderError
-from a2d_evo.pick import knee_index, select
+from a2d_evo.report.pick import knee_index, select
 
 
 def test_knee_of_a_bent_front() -> None:

@@ -10,7 +10,8 @@ import torch
 import yaml
 
 from a2d_evo.cli import main
-from a2d_evo.export import METRICS_KEYS, load_agent
+from a2d_evo.formats import METRICS_KEYS
+from a2d_evo.nets.agent_folder import load_agent
 
 pytestmark = pytest.mark.slow
 

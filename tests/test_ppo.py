@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from a2d_evo.agent import PolicyOutput
-from a2d_evo.envs import StepResult
+from a2d_evo.envs.vector import StepResult
 from a2d_evo.errors import TrainingError
-from a2d_evo.ppo import (
+from a2d_evo.nets.agent import PolicyOutput
+from a2d_evo.train.ppo import (
     RolloutBuffer,
     collect_rollout,
     compute_gae,

@@ -8,22 +8,22 @@ import numpy as np
 import pytest
 from pymoo.core.population import Population
 
-from a2d_evo import cost
 from a2d_evo.config import SpaceConfig
-from a2d_evo.evaluate import EvalResult, make_result
-from a2d_evo.evolve import generation_seeds
-from a2d_evo.nsga import make_algorithm, population_arrays, restore_algorithm
-from a2d_evo.problem import (
+from a2d_evo.evaluation.episodes import EvalResult, make_result
+from a2d_evo.evaluation.seeds import generation_seeds
+from a2d_evo.formats import Normalisation
+from a2d_evo.nets import cost
+from a2d_evo.nets.space import Arch, MLPArch, SearchSpace
+from a2d_evo.search.nsga import make_algorithm, population_arrays, restore_algorithm
+from a2d_evo.search.problem import (
     HV_FLOPS_MARGIN,
     CanonicalDuplicates,
-    Normalisation,
     SubnetProblem,
     delivered_front,
     front_indices,
     hypervolume,
     reference_point,
 )
-from a2d_evo.search_space import Arch, MLPArch, SearchSpace
 
 SPACE = SearchSpace(SpaceConfig(kind="mlp"))
 OBS, ACTIONS = (4,), 2

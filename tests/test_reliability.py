@@ -195,7 +195,7 @@ def test_a_real_enospc_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mo
 
 @pytest.fixture(autouse=True)
 def _no_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("a2d_evo.export.onnx_available", lambda: False)
+    monkeypatch.setattr("a2d_evo.nets.agent_folder.onnx_available", lambda: False)
 
 
 def test_disk_full_during_training_exits_2_and_keeps_the_checkpoint(
@@ -284,9 +284,9 @@ def test_signal_during_training_checkpoints_then_exits_nonzero(
 
 def _plant_supernet_and_teacher(raw: dict[str, Any], root: Path) -> None:
     """Random-init supernet weights and a teacher cut out of them: enough to search."""
-    from a2d_evo.export import extract, save_agent
-    from a2d_evo.search_space import MLPArch
-    from a2d_evo.supernet import build_supernet
+    from a2d_evo.nets.agent_folder import extract, save_agent
+    from a2d_evo.nets.space import MLPArch
+    from a2d_evo.nets.supernet import build_supernet
 
     cfg = config_from_dict(raw)
     run = RunFolder(root)
@@ -402,9 +402,9 @@ def test_resume_refuses_hostile_checkpoints(
 def test_a_planted_pickle_in_an_agent_folder_is_refused_at_the_command_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from a2d_evo.agent import Agent
-    from a2d_evo.export import save_agent
-    from a2d_evo.search_space import MLPArch
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import save_agent
+    from a2d_evo.nets.space import MLPArch
 
     marker = tmp_path / "pwned"
     agent = save_agent(
@@ -477,7 +477,7 @@ if "A2DReliabilityNaN-v0" not in gym.registry:
 def test_an_env_turning_nan_stops_training_and_keeps_the_checkpoint(
     tmp_path: Path, what: str
 ) -> None:
-    from a2d_evo.teacher import train_teacher
+    from a2d_evo.train.teacher import train_teacher
 
     raw = tiny_raw(
         env={"id": "A2DReliabilityNaN-v0", "kwargs": {"at": 40, "what": what}},
@@ -494,7 +494,7 @@ def test_an_env_turning_nan_stops_training_and_keeps_the_checkpoint(
 
 
 def test_an_env_turning_nan_stops_the_search(tmp_path: Path) -> None:
-    from a2d_evo.evolve import evolve
+    from a2d_evo.search.evolve import evolve
 
     raw = tiny_raw(
         env={"id": "A2DReliabilityNaN-v0", "kwargs": {"at": 15, "what": "obs"}},
@@ -510,9 +510,9 @@ def test_an_env_turning_nan_stops_the_search(tmp_path: Path) -> None:
 def test_search_refuses_a_teacher_of_another_env(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from a2d_evo.agent import Agent
-    from a2d_evo.export import save_agent
-    from a2d_evo.search_space import MLPArch
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import save_agent
+    from a2d_evo.nets.space import MLPArch
 
     raw = tiny_raw(search={"pop": 8, "gens": 3, "episodes": 1})
     cfg = tmp_path / "c.yaml"

@@ -10,13 +10,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from a2d_evo import report, run_data
 from a2d_evo.config import config_from_dict, dump_config
 from a2d_evo.errors import RunFolderError
-from a2d_evo.report import dominance, front_table, write_report
-from a2d_evo.run_data import Row, ci95
+from a2d_evo.formats import ci95, interval95
+from a2d_evo.report import markdown as report
+from a2d_evo.report import run_data
+from a2d_evo.report.markdown import dominance, front_table, write_report
+from a2d_evo.report.run_data import Row
 from a2d_evo.runfolder import RunFolder, write_json, write_text
-from a2d_evo.scoring import interval95
 
 R_RANDOM, R_TEACHER, TEACHER_FLOPS = 20.0, 500.0, 8000
 
@@ -276,9 +277,3 @@ def test_baseline_method_and_width_from_metrics(tmp_path: Path) -> None:
     assert "distill_x0.125" not in md  # found under its own name, not reported missing
     data = run_data.load_run(cfg, run)
     assert data.baselines["small"].extra == {"method": "distill", "width_multiplier": 0.125}
-
-
-def test_metrics_format_version_matches_export() -> None:
-    from a2d_evo import export
-
-    assert run_data.METRICS_FORMAT_VERSION == export.METRICS_FORMAT_VERSION

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from a2d_evo.scoring import Z95, interval95
+from a2d_evo.formats import Z95, interval95
 
 
 def test_interval95_by_hand() -> None:
@@ -25,12 +25,12 @@ def test_interval95_single_episode_is_a_point() -> None:
 
 
 def test_eval_refuses_an_agent_of_another_env(tmp_path: Path) -> None:
-    from a2d_evo.agent import Agent
     from a2d_evo.config import config_from_dict
     from a2d_evo.errors import EnvError
-    from a2d_evo.export import save_agent
-    from a2d_evo.scoring import eval_agent_folder
-    from a2d_evo.search_space import MLPArch
+    from a2d_evo.evaluation.scoring import eval_agent_folder
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import save_agent
+    from a2d_evo.nets.space import MLPArch
 
     cartpole = config_from_dict({"env": {"id": "CartPole-v1"}})
     acrobot_agent = Agent(MLPArch((8,)), (6,), 3, {"id": "Acrobot-v1"})

@@ -11,11 +11,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from a2d_evo.agent import Agent
 from a2d_evo.config import SpaceConfig
 from a2d_evo.errors import ArchError
-from a2d_evo.search_space import Arch, CNNArch, MLPArch, SearchSpace, arch_from_dict
-from a2d_evo.supernet import Supernet
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.space import Arch, CNNArch, MLPArch, SearchSpace, arch_from_dict
+from a2d_evo.nets.supernet import Supernet
 
 MLP = SearchSpace(SpaceConfig(kind="mlp"))
 CNN = SearchSpace(SpaceConfig(kind="cnn"))

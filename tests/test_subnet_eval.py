@@ -15,15 +15,15 @@ import torch
 
 from a2d_evo.config import SpaceConfig
 from a2d_evo.errors import ArchError, KernelInputError
-from a2d_evo.ops.dispatch import REFERENCE_ENV_VAR, native_module
-from a2d_evo.ops.subnet_eval import (
+from a2d_evo.nets.population import (
     PopulationForward,
     arch_table,
     pack_supernet,
     reference_forward,
 )
-from a2d_evo.search_space import CNNArch, MLPArch, SearchSpace
-from a2d_evo.supernet import Supernet
+from a2d_evo.nets.space import CNNArch, MLPArch, SearchSpace
+from a2d_evo.nets.supernet import Supernet
+from a2d_evo.ops.dispatch import REFERENCE_ENV_VAR, native_module
 
 TOL = 1e-4
 MOD = native_module()
@@ -197,9 +197,9 @@ _GENERIC_CHECK = """
 import numpy as np, torch
 from a2d_evo.config import SpaceConfig
 from a2d_evo.ops.dispatch import native_module
-from a2d_evo.ops.subnet_eval import PopulationForward, reference_forward
-from a2d_evo.search_space import SearchSpace
-from a2d_evo.supernet import Supernet
+from a2d_evo.nets.population import PopulationForward, reference_forward
+from a2d_evo.nets.space import SearchSpace
+from a2d_evo.nets.supernet import Supernet
 torch.manual_seed(0)
 rng = np.random.default_rng(0)
 worst = 0.0

@@ -8,9 +8,9 @@ import torch
 
 from a2d_evo.config import SpaceConfig
 from a2d_evo.errors import ArchError
-from a2d_evo.export import extract
-from a2d_evo.search_space import Arch, CNNArch, MLPArch, SearchSpace
-from a2d_evo.supernet import Supernet
+from a2d_evo.nets.agent_folder import extract
+from a2d_evo.nets.space import Arch, CNNArch, MLPArch, SearchSpace
+from a2d_evo.nets.supernet import Supernet
 
 MLP = SearchSpace(SpaceConfig(kind="mlp"))
 CNN = SearchSpace(SpaceConfig(kind="cnn"))

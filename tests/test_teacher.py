@@ -13,12 +13,12 @@ import pytest
 import torch
 from torch import nn
 
-from a2d_evo.agent import Agent
 from a2d_evo.config import config_from_dict
 from a2d_evo.errors import FormatError, TrainingError
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.space import CNNArch, MLPArch
 from a2d_evo.runfolder import RunFolder
-from a2d_evo.search_space import CNNArch, MLPArch
-from a2d_evo.teacher import (
+from a2d_evo.train.teacher import (
     check_fits_env,
     convert_cleanrl,
     convert_sb3,
@@ -32,7 +32,7 @@ ATARI_OBS = (4, 84, 84)
 @pytest.fixture(autouse=True)
 def _no_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
     # ONNX export is tested with export.py; here it would only add seconds per save
-    monkeypatch.setattr("a2d_evo.export.onnx_available", lambda: False)
+    monkeypatch.setattr("a2d_evo.nets.agent_folder.onnx_available", lambda: False)
 
 
 def seeded(module: nn.Module, seed: int = 0) -> nn.Module:
@@ -239,7 +239,7 @@ def cartpole_cfg():
 
 
 def test_import_cleanrl_file(tmp_path: Path) -> None:
-    from a2d_evo.export import load_agent
+    from a2d_evo.nets.agent_folder import load_agent
 
     theirs = seeded(CleanRLClassic(4, 2))
     src = tmp_path / "agent.cleanrl_model"
@@ -267,7 +267,7 @@ BOOM = ""
 
 
 def test_import_sb3_zip_never_unpickles_data(tmp_path: Path) -> None:
-    from a2d_evo.export import load_agent
+    from a2d_evo.nets.agent_folder import load_agent
 
     global BOOM
     BOOM = str(tmp_path / "unpickled")

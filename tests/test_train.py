@@ -12,23 +12,23 @@ import numpy as np
 import pytest
 import torch
 
-from a2d_evo import loop
-from a2d_evo.agent import Agent
 from a2d_evo.config import Config, config_from_dict
 from a2d_evo.errors import FormatError, RunFolderError, TrainingError
-from a2d_evo.loop import Streams, TrainingInterrupted
-from a2d_evo.ppo import RolloutBuffer, collect_rollout
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.space import MLPArch, SearchSpace
+from a2d_evo.nets.supernet import Supernet
 from a2d_evo.runfolder import RunFolder, torch_load
-from a2d_evo.search_space import MLPArch, SearchSpace
-from a2d_evo.supernet import Supernet
-from a2d_evo.teacher import train_teacher
-from a2d_evo.train import SupernetLearner, finetune_agent, train_supernet
+from a2d_evo.train import loop
+from a2d_evo.train.loop import Streams, TrainingInterrupted
+from a2d_evo.train.ppo import RolloutBuffer, collect_rollout
+from a2d_evo.train.supernet_stage import SupernetLearner, finetune_agent, train_supernet
+from a2d_evo.train.teacher import train_teacher
 
 
 @pytest.fixture(autouse=True)
 def _no_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
     # ONNX export is tested with export.py; here it would only add seconds per save
-    monkeypatch.setattr("a2d_evo.export.onnx_available", lambda: False)
+    monkeypatch.setattr("a2d_evo.nets.agent_folder.onnx_available", lambda: False)
 
 
 def tiny(**sections: Any) -> Config:
@@ -105,7 +105,7 @@ def test_teacher_same_seed_same_weights_and_bit_identical_resume(tmp_path: Path)
 def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = RunFolder(tmp_path_factory.mktemp("teacher") / "run")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("a2d_evo.export.onnx_available", lambda: False)
+        mp.setattr("a2d_evo.nets.agent_folder.onnx_available", lambda: False)
         return train_teacher(tiny(), run, progress=False)
 
 
@@ -175,7 +175,7 @@ def test_nan_loss_stops_and_keeps_the_last_checkpoint(
 
 
 def test_teacher_env_mismatch_fails_before_any_work(tmp_path: Path) -> None:
-    from a2d_evo.export import save_agent
+    from a2d_evo.nets.agent_folder import save_agent
 
     acrobot = Agent(MLPArch((16,)), (6,), 3, {"id": "Acrobot-v1"})
     teacher = save_agent(acrobot, tmp_path / "acrobot_teacher", onnx=False)
@@ -237,7 +237,7 @@ def test_grouped_rollout_stores_the_acting_subnets_logprobs() -> None:
 
 
 def test_finetune_records_before_and_after(tmp_path: Path, tiny_teacher: Path) -> None:
-    from a2d_evo.export import extract, save_agent
+    from a2d_evo.nets.agent_folder import extract, save_agent
 
     cfg = tiny()
     run = RunFolder(tiny_teacher.parent.parent)  # the run folder holding the teacher
@@ -260,8 +260,8 @@ def test_finetune_records_before_and_after(tmp_path: Path, tiny_teacher: Path) -
 
 
 def test_sandwich_loss_is_the_sum_of_per_subnet_losses() -> None:
-    from a2d_evo.distill import distill_loss, sandwich
-    from a2d_evo.ppo import Batch, normalise_advantages
+    from a2d_evo.train.distill import distill_loss, sandwich
+    from a2d_evo.train.ppo import Batch, normalise_advantages
 
     cfg = tiny(supernet={"num_random": 2})
     space = SearchSpace(cfg.space)
@@ -295,7 +295,7 @@ def test_sandwich_loss_is_the_sum_of_per_subnet_losses() -> None:
 
 
 def test_supernet_vf_coef_weights_the_value_loss_of_the_sandwich() -> None:
-    from a2d_evo.ppo import Batch
+    from a2d_evo.train.ppo import Batch
 
     g = torch.Generator().manual_seed(1)
     b = 16
@@ -342,7 +342,7 @@ def learning_cfg(**overrides: Any) -> Config:
 def learned_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = RunFolder(tmp_path_factory.mktemp("learn") / "run")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("a2d_evo.export.onnx_available", lambda: False)
+        mp.setattr("a2d_evo.nets.agent_folder.onnx_available", lambda: False)
         return train_teacher(learning_cfg(), run, progress=False)
 
 
@@ -356,7 +356,7 @@ def test_ppo_teacher_learns_cartpole(learned_teacher: Path) -> None:
 
 @pytest.mark.slow
 def test_distilled_supernet_subnets_learn_cartpole(learned_teacher: Path) -> None:
-    from a2d_evo.train import score_subnets
+    from a2d_evo.train.supernet_stage import score_subnets
 
     cfg = learning_cfg()
     run = RunFolder(learned_teacher.parent.parent)

@@ -14,25 +14,19 @@ from a2d_evo.ops.preprocess import (
     push_frames,
     push_frames_reference,
 )
-from a2d_evo.ops.subnet_eval import (
-    PopulationForward,
-    pack_supernet,
-    reference_forward,
-    subnet_eval_backend,
-)
+from a2d_evo.ops.subnet_eval import PackedSupernet, Packer, subnet_eval_backend
 
 __all__ = [
     "REFERENCE_ENV_VAR",
-    "PopulationForward",
+    "PackedSupernet",
+    "Packer",
     "backend_name",
     "native_module",
     "native_op",
-    "pack_supernet",
     "preprocess_frames",
     "preprocess_frames_reference",
     "push_frames",
     "push_frames_reference",
     "reference_forced",
-    "reference_forward",
     "subnet_eval_backend",
 ]

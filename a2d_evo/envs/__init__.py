@@ -1,0 +1,11 @@
+"""Environments: one vector-env contract, classic control and three Atari backends.
+
+The door: :func:`make_vec_env` builds the seeded vector env of a config and :func:`env_spec`
+gives its observation shape, dtype and action count; :mod:`a2d_evo.envs.vector` holds the
+contract (:class:`VecEnv`, :class:`StepResult`) that every backend implements.
+"""
+
+from a2d_evo.envs.factory import env_spec, make_vec_env
+from a2d_evo.envs.vector import EnvSpec, StepResult, SyncVecEnv, VecEnv, seed_list
+
+__all__ = ["EnvSpec", "StepResult", "SyncVecEnv", "VecEnv", "env_spec", "make_vec_env", "seed_list"]

@@ -1,0 +1,111 @@
+"""Building the vector env of a config: classic control or one of the Atari backends."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import numpy as np
+
+from a2d_evo.config import EnvConfig
+from a2d_evo.envs.atari import AUTO_BACKEND, AleVectorEnv, num_actions, reference_env, rom_id
+from a2d_evo.envs.native_atari import NativeAtariVecEnv
+from a2d_evo.envs.vector import EnvSpec, SyncVecEnv, VecEnv, _make_classic, _obs_layout
+from a2d_evo.errors import EnvError
+from a2d_evo.ops import backend_name
+
+__all__ = ["auto_backend", "env_spec", "make_atari_vec_env", "make_vec_env"]
+
+
+def make_vec_env(
+    cfg: EnvConfig,
+    num_envs: int,
+    *,
+    seed: int,
+    training: bool = True,
+    max_episode_steps: int | None = None,
+) -> VecEnv:
+    """Build ``num_envs`` seeded envs of ``cfg``.
+
+    ``seed`` seeds the first :meth:`VecEnv.reset` that is called without a seed (env i gets
+    ``seed + i``). ``training=False`` plays full games (no ``terminal_on_life_loss``).
+    ``max_episode_steps`` (agent steps) replaces ``cfg.max_episode_steps`` and that replaces
+    the env's own limit.
+    """
+    if num_envs < 1:
+        raise EnvError(f"{cfg.id}: num_envs must be >= 1, got {num_envs}")
+    limit = max_episode_steps if max_episode_steps is not None else cfg.max_episode_steps
+    if limit is not None and limit < 1:
+        raise EnvError(f"{cfg.id}: max_episode_steps must be >= 1, got {limit}")
+    if cfg.atari:
+        return make_atari_vec_env(
+            cfg, num_envs, seed=seed, training=training, max_episode_steps=limit
+        )
+    if cfg.backend not in ("auto", "sync"):
+        raise EnvError(
+            f"{cfg.id}: backend {cfg.backend!r} is for Atari ids only; classic control uses 'sync'"
+        )
+    envs = [_make_classic(cfg.id, cfg.kwargs, limit) for _ in range(num_envs)]
+    return SyncVecEnv(envs, env_id=cfg.id, seed=seed)
+
+
+@functools.cache
+def _spec_cached(env_id: str, kwargs_json: str, size: int, stack: int) -> EnvSpec:
+    if env_id.startswith("ALE/"):
+        n = num_actions(env_id)
+        return EnvSpec((stack, size, size), np.dtype(np.uint8), n, True)
+    env = _make_classic(env_id, json.loads(kwargs_json), None)
+    try:
+        shape, _ = _obs_layout(env_id, env.observation_space)
+        return EnvSpec(shape, np.dtype(np.float32), int(env.action_space.n), False)
+    finally:
+        env.close()
+
+
+def env_spec(cfg: EnvConfig) -> EnvSpec:
+    """Observation shape/dtype and action count of ``cfg``'s env (builds at most one, cached)."""
+    try:
+        kwargs_json = json.dumps(cfg.kwargs, sort_keys=True, default=repr)
+    except (TypeError, ValueError):
+        kwargs_json = repr(sorted(cfg.kwargs.items()))
+    return _spec_cached(cfg.id, kwargs_json, cfg.frame_size, cfg.stack)
+
+
+
+
+def make_atari_vec_env(
+    cfg: EnvConfig, num_envs: int, *, seed: int, training: bool, max_episode_steps: int | None
+) -> Any:
+    """The Atari vector env of ``cfg.backend`` (``auto`` = :data:`AUTO_BACKEND`)."""
+    if cfg.kwargs:
+        raise EnvError(
+            f"{cfg.id}: env.kwargs {cfg.kwargs} are not supported for Atari ids "
+            "(the pipeline is set by the env.* fields)"
+        )
+    rom = rom_id(cfg.id)
+    life_loss = training and cfg.terminal_on_life_loss
+    backend = auto_backend() if cfg.backend == "auto" else cfg.backend
+    if backend == "sync":
+        envs = [reference_env(cfg, max_episode_steps=max_episode_steps) for _ in range(num_envs)]
+        return SyncVecEnv(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8, life_loss=life_loss)
+    if backend == "ale_vector":
+        return AleVectorEnv(
+            cfg, rom, num_envs, seed=seed, life_loss=life_loss, limit=max_episode_steps
+        )
+    if backend == "native":
+        return NativeAtariVecEnv(
+            cfg, rom, num_envs, seed=seed, life_loss=life_loss, limit=max_episode_steps
+        )
+    raise EnvError(f"{cfg.id}: unknown backend {cfg.backend!r}")
+
+
+def auto_backend() -> str:
+    """:data:`AUTO_BACKEND`, unless that is ``native`` and the native kernel is not built (its
+    numpy twin is far slower than ale-py's C++ preprocessing): then ``ale_vector``."""
+    if AUTO_BACKEND != "native":
+        return AUTO_BACKEND
+    native = backend_name("push_frames") == "native"
+    return "native" if native else "ale_vector"
+
+

@@ -1,0 +1,311 @@
+"""Vectorised, seeded environments behind one small contract.
+
+Every backend (the in-process :class:`SyncVecEnv` for classic control and the gymnasium Atari
+reference, and the two Atari backends of :mod:`a2d_evo.envs.atari` and :mod:`a2d_evo.envs.native_atari`)
+implements :class:`VecEnv` and returns :class:`StepResult` batches with **same-step
+autoreset**: the observation of an env whose episode just ended is already the first one of its
+next episode, and the last observation of the ended episode is in ``final_obs`` (to bootstrap
+the value on truncation).
+
+Rewards are the raw ones: reward clipping happens only inside the training loss, so returns
+reported here are the game score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol, runtime_checkable
+
+import numpy as np
+
+from a2d_evo.errors import EnvError
+
+__all__ = [
+    "EnvSpec",
+    "EpisodeStats",
+    "StepResult",
+    "SyncVecEnv",
+    "VecEnv",
+    "seed_list",
+]
+
+
+class StepResult(NamedTuple):
+    """One step of a vector env (N envs)."""
+
+    obs: np.ndarray
+    """Next observations; for envs that just ended, already the first obs of the new episode."""
+    reward: np.ndarray
+    """float32 (N,), the raw reward (never clipped here)."""
+    terminated: np.ndarray
+    """bool (N,)."""
+    truncated: np.ndarray
+    """bool (N,)."""
+    final_obs: np.ndarray
+    """Like ``obs``; rows where ``terminated | truncated`` hold the last obs of the ended
+    episode (the other rows equal ``obs`` here, but the contract leaves them unspecified)."""
+    episode_return: np.ndarray
+    """float64 (N,): raw return of an episode (Atari: of a whole game) ended at this step, NaN
+    elsewhere."""
+    episode_length: np.ndarray
+    """int64 (N,): agent steps of that episode, 0 elsewhere."""
+
+
+class EnvSpec(NamedTuple):
+    """What a network needs to know about an env."""
+
+    obs_shape: tuple[int, ...]
+    obs_dtype: np.dtype
+    n_actions: int
+    atari: bool
+
+
+@runtime_checkable
+class VecEnv(Protocol):
+    """What every backend implements."""
+
+    num_envs: int
+    obs_shape: tuple[int, ...]
+    obs_dtype: np.dtype
+    n_actions: int
+
+    def reset(self, seed: int | Sequence[int] | None = None) -> np.ndarray:
+        """Reset every env; ``seed`` int: env i gets ``seed + i``; a sequence: one per env."""
+        ...
+
+    def step(self, actions: np.ndarray) -> StepResult: ...
+
+    def close(self) -> None: ...
+
+
+def seed_list(seed: int | Sequence[int] | np.ndarray, n: int) -> list[int]:
+    """Per-env seeds: an int gives ``seed + i``; a sequence must have one entry per env."""
+    if isinstance(seed, int | np.integer):
+        seeds = [int(seed) + i for i in range(n)]
+    else:
+        seeds = [int(s) for s in seed]
+        if len(seeds) != n:
+            raise EnvError(f"reset: expected {n} seeds (one per env), got {len(seeds)}")
+    if any(s < 0 for s in seeds):
+        raise EnvError(f"reset: seeds must be >= 0, got {seeds}")
+    return seeds
+
+
+def check_actions(actions: np.ndarray, num_envs: int, n_actions: int) -> np.ndarray:
+    """Actions as int64 (N,), checked against the action count."""
+    a = np.asarray(actions)
+    if a.shape != (num_envs,) or not np.issubdtype(a.dtype, np.integer):
+        raise EnvError(
+            f"step: expected {num_envs} integer actions, got shape {a.shape} dtype {a.dtype}"
+        )
+    if num_envs and (a.min() < 0 or a.max() >= n_actions):
+        raise EnvError(f"step: actions must be in [0, {n_actions}), got {a.min()}..{a.max()}")
+    return a.astype(np.int64, copy=False)
+
+
+class EpisodeStats:
+    """Running raw return and length of each env's current episode (or game)."""
+
+    def __init__(self, num_envs: int) -> None:
+        self.returns = np.zeros(num_envs, np.float64)
+        self.lengths = np.zeros(num_envs, np.int64)
+
+    def clear(self) -> None:
+        self.returns[:] = 0.0
+        self.lengths[:] = 0
+
+    def update(
+        self, reward: np.ndarray, ended: np.ndarray, stepped: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Add one step (to the envs in ``stepped``, default all); return (episode_return,
+        episode_length) of the episodes in ``ended``."""
+        self.returns += reward
+        self.lengths += 1 if stepped is None else stepped
+        episode_return = np.full(len(reward), np.nan)
+        episode_length = np.zeros(len(reward), np.int64)
+        if ended.any():
+            episode_return[ended] = self.returns[ended]
+            episode_length[ended] = self.lengths[ended]
+            self.returns[ended] = 0.0
+            self.lengths[ended] = 0
+        return episode_return, episode_length
+
+
+class SyncVecEnv:
+    """Same-process vector env over gymnasium envs with same-step autoreset.
+
+    Fastest for tiny classic-control envs (no IPC); also runs the gymnasium Atari reference
+    pipeline. ``life_loss``: a lost life (from ``info["lives"]``) ends the training episode
+    without restarting the game, and returns are reported per game (as the Atari backends do).
+    """
+
+    def __init__(
+        self,
+        envs: Sequence[Any],
+        *,
+        env_id: str,
+        seed: int | None,
+        obs_dtype: np.dtype | type = np.float32,
+        life_loss: bool = False,
+    ) -> None:
+        if not envs:
+            raise EnvError(f"{env_id}: no envs")
+        self.envs = list(envs)
+        self.env_id = env_id
+        self.num_envs = len(self.envs)
+        space = self.envs[0].observation_space
+        self.obs_shape, self._obs_fn = _obs_layout(env_id, space)
+        self.obs_dtype = np.dtype(obs_dtype)
+        self.n_actions = int(self.envs[0].action_space.n)
+        self._action_start = int(self.envs[0].action_space.start)
+        self._check = np.issubdtype(self.obs_dtype, np.floating)
+        self._life_loss = life_loss
+        self._lives = np.zeros(self.num_envs, np.int64)
+        self._stats = EpisodeStats(self.num_envs)
+        self._pending_seed: int | None = seed
+        self._steps = 0
+        self._closed = False
+
+    def _obs(self, raw: Any) -> np.ndarray:
+        return np.asarray(self._obs_fn(raw), dtype=self.obs_dtype)
+
+    def reset(self, seed: int | Sequence[int] | None = None) -> np.ndarray:
+        if seed is None and self._pending_seed is not None:
+            seed = self._pending_seed
+        self._pending_seed = None
+        seeds: list[int | None] = (
+            [None] * self.num_envs if seed is None else list(seed_list(seed, self.num_envs))
+        )
+        obs = np.empty((self.num_envs, *self.obs_shape), self.obs_dtype)
+        for i, env in enumerate(self.envs):
+            o, info = env.reset(seed=seeds[i])
+            obs[i] = self._obs(o)
+            self._lives[i] = info.get("lives", 0)
+        self._stats.clear()
+        self._steps = 0
+        if self._check:
+            self._check_finite(obs, None, "reset")
+        return obs
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        return self.step_active(actions, None)
+
+    def step_active(self, actions: np.ndarray, active: np.ndarray | None) -> StepResult:
+        """:meth:`step` for the envs where ``active`` is true only (None: all of them).
+
+        The others do not move: their rows hold zero observations and rewards, no episode
+        end, and their running episode statistics stay as they were. Evaluation uses this to
+        stop stepping slots whose one episode is over.
+        """
+        a = check_actions(actions, self.num_envs, self.n_actions) + self._action_start
+        n = self.num_envs
+        stepped = None if active is None else np.asarray(active, dtype=bool).reshape(n)
+        rows = range(n) if stepped is None else np.flatnonzero(stepped).tolist()
+        obs = np.zeros((n, *self.obs_shape), self.obs_dtype)
+        final_obs = np.zeros_like(obs)
+        reward = np.zeros(n, np.float32)
+        terminated = np.zeros(n, bool)
+        truncated = np.zeros(n, bool)
+        game_end = np.zeros(n, bool)
+        raw_reward = np.zeros(n, np.float64)
+        self._steps += 1
+        for i in rows:
+            env = self.envs[i]
+            o, r, te, tr, info = env.step(int(a[i]))
+            raw_reward[i] = r
+            obs[i] = final_obs[i] = self._obs(o)
+            if te or tr:
+                o, info = env.reset()
+                obs[i] = self._obs(o)
+                game_end[i] = True
+            elif self._life_loss and info.get("lives", 0) < self._lives[i]:
+                te = True  # the training episode ends, the game goes on
+            self._lives[i] = info.get("lives", 0)
+            terminated[i], truncated[i] = te, tr
+        reward[:] = raw_reward
+        if self._check:
+            self._check_finite(obs, raw_reward, "step")
+            if game_end.any():
+                self._check_finite(final_obs[game_end], None, "step", np.flatnonzero(game_end))
+        episode_return, episode_length = self._stats.update(raw_reward, game_end, stepped)
+        return StepResult(
+            obs, reward, terminated, truncated, final_obs, episode_return, episode_length
+        )
+
+    def _check_finite(
+        self,
+        obs: np.ndarray,
+        reward: np.ndarray | None,
+        where: str,
+        rows: np.ndarray | None = None,
+    ) -> None:
+        bad_obs = ~np.isfinite(obs.reshape(len(obs), -1)).all(axis=1)
+        bad_rew = ~np.isfinite(reward) if reward is not None else np.zeros(len(obs), bool)
+        if not (bad_obs.any() or bad_rew.any()):
+            return
+        j = int(np.flatnonzero(bad_obs | bad_rew)[0])
+        i = int(rows[j]) if rows is not None else j
+        what = f"reward {reward[j]}" if reward is not None and bad_rew[j] else "observation"
+        raise EnvError(
+            f"{self.env_id}: env {i} returned a non-finite {what} at {where} {self._steps} "
+            "(NaN/inf are never passed on)"
+        )
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for env in self.envs:
+            env.close()
+
+    def __enter__(self) -> SyncVecEnv:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# ----------------------------------------------------------------------------- classic control
+
+
+def _make_classic(env_id: str, kwargs: dict[str, Any], limit: int | None) -> Any:
+    import gymnasium as gym
+
+    extra: dict[str, Any] = {"disable_env_checker": True}
+    if limit is not None:
+        extra["max_episode_steps"] = limit
+    try:
+        env = gym.make(env_id, **{**kwargs, **extra})
+    except gym.error.UnregisteredEnv as exc:
+        raise EnvError(f"unknown environment id {env_id!r}: {exc}") from None
+    except TypeError as exc:
+        raise EnvError(f"{env_id}: env.kwargs {kwargs} rejected: {exc}") from None
+    except gym.error.Error as exc:
+        raise EnvError(f"{env_id}: cannot be built: {exc}") from None
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Discrete):
+        env.close()
+        if isinstance(space, gym.spaces.Box):
+            raise EnvError(
+                f"{env_id}: continuous action spaces are not supported (discrete only); got {space}"
+            )
+        raise EnvError(f"{env_id}: action space {space} is not supported (discrete only)")
+    return env
+
+
+def _obs_layout(env_id: str, space: Any) -> tuple[tuple[int, ...], Callable[[Any], Any]]:
+    """Flat observation shape and the function mapping one raw observation to it."""
+    import gymnasium as gym
+
+    if isinstance(space, gym.spaces.Box):
+        shape = tuple(int(d) for d in space.shape)
+        if len(shape) <= 1:
+            return (max(1, int(np.prod(shape))),), np.ravel
+        if len(shape) == 3 and space.dtype == np.uint8:  # image stacks (Atari) stay as they are
+            return shape, np.asarray
+        return (int(np.prod(shape)),), np.ravel
+    if isinstance(space, gym.spaces.Discrete):
+        n, start = int(space.n), int(space.start)
+        eye = np.eye(n, dtype=np.float32)
+        return (n,), lambda o: eye[int(o) - start]
+    raise EnvError(f"{env_id}: observation space {space} is not supported (Box or Discrete only)")

@@ -1,0 +1,88 @@
+"""Scoring an agent folder on fresh seeds (``a2d-evo eval``) with a confidence interval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from a2d_evo.config import Config
+from a2d_evo.errors import EnvError
+from a2d_evo.evaluation.seeds import FRESH_SEED_OFFSET
+from a2d_evo.formats import EVAL_FORMAT_VERSION, interval95, normalised_return
+
+
+def check_agent_env(agent: Any, cfg: Config, where: Path) -> None:
+    """Refuse an agent folder made for another env than the config's."""
+    from a2d_evo.envs import env_spec
+
+    made_for = str(agent.env_config.get("id", "")) if agent.env_config else ""
+    if made_for and made_for != cfg.env.id:
+        raise EnvError(f"{where} was made for {made_for!r}, not for {cfg.env.id!r}")
+    spec = env_spec(cfg.env)
+    if tuple(agent.obs_shape) != tuple(spec.obs_shape) or agent.n_actions != spec.n_actions:
+        raise EnvError(
+            f"{where}: the agent takes observations {tuple(agent.obs_shape)} and "
+            f"{agent.n_actions} actions; {cfg.env.id} gives {tuple(spec.obs_shape)} and "
+            f"{spec.n_actions}"
+        )
+
+
+def eval_agent_folder(
+    folder: Path,
+    cfg: Config,
+    *,
+    episodes: int = 30,
+    seed: int | None = None,
+    mode: Literal["greedy", "sample"] = "greedy",
+    teacher_dir: Path | None = None,
+) -> str:
+    """Evaluate ``folder`` on fresh seeds, write ``eval.json``, return a printable summary.
+
+    The normalised return uses R_random and, when a teacher folder is found (``teacher_dir``
+    or the run's ``teacher/agent``), R_teacher measured on the same seeds.
+    """
+    from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
+    from a2d_evo.nets.agent_folder import load_agent
+    from a2d_evo.runfolder import run_teacher, write_json
+
+    if episodes < 1:
+        raise EnvError(f"--episodes must be >= 1, got {episodes}")
+    agent = load_agent(folder)
+    check_agent_env(agent, cfg, folder)
+    first = cfg.seed + FRESH_SEED_OFFSET if seed is None else seed
+    result = evaluate_agent(agent, cfg, episodes, first, mode)
+    rand = random_policy_return(cfg, episodes, first)
+    teacher_dir = teacher_dir or run_teacher(folder)
+    r_teacher = None
+    if teacher_dir is not None and teacher_dir.resolve() != folder.resolve():
+        teacher = load_agent(teacher_dir)
+        check_agent_env(teacher, cfg, teacher_dir)
+        r_teacher = evaluate_agent(teacher, cfg, episodes, first, mode).mean
+    elif teacher_dir is not None:
+        r_teacher = result.mean
+    norm = None
+    if r_teacher is not None and r_teacher != rand.mean:
+        norm = float(normalised_return(result.mean, rand.mean, r_teacher))
+    lo, hi = interval95(result.returns)
+    report = {
+        "format_version": EVAL_FORMAT_VERSION,
+        "env_id": cfg.env.id,
+        "return_mean": result.mean,
+        "return_std": result.std,
+        "return_ci95": [lo, hi],
+        "episodes": result.episodes,
+        "eval_mode": mode,
+        "seeds": result.seeds,
+        "returns": [float(r) for r in result.returns],
+        "random_return_mean": rand.mean,
+        "teacher_return_mean": r_teacher,
+        "normalised_return": norm,
+    }
+    write_json(folder / "eval.json", report)
+    norm_text = f"  normalised {norm:.3f}" if norm is not None else ""
+    return (
+        f"{folder}: {cfg.env.id} {mode} over {result.episodes} episodes (seeds {first}-"
+        f"{first + episodes - 1}): return {result.mean:.2f} +- {result.std:.2f} (std), 95% "
+        f"interval [{lo:.2f}, {hi:.2f}]{norm_text}; random policy {rand.mean:.2f}\n"
+        f"wrote {folder / 'eval.json'}"
+    )

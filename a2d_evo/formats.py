@@ -1,0 +1,155 @@
+"""Every file-format version, file name and metrics key, and the normalisation of returns.
+
+One definition of each fact that more than one stage reads or writes. Torch-free, so that
+light command paths (``--help``, reading a run folder) can import it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from a2d_evo.errors import FormatError
+
+# ----------------------------------------------------------------------------- versions
+CONFIG_FORMAT_VERSION = 1
+"""``format_version`` of a run's ``config.yaml``."""
+
+CHECKPOINT_FORMAT_VERSION = 1
+"""``format_version`` of a training stage's ``checkpoint.pt``."""
+
+AGENT_FORMAT_VERSION = 1
+"""``format_version`` of an agent folder's ``arch.json``."""
+
+METRICS_FORMAT_VERSION = 1
+"""``format_version`` of ``metrics.json`` and of front entries."""
+
+FRONT_FORMAT_VERSION = 1
+"""``format_version`` of ``search/front.json``."""
+
+STATE_FORMAT_VERSION = 1
+"""``format_version`` of the search state (``search/state.json`` + ``state.npz``)."""
+
+EVAL_FORMAT_VERSION = 1
+"""``format_version`` of ``eval.json`` (``a2d-evo eval``)."""
+
+# ----------------------------------------------------------------------------- agent folders
+ARCH_FILE = "arch.json"
+POLICY_FILE = "policy.pt"
+METRICS_FILE = "metrics.json"
+ONNX_FILE = "policy.onnx"
+
+METRICS_KEYS = (
+    "format_version",
+    "env_id",
+    "return_mean",
+    "return_std",
+    "episodes",
+    "eval_mode",
+    "seeds",
+    "flops",
+    "params",
+    "latency_ms",
+    "normalised_return",
+)
+"""Keys every ``metrics.json`` and every front entry carries."""
+
+EVAL_MODES = ("greedy", "sample")
+"""``greedy`` (argmax, the default everywhere) or ``sample`` (from the policy)."""
+
+BASELINE_METHODS = ("ppo", "distill")
+"""Baselines trained per width multiplier: PPO from scratch, plain policy distillation."""
+
+
+def baseline_name(method: str, multiplier: float) -> str:
+    """The folder name of a baseline under ``RUN_DIR/baselines/``, e.g. ``distill_x0.25``."""
+    return f"{method}_x{multiplier:g}"
+
+# ----------------------------------------------------------------------------- statistics
+Z95 = 1.959963984540054
+"""Two-sided 95% normal quantile, ``scipy.stats.norm.ppf(0.975)``."""
+
+
+def ci95(std: float, n: int) -> float | None:
+    """Half-width of the 95% interval of a mean of ``n`` episodes with population ``std``.
+
+    The sample standard deviation is ``std * sqrt(n / (n - 1))``, so the half-width
+    ``Z95 * sample_std / sqrt(n)`` is ``Z95 * std / sqrt(n - 1)``. None for n < 2.
+    """
+    if n < 2 or not math.isfinite(std):
+        return None
+    return Z95 * std / math.sqrt(n - 1)
+
+
+def interval95(returns: Any) -> tuple[float, float]:
+    """Normal-approximation 95% interval of the mean of episode ``returns``."""
+    r = np.asarray(returns, dtype=np.float64).reshape(-1)
+    mean = float(r.mean())
+    half = ci95(float(r.std()), int(r.size))
+    if half is None:
+        return mean, mean
+    return mean - half, mean + half
+
+
+# ----------------------------------------------------------------------------- normalisation
+def normalised_return(r: Any, r_random: float, r_teacher: float) -> Any:
+    """``(R - R_random) / (R_teacher - R_random)``: 0 is random, 1 is the teacher.
+
+    ``r`` may be a number or an array. Raises ValueError when the teacher's return equals
+    the random policy's (the ratio is undefined: the teacher has not learned the task).
+    """
+    if not (math.isfinite(r_random) and math.isfinite(r_teacher)):
+        raise ValueError(
+            f"normalised return: R_random={r_random} and R_teacher={r_teacher} must be finite"
+        )
+    span = float(r_teacher) - float(r_random)
+    if span == 0.0:
+        raise ValueError(
+            f"normalised return is undefined: the teacher's return ({r_teacher}) equals the "
+            "random policy's; the teacher has not learned the task"
+        )
+    if isinstance(r, np.ndarray):
+        return (r.astype(np.float64) - r_random) / span
+    return (float(r) - r_random) / span
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """``R_random``, ``R_teacher`` and the teacher's FLOPs that a run's ratios are taken against.
+
+    The search's hypervolume, the report's "fraction of the teacher" and the knee all use it.
+    """
+
+    r_random: float
+    r_teacher: float
+    teacher_flops: int
+
+    def __post_init__(self) -> None:
+        normalised_return(0.0, self.r_random, self.r_teacher)  # ValueError if undefined
+        if self.teacher_flops < 1:
+            raise ValueError(f"teacher_flops must be >= 1, got {self.teacher_flops}")
+
+    def score(self, r: Any) -> Any:
+        """Normalised return of raw return(s) ``r``."""
+        return normalised_return(r, self.r_random, self.r_teacher)
+
+    def scaled(self, F: np.ndarray) -> np.ndarray:
+        """Objectives (-normalised return, FLOPs) in hypervolume units: FLOPs / teacher FLOPs."""
+        F = np.asarray(F, dtype=np.float64).reshape(-1, 2)
+        return np.column_stack([F[:, 0], F[:, 1] / self.teacher_flops])
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Normalisation:
+        """Read back :meth:`to_dict`; FormatError on anything malformed."""
+        try:
+            return cls(
+                float(data["r_random"]), float(data["r_teacher"]), int(data["teacher_flops"])
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise FormatError(f"normalisation constants are malformed: {exc}") from None

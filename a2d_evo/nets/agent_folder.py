@@ -1,0 +1,330 @@
+"""From a supernet slice to a shippable agent folder, and back.
+
+``extract(supernet, arch)`` copies a subnet's weight slices into a plain :class:`Agent`
+(once-for-all's ``get_active_subnet``). ``save_agent`` writes the agent folder users ship::
+
+    arch.json     {"format_version", "arch", "obs_shape", "n_actions", "env"}
+    policy.pt     a plain state dict (torch.load(path, weights_only=True) reads it)
+    metrics.json  the metrics contract (METRICS_KEYS), when given
+    policy.onnx   when the export extra is installed: the env's input dtype, dynamic batch,
+                  outputs ``logits`` and ``value``, the 1/255 scaling inside
+
+``load_agent(folder)`` rebuilds the agent from ``arch.json`` + ``policy.pt`` alone: no
+supernet, no pickle, every tensor checked against the arch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.util
+import logging
+import warnings
+import zipfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from a2d_evo.errors import ArchError, FormatError
+from a2d_evo.formats import (
+    AGENT_FORMAT_VERSION,
+    ARCH_FILE,
+    EVAL_MODES,
+    METRICS_FILE,
+    METRICS_FORMAT_VERSION,
+    ONNX_FILE,
+    POLICY_FILE,
+    normalised_return,
+)
+from a2d_evo.nets import cost
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.space import Arch, arch_from_dict
+from a2d_evo.nets.supernet import Supernet
+from a2d_evo.runfolder import (
+    check_format_version,
+    read_json,
+    torch_load,
+    torch_save,
+    write_bytes,
+    write_json,
+)
+
+
+# ----------------------------------------------------------------------------- extraction
+def extract(supernet: Supernet, arch: Arch, env_config: Mapping[str, Any] | None = None) -> Agent:
+    """A static :class:`Agent` holding copies of ``arch``'s weight slices of ``supernet``.
+
+    Every tensor is ``w[:out, :in]`` of the same-named supernet tensor, with the kernels of
+    the extra convs centre-cropped; the FC keeps its first ``c * h * w`` inputs (the first
+    ``c`` channels of the flattened map). The agent shares no storage with the supernet and
+    its ``(logits, value)`` equal ``supernet(obs, arch)``. Raises :class:`ArchError` when
+    ``arch`` does not fit the supernet.
+    """
+    supernet.check(arch)
+    source = dict(supernet.named_parameters())
+    agent = _empty_agent(arch, supernet.obs_shape, supernet.n_actions, env_config)
+    state: dict[str, Tensor] = {}
+    with torch.no_grad():
+        for name, param in agent.named_parameters():
+            if name not in source:
+                raise ArchError(f"arch {arch}: the supernet has no tensor {name!r}")
+            w = _slice(source[name], tuple(param.shape), name, arch)
+            state[name] = w.clone(memory_format=torch.contiguous_format)
+    agent.load_state_dict(state, assign=True)
+    return agent.train(supernet.training)
+
+
+def _slice(w: Tensor, shape: tuple[int, ...], name: str, arch: Arch) -> Tensor:
+    """First-k along the channel dims, centre crop along the kernel dims."""
+    if len(shape) != w.dim() or any(s > m for s, m in zip(shape, w.shape, strict=True)):
+        raise ArchError(
+            f"arch {arch}: tensor {name} of shape {shape} does not fit the supernet's "
+            f"{tuple(w.shape)}"
+        )
+    index: list[slice] = []
+    for d, (s, m) in enumerate(zip(shape, w.shape, strict=True)):
+        off = (m - s) // 2 if d >= 2 else 0
+        if d >= 2 and (m - s) % 2:
+            raise ArchError(f"arch {arch}: kernel {s} of {name} is not a centre crop of {m}")
+        index.append(slice(off, off + s))
+    return w[tuple(index)]
+
+
+def _empty_agent(
+    arch: Arch,
+    obs_shape: Sequence[int],
+    n_actions: int,
+    env_config: Mapping[str, Any] | None,
+) -> Agent:
+    # Built on the meta device: no memory and no orthogonal init, the weights come next
+    # through load_state_dict(assign=True).
+    with torch.device("meta"):
+        return Agent(arch, tuple(obs_shape), n_actions, dict(env_config or {}))
+
+
+# ----------------------------------------------------------------------------- agent folders
+def save_agent(
+    agent: Agent,
+    folder: str | Path,
+    metrics: Mapping[str, Any] | None = None,
+    onnx: bool | None = None,
+) -> Path:
+    """Write ``agent`` as an agent folder (each file atomically); returns the folder.
+
+    ``onnx``: None exports ``policy.onnx`` when the export extra is importable, True
+    requires it, False skips it. A ``policy.onnx`` left from an earlier save is removed when
+    none is written, so it never disagrees with ``policy.pt``. ``metrics`` must carry
+    ``format_version`` (see :func:`make_metrics`); when None, an existing ``metrics.json``
+    is left alone.
+    """
+    folder = Path(folder)
+    if metrics is not None:
+        check_format_version(dict(metrics), METRICS_FORMAT_VERSION, "metrics")
+    want_onnx = onnx_available() if onnx is None else onnx
+    if want_onnx and not onnx_available():
+        raise ImportError(
+            "ONNX export needs the export extra: pip install 'a2d-evo[export]' "
+            "(onnx, onnxscript, onnxruntime)"
+        )
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in agent.state_dict().items()}
+    torch_save(folder / POLICY_FILE, state)
+    if want_onnx:
+        write_bytes(folder / ONNX_FILE, onnx_bytes(agent))
+    else:
+        (folder / ONNX_FILE).unlink(missing_ok=True)
+    if metrics is not None:
+        write_json(folder / METRICS_FILE, dict(metrics))
+    # arch.json last: a folder whose arch.json exists has its policy next to it
+    write_json(
+        folder / ARCH_FILE,
+        {
+            "format_version": AGENT_FORMAT_VERSION,
+            "arch": agent.arch.to_dict(),
+            "obs_shape": list(agent.obs_shape),
+            "n_actions": agent.n_actions,
+            "env": dict(agent.env_config),
+        },
+    )
+    return folder
+
+
+def load_agent(folder: str | Path) -> Agent:
+    """Rebuild the agent of an agent folder from ``arch.json`` and ``policy.pt``.
+
+    No supernet and no unpickling. Raises :class:`FormatError` for a missing or foreign
+    file, another ``format_version``, and a ``policy.pt`` that is truncated, holds code, or
+    whose tensors do not match the arch (the message names the tensor).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FormatError(f"agent folder {folder} not found")
+    meta = read_json(folder / ARCH_FILE, "agent file", format_version=AGENT_FORMAT_VERSION)
+    where = f"agent file {folder / ARCH_FILE}"
+    for key in ("arch", "obs_shape", "n_actions", "env"):
+        if key not in meta:
+            raise FormatError(f"{where}: missing key {key!r}")
+    try:
+        arch = arch_from_dict(meta["arch"])
+    except ArchError as exc:
+        raise FormatError(f"{where}: {exc}") from None
+    obs_shape = meta["obs_shape"]
+    if not isinstance(obs_shape, list) or not obs_shape or not all(_pos_int(d) for d in obs_shape):
+        raise FormatError(f"{where}: obs_shape must be a list of positive ints, got {obs_shape!r}")
+    n_actions = meta["n_actions"]
+    if not _pos_int(n_actions):
+        raise FormatError(f"{where}: n_actions must be a positive int, got {n_actions!r}")
+    if not isinstance(meta["env"], dict):
+        raise FormatError(f"{where}: env must be a mapping, got {type(meta['env']).__name__}")
+    try:
+        agent = _empty_agent(arch, obs_shape, n_actions, meta["env"])
+    except (ValueError, RuntimeError, OverflowError, TypeError) as exc:  # sizes torch cannot hold
+        raise FormatError(f"{where}: {exc}") from None
+
+    path = folder / POLICY_FILE
+    if path.is_file() and not zipfile.is_zipfile(path):
+        # torch.save writes a zip archive; anything else is damaged (or not ours)
+        raise FormatError(f"policy {path} is truncated or corrupted: not a torch.save archive")
+    state = torch_load(path, "policy")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, Tensor) for k, v in state.items()
+    ):
+        raise FormatError(f"policy {path}: expected a state dict of named tensors")
+    expected = dict(agent.named_parameters())
+    missing = sorted(set(expected) - set(state))
+    unknown = sorted(set(state) - set(expected))
+    if missing:
+        raise FormatError(f"policy {path}: tensor {missing[0]!r} of arch {arch} is missing")
+    if unknown:
+        raise FormatError(f"policy {path}: tensor {unknown[0]!r} does not belong to arch {arch}")
+    for name, param in expected.items():
+        t = state[name]
+        if t.shape != param.shape:
+            raise FormatError(
+                f"policy {path}: tensor {name!r} has shape {tuple(t.shape)}, arch {arch} "
+                f"needs {tuple(param.shape)}"
+            )
+        if t.dtype != param.dtype:
+            raise FormatError(
+                f"policy {path}: tensor {name!r} has dtype {t.dtype}, expected {param.dtype}"
+            )
+        if not bool(torch.isfinite(t).all()):
+            raise FormatError(f"policy {path}: tensor {name!r} holds NaN or infinite values")
+    agent.load_state_dict({k: v.contiguous() for k, v in state.items()}, assign=True)
+    return agent.eval()
+
+
+_MAX_DIM = 2**31 - 1
+"""Sizes past int32 are no real policy's, and torch's shape arithmetic overflows on them."""
+
+
+def _pos_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= _MAX_DIM
+
+
+# ----------------------------------------------------------------------------- ONNX
+def onnx_available() -> bool:
+    """True when the export extra (onnx, onnxscript) is importable."""
+    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript"))
+
+
+class _OnnxPolicy(nn.Module):
+    """The agent with a plain tuple output, which is what ONNX graphs have."""
+
+    def __init__(self, agent: Agent) -> None:
+        super().__init__()
+        self.agent = agent
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.agent(obs)
+        return out.logits, out.value
+
+
+def onnx_bytes(agent: Agent) -> bytes:
+    """The agent as a serialized ONNX model (torch.export-based exporter).
+
+    Input ``obs``: uint8 ``(N, C, H, W)`` frames for Atari, float32 ``(N, obs_dim...)``
+    otherwise, ``N`` dynamic; outputs ``logits (N, A)`` and ``value (N,)``.
+    """
+    model = _OnnxPolicy(copy.deepcopy(agent).cpu()).eval()
+    dtype = torch.uint8 if agent.atari else torch.float32
+    # batch 2, not 1: the exporter specialises a size-1 dimension to a constant
+    example = torch.zeros((2, *agent.obs_shape), dtype=dtype)
+    with _quiet_exporter():
+        program = torch.onnx.export(
+            model,
+            (example,),
+            dynamo=True,
+            input_names=["obs"],
+            output_names=["logits", "value"],
+            dynamic_shapes={"obs": {0: torch.export.Dim("batch")}},
+            optimize=True,
+            verbose=False,
+        )
+    assert program is not None
+    return bytes(program.model_proto.SerializeToString())
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence the exporter's warnings about absent torchvision ops and deprecations."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+# ----------------------------------------------------------------------------- metrics
+def make_metrics(
+    agent: Agent,
+    *,
+    env_id: str,
+    returns: Any,
+    eval_mode: str,
+    seeds: Iterable[int],
+    r_random: float,
+    r_teacher: float,
+    latency: float | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The ``metrics.json`` dict of ``agent`` evaluated with episode ``returns``.
+
+    ``return_std`` is the population standard deviation over episodes; ``latency`` (ms) is
+    measured with :func:`a2d_evo.nets.cost.latency_ms` when None; ``extra`` keys are added
+    after the contract keys and may not replace them.
+    """
+    rets = np.asarray(returns, dtype=np.float64).reshape(-1)
+    if rets.size == 0:
+        raise ValueError("make_metrics: no episode returns")
+    if not np.all(np.isfinite(rets)):
+        raise ValueError("make_metrics: episode returns must be finite")
+    if eval_mode not in EVAL_MODES:
+        raise ValueError(f"make_metrics: eval_mode must be one of {EVAL_MODES}, got {eval_mode!r}")
+    c = cost.cost(agent.arch, agent.obs_shape, agent.n_actions)
+    mean = float(rets.mean())
+    metrics: dict[str, Any] = {
+        "format_version": METRICS_FORMAT_VERSION,
+        "env_id": str(env_id),
+        "return_mean": mean,
+        "return_std": float(rets.std()),
+        "episodes": int(rets.size),
+        "eval_mode": eval_mode,
+        "seeds": [int(s) for s in seeds],
+        "flops": c.flops,
+        "params": c.params,
+        "latency_ms": float(cost.latency_ms(agent) if latency is None else latency),
+        "normalised_return": float(normalised_return(mean, r_random, r_teacher)),
+    }
+    for key, value in (extra or {}).items():
+        if key in metrics:
+            raise ValueError(f"make_metrics: extra key {key!r} would replace a contract key")
+        metrics[key] = value
+    return metrics

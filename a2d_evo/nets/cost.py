@@ -1,0 +1,162 @@
+"""What an agent costs: analytic FLOPs and parameters, and measured latency.
+
+Convention. FLOPs = 2 x multiply-adds of every convolution and linear layer, the policy and
+value heads included, at batch 1. A convolution costs ``c_out * c_in * k * k`` multiply-adds
+per output position (the zero-padded taps of the same-padded extra convs included); a linear
+layer ``out * in``. Biases, activations and the 1/255 input scaling are not counted. This is
+exactly what ``torch.utils.flop_counter.FlopCounterMode`` reports for the extracted
+:class:`~a2d_evo.nets.agent.Agent` (``2 * m * n * k`` per ``addmm``, ``2 * out_area * c_out * c_in
+* k * k`` per convolution), and the tests hold the two equal on hundreds of archs.
+
+Parameters are every weight and bias, heads included: the ``numel`` sum of the agent.
+
+Both are computed from the arch alone, without building a network, so the search can price
+a whole population in microseconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import statistics
+import time
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from a2d_evo.errors import ArchError
+from a2d_evo.nets.agent import CONV_SPECS
+from a2d_evo.nets.space import Arch, CNNArch, MLPArch
+
+
+class Layer(NamedTuple):
+    """One conv or linear layer: weight ``(c_out, c_in, k, k)`` applied at ``area`` positions.
+
+    A linear layer is ``k = 1, area = 1``.
+    """
+
+    name: str
+    c_out: int
+    c_in: int
+    k: int
+    area: int
+
+    @property
+    def macs(self) -> int:
+        return self.c_out * self.c_in * self.k * self.k * self.area
+
+    @property
+    def params(self) -> int:
+        return self.c_out * self.c_in * self.k * self.k + self.c_out
+
+
+class Cost(NamedTuple):
+    """FLOPs (2 x multiply-adds, batch 1) and parameter count of one agent."""
+
+    flops: int
+    params: int
+
+
+def layers(arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> tuple[Layer, ...]:
+    """The conv and linear layers of the agent of ``arch``, in forward order, heads last.
+
+    Names equal the agent's parameter prefixes (``layers.0``, ``convs.3``, ``fc``, ...).
+    """
+    return _layers(arch, tuple(int(d) for d in obs_shape), int(n_actions))
+
+
+@functools.lru_cache(maxsize=65536)
+def _layers(arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> tuple[Layer, ...]:
+    if n_actions < 1:
+        raise ArchError(f"n_actions must be positive, got {n_actions}")
+    if isinstance(arch, MLPArch):
+        sizes = [math.prod(obs_shape), *arch.widths]
+        out = [Layer(f"layers.{i}", sizes[i + 1], sizes[i], 1, 1) for i in range(len(arch.widths))]
+        hidden = arch.widths[-1]
+    elif isinstance(arch, CNNArch):
+        if len(obs_shape) != 3:
+            raise ArchError(f"a CNN arch needs (C, H, W) observations, got {obs_shape}")
+        out = []
+        cin, h, w = obs_shape
+        for i, (k, s) in enumerate(CONV_SPECS):
+            h, w = (h - k) // s + 1, (w - k) // s + 1
+            if h < 1 or w < 1:
+                raise ArchError(f"observations {obs_shape} are too small for the CNN trunk")
+            out.append(Layer(f"convs.{i}", arch.conv[i], cin, k, h * w))
+            cin = arch.conv[i]
+        for j, (width, k) in enumerate(arch.extra):
+            if k % 2 == 0:
+                raise ArchError(f"arch {arch}: extra conv kernels must be odd, got {k}")
+            # same padding keeps the h x w map
+            out.append(Layer(f"convs.{3 + j}", width, cin, k, h * w))
+            cin = width
+        out.append(Layer("fc", arch.fc, cin * h * w, 1, 1))
+        hidden = arch.fc
+    else:
+        raise ArchError(f"not an arch: {arch!r}")
+    out.append(Layer("policy", n_actions, hidden, 1, 1))
+    out.append(Layer("value", 1, hidden, 1, 1))
+    return tuple(out)
+
+
+def macs(arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> int:
+    """Multiply-adds of one forward pass at batch 1 (conv and linear layers, heads included)."""
+    return sum(layer.macs for layer in layers(arch, obs_shape, n_actions))
+
+
+def flops(arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> int:
+    """FLOPs of one forward pass at batch 1: ``2 * macs`` (see the module docstring)."""
+    return 2 * macs(arch, obs_shape, n_actions)
+
+
+def params(arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> int:
+    """Number of parameters (weights and biases, heads included)."""
+    return sum(layer.params for layer in layers(arch, obs_shape, n_actions))
+
+
+def cost(arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> Cost:
+    """``Cost(flops, params)`` of ``arch``."""
+    return Cost(flops(arch, obs_shape, n_actions), params(arch, obs_shape, n_actions))
+
+
+def latency_ms(
+    agent: nn.Module,
+    repeats: int = 200,
+    warmup: int = 20,
+    obs: torch.Tensor | None = None,
+) -> float:
+    """Median wall time in milliseconds of ``agent(obs)`` at batch 1 on one CPU thread.
+
+    ``obs`` defaults to zeros of ``agent.obs_shape`` in the env's dtype (uint8 frames for
+    Atari, float32 vectors otherwise). An agent on another device is timed on a CPU copy.
+    The torch thread count is set to 1 for the measurement and restored afterwards.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"latency_ms: need repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
+    first = next(agent.parameters(), None)
+    if first is not None and first.device.type != "cpu":
+        agent = copy.deepcopy(agent).cpu()
+    if obs is None:
+        shape = tuple(agent.obs_shape)  # type: ignore[arg-type]
+        dtype = torch.uint8 if getattr(agent, "atari", False) else torch.float32
+        obs = torch.zeros((1, *shape), dtype=dtype)
+    obs = obs.cpu()
+    was_training = agent.training
+    threads = torch.get_num_threads()
+    agent.eval()
+    torch.set_num_threads(1)
+    try:
+        with torch.inference_mode():
+            for _ in range(warmup):
+                agent(obs)
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter_ns()
+                agent(obs)
+                times.append(time.perf_counter_ns() - t0)
+    finally:
+        torch.set_num_threads(threads)
+        agent.train(was_training)
+    return statistics.median(times) / 1e6

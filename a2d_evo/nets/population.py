@@ -1,0 +1,300 @@
+"""One forward for a whole population: row groups through different subnets of one supernet.
+
+:class:`PopulationForward` packs a :class:`~a2d_evo.nets.supernet.Supernet`'s weights once
+(:func:`pack_supernet`, the layout of :mod:`a2d_evo.ops.subnet_eval`) and then computes, per
+call, the logits and values of a batch whose consecutive row groups belong to different
+subnets, with the native op when it is the fastest path here. Each group only touches its
+subnet's active layers and channels. The reference twin (:func:`reference_forward`) is the
+per-subnet torch loop of :meth:`Supernet.forward_groups`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from a2d_evo.errors import ArchError, KernelInputError
+from a2d_evo.nets.space import Arch, MLPArch
+from a2d_evo.nets.supernet import Supernet
+from a2d_evo.ops.dispatch import native_module, native_op, reference_forced
+from a2d_evo.ops.subnet_eval import PANEL, PackedSupernet, Packer, round_up, subnet_eval_backend
+
+__all__ = ["PopulationForward", "arch_table", "pack_supernet", "reference_forward"]
+
+
+def _np(t: torch.Tensor | None) -> np.ndarray:
+    if t is None:
+        raise ArchError("supernet layers must have biases")
+    return t.detach().to("cpu", torch.float32).numpy()
+
+
+def pack_supernet(supernet: Supernet) -> PackedSupernet:
+    """The supernet's weights packed for the native kernel (done once per weight version)."""
+    n_act = supernet.n_actions
+    policy, value = cast(nn.Linear, supernet.policy), cast(nn.Linear, supernet.value)
+    heads_w = np.concatenate([_np(policy.weight), _np(value.weight)])
+    heads_b = np.concatenate([_np(policy.bias), _np(value.bias)])
+    ldh = round_up(n_act + 1, 8)
+    pk = Packer()
+    if not supernet.atari:
+        layers = [cast(nn.Linear, m) for m in cast(nn.ModuleList, supernet.layers)]
+        wmax = layers[0].out_features
+        obs_dim = layers[0].in_features
+        ldw = round_up(wmax, 8)
+        off_w = [pk.cols(_np(layer.weight).T, ldw) for layer in layers]
+        off_b = [pk.vec(_np(layer.bias), ldw) for layer in layers]
+        hw, hb = pk.cols(heads_w.T, ldh), pk.vec(heads_b, ldh)
+        meta = [0, obs_dim, len(layers), wmax, ldw, n_act, ldh, hw, hb, *off_w, *off_b]
+        return PackedSupernet(
+            "mlp", pk.buffer(), np.asarray(meta, np.int64), 1 + len(layers), n_act
+        )
+
+    c_in, h, w = supernet.obs_shape
+    convs = [cast(nn.Conv2d, m) for m in cast(nn.ModuleList, supernet.convs)]
+    fc = cast(nn.Linear, supernet.fc)
+    cmax = [convs[i].out_channels for i in range(3)]
+    n_extra = len(convs) - 3
+    ew = convs[3].out_channels if n_extra else 0
+    ek = convs[3].kernel_size[0] if n_extra else 0
+    fc_max = fc.out_features
+    area = int(supernet.trunk_area)
+    c_last = fc.in_features // area
+    if c_last != max(cmax[2], ew) or c_last * area != fc.in_features:
+        raise ArchError("supernet FC input does not match its last conv widths")
+    ld = [round_up(c, PANEL) for c in cmax]
+    ld_e, ldf = round_up(ew, PANEL), round_up(fc_max, PANEL)
+    # conv1 8x8/4 as a 2x2 conv over the space-to-depth(4) image: rows (ty, tx, ci, dy, dx).
+    w1 = _np(convs[0].weight).reshape(cmax[0], c_in, 2, 4, 2, 4).transpose(2, 4, 1, 3, 5, 0)
+    conv_off = [pk.panels(w1.reshape(-1, cmax[0])), pk.vec(_np(convs[0].bias), ld[0])]
+    for i in (1, 2):  # rows (kh, kw, ci)
+        wi = _np(convs[i].weight).transpose(2, 3, 1, 0).reshape(-1, cmax[i])
+        conv_off += [pk.panels(wi), pk.vec(_np(convs[i].bias), ld[i])]
+    extra_w = [
+        pk.panels(_np(convs[3 + j].weight).transpose(2, 3, 1, 0).reshape(-1, ew))
+        for j in range(n_extra)
+    ]
+    extra_b = [pk.vec(_np(convs[3 + j].bias), ld_e) for j in range(n_extra)]
+    # FC rows (position, channel): torch flattens (C, H, W) channel-major.
+    wf = _np(fc.weight).reshape(fc_max, c_last, area).transpose(2, 1, 0)
+    fw, fb = pk.panels(wf.reshape(-1, fc_max)), pk.vec(_np(fc.bias), ldf)
+    hw, hb = pk.cols(heads_w.T, ldh), pk.vec(heads_b, ldh)
+    meta = [1, c_in, h, w, *cmax, n_extra, ew, ek, fc_max, ldf, n_act, ldh, fw, fb, hw, hb]
+    meta += conv_off + extra_w + extra_b
+    return PackedSupernet("cnn", pk.buffer(), np.asarray(meta, np.int64), 5 + 2 * n_extra, n_act)
+
+
+def _arch_row(arch: Arch, arch_len: int) -> list[int]:
+    if isinstance(arch, MLPArch):
+        row = [len(arch.widths), *arch.widths]
+    else:
+        row = [*arch.conv, len(arch.extra)]
+        for wk in arch.extra:
+            row += list(wk)
+        row += [0] * (arch_len - 1 - len(row)) + [arch.fc]
+    return row + [0] * (arch_len - len(row))
+
+
+def arch_table(archs: Sequence[Arch], arch_len: int) -> np.ndarray:
+    """The kernel's int32 arch table: one row per group."""
+    return np.asarray([_arch_row(a, arch_len) for a in archs], np.int32).reshape(-1, arch_len)
+
+
+@torch.no_grad()
+def reference_forward(
+    supernet: Supernet, obs: torch.Tensor, group_archs: Sequence[Arch], group_sizes: Sequence[int]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The reference twin: every group through its own subnet with torch, concatenated."""
+    kept = [(a, n) for a, n in zip(group_archs, group_sizes, strict=True) if n > 0]
+    if not kept:
+        return (
+            obs.new_zeros((0, supernet.n_actions), dtype=torch.float32),
+            obs.new_zeros((0,), dtype=torch.float32),
+        )
+    out = supernet.forward_groups(obs, [a for a, _ in kept], [n for _, n in kept])
+    return out.logits, out.value
+
+
+class PopulationForward:
+    """Logits and values for row groups that belong to different subnets of one supernet.
+
+    Built once from a supernet (packs its weights); call :meth:`refresh` after the weights
+    change. ``backend`` (``native`` / ``reference``) defaults to the fastest measured path
+    for this device and network kind; ``backend_name`` says which one runs.
+    """
+
+    def __init__(
+        self,
+        supernet: Supernet,
+        device: torch.device | str | None = None,
+        backend: str | None = None,
+    ) -> None:
+        self.supernet = supernet
+        self.device = torch.device(device or "cpu")
+        self.kind = "cnn" if supernet.atari else "mlp"
+        self._dev = "cuda" if self.device.type == "cuda" else "cpu"
+        if backend not in (None, "native", "reference"):
+            raise ValueError(f"backend: expected 'native' or 'reference', got {backend!r}")
+        self._forced = backend
+        self._rows_cache: dict[Arch, list[int]] = {}
+        self._workspace: torch.Tensor | None = None
+        self.refresh()
+
+    # ------------------------------------------------------------------ setup
+    @property
+    def backend(self) -> str:
+        """``native`` or ``reference`` (re-read each call: the env var can force the reference)."""
+        if reference_forced():
+            return "reference"
+        if self._forced == "native" and self._native is None:
+            raise KernelInputError(f"the native subnet_eval kernel is not available on {self._dev}")
+        return self._forced or subnet_eval_backend(self.kind, self._dev)
+
+    @property
+    def backend_name(self) -> str:
+        """A human-readable name of the path that runs, e.g. ``native-cpu (avx2-fma)``."""
+        if self.backend == "reference":
+            return f"reference-{self._dev} (per-subnet torch loop)"
+        if self._dev == "cpu":
+            isa = native_op("subnet_eval_isa")
+            return f"native-cpu ({isa() if callable(isa) else '?'})"
+        return "native-cuda"
+
+    def refresh(self) -> None:
+        """Re-pack the supernet's weights (after they changed)."""
+        self._native = native_op(f"subnet_eval_{self.kind}", self._dev)
+        self.packed = pack_supernet(self.supernet)
+        self._params_dev: torch.Tensor | None = None
+        if self._dev == "cuda" and self._native is not None:
+            self._params_dev = torch.from_numpy(self.packed.params).to(self.device)
+
+    # ------------------------------------------------------------------ checks
+    def _check(self, obs: Any, group_archs: Sequence[Arch], group_sizes: Sequence[int]) -> Any:
+        if not isinstance(obs, np.ndarray | torch.Tensor):
+            raise KernelInputError(
+                f"obs: expected a numpy array or a torch tensor, got {type(obs).__name__}"
+            )
+        shape = tuple(obs.shape)
+        want = self.supernet.obs_shape
+        if len(shape) < 1 or shape[1:] != want:
+            raise KernelInputError(
+                f"obs: expected shape (N, {', '.join(map(str, want))}), got {shape}"
+            )
+        is_float = (
+            obs.dtype.is_floating_point
+            if isinstance(obs, torch.Tensor)
+            else (np.issubdtype(obs.dtype, np.floating))
+        )
+        is_u8 = obs.dtype in (torch.uint8, np.uint8)
+        if self.kind == "cnn" and not is_u8:
+            raise KernelInputError(f"obs: a CNN supernet takes uint8 frames, got {obs.dtype}")
+        if self.kind == "mlp" and not is_float:
+            raise KernelInputError(
+                f"obs: an MLP supernet takes float observations, got {obs.dtype}"
+            )
+        if len(group_archs) != len(group_sizes):
+            raise KernelInputError(
+                f"{len(group_archs)} archs but {len(group_sizes)} group sizes: one per group"
+            )
+        sizes = np.asarray(group_sizes)
+        if sizes.size and (
+            not np.issubdtype(sizes.dtype, np.integer) or sizes.ndim != 1 or (sizes < 0).any()
+        ):
+            raise KernelInputError(f"group sizes must be non-negative integers, got {group_sizes}")
+        if int(sizes.sum()) != shape[0]:
+            raise KernelInputError(
+                f"group sizes add up to {int(sizes.sum())}, but obs has {shape[0]} rows"
+            )
+        for a in group_archs:
+            if a not in self._rows_cache:  # archs seen before were checked then
+                self.supernet.check(a)
+        return sizes.astype(np.int64)
+
+    def _tables(self, group_archs: Sequence[Arch], sizes: np.ndarray) -> tuple[Any, Any]:
+        n = self.packed.arch_len
+        cache = self._rows_cache
+        rows = []
+        for a in group_archs:
+            r = cache.get(a)
+            if r is None:
+                r = cache[a] = _arch_row(a, n)
+            rows.append(r)
+        table = np.asarray(rows, np.int32).reshape(-1, n)
+        offsets = np.zeros(len(sizes) + 1, np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        return table, offsets
+
+    # ------------------------------------------------------------------ forward
+    @torch.no_grad()
+    def __call__(
+        self, obs: Any, group_archs: Sequence[Arch], group_sizes: Sequence[int]
+    ) -> tuple[Any, Any]:
+        """``(logits (N, A), values (N,))``; numpy in, numpy out; tensor in, tensor out."""
+        sizes = self._check(obs, group_archs, group_sizes)
+        as_numpy = isinstance(obs, np.ndarray)
+        n = int(obs.shape[0])
+        if n == 0 or self.backend == "reference":
+            # The reference runs wherever the supernet's weights are.
+            param = next(self.supernet.parameters())
+            x = torch.as_tensor(obs, device=param.device)
+            if self.kind == "mlp":
+                x = x.float()
+            logits, values = reference_forward(self.supernet, x, group_archs, sizes.tolist())
+            if as_numpy:
+                return logits.cpu().numpy(), values.cpu().numpy()
+            return logits.to(self.device), values.to(self.device)
+        table, offsets = self._tables(group_archs, sizes)
+        if self._dev == "cpu":
+            x_np = obs if as_numpy else obs.detach().cpu().numpy()
+            if self.kind == "mlp":
+                x_np = np.ascontiguousarray(x_np, np.float32).reshape(n, -1)
+            else:
+                x_np = np.ascontiguousarray(x_np)
+            try:
+                logits_np, values_np = self._native(  # type: ignore[operator]
+                    x_np, self.packed.params, self.packed.meta, table, offsets
+                )
+            except ValueError as exc:
+                raise KernelInputError(str(exc)) from None
+            if as_numpy:
+                return logits_np, values_np
+            return torch.from_numpy(logits_np), torch.from_numpy(values_np)
+        return self._cuda(obs, as_numpy, n, table, offsets)
+
+    def _cuda(
+        self, obs: Any, as_numpy: bool, n: int, table: np.ndarray, offsets: np.ndarray
+    ) -> tuple[Any, Any]:
+        mod: Any = native_module()
+        x = torch.as_tensor(obs, device=self.device)
+        x = (x.float() if self.kind == "mlp" else x).reshape(n, -1).contiguous()
+        params = self._params_dev
+        assert params is not None
+        need = int(mod.subnet_eval_cuda_workspace(self.packed.meta, n, len(table)))
+        if self._workspace is None or self._workspace.numel() < need:
+            self._workspace = torch.empty(need, dtype=torch.uint8, device=self.device)
+        logits = torch.empty((n, self.packed.n_actions), dtype=torch.float32, device=self.device)
+        values = torch.empty((n,), dtype=torch.float32, device=self.device)
+        stream = torch.cuda.current_stream(self.device).cuda_stream
+        try:
+            self._native(  # type: ignore[operator]
+                x.data_ptr(),
+                n,
+                params.data_ptr(),
+                params.numel(),
+                self.packed.meta,
+                table,
+                offsets,
+                logits.data_ptr(),
+                values.data_ptr(),
+                self._workspace.data_ptr(),
+                self._workspace.numel(),
+                stream,
+            )
+        except ValueError as exc:
+            raise KernelInputError(str(exc)) from None
+        if as_numpy:
+            return logits.cpu().numpy(), values.cpu().numpy()
+        return logits, values

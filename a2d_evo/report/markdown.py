@@ -1,0 +1,385 @@
+"""The report of a run: Pareto plot, hypervolume plot, and ``report.md``.
+
+``write_report(cfg, run)`` reads the run folder with :func:`a2d_evo.report.run_data.load_run` and
+writes ``RUN_DIR/report/``: the tables, the dominance verdicts and the figures. Only the
+finished search is required; every other part that is missing is named in the report, and the
+rest renders.
+
+Intervals are those of ``a2d-evo eval``: ``mean +- 1.96 * s / sqrt(n)``, the normal
+approximation with ``s`` the sample standard deviation (ddof = 1) over the ``n`` episodes;
+``metrics.json`` records the population one (ddof = 0), so ``s = std * sqrt(n / (n - 1))``.
+A baseline is *dominated* when some front member has at most its FLOPs and at least its
+normalised return, strictly better in one (point estimates; the report prints the return
+margin with its interval so a reader can judge the noise).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from a2d_evo.config import Config
+from a2d_evo.errors import RunFolderError
+from a2d_evo.report.plots import episodes_text, hypervolume_png, pareto_png, seeds_text, width_text
+from a2d_evo.report.run_data import (
+    DEFAULT_WIDTHS,
+    Row,
+    RunData,
+    _found_widths,
+    _front_rows,
+    _num,
+    load_run,
+)
+from a2d_evo.runfolder import (
+    STAGE_SECTIONS,
+    RunFolder,
+    config_diff,
+    write_bytes,
+    write_text,
+)
+
+
+# ----------------------------------------------------------------------------- tables
+def _si(x: float | None) -> str:
+    if x is None:
+        return "n/a"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def _fraction(flops: float, teacher_flops: float | None) -> str:
+    if not teacher_flops:
+        return "n/a"
+    return f"{100.0 * flops / teacher_flops:.3g}%"
+
+
+def _return(row: Row) -> str:
+    ci = row.ci95
+    return f"{row.return_mean:.2f} ± {ci:.2f}" if ci is not None else f"{row.return_mean:.2f}"
+
+
+def _opt(x: float | None, fmt: str) -> str:
+    return "n/a" if x is None else format(x, fmt)
+
+
+COLUMNS = ("arch", "FLOPs", "FLOPs/teacher", "params", "latency ms", "return ± 95%", "norm. return")
+
+
+def _cells(row: Row, teacher_flops: float | None) -> list[str]:
+    return [
+        row.arch,
+        _si(row.flops),
+        _fraction(row.flops, teacher_flops),
+        _si(row.params),
+        _opt(row.latency_ms, ".3g"),
+        _return(row),
+        _opt(row.normalised_return, ".3f"),
+    ]
+
+
+def _grid(
+    rows: Sequence[Row],
+    teacher_flops: float | None,
+    first: str,
+    extra: Sequence[tuple[str, Sequence[str]]] = (),
+) -> tuple[list[str], list[list[str]]]:
+    header = [first, *COLUMNS, *(name for name, _ in extra)]
+    body = [
+        [r.label, *_cells(r, teacher_flops), *(values[i] for _, values in extra)]
+        for i, r in enumerate(rows)
+    ]
+    return header, body
+
+
+_NUMBER = re.compile(r"^[-+]?[0-9][0-9.,]*(e[-+]?[0-9]+)?[kMG%]?$|^n/a$|^$")
+
+
+def _aligns(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[bool]:
+    """Right-align the columns past the first two whose cells all read as numbers."""
+    cols = list(zip(header, *body, strict=True))
+    return [
+        i >= 2 and all(_NUMBER.match(p) for c in col[1:] for p in c.split(" ± ")[:2])
+        for i, col in enumerate(cols)
+    ]
+
+
+def _fixed(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(c) for c in col) for col in zip(header, *body, strict=True)]
+    right = _aligns(header, body)
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if r else c.ljust(w) for c, w, r in zip(cells, widths, right, strict=True)
+        ).rstrip()
+
+    return "\n".join([line(header), "  ".join("-" * w for w in widths), *map(line, body)])
+
+
+def _markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    esc = [[c.replace("|", "\\|") for c in cells] for cells in (header, *body)]
+    align = ["---:" if r else "---" for r in _aligns(header, body)]
+    lines = ["| " + " | ".join(esc[0]) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in esc[1:]]
+    return "\n".join(lines)
+
+
+def front_table(front: list[dict[str, Any]], teacher_flops: float) -> str:
+    """Fixed-width text table of the front, cheapest first, for the terminal; ``#`` is the
+    entry's index in ``front.json`` (what ``export --pick`` takes)."""
+    return _fixed(*_grid(_front_rows(front, None), teacher_flops, "#"))
+
+
+def markdown_table(
+    rows: Sequence[Row],
+    teacher_flops: float | None,
+    first: str = "#",
+    extra: Sequence[tuple[str, Sequence[str]]] = (),
+) -> str:
+    """Markdown table of rows (front, teacher, baselines, agents), plus ``extra`` columns."""
+    return _markdown(*_grid(rows, teacher_flops, first, extra))
+
+
+# ----------------------------------------------------------------------------- dominance
+def dominance(baseline: Row, front: Sequence[Row], span: float | None = None) -> tuple[bool, str]:
+    """Whether the front dominates ``baseline`` (<= FLOPs, >= normalised return, one strict),
+    and a sentence saying by which member, or why not. ``span`` = R_teacher - R_random turns
+    raw-return intervals into normalised ones for the margin."""
+    b_nr = baseline.normalised_return
+    if b_nr is None:
+        return False, "undecided: no normalised return (teacher or random return unknown)"
+    wins = [
+        f
+        for f in front
+        if f.normalised_return is not None
+        and f.flops <= baseline.flops
+        and f.normalised_return >= b_nr
+        and (f.flops < baseline.flops or f.normalised_return > b_nr)
+    ]
+    if wins:
+        best = min(wins, key=lambda f: (f.flops, -(f.normalised_return or 0.0)))
+        return True, (
+            f"**dominated** by {len(wins)} of {len(front)} front members; the cheapest, "
+            f"#{best.label} `{best.arch}`, uses {best.flops / baseline.flops:.3g}x its FLOPs "
+            f"at normalised return {_margin(best, baseline, span)}"
+        )
+    cheaper = [f for f in front if f.flops <= baseline.flops and f.normalised_return is not None]
+    if not cheaper:
+        return False, "**not dominated**: no front member uses at most its FLOPs"
+    best = max(cheaper, key=lambda f: f.normalised_return or 0.0)
+    return False, (
+        f"**not dominated**: the best front member with at most its FLOPs, #{best.label} "
+        f"`{best.arch}`, reaches normalised return {_margin(best, baseline, span)}"
+    )
+
+
+def _margin(front: Row, baseline: Row, span: float | None) -> str:
+    """``a vs b (diff +- 95%)`` in normalised return."""
+    a, b = front.normalised_return or 0.0, baseline.normalised_return or 0.0
+    text = f"{a:.3f} vs {b:.3f} ({a - b:+.3f}"
+    ca, cb = front.ci95, baseline.ci95
+    if span and ca is not None and cb is not None:
+        text += f" ± {math.hypot(ca, cb) / abs(span):.3f}"
+    return text + ")"
+
+
+# ----------------------------------------------------------------------------- plots
+def _stage_config(run: RunFolder, stage: str, cfg: Config) -> tuple[Config, Path]:
+    """A stage's own config and the path that reproduces it: ``RUN_DIR/config.yaml`` unless
+    the stage ran with a config that differs on its sections."""
+    try:
+        own = RunFolder(run.stage(stage)).load_config()
+    except RunFolderError:
+        return cfg, run.config_path
+    if config_diff(own, cfg, STAGE_SECTIONS[stage]):
+        return own, run.stage(stage) / "config.yaml"
+    return own, run.config_path
+
+
+def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
+    out = f"{run.root}-repro"
+    paths = {s: _stage_config(run, s, cfg)[1] for s in ("teacher", "supernet", "search")}
+    search = _stage_config(run, "search", cfg)[0].search
+    lines = [
+        f"a2d-evo train-teacher  --config {paths['teacher']} --out {out}",
+        f"a2d-evo train-supernet --config {paths['supernet']} --out {out}",
+        f"a2d-evo evolve         --config {paths['search']} --out {out} "
+        f"--pop {search.pop} --gens {search.gens} --episodes {search.episodes}",
+    ]
+    if any(name.startswith("front_") for name in data.agents):
+        lines.append(f"a2d-evo export {out} --pick all")
+    if "knee" in data.agents:
+        lines.append(f"a2d-evo export {out} --pick knee")
+    for name in data.finetune:
+        lines.append(f"a2d-evo finetune {out}/agents/{name} --steps STEPS  # as fine-tuned here")
+    if data.baselines:
+        widths = sorted(_found_widths(data.baselines)) or list(DEFAULT_WIDTHS)
+        lines.append(f"a2d-evo baselines {out} --widths {','.join(map(width_text, widths))}")
+    lines.append(f"a2d-evo report {out}")
+    return lines
+
+
+def _exported_names(data: RunData) -> list[str]:
+    """Per front row, the agent folders exported from it (by ``front_index``, else arch)."""
+    names: list[str] = []
+    for row in data.front:
+        key = json.dumps(row.arch_dict, sort_keys=True)
+        hits = [
+            name
+            for name, agent in data.agents.items()
+            if str(agent.extra.get("front_index", "")) == row.label
+            or (
+                "front_index" not in agent.extra
+                and json.dumps(agent.arch_dict, sort_keys=True) == key
+            )
+        ]
+        names.append(", ".join(hits))
+    return names
+
+
+def _settings(cfg: Config, search: Any, data: RunData) -> list[str]:
+    """Bullet lines: what the search ran (``front.json``'s ``search`` block first)."""
+    ran = data.search
+    final = data.front_episodes[-1] if data.front_episodes else search.final_episodes
+    units = data.reference_units
+    ref = f"`{json.dumps(data.reference_point)}`"
+    if isinstance(units, list):
+        ref += " in (" + ", ".join(map(str, units)) + ")"
+    lines = [
+        f"- population {ran.get('pop', search.pop)}, {search.gens} generations, "
+        f"{ran.get('episodes', search.episodes)} episodes per candidate (the same seeds for "
+        f"every candidate of a generation); the final front re-scored with {final} episodes",
+        f"- root seed {cfg.seed}; re-scoring seeds {seeds_text(data.front_seeds)}",
+        f"- candidates evaluated: {ran.get('evaluations', len(data.history))}",
+        f"- hypervolume reference point {ref}",
+    ]
+    if "front_size" in ran:
+        dropped = ran.get("dropped_after_rescore", 0)
+        lines.append(
+            f"- final front: {ran['front_size']} members from the search, {dropped} dropped "
+            "as dominated after re-scoring"
+        )
+    if data.hypervolume:
+        g, hv, size = data.hypervolume[-1]
+        lines.append(f"- last generation {g}: hypervolume {hv:.4g}, front size {size}")
+    if data.final_hypervolume is not None:
+        lines.append(f"- hypervolume of the re-scored front: {data.final_hypervolume:.4g}")
+    return lines
+
+
+def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
+    """The text of ``report.md``."""
+    tf, n = data.norm.teacher_flops, data.norm
+    search = _stage_config(run, "search", cfg)[0].search
+    md = [f"# a2d-evo report: {data.env_id}", "", f"Run folder: `{run.root}`", ""]
+    md += ["![Pareto plot](pareto.png)", ""]
+    if data.hypervolume:
+        md += ["![Hypervolume per generation](hypervolume.png)", ""]
+    md += [
+        f"Returns are mean episodic returns of {data.eval_mode} play ± the 95% interval "
+        "1.96·s/√n (normal approximation; s the sample standard deviation over the n "
+        "episodes, as `a2d-evo eval` prints it). Normalised return = (R − R_random) / "
+        "(R_teacher − R_random). FLOPs are per agent step at batch 1 (2 × multiply-adds); "
+        "latency is the median at batch 1 on one CPU thread.",
+        "",
+    ]
+    if data.missing:
+        md += ["## Missing", "", *(f"- {m}" for m in data.missing), ""]
+
+    md += [
+        f"## Pareto front ({len(data.front)} members, cheapest first)",
+        "",
+        "`#` is the entry's index in `search/front.json`, as `a2d-evo export --pick` takes it.",
+        "",
+    ]
+    extra: list[tuple[str, Sequence[str]]] = []
+    searched = [_num(r.extra.get("search_return_mean")) for r in data.front]
+    if any(v is not None for v in searched):
+        extra.append(("search return", [_opt(v, ".2f") for v in searched]))
+        md += [
+            "`search return` is the mean return that selected the member during the search "
+            f"({episodes_text(data.history_episodes)}); every other figure is its re-scoring "
+            "on fresh seeds.",
+            "",
+        ]
+    exported = _exported_names(data)
+    if any(exported):
+        extra.append(("exported", exported))
+    md += [markdown_table(data.front, tf, "#", extra), "", "## Teacher", ""]
+    md += [markdown_table([data.teacher], tf, "agent") if data.teacher else "No teacher metrics."]
+    md += [
+        "",
+        "Normalisation (on the front's re-scoring seeds): "
+        f"R_teacher = {_opt(n.r_teacher, '.2f')}, R_random = {_opt(n.r_random, '.2f')} "
+        f"(uniform-random policy); teacher FLOPs {_opt(tf, ',.0f')}. The row above is the "
+        "teacher's own evaluation (`teacher/agent/metrics.json`).",
+        "",
+    ]
+
+    md += ["## Exported agents", ""]
+    if data.agents:
+        rows = list(data.agents.values())
+        ft = [" → ".join(f"{v:.2f}" for v in data.finetune.get(r.label, ())) for r in rows]
+        md += [markdown_table(rows, tf, "name", [("fine-tuned return", ft)] if any(ft) else [])]
+        if "knee" in data.agents:
+            k = data.agents["knee"]
+            md += [
+                "",
+                f"Knee point (as exported): `{k.arch}`, {_fraction(k.flops, tf)} of the "
+                f"teacher's FLOPs, normalised return {_opt(k.normalised_return, '.3f')}.",
+            ]
+    else:
+        md += ["None exported."]
+
+    md += ["", "## Baselines: the teacher scaled in width", ""]
+    if data.baselines:
+        rows = list(data.baselines.values())
+        span = None if n.r_teacher is None or n.r_random is None else n.r_teacher - n.r_random
+        verdicts = [dominance(r, data.front, span) for r in rows]
+        columns = [
+            ("method", [str(r.extra.get("method")) for r in rows]),
+            ("dominated", ["yes" if d else "no" for d, _ in verdicts]),
+        ]
+        md += [
+            markdown_table(rows, tf, "name", columns),
+            "",
+            "A baseline is dominated when a front member has at most its FLOPs and at least "
+            "its normalised return, strictly better in one. The verdicts compare point "
+            "estimates; the margins are front − baseline ± the 95% interval of the difference.",
+            "",
+            *(f"- `{r.label}`: {text}." for r, (_, text) in zip(rows, verdicts, strict=True)),
+            "",
+            f"The front dominates {sum(d for d, _ in verdicts)} of {len(rows)} baselines.",
+        ]
+    else:
+        md += ["No baselines found."]
+
+    md += ["", "## Search settings", "", *_settings(cfg, search, data)]
+    md += [
+        "",
+        "## Reproduce",
+        "",
+        "Into a new folder (the finished stages of this one refuse to be overwritten):",
+        "",
+        "```",
+        *_commands(cfg, run, data),
+        "```",
+        "",
+    ]
+    return "\n".join(md)
+
+
+# ----------------------------------------------------------------------------- entry
+def write_report(cfg: Config, run: RunFolder) -> Path:
+    """Write ``pareto.png``, ``hypervolume.png`` and ``report.md`` under ``RUN_DIR/report/``;
+    return the path of ``report.md``."""
+    data = load_run(cfg, run)
+    write_bytes(run.report / "pareto.png", pareto_png(data))
+    if data.hypervolume:
+        write_bytes(run.report / "hypervolume.png", hypervolume_png(data))
+    return write_text(run.report / "report.md", render_markdown(cfg, run, data))

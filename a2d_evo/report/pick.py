@@ -1,0 +1,207 @@
+"""Choosing front members and exporting them as agent folders (``a2d-evo export``).
+
+The knee point: put every front member at ``(x, y)`` with ``x`` = log10 FLOPs and ``y`` =
+normalised return, both scaled to [0, 1] over the front; the knee is the member farthest
+above the straight line from the cheapest member to the best-scoring one. It is where the
+front bends: moving left of it costs return quickly, moving right buys little. Fronts of
+one member return it; when no member lies above the line (two members, or a straight
+front) the knee is the best-scoring member.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from a2d_evo.config import Config
+from a2d_evo.errors import FormatError, RunFolderError
+from a2d_evo.formats import FRONT_FORMAT_VERSION
+from a2d_evo.runfolder import RunFolder, read_json, safe_name
+
+
+def load_front(run: RunFolder) -> dict[str, Any]:
+    """``RUN_DIR/search/front.json``, checked; RunFolderError when the search has not finished."""
+    path = run.search / "front.json"
+    if not path.is_file():
+        raise RunFolderError(
+            f"no finished search in {run.root} (no {path}); run `a2d-evo evolve` first"
+        )
+    data = read_json(path, "front file", format_version=FRONT_FORMAT_VERSION)
+    front = data.get("front")
+    if not isinstance(front, list) or not front:
+        raise FormatError(f"{path}: 'front' must be a non-empty list")
+    for i, entry in enumerate(front):
+        for key in ("arch", "flops", "normalised_return", "return_mean"):
+            if not isinstance(entry, dict) or entry.get(key) is None:
+                raise FormatError(f"{path}: front entry {i} has no {key!r}")
+        check_metrics(entry, f"{path}: front entry {i}")
+    if not isinstance(data.get("normalisation") or {}, dict):
+        raise FormatError(f"{path}: 'normalisation' must be a mapping")
+    return data
+
+
+def _finite_number(v: Any) -> bool:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # an int past the float range
+        return False
+
+
+_NUMBERS = ("flops", "params", "return_mean", "return_std", "normalised_return", "latency_ms")
+
+
+def check_metrics(m: dict[str, Any], where: str) -> None:
+    """FormatError unless the metrics-contract keys ``m`` has carry values of their types.
+
+    Front entries and ``metrics.json`` come from files users share; export, the knee and the
+    report compute with these values, so a string or a list there must stop at the door.
+    """
+    for key in _NUMBERS:
+        v = m.get(key)
+        if v is not None and not _finite_number(v):
+            raise FormatError(f"{where}: {key} must be a finite number, got {v!r:.60}")
+    episodes = m.get("episodes")
+    if episodes is not None and (
+        isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 0
+    ):
+        raise FormatError(f"{where}: episodes must be a non-negative int, got {episodes!r:.60}")
+    seeds = m.get("seeds")
+    if seeds is not None and (
+        not isinstance(seeds, list)
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
+        raise FormatError(f"{where}: seeds must be a list of ints")
+    for key in ("env_id", "eval_mode"):
+        if m.get(key) is not None and not isinstance(m[key], str):
+            raise FormatError(f"{where}: {key} must be a string, got {m[key]!r:.60}")
+    if m.get("arch") is not None and not isinstance(m["arch"], dict):
+        raise FormatError(f"{where}: arch must be a mapping, got {m['arch']!r:.60}")
+
+
+def knee_index(flops: Sequence[float], norm_return: Sequence[float]) -> int:
+    """Index of the knee of a front given as parallel lists (see the module docstring)."""
+    n = len(flops)
+    if n == 0:
+        raise ValueError("knee_index: empty front")
+    if n == 1:
+        return 0
+    xs = [math.log10(max(f, 1.0)) for f in flops]
+    ys = list(norm_return)
+    x_lo, x_hi = min(xs), max(xs)
+    y_lo, y_hi = min(ys), max(ys)
+    sx = (x_hi - x_lo) or 1.0
+    sy = (y_hi - y_lo) or 1.0
+    px = [(x - x_lo) / sx for x in xs]
+    py = [(y - y_lo) / sy for y in ys]
+    a = min(range(n), key=lambda i: (xs[i], -ys[i]))  # cheapest
+    b = max(range(n), key=lambda i: (ys[i], -xs[i]))  # best-scoring
+    dx, dy = px[b] - px[a], py[b] - py[a]
+    norm = math.hypot(dx, dy)
+    if norm == 0.0:
+        return b
+    # signed distance above the chord a -> b (positive = better than linear interpolation)
+    dist = [(dx * (py[i] - py[a]) - dy * (px[i] - px[a])) / norm for i in range(n)]
+    best = max(range(n), key=lambda i: (dist[i], ys[i]))
+    return best if dist[best] > 1e-12 else b
+
+
+def select(
+    front: list[dict[str, Any]],
+    pick: str,
+    max_flops: float | None = None,
+    min_return: float | None = None,
+) -> list[tuple[str, int]]:
+    """``(folder name, front index)`` of the entries that ``pick`` and the filters select."""
+    keep = [
+        i
+        for i, e in enumerate(front)
+        if (max_flops is None or e["flops"] <= max_flops)
+        and (min_return is None or e["return_mean"] >= min_return)
+    ]
+    if not keep:
+        lo, hi = min(e["flops"] for e in front), max(e["flops"] for e in front)
+        raise RunFolderError(
+            f"no front entry has FLOPs <= {max_flops} and return >= {min_return}; "
+            f"the front spans {lo:.4g}-{hi:.4g} FLOPs"
+        )
+    if pick == "all":
+        return [(f"front_{i:02d}", i) for i in keep]
+    if pick == "knee":
+        k = knee_index(
+            [front[i]["flops"] for i in keep], [front[i]["normalised_return"] for i in keep]
+        )
+        return [("knee", keep[k])]
+    try:
+        index = int(pick)
+    except ValueError:
+        raise RunFolderError(f"--pick: expected knee, all or a front index, got {pick!r}") from None
+    if not 0 <= index < len(front):
+        raise RunFolderError(
+            f"--pick {index}: the front has {len(front)} entries (0-{len(front) - 1})"
+        )
+    if index not in keep:
+        raise RunFolderError(f"--pick {index}: that entry is excluded by --max-flops/--min-return")
+    return [(f"front_{index:02d}", index)]
+
+
+def export_front(
+    cfg: Config,
+    run: RunFolder,
+    *,
+    pick: str = "knee",
+    max_flops: float | None = None,
+    min_return: float | None = None,
+    finetune_steps: int | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Extract the selected front members from the supernet into ``RUN_DIR/agents/<name>/``.
+
+    ``metrics.json`` is the front entry (re-scored on fresh seeds by ``evolve``) with the
+    latency re-measured on the extracted agent. An existing folder of the same name is
+    replaced (export is a pure function of ``front.json`` and the supernet weights).
+    """
+    from a2d_evo.nets.agent_folder import extract, save_agent
+    from a2d_evo.nets.cost import latency_ms
+    from a2d_evo.nets.space import SearchSpace, arch_from_dict
+    from a2d_evo.nets.supernet import load_supernet
+
+    data = load_front(run)
+    front: list[dict[str, Any]] = data["front"]
+    chosen = select(front, pick, max_flops, min_return)
+    space = SearchSpace(cfg.space)
+    supernet = load_supernet(cfg, run.supernet_weights)
+    folders = []
+    for name, index in chosen:
+        entry = front[index]
+        arch = space.check(arch_from_dict(entry["arch"]))
+        agent = extract(supernet, arch)
+        agent.env_config = _env_dict(cfg)
+        metrics = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
+        metrics["latency_ms"] = latency_ms(agent)
+        metrics["front_index"] = index
+        metrics["source"] = "front"
+        folder = save_agent(agent, run.agents / safe_name(name), metrics=metrics)
+        if progress:
+            print(
+                f"exported {name}: {arch}  FLOPs {entry['flops']:,}  return "
+                f"{entry['return_mean']:.2f}  normalised {entry['normalised_return']:.3f}"
+            )
+        if finetune_steps:
+            from a2d_evo.train.supernet_stage import finetune_agent
+
+            finetune_agent(
+                folder, cfg, steps=finetune_steps, teacher_dir=run.teacher_agent, progress=progress
+            )
+        folders.append(folder)
+    return folders
+
+
+def _env_dict(cfg: Config) -> dict[str, Any]:
+    from a2d_evo.config import config_to_dict
+
+    env: dict[str, Any] = config_to_dict(cfg.env)
+    return env

@@ -1,0 +1,355 @@
+"""A run folder read for the report: its rows, normalisation, and :func:`load_run`.
+
+:func:`load_run` reads what the stages left in ``RUN_DIR`` (the search's ``front.json``,
+``history.csv`` and ``hypervolume.csv``; the teacher, exported agents and baselines as agent
+folders) into a :class:`RunData`. Only the finished search is required; every other part that
+is missing is named in ``RunData.missing``. Each agent or front entry becomes a :class:`Row`;
+its interval (:func:`ci95`) is that of ``a2d-evo eval``, see :mod:`a2d_evo.report.markdown`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from a2d_evo.config import Config
+from a2d_evo.errors import A2DError, FormatError
+from a2d_evo.formats import (
+    BASELINE_METHODS,
+    METRICS_FORMAT_VERSION,
+    baseline_name,
+    ci95,
+    normalised_return,
+)
+from a2d_evo.nets.space import arch_from_dict
+from a2d_evo.report.pick import check_metrics, load_front
+from a2d_evo.runfolder import RunFolder, check_format_version, read_json
+
+DEFAULT_WIDTHS = (0.25, 0.5, 1.0)
+_BASELINE_NAME = re.compile(r"^(?P<method>[A-Za-z]+)_x(?P<width>[0-9]*\.?[0-9]+)$")
+
+
+# ----------------------------------------------------------------------------- rows
+@dataclass(frozen=True)
+class Row:
+    """One agent or front entry as the tables and plots show it."""
+
+    label: str
+    arch: str
+    flops: float
+    params: float | None
+    latency_ms: float | None
+    return_mean: float
+    return_std: float
+    episodes: int
+    normalised_return: float | None
+    arch_dict: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ci95(self) -> float | None:
+        return ci95(self.return_std, self.episodes)
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _arch_name(arch: Any) -> str:
+    try:
+        return str(arch_from_dict(arch))
+    except A2DError:
+        return "?"
+
+
+def row_from_metrics(
+    label: str,
+    metrics: Mapping[str, Any],
+    arch: Any = None,
+    norm: References | None = None,
+) -> Row:
+    """A :class:`Row` from a metrics dict (a front entry or an agent's ``metrics.json``)."""
+    arch = metrics.get("arch", arch)
+    mean = _num(metrics.get("return_mean"))
+    flops = _num(metrics.get("flops"))
+    if mean is None or flops is None:
+        raise FormatError(f"{label}: metrics lack a finite return_mean and flops")
+    nr = _num(metrics.get("normalised_return"))
+    if nr is None and norm is not None:
+        nr = norm.normalise(mean)
+    return Row(
+        label=label,
+        arch=_arch_name(arch) if arch is not None else "?",
+        flops=flops,
+        params=_num(metrics.get("params")),
+        latency_ms=_num(metrics.get("latency_ms")),
+        return_mean=mean,
+        return_std=_num(metrics.get("return_std")) or 0.0,
+        episodes=int(metrics.get("episodes") or 0),
+        normalised_return=nr,
+        arch_dict=dict(arch) if isinstance(arch, Mapping) else None,
+        extra={
+            k: v
+            for k, v in metrics.items()
+            if k in ("method", "width_multiplier", "front_index", "search_return_mean")
+        },
+    )
+
+
+@dataclass(frozen=True)
+class References:
+    """What a run folder holds of ``R_random``, ``R_teacher`` and the teacher's FLOPs.
+
+    A report may read a partial run, so each may be missing (the search's complete set is a
+    :class:`~a2d_evo.formats.Normalisation`); the formula is :func:`~a2d_evo.formats.normalised_return`.
+    """
+
+    r_random: float | None
+    r_teacher: float | None
+    teacher_flops: float | None
+
+    def normalise(self, r: float) -> float | None:
+        """Normalised return of ``r``, or None when R_random or R_teacher is missing."""
+        if self.r_random is None or self.r_teacher is None:
+            return None
+        try:
+            return float(normalised_return(r, self.r_random, self.r_teacher))
+        except ValueError:
+            return None
+
+
+def _front_rows(front: Sequence[Mapping[str, Any]], norm: References | None) -> list[Row]:
+    """Rows cheapest first, labelled by their index in ``front.json`` (``export --pick``)."""
+    rows = [row_from_metrics(str(i), e, norm=norm) for i, e in enumerate(front)]
+    return sorted(rows, key=lambda r: (r.flops, -r.return_mean))
+
+
+# ----------------------------------------------------------------------------- reading
+@dataclass
+class RunData:
+    """Everything the report reads, and what it found missing."""
+
+    env_id: str
+    front: list[Row]
+    reference_point: Any
+    reference_units: Any
+    final_hypervolume: float | None
+    search: dict[str, Any]
+    """``front.json``'s ``search`` block (what the search actually ran), or empty."""
+    norm: References
+    history: list[tuple[float, float]]
+    history_episodes: list[int]
+    hypervolume: list[tuple[int, float, int]]
+    teacher: Row | None
+    teacher_arch: str
+    agents: dict[str, Row]
+    finetune: dict[str, tuple[float, float]]
+    baselines: dict[str, Row]
+    missing: list[str]
+    front_episodes: list[int]
+    front_seeds: list[int]
+    eval_mode: str
+
+
+def load_run(cfg: Config, run: RunFolder) -> RunData:
+    """Read a run folder for the report; only ``search/front.json`` is required."""
+    data = load_front(run)
+    entries: list[dict[str, Any]] = data["front"]
+    missing: list[str] = []
+
+    teacher_metrics = _agent_metrics(run.teacher_agent, "teacher", missing)
+    teacher_arch = _agent_arch(run.teacher_agent) or cfg.teacher.arch
+    raw_norm = data.get("normalisation") or {}
+    tm = teacher_metrics or {}
+    norm = References(
+        r_random=_first_num(raw_norm.get("r_random"), tm.get("random_return_mean")),
+        r_teacher=_first_num(raw_norm.get("r_teacher"), tm.get("return_mean")),
+        teacher_flops=_first_num(raw_norm.get("teacher_flops"), tm.get("flops")),
+    )
+    teacher = (
+        row_from_metrics("teacher", teacher_metrics, teacher_arch, norm)
+        if teacher_metrics
+        else None
+    )
+    if teacher_metrics is None:
+        missing.append(
+            f"teacher metrics (`{run.teacher_agent / 'metrics.json'}`): run "
+            "`a2d-evo train-teacher` or `a2d-evo import-teacher`"
+        )
+
+    agents: dict[str, Row] = {}
+    finetune: dict[str, tuple[float, float]] = {}
+    for folder in _subfolders(run.agents):
+        m = _agent_metrics(folder, f"agent {folder.name}", missing)
+        if m is None:
+            continue
+        agents[folder.name] = row_from_metrics(folder.name, m, _agent_arch(folder), norm)
+        before, after = m.get("before"), m.get("after")
+        if isinstance(before, Mapping) and isinstance(after, Mapping):
+            b, a = _num(before.get("return_mean")), _num(after.get("return_mean"))
+            if b is not None and a is not None:
+                finetune[folder.name] = (b, a)
+    if not agents:
+        missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
+
+    baselines: dict[str, Row] = {}
+    for folder in _subfolders(run.baselines):
+        m = _agent_metrics(folder, f"baseline {folder.name}", missing)
+        if m is not None:
+            row = row_from_metrics(folder.name, m, _agent_arch(folder), norm)
+            method, width = _baseline_kind(folder.name, m)
+            baselines[folder.name] = replace(
+                row, extra={"method": method, "width_multiplier": width}
+            )
+    found = {(r.extra["method"], r.extra["width_multiplier"]) for r in baselines.values()}
+    absent = [
+        baseline_name(method, w)
+        for method in BASELINE_METHODS
+        for w in sorted({*DEFAULT_WIDTHS, *_found_widths(baselines)})
+        if (method, w) not in found
+    ]
+    if absent and not baselines:
+        missing.append(f"baselines (`{run.baselines}`): run `a2d-evo baselines {run.root}`")
+    elif absent:
+        missing.append(f"baselines {', '.join(absent)} (`{run.baselines}`)")
+
+    history, history_episodes = _read_history(run.search / "history.csv", missing)
+    hv = _read_hypervolume(run.search / "hypervolume.csv", missing)
+    episodes = sorted({int(e.get("episodes") or 0) for e in entries})
+    seeds = sorted({int(s) for e in entries for s in (e.get("seeds") or [])})
+    modes = sorted({str(e.get("eval_mode", "greedy")) for e in entries}) or ["greedy"]
+    env_ids = {str(e["env_id"]) for e in entries if "env_id" in e}
+    search = data.get("search")
+    return RunData(
+        env_id=str(data.get("env_id") or (env_ids.pop() if len(env_ids) == 1 else cfg.env.id)),
+        front=_front_rows(entries, norm),
+        reference_point=data.get("reference_point"),
+        reference_units=data.get("reference_point_units"),
+        final_hypervolume=_num(data.get("hypervolume")),
+        search=dict(search) if isinstance(search, Mapping) else {},
+        norm=norm,
+        history=history,
+        history_episodes=history_episodes,
+        hypervolume=hv,
+        teacher=teacher,
+        teacher_arch=_arch_name(teacher_arch) if teacher_arch else "teacher",
+        agents=agents,
+        finetune=finetune,
+        baselines=dict(sorted(baselines.items(), key=lambda kv: _baseline_order(kv[1]))),
+        missing=missing,
+        front_episodes=episodes,
+        front_seeds=seeds,
+        eval_mode="/".join(modes),
+    )
+
+
+def _first_num(*values: Any) -> float | None:
+    for v in values:
+        if _num(v) is not None:
+            return _num(v)
+    return None
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _agent_metrics(folder: Path, what: str, missing: list[str]) -> dict[str, Any] | None:
+    path = folder / "metrics.json"
+    if not path.is_file():
+        if folder.is_dir() and what != "teacher":
+            missing.append(f"{what}: `{path}` not found")
+        return None
+    try:
+        m = read_json(path, f"{what} metrics")
+        check_format_version(m, METRICS_FORMAT_VERSION, f"{what} metrics {path}")
+        check_metrics(m, f"{what} metrics {path}")
+        if _num(m.get("return_mean")) is None or _num(m.get("flops")) is None:
+            raise FormatError(f"{what} metrics {path} lack a finite return_mean and flops")
+    except FormatError as exc:
+        missing.append(f"{what}: unreadable ({exc})")
+        return None
+    return dict(m)
+
+
+def _agent_arch(folder: Path) -> dict[str, Any] | None:
+    path = folder / "arch.json"
+    if not path.is_file():
+        return None
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    arch = meta.get("arch") if isinstance(meta, dict) else None
+    return arch if isinstance(arch, dict) else None
+
+
+def _baseline_kind(name: str, metrics: Mapping[str, Any]) -> tuple[str, float | None]:
+    match = _BASELINE_NAME.match(name)
+    method = metrics.get("method") or (match["method"] if match else "?")
+    width = _num(metrics.get("width_multiplier"))
+    if width is None and match:
+        width = float(match["width"])
+    return str(method), width
+
+
+def _found_widths(baselines: Mapping[str, Row]) -> set[float]:
+    return {w for r in baselines.values() if (w := r.extra.get("width_multiplier")) is not None}
+
+
+def _baseline_order(row: Row) -> tuple[int, float, str]:
+    method = str(row.extra.get("method"))
+    rank = BASELINE_METHODS.index(method) if method in BASELINE_METHODS else len(BASELINE_METHODS)
+    return rank, row.extra.get("width_multiplier") or 0.0, row.label
+
+
+def _read_csv(path: Path, missing: list[str], what: str) -> list[dict[str, str]]:
+    if not path.is_file():
+        missing.append(f"{what} (`{path}`)")
+        return []
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        missing.append(f"{what}: unreadable `{path}` ({exc})")
+        return []
+
+
+def _read_history(path: Path, missing: list[str]) -> tuple[list[tuple[float, float]], list[int]]:
+    """``(flops, return_mean)`` of every evaluated candidate, and the episode counts seen."""
+    out, episodes = [], set()
+    for rec in _read_csv(path, missing, "search history"):
+        flops, ret = _parse(rec.get("flops")), _parse(rec.get("return_mean"))
+        if flops is not None and ret is not None and flops > 0:
+            out.append((flops, ret))
+            n = _parse(rec.get("episodes"))
+            if n is not None:
+                episodes.add(int(n))
+    return out, sorted(episodes)
+
+
+def _read_hypervolume(path: Path, missing: list[str]) -> list[tuple[int, float, int]]:
+    out = []
+    for rec in _read_csv(path, missing, "hypervolume per generation"):
+        gen, hv, size = (_parse(rec.get(k)) for k in ("generation", "hypervolume", "front_size"))
+        if gen is not None and hv is not None and size is not None:
+            out.append((int(gen), hv, int(size)))
+    return sorted(out)
+
+
+def _parse(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else math.nan
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

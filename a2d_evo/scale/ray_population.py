@@ -1,0 +1,426 @@
+"""Ray actors for population evaluation (``search.backend: ray``).
+
+:class:`RayPopulationEvaluator` has the interface of
+:class:`a2d_evo.evaluation.episodes.PopulationEvaluator` (``evaluate``, ``refresh``, ``close``,
+``timing``). It keeps ``search.ray_actors`` persistent actors, each holding its own copy of
+the supernet (weights shipped once per :meth:`~RayPopulationEvaluator.refresh` through
+the object store), its own vector envs and its own local ``PopulationEvaluator``. Each
+generation is cut into contiguous shares of candidates, one per actor. Every candidate
+plays its episodes on the same reset seeds wherever it runs and greedy actions are
+deterministic, so the results equal the local evaluator's. A share whose actor dies goes
+back to the queue and runs on the next free actor (a survivor or the dead one's
+replacement), so a generation is never lost. Ray is imported only here and only when
+``search.backend`` is ``ray``. Errors are :class:`a2d_evo.scale.ddp.DistributedError`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from a2d_evo.config import Config
+from a2d_evo.errors import A2DError, ConfigError
+from a2d_evo.evaluation.episodes import EvalResult, EvalTiming, Mode, PopulationEvaluator
+from a2d_evo.scale.ddp import DistributedError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from a2d_evo.nets.space import Arch
+    from a2d_evo.nets.supernet import Supernet
+
+__all__ = [
+    "RayPopulationEvaluator",
+    "connect_ray",
+    "make_population_evaluator",
+]
+
+CRASH_TOKEN_ENV = "A2D_EVO_TEST_RAY_CRASH_TOKEN"
+"""Tests only: a file path; the first actor that removes it exits mid-call (a dead worker)."""
+
+
+def make_population_evaluator(
+    supernet: Supernet, cfg: Config
+) -> PopulationEvaluator | RayPopulationEvaluator:
+    """The population evaluator ``cfg.search.backend`` asks for: local, or Ray actors."""
+    if cfg.search.backend == "ray":
+        return RayPopulationEvaluator(supernet, cfg)
+    return PopulationEvaluator(supernet, cfg)
+
+
+def connect_ray(cfg: Config) -> tuple[Any, bool]:
+    """Import Ray and connect it: ``(ray, started_here)``; :class:`DistributedError` if not.
+
+    An already initialised Ray is reused. ``search.ray_address`` joins that cluster (it is
+    probed first, so an unreachable address fails in seconds, not after Ray's retries);
+    without one a local Ray starts with enough logical CPUs for the actors.
+    """
+    try:
+        import ray
+    except ImportError:
+        raise DistributedError(
+            "search.backend=ray (--ray) needs Ray, which is not installed: "
+            "pip install 'a2d-evo[distributed]'"
+        ) from None
+    if ray.is_initialized():
+        return ray, False
+    s = cfg.search
+    address = s.ray_address
+    try:
+        if address and address != "local":
+            _probe(address)
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        else:
+            need = math.ceil(s.ray_actors * s.ray_cpus_per_actor)
+            ray.init(
+                num_cpus=max(os.cpu_count() or 1, need),
+                include_dashboard=False,
+                logging_level=logging.ERROR,
+                log_to_driver=False,
+            )
+    except DistributedError:
+        raise
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
+        where = f"the Ray cluster at {address!r}" if address else "a local Ray"
+        raise DistributedError(
+            f"cannot start or join {where}: {type(exc).__name__}: {exc}. Check "
+            "search.ray_address (`ray start --head` prints it) or pass --ray without an address"
+        ) from None
+    return ray, True
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """Fail fast on a ``host:port`` (or ``ray://host:port``) nobody listens on."""
+    if address == "auto":
+        return  # Ray itself looks for a local cluster and fails at once without one
+    rest = address.split("://", 1)[-1].rstrip("/")
+    host, _, port_text = rest.rpartition(":")
+    if not host:
+        host, port_text = rest, "10001" if address.startswith("ray://") else "6379"
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise DistributedError(
+            f"search.ray_address {address!r}: expected 'auto', 'host:port' or 'ray://host:port'"
+        ) from None
+    try:
+        socket.create_connection((host.strip("[]"), port), timeout=timeout).close()
+    except OSError as exc:
+        raise DistributedError(
+            f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}. Start one "
+            "with `ray start --head` or fix search.ray_address"
+        ) from None
+
+
+class _EvalWorker:
+    """The body of one Ray actor: a supernet copy, its envs and a local evaluator."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        net_args: tuple[Any, tuple[int, ...], int],
+        state_box: list[Any],
+        version: int,
+        threads: int,
+        crash_token: str | None,
+    ) -> None:
+        from a2d_evo.nets.space import SearchSpace
+        from a2d_evo.nets.supernet import Supernet
+
+        torch.set_num_threads(max(1, threads))
+        space_cfg, obs_shape, n_actions = net_args
+        self.supernet = Supernet(SearchSpace(space_cfg), obs_shape, n_actions)
+        self.evaluator = PopulationEvaluator(self.supernet, cfg)
+        self.version = -1
+        self.crash_token = crash_token
+        self._load(version, state_box)
+
+    def _load(self, version: int, state_box: list[Any]) -> None:
+        import ray
+
+        if version == self.version:
+            return
+        # The ref is boxed in a list so that Ray does not fetch it on every call.
+        self.supernet.load_state_dict(ray.get(state_box[0]))
+        self.evaluator.refresh()
+        self.version = version
+
+    def ready(self) -> int:
+        return os.getpid()
+
+    def evaluate(
+        self,
+        version: int,
+        state_box: list[Any],
+        archs: Sequence[Arch],
+        episodes: int,
+        seeds: Sequence[int],
+        mode: Mode,
+        max_episode_steps: int | None,
+    ) -> tuple[list[EvalResult], EvalTiming]:
+        if self.crash_token is not None:
+            try:
+                os.unlink(self.crash_token)
+            except OSError:
+                pass
+            else:
+                os._exit(1)  # a worker dying mid-generation, as a lost node looks
+        self._load(version, state_box)
+        self.evaluator.timing = EvalTiming()
+        results = self.evaluator.evaluate(archs, episodes, seeds, mode, max_episode_steps)
+        return results, self.evaluator.timing
+
+    def close(self) -> None:
+        self.evaluator.close()
+
+
+@dataclass
+class _Slot:
+    """One actor position: its current handle and its deaths since its last finished share."""
+
+    handle: Any
+    deaths: int = 0
+
+
+def contiguous_shares(n: int, parts: int) -> list[range]:
+    """``range(n)`` cut into ``min(parts, n)`` contiguous, near-equal pieces (first ones longer)."""
+    parts = max(1, min(parts, n))
+    base, extra = divmod(n, parts)
+    out, start = [], 0
+    for i in range(parts):
+        stop = start + base + (1 if i < extra else 0)
+        out.append(range(start, stop))
+        start = stop
+    return out
+
+
+class RayPopulationEvaluator:
+    """:class:`~a2d_evo.evaluation.episodes.PopulationEvaluator` over persistent Ray actors.
+
+    ``search.ray_actors`` actors with ``ray_cpus_per_actor`` CPUs and ``ray_gpus_per_actor``
+    (possibly fractional) GPUs each. A dead actor is replaced at once and its share goes to
+    the next free actor. :class:`DistributedError` when a share has been re-run
+    ``max_retries`` times, an actor position dies ``max_retries`` times without finishing a
+    share in between, or no actor is free and none starts within ``start_timeout_s``.
+    """
+
+    def __init__(
+        self,
+        supernet: Supernet,
+        cfg: Config,
+        *,
+        max_retries: int = 3,
+        start_timeout_s: float = 300.0,
+    ) -> None:
+        s = cfg.search
+        if cfg.device == "cuda" and s.ray_gpus_per_actor == 0:
+            raise ConfigError(
+                "device: 'cuda' with search.backend=ray needs search.ray_gpus_per_actor > 0 "
+                "(Ray hides GPUs from actors that reserve none)"
+            )
+        self.supernet = supernet
+        self.cfg = cfg
+        self.timing = EvalTiming()
+        self.max_retries = max_retries
+        self.start_timeout_s = start_timeout_s
+        self.ray, self._owns_ray = connect_ray(cfg)
+        self._closed = False
+        try:
+            self._check_resources()
+            self._net_args = (supernet.space.cfg, supernet.obs_shape, supernet.n_actions)
+            self._crash_token = os.environ.get(CRASH_TOKEN_ENV)
+            self._actor_cls = self.ray.remote(
+                num_cpus=s.ray_cpus_per_actor, num_gpus=s.ray_gpus_per_actor, max_restarts=0
+            )(_EvalWorker)
+            self._version = 0
+            self._state_box = [self.ray.put(_cpu_state(supernet))]
+            self._slots = [_Slot(self._spawn()) for _ in range(s.ray_actors)]
+            self._starting: dict[Any, int] = {}  # ready() ref -> slot of a replacement
+            self._wait_started()
+        except BaseException:
+            self.close()
+            raise
+
+    # -------------------------------------------------------------- actors
+    @property
+    def actors(self) -> list[Any]:
+        """The current actor handles (tests kill one of them)."""
+        return [slot.handle for slot in self._slots]
+
+    def _spawn(self) -> Any:
+        return self._actor_cls.remote(
+            self.cfg,
+            self._net_args,
+            self._state_box,
+            self._version,
+            max(1, int(self.cfg.search.ray_cpus_per_actor)),
+            self._crash_token,
+        )
+
+    def _check_resources(self) -> None:
+        s = self.cfg.search
+        have = self.ray.cluster_resources()
+        for name, per in (("CPU", s.ray_cpus_per_actor), ("GPU", s.ray_gpus_per_actor)):
+            if per > 0 and have.get(name, 0.0) + 1e-9 < per:
+                raise DistributedError(
+                    f"search.ray_{name.lower()}s_per_actor={per:g}, but the Ray cluster has "
+                    f"{have.get(name, 0.0):g} {name}s in all"
+                )
+
+    def _wait_started(self) -> None:
+        refs = [slot.handle.ready.remote() for slot in self._slots]
+        ready, _ = self.ray.wait(refs, num_returns=len(refs), timeout=self.start_timeout_s)
+        if len(ready) < len(refs):
+            s = self.cfg.search
+            raise DistributedError(
+                f"only {len(ready)} of {len(refs)} Ray actors started within "
+                f"{self.start_timeout_s:.0f} s; each needs {s.ray_cpus_per_actor:g} CPUs and "
+                f"{s.ray_gpus_per_actor:g} GPUs (cluster: {self.ray.cluster_resources()})"
+            )
+        try:
+            self.ray.get(ready)
+        except self.ray.exceptions.RayError as exc:
+            raise DistributedError(f"a Ray evaluation actor failed to start: {exc}") from None
+
+    def _replace(self, i: int, why: BaseException) -> None:
+        """Start a new actor in slot ``i`` (its ``ready()`` is awaited with the shares)."""
+        slot = self._slots[i]
+        slot.deaths += 1
+        if slot.deaths > self.max_retries:
+            raise DistributedError(
+                f"Ray evaluation actor {i} died {slot.deaths} times in a row; last error: "
+                f"{type(why).__name__}: {why}"
+            )
+        try:
+            self.ray.kill(slot.handle, no_restart=True)
+        except Exception:
+            pass  # already gone
+        slot.handle = self._spawn()
+        self._starting[slot.handle.ready.remote()] = i
+
+    # -------------------------------------------------------------- the evaluator interface
+    def refresh(self) -> None:
+        """Ship the supernet's current weights (actors load them before their next share)."""
+        self._version += 1
+        self._state_box = [self.ray.put(_cpu_state(self.supernet))]
+
+    def close(self) -> None:
+        """Stop the actors (and Ray, if this evaluator started it)."""
+        if self._closed:
+            return
+        self._closed = True
+        for slot in getattr(self, "_slots", []):
+            try:
+                self.ray.kill(slot.handle, no_restart=True)
+            except Exception:
+                pass
+        if self._owns_ray and self.ray.is_initialized():
+            self.ray.shutdown()
+
+    def __enter__(self) -> RayPopulationEvaluator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def evaluate(
+        self,
+        archs: Sequence[Arch],
+        episodes: int,
+        seeds: Sequence[int],
+        mode: Mode = "greedy",
+        max_episode_steps: int | None = None,
+    ) -> list[EvalResult]:
+        """One :class:`EvalResult` per arch, every arch on the same ``seeds[:episodes]``."""
+        from a2d_evo.evaluation.episodes import check_population_request
+
+        check_population_request(episodes, seeds, mode)
+        if self._closed:
+            raise DistributedError("the Ray population evaluator is closed")
+        if not archs:
+            return []
+        seeds = [int(s) for s in seeds[:episodes]]
+        archs = list(archs)
+        for a in archs:
+            self.supernet.check(a)
+        ray = self.ray
+        shares = contiguous_shares(len(archs), len(self._slots))
+        todo: deque[int] = deque(range(len(shares)))
+        attempts = [0] * len(shares)
+        out: list[list[EvalResult] | None] = [None] * len(shares)
+        busy = set(self._starting.values())
+        idle = deque(i for i in range(len(self._slots)) if i not in busy)
+        running: dict[Any, tuple[int, int]] = {}  # evaluate() ref -> (slot, share)
+
+        while any(o is None for o in out):
+            while todo and idle:
+                i, k = idle.popleft(), todo.popleft()
+                attempts[k] += 1
+                ref = self._slots[i].handle.evaluate.remote(
+                    self._version,
+                    self._state_box,
+                    [archs[c] for c in shares[k]],
+                    episodes,
+                    seeds,
+                    mode,
+                    max_episode_steps,
+                )
+                running[ref] = (i, k)
+            # Alone, replacements that cannot be scheduled would leave nothing to wait for.
+            timeout = None if running else self.start_timeout_s
+            ready, _ = ray.wait([*running, *self._starting], num_returns=1, timeout=timeout)
+            if not ready:
+                raise DistributedError(
+                    f"no Ray evaluation actor is alive and none started within "
+                    f"{self.start_timeout_s:.0f} s (cluster: {ray.cluster_resources()})"
+                )
+            ref = ready[0]
+            if ref in self._starting:
+                i = self._starting.pop(ref)
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    self._replace(i, exc)
+                else:
+                    idle.append(i)
+                continue
+            i, k = running.pop(ref)
+            try:
+                results, timing = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:  # raised inside evaluate(): a bug or
+                cause = getattr(exc, "cause", None)  # bad input, the same on any actor
+                if isinstance(cause, A2DError):
+                    raise cause from None
+                raise DistributedError(f"Ray evaluation actor {i} failed: {exc}") from None
+            except ray.exceptions.RayError as exc:  # the actor, its process or node died
+                if attempts[k] > self.max_retries:
+                    raise DistributedError(
+                        f"candidates {shares[k].start}-{shares[k].stop - 1} were lost on "
+                        f"{attempts[k]} Ray actors; last error: {type(exc).__name__}: {exc}"
+                    ) from None
+                todo.append(k)
+                self._replace(i, exc)
+                continue
+            out[k] = results
+            self.timing.add(timing)
+            self._slots[i].deaths = 0
+            idle.append(i)
+        return [r for share in out for r in (share or [])]
+
+
+def _cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+def as_array(results: Sequence[EvalResult]) -> np.ndarray:
+    """The ``(candidates, episodes)`` returns of a population evaluation (for comparisons)."""
+    return np.stack([r.returns for r in results]) if results else np.zeros((0, 0))

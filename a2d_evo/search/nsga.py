@@ -1,0 +1,107 @@
+"""Stock pymoo NSGA-II set up for a search space, and its state as plain arrays.
+
+The search (:mod:`a2d_evo.search.evolve`) checkpoints NSGA-II without pickling: the population
+(X, F, G, rank, crowding) and the generator state go to ``state.npz`` as arrays, and
+:func:`restore_algorithm` puts a freshly set-up NSGA-II back exactly where it was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.population import Population
+from pymoo.operators.crossover.sbx import SBX
+from pymoo.operators.mutation.pm import PM
+from pymoo.operators.repair.rounding import RoundingRepair
+from pymoo.operators.sampling.rnd import IntegerRandomSampling
+
+from a2d_evo.config import Config
+from a2d_evo.errors import FormatError
+from a2d_evo.formats import STATE_FORMAT_VERSION
+from a2d_evo.nets.space import SearchSpace
+from a2d_evo.search.problem import CanonicalDuplicates
+
+"""Format of the search state (``state.json`` and ``state.npz``)."""
+
+
+def make_algorithm(cfg: Config, space: SearchSpace) -> NSGA2:
+    """Stock NSGA-II with integer operators, seeded from ``cfg.seed``.
+
+    SBX and PM work on floats (``vtype=float``) and ``RoundingRepair`` then rounds to the
+    nearest integer; casting with ``vtype=int`` first would truncate, biasing genes down.
+    """
+    s = cfg.search
+    return NSGA2(
+        pop_size=s.pop,
+        sampling=IntegerRandomSampling(),
+        crossover=SBX(
+            prob=s.crossover_prob, eta=s.crossover_eta, vtype=float, repair=RoundingRepair()
+        ),
+        mutation=PM(prob=1.0, eta=s.mutation_eta, vtype=float, repair=RoundingRepair()),
+        eliminate_duplicates=CanonicalDuplicates(space),
+        seed=cfg.seed,
+    )
+
+
+def _rng_to_array(rng: np.random.Generator) -> np.ndarray:
+    st = rng.bit_generator.state
+    if st["bit_generator"] != "PCG64":
+        raise RuntimeError(f"unexpected bit generator {st['bit_generator']}")
+    mask = (1 << 64) - 1
+    s, inc = int(st["state"]["state"]), int(st["state"]["inc"])
+    words = [s >> 64, s & mask, inc >> 64, inc & mask, int(st["has_uint32"]), int(st["uinteger"])]
+    return np.array(words, dtype=np.uint64)
+
+
+def _rng_from_array(words: np.ndarray) -> dict[str, Any]:
+    w = [int(x) for x in np.asarray(words, dtype=np.uint64)]
+    if len(w) != 6:
+        raise FormatError("search state: the generator state must have 6 words")
+    return {
+        "bit_generator": "PCG64",
+        "state": {"state": (w[0] << 64) | w[1], "inc": (w[2] << 64) | w[3]},
+        "has_uint32": w[4],
+        "uinteger": w[5],
+    }
+
+
+def _floats(values: Any) -> np.ndarray:
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+def _values(arr: np.ndarray, cast: type) -> list[Any]:
+    return [None if np.isnan(v) else cast(v) for v in np.asarray(arr, dtype=np.float64)]
+
+
+def population_arrays(algorithm: NSGA2, generation: int) -> dict[str, np.ndarray]:
+    """Everything NSGA-II needs to continue, as plain arrays (``state.npz``)."""
+    pop = algorithm.pop
+    n_constr = algorithm.problem.n_ieq_constr
+    G = pop.get("G") if n_constr else np.zeros((len(pop), 0))
+    return {
+        "format_version": np.array(STATE_FORMAT_VERSION, dtype=np.int64),
+        "generation": np.array(generation, dtype=np.int64),
+        "X": np.asarray(pop.get("X"), dtype=np.int64),
+        "F": np.asarray(pop.get("F"), dtype=np.float64),
+        "G": np.asarray(G, dtype=np.float64).reshape(len(pop), n_constr),
+        # infeasible members have no rank/crowding (None): NaN in the file
+        "rank": _floats(pop.get("rank")),
+        "crowding": _floats(pop.get("crowding")),
+        "rng": _rng_to_array(algorithm.random_state),
+    }
+
+
+def restore_algorithm(algorithm: NSGA2, arrays: dict[str, np.ndarray], generation: int) -> None:
+    """Put a freshly set-up NSGA-II back where it was after ``generation`` generations."""
+    kw: dict[str, Any] = {"X": arrays["X"], "F": arrays["F"]}
+    if arrays["G"].size:
+        kw["G"] = arrays["G"]
+    pop = Population.new(**kw)
+    pop.set("rank", _values(arrays["rank"], int), "crowding", _values(arrays["crowding"], float))
+    algorithm.pop = pop
+    algorithm.is_initialized = True
+    algorithm.n_iter = generation + 1
+    algorithm.random_state.bit_generator.state = _rng_from_array(arrays["rng"])
+    algorithm._set_optimum()

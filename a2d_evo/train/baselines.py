@@ -1,0 +1,181 @@
+"""The manually designed family a front must beat (``a2d-evo baselines``).
+
+The teacher's arch scaled in width (x0.25, x0.5, x1 by default), each trained from scratch
+
+* ``ppo_x<w>``: plain PPO, on the same env-step budget as one supernet training
+  (``supernet.total_steps``), and
+* ``distill_x<w>``: plain policy distillation from the teacher on the same budget: the loss
+  is ``alpha * KL(pi_T || pi_s) + beta * (V_s - V_T)^2`` alone, with no RL term, on states the
+  student visits (on-policy distillation; Rusu et al. 2016 distil on the teacher's states,
+  which leaves the student untrained on its own mistakes).
+
+Each becomes an agent folder ``RUN_DIR/baselines/<name>/`` scored on the same seeds as the
+front's final re-scoring, so the report compares like with like. A baseline whose folder
+already holds ``metrics.json`` is skipped; an interrupted one resumes from its checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor, nn
+
+from a2d_evo.config import Config, config_to_dict
+from a2d_evo.errors import ConfigError
+from a2d_evo.formats import BASELINE_METHODS, baseline_name
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.space import Arch, CNNArch, MLPArch
+from a2d_evo.runfolder import RunFolder, safe_name
+from a2d_evo.train.ppo import Batch
+
+
+def scale_arch(arch: Arch, multiplier: float) -> Arch:
+    """``arch`` with every width multiplied by ``multiplier`` (rounded, at least 1)."""
+    if multiplier <= 0:
+        raise ConfigError(f"--widths: multipliers must be > 0, got {multiplier}")
+
+    def s(w: int) -> int:
+        return max(1, round(w * multiplier))
+
+    if isinstance(arch, MLPArch):
+        return MLPArch(tuple(s(w) for w in arch.widths))
+    return CNNArch(
+        (s(arch.conv[0]), s(arch.conv[1]), s(arch.conv[2])),
+        tuple((s(w), k) for w, k in arch.extra),
+        s(arch.fc),
+    )
+
+
+class DistillOnlyLearner:
+    """Plain policy distillation of one static agent: no PPO term in the loss."""
+
+    def __init__(self, agent: nn.Module, cfg: Config, teacher: nn.Module) -> None:
+        from a2d_evo.train.distill import with_teacher
+
+        self.model = agent
+        self.cfg = cfg
+        self.teacher = teacher
+        self._with_teacher = with_teacher
+        # The vanilla switch (alpha = beta = 0) is meaningless here: distil with the defaults.
+        d = cfg.distill
+        self.alpha, self.beta = (1.0, 0.5) if d.vanilla else (d.alpha, d.beta)
+
+    def policy(self, update: int) -> nn.Module:
+        return self.model
+
+    def prepare(self, batch: Batch) -> Batch:
+        return self._with_teacher(batch, self.teacher)
+
+    def loss(self, mb: Batch, progress: float) -> tuple[Tensor, dict[str, Tensor]]:
+        from a2d_evo.train.distill import distill_actor_loss, distill_critic_loss
+
+        assert mb.teacher_logits is not None and mb.teacher_values is not None
+        out = self.model(mb.obs)
+        actor = distill_actor_loss(out.logits, mb.teacher_logits, self.cfg.distill.temperature)
+        critic = distill_critic_loss(out.value, mb.teacher_values)
+        loss = self.alpha * actor + self.beta * critic
+        logs = {"distill_actor": actor.detach(), "distill_critic": critic.detach()}
+        return loss, logs
+
+
+def train_baselines(
+    cfg: Config,
+    run: RunFolder,
+    *,
+    widths: Sequence[float] = (0.25, 0.5, 1.0),
+    methods: Sequence[str] = BASELINE_METHODS,
+    progress: bool = True,
+) -> list[Path]:
+    """Train and score every (method, width) baseline; returns their agent folders."""
+    from a2d_evo.envs import env_spec, make_vec_env
+    from a2d_evo.evaluation.episodes import resolve_device
+    from a2d_evo.nets.agent_folder import load_agent
+    from a2d_evo.train.loop import LoopOptions, Streams, run_ppo
+    from a2d_evo.train.teacher import set_threads, teacher_arch
+
+    for m in methods:
+        if m not in BASELINE_METHODS:
+            raise ConfigError(
+                f"baselines: unknown method {m!r} (known: {', '.join(BASELINE_METHODS)})"
+            )
+    if not widths:
+        raise ConfigError("--widths: give at least one multiplier, e.g. 0.25,0.5,1")
+    run.load_config()
+    if not (run.teacher_agent / "arch.json").is_file():
+        raise ConfigError(
+            f"baselines need the teacher in {run.teacher_agent}; run train-teacher first"
+        )
+    spec = env_spec(cfg.env)
+    device = resolve_device(cfg.device)
+    set_threads(cfg)
+    teacher = load_agent(run.teacher_agent)
+    base = teacher_arch(cfg)
+    env_dict = config_to_dict(cfg.env)
+    folders = []
+    for multiplier in widths:
+        arch = scale_arch(base, multiplier)
+        for method in methods:
+            name = safe_name(baseline_name(method, multiplier))
+            folder = run.baselines / name
+            if (folder / "metrics.json").is_file():
+                if progress:
+                    print(f"baseline {name}: already trained, skipped")
+                folders.append(folder)
+                continue
+            streams = Streams(cfg.seed, "baseline")  # same init for ppo and distill of a width
+            agent = streams.build(partial(Agent, arch, spec.obs_shape, spec.n_actions, env_dict))
+            agent = agent.to(device)
+            learner: Any
+            if method == "ppo":
+                from a2d_evo.train.loop import AgentLearner
+
+                learner = AgentLearner(agent, cfg)
+            else:
+                learner = DistillOnlyLearner(agent, cfg, teacher.to(device).eval())
+            checkpoint = run.baselines / f".{name}.checkpoint.pt"
+            opts = LoopOptions(
+                stage=f"baseline-{name}",
+                total_steps=cfg.supernet.total_steps,
+                checkpoint=checkpoint,
+                tb_dir=run.tb / "baselines" / name,
+                checkpoint_every=cfg.supernet.checkpoint_every,
+                resume=checkpoint.is_file(),
+                progress=progress,
+                extra={"arch": arch.to_dict(), "method": method},
+            )
+            envs = make_vec_env(cfg.env, cfg.ppo.num_envs, seed=cfg.seed, training=True)
+            try:
+                result = run_ppo(
+                    learner, cfg, envs, spec.obs_shape, spec.obs_dtype, streams, opts, device
+                )
+            finally:
+                envs.close()
+            extra = {
+                "method": method,
+                "width_multiplier": multiplier,
+                "env_steps": result.global_step,
+                "train_wall_s": round(result.wall_s, 2),
+            }
+            folders.append(
+                score_and_save(agent.cpu().eval(), cfg, run, folder, extra, teacher.cpu())
+            )
+            checkpoint.unlink(missing_ok=True)
+            if progress:
+                print(f"baseline {name}: {arch} -> {folder}")
+    return folders
+
+
+def score_and_save(
+    agent: Agent, cfg: Config, run: RunFolder, folder: Path, extra: dict[str, Any], teacher: Agent
+) -> Path:
+    """Score ``agent`` on the front's final seeds (R_random and R_teacher on the same ones)."""
+    from a2d_evo.evaluation.episodes import score_against_references
+    from a2d_evo.evaluation.seeds import final_seeds
+    from a2d_evo.nets.agent_folder import save_agent
+
+    seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
+    _, metrics = score_against_references(agent, teacher, cfg, len(seeds), seeds[0], extra)
+    return save_agent(agent, folder, metrics=metrics)

@@ -1,0 +1,328 @@
+"""Supernet training (PPO + A2D distillation, sandwich rule) and agent fine-tuning.
+
+**Who acts.** Each rollout is collected by ``supernet.rollout_subnets`` distinct subnets:
+the largest, the smallest and random ones, re-drawn every rollout. The ``num_envs`` env
+slots are split between them in contiguous groups (``np.array_split`` order: slots
+``0..n0-1`` run the largest, the next group the smallest, ...), and one grouped forward
+per step acts for all slots. Every sample stores the log-prob and value of the subnet that
+acted in its slot: that subnet is the behaviour policy mu of the sample.
+
+**Why PPO's ratios stay correct.** Each update trains the sandwich (largest, smallest,
+``supernet.num_random`` random subnets) on the same minibatches. For a trained subnet s
+and a sample (x, a) collected by subnet mu, the surrogate uses the importance ratio
+``pi_s(a|x) / mu(a|x)`` with the STORED ``mu(a|x)``, which is the probability the action
+was actually drawn with, so the surrogate is an unbiased off-policy estimate of s's
+improvement. When s differs from mu (including s = mu's subnet after earlier minibatch
+steps) the ratio is simply further from 1, and PPO's clipping to [1 - c, 1 + c] bounds how
+far that sample can push s; the distillation terms need no ratio at all (they are
+supervised on the visited states). Advantages come from the behaviour values; every
+subnet regresses to the same GAE returns.
+
+The teacher's logits and values for a rollout are computed once, in one no-grad pass over
+the whole batch. With ``alpha = beta = 0`` (the vanilla one-shot ablation) no teacher is
+loaded and each subnet's loss is exactly PPO's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from a2d_evo.config import Config, replace
+from a2d_evo.errors import TrainingError
+from a2d_evo.evaluation.seeds import FINETUNE_EVAL_SEED_OFFSET
+from a2d_evo.nets.agent import Agent, PolicyOutput
+from a2d_evo.nets.space import Arch, SearchSpace
+from a2d_evo.nets.supernet import Supernet
+from a2d_evo.runfolder import RunFolder, read_json, run_teacher, torch_save, write_json
+from a2d_evo.train.distill import (
+    check_teacher,
+    distill_coefs,
+    distill_loss,
+    rollout_assignment,
+    sample_distinct,
+    sandwich,
+    with_teacher,
+)
+from a2d_evo.train.loop import AgentLearner, LoopOptions, Streams, loss_logs, run_ppo
+from a2d_evo.train.ppo import Batch, Policy, normalise_advantages
+from a2d_evo.train.teacher import set_threads
+
+
+class SupernetLearner:
+    """The supernet stage's part of the loop: who acts, and the sandwich loss."""
+
+    def __init__(
+        self,
+        supernet: Supernet,
+        cfg: Config,
+        teacher: Agent | None,
+        rng: Any,
+        num_envs: int | None = None,
+    ) -> None:
+        self.model = supernet
+        self.space: SearchSpace = supernet.space
+        self.cfg = cfg
+        self.teacher = teacher
+        self.rng = rng
+        self.num_envs = num_envs or cfg.ppo.num_envs
+        """Env slots this process steps (a torchrun rank's share of ``ppo.num_envs``)."""
+        self.rollout_archs: list[Arch] = []
+        # advantages are normalised once per minibatch in loss(), not per subnet
+        vf = cfg.ppo.vf_coef if cfg.supernet.vf_coef is None else cfg.supernet.vf_coef
+        self._ppo = replace(cfg.ppo, norm_adv=False, vf_coef=vf)
+
+    def policy(self, update: int) -> Policy:
+        archs, sizes = rollout_assignment(
+            self.space, self.rng, self.cfg.supernet.rollout_subnets, self.num_envs
+        )
+        self.rollout_archs = archs
+        return lambda obs: self.model.forward_groups(obs, archs, sizes)
+
+    def prepare(self, batch: Batch) -> Batch:
+        return batch if self.teacher is None else with_teacher(batch, self.teacher)
+
+    def loss(self, mb: Batch, progress: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """Sum over the sandwich of each subnet's PPO + distillation loss (one backward).
+
+        Every term of the loss is a mean over the minibatch and every subnet sees the same
+        minibatch, so the sum over ``n`` subnets is ``n`` times ONE loss over the subnets'
+        outputs concatenated against the minibatch repeated ``n`` times (advantages are
+        normalised once beforehand). Same gradients, a third of the small-op overhead.
+        """
+        cfg = self.cfg
+        alpha, beta = (0.0, 0.0) if self.teacher is None else distill_coefs(cfg.distill, progress)
+        archs = sandwich(self.space, self.rng, cfg.supernet.num_random)
+        outs = [self.model(mb.obs, arch) for arch in archs]
+        out = PolicyOutput(torch.cat([o.logits for o in outs]), torch.cat([o.value for o in outs]))
+        n = len(archs)
+        if cfg.ppo.norm_adv:
+            mb = mb._replace(advantages=normalise_advantages(mb.advantages))
+        repeated = Batch._make(
+            None if t is None else t.repeat(n, *([1] * (t.dim() - 1)))
+            for t in mb._replace(obs=mb.obs[:0])
+        )
+        d = distill_loss(out, repeated, self._ppo, alpha, beta, cfg.distill.temperature)
+        return n * d.loss, loss_logs(d, alpha, beta)
+
+
+def load_teacher_for(
+    cfg: Config, teacher_dir: Path, obs_shape: tuple[int, ...], n_actions: int
+) -> Agent:
+    """The teacher agent of ``teacher_dir``, checked against the env (TrainingError)."""
+    from a2d_evo.nets.agent_folder import load_agent
+
+    if not (Path(teacher_dir) / "arch.json").is_file():
+        raise TrainingError(
+            f"no teacher agent at {teacher_dir}: run `a2d-evo train-teacher` (or import-teacher) "
+            "first, pass --teacher AGENT_DIR, or set distill.alpha=0 and distill.beta=0 for the "
+            "vanilla (undistilled) supernet"
+        )
+    teacher = load_agent(teacher_dir)
+    check_teacher(teacher, obs_shape, n_actions, cfg.env.id)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher.eval()
+
+
+def train_supernet(
+    cfg: Config,
+    run: RunFolder,
+    *,
+    teacher_dir: Path | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    stop_after: int | None = None,
+) -> Path:
+    """Train the supernet with PPO + distillation; returns ``RUN_DIR/supernet/weights.pt``.
+
+    ``teacher_dir`` defaults to ``RUN_DIR/teacher/agent``; with ``alpha = beta = 0`` no
+    teacher is needed. A teacher that does not fit the env raises :class:`TrainingError`
+    before anything is written. ``stop_after``: stop as on SIGINT after that update.
+    Under torchrun every rank trains with DDP on its share of the envs; rank 0 writes.
+    """
+    from a2d_evo.envs import env_spec, make_vec_env
+    from a2d_evo.scale.ddp import check_world_size, init_distributed
+
+    spec = env_spec(cfg.env)
+    space = SearchSpace(cfg.space)
+    ctx = init_distributed(cfg.device)
+    check_world_size(cfg.ppo, ctx.world_size)
+    device = ctx.device
+    teacher = None
+    if not cfg.distill.vanilla:
+        teacher_dir = Path(teacher_dir) if teacher_dir is not None else run.teacher_agent
+        teacher = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions).to(device)
+    folder = run.supernet
+    if ctx.is_main:
+        run.bind(cfg)
+        folder = run.bind_stage("supernet", cfg, resume)
+    set_threads(cfg)
+    streams = Streams(cfg.seed, "supernet")
+    supernet = streams.build(lambda: Supernet(space, spec.obs_shape, spec.n_actions)).to(device)
+    n_envs = cfg.ppo.num_envs // ctx.world_size
+    learner = SupernetLearner(supernet, cfg, teacher, streams.rng, n_envs)
+    envs = make_vec_env(cfg.env, n_envs, seed=cfg.seed, training=True)
+    opts = LoopOptions(
+        stage="supernet",
+        total_steps=cfg.supernet.total_steps,
+        checkpoint=folder / "checkpoint.pt",
+        tb_dir=run.tb / "supernet",
+        checkpoint_every=cfg.supernet.checkpoint_every,
+        resume=resume,
+        progress=progress,
+        stop_after=stop_after,
+    )
+    try:
+        result = run_ppo(learner, cfg, envs, spec.obs_shape, spec.obs_dtype, streams, opts, device)
+    finally:
+        envs.close()
+    if not ctx.is_main:
+        return run.supernet_weights
+    weights = torch_save(
+        run.supernet_weights, {k: v.detach().cpu() for k, v in supernet.state_dict().items()}
+    )
+    write_json(
+        folder / "summary.json",
+        {
+            "format_version": 1,
+            "env_steps": result.global_step,
+            "updates": result.updates,
+            "wall_s": round(result.wall_s, 2),
+            "sps": round(result.sps, 1),
+            "train_recent_return": result.recent_return,
+            "vanilla": cfg.distill.vanilla,
+            "teacher": None if teacher is None else str(teacher_dir),
+        },
+    )
+    return weights
+
+
+# ----------------------------------------------------------------------------- fine-tuning
+def finetune_agent(
+    agent_dir: Path,
+    cfg: Config,
+    *,
+    steps: int,
+    teacher_dir: Path | None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Continue training an agent folder with PPO + distillation for ``steps`` env steps.
+
+    The agent is scored greedily on the same ``cfg.eval.episodes`` seeds before and after;
+    both land in its ``metrics.json`` (``before``/``after``; the contract keys describe the
+    fine-tuned weights, which replace ``policy.pt``) and are returned. ``teacher_dir``
+    defaults to the teacher of the run folder the agent lives in; it is needed for the
+    distillation and for the normalised return.
+    """
+    from a2d_evo.envs import env_spec, make_vec_env
+    from a2d_evo.evaluation.episodes import evaluate_agent, resolve_device, score_against_references
+    from a2d_evo.nets.agent_folder import load_agent, save_agent
+
+    if steps < 1:
+        raise TrainingError(f"finetune: steps must be >= 1, got {steps}")
+    agent_dir = Path(agent_dir)
+    agent = load_agent(agent_dir)
+    spec = env_spec(cfg.env)
+    check_teacher(agent, spec.obs_shape, spec.n_actions, cfg.env.id, what="agent")
+    if teacher_dir is None:
+        teacher_dir = run_teacher(agent_dir)
+        if teacher_dir is not None and teacher_dir.resolve() == agent_dir.resolve():
+            teacher_dir = None  # the teacher is no teacher of itself
+    else:
+        teacher_dir = Path(teacher_dir)
+    if teacher_dir is None:
+        raise TrainingError(
+            f"finetune: no teacher found for {agent_dir} (it is not inside a run folder with "
+            "teacher/agent); pass --teacher AGENT_DIR"
+        )
+    teacher = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions)
+    set_threads(cfg)
+    device = resolve_device(cfg.device)
+    episodes, seed = cfg.eval.episodes, cfg.seed + FINETUNE_EVAL_SEED_OFFSET
+    before = evaluate_agent(agent, cfg, episodes, seed, "greedy")
+
+    streams = Streams(cfg.seed, "finetune")
+    agent.to(device).train()
+    learner = AgentLearner(agent, cfg, None if cfg.distill.vanilla else teacher.to(device))
+    envs = make_vec_env(cfg.env, cfg.ppo.num_envs, seed=cfg.seed, training=True)
+    opts = LoopOptions(
+        stage="finetune",
+        total_steps=steps,
+        checkpoint=None,
+        tb_dir=None,
+        checkpoint_every=cfg.supernet.checkpoint_every,
+        progress=progress,
+    )
+    try:
+        result = run_ppo(learner, cfg, envs, spec.obs_shape, spec.obs_dtype, streams, opts, device)
+    finally:
+        envs.close()
+    agent = agent.cpu().eval()
+    teacher = teacher.cpu()
+    after, metrics = score_against_references(agent, teacher, cfg, episodes, seed)
+
+    def summary(res: Any) -> dict[str, Any]:
+        return {"return_mean": res.mean, "return_std": res.std, "episodes": res.episodes,
+                "seeds": res.seeds}  # fmt: skip
+
+    info = {
+        "before": summary(before),
+        "after": summary(after),
+        "finetune_steps": result.global_step,
+        "finetune_wall_s": round(result.wall_s, 2),
+        "finetune_distilled": not cfg.distill.vanilla,
+    }
+    old_path = agent_dir / "metrics.json"
+    old = read_json(old_path, "metrics") if old_path.is_file() else {}
+    merged = {**(old if isinstance(old, dict) else {}), **metrics, **info}
+    save_agent(agent, agent_dir, metrics=merged)
+    return {**info, "metrics": merged}
+
+
+# ----------------------------------------------------------------------------- scoring
+def score_subnets(
+    cfg: Config,
+    weights: Path,
+    *,
+    n_random: int = 10,
+    episodes: int = 20,
+    seed: int | None = None,
+    arch_seed: int = 12345,
+) -> list[dict[str, Any]]:
+    """Greedy returns of the largest, the smallest and ``n_random`` fixed random subnets.
+
+    Inherited weights, no fine-tuning: the evidence that every subnet of the supernet is a
+    usable agent. The random subnets come from ``arch_seed`` (the same set for every run,
+    so vanilla and distilled supernets are compared on the same archs); episodes use seeds
+    ``seed, seed + 1, ...`` (default ``cfg.seed + FINETUNE_EVAL_SEED_OFFSET``).
+    """
+    import numpy as np
+
+    from a2d_evo.evaluation.episodes import evaluate_agent
+    from a2d_evo.nets.agent_folder import extract
+    from a2d_evo.nets.supernet import load_supernet
+
+    supernet = load_supernet(cfg, weights).eval()
+    space = supernet.space
+    ends = [space.largest(), space.smallest()]
+    archs = ends + sample_distinct(space, np.random.default_rng(arch_seed), n_random, ends)
+    first = cfg.seed + FINETUNE_EVAL_SEED_OFFSET if seed is None else seed
+    rows = []
+    for i, arch in enumerate(archs):
+        res = evaluate_agent(extract(supernet, arch), cfg, episodes, first, "greedy")
+        role = "largest" if i == 0 else "smallest" if i == 1 else "random"
+        rows.append(
+            {
+                "role": role,
+                "arch": str(arch),
+                "return_mean": res.mean,
+                "return_std": res.std,
+                "return_min": float(res.returns.min()),
+                "episodes": res.episodes,
+            }
+        )
+    return rows
