@@ -1,4 +1,5 @@
-"""Typed stub of the native module `a2d_evo._C` (csrc/bindings.cpp). Use `a2d_evo.ops`, not this.
+"""Typed stub of the native module `a2d_evo._C` (csrc/bindings.cpp, which registers each op's
+functions from csrc/<op>_bindings.cpp). Use `a2d_evo.ops`, not this.
 
 The CUDA functions exist only when the extension was built with a CUDA compiler
 (`has_cuda()` is then True); they take device pointers and a cudaStream_t as integers.
@@ -19,7 +20,7 @@ def max_threads() -> int:
 def set_num_threads(n: int) -> None:
     """Set OpenMP's thread count (n >= 1)."""
 
-# ---- preprocess (csrc/preprocess*.{h,cpp,cu}) ----
+# ---- preprocess (csrc/preprocess_bindings.cpp; kernels in csrc/preprocess*.{h,cpp,cu}) ----
 
 def preprocess_frames(raw: npt.NDArray[np.uint8], out: npt.NDArray[np.uint8]) -> None:
     """Max of each env's two frames, grey, area-resized into out (N, size, size); GIL released.
@@ -66,7 +67,14 @@ def push_frames_cuda(
 ) -> None:
     """push_frames on device pointers; reset_mask_ptr 0 means no resets (only with has_cuda())."""
 
-# ---- subnet_eval (csrc/subnet_eval*.{h,cpp,cu}; typed here from its bindings) ----
+# ---- subnet_eval (csrc/subnet_eval_bindings.cpp; kernels in csrc/subnet_eval*.{h,cpp,cu}) ----
+
+def subnet_eval_meta_fields(kind: str) -> list[str]:
+    """The ordered field names of the int64 meta vector of kind 'mlp' or 'cnn' (ValueError for
+    another kind); 'name[count]' is an array of meta[count] entries."""
+
+def subnet_eval_meta_kind(kind: str) -> int:
+    """The value of the 'kind' field of a meta vector of kind 'mlp' or 'cnn'."""
 
 def subnet_eval_mlp(
     obs: npt.NDArray[np.float32],

@@ -46,7 +46,7 @@ def packaged_config(name: str) -> Path:
     checkout = Path(__file__).resolve().parents[1]
     if (checkout / "pyproject.toml").is_file() and (checkout / "configs" / name).is_file():
         return checkout / "configs" / name
-    from a2d_evo import _C
+    from a2d_evo import _C  # only here: a checkout without a build still runs the CLI
 
     installed = Path(_C.__file__).parent / "configs" / name
     if installed.is_file():
@@ -104,7 +104,7 @@ def config_of_agent(agent_dir: Path, args: argparse.Namespace) -> Config:
 # ----------------------------------------------------------------------------- handlers
 def cmd_train_teacher(args: argparse.Namespace) -> int:
     cfg, run = config_for_new_run(args)
-    from a2d_evo.train.teacher import train_teacher
+    from a2d_evo.train import train_teacher  # here: --help stays torch-free
 
     folder = train_teacher(cfg, run, resume=args.resume, progress=not args.quiet)
     print(f"teacher agent: {folder}")
@@ -113,7 +113,7 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
 
 def cmd_import_teacher(args: argparse.Namespace) -> int:
     cfg, run = config_for_new_run(args)
-    from a2d_evo.train.teacher import import_teacher
+    from a2d_evo.train import import_teacher  # here: --help stays torch-free
 
     folder = import_teacher(Path(args.source), cfg, run, fmt=args.format)
     print(f"teacher agent: {folder}")
@@ -122,7 +122,7 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
 
 def cmd_train_supernet(args: argparse.Namespace) -> int:
     cfg, run = config_for_new_run(args)
-    from a2d_evo.train.supernet_stage import train_supernet
+    from a2d_evo.train import train_supernet  # here: --help stays torch-free
 
     teacher = Path(args.teacher) if args.teacher else None
     weights = train_supernet(
@@ -143,7 +143,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         if args.ray != "local":
             extra.append(f"search.ray_address={args.ray}")
     cfg, run = config_for_new_run(args, extra)
-    from a2d_evo.search.evolve import evolve
+    from a2d_evo.search.evolution import evolve  # here: --help stays torch-free
 
     front = evolve(cfg, run, resume=args.resume, progress=not args.quiet)
     print(f"front: {front}")
@@ -151,7 +151,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from a2d_evo.report.pick import export_front
+    from a2d_evo.report.pick import export_front  # here: --help stays torch-free
 
     run = RunFolder(args.run_dir)
     cfg = config_of_run(run, args)
@@ -170,7 +170,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from a2d_evo.train.supernet_stage import finetune_agent
+    from a2d_evo.train import finetune_agent  # here: --help stays torch-free
 
     agent_dir = Path(args.agent_dir)
     cfg = config_of_agent(agent_dir, args)
@@ -184,7 +184,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from a2d_evo.evaluation.scoring import eval_agent_folder
+    from a2d_evo.evaluation.scoring import eval_agent_folder  # here: --help stays torch-free
 
     agent_dir = Path(args.agent_dir)
     cfg = config_of_agent(agent_dir, args)
@@ -200,7 +200,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from a2d_evo.report.markdown import write_report
+    from a2d_evo.report.markdown import write_report  # here: --help stays torch-free
 
     run = RunFolder(args.run_dir)
     path = write_report(config_of_run(run, args), run)
@@ -209,7 +209,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_baselines(args: argparse.Namespace) -> int:
-    from a2d_evo.train.baselines import train_baselines
+    from a2d_evo.train import train_baselines  # here: --help stays torch-free
 
     run = RunFolder(args.run_dir)
     cfg = config_of_run(run, args)
@@ -220,7 +220,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from a2d_evo.demo import run_demo
+    from a2d_evo.demo import run_demo  # here: --help stays torch-free
 
     config = Path(args.config) if args.config else packaged_config("cartpole.yaml")
     cfg = load_config(config, common_overrides(args))

@@ -13,7 +13,12 @@ from pathlib import Path
 
 from a2d_evo.config import Config
 from a2d_evo.errors import RunFolderError
+from a2d_evo.report.markdown import front_table, write_report
+from a2d_evo.report.pick import export_front, load_front
 from a2d_evo.runfolder import RunFolder
+from a2d_evo.search.evolution import evolve
+from a2d_evo.train.supernet_stage import train_supernet
+from a2d_evo.train.teacher import train_teacher
 
 
 def _stage_done(run: RunFolder) -> dict[str, bool]:
@@ -26,12 +31,6 @@ def _stage_done(run: RunFolder) -> dict[str, bool]:
 
 def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool = True) -> Path:
     """Run every stage of the pipeline; returns ``RUN_DIR/report/report.md``."""
-    from a2d_evo.report.markdown import front_table, write_report
-    from a2d_evo.report.pick import export_front, load_front
-    from a2d_evo.search.evolve import evolve
-    from a2d_evo.train.supernet_stage import train_supernet
-    from a2d_evo.train.teacher import train_teacher
-
     if run.exists() and not resume:
         raise RunFolderError(
             f"{run.root} already holds a run; pass --resume to continue it, or --out"

@@ -68,6 +68,7 @@ def baseline_name(method: str, multiplier: float) -> str:
     """The folder name of a baseline under ``RUN_DIR/baselines/``, e.g. ``distill_x0.25``."""
     return f"{method}_x{multiplier:g}"
 
+
 # ----------------------------------------------------------------------------- statistics
 Z95 = 1.959963984540054
 """Two-sided 95% normal quantile, ``scipy.stats.norm.ppf(0.975)``."""

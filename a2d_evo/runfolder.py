@@ -19,10 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config, config_from_dict, config_to_dict, dump_config, parse_yaml
-from a2d_evo.errors import A2DError, ConfigError, FormatError, RunFolderError
-
-STAGES = ("teacher", "supernet", "search")
-"""Stages whose folders carry their own ``config.yaml`` for ``--resume`` checks."""
+from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 
 FIXED_SECTIONS = ("env", "space")
 """Sections every command of one run must agree on: they define what the artifacts are."""
@@ -86,7 +83,7 @@ def write_json(path: str | Path, obj: Any) -> Path:
 
 def torch_save(path: str | Path, obj: Any) -> Path:
     """``torch.save`` of tensors and plain containers, atomically."""
-    import torch
+    import torch  # here, not at the top: reading a run folder (report, --help) stays torch-free
 
     buf = io.BytesIO()
     torch.save(obj, buf)
@@ -98,7 +95,7 @@ def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
     """``torch.load(weights_only=True)``: tensors and plain containers, never arbitrary code."""
     import pickle
 
-    import torch
+    import torch  # here, not at the top: reading a run folder (report, --help) stays torch-free
 
     path = Path(path)
     if not path.is_file():
@@ -346,8 +343,3 @@ def _diff(a: Any, b: Any, key: str) -> list[str]:
             out.extend(_diff(a.get(k), b.get(k), f"{key}.{k}"))
         return out
     return [] if a == b else [key]
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for the terminal."""
-    return str(exc) if isinstance(exc, A2DError) else f"{type(exc).__name__}: {exc}"

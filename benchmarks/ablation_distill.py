@@ -23,8 +23,8 @@ import numpy as np
 
 from a2d_evo.config import load_config
 from a2d_evo.runfolder import RunFolder, write_json
-from a2d_evo.train.supernet_stage import score_subnets, train_supernet
-from a2d_evo.train.teacher import train_teacher
+from a2d_evo.train import train_supernet, train_teacher
+from a2d_evo.train.supernet_stage import score_subnets
 
 VARIANTS = {"distilled": [], "vanilla": ["distill.alpha=0", "distill.beta=0"]}
 

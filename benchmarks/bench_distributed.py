@@ -52,7 +52,7 @@ import numpy as np
 import torch
 
 from a2d_evo.config import Config, config_to_dict, load_config, replace
-from a2d_evo.evaluation.episodes import PopulationEvaluator
+from a2d_evo.evaluation.population import PopulationEvaluator
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import build_supernet
 
@@ -128,7 +128,7 @@ def _prepare_run(cfg: Config, root: Path) -> Path:
     from a2d_evo.envs import env_spec
     from a2d_evo.nets.agent import Agent
     from a2d_evo.nets.agent_folder import save_agent
-    from a2d_evo.train.teacher import teacher_arch
+    from a2d_evo.train.teacher_folder import teacher_arch
 
     spec = env_spec(cfg.env)
     config = root / "bench.yaml"

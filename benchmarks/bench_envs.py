@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from a2d_evo.config import EnvConfig
-from a2d_evo.envs import atari, make_vec_env
+from a2d_evo.envs import ale, atari_reference, factory, make_vec_env
 
 Stepper = tuple[Callable[[np.ndarray], Any], Callable[[], None]]
 
@@ -43,7 +43,7 @@ def _ale_direct(cfg: EnvConfig, n: int, threads: int) -> Stepper:
     from ale_py.vector_env import AtariVectorEnv
 
     env = AtariVectorEnv(
-        atari.rom_id(cfg.id),
+        ale.rom_id(cfg.id),
         n,
         num_threads=threads,
         repeat_action_probability=cfg.sticky_actions,
@@ -64,7 +64,7 @@ def _gym_async(cfg: EnvConfig, n: int) -> Stepper:
     import gymnasium as gym
 
     env = gym.vector.AsyncVectorEnv(
-        [lambda: atari.reference_env(cfg) for _ in range(n)],
+        [lambda: atari_reference.reference_env(cfg) for _ in range(n)],
         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
     )
     env.reset(seed=0)
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     n, threads = args.num_envs, args.threads
     base = EnvConfig(id=f"ALE/{args.game}-v5", workers=threads)
     cfg = {b: EnvConfig(**{**base.__dict__, "backend": b}) for b in ("native", "ale_vector")}
-    actions = np.random.default_rng(0).integers(0, atari.num_actions(base.id), size=(args.steps, n))
+    actions = np.random.default_rng(0).integers(0, ale.num_actions(base.id), size=(args.steps, n))
     builders: dict[str, Callable[[], Stepper | None]] = {
         "native": lambda: _ours("native", cfg["native"], n),
         "ale_vector": lambda: _ours("ale_vector", cfg["ale_vector"], n),
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = {k: [len(v) / sum(1 / x for x in v), statistics.median(v)] for k, v in blocks.items()}
 
     ref = runs["ale-py direct"][0]
-    default = atari.AUTO_BACKEND
+    default = factory.AUTO_BACKEND
     print(
         f"\n{args.game}, {n} envs, {threads} threads/workers, {os.cpu_count()} cores, "
         f"{args.steps} steps in blocks of {args.block}, interleaved (agent steps/s)"

@@ -17,6 +17,9 @@ method's output is checked against the per-subnet loop first. Timings are the mi
 ``--repeats`` interleaved runs (the box is shared; the minimum is the least disturbed one), with
 the median in brackets.
 
+``--device cuda`` opts in to the unproven CUDA kernels (A2D_EVO_CUDA_KERNELS=1) and, when
+their parity checks pass, prints the op names to add to ``ops.dispatch.CUDA_PROVEN``.
+
     python benchmarks/bench_population.py [--device cpu|cuda] [--rows 8] [--threads N]
         [--pop 64] [--repeats 15] [--skip-e2e] [--atari GAME --atari-pop 16 --atari-episodes 2]
 
@@ -41,7 +44,7 @@ from a2d_evo.nets import cost
 from a2d_evo.nets.population import PopulationForward, reference_forward
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
-from a2d_evo.ops.dispatch import native_module
+from a2d_evo.ops.dispatch import CUDA_ENV_VAR, CUDA_PROVEN, cuda_opted_in, native_module
 
 
 # ----------------------------------------------------------------------------- masked forward
@@ -246,7 +249,7 @@ def time_generation(
     same, but finished slots stepped on (what an env without ``step_active`` costs);
     ``reference``: the reference forward. The vector env is built outside the timing.
     """
-    from a2d_evo.evaluation.episodes import PopulationEvaluator
+    from a2d_evo.evaluation.population import PopulationEvaluator
 
     slots = len(archs) * len(seeds)
     out: dict[str, float] = {}
@@ -337,7 +340,7 @@ def time_smaller_generation(
     cache fills): the evaluator's env reused (spare slots idle) vs a fresh env built and
     seeded (what a change of candidate count cost before). Episodes are cut at 100 steps so
     the env's cost is not lost in the noise of minute-long generations; best of ``repeats``."""
-    from a2d_evo.evaluation.episodes import PopulationEvaluator
+    from a2d_evo.evaluation.population import PopulationEvaluator
 
     fewer = archs[: max(1, 3 * len(archs) // 4)]
     times: dict[str, list[float]] = {"reused": [], "rebuilt": []}
@@ -391,12 +394,23 @@ def main() -> None:
         raise SystemExit("a2d_evo._C is not built: pip install -e . first")
     mod.set_num_threads(threads)
     device = torch.device(args.device)
+    if device.type == "cuda" and not cuda_opted_in():
+        # The CUDA kernels are not in CUDA_PROVEN yet: this run is how they get there.
+        os.environ[CUDA_ENV_VAR] = "1"
+        print(f"{CUDA_ENV_VAR}=1 set for this run (CUDA kernels not yet in CUDA_PROVEN)")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
         f"device {args.device}, {threads} threads, {args.clock} clock, torch {torch.__version__}, "
         f"kernel ISA {mod.subnet_eval_isa()}, load average {load:.1f}"
     )
     res = {k: bench_forward(k, args, device) for k in args.kinds.split(",") if k}
+    if device.type == "cuda":  # every bench_forward call above asserted kernel parity
+        proven = sorted({f"subnet_eval_{k.split('-')[0]}" for k in res} - CUDA_PROVEN)
+        if proven:
+            print(
+                f"CUDA parity passed on {torch.cuda.get_device_name(device)}: add "
+                f"{', '.join(map(repr, proven))} to CUDA_PROVEN in a2d_evo/ops/dispatch.py"
+            )
     e2e = {} if args.skip_e2e or args.device != "cpu" else bench_e2e(args)
     atari = bench_e2e_atari(args) if args.atari else {}
     parts = [f"device={args.device}", f"threads={threads}", f"clock={args.clock}"]

@@ -44,14 +44,15 @@ from typing import Any
 import numpy as np
 
 from a2d_evo.config import Config, config_from_dict, config_to_dict
-from a2d_evo.evaluation.episodes import PopulationEvaluator
+from a2d_evo.evaluation.population import PopulationEvaluator
 from a2d_evo.evaluation.seeds import final_seeds, generation_seeds
 from a2d_evo.formats import Normalisation
 from a2d_evo.nets import cost
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import load_supernet
 from a2d_evo.runfolder import RunFolder
-from a2d_evo.search.evolve import evolve, rescore
+from a2d_evo.search.evolution import evolve
+from a2d_evo.search.front import rescore
 from a2d_evo.search.problem import (
     SubnetProblem,
     delivered_front,
@@ -152,9 +153,9 @@ def random_search(
                 batch.append(x)
         if not batch:
             break  # the space is exhausted
-        problem.generation = gen
-        problem.seeds = generation_seeds(cfg.seed, gen, s.episodes)
-        problem._evaluate(np.stack(batch), {})
+        problem.evaluate(
+            np.stack(batch), seeds=generation_seeds(cfg.seed, gen, s.episodes), generation=gen
+        )
         gen += 1
     return problem.cache_records()
 

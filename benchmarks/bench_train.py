@@ -26,9 +26,11 @@ from a2d_evo.evaluation.episodes import resolve_device
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import Supernet
-from a2d_evo.train.loop import AgentLearner, LoopOptions, Streams, run_ppo
+from a2d_evo.train.learners import AgentLearner
+from a2d_evo.train.loop import LoopOptions, run_ppo
+from a2d_evo.train.streams import Streams
 from a2d_evo.train.supernet_stage import SupernetLearner
-from a2d_evo.train.teacher import teacher_arch
+from a2d_evo.train.teacher_folder import teacher_arch
 
 
 def measure(cfg: Config, kind: str, steps: int) -> tuple[float, float]:

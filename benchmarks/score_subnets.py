@@ -2,7 +2,8 @@
 
 The evidence that every subnet of a supernet is a usable agent without fine-tuning: greedy
 returns over ``--episodes`` (20) episodes of the largest, the smallest and ``--subnets`` (10)
-fixed random subnets (the same archs for every run, see ``a2d_evo.train.supernet_stage.score_subnets``).
+fixed random subnets (the same archs for every run, see
+``a2d_evo.train.supernet_stage.score_subnets``).
 
     python benchmarks/score_subnets.py runs/demo
 

@@ -87,7 +87,7 @@ class RssProbe:
         self.samples[generation] = (time.perf_counter() - self.t0, self.proc.memory_info().rss)
 
     def install(self) -> None:
-        from a2d_evo.search import evolve as evolve_mod
+        from a2d_evo.search import evolution as evolve_mod
 
         search = getattr(evolve_mod, "_Search", None)
         report = getattr(search, "_report", None)
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.gens < a.warmup + 2 * a.window:
         p.error("--gens must be at least --warmup + 2 * --window")
 
-    from a2d_evo.search.evolve import evolve
+    from a2d_evo.search.evolution import evolve
 
     torch.set_num_threads(1)
     cfg = soak_config(a.gens, a.pop, a.max_steps, a.mutation_eta, a.seed)

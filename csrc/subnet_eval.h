@@ -15,12 +15,15 @@
 // and strides, never copied. Row groups only touch their subnet's active channels and layers;
 // tiles round the output channels up to a multiple of 8 (the vector width) at most.
 //
-// The packed layout is described by an int64 `meta` vector (see the k* indices below) whose
-// offsets point into the float buffer; `parse_*_meta` validates every offset and size against the
-// buffer's length before any kernel runs.
+// The packed layout is described by an int64 `meta` vector whose offsets point into the float
+// buffer; `parse_*_meta` validates every offset and size against the buffer's length before any
+// kernel runs. Its fields are listed once, by name, in A2D_SE_{MLP,CNN}_META below: the k* indices
+// and the names `meta_fields()` exports to Python (a2d_evo._C.subnet_eval_meta_fields, from which
+// a2d_evo/ops/subnet_eval.py builds `meta`) both come from those lists.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #ifdef __CUDACC__
@@ -42,20 +45,25 @@ A2D_SE_HD constexpr int conv_s(int i) { return i == 0 ? 4 : (i == 1 ? 2 : 1); }
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
 // ---------------------------------------------------------------- MLP (tanh hidden layers)
-// meta: [0, obs_dim, depth_max, width_max, ldw, n_actions, ldh, off_head_w, off_head_b,
-//        off_w[0..depth_max), off_b[0..depth_max)]
+// meta: one int64 per X(index, name) entry, in order, then the arrays of kMlpMetaArrays.
+#define A2D_SE_MLP_META(X)     \
+  X(kMlpKind, "kind")          \
+  X(kMlpObsDim, "obs_dim")     \
+  X(kMlpDepthMax, "depth_max") \
+  X(kMlpWidthMax, "width_max") \
+  X(kMlpLdw, "ldw")            \
+  X(kMlpActions, "n_actions")  \
+  X(kMlpLdh, "ldh")            \
+  X(kMlpHeadW, "off_head_w")   \
+  X(kMlpHeadB, "off_head_b")
+#define A2D_SE_META_INDEX(index, name) index,
 enum MlpMeta : int {
-  kMlpKind = 0,
-  kMlpObsDim,
-  kMlpDepthMax,
-  kMlpWidthMax,
-  kMlpLdw,
-  kMlpActions,
-  kMlpLdh,
-  kMlpHeadW,
-  kMlpHeadB,
-  kMlpLayers  // then off_w[depth_max], off_b[depth_max]
+  A2D_SE_MLP_META(A2D_SE_META_INDEX)  //
+  kMlpLayers                          // then off_w[depth_max], off_b[depth_max]
 };
+// "name[count]": meta[count] offsets, one per layer.
+constexpr const char* kMlpMetaArrays[] = {"off_w[depth_max]", "off_b[depth_max]"};
+constexpr int64_t kMlpKindCode = 0;
 
 struct MlpNet {
   int obs_dim, depth_max, width_max, ldw, n_actions, ldh;
@@ -69,30 +77,46 @@ struct MlpNet {
 inline int mlp_arch_len(const MlpNet& n) { return 1 + n.depth_max; }
 
 // ---------------------------------------------------------------- CNN (ReLU), uint8 frames
-// meta: [1, c_in, h_in, w_in, c1max, c2max, c3max, n_extra_max, extra_w_max, extra_k_max,
-//        fc_max, ldf, n_actions, ldh, off_fc_w, off_fc_b, off_head_w, off_head_b,
-//        off_conv_w[3], off_conv_b[3], off_extra_w[n_extra_max], off_extra_b[n_extra_max]]
+// meta: one int64 per X(index, name) entry, in order, then the arrays of kCnnMetaArrays.
+// conv i's weight and bias offsets are kCnnConv1W + 2 * i and kCnnConv1B + 2 * i.
+#define A2D_SE_CNN_META(X)       \
+  X(kCnnKind, "kind")            \
+  X(kCnnCin, "c_in")             \
+  X(kCnnH, "h_in")               \
+  X(kCnnW, "w_in")               \
+  X(kCnnC1, "c1_max")            \
+  X(kCnnC2, "c2_max")            \
+  X(kCnnC3, "c3_max")            \
+  X(kCnnExtraMax, "n_extra_max") \
+  X(kCnnExtraW, "extra_w_max")   \
+  X(kCnnExtraK, "extra_k_max")   \
+  X(kCnnFc, "fc_max")            \
+  X(kCnnLdf, "ldf")              \
+  X(kCnnActions, "n_actions")    \
+  X(kCnnLdh, "ldh")              \
+  X(kCnnFcW, "off_fc_w")         \
+  X(kCnnFcB, "off_fc_b")         \
+  X(kCnnHeadW, "off_head_w")     \
+  X(kCnnHeadB, "off_head_b")     \
+  X(kCnnConv1W, "off_conv1_w")   \
+  X(kCnnConv1B, "off_conv1_b")   \
+  X(kCnnConv2W, "off_conv2_w")   \
+  X(kCnnConv2B, "off_conv2_b")   \
+  X(kCnnConv3W, "off_conv3_w")   \
+  X(kCnnConv3B, "off_conv3_b")
 enum CnnMeta : int {
-  kCnnKind = 0,
-  kCnnCin,
-  kCnnH,
-  kCnnW,
-  kCnnC1,
-  kCnnC2,
-  kCnnC3,
-  kCnnExtraMax,
-  kCnnExtraW,
-  kCnnExtraK,
-  kCnnFc,
-  kCnnLdf,
-  kCnnActions,
-  kCnnLdh,
-  kCnnFcW,
-  kCnnFcB,
-  kCnnHeadW,
-  kCnnHeadB,
-  kCnnConv  // then off_conv_w[3], off_conv_b[3], off_extra_w[], off_extra_b[]
+  A2D_SE_CNN_META(A2D_SE_META_INDEX)  //
+  kCnnExtra                           // then off_extra_w[n_extra_max], off_extra_b[n_extra_max]
 };
+#undef A2D_SE_META_INDEX
+constexpr const char* kCnnMetaArrays[] = {"off_extra_w[n_extra_max]", "off_extra_b[n_extra_max]"};
+constexpr int64_t kCnnKindCode = 1;
+
+// The ordered meta field names of `kind` ("mlp" or "cnn"): the X entries' names, then the
+// "name[count]" arrays. Throws std::invalid_argument for another kind.
+std::vector<std::string> meta_fields(const std::string& kind);
+// The value of the "kind" field of `kind`'s meta vector.
+int64_t meta_kind_code(const std::string& kind);
 
 // Conv and FC weights are "panel-packed": weight^T (R rows, C columns) stored as ceil(C/16)
 // panels of R x 16 floats, panel p holding columns [16p, 16p + 16), zero-padded; element (r, c)

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -435,8 +436,31 @@ void check_rows(const int64_t* rows, int64_t n_groups, int64_t n_rows) {
 const char* cpu_isa() { return kernel().name; }
 
 // ------------------------------------------------------------------ meta parsing
+std::vector<std::string> meta_fields(const std::string& kind) {
+#define A2D_SE_META_NAME(index, name) name,
+  std::vector<std::string> names;
+  if (kind == "mlp") {
+    names = {A2D_SE_MLP_META(A2D_SE_META_NAME)};
+    names.insert(names.end(), std::begin(kMlpMetaArrays), std::end(kMlpMetaArrays));
+  } else if (kind == "cnn") {
+    names = {A2D_SE_CNN_META(A2D_SE_META_NAME)};
+    names.insert(names.end(), std::begin(kCnnMetaArrays), std::end(kCnnMetaArrays));
+  } else {
+    bad("subnet_eval: unknown network kind '" + kind + "' (expected 'mlp' or 'cnn')");
+  }
+#undef A2D_SE_META_NAME
+  return names;
+}
+
+int64_t meta_kind_code(const std::string& kind) {
+  if (kind == "mlp") return kMlpKindCode;
+  if (kind == "cnn") return kCnnKindCode;
+  bad("subnet_eval: unknown network kind '" + kind + "' (expected 'mlp' or 'cnn')");
+}
+
 MlpNet parse_mlp_meta(const int64_t* meta, int64_t meta_len, const float* base, int64_t n_params) {
-  if (meta_len < kMlpLayers || meta[kMlpKind] != 0) bad("subnet_eval: not an MLP meta vector");
+  if (meta_len < kMlpLayers || meta[kMlpKind] != kMlpKindCode)
+    bad("subnet_eval: not an MLP meta vector");
   MlpNet n{};
   const int64_t depth = meta[kMlpDepthMax];
   if (depth < 1 || depth > kMaxMlpLayers) bad("subnet_eval: MLP depth_max out of range");
@@ -468,12 +492,12 @@ MlpNet parse_mlp_meta(const int64_t* meta, int64_t meta_len, const float* base, 
 }
 
 CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, int64_t n_params) {
-  if (meta_len < kCnnConv || meta[kCnnKind] != 1) bad("subnet_eval: not a CNN meta vector");
+  if (meta_len < kCnnExtra || meta[kCnnKind] != kCnnKindCode)
+    bad("subnet_eval: not a CNN meta vector");
   CnnNet n{};
   const int64_t n_extra = meta[kCnnExtraMax];
   if (n_extra < 0 || n_extra > kMaxExtra) bad("subnet_eval: CNN n_extra_max out of range");
-  if (meta_len != kCnnConv + 6 + 2 * n_extra)
-    bad("subnet_eval: CNN meta vector has a wrong length");
+  if (meta_len != kCnnExtra + 2 * n_extra) bad("subnet_eval: CNN meta vector has a wrong length");
   const int64_t lim = 1 << 16;
   for (int i = kCnnCin; i <= kCnnLdh; ++i) {
     if (i == kCnnExtraMax || ((i == kCnnExtraW || i == kCnnExtraK) && n_extra == 0)) continue;
@@ -513,21 +537,21 @@ CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, 
     bad("subnet_eval: CNN ldh must be >= n_actions + 1, a multiple of 8");
   }
   n.c_last_max = std::max(n.cmax[2], n.extra_w_max);
-  const int64_t* off = meta + kCnnConv;
   n.conv_rows[0] = 4LL * n.c_in * 16;
   n.conv_rows[1] = 16LL * n.cmax[0];
   n.conv_rows[2] = 9LL * n.cmax[1];
   for (int i = 0; i < 3; ++i) {
-    n.conv_w[i] = at(base, n_params, off[2 * i], n.conv_rows[i] * n.ld[i], "conv weight");
-    n.conv_b[i] = at(base, n_params, off[2 * i + 1], n.ld[i], "conv bias");
+    n.conv_w[i] =
+        at(base, n_params, meta[kCnnConv1W + 2 * i], n.conv_rows[i] * n.ld[i], "conv weight");
+    n.conv_b[i] = at(base, n_params, meta[kCnnConv1B + 2 * i], n.ld[i], "conv bias");
   }
   const int64_t kk = static_cast<int64_t>(n.extra_k_max) * n.extra_k_max;
   for (int j = 0; j < n.n_extra_max; ++j) {
     const int64_t cin_max = j == 0 ? n.cmax[2] : n.extra_w_max;
     n.extra_rows[j] = kk * cin_max;
     n.extra_w[j] =
-        at(base, n_params, off[6 + j], n.extra_rows[j] * n.ld_extra, "extra conv weight");
-    n.extra_b[j] = at(base, n_params, off[6 + n_extra + j], n.ld_extra, "extra conv bias");
+        at(base, n_params, meta[kCnnExtra + j], n.extra_rows[j] * n.ld_extra, "extra conv weight");
+    n.extra_b[j] = at(base, n_params, meta[kCnnExtra + n_extra + j], n.ld_extra, "extra conv bias");
   }
   n.fc_rows = static_cast<int64_t>(n.area()) * n.c_last_max;
   n.fc_w = at(base, n_params, meta[kCnnFcW], n.fc_rows * n.ldf, "fc weight");

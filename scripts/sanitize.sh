@@ -47,7 +47,7 @@ LOG="$OUT/pytest.log"
 # process would leave pytest no chance to print what it had captured.
 REPORTS="$OUT/reports"
 # SANITIZE_TESTS="a b" replaces the default list (the native parity tests).
-read -r -a TESTS <<<"${SANITIZE_TESTS:-tests/test_preprocess.py tests/test_subnet_eval.py}"
+read -r -a TESTS <<<"${SANITIZE_TESTS:-tests/test_preprocess.py tests/test_subnet_eval.py tests/test_population.py}"
 
 fail() {
   echo "SANITIZE FAILED: $*"

@@ -42,7 +42,11 @@ def tiny(**sections: Any) -> dict[str, Any]:
         "env": {"id": "CartPole-v1"},
         "space": {"kind": "mlp", "depths": [1, 2], "widths": [4, 8, 16]},
         "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 2, "update_epochs": 1},
-        "teacher": {"arch": {"kind": "mlp", "widths": [16]}, "eval_episodes": 2},
+        "teacher": {
+            "arch": {"kind": "mlp", "widths": [16]},
+            "eval_episodes": 2,
+            "checkpoint_every": 2,
+        },
         "supernet": {
             "total_steps": 32 * UPDATES,
             "num_random": 1,
@@ -176,7 +180,7 @@ def _front(path: Path) -> dict[str, Any]:
 def test_evolve_survives_sigkills_with_the_same_front(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from a2d_evo.search.evolve import evolve
+    from a2d_evo.search.evolution import evolve
 
     _no_onnx(monkeypatch)
     raw = tiny(

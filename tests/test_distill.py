@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -14,7 +13,6 @@ from a2d_evo.errors import TrainingError
 from a2d_evo.nets.agent import PolicyOutput
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.train.distill import (
-    check_teacher,
     distill_actor_loss,
     distill_coefs,
     distill_critic_loss,
@@ -135,14 +133,3 @@ def test_rollout_assignment_contiguous_groups() -> None:
     assert archs[:2] == [space.largest(), space.smallest()]
     archs, sizes = rollout_assignment(space, np.random.default_rng(0), 5, 2)
     assert sizes == [1, 1] and len(archs) == 2  # never more subnets than slots
-
-
-def test_check_teacher_mismatch() -> None:
-    good = SimpleNamespace(obs_shape=(4,), n_actions=2, env_config={"id": "CartPole-v1"})
-    check_teacher(good, (4,), 2, "CartPole-v1")
-    with pytest.raises(TrainingError, match="observations"):
-        check_teacher(good, (6,), 2, "CartPole-v1")
-    with pytest.raises(TrainingError, match="actions"):
-        check_teacher(good, (4,), 3, "CartPole-v1")
-    with pytest.raises(TrainingError, match="Acrobot"):
-        check_teacher(good, (4,), 2, "Acrobot-v1")

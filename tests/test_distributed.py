@@ -20,9 +20,10 @@ import torch
 
 from a2d_evo.config import Config, config_from_dict
 from a2d_evo.errors import ConfigError
-from a2d_evo.evaluation.episodes import PopulationEvaluator
+from a2d_evo.evaluation.population import PopulationEvaluator
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import Supernet, build_supernet
+from a2d_evo.scale import ray_population
 from a2d_evo.scale.ddp import (
     DistContext,
     DistributedError,
@@ -31,7 +32,6 @@ from a2d_evo.scale.ddp import (
     wrap_model,
 )
 from a2d_evo.scale.ray_population import (
-    CRASH_TOKEN_ENV,
     RayPopulationEvaluator,
     connect_ray,
     contiguous_shares,
@@ -46,7 +46,7 @@ SMALL = {
     "space": {"kind": "mlp", "depths": [1, 2], "widths": [4, 8, 16, 32]},
     "ppo": {"num_envs": 4, "num_steps": 16, "num_minibatches": 2, "update_epochs": 1},
     "supernet": {"total_steps": 256, "num_random": 1, "rollout_subnets": 2, "checkpoint_every": 2},
-    "teacher": {"arch": {"kind": "mlp", "widths": [16, 16]}},
+    "teacher": {"arch": {"kind": "mlp", "widths": [16, 16]}, "checkpoint_every": 2},
     "distill": {"alpha": 0.0, "beta": 0.0},
     "search": {"pop": 8, "gens": 2, "episodes": 2, "final_episodes": 2, "max_episode_steps": 60},
 }
@@ -122,9 +122,10 @@ def test_local_backend_never_imports_ray() -> None:
     code = (
         "import sys\n"
         "import importlib.util as u\n"
-        "import a2d_evo.cli, a2d_evo.scale.ddp, a2d_evo.train.loop, a2d_evo.train.supernet_stage, a2d_evo.train.teacher\n"
+        "import a2d_evo.cli, a2d_evo.scale.ddp, a2d_evo.train.loop\n"
+        "import a2d_evo.train.supernet_stage, a2d_evo.train.teacher\n"
         "import a2d_evo.scale.ray_population\n"
-        "for m in ('a2d_evo.search.evolve', 'a2d_evo.search.problem'):\n"
+        "for m in ('a2d_evo.search.evolution', 'a2d_evo.search.problem'):\n"
         "    if u.find_spec(m): __import__(m)\n"
         "from a2d_evo.config import config_from_dict\n"
         "from a2d_evo.nets.supernet import build_supernet\n"
@@ -213,18 +214,38 @@ def test_ray_equals_local_and_follows_refresh(ray_local: Any) -> None:
     assert ray_local.is_initialized()  # a Ray it did not start is left running
 
 
-def test_dead_actor_share_is_rerun(
-    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def actor_dies_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Actors whose first ``evaluate`` (on any of them) exits the actor's process mid-call,
+    as a lost node looks; returns the token file that the dying actor removes.
+
+    The actor class is swapped for a subclass defined here, inside the fixture, so that Ray
+    ships it by value to the worker processes; the package holds no fault-injection code.
+    """
+    token = tmp_path / "crash-once"
+    token.write_text("")
+    path = str(token)
+
+    class DiesOnce(ray_population._EvalWorker):  # type: ignore[misc,name-defined]
+        def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                os.unlink(path)
+            except OSError:
+                return super().evaluate(*args, **kwargs)
+            os._exit(1)
+
+    monkeypatch.setattr(ray_population, "_EvalWorker", DiesOnce)
+    return token
+
+
+def test_dead_actor_share_is_rerun(ray_local: Any, actor_dies_once: Path) -> None:
     cfg = small_cfg("search.backend=ray", "search.ray_actors=2")
     net = trained_like(cfg)
     archs = population(cfg, 8, seed=1)
     seeds = [21, 22]
     want = PopulationEvaluator(net, cfg).evaluate(archs, 2, seeds, max_episode_steps=60)
 
-    token = tmp_path / "crash-once"
-    token.write_text("")
-    monkeypatch.setenv(CRASH_TOKEN_ENV, str(token))
+    token = actor_dies_once
     remote = RayPopulationEvaluator(net, cfg)
     try:
         before = list(remote.actors)
@@ -266,7 +287,7 @@ def _front_without_timings(path: Path) -> Any:
 
 
 def test_ray_search_writes_the_local_front(ray_local: Any, tmp_path: Path) -> None:
-    from a2d_evo.search.evolve import evolve
+    from a2d_evo.search.evolution import evolve
 
     fronts = []
     for backend in ("local", "ray"):

@@ -1,4 +1,4 @@
-"""a2d_evo.envs.vector / a2d_evo.envs.atari: the StepResult contract, seeding, errors, and Atari parity.
+"""a2d_evo.envs: the StepResult contract, seeding, errors, and Atari parity.
 
 The Atari backends are checked against gymnasium's reference pipeline built here from
 gymnasium's own wrappers (not from a2d_evo), on real ALE frames.
@@ -476,12 +476,12 @@ def test_native_workers_end_with_the_interpreter(tmp_path):
 
 def test_auto_backend_falls_back_without_the_native_kernel(monkeypatch):
     from a2d_evo import ops
-    from a2d_evo.envs import atari, factory
+    from a2d_evo.envs import factory
 
     if ops.backend_name("push_frames") == "native":
-        assert factory.auto_backend() == atari.AUTO_BACKEND
+        assert factory.auto_backend() == factory.AUTO_BACKEND
     monkeypatch.setenv(ops.REFERENCE_ENV_VAR, "1")  # forces the numpy twin of the kernel
-    assert factory.auto_backend() in {"ale_vector", atari.AUTO_BACKEND} - {"native"}
+    assert factory.auto_backend() in {"ale_vector", factory.AUTO_BACKEND} - {"native"}
 
 
 def test_step_result_fields():

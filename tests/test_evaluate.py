@@ -11,12 +11,11 @@ from a2d_evo.config import Config, SpaceConfig, config_from_dict
 from a2d_evo.errors import ConfigError
 from a2d_evo.evaluation.episodes import (
     EvalTiming,
-    PopulationEvaluator,
     evaluate_agent,
-    evaluate_population,
     play_episodes,
     random_policy_return,
 )
+from a2d_evo.evaluation.population import PopulationEvaluator, evaluate_population
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import extract
 from a2d_evo.nets.space import CNNArch, MLPArch, SearchSpace

@@ -27,7 +27,8 @@ from a2d_evo.nets.agent_folder import save_agent
 from a2d_evo.nets.space import MLPArch, SearchSpace, arch_from_dict
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.runfolder import RunFolder, torch_save
-from a2d_evo.search.evolve import evolve, rescore
+from a2d_evo.search.evolution import evolve
+from a2d_evo.search.front import rescore
 
 RAW: dict[str, Any] = {
     "seed": 3,
@@ -164,15 +165,15 @@ def _npz_generation(path: Path) -> int:
 def test_sigkill_mid_generation_then_resume(reference_run: Path, tmp_path: Path) -> None:
     cfg = make_run(tmp_path)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    code = (
+        "import sys\n"
+        "from a2d_evo.config import load_config\n"
+        "from a2d_evo.runfolder import RunFolder\n"
+        "from a2d_evo.search import evolve\n"
+        "evolve(load_config(sys.argv[1]), RunFolder(sys.argv[2]), progress=False)\n"
+    )
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "a2d_evo.search.evolve",
-            str(tmp_path / "cfg.yaml"),
-            str(tmp_path),
-            "--quiet",
-        ],
+        [sys.executable, "-c", code, str(tmp_path / "cfg.yaml"), str(tmp_path)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

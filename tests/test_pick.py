@@ -2,33 +2,54 @@
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from a2d_evo.errors import RunFolderError
 from a2d_evo.report.pick import knee_index, select
 
+# In every case below: x = log10 FLOPs and y = normalised return, each scaled to [0, 1] over
+# the front; the chord runs from the cheapest member a to the best-scoring member b, and the
+# knee is the member farthest above it. Distances are worked out in the comments.
+
 
 def test_knee_of_a_bent_front() -> None:
-    # log10 FLOPs 2, 3, 4, 5 -> x 0, 1/3, 2/3, 1; returns 0, 0.9, 0.95, 1.0.
-    # Chord from (0, 0) to (1, 1); distances above it: (y - x)/sqrt(2) = 0, 0.567/1.414, ...
-    flops = [1e2, 1e3, 1e4, 1e5]
-    norm = [0.0, 0.9, 0.95, 1.0]
-    d = [(y - x) / math.sqrt(2) for x, y in zip([0, 1 / 3, 2 / 3, 1], norm, strict=True)]
-    assert max(range(4), key=d.__getitem__) == 1
-    assert knee_index(flops, norm) == 1
+    # x = 0, 1/3, 2/3, 1; y = 0, 0.9, 0.95, 1; chord (0, 0) -> (1, 1), distance (y - x) / sqrt 2
+    # = 0, 0.401, 0.200, 0 -> member 1
+    assert knee_index([1e2, 1e3, 1e4, 1e5], [0.0, 0.9, 0.95, 1.0]) == 1
+
+
+def test_knee_in_the_middle_of_a_front() -> None:
+    # x = 0, .25, .5, .75, 1; y = 0, .2, .7, .9, 1; y - x = 0, -.05, .2, .15, 0 -> member 2
+    assert knee_index([1e2, 1e3, 1e4, 1e5, 1e6], [0.0, 0.2, 0.7, 0.9, 1.0]) == 2
+
+
+def test_knee_is_an_index_into_an_unsorted_front() -> None:
+    # log10 FLOPs 4, 2, 6, 3 -> x = .5, 0, 1, .25; returns .8, .1, .9, .3 -> y = .875, 0, 1, .25
+    # a = member 1, b = member 2, chord (0, 0) -> (1, 1); y - x = .375, 0, 0, 0 -> member 0
+    assert knee_index([1e4, 1e2, 1e6, 1e3], [0.8, 0.1, 0.9, 0.3]) == 0
+
+
+def test_knee_chord_ends_at_the_best_scoring_member() -> None:
+    # the dearest member (3) scores below member 2, so the chord is (0, 0) -> (2/3, 1):
+    # distance (2/3 * y - x) / sqrt(13/9) = 0, 0.055, 0, -0.333 -> member 1. (A chord to the
+    # dearest member, (0, 0) -> (1, 0.9), would give y - 0.9 x = 0, 0.3, 0.4, 0 -> member 2.)
+    assert knee_index([1e2, 1e3, 1e4, 1e5], [0.0, 0.6, 1.0, 0.9]) == 1
 
 
 def test_knee_scale_free_in_return() -> None:
+    # raw returns -500, -120, -100, -90 span 410: y = 0, 0.927, 0.976, 1; x = 0, 1/3, 2/3, 1;
+    # y - x = 0, 0.594, 0.309, 0 -> member 1, as for the same front in normalised units
     flops = [1e2, 1e3, 1e4, 1e5]
-    assert knee_index(flops, [-500, -120, -100, -90]) == knee_index(flops, [0.0, 0.95, 0.98, 1.0])
+    assert knee_index(flops, [-500, -120, -100, -90]) == 1
+    assert knee_index(flops, [0.0, 0.95, 0.98, 1.0]) == 1
 
 
 def test_knee_degenerate_fronts() -> None:
     assert knee_index([5e3], [0.7]) == 0
     assert knee_index([1e3, 1e4], [0.5, 0.9]) == 1  # no member above the chord: best-scoring
     assert knee_index([1e2, 1e3, 1e4], [0.0, 0.5, 1.0]) == 2  # straight line in (log x, y)
+    # equal returns: the best-scoring member is the cheapest one, the chord has length 0
+    assert knee_index([1e2, 1e3], [0.5, 0.5]) == 0
     with pytest.raises(ValueError):
         knee_index([], [])
 
@@ -45,11 +66,13 @@ def _front() -> list[dict[str, float]]:
 def test_select_all_index_and_filters() -> None:
     front = _front()
     assert select(front, "all") == [(f"front_{i:02d}", i) for i in range(4)]
+    # x = 0, 1/3, 2/3, 1; y = 0, .9, .96, 1; y - x = 0, .567, .293, 0 -> member 1
     assert select(front, "knee") == [("knee", 1)]
     assert select(front, "2") == [("front_02", 2)]
     assert select(front, "all", max_flops=5000) == [("front_00", 0), ("front_01", 1)]
     assert select(front, "all", min_return=470) == [("front_02", 2), ("front_03", 3)]
-    # the knee among the filtered members only
+    # the knee among the filtered members only: members 2 and 3 alone, none above the
+    # chord between them, so the best-scoring one
     assert select(front, "knee", min_return=470) == [("knee", 3)]
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import statistics
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,8 @@ import torch
 import yaml
 
 from a2d_evo.cli import main
+from a2d_evo.config import load_config
+from a2d_evo.evaluation.episodes import random_policy_return
 from a2d_evo.formats import METRICS_KEYS
 from a2d_evo.nets.agent_folder import load_agent
 
@@ -68,10 +72,34 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
         )
         assert (folder / "policy.onnx").is_file()
 
+    # R_random in front.json is the uniform-random policy's mean on the front's seeds, and the
+    # exported knee beats it on those seeds (a front member that does not is dropped, unless
+    # nothing learned: then this fails)
+    run_cfg = load_config(run / "config.yaml")
+    norm = front["normalisation"]
+    seeds = front["front"][0]["seeds"]
+    assert seeds == list(range(seeds[0], seeds[0] + 3))
+    r_random = random_policy_return(run_cfg, len(seeds), seeds[0]).mean
+    assert norm["r_random"] == pytest.approx(r_random)
+    knee = json.loads((run / "agents" / "knee" / "metrics.json").read_text())
+    assert knee["seeds"] == seeds and knee["return_mean"] > r_random
+    span = norm["r_teacher"] - norm["r_random"]
+    assert knee["normalised_return"] == pytest.approx((knee["return_mean"] - r_random) / span)
+
+    # `eval` on its own fresh seeds: the knee beats random there too; the interval is
+    # mean +- z_0.975 * s / sqrt(n) with s the sample standard deviation
     knee_eval = json.loads((run / "agents" / "knee" / "eval.json").read_text())
-    assert knee_eval["episodes"] == 3 and len(knee_eval["returns"]) == 3
-    lo, hi = knee_eval["return_ci95"]
-    assert lo <= knee_eval["return_mean"] <= hi
+    returns = knee_eval["returns"]
+    assert knee_eval["episodes"] == 3 and len(returns) == 3
+    first = knee_eval["seeds"][0]
+    assert knee_eval["seeds"] == [first, first + 1, first + 2]
+    eval_random = random_policy_return(run_cfg, 3, first).mean
+    assert knee_eval["random_return_mean"] == pytest.approx(eval_random)
+    assert knee_eval["return_mean"] == pytest.approx(statistics.fmean(returns))
+    assert knee_eval["return_mean"] > eval_random
+    half = statistics.NormalDist().inv_cdf(0.975) * statistics.stdev(returns) / math.sqrt(3)
+    mean = knee_eval["return_mean"]
+    assert knee_eval["return_ci95"] == pytest.approx([mean - half, mean + half])
 
     for name in ("pareto.png", "hypervolume.png", "report.md"):
         assert (run / "report" / name).stat().st_size > 1000
@@ -84,6 +112,17 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert metrics["seeds"] == front["front"][0]["seeds"]  # scored like the front
     report = (run / "report" / "report.md").read_text()
     assert "ppo_x0.5" in report and "distill_x0.5" in report
+    # the knee's row of the front table: its index, arch, return and normalised return
+    entry = front["front"][knee["front_index"]]
+    arch = "mlp-" + "x".join(str(w) for w in entry["arch"]["widths"])
+    row = next(
+        line for line in report.splitlines() if line.startswith(f"| {knee['front_index']} |")
+    )
+    assert row.startswith(f"| {knee['front_index']} | {arch} | ")
+    assert f"| {entry['return_mean']:.2f} ± " in row
+    assert f"| {entry['normalised_return']:.3f} |" in row and "knee" in row
+    assert f"Knee point (as exported): `{arch}`" in report
+    assert f"R_teacher = {norm['r_teacher']:.2f}, R_random = {norm['r_random']:.2f}" in report
     history = (run / "search" / "history.csv").read_text().splitlines()
     assert history[0].split(",")[:3] == ["generation", "encoding", "arch"]
     assert len(history) > 8  # at least the initial population

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from pymoo.core.evaluator import Evaluator
 from pymoo.core.population import Population
 
 from a2d_evo.config import SpaceConfig
@@ -50,10 +51,12 @@ class FakeEvaluator:
         return out
 
 
+SEEDS = [10, 11, 12]
+
+
 def make_problem(**kw) -> tuple[SubnetProblem, FakeEvaluator]:
     ev = FakeEvaluator()
     prob = SubnetProblem(SPACE, ev, OBS, ACTIONS, NORM, episodes=3, **kw)
-    prob.seeds = [10, 11, 12]
     return prob, ev
 
 
@@ -67,21 +70,40 @@ def test_one_evaluator_call_per_population_and_cache() -> None:
         twin[1 + depth] = 3
     Xall = np.vstack([X, twin[None, :], X[:3]])
     out: dict = {}
-    prob._evaluate(Xall.astype(float), out)
+    prob._evaluate(Xall.astype(float), out, seeds=SEEDS, generation=0)
     assert len(ev.calls) == 1
     assert len(ev.calls[0]) == len({SPACE.key(x) for x in X})
     np.testing.assert_array_equal(out["F"][0], out["F"][len(X)])  # the twin
-    prob._evaluate(X.astype(float), out)
-    assert len(ev.calls) == 1  # everything cached
+    prob._evaluate(X.astype(float), out)  # everything cached: no seeds needed
+    assert len(ev.calls) == 1
     assert prob.last_new == []
+
+
+def test_seeds_and_generation_come_with_the_evaluation() -> None:
+    """pymoo forwards the evaluator's keyword arguments; the problem keeps none of them."""
+    prob, ev = make_problem()
+    X = np.stack([SPACE.encode(MLPArch((8,))), SPACE.encode(MLPArch((16, 16)))])
+    pop = Population.new(X=X[:1])
+    Evaluator().eval(prob, pop, seeds=[40, 43, 46, 44], generation=4)
+    rec = prob.entry(X[0])
+    assert rec["generation"] == 4 and rec["episodes"] == 3
+    # the arch played seeds[:episodes]: returns base + s % 3 = base + 1 for s = 40, 43, 46
+    base = 20.0 + 200.0 * (1 - np.exp(-8 / 100))
+    assert rec["return_mean"] == pytest.approx(base + 1.0) and rec["return_std"] == 0.0
+    assert pop.get("F")[0, 0] == pytest.approx(-(base + 1.0 - 20.0) / 200.0)
+    with pytest.raises(ValueError, match="seeds="):
+        prob.evaluate(X)  # a new arch and no seeds
+    with pytest.raises(ValueError, match="seeds="):
+        prob.evaluate(X, seeds=[1, 2], generation=5)  # fewer seeds than episodes
+    assert len(ev.calls) == 1
 
 
 def test_rescore_evaluates_again() -> None:
     prob, ev = make_problem(rescore=True)
     X = SPACE.sample_encodings(np.random.default_rng(1), 5)
     out: dict = {}
-    prob._evaluate(X, out)
-    prob._evaluate(X, out)
+    prob._evaluate(X, out, seeds=SEEDS, generation=0)
+    prob._evaluate(X, out, seeds=SEEDS, generation=1)
     assert len(ev.calls) == 2
 
 
@@ -89,7 +111,7 @@ def test_objectives_and_constraint() -> None:
     prob, _ = make_problem(max_flops=5000.0)
     X = np.stack([SPACE.encode(MLPArch((64, 64))), SPACE.encode(MLPArch((8,)))])
     out: dict = {}
-    prob._evaluate(X, out)
+    prob._evaluate(X, out, seeds=SEEDS, generation=0)
     for row, arch in zip(out["F"], (MLPArch((64, 64)), MLPArch((8,))), strict=True):
         ret = 20.0 + 200.0 * (1 - np.exp(-sum(arch.widths) / 100)) + 1.0  # seeds 10..12 % 3
         assert row[0] == pytest.approx(-(ret - 20.0) / 200.0)
@@ -104,7 +126,7 @@ def test_cache_round_trip() -> None:
     prob, _ = make_problem()
     X = SPACE.sample_encodings(np.random.default_rng(2), 6)
     out: dict = {}
-    prob._evaluate(X, out)
+    prob._evaluate(X, out, seeds=SEEDS, generation=0)
     other, ev2 = make_problem()
     other.load_cache(prob.cache_records())
     out2: dict = {}
@@ -181,7 +203,7 @@ def test_nsga2_restored_from_arrays_continues_identically(max_flops: float | Non
 
     cfg = config_from_dict({"seed": 7, "search": {"pop": 12, "gens": 6}})
 
-    def run(gens: int, resume_at: int | None) -> list[np.ndarray]:
+    def run(gens: int, resume_at: int | None) -> tuple[list[np.ndarray], int, np.ndarray]:
         prob, _ = make_problem(max_flops=max_flops)
         algo = make_algorithm(cfg, SPACE)
         algo.setup(prob, verbose=False)
@@ -197,13 +219,15 @@ def test_nsga2_restored_from_arrays_continues_identically(max_flops: float | Non
                 algo.setup(prob, verbose=False)
                 restore_algorithm(algo, arrays, gen)
             pop = algo.ask()
-            algo.evaluator.eval(prob, pop, algorithm=algo)
+            algo.evaluator.eval(prob, pop, seeds=generation_seeds(7, gen, 3), generation=gen)
             algo.tell(infills=pop)
             history.append(np.asarray(algo.pop.get("X")).copy())
             gen += 1
-        return history
+        return history, algo.n_gen, np.asarray(algo.opt.get("F"))
 
-    straight = run(6, None)
-    resumed = run(6, 3)
+    straight, n_gen, opt = run(6, None)
+    resumed, n_gen_resumed, opt_resumed = run(6, 3)
     for a, b in zip(straight, resumed, strict=True):
         np.testing.assert_array_equal(a, b)
+    assert n_gen == n_gen_resumed == 7  # the generation counter goes on where it stopped
+    np.testing.assert_array_equal(opt, opt_resumed)

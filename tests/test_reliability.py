@@ -201,9 +201,7 @@ def _no_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_disk_full_during_training_exits_2_and_keeps_the_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = write_config(
-        tmp_path / "c.yaml", teacher={"total_steps": 320}, supernet={"checkpoint_every": 1}
-    )
+    cfg = write_config(tmp_path / "c.yaml", teacher={"total_steps": 320, "checkpoint_every": 1})
     run = tmp_path / "run"
     real_fsync = os.fsync
     calls = {"n": 0}
@@ -293,7 +291,7 @@ def _plant_supernet_and_teacher(raw: dict[str, Any], root: Path) -> None:
     torch.manual_seed(0)
     net = build_supernet(cfg)
     runfolder.torch_save(run.supernet_weights, {k: v.detach() for k, v in net.state_dict().items()})
-    save_agent(extract(net, MLPArch((16,)), {"id": "CartPole-v1"}), run.teacher_agent, onnx=False)
+    save_agent(extract(net, MLPArch((16,)), {"id": cfg.env.id}), run.teacher_agent, onnx=False)
 
 
 def _ignore_sigint() -> None:
@@ -481,7 +479,7 @@ def test_an_env_turning_nan_stops_training_and_keeps_the_checkpoint(
 
     raw = tiny_raw(
         env={"id": "A2DReliabilityNaN-v0", "kwargs": {"at": 40, "what": what}},
-        supernet={"checkpoint_every": 1},
+        teacher={"checkpoint_every": 1},
     )
     cfg = config_from_dict(raw)
     run = RunFolder(tmp_path / "run")
@@ -494,7 +492,7 @@ def test_an_env_turning_nan_stops_training_and_keeps_the_checkpoint(
 
 
 def test_an_env_turning_nan_stops_the_search(tmp_path: Path) -> None:
-    from a2d_evo.search.evolve import evolve
+    from a2d_evo.search.evolution import evolve
 
     raw = tiny_raw(
         env={"id": "A2DReliabilityNaN-v0", "kwargs": {"at": 15, "what": "obs"}},
@@ -523,7 +521,7 @@ def test_search_refuses_a_teacher_of_another_env(
     save_agent(acrobot, run.teacher_agent, onnx=False)  # replaces the CartPole teacher
     assert main(["evolve", "--config", str(cfg), "--out", str(run.root)]) == EXIT_USER_ERROR
     err = capsys.readouterr().err
-    assert "teacher agent" in err and "(6,) and 3 actions" in err and err.count("\n") == 1
+    assert "the teacher" in err and "(6,) and 3 actions" in err and err.count("\n") == 1
     assert not run.search.exists()  # refused before the stage folder was touched
 
 

@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pytest
 
+from a2d_evo.config import config_from_dict
+from a2d_evo.errors import EnvError
+from a2d_evo.evaluation.scoring import eval_agent_folder
 from a2d_evo.formats import Z95, interval95
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.agent_folder import save_agent
+from a2d_evo.nets.space import MLPArch
+
+
+def test_z95_is_the_975_normal_quantile() -> None:
+    # computed independently of the constant: the standard normal's inverse CDF at 0.975
+    assert math.isclose(Z95, NormalDist().inv_cdf(0.975), rel_tol=1e-12)
 
 
 def test_interval95_by_hand() -> None:
-    r = np.array([10.0, 12.0, 14.0, 16.0])
-    # mean 13, sample std sqrt(((9+1+1+9)/3)) = sqrt(20/3)
-    half = 1.959963984540054 * math.sqrt(20 / 3) / 2
-    lo, hi = interval95(r)
-    assert math.isclose(lo, 13 - half) and math.isclose(hi, 13 + half)
-    assert Z95 == 1.959963984540054
+    # returns 10, 12, 14, 16: mean 13; squared deviations 9 + 1 + 1 + 9 = 20;
+    # sample std sqrt(20 / 3) = 2.5820; standard error 2.5820 / sqrt(4) = 1.2910;
+    # half-width 1.959964 * 1.2910 = 2.5303 -> interval (10.4697, 15.5303)
+    lo, hi = interval95(np.array([10.0, 12.0, 14.0, 16.0]))
+    assert lo == pytest.approx(10.4697, abs=1e-4)
+    assert hi == pytest.approx(15.5303, abs=1e-4)
 
 
 def test_interval95_single_episode_is_a_point() -> None:
@@ -25,13 +37,6 @@ def test_interval95_single_episode_is_a_point() -> None:
 
 
 def test_eval_refuses_an_agent_of_another_env(tmp_path: Path) -> None:
-    from a2d_evo.config import config_from_dict
-    from a2d_evo.errors import EnvError
-    from a2d_evo.evaluation.scoring import eval_agent_folder
-    from a2d_evo.nets.agent import Agent
-    from a2d_evo.nets.agent_folder import save_agent
-    from a2d_evo.nets.space import MLPArch
-
     cartpole = config_from_dict({"env": {"id": "CartPole-v1"}})
     acrobot_agent = Agent(MLPArch((8,)), (6,), 3, {"id": "Acrobot-v1"})
     folder = save_agent(acrobot_agent, tmp_path / "acrobot", onnx=False)

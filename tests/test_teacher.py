@@ -18,7 +18,7 @@ from a2d_evo.errors import FormatError, TrainingError
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import CNNArch, MLPArch
 from a2d_evo.runfolder import RunFolder
-from a2d_evo.train.teacher import (
+from a2d_evo.train.import_teacher import (
     check_fits_env,
     convert_cleanrl,
     convert_sb3,

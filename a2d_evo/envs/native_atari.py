@@ -22,15 +22,16 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from a2d_evo import ops
 from a2d_evo.config import EnvConfig
-from a2d_evo.envs.atari import (
+from a2d_evo.envs.ale import (
     V5_MAX_FRAMES,
-    _cores,
-    _new_ale,
-    _rom_path,
-    _screen_dims,
     derived_seeds,
+    new_ale,
     num_actions,
+    rom_path,
+    screen_dims,
+    worker_cores,
 )
 from a2d_evo.envs.vector import EpisodeStats, StepResult, check_actions, seed_list
 from a2d_evo.errors import EnvError
@@ -96,7 +97,7 @@ class _Game:
 
     def __init__(self, i: int, sh: _Shared, opt: _Options) -> None:
         self.i, self.sh, self.opt = i, sh, opt
-        self.ale = _new_ale(opt.sticky, opt.max_frames)
+        self.ale = new_ale(opt.sticky, opt.max_frames)
         self.rng: np.random.Generator | None = None
         self.actions: list[Any] = []
         self.b0, self.b1 = sh.raw[i, 0], sh.raw[i, 1]
@@ -294,9 +295,7 @@ def _one_kernel_thread() -> Iterator[None]:
     """Run the preprocessing kernel on one OpenMP thread. The workers idle while it runs, but
     OpenMP's idle threads then spin-wait for a while and steal the cores the workers need next:
     on 2 cores, 2 kernel threads cut the backend's throughput several times (BENCHMARKS.md)."""
-    from a2d_evo.ops import native_module
-
-    mod = native_module()
+    mod = ops.native_module()
     if mod is None or not hasattr(mod, "set_num_threads"):
         yield
         return
@@ -330,19 +329,15 @@ class NativeAtariVecEnv:
     ) -> None:
         from multiprocessing import shared_memory
 
-        try:
-            from a2d_evo import ops
-        except ImportError as exc:
-            raise EnvError(f"{cfg.id}: the native backend needs a2d_evo.ops ({exc})") from None
         self._ops = ops
         self.env_id = cfg.id
         self.num_envs = num_envs
         self.n_actions = num_actions(cfg.id)
         self.obs_shape = (cfg.stack, cfg.frame_size, cfg.frame_size)
         self.obs_dtype = np.dtype(np.uint8)
-        h, w = _screen_dims(rom)
+        h, w = screen_dims(rom)
         opt = _Options(
-            rom_path=_rom_path(rom),
+            rom_path=rom_path(rom),
             sticky=cfg.sticky_actions,
             frame_skip=cfg.frame_skip,
             noop_max=cfg.noop_max,
@@ -358,7 +353,7 @@ class NativeAtariVecEnv:
         self._stack = np.zeros((num_envs, *self.obs_shape), np.uint8)
         self._stats = EpisodeStats(num_envs)
         self._pending_seed = seed
-        n_workers = max(1, min(cfg.workers or _cores(), num_envs))
+        n_workers = max(1, min(cfg.workers or worker_cores(), num_envs))
         try:
             for k in range(n_workers):
                 args: dict[str, Any] = {"n": num_envs, "h": h, "w": w}
@@ -377,7 +372,10 @@ class NativeAtariVecEnv:
         env = dict(os.environ)
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        code = "import sys; from a2d_evo.envs.native_atari import _worker_main; _worker_main(sys.argv[1:])"
+        code = (
+            "import sys; from a2d_evo.envs.native_atari import _worker_main; "
+            "_worker_main(sys.argv[1:])"
+        )
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-c", code, str(child.fileno()), shm_name, args],

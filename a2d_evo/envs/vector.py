@@ -1,11 +1,11 @@
 """Vectorised, seeded environments behind one small contract.
 
 Every backend (the in-process :class:`SyncVecEnv` for classic control and the gymnasium Atari
-reference, and the two Atari backends of :mod:`a2d_evo.envs.atari` and :mod:`a2d_evo.envs.native_atari`)
-implements :class:`VecEnv` and returns :class:`StepResult` batches with **same-step
-autoreset**: the observation of an env whose episode just ended is already the first one of its
-next episode, and the last observation of the ended episode is in ``final_obs`` (to bootstrap
-the value on truncation).
+reference, :mod:`a2d_evo.envs.ale_vector` and :mod:`a2d_evo.envs.native_atari`) implements
+:class:`VecEnv` and returns :class:`StepResult` batches with **same-step autoreset**: the
+observation of an env whose episode just ended is already the first one of its next episode,
+and the last observation of the ended episode is in ``final_obs`` (to bootstrap the value on
+truncation).
 
 Rewards are the raw ones: reward clipping happens only inside the training loss, so returns
 reported here are the game score.
@@ -13,11 +13,12 @@ reported here are the game score.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from a2d_evo.envs.classic import obs_layout
 from a2d_evo.errors import EnvError
 
 __all__ = [
@@ -154,7 +155,7 @@ class SyncVecEnv:
         self.env_id = env_id
         self.num_envs = len(self.envs)
         space = self.envs[0].observation_space
-        self.obs_shape, self._obs_fn = _obs_layout(env_id, space)
+        self.obs_shape, self._obs_fn = obs_layout(env_id, space)
         self.obs_dtype = np.dtype(obs_dtype)
         self.n_actions = int(self.envs[0].action_space.n)
         self._action_start = int(self.envs[0].action_space.start)
@@ -263,49 +264,3 @@ class SyncVecEnv:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-# ----------------------------------------------------------------------------- classic control
-
-
-def _make_classic(env_id: str, kwargs: dict[str, Any], limit: int | None) -> Any:
-    import gymnasium as gym
-
-    extra: dict[str, Any] = {"disable_env_checker": True}
-    if limit is not None:
-        extra["max_episode_steps"] = limit
-    try:
-        env = gym.make(env_id, **{**kwargs, **extra})
-    except gym.error.UnregisteredEnv as exc:
-        raise EnvError(f"unknown environment id {env_id!r}: {exc}") from None
-    except TypeError as exc:
-        raise EnvError(f"{env_id}: env.kwargs {kwargs} rejected: {exc}") from None
-    except gym.error.Error as exc:
-        raise EnvError(f"{env_id}: cannot be built: {exc}") from None
-    space = env.action_space
-    if not isinstance(space, gym.spaces.Discrete):
-        env.close()
-        if isinstance(space, gym.spaces.Box):
-            raise EnvError(
-                f"{env_id}: continuous action spaces are not supported (discrete only); got {space}"
-            )
-        raise EnvError(f"{env_id}: action space {space} is not supported (discrete only)")
-    return env
-
-
-def _obs_layout(env_id: str, space: Any) -> tuple[tuple[int, ...], Callable[[Any], Any]]:
-    """Flat observation shape and the function mapping one raw observation to it."""
-    import gymnasium as gym
-
-    if isinstance(space, gym.spaces.Box):
-        shape = tuple(int(d) for d in space.shape)
-        if len(shape) <= 1:
-            return (max(1, int(np.prod(shape))),), np.ravel
-        if len(shape) == 3 and space.dtype == np.uint8:  # image stacks (Atari) stay as they are
-            return shape, np.asarray
-        return (int(np.prod(shape)),), np.ravel
-    if isinstance(space, gym.spaces.Discrete):
-        n, start = int(space.n), int(space.start)
-        eye = np.eye(n, dtype=np.float32)
-        return (n,), lambda o: eye[int(o) - start]
-    raise EnvError(f"{env_id}: observation space {space} is not supported (Box or Discrete only)")

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from a2d_evo.config import Config
+from a2d_evo.envs import env_spec
 from a2d_evo.errors import EnvError
+from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import FRESH_SEED_OFFSET
 from a2d_evo.formats import EVAL_FORMAT_VERSION, interval95, normalised_return
-
-
-def check_agent_env(agent: Any, cfg: Config, where: Path) -> None:
-    """Refuse an agent folder made for another env than the config's."""
-    from a2d_evo.envs import env_spec
-
-    made_for = str(agent.env_config.get("id", "")) if agent.env_config else ""
-    if made_for and made_for != cfg.env.id:
-        raise EnvError(f"{where} was made for {made_for!r}, not for {cfg.env.id!r}")
-    spec = env_spec(cfg.env)
-    if tuple(agent.obs_shape) != tuple(spec.obs_shape) or agent.n_actions != spec.n_actions:
-        raise EnvError(
-            f"{where}: the agent takes observations {tuple(agent.obs_shape)} and "
-            f"{agent.n_actions} actions; {cfg.env.id} gives {tuple(spec.obs_shape)} and "
-            f"{spec.n_actions}"
-        )
+from a2d_evo.nets.agent import check_fits_env
+from a2d_evo.nets.agent_folder import load_agent
+from a2d_evo.runfolder import run_teacher, write_json
 
 
 def eval_agent_folder(
@@ -41,14 +30,11 @@ def eval_agent_folder(
     The normalised return uses R_random and, when a teacher folder is found (``teacher_dir``
     or the run's ``teacher/agent``), R_teacher measured on the same seeds.
     """
-    from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
-    from a2d_evo.nets.agent_folder import load_agent
-    from a2d_evo.runfolder import run_teacher, write_json
-
     if episodes < 1:
         raise EnvError(f"--episodes must be >= 1, got {episodes}")
     agent = load_agent(folder)
-    check_agent_env(agent, cfg, folder)
+    spec = env_spec(cfg.env)
+    check_fits_env(agent, cfg.env.id, spec.obs_shape, spec.n_actions, str(folder))
     first = cfg.seed + FRESH_SEED_OFFSET if seed is None else seed
     result = evaluate_agent(agent, cfg, episodes, first, mode)
     rand = random_policy_return(cfg, episodes, first)
@@ -56,7 +42,7 @@ def eval_agent_folder(
     r_teacher = None
     if teacher_dir is not None and teacher_dir.resolve() != folder.resolve():
         teacher = load_agent(teacher_dir)
-        check_agent_env(teacher, cfg, teacher_dir)
+        check_fits_env(teacher, cfg.env.id, spec.obs_shape, spec.n_actions, str(teacher_dir))
         r_teacher = evaluate_agent(teacher, cfg, episodes, first, mode).mean
     elif teacher_dir is not None:
         r_teacher = result.mean

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from a2d_evo.errors import EnvError
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
 
 CONV_SPECS = ((8, 4), (4, 2), (3, 1))
@@ -114,3 +115,26 @@ class Agent(nn.Module):
             return self(obs.to(device)).logits.argmax(-1)
         x = torch.as_tensor(np.asarray(obs), device=device)
         return self(x).logits.argmax(-1).cpu().numpy()
+
+
+def check_fits_env(
+    agent: Any, env_id: str, obs_shape: tuple[int, ...], n_actions: int, where: str
+) -> None:
+    """Raise EnvError unless ``agent`` fits the env: the id it records, its inputs and actions.
+
+    ``where`` names the agent in the message (a folder, "the teacher", ...). The one check for
+    every agent that meets an env: the teacher, a fine-tuned agent, an evaluated agent folder.
+    """
+    a_obs = tuple(int(d) for d in getattr(agent, "obs_shape", ()))
+    a_act = int(getattr(agent, "n_actions", -1))
+    problems = []
+    made_for = (getattr(agent, "env_config", None) or {}).get("id")
+    if made_for and made_for != env_id:
+        problems.append(f"it was made for {made_for!r}, not for {env_id!r}")
+    if a_obs != tuple(obs_shape) or a_act != n_actions:
+        problems.append(
+            f"it takes observations {a_obs} and {a_act} actions; {env_id} gives "
+            f"{tuple(obs_shape)} and {n_actions}"
+        )
+    if problems:
+        raise EnvError(f"{where} does not fit the environment: " + "; ".join(problems))

@@ -21,7 +21,14 @@ from a2d_evo.errors import ArchError, KernelInputError
 from a2d_evo.nets.space import Arch, MLPArch
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.ops.dispatch import native_module, native_op, reference_forced
-from a2d_evo.ops.subnet_eval import PANEL, PackedSupernet, Packer, round_up, subnet_eval_backend
+from a2d_evo.ops.subnet_eval import (
+    PANEL,
+    PackedSupernet,
+    Packer,
+    pack_meta,
+    round_up,
+    subnet_eval_backend,
+)
 
 __all__ = ["PopulationForward", "arch_table", "pack_supernet", "reference_forward"]
 
@@ -33,7 +40,10 @@ def _np(t: torch.Tensor | None) -> np.ndarray:
 
 
 def pack_supernet(supernet: Supernet) -> PackedSupernet:
-    """The supernet's weights packed for the native kernel (done once per weight version)."""
+    """The supernet's weights packed for the native kernel (done once per weight version).
+
+    Needs the native module: the ``meta`` layout is the one it defines (KernelInputError without).
+    """
     n_act = supernet.n_actions
     policy, value = cast(nn.Linear, supernet.policy), cast(nn.Linear, supernet.value)
     heads_w = np.concatenate([_np(policy.weight), _np(value.weight)])
@@ -48,10 +58,22 @@ def pack_supernet(supernet: Supernet) -> PackedSupernet:
         off_w = [pk.cols(_np(layer.weight).T, ldw) for layer in layers]
         off_b = [pk.vec(_np(layer.bias), ldw) for layer in layers]
         hw, hb = pk.cols(heads_w.T, ldh), pk.vec(heads_b, ldh)
-        meta = [0, obs_dim, len(layers), wmax, ldw, n_act, ldh, hw, hb, *off_w, *off_b]
-        return PackedSupernet(
-            "mlp", pk.buffer(), np.asarray(meta, np.int64), 1 + len(layers), n_act
+        meta = pack_meta(
+            "mlp",
+            {
+                "obs_dim": obs_dim,
+                "depth_max": len(layers),
+                "width_max": wmax,
+                "ldw": ldw,
+                "n_actions": n_act,
+                "ldh": ldh,
+                "off_head_w": hw,
+                "off_head_b": hb,
+                "off_w": off_w,
+                "off_b": off_b,
+            },
         )
+        return PackedSupernet("mlp", pk.buffer(), meta, 1 + len(layers), n_act)
 
     c_in, h, w = supernet.obs_shape
     convs = [cast(nn.Conv2d, m) for m in cast(nn.ModuleList, supernet.convs)]
@@ -69,10 +91,14 @@ def pack_supernet(supernet: Supernet) -> PackedSupernet:
     ld_e, ldf = round_up(ew, PANEL), round_up(fc_max, PANEL)
     # conv1 8x8/4 as a 2x2 conv over the space-to-depth(4) image: rows (ty, tx, ci, dy, dx).
     w1 = _np(convs[0].weight).reshape(cmax[0], c_in, 2, 4, 2, 4).transpose(2, 4, 1, 3, 5, 0)
-    conv_off = [pk.panels(w1.reshape(-1, cmax[0])), pk.vec(_np(convs[0].bias), ld[0])]
+    conv_off = {
+        "off_conv1_w": pk.panels(w1.reshape(-1, cmax[0])),
+        "off_conv1_b": pk.vec(_np(convs[0].bias), ld[0]),
+    }
     for i in (1, 2):  # rows (kh, kw, ci)
         wi = _np(convs[i].weight).transpose(2, 3, 1, 0).reshape(-1, cmax[i])
-        conv_off += [pk.panels(wi), pk.vec(_np(convs[i].bias), ld[i])]
+        conv_off[f"off_conv{i + 1}_w"] = pk.panels(wi)
+        conv_off[f"off_conv{i + 1}_b"] = pk.vec(_np(convs[i].bias), ld[i])
     extra_w = [
         pk.panels(_np(convs[3 + j].weight).transpose(2, 3, 1, 0).reshape(-1, ew))
         for j in range(n_extra)
@@ -82,9 +108,32 @@ def pack_supernet(supernet: Supernet) -> PackedSupernet:
     wf = _np(fc.weight).reshape(fc_max, c_last, area).transpose(2, 1, 0)
     fw, fb = pk.panels(wf.reshape(-1, fc_max)), pk.vec(_np(fc.bias), ldf)
     hw, hb = pk.cols(heads_w.T, ldh), pk.vec(heads_b, ldh)
-    meta = [1, c_in, h, w, *cmax, n_extra, ew, ek, fc_max, ldf, n_act, ldh, fw, fb, hw, hb]
-    meta += conv_off + extra_w + extra_b
-    return PackedSupernet("cnn", pk.buffer(), np.asarray(meta, np.int64), 5 + 2 * n_extra, n_act)
+    meta = pack_meta(
+        "cnn",
+        {
+            "c_in": c_in,
+            "h_in": h,
+            "w_in": w,
+            "c1_max": cmax[0],
+            "c2_max": cmax[1],
+            "c3_max": cmax[2],
+            "n_extra_max": n_extra,
+            "extra_w_max": ew,
+            "extra_k_max": ek,
+            "fc_max": fc_max,
+            "ldf": ldf,
+            "n_actions": n_act,
+            "ldh": ldh,
+            "off_fc_w": fw,
+            "off_fc_b": fb,
+            "off_head_w": hw,
+            "off_head_b": hb,
+            **conv_off,
+            "off_extra_w": extra_w,
+            "off_extra_b": extra_b,
+        },
+    )
+    return PackedSupernet("cnn", pk.buffer(), meta, 5 + 2 * n_extra, n_act)
 
 
 def _arch_row(arch: Arch, arch_len: int) -> list[int]:
@@ -149,8 +198,12 @@ class PopulationForward:
         """``native`` or ``reference`` (re-read each call: the env var can force the reference)."""
         if reference_forced():
             return "reference"
-        if self._forced == "native" and self._native is None:
-            raise KernelInputError(f"the native subnet_eval kernel is not available on {self._dev}")
+        if self._native is None:
+            if self._forced == "native":
+                raise KernelInputError(
+                    f"the native subnet_eval kernel is not available on {self._dev}"
+                )
+            return "reference"  # e.g. the env var was set at the last refresh()
         return self._forced or subnet_eval_backend(self.kind, self._dev)
 
     @property
@@ -164,12 +217,20 @@ class PopulationForward:
         return "native-cuda"
 
     def refresh(self) -> None:
-        """Re-pack the supernet's weights (after they changed)."""
+        """Re-pack the supernet's weights (after they changed); the reference path packs nothing."""
         self._native = native_op(f"subnet_eval_{self.kind}", self._dev)
-        self.packed = pack_supernet(self.supernet)
+        self.packed: PackedSupernet | None = None
         self._params_dev: torch.Tensor | None = None
-        if self._dev == "cuda" and self._native is not None:
+        if self._native is None:
+            return
+        self.packed = pack_supernet(self.supernet)
+        if self._dev == "cuda":
             self._params_dev = torch.from_numpy(self.packed.params).to(self.device)
+
+    def _packed(self) -> PackedSupernet:
+        if self.packed is None:  # backend is "native" only when refresh() packed
+            raise KernelInputError("the supernet is not packed: call refresh()")
+        return self.packed
 
     # ------------------------------------------------------------------ checks
     def _check(self, obs: Any, group_archs: Sequence[Arch], group_sizes: Sequence[int]) -> Any:
@@ -214,7 +275,7 @@ class PopulationForward:
         return sizes.astype(np.int64)
 
     def _tables(self, group_archs: Sequence[Arch], sizes: np.ndarray) -> tuple[Any, Any]:
-        n = self.packed.arch_len
+        n = self._packed().arch_len
         cache = self._rows_cache
         rows = []
         for a in group_archs:
@@ -247,6 +308,7 @@ class PopulationForward:
                 return logits.cpu().numpy(), values.cpu().numpy()
             return logits.to(self.device), values.to(self.device)
         table, offsets = self._tables(group_archs, sizes)
+        packed = self._packed()
         if self._dev == "cpu":
             x_np = obs if as_numpy else obs.detach().cpu().numpy()
             if self.kind == "mlp":
@@ -255,27 +317,33 @@ class PopulationForward:
                 x_np = np.ascontiguousarray(x_np)
             try:
                 logits_np, values_np = self._native(  # type: ignore[operator]
-                    x_np, self.packed.params, self.packed.meta, table, offsets
+                    x_np, packed.params, packed.meta, table, offsets
                 )
             except ValueError as exc:
                 raise KernelInputError(str(exc)) from None
             if as_numpy:
                 return logits_np, values_np
             return torch.from_numpy(logits_np), torch.from_numpy(values_np)
-        return self._cuda(obs, as_numpy, n, table, offsets)
+        return self._cuda(packed, obs, as_numpy, n, table, offsets)
 
     def _cuda(
-        self, obs: Any, as_numpy: bool, n: int, table: np.ndarray, offsets: np.ndarray
+        self,
+        packed: PackedSupernet,
+        obs: Any,
+        as_numpy: bool,
+        n: int,
+        table: np.ndarray,
+        offsets: np.ndarray,
     ) -> tuple[Any, Any]:
         mod: Any = native_module()
         x = torch.as_tensor(obs, device=self.device)
         x = (x.float() if self.kind == "mlp" else x).reshape(n, -1).contiguous()
         params = self._params_dev
         assert params is not None
-        need = int(mod.subnet_eval_cuda_workspace(self.packed.meta, n, len(table)))
+        need = int(mod.subnet_eval_cuda_workspace(packed.meta, n, len(table)))
         if self._workspace is None or self._workspace.numel() < need:
             self._workspace = torch.empty(need, dtype=torch.uint8, device=self.device)
-        logits = torch.empty((n, self.packed.n_actions), dtype=torch.float32, device=self.device)
+        logits = torch.empty((n, packed.n_actions), dtype=torch.float32, device=self.device)
         values = torch.empty((n,), dtype=torch.float32, device=self.device)
         stream = torch.cuda.current_stream(self.device).cuda_stream
         try:
@@ -284,7 +352,7 @@ class PopulationForward:
                 n,
                 params.data_ptr(),
                 params.numel(),
-                self.packed.meta,
+                packed.meta,
                 table,
                 offsets,
                 logits.data_ptr(),

@@ -17,8 +17,6 @@ import numpy as np
 from a2d_evo.config import SpaceConfig
 from a2d_evo.errors import ArchError
 
-ARCH_FORMAT_VERSION = 1
-
 
 @dataclass(frozen=True)
 class MLPArch:

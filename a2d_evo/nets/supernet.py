@@ -22,9 +22,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from a2d_evo.config import Config
+from a2d_evo.envs import env_spec
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
 from a2d_evo.nets.agent import CONV_SPECS, PolicyOutput, init_layer, obs_to_float, trunk_hw
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch, SearchSpace
+from a2d_evo.runfolder import torch_load
 
 
 class Supernet(nn.Module):
@@ -159,16 +161,12 @@ def _bias(layer: nn.Linear | nn.Conv2d) -> Tensor:
 
 def build_supernet(cfg: Config) -> Supernet:
     """A freshly initialised supernet for the config's env and search space."""
-    from a2d_evo.envs import env_spec
-
     spec = env_spec(cfg.env)
     return Supernet(SearchSpace(cfg.space), tuple(spec.obs_shape), spec.n_actions)
 
 
 def load_supernet(cfg: Config, path: str | Path) -> Supernet:
     """The supernet of ``RUN_DIR/supernet/weights.pt``; FormatError if it does not fit ``cfg``."""
-    from a2d_evo.runfolder import torch_load
-
     path = Path(path)
     if not path.is_file():
         raise RunFolderError(f"no supernet weights at {path}; run `a2d-evo train-supernet` first")

@@ -4,6 +4,11 @@ The native kernel is used when the extension imports and ``A2D_EVO_REFERENCE_OPS
 true value (``1``, ``true``, ``yes``, ``on``); the variable is read at every call, so tests can
 flip it with ``monkeypatch.setenv``. Generic over ops: an op ``name`` is native when ``_C`` has a
 function of that name (``name_cuda`` for CUDA tensors, which also needs ``_C.has_cuda()``).
+
+CUDA kernels run only once proven: a CUDA op is native when it is in :data:`CUDA_PROVEN` (its
+parity test passed on a GPU and the run was recorded there) or when ``A2D_EVO_CUDA_KERNELS`` is
+true (an explicit opt-in, e.g. for the parity run itself); otherwise CUDA tensors take the
+reference path.
 """
 
 from __future__ import annotations
@@ -13,8 +18,26 @@ import importlib
 import os
 from types import ModuleType
 
+__all__ = [
+    "CUDA_ENV_VAR",
+    "CUDA_PROVEN",
+    "REFERENCE_ENV_VAR",
+    "backend_name",
+    "cuda_opted_in",
+    "native_module",
+    "native_op",
+    "reference_forced",
+]
+
 REFERENCE_ENV_VAR = "A2D_EVO_REFERENCE_OPS"
+CUDA_ENV_VAR = "A2D_EVO_CUDA_KERNELS"
 _TRUE = frozenset({"1", "true", "yes", "on"})
+
+CUDA_PROVEN: frozenset[str] = frozenset()
+"""Ops whose CUDA kernel passed its parity test on a GPU: add a name here, with the GPU and the
+date in a comment, after ``A2D_EVO_CUDA_KERNELS=1 pytest -m cuda`` passed there
+(``benchmarks/bench_population.py --device cuda`` prints the subnet_eval names once its parity
+checks pass). Empty: no CUDA kernel has run on a GPU yet."""
 
 
 @functools.cache
@@ -26,14 +49,25 @@ def native_module() -> ModuleType | None:
         return None
 
 
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
 def reference_forced() -> bool:
     """True when the environment variable A2D_EVO_REFERENCE_OPS forces the reference ops."""
-    return os.environ.get(REFERENCE_ENV_VAR, "").strip().lower() in _TRUE
+    return _env_true(REFERENCE_ENV_VAR)
+
+
+def cuda_opted_in() -> bool:
+    """True when A2D_EVO_CUDA_KERNELS opts in to CUDA kernels not yet in CUDA_PROVEN."""
+    return _env_true(CUDA_ENV_VAR)
 
 
 def native_op(op: str, device: str = "cpu") -> object | None:
     """The native function implementing `op` on `device` ("cpu" or "cuda"), or None."""
     if reference_forced():
+        return None
+    if device == "cuda" and op not in CUDA_PROVEN and not cuda_opted_in():
         return None
     mod = native_module()
     if mod is None:

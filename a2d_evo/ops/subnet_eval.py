@@ -2,23 +2,39 @@
 
 The weights of a whole supernet live in one contiguous float32 buffer (transposed,
 channels-last, zero-padded leading dimensions; layout in ``csrc/subnet_eval.h``) built with
-:class:`Packer`; the native kernel ``a2d_evo._C.subnet_eval_{mlp,cnn}`` (CPU: OpenMP + an
-AVX2/FMA micro-kernel; CUDA when built with it) then computes the logits and values of a batch
-whose consecutive row groups belong to different subnets. Which path runs is decided per
-device and network kind by :data:`FASTEST`, the result of ``benchmarks/bench_population.py``;
-``A2D_EVO_REFERENCE_OPS=1`` forces the reference twin (the per-subnet torch loop, see
-:mod:`a2d_evo.nets.population`, which packs a supernet and calls this op).
+:class:`Packer` and described by an int64 ``meta`` vector, built from named fields by
+:func:`pack_meta` in the order the native module defines (:func:`meta_fields`). The native
+kernel ``a2d_evo._C.subnet_eval_{mlp,cnn}`` (CPU: OpenMP + an AVX2/FMA micro-kernel; CUDA when
+built with it) then computes the logits and values of a batch whose consecutive row groups
+belong to different subnets. Which path runs is decided per device and network kind by
+:data:`FASTEST`, the result of ``benchmarks/bench_population.py``, and for CUDA by
+``ops.dispatch.CUDA_PROVEN``; ``A2D_EVO_REFERENCE_OPS=1`` forces the reference twin (the
+per-subnet torch loop, see :mod:`a2d_evo.nets.population`, which packs a supernet and calls
+this op).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
+from a2d_evo.errors import KernelInputError
+from a2d_evo.ops import dispatch
 from a2d_evo.ops.dispatch import native_op, reference_forced
 
-__all__ = ["FASTEST", "PANEL", "PackedSupernet", "Packer", "round_up", "subnet_eval_backend"]
+__all__ = [
+    "FASTEST",
+    "PANEL",
+    "PackedSupernet",
+    "Packer",
+    "meta_fields",
+    "pack_meta",
+    "round_up",
+    "subnet_eval_backend",
+]
 
 FASTEST: dict[tuple[str, str], str] = {
     # benchmarks/bench_population.py, 2 cores (AMD EPYC Zen 3, AVX2), pop 64 x 8 rows, native
@@ -26,8 +42,11 @@ FASTEST: dict[tuple[str, str], str] = {
     # random MLPs 58x; CNN random 2.5x (160 vs 64), Nature-sized 2.2x (163 vs 75, oneDNN).
     ("cpu", "mlp"): "native",
     ("cpu", "cnn"): "native",
-    # Not measured here (no GPU in this environment): the native kernel makes one launch per
-    # layer for the whole population, the torch loop one per layer per subnet.
+    # Neither measured nor proven correct: the CUDA kernels have never run on a GPU. The native
+    # kernel makes one launch per layer for the whole population, the torch loop one per layer
+    # per subnet, so native is the expected winner; but until a parity run on a GPU puts
+    # subnet_eval_{mlp,cnn} in ops.dispatch.CUDA_PROVEN, native_op() returns None for CUDA and
+    # subnet_eval_backend() answers "reference" (A2D_EVO_CUDA_KERNELS=1 opts in).
     ("cuda", "mlp"): "native",
     ("cuda", "cnn"): "native",
 }
@@ -35,6 +54,7 @@ FASTEST: dict[tuple[str, str], str] = {
 
 _ALIGN = 16  # floats: every packed block starts on a 64-byte boundary
 PANEL = 16  # columns per panel of the panel-packed conv/FC weights (kPanel in subnet_eval.h)
+_FIELD = re.compile(r"(\w+)(?:\[(\w+)\])?")  # "name" or "name[count]"
 
 
 def round_up(x: int, m: int) -> int:
@@ -90,11 +110,62 @@ class Packer:
         return np.concatenate(self.blocks) if self.blocks else np.zeros(0, np.float32)
 
 
+def meta_fields(kind: str) -> tuple[str, ...]:
+    """The ordered field names of the kernel's ``meta`` vector for ``kind`` (``mlp``/``cnn``).
+
+    The layout is defined once, in ``csrc/subnet_eval.h``, and read from the native module;
+    ``name[count]`` is an array of ``meta[count]`` entries.
+    """
+    fn = getattr(dispatch.native_module(), "subnet_eval_meta_fields", None)
+    if fn is None:
+        raise KernelInputError(
+            "packing a supernet needs a2d_evo._C with subnet_eval_meta_fields: rebuild it "
+            "(pip install -e .)"
+        )
+    try:
+        return tuple(fn(kind))
+    except ValueError as exc:
+        raise KernelInputError(str(exc)) from None
+
+
+def pack_meta(kind: str, fields: Mapping[str, int | Sequence[int]]) -> np.ndarray:
+    """The kernel's int64 ``meta`` vector from named fields, in the native layout's order.
+
+    ``fields`` names every field of :func:`meta_fields` except ``kind`` (filled in here): a
+    scalar as an int, an array ``name[count]`` as a sequence of ``fields[count]`` ints. A
+    missing, unknown or wrongly sized field raises KernelInputError naming it.
+    """
+    layout = [_FIELD.fullmatch(f) for f in meta_fields(kind)]
+    if not all(layout):
+        raise KernelInputError(f"subnet_eval: unreadable {kind} meta layout {meta_fields(kind)}")
+    spec = [(m.group(1), m.group(2)) for m in layout if m is not None]
+    want = {name for name, _ in spec} - {"kind"}
+    missing, unknown = sorted(want - set(fields)), sorted(set(fields) - want)
+    if missing or unknown:
+        raise KernelInputError(
+            f"subnet_eval {kind} meta: missing fields {missing}, unknown fields {unknown}; "
+            f"the native layout is {list(meta_fields(kind))}"
+        )
+    code = int(dispatch.native_module().subnet_eval_meta_kind(kind))  # type: ignore[union-attr]
+    meta: list[int] = []
+    for name, count in spec:
+        value = code if name == "kind" else fields[name]
+        if count is None:
+            if not isinstance(value, int | np.integer):
+                raise KernelInputError(f"subnet_eval {kind} meta: {name} must be an int")
+            meta.append(int(value))
+            continue
+        if isinstance(value, int | np.integer) or len(value) != fields[count]:
+            raise KernelInputError(
+                f"subnet_eval {kind} meta: {name} must hold {count} = {fields[count]} offsets"
+            )
+        meta += [int(v) for v in value]
+    return np.asarray(meta, np.int64)
+
+
 def subnet_eval_backend(kind: str, device: str = "cpu") -> str:
     """``native`` or ``reference``: the path a :class:`PopulationForward` takes right now."""
     op = f"subnet_eval_{kind}"
     if reference_forced() or native_op(op, device) is None:
         return "reference"
     return FASTEST.get((device, kind), "native")
-
-

@@ -1,1 +1,10 @@
-"""TODO"""
+"""Report: what a run found, as tables, plots and agent folders picked from the front.
+
+* :mod:`~a2d_evo.report.run_data` -- a run folder read into rows (torch-free);
+* :mod:`~a2d_evo.report.plots` -- the Pareto plot and the hypervolume plot;
+* :mod:`~a2d_evo.report.markdown` -- ``a2d-evo report``: ``RUN_DIR/report/report.md``;
+* :mod:`~a2d_evo.report.pick` -- ``a2d-evo export``: the knee or other front members as
+  agent folders, optionally fine-tuned.
+
+Nothing is imported here, so that reading a run folder never loads torch.
+"""

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from a2d_evo.config import Config
+from a2d_evo.config import Config, config_to_dict
 from a2d_evo.errors import FormatError, RunFolderError
 from a2d_evo.formats import FRONT_FORMAT_VERSION
+from a2d_evo.nets.space import SearchSpace, arch_from_dict
 from a2d_evo.runfolder import RunFolder, read_json, safe_name
 
 
@@ -164,9 +165,9 @@ def export_front(
     latency re-measured on the extracted agent. An existing folder of the same name is
     replaced (export is a pure function of ``front.json`` and the supernet weights).
     """
+    # torch-heavy modules imported here: load_front and the knee serve the torch-free report
     from a2d_evo.nets.agent_folder import extract, save_agent
     from a2d_evo.nets.cost import latency_ms
-    from a2d_evo.nets.space import SearchSpace, arch_from_dict
     from a2d_evo.nets.supernet import load_supernet
 
     data = load_front(run)
@@ -191,7 +192,8 @@ def export_front(
                 f"{entry['return_mean']:.2f}  normalised {entry['normalised_return']:.3f}"
             )
         if finetune_steps:
-            from a2d_evo.train.supernet_stage import finetune_agent
+            # here, like the nets imports above: pick.py is on the torch-free report path
+            from a2d_evo.train import finetune_agent
 
             finetune_agent(
                 folder, cfg, steps=finetune_steps, teacher_dir=run.teacher_agent, progress=progress
@@ -201,7 +203,5 @@ def export_front(
 
 
 def _env_dict(cfg: Config) -> dict[str, Any]:
-    from a2d_evo.config import config_to_dict
-
     env: dict[str, Any] = config_to_dict(cfg.env)
     return env

@@ -9,10 +9,9 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from a2d_evo.report.run_data import Row, RunData
+from a2d_evo.report.run_data import Row, RunData
 
 DPI = 150
 PARETO_SIZE = (8.0, 5.5)

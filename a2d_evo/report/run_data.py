@@ -109,7 +109,8 @@ class References:
     """What a run folder holds of ``R_random``, ``R_teacher`` and the teacher's FLOPs.
 
     A report may read a partial run, so each may be missing (the search's complete set is a
-    :class:`~a2d_evo.formats.Normalisation`); the formula is :func:`~a2d_evo.formats.normalised_return`.
+    :class:`~a2d_evo.formats.Normalisation`); the formula is
+    :func:`~a2d_evo.formats.normalised_return`.
     """
 
     r_random: float | None

@@ -1,8 +1,10 @@
 """torchrun DDP for supernet and teacher training: the process group, sharding and collectives.
 
 Under ``torchrun`` (``WORLD_SIZE`` > 1) :func:`init_distributed` joins the
-process group (gloo on CPU, NCCL on GPUs) and the training loop wraps its model with
-:func:`wrap_model`. Every rank owns ``ppo.num_envs / world_size`` envs and draws the same
+process group (gloo on CPU, NCCL on GPUs) and each training stage wraps its model with
+:func:`wrap_model`; the wrapper carries the :class:`DistContext`, which the loop and the
+losses read from it (:func:`context_of`), so no module state says "we are distributed".
+Every rank owns ``ppo.num_envs / world_size`` envs and draws the same
 subnets and minibatch permutations from the run's seed, so every rank trains the same
 subnets and DDP's gradient average equals the gradient of the global minibatch. Rank 0
 alone writes checkpoints, TensorBoard and the progress bar. :class:`DistributedError` is
@@ -11,29 +13,31 @@ shared with the Ray population evaluation in :mod:`a2d_evo.scale.ray_population`
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from a2d_evo.config import PPOConfig
 from a2d_evo.errors import A2DError, ConfigError
 from a2d_evo.evaluation.episodes import resolve_device
 
-if TYPE_CHECKING:
-    from torch import nn
-
 __all__ = [
+    "DDPReplica",
     "DistContext",
     "DistributedError",
     "all_reduce_mean",
     "barrier",
     "check_world_size",
-    "current_context",
+    "context_of",
     "init_distributed",
     "shard",
     "shutdown_distributed",
@@ -66,26 +70,17 @@ class DistContext:
         return self.world_size > 1
 
 
-_CONTEXT: DistContext | None = None
-
-
 def init_distributed(device: str = "cpu", *, timeout_s: float = 1800.0) -> DistContext:
     """This process's :class:`DistContext`; joins the process group under torchrun.
 
     Without ``WORLD_SIZE`` > 1 in the environment nothing is initialised. Otherwise gloo on
     CPU, NCCL on CUDA (rank ``LOCAL_RANK`` on GPU ``LOCAL_RANK``); the group is destroyed
-    at exit. Idempotent: later calls return the same context.
+    at exit. Idempotent: once the group exists, later calls describe it (its backend
+    decides the device), whatever ``device`` they pass.
     """
-    global _CONTEXT
     world = _env_world_size()
     if world <= 1:
         return DistContext(device=resolve_device(device))
-    if _CONTEXT is not None:
-        return _CONTEXT
-    import atexit
-
-    import torch.distributed as dist
-
     try:
         rank = int(os.environ["RANK"])
         local_rank = int(os.environ.get("LOCAL_RANK", rank))
@@ -93,6 +88,10 @@ def init_distributed(device: str = "cpu", *, timeout_s: float = 1800.0) -> DistC
         raise DistributedError(
             "WORLD_SIZE > 1 but RANK/LOCAL_RANK are missing; launch with torchrun"
         ) from None
+    if dist.is_initialized():
+        backend = str(dist.get_backend())
+        dev = torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
+        return DistContext(rank, world, local_rank, dev, backend)
     dev = resolve_device(device)
     if dev.type == "cuda":
         count = torch.cuda.device_count()
@@ -105,26 +104,15 @@ def init_distributed(device: str = "cpu", *, timeout_s: float = 1800.0) -> DistC
         dev, backend = torch.device("cuda", local_rank), "nccl"
     else:
         backend = "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
-        atexit.register(shutdown_distributed)
-    _CONTEXT = DistContext(rank, world, local_rank, dev, backend)
-    return _CONTEXT
-
-
-def current_context() -> DistContext:
-    """The context :func:`init_distributed` made, or the single-process one."""
-    return _CONTEXT if _CONTEXT is not None else DistContext()
+    dist.init_process_group(backend, timeout=timedelta(seconds=timeout_s))
+    atexit.register(shutdown_distributed)
+    return DistContext(rank, world, local_rank, dev, backend)
 
 
 def shutdown_distributed() -> None:
     """Leave the process group (registered at exit by :func:`init_distributed`)."""
-    global _CONTEXT
-    import torch.distributed as dist
-
     if dist.is_initialized():
         dist.destroy_process_group()
-    _CONTEXT = None
 
 
 def _env_world_size() -> int:
@@ -157,50 +145,61 @@ def shard(n: int, ctx: DistContext) -> slice:
     return slice(ctx.rank * per, (ctx.rank + 1) * per)
 
 
+class DDPReplica(DistributedDataParallel):
+    """A model inside DDP that knows its :class:`DistContext` and passes look-ups through.
+
+    Attributes of the model (``space``, ...) are read through the wrapper; its methods
+    (``forward_groups``, ...) may run only without gradients (acting), since gradients that
+    do not flow through the wrapper's ``forward`` would skip the all-reduce.
+    """
+
+    def __init__(self, model: nn.Module, ctx: DistContext) -> None:
+        ids = [ctx.local_rank] if ctx.device.type == "cuda" else None
+        super().__init__(model, device_ids=ids, find_unused_parameters=False)
+        self.context = ctx
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name == "module":
+                raise
+        value = getattr(self.module, name)
+        if not callable(value) or isinstance(value, torch.nn.Module):
+            return value
+
+        def no_grad_only(*args: Any, **kwargs: Any) -> Any:
+            if torch.is_grad_enabled():
+                raise DistributedError(
+                    f"{name}() of a DDP-wrapped model called with gradients on: they "
+                    "would skip DDP's all-reduce; call the model itself"
+                )
+            return value(*args, **kwargs)
+
+        return no_grad_only
+
+
 def wrap_model(model: nn.Module, ctx: DistContext) -> nn.Module:
-    """``model`` in :class:`~torch.nn.parallel.DistributedDataParallel`, or itself alone.
+    """``model`` in a :class:`DDPReplica` holding ``ctx``, or itself alone.
 
     ``find_unused_parameters`` stays off: every rank trains the same subnets, and a slice of
     a parameter gives the whole tensor a gradient (zeros outside the slice), so with the
     largest subnet in every update all parameters get one. Several forwards (the sandwich
-    subnets) before one backward are fine: each parameter's gradient is reduced once. The
-    wrapper passes attribute look-ups (``space``, ``forward_groups``, ...) to the model;
-    its methods may run only without gradients (acting), since gradients that do not flow
-    through the wrapper's ``forward`` would skip the all-reduce.
+    subnets) before one backward are fine: each parameter's gradient is reduced once.
     """
     if not ctx.enabled:
         return model
-    from torch.nn.parallel import DistributedDataParallel
-
-    class _Replica(DistributedDataParallel):
-        def __getattr__(self, name: str) -> Any:
-            try:
-                return super().__getattr__(name)
-            except AttributeError:
-                if name == "module":
-                    raise
-            value = getattr(self.module, name)
-            if not callable(value) or isinstance(value, torch.nn.Module):
-                return value
-
-            def no_grad_only(*args: Any, **kwargs: Any) -> Any:
-                if torch.is_grad_enabled():
-                    raise DistributedError(
-                        f"{name}() of a DDP-wrapped model called with gradients on: they "
-                        "would skip DDP's all-reduce; call the model itself"
-                    )
-                return value(*args, **kwargs)
-
-            return no_grad_only
-
-    ids = [ctx.local_rank] if ctx.device.type == "cuda" else None
-    return _Replica(model, device_ids=ids, find_unused_parameters=False)
+    return DDPReplica(model, ctx)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
     """The plain model inside a :func:`wrap_model` wrapper (itself when not wrapped)."""
-    inner = model._modules.get("module") if type(model).__name__ == "_Replica" else None
-    return inner if inner is not None else model
+    return model.module if isinstance(model, DDPReplica) else model
+
+
+def context_of(model: nn.Module) -> DistContext:
+    """The context ``model`` was wrapped for; the single-process one for a plain model."""
+    return model.context if isinstance(model, DDPReplica) else DistContext()
 
 
 def rank_seed(root: Sequence[int], rank: int, update: int) -> int:
@@ -214,8 +213,6 @@ def all_reduce_mean(value: Any, ctx: DistContext) -> Any:
     """Mean over ranks of a float or tensor (returned as the same kind); identity alone."""
     if not ctx.enabled:
         return value
-    import torch.distributed as dist
-
     is_tensor = isinstance(value, torch.Tensor)
     t = (
         value.detach().clone().to(ctx.device, torch.float64)
@@ -233,8 +230,6 @@ def all_reduce_sum(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     """Sum over ranks of a tensor (a copy); identity alone."""
     if not ctx.enabled:
         return value
-    import torch.distributed as dist
-
     t = value.detach().clone().to(ctx.device)
     dist.all_reduce(t)
     return t.to(value.device)
@@ -250,8 +245,6 @@ def any_rank(flag: bool, ctx: DistContext) -> bool:
 def barrier(ctx: DistContext) -> None:
     """Wait for every rank; nothing alone."""
     if ctx.enabled:
-        import torch.distributed as dist
-
         dist.barrier()
 
 

@@ -1,7 +1,7 @@
 """Ray actors for population evaluation (``search.backend: ray``).
 
 :class:`RayPopulationEvaluator` has the interface of
-:class:`a2d_evo.evaluation.episodes.PopulationEvaluator` (``evaluate``, ``refresh``, ``close``,
+:class:`a2d_evo.evaluation.population.PopulationEvaluator` (``evaluate``, ``refresh``, ``close``,
 ``timing``). It keeps ``search.ray_actors`` persistent actors, each holding its own copy of
 the supernet (weights shipped once per :meth:`~RayPopulationEvaluator.refresh` through
 the object store), its own vector envs and its own local ``PopulationEvaluator``. Each
@@ -22,30 +22,24 @@ import socket
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import torch
+from torch import nn
 
 from a2d_evo.config import Config
 from a2d_evo.errors import A2DError, ConfigError
-from a2d_evo.evaluation.episodes import EvalResult, EvalTiming, Mode, PopulationEvaluator
+from a2d_evo.evaluation.episodes import EvalResult, EvalTiming, Mode
+from a2d_evo.evaluation.population import PopulationEvaluator, check_population_request
+from a2d_evo.nets.space import Arch, SearchSpace
+from a2d_evo.nets.supernet import Supernet
 from a2d_evo.scale.ddp import DistributedError
-
-if TYPE_CHECKING:
-    from torch import nn
-
-    from a2d_evo.nets.space import Arch
-    from a2d_evo.nets.supernet import Supernet
 
 __all__ = [
     "RayPopulationEvaluator",
     "connect_ray",
     "make_population_evaluator",
 ]
-
-CRASH_TOKEN_ENV = "A2D_EVO_TEST_RAY_CRASH_TOKEN"
-"""Tests only: a file path; the first actor that removes it exits mid-call (a dead worker)."""
 
 
 def make_population_evaluator(
@@ -65,7 +59,7 @@ def connect_ray(cfg: Config) -> tuple[Any, bool]:
     without one a local Ray starts with enough logical CPUs for the actors.
     """
     try:
-        import ray
+        import ray  # here only: the local backend never imports Ray
     except ImportError:
         raise DistributedError(
             "search.backend=ray (--ray) needs Ray, which is not installed: "
@@ -131,21 +125,16 @@ class _EvalWorker:
         state_box: list[Any],
         version: int,
         threads: int,
-        crash_token: str | None,
     ) -> None:
-        from a2d_evo.nets.space import SearchSpace
-        from a2d_evo.nets.supernet import Supernet
-
         torch.set_num_threads(max(1, threads))
         space_cfg, obs_shape, n_actions = net_args
         self.supernet = Supernet(SearchSpace(space_cfg), obs_shape, n_actions)
         self.evaluator = PopulationEvaluator(self.supernet, cfg)
         self.version = -1
-        self.crash_token = crash_token
         self._load(version, state_box)
 
     def _load(self, version: int, state_box: list[Any]) -> None:
-        import ray
+        import ray  # runs inside a Ray actor: Ray is there; the module stays Ray-free
 
         if version == self.version:
             return
@@ -167,13 +156,6 @@ class _EvalWorker:
         mode: Mode,
         max_episode_steps: int | None,
     ) -> tuple[list[EvalResult], EvalTiming]:
-        if self.crash_token is not None:
-            try:
-                os.unlink(self.crash_token)
-            except OSError:
-                pass
-            else:
-                os._exit(1)  # a worker dying mid-generation, as a lost node looks
         self._load(version, state_box)
         self.evaluator.timing = EvalTiming()
         results = self.evaluator.evaluate(archs, episodes, seeds, mode, max_episode_steps)
@@ -204,7 +186,7 @@ def contiguous_shares(n: int, parts: int) -> list[range]:
 
 
 class RayPopulationEvaluator:
-    """:class:`~a2d_evo.evaluation.episodes.PopulationEvaluator` over persistent Ray actors.
+    """:class:`~a2d_evo.evaluation.population.PopulationEvaluator` over persistent Ray actors.
 
     ``search.ray_actors`` actors with ``ray_cpus_per_actor`` CPUs and ``ray_gpus_per_actor``
     (possibly fractional) GPUs each. A dead actor is replaced at once and its share goes to
@@ -237,7 +219,6 @@ class RayPopulationEvaluator:
         try:
             self._check_resources()
             self._net_args = (supernet.space.cfg, supernet.obs_shape, supernet.n_actions)
-            self._crash_token = os.environ.get(CRASH_TOKEN_ENV)
             self._actor_cls = self.ray.remote(
                 num_cpus=s.ray_cpus_per_actor, num_gpus=s.ray_gpus_per_actor, max_restarts=0
             )(_EvalWorker)
@@ -263,7 +244,6 @@ class RayPopulationEvaluator:
             self._state_box,
             self._version,
             max(1, int(self.cfg.search.ray_cpus_per_actor)),
-            self._crash_token,
         )
 
     def _check_resources(self) -> None:
@@ -341,8 +321,6 @@ class RayPopulationEvaluator:
         max_episode_steps: int | None = None,
     ) -> list[EvalResult]:
         """One :class:`EvalResult` per arch, every arch on the same ``seeds[:episodes]``."""
-        from a2d_evo.evaluation.episodes import check_population_request
-
         check_population_request(episodes, seeds, mode)
         if self._closed:
             raise DistributedError("the Ray population evaluator is closed")
@@ -419,8 +397,3 @@ class RayPopulationEvaluator:
 
 def _cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
-
-
-def as_array(results: Sequence[EvalResult]) -> np.ndarray:
-    """The ``(candidates, episodes)`` returns of a population evaluation (for comparisons)."""
-    return np.stack([r.returns for r in results]) if results else np.zeros((0, 0))

@@ -1,8 +1,12 @@
 """Stock pymoo NSGA-II set up for a search space, and its state as plain arrays.
 
-The search (:mod:`a2d_evo.search.evolve`) checkpoints NSGA-II without pickling: the population
+The search checkpoints NSGA-II without pickling (:mod:`a2d_evo.search.state`): the population
 (X, F, G, rank, crowding) and the generator state go to ``state.npz`` as arrays, and
 :func:`restore_algorithm` puts a freshly set-up NSGA-II back exactly where it was.
+
+The restore goes through pymoo's public attributes (``pop``, ``n_gen``, ``is_initialized``,
+``random_state``, ``opt``) but relies on what an ask-and-tell NSGA-II reads from them, which
+pymoo does not promise across releases: it is tested (bit-exact resume) on pymoo 0.6.2.
 """
 
 from __future__ import annotations
@@ -16,14 +20,13 @@ from pymoo.operators.crossover.sbx import SBX
 from pymoo.operators.mutation.pm import PM
 from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
+from pymoo.util.optimum import filter_optimum
 
 from a2d_evo.config import Config
 from a2d_evo.errors import FormatError
 from a2d_evo.formats import STATE_FORMAT_VERSION
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.search.problem import CanonicalDuplicates
-
-"""Format of the search state (``state.json`` and ``state.npz``)."""
 
 
 def make_algorithm(cfg: Config, space: SearchSpace) -> NSGA2:
@@ -94,14 +97,21 @@ def population_arrays(algorithm: NSGA2, generation: int) -> dict[str, np.ndarray
 
 
 def restore_algorithm(algorithm: NSGA2, arrays: dict[str, np.ndarray], generation: int) -> None:
-    """Put a freshly set-up NSGA-II back where it was after ``generation`` generations."""
+    """Put a freshly set-up NSGA-II back where it was after ``generation`` generations.
+
+    ``algorithm`` has been through ``setup(problem, ...)`` and nothing else. Its next
+    ``ask()`` then mates the restored population (tournaments on rank and crowding) with
+    the restored generator, exactly as the interrupted run's next ``ask()`` did.
+    """
     kw: dict[str, Any] = {"X": arrays["X"], "F": arrays["F"]}
     if arrays["G"].size:
         kw["G"] = arrays["G"]
     pop = Population.new(**kw)
     pop.set("rank", _values(arrays["rank"], int), "crowding", _values(arrays["crowding"], float))
+    if algorithm.random_state is None:
+        raise RuntimeError("restore_algorithm: call algorithm.setup(problem) first")
     algorithm.pop = pop
-    algorithm.is_initialized = True
-    algorithm.n_iter = generation + 1
+    algorithm.opt = filter_optimum(pop, least_infeasible=True)  # what each tell() leaves
+    algorithm.n_gen = generation + 1  # tell() counts the initial population as generation 1
+    algorithm.is_initialized = True  # so ask() mates instead of sampling a new population
     algorithm.random_state.bit_generator.state = _rng_from_array(arrays["rng"])
-    algorithm._set_optimum()

@@ -2,9 +2,11 @@
 
 :class:`SubnetProblem` is vectorised: ``_evaluate`` receives the whole population and scores
 every arch it has not seen before in ONE call of the population evaluator (all candidates on
-the current generation's episode seeds: common random numbers). Results are cached by the
-canonical encoding (:meth:`SearchSpace.key`), so no arch is ever evaluated twice unless the
-problem is built with ``rescore=True``.
+the generation's episode seeds: common random numbers). The seeds and the generation number
+come with each evaluation as keyword arguments (``evaluator.eval(problem, pop, seeds=...,
+generation=...)``; pymoo forwards them to ``_evaluate``), so the problem holds no per-call
+state. Results are cached by the canonical encoding (:meth:`SearchSpace.key`), so no arch is
+ever evaluated twice unless the problem is built with ``rescore=True``.
 
 Objectives (both minimised): ``-normalised_return`` with
 ``normalised = (R - R_random) / (R_teacher - R_random)`` (0 = uniform-random policy, 1 = the
@@ -82,10 +84,11 @@ class SubnetProblem(Problem):
             xl=space.xl,
             xu=space.xu,
             vtype=int,
+            requires_kwargs=True,  # pymoo drops evaluate()'s keyword arguments without it
         )
         self.space = space
         self.evaluate_archs = evaluate_archs
-        """The population evaluator's ``evaluate`` (the seam a Ray backend replaces)."""
+        """The population evaluator's ``evaluate`` (local or Ray)."""
         self.obs_shape = tuple(obs_shape)
         self.n_actions = int(n_actions)
         self.norm = norm
@@ -93,9 +96,6 @@ class SubnetProblem(Problem):
         self.max_flops = max_flops
         self.rescore = rescore
         self.cache: dict[bytes, dict[str, Any]] = {}
-        self.seeds: list[int] = []
-        """Episode seeds of the current generation (set before every evaluation)."""
-        self.generation = 0
         self.last_new: list[bytes] = []
         """Keys the last ``_evaluate`` call scored (cache misses)."""
 
@@ -104,7 +104,17 @@ class SubnetProblem(Problem):
         """The cached record of encoding ``x`` (KeyError if never evaluated)."""
         return self.cache[self.space.key(np.round(x))]
 
-    def _evaluate(self, X: np.ndarray, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+    def _evaluate(
+        self,
+        X: np.ndarray,
+        out: dict[str, Any],
+        *args: Any,
+        seeds: Sequence[int] | None = None,
+        generation: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Objectives of ``X``; archs not in the cache play ``seeds[:episodes]``, recorded as
+        evaluated in ``generation`` (both required when anything is new)."""
         canon = self.space.canonical(np.round(np.asarray(X, dtype=np.float64)))
         keys = [row.tobytes() for row in canon]
         todo: dict[bytes, np.ndarray] = {}
@@ -113,13 +123,16 @@ class SubnetProblem(Problem):
                 todo[k] = row
         self.last_new = list(todo)
         if todo:
-            if len(self.seeds) < self.episodes:
-                raise RuntimeError("SubnetProblem: set problem.seeds before evaluating")
+            if seeds is None or len(seeds) < self.episodes or generation is None:
+                raise ValueError(
+                    f"SubnetProblem: evaluate with seeds=[{self.episodes} episode seeds] and "
+                    "generation=<int> (keyword arguments)"
+                )
             archs = [self.space.decode(row) for row in todo.values()]
-            results = self.evaluate_archs(archs, self.episodes, self.seeds[: self.episodes])
+            results = self.evaluate_archs(archs, self.episodes, list(seeds[: self.episodes]))
             order = len(self.cache)
             for (k, row), arch, res in zip(todo.items(), archs, results, strict=True):
-                self.cache[k] = self._record(row, arch, res, order)
+                self.cache[k] = self._record(row, arch, res, generation, order)
                 order += 1
         entries = [self.cache[k] for k in keys]
         returns = np.array([e["return_mean"] for e in entries], dtype=np.float64)
@@ -128,10 +141,12 @@ class SubnetProblem(Problem):
         if self.max_flops is not None:
             out["G"] = (flops - float(self.max_flops)).reshape(-1, 1)
 
-    def _record(self, row: np.ndarray, arch: Arch, res: EvalResult, order: int) -> dict[str, Any]:
+    def _record(
+        self, row: np.ndarray, arch: Arch, res: EvalResult, generation: int, order: int
+    ) -> dict[str, Any]:
         c = cost.cost(arch, self.obs_shape, self.n_actions)
         return {
-            "generation": int(self.generation),
+            "generation": int(generation),
             "order": int(order),
             "encoding": [int(g) for g in row],
             "arch": str(arch),

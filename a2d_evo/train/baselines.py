@@ -24,12 +24,21 @@ from typing import Any
 from torch import Tensor, nn
 
 from a2d_evo.config import Config, config_to_dict
+from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError
+from a2d_evo.evaluation.episodes import resolve_device, score_against_references
+from a2d_evo.evaluation.seeds import final_seeds
 from a2d_evo.formats import BASELINE_METHODS, baseline_name
 from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.agent_folder import load_agent, save_agent
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
 from a2d_evo.runfolder import RunFolder, safe_name
+from a2d_evo.train.distill import distill_actor_loss, distill_critic_loss, with_teacher
+from a2d_evo.train.learners import AgentLearner
+from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.ppo import Batch
+from a2d_evo.train.streams import Streams, set_threads
+from a2d_evo.train.teacher_folder import teacher_arch
 
 
 def scale_arch(arch: Arch, multiplier: float) -> Arch:
@@ -53,12 +62,9 @@ class DistillOnlyLearner:
     """Plain policy distillation of one static agent: no PPO term in the loss."""
 
     def __init__(self, agent: nn.Module, cfg: Config, teacher: nn.Module) -> None:
-        from a2d_evo.train.distill import with_teacher
-
         self.model = agent
         self.cfg = cfg
         self.teacher = teacher
-        self._with_teacher = with_teacher
         # The vanilla switch (alpha = beta = 0) is meaningless here: distil with the defaults.
         d = cfg.distill
         self.alpha, self.beta = (1.0, 0.5) if d.vanilla else (d.alpha, d.beta)
@@ -67,11 +73,9 @@ class DistillOnlyLearner:
         return self.model
 
     def prepare(self, batch: Batch) -> Batch:
-        return self._with_teacher(batch, self.teacher)
+        return with_teacher(batch, self.teacher)
 
     def loss(self, mb: Batch, progress: float) -> tuple[Tensor, dict[str, Tensor]]:
-        from a2d_evo.train.distill import distill_actor_loss, distill_critic_loss
-
         assert mb.teacher_logits is not None and mb.teacher_values is not None
         out = self.model(mb.obs)
         actor = distill_actor_loss(out.logits, mb.teacher_logits, self.cfg.distill.temperature)
@@ -90,12 +94,6 @@ def train_baselines(
     progress: bool = True,
 ) -> list[Path]:
     """Train and score every (method, width) baseline; returns their agent folders."""
-    from a2d_evo.envs import env_spec, make_vec_env
-    from a2d_evo.evaluation.episodes import resolve_device
-    from a2d_evo.nets.agent_folder import load_agent
-    from a2d_evo.train.loop import LoopOptions, Streams, run_ppo
-    from a2d_evo.train.teacher import set_threads, teacher_arch
-
     for m in methods:
         if m not in BASELINE_METHODS:
             raise ConfigError(
@@ -130,8 +128,6 @@ def train_baselines(
             agent = agent.to(device)
             learner: Any
             if method == "ppo":
-                from a2d_evo.train.loop import AgentLearner
-
                 learner = AgentLearner(agent, cfg)
             else:
                 learner = DistillOnlyLearner(agent, cfg, teacher.to(device).eval())
@@ -172,10 +168,6 @@ def score_and_save(
     agent: Agent, cfg: Config, run: RunFolder, folder: Path, extra: dict[str, Any], teacher: Agent
 ) -> Path:
     """Score ``agent`` on the front's final seeds (R_random and R_teacher on the same ones)."""
-    from a2d_evo.evaluation.episodes import score_against_references
-    from a2d_evo.evaluation.seeds import final_seeds
-    from a2d_evo.nets.agent_folder import save_agent
-
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
     _, metrics = score_against_references(agent, teacher, cfg, len(seeds), seeds[0], extra)
     return save_agent(agent, folder, metrics=metrics)

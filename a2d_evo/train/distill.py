@@ -15,8 +15,7 @@ their gradients into one optimiser step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -162,30 +161,3 @@ def with_teacher(batch: Batch, teacher: nn.Module) -> Batch:
     """``batch`` with the teacher's logits and values on its observations."""
     out = teacher_outputs(teacher, batch.obs)
     return batch._replace(teacher_logits=out.logits, teacher_values=out.value)
-
-
-def check_teacher(
-    teacher: Any, obs_shape: tuple[int, ...], n_actions: int, env_id: str, what: str = "teacher"
-) -> None:
-    """Raise :class:`TrainingError` unless the teacher (or ``what``) was made for this env."""
-    t_obs = tuple(int(d) for d in getattr(teacher, "obs_shape", ()))
-    t_act = int(getattr(teacher, "n_actions", -1))
-    problems = []
-    if t_obs != tuple(obs_shape):
-        problems.append(f"observations {t_obs} vs the env's {tuple(obs_shape)}")
-    if t_act != n_actions:
-        problems.append(f"{t_act} actions vs the env's {n_actions}")
-    env_config: Mapping[str, Any] = getattr(teacher, "env_config", {}) or {}
-    t_id = env_config.get("id")
-    if t_id and t_id != env_id:
-        problems.append(f"made for {t_id!r}, the run is on {env_id!r}")
-    if problems:
-        raise TrainingError(
-            f"the {what} does not match the environment: "
-            + "; ".join(problems)
-            + (
-                ". Train a teacher for this env (a2d-evo train-teacher) or pass --teacher"
-                if what == "teacher"
-                else ""
-            )
-        )

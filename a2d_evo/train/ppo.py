@@ -36,7 +36,6 @@ from torch import Tensor
 
 from a2d_evo.errors import TrainingError
 from a2d_evo.nets.agent import PolicyOutput
-from a2d_evo.scale.ddp import current_context, normalise_advantages_global
 
 Policy = Callable[[Tensor], PolicyOutput]
 """Maps the observations of all env slots ``(N, *obs_shape)`` to their logits and values."""
@@ -242,12 +241,9 @@ class PPOLoss(NamedTuple):
 def normalise_advantages(advantages: Tensor) -> Tensor:
     """Zero mean, unit (unbiased) std; a single sample is only centred.
 
-    Under torchrun DDP the moments are those of the global minibatch (every rank's rows,
-    as SyncBatchNorm does), so a DDP update equals the single-process one.
+    One process's rows only: under torchrun DDP the learners normalise with the moments of
+    the global minibatch instead (:func:`a2d_evo.train.learners.normalised`).
     """
-    ctx = current_context()
-    if ctx.enabled:
-        return normalise_advantages_global(advantages, ctx)
     if advantages.numel() < 2:
         return advantages - advantages.mean()
     return (advantages - advantages.mean()) / (advantages.std() + 1e-8)

@@ -1,4 +1,4 @@
-"""Supernet training (PPO + A2D distillation, sandwich rule) and agent fine-tuning.
+"""Supernet training (PPO + A2D distillation, sandwich rule) and scoring its subnets.
 
 **Who acts.** Each rollout is collected by ``supernet.rollout_subnets`` distinct subnets:
 the largest, the smallest and random ones, re-drawn every rollout. The ``num_envs`` env
@@ -26,20 +26,23 @@ loaded and each subnet's loss is exactly PPO's.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from a2d_evo.config import Config, replace
-from a2d_evo.errors import TrainingError
+from a2d_evo.envs import env_spec, make_vec_env
+from a2d_evo.evaluation.episodes import evaluate_agent
 from a2d_evo.evaluation.seeds import FINETUNE_EVAL_SEED_OFFSET
 from a2d_evo.nets.agent import Agent, PolicyOutput
+from a2d_evo.nets.agent_folder import extract
 from a2d_evo.nets.space import Arch, SearchSpace
-from a2d_evo.nets.supernet import Supernet
-from a2d_evo.runfolder import RunFolder, read_json, run_teacher, torch_save, write_json
+from a2d_evo.nets.supernet import Supernet, load_supernet
+from a2d_evo.runfolder import RunFolder, torch_save, write_json
+from a2d_evo.scale import ddp
 from a2d_evo.train.distill import (
-    check_teacher,
     distill_coefs,
     distill_loss,
     rollout_assignment,
@@ -47,9 +50,13 @@ from a2d_evo.train.distill import (
     sandwich,
     with_teacher,
 )
-from a2d_evo.train.loop import AgentLearner, LoopOptions, Streams, loss_logs, run_ppo
-from a2d_evo.train.ppo import Batch, Policy, normalise_advantages
-from a2d_evo.train.teacher import set_threads
+from a2d_evo.train.learners import loss_logs, normalised
+from a2d_evo.train.loop import LoopOptions, run_ppo
+from a2d_evo.train.ppo import Batch, Policy
+from a2d_evo.train.streams import Streams, set_threads
+from a2d_evo.train.teacher_folder import load_teacher_for
+
+__all__ = ["SupernetLearner", "score_subnets", "train_supernet"]
 
 
 class SupernetLearner:
@@ -57,14 +64,15 @@ class SupernetLearner:
 
     def __init__(
         self,
-        supernet: Supernet,
+        supernet: nn.Module,
         cfg: Config,
         teacher: Agent | None,
         rng: Any,
         num_envs: int | None = None,
     ) -> None:
-        self.model = supernet
-        self.space: SearchSpace = supernet.space
+        # the supernet, or its DDP wrapper (which passes space/forward_groups through)
+        self.model = cast(Supernet, supernet)
+        self.space: SearchSpace = self.model.space
         self.cfg = cfg
         self.teacher = teacher
         self.rng = rng
@@ -100,32 +108,13 @@ class SupernetLearner:
         out = PolicyOutput(torch.cat([o.logits for o in outs]), torch.cat([o.value for o in outs]))
         n = len(archs)
         if cfg.ppo.norm_adv:
-            mb = mb._replace(advantages=normalise_advantages(mb.advantages))
+            mb = normalised(mb, ddp.context_of(self.model))
         repeated = Batch._make(
             None if t is None else t.repeat(n, *([1] * (t.dim() - 1)))
             for t in mb._replace(obs=mb.obs[:0])
         )
         d = distill_loss(out, repeated, self._ppo, alpha, beta, cfg.distill.temperature)
         return n * d.loss, loss_logs(d, alpha, beta)
-
-
-def load_teacher_for(
-    cfg: Config, teacher_dir: Path, obs_shape: tuple[int, ...], n_actions: int
-) -> Agent:
-    """The teacher agent of ``teacher_dir``, checked against the env (TrainingError)."""
-    from a2d_evo.nets.agent_folder import load_agent
-
-    if not (Path(teacher_dir) / "arch.json").is_file():
-        raise TrainingError(
-            f"no teacher agent at {teacher_dir}: run `a2d-evo train-teacher` (or import-teacher) "
-            "first, pass --teacher AGENT_DIR, or set distill.alpha=0 and distill.beta=0 for the "
-            "vanilla (undistilled) supernet"
-        )
-    teacher = load_agent(teacher_dir)
-    check_teacher(teacher, obs_shape, n_actions, cfg.env.id)
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher.eval()
 
 
 def train_supernet(
@@ -144,13 +133,10 @@ def train_supernet(
     before anything is written. ``stop_after``: stop as on SIGINT after that update.
     Under torchrun every rank trains with DDP on its share of the envs; rank 0 writes.
     """
-    from a2d_evo.envs import env_spec, make_vec_env
-    from a2d_evo.scale.ddp import check_world_size, init_distributed
-
     spec = env_spec(cfg.env)
     space = SearchSpace(cfg.space)
-    ctx = init_distributed(cfg.device)
-    check_world_size(cfg.ppo, ctx.world_size)
+    ctx = ddp.init_distributed(cfg.device)
+    ddp.check_world_size(cfg.ppo, ctx.world_size)
     device = ctx.device
     teacher = None
     if not cfg.distill.vanilla:
@@ -164,7 +150,7 @@ def train_supernet(
     streams = Streams(cfg.seed, "supernet")
     supernet = streams.build(lambda: Supernet(space, spec.obs_shape, spec.n_actions)).to(device)
     n_envs = cfg.ppo.num_envs // ctx.world_size
-    learner = SupernetLearner(supernet, cfg, teacher, streams.rng, n_envs)
+    learner = SupernetLearner(ddp.wrap_model(supernet, ctx), cfg, teacher, streams.rng, n_envs)
     envs = make_vec_env(cfg.env, n_envs, seed=cfg.seed, training=True)
     opts = LoopOptions(
         stage="supernet",
@@ -201,88 +187,6 @@ def train_supernet(
     return weights
 
 
-# ----------------------------------------------------------------------------- fine-tuning
-def finetune_agent(
-    agent_dir: Path,
-    cfg: Config,
-    *,
-    steps: int,
-    teacher_dir: Path | None,
-    progress: bool = True,
-) -> dict[str, Any]:
-    """Continue training an agent folder with PPO + distillation for ``steps`` env steps.
-
-    The agent is scored greedily on the same ``cfg.eval.episodes`` seeds before and after;
-    both land in its ``metrics.json`` (``before``/``after``; the contract keys describe the
-    fine-tuned weights, which replace ``policy.pt``) and are returned. ``teacher_dir``
-    defaults to the teacher of the run folder the agent lives in; it is needed for the
-    distillation and for the normalised return.
-    """
-    from a2d_evo.envs import env_spec, make_vec_env
-    from a2d_evo.evaluation.episodes import evaluate_agent, resolve_device, score_against_references
-    from a2d_evo.nets.agent_folder import load_agent, save_agent
-
-    if steps < 1:
-        raise TrainingError(f"finetune: steps must be >= 1, got {steps}")
-    agent_dir = Path(agent_dir)
-    agent = load_agent(agent_dir)
-    spec = env_spec(cfg.env)
-    check_teacher(agent, spec.obs_shape, spec.n_actions, cfg.env.id, what="agent")
-    if teacher_dir is None:
-        teacher_dir = run_teacher(agent_dir)
-        if teacher_dir is not None and teacher_dir.resolve() == agent_dir.resolve():
-            teacher_dir = None  # the teacher is no teacher of itself
-    else:
-        teacher_dir = Path(teacher_dir)
-    if teacher_dir is None:
-        raise TrainingError(
-            f"finetune: no teacher found for {agent_dir} (it is not inside a run folder with "
-            "teacher/agent); pass --teacher AGENT_DIR"
-        )
-    teacher = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions)
-    set_threads(cfg)
-    device = resolve_device(cfg.device)
-    episodes, seed = cfg.eval.episodes, cfg.seed + FINETUNE_EVAL_SEED_OFFSET
-    before = evaluate_agent(agent, cfg, episodes, seed, "greedy")
-
-    streams = Streams(cfg.seed, "finetune")
-    agent.to(device).train()
-    learner = AgentLearner(agent, cfg, None if cfg.distill.vanilla else teacher.to(device))
-    envs = make_vec_env(cfg.env, cfg.ppo.num_envs, seed=cfg.seed, training=True)
-    opts = LoopOptions(
-        stage="finetune",
-        total_steps=steps,
-        checkpoint=None,
-        tb_dir=None,
-        checkpoint_every=cfg.supernet.checkpoint_every,
-        progress=progress,
-    )
-    try:
-        result = run_ppo(learner, cfg, envs, spec.obs_shape, spec.obs_dtype, streams, opts, device)
-    finally:
-        envs.close()
-    agent = agent.cpu().eval()
-    teacher = teacher.cpu()
-    after, metrics = score_against_references(agent, teacher, cfg, episodes, seed)
-
-    def summary(res: Any) -> dict[str, Any]:
-        return {"return_mean": res.mean, "return_std": res.std, "episodes": res.episodes,
-                "seeds": res.seeds}  # fmt: skip
-
-    info = {
-        "before": summary(before),
-        "after": summary(after),
-        "finetune_steps": result.global_step,
-        "finetune_wall_s": round(result.wall_s, 2),
-        "finetune_distilled": not cfg.distill.vanilla,
-    }
-    old_path = agent_dir / "metrics.json"
-    old = read_json(old_path, "metrics") if old_path.is_file() else {}
-    merged = {**(old if isinstance(old, dict) else {}), **metrics, **info}
-    save_agent(agent, agent_dir, metrics=merged)
-    return {**info, "metrics": merged}
-
-
 # ----------------------------------------------------------------------------- scoring
 def score_subnets(
     cfg: Config,
@@ -300,12 +204,6 @@ def score_subnets(
     so vanilla and distilled supernets are compared on the same archs); episodes use seeds
     ``seed, seed + 1, ...`` (default ``cfg.seed + FINETUNE_EVAL_SEED_OFFSET``).
     """
-    import numpy as np
-
-    from a2d_evo.evaluation.episodes import evaluate_agent
-    from a2d_evo.nets.agent_folder import extract
-    from a2d_evo.nets.supernet import load_supernet
-
     supernet = load_supernet(cfg, weights).eval()
     space = supernet.space
     ends = [space.largest(), space.smallest()]

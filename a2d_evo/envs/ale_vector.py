@@ -1,144 +1,16 @@
-"""Atari (ALE) vector envs, all configured to match one reference pipeline: ids, seeds, factory.
-
-Reference (DESIGN.md): gymnasium's ``AtariPreprocessing`` (no-ops 1..noop_max, frame skip, max
-of the last two frames, grayscale, INTER_AREA resize, no FIRE reset) + ``FrameStackObservation``
-(padding repeats the reset frame) on ``ALE/<Game>-v5`` built with ``frameskip=1``. Backends:
-
-``sync``       that reference itself, in-process (slow; the yardstick of the parity tests);
-``ale_vector`` ale-py's C++ ``AtariVectorEnv`` (threads), adapted to :class:`StepResult`;
-``native``     ALE emulation in worker processes writing the last two raw frames of each env
-               into shared memory, then one batched native call (``a2d_evo.ops.push_frames``)
-               that max-pools, area-resizes and pushes them into the frame stack
-               (:mod:`a2d_evo.envs.native_atari`).
-
-Life loss (``terminal_on_life_loss`` when training) ends the *training* episode without
-restarting the game (like envpool's and ale-py's ``life_loss_info``, and DQN's EpisodicLife);
-``episode_return`` is reported per whole game. docs/atari_pipeline.md lists every flag.
-"""
+"""The ``ale_vector`` Atari backend: ale-py's C++ ``AtariVectorEnv`` behind :class:`VecEnv`."""
 
 from __future__ import annotations
 
-import functools
-import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from a2d_evo.config import EnvConfig
+from a2d_evo.envs.ale import V5_MAX_FRAMES, derived_seeds, num_actions, worker_cores
 from a2d_evo.envs.vector import EpisodeStats, StepResult, check_actions, seed_list
 from a2d_evo.errors import EnvError
-
-# backend: auto -> native. `python benchmarks/bench_envs.py` (Pong, 8 envs, 2 workers/threads,
-# 2 cores, random actions, all envs timed in interleaved blocks of 100 steps on a shared machine
-# under load 7-12): native 1106 steps/s, ale-py AtariVectorEnv used directly 852, our ale_vector
-# 762, gymnasium AsyncVectorEnv 522: native 1.30x AtariVectorEnv (1.13x in an earlier run).
-# Its workers only emulate (frame skip inside, frames written straight into shared memory) and
-# one kernel call preprocesses every env, while AtariVectorEnv's threads also resize with OpenCV.
-# Without the compiled kernel, auto takes ale_vector (see auto_backend).
-AUTO_BACKEND = "native"
-V5_MAX_FRAMES = 108_000  # ALE/<Game>-v5's max_num_frames_per_episode
-
-
-# ----------------------------------------------------------------------------- ids and seeds
-
-
-@functools.cache
-def _rom_ids() -> dict[str, str]:
-    from ale_py import roms
-    from ale_py.registration import rom_id_to_name
-
-    return {rom_id_to_name(r): r for r in roms.get_all_rom_ids()}
-
-
-def rom_id(env_id: str) -> str:
-    """``ALE/MsPacman-v5`` -> ``ms_pacman`` (EnvError for anything else)."""
-    name, _, version = env_id.removeprefix("ALE/").rpartition("-")
-    if not env_id.startswith("ALE/") or version != "v5" or not name:
-        raise EnvError(f"unknown environment id {env_id!r}: Atari ids are ALE/<Game>-v5")
-    rom = _rom_ids().get(name)
-    if rom is None:
-        raise EnvError(f"unknown environment id {env_id!r}: no ALE ROM named {name!r}")
-    return rom
-
-
-@functools.cache
-def num_actions(env_id: str) -> int:
-    """Size of the game's minimal action set."""
-    ale = _new_ale(0.0, V5_MAX_FRAMES)
-    ale.loadROM(_rom_path(rom_id(env_id)))
-    return len(ale.getMinimalActionSet())
-
-
-def _cores() -> int:
-    """Cores this process may run on (``env.workers: 0``)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-@functools.cache
-def _screen_dims(rom: str) -> tuple[int, int]:
-    ale = _new_ale(0.0, 0)
-    ale.loadROM(_rom_path(rom))
-    h, w = ale.getScreenDims()
-    return int(h), int(w)
-
-
-def _rom_path(rom: str) -> str:
-    from ale_py import roms
-
-    return str(roms.get_rom_path(rom))
-
-
-def _new_ale(sticky: float, max_frames: int) -> Any:
-    import ale_py
-
-    ale = ale_py.ALEInterface()
-    ale.setLoggerMode(ale_py.LoggerMode.Error)
-    ale.setFloat("repeat_action_probability", float(sticky))
-    ale.setInt("max_num_frames_per_episode", int(max_frames))
-    return ale
-
-
-def derived_seeds(seed: int | None) -> tuple[int, int]:
-    """(numpy seed, ALE seed) of an env seeded with ``seed``, as gymnasium's AtariEnv does it
-    (``seed_game``): both words of ``SeedSequence(seed)``, the ALE one as a signed int32."""
-    np_seed, ale_seed = np.random.SeedSequence(seed).generate_state(n_words=2)
-    return int(np_seed), int(np.array(ale_seed).astype(np.int32))
-
-
-def reference_env(cfg: EnvConfig, *, max_episode_steps: int | None = None) -> Any:
-    """One gymnasium env of the reference pipeline (full games; life loss is handled by
-    :class:`SyncVecEnv`, which keeps the game running as the other backends do)."""
-    import ale_py
-    import gymnasium as gym
-    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation, TimeLimit
-
-    gym.register_envs(ale_py)
-    rom_id(cfg.id)
-    kwargs: dict[str, Any] = {
-        "frameskip": 1,
-        "repeat_action_probability": cfg.sticky_actions,
-        "full_action_space": False,
-        "disable_env_checker": True,
-    }
-    if max_episode_steps is not None:  # our agent-step limit replaces v5's frame limit
-        kwargs["max_num_frames_per_episode"] = 0
-    env = gym.make(cfg.id, **kwargs)
-    env = AtariPreprocessing(
-        env,
-        noop_max=cfg.noop_max,
-        frame_skip=cfg.frame_skip,
-        screen_size=cfg.frame_size,
-        terminal_on_life_loss=False,
-        grayscale_obs=True,
-    )
-    env = FrameStackObservation(env, cfg.stack)
-    if max_episode_steps is not None:
-        env = TimeLimit(env, max_episode_steps)
-    return env
 
 
 def _fix_padding(stack: np.ndarray, rows: np.ndarray, count: np.ndarray) -> None:
@@ -175,7 +47,7 @@ class AleVectorEnv:
         from ale_py.vector_env import AtariVectorEnv
         from gymnasium.vector import AutoresetMode
 
-        threads = min(cfg.workers or _cores(), num_envs)
+        threads = min(cfg.workers or worker_cores(), num_envs)
         self.env_id = cfg.id
         self.num_envs = num_envs
         self.obs_shape = (cfg.stack, cfg.frame_size, cfg.frame_size)

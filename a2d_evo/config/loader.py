@@ -1,0 +1,361 @@
+"""Reading a config: YAML parsing, ``--set`` overrides, typed conversion and size limits.
+
+Loading checks keys, types and ranges and raises :class:`ConfigError` naming the key, the
+file and what was expected. ``--set a.b=value`` overrides are converted by the declared
+type of the field (never evaluated). The types themselves live in :mod:`.schema`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+
+import yaml
+
+from a2d_evo.config.schema import Config
+from a2d_evo.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
+    """Read a YAML config, apply ``key.path=value`` overrides, validate, and return it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (UnicodeDecodeError, OSError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    raw = parse_yaml(text, str(path))
+    return config_from_dict(raw if raw is not None else {}, overrides, source=str(path))
+
+
+# PyYAML's scalar constructors raise plain Python errors on some malformed scalars
+# (``2001-13-45``, ``!!float abc``, ``!!timestamp x``, ints past 4300 digits) and deep
+# nesting exhausts the recursion limit: all of them are malformed YAML to the user.
+_YAML_ERRORS = (
+    yaml.YAMLError,
+    ValueError,
+    TypeError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+)
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """``yaml.safe_load`` that turns every parse failure into a :class:`ConfigError`."""
+    try:
+        return yaml.safe_load(text)
+    except _YAML_ERRORS as exc:
+        detail = str(exc) if isinstance(exc, yaml.YAMLError) else f"{type(exc).__name__}: {exc}"
+        raise ConfigError(f"{source}: malformed YAML: {_clip(detail, 500)}") from None
+
+
+def config_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "<dict>") -> Config:
+    """Build a validated :class:`Config` from plain data (as YAML gives it)."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"{source}: expected a mapping at the top level, got {type(raw).__name__}"
+        )
+    _check_size(raw, source)
+    data = _deep_copy(raw)
+    for item in overrides:
+        _apply_override(data, item)
+    try:
+        return _build(Config, data, prefix="", source=source)
+    except ConfigError as exc:
+        msg = str(exc)
+        raise ConfigError(msg if msg.startswith(source) else f"{source}: {msg}") from None
+
+
+def config_to_dict(cfg: Any) -> Any:
+    """Plain data (dicts, lists, scalars) of a config, as written to ``config.yaml``."""
+    if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
+        return {f.name: config_to_dict(getattr(cfg, f.name)) for f in fields(cfg)}
+    if isinstance(cfg, tuple | list):
+        return [config_to_dict(v) for v in cfg]
+    if isinstance(cfg, Mapping):
+        return {str(k): config_to_dict(v) for k, v in cfg.items()}
+    return cfg
+
+
+def dump_config(cfg: Config) -> str:
+    """YAML text of a config (round-trips through :func:`config_from_dict`)."""
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+
+
+def parse_override(item: str) -> tuple[list[str], str]:
+    """Split ``a.b.c=value`` into its key path and raw value text."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key.path=value")
+    key, _, value = item.partition("=")
+    parts = key.strip().split(".")
+    if not key.strip() or any(not p or not p.isidentifier() for p in parts):
+        raise ConfigError(f"--set {item!r}: {key!r} is not a dotted key path")
+    return parts, value.strip()
+
+
+def _apply_override(data: dict[str, Any], item: str) -> None:
+    parts, text = parse_override(item)
+    cls: Any = Config
+    node = data
+    for i, name in enumerate(parts):
+        hints = _hints(cls)
+        key = ".".join(parts[: i + 1])
+        if name not in hints:
+            raise ConfigError(f"--set {item!r}: unknown key {key!r}{_suggest(name, hints)}")
+        tp = hints[name]
+        if i == len(parts) - 1:
+            try:
+                node[name] = _parse_text(text, tp, key)
+            except ConfigError as exc:
+                raise ConfigError(f"--set {item!r}: {exc}") from None
+            return
+        if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
+            raise ConfigError(f"--set {item!r}: {key!r} is not a section")
+        child = node.setdefault(name, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {item!r}: {key!r} is not a mapping in the config")
+        node, cls = child, tp
+
+
+def _parse_text(text: str, tp: Any, key: str) -> Any:
+    """Convert ``--set`` text to the declared type of ``key``; never evaluates code."""
+    origin, args = get_origin(tp), get_args(tp)
+    if _is_optional(tp):
+        if text.lower() in ("none", "null", "~", ""):
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _parse_text(text, inner[0], key)
+    if tp is bool:
+        low = text.lower()
+        if low in ("true", "1", "yes", "on"):
+            return True
+        if low in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected a bool (true/false), got {text!r}")
+    if tp is int:
+        try:
+            return _bounded_int(int(text.replace("_", "")), key)
+        except ValueError:  # also ints past Python's 4300-digit limit
+            try:
+                value = float(text)
+            except ValueError:
+                value = float("nan")
+            if value.is_integer():
+                return _bounded_int(int(value), key)
+            raise ConfigError(f"{key}: expected an int, got {_clip(repr(text))}") from None
+    if tp is float:
+        try:
+            value = float(text.replace("_", ""))
+        except ValueError:
+            raise ConfigError(f"{key}: expected a float, got {_clip(repr(text))}") from None
+        return _finite(value, key)
+    if tp is str:
+        return text
+    if origin is Literal:
+        if text not in args:
+            raise ConfigError(f"{key}: expected one of {list(args)}, got {text!r}")
+        return text
+    if origin is tuple:
+        body = text.strip()
+        if body.startswith("[") and body.endswith("]"):
+            body = body[1:-1]
+        items = [t.strip() for t in body.split(",") if t.strip()]
+        return [_parse_text(t, args[0], key) for t in items]
+    if origin is dict or tp is dict:
+        value = parse_yaml(text, key)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {text!r}")
+        return value
+    raise ConfigError(f"{key}: cannot be set from the command line")
+
+
+def _build(cls: type[T], data: Any, prefix: str, source: str) -> T:
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, Mapping):
+        raise ConfigError(
+            f"{source}: {prefix.rstrip('.') or 'top level'}: expected a mapping, "
+            f"got {type(data).__name__}"
+        )
+    hints = _hints(cls)
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        if not isinstance(name, str) or name not in hints:
+            shown = name if isinstance(name, str) else _safe_repr(name)
+            raise ConfigError(
+                f"{source}: unknown key {_clip(repr(prefix + shown))}{_suggest(shown, hints)}"
+            )
+        key = f"{prefix}{name}"
+        kwargs[name] = _convert(value, hints[name], key, source)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
+    origin, args = get_origin(tp), get_args(tp)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _build(tp, value, prefix=f"{key}.", source=source)
+    if _is_optional(tp):
+        if value is None:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(value, inner[0], key, source)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise _type_error(source, key, "a bool", value)
+    if tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return _bounded_int(value, key)
+        if isinstance(value, float) and value.is_integer():
+            return _bounded_int(int(value), key)
+        raise _type_error(source, key, "an int", value)
+    if tp is float:
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                raise ConfigError(f"{key}: expected a finite float, got an int out of range")
+            return float(value)
+        if isinstance(value, float):
+            return _finite(value, key)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
+            try:
+                number = float(value)
+            except ValueError:
+                pass
+            else:
+                return _finite(number, key)
+        raise _type_error(source, key, "a float", value)
+    if tp is str:
+        if isinstance(value, str):
+            return value
+        raise _type_error(source, key, "a string", value)
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(
+            f"{source}: {key}: expected one of {list(args)}, got {_clip(_safe_repr(value))}"
+        )
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise _type_error(source, key, "a list", value)
+        return tuple(_convert(v, args[0], f"{key}[{i}]", source) for i, v in enumerate(value))
+    if origin is dict or tp is dict:
+        if not isinstance(value, Mapping):
+            raise _type_error(source, key, "a mapping", value)
+        try:
+            out = {str(k): v for k, v in value.items()}
+            yaml.safe_dump(out)  # it must survive the trip through config.yaml
+        except (ValueError, yaml.YAMLError):  # ints past 4300 digits, arbitrary objects
+            raise ConfigError(
+                f"{source}: {key}: holds a value config.yaml cannot store (plain YAML data only)"
+            ) from None
+        return out
+    if tp is Any:
+        return value
+    raise ConfigError(f"{source}: {key}: unsupported field type {tp}")
+
+
+def _type_error(source: str, key: str, expected: str, value: Any) -> ConfigError:
+    return ConfigError(
+        f"{source}: {key}: expected {expected}, got {type(value).__name__} "
+        f"{_clip(_safe_repr(value))}"
+    )
+
+
+# Every int field ends up in numpy or torch (seeds, sizes, step counts): int64 or refused.
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _bounded_int(value: int, key: str) -> int:
+    if not _INT64_MIN <= value <= _INT64_MAX:
+        raise ConfigError(f"{key}: expected an int, got one outside the 64-bit range")
+    return value
+
+
+def _finite(value: float, key: str) -> float:
+    # NaN slips through every ``<`` comparison and inf means nothing for any field here.
+    if not math.isfinite(value):
+        raise ConfigError(f"{key}: expected a finite float, got {value}")
+    return value
+
+
+def _safe_repr(value: Any) -> str:
+    """``repr`` that cannot fail (ints past 4300 digits, odd objects)."""
+    try:
+        return repr(value)
+    except Exception:  # a message must never raise
+        return f"<{type(value).__name__}>"
+
+
+def _clip(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _is_optional(tp: Any) -> bool:
+    origin = get_origin(tp)
+    return origin in (Union, types.UnionType) and type(None) in get_args(tp)
+
+
+def _hints(cls: Any) -> dict[str, Any]:
+    return {f.name: t for f, t in zip(fields(cls), _resolved(cls), strict=True)}
+
+
+def _resolved(cls: Any) -> list[Any]:
+    hints = typing.get_type_hints(cls)
+    return [hints[f.name] for f in fields(cls)]
+
+
+def _suggest(name: str, hints: Mapping[str, Any]) -> str:
+    close = difflib.get_close_matches(name, list(hints), n=1)
+    known = ", ".join(hints)
+    return f" (did you mean {close[0]!r}?)" if close else f" (known keys: {known})"
+
+
+MAX_NODES = 100_000
+"""Most values (after expanding shared ones) a config may hold; a real one has ~100."""
+MAX_DEPTH = 32
+"""Deepest nesting a config may have."""
+
+
+def _check_size(raw: Any, source: str) -> None:
+    """Refuse YAML alias bombs, self-referencing and absurdly deep data before copying it.
+
+    Iterative with a budget, so a cycle or a billion-laughs file costs MAX_NODES steps.
+    """
+    stack: list[tuple[Any, int]] = [(raw, 0)]
+    seen = 0
+    while stack:
+        node, depth = stack.pop()
+        seen += 1
+        if seen > MAX_NODES:
+            raise ConfigError(
+                f"{source}: the config holds more than {MAX_NODES} values "
+                "(YAML aliases expanding, or a self-referencing structure)"
+            )
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{source}: the config is nested deeper than {MAX_DEPTH} levels")
+        if isinstance(node, Mapping):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data

@@ -1,0 +1,54 @@
+"""Classic-control and other vector-observation gymnasium envs: construction and obs layout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from a2d_evo.errors import EnvError
+
+
+def make_classic_env(env_id: str, kwargs: dict[str, Any], limit: int | None) -> Any:
+    """One gymnasium env with discrete actions (EnvError naming the id otherwise)."""
+    import gymnasium as gym
+
+    extra: dict[str, Any] = {"disable_env_checker": True}
+    if limit is not None:
+        extra["max_episode_steps"] = limit
+    try:
+        env = gym.make(env_id, **{**kwargs, **extra})
+    except gym.error.UnregisteredEnv as exc:
+        raise EnvError(f"unknown environment id {env_id!r}: {exc}") from None
+    except TypeError as exc:
+        raise EnvError(f"{env_id}: env.kwargs {kwargs} rejected: {exc}") from None
+    except gym.error.Error as exc:
+        raise EnvError(f"{env_id}: cannot be built: {exc}") from None
+    space = env.action_space
+    if not isinstance(space, gym.spaces.Discrete):
+        env.close()
+        if isinstance(space, gym.spaces.Box):
+            raise EnvError(
+                f"{env_id}: continuous action spaces are not supported (discrete only); got {space}"
+            )
+        raise EnvError(f"{env_id}: action space {space} is not supported (discrete only)")
+    return env
+
+
+def obs_layout(env_id: str, space: Any) -> tuple[tuple[int, ...], Callable[[Any], Any]]:
+    """Flat observation shape and the function mapping one raw observation to it."""
+    import gymnasium as gym
+
+    if isinstance(space, gym.spaces.Box):
+        shape = tuple(int(d) for d in space.shape)
+        if len(shape) <= 1:
+            return (max(1, int(np.prod(shape))),), np.ravel
+        if len(shape) == 3 and space.dtype == np.uint8:  # image stacks (Atari) stay as they are
+            return shape, np.asarray
+        return (int(np.prod(shape)),), np.ravel
+    if isinstance(space, gym.spaces.Discrete):
+        n, start = int(space.n), int(space.start)
+        eye = np.eye(n, dtype=np.float32)
+        return (n,), lambda o: eye[int(o) - start]
+    raise EnvError(f"{env_id}: observation space {space} is not supported (Box or Discrete only)")

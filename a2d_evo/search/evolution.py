@@ -1,0 +1,258 @@
+"""NSGA-II over the supernet's subnets: ``a2d-evo evolve`` -> ``RUN_DIR/search/``.
+
+Stock pymoo NSGA-II (:mod:`a2d_evo.search.nsga`) driven by an ask-and-tell loop, so that
+this module owns evaluation, checkpoints and progress:
+
+* ``R_random`` and ``R_teacher`` (the normalisation) are measured once, at the start, on all
+  the search's episode seeds and kept in the state;
+* generation ``g`` (0 = the initial population) evaluates its new candidates on episode seeds
+  derived from ``(seed, g)``, shared by every candidate (common random numbers), passed to
+  the problem with the evaluation (:class:`~a2d_evo.search.problem.SubnetProblem`);
+* after every generation the state and the tables are written (:mod:`a2d_evo.search.state`);
+* at the end the final population's front is re-scored on fresh seeds and written to
+  ``front.json`` (:mod:`a2d_evo.search.front`).
+
+A resumed run (``resume=True``) rebuilds NSGA-II from the state and ends with the same
+``front.json`` as an uninterrupted run (``latency_ms`` aside, a wall-clock measurement).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.termination import NoTermination
+
+from a2d_evo.config import Config
+from a2d_evo.envs import env_spec
+from a2d_evo.errors import RunFolderError
+from a2d_evo.evaluation.seeds import generation_seeds
+from a2d_evo.formats import Normalisation
+from a2d_evo.nets.agent import check_fits_env
+from a2d_evo.nets.agent_folder import load_agent
+from a2d_evo.nets.cost import flops
+from a2d_evo.nets.space import SearchSpace
+from a2d_evo.nets.supernet import load_supernet
+from a2d_evo.progress import progress_bar, write
+from a2d_evo.runfolder import RunFolder, holds_results
+from a2d_evo.scale.ray_population import make_population_evaluator
+from a2d_evo.search.front import normalisation, reference_returns, write_front
+from a2d_evo.search.nsga import make_algorithm, restore_algorithm
+from a2d_evo.search.problem import SubnetProblem, front_indices, hypervolume, reference_point
+from a2d_evo.search.state import load_state, save_state
+
+
+class _Search:
+    """One search run: the problem, the algorithm, and the files of RUN_DIR/search/."""
+
+    def __init__(self, cfg: Config, run: RunFolder, folder: Path, progress: bool) -> None:
+        self.cfg, self.run, self.folder, self.progress = cfg, run, folder, progress
+        self.space = SearchSpace(cfg.space)
+        spec = env_spec(cfg.env)
+        self.obs_shape, self.n_actions = tuple(spec.obs_shape), int(spec.n_actions)
+        self.supernet = load_supernet(cfg, run.supernet_weights)
+        self.teacher = load_agent(run.teacher_agent)
+        check_fits_env(
+            self.teacher,
+            cfg.env.id,
+            self.obs_shape,
+            self.n_actions,
+            f"the teacher {run.teacher_agent}",
+        )
+        self.teacher_flops = flops(self.teacher.arch, self.obs_shape, self.n_actions)
+        self.evaluator = make_population_evaluator(self.supernet, cfg)
+        self.ref = reference_point(self.space, self.obs_shape, self.n_actions, self.teacher_flops)
+        self.hv_history: list[list[float]] = []
+
+    def _save(
+        self,
+        problem: SubnetProblem,
+        algorithm: NSGA2,
+        generation: int,
+        finished: bool,
+        norm: Normalisation,
+    ) -> None:
+        save_state(
+            self.folder,
+            problem,
+            algorithm,
+            generation=generation,
+            finished=finished,
+            norm=norm,
+            ref=self.ref,
+            hv_history=self.hv_history,
+        )
+
+    # -------------------------------------------------------------- the loop
+    def run_search(self, resume: bool) -> Path:
+        s = self.cfg.search
+        saved = load_state(self.folder) if resume else None
+        norm: Normalisation
+        if saved is None:
+            blocks = [generation_seeds(self.cfg.seed, g, s.episodes) for g in range(s.gens)]
+            r_rand, r_teach = reference_returns(self.cfg, self.teacher, blocks, s.max_episode_steps)
+            norm = normalisation(r_rand, r_teach, self.teacher_flops)
+            start = 0
+        else:
+            norm, start = saved.norm, saved.generation
+            self.hv_history = saved.hv_history
+        problem = SubnetProblem(
+            self.space,
+            # a capped search evaluates with that cap (None: the env's own limit)
+            functools.partial(self.evaluator.evaluate, max_episode_steps=s.max_episode_steps),
+            self.obs_shape,
+            self.n_actions,
+            norm,
+            s.episodes,
+            max_flops=s.max_flops,
+        )
+        algorithm = make_algorithm(self.cfg, self.space)
+        algorithm.setup(problem, termination=NoTermination(), verbose=False)
+        if saved is not None:
+            problem.load_cache(saved.cache)
+            if start > 0:
+                restore_algorithm(algorithm, saved.arrays, start)
+            if saved.finished and (self.folder / "front.json").is_file():
+                return self.folder / "front.json"
+
+        writer = self._tb(start)
+        bar = self._bar(start)
+        try:
+            for gen in range(start, s.gens):
+                seeds = generation_seeds(self.cfg.seed, gen, s.episodes)
+                t0 = time.perf_counter()
+                pop = algorithm.ask()
+                if pop is None or len(pop) == 0:
+                    break  # duplicate elimination exhausted a tiny space
+                algorithm.evaluator.eval(problem, pop, seeds=seeds, generation=gen)
+                algorithm.tell(infills=pop)
+                dt = time.perf_counter() - t0
+                n_new = len(problem.last_new)
+                F = algorithm.pop.get("F")
+                G = algorithm.pop.get("G") if problem.n_ieq_constr else None
+                idx = front_indices(F, G)
+                hv = hypervolume(problem.norm.scaled(F[idx]), self.ref)
+                self.hv_history.append([gen, hv, len(idx)])
+                self._save(problem, algorithm, gen + 1, False, norm)
+                best = float(-F[idx, 0].min()) if len(idx) else float("nan")
+                self._report(writer, bar, gen, hv, len(idx), best, n_new, dt)
+        finally:
+            bar.close()
+        path = write_front(
+            self.folder,
+            self.cfg,
+            problem,
+            algorithm.pop,
+            supernet=self.supernet,
+            teacher=self.teacher,
+            teacher_flops=self.teacher_flops,
+            evaluator=self.evaluator,
+            norm_search=norm,
+            ref=self.ref,
+            generations=len(self.hv_history),
+            progress=self.progress,
+        )
+        self._save(problem, algorithm, len(self.hv_history), True, norm)
+        if writer is not None:
+            writer.close()
+        return path
+
+    # -------------------------------------------------------------- progress
+    def _tb(self, start: int) -> Any:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is a dependency; stay usable without it
+            return None
+        return SummaryWriter(str(self.run.tb / "search"), purge_step=start)
+
+    def _bar(self, start: int) -> Any:
+        s = self.cfg.search
+        if self.progress:
+            fwd = getattr(getattr(self.evaluator, "forward", None), "backend_name", None)
+            write(
+                f"evolve: {self.cfg.env.id}, pop {s.pop} x {s.gens} generations x "
+                f"{s.episodes} episodes; population forward: "
+                f"{fwd or type(self.evaluator).__name__}"
+            )
+        return progress_bar(
+            total=s.gens, initial=start, desc="evolve", unit="gen", enabled=self.progress
+        )
+
+    def _report(
+        self,
+        writer: Any,
+        bar: Any,
+        gen: int,
+        hv: float,
+        size: int,
+        best: float,
+        n_new: int,
+        dt: float,
+    ) -> None:
+        timing = getattr(self.evaluator, "timing", None)
+        if writer is not None:
+            writer.add_scalar("search/hypervolume", hv, gen)
+            writer.add_scalar("search/front_size", size, gen)
+            writer.add_scalar("search/best_normalised_return", best, gen)
+            writer.add_scalar("search/evaluations_per_s", n_new / max(dt, 1e-9), gen)
+            if timing is not None:
+                writer.add_scalar("search/env_s", timing.env_s, gen)
+                writer.add_scalar("search/net_s", timing.net_s, gen)
+            writer.flush()
+        post = {
+            "evals/s": f"{n_new / max(dt, 1e-9):.1f}",
+            "best": f"{best:.3f}",
+            "hv": f"{hv:.4f}",
+            "front": size,
+        }
+        if timing is not None and timing.env_s + timing.net_s > 0:
+            post["net"] = f"{timing.net_s / (timing.env_s + timing.net_s):.0%}"
+        bar.set_postfix(post, refresh=False)
+        bar.update(1)
+
+
+def check_prerequisites(run: RunFolder) -> None:
+    """RunFolderError naming the command to run when the teacher or the supernet is missing."""
+    if not (run.teacher_agent / "arch.json").is_file():
+        raise RunFolderError(
+            f"no teacher agent at {run.teacher_agent}; run `a2d-evo train-teacher` (or "
+            "`a2d-evo import-teacher`) first"
+        )
+    if not run.supernet_weights.is_file():
+        raise RunFolderError(
+            f"no supernet weights at {run.supernet_weights}; run `a2d-evo train-supernet` first"
+        )
+
+
+def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool = True) -> Path:
+    """Run (or resume) the NSGA-II search of ``run``; returns ``RUN_DIR/search/front.json``.
+
+    Refuses to start without a teacher agent and supernet weights (RunFolderError naming the
+    command to run), with supernet weights that do not match ``cfg.space`` (FormatError), and
+    over an existing search unless ``resume`` (RunFolderError); ``resume`` with another
+    config is refused too. Nothing under ``RUN_DIR/search/`` is written before those checks.
+    """
+    check_prerequisites(run)
+    run.bind(cfg)
+    if not resume:
+        folder = run.search
+        if holds_results(folder):  # a kill before the first state leaves only config.yaml
+            raise RunFolderError(
+                f"{folder} already holds a search run; pass --resume to continue it, "
+                "or --out for a new run folder"
+            )
+    elif not (run.search / "config.yaml").is_file():
+        raise RunFolderError(f"--resume: {run.search} holds no run to resume")
+    # load (and check) the supernet and teacher before the stage folder is touched
+    search = _Search(cfg, run, run.search, progress)
+    folder = run.bind_stage("search", cfg, resume)
+    search.folder = folder
+    try:
+        return search.run_search(resume)
+    finally:
+        close = getattr(search.evaluator, "close", None)
+        if close is not None:
+            close()

@@ -1,0 +1,91 @@
+"""``checkpoint.pt``: the resumable state of one training stage.
+
+One atomic file of tensors and plain data only (loadable with ``weights_only=True``): the
+network, the optimiser, the update and global step counters, the wall time so far, the
+generator states of :class:`~a2d_evo.train.streams.Streams` (numpy's as its plain int dict,
+torch's as a byte tensor) and the stage's own plain data (``extra``, e.g. the arch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from a2d_evo.errors import FormatError
+from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
+from a2d_evo.runfolder import torch_load, torch_save
+from a2d_evo.train.streams import Streams
+
+REQUIRED_KEYS = frozenset({"format_version", "stage", "update", "global_step", "model",
+                           "optimizer", "rng"})  # fmt: skip
+"""What every checkpoint holds; ``wall_s`` and ``extra`` are optional."""
+
+
+def save_checkpoint(
+    path: Path,
+    stage: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    streams: Streams,
+    update: int,
+    global_step: int,
+    wall_s: float,
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Write ``path`` atomically (the last good checkpoint survives a crash mid-write)."""
+    torch_save(
+        path,
+        {
+            "format_version": CHECKPOINT_FORMAT_VERSION,
+            "stage": stage,
+            "update": int(update),
+            "global_step": int(global_step),
+            "wall_s": float(wall_s),
+            "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "optimizer": optimizer.state_dict(),
+            "rng": streams.state(),
+            "extra": dict(extra or {}),
+        },
+    )
+
+
+def read_checkpoint(path: Path, stage: str) -> dict[str, Any]:
+    """The checkpoint dict at ``path``, checked to be this stage's (FormatError otherwise)."""
+    if not Path(path).is_file():
+        raise FormatError(
+            f"--resume: no checkpoint at {path}; delete {Path(path).parent} to start the stage "
+            "over, or use --out for a new run folder"
+        )
+    ckpt = torch_load(path, f"{stage} checkpoint")
+    if not isinstance(ckpt, dict) or not REQUIRED_KEYS <= set(ckpt):
+        raise FormatError(f"{stage} checkpoint {path} is not an a2d-evo training checkpoint")
+    if ckpt["format_version"] != CHECKPOINT_FORMAT_VERSION:
+        raise FormatError(
+            f"{stage} checkpoint {path} has format_version {ckpt['format_version']!r}, "
+            f"this a2d-evo reads {CHECKPOINT_FORMAT_VERSION}"
+        )
+    if ckpt["stage"] != stage:
+        raise FormatError(f"{path} is a {ckpt['stage']!r} checkpoint, not a {stage!r} one")
+    return ckpt
+
+
+def load_checkpoint(
+    path: Path,
+    stage: str,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    streams: Streams,
+) -> tuple[int, int, float]:
+    """Restore model, optimiser and streams; returns ``(update, global_step, wall_s)``."""
+    ckpt = read_checkpoint(path, stage)
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        streams.load_state(ckpt["rng"])
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        raise FormatError(f"{stage} checkpoint {path} does not fit this run: {exc}") from None
+    return int(ckpt["update"]), int(ckpt["global_step"]), float(ckpt.get("wall_s", 0.0))

@@ -1,0 +1,103 @@
+"""Fine-tuning one agent folder with PPO + A2D distillation (``a2d-evo finetune``).
+
+An agent extracted from the supernet (or any agent folder of the run) trains on for a few
+env steps as a static :class:`~a2d_evo.train.learners.AgentLearner`, distilled from the
+run's teacher unless ``alpha = beta = 0``. It is scored greedily on the same seeds before
+and after; both scores land in its ``metrics.json`` and the new weights replace its
+``policy.pt``. No checkpoints: a fine-tuning run is short and starts over if stopped.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from a2d_evo.config import Config
+from a2d_evo.envs import env_spec, make_vec_env
+from a2d_evo.errors import TrainingError
+from a2d_evo.evaluation.episodes import evaluate_agent, resolve_device, score_against_references
+from a2d_evo.evaluation.seeds import FINETUNE_EVAL_SEED_OFFSET
+from a2d_evo.nets.agent import check_fits_env
+from a2d_evo.nets.agent_folder import load_agent, save_agent
+from a2d_evo.runfolder import read_json, run_teacher
+from a2d_evo.train.learners import AgentLearner
+from a2d_evo.train.loop import LoopOptions, run_ppo
+from a2d_evo.train.streams import Streams, set_threads
+from a2d_evo.train.teacher_folder import load_teacher_for
+
+
+def finetune_agent(
+    agent_dir: Path,
+    cfg: Config,
+    *,
+    steps: int,
+    teacher_dir: Path | None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Continue training an agent folder with PPO + distillation for ``steps`` env steps.
+
+    The agent is scored greedily on the same ``cfg.eval.episodes`` seeds before and after;
+    both land in its ``metrics.json`` (``before``/``after``; the contract keys describe the
+    fine-tuned weights, which replace ``policy.pt``) and are returned. ``teacher_dir``
+    defaults to the teacher of the run folder the agent lives in; it is needed for the
+    distillation and for the normalised return.
+    """
+    if steps < 1:
+        raise TrainingError(f"finetune: steps must be >= 1, got {steps}")
+    agent_dir = Path(agent_dir)
+    agent = load_agent(agent_dir)
+    spec = env_spec(cfg.env)
+    check_fits_env(agent, cfg.env.id, spec.obs_shape, spec.n_actions, str(agent_dir))
+    if teacher_dir is None:
+        teacher_dir = run_teacher(agent_dir)
+        if teacher_dir is not None and teacher_dir.resolve() == agent_dir.resolve():
+            teacher_dir = None  # the teacher is no teacher of itself
+    else:
+        teacher_dir = Path(teacher_dir)
+    if teacher_dir is None:
+        raise TrainingError(
+            f"finetune: no teacher found for {agent_dir} (it is not inside a run folder with "
+            "teacher/agent); pass --teacher AGENT_DIR"
+        )
+    teacher = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions)
+    set_threads(cfg)
+    device = resolve_device(cfg.device)
+    episodes, seed = cfg.eval.episodes, cfg.seed + FINETUNE_EVAL_SEED_OFFSET
+    before = evaluate_agent(agent, cfg, episodes, seed, "greedy")
+
+    streams = Streams(cfg.seed, "finetune")
+    agent.to(device).train()
+    learner = AgentLearner(agent, cfg, None if cfg.distill.vanilla else teacher.to(device))
+    envs = make_vec_env(cfg.env, cfg.ppo.num_envs, seed=cfg.seed, training=True)
+    opts = LoopOptions(
+        stage="finetune",
+        total_steps=steps,
+        checkpoint=None,
+        tb_dir=None,
+        checkpoint_every=cfg.supernet.checkpoint_every,
+        progress=progress,
+    )
+    try:
+        result = run_ppo(learner, cfg, envs, spec.obs_shape, spec.obs_dtype, streams, opts, device)
+    finally:
+        envs.close()
+    agent = agent.cpu().eval()
+    teacher = teacher.cpu()
+    after, metrics = score_against_references(agent, teacher, cfg, episodes, seed)
+
+    def summary(res: Any) -> dict[str, Any]:
+        return {"return_mean": res.mean, "return_std": res.std, "episodes": res.episodes,
+                "seeds": res.seeds}  # fmt: skip
+
+    info = {
+        "before": summary(before),
+        "after": summary(after),
+        "finetune_steps": result.global_step,
+        "finetune_wall_s": round(result.wall_s, 2),
+        "finetune_distilled": not cfg.distill.vanilla,
+    }
+    old_path = agent_dir / "metrics.json"
+    old = read_json(old_path, "metrics") if old_path.is_file() else {}
+    merged = {**(old if isinstance(old, dict) else {}), **metrics, **info}
+    save_agent(agent, agent_dir, metrics=merged)
+    return {**info, "metrics": merged}

@@ -1,0 +1,101 @@
+"""What a stage plugs into the PPO loop: who acts, and the loss of one minibatch.
+
+A :class:`Learner` holds the network its forwards go through: the plain model alone, or
+its DDP wrapper under torchrun (:func:`a2d_evo.scale.ddp.wrap_model`, done by the stage).
+The wrapper carries the distributed context, so a learner normalises advantages over the
+global minibatch exactly when it trains inside DDP (:func:`normalised`).
+:class:`AgentLearner` is one static agent: plain PPO (the teacher, the ``ppo`` baselines)
+or PPO + A2D distillation (fine-tuning).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import torch
+from torch import Tensor, nn
+
+from a2d_evo.config import Config, replace
+from a2d_evo.scale import ddp
+from a2d_evo.train.distill import DistillLoss, distill_coefs, distill_loss, with_teacher
+from a2d_evo.train.ppo import Batch, Policy, normalise_advantages
+
+
+class Learner(Protocol):
+    """What a stage plugs into :func:`a2d_evo.train.loop.run_ppo`."""
+
+    @property
+    def model(self) -> nn.Module:
+        """The network forwards go through (the DDP wrapper under torchrun): its parameters
+        are optimised, and :func:`~a2d_evo.scale.ddp.unwrap_model` of it is checkpointed."""
+        ...
+
+    def policy(self, update: int) -> Policy:
+        """The behaviour policy over all env slots for the rollout of ``update``."""
+        ...
+
+    def prepare(self, batch: Batch) -> Batch:
+        """Add what the loss needs beyond the rollout (e.g. the teacher's outputs)."""
+        ...
+
+    def loss(self, mb: Batch, progress: float) -> tuple[Tensor, dict[str, Tensor]]:
+        """The loss to minimise on one minibatch and the scalars to log (``losses/<key>``)."""
+        ...
+
+
+def normalised(mb: Batch, ctx: ddp.DistContext) -> Batch:
+    """``mb`` with its advantages at zero mean and unit std over the GLOBAL minibatch.
+
+    Alone that is :func:`~a2d_evo.train.ppo.normalise_advantages`; under DDP the moments
+    cover every rank's rows (as SyncBatchNorm does), so a DDP update equals the
+    single-process one. Collective under DDP: every rank calls it equally often.
+    """
+    if ctx.enabled:
+        return mb._replace(advantages=ddp.normalise_advantages_global(mb.advantages, ctx))
+    return mb._replace(advantages=normalise_advantages(mb.advantages))
+
+
+class AgentLearner:
+    """One static agent: plain PPO (the teacher), or PPO + distillation (fine-tuning)."""
+
+    def __init__(self, agent: nn.Module, cfg: Config, teacher: nn.Module | None = None) -> None:
+        self.model = agent
+        """The agent, or its DDP wrapper."""
+        self.cfg = cfg
+        self.teacher = teacher
+        # advantages are normalised in loss() (globally under DDP), not inside ppo_loss
+        self._ppo = replace(cfg.ppo, norm_adv=False)
+
+    def policy(self, update: int) -> Policy:
+        return self.model
+
+    def prepare(self, batch: Batch) -> Batch:
+        return batch if self.teacher is None else with_teacher(batch, self.teacher)
+
+    def loss(self, mb: Batch, progress: float) -> tuple[Tensor, dict[str, Tensor]]:
+        alpha, beta = (
+            (0.0, 0.0) if self.teacher is None else distill_coefs(self.cfg.distill, progress)
+        )
+        out = self.model(mb.obs)
+        if self.cfg.ppo.norm_adv:
+            mb = normalised(mb, ddp.context_of(self.model))
+        d = distill_loss(out, mb, self._ppo, alpha, beta, self.cfg.distill.temperature)
+        return d.loss, loss_logs(d, alpha, beta)
+
+
+def loss_logs(d: DistillLoss, alpha: float, beta: float) -> dict[str, Tensor]:
+    """The scalars of one loss, under their TensorBoard names (``losses/<key>``)."""
+    p = d.ppo
+    logs = {
+        "policy": p.policy.detach(),
+        "value": p.value.detach(),
+        "entropy": p.entropy.detach(),
+        "approx_kl": p.approx_kl,
+        "clipfrac": p.clipfrac,
+        "distill_actor": d.actor.detach(),
+        "distill_critic": d.critic.detach(),
+    }
+    if alpha or beta:
+        logs["alpha"] = torch.tensor(alpha)
+        logs["beta"] = torch.tensor(beta)
+    return logs

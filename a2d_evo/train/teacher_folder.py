@@ -1,0 +1,79 @@
+"""The teacher's agent folder: written with its own and the random policy's return, read back.
+
+``RUN_DIR/teacher/agent/`` is an agent folder whose ``metrics.json`` also holds
+``random_return_mean``: the uniform-random policy's return on the teacher's evaluation
+seeds, which later stages use to normalise returns. :func:`save_teacher` writes it for a
+trained or an imported teacher; :func:`load_teacher_for` reads it for a stage that distils,
+checked against the env.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from a2d_evo.config import Config
+from a2d_evo.errors import TrainingError
+from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
+from a2d_evo.evaluation.seeds import TEACHER_EVAL_SEED_OFFSET
+from a2d_evo.nets.agent import Agent, check_fits_env
+from a2d_evo.nets.agent_folder import load_agent, make_metrics, save_agent
+from a2d_evo.nets.space import Arch, SearchSpace, arch_from_dict
+
+
+def teacher_arch(cfg: Config) -> Arch:
+    """``cfg.teacher.arch`` or the space's default teacher."""
+    if cfg.teacher.arch is not None:
+        return arch_from_dict(cfg.teacher.arch)
+    return SearchSpace(cfg.space).default_teacher()
+
+
+def save_teacher(agent: Agent, cfg: Config, folder: Path, extra: Mapping[str, Any]) -> Path:
+    """Evaluate ``agent`` greedily over ``cfg.teacher.eval_episodes`` and write its folder.
+
+    R_teacher is its own mean; R_random is the uniform-random policy on the same seeds, kept
+    as ``random_return_mean`` so later stages can normalise returns.
+    """
+    episodes = cfg.teacher.eval_episodes
+    seed = cfg.seed + TEACHER_EVAL_SEED_OFFSET
+    result = evaluate_agent(agent, cfg, episodes, seed, "greedy")
+    rand = random_policy_return(cfg, episodes, seed)
+    if result.mean == rand.mean:
+        raise TrainingError(
+            f"the teacher's greedy return ({result.mean}) equals the random policy's: it has "
+            "not learned the task; train it longer (teacher.total_steps) or check ppo settings"
+        )
+    metrics = make_metrics(
+        agent,
+        env_id=cfg.env.id,
+        returns=result.returns,
+        eval_mode="greedy",
+        seeds=result.seeds,
+        r_random=rand.mean,
+        r_teacher=result.mean,
+        extra={
+            "random_return_mean": rand.mean,
+            "random_return_std": rand.std,
+            "teacher_return_mean": result.mean,
+            **extra,
+        },
+    )
+    return save_agent(agent, folder, metrics=metrics)
+
+
+def load_teacher_for(
+    cfg: Config, teacher_dir: Path, obs_shape: tuple[int, ...], n_actions: int
+) -> Agent:
+    """The teacher agent of ``teacher_dir``, checked against the env (TrainingError)."""
+    if not (Path(teacher_dir) / "arch.json").is_file():
+        raise TrainingError(
+            f"no teacher agent at {teacher_dir}: run `a2d-evo train-teacher` (or import-teacher) "
+            "first, pass --teacher AGENT_DIR, or set distill.alpha=0 and distill.beta=0 for the "
+            "vanilla (undistilled) supernet"
+        )
+    teacher = load_agent(teacher_dir)
+    check_fits_env(teacher, cfg.env.id, obs_shape, n_actions, f"the teacher {teacher_dir}")
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher.eval()

@@ -1,0 +1,44 @@
+"""a2d_evo.nets.agent: the one check that an agent fits the env it meets."""
+
+from __future__ import annotations
+
+import pytest
+
+from a2d_evo.errors import EnvError
+from a2d_evo.nets.agent import Agent, check_fits_env
+from a2d_evo.nets.space import MLPArch
+
+
+def test_an_agent_fits_its_own_env() -> None:
+    agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
+    check_fits_env(agent, "CartPole-v1", (4,), 2, "the teacher")
+    anonymous = Agent(MLPArch((8,)), (4,), 2)  # no id recorded: sizes alone decide
+    check_fits_env(anonymous, "Anything-v0", (4,), 2, "agent")
+
+
+@pytest.mark.parametrize(
+    ("env_id", "obs", "n_act", "message"),
+    [
+        (
+            "CartPole-v1",
+            (6,),
+            2,
+            r"takes observations \(4,\) and 2 actions; CartPole-v1 gives \(6,\) and 2",
+        ),
+        (
+            "CartPole-v1",
+            (4,),
+            3,
+            r"takes observations \(4,\) and 2 actions; CartPole-v1 gives \(4,\) and 3",
+        ),
+        ("Acrobot-v1", (4,), 2, r"made for 'CartPole-v1', not for 'Acrobot-v1'"),
+    ],
+)
+def test_a_mismatch_names_the_agent_and_what_differs(
+    env_id: str, obs: tuple[int, ...], n_act: int, message: str
+) -> None:
+    agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
+    with pytest.raises(
+        EnvError, match=r"^the teacher t/agent does not fit the environment: .*" + message
+    ):
+        check_fits_env(agent, env_id, obs, n_act, "the teacher t/agent")

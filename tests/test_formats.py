@@ -1,0 +1,101 @@
+"""The shared formulas of ``a2d_evo/formats.py``, checked against hand-computed numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from a2d_evo.errors import FormatError
+from a2d_evo.formats import (
+    BASELINE_METHODS,
+    Normalisation,
+    baseline_name,
+    ci95,
+    interval95,
+    normalised_return,
+)
+
+
+def test_ci95_by_hand() -> None:
+    # population std 2 over n = 5 episodes: sample std 2 * sqrt(5/4) = 2.2361, standard
+    # error 2.2361 / sqrt(5) = 1.0; half-width 1.959964 * 1.0 = 1.959964
+    assert ci95(2.0, 5) == pytest.approx(1.959964, abs=1e-6)
+    # std 3 over 10: 1.959964 * 3 / sqrt(9) = 1.959964
+    assert ci95(3.0, 10) == pytest.approx(1.959964, abs=1e-6)
+    assert ci95(0.0, 7) == 0.0
+
+
+def test_ci95_undefined_cases() -> None:
+    assert ci95(2.0, 1) is None  # one episode has no spread
+    assert ci95(2.0, 0) is None
+    assert ci95(float("nan"), 10) is None
+    assert ci95(float("inf"), 10) is None
+
+
+def test_interval95_by_hand() -> None:
+    # returns 1, 2, 3, 4, 5: mean 3; squared deviations 4 + 1 + 0 + 1 + 4 = 10; sample std
+    # sqrt(10 / 4) = 1.5811; standard error 1.5811 / sqrt(5) = 0.7071; half-width
+    # 1.959964 * 0.7071 = 1.3859 -> (1.6141, 4.3859)
+    lo, hi = interval95([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert lo == pytest.approx(1.6141, abs=1e-4)
+    assert hi == pytest.approx(4.3859, abs=1e-4)
+    # a 2-D batch is one sample: 1, 2, 3, 4, 5, 3 have mean 3, squared deviations summing to
+    # 10, sample std sqrt(10 / 5) = 1.4142, half-width 1.959964 * 1.4142 / sqrt(6) = 1.1316
+    lo, hi = interval95(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 3.0]]))
+    assert lo == pytest.approx(1.8684, abs=1e-4)
+    assert hi == pytest.approx(4.1316, abs=1e-4)
+    assert interval95([7.0]) == (7.0, 7.0)
+    assert interval95([4.0, 4.0, 4.0]) == (4.0, 4.0)
+
+
+def test_normalised_return_by_hand() -> None:
+    # CartPole-like: R_random 22, R_teacher 500; (261 - 22) / 478 = 0.5
+    assert normalised_return(261.0, 22.0, 500.0) == 0.5
+    assert normalised_return(22.0, 22.0, 500.0) == 0.0
+    assert normalised_return(500.0, 22.0, 500.0) == 1.0
+    # negative returns (Acrobot-like): R_random -500, R_teacher -100; (-200 + 500) / 400 = 0.75
+    assert normalised_return(-200.0, -500.0, -100.0) == 0.75
+    # below random and above the teacher are allowed: (-600 + 500) / 400 = -0.25
+    assert normalised_return(-600.0, -500.0, -100.0) == -0.25
+    # arrays elementwise: (10, 20, 30) against random 10, teacher 30 -> 0, 0.5, 1
+    out = normalised_return(np.array([10, 20, 30]), 10.0, 30.0)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, [0.0, 0.5, 1.0])
+
+
+def test_normalised_return_refuses_an_undefined_ratio() -> None:
+    with pytest.raises(ValueError, match="teacher has not learned"):
+        normalised_return(3.0, 9.0, 9.0)
+    with pytest.raises(ValueError, match="must be finite"):
+        normalised_return(3.0, float("inf"), 9.0)
+
+
+def test_normalisation_scores_and_scales() -> None:
+    norm = Normalisation(r_random=20.0, r_teacher=420.0, teacher_flops=1000)
+    # (120 - 20) / 400 = 0.25
+    assert norm.score(120.0) == 0.25
+    # objectives (-normalised return, FLOPs): FLOPs divided by the teacher's 1000
+    scaled = norm.scaled(np.array([[-0.25, 500.0], [-1.0, 2000.0]]))
+    np.testing.assert_array_equal(scaled, [[-0.25, 0.5], [-1.0, 2.0]])
+    assert norm.to_dict() == {"r_random": 20.0, "r_teacher": 420.0, "teacher_flops": 1000}
+    assert Normalisation.from_dict({"r_random": "20", "r_teacher": 420, "teacher_flops": 1e3}) == (
+        norm
+    )
+
+
+def test_normalisation_refuses_bad_constants() -> None:
+    with pytest.raises(ValueError, match="teacher has not learned"):
+        Normalisation(5.0, 5.0, 100)
+    with pytest.raises(ValueError, match="teacher_flops"):
+        Normalisation(0.0, 1.0, 0)
+    with pytest.raises(FormatError, match="malformed"):
+        Normalisation.from_dict({"r_random": 0.0, "r_teacher": 1.0})
+    with pytest.raises(FormatError, match="malformed"):
+        Normalisation.from_dict({"r_random": 0.0, "r_teacher": 0.0, "teacher_flops": 10})
+
+
+def test_baseline_name() -> None:
+    assert baseline_name("ppo", 0.25) == "ppo_x0.25"
+    assert baseline_name("distill", 1.0) == "distill_x1"
+    assert baseline_name("distill", 0.5) == "distill_x0.5"
+    assert BASELINE_METHODS == ("ppo", "distill")

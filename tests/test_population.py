@@ -1,0 +1,311 @@
+"""PopulationForward (a2d_evo/nets/population.py): the native kernel against the per-subnet
+torch forward, the packing, the backend switch and input checks.
+
+Parity is measured as max |kernel - reference| / max |reference| per output (logits, values)
+and must stay within 1e-4 on random populations of both network kinds, odd widths included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from a2d_evo.config import SpaceConfig
+from a2d_evo.errors import ArchError, KernelInputError
+from a2d_evo.nets.population import PopulationForward, reference_forward
+from a2d_evo.nets.space import CNNArch, MLPArch, SearchSpace
+from a2d_evo.nets.supernet import Supernet
+from a2d_evo.ops import dispatch
+from a2d_evo.ops.dispatch import CUDA_ENV_VAR, REFERENCE_ENV_VAR, native_module
+
+TOL = 1e-4
+MOD = native_module()
+needs_native = pytest.mark.skipif(
+    MOD is None or not hasattr(MOD, "subnet_eval_mlp"), reason="a2d_evo._C is not built"
+)
+
+MLP_SPACES = [
+    SpaceConfig(kind="mlp"),
+    # widths that are not multiples of the vector width, deeper than the default
+    SpaceConfig(kind="mlp", depths=(1, 2, 5), widths=(1, 3, 5, 7, 13, 29, 50)),
+]
+CNN_SPACES = [
+    SpaceConfig(kind="cnn"),
+    # odd widths, three extra convs, kernels 1/3/5/7
+    SpaceConfig(
+        kind="cnn",
+        conv1=(3, 8, 13),
+        conv2=(5, 16, 27),
+        conv3=(4, 11, 30),
+        extra_depths=(0, 1, 3),
+        extra_widths=(3, 12, 25),
+        extra_kernels=(1, 3, 5, 7),
+        fc=(5, 33, 70),
+    ),
+    SpaceConfig(kind="cnn", extra_depths=(0,), fc=(16, 100)),
+]
+
+
+@pytest.fixture(autouse=True)
+def native_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.delenv(REFERENCE_ENV_VAR, raising=False)
+    yield
+
+
+def noisy_supernet(space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int, seed: int):
+    torch.manual_seed(seed)
+    net = Supernet(space, obs_shape, n_actions)
+    with torch.no_grad():  # non-zero biases and heads of a trained-like scale
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        net.policy.weight.mul_(30.0)
+    return net
+
+
+def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
+
+
+def check_population(net: Supernet, space: SearchSpace, rng: np.random.Generator, obs_fn) -> float:
+    fwd = PopulationForward(net, backend="native")
+    groups = int(rng.integers(1, 10))
+    archs = [space.decode(x) for x in space.sample_encodings(rng, groups)]
+    archs[0] = space.largest() if rng.random() < 0.5 else space.smallest()
+    sizes = rng.integers(1, 6, size=groups)
+    sizes[rng.integers(groups)] = 1
+    obs = obs_fn(int(sizes.sum()))
+    logits, values = fwd(obs, archs, sizes.tolist())
+    ref_l, ref_v = reference_forward(net, torch.from_numpy(obs), archs, sizes.tolist())
+    assert logits.shape == tuple(ref_l.shape) and values.shape == tuple(ref_v.shape)
+    return max(rel_err(logits, ref_l.numpy()), rel_err(values, ref_v.numpy()))
+
+
+@needs_native
+@pytest.mark.parametrize("space_i", range(len(MLP_SPACES)))
+@pytest.mark.parametrize("obs_dim,n_actions", [(4, 2), (6, 3), (37, 5)])
+def test_mlp_parity(space_i: int, obs_dim: int, n_actions: int) -> None:
+    space = SearchSpace(MLP_SPACES[space_i])
+    net = noisy_supernet(space, (obs_dim,), n_actions, seed=obs_dim + space_i)
+    rng = np.random.default_rng(obs_dim * 10 + space_i)
+    worst = max(
+        check_population(
+            net, space, rng, lambda n: (rng.standard_normal((n, obs_dim)) * 2).astype(np.float32)
+        )
+        for _ in range(15)
+    )
+    assert worst <= TOL, worst
+
+
+@needs_native
+@pytest.mark.parametrize(
+    "space_i,frame,n_actions", [(0, 84, 6), (1, 52, 4), (1, 84, 18), (2, 60, 3)]
+)
+def test_cnn_parity(space_i: int, frame: int, n_actions: int) -> None:
+    space = SearchSpace(CNN_SPACES[space_i])
+    net = noisy_supernet(space, (4, frame, frame), n_actions, seed=frame + space_i)
+    rng = np.random.default_rng(frame + space_i)
+    worst = max(
+        check_population(
+            net,
+            space,
+            rng,
+            lambda n: rng.integers(0, 256, (n, 4, frame, frame), dtype=np.uint8),
+        )
+        for _ in range(3 if frame == 84 else 5)
+    )
+    assert worst <= TOL, worst
+
+
+@needs_native
+def test_cnn_parity_non_square_frames() -> None:
+    space = SearchSpace(CNN_SPACES[1])
+    net = noisy_supernet(space, (2, 50, 70), 5, seed=3)
+    rng = np.random.default_rng(3)
+    worst = check_population(
+        net, space, rng, lambda n: rng.integers(0, 256, (n, 2, 50, 70), dtype=np.uint8)
+    )
+    assert worst <= TOL, worst
+
+
+@needs_native
+def test_rows_do_not_depend_on_the_batch() -> None:
+    """A row's outputs are bit-identical whatever else is in the call (threads, tiles, groups).
+
+    The evaluator relies on it: a candidate's actions do not change as other slots finish.
+    """
+    space = SearchSpace(MLP_SPACES[0])
+    net = noisy_supernet(space, (6,), 3, seed=0)
+    fwd = PopulationForward(net, backend="native")
+    rng = np.random.default_rng(0)
+    archs = [space.decode(x) for x in space.sample_encodings(rng, 12)]
+    obs = rng.standard_normal((12 * 7, 6)).astype(np.float32)
+    full_l, full_v = fwd(obs, archs, [7] * 12)
+    for g in (0, 5, 11):
+        part_l, part_v = fwd(obs[g * 7 + 2 : g * 7 + 5], [archs[g]], [3])
+        np.testing.assert_array_equal(part_l, full_l[g * 7 + 2 : g * 7 + 5])
+        np.testing.assert_array_equal(part_v, full_v[g * 7 + 2 : g * 7 + 5])
+
+
+@needs_native
+def test_tensor_in_tensor_out_and_refresh() -> None:
+    space = SearchSpace(MLP_SPACES[0])
+    net = noisy_supernet(space, (4,), 2, seed=1)
+    fwd = PopulationForward(net)
+    arch = MLPArch((64, 32))
+    obs = torch.randn(5, 4)
+    logits, values = fwd(obs, [arch], [5])
+    assert isinstance(logits, torch.Tensor) and logits.shape == (5, 2) and values.shape == (5,)
+    with torch.no_grad():
+        net.value.bias.add_(1.0)
+    stale = fwd(obs, [arch], [5])[1]
+    torch.testing.assert_close(stale, values)  # packed once: needs refresh()
+    fwd.refresh()
+    torch.testing.assert_close(fwd(obs, [arch], [5])[1], values + 1.0, rtol=0, atol=1e-5)
+
+
+@needs_native
+def test_reference_forced_by_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A2D_EVO_REFERENCE_OPS=1 really switches a built PopulationForward off the native kernel."""
+    assert MOD is not None
+    calls: list[int] = []
+    kernel = MOD.subnet_eval_mlp
+
+    def kernel_spy(*args):  # the native kernel, counted
+        calls.append(1)
+        return kernel(*args)
+
+    monkeypatch.setattr(MOD, "subnet_eval_mlp", kernel_spy)
+    space = SearchSpace(MLP_SPACES[0])
+    net = noisy_supernet(space, (4,), 2, seed=2)
+    fwd = PopulationForward(net)
+    archs = [MLPArch((8,)), MLPArch((256, 4, 16))]
+    obs = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    assert fwd.backend == "native"
+    fwd(obs, archs, [2, 3])
+    assert len(calls) == 1
+    monkeypatch.setenv(REFERENCE_ENV_VAR, "1")
+    assert fwd.backend == "reference" and fwd.backend_name.startswith("reference")
+    logits, values = fwd(obs, archs, [2, 3])
+    assert len(calls) == 1  # the kernel was not called again
+    ref_l, ref_v = reference_forward(net, torch.from_numpy(obs), archs, [2, 3])
+    np.testing.assert_array_equal(logits, ref_l.numpy())
+    np.testing.assert_array_equal(values, ref_v.numpy())
+    monkeypatch.delenv(REFERENCE_ENV_VAR)
+    assert fwd.backend == "native"
+    fwd(obs, archs, [2, 3])
+    assert len(calls) == 2
+
+
+def test_cuda_takes_the_reference_until_proven(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without A2D_EVO_CUDA_KERNELS a CUDA PopulationForward packs nothing and runs the torch
+    loop, even where CUDA kernels are compiled in (a stand-in module here: no GPU needed)."""
+    fake = SimpleNamespace(
+        has_cuda=lambda: True, subnet_eval_mlp_cuda=_unproven, subnet_eval_cnn_cuda=_unproven
+    )
+    monkeypatch.setattr(dispatch, "native_module", lambda: fake)
+    monkeypatch.delenv(CUDA_ENV_VAR, raising=False)
+    monkeypatch.setattr(dispatch, "CUDA_PROVEN", frozenset())
+    net = noisy_supernet(SearchSpace(MLP_SPACES[0]), (4,), 2, seed=0)
+    fwd = PopulationForward(net, device="cuda")
+    assert fwd.backend == "reference" and fwd.packed is None
+    assert fwd.backend_name.startswith("reference-cuda")
+    with pytest.raises(KernelInputError, match="not available on cuda"):
+        _ = PopulationForward(net, device="cuda", backend="native").backend
+
+
+def _unproven(*args: object) -> None:
+    raise AssertionError("an unproven CUDA kernel was called")
+
+
+@needs_native
+def test_backend_name_says_which_path() -> None:
+    net = noisy_supernet(SearchSpace(MLP_SPACES[0]), (4,), 2, seed=0)
+    fwd = PopulationForward(net)
+    assert fwd.backend == "native"
+    assert fwd.backend_name.startswith("native-cpu (") and MOD is not None
+    assert MOD.subnet_eval_isa() in fwd.backend_name
+
+
+# ----------------------------------------------------------------------------- bad input
+@pytest.fixture(scope="module")
+def mlp_fwd() -> PopulationForward:
+    return PopulationForward(noisy_supernet(SearchSpace(MLP_SPACES[0]), (4,), 2, seed=0))
+
+
+@pytest.fixture(scope="module")
+def cnn_fwd() -> PopulationForward:
+    space = SearchSpace(CNN_SPACES[2])
+    return PopulationForward(noisy_supernet(space, (4, 60, 60), 3, seed=0))
+
+
+def test_bad_obs(mlp_fwd: PopulationForward, cnn_fwd: PopulationForward) -> None:
+    arch = MLPArch((8,))
+    with pytest.raises(KernelInputError, match="shape"):
+        mlp_fwd(np.zeros((3, 5), np.float32), [arch], [3])
+    with pytest.raises(KernelInputError, match="float"):
+        mlp_fwd(np.zeros((3, 4), np.int64), [arch], [3])
+    with pytest.raises(KernelInputError, match="numpy array or a torch tensor"):
+        mlp_fwd([[0.0] * 4], [arch], [1])
+    cnn = CNNArch((8, 16, 16), (), 16)
+    with pytest.raises(KernelInputError, match="uint8"):
+        cnn_fwd(np.zeros((2, 4, 60, 60), np.float32), [cnn], [2])
+    with pytest.raises(KernelInputError, match="shape"):
+        cnn_fwd(np.zeros((2, 4, 84, 84), np.uint8), [cnn], [2])
+
+
+def test_bad_groups(mlp_fwd: PopulationForward) -> None:
+    obs = np.zeros((4, 4), np.float32)
+    a = MLPArch((8,))
+    with pytest.raises(KernelInputError, match="add up to 3"):
+        mlp_fwd(obs, [a, a], [1, 2])
+    with pytest.raises(KernelInputError, match="one per group"):
+        mlp_fwd(obs, [a], [2, 2])
+    with pytest.raises(KernelInputError, match="non-negative"):
+        mlp_fwd(obs, [a, a], [5, -1])
+    with pytest.raises(KernelInputError, match="integers"):
+        mlp_fwd(obs, [a, a], [2.0, 2.0])
+    with pytest.raises(ArchError):
+        mlp_fwd(obs, [MLPArch((512,))], [4])
+    with pytest.raises(ArchError):
+        mlp_fwd(obs, [CNNArch((8, 16, 16), (), 64)], [4])
+
+
+# ----------------------------------------------------------------------------- CUDA
+def _cuda_skip_reason() -> str | None:
+    if MOD is None or not MOD.has_cuda():
+        return "a2d_evo._C was built without CUDA (no CUDA compiler at build time)"
+    if not torch.cuda.is_available():
+        return "no CUDA device visible to torch"
+    return None
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(_cuda_skip_reason() is not None, reason=str(_cuda_skip_reason()))
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_cuda_parity(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a GPU: the parity run that may put subnet_eval_{kind} in ops.dispatch.CUDA_PROVEN."""
+    monkeypatch.setenv(CUDA_ENV_VAR, "1")  # opt in: the CUDA kernels are not proven yet
+    cfg = MLP_SPACES[0] if kind == "mlp" else CNN_SPACES[1]
+    space = SearchSpace(cfg)
+    shape = (6,) if kind == "mlp" else (4, 84, 84)
+    net = noisy_supernet(space, shape, 4, seed=5)
+    gpu = PopulationForward(net, device="cuda", backend="native")
+    assert gpu.backend_name == "native-cuda"
+    rng = np.random.default_rng(5)
+    for _ in range(10):
+        groups = int(rng.integers(1, 12))
+        archs = [space.decode(x) for x in space.sample_encodings(rng, groups)]
+        sizes = rng.integers(1, 40, size=groups).tolist()
+        n = sum(sizes)
+        if kind == "mlp":
+            obs = torch.randn(n, 6).cuda()
+        else:
+            obs = torch.randint(0, 256, (n, *shape), dtype=torch.uint8).cuda()
+        logits, values = gpu(obs, archs, sizes)
+        ref_l, ref_v = reference_forward(net, obs.cpu(), archs, sizes)
+        assert rel_err(logits.cpu().numpy(), ref_l.numpy()) <= TOL
+        assert rel_err(values.cpu().numpy(), ref_v.numpy()) <= TOL
