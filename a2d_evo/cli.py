@@ -23,9 +23,19 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo import __version__
-from a2d_evo.config import Config, config_from_dict, config_to_dict, load_config
+from a2d_evo.config import (
+    MAX_EPISODES,
+    MAX_TOTAL_STEPS,
+    Config,
+    check_count,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    replace,
+)
 from a2d_evo.errors import A2DError, ConfigError, Interrupted
-from a2d_evo.runfolder import RunFolder, enclosing_run, read_json
+from a2d_evo.files import read_json
+from a2d_evo.runfolder import RunFolder, enclosing_run
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -66,14 +76,45 @@ def common_overrides(args: argparse.Namespace) -> list[str]:
     return items
 
 
+def with_env_imports(cfg: Config, args: argparse.Namespace) -> Config:
+    """``cfg`` with this command's ``--env-import`` items added to ``env.imports``.
+
+    The user names them on the command line, so they run (see :mod:`a2d_evo.envs.imports`)."""
+    given = [s for s in (getattr(args, "env_import", None) or []) if s not in cfg.env.imports]
+    if not given:
+        return cfg
+    return replace(cfg, env=replace(cfg.env, imports=(*cfg.env.imports, *given)))
+
+
+def user_config(path: str | Path, args: argparse.Namespace, extra: Sequence[str] = ()) -> Config:
+    """The user's own ``--config`` with overrides and ``--env-import``: its imports run."""
+    return with_env_imports(load_config(path, [*common_overrides(args), *extra]), args)
+
+
+def checked_file_config(
+    cfg: Config, recorded: Config, args: argparse.Namespace, where: str
+) -> Config:
+    """``cfg`` (``recorded``, read from ``where``, plus overrides) once every import ``where``
+    records is allow-listed or given again with ``--env-import``; then ``--env-import`` added."""
+    from a2d_evo.envs.imports import check_recorded_imports  # here: --help stays torch-free
+
+    from_file = [s for s in cfg.env.imports if s in recorded.env.imports]
+    check_recorded_imports(from_file, getattr(args, "env_import", None) or [], where)
+    return with_env_imports(cfg, args)
+
+
 def config_for_new_run(
     args: argparse.Namespace, extra: Sequence[str] = ()
 ) -> tuple[Config, RunFolder]:
-    """Config from ``--config`` + overrides, and the run folder (``--out`` or runs/<stem>)."""
-    cfg = load_config(args.config, [*common_overrides(args), *extra])
+    """Config from ``--config`` + overrides, and the run folder (``--out`` or runs/<stem>).
+
+    A conflict with the run's ``config.yaml`` is refused here, before torch loads; nothing
+    is written: the stage binds the run once its own checks (env, device, teacher) passed.
+    """
+    cfg = user_config(args.config, args, extra)
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     run = RunFolder(out)
-    run.bind(cfg)
+    run.check(cfg)
     return cfg, run
 
 
@@ -81,24 +122,30 @@ def config_of_run(run: RunFolder, args: argparse.Namespace, extra: Sequence[str]
     """The run's saved config with this command's overrides on top."""
     saved = run.load_config()
     overrides = [*common_overrides(args), *extra]
-    if not overrides:
-        return saved
-    return config_from_dict(config_to_dict(saved), overrides, source=str(run.config_path))
+    cfg = saved
+    if overrides:
+        cfg = config_from_dict(config_to_dict(saved), overrides, source=str(run.config_path))
+    return checked_file_config(cfg, saved, args, str(run.config_path))
 
 
 def config_of_agent(agent_dir: Path, args: argparse.Namespace) -> Config:
     """Config of the run an agent folder lives in (``RUN_DIR/agents/<name>``), or one built
-    from the env recorded in its ``arch.json``."""
+    from the env recorded in its ``arch.json`` (a file of whoever shared the folder: its env
+    id never imports anything, and its imports run only as :func:`checked_file_config` says)."""
     run = enclosing_run(agent_dir)
     if run is not None:
         return config_of_run(run, args)
 
-    meta = read_json(agent_dir / "arch.json", "agent file")
+    path = agent_dir / "arch.json"
+    meta = read_json(path, "agent file")
     env = meta.get("env") if isinstance(meta, dict) else None
     if not isinstance(env, dict) or not env.get("id"):
         raise ConfigError(f"{agent_dir}/arch.json names no env; run eval inside its run folder")
     kind = "cnn" if str(env.get("id", "")).startswith("ALE/") else "mlp"
-    return config_from_dict({"env": env, "space": {"kind": kind}}, common_overrides(args))
+    data = {"env": env, "space": {"kind": kind}}
+    recorded = config_from_dict(data, source=str(path))
+    cfg = config_from_dict(data, common_overrides(args), source=str(path))
+    return checked_file_config(cfg, recorded, args, str(path))
 
 
 # ----------------------------------------------------------------------------- handlers
@@ -154,6 +201,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from a2d_evo.report.pick import export_front  # here: --help stays torch-free
 
     run = RunFolder(args.run_dir)
+    if args.finetune is not None:
+        check_count("--finetune", args.finetune, 1, MAX_TOTAL_STEPS)
     cfg = config_of_run(run, args)
     folders = export_front(
         cfg,
@@ -173,6 +222,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from a2d_evo.train import finetune_agent  # here: --help stays torch-free
 
     agent_dir = Path(args.agent_dir)
+    check_count("--steps", args.steps, 1, MAX_TOTAL_STEPS)
     cfg = config_of_agent(agent_dir, args)
     teacher = Path(args.teacher) if args.teacher else None
     result = finetune_agent(
@@ -187,6 +237,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from a2d_evo.evaluation.scoring import eval_agent_folder  # here: --help stays torch-free
 
     agent_dir = Path(args.agent_dir)
+    check_count("--episodes", args.episodes, 1, MAX_EPISODES)
     cfg = config_of_agent(agent_dir, args)
     summary = eval_agent_folder(
         agent_dir,
@@ -214,7 +265,10 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     run = RunFolder(args.run_dir)
     cfg = config_of_run(run, args)
     widths = [float(w) for w in args.widths.split(",") if w.strip()]
-    for folder in train_baselines(cfg, run, widths=widths, progress=not args.quiet):
+    baselines = train_baselines(
+        cfg, run, widths=widths, resume=args.resume, progress=not args.quiet
+    )
+    for folder in baselines:
         print(f"baseline: {folder}")
     return 0
 
@@ -223,7 +277,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from a2d_evo.demo import run_demo  # here: --help stays torch-free
 
     config = Path(args.config) if args.config else packaged_config("cartpole.yaml")
-    cfg = load_config(config, common_overrides(args))
+    cfg = user_config(config, args)
     out = Path(args.out) if args.out else Path("runs") / "demo"
     run_demo(cfg, RunFolder(out), resume=args.resume, progress=not args.quiet)
     return 0
@@ -243,6 +297,15 @@ def _common(
     p.add_argument("--seed", type=int, help=seed_help)
     p.add_argument(
         "--device", choices=("cpu", "cuda", "auto"), help="torch device (default: the config's)"
+    )
+    p.add_argument(
+        "--env-import",
+        action="append",
+        dest="env_import",
+        metavar="MODULE[:FUNCTION]",
+        help="import MODULE (and call FUNCTION) to register a third-party env, e.g. "
+        "minatar.gym:register_envs (repeatable); needed for an import a run or agent folder "
+        "records unless it is on a2d-evo's allow-list",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -365,6 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder, e.g. runs/cartpole")
     p.add_argument("--widths", default="0.25,0.5,1", help="width multipliers (default 0.25,0.5,1)")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted baseline from its checkpoint (finished ones are always "
+        "skipped)",
+    )
     _common(p)
     p.set_defaults(handler=cmd_baselines)
 

@@ -35,7 +35,9 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
         raise RunFolderError(
             f"{run.root} already holds a run; pass --resume to continue it, or --out"
         )
-    run.bind(cfg)
+    # Only checked here: each stage binds the run once its own checks (env, device) passed,
+    # so a refused demo leaves no config.yaml that would refuse the corrected one.
+    run.check(cfg)
     done = _stage_done(run)
     started = time.perf_counter()
     stages: list[tuple[str, Callable[[bool], object]]] = [

@@ -18,6 +18,9 @@ from a2d_evo.errors import FormatError
 CONFIG_FORMAT_VERSION = 1
 """``format_version`` of a run's ``config.yaml``."""
 
+CONFIG_HISTORY_FORMAT_VERSION = 1
+"""``format_version`` of a stage's ``config_history.yaml`` (budgets raised on ``--resume``)."""
+
 CHECKPOINT_FORMAT_VERSION = 1
 """``format_version`` of a training stage's ``checkpoint.pt``."""
 
@@ -69,6 +72,17 @@ def baseline_name(method: str, multiplier: float) -> str:
     return f"{method}_x{multiplier:g}"
 
 
+def finite_number(value: Any) -> bool:
+    """True for an int or float (not a bool) that is finite: what a number read from a file
+    must be before it is trusted (an int past the float range is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
 # ----------------------------------------------------------------------------- statistics
 Z95 = 1.959963984540054
 """Two-sided 95% normal quantile, ``scipy.stats.norm.ppf(0.975)``."""
@@ -117,11 +131,46 @@ def normalised_return(r: Any, r_random: float, r_teacher: float) -> Any:
     return (float(r) - r_random) / span
 
 
+TEACHER_FIX = (
+    "train it longer: `a2d-evo train-teacher --config ... --resume --set teacher.total_steps=N`"
+)
+"""What to do about a teacher that does not beat the uniform-random policy."""
+
+
+def _pair(a: float, b: float) -> tuple[str, str]:
+    """``a`` and ``b`` with one decimal, or as many more as it takes to tell them apart."""
+    for digits in range(1, 7):
+        sa, sb = f"{a:.{digits}f}", f"{b:.{digits}f}"
+        if sa != sb:
+            return sa, sb
+    return f"{a:.1f}", f"{b:.1f}"
+
+
+def check_teacher_beats_random(r_random: float, r_teacher: float) -> None:
+    """ValueError unless the teacher's return is above the uniform-random policy's.
+
+    Both are measured on the same seeds. A teacher at or below random makes the ratio
+    undefined or flips its sign: every normalised return, the hypervolume and the knee would
+    then reward doing worse. The message says how to fix it.
+    """
+    if not (math.isfinite(r_random) and math.isfinite(r_teacher)):
+        raise ValueError(
+            f"normalised return: R_random={r_random} and R_teacher={r_teacher} must be finite"
+        )
+    if r_teacher <= r_random:
+        t, r = _pair(float(r_teacher), float(r_random))
+        raise ValueError(
+            f"the teacher (R={t}) does not beat the uniform-random policy (R={r}) on the same "
+            f"seeds: {TEACHER_FIX}"
+        )
+
+
 @dataclass(frozen=True)
 class Normalisation:
     """``R_random``, ``R_teacher`` and the teacher's FLOPs that a run's ratios are taken against.
 
-    The search's hypervolume, the report's "fraction of the teacher" and the knee all use it.
+    The search's hypervolume, the report's "fraction of the teacher" and the knee all use it,
+    so it refuses (ValueError) a teacher that does not beat the random policy.
     """
 
     r_random: float
@@ -129,7 +178,7 @@ class Normalisation:
     teacher_flops: int
 
     def __post_init__(self) -> None:
-        normalised_return(0.0, self.r_random, self.r_teacher)  # ValueError if undefined
+        check_teacher_beats_random(self.r_random, self.r_teacher)
         if self.teacher_flops < 1:
             raise ValueError(f"teacher_flops must be >= 1, got {self.teacher_flops}")
 
@@ -149,8 +198,12 @@ class Normalisation:
     def from_dict(cls, data: Any) -> Normalisation:
         """Read back :meth:`to_dict`; FormatError on anything malformed."""
         try:
-            return cls(
-                float(data["r_random"]), float(data["r_teacher"]), int(data["teacher_flops"])
-            )
-        except (KeyError, TypeError, ValueError) as exc:
+            values = [data[k] for k in ("r_random", "r_teacher", "teacher_flops")]
+            if any(isinstance(v, bool) for v in values):
+                raise TypeError("booleans are not numbers")
+            flops = float(values[2])
+            if not flops.is_integer():
+                raise ValueError(f"teacher_flops must be an integer, got {values[2]!r:.40}")
+            return cls(float(values[0]), float(values[1]), int(flops))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise FormatError(f"normalisation constants are malformed: {exc}") from None

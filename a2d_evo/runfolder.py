@@ -1,171 +1,58 @@
-"""The run folder: its layout, atomic writes, safe loads, and config conflict checks.
+"""The run folder: its layout, the config it binds, per-stage config checks and history.
 
-Every file is written to a temporary name in the same folder, fsynced and renamed, so a
-crash at any point leaves either the old file or the new one, never half of one. Nothing
-is ever unpickled: tensors load with ``weights_only=True``, metadata is JSON or YAML.
+``RUN_DIR/config.yaml`` binds the run's env and space; each stage folder keeps the config it
+was started with, which ``--resume`` must match except for a raised budget
+(:data:`BUDGET_KEYS`, recorded in ``config_history.yaml``). Writes go through
+:mod:`a2d_evo.files` and hold a :mod:`a2d_evo.locks` lock.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import io
-import json
 import os
-import re
-import tempfile
-from collections.abc import Callable, Iterable
+import shlex
+from collections.abc import Iterable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from a2d_evo.config import Config, config_from_dict, config_to_dict, dump_config, parse_yaml
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
+from a2d_evo.files import check_format_version, write_text
+from a2d_evo.formats import CONFIG_FORMAT_VERSION, CONFIG_HISTORY_FORMAT_VERSION
+from a2d_evo.locks import LOCK_FILE, RUN_LOCK_WAIT_S, folder_lock
 
 FIXED_SECTIONS = ("env", "space")
 """Sections every command of one run must agree on: they define what the artifacts are."""
+
 
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "teacher": ("seed", "env", "space", "ppo", "teacher"),
     "supernet": ("seed", "env", "space", "ppo", "supernet", "distill"),
     "search": ("seed", "env", "space", "search"),
 }
-"""Sections a ``--resume`` of a stage must find unchanged."""
-
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+"""Sections a ``--resume`` of a stage must find unchanged (but for :data:`BUDGET_KEYS`)."""
 
 
-# ------------------------------------------------------------------------ atomic writes
-def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], object]) -> Path:
-    """Write through ``write(f)`` to a temp file beside ``path``, fsync, then rename."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(exc, OSError):
-            hint = " (disk full)" if exc.errno == errno.ENOSPC else ""
-            raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}{hint}") from None
-        raise
-    return path
+BUDGET_KEYS: dict[str, tuple[str, ...]] = {
+    "teacher": ("teacher.total_steps",),
+    "supernet": ("supernet.total_steps",),
+    "search": (),
+}
+"""Keys a ``--resume`` may raise to train a stage longer, finished or failed: without them a
+teacher that ended too weak could neither be re-run (the stage holds a run) nor resumed.
+Each raise is recorded in ``RUN_DIR/<stage>/config_history.yaml`` (:data:`CONFIG_HISTORY`)."""
 
 
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+STAGE_COMMANDS = {"teacher": "train-teacher", "supernet": "train-supernet", "search": "evolve"}
+"""The command that runs each stage (named in messages)."""
 
 
-def write_bytes(path: str | Path, data: bytes) -> Path:
-    return atomic_write(path, lambda f: f.write(data))
+CONFIG_HISTORY = "config_history.yaml"
+"""Per stage folder: ``{format_version, changes: [{time, key, from, to}, ...]}``, oldest first."""
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    return write_bytes(path, text.encode("utf-8"))
-
-
-def write_json(path: str | Path, obj: Any) -> Path:
-    return write_text(path, json.dumps(obj, indent=2, allow_nan=True) + "\n")
-
-
-def torch_save(path: str | Path, obj: Any) -> Path:
-    """``torch.save`` of tensors and plain containers, atomically."""
-    import torch  # here, not at the top: reading a run folder (report, --help) stays torch-free
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    return write_bytes(path, buf.getvalue())
-
-
-# ------------------------------------------------------------------------ safe loads
-def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
-    """``torch.load(weights_only=True)``: tensors and plain containers, never arbitrary code."""
-    import pickle
-
-    import torch  # here, not at the top: reading a run folder (report, --help) stays torch-free
-
-    path = Path(path)
-    if not path.is_file():
-        raise FormatError(f"{what} {path} not found")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch's own message advises weights_only=False: wrong advice for a file that may
-        # carry code, so only the line naming what was refused is kept.
-        lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln]
-        detail = f" ({lines[0]})" if lines else ""
-        raise FormatError(
-            f"{what} {path} holds objects other than tensors and plain data; refused to "
-            f"unpickle it{detail}"
-        ) from None
-    except Exception as exc:
-        # A damaged file makes torch's zip reader and weights-only unpickler raise almost
-        # anything (IndexError, TypeError, struct.error, BadZipFile, ...): all mean the same.
-        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
-        raise FormatError(
-            f"{what} {path} is truncated or corrupted: {type(exc).__name__}: {detail}"
-        ) from None
-
-
-def read_json(path: str | Path, what: str = "file", format_version: int | None = None) -> Any:
-    """Load JSON; with ``format_version`` check the file's ``format_version`` key equals it."""
-    path = Path(path)
-    if not path.is_file():
-        raise FormatError(f"{what} {path} not found")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, RecursionError) as exc:  # also ints past 4300 digits, deep nesting
-        raise FormatError(f"{what} {path} is not valid JSON: {str(exc)[:300]}") from None
-    except OSError as exc:
-        raise FormatError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    if format_version is not None:
-        check_format_version(data, format_version, f"{what} {path}")
-    return data
-
-
-def check_format_version(data: Any, expected: int, where: str) -> None:
-    """Raise :class:`FormatError` unless ``data['format_version'] == expected``."""
-    if not isinstance(data, dict) or "format_version" not in data:
-        raise FormatError(f"{where} has no format_version: not a file a2d-evo wrote")
-    found = data["format_version"]
-    if not isinstance(found, int) or isinstance(found, bool):
-        raise FormatError(f"{where}: format_version {found!r} is not an integer")
-    if found > expected:
-        raise FormatError(
-            f"{where} has format_version {found}, newer than this a2d-evo reads ({expected}); "
-            "upgrade a2d-evo"
-        )
-    if found < expected:
-        raise FormatError(
-            f"{where} has format_version {found}, older than this a2d-evo reads ({expected}); "
-            "re-create it with this version"
-        )
-
-
-def safe_name(name: str) -> str:
-    """A folder name taken from a file or an argument: no separators, no traversal."""
-    if not isinstance(name, str) or not _SAFE_NAME.match(name) or name in (".", ".."):
-        raise RunFolderError(
-            f"invalid name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-# ------------------------------------------------------------------------ the folder
 class RunFolder:
     """Paths of one run (``runs/<name>``) and its resolved ``config.yaml``."""
 
@@ -215,6 +102,18 @@ class RunFolder:
     def stage(self, name: str) -> Path:
         return self.root / name
 
+    def inside(self, path: Path, what: str) -> Path:
+        """``path`` under this run, unless a symlink leads it out of the run folder: then
+        RunFolderError (a command reads and writes the run's files only inside RUN_DIR)."""
+        root, target = self.root.resolve(), Path(path).resolve()
+        if target != root and root not in target.parents:
+            raise RunFolderError(
+                f"{path} leads outside the run folder (to {target}) through a symlink; "
+                f"{what} are read and written only inside {self.root}: replace the link with "
+                "a folder, or copy the files in"
+            )
+        return Path(path)
+
     # -------------------------------------------------------------- config
     def exists(self) -> bool:
         return self.config_path.is_file()
@@ -228,13 +127,9 @@ class RunFolder:
             )
         return self._read_config(self.config_path)
 
-    def bind(self, cfg: Config) -> Config:
-        """Create the run folder for ``cfg`` or check ``cfg`` against the one there.
-
-        The first command writes ``config.yaml``; later ones must agree on
-        :data:`FIXED_SECTIONS`, else :class:`RunFolderError` and nothing is written.
-        """
-        self._check_writable()
+    def check(self, cfg: Config) -> None:
+        """Refuse ``cfg`` when the run's ``config.yaml`` disagrees on :data:`FIXED_SECTIONS`;
+        writes nothing (a command checks early, and binds once its own checks passed)."""
         if self.exists():
             saved = self._read_config(self.config_path)
             diff = config_diff(saved, cfg, FIXED_SECTIONS)
@@ -243,15 +138,30 @@ class RunFolder:
                     f"{self.root}: the config conflicts with the run's config.yaml on "
                     f"{', '.join(diff)}; use another --out or the run's own config"
                 )
-        else:
-            write_text(self.config_path, dump_config(cfg))
+
+    def bind(self, cfg: Config) -> Config:
+        """Create the run folder for ``cfg`` or check ``cfg`` against the one there.
+
+        The first command writes ``config.yaml``; later ones must agree on
+        :data:`FIXED_SECTIONS`, else :class:`RunFolderError` and nothing is written. Call it
+        after the command's own checks (env, device, teacher): validate, then write, so that
+        a refused command leaves nothing that blocks the corrected one. The check and the
+        write hold the run-level lock (``RUN_DIR/.lock``), so two first commands cannot
+        both write.
+        """
+        self._check_writable()
+        with folder_lock(self.root, wait_s=RUN_LOCK_WAIT_S):
+            self.check(cfg)
+            if not self.exists():
+                write_text(self.config_path, dump_config(cfg))
         return cfg
 
     def bind_stage(self, stage: str, cfg: Config, resume: bool) -> Path:
         """Prepare ``RUN_DIR/<stage>/`` for a fresh start or a ``--resume``.
 
         A fresh start refuses a stage that already holds results (nothing is overwritten);
-        a resume refuses a config that differs on the stage's sections.
+        a resume refuses a config that differs on the stage's sections, except for a raised
+        :data:`BUDGET_KEYS` value, which extends the stage (even a finished one).
         """
         folder = self.stage(stage)
         saved_path = folder / "config.yaml"
@@ -259,20 +169,73 @@ class RunFolder:
             if not saved_path.is_file():
                 raise RunFolderError(f"--resume: {folder} holds no run to resume")
             saved = self._read_config(saved_path)
-            diff = config_diff(saved, cfg, STAGE_SECTIONS[stage])
-            if diff:
-                raise RunFolderError(
-                    f"--resume: the config differs from the one {folder} was started with "
-                    f"on {', '.join(diff)}; resume with the same config"
-                )
+            self._extend_stage(stage, saved, cfg)
             return folder
         if holds_results(folder):
             raise RunFolderError(
-                f"{folder} already holds a {stage} run; pass --resume to continue it, "
-                "or --out for a new run folder"
+                f"{folder} already holds a {stage} run; pass --resume to continue it"
+                f"{self._longer_hint(stage)}, or --out for a new run folder"
             )
         write_text(saved_path, dump_config(cfg))
         return folder
+
+    def resume_command(self, stage: str, extend: dict[str, int] | None = None) -> str:
+        """The command line that resumes ``stage`` with its own config, ``extend`` raised."""
+        sets = "".join(f" --set {k}={v}" for k, v in (extend or {}).items())
+        line = (
+            f"`a2d-evo {STAGE_COMMANDS[stage]} --config "
+            f"{shlex.quote(str(self.stage(stage) / 'config.yaml'))} "
+            f"--out {shlex.quote(str(self.root))} --resume{sets}`"
+        )
+        if stage == "supernet":  # a --teacher of its own is not recorded in the stage config
+            line += " (with the --teacher it was started with, if any)"
+        return line
+
+    def _longer_hint(self, stage: str) -> str:
+        """``; to train it longer: <command>`` for a stage with a budget key, else ''."""
+        if not BUDGET_KEYS.get(stage):
+            return ""
+        key = BUDGET_KEYS[stage][0]
+        try:
+            total = _value(self._read_config(self.stage(stage) / "config.yaml"), key)
+        except RunFolderError:  # no or a broken stage config: the plain advice must do
+            return ""
+        return f" (to train it longer: {self.resume_command(stage, {key: 2 * total})})"
+
+    def _extend_stage(self, stage: str, saved: Config, cfg: Config) -> None:
+        """Check a ``--resume`` config against the stage's own; record a raised budget.
+
+        Only :data:`BUDGET_KEYS` may differ, and only upwards: the loop then trains on to
+        the new total (see :mod:`a2d_evo.train.loop` for the learning rate). The stage's
+        ``config.yaml`` takes the new value and ``config_history.yaml`` beside it records
+        the change, before anything trains.
+        """
+        folder = self.stage(stage)
+        diff = config_diff(saved, cfg, STAGE_SECTIONS[stage])
+        budget = BUDGET_KEYS.get(stage, ())
+        fixed = [k for k in diff if k not in budget]
+        if fixed:
+            may = f"; only {', '.join(budget)} may change (raised)" if budget else ""
+            raise RunFolderError(
+                f"--resume: the config differs from the one {folder} was started with on "
+                f"{', '.join(fixed)}{may}; resume with the same config: "
+                f"{self.resume_command(stage)}"
+            )
+        changes = {k: (_value(saved, k), _value(cfg, k)) for k in diff}
+        for key, (old, new) in changes.items():
+            if new < old:
+                raise RunFolderError(
+                    f"--resume: {key} may only be raised ({folder} was set to {old}, asked "
+                    f"{new}); e.g. {self.resume_command(stage, {key: 2 * old})}"
+                )
+        if not changes:
+            return
+        record_config_change(folder, changes)
+        raw = config_to_dict(saved)
+        for key, (_, new) in changes.items():
+            section, _, name = key.partition(".")
+            raw[section][name] = new
+        write_text(folder / "config.yaml", dump_config(config_from_dict(raw)))
 
     def _check_writable(self) -> None:
         try:
@@ -290,7 +253,13 @@ class RunFolder:
             raise RunFolderError(f"{path} cannot be read: {exc}") from None
         try:
             raw = parse_yaml(text, str(path))
-            return config_from_dict(raw if raw is not None else {}, source=str(path))
+        except ConfigError as exc:
+            raise RunFolderError(str(exc)) from None
+        # a run's file was written by a2d-evo: it carries its format_version (a user's own
+        # --config may leave it out and take the defaults; an empty mapping here may not)
+        check_format_version(raw, CONFIG_FORMAT_VERSION, f"run config {path}")
+        try:
+            return config_from_dict(raw, source=str(path))
         except ConfigError as exc:
             raise RunFolderError(str(exc)) from None
 
@@ -302,9 +271,10 @@ def holds_results(folder: Path) -> bool:
 
 def _is_result(path: Path) -> bool:
     """False for what a run killed before its first checkpoint leaves: the stage's
-    ``config.yaml`` and the temp files of interrupted atomic writes. Such a stage folder
-    holds nothing to resume, so a fresh start may take it over."""
-    if path.name == "config.yaml":
+    ``config.yaml``, the temp files of interrupted atomic writes, and the lock file (a
+    killed holder leaves it, unlocked). Such a stage folder holds nothing to resume, so a
+    fresh start may take it over."""
+    if path.name in ("config.yaml", LOCK_FILE):
         return False
     return not (path.name.startswith(".") and path.name.endswith(".tmp"))
 
@@ -325,6 +295,44 @@ def run_teacher(path: str | Path) -> Path | None:
     if run is None or not (run.teacher_agent / "arch.json").is_file():
         return None
     return run.teacher_agent
+
+
+def _value(cfg: Config, key: str) -> Any:
+    """The value of a dotted ``section.field`` key of ``cfg``."""
+    section, _, name = key.partition(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def read_config_history(folder: Path) -> list[dict[str, Any]]:
+    """The changes recorded in ``folder/config_history.yaml`` (none when absent)."""
+    path = Path(folder) / CONFIG_HISTORY
+    if not path.is_file():
+        return []
+    try:
+        data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, ConfigError) as exc:
+        raise FormatError(f"{path} cannot be read ({exc}); repair or delete it") from None
+    check_format_version(data, CONFIG_HISTORY_FORMAT_VERSION, str(path))
+    changes = data.get("changes")
+    if not isinstance(changes, list) or not all(isinstance(c, dict) for c in changes):
+        raise FormatError(f"{path}: 'changes' must be a list of mappings; repair or delete it")
+    return changes
+
+
+def record_config_change(folder: Path, changes: dict[str, tuple[Any, Any]]) -> None:
+    """Append ``{key: (old, new)}`` to ``folder/config_history.yaml``; a change equal to the
+    last one recorded (a resume that died before it saved the new config) is not repeated."""
+    history = read_config_history(folder)
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for key, (old, new) in changes.items():
+        entry = {"key": key, "from": old, "to": new}
+        if history and {k: history[-1].get(k) for k in entry} == entry:
+            continue
+        history.append({"time": now, **entry})
+    text = yaml.safe_dump(
+        {"format_version": CONFIG_HISTORY_FORMAT_VERSION, "changes": history}, sort_keys=False
+    )
+    write_text(Path(folder) / CONFIG_HISTORY, text)
 
 
 def config_diff(a: Config, b: Config, sections: Iterable[str]) -> list[str]:

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from a2d_evo.config import load_config
-from a2d_evo.runfolder import RunFolder, write_json
+from a2d_evo.files import write_json
+from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import train_supernet, train_teacher
 from a2d_evo.train.supernet_stage import score_subnets
 

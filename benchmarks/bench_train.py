@@ -65,11 +65,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/cartpole.yaml")
     parser.add_argument("--steps", type=int, default=20_480, help="env steps per measurement")
-    parser.add_argument("--k", type=int, default=2, help="random subnets per update")
+    parser.add_argument("--k", type=int, default=2, help="random subnets per update (+ 2 ends)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--set", action="append", default=[], help="config override")
     args = parser.parse_args()
-    overrides = [f"supernet.num_random={args.k}", *args.set]
+    overrides = [f"supernet.rollout_subnets={args.k + 2}", *args.set]
     cfg = load_config(Path(args.config), overrides)
     torch.set_num_threads(args.threads)
     measure(cfg, "plain", cfg.ppo.batch_size)  # warm-up: imports, allocator, first env build

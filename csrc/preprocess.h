@@ -6,12 +6,13 @@
 //   resize with OpenCV's INTER_AREA semantics (cv::resize picks one of three algorithms):
 //     kAreaFast  H and W are integer multiples of size: block sums, rounded as OpenCV does;
 //     kArea      H >= size and W >= size: box filter over the exact pixel overlaps, done here
-//                separably in fixed point (vertical pass first, Q15 weights, a Q7 intermediate,
-//                then the horizontal pass with Q16 weights) instead of OpenCV's float32;
+//                in exact integer arithmetic (integer tap weights, vertical pass first, then the
+//                horizontal pass; one division per output) instead of OpenCV's float32, and
+//                rounded half to even as OpenCV's cvRound rounds its float sum;
 //     kLinear    any axis is upscaled: OpenCV's "area-mode" bilinear coefficients with its 11-bit
 //                fixed-point arithmetic, reproduced bit for bit.
 // The weight tables and the per-pixel math below are shared by the CPU kernel and the CUDA
-// kernel, so the two agree bit for bit: kArea tables are integer (rational positions in units of
+// kernel, so the two agree bit for bit: kArea is all integers (rational positions in units of
 // 1/size), kLinear's floating-point steps are each rounded explicitly (mul_rn), so nothing
 // depends on what a compiler does with floating-point contraction.
 #pragma once
@@ -30,16 +31,18 @@ namespace preprocess {
 
 enum class Mode : int { kAreaFast = 0, kArea = 1, kLinear = 2 };
 
-// Fixed-point layout of kArea: Q15 vertical weights, a Q7 value per source column (each vertical
-// tap rounded on its own, which is what the CPU's 16-bit SIMD multiply, pmulhrsw, computes; the
-// sum is clamped to 255 << 7, which only removes rounding excess), Q16 horizontal weights
-// summing to 2^16, so the horizontal sums stay below 2^31 whatever the tap counts.
-constexpr int kYBits = 15;
-constexpr int kMidBits = 7;
-constexpr int kXBits = 16;
-constexpr int kOutShift = kMidBits + kXBits;
 // OpenCV's INTER_RESIZE_COEF_BITS, used by kLinear.
 constexpr int kLinBits = 11;
+
+// kArea is exact: a tap's weight along an axis is its overlap in units of 1 / size divided by
+// g = gcd(source size, size), an integer; an axis's weights sum to r = source size / g, so an
+// output is the integer sum of weight_y * weight_x * pixel over the denominator den = ry * rx.
+// Fixed-point weights (an earlier version used Q15/Q16) cannot hold thirds or fifths exactly and
+// round every exact .5 the same way, which for scales like 96 -> 84 (8/7: weights in eighths,
+// 4.5% of the pixels exact halves) lost 2.3% of the pixels against OpenCV. The CPU's "narrow"
+// SIMD path keeps a column sum in 16 bits and divides by den in float (see horizontal_lanes):
+constexpr int64_t kNarrowColumnMax = 65535;  // bound on 255 * ry
+constexpr int64_t kNarrowDenMax = 65535;     // bound on den (so 255 * den < 2^24 too)
 
 // Everything a kernel needs to know about one call's geometry; plain data, passed to CUDA by value.
 struct Plan {
@@ -48,7 +51,20 @@ struct Plan {
   int ty, tx;      // taps per output row / column (the widest one; tables are padded to it)
   int fy, fx;      // block size in kAreaFast
   float inv_area;  // 1.f / (fy * fx), as OpenCV computes it
+  int ry, rx;      // kArea: h / gcd(h, size) and w / gcd(w, size), each axis's sum of weights
+  int64_t den;     // kArea: ry * rx, the denominator of every output
+  bool narrow;     // kArea: 255 * ry fits uint16 and den <= 65535 (the CPU's SIMD path)
 };
+
+// Greatest common divisor of two positive ints.
+A2D_HD int gcd_int(int a, int b) {
+  while (b != 0) {
+    const int t = a % b;
+    a = b;
+    b = t;
+  }
+  return a;
+}
 
 // Mode selection exactly as cv::resize decides it (same double arithmetic, so the same answer for
 // sizes like 252 -> 84 whose scale is not exactly representable).
@@ -76,6 +92,10 @@ inline Plan make_plan(int h, int w, int channels, int size) {
       p.mode = Mode::kArea;
       p.tx = (w + size - 1) / size + 1;
       p.ty = (h + size - 1) / size + 1;
+      p.ry = h / gcd_int(h, size);
+      p.rx = w / gcd_int(w, size);
+      p.den = static_cast<int64_t>(p.ry) * p.rx;
+      p.narrow = 255 * static_cast<int64_t>(p.ry) <= kNarrowColumnMax && p.den <= kNarrowDenMax;
     }
   } else {
     p.mode = Mode::kLinear;
@@ -96,25 +116,23 @@ A2D_HD double mul_rn(double a, double b) {
 #endif
 }
 
-// round(num / den) for num, den > 0, half up.
-A2D_HD int64_t div_round_up(int64_t num, int64_t den) { return (2 * num + den) / (2 * den); }
-
 // The taps of output index d along one axis (ssize source pixels -> dsize outputs): source
 // indices first .. first + count - 1 with weights w[0 .. count). Returns count (<= the plan's
 // ty / tx for that axis). Not used in kAreaFast, whose taps are the fy x fx block.
 //
 // kArea: output d covers [d * ssize, (d + 1) * ssize) and source s covers [s * dsize,
-//   (s + 1) * dsize) in units of 1 / dsize; a tap's weight is the overlap / ssize, quantised to
-//   Q15/Q16, with the rounding residue put on the largest tap so the weights sum to exactly one
-//   (a flat image stays flat). OpenCV's table (computeResizeAreaTab) is the same in exact
-//   arithmetic; it drops slivers below 1e-3 pixel, which only exist for dsize > 1000.
+//   (s + 1) * dsize) in units of 1 / dsize; both ends are multiples of g = gcd(ssize, dsize), so
+//   a tap's weight is the integer overlap / g, and the weights sum to ssize / g (the plan's ry or
+//   rx): the true weight (overlap / ssize) times that sum, exactly. OpenCV's table
+//   (computeResizeAreaTab) is the same up to its float rounding; it drops slivers below 1e-3
+//   pixel, which only exist for dsize > 1000.
 // kLinear: OpenCV's area-mode bilinear, in OpenCV's own double/float arithmetic (exact rationals
 //   would not do: where d * ssize / dsize is an integer, OpenCV's floor(d * scale) can land one
 //   pixel lower and then takes that pixel): sx = floor(d * scale), fx = frac((d + 1) - (sx + 1) *
 //   inv_scale) (0 if not positive), clamped at the last pixel; both coefficients rounded to 11
 //   bits half to even, as saturate_cast<short>(f * 2048) does. Every operation is rounded on its
 //   own (mul_rn), so host and device compute the same table.
-A2D_HD int axis_taps(Mode mode, int ssize, int dsize, int d, int bits, int* first, uint32_t* w) {
+A2D_HD int axis_taps(Mode mode, int ssize, int dsize, int d, int* first, uint32_t* w) {
   if (mode == Mode::kLinear) {
     const double inv_scale = static_cast<double>(dsize) / ssize;
     const double scale = 1.0 / inv_scale;
@@ -125,7 +143,7 @@ A2D_HD int axis_taps(Mode mode, int ssize, int dsize, int d, int bits, int* firs
       sx = ssize - 1;
       fx = 0.f;
     }
-    const float one = static_cast<float>(1 << bits);
+    const float one = static_cast<float>(1 << kLinBits);
     *first = sx;
     w[0] = static_cast<uint32_t>(rintf((1.f - fx) * one));
     w[1] = static_cast<uint32_t>(rintf(fx * one));
@@ -134,21 +152,12 @@ A2D_HD int axis_taps(Mode mode, int ssize, int dsize, int d, int bits, int* firs
   const int64_t lo = static_cast<int64_t>(d) * ssize, hi = lo + ssize;
   const int s0 = static_cast<int>(lo / dsize);
   const int s1 = static_cast<int>((hi + dsize - 1) / dsize);  // exclusive
-  const int64_t one = int64_t{1} << bits;
-  int64_t total = 0, best_overlap = -1;
-  int best = 0;
+  const int64_t g = gcd_int(ssize, dsize);
   for (int s = s0; s < s1; ++s) {
     const int64_t a = static_cast<int64_t>(s) * dsize, b = a + dsize;
     const int64_t overlap = (hi < b ? hi : b) - (lo > a ? lo : a);
-    const int64_t q = div_round_up(overlap * one, ssize);
-    w[s - s0] = static_cast<uint32_t>(q);
-    total += q;
-    if (overlap > best_overlap) {
-      best_overlap = overlap;
-      best = s - s0;
-    }
+    w[s - s0] = static_cast<uint32_t>(overlap / g);  // exact: overlap is a multiple of g
   }
-  w[best] = static_cast<uint32_t>(static_cast<int64_t>(w[best]) + (one - total));
   *first = s0;
   return s1 - s0;
 }
@@ -186,17 +195,16 @@ A2D_HD uint32_t max_pixel(const uint8_t* f0, const uint8_t* f1, int channels, in
   return a > b ? a : b;
 }
 
-// kArea: one vertical tap, a grey level m times a Q15 weight w, as a rounded Q7 value:
-// round((m << 7) * w / 2^15), the rounding of pmulhrsw. Summed over the taps of a column ...
-A2D_HD uint32_t vertical_tap(uint32_t m, uint32_t w) {
-  return ((m << kMidBits) * w + (1u << (kYBits - 1))) >> kYBits;
-}
-// ... clamped to the largest true value ...
-constexpr uint32_t kColumnMax = 255u << kMidBits;
-A2D_HD uint32_t clamp_column(uint32_t v) { return v < kColumnMax ? v : kColumnMax; }
-// ... and the Q23 horizontal sum of those column values becomes the output (round half up).
-A2D_HD uint8_t round_out(uint32_t acc) {
-  return static_cast<uint8_t>((acc + (1u << (kOutShift - 1))) >> kOutShift);
+// kArea: an output's exact weighted sum num (<= 255 * den) over den, rounded half to even. That
+// is what OpenCV's saturate_cast<uchar>(float) (cvRound) does to its float sum, and exact .5s are
+// common (every pixel of a 96 -> 84 resize whose 2x2 weights are all 1/4 and whose pixel sum is
+// odd); where the float weights are exact (weights in eighths, say) OpenCV's sum is exact too.
+// Acc is uint32_t where num fits (den is then below 2^31 too), else uint64_t.
+template <typename Acc>
+A2D_HD uint8_t round_half_even(Acc num, Acc den) {
+  const Acc q = num / den;
+  const Acc twice_r = 2 * (num - q * den);
+  return static_cast<uint8_t>(q + ((twice_r > den || (twice_r == den && (q & 1u))) ? 1u : 0u));
 }
 
 // kLinear: OpenCV's vertical step for 8-bit (VResizeLinearVec_32s8u): the horizontal sums h0, h1

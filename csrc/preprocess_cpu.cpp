@@ -1,5 +1,5 @@
 // CPU kernel of the frame preprocessing op: OpenMP over (env, band of output rows), separable
-// fixed-point resize from cached per-axis weight tables (see preprocess.h for the arithmetic).
+// integer resize from cached per-axis weight tables (see preprocess.h for the arithmetic).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +11,11 @@
 #include <vector>
 
 #include "preprocess.h"
+
+// The kArea rounding (horizontal_lanes) and ale_grey need IEEE arithmetic as written.
+#ifdef __FAST_MATH__
+#error "preprocess_cpu.cpp must not be compiled with -ffast-math"
+#endif
 
 #ifdef A2D_WITH_OPENMP
 #include <omp.h>
@@ -56,8 +61,6 @@ std::shared_ptr<const Tables> build_tables(int h, int w, int size) {
   t->y_w.assign(static_cast<size_t>(size) * p.ty, 0);
   t->x_idx.assign(static_cast<size_t>(size) * p.tx, 0);
   t->x_w.assign(static_cast<size_t>(size) * p.tx, 0);
-  const int ybits = p.mode == Mode::kLinear ? kLinBits : kYBits;
-  const int xbits = p.mode == Mode::kLinear ? kLinBits : kXBits;
   std::vector<uint32_t> wbuf(std::max(p.tx, p.ty) + 1);
   for (int d = 0; d < size; ++d) {
     if (p.mode == Mode::kAreaFast) {
@@ -66,11 +69,11 @@ std::shared_ptr<const Tables> build_tables(int h, int w, int size) {
       continue;
     }
     int first = 0;
-    int count = axis_taps(p.mode, h, size, d, ybits, &first, wbuf.data());
+    int count = axis_taps(p.mode, h, size, d, &first, wbuf.data());
     t->y_first[d] = first;
     t->y_count[d] = count;
     for (int k = 0; k < count; ++k) t->y_w[static_cast<size_t>(d) * p.ty + k] = wbuf[k];
-    count = axis_taps(p.mode, w, size, d, xbits, &first, wbuf.data());
+    count = axis_taps(p.mode, w, size, d, &first, wbuf.data());
     for (int k = 0; k < p.tx; ++k) {
       const size_t at = static_cast<size_t>(d) * p.tx + k;
       t->x_idx[at] = std::min(first + k, w - 1);
@@ -106,16 +109,17 @@ struct Rows {
 
 // Thread-local scratch of one band.
 struct Scratch {
-  std::vector<uint16_t> v, vt;        // kArea: Q8 column values of a block of rows, and transposed
-  std::vector<uint8_t> ot;            // kArea: the block's output, transposed
+  std::vector<uint16_t> v, vt;        // narrow kArea: column sums of a block of rows, transposed
+  std::vector<uint8_t> ot;            // narrow kArea: the block's output, transposed
   std::vector<uint32_t> col, h0, h1;  // kAreaFast column sums; kLinear horizontal sums
+  std::vector<uint64_t> wide;         // wide kArea: column sums of one output row
   std::vector<uint8_t> grey;          // RGB input: max-pooled grey rows of the band
 };
 
 constexpr int kBlock = 8;  // output rows per kArea block: the lanes of the horizontal pass
 
-// v[x] = clamp_column(sum_c vertical_tap(max(f0[c][x], f1[c][x]), w[c])) over the C source rows
-// of one output row (the Q7 column values); C is a compile-time constant so the loop vectorises.
+// v[x] = sum_c w[c] * max(f0[c][x], f1[c][x]) over the C source rows of one output row: exact
+// column sums, below 2^16 in a narrow plan; C is a compile-time constant so the loop vectorises.
 template <int C>
 A2D_INLINE void vertical_fixed(const Rows& rows, int first, const uint32_t* w, int width,
                                uint16_t* v) {
@@ -127,15 +131,16 @@ A2D_INLINE void vertical_fixed(const Rows& rows, int first, const uint32_t* w, i
   }
   for (int x = 0; x < width; ++x) {
     uint32_t s = 0;
-    for (int c = 0; c < C; ++c) s += vertical_tap(std::max(a[c][x], b[c][x]), w[c]);
-    v[x] = static_cast<uint16_t>(clamp_column(s));
+    for (int c = 0; c < C; ++c) s += w[c] * std::max(a[c][x], b[c][x]);
+    v[x] = static_cast<uint16_t>(s);
   }
 }
 
 #ifdef A2D_X86_DISPATCH
-// The same with AVX2's pmulhrsw: 16 columns per step, 16-bit lanes; the weights must fit int16,
-// i.e. be below 2^15 (a single tap of weight one is a plain shift). Not inlined (an AVX2 function
-// cannot be inlined into the generic template chain); one call per output row.
+// The same with AVX2: 16 columns per step in 16-bit lanes (a narrow plan's weights are at most
+// ry <= 257 and its column sums below 2^16, so the low 16 bits of each product and of the sum are
+// exact). Not inlined (an AVX2 function cannot be inlined into the generic template chain); one
+// call per output row.
 template <int C>
 A2D_AVX2 void vertical_avx2(const Rows& rows, int first, const uint32_t* w, int width,
                             uint16_t* v) {
@@ -153,16 +158,14 @@ A2D_AVX2 void vertical_avx2(const Rows& rows, int first, const uint32_t* w, int 
     for (int c = 0; c < C; ++c) {
       const __m128i m = _mm_max_epu8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[c] + x)),
                                      _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[c] + x)));
-      const __m256i m7 = _mm256_slli_epi16(_mm256_cvtepu8_epi16(m), kMidBits);
-      s = _mm256_add_epi16(s, C == 1 ? m7 : _mm256_mulhrs_epi16(m7, wv[c]));
+      s = _mm256_add_epi16(s, _mm256_mullo_epi16(_mm256_cvtepu8_epi16(m), wv[c]));
     }
-    s = _mm256_min_epi16(s, _mm256_set1_epi16(static_cast<int16_t>(kColumnMax)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(v + x), s);
   }
   for (; x < width; ++x) {
     uint32_t s = 0;
-    for (int c = 0; c < C; ++c) s += vertical_tap(std::max(a[c][x], b[c][x]), w[c]);
-    v[x] = static_cast<uint16_t>(clamp_column(s));
+    for (int c = 0; c < C; ++c) s += w[c] * std::max(a[c][x], b[c][x]);
+    v[x] = static_cast<uint16_t>(s);
   }
 }
 #endif
@@ -170,11 +173,7 @@ A2D_AVX2 void vertical_avx2(const Rows& rows, int first, const uint32_t* w, int 
 template <bool kAvx2, int C>
 A2D_INLINE void vertical_n(const Rows& rows, int first, const uint32_t* w, int width, uint16_t* v) {
 #ifdef A2D_X86_DISPATCH
-  if constexpr (kAvx2) {
-    bool fits = true;  // count == 1 means weight one (2^15), handled as a shift
-    for (int c = 0; c < C; ++c) fits = fits && (C == 1 || w[c] < (1u << kYBits));
-    if (fits) return vertical_avx2<C>(rows, first, w, width, v);
-  }
+  if constexpr (kAvx2) return vertical_avx2<C>(rows, first, w, width, v);
 #endif
   vertical_fixed<C>(rows, first, w, width, v);
 }
@@ -203,9 +202,9 @@ A2D_INLINE void vertical(const Rows& rows, int first, int count, const uint32_t*
     for (int c = 0; c < count; ++c) {
       const uint8_t* a = rows.f0(first + c) + x0;
       const uint8_t* b = rows.f1(first + c) + x0;
-      for (int x = 0; x < nx; ++x) s[x] += vertical_tap(std::max(a[x], b[x]), w[c]);
+      for (int x = 0; x < nx; ++x) s[x] += w[c] * std::max(a[x], b[x]);
     }
-    for (int x = 0; x < nx; ++x) v[x0 + x] = static_cast<uint16_t>(clamp_column(s[x]));
+    for (int x = 0; x < nx; ++x) v[x0 + x] = static_cast<uint16_t>(s[x]);
   }
 }
 
@@ -270,14 +269,22 @@ A2D_INLINE void transpose_to_rows(const uint8_t* ot, int size, int nrows, uint8_
   }
 }
 
-// One output column of a block: ot[j] = round_out(sum_k w[k] * vt[idx[k]][j]) for the kBlock
-// lanes j. GCC/Clang vector types make this one 8-lane multiply-add per tap in either clone.
+// One output column of a block: ot[j] = round_half_even(sum_k w[k] * vt[idx[k]][j], den) for the
+// kBlock lanes j. GCC/Clang vector types make this one 8-lane multiply-add per tap in either
+// clone. The division is one float division, exact enough: a narrow plan's sums are below 2^24
+// (exact in float) and den <= 65535, so IEEE's correctly rounded quotient (< 256, within 2^-17 of
+// the true one) is exactly k + 0.5 on a tie and otherwise stays on the true side of every
+// half-integer (those are at least 1 / (2 den) > 2^-17 away); adding 2^23 then rounds it to an
+// integer half to even, as cvRound does, which lands in the low byte. (-ffast-math would turn the
+// division into a multiply by a rounded reciprocal: hence the #error at the top.)
 #if defined(__GNUC__) || defined(__clang__)
 typedef uint16_t u16x8 __attribute__((vector_size(16)));
 typedef uint32_t u32x8 __attribute__((vector_size(32)));
+typedef int32_t i32x8 __attribute__((vector_size(32)));
+typedef float f32x8 __attribute__((vector_size(32)));
 typedef uint8_t u8x32 __attribute__((vector_size(32)));
 A2D_INLINE void horizontal_lanes(const uint16_t* vt, const int* idx, const uint32_t* w, int tx,
-                                 uint8_t* ot) {
+                                 float den, uint8_t* ot) {
   static_assert(kBlock == 8, "lane types assume 8 rows per block");
   u32x8 acc = {};
   for (int k = 0; k < tx; ++k) {
@@ -285,21 +292,50 @@ A2D_INLINE void horizontal_lanes(const uint16_t* vt, const int* idx, const uint3
     std::memcpy(&col, vt + idx[k] * kBlock, sizeof(col));
     acc += w[k] * __builtin_convertvector(col, u32x8);
   }
-  acc = (acc + (1u << (kOutShift - 1))) >> kOutShift;  // each lane now fits in its low byte
-  const u8x32 bytes = reinterpret_cast<u8x32>(acc);
+  const f32x8 quotient = __builtin_convertvector(reinterpret_cast<i32x8>(acc), f32x8) / den;
+  const f32x8 rounded = quotient + 8388608.f;  // 2^23: float spacing 1, so this rounds to k
+  const u8x32 bytes = reinterpret_cast<u8x32>(rounded);
   const u8x32 low = __builtin_shuffle(bytes, u8x32{0, 4, 8, 12, 16, 20, 24, 28});
   std::memcpy(ot, &low, kBlock);
 }
 #else
 A2D_INLINE void horizontal_lanes(const uint16_t* vt, const int* idx, const uint32_t* w, int tx,
-                                 uint8_t* ot) {
+                                 float den, uint8_t* ot) {
   uint32_t acc[kBlock] = {};
   for (int k = 0; k < tx; ++k) {
     for (int j = 0; j < kBlock; ++j) acc[j] += w[k] * vt[idx[k] * kBlock + j];
   }
-  for (int j = 0; j < kBlock; ++j) ot[j] = round_out(acc[j]);
+  for (int j = 0; j < kBlock; ++j)
+    ot[j] = round_half_even<uint32_t>(acc[j], static_cast<uint32_t>(den));
 }
 #endif
+
+// kArea for plans too large for the narrow path (ry above 257, e.g. a prime number of rows, or
+// den above 65535): the same exact sums in 64 bits, one output row at a time, scalar.
+A2D_INLINE void area_rows_wide(const Tables& t, const Rows& rows, uint8_t* dst, int oy0, int oy1,
+                               Scratch& s) {
+  const Plan& p = t.plan;
+  const int w = p.w, size = p.size, tx = p.tx;
+  s.wide.resize(w);
+  uint64_t* col = s.wide.data();
+  for (int oy = oy0; oy < oy1; ++oy) {
+    std::fill(col, col + w, uint64_t{0});
+    const uint32_t* wy = t.y_w.data() + static_cast<size_t>(oy) * p.ty;
+    for (int c = 0; c < t.y_count[oy]; ++c) {
+      const uint8_t* a = rows.f0(t.y_first[oy] + c);
+      const uint8_t* b = rows.f1(t.y_first[oy] + c);
+      for (int x = 0; x < w; ++x) col[x] += static_cast<uint64_t>(wy[c]) * std::max(a[x], b[x]);
+    }
+    uint8_t* out = dst + static_cast<int64_t>(oy) * size;
+    for (int o = 0; o < size; ++o) {
+      const int* idx = t.x_idx.data() + static_cast<size_t>(o) * tx;
+      const uint32_t* wx = t.x_w.data() + static_cast<size_t>(o) * tx;
+      uint64_t acc = 0;
+      for (int k = 0; k < tx; ++k) acc += wx[k] * col[idx[k]];
+      out[o] = round_half_even<uint64_t>(acc, static_cast<uint64_t>(p.den));
+    }
+  }
+}
 
 // kArea on output rows [oy0, oy1): blocks of kBlock rows. The vertical pass runs along rows; the
 // block is then transposed so that the horizontal pass, whose taps differ per output column,
@@ -308,7 +344,9 @@ template <bool kAvx2>
 A2D_INLINE void area_rows(const Tables& t, const Rows& rows, uint8_t* dst, int oy0, int oy1,
                           Scratch& s) {
   const Plan& p = t.plan;
+  if (!p.narrow) return area_rows_wide(t, rows, dst, oy0, oy1, s);
   const int w = p.w, size = p.size, tx = p.tx;
+  const float den = static_cast<float>(p.den);
   s.v.resize(static_cast<size_t>(kBlock) * w);
   s.vt.resize(static_cast<size_t>(kBlock) * w);
   s.ot.resize(static_cast<size_t>(kBlock) * size);
@@ -327,7 +365,7 @@ A2D_INLINE void area_rows(const Tables& t, const Rows& rows, uint8_t* dst, int o
     transpose_to_columns(v, w, vt);
     for (int o = 0; o < size; ++o) {
       horizontal_lanes(vt, t.x_idx.data() + static_cast<size_t>(o) * tx,
-                       t.x_w.data() + static_cast<size_t>(o) * tx, tx, ot + o * kBlock);
+                       t.x_w.data() + static_cast<size_t>(o) * tx, tx, den, ot + o * kBlock);
     }
     transpose_to_rows(ot, size, nrows, dst + static_cast<int64_t>(ob) * size);
   }

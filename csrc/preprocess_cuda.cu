@@ -1,8 +1,8 @@
 // CUDA kernel of the frame preprocessing op. One block per (env, band of output rows); the block
 // first builds its weight taps in shared memory with the same integer functions the CPU kernel
-// uses (preprocess.h), then each thread computes whole output pixels. The sums are the CPU's
-// sums with the CPU's roundings (each vertical tap rounded to Q7, the column sums then weighted
-// by the Q16 horizontal taps), so CPU and CUDA results are identical bit for bit.
+// uses (preprocess.h), then each thread computes whole output pixels. kArea sums are exact
+// integers rounded half to even by the shared round_half_even, kLinear follows the CPU's
+// fixed-point steps, so CPU and CUDA results are identical bit for bit.
 #include <cuda_runtime.h>
 
 #include <stdexcept>
@@ -23,6 +23,23 @@ size_t shared_bytes(const Plan& p, int rows) {
          (static_cast<size_t>(p.size) * (2 + p.tx) + static_cast<size_t>(rows) * (2 + p.ty));
 }
 
+// kArea: the exact weighted sum of one output pixel over its ny x nx taps, in Acc (uint32_t for a
+// narrow plan, whose sums fit, else uint64_t), rounded half to even.
+template <typename Acc>
+__device__ uint8_t area_pixel(const uint8_t* f0, const uint8_t* f1, int ch, int w, int sy, int sx,
+                              int ny, int nx, const uint32_t* wy, const uint32_t* wx, Acc den) {
+  Acc acc = 0;
+  for (int kx = 0; kx < nx; ++kx) {
+    Acc column = 0;
+    for (int ky = 0; ky < ny; ++ky) {
+      const int64_t at = static_cast<int64_t>(sy + ky) * w + sx + kx;
+      column += static_cast<Acc>(wy[ky]) * max_pixel(f0, f1, ch, at);
+    }
+    acc += static_cast<Acc>(wx[kx]) * column;
+  }
+  return round_half_even<Acc>(acc, den);
+}
+
 __global__ void preprocess_kernel(Plan p, const uint8_t* __restrict__ raw,
                                   uint8_t* __restrict__ out, int64_t out_stride,
                                   int rows_per_block) {
@@ -41,13 +58,11 @@ __global__ void preprocess_kernel(Plan p, const uint8_t* __restrict__ raw,
   uint32_t* y_w = reinterpret_cast<uint32_t*>(y_count + rows_per_block);
 
   if (p.mode != Mode::kAreaFast) {
-    const int ybits = p.mode == Mode::kLinear ? kLinBits : kYBits;
-    const int xbits = p.mode == Mode::kLinear ? kLinBits : kXBits;
     for (int d = threadIdx.x; d < size; d += blockDim.x) {
-      x_count[d] = axis_taps(p.mode, p.w, size, d, xbits, &x_first[d], x_w + d * p.tx);
+      x_count[d] = axis_taps(p.mode, p.w, size, d, &x_first[d], x_w + d * p.tx);
     }
     for (int r = threadIdx.x; r < rows; r += blockDim.x) {
-      y_count[r] = axis_taps(p.mode, p.h, size, oy0 + r, ybits, &y_first[r], y_w + r * p.ty);
+      y_count[r] = axis_taps(p.mode, p.h, size, oy0 + r, &y_first[r], y_w + r * p.ty);
     }
   }
   __syncthreads();
@@ -72,16 +87,10 @@ __global__ void preprocess_kernel(Plan p, const uint8_t* __restrict__ raw,
       const uint32_t* wy = y_w + r * p.ty;
       const uint32_t* wx = x_w + ox * p.tx;
       const int ny = y_count[r], nx = x_count[ox], sy = y_first[r], sx = x_first[ox];
-      uint32_t acc = 0;
-      for (int kx = 0; kx < nx; ++kx) {
-        uint32_t column = 0;
-        for (int ky = 0; ky < ny; ++ky) {
-          const int64_t at = static_cast<int64_t>(sy + ky) * w + sx + kx;
-          column += vertical_tap(max_pixel(f0, f1, ch, at), wy[ky]);
-        }
-        acc += wx[kx] * clamp_column(column);
-      }
-      value = round_out(acc);
+      value = p.narrow ? area_pixel<uint32_t>(f0, f1, ch, w, sy, sx, ny, nx, wy, wx,
+                                              static_cast<uint32_t>(p.den))
+                       : area_pixel<uint64_t>(f0, f1, ch, w, sy, sx, ny, nx, wy, wx,
+                                              static_cast<uint64_t>(p.den));
     } else {
       const uint32_t* wy = y_w + r * p.ty;
       const uint32_t* wx = x_w + ox * p.tx;

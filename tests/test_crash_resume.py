@@ -25,7 +25,8 @@ import torch
 import yaml
 
 from a2d_evo.config import Config, config_from_dict
-from a2d_evo.runfolder import RunFolder, torch_load, torch_save
+from a2d_evo.files import torch_load, torch_save
+from a2d_evo.runfolder import RunFolder
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,6 @@ def tiny(**sections: Any) -> dict[str, Any]:
         },
         "supernet": {
             "total_steps": 32 * UPDATES,
-            "num_random": 1,
             "rollout_subnets": 2,
             "checkpoint_every": 2,
         },
@@ -142,16 +142,22 @@ def _no_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("a2d_evo.nets.agent_folder.onnx_available", lambda: False)
 
 
-def test_train_supernet_survives_sigkills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from a2d_evo.train.supernet_stage import train_supernet
+def test_train_supernet_survives_sigkills_and_completes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed with SIGKILL at random moments, ``--resume`` each time: the stage completes.
+
+    Envs restart at each resume (their state cannot be saved), so the weights are not those of
+    an uninterrupted run; ``test_checkpoint.py`` shows the checkpoint restores everything else.
+    """
+    from a2d_evo.nets.supernet import build_supernet
 
     _no_onnx(monkeypatch)
     raw = tiny()
     cfg = write_config(tmp_path / "c.yaml", raw)
-    ref, killed = RunFolder(tmp_path / "ref"), RunFolder(tmp_path / "killed")
-    for run in (ref, killed):
-        plant_teacher_and_supernet(cfg, run.root, supernet=False)
-    want = torch.load(train_supernet(cfg, ref, progress=False), weights_only=True)
+    killed = RunFolder(tmp_path / "killed")
+    plant_teacher_and_supernet(cfg, killed.root, supernet=False)
+    want = build_supernet(cfg).state_dict()
 
     log = kill_and_resume(
         "train-supernet",
@@ -164,7 +170,7 @@ def test_train_supernet_survives_sigkills(tmp_path: Path, monkeypatch: pytest.Mo
     got = torch.load(killed.supernet_weights, weights_only=True)
     assert got.keys() == want.keys()
     for k in want:
-        assert torch.equal(got[k], want[k]), (k, log)
+        assert got[k].shape == want[k].shape and torch.isfinite(got[k]).all(), (k, log)
     assert torch_load(killed.supernet / "checkpoint.pt")["update"] == UPDATES
     summary = json.loads((killed.supernet / "summary.json").read_text())
     assert summary["env_steps"] == 32 * UPDATES

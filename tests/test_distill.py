@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
 from a2d_evo.config import DistillConfig, PPOConfig, SpaceConfig
 from a2d_evo.errors import TrainingError
@@ -133,3 +134,61 @@ def test_rollout_assignment_contiguous_groups() -> None:
     assert archs[:2] == [space.largest(), space.smallest()]
     archs, sizes = rollout_assignment(space, np.random.default_rng(0), 5, 2)
     assert sizes == [1, 1] and len(archs) == 2  # never more subnets than slots
+
+
+# ----------------------------------------------------------------------------- own rows
+OWN = torch.tensor([True, True, False, True, False, False, True, False])
+
+
+def _grads(own: torch.Tensor | None, alpha: float, beta: float) -> tuple[Tensor, Tensor]:
+    out, mb = _minibatch(True)
+    distill_loss(out, mb, PPOConfig(), alpha, beta, own=own).loss.backward()
+    assert out.logits.grad is not None and out.value.grad is not None
+    return out.logits.grad, out.value.grad
+
+
+def test_rows_of_another_subnet_give_no_ppo_gradient() -> None:
+    """The documented estimator: PPO uses a subnet's own rows only."""
+    g_logits, g_values = _grads(OWN, alpha=0.0, beta=0.0)
+    assert torch.all(g_logits[~OWN] == 0) and torch.all(g_values[~OWN] == 0)
+    assert torch.all(g_logits[OWN].abs().sum(-1) > 0) and torch.all(g_values[OWN] != 0)
+
+
+def test_own_rows_loss_is_ppo_on_those_rows_and_distillation_on_all() -> None:
+    out, mb = _minibatch(True)
+    # 4 own rows of 8 where a quarter of the rollout is the subnet's: twice the expected count
+    d = distill_loss(out, mb, PPOConfig(), 0.7, 0.3, own=OWN, own_share=0.25)
+    on_own = PolicyOutput(out.logits[OWN], out.value[OWN])
+    expected = (
+        2.0 * ppo_loss_on(on_own, mb.take(OWN), PPOConfig()).loss
+        + 0.7 * distill_actor_loss(out.logits, mb.teacher_logits)
+        + 0.3 * distill_critic_loss(out.value, mb.teacher_values)
+    )
+    torch.testing.assert_close(d.loss, expected)
+    # the distillation terms reach every row, the other subnet's rows included
+    g_logits, g_values = _grads(OWN, alpha=0.7, beta=0.3)
+    assert torch.all(g_logits[~OWN].abs().sum(-1) > 0) and torch.all(g_values[~OWN] != 0)
+
+
+def test_the_own_rows_loss_is_linear_in_the_rows() -> None:
+    """DDP averages equal shards: the loss on 8 rows is the mean of the losses on 4 + 4."""
+    out, mb = _minibatch(True)
+    ppo = PPOConfig(norm_adv=False)  # the learners normalise advantages over the whole minibatch
+    whole = distill_loss(out, mb, ppo, 0.7, 0.3, own=OWN, own_share=0.5).loss
+    halves = [
+        distill_loss(
+            PolicyOutput(out.logits[idx], out.value[idx]), mb.take(idx), ppo, 0.7, 0.3,
+            own=OWN[idx], own_share=0.5,
+        ).loss
+        for idx in (torch.arange(4), torch.arange(4, 8))
+    ]  # fmt: skip
+    torch.testing.assert_close(whole, (halves[0] + halves[1]) / 2)
+
+
+def test_a_minibatch_without_own_rows_has_no_ppo_term() -> None:
+    none = torch.zeros(8, dtype=torch.bool)
+    out, mb = _minibatch(True)
+    d = distill_loss(out, mb, PPOConfig(), 0.0, 0.0, own=none)
+    assert d.loss.item() == 0.0 and torch.isfinite(d.ppo.policy)
+    d = distill_loss(out, mb, PPOConfig(), 0.5, 0.0, own=none)
+    torch.testing.assert_close(d.loss, 0.5 * distill_actor_loss(out.logits, mb.teacher_logits))

@@ -20,13 +20,14 @@ import yaml
 
 from a2d_evo.config import Config, config_from_dict
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
+from a2d_evo.files import torch_save
 from a2d_evo.formats import METRICS_KEYS
 from a2d_evo.nets import cost
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import save_agent
 from a2d_evo.nets.space import MLPArch, SearchSpace, arch_from_dict
 from a2d_evo.nets.supernet import Supernet
-from a2d_evo.runfolder import RunFolder, torch_save
+from a2d_evo.runfolder import RunFolder
 from a2d_evo.search.evolution import evolve
 from a2d_evo.search.front import rescore
 

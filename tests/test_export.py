@@ -15,7 +15,7 @@ import torch
 import a2d_evo
 from a2d_evo.config import SpaceConfig
 from a2d_evo.errors import FormatError
-from a2d_evo.formats import METRICS_KEYS, normalised_return
+from a2d_evo.formats import METRICS_KEYS
 from a2d_evo.nets import cost
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import (
@@ -383,22 +383,6 @@ def test_make_metrics_measures_latency_and_adds_extra(mlp_agent: Agent) -> None:
             r_teacher=1,
             latency=1.0,
         )
-
-
-def test_normalised_return() -> None:
-    # Acrobot: random about -500, a solved teacher about -80
-    assert normalised_return(-80.0, -500.0, -80.0) == 1.0
-    assert normalised_return(-500.0, -500.0, -80.0) == 0.0
-    assert normalised_return(-290.0, -500.0, -80.0) == 0.5
-    # CartPole: random about 22, teacher 500
-    assert normalised_return(261.0, 22.0, 500.0) == 0.5
-    np.testing.assert_allclose(
-        normalised_return(np.array([22.0, 500.0, 739.0]), 22.0, 500.0), [0.0, 1.0, 1.5]
-    )
-    with pytest.raises(ValueError, match="equals the random policy's"):
-        normalised_return(1.0, 5.0, 5.0)
-    with pytest.raises(ValueError, match="finite"):
-        normalised_return(1.0, float("nan"), 5.0)
 
 
 def test_save_agent_refuses_metrics_without_format_version(

@@ -84,7 +84,7 @@ def test_normalisation_scores_and_scales() -> None:
 
 
 def test_normalisation_refuses_bad_constants() -> None:
-    with pytest.raises(ValueError, match="teacher has not learned"):
+    with pytest.raises(ValueError, match="does not beat the uniform-random policy"):
         Normalisation(5.0, 5.0, 100)
     with pytest.raises(ValueError, match="teacher_flops"):
         Normalisation(0.0, 1.0, 0)
@@ -99,3 +99,11 @@ def test_baseline_name() -> None:
     assert baseline_name("distill", 1.0) == "distill_x1"
     assert baseline_name("distill", 0.5) == "distill_x0.5"
     assert BASELINE_METHODS == ("ppo", "distill")
+
+
+def test_finite_number_trusts_only_finite_non_bool_numbers() -> None:
+    from a2d_evo.formats import finite_number
+
+    assert finite_number(3) and finite_number(-2.5) and finite_number(0)
+    for bad in (True, float("nan"), float("inf"), 10**400, "3", None, [1]):
+        assert not finite_number(bad), bad

@@ -28,7 +28,7 @@ TINY = {
             "clip_coef": 0.2, "ent_coef": 0.0, "lr": 1e-3},
     "teacher": {"arch": {"kind": "mlp", "widths": [64, 64]}, "total_steps": 4096,
                 "eval_episodes": 4},
-    "supernet": {"total_steps": 2048, "num_random": 1, "rollout_subnets": 2},
+    "supernet": {"total_steps": 2048, "rollout_subnets": 2},
     "search": {"pop": 8, "gens": 2, "episodes": 2, "final_episodes": 3, "max_episode_steps": 200},
     "eval": {"episodes": 3, "random_episodes": 3},
 }  # fmt: skip

@@ -309,3 +309,25 @@ def test_cuda_parity(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
         ref_l, ref_v = reference_forward(net, obs.cpu(), archs, sizes)
         assert rel_err(logits.cpu().numpy(), ref_l.numpy()) <= TOL
         assert rel_err(values.cpu().numpy(), ref_v.numpy()) <= TOL
+
+
+@pytest.mark.skipif(native_module() is None, reason="a2d_evo._C is not built")
+def test_the_native_cnn_kernel_is_built_for_the_networks_trunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Nature trunk is defined once (``nets.agent.CONV_SPECS``); the kernel must agree."""
+    from a2d_evo.nets import population
+    from a2d_evo.nets.agent import CONV_SPECS
+
+    mod = native_module()
+    assert tuple(tuple(s) for s in mod.subnet_eval_conv_trunk()) == CONV_SPECS
+    population._check_conv_trunk()  # agrees: no error
+
+    class Other:
+        @staticmethod
+        def subnet_eval_conv_trunk() -> tuple[tuple[int, int], ...]:
+            return ((8, 4), (4, 2), (5, 1))
+
+    monkeypatch.setattr(population, "native_module", lambda: Other())
+    with pytest.raises(KernelInputError, match=r"built for the trunk"):
+        population._check_conv_trunk()

@@ -4,10 +4,13 @@ frames; the in-place frame-stack update against gymnasium's FrameStackObservatio
 Parity is measured per case as the max absolute difference in grey levels and the fraction of
 identical pixels: the native kernel must stay within 1 grey level everywhere and be identical on
 at least 99% of the pixels; the numpy twin emulates OpenCV and must be identical on >= 99.9%.
+The native box filter (kArea) is exact integer arithmetic rounded half to even, checked against
+an integer model here; it differs from OpenCV's float32 only where float rounding decides.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import cv2
@@ -29,7 +32,9 @@ from a2d_evo.ops import (
 MOD = native_module()
 needs_native = pytest.mark.skipif(MOD is None, reason="a2d_evo._C is not built")
 
-GEOMETRIES = [(210, 160), (250, 160), (100, 100), (84, 84), (168, 168)]
+# (height, width). 96x96 -> 84 is a scale of 8/7: weights in eighths, so 4.5% of its random pixels
+# are exact .5s, which OpenCV rounds half to even; 300x200 and 250x160 have large denominators.
+GEOMETRIES = [(210, 160), (250, 160), (100, 100), (96, 96), (300, 200), (84, 84), (168, 168)]
 UPSCALES = [(64, 64), (50, 70), (210, 50), (3, 500), (500, 3)]  # OpenCV: area-mode bilinear
 
 
@@ -121,6 +126,61 @@ def test_native_matches_opencv_and_reference_on_random_frames(
     assert diff <= 1 and same >= 0.999, (hw, n, size, diff, same)
 
 
+def _overlap_weights(ssize: int, dsize: int) -> np.ndarray:
+    """(dsize, ssize) integer area weights: overlap in units of 1/dsize over gcd(ssize, dsize);
+    every row sums to ssize / gcd."""
+    g = math.gcd(ssize, dsize)
+    w = np.zeros((dsize, ssize), np.int64)
+    for d in range(dsize):
+        lo, hi = d * ssize, (d + 1) * ssize
+        for s in range(lo // dsize, -(-hi // dsize)):
+            w[d, s] = (min(hi, (s + 1) * dsize) - max(lo, s * dsize)) // g
+    return w
+
+
+def exact_area(m: np.ndarray, size: int) -> np.ndarray:
+    """The exact box-filter value of (N, H, W) grey frames, rounded half to even (cvRound)."""
+    wy, wx = _overlap_weights(m.shape[1], size), _overlap_weights(m.shape[2], size)
+    num = np.einsum("ds,nst,et->nde", wy, m.astype(np.int64), wx)
+    den = int(wy[0].sum()) * int(wx[0].sum())
+    q, r = np.divmod(num, den)
+    return (q + ((2 * r > den) | ((2 * r == den) & (q % 2 == 1)))).astype(np.uint8)
+
+
+# (263, 100): 263 rows share no factor with 84, too many for the 16-bit SIMD path; (257, 263):
+# a denominator 257 * 263 above 65535. Both take the 64-bit path.
+EXACT_CASES = [(96, 96, 84), (210, 160, 84), (300, 200, 84), (250, 160, 64), (263, 100, 84)]
+EXACT_CASES += [(257, 263, 84), (97, 85, 84), (900, 700, 84)]
+
+
+@needs_native
+@pytest.mark.parametrize("case", EXACT_CASES)
+def test_native_area_resize_is_exact_and_rounds_half_to_even(case: tuple[int, int, int]) -> None:
+    """kArea output == the exact weighted mean rounded half to even, on random frames whose
+    max-pool reaches 0 and 255, and on a flat frame (which must stay flat)."""
+    h, w, size = case
+    raw = random_raw(np.random.default_rng(h * 1000 + w), 3, h, w)
+    raw[1] = 255
+    raw[2, 0] = 0
+    raw[2, 1] = raw[2, 0] + 77  # flat
+    m = np.maximum(raw[:, 0], raw[:, 1])
+    got = native(raw, size)
+    assert np.array_equal(got, exact_area(m, size)), case
+    assert (got[1] == 255).all() and (got[2] == 77).all()
+
+
+@needs_native
+@pytest.mark.parametrize("hw", [(96, 96), (112, 112), (128, 128), (96, 112)])
+def test_exact_ties_round_half_to_even_like_opencv(hw: tuple[int, int]) -> None:
+    """Scales whose area weights are dyadic (8/7, 4/3, 32/21): OpenCV's float32 sums are exact
+    there, so its cvRound of every .5 is half to even and both ops must match it pixel for pixel
+    (rounding ties half up missed 2.3% of the pixels at 96x96 and 5.6% at 112x112)."""
+    raw = random_raw(np.random.default_rng(12), 4, *hw)
+    cv = opencv(raw, 84)
+    assert parity(native(raw), cv) == (0, 1.0)
+    assert parity(preprocess_frames_reference(raw), cv) == (0, 1.0)
+
+
 @needs_native
 @pytest.mark.parametrize("hw", UPSCALES)
 def test_upscaling_follows_opencv_bilinear_area_mode(hw: tuple[int, int]) -> None:
@@ -203,7 +263,8 @@ from a2d_evo.ops import native_module, preprocess_frames, push_frames
 rng = np.random.default_rng(11)
 outs = []
 for shape, size in [((3, 2, 210, 160), 84), ((1, 2, 250, 160), 64), ((2, 2, 168, 168), 84),
-                    ((2, 2, 64, 64), 84), ((2, 2, 210, 160, 3), 84), ((2, 2, 900, 700), 84)]:
+                    ((2, 2, 64, 64), 84), ((2, 2, 210, 160, 3), 84), ((2, 2, 900, 700), 84),
+                    ((2, 2, 96, 96), 84), ((1, 2, 263, 100), 84)]:
     outs.append(preprocess_frames(rng.integers(0, 256, shape, dtype=np.uint8), size=size))
 stack = rng.integers(0, 256, (3, 4, 84, 84), dtype=np.uint8)
 raw = rng.integers(0, 256, (3, 2, 210, 160), dtype=np.uint8)
@@ -459,13 +520,15 @@ def test_torch_cpu_tensors_share_memory() -> None:
         preprocess_frames(torch.from_numpy(raw), out=np.zeros((3, 84, 84), np.uint8))
 
 
-def test_cuda_parity() -> None:
+def test_cuda_parity(monkeypatch: pytest.MonkeyPatch) -> None:
     """CUDA kernel == CPU kernel bit for bit (same integer arithmetic, shared header)."""
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device (torch.cuda.is_available() is False)")
     if MOD is None or not MOD.has_cuda():
         pytest.skip("a2d_evo._C was built without CUDA (_C.has_cuda() is False)")
+    # the CUDA kernel runs only when opted in until its parity is recorded (ops.dispatch)
+    monkeypatch.setenv("A2D_EVO_CUDA_KERNELS", "1")
     rng = np.random.default_rng(10)
     dev = torch.device("cuda")
     cases = [(h, w, s, rgb) for (h, w) in GEOMETRIES + UPSCALES for s in (84, 64) for rgb in (0, 1)]

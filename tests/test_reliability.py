@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -25,11 +24,12 @@ import pytest
 import torch
 import yaml
 
-from a2d_evo import runfolder
+from a2d_evo import files
 from a2d_evo.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
 from a2d_evo.config import config_from_dict
 from a2d_evo.errors import EnvError, RunFolderError
-from a2d_evo.runfolder import RunFolder, read_json, torch_load, write_json
+from a2d_evo.files import read_json, torch_load, write_json
+from a2d_evo.runfolder import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -45,7 +45,7 @@ def tiny_raw(**sections: Any) -> dict[str, Any]:
         "space": {"kind": "mlp", "depths": [1, 2], "widths": [4, 8, 16]},
         "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 2, "update_epochs": 1},
         "teacher": {"arch": {"kind": "mlp", "widths": [8]}, "total_steps": 128},
-        "supernet": {"total_steps": 128, "num_random": 1, "rollout_subnets": 2},
+        "supernet": {"total_steps": 128, "rollout_subnets": 2},
         "eval": {"num_envs": 2, "episodes": 2, "random_episodes": 2},
     }
     raw["teacher"]["eval_episodes"] = 2
@@ -72,7 +72,7 @@ FORK_SERVER = textwrap.dedent(
     """
     import os, sys
     import torch
-    from a2d_evo.runfolder import torch_save, write_json
+    from a2d_evo.files import torch_save, write_json
 
     js, pt = sys.argv[1], sys.argv[2]
     for line in sys.stdin:
@@ -95,7 +95,7 @@ FORK_SERVER = textwrap.dedent(
 def test_sigkill_at_random_moments_leaves_old_or_new_files(tmp_path: Path) -> None:
     js, pt = tmp_path / "state.json", tmp_path / "checkpoint.pt"
     write_json(js, {"format_version": 1, "n": 0, "pad": "", "size": 0})
-    runfolder.torch_save(pt, {"n": 0, "w": torch.zeros(1)})
+    files.torch_save(pt, {"n": 0, "w": torch.zeros(1)})
     server = subprocess.Popen(
         [sys.executable, "-c", FORK_SERVER, str(js), str(pt)],
         stdin=subprocess.PIPE,
@@ -132,7 +132,7 @@ def test_sigkill_at_random_moments_leaves_old_or_new_files(tmp_path: Path) -> No
 KILL_AT = textwrap.dedent(
     """
     import os, signal, sys
-    from a2d_evo import runfolder
+    from a2d_evo import files
 
     point, target = sys.argv[1], sys.argv[2]
     real_fsync, real_replace = os.fsync, os.replace
@@ -153,7 +153,7 @@ KILL_AT = textwrap.dedent(
             die()
 
     os.fsync, os.replace = fsync, replace
-    runfolder.write_json(target, {"format_version": 1, "gen": 2})
+    files.write_json(target, {"format_version": 1, "gen": 2})
     """
 )
 
@@ -178,14 +178,14 @@ def test_a_real_enospc_keeps_the_old_file(tmp_path: Path, monkeypatch: pytest.Mo
         pytest.skip("no /dev/full on this system")
     target = tmp_path / "state.json"
     write_json(target, {"format_version": 1, "gen": 1})
-    real_mkstemp = tempfile.mkstemp
+    real_open_temp = files._open_temp
 
-    def full_disk(*args: Any, **kwargs: Any) -> tuple[int, str]:
-        fd, name = real_mkstemp(*args, **kwargs)
+    def full_disk(path: Path) -> tuple[int, str]:
+        fd, name = real_open_temp(path)
         os.close(fd)
         return os.open("/dev/full", os.O_WRONLY), name
 
-    monkeypatch.setattr(runfolder.tempfile, "mkstemp", full_disk)
+    monkeypatch.setattr(files, "_open_temp", full_disk)
     with pytest.raises(RunFolderError, match=r"No space left on device \(disk full\)"):
         write_json(target, {"format_version": 1, "gen": 2, "pad": "x" * 100_000})
     monkeypatch.undo()
@@ -290,7 +290,7 @@ def _plant_supernet_and_teacher(raw: dict[str, Any], root: Path) -> None:
     run = RunFolder(root)
     torch.manual_seed(0)
     net = build_supernet(cfg)
-    runfolder.torch_save(run.supernet_weights, {k: v.detach() for k, v in net.state_dict().items()})
+    files.torch_save(run.supernet_weights, {k: v.detach() for k, v in net.state_dict().items()})
     save_agent(extract(net, MLPArch((16,)), {"id": cfg.env.id}), run.teacher_agent, onnx=False)
 
 

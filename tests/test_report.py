@@ -12,12 +12,13 @@ import pytest
 
 from a2d_evo.config import config_from_dict, dump_config
 from a2d_evo.errors import RunFolderError
+from a2d_evo.files import write_json, write_text
 from a2d_evo.formats import ci95, interval95
 from a2d_evo.report import markdown as report
 from a2d_evo.report import run_data
 from a2d_evo.report.markdown import dominance, front_table, write_report
 from a2d_evo.report.run_data import Row
-from a2d_evo.runfolder import RunFolder, write_json, write_text
+from a2d_evo.runfolder import RunFolder
 
 R_RANDOM, R_TEACHER, TEACHER_FLOPS = 20.0, 500.0, 8000
 

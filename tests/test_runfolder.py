@@ -11,8 +11,7 @@ import torch
 
 from a2d_evo.config import load_config
 from a2d_evo.errors import FormatError, RunFolderError
-from a2d_evo.runfolder import (
-    RunFolder,
+from a2d_evo.files import (
     check_format_version,
     read_json,
     safe_name,
@@ -21,6 +20,7 @@ from a2d_evo.runfolder import (
     write_json,
     write_text,
 )
+from a2d_evo.runfolder import RunFolder
 
 
 class _Evil:
@@ -150,3 +150,12 @@ def test_enclosing_run_and_its_teacher(tmp_path: Path, configs_dir: Path) -> Non
     assert run_teacher(agent) == run.teacher_agent.resolve()
     assert run_teacher(run.teacher_agent) == run.teacher_agent.resolve()  # callers exclude self
     assert enclosing_run(tmp_path / "elsewhere" / "agent") is None
+
+
+def test_a_run_config_without_format_version_is_refused(tmp_path: Path) -> None:
+    """A run's config.yaml is a2d-evo's own file: `{}` is not taken as all defaults."""
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    run.config_path.write_text("{}\n")
+    with pytest.raises(FormatError, match=r"run config .*config\.yaml has no format_version"):
+        run.load_config()

@@ -232,6 +232,19 @@ def test_refuses_an_env_mismatch() -> None:
 
 
 # ------------------------------------------------------------------ end to end on CartPole
+def balancing(first: nn.Linear, second: nn.Linear, head: nn.Linear) -> None:
+    """Add a CartPole balancer on top of random weights: push towards where the pole falls
+    (angle + angular velocity). Imports are refused for teachers no better than random, and
+    the random weights still exercise every entry of the conversion."""
+    with torch.no_grad():
+        first.weight[0] = torch.tensor([0.0, 0.0, 10.0, 10.0])
+        first.bias[0] = 0.0
+        second.weight[0] = 0.0
+        second.weight[0, 0] = 3.0
+        second.bias[0] = 0.0
+        head.weight[:, 0] += torch.tensor([-8.0, 8.0])
+
+
 def cartpole_cfg():
     return config_from_dict(
         {"env": {"id": "CartPole-v1"}, "teacher": {"eval_episodes": 3}, "eval": {"num_envs": 3}}
@@ -242,6 +255,7 @@ def test_import_cleanrl_file(tmp_path: Path) -> None:
     from a2d_evo.nets.agent_folder import load_agent
 
     theirs = seeded(CleanRLClassic(4, 2))
+    balancing(theirs.actor[0], theirs.actor[2], theirs.actor[4])
     src = tmp_path / "agent.cleanrl_model"
     torch.save(theirs.state_dict(), src)
     assert detect_format(src) == "cleanrl"  # a torch zip is not mistaken for an SB3 zip
@@ -275,6 +289,8 @@ def test_import_sb3_zip_never_unpickles_data(tmp_path: Path) -> None:
     data = {"policy_kwargs": {}, "policy_class": {":type:": "<class 'abc.ABCMeta'>",
                                                   ":serialized:": payload}}  # fmt: skip
     theirs = seeded(SB3Mlp(4, 2, pi=[64, 64], vf=[64, 64]))
+    pi = theirs.mlp_extractor.policy_net
+    balancing(pi[0], pi[2], theirs.action_net)
     src = sb3_zip(tmp_path / "ppo_cartpole.zip", theirs, data)
     assert detect_format(src) == "sb3"
     folder = import_teacher(src, cartpole_cfg(), RunFolder(tmp_path / "run"))

@@ -34,8 +34,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
         text = path.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    raw = parse_yaml(text, str(path))
-    return config_from_dict(raw if raw is not None else {}, overrides, source=str(path))
+    return config_from_dict(parse_yaml(text, str(path)), overrides, source=str(path))
 
 
 # PyYAML's scalar constructors raise plain Python errors on some malformed scalars
@@ -51,13 +50,57 @@ _YAML_ERRORS = (
 )
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int) -> None:
+        super().__init__(f"duplicate key {key!r}")
+        self.key, self.line = key, line
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``SafeLoader`` that refuses a key given twice in one mapping (PyYAML keeps the last
+    silently, so one of two settings would be dropped without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            # only plain keys: merge keys (<<) override on purpose, and constructing a
+            # collection key here could expand an alias bomb before the size check
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag.endswith(":merge"):
+                continue
+            key = self.construct_object(key_node)
+            try:
+                duplicate = key in seen
+            except TypeError:  # unhashable: PyYAML refuses it below
+                continue
+            if duplicate:
+                raise _DuplicateKey(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_yaml(text: str, source: str) -> Any:
-    """``yaml.safe_load`` that turns every parse failure into a :class:`ConfigError`."""
+    """``yaml.safe_load`` that turns every parse failure into a one-line :class:`ConfigError`.
+
+    A key given twice in one mapping and a file without any document (empty, or comments
+    only) are refused too: neither may silently stand for "the defaults".
+    """
     try:
-        return yaml.safe_load(text)
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: builds plain data only
+    except _DuplicateKey as exc:
+        raise ConfigError(
+            f"{source}: duplicate key {_clip(_safe_repr(exc.key), 80)} (line {exc.line}); "
+            "YAML would keep only the last one, so remove the other"
+        ) from None
     except _YAML_ERRORS as exc:
         detail = str(exc) if isinstance(exc, yaml.YAMLError) else f"{type(exc).__name__}: {exc}"
-        raise ConfigError(f"{source}: malformed YAML: {_clip(detail, 500)}") from None
+        one_line = "; ".join(ln.strip() for ln in detail.splitlines() if ln.strip())
+        raise ConfigError(f"{source}: malformed YAML: {_clip(one_line, 500)}") from None
+    if data is None:
+        raise ConfigError(
+            f"{source}: the file is empty (no settings); an empty config is not taken as all "
+            "defaults: write at least env.id, or restore the file"
+        )
+    return data
 
 
 def config_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "<dict>") -> Config:
@@ -173,6 +216,8 @@ def _parse_text(text: str, tp: Any, key: str) -> Any:
         items = [t.strip() for t in body.split(",") if t.strip()]
         return [_parse_text(t, args[0], key) for t in items]
     if origin is dict or tp is dict:
+        if not text.strip():
+            raise ConfigError(f"{key}: expected a mapping, got {text!r}")
         value = parse_yaml(text, key)
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {text!r}")

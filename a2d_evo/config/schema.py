@@ -8,6 +8,7 @@ Reading YAML into these types is :mod:`a2d_evo.config.loader`'s job.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -17,6 +18,39 @@ from a2d_evo.formats import CONFIG_FORMAT_VERSION
 T = TypeVar("T")
 
 ATARI_PREFIX = "ALE/"
+
+# ----------------------------------------------------------------------------- upper bounds
+# Generous for real use (10-100x the shipped configs), small enough that a typo such as
+# ``ppo.num_envs=100000000`` is a one-line ConfigError instead of minutes of swapping. What the
+# product of several of them would allocate is checked later, against the machine's memory,
+# by :func:`a2d_evo.nets.cost.check_training_memory`.
+MAX_ENVS = 4096
+"""Most parallel environments of a rollout or an evaluation wave (``ppo.num_envs``,
+``eval.num_envs``)."""
+MAX_NUM_STEPS = 65_536
+"""Most steps per environment per rollout (``ppo.num_steps``)."""
+MAX_WIDTH = 16_384
+"""Most units or channels of one layer (``space.*`` widths, ``teacher.arch``)."""
+MAX_LAYERS = 64
+"""Most hidden layers of an MLP (``space.depths``, ``teacher.arch.widths``) or extra convs."""
+MAX_EPISODES = 100_000
+"""Most episodes of one evaluation (``eval.episodes``, ``teacher.eval_episodes``, ...)."""
+MAX_EVAL_SLOTS = 65_536
+"""Most env slots a search generation plays at once: ``search.pop * search.episodes``, and
+``search.final_episodes`` (the final re-scoring plays at least one member on all of them)."""
+MAX_POP = 4096
+"""Largest NSGA-II population (``search.pop``)."""
+MAX_GENS = 100_000
+"""Most generations (``search.gens``)."""
+MAX_TOTAL_STEPS = 10**12
+"""Most environment steps of one training stage (``*.total_steps``)."""
+MAX_WORKERS = 1024
+"""Most worker processes, threads or Ray actors (``env.workers``, ``torch_threads``, ...)."""
+MAX_IMPORTS = 16
+"""Most entries of ``env.imports``."""
+
+_IMPORT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*)?$")
+"""``module.path`` or ``module.path:function``: names only, nothing to evaluate."""
 
 
 def is_atari(env_id: str) -> bool:
@@ -29,7 +63,16 @@ class EnvConfig:
     """The task: a gymnasium id with discrete actions, and the Atari pipeline settings."""
 
     id: str = "CartPole-v1"
-    """gymnasium id; ``ALE/<Game>-v5`` selects the Atari pipeline and the CNN space."""
+    """gymnasium id; ``ALE/<Game>-v5`` selects the Atari pipeline and the CNN space. Never
+    gymnasium's ``module:EnvId`` form (that imports ``module``): name the module in
+    ``imports``."""
+    imports: tuple[str, ...] = ()
+    """Modules that register third-party envs, imported before the env is built: ``module``
+    or ``module:function`` (the function is then called with no arguments), e.g.
+    ``minatar.gym:register_envs``. Run from the user's own ``--config`` (or ``--env-import``);
+    recorded in a run or agent folder, only those on the package's allow-list
+    (:data:`a2d_evo.envs.imports.ALLOWED_IMPORTS`) run, others need ``--env-import``. At most
+    16 (:data:`MAX_IMPORTS`)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments passed to ``gymnasium.make``."""
     backend: Literal["auto", "sync", "ale_vector", "native"] = "auto"
@@ -37,35 +80,74 @@ class EnvConfig:
     AtariVectorEnv) or ``native`` (ale-py emulation in worker processes + the native
     preprocessing kernel); ``auto`` takes the one measured fastest (see BENCHMARKS.md)."""
     workers: int = 0
-    """Worker processes of the ``native`` Atari backend / threads of ``ale_vector``; 0 = cores."""
+    """Worker processes of the ``native`` Atari backend / threads of ``ale_vector``; 0 = cores.
+    At most 1024."""
     sticky_actions: float = 0.25
     """Probability of repeating the previous action (``repeat_action_probability``)."""
     noop_max: int = 30
-    """Up to this many no-op actions after each reset (Atari)."""
+    """Up to this many no-op actions after each reset (Atari). At most 10000."""
     frame_skip: int = 4
-    """Emulator frames per agent step (Atari), max-pooled over the last two."""
+    """Emulator frames per agent step (Atari), max-pooled over the last two. At most 64."""
     frame_size: int = 84
-    """Side of the square grayscale frame (Atari)."""
+    """Side of the square grayscale frame (Atari). 8 to 512."""
     stack: int = 4
-    """Frames in the observation stack (Atari)."""
+    """Frames in the observation stack (Atari). At most 64."""
     terminal_on_life_loss: bool = False
     """End training episodes on a lost life (Atari); evaluation always plays full games."""
     max_episode_steps: int | None = None
-    """Truncate episodes after this many agent steps; None keeps the env's own limit."""
+    """Truncate episodes after this many agent steps; None keeps the env's own limit.
+    At most 10^9."""
 
     def __post_init__(self) -> None:
+        check_env_id(self.id)
+        if len(self.imports) > MAX_IMPORTS:
+            raise ConfigError(
+                f"env.imports: at most {MAX_IMPORTS} entries, got {len(self.imports)}"
+            )
+        for i, spec in enumerate(self.imports):
+            split_import(spec, f"env.imports[{i}]")
         _check_range("env.sticky_actions", self.sticky_actions, 0.0, 1.0)
-        _check_min("env.noop_max", self.noop_max, 0)
-        _check_min("env.frame_skip", self.frame_skip, 1)
-        _check_min("env.frame_size", self.frame_size, 8)
-        _check_min("env.stack", self.stack, 1)
-        _check_min("env.workers", self.workers, 0)
+        _check_bounds("env.noop_max", self.noop_max, 0, 10_000)
+        _check_bounds("env.frame_skip", self.frame_skip, 1, 64)
+        _check_bounds("env.frame_size", self.frame_size, 8, 512)
+        _check_bounds("env.stack", self.stack, 1, 64)
+        _check_bounds("env.workers", self.workers, 0, MAX_WORKERS)
         if self.max_episode_steps is not None:
-            _check_min("env.max_episode_steps", self.max_episode_steps, 1)
+            _check_bounds("env.max_episode_steps", self.max_episode_steps, 1, 10**9)
 
     @property
     def atari(self) -> bool:
         return is_atari(self.id)
+
+
+def check_env_id(env_id: str) -> None:
+    """Refuse an env id that would make gymnasium import a module (``module:EnvId``)."""
+    if not env_id.strip():
+        raise ConfigError("env.id: must not be empty (e.g. CartPole-v1)")
+    if len(env_id) > 200:
+        raise ConfigError(f"env.id: at most 200 characters, got {len(env_id)}")
+    if ":" in env_id:
+        module, _, bare = env_id.rpartition(":")
+        raise ConfigError(
+            f"env.id: {_short(env_id)!r} uses gymnasium's module:EnvId form, which imports a "
+            f"module; set env.id: {_short(bare)!r} and name the module in env.imports "
+            f"(or pass --env-import {_short(module)})"
+        )
+
+
+def split_import(spec: str, key: str = "env.imports") -> tuple[str, str | None]:
+    """``module`` or ``module:function`` -> (module, function or None); ConfigError otherwise."""
+    if not isinstance(spec, str) or not _IMPORT.match(spec) or len(spec) > 200:
+        raise ConfigError(
+            f"{key}: expected a module path or module:function (e.g. minatar.gym:register_envs), "
+            f"got {_short(repr(spec))}"
+        )
+    module, _, function = spec.partition(":")
+    return module, function or None
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -75,9 +157,10 @@ class SpaceConfig:
     kind: Literal["mlp", "cnn"] = "mlp"
     """Network family; must be ``cnn`` for Atari ids and ``mlp`` otherwise."""
     depths: tuple[int, ...] = (1, 2, 3, 4)
-    """MLP: allowed numbers of hidden layers."""
+    """MLP: allowed numbers of hidden layers (at most 64)."""
     widths: tuple[int, ...] = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
-    """MLP: allowed widths of each hidden layer."""
+    """MLP: allowed widths of each hidden layer. Every width, channel count and FC width of
+    the space is at most 16384 (:data:`MAX_WIDTH`)."""
     conv1: tuple[int, ...] = (8, 16, 24, 32, 48, 64)
     """CNN: widths of conv1 (8x8, stride 4)."""
     conv2: tuple[int, ...] = (16, 32, 48, 64, 96, 128)
@@ -85,11 +168,11 @@ class SpaceConfig:
     conv3: tuple[int, ...] = (16, 32, 48, 64, 96, 128)
     """CNN: widths of conv3 (3x3, stride 1)."""
     extra_depths: tuple[int, ...] = (0, 1, 2)
-    """CNN: allowed numbers of extra same-padded stride-1 convs after conv3."""
+    """CNN: allowed numbers of extra same-padded stride-1 convs after conv3 (at most 64)."""
     extra_widths: tuple[int, ...] = (16, 32, 48, 64, 96, 128)
     """CNN: widths of the extra convs."""
     extra_kernels: tuple[int, ...] = (3, 5)
-    """CNN: kernel sizes of the extra convs (odd; smaller ones are centre crops)."""
+    """CNN: kernel sizes of the extra convs (odd, at most 15; smaller ones are centre crops)."""
     fc: tuple[int, ...] = (64, 128, 256, 512, 1024)
     """CNN: widths of the fully connected hidden layer."""
 
@@ -102,14 +185,18 @@ class SpaceConfig:
                 raise ConfigError(
                     f"space.{name}: expected strictly increasing values, got {values}"
                 )
+            _check_bounds(f"space.{name}", max(values), 1, MAX_WIDTH)
+        _check_bounds("space.depths", max(self.depths), 1, MAX_LAYERS)
         if not self.extra_depths or any(v < 0 for v in self.extra_depths):
             raise ConfigError("space.extra_depths: expected non-negative integers")
         if list(self.extra_depths) != sorted(set(self.extra_depths)):
             raise ConfigError("space.extra_depths: expected strictly increasing values")
+        _check_bounds("space.extra_depths", max(self.extra_depths), 0, MAX_LAYERS)
         if not self.extra_kernels or any(k < 1 or k % 2 == 0 for k in self.extra_kernels):
             raise ConfigError("space.extra_kernels: expected odd positive kernel sizes")
         if list(self.extra_kernels) != sorted(set(self.extra_kernels)):
             raise ConfigError("space.extra_kernels: expected strictly increasing values")
+        _check_bounds("space.extra_kernels", max(self.extra_kernels), 1, 15)
 
 
 @dataclass(frozen=True)
@@ -119,13 +206,15 @@ class PPOConfig:
     lr: float = 2.5e-4
     """Adam learning rate."""
     num_envs: int = 8
-    """Parallel environments per rollout."""
+    """Parallel environments per rollout (at most 4096, :data:`MAX_ENVS`)."""
     num_steps: int = 128
-    """Steps per environment per rollout."""
+    """Steps per environment per rollout (at most 65536, :data:`MAX_NUM_STEPS`). The rollout
+    buffer of ``num_envs * num_steps`` observations must also fit in memory (checked when a
+    stage starts)."""
     num_minibatches: int = 4
     """Minibatches per epoch."""
     update_epochs: int = 4
-    """Epochs over each rollout."""
+    """Epochs over each rollout (at most 1000)."""
     gamma: float = 0.99
     """Discount factor."""
     gae_lambda: float = 0.95
@@ -151,10 +240,10 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         _check_positive("ppo.lr", self.lr)
-        _check_min("ppo.num_envs", self.num_envs, 1)
-        _check_min("ppo.num_steps", self.num_steps, 1)
+        _check_bounds("ppo.num_envs", self.num_envs, 1, MAX_ENVS)
+        _check_bounds("ppo.num_steps", self.num_steps, 1, MAX_NUM_STEPS)
         _check_min("ppo.num_minibatches", self.num_minibatches, 1)
-        _check_min("ppo.update_epochs", self.update_epochs, 1)
+        _check_bounds("ppo.update_epochs", self.update_epochs, 1, 1000)
         _check_range("ppo.gamma", self.gamma, 0.0, 1.0)
         _check_range("ppo.gae_lambda", self.gae_lambda, 0.0, 1.0)
         _check_positive("ppo.clip_coef", self.clip_coef)
@@ -184,18 +273,22 @@ class TeacherConfig:
 
     arch: dict[str, Any] | None = None
     """Arch as in ``arch.json`` (e.g. ``{kind: mlp, widths: [64, 64]}``); None = the default
-    teacher of the space (2 x 64 MLP, or the Nature CNN 32/64/64/512)."""
+    teacher of the space (2 x 64 MLP, or the Nature CNN 32/64/64/512). Layer widths at most
+    16384 (:data:`MAX_WIDTH`), at most 64 hidden layers; its weights and Adam state must also
+    fit in memory (checked when the stage starts)."""
     total_steps: int = 10_000_000
-    """Environment steps of teacher training."""
+    """Environment steps of teacher training (at most 10^12)."""
     eval_episodes: int = 20
-    """Greedy evaluation episodes written to the teacher's metrics.json."""
+    """Greedy evaluation episodes written to the teacher's metrics.json (at most 100000)."""
     checkpoint_every: int = 20
     """PPO updates between two checkpoints of the teacher's training."""
 
     def __post_init__(self) -> None:
-        _check_min("teacher.total_steps", self.total_steps, 1)
+        _check_bounds("teacher.total_steps", self.total_steps, 1, MAX_TOTAL_STEPS)
         _check_min("teacher.checkpoint_every", self.checkpoint_every, 1)
-        _check_min("teacher.eval_episodes", self.eval_episodes, 1)
+        _check_bounds("teacher.eval_episodes", self.eval_episodes, 1, MAX_EPISODES)
+        if self.arch is not None:
+            _check_arch_sizes(self.arch)
 
 
 @dataclass(frozen=True)
@@ -203,11 +296,11 @@ class SupernetConfig:
     """Supernet training: PPO + distillation with sandwich sampling."""
 
     total_steps: int = 10_000_000
-    """Environment steps of supernet training."""
-    num_random: int = 2
-    """k: random subnets trained per update besides the largest and the smallest."""
+    """Environment steps of supernet training (at most 10^12)."""
     rollout_subnets: int = 4
-    """Distinct subnets collecting each rollout (env slots split between them evenly)."""
+    """Subnets of each update (at most 4096): the largest, the smallest and random ones, drawn
+    per rollout. They collect it (the env slots split between them evenly) and are the ones
+    the update trains, each on its own rows (sandwich rule); keep ``ppo.num_envs`` a multiple."""
     checkpoint_every: int = 20
     """Updates between checkpoints (teacher and supernet training)."""
     vf_coef: float | None = None
@@ -217,11 +310,10 @@ class SupernetConfig:
     loss competes harder with the policy there than in the teacher."""
 
     def __post_init__(self) -> None:
-        _check_min("supernet.total_steps", self.total_steps, 1)
+        _check_bounds("supernet.total_steps", self.total_steps, 1, MAX_TOTAL_STEPS)
         if self.vf_coef is not None:
             _check_min("supernet.vf_coef", self.vf_coef, 0.0)
-        _check_min("supernet.num_random", self.num_random, 0)
-        _check_min("supernet.rollout_subnets", self.rollout_subnets, 1)
+        _check_bounds("supernet.rollout_subnets", self.rollout_subnets, 1, MAX_ENVS)
         _check_min("supernet.checkpoint_every", self.checkpoint_every, 1)
 
 
@@ -257,13 +349,16 @@ class SearchConfig:
     """NSGA-II over subnet encodings: normalised return up, FLOPs down."""
 
     pop: int = 64
-    """Population size."""
+    """Population size (4 to 4096)."""
     gens: int = 20
-    """Generations."""
+    """Generations (at most 100000)."""
     episodes: int = 5
-    """Episodes per candidate during the search (common random numbers per generation)."""
+    """Episodes per candidate during the search (common random numbers per generation).
+    A generation plays ``pop * episodes`` env slots at once: at most 65536
+    (:data:`MAX_EVAL_SLOTS`)."""
     final_episodes: int = 30
-    """Episodes per front member when the final front is re-scored on fresh seeds."""
+    """Episodes per front member when the final front is re-scored on fresh seeds (at most
+    65536)."""
     max_flops: float | None = None
     """Optional FLOPs ceiling, as a constraint."""
     max_episode_steps: int | None = None
@@ -279,25 +374,30 @@ class SearchConfig:
     ray_address: str | None = None
     """Ray cluster address (``auto`` or ``host:port``); None starts a local Ray."""
     ray_actors: int = 2
-    """Ray evaluation actors."""
+    """Ray evaluation actors (at most 1024)."""
     ray_cpus_per_actor: float = 1.0
     """CPUs per Ray actor."""
     ray_gpus_per_actor: float = 0.0
     """GPUs per Ray actor (fractions allowed)."""
 
     def __post_init__(self) -> None:
-        _check_min("search.pop", self.pop, 4)
-        _check_min("search.gens", self.gens, 1)
-        _check_min("search.episodes", self.episodes, 1)
-        _check_min("search.final_episodes", self.final_episodes, 1)
+        _check_bounds("search.pop", self.pop, 4, MAX_POP)
+        _check_bounds("search.gens", self.gens, 1, MAX_GENS)
+        _check_bounds("search.episodes", self.episodes, 1, MAX_EVAL_SLOTS)
+        if self.pop * self.episodes > MAX_EVAL_SLOTS:
+            raise ConfigError(
+                f"search.pop * search.episodes: at most {MAX_EVAL_SLOTS} env slots per "
+                f"generation, got {self.pop} * {self.episodes}; lower search.pop or search.episodes"
+            )
+        _check_bounds("search.final_episodes", self.final_episodes, 1, MAX_EVAL_SLOTS)
         if self.max_flops is not None:
             _check_positive("search.max_flops", self.max_flops)
         if self.max_episode_steps is not None:
-            _check_min("search.max_episode_steps", self.max_episode_steps, 1)
+            _check_bounds("search.max_episode_steps", self.max_episode_steps, 1, 10**9)
         _check_range("search.crossover_prob", self.crossover_prob, 0.0, 1.0)
         _check_positive("search.crossover_eta", self.crossover_eta)
         _check_positive("search.mutation_eta", self.mutation_eta)
-        _check_min("search.ray_actors", self.ray_actors, 1)
+        _check_bounds("search.ray_actors", self.ray_actors, 1, MAX_WORKERS)
         _check_positive("search.ray_cpus_per_actor", self.ray_cpus_per_actor)
         _check_min("search.ray_gpus_per_actor", self.ray_gpus_per_actor, 0.0)
 
@@ -307,18 +407,18 @@ class EvalConfig:
     """Evaluation of agents (eval, export, report)."""
 
     episodes: int = 30
-    """Episodes per evaluation."""
+    """Episodes per evaluation (at most 100000, :data:`MAX_EPISODES`)."""
     mode: Literal["greedy", "sample"] = "greedy"
     """Greedy (argmax) actions, or actions sampled from the policy."""
     num_envs: int = 16
-    """Environments stepped together during evaluation."""
+    """Environments stepped together during evaluation (at most 4096)."""
     random_episodes: int = 30
-    """Episodes of the uniform-random policy that define R_random."""
+    """Episodes of the uniform-random policy that define R_random (at most 100000)."""
 
     def __post_init__(self) -> None:
-        _check_min("eval.episodes", self.episodes, 1)
-        _check_min("eval.num_envs", self.num_envs, 1)
-        _check_min("eval.random_episodes", self.random_episodes, 1)
+        _check_bounds("eval.episodes", self.episodes, 1, MAX_EPISODES)
+        _check_bounds("eval.num_envs", self.num_envs, 1, MAX_ENVS)
+        _check_bounds("eval.random_episodes", self.random_episodes, 1, MAX_EPISODES)
 
 
 @dataclass(frozen=True)
@@ -332,7 +432,7 @@ class Config:
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     """Torch device for training and evaluation."""
     torch_threads: int = 0
-    """torch intra-op threads; 0 = leave torch's default."""
+    """torch intra-op threads; 0 = leave torch's default. At most 1024."""
     env: EnvConfig = field(default_factory=EnvConfig)
     """The task and its observation pipeline."""
     space: SpaceConfig = field(default_factory=SpaceConfig)
@@ -358,7 +458,7 @@ class Config:
                 f"{self.format_version} ({'upgrade a2d-evo' if newer else 'update the config'})"
             )
         _check_min("seed", self.seed, 0)
-        _check_min("torch_threads", self.torch_threads, 0)
+        _check_bounds("torch_threads", self.torch_threads, 0, MAX_WORKERS)
         want = "cnn" if self.env.atari else "mlp"
         if self.space.kind != want:
             raise ConfigError(
@@ -387,3 +487,43 @@ def _check_positive(key: str, value: float) -> None:
 def _check_range(key: str, value: float, low: float, high: float) -> None:
     if not low <= value <= high:
         raise ConfigError(f"{key}: must be in [{low}, {high}], got {value}")
+
+
+def _check_bounds(key: str, value: float, low: float, high: float) -> None:
+    _check_min(key, value, low)
+    if not value <= high:
+        raise ConfigError(f"{key}: must be <= {high} (its documented upper bound), got {value}")
+
+
+def check_count(key: str, value: int, low: int, high: int) -> None:
+    """Raise :class:`ConfigError` naming ``key`` unless ``low <= value <= high``.
+
+    For numbers given as command options rather than config keys (``eval --episodes``)."""
+    _check_bounds(key, value, low, high)
+
+
+def _check_arch_sizes(arch: Any) -> None:
+    """Widths and depth of ``teacher.arch`` within the bounds; the arch's own shape is checked
+    where it is built (:func:`a2d_evo.nets.space.arch_from_dict`)."""
+    if not isinstance(arch, dict):
+        return
+    lists = {k: arch.get(k) for k in ("widths", "conv", "extra")}
+    for key, value in lists.items():
+        if isinstance(value, list | tuple) and len(value) > MAX_LAYERS:
+            raise ConfigError(f"teacher.arch.{key}: at most {MAX_LAYERS} layers, got {len(value)}")
+    sizes: list[tuple[str, Any]] = []
+    for key in ("widths", "conv"):
+        value = lists[key]
+        if isinstance(value, list | tuple):
+            sizes += [(f"teacher.arch.{key}[{i}]", v) for i, v in enumerate(value)]
+    extra = lists["extra"]
+    if isinstance(extra, list | tuple):
+        for i, pair in enumerate(extra):
+            if isinstance(pair, list | tuple) and pair:
+                sizes.append((f"teacher.arch.extra[{i}][0]", pair[0]))
+    sizes.append(("teacher.arch.fc", arch.get("fc")))
+    for key, value in sizes:
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_WIDTH:
+            raise ConfigError(
+                f"{key}: at most {MAX_WIDTH} units (MAX_WIDTH), got {value}; use a smaller layer"
+            )

@@ -14,6 +14,10 @@ def make_classic_env(env_id: str, kwargs: dict[str, Any], limit: int | None) -> 
     """One gymnasium env with discrete actions (EnvError naming the id otherwise)."""
     import gymnasium as gym
 
+    if ":" in env_id:  # gymnasium would import the module before the colon: never from here
+        raise EnvError(
+            f"env id {env_id!r}: the module:EnvId form is refused; name the module in env.imports"
+        )
     extra: dict[str, Any] = {"disable_env_checker": True}
     if limit is not None:
         extra["max_episode_steps"] = limit
@@ -25,6 +29,8 @@ def make_classic_env(env_id: str, kwargs: dict[str, Any], limit: int | None) -> 
         raise EnvError(f"{env_id}: env.kwargs {kwargs} rejected: {exc}") from None
     except gym.error.Error as exc:
         raise EnvError(f"{env_id}: cannot be built: {exc}") from None
+    except ImportError as exc:  # the registered entry point's package is missing
+        raise EnvError(f"{env_id}: cannot be built: {type(exc).__name__}: {exc}") from None
     space = env.action_space
     if not isinstance(space, gym.spaces.Discrete):
         env.close()

@@ -13,6 +13,7 @@ from a2d_evo.envs.ale import num_actions, rom_id
 from a2d_evo.envs.ale_vector import AleVectorEnv
 from a2d_evo.envs.atari_reference import reference_env
 from a2d_evo.envs.classic import make_classic_env, obs_layout
+from a2d_evo.envs.imports import prepare_env
 from a2d_evo.envs.native_atari import NativeAtariVecEnv
 from a2d_evo.envs.vector import EnvSpec, SyncVecEnv, VecEnv
 from a2d_evo.errors import EnvError
@@ -43,8 +44,10 @@ def make_vec_env(
     ``seed`` seeds the first :meth:`VecEnv.reset` that is called without a seed (env i gets
     ``seed + i``). ``training=False`` plays full games (no ``terminal_on_life_loss``).
     ``max_episode_steps`` (agent steps) replaces ``cfg.max_episode_steps`` and that replaces
-    the env's own limit.
+    the env's own limit. ``cfg.imports`` run first (see :mod:`a2d_evo.envs.imports` for who
+    may name them) and the id must then be registered.
     """
+    prepare_env(cfg)
     if num_envs < 1:
         raise EnvError(f"{cfg.id}: num_envs must be >= 1, got {num_envs}")
     limit = max_episode_steps if max_episode_steps is not None else cfg.max_episode_steps
@@ -77,6 +80,7 @@ def _spec_cached(env_id: str, kwargs_json: str, size: int, stack: int) -> EnvSpe
 
 def env_spec(cfg: EnvConfig) -> EnvSpec:
     """Observation shape/dtype and action count of ``cfg``'s env (builds at most one, cached)."""
+    prepare_env(cfg)
     try:
         kwargs_json = json.dumps(cfg.kwargs, sort_keys=True, default=repr)
     except (TypeError, ValueError):

@@ -21,7 +21,8 @@ from torch import nn
 
 from a2d_evo.config import Config
 from a2d_evo.envs import env_spec, make_vec_env
-from a2d_evo.errors import ConfigError
+from a2d_evo.errors import ConfigError, TrainingError
+from a2d_evo.formats import check_teacher_beats_random
 from a2d_evo.nets.agent_folder import make_metrics
 
 Mode = Literal["greedy", "sample"]
@@ -217,6 +218,10 @@ def score_against_references(
     result = evaluate_agent(agent, cfg, episodes, seed, "greedy")
     r_teacher = evaluate_agent(teacher, cfg, episodes, seed, "greedy").mean
     r_random = random_policy_return(cfg, episodes, seed).mean
+    try:  # a teacher at or below random makes every normalised return meaningless
+        check_teacher_beats_random(r_random, r_teacher)
+    except ValueError as exc:
+        raise TrainingError(str(exc)) from None
     metrics = make_metrics(
         agent,  # type: ignore[arg-type]
         env_id=cfg.env.id,

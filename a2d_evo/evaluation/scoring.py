@@ -7,15 +7,24 @@ from typing import Literal
 
 from a2d_evo.config import Config
 from a2d_evo.envs import env_spec
-from a2d_evo.errors import EnvError
+from a2d_evo.errors import EnvError, TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
-from a2d_evo.evaluation.seeds import FRESH_SEED_OFFSET
-from a2d_evo.formats import EVAL_FORMAT_VERSION, interval95, normalised_return
+from a2d_evo.evaluation.seeds import fresh_eval_seed
+from a2d_evo.files import write_json
+from a2d_evo.formats import (
+    EVAL_FORMAT_VERSION,
+    check_teacher_beats_random,
+    interval95,
+    normalised_return,
+)
+from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent
-from a2d_evo.runfolder import run_teacher, write_json
+from a2d_evo.runfolder import run_teacher
 
 
+# one writer of the agent folder (eval.json) at a time; a missing one is load_agent's error
+@writes(lambda a: Path(a["folder"]), create=False)
 def eval_agent_folder(
     folder: Path,
     cfg: Config,
@@ -35,7 +44,7 @@ def eval_agent_folder(
     agent = load_agent(folder)
     spec = env_spec(cfg.env)
     check_fits_env(agent, cfg.env.id, spec.obs_shape, spec.n_actions, str(folder))
-    first = cfg.seed + FRESH_SEED_OFFSET if seed is None else seed
+    first = fresh_eval_seed(cfg.seed) if seed is None else seed
     result = evaluate_agent(agent, cfg, episodes, first, mode)
     rand = random_policy_return(cfg, episodes, first)
     teacher_dir = teacher_dir or run_teacher(folder)
@@ -47,7 +56,11 @@ def eval_agent_folder(
     elif teacher_dir is not None:
         r_teacher = result.mean
     norm = None
-    if r_teacher is not None and r_teacher != rand.mean:
+    if r_teacher is not None:
+        try:  # a teacher at or below random would flip the sign of the normalised return
+            check_teacher_beats_random(rand.mean, r_teacher)
+        except ValueError as exc:
+            raise TrainingError(f"{teacher_dir}: {exc}") from None
         norm = float(normalised_return(result.mean, rand.mean, r_teacher))
     lo, hi = interval95(result.returns)
     report = {

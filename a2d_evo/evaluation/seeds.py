@@ -1,28 +1,25 @@
 """Every rule that picks evaluation episode seeds, in one place.
 
-Training envs use ``seed + env index``; each evaluation draws from its own region so that an
-agent is never scored on the episodes that selected it: the search's generations and its final
-re-scoring take seeds from ``SeedSequence`` words tagged per use, the teacher's, the fine-tune's
-and ``a2d-evo eval``'s seeds start at fixed offsets from the run seed.
+Training envs use ``seed + env index``. Every evaluation draws its episodes from a region of
+its own: a base taken from ``numpy.random.SeedSequence([run seed, tag])`` (one tag per use;
+for a search generation, the generation too), followed by consecutive seeds. Two runs with
+different seeds therefore never share evaluation episodes (their bases are independent draws
+from [0, 2**31 - 2**20): two blocks of n episodes overlap with probability about
+2n / 2**31), and within a run the teacher's evaluation, a fine-tune's before/after scores, the
+search's generations, the final re-scoring and ``a2d-evo eval`` never reuse each other's
+episodes, so an agent is never scored on the episodes that selected it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-TEACHER_EVAL_SEED_OFFSET = 1_000_000
-"""The teacher's greedy evaluation (and R_random) uses seeds ``cfg.seed + this + i``."""
-
-FINETUNE_EVAL_SEED_OFFSET = 2_000_000
-"""Fine-tuning scores the agent before and after on seeds ``cfg.seed + this + i``."""
-
-FRESH_SEED_OFFSET = 7_000_000
-"""``eval``'s default first seed is ``cfg.seed + FRESH_SEED_OFFSET``: far from the seeds of
-training (``seed + env index``), of the search and of the final front re-scoring."""
-
 _SEED_SPAN = 2**31 - 2**20  # episode seeds stay valid 31-bit ints (ALE takes int32)
 _TAG_GENERATION = 0x5EA2C4
 _TAG_FINAL = 0xF17A1
+_TAG_TEACHER = 0x7EAC4E
+_TAG_FINETUNE = 0xF1E7E
+_TAG_FRESH = 0xF8E54
 
 
 def _seed_base(*words: int) -> int:
@@ -40,3 +37,18 @@ def final_seeds(seed: int, episodes: int) -> list[int]:
     """Fresh episode seeds of the final re-scoring of the front (and of the baselines)."""
     base = _seed_base(seed, _TAG_FINAL)
     return [base + e for e in range(episodes)]
+
+
+def teacher_eval_seed(seed: int) -> int:
+    """First episode seed of the teacher's own evaluation (and of R_random beside it)."""
+    return _seed_base(seed, _TAG_TEACHER)
+
+
+def finetune_eval_seed(seed: int) -> int:
+    """First episode seed of a fine-tune's before/after scores."""
+    return _seed_base(seed, _TAG_FINETUNE)
+
+
+def fresh_eval_seed(seed: int) -> int:
+    """``a2d-evo eval``'s default first episode seed."""
+    return _seed_base(seed, _TAG_FRESH)

@@ -30,6 +30,14 @@ import torch
 from torch import Tensor, nn
 
 from a2d_evo.errors import ArchError, FormatError
+from a2d_evo.files import (
+    check_format_version,
+    read_json,
+    torch_load,
+    torch_save,
+    write_bytes,
+    write_json,
+)
 from a2d_evo.formats import (
     AGENT_FORMAT_VERSION,
     ARCH_FILE,
@@ -44,14 +52,6 @@ from a2d_evo.nets import cost
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import Arch, arch_from_dict
 from a2d_evo.nets.supernet import Supernet
-from a2d_evo.runfolder import (
-    check_format_version,
-    read_json,
-    torch_load,
-    torch_save,
-    write_bytes,
-    write_json,
-)
 
 
 # ----------------------------------------------------------------------------- extraction
@@ -229,6 +229,14 @@ def _pos_int(value: Any) -> bool:
 def onnx_available() -> bool:
     """True when the export extra (onnx, onnxscript) is importable."""
     return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript"))
+
+
+ONNX_SKIPPED_NOTE = (
+    "note: policy.onnx not written: the export extra is not installed "
+    "(pip install 'a2d-evo[export]'); the agent folders hold policy.pt only"
+)
+"""What ``export`` prints once (to stderr) when :func:`onnx_available` is False: a file the
+docs promise and nobody mentions missing looks like a bug."""
 
 
 class _OnnxPolicy(nn.Module):

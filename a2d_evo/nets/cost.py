@@ -11,7 +11,8 @@ exactly what ``torch.utils.flop_counter.FlopCounterMode`` reports for the extrac
 Parameters are every weight and bias, heads included: the ``numel`` sum of the agent.
 
 Both are computed from the arch alone, without building a network, so the search can price
-a whole population in microseconds.
+a whole population in microseconds. So is :func:`training_memory_bytes`, the memory a training
+stage will need, checked by :func:`check_training_memory` before anything is allocated.
 """
 
 from __future__ import annotations
@@ -19,14 +20,18 @@ from __future__ import annotations
 import copy
 import functools
 import math
+import os
 import statistics
 import time
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from a2d_evo.errors import ArchError
+from a2d_evo.config import PPOConfig
+from a2d_evo.envs import EnvSpec
+from a2d_evo.errors import ArchError, ConfigError
 from a2d_evo.nets.agent import CONV_SPECS
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
 
@@ -119,6 +124,101 @@ def params(arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> int:
 def cost(arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> Cost:
     """``Cost(flops, params)`` of ``arch``."""
     return Cost(flops(arch, obs_shape, n_actions), params(arch, obs_shape, n_actions))
+
+
+# ----------------------------------------------------------------------------- memory
+MEMORY_FRACTION = 0.8
+"""Largest share of the machine's memory (:func:`available_memory_bytes`) a training stage may
+be estimated to need; above it the stage is refused before it allocates anything."""
+
+_FLOAT = 4  # bytes of a float32
+_PER_STEP_FLOATS = 8  # action, log-prob, value, reward, done, advantage, return, spare
+
+
+def training_memory_bytes(
+    arch: Arch,
+    obs_shape: tuple[int, ...],
+    obs_itemsize: int,
+    n_actions: int,
+    ppo: PPOConfig,
+    *,
+    frozen: Arch | None = None,
+    subnets: int = 1,
+) -> int:
+    """Estimated bytes a PPO stage training ``arch`` needs (a lower bound, not a measurement).
+
+    The sum of: ``arch``'s parameters x 4 bytes x 4 (weights, gradients, Adam's two moments);
+    a ``frozen`` network's (the distillation teacher) x 4 bytes; the rollout buffer,
+    ``num_envs * num_steps`` x (one observation + 8 floats, + the teacher's logits and value
+    when there is one); and the activations of one minibatch, forward and backward, for each
+    of ``subnets`` networks trained on it (the supernet's sandwich).
+    """
+    obs_shape = tuple(int(d) for d in obs_shape)
+    trained = layers(arch, obs_shape, n_actions)
+    weights = 4 * _FLOAT * sum(layer.params for layer in trained)
+    if frozen is not None:
+        weights += _FLOAT * sum(layer.params for layer in layers(frozen, obs_shape, n_actions))
+    per_step = math.prod(obs_shape) * int(obs_itemsize) + _FLOAT * _PER_STEP_FLOATS
+    if frozen is not None:
+        per_step += _FLOAT * (n_actions + 1)
+    rollout = ppo.batch_size * per_step
+    units = math.prod(obs_shape) + sum(layer.c_out * layer.area for layer in trained)
+    activations = 2 * _FLOAT * ppo.minibatch_size * units * max(1, subnets)
+    return weights + rollout + activations
+
+
+def available_memory_bytes() -> int | None:
+    """Physical memory, or the cgroup (container) limit when that is lower; None if unknown."""
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system
+        total = 0
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < (total or int(text) + 1):
+            total = int(text)
+    return total or None
+
+
+def check_training_memory(stage: str, needed: int, keys: str) -> None:
+    """:class:`ConfigError` naming ``keys`` (the config keys that set the size) when ``needed``
+    bytes exceed :data:`MEMORY_FRACTION` of :func:`available_memory_bytes`."""
+    total = available_memory_bytes()
+    if total is None or needed <= MEMORY_FRACTION * total:
+        return
+    gib = 2**30
+    raise ConfigError(
+        f"{stage}: training would need about {needed / gib:.1f} GiB of memory, more than "
+        f"{MEMORY_FRACTION:.0%} of this machine's {total / gib:.1f} GiB; lower {keys}"
+    )
+
+
+def check_stage_memory(
+    stage: str,
+    arch: Arch,
+    spec: EnvSpec,
+    ppo: PPOConfig,
+    *,
+    arch_keys: str,
+    frozen: Arch | None = None,
+    subnets: int = 1,
+) -> None:
+    """:func:`check_training_memory` of a stage training ``arch`` on ``spec``'s env (see
+    :func:`training_memory_bytes`); ``arch_keys`` names the config keys that set ``arch``."""
+    needed = training_memory_bytes(
+        arch,
+        spec.obs_shape,
+        spec.obs_dtype.itemsize,
+        spec.n_actions,
+        ppo,
+        frozen=frozen,
+        subnets=subnets,
+    )
+    keys = f"{arch_keys}, ppo.num_envs, ppo.num_steps or raise ppo.num_minibatches"
+    check_training_memory(stage, needed, keys)
 
 
 def latency_ms(

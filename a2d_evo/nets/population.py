@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from a2d_evo.errors import ArchError, KernelInputError
+from a2d_evo.nets.agent import CONV_SPECS
 from a2d_evo.nets.space import Arch, MLPArch
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.ops.dispatch import native_module, native_op, reference_forced
@@ -37,6 +38,16 @@ def _np(t: torch.Tensor | None) -> np.ndarray:
     if t is None:
         raise ArchError("supernet layers must have biases")
     return t.detach().to("cpu", torch.float32).numpy()
+
+
+def _check_conv_trunk() -> None:
+    """The CNN kernel is specialised for one trunk: refuse to pack if it is not ``CONV_SPECS``."""
+    trunk = getattr(native_module(), "subnet_eval_conv_trunk", None)
+    if trunk is not None and tuple(tuple(s) for s in trunk()) != CONV_SPECS:
+        raise KernelInputError(
+            f"the native CNN kernel is built for the trunk {trunk()}, the networks use "
+            f"{CONV_SPECS}: rebuild a2d_evo._C from this checkout"
+        )
 
 
 def pack_supernet(supernet: Supernet) -> PackedSupernet:
@@ -76,6 +87,7 @@ def pack_supernet(supernet: Supernet) -> PackedSupernet:
         return PackedSupernet("mlp", pk.buffer(), meta, 1 + len(layers), n_act)
 
     c_in, h, w = supernet.obs_shape
+    _check_conv_trunk()
     convs = [cast(nn.Conv2d, m) for m in cast(nn.ModuleList, supernet.convs)]
     fc = cast(nn.Linear, supernet.fc)
     cmax = [convs[i].out_channels for i in range(3)]
@@ -89,8 +101,10 @@ def pack_supernet(supernet: Supernet) -> PackedSupernet:
         raise ArchError("supernet FC input does not match its last conv widths")
     ld = [round_up(c, PANEL) for c in cmax]
     ld_e, ldf = round_up(ew, PANEL), round_up(fc_max, PANEL)
-    # conv1 8x8/4 as a 2x2 conv over the space-to-depth(4) image: rows (ty, tx, ci, dy, dx).
-    w1 = _np(convs[0].weight).reshape(cmax[0], c_in, 2, 4, 2, 4).transpose(2, 4, 1, 3, 5, 0)
+    # conv1 (k = 2s) as a 2x2 conv over the space-to-depth(s) image: rows (ty, tx, ci, dy, dx).
+    k1, s1 = CONV_SPECS[0]
+    w1 = _np(convs[0].weight).reshape(cmax[0], c_in, k1 // s1, s1, k1 // s1, s1)
+    w1 = w1.transpose(2, 4, 1, 3, 5, 0)
     conv_off = {
         "off_conv1_w": pk.panels(w1.reshape(-1, cmax[0])),
         "off_conv1_b": pk.vec(_np(convs[0].bias), ld[0]),

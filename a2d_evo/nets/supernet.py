@@ -24,9 +24,9 @@ from torch import Tensor, nn
 from a2d_evo.config import Config
 from a2d_evo.envs import env_spec
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
+from a2d_evo.files import torch_load
 from a2d_evo.nets.agent import CONV_SPECS, PolicyOutput, init_layer, obs_to_float, trunk_hw
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch, SearchSpace
-from a2d_evo.runfolder import torch_load
 
 
 class Supernet(nn.Module):

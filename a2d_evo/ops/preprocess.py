@@ -9,8 +9,10 @@ CUDA tensors) unless ``A2D_EVO_REFERENCE_OPS=1``; ``preprocess_frames_reference`
 ``push_frames_reference`` are the pure numpy twins. The twin reproduces OpenCV's INTER_AREA
 algorithm step for step (its float32 box filter, its integer fast path for integer factors and
 its fixed-point bilinear for upscaling), so it matches ``cv2.resize`` exactly on the cases we
-test. The native kernel does the box filter in fixed point instead and agrees with OpenCV to
-within one grey level on every pixel (identical on more than 99% of them).
+test. The native kernel computes the box filter exactly in integers instead and rounds half to
+even, as OpenCV's cvRound does (scales like 96 -> 84 make exact .5s common); it differs from
+OpenCV by one grey level only where OpenCV's float32 rounding pushes a value across a .5, and is
+identical on more than 99% of the pixels on every tested size.
 
 RGB input ``(N, 2, H, W, 3)`` is turned into grey with ALE's own formula (ColourPalette.cpp:
 ``round(0.2989 r + 0.5870 g + 0.1140 b)``) frame by frame, then max-pooled. That is what

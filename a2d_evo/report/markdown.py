@@ -24,6 +24,8 @@ from typing import Any
 
 from a2d_evo.config import Config
 from a2d_evo.errors import RunFolderError
+from a2d_evo.files import write_bytes, write_text
+from a2d_evo.locks import writes
 from a2d_evo.report.plots import episodes_text, hypervolume_png, pareto_png, seeds_text, width_text
 from a2d_evo.report.run_data import (
     DEFAULT_WIDTHS,
@@ -34,13 +36,7 @@ from a2d_evo.report.run_data import (
     _num,
     load_run,
 )
-from a2d_evo.runfolder import (
-    STAGE_SECTIONS,
-    RunFolder,
-    config_diff,
-    write_bytes,
-    write_text,
-)
+from a2d_evo.runfolder import STAGE_SECTIONS, RunFolder, config_diff
 
 
 # ----------------------------------------------------------------------------- tables
@@ -66,6 +62,27 @@ def _return(row: Row) -> str:
 
 def _opt(x: float | None, fmt: str) -> str:
     return "n/a" if x is None else format(x, fmt)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 member``, ``2 members``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _two_teacher_returns(data: RunData) -> str:
+    """Why the teacher has two returns: its own evaluation and R_teacher."""
+    own = data.teacher
+    if own is None:
+        return ""
+    rescored = f"{_count(data.front_episodes[-1], 'episode')}, " if data.front_episodes else ""
+    return (
+        f"The row above is the teacher's own evaluation, made when it was trained or imported "
+        f"(`teacher/agent/metrics.json`: {_count(own.episodes, 'episode')}, "
+        "`teacher.eval_episodes`, on seeds of its own); R_teacher is the same teacher "
+        f"replayed on the front's re-scoring seeds ({rescored}`search.final_episodes`), so "
+        "that every normalised return compares agents on the same episodes. The two means "
+        "differ only through those seeds and episode counts."
+    )
 
 
 COLUMNS = ("arch", "FLOPs", "FLOPs/teacher", "params", "latency ms", "return ± 95%", "norm. return")
@@ -164,7 +181,7 @@ def dominance(baseline: Row, front: Sequence[Row], span: float | None = None) ->
     if wins:
         best = min(wins, key=lambda f: (f.flops, -(f.normalised_return or 0.0)))
         return True, (
-            f"**dominated** by {len(wins)} of {len(front)} front members; the cheapest, "
+            f"**dominated** by {len(wins)} of {_count(len(front), 'front member')}; the cheapest, "
             f"#{best.label} `{best.arch}`, uses {best.flops / baseline.flops:.3g}x its FLOPs "
             f"at normalised return {_margin(best, baseline, span)}"
         )
@@ -261,8 +278,8 @@ def _settings(cfg: Config, search: Any, data: RunData) -> list[str]:
     if "front_size" in ran:
         dropped = ran.get("dropped_after_rescore", 0)
         lines.append(
-            f"- final front: {ran['front_size']} members from the search, {dropped} dropped "
-            "as dominated after re-scoring"
+            f"- final front: {_count(ran['front_size'], 'member')} from the search, "
+            f"{dropped} dropped as dominated after re-scoring"
         )
     if data.hypervolume:
         g, hv, size = data.hypervolume[-1]
@@ -292,7 +309,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
         md += ["## Missing", "", *(f"- {m}" for m in data.missing), ""]
 
     md += [
-        f"## Pareto front ({len(data.front)} members, cheapest first)",
+        f"## Pareto front ({_count(len(data.front), 'member')}, cheapest first)",
         "",
         "`#` is the entry's index in `search/front.json`, as `a2d-evo export --pick` takes it.",
         "",
@@ -316,8 +333,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
         "",
         "Normalisation (on the front's re-scoring seeds): "
         f"R_teacher = {_opt(n.r_teacher, '.2f')}, R_random = {_opt(n.r_random, '.2f')} "
-        f"(uniform-random policy); teacher FLOPs {_opt(tf, ',.0f')}. The row above is the "
-        "teacher's own evaluation (`teacher/agent/metrics.json`).",
+        f"(uniform-random policy); teacher FLOPs {_opt(tf, ',.0f')}. {_two_teacher_returns(data)}",
         "",
     ]
 
@@ -354,7 +370,8 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
             "",
             *(f"- `{r.label}`: {text}." for r, (_, text) in zip(rows, verdicts, strict=True)),
             "",
-            f"The front dominates {sum(d for d, _ in verdicts)} of {len(rows)} baselines.",
+            f"The front dominates {sum(d for d, _ in verdicts)} of "
+            f"{_count(len(rows), 'baseline')}.",
         ]
     else:
         md += ["No baselines found."]
@@ -375,9 +392,11 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
 
 
 # ----------------------------------------------------------------------------- entry
+@writes(lambda a: a["run"].report)  # one writer of RUN_DIR/report/ at a time
 def write_report(cfg: Config, run: RunFolder) -> Path:
     """Write ``pareto.png``, ``hypervolume.png`` and ``report.md`` under ``RUN_DIR/report/``;
     return the path of ``report.md``."""
+    run.inside(run.report, "reports")
     data = load_run(cfg, run)
     write_bytes(run.report / "pareto.png", pareto_png(data))
     if data.hypervolume:

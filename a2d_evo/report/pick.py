@@ -11,19 +11,27 @@ front) the knee is the best-scoring member.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config, config_to_dict
-from a2d_evo.errors import FormatError, RunFolderError
-from a2d_evo.formats import FRONT_FORMAT_VERSION
-from a2d_evo.nets.space import SearchSpace, arch_from_dict
-from a2d_evo.runfolder import RunFolder, read_json, safe_name
+from a2d_evo.errors import ArchError, FormatError, RunFolderError
+from a2d_evo.files import read_json, safe_name
+from a2d_evo.formats import FRONT_FORMAT_VERSION, Normalisation, finite_number
+from a2d_evo.locks import folder_lock, writes
+from a2d_evo.nets.space import Arch, SearchSpace, arch_from_dict
+from a2d_evo.runfolder import RunFolder
 
 
-def load_front(run: RunFolder) -> dict[str, Any]:
-    """``RUN_DIR/search/front.json``, checked; RunFolderError when the search has not finished."""
+def load_front(run: RunFolder, cfg: Config | None = None) -> dict[str, Any]:
+    """``RUN_DIR/search/front.json``, checked; RunFolderError when the search has not finished.
+
+    Checked against ``cfg`` (default: the run's ``config.yaml`` when there is one): the env,
+    the reference point and the normalisation, and every entry's figures against them, so
+    that a front edited by hand or taken from another run stops here.
+    """
     path = run.search / "front.json"
     if not path.is_file():
         raise RunFolderError(
@@ -40,16 +48,94 @@ def load_front(run: RunFolder) -> dict[str, Any]:
         check_metrics(entry, f"{path}: front entry {i}")
     if not isinstance(data.get("normalisation") or {}, dict):
         raise FormatError(f"{path}: 'normalisation' must be a mapping")
+    if cfg is None and run.exists():
+        cfg = run.load_config()
+    _check_front(data, path, cfg.env.id if cfg is not None else None)
     return data
 
 
-def _finite_number(v: Any) -> bool:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return False
+def _check_front(data: dict[str, Any], path: Path, env_id: str | None) -> None:
+    """The front's env, reference point and normalisation, and its entries against them."""
+    # the file-level env_id is not in the contract (entries carry theirs): checked if present
+    front_env = data.get("env_id", env_id)
+    if front_env is not None and not isinstance(front_env, str):
+        raise FormatError(f"{path}: env_id must be a string, got {front_env!r:.60}")
+    if env_id is not None and front_env != env_id:
+        raise FormatError(
+            f"{path}: env_id {front_env!r:.60} is not the run's env {env_id!r}; this front "
+            "belongs to another run"
+        )
+    ref = data.get("reference_point")
+    if (
+        not isinstance(ref, list)
+        or len(ref) != 2
+        or not all(finite_number(v) for v in ref)
+        or ref[0] != 0
+        or ref[1] <= 0
+    ):
+        raise FormatError(f"{path}: reference_point must be [0, FLOPs ratio > 0], got {ref!r:.80}")
     try:
-        return math.isfinite(float(v))
-    except OverflowError:  # an int past the float range
-        return False
+        norm = Normalisation.from_dict(data.get("normalisation"))
+    except FormatError as exc:
+        raise FormatError(f"{path}: {exc}") from None
+    for i, e in enumerate(data["front"]):
+        where = f"{path}: front entry {i}"
+        if front_env is not None and e.get("env_id", front_env) != front_env:
+            raise FormatError(
+                f"{where}: env_id {e['env_id']!r:.60} is not the run's {front_env!r}; this "
+                "entry belongs to another run"
+            )
+        for key in ("flops", "params"):
+            v = e.get(key)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise FormatError(f"{where}: {key} must be an integer >= 1, got {v!r:.60}")
+        want = float(norm.score(float(e["return_mean"])))
+        if not math.isclose(e["normalised_return"], want, rel_tol=1e-9, abs_tol=1e-9):
+            raise FormatError(
+                f"{where}: normalised_return {e['normalised_return']!r} is not "
+                f"(return_mean - r_random) / (r_teacher - r_random) = {want!r}"
+            )
+
+
+def check_entry_arch(
+    entry: dict[str, Any],
+    where: str,
+    space: SearchSpace,
+    obs_shape: tuple[int, ...],
+    n_actions: int,
+) -> Arch:
+    """The arch of a front entry, after checking its encoding, FLOPs and parameters agree.
+
+    An entry whose arch was edited would otherwise export one network (``arch.json``) with
+    another's figures (``metrics.json``). FormatError names the entry and the field.
+    """
+    # cost imports torch: kept off this module's import, which the torch-free report uses
+    from a2d_evo.nets import cost
+
+    try:
+        arch = space.check(arch_from_dict(entry["arch"]))
+    except ArchError as exc:
+        raise FormatError(f"{where}: arch: {exc}") from None
+    enc = entry.get("encoding")
+    if enc is None:
+        raise FormatError(f"{where} has no 'encoding'")
+    try:
+        decoded = space.decode(enc)
+    except ArchError as exc:
+        raise FormatError(f"{where}: encoding: {exc}") from None
+    if decoded != arch:
+        raise FormatError(
+            f"{where}: encoding {enc!r:.60} decodes to {decoded}, not the entry's arch {arch}; "
+            "the entry was edited: re-create front.json with `a2d-evo evolve`"
+        )
+    c = cost.cost(arch, obs_shape, n_actions)
+    for key, value in (("flops", c.flops), ("params", c.params)):
+        if entry.get(key) != value:
+            raise FormatError(
+                f"{where}: {key} {entry.get(key)!r:.40} is not {arch}'s {value}; the entry "
+                "was edited: re-create front.json with `a2d-evo evolve`"
+            )
+    return arch
 
 
 _NUMBERS = ("flops", "params", "return_mean", "return_std", "normalised_return", "latency_ms")
@@ -63,7 +149,7 @@ def check_metrics(m: dict[str, Any], where: str) -> None:
     """
     for key in _NUMBERS:
         v = m.get(key)
-        if v is not None and not _finite_number(v):
+        if v is not None and not finite_number(v):
             raise FormatError(f"{where}: {key} must be a finite number, got {v!r:.60}")
     episodes = m.get("episodes")
     if episodes is not None and (
@@ -125,9 +211,12 @@ def select(
     ]
     if not keep:
         lo, hi = min(e["flops"] for e in front), max(e["flops"] for e in front)
+        r_lo, r_hi = (f(e["return_mean"] for e in front) for f in (min, max))
+        asked = [f"FLOPs <= {max_flops:g}"] if max_flops is not None else []
+        asked += [f"return >= {min_return:g}"] if min_return is not None else []
         raise RunFolderError(
-            f"no front entry has FLOPs <= {max_flops} and return >= {min_return}; "
-            f"the front spans {lo:.4g}-{hi:.4g} FLOPs"
+            f"no front entry has {' and '.join(asked)}; the front spans {lo:.4g}-{hi:.4g} "
+            f"FLOPs and returns {r_lo:.4g}-{r_hi:.4g}"
         )
     if pick == "all":
         return [(f"front_{i:02d}", i) for i in keep]
@@ -149,6 +238,7 @@ def select(
     return [(f"front_{index:02d}", index)]
 
 
+@writes(lambda a: a["run"].agents)  # one export at a time into RUN_DIR/agents/
 def export_front(
     cfg: Config,
     run: RunFolder,
@@ -166,26 +256,48 @@ def export_front(
     replaced (export is a pure function of ``front.json`` and the supernet weights).
     """
     # torch-heavy modules imported here: load_front and the knee serve the torch-free report
-    from a2d_evo.nets.agent_folder import extract, save_agent
+    from a2d_evo.nets.agent_folder import ONNX_SKIPPED_NOTE, extract, onnx_available, save_agent
     from a2d_evo.nets.cost import latency_ms
     from a2d_evo.nets.supernet import load_supernet
+    from a2d_evo.search.problem import reference_point
 
-    data = load_front(run)
+    run.inside(run.agents, "exported agents")  # no writes through a symlink out of the run
+    data = load_front(run, cfg)
     front: list[dict[str, Any]] = data["front"]
-    chosen = select(front, pick, max_flops, min_return)
     space = SearchSpace(cfg.space)
     supernet = load_supernet(cfg, run.supernet_weights)
+    obs_shape, n_actions = supernet.obs_shape, supernet.n_actions
+    path = run.search / "front.json"
+    # every entry, not only the chosen ones: the knee and the filters read them all
+    archs = [
+        check_entry_arch(e, f"{path}: front entry {i}", space, obs_shape, n_actions)
+        for i, e in enumerate(front)
+    ]
+    teacher_flops = int(data["normalisation"]["teacher_flops"])
+    ref = reference_point(space, obs_shape, n_actions, teacher_flops)
+    if not math.isclose(data["reference_point"][1], float(ref[1]), rel_tol=1e-9):
+        raise FormatError(
+            f"{path}: reference_point {data['reference_point']} is not this run's "
+            f"{ref.tolist()} (space and teacher FLOPs {teacher_flops}); re-create it with "
+            "`a2d-evo evolve`"
+        )
+    chosen = select(front, pick, max_flops, min_return)
+    for name, _ in chosen:  # before anything is written
+        run.inside(run.agents / safe_name(name), "exported agents")
+    if not onnx_available():  # once per export, however many agents it writes
+        print(f"a2d-evo export: {ONNX_SKIPPED_NOTE}", file=sys.stderr)
     folders = []
     for name, index in chosen:
         entry = front[index]
-        arch = space.check(arch_from_dict(entry["arch"]))
+        arch = archs[index]
         agent = extract(supernet, arch)
         agent.env_config = _env_dict(cfg)
         metrics = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
         metrics["latency_ms"] = latency_ms(agent)
         metrics["front_index"] = index
         metrics["source"] = "front"
-        folder = save_agent(agent, run.agents / safe_name(name), metrics=metrics)
+        with folder_lock(run.agents / safe_name(name)):  # an eval or finetune may write it
+            folder = save_agent(agent, run.agents / safe_name(name), metrics=metrics)
         if progress:
             print(
                 f"exported {name}: {arch}  FLOPs {entry['flops']:,}  return "

@@ -48,10 +48,10 @@ def pareto_png(data: RunData) -> bytes:
     front = data.front
     fx, fy = [r.flops for r in front], [r.return_mean for r in front]
     ax.step(fx, fy, where="post", color="tab:blue", lw=1.6, zorder=3)
+    members = f"{len(front)} member{'' if len(front) == 1 else 's'}"
     handles.append(ax.errorbar(
         fx, fy, yerr=[r.ci95 or 0.0 for r in front], fmt="o", ms=5, color="tab:blue",
-        elinewidth=0.8, capsize=2, zorder=4,
-        label=f"Pareto front ({len(front)} members, re-scored, ± 95%)",
+        elinewidth=0.8, capsize=2, zorder=4, label=f"Pareto front ({members}, re-scored, ± 95%)",
     ))  # fmt: skip
     if data.history:
         xs, ys = zip(*data.history, strict=True)

@@ -19,17 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config
-from a2d_evo.errors import A2DError, FormatError
+from a2d_evo.errors import A2DError, FormatError, RunFolderError
+from a2d_evo.files import check_format_version, read_json
 from a2d_evo.formats import (
     BASELINE_METHODS,
     METRICS_FORMAT_VERSION,
     baseline_name,
+    check_teacher_beats_random,
     ci95,
+    finite_number,
     normalised_return,
 )
 from a2d_evo.nets.space import arch_from_dict
 from a2d_evo.report.pick import check_metrics, load_front
-from a2d_evo.runfolder import RunFolder, check_format_version, read_json
+from a2d_evo.runfolder import RunFolder
 
 DEFAULT_WIDTHS = (0.25, 0.5, 1.0)
 _BASELINE_NAME = re.compile(r"^(?P<method>[A-Za-z]+)_x(?P<width>[0-9]*\.?[0-9]+)$")
@@ -58,9 +61,7 @@ class Row:
 
 
 def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
+    return float(value) if finite_number(value) else None
 
 
 def _arch_name(arch: Any) -> str:
@@ -118,10 +119,12 @@ class References:
     teacher_flops: float | None
 
     def normalise(self, r: float) -> float | None:
-        """Normalised return of ``r``, or None when R_random or R_teacher is missing."""
+        """Normalised return of ``r``; None when R_random or R_teacher is missing, or when the
+        teacher does not beat the random policy (the ratio would be undefined or flip sign)."""
         if self.r_random is None or self.r_teacher is None:
             return None
         try:
+            check_teacher_beats_random(self.r_random, self.r_teacher)
             return float(normalised_return(r, self.r_random, self.r_teacher))
         except ValueError:
             return None
@@ -188,7 +191,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
 
     agents: dict[str, Row] = {}
     finetune: dict[str, tuple[float, float]] = {}
-    for folder in _subfolders(run.agents):
+    for folder in _own_subfolders(run, run.agents, missing):
         m = _agent_metrics(folder, f"agent {folder.name}", missing)
         if m is None:
             continue
@@ -202,7 +205,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
 
     baselines: dict[str, Row] = {}
-    for folder in _subfolders(run.baselines):
+    for folder in _own_subfolders(run, run.baselines, missing):
         m = _agent_metrics(folder, f"baseline {folder.name}", missing)
         if m is not None:
             row = row_from_metrics(folder.name, m, _agent_arch(folder), norm)
@@ -263,6 +266,26 @@ def _subfolders(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _own_subfolders(run: RunFolder, folder: Path, missing: list[str]) -> list[Path]:
+    """:func:`_subfolders` that lie inside the run folder; one a symlink leads out of (or
+    ``folder`` itself) is not read, and the report says so."""
+    if _leaves(run, folder, missing):
+        return []
+    return [p for p in _subfolders(folder) if not _leaves(run, p, missing)]
+
+
+def _leaves(run: RunFolder, path: Path, missing: list[str]) -> bool:
+    try:
+        run.inside(path, "agent folders")
+    except RunFolderError:
+        missing.append(
+            f"`{path}` is a symlink that leads outside the run folder (to `{path.resolve()}`): "
+            "not read"
+        )
+        return True
+    return False
 
 
 def _agent_metrics(folder: Path, what: str, missing: list[str]) -> dict[str, Any] | None:

@@ -31,6 +31,7 @@ from a2d_evo.envs import env_spec
 from a2d_evo.errors import RunFolderError
 from a2d_evo.evaluation.seeds import generation_seeds
 from a2d_evo.formats import Normalisation
+from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent
 from a2d_evo.nets.cost import flops
@@ -42,7 +43,7 @@ from a2d_evo.scale.ray_population import make_population_evaluator
 from a2d_evo.search.front import normalisation, reference_returns, write_front
 from a2d_evo.search.nsga import make_algorithm, restore_algorithm
 from a2d_evo.search.problem import SubnetProblem, front_indices, hypervolume, reference_point
-from a2d_evo.search.state import load_state, save_state
+from a2d_evo.search.state import StateSpec, load_state, save_state
 
 
 class _Search:
@@ -89,7 +90,8 @@ class _Search:
     # -------------------------------------------------------------- the loop
     def run_search(self, resume: bool) -> Path:
         s = self.cfg.search
-        saved = load_state(self.folder) if resume else None
+        spec = StateSpec(self.space, self.obs_shape, self.n_actions, s.pop, s.max_flops)
+        saved = load_state(self.folder, spec) if resume else None
         norm: Normalisation
         if saved is None:
             blocks = [generation_seeds(self.cfg.seed, g, s.episodes) for g in range(s.gens)]
@@ -227,6 +229,7 @@ def check_prerequisites(run: RunFolder) -> None:
         )
 
 
+@writes(lambda a: a["run"].search)  # one writer of RUN_DIR/search/ (and tb/search) at a time
 def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool = True) -> Path:
     """Run (or resume) the NSGA-II search of ``run``; returns ``RUN_DIR/search/front.json``.
 
@@ -236,7 +239,7 @@ def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool 
     config is refused too. Nothing under ``RUN_DIR/search/`` is written before those checks.
     """
     check_prerequisites(run)
-    run.bind(cfg)
+    run.check(cfg)  # conflicts now; run.bind writes once the supernet and teacher passed
     if not resume:
         folder = run.search
         if holds_results(folder):  # a kill before the first state leaves only config.yaml
@@ -248,6 +251,7 @@ def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool 
         raise RunFolderError(f"--resume: {run.search} holds no run to resume")
     # load (and check) the supernet and teacher before the stage folder is touched
     search = _Search(cfg, run, run.search, progress)
+    run.bind(cfg)
     folder = run.bind_stage("search", cfg, resume)
     search.folder = folder
     try:

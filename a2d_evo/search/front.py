@@ -22,13 +22,13 @@ from a2d_evo.config import Config
 from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.episodes import EvalResult, evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import final_seeds
+from a2d_evo.files import write_json
 from a2d_evo.formats import FRONT_FORMAT_VERSION, METRICS_FORMAT_VERSION, Normalisation
 from a2d_evo.nets.agent_folder import extract, make_metrics
 from a2d_evo.nets.cost import latency_ms
 from a2d_evo.nets.space import Arch
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.progress import progress_bar
-from a2d_evo.runfolder import write_json
 from a2d_evo.search.problem import SubnetProblem, delivered_front, front_indices, hypervolume
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import csv
 import io
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +23,11 @@ from typing import Any
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 
-from a2d_evo.errors import FormatError
-from a2d_evo.formats import STATE_FORMAT_VERSION, Normalisation
-from a2d_evo.runfolder import read_json, write_bytes, write_json, write_text
+from a2d_evo.errors import ArchError, FormatError
+from a2d_evo.files import read_json, write_bytes, write_json, write_text
+from a2d_evo.formats import STATE_FORMAT_VERSION, Normalisation, finite_number
+from a2d_evo.nets import cost
+from a2d_evo.nets.space import SearchSpace
 from a2d_evo.search.nsga import population_arrays
 from a2d_evo.search.problem import SubnetProblem
 
@@ -84,30 +88,250 @@ def save_state(
     write_tables(folder, problem.cache_records(), hv_history)
 
 
-def load_state(folder: Path) -> SavedSearch | None:
-    """The state in ``folder`` (None when no generation was committed); FormatError if broken."""
+@dataclass(frozen=True)
+class StateSpec:
+    """What a saved state must fit: the run's space, env, population size and FLOPs ceiling."""
+
+    space: SearchSpace
+    obs_shape: tuple[int, ...]
+    n_actions: int
+    pop: int
+    max_flops: float | None
+
+
+def load_state(folder: Path, spec: StateSpec | None = None) -> SavedSearch | None:
+    """The state in ``folder`` (None when no generation was committed); FormatError if broken.
+
+    Every value is checked before the search computes with it (a NaN objective would
+    silently drop members from the front): shapes, dtypes and finiteness always, and with
+    ``spec`` also the encodings (in bounds; the cache's canonical), the cached FLOPs and
+    parameters, and the population's objectives against the cache.
+    """
     npz_path, json_path = folder / "state.npz", folder / "state.json"
     if not npz_path.is_file():
         return None
     try:
         with np.load(npz_path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise FormatError(f"search state {npz_path} is unreadable: {exc}") from None
-    if not _NPZ_KEYS <= set(arrays) or int(arrays["format_version"]) != STATE_FORMAT_VERSION:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise FormatError(
+            f"search state {npz_path} is unreadable ({why}); delete {folder} and run "
+            "`a2d-evo evolve` again without --resume"
+        ) from None
+    if not isinstance(arrays, dict) or not _NPZ_KEYS <= set(arrays):
         raise FormatError(f"search state {npz_path} is not a state this a2d-evo wrote")
+    if _scalar_int(arrays, "format_version", npz_path) != STATE_FORMAT_VERSION:
+        raise FormatError(f"search state {npz_path} is not a state this a2d-evo wrote")
+    gen = _scalar_int(arrays, "generation", npz_path)
+    if gen < 0:
+        raise FormatError(f"search state {npz_path}: generation must be >= 0, got {gen}")
+    _check_arrays(arrays, gen, npz_path, spec)
     state = read_json(json_path, "search state", format_version=STATE_FORMAT_VERSION)
-    gen = int(arrays["generation"])
-    if not isinstance(state, dict) or int(state.get("generation", -1)) < gen:
+    if not isinstance(state, dict):
+        raise FormatError(f"search state {json_path} must be a mapping")
+    json_gen = state.get("generation")
+    if not isinstance(json_gen, int) or isinstance(json_gen, bool):
+        raise FormatError(
+            f"search state {json_path}: generation must be an integer, got {json_gen!r:.60}"
+        )
+    if json_gen < gen:
         raise FormatError(f"search state {json_path} is older than {npz_path}")
+    if json_gen > gen + 1:  # the commit point is at most one write behind state.json
+        raise FormatError(
+            f"search state {json_path}: generation {json_gen} is more than one ahead of "
+            f"{npz_path} ({gen})"
+        )
+    finished = state.get("finished")
+    if not isinstance(finished, bool):
+        raise FormatError(f"search state {json_path}: finished must be true or false")
+    try:
+        norm = Normalisation.from_dict(state.get("normalisation"))
+    except FormatError as exc:
+        raise FormatError(f"search state {json_path}: {exc}") from None
+    hv_history = _hv_history(state.get("hypervolume"), gen, json_path, spec)
+    cache = _cache(state.get("cache"), json_gen, json_path, spec)
+    if spec is not None:
+        _check_objectives(arrays, cache, norm, npz_path, spec)
     return SavedSearch(
         generation=gen,
-        finished=bool(state.get("finished")),
-        norm=Normalisation.from_dict(state.get("normalisation")),
-        hv_history=[list(r) for r in state.get("hypervolume", [])][:gen],
-        cache=list(state.get("cache", [])),
+        finished=finished,
+        norm=norm,
+        hv_history=hv_history,
+        cache=cache,
         arrays=arrays,
     )
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _scalar_int(arrays: dict[str, np.ndarray], key: str, path: Path) -> int:
+    a = arrays[key]
+    if a.shape != () or a.dtype.kind not in "iu":
+        raise FormatError(
+            f"search state {path}: {key} must be one integer, got {a.dtype} {a.shape}"
+        )
+    return int(a)
+
+
+def _check_arrays(
+    arrays: dict[str, np.ndarray], gen: int, path: Path, spec: StateSpec | None
+) -> None:
+    """Shapes, dtypes and values of the population arrays of ``state.npz``."""
+    where = f"search state {path}"
+    X, F, G = arrays["X"], arrays["F"], arrays["G"]
+    if X.ndim != 2 or X.dtype.kind not in "iu":
+        raise FormatError(f"{where}: X must be a 2-D integer array, got {X.dtype} {X.shape}")
+    n = len(X)
+    n_var = spec.space.n_var if spec is not None else X.shape[1]
+    if X.shape[1] != n_var:
+        raise FormatError(f"{where}: X has shape {X.shape}, the search space needs (n, {n_var})")
+    if gen > 0 and n == 0:
+        raise FormatError(f"{where}: generation {gen} with an empty population")
+    if spec is not None and n > spec.pop:
+        raise FormatError(f"{where}: {n} members, more than the population size {spec.pop}")
+    if spec is not None:
+        n_constr = 1 if spec.max_flops is not None else 0
+    else:
+        n_constr = G.shape[1] if G.ndim == 2 else -1  # -1: no shape matches
+    for key, shape in (("F", (n, 2)), ("G", (n, n_constr)), ("rank", (n,)), ("crowding", (n,))):
+        a = arrays[key]
+        if a.shape != shape or a.dtype.kind != "f":
+            raise FormatError(f"{where}: {key} must be floats of shape {shape}, got {a.shape}")
+    if not (np.isfinite(F).all() and np.isfinite(G).all()):
+        raise FormatError(f"{where}: the objectives F and constraints G must be finite")
+    if n and F[:, 1].min() < 1:
+        raise FormatError(f"{where}: F holds FLOPs below 1")
+    rank, crowd = arrays["rank"], arrays["crowding"]
+    ok_rank = np.isnan(rank) | ((rank >= 0) & (rank == np.round(rank)) & np.isfinite(rank))
+    if not ok_rank.all() or (crowd < 0).any():
+        raise FormatError(f"{where}: rank must be whole numbers >= 0 and crowding >= 0")
+    rng = arrays["rng"]
+    if rng.shape != (6,) or rng.dtype != np.uint64 or rng[4] > 1 or rng[5] >= 1 << 32:
+        raise FormatError(f"{where}: rng is not a PCG64 generator state")
+    if spec is not None and n:
+        space = spec.space
+        if (X < space.xl).any() or (X > space.xu).any():
+            raise FormatError(f"{where}: X holds genes outside the search space's bounds")
+
+
+def _hv_history(raw: Any, gen: int, path: Path, spec: StateSpec | None) -> list[list[float]]:
+    """``[generation, hypervolume, front size]`` rows, one per finished generation."""
+    where = f"search state {path}: hypervolume"
+    if not isinstance(raw, list) or len(raw) < gen:
+        raise FormatError(f"{where} must be a list of at least {gen} rows")
+    rows: list[list[float]] = []
+    for i, row in enumerate(raw[:gen]):
+        if (
+            not isinstance(row, list)
+            or len(row) != 3
+            or row[0] != i
+            or not all(_is_int(row[k]) for k in (0, 2))
+            or not finite_number(row[1])
+            or row[1] < 0
+            or row[2] < 0
+            or (spec is not None and row[2] > spec.pop)
+        ):
+            raise FormatError(
+                f"{where}: row {i} must be [{i}, hypervolume >= 0, front size], got {row!r:.60}"
+            )
+        rows.append(list(row))
+    return rows
+
+
+def _cache(raw: Any, json_gen: int, path: Path, spec: StateSpec | None) -> list[dict[str, Any]]:
+    """The evaluation cache records, each checked (and, with ``spec``, its arch and cost)."""
+    where = f"search state {path}: cache"
+    if not isinstance(raw, list):
+        raise FormatError(f"{where} must be a list")
+    if spec is not None and len(raw) > spec.pop * json_gen:
+        raise FormatError(
+            f"{where} holds {len(raw)} records, more than {json_gen} generations of "
+            f"{spec.pop} can have evaluated"
+        )
+    seen: set[bytes] = set()
+    out: list[dict[str, Any]] = []
+    for i, rec in enumerate(raw):
+        bad = _bad_record(rec, json_gen)
+        if bad is None and spec is not None:
+            bad = _bad_record_arch(rec, spec, seen)
+        if bad is not None:
+            raise FormatError(f"{where} record {i}: {bad}")
+        out.append(dict(rec))
+    return out
+
+
+def _bad_record(rec: Any, json_gen: int) -> str | None:
+    """What is wrong with a cache record's types and ranges (None when nothing)."""
+    if not isinstance(rec, dict):
+        return "must be a mapping"
+    for key in ("generation", "order", "episodes", "flops", "params"):
+        if not _is_int(rec.get(key)):
+            return f"{key} must be an integer, got {rec.get(key)!r:.60}"
+    if not 0 <= rec["generation"] < max(json_gen, 1):
+        return f"generation {rec['generation']} is outside 0-{json_gen - 1}"
+    if rec["order"] < 0 or rec["episodes"] < 1 or rec["flops"] < 1 or rec["params"] < 1:
+        return "order must be >= 0 and episodes, flops and params >= 1"
+    for key in ("return_mean", "return_std"):
+        if not finite_number(rec.get(key)):
+            return f"{key} must be a finite number, got {rec.get(key)!r:.60}"
+    if rec["return_std"] < 0:
+        return "return_std must be >= 0"
+    enc = rec.get("encoding")
+    if not isinstance(enc, list) or not all(_is_int(g) for g in enc):
+        return f"encoding must be a list of integers, got {enc!r:.60}"
+    if not isinstance(rec.get("arch"), str):
+        return "arch must be a string"
+    return None
+
+
+def _bad_record_arch(rec: dict[str, Any], spec: StateSpec, seen: set[bytes]) -> str | None:
+    """What is wrong with a record's encoding, arch and cost in ``spec`` (None when nothing)."""
+    try:
+        enc = np.asarray(rec["encoding"], dtype=np.int64)
+        canon = spec.space.canonical(enc)
+        arch = spec.space.decode(canon)
+    except (ArchError, OverflowError, ValueError) as exc:
+        return f"encoding {rec['encoding']!r:.60} is not in the search space ({exc})"
+    if not np.array_equal(canon, enc):
+        return f"encoding {rec['encoding']} is not canonical"
+    if canon.tobytes() in seen:
+        return f"encoding {rec['encoding']} is recorded twice"
+    seen.add(canon.tobytes())
+    if rec["arch"] != str(arch):
+        return f"arch {rec['arch']!r:.60} is not its encoding's {arch}"
+    c = cost.cost(arch, spec.obs_shape, spec.n_actions)
+    if (rec["flops"], rec["params"]) != (c.flops, c.params):
+        return f"flops/params {rec['flops']}/{rec['params']} are not {arch}'s {c.flops}/{c.params}"
+    return None
+
+
+def _check_objectives(
+    arrays: dict[str, np.ndarray],
+    cache: list[dict[str, Any]],
+    norm: Normalisation,
+    path: Path,
+    spec: StateSpec,
+) -> None:
+    """The population's objectives (and constraint) are its members' cached figures."""
+    by_key = {np.asarray(r["encoding"], dtype=np.int64).tobytes(): r for r in cache}
+    X, F, G = arrays["X"], arrays["F"], arrays["G"]
+    for i, row in enumerate(np.asarray(X, dtype=np.int64)):
+        # members keep their inactive genes (crossover uses them): look up the canonical form
+        rec = by_key.get(spec.space.key(row))
+        if rec is None:
+            raise FormatError(f"search state {path}: member {i} of X has no cache record")
+        want = [-float(norm.score(rec["return_mean"])), float(rec["flops"])]
+        if spec.max_flops is not None:
+            want.append(float(rec["flops"]) - float(spec.max_flops))
+        got = [float(F[i, 0]), float(F[i, 1]), *(float(g) for g in G[i])]
+        if not np.allclose(got, want, rtol=1e-9, atol=1e-12):
+            raise FormatError(
+                f"search state {path}: member {i}'s objectives {got} are not its cached "
+                f"figures {want}"
+            )
 
 
 def write_tables(

@@ -16,6 +16,7 @@ already holds ``metrics.json`` is skipped; an interrupted one resumes from its c
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -25,14 +26,16 @@ from torch import Tensor, nn
 
 from a2d_evo.config import Config, config_to_dict
 from a2d_evo.envs import env_spec, make_vec_env
-from a2d_evo.errors import ConfigError
+from a2d_evo.errors import ConfigError, RunFolderError
 from a2d_evo.evaluation.episodes import resolve_device, score_against_references
 from a2d_evo.evaluation.seeds import final_seeds
+from a2d_evo.files import safe_name
 from a2d_evo.formats import BASELINE_METHODS, baseline_name
+from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import load_agent, save_agent
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
-from a2d_evo.runfolder import RunFolder, safe_name
+from a2d_evo.runfolder import RunFolder
 from a2d_evo.train.distill import distill_actor_loss, distill_critic_loss, with_teacher
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
@@ -85,15 +88,22 @@ class DistillOnlyLearner:
         return loss, logs
 
 
+@writes(lambda a: a["run"].baselines)  # one writer of RUN_DIR/baselines/ at a time
 def train_baselines(
     cfg: Config,
     run: RunFolder,
     *,
     widths: Sequence[float] = (0.25, 0.5, 1.0),
     methods: Sequence[str] = BASELINE_METHODS,
+    resume: bool = False,
     progress: bool = True,
 ) -> list[Path]:
-    """Train and score every (method, width) baseline; returns their agent folders."""
+    """Train and score every (method, width) baseline; returns their agent folders.
+
+    Agent by agent: a finished baseline (its ``metrics.json``) is skipped; an interrupted
+    one (its checkpoint) continues with ``resume`` and is refused without it, naming
+    ``a2d-evo baselines RUN_DIR --resume`` (what the interrupt message advises).
+    """
     for m in methods:
         if m not in BASELINE_METHODS:
             raise ConfigError(
@@ -102,6 +112,7 @@ def train_baselines(
     if not widths:
         raise ConfigError("--widths: give at least one multiplier, e.g. 0.25,0.5,1")
     run.load_config()
+    run.inside(run.baselines, "baselines")  # no writes through a symlink out of the run
     if not (run.teacher_agent / "arch.json").is_file():
         raise ConfigError(
             f"baselines need the teacher in {run.teacher_agent}; run train-teacher first"
@@ -112,6 +123,19 @@ def train_baselines(
     teacher = load_agent(run.teacher_agent)
     base = teacher_arch(cfg)
     env_dict = config_to_dict(cfg.env)
+    if not resume:
+        for multiplier in widths:
+            for method in methods:
+                name = safe_name(baseline_name(method, multiplier))
+                if (
+                    not (run.baselines / name / "metrics.json").is_file()
+                    and (run.baselines / f".{name}.checkpoint.pt").is_file()
+                ):
+                    raise RunFolderError(
+                        f"baseline {name} in {run.baselines} was interrupted; continue it with "
+                        f"`a2d-evo baselines {shlex.quote(str(run.root))} --resume`, or delete "
+                        f"{run.baselines / f'.{name}.checkpoint.pt'} to train it from scratch"
+                    )
     folders = []
     for multiplier in widths:
         arch = scale_arch(base, multiplier)

@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from a2d_evo.errors import FormatError
+from a2d_evo.files import torch_load, torch_save
 from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
-from a2d_evo.runfolder import torch_load, torch_save
 from a2d_evo.train.streams import Streams
 
 REQUIRED_KEYS = frozenset({"format_version", "stage", "update", "global_step", "model",

@@ -62,14 +62,31 @@ def distill_loss(
     alpha: float,
     beta: float,
     temperature: float = 1.0,
+    own: Tensor | None = None,
+    own_share: float = 1.0,
 ) -> DistillLoss:
     """PPO plus the A2D terms for one network's output ``out`` on minibatch ``mb``.
+
+    ``own`` (a boolean row mask) restricts the PPO terms to the rows this network collected
+    itself, where its importance ratio ``pi / mu`` is the on-policy one; the distillation terms
+    are supervised and use every row. ``own_share`` is the fraction of the rollout's rows that
+    are the network's: the PPO terms are summed over its rows in the minibatch and divided by
+    ``own_share * len(mb)``, an unbiased estimate of their mean over its rows that is linear in
+    the rows (so DDP's average over equal shards equals the single-process loss).
 
     With ``alpha = beta = 0`` the loss is PPO's own tensor (not ``+ 0 * ...``), so the
     vanilla switch is exactly PPO even when the teacher terms would be non-finite. Without
     teacher outputs in ``mb`` only the vanilla setting is allowed.
     """
-    p = ppo_loss_on(out, mb, ppo)
+    if own is None:
+        p = ppo_loss_on(out, mb, ppo)
+    elif bool(own.any()):
+        p = ppo_loss_on(PolicyOutput(out.logits[own], out.value[own]), mb.take(own), ppo)
+        scale = float(own.sum()) / (own_share * own.numel())
+        p = p._replace(loss=p.loss * scale)
+    else:  # none of this minibatch's rows are the network's own: no PPO term at all
+        zero = out.logits.sum() * 0.0
+        p = PPOLoss(zero, zero.detach(), zero.detach(), zero.detach(), zero.detach(), zero.detach())
     if mb.teacher_logits is None or mb.teacher_values is None:
         if alpha or beta:
             raise TrainingError("distillation with alpha or beta > 0 needs the teacher's outputs")

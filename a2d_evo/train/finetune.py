@@ -16,16 +16,20 @@ from a2d_evo.config import Config
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, resolve_device, score_against_references
-from a2d_evo.evaluation.seeds import FINETUNE_EVAL_SEED_OFFSET
+from a2d_evo.evaluation.seeds import finetune_eval_seed
+from a2d_evo.files import read_json
+from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, save_agent
-from a2d_evo.runfolder import read_json, run_teacher
+from a2d_evo.runfolder import run_teacher
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.streams import Streams, set_threads
 from a2d_evo.train.teacher_folder import load_teacher_for
 
 
+# one writer of the agent folder at a time; a missing folder is load_agent's error to report
+@writes(lambda a: Path(a["agent_dir"]), create=False)
 def finetune_agent(
     agent_dir: Path,
     cfg: Config,
@@ -62,7 +66,7 @@ def finetune_agent(
     teacher = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions)
     set_threads(cfg)
     device = resolve_device(cfg.device)
-    episodes, seed = cfg.eval.episodes, cfg.seed + FINETUNE_EVAL_SEED_OFFSET
+    episodes, seed = cfg.eval.episodes, finetune_eval_seed(cfg.seed)
     before = evaluate_agent(agent, cfg, episodes, seed, "greedy")
 
     streams = Streams(cfg.seed, "finetune")

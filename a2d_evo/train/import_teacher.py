@@ -36,9 +36,11 @@ from torch import Tensor
 from a2d_evo.config import Config, config_to_dict
 from a2d_evo.envs import env_spec
 from a2d_evo.errors import FormatError, TrainingError
-from a2d_evo.nets.agent import Agent, trunk_hw
+from a2d_evo.files import torch_load
+from a2d_evo.locks import writes
+from a2d_evo.nets.agent import CONV_SPECS, Agent, trunk_hw
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
-from a2d_evo.runfolder import RunFolder, torch_load
+from a2d_evo.runfolder import RunFolder
 from a2d_evo.train.streams import set_threads
 from a2d_evo.train.teacher_folder import save_teacher
 
@@ -46,6 +48,7 @@ MAX_MEMBER_BYTES = 2 << 30
 """Refuse zip members larger than this (a zip bomb is not a policy)."""
 
 
+@writes(lambda a: a["run"].teacher)  # one writer of RUN_DIR/teacher/ at a time
 def import_teacher(
     source: Path,
     cfg: Config,
@@ -133,9 +136,13 @@ def _load_state_bytes(raw: bytes, what: str) -> dict[str, Tensor]:
     try:
         obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = (str(exc).strip().splitlines() or ["refused"])[0]
+        # torch's message advises retrying with weights_only=False or allow-listing the
+        # global: wrong advice for a file that may carry code, so only what was refused is kept.
+        lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln]
+        what_global = lines[0].split(". Please")[0] if lines else ""
+        detail = f" ({what_global.removeprefix('WeightsUnpickler error: ')})" if lines else ""
         raise FormatError(
-            f"{what} holds objects other than tensors; refused to unpickle it ({first})"
+            f"{what} holds objects other than tensors; refused to unpickle it{detail}"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as exc:
         raise FormatError(f"{what} is truncated or corrupted: {exc}") from None
@@ -337,7 +344,7 @@ def _nature(
         raise FormatError(f"{what}: missing tensors {sorted(missing)}")
     _expect_only(state, wanted, what)
     mapped = {f"{names[src]}.{p}": state[f"{src}.{p}"] for src in names for p in ("weight", "bias")}
-    for i, k in enumerate((8, 4, 3)):
+    for i, (k, _stride) in enumerate(CONV_SPECS):
         w = mapped[f"convs.{i}.weight"]
         if w.dim() != 4 or tuple(w.shape[2:]) != (k, k):
             raise FormatError(

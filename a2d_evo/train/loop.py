@@ -8,11 +8,23 @@ network acts in which env slot, what the minibatch loss is). Around that the loo
 - **Checkpoints** (:mod:`a2d_evo.train.checkpoint`): written at update 0, every
   ``checkpoint_every`` updates, at the end, and on SIGINT/SIGTERM (at the end of the
   current update, then :class:`~a2d_evo.train.interrupts.TrainingInterrupted` is raised).
-- **Env re-seeding.** An env's internal state cannot be saved, so envs are reset with
-  seeds derived from ``(seed, stage, update)`` at every checkpoint boundary (updates
-  ``1, K+1, 2K+1, ...``) and on resume. A run resumed from a periodic checkpoint is
-  therefore bit-identical to one that never stopped; one resumed from an interrupt
-  checkpoint differs only in that its envs were re-seeded at that update.
+- **Env resets.** Envs are reset only when the stage starts and when it resumes (with
+  seeds derived from ``(seed, stage, update)``); between, episodes run on across rollouts
+  and checkpoints, so long episodes are never cut and the envs never restart in lockstep.
+  An env's internal state cannot be saved, so a resumed run is not bit-identical to one that
+  never stopped (its envs restart at the resume); everything else is restored exactly
+  (weights, optimiser, counters, random streams), and two uninterrupted runs with one seed
+  are bit-identical.
+- **Training longer.** ``--resume`` may raise the stage's ``total_steps`` (a finished or a
+  failed stage too; :data:`a2d_evo.runfolder.BUDGET_KEYS`, recorded in the stage's
+  ``config_history.yaml``). The loop then runs on from the checkpoint's update to the new
+  ``n = num_updates(total_steps)``. Every schedule is recomputed over the new total, with
+  no state of its own: with ``ppo.anneal_lr`` update ``u`` uses
+  ``lr = ppo.lr * (1 - (u - 1) / n)`` (:func:`~a2d_evo.train.ppo.linear_lr`), so the rate
+  steps UP at the resume point to where a run started with the new total would be, then
+  decays linearly to ``ppo.lr / n`` at the new end (a rate continued from the old, nearly
+  zero value would barely train); the supernet's distillation schedule takes the same
+  ``progress = (u - 1) / n``. A checkpoint past the new total is refused.
 - **Failure.** A non-finite loss or gradient norm raises :class:`TrainingError` before the
   optimiser steps; the checkpoint on disk stays the last good one.
 - **Reporting** (:mod:`a2d_evo.train.reporting`): the progress bar and TensorBoard.
@@ -106,6 +118,12 @@ def run_ppo(
         start, global_step, wall_before = load_checkpoint(
             opts.checkpoint, opts.stage, plain, optimizer, streams
         )
+        if start > n_updates:
+            raise TrainingError(
+                f"{opts.stage} checkpoint {opts.checkpoint} is at update {start} (step "
+                f"{global_step}), past the {n_updates} updates of total_steps "
+                f"{opts.total_steps}; resume with a total_steps of at least {global_step}"
+            )
     elif opts.checkpoint is not None and ctx.is_main:
         save_checkpoint(opts.checkpoint, opts.stage, plain, optimizer, streams, 0, 0, 0.0,
                         opts.extra)  # fmt: skip
@@ -127,7 +145,7 @@ def run_ppo(
     try:
         with stop.installed():
             for update in range(start + 1, n_updates + 1):
-                if next_obs is None or (update - 1) % opts.checkpoint_every == 0:
+                if next_obs is None:  # the stage's start, or its resume
                     next_obs = envs.reset(seed=streams.env_seeds(update - 1, ppo.num_envs)[slots])
                     if ctx.rank:  # own action noise per rank, re-derived where envs are
                         streams.actions.manual_seed(ddp.rank_seed(streams.root, ctx.rank, update))

@@ -55,6 +55,8 @@ class Batch(NamedTuple):
     returns: Tensor
     teacher_logits: Tensor | None = None
     teacher_values: Tensor | None = None
+    actor: Tensor | None = None
+    """Index of the subnet that acted in each row (supernet training; None for one agent)."""
 
     def take(self, idx: Tensor) -> Batch:
         """The rows ``idx`` of every tensor (a minibatch)."""
@@ -316,6 +318,8 @@ def ppo_loss_on(out: PolicyOutput, mb: Batch, cfg: Any) -> PPOLoss:
 def linear_lr(base_lr: float, update: int, num_updates: int) -> float:
     """CleanRL's annealing: ``base * (1 - (update - 1) / num_updates)``, update 1-based.
 
-    The first update uses the full rate, the last ``base / num_updates``; never zero.
+    The first update uses the full rate, the last ``base / num_updates``; never zero. A
+    ``--resume`` that raises ``total_steps`` passes the new ``num_updates``: the decay is
+    recomputed over the new total from the current update (see :mod:`a2d_evo.train.loop`).
     """
     return base_lr * (1.0 - (update - 1.0) / num_updates)

@@ -7,16 +7,18 @@ slots are split between them in contiguous groups (``np.array_split`` order: slo
 per step acts for all slots. Every sample stores the log-prob and value of the subnet that
 acted in its slot: that subnet is the behaviour policy mu of the sample.
 
-**Why PPO's ratios stay correct.** Each update trains the sandwich (largest, smallest,
-``supernet.num_random`` random subnets) on the same minibatches. For a trained subnet s
-and a sample (x, a) collected by subnet mu, the surrogate uses the importance ratio
-``pi_s(a|x) / mu(a|x)`` with the STORED ``mu(a|x)``, which is the probability the action
-was actually drawn with, so the surrogate is an unbiased off-policy estimate of s's
-improvement. When s differs from mu (including s = mu's subnet after earlier minibatch
-steps) the ratio is simply further from 1, and PPO's clipping to [1 - c, 1 + c] bounds how
-far that sample can push s; the distillation terms need no ratio at all (they are
-supervised on the visited states). Advantages come from the behaviour values; every
-subnet regresses to the same GAE returns.
+**Which rows train which subnet (the estimator).** The subnets trained in an update are
+exactly the ones that collected its rollout, fixed over the update's epochs. For subnet s a
+row collected by another subnet mu has the importance ratio ``pi_s(a|x) / mu(a|x)``, which is
+not a valid estimator once PPO clips it: with a ratio above ``1 + c`` and a negative
+advantage PPO's ``min`` takes the unclipped term and the gradient grows with the ratio (the
+case dual-clip PPO exists for), and the advantages are mu's, not s's. So each subnet's PPO
+policy, value and entropy terms use only its own rows, where the ratio is the ordinary
+on-policy one and the advantages come from its own values (GAE per env slot, and each slot
+is one subnet's). The distillation terms are supervised (the teacher's outputs on the
+visited states) and use every row. ``tests/test_distill.py`` checks that rows of another
+subnet contribute no PPO gradient. With ``rollout_subnets`` subnets each sees about
+``1 / rollout_subnets`` of the rows, so ``ppo.num_envs`` should be a multiple of it.
 
 The teacher's logits and values for a rollout are computed once, in one no-grad pass over
 the whole batch. With ``alpha = beta = 0`` (the vanilla one-shot ablation) no teacher is
@@ -35,19 +37,21 @@ from torch import Tensor, nn
 from a2d_evo.config import Config, replace
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.evaluation.episodes import evaluate_agent
-from a2d_evo.evaluation.seeds import FINETUNE_EVAL_SEED_OFFSET
-from a2d_evo.nets.agent import Agent, PolicyOutput
+from a2d_evo.evaluation.seeds import finetune_eval_seed
+from a2d_evo.files import torch_save, write_json
+from a2d_evo.locks import writes
+from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import extract
+from a2d_evo.nets.cost import check_stage_memory
 from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.nets.supernet import Supernet, load_supernet
-from a2d_evo.runfolder import RunFolder, torch_save, write_json
+from a2d_evo.runfolder import RunFolder
 from a2d_evo.scale import ddp
 from a2d_evo.train.distill import (
     distill_coefs,
     distill_loss,
     rollout_assignment,
     sample_distinct,
-    sandwich,
     with_teacher,
 )
 from a2d_evo.train.learners import loss_logs, normalised
@@ -79,6 +83,10 @@ class SupernetLearner:
         self.num_envs = num_envs or cfg.ppo.num_envs
         """Env slots this process steps (a torchrun rank's share of ``ppo.num_envs``)."""
         self.rollout_archs: list[Arch] = []
+        self._slot_actor = torch.zeros(0, dtype=torch.long)
+        """Index into ``rollout_archs`` of the subnet acting in each env slot."""
+        self._shares: list[float] = []
+        """Fraction of the rollout's rows each of ``rollout_archs`` collected."""
         # advantages are normalised once per minibatch in loss(), not per subnet
         vf = cfg.ppo.vf_coef if cfg.supernet.vf_coef is None else cfg.supernet.vf_coef
         self._ppo = replace(cfg.ppo, norm_adv=False, vf_coef=vf)
@@ -88,35 +96,57 @@ class SupernetLearner:
             self.space, self.rng, self.cfg.supernet.rollout_subnets, self.num_envs
         )
         self.rollout_archs = archs
+        self._slot_actor = torch.repeat_interleave(
+            torch.arange(len(archs)), torch.as_tensor(sizes, dtype=torch.long)
+        )
+        self._shares = [size / self.num_envs for size in sizes]
         return lambda obs: self.model.forward_groups(obs, archs, sizes)
 
     def prepare(self, batch: Batch) -> Batch:
+        # Rows are (step, env slot) flattened step-major: row r was collected in slot r % N.
+        steps = batch.obs.shape[0] // self.num_envs
+        actor = self._slot_actor.to(batch.obs.device).repeat(steps)
+        batch = batch._replace(actor=actor)
         return batch if self.teacher is None else with_teacher(batch, self.teacher)
 
     def loss(self, mb: Batch, progress: float) -> tuple[Tensor, dict[str, Tensor]]:
-        """Sum over the sandwich of each subnet's PPO + distillation loss (one backward).
+        """Sum over the update's subnets of each one's PPO (own rows) + distillation (all rows).
 
-        Every term of the loss is a mean over the minibatch and every subnet sees the same
-        minibatch, so the sum over ``n`` subnets is ``n`` times ONE loss over the subnets'
-        outputs concatenated against the minibatch repeated ``n`` times (advantages are
-        normalised once beforehand). Same gradients, a third of the small-op overhead.
+        The subnets trained are exactly the ones that collected this update's rollout (the
+        largest, the smallest and random ones, fixed over its epochs). A subnet's PPO policy
+        and value terms use only the rows it collected, where ``pi_s / mu`` is its own
+        on-policy ratio and the advantages come from its own values; the distillation terms
+        are supervised and use every row of the minibatch.
         """
         cfg = self.cfg
         alpha, beta = (0.0, 0.0) if self.teacher is None else distill_coefs(cfg.distill, progress)
-        archs = sandwich(self.space, self.rng, cfg.supernet.num_random)
-        outs = [self.model(mb.obs, arch) for arch in archs]
-        out = PolicyOutput(torch.cat([o.logits for o in outs]), torch.cat([o.value for o in outs]))
-        n = len(archs)
         if cfg.ppo.norm_adv:
             mb = normalised(mb, ddp.context_of(self.model))
-        repeated = Batch._make(
-            None if t is None else t.repeat(n, *([1] * (t.dim() - 1)))
-            for t in mb._replace(obs=mb.obs[:0])
-        )
-        d = distill_loss(out, repeated, self._ppo, alpha, beta, cfg.distill.temperature)
-        return n * d.loss, loss_logs(d, alpha, beta)
+        assert mb.actor is not None, "prepare() attaches the acting subnet of every row"
+        total: Tensor | None = None
+        parts: list[dict[str, Tensor]] = []
+        for j, arch in enumerate(self.rollout_archs):
+            own = mb.actor == j
+            out = self.model(mb.obs, arch)
+            d = distill_loss(
+                out,
+                mb,
+                self._ppo,
+                alpha,
+                beta,
+                cfg.distill.temperature,
+                own=own,
+                own_share=self._shares[j],
+            )
+            total = d.loss if total is None else total + d.loss
+            if bool(own.any()):
+                parts.append(loss_logs(d, alpha, beta))
+        assert total is not None, "a rollout is collected by at least one subnet"
+        logs = {k: torch.stack([p[k] for p in parts]).mean() for k in parts[0]} if parts else {}
+        return total, logs
 
 
+@writes(lambda a: a["run"].supernet)  # one writer of RUN_DIR/supernet/ at a time
 def train_supernet(
     cfg: Config,
     run: RunFolder,
@@ -135,6 +165,10 @@ def train_supernet(
     """
     spec = env_spec(cfg.env)
     space = SearchSpace(cfg.space)
+    subnets = cfg.supernet.rollout_subnets
+    check_stage_memory(
+        "supernet", space.largest(), spec, cfg.ppo, arch_keys="space.*", subnets=subnets
+    )
     ctx = ddp.init_distributed(cfg.device)
     ddp.check_world_size(cfg.ppo, ctx.world_size)
     device = ctx.device
@@ -202,13 +236,13 @@ def score_subnets(
     Inherited weights, no fine-tuning: the evidence that every subnet of the supernet is a
     usable agent. The random subnets come from ``arch_seed`` (the same set for every run,
     so vanilla and distilled supernets are compared on the same archs); episodes use seeds
-    ``seed, seed + 1, ...`` (default ``cfg.seed + FINETUNE_EVAL_SEED_OFFSET``).
+    ``seed, seed + 1, ...`` (default :func:`~a2d_evo.evaluation.seeds.finetune_eval_seed`).
     """
     supernet = load_supernet(cfg, weights).eval()
     space = supernet.space
     ends = [space.largest(), space.smallest()]
     archs = ends + sample_distinct(space, np.random.default_rng(arch_seed), n_random, ends)
-    first = cfg.seed + FINETUNE_EVAL_SEED_OFFSET if seed is None else seed
+    first = finetune_eval_seed(cfg.seed) if seed is None else seed
     rows = []
     for i, arch in enumerate(archs):
         res = evaluate_agent(extract(supernet, arch), cfg, episodes, first, "greedy")

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from a2d_evo.config import Config, config_to_dict
 from a2d_evo.envs import env_spec, make_vec_env
+from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.cost import check_stage_memory
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.scale import ddp
 from a2d_evo.train.learners import AgentLearner
@@ -24,6 +26,7 @@ from a2d_evo.train.teacher_folder import save_teacher, teacher_arch
 __all__ = ["train_teacher"]
 
 
+@writes(lambda a: a["run"].teacher)  # one writer of RUN_DIR/teacher/ at a time
 def train_teacher(
     cfg: Config,
     run: RunFolder,
@@ -40,6 +43,7 @@ def train_teacher(
     """
     arch = teacher_arch(cfg)
     spec = env_spec(cfg.env)
+    check_stage_memory("teacher", arch, spec, cfg.ppo, arch_keys="teacher.arch")
     ctx = ddp.init_distributed(cfg.device)
     ddp.check_world_size(cfg.ppo, ctx.world_size)
     device = ctx.device

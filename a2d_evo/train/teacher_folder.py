@@ -16,10 +16,11 @@ from typing import Any
 from a2d_evo.config import Config
 from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
-from a2d_evo.evaluation.seeds import TEACHER_EVAL_SEED_OFFSET
+from a2d_evo.evaluation.seeds import teacher_eval_seed
 from a2d_evo.nets.agent import Agent, check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, make_metrics, save_agent
 from a2d_evo.nets.space import Arch, SearchSpace, arch_from_dict
+from a2d_evo.runfolder import RunFolder
 
 
 def teacher_arch(cfg: Config) -> Arch:
@@ -33,16 +34,20 @@ def save_teacher(agent: Agent, cfg: Config, folder: Path, extra: Mapping[str, An
     """Evaluate ``agent`` greedily over ``cfg.teacher.eval_episodes`` and write its folder.
 
     R_teacher is its own mean; R_random is the uniform-random policy on the same seeds, kept
-    as ``random_return_mean`` so later stages can normalise returns.
+    as ``random_return_mean`` so later stages can normalise returns. Its own key, not
+    ``eval.episodes``: this is a check that the teacher learned, made once per training;
+    the R_teacher every normalised return of the search and the report uses is measured
+    again on the front's re-scoring seeds (``search.final_episodes``), and the report says so.
     """
     episodes = cfg.teacher.eval_episodes
-    seed = cfg.seed + TEACHER_EVAL_SEED_OFFSET
+    seed = teacher_eval_seed(cfg.seed)
     result = evaluate_agent(agent, cfg, episodes, seed, "greedy")
     rand = random_policy_return(cfg, episodes, seed)
-    if result.mean == rand.mean:
+    if result.mean <= rand.mean:  # normalised returns would be undefined or flip sign
         raise TrainingError(
-            f"the teacher's greedy return ({result.mean}) equals the random policy's: it has "
-            "not learned the task; train it longer (teacher.total_steps) or check ppo settings"
+            f"the teacher's greedy return ({result.mean:.2f}) does not beat the uniform-random "
+            f"policy's ({rand.mean:.2f}) on the same {episodes} episodes: it has not learned "
+            f"the task; {weak_teacher_fix(cfg, folder, extra)}"
         )
     metrics = make_metrics(
         agent,
@@ -77,3 +82,14 @@ def load_teacher_for(
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher.eval()
+
+
+def weak_teacher_fix(cfg: Config, folder: Path, extra: Mapping[str, Any]) -> str:
+    """What to do about a teacher that has not learned: for a trained one the exact command
+    that trains it longer (``--resume`` raising ``teacher.total_steps``, which keeps the
+    steps already done), for an imported one to import a better one."""
+    if extra.get("source") != "train-teacher":
+        return "import a trained teacher, or train one with `a2d-evo train-teacher`"
+    run = RunFolder(Path(folder).parent.parent)  # folder is RUN_DIR/teacher/agent
+    more = {"teacher.total_steps": 2 * cfg.teacher.total_steps}
+    return f"train it longer: {run.resume_command('teacher', more)}, or check the ppo settings"

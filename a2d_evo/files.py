@@ -1,0 +1,171 @@
+"""Durable files: atomic writes with the user's umask, loads that never run code.
+
+Every file is written to a temporary name in the same folder, fsynced and renamed, so a crash
+at any point leaves either the old file or the new one, never half of one; files get the
+user's umask (agents are meant to be shared). Nothing is ever unpickled: tensors load with
+``weights_only=True``, metadata is JSON or YAML, and every file carries a ``format_version``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import os
+import re
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from a2d_evo.errors import FormatError, RunFolderError
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], object]) -> Path:
+    """Write through ``write(f)`` to a temp file beside ``path``, fsync, then rename."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = _open_temp(path)
+    except OSError as exc:
+        raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            hint = " (disk full)" if exc.errno == errno.ENOSPC else ""
+            raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}{hint}") from None
+        raise
+    return path
+
+
+def _open_temp(path: Path) -> tuple[int, str]:
+    """A new temp file ``.<name>.<random>.tmp`` beside ``path``, opened for writing.
+
+    Not ``tempfile.mkstemp``: its mode 0600 survives the rename, so agents, reports and
+    configs were unreadable by others whatever the umask. ``os.open(..., 0o666)`` lets the
+    kernel apply the umask (and a default ACL) as for any file the user creates.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, flags, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    return write_text(path, json.dumps(obj, indent=2, allow_nan=True) + "\n")
+
+
+def torch_save(path: str | Path, obj: Any) -> Path:
+    """``torch.save`` of tensors and plain containers, atomically."""
+    import torch  # here, not at the top: reading a run folder (report, --help) stays torch-free
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return write_bytes(path, buf.getvalue())
+
+
+def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain containers, never arbitrary code."""
+    import pickle
+
+    import torch  # here, not at the top: reading a run folder (report, --help) stays torch-free
+
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{what} {path} not found")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's own message advises weights_only=False: wrong advice for a file that may
+        # carry code, so only the line naming what was refused is kept.
+        lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln]
+        # ... and within it, torch's advice ("Please use ... add_safe_globals ...") is cut
+        detail = f" ({lines[0].split('. Please')[0]})" if lines else ""
+        raise FormatError(
+            f"{what} {path} holds objects other than tensors and plain data; refused to "
+            f"unpickle it{detail}"
+        ) from None
+    except Exception as exc:
+        # A damaged file makes torch's zip reader and weights-only unpickler raise almost
+        # anything (IndexError, TypeError, struct.error, BadZipFile, ...): all mean the same.
+        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        raise FormatError(
+            f"{what} {path} is truncated or corrupted: {type(exc).__name__}: {detail}"
+        ) from None
+
+
+def read_json(path: str | Path, what: str = "file", format_version: int | None = None) -> Any:
+    """Load JSON; with ``format_version`` check the file's ``format_version`` key equals it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{what} {path} not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, RecursionError) as exc:  # also ints past 4300 digits, deep nesting
+        raise FormatError(f"{what} {path} is not valid JSON: {str(exc)[:300]}") from None
+    except OSError as exc:
+        raise FormatError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    if format_version is not None:
+        check_format_version(data, format_version, f"{what} {path}")
+    return data
+
+
+def check_format_version(data: Any, expected: int, where: str) -> None:
+    """Raise :class:`FormatError` unless ``data['format_version'] == expected``."""
+    if not isinstance(data, dict) or "format_version" not in data:
+        raise FormatError(f"{where} has no format_version: not a file a2d-evo wrote")
+    found = data["format_version"]
+    if not isinstance(found, int) or isinstance(found, bool):
+        raise FormatError(f"{where}: format_version {found!r} is not an integer")
+    if found > expected:
+        raise FormatError(
+            f"{where} has format_version {found}, newer than this a2d-evo reads ({expected}); "
+            "upgrade a2d-evo"
+        )
+    if found < expected:
+        raise FormatError(
+            f"{where} has format_version {found}, older than this a2d-evo reads ({expected}); "
+            "re-create it with this version"
+        )
+
+
+def safe_name(name: str) -> str:
+    """A folder name taken from a file or an argument: no separators, no traversal."""
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or name in (".", ".."):
+        raise RunFolderError(
+            f"invalid name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name

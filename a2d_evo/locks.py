@@ -1,0 +1,200 @@
+"""One writer per folder: an exclusive lock a command holds on the folder it writes.
+
+``fcntl.flock`` on ``<folder>/.lock``, which holds the holder's pid; the OS drops the lock
+when its holder dies, so a killed command leaves no stale lock, and a second writer is refused
+with a one-line error naming the holder. Readers need no lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import functools
+import inspect
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from a2d_evo.errors import RunFolderError
+
+LOCK_FILE = ".lock"
+"""The lock file a writer holds in the folder it writes, e.g. ``RUN_DIR/search/.lock``."""
+
+
+RUN_LOCK_WAIT_S = 10.0
+"""How long :meth:`RunFolder.bind` waits for another command binding the same run (the
+run-level lock is held for milliseconds; a stage lock is refused at once)."""
+
+
+_held: dict[str, int] = {}
+"""Folders this process holds locked, with their nesting depth: a writer may call another
+writer of the same folder (``export --finetune`` fine-tunes the agent it just wrote)."""
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | Path, *, create: bool = True, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` while writing in it: one writer per folder.
+
+    ``fcntl.flock`` on ``folder/.lock``, which holds the holder's pid; the OS drops the lock
+    when its holder dies, so a killed command leaves no stale lock. Another process gets
+    :class:`RunFolderError` naming that pid (after waiting up to ``wait_s``). The lock file,
+    and the folders the lock had to create while still empty, are removed on release, so a
+    refused command leaves nothing behind. ``create=False``: a missing folder is not locked
+    (the command fails on its own). Under torchrun only rank 0 writes, and locks.
+    """
+    folder = Path(folder)
+    if _torchrun_worker() or (not create and not folder.is_dir()):
+        yield
+        return
+    key = os.path.realpath(folder)
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield
+        finally:
+            _held[key] -= 1
+        return
+    fd, created = _lock(folder, create, wait_s)
+    _held[key] = 1
+    try:
+        yield
+    finally:
+        del _held[key]
+        # unlink while still holding: a waiter that opened this file sees it gone and retries
+        with contextlib.suppress(OSError):
+            os.unlink(folder / LOCK_FILE)
+        os.close(fd)
+        _remove_empty(created)
+
+
+def writes(
+    where: Callable[[Mapping[str, Any]], Path], *, create: bool = True
+) -> Callable[[_F], _F]:
+    """Decorate a command that writes the folder ``where(arguments)`` (its arguments by
+    name, defaults applied): it holds :func:`folder_lock` on that folder while it runs."""
+
+    def decorate(fn: _F) -> _F:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            with folder_lock(where(bound.arguments), create=create):
+                return fn(*args, **kwargs)
+
+        return cast(_F, locked)
+
+    return decorate
+
+
+def _lock(folder: Path, create: bool, wait_s: float) -> tuple[int, list[Path]]:
+    """Take the lock of ``folder``: its file descriptor and the folders made for it."""
+    path = folder / LOCK_FILE
+    deadline = time.monotonic() + wait_s
+    made: list[Path] = []
+    races = 0
+    while True:
+        if create:
+            made = _make_dirs(folder) + made
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT and create and races < 100:
+                races += 1  # a refused writer removed the empty folder it had made
+                continue
+            _remove_empty(made)
+            raise _unwritable(folder, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            busy = exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+            if busy and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            _remove_empty(made)
+            if not busy:
+                raise RunFolderError(f"cannot lock {folder}: {exc.strerror or exc}") from None
+            raise RunFolderError(
+                f"{folder} is being written by another a2d-evo command ({_holder(path)}); "
+                "wait for it to end (or stop it), then run this again"
+            ) from None
+        try:  # the previous holder may have unlinked the file between our open and flock
+            now, held = os.stat(path), os.fstat(fd)
+            same = (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+        except FileNotFoundError:
+            same = False
+        if same:
+            with contextlib.suppress(OSError):  # the pid only informs; a full disk must not
+                os.ftruncate(fd, 0)
+                os.write(fd, f"{os.getpid()}\n".encode())
+            return fd, made
+        os.close(fd)
+        races += 1
+        if races > 100:
+            _remove_empty(made)
+            raise RunFolderError(f"cannot lock {folder}: its lock file keeps being replaced")
+
+
+def _holder(path: Path) -> str:
+    """``pid N`` of the process holding the lock file ``path`` (it writes it just after
+    taking the lock, so an empty file is read again for a moment)."""
+    for _ in range(20):
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            text = path.read_text(encoding="utf-8").strip()
+            if text.isdigit():
+                return f"pid {text}"
+        time.sleep(0.01)
+    return "pid unknown"
+
+
+def _make_dirs(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; return the ones made here, deepest first."""
+    missing: list[Path] = []
+    p = folder
+    while not p.exists() and p.parent != p:
+        missing.append(p)
+        p = p.parent
+    created: list[Path] = []
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            _remove_empty(created[::-1])
+            raise _unwritable(d.parent, exc, d) from None
+        created.append(d)
+    return created[::-1]
+
+
+def _unwritable(folder: Path, exc: OSError, making: Path | None = None) -> RunFolderError:
+    """The one-line error for a folder that cannot take a lock file or a new sub-folder."""
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return RunFolderError(f"{folder} is not writable ({exc.strerror})")
+    if making is not None:
+        return RunFolderError(f"cannot create run folder {making}: {exc.strerror or exc}")
+    return RunFolderError(f"cannot lock {folder}: {exc.strerror or exc}")
+
+
+def _remove_empty(folders: Iterable[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) that is still empty."""
+    for d in folders:
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
+
+
+def _torchrun_worker() -> bool:
+    """True in a torchrun rank other than 0: those train, rank 0 alone writes the run."""
+    try:
+        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+    except ValueError:
+        return False
+    return world > 1 and rank != 0

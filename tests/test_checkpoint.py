@@ -1,0 +1,101 @@
+"""a2d_evo.train.checkpoint: a checkpoint restores weights, optimiser and random streams exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from a2d_evo.config import config_from_dict
+from a2d_evo.errors import FormatError
+from a2d_evo.files import torch_load
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.space import MLPArch
+from a2d_evo.runfolder import RunFolder
+from a2d_evo.train import train_teacher
+from a2d_evo.train.checkpoint import load_checkpoint, save_checkpoint
+from a2d_evo.train.interrupts import TrainingInterrupted
+from a2d_evo.train.streams import Streams
+
+
+def _cfg(seed: int = 3):  # type: ignore[no-untyped-def]
+    return config_from_dict(
+        {
+            "seed": seed,
+            "torch_threads": 1,
+            "env": {"id": "CartPole-v1"},
+            "space": {"kind": "mlp", "depths": [1, 2], "widths": [4, 8, 16]},
+            "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 2, "update_epochs": 2},
+            "teacher": {"arch": {"kind": "mlp", "widths": [16]}, "total_steps": 128,
+                        "eval_episodes": 2, "checkpoint_every": 2},
+        }
+    )  # fmt: skip
+
+
+def _equal(a: object, b: object) -> bool:
+    """Deep equality of checkpoint contents (tensors bit for bit)."""
+    if isinstance(a, torch.Tensor):
+        return isinstance(b, torch.Tensor) and a.dtype == b.dtype and torch.equal(a, b)
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type]
+    return a == b
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A teacher stage stopped after update 2 of 4: a checkpoint mid-training, Adam warm."""
+    run = RunFolder(tmp_path_factory.mktemp("ckpt") / "run")
+    with pytest.raises(TrainingInterrupted):
+        train_teacher(_cfg(), run, progress=False, stop_after=2)
+    return run.teacher / "checkpoint.pt"
+
+
+def test_checkpoint_restores_weights_optimiser_and_streams_exactly(
+    stopped: Path, tmp_path: Path
+) -> None:
+    saved = torch_load(stopped)
+    assert saved["update"] == 2 and saved["global_step"] == 64
+    assert saved["optimizer"]["state"], "Adam's moments are part of the state"
+    # fresh objects that differ from the saved ones in every restored part
+    torch.manual_seed(99)
+    model = Agent(MLPArch((16,)), (4,), 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-5)
+    streams = Streams(12345, "teacher")
+    streams.rng.random(7)
+    assert not _equal(streams.state(), saved["rng"])
+    update, step, _ = load_checkpoint(stopped, "teacher", model, optimizer, streams)
+    assert (update, step) == (2, 64)
+    assert _equal({k: v for k, v in model.state_dict().items()}, saved["model"])
+    assert _equal(optimizer.state_dict(), saved["optimizer"])
+    assert _equal(streams.state(), saved["rng"])
+    # and what a resumed run would draw next is what the stopped run would have drawn
+    again = Streams(0, "teacher")
+    again.load_state(saved["rng"])
+    assert np.array_equal(again.rng.integers(0, 2**31, 8), streams.rng.integers(0, 2**31, 8))
+    assert torch.equal(
+        torch.randint(0, 2**31, (8,), generator=again.actions),
+        torch.randint(0, 2**31, (8,), generator=streams.actions),
+    )
+    # saving the restored objects gives back the same checkpoint
+    restored = Streams(0, "teacher")
+    restored.load_state(saved["rng"])
+    copy = tmp_path / "copy.pt"
+    save_checkpoint(copy, "teacher", model, optimizer, restored, 2, 64, saved["wall_s"],
+                    saved["extra"])  # fmt: skip
+    assert _equal(torch_load(copy), saved)
+
+
+def test_a_checkpoint_of_another_stage_or_shape_is_refused(stopped: Path) -> None:
+    model = Agent(MLPArch((16,)), (4,), 2)
+    optimizer = torch.optim.Adam(model.parameters())
+    with pytest.raises(FormatError, match="'teacher' checkpoint, not a 'supernet' one"):
+        load_checkpoint(stopped, "supernet", model, optimizer, Streams(0, "supernet"))
+    wide = Agent(MLPArch((32,)), (4,), 2)
+    with pytest.raises(FormatError, match="does not fit this run"):
+        load_checkpoint(
+            stopped, "teacher", wide, torch.optim.Adam(wide.parameters()), Streams(0, "teacher")
+        )

@@ -1,0 +1,216 @@
+"""One writer per folder: every writing command locks what it writes (issue [M] item 2).
+
+The lock is ``fcntl.flock`` on ``<folder>/.lock`` holding the holder's pid. The holders here
+are other processes: a plain ``flock`` (as a killed a2d-evo would leave it) or a real
+``a2d-evo train-teacher``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import a2d_evo
+from a2d_evo import locks, runfolder
+from a2d_evo.cli import EXIT_USER_ERROR, main
+from a2d_evo.config import load_config
+from a2d_evo.errors import RunFolderError
+from a2d_evo.runfolder import RunFolder, holds_results
+
+REPO = Path(__file__).resolve().parents[1]
+CARTPOLE = str(REPO / "configs" / "cartpole.yaml")
+TINY = ["--set", "ppo.num_envs=2", "--set", "teacher.eval_episodes=3", "--quiet"]
+
+# Holds flock on <folder>/.lock for each folder given, writes its pid there, says "held".
+HOLDER = """
+import fcntl, os, sys, time
+fds = []
+for folder in sys.argv[1:]:
+    os.makedirs(folder, exist_ok=True)
+    fd = os.open(os.path.join(folder, ".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    fds.append(fd)
+print("held", flush=True)
+time.sleep(float(os.environ.get("HOLD_S", "600")))
+"""
+
+
+def _env() -> dict[str, str]:
+    """The environment of a child that imports the a2d_evo under test."""
+    return {**os.environ, "PYTHONPATH": str(Path(a2d_evo.__file__).resolve().parents[1])}
+
+
+def _hold(*folders: Path, hold_s: float = 600.0) -> subprocess.Popen[str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, *map(str, folders)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**_env(), "HOLD_S": str(hold_s)},
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def _kill(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> RunFolder:
+    """A run folder whose config.yaml is CartPole's (what export, report, ... read first)."""
+    r = RunFolder(tmp_path / "run")
+    r.bind(load_config(CARTPOLE))
+    return r
+
+
+def _commands(run: RunFolder) -> dict[str, tuple[list[str], Path]]:
+    agent = run.agents / "knee"
+    out = ["--config", CARTPOLE, "--out", str(run.root)]
+    return {
+        "train-teacher": (["train-teacher", *out], run.teacher),
+        "import-teacher": (["import-teacher", str(run.root / "x.pt"), *out], run.teacher),
+        "train-supernet": (["train-supernet", *out], run.supernet),
+        "evolve": (["evolve", *out, "--pop", "4", "--gens", "1"], run.search),
+        "baselines": (["baselines", str(run.root)], run.baselines),
+        "report": (["report", str(run.root)], run.report),
+        "export": (["export", str(run.root)], run.agents),
+        "eval": (["eval", str(agent)], agent),
+        "finetune": (["finetune", str(agent), "--steps", "64"], agent),
+    }
+
+
+COMMANDS = list(_commands(RunFolder("x")))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_second_writer_is_refused_naming_the_holder(
+    command: str, run: RunFolder, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv, folder = _commands(run)[command]
+    folder.mkdir(parents=True, exist_ok=True)
+    config_before = run.config_path.read_bytes()
+    holder = _hold(folder)
+    try:
+        assert main([*argv, "--quiet"]) == EXIT_USER_ERROR
+        err = _one_line_error(capsys)
+        assert f"pid {holder.pid}" in err and str(folder) in err, err
+        assert "being written by another a2d-evo command" in err
+        # the refused command wrote nothing: the folder holds only the holder's lock file
+        assert sorted(p.name for p in folder.iterdir()) == [".lock"]
+        assert (folder / ".lock").read_text() == str(holder.pid)
+        assert run.config_path.read_bytes() == config_before
+    finally:
+        _kill(holder)
+
+
+def test_killed_holder_leaves_no_stale_lock(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    argv = ["train-teacher", "--config", CARTPOLE, "--out", str(out), *TINY]
+    argv += ["--set", "teacher.total_steps=128"]
+    holder = _hold(out / "teacher")
+    try:
+        assert main(argv) == EXIT_USER_ERROR
+        assert f"pid {holder.pid}" in _one_line_error(capsys)
+        assert not (out / "config.yaml").exists()  # refused before anything was written
+    finally:
+        _kill(holder)
+    # the dead holder's .lock file is still there, unlocked: it blocks nothing
+    assert (out / "teacher" / ".lock").read_text() == str(holder.pid)
+    assert not holds_results(out / "teacher")
+    assert main(argv) == 0
+    assert (out / "teacher" / "agent" / "metrics.json").is_file()
+    assert not (out / "teacher" / ".lock").exists()  # released (and removed) at the end
+
+
+def test_two_concurrent_train_teacher_one_refused_other_intact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import a2d_evo.train  # noqa: F401  (loaded now, so the second writer reaches its lock fast)
+
+    out = tmp_path / "run"
+    common = ["train-teacher", "--config", CARTPOLE, "--out", str(out), *TINY]
+    longer = ["--seed", "1", "--set", "teacher.total_steps=4096"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "a2d_evo", *common, *longer],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lock = out / "teacher" / ".lock"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and first.poll() is None:
+        if lock.is_file() and lock.read_text().strip() == str(first.pid):
+            break
+        time.sleep(0.02)
+    try:
+        assert first.poll() is None, "the first writer ended before it was seen holding its lock"
+        code = main([*common, "--seed", "2", "--set", "teacher.total_steps=128"])
+        err = _one_line_error(capsys)
+    finally:
+        _, stderr = first.communicate(timeout=600)
+    assert code == EXIT_USER_ERROR and f"pid {first.pid}" in err, err
+    assert first.returncode == 0, stderr
+    # the run and the teacher are the first writer's alone
+    assert load_config(out / "config.yaml").seed == 1
+    assert load_config(out / "teacher" / "config.yaml").seed == 1
+    assert (out / "teacher" / "agent" / "metrics.json").is_file()
+    assert sorted(p.name for p in (out / "tb").iterdir()) == ["teacher"]
+    assert not lock.exists()
+
+
+def test_run_config_binding_waits_for_the_run_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = RunFolder(tmp_path / "run")
+    cfg = load_config(CARTPOLE)
+    holder = _hold(run.root)
+    try:
+        monkeypatch.setattr(runfolder, "RUN_LOCK_WAIT_S", 0.3, raising=False)
+        with pytest.raises(RunFolderError, match=f"pid {holder.pid}"):
+            run.bind(cfg)
+        assert not run.exists()
+    finally:
+        _kill(holder)
+    # a holder that lets go within the wait is waited for
+    holder = _hold(run.root, hold_s=0.5)
+    monkeypatch.setattr(runfolder, "RUN_LOCK_WAIT_S", 30.0, raising=False)
+    run.bind(cfg)
+    holder.wait(timeout=30)
+    assert run.exists() and not (run.root / ".lock").exists()
+
+
+def test_folder_lock_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = tmp_path / "a" / "b"
+    with locks.folder_lock(folder):
+        assert (folder / ".lock").read_text().strip() == str(os.getpid())
+        with locks.folder_lock(folder):  # a writer calling another writer of the same folder
+            pass
+        assert (folder / ".lock").is_file()
+    # released: the lock file and the folders made for it are gone
+    assert not (tmp_path / "a").exists()
+    # create=False: a missing folder is neither created nor locked
+    with locks.folder_lock(folder, create=False):
+        assert not folder.exists()
+    # a torchrun rank other than 0 never writes, so never locks
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with locks.folder_lock(folder):
+        assert not folder.exists()

@@ -1,0 +1,215 @@
+"""``--resume`` may raise a stage's ``total_steps``: a failed or finished stage trains longer.
+
+None of these tests relies on a resumed run being bit-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from a2d_evo.cli import EXIT_USER_ERROR, main
+from a2d_evo.config import config_from_dict, config_to_dict
+from a2d_evo.errors import RunFolderError, TrainingError
+from a2d_evo.files import torch_load
+from a2d_evo.runfolder import RunFolder
+from a2d_evo.train import loop
+from a2d_evo.train import teacher_folder as tf
+from a2d_evo.train.teacher import train_teacher
+
+
+@pytest.fixture(autouse=True)
+def _no_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("a2d_evo.nets.agent_folder.onnx_available", lambda: False)
+
+
+RAW: dict[str, Any] = {
+    "seed": 3,
+    "torch_threads": 1,
+    "env": {"id": "CartPole-v1"},
+    "space": {"kind": "mlp", "depths": [1, 2], "widths": [4, 8, 16]},
+    "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 2, "update_epochs": 1},
+    "teacher": {
+        "arch": {"kind": "mlp", "widths": [16]},
+        "total_steps": 128,
+        "eval_episodes": 2,
+        "checkpoint_every": 2,
+    },
+    "supernet": {"total_steps": 128, "rollout_subnets": 2},
+    "eval": {"num_envs": 2, "episodes": 2},
+}
+
+
+def tiny(**over: Any) -> Any:
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in RAW.items()}
+    for key, value in over.items():
+        section, _, name = key.partition("__")
+        raw.setdefault(section, {})[name] = value
+    return config_from_dict(raw)
+
+
+def read_config_history(stage: Path) -> list[dict[str, Any]]:
+    """The changes in ``stage/config_history.yaml`` (read here, not with the package's reader)."""
+    path = stage / "config_history.yaml"
+    if not path.is_file():
+        return []
+    data = yaml.safe_load(path.read_text())
+    assert data["format_version"] == 1
+    changes: list[dict[str, Any]] = data["changes"]
+    return changes
+
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    return err
+
+
+def test_a_failed_teacher_trains_longer_with_the_command_its_error_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(RAW))
+    run_dir = tmp_path / "run"
+    real_eval, real_random = tf.evaluate_agent, tf.random_policy_return
+    tie_teacher_with_random(monkeypatch)  # "it has not learned the task"
+    argv = ["train-teacher", "--config", str(config), "--out", str(run_dir), "--quiet"]
+    assert main(argv) == EXIT_USER_ERROR
+    err = one_error_line(capsys)
+    assert "not learned the task" in err
+    command = re.search(r"`(a2d-evo train-teacher [^`]*)`", err)
+    assert command is not None, err
+    run = RunFolder(run_dir)
+    assert shlex.split(command.group(1)) == [
+        "a2d-evo", "train-teacher", "--config", str(run.teacher / "config.yaml"),
+        "--out", str(run_dir), "--resume", "--set", "teacher.total_steps=256",
+    ]  # fmt: skip
+    assert torch_load(run.teacher / "checkpoint.pt")["update"] == 4
+    assert not run.teacher_agent.exists()
+
+    # a plain re-run and a plain --resume are refused, each naming the command that works
+    assert main(argv) == EXIT_USER_ERROR
+    assert command.group(1) in one_error_line(capsys)
+
+    # the command it named works; the random policy is now made weak so the test does not
+    # depend on how well 8 tiny updates learn
+    monkeypatch.setattr(tf, "evaluate_agent", real_eval)
+    monkeypatch.setattr(
+        tf, "random_policy_return", lambda c, n, s: real_random(c, n, s, max_episode_steps=1)
+    )
+    assert main([*shlex.split(command.group(1))[1:], "--quiet"]) == 0
+    ckpt = torch_load(run.teacher / "checkpoint.pt")
+    assert (ckpt["update"], ckpt["global_step"]) == (8, 256)
+    metrics = yaml.safe_load((run.teacher_agent / "metrics.json").read_text())
+    assert metrics["env_steps"] == 256
+    stage = yaml.safe_load((run.teacher / "config.yaml").read_text())
+    assert stage["teacher"]["total_steps"] == 256
+    history = read_config_history(run.teacher)
+    assert [(h["key"], h["from"], h["to"]) for h in history] == [("teacher.total_steps", 128, 256)]
+    assert isinstance(history[0]["time"], str)
+    # the run's own config.yaml (the first command's) is left as it was
+    assert yaml.safe_load(run.config_path.read_text())["teacher"]["total_steps"] == 128
+
+
+def test_resume_may_only_raise_the_budget_and_records_each_raise(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    run.bind(tiny())
+    run.bind_stage("teacher", tiny(), resume=False)
+    stage_cfg = run.teacher / "config.yaml"
+    (run.teacher / "checkpoint.pt").write_bytes(b"x")  # the stage now holds a run
+    before = stage_cfg.read_text()
+
+    with pytest.raises(
+        RunFolderError,
+        match=r"already holds a teacher run.*to train it longer: "
+        r"`a2d-evo train-teacher .* --resume --set teacher\.total_steps=256`",
+    ):
+        run.bind_stage("teacher", tiny(), resume=False)  # fmt: skip
+    with pytest.raises(
+        RunFolderError,
+        match=r"teacher\.total_steps may only be raised \(.* was "
+        r"set to 128, asked 64\)",
+    ):
+        run.bind_stage("teacher", tiny(teacher__total_steps=64), resume=True)  # fmt: skip
+    with pytest.raises(
+        RunFolderError,
+        match=r"on ppo\.lr; only teacher\.total_steps may change .*resume with the same "
+        r"config: `a2d-evo train-teacher --config .*teacher/config\.yaml --out .* --resume`$",
+    ):
+        run.bind_stage("teacher", tiny(teacher__total_steps=256, ppo__lr=1e-4), resume=True)
+    assert stage_cfg.read_text() == before
+    assert not (run.teacher / "config_history.yaml").exists()
+
+    run.bind_stage("teacher", tiny(teacher__total_steps=256), resume=True)
+    run.bind_stage("teacher", tiny(teacher__total_steps=256), resume=True)  # same: no entry
+    run.bind_stage("teacher", tiny(teacher__total_steps=1024), resume=True)
+    steps = [(h["from"], h["to"]) for h in read_config_history(run.teacher)]
+    assert steps == [(128, 256), (256, 1024)]
+    saved = config_to_dict(RunFolder(run.teacher).load_config())
+    assert saved["teacher"]["total_steps"] == 1024
+    assert {**saved, "teacher": {**saved["teacher"], "total_steps": 128}} == config_to_dict(tiny())
+
+    # the supernet's budget is its own key; the search has none
+    run.bind_stage("supernet", tiny(), resume=False)
+    run.bind_stage("supernet", tiny(supernet__total_steps=512), resume=True)
+    assert [h["key"] for h in read_config_history(run.supernet)] == ["supernet.total_steps"]
+    run.bind_stage("search", tiny(), resume=False)
+    with pytest.raises(RunFolderError, match=r"on search\.gens; resume with the same config"):
+        run.bind_stage("search", tiny(search__gens=99), resume=True)
+
+
+def tie_teacher_with_random(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``save_teacher`` find the teacher's return equal to the random policy's."""
+    seen: dict[str, Any] = {}
+    real_eval = tf.evaluate_agent
+
+    def teacher_eval(*args: Any, **kwargs: Any) -> Any:
+        seen["result"] = real_eval(*args, **kwargs)
+        return seen["result"]
+
+    monkeypatch.setattr(tf, "evaluate_agent", teacher_eval)
+    monkeypatch.setattr(tf, "random_policy_return", lambda *a, **k: seen["result"])
+
+
+def test_raised_total_continues_with_the_lr_decay_over_the_new_total(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = RunFolder(tmp_path / "run")
+    tie_teacher_with_random(monkeypatch)
+    with pytest.raises(TrainingError, match="not learned"):  # trained to the end, then refused
+        train_teacher(tiny(), run, progress=False)
+    lrs: list[tuple[int, float]] = []
+    real_report = loop.report
+
+    def report(writer: Any, bar: Any, step: int, lr: float, *rest: Any) -> None:
+        lrs.append((step, lr))
+        real_report(writer, bar, step, lr, *rest)
+
+    monkeypatch.setattr(loop, "report", report)
+    with pytest.raises(TrainingError, match="not learned"):  # still tied: training is the point
+        train_teacher(tiny(teacher__total_steps=256), run, resume=True, progress=False)
+    base = tiny().ppo.lr
+    # updates 5..8 of 8: base * (1 - (u - 1) / 8), up from update 4's base * (1 - 3 / 4)
+    assert [s for s, _ in lrs] == [160, 192, 224, 256]
+    assert [lr for _, lr in lrs] == pytest.approx([base * (1 - (u - 1) / 8) for u in range(5, 9)])
+    assert torch_load(run.teacher / "checkpoint.pt")["update"] == 8
+
+
+def test_a_checkpoint_past_the_total_is_refused(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(Exception):  # noqa: B017 - any end: the checkpoint is what matters
+        train_teacher(tiny(), run, progress=False, stop_after=4)
+    stage_cfg = run.teacher / "config.yaml"
+    text = stage_cfg.read_text().replace("total_steps: 128", "total_steps: 64", 1)  # teacher's
+    stage_cfg.write_text(text)
+    with pytest.raises(
+        TrainingError,
+        match=r"is at update 4 \(step 128\), past the 2 updates of "
+        r"total_steps 64; resume with a total_steps of at least 128",
+    ):
+        train_teacher(tiny(teacher__total_steps=64), run, resume=True, progress=False)  # fmt: skip

@@ -1,0 +1,218 @@
+"""The trust boundary: nothing read from a run or agent folder imports code; env ids are
+checked against gymnasium's registry; small config-file refusals (empty, duplicate keys);
+the SB3 refusal gives no advice to unpickle."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import a2d_evo
+from a2d_evo import cli
+from a2d_evo.cli import EXIT_USER_ERROR, main
+from a2d_evo.config import EnvConfig, config_from_dict, dump_config, load_config
+from a2d_evo.envs import env_spec
+from a2d_evo.errors import ConfigError, EnvError, FormatError, RunFolderError
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.agent_folder import save_agent
+from a2d_evo.nets.space import MLPArch
+from a2d_evo.runfolder import RunFolder
+
+PACKAGE_ROOT = Path(a2d_evo.__file__).resolve().parents[1]
+
+PWNMOD = """
+from pathlib import Path
+Path(__file__).with_name("PWNED").write_text("imported")
+
+def register():
+    import gymnasium as gym
+    gym.register(id="PwnEnv-v0", entry_point="gymnasium.envs.classic_control:CartPoleEnv")
+"""
+
+
+def planted_agent(parent: Path, env: dict) -> Path:
+    """A CartPole agent folder in ``parent`` whose arch.json records ``env``, and a module
+    ``pwnmod.py`` beside it that leaves ``parent/PWNED`` when imported."""
+    folder = save_agent(Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"}), parent / "agent")
+    meta = json.loads((folder / "arch.json").read_text())
+    meta["env"] = env
+    (folder / "arch.json").write_text(json.dumps(meta))
+    (parent / "pwnmod.py").write_text(PWNMOD)
+    return folder
+
+
+def run_cli(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``python -m a2d_evo ARGV`` in ``cwd`` (so a module planted there is importable)."""
+    env = {**os.environ, "PYTHONPATH": str(PACKAGE_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "a2d_evo", *argv],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+# ----------------------------------------------------------------------------- item 1
+@pytest.mark.parametrize("env_id", ["pwnmod:CartPole-v1", "this:CartPole-v1"])
+def test_eval_of_a_planted_agent_folder_imports_nothing(tmp_path: Path, env_id: str) -> None:
+    folder = planted_agent(tmp_path, {"id": env_id})
+    proc = run_cli(tmp_path, "eval", folder.name, "--episodes", "1")
+    assert proc.returncode == EXIT_USER_ERROR, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "env.imports" in proc.stderr
+    assert "arch.json" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "PWNED").exists()
+    assert "Beautiful is better than ugly" not in proc.stdout  # `this` never imported
+    assert not (folder / "eval.json").exists()
+
+
+def test_an_import_recorded_by_an_agent_folder_needs_env_import(tmp_path: Path) -> None:
+    folder = planted_agent(tmp_path, {"id": "CartPole-v1", "imports": ["pwnmod"]})
+    proc = run_cli(tmp_path, "eval", folder.name, "--episodes", "1")
+    assert proc.returncode == EXIT_USER_ERROR, proc.stderr
+    assert proc.stderr.count("\n") == 1 and "pass --env-import pwnmod" in proc.stderr
+    assert not (tmp_path / "PWNED").exists()
+    # the user who trusts it says so on the command line: then it runs, and eval works
+    proc = run_cli(tmp_path, "eval", folder.name, "--episodes", "1", "--env-import", "pwnmod")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "PWNED").exists() and (folder / "eval.json").is_file()
+
+
+def test_an_import_recorded_by_a_run_folder_needs_env_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    cfg = config_from_dict({"env": {"id": "CartPole-v1", "imports": ["pwnmod_never_imported"]}})
+    run.config_path.write_text(dump_config(cfg))
+    assert main(["report", str(run.root)]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config.yaml" in err
+    assert "pass --env-import pwnmod_never_imported" in err
+    assert "pwnmod_never_imported" not in sys.modules
+
+
+def test_an_allow_listed_import_recorded_by_an_agent_folder_runs(tmp_path: Path) -> None:
+    from a2d_evo.envs.imports import ALLOWED_IMPORTS
+
+    pytest.importorskip("minatar")
+    assert "minatar.gym:register_envs" in ALLOWED_IMPORTS
+    env = {"id": "MinAtar/Breakout-v1", "imports": ["minatar.gym:register_envs"]}
+    spec = env_spec(EnvConfig(id=env["id"], imports=tuple(env["imports"])))
+    agent = Agent(MLPArch((8,)), spec.obs_shape, spec.n_actions, env)
+    folder = save_agent(agent, tmp_path / "agent", onnx=False)
+    assert main(["eval", str(folder), "--episodes", "2", "--quiet"]) == 0
+    report = json.loads((folder / "eval.json").read_text())
+    assert report["env_id"] == "MinAtar/Breakout-v1" and report["episodes"] == 2
+
+
+def test_the_users_own_config_and_env_import_run(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "pwnmod.py").write_text(PWNMOD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(
+        yaml.safe_dump({"env": {"id": "PwnEnv-v0", "imports": ["pwnmod:register"]}})
+    )
+    args = argparse.Namespace(set=None, seed=None, device=None, env_import=["json"])
+    cfg = cli.user_config(cfg_path, args)
+    assert cfg.env.imports == ("pwnmod:register", "json")
+    spec = env_spec(cfg.env)  # runs the user's imports, then finds the env they register
+    assert (spec.obs_shape, spec.n_actions) == ((4,), 2)
+    assert (tmp_path / "PWNED").exists()
+
+
+def test_env_id_never_takes_the_module_form() -> None:
+    for env_id in ("pwnmod:CartPole-v1", "this:CartPole-v1", "nosuchmod:X-v0"):
+        with pytest.raises(ConfigError, match=r"env\.id: .*name the module in env\.imports"):
+            config_from_dict({"env": {"id": env_id}}, source="arch.json")
+    with pytest.raises(ConfigError, match=r"env\.imports\[0\]: expected a module path"):
+        config_from_dict({"env": {"imports": ["os; rm -rf /"]}})
+
+
+def test_unknown_env_ids_name_close_matches() -> None:
+    from a2d_evo.envs.imports import check_env_registered
+
+    with pytest.raises(EnvError, match=r"did you mean 'CartPole-v1'"):
+        env_spec(EnvConfig(id="CartPol-v1"))
+    with pytest.raises(EnvError, match="old gym package"):
+        check_env_registered("GymV26Environment-v0")
+
+
+def test_a_failed_import_names_the_module() -> None:
+    with pytest.raises(EnvError, match=r"cannot import 'nosuchmod_a2d_xyz' \(ModuleNotFoundError"):
+        env_spec(EnvConfig(id="CartPole-v1", imports=("nosuchmod_a2d_xyz",)))
+    with pytest.raises(EnvError, match=r"'json' has no function 'nope'"):
+        env_spec(EnvConfig(id="CartPole-v1", imports=("json:nope",)))
+
+
+# ----------------------------------------------------------------------------- item 9
+def test_an_empty_run_config_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    run.config_path.write_text("")
+    with pytest.raises(RunFolderError, match="empty"):
+        run.load_config()
+    assert main(["report", str(run.root)]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "config.yaml: the file is empty" in err
+    run.config_path.write_text("# only a comment\n")
+    with pytest.raises(RunFolderError, match="empty"):
+        run.load_config()
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("seed: 1\nseed: 2\n", "'seed' (line 2)"),
+        ("ppo:\n  lr: 0.1\n  num_envs: 4\n  lr: 0.2\n", "'lr' (line 4)"),
+        ("env: {id: CartPole-v1, kwargs: {a: 1, a: 2}}\n", "'a' (line 1)"),
+    ],
+)
+def test_duplicate_yaml_keys_are_refused(tmp_path: Path, text: str, key: str) -> None:
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: duplicate key {key}") and "\n" not in msg
+
+
+def test_a_duplicate_key_in_a_run_config_is_refused(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    text = dump_config(config_from_dict({}))
+    run.config_path.write_text(text + "seed: 5\n")
+    with pytest.raises(RunFolderError, match=r"config.yaml: duplicate key 'seed'"):
+        run.load_config()
+
+
+class _Payload:
+    def __reduce__(self) -> tuple:
+        return (print, ("unpickled",))
+
+
+def test_sb3_refusal_gives_no_advice_to_unpickle(tmp_path: Path) -> None:
+    from a2d_evo.train.import_teacher import read_sb3_zip
+
+    buf = io.BytesIO()
+    torch.save({"mlp_extractor.policy_net.0.weight": _Payload()}, buf)
+    path = tmp_path / "ppo.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("policy.pth", buf.getvalue())
+        zf.writestr("data", json.dumps({"policy_kwargs": {}}))
+    with pytest.raises(FormatError) as info:
+        read_sb3_zip(path)
+    msg = str(info.value)
+    assert "refused to unpickle" in msg and "\n" not in msg
+    assert "weights_only" not in msg and "trust" not in msg
