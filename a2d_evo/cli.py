@@ -31,6 +31,7 @@ from a2d_evo.config import (
     config_from_dict,
     config_to_dict,
     load_config,
+    parse_yaml,
     replace,
 )
 from a2d_evo.errors import A2DError, ConfigError, Interrupted
@@ -87,8 +88,24 @@ def with_env_imports(cfg: Config, args: argparse.Namespace) -> Config:
 
 
 def user_config(path: str | Path, args: argparse.Namespace, extra: Sequence[str] = ()) -> Config:
-    """The user's own ``--config`` with overrides and ``--env-import``: its imports run."""
-    return with_env_imports(load_config(path, [*common_overrides(args), *extra]), args)
+    """The user's own ``--config`` with overrides and ``--env-import``: its imports run.
+
+    A config a2d-evo wrote (it carries ``format_version``: a run's ``config.yaml``, which
+    messages and reports name in the commands they suggest) may come from someone else's run
+    folder, so its recorded imports are checked as any run folder's are."""
+    cfg = load_config(path, [*common_overrides(args), *extra])
+    if _written_by_a2d_evo(Path(path)):
+        return checked_file_config(cfg, load_config(path), args, str(path))
+    return with_env_imports(cfg, args)
+
+
+def _written_by_a2d_evo(path: Path) -> bool:
+    """True for a config file that carries ``format_version`` (a user's own configs need not)."""
+    try:
+        raw = parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, ConfigError):
+        return False  # load_config has already accepted or refused the file
+    return isinstance(raw, dict) and "format_version" in raw
 
 
 def checked_file_config(
@@ -264,7 +281,12 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 
     run = RunFolder(args.run_dir)
     cfg = config_of_run(run, args)
-    widths = [float(w) for w in args.widths.split(",") if w.strip()]
+    try:
+        widths = [float(w) for w in args.widths.split(",") if w.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--widths: expected numbers like 0.25,0.5,1, got {args.widths!r}"
+        ) from None
     baselines = train_baselines(
         cfg, run, widths=widths, resume=args.resume, progress=not args.quiet
     )

@@ -15,7 +15,7 @@ from a2d_evo.config import Config
 from a2d_evo.errors import RunFolderError
 from a2d_evo.report.markdown import front_table, write_report
 from a2d_evo.report.pick import export_front, load_front
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runfolder import RunFolder, holds_results
 from a2d_evo.search.evolution import evolve
 from a2d_evo.train.supernet_stage import train_supernet
 from a2d_evo.train.teacher import train_teacher
@@ -49,7 +49,8 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
         if done[name]:
             print(f"[demo] {name}: already done in {run.stage(name)}, skipped")
             continue
-        partial = (run.stage(name) / "config.yaml").is_file()
+        # a stage killed before its first checkpoint holds no results: a plain start takes it
+        partial = holds_results(run.stage(name))
         t0 = time.perf_counter()
         print(f"[demo] {name}: {'resuming' if partial else 'starting'}")
         stage(partial)

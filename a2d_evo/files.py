@@ -13,6 +13,7 @@ import errno
 import io
 import json
 import os
+import pickle
 import re
 import secrets
 from collections.abc import Callable
@@ -98,8 +99,6 @@ def torch_save(path: str | Path, obj: Any) -> Path:
 
 def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
     """``torch.load(weights_only=True)``: tensors and plain containers, never arbitrary code."""
-    import pickle
-
     import torch  # here, not at the top: reading a run folder (report, --help) stays torch-free
 
     path = Path(path)

@@ -180,7 +180,7 @@ def _unwritable(folder: Path, exc: OSError, making: Path | None = None) -> RunFo
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return RunFolderError(f"{folder} is not writable ({exc.strerror})")
     if making is not None:
-        return RunFolderError(f"cannot create run folder {making}: {exc.strerror or exc}")
+        return RunFolderError(f"cannot create folder {making}: {exc.strerror or exc}")
     return RunFolderError(f"cannot lock {folder}: {exc.strerror or exc}")
 
 

@@ -257,7 +257,10 @@ class RunFolder:
             raise RunFolderError(str(exc)) from None
         # a run's file was written by a2d-evo: it carries its format_version (a user's own
         # --config may leave it out and take the defaults; an empty mapping here may not)
-        check_format_version(raw, CONFIG_FORMAT_VERSION, f"run config {path}")
+        try:
+            check_format_version(raw, CONFIG_FORMAT_VERSION, f"run config {path}")
+        except FormatError as exc:  # callers expect a run folder's own error type
+            raise RunFolderError(str(exc)) from None
         try:
             return config_from_dict(raw, source=str(path))
         except ConfigError as exc:

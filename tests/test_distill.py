@@ -142,7 +142,7 @@ OWN = torch.tensor([True, True, False, True, False, False, True, False])
 
 def _grads(own: torch.Tensor | None, alpha: float, beta: float) -> tuple[Tensor, Tensor]:
     out, mb = _minibatch(True)
-    distill_loss(out, mb, PPOConfig(), alpha, beta, own=own).loss.backward()
+    distill_loss(out, mb, PPOConfig(), alpha, beta, own=own, own_share=0.5).loss.backward()
     assert out.logits.grad is not None and out.value.grad is not None
     return out.logits.grad, out.value.grad
 
@@ -188,7 +188,14 @@ def test_the_own_rows_loss_is_linear_in_the_rows() -> None:
 def test_a_minibatch_without_own_rows_has_no_ppo_term() -> None:
     none = torch.zeros(8, dtype=torch.bool)
     out, mb = _minibatch(True)
-    d = distill_loss(out, mb, PPOConfig(), 0.0, 0.0, own=none)
+    d = distill_loss(out, mb, PPOConfig(), 0.0, 0.0, own=none, own_share=0.5)
     assert d.loss.item() == 0.0 and torch.isfinite(d.ppo.policy)
-    d = distill_loss(out, mb, PPOConfig(), 0.5, 0.0, own=none)
+    d = distill_loss(out, mb, PPOConfig(), 0.5, 0.0, own=none, own_share=0.5)
     torch.testing.assert_close(d.loss, 0.5 * distill_actor_loss(out.logits, mb.teacher_logits))
+
+
+def test_own_rows_need_their_share() -> None:
+    out, mb = _minibatch(True)
+    for share in (None, 0.0, 1.5):
+        with pytest.raises(ValueError, match="share of the rollout"):
+            distill_loss(out, mb, PPOConfig(), 0.0, 0.0, own=OWN, own_share=share)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from test_report import make_run
 
 from a2d_evo.cli import EXIT_USER_ERROR, main
@@ -172,8 +173,9 @@ def test_report_counts_agree_in_number_and_says_why_two_teacher_returns(tmp_path
     # the one member left) explained
     assert (
         "The row above is the teacher's own evaluation, made when it was trained or imported "
-        "(`teacher/agent/metrics.json`: 17 episodes, `teacher.eval_episodes`, on seeds of its "
-        "own); R_teacher is the same teacher replayed on the front's re-scoring seeds "
+        "(`teacher/agent/metrics.json`: 17 episodes, `eval.episodes` unless "
+        "`teacher.eval_episodes` is set, on seeds of its own); R_teacher is the same teacher "
+        "replayed on the front's re-scoring seeds "
         "(10 episodes, `search.final_episodes`), so that every normalised return compares "
         "agents on the same episodes."
     ) in text
@@ -214,3 +216,22 @@ def test_a_symlinked_report_folder_is_refused(tmp_path: Path) -> None:
     with pytest.raises(RunFolderError, match="leads outside the run folder"):
         write_report(run.load_config(), run)
     assert list(outside.iterdir()) == []
+
+
+def test_the_teachers_metrics_use_eval_episodes_unless_told_otherwise(tmp_path: Path) -> None:
+    """One episode count for every agent folder: the teacher's own metrics take eval.episodes."""
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.space import MLPArch
+    from a2d_evo.train.teacher_folder import save_teacher
+
+    agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
+    with torch.no_grad():  # a balancer: pushes towards where the pole falls, beats random
+        first = agent.layers[0]
+        assert isinstance(first, torch.nn.Linear)
+        first.weight[0] = torch.tensor([0.0, 0.0, 10.0, 10.0])
+        agent.policy.weight[:, 0] = torch.tensor([-8.0, 8.0])
+    base = {"env": {"id": "CartPole-v1"}, "eval": {"episodes": 6, "num_envs": 3}}
+    for teacher, want in (({}, 6), ({"eval_episodes": 4}, 4)):
+        cfg = config_from_dict({**base, "teacher": teacher})
+        folder = save_teacher(agent, cfg, tmp_path / str(want), {"source": "test"})
+        assert json.loads((folder / "metrics.json").read_text())["episodes"] == want

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 import a2d_evo
 from a2d_evo import locks, runfolder
@@ -214,3 +215,28 @@ def test_folder_lock_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("RANK", "1")
     with locks.folder_lock(folder):
         assert not folder.exists()
+
+
+def test_writing_the_teacher_agent_waits_for_no_one_holding_it(tmp_path: Path) -> None:
+    """`finetune`/`eval` lock an agent folder; the teacher stage locks RUN/teacher/agent too."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.errors import RunFolderError
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.space import MLPArch
+    from a2d_evo.train.teacher_folder import save_teacher
+
+    folder = tmp_path / "run" / "teacher" / "agent"
+    holder = _hold(folder)
+    try:
+        cfg = config_from_dict({"env": {"id": "CartPole-v1"}, "eval": {"episodes": 2}})
+        agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
+        with torch.no_grad():  # a balancer, so the teacher check passes and the lock is met
+            first = agent.layers[0]
+            assert isinstance(first, torch.nn.Linear)
+            first.weight[0] = torch.tensor([0.0, 0.0, 10.0, 10.0])
+            agent.policy.weight[:, 0] = torch.tensor([-8.0, 8.0])
+        with pytest.raises(RunFolderError, match=rf"pid {holder.pid}"):
+            save_teacher(agent, cfg, folder, {"source": "test"})
+    finally:
+        _kill(holder)
+    assert not (folder / "policy.pt").exists()

@@ -119,7 +119,7 @@ def test_non_writable_run_folder(tmp_path: Path, configs_dir: Path) -> None:
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)
         run = RunFolder(ro / "run")
-    with pytest.raises(RunFolderError, match="cannot create run folder|not writable"):
+    with pytest.raises(RunFolderError, match="cannot create (run )?folder|not writable"):
         run.bind(load_config(configs_dir / "cartpole.yaml"))
 
 
@@ -157,5 +157,5 @@ def test_a_run_config_without_format_version_is_refused(tmp_path: Path) -> None:
     run = RunFolder(tmp_path / "run")
     run.root.mkdir()
     run.config_path.write_text("{}\n")
-    with pytest.raises(FormatError, match=r"run config .*config\.yaml has no format_version"):
+    with pytest.raises(RunFolderError, match=r"run config .*config\.yaml has no format_version"):
         run.load_config()

@@ -86,3 +86,44 @@ def test_the_update_trains_exactly_its_rollout_subnets_each_on_its_own_rows(
     assert masks.tolist() == [(mb.actor == j).tolist() for j in range(3)]
     assert masks.sum(0).tolist() == [1] * 6  # every row is exactly one subnet's own
     assert torch.isfinite(loss) and set(logs) >= {"policy", "value", "entropy"}
+
+
+def test_advantages_are_normalised_within_each_subnets_rows() -> None:
+    from a2d_evo.scale.ddp import DistContext
+    from a2d_evo.train.learners import normalised_per_actor
+
+    adv = torch.tensor([1.0, 3.0, 10.0, 20.0, 30.0, 7.0])
+    actor = torch.tensor([0, 0, 1, 1, 1, 2])
+    mb = _batch()._replace(advantages=adv, actor=actor, obs=torch.zeros(6, 4))
+    out = normalised_per_actor(mb, 3, DistContext()).advantages
+    # subnet 0: mean 2, sample std sqrt(2); subnet 1: mean 20, std 10; subnet 2 alone: centred
+    s2 = 2.0**0.5
+    want = [-1 / s2, 1 / s2, -1.0, 0.0, 1.0, 0.0]
+    torch.testing.assert_close(out, torch.tensor(want), atol=1e-6, rtol=0)
+
+
+def test_tags_match_the_subnets_that_acted_in_a_real_rollout() -> None:
+    """Collect a rollout with the grouped policy: each row's stored log-prob is the one its
+    tagged subnet gives (the tags follow the buffer's step-major layout)."""
+    from a2d_evo.envs import make_vec_env
+    from a2d_evo.train.ppo import RolloutBuffer, collect_rollout
+
+    learner = _learner()
+    cfg = learner.cfg
+    envs = make_vec_env(cfg.env, N, seed=0)
+    try:
+        buffer = RolloutBuffer(T, N, (4,), np.dtype(np.float32), torch.device("cpu"))
+        obs = envs.reset(seed=list(range(N)))
+        policy = learner.policy(1)
+        collect_rollout(envs, policy, buffer, obs, torch.Generator().manual_seed(0))
+    finally:
+        envs.close()
+    adv = torch.zeros(T, N)
+    batch = learner.prepare(buffer.batch(adv, adv))
+    assert batch.actor is not None
+    with torch.no_grad():
+        for j, arch in enumerate(learner.rollout_archs):
+            rows = batch.actor == j
+            logits = learner.model(batch.obs[rows], arch).logits
+            logp = torch.log_softmax(logits, -1).gather(-1, batch.actions[rows, None])[:, 0]
+            torch.testing.assert_close(logp, batch.logprobs[rows])

@@ -372,7 +372,10 @@ def test_supernet_loss_is_the_sum_of_per_subnet_losses() -> None:
     batched = {k: p.grad.clone() for k, p in net.named_parameters()}
     net.zero_grad()
     assert learner.rollout_archs == [space.largest(), space.smallest()]
-    normed = mb._replace(advantages=normalise_advantages(mb.advantages))
+    adv = mb.advantages.clone()  # normalised within each subnet's own rows
+    for j in range(2):
+        adv[mb.actor == j] = normalise_advantages(mb.advantages[mb.actor == j])
+    normed = mb._replace(advantages=adv)
     alpha, beta = cfg.distill.alpha, cfg.distill.beta
     total = sum(
         distill_loss(

@@ -103,6 +103,22 @@ def test_an_import_recorded_by_a_run_folder_needs_env_import(
     assert "pwnmod_never_imported" not in sys.modules
 
 
+def test_a_run_config_passed_as_config_is_checked_as_a_recorded_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Messages suggest ``--config RUN_DIR/.../config.yaml``: its imports stay untrusted."""
+    run = RunFolder(tmp_path / "shared")
+    run.root.mkdir()
+    cfg = config_from_dict({"env": {"id": "CartPole-v1", "imports": ["pwnmod_never_imported"]}})
+    run.config_path.write_text(dump_config(cfg))
+    argv = ["train-teacher", "--config", str(run.config_path), "--out", str(tmp_path / "mine")]
+    assert main(argv) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass --env-import pwnmod_never_imported" in err
+    assert "pwnmod_never_imported" not in sys.modules
+    assert not (tmp_path / "mine").exists()
+
+
 def test_an_allow_listed_import_recorded_by_an_agent_folder_runs(tmp_path: Path) -> None:
     from a2d_evo.envs.imports import ALLOWED_IMPORTS
 

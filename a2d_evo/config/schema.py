@@ -278,29 +278,32 @@ class TeacherConfig:
     fit in memory (checked when the stage starts)."""
     total_steps: int = 10_000_000
     """Environment steps of teacher training (at most 10^12)."""
-    eval_episodes: int = 20
-    """Greedy evaluation episodes written to the teacher's metrics.json (at most 100000)."""
+    eval_episodes: int | None = None
+    """Greedy evaluation episodes written to the teacher's metrics.json (None: ``eval.episodes``,
+    as every other agent folder's; at most 100000)."""
     checkpoint_every: int = 20
     """PPO updates between two checkpoints of the teacher's training."""
 
     def __post_init__(self) -> None:
         _check_bounds("teacher.total_steps", self.total_steps, 1, MAX_TOTAL_STEPS)
         _check_min("teacher.checkpoint_every", self.checkpoint_every, 1)
-        _check_bounds("teacher.eval_episodes", self.eval_episodes, 1, MAX_EPISODES)
+        if self.eval_episodes is not None:
+            _check_bounds("teacher.eval_episodes", self.eval_episodes, 1, MAX_EPISODES)
         if self.arch is not None:
             _check_arch_sizes(self.arch)
 
 
 @dataclass(frozen=True)
 class SupernetConfig:
-    """Supernet training: PPO + distillation with sandwich sampling."""
+    """Supernet training: PPO + distillation; each update trains the subnets that collected it."""
 
     total_steps: int = 10_000_000
     """Environment steps of supernet training (at most 10^12)."""
     rollout_subnets: int = 4
     """Subnets of each update (at most 4096): the largest, the smallest and random ones, drawn
     per rollout. They collect it (the env slots split between them evenly) and are the ones
-    the update trains, each on its own rows (sandwich rule); keep ``ppo.num_envs`` a multiple."""
+    the update trains, each on its own rows (sandwich rule); at most ``ppo.num_envs`` per
+    process, and a divisor of it for equal shares."""
     checkpoint_every: int = 20
     """Updates between checkpoints (teacher and supernet training)."""
     vf_coef: float | None = None
@@ -442,7 +445,7 @@ class Config:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     """The teacher's arch and training length."""
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
-    """Supernet training with sandwich sampling."""
+    """Supernet training: PPO + A2D distillation, sandwich rule."""
     distill: DistillConfig = field(default_factory=DistillConfig)
     """Weights of the actor and critic distillation terms."""
     search: SearchConfig = field(default_factory=SearchConfig)

@@ -12,7 +12,7 @@ from a2d_evo.errors import EnvError
 
 def make_classic_env(env_id: str, kwargs: dict[str, Any], limit: int | None) -> Any:
     """One gymnasium env with discrete actions (EnvError naming the id otherwise)."""
-    import gymnasium as gym
+    import gymnasium as gym  # here: reading a config or a run folder never loads gymnasium
 
     if ":" in env_id:  # gymnasium would import the module before the colon: never from here
         raise EnvError(
@@ -44,7 +44,7 @@ def make_classic_env(env_id: str, kwargs: dict[str, Any], limit: int | None) -> 
 
 def obs_layout(env_id: str, space: Any) -> tuple[tuple[int, ...], Callable[[Any], Any]]:
     """Flat observation shape and the function mapping one raw observation to it."""
-    import gymnasium as gym
+    import gymnasium as gym  # here, as above
 
     if isinstance(space, gym.spaces.Box):
         shape = tuple(int(d) for d in space.shape)

@@ -4,7 +4,7 @@ The stage's map, in the order the pipeline uses it:
 
 * :mod:`~a2d_evo.evaluation.seeds` -- every rule that picks evaluation episode seeds
   (:func:`generation_seeds` for a search generation, :func:`final_seeds` for the front's
-  re-scoring, fixed offsets for the teacher, the fine-tune and ``a2d-evo eval``);
+  re-scoring, :func:`teacher_eval_seed`, :func:`finetune_eval_seed`, :func:`fresh_eval_seed`);
 * :mod:`~a2d_evo.evaluation.episodes` -- the episode loop (:func:`play_episodes`) and one
   agent's returns (:func:`evaluate_agent`, :func:`random_policy_return`,
   :func:`score_against_references`), as :class:`EvalResult`;

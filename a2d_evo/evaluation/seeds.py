@@ -1,13 +1,14 @@
 """Every rule that picks evaluation episode seeds, in one place.
 
-Training envs use ``seed + env index``. Every evaluation draws its episodes from a region of
-its own: a base taken from ``numpy.random.SeedSequence([run seed, tag])`` (one tag per use;
-for a search generation, the generation too), followed by consecutive seeds. Two runs with
-different seeds therefore never share evaluation episodes (their bases are independent draws
-from [0, 2**31 - 2**20): two blocks of n episodes overlap with probability about
-2n / 2**31), and within a run the teacher's evaluation, a fine-tune's before/after scores, the
-search's generations, the final re-scoring and ``a2d-evo eval`` never reuse each other's
-episodes, so an agent is never scored on the episodes that selected it.
+Training envs are seeded by :class:`a2d_evo.train.streams.Streams`. Every evaluation draws
+its episodes from a region of its own: a base taken from
+``numpy.random.SeedSequence([run seed, tag])`` (one tag per use; for a search generation,
+the generation too), followed by consecutive seeds. The bases are independent draws from
+[0, 2**31 - 2**20), so two blocks of n episodes overlap with probability about 2n / 2**31:
+runs with different seeds in practice never share evaluation episodes, and within a run the
+teacher's evaluation, fine-tune scores (and ``score_subnets``), the search's generations, the
+final re-scoring and ``a2d-evo eval`` do not reuse each other's, so an agent is not scored on
+the episodes that selected it. ``tests/test_seeds.py`` checks the reporting and tuning seeds.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,8 +79,9 @@ def _two_teacher_returns(data: RunData) -> str:
     return (
         f"The row above is the teacher's own evaluation, made when it was trained or imported "
         f"(`teacher/agent/metrics.json`: {_count(own.episodes, 'episode')}, "
-        "`teacher.eval_episodes`, on seeds of its own); R_teacher is the same teacher "
-        f"replayed on the front's re-scoring seeds ({rescored}`search.final_episodes`), so "
+        "`eval.episodes` unless `teacher.eval_episodes` is set, on seeds of its own); "
+        "R_teacher is the same teacher replayed on the front's re-scoring seeds "
+        f"({rescored}`search.final_episodes`), so "
         "that every normalised return compares agents on the same episodes. The two means "
         "differ only through those seeds and episode counts."
     )
@@ -219,8 +221,11 @@ def _stage_config(run: RunFolder, stage: str, cfg: Config) -> tuple[Config, Path
 
 
 def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
-    out = f"{run.root}-repro"
-    paths = {s: _stage_config(run, s, cfg)[1] for s in ("teacher", "supernet", "search")}
+    out = shlex.quote(f"{run.root}-repro")
+    paths = {
+        s: shlex.quote(str(_stage_config(run, s, cfg)[1]))
+        for s in ("teacher", "supernet", "search")
+    }
     search = _stage_config(run, "search", cfg)[0].search
     lines = [
         f"a2d-evo train-teacher  --config {paths['teacher']} --out {out}",
@@ -233,7 +238,8 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     if "knee" in data.agents:
         lines.append(f"a2d-evo export {out} --pick knee")
     for name in data.finetune:
-        lines.append(f"a2d-evo finetune {out}/agents/{name} --steps STEPS  # as fine-tuned here")
+        agent = shlex.quote(f"{run.root}-repro/agents/{name}")
+        lines.append(f"a2d-evo finetune {agent} --steps STEPS  # as fine-tuned here")
     if data.baselines:
         widths = sorted(_found_widths(data.baselines)) or list(DEFAULT_WIDTHS)
         lines.append(f"a2d-evo baselines {out} --widths {','.join(map(width_text, widths))}")
@@ -392,11 +398,11 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
 
 
 # ----------------------------------------------------------------------------- entry
-@writes(lambda a: a["run"].report)  # one writer of RUN_DIR/report/ at a time
+# one writer of RUN_DIR/report/ at a time, never through a symlink out of the run
+@writes(lambda a: a["run"].inside(a["run"].report, "reports"))
 def write_report(cfg: Config, run: RunFolder) -> Path:
     """Write ``pareto.png``, ``hypervolume.png`` and ``report.md`` under ``RUN_DIR/report/``;
     return the path of ``report.md``."""
-    run.inside(run.report, "reports")
     data = load_run(cfg, run)
     write_bytes(run.report / "pareto.png", pareto_png(data))
     if data.hypervolume:

@@ -238,7 +238,8 @@ def select(
     return [(f"front_{index:02d}", index)]
 
 
-@writes(lambda a: a["run"].agents)  # one export at a time into RUN_DIR/agents/
+# one export at a time into RUN_DIR/agents/, never through a symlink out of the run
+@writes(lambda a: a["run"].inside(a["run"].agents, "agents"))
 def export_front(
     cfg: Config,
     run: RunFolder,
@@ -261,7 +262,6 @@ def export_front(
     from a2d_evo.nets.supernet import load_supernet
     from a2d_evo.search.problem import reference_point
 
-    run.inside(run.agents, "exported agents")  # no writes through a symlink out of the run
     data = load_front(run, cfg)
     front: list[dict[str, Any]] = data["front"]
     space = SearchSpace(cfg.space)

@@ -25,6 +25,8 @@ def width_text(w: float) -> str:
 
 
 def _pyplot() -> Any:
+    # here: matplotlib loads only when a figure is drawn, with the non-interactive Agg
+    # backend chosen before pyplot is first imported
     import matplotlib
 
     matplotlib.use("Agg")
@@ -149,7 +151,7 @@ def hypervolume_png(data: RunData) -> bytes:
     bottom.set_ylabel("front size\n(members)")
     bottom.set_xlabel("generation")
     bottom.grid(True, axis="y", alpha=0.3)
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # here: matplotlib only when drawing (_pyplot)
 
     bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.yaxis.set_major_locator(MaxNLocator(integer=True))

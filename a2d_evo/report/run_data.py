@@ -10,7 +10,6 @@ its interval (:func:`ci95`) is that of ``a2d-evo eval``, see :mod:`a2d_evo.repor
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -310,9 +309,9 @@ def _agent_arch(folder: Path) -> dict[str, Any] | None:
     path = folder / "arch.json"
     if not path.is_file():
         return None
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    try:  # read_json also turns a planted deep nesting (RecursionError) into FormatError
+        meta = read_json(path, "agent file")
+    except FormatError:
         return None
     arch = meta.get("arch") if isinstance(meta, dict) else None
     return arch if isinstance(arch, dict) else None

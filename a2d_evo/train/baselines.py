@@ -31,7 +31,7 @@ from a2d_evo.evaluation.episodes import resolve_device, score_against_references
 from a2d_evo.evaluation.seeds import final_seeds
 from a2d_evo.files import safe_name
 from a2d_evo.formats import BASELINE_METHODS, baseline_name
-from a2d_evo.locks import writes
+from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import load_agent, save_agent
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
@@ -88,7 +88,8 @@ class DistillOnlyLearner:
         return loss, logs
 
 
-@writes(lambda a: a["run"].baselines)  # one writer of RUN_DIR/baselines/ at a time
+# one writer of RUN_DIR/baselines/ at a time, never through a symlink out of the run
+@writes(lambda a: a["run"].inside(a["run"].baselines, "baselines"))
 def train_baselines(
     cfg: Config,
     run: RunFolder,
@@ -112,7 +113,6 @@ def train_baselines(
     if not widths:
         raise ConfigError("--widths: give at least one multiplier, e.g. 0.25,0.5,1")
     run.load_config()
-    run.inside(run.baselines, "baselines")  # no writes through a symlink out of the run
     if not (run.teacher_agent / "arch.json").is_file():
         raise ConfigError(
             f"baselines need the teacher in {run.teacher_agent}; run train-teacher first"
@@ -194,4 +194,5 @@ def score_and_save(
     """Score ``agent`` on the front's final seeds (R_random and R_teacher on the same ones)."""
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
     _, metrics = score_against_references(agent, teacher, cfg, len(seeds), seeds[0], extra)
-    return save_agent(agent, folder, metrics=metrics)
+    with folder_lock(folder):  # the agent folder too: `finetune`/`eval` may be writing it
+        return save_agent(agent, folder, metrics=metrics)

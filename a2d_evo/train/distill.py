@@ -1,16 +1,19 @@
-"""The A2D distillation terms, their schedule, and the sandwich sampler of subnets.
+"""The A2D distillation terms, their schedule, and the subnets an update trains.
 
 Auto-Agent-Distiller (Fu, Yu, Zhang, Lin, 2020) distils both the teacher's actor and its
 critic into the student while searching, which is what keeps weight-sharing NAS stable
-under RL's training variance. For a subnet ``s`` on a batch of states ``x``::
+under RL's training variance. For a subnet ``s`` on a minibatch ``B``, of which ``B_s`` are
+the rows ``s`` collected itself (a share ``q_s`` of the rollout)::
 
-    L(s) = L_PPO(s) + alpha * KL(pi_T(.|x) || pi_s(.|x)) + beta * (V_s(x) - V_T(x))^2
+    L(s) = L_PPO(s; B_s) * |B_s| / (q_s |B|)
+           + alpha * KL(pi_T(.|x) || pi_s(.|x)) + beta * (V_s(x) - V_T(x))^2   (x in B)
 
 with ``pi_T = softmax(teacher_logits / temperature)`` (the student's logits are not
-scaled). ``alpha = beta = 0`` is the "vanilla one-shot" ablation: the loss is then exactly
-PPO's and no teacher is loaded. Each update trains the largest, the smallest and ``k``
-random subnets on the same minibatch (the sandwich rule of BigNAS / once-for-all) and sums
-their gradients into one optimiser step.
+scaled): PPO on the subnet's own rows, the supervised distillation terms on every row.
+``alpha = beta = 0`` is the "vanilla one-shot" ablation: the loss is then exactly PPO's and
+no teacher is loaded. Each update trains the subnets that collected its rollout, the largest,
+the smallest and random ones (the sandwich rule of BigNAS / once-for-all), and sums their
+gradients into one optimiser step.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ def distill_loss(
     beta: float,
     temperature: float = 1.0,
     own: Tensor | None = None,
-    own_share: float = 1.0,
+    own_share: float | None = None,
 ) -> DistillLoss:
     """PPO plus the A2D terms for one network's output ``out`` on minibatch ``mb``.
 
@@ -80,12 +83,14 @@ def distill_loss(
     """
     if own is None:
         p = ppo_loss_on(out, mb, ppo)
+    elif own_share is None or not 0.0 < own_share <= 1.0:
+        raise ValueError(f"own rows need their share of the rollout in (0, 1], got {own_share}")
     elif bool(own.any()):
         p = ppo_loss_on(PolicyOutput(out.logits[own], out.value[own]), mb.take(own), ppo)
         scale = float(own.sum()) / (own_share * own.numel())
         p = p._replace(loss=p.loss * scale)
     else:  # none of this minibatch's rows are the network's own: no PPO term at all
-        zero = out.logits.sum() * 0.0
+        zero = (out.logits.sum() + out.value.sum()) * 0.0  # in the graph, no gradient
         p = PPOLoss(zero, zero.detach(), zero.detach(), zero.detach(), zero.detach(), zero.detach())
     if mb.teacher_logits is None or mb.teacher_values is None:
         if alpha or beta:

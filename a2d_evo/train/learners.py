@@ -55,6 +55,30 @@ def normalised(mb: Batch, ctx: ddp.DistContext) -> Batch:
     return mb._replace(advantages=normalise_advantages(mb.advantages))
 
 
+def normalised_per_actor(mb: Batch, n_actors: int, ctx: ddp.DistContext) -> Batch:
+    """``mb`` with each acting subnet's advantages at zero mean and unit std over its own rows.
+
+    Each subnet's PPO terms use only its own rows, so its advantages are normalised over
+    those rows (as single-policy PPO normalises over its minibatch): a subnet whose critic is
+    biased keeps no non-zero mean advantage that would push up every action it took. Under
+    DDP the moments cover every rank's rows (one collective). A subnet with fewer than 2 rows
+    is only centred.
+    """
+    assert mb.actor is not None, "rows must be tagged with their acting subnet"
+    a = mb.advantages.double()
+    onehot = torch.nn.functional.one_hot(mb.actor, n_actors).double()
+    stats = torch.stack([onehot.sum(0), onehot.T @ a, onehot.T @ (a * a)])
+    if ctx.enabled:
+        stats = ddp.all_reduce_sum(stats, ctx)
+    n, total, sq = stats.unbind()
+    mean = total / n.clamp_min(1.0)
+    var = ((sq - n * mean * mean) / (n - 1).clamp_min(1.0)).clamp_min(0.0)
+    std = torch.where(n >= 2, var.sqrt(), torch.zeros_like(var))
+    scale = torch.where(n >= 2, std + 1e-8, torch.ones_like(std))
+    out = (a - mean[mb.actor]) / scale[mb.actor]
+    return mb._replace(advantages=out.to(mb.advantages.dtype))
+
+
 class AgentLearner:
     """One static agent: plain PPO (the teacher), or PPO + distillation (fine-tuning)."""
 

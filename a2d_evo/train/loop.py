@@ -13,7 +13,8 @@ network acts in which env slot, what the minibatch loss is). Around that the loo
   and checkpoints, so long episodes are never cut and the envs never restart in lockstep.
   An env's internal state cannot be saved, so a resumed run is not bit-identical to one that
   never stopped (its envs restart at the resume); everything else is restored exactly
-  (weights, optimiser, counters, random streams), and two uninterrupted runs with one seed
+  (weights, optimiser, counters, rank 0's random streams; other torchrun ranks re-derive their
+  action noise from the update), and two uninterrupted runs with one seed
   are bit-identical.
 - **Training longer.** ``--resume`` may raise the stage's ``total_steps`` (a finished or a
   failed stage too; :data:`a2d_evo.runfolder.BUDGET_KEYS`, recorded in the stage's

@@ -297,7 +297,8 @@ def ppo_loss(
 
 
 def ppo_loss_on(out: PolicyOutput, mb: Batch, cfg: Any) -> PPOLoss:
-    """:func:`ppo_loss` of a network's output on a minibatch, coefficients from ``cfg.ppo``."""
+    """:func:`ppo_loss` of a network's output on a minibatch, coefficients from ``cfg`` (a
+    :class:`~a2d_evo.config.PPOConfig`)."""
     return ppo_loss(
         out.logits,
         out.value,

@@ -36,6 +36,7 @@ from torch import Tensor, nn
 
 from a2d_evo.config import Config, replace
 from a2d_evo.envs import env_spec, make_vec_env
+from a2d_evo.errors import ConfigError
 from a2d_evo.evaluation.episodes import evaluate_agent
 from a2d_evo.evaluation.seeds import finetune_eval_seed
 from a2d_evo.files import torch_save, write_json
@@ -54,11 +55,11 @@ from a2d_evo.train.distill import (
     sample_distinct,
     with_teacher,
 )
-from a2d_evo.train.learners import loss_logs, normalised
+from a2d_evo.train.learners import loss_logs, normalised_per_actor
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.ppo import Batch, Policy
 from a2d_evo.train.streams import Streams, set_threads
-from a2d_evo.train.teacher_folder import load_teacher_for
+from a2d_evo.train.teacher_folder import load_teacher_for, teacher_arch
 
 __all__ = ["SupernetLearner", "score_subnets", "train_supernet"]
 
@@ -87,7 +88,7 @@ class SupernetLearner:
         """Index into ``rollout_archs`` of the subnet acting in each env slot."""
         self._shares: list[float] = []
         """Fraction of the rollout's rows each of ``rollout_archs`` collected."""
-        # advantages are normalised once per minibatch in loss(), not per subnet
+        # advantages are normalised in loss(), per subnet over its own rows, not in ppo_loss
         vf = cfg.ppo.vf_coef if cfg.supernet.vf_coef is None else cfg.supernet.vf_coef
         self._ppo = replace(cfg.ppo, norm_adv=False, vf_coef=vf)
 
@@ -113,20 +114,22 @@ class SupernetLearner:
         """Sum over the update's subnets of each one's PPO (own rows) + distillation (all rows).
 
         The subnets trained are exactly the ones that collected this update's rollout (the
-        largest, the smallest and random ones, fixed over its epochs). A subnet's PPO policy
-        and value terms use only the rows it collected, where ``pi_s / mu`` is its own
-        on-policy ratio and the advantages come from its own values; the distillation terms
-        are supervised and use every row of the minibatch.
+        largest, the smallest and random ones, fixed over its epochs). A subnet's PPO policy,
+        value and entropy terms use only the rows it collected, where ``pi_s / mu`` is its own
+        on-policy ratio and the advantages come from its own values (normalised over those
+        rows); the distillation terms are supervised and use every row of the minibatch.
         """
         cfg = self.cfg
         alpha, beta = (0.0, 0.0) if self.teacher is None else distill_coefs(cfg.distill, progress)
+        actor = mb.actor
+        assert actor is not None, "prepare() attaches the acting subnet of every row"
         if cfg.ppo.norm_adv:
-            mb = normalised(mb, ddp.context_of(self.model))
-        assert mb.actor is not None, "prepare() attaches the acting subnet of every row"
+            ctx = ddp.context_of(self.model)
+            mb = normalised_per_actor(mb, len(self.rollout_archs), ctx)
         total: Tensor | None = None
         parts: list[dict[str, Tensor]] = []
         for j, arch in enumerate(self.rollout_archs):
-            own = mb.actor == j
+            own = actor == j
             out = self.model(mb.obs, arch)
             d = distill_loss(
                 out,
@@ -159,18 +162,26 @@ def train_supernet(
     """Train the supernet with PPO + distillation; returns ``RUN_DIR/supernet/weights.pt``.
 
     ``teacher_dir`` defaults to ``RUN_DIR/teacher/agent``; with ``alpha = beta = 0`` no
-    teacher is needed. A teacher that does not fit the env raises :class:`TrainingError`
+    teacher is needed. A teacher that does not fit the env raises :class:`EnvError`
     before anything is written. ``stop_after``: stop as on SIGINT after that update.
     Under torchrun every rank trains with DDP on its share of the envs; rank 0 writes.
     """
     spec = env_spec(cfg.env)
     space = SearchSpace(cfg.space)
     subnets = cfg.supernet.rollout_subnets
+    frozen = None if cfg.distill.vanilla else teacher_arch(cfg)  # the teacher's own weights
     check_stage_memory(
-        "supernet", space.largest(), spec, cfg.ppo, arch_keys="space.*", subnets=subnets
-    )
+        "supernet", space.largest(), spec, cfg.ppo, arch_keys="space.*", frozen=frozen,
+        subnets=subnets,
+    )  # fmt: skip
     ctx = ddp.init_distributed(cfg.device)
     ddp.check_world_size(cfg.ppo, ctx.world_size)
+    if subnets > cfg.ppo.num_envs // ctx.world_size:
+        raise ConfigError(
+            f"supernet.rollout_subnets ({subnets}) is more than the env slots of a process "
+            f"(ppo.num_envs {cfg.ppo.num_envs} / {ctx.world_size}): every subnet of an update "
+            "collects its own rows; raise ppo.num_envs or lower supernet.rollout_subnets"
+        )
     device = ctx.device
     teacher = None
     if not cfg.distill.vanilla:

@@ -17,6 +17,7 @@ from a2d_evo.config import Config
 from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import teacher_eval_seed
+from a2d_evo.locks import folder_lock
 from a2d_evo.nets.agent import Agent, check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, make_metrics, save_agent
 from a2d_evo.nets.space import Arch, SearchSpace, arch_from_dict
@@ -31,15 +32,15 @@ def teacher_arch(cfg: Config) -> Arch:
 
 
 def save_teacher(agent: Agent, cfg: Config, folder: Path, extra: Mapping[str, Any]) -> Path:
-    """Evaluate ``agent`` greedily over ``cfg.teacher.eval_episodes`` and write its folder.
+    """Evaluate ``agent`` greedily and write its folder.
 
-    R_teacher is its own mean; R_random is the uniform-random policy on the same seeds, kept
-    as ``random_return_mean`` so later stages can normalise returns. Its own key, not
-    ``eval.episodes``: this is a check that the teacher learned, made once per training;
-    the R_teacher every normalised return of the search and the report uses is measured
-    again on the front's re-scoring seeds (``search.final_episodes``), and the report says so.
+    Over ``teacher.eval_episodes`` episodes when set, else ``eval.episodes`` (as every agent
+    folder's ``metrics.json``). R_teacher is its own mean; R_random is the uniform-random policy
+    on the same seeds, kept as ``random_return_mean`` so later stages can normalise returns.
+    The R_teacher every normalised return of the search and the report uses is measured again
+    on the front's re-scoring seeds (``search.final_episodes``), and the report says so.
     """
-    episodes = cfg.teacher.eval_episodes
+    episodes = cfg.teacher.eval_episodes or cfg.eval.episodes
     seed = teacher_eval_seed(cfg.seed)
     result = evaluate_agent(agent, cfg, episodes, seed, "greedy")
     rand = random_policy_return(cfg, episodes, seed)
@@ -64,7 +65,8 @@ def save_teacher(agent: Agent, cfg: Config, folder: Path, extra: Mapping[str, An
             **extra,
         },
     )
-    return save_agent(agent, folder, metrics=metrics)
+    with folder_lock(folder):  # the agent folder too: `finetune`/`eval` may be writing it
+        return save_agent(agent, folder, metrics=metrics)
 
 
 def load_teacher_for(
