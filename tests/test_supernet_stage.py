@@ -127,3 +127,24 @@ def test_tags_match_the_subnets_that_acted_in_a_real_rollout() -> None:
             logits = learner.model(batch.obs[rows], arch).logits
             logp = torch.log_softmax(logits, -1).gather(-1, batch.actions[rows, None])[:, 0]
             torch.testing.assert_close(logp, batch.logprobs[rows])
+
+
+def test_more_subnets_than_env_slots_is_refused_before_anything_is_written(
+    tmp_path: Any,
+) -> None:
+    from a2d_evo.errors import ConfigError
+    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.train import train_supernet
+
+    cfg = config_from_dict(
+        {
+            "env": {"id": "CartPole-v1"},
+            "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 1},
+            "supernet": {"rollout_subnets": 4, "total_steps": 64},
+            "distill": {"alpha": 0.0, "beta": 0.0},
+        }
+    )
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"supernet\.rollout_subnets \(4\) is more than"):
+        train_supernet(cfg, run, progress=False)
+    assert not run.root.exists()

@@ -20,7 +20,7 @@ CARTPOLE = str(REPO / "configs" / "cartpole.yaml")
 ACROBOT = str(REPO / "configs" / "acrobot.yaml")
 TINY = ["--set", "ppo.num_envs=2", "--set", "teacher.eval_episodes=3", "--quiet"]
 TEACHER = [*TINY, "--set", "teacher.total_steps=128"]
-SUPERNET = [*TINY, "--set", "supernet.total_steps=128"]
+SUPERNET = [*TINY, "--set", "supernet.total_steps=128", "--set", "supernet.rollout_subnets=2"]
 
 
 def _refused(argv: list[str], out: Path, capsys: pytest.CaptureFixture[str], says: str) -> None:
