@@ -19,7 +19,7 @@ import yaml
 
 from a2d_evo.config import Config, config_from_dict, config_to_dict, dump_config, parse_yaml
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
-from a2d_evo.files import check_format_version, write_text
+from a2d_evo.files import check_format_version, torch_load, write_text
 from a2d_evo.formats import CONFIG_FORMAT_VERSION, CONFIG_HISTORY_FORMAT_VERSION
 from a2d_evo.locks import LOCK_FILE, RUN_LOCK_WAIT_S, folder_lock
 
@@ -230,6 +230,9 @@ class RunFolder:
                 )
         if not changes:
             return
+        # validate, then write: a checkpoint that cannot be resumed refuses the raise before
+        # it is recorded (a retry with the old budget would otherwise be "lowered")
+        torch_load(folder / "checkpoint.pt", f"{stage} checkpoint")
         record_config_change(folder, changes)
         raw = config_to_dict(saved)
         for key, (_, new) in changes.items():

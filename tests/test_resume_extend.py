@@ -15,8 +15,8 @@ import yaml
 
 from a2d_evo.cli import EXIT_USER_ERROR, main
 from a2d_evo.config import config_from_dict, config_to_dict
-from a2d_evo.errors import RunFolderError, TrainingError
-from a2d_evo.files import torch_load
+from a2d_evo.errors import FormatError, RunFolderError, TrainingError
+from a2d_evo.files import torch_load, torch_save
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import loop
 from a2d_evo.train import teacher_folder as tf
@@ -123,6 +123,14 @@ def test_resume_may_only_raise_the_budget_and_records_each_raise(tmp_path: Path)
     stage_cfg = run.teacher / "config.yaml"
     (run.teacher / "checkpoint.pt").write_bytes(b"x")  # the stage now holds a run
     before = stage_cfg.read_text()
+    # a damaged checkpoint cannot be resumed: the raise is refused before it is recorded
+    with pytest.raises(
+        FormatError, match=r"teacher checkpoint .*checkpoint\.pt (is truncated|holds)"
+    ):
+        run.bind_stage("teacher", tiny(teacher__total_steps=256), resume=True)
+    assert stage_cfg.read_text() == before
+    assert not (run.teacher / "config_history.yaml").exists()
+    torch_save(run.teacher / "checkpoint.pt", {"update": 2})  # a readable one
 
     with pytest.raises(
         RunFolderError,
@@ -156,6 +164,7 @@ def test_resume_may_only_raise_the_budget_and_records_each_raise(tmp_path: Path)
 
     # the supernet's budget is its own key; the search has none
     run.bind_stage("supernet", tiny(), resume=False)
+    torch_save(run.supernet / "checkpoint.pt", {"update": 1})
     run.bind_stage("supernet", tiny(supernet__total_steps=512), resume=True)
     assert [h["key"] for h in read_config_history(run.supernet)] == ["supernet.total_steps"]
     run.bind_stage("search", tiny(), resume=False)
