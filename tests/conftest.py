@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from a2d_evo.nets.agent import Agent
     from a2d_evo.nets.supernet import Supernet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,6 +18,21 @@ CONFIGS = REPO / "configs"
 @pytest.fixture
 def configs_dir() -> Path:
     return CONFIGS
+
+
+def balance_cartpole(agent: Agent) -> Agent:
+    """Make a CartPole MLP agent beat the random policy: its first hidden unit reads angle +
+    angular velocity and its policy head pushes towards where the pole falls. Teachers no
+    better than random are refused wherever returns are normalised."""
+    import torch
+
+    first = agent.layers[0]
+    assert isinstance(first, torch.nn.Linear)
+    with torch.no_grad():
+        first.weight[0] = torch.tensor([0.0, 0.0, 10.0, 10.0])
+        first.bias[0] = 0.0
+        agent.policy.weight[:, 0] = torch.tensor([-8.0, 8.0])
+    return agent
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
+from conftest import balance_cartpole
 from test_report import make_run
 
 from a2d_evo.cli import EXIT_USER_ERROR, main
@@ -224,12 +224,7 @@ def test_the_teachers_metrics_use_eval_episodes_unless_told_otherwise(tmp_path: 
     from a2d_evo.nets.space import MLPArch
     from a2d_evo.train.teacher_folder import save_teacher
 
-    agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
-    with torch.no_grad():  # a balancer: pushes towards where the pole falls, beats random
-        first = agent.layers[0]
-        assert isinstance(first, torch.nn.Linear)
-        first.weight[0] = torch.tensor([0.0, 0.0, 10.0, 10.0])
-        agent.policy.weight[:, 0] = torch.tensor([-8.0, 8.0])
+    agent = balance_cartpole(Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"}))
     base = {"env": {"id": "CartPole-v1"}, "eval": {"episodes": 6, "num_envs": 3}}
     for teacher, want in (({}, 6), ({"eval_episodes": 4}, 4)):
         cfg = config_from_dict({**base, "teacher": teacher})

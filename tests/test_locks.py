@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
+from conftest import balance_cartpole
 
 import a2d_evo
 from a2d_evo import locks, runfolder
@@ -229,12 +229,8 @@ def test_writing_the_teacher_agent_waits_for_no_one_holding_it(tmp_path: Path) -
     holder = _hold(folder)
     try:
         cfg = config_from_dict({"env": {"id": "CartPole-v1"}, "eval": {"episodes": 2}})
-        agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
-        with torch.no_grad():  # a balancer, so the teacher check passes and the lock is met
-            first = agent.layers[0]
-            assert isinstance(first, torch.nn.Linear)
-            first.weight[0] = torch.tensor([0.0, 0.0, 10.0, 10.0])
-            agent.policy.weight[:, 0] = torch.tensor([-8.0, 8.0])
+        # a balancer, so the teacher check passes and the lock is met
+        agent = balance_cartpole(Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"}))
         with pytest.raises(RunFolderError, match=rf"pid {holder.pid}"):
             save_teacher(agent, cfg, folder, {"source": "test"})
     finally:

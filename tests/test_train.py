@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from conftest import balance_cartpole
 
 from a2d_evo.config import Config, config_from_dict
 from a2d_evo.errors import EnvError, FormatError, RunFolderError, TrainingError
@@ -125,11 +126,7 @@ def sharp_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     agent = Agent(MLPArch((16,)), (4,), 2, {"id": "CartPole-v1"})
     with torch.no_grad():
         agent.policy.weight.normal_(0.0, 5.0)
-        first = agent.layers[0]
-        assert isinstance(first, torch.nn.Linear)
-        first.weight[0] = torch.tensor([0.0, 0.0, 10.0, 10.0])
-        first.bias[0] = 0.0
-        agent.policy.weight[:, 0] = torch.tensor([-8.0, 8.0])
+    balance_cartpole(agent)
     from a2d_evo.nets.agent_folder import save_agent
 
     return save_agent(agent, tmp_path_factory.mktemp("sharp") / "teacher", onnx=False)
