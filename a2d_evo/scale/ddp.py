@@ -252,18 +252,27 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def normalise_advantages_global(advantages: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+def normalise_advantages_global(
+    advantages: torch.Tensor,
+    ctx: DistContext,
+    groups: torch.Tensor | None = None,
+    n_groups: int = 1,
+) -> torch.Tensor:
     """Advantages normalised by the moments of the GLOBAL minibatch (every rank's rows).
 
     Zero mean and unit unbiased std over all ranks, as
     :func:`a2d_evo.train.ppo.normalise_advantages` computes on one process for the whole
-    minibatch; collective, so every rank must call it the same number of times.
+    minibatch; with ``groups`` (a group index per row, < ``n_groups``) each group's rows are
+    normalised by their own moments. A group of fewer than 2 rows is only centred. Collective
+    under DDP (identity alone), so every rank must call it the same number of times.
     """
     a = advantages.double()
-    stats = all_reduce_sum(torch.stack([a.new_tensor(a.numel()), a.sum(), (a * a).sum()]), ctx)
+    if groups is None:
+        groups = torch.zeros(a.shape, dtype=torch.long, device=a.device)
+    onehot = torch.nn.functional.one_hot(groups, n_groups).double()
+    stats = all_reduce_sum(torch.stack([onehot.sum(0), onehot.T @ a, onehot.T @ (a * a)]), ctx)
     n, total, sq = stats.unbind()
-    mean = total / n
-    if n < 2:
-        return (a - mean).to(advantages.dtype)
-    std = ((sq - n * mean * mean) / (n - 1)).clamp_min(0.0).sqrt()
-    return ((a - mean) / (std + 1e-8)).to(advantages.dtype)
+    mean = total / n.clamp_min(1.0)
+    var = ((sq - n * mean * mean) / (n - 1).clamp_min(1.0)).clamp_min(0.0)
+    scale = torch.where(n >= 2, var.sqrt() + 1e-8, torch.ones_like(var))
+    return ((a - mean[groups]) / scale[groups]).to(advantages.dtype)

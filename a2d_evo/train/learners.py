@@ -65,18 +65,8 @@ def normalised_per_actor(mb: Batch, n_actors: int, ctx: ddp.DistContext) -> Batc
     is only centred.
     """
     assert mb.actor is not None, "rows must be tagged with their acting subnet"
-    a = mb.advantages.double()
-    onehot = torch.nn.functional.one_hot(mb.actor, n_actors).double()
-    stats = torch.stack([onehot.sum(0), onehot.T @ a, onehot.T @ (a * a)])
-    if ctx.enabled:
-        stats = ddp.all_reduce_sum(stats, ctx)
-    n, total, sq = stats.unbind()
-    mean = total / n.clamp_min(1.0)
-    var = ((sq - n * mean * mean) / (n - 1).clamp_min(1.0)).clamp_min(0.0)
-    std = torch.where(n >= 2, var.sqrt(), torch.zeros_like(var))
-    scale = torch.where(n >= 2, std + 1e-8, torch.ones_like(std))
-    out = (a - mean[mb.actor]) / scale[mb.actor]
-    return mb._replace(advantages=out.to(mb.advantages.dtype))
+    adv = ddp.normalise_advantages_global(mb.advantages, ctx, mb.actor, n_actors)
+    return mb._replace(advantages=adv)
 
 
 class AgentLearner:
