@@ -73,9 +73,6 @@ def subnet_eval_meta_fields(kind: str) -> list[str]:
     """The ordered field names of the int64 meta vector of kind 'mlp' or 'cnn' (ValueError for
     another kind); 'name[count]' is an array of meta[count] entries."""
 
-def subnet_eval_conv_trunk() -> tuple[tuple[int, int], ...]:
-    """(kernel, stride) of the CNN kernel's conv1-3: the Nature trunk it is specialised for."""
-
 def subnet_eval_meta_kind(kind: str) -> int:
     """The value of the 'kind' field of a meta vector of kind 'mlp' or 'cnn'."""
 

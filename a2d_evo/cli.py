@@ -36,6 +36,7 @@ from a2d_evo.config import (
 )
 from a2d_evo.errors import A2DError, ConfigError, Interrupted
 from a2d_evo.files import read_json
+from a2d_evo.formats import BASELINE_METHODS
 from a2d_evo.runfolder import RunFolder, enclosing_run
 
 EXIT_USER_ERROR = 2
@@ -199,7 +200,12 @@ def cmd_train_supernet(args: argparse.Namespace) -> int:
 def cmd_evolve(args: argparse.Namespace) -> int:
     extra = [
         f"search.{k}={v}"
-        for k, v in (("pop", args.pop), ("gens", args.gens), ("episodes", args.episodes))
+        for k, v in (
+            ("pop", args.pop),
+            ("gens", args.gens),
+            ("episodes", args.episodes),
+            ("budget_steps", args.budget_steps),
+        )
         if v is not None
     ]
     if args.ray is not None:
@@ -219,7 +225,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     run = RunFolder(args.run_dir)
     if args.finetune is not None:
-        check_count("--finetune", args.finetune, 1, MAX_TOTAL_STEPS)
+        check_count("--finetune", args.finetune, 0, MAX_TOTAL_STEPS)
     cfg = config_of_run(run, args)
     folders = export_front(
         cfg,
@@ -287,8 +293,9 @@ def cmd_baselines(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"--widths: expected numbers like 0.25,0.5,1, got {args.widths!r}"
         ) from None
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     baselines = train_baselines(
-        cfg, run, widths=widths, resume=args.resume, progress=not args.quiet
+        cfg, run, widths=widths, methods=methods, resume=args.resume, progress=not args.quiet
     )
     for folder in baselines:
         print(f"baseline: {folder}")
@@ -298,7 +305,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from a2d_evo.demo import run_demo  # here: --help stays torch-free
 
-    config = Path(args.config) if args.config else packaged_config("cartpole.yaml")
+    config = Path(args.config) if args.config else packaged_config("lunarlander_demo.yaml")
     cfg = user_config(config, args)
     out = Path(args.out) if args.out else Path("runs") / "demo"
     run_demo(cfg, RunFolder(out), resume=args.resume, progress=not args.quiet)
@@ -389,6 +396,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gens", type=int, help="generations (default: search.gens)")
     p.add_argument("--episodes", type=int, help="episodes per candidate (default: search.episodes)")
     p.add_argument(
+        "--budget-steps",
+        type=int,
+        metavar="STEPS",
+        help="stop once this many env steps are spent (default: search.budget_steps, none)",
+    )
+    p.add_argument(
         "--ray",
         nargs="?",
         const="local",
@@ -399,11 +412,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_evolve)
 
     p = sub.add_parser(
-        "export", help="write front members as agent folders -> RUN_DIR/agents/<name>/"
+        "export",
+        help="front members as fine-tuned agent folders -> RUN_DIR/agents/<name>/ (the delivered "
+        "front: agents/delivered.json)",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder, e.g. runs/cartpole")
     p.add_argument(
-        "--pick", default="knee", help="knee (default), all, or the INDEX of a front entry"
+        "--pick",
+        default="all",
+        help="all (default: every front member, fine-tuned, and the delivered front in "
+        "agents/delivered.json), knee, or the INDEX of a front entry",
     )
     p.add_argument("--max-flops", type=float, help="only front entries with at most these FLOPs")
     p.add_argument(
@@ -413,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--finetune",
         type=int,
         metavar="STEPS",
-        help="fine-tune each exported agent for STEPS env steps",
+        help="fine-tune each exported agent for STEPS env steps (default: the run's "
+        "finetune.steps; 0 keeps the inherited weights)",
     )
     _common(p)
     p.set_defaults(handler=cmd_export)
@@ -451,6 +470,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder, e.g. runs/cartpole")
     p.add_argument("--widths", default="0.25,0.5,1", help="width multipliers (default 0.25,0.5,1)")
     p.add_argument(
+        "--methods",
+        default=",".join(BASELINE_METHODS),
+        help=f"training methods (default {','.join(BASELINE_METHODS)})",
+    )
+    p.add_argument(
         "--resume",
         action="store_true",
         help="continue an interrupted baseline from its checkpoint (finished ones are always "
@@ -459,8 +483,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=cmd_baselines)
 
-    p = sub.add_parser("demo", help="the whole pipeline on CartPole (or --config) -> runs/demo/")
-    p.add_argument("--config", help="YAML config (default: the shipped configs/cartpole.yaml)")
+    p = sub.add_parser(
+        "demo", help="the whole pipeline on compact LunarLander (or --config) -> runs/demo/"
+    )
+    p.add_argument(
+        "--config", help="YAML config (default: the shipped configs/lunarlander_demo.yaml)"
+    )
     p.add_argument("--out", help="run folder (default: runs/demo)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo")
     _common(p)

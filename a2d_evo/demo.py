@@ -1,8 +1,10 @@
-"""``a2d-evo demo``: the whole pipeline on one config (CartPole by default) into one run folder.
+"""``a2d-evo demo``: the whole pipeline on one config into one run folder.
 
-teacher -> distilled supernet -> NSGA-II (pop 64) -> export of the front and the knee ->
-report, ending with the front table and the path of ``pareto.png``. Each stage is skipped
-when its result is already there and ``--resume`` is given, so a killed demo continues.
+The default config is ``configs/lunarlander_demo.yaml`` (LunarLander on compact budgets).
+teacher -> distilled supernet -> NSGA-II -> export of every front member, each fine-tuned
+(the delivered front) -> report, ending with the delivered front's table and the path of
+``pareto.png``. Each stage is skipped when its result is already there and ``--resume`` is
+given, so a killed demo continues (the fine-tune agent by agent).
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from pathlib import Path
 
 from a2d_evo.config import Config
 from a2d_evo.errors import RunFolderError
-from a2d_evo.report.markdown import front_table, write_report
-from a2d_evo.report.pick import export_front, load_front
+from a2d_evo.files import read_json
+from a2d_evo.report.markdown import delivered_table, write_report
+from a2d_evo.report.pick import export_front
 from a2d_evo.runfolder import RunFolder, holds_results
 from a2d_evo.search.evolution import evolve
 from a2d_evo.train.supernet_stage import train_supernet
@@ -57,17 +60,15 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
         print(f"[demo] {name}: done in {time.perf_counter() - t0:.0f} s")
 
     t0 = time.perf_counter()
-    export_front(cfg, run, pick="all", progress=False)
-    knee = export_front(cfg, run, pick="knee", progress=False)[0]
+    print(f"[demo] export: every front member, fine-tuned for {cfg.finetune.steps:,} steps")
+    export_front(cfg, run, pick="all", progress=progress)
     report = write_report(cfg, run)
     print(f"[demo] export + report: done in {time.perf_counter() - t0:.0f} s")
 
-    front = load_front(run)
-    teacher_flops = float(front["normalisation"]["teacher_flops"])
     print()
-    print(front_table(front["front"], teacher_flops))
+    print(delivered_table(read_json(run.agents / "delivered.json", "delivered front")))
     print()
-    print(f"knee agent:  {knee}")
+    print(f"agents:      {run.agents}")
     print(f"pareto plot: {run.report / 'pareto.png'}")
     print(f"report:      {report}")
     print(f"total time:  {time.perf_counter() - started:.0f} s")

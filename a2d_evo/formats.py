@@ -21,20 +21,46 @@ CONFIG_FORMAT_VERSION = 1
 CONFIG_HISTORY_FORMAT_VERSION = 1
 """``format_version`` of a stage's ``config_history.yaml`` (budgets raised on ``--resume``)."""
 
-CHECKPOINT_FORMAT_VERSION = 1
-"""``format_version`` of a training stage's ``checkpoint.pt``."""
+CHECKPOINT_FORMAT_VERSION = 2
+"""``format_version`` of a stage's ``checkpoint.pt``. 2 (issue [J]): values in units of sigma
+(the supernet's ``value_scale`` buffer, the learner's ``learner`` state) and the per-subnet
+estimator; a version-1 checkpoint cannot be continued (:data:`OLD_CHECKPOINT_NOTE`)."""
 
-AGENT_FORMAT_VERSION = 1
-"""``format_version`` of an agent folder's ``arch.json``."""
+OLD_CHECKPOINT_NOTE = (
+    "format 1 was written by the training before issue [J] (raw-scale values, another "
+    "estimator), which a resume cannot continue: delete the stage folder to train it again"
+)
+"""Why a version-1 checkpoint is refused, and what to do."""
+
+AGENT_FORMAT_VERSION = 2
+"""``format_version`` of an agent folder's ``arch.json``. 2: CNN archs list their conv layers
+(width, kernel, stride, padding; declared spaces, docs/spaces.md) and ``obs_scale`` is
+recorded; the env settings hold no ALE keys for other envs."""
+
+AGENT_FORMATS_READ = (1,)
+"""Older ``arch.json`` formats still read (converted on load): 1, the Nature-only CNN arch
+with an implied 1/255 input scale."""
 
 METRICS_FORMAT_VERSION = 1
 """``format_version`` of ``metrics.json`` and of front entries."""
 
-FRONT_FORMAT_VERSION = 1
-"""``format_version`` of ``search/front.json``."""
+FRONT_FORMAT_VERSION = 2
+"""``format_version`` of ``search/front.json``. 2: hypervolume on log10 FLOPs
+(:func:`hv_points`), the front delivered by successive halving, env steps spent."""
 
-STATE_FORMAT_VERSION = 1
-"""``format_version`` of the search state (``search/state.json`` + ``state.npz``)."""
+STATE_FORMAT_VERSION = 2
+"""``format_version`` of the search state (``search/state.json`` + ``state.npz``). 2: every
+arch's per-episode returns, lengths, seeds and generations; hypervolume on log10 FLOPs."""
+
+OLD_SEARCH_NOTE = (
+    "format 1 kept one first estimate per arch and a hypervolume on linear FLOPs; it cannot be "
+    "converted (the per-episode records were never kept): run `a2d-evo evolve` again, into a "
+    "new run folder (--out) or after deleting RUN_DIR/search"
+)
+"""What to do with a front or search state of format 1 (``docs/search.md``)."""
+
+DELIVERED_FORMAT_VERSION = 1
+"""``format_version`` of ``RUN_DIR/agents/delivered.json`` (the fine-tuned, delivered front)."""
 
 EVAL_FORMAT_VERSION = 1
 """``format_version`` of ``eval.json`` (``a2d-evo eval``)."""
@@ -60,11 +86,15 @@ METRICS_KEYS = (
 )
 """Keys every ``metrics.json`` and every front entry carries."""
 
+INHERITED_KEYS = ("return_mean", "return_std", "normalised_return", "episodes")
+"""The inherited-weight figures a fine-tuned front member keeps under ``inherited``."""
+
 EVAL_MODES = ("greedy", "sample")
 """``greedy`` (argmax, the default everywhere) or ``sample`` (from the policy)."""
 
-BASELINE_METHODS = ("ppo", "distill")
-"""Baselines trained per width multiplier: PPO from scratch, plain policy distillation."""
+BASELINE_METHODS = ("ppo", "distill", "a2d")
+"""Baselines trained per width multiplier: PPO from scratch, plain policy distillation, and
+PPO + A2D distillation (the fine-tune's loss) from scratch."""
 
 
 def baseline_name(method: str, multiplier: float) -> str:
@@ -107,6 +137,36 @@ def interval95(returns: Any) -> tuple[float, float]:
     if half is None:
         return mean, mean
     return mean - half, mean + half
+
+
+# ----------------------------------------------------------------------------- hypervolume
+HV_FLOPS_MARGIN = 1.1
+"""The hypervolume reference point's FLOPs are this times the largest arch's."""
+
+HV_UNITS = ("-normalised_return", "log10 flops")
+"""The hypervolume's axes (both minimised): what ``front.json`` calls its reference units."""
+
+
+def hv_points(F: Any) -> np.ndarray:
+    """Objectives ``(-normalised return, FLOPs)`` in hypervolume units: FLOPs as log10 FLOPs.
+
+    On a linear FLOPs axis the largest arch's decade holds ~90% of the volume, so the
+    hypervolume is about the best return times a constant and cannot see the front's shape;
+    on log10 FLOPs every decade of cost weighs the same.
+    """
+    F = np.asarray(F, dtype=np.float64).reshape(-1, 2)
+    if F.size and F[:, 1].min() <= 0:
+        raise ValueError(f"hypervolume: FLOPs must be > 0, got {F[:, 1].min()}")
+    return np.column_stack([F[:, 0], np.log10(F[:, 1])])
+
+
+def hv_reference_point(largest_flops: float) -> np.ndarray:
+    """The hypervolume reference point, fixed by the search space and not by any front:
+    ``(0, log10(1.1 * FLOPs of the largest arch))``. A member adds volume only if it beats the
+    uniform-random policy (normalised return > 0), and every arch of the space can add."""
+    if not largest_flops > 0:
+        raise ValueError(f"hypervolume: the largest arch's FLOPs must be > 0, got {largest_flops}")
+    return np.array([0.0, math.log10(HV_FLOPS_MARGIN * float(largest_flops))])
 
 
 # ----------------------------------------------------------------------------- normalisation
@@ -185,11 +245,6 @@ class Normalisation:
     def score(self, r: Any) -> Any:
         """Normalised return of raw return(s) ``r``."""
         return normalised_return(r, self.r_random, self.r_teacher)
-
-    def scaled(self, F: np.ndarray) -> np.ndarray:
-        """Objectives (-normalised return, FLOPs) in hypervolume units: FLOPs / teacher FLOPs."""
-        F = np.asarray(F, dtype=np.float64).reshape(-1, 2)
-        return np.column_stack([F[:, 0], F[:, 1] / self.teacher_flops])
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

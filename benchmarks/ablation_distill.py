@@ -1,15 +1,24 @@
-"""The A2D ablation: vanilla one-shot (alpha = beta = 0) vs distilled supernet, same budget.
+"""The A2D ablation: which distillation terms (and which sampling rule) make every subnet play.
 
-For each seed, both variants train a supernet with the config's budget (the distilled one from
-one teacher, trained once with the config's own seed or passed with ``--teacher``), then every
-supernet is scored with inherited weights, greedy, on the same episodes: the smallest subnet
-and ``--subnets`` fixed random subnets (the same archs for every supernet).
+Arms, each a supernet trained with the config's budget from ONE teacher (trained once with
+``--teacher-seed``, or passed with ``--teacher``):
 
-    python benchmarks/ablation_distill.py --config configs/cartpole.yaml --out runs/ablation_cp
-    python benchmarks/ablation_distill.py --config configs/acrobot.yaml --out runs/ablation_ac
+* ``none``: vanilla one-shot (alpha = beta = 0), ``actor``: beta = 0, ``critic``: alpha = 0,
+  ``both``: the config's alpha and beta (the A2D mechanism);
+* ``uniform``: ``both`` with ``supernet.sampling=uniform`` (the sampling rule's control arm).
 
-Prints a Markdown table (mean and std over seeds) and writes ``OUT/ablation.json``; ends with
-one ``RESULT`` line per variant.
+Every supernet is scored with inherited weights, greedy, on the same episodes: 50 fixed archs
+stratified by FLOPs (10 per log10-FLOPs quintile of the space, at least 5 narrow-after-narrow,
+drawn with ``--arch-seed``), plus the smallest and the largest subnet. Per arm and seed it
+reports the mean, std and worst over the 50, and the smallest and largest.
+
+    python benchmarks/ablation_distill.py --config configs/acrobot.yaml --out runs/abl_ac
+    python benchmarks/ablation_distill.py --config configs/lunarlander.yaml --out runs/abl_ll
+
+Reporting seeds 100-102 by default (tune on 0-2 with ``--seeds 0,1,2``). Resumable: a
+finished (arm, seed) is read back from ``OUT/ablation.json``, an interrupted supernet
+continues from its checkpoint. ``--arm NAME=KEY=V;KEY=V`` adds an arm of overrides (tuning).
+Prints a Markdown table and one ``RESULT`` line per arm.
 """
 
 from __future__ import annotations
@@ -22,83 +31,111 @@ from typing import Any
 import numpy as np
 
 from a2d_evo.config import load_config
-from a2d_evo.files import write_json
+from a2d_evo.envs import env_spec
+from a2d_evo.evaluation.population import evaluate_population
+from a2d_evo.evaluation.seeds import fresh_eval_seed
+from a2d_evo.files import read_json, write_json
+from a2d_evo.nets.cost import flops
+from a2d_evo.nets.space import SearchSpace
+from a2d_evo.nets.supernet import load_supernet
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import train_supernet, train_teacher
-from a2d_evo.train.supernet_stage import score_subnets
+from a2d_evo.train.sampling import narrow_after_narrow, stratified_archs
 
-VARIANTS = {"distilled": [], "vanilla": ["distill.alpha=0", "distill.beta=0"]}
+ARMS: dict[str, list[str]] = {
+    "none": ["distill.alpha=0", "distill.beta=0"],
+    "actor": ["distill.beta=0"],
+    "critic": ["distill.alpha=0"],
+    "both": [],
+    "uniform": ["supernet.sampling=uniform"],
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True)
-    parser.add_argument("--out", required=True, help="folder of the runs (one per seed/variant)")
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--subnets", type=int, default=20, help="fixed random subnets")
-    parser.add_argument("--episodes", type=int, default=10, help="greedy episodes per subnet")
+    parser.add_argument("--out", required=True, help="folder of the runs (one per seed/arm)")
+    parser.add_argument("--seeds", default="100,101,102")
+    parser.add_argument("--arms", default="none,actor,critic,both,uniform")
+    parser.add_argument("--arm", action="append", default=[], help="NAME=KEY=V;KEY=V")
+    parser.add_argument("--per-quintile", type=int, default=10, help="fixed archs per quintile")
+    parser.add_argument("--episodes", type=int, default=10, help="greedy episodes per arch")
+    parser.add_argument("--arch-seed", type=int, default=12345)
+    parser.add_argument("--teacher-seed", type=int, default=100)
     parser.add_argument("--teacher", help="teacher agent folder (default: train one)")
     parser.add_argument("--set", action="append", default=[], help="config override")
     args = parser.parse_args()
+    arms = {name: ARMS[name] for name in args.arms.split(",") if name}
+    for item in args.arm:
+        name, _, text = item.partition("=")
+        arms[name] = [o for o in text.split(";") if o]
     out = Path(args.out)
-    base = load_config(args.config, args.set)
+    base = load_config(args.config, [*args.set, f"seed={args.teacher_seed}"])
     teacher = Path(args.teacher) if args.teacher else out / "teacher" / "teacher" / "agent"
     if not (teacher / "arch.json").is_file():
         t0 = time.perf_counter()
-        train_teacher(base, RunFolder(out / "teacher"), progress=False)
+        trun = RunFolder(out / "teacher")
+        ckpt = trun.root / "teacher" / "checkpoint.pt"
+        train_teacher(base, trun, resume=ckpt.is_file(), progress=False)
         print(f"teacher trained in {time.perf_counter() - t0:.0f} s: {teacher}", flush=True)
-    results: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+
+    spec = env_spec(base.env)
+    space = SearchSpace(base.space)
+    fixed = stratified_archs(space, spec.obs_shape, spec.n_actions, args.per_quintile,
+                             np.random.default_rng(args.arch_seed), min_narrow=5)  # fmt: skip
+    archs = [space.smallest(), space.largest(), *fixed]
+    eval_seeds = [fresh_eval_seed(args.teacher_seed) + i for i in range(args.episodes)]
+    store = out / "ablation.json"
+    done: dict[str, Any] = read_json(store, "ablation") if store.is_file() else {}
     for seed in (int(s) for s in args.seeds.split(",")):
-        for variant, extra in VARIANTS.items():
+        for arm, extra in arms.items():
+            key = f"{arm}-s{seed}"
+            if key in done:
+                continue
             cfg = load_config(args.config, [*args.set, f"seed={seed}", *extra])
-            run = RunFolder(out / f"{variant}-s{seed}")
+            run = RunFolder(out / key)
             t0 = time.perf_counter()
             if not run.supernet_weights.is_file():
-                train_supernet(cfg, run, teacher_dir=teacher, progress=False)
+                resume = (run.supernet / "checkpoint.pt").is_file()
+                train_supernet(cfg, run, teacher_dir=teacher, resume=resume, progress=False)
             wall = time.perf_counter() - t0
-            # the same episodes and archs for every supernet: eval seed from the base config
-            rows = score_subnets(
-                cfg, run.supernet_weights, n_random=args.subnets, episodes=args.episodes,
-                seed=base.seed + 3_000_000,
-            )  # fmt: skip
-            rand = [r["return_mean"] for r in rows if r["role"] == "random"]
+            net = load_supernet(cfg, run.supernet_weights).eval()
+            res = evaluate_population(net, archs, base, args.episodes, eval_seeds)
+            means = [r.mean for r in res]
             entry = {
-                "seed": seed,
-                "train_wall_s": round(wall, 1),
-                "largest": rows[0]["return_mean"],
-                "smallest": rows[1]["return_mean"],
-                "random_mean": float(np.mean(rand)),
-                "random_std": float(np.std(rand)),
-                "random_min": float(np.min(rand)),
-                "rows": rows,
-            }
-            results[variant].append(entry)
+                "arm": arm, "seed": seed, "overrides": extra, "train_wall_s": round(wall, 1),
+                "smallest": means[0], "largest": means[1],
+                "mean": float(np.mean(means[2:])), "std": float(np.std(means[2:])),
+                "worst": float(np.min(means[2:])),
+                "narrow_mean": float(np.mean([m for a, m in zip(fixed, means[2:], strict=True)
+                                              if narrow_after_narrow(a, space)])),
+                "rows": [{"arch": str(a), "flops": flops(a, spec.obs_shape, spec.n_actions),
+                          "return_mean": m} for a, m in zip(archs, means, strict=True)],
+            }  # fmt: skip
+            done[key] = entry
+            write_json(store, done)
             print(
-                f"{variant:9s} seed {seed}: largest {entry['largest']:.1f}, smallest "
-                f"{entry['smallest']:.1f}, {len(rand)} random {entry['random_mean']:.1f} "
-                f"+- {entry['random_std']:.1f} (min {entry['random_min']:.1f}), {wall:.0f} s",
+                f"{arm:8s} seed {seed}: mean {entry['mean']:.1f} +- {entry['std']:.1f}, worst "
+                f"{entry['worst']:.1f}, smallest {entry['smallest']:.1f}, largest "
+                f"{entry['largest']:.1f}, narrow {entry['narrow_mean']:.1f} ({wall:.0f} s)",
                 flush=True,
             )
-    write_json(out / "ablation.json", {"config": args.config, "results": results})
-    print(f"\n| {base.env.id} | smallest subnet | {args.subnets} random subnets: mean | std across "
-          "subnets | worst subnet | largest |")  # fmt: skip
-    print("| --- | --- | --- | --- | --- | --- |")
-    for variant, entries in results.items():
-
-        def cell(key: str, entries: list[dict[str, Any]] = entries) -> str:
-            vals = [e[key] for e in entries]
-            return f"{np.mean(vals):.1f} ± {np.std(vals):.1f}"
-
-        print(
-            f"| {variant} | {cell('smallest')} | {cell('random_mean')} | {cell('random_std')} | "
-            f"{cell('random_min')} | {cell('largest')} |"
-        )
-    for variant, entries in results.items():
-        print(
-            f"RESULT ablation {base.env.id} {variant}: {args.subnets} random subnets "
-            f"{np.mean([e['random_mean'] for e in entries]):.1f}, smallest "
-            f"{np.mean([e['smallest'] for e in entries]):.1f} (mean over {len(entries)} seeds)"
-        )
+    print(f"\n{args.config}: {len(fixed)} fixed archs, {args.episodes} episodes each, "
+          f"seeds {args.seeds}, teacher seed {args.teacher_seed}\n")  # fmt: skip
+    print("| arm | mean | std | worst | narrow | smallest | largest |")
+    print("|---|---|---|---|---|---|---|")
+    for arm in arms:
+        rows = [e for k, e in done.items() if e["arm"] == arm]
+        if not rows:
+            continue
+        cells = [
+            f"{np.mean([e[f] for e in rows]):.1f} ({'/'.join(f'{e[f]:.0f}' for e in rows)})"
+            for f in ("mean", "std", "worst", "narrow_mean", "smallest", "largest")
+        ]
+        print(f"| {arm} | " + " | ".join(cells) + " |")
+        print(f"RESULT arm={arm} " + " ".join(
+            f"{f}={np.mean([e[f] for e in rows]):.2f}" for f in ("mean", "worst", "smallest")
+        ), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def main() -> None:
     archs: dict[str, Arch] = {
         "largest": space.largest(),
         "teacher": space.default_teacher(),
-        "cropped": CNNArch((32, 64, 96), ((64, 3), (96, 3)), 512),
+        "cropped": CNNArch.nature((32, 64, 96), ((64, 3), (96, 3)), 512),
         "smallest": space.smallest(),
     }
     with torch.inference_mode():

@@ -5,8 +5,11 @@
 //   out[row][co] = act(scale * sum_t sum_{ci < cin} in[row_base + atap[t] + ci] * wT[btap[t] +
 //                      ci * ldb + co] + bias[co])
 // over channels-last (NHWC) activations. A linear layer is the one-tap case; the FC layer after
-// the conv trunk has one tap per spatial position; conv1 (8x8, stride 4) is a 2x2 stride-1 conv
-// over the space-to-depth(4) image, which makes its taps 64 contiguous channels long.
+// the conv trunk has one tap per spatial position. The conv layers are the ones a config declares
+// (a2d_evo space.conv: kernel, stride, padding per layer; elastic kernels and optional layers);
+// a valid-padded first layer whose kernel is a multiple q of its stride (Nature's 8x8 stride 4)
+// runs as a (k/q)x(k/q) stride-1 conv over the space-to-depth(q) image, whose taps are q*q*c_in
+// contiguous channels long.
 //
 // Weights are packed once by a2d_evo/ops/subnet_eval.py into one float32 buffer, transposed to
 // (input rows, output columns) and zero-padded: MLP layers and heads row-major with a leading
@@ -36,11 +39,9 @@ namespace a2d {
 namespace subnet_eval {
 
 constexpr int kMaxMlpLayers = 16;
-constexpr int kMaxExtra = 8;
+constexpr int kMaxConvLayers = 16;
 constexpr int kMaxKernelSize = 15;
-// Nature-CNN trunk: (kernel, stride) of conv1-3, valid padding. conv1 must be kernel = 2*stride.
-A2D_SE_HD constexpr int conv_k(int i) { return i == 0 ? 8 : (i == 1 ? 4 : 3); }
-A2D_SE_HD constexpr int conv_s(int i) { return i == 0 ? 4 : (i == 1 ? 2 : 1); }
+constexpr int kMaxStride = 8;
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
@@ -76,40 +77,49 @@ struct MlpNet {
 // Arch rows (int32, one per group): [depth, w_1 .. w_depth_max] (unused widths 0).
 inline int mlp_arch_len(const MlpNet& n) { return 1 + n.depth_max; }
 
-// ---------------------------------------------------------------- CNN (ReLU), uint8 frames
-// meta: one int64 per X(index, name) entry, in order, then the arrays of kCnnMetaArrays.
-// conv i's weight and bias offsets are kCnnConv1W + 2 * i and kCnnConv1B + 2 * i.
-#define A2D_SE_CNN_META(X)       \
-  X(kCnnKind, "kind")            \
-  X(kCnnCin, "c_in")             \
-  X(kCnnH, "h_in")               \
-  X(kCnnW, "w_in")               \
-  X(kCnnC1, "c1_max")            \
-  X(kCnnC2, "c2_max")            \
-  X(kCnnC3, "c3_max")            \
-  X(kCnnExtraMax, "n_extra_max") \
-  X(kCnnExtraW, "extra_w_max")   \
-  X(kCnnExtraK, "extra_k_max")   \
-  X(kCnnFc, "fc_max")            \
-  X(kCnnLdf, "ldf")              \
-  X(kCnnActions, "n_actions")    \
-  X(kCnnLdh, "ldh")              \
-  X(kCnnFcW, "off_fc_w")         \
-  X(kCnnFcB, "off_fc_b")         \
-  X(kCnnHeadW, "off_head_w")     \
-  X(kCnnHeadB, "off_head_b")     \
-  X(kCnnConv1W, "off_conv1_w")   \
-  X(kCnnConv1B, "off_conv1_b")   \
-  X(kCnnConv2W, "off_conv2_w")   \
-  X(kCnnConv2B, "off_conv2_b")   \
-  X(kCnnConv3W, "off_conv3_w")   \
-  X(kCnnConv3B, "off_conv3_b")
+// ---------------------------------------------------------------- CNN (ReLU), uint8 images
+// meta: one int64 per X(index, name) entry, in order, then the arrays of kCnnMetaArrays (one
+// entry per declared conv layer each). obs_scale_bits holds the float32 bit pattern of the scale
+// the observations are multiplied by (1/255 for ALE frames, 1 for 0/1 planes).
+#define A2D_SE_CNN_META(X)               \
+  X(kCnnKind, "kind")                    \
+  X(kCnnCin, "c_in")                     \
+  X(kCnnH, "h_in")                       \
+  X(kCnnW, "w_in")                       \
+  X(kCnnLayers, "n_layers")              \
+  X(kCnnScaleBits, "obs_scale_f32_bits") \
+  X(kCnnFc, "fc_max")                    \
+  X(kCnnCLast, "c_last_max")             \
+  X(kCnnLdf, "ldf")                      \
+  X(kCnnActions, "n_actions")            \
+  X(kCnnLdh, "ldh")                      \
+  X(kCnnFcW, "off_fc_w")                 \
+  X(kCnnFcB, "off_fc_b")                 \
+  X(kCnnHeadW, "off_head_w")             \
+  X(kCnnHeadB, "off_head_b")
 enum CnnMeta : int {
   A2D_SE_CNN_META(A2D_SE_META_INDEX)  //
-  kCnnExtra                           // then off_extra_w[n_extra_max], off_extra_b[n_extra_max]
+  kCnnArrays                          // then the per-layer arrays below, n_layers entries each
 };
 #undef A2D_SE_META_INDEX
-constexpr const char* kCnnMetaArrays[] = {"off_extra_w[n_extra_max]", "off_extra_b[n_extra_max]"};
+// Per layer: widest output, widest input (the widest layer that may feed it), largest kernel,
+// stride, same padding (0/1), elastic kernel (0/1), optional (0/1), weight and bias offsets.
+enum CnnArray : int {
+  kArrWidth,
+  kArrCin,
+  kArrKernel,
+  kArrStride,
+  kArrSame,
+  kArrElastic,
+  kArrOptional,
+  kArrOffW,
+  kArrOffB,
+  kCnnNumArrays
+};
+constexpr const char* kCnnMetaArrays[] = {
+    "width_max[n_layers]", "cin_max[n_layers]", "kernel_max[n_layers]",
+    "stride[n_layers]",    "same[n_layers]",    "elastic[n_layers]",
+    "optional[n_layers]",  "off_w[n_layers]",   "off_b[n_layers]"};
 constexpr int64_t kCnnKindCode = 1;
 
 // The ordered meta field names of `kind` ("mlp" or "cnn"): the X entries' names, then the
@@ -127,33 +137,38 @@ A2D_SE_HD int64_t panel_index(int64_t rows, int64_t r, int64_t c) {
   return (c / kPanel) * rows * kPanel + r * kPanel + c % kPanel;
 }
 
+// One declared conv layer. Weights panel-packed with rows (ty, tx, ci, dy, dx) over
+// (kmax/q)^2 taps of q*q*cin_max channels (q = 1: rows (kh, kw, ci), ci < cin_max); a smaller
+// odd kernel of an elastic layer uses the centre taps.
+struct ConvDesc {
+  int cmax, cin_max, kmax, stride, same, elastic, optional;
+  int q;       // space-to-depth factor: the stride for a valid first layer with kmax % stride == 0
+  int ld;      // round_up(cmax, 16): bias length
+  int ih, iw;  // input map size
+  int oh, ow;  // output map size (an optional layer keeps its input's)
+  int64_t rows;
+  const float* w;
+  const float* b;
+  A2D_SE_HD int pad() const { return same ? kmax / 2 : 0; }
+};
+
 struct CnnNet {
-  int c_in, h_in, w_in;
-  int oh[3], ow[3];  // spatial size after conv1..3
-  int cmax[3];       // conv1..3 max widths
-  int ld[3];         // padded output columns of conv1..3 (round_up(cmax, 16)): bias length
-  int64_t conv_rows[3];
-  int n_extra_max, extra_w_max, extra_k_max, ld_extra;
-  int64_t extra_rows[kMaxExtra];
+  int c_in, h_in, w_in, n_layers;
+  float obs_scale;
+  ConvDesc conv[kMaxConvLayers];
   int fc_max, ldf, c_last_max, n_actions, ldh;
   int64_t fc_rows;
-  // Panel-packed. conv1: rows (ty, tx, ci, dy, dx): a 2x2 conv over the space-to-depth(4) image;
-  // conv2/3: rows (kh, kw, ci) with ci < cmax of the layer below.
-  const float* conv_w[3];
-  const float* conv_b[3];
-  // extra j: rows (kh, kw, ci) over kmax x kmax taps, ci < cin_max_j (c3max for j = 0, else
-  // extra_w_max); smaller odd kernels use the centre taps.
-  const float* extra_w[kMaxExtra];
-  const float* extra_b[kMaxExtra];
   const float* fc_w;  // rows (pos, c), c < c_last_max: fc.weight[f, c * area + pos]
   const float* fc_b;
   const float* head_w;  // (fc_max, ldh) = [policy; value]^T, plain row-major
   const float* head_b;
-  A2D_SE_HD int area() const { return oh[2] * ow[2]; }
+  A2D_SE_HD int area() const { return conv[n_layers - 1].oh * conv[n_layers - 1].ow; }
+  A2D_SE_HD int out_w() const { return conv[n_layers - 1].ow; }
 };
 
-// Arch rows (int32): [c1, c2, c3, n_extra, (width, kernel) * n_extra_max, fc].
-inline int cnn_arch_len(const CnnNet& n) { return 5 + 2 * n.n_extra_max; }
+// Arch rows (int32): [width_0, kernel_0, ..., width_{n-1}, kernel_{n-1}, fc]; width 0 skips an
+// optional layer (its kernel is then ignored).
+inline int cnn_arch_len(const CnnNet& n) { return 2 * n.n_layers + 1; }
 
 // Parse and validate a meta vector against a float buffer of `n_params` elements at `base`
 // (a host or device address: it is only offset, never read). Throws std::invalid_argument.

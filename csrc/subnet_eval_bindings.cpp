@@ -155,21 +155,12 @@ void register_subnet_eval(py::module_& m) {
         "Logits and values of row groups through different subnets of a packed MLP supernet.");
   m.def("subnet_eval_cnn", &subnet_eval_cnn_np, py::arg("obs"), py::arg("params"), py::arg("meta"),
         py::arg("archs"), py::arg("rows"),
-        "Logits and values of uint8 frame groups through subnets of a packed CNN supernet.");
+        "Logits and values of uint8 image groups through subnets of a packed CNN supernet.");
   m.def("subnet_eval_meta_fields", &a2d::subnet_eval::meta_fields, py::arg("kind"),
         "The ordered field names of the packed layout's int64 meta vector of kind 'mlp' or "
         "'cnn'; 'name[count]' is an array of meta[count] entries.");
   m.def("subnet_eval_meta_kind", &a2d::subnet_eval::meta_kind_code, py::arg("kind"),
         "The value of the 'kind' field of a meta vector of kind 'mlp' or 'cnn'.");
-  m.def(
-      "subnet_eval_conv_trunk",
-      []() {
-        py::list specs;
-        for (int i = 0; i < 3; ++i)
-          specs.append(py::make_tuple(a2d::subnet_eval::conv_k(i), a2d::subnet_eval::conv_s(i)));
-        return py::tuple(specs);
-      },
-      "(kernel, stride) of the CNN kernel's conv1-3: the Nature trunk it is specialised for.");
   m.def(
       "subnet_eval_isa", []() { return std::string(a2d::subnet_eval::cpu_isa()); },
       "The CPU micro-kernel subnet_eval runs: 'avx2-fma' or 'generic'.");

@@ -492,41 +492,73 @@ MlpNet parse_mlp_meta(const int64_t* meta, int64_t meta_len, const float* base, 
 }
 
 CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, int64_t n_params) {
-  if (meta_len < kCnnExtra || meta[kCnnKind] != kCnnKindCode)
+  if (meta_len < kCnnArrays || meta[kCnnKind] != kCnnKindCode)
     bad("subnet_eval: not a CNN meta vector");
   CnnNet n{};
-  const int64_t n_extra = meta[kCnnExtraMax];
-  if (n_extra < 0 || n_extra > kMaxExtra) bad("subnet_eval: CNN n_extra_max out of range");
-  if (meta_len != kCnnExtra + 2 * n_extra) bad("subnet_eval: CNN meta vector has a wrong length");
+  const int64_t n_layers = meta[kCnnLayers];
+  if (n_layers < 1 || n_layers > kMaxConvLayers) bad("subnet_eval: CNN n_layers out of range");
+  if (meta_len != kCnnArrays + kCnnNumArrays * n_layers) {
+    bad("subnet_eval: CNN meta vector has a wrong length");
+  }
   const int64_t lim = 1 << 16;
-  for (int i = kCnnCin; i <= kCnnLdh; ++i) {
-    if (i == kCnnExtraMax || ((i == kCnnExtraW || i == kCnnExtraK) && n_extra == 0)) continue;
+  for (int i : {kCnnCin, kCnnH, kCnnW, kCnnFc, kCnnCLast, kCnnLdf, kCnnActions, kCnnLdh}) {
     if (meta[i] < 1 || meta[i] > lim) bad("subnet_eval: CNN dimension out of range");
+  }
+  const int64_t bits = meta[kCnnScaleBits];
+  if (bits < 0 || bits > 0xffffffffLL) bad("subnet_eval: CNN obs_scale_f32_bits out of range");
+  const uint32_t u = static_cast<uint32_t>(bits);
+  std::memcpy(&n.obs_scale, &u, sizeof(float));
+  if (!(n.obs_scale > 0.f) || !std::isfinite(n.obs_scale)) {
+    bad("subnet_eval: CNN obs_scale must be finite and positive");
   }
   n.c_in = static_cast<int>(meta[kCnnCin]);
   n.h_in = static_cast<int>(meta[kCnnH]);
   n.w_in = static_cast<int>(meta[kCnnW]);
-  if (n.h_in < 8 || n.w_in < 8) bad("subnet_eval: CNN frames must be at least 8x8");
-  n.oh[0] = (n.h_in - conv_k(0)) / conv_s(0) + 1;
-  n.ow[0] = (n.w_in - conv_k(0)) / conv_s(0) + 1;
-  if (n.oh[0] < conv_k(1) || n.ow[0] < conv_k(1)) bad("subnet_eval: CNN frames are too small");
-  n.oh[1] = (n.oh[0] - conv_k(1)) / conv_s(1) + 1;
-  n.ow[1] = (n.ow[0] - conv_k(1)) / conv_s(1) + 1;
-  if (n.oh[1] < conv_k(2) || n.ow[1] < conv_k(2)) bad("subnet_eval: CNN frames are too small");
-  n.oh[2] = (n.oh[1] - conv_k(2)) / conv_s(2) + 1;
-  n.ow[2] = (n.ow[1] - conv_k(2)) / conv_s(2) + 1;
-  for (int i = 0; i < 3; ++i) {
-    n.cmax[i] = static_cast<int>(meta[kCnnC1 + i]);
-    n.ld[i] = static_cast<int>(round_up(n.cmax[i], kPanel));
+  n.n_layers = static_cast<int>(n_layers);
+  const int64_t* arr = meta + kCnnArrays;
+  auto field = [&](int a, int i) { return arr[static_cast<int64_t>(a) * n_layers + i]; };
+  int h = n.h_in, w = n.w_in;
+  for (int i = 0; i < n.n_layers; ++i) {
+    ConvDesc& c = n.conv[i];
+    for (int a : {kArrWidth, kArrCin, kArrKernel, kArrStride}) {
+      if (field(a, i) < 1 || field(a, i) > lim) bad("subnet_eval: CNN layer size out of range");
+    }
+    for (int a : {kArrSame, kArrElastic, kArrOptional}) {
+      if (field(a, i) != 0 && field(a, i) != 1) bad("subnet_eval: CNN layer flag must be 0 or 1");
+    }
+    c.cmax = static_cast<int>(field(kArrWidth, i));
+    c.cin_max = static_cast<int>(field(kArrCin, i));
+    c.kmax = static_cast<int>(field(kArrKernel, i));
+    c.stride = static_cast<int>(field(kArrStride, i));
+    c.same = static_cast<int>(field(kArrSame, i));
+    c.elastic = static_cast<int>(field(kArrElastic, i));
+    c.optional = static_cast<int>(field(kArrOptional, i));
+    if (c.kmax > kMaxKernelSize || c.stride > kMaxStride) {
+      bad("subnet_eval: CNN kernel at most 15, stride at most 8");
+    }
+    if (c.same && c.kmax % 2 == 0) bad("subnet_eval: CNN same-padded kernels must be odd");
+    if ((c.elastic || c.optional) && !(c.same && c.stride == 1)) {
+      bad("subnet_eval: CNN elastic or optional layers must be same-padded with stride 1");
+    }
+    if (c.optional && i == 0) bad("subnet_eval: CNN first layer cannot be optional");
+    if (i == 0 && c.cin_max != n.c_in) bad("subnet_eval: CNN first layer input != c_in");
+    c.q = (i == 0 && !c.same && !c.elastic && c.kmax % c.stride == 0) ? c.stride : 1;
+    c.ld = static_cast<int>(round_up(c.cmax, kPanel));
+    c.ih = h;
+    c.iw = w;
+    c.oh = (h + 2 * c.pad() - c.kmax) / c.stride + 1;
+    c.ow = (w + 2 * c.pad() - c.kmax) / c.stride + 1;
+    if (h + 2 * c.pad() < c.kmax || w + 2 * c.pad() < c.kmax || c.oh < 1 || c.ow < 1) {
+      bad("subnet_eval: CNN images are too small for the conv layers");
+    }
+    h = c.oh;
+    w = c.ow;
+    c.rows = static_cast<int64_t>(c.kmax) * c.kmax * c.cin_max;
+    c.w = at(base, n_params, field(kArrOffW, i), c.rows * c.ld, "conv weight");
+    c.b = at(base, n_params, field(kArrOffB, i), c.ld, "conv bias");
   }
-  n.n_extra_max = static_cast<int>(n_extra);
-  n.extra_w_max = n_extra ? static_cast<int>(meta[kCnnExtraW]) : 0;
-  n.extra_k_max = n_extra ? static_cast<int>(meta[kCnnExtraK]) : 0;
-  if (n_extra && (n.extra_k_max % 2 == 0 || n.extra_k_max > kMaxKernelSize)) {
-    bad("subnet_eval: CNN extra kernel size must be odd and at most 15");
-  }
-  n.ld_extra = static_cast<int>(round_up(n.extra_w_max, kPanel));
   n.fc_max = static_cast<int>(meta[kCnnFc]);
+  n.c_last_max = static_cast<int>(meta[kCnnCLast]);
   n.ldf = static_cast<int>(meta[kCnnLdf]);
   n.n_actions = static_cast<int>(meta[kCnnActions]);
   n.ldh = static_cast<int>(meta[kCnnLdh]);
@@ -535,23 +567,6 @@ CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, 
   }
   if (n.ldh < n.n_actions + 1 || n.ldh % 8) {
     bad("subnet_eval: CNN ldh must be >= n_actions + 1, a multiple of 8");
-  }
-  n.c_last_max = std::max(n.cmax[2], n.extra_w_max);
-  n.conv_rows[0] = 4LL * n.c_in * 16;
-  n.conv_rows[1] = 16LL * n.cmax[0];
-  n.conv_rows[2] = 9LL * n.cmax[1];
-  for (int i = 0; i < 3; ++i) {
-    n.conv_w[i] =
-        at(base, n_params, meta[kCnnConv1W + 2 * i], n.conv_rows[i] * n.ld[i], "conv weight");
-    n.conv_b[i] = at(base, n_params, meta[kCnnConv1B + 2 * i], n.ld[i], "conv bias");
-  }
-  const int64_t kk = static_cast<int64_t>(n.extra_k_max) * n.extra_k_max;
-  for (int j = 0; j < n.n_extra_max; ++j) {
-    const int64_t cin_max = j == 0 ? n.cmax[2] : n.extra_w_max;
-    n.extra_rows[j] = kk * cin_max;
-    n.extra_w[j] =
-        at(base, n_params, meta[kCnnExtra + j], n.extra_rows[j] * n.ld_extra, "extra conv weight");
-    n.extra_b[j] = at(base, n_params, meta[kCnnExtra + n_extra + j], n.ld_extra, "extra conv bias");
   }
   n.fc_rows = static_cast<int64_t>(n.area()) * n.c_last_max;
   n.fc_w = at(base, n_params, meta[kCnnFcW], n.fc_rows * n.ldf, "fc weight");
@@ -581,17 +596,31 @@ void check_cnn_archs(const CnnNet& net, const int32_t* archs, int64_t n_groups, 
   const int len = cnn_arch_len(net);
   for (int64_t g = 0; g < n_groups; ++g) {
     const int32_t* a = archs + g * len;
-    for (int i = 0; i < 3; ++i) {
-      if (a[i] < 1 || a[i] > net.cmax[i]) bad_arch(g, "conv width out of range");
+    int cin = net.c_in;
+    for (int i = 0; i < net.n_layers; ++i) {
+      const ConvDesc& c = net.conv[i];
+      const int w = a[2 * i], k = a[2 * i + 1];
+      if (w == 0) {
+        if (!c.optional) bad_arch(g, "conv layer " + std::to_string(i) + " is not optional");
+        continue;
+      }
+      if (w < 1 || w > c.cmax) bad_arch(g, "conv width out of range");
+      if (cin > c.cin_max) bad_arch(g, "conv input wider than the layer's weights");
+      const bool ok_k = c.elastic ? (k >= 1 && k <= c.kmax && (c.kmax - k) % 2 == 0) : k == c.kmax;
+      if (!ok_k) bad_arch(g, "conv kernel invalid");
+      cin = w;
     }
-    if (a[3] < 0 || a[3] > net.n_extra_max) bad_arch(g, "number of extra convs out of range");
-    for (int j = 0; j < a[3]; ++j) {
-      const int w = a[4 + 2 * j], k = a[5 + 2 * j];
-      if (w < 1 || w > net.extra_w_max) bad_arch(g, "extra conv width out of range");
-      if (k < 1 || k > net.extra_k_max || k % 2 == 0) bad_arch(g, "extra conv kernel invalid");
-    }
+    if (cin > net.c_last_max) bad_arch(g, "last conv wider than the FC input");
     if (a[len - 1] < 1 || a[len - 1] > net.fc_max) bad_arch(g, "fc width out of range");
   }
+}
+
+// Width of the map the FC layer sees: the last active conv layer's.
+inline int last_width(const CnnNet& net, const int32_t* a) {
+  for (int i = net.n_layers - 1; i >= 0; --i) {
+    if (a[2 * i] > 0) return a[2 * i];
+  }
+  return net.c_in;
 }
 
 // ------------------------------------------------------------------ forward passes
@@ -627,12 +656,12 @@ void mlp_forward_cpu(const MlpNet& net, const float* obs, int64_t n_rows, const 
   }
 }
 
-// Three phases. (1) Per (group, chunk of images): the conv trunk, whose last layer writes the
-// NHWC feature map of each image into `feat`. (2) The FC layer for ALL groups at once, split by
-// blocks of output panels: each block streams its weights once per call (in L2-sized slices
-// over the spatial positions) and applies them to every group whose subnet uses those outputs,
-// instead of every group streaming its own copy of the largest weight matrix from memory.
-// (3) Per chunk: the heads.
+// Three phases. (1) Per (group, chunk of images): the conv layers the group's arch runs, whose
+// last one writes the NHWC feature map of each image into `feat`. (2) The FC layer for ALL groups
+// at once, split by blocks of output panels: each block streams its weights once per call (in
+// L2-sized slices over the spatial positions) and applies them to every group whose subnet uses
+// those outputs, instead of every group streaming its own copy of the largest weight matrix from
+// memory. (3) Per chunk: the heads.
 void cnn_forward_cpu(const CnnNet& net, const uint8_t* obs, int64_t n_rows, const int32_t* archs,
                      const int64_t* rows, int64_t n_groups, float* logits, float* values) {
   const Kern& k = kernel();
@@ -660,58 +689,53 @@ void cnn_forward_cpu(const CnnNet& net, const uint8_t* obs, int64_t n_rows, cons
     Scratch& sc = scratch();
     const int32_t* a = archs + item.group * len;
     const int nb = static_cast<int>(item.rows);
-    const int n_extra = a[3];
 
-    // Space-to-depth(4) of the frames as float (the 1/255 goes into conv1's epilogue).
-    Plane s2d{nullptr, net.oh[0] + 1, net.ow[0] + 1, 0, 16 * net.c_in};
-    s2d.data = sc.get(0, nb * s2d.img());
+    // The images as float NHWC, space-to-depth(q) for the first layer, with a zero border when
+    // that layer is same-padded (the obs_scale goes into the first layer's epilogue).
+    const ConvDesc& c0 = net.conv[0];
+    const int q = c0.q;
+    const int pad0 = c0.pad();
+    Plane in{nullptr, q > 1 ? c0.oh + c0.kmax / q - 1 : net.h_in,
+             q > 1 ? c0.ow + c0.kmax / q - 1 : net.w_in, pad0, q * q * net.c_in};
+    in.data = sc.get(0, nb * in.img(), pad0 > 0);
     for (int b = 0; b < nb; ++b) {
       const uint8_t* img = obs + (item.row0 + b) * frame;
-      float* dst = s2d.data + b * s2d.img();
-      for (int Y = 0; Y < s2d.h; ++Y) {
+      float* dst = in.data + b * in.img();
+      for (int Y = 0; Y < in.h; ++Y) {
         for (int ci = 0; ci < net.c_in; ++ci) {
-          for (int dy = 0; dy < 4; ++dy) {
+          for (int dy = 0; dy < q; ++dy) {
             const uint8_t* src =
-                img + (static_cast<int64_t>(ci) * net.h_in + 4 * Y + dy) * net.w_in;
-            float* d = dst + static_cast<int64_t>(Y) * s2d.w * s2d.ld + ci * 16 + dy * 4;
-            for (int X = 0; X < s2d.w; ++X, d += s2d.ld) {
-              for (int dx = 0; dx < 4; ++dx) d[dx] = static_cast<float>(src[4 * X + dx]);
+                img + (static_cast<int64_t>(ci) * net.h_in + q * Y + dy) * net.w_in;
+            float* d = dst + (static_cast<int64_t>(Y + pad0) * in.wp() + pad0) * in.ld +
+                       ci * q * q + dy * q;
+            for (int X = 0; X < in.w; ++X, d += in.ld) {
+              for (int dx = 0; dx < q; ++dx) d[dx] = static_cast<float>(src[q * X + dx]);
             }
           }
         }
       }
     }
-    Plane p1{nullptr, net.oh[0], net.ow[0], 0, static_cast<int>(round_up(a[0], 8))};
-    p1.data = sc.get(1, nb * p1.img());
-    conv_layer(k, sc, nb, s2d, p1, 2, 1, 0, 2, s2d.ld, s2d.ld, a[0], net.conv_w[0],
-               net.conv_rows[0], net.conv_b[0], 1.f / 255.f);
-    Plane p2{nullptr, net.oh[1], net.ow[1], 0, static_cast<int>(round_up(a[1], 8))};
-    p2.data = sc.get(2, nb * p2.img());
-    conv_layer(k, sc, nb, p1, p2, conv_k(1), conv_s(1), 0, conv_k(1), a[0], net.cmax[0], a[1],
-               net.conv_w[1], net.conv_rows[1], net.conv_b[1], 1.f);
-    // The last conv writes into `feat`; the ones feeding a same-padded conv into padded planes.
-    const Plane out{feat + item.row0 * feat_img, net.oh[2], net.ow[2], 0, ld_feat};
-    const int pad = n_extra ? net.extra_k_max / 2 : 0;
-    Plane p3 = out;
-    if (n_extra) {
-      p3 = Plane{nullptr, net.oh[2], net.ow[2], pad, static_cast<int>(round_up(a[2], 8))};
-      p3.data = sc.get(3, nb * p3.img(), true);
-    }
-    conv_layer(k, sc, nb, p2, p3, conv_k(2), conv_s(2), 0, conv_k(2), a[1], net.cmax[1], a[2],
-               net.conv_w[2], net.conv_rows[2], net.conv_b[2], 1.f);
-    Plane cur = p3;
-    int64_t c_cur = a[2];
-    for (int j = 0; j < n_extra; ++j) {
-      const int w = a[4 + 2 * j], ks = a[5 + 2 * j];
-      Plane nxt = out;
-      if (j + 1 < n_extra) {
-        nxt = Plane{nullptr, net.oh[2], net.ow[2], pad, static_cast<int>(round_up(w, 8))};
-        nxt.data = sc.get(4 + (j & 1), nb * nxt.img(), true);
+    Plane cur = in;
+    int cur_buf = 0;
+    int64_t c_cur = in.ld;
+    for (int i = 0; i < net.n_layers; ++i) {
+      const int w = a[2 * i];
+      if (w == 0) continue;
+      const ConvDesc& c = net.conv[i];
+      int next = i + 1;
+      while (next < net.n_layers && a[2 * next] == 0) ++next;
+      Plane out{feat + item.row0 * feat_img, c.oh, c.ow, 0, ld_feat};
+      if (next < net.n_layers) {
+        const int pad = net.conv[next].pad();
+        out = Plane{nullptr, c.oh, c.ow, pad, static_cast<int>(round_up(w, 8))};
+        cur_buf = cur_buf == 1 ? 2 : 1;
+        out.data = sc.get(cur_buf, nb * out.img(), pad > 0);
       }
-      const int64_t cin_max = j == 0 ? net.cmax[2] : net.extra_w_max;
-      conv_layer(k, sc, nb, cur, nxt, ks, 1, ks / 2, net.extra_k_max, c_cur, cin_max, w,
-                 net.extra_w[j], net.extra_rows[j], net.extra_b[j], 1.f);
-      cur = nxt;
+      const int ks = a[2 * i + 1] / c.q;
+      const int64_t cin_rows = i == 0 ? static_cast<int64_t>(q) * q * net.c_in : c.cin_max;
+      conv_layer(k, sc, nb, cur, out, ks, c.stride / c.q, c.same ? ks / 2 : 0, c.kmax / c.q, c_cur,
+                 cin_rows, w, c.w, c.rows, c.b, i == 0 ? net.obs_scale : 1.f);
+      cur = out;
       c_cur = w;
     }
   }
@@ -743,12 +767,11 @@ void cnn_forward_cpu(const CnnNet& net, const uint8_t* obs, int64_t n_rows, cons
         const int64_t p_hi =
             std::min<int64_t>(p_lo + kFcPanelsPerBlock, (fc + kPanel - 1) / kPanel);
         if (m == 0 || p_lo >= p_hi) continue;
-        const int n_extra = a[3];
         Micro mk{};
         mk.atap = atap.data() + t0;
         mk.btap = btap.data() + t0;
         mk.ntaps = nt;
-        mk.cin = n_extra ? a[2 + 2 * n_extra] : a[2];
+        mk.cin = last_width(net, a);
         mk.ldb = kPanel;
         mk.scale = 1.f;
         mk.act = kRelu;

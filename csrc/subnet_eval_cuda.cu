@@ -8,7 +8,9 @@
 // implicit GEMM (32 rows x 32 output channels per block, 16-deep inner tiles) whose A operand is
 // gathered straight from the NHWC activation planes (no im2col buffer): conv layers take one block
 // row per image and tile its output positions; the FC layer tiles the rows of a group chunk with
-// one tap per spatial position; the heads write logits and values. Blocks whose tile lies outside
+// one tap per spatial position; the heads write logits and values. Every declared conv layer has
+// its own output plane, so a row whose subnet skips optional layers reads the plane of its last
+// active one. Blocks whose tile lies outside
 // their subnet's active outputs exit at once, so each group only computes its own channels.
 #include <cuda_runtime.h>
 
@@ -148,10 +150,10 @@ struct PlaneDesc {
 
 struct Layer {
   int mode;
-  int index;  // conv: 0..2 conv1-3, 3 + j extra j
-  PlaneDesc in, out;
-  PlaneDesc p3, e0, e1;  // FC: its input plane is chosen per group
-  float* h1;             // FC output / heads input: (n_rows, ldf)
+  int index;                      // conv: the declared layer
+  PlaneDesc input;                // the (space-to-depth) images
+  PlaneDesc out[kMaxConvLayers];  // conv layer i's output plane
+  float* h1;                      // FC output / heads input: (n_rows, ldf)
   const int32_t* archs;
   const int32_t* row_group;
   const int32_t* chunks;
@@ -168,63 +170,50 @@ struct Geo {
   const float* bias;
   float scale;
   const float* in;  // conv: the image; FC/heads: the chunk's first row
-  PlaneDesc pin;
+  PlaneDesc pin, pout;
   int row0, rows;
   bool skip;
 };
 
+// The last conv layer before `i` that the arch runs (-1: none, the input images).
+__device__ int last_active(const int32_t* a, int i) {
+  for (int j = i - 1; j >= 0; --j) {
+    if (a[2 * j] > 0) return j;
+  }
+  return -1;
+}
+
 __device__ Geo resolve(const CnnNet& net, const Layer& L) {
   Geo g{};
-  const int len = 5 + 2 * net.n_extra_max;
+  const int len = 2 * net.n_layers + 1;
   const int32_t* a;
   if (L.mode == kConv) {
     const int row = blockIdx.x;
     a = L.archs + static_cast<int64_t>(L.row_group[row]) * len;
-    g.pin = L.in;
-    g.in = L.in.data + row * L.in.img;
-    g.scale = 1.f;
-    g.m = static_cast<int64_t>(L.out.h) * L.out.w;
-    g.out_w = L.out.w;
-    if (L.index == 0) {
-      g.cin = 16 * net.c_in;
-      g.cin_max = g.cin;
-      g.co = a[0];
-      g.ks = 2;
-      g.stride = 1;
-      g.kmax = 2;
-      g.w = net.conv_w[0];
-      g.bias = net.conv_b[0];
-      g.wrows = net.conv_rows[0];
-      g.scale = 1.f / 255.f;
-    } else if (L.index < 3) {
-      const int i = L.index;
-      g.cin = a[i - 1];
-      g.cin_max = net.cmax[i - 1];
-      g.co = a[i];
-      g.ks = conv_k(i);
-      g.stride = conv_s(i);
-      g.kmax = conv_k(i);
-      g.w = net.conv_w[i];
-      g.bias = net.conv_b[i];
-      g.wrows = net.conv_rows[i];
-    } else {
-      const int j = L.index - 3;
-      if (j >= a[3]) {
-        g.skip = true;
-        return g;
-      }
-      g.cin = j == 0 ? a[2] : a[4 + 2 * (j - 1)];
-      g.cin_max = j == 0 ? net.cmax[2] : net.extra_w_max;
-      g.co = a[4 + 2 * j];
-      g.ks = a[5 + 2 * j];
-      g.stride = 1;
-      g.kmax = net.extra_k_max;
-      g.w = net.extra_w[j];
-      g.bias = net.extra_b[j];
-      g.wrows = net.extra_rows[j];
+    const int i = L.index;
+    const ConvDesc& c = net.conv[i];
+    if (a[2 * i] == 0) {
+      g.skip = true;
+      return g;
     }
-    const int conv_pad = L.index >= 3 ? g.ks / 2 : 0;
-    g.shift = L.in.pad - conv_pad;
+    const int src = last_active(a, i);
+    g.pin = src < 0 ? L.input : L.out[src];
+    g.pout = L.out[i];
+    g.in = g.pin.data + row * g.pin.img;
+    g.scale = i == 0 ? net.obs_scale : 1.f;
+    g.m = static_cast<int64_t>(c.oh) * c.ow;
+    g.out_w = c.ow;
+    g.cin = src < 0 ? c.q * c.q * net.c_in : a[2 * src];
+    g.cin_max = i == 0 ? c.q * c.q * net.c_in : c.cin_max;
+    g.co = a[2 * i];
+    g.ks = a[2 * i + 1] / c.q;
+    g.stride = c.stride / c.q;
+    g.kmax = c.kmax / c.q;
+    g.w = c.w;
+    g.bias = c.b;
+    g.wrows = c.rows;
+    const int conv_pad = c.same ? g.ks / 2 : 0;
+    g.shift = g.pin.pad - conv_pad;
     g.crop = (g.kmax - g.ks) / 2;
     return g;
   }
@@ -235,10 +224,10 @@ __device__ Geo resolve(const CnnNet& net, const Layer& L) {
   g.m = g.rows;
   g.scale = 1.f;
   if (L.mode == kFc) {
-    const int n_extra = a[3];
-    g.pin = n_extra == 0 ? L.p3 : (((n_extra - 1) & 1) ? L.e1 : L.e0);
+    const int src = last_active(a, net.n_layers);
+    g.pin = L.out[src];
     g.in = g.pin.data + static_cast<int64_t>(g.row0) * g.pin.img;
-    g.cin = n_extra == 0 ? a[2] : a[4 + 2 * (n_extra - 1)];
+    g.cin = a[2 * src];
     g.co = a[len - 1];
     g.ks = net.area();  // taps
     g.w = net.fc_w;
@@ -267,7 +256,7 @@ __device__ float load_a(const CnnNet& net, const Layer& L, const Geo& g, int64_t
     return g.in[(static_cast<int64_t>(iy) * (g.pin.w + 2 * g.pin.pad) + ix) * g.pin.ld + ci];
   }
   if (L.mode == kFc) {
-    const int y = t / net.ow[2], x = t % net.ow[2];
+    const int y = t / net.out_w(), x = t % net.out_w();
     const int wp = g.pin.w + 2 * g.pin.pad;
     return g.in[m * g.pin.img +
                 (static_cast<int64_t>(y + g.pin.pad) * wp + x + g.pin.pad) * g.pin.ld + ci];
@@ -335,9 +324,9 @@ __global__ void __launch_bounds__(256) layer_kernel(CnnNet net, Layer L) {
       if (L.mode == kConv) {
         const int row = blockIdx.x;
         const int oy = static_cast<int>(m / g.out_w), ox = static_cast<int>(m % g.out_w);
-        const int wp = L.out.w + 2 * L.out.pad;
-        L.out.data[row * L.out.img +
-                   (static_cast<int64_t>(oy + L.out.pad) * wp + ox + L.out.pad) * L.out.ld + n] =
+        const PlaneDesc& o = g.pout;
+        const int wp = o.w + 2 * o.pad;
+        o.data[row * o.img + (static_cast<int64_t>(oy + o.pad) * wp + ox + o.pad) * o.ld + n] =
             fmaxf(v, 0.f);
       } else if (L.mode == kFc) {
         L.h1[(g.row0 + m) * net.ldf + n] = fmaxf(v, 0.f);
@@ -350,32 +339,36 @@ __global__ void __launch_bounds__(256) layer_kernel(CnnNet net, Layer L) {
   }
 }
 
-__global__ void s2d_kernel(CnnNet net, const uint8_t* __restrict__ obs, PlaneDesc s,
+// The images as float NHWC, space-to-depth(q) (q = 1: a plain transpose), with a zero border of
+// s.pad (set by a memset before).
+__global__ void s2d_kernel(CnnNet net, const uint8_t* __restrict__ obs, PlaneDesc s, int q,
                            int64_t n_rows) {
-  const int64_t per_img = static_cast<int64_t>(s.h) * s.w * 16 * net.c_in;
+  const int qq = q * q * net.c_in;
+  const int64_t per_img = static_cast<int64_t>(s.h) * s.w * qq;
   const int64_t total = n_rows * per_img;
   const int64_t frame = static_cast<int64_t>(net.c_in) * net.h_in * net.w_in;
+  const int wp = s.w + 2 * s.pad;
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
        e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t row = e / per_img;
     int64_t r = e % per_img;
-    const int q = static_cast<int>(r % (16 * net.c_in));
-    r /= 16 * net.c_in;
+    const int qi = static_cast<int>(r % qq);
+    r /= qq;
     const int X = static_cast<int>(r % s.w), Y = static_cast<int>(r / s.w);
-    const int ci = q / 16, dy = (q / 4) % 4, dx = q % 4;
-    s.data[row * s.img + (static_cast<int64_t>(Y) * s.w + X) * s.ld + q] = static_cast<float>(
-        obs[row * frame + (static_cast<int64_t>(ci) * net.h_in + 4 * Y + dy) * net.w_in + 4 * X +
-            dx]);
+    const int ci = qi / (q * q), dy = (qi / q) % q, dx = qi % q;
+    s.data[row * s.img + (static_cast<int64_t>(Y + s.pad) * wp + X + s.pad) * s.ld + qi] =
+        static_cast<float>(
+            obs[row * frame + (static_cast<int64_t>(ci) * net.h_in + q * Y + dy) * net.w_in +
+                q * X + dx]);
   }
 }
 
 struct CnnPlanes {
-  PlaneDesc s2d, p1, p2, p3, e0, e1;
+  PlaneDesc input;
+  PlaneDesc out[kMaxConvLayers];
 };
 
 CnnPlanes cnn_planes(const CnnNet& net) {
-  const int pad = net.n_extra_max ? net.extra_k_max / 2 : 0;
-  const int ld3 = std::max(net.ld[2], net.ld_extra);
   auto plane = [](int h, int w, int pad_, int ld) {
     PlaneDesc p{};
     p.h = h;
@@ -385,13 +378,19 @@ CnnPlanes cnn_planes(const CnnNet& net) {
     p.img = static_cast<int64_t>(h + 2 * pad_) * (w + 2 * pad_) * ld;
     return p;
   };
-  CnnPlanes c;
-  c.s2d = plane(net.oh[0] + 1, net.ow[0] + 1, 0, 16 * net.c_in);
-  c.p1 = plane(net.oh[0], net.ow[0], 0, net.ld[0]);
-  c.p2 = plane(net.oh[1], net.ow[1], 0, net.ld[1]);
-  c.p3 = plane(net.oh[2], net.ow[2], pad, ld3);
-  c.e0 = c.p3;
-  c.e1 = c.p3;
+  CnnPlanes c{};
+  const ConvDesc& c0 = net.conv[0];
+  const int q = c0.q;
+  c.input = plane(q > 1 ? c0.oh + c0.kmax / q - 1 : net.h_in,
+                  q > 1 ? c0.ow + c0.kmax / q - 1 : net.w_in, c0.pad(), q * q * net.c_in);
+  for (int i = 0; i < net.n_layers; ++i) {
+    // Any later same-padded layer may read this plane (the ones between may be skipped).
+    int pad = 0;
+    for (int j = i + 1; j < net.n_layers; ++j) pad = std::max(pad, net.conv[j].pad());
+    const int ld =
+        i == net.n_layers - 1 ? std::max(net.conv[i].ld, net.c_last_max) : net.conv[i].ld;
+    c.out[i] = plane(net.conv[i].oh, net.conv[i].ow, pad, ld);
+  }
   return c;
 }
 
@@ -404,11 +403,12 @@ int64_t mlp_cuda_workspace_bytes(const MlpNet& net, int64_t n_rows, int64_t n_gr
 
 int64_t cnn_cuda_workspace_bytes(const CnnNet& net, int64_t n_rows, int64_t n_groups) {
   const CnnPlanes c = cnn_planes(net);
-  const int64_t per_row = c.s2d.img + c.p1.img + c.p2.img + 3 * c.p3.img + net.ldf;
+  int64_t per_row = c.input.img + net.ldf;
+  for (int i = 0; i < net.n_layers; ++i) per_row += c.out[i].img;
   return static_cast<int64_t>(
       align(sizeof(int32_t) * n_groups * cnn_arch_len(net)) + align(sizeof(int32_t) * n_rows) +
-      align(sizeof(int32_t) * 3 * max_chunks(n_rows, n_groups, kChunkRows)) + 8 * kAlign +
-      sizeof(float) * per_row * n_rows);
+      align(sizeof(int32_t) * 3 * max_chunks(n_rows, n_groups, kChunkRows)) +
+      (net.n_layers + 6) * kAlign + sizeof(float) * per_row * n_rows);
 }
 
 void mlp_forward_cuda(const MlpNet& net, uintptr_t obs, int64_t n_rows, const int32_t* archs,
@@ -461,46 +461,42 @@ void cnn_forward_cuda(const CnnNet& net, uintptr_t obs, int64_t n_rows, const in
                         cudaMemcpyHostToDevice, st),
         "copy");
   CnnPlanes c = cnn_planes(net);
-  for (PlaneDesc* p : {&c.s2d, &c.p1, &c.p2, &c.p3, &c.e0, &c.e1}) {
-    p->data = static_cast<float*>(ar.take(sizeof(float) * p->img * n_rows));
+  c.input.data = static_cast<float*>(ar.take(sizeof(float) * c.input.img * n_rows));
+  for (int i = 0; i < net.n_layers; ++i) {
+    c.out[i].data = static_cast<float*>(ar.take(sizeof(float) * c.out[i].img * n_rows));
   }
   auto* h1 = static_cast<float*>(ar.take(sizeof(float) * net.ldf * n_rows));
-  if (c.p3.pad > 0) {  // zero borders of the same-padded planes
-    for (PlaneDesc* p : {&c.p3, &c.e0, &c.e1}) {
-      check(cudaMemsetAsync(p->data, 0, sizeof(float) * p->img * n_rows, st), "memset");
+  if (c.input.pad > 0) {
+    check(cudaMemsetAsync(c.input.data, 0, sizeof(float) * c.input.img * n_rows, st), "memset");
+  }
+  for (int i = 0; i < net.n_layers; ++i) {  // zero borders of the planes same-padded layers read
+    if (c.out[i].pad > 0) {
+      check(cudaMemsetAsync(c.out[i].data, 0, sizeof(float) * c.out[i].img * n_rows, st), "memset");
     }
   }
-  const int64_t s2d_total = n_rows * c.s2d.img;
+  const int64_t s2d_total = n_rows * c.input.h * c.input.w * c.input.ld;
   const int s2d_blocks = static_cast<int>(std::min<int64_t>((s2d_total + 255) / 256, 1 << 16));
-  s2d_kernel<<<s2d_blocks, 256, 0, st>>>(net, reinterpret_cast<const uint8_t*>(obs), c.s2d, n_rows);
+  s2d_kernel<<<s2d_blocks, 256, 0, st>>>(net, reinterpret_cast<const uint8_t*>(obs), c.input,
+                                         net.conv[0].q, n_rows);
   check(cudaGetLastError(), "s2d kernel launch");
 
   Layer L{};
   L.archs = d_archs;
   L.row_group = d_row_group;
   L.chunks = d_chunks;
-  L.p3 = c.p3;
-  L.e0 = c.e0;
-  L.e1 = c.e1;
+  L.input = c.input;
+  for (int i = 0; i < net.n_layers; ++i) L.out[i] = c.out[i];
   L.h1 = h1;
   L.logits = reinterpret_cast<float*>(logits);
   L.values = reinterpret_cast<float*>(values);
-  auto conv = [&](int index, const PlaneDesc& in, const PlaneDesc& out, int cmax) {
+  for (int i = 0; i < net.n_layers; ++i) {
     L.mode = kConv;
-    L.index = index;
-    L.in = in;
-    L.out = out;
-    const int64_t positions = static_cast<int64_t>(out.h) * out.w;
+    L.index = i;
+    const int64_t positions = static_cast<int64_t>(net.conv[i].oh) * net.conv[i].ow;
     dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>((positions + TM - 1) / TM),
-              static_cast<unsigned>((cmax + TN - 1) / TN));
+              static_cast<unsigned>((net.conv[i].cmax + TN - 1) / TN));
     layer_kernel<<<grid, 256, 0, st>>>(net, L);
     check(cudaGetLastError(), "conv kernel launch");
-  };
-  conv(0, c.s2d, c.p1, net.cmax[0]);
-  conv(1, c.p1, c.p2, net.cmax[1]);
-  conv(2, c.p2, c.p3, net.cmax[2]);
-  for (int j = 0; j < net.n_extra_max; ++j) {
-    conv(3 + j, j == 0 ? c.p3 : ((j - 1) & 1 ? c.e1 : c.e0), j & 1 ? c.e1 : c.e0, net.extra_w_max);
   }
   const unsigned n_chunks = static_cast<unsigned>(chunks.size() / 3);
   L.mode = kFc;

@@ -2,28 +2,37 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 from a2d_evo.config import config_from_dict
 from a2d_evo.errors import ConfigError
-from a2d_evo.formats import baseline_name
+from a2d_evo.formats import BASELINE_METHODS, baseline_name
 from a2d_evo.nets.agent import Agent
-from a2d_evo.nets.space import CNNArch, MLPArch
-from a2d_evo.train.baselines import DistillOnlyLearner, scale_arch
+from a2d_evo.nets.space import CNNArch, ConvLayer, MLPArch
+from a2d_evo.runfolder import RunFolder
+from a2d_evo.train.baselines import DistillOnlyLearner, baseline_steps, scale_arch, train_baselines
 from a2d_evo.train.ppo import Batch
 
 
 def test_scale_arch_by_hand() -> None:
     assert scale_arch(MLPArch((64, 64)), 0.25) == MLPArch((16, 16))
     assert scale_arch(MLPArch((64, 64)), 0.5) == MLPArch((32, 32))
-    nature = CNNArch((32, 64, 64), (), 512)
-    assert scale_arch(nature, 0.25) == CNNArch((8, 16, 16), (), 128)
-    assert scale_arch(nature, 0.5) == CNNArch((16, 32, 32), (), 256)
-    assert scale_arch(nature, 1.0) == nature
+
+    def nature(c1: int, c2: int, c3: int, fc: int) -> CNNArch:
+        return CNNArch(
+            (ConvLayer(c1, 8, 4, "valid"), ConvLayer(c2, 4, 2, "valid"),
+             ConvLayer(c3, 3, 1, "valid")), fc,
+        )  # fmt: skip
+
+    assert scale_arch(nature(32, 64, 64, 512), 0.25) == nature(8, 16, 16, 128)
+    assert scale_arch(nature(32, 64, 64, 512), 0.5) == nature(16, 32, 32, 256)
+    assert scale_arch(nature(32, 64, 64, 512), 1.0) == nature(32, 64, 64, 512)
     assert scale_arch(MLPArch((3,)), 0.1) == MLPArch((1,))  # never below one unit
     with pytest.raises(ConfigError):
-        scale_arch(nature, 0.0)
+        scale_arch(nature(32, 64, 64, 512), 0.0)
 
 
 def test_baseline_names() -> None:
@@ -60,3 +69,19 @@ def test_distill_only_learner_matches_the_teacher() -> None:
     assert float(logs["distill_actor"]) < 0.1 * first[0]
     assert float(logs["distill_critic"]) < 0.1 * first[1]
     assert (student(obs).logits.argmax(-1) == teacher(obs).logits.argmax(-1)).float().mean() > 0.9
+
+
+def test_baseline_budgets_give_each_distilled_baseline_the_supernet_plus_one_finetune() -> None:
+    cfg = config_from_dict(
+        {"teacher": {"total_steps": 1000}, "supernet": {"total_steps": 300},
+         "finetune": {"steps": 50}}
+    )  # fmt: skip
+    assert baseline_steps(cfg, "ppo") == 1000  # the teacher's recipe and budget
+    assert baseline_steps(cfg, "distill") == baseline_steps(cfg, "a2d") == 350  # S + B
+    assert BASELINE_METHODS == ("ppo", "distill", "a2d")
+
+
+def test_a2d_baselines_need_distillation(tmp_path: Path) -> None:
+    cfg = config_from_dict({"distill": {"alpha": 0.0, "beta": 0.0}})
+    with pytest.raises(ConfigError, match="a2d baselines distil from the teacher"):
+        train_baselines(cfg, RunFolder(tmp_path / "run"), methods=["a2d"], progress=False)

@@ -67,8 +67,8 @@ def test_checkpoint_restores_weights_optimiser_and_streams_exactly(
     streams = Streams(12345, "teacher")
     streams.rng.random(7)
     assert not _equal(streams.state(), saved["rng"])
-    update, step, _ = load_checkpoint(stopped, "teacher", model, optimizer, streams)
-    assert (update, step) == (2, 64)
+    update, step, _, learner = load_checkpoint(stopped, "teacher", model, optimizer, streams)
+    assert (update, step, learner) == (2, 64, {})  # plain PPO keeps no learner state
     assert _equal({k: v for k, v in model.state_dict().items()}, saved["model"])
     assert _equal(optimizer.state_dict(), saved["optimizer"])
     assert _equal(streams.state(), saved["rng"])
@@ -85,7 +85,7 @@ def test_checkpoint_restores_weights_optimiser_and_streams_exactly(
     restored.load_state(saved["rng"])
     copy = tmp_path / "copy.pt"
     save_checkpoint(copy, "teacher", model, optimizer, restored, 2, 64, saved["wall_s"],
-                    saved["extra"])  # fmt: skip
+                    saved["extra"], saved["learner"])  # fmt: skip
     assert _equal(torch_load(copy), saved)
 
 
@@ -99,3 +99,16 @@ def test_a_checkpoint_of_another_stage_or_shape_is_refused(stopped: Path) -> Non
         load_checkpoint(
             stopped, "teacher", wide, torch.optim.Adam(wide.parameters()), Streams(0, "teacher")
         )
+
+
+def test_a_checkpoint_from_before_value_units_is_refused_with_the_reason(
+    stopped: Path, tmp_path: Path
+) -> None:
+    old = torch_load(stopped)
+    old["format_version"] = 1
+    path = tmp_path / "old.pt"
+    torch.save(old, path)
+    model = Agent(MLPArch((16,)), (4,), 2)
+    with pytest.raises(FormatError, match=r"format_version 1: .*before issue \[J\].*delete"):
+        load_checkpoint(path, "teacher", model, torch.optim.Adam(model.parameters()),
+                        Streams(0, "teacher"))  # fmt: skip

@@ -98,7 +98,9 @@ def test_export_without_search_is_a_clear_error(
     assert "no finished search" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("name", ["cartpole.yaml", "acrobot.yaml", "pong.yaml"])
+@pytest.mark.parametrize(
+    "name", ["lunarlander_demo.yaml", "cartpole.yaml", "acrobot.yaml", "pong.yaml"]
+)
 def test_packaged_config_outside_the_repo_is_the_current_one(
     name: str, configs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

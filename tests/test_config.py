@@ -84,9 +84,12 @@ def test_set_never_evaluates(configs_dir: Path, tmp_path: Path) -> None:
         ("env.sticky_actions=1.5", r"env\.sticky_actions: must be in"),
         ("nokey", r"expected key\.path=value"),
         ("ppo=1", r"cannot be set|not a section|expected"),
-        ("space.kind=cnn", r"space\.kind: 'CartPole-v1' needs the 'mlp' space"),
-        ("supernet.vf_coef=-0.1", r"supernet\.vf_coef"),
-        ("supernet.vf_coef=much", r"supernet\.vf_coef.*expected"),
+        ("env.id=ALE/Pong-v5", r"space\.kind: 'ALE/Pong-v5' needs the 'cnn' space"),
+        ("distill.vf_coef=-0.1", r"distill\.vf_coef"),
+        ("distill.vf_coef=much", r"distill\.vf_coef.*expected"),
+        ("supernet.vf_coef=0.1", r"'supernet\.vf_coef': it moved to distill\.vf_coef"),
+        ("finetune.steps=-1", r"finetune\.steps"),
+        ("supernet.sampling=flops", r"supernet\.sampling.*expected one of"),
     ],
 )
 def test_bad_overrides_name_the_key(configs_dir: Path, override: str, match: str) -> None:
@@ -126,7 +129,13 @@ def test_space_lists_validated() -> None:
         config_from_dict({"space": {"widths": [8, 4]}})
     with pytest.raises(ConfigError, match="odd"):
         config_from_dict(
-            {"env": {"id": "ALE/Pong-v5"}, "space": {"kind": "cnn", "extra_kernels": [2]}}
+            {
+                "env": {"id": "ALE/Pong-v5"},
+                "space": {
+                    "kind": "cnn",
+                    "conv": [{"widths": [8], "kernels": [2, 4], "padding": "same"}],
+                },
+            }
         )
 
 

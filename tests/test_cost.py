@@ -20,7 +20,7 @@ from a2d_evo.nets.supernet import Supernet
 MLP = SearchSpace(SpaceConfig(kind="mlp"))
 CNN = SearchSpace(SpaceConfig(kind="cnn"))
 ATARI_OBS = (4, 84, 84)
-NATURE = CNNArch((32, 64, 64), (), 512)
+NATURE = CNNArch.nature((32, 64, 64), (), 512)
 
 
 def counted(agent: nn.Module, obs: torch.Tensor) -> tuple[int, dict[str, int]]:
@@ -122,8 +122,8 @@ def test_mlp_teacher_by_hand() -> None:
 
 def test_extra_convs_by_hand() -> None:
     # smallest trunk + one 16-wide 5x5 same-padded conv on the 7x7 map: zero taps counted
-    arch = CNNArch((8, 16, 16), ((16, 5),), 64)
-    base = CNNArch((8, 16, 16), (), 64)
+    arch = CNNArch.nature((8, 16, 16), ((16, 5),), 64)
+    base = CNNArch.nature((8, 16, 16), (), 64)
     extra = 16 * 16 * 5 * 5 * 49  # = 313,600
     assert cost.macs(arch, ATARI_OBS, 6) - cost.macs(base, ATARI_OBS, 6) == extra
     assert cost.params(arch, ATARI_OBS, 6) - cost.params(base, ATARI_OBS, 6) == 16 * 16 * 25 + 16
@@ -154,7 +154,7 @@ def test_cost_errors() -> None:
     with pytest.raises(ArchError, match="n_actions"):
         cost.params(MLPArch((4,)), (4,), 0)
     with pytest.raises(ArchError, match="odd"):
-        cost.flops(CNNArch((8, 16, 16), ((16, 4),), 64), ATARI_OBS, 6)
+        cost.flops(CNNArch.nature((8, 16, 16), ((16, 4),), 64), ATARI_OBS, 6)
 
 
 # ----------------------------------------------------------------------------- latency

@@ -1,25 +1,23 @@
-"""The A2D terms against hand-computed values, the vanilla switch, the sandwich sampler."""
+"""The A2D terms against hand-computed values, the vanilla switch, the value units."""
 
 from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 from torch import Tensor
 
-from a2d_evo.config import DistillConfig, PPOConfig, SpaceConfig
+from a2d_evo.config import DistillConfig, PPOConfig
 from a2d_evo.errors import TrainingError
 from a2d_evo.nets.agent import PolicyOutput
-from a2d_evo.nets.space import SearchSpace
 from a2d_evo.train.distill import (
     distill_actor_loss,
     distill_coefs,
     distill_critic_loss,
     distill_loss,
-    rollout_assignment,
-    sandwich,
+    in_value_units,
+    sigma_from_rms,
 )
 from a2d_evo.train.ppo import Batch, ppo_loss_on
 
@@ -110,32 +108,6 @@ def test_distill_coefs_schedule() -> None:
     assert distill_coefs(lin, 1.0) == pytest.approx((0.2, 0.1))
 
 
-# ----------------------------------------------------------------------------- sampling
-def test_sandwich_largest_smallest_and_k_distinct_random() -> None:
-    space = SearchSpace(SpaceConfig())
-    archs = sandwich(space, np.random.default_rng(5), 4)
-    assert archs[0] == space.largest() and archs[1] == space.smallest()
-    assert len(archs) == 6
-    assert len({space.key(space.encode(a)) for a in archs}) == 6
-    assert archs == sandwich(space, np.random.default_rng(5), 4)  # deterministic under a seed
-    assert archs != sandwich(space, np.random.default_rng(6), 4)
-
-
-def test_sandwich_in_a_tiny_space() -> None:
-    space = SearchSpace(SpaceConfig(depths=(1,), widths=(4, 8)))
-    archs = sandwich(space, np.random.default_rng(0), 3)
-    assert len(archs) == 2  # only two networks exist: no duplicates are invented
-
-
-def test_rollout_assignment_contiguous_groups() -> None:
-    space = SearchSpace(SpaceConfig())
-    archs, sizes = rollout_assignment(space, np.random.default_rng(0), 3, 8)
-    assert sizes == [3, 3, 2]
-    assert archs[:2] == [space.largest(), space.smallest()]
-    archs, sizes = rollout_assignment(space, np.random.default_rng(0), 5, 2)
-    assert sizes == [1, 1] and len(archs) == 2  # never more subnets than slots
-
-
 # ----------------------------------------------------------------------------- own rows
 OWN = torch.tensor([True, True, False, True, False, False, True, False])
 
@@ -199,3 +171,30 @@ def test_own_rows_need_their_share() -> None:
     for share in (None, 0.0, 1.5):
         with pytest.raises(ValueError, match="share of the rollout"):
             distill_loss(out, mb, PPOConfig(), 0.0, 0.0, own=OWN, own_share=share)
+
+
+# ----------------------------------------------------------------------------- value units
+def test_value_scale_is_the_rms_or_one() -> None:
+    from a2d_evo.scale.ddp import DistContext, global_rms
+
+    values = torch.tensor([3.0, -4.0, 3.0, -4.0])  # RMS sqrt((9 + 16) / 2) = 3.5355
+    assert global_rms(values, DistContext()) == pytest.approx(math.sqrt(12.5))
+    assert sigma_from_rms(math.sqrt(12.5)) == pytest.approx(3.5355, abs=1e-4)
+    assert sigma_from_rms(0.0) == 1.0 and sigma_from_rms(float("nan")) == 1.0
+
+
+def test_in_value_units_divides_every_value_target() -> None:
+    mb = Batch(
+        torch.zeros(2, 4), torch.zeros(2, dtype=torch.long), torch.zeros(2),
+        torch.tensor([2.0, 4.0]), torch.tensor([1.0, -1.0]), torch.tensor([6.0, 8.0]),
+        torch.zeros(2, 2), torch.tensor([10.0, -2.0]),
+    )  # fmt: skip
+    scaled = in_value_units(mb, 2.0)
+    assert scaled.values.tolist() == [1.0, 2.0]
+    assert scaled.returns.tolist() == [3.0, 4.0]
+    assert scaled.teacher_values is not None and scaled.teacher_values.tolist() == [5.0, -1.0]
+    assert scaled.advantages.tolist() == [1.0, -1.0]  # advantages are normalised elsewhere
+    # the critic term on V / sigma is the raw one over sigma^2: 0.5 * ((2-10)^2 + (4+2)^2) / 4
+    out = PolicyOutput(torch.zeros(2, 2), mb.values / 2.0)
+    d = distill_loss(out, scaled, PPOConfig(), 0.0, 1.0)
+    assert float(d.critic) == pytest.approx(0.5 * (64 + 36) / 4)

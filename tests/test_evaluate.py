@@ -228,12 +228,12 @@ def test_atari_population_matches_agents(backend: str) -> None:
             "env": {"id": "ALE/Pong-v5", "backend": backend, "workers": 2},
             "space": {
                 "kind": "cnn",
-                "conv1": [8, 16],
-                "conv2": [16],
-                "conv3": [16],
-                "extra_depths": [0, 1],
-                "extra_widths": [16],
-                "extra_kernels": [3, 5],
+                "conv": [
+                    {"widths": [8, 16], "kernel": 8, "stride": 4},
+                    {"widths": [16], "kernel": 4, "stride": 2},
+                    {"widths": [16], "kernel": 3},
+                    {"widths": [16], "kernels": [3, 5], "padding": "same", "optional": True},
+                ],
                 "fc": [32, 64],
             },
         }
@@ -245,7 +245,7 @@ def test_atari_population_matches_agents(backend: str) -> None:
     net = Supernet(SearchSpace(cfg.space), tuple(spec.obs_shape), spec.n_actions)
     with torch.no_grad():
         net.policy.weight.mul_(100.0)  # actions that depend on the frames
-    archs = [CNNArch((8, 16, 16), (), 32), CNNArch((16, 16, 16), ((16, 5),), 64)]
+    archs = [CNNArch.nature((8, 16, 16), (), 32), CNNArch.nature((16, 16, 16), ((16, 5),), 64)]
     ev = PopulationEvaluator(net, cfg)
     try:
         res = ev.evaluate(archs, 2, [3, 4], max_episode_steps=120)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import yaml
 from a2d_evo.config import Config, config_from_dict
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 from a2d_evo.files import torch_save
-from a2d_evo.formats import METRICS_KEYS
+from a2d_evo.formats import FRONT_FORMAT_VERSION, METRICS_KEYS
 from a2d_evo.nets import cost
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import save_agent
@@ -84,12 +85,19 @@ def reference_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_outputs(reference_run: Path) -> None:
     search = reference_run / "search"
     data = json.loads((search / "front.json").read_text())
-    assert data["format_version"] == 1
+    assert data["format_version"] == FRONT_FORMAT_VERSION == 2
     ref = data["reference_point"]
     space = SearchSpace(config_from_dict(RAW).space)
     t_flops = data["normalisation"]["teacher_flops"]
     assert t_flops == cost.flops(MLPArch((4,)), (4,), 2)
-    assert ref == pytest.approx([0.0, 1.1 * cost.flops(space.largest(), (4,), 2) / t_flops])
+    assert ref == pytest.approx([0.0, np.log10(1.1 * cost.flops(space.largest(), (4,), 2))])
+    assert data["reference_point_units"] == ["-normalised_return", "log10 flops"]
+    # the delivered front's HV, by hand: staircase of (normalised return, log10 FLOPs)
+    pts = sorted((np.log10(e["flops"]), e["normalised_return"]) for e in data["front"])
+    edges = [x for x, _ in pts[1:]] + [ref[1]]
+    best = np.maximum.accumulate([max(y, 0.0) for _, y in pts])
+    want = sum(b * (hi - x) for (x, _), hi, b in zip(pts, edges, best, strict=True))
+    assert data["hypervolume"] == pytest.approx(want, rel=1e-9)
     norm = data["normalisation"]
     assert norm["episodes"] == 3 and len(norm["seeds"]) == 3
     front = data["front"]
@@ -126,20 +134,40 @@ def test_outputs(reference_run: Path) -> None:
         "episodes",
         "flops",
         "params",
+        "env_steps",
     ]
     assert len(rows) <= 8 * 5 and {int(r["generation"]) for r in rows} == set(range(5))
     keys = [r["encoding"] for r in rows]
-    assert len(keys) == len(set(keys))  # no arch evaluated twice
+    assert len(keys) == len(set(keys))  # one row per arch
+    state = json.loads((search / "state.json").read_text())
+    records = state["cache"]
+    # survivors are re-scored: some archs hold episodes of several generations, each
+    # generation's seeds are the same for every arch that played it
+    assert any(len(set(r["generations"])) > 1 for r in records)
+    by_gen: dict[int, set[tuple[int, ...]]] = {}
+    for r in records:
+        assert len(r["returns"]) == len(r["lengths"]) == len(r["seeds"]) == r["episodes"]
+        assert r["return_mean"] == pytest.approx(float(np.mean(r["returns"])), rel=1e-12)
+        for g in sorted(set(r["generations"])):
+            played = [s for s, gg in zip(r["seeds"], r["generations"], strict=True) if gg == g]
+            by_gen.setdefault(g, set()).add(tuple(played))
+    assert all(len(v) == 1 for v in by_gen.values())
+    spent = sum(sum(r["lengths"]) for r in records)
+    assert sum(int(r["env_steps"]) for r in rows) == spent
     for r in rows[:10]:
         arch = space.decode([int(g) for g in r["encoding"].split()])
         assert str(arch) == r["arch"] and int(r["flops"]) == cost.flops(arch, (4,), 2)
     with open(search / "hypervolume.csv") as f:
         hv = list(csv.DictReader(f))
     assert [int(r["generation"]) for r in hv] == list(range(5))
-    values = [float(r["hypervolume"]) for r in hv]
-    assert values == sorted(values)  # elitism: the population's front never loses volume
+    assert int(hv[-1]["env_steps"]) == spent == data["search"]["env_steps"]
+    assert int(hv[-1]["episodes"]) == sum(r["episodes"] for r in records)
+    assert data["search"]["episodes_played"] == int(hv[-1]["episodes"])
+    assert data["search"]["stopped_by"] == "gens" and data["search"]["generations"] == 5
+    delivery = data["delivery"]
+    assert delivery["halving_rounds"][0]["episodes"] == 2  # search.episodes
+    assert delivery["final_episodes"] == 3 * data["search"]["front_size"]
     assert any((reference_run / "tb" / "search").iterdir())
-    state = json.loads((search / "state.json").read_text())
     assert state["finished"] and state["generation"] == 5
 
 
@@ -268,3 +296,89 @@ def test_rescore_never_uses_more_slots_than_a_generation() -> None:
     calls.clear()
     rescore(Counting(), archs[:2], [1, 2, 3, 4], max_slots=3)  # fewer slots than seeds: 1 by 1
     assert [c[0] for c in calls] == [1, 1]
+
+
+def test_kill_between_state_json_and_npz_resumes_bit_exact(
+    reference_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """state.json of generation 3 written, its state.npz not: the resume drops the episodes
+    of the uncommitted generation (survivors had appended theirs) and plays them again."""
+    from a2d_evo.search import state as state_mod
+
+    cfg = make_run(tmp_path)
+    real = state_mod.write_bytes
+    calls = {"n": 0}
+
+    def dying(path: Path, data: bytes) -> Path:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("killed")
+        return real(path, data)
+
+    monkeypatch.setattr(state_mod, "write_bytes", dying)
+    with pytest.raises(RuntimeError, match="killed"):
+        evolve(cfg, RunFolder(tmp_path), progress=False)
+    monkeypatch.setattr(state_mod, "write_bytes", real)
+    search = tmp_path / "search"
+    ahead = json.loads((search / "state.json").read_text())
+    assert ahead["generation"] == 3 and _npz_generation(search / "state.npz") == 2
+    # survivors of generation 2 appended episodes to records that generation 1 committed
+    assert any(r["generations"][0] < 2 and r["generations"][-1] == 2 for r in ahead["cache"])
+    evolve(cfg, RunFolder(tmp_path), resume=True, progress=False)
+    assert front_without_latency(search / "front.json") == front_without_latency(
+        reference_run / "search" / "front.json"
+    )
+    for name in ("history.csv", "hypervolume.csv", "state.json"):
+        assert (search / name).read_text() == (reference_run / "search" / name).read_text()
+
+
+def test_budget_steps_stops_the_search_and_reports_what_it_spent(tmp_path: Path) -> None:
+    raw = {**RAW, "search": {**RAW["search"], "gens": 50, "budget_steps": 1500}}
+    cfg = make_run(tmp_path, raw)
+    evolve(cfg, RunFolder(tmp_path), progress=False)
+    with open(tmp_path / "search" / "hypervolume.csv") as f:
+        hv = list(csv.DictReader(f))
+    steps = [int(r["env_steps"]) for r in hv]
+    # no generation starts once 1500 steps are spent: only the last one ends past the budget
+    assert 1 < len(hv) < 50 and steps[-2] < 1500 <= steps[-1]
+    front = json.loads((tmp_path / "search" / "front.json").read_text())
+    ran = front["search"]
+    assert ran["stopped_by"] == "budget_steps" and ran["budget_steps"] == 1500
+    assert ran["generations"] == len(hv) and ran["env_steps"] == steps[-1]
+    state = json.loads((tmp_path / "search" / "state.json").read_text())
+    assert ran["env_steps"] == sum(sum(r["lengths"]) for r in state["cache"])
+    assert ran["episodes_played"] == int(hv[-1]["episodes"])
+    # resuming the finished search does not play on
+    evolve(cfg, RunFolder(tmp_path), resume=True, progress=False)
+    assert json.loads((tmp_path / "search" / "front.json").read_text()) == front
+
+
+def test_a_budget_below_one_generation_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"search\.budget_steps: 15 is below one generation's"):
+        config_from_dict({**RAW, "search": {**RAW["search"], "budget_steps": 15}})  # 8 x 2 = 16
+    assert config_from_dict({**RAW, "search": {**RAW["search"], "budget_steps": 16}})
+
+
+def test_a_format_1_state_or_front_is_refused_with_what_to_do(
+    reference_run: Path, tmp_path: Path
+) -> None:
+    from a2d_evo.report.pick import load_front
+
+    root = tmp_path / "run"
+    shutil.copytree(reference_run, root)
+    front = root / "search" / "front.json"
+    data = json.loads(front.read_text())
+    data["format_version"] = 1
+    front.write_text(json.dumps(data))
+    with pytest.raises(FormatError, match="format_version 1: format 1 kept one first estimate"):
+        load_front(RunFolder(root))
+    front.unlink()
+    npz = root / "search" / "state.npz"
+    with np.load(npz) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["format_version"] = np.array(1, dtype=np.int64)
+    np.savez(npz, **arrays)  # type: ignore[arg-type]
+    before = sorted(p.name for p in (root / "search").iterdir())
+    with pytest.raises(FormatError, match=r"has format_version 1: .*run `a2d-evo evolve` again"):
+        evolve(config_from_dict(RAW), RunFolder(root), resume=True, progress=False)
+    assert sorted(p.name for p in (root / "search").iterdir()) == before  # nothing written

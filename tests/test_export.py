@@ -14,6 +14,7 @@ import torch
 
 import a2d_evo
 from a2d_evo.config import SpaceConfig
+from a2d_evo.config.schema import ConvLayerConfig as Conv
 from a2d_evo.errors import FormatError
 from a2d_evo.formats import METRICS_KEYS
 from a2d_evo.nets import cost
@@ -24,7 +25,7 @@ from a2d_evo.nets.agent_folder import (
     make_metrics,
     save_agent,
 )
-from a2d_evo.nets.space import CNNArch, MLPArch, SearchSpace
+from a2d_evo.nets.space import CNNArch, ConvLayer, MLPArch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
 
 MLP = SearchSpace(SpaceConfig(kind="mlp"))
@@ -32,6 +33,29 @@ CNN = SearchSpace(SpaceConfig(kind="cnn"))
 ATARI_OBS = (4, 84, 84)
 ENV_CARTPOLE = {"id": "CartPole-v1"}
 ENV_PONG = {"id": "ALE/Pong-v5", "sticky_actions": 0.25, "stack": 4}
+# a MinAtar agent as the training stages make it: the whole env config, ALE keys included
+ENV_MINATAR = {
+    "id": "MinAtar/Breakout-v1",
+    "imports": ["minatar.gym:register_envs"],
+    "sticky_actions": 0.25,
+    "frame_size": 84,
+    "stack": 4,
+    "noop_max": 30,
+    "frame_skip": 4,
+    "terminal_on_life_loss": False,
+    "max_episode_steps": 10000,
+}
+MINATAR = SearchSpace(
+    SpaceConfig(
+        kind="cnn",
+        conv=(
+            Conv(widths=(4, 8, 16, 24, 32), kernel=3),
+            Conv(widths=(4, 8, 16), kernel=3, padding="same", optional=True),
+        ),
+        fc=(16, 32, 64, 128, 256),
+    )
+)
+MINATAR_OBS = (4, 10, 10)
 
 
 @pytest.fixture(scope="module")
@@ -45,15 +69,28 @@ def mlp_agent() -> Agent:
 def cnn_agent() -> Agent:
     torch.manual_seed(1)
     supernet = Supernet(CNN, ATARI_OBS, 6)
-    return extract(supernet, CNNArch((16, 32, 48), ((32, 3),), 128), ENV_PONG).eval()
+    return extract(supernet, CNNArch.nature((16, 32, 48), ((32, 3),), 128), ENV_PONG).eval()
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory, mlp_agent: Agent, cnn_agent: Agent) -> dict:
+def minatar_agent() -> Agent:
+    torch.manual_seed(2)
+    supernet = Supernet(MINATAR, MINATAR_OBS, 3, obs_scale=1.0)
+    arch = CNNArch((ConvLayer(24, 3), ConvLayer(8, 3, 1, "same")), 64)
+    return extract(supernet, arch, ENV_MINATAR).eval()
+
+
+@pytest.fixture(scope="module")
+def saved(
+    tmp_path_factory: pytest.TempPathFactory,
+    mlp_agent: Agent,
+    cnn_agent: Agent,
+    minatar_agent: Agent,
+) -> dict:
     """One folder per agent, saved once with ONNX (the exporter takes seconds)."""
     root = tmp_path_factory.mktemp("agents")
     out = {}
-    for name, agent in (("mlp", mlp_agent), ("cnn", cnn_agent)):
+    for name, agent in (("mlp", mlp_agent), ("cnn", cnn_agent), ("minatar", minatar_agent)):
         metrics = make_metrics(
             agent,
             env_id=agent.env_config["id"],
@@ -70,8 +107,9 @@ def saved(tmp_path_factory: pytest.TempPathFactory, mlp_agent: Agent, cnn_agent:
 
 def obs_for(agent: Agent, n: int, seed: int) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    if agent.atari:
-        return torch.randint(0, 256, (n, *agent.obs_shape), dtype=torch.uint8, generator=g)
+    if agent.image:
+        high = 2 if agent.obs_scale == 1.0 else 256  # 0/1 planes or pixels
+        return torch.randint(0, high, (n, *agent.obs_shape), dtype=torch.uint8, generator=g)
     return torch.randn((n, *agent.obs_shape), generator=g) * 2
 
 
@@ -118,7 +156,7 @@ def test_teacher_arch_extracts_and_costs_like_any_subnet(kind: str) -> None:
 
 
 # ----------------------------------------------------------------------------- round trip
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "minatar"])
 def test_save_load_round_trip_is_exact(
     kind: str, saved: dict, request: pytest.FixtureRequest
 ) -> None:
@@ -127,7 +165,9 @@ def test_save_load_round_trip_is_exact(
     assert isinstance(loaded, Agent) and not loaded.training
     assert loaded.arch == agent.arch
     assert loaded.obs_shape == agent.obs_shape and loaded.n_actions == agent.n_actions
-    assert loaded.env_config == agent.env_config
+    assert loaded.obs_scale == agent.obs_scale
+    if kind != "minatar":
+        assert loaded.env_config == agent.env_config
     obs = obs_for(agent, 9, seed=5)
     with torch.no_grad():
         a, b = agent(obs), loaded(obs)
@@ -137,11 +177,22 @@ def test_save_load_round_trip_is_exact(
 
 def test_arch_json_content(saved: dict, cnn_agent: Agent) -> None:
     meta = json.loads((saved["cnn"] / "arch.json").read_text())
+    layer = {"stride": 1, "padding": "valid"}
     assert meta == {
-        "format_version": 1,
-        "arch": {"kind": "cnn", "conv": [16, 32, 48], "extra": [[32, 3]], "fc": 128},
+        "format_version": 2,
+        "arch": {
+            "kind": "cnn",
+            "convs": [
+                {"width": 16, "kernel": 8, "stride": 4, "padding": "valid"},
+                {"width": 32, "kernel": 4, "stride": 2, "padding": "valid"},
+                {"width": 48, "kernel": 3, **layer},
+                {"width": 32, "kernel": 3, "stride": 1, "padding": "same"},
+            ],
+            "fc": 128,
+        },
         "obs_shape": [4, 84, 84],
         "n_actions": 6,
+        "obs_scale": 1 / 255,
         "env": ENV_PONG,
     }
     assert sorted(p.name for p in saved["cnn"].iterdir()) == [
@@ -150,6 +201,39 @@ def test_arch_json_content(saved: dict, cnn_agent: Agent) -> None:
         "policy.onnx",
         "policy.pt",
     ]
+
+
+def test_minatar_arch_json_records_the_envs_real_settings_only(saved: dict) -> None:
+    meta = json.loads((saved["minatar"] / "arch.json").read_text())
+    assert meta["obs_scale"] == 1.0 and meta["obs_shape"] == [4, 10, 10]
+    assert meta["env"] == {
+        "id": "MinAtar/Breakout-v1",
+        "imports": ["minatar.gym:register_envs"],
+        "max_episode_steps": 10000,
+    }
+    assert meta["arch"]["convs"][1] == {"width": 8, "kernel": 3, "stride": 1, "padding": "same"}
+    # ALE agents keep their pipeline's settings
+    assert json.loads((saved["cnn"] / "arch.json").read_text())["env"] == ENV_PONG
+
+
+def test_format_1_folders_are_converted_on_load(tmp_path: Path, saved: dict) -> None:
+    """Before [K]: the Nature-only arch and no obs_scale (1/255 for a CNN, 1 for an MLP)."""
+    for kind, old_arch in (
+        ("cnn", {"kind": "cnn", "conv": [16, 32, 48], "extra": [[32, 3]], "fc": 128}),
+        ("mlp", {"kind": "mlp", "widths": [32, 12, 48]}),
+    ):
+        folder = copy_folder(saved[kind], tmp_path / kind)
+        meta = json.loads((folder / "arch.json").read_text())
+        new = load_agent(folder)
+        del meta["obs_scale"]
+        meta.update(format_version=1, arch=old_arch)
+        (folder / "arch.json").write_text(json.dumps(meta))
+        old = load_agent(folder)
+        assert old.arch == new.arch and old.obs_scale == new.obs_scale
+        assert old.obs_scale == (1 / 255 if kind == "cnn" else 1.0)
+        obs = obs_for(new, 3, seed=1)
+        with torch.no_grad():
+            assert torch.equal(old(obs).logits, new(obs).logits)
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
@@ -170,7 +254,7 @@ def test_a2d_evo_exposes_load_agent(saved: dict) -> None:
 
 
 # ----------------------------------------------------------------------------- ONNX
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", ["mlp", "cnn", "minatar"])
 def test_onnx_matches_torch(kind: str, saved: dict, request: pytest.FixtureRequest) -> None:
     agent: Agent = request.getfixturevalue(f"{kind}_agent")
     session = ort.InferenceSession(
@@ -178,7 +262,7 @@ def test_onnx_matches_torch(kind: str, saved: dict, request: pytest.FixtureReque
     )
     (inp,) = session.get_inputs()
     assert inp.name == "obs"
-    assert inp.type == ("tensor(uint8)" if kind == "cnn" else "tensor(float)")
+    assert inp.type == ("tensor(float)" if kind == "mlp" else "tensor(uint8)")
     assert inp.shape[1:] == list(agent.obs_shape) and not isinstance(inp.shape[0], int)
     assert [o.name for o in session.get_outputs()] == ["logits", "value"]
     for n in (1, 7):  # the batch dimension is dynamic
@@ -213,13 +297,19 @@ def _break(folder: Path, how: str) -> None:
     elif how == "no policy.pt":
         policy.unlink()
     elif how in ("newer", "older"):
-        meta["format_version"] = 2 if how == "newer" else 0
+        meta["format_version"] = 3 if how == "newer" else 0
         arch_json.write_text(json.dumps(meta))
     elif how == "no format_version":
         del meta["format_version"]
         arch_json.write_text(json.dumps(meta))
     elif how == "not json":
         arch_json.write_text("{not json")
+    elif how == "bad obs_scale":
+        meta["obs_scale"] = -1
+        arch_json.write_text(json.dumps(meta))
+    elif how == "no obs_scale":
+        del meta["obs_scale"]
+        arch_json.write_text(json.dumps(meta))
     elif how == "bad arch":
         meta["arch"]["widths"] = []
         arch_json.write_text(json.dumps(meta))
@@ -255,8 +345,10 @@ def _break(folder: Path, how: str) -> None:
 BAD = {
     "no arch.json": "arch.json.*not found",
     "no policy.pt": "policy.pt.*not found",
-    "newer": "format_version 2, newer than this a2d-evo reads \\(1\\); upgrade",
-    "older": "format_version 0, older than this a2d-evo reads \\(1\\)",
+    "newer": "format_version 3, newer than this a2d-evo reads \\(2\\); upgrade",
+    "older": "format_version 0, older than this a2d-evo reads \\(2\\)",
+    "bad obs_scale": "arch.json: obs_scale: expected a positive finite number, got -1",
+    "no obs_scale": "arch.json: missing key 'obs_scale'",
     "no format_version": "no format_version",
     "not json": "not valid JSON",
     "bad arch": "arch.json.*at least one hidden layer",

@@ -11,6 +11,8 @@ from a2d_evo.formats import (
     Normalisation,
     baseline_name,
     ci95,
+    hv_points,
+    hv_reference_point,
     interval95,
     normalised_return,
 )
@@ -70,13 +72,10 @@ def test_normalised_return_refuses_an_undefined_ratio() -> None:
         normalised_return(3.0, float("inf"), 9.0)
 
 
-def test_normalisation_scores_and_scales() -> None:
+def test_normalisation_scores() -> None:
     norm = Normalisation(r_random=20.0, r_teacher=420.0, teacher_flops=1000)
     # (120 - 20) / 400 = 0.25
     assert norm.score(120.0) == 0.25
-    # objectives (-normalised return, FLOPs): FLOPs divided by the teacher's 1000
-    scaled = norm.scaled(np.array([[-0.25, 500.0], [-1.0, 2000.0]]))
-    np.testing.assert_array_equal(scaled, [[-0.25, 0.5], [-1.0, 2.0]])
     assert norm.to_dict() == {"r_random": 20.0, "r_teacher": 420.0, "teacher_flops": 1000}
     assert Normalisation.from_dict({"r_random": "20", "r_teacher": 420, "teacher_flops": 1e3}) == (
         norm
@@ -98,7 +97,7 @@ def test_baseline_name() -> None:
     assert baseline_name("ppo", 0.25) == "ppo_x0.25"
     assert baseline_name("distill", 1.0) == "distill_x1"
     assert baseline_name("distill", 0.5) == "distill_x0.5"
-    assert BASELINE_METHODS == ("ppo", "distill")
+    assert BASELINE_METHODS == ("ppo", "distill", "a2d")
 
 
 def test_finite_number_trusts_only_finite_non_bool_numbers() -> None:
@@ -107,3 +106,14 @@ def test_finite_number_trusts_only_finite_non_bool_numbers() -> None:
     assert finite_number(3) and finite_number(-2.5) and finite_number(0)
     for bad in (True, float("nan"), float("inf"), 10**400, "3", None, [1]):
         assert not finite_number(bad), bad
+
+
+def test_hypervolume_units_and_reference_point() -> None:
+    # objectives (-normalised return, FLOPs) -> (-normalised return, log10 FLOPs)
+    pts = hv_points(np.array([[-0.25, 1000.0], [-1.0, 10.0]]))
+    np.testing.assert_allclose(pts, [[-0.25, 3.0], [-1.0, 1.0]], rtol=0, atol=1e-15)
+    np.testing.assert_allclose(hv_reference_point(1e4), [0.0, np.log10(11_000.0)], rtol=1e-15)
+    with pytest.raises(ValueError, match="FLOPs must be > 0"):
+        hv_points(np.array([[-0.5, 0.0]]))
+    with pytest.raises(ValueError, match="largest arch"):
+        hv_reference_point(0.0)

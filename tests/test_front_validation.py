@@ -138,3 +138,18 @@ def test_an_untouched_front_exports_matching_files(finished: Path, tmp_path: Pat
         assert arch == arch_from_dict(entry["arch"])
         assert metrics["flops"] == cost.flops(arch, (4,), 2)
         assert metrics["params"] == cost.params(arch, (4,), 2)
+
+
+def test_fine_tuning_without_a_teacher_is_refused_before_anything_is_written(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    shutil.rmtree(root / "teacher", ignore_errors=True)
+    capsys.readouterr()
+    assert main(["export", str(root), "--finetune", "64", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "distils from the run's teacher" in err and "--finetune 0" in err, err
+    assert not (root / "agents").exists()
+    # inherited weights need no teacher
+    assert main(["export", str(root), "--finetune", "0", "--quiet"]) == 0

@@ -29,6 +29,7 @@ from a2d_evo.config import (
     parse_override,
 )
 from a2d_evo.errors import A2DError, ArchError, ConfigError
+from a2d_evo.formats import FRONT_FORMAT_VERSION
 from a2d_evo.nets.space import CNNArch, MLPArch, SearchSpace
 
 FUZZ = settings(
@@ -614,7 +615,7 @@ def _entry(i: int) -> dict[str, Any]:
 
 
 FRONT = {
-    "format_version": 1,
+    "format_version": FRONT_FORMAT_VERSION,
     "env_id": "CartPole-v1",
     "reference_point": [0.0, 1.1],
     "normalisation": {"r_random": 20.0, "r_teacher": 500.0, "teacher_flops": 9000},

@@ -22,6 +22,7 @@ from a2d_evo.config import config_from_dict, dump_config
 from a2d_evo.envs import env_spec
 from a2d_evo.errors import RunFolderError
 from a2d_evo.files import torch_save, write_json, write_text
+from a2d_evo.formats import FRONT_FORMAT_VERSION
 from a2d_evo.nets.agent_folder import extract, make_metrics
 from a2d_evo.nets.cost import flops
 from a2d_evo.nets.space import MLPArch, SearchSpace
@@ -104,12 +105,12 @@ def _exportable_run(root: Path) -> RunFolder:
     )
     entry["arch"] = arch.to_dict()
     entry["encoding"] = [int(g) for g in space.encode(arch)]
-    ref = reference_point(space, spec.obs_shape, spec.n_actions, teacher_flops)
+    ref = reference_point(space, spec.obs_shape, spec.n_actions)
     norm = {"r_random": 10.0, "r_teacher": 100.0, "teacher_flops": teacher_flops}
     write_json(
         run.search / "front.json",
         {
-            "format_version": 1,
+            "format_version": FRONT_FORMAT_VERSION,
             "env_id": "CartPole-v1",
             "reference_point": ref.tolist(),
             "normalisation": norm,

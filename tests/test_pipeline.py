@@ -14,7 +14,7 @@ import yaml
 from a2d_evo.cli import main
 from a2d_evo.config import load_config
 from a2d_evo.evaluation.episodes import random_policy_return
-from a2d_evo.formats import METRICS_KEYS
+from a2d_evo.formats import FRONT_FORMAT_VERSION, METRICS_KEYS
 from a2d_evo.nets.agent_folder import load_agent
 
 pytestmark = pytest.mark.slow
@@ -50,14 +50,14 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
     capsys.readouterr()
 
     front = json.loads((run / "search" / "front.json").read_text())
-    assert front["format_version"] == 1 and front["front"]
+    assert front["format_version"] == FRONT_FORMAT_VERSION and front["front"]
     for entry in front["front"]:
         assert set(METRICS_KEYS) <= set(entry)
         assert entry["episodes"] == 3 and entry["eval_mode"] == "greedy"
     flops = [e["flops"] for e in front["front"]]
     assert flops == sorted(flops)
 
-    agents = sorted(p.name for p in (run / "agents").iterdir())
+    agents = sorted(p.name for p in (run / "agents").iterdir() if p.is_dir())
     assert "knee" in agents and len(agents) == len(front["front"]) + 1
     for name in agents:
         folder = run / "agents" / name
@@ -104,7 +104,7 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
     for name in ("pareto.png", "hypervolume.png", "report.md"):
         assert (run / "report" / name).stat().st_size > 1000
     baselines = sorted(p.name for p in (run / "baselines").iterdir() if not p.name.startswith("."))
-    assert baselines == ["distill_x0.5", "ppo_x0.5"]
+    assert baselines == ["a2d_x0.5", "distill_x0.5", "ppo_x0.5"]
     for name in baselines:
         metrics = json.loads((run / "baselines" / name / "metrics.json").read_text())
         # 32x32 MLP on 4 observations, 2 actions: 2 x (4*32 + 32*32 + 32*2 + 32*1) FLOPs
@@ -126,6 +126,35 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
     history = (run / "search" / "history.csv").read_text().splitlines()
     assert history[0].split(",")[:3] == ["generation", "encoding", "arch"]
     assert len(history) > 8  # at least the initial population
+
+    # derive, then distil: `export --finetune` trains every member on, then delivers the
+    # members no other dominates after fine-tuning
+    names = [f"front_{i:02d}" for i in range(len(front["front"]))]
+    assert main(["export", str(run), "--finetune", "256", "--quiet"]) == 0  # --pick all
+    delivered = json.loads((run / "agents" / "delivered.json").read_text())
+    rows = {r["agent"]: r for r in delivered["exported"]}
+    assert sorted(rows) == names and delivered["finetune_steps"] == 256
+    for name, row in rows.items():
+        m = json.loads((run / "agents" / name / "metrics.json").read_text())
+        entry = front["front"][m["front_index"]]
+        assert m["finetune_steps"] == 256 and m["seeds"] == entry["seeds"]
+        # the inherited figure is the front's, and re-scoring it on the same seeds agrees
+        assert m["inherited"]["return_mean"] == entry["return_mean"]
+        assert m["before"]["return_mean"] == pytest.approx(entry["return_mean"])
+        assert row["return_mean"] == m["return_mean"] == m["after"]["return_mean"]
+    points = [(r["flops"], r["normalised_return"]) for r in rows.values()]
+    for name, (f, n) in zip(rows, points, strict=True):
+        dominated = any(
+            f2 <= f and n2 >= n and (f2 < f or n2 > n) for f2, n2 in points if (f2, n2) != (f, n)
+        )
+        assert dominated == (name not in delivered["members"])
+    weights = {n: (run / "agents" / n / "policy.pt").read_bytes() for n in names}
+    assert main(["export", str(run), "--finetune", "256", "--quiet"]) == 0  # agent by agent
+    assert weights == {n: (run / "agents" / n / "policy.pt").read_bytes() for n in names}
+    assert main(["report", str(run), "--quiet"]) == 0  # baselines now face the delivered front
+    report = (run / "report" / "report.md").read_text()
+    assert "Delivered front (after fine-tuning" in report
+    assert "Compared with the delivered front." in report
 
     # a second train-teacher into the same run refuses to overwrite it
     assert main(["train-teacher", *common]) == 2

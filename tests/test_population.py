@@ -36,17 +36,16 @@ MLP_SPACES = [
 CNN_SPACES = [
     SpaceConfig(kind="cnn"),
     # odd widths, three extra convs, kernels 1/3/5/7
-    SpaceConfig(
-        kind="cnn",
+    SpaceConfig.nature(
         conv1=(3, 8, 13),
         conv2=(5, 16, 27),
         conv3=(4, 11, 30),
-        extra_depths=(0, 1, 3),
+        extra=3,
         extra_widths=(3, 12, 25),
         extra_kernels=(1, 3, 5, 7),
         fc=(5, 33, 70),
     ),
-    SpaceConfig(kind="cnn", extra_depths=(0,), fc=(16, 100)),
+    SpaceConfig.nature(extra=0, fc=(16, 100)),
 ]
 
 
@@ -250,7 +249,7 @@ def test_bad_obs(mlp_fwd: PopulationForward, cnn_fwd: PopulationForward) -> None
         mlp_fwd(np.zeros((3, 4), np.int64), [arch], [3])
     with pytest.raises(KernelInputError, match="numpy array or a torch tensor"):
         mlp_fwd([[0.0] * 4], [arch], [1])
-    cnn = CNNArch((8, 16, 16), (), 16)
+    cnn = CNNArch.nature((8, 16, 16), (), 16)
     with pytest.raises(KernelInputError, match="uint8"):
         cnn_fwd(np.zeros((2, 4, 60, 60), np.float32), [cnn], [2])
     with pytest.raises(KernelInputError, match="shape"):
@@ -271,7 +270,7 @@ def test_bad_groups(mlp_fwd: PopulationForward) -> None:
     with pytest.raises(ArchError):
         mlp_fwd(obs, [MLPArch((512,))], [4])
     with pytest.raises(ArchError):
-        mlp_fwd(obs, [CNNArch((8, 16, 16), (), 64)], [4])
+        mlp_fwd(obs, [CNNArch.nature((8, 16, 16), (), 64)], [4])
 
 
 # ----------------------------------------------------------------------------- CUDA
@@ -312,22 +311,74 @@ def test_cuda_parity(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.skipif(native_module() is None, reason="a2d_evo._C is not built")
-def test_the_native_cnn_kernel_is_built_for_the_networks_trunk(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The Nature trunk is defined once (``nets.agent.CONV_SPECS``); the kernel must agree."""
-    from a2d_evo.nets import population
-    from a2d_evo.nets.agent import CONV_SPECS
+def test_the_native_cnn_kernel_takes_the_declared_layers_from_the_meta() -> None:
+    """No trunk is built into the kernel: kernel, stride and padding of every layer come from
+    the packed meta, and a meta the declaration rules forbid is refused."""
+    from a2d_evo.config.schema import ConvLayerConfig as Conv
+    from a2d_evo.nets.population import arch_table, pack_supernet
+    from a2d_evo.ops.subnet_eval import meta_fields
 
     mod = native_module()
-    assert tuple(tuple(s) for s in mod.subnet_eval_conv_trunk()) == CONV_SPECS
-    population._check_conv_trunk()  # agrees: no error
+    assert not hasattr(mod, "subnet_eval_conv_trunk")
+    cfg = SpaceConfig(
+        kind="cnn",
+        conv=(
+            Conv(widths=(4, 8), kernel=3),
+            Conv(widths=(4,), kernels=(1, 3), padding="same", optional=True),
+        ),
+        fc=(8,),
+    )
+    space = SearchSpace(cfg)
+    net = noisy_supernet(space, (2, 10, 10), 3, seed=1)
+    pk = pack_supernet(net)
+    fields = meta_fields("cnn")
+    n_layers = int(pk.meta[fields.index("n_layers")])
+    arrays = fields.index("width_max[n_layers]")
+    names = [f.split("[")[0] for f in fields[arrays:]]
 
-    class Other:
-        @staticmethod
-        def subnet_eval_conv_trunk() -> tuple[tuple[int, int], ...]:
-            return ((8, 4), (4, 2), (5, 1))
+    def entry(name: str, layer: int) -> int:
+        return arrays + names.index(name) * n_layers + layer
 
-    monkeypatch.setattr(population, "native_module", lambda: Other())
-    with pytest.raises(KernelInputError, match=r"built for the trunk"):
-        population._check_conv_trunk()
+    assert pk.meta[entry("kernel_max", 0)] == 3 and pk.meta[entry("kernel_max", 1)] == 3
+    assert pk.meta[entry("same", 1)] == 1 and pk.meta[entry("optional", 1)] == 1
+    obs = np.zeros((2, 2, 10, 10), np.uint8)
+    table = arch_table([space.largest()], pk.arch_len)
+    rows = np.array([0, 2], np.int64)
+    mod.subnet_eval_cnn(obs, pk.params, pk.meta, table, rows)
+    for name, layer, value, match in [
+        ("optional", 0, 1, "optional"),
+        ("stride", 1, 2, "same-padded with stride 1"),
+        ("kernel_max", 1, 4, "odd"),
+        ("kernel_max", 0, 16, "at most 15"),
+        ("same", 0, 2, "0 or 1"),
+    ]:
+        meta = pk.meta.copy()
+        meta[entry(name, layer)] = value
+        with pytest.raises(ValueError, match=match):
+            mod.subnet_eval_cnn(obs, pk.params, meta, table, rows)
+    # an arch that skips a required layer or takes a non-elastic layer's kernel elsewhere
+    bad = table.copy()
+    bad[0, 0] = 0
+    with pytest.raises(ValueError, match="not optional"):
+        mod.subnet_eval_cnn(obs, pk.params, pk.meta, bad, rows)
+    bad = table.copy()
+    bad[0, 1] = 1
+    with pytest.raises(ValueError, match="kernel invalid"):
+        mod.subnet_eval_cnn(obs, pk.params, pk.meta, bad, rows)
+
+
+def test_spaces_the_native_kernel_cannot_take_run_on_the_reference() -> None:
+    from a2d_evo.config.schema import ConvLayerConfig as Conv
+
+    conv = (Conv(widths=(2,), kernel=1),) + (Conv(widths=(2,), kernel=1, padding="same"),) * 16
+    space = SearchSpace(SpaceConfig(kind="cnn", conv=conv, fc=(4,)))
+    net = noisy_supernet(space, (1, 3, 3), 2, seed=2)
+    fwd = PopulationForward(net)
+    assert fwd.backend == "reference"
+    assert "at most 16 conv layers" in fwd.backend_name
+    obs = np.ones((2, 1, 3, 3), np.uint8)
+    logits, _ = fwd(obs, [space.largest()], [2])
+    ref_logits, _ = reference_forward(net, torch.from_numpy(obs), [space.largest()], [2])
+    np.testing.assert_allclose(logits, ref_logits.numpy(), rtol=1e-6)
+    with pytest.raises(KernelInputError, match="at most 16 conv layers"):
+        PopulationForward(net, backend="native")

@@ -1,23 +1,26 @@
-"""The pymoo problem: one evaluator call per population, the cache, objectives, HV."""
+"""The pymoo problem: one evaluator call per population, per-arch records, re-evaluation of
+survivors, objectives, the log-FLOPs hypervolume."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
 from pymoo.core.evaluator import Evaluator
 from pymoo.core.population import Population
+from pymoo.indicators.hv import HV
 
 from a2d_evo.config import SpaceConfig
 from a2d_evo.evaluation.episodes import EvalResult, make_result
 from a2d_evo.evaluation.seeds import generation_seeds
-from a2d_evo.formats import Normalisation
+from a2d_evo.formats import HV_FLOPS_MARGIN, Normalisation, hv_points
 from a2d_evo.nets import cost
 from a2d_evo.nets.space import Arch, MLPArch, SearchSpace
+from a2d_evo.search.evolution import play_generation
 from a2d_evo.search.nsga import make_algorithm, population_arrays, restore_algorithm
 from a2d_evo.search.problem import (
-    HV_FLOPS_MARGIN,
     CanonicalDuplicates,
     SubnetProblem,
     delivered_front,
@@ -47,7 +50,10 @@ class FakeEvaluator:
         for a in archs:
             assert isinstance(a, MLPArch)
             base = 20.0 + 200.0 * (1 - np.exp(-sum(a.widths) / 100))
-            out.append(make_result([base + s % 3 for s in seeds[:episodes]], seeds[:episodes]))
+            seeds = list(seeds[:episodes])
+            out.append(
+                make_result([base + s % 3 for s in seeds], seeds, [10 + s % 4 for s in seeds])
+            )
         return out
 
 
@@ -98,13 +104,37 @@ def test_seeds_and_generation_come_with_the_evaluation() -> None:
     assert len(ev.calls) == 1
 
 
-def test_rescore_evaluates_again() -> None:
-    prob, ev = make_problem(rescore=True)
+def test_reevaluate_plays_each_generation_once_and_keeps_every_episode() -> None:
+    prob, ev = make_problem(reevaluate=True, max_arch_episodes=6)
+    X = np.stack([SPACE.encode(MLPArch((8,))), SPACE.encode(MLPArch((16, 16)))])
+    out: dict = {}
+    prob._evaluate(X, out, seeds=[10, 11, 12], generation=0)
+    prob._evaluate(X, out, seeds=[10, 11, 12], generation=0)  # same generation: not again
+    assert len(ev.calls) == 1
+    prob._evaluate(X, out, seeds=[21, 22, 23], generation=1)
+    assert len(ev.calls) == 2 and len(ev.calls[1]) == 2
+    rec = prob.entry(X[0])
+    assert rec["seeds"] == [10, 11, 12, 21, 22, 23]
+    assert rec["generations"] == [0, 0, 0, 1, 1, 1] and rec["episodes"] == 6
+    assert rec["lengths"] == [12, 13, 10, 11, 12, 13]  # 10 + s % 4
+    base = 20.0 + 200.0 * (1 - np.exp(-8 / 100))
+    # s % 3 over 10, 11, 12, 21, 22, 23 = 1, 2, 0, 0, 1, 2: mean base + 1
+    assert rec["returns"] == pytest.approx([base + v for v in (1, 2, 0, 0, 1, 2)])
+    assert rec["return_mean"] == pytest.approx(base + 1.0)
+    assert rec["return_std"] == pytest.approx(np.sqrt(4 / 6))
+    assert out["F"][0, 0] == pytest.approx(-(base + 1.0 - 20.0) / 200.0)
+    assert prob.env_steps() == 2 * 71 and prob.episodes_played() == 12
+    prob._evaluate(X, out, seeds=[31, 32, 33], generation=2)  # both hold the cap (6)
+    assert len(ev.calls) == 2 and prob.last_new == []
+
+
+def test_first_estimate_is_kept_without_reevaluate() -> None:
+    prob, ev = make_problem()
     X = SPACE.sample_encodings(np.random.default_rng(1), 5)
     out: dict = {}
     prob._evaluate(X, out, seeds=SEEDS, generation=0)
-    prob._evaluate(X, out, seeds=SEEDS, generation=1)
-    assert len(ev.calls) == 2
+    prob._evaluate(X, out, seeds=[40, 41, 42], generation=1)
+    assert len(ev.calls) == 1 and prob.entry(X[0])["seeds"] == SEEDS
 
 
 def test_objectives_and_constraint() -> None:
@@ -148,15 +178,31 @@ def test_duplicates_on_the_canonical_encoding() -> None:
     assert len(dup.do(Population.new(X=np.stack([a, c])), other)) == 1
 
 
-def test_front_and_hypervolume_by_hand() -> None:
+def test_front_by_hand() -> None:
     F = np.array([[-1.0, 4.0], [-0.5, 1.0], [-0.4, 3.0], [-1.0, 5.0], [0.2, 0.5]])
     np.testing.assert_array_equal(front_indices(F), [0, 1, 4])
     G = np.array([[0.0], [1.0], [0.0], [0.0], [0.0]])  # member 1 infeasible
     np.testing.assert_array_equal(front_indices(F, G), [0, 2, 4])
-    ref = np.array([0.0, 10.0])
-    # member 4 (worse than random) adds nothing; rectangles: [-1,-0.5]x[4,10] + [-0.5,0]x[1,10]
-    assert hypervolume(F[[0, 1, 4]], ref) == pytest.approx(0.5 * 6 + 0.5 * 9)
+
+
+def test_log_flops_hypervolume_by_hand() -> None:
+    """Three members at 10, 100 and 1000 FLOPs, the largest arch at 10,000 FLOPs."""
+    F = np.array([[-0.9, 1000.0], [-0.5, 100.0], [-0.2, 10.0]])
+    ref = np.array([0.0, np.log10(1.1 * 10_000)])
+    # staircase on log10 FLOPs: 0.2 over [1, 2], 0.5 over [2, 3], 0.9 over [3, log10(11000)]
+    want = 0.2 * 1 + 0.5 * 1 + 0.9 * (np.log10(11_000) - 3)
+    assert want == pytest.approx(1.637253, abs=1e-6)
+    assert hypervolume(F, ref) == pytest.approx(want, rel=1e-12)
+    # a member worse than random adds nothing; the empty front has none
+    assert hypervolume(np.vstack([F, [[0.3, 1.0]]]), ref) == pytest.approx(want, rel=1e-12)
     assert hypervolume(np.zeros((0, 2)), ref) == 0.0
+    np.testing.assert_allclose(hv_points(F), [[-0.9, 3.0], [-0.5, 2.0], [-0.2, 1.0]])
+    # the shape counts: the same best return with and without a cheap knee differ by 0.6 of
+    # ~1.64 here, where on linear FLOPs (area ~ best return x FLOPs span) they differ by 4.6%
+    no_knee = np.array([[-0.9, 1000.0], [-0.05, 10.0]])
+    assert hypervolume(F, ref) - hypervolume(no_knee, ref) == pytest.approx(0.6)
+    linear = HV(ref_point=np.array([0.0, 11_000.0]))
+    assert linear(F) / linear(no_knee) == pytest.approx(9468 / 9049.5)
 
 
 def test_delivered_front_drops_the_dominated_and_what_random_beats() -> None:
@@ -169,10 +215,10 @@ def test_delivered_front_drops_the_dominated_and_what_random_beats() -> None:
 
 
 def test_reference_point() -> None:
-    ref = reference_point(SPACE, OBS, ACTIONS, NORM.teacher_flops)
+    ref = reference_point(SPACE, OBS, ACTIONS)
     largest = cost.flops(SPACE.largest(), OBS, ACTIONS)
-    assert ref[0] == 0.0
-    assert ref[1] == pytest.approx(HV_FLOPS_MARGIN * largest / NORM.teacher_flops)
+    assert HV_FLOPS_MARGIN == 1.1
+    assert ref[0] == 0.0 and ref[1] == pytest.approx(np.log10(1.1 * largest), rel=1e-12)
 
 
 def test_normalisation_checks() -> None:
@@ -180,10 +226,6 @@ def test_normalisation_checks() -> None:
         Normalisation(5.0, 5.0, 100)
     assert NORM.score(220.0) == 1.0 and NORM.score(20.0) == 0.0
     assert Normalisation.from_dict(NORM.to_dict()) == NORM
-    tf = NORM.teacher_flops
-    np.testing.assert_array_equal(
-        NORM.scaled([[-0.5, 2 * tf], [0.1, tf / 4]]), [[-0.5, 2], [0.1, 0.25]]
-    )
 
 
 def test_generation_seeds() -> None:
@@ -193,9 +235,14 @@ def test_generation_seeds() -> None:
     assert all(0 <= s < 2**31 for s in a)
 
 
-@pytest.mark.parametrize("max_flops", [None, 3000.0])
-def test_nsga2_restored_from_arrays_continues_identically(max_flops: float | None) -> None:
-    """Resume = a fresh NSGA-II set up and given the saved arrays: the same offspring follow.
+@pytest.mark.parametrize(
+    ("max_flops", "reevaluate"), [(None, False), (3000.0, False), (None, True), (3000.0, True)]
+)
+def test_nsga2_restored_from_arrays_continues_identically(
+    max_flops: float | None, reevaluate: bool
+) -> None:
+    """Resume = a fresh NSGA-II set up and given the saved arrays and records: the same
+    offspring, and the same per-episode records, follow.
 
     With a FLOPs ceiling some members are infeasible and carry no rank (NaN in the file).
     """
@@ -203,8 +250,8 @@ def test_nsga2_restored_from_arrays_continues_identically(max_flops: float | Non
 
     cfg = config_from_dict({"seed": 7, "search": {"pop": 12, "gens": 6}})
 
-    def run(gens: int, resume_at: int | None) -> tuple[list[np.ndarray], int, np.ndarray]:
-        prob, _ = make_problem(max_flops=max_flops)
+    def run(gens: int, resume_at: int | None) -> tuple[list[np.ndarray], int, np.ndarray, list]:
+        prob, _ = make_problem(max_flops=max_flops, reevaluate=reevaluate)
         algo = make_algorithm(cfg, SPACE)
         algo.setup(prob, verbose=False)
         history = []
@@ -212,22 +259,78 @@ def test_nsga2_restored_from_arrays_continues_identically(max_flops: float | Non
         while gen < gens:
             if resume_at is not None and gen == resume_at:
                 arrays = population_arrays(algo, gen)
-                records = prob.cache_records()
-                prob, _ = make_problem(max_flops=max_flops)
+                records = json.loads(json.dumps(prob.cache_records()))  # as state.json
+                prob, _ = make_problem(max_flops=max_flops, reevaluate=reevaluate)
                 prob.load_cache(records)
                 algo = make_algorithm(cfg, SPACE)
                 algo.setup(prob, verbose=False)
                 restore_algorithm(algo, arrays, gen)
-            pop = algo.ask()
-            algo.evaluator.eval(prob, pop, seeds=generation_seeds(7, gen, 3), generation=gen)
-            algo.tell(infills=pop)
+            assert play_generation(algo, prob, generation_seeds(7, gen, 3), gen)
             history.append(np.asarray(algo.pop.get("X")).copy())
             gen += 1
-        return history, algo.n_gen, np.asarray(algo.opt.get("F"))
+        return history, algo.n_gen, np.asarray(algo.opt.get("F")), prob.cache_records()
 
-    straight, n_gen, opt = run(6, None)
-    resumed, n_gen_resumed, opt_resumed = run(6, 3)
+    straight, n_gen, opt, records = run(6, None)
+    resumed, n_gen_resumed, opt_resumed, records_resumed = run(6, 3)
     for a, b in zip(straight, resumed, strict=True):
         np.testing.assert_array_equal(a, b)
     assert n_gen == n_gen_resumed == 7  # the generation counter goes on where it stopped
     np.testing.assert_array_equal(opt, opt_resumed)
+    assert records == records_resumed
+    replayed = [r for r in records if len(set(r["generations"])) > 1]
+    assert bool(replayed) == reevaluate  # survivors hold episodes of several generations
+
+
+class LuckyEvaluator(FakeEvaluator):
+    """The largest arch draws 1000 above its true return on generation 0's seeds only; its
+    true return is 1000 below random, so its mean over two generations is random's (20)."""
+
+    def __init__(self, lucky_seeds: list[int]) -> None:
+        super().__init__()
+        self.lucky_seeds = lucky_seeds
+
+    def __call__(
+        self, archs: Sequence[Arch], episodes: int, seeds: Sequence[int]
+    ) -> list[EvalResult]:
+        out = super().__call__(archs, episodes, seeds)
+        for i, a in enumerate(archs):
+            if a == SPACE.largest():
+                luck = 1000.0 if list(seeds[:episodes]) == self.lucky_seeds else -1000.0
+                out[i] = make_result([20.0 + luck] * episodes, seeds[:episodes], [5] * episodes)
+        return out
+
+
+@pytest.mark.parametrize("reevaluate", [False, True])
+def test_a_lucky_first_draw_loses_its_place_when_survivors_are_rescored(reevaluate: bool) -> None:
+    from a2d_evo.config import config_from_dict
+
+    cfg = config_from_dict({"seed": 7, "search": {"pop": 8, "gens": 3, "episodes": 2}})
+    seeds = [generation_seeds(7, g, 2) for g in range(3)]
+    ev = LuckyEvaluator(seeds[0])
+    prob = SubnetProblem(SPACE, ev, OBS, ACTIONS, NORM, episodes=2, reevaluate=reevaluate)
+    X0 = np.vstack(
+        [SPACE.encode(SPACE.largest()), SPACE.sample_encodings(np.random.default_rng(3), 7)]
+    )
+    algo = make_algorithm(cfg, SPACE)
+    algo.initialization.sampling = Population.new(X=X0)
+    algo.setup(prob, verbose=False)
+    lucky = SPACE.key(X0[0])
+    for gen in range(3):
+        assert play_generation(algo, prob, seeds[gen], gen)
+        kept = {SPACE.key(x) for x in algo.pop.get("X")}
+        if gen == 0 or not reevaluate:
+            # its first estimate (1020: normalised 5.0) is the best return: it stays
+            assert lucky in kept
+            assert prob.cache[lucky]["episodes"] == 2
+            assert prob.cache[lucky]["return_mean"] == 1020.0
+        else:
+            # re-scored with generation 1's seeds: mean (1020 - 980) / 2 = random's 20,
+            # dominated by every cheaper member: dropped
+            assert lucky not in kept
+            assert prob.cache[lucky]["episodes"] == 4
+            assert prob.cache[lucky]["return_mean"] == 20.0
+            assert prob.cache[lucky]["generations"] == [0, 0, 1, 1]
+    # every call of a generation is one evaluator call: survivors and offspring together
+    assert len(ev.calls) == 3
+    if reevaluate:
+        assert len(ev.calls[1]) > 8  # 8 parents + the new offspring

@@ -30,6 +30,7 @@ from a2d_evo.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
 from a2d_evo.config import config_from_dict
 from a2d_evo.errors import EnvError, RunFolderError
 from a2d_evo.files import read_json, torch_load, write_json
+from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION, FRONT_FORMAT_VERSION
 from a2d_evo.runfolder import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -359,6 +360,16 @@ CHECKPOINTS = {
         lambda marker: {"encoder.weight": torch.zeros(3)},
         "not an a2d-evo training checkpoint",
     ),
+    "format before issue [J]": (
+        lambda marker: {
+            **{key: {} for key in ("model", "optimizer", "rng")},
+            "format_version": 1,
+            "stage": "teacher",
+            "update": 1,
+            "global_step": 32,
+        },
+        "format_version 1: format 1 was written by the training before issue [J]",
+    ),
     "newer format": (
         lambda marker: {
             **{key: {} for key in ("model", "optimizer", "rng")},
@@ -372,7 +383,7 @@ CHECKPOINTS = {
     "another stage": (
         lambda marker: {
             **{key: {} for key in ("model", "optimizer", "rng")},
-            "format_version": 1,
+            "format_version": CHECKPOINT_FORMAT_VERSION,
             "stage": "supernet",
             "update": 1,
             "global_step": 32,
@@ -527,7 +538,9 @@ def test_search_refuses_a_teacher_of_another_env(
 
 
 @pytest.mark.parametrize(
-    ("version", "says"), [(2, "newer than"), (0, "older than")], ids=["newer", "older"]
+    ("version", "says"),
+    [(FRONT_FORMAT_VERSION + 1, "newer than"), (0, "older than")],
+    ids=["newer", "older"],
 )
 def test_a_front_file_of_another_format_version_is_named(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], version: int, says: str
@@ -539,4 +552,5 @@ def test_a_front_file_of_another_format_version_is_named(
     for command in ("export", "report"):
         assert main([command, str(run.root)]) == EXIT_USER_ERROR
         err = capsys.readouterr().err
-        assert f"format_version {version}, {says} this a2d-evo reads (1)" in err, err
+        want = f"format_version {version}, {says} this a2d-evo reads ({FRONT_FORMAT_VERSION})"
+        assert want in err, err

@@ -13,7 +13,7 @@ import pytest
 from a2d_evo.config import config_from_dict, dump_config
 from a2d_evo.errors import RunFolderError
 from a2d_evo.files import write_json, write_text
-from a2d_evo.formats import ci95, interval95
+from a2d_evo.formats import FRONT_FORMAT_VERSION, HV_UNITS, ci95, interval95
 from a2d_evo.report import markdown as report
 from a2d_evo.report import run_data
 from a2d_evo.report.markdown import dominance, front_table, write_report
@@ -76,7 +76,7 @@ def make_run(
     ]
     norm = {"r_random": R_RANDOM, "r_teacher": R_TEACHER, "teacher_flops": TEACHER_FLOPS}
     front: dict[str, Any] = {
-        "format_version": 1,
+        "format_version": FRONT_FORMAT_VERSION,
         "reference_point": [0.0, 3.125],
         "normalisation": norm,
         "front": entries,
@@ -85,12 +85,13 @@ def make_run(
         for e in entries:
             e["search_return_mean"] = e["return_mean"] + 10.0
         front["env_id"] = "CartPole-v1"
-        front["reference_point_units"] = ["-normalised_return", "flops / teacher_flops"]
+        front["reference_point_units"] = list(HV_UNITS)
         front["hypervolume"] = 2.71828
         norm.update(seeds=list(range(1000, 1030)), episodes=30, eval_mode="greedy")
         front["search"] = {
             "generations": 6, "pop": 16, "episodes": 3, "evaluations": n_history,
-            "front_size": 5, "dropped_after_rescore": 1,
+            "front_size": 5, "dropped_after_rescore": 1, "env_steps": 123456,
+            "episodes_played": 789, "stopped_by": "budget_steps", "reevaluate": True,
         }  # fmt: skip
     write_json(run.search / "front.json", front)
     rng = np.random.default_rng(0)
@@ -163,11 +164,14 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     knee = "| knee | mlp-8 | 1k | 12.5% | 507 | 0.0123 | 455.00 ± 1.46 | 0.906 | 450.00 → 455.00 |"
     assert knee in md
     # baselines, ppo first: 1.96 * 2 / 5 = 0.784; 1.96 * 20 / 5 = 7.84
-    ppo = "| ppo_x1 | mlp-64x64 | 8k | 100% | 4.01k | 0.0123 | 499.00 ± 0.78 | 0.998 | ppo | no |"
+    ppo = (
+        "| ppo_x1 | mlp-64x64 | 8k | 100% | 4.01k | 0.0123 | 499.00 ± 0.78 | 0.998 | ppo | n/a "
+        "| no |"
+    )  # no env steps recorded
     assert ppo in md
     assert (
         "| distill_x0.25 | mlp-16x16 | 1.2k | 15% | 607 | 0.0123 | 400.00 ± 7.84 | 0.792 "
-        "| distill | yes |"
+        "| distill | n/a | yes |"
     ) in md
     # the verdicts: the dominating member, its FLOPs ratio and the normalised-return margin
     # 0.896 - 0.792 = +0.104 +- hypot(2.45, 7.84) / 480 = 0.017
@@ -178,18 +182,26 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     assert "0.979 vs 0.998 (-0.019 ± 0.004)" in md
     assert "The front dominates 1 of 2 baselines." in md
     # missing members of the manual family are named
-    assert "- baselines ppo_x0.25, ppo_x0.5, distill_x0.5, distill_x1 (" in md
+    assert (
+        "- baselines ppo_x0.25, ppo_x0.5, distill_x0.5, distill_x1, a2d_x0.25, a2d_x0.5, a2d_x1 ("
+        in md
+    )
     # knee, settings, reproduction commands
     assert "Knee point (as exported): `mlp-8`, 12.5% of the teacher's FLOPs" in md
     assert "R_teacher = 500.00, R_random = 20.00 (uniform-random policy); teacher FLOPs 8,000" in md
     assert "- population 16, 5 generations, 3 episodes per candidate" in md
     assert "the final front re-scored with 30 episodes" in md
     assert "re-scoring seeds 1000-1029 (30)" in md
-    assert "reference point `[0.0, 3.125]` in (-normalised_return, flops / teacher_flops)" in md
+    assert f"reference point `[0.0, 3.125]` in ({', '.join(HV_UNITS)})" in md
     assert "- candidates evaluated: 120" in md
     assert "- final front: 5 members from the search, 1 dropped as dominated after re-scoring" in md
     assert "- last generation 5: hypervolume 0.8689, front size 8" in md
     assert "- hypervolume of the re-scored front: 2.718" in md
+    assert (
+        "- spent 123,456 env steps in 789 episodes over 6 generations (stopped by "
+        "budget_steps; survivors re-scored every generation)"
+    ) in md
+    assert "`[0.0, 3.125]` in (-normalised_return, log10 flops)" in md
     out = f"{run.root}-repro"
     assert f"a2d-evo train-teacher  --config {run.config_path} --out {out}" in md
     assert f"--out {out} --pop 16 --gens 5 --episodes 3" in md
@@ -270,11 +282,15 @@ def test_stage_config_that_differs_is_the_one_reproduced(tmp_path: Path) -> None
 
 def test_baseline_method_and_width_from_metrics(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run", baselines=False)
-    m = _metrics(600, 350.0, 1.0, 30, method="distill", width_multiplier=0.125)
+    m = _metrics(600, 350.0, 1.0, 30, method="distill", width_multiplier=0.125, env_steps=12345)
     _agent(run.baselines / "small", (8, 8), m)
     cfg = run.load_config()
     md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
-    assert "| small | mlp-8x8 | 600 | 7.5% |" in md and "| distill | no |" in md
+    assert "| small | mlp-8x8 | 600 | 7.5% |" in md and "| distill | 12,345 | no |" in md
     assert "distill_x0.125" not in md  # found under its own name, not reported missing
     data = run_data.load_run(cfg, run)
-    assert data.baselines["small"].extra == {"method": "distill", "width_multiplier": 0.125}
+    assert data.baselines["small"].extra == {
+        "method": "distill",
+        "width_multiplier": 0.125,
+        "env_steps": 12345,
+    }

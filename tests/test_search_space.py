@@ -12,36 +12,45 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from a2d_evo.config import SpaceConfig
+from a2d_evo.config.schema import ConvLayerConfig as Conv
 from a2d_evo.errors import ArchError
 from a2d_evo.nets.agent import Agent
-from a2d_evo.nets.space import Arch, CNNArch, MLPArch, SearchSpace, arch_from_dict
+from a2d_evo.nets.space import Arch, CNNArch, ConvLayer, MLPArch, SearchSpace, arch_from_dict
 from a2d_evo.nets.supernet import Supernet
 
 MLP = SearchSpace(SpaceConfig(kind="mlp"))
 CNN = SearchSpace(SpaceConfig(kind="cnn"))
-SPACES = {"mlp": MLP, "cnn": CNN}
-OBS = {"mlp": (4,), "cnn": (4, 84, 84)}
+MINATAR = SpaceConfig(
+    kind="cnn",
+    conv=(
+        Conv(widths=(4, 8, 16, 24, 32), kernel=3),
+        Conv(widths=(4, 8, 16), kernel=3, padding="same", optional=True),
+    ),
+    fc=(16, 32, 64, 128, 256),
+)
+SPACES = {"mlp": MLP, "cnn": CNN, "minatar": SearchSpace(MINATAR)}
+OBS = {"mlp": (4,), "cnn": (4, 84, 84), "minatar": (4, 10, 10)}
 
 SMALL_MLP = SpaceConfig(kind="mlp", depths=(1, 2, 3), widths=(4, 8, 16))
 SMALL_CNN = SpaceConfig(
     kind="cnn",
-    conv1=(8, 16),
-    conv2=(16,),
-    conv3=(16, 32),
-    extra_depths=(0, 1, 2),
-    extra_widths=(16, 32),
-    extra_kernels=(3, 5),
+    conv=(
+        Conv(widths=(8, 16), kernel=8, stride=4),
+        Conv(widths=(16,), kernel=4, stride=2),
+        Conv(widths=(16, 32), kernel=3),
+        Conv(widths=(16, 32), kernels=(3, 5), padding="same", optional=True),
+        Conv(widths=(16, 32), kernels=(3, 5), padding="same", optional=True),
+    ),
     fc=(64, 128),
 )
-# no zero-depth option: the n_extra gene indexes (1, 2), not the depth itself
-SMALL_CNN_NO_ZERO = SpaceConfig(
+# an optional layer between required ones, and a fixed same-padded kernel
+SMALL_CNN_MIDDLE = SpaceConfig(
     kind="cnn",
-    conv1=(8,),
-    conv2=(16,),
-    conv3=(16,),
-    extra_depths=(1, 2),
-    extra_widths=(16, 32, 48),
-    extra_kernels=(3,),
+    conv=(
+        Conv(widths=(8,), kernel=3),
+        Conv(widths=(16, 32, 48), kernel=3, padding="same", optional=True),
+        Conv(widths=(4, 8), kernel=2, stride=2),
+    ),
     fc=(64,),
 )
 
@@ -61,15 +70,19 @@ def mlp_archs(cfg: SpaceConfig) -> st.SearchStrategy[MLPArch]:
 
 
 def cnn_archs(cfg: SpaceConfig) -> st.SearchStrategy[CNNArch]:
-    extra = st.tuples(st.sampled_from(cfg.extra_widths), st.sampled_from(cfg.extra_kernels))
+    """Archs built layer by layer from the declaration (independently of SearchSpace)."""
+
+    def layer(c: Conv) -> st.SearchStrategy[ConvLayer | None]:
+        on = st.builds(
+            lambda w, k: ConvLayer(w, k, c.stride, c.padding),
+            st.sampled_from(c.widths),
+            st.sampled_from(c.kernel_choices),
+        )
+        return st.one_of(st.none(), on) if c.optional else on
+
     return st.builds(
-        lambda c1, c2, c3, ex, fc: CNNArch((c1, c2, c3), tuple(ex), fc),
-        st.sampled_from(cfg.conv1),
-        st.sampled_from(cfg.conv2),
-        st.sampled_from(cfg.conv3),
-        st.sampled_from(cfg.extra_depths).flatmap(
-            lambda n: st.lists(extra, min_size=n, max_size=n)
-        ),
+        lambda convs, fc: CNNArch(tuple(convs), fc),
+        st.tuples(*[layer(c) for c in cfg.conv]),
         st.sampled_from(cfg.fc),
     )
 
@@ -77,11 +90,13 @@ def cnn_archs(cfg: SpaceConfig) -> st.SearchStrategy[CNNArch]:
 ARCHS: dict[str, st.SearchStrategy[Arch]] = {
     "mlp": mlp_archs(MLP.cfg),
     "cnn": cnn_archs(CNN.cfg),
+    "minatar": cnn_archs(MINATAR),
 }
+KINDS = list(ARCHS)
 
 
 # ----------------------------------------------------------------------------- round trips
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_decode_encode_round_trip(kind: str, data: st.DataObject) -> None:
@@ -93,7 +108,7 @@ def test_decode_encode_round_trip(kind: str, data: st.DataObject) -> None:
     np.testing.assert_array_equal(space.canonical(x), x)  # encode is canonical
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_encode_decode_is_canonical(kind: str, data: st.DataObject) -> None:
@@ -108,7 +123,7 @@ def test_encode_decode_is_canonical(kind: str, data: st.DataObject) -> None:
     assert space.decode(x.astype(np.float64)) == space.decode(x)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_equal_canonical_iff_equal_arch(kind: str, data: st.DataObject) -> None:
@@ -131,8 +146,7 @@ def _inactive(space: SearchSpace, x: np.ndarray) -> list[int]:
     if space.kind == "mlp":
         depth = space.choices[0][x[0]]
         return list(range(1 + depth, space.n_var))
-    n_extra = space.choices[3][x[3]]
-    return list(range(4 + 2 * n_extra, 4 + 2 * space.max_extra))
+    return [g for on, w, k in space.layer_genes if on >= 0 and x[on] == 0 for g in (w, k) if g >= 0]
 
 
 def test_canonical_of_a_matrix_is_row_wise() -> None:
@@ -147,17 +161,20 @@ def test_canonical_of_a_matrix_is_row_wise() -> None:
 
 # ----------------------------------------------------------------------------- bounds
 def test_bounds_match_the_choices() -> None:
-    # MLP: [depth, width_1..width_4]; CNN: [c1, c2, c3, n_extra, (w, k) x 2, fc]
+    # MLP: [depth, width_1..width_4]; CNN: [w0, w1, w2, (on, w, k) x 2, fc]
     np.testing.assert_array_equal(MLP.xl, np.zeros(5))
     np.testing.assert_array_equal(MLP.xu, [3, 11, 11, 11, 11])
-    np.testing.assert_array_equal(CNN.xl, np.zeros(9))
-    np.testing.assert_array_equal(CNN.xu, [5, 5, 5, 2, 5, 1, 5, 1, 4])
+    np.testing.assert_array_equal(CNN.xl, np.zeros(10))
+    np.testing.assert_array_equal(CNN.xu, [5, 5, 5, 1, 5, 1, 1, 5, 1, 4])
+    assert CNN.layer_genes == [(-1, 0, -1), (-1, 1, -1), (-1, 2, -1), (3, 4, 5), (6, 7, 8)]
+    # MinAtar: [w0, on1, w1, fc] (fixed kernels: no kernel genes)
+    np.testing.assert_array_equal(SPACES["minatar"].xu, [4, 1, 2, 4])
     for space in SPACES.values():
         assert space.n_var == len(space.choices)
         assert [len(c) - 1 for c in space.choices] == space.xu.tolist()
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_out_of_bounds_and_malformed_vectors_raise(kind: str) -> None:
     space = SPACES[kind]
     for i in range(space.n_var):
@@ -183,7 +200,7 @@ def test_out_of_bounds_and_malformed_vectors_raise(kind: str) -> None:
         space.decode(["a"] * space.n_var)
 
 
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_corners_of_the_box_decode(kind: str) -> None:
     space = SPACES[kind]
     assert space.decode(space.xl) == space.smallest()
@@ -191,26 +208,49 @@ def test_corners_of_the_box_decode(kind: str) -> None:
 
 
 def test_encode_refuses_archs_outside_the_space() -> None:
+    small = CNNArch.nature((8, 16, 16), (), 64)
     with pytest.raises(ArchError, match="widths\\[1\\] = 5"):
         MLP.encode(MLPArch((4, 5)))
     with pytest.raises(ArchError, match="depth"):
         MLP.encode(MLPArch((4,) * 5))
     with pytest.raises(ArchError, match="not a mlp arch"):
-        MLP.encode(CNNArch((8, 16, 16), (), 64))
+        MLP.encode(small)
     with pytest.raises(ArchError, match="not a cnn arch"):
         CNN.encode(MLPArch((4,)))
-    with pytest.raises(ArchError, match="extra\\[0\\] kernel = 7"):
-        CNN.encode(CNNArch((8, 16, 16), ((16, 7),), 64))
-    with pytest.raises(ArchError, match="number of extra convs = 3"):
-        CNN.encode(CNNArch((8, 16, 16), ((16, 3),) * 3, 64))
+    with pytest.raises(ArchError, match="conv\\[3\\] kernel = 7"):
+        CNN.encode(CNNArch.nature((8, 16, 16), ((16, 7),), 64))
+    with pytest.raises(ArchError, match="has 6 conv layers, the space 5"):
+        CNN.encode(CNNArch.nature((8, 16, 16), ((16, 3),) * 3, 64))
     with pytest.raises(ArchError, match="fc = 2048"):
-        CNN.encode(CNNArch((8, 16, 16), (), 2048))
-    assert not CNN.contains(CNNArch((8, 16, 16), (), 2048))
-    assert CNN.contains(CNNArch((8, 16, 16), (), 64))
+        CNN.encode(CNNArch.nature((8, 16, 16), (), 2048))
+    with pytest.raises(ArchError, match="conv layer 0 has stride 2"):
+        CNN.encode(CNNArch((ConvLayer(8, 8, 2), *small.convs[1:]), 64))
+    with pytest.raises(ArchError, match="conv\\[1\\] kernel = 3, the space's layer has kernel 4"):
+        CNN.encode(CNNArch((small.convs[0], ConvLayer(16, 3, 2), small.convs[2]), 64))
+    with pytest.raises(ArchError, match="skips conv layer 2, which is not optional"):
+        CNN.encode(CNNArch((*small.convs[:2], None, ConvLayer(16, 3, 1, "same")), 64))
+    assert not CNN.contains(CNNArch.nature((8, 16, 16), (), 2048))
+    assert CNN.contains(small)
+    # a skipped middle layer: the second optional conv alone
+    assert CNN.contains(CNNArch((*small.convs, None, ConvLayer(16, 5, 1, "same")), 64))
+
+
+def test_cnn_arch_values() -> None:
+    with pytest.raises(ArchError, match="first conv layer"):
+        CNNArch((None, ConvLayer(8, 3)), 16)
+    # trailing skipped layers are dropped: one value per network
+    a = CNNArch((ConvLayer(8, 3), None, None), 16)
+    assert a == CNNArch((ConvLayer(8, 3),), 16) and a.convs == (ConvLayer(8, 3),)
+    assert ConvLayer(8, 5, 1, "same").out_size(7) == 7
+    assert ConvLayer(8, 8, 4).out_size(84) == 20
+    assert ConvLayer(8, 3, 2, "same").out_size(9) == 5
+    b = CNNArch.nature((32, 64, 64), ((48, 3),), 512)
+    assert b.map_widths(lambda w: w // 2) == CNNArch.nature((16, 32, 32), ((24, 3),), 256)
+    assert b.last_width == 48 and [i for i, _ in b.active] == [0, 1, 2, 3]
 
 
 # ----------------------------------------------------------------------------- size
-@pytest.mark.parametrize("cfg", [SMALL_MLP, SMALL_CNN, SMALL_CNN_NO_ZERO], ids=str)
+@pytest.mark.parametrize("cfg", [SMALL_MLP, SMALL_CNN, SMALL_CNN_MIDDLE, MINATAR], ids=str)
 def test_size_equals_brute_force_count(cfg: SpaceConfig) -> None:
     space = SearchSpace(cfg)
     every = np.array(
@@ -224,17 +264,19 @@ def test_size_equals_brute_force_count(cfg: SpaceConfig) -> None:
 def test_small_space_sizes_by_hand() -> None:
     # MLP: 3 + 3^2 + 3^3 = 39
     assert SearchSpace(SMALL_MLP).size() == 39
-    # CNN: trunk 2*1*2*2 = 8, extras (2 widths x 2 kernels = 4): 1 + 4 + 16 = 21 -> 168
-    assert SearchSpace(SMALL_CNN).size() == 168
-    # extras (3 widths x 1 kernel): 3 + 9 = 12
-    assert SearchSpace(SMALL_CNN_NO_ZERO).size() == 12
+    # CNN: trunk 2*1*2 = 4, each optional layer (2 widths x 2 kernels) or off: 5, fc 2
+    assert SearchSpace(SMALL_CNN).size() == 4 * 5 * 5 * 2
+    # 1 * (3 + 1) * 2 * 1
+    assert SearchSpace(SMALL_CNN_MIDDLE).size() == 8
+    # MinAtar: 5 conv widths x (3 + off) x 5 FC widths
+    assert SearchSpace(MINATAR).size() == 100
 
 
 def test_default_space_sizes() -> None:
     # 12 + 12^2 + 12^3 + 12^4 = 12 + 144 + 1728 + 20736
     assert MLP.size() == 22_620
-    # trunk 6*6*6*5 = 1080, extras (6 widths x 2 kernels = 12): 1 + 12 + 144 = 157
-    assert CNN.size() == 169_560
+    # trunk 6*6*6*5 = 1080, each optional conv: 6 widths x 2 kernels, or off = 13
+    assert CNN.size() == 1080 * 13 * 13
 
 
 # ----------------------------------------------------------------------------- sampling
@@ -249,14 +291,14 @@ def test_sampling_is_seeded_canonical_and_covers_the_genes() -> None:
     assert MLP.sample(np.random.default_rng(1)) == MLP.sample(np.random.default_rng(1))
 
 
-@pytest.mark.parametrize("kind,n", [("mlp", 40), ("cnn", 8)])
+@pytest.mark.parametrize("kind,n", [("mlp", 40), ("cnn", 8), ("minatar", 20)])
 def test_every_sampled_arch_builds(kind: str, n: int) -> None:
     space = SPACES[kind]
     rng = np.random.default_rng(11)
     torch.manual_seed(0)
     obs_shape, n_actions = OBS[kind], 5
     supernet = Supernet(space, obs_shape, n_actions)
-    if kind == "cnn":
+    if kind != "mlp":
         obs = torch.randint(0, 256, (2, *obs_shape), dtype=torch.uint8)
     else:
         obs = torch.randn(2, *obs_shape)
@@ -273,21 +315,26 @@ def test_every_sampled_arch_builds(kind: str, n: int) -> None:
 def test_largest_and_smallest() -> None:
     assert MLP.largest() == MLPArch((256, 256, 256, 256))
     assert MLP.smallest() == MLPArch((4,))
-    assert CNN.largest() == CNNArch((64, 128, 128), ((128, 5), (128, 5)), 1024)
-    assert CNN.smallest() == CNNArch((8, 16, 16), (), 64)
+    assert CNN.largest() == CNNArch.nature((64, 128, 128), ((128, 5), (128, 5)), 1024)
+    assert CNN.smallest() == CNNArch.nature((8, 16, 16), (), 64)
+    mini = SPACES["minatar"]
+    assert mini.largest() == CNNArch((ConvLayer(32, 3), ConvLayer(16, 3, 1, "same")), 256)
+    assert mini.smallest() == CNNArch((ConvLayer(4, 3),), 16)
 
 
 def test_default_teachers_and_scaled_nature_are_in_the_space() -> None:
     assert MLP.default_teacher() == MLPArch((64, 64))
-    nature = CNNArch((32, 64, 64), (), 512)
+    nature = CNNArch.nature((32, 64, 64), (), 512)
     assert CNN.default_teacher() == nature
     for scale in (0.25, 0.5, 1.0):
-        scaled = CNNArch((int(32 * scale), int(64 * scale), int(64 * scale)), (), int(512 * scale))
+        scaled = nature.map_widths(lambda w, s=scale: int(w * s))
         assert CNN.contains(scaled), scaled
+    # no Nature trunk: the middle of each required layer's choices, optional layers off
+    assert SPACES["minatar"].default_teacher() == CNNArch((ConvLayer(16, 3),), 64)
 
 
 # ----------------------------------------------------------------------------- arch values
-@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+@pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=100, deadline=None)
 @given(data=st.data())
 def test_arch_dict_round_trip(kind: str, data: st.DataObject) -> None:
@@ -299,7 +346,31 @@ def test_arch_dict_round_trip(kind: str, data: st.DataObject) -> None:
 
 def test_arch_str() -> None:
     assert str(MLPArch((64, 64))) == "mlp-64x64"
-    assert str(CNNArch((32, 64, 64), ((48, 3),), 512)) == "cnn-32-64-64-48k3-fc512"
+    assert str(CNNArch.nature((32, 64, 64), ((48, 3),), 512)) == (
+        "cnn-32k8s4-64k4s2-64k3-48k3p-fc512"
+    )
+    skipped = CNNArch((ConvLayer(16, 3), None, ConvLayer(8, 5, 1, "same")), 128)
+    assert str(skipped) == "cnn-16k3-_-8k5p-fc128"
+
+
+def test_legacy_nature_dict_is_converted() -> None:
+    """Agent format 1 and old configs wrote the Nature trunk as conv/extra: same network."""
+    old = {"kind": "cnn", "conv": [32, 64, 64], "extra": [[48, 5]], "fc": 512}
+    arch = arch_from_dict(old)
+    assert arch == CNNArch(
+        (
+            ConvLayer(32, 8, 4),
+            ConvLayer(64, 4, 2),
+            ConvLayer(64, 3, 1),
+            ConvLayer(48, 5, 1, "same"),
+        ),
+        512,
+    )
+    assert arch_from_dict(arch.to_dict()) == arch
+    assert arch.to_dict()["convs"][3] == {"width": 48, "kernel": 5, "stride": 1, "padding": "same"}
+    # stride and padding may be left out (defaults 1, valid)
+    short = {"kind": "cnn", "convs": [{"width": 16, "kernel": 3}], "fc": 128}
+    assert arch_from_dict(short) == CNNArch((ConvLayer(16, 3),), 128)
 
 
 @pytest.mark.parametrize(
@@ -320,6 +391,16 @@ def test_arch_str() -> None:
         ({"kind": "cnn", "conv": [8, 16, 16], "extra": [[16]], "fc": 64}, "\\[width, kernel\\]"),
         ({"kind": "cnn", "conv": [8, 16, 16], "extra": [], "fc": -1}, "positive int"),
         ({"kind": "cnn", "conv": [8, 16, 16], "fc": 64}, "missing keys \\['extra'\\]"),
+        ({"kind": "cnn", "conv": [8, 16, 16], "extra": [[16, 4]], "fc": 64}, "odd"),
+        ({"kind": "cnn", "convs": [], "fc": 64}, "first conv layer"),
+        ({"kind": "cnn", "convs": [None, {"width": 4, "kernel": 3}], "fc": 64}, "first conv"),
+        ({"kind": "cnn", "convs": [{"width": 4}], "fc": 64}, "missing key 'kernel'"),
+        ({"kind": "cnn", "convs": [{"width": 4, "kernel": 3, "pad": 1}], "fc": 64}, "unknown"),
+        ({"kind": "cnn", "convs": [{"width": 4, "kernel": 4, "padding": "same"}], "fc": 8}, "odd"),
+        ({"kind": "cnn", "convs": [{"width": 4, "kernel": 3, "padding": "full"}], "fc": 8}, "pad"),
+        ({"kind": "cnn", "convs": [{"width": 0, "kernel": 3}], "fc": 8}, "convs\\[0\\].width"),
+        ({"kind": "cnn", "convs": [3], "fc": 8}, "mapping or null"),
+        ({"kind": "cnn", "convs": [{"width": 4, "kernel": 3}], "fc": 8, "conv": []}, "keys"),
     ],
 )
 def test_arch_from_dict_errors(data: object, match: str) -> None:

@@ -70,6 +70,18 @@ def _cache_return(d: dict[str, Any]) -> None:
     d["cache"][2]["return_mean"] = "high"
 
 
+def _cache_episode_return(d: dict[str, Any]) -> None:
+    d["cache"][1]["returns"][0] += 1.0  # the record's mean no longer matches its episodes
+
+
+def _cache_zero_length(d: dict[str, Any]) -> None:
+    d["cache"][0]["lengths"][0] = 0
+
+
+def _cache_dropped_seed(d: dict[str, Any]) -> None:
+    d["cache"][0]["seeds"].pop()
+
+
 def _bad_gene(a: dict[str, np.ndarray]) -> None:
     a["X"][0, 0] = 99
 
@@ -115,6 +127,26 @@ DAMAGE: list[tuple[str, Callable[[Path], None], str]] = [
     ),
     ("cache flops", lambda s: _edit_json(s / "state.json", _cache_flops), "flops/params"),
     ("cache return", lambda s: _edit_json(s / "state.json", _cache_return), "return_mean"),
+    (
+        "episode return edited",
+        lambda s: _edit_json(s / "state.json", _cache_episode_return),
+        "are not the mean/std of its returns",
+    ),
+    (
+        "zero-step episode",
+        lambda s: _edit_json(s / "state.json", _cache_zero_length),
+        "lengths must be integers >= 1",
+    ),
+    (
+        "a seed missing",
+        lambda s: _edit_json(s / "state.json", _cache_dropped_seed),
+        "seeds must be a list of",
+    ),
+    (
+        "format 1 state",
+        lambda s: _edit_npz(s / "state.npz", _set("format_version", np.array(1))),
+        "has format_version 1: format 1 kept one first estimate per arch",
+    ),
     (
         "weak teacher in the state",
         lambda s: _edit_json(

@@ -11,6 +11,7 @@ from a2d_evo.evaluation.seeds import (
     finetune_eval_seed,
     fresh_eval_seed,
     generation_seeds,
+    halving_seeds,
     teacher_eval_seed,
 )
 
@@ -27,6 +28,8 @@ def _blocks(seed: int, gens: int = 20) -> dict[str, set[int]]:
     }
     for g in range(gens):
         blocks[f"gen{g}"] = set(generation_seeds(seed, g, EPISODES))
+    for r in range(6):  # the delivery's successive halving rounds
+        blocks[f"halving{r}"] = set(halving_seeds(seed, r, EPISODES))
     return blocks
 
 
@@ -34,6 +37,9 @@ def test_same_seed_same_episodes() -> None:
     assert _blocks(100) == _blocks(100)
     assert final_seeds(7, 5) == final_seeds(7, 5)[:5]
     assert final_seeds(7, 5)[1:] == [final_seeds(7, 5)[0] + i for i in range(1, 5)]
+    # a round's seeds depend on the run seed and the round only: the same for every method
+    assert halving_seeds(7, 2, 10)[:4] == halving_seeds(7, 2, 4)
+    assert halving_seeds(7, 2, 4) != halving_seeds(7, 3, 4) != halving_seeds(8, 2, 4)
 
 
 def test_reporting_runs_never_share_evaluation_episodes() -> None:

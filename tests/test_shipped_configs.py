@@ -17,12 +17,16 @@ CLASSIC = [
     ("cartpole.yaml", (4,), 2),
     ("acrobot.yaml", (6,), 3),
     ("lunarlander.yaml", (8,), 4),
+    ("lunarlander_demo.yaml", (8,), 4),
 ]
 
 
 def test_every_shipped_config_is_listed() -> None:
     shipped = {p.name for p in CONFIGS.glob("*.yaml")}
-    assert {name for name, _, _ in CLASSIC} | {"pong.yaml", "breakout.yaml"} == shipped
+    images = {"pong.yaml", "breakout.yaml"} | {
+        f"minatar_{game}.yaml" for game in ("breakout", "asterix", "spaceinvaders")
+    }  # checked in test_declared_spaces.py
+    assert {name for name, _, _ in CLASSIC} | images == shipped
 
 
 @pytest.mark.parametrize(("name", "obs", "n_actions"), CLASSIC)

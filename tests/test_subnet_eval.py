@@ -38,8 +38,8 @@ needs_native = pytest.mark.skipif(
     MOD is None or not hasattr(MOD, "subnet_eval_meta_fields"), reason="a2d_evo._C is not built"
 )
 MLP = SpaceConfig(kind="mlp")
-CNN_SMALL = SpaceConfig(kind="cnn", extra_depths=(0,), fc=(16, 100))
-CNN_EXTRA = SpaceConfig(kind="cnn", extra_depths=(0, 1, 3), extra_widths=(3, 12), fc=(5, 33))
+CNN_SMALL = SpaceConfig.nature(extra=0, fc=(16, 100))
+CNN_EXTRA = SpaceConfig.nature(extra=3, extra_widths=(3, 12), fc=(5, 33))
 
 
 @pytest.fixture(autouse=True)
@@ -71,11 +71,14 @@ def test_meta_layout_is_the_native_one() -> None:
     assert pk.meta.size == len(meta_fields("mlp")) - 2 + 2 * 4  # two arrays of depth_max
     cpk = pack_supernet(supernet(CNN_EXTRA, (4, 84, 60), 5))
     assert meta_fields("cnn") == tuple(MOD.subnet_eval_meta_fields("cnn"))
-    names = ("c_in", "h_in", "w_in", "c1_max", "c3_max", "n_extra_max", "extra_w_max", "fc_max")
+    names = ("c_in", "h_in", "w_in", "n_layers", "fc_max", "c_last_max")
     got = {k: _at(cpk.meta, "cnn", k) for k in names}
-    assert got == dict(zip(names, (4, 84, 60, 64, 128, 3, 12, 33), strict=True))
+    # 3 trunk layers + 3 optional convs of widths (3, 12); the FC sees conv3's 128 at most
+    assert got == dict(zip(names, (4, 84, 60, 6, 33, 128), strict=True))
     assert _at(cpk.meta, "cnn", "kind") == MOD.subnet_eval_meta_kind("cnn") != got["c_in"]
-    assert cpk.meta.size == len(meta_fields("cnn")) - 2 + 2 * 3
+    scale = np.array(_at(cpk.meta, "cnn", "obs_scale_f32_bits"), np.uint32).view(np.float32)
+    assert scale == np.float32(1 / 255)
+    assert cpk.meta.size == len(meta_fields("cnn")) - 9 + 9 * 6  # nine arrays of n_layers
 
 
 @needs_native
@@ -99,7 +102,7 @@ def test_wrong_meta_layout_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         pack_meta("mlp", {k: v for k, v in mlp.items() if k != "ldw"})
     with pytest.raises(KernelInputError, match=r"unknown fields \['ldb'\]"):
         pack_meta("mlp", {**mlp, "ldb": 8})
-    with pytest.raises(KernelInputError, match="off_w must hold depth_max = 2 offsets"):
+    with pytest.raises(KernelInputError, match="off_w must hold depth_max = 2 entries"):
         pack_meta("mlp", {**mlp, "off_w": [80]})
     with pytest.raises(KernelInputError, match="unknown network kind 'rnn'"):
         pack_meta("rnn", mlp)
@@ -213,7 +216,7 @@ def test_native_entry_points_validate_everything() -> None:
             MOD.subnet_eval_mlp(*args)
     cpk = pack_supernet(supernet(CNN_SMALL, (4, 60, 60), 3))
     frames = np.zeros((1, 4, 60, 60), np.uint8)
-    ctab = arch_table([CNNArch((8, 16, 16), (), 16)], cpk.arch_len)
+    ctab = arch_table([CNNArch.nature((8, 16, 16), (), 16)], cpk.arch_len)
     one = np.array([0, 1], np.int64)
     MOD.subnet_eval_cnn(frames, cpk.params, cpk.meta, ctab, one)
     for args in [
@@ -221,7 +224,13 @@ def test_native_entry_points_validate_everything() -> None:
         (frames, cpk.params, pk.meta, ctab, one),
         (frames, cpk.params[:1000], cpk.meta, ctab, one),
         (np.zeros((1, 4, 60, 61), np.uint8), cpk.params, cpk.meta, ctab, one),
-        (frames, cpk.params, cpk.meta, arch_table([CNNArch((8, 16, 999), (), 16)], 5), one),
+        (
+            frames,
+            cpk.params,
+            cpk.meta,
+            arch_table([CNNArch.nature((8, 16, 999), (), 16)], cpk.arch_len),
+            one,
+        ),
     ]:
         with pytest.raises(ValueError, match="subnet_eval"):
             MOD.subnet_eval_cnn(*args)
@@ -239,8 +248,8 @@ rng = np.random.default_rng(0)
 worst = 0.0
 for kind, shape, cfg in [
     ("mlp", (5,), SpaceConfig(kind="mlp", widths=(3, 8, 13, 40))),
-    ("cnn", (4, 44, 44), SpaceConfig(kind="cnn", conv1=(8, 12), conv2=(8, 20), conv3=(8, 24),
-                                     extra_widths=(8, 12), fc=(8, 40))),
+    ("cnn", (4, 44, 44), SpaceConfig.nature(conv1=(8, 12), conv2=(8, 20), conv3=(8, 24),
+                                            extra_widths=(8, 12), fc=(8, 40))),
 ]:
     space = SearchSpace(cfg)
     net = Supernet(space, shape, 3)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
-from a2d_evo.config import SpaceConfig
+from a2d_evo.config import Config, EnvConfig, SpaceConfig
 from a2d_evo.errors import ArchError
 from a2d_evo.nets.agent_folder import extract
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch, SearchSpace
@@ -29,6 +31,34 @@ def assert_close(a: torch.Tensor, b: torch.Tensor, tol: float = 1e-6) -> None:
 
 
 # ----------------------------------------------------------------------------- parity
+def test_extraction_folds_the_value_unit_into_the_value_head(tmp_path: Path) -> None:
+    """The supernet's head outputs V / sigma; its agents (and population forward) output V."""
+    from a2d_evo.nets.population import reference_forward
+    from a2d_evo.nets.supernet import load_supernet
+
+    torch.manual_seed(1)
+    supernet = Supernet(MLP, (4,), 2)
+    assert supernet.value_unit == 1.0  # unset (0) counts as 1
+    supernet.value_scale.fill_(4.0)
+    obs = torch.randn(8, 4)
+    arch = MLPArch((8, 16))
+    with torch.no_grad():
+        head = supernet(obs, arch)
+        agent = extract(supernet, arch)(obs)
+        _, pop_values = reference_forward(supernet, obs, [arch], [8])
+    assert_close(agent.logits, head.logits)
+    assert_close(agent.value, head.value * 4.0, tol=1e-5)
+    assert_close(pop_values, head.value * 4.0, tol=1e-5)
+    # the scale is saved with the weights; weights from before value units load as sigma 1
+    state = supernet.state_dict()
+    torch.save(state, tmp_path / "w.pt")
+    cfg = Config(env=EnvConfig(id="CartPole-v1"))
+    assert load_supernet(cfg, tmp_path / "w.pt").value_unit == 4.0
+    del state["value_scale"]
+    torch.save(state, tmp_path / "old.pt")
+    assert load_supernet(cfg, tmp_path / "old.pt").value_unit == 1.0
+
+
 @pytest.mark.parametrize("obs_shape,n_actions", [((4,), 2), ((6,), 3)])
 def test_extracted_mlp_equals_supernet(obs_shape: tuple[int, ...], n_actions: int) -> None:
     torch.manual_seed(1)
@@ -121,7 +151,7 @@ def test_forward_groups_rejects_bad_groups() -> None:
     [
         MLPArch((512,)),
         MLPArch((4, 4, 4, 4, 4)),
-        CNNArch((8, 16, 16), (), 64),
+        CNNArch.nature((8, 16, 16), (), 64),
     ],
     ids=str,
 )
@@ -136,14 +166,14 @@ def test_mlp_supernet_rejects_archs_that_do_not_fit(arch: Arch) -> None:
 @pytest.mark.parametrize(
     "arch",
     [
-        CNNArch((65, 16, 16), (), 64),
-        CNNArch((8, 129, 16), (), 64),
-        CNNArch((8, 16, 256), (), 64),
-        CNNArch((8, 16, 16), ((16, 3),) * 3, 64),
-        CNNArch((8, 16, 16), ((256, 3),), 64),
-        CNNArch((8, 16, 16), ((16, 7),), 64),
-        CNNArch((8, 16, 16), ((16, 4),), 64),
-        CNNArch((8, 16, 16), (), 2048),
+        CNNArch.nature((65, 16, 16), (), 64),
+        CNNArch.nature((8, 129, 16), (), 64),
+        CNNArch.nature((8, 16, 256), (), 64),
+        CNNArch.nature((8, 16, 16), ((16, 3),) * 3, 64),
+        CNNArch.nature((8, 16, 16), ((256, 3),), 64),
+        CNNArch.nature((8, 16, 16), ((16, 7),), 64),
+        CNNArch.nature((8, 16, 16), ((16, 4),), 64),
+        CNNArch.nature((8, 16, 16), (), 2048),
         MLPArch((4,)),
     ],
     ids=str,
@@ -157,7 +187,7 @@ def test_cnn_supernet_rejects_archs_that_do_not_fit(cnn_supernet: Supernet, arch
 
 def test_archs_outside_the_space_but_inside_the_supernet_work(cnn_supernet: Supernet) -> None:
     # widths between the choices are still slices of the supernet
-    arch = CNNArch((10, 20, 30), ((40, 1),), 100)
+    arch = CNNArch.nature((10, 20, 30), ((40, 1),), 100)
     assert not CNN.contains(arch)
     obs = frames(2, seed=1)
     with torch.no_grad():
@@ -202,7 +232,7 @@ def test_mlp_gradient_flows_only_into_active_slices() -> None:
 def test_cnn_gradient_flows_only_into_active_slices(cnn_supernet: Supernet) -> None:
     supernet = cnn_supernet
     supernet.zero_grad(set_to_none=True)
-    arch = CNNArch((8, 16, 32), ((16, 3),), 64)
+    arch = CNNArch.nature((8, 16, 32), ((16, 3),), 64)
     obs = frames(8, seed=12)
     try:
         _loss(supernet(obs, arch)).backward()

@@ -169,7 +169,7 @@ def sb3_zip(path: Path, policy: nn.Module, data: dict | None = None) -> Path:
 def test_cleanrl_atari_maps_onto_the_nature_agent() -> None:
     theirs = seeded(CleanRLAtari(6))
     arch, state = convert_cleanrl(theirs.state_dict())
-    assert arch == CNNArch((32, 64, 64), (), 512)
+    assert arch == CNNArch.nature((32, 64, 64), (), 512)
     check_fits_env(arch, state, ATARI_OBS, 6, "ALE/Pong-v5", Path("x"))
     obs = torch.randint(0, 256, (3, *ATARI_OBS), dtype=torch.uint8)
     assert_same_function(theirs, build(arch, state, ATARI_OBS, 6), obs)
@@ -179,7 +179,7 @@ def test_sb3_cnn_policy_maps_onto_the_nature_agent() -> None:
     theirs = seeded(SB3Cnn(4))
     assert "pi_features_extractor.cnn.0.weight" in theirs.state_dict()  # the aliases are there
     arch, state = convert_sb3(theirs.state_dict(), {"policy_kwargs": {}})
-    assert arch == CNNArch((32, 64, 64), (), 512)
+    assert arch == CNNArch.nature((32, 64, 64), (), 512)
     obs = torch.randint(0, 256, (2, *ATARI_OBS), dtype=torch.uint8)
     assert_same_function(theirs, build(arch, state, ATARI_OBS, 4), obs)
 

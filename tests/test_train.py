@@ -338,6 +338,38 @@ def test_finetune_records_before_and_after(
     assert after < before - 0.001, (before, after)
 
 
+def test_distilled_agent_learner_fixes_sigma_once_and_checkpoints_it() -> None:
+    """sigma = RMS of the teacher's values on the first rollout; kept by state()/load_state();
+    the losses then work on V / sigma (the value term is the raw one over sigma^2)."""
+    cfg = tiny(ppo={"clip_vloss": False, "norm_adv": False})
+    torch.manual_seed(0)
+    agent, teacher = Agent(MLPArch((8,)), (4,), 2), Agent(MLPArch((16,)), (4,), 2)
+    teacher.value.bias.data.fill_(30.0)  # values far from zero, as CartPole's
+    g = torch.Generator().manual_seed(0)
+    batch = Batch(
+        torch.randn(32, 4, generator=g), torch.randint(0, 2, (32,), generator=g),
+        torch.full((32,), -0.7), torch.randn(32, generator=g), torch.randn(32, generator=g),
+        torch.randn(32, generator=g) * 30,
+    )  # fmt: skip
+    learner = learners.AgentLearner(agent, cfg, teacher)
+    first = learner.prepare(batch)
+    assert first.teacher_values is not None
+    sigma = float(first.teacher_values.double().pow(2).mean().sqrt())
+    assert sigma == pytest.approx(30.0, rel=0.05) and learner.sigma == pytest.approx(sigma)
+    learner.prepare(batch._replace(obs=batch.obs * 10))  # later rollouts leave sigma alone
+    assert learner.sigma == pytest.approx(sigma)
+    assert learner.state() == {"sigma": learner.sigma}
+    resumed = learners.AgentLearner(agent, cfg, teacher)
+    resumed.load_state(learner.state())
+    assert resumed.sigma == learner.sigma
+    _, logs = learner.loss(first, 0.0)
+    with torch.no_grad():
+        raw = 0.5 * ((agent(first.obs).value - first.returns) ** 2).mean()
+    assert float(logs["value"]) == pytest.approx(float(raw) / sigma**2, rel=1e-5)
+    plain = learners.AgentLearner(agent, cfg)  # the teacher's PPO: raw values, no state
+    assert plain.prepare(batch) is batch and plain.state() == {}
+
+
 def _rollout_minibatch(learner: SupernetLearner, b: int, teacher: bool) -> Batch:
     """A hand-made rollout of ``b`` rows in the learner's env slots, tagged by prepare()."""
     from a2d_evo.train.ppo import Batch
@@ -354,7 +386,7 @@ def _rollout_minibatch(learner: SupernetLearner, b: int, teacher: bool) -> Batch
 
 def test_supernet_loss_is_the_sum_of_per_subnet_losses() -> None:
     """Each rollout subnet's PPO on its own rows + distillation on all rows, one backward."""
-    from a2d_evo.train.distill import distill_loss
+    from a2d_evo.train.distill import distill_loss, in_value_units
     from a2d_evo.train.ppo import normalise_advantages
 
     cfg = tiny(supernet={"rollout_subnets": 2})
@@ -369,6 +401,10 @@ def test_supernet_loss_is_the_sum_of_per_subnet_losses() -> None:
     batched = {k: p.grad.clone() for k, p in net.named_parameters()}
     net.zero_grad()
     assert learner.rollout_archs == [space.largest(), space.smallest()]
+    # sigma: the RMS of the teacher's values on the first prepared rollout, fixed in the net
+    sigma = float(mb.teacher_values.double().pow(2).mean().sqrt())
+    assert net.value_unit == pytest.approx(sigma, rel=1e-6)
+    mb = in_value_units(mb, net.value_unit)  # the losses work on V / sigma
     adv = mb.advantages.clone()  # normalised within each subnet's own rows
     for j in range(2):
         adv[mb.actor == j] = normalise_advantages(mb.advantages[mb.actor == j])
@@ -393,14 +429,14 @@ def test_supernet_loss_is_the_sum_of_per_subnet_losses() -> None:
         torch.testing.assert_close(batched[k], p.grad, rtol=1e-4, atol=1e-6)
 
 
-def test_supernet_vf_coef_weights_the_value_loss_of_the_update() -> None:
-    net = Supernet(SearchSpace(tiny().space), (4,), 2)
-
-    def loss(**supernet: Any) -> tuple[float, float]:
+def test_distill_vf_coef_weights_the_value_loss_of_the_update() -> None:
+    def loss(**distill: Any) -> tuple[float, float]:
+        torch.manual_seed(0)  # a fresh supernet each time: the first prepare() fixes sigma
+        net = Supernet(SearchSpace(tiny().space), (4,), 2)
         cfg = tiny(
             ppo={"vf_coef": 0.5},
-            supernet={"rollout_subnets": 2, **supernet},
-            distill={"alpha": 0, "beta": 0},
+            supernet={"rollout_subnets": 2},
+            distill={"alpha": 0, "beta": 0, **distill},
         )
         learner = SupernetLearner(net, cfg, None, np.random.default_rng(7))
         mb = _rollout_minibatch(learner, 16, teacher=False)
@@ -408,7 +444,8 @@ def test_supernet_vf_coef_weights_the_value_loss_of_the_update() -> None:
         return float(total.detach()), float(logs["value"])
 
     base, value = loss()
-    assert loss(vf_coef=0.5) == (base, value)  # unset: the ppo section's value
+    assert loss(vf_coef=0.5) == (base, value)  # unset: distill.vf_coef's default, 0.5
+    assert loss(vf_coef=0.5) != loss(vf_coef=0.4)  # and not ppo.vf_coef
     low, value_low = loss(vf_coef=0.1)
     assert value_low == value
     # the loss is summed over the update's 2 subnets; logs["value"] is their mean

@@ -25,7 +25,7 @@ from a2d_evo.envs import env_spec
 from a2d_evo.errors import ConfigError, EnvError, FormatError, RunFolderError
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import save_agent
-from a2d_evo.nets.space import MLPArch
+from a2d_evo.nets.space import CNNArch, ConvLayer, MLPArch
 from a2d_evo.runfolder import RunFolder
 
 PACKAGE_ROOT = Path(a2d_evo.__file__).resolve().parents[1]
@@ -126,7 +126,9 @@ def test_an_allow_listed_import_recorded_by_an_agent_folder_runs(tmp_path: Path)
     assert "minatar.gym:register_envs" in ALLOWED_IMPORTS
     env = {"id": "MinAtar/Breakout-v1", "imports": ["minatar.gym:register_envs"]}
     spec = env_spec(EnvConfig(id=env["id"], imports=tuple(env["imports"])))
-    agent = Agent(MLPArch((8,)), spec.obs_shape, spec.n_actions, env)
+    # MinAtar gives (C, H, W) images: a CNN agent ([K])
+    arch = CNNArch((ConvLayer(4, 3),), 8)
+    agent = Agent(arch, spec.obs_shape, spec.n_actions, env, spec.obs_scale)
     folder = save_agent(agent, tmp_path / "agent", onnx=False)
     assert main(["eval", str(folder), "--episodes", "2", "--quiet"]) == 0
     report = json.loads((folder / "eval.json").read_text())

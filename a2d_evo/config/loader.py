@@ -155,7 +155,7 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         hints = _hints(cls)
         key = ".".join(parts[: i + 1])
         if name not in hints:
-            raise ConfigError(f"--set {item!r}: unknown key {key!r}{_suggest(name, hints)}")
+            raise ConfigError(f"--set {item!r}: {_unknown(key, name, hints)}")
         tp = hints[name]
         if i == len(parts) - 1:
             try:
@@ -225,6 +225,23 @@ def _parse_text(text: str, tp: Any, key: str) -> Any:
     raise ConfigError(f"{key}: cannot be set from the command line")
 
 
+MOVED_KEYS = {
+    "supernet.vf_coef": "distill.vf_coef (the value-loss weight of every distilled learner, "
+    "now on values / sigma: see docs/training.md)",
+    **{
+        f"space.{old}": "space.conv, a list of declared conv layers (docs/spaces.md)"
+        for old in ("conv1", "conv2", "conv3", "extra_depths", "extra_widths", "extra_kernels")
+    },
+}
+"""Keys that moved, and where: named in the error instead of a bare "unknown key"."""
+
+
+def _unknown(key: str, name: str, hints: Mapping[str, Any]) -> str:
+    if key in MOVED_KEYS:
+        return f"unknown key {key!r}: it moved to {MOVED_KEYS[key]}"
+    return f"unknown key {_clip(repr(key))}{_suggest(name, hints)}"
+
+
 def _build(cls: type[T], data: Any, prefix: str, source: str) -> T:
     if isinstance(data, cls):
         return data
@@ -238,9 +255,7 @@ def _build(cls: type[T], data: Any, prefix: str, source: str) -> T:
     for name, value in data.items():
         if not isinstance(name, str) or name not in hints:
             shown = name if isinstance(name, str) else _safe_repr(name)
-            raise ConfigError(
-                f"{source}: unknown key {_clip(repr(prefix + shown))}{_suggest(shown, hints)}"
-            )
+            raise ConfigError(f"{source}: {_unknown(prefix + shown, shown, hints)}")
         key = f"{prefix}{name}"
         kwargs[name] = _convert(value, hints[name], key, source)
     try:

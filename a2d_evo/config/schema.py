@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from a2d_evo.errors import ConfigError
 from a2d_evo.formats import CONFIG_FORMAT_VERSION
@@ -51,6 +51,12 @@ MAX_IMPORTS = 16
 
 _IMPORT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*)?$")
 """``module.path`` or ``module.path:function``: names only, nothing to evaluate."""
+
+
+MINATAR_PREFIX = "MinAtar/"
+MINATAR_MAX_EPISODE_STEPS = 10_000
+"""``env.max_episode_steps`` when a MinAtar id leaves it unset: MinAtar-v1 envs have no time
+limit of their own, and an agent that learnt to stall would never end an episode."""
 
 
 def is_atari(env_id: str) -> bool:
@@ -95,10 +101,22 @@ class EnvConfig:
     terminal_on_life_loss: bool = False
     """End training episodes on a lost life (Atari); evaluation always plays full games."""
     max_episode_steps: int | None = None
-    """Truncate episodes after this many agent steps; None keeps the env's own limit.
-    At most 10^9."""
+    """Truncate episodes after this many agent steps; None keeps the env's own limit
+    (MinAtar ids, which have none, get :data:`MINATAR_MAX_EPISODE_STEPS`). At most 10^9."""
+
+    ATARI_KEYS: ClassVar[tuple[str, ...]] = (
+        "sticky_actions",
+        "noop_max",
+        "frame_skip",
+        "frame_size",
+        "stack",
+        "terminal_on_life_loss",
+    )
+    """Settings of the ALE pipeline only: an agent made for another env does not record them."""
 
     def __post_init__(self) -> None:
+        if self.max_episode_steps is None and self.id.startswith(MINATAR_PREFIX):
+            object.__setattr__(self, "max_episode_steps", MINATAR_MAX_EPISODE_STEPS)
         check_env_id(self.id)
         if len(self.imports) > MAX_IMPORTS:
             raise ConfigError(
@@ -151,52 +169,141 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 @dataclass(frozen=True)
+class ConvLayerConfig:
+    """One conv layer of a declared CNN space (an entry of ``space.conv``); checked by
+    :class:`SpaceConfig`, which names the layer in its errors (``space.conv[2].kernels``)."""
+
+    widths: tuple[int, ...] = ()
+    """Output-channel choices: strictly increasing, at most 16384 (:data:`MAX_WIDTH`)."""
+    kernel: int | None = None
+    """Fixed square kernel size (1 to 15). Give ``kernel`` or ``kernels``, not both."""
+    kernels: tuple[int, ...] = ()
+    """Elastic kernel choices (odd, strictly increasing, at most 15) of a same-padded stride-1
+    layer; a smaller kernel is the centre crop of the largest. One entry = a fixed kernel."""
+    stride: int = 1
+    """Stride (1 to 8)."""
+    padding: Literal["valid", "same"] = "valid"
+    """``valid``: none; ``same``: ``k // 2`` zeros each side (odd kernels only), so a stride-1
+    layer keeps its input's height and width."""
+    optional: bool = False
+    """The search may skip the layer. Only same-padded stride-1 layers after the first, so
+    that skipping one never changes the map the FC layer sees."""
+
+    @property
+    def kernel_choices(self) -> tuple[int, ...]:
+        """The kernel sizes this layer may take (one for a fixed kernel)."""
+        return self.kernels if self.kernel is None else (self.kernel,)
+
+
+Conv = ConvLayerConfig
+NATURE_CONV: tuple[ConvLayerConfig, ...] = (
+    Conv(widths=(8, 16, 24, 32, 48, 64), kernel=8, stride=4),
+    Conv(widths=(16, 32, 48, 64, 96, 128), kernel=4, stride=2),
+    Conv(widths=(16, 32, 48, 64, 96, 128), kernel=3, stride=1),
+    Conv(widths=(16, 32, 48, 64, 96, 128), kernels=(3, 5), padding="same", optional=True),
+    Conv(widths=(16, 32, 48, 64, 96, 128), kernels=(3, 5), padding="same", optional=True),
+)
+"""The default CNN space: the Nature trunk (8x8/4, 4x4/2, 3x3/1, valid: 84 -> 20 -> 9 -> 7)
+and two optional same-padded convs with elastic 3/5 kernels (docs/spaces.md)."""
+
+_MAX_KERNEL = 15
+_MAX_STRIDE = 8
+
+
+@dataclass(frozen=True)
 class SpaceConfig:
-    """The search space. ``kind: mlp`` (classic control) or ``cnn`` (Atari)."""
+    """The search space. ``kind: mlp`` (vector observations) or ``cnn`` (image observations:
+    ALE frames, MinAtar planes, any env with (C, H, W) images), declared layer by layer."""
 
     kind: Literal["mlp", "cnn"] = "mlp"
-    """Network family; must be ``cnn`` for Atari ids and ``mlp`` otherwise."""
+    """Network family; must be ``cnn`` for Atari ids and image observations, ``mlp`` for
+    vector observations."""
     depths: tuple[int, ...] = (1, 2, 3, 4)
     """MLP: allowed numbers of hidden layers (at most 64)."""
     widths: tuple[int, ...] = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
     """MLP: allowed widths of each hidden layer. Every width, channel count and FC width of
     the space is at most 16384 (:data:`MAX_WIDTH`)."""
-    conv1: tuple[int, ...] = (8, 16, 24, 32, 48, 64)
-    """CNN: widths of conv1 (8x8, stride 4)."""
-    conv2: tuple[int, ...] = (16, 32, 48, 64, 96, 128)
-    """CNN: widths of conv2 (4x4, stride 2)."""
-    conv3: tuple[int, ...] = (16, 32, 48, 64, 96, 128)
-    """CNN: widths of conv3 (3x3, stride 1)."""
-    extra_depths: tuple[int, ...] = (0, 1, 2)
-    """CNN: allowed numbers of extra same-padded stride-1 convs after conv3 (at most 64)."""
-    extra_widths: tuple[int, ...] = (16, 32, 48, 64, 96, 128)
-    """CNN: widths of the extra convs."""
-    extra_kernels: tuple[int, ...] = (3, 5)
-    """CNN: kernel sizes of the extra convs (odd, at most 15; smaller ones are centre crops)."""
+    conv: tuple[ConvLayerConfig, ...] = NATURE_CONV
+    """CNN: the conv layers in order, each ``{widths, kernel | kernels, stride, padding,
+    optional}`` (:class:`ConvLayerConfig`; at most 64 layers, the first not optional).
+    Default: the Nature trunk plus two optional same-padded convs (:data:`NATURE_CONV`)."""
     fc: tuple[int, ...] = (64, 128, 256, 512, 1024)
-    """CNN: widths of the fully connected hidden layer."""
+    """CNN: widths of the fully connected hidden layer after the convs."""
 
     def __post_init__(self) -> None:
-        for name in ("depths", "widths", "conv1", "conv2", "conv3", "extra_widths", "fc"):
-            values = getattr(self, name)
-            if not values or any(v < 1 for v in values):
-                raise ConfigError(f"space.{name}: expected a non-empty list of positive integers")
-            if list(values) != sorted(set(values)):
-                raise ConfigError(
-                    f"space.{name}: expected strictly increasing values, got {values}"
-                )
-            _check_bounds(f"space.{name}", max(values), 1, MAX_WIDTH)
+        for name in ("depths", "widths", "fc"):
+            _check_widths(f"space.{name}", getattr(self, name))
         _check_bounds("space.depths", max(self.depths), 1, MAX_LAYERS)
-        if not self.extra_depths or any(v < 0 for v in self.extra_depths):
-            raise ConfigError("space.extra_depths: expected non-negative integers")
-        if list(self.extra_depths) != sorted(set(self.extra_depths)):
-            raise ConfigError("space.extra_depths: expected strictly increasing values")
-        _check_bounds("space.extra_depths", max(self.extra_depths), 0, MAX_LAYERS)
-        if not self.extra_kernels or any(k < 1 or k % 2 == 0 for k in self.extra_kernels):
-            raise ConfigError("space.extra_kernels: expected odd positive kernel sizes")
-        if list(self.extra_kernels) != sorted(set(self.extra_kernels)):
-            raise ConfigError("space.extra_kernels: expected strictly increasing values")
-        _check_bounds("space.extra_kernels", max(self.extra_kernels), 1, 15)
+        if not self.conv:
+            raise ConfigError("space.conv: expected a non-empty list of conv layers")
+        if len(self.conv) > MAX_LAYERS:
+            raise ConfigError(f"space.conv: at most {MAX_LAYERS} layers, got {len(self.conv)}")
+        for i, layer in enumerate(self.conv):
+            _check_conv_layer(f"space.conv[{i}]", layer, first=i == 0)
+
+    @classmethod
+    def nature(
+        cls,
+        conv1: tuple[int, ...] = NATURE_CONV[0].widths,
+        conv2: tuple[int, ...] = NATURE_CONV[1].widths,
+        conv3: tuple[int, ...] = NATURE_CONV[2].widths,
+        extra: int = 2,
+        extra_widths: tuple[int, ...] = NATURE_CONV[3].widths,
+        extra_kernels: tuple[int, ...] = NATURE_CONV[3].kernels,
+        fc: tuple[int, ...] = (64, 128, 256, 512, 1024),
+    ) -> SpaceConfig:
+        """A Nature-shaped CNN space: conv1-3 (8x8/4, 4x4/2, 3x3/1, valid) with these widths,
+        then ``extra`` optional same-padded stride-1 convs. The conversion of the keys before
+        [K]: ``conv1/conv2/conv3``, ``extra_widths``, ``extra_kernels`` and ``fc`` keep their
+        meaning, ``extra = max(extra_depths)`` (docs/spaces.md)."""
+        trunk = (
+            Conv(widths=conv1, kernel=8, stride=4),
+            Conv(widths=conv2, kernel=4, stride=2),
+            Conv(widths=conv3, kernel=3, stride=1),
+        )
+        opt = Conv(widths=extra_widths, kernels=extra_kernels, padding="same", optional=True)
+        return cls(kind="cnn", conv=trunk + (opt,) * extra, fc=fc)
+
+
+def _check_widths(key: str, values: tuple[int, ...]) -> None:
+    if not values or any(v < 1 for v in values):
+        raise ConfigError(f"{key}: expected a non-empty list of positive integers")
+    if list(values) != sorted(set(values)):
+        raise ConfigError(f"{key}: expected strictly increasing values, got {list(values)}")
+    _check_bounds(key, max(values), 1, MAX_WIDTH)
+
+
+def _check_conv_layer(key: str, layer: ConvLayerConfig, first: bool) -> None:
+    if not isinstance(layer, ConvLayerConfig):
+        raise ConfigError(f"{key}: expected a conv layer mapping, got {type(layer).__name__}")
+    _check_widths(f"{key}.widths", layer.widths)
+    if (layer.kernel is None) == (not layer.kernels):
+        raise ConfigError(
+            f"{key}: give kernel (a fixed size) or kernels (elastic choices), exactly one of them"
+        )
+    kname = f"{key}.kernel" if layer.kernel is not None else f"{key}.kernels"
+    ks = layer.kernel_choices
+    if any(k < 1 for k in ks) or list(ks) != sorted(set(ks)):
+        raise ConfigError(f"{kname}: expected strictly increasing positive sizes, got {list(ks)}")
+    _check_bounds(kname, max(ks), 1, _MAX_KERNEL)
+    _check_bounds(f"{key}.stride", layer.stride, 1, _MAX_STRIDE)
+    same = layer.padding == "same"
+    if same and any(k % 2 == 0 for k in ks):
+        raise ConfigError(f"{kname}: a same-padded layer needs odd kernels, got {list(ks)}")
+    if len(ks) > 1 and not (same and layer.stride == 1):
+        raise ConfigError(
+            f"{kname}: elastic kernels {list(ks)} need padding: same and stride: 1 (the map size "
+            "must not depend on the kernel); give one kernel for this layer"
+        )
+    if len(ks) > 1 and any((ks[-1] - k) % 2 for k in ks):
+        raise ConfigError(f"{kname}: elastic kernels must all be odd, got {list(ks)}")
+    if layer.optional and first:
+        raise ConfigError(f"{key}.optional: the first conv layer cannot be optional")
+    if layer.optional and not (same and layer.stride == 1):
+        raise ConfigError(
+            f"{key}.optional: only same-padded stride-1 layers may be optional (skipping one "
+            "must not change the map size)"
+        )
 
 
 @dataclass(frozen=True)
@@ -306,28 +413,34 @@ class SupernetConfig:
     process, and a divisor of it for equal shares."""
     checkpoint_every: int = 20
     """Updates between checkpoints (teacher and supernet training)."""
-    vf_coef: float | None = None
-    """PPO's value-loss weight for the supernet (default: ``ppo.vf_coef``, the teacher's).
-
-    The smallest subnets carry actor and critic through a few shared units, so the value
-    loss competes harder with the policy there than in the teacher."""
+    sampling: Literal["strata", "uniform"] = "strata"
+    """How the random subnets of an update are drawn. ``strata`` (default): a log-FLOPs
+    stratum uniformly among ``SAMPLING_STRATA`` equal-count strata of the space, then an arch
+    of that stratum, so cheap corners (narrow after narrow) are trained as often as the
+    middle; ``uniform``: every gene uniformly (today's BigNAS rule; the ablation's control).
+    See ``docs/training.md``."""
 
     def __post_init__(self) -> None:
         _check_bounds("supernet.total_steps", self.total_steps, 1, MAX_TOTAL_STEPS)
-        if self.vf_coef is not None:
-            _check_min("supernet.vf_coef", self.vf_coef, 0.0)
         _check_bounds("supernet.rollout_subnets", self.rollout_subnets, 1, MAX_ENVS)
         _check_min("supernet.checkpoint_every", self.checkpoint_every, 1)
 
 
 @dataclass(frozen=True)
 class DistillConfig:
-    """The A2D terms: alpha * KL(teacher || student) + beta * (V_s - V_teacher)^2."""
+    """The A2D terms: alpha * KL(teacher || student) + beta * ((V_s - V_teacher) / sigma)^2.
+
+    Every distilled learner (supernet, fine-tune, ``a2d`` baselines) works on values in
+    units of one fixed scale sigma per run: the root mean square of the teacher's values on
+    the first rollout (see ``docs/training.md``)."""
 
     alpha: float = 1.0
     """Weight of the actor distillation (KL from the teacher's policy)."""
     beta: float = 0.5
-    """Weight of the critic distillation (squared error to the teacher's value)."""
+    """Weight of the critic distillation (squared error to the teacher's value / sigma)."""
+    vf_coef: float = 0.5
+    """PPO's value-loss weight in distilled training, on values / sigma (the teacher and the
+    ``ppo`` baselines use ``ppo.vf_coef`` on raw values)."""
     anneal: Literal["none", "linear"] = "none"
     """Anneal alpha and beta linearly to ``final_fraction`` of their value."""
     final_fraction: float = 0.0
@@ -338,6 +451,7 @@ class DistillConfig:
     def __post_init__(self) -> None:
         _check_min("distill.alpha", self.alpha, 0.0)
         _check_min("distill.beta", self.beta, 0.0)
+        _check_min("distill.vf_coef", self.vf_coef, 0.0)
         _check_range("distill.final_fraction", self.final_fraction, 0.0, 1.0)
         _check_positive("distill.temperature", self.temperature)
 
@@ -345,6 +459,19 @@ class DistillConfig:
     def vanilla(self) -> bool:
         """The "vanilla one-shot" ablation: no distillation at all."""
         return self.alpha == 0.0 and self.beta == 0.0
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """Derive-then-distill: ``export`` trains each front member on before delivering it."""
+
+    steps: int = 0
+    """Env steps of PPO + distillation from the teacher per front member. 0 (the default, so
+    that a config without the key means what it did before) ships the inherited weights and
+    says so; every shipped config sets it (CartPole 20k, Acrobot 50k, LunarLander 100k)."""
+
+    def __post_init__(self) -> None:
+        _check_bounds("finetune.steps", self.steps, 0, MAX_TOTAL_STEPS)
 
 
 @dataclass(frozen=True)
@@ -366,6 +493,16 @@ class SearchConfig:
     """Optional FLOPs ceiling, as a constraint."""
     max_episode_steps: int | None = None
     """Cap on episode length during the search (None: the env's own)."""
+    budget_steps: int | None = None
+    """Optional stop in env steps (episode lengths summed over every candidate episode): no
+    generation starts once this many are spent (``gens`` still caps). At least ``pop *
+    episodes``, the fewest steps the first generation can take (``docs/search.md``)."""
+    reevaluate: bool = True
+    """Survivors play every generation's seeds with their offspring; objectives are the mean
+    over every episode an arch played. False: an arch's first estimate is kept for good."""
+    max_arch_episodes: int | None = None
+    """With ``reevaluate``: archs holding this many episodes are not played again (None: no
+    cap). At least ``episodes``."""
     crossover_prob: float = 0.9
     """SBX crossover probability."""
     crossover_eta: float = 15.0
@@ -397,6 +534,17 @@ class SearchConfig:
             _check_positive("search.max_flops", self.max_flops)
         if self.max_episode_steps is not None:
             _check_bounds("search.max_episode_steps", self.max_episode_steps, 1, 10**9)
+        if self.budget_steps is not None and self.budget_steps < self.pop * self.episodes:
+            raise ConfigError(
+                f"search.budget_steps: {self.budget_steps} is below one generation's cost: the "
+                f"first generation plays search.pop * search.episodes = {self.pop} * "
+                f"{self.episodes} episodes of at least one step each; raise it to at least "
+                f"{self.pop * self.episodes}"
+            )
+        if self.budget_steps is not None:
+            _check_bounds("search.budget_steps", self.budget_steps, 1, 10**15)
+        if self.max_arch_episodes is not None:
+            _check_bounds("search.max_arch_episodes", self.max_arch_episodes, self.episodes, 10**9)
         _check_range("search.crossover_prob", self.crossover_prob, 0.0, 1.0)
         _check_positive("search.crossover_eta", self.crossover_eta)
         _check_positive("search.mutation_eta", self.mutation_eta)
@@ -450,6 +598,8 @@ class Config:
     """Weights of the actor and critic distillation terms."""
     search: SearchConfig = field(default_factory=SearchConfig)
     """The NSGA-II search and its evaluation backend."""
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    """The last stage: each front member fine-tuned before it is delivered."""
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Evaluation of agents and of the random policy."""
 
@@ -462,10 +612,11 @@ class Config:
             )
         _check_min("seed", self.seed, 0)
         _check_bounds("torch_threads", self.torch_threads, 0, MAX_WORKERS)
-        want = "cnn" if self.env.atari else "mlp"
-        if self.space.kind != want:
+        # ALE ids give frames; any other env may give vectors or images, which is known once
+        # it is built (nets.supernet.check_space_fits says then which kind it needs).
+        if self.env.atari and self.space.kind != "cnn":
             raise ConfigError(
-                f"space.kind: {self.env.id!r} needs the {want!r} space, got {self.space.kind!r}"
+                f"space.kind: {self.env.id!r} needs the 'cnn' space, got {self.space.kind!r}"
             )
 
 

@@ -1,4 +1,8 @@
-"""Classic-control and other vector-observation gymnasium envs: construction and obs layout."""
+"""Any registered gymnasium env with discrete actions: construction and obs layout.
+
+Vector observations are flattened to float32; rank-3 uint8/bool images are wrapped to
+``(C, H, W)`` uint8 (:mod:`a2d_evo.envs.image`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from a2d_evo.envs.image import is_image_space, wrap_image_env
 from a2d_evo.errors import EnvError
 
 
@@ -39,6 +44,8 @@ def make_classic_env(env_id: str, kwargs: dict[str, Any], limit: int | None) -> 
                 f"{env_id}: continuous action spaces are not supported (discrete only); got {space}"
             )
         raise EnvError(f"{env_id}: action space {space} is not supported (discrete only)")
+    if is_image_space(env.observation_space):
+        return wrap_image_env(env)
     return env
 
 
@@ -50,7 +57,7 @@ def obs_layout(env_id: str, space: Any) -> tuple[tuple[int, ...], Callable[[Any]
         shape = tuple(int(d) for d in space.shape)
         if len(shape) <= 1:
             return (max(1, int(np.prod(shape))),), np.ravel
-        if len(shape) == 3 and space.dtype == np.uint8:  # image stacks (Atari) stay as they are
+        if is_image_space(space):  # (C, H, W) images: ALE stacks, wrapped image envs
             return shape, np.asarray
         return (int(np.prod(shape)),), np.ravel
     if isinstance(space, gym.spaces.Discrete):

@@ -1,4 +1,5 @@
-"""Building the vector env of a config: classic control or one of the Atari backends."""
+"""Building the vector env of a config: any gymnasium env (vectors or images), or one of the
+Atari backends."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from a2d_evo.envs.ale import num_actions, rom_id
 from a2d_evo.envs.ale_vector import AleVectorEnv
 from a2d_evo.envs.atari_reference import reference_env
 from a2d_evo.envs.classic import make_classic_env, obs_layout
+from a2d_evo.envs.image import ALE_OBS_SCALE, is_image_space
 from a2d_evo.envs.imports import prepare_env
 from a2d_evo.envs.native_atari import NativeAtariVecEnv
 from a2d_evo.envs.vector import EnvSpec, SyncVecEnv, VecEnv
@@ -62,24 +64,29 @@ def make_vec_env(
             f"{cfg.id}: backend {cfg.backend!r} is for Atari ids only; classic control uses 'sync'"
         )
     envs = [make_classic_env(cfg.id, cfg.kwargs, limit) for _ in range(num_envs)]
-    return SyncVecEnv(envs, env_id=cfg.id, seed=seed)
+    image = is_image_space(envs[0].observation_space)
+    return SyncVecEnv(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8 if image else np.float32)
 
 
 @functools.cache
 def _spec_cached(env_id: str, kwargs_json: str, size: int, stack: int) -> EnvSpec:
     if env_id.startswith("ALE/"):
         n = num_actions(env_id)
-        return EnvSpec((stack, size, size), np.dtype(np.uint8), n, True)
+        return EnvSpec((stack, size, size), np.dtype(np.uint8), n, True, ALE_OBS_SCALE)
     env = make_classic_env(env_id, json.loads(kwargs_json), None)
     try:
         shape, _ = obs_layout(env_id, env.observation_space)
-        return EnvSpec(shape, np.dtype(np.float32), int(env.action_space.n), False)
+        n = int(env.action_space.n)
+        if is_image_space(env.observation_space):
+            return EnvSpec(shape, np.dtype(np.uint8), n, False, float(env.obs_scale))
+        return EnvSpec(shape, np.dtype(np.float32), n, False)
     finally:
         env.close()
 
 
 def env_spec(cfg: EnvConfig) -> EnvSpec:
-    """Observation shape/dtype and action count of ``cfg``'s env (builds at most one, cached)."""
+    """Observation shape/dtype, action count and the network's input scale of ``cfg``'s env
+    (builds at most one, cached): ALE frames and rank-3 image envs give (C, H, W) uint8."""
     prepare_env(cfg)
     try:
         kwargs_json = json.dumps(cfg.kwargs, sort_keys=True, default=repr)

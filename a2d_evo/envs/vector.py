@@ -59,6 +59,9 @@ class EnvSpec(NamedTuple):
     obs_dtype: np.dtype
     n_actions: int
     atari: bool
+    obs_scale: float = 1.0
+    """What the network multiplies the observations by: 1/255 for ALE frames and other 0-255
+    images, 1 for 0/1 planes (MinAtar) and vectors."""
 
 
 @runtime_checkable

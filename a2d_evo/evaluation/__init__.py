@@ -3,8 +3,9 @@
 The stage's map, in the order the pipeline uses it:
 
 * :mod:`~a2d_evo.evaluation.seeds` -- every rule that picks evaluation episode seeds
-  (:func:`generation_seeds` for a search generation, :func:`final_seeds` for the front's
-  re-scoring, :func:`teacher_eval_seed`, :func:`finetune_eval_seed`, :func:`fresh_eval_seed`);
+  (:func:`generation_seeds` for a search generation, :func:`halving_seeds` for the delivery's
+  successive halving, :func:`final_seeds` for the front's re-scoring,
+  :func:`teacher_eval_seed`, :func:`finetune_eval_seed`, :func:`fresh_eval_seed`);
 * :mod:`~a2d_evo.evaluation.episodes` -- the episode loop (:func:`play_episodes`) and one
   agent's returns (:func:`evaluate_agent`, :func:`random_policy_return`,
   :func:`score_against_references`), as :class:`EvalResult`;
@@ -25,7 +26,7 @@ from a2d_evo.evaluation.episodes import (
 )
 from a2d_evo.evaluation.population import PopulationEvaluator, evaluate_population
 from a2d_evo.evaluation.scoring import eval_agent_folder
-from a2d_evo.evaluation.seeds import final_seeds, generation_seeds
+from a2d_evo.evaluation.seeds import final_seeds, generation_seeds, halving_seeds
 
 __all__ = [
     "EvalResult",
@@ -36,6 +37,7 @@ __all__ = [
     "evaluate_population",
     "final_seeds",
     "generation_seeds",
+    "halving_seeds",
     "play_episodes",
     "random_policy_return",
     "score_against_references",

@@ -36,6 +36,8 @@ class EvalResult(NamedTuple):
     std: float
     episodes: int
     seeds: list[int]
+    lengths: np.ndarray | None = None
+    """Env steps of each episode (None where the caller did not count them)."""
 
 
 @dataclass
@@ -56,10 +58,17 @@ class EvalTiming:
         self.forward_rows += other.forward_rows
 
 
-def make_result(returns: Sequence[float] | np.ndarray, seeds: Sequence[int]) -> EvalResult:
-    """An :class:`EvalResult` from per-episode returns (population std, ddof=0)."""
+def make_result(
+    returns: Sequence[float] | np.ndarray,
+    seeds: Sequence[int],
+    lengths: Sequence[int] | np.ndarray | None = None,
+) -> EvalResult:
+    """An :class:`EvalResult` from per-episode returns (population std, ddof=0) and lengths."""
     r = np.asarray(returns, dtype=np.float64)
-    return EvalResult(r, float(r.mean()), float(r.std()), len(r), [int(s) for s in seeds])
+    n = None if lengths is None else np.asarray(lengths, dtype=np.int64)
+    if n is not None and n.shape != r.shape:
+        raise ValueError(f"make_result: {n.shape} lengths for {r.shape} returns")
+    return EvalResult(r, float(r.mean()), float(r.std()), len(r), [int(s) for s in seeds], n)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -76,7 +85,11 @@ ActFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def play_episodes(
-    env: Any, seeds: Sequence[int], act: ActFn, timing: EvalTiming | None = None
+    env: Any,
+    seeds: Sequence[int],
+    act: ActFn,
+    timing: EvalTiming | None = None,
+    lengths: np.ndarray | None = None,
 ) -> np.ndarray:
     """Play one episode per slot of ``env`` (reset with ``seeds``); finished slots are ignored.
 
@@ -85,6 +98,7 @@ def play_episodes(
     the start. An env with ``step_active`` (:class:`~a2d_evo.envs.vector.SyncVecEnv`, the native
     Atari backend) stops stepping finished slots; other envs step them on (autoreset), their
     results unread. ``act`` sees the active mask of the first ``len(seeds)`` slots.
+    ``lengths`` (``len(seeds)`` ints), when given, receives each episode's env steps.
     """
     n = len(seeds)
     step_active = getattr(env, "step_active", None)
@@ -98,6 +112,7 @@ def play_episodes(
     done = np.zeros(n_env, dtype=bool)
     done[n:] = True  # spare slots
     returns = np.full(n_env, np.nan)
+    steps_of = np.zeros(n_env, dtype=np.int64)
     actions = np.zeros(n_env, dtype=np.int64)
     while not done.all():
         active = ~done
@@ -112,12 +127,15 @@ def play_episodes(
         live = int(active.sum())
         steps += n_env if step_active is None else live
         rows += live
+        steps_of += active
         ended = active & ~np.isnan(np.asarray(res.episode_return, dtype=np.float64))
         returns[ended] = np.asarray(res.episode_return, dtype=np.float64)[ended]
         done |= ended
         obs = np.asarray(res.obs)
     if timing is not None:
         timing.add(EvalTiming(env_s, net_s, steps, rows))
+    if lengths is not None:
+        lengths[:] = steps_of[:n]
     return returns[:n]
 
 
@@ -144,15 +162,18 @@ def _in_waves(
         cfg.env, width, seed=seed, training=False, max_episode_steps=max_episode_steps
     )
     returns: list[float] = []
+    lengths = np.zeros(episodes, dtype=np.int64)
     try:
         for start in range(0, episodes, width):  # a short last wave leaves spare slots
             wave = seeds[start : start + width]
-            returns.extend(play_episodes(env, wave, act, timing).tolist())
+            returns.extend(
+                play_episodes(env, wave, act, timing, lengths[start : start + len(wave)]).tolist()
+            )
     finally:
         close = getattr(env, "close", None)
         if close is not None:
             close()
-    return make_result(returns, seeds)
+    return make_result(returns, seeds, lengths)
 
 
 @torch.no_grad()

@@ -129,8 +129,10 @@ class PopulationEvaluator:
                 return logits_t.argmax(-1).cpu().numpy()
             return draw_actions(logits_t, gen)
 
-        returns = play_episodes(env, slot_seeds, act, self.timing).reshape(pop, episodes)
-        return [make_result(r, seeds) for r in returns]
+        steps = np.zeros(slots, dtype=np.int64)
+        returns = play_episodes(env, slot_seeds, act, self.timing, steps).reshape(pop, episodes)
+        lengths: np.ndarray = steps.reshape(pop, episodes)
+        return [make_result(returns[c], seeds, lengths[c]) for c in range(pop)]
 
 
 def evaluate_population(

@@ -7,8 +7,11 @@ the generation too), followed by consecutive seeds. The bases are independent dr
 [0, 2**31 - 2**20), so two blocks of n episodes overlap with probability about 2n / 2**31:
 runs with different seeds in practice never share evaluation episodes, and within a run the
 teacher's evaluation, fine-tune scores (and ``score_subnets``), the search's generations, the
-final re-scoring and ``a2d-evo eval`` do not reuse each other's, so an agent is not scored on
-the episodes that selected it. ``tests/test_seeds.py`` checks the reporting and tuning seeds.
+rounds of the delivery's successive halving, the final re-scoring and ``a2d-evo eval`` do not
+reuse each other's, so an agent is not scored on the episodes that selected it. The halving and
+final seeds depend on the run seed alone, so every search method given that seed (NSGA-II,
+random search, ``benchmarks/bench_search.py``) delivers its front on the same episodes.
+``tests/test_seeds.py`` checks the reporting and tuning seeds.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ _TAG_FINAL = 0xF17A1
 _TAG_TEACHER = 0x7EAC4E
 _TAG_FINETUNE = 0xF1E7E
 _TAG_FRESH = 0xF8E54
+_TAG_HALVING = 0x4A1F
 
 
 def _seed_base(*words: int) -> int:
@@ -37,6 +41,13 @@ def generation_seeds(seed: int, generation: int, episodes: int) -> list[int]:
 def final_seeds(seed: int, episodes: int) -> list[int]:
     """Fresh episode seeds of the final re-scoring of the front (and of the baselines)."""
     base = _seed_base(seed, _TAG_FINAL)
+    return [base + e for e in range(episodes)]
+
+
+def halving_seeds(seed: int, round_: int, episodes: int) -> list[int]:
+    """Episode seeds of one round of the delivery's successive halving: every candidate
+    still in the race plays these (the same for every search method given ``seed``)."""
+    base = _seed_base(seed, _TAG_HALVING, round_)
     return [base + e for e in range(episodes)]
 
 

@@ -13,11 +13,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from a2d_evo.errors import EnvError
+from a2d_evo.envs.image import ALE_OBS_SCALE
+from a2d_evo.errors import ArchError, EnvError
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
 
-CONV_SPECS = ((8, 4), (4, 2), (3, 1))
-"""(kernel, stride) of conv1-3, valid padding, as the Nature CNN: 84 -> 20 -> 9 -> 7."""
+ATARI_OBS_SCALE = ALE_OBS_SCALE
+"""The input scale of uint8 frames with values up to 255 (ALE)."""
 
 
 class PolicyOutput(NamedTuple):
@@ -27,11 +28,33 @@ class PolicyOutput(NamedTuple):
     value: Tensor
 
 
-def trunk_hw(obs_shape: tuple[int, ...]) -> tuple[int, int]:
-    """Spatial size after conv1-3 for an (C, H, W) observation."""
-    h, w = obs_shape[1], obs_shape[2]
-    for k, s in CONV_SPECS:
-        h, w = (h - k) // s + 1, (w - k) // s + 1
+def default_obs_scale(arch_kind: str) -> float:
+    """The scale a network applies when nobody names one: 1/255 for a CNN (ALE frames, the
+    only images before [K]), 1 for an MLP. Where the env is known, use its
+    :attr:`~a2d_evo.envs.EnvSpec.obs_scale` instead."""
+    return ATARI_OBS_SCALE if arch_kind == "cnn" else 1.0
+
+
+def check_obs_scale(scale: Any) -> float:
+    """``scale`` as a float if it is finite and positive, else ArchError."""
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < 1e30:
+        raise ArchError(f"obs_scale: expected a positive finite number, got {scale!r}")
+    return float(scale)
+
+
+def trunk_hw(arch: CNNArch, obs_shape: tuple[int, ...]) -> tuple[int, int]:
+    """Spatial size of the map after ``arch``'s convs on (C, H, W) observations; ArchError
+    if a layer would get an empty map."""
+    if len(obs_shape) != 3:
+        raise ArchError(f"a CNN needs (C, H, W) observations, got {tuple(obs_shape)}")
+    h, w = int(obs_shape[1]), int(obs_shape[2])
+    for i, conv in arch.active:
+        h, w = conv.out_size(h), conv.out_size(w)
+        if h < 1 or w < 1:
+            raise ArchError(
+                f"observations {tuple(obs_shape)} are too small for conv layer {i} ({conv}): "
+                "its output map would be empty"
+            )
     return h, w
 
 
@@ -45,14 +68,27 @@ def init_layer(layer: L, std: float = float(np.sqrt(2)), bias: float = 0.0) -> L
     return layer
 
 
-def obs_to_float(obs: Tensor, atari: bool) -> Tensor:
-    """Atari frames arrive as uint8 and are scaled here, inside the network."""
+def obs_to_float(obs: Tensor, scale: float) -> Tensor:
+    """Observations as float, times the env's ``obs_scale`` (1/255 for ALE frames, 1 for 0/1
+    planes and vectors): the scaling happens inside the network, so users feed what the env
+    gives."""
     x = obs.float()
-    return x / 255.0 if atari else x
+    if scale == 1.0:
+        return x
+    inverse = 1.0 / scale
+    if inverse == round(inverse):
+        # x / 255, not x * (1/255): bit-identical to the ALE networks before [K] and to the
+        # CleanRL and SB3 networks import-teacher maps exactly
+        return x / float(round(inverse))
+    return x * scale
 
 
 class Agent(nn.Module):
-    """A plain actor-critic for one arch: ``forward(obs) -> (logits, value)``."""
+    """A plain actor-critic for one arch: ``forward(obs) -> (logits, value)``.
+
+    ``obs_scale`` multiplies the observations first (None: :func:`default_obs_scale`);
+    conv layer ``i`` of a CNN arch is ``convs.i`` (skipped optional layers have no tensors).
+    """
 
     def __init__(
         self,
@@ -60,46 +96,55 @@ class Agent(nn.Module):
         obs_shape: tuple[int, ...],
         n_actions: int,
         env_config: dict[str, Any] | None = None,
+        obs_scale: float | None = None,
     ) -> None:
         super().__init__()
         self.arch = arch
         self.obs_shape = tuple(int(d) for d in obs_shape)
         self.n_actions = int(n_actions)
         self.env_config: dict[str, Any] = dict(env_config or {})
-        self.atari = isinstance(arch, CNNArch)
+        self.image = isinstance(arch, CNNArch)
+        self.obs_scale = check_obs_scale(
+            default_obs_scale(arch.kind) if obs_scale is None else obs_scale
+        )
         if isinstance(arch, MLPArch):
+            if len(self.obs_shape) == 3:
+                raise ArchError(
+                    f"an MLP takes vector observations, got images {self.obs_shape}: "
+                    "use space.kind: cnn"
+                )
             sizes = [int(np.prod(self.obs_shape)), *arch.widths]
             self.layers = nn.ModuleList(
                 init_layer(nn.Linear(a, b)) for a, b in itertools.pairwise(sizes)
             )
             hidden = arch.widths[-1]
         else:
-            if len(self.obs_shape) != 3:
-                raise ValueError(f"a CNN agent needs (C, H, W) observations, got {obs_shape}")
-            chans = [self.obs_shape[0], *arch.conv]
-            convs = [
-                nn.Conv2d(chans[i], chans[i + 1], k, stride=s)
-                for i, (k, s) in enumerate(CONV_SPECS)
-            ]
-            cin = arch.conv[2]
-            for w, k in arch.extra:
-                convs.append(nn.Conv2d(cin, w, k, padding=k // 2))
-                cin = w
-            self.convs = nn.ModuleList(init_layer(c) for c in convs)
-            h, w_ = trunk_hw(self.obs_shape)
-            self.fc = init_layer(nn.Linear(cin * h * w_, arch.fc))
+            h, w = trunk_hw(arch, self.obs_shape)
+            convs = nn.ModuleDict()
+            cin = self.obs_shape[0]
+            for i, c in arch.active:
+                conv = nn.Conv2d(cin, c.width, c.kernel, stride=c.stride, padding=c.pad)
+                convs[str(i)] = init_layer(conv)
+                cin = c.width
+            self.convs = convs
+            self.fc = init_layer(nn.Linear(cin * h * w, arch.fc))
             hidden = arch.fc
         self.policy = init_layer(nn.Linear(hidden, self.n_actions), std=0.01)
         self.value = init_layer(nn.Linear(hidden, 1), std=1.0)
 
+    @property
+    def atari(self) -> bool:
+        """True for image (CNN) agents: uint8 observations. The name predates non-ALE images."""
+        return self.image
+
     def features(self, obs: Tensor) -> Tensor:
-        x = obs_to_float(obs, self.atari)
-        if not self.atari:
+        x = obs_to_float(obs, self.obs_scale)
+        if not self.image:
             x = x.reshape(x.shape[0], -1)
             for layer in self.layers:
                 x = torch.tanh(layer(x))
             return x
-        for conv in self.convs:
+        for conv in self.convs.values():
             x = torch.relu(conv(x))
         return torch.relu(self.fc(x.flatten(1)))
 

@@ -3,11 +3,16 @@
 ``extract(supernet, arch)`` copies a subnet's weight slices into a plain :class:`Agent`
 (once-for-all's ``get_active_subnet``). ``save_agent`` writes the agent folder users ship::
 
-    arch.json     {"format_version", "arch", "obs_shape", "n_actions", "env"}
+    arch.json     {"format_version", "arch", "obs_shape", "n_actions", "obs_scale", "env"}
     policy.pt     a plain state dict (torch.load(path, weights_only=True) reads it)
     metrics.json  the metrics contract (METRICS_KEYS), when given
     policy.onnx   when the export extra is installed: the env's input dtype, dynamic batch,
-                  outputs ``logits`` and ``value``, the 1/255 scaling inside
+                  outputs ``logits`` and ``value``, the ``obs_scale`` multiplication inside
+
+``obs_scale`` is what the network multiplies its input by (1/255 for ALE frames, 1 for
+MinAtar's 0/1 planes and for vectors); ``env`` holds the env settings the agent was made for,
+without the ALE pipeline's keys for other envs. Format 1 folders (before declared CNN spaces)
+are read too: their CNN arch is the Nature trunk and their scale 1/255 (CNN) or 1 (MLP).
 
 ``load_agent(folder)`` rebuilds the agent from ``arch.json`` + ``policy.pt`` alone: no
 supernet, no pickle, every tensor checked against the arch.
@@ -29,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from a2d_evo.config.schema import EnvConfig, is_atari
 from a2d_evo.errors import ArchError, FormatError
 from a2d_evo.files import (
     check_format_version,
@@ -40,6 +46,7 @@ from a2d_evo.files import (
 )
 from a2d_evo.formats import (
     AGENT_FORMAT_VERSION,
+    AGENT_FORMATS_READ,
     ARCH_FILE,
     EVAL_MODES,
     METRICS_FILE,
@@ -49,7 +56,7 @@ from a2d_evo.formats import (
     normalised_return,
 )
 from a2d_evo.nets import cost
-from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.agent import Agent, check_obs_scale, default_obs_scale
 from a2d_evo.nets.space import Arch, arch_from_dict
 from a2d_evo.nets.supernet import Supernet
 
@@ -60,26 +67,32 @@ def extract(supernet: Supernet, arch: Arch, env_config: Mapping[str, Any] | None
 
     Every tensor is ``w[:out, :in]`` of the same-named supernet tensor, with the kernels of
     the extra convs centre-cropped; the FC keeps its first ``c * h * w`` inputs (the first
-    ``c`` channels of the flattened map). The agent shares no storage with the supernet and
-    its ``(logits, value)`` equal ``supernet(obs, arch)``. Raises :class:`ArchError` when
-    ``arch`` does not fit the supernet.
+    ``c`` channels of the flattened map). The value head is multiplied by the supernet's
+    value unit sigma, so the agent outputs raw values. The agent shares no storage with the
+    supernet and its ``(logits, value / sigma)`` equal ``supernet(obs, arch)``. Raises
+    :class:`ArchError` when ``arch`` does not fit the supernet.
     """
     supernet.check(arch)
     source = dict(supernet.named_parameters())
-    agent = _empty_agent(arch, supernet.obs_shape, supernet.n_actions, env_config)
+    sigma = supernet.value_unit
+    agent = _empty_agent(
+        arch, supernet.obs_shape, supernet.n_actions, env_config, supernet.obs_scale
+    )
     state: dict[str, Tensor] = {}
     with torch.no_grad():
         for name, param in agent.named_parameters():
             if name not in source:
                 raise ArchError(f"arch {arch}: the supernet has no tensor {name!r}")
             w = _slice(source[name], tuple(param.shape), name, arch)
+            if name.startswith("value."):
+                w = w * sigma  # fold the value unit in: the agent's values are raw
             state[name] = w.clone(memory_format=torch.contiguous_format)
     agent.load_state_dict(state, assign=True)
     return agent.train(supernet.training)
 
 
 def _slice(w: Tensor, shape: tuple[int, ...], name: str, arch: Arch) -> Tensor:
-    """First-k along the channel dims, centre crop along the kernel dims."""
+    """First-k along the channel dims, centre crop along the kernel dims (elastic kernels)."""
     if len(shape) != w.dim() or any(s > m for s, m in zip(shape, w.shape, strict=True)):
         raise ArchError(
             f"arch {arch}: tensor {name} of shape {shape} does not fit the supernet's "
@@ -99,11 +112,23 @@ def _empty_agent(
     obs_shape: Sequence[int],
     n_actions: int,
     env_config: Mapping[str, Any] | None,
+    obs_scale: float | None,
 ) -> Agent:
     # Built on the meta device: no memory and no orthogonal init, the weights come next
     # through load_state_dict(assign=True).
     with torch.device("meta"):
-        return Agent(arch, tuple(obs_shape), n_actions, dict(env_config or {}))
+        return Agent(arch, tuple(obs_shape), n_actions, dict(env_config or {}), obs_scale)
+
+
+def env_record(env: Mapping[str, Any]) -> dict[str, Any]:
+    """The env settings an agent folder records: the ALE pipeline's keys
+    (:attr:`EnvConfig.ATARI_KEYS`) only for ALE ids, so that an agent made for MinAtar or
+    any other env carries its env's real settings only."""
+    record = dict(env)
+    if not is_atari(str(record.get("id", ""))):
+        for key in EnvConfig.ATARI_KEYS:
+            record.pop(key, None)
+    return record
 
 
 # ----------------------------------------------------------------------------- agent folders
@@ -146,7 +171,8 @@ def save_agent(
             "arch": agent.arch.to_dict(),
             "obs_shape": list(agent.obs_shape),
             "n_actions": agent.n_actions,
-            "env": dict(agent.env_config),
+            "obs_scale": agent.obs_scale,
+            "env": env_record(agent.env_config),
         },
     )
     return folder
@@ -162,13 +188,17 @@ def load_agent(folder: str | Path) -> Agent:
     folder = Path(folder)
     if not folder.is_dir():
         raise FormatError(f"agent folder {folder} not found")
-    meta = read_json(folder / ARCH_FILE, "agent file", format_version=AGENT_FORMAT_VERSION)
+    meta = read_json(folder / ARCH_FILE, "agent file")
     where = f"agent file {folder / ARCH_FILE}"
-    for key in ("arch", "obs_shape", "n_actions", "env"):
+    old = isinstance(meta, dict) and meta.get("format_version") in AGENT_FORMATS_READ
+    check_format_version(meta, meta["format_version"] if old else AGENT_FORMAT_VERSION, where)
+    for key in ("arch", "obs_shape", "n_actions", "env", *(() if old else ("obs_scale",))):
         if key not in meta:
             raise FormatError(f"{where}: missing key {key!r}")
     try:
         arch = arch_from_dict(meta["arch"])
+        # format 1 had no obs_scale: every CNN was an ALE one (1/255), every MLP unscaled
+        obs_scale = check_obs_scale(meta["obs_scale"] if not old else default_obs_scale(arch.kind))
     except ArchError as exc:
         raise FormatError(f"{where}: {exc}") from None
     obs_shape = meta["obs_shape"]
@@ -180,7 +210,9 @@ def load_agent(folder: str | Path) -> Agent:
     if not isinstance(meta["env"], dict):
         raise FormatError(f"{where}: env must be a mapping, got {type(meta['env']).__name__}")
     try:
-        agent = _empty_agent(arch, obs_shape, n_actions, meta["env"])
+        agent = _empty_agent(arch, obs_shape, n_actions, meta["env"], obs_scale)
+    except ArchError as exc:
+        raise FormatError(f"{where}: {exc}") from None
     except (ValueError, RuntimeError, OverflowError, TypeError) as exc:  # sizes torch cannot hold
         raise FormatError(f"{where}: {exc}") from None
 
@@ -254,11 +286,12 @@ class _OnnxPolicy(nn.Module):
 def onnx_bytes(agent: Agent) -> bytes:
     """The agent as a serialized ONNX model (torch.export-based exporter).
 
-    Input ``obs``: uint8 ``(N, C, H, W)`` frames for Atari, float32 ``(N, obs_dim...)``
-    otherwise, ``N`` dynamic; outputs ``logits (N, A)`` and ``value (N,)``.
+    Input ``obs``: uint8 ``(N, C, H, W)`` images for a CNN (ALE frames, MinAtar planes...),
+    float32 ``(N, obs_dim...)`` otherwise, ``N`` dynamic; the graph multiplies it by
+    ``agent.obs_scale`` first; outputs ``logits (N, A)`` and ``value (N,)``.
     """
     model = _OnnxPolicy(copy.deepcopy(agent).cpu()).eval()
-    dtype = torch.uint8 if agent.atari else torch.float32
+    dtype = torch.uint8 if agent.image else torch.float32
     # batch 2, not 1: the exporter specialises a size-1 dimension to a constant
     example = torch.zeros((2, *agent.obs_shape), dtype=dtype)
     with _quiet_exporter():

@@ -2,8 +2,8 @@
 
 Convention. FLOPs = 2 x multiply-adds of every convolution and linear layer, the policy and
 value heads included, at batch 1. A convolution costs ``c_out * c_in * k * k`` multiply-adds
-per output position (the zero-padded taps of the same-padded extra convs included); a linear
-layer ``out * in``. Biases, activations and the 1/255 input scaling are not counted. This is
+per output position (the zero-padded taps of same-padded convs included); a linear layer
+``out * in``. Biases, activations and the input scaling (``obs_scale``) are not counted. This is
 exactly what ``torch.utils.flop_counter.FlopCounterMode`` reports for the extracted
 :class:`~a2d_evo.nets.agent.Agent` (``2 * m * n * k`` per ``addmm``, ``2 * out_area * c_out * c_in
 * k * k`` per convolution), and the tests hold the two equal on hundreds of archs.
@@ -32,7 +32,7 @@ from torch import nn
 from a2d_evo.config import PPOConfig
 from a2d_evo.envs import EnvSpec
 from a2d_evo.errors import ArchError, ConfigError
-from a2d_evo.nets.agent import CONV_SPECS
+from a2d_evo.nets.agent import trunk_hw
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
 
 
@@ -81,22 +81,16 @@ def _layers(arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> tuple[Lay
         out = [Layer(f"layers.{i}", sizes[i + 1], sizes[i], 1, 1) for i in range(len(arch.widths))]
         hidden = arch.widths[-1]
     elif isinstance(arch, CNNArch):
-        if len(obs_shape) != 3:
-            raise ArchError(f"a CNN arch needs (C, H, W) observations, got {obs_shape}")
+        trunk_hw(arch, obs_shape)  # ArchError if a map would be empty
         out = []
         cin, h, w = obs_shape
-        for i, (k, s) in enumerate(CONV_SPECS):
-            h, w = (h - k) // s + 1, (w - k) // s + 1
-            if h < 1 or w < 1:
-                raise ArchError(f"observations {obs_shape} are too small for the CNN trunk")
-            out.append(Layer(f"convs.{i}", arch.conv[i], cin, k, h * w))
-            cin = arch.conv[i]
-        for j, (width, k) in enumerate(arch.extra):
-            if k % 2 == 0:
-                raise ArchError(f"arch {arch}: extra conv kernels must be odd, got {k}")
-            # same padding keeps the h x w map
-            out.append(Layer(f"convs.{3 + j}", width, cin, k, h * w))
-            cin = width
+        for i, conv in arch.active:
+            if conv.padding == "same" and conv.kernel % 2 == 0:
+                raise ArchError(f"arch {arch}: same-padded kernels must be odd, got {conv.kernel}")
+            # zero-padded taps count (FlopCounterMode counts them too)
+            h, w = conv.out_size(h), conv.out_size(w)
+            out.append(Layer(f"convs.{i}", conv.width, cin, conv.kernel, h * w))
+            cin = conv.width
         out.append(Layer("fc", arch.fc, cin * h * w, 1, 1))
         hidden = arch.fc
     else:
@@ -229,8 +223,8 @@ def latency_ms(
 ) -> float:
     """Median wall time in milliseconds of ``agent(obs)`` at batch 1 on one CPU thread.
 
-    ``obs`` defaults to zeros of ``agent.obs_shape`` in the env's dtype (uint8 frames for
-    Atari, float32 vectors otherwise). An agent on another device is timed on a CPU copy.
+    ``obs`` defaults to zeros of ``agent.obs_shape`` in the env's dtype (uint8 images for a
+    CNN, float32 vectors otherwise). An agent on another device is timed on a CPU copy.
     The torch thread count is set to 1 for the measurement and restored afterwards.
     """
     if repeats < 1 or warmup < 0:
@@ -240,7 +234,8 @@ def latency_ms(
         agent = copy.deepcopy(agent).cpu()
     if obs is None:
         shape = tuple(agent.obs_shape)  # type: ignore[arg-type]
-        dtype = torch.uint8 if getattr(agent, "atari", False) else torch.float32
+        image = getattr(agent, "image", getattr(agent, "atari", False))
+        dtype = torch.uint8 if image else torch.float32
         obs = torch.zeros((1, *shape), dtype=dtype)
     obs = obs.cpu()
     was_training = agent.training

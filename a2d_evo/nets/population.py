@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from a2d_evo.errors import ArchError, KernelInputError
-from a2d_evo.nets.agent import CONV_SPECS
 from a2d_evo.nets.space import Arch, MLPArch
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.ops.dispatch import native_module, native_op, reference_forced
@@ -33,6 +32,10 @@ from a2d_evo.ops.subnet_eval import (
 
 __all__ = ["PopulationForward", "arch_table", "pack_supernet", "reference_forward"]
 
+MAX_NATIVE_CONV_LAYERS = 16
+"""Most declared conv layers the native CNN kernel takes (kMaxConvLayers in
+csrc/subnet_eval.h); a space with more runs on the reference path."""
+
 
 def _np(t: torch.Tensor | None) -> np.ndarray:
     if t is None:
@@ -40,14 +43,14 @@ def _np(t: torch.Tensor | None) -> np.ndarray:
     return t.detach().to("cpu", torch.float32).numpy()
 
 
-def _check_conv_trunk() -> None:
-    """The CNN kernel is specialised for one trunk: refuse to pack if it is not ``CONV_SPECS``."""
-    trunk = getattr(native_module(), "subnet_eval_conv_trunk", None)
-    if trunk is not None and tuple(tuple(s) for s in trunk()) != CONV_SPECS:
-        raise KernelInputError(
-            f"the native CNN kernel is built for the trunk {trunk()}, the networks use "
-            f"{CONV_SPECS}: rebuild a2d_evo._C from this checkout"
+def unsupported_by_native(supernet: Supernet) -> str:
+    """Why the native kernel cannot take this supernet ("" when it can)."""
+    if supernet.image and len(supernet.space.cfg.conv) > MAX_NATIVE_CONV_LAYERS:
+        return (
+            f"at most {MAX_NATIVE_CONV_LAYERS} conv layers, the space declares "
+            f"{len(supernet.space.cfg.conv)}"
         )
+    return ""
 
 
 def pack_supernet(supernet: Supernet) -> PackedSupernet:
@@ -57,11 +60,12 @@ def pack_supernet(supernet: Supernet) -> PackedSupernet:
     """
     n_act = supernet.n_actions
     policy, value = cast(nn.Linear, supernet.policy), cast(nn.Linear, supernet.value)
-    heads_w = np.concatenate([_np(policy.weight), _np(value.weight)])
-    heads_b = np.concatenate([_np(policy.bias), _np(value.bias)])
+    sigma = supernet.value_unit  # raw values, as the extracted agents output them
+    heads_w = np.concatenate([_np(policy.weight), _np(value.weight) * sigma])
+    heads_b = np.concatenate([_np(policy.bias), _np(value.bias) * sigma])
     ldh = round_up(n_act + 1, 8)
     pk = Packer()
-    if not supernet.atari:
+    if not supernet.image:
         layers = [cast(nn.Linear, m) for m in cast(nn.ModuleList, supernet.layers)]
         wmax = layers[0].out_features
         obs_dim = layers[0].in_features
@@ -87,54 +91,60 @@ def pack_supernet(supernet: Supernet) -> PackedSupernet:
         return PackedSupernet("mlp", pk.buffer(), meta, 1 + len(layers), n_act)
 
     c_in, h, w = supernet.obs_shape
-    _check_conv_trunk()
+    decl = supernet.space.cfg.conv
+    why = unsupported_by_native(supernet)
+    if why:
+        raise KernelInputError(f"the native subnet_eval kernel takes {why}")
     convs = [cast(nn.Conv2d, m) for m in cast(nn.ModuleList, supernet.convs)]
     fc = cast(nn.Linear, supernet.fc)
-    cmax = [convs[i].out_channels for i in range(3)]
-    n_extra = len(convs) - 3
-    ew = convs[3].out_channels if n_extra else 0
-    ek = convs[3].kernel_size[0] if n_extra else 0
     fc_max = fc.out_features
     area = int(supernet.trunk_area)
     c_last = fc.in_features // area
-    if c_last != max(cmax[2], ew) or c_last * area != fc.in_features:
+    if c_last * area != fc.in_features:
         raise ArchError("supernet FC input does not match its last conv widths")
-    ld = [round_up(c, PANEL) for c in cmax]
-    ld_e, ldf = round_up(ew, PANEL), round_up(fc_max, PANEL)
-    # conv1 (k = 2s) as a 2x2 conv over the space-to-depth(s) image: rows (ty, tx, ci, dy, dx).
-    k1, s1 = CONV_SPECS[0]
-    w1 = _np(convs[0].weight).reshape(cmax[0], c_in, k1 // s1, s1, k1 // s1, s1)
-    w1 = w1.transpose(2, 4, 1, 3, 5, 0)
-    conv_off = {
-        "off_conv1_w": pk.panels(w1.reshape(-1, cmax[0])),
-        "off_conv1_b": pk.vec(_np(convs[0].bias), ld[0]),
+    ldf = round_up(fc_max, PANEL)
+    arrays: dict[str, list[int]] = {
+        name: []
+        for name in (
+            *("width_max", "cin_max", "kernel_max", "stride", "same", "elastic"),
+            *("optional", "off_w", "off_b"),
+        )
     }
-    for i in (1, 2):  # rows (kh, kw, ci)
-        wi = _np(convs[i].weight).transpose(2, 3, 1, 0).reshape(-1, cmax[i])
-        conv_off[f"off_conv{i + 1}_w"] = pk.panels(wi)
-        conv_off[f"off_conv{i + 1}_b"] = pk.vec(_np(convs[i].bias), ld[i])
-    extra_w = [
-        pk.panels(_np(convs[3 + j].weight).transpose(2, 3, 1, 0).reshape(-1, ew))
-        for j in range(n_extra)
-    ]
-    extra_b = [pk.vec(_np(convs[3 + j].bias), ld_e) for j in range(n_extra)]
+    for i, (layer, conv) in enumerate(zip(decl, convs, strict=True)):
+        cout, cin, k = conv.out_channels, conv.in_channels, conv.kernel_size[0]
+        same = layer.padding == "same"
+        elastic = len(layer.kernel_choices) > 1
+        # The first layer runs over the space-to-depth(q) image when its kernel is a multiple
+        # of its stride (the kernel's rule, csrc/subnet_eval.h): rows (ty, tx, ci, dy, dx).
+        q = layer.stride if i == 0 and not same and not elastic and k % layer.stride == 0 else 1
+        wi = _np(conv.weight).reshape(cout, cin, k // q, q, k // q, q).transpose(2, 4, 1, 3, 5, 0)
+        for name, entry in (
+            ("width_max", cout),
+            ("cin_max", cin),
+            ("kernel_max", k),
+            ("stride", layer.stride),
+            ("same", int(same)),
+            ("elastic", int(elastic)),
+            ("optional", int(layer.optional)),
+            ("off_w", pk.panels(wi.reshape(-1, cout))),
+            ("off_b", pk.vec(_np(conv.bias), round_up(cout, PANEL))),
+        ):
+            arrays[name].append(entry)
     # FC rows (position, channel): torch flattens (C, H, W) channel-major.
     wf = _np(fc.weight).reshape(fc_max, c_last, area).transpose(2, 1, 0)
     fw, fb = pk.panels(wf.reshape(-1, fc_max)), pk.vec(_np(fc.bias), ldf)
     hw, hb = pk.cols(heads_w.T, ldh), pk.vec(heads_b, ldh)
+    scale_bits = int(np.array(supernet.obs_scale, np.float32).view(np.uint32))
     meta = pack_meta(
         "cnn",
         {
             "c_in": c_in,
             "h_in": h,
             "w_in": w,
-            "c1_max": cmax[0],
-            "c2_max": cmax[1],
-            "c3_max": cmax[2],
-            "n_extra_max": n_extra,
-            "extra_w_max": ew,
-            "extra_k_max": ek,
+            "n_layers": len(decl),
+            "obs_scale_f32_bits": scale_bits,
             "fc_max": fc_max,
+            "c_last_max": c_last,
             "ldf": ldf,
             "n_actions": n_act,
             "ldh": ldh,
@@ -142,22 +152,21 @@ def pack_supernet(supernet: Supernet) -> PackedSupernet:
             "off_fc_b": fb,
             "off_head_w": hw,
             "off_head_b": hb,
-            **conv_off,
-            "off_extra_w": extra_w,
-            "off_extra_b": extra_b,
+            **arrays,
         },
     )
-    return PackedSupernet("cnn", pk.buffer(), meta, 5 + 2 * n_extra, n_act)
+    return PackedSupernet("cnn", pk.buffer(), meta, 2 * len(decl) + 1, n_act)
 
 
 def _arch_row(arch: Arch, arch_len: int) -> list[int]:
     if isinstance(arch, MLPArch):
         row = [len(arch.widths), *arch.widths]
     else:
-        row = [*arch.conv, len(arch.extra)]
-        for wk in arch.extra:
-            row += list(wk)
-        row += [0] * (arch_len - 1 - len(row)) + [arch.fc]
+        row = []
+        for i in range((arch_len - 1) // 2):
+            c = arch.convs[i] if i < len(arch.convs) else None
+            row += [0, 0] if c is None else [c.width, c.kernel]
+        row.append(arch.fc)
     return row + [0] * (arch_len - len(row))
 
 
@@ -170,7 +179,8 @@ def arch_table(archs: Sequence[Arch], arch_len: int) -> np.ndarray:
 def reference_forward(
     supernet: Supernet, obs: torch.Tensor, group_archs: Sequence[Arch], group_sizes: Sequence[int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The reference twin: every group through its own subnet with torch, concatenated."""
+    """The reference twin: every group through its own subnet with torch, concatenated
+    (values raw: the head's output times the supernet's value unit)."""
     kept = [(a, n) for a, n in zip(group_archs, group_sizes, strict=True) if n > 0]
     if not kept:
         return (
@@ -178,7 +188,7 @@ def reference_forward(
             obs.new_zeros((0,), dtype=torch.float32),
         )
     out = supernet.forward_groups(obs, [a for a, _ in kept], [n for _, n in kept])
-    return out.logits, out.value
+    return out.logits, out.value * supernet.value_unit  # raw values, as the native path
 
 
 class PopulationForward:
@@ -197,7 +207,7 @@ class PopulationForward:
     ) -> None:
         self.supernet = supernet
         self.device = torch.device(device or "cpu")
-        self.kind = "cnn" if supernet.atari else "mlp"
+        self.kind = "cnn" if supernet.image else "mlp"
         self._dev = "cuda" if self.device.type == "cuda" else "cpu"
         if backend not in (None, "native", "reference"):
             raise ValueError(f"backend: expected 'native' or 'reference', got {backend!r}")
@@ -224,7 +234,8 @@ class PopulationForward:
     def backend_name(self) -> str:
         """A human-readable name of the path that runs, e.g. ``native-cpu (avx2-fma)``."""
         if self.backend == "reference":
-            return f"reference-{self._dev} (per-subnet torch loop)"
+            why = f"; native kernel: {self._unsupported}" if self._unsupported else ""
+            return f"reference-{self._dev} (per-subnet torch loop{why})"
         if self._dev == "cpu":
             isa = native_op("subnet_eval_isa")
             return f"native-cpu ({isa() if callable(isa) else '?'})"
@@ -235,6 +246,11 @@ class PopulationForward:
         self._native = native_op(f"subnet_eval_{self.kind}", self._dev)
         self.packed: PackedSupernet | None = None
         self._params_dev: torch.Tensor | None = None
+        self._unsupported = unsupported_by_native(self.supernet)
+        if self._unsupported:
+            if self._forced == "native":
+                raise KernelInputError(f"the native subnet_eval kernel: {self._unsupported}")
+            self._native = None
         if self._native is None:
             return
         self.packed = pack_supernet(self.supernet)

@@ -1,13 +1,19 @@
 """The weight-sharing supernet: every candidate agent is a slice of one network.
 
 Elastic layers hold the largest weights and slice them at forward time (once-for-all
-style): the first ``k`` output and input channels, the centre crop of the kernels of the
-optional same-padded convs, and skipped optional layers. The arch is an argument of
-``forward``; there is no hidden "active subnet" state, so one supernet serves many subnets
-at once (see :meth:`Supernet.forward_groups`).
+style): the first ``k`` output and input channels, the centre crop of elastic kernels
+(same-padded stride-1 layers), and skipped optional layers. The conv layers are the ones the
+config declares (``space.conv``, see docs/spaces.md): ``convs.i`` is declared layer ``i``.
+The arch is an argument of ``forward``; there is no hidden "active subnet" state, so one
+supernet serves many subnets at once (see :meth:`Supernet.forward_groups`).
 
 Parameter names equal those of :class:`a2d_evo.nets.agent.Agent`, so a subnet's tensors are
 slices ``w[:out, :in, c:c+k, c:c+k]`` of the same-named supernet tensors.
+
+**Value units.** The value head outputs ``V / sigma``, sigma the run's fixed value scale
+(the buffer ``value_scale``, set once by supernet training from the teacher's values on the
+first rollout; 0 until then, which counts as 1). :func:`~a2d_evo.nets.agent_folder.extract`
+folds sigma back into the value head, so agents and ONNX files output raw values.
 """
 
 from __future__ import annotations
@@ -25,21 +31,61 @@ from a2d_evo.config import Config
 from a2d_evo.envs import env_spec
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
 from a2d_evo.files import torch_load
-from a2d_evo.nets.agent import CONV_SPECS, PolicyOutput, init_layer, obs_to_float, trunk_hw
+from a2d_evo.nets.agent import (
+    PolicyOutput,
+    check_obs_scale,
+    default_obs_scale,
+    init_layer,
+    obs_to_float,
+    trunk_hw,
+)
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch, SearchSpace
 
 
-class Supernet(nn.Module):
-    """Actor-critic supernet over a :class:`SearchSpace`: ``forward(obs, arch)``."""
+def conv_input_channels(space: SearchSpace, c_in: int) -> tuple[list[int], int]:
+    """Most input channels of each declared conv layer, and of the FC layer (per position).
 
-    def __init__(self, space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int) -> None:
+    A layer's input is the output of the nearest earlier layer that runs: any optional layer
+    between it and the last required one may be skipped, so its weight holds the widest of
+    them.
+    """
+    out: list[int] = []
+    candidates = [c_in]
+    for layer in space.cfg.conv:
+        out.append(max(candidates))
+        top = max(layer.widths)
+        candidates = [*candidates, top] if layer.optional else [top]
+    return out, max(candidates)
+
+
+class Supernet(nn.Module):
+    """Actor-critic supernet over a :class:`SearchSpace`: ``forward(obs, arch)``.
+
+    ``obs_scale`` multiplies the observations first: the env's
+    :attr:`~a2d_evo.envs.EnvSpec.obs_scale` (None: :func:`default_obs_scale`).
+    """
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        obs_shape: tuple[int, ...],
+        n_actions: int,
+        obs_scale: float | None = None,
+    ) -> None:
         super().__init__()
         self.space = space
         self.obs_shape = tuple(int(d) for d in obs_shape)
         self.n_actions = int(n_actions)
-        self.atari = space.kind == "cnn"
+        self.image = space.kind == "cnn"
+        self.obs_scale = check_obs_scale(
+            default_obs_scale(space.kind) if obs_scale is None else obs_scale
+        )
         cfg = space.cfg
-        if not self.atari:
+        if not self.image:
+            if len(self.obs_shape) == 3:
+                raise ArchError(
+                    f"the env gives images {self.obs_shape}: use space.kind: cnn, not mlp"
+                )
             w = max(cfg.widths)
             obs_dim = int(np.prod(self.obs_shape))
             self.layers = nn.ModuleList(
@@ -48,28 +94,41 @@ class Supernet(nn.Module):
             hidden = w
         else:
             if len(self.obs_shape) != 3:
-                raise ArchError(f"a CNN supernet needs (C, H, W) observations, got {obs_shape}")
-            c1, c2, c3 = max(cfg.conv1), max(cfg.conv2), max(cfg.conv3)
-            chans = [self.obs_shape[0], c1, c2, c3]
-            convs = [
-                nn.Conv2d(chans[i], chans[i + 1], k, stride=s)
-                for i, (k, s) in enumerate(CONV_SPECS)
-            ]
-            ew, ek = max(cfg.extra_widths), max(cfg.extra_kernels)
-            for j in range(space.max_extra):
-                convs.append(nn.Conv2d(c3 if j == 0 else ew, ew, ek, padding=ek // 2))
-            self.convs = nn.ModuleList(init_layer(c) for c in convs)
-            h, w_ = trunk_hw(self.obs_shape)
+                raise ArchError(
+                    f"a CNN supernet needs (C, H, W) image observations, got {obs_shape}: "
+                    "use space.kind: mlp for vector observations"
+                )
+            # Optional layers keep the map size, so the largest arch gives the FC's map.
+            h, w_ = trunk_hw(cast(CNNArch, space.largest()), self.obs_shape)
             self.trunk_area = h * w_
-            fc_in = max(c3, ew if space.max_extra else 0)
-            self.fc = init_layer(nn.Linear(fc_in * self.trunk_area, max(cfg.fc)))
+            cin_max, c_last = conv_input_channels(space, self.obs_shape[0])
+            convs = []
+            for layer, cin in zip(cfg.conv, cin_max, strict=True):
+                k = max(layer.kernel_choices)
+                pad = k // 2 if layer.padding == "same" else 0
+                convs.append(nn.Conv2d(cin, max(layer.widths), k, stride=layer.stride, padding=pad))
+            self.convs = nn.ModuleList(init_layer(c) for c in convs)
+            self.fc = init_layer(nn.Linear(c_last * self.trunk_area, max(cfg.fc)))
             hidden = max(cfg.fc)
         self.policy = init_layer(nn.Linear(hidden, self.n_actions), std=0.01)
         self.value = init_layer(nn.Linear(hidden, 1), std=1.0)
+        self.value_scale: Tensor
+        self.register_buffer("value_scale", torch.zeros(()))
+
+    @property
+    def atari(self) -> bool:
+        """True for a CNN supernet (uint8 image observations); the name predates [K]."""
+        return self.image
+
+    @property
+    def value_unit(self) -> float:
+        """sigma: raw value = head output x sigma (1 while ``value_scale`` is unset)."""
+        s = float(self.value_scale)
+        return s if s > 0 else 1.0
 
     # ---------------------------------------------------------------- forward
     def forward(self, obs: Tensor, arch: Arch) -> PolicyOutput:
-        """Logits and values of the subnet ``arch`` on ``obs``."""
+        """Logits and values (in units of :attr:`value_unit`) of the subnet ``arch`` on ``obs``."""
         h = self.features(obs, arch)
         width = h.shape[-1]
         logits = F.linear(h, self.policy.weight[:, :width], self.policy.bias)
@@ -79,7 +138,7 @@ class Supernet(nn.Module):
     def features(self, obs: Tensor, arch: Arch) -> Tensor:
         """The last hidden activation of subnet ``arch``."""
         self.check(arch)
-        x = obs_to_float(obs, self.atari)
+        x = obs_to_float(obs, self.obs_scale)
         if isinstance(arch, MLPArch):
             x = x.reshape(x.shape[0], -1)
             for i, w in enumerate(arch.widths):
@@ -87,19 +146,10 @@ class Supernet(nn.Module):
                 x = torch.tanh(F.linear(x, layer.weight[:w, : x.shape[1]], _bias(layer)[:w]))
             return x
         assert isinstance(arch, CNNArch)
-        for i, (_k, s) in enumerate(CONV_SPECS):
-            conv = self._conv(i)
-            w = arch.conv[i]
-            x = F.relu(F.conv2d(x, conv.weight[:w, : x.shape[1]], _bias(conv)[:w], stride=s))
-        for j, (w, k) in enumerate(arch.extra):
-            x = F.relu(
-                F.conv2d(
-                    x,
-                    self.extra_weight(j, w, x.shape[1], k),
-                    _bias(self._conv(3 + j))[:w],
-                    padding=k // 2,
-                )
-            )
+        for i, c in arch.active:
+            weight = self.conv_weight(i, c.width, x.shape[1], c.kernel)
+            bias = _bias(self._conv(i))[: c.width]
+            x = F.relu(F.conv2d(x, weight, bias, stride=c.stride, padding=c.pad))
         x = x.flatten(1)
         return F.relu(F.linear(x, self.fc.weight[: arch.fc, : x.shape[1]], self.fc.bias[: arch.fc]))
 
@@ -109,9 +159,9 @@ class Supernet(nn.Module):
     def _conv(self, i: int) -> nn.Conv2d:
         return cast(nn.Conv2d, self.convs[i])
 
-    def extra_weight(self, j: int, out: int, inp: int, k: int) -> Tensor:
-        """Extra conv ``j``'s weight sliced to ``out x inp`` channels, centre-cropped to ``k``."""
-        weight = self._conv(3 + j).weight
+    def conv_weight(self, i: int, out: int, inp: int, k: int) -> Tensor:
+        """Conv layer ``i``'s weight sliced to ``out x inp`` channels, centre-cropped to ``k``."""
+        weight = self._conv(i).weight
         off = (weight.shape[-1] - k) // 2
         return weight[:out, :inp, off : off + k, off : off + k]
 
@@ -130,28 +180,38 @@ class Supernet(nn.Module):
     # ---------------------------------------------------------------- checks
     def check(self, arch: Arch) -> None:
         """Raise :class:`ArchError` if ``arch`` does not fit this supernet."""
-        if isinstance(arch, MLPArch) and not self.atari:
+        if isinstance(arch, MLPArch) and not self.image:
             if (
                 len(arch.widths) > len(self.layers)
                 or max(arch.widths) > self._linear(0).out_features
             ):
                 raise ArchError(f"arch {arch} does not fit the supernet")
             return
-        if isinstance(arch, CNNArch) and self.atari:
-            cfg = self.space.cfg
-            ok = (
-                all(w <= self._conv(i).out_channels for i, w in enumerate(arch.conv))
-                and len(arch.extra) <= self.space.max_extra
-                and all(
-                    w <= max(cfg.extra_widths) and k <= max(cfg.extra_kernels) and k % 2 == 1
-                    for w, k in arch.extra
-                )
-                and arch.fc <= self.fc.out_features
-            )
-            if not ok:
+        if isinstance(arch, CNNArch) and self.image:
+            if not self._fits(arch):
                 raise ArchError(f"arch {arch} does not fit the supernet")
             return
-        raise ArchError(f"arch {arch} is not a {'cnn' if self.atari else 'mlp'} arch")
+        raise ArchError(f"arch {arch} is not a {'cnn' if self.image else 'mlp'} arch")
+
+    def _fits(self, arch: CNNArch) -> bool:
+        decl = self.space.cfg.conv
+        if len(arch.convs) > len(decl) or arch.fc > self.fc.out_features:
+            return False
+        for i, layer in enumerate(decl):
+            c = arch.convs[i] if i < len(arch.convs) else None
+            if c is None:
+                if not layer.optional:
+                    return False
+                continue
+            kmax = max(layer.kernel_choices)
+            elastic = len(layer.kernel_choices) > 1
+            if (
+                c.width > self._conv(i).out_channels
+                or (c.stride, c.padding) != (layer.stride, layer.padding)
+                or not (c.kernel == kmax or (elastic and c.kernel < kmax and c.kernel % 2 == 1))
+            ):
+                return False
+        return True
 
 
 def _bias(layer: nn.Linear | nn.Conv2d) -> Tensor:
@@ -162,7 +222,7 @@ def _bias(layer: nn.Linear | nn.Conv2d) -> Tensor:
 def build_supernet(cfg: Config) -> Supernet:
     """A freshly initialised supernet for the config's env and search space."""
     spec = env_spec(cfg.env)
-    return Supernet(SearchSpace(cfg.space), tuple(spec.obs_shape), spec.n_actions)
+    return Supernet(SearchSpace(cfg.space), tuple(spec.obs_shape), spec.n_actions, spec.obs_scale)
 
 
 def load_supernet(cfg: Config, path: str | Path) -> Supernet:
@@ -175,6 +235,8 @@ def load_supernet(cfg: Config, path: str | Path) -> Supernet:
     if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
         raise FormatError(f"supernet weights {path}: expected a state dict of tensors")
     own = net.state_dict()
+    if "value_scale" not in state:  # written before value units: its head is raw (sigma 1)
+        state = {**state, "value_scale": torch.zeros(())}
     missing = sorted(set(own) - set(state))
     unknown = sorted(set(state) - set(own))
     if missing or unknown:

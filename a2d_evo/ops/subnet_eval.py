@@ -157,7 +157,7 @@ def pack_meta(kind: str, fields: Mapping[str, int | Sequence[int]]) -> np.ndarra
             continue
         if isinstance(value, int | np.integer) or len(value) != fields[count]:
             raise KernelInputError(
-                f"subnet_eval {kind} meta: {name} must hold {count} = {fields[count]} offsets"
+                f"subnet_eval {kind} meta: {name} must hold {count} = {fields[count]} entries"
             )
         meta += [int(v) for v in value]
     return np.asarray(meta, np.int64)

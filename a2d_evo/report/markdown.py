@@ -26,6 +26,7 @@ from typing import Any
 from a2d_evo.config import Config
 from a2d_evo.errors import RunFolderError
 from a2d_evo.files import write_bytes, write_text
+from a2d_evo.formats import ci95
 from a2d_evo.locks import writes
 from a2d_evo.report.plots import episodes_text, hypervolume_png, pareto_png, seeds_text, width_text
 from a2d_evo.report.run_data import (
@@ -152,6 +153,23 @@ def front_table(front: list[dict[str, Any]], teacher_flops: float) -> str:
     """Fixed-width text table of the front, cheapest first, for the terminal; ``#`` is the
     entry's index in ``front.json`` (what ``export --pick`` takes)."""
     return _fixed(*_grid(_front_rows(front, None), teacher_flops, "#"))
+
+
+def delivered_table(delivered: dict[str, Any]) -> str:
+    """The delivered front as a Markdown table: FLOPs, fine-tuned and inherited return."""
+    lines = [
+        "| agent | FLOPs | return (95% CI) | normalised | inherited return |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    rows = {r["agent"]: r for r in delivered["exported"]}
+    for name in delivered["members"]:
+        r = rows[name]
+        half = ci95(r["return_std"], r["episodes"]) or 0.0
+        lines.append(
+            f"| {name} | {r['flops']:,} | {r['return_mean']:.1f} ± {half:.1f} | "
+            f"{r['normalised_return']:.3f} | {r['inherited_return_mean']:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def markdown_table(
@@ -281,6 +299,15 @@ def _settings(cfg: Config, search: Any, data: RunData) -> list[str]:
         f"- candidates evaluated: {ran.get('evaluations', len(data.history))}",
         f"- hypervolume reference point {ref}",
     ]
+    if "env_steps" in ran:
+        how = "first estimates kept"
+        if ran.get("reevaluate"):
+            how = "survivors re-scored every generation"
+        lines.append(
+            f"- spent {ran['env_steps']:,} env steps in {ran.get('episodes_played', 0):,} "
+            f"episodes over {ran.get('generations', '?')} generations (stopped by "
+            f"{ran.get('stopped_by', '?')}; {how})"
+        )
     if "front_size" in ran:
         dropped = ran.get("dropped_after_rescore", 0)
         lines.append(
@@ -358,21 +385,38 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
     else:
         md += ["None exported."]
 
+    if data.delivered:
+        md += [
+            "",
+            "Delivered front (after fine-tuning, `agents/delivered.json`): "
+            + ", ".join(f"`{name}`" for name in data.delivered)
+            + ". Each delivered agent had the supernet's "
+            f"{cfg.supernet.total_steps:,} env steps (shared by every subnet) plus a "
+            f"fine-tune budget of {data.delivered_budget or 0:,} of its own. The members are "
+            "chosen and scored on the same final seeds (a slight optimism; "
+            "`benchmarks/pipeline_compare.py` re-scores them on fresh ones).",
+        ]
+
     md += ["", "## Baselines: the teacher scaled in width", ""]
     if data.baselines:
         rows = list(data.baselines.values())
         span = None if n.r_teacher is None or n.r_random is None else n.r_teacher - n.r_random
-        verdicts = [dominance(r, data.front, span) for r in rows]
+        # derive-then-distil: baselines face the delivered (fine-tuned) front when there is one
+        against = [data.agents[a] for a in data.delivered] or data.front
+        which = "delivered front" if data.delivered else "front (inherited weights)"
+        verdicts = [dominance(r, against, span) for r in rows]
         columns = [
             ("method", [str(r.extra.get("method")) for r in rows]),
+            ("env steps", [_opt(r.extra.get("env_steps"), ",.0f") for r in rows]),
             ("dominated", ["yes" if d else "no" for d, _ in verdicts]),
         ]
         md += [
             markdown_table(rows, tf, "name", columns),
             "",
-            "A baseline is dominated when a front member has at most its FLOPs and at least "
-            "its normalised return, strictly better in one. The verdicts compare point "
-            "estimates; the margins are front − baseline ± the 95% interval of the difference.",
+            f"Compared with the {which}. A baseline is dominated when a member has at most its "
+            "FLOPs and at least its normalised return, strictly better in one. The verdicts "
+            "compare point estimates; the margins are front − baseline ± the 95% interval of "
+            "the difference. Each baseline's env steps are those its training recorded.",
             "",
             *(f"- `{r.label}`: {text}." for r, (_, text) in zip(rows, verdicts, strict=True)),
             "",

@@ -16,10 +16,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from a2d_evo.config import Config, config_to_dict
+from a2d_evo.config import Config, config_to_dict, replace
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
-from a2d_evo.files import read_json, safe_name
-from a2d_evo.formats import FRONT_FORMAT_VERSION, Normalisation, finite_number
+from a2d_evo.files import check_format_version, read_json, safe_name
+from a2d_evo.formats import (
+    FRONT_FORMAT_VERSION,
+    INHERITED_KEYS,
+    OLD_SEARCH_NOTE,
+    Normalisation,
+    finite_number,
+)
 from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.space import Arch, SearchSpace, arch_from_dict
 from a2d_evo.runfolder import RunFolder
@@ -37,7 +43,10 @@ def load_front(run: RunFolder, cfg: Config | None = None) -> dict[str, Any]:
         raise RunFolderError(
             f"no finished search in {run.root} (no {path}); run `a2d-evo evolve` first"
         )
-    data = read_json(path, "front file", format_version=FRONT_FORMAT_VERSION)
+    data = read_json(path, "front file")
+    if isinstance(data, dict) and data.get("format_version") == 1:
+        raise FormatError(f"front file {path} has format_version 1: {OLD_SEARCH_NOTE}")
+    check_format_version(data, FRONT_FORMAT_VERSION, f"front file {path}")
     front = data.get("front")
     if not isinstance(front, list) or not front:
         raise FormatError(f"{path}: 'front' must be a non-empty list")
@@ -73,7 +82,7 @@ def _check_front(data: dict[str, Any], path: Path, env_id: str | None) -> None:
         or ref[0] != 0
         or ref[1] <= 0
     ):
-        raise FormatError(f"{path}: reference_point must be [0, FLOPs ratio > 0], got {ref!r:.80}")
+        raise FormatError(f"{path}: reference_point must be [0, log10 FLOPs > 0], got {ref!r:.80}")
     try:
         norm = Normalisation.from_dict(data.get("normalisation"))
     except FormatError as exc:
@@ -244,23 +253,31 @@ def export_front(
     cfg: Config,
     run: RunFolder,
     *,
-    pick: str = "knee",
+    pick: str = "all",
     max_flops: float | None = None,
     min_return: float | None = None,
     finetune_steps: int | None = None,
     progress: bool = True,
 ) -> list[Path]:
-    """Extract the selected front members from the supernet into ``RUN_DIR/agents/<name>/``.
+    """Extract the selected front members into ``RUN_DIR/agents/<name>/`` and fine-tune them.
 
-    ``metrics.json`` is the front entry (re-scored on fresh seeds by ``evolve``) with the
-    latency re-measured on the extracted agent. An existing folder of the same name is
-    replaced (export is a pure function of ``front.json`` and the supernet weights).
+    ``metrics.json`` starts as the front entry (re-scored on fresh seeds by ``evolve``, kept
+    under ``inherited``) with the latency re-measured on the extracted agent; then every
+    exported member is fine-tuned for ``finetune_steps`` (default ``cfg.finetune.steps``) by
+    :func:`~a2d_evo.report.deliver.finetune_members`. With ``pick="all"`` the members no other
+    dominates after fine-tuning are the delivered front, ``RUN_DIR/agents/delivered.json``.
+    An existing folder of the same name is replaced, unless it already holds this arch
+    fine-tuned with this budget (an interrupted export continues agent by agent).
     """
     # torch-heavy modules imported here: load_front and the knee serve the torch-free report
     from a2d_evo.nets.agent_folder import ONNX_SKIPPED_NOTE, extract, onnx_available, save_agent
     from a2d_evo.nets.cost import latency_ms
     from a2d_evo.nets.supernet import load_supernet
+    from a2d_evo.report.deliver import fine_tuned, finetune_members, write_delivered
     from a2d_evo.search.problem import reference_point
+
+    if finetune_steps is not None:
+        cfg = replace(cfg, finetune=replace(cfg.finetune, steps=finetune_steps))
 
     data = load_front(run, cfg)
     front: list[dict[str, Any]] = data["front"]
@@ -273,45 +290,92 @@ def export_front(
         check_entry_arch(e, f"{path}: front entry {i}", space, obs_shape, n_actions)
         for i, e in enumerate(front)
     ]
-    teacher_flops = int(data["normalisation"]["teacher_flops"])
-    ref = reference_point(space, obs_shape, n_actions, teacher_flops)
+    ref = reference_point(space, obs_shape, n_actions)
     if not math.isclose(data["reference_point"][1], float(ref[1]), rel_tol=1e-9):
         raise FormatError(
             f"{path}: reference_point {data['reference_point']} is not this run's "
-            f"{ref.tolist()} (space and teacher FLOPs {teacher_flops}); re-create it with "
+            f"{ref.tolist()} (log10 of 1.1 x the space's largest FLOPs); re-create it with "
             "`a2d-evo evolve`"
         )
     chosen = select(front, pick, max_flops, min_return)
     for name, _ in chosen:  # before anything is written
         run.inside(run.agents / safe_name(name), "exported agents")
+    if cfg.finetune.steps and not (run.teacher_agent / "arch.json").is_file():
+        raise RunFolderError(
+            f"export: fine-tuning (finetune.steps {cfg.finetune.steps:,}) distils from the run's "
+            f"teacher, and {run.teacher_agent} holds none; put the teacher there, or export "
+            "the inherited weights with --finetune 0"
+        )
     if not onnx_available():  # once per export, however many agents it writes
         print(f"a2d-evo export: {ONNX_SKIPPED_NOTE}", file=sys.stderr)
     folders = []
     for name, index in chosen:
         entry = front[index]
         arch = archs[index]
+        target = run.agents / safe_name(name)
+        done = _read_metrics(target)
+        if (
+            cfg.finetune.steps
+            and fine_tuned(done, cfg.finetune.steps)
+            and done.get("front_index") == index
+            and _folder_arch(target) == arch
+        ):
+            folders.append(target)  # fine-tuned by an earlier, interrupted export: kept
+            continue
         agent = extract(supernet, arch)
         agent.env_config = _env_dict(cfg)
         metrics = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
         metrics["latency_ms"] = latency_ms(agent)
         metrics["front_index"] = index
         metrics["source"] = "front"
-        with folder_lock(run.agents / safe_name(name)):  # an eval or finetune may write it
-            folder = save_agent(agent, run.agents / safe_name(name), metrics=metrics)
+        metrics["inherited"] = {k: entry.get(k) for k in INHERITED_KEYS}
+        with folder_lock(target):  # an eval or finetune may write it
+            folder = save_agent(agent, target, metrics=metrics)
         if progress:
             print(
                 f"exported {name}: {arch}  FLOPs {entry['flops']:,}  return "
                 f"{entry['return_mean']:.2f}  normalised {entry['normalised_return']:.3f}"
             )
-        if finetune_steps:
-            # here, like the nets imports above: pick.py is on the torch-free report path
-            from a2d_evo.train import finetune_agent
-
-            finetune_agent(
-                folder, cfg, steps=finetune_steps, teacher_dir=run.teacher_agent, progress=progress
-            )
         folders.append(folder)
+    rows = finetune_members(cfg, run, folders, progress)
+    if pick == "all":
+        write_delivered(cfg, run, rows, progress)
+    else:
+        _drop_stale_delivery(run, [f.name for f in folders], progress)
     return folders
+
+
+def _drop_stale_delivery(run: RunFolder, names: Sequence[str], progress: bool) -> None:
+    """Remove ``delivered.json`` when this export replaced one of the members it lists."""
+    path = run.agents / "delivered.json"
+    if not path.is_file():
+        return
+    try:
+        listed = {r.get("agent") for r in read_json(path, "delivered front").get("exported", [])}
+    except (FormatError, OSError, AttributeError):
+        listed = set(names)  # unreadable: it cannot be trusted either
+    if listed & set(names):
+        path.unlink()
+        if progress:
+            print(f"removed {path}: it listed agents this export replaced; run `a2d-evo export "
+                  f"{run.root}` to deliver the whole front again")  # fmt: skip
+
+
+def _folder_arch(folder: Path) -> Arch | None:
+    """The arch an agent folder's ``arch.json`` holds, or None when it cannot be read."""
+    try:
+        return arch_from_dict(read_json(folder / "arch.json", "arch").get("arch"))
+    except (FormatError, ArchError, OSError, AttributeError):
+        return None
+
+
+def _read_metrics(folder: Path) -> dict[str, Any]:
+    """An agent folder's ``metrics.json``, or {} when there is none or it is unreadable."""
+    try:
+        data = read_json(folder / "metrics.json", "metrics")
+    except (FormatError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _env_dict(cfg: Config) -> dict[str, Any]:

@@ -142,7 +142,7 @@ def hypervolume_png(data: RunData) -> bytes:
     )  # fmt: skip
     gens = [g for g, _, _ in data.hypervolume]
     top.plot(gens, [h for _, h, _ in data.hypervolume], marker="o", ms=4, color="tab:blue")
-    top.set_ylabel("hypervolume\n(normalised return × FLOPs/teacher)")
+    top.set_ylabel("hypervolume\n(normalised return × log10 FLOPs)")
     ref = json.dumps(data.reference_point)
     ref_text = f" (reference point {ref})" if len(ref) <= 40 else ""
     top.set_title(f"{data.env_id}: search progress{ref_text}")

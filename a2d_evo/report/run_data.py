@@ -22,6 +22,7 @@ from a2d_evo.errors import A2DError, FormatError, RunFolderError
 from a2d_evo.files import check_format_version, read_json
 from a2d_evo.formats import (
     BASELINE_METHODS,
+    DELIVERED_FORMAT_VERSION,
     METRICS_FORMAT_VERSION,
     baseline_name,
     check_teacher_beats_random,
@@ -155,11 +156,39 @@ class RunData:
     teacher_arch: str
     agents: dict[str, Row]
     finetune: dict[str, tuple[float, float]]
+    delivered: list[str]
+    """Names of the exported agents on the delivered front (``agents/delivered.json``), or
+    empty when export has not delivered one."""
+    delivered_budget: int | None
+    """``finetune.steps`` of that delivery (None without one)."""
     baselines: dict[str, Row]
     missing: list[str]
     front_episodes: list[int]
     front_seeds: list[int]
     eval_mode: str
+
+
+def _delivered(
+    run: RunFolder, agents: Mapping[str, Row], missing: list[str]
+) -> tuple[list[str], int | None]:
+    """The delivered front's member names that are exported agents here, and its fine-tune
+    budget (see :mod:`a2d_evo.report.deliver`); a damaged file is reported under Missing."""
+    path = run.agents / "delivered.json"
+    if not path.is_file():
+        return [], None
+    try:
+        data = read_json(path, "delivered front")
+        check_format_version(data, DELIVERED_FORMAT_VERSION, f"delivered front {path}")
+        members = data.get("members")
+        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+            raise FormatError(f"{path}: 'members' must be a list of agent names")
+        budget = data.get("finetune_steps")
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+            raise FormatError(f"{path}: 'finetune_steps' must be a count, got {budget!r:.40}")
+    except (FormatError, OSError) as exc:
+        missing.append(f"the delivered front: {exc}")
+        return [], None
+    return [m for m in members if m in agents], budget
 
 
 def load_run(cfg: Config, run: RunFolder) -> RunData:
@@ -202,6 +231,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
                 finetune[folder.name] = (b, a)
     if not agents:
         missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
+    delivered, delivered_budget = _delivered(run, agents, missing)
 
     baselines: dict[str, Row] = {}
     for folder in _own_subfolders(run, run.baselines, missing):
@@ -209,9 +239,12 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         if m is not None:
             row = row_from_metrics(folder.name, m, _agent_arch(folder), norm)
             method, width = _baseline_kind(folder.name, m)
+            steps = m.get("env_steps")
             baselines[folder.name] = replace(
-                row, extra={"method": method, "width_multiplier": width}
-            )
+                row,
+                extra={"method": method, "width_multiplier": width,
+                       "env_steps": steps if finite_number(steps) else None},
+            )  # fmt: skip
     found = {(r.extra["method"], r.extra["width_multiplier"]) for r in baselines.values()}
     absent = [
         baseline_name(method, w)
@@ -246,6 +279,8 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         teacher_arch=_arch_name(teacher_arch) if teacher_arch else "teacher",
         agents=agents,
         finetune=finetune,
+        delivered=delivered,
+        delivered_budget=delivered_budget,
         baselines=dict(sorted(baselines.items(), key=lambda kv: _baseline_order(kv[1]))),
         missing=missing,
         front_episodes=episodes,

@@ -252,6 +252,14 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
+def global_rms(x: torch.Tensor, ctx: DistContext) -> float:
+    """Root mean square of ``x`` over every rank's rows (one collective under DDP; NaN when
+    there are no rows)."""
+    a = x.detach().double().flatten()
+    n, sq = all_reduce_sum(torch.stack([a.new_tensor(a.numel()), (a * a).sum()]), ctx).tolist()
+    return (sq / n) ** 0.5 if n > 0 else float("nan")
+
+
 def normalise_advantages_global(
     advantages: torch.Tensor,
     ctx: DistContext,

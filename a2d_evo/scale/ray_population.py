@@ -121,14 +121,14 @@ class _EvalWorker:
     def __init__(
         self,
         cfg: Config,
-        net_args: tuple[Any, tuple[int, ...], int],
+        net_args: tuple[Any, tuple[int, ...], int, float],
         state_box: list[Any],
         version: int,
         threads: int,
     ) -> None:
         torch.set_num_threads(max(1, threads))
-        space_cfg, obs_shape, n_actions = net_args
-        self.supernet = Supernet(SearchSpace(space_cfg), obs_shape, n_actions)
+        space_cfg, obs_shape, n_actions, obs_scale = net_args
+        self.supernet = Supernet(SearchSpace(space_cfg), obs_shape, n_actions, obs_scale)
         self.evaluator = PopulationEvaluator(self.supernet, cfg)
         self.version = -1
         self._load(version, state_box)
@@ -218,7 +218,8 @@ class RayPopulationEvaluator:
         self._closed = False
         try:
             self._check_resources()
-            self._net_args = (supernet.space.cfg, supernet.obs_shape, supernet.n_actions)
+            self._net_args = (supernet.space.cfg, supernet.obs_shape, supernet.n_actions,
+                              supernet.obs_scale)  # fmt: skip
             self._actor_cls = self.ray.remote(
                 num_cpus=s.ray_cpus_per_actor, num_gpus=s.ray_gpus_per_actor, max_restarts=0
             )(_EvalWorker)

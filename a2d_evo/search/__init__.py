@@ -3,24 +3,36 @@
 The stage's map, from the entry point down:
 
 * :mod:`~a2d_evo.search.evolution` -- :func:`evolve` (``a2d-evo evolve``): checks the run folder,
-  measures the normalisation, drives NSGA-II by ask and tell, one generation at a time, and
-  resumes a killed run bit for bit;
+  measures the normalisation, drives NSGA-II by ask and tell, one generation at a time
+  (:func:`play_generation`: offspring and re-scored survivors in one evaluator call), stops on
+  ``search.gens`` or ``search.budget_steps``, and resumes a killed run bit for bit;
 * :mod:`~a2d_evo.search.problem` -- :class:`SubnetProblem`, the search as a pymoo problem
-  (encodings -> ``(-normalised return, FLOPs)``, cached, each generation's episode seeds
-  passed with the evaluation), and the front and hypervolume helpers;
+  (encodings -> ``(-normalised return, FLOPs)``, per-arch records of every episode, each
+  generation's episode seeds passed with the evaluation), and the front and hypervolume
+  (log10 FLOPs) helpers;
 * :mod:`~a2d_evo.search.nsga` -- stock NSGA-II for a search space (:func:`make_algorithm`)
   and its state as plain arrays (:func:`population_arrays`, :func:`restore_algorithm`);
 * :mod:`~a2d_evo.search.state` -- ``state.json`` / ``state.npz`` / ``history.csv`` /
   ``hypervolume.csv`` (:func:`save_state`, :func:`load_state`);
-* :mod:`~a2d_evo.search.front` -- the final population's front re-scored on fresh seeds,
-  written to ``front.json`` (:func:`write_front`, :func:`rescore`).
+* :mod:`~a2d_evo.search.front` -- the delivery of any method's archive: top fronts raced by
+  successive halving, then re-scored on fresh seeds, written to ``front.json``
+  (:func:`write_front`, :func:`successive_halving`, :func:`rescore`).
+
+``docs/search.md`` states the rules and their costs.
 
 Candidates are scored by :mod:`a2d_evo.evaluation.population` (or its Ray twin,
 :mod:`a2d_evo.scale.ray_population`).
 """
 
-from a2d_evo.search.evolution import check_prerequisites, evolve
-from a2d_evo.search.front import reference_returns, rescore, write_front
+from a2d_evo.search.evolution import budget_spent, check_prerequisites, evolve, play_generation
+from a2d_evo.search.front import (
+    SearchSummary,
+    candidates,
+    reference_returns,
+    rescore,
+    successive_halving,
+    write_front,
+)
 from a2d_evo.search.nsga import make_algorithm, population_arrays, restore_algorithm
 from a2d_evo.search.problem import (
     SubnetProblem,
@@ -33,7 +45,10 @@ from a2d_evo.search.state import SavedSearch, load_state, save_state
 
 __all__ = [
     "SavedSearch",
+    "SearchSummary",
     "SubnetProblem",
+    "budget_spent",
+    "candidates",
     "check_prerequisites",
     "delivered_front",
     "evolve",
@@ -41,11 +56,13 @@ __all__ = [
     "hypervolume",
     "load_state",
     "make_algorithm",
+    "play_generation",
     "population_arrays",
     "reference_point",
     "reference_returns",
     "rescore",
     "restore_algorithm",
     "save_state",
+    "successive_halving",
     "write_front",
 ]

@@ -3,14 +3,22 @@
 Stock pymoo NSGA-II (:mod:`a2d_evo.search.nsga`) driven by an ask-and-tell loop, so that
 this module owns evaluation, checkpoints and progress:
 
-* ``R_random`` and ``R_teacher`` (the normalisation) are measured once, at the start, on all
-  the search's episode seeds and kept in the state;
-* generation ``g`` (0 = the initial population) evaluates its new candidates on episode seeds
-  derived from ``(seed, g)``, shared by every candidate (common random numbers), passed to
-  the problem with the evaluation (:class:`~a2d_evo.search.problem.SubnetProblem`);
+* ``R_random`` and ``R_teacher`` (the normalisation) are measured once, at the start, on the
+  episode seeds of the first ``min(gens, REFERENCE_GENERATIONS)`` generations, and kept in
+  the state (the normalisation is affine: it changes no ranking, only the HV's scale);
+* generation ``g`` (0 = the initial population) plays episode seeds derived from ``(seed,
+  g)``, shared by every candidate (common random numbers): the new offspring and, with
+  ``search.reevaluate`` (the default), the surviving parents too, in ONE evaluator call; each
+  arch's objective is the mean over every episode it played
+  (:class:`~a2d_evo.search.problem.SubnetProblem`), so survivors are re-scored before NSGA-II's
+  survival compares them with their offspring;
+* the search stops after ``search.gens`` generations, or before the first generation that
+  would start with ``search.budget_steps`` env steps (episode lengths summed) already spent,
+  or when duplicate elimination exhausts a tiny space;
 * after every generation the state and the tables are written (:mod:`a2d_evo.search.state`);
-* at the end the final population's front is re-scored on fresh seeds and written to
-  ``front.json`` (:mod:`a2d_evo.search.front`).
+* at the end everything evaluated is delivered (:func:`~a2d_evo.search.front.write_front`):
+  its top fronts raced by successive halving on fresh seeds, the survivors' front re-scored on
+  ``final_episodes`` fresh seeds, written to ``front.json`` with the env steps spent.
 
 A resumed run (``resume=True``) rebuilds NSGA-II from the state and ends with the same
 ``front.json`` as an uninterrupted run (``latency_ms`` aside, a wall-clock measurement).
@@ -24,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.population import Population
 from pymoo.core.termination import NoTermination
 
 from a2d_evo.config import Config
@@ -40,10 +49,41 @@ from a2d_evo.nets.supernet import load_supernet
 from a2d_evo.progress import progress_bar, write
 from a2d_evo.runfolder import RunFolder, holds_results
 from a2d_evo.scale.ray_population import make_population_evaluator
-from a2d_evo.search.front import normalisation, reference_returns, write_front
+from a2d_evo.search.front import SearchSummary, normalisation, reference_returns, write_front
 from a2d_evo.search.nsga import make_algorithm, restore_algorithm
 from a2d_evo.search.problem import SubnetProblem, front_indices, hypervolume, reference_point
 from a2d_evo.search.state import StateSpec, load_state, save_state
+
+REFERENCE_GENERATIONS = 20
+"""R_random and R_teacher are measured on the seeds of at most this many generations: a
+search stopped by its step budget does not know its generation count in advance."""
+
+
+def play_generation(
+    algorithm: Any, problem: SubnetProblem, seeds: list[int], generation: int
+) -> bool:
+    """One ask-evaluate-tell step; False (nothing done) when no offspring could be made.
+
+    With ``problem.reevaluate`` the current population (the survivors) plays ``seeds`` with
+    the offspring, in the same evaluator call, and gets its re-scored objectives before the
+    survival compares it with them. Works for any pymoo algorithm with a ``pop``.
+    """
+    off = algorithm.ask()
+    if off is None or len(off) == 0:
+        return False
+    both = off
+    if problem.reevaluate and algorithm.pop is not None and len(algorithm.pop):
+        both = Population.merge(algorithm.pop, off)  # the same individuals: F set in place
+    algorithm.evaluator.eval(
+        problem, both, skip_already_evaluated=False, seeds=seeds, generation=generation
+    )
+    algorithm.tell(infills=off)
+    return True
+
+
+def budget_spent(problem: SubnetProblem, budget_steps: int | None) -> bool:
+    """True once the env steps played reach ``budget_steps`` (never without a budget)."""
+    return budget_steps is not None and problem.env_steps() >= budget_steps
 
 
 class _Search:
@@ -65,7 +105,7 @@ class _Search:
         )
         self.teacher_flops = flops(self.teacher.arch, self.obs_shape, self.n_actions)
         self.evaluator = make_population_evaluator(self.supernet, cfg)
-        self.ref = reference_point(self.space, self.obs_shape, self.n_actions, self.teacher_flops)
+        self.ref = reference_point(self.space, self.obs_shape, self.n_actions)
         self.hv_history: list[list[float]] = []
 
     def _save(
@@ -94,7 +134,8 @@ class _Search:
         saved = load_state(self.folder, spec) if resume else None
         norm: Normalisation
         if saved is None:
-            blocks = [generation_seeds(self.cfg.seed, g, s.episodes) for g in range(s.gens)]
+            n_ref = min(s.gens, REFERENCE_GENERATIONS)
+            blocks = [generation_seeds(self.cfg.seed, g, s.episodes) for g in range(n_ref)]
             r_rand, r_teach = reference_returns(self.cfg, self.teacher, blocks, s.max_episode_steps)
             norm = normalisation(r_rand, r_teach, self.teacher_flops)
             start = 0
@@ -110,6 +151,8 @@ class _Search:
             norm,
             s.episodes,
             max_flops=s.max_flops,
+            reevaluate=s.reevaluate,
+            max_arch_episodes=s.max_arch_episodes,
         )
         algorithm = make_algorithm(self.cfg, self.space)
         algorithm.setup(problem, termination=NoTermination(), verbose=False)
@@ -122,39 +165,55 @@ class _Search:
 
         writer = self._tb(start)
         bar = self._bar(start)
+        stopped_by = "gens"
         try:
             for gen in range(start, s.gens):
+                if budget_spent(problem, s.budget_steps):
+                    stopped_by = "budget_steps"
+                    break
                 seeds = generation_seeds(self.cfg.seed, gen, s.episodes)
                 t0 = time.perf_counter()
-                pop = algorithm.ask()
-                if pop is None or len(pop) == 0:
+                if not play_generation(algorithm, problem, seeds, gen):
+                    stopped_by = "space exhausted"
                     break  # duplicate elimination exhausted a tiny space
-                algorithm.evaluator.eval(problem, pop, seeds=seeds, generation=gen)
-                algorithm.tell(infills=pop)
                 dt = time.perf_counter() - t0
                 n_new = len(problem.last_new)
                 F = algorithm.pop.get("F")
                 G = algorithm.pop.get("G") if problem.n_ieq_constr else None
                 idx = front_indices(F, G)
-                hv = hypervolume(problem.norm.scaled(F[idx]), self.ref)
-                self.hv_history.append([gen, hv, len(idx)])
+                hv = hypervolume(F[idx], self.ref)
+                steps, episodes = problem.env_steps(), problem.episodes_played()
+                self.hv_history.append([gen, hv, len(idx), steps, episodes])
                 self._save(problem, algorithm, gen + 1, False, norm)
                 best = float(-F[idx, 0].min()) if len(idx) else float("nan")
-                self._report(writer, bar, gen, hv, len(idx), best, n_new, dt)
+                self._report(writer, bar, gen, hv, len(idx), best, n_new, dt, steps)
+            else:
+                if budget_spent(problem, s.budget_steps):
+                    stopped_by = "budget_steps"
         finally:
             bar.close()
+        summary = SearchSummary(
+            generations=len(self.hv_history),
+            stopped_by=stopped_by,
+            env_steps=problem.env_steps(),
+            episodes_played=problem.episodes_played(),
+        )
+        if self.progress:
+            write(
+                f"evolve: {summary.generations} generations ({stopped_by}), "
+                f"{summary.env_steps:,} env steps in {summary.episodes_played:,} episodes"
+            )
         path = write_front(
             self.folder,
             self.cfg,
-            problem,
-            algorithm.pop,
+            problem.cache_records(),
             supernet=self.supernet,
             teacher=self.teacher,
             teacher_flops=self.teacher_flops,
             evaluator=self.evaluator,
             norm_search=norm,
             ref=self.ref,
-            generations=len(self.hv_history),
+            summary=summary,
             progress=self.progress,
         )
         self._save(problem, algorithm, len(self.hv_history), True, norm)
@@ -176,7 +235,10 @@ class _Search:
             fwd = getattr(getattr(self.evaluator, "forward", None), "backend_name", None)
             write(
                 f"evolve: {self.cfg.env.id}, pop {s.pop} x {s.gens} generations x "
-                f"{s.episodes} episodes; population forward: "
+                f"{s.episodes} episodes"
+                + (f", budget {s.budget_steps:,} env steps" if s.budget_steps else "")
+                + ("" if s.reevaluate else ", first estimates kept")
+                + "; population forward: "
                 f"{fwd or type(self.evaluator).__name__}"
             )
         return progress_bar(
@@ -193,6 +255,7 @@ class _Search:
         best: float,
         n_new: int,
         dt: float,
+        steps: int,
     ) -> None:
         timing = getattr(self.evaluator, "timing", None)
         if writer is not None:
@@ -200,6 +263,7 @@ class _Search:
             writer.add_scalar("search/front_size", size, gen)
             writer.add_scalar("search/best_normalised_return", best, gen)
             writer.add_scalar("search/evaluations_per_s", n_new / max(dt, 1e-9), gen)
+            writer.add_scalar("search/env_steps", steps, gen)
             if timing is not None:
                 writer.add_scalar("search/env_s", timing.env_s, gen)
                 writer.add_scalar("search/net_s", timing.net_s, gen)
@@ -209,6 +273,7 @@ class _Search:
             "best": f"{best:.3f}",
             "hv": f"{hv:.4f}",
             "front": size,
+            "steps": f"{steps:,}",
         }
         if timing is not None and timing.env_s + timing.net_s > 0:
             post["net"] = f"{timing.net_s / (timing.env_s + timing.net_s):.0%}"

@@ -1,35 +1,73 @@
-"""The delivered front: the last population's front re-scored on fresh seeds -> ``front.json``.
+"""The delivered front: from everything a search evaluated to ``front.json``.
 
-The feasible non-dominated members of the final population (cheapest first, each network
-once) play ``search.final_episodes`` fresh episodes (:func:`~a2d_evo.evaluation.seeds.final_seeds`),
-R_random and R_teacher are measured again on those seeds, and every member's ``metrics.json``
-figures go to ``front.json``. Members dominated under the re-scored figures, or by the
-uniform-random policy (normalised return <= 0 at 0 FLOPs), are dropped there
-(``history.csv`` keeps everything). :func:`reference_returns` also gives the search's own
-normalisation, measured once at its start.
+The same rule for every search method (NSGA-II, random search, ``benchmarks/bench_search.py``),
+on episode seeds that depend on the run seed alone (:mod:`a2d_evo.evaluation.seeds`):
+
+1. **candidates** (:func:`candidates`): the archive (every arch evaluated, on its search-time
+   mean over all its episodes) sorted into non-dominated fronts; whole fronts are taken, best
+   first, until at least ``search.pop`` archs are in (feasible ones only under
+   ``search.max_flops``);
+2. **successive halving** (:func:`successive_halving`): round ``r`` plays every candidate still
+   in on ``min(episodes * 2**r, final_episodes)`` fresh seeds (:func:`halving_seeds`) and ranks
+   them on the mean over the halving's own episodes (not the search's: those selected them,
+   and the best of many noisy draws is biased up); the best whole fronts holding at least half
+   of them go on. It stops when every arch still in is non-dominated, or after
+   ``ceil(log2(candidates))`` rounds. Each round costs about ``candidates * episodes``
+   episodes, so the race costs about ``log2(candidates)`` times that;
+3. **final re-scoring**: the non-dominated survivors play ``search.final_episodes`` fresh seeds
+   (:func:`~a2d_evo.evaluation.seeds.final_seeds`), R_random and R_teacher are measured again
+   on those seeds, and every member's ``metrics.json`` figures go to ``front.json``. Members
+   dominated under the re-scored figures, or by the uniform-random policy (normalised return
+   <= 0 at 0 FLOPs), are dropped there (``history.csv`` keeps everything).
+
+:func:`reference_returns` also gives the search's own normalisation, measured once at its start.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pymoo.core.population import Population
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from a2d_evo.config import Config
 from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.episodes import EvalResult, evaluate_agent, random_policy_return
-from a2d_evo.evaluation.seeds import final_seeds
+from a2d_evo.evaluation.seeds import final_seeds, halving_seeds
 from a2d_evo.files import write_json
-from a2d_evo.formats import FRONT_FORMAT_VERSION, METRICS_FORMAT_VERSION, Normalisation
+from a2d_evo.formats import FRONT_FORMAT_VERSION, HV_UNITS, METRICS_FORMAT_VERSION, Normalisation
 from a2d_evo.nets.agent_folder import extract, make_metrics
 from a2d_evo.nets.cost import latency_ms
-from a2d_evo.nets.space import Arch
+from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.progress import progress_bar
-from a2d_evo.search.problem import SubnetProblem, delivered_front, front_indices, hypervolume
+from a2d_evo.search.problem import delivered_front, front_indices, hypervolume
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """What a search spent, for ``front.json``'s ``search`` block."""
+
+    generations: int
+    stopped_by: str
+    """``gens``, ``budget_steps`` or ``space exhausted``."""
+    env_steps: int
+    """Env steps of every episode the search played (candidates only, not R_random/R_teacher)."""
+    episodes_played: int
+
+
+@dataclass(frozen=True)
+class Halving:
+    """The outcome of :func:`successive_halving`."""
+
+    survivors: list[int]
+    """Indices into the candidates: the non-dominated ones of the last round, cheapest first."""
+    rounds: list[dict[str, int]]
+    """Per round: ``candidates``, ``episodes`` (per candidate), ``env_steps``."""
 
 
 def reference_returns(
@@ -81,33 +119,87 @@ def rescore(
     return results
 
 
-def front_rows(problem: SubnetProblem, pop: Population) -> list[np.ndarray]:
-    """Canonical encodings of ``pop``'s feasible front, each network once, cheapest first.
+def candidates(
+    records: Sequence[dict[str, Any]],
+    norm: Normalisation,
+    count: int,
+    max_flops: float | None = None,
+) -> list[dict[str, Any]]:
+    """The archive's best whole non-dominated fronts until at least ``count`` archs, on their
+    search-time means, cheapest first. Under ``max_flops`` only feasible archs; when none is,
+    the least violating one alone."""
+    recs = list(records)
+    if not recs:
+        raise ValueError("candidates: nothing was evaluated")
+    if max_flops is not None:
+        ok = [r for r in recs if r["flops"] <= max_flops]
+        recs = ok or [min(recs, key=lambda r: (r["flops"], r["order"]))]
+    F = np.array([[-norm.score(r["return_mean"]), r["flops"]] for r in recs], dtype=np.float64)
+    chosen: list[int] = []
+    for front in NonDominatedSorting().do(F):
+        if len(chosen) >= count:
+            break
+        chosen += [int(i) for i in front]
+    out = [recs[i] for i in chosen]
+    return sorted(out, key=lambda r: (r["flops"], r["encoding"]))
 
-    When nothing meets the FLOPs ceiling, the least violating member stands alone.
-    """
-    F = pop.get("F")
-    G = pop.get("G") if problem.n_ieq_constr else None
-    idx = front_indices(F, G)
-    if len(idx) == 0:
-        idx = np.array([int(np.argmin(np.asarray(G).max(axis=1)))])
-    X = problem.space.canonical(np.round(pop.get("X")[idx]))
-    keys: list[bytes] = []
-    rows: list[np.ndarray] = []
-    for row in X:
-        k = row.tobytes()
-        if k not in keys:
-            keys.append(k)
-            rows.append(row)
-    rows.sort(key=lambda r: (problem.cache[r.tobytes()]["flops"], list(r)))
-    return rows
+
+def _best_fronts(F: np.ndarray, at_least: int) -> list[int]:
+    """Whole non-dominated fronts of ``F``, best first, until at least ``at_least`` rows."""
+    kept: list[int] = []
+    for front in NonDominatedSorting().do(F):
+        if len(kept) >= at_least:
+            break
+        kept += [int(i) for i in front]
+    return sorted(kept)
+
+
+def successive_halving(
+    evaluator: Any,
+    archs: Sequence[Arch],
+    flops: Sequence[float],
+    *,
+    seed: int,
+    episodes: int,
+    max_episodes: int,
+    max_slots: int,
+    bar: Any = None,
+) -> Halving:
+    """Race ``archs`` on fresh seeds, keeping the better half each round (module docstring)."""
+    n = len(archs)
+    if n == 0:
+        raise ValueError("successive_halving: no candidates")
+    alive = list(range(n))
+    sums = np.zeros(n)
+    counts = np.zeros(n, dtype=np.int64)
+    rounds: list[dict[str, int]] = []
+    max_rounds = max(1, math.ceil(math.log2(n)))
+    for r in range(max_rounds):
+        e_r = min(episodes * 2**r, max_episodes)
+        seeds = halving_seeds(seed, r, e_r)
+        results = rescore(evaluator, [archs[i] for i in alive], seeds, max_slots, bar)
+        steps = 0
+        for i, res in zip(alive, results, strict=True):
+            sums[i] += float(np.sum(res.returns))
+            counts[i] += res.episodes
+            steps += int(np.sum(res.lengths)) if res.lengths is not None else 0
+        rounds.append({"candidates": len(alive), "episodes": e_r, "env_steps": steps})
+        F = np.column_stack([-sums[alive] / counts[alive], np.asarray(flops, float)[alive]])
+        if len(front_indices(F)) == len(alive):  # every arch still in is non-dominated
+            break
+        # the better half by whole fronts; when the fronts cannot be cut (the first holds
+        # more than half), everyone plays the next, longer round
+        alive = [alive[k] for k in _best_fronts(F, math.ceil(len(alive) / 2))]
+    F = np.column_stack([-sums[alive] / counts[alive], np.asarray(flops, float)[alive]])
+    survivors = [alive[int(k)] for k in front_indices(F)]
+    survivors.sort(key=lambda i: (flops[i], i))
+    return Halving(survivors, rounds)
 
 
 def write_front(
     folder: Path,
     cfg: Config,
-    problem: SubnetProblem,
-    pop: Population,
+    records: Sequence[dict[str, Any]],
     *,
     supernet: Supernet,
     teacher: Any,
@@ -115,33 +207,48 @@ def write_front(
     evaluator: Any,
     norm_search: Normalisation,
     ref: np.ndarray,
-    generations: int,
+    summary: SearchSummary,
     progress: bool = False,
 ) -> Path:
-    """Re-score the front of the final population ``pop`` and write ``folder/front.json``.
+    """Deliver the front of everything evaluated (``records``) and write ``folder/front.json``.
 
-    A progress bar (one step for the references, one per member re-scored, one per member's
-    metrics and latency) covers the seconds this takes after the search's own bar is full.
+    A progress bar (one step per arch raced in each halving round, one for the references, one
+    per member re-scored, one per member's metrics and latency) covers the seconds this takes.
     """
     s = cfg.search
-    rows = front_rows(problem, pop)
-    archs = [problem.space.decode(r) for r in rows]
+    space = SearchSpace(cfg.space)
+    chosen = candidates(records, norm_search, s.pop, s.max_flops)
+    archs = [space.decode(r["encoding"]) for r in chosen]
+    flops = [float(r["flops"]) for r in chosen]
     seeds = final_seeds(cfg.seed, s.final_episodes)
-    bar = progress_bar(
-        total=1 + 2 * len(archs), desc="re-score front", unit="step", enabled=progress
-    )
+    max_slots = s.pop * s.episodes
+    # the race's length is known once it ends: the total grows then
+    bar = progress_bar(total=len(archs), desc="deliver front", unit="step", enabled=progress)
     try:
+        bar.set_postfix_str(f"successive halving of {len(archs)} candidates", refresh=False)
+        race = successive_halving(
+            evaluator,
+            archs,
+            flops,
+            seed=cfg.seed,
+            episodes=s.episodes,
+            max_episodes=s.final_episodes,
+            max_slots=max_slots,
+            bar=bar,
+        )
+        members = [chosen[i] for i in race.survivors]
+        finalists = [archs[i] for i in race.survivors]
+        bar.total = bar.n + 1 + 2 * len(finalists)
         bar.set_postfix_str("R_random, R_teacher", refresh=False)
         r_rand, r_teach = reference_returns(cfg, teacher, [seeds], None)
         norm = normalisation(r_rand, r_teach, teacher_flops)
         bar.update(1)
-        bar.set_postfix_str(f"{len(archs)} members x {len(seeds)} episodes", refresh=False)
-        results = rescore(evaluator, archs, seeds, max_slots=s.pop * s.episodes, bar=bar)
+        bar.set_postfix_str(f"{len(finalists)} members x {len(seeds)} episodes", refresh=False)
+        results = rescore(evaluator, finalists, seeds, max_slots=max_slots, bar=bar)
         bar.set_postfix_str("metrics, latency", refresh=False)
         entries = []
-        for row, arch, res in zip(rows, archs, results, strict=True):
+        for rec, arch, res in zip(members, finalists, results, strict=True):
             agent = extract(supernet, arch)
-            searched = problem.cache[row.tobytes()]
             metrics = make_metrics(
                 agent,
                 env_id=cfg.env.id,
@@ -153,9 +260,10 @@ def write_front(
                 latency=latency_ms(agent),
             )
             metrics["arch"] = arch.to_dict()
-            metrics["encoding"] = [int(g) for g in row]
-            metrics["search_return_mean"] = searched["return_mean"]
-            metrics["search_normalised_return"] = float(norm_search.score(searched["return_mean"]))
+            metrics["encoding"] = list(rec["encoding"])
+            metrics["search_return_mean"] = rec["return_mean"]
+            metrics["search_episodes"] = rec["episodes"]
+            metrics["search_normalised_return"] = float(norm_search.score(rec["return_mean"]))
             entries.append(metrics)
             bar.update(1)
     finally:
@@ -165,13 +273,16 @@ def write_front(
         np.array([e["flops"] for e in entries]),
     )
     front = [entries[i] for i in keep]
-    scaled = norm.scaled(np.array([[-e["normalised_return"], e["flops"]] for e in front]))
+    F = np.array([[-e["normalised_return"], e["flops"]] for e in front])
+    final_steps = sum(int(np.sum(r.lengths)) for r in results if r.lengths is not None)
+    race_steps = sum(r["env_steps"] for r in race.rounds)
+    race_episodes = sum(r["candidates"] * r["episodes"] for r in race.rounds)
     data = {
         "format_version": FRONT_FORMAT_VERSION,
         "env_id": cfg.env.id,
-        "reference_point": ref.tolist(),
-        "reference_point_units": ["-normalised_return", "flops / teacher_flops"],
-        "hypervolume": hypervolume(scaled, ref),
+        "reference_point": [float(v) for v in ref],
+        "reference_point_units": list(HV_UNITS),
+        "hypervolume": hypervolume(F, ref),
         "normalisation": {
             **norm.to_dict(),
             "seeds": seeds,
@@ -180,14 +291,24 @@ def write_front(
         },
         "search": {
             "normalisation": norm_search.to_dict(),
-            "generations": generations,
+            **asdict(summary),
             "pop": s.pop,
             "episodes": s.episodes,
-            "evaluations": len(problem.cache),
-            "front_size": len(rows),
-            "dropped_after_rescore": len(rows) - len(front),
+            "reevaluate": s.reevaluate,
+            "budget_steps": s.budget_steps,
+            "evaluations": len(records),
+            "front_size": len(finalists),
+            "dropped_after_rescore": len(finalists) - len(front),
             "dropped_below_random": below_random,
             "metrics_format_version": METRICS_FORMAT_VERSION,
+        },
+        "delivery": {
+            "candidates": len(chosen),
+            "halving_rounds": race.rounds,
+            "halving_env_steps": race_steps,
+            "halving_episodes": race_episodes,
+            "final_env_steps": final_steps,
+            "final_episodes": len(finalists) * len(seeds),
         },
         "front": front,
     }

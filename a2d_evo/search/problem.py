@@ -1,22 +1,32 @@
 """The search as a pymoo problem: subnet encodings -> (-normalised return, FLOPs).
 
-:class:`SubnetProblem` is vectorised: ``_evaluate`` receives the whole population and scores
-every arch it has not seen before in ONE call of the population evaluator (all candidates on
-the generation's episode seeds: common random numbers). The seeds and the generation number
-come with each evaluation as keyword arguments (``evaluator.eval(problem, pop, seeds=...,
-generation=...)``; pymoo forwards them to ``_evaluate``), so the problem holds no per-call
-state. Results are cached by the canonical encoding (:meth:`SearchSpace.key`), so no arch is
-ever evaluated twice unless the problem is built with ``rescore=True``.
+:class:`SubnetProblem` is vectorised: ``_evaluate`` receives the whole population and plays
+every arch that is due in ONE call of the population evaluator, all on the generation's
+episode seeds (common random numbers). The seeds and the generation number come with each
+evaluation as keyword arguments (``evaluator.eval(problem, pop, seeds=..., generation=...)``;
+pymoo forwards them to ``_evaluate``), so the problem holds no per-call state.
+
+Every arch has one record (keyed by the canonical encoding, :meth:`SearchSpace.key`) that keeps
+every episode it played: return, length (env steps), seed and generation. Its objective is the
+mean return over all of them, with their count. Which archs are due:
+
+* ``reevaluate=False`` (the rule before noise-aware search): an arch plays once, when first
+  seen; its first estimate is kept for good.
+* ``reevaluate=True``: every arch passed in generation ``g`` (the offspring and, from
+  :mod:`~a2d_evo.search.evolution`, the surviving parents) plays ``g``'s seeds once, unless it
+  already holds ``max_arch_episodes`` episodes. A lucky first draw is diluted by the next
+  generations' draws instead of keeping its place. Cost: up to twice the episodes per
+  generation (pop parents + pop offspring), less once parents reach the cap.
 
 Objectives (both minimised): ``-normalised_return`` with
 ``normalised = (R - R_random) / (R_teacher - R_random)`` (0 = uniform-random policy, 1 = the
 teacher; constants measured once at the start of the search), and ``FLOPs`` from the cost
 model. With ``search.max_flops`` set, ``G = FLOPs - max_flops <= 0`` is a constraint.
 
-Hypervolume (:func:`hypervolume`) is pymoo's ``HV`` on ``(-normalised return, FLOPs /
-teacher FLOPs)`` with the reference point :func:`reference_point`: ``(0, 1.1 * F_max /
-F_teacher)``: a member counts only if it beats the random policy, and the FLOPs bound lies
-10% beyond the largest arch of the space, so every arch of the space can contribute.
+Hypervolume (:func:`hypervolume`, the one HV function) is pymoo's ``HV`` on
+``(-normalised return, log10 FLOPs)`` (:func:`~a2d_evo.formats.hv_points`) with the reference
+point :func:`reference_point`: ``(0, log10(1.1 * F_max))``, fixed by the space: a member counts
+only if it beats the random policy, and every arch of the space can contribute.
 """
 
 from __future__ import annotations
@@ -32,15 +42,12 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from a2d_evo.errors import FormatError
 from a2d_evo.evaluation.episodes import EvalResult
-from a2d_evo.formats import Normalisation
+from a2d_evo.formats import Normalisation, hv_points, hv_reference_point
 from a2d_evo.nets import cost
 from a2d_evo.nets.space import Arch, SearchSpace
 
 # (archs, episodes, seeds) -> one result per arch: the population evaluator's ``evaluate``.
 EvaluateFn = Callable[[Sequence[Arch], int, Sequence[int]], list[EvalResult]]
-
-HV_FLOPS_MARGIN = 1.1
-"""The hypervolume reference point's FLOPs ratio is this times the largest arch's."""
 
 
 class CanonicalDuplicates(DuplicateElimination):
@@ -64,7 +71,7 @@ class CanonicalDuplicates(DuplicateElimination):
 
 
 class SubnetProblem(Problem):
-    """Vectorised NSGA-II problem over a :class:`SearchSpace`, scored through a cache."""
+    """Vectorised NSGA-II problem over a :class:`SearchSpace`, scored through per-arch records."""
 
     def __init__(
         self,
@@ -75,7 +82,9 @@ class SubnetProblem(Problem):
         norm: Normalisation,
         episodes: int,
         max_flops: float | None = None,
-        rescore: bool = False,
+        *,
+        reevaluate: bool = False,
+        max_arch_episodes: int | None = None,
     ) -> None:
         super().__init__(
             n_var=space.n_var,
@@ -94,15 +103,25 @@ class SubnetProblem(Problem):
         self.norm = norm
         self.episodes = int(episodes)
         self.max_flops = max_flops
-        self.rescore = rescore
+        self.reevaluate = reevaluate
+        self.max_arch_episodes = max_arch_episodes
         self.cache: dict[bytes, dict[str, Any]] = {}
         self.last_new: list[bytes] = []
-        """Keys the last ``_evaluate`` call scored (cache misses)."""
+        """Keys the last ``_evaluate`` call played (new archs and re-evaluated ones)."""
 
     # ------------------------------------------------------------------ scoring
     def entry(self, x: Any) -> dict[str, Any]:
-        """The cached record of encoding ``x`` (KeyError if never evaluated)."""
+        """The record of encoding ``x`` (KeyError if never evaluated)."""
         return self.cache[self.space.key(np.round(x))]
+
+    def _due(self, key: bytes, generation: int | None) -> bool:
+        rec = self.cache.get(key)
+        if rec is None:
+            return True
+        if not self.reevaluate or generation is None or rec["generations"][-1] == generation:
+            return False
+        cap = self.max_arch_episodes
+        return cap is None or rec["episodes"] < cap
 
     def _evaluate(
         self,
@@ -113,13 +132,13 @@ class SubnetProblem(Problem):
         generation: int | None = None,
         **kwargs: Any,
     ) -> None:
-        """Objectives of ``X``; archs not in the cache play ``seeds[:episodes]``, recorded as
-        evaluated in ``generation`` (both required when anything is new)."""
+        """Objectives of ``X``; archs that are due play ``seeds[:episodes]``, recorded as
+        played in ``generation`` (both required when anything is new)."""
         canon = self.space.canonical(np.round(np.asarray(X, dtype=np.float64)))
         keys = [row.tobytes() for row in canon]
         todo: dict[bytes, np.ndarray] = {}
         for k, row in zip(keys, canon, strict=True):
-            if (self.rescore or k not in self.cache) and k not in todo:
+            if k not in todo and self._due(k, generation):
                 todo[k] = row
         self.last_new = list(todo)
         if todo:
@@ -130,54 +149,90 @@ class SubnetProblem(Problem):
                 )
             archs = [self.space.decode(row) for row in todo.values()]
             results = self.evaluate_archs(archs, self.episodes, list(seeds[: self.episodes]))
-            order = len(self.cache)
             for (k, row), arch, res in zip(todo.items(), archs, results, strict=True):
-                self.cache[k] = self._record(row, arch, res, generation, order)
-                order += 1
+                self._add(k, row, arch, res, generation)
+        F, G = self.objectives(keys)
+        out["F"] = F
+        if G is not None:
+            out["G"] = G
+
+    def objectives(self, keys: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray | None]:
+        """``F`` (and ``G`` with a FLOPs ceiling) of recorded archs, from their mean returns."""
         entries = [self.cache[k] for k in keys]
         returns = np.array([e["return_mean"] for e in entries], dtype=np.float64)
         flops = np.array([e["flops"] for e in entries], dtype=np.float64)
-        out["F"] = np.column_stack([-self.norm.score(returns), flops])
-        if self.max_flops is not None:
-            out["G"] = (flops - float(self.max_flops)).reshape(-1, 1)
+        F = np.column_stack([-self.norm.score(returns), flops]).reshape(-1, 2)
+        if self.max_flops is None:
+            return F, None
+        return F, (flops - float(self.max_flops)).reshape(-1, 1)
 
-    def _record(
-        self, row: np.ndarray, arch: Arch, res: EvalResult, generation: int, order: int
-    ) -> dict[str, Any]:
-        c = cost.cost(arch, self.obs_shape, self.n_actions)
-        return {
-            "generation": int(generation),
-            "order": int(order),
-            "encoding": [int(g) for g in row],
-            "arch": str(arch),
-            "return_mean": float(res.mean),
-            "return_std": float(res.std),
-            "episodes": int(res.episodes),
-            "flops": int(c.flops),
-            "params": int(c.params),
-        }
+    def _add(
+        self, key: bytes, row: np.ndarray, arch: Arch, res: EvalResult, generation: int
+    ) -> None:
+        """Append one evaluation's episodes to the arch's record (created on first sight)."""
+        if res.lengths is None:
+            raise ValueError("SubnetProblem: the evaluator must return episode lengths")
+        rec = self.cache.get(key)
+        if rec is None:
+            c = cost.cost(arch, self.obs_shape, self.n_actions)
+            rec = {
+                "generation": int(generation),
+                "order": len(self.cache),
+                "encoding": [int(g) for g in row],
+                "arch": str(arch),
+                "flops": int(c.flops),
+                "params": int(c.params),
+                "returns": [],
+                "lengths": [],
+                "seeds": [],
+                "generations": [],
+            }
+            self.cache[key] = rec
+        n = len(res.returns)
+        rec["returns"] += [float(r) for r in res.returns]
+        rec["lengths"] += [int(x) for x in res.lengths]
+        rec["seeds"] += [int(x) for x in res.seeds[:n]]
+        rec["generations"] += [int(generation)] * n
+        summarise(rec)
+
+    # ------------------------------------------------------------------ cost
+    def env_steps(self) -> int:
+        """Env steps of every episode the search played (sum of episode lengths)."""
+        return sum(sum(r["lengths"]) for r in self.cache.values())
+
+    def episodes_played(self) -> int:
+        """Episodes the search played."""
+        return sum(r["episodes"] for r in self.cache.values())
 
     # ------------------------------------------------------------------ state
     def cache_records(self) -> list[dict[str, Any]]:
-        """Every cached record in evaluation order (JSON-able)."""
+        """Every record in order of first evaluation (JSON-able)."""
         return sorted(self.cache.values(), key=lambda e: (e["generation"], e["order"]))
 
     def load_cache(self, records: Sequence[dict[str, Any]]) -> None:
-        """Restore the cache from :meth:`cache_records` output."""
+        """Restore the records from :meth:`cache_records` output."""
         self.cache = {}
         for rec in records:
             try:
-                self.cache[self.space.key(rec["encoding"])] = dict(rec)
+                self.cache[self.space.key(rec["encoding"])] = {
+                    k: list(v) if isinstance(v, list) else v for k, v in rec.items()
+                }
             except (KeyError, TypeError) as exc:
                 raise FormatError(f"search state: malformed cache record: {exc}") from None
 
 
-def reference_point(
-    space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int, teacher_flops: int
-) -> np.ndarray:
-    """The hypervolume reference point (see the module docstring)."""
-    largest = cost.flops(space.largest(), obs_shape, n_actions)
-    return np.array([0.0, HV_FLOPS_MARGIN * largest / teacher_flops])
+def summarise(rec: dict[str, Any]) -> None:
+    """Set a record's ``return_mean``, ``return_std`` (population, ddof=0) and ``episodes``
+    from its per-episode returns: the one place these figures are computed."""
+    r = np.asarray(rec["returns"], dtype=np.float64)
+    rec["return_mean"] = float(r.mean())
+    rec["return_std"] = float(r.std())
+    rec["episodes"] = len(r)
+
+
+def reference_point(space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int) -> np.ndarray:
+    """The hypervolume reference point of a space (see the module docstring)."""
+    return hv_reference_point(cost.flops(space.largest(), obs_shape, n_actions))
 
 
 def front_indices(F: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:
@@ -211,9 +266,10 @@ def delivered_front(normalised: np.ndarray, flops: np.ndarray) -> tuple[list[int
     return [max(keep, key=lambda i: normalised[i])], len(keep) - 1
 
 
-def hypervolume(scaled_front: np.ndarray, ref: np.ndarray) -> float:
-    """pymoo's HV of a front in scaled units (0 for an empty front)."""
-    pts = np.asarray(scaled_front, dtype=np.float64).reshape(-1, 2)
+def hypervolume(F: np.ndarray, ref: np.ndarray) -> float:
+    """pymoo's HV of objectives ``(-normalised return, FLOPs)`` on log10 FLOPs, against
+    ``ref`` (:func:`reference_point`, in those units); 0 for an empty front."""
+    pts = hv_points(F)
     if len(pts) == 0:
         return 0.0
     return float(HV(ref_point=np.asarray(ref, dtype=np.float64))(pts))

@@ -1,12 +1,15 @@
 """The search's files under ``RUN_DIR/search/``, written after every generation.
 
-No pickling: ``state.json`` (generation, evaluation cache, normalisation, hypervolume
-history) and then ``state.npz`` (population X/F/G, NSGA-II's rank and crowding, the
-generator state, from :func:`~a2d_evo.search.nsga.population_arrays`). ``state.npz`` is the
-commit point: a kill between the two writes leaves a ``state.json`` one generation ahead,
-whose extra cache entries are exactly what re-running that generation computes again.
-``history.csv`` (every evaluated arch) and ``hypervolume.csv`` (one row per generation) are
-rewritten from the state each time.
+No pickling: ``state.json`` (generation, the per-arch records with every episode's return,
+length, seed and generation, normalisation, hypervolume history) and then ``state.npz``
+(population X/F/G, NSGA-II's rank and crowding, the generator state, from
+:func:`~a2d_evo.search.nsga.population_arrays`). ``state.npz`` is the commit point: a kill
+between the two writes leaves a ``state.json`` one generation ahead; :func:`load_state` drops
+its episodes of the uncommitted generation, which re-running that generation plays again.
+``history.csv`` (every evaluated arch, its mean over all its episodes) and ``hypervolume.csv``
+(one row per generation, with the env steps and episodes spent so far) are rewritten from the
+state each time. A state of format 1 (first estimates only) is refused: it cannot be resumed
+noise-aware (:data:`~a2d_evo.formats.OLD_SEARCH_NOTE`).
 """
 
 from __future__ import annotations
@@ -25,11 +28,11 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 
 from a2d_evo.errors import ArchError, FormatError
 from a2d_evo.files import read_json, write_bytes, write_json, write_text
-from a2d_evo.formats import STATE_FORMAT_VERSION, Normalisation, finite_number
+from a2d_evo.formats import OLD_SEARCH_NOTE, STATE_FORMAT_VERSION, Normalisation, finite_number
 from a2d_evo.nets import cost
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.search.nsga import population_arrays
-from a2d_evo.search.problem import SubnetProblem
+from a2d_evo.search.problem import SubnetProblem, summarise
 
 HISTORY_COLUMNS = (
     "generation",
@@ -40,8 +43,13 @@ HISTORY_COLUMNS = (
     "episodes",
     "flops",
     "params",
+    "env_steps",
 )
-"""Columns of ``history.csv``: one row per evaluated arch, in evaluation order."""
+"""Columns of ``history.csv``: one row per evaluated arch, in order of first evaluation."""
+
+HV_COLUMNS = ("generation", "hypervolume", "front_size", "env_steps", "episodes")
+"""Columns of ``hypervolume.csv`` (and rows of the state's ``hypervolume``): per generation,
+the population front's HV and size, and the env steps and episodes spent up to its end."""
 
 _NPZ_KEYS = {"format_version", "generation", "X", "F", "G", "rank", "crowding", "rng"}
 
@@ -55,7 +63,7 @@ class SavedSearch:
     finished: bool
     norm: Normalisation
     hv_history: list[list[float]]
-    """``[generation, hypervolume, front size]`` of each finished generation."""
+    """:data:`HV_COLUMNS` of each finished generation."""
     cache: list[dict[str, Any]]
     arrays: dict[str, np.ndarray]
 
@@ -121,7 +129,10 @@ def load_state(folder: Path, spec: StateSpec | None = None) -> SavedSearch | Non
         ) from None
     if not isinstance(arrays, dict) or not _NPZ_KEYS <= set(arrays):
         raise FormatError(f"search state {npz_path} is not a state this a2d-evo wrote")
-    if _scalar_int(arrays, "format_version", npz_path) != STATE_FORMAT_VERSION:
+    version = _scalar_int(arrays, "format_version", npz_path)
+    if version == 1:
+        raise FormatError(f"search state {npz_path} has format_version 1: {OLD_SEARCH_NOTE}")
+    if version != STATE_FORMAT_VERSION:
         raise FormatError(f"search state {npz_path} is not a state this a2d-evo wrote")
     gen = _scalar_int(arrays, "generation", npz_path)
     if gen < 0:
@@ -150,7 +161,7 @@ def load_state(folder: Path, spec: StateSpec | None = None) -> SavedSearch | Non
     except FormatError as exc:
         raise FormatError(f"search state {json_path}: {exc}") from None
     hv_history = _hv_history(state.get("hypervolume"), gen, json_path, spec)
-    cache = _cache(state.get("cache"), json_gen, json_path, spec)
+    cache = _committed(_cache(state.get("cache"), json_gen, json_path, spec), gen)
     if spec is not None:
         _check_objectives(arrays, cache, norm, npz_path, spec)
     return SavedSearch(
@@ -218,7 +229,7 @@ def _check_arrays(
 
 
 def _hv_history(raw: Any, gen: int, path: Path, spec: StateSpec | None) -> list[list[float]]:
-    """``[generation, hypervolume, front size]`` rows, one per finished generation."""
+    """:data:`HV_COLUMNS` rows, one per finished generation."""
     where = f"search state {path}: hypervolume"
     if not isinstance(raw, list) or len(raw) < gen:
         raise FormatError(f"{where} must be a list of at least {gen} rows")
@@ -226,16 +237,17 @@ def _hv_history(raw: Any, gen: int, path: Path, spec: StateSpec | None) -> list[
     for i, row in enumerate(raw[:gen]):
         if (
             not isinstance(row, list)
-            or len(row) != 3
+            or len(row) != len(HV_COLUMNS)
             or row[0] != i
-            or not all(_is_int(row[k]) for k in (0, 2))
+            or not all(_is_int(row[k]) for k in (0, 2, 3, 4))
             or not finite_number(row[1])
-            or row[1] < 0
-            or row[2] < 0
+            or min(row[1:]) < 0
             or (spec is not None and row[2] > spec.pop)
+            or (rows and (row[3] < rows[-1][3] or row[4] < rows[-1][4]))
         ):
             raise FormatError(
-                f"{where}: row {i} must be [{i}, hypervolume >= 0, front size], got {row!r:.60}"
+                f"{where}: row {i} must be [{i}, hypervolume >= 0, front size, env steps, "
+                f"episodes] (steps and episodes never decreasing), got {row!r:.80}"
             )
         rows.append(list(row))
     return rows
@@ -263,6 +275,9 @@ def _cache(raw: Any, json_gen: int, path: Path, spec: StateSpec | None) -> list[
     return out
 
 
+_EPISODE_LISTS = ("returns", "lengths", "seeds", "generations")
+
+
 def _bad_record(rec: Any, json_gen: int) -> str | None:
     """What is wrong with a cache record's types and ranges (None when nothing)."""
     if not isinstance(rec, dict):
@@ -274,17 +289,57 @@ def _bad_record(rec: Any, json_gen: int) -> str | None:
         return f"generation {rec['generation']} is outside 0-{json_gen - 1}"
     if rec["order"] < 0 or rec["episodes"] < 1 or rec["flops"] < 1 or rec["params"] < 1:
         return "order must be >= 0 and episodes, flops and params >= 1"
+    for key in _EPISODE_LISTS:
+        v = rec.get(key)
+        if not isinstance(v, list) or len(v) != rec["episodes"]:
+            return f"{key} must be a list of {rec['episodes']} (episodes) values, got {v!r:.60}"
+    if not all(finite_number(r) for r in rec["returns"]):
+        return "returns must be finite numbers"
+    if not all(_is_int(x) and 1 <= x for x in rec["lengths"]):
+        return "lengths must be integers >= 1"
+    if not all(_is_int(x) and 0 <= x < 2**31 for x in rec["seeds"]):
+        return "seeds must be integers in 0-2**31"
+    gens = rec["generations"]
+    if not all(_is_int(x) for x in gens) or gens != sorted(gens) or gens[0] != rec["generation"]:
+        return "generations must be integers, never decreasing, from the record's generation"
+    if gens[-1] >= max(json_gen, 1):
+        return f"generation {gens[-1]} of an episode is outside 0-{json_gen - 1}"
     for key in ("return_mean", "return_std"):
         if not finite_number(rec.get(key)):
             return f"{key} must be a finite number, got {rec.get(key)!r:.60}"
-    if rec["return_std"] < 0:
-        return "return_std must be >= 0"
+    want = dict(rec)
+    summarise(want)
+    if not np.allclose(
+        [rec["return_mean"], rec["return_std"]],
+        [want["return_mean"], want["return_std"]],
+        rtol=1e-12,
+        atol=1e-12,
+    ):
+        return "return_mean/return_std are not the mean/std of its returns"
     enc = rec.get("encoding")
     if not isinstance(enc, list) or not all(_is_int(g) for g in enc):
         return f"encoding must be a list of integers, got {enc!r:.60}"
     if not isinstance(rec.get("arch"), str):
         return "arch must be a string"
     return None
+
+
+def _committed(cache: list[dict[str, Any]], gen: int) -> list[dict[str, Any]]:
+    """The records as they stood after ``gen`` generations: episodes of later generations
+    (a ``state.json`` written ahead of its ``state.npz``) are dropped, and so are the records
+    left with none; re-running those generations plays them again, bit for bit."""
+    out = []
+    for rec in cache:
+        keep = [i for i, g in enumerate(rec["generations"]) if g < gen]
+        if not keep:
+            continue
+        if len(keep) < len(rec["generations"]):
+            rec = dict(rec)
+            for key in _EPISODE_LISTS:
+                rec[key] = [rec[key][i] for i in keep]
+            summarise(rec)
+        out.append(rec)
+    return out
 
 
 def _bad_record_arch(rec: dict[str, Any], spec: StateSpec, seen: set[bytes]) -> str | None:
@@ -337,7 +392,7 @@ def _check_objectives(
 def write_tables(
     folder: Path, records: Sequence[dict[str, Any]], hv_history: Sequence[Sequence[float]]
 ) -> None:
-    """``history.csv`` from the cache records and ``hypervolume.csv`` from the HV history."""
+    """``history.csv`` from the records and ``hypervolume.csv`` from the HV history."""
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
     w.writerow(HISTORY_COLUMNS)
@@ -352,12 +407,13 @@ def write_tables(
                 e["episodes"],
                 e["flops"],
                 e["params"],
+                sum(e["lengths"]),
             ]
         )
     write_text(folder / "history.csv", out.getvalue())
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(("generation", "hypervolume", "front_size"))
-    for gen, hv, size in hv_history:
-        w.writerow([int(gen), repr(float(hv)), int(size)])
+    w.writerow(HV_COLUMNS)
+    for gen, hv, size, steps, episodes in hv_history:
+        w.writerow([int(gen), repr(float(hv)), int(size), int(steps), int(episodes)])
     write_text(folder / "hypervolume.csv", out.getvalue())

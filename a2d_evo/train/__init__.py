@@ -14,7 +14,8 @@ The stage entry points, in pipeline order (each is one ``a2d-evo`` command):
 Under them, one PPO loop serves every stage:
 
 - :mod:`.ppo`: the algorithm's pieces (rollout buffer, collector, GAE, clipped loss);
-  :mod:`.distill`: the A2D terms, their schedule and the sandwich sampler.
+  :mod:`.distill`: the A2D terms, their schedule and the value units;
+  :mod:`.sampling`: the sandwich rule and how its random subnets are drawn.
 - :mod:`.learners`: what a stage plugs into the loop (who acts, the minibatch loss).
 - :mod:`.loop`: ``run_ppo``, with :mod:`.streams` (seeded randomness, threads),
   :mod:`.checkpoint` (resumable state), :mod:`.interrupts` (SIGINT/SIGTERM) and

@@ -1,13 +1,17 @@
 """The manually designed family a front must beat (``a2d-evo baselines``).
 
-The teacher's arch scaled in width (x0.25, x0.5, x1 by default), each trained from scratch
+The teacher's arch scaled in width (x0.25, x0.5, x1 by default), each trained from scratch.
+With ``S = supernet.total_steps`` and ``B = finetune.steps``:
 
-* ``ppo_x<w>``: plain PPO, on the same env-step budget as one supernet training
-  (``supernet.total_steps``), and
-* ``distill_x<w>``: plain policy distillation from the teacher on the same budget: the loss
-  is ``alpha * KL(pi_T || pi_s) + beta * (V_s - V_T)^2`` alone, with no RL term, on states the
-  student visits (on-policy distillation; Rusu et al. 2016 distil on the teacher's states,
-  which leaves the student untrained on its own mistakes).
+* ``ppo_x<w>``: plain PPO for ``teacher.total_steps`` (the teacher's own recipe and budget);
+* ``distill_x<w>``: plain policy distillation from the teacher for ``S + B`` steps: the loss
+  is ``alpha * KL(pi_T || pi_s) + beta * ((V_s - V_T) / sigma)^2`` alone, with no RL term, on
+  states the student visits (on-policy distillation; Rusu et al. 2016 distil on the teacher's
+  states, which leaves the student untrained on its own mistakes);
+* ``a2d_x<w>``: PPO + A2D distillation (the fine-tune's loss) for ``S + B`` steps.
+
+So each distilled baseline alone gets as much training as the whole supernet plus one
+front member's fine-tune: the searched agents have no budget advantage over it.
 
 Each becomes an agent folder ``RUN_DIR/baselines/<name>/`` scored on the same seeds as the
 front's final re-scoring, so the report compares like with like. A baseline whose folder
@@ -24,7 +28,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from a2d_evo.config import Config, config_to_dict
+from a2d_evo.config import Config, DistillConfig, config_to_dict
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError, RunFolderError
 from a2d_evo.evaluation.episodes import resolve_device, score_against_references
@@ -34,9 +38,9 @@ from a2d_evo.formats import BASELINE_METHODS, baseline_name
 from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import load_agent, save_agent
-from a2d_evo.nets.space import Arch, CNNArch, MLPArch
+from a2d_evo.nets.space import Arch
 from a2d_evo.runfolder import RunFolder
-from a2d_evo.train.distill import distill_actor_loss, distill_critic_loss, with_teacher
+from a2d_evo.train.distill import distill_actor_loss, distill_critic_loss
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.ppo import Batch
@@ -52,40 +56,35 @@ def scale_arch(arch: Arch, multiplier: float) -> Arch:
     def s(w: int) -> int:
         return max(1, round(w * multiplier))
 
-    if isinstance(arch, MLPArch):
-        return MLPArch(tuple(s(w) for w in arch.widths))
-    return CNNArch(
-        (s(arch.conv[0]), s(arch.conv[1]), s(arch.conv[2])),
-        tuple((s(w), k) for w, k in arch.extra),
-        s(arch.fc),
-    )
+    return arch.map_widths(s)
 
 
-class DistillOnlyLearner:
-    """Plain policy distillation of one static agent: no PPO term in the loss."""
+class DistillOnlyLearner(AgentLearner):
+    """Plain policy distillation of one static agent: no PPO term in the loss (values in
+    units of sigma, as every distilled learner's)."""
 
     def __init__(self, agent: nn.Module, cfg: Config, teacher: nn.Module) -> None:
-        self.model = agent
-        self.cfg = cfg
-        self.teacher = teacher
+        super().__init__(agent, cfg, teacher)
         # The vanilla switch (alpha = beta = 0) is meaningless here: distil with the defaults.
         d = cfg.distill
-        self.alpha, self.beta = (1.0, 0.5) if d.vanilla else (d.alpha, d.beta)
-
-    def policy(self, update: int) -> nn.Module:
-        return self.model
-
-    def prepare(self, batch: Batch) -> Batch:
-        return with_teacher(batch, self.teacher)
+        default = DistillConfig()
+        self.alpha, self.beta = (default.alpha, default.beta) if d.vanilla else (d.alpha, d.beta)
 
     def loss(self, mb: Batch, progress: float) -> tuple[Tensor, dict[str, Tensor]]:
+        out, mb = self.scaled(self.model(mb.obs), mb)
         assert mb.teacher_logits is not None and mb.teacher_values is not None
-        out = self.model(mb.obs)
         actor = distill_actor_loss(out.logits, mb.teacher_logits, self.cfg.distill.temperature)
         critic = distill_critic_loss(out.value, mb.teacher_values)
         loss = self.alpha * actor + self.beta * critic
         logs = {"distill_actor": actor.detach(), "distill_critic": critic.detach()}
         return loss, logs
+
+
+def baseline_steps(cfg: Config, method: str) -> int:
+    """Env steps of one baseline: ``teacher.total_steps`` for ``ppo``, ``S + B`` otherwise."""
+    if method == "ppo":
+        return cfg.teacher.total_steps
+    return cfg.supernet.total_steps + cfg.finetune.steps
 
 
 # one writer of RUN_DIR/baselines/ at a time, never through a symlink out of the run
@@ -112,6 +111,11 @@ def train_baselines(
             )
     if not widths:
         raise ConfigError("--widths: give at least one multiplier, e.g. 0.25,0.5,1")
+    if "a2d" in methods and cfg.distill.vanilla:
+        raise ConfigError(
+            "baselines: the a2d baselines distil from the teacher, but distill.alpha and "
+            "distill.beta are both 0; set one of them, or leave a2d out of `baselines --methods`"
+        )
     run.load_config()
     if not (run.teacher_agent / "arch.json").is_file():
         raise ConfigError(
@@ -147,18 +151,22 @@ def train_baselines(
                     print(f"baseline {name}: already trained, skipped")
                 folders.append(folder)
                 continue
-            streams = Streams(cfg.seed, "baseline")  # same init for ppo and distill of a width
-            agent = streams.build(partial(Agent, arch, spec.obs_shape, spec.n_actions, env_dict))
+            streams = Streams(cfg.seed, "baseline")  # same init for every method of a width
+            agent = streams.build(
+                partial(Agent, arch, spec.obs_shape, spec.n_actions, env_dict, spec.obs_scale)
+            )
             agent = agent.to(device)
             learner: Any
             if method == "ppo":
                 learner = AgentLearner(agent, cfg)
+            elif method == "a2d":
+                learner = AgentLearner(agent, cfg, teacher.to(device).eval())
             else:
                 learner = DistillOnlyLearner(agent, cfg, teacher.to(device).eval())
             checkpoint = run.baselines / f".{name}.checkpoint.pt"
             opts = LoopOptions(
                 stage=f"baseline-{name}",
-                total_steps=cfg.supernet.total_steps,
+                total_steps=baseline_steps(cfg, method),
                 checkpoint=checkpoint,
                 tb_dir=run.tb / "baselines" / name,
                 checkpoint_every=cfg.supernet.checkpoint_every,

@@ -3,26 +3,37 @@
 One atomic file of tensors and plain data only (loadable with ``weights_only=True``): the
 network, the optimiser, the update and global step counters, the wall time so far, the
 generator states of :class:`~a2d_evo.train.streams.Streams` (numpy's as its plain int dict,
-torch's as a byte tensor) and the stage's own plain data (``extra``, e.g. the arch).
+torch's as a byte tensor), the stage's own plain data (``extra``, e.g. the arch) and the
+learner's state (``learner``: plain floats, e.g. the value scale sigma of a distilled agent).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from a2d_evo.errors import FormatError
 from a2d_evo.files import torch_load, torch_save
-from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
+from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION, OLD_CHECKPOINT_NOTE
 from a2d_evo.train.streams import Streams
 
 REQUIRED_KEYS = frozenset({"format_version", "stage", "update", "global_step", "model",
                            "optimizer", "rng"})  # fmt: skip
-"""What every checkpoint holds; ``wall_s`` and ``extra`` are optional."""
+"""What every checkpoint holds; ``wall_s``, ``extra`` and ``learner`` are optional."""
+
+
+class Restored(NamedTuple):
+    """Where a resumed stage stands."""
+
+    update: int
+    global_step: int
+    wall_s: float
+    learner: dict[str, Any]
+    """The learner's own state (:meth:`~a2d_evo.train.learners.Learner.state`)."""
 
 
 def save_checkpoint(
@@ -35,6 +46,7 @@ def save_checkpoint(
     global_step: int,
     wall_s: float,
     extra: Mapping[str, Any] | None = None,
+    learner: Mapping[str, Any] | None = None,
 ) -> None:
     """Write ``path`` atomically (the last good checkpoint survives a crash mid-write)."""
     torch_save(
@@ -49,6 +61,7 @@ def save_checkpoint(
             "optimizer": optimizer.state_dict(),
             "rng": streams.state(),
             "extra": dict(extra or {}),
+            "learner": dict(learner or {}),
         },
     )
 
@@ -63,6 +76,8 @@ def read_checkpoint(path: Path, stage: str) -> dict[str, Any]:
     ckpt = torch_load(path, f"{stage} checkpoint")
     if not isinstance(ckpt, dict) or not REQUIRED_KEYS <= set(ckpt):
         raise FormatError(f"{stage} checkpoint {path} is not an a2d-evo training checkpoint")
+    if ckpt["format_version"] == 1:
+        raise FormatError(f"{stage} checkpoint {path} has format_version 1: {OLD_CHECKPOINT_NOTE}")
     if ckpt["format_version"] != CHECKPOINT_FORMAT_VERSION:
         raise FormatError(
             f"{stage} checkpoint {path} has format_version {ckpt['format_version']!r}, "
@@ -79,8 +94,8 @@ def load_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     streams: Streams,
-) -> tuple[int, int, float]:
-    """Restore model, optimiser and streams; returns ``(update, global_step, wall_s)``."""
+) -> Restored:
+    """Restore model, optimiser and streams; returns where the stage stands."""
     ckpt = read_checkpoint(path, stage)
     try:
         model.load_state_dict(ckpt["model"])
@@ -88,4 +103,9 @@ def load_checkpoint(
         streams.load_state(ckpt["rng"])
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise FormatError(f"{stage} checkpoint {path} does not fit this run: {exc}") from None
-    return int(ckpt["update"]), int(ckpt["global_step"]), float(ckpt.get("wall_s", 0.0))
+    learner = ckpt.get("learner", {})
+    if not isinstance(learner, dict):
+        raise FormatError(f"{stage} checkpoint {path}: 'learner' is not a mapping")
+    return Restored(
+        int(ckpt["update"]), int(ckpt["global_step"]), float(ckpt.get("wall_s", 0.0)), learner
+    )

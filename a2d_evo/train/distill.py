@@ -6,14 +6,21 @@ under RL's training variance. For a subnet ``s`` on a minibatch ``B``, of which 
 the rows ``s`` collected itself (a share ``q_s`` of the rollout)::
 
     L(s) = L_PPO(s; B_s) * |B_s| / (q_s |B|)
-           + alpha * KL(pi_T(.|x) || pi_s(.|x)) + beta * (V_s(x) - V_T(x))^2   (x in B)
+           + alpha * KL(pi_T(.|x) || pi_s(.|x)) + beta * ((V_s(x) - V_T(x)) / sigma)^2   (x in B)
 
 with ``pi_T = softmax(teacher_logits / temperature)`` (the student's logits are not
 scaled): PPO on the subnet's own rows, the supervised distillation terms on every row.
+Values enter in units of ``sigma``, one fixed scale per run (the root mean square of the
+teacher's values on the first rollout, :func:`sigma_from_rms`): PPO's value loss, too, works on
+``V / sigma`` against ``R / sigma``, so one ``beta`` and one ``vf_coef`` serve tasks whose
+returns differ by orders of magnitude. The root mean square, not the standard deviation:
+values need not cross zero, and on CartPole the teacher's values on the first rollout are
+about 45 with a standard deviation of 0.54 (measured), which would put the targets 80 sigma
+away and drown every other term (every subnet but the largest collapsed to one action).
 ``alpha = beta = 0`` is the "vanilla one-shot" ablation: the loss is then exactly PPO's and
 no teacher is loaded. Each update trains the subnets that collected its rollout, the largest,
-the smallest and random ones (the sandwich rule of BigNAS / once-for-all), and sums their
-gradients into one optimiser step.
+the smallest and random ones (:mod:`a2d_evo.train.sampling`), and sums their gradients into
+one optimiser step.
 """
 
 from __future__ import annotations
@@ -27,7 +34,6 @@ from torch import Tensor, nn
 from a2d_evo.config import DistillConfig, PPOConfig
 from a2d_evo.errors import TrainingError
 from a2d_evo.nets.agent import PolicyOutput
-from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.train.ppo import Batch, PPOLoss, ppo_loss_on
 
 
@@ -109,6 +115,22 @@ def distill_loss(
     )
 
 
+# ----------------------------------------------------------------------------- value units
+def sigma_from_rms(rms: float) -> float:
+    """sigma from the measured root mean square of values: the RMS itself, or 1 where it is
+    no usable scale (non-finite, or below 1e-6: values that are all about zero)."""
+    return rms if np.isfinite(rms) and rms >= 1e-6 else 1.0
+
+
+def in_value_units(mb: Batch, sigma: float) -> Batch:
+    """``mb`` with its value targets (returns, the behaviour policy's values, the teacher's
+    values) divided by ``sigma``; what a learner whose values are ``V / sigma`` trains on."""
+    if sigma == 1.0:
+        return mb
+    tv = None if mb.teacher_values is None else mb.teacher_values / sigma
+    return mb._replace(values=mb.values / sigma, returns=mb.returns / sigma, teacher_values=tv)
+
+
 # ----------------------------------------------------------------------------- schedule
 def distill_coefs(cfg: DistillConfig, progress: float) -> tuple[float, float]:
     """``(alpha, beta)`` at training ``progress`` in [0, 1]: constant, or linear from the
@@ -117,51 +139,6 @@ def distill_coefs(cfg: DistillConfig, progress: float) -> tuple[float, float]:
         return cfg.alpha, cfg.beta
     frac = 1.0 - min(max(progress, 0.0), 1.0) * (1.0 - cfg.final_fraction)
     return cfg.alpha * frac, cfg.beta * frac
-
-
-# ----------------------------------------------------------------------------- sampling
-def sample_distinct(
-    space: SearchSpace, rng: np.random.Generator, k: int, exclude: list[Arch]
-) -> list[Arch]:
-    """``k`` random archs, distinct from each other and from ``exclude``, drawn with ``rng``.
-
-    Draws are uniform per gene (:meth:`SearchSpace.sample`). A space too small to hold that
-    many distinct archs yields fewer after a bounded number of tries.
-    """
-    seen = {space.key(space.encode(a)) for a in exclude}
-    out: list[Arch] = []
-    tries = 0
-    while len(out) < k and tries < 100 * (k + 1):
-        tries += 1
-        x = space.sample_encodings(rng, 1)[0]
-        key = space.key(x)
-        if key not in seen:
-            seen.add(key)
-            out.append(space.decode(x))
-    return out
-
-
-def sandwich(space: SearchSpace, rng: np.random.Generator, k: int) -> list[Arch]:
-    """The sandwich rule: ``[largest, smallest, k distinct random archs]``."""
-    ends = [space.largest(), space.smallest()]
-    if space.key(space.encode(ends[0])) == space.key(space.encode(ends[1])):
-        ends = ends[:1]
-    return ends + sample_distinct(space, rng, k, ends)
-
-
-def rollout_assignment(
-    space: SearchSpace, rng: np.random.Generator, n_subnets: int, num_envs: int
-) -> tuple[list[Arch], list[int]]:
-    """Subnets that act in one rollout and how many contiguous env slots each gets.
-
-    The first ``min(n_subnets, num_envs)`` entries of ``[largest, smallest, random...]``
-    (distinct), with the ``num_envs`` slots split as evenly as possible in that order
-    (``np.array_split``): subnet ``i`` acts in slots ``sum(sizes[:i]) .. sum(sizes[:i+1])``.
-    """
-    n = max(1, min(n_subnets, num_envs))
-    archs = sandwich(space, rng, max(0, n - 2))[:n]
-    sizes = [len(c) for c in np.array_split(np.arange(num_envs), len(archs))]
-    return archs, sizes
 
 
 # ----------------------------------------------------------------------------- teacher

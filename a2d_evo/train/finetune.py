@@ -37,10 +37,13 @@ def finetune_agent(
     steps: int,
     teacher_dir: Path | None,
     progress: bool = True,
+    eval_seed: int | None = None,
+    eval_episodes: int | None = None,
 ) -> dict[str, Any]:
     """Continue training an agent folder with PPO + distillation for ``steps`` env steps.
 
-    The agent is scored greedily on the same ``cfg.eval.episodes`` seeds before and after;
+    The agent is scored greedily on the same ``eval_episodes`` seeds from ``eval_seed``
+    (default ``cfg.eval.episodes`` from :func:`finetune_eval_seed`) before and after;
     both land in its ``metrics.json`` (``before``/``after``; the contract keys describe the
     fine-tuned weights, which replace ``policy.pt``) and are returned. ``teacher_dir``
     defaults to the teacher of the run folder the agent lives in; it is needed for the
@@ -66,7 +69,8 @@ def finetune_agent(
     teacher = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions)
     set_threads(cfg)
     device = resolve_device(cfg.device)
-    episodes, seed = cfg.eval.episodes, finetune_eval_seed(cfg.seed)
+    episodes = cfg.eval.episodes if eval_episodes is None else eval_episodes
+    seed = finetune_eval_seed(cfg.seed) if eval_seed is None else eval_seed
     before = evaluate_agent(agent, cfg, episodes, seed, "greedy")
 
     streams = Streams(cfg.seed, "finetune")
@@ -96,6 +100,7 @@ def finetune_agent(
     info = {
         "before": summary(before),
         "after": summary(after),
+        "finetune_budget": steps,
         "finetune_steps": result.global_step,
         "finetune_wall_s": round(result.wall_s, 2),
         "finetune_distilled": not cfg.distill.vanilla,

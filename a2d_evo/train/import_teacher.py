@@ -35,10 +35,10 @@ from torch import Tensor
 
 from a2d_evo.config import Config, config_to_dict
 from a2d_evo.envs import env_spec
-from a2d_evo.errors import FormatError, TrainingError
+from a2d_evo.errors import ArchError, FormatError, TrainingError
 from a2d_evo.files import torch_load
 from a2d_evo.locks import writes
-from a2d_evo.nets.agent import CONV_SPECS, Agent, trunk_hw
+from a2d_evo.nets.agent import Agent, trunk_hw
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train.streams import set_threads
@@ -74,6 +74,8 @@ def import_teacher(
         raise FormatError(f"teacher format {fmt!r}: expected 'auto', 'sb3' or 'cleanrl'")
     spec = env_spec(cfg.env)
     check_fits_env(arch, mapped, spec.obs_shape, spec.n_actions, cfg.env.id, source)
+    # The imported CNNs (CleanRL ppo_atari, SB3 NatureCNN) divide pixels by 255 themselves:
+    # their scale is the default one, whatever the env's.
     agent = Agent(arch, spec.obs_shape, spec.n_actions, config_to_dict(cfg.env))
     agent.load_state_dict(mapped, strict=True)
     run.bind(cfg)
@@ -334,6 +336,12 @@ def _block_diagonal(
     return MLPArch(tuple(int(w.shape[0]) for w, _ in layers)), state
 
 
+NATURE_KERNELS = (8, 4, 3)
+"""Kernel sizes of the Nature CNN's convs (strides 4, 2, 1, valid padding):
+:meth:`~a2d_evo.nets.space.CNNArch.nature`, the trunk CleanRL's ``ppo_atari.py`` and SB3's
+``NatureCNN`` use."""
+
+
 def _nature(
     state: Mapping[str, Tensor], names: Mapping[str, str], what: str
 ) -> tuple[Arch, dict[str, Tensor]]:
@@ -344,7 +352,7 @@ def _nature(
         raise FormatError(f"{what}: missing tensors {sorted(missing)}")
     _expect_only(state, wanted, what)
     mapped = {f"{names[src]}.{p}": state[f"{src}.{p}"] for src in names for p in ("weight", "bias")}
-    for i, (k, _stride) in enumerate(CONV_SPECS):
+    for i, k in enumerate(NATURE_KERNELS):
         w = mapped[f"convs.{i}.weight"]
         if w.dim() != 4 or tuple(w.shape[2:]) != (k, k):
             raise FormatError(
@@ -352,7 +360,7 @@ def _nature(
             )
     conv = tuple(int(mapped[f"convs.{i}.weight"].shape[0]) for i in range(3))
     fc = int(mapped["fc.weight"].shape[0])
-    return CNNArch((conv[0], conv[1], conv[2]), (), fc), mapped
+    return CNNArch.nature((conv[0], conv[1], conv[2]), (), fc), mapped
 
 
 def _expect_only(state: Mapping[str, Tensor], used: set[str], what: str) -> None:
@@ -381,12 +389,16 @@ def check_fits_env(
             raise TrainingError(f"{source} takes observations of size {got}, {env_id} gives {want}")
     else:
         got_c = int(state["convs.0.weight"].shape[1])
-        h, w = trunk_hw(obs_shape)
+        try:
+            h, w = trunk_hw(arch, tuple(obs_shape))
+        except ArchError as exc:
+            raise TrainingError(f"{source} does not fit {env_id}: {exc}") from None
         fc_in = int(state["fc.weight"].shape[1])
-        if got_c != obs_shape[0] or fc_in != arch.conv[2] * h * w:
+        want_in = arch.last_width * h * w
+        if got_c != obs_shape[0] or fc_in != want_in:
             raise TrainingError(
                 f"{source} takes {got_c}-channel frames with an FC of {fc_in} inputs; "
-                f"{env_id} gives {tuple(obs_shape)} (FC input {arch.conv[2] * h * w})"
+                f"{env_id} gives {tuple(obs_shape)} (FC input {want_in})"
             )
     got_a = int(state["policy.weight"].shape[0])
     if got_a != n_actions:

@@ -116,9 +116,10 @@ def run_ppo(
     if opts.resume:
         if opts.checkpoint is None:
             raise TrainingError("resume needs a checkpoint path")
-        start, global_step, wall_before = load_checkpoint(
+        start, global_step, wall_before, learner_state = load_checkpoint(
             opts.checkpoint, opts.stage, plain, optimizer, streams
         )
+        learner.load_state(learner_state)
         if start > n_updates:
             raise TrainingError(
                 f"{opts.stage} checkpoint {opts.checkpoint} is at update {start} (step "
@@ -127,7 +128,7 @@ def run_ppo(
             )
     elif opts.checkpoint is not None and ctx.is_main:
         save_checkpoint(opts.checkpoint, opts.stage, plain, optimizer, streams, 0, 0, 0.0,
-                        opts.extra)  # fmt: skip
+                        opts.extra, learner.state())  # fmt: skip
     last_good = start
 
     n_envs = slots.stop - slots.start
@@ -219,7 +220,8 @@ def run_ppo(
                     if ctx.is_main:
                         wall = wall_before + elapsed
                         save_checkpoint(opts.checkpoint, opts.stage, plain, optimizer, streams,
-                                        update, global_step, wall, opts.extra)  # fmt: skip
+                                        update, global_step, wall, opts.extra,
+                                        learner.state())  # fmt: skip
                     ddp.barrier(ctx)  # on disk before any rank goes on (and maybe resumes)
                     last_good = update
                 if stop.reason:

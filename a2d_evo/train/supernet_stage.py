@@ -20,9 +20,20 @@ visited states) and use every row. ``tests/test_distill.py`` checks that rows of
 subnet contribute no PPO gradient. With ``rollout_subnets`` subnets each sees about
 ``1 / rollout_subnets`` of the rows, so ``ppo.num_envs`` should be a multiple of it.
 
+**Value units.** The supernet's value head, PPO's value loss and the critic distillation
+work on ``V / sigma`` (:mod:`a2d_evo.train.distill`). sigma is set once, when the first
+rollout is prepared: the root mean square of the teacher's values on it (of its returns in
+the vanilla arm, which has no teacher), stored in the supernet's ``value_scale`` buffer and so
+in every checkpoint and in ``weights.pt``. The first rollout's GAE used the untrained head's
+outputs as raw values (sigma unknown yet; its stored values are rescaled so that the value
+clipping stays centred on the head's outputs); from the second on, acting multiplies the head
+by sigma, so GAE sees raw values.
+
 The teacher's logits and values for a rollout are computed once, in one no-grad pass over
 the whole batch. With ``alpha = beta = 0`` (the vanilla one-shot ablation) no teacher is
-loaded and each subnet's loss is exactly PPO's.
+loaded and each subnet's loss is exactly PPO's, on values in units of sigma (sigma from the
+first rollout's returns) with ``distill.vf_coef``, as in the distilled arms: the ablation
+changes the distillation terms and nothing else.
 """
 
 from __future__ import annotations
@@ -41,7 +52,7 @@ from a2d_evo.evaluation.episodes import evaluate_agent
 from a2d_evo.evaluation.seeds import finetune_eval_seed
 from a2d_evo.files import torch_save, write_json
 from a2d_evo.locks import writes
-from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.agent import Agent, PolicyOutput
 from a2d_evo.nets.agent_folder import extract
 from a2d_evo.nets.cost import check_stage_memory
 from a2d_evo.nets.space import Arch, SearchSpace
@@ -51,13 +62,13 @@ from a2d_evo.scale import ddp
 from a2d_evo.train.distill import (
     distill_coefs,
     distill_loss,
-    rollout_assignment,
-    sample_distinct,
+    in_value_units,
     with_teacher,
 )
-from a2d_evo.train.learners import loss_logs, normalised_per_actor
+from a2d_evo.train.learners import first_rollout_scale, loss_logs, normalised_per_actor
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.ppo import Batch, Policy
+from a2d_evo.train.sampling import SubnetSampler, rollout_assignment, sample_distinct
 from a2d_evo.train.streams import Streams, set_threads
 from a2d_evo.train.teacher_folder import load_teacher_for, teacher_arch
 
@@ -83,32 +94,62 @@ class SupernetLearner:
         self.rng = rng
         self.num_envs = num_envs or cfg.ppo.num_envs
         """Env slots this process steps (a torchrun rank's share of ``ppo.num_envs``)."""
+        net = self.supernet
+        self.sampler = SubnetSampler(self.space, net.obs_shape, net.n_actions,
+                                     cfg.supernet.sampling)  # fmt: skip
         self.rollout_archs: list[Arch] = []
         self._slot_actor = torch.zeros(0, dtype=torch.long)
         """Index into ``rollout_archs`` of the subnet acting in each env slot."""
         self._shares: list[float] = []
         """Fraction of the rollout's rows each of ``rollout_archs`` collected."""
-        # advantages are normalised in loss(), per subnet over its own rows, not in ppo_loss
-        vf = cfg.ppo.vf_coef if cfg.supernet.vf_coef is None else cfg.supernet.vf_coef
-        self._ppo = replace(cfg.ppo, norm_adv=False, vf_coef=vf)
+        # advantages are normalised in loss(), per subnet over its own rows, not in ppo_loss;
+        # values are in units of sigma (distill.vf_coef weighs their loss)
+        self._ppo = replace(cfg.ppo, norm_adv=False, vf_coef=cfg.distill.vf_coef)
+
+    @property
+    def supernet(self) -> Supernet:
+        """The supernet itself (not its DDP wrapper): owner of the ``value_scale`` buffer."""
+        return cast(Supernet, ddp.unwrap_model(self.model))
 
     def policy(self, update: int) -> Policy:
         archs, sizes = rollout_assignment(
-            self.space, self.rng, self.cfg.supernet.rollout_subnets, self.num_envs
+            self.sampler, self.rng, self.cfg.supernet.rollout_subnets, self.num_envs
         )
         self.rollout_archs = archs
         self._slot_actor = torch.repeat_interleave(
             torch.arange(len(archs)), torch.as_tensor(sizes, dtype=torch.long)
         )
         self._shares = [size / self.num_envs for size in sizes]
-        return lambda obs: self.model.forward_groups(obs, archs, sizes)
+        sigma = self.supernet.value_unit
+
+        def act(obs: Tensor) -> PolicyOutput:  # raw values for GAE
+            out = self.model.forward_groups(obs, archs, sizes)
+            return PolicyOutput(out.logits, out.value * sigma)
+
+        return act
 
     def prepare(self, batch: Batch) -> Batch:
         # Rows are (step, env slot) flattened step-major: row r was collected in slot r % N.
         steps = batch.obs.shape[0] // self.num_envs
         actor = self._slot_actor.to(batch.obs.device).repeat(steps)
         batch = batch._replace(actor=actor)
-        return batch if self.teacher is None else with_teacher(batch, self.teacher)
+        if self.teacher is not None:
+            batch = with_teacher(batch, self.teacher)
+        scale = self.supernet.value_scale
+        if float(scale) <= 0:  # the run's first rollout: fix sigma for good
+            values = batch.returns if batch.teacher_values is None else batch.teacher_values
+            sigma = first_rollout_scale(values, ddp.context_of(self.model))
+            scale.fill_(sigma)
+            # this rollout acted with sigma 1: its stored values are head outputs, which the
+            # loss divides by sigma; keep them the clipping centre in head units
+            batch = batch._replace(values=batch.values * sigma)
+        return batch
+
+    def state(self) -> dict[str, Any]:
+        return {}  # sigma lives in the supernet's value_scale buffer, saved with the model
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        pass
 
     def loss(self, mb: Batch, progress: float) -> tuple[Tensor, dict[str, Tensor]]:
         """Sum over the update's subnets of each one's PPO (own rows) + distillation (all rows).
@@ -123,6 +164,7 @@ class SupernetLearner:
         alpha, beta = (0.0, 0.0) if self.teacher is None else distill_coefs(cfg.distill, progress)
         actor = mb.actor
         assert actor is not None, "prepare() attaches the acting subnet of every row"
+        mb = in_value_units(mb, self.supernet.value_unit)
         if cfg.ppo.norm_adv:
             ctx = ddp.context_of(self.model)
             mb = normalised_per_actor(mb, len(self.rollout_archs), ctx)
@@ -193,7 +235,9 @@ def train_supernet(
         folder = run.bind_stage("supernet", cfg, resume)
     set_threads(cfg)
     streams = Streams(cfg.seed, "supernet")
-    supernet = streams.build(lambda: Supernet(space, spec.obs_shape, spec.n_actions)).to(device)
+    supernet = streams.build(
+        lambda: Supernet(space, spec.obs_shape, spec.n_actions, spec.obs_scale)
+    ).to(device)
     n_envs = cfg.ppo.num_envs // ctx.world_size
     learner = SupernetLearner(ddp.wrap_model(supernet, ctx), cfg, teacher, streams.rng, n_envs)
     envs = make_vec_env(cfg.env, n_envs, seed=cfg.seed, training=True)

@@ -54,7 +54,9 @@ def train_teacher(
     set_threads(cfg)
     streams = Streams(cfg.seed, "teacher")
     env_config = config_to_dict(cfg.env)
-    agent = streams.build(lambda: Agent(arch, spec.obs_shape, spec.n_actions, env_config))
+    agent = streams.build(
+        lambda: Agent(arch, spec.obs_shape, spec.n_actions, env_config, spec.obs_scale)
+    )
     agent = agent.to(device)
     envs = make_vec_env(cfg.env, cfg.ppo.num_envs // ctx.world_size, seed=cfg.seed, training=True)
     opts = LoopOptions(

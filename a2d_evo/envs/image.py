@@ -1,0 +1,80 @@
+"""Image observations outside ALE: any env whose observations are rank-3 Box images.
+
+A gymnasium env with a rank-3 ``Box`` observation space of dtype uint8 or bool (MinAtar's
+``(10, 10, C)`` bool planes, a pixel env's ``(H, W, 3)`` frames, a ``(C, H, W)`` stack) is
+wrapped by :class:`ImageObservation`, which hands the networks ``(C, H, W)`` uint8 arrays,
+the layout of ALE frames, and tells them the scale to apply inside (:func:`image_obs_scale`).
+
+Layout rule: channels-first when the first dimension is smaller than the last
+(``(4, 84, 84)``), channels-last otherwise, ties included (gymnasium's ``(H, W, C)``
+convention; MinAtar Seaquest's ``(10, 10, 10)``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+ALE_OBS_SCALE = 1.0 / 255.0
+"""What ALE frames (uint8, 0-255) are multiplied by inside the network."""
+
+
+def is_image_space(space: Any) -> bool:
+    """True for a rank-3 ``Box`` of uint8 or bool: the observations the CNN space takes."""
+    import gymnasium as gym  # here: reading a config or a run folder never loads gymnasium
+
+    return (
+        isinstance(space, gym.spaces.Box)
+        and len(space.shape) == 3
+        and (space.dtype == np.uint8 or space.dtype == np.bool_)
+    )
+
+
+def channels_last(shape: tuple[int, ...]) -> bool:
+    """Whether a rank-3 image shape is ``(H, W, C)`` (see the module's layout rule)."""
+    return not shape[0] < shape[-1]
+
+
+def image_obs_scale(space: Any) -> float:
+    """1 for 0/1 planes (bool, or uint8 whose high is at most 1), else 1/255 (pixel values)."""
+    if space.dtype == np.bool_ or float(np.max(space.high)) <= 1.0:
+        return 1.0
+    return ALE_OBS_SCALE
+
+
+def _make_wrapper() -> type:
+    import gymnasium as gym
+
+    class ImageObservation(gym.ObservationWrapper):
+        """``(C, H, W)`` uint8 observations of a rank-3 uint8/bool image env; ``obs_scale``
+        is the factor the network applies inside (:func:`image_obs_scale`)."""
+
+        def __init__(self, env: Any) -> None:
+            super().__init__(env)
+            space = env.observation_space
+            shape = tuple(int(d) for d in space.shape)
+            self.channels_last = channels_last(shape)
+            self.obs_scale = image_obs_scale(space)
+            chw = (shape[2], shape[0], shape[1]) if self.channels_last else shape
+            high = 1 if self.obs_scale == 1.0 else 255
+            self.observation_space = gym.spaces.Box(0, high, chw, np.uint8)
+
+        def observation(self, observation: Any) -> np.ndarray:
+            obs = np.asarray(observation)
+            if self.channels_last:
+                obs = obs.transpose(2, 0, 1)
+            return np.ascontiguousarray(obs, dtype=np.uint8)
+
+    return ImageObservation
+
+
+_WRAPPER: type | None = None
+
+
+def wrap_image_env(env: Any) -> Any:
+    """``env`` wrapped by ``ImageObservation`` (see the module docstring)."""
+    global _WRAPPER
+    if _WRAPPER is None:
+        _WRAPPER = _make_wrapper()
+    return _WRAPPER(env)

@@ -1,0 +1,117 @@
+"""Derive-then-distill: the front a run delivers (the last step of ``a2d-evo export``).
+
+The search ranks subnets by their inherited weights, which were trained for the whole space
+at once. One-shot NAS practice (DARTS, once-for-all, A2D) then trains the derived archs on
+their own before shipping them. Here every exported front member trains on for
+``finetune.steps`` env steps with PPO + A2D distillation from the run's teacher
+(:func:`~a2d_evo.train.finetune_agent`, the same loss as the ``a2d`` baselines), scored
+greedily on the front's final seeds before (inherited weights) and after. The members that
+no other member dominates on (FLOPs down, fine-tuned normalised return up) are the
+delivered front: ``RUN_DIR/agents/delivered.json``.
+
+Budget: each delivered agent had ``supernet.total_steps`` (shared with every subnet) plus
+its own ``finetune.steps``; the ``a2d`` and ``distill`` baselines get ``S + B`` each.
+Agent by agent: a member whose ``metrics.json`` already records this budget's fine-tune is
+not trained again, so an interrupted ``export`` continues where it stopped.
+``finetune.steps: 0`` delivers the inherited weights, and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from a2d_evo.config import Config
+from a2d_evo.evaluation.seeds import final_seeds
+from a2d_evo.files import read_json, write_json
+from a2d_evo.formats import DELIVERED_FORMAT_VERSION, INHERITED_KEYS
+from a2d_evo.runfolder import RunFolder
+
+
+def non_dominated(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the ``(cost, score)`` points no other point dominates (at most the cost and
+    at least the score, one of them strictly), in the order given."""
+    keep = []
+    for i, (c, s) in enumerate(points):
+        if not any(
+            c2 <= c and s2 >= s and (c2 < c or s2 > s)
+            for j, (c2, s2) in enumerate(points)
+            if j != i
+        ):
+            keep.append(i)
+    return keep
+
+
+def fine_tuned(metrics: dict[str, Any], steps: int) -> bool:
+    """Whether an exported member's ``metrics.json`` records a fine-tune with a budget of
+    ``steps`` (``finetune_budget``; ``finetune_steps`` is what the loop ran: whole updates)."""
+    return metrics.get("finetune_budget") == steps and isinstance(metrics.get("inherited"), dict)
+
+
+def finetune_members(
+    cfg: Config, run: RunFolder, folders: Sequence[Path], progress: bool = True
+) -> list[dict[str, Any]]:
+    """Fine-tune every exported member in ``folders`` for ``cfg.finetune.steps`` (unless its
+    ``metrics.json`` records that fine-tune already); one summary row per member."""
+    # here: the train stage pulls torch and gymnasium; the torch-free report imports this module
+    from a2d_evo.train import finetune_agent
+
+    steps = cfg.finetune.steps
+    seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
+    if steps == 0 and progress:
+        print("finetune.steps is 0: the exported agents keep their inherited weights")
+    rows = []
+    for folder in folders:
+        metrics = read_json(folder / "metrics.json", "metrics")
+        if steps and not fine_tuned(metrics, steps):
+            if progress:
+                print(f"fine-tuning {folder.name} for {steps:,} env steps")
+            metrics = finetune_agent(
+                folder, cfg, steps=steps, teacher_dir=run.teacher_agent, progress=progress,
+                eval_seed=seeds[0], eval_episodes=len(seeds),
+            )["metrics"]  # fmt: skip
+        elif steps and progress:
+            print(f"{folder.name}: already fine-tuned for {steps:,} steps, kept")
+        inherited = metrics.get("inherited") or {k: metrics.get(k) for k in INHERITED_KEYS}
+        rows.append(
+            {
+                "agent": folder.name,
+                "flops": metrics["flops"],
+                "return_mean": metrics["return_mean"],
+                "return_std": metrics.get("return_std"),
+                "normalised_return": metrics["normalised_return"],
+                "episodes": metrics.get("episodes"),
+                "inherited_return_mean": inherited.get("return_mean"),
+                "inherited_normalised_return": inherited.get("normalised_return"),
+                "finetune_steps": metrics.get("finetune_steps", 0),
+            }
+        )
+    return rows
+
+
+def write_delivered(
+    cfg: Config, run: RunFolder, rows: Sequence[dict[str, Any]], progress: bool = True
+) -> Path:
+    """The members of ``rows`` no other dominates, to ``RUN_DIR/agents/delivered.json``."""
+    keep = non_dominated([(r["flops"], r["normalised_return"]) for r in rows])
+    path = run.agents / "delivered.json"
+    write_json(
+        path,
+        {
+            "format_version": DELIVERED_FORMAT_VERSION,
+            "finetune_steps": cfg.finetune.steps,
+            "supernet_steps": cfg.supernet.total_steps,
+            "seeds": final_seeds(cfg.seed, cfg.search.final_episodes),
+            "members": [rows[i]["agent"] for i in keep],
+            "exported": list(rows),
+        },
+    )
+    if progress:
+        for i in keep:
+            r = rows[i]
+            print(
+                f"delivered {r['agent']}: FLOPs {r['flops']:,}  return {r['return_mean']:.2f}  "
+                f"(inherited {r['inherited_return_mean']:.2f})"
+            )
+    return path

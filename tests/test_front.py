@@ -1,0 +1,86 @@
+"""The delivery of a front (a2d_evo.search.front): candidates from the whole archive, the
+successive-halving race on fresh seeds, by hand."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from a2d_evo.evaluation.episodes import EvalResult, make_result
+from a2d_evo.evaluation.seeds import halving_seeds
+from a2d_evo.formats import Normalisation
+from a2d_evo.nets.space import MLPArch
+from a2d_evo.search.front import candidates, successive_halving
+
+ARCHS = [MLPArch((w,)) for w in (4, 8, 12, 16)]
+FLOPS = [100.0, 200.0, 300.0, 400.0]
+TRUE = {4: 1.0, 8: 5.0, 12: 3.0, 16: 6.0}  # 12 is dominated by 8 (cheaper, better)
+
+
+class Noisy:
+    """Returns ``TRUE[width] + (seed % 5 - 2) / 10`` and length ``10 + seed % 3``; logs calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[int], int, list[int]]] = []
+
+    def evaluate(self, archs: Sequence[MLPArch], episodes: int, seeds: list[int]) -> Any:
+        self.calls.append(([a.widths[0] for a in archs], episodes, list(seeds)))
+        out: list[EvalResult] = []
+        for a in archs:
+            rets = [TRUE[a.widths[0]] + (s % 5 - 2) / 10 for s in seeds[:episodes]]
+            out.append(make_result(rets, seeds[:episodes], [10 + s % 3 for s in seeds[:episodes]]))
+        return out
+
+
+def test_successive_halving_by_hand() -> None:
+    ev = Noisy()
+    race = successive_halving(ev, ARCHS, FLOPS, seed=5, episodes=2, max_episodes=3, max_slots=64)
+    # round 0: all 4 on 2 fresh seeds; 12 is dominated, the first front (4, 8, 16) is at least
+    # half: it goes on. Round 1: 3 archs on min(2 * 2, 3) = 3 seeds, all non-dominated: stop.
+    assert [c[0] for c in ev.calls] == [[4, 8, 12, 16], [4, 8, 16]]
+    assert ev.calls[0][2] == halving_seeds(5, 0, 2) and ev.calls[1][2] == halving_seeds(5, 1, 3)
+    assert race.survivors == [0, 1, 3]
+    steps0 = 4 * sum(10 + s % 3 for s in halving_seeds(5, 0, 2))
+    steps1 = 3 * sum(10 + s % 3 for s in halving_seeds(5, 1, 3))
+    assert race.rounds == [
+        {"candidates": 4, "episodes": 2, "env_steps": steps0},
+        {"candidates": 3, "episodes": 3, "env_steps": steps1},
+    ]
+
+
+def test_halving_ranks_on_its_own_episodes_not_on_the_search_estimate() -> None:
+    """Candidates come in on their search-time means: a lucky estimate (12 at 7.0, really 3.0)
+    puts 12 on the first front; the race re-measures every candidate on fresh seeds and 12,
+    dominated by 8 there, is not delivered."""
+    norm = Normalisation(0.0, 10.0, 100)
+    records = [
+        {"encoding": [1, w], "flops": f, "order": i, "return_mean": r}
+        for i, (w, f, r) in enumerate(zip((4, 8, 12, 16), FLOPS, (1.0, 5.0, 7.0, 9.0), strict=True))
+    ]
+    picked = candidates(records, norm, count=1)
+    assert [r["encoding"][1] for r in picked] == [4, 8, 12, 16]  # all on the first front
+    archs = [MLPArch((r["encoding"][1],)) for r in picked]
+    race = successive_halving(
+        Noisy(), archs, [r["flops"] for r in picked], seed=1, episodes=2, max_episodes=30,
+        max_slots=64,
+    )  # fmt: skip
+    assert [picked[i]["encoding"][1] for i in race.survivors] == [4, 8, 16]
+
+
+def test_candidates_take_whole_fronts_until_count() -> None:
+    norm = Normalisation(0.0, 10.0, 100)
+    # front 1: (a 5.0 @ 100), (b 8.0 @ 300); front 2: (c 4.0 @ 200), (d 7.0 @ 400); front 3: e
+    rows = [("a", 100, 5.0), ("b", 300, 8.0), ("c", 200, 4.0), ("d", 400, 7.0), ("e", 500, 1.0)]
+    records = [
+        {"encoding": [i], "flops": f, "order": i, "return_mean": r, "name": n}
+        for i, (n, f, r) in enumerate(rows)
+    ]
+    assert [r["name"] for r in candidates(records, norm, count=1)] == ["a", "b"]
+    assert [r["name"] for r in candidates(records, norm, count=3)] == ["a", "c", "b", "d"]
+    assert [r["name"] for r in candidates(records, norm, count=3, max_flops=250)] == ["a", "c"]
+    # nothing feasible: the least violating (the cheapest) alone
+    assert [r["name"] for r in candidates(records, norm, count=3, max_flops=50)] == ["a"]
+    with pytest.raises(ValueError, match="nothing was evaluated"):
+        candidates([], norm, count=3)

@@ -1,0 +1,122 @@
+"""Image observations outside ALE: (C, H, W) uint8 with the env's obs_scale ([K])."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from a2d_evo.config import EnvConfig, SpaceConfig
+from a2d_evo.envs import env_spec, make_vec_env
+from a2d_evo.envs.image import ALE_OBS_SCALE, channels_last
+from a2d_evo.errors import ArchError
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.agent_folder import env_record
+from a2d_evo.nets.space import MLPArch, SearchSpace
+from a2d_evo.nets.supernet import Supernet
+
+MINATAR_IMPORT = ("minatar.gym:register_envs",)
+
+
+def minatar(game: str) -> EnvConfig:
+    return EnvConfig(id=f"MinAtar/{game}-v1", imports=MINATAR_IMPORT)
+
+
+@pytest.mark.parametrize(
+    "game,channels,actions",
+    [("Breakout", 4, 3), ("Asterix", 4, 5), ("SpaceInvaders", 6, 4), ("Freeway", 7, 3),
+     ("Seaquest", 10, 6)],
+)  # fmt: skip
+def test_minatar_specs(game: str, channels: int, actions: int) -> None:
+    spec = env_spec(minatar(game))
+    assert spec.obs_shape == (channels, 10, 10) and spec.obs_dtype == np.uint8
+    assert spec.n_actions == actions and spec.obs_scale == 1.0 and not spec.atari
+
+
+def test_minatar_planes_are_transposed_not_changed() -> None:
+    """The vector env's (C, H, W) uint8 rows are the raw (H, W, C) bool planes, transposed."""
+    envs = make_vec_env(minatar("Seaquest"), 2, seed=3)  # (10, 10, 10): the layout tie
+    raw = gym.make("MinAtar/Seaquest-v1")
+    try:
+        obs = envs.reset()
+        first, _ = raw.reset(seed=3)
+        assert obs.dtype == np.uint8 and obs.shape == (2, 10, 10, 10)
+        np.testing.assert_array_equal(obs[0], first.transpose(2, 0, 1).astype(np.uint8))
+        rng = np.random.default_rng(0)
+        for _ in range(20):
+            a = rng.integers(0, 6, size=2)
+            step = envs.step(a)
+            o, *_ = raw.step(int(a[0]))
+            if step.terminated[0] or step.truncated[0]:
+                break
+            np.testing.assert_array_equal(step.obs[0], o.transpose(2, 0, 1))
+        assert set(np.unique(obs)) <= {0, 1}
+    finally:
+        envs.close()
+        raw.close()
+
+
+class _Pixels(gym.Env):  # type: ignore[misc]
+    """A tiny image env: (H, W, 3) uint8 pixels or (2, H, W) channels-first 0-255 frames."""
+
+    def __init__(self, first: bool = False) -> None:
+        shape = (2, 8, 9) if first else (8, 9, 3)
+        self.observation_space = gym.spaces.Box(0, 255, shape, np.uint8)
+        self.action_space = gym.spaces.Discrete(2)
+        self._rng = np.random.default_rng(0)
+
+    def _obs(self) -> np.ndarray:
+        return self._rng.integers(0, 256, self.observation_space.shape).astype(np.uint8)
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[np.ndarray, dict]:
+        self._rng = np.random.default_rng(seed)
+        return self._obs(), {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return self._obs(), 1.0, False, False, {}
+
+
+gym.register("A2dTestPixels-v0", entry_point=_Pixels)
+gym.register("A2dTestPixelsCHW-v0", entry_point=lambda: _Pixels(first=True))
+
+
+def test_pixel_envs_are_chw_uint8_scaled_by_1_over_255() -> None:
+    spec = env_spec(EnvConfig(id="A2dTestPixels-v0"))
+    assert spec.obs_shape == (3, 8, 9) and spec.obs_dtype == np.uint8
+    assert spec.obs_scale == ALE_OBS_SCALE
+    envs = make_vec_env(EnvConfig(id="A2dTestPixels-v0"), 1, seed=5)
+    obs = envs.reset()
+    expected, _ = _Pixels().reset(seed=5)
+    np.testing.assert_array_equal(obs[0], expected.transpose(2, 0, 1))
+    # channels-first stays as it is
+    first = env_spec(EnvConfig(id="A2dTestPixelsCHW-v0"))
+    assert first.obs_shape == (2, 8, 9) and first.obs_scale == ALE_OBS_SCALE
+
+
+def test_layout_rule() -> None:
+    assert channels_last((10, 10, 4)) and channels_last((10, 10, 10))
+    assert channels_last((84, 84, 3)) and not channels_last((4, 84, 84))
+
+
+def test_an_mlp_is_refused_for_image_observations() -> None:
+    with pytest.raises(ArchError, match="use space.kind: cnn"):
+        Supernet(SearchSpace(SpaceConfig(kind="mlp")), (4, 10, 10), 3)
+    with pytest.raises(ArchError, match="use space.kind: cnn"):
+        Agent(MLPArch((8,)), (4, 10, 10), 3)
+    with pytest.raises(ArchError, match="use space.kind: mlp"):
+        Supernet(SearchSpace(SpaceConfig(kind="cnn")), (4,), 3)
+
+
+def test_minatar_gets_an_episode_limit_and_records_no_ale_keys() -> None:
+    assert minatar("Breakout").max_episode_steps == 10_000
+    assert EnvConfig(id="MinAtar/Breakout-v1", max_episode_steps=500).max_episode_steps == 500
+    assert EnvConfig(id="CartPole-v1").max_episode_steps is None
+    from a2d_evo.config import config_to_dict
+
+    record = env_record(config_to_dict(minatar("Breakout")))
+    assert not set(EnvConfig.ATARI_KEYS) & set(record)
+    assert record["id"] == "MinAtar/Breakout-v1" and record["max_episode_steps"] == 10_000
+    ale = env_record(config_to_dict(EnvConfig(id="ALE/Pong-v5")))
+    assert ale["sticky_actions"] == 0.25 and ale["frame_size"] == 84

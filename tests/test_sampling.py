@@ -1,0 +1,107 @@
+"""The sandwich rule and the sampling rules of its random subnets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from a2d_evo.config import SpaceConfig
+from a2d_evo.nets.cost import flops
+from a2d_evo.nets.space import MLPArch, SearchSpace
+from a2d_evo.train.sampling import (
+    SubnetSampler,
+    all_encodings,
+    narrow_after_narrow,
+    rollout_assignment,
+    strata_of,
+    stratified_archs,
+)
+
+OBS, ACT = (8,), 4  # LunarLander's shapes
+
+
+def sampler(rule: str = "strata", **space: object) -> SubnetSampler:
+    return SubnetSampler(SearchSpace(SpaceConfig(**space)), OBS, ACT, rule)  # type: ignore[arg-type]
+
+
+def test_sandwich_largest_smallest_and_k_distinct_random() -> None:
+    for rule in ("strata", "uniform"):
+        s = sampler(rule)
+        space = s.space
+        archs = s.sandwich(np.random.default_rng(5), 4)
+        assert archs[0] == space.largest() and archs[1] == space.smallest()
+        assert len(archs) == 6
+        assert len({space.key(space.encode(a)) for a in archs}) == 6
+        assert archs == s.sandwich(np.random.default_rng(5), 4)  # deterministic under a seed
+        assert archs != s.sandwich(np.random.default_rng(6), 4)
+
+
+def test_sandwich_in_a_tiny_space() -> None:
+    archs = sampler(depths=(1,), widths=(4, 8)).sandwich(np.random.default_rng(0), 3)
+    assert len(archs) == 2  # only two networks exist: no duplicates are invented
+
+
+def test_rollout_assignment_contiguous_groups() -> None:
+    s = sampler()
+    archs, sizes = rollout_assignment(s, np.random.default_rng(0), 3, 8)
+    assert sizes == [3, 3, 2]
+    assert archs[:2] == [s.space.largest(), s.space.smallest()]
+    archs, sizes = rollout_assignment(s, np.random.default_rng(0), 5, 2)
+    assert sizes == [1, 1] and len(archs) == 2  # never more subnets than slots
+
+
+def test_all_encodings_are_the_whole_space_once() -> None:
+    for cfg in (SpaceConfig(depths=(1, 2, 3), widths=(4, 8, 16)),
+                SpaceConfig.nature(conv1=(8, 16), conv2=(16,), conv3=(16, 32),
+                                   extra=2, extra_widths=(8, 16), extra_kernels=(1, 3),
+                                   fc=(64, 128))):  # fmt: skip
+        space = SearchSpace(cfg)
+        enc = all_encodings(space)
+        # 3 + 9 + 27 MLPs; CNN: 2*1*2*2 trunks x (4 + off)^2 optional convs
+        assert len(enc) == space.size() == (39 if cfg.kind == "mlp" else 8 * 25)
+        assert len({space.key(x) for x in enc}) == len(enc)
+        assert all((space.canonical(x) == x).all() for x in enc)
+
+
+def test_strata_are_equal_width_in_the_values() -> None:
+    v = np.array([0.0, 0.1, 0.49, 0.5, 0.99, 1.0])
+    assert strata_of(v, 2).tolist() == [0, 0, 0, 1, 1, 1]
+    assert strata_of(np.array([3.0, 3.0]), 4).tolist() == [0, 0]
+
+
+def test_strata_rule_trains_the_cheap_corner_uniform_misses() -> None:
+    """Depths 1-4, 12 widths: uniform draws almost never give a narrow-after-narrow subnet;
+    the strata rule gives one in every few draws (the untrained corner of review [J])."""
+    widths = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+    shares = {}
+    for rule in ("strata", "uniform"):
+        s = sampler(rule, depths=(1, 2, 3, 4), widths=widths)
+        rng = np.random.default_rng(0)
+        draws = [s.space.decode(s.draw_encoding(rng)) for _ in range(4000)]
+        shares[rule] = np.mean([narrow_after_narrow(a, s.space) for a in draws])
+        log_f = np.log10([flops(a, OBS, ACT) for a in draws])
+        ends = [np.log10(flops(a, OBS, ACT)) for a in (s.space.smallest(), s.space.largest())]
+        per_stratum = np.bincount(strata_of(np.r_[ends, log_f], 8)[2:], minlength=8) / len(draws)
+        shares[rule + "_lowest"] = per_stratum[0]
+        if rule == "strata":  # every order of magnitude of cost drawn equally often
+            assert per_stratum == pytest.approx(np.full(8, 1 / 8), abs=0.025)
+    # uniform: depth 2-4 (3/4) with every width in {4, 8}: 1/4 (1/36 + 1/216 + 1/1296) ~ 0.0082
+    assert shares["uniform"] == pytest.approx(0.25 * (1 / 36 + 1 / 216 + 1 / 1296), abs=0.004)
+    assert shares["strata"] > 5 * shares["uniform"]
+    assert shares["uniform_lowest"] < 0.5 / 8  # the cheapest eighth of the cost axis
+
+
+def test_stratified_archs_cover_every_stratum_and_the_narrow_corner() -> None:
+    widths = (4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+    space = SearchSpace(SpaceConfig(depths=(1, 2, 3, 4), widths=widths))
+    archs = stratified_archs(space, OBS, ACT, 10, np.random.default_rng(0), min_narrow=5)
+    assert len(archs) == 50 and len({str(a) for a in archs}) == 50
+    lf = np.log10([flops(a, OBS, ACT) for a in archs])
+    assert (np.diff(lf) >= 0).all()  # sorted by FLOPs
+    lo = np.log10(flops(space.smallest(), OBS, ACT))
+    hi = np.log10(flops(space.largest(), OBS, ACT))
+    assert np.bincount(strata_of(np.r_[lo, hi, lf], 5)[2:], minlength=5).tolist() == [10] * 5
+    assert sum(narrow_after_narrow(a, space) for a in archs) >= 5
+    assert MLPArch((4, 4)) not in archs or narrow_after_narrow(MLPArch((4, 4)), space)
+    again = stratified_archs(space, OBS, ACT, 10, np.random.default_rng(0), min_narrow=5)
+    assert again == archs
