@@ -511,6 +511,8 @@ CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, 
   if (!(n.obs_scale > 0.f) || !std::isfinite(n.obs_scale)) {
     bad("subnet_eval: CNN obs_scale must be finite and positive");
   }
+  // an image plane of at most 2^24 pixels: every later product of sizes fits an int
+  if (meta[kCnnH] * meta[kCnnW] > (int64_t{1} << 24)) bad("subnet_eval: CNN image too large");
   n.c_in = static_cast<int>(meta[kCnnCin]);
   n.h_in = static_cast<int>(meta[kCnnH]);
   n.w_in = static_cast<int>(meta[kCnnW]);

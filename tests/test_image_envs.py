@@ -98,6 +98,9 @@ def test_pixel_envs_are_chw_uint8_scaled_by_1_over_255() -> None:
 def test_layout_rule() -> None:
     assert channels_last((10, 10, 4)) and channels_last((10, 10, 10))
     assert channels_last((84, 84, 3)) and not channels_last((4, 84, 84))
+    # square boards decide: many channels on a small grid are still channels-first
+    assert not channels_last((12, 7, 7)) and not channels_last((16, 9, 9))
+    assert channels_last((9, 9, 16)) and not channels_last((3, 96, 128))
 
 
 def test_an_mlp_is_refused_for_image_observations() -> None:

@@ -356,6 +356,10 @@ def test_the_native_cnn_kernel_takes_the_declared_layers_from_the_meta() -> None
         meta[entry(name, layer)] = value
         with pytest.raises(ValueError, match=match):
             mod.subnet_eval_cnn(obs, pk.params, meta, table, rows)
+    big = pk.meta.copy()  # 65536 x 65536 is in each dimension's range, not as a product
+    big[fields.index("h_in")] = big[fields.index("w_in")] = 1 << 16
+    with pytest.raises(ValueError, match="image too large"):
+        mod.subnet_eval_cnn(obs, pk.params, big, table, rows)
     # an arch that skips a required layer or takes a non-elastic layer's kernel elsewhere
     bad = table.copy()
     bad[0, 0] = 0

@@ -196,10 +196,14 @@ class ConvLayerConfig:
 
 
 Conv = ConvLayerConfig
+NATURE_TRUNK: tuple[tuple[int, int], ...] = ((8, 4), (4, 2), (3, 1))
+"""``(kernel, stride)`` of the Nature CNN's three valid convs (Mnih et al. 2015): the one place
+the trunk is written (the default space, old-format conversions and import-teacher read it)."""
+
 NATURE_CONV: tuple[ConvLayerConfig, ...] = (
-    Conv(widths=(8, 16, 24, 32, 48, 64), kernel=8, stride=4),
-    Conv(widths=(16, 32, 48, 64, 96, 128), kernel=4, stride=2),
-    Conv(widths=(16, 32, 48, 64, 96, 128), kernel=3, stride=1),
+    Conv(widths=(8, 16, 24, 32, 48, 64), kernel=NATURE_TRUNK[0][0], stride=NATURE_TRUNK[0][1]),
+    Conv(widths=(16, 32, 48, 64, 96, 128), kernel=NATURE_TRUNK[1][0], stride=NATURE_TRUNK[1][1]),
+    Conv(widths=(16, 32, 48, 64, 96, 128), kernel=NATURE_TRUNK[2][0], stride=NATURE_TRUNK[2][1]),
     Conv(widths=(16, 32, 48, 64, 96, 128), kernels=(3, 5), padding="same", optional=True),
     Conv(widths=(16, 32, 48, 64, 96, 128), kernels=(3, 5), padding="same", optional=True),
 )
@@ -256,10 +260,9 @@ class SpaceConfig:
         then ``extra`` optional same-padded stride-1 convs. The conversion of the keys before
         [K]: ``conv1/conv2/conv3``, ``extra_widths``, ``extra_kernels`` and ``fc`` keep their
         meaning, ``extra = max(extra_depths)`` (docs/spaces.md)."""
-        trunk = (
-            Conv(widths=conv1, kernel=8, stride=4),
-            Conv(widths=conv2, kernel=4, stride=2),
-            Conv(widths=conv3, kernel=3, stride=1),
+        trunk = tuple(
+            Conv(widths=w, kernel=k, stride=s)
+            for w, (k, s) in zip((conv1, conv2, conv3), NATURE_TRUNK, strict=True)
         )
         opt = Conv(widths=extra_widths, kernels=extra_kernels, padding="same", optional=True)
         return cls(kind="cnn", conv=trunk + (opt,) * extra, fc=fc)
@@ -414,11 +417,11 @@ class SupernetConfig:
     checkpoint_every: int = 20
     """Updates between checkpoints (teacher and supernet training)."""
     sampling: Literal["strata", "uniform"] = "strata"
-    """How the random subnets of an update are drawn. ``strata`` (default): a log-FLOPs
-    stratum uniformly among ``SAMPLING_STRATA`` equal-count strata of the space, then an arch
-    of that stratum, so cheap corners (narrow after narrow) are trained as often as the
-    middle; ``uniform``: every gene uniformly (today's BigNAS rule; the ablation's control).
-    See ``docs/training.md``."""
+    """How the random subnets of an update are drawn. ``strata`` (default): one of 8 strata of
+    equal width in log10 FLOPs uniformly (``train.sampling.SAMPLING_STRATA``), then an arch of
+    that stratum, so cheap corners (narrow after narrow) are trained as often as the middle;
+    ``uniform``: every gene uniformly (BigNAS's rule; the ablation's control arm). See
+    ``docs/training.md``."""
 
     def __post_init__(self) -> None:
         _check_bounds("supernet.total_steps", self.total_steps, 1, MAX_TOTAL_STEPS)
@@ -613,7 +616,7 @@ class Config:
         _check_min("seed", self.seed, 0)
         _check_bounds("torch_threads", self.torch_threads, 0, MAX_WORKERS)
         # ALE ids give frames; any other env may give vectors or images, which is known once
-        # it is built (nets.supernet.check_space_fits says then which kind it needs).
+        # it is built (Agent and Supernet refuse then a kind that does not fit, naming it).
         if self.env.atari and self.space.kind != "cnn":
             raise ConfigError(
                 f"space.kind: {self.env.id!r} needs the 'cnn' space, got {self.space.kind!r}"

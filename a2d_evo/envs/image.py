@@ -5,9 +5,11 @@ A gymnasium env with a rank-3 ``Box`` observation space of dtype uint8 or bool (
 wrapped by :class:`ImageObservation`, which hands the networks ``(C, H, W)`` uint8 arrays,
 the layout of ALE frames, and tells them the scale to apply inside (:func:`image_obs_scale`).
 
-Layout rule: channels-first when the first dimension is smaller than the last
-(``(4, 84, 84)``), channels-last otherwise, ties included (gymnasium's ``(H, W, C)``
-convention; MinAtar Seaquest's ``(10, 10, 10)``).
+Layout rule, in order: the reading whose two spatial sizes are equal wins (images and boards
+are square: ``(4, 84, 84)`` and ``(12, 7, 7)`` are channels-first, ``(10, 10, 4)`` and
+``(84, 84, 3)`` channels-last); when both or neither readings are square, channels-last
+(gymnasium's ``(H, W, C)`` convention; MinAtar Seaquest's ``(10, 10, 10)``) unless the first
+dimension is the smaller one (``(3, 96, 128)``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,9 @@ def is_image_space(space: Any) -> bool:
 
 def channels_last(shape: tuple[int, ...]) -> bool:
     """Whether a rank-3 image shape is ``(H, W, C)`` (see the module's layout rule)."""
+    hwc_square, chw_square = shape[0] == shape[1], shape[1] == shape[2]
+    if hwc_square != chw_square:
+        return hwc_square
     return not shape[0] < shape[-1]
 
 

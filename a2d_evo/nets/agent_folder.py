@@ -190,7 +190,8 @@ def load_agent(folder: str | Path) -> Agent:
         raise FormatError(f"agent folder {folder} not found")
     meta = read_json(folder / ARCH_FILE, "agent file")
     where = f"agent file {folder / ARCH_FILE}"
-    old = isinstance(meta, dict) and meta.get("format_version") in AGENT_FORMATS_READ
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    old = type(version) is int and version in AGENT_FORMATS_READ  # not true, not 1.0
     check_format_version(meta, meta["format_version"] if old else AGENT_FORMAT_VERSION, where)
     for key in ("arch", "obs_shape", "n_actions", "env", *(() if old else ("obs_scale",))):
         if key not in meta:

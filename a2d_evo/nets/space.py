@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from a2d_evo.config import SpaceConfig
+from a2d_evo.config.schema import NATURE_TRUNK
 from a2d_evo.errors import ArchError
 
 
@@ -105,9 +106,7 @@ class CNNArch:
         """A point of the Nature-shaped space: conv1-3 widths (8x8/4, 4x4/2, 3x3/1, valid),
         then ``(width, kernel)`` same-padded stride-1 extra convs, then the FC width. The
         defaults are the Nature CNN (the Atari teacher)."""
-        trunk = [
-            ConvLayer(w, k, s) for w, (k, s) in zip(conv, ((8, 4), (4, 2), (3, 1)), strict=True)
-        ]
+        trunk = [ConvLayer(w, k, s) for w, (k, s) in zip(conv, NATURE_TRUNK, strict=True)]
         return cls((*trunk, *(ConvLayer(w, k, 1, "same") for w, k in extra)), fc)
 
     @property

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from a2d_evo.config import Config, config_to_dict
+from a2d_evo.config.schema import NATURE_TRUNK
 from a2d_evo.envs import env_spec
 from a2d_evo.errors import ArchError, FormatError, TrainingError
 from a2d_evo.files import torch_load
@@ -336,12 +337,6 @@ def _block_diagonal(
     return MLPArch(tuple(int(w.shape[0]) for w, _ in layers)), state
 
 
-NATURE_KERNELS = (8, 4, 3)
-"""Kernel sizes of the Nature CNN's convs (strides 4, 2, 1, valid padding):
-:meth:`~a2d_evo.nets.space.CNNArch.nature`, the trunk CleanRL's ``ppo_atari.py`` and SB3's
-``NatureCNN`` use."""
-
-
 def _nature(
     state: Mapping[str, Tensor], names: Mapping[str, str], what: str
 ) -> tuple[Arch, dict[str, Tensor]]:
@@ -352,7 +347,7 @@ def _nature(
         raise FormatError(f"{what}: missing tensors {sorted(missing)}")
     _expect_only(state, wanted, what)
     mapped = {f"{names[src]}.{p}": state[f"{src}.{p}"] for src in names for p in ("weight", "bias")}
-    for i, k in enumerate(NATURE_KERNELS):
+    for i, (k, _stride) in enumerate(NATURE_TRUNK):  # CleanRL's and SB3's NatureCNN trunk
         w = mapped[f"convs.{i}.weight"]
         if w.dim() != 4 or tuple(w.shape[2:]) != (k, k):
             raise FormatError(
