@@ -27,6 +27,7 @@ from a2d_evo.evaluation.seeds import final_seeds
 from a2d_evo.files import read_json, write_json
 from a2d_evo.formats import DELIVERED_FORMAT_VERSION, INHERITED_KEYS
 from a2d_evo.runfolder import RunFolder
+from a2d_evo.train import finetune_agent
 
 
 def non_dominated(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -54,9 +55,6 @@ def finetune_members(
 ) -> list[dict[str, Any]]:
     """Fine-tune every exported member in ``folders`` for ``cfg.finetune.steps`` (unless its
     ``metrics.json`` records that fine-tune already); one summary row per member."""
-    # here: the train stage pulls torch and gymnasium; the torch-free report imports this module
-    from a2d_evo.train import finetune_agent
-
     steps = cfg.finetune.steps
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
     if steps == 0 and progress:
