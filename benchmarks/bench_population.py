@@ -9,7 +9,11 @@ Populations (pop subnets x ``--rows`` observations each, one call):
 * ``mlp-uniform``: every member is 6-256-256-256 (Acrobot-sized obs, 3 actions);
 * ``mlp-random``: random archs of the default MLP space (6 inputs, widths up to 256);
 * ``cnn-random``: random archs of the default Atari space on 4x84x84 uint8 frames (6 actions);
-* ``cnn-nature``: every member is the Nature CNN (32/64/64, FC 512).
+* ``cnn-nature``: every member is the Nature CNN (32/64/64, FC 512);
+* ``cnn-config`` (needs ``--config``): random archs of the config's declared CNN space
+  (``space.conv`` / ``space.fc``) on its env's observations (shape, action count and
+  ``obs_scale`` from the env; 0/1 planes for ``obs_scale`` 1, e.g. MinAtar's 4x10x10);
+* ``cnn-config-teacher`` (needs ``--config``): every member is the config's teacher arch.
 
 "Useful" GFLOP/s counts only each subnet's own FLOPs (cost model, 2 x multiply-adds); the masked
 forward computes the largest network for every row and is charged the same useful FLOPs. Every
@@ -22,6 +26,8 @@ their parity checks pass, prints the op names to add to ``ops.dispatch.CUDA_PROV
 
     python benchmarks/bench_population.py [--device cpu|cuda] [--rows 8] [--threads N]
         [--pop 64] [--repeats 15] [--skip-e2e] [--atari GAME --atari-pop 16 --atari-episodes 2]
+    python benchmarks/bench_population.py --config configs/minatar_breakout.yaml \
+        --kinds cnn-config,cnn-config-teacher --skip-e2e      # a declared CNN space ([K])
 
 Ends with one ``RESULT`` line.
 """
@@ -39,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from a2d_evo.config import SpaceConfig, config_from_dict
+from a2d_evo.config import Config, SpaceConfig, config_from_dict, load_config
 from a2d_evo.nets import cost
 from a2d_evo.nets.population import PopulationForward, reference_forward
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch, SearchSpace
@@ -115,9 +121,41 @@ def rel_err(a: Any, b: torch.Tensor) -> float:
     return float((a_t - b_t).abs().max() / b_t.abs().max().clamp_min(1e-12))
 
 
-def population(
-    kind: str, pop: int, rng: np.random.Generator
+CONFIG_KINDS = ("cnn-config", "cnn-config-teacher")
+"""Kinds built from ``--config``'s declared CNN space and env."""
+
+
+def config_population(
+    kind: str, cfg: Config | None, pop: int, rng: np.random.Generator
 ) -> tuple[Supernet, list[Arch], tuple[int, ...]]:
+    """A supernet of ``cfg``'s declared CNN space on its env's observations, and ``pop``
+    random archs of it (``cnn-config``) or ``pop`` copies of the teacher (``-teacher``)."""
+    from a2d_evo.envs import env_spec
+    from a2d_evo.train.teacher_folder import teacher_arch
+
+    if cfg is None:
+        raise SystemExit(f"--kinds {kind}: needs --config PATH (a config with space.kind: cnn)")
+    if cfg.space.kind != "cnn":
+        raise SystemExit(f"--kinds {kind}: the config's space.kind is {cfg.space.kind!r}, not cnn")
+    space = SearchSpace(cfg.space)
+    spec = env_spec(cfg.env)
+    obs_shape = tuple(int(d) for d in spec.obs_shape)
+    if kind == "cnn-config-teacher":
+        arch = teacher_arch(cfg)
+        if not space.contains(arch):
+            raise SystemExit(f"--kinds {kind}: the teacher {arch} is not in the declared space")
+        archs: list[Arch] = [arch] * pop
+    else:
+        archs = [space.decode(x) for x in space.sample_encodings(rng, pop)]
+    torch.manual_seed(0)
+    return Supernet(space, obs_shape, spec.n_actions, spec.obs_scale), archs, obs_shape
+
+
+def population(
+    kind: str, pop: int, rng: np.random.Generator, cfg: Config | None = None
+) -> tuple[Supernet, list[Arch], tuple[int, ...]]:
+    if kind in CONFIG_KINDS:
+        return config_population(kind, cfg, pop, rng)
     if kind.startswith("mlp"):
         space = SearchSpace(SpaceConfig(kind="mlp"))
         obs_shape, n_act = (6,), 3
@@ -136,16 +174,19 @@ def population(
     return Supernet(space, obs_shape, n_act), archs, obs_shape
 
 
-def bench_forward(kind: str, args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+def bench_forward(
+    kind: str, args: argparse.Namespace, device: torch.device, cfg: Config | None = None
+) -> dict[str, Any]:
     rng = np.random.default_rng(0)
-    net, archs, obs_shape = population(kind, args.pop, rng)
+    net, archs, obs_shape = population(kind, args.pop, rng, cfg)
     net = net.to(device)
     sizes = [args.rows] * len(archs)
     n = sum(sizes)
     if kind.startswith("mlp"):
         obs = torch.from_numpy(rng.standard_normal((n, *obs_shape)).astype(np.float32))
-    else:
-        obs = torch.from_numpy(rng.integers(0, 256, (n, *obs_shape), dtype=np.uint8))
+    else:  # 0/1 planes where the env's obs_scale is 1 (MinAtar), else 0-255 frames
+        high = 2 if net.obs_scale == 1.0 else 256
+        obs = torch.from_numpy(rng.integers(0, high, (n, *obs_shape), dtype=np.uint8))
     obs = obs.to(device)
     obs_np = obs.cpu().numpy()
     fwd = PopulationForward(net, device=device, backend="native")
@@ -164,10 +205,14 @@ def bench_forward(kind: str, args: argparse.Namespace, device: torch.device) -> 
         fns["masked full-width"] = lambda: masked_forward(net, obs, archs, sizes)
     assert max(checks.values()) < 1e-4, checks
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    reps = args.repeats if kind.startswith("mlp") else max(3, args.repeats // 3)
+    small = kind.startswith("mlp") or kind in CONFIG_KINDS  # Atari-sized CNNs: fewer rounds
+    reps = args.repeats if small else max(3, args.repeats // 3)
     t = time_all(fns, reps, sync)
+    where = ""
+    if kind in CONFIG_KINDS:
+        where = f" ({args.config}: obs {'x'.join(map(str, obs_shape))}, {net.n_actions} actions)"
     print(
-        f"\n{kind}: pop {len(archs)} x {args.rows} rows = {n} rows, "
+        f"\n{kind}{where}: pop {len(archs)} x {args.rows} rows = {n} rows, "
         f"useful {useful / 1e9:.3f} GFLOP/call, kernel {fwd.backend_name}; parity vs loop: "
         + ", ".join(f"{k} {v:.1e}" for k, v in checks.items())
     )
@@ -332,7 +377,17 @@ def main() -> None:
     p.add_argument("--pop", type=int, default=64)
     p.add_argument("--threads", type=int, default=0, help="torch and OpenMP threads; 0 = all cores")
     p.add_argument("--repeats", type=int, default=15)
-    p.add_argument("--kinds", default="mlp-uniform,mlp-random,cnn-random,cnn-nature")
+    p.add_argument(
+        "--kinds",
+        default="mlp-uniform,mlp-random,cnn-random,cnn-nature",
+        help=f"comma-separated; also {', '.join(CONFIG_KINDS)} (need --config)",
+    )
+    p.add_argument(
+        "--config",
+        default="",
+        help="config whose declared CNN space (space.conv / space.fc) and env build the "
+        f"{', '.join(CONFIG_KINDS)} kinds, e.g. configs/minatar_breakout.yaml",
+    )
     p.add_argument("--skip-e2e", action="store_true")
     p.add_argument("--atari", default="", help="also one generation on this ALE game, e.g. Pong")
     p.add_argument("--atari-pop", type=int, default=16)
@@ -344,6 +399,7 @@ def main() -> None:
         help="cpu: process CPU time, robust on a shared box (use with --threads 1)",
     )
     args = p.parse_args()
+    cfg = load_config(args.config) if args.config else None
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     threads = args.threads or os.cpu_count() or 1
@@ -362,7 +418,7 @@ def main() -> None:
         f"device {args.device}, {threads} threads, {args.clock} clock, torch {torch.__version__}, "
         f"kernel ISA {mod.subnet_eval_isa()}, load average {load:.1f}"
     )
-    res = {k: bench_forward(k, args, device) for k in args.kinds.split(",") if k}
+    res = {k: bench_forward(k, args, device, cfg) for k in args.kinds.split(",") if k}
     if device.type == "cuda":  # every bench_forward call above asserted kernel parity
         proven = sorted({f"subnet_eval_{k.split('-')[0]}" for k in res} - CUDA_PROVEN)
         if proven:
@@ -374,6 +430,8 @@ def main() -> None:
     atari = bench_e2e_atari(args) if args.atari else {}
     parts = [f"device={args.device}", f"threads={threads}", f"clock={args.clock}"]
     parts.append(f"rows={args.rows}")
+    if cfg is not None and any(k in CONFIG_KINDS for k in res):
+        parts.append(f"config={args.config}")
     for k, r in res.items():
         parts.append(f"{k}_kernel_vs_loop={r['kernel']:.2f}x")
         parts.append(f"{k}_kernel_gflops={r['gflops']:.1f}")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_evolve import RAW, make_run
+from conftest import SMALL_SEARCH as SMALL
 
 from a2d_evo.cli import main
 from a2d_evo.config import config_from_dict
@@ -20,17 +20,6 @@ from a2d_evo.nets import cost
 from a2d_evo.nets.space import SearchSpace, arch_from_dict
 from a2d_evo.report.pick import load_front
 from a2d_evo.runfolder import RunFolder
-from a2d_evo.search.evolution import evolve
-
-SMALL: dict[str, Any] = {**RAW, "search": {**RAW["search"], "gens": 2}}
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("finished")
-    cfg = make_run(root, SMALL)
-    evolve(cfg, RunFolder(root), progress=False)
-    return root
 
 
 def _other_arch(entry: dict[str, Any]) -> dict[str, Any]:

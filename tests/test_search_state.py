@@ -12,25 +12,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from test_evolve import RAW, make_run
+from conftest import SMALL_SEARCH as SMALL
 
 from a2d_evo.cli import main
 from a2d_evo.config import config_from_dict
 from a2d_evo.errors import FormatError
 from a2d_evo.nets.space import SearchSpace
-from a2d_evo.runfolder import RunFolder
-from a2d_evo.search.evolution import evolve
 from a2d_evo.search.state import load_state
-
-SMALL: dict[str, Any] = {**RAW, "search": {**RAW["search"], "gens": 2}}
-
-
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("finished")
-    cfg = make_run(root, SMALL)
-    evolve(cfg, RunFolder(root), progress=False)
-    return root
 
 
 def _copy(src: Path, dst: Path) -> Path:

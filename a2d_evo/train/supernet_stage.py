@@ -102,6 +102,8 @@ class SupernetLearner:
         """Index into ``rollout_archs`` of the subnet acting in each env slot."""
         self._shares: list[float] = []
         """Fraction of the rollout's rows each of ``rollout_archs`` collected."""
+        self._sigma = 1.0
+        """sigma of the update being trained (``value_unit``, read in :meth:`prepare`)."""
         # advantages are normalised in loss(), per subnet over its own rows, not in ppo_loss;
         # values are in units of sigma (distill.vf_coef weighs their loss)
         self._ppo = replace(cfg.ppo, norm_adv=False, vf_coef=cfg.distill.vf_coef)
@@ -143,6 +145,7 @@ class SupernetLearner:
             # this rollout acted with sigma 1: its stored values are head outputs, which the
             # loss divides by sigma; keep them the clipping centre in head units
             batch = batch._replace(values=batch.values * sigma)
+        self._sigma = self.supernet.value_unit  # read once per update: no host sync per loss
         return batch
 
     def state(self) -> dict[str, Any]:
@@ -164,7 +167,7 @@ class SupernetLearner:
         alpha, beta = (0.0, 0.0) if self.teacher is None else distill_coefs(cfg.distill, progress)
         actor = mb.actor
         assert actor is not None, "prepare() attaches the acting subnet of every row"
-        mb = in_value_units(mb, self.supernet.value_unit)
+        mb = in_value_units(mb, self._sigma)
         if cfg.ppo.norm_adv:
             ctx = ddp.context_of(self.model)
             mb = normalised_per_actor(mb, len(self.rollout_archs), ctx)
