@@ -249,10 +249,16 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     cfg = config_of_agent(agent_dir, args)
     teacher = Path(args.teacher) if args.teacher else None
     result = finetune_agent(
-        agent_dir, cfg, steps=args.steps, teacher_dir=teacher, progress=not args.quiet
-    )
+        agent_dir, cfg, steps=args.steps, teacher_dir=teacher, progress=not args.quiet,
+        validation_episodes=cfg.finetune.validation_episodes,
+    )  # fmt: skip
     before, after = result["before"], result["after"]
     print(f"return before {before['return_mean']:.2f} -> after {after['return_mean']:.2f}")
+    if (val := result["finetune_validation"]) is not None:
+        print(
+            f"validation ({val['episodes']} episodes): {val['before']:.2f} before, "
+            f"{val['after']:.2f} fine-tuned: kept the {val['kept']} weights"
+        )
     return 0
 
 

@@ -26,6 +26,7 @@ Ends with one ``RESULT`` line.
 
     python benchmarks/bench_search.py --run runs/cartpole --run runs/acrobot [--seeds 3]
         [--pop 64] [--episodes N] [--budget-steps 50000,200000] [--smsemoa] [--out DIR]
+        [--methods nsga2,random] [--results FILE.json]
 """
 
 from __future__ import annotations
@@ -210,10 +211,27 @@ def main() -> None:
         "--budget-steps", default="100000", help="env steps per method, comma-separated budgets"
     )
     p.add_argument("--smsemoa", action="store_true", help="also stock pymoo SMS-EMOA")
+    p.add_argument("--methods", default="", help="comma-separated subset of " + ",".join(METHODS))
     p.add_argument("--out", default="", help="scratch folder (default: a temporary one)")
+    p.add_argument(
+        "--results",
+        default="",
+        help="JSON file of every (run, budget, seed) result, written as each one ends; a "
+        "re-run with the same file skips what it holds (resume)",
+    )
     args = p.parse_args()
     budgets = [int(b) for b in args.budget_steps.split(",")]
     methods = [m for m in METHODS if m != "smsemoa" or args.smsemoa]
+    if args.methods:
+        methods = [m for m in args.methods.split(",") if m]
+        unknown = sorted(set(methods) - set(METHODS))
+        if unknown or "nsga2" not in methods:
+            p.error(f"--methods: pick from {', '.join(METHODS)}, nsga2 included (got {unknown})")
+        methods = [m for m in METHODS if m in methods]  # nsga2 first: it fixes the normalisation
+    results_path = Path(args.results) if args.results else None
+    done: dict[str, Any] = {}
+    if results_path is not None and results_path.is_file():
+        done = json.loads(results_path.read_text())
     work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_search_"))
     work.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -223,7 +241,15 @@ def main() -> None:
         env = src.load_config().env.id
         print(f"{env} ({path}): pop {args.pop}, budgets {budgets} env steps, seeds {seeds}")
         for budget in budgets:
-            res = [one(src, s, budget, methods, args, work) for s in seeds]
+            res = []
+            for seed in seeds:
+                key = f"{path}|{budget}|{seed}|{','.join(methods)}|pop{args.pop}"
+                if key not in done:
+                    done[key] = one(src, seed, budget, methods, args, work)
+                    if results_path is not None:
+                        results_path.parent.mkdir(parents=True, exist_ok=True)
+                        results_path.write_text(json.dumps(done, indent=1))
+                res.append(done[key])
 
             def ms(v: list[float]) -> str:
                 return f"{statistics.mean(v):.4f}+-{statistics.pstdev(v):.4f}"

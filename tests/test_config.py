@@ -89,6 +89,7 @@ def test_set_never_evaluates(configs_dir: Path, tmp_path: Path) -> None:
         ("distill.vf_coef=much", r"distill\.vf_coef.*expected"),
         ("supernet.vf_coef=0.1", r"'supernet\.vf_coef': it moved to distill\.vf_coef"),
         ("finetune.steps=-1", r"finetune\.steps"),
+        ("finetune.validation_episodes=-1", r"finetune\.validation_episodes"),
         ("supernet.sampling=flops", r"supernet\.sampling.*expected one of"),
     ],
 )

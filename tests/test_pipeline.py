@@ -142,6 +142,12 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert m["inherited"]["return_mean"] == entry["return_mean"]
         assert m["before"]["return_mean"] == pytest.approx(entry["return_mean"])
         assert row["return_mean"] == m["return_mean"] == m["after"]["return_mean"]
+        # the fine-tune's own validation seeds chose the weights (finetune.validation_episodes)
+        val = m["finetune_validation"]
+        assert val["episodes"] == 20 and row["kept"] == val["kept"]
+        assert val["kept"] == ("fine-tuned" if val["after"] >= val["before"] else "inherited")
+        if val["kept"] == "inherited":
+            assert m["after"]["return_mean"] == m["before"]["return_mean"]
     points = [(r["flops"], r["normalised_return"]) for r in rows.values()]
     for name, (f, n) in zip(rows, points, strict=True):
         dominated = any(

@@ -338,6 +338,36 @@ def test_finetune_records_before_and_after(
     assert after < before - 0.001, (before, after)
 
 
+def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(
+    tmp_path: Path, sharp_teacher: Path
+) -> None:
+    """A balancing agent wrecked by a fine-tune (plain PPO at lr 5) plays worse on the
+    validation seeds: its weights stay bit for bit and metrics.json says which were kept and
+    why; with validation off the wrecked weights ship."""
+    cfg = tiny(ppo={"lr": 5.0}, distill={"alpha": 0.0, "beta": 0.0})
+    folders = {n: tmp_path / n for n in ("gated", "ungated")}
+    for folder in folders.values():
+        shutil.copytree(sharp_teacher, folder)
+    old = (sharp_teacher / "policy.pt").read_bytes()
+    gated = finetune_agent(
+        folders["gated"], cfg, steps=64, teacher_dir=sharp_teacher, progress=False,
+        validation_episodes=5,
+    )  # fmt: skip
+    val = gated["finetune_validation"]
+    assert val["episodes"] == 5 and val["after"] < val["before"], val
+    assert val["kept"] == "inherited" and val["env_steps"] >= 10
+    assert (folders["gated"] / "policy.pt").read_bytes() == old
+    assert gated["after"]["return_mean"] == gated["before"]["return_mean"]
+    metrics = json.loads((folders["gated"] / "metrics.json").read_text())
+    assert metrics["finetune_validation"] == val
+    ungated = finetune_agent(
+        folders["ungated"], cfg, steps=64, teacher_dir=sharp_teacher, progress=False
+    )
+    assert ungated["finetune_validation"] is None
+    assert (folders["ungated"] / "policy.pt").read_bytes() != old
+    assert ungated["after"]["return_mean"] < ungated["before"]["return_mean"]
+
+
 def test_distilled_agent_learner_fixes_sigma_once_and_checkpoints_it() -> None:
     """sigma = RMS of the teacher's values on the first rollout; kept by state()/load_state();
     the losses then work on V / sigma (the value term is the raw one over sigma^2)."""

@@ -472,9 +472,15 @@ class FinetuneConfig:
     """Env steps of PPO + distillation from the teacher per front member. 0 (the default, so
     that a config without the key means what it did before) ships the inherited weights and
     says so; every shipped config sets it (CartPole 20k, Acrobot 50k, LunarLander 100k)."""
+    validation_episodes: int = 20
+    """Greedy episodes on validation seeds of their own, played before and after each
+    fine-tune: the fine-tuned weights replace the inherited ones only if they score at least
+    as well there (distillation pulls a member that plays better than its teacher back to the
+    teacher's level). 0 keeps the fine-tuned weights whatever they score."""
 
     def __post_init__(self) -> None:
         _check_bounds("finetune.steps", self.steps, 0, MAX_TOTAL_STEPS)
+        _check_bounds("finetune.validation_episodes", self.validation_episodes, 0, MAX_EPISODES)
 
 
 @dataclass(frozen=True)

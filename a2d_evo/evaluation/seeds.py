@@ -6,9 +6,10 @@ its episodes from a region of its own: a base taken from
 the generation too), followed by consecutive seeds. The bases are independent draws from
 [0, 2**31 - 2**20), so two blocks of n episodes overlap with probability about 2n / 2**31:
 runs with different seeds in practice never share evaluation episodes, and within a run the
-teacher's evaluation, fine-tune scores (and ``score_subnets``), the search's generations, the
-rounds of the delivery's successive halving, the final re-scoring and ``a2d-evo eval`` do not
-reuse each other's, so an agent is not scored on the episodes that selected it. The halving and
+teacher's evaluation, fine-tune scores (and ``score_subnets``), the fine-tune's validation,
+the search's generations, the rounds of the delivery's successive halving, the final
+re-scoring and ``a2d-evo eval`` do not reuse each other's, so an agent is not scored on the
+episodes that selected it. The halving and
 final seeds depend on the run seed alone, so every search method given that seed (NSGA-II,
 random search, ``benchmarks/bench_search.py``) delivers its front on the same episodes.
 ``tests/test_seeds.py`` checks the reporting and tuning seeds.
@@ -25,6 +26,7 @@ _TAG_TEACHER = 0x7EAC4E
 _TAG_FINETUNE = 0xF1E7E
 _TAG_FRESH = 0xF8E54
 _TAG_HALVING = 0x4A1F
+_TAG_VALIDATION = 0x7A11D
 
 
 def _seed_base(*words: int) -> int:
@@ -59,6 +61,12 @@ def teacher_eval_seed(seed: int) -> int:
 def finetune_eval_seed(seed: int) -> int:
     """First episode seed of a fine-tune's before/after scores."""
     return _seed_base(seed, _TAG_FINETUNE)
+
+
+def validation_seed(seed: int) -> int:
+    """First episode seed of a fine-tune's validation: the episodes that decide whether the
+    fine-tuned weights replace the inherited ones (never the final or fresh seeds)."""
+    return _seed_base(seed, _TAG_VALIDATION)
 
 
 def fresh_eval_seed(seed: int) -> int:

@@ -5,7 +5,10 @@ at once. One-shot NAS practice (DARTS, once-for-all, A2D) then trains the derive
 their own before shipping them. Here every exported front member trains on for
 ``finetune.steps`` env steps with PPO + A2D distillation from the run's teacher
 (:func:`~a2d_evo.train.finetune_agent`, the same loss as the ``a2d`` baselines), scored
-greedily on the front's final seeds before (inherited weights) and after. The members that
+greedily on the front's final seeds before (inherited weights) and after; the fine-tuned weights
+are kept only if they play at least as well on ``finetune.validation_episodes`` validation
+seeds of their own (distillation pulls a member that plays better than the teacher back to the
+teacher's level; the final seeds are never used to choose). The members that
 no other member dominates on (FLOPs down, fine-tuned normalised return up) are the
 delivered front: ``RUN_DIR/agents/delivered.json``.
 
@@ -44,10 +47,17 @@ def non_dominated(points: Sequence[tuple[float, float]]) -> list[int]:
     return keep
 
 
-def fine_tuned(metrics: dict[str, Any], steps: int) -> bool:
+def fine_tuned(metrics: dict[str, Any], steps: int, validation_episodes: int = 0) -> bool:
     """Whether an exported member's ``metrics.json`` records a fine-tune with a budget of
-    ``steps`` (``finetune_budget``; ``finetune_steps`` is what the loop ran: whole updates)."""
-    return metrics.get("finetune_budget") == steps and isinstance(metrics.get("inherited"), dict)
+    ``steps`` (``finetune_budget``; ``finetune_steps`` is what the loop ran: whole updates)
+    and the same validation (``validation_episodes``; 0: none)."""
+    val = metrics.get("finetune_validation")
+    episodes = val.get("episodes") if isinstance(val, dict) else 0
+    return (
+        metrics.get("finetune_budget") == steps
+        and isinstance(metrics.get("inherited"), dict)
+        and episodes == validation_episodes
+    )
 
 
 def finetune_members(
@@ -55,20 +65,26 @@ def finetune_members(
 ) -> list[dict[str, Any]]:
     """Fine-tune every exported member in ``folders`` for ``cfg.finetune.steps`` (unless its
     ``metrics.json`` records that fine-tune already); one summary row per member."""
-    steps = cfg.finetune.steps
+    steps, val_episodes = cfg.finetune.steps, cfg.finetune.validation_episodes
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
     if steps == 0 and progress:
         print("finetune.steps is 0: the exported agents keep their inherited weights")
     rows = []
     for folder in folders:
         metrics = read_json(folder / "metrics.json", "metrics")
-        if steps and not fine_tuned(metrics, steps):
+        if steps and not fine_tuned(metrics, steps, val_episodes):
             if progress:
                 print(f"fine-tuning {folder.name} for {steps:,} env steps")
             metrics = finetune_agent(
                 folder, cfg, steps=steps, teacher_dir=run.teacher_agent, progress=progress,
-                eval_seed=seeds[0], eval_episodes=len(seeds),
+                eval_seed=seeds[0], eval_episodes=len(seeds), validation_episodes=val_episodes,
             )["metrics"]  # fmt: skip
+            if progress and val_episodes:
+                val = metrics["finetune_validation"]
+                print(
+                    f"{folder.name}: validation ({val_episodes} episodes) {val['before']:.2f} "
+                    f"inherited, {val['after']:.2f} fine-tuned: kept the {val['kept']} weights"
+                )
         elif steps and progress:
             print(f"{folder.name}: already fine-tuned for {steps:,} steps, kept")
         inherited = metrics.get("inherited") or {k: metrics.get(k) for k in INHERITED_KEYS}
@@ -83,9 +99,19 @@ def finetune_members(
                 "inherited_return_mean": inherited.get("return_mean"),
                 "inherited_normalised_return": inherited.get("normalised_return"),
                 "finetune_steps": metrics.get("finetune_steps", 0),
+                "kept": _kept(metrics, steps),
             }
         )
     return rows
+
+
+def _kept(metrics: dict[str, Any], steps: int) -> str:
+    """Which weights a member ships: ``inherited`` (no fine-tune, or validation rejected it)
+    or ``fine-tuned``."""
+    if not steps:
+        return "inherited"
+    val = metrics.get("finetune_validation")
+    return str(val["kept"]) if isinstance(val, dict) else "fine-tuned"
 
 
 def write_delivered(
@@ -99,6 +125,7 @@ def write_delivered(
         {
             "format_version": DELIVERED_FORMAT_VERSION,
             "finetune_steps": cfg.finetune.steps,
+            "finetune_validation_episodes": cfg.finetune.validation_episodes,
             "supernet_steps": cfg.supernet.total_steps,
             "seeds": final_seeds(cfg.seed, cfg.search.final_episodes),
             "members": [rows[i]["agent"] for i in keep],

@@ -156,10 +156,12 @@ def front_table(front: list[dict[str, Any]], teacher_flops: float) -> str:
 
 
 def delivered_table(delivered: dict[str, Any]) -> str:
-    """The delivered front as a Markdown table: FLOPs, fine-tuned and inherited return."""
+    """The delivered front as a Markdown table: FLOPs, the delivered and the inherited return,
+    and which weights ship (``fine-tuned``, or ``inherited`` where the fine-tune's validation
+    rejected it or there was none)."""
     lines = [
-        "| agent | FLOPs | return (95% CI) | normalised | inherited return |",
-        "| --- | --- | --- | --- | --- |",
+        "| agent | FLOPs | return (95% CI) | normalised | inherited return | weights |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     rows = {r["agent"]: r for r in delivered["exported"]}
     for name in delivered["members"]:
@@ -167,7 +169,8 @@ def delivered_table(delivered: dict[str, Any]) -> str:
         half = ci95(r["return_std"], r["episodes"]) or 0.0
         lines.append(
             f"| {name} | {r['flops']:,} | {r['return_mean']:.1f} ± {half:.1f} | "
-            f"{r['normalised_return']:.3f} | {r['inherited_return_mean']:.1f} |"
+            f"{r['normalised_return']:.3f} | {r['inherited_return_mean']:.1f} | "
+            f"{r.get('kept', 'fine-tuned' if r.get('finetune_steps') else 'inherited')} |"
         )
     return "\n".join(lines)
 

@@ -4,19 +4,28 @@ An agent extracted from the supernet (or any agent folder of the run) trains on 
 env steps as a static :class:`~a2d_evo.train.learners.AgentLearner`, distilled from the
 run's teacher unless ``alpha = beta = 0``. It is scored greedily on the same seeds before
 and after; both scores land in its ``metrics.json`` and the new weights replace its
-``policy.pt``. No checkpoints: a fine-tuning run is short and starts over if stopped.
+``policy.pt``. With ``validation_episodes``, the new weights are kept only if they score at
+least as well as the old ones on validation seeds of their own (not the scoring seeds), played
+before and after; otherwise the old weights stay, and ``metrics.json`` says which were kept.
+No checkpoints: a fine-tuning run is short and starts over if stopped.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import TrainingError
-from a2d_evo.evaluation.episodes import evaluate_agent, resolve_device, score_against_references
-from a2d_evo.evaluation.seeds import finetune_eval_seed
+from a2d_evo.evaluation.episodes import (
+    EvalResult,
+    evaluate_agent,
+    resolve_device,
+    score_against_references,
+)
+from a2d_evo.evaluation.seeds import finetune_eval_seed, validation_seed
 from a2d_evo.files import read_json
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
@@ -39,6 +48,7 @@ def finetune_agent(
     progress: bool = True,
     eval_seed: int | None = None,
     eval_episodes: int | None = None,
+    validation_episodes: int = 0,
 ) -> dict[str, Any]:
     """Continue training an agent folder with PPO + distillation for ``steps`` env steps.
 
@@ -47,7 +57,8 @@ def finetune_agent(
     both land in its ``metrics.json`` (``before``/``after``; the contract keys describe the
     fine-tuned weights, which replace ``policy.pt``) and are returned. ``teacher_dir``
     defaults to the teacher of the run folder the agent lives in; it is needed for the
-    distillation and for the normalised return.
+    distillation and for the normalised return. ``validation_episodes`` > 0 gates the new
+    weights on :func:`~a2d_evo.evaluation.seeds.validation_seed` episodes (module docstring).
     """
     if steps < 1:
         raise TrainingError(f"finetune: steps must be >= 1, got {steps}")
@@ -72,6 +83,13 @@ def finetune_agent(
     episodes = cfg.eval.episodes if eval_episodes is None else eval_episodes
     seed = finetune_eval_seed(cfg.seed) if eval_seed is None else eval_seed
     before = evaluate_agent(agent, cfg, episodes, seed, "greedy")
+    vseed = validation_seed(cfg.seed)
+    val_before = (
+        evaluate_agent(agent, cfg, validation_episodes, vseed, "greedy")
+        if validation_episodes
+        else None
+    )
+    inherited = copy.deepcopy(agent.state_dict())
 
     streams = Streams(cfg.seed, "finetune")
     agent.to(device).train()
@@ -91,6 +109,17 @@ def finetune_agent(
         envs.close()
     agent = agent.cpu().eval()
     teacher = teacher.cpu()
+    validation: dict[str, Any] | None = None
+    if val_before is not None:
+        val_after = evaluate_agent(agent, cfg, validation_episodes, vseed, "greedy")
+        kept = "fine-tuned" if val_after.mean >= val_before.mean else "inherited"
+        if kept == "inherited":
+            agent.load_state_dict(inherited)
+        validation = {
+            "episodes": validation_episodes, "first_seed": vseed, "kept": kept,
+            "before": val_before.mean, "after": val_after.mean,
+            "env_steps": _steps(val_before) + _steps(val_after),
+        }  # fmt: skip
     after, metrics = score_against_references(agent, teacher, cfg, episodes, seed)
 
     def summary(res: Any) -> dict[str, Any]:
@@ -104,9 +133,15 @@ def finetune_agent(
         "finetune_steps": result.global_step,
         "finetune_wall_s": round(result.wall_s, 2),
         "finetune_distilled": not cfg.distill.vanilla,
+        "finetune_validation": validation,
     }
     old_path = agent_dir / "metrics.json"
     old = read_json(old_path, "metrics") if old_path.is_file() else {}
     merged = {**(old if isinstance(old, dict) else {}), **metrics, **info}
     save_agent(agent, agent_dir, metrics=merged)
     return {**info, "metrics": merged}
+
+
+def _steps(res: EvalResult) -> int:
+    """Env steps an evaluation played (0 where it did not count them)."""
+    return 0 if res.lengths is None else int(res.lengths.sum())
