@@ -89,6 +89,22 @@ METRICS_KEYS = (
 INHERITED_KEYS = ("return_mean", "return_std", "normalised_return", "episodes")
 """The inherited-weight figures a fine-tuned front member keeps under ``inherited``."""
 
+KEPT_FINE_TUNED, KEPT_INHERITED = "fine-tuned", "inherited"
+"""Which weights an exported member ships (``kept`` in ``delivered.json``)."""
+
+
+def kept_weights(metrics: dict[str, Any]) -> str:
+    """:data:`KEPT_INHERITED` for an agent's ``metrics.json`` without a fine-tune or whose
+    fine-tune its validation rejected (``finetune_validation.kept``), else
+    :data:`KEPT_FINE_TUNED`."""
+    if not metrics.get("finetune_budget"):
+        return KEPT_INHERITED
+    val = metrics.get("finetune_validation")
+    if isinstance(val, dict) and val.get("kept") == KEPT_INHERITED:
+        return KEPT_INHERITED
+    return KEPT_FINE_TUNED
+
+
 EVAL_MODES = ("greedy", "sample")
 """``greedy`` (argmax, the default everywhere) or ``sample`` (from the policy)."""
 

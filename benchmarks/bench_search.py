@@ -48,6 +48,7 @@ from a2d_evo.config.schema import MAX_GENS
 from a2d_evo.envs import env_spec
 from a2d_evo.evaluation.population import PopulationEvaluator
 from a2d_evo.evaluation.seeds import generation_seeds
+from a2d_evo.files import read_json, write_json
 from a2d_evo.formats import Normalisation
 from a2d_evo.nets.agent_folder import load_agent
 from a2d_evo.nets.cost import flops
@@ -226,12 +227,14 @@ def main() -> None:
         methods = [m for m in args.methods.split(",") if m]
         unknown = sorted(set(methods) - set(METHODS))
         if unknown or "nsga2" not in methods:
-            p.error(f"--methods: pick from {', '.join(METHODS)}, nsga2 included (got {unknown})")
+            p.error(
+                f"--methods: pick from {', '.join(METHODS)}, nsga2 included, got {args.methods}"
+            )
         methods = [m for m in METHODS if m in methods]  # nsga2 first: it fixes the normalisation
     results_path = Path(args.results) if args.results else None
     done: dict[str, Any] = {}
     if results_path is not None and results_path.is_file():
-        done = json.loads(results_path.read_text())
+        done = read_json(results_path, "bench_search results")
     work = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="bench_search_"))
     work.mkdir(parents=True, exist_ok=True)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
@@ -243,12 +246,15 @@ def main() -> None:
         for budget in budgets:
             res = []
             for seed in seeds:
-                key = f"{path}|{budget}|{seed}|{','.join(methods)}|pop{args.pop}"
+                key = (
+                    f"{Path(path).resolve()}|{budget}|{seed}|{','.join(methods)}|pop{args.pop}"
+                    f"|episodes{args.episodes}"
+                )
                 if key not in done:
                     done[key] = one(src, seed, budget, methods, args, work)
                     if results_path is not None:
                         results_path.parent.mkdir(parents=True, exist_ok=True)
-                        results_path.write_text(json.dumps(done, indent=1))
+                        write_json(results_path, done)
                 res.append(done[key])
 
             def ms(v: list[float]) -> str:

@@ -60,13 +60,19 @@ def main() -> None:
     p.add_argument("--csv", type=Path)
     p.add_argument("--png", type=Path)
     args = p.parse_args()
+    if args.window < 1:
+        p.error(f"--window: must be >= 1 env step, got {args.window}")
+    at = [int(a) for a in args.at.split(",") if a]
+    if any(a % args.window for a in at):
+        p.error(f"--at: each step must end a window (a multiple of --window {args.window})")
     steps, values = episodes(args.run / "tb" / args.stage)
+    if len(steps) == 0:
+        raise SystemExit(f"{args.run / 'tb' / args.stage}: no training episodes logged yet")
     rows = windows(steps, values, args.window)
     print(f"{args.run} ({args.stage}): {len(values)} training episodes up to step {steps[-1]:,}")
     print("| env steps | mean return | std | episodes |\n|---:|---:|---:|---:|")
     for end, mean, std, n in rows:
         print(f"| {end:,} | {mean:.2f} | {std:.2f} | {n} |")
-    at = [int(a) for a in args.at.split(",") if a]
     by_end = {end: mean for end, mean, _, _ in rows}
     read = {a: by_end.get(a, float("nan")) for a in at}
     if args.csv:

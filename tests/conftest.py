@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
-from test_evolve import RAW, make_run
 
 if TYPE_CHECKING:
     from a2d_evo.nets.agent import Agent
@@ -16,19 +15,17 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
 
 
-SMALL_SEARCH: dict[str, Any] = {**RAW, "search": {**RAW["search"], "gens": 2}}
-"""The CartPole run of ``test_evolve`` cut to two generations."""
-
-
 @pytest.fixture(scope="session")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A finished two-generation search (teacher, supernet, ``search/``), shared read-only:
-    a test that edits it works on a copy."""
+    """A finished two-generation search (``test_evolve.SMALL``: teacher, supernet,
+    ``search/``), shared read-only: a test that edits it works on a copy."""
+    from test_evolve import SMALL, make_run
+
     from a2d_evo.runfolder import RunFolder
     from a2d_evo.search.evolution import evolve
 
     root = tmp_path_factory.mktemp("finished")
-    evolve(make_run(root, SMALL_SEARCH), RunFolder(root), progress=False)
+    evolve(make_run(root, SMALL), RunFolder(root), progress=False)
     return root
 
 

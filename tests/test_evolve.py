@@ -39,6 +39,10 @@ RAW: dict[str, Any] = {
 }
 
 
+SMALL: dict[str, Any] = {**RAW, "search": {**RAW["search"], "gens": 2}}
+"""``RAW`` cut to two generations: the shared ``finished`` search of ``conftest``."""
+
+
 def make_run(root: Path, raw: dict[str, Any] = RAW, supernet_widths: Any = None) -> Config:
     """A run folder with a teacher agent and supernet weights (no training)."""
     cfg = config_from_dict(raw)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SMALL_SEARCH as SMALL
+from test_evolve import SMALL
 
 from a2d_evo.cli import main
 from a2d_evo.config import config_from_dict

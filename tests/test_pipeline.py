@@ -155,8 +155,11 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
         )
         assert dominated == (name not in delivered["members"])
     weights = {n: (run / "agents" / n / "policy.pt").read_bytes() for n in names}
+    written = {n: (run / "agents" / n / "policy.pt").stat().st_mtime_ns for n in names}
     assert main(["export", str(run), "--finetune", "256", "--quiet"]) == 0  # agent by agent
     assert weights == {n: (run / "agents" / n / "policy.pt").read_bytes() for n in names}
+    # kept, not extracted and fine-tuned again (which would write the same bytes anew)
+    assert written == {n: (run / "agents" / n / "policy.pt").stat().st_mtime_ns for n in names}
     assert main(["report", str(run), "--quiet"]) == 0  # baselines now face the delivered front
     report = (run / "report" / "report.md").read_text()
     assert "Delivered front (after fine-tuning" in report

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import SMALL_SEARCH as SMALL
+from test_evolve import SMALL
 
 from a2d_evo.cli import main
 from a2d_evo.config import config_from_dict

@@ -13,6 +13,7 @@ from a2d_evo.evaluation.seeds import (
     generation_seeds,
     halving_seeds,
     teacher_eval_seed,
+    validation_seed,
 )
 
 EPISODES = 30
@@ -25,6 +26,7 @@ def _blocks(seed: int, gens: int = 20) -> dict[str, set[int]]:
         "finetune": set(range(finetune_eval_seed(seed), finetune_eval_seed(seed) + EPISODES)),
         "eval": set(range(fresh_eval_seed(seed), fresh_eval_seed(seed) + EPISODES)),
         "final": set(final_seeds(seed, EPISODES)),
+        "validation": set(range(validation_seed(seed), validation_seed(seed) + EPISODES)),
     }
     for g in range(gens):
         blocks[f"gen{g}"] = set(generation_seeds(seed, g, EPISODES))

@@ -28,7 +28,7 @@ from typing import Any
 from a2d_evo.config import Config
 from a2d_evo.evaluation.seeds import final_seeds
 from a2d_evo.files import read_json, write_json
-from a2d_evo.formats import DELIVERED_FORMAT_VERSION, INHERITED_KEYS
+from a2d_evo.formats import DELIVERED_FORMAT_VERSION, INHERITED_KEYS, kept_weights
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import finetune_agent
 
@@ -47,7 +47,7 @@ def non_dominated(points: Sequence[tuple[float, float]]) -> list[int]:
     return keep
 
 
-def fine_tuned(metrics: dict[str, Any], steps: int, validation_episodes: int = 0) -> bool:
+def fine_tuned(metrics: dict[str, Any], steps: int, validation_episodes: int) -> bool:
     """Whether an exported member's ``metrics.json`` records a fine-tune with a budget of
     ``steps`` (``finetune_budget``; ``finetune_steps`` is what the loop ran: whole updates)
     and the same validation (``validation_episodes``; 0: none)."""
@@ -99,19 +99,10 @@ def finetune_members(
                 "inherited_return_mean": inherited.get("return_mean"),
                 "inherited_normalised_return": inherited.get("normalised_return"),
                 "finetune_steps": metrics.get("finetune_steps", 0),
-                "kept": _kept(metrics, steps),
+                "kept": kept_weights(metrics),
             }
         )
     return rows
-
-
-def _kept(metrics: dict[str, Any], steps: int) -> str:
-    """Which weights a member ships: ``inherited`` (no fine-tune, or validation rejected it)
-    or ``fine-tuned``."""
-    if not steps:
-        return "inherited"
-    val = metrics.get("finetune_validation")
-    return str(val["kept"]) if isinstance(val, dict) else "fine-tuned"
 
 
 def write_delivered(

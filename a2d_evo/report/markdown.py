@@ -26,7 +26,7 @@ from typing import Any
 from a2d_evo.config import Config
 from a2d_evo.errors import RunFolderError
 from a2d_evo.files import write_bytes, write_text
-from a2d_evo.formats import ci95
+from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, ci95
 from a2d_evo.locks import writes
 from a2d_evo.report.plots import episodes_text, hypervolume_png, pareto_png, seeds_text, width_text
 from a2d_evo.report.run_data import (
@@ -170,7 +170,7 @@ def delivered_table(delivered: dict[str, Any]) -> str:
         lines.append(
             f"| {name} | {r['flops']:,} | {r['return_mean']:.1f} ± {half:.1f} | "
             f"{r['normalised_return']:.3f} | {r['inherited_return_mean']:.1f} | "
-            f"{r.get('kept', 'fine-tuned' if r.get('finetune_steps') else 'inherited')} |"
+            f"{r.get('kept', KEPT_FINE_TUNED if r.get('finetune_steps') else KEPT_INHERITED)} |"
         )
     return "\n".join(lines)
 
@@ -376,7 +376,11 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
     md += ["## Exported agents", ""]
     if data.agents:
         rows = list(data.agents.values())
-        ft = [" → ".join(f"{v:.2f}" for v in data.finetune.get(r.label, ())) for r in rows]
+        ft = [
+            " → ".join(f"{v:.2f}" for v in data.finetune.get(r.label, ()))
+            + (" (inherited weights kept)" if data.kept.get(r.label) == KEPT_INHERITED else "")
+            for r in rows
+        ]
         md += [markdown_table(rows, tf, "name", [("fine-tuned return", ft)] if any(ft) else [])]
         if "knee" in data.agents:
             k = data.agents["knee"]

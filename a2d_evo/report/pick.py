@@ -316,7 +316,7 @@ def export_front(
         done = _read_metrics(target)
         if (
             cfg.finetune.steps
-            and fine_tuned(done, cfg.finetune.steps)
+            and fine_tuned(done, cfg.finetune.steps, cfg.finetune.validation_episodes)
             and done.get("front_index") == index
             and _folder_arch(target) == arch
         ):

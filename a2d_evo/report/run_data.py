@@ -28,6 +28,7 @@ from a2d_evo.formats import (
     check_teacher_beats_random,
     ci95,
     finite_number,
+    kept_weights,
     normalised_return,
 )
 from a2d_evo.nets.space import arch_from_dict
@@ -156,6 +157,8 @@ class RunData:
     teacher_arch: str
     agents: dict[str, Row]
     finetune: dict[str, tuple[float, float]]
+    kept: dict[str, str]
+    """Which weights each exported agent ships (:func:`~a2d_evo.formats.kept_weights`)."""
     delivered: list[str]
     """Names of the exported agents on the delivered front (``agents/delivered.json``), or
     empty when export has not delivered one."""
@@ -219,11 +222,13 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
 
     agents: dict[str, Row] = {}
     finetune: dict[str, tuple[float, float]] = {}
+    kept: dict[str, str] = {}
     for folder in _own_subfolders(run, run.agents, missing):
         m = _agent_metrics(folder, f"agent {folder.name}", missing)
         if m is None:
             continue
         agents[folder.name] = row_from_metrics(folder.name, m, _agent_arch(folder), norm)
+        kept[folder.name] = kept_weights(dict(m))
         before, after = m.get("before"), m.get("after")
         if isinstance(before, Mapping) and isinstance(after, Mapping):
             b, a = _num(before.get("return_mean")), _num(after.get("return_mean"))
@@ -279,6 +284,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         teacher_arch=_arch_name(teacher_arch) if teacher_arch else "teacher",
         agents=agents,
         finetune=finetune,
+        kept=kept,
         delivered=delivered,
         delivered_budget=delivered_budget,
         baselines=dict(sorted(baselines.items(), key=lambda kv: _baseline_order(kv[1]))),

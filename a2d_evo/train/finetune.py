@@ -27,6 +27,7 @@ from a2d_evo.evaluation.episodes import (
 )
 from a2d_evo.evaluation.seeds import finetune_eval_seed, validation_seed
 from a2d_evo.files import read_json
+from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, save_agent
@@ -89,7 +90,7 @@ def finetune_agent(
         if validation_episodes
         else None
     )
-    inherited = copy.deepcopy(agent.state_dict())
+    inherited = copy.deepcopy(agent.state_dict()) if val_before is not None else None
 
     streams = Streams(cfg.seed, "finetune")
     agent.to(device).train()
@@ -110,10 +111,10 @@ def finetune_agent(
     agent = agent.cpu().eval()
     teacher = teacher.cpu()
     validation: dict[str, Any] | None = None
-    if val_before is not None:
+    if val_before is not None and inherited is not None:
         val_after = evaluate_agent(agent, cfg, validation_episodes, vseed, "greedy")
-        kept = "fine-tuned" if val_after.mean >= val_before.mean else "inherited"
-        if kept == "inherited":
+        kept = KEPT_FINE_TUNED if val_after.mean >= val_before.mean else KEPT_INHERITED
+        if kept == KEPT_INHERITED:
             agent.load_state_dict(inherited)
         validation = {
             "episodes": validation_episodes, "first_seed": vseed, "kept": kept,

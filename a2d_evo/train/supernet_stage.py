@@ -102,7 +102,7 @@ class SupernetLearner:
         """Index into ``rollout_archs`` of the subnet acting in each env slot."""
         self._shares: list[float] = []
         """Fraction of the rollout's rows each of ``rollout_archs`` collected."""
-        self._sigma = 1.0
+        self._sigma: float | None = None
         """sigma of the update being trained (``value_unit``, read in :meth:`prepare`)."""
         # advantages are normalised in loss(), per subnet over its own rows, not in ppo_loss;
         # values are in units of sigma (distill.vf_coef weighs their loss)
@@ -167,6 +167,7 @@ class SupernetLearner:
         alpha, beta = (0.0, 0.0) if self.teacher is None else distill_coefs(cfg.distill, progress)
         actor = mb.actor
         assert actor is not None, "prepare() attaches the acting subnet of every row"
+        assert self._sigma is not None, "prepare() reads sigma before the first loss"
         mb = in_value_units(mb, self._sigma)
         if cfg.ppo.norm_adv:
             ctx = ddp.context_of(self.model)
