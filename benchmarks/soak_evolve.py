@@ -4,7 +4,9 @@
     python benchmarks/soak_evolve.py --gens 50 --keep runs/soak
 
 Everything it needs is built here, so no training runs: a randomly initialised supernet
-(``RUN_DIR/supernet/weights.pt``) and a teacher cut out of it (``RUN_DIR/teacher/agent``).
+(``RUN_DIR/supernet/weights.pt``) and a teacher cut out of it (``RUN_DIR/teacher/agent``), a
+``mlp-16`` whose first unit is set by hand to push towards where the pole falls, so that it
+beats the random policy (every teacher that normalises returns must).
 The search uses the default classic-control space (about 22,600 networks), 1 episode per
 candidate, episodes capped at ``--max-steps`` steps, and a low polynomial-mutation index
 (``--mutation-eta 3``): over a random supernet the front collapses early, and the stock
@@ -34,7 +36,7 @@ import torch
 from a2d_evo.config import Config, config_from_dict
 from a2d_evo.files import torch_save
 from a2d_evo.nets.agent_folder import extract, save_agent
-from a2d_evo.nets.space import SearchSpace
+from a2d_evo.nets.space import MLPArch
 from a2d_evo.nets.supernet import build_supernet
 from a2d_evo.runfolder import RunFolder
 
@@ -46,7 +48,7 @@ def soak_config(gens: int, pop: int, max_steps: int, mutation_eta: float, seed: 
             "torch_threads": 1,
             "env": {"id": "CartPole-v1"},
             "space": {"kind": "mlp"},
-            "teacher": {"arch": {"kind": "mlp", "widths": [64, 64]}},
+            "teacher": {"arch": {"kind": "mlp", "widths": [16]}},
             "search": {
                 "pop": pop,
                 "gens": gens,
@@ -61,14 +63,20 @@ def soak_config(gens: int, pop: int, max_steps: int, mutation_eta: float, seed: 
 
 
 def prepare_run(cfg: Config, root: Path) -> RunFolder:
-    """A run folder holding a random-init supernet and a teacher extracted from it."""
+    """A run folder holding a random-init supernet and a balancing teacher extracted from it."""
     run = RunFolder(root)
     torch.manual_seed(cfg.seed)
     supernet = build_supernet(cfg)
     state = {k: v.detach().clone() for k, v in supernet.state_dict().items()}
     torch_save(run.supernet_weights, state)
-    teacher = SearchSpace(cfg.space).default_teacher()
-    save_agent(extract(supernet, teacher, {"id": cfg.env.id}), run.teacher_agent, onnx=False)
+    agent = extract(supernet, MLPArch((16,)), {"id": cfg.env.id})
+    first = agent.layers[0]
+    assert isinstance(first, torch.nn.Linear)
+    with torch.no_grad():  # unit 0 reads angle + angular velocity; the head follows it
+        first.weight[0] = torch.tensor([0.0, 0.0, 10.0, 10.0])
+        first.bias[0] = 0.0
+        agent.policy.weight[:, 0] = torch.tensor([-8.0, 8.0])
+    save_agent(agent, run.teacher_agent, onnx=False)
     return run
 
 
