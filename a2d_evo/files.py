@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import io
 import json
 import os
@@ -139,6 +140,18 @@ def read_json(path: str | Path, what: str = "file", format_version: int | None =
     if format_version is not None:
         check_format_version(data, format_version, f"{what} {path}")
     return data
+
+
+def file_digest(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, hex (names the exact supernet or front a file came from)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError as exc:
+        raise RunFolderError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return h.hexdigest()
 
 
 def check_format_version(data: Any, expected: int, where: str) -> None:

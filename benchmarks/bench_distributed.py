@@ -133,7 +133,9 @@ def _prepare_run(cfg: Config, root: Path) -> Path:
     spec = env_spec(cfg.env)
     config = root / "bench.yaml"
     config.write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
-    teacher = Agent(teacher_arch(cfg), spec.obs_shape, spec.n_actions, config_to_dict(cfg.env))
+    teacher = Agent(
+        teacher_arch(cfg), spec.obs_shape, spec.n_actions, config_to_dict(cfg.env), spec.obs_scale
+    )
     save_agent(teacher, root / "teacher", onnx=False)
     return config
 

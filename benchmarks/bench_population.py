@@ -323,7 +323,7 @@ def bench_e2e_atari(args: argparse.Namespace) -> dict[str, float]:
 
     spec = env_spec(cfg.env)
     torch.manual_seed(0)
-    net = Supernet(space, tuple(spec.obs_shape), spec.n_actions)
+    net = Supernet(space, tuple(spec.obs_shape), spec.n_actions, spec.obs_scale)
     rng = np.random.default_rng(1)
     archs = [space.decode(x) for x in space.sample_encodings(rng, args.atari_pop)]
     episodes = args.atari_episodes

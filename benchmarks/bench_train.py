@@ -41,14 +41,17 @@ def measure(cfg: Config, kind: str, steps: int) -> tuple[float, float]:
     streams = Streams(cfg.seed, "supernet" if kind == "supernet" else "baseline")
     learner: AgentLearner | SupernetLearner
     if kind == "plain":
-        agent = streams.build(lambda: Agent(space.largest(), spec.obs_shape, spec.n_actions))
+        agent = streams.build(
+            lambda: Agent(space.largest(), spec.obs_shape, spec.n_actions, None, spec.obs_scale)
+        )
         learner = AgentLearner(agent.to(device), cfg)
     else:
         teacher = None
         if not cfg.distill.vanilla:  # an untrained teacher costs the same as a trained one
             env = config_to_dict(cfg.env)
-            teacher = Agent(teacher_arch(cfg), spec.obs_shape, spec.n_actions, env).to(device)
-        net = streams.build(lambda: Supernet(space, spec.obs_shape, spec.n_actions))
+            teacher = Agent(teacher_arch(cfg), spec.obs_shape, spec.n_actions, env, spec.obs_scale)
+            teacher = teacher.to(device)
+        net = streams.build(lambda: Supernet(space, spec.obs_shape, spec.n_actions, spec.obs_scale))
         learner = SupernetLearner(net.to(device), cfg, teacher, streams.rng)
     envs = make_vec_env(cfg.env, cfg.ppo.num_envs, seed=cfg.seed)
     opts = LoopOptions(kind, steps, None, None, cfg.supernet.checkpoint_every, progress=False)

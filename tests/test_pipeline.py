@@ -14,6 +14,7 @@ import yaml
 from a2d_evo.cli import main
 from a2d_evo.config import load_config
 from a2d_evo.evaluation.episodes import random_policy_return
+from a2d_evo.files import file_digest, torch_save
 from a2d_evo.formats import FRONT_FORMAT_VERSION, METRICS_KEYS
 from a2d_evo.nets.agent_folder import load_agent
 
@@ -160,6 +161,22 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert weights == {n: (run / "agents" / n / "policy.pt").read_bytes() for n in names}
     # kept, not extracted and fine-tuned again (which would write the same bytes anew)
     assert written == {n: (run / "agents" / n / "policy.pt").stat().st_mtime_ns for n in names}
+    # ...unless the supernet changed since (a retrained one whose search gave the same front):
+    # each member records the SHA-256 of the supernet, front and teacher it derives from
+    old_sources = {n: json.loads((run / "agents" / n / "metrics.json").read_text())["sources"]
+                   for n in names}  # fmt: skip
+    assert all(s == old_sources[names[0]] and s["teacher"] for s in old_sources.values())
+    weights_pt = run / "supernet" / "weights.pt"
+    state = torch.load(weights_pt, weights_only=True)
+    key = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    state[key] = state[key] + 1e-3
+    torch_save(weights_pt, state)
+    assert main(["export", str(run), "--finetune", "256", "--quiet"]) == 0
+    for n in names:
+        m = json.loads((run / "agents" / n / "metrics.json").read_text())
+        assert m["sources"] == {**old_sources[n], "supernet": file_digest(weights_pt)}
+        assert m["finetune_budget"] == 256
+        assert (run / "agents" / n / "policy.pt").stat().st_mtime_ns != written[n]
     assert main(["report", str(run), "--quiet"]) == 0  # baselines now face the delivered front
     report = (run / "report" / "report.md").read_text()
     assert "Delivered front (after fine-tuning" in report

@@ -13,7 +13,7 @@ import pytest
 from a2d_evo.config import config_from_dict, dump_config
 from a2d_evo.errors import RunFolderError
 from a2d_evo.files import write_json, write_text
-from a2d_evo.formats import FRONT_FORMAT_VERSION, HV_UNITS, ci95, interval95
+from a2d_evo.formats import FRONT_FORMAT_VERSION, HV_UNITS, KEPT_INHERITED, ci95, interval95
 from a2d_evo.report import markdown as report
 from a2d_evo.report import run_data
 from a2d_evo.report.markdown import dominance, front_table, write_report
@@ -112,7 +112,7 @@ def make_run(
     _agent(run.teacher_agent, (64, 64), teacher)
     knee = _metrics(
         1000, 455.0, 4.0, 30, front_index=3, before={"return_mean": 450.0},
-        after={"return_mean": 455.0},
+        after={"return_mean": 455.0}, finetune_budget=4096,
     )  # fmt: skip
     _agent(run.agents / "knee", (8,), knee)
     if baselines:
@@ -258,6 +258,45 @@ def test_missing_parts_are_reported(tmp_path: Path) -> None:
     assert "- population 16, 5 generations, 3 episodes per candidate" in md
     assert "- candidates evaluated: 120" in md
     assert "the final front re-scored with 10-30 episodes" not in md
+
+
+def test_a_failed_render_leaves_the_previous_report_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = make_run(tmp_path / "run")
+    cfg = run.load_config()
+    write_report(cfg, run)
+
+    def files() -> dict[str, tuple[bytes, int]]:  # an atomic rewrite gets a new inode
+        return {p.name: (p.read_bytes(), p.stat().st_ino) for p in run.report.iterdir()}
+
+    before = files()
+    assert set(before) == {"pareto.png", "hypervolume.png", "report.md"}
+
+    def broken(*args: Any) -> str:
+        raise RuntimeError("render failed")
+
+    (run.search / "hypervolume.csv").unlink()  # the next figures would differ
+    monkeypatch.setattr(report, "render_markdown", broken)
+    with pytest.raises(RuntimeError, match="render failed"):
+        write_report(cfg, run)
+    assert files() == before
+    # rendered whole, the stale hypervolume figure goes: this run has no hypervolume now
+    monkeypatch.undo()
+    write_report(cfg, run)
+    assert not (run.report / "hypervolume.png").exists()
+
+
+def test_an_agent_whose_fine_tune_was_rejected_says_so(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "run", baselines=False)
+    knee = _metrics(
+        1000, 450.0, 4.0, 30, front_index=3, before={"return_mean": 450.0},
+        after={"return_mean": 450.0}, finetune_budget=4096,
+        finetune_validation={"episodes": 20, "kept": KEPT_INHERITED, "before": 9.0, "after": 8.0},
+    )  # fmt: skip
+    _agent(run.agents / "knee", (8,), knee)
+    md = write_report(run.load_config(), run).read_text()
+    assert "| 450.00 → 450.00 (inherited weights kept) |" in md
 
 
 def test_missing_front_raises(tmp_path: Path) -> None:

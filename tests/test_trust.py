@@ -103,6 +103,18 @@ def test_an_import_recorded_by_a_run_folder_needs_env_import(
     assert "pwnmod_never_imported" not in sys.modules
 
 
+def test_every_recorded_import_missing_is_named_in_one_message() -> None:
+    from a2d_evo.envs.imports import check_recorded_imports
+
+    recorded = ["pwn_a", "minatar.gym:register_envs", "pwn_b:go", "pwn_a"]
+    with pytest.raises(EnvError) as info:
+        check_recorded_imports(recorded, ["pwn_c"], "x/config.yaml")
+    msg = str(info.value)
+    assert msg.startswith("x/config.yaml records env.imports 'pwn_a', 'pwn_b:go', not on")
+    assert msg.endswith("pass --env-import pwn_a --env-import pwn_b:go")
+    check_recorded_imports(recorded, ["pwn_b:go", "pwn_a"], "x")  # all granted or allowed
+
+
 def test_a_run_config_passed_as_config_is_checked_as_a_recorded_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -80,12 +80,15 @@ def check_recorded_imports(specs: Iterable[str], granted: Iterable[str], where: 
     """Refuse an import recorded in a file (``where``) that is neither on
     :data:`ALLOWED_IMPORTS` nor given again by the user (``granted``: ``--env-import``)."""
     ok = ALLOWED_IMPORTS | set(granted)
-    for spec in specs:
-        if spec not in ok:
-            raise EnvError(
-                f"{where} records env.imports {spec!r}, which is not on a2d-evo's allow-list "
-                f"and is not imported from a file; if you trust it, pass --env-import {spec}"
-            )
+    missing = [spec for spec in dict.fromkeys(specs) if spec not in ok]  # every one, in order
+    if missing:
+        which = ", ".join(map(repr, missing))
+        flags = " ".join(f"--env-import {spec}" for spec in missing)
+        raise EnvError(
+            f"{where} records env.imports {which}, not on a2d-evo's allow-list and not "
+            f"imported from a file; if you trust {'them' if len(missing) > 1 else 'it'}, "
+            f"pass {flags}"
+        )
 
 
 def check_env_registered(env_id: str) -> None:

@@ -453,9 +453,18 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
 @writes(lambda a: a["run"].inside(a["run"].report, "reports"))
 def write_report(cfg: Config, run: RunFolder) -> Path:
     """Write ``pareto.png``, ``hypervolume.png`` and ``report.md`` under ``RUN_DIR/report/``;
-    return the path of ``report.md``."""
+    return the path of ``report.md``.
+
+    All three are rendered in memory first, so a failure leaves the previous report whole; a
+    ``hypervolume.png`` left by an earlier report is removed when this run has no hypervolume.
+    """
     data = load_run(cfg, run)
-    write_bytes(run.report / "pareto.png", pareto_png(data))
-    if data.hypervolume:
-        write_bytes(run.report / "hypervolume.png", hypervolume_png(data))
-    return write_text(run.report / "report.md", render_markdown(cfg, run, data))
+    pareto = pareto_png(data)
+    curve = hypervolume_png(data) if data.hypervolume else None
+    text = render_markdown(cfg, run, data)
+    write_bytes(run.report / "pareto.png", pareto)
+    if curve is not None:
+        write_bytes(run.report / "hypervolume.png", curve)
+    else:
+        (run.report / "hypervolume.png").unlink(missing_ok=True)
+    return write_text(run.report / "report.md", text)

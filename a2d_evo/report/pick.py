@@ -18,7 +18,7 @@ from typing import Any
 
 from a2d_evo.config import Config, config_to_dict, replace
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
-from a2d_evo.files import check_format_version, read_json, safe_name
+from a2d_evo.files import check_format_version, file_digest, read_json, safe_name
 from a2d_evo.formats import (
     FRONT_FORMAT_VERSION,
     INHERITED_KEYS,
@@ -267,7 +267,8 @@ def export_front(
     :func:`~a2d_evo.report.deliver.finetune_members`. With ``pick="all"`` the members no other
     dominates after fine-tuning are the delivered front, ``RUN_DIR/agents/delivered.json``.
     An existing folder of the same name is replaced, unless it already holds this arch
-    fine-tuned with this budget (an interrupted export continues agent by agent).
+    fine-tuned with this budget from the same supernet, front and teacher
+    (:func:`export_sources`): an interrupted export continues agent by agent.
     """
     # torch-heavy modules imported here: load_front and the knee serve the torch-free report
     from a2d_evo.nets.agent_folder import ONNX_SKIPPED_NOTE, extract, onnx_available, save_agent
@@ -308,6 +309,7 @@ def export_front(
         )
     if not onnx_available():  # once per export, however many agents it writes
         print(f"a2d-evo export: {ONNX_SKIPPED_NOTE}", file=sys.stderr)
+    sources = export_sources(run)
     folders = []
     for name, index in chosen:
         entry = front[index]
@@ -318,6 +320,7 @@ def export_front(
             cfg.finetune.steps
             and fine_tuned(done, cfg.finetune.steps, cfg.finetune.validation_episodes)
             and done.get("front_index") == index
+            and done.get("sources") == sources
             and _folder_arch(target) == arch
         ):
             folders.append(target)  # fine-tuned by an earlier, interrupted export: kept
@@ -327,6 +330,7 @@ def export_front(
         metrics = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
         metrics["latency_ms"] = latency_ms(agent)
         metrics["front_index"] = index
+        metrics["sources"] = sources
         metrics["source"] = "front"
         metrics["inherited"] = {k: entry.get(k) for k in INHERITED_KEYS}
         with folder_lock(target):  # an eval or finetune may write it
@@ -343,6 +347,21 @@ def export_front(
     else:
         _drop_stale_delivery(run, [f.name for f in folders], progress)
     return folders
+
+
+def export_sources(run: RunFolder) -> dict[str, str | None]:
+    """SHA-256 of the files an exported member derives from: the supernet's weights, the front
+    it was picked from and the teacher it is fine-tuned against (None when there is none).
+
+    An interrupted export keeps a fine-tuned member only when all three are unchanged, so a
+    retrained supernet or teacher whose search happens to give the same front is fine-tuned anew.
+    """
+    teacher = run.teacher_agent / "policy.pt"
+    return {
+        "supernet": file_digest(run.supernet_weights),
+        "front": file_digest(run.search / "front.json"),
+        "teacher": file_digest(teacher) if teacher.is_file() else None,
+    }
 
 
 def _drop_stale_delivery(run: RunFolder, names: Sequence[str], progress: bool) -> None:
