@@ -8,6 +8,7 @@ are other processes: a plain ``flock`` (as a killed a2d-evo would leave it) or a
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,7 @@ from a2d_evo import locks, runfolder
 from a2d_evo.cli import EXIT_USER_ERROR, main
 from a2d_evo.config import load_config
 from a2d_evo.errors import RunFolderError
+from a2d_evo.report import pick
 from a2d_evo.runfolder import RunFolder, holds_results
 
 REPO = Path(__file__).resolve().parents[1]
@@ -236,3 +238,30 @@ def test_writing_the_teacher_agent_waits_for_no_one_holding_it(tmp_path: Path) -
     finally:
         _kill(holder)
     assert not (folder / "policy.pt").exists()
+
+
+def test_export_takes_every_members_lock_before_writing_any(
+    finished: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    # two folders to export (the small search's front is one member: its entry twice)
+    monkeypatch.setattr(pick, "select", lambda *args: [("front_00", 0), ("front_01", 0)])
+    held = root / "agents" / "front_01"  # the second one export would write
+    held.mkdir(parents=True)
+    holder = _hold(held)
+    try:
+        argv = ["export", str(root), "--pick", "all", "--finetune", "0", "--quiet"]
+        assert main(argv) == EXIT_USER_ERROR
+        err = _one_line_error(capsys)
+        assert f"pid {holder.pid}" in err and str(held) in err, err
+        assert sorted(p.name for p in (root / "agents").iterdir()) == [held.name]
+        assert sorted(p.name for p in held.iterdir()) == [".lock"]
+    finally:
+        _kill(holder)
+    assert main(argv) == 0
+    assert (root / "agents" / "front_00" / "policy.pt").is_file()
+    assert (root / "agents" / "front_01" / "policy.pt").is_file()

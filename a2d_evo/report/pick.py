@@ -10,6 +10,7 @@ front) the knee is the best-scoring member.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from collections.abc import Sequence
@@ -310,42 +311,44 @@ def export_front(
     if not onnx_available():  # once per export, however many agents it writes
         print(f"a2d-evo export: {ONNX_SKIPPED_NOTE}", file=sys.stderr)
     sources = export_sources(run)
-    folders = []
-    for name, index in chosen:
-        entry = front[index]
-        arch = archs[index]
-        target = run.agents / safe_name(name)
-        done = _read_metrics(target)
-        if (
-            cfg.finetune.steps
-            and fine_tuned(done, cfg.finetune.steps, cfg.finetune.validation_episodes)
-            and done.get("front_index") == index
-            and done.get("sources") == sources
-            and _folder_arch(target) == arch
-        ):
-            folders.append(target)  # fine-tuned by an earlier, interrupted export: kept
-            continue
-        agent = extract(supernet, arch)
-        agent.env_config = _env_dict(cfg)
-        metrics = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
-        metrics["latency_ms"] = latency_ms(agent)
-        metrics["front_index"] = index
-        metrics["sources"] = sources
-        metrics["source"] = "front"
-        metrics["inherited"] = {k: entry.get(k) for k in INHERITED_KEYS}
-        with folder_lock(target):  # an eval or finetune may write it
+    with contextlib.ExitStack() as locks:  # every chosen folder before any is written:
+        for name, _ in chosen:  # an eval or finetune may be writing one
+            locks.enter_context(folder_lock(run.agents / safe_name(name)))
+        folders = []
+        for name, index in chosen:
+            entry = front[index]
+            arch = archs[index]
+            target = run.agents / safe_name(name)
+            done = _read_metrics(target)
+            if (
+                cfg.finetune.steps
+                and fine_tuned(done, cfg.finetune.steps, cfg.finetune.validation_episodes)
+                and done.get("front_index") == index
+                and done.get("sources") == sources
+                and _folder_arch(target) == arch
+            ):
+                folders.append(target)  # fine-tuned by an earlier, interrupted export: kept
+                continue
+            agent = extract(supernet, arch)
+            agent.env_config = _env_dict(cfg)
+            metrics = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
+            metrics["latency_ms"] = latency_ms(agent)
+            metrics["front_index"] = index
+            metrics["sources"] = sources
+            metrics["source"] = "front"
+            metrics["inherited"] = {k: entry.get(k) for k in INHERITED_KEYS}
             folder = save_agent(agent, target, metrics=metrics)
-        if progress:
-            print(
-                f"exported {name}: {arch}  FLOPs {entry['flops']:,}  return "
-                f"{entry['return_mean']:.2f}  normalised {entry['normalised_return']:.3f}"
-            )
-        folders.append(folder)
-    rows = finetune_members(cfg, run, folders, progress)
-    if pick == "all":
-        write_delivered(cfg, run, rows, progress)
-    else:
-        _drop_stale_delivery(run, [f.name for f in folders], progress)
+            if progress:
+                print(
+                    f"exported {name}: {arch}  FLOPs {entry['flops']:,}  return "
+                    f"{entry['return_mean']:.2f}  normalised {entry['normalised_return']:.3f}"
+                )
+            folders.append(folder)
+        rows = finetune_members(cfg, run, folders, progress)
+        if pick == "all":
+            write_delivered(cfg, run, rows, progress)
+        else:
+            _drop_stale_delivery(run, [f.name for f in folders], progress)
     return folders
 
 
