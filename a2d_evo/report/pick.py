@@ -15,7 +15,7 @@ import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from a2d_evo.config import Config, config_to_dict, replace
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
@@ -30,6 +30,9 @@ from a2d_evo.formats import (
 from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.space import Arch, SearchSpace, arch_from_dict
 from a2d_evo.runfolder import RunFolder
+
+if TYPE_CHECKING:  # torch-heavy: imported where it is used
+    from a2d_evo.nets.supernet import Supernet
 
 
 def load_front(run: RunFolder, cfg: Config | None = None) -> dict[str, Any]:
@@ -272,10 +275,9 @@ def export_front(
     (:func:`export_sources`): an interrupted export continues agent by agent.
     """
     # torch-heavy modules imported here: load_front and the knee serve the torch-free report
-    from a2d_evo.nets.agent_folder import ONNX_SKIPPED_NOTE, extract, onnx_available, save_agent
-    from a2d_evo.nets.cost import latency_ms
+    from a2d_evo.nets.agent_folder import ONNX_SKIPPED_NOTE, onnx_available
     from a2d_evo.nets.supernet import load_supernet
-    from a2d_evo.report.deliver import fine_tuned, finetune_members, write_delivered
+    from a2d_evo.report.deliver import finetune_members, write_delivered
     from a2d_evo.search.problem import reference_point
 
     if finetune_steps is not None:
@@ -314,42 +316,60 @@ def export_front(
     with contextlib.ExitStack() as locks:  # every chosen folder before any is written:
         for name, _ in chosen:  # an eval or finetune may be writing one
             locks.enter_context(folder_lock(run.agents / safe_name(name)))
-        folders = []
-        for name, index in chosen:
-            entry = front[index]
-            arch = archs[index]
-            target = run.agents / safe_name(name)
-            done = _read_metrics(target)
-            if (
-                cfg.finetune.steps
-                and fine_tuned(done, cfg.finetune.steps, cfg.finetune.validation_episodes)
-                and done.get("front_index") == index
-                and done.get("sources") == sources
-                and _folder_arch(target) == arch
-            ):
-                folders.append(target)  # fine-tuned by an earlier, interrupted export: kept
-                continue
-            agent = extract(supernet, arch)
-            agent.env_config = _env_dict(cfg)
-            metrics = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
-            metrics["latency_ms"] = latency_ms(agent)
-            metrics["front_index"] = index
-            metrics["sources"] = sources
-            metrics["source"] = "front"
-            metrics["inherited"] = {k: entry.get(k) for k in INHERITED_KEYS}
-            folder = save_agent(agent, target, metrics=metrics)
-            if progress:
-                print(
-                    f"exported {name}: {arch}  FLOPs {entry['flops']:,}  return "
-                    f"{entry['return_mean']:.2f}  normalised {entry['normalised_return']:.3f}"
-                )
-            folders.append(folder)
+        folders = [
+            _export_member(cfg, run, supernet, front[i], archs[i], i, name, sources, progress)
+            for name, i in chosen
+        ]
         rows = finetune_members(cfg, run, folders, progress)
         if pick == "all":
             write_delivered(cfg, run, rows, progress)
         else:
             _drop_stale_delivery(run, [f.name for f in folders], progress)
     return folders
+
+
+def _export_member(
+    cfg: Config,
+    run: RunFolder,
+    supernet: Supernet,
+    entry: dict[str, Any],
+    arch: Arch,
+    index: int,
+    name: str,
+    sources: dict[str, str | None],
+    progress: bool,
+) -> Path:
+    """Extract front entry ``index`` into ``RUN_DIR/agents/<name>/`` (its lock held by the
+    caller), unless an earlier, interrupted export left it fine-tuned from the same sources."""
+    from a2d_evo.nets.agent_folder import extract, save_agent
+    from a2d_evo.nets.cost import latency_ms
+    from a2d_evo.report.deliver import fine_tuned
+
+    target = run.agents / safe_name(name)
+    done = _read_metrics(target)
+    if (
+        cfg.finetune.steps
+        and fine_tuned(done, cfg.finetune.steps, cfg.finetune.validation_episodes)
+        and done.get("front_index") == index
+        and done.get("sources") == sources
+        and _folder_arch(target) == arch
+    ):
+        return target  # kept: the fine-tune is not run again
+    agent = extract(supernet, arch)
+    agent.env_config = _env_dict(cfg)
+    metrics = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
+    metrics["latency_ms"] = latency_ms(agent)
+    metrics["front_index"] = index
+    metrics["sources"] = sources
+    metrics["source"] = "front"
+    metrics["inherited"] = {k: entry.get(k) for k in INHERITED_KEYS}
+    folder = save_agent(agent, target, metrics=metrics)
+    if progress:
+        print(
+            f"exported {name}: {arch}  FLOPs {entry['flops']:,}  return "
+            f"{entry['return_mean']:.2f}  normalised {entry['normalised_return']:.3f}"
+        )
+    return folder
 
 
 def export_sources(run: RunFolder) -> dict[str, str | None]:
