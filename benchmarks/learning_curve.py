@@ -1,7 +1,9 @@
 """A training stage's learning curve from its TensorBoard log: mean episodic return per window.
 
-Reads ``charts/episodic_return`` (one point per finished training episode, logged at the env
-step it ended) from ``RUN/tb/<stage>``, averages it over windows of ``--window`` env steps
+Reads ``charts/episodic_return`` from ``RUN/tb/<stage>``: one point per PPO update in which
+at least one training episode ended, the mean return of those episodes, logged at the update's
+last env step. Averages these points over windows of ``--window`` env steps (each update
+weighs the same, however many episodes it ended)
 and prints the curve as a Markdown table, with the value read at each ``--at`` step (the mean
 over the window that ends there). ``--csv`` writes the windows, ``--png`` plots them.
 Training returns are the stochastic policy's, on training episodes; they are not the greedy
@@ -22,8 +24,9 @@ from pathlib import Path
 import numpy as np
 
 
-def episodes(tb_dir: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(env step, return) of every training episode logged under ``tb_dir``, step-ordered."""
+def update_returns(tb_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(env step, mean return of the episodes it ended) of every update logged under
+    ``tb_dir``, step-ordered."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(tb_dir), size_guidance={"scalars": 0})
@@ -40,7 +43,7 @@ def episodes(tb_dir: Path) -> tuple[np.ndarray, np.ndarray]:
 def windows(
     steps: np.ndarray, values: np.ndarray, width: int
 ) -> list[tuple[int, float, float, int]]:
-    """(window end, mean, std, episodes) over consecutive windows of ``width`` env steps."""
+    """(window end, mean, std, updates) over consecutive windows of ``width`` env steps."""
     out = []
     end = width
     while end - width < (steps[-1] if len(steps) else 0):
@@ -65,12 +68,12 @@ def main() -> None:
     at = [int(a) for a in args.at.split(",") if a]
     if any(a % args.window for a in at):
         p.error(f"--at: each step must end a window (a multiple of --window {args.window})")
-    steps, values = episodes(args.run / "tb" / args.stage)
+    steps, values = update_returns(args.run / "tb" / args.stage)
     if len(steps) == 0:
         raise SystemExit(f"{args.run / 'tb' / args.stage}: no training episodes logged yet")
     rows = windows(steps, values, args.window)
-    print(f"{args.run} ({args.stage}): {len(values)} training episodes up to step {steps[-1]:,}")
-    print("| env steps | mean return | std | episodes |\n|---:|---:|---:|---:|")
+    print(f"{args.run} ({args.stage}): {len(values)} updates with episodes, to step {steps[-1]:,}")
+    print("| env steps | mean return | std across updates | updates |\n|---:|---:|---:|---:|")
     for end, mean, std, n in rows:
         print(f"| {end:,} | {mean:.2f} | {std:.2f} | {n} |")
     by_end = {end: mean for end, mean, _, _ in rows}
@@ -78,7 +81,7 @@ def main() -> None:
     if args.csv:
         with args.csv.open("w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["env_steps", "mean_return", "std_return", "episodes"])
+            w.writerow(["env_steps", "mean_return", "std_across_updates", "updates"])
             w.writerows(rows)
     if args.png:
         import matplotlib
