@@ -38,6 +38,8 @@
 namespace a2d {
 namespace subnet_eval {
 
+// The packed layout's limits, exported as _C.subnet_eval_limits(): Python reads them there and
+// sends a supernet beyond them to the reference path.
 constexpr int kMaxMlpLayers = 16;
 constexpr int kMaxConvLayers = 16;
 constexpr int kMaxKernelSize = 15;

@@ -162,6 +162,19 @@ void register_subnet_eval(py::module_& m) {
   m.def("subnet_eval_meta_kind", &a2d::subnet_eval::meta_kind_code, py::arg("kind"),
         "The value of the 'kind' field of a meta vector of kind 'mlp' or 'cnn'.");
   m.def(
+      "subnet_eval_limits",
+      []() {
+        namespace se = a2d::subnet_eval;
+        py::dict limits;
+        limits["max_mlp_layers"] = se::kMaxMlpLayers;
+        limits["max_conv_layers"] = se::kMaxConvLayers;
+        limits["max_kernel_size"] = se::kMaxKernelSize;
+        limits["max_stride"] = se::kMaxStride;
+        return limits;
+      },
+      "The packed layout's limits (csrc/subnet_eval.h); a supernet beyond them runs on the "
+      "reference path.");
+  m.def(
       "subnet_eval_isa", []() { return std::string(a2d::subnet_eval::cpu_isa()); },
       "The CPU micro-kernel subnet_eval runs: 'avx2-fma' or 'generic'.");
 #ifdef A2D_WITH_CUDA

@@ -386,3 +386,23 @@ def test_spaces_the_native_kernel_cannot_take_run_on_the_reference() -> None:
     np.testing.assert_allclose(logits, ref_logits.numpy(), rtol=1e-6)
     with pytest.raises(KernelInputError, match="at most 16 conv layers"):
         PopulationForward(net, backend="native")
+
+
+@needs_native
+def test_an_mlp_deeper_than_the_kernel_takes_runs_on_the_reference() -> None:
+    """The limits are the native module's own (csrc/subnet_eval.h), not a copy: at the limit
+    the kernel runs, one layer deeper (allowed by the config) the torch loop does."""
+    assert MOD is not None
+    deepest = int(MOD.subnet_eval_limits()["max_mlp_layers"])
+    obs = np.random.default_rng(0).standard_normal((2, 4)).astype(np.float32)
+    for depth, backend in ((deepest, "native"), (deepest + 1, "reference")):
+        space = SearchSpace(SpaceConfig(kind="mlp", depths=(1, depth), widths=(3, 5)))
+        net = noisy_supernet(space, (4,), 2, seed=depth)
+        fwd = PopulationForward(net)
+        assert fwd.backend == backend, fwd.backend_name
+        archs = [space.largest(), space.smallest()]
+        logits, values = fwd(obs, archs, [1, 1])
+        ref_l, ref_v = reference_forward(net, torch.from_numpy(obs), archs, [1, 1])
+        np.testing.assert_allclose(logits, ref_l.numpy(), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(values, ref_v.numpy(), rtol=1e-4, atol=1e-5)
+    assert f"at most {deepest} hidden layers, the space has {deepest + 1}" in fwd.backend_name

@@ -25,16 +25,13 @@ from a2d_evo.ops.subnet_eval import (
     PANEL,
     PackedSupernet,
     Packer,
+    native_limits,
     pack_meta,
     round_up,
     subnet_eval_backend,
 )
 
 __all__ = ["PopulationForward", "arch_table", "pack_supernet", "reference_forward"]
-
-MAX_NATIVE_CONV_LAYERS = 16
-"""Most declared conv layers the native CNN kernel takes (kMaxConvLayers in
-csrc/subnet_eval.h); a space with more runs on the reference path."""
 
 
 def _np(t: torch.Tensor | None) -> np.ndarray:
@@ -44,12 +41,29 @@ def _np(t: torch.Tensor | None) -> np.ndarray:
 
 
 def unsupported_by_native(supernet: Supernet) -> str:
-    """Why the native kernel cannot take this supernet ("" when it can)."""
-    if supernet.image and len(supernet.space.cfg.conv) > MAX_NATIVE_CONV_LAYERS:
+    """Why the native kernel cannot take this supernet ("" when it can, or when there is no
+    native module: then nothing runs natively anyway). Its limits come from the native module."""
+    limits = native_limits()
+    if limits is None:
+        return ""
+    cfg = supernet.space.cfg
+    if not supernet.image:
+        if max(cfg.depths) > limits["max_mlp_layers"]:
+            return (
+                f"at most {limits['max_mlp_layers']} hidden layers, the space has {max(cfg.depths)}"
+            )
+        return ""
+    if len(cfg.conv) > limits["max_conv_layers"]:
         return (
-            f"at most {MAX_NATIVE_CONV_LAYERS} conv layers, the space declares "
-            f"{len(supernet.space.cfg.conv)}"
+            f"at most {limits['max_conv_layers']} conv layers, the space declares {len(cfg.conv)}"
         )
+    for i, conv in enumerate(cfg.conv):
+        kernel = max(conv.kernel_choices)
+        if kernel > limits["max_kernel_size"] or conv.stride > limits["max_stride"]:
+            return (
+                f"space.conv[{i}]: kernels up to {limits['max_kernel_size']} and strides up to "
+                f"{limits['max_stride']}, the layer has kernel {kernel} and stride {conv.stride}"
+            )
     return ""
 
 

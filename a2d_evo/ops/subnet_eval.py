@@ -31,6 +31,7 @@ __all__ = [
     "PackedSupernet",
     "Packer",
     "meta_fields",
+    "native_limits",
     "pack_meta",
     "round_up",
     "subnet_eval_backend",
@@ -126,6 +127,14 @@ def meta_fields(kind: str) -> tuple[str, ...]:
         return tuple(fn(kind))
     except ValueError as exc:
         raise KernelInputError(str(exc)) from None
+
+
+def native_limits() -> dict[str, int] | None:
+    """The native kernel's limits (``max_mlp_layers``, ``max_conv_layers``, ``max_kernel_size``,
+    ``max_stride``), defined once in ``csrc/subnet_eval.h`` and read from the native module;
+    None without it (then nothing runs natively)."""
+    fn = getattr(dispatch.native_module(), "subnet_eval_limits", None)
+    return None if fn is None else {str(k): int(v) for k, v in fn().items()}
 
 
 def pack_meta(kind: str, fields: Mapping[str, int | Sequence[int]]) -> np.ndarray:
