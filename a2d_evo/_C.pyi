@@ -94,6 +94,9 @@ def subnet_eval_cnn(
 ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """(logits, values) of uint8 frame groups through subnets of a packed CNN supernet."""
 
+def subnet_eval_limits() -> dict[str, int]:
+    """The packed layout's limits: max_mlp_layers, max_conv_layers, max_kernel_size, max_stride."""
+
 def subnet_eval_isa() -> str:
     """The CPU micro-kernel subnet_eval runs: 'avx2-fma' or 'generic'."""
 

@@ -341,6 +341,7 @@ def _export_member(
 ) -> Path:
     """Extract front entry ``index`` into ``RUN_DIR/agents/<name>/`` (its lock held by the
     caller), unless an earlier, interrupted export left it fine-tuned from the same sources."""
+    # torch-heavy modules imported here, as in export_front: the report stays torch-free
     from a2d_evo.nets.agent_folder import extract, save_agent
     from a2d_evo.nets.cost import latency_ms
     from a2d_evo.report.deliver import fine_tuned
