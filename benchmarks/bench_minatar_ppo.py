@@ -40,17 +40,17 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from bench_train import timed_ppo
 from torch import nn
 from torch.distributions.categorical import Categorical
 
 from a2d_evo.config import Config, config_to_dict, load_config
-from a2d_evo.envs import env_spec, make_vec_env
+from a2d_evo.envs import env_spec
 from a2d_evo.envs.imports import prepare_env
 from a2d_evo.evaluation.episodes import resolve_device
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import CNNArch
 from a2d_evo.train.learners import AgentLearner
-from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.streams import Streams
 from a2d_evo.train.teacher_folder import teacher_arch
 
@@ -67,14 +67,7 @@ def measure_a2d(cfg: Config, steps: int) -> tuple[float, float, float | None]:
         lambda: Agent(arch, spec.obs_shape, spec.n_actions, env_config, spec.obs_scale)
     )
     learner = AgentLearner(agent.to(device), cfg)
-    envs = make_vec_env(cfg.env, cfg.ppo.num_envs, seed=cfg.seed)
-    opts = LoopOptions("teacher", steps, None, None, cfg.teacher.checkpoint_every, progress=False)
-    t0 = time.perf_counter()
-    try:
-        result = run_ppo(learner, cfg, envs, spec.obs_shape, spec.obs_dtype, streams, opts, device)
-    finally:
-        envs.close()
-    wall = time.perf_counter() - t0
+    result, wall = timed_ppo(learner, cfg, "teacher", steps, streams, device)
     return result.global_step / wall, wall, result.recent_return
 
 

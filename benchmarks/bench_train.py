@@ -27,7 +27,7 @@ from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.train.learners import AgentLearner
-from a2d_evo.train.loop import LoopOptions, run_ppo
+from a2d_evo.train.loop import LoopOptions, TrainResult, run_ppo
 from a2d_evo.train.streams import Streams
 from a2d_evo.train.supernet_stage import SupernetLearner
 from a2d_evo.train.teacher_folder import teacher_arch
@@ -53,6 +53,21 @@ def measure(cfg: Config, kind: str, steps: int) -> tuple[float, float]:
             teacher = teacher.to(device)
         net = streams.build(lambda: Supernet(space, spec.obs_shape, spec.n_actions, spec.obs_scale))
         learner = SupernetLearner(net.to(device), cfg, teacher, streams.rng)
+    result, wall = timed_ppo(learner, cfg, kind, steps, streams, device)
+    return result.global_step / wall, wall
+
+
+def timed_ppo(
+    learner: AgentLearner | SupernetLearner,
+    cfg: Config,
+    kind: str,
+    steps: int,
+    streams: Streams,
+    device: torch.device,
+) -> tuple[TrainResult, float]:
+    """Run a2d-evo's PPO loop for ``steps`` env steps on fresh envs of ``cfg`` (no checkpoints,
+    so ``checkpoint_every`` plays no part): its result and wall seconds, env creation excluded."""
+    spec = env_spec(cfg.env)
     envs = make_vec_env(cfg.env, cfg.ppo.num_envs, seed=cfg.seed)
     opts = LoopOptions(kind, steps, None, None, cfg.supernet.checkpoint_every, progress=False)
     t0 = time.perf_counter()
@@ -60,8 +75,7 @@ def measure(cfg: Config, kind: str, steps: int) -> tuple[float, float]:
         result = run_ppo(learner, cfg, envs, spec.obs_shape, spec.obs_dtype, streams, opts, device)
     finally:
         envs.close()
-    wall = time.perf_counter() - t0
-    return result.global_step / wall, wall
+    return result, time.perf_counter() - t0
 
 
 def main() -> None:
