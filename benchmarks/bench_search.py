@@ -12,9 +12,12 @@ train commands), every seed and every budget in env steps, in a scratch copy of 
 * ``smsemoa`` (with ``--smsemoa``): stock pymoo SMS-EMOA through the same ``SubnetProblem``
   (survivors re-scored too), the same operators and budget.
 
-Every method spends its budget in env steps (episode lengths summed; a batch or generation
-that crosses the budget is finished, so each overshoots by less than one generation: the
-table shows what each spent), and every method's front is delivered the same way
+Every method spends its budget in env steps (episode lengths summed): a batch or generation
+that crosses the budget is played in full, but every method's front is chosen from the
+episodes within the budget only (:func:`a2d_evo.search.budget.within_budget`, a per-episode
+cut in play order), so each uses at most the budget plus one episode whatever its generation
+costs (the table shows what each used, and what it played past the budget). Every method's
+front is delivered the same way
 (:func:`a2d_evo.search.front.write_front`): its archive's top fronts raced by successive
 halving on fresh seeds, the survivors re-scored on ``final_episodes`` fresh seeds, the same
 seeds for every method (they depend on the run seed alone). The headline is the delivered
@@ -55,7 +58,8 @@ from a2d_evo.nets.cost import flops
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import load_supernet
 from a2d_evo.runfolder import RunFolder
-from a2d_evo.search.evolution import budget_spent, evolve, play_generation
+from a2d_evo.search.budget import budget_spent, within_budget
+from a2d_evo.search.evolution import evolve, play_generation
 from a2d_evo.search.front import SearchSummary, write_front
 from a2d_evo.search.problem import CanonicalDuplicates, SubnetProblem, reference_point
 
@@ -135,17 +139,25 @@ def own_loop(
     teacher = load_agent(run.teacher_agent)
     folder = run.root / method
     folder.mkdir(parents=True, exist_ok=True)
+    records, cut = within_budget(problem.cache_records(), s.budget_steps)
     path = write_front(
         folder,
         cfg,
-        problem.cache_records(),
+        records,
         supernet=ev.supernet,
         teacher=teacher,
         teacher_flops=flops(teacher.arch, obs_shape, n_actions),
         evaluator=ev,
         norm_search=norm,
         ref=reference_point(space, obs_shape, n_actions),
-        summary=SearchSummary(gen, stopped_by, problem.env_steps(), problem.episodes_played()),
+        summary=SearchSummary(
+            gen,
+            stopped_by,
+            cut.env_steps,
+            cut.episodes,
+            cut.discarded_env_steps,
+            cut.discarded_episodes,
+        ),
     )
     front: dict[str, Any] = json.loads(path.read_text())
     return front
@@ -183,6 +195,7 @@ def one(
             "size": float(len(front["front"])),
             "env_steps": float(ran["env_steps"]),
             "episodes": float(ran["episodes_played"]),
+            "discarded_env_steps": float(ran.get("discarded_env_steps", 0)),
             "generations": float(ran["generations"]),
             "evaluations": float(ran["evaluations"]),
             "delivery_steps": float(delivery["halving_env_steps"] + delivery["final_env_steps"]),

@@ -348,10 +348,16 @@ def test_budget_steps_stops_the_search_and_reports_what_it_spent(tmp_path: Path)
     front = json.loads((tmp_path / "search" / "front.json").read_text())
     ran = front["search"]
     assert ran["stopped_by"] == "budget_steps" and ran["budget_steps"] == 1500
-    assert ran["generations"] == len(hv) and ran["env_steps"] == steps[-1]
+    assert ran["generations"] == len(hv)
+    # the front is chosen from the episodes within the budget: at most one episode (<= 120
+    # steps) past it; the rest of the last generation was played and is reported, not used
+    assert 1500 <= ran["env_steps"] < 1500 + 120 and ran["discarded_episodes"] > 0
     state = json.loads((tmp_path / "search" / "state.json").read_text())
-    assert ran["env_steps"] == sum(sum(r["lengths"]) for r in state["cache"])
-    assert ran["episodes_played"] == int(hv[-1]["episodes"])
+    played = sum(sum(r["lengths"]) for r in state["cache"])
+    assert ran["env_steps"] + ran["discarded_env_steps"] == played == steps[-1]
+    assert ran["episodes_played"] + ran["discarded_episodes"] == int(hv[-1]["episodes"])
+    # the last generation's offspring whose episodes all start past the budget are no candidates
+    assert ran["evaluations"] < len(state["cache"])
     # resuming the finished search does not play on
     evolve(cfg, RunFolder(tmp_path), resume=True, progress=False)
     assert json.loads((tmp_path / "search" / "front.json").read_text()) == front

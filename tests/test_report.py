@@ -92,6 +92,7 @@ def make_run(
             "generations": 6, "pop": 16, "episodes": 3, "evaluations": n_history,
             "front_size": 5, "dropped_after_rescore": 1, "env_steps": 123456,
             "episodes_played": 789, "stopped_by": "budget_steps", "reevaluate": True,
+            "budget_steps": 123000, "discarded_env_steps": 4321, "discarded_episodes": 21,
         }  # fmt: skip
     write_json(run.search / "front.json", front)
     rng = np.random.default_rng(0)
@@ -200,6 +201,10 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     assert (
         "- spent 123,456 env steps in 789 episodes over 6 generations (stopped by "
         "budget_steps; survivors re-scored every generation)"
+    ) in md
+    assert (
+        "- the last generation crossed the 123,000-step budget: its 21 episodes (4,321 env "
+        "steps) past the budget were played but not used to choose the front"
     ) in md
     assert "`[0.0, 3.125]` in (-normalised_return, log10 flops)" in md
     out = f"{run.root}-repro"

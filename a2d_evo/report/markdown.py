@@ -311,6 +311,12 @@ def _settings(cfg: Config, search: Any, data: RunData) -> list[str]:
             f"episodes over {ran.get('generations', '?')} generations (stopped by "
             f"{ran.get('stopped_by', '?')}; {how})"
         )
+        if ran.get("discarded_episodes"):
+            lines.append(
+                f"- the last generation crossed the {ran.get('budget_steps', 0):,}-step budget: "
+                f"its {ran['discarded_episodes']:,} episodes ({ran['discarded_env_steps']:,} env "
+                "steps) past the budget were played but not used to choose the front"
+            )
     if "front_size" in ran:
         dropped = ran.get("dropped_after_rescore", 0)
         lines.append(

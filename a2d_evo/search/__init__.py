@@ -6,6 +6,8 @@ The stage's map, from the entry point down:
   measures the normalisation, drives NSGA-II by ask and tell, one generation at a time
   (:func:`play_generation`: offspring and re-scored survivors in one evaluator call), stops on
   ``search.gens`` or ``search.budget_steps``, and resumes a killed run bit for bit;
+* :mod:`~a2d_evo.search.budget` -- ``search.budget_steps``: when the search stops
+  (:func:`budget_spent`) and which episodes count (:func:`within_budget`, a per-episode cut);
 * :mod:`~a2d_evo.search.problem` -- :class:`SubnetProblem`, the search as a pymoo problem
   (encodings -> ``(-normalised return, FLOPs)``, per-arch records of every episode, each
   generation's episode seeds passed with the evaluation), and the front and hypervolume
@@ -24,7 +26,8 @@ Candidates are scored by :mod:`a2d_evo.evaluation.population` (or its Ray twin,
 :mod:`a2d_evo.scale.ray_population`).
 """
 
-from a2d_evo.search.evolution import budget_spent, check_prerequisites, evolve, play_generation
+from a2d_evo.search.budget import Cut, budget_spent, within_budget
+from a2d_evo.search.evolution import check_prerequisites, evolve, play_generation
 from a2d_evo.search.front import (
     SearchSummary,
     candidates,
@@ -44,6 +47,7 @@ from a2d_evo.search.problem import (
 from a2d_evo.search.state import SavedSearch, load_state, save_state
 
 __all__ = [
+    "Cut",
     "SavedSearch",
     "SearchSummary",
     "SubnetProblem",
@@ -64,5 +68,6 @@ __all__ = [
     "restore_algorithm",
     "save_state",
     "successive_halving",
+    "within_budget",
     "write_front",
 ]

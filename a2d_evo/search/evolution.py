@@ -14,7 +14,9 @@ this module owns evaluation, checkpoints and progress:
   survival compares them with their offspring;
 * the search stops after ``search.gens`` generations, or before the first generation that
   would start with ``search.budget_steps`` env steps (episode lengths summed) already spent,
-  or when duplicate elimination exhausts a tiny space;
+  or when duplicate elimination exhausts a tiny space; with a budget, the front is chosen from
+  the episodes within it only (:func:`~a2d_evo.search.budget.within_budget`: a per-episode
+  stop, whatever a generation costs);
 * after every generation the state and the tables are written (:mod:`a2d_evo.search.state`);
 * at the end everything evaluated is delivered (:func:`~a2d_evo.search.front.write_front`):
   its top fronts raced by successive halving on fresh seeds, the survivors' front re-scored on
@@ -49,6 +51,7 @@ from a2d_evo.nets.supernet import load_supernet
 from a2d_evo.progress import progress_bar, write
 from a2d_evo.runfolder import RunFolder, holds_results
 from a2d_evo.scale.ray_population import make_population_evaluator
+from a2d_evo.search.budget import budget_spent, within_budget
 from a2d_evo.search.front import SearchSummary, normalisation, reference_returns, write_front
 from a2d_evo.search.nsga import make_algorithm, restore_algorithm
 from a2d_evo.search.problem import SubnetProblem, front_indices, hypervolume, reference_point
@@ -79,11 +82,6 @@ def play_generation(
     )
     algorithm.tell(infills=off)
     return True
-
-
-def budget_spent(problem: SubnetProblem, budget_steps: int | None) -> bool:
-    """True once the env steps played reach ``budget_steps`` (never without a budget)."""
-    return budget_steps is not None and problem.env_steps() >= budget_steps
 
 
 class _Search:
@@ -192,21 +190,29 @@ class _Search:
                     stopped_by = "budget_steps"
         finally:
             bar.close()
+        records, cut = within_budget(problem.cache_records(), s.budget_steps)
         summary = SearchSummary(
             generations=len(self.hv_history),
             stopped_by=stopped_by,
-            env_steps=problem.env_steps(),
-            episodes_played=problem.episodes_played(),
+            env_steps=cut.env_steps,
+            episodes_played=cut.episodes,
+            discarded_env_steps=cut.discarded_env_steps,
+            discarded_episodes=cut.discarded_episodes,
         )
         if self.progress:
             write(
                 f"evolve: {summary.generations} generations ({stopped_by}), "
                 f"{summary.env_steps:,} env steps in {summary.episodes_played:,} episodes"
+                + (
+                    f" ({cut.discarded_env_steps:,} steps played past the budget not used)"
+                    if cut.discarded_episodes
+                    else ""
+                )
             )
         path = write_front(
             self.folder,
             self.cfg,
-            problem.cache_records(),
+            records,
             supernet=self.supernet,
             teacher=self.teacher,
             teacher_flops=self.teacher_flops,

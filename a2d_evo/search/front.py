@@ -56,8 +56,13 @@ class SearchSummary:
     stopped_by: str
     """``gens``, ``budget_steps`` or ``space exhausted``."""
     env_steps: int
-    """Env steps of every episode the search played (candidates only, not R_random/R_teacher)."""
+    """Env steps of the episodes the front was chosen from (candidates only, not
+    R_random/R_teacher): with a budget, those within it
+    (:func:`~a2d_evo.search.budget.within_budget`)."""
     episodes_played: int
+    discarded_env_steps: int = 0
+    """Env steps played past ``budget_steps`` in the last generation, not used."""
+    discarded_episodes: int = 0
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,55 @@
+"""The per-episode budget cut (``search.budget`` ``within_budget``) on a hand-made archive."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from a2d_evo.search.budget import Cut, within_budget
+from a2d_evo.search.problem import summarise
+
+
+def record(order: int, generations: list[int], lengths: list[int]) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "generation": generations[0],
+        "order": order,
+        "encoding": [order],
+        "returns": [float(10 * order + i) for i in range(len(lengths))],
+        "lengths": lengths,
+        "seeds": [100 + i for i in range(len(lengths))],
+        "generations": generations,
+    }
+    summarise(rec)
+    return rec
+
+
+# Play order: generation 0: A 10, A 20, B 5, B 5 (40 steps); generation 1: A 30 (70), A 40
+# (110), C 7 (117), C 8 (125). A was first evaluated before C, so it plays first in gen 1.
+ARCHIVE = [
+    record(0, [0, 0, 1, 1], [10, 20, 30, 40]),  # A: a survivor, re-played in generation 1
+    record(1, [0, 0], [5, 5]),  # B: generation 0 only
+    record(2, [1, 1], [7, 8]),  # C: generation 1's offspring
+]
+
+
+def test_the_cut_keeps_every_episode_that_starts_within_the_budget() -> None:
+    kept, cut = within_budget(ARCHIVE, 70)  # A's third episode reaches exactly 70
+    assert cut == Cut(env_steps=70, episodes=5, discarded_env_steps=55, discarded_episodes=3)
+    assert [r["order"] for r in kept] == [0, 1]  # C had no episode within the budget
+    a = kept[0]
+    assert a["lengths"] == [10, 20, 30] and a["generations"] == [0, 0, 1]
+    assert a["returns"] == [0.0, 1.0, 2.0] and a["seeds"] == [100, 101, 102]
+    assert a["episodes"] == 3 and a["return_mean"] == pytest.approx(1.0)
+    assert ARCHIVE[0]["episodes"] == 4  # the archive itself is left as it was
+
+    kept, cut = within_budget(ARCHIVE, 71)  # one step more: A's fourth episode starts
+    assert cut == Cut(env_steps=110, episodes=6, discarded_env_steps=15, discarded_episodes=2)
+    assert [r["episodes"] for r in kept] == [4, 2]
+
+
+def test_no_budget_or_an_unspent_one_keeps_the_archive_whole() -> None:
+    for budget in (None, 125, 10**9):
+        kept, cut = within_budget(ARCHIVE, budget)
+        assert kept == ARCHIVE
+        assert cut == Cut(env_steps=125, episodes=8, discarded_env_steps=0, discarded_episodes=0)
