@@ -136,13 +136,20 @@ def config_for_new_run(
     return cfg, run
 
 
-def config_of_run(run: RunFolder, args: argparse.Namespace, extra: Sequence[str] = ()) -> Config:
-    """The run's saved config with this command's overrides on top."""
+def config_of_run(
+    run: RunFolder, args: argparse.Namespace, extra: Sequence[str] = (), *, builds_env: bool = True
+) -> Config:
+    """The run's saved config with this command's overrides on top.
+
+    ``builds_env=False`` (``report``): the command builds no env, so the run's recorded
+    imports never run and need no ``--env-import``."""
     saved = run.load_config()
     overrides = [*common_overrides(args), *extra]
     cfg = saved
     if overrides:
         cfg = config_from_dict(config_to_dict(saved), overrides, source=str(run.config_path))
+    if not builds_env:
+        return cfg
     return checked_file_config(cfg, saved, args, str(run.config_path))
 
 
@@ -283,7 +290,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from a2d_evo.report.markdown import write_report  # here: --help stays torch-free
 
     run = RunFolder(args.run_dir)
-    path = write_report(config_of_run(run, args), run)
+    path = write_report(config_of_run(run, args, builds_env=False), run)
     print(f"report: {path}")
     return 0
 

@@ -137,6 +137,7 @@ class RunFolder:
                 raise RunFolderError(
                     f"{self.root}: the config conflicts with the run's config.yaml on "
                     f"{', '.join(diff)}; use another --out or the run's own config"
+                    + (_imports_hint(saved, cfg) if "env.imports" in diff else "")
                 )
 
     def bind(self, cfg: Config) -> Config:
@@ -350,10 +351,28 @@ def config_diff(a: Config, b: Config, sections: Iterable[str]) -> list[str]:
     return out
 
 
+UNORDERED_KEYS = frozenset({"env.imports"})
+"""Lists compared as sets: ``--env-import`` flags may come in any order."""
+
+
 def _diff(a: Any, b: Any, key: str) -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out: list[str] = []
         for k in sorted(set(a) | set(b)):
             out.extend(_diff(a.get(k), b.get(k), f"{key}.{k}"))
         return out
+    if key in UNORDERED_KEYS and isinstance(a, list) and isinstance(b, list):
+        return [] if set(a) == set(b) else [key]
     return [] if a == b else [key]
+
+
+def _imports_hint(saved: Config, cfg: Config) -> str:
+    """What to pass or drop when ``env.imports`` differ from the run's (empty if they agree)."""
+    missing = [s for s in saved.env.imports if s not in cfg.env.imports]
+    extra = [s for s in cfg.env.imports if s not in saved.env.imports]
+    parts = []
+    if missing:
+        parts.append("pass " + " ".join(f"--env-import {s}" for s in missing))
+    if extra:
+        parts.append("the run records no " + ", ".join(map(repr, extra)))
+    return ("; env.imports: " + " and ".join(parts)) if parts else ""

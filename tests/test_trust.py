@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -96,11 +97,38 @@ def test_an_import_recorded_by_a_run_folder_needs_env_import(
     run.root.mkdir()
     cfg = config_from_dict({"env": {"id": "CartPole-v1", "imports": ["pwnmod_never_imported"]}})
     run.config_path.write_text(dump_config(cfg))
-    assert main(["report", str(run.root)]) == EXIT_USER_ERROR
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "config.yaml" in err
-    assert "pass --env-import pwnmod_never_imported" in err
+    for command in ("export", "baselines"):
+        assert main([command, str(run.root)]) == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "config.yaml" in err, command
+        assert "pass --env-import pwnmod_never_imported" in err, command
     assert "pwnmod_never_imported" not in sys.modules
+
+
+def test_report_builds_no_env_so_needs_no_env_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from test_report import make_run
+
+    run = make_run(tmp_path / "run")  # a finished run, as `evolve` and `export` leave it
+    cfg = run.load_config()
+    imports = ("pwnmod_never_imported",)
+    run.config_path.write_text(dump_config(replace(cfg, env=replace(cfg.env, imports=imports))))
+    assert main(["report", str(run.root), "--quiet"]) == 0, capsys.readouterr().err
+    assert (run.root / "report" / "report.md").is_file()
+    assert "pwnmod_never_imported" not in sys.modules
+
+
+def test_env_imports_agree_in_any_order_and_a_missing_one_names_its_flag(tmp_path: Path) -> None:
+    run = RunFolder(tmp_path / "run")
+    saved = config_from_dict({"env": {"id": "CartPole-v1", "imports": ["json", "csv:reader"]}})
+    run.bind(saved)
+    run.check(config_from_dict({"env": {"id": "CartPole-v1", "imports": ["csv:reader", "json"]}}))
+    with pytest.raises(RunFolderError) as info:
+        run.check(config_from_dict({"env": {"id": "CartPole-v1", "imports": ["json", "xml"]}}))
+    msg = str(info.value)
+    assert "conflicts with the run's config.yaml on env.imports" in msg
+    assert msg.endswith("env.imports: pass --env-import csv:reader and the run records no 'xml'")
 
 
 def test_every_recorded_import_missing_is_named_in_one_message() -> None:
