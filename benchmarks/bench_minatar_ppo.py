@@ -25,6 +25,7 @@ ratio a2d-evo / minimal is the figure to read (target >= 1x).
 
     python benchmarks/bench_minatar_ppo.py                              # 50k steps, 2 pairs
     python benchmarks/bench_minatar_ppo.py --steps 49152 --repeats 3 --threads 1
+    python benchmarks/bench_minatar_ppo.py --only minimal --steps 1000448 --repeats 1 --set seed=0
 
 Ends with one ``RESULT`` line.
 """
@@ -272,24 +273,32 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="(a2d-evo, minimal) pairs")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, for both")
     parser.add_argument("--set", action="append", default=[], help="config override")
+    parser.add_argument(
+        "--only",
+        choices=("a2d-evo", "minimal"),
+        help="run one loop alone (a learning check at long budgets: its last 20 episodes' "
+        "mean return); no ratio",
+    )
     args = parser.parse_args()
     cfg = load_config(Path(args.config), args.set)
     torch.set_num_threads(args.threads)
     batch = cfg.ppo.batch_size
     steps = max(1, args.steps // batch) * batch
-    measure_a2d(cfg, batch)  # warm-up: imports, allocator, first env build
-    measure_minimal(cfg, batch)
-    runs: dict[str, list[float]] = {"a2d-evo": [], "minimal": []}
-    walls: dict[str, list[float]] = {"a2d-evo": [], "minimal": []}
+    loops = {"a2d-evo": measure_a2d, "minimal": measure_minimal}
+    if args.only:
+        loops = {args.only: loops[args.only]}
+    for fn in loops.values():
+        fn(cfg, batch)  # warm-up: imports, allocator, first env build
+    runs: dict[str, list[float]] = {name: [] for name in loops}
+    walls: dict[str, list[float]] = {name: [] for name in loops}
     rets: dict[str, float | None] = {}
     for _ in range(args.repeats):
-        for name, fn in (("a2d-evo", measure_a2d), ("minimal", measure_minimal)):
+        for name, fn in loops.items():
             sps, wall, ret = fn(cfg, steps)
             runs[name].append(sps)
             walls[name].append(wall)
             rets[name] = ret
     mean = {k: statistics.fmean(v) for k, v in runs.items()}
-    ratio = mean["a2d-evo"] / mean["minimal"]
     p = cfg.ppo
     print(
         f"env: {cfg.env.id}  arch: {teacher_arch(cfg).to_dict()}  device: "
@@ -308,6 +317,15 @@ def main() -> None:
             f"{statistics.fmean(walls[name]):.1f} s; last run's recent return "
             f"{'n/a' if ret is None else f'{ret:.2f}'})"
         )
+    if args.only:
+        ret = rets[args.only]
+        print(
+            f"RESULT bench_minatar_ppo {cfg.env.id} seed={cfg.seed} {args.only} only: "
+            f"{mean[args.only]:.0f} steps/s, last 20 episodes' mean return "
+            f"{'n/a' if ret is None else f'{ret:.2f}'} after {steps} steps"
+        )
+        return
+    ratio = mean["a2d-evo"] / mean["minimal"]
     print(
         f"RESULT bench_minatar_ppo {cfg.env.id} threads={args.threads} steps={steps} "
         f"repeats={args.repeats}: a2d-evo {mean['a2d-evo']:.0f} steps/s, minimal CleanRL-style "
