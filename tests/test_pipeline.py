@@ -149,7 +149,13 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert val["kept"] == ("fine-tuned" if val["after"] >= val["before"] else "inherited")
         if val["kept"] == "inherited":
             assert m["after"]["return_mean"] == m["before"]["return_mean"]
-    points = [(r["flops"], r["normalised_return"]) for r in rows.values()]
+        assert (
+            row["validation_return_mean"]
+            == val["after" if val["kept"] == "fine-tuned" else "before"]
+        )
+    # the members are chosen on the validation seeds, then scored on the final ones
+    assert delivered["chosen_on"] == "validation seeds"
+    points = [(r["flops"], r["validation_return_mean"]) for r in rows.values()]
     for name, (f, n) in zip(rows, points, strict=True):
         dominated = any(
             f2 <= f and n2 >= n and (f2 < f or n2 > n) for f2, n2 in points if (f2, n2) != (f, n)
@@ -180,6 +186,7 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert main(["report", str(run), "--quiet"]) == 0  # baselines now face the delivered front
     report = (run / "report" / "report.md").read_text()
     assert "Delivered front (after fine-tuning" in report
+    assert "chosen on the fine-tune's validation seeds and scored on the final seeds" in report
     assert "Compared with the delivered front." in report
 
     # a second train-teacher into the same run refuses to overwrite it

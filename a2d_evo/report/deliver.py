@@ -9,8 +9,12 @@ greedily on the front's final seeds before (inherited weights) and after; the fi
 are kept only if they play at least as well on ``finetune.validation_episodes`` validation
 seeds of their own (distillation pulls a member that plays better than the teacher back to the
 teacher's level; the final seeds are never used to choose). The members that
-no other member dominates on (FLOPs down, fine-tuned normalised return up) are the
-delivered front: ``RUN_DIR/agents/delivered.json``.
+no other member dominates on (FLOPs down, validation return of the kept weights up) are the
+delivered front: ``RUN_DIR/agents/delivered.json``; their final-seed figures are then an
+unbiased score of the chosen members (choosing on the seeds that score them would favour the
+luckiest members). Without a validation (``finetune.steps`` or
+``finetune.validation_episodes`` 0) the members are chosen on the final seeds, and
+``delivered.json`` says so (``chosen_on``).
 
 Budget: each delivered agent had ``supernet.total_steps`` (shared with every subnet) plus
 its own ``finetune.steps``; the ``a2d`` and ``distill`` baselines get ``S + B`` each.
@@ -28,7 +32,14 @@ from typing import Any
 from a2d_evo.config import Config
 from a2d_evo.evaluation.seeds import final_seeds
 from a2d_evo.files import read_json, write_json
-from a2d_evo.formats import DELIVERED_FORMAT_VERSION, INHERITED_KEYS, kept_weights
+from a2d_evo.formats import (
+    DELIVERED_FORMAT_VERSION,
+    FINAL_SEEDS,
+    INHERITED_KEYS,
+    KEPT_FINE_TUNED,
+    VALIDATION_SEEDS,
+    kept_weights,
+)
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import finetune_agent
 
@@ -88,6 +99,11 @@ def finetune_members(
         elif steps and progress:
             print(f"{folder.name}: already fine-tuned for {steps:,} steps, kept")
         inherited = metrics.get("inherited") or {k: metrics.get(k) for k in INHERITED_KEYS}
+        kept = kept_weights(metrics)
+        val = metrics.get("finetune_validation")
+        validation = None
+        if isinstance(val, dict) and steps:
+            validation = val.get("after" if kept == KEPT_FINE_TUNED else "before")
         rows.append(
             {
                 "agent": folder.name,
@@ -99,7 +115,8 @@ def finetune_members(
                 "inherited_return_mean": inherited.get("return_mean"),
                 "inherited_normalised_return": inherited.get("normalised_return"),
                 "finetune_steps": metrics.get("finetune_steps", 0),
-                "kept": kept_weights(metrics),
+                "kept": kept,
+                "validation_return_mean": validation,
             }
         )
     return rows
@@ -108,8 +125,14 @@ def finetune_members(
 def write_delivered(
     cfg: Config, run: RunFolder, rows: Sequence[dict[str, Any]], progress: bool = True
 ) -> Path:
-    """The members of ``rows`` no other dominates, to ``RUN_DIR/agents/delivered.json``."""
-    keep = non_dominated([(r["flops"], r["normalised_return"]) for r in rows])
+    """The members of ``rows`` no other dominates, to ``RUN_DIR/agents/delivered.json``:
+    on the validation seeds when every row has a validation figure, else on the final
+    seeds (module docstring)."""
+    on_validation = bool(rows) and all(
+        isinstance(r.get("validation_return_mean"), (int, float)) for r in rows
+    )
+    key = "validation_return_mean" if on_validation else "normalised_return"
+    keep = non_dominated([(r["flops"], r[key]) for r in rows])
     path = run.agents / "delivered.json"
     write_json(
         path,
@@ -119,6 +142,7 @@ def write_delivered(
             "finetune_validation_episodes": cfg.finetune.validation_episodes,
             "supernet_steps": cfg.supernet.total_steps,
             "seeds": final_seeds(cfg.seed, cfg.search.final_episodes),
+            "chosen_on": VALIDATION_SEEDS if on_validation else FINAL_SEEDS,
             "members": [rows[i]["agent"] for i in keep],
             "exported": list(rows),
         },

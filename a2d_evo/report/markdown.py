@@ -26,7 +26,7 @@ from typing import Any
 from a2d_evo.config import Config
 from a2d_evo.errors import RunFolderError
 from a2d_evo.files import write_bytes, write_text
-from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, ci95
+from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, VALIDATION_SEEDS, ci95
 from a2d_evo.locks import writes
 from a2d_evo.report.plots import episodes_text, hypervolume_png, pareto_png, seeds_text, width_text
 from a2d_evo.report.run_data import (
@@ -405,9 +405,15 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
             + ", ".join(f"`{name}`" for name in data.delivered)
             + ". Each delivered agent had the supernet's "
             f"{cfg.supernet.total_steps:,} env steps (shared by every subnet) plus a "
-            f"fine-tune budget of {data.delivered_budget or 0:,} of its own. The members are "
-            "chosen and scored on the same final seeds (a slight optimism; "
-            "`benchmarks/pipeline_compare.py` re-scores them on fresh ones).",
+            f"fine-tune budget of {data.delivered_budget or 0:,} of its own. "
+            + (
+                "The members are chosen on the fine-tune's validation seeds and scored on the "
+                "final seeds, which did not choose them."
+                if data.delivered_chosen_on == VALIDATION_SEEDS
+                else "The members are chosen and scored on the same final seeds (no "
+                "validation ran: a slight optimism; `benchmarks/pipeline_compare.py` re-scores "
+                "them on fresh ones)."
+            ),
         ]
 
     md += ["", "## Baselines: the teacher scaled in width", ""]

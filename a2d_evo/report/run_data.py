@@ -23,7 +23,9 @@ from a2d_evo.files import check_format_version, read_json
 from a2d_evo.formats import (
     BASELINE_METHODS,
     DELIVERED_FORMAT_VERSION,
+    FINAL_SEEDS,
     METRICS_FORMAT_VERSION,
+    VALIDATION_SEEDS,
     baseline_name,
     check_teacher_beats_random,
     ci95,
@@ -164,6 +166,9 @@ class RunData:
     empty when export has not delivered one."""
     delivered_budget: int | None
     """``finetune.steps`` of that delivery (None without one)."""
+    delivered_chosen_on: str
+    """``validation seeds`` or ``final seeds`` (files written before the choice was recorded:
+    final seeds)."""
     baselines: dict[str, Row]
     missing: list[str]
     front_episodes: list[int]
@@ -173,12 +178,13 @@ class RunData:
 
 def _delivered(
     run: RunFolder, agents: Mapping[str, Row], missing: list[str]
-) -> tuple[list[str], int | None]:
-    """The delivered front's member names that are exported agents here, and its fine-tune
-    budget (see :mod:`a2d_evo.report.deliver`); a damaged file is reported under Missing."""
+) -> tuple[list[str], int | None, str]:
+    """The delivered front's member names that are exported agents here, its fine-tune
+    budget and the seeds that chose it (see :mod:`a2d_evo.report.deliver`); a damaged file is
+    reported under Missing."""
     path = run.agents / "delivered.json"
     if not path.is_file():
-        return [], None
+        return [], None, FINAL_SEEDS
     try:
         data = read_json(path, "delivered front")
         check_format_version(data, DELIVERED_FORMAT_VERSION, f"delivered front {path}")
@@ -188,10 +194,13 @@ def _delivered(
         budget = data.get("finetune_steps")
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
             raise FormatError(f"{path}: 'finetune_steps' must be a count, got {budget!r:.40}")
+        chosen_on = data.get("chosen_on", FINAL_SEEDS)
+        if chosen_on not in (VALIDATION_SEEDS, FINAL_SEEDS):
+            raise FormatError(f"{path}: unknown 'chosen_on' {chosen_on!r:.40}")
     except (FormatError, OSError) as exc:
         missing.append(f"the delivered front: {exc}")
-        return [], None
-    return [m for m in members if m in agents], budget
+        return [], None, FINAL_SEEDS
+    return [m for m in members if m in agents], budget, chosen_on
 
 
 def load_run(cfg: Config, run: RunFolder) -> RunData:
@@ -236,7 +245,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
                 finetune[folder.name] = (b, a)
     if not agents:
         missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
-    delivered, delivered_budget = _delivered(run, agents, missing)
+    delivered, delivered_budget, chosen_on = _delivered(run, agents, missing)
 
     baselines: dict[str, Row] = {}
     for folder in _own_subfolders(run, run.baselines, missing):
@@ -287,6 +296,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         kept=kept,
         delivered=delivered,
         delivered_budget=delivered_budget,
+        delivered_chosen_on=chosen_on,
         baselines=dict(sorted(baselines.items(), key=lambda kv: _baseline_order(kv[1]))),
         missing=missing,
         front_episodes=episodes,

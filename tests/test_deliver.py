@@ -1,0 +1,61 @@
+"""The delivered front (``report.deliver.write_delivered``): chosen on the validation seeds,
+scored on the final ones."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from a2d_evo.config import config_from_dict
+from a2d_evo.report.deliver import write_delivered
+from a2d_evo.runfolder import RunFolder
+
+
+def row(agent: str, flops: int, final: float, validation: float | None) -> dict[str, Any]:
+    return {"agent": agent, "flops": flops, "normalised_return": final,
+            "validation_return_mean": validation}  # fmt: skip
+
+
+def delivered(tmp_path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    run = RunFolder(tmp_path)
+    run.agents.mkdir(parents=True, exist_ok=True)
+    path = write_delivered(config_from_dict({}), run, rows, progress=False)
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def test_members_are_chosen_on_the_validation_seeds_not_on_the_seeds_that_score_them(
+    tmp_path: Path,
+) -> None:
+    # on the final seeds `big` scores higher than `small` and both would be delivered; on the
+    # validation seeds `small` plays better at fewer FLOPs, so `big` is dominated
+    rows = [row("small", 100, 0.90, 210.0), row("big", 200, 1.00, 205.0)]
+    data = delivered(tmp_path, rows)
+    assert data["members"] == ["small"] and data["chosen_on"] == "validation seeds"
+    assert [r["agent"] for r in data["exported"]] == ["small", "big"]
+
+
+def test_without_a_validation_the_final_seeds_choose_and_it_says_so(tmp_path: Path) -> None:
+    rows = [row("small", 100, 0.90, 210.0), row("big", 200, 1.00, None)]
+    data = delivered(tmp_path, rows)
+    assert data["members"] == ["small", "big"] and data["chosen_on"] == "final seeds"
+
+
+def test_the_report_says_which_seeds_chose_the_members_and_refuses_an_unknown_choice(
+    tmp_path: Path,
+) -> None:
+    from test_report import make_run
+
+    from a2d_evo.report.run_data import load_run
+
+    run = make_run(tmp_path / "run")
+    cfg = run.load_config()
+    names = sorted(p.name for p in run.agents.iterdir() if (p / "metrics.json").is_file())
+    base = {"format_version": 1, "finetune_steps": 0, "members": names[:1], "exported": []}
+    for chosen_on, ok in (("validation seeds", True), ("final seeds", True), ("lucky", False)):
+        (run.agents / "delivered.json").write_text(json.dumps({**base, "chosen_on": chosen_on}))
+        data = load_run(cfg, run)
+        assert (data.delivered == names[:1]) == ok
+        assert data.delivered_chosen_on == (chosen_on if ok else "final seeds")
+        assert any("unknown 'chosen_on'" in m for m in data.missing) != ok
