@@ -210,6 +210,32 @@ def test_sigint_checkpoints_then_stops(tmp_path: Path, monkeypatch: pytest.Monke
     assert torch_load(run.teacher / "checkpoint.pt")["update"] == 4
 
 
+def test_a_second_sigint_aborts_at_once_and_leaves_the_last_checkpoint_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = {"n": 0}
+    real = loop.collect_rollout
+
+    def twice(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 3:  # update 3: the first Ctrl-C asks to stop after it, the second
+            os.kill(os.getpid(), signal.SIGINT)  # does not wait
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "collect_rollout", twice)
+    run = RunFolder(tmp_path / "run")
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        train_teacher(tiny(), run, progress=False)
+    assert calls["n"] == 3  # aborted inside update 3: no further rollout
+    assert signal.getsignal(signal.SIGINT) is before  # handlers restored
+    assert torch_load(run.teacher / "checkpoint.pt")["update"] == 2  # the last one, whole
+    monkeypatch.setattr(loop, "collect_rollout", real)
+    train_teacher(tiny(), run, resume=True, progress=False)
+    assert torch_load(run.teacher / "checkpoint.pt")["update"] == 4
+
+
 # ----------------------------------------------------------------------------- failures
 def test_nan_loss_stops_and_keeps_the_last_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
