@@ -274,3 +274,17 @@ def test_sb3_refusal_gives_no_advice_to_unpickle(tmp_path: Path) -> None:
     msg = str(info.value)
     assert "refused to unpickle" in msg and "\n" not in msg
     assert "weights_only" not in msg and "trust" not in msg
+
+
+@pytest.mark.parametrize("key", ["render_mode", "max_episode_steps", "disable_env_checker"])
+def test_gymnasium_makes_own_arguments_are_refused_in_env_kwargs(tmp_path: Path, key: str) -> None:
+    """A shared folder's ``env.kwargs`` reach ``gymnasium.make``: a recorded ``render_mode:
+    human`` would open windows, so make's own arguments never come from ``kwargs``."""
+    with pytest.raises(ConfigError, match=rf"env\.kwargs: {key} is gymnasium\.make's own"):
+        config_from_dict({"env": {"id": "CartPole-v1", "kwargs": {key: "human"}}})
+    folder = planted_agent(tmp_path, {"id": "CartPole-v1", "kwargs": {key: "human"}})
+    proc = run_cli(tmp_path, "eval", folder.name, "--episodes", "1")
+    assert proc.returncode == EXIT_USER_ERROR and "gymnasium.make's own" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and not (folder / "eval.json").exists()
+    cfg = config_from_dict({"env": {"id": "LunarLander-v3", "kwargs": {"enable_wind": True}}})
+    assert cfg.env.kwargs == {"enable_wind": True}  # the env's own settings pass

@@ -80,7 +80,10 @@ class EnvConfig:
     (:data:`a2d_evo.envs.imports.ALLOWED_IMPORTS`) run, others need ``--env-import``. At most
     16 (:data:`MAX_IMPORTS`)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments passed to ``gymnasium.make``."""
+    """Extra keyword arguments passed to ``gymnasium.make``, for the env's own constructor:
+    ``gymnasium.make``'s own arguments (:data:`MAKE_ARGUMENTS`: ``render_mode``,
+    ``max_episode_steps`` ...) are refused, since a2d-evo sets them (a recorded
+    ``render_mode: human`` would open windows; the limit is ``env.max_episode_steps``)."""
     backend: Literal["auto", "sync", "ale_vector", "native"] = "auto"
     """Vector env backend. Classic control: ``sync``. Atari: ``ale_vector`` (ale-py's
     AtariVectorEnv) or ``native`` (ale-py emulation in worker processes + the native
@@ -104,6 +107,15 @@ class EnvConfig:
     """Truncate episodes after this many agent steps; None keeps the env's own limit
     (MinAtar ids, which have none, get :data:`MINATAR_MAX_EPISODE_STEPS`). At most 10^9."""
 
+    MAKE_ARGUMENTS: ClassVar[tuple[str, ...]] = (
+        "render_mode",
+        "max_episode_steps",
+        "autoreset",
+        "apply_api_compatibility",
+        "disable_env_checker",
+    )
+    """``gymnasium.make``'s own keyword arguments: not env settings, never in ``kwargs``."""
+
     ATARI_KEYS: ClassVar[tuple[str, ...]] = (
         "sticky_actions",
         "noop_max",
@@ -124,6 +136,13 @@ class EnvConfig:
             )
         for i, spec in enumerate(self.imports):
             split_import(spec, f"env.imports[{i}]")
+        taken = [k for k in self.MAKE_ARGUMENTS if k in self.kwargs]
+        if taken:
+            raise ConfigError(
+                f"env.kwargs: {', '.join(taken)} {'is' if len(taken) == 1 else 'are'} "
+                "gymnasium.make's own argument, set by a2d-evo (it never renders; the episode "
+                "limit is env.max_episode_steps): remove it"
+            )
         _check_range("env.sticky_actions", self.sticky_actions, 0.0, 1.0)
         _check_bounds("env.noop_max", self.noop_max, 0, 10_000)
         _check_bounds("env.frame_skip", self.frame_skip, 1, 64)
