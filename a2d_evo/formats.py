@@ -90,9 +90,10 @@ INHERITED_KEYS = ("return_mean", "return_std", "normalised_return", "episodes")
 """The inherited-weight figures a fine-tuned front member keeps under ``inherited``."""
 
 KEPT_FINE_TUNED, KEPT_INHERITED = "fine-tuned", "inherited"
+"""Which weights an exported member ships (``kept`` in ``delivered.json``)."""
+
 VALIDATION_SEEDS, FINAL_SEEDS = "validation seeds", "final seeds"
 """``delivered.json``'s ``chosen_on``: the seeds the delivered members were chosen on."""
-"""Which weights an exported member ships (``kept`` in ``delivered.json``)."""
 
 
 def kept_weights(metrics: dict[str, Any]) -> str:
