@@ -28,7 +28,8 @@ front's hypervolume on ``(-normalised return, log10 FLOPs)`` with the reference 
 Ends with one ``RESULT`` line.
 
     python benchmarks/bench_search.py --run runs/cartpole --run runs/acrobot [--seeds 3]
-        [--pop 64] [--episodes N] [--budget-steps 50000,200000] [--smsemoa] [--out DIR]
+        [--pop 64] [--episodes N] [--final-episodes N] [--budget-steps 50000,200000] [--smsemoa]
+        [--out DIR]
         [--methods nsga2,random] [--results FILE.json]
 """
 
@@ -84,6 +85,8 @@ def bench_config(src: RunFolder, seed: int, budget: int, args: argparse.Namespac
     raw["search"].update(pop=args.pop, gens=MAX_GENS, budget_steps=budget)
     if args.episodes:
         raw["search"]["episodes"] = args.episodes
+    if args.final_episodes:
+        raw["search"]["final_episodes"] = args.final_episodes
     return config_from_dict(raw)
 
 
@@ -222,6 +225,12 @@ def main() -> None:
     p.add_argument("--pop", type=int, default=64)
     p.add_argument("--episodes", type=int, default=0, help="0: the run's search.episodes")
     p.add_argument(
+        "--final-episodes",
+        type=int,
+        default=0,
+        help="episodes each delivered member is re-scored on (0: the run's search.final_episodes)",
+    )
+    p.add_argument(
         "--budget-steps", default="100000", help="env steps per method, comma-separated budgets"
     )
     p.add_argument("--smsemoa", action="store_true", help="also stock pymoo SMS-EMOA")
@@ -262,6 +271,7 @@ def main() -> None:
                 key = (
                     f"{Path(path).resolve()}|{budget}|{seed}|{','.join(methods)}|pop{args.pop}"
                     f"|episodes{args.episodes}"
+                    + (f"|final{args.final_episodes}" if args.final_episodes else "")
                 )
                 if key not in done:
                     done[key] = one(src, seed, budget, methods, args, work)
