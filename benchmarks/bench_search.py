@@ -42,6 +42,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -153,14 +154,7 @@ def own_loop(
         evaluator=ev,
         norm_search=norm,
         ref=reference_point(space, obs_shape, n_actions),
-        summary=SearchSummary(
-            gen,
-            stopped_by,
-            cut.env_steps,
-            cut.episodes,
-            cut.discarded_env_steps,
-            cut.discarded_episodes,
-        ),
+        summary=SearchSummary(gen, stopped_by, **asdict(cut)),
     )
     front: dict[str, Any] = json.loads(path.read_text())
     return front

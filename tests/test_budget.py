@@ -35,7 +35,7 @@ ARCHIVE = [
 
 def test_the_cut_keeps_every_episode_that_starts_within_the_budget() -> None:
     kept, cut = within_budget(ARCHIVE, 70)  # A's third episode reaches exactly 70
-    assert cut == Cut(env_steps=70, episodes=5, discarded_env_steps=55, discarded_episodes=3)
+    assert cut == Cut(env_steps=70, episodes_played=5, discarded_env_steps=55, discarded_episodes=3)
     assert [r["order"] for r in kept] == [0, 1]  # C had no episode within the budget
     a = kept[0]
     assert a["lengths"] == [10, 20, 30] and a["generations"] == [0, 0, 1]
@@ -44,7 +44,9 @@ def test_the_cut_keeps_every_episode_that_starts_within_the_budget() -> None:
     assert ARCHIVE[0]["episodes"] == 4  # the archive itself is left as it was
 
     kept, cut = within_budget(ARCHIVE, 71)  # one step more: A's fourth episode starts
-    assert cut == Cut(env_steps=110, episodes=6, discarded_env_steps=15, discarded_episodes=2)
+    assert cut == Cut(
+        env_steps=110, episodes_played=6, discarded_env_steps=15, discarded_episodes=2
+    )
     assert [r["episodes"] for r in kept] == [4, 2]
 
 
@@ -52,4 +54,6 @@ def test_no_budget_or_an_unspent_one_keeps_the_archive_whole() -> None:
     for budget in (None, 125, 10**9):
         kept, cut = within_budget(ARCHIVE, budget)
         assert kept == ARCHIVE
-        assert cut == Cut(env_steps=125, episodes=8, discarded_env_steps=0, discarded_episodes=0)
+        assert cut == Cut(
+            env_steps=125, episodes_played=8, discarded_env_steps=0, discarded_episodes=0
+        )

@@ -25,10 +25,11 @@ from a2d_evo.search.problem import SubnetProblem, summarise
 
 @dataclass(frozen=True)
 class Cut:
-    """What :func:`within_budget` kept and dropped, in env steps and episodes."""
+    """What :func:`within_budget` kept and dropped, in env steps and episodes: the fields of
+    :class:`~a2d_evo.search.front.SearchSummary` after ``generations`` and ``stopped_by``."""
 
     env_steps: int
-    episodes: int
+    episodes_played: int
     discarded_env_steps: int
     discarded_episodes: int
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -191,14 +192,7 @@ class _Search:
         finally:
             bar.close()
         records, cut = within_budget(problem.cache_records(), s.budget_steps)
-        summary = SearchSummary(
-            generations=len(self.hv_history),
-            stopped_by=stopped_by,
-            env_steps=cut.env_steps,
-            episodes_played=cut.episodes,
-            discarded_env_steps=cut.discarded_env_steps,
-            discarded_episodes=cut.discarded_episodes,
-        )
+        summary = SearchSummary(len(self.hv_history), stopped_by, **asdict(cut))
         if self.progress:
             write(
                 f"evolve: {summary.generations} generations ({stopped_by}), "
