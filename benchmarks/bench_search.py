@@ -5,6 +5,10 @@ train commands), every seed and every budget in env steps, in a scratch copy of 
 
 * ``nsga2``: ``evolve`` as shipped (survivors re-scored every generation, objectives the mean
   over every episode an arch played), ``search.budget_steps`` = the budget;
+* ``nsga2_reset``: ``evolve`` with ``search.mutation=reset`` (random-reset mutation), the same
+  budget;
+* ``nsga2_front``: ``evolve`` with ``search.reevaluate_ranks=1``: only the survivors on the
+  current first front replay each generation, the same budget;
 * ``nsga2_cached``: ``evolve`` with ``search.reevaluate=false`` (each arch's first estimate kept
   for good: the search before noise-aware evaluation), the same budget;
 * ``random``: batches of ``pop`` distinct random archs, batch g on generation g's seeds, until
@@ -65,7 +69,13 @@ from a2d_evo.search.evolution import evolve, play_generation
 from a2d_evo.search.front import SearchSummary, write_front
 from a2d_evo.search.problem import CanonicalDuplicates, SubnetProblem, reference_point
 
-METHODS = ("nsga2", "nsga2_cached", "random", "smsemoa")
+METHODS = ("nsga2", "nsga2_reset", "nsga2_front", "nsga2_cached", "random", "smsemoa")
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "nsga2_reset": {"mutation": "reset"},
+    "nsga2_front": {"reevaluate_ranks": 1},
+    "nsga2_cached": {"reevaluate": False},
+}
+"""``search`` settings each NSGA-II variant changes from the run's config."""
 
 
 def scratch_run(src: RunFolder, cfg: Config, root: Path) -> RunFolder:
@@ -168,9 +178,9 @@ def one(
     norm: Normalisation | None = None
     for method in methods:
         cfg = bench_config(src, seed, budget, args)
-        if method == "nsga2_cached":
+        if method in OVERRIDES:
             raw = config_to_dict(cfg)
-            raw["search"]["reevaluate"] = False
+            raw["search"].update(OVERRIDES[method])
             cfg = config_from_dict(raw)
         run = scratch_run(src, cfg, work / f"{src.root.name}-s{seed}-b{budget}-{method}")
         t0 = time.perf_counter()
@@ -286,6 +296,10 @@ def main() -> None:
                     ahead = sum(r["nsga2"]["hv"] > r[m]["hv"] for r in res)
                     line += f"; nsga2 ahead on {ahead}/{len(res)} seeds"
                     parts.append(f"{tag}_nsga2_ahead_of_{m}={ahead}/{len(res)}")
+                if m not in ("nsga2", "random") and "random" in methods:
+                    ahead = sum(r[m]["hv"] > r["random"]["hv"] for r in res)
+                    line += f"; {m} ahead of random on {ahead}/{len(res)} seeds"
+                    parts.append(f"{tag}_{m}_ahead_of_random={ahead}/{len(res)}")
                 print(line)
                 parts.append(f"{tag}_{m}_hv={ms(hv)}")
     print("RESULT " + " ".join(parts))

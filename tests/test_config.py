@@ -91,6 +91,10 @@ def test_set_never_evaluates(configs_dir: Path, tmp_path: Path) -> None:
         ("finetune.steps=-1", r"finetune\.steps"),
         ("finetune.validation_episodes=-1", r"finetune\.validation_episodes"),
         ("supernet.sampling=flops", r"supernet\.sampling.*expected one of"),
+        ("search.mutation=gauss", r"search\.mutation.*expected one of"),
+        ("search.mutation_prob=0", r"search\.mutation_prob: must be > 0"),
+        ("search.mutation_prob=1.5", r"search\.mutation_prob: must be in"),
+        ("search.reevaluate_ranks=0", r"search\.reevaluate_ranks: must be >= 1"),
     ],
 )
 def test_bad_overrides_name_the_key(configs_dir: Path, override: str, match: str) -> None:

@@ -19,7 +19,12 @@ from a2d_evo.formats import HV_FLOPS_MARGIN, Normalisation, hv_points
 from a2d_evo.nets import cost
 from a2d_evo.nets.space import Arch, MLPArch, SearchSpace
 from a2d_evo.search.evolution import play_generation
-from a2d_evo.search.nsga import make_algorithm, population_arrays, restore_algorithm
+from a2d_evo.search.nsga import (
+    ResetMutation,
+    make_algorithm,
+    population_arrays,
+    restore_algorithm,
+)
 from a2d_evo.search.problem import (
     CanonicalDuplicates,
     SubnetProblem,
@@ -236,10 +241,17 @@ def test_generation_seeds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("max_flops", "reevaluate"), [(None, False), (3000.0, False), (None, True), (3000.0, True)]
+    ("max_flops", "reevaluate", "mutation"),
+    [
+        (None, False, "polynomial"),
+        (3000.0, False, "polynomial"),
+        (None, True, "polynomial"),
+        (3000.0, True, "polynomial"),
+        (None, True, "reset"),
+    ],
 )
 def test_nsga2_restored_from_arrays_continues_identically(
-    max_flops: float | None, reevaluate: bool
+    max_flops: float | None, reevaluate: bool, mutation: str
 ) -> None:
     """Resume = a fresh NSGA-II set up and given the saved arrays and records: the same
     offspring, and the same per-episode records, follow.
@@ -248,7 +260,7 @@ def test_nsga2_restored_from_arrays_continues_identically(
     """
     from a2d_evo.config import config_from_dict
 
-    cfg = config_from_dict({"seed": 7, "search": {"pop": 12, "gens": 6}})
+    cfg = config_from_dict({"seed": 7, "search": {"pop": 12, "gens": 6, "mutation": mutation}})
 
     def run(gens: int, resume_at: int | None) -> tuple[list[np.ndarray], int, np.ndarray, list]:
         prob, _ = make_problem(max_flops=max_flops, reevaluate=reevaluate)
@@ -334,3 +346,60 @@ def test_a_lucky_first_draw_loses_its_place_when_survivors_are_rescored(reevalua
     assert len(ev.calls) == 3
     if reevaluate:
         assert len(ev.calls[1]) > 8  # 8 parents + the new offspring
+
+
+def test_reevaluate_ranks_replays_only_the_survivors_on_the_first_fronts() -> None:
+    """``search.reevaluate_ranks=1``: of the survivors, only the current first front plays
+    the next generation's seeds (with the offspring, in one call); the others keep their
+    first estimates."""
+    from a2d_evo.config import config_from_dict
+
+    cfg = config_from_dict({"seed": 7, "search": {"pop": 12, "gens": 2, "episodes": 3}})
+    prob, ev = make_problem(reevaluate=True)
+    algo = make_algorithm(cfg, SPACE)
+    algo.setup(prob, verbose=False)
+    assert play_generation(algo, prob, generation_seeds(7, 0, 3), 0, ranks=1)
+    ranked = list(zip(algo.pop.get("X"), algo.pop.get("rank"), strict=True))
+    front = {SPACE.key(x) for x, r in ranked if r == 0}
+    rest = {SPACE.key(x) for x, r in ranked if r > 0}
+    assert front and rest
+    assert play_generation(algo, prob, generation_seeds(7, 1, 3), 1, ranks=1)
+    assert len(ev.calls) == 2
+    played = {SPACE.key(SPACE.encode(a)) for a in ev.calls[1]}
+    assert front <= played and not rest & played
+    assert len(played) == len(front) + len(played - front - rest)  # the front + offspring
+    for k in front:
+        assert prob.cache[k]["generations"] == [0, 0, 0, 1, 1, 1]
+    for k in rest:
+        assert prob.cache[k]["generations"] == [0, 0, 0]
+
+
+@pytest.mark.parametrize("prob_var", [None, 0.3])
+def test_reset_mutation_redraws_genes_among_their_other_values(prob_var: float | None) -> None:
+    """Every child differs from its parent in at least one gene; a gene is redrawn with
+    ``prob_var`` (default ``1 / n_var``), uniformly among its other values, within bounds.
+    Polynomial mutation, for contrast, leaves most children of this space unchanged."""
+    from pymoo.core.problem import Problem
+    from pymoo.operators.mutation.pm import PM
+    from pymoo.operators.repair.rounding import RoundingRepair
+
+    space = SearchSpace(SpaceConfig(kind="mlp", depths=(1, 2, 3), widths=(4, 8, 16, 32)))
+    prob = Problem(n_var=space.n_var, n_obj=2, xl=space.xl, xu=space.xu, vtype=int)
+    X = space.sample_encodings(np.random.default_rng(0), 20000).astype(np.float64)
+    op = ResetMutation(prob=1.0, prob_var=prob_var)
+    Y = op(prob, Population.new(X=X.copy()), random_state=np.random.default_rng(1)).get("X")
+    assert (Y == np.round(Y)).all() and (Y >= space.xl).all() and (Y <= space.xu).all()
+    changed = Y != X
+    assert changed.any(axis=1).all()
+    p = 1 / space.n_var if prob_var is None else prob_var
+    # P(gene changed) = p + (1 - p)^n_var / n_var (a child with none drawn gets one)
+    expected = p + (1 - p) ** space.n_var / space.n_var
+    assert abs(changed.mean() - expected) < 0.01
+    # a redrawn width gene (4 choices) takes each of its 3 other values about equally
+    g = space.n_var - 1
+    moved = (Y[changed[:, g], g] - X[changed[:, g], g]) % 4
+    counts = np.bincount(moved.astype(int), minlength=4)
+    assert counts[0] == 0 and counts[1:].min() > 0.9 * counts[1:].max()
+    pm = PM(prob=1.0, eta=20.0, vtype=float, repair=RoundingRepair())
+    Z = pm(prob, Population.new(X=X.copy()), random_state=np.random.default_rng(1)).get("X")
+    assert (Z != X).any(axis=1).mean() < 0.3

@@ -531,10 +531,20 @@ class SearchConfig:
     max_arch_episodes: int | None = None
     """With ``reevaluate``: archs holding this many episodes are not played again (None: no
     cap). At least ``episodes``."""
+    reevaluate_ranks: int | None = None
+    """With ``reevaluate``: only the survivors in NSGA-II's first this-many non-dominated
+    fronts (ranks ``0 .. N-1``) replay each generation; the others keep their estimates until
+    they reach such a front (None: every survivor replays). 1 spends the extra episodes where
+    the front is decided and leaves the rest of the budget to new archs (``docs/search.md``)."""
     crossover_prob: float = 0.9
     """SBX crossover probability."""
     crossover_eta: float = 15.0
     """SBX distribution index."""
+    mutation: Literal["polynomial", "reset"] = "polynomial"
+    """``polynomial``: pymoo's PM on the genes, rounded; ``reset``: each mutated gene redrawn
+    among its other values (``docs/search.md``)."""
+    mutation_prob: float | None = None
+    """Per-gene mutation probability (None: ``1 / n_var``)."""
     mutation_eta: float = 20.0
     """Polynomial mutation distribution index."""
     backend: Literal["local", "ray"] = "local"
@@ -573,9 +583,14 @@ class SearchConfig:
             _check_bounds("search.budget_steps", self.budget_steps, 1, 10**15)
         if self.max_arch_episodes is not None:
             _check_bounds("search.max_arch_episodes", self.max_arch_episodes, self.episodes, 10**9)
+        if self.reevaluate_ranks is not None:
+            _check_bounds("search.reevaluate_ranks", self.reevaluate_ranks, 1, MAX_POP)
         _check_range("search.crossover_prob", self.crossover_prob, 0.0, 1.0)
         _check_positive("search.crossover_eta", self.crossover_eta)
         _check_positive("search.mutation_eta", self.mutation_eta)
+        if self.mutation_prob is not None:
+            _check_range("search.mutation_prob", self.mutation_prob, 0.0, 1.0)
+            _check_positive("search.mutation_prob", self.mutation_prob)
         _check_bounds("search.ray_actors", self.ray_actors, 1, MAX_WORKERS)
         _check_positive("search.ray_cpus_per_actor", self.ray_cpus_per_actor)
         _check_min("search.ray_gpus_per_actor", self.ray_gpus_per_actor, 0.0)

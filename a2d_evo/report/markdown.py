@@ -305,7 +305,10 @@ def _settings(cfg: Config, search: Any, data: RunData) -> list[str]:
     if "env_steps" in ran:
         how = "first estimates kept"
         if ran.get("reevaluate"):
+            ranks = ran.get("reevaluate_ranks")
             how = "survivors re-scored every generation"
+            if ranks:
+                how = f"survivors of the first {ranks} front(s) re-scored every generation"
         lines.append(
             f"- spent {ran['env_steps']:,} env steps in {ran.get('episodes_played', 0):,} "
             f"episodes over {ran.get('generations', '?')} generations (stopped by "

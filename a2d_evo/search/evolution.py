@@ -63,21 +63,36 @@ REFERENCE_GENERATIONS = 20
 search stopped by its step budget does not know its generation count in advance."""
 
 
+def replaying(pop: Any, ranks: int | None) -> Any:
+    """The survivors that replay a generation: those of rank below ``ranks`` (every one when
+    None). Infeasible members have no rank and keep their estimates."""
+    if ranks is None:
+        return pop
+    rank = pop.get("rank")
+    return pop[[i for i, r in enumerate(rank) if r is not None and r < ranks]]
+
+
 def play_generation(
-    algorithm: Any, problem: SubnetProblem, seeds: list[int], generation: int
+    algorithm: Any,
+    problem: SubnetProblem,
+    seeds: list[int],
+    generation: int,
+    ranks: int | None = None,
 ) -> bool:
     """One ask-evaluate-tell step; False (nothing done) when no offspring could be made.
 
-    With ``problem.reevaluate`` the current population (the survivors) plays ``seeds`` with
-    the offspring, in the same evaluator call, and gets its re-scored objectives before the
-    survival compares it with them. Works for any pymoo algorithm with a ``pop``.
+    With ``problem.reevaluate`` the current population's survivors (those of rank below
+    ``ranks``, every one when None: ``search.reevaluate_ranks``) play ``seeds`` with the
+    offspring, in the same evaluator call, and get their re-scored objectives before the
+    survival compares them with them. Works for any pymoo algorithm with a ``pop``.
     """
     off = algorithm.ask()
     if off is None or len(off) == 0:
         return False
     both = off
     if problem.reevaluate and algorithm.pop is not None and len(algorithm.pop):
-        both = Population.merge(algorithm.pop, off)  # the same individuals: F set in place
+        # the same individuals: F set in place
+        both = Population.merge(replaying(algorithm.pop, ranks), off)
     algorithm.evaluator.eval(
         problem, both, skip_already_evaluated=False, seeds=seeds, generation=generation
     )
@@ -172,7 +187,7 @@ class _Search:
                     break
                 seeds = generation_seeds(self.cfg.seed, gen, s.episodes)
                 t0 = time.perf_counter()
-                if not play_generation(algorithm, problem, seeds, gen):
+                if not play_generation(algorithm, problem, seeds, gen, s.reevaluate_ranks):
                     stopped_by = "space exhausted"
                     break  # duplicate elimination exhausted a tiny space
                 dt = time.perf_counter() - t0
@@ -238,6 +253,11 @@ class _Search:
                 f"{s.episodes} episodes"
                 + (f", budget {s.budget_steps:,} env steps" if s.budget_steps else "")
                 + ("" if s.reevaluate else ", first estimates kept")
+                + (
+                    f", survivors of the first {s.reevaluate_ranks} front(s) re-scored"
+                    if s.reevaluate and s.reevaluate_ranks
+                    else ""
+                )
                 + "; population forward: "
                 f"{fwd or type(self.evaluator).__name__}"
             )

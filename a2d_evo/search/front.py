@@ -300,6 +300,7 @@ def write_front(
             "pop": s.pop,
             "episodes": s.episodes,
             "reevaluate": s.reevaluate,
+            "reevaluate_ranks": s.reevaluate_ranks,
             "budget_steps": s.budget_steps,
             "evaluations": len(records),
             "front_size": len(finalists),

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
+from pymoo.core.mutation import Mutation
 from pymoo.core.population import Population
 from pymoo.operators.crossover.sbx import SBX
 from pymoo.operators.mutation.pm import PM
@@ -29,20 +30,58 @@ from a2d_evo.nets.space import SearchSpace
 from a2d_evo.search.problem import CanonicalDuplicates
 
 
+class ResetMutation(Mutation):
+    """Random-reset mutation for integer genes (the NAS practice, e.g. OFA's evolution).
+
+    Each gene is redrawn with probability ``prob_var`` (default ``1 / n_var``), uniformly
+    among its *other* values, and a child with no gene drawn gets one gene redrawn, so every
+    mutated child differs from its parent in at least one gene. Polynomial mutation rounds
+    its small steps back to the parent's value on genes of a few choices: on the MinAtar space
+    96% of its children are the parent's network (``docs/search.md``).
+    """
+
+    def _do(self, problem: Any, X: Any, *args: Any, random_state: Any = None, **kw: Any) -> Any:
+        X = np.round(np.asarray(X, dtype=np.float64))
+        lo, span = problem.xl.astype(np.int64), (problem.xu - problem.xl).astype(np.int64)
+        n, n_var = X.shape
+        prob = np.asarray(self.get_prob_var(problem, size=n), dtype=np.float64).reshape(n, 1)
+        drawn = (random_state.random((n, n_var)) < prob) & (span > 0)
+        free = np.flatnonzero(span > 0)
+        for i in np.flatnonzero(~drawn.any(axis=1)):
+            if len(free):
+                drawn[i, free[random_state.integers(len(free))]] = True
+        step = random_state.integers(1, np.maximum(span, 1) + 1, size=(n, n_var))
+        moved = lo + (X.astype(np.int64) - lo + step) % (span + 1)
+        X[drawn] = moved[drawn]
+        return X
+
+
 def make_algorithm(cfg: Config, space: SearchSpace) -> NSGA2:
     """Stock NSGA-II with integer operators, seeded from ``cfg.seed``.
 
-    SBX and PM work on floats (``vtype=float``) and ``RoundingRepair`` then rounds to the
-    nearest integer; casting with ``vtype=int`` first would truncate, biasing genes down.
+    SBX (and PM, with ``search.mutation: polynomial``) work on floats (``vtype=float``) and
+    ``RoundingRepair`` then rounds to the nearest integer; casting with ``vtype=int`` first
+    would truncate, biasing genes down. ``search.mutation: reset`` is :class:`ResetMutation`.
     """
     s = cfg.search
+    mutation: Mutation
+    if s.mutation == "reset":
+        mutation = ResetMutation(prob=1.0, prob_var=s.mutation_prob)
+    else:
+        mutation = PM(
+            prob=1.0,
+            prob_var=s.mutation_prob,
+            eta=s.mutation_eta,
+            vtype=float,
+            repair=RoundingRepair(),
+        )
     return NSGA2(
         pop_size=s.pop,
         sampling=IntegerRandomSampling(),
         crossover=SBX(
             prob=s.crossover_prob, eta=s.crossover_eta, vtype=float, repair=RoundingRepair()
         ),
-        mutation=PM(prob=1.0, eta=s.mutation_eta, vtype=float, repair=RoundingRepair()),
+        mutation=mutation,
         eliminate_duplicates=CanonicalDuplicates(space),
         seed=cfg.seed,
     )
