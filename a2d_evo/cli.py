@@ -137,20 +137,32 @@ def config_for_new_run(
 
 
 def config_of_run(
-    run: RunFolder, args: argparse.Namespace, extra: Sequence[str] = (), *, builds_env: bool = True
+    run: RunFolder,
+    args: argparse.Namespace,
+    extra: Sequence[str] = (),
+    *,
+    builds_env: bool = True,
+    after: str | None = None,
 ) -> Config:
     """The run's saved config with this command's overrides on top.
 
-    ``builds_env=False`` (``report``): the command builds no env, so the run's recorded
-    imports never run and need no ``--env-import``."""
-    saved = run.load_config()
+    ``after="search"`` (``export``, ``baselines``): the config the search ran with
+    (``RUN_DIR/search/config.yaml``) when there is one, so that every agent is scored on the
+    front's own final seeds (root seed and ``search.final_episodes``) even when ``evolve`` was
+    given another config than the training stages. ``builds_env=False`` (``report``): the
+    command builds no env, so the run's recorded imports never run and need no
+    ``--env-import``."""
+    saved, path = run.load_config(), run.config_path
+    if after is not None and (run.stage(after) / "config.yaml").is_file():
+        path = run.stage(after) / "config.yaml"
+        saved = RunFolder(run.stage(after)).load_config()
     overrides = [*common_overrides(args), *extra]
     cfg = saved
     if overrides:
-        cfg = config_from_dict(config_to_dict(saved), overrides, source=str(run.config_path))
+        cfg = config_from_dict(config_to_dict(saved), overrides, source=str(path))
     if not builds_env:
         return cfg
-    return checked_file_config(cfg, saved, args, str(run.config_path))
+    return checked_file_config(cfg, saved, args, str(path))
 
 
 def config_of_agent(agent_dir: Path, args: argparse.Namespace) -> Config:
@@ -233,7 +245,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     run = RunFolder(args.run_dir)
     if args.finetune is not None:
         check_count("--finetune", args.finetune, 0, MAX_TOTAL_STEPS)
-    cfg = config_of_run(run, args)
+    cfg = config_of_run(run, args, after="search")
     folders = export_front(
         cfg,
         run,
@@ -299,7 +311,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     from a2d_evo.train import train_baselines  # here: --help stays torch-free
 
     run = RunFolder(args.run_dir)
-    cfg = config_of_run(run, args)
+    cfg = config_of_run(run, args, after="search")
     try:
         widths = [float(w) for w in args.widths.split(",") if w.strip()]
     except ValueError:

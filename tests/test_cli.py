@@ -109,3 +109,27 @@ def test_packaged_config_outside_the_repo_is_the_current_one(
     found = packaged_config(name)
     assert found.is_absolute()
     assert found.read_text() == (configs_dir / name).read_text()
+
+
+def test_export_and_baselines_score_on_the_seeds_the_search_ran_with(
+    tmp_path: Path, configs_dir: Path
+) -> None:
+    """`evolve` given another `search.final_episodes` than the training stages: `export`
+    and `baselines` take the search's own config, so every agent is scored on the front's
+    final seeds; `--set` still applies on top, and a run without a search keeps its own."""
+    import argparse
+
+    from a2d_evo.cli import config_of_run
+    from a2d_evo.config import load_config
+    from a2d_evo.runfolder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    trained = load_config(configs_dir / "cartpole.yaml", ["search.final_episodes=10"])
+    run.bind(trained)
+    args = argparse.Namespace(set=[], seed=None, device=None, env_import=[])
+    assert config_of_run(run, args, after="search").search.final_episodes == 10  # no search
+    run.bind_stage("search", load_config(configs_dir / "cartpole.yaml"), resume=False)
+    assert config_of_run(run, args).search.final_episodes == 10
+    assert config_of_run(run, args, after="search").search.final_episodes == 30
+    args.set = ["search.final_episodes=50"]
+    assert config_of_run(run, args, after="search").search.final_episodes == 50

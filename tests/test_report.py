@@ -338,3 +338,17 @@ def test_baseline_method_and_width_from_metrics(tmp_path: Path) -> None:
         "width_multiplier": 0.125,
         "env_steps": 12345,
     }
+
+
+def test_reproduce_lines_carry_the_recorded_fine_tune_budgets(tmp_path: Path) -> None:
+    """A fine-tune by hand is reproduced with its own budget; one that `export` did (the
+    delivery's budget) by the export line, which then carries `--finetune`."""
+    run = make_run(tmp_path / "run", baselines=False)
+    out = f"{run.root}-repro"
+    md = write_report(run.load_config(), run).read_text()
+    assert f"a2d-evo finetune {out}/agents/knee --steps 4096\n" in md and "STEPS" not in md
+    delivered = {"format_version": 1, "finetune_steps": 4096, "members": ["knee"], "exported": []}
+    write_json(run.agents / "delivered.json", delivered)
+    md = write_report(run.load_config(), run).read_text()
+    assert f"a2d-evo export {out} --pick knee --finetune 4096\n" in md
+    assert "a2d-evo finetune" not in md

@@ -254,13 +254,23 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
         f"a2d-evo evolve         --config {paths['search']} --out {out} "
         f"--pop {search.pop} --gens {search.gens} --episodes {search.episodes}",
     ]
+    # export fine-tunes what it exports (the delivery's budget); other fine-tunes were by hand
+    budget = data.delivered_budget
+    by_export = f" --finetune {budget}" if budget is not None else ""
     if any(name.startswith("front_") for name in data.agents):
-        lines.append(f"a2d-evo export {out} --pick all")
+        lines.append(f"a2d-evo export {out} --pick all{by_export}")
     if "knee" in data.agents:
-        lines.append(f"a2d-evo export {out} --pick knee")
+        lines.append(f"a2d-evo export {out} --pick knee{by_export}")
     for name in data.finetune:
+        steps = data.finetune_budget.get(name)
+        if steps is not None and steps == budget and (name == "knee" or name.startswith("front_")):
+            continue
         agent = shlex.quote(f"{run.root}-repro/agents/{name}")
-        lines.append(f"a2d-evo finetune {agent} --steps STEPS  # as fine-tuned here")
+        lines.append(
+            f"a2d-evo finetune {agent} --steps {steps}"
+            if steps is not None
+            else f"a2d-evo finetune {agent} --steps STEPS  # its budget is not recorded"
+        )
     if data.baselines:
         widths = sorted(_found_widths(data.baselines)) or list(DEFAULT_WIDTHS)
         lines.append(f"a2d-evo baselines {out} --widths {','.join(map(width_text, widths))}")

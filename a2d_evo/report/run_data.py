@@ -159,6 +159,8 @@ class RunData:
     teacher_arch: str
     agents: dict[str, Row]
     finetune: dict[str, tuple[float, float]]
+    finetune_budget: dict[str, int]
+    """Each fine-tuned agent's budget in env steps (``metrics.json`` ``finetune_budget``)."""
     kept: dict[str, str]
     """Which weights each exported agent ships (:func:`~a2d_evo.formats.kept_weights`)."""
     delivered: list[str]
@@ -231,6 +233,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
 
     agents: dict[str, Row] = {}
     finetune: dict[str, tuple[float, float]] = {}
+    finetune_budget: dict[str, int] = {}
     kept: dict[str, str] = {}
     for folder in _own_subfolders(run, run.agents, missing):
         m = _agent_metrics(folder, f"agent {folder.name}", missing)
@@ -243,6 +246,9 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
             b, a = _num(before.get("return_mean")), _num(after.get("return_mean"))
             if b is not None and a is not None:
                 finetune[folder.name] = (b, a)
+        budget = m.get("finetune_budget")
+        if isinstance(budget, int) and not isinstance(budget, bool) and budget >= 0:
+            finetune_budget[folder.name] = budget
     if not agents:
         missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
     delivered, delivered_budget, chosen_on = _delivered(run, agents, missing)
@@ -293,6 +299,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         teacher_arch=_arch_name(teacher_arch) if teacher_arch else "teacher",
         agents=agents,
         finetune=finetune,
+        finetune_budget=finetune_budget,
         kept=kept,
         delivered=delivered,
         delivered_budget=delivered_budget,
