@@ -534,8 +534,8 @@ class SearchConfig:
     reevaluate_ranks: int | None = None
     """With ``reevaluate``: only the survivors in NSGA-II's first this-many non-dominated
     fronts (ranks ``0 .. N-1``) replay each generation; the others keep their estimates until
-    they reach such a front (None: every survivor replays). 1 spends the extra episodes where
-    the front is decided and leaves the rest of the budget to new archs (``docs/search.md``)."""
+    they reach such a front (None: every survivor replays). 1 leaves more of the budget to new
+    archs but lets lucky draws off the front stand (measured worse: ``docs/search.md``)."""
     crossover_prob: float = 0.9
     """SBX crossover probability."""
     crossover_eta: float = 15.0
