@@ -3,8 +3,8 @@
 For every run folder given (a trained teacher and supernet, e.g. from ``a2d-evo demo`` or the
 train commands), every seed and every budget in env steps, in a scratch copy of the run folder:
 
-* ``nsga2``: ``evolve`` as shipped (survivors re-scored every generation, objectives the mean
-  over every episode an arch played), ``search.budget_steps`` = the budget;
+* ``nsga2``: ``evolve`` with the run's own config (survivors re-scored every generation,
+  objectives the mean over every episode an arch played), ``search.budget_steps`` = the budget;
 * ``nsga2_reset``: ``evolve`` with ``search.mutation=reset`` (random-reset mutation), the same
   budget;
 * ``nsga2_front``: ``evolve`` with ``search.reevaluate_ranks=1``: only the survivors on the
