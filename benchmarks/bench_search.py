@@ -90,10 +90,13 @@ def scratch_run(src: RunFolder, cfg: Config, root: Path) -> RunFolder:
     return run
 
 
-def bench_config(src: RunFolder, seed: int, budget: int, args: argparse.Namespace) -> Config:
+def bench_config(
+    src: RunFolder, seed: int, budget: int, method: str, args: argparse.Namespace
+) -> Config:
     raw = config_to_dict(src.load_config())
     raw["seed"] = seed
     raw["search"].update(pop=args.pop, gens=MAX_GENS, budget_steps=budget)
+    raw["search"].update(OVERRIDES.get(method, {}))
     if args.episodes:
         raw["search"]["episodes"] = args.episodes
     if args.final_episodes:
@@ -177,11 +180,7 @@ def one(
     out: dict[str, dict[str, float]] = {}
     norm: Normalisation | None = None
     for method in methods:
-        cfg = bench_config(src, seed, budget, args)
-        if method in OVERRIDES:
-            raw = config_to_dict(cfg)
-            raw["search"].update(OVERRIDES[method])
-            cfg = config_from_dict(raw)
+        cfg = bench_config(src, seed, budget, method, args)
         run = scratch_run(src, cfg, work / f"{src.root.name}-s{seed}-b{budget}-{method}")
         t0 = time.perf_counter()
         if method.startswith("nsga2"):
