@@ -11,8 +11,13 @@ train commands), every seed and every budget in env steps, in a scratch copy of 
   current first front replay each generation, the same budget;
 * ``nsga2_cached``: ``evolve`` with ``search.reevaluate=false`` (each arch's first estimate kept
   for good: the search before noise-aware evaluation), the same budget;
+* ``nsga2_NAME`` (``--variant NAME=key:value,...``, repeatable): ``evolve`` with those
+  ``search`` settings on top of the run's config, the same budget (for tuning, e.g.
+  ``--variant p32=pop:32,mutation:reset``);
 * ``random``: batches of ``pop`` distinct random archs, batch g on generation g's seeds, until
   the budget is spent (the same stop rule: no batch starts once it is);
+* ``random_strata``: the same, each batch drawn with the log10-FLOPs strata taking turns
+  (the sampler of ``search.init: strata``);
 * ``smsemoa`` (with ``--smsemoa``): stock pymoo SMS-EMOA through the same ``SubnetProblem``
   (survivors re-scored too), the same operators and budget.
 
@@ -34,7 +39,7 @@ Ends with one ``RESULT`` line.
     python benchmarks/bench_search.py --run runs/cartpole --run runs/acrobot [--seeds 3]
         [--pop 64] [--episodes N] [--final-episodes N] [--budget-steps 50000,200000] [--smsemoa]
         [--out DIR]
-        [--methods nsga2,random] [--results FILE.json]
+        [--methods nsga2,random] [--variant NAME=key:value,...] [--results FILE.json]
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
 from a2d_evo.config import Config, config_from_dict, config_to_dict
 from a2d_evo.config.schema import MAX_GENS
@@ -68,8 +74,17 @@ from a2d_evo.search.budget import budget_spent, within_budget
 from a2d_evo.search.evolution import evolve, play_generation
 from a2d_evo.search.front import SearchSummary, write_front
 from a2d_evo.search.problem import CanonicalDuplicates, SubnetProblem, reference_point
+from a2d_evo.train.sampling import SubnetSampler
 
-METHODS = ("nsga2", "nsga2_reset", "nsga2_front", "nsga2_cached", "random", "smsemoa")
+METHODS = (
+    "nsga2",
+    "nsga2_reset",
+    "nsga2_front",
+    "nsga2_cached",
+    "random",
+    "random_strata",
+    "smsemoa",
+)
 OVERRIDES: dict[str, dict[str, Any]] = {
     "nsga2_reset": {"mutation": "reset"},
     "nsga2_front": {"reevaluate_ranks": 1},
@@ -95,8 +110,10 @@ def bench_config(
 ) -> Config:
     raw = config_to_dict(src.load_config())
     raw["seed"] = seed
-    raw["search"].update(pop=args.pop, gens=MAX_GENS, budget_steps=budget)
+    # every method is delivered from the same number of candidates, whatever its own pop
+    raw["search"].update(pop=args.pop, candidates=args.pop, gens=MAX_GENS, budget_steps=budget)
     raw["search"].update(OVERRIDES.get(method, {}))
+    raw["search"].update(args.variants.get(method, {}))
     if args.episodes:
         raw["search"]["episodes"] = args.episodes
     if args.final_episodes:
@@ -115,13 +132,20 @@ def own_loop(
     evaluate = functools.partial(ev.evaluate, max_episode_steps=s.max_episode_steps)
     problem = SubnetProblem(
         space, evaluate, obs_shape, n_actions, norm, s.episodes, s.max_flops,
-        reevaluate=method != "random",
+        reevaluate=not method.startswith("random"),
     )  # fmt: skip
     gen, stopped_by = 0, "gens"
-    if method == "random":
+    if method.startswith("random"):
         rng = np.random.default_rng([cfg.seed, 0xA11D0])
+        strata = None
+        if method == "random_strata":
+            strata = SubnetSampler(space, obs_shape, n_actions, "strata")
         while not budget_spent(problem, s.budget_steps):
-            fresh = {space.key(x): x for x in space.sample_encodings(rng, 50 * s.pop)}
+            if strata is not None:
+                draws = strata.balanced(rng, 50 * s.pop)
+            else:
+                draws = space.sample_encodings(rng, 50 * s.pop)
+            fresh = {space.key(x): x for x in draws}
             batch = [x for k, x in fresh.items() if k not in problem.cache][: s.pop]
             if not batch:
                 stopped_by = "space exhausted"
@@ -135,7 +159,7 @@ def own_loop(
 
         from a2d_evo.search.nsga import make_algorithm
 
-        nsga = make_algorithm(cfg, space)  # the same operators
+        nsga = make_algorithm(cfg, space, obs_shape, n_actions)  # the same operators
         algorithm = SMSEMOA(
             pop_size=s.pop,
             sampling=nsga.initialization.sampling,
@@ -245,7 +269,22 @@ def main() -> None:
         help="JSON file of every (run, budget, seed) result, written as each one ends; a "
         "re-run with the same file skips what it holds (resume)",
     )
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME=key:value,...: also run nsga2_NAME, evolve with these search settings "
+        "(repeatable)",
+    )
     args = p.parse_args()
+    args.variants = {}
+    for spec in args.variant:
+        name, _, settings = spec.partition("=")
+        try:
+            pairs = [item.split(":", 1) for item in settings.split(",") if item]
+            args.variants[f"nsga2_{name}"] = {k: yaml.safe_load(v) for k, v in pairs}
+        except ValueError:
+            p.error(f"--variant: NAME=key:value,... expected, got {spec!r}")
     budgets = [int(b) for b in args.budget_steps.split(",")]
     methods = [m for m in METHODS if m != "smsemoa" or args.smsemoa]
     if args.methods:
@@ -256,6 +295,7 @@ def main() -> None:
                 f"--methods: pick from {', '.join(METHODS)}, nsga2 included, got {args.methods}"
             )
         methods = [m for m in METHODS if m in methods]  # nsga2 first: it fixes the normalisation
+    methods[1:1] = list(args.variants)
     results_path = Path(args.results) if args.results else None
     done: dict[str, Any] = {}
     if results_path is not None and results_path.is_file():
@@ -274,6 +314,7 @@ def main() -> None:
                 key = (
                     f"{Path(path).resolve()}|{budget}|{seed}|{','.join(methods)}|pop{args.pop}"
                     f"|episodes{args.episodes}"
+                    + "".join(f"|{k}{sorted(v.items())}" for k, v in args.variants.items())
                     + (f"|final{args.final_episodes}" if args.final_episodes else "")
                 )
                 if key not in done:

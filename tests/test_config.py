@@ -95,11 +95,20 @@ def test_set_never_evaluates(configs_dir: Path, tmp_path: Path) -> None:
         ("search.mutation_prob=0", r"search\.mutation_prob: must be > 0"),
         ("search.mutation_prob=1.5", r"search\.mutation_prob: must be in"),
         ("search.reevaluate_ranks=0", r"search\.reevaluate_ranks: must be >= 1"),
+        ("search.init=flops", r"search\.init.*expected one of"),
+        ("search.candidates=0", r"search\.candidates: must be >= 1"),
     ],
 )
 def test_bad_overrides_name_the_key(configs_dir: Path, override: str, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         load_config(configs_dir / "cartpole.yaml", [override])
+
+
+def test_delivery_candidates_default_to_pop_and_are_bounded_by_the_slots() -> None:
+    assert config_from_dict({"search": {"pop": 16}}).search.delivery_candidates == 16
+    assert config_from_dict({"search": {"candidates": 40}}).search.delivery_candidates == 40
+    with pytest.raises(ConfigError, match=r"search\.candidates \* search\.episodes: at most"):
+        config_from_dict({"search": {"candidates": 4096, "episodes": 20}})
 
 
 def test_file_errors_name_file_and_key(tmp_path: Path) -> None:

@@ -169,10 +169,28 @@ def test_outputs(reference_run: Path) -> None:
     assert data["search"]["episodes_played"] == int(hv[-1]["episodes"])
     assert data["search"]["stopped_by"] == "gens" and data["search"]["generations"] == 5
     delivery = data["delivery"]
+    assert delivery["candidates_at_least"] == 8  # search.pop
+    assert delivery["halving_rounds"][0]["candidates"] == delivery["candidates"] >= 8
     assert delivery["halving_rounds"][0]["episodes"] == 2  # search.episodes
     assert delivery["final_episodes"] == 3 * data["search"]["front_size"]
     assert any((reference_run / "tb" / "search").iterdir())
     assert state["finished"] and state["generation"] == 5
+
+
+def test_search_candidates_sets_how_many_archs_the_delivery_races(
+    reference_run: Path, tmp_path: Path
+) -> None:
+    """``search.candidates`` decouples the delivery from ``pop``: the same search (the same
+    archive) delivered from at least 24 candidates races more of them than from ``pop`` (8)."""
+    raw = {**RAW, "search": {**RAW["search"], "candidates": 24}}
+    cfg = make_run(tmp_path, raw)
+    evolve(cfg, RunFolder(tmp_path), progress=False)
+    wide = json.loads((tmp_path / "search" / "front.json").read_text())
+    base = json.loads((reference_run / "search" / "front.json").read_text())
+    assert wide["search"]["evaluations"] == base["search"]["evaluations"] >= 24
+    assert wide["delivery"]["candidates_at_least"] == 24
+    assert wide["delivery"]["halving_rounds"][0]["candidates"] >= 24
+    assert base["delivery"]["halving_rounds"][0]["candidates"] < 24
 
 
 def test_same_seed_same_front(reference_run: Path, tmp_path: Path) -> None:

@@ -241,17 +241,18 @@ def test_generation_seeds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("max_flops", "reevaluate", "mutation"),
+    ("max_flops", "reevaluate", "mutation", "init"),
     [
-        (None, False, "polynomial"),
-        (3000.0, False, "polynomial"),
-        (None, True, "polynomial"),
-        (3000.0, True, "polynomial"),
-        (None, True, "reset"),
+        (None, False, "polynomial", "uniform"),
+        (3000.0, False, "polynomial", "uniform"),
+        (None, True, "polynomial", "uniform"),
+        (3000.0, True, "polynomial", "uniform"),
+        (None, True, "reset", "uniform"),
+        (None, True, "reset", "strata"),
     ],
 )
 def test_nsga2_restored_from_arrays_continues_identically(
-    max_flops: float | None, reevaluate: bool, mutation: str
+    max_flops: float | None, reevaluate: bool, mutation: str, init: str
 ) -> None:
     """Resume = a fresh NSGA-II set up and given the saved arrays and records: the same
     offspring, and the same per-episode records, follow.
@@ -260,11 +261,13 @@ def test_nsga2_restored_from_arrays_continues_identically(
     """
     from a2d_evo.config import config_from_dict
 
-    cfg = config_from_dict({"seed": 7, "search": {"pop": 12, "gens": 6, "mutation": mutation}})
+    cfg = config_from_dict(
+        {"seed": 7, "search": {"pop": 12, "gens": 6, "mutation": mutation, "init": init}}
+    )
 
     def run(gens: int, resume_at: int | None) -> tuple[list[np.ndarray], int, np.ndarray, list]:
         prob, _ = make_problem(max_flops=max_flops, reevaluate=reevaluate)
-        algo = make_algorithm(cfg, SPACE)
+        algo = make_algorithm(cfg, SPACE, OBS, ACTIONS)
         algo.setup(prob, verbose=False)
         history = []
         gen = 0
@@ -274,7 +277,7 @@ def test_nsga2_restored_from_arrays_continues_identically(
                 records = json.loads(json.dumps(prob.cache_records()))  # as state.json
                 prob, _ = make_problem(max_flops=max_flops, reevaluate=reevaluate)
                 prob.load_cache(records)
-                algo = make_algorithm(cfg, SPACE)
+                algo = make_algorithm(cfg, SPACE, OBS, ACTIONS)
                 algo.setup(prob, verbose=False)
                 restore_algorithm(algo, arrays, gen)
             assert play_generation(algo, prob, generation_seeds(7, gen, 3), gen)
@@ -291,6 +294,32 @@ def test_nsga2_restored_from_arrays_continues_identically(
     assert records == records_resumed
     replayed = [r for r in records if len(set(r["generations"])) > 1]
     assert bool(replayed) == reevaluate  # survivors hold episodes of several generations
+
+
+def test_strata_init_spreads_the_first_population_over_log_flops() -> None:
+    """``search.init: strata``: 64 distinct archs (uniform: 54), every eighth of the space's
+    log10-FLOPs range holding 8 of them; uniform genes put under half as many in the cheapest
+    quarter."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.train.sampling import strata_of
+
+    ends = [np.log10(cost.flops(a, OBS, ACTIONS)) for a in (SPACE.smallest(), SPACE.largest())]
+    counts = {}
+    for init in ("uniform", "strata"):
+        cfg = config_from_dict({"seed": 5, "search": {"pop": 64, "init": init}})
+        prob, _ = make_problem()
+        algo = make_algorithm(cfg, SPACE, OBS, ACTIONS)
+        algo.setup(prob, verbose=False)
+        X = np.asarray(algo.ask().get("X"))
+        assert len({SPACE.key(x) for x in X}) == len(X)
+        # uniform draws of the same network are dropped as duplicates, not redrawn: 54 left
+        assert len(X) == (64 if init == "strata" else 54)
+        lf = np.log10([cost.flops(SPACE.decode(x), OBS, ACTIONS) for x in X])
+        counts[init] = np.bincount(strata_of(np.r_[ends, lf], 8)[2:], minlength=8)
+    assert counts["strata"].tolist() == [8] * 8
+    assert counts["uniform"][:2].sum() < counts["strata"][:2].sum() / 2  # the cheapest quarter
+    with pytest.raises(ValueError, match="obs_shape and n_actions"):
+        make_algorithm(config_from_dict({"search": {"init": "strata"}}), SPACE)
 
 
 class LuckyEvaluator(FakeEvaluator):

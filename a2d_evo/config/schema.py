@@ -517,6 +517,10 @@ class SearchConfig:
     final_episodes: int = 30
     """Episodes per front member when the final front is re-scored on fresh seeds (at most
     65536)."""
+    candidates: int | None = None
+    """Archs the delivery starts its successive halving from: the archive's best whole fronts
+    until at least this many (None: ``pop``). Fixing it lets methods with different
+    population sizes be delivered the same way (``docs/search.md``, Delivery)."""
     max_flops: float | None = None
     """Optional FLOPs ceiling, as a constraint."""
     max_episode_steps: int | None = None
@@ -536,6 +540,9 @@ class SearchConfig:
     fronts (ranks ``0 .. N-1``) replay each generation; the others keep their estimates until
     they reach such a front (None: every survivor replays). 1 leaves more of the budget to new
     archs but lets lucky draws off the front stand (measured worse: ``docs/search.md``)."""
+    init: Literal["uniform", "strata"] = "uniform"
+    """The first population: ``uniform`` (every gene uniform) or ``strata`` (a log10-FLOPs
+    stratum uniformly, then an arch in it: the supernet's ``strata`` sampling rule)."""
     crossover_prob: float = 0.9
     """SBX crossover probability."""
     crossover_eta: float = 15.0
@@ -558,6 +565,11 @@ class SearchConfig:
     ray_gpus_per_actor: float = 0.0
     """GPUs per Ray actor (fractions allowed)."""
 
+    @property
+    def delivery_candidates(self) -> int:
+        """``candidates``, or ``pop`` when unset."""
+        return self.pop if self.candidates is None else self.candidates
+
     def __post_init__(self) -> None:
         _check_bounds("search.pop", self.pop, 4, MAX_POP)
         _check_bounds("search.gens", self.gens, 1, MAX_GENS)
@@ -568,6 +580,13 @@ class SearchConfig:
                 f"generation, got {self.pop} * {self.episodes}; lower search.pop or search.episodes"
             )
         _check_bounds("search.final_episodes", self.final_episodes, 1, MAX_EVAL_SLOTS)
+        if self.candidates is not None:
+            _check_bounds("search.candidates", self.candidates, 1, MAX_POP)
+            if self.candidates * self.episodes > MAX_EVAL_SLOTS:
+                raise ConfigError(
+                    f"search.candidates * search.episodes: at most {MAX_EVAL_SLOTS} env slots "
+                    f"per halving round, got {self.candidates} * {self.episodes}"
+                )
         if self.max_flops is not None:
             _check_positive("search.max_flops", self.max_flops)
         if self.max_episode_steps is not None:

@@ -168,7 +168,7 @@ class _Search:
             reevaluate=s.reevaluate,
             max_arch_episodes=s.max_arch_episodes,
         )
-        algorithm = make_algorithm(self.cfg, self.space)
+        algorithm = make_algorithm(self.cfg, self.space, self.obs_shape, self.n_actions)
         algorithm.setup(problem, termination=NoTermination(), verbose=False)
         if saved is not None:
             problem.load_cache(saved.cache)

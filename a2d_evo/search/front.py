@@ -5,8 +5,8 @@ on episode seeds that depend on the run seed alone (:mod:`a2d_evo.evaluation.see
 
 1. **candidates** (:func:`candidates`): the archive (every arch evaluated, on its search-time
    mean over all its episodes) sorted into non-dominated fronts; whole fronts are taken, best
-   first, until at least ``search.pop`` archs are in (feasible ones only under
-   ``search.max_flops``);
+   first, until at least ``search.candidates`` (default ``search.pop``) archs are in
+   (feasible ones only under ``search.max_flops``);
 2. **successive halving** (:func:`successive_halving`): round ``r`` plays every candidate still
    in on ``min(episodes * 2**r, final_episodes)`` fresh seeds (:func:`halving_seeds`) and ranks
    them on the mean over the halving's own episodes (not the search's: those selected them,
@@ -222,11 +222,11 @@ def write_front(
     """
     s = cfg.search
     space = SearchSpace(cfg.space)
-    chosen = candidates(records, norm_search, s.pop, s.max_flops)
+    chosen = candidates(records, norm_search, s.delivery_candidates, s.max_flops)
     archs = [space.decode(r["encoding"]) for r in chosen]
     flops = [float(r["flops"]) for r in chosen]
     seeds = final_seeds(cfg.seed, s.final_episodes)
-    max_slots = s.pop * s.episodes
+    max_slots = max(s.pop, s.delivery_candidates) * s.episodes
     # the race's length is known once it ends: the total grows then
     bar = progress_bar(total=len(archs), desc="deliver front", unit="step", enabled=progress)
     try:
@@ -310,6 +310,7 @@ def write_front(
         },
         "delivery": {
             "candidates": len(chosen),
+            "candidates_at_least": s.delivery_candidates,
             "halving_rounds": race.rounds,
             "halving_env_steps": race_steps,
             "halving_episodes": race_episodes,

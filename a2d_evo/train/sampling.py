@@ -142,6 +142,21 @@ class SubnetSampler:
                 out.append(space.decode(x))
         return out
 
+    def balanced(self, rng: np.random.Generator, k: int) -> np.ndarray:
+        """``k`` distinct archs' canonical genes with the strata taking turns (a fresh random
+        order of the strata each round, an arch uniformly inside each): every stratum holds
+        ``k // n`` or one more of them, as far as its archs allow (``strata`` rule only).
+        Fewer than ``k`` only if the space has fewer archs."""
+        if self.rule != "strata":
+            raise ValueError("balanced draws need the 'strata' rule")
+        left = [rng.permutation(len(s)).tolist() for s in self.strata]
+        rows: list[np.ndarray] = []
+        while len(rows) < k and any(left):
+            for s in rng.permutation(len(self.strata)).tolist():
+                if left[s] and len(rows) < k:
+                    rows.append(self.strata[s][left[s].pop()])
+        return np.asarray(rows, dtype=np.int64).reshape(-1, self.space.n_var)
+
     def sandwich(self, rng: np.random.Generator, k: int) -> list[Arch]:
         """The sandwich rule: ``[largest, smallest, k distinct random archs]``."""
         space = self.space
