@@ -93,6 +93,7 @@ def make_run(
             "front_size": 5, "dropped_after_rescore": 1, "env_steps": 123456,
             "episodes_played": 789, "stopped_by": "budget_steps", "reevaluate": True,
             "budget_steps": 123000, "discarded_env_steps": 4321, "discarded_episodes": 21,
+            "init": "strata", "mutation": "reset",
         }  # fmt: skip
     write_json(run.search / "front.json", front)
     rng = np.random.default_rng(0)
@@ -200,7 +201,8 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     assert "- hypervolume of the re-scored front: 2.718" in md
     assert (
         "- spent 123,456 env steps in 789 episodes over 6 generations (stopped by "
-        "budget_steps; survivors re-scored every generation)"
+        "budget_steps; survivors re-scored every generation; first population strata, reset "
+        "mutation)"
     ) in md
     assert (
         "- the last generation crossed the 123,000-step budget: its 21 episodes (4,321 env "

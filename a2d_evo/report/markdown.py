@@ -39,6 +39,7 @@ from a2d_evo.report.run_data import (
     load_run,
 )
 from a2d_evo.runfolder import STAGE_SECTIONS, RunFolder, config_diff
+from a2d_evo.search.problem import rescoring_rule
 
 
 # ----------------------------------------------------------------------------- tables
@@ -313,12 +314,9 @@ def _settings(cfg: Config, search: Any, data: RunData) -> list[str]:
         f"- hypervolume reference point {ref}",
     ]
     if "env_steps" in ran:
-        how = "first estimates kept"
-        if ran.get("reevaluate"):
-            ranks = ran.get("reevaluate_ranks")
-            how = "survivors re-scored every generation"
-            if ranks:
-                how = f"survivors of the first {ranks} front(s) re-scored every generation"
+        how = rescoring_rule(ran.get("reevaluate"), ran.get("reevaluate_ranks"))
+        if "init" in ran:
+            how += f"; first population {ran['init']}, {ran.get('mutation', '?')} mutation"
         lines.append(
             f"- spent {ran['env_steps']:,} env steps in {ran.get('episodes_played', 0):,} "
             f"episodes over {ran.get('generations', '?')} generations (stopped by "

@@ -55,7 +55,13 @@ from a2d_evo.scale.ray_population import make_population_evaluator
 from a2d_evo.search.budget import budget_spent, within_budget
 from a2d_evo.search.front import SearchSummary, normalisation, reference_returns, write_front
 from a2d_evo.search.nsga import make_algorithm, restore_algorithm
-from a2d_evo.search.problem import SubnetProblem, front_indices, hypervolume, reference_point
+from a2d_evo.search.problem import (
+    SubnetProblem,
+    front_indices,
+    hypervolume,
+    reference_point,
+    rescoring_rule,
+)
 from a2d_evo.search.state import StateSpec, load_state, save_state
 
 REFERENCE_GENERATIONS = 20
@@ -252,12 +258,8 @@ class _Search:
                 f"evolve: {self.cfg.env.id}, pop {s.pop} x {s.gens} generations x "
                 f"{s.episodes} episodes"
                 + (f", budget {s.budget_steps:,} env steps" if s.budget_steps else "")
-                + ("" if s.reevaluate else ", first estimates kept")
-                + (
-                    f", survivors of the first {s.reevaluate_ranks} front(s) re-scored"
-                    if s.reevaluate and s.reevaluate_ranks
-                    else ""
-                )
+                + f", {rescoring_rule(s.reevaluate, s.reevaluate_ranks)}"
+                + f", first population {s.init}, {s.mutation} mutation"
                 + "; population forward: "
                 f"{fwd or type(self.evaluator).__name__}"
             )

@@ -301,6 +301,8 @@ def write_front(
             "episodes": s.episodes,
             "reevaluate": s.reevaluate,
             "reevaluate_ranks": s.reevaluate_ranks,
+            "init": s.init,
+            "mutation": s.mutation,
             "budget_steps": s.budget_steps,
             "evaluations": len(records),
             "front_size": len(finalists),

@@ -221,6 +221,15 @@ class SubnetProblem(Problem):
                 raise FormatError(f"search state: malformed cache record: {exc}") from None
 
 
+def rescoring_rule(reevaluate: bool | None, ranks: int | None = None) -> str:
+    """The search's re-scoring rule in words, for the progress line and the report."""
+    if not reevaluate:
+        return "first estimates kept"
+    if ranks:
+        return f"survivors of the first {ranks} front(s) re-scored every generation"
+    return "survivors re-scored every generation"
+
+
 def summarise(rec: dict[str, Any]) -> None:
     """Set a record's ``return_mean``, ``return_std`` (population, ddof=0) and ``episodes``
     from its per-episode returns: the one place these figures are computed."""
