@@ -241,18 +241,19 @@ def test_generation_seeds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("max_flops", "reevaluate", "mutation", "init"),
+    ("max_flops", "reevaluate", "mutation", "init", "estimate"),
     [
-        (None, False, "polynomial", "uniform"),
-        (3000.0, False, "polynomial", "uniform"),
-        (None, True, "polynomial", "uniform"),
-        (3000.0, True, "polynomial", "uniform"),
-        (None, True, "reset", "uniform"),
-        (None, True, "reset", "strata"),
+        (None, False, "polynomial", "uniform", "mean"),
+        (3000.0, False, "polynomial", "uniform", "mean"),
+        (None, True, "polynomial", "uniform", "mean"),
+        (3000.0, True, "polynomial", "uniform", "mean"),
+        (None, True, "reset", "uniform", "mean"),
+        (None, True, "reset", "strata", "mean"),
+        (3000.0, True, "reset", "uniform", "shrunk"),
     ],
 )
 def test_nsga2_restored_from_arrays_continues_identically(
-    max_flops: float | None, reevaluate: bool, mutation: str, init: str
+    max_flops: float | None, reevaluate: bool, mutation: str, init: str, estimate: str
 ) -> None:
     """Resume = a fresh NSGA-II set up and given the saved arrays and records: the same
     offspring, and the same per-episode records, follow.
@@ -262,11 +263,14 @@ def test_nsga2_restored_from_arrays_continues_identically(
     from a2d_evo.config import config_from_dict
 
     cfg = config_from_dict(
-        {"seed": 7, "search": {"pop": 12, "gens": 6, "mutation": mutation, "init": init}}
+        {
+            "seed": 7,
+            "search": {"pop": 12, "gens": 6, "mutation": mutation, "init": init},
+        }
     )
 
     def run(gens: int, resume_at: int | None) -> tuple[list[np.ndarray], int, np.ndarray, list]:
-        prob, _ = make_problem(max_flops=max_flops, reevaluate=reevaluate)
+        prob, _ = make_problem(max_flops=max_flops, reevaluate=reevaluate, estimate=estimate)
         algo = make_algorithm(cfg, SPACE, OBS, ACTIONS)
         algo.setup(prob, verbose=False)
         history = []
@@ -275,7 +279,9 @@ def test_nsga2_restored_from_arrays_continues_identically(
             if resume_at is not None and gen == resume_at:
                 arrays = population_arrays(algo, gen)
                 records = json.loads(json.dumps(prob.cache_records()))  # as state.json
-                prob, _ = make_problem(max_flops=max_flops, reevaluate=reevaluate)
+                prob, _ = make_problem(
+                    max_flops=max_flops, reevaluate=reevaluate, estimate=estimate
+                )
                 prob.load_cache(records)
                 algo = make_algorithm(cfg, SPACE, OBS, ACTIONS)
                 algo.setup(prob, verbose=False)
@@ -375,6 +381,56 @@ def test_a_lucky_first_draw_loses_its_place_when_survivors_are_rescored(reevalua
     assert len(ev.calls) == 3
     if reevaluate:
         assert len(ev.calls[1]) > 8  # 8 parents + the new offspring
+
+
+class SeedEffectEvaluator(FakeEvaluator):
+    """``FakeEvaluator``'s return plus 100 on the ``easy`` seeds (a generation of easy
+    episodes), the same for every arch."""
+
+    def __init__(self, easy: list[int]) -> None:
+        super().__init__()
+        self.easy = set(easy)
+
+    def __call__(
+        self, archs: Sequence[Arch], episodes: int, seeds: Sequence[int]
+    ) -> list[EvalResult]:
+        out = super().__call__(archs, episodes, seeds)
+        bonus = [100.0 if s in self.easy else 0.0 for s in seeds[:episodes]]
+        return [
+            make_result(
+                [r + b for r, b in zip(res.returns, bonus, strict=True)],
+                list(seeds[:episodes]),
+                [10] * episodes,
+            )
+            for res in out
+        ]
+
+
+@pytest.mark.parametrize("estimate", ["mean", "seed_adjusted", "shrunk"])
+def test_seed_adjusted_estimates_compare_a_survivor_and_an_offspring_fairly(
+    estimate: str,
+) -> None:
+    """A survivor played an easy generation (+100) and a normal one; an offspring of the same
+    FLOPs-class but a better true return played the normal one only. Plain means put the
+    survivor ahead by the easy seeds' 50; the seed-adjusted (and shrunk) estimates put the
+    offspring ahead, as its true return is."""
+    seeds = [generation_seeds(11, g, 3) for g in range(2)]
+    ev = SeedEffectEvaluator(seeds[0])
+    prob = SubnetProblem(
+        SPACE, ev, OBS, ACTIONS, NORM, episodes=3, reevaluate=True, estimate=estimate
+    )
+    first = [MLPArch((8,)), MLPArch((4, 4)), MLPArch((16,))]
+    survivor, offspring = MLPArch((8, 8)), MLPArch((16, 16))  # true 20 + 200 (1 - e^-0.16/0.32)
+    X0 = np.stack([SPACE.encode(a) for a in [*first, survivor]])
+    prob.evaluate(X0, seeds=seeds[0], generation=0)
+    X1 = np.stack([SPACE.encode(a) for a in [*first, survivor, offspring]])
+    F = prob.evaluate(X1, seeds=seeds[1], generation=1)
+    gap = F[-2, 0] - F[-1, 0]  # the offspring's -normalised return below the survivor's
+    if estimate == "mean":
+        assert gap < 0  # the survivor's easy seeds win
+    else:
+        true_gap = (200 * (np.exp(-16 / 100) - np.exp(-32 / 100))) / 200  # normalised units
+        assert gap == pytest.approx(true_gap, rel=0.05 if estimate == "seed_adjusted" else 0.6)
 
 
 def test_reevaluate_ranks_replays_only_the_survivors_on_the_first_fronts() -> None:

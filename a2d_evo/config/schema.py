@@ -535,6 +535,11 @@ class SearchConfig:
     max_arch_episodes: int | None = None
     """With ``reevaluate``: archs holding this many episodes are not played again (None: no
     cap). At least ``episodes``."""
+    estimate: Literal["mean", "seed_adjusted", "shrunk"] = "mean"
+    """What NSGA-II ranks an arch's return on: ``mean`` (over its episodes),
+    ``seed_adjusted`` (the arch effect of ``return = arch + seed + noise`` fitted on the
+    archive) or ``shrunk`` (that, shrunk toward a ridge prediction from the genes: empirical
+    Bayes); ``docs/search.md``."""
     reevaluate_ranks: int | None = None
     """With ``reevaluate``: only the survivors in NSGA-II's first this-many non-dominated
     fronts (ranks ``0 .. N-1``) replay each generation; the others keep their estimates until

@@ -34,6 +34,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.population import Population
 from pymoo.core.termination import NoTermination
@@ -90,7 +91,9 @@ def play_generation(
     With ``problem.reevaluate`` the current population's survivors (those of rank below
     ``ranks``, every one when None: ``search.reevaluate_ranks``) play ``seeds`` with the
     offspring, in the same evaluator call, and get their re-scored objectives before the
-    survival compares them with them. Works for any pymoo algorithm with a ``pop``.
+    survival compares them with them. With an ``estimate`` other than the mean, every
+    survivor's objectives are then recomputed from the archive's current estimates. Works for
+    any pymoo algorithm with a ``pop``.
     """
     off = algorithm.ask()
     if off is None or len(off) == 0:
@@ -102,6 +105,12 @@ def play_generation(
     algorithm.evaluator.eval(
         problem, both, skip_already_evaluated=False, seeds=seeds, generation=generation
     )
+    if problem.estimate != "mean" and algorithm.pop is not None and len(algorithm.pop):
+        # every survivor ranks on the archive's current estimates, replayed or not
+        F, G = problem.objectives([problem.space.key(np.round(x)) for x in algorithm.pop.get("X")])
+        algorithm.pop.set("F", F)
+        if G is not None:
+            algorithm.pop.set("G", G)
     algorithm.tell(infills=off)
     return True
 
@@ -173,6 +182,7 @@ class _Search:
             max_flops=s.max_flops,
             reevaluate=s.reevaluate,
             max_arch_episodes=s.max_arch_episodes,
+            estimate=s.estimate,
         )
         algorithm = make_algorithm(self.cfg, self.space, self.obs_shape, self.n_actions)
         algorithm.setup(problem, termination=NoTermination(), verbose=False)
@@ -260,6 +270,7 @@ class _Search:
                 + (f", budget {s.budget_steps:,} env steps" if s.budget_steps else "")
                 + f", {rescoring_rule(s.reevaluate, s.reevaluate_ranks)}"
                 + f", first population {s.init}, {s.mutation} mutation"
+                + (f", {s.estimate} estimates" if s.estimate != "mean" else "")
                 + "; population forward: "
                 f"{fwd or type(self.evaluator).__name__}"
             )

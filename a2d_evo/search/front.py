@@ -303,6 +303,7 @@ def write_front(
             "reevaluate_ranks": s.reevaluate_ranks,
             "init": s.init,
             "mutation": s.mutation,
+            "estimate": s.estimate,
             "budget_steps": s.budget_steps,
             "evaluations": len(records),
             "front_size": len(finalists),

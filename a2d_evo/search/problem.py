@@ -18,6 +18,9 @@ mean return over all of them, with their count. Which archs are due:
   generations' draws instead of keeping its place. Cost: up to twice the episodes per
   generation (pop parents + pop offspring), less once parents reach the cap.
 
+With ``estimate`` other than ``mean`` the return NSGA-II ranks on is the arch's seed-adjusted
+(and possibly shrunk) mean (:mod:`~a2d_evo.search.estimates`); the records keep plain means.
+
 Objectives (both minimised): ``-normalised_return`` with
 ``normalised = (R - R_random) / (R_teacher - R_random)`` (0 = uniform-random policy, 1 = the
 teacher; constants measured once at the start of the search), and ``FLOPs`` from the cost
@@ -45,6 +48,7 @@ from a2d_evo.evaluation.episodes import EvalResult
 from a2d_evo.formats import Normalisation, hv_points, hv_reference_point
 from a2d_evo.nets import cost
 from a2d_evo.nets.space import Arch, SearchSpace
+from a2d_evo.search.estimates import arch_estimates
 
 # (archs, episodes, seeds) -> one result per arch: the population evaluator's ``evaluate``.
 EvaluateFn = Callable[[Sequence[Arch], int, Sequence[int]], list[EvalResult]]
@@ -85,6 +89,7 @@ class SubnetProblem(Problem):
         *,
         reevaluate: bool = False,
         max_arch_episodes: int | None = None,
+        estimate: str = "mean",
     ) -> None:
         super().__init__(
             n_var=space.n_var,
@@ -105,6 +110,9 @@ class SubnetProblem(Problem):
         self.max_flops = max_flops
         self.reevaluate = reevaluate
         self.max_arch_episodes = max_arch_episodes
+        self.estimate = estimate
+        """What the objectives rank on: ``mean``, ``seed_adjusted`` or ``shrunk``
+        (:mod:`~a2d_evo.search.estimates`)."""
         self.cache: dict[bytes, dict[str, Any]] = {}
         self.last_new: list[bytes] = []
         """Keys the last ``_evaluate`` call played (new archs and re-evaluated ones)."""
@@ -159,12 +167,23 @@ class SubnetProblem(Problem):
     def objectives(self, keys: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray | None]:
         """``F`` (and ``G`` with a FLOPs ceiling) of recorded archs, from their mean returns."""
         entries = [self.cache[k] for k in keys]
-        returns = np.array([e["return_mean"] for e in entries], dtype=np.float64)
+        if self.estimate != "mean":
+            est = self.estimates()
+            returns = np.array([est[k] for k in keys], dtype=np.float64)
+        else:
+            returns = np.array([e["return_mean"] for e in entries], dtype=np.float64)
         flops = np.array([e["flops"] for e in entries], dtype=np.float64)
         F = np.column_stack([-self.norm.score(returns), flops]).reshape(-1, 2)
         if self.max_flops is None:
             return F, None
         return F, (flops - float(self.max_flops)).reshape(-1, 1)
+
+    def estimates(self) -> dict[bytes, float]:
+        """Every recorded arch's return under ``estimate`` (:func:`arch_estimates` over the
+        archive in record order, so a resumed search gets the same figures)."""
+        records = self.cache_records()
+        est = arch_estimates(records, self.space, self.estimate)
+        return {self.space.key(r["encoding"]): float(v) for r, v in zip(records, est, strict=True)}
 
     def _add(
         self, key: bytes, row: np.ndarray, arch: Arch, res: EvalResult, generation: int
