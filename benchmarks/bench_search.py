@@ -19,8 +19,10 @@ the normalisation every method is scored with):
   ``--variant p32=pop:32,mutation:reset``);
 * ``random``: batches of ``pop`` distinct random archs, batch g on generation g's seeds, until
   the budget is spent (the same stop rule: no batch starts once it is);
-* ``random_strata``: the same, each batch drawn with the log10-FLOPs strata taking turns
-  (the sampler of ``search.init: strata``);
+* ``random_shrunk``: random search whose delivery ranks its candidates on shrunk estimates
+  (``search.estimate: shrunk``, :mod:`a2d_evo.search.estimates`) instead of plain means;
+* ``random_strata``: the same as ``random``, each batch drawn with the log10-FLOPs strata
+  taking turns (the sampler of ``search.init: strata``);
 * ``smsemoa`` (with ``--smsemoa``): stock pymoo SMS-EMOA through the same ``SubnetProblem``
   (survivors re-scored too), the same operators and budget.
 
@@ -86,14 +88,16 @@ METHODS = (
     "nsga2_cached",
     "random",
     "random_strata",
+    "random_shrunk",
     "smsemoa",
 )
 OVERRIDES: dict[str, dict[str, Any]] = {
     "nsga2_reset": {"mutation": "reset"},
     "nsga2_front": {"reevaluate_ranks": 1},
     "nsga2_cached": {"reevaluate": False},
+    "random_shrunk": {"estimate": "shrunk"},
 }
-"""``search`` settings each NSGA-II variant changes from the run's config."""
+"""``search`` settings each variant changes from the run's config."""
 
 
 def scratch_run(src: RunFolder, cfg: Config, root: Path) -> RunFolder:

@@ -3,7 +3,8 @@
 Every candidate of a generation plays the same episode seeds (common random numbers), and a
 surviving parent holds episodes of several generations' seeds while a new offspring holds
 one generation's. Some seeds are easier than others: on MinAtar Asterix the seed explains
-about 40% of the per-episode variance of the archs of one search (``docs/search.md``). Plain
+31-46% of the per-episode variance of the archs of a search (two searches,
+``docs/search.md``). Plain
 means then compare a survivor's average over several seed blocks with an offspring's one
 block. ``search.estimate`` picks the figure:
 

@@ -3,8 +3,9 @@
 The same rule for every search method (NSGA-II, random search, ``benchmarks/bench_search.py``),
 on episode seeds that depend on the run seed alone (:mod:`a2d_evo.evaluation.seeds`):
 
-1. **candidates** (:func:`candidates`): the archive (every arch evaluated, on its search-time
-   mean over all its episodes) sorted into non-dominated fronts; whole fronts are taken, best
+1. **candidates** (:func:`candidates`): the archive (every arch evaluated, on the search's
+   estimate of its return, ``search.estimate``: by default the mean over all its episodes)
+   sorted into non-dominated fronts; whole fronts are taken, best
    first, until at least ``search.candidates`` (default ``search.pop``) archs are in
    (feasible ones only under ``search.max_flops``);
 2. **successive halving** (:func:`successive_halving`): round ``r`` plays every candidate still
@@ -45,6 +46,7 @@ from a2d_evo.nets.cost import latency_ms
 from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.progress import progress_bar
+from a2d_evo.search.estimates import arch_estimates
 from a2d_evo.search.problem import delivered_front, front_indices, hypervolume
 
 
@@ -129,17 +131,21 @@ def candidates(
     norm: Normalisation,
     count: int,
     max_flops: float | None = None,
+    returns: Sequence[float] | None = None,
 ) -> list[dict[str, Any]]:
-    """The archive's best whole non-dominated fronts until at least ``count`` archs, on their
-    search-time means, cheapest first. Under ``max_flops`` only feasible archs; when none is,
-    the least violating one alone."""
-    recs = list(records)
-    if not recs:
+    """The archive's best whole non-dominated fronts until at least ``count`` archs, cheapest
+    first, ranked on ``returns`` (one per record: the search's estimates; None: the records'
+    search-time means). Under ``max_flops`` only feasible archs; when none is, the least
+    violating one alone."""
+    if not records:
         raise ValueError("candidates: nothing was evaluated")
+    values = [r["return_mean"] for r in records] if returns is None else list(returns)
+    pairs = list(zip(records, values, strict=True))
     if max_flops is not None:
-        ok = [r for r in recs if r["flops"] <= max_flops]
-        recs = ok or [min(recs, key=lambda r: (r["flops"], r["order"]))]
-    F = np.array([[-norm.score(r["return_mean"]), r["flops"]] for r in recs], dtype=np.float64)
+        ok = [p for p in pairs if p[0]["flops"] <= max_flops]
+        pairs = ok or [min(pairs, key=lambda p: (p[0]["flops"], p[0]["order"]))]
+    recs = [r for r, _ in pairs]
+    F = np.array([[-norm.score(v), r["flops"]] for r, v in pairs], dtype=np.float64)
     chosen: list[int] = []
     for front in NonDominatedSorting().do(F):
         if len(chosen) >= count:
@@ -222,7 +228,8 @@ def write_front(
     """
     s = cfg.search
     space = SearchSpace(cfg.space)
-    chosen = candidates(records, norm_search, s.delivery_candidates, s.max_flops)
+    estimates = arch_estimates(records, space, s.estimate).tolist() if records else None
+    chosen = candidates(records, norm_search, s.delivery_candidates, s.max_flops, estimates)
     archs = [space.decode(r["encoding"]) for r in chosen]
     flops = [float(r["flops"]) for r in chosen]
     seeds = final_seeds(cfg.seed, s.final_episodes)
