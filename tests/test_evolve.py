@@ -193,6 +193,31 @@ def test_search_candidates_sets_how_many_archs_the_delivery_races(
     assert base["delivery"]["halving_rounds"][0]["candidates"] < 24
 
 
+def test_shrunk_estimates_rank_the_search_and_the_delivery_candidates(tmp_path: Path) -> None:
+    """``search.estimate: shrunk``: the delivery's candidates are the archive's best fronts on
+    the shrunk estimates of the archive in ``state.json``, recomputed here."""
+    from a2d_evo.formats import Normalisation
+    from a2d_evo.search.estimates import arch_estimates
+    from a2d_evo.search.front import candidates
+
+    raw = {**RAW, "search": {**RAW["search"], "estimate": "shrunk", "mutation": "reset"}}
+    cfg = make_run(tmp_path, raw)
+    evolve(cfg, RunFolder(tmp_path), progress=False)
+    front = json.loads((tmp_path / "search" / "front.json").read_text())
+    assert front["search"]["estimate"] == "shrunk"
+    records = json.loads((tmp_path / "search" / "state.json").read_text())["cache"]
+    norm = Normalisation.from_dict(front["search"]["normalisation"])
+    space = SearchSpace(cfg.space)
+    shrunk = arch_estimates(records, space, "shrunk")
+    assert not np.allclose(shrunk, [r["return_mean"] for r in records])
+    expected = candidates(records, norm, 8, returns=shrunk.tolist())
+    assert front["delivery"]["candidates"] == len(expected)
+    members = {tuple(e["encoding"]) for e in front["front"]}
+    assert members <= {tuple(r["encoding"]) for r in expected}
+    plain = candidates(records, norm, 8)
+    assert len(plain) != len(expected) or plain != expected  # the estimates changed the pick
+
+
 def test_same_seed_same_front(reference_run: Path, tmp_path: Path) -> None:
     cfg = make_run(tmp_path)
     evolve(cfg, RunFolder(tmp_path), progress=False)

@@ -84,3 +84,12 @@ def test_candidates_take_whole_fronts_until_count() -> None:
     assert [r["name"] for r in candidates(records, norm, count=3, max_flops=50)] == ["a"]
     with pytest.raises(ValueError, match="nothing was evaluated"):
         candidates([], norm, count=3)
+    # ranked on the search's estimates when given (search.estimate): c's estimate 6.0 puts it
+    # on the first front, between a and b
+    estimates = [4.5, 8.0, 6.0, 7.0, 1.0]
+    assert [r["name"] for r in candidates(records, norm, 1, returns=estimates)] == ["a", "c", "b"]
+    assert [r["name"] for r in candidates(records, norm, 1, max_flops=250)] == ["a"]
+    assert [r["name"] for r in candidates(records, norm, 1, max_flops=250, returns=estimates)] == [
+        "a",
+        "c",
+    ]
