@@ -28,8 +28,9 @@ block. ``search.estimate`` picks the figure:
   many on its own mean.
 
 Every figure is a pure function of the archive's records in record order, so a resumed
-search computes the same ones. The records, ``history.csv`` and the delivery (which re-scores
-on fresh seeds, :mod:`~a2d_evo.search.front`) keep plain means.
+search computes the same ones. The records and ``history.csv`` keep plain means; the delivery
+chooses its candidates on the estimates and then scores them on fresh seeds only
+(:mod:`~a2d_evo.search.front`).
 """
 
 from __future__ import annotations
