@@ -93,7 +93,7 @@ def make_run(
             "front_size": 5, "dropped_after_rescore": 1, "env_steps": 123456,
             "episodes_played": 789, "stopped_by": "budget_steps", "reevaluate": True,
             "budget_steps": 123000, "discarded_env_steps": 4321, "discarded_episodes": 21,
-            "init": "strata", "mutation": "reset",
+            "init": "strata", "mutation": "reset", "estimate": "shrunk",
         }  # fmt: skip
     write_json(run.search / "front.json", front)
     rng = np.random.default_rng(0)
@@ -202,7 +202,7 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     assert (
         "- spent 123,456 env steps in 789 episodes over 6 generations (stopped by "
         "budget_steps; survivors re-scored every generation; first population strata, reset "
-        "mutation)"
+        "mutation; ranked on shrunk estimates)"
     ) in md
     assert (
         "- the last generation crossed the 123,000-step budget: its 21 episodes (4,321 env "

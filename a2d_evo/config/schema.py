@@ -546,8 +546,8 @@ class SearchConfig:
     they reach such a front (None: every survivor replays). 1 leaves more of the budget to new
     archs but lets lucky draws off the front stand (measured worse: ``docs/search.md``)."""
     init: Literal["uniform", "strata"] = "uniform"
-    """The first population: ``uniform`` (every gene uniform) or ``strata`` (a log10-FLOPs
-    stratum uniformly, then an arch in it: the supernet's ``strata`` sampling rule)."""
+    """The first population: ``uniform`` (every gene uniform) or ``strata`` (the supernet's
+    eight log10-FLOPs strata taking turns, an arch uniformly inside each, all distinct)."""
     crossover_prob: float = 0.9
     """SBX crossover probability."""
     crossover_eta: float = 15.0

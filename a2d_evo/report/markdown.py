@@ -317,6 +317,8 @@ def _settings(cfg: Config, search: Any, data: RunData) -> list[str]:
         how = rescoring_rule(ran.get("reevaluate"), ran.get("reevaluate_ranks"))
         if "init" in ran:
             how += f"; first population {ran['init']}, {ran.get('mutation', '?')} mutation"
+        if ran.get("estimate", "mean") != "mean":
+            how += f"; ranked on {ran['estimate']} estimates"
         lines.append(
             f"- spent {ran['env_steps']:,} env steps in {ran.get('episodes_played', 0):,} "
             f"episodes over {ran.get('generations', '?')} generations (stopped by "

@@ -4,9 +4,8 @@ Every candidate of a generation plays the same episode seeds (common random numb
 surviving parent holds episodes of several generations' seeds while a new offspring holds
 one generation's. Some seeds are easier than others: on MinAtar Asterix the seed explains
 31-46% of the per-episode variance of the archs of a search (two searches,
-``docs/search.md``). Plain
-means then compare a survivor's average over several seed blocks with an offspring's one
-block. ``search.estimate`` picks the figure:
+``docs/search.md``). Plain means then compare a survivor's average over several seed blocks
+with an offspring's one block. ``search.estimate`` picks the figure:
 
 * ``mean``: the mean over the arch's episodes (the rule so far).
 * ``seed_adjusted``: the arch effects of the additive model ``return = arch + seed + noise``,
