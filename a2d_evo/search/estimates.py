@@ -67,13 +67,12 @@ def gene_features(space: SearchSpace, encodings: np.ndarray) -> np.ndarray:
 
 
 def _episodes(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(arch index, seed index, return) of every episode, seeds numbered in first-seen order."""
+    """(arch index, seed index, return) of every episode, seeds numbered in sorted order."""
     arch = np.concatenate([np.full(len(r["returns"]), i) for i, r in enumerate(records)])
     seeds = np.concatenate([np.asarray(r["seeds"], dtype=np.int64) for r in records])
-    _, first, seed_idx = np.unique(seeds, return_index=True, return_inverse=True)
-    order = np.argsort(np.argsort(first, kind="stable"), kind="stable")
+    seed_idx = np.unique(seeds, return_inverse=True)[1].reshape(-1)
     ret = np.concatenate([np.asarray(r["returns"], dtype=np.float64) for r in records])
-    return arch.astype(np.int64), order[seed_idx].astype(np.int64), ret
+    return arch.astype(np.int64), seed_idx.astype(np.int64), ret
 
 
 def _components(arch: np.ndarray, seed: np.ndarray, n_seeds: int) -> np.ndarray:

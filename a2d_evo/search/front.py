@@ -228,7 +228,7 @@ def write_front(
     """
     s = cfg.search
     space = SearchSpace(cfg.space)
-    estimates = arch_estimates(records, space, s.estimate).tolist() if records else None
+    estimates = arch_estimates(records, space, s.estimate).tolist()
     chosen = candidates(records, norm_search, s.delivery_candidates, s.max_flops, estimates)
     archs = [space.decode(r["encoding"]) for r in chosen]
     flops = [float(r["flops"]) for r in chosen]
