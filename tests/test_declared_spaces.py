@@ -240,11 +240,18 @@ def test_pong_config_declares_the_nature_space() -> None:
 
 
 @pytest.mark.parametrize(
-    "game,channels,actions",
-    [("breakout", 4, 3), ("asterix", 4, 5), ("spaceinvaders", 6, 4)],
+    "game,channels,actions,cheapest",
+    # cheapest: a ceiling on the smallest arch's share of the teacher's FLOPs (more input
+    # channels make the fixed 4-wide first conv dearer: Freeway has 7)
+    [
+        ("breakout", 4, 3, 0.10),
+        ("asterix", 4, 5, 0.10),
+        ("spaceinvaders", 6, 4, 0.10),
+        ("freeway", 7, 3, 0.11),
+    ],
 )
 def test_minatar_space_is_centred_on_the_paper_network(
-    game: str, channels: int, actions: int
+    game: str, channels: int, actions: int, cheapest: float
 ) -> None:
     cfg = load_config(CONFIGS / f"minatar_{game}.yaml")
     space = SearchSpace(cfg.space)
@@ -258,4 +265,4 @@ def test_minatar_space_is_centred_on_the_paper_network(
     # the most expensive arch of the space costs at most about 4x the teacher
     most = max(cost.flops(space.decode(x), obs, actions) for x in all_encodings(space))
     assert 3.0 * t < most <= 4.0 * t, most / t
-    assert cost.flops(space.smallest(), obs, actions) < t / 10
+    assert cost.flops(space.smallest(), obs, actions) < cheapest * t

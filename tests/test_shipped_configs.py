@@ -24,7 +24,7 @@ CLASSIC = [
 def test_every_shipped_config_is_listed() -> None:
     shipped = {p.name for p in CONFIGS.glob("*.yaml")}
     images = {"pong.yaml", "breakout.yaml"} | {
-        f"minatar_{game}.yaml" for game in ("breakout", "asterix", "spaceinvaders")
+        f"minatar_{game}.yaml" for game in ("breakout", "asterix", "spaceinvaders", "freeway")
     }  # checked in test_declared_spaces.py
     assert {name for name, _, _ in CLASSIC} | images == shipped
 
