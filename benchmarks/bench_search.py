@@ -76,6 +76,7 @@ from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import load_supernet
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.search.budget import budget_spent, within_budget
+from a2d_evo.search.estimates import search_anchors
 from a2d_evo.search.evolution import evolve, play_generation
 from a2d_evo.search.front import SearchSummary, write_front
 from a2d_evo.search.problem import CanonicalDuplicates, SubnetProblem, reference_point
@@ -139,7 +140,8 @@ def own_loop(
     evaluate = functools.partial(ev.evaluate, max_episode_steps=s.max_episode_steps)
     problem = SubnetProblem(
         space, evaluate, obs_shape, n_actions, norm, s.episodes, s.max_flops,
-        reevaluate=not method.startswith("random"),
+        reevaluate=not method.startswith("random"), estimate=s.estimate,
+        anchors=search_anchors(cfg, space, obs_shape, n_actions),
     )  # fmt: skip
     gen, stopped_by = 0, "gens"
     if method.startswith("random"):

@@ -97,6 +97,8 @@ def test_set_never_evaluates(configs_dir: Path, tmp_path: Path) -> None:
         ("search.reevaluate_ranks=0", r"search\.reevaluate_ranks: must be >= 1"),
         ("search.init=flops", r"search\.init.*expected one of"),
         ("search.candidates=0", r"search\.candidates: must be >= 1"),
+        ("search.anchors=0", r"search\.anchors: must be >= 1"),
+        ("search.anchors=17", r"search\.anchors: must be <= 16"),
     ],
 )
 def test_bad_overrides_name_the_key(configs_dir: Path, override: str, match: str) -> None:

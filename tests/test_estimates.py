@@ -12,9 +12,11 @@ from a2d_evo.config import SpaceConfig
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.search.estimates import (
     MIN_TAU2_SHARE,
+    anchor_encodings,
     arch_estimates,
     gene_features,
     seed_adjusted_means,
+    seed_effects,
     shrunk_means,
 )
 
@@ -104,56 +106,155 @@ def test_record_order_does_not_change_an_arch_estimate() -> None:
     np.testing.assert_allclose(b, a[perm], rtol=0, atol=1e-9)
 
 
-def rec(returns: list[float], seeds: list[int], encoding: list[int]) -> dict[str, Any]:
-    return {
+def rec(
+    returns: list[float], seeds: list[int], encoding: list[int], anchor: bool = False
+) -> dict[str, Any]:
+    out = {
         "returns": returns,
         "seeds": seeds,
         "return_mean": float(np.mean(returns)),
         "encoding": encoding,
     }
+    if anchor:
+        out["anchor"] = True
+    return out
 
 
 def test_seed_adjusted_means_undo_easy_and_hard_seeds_by_hand() -> None:
-    """A (true 10) plays easy seeds 1, 2 (+3) and hard seeds 3, 4 (-3); B (true 12) plays the
-    hard ones only. Plain means: A 10, B 9 (B looks worse). The additive model fits exactly:
-    with the seed effects centred (weights 1, 1, 2, 2), theta = (4, 4, -2, -2), so A = 9 and
-    B = 11: B ahead by its true 2, no residual."""
-    records = [rec([13, 13, 7, 7], [1, 2, 3, 4], [0] * 5), rec([9, 9], [3, 4], [1] + [0] * 4)]
+    """Anchors P (true 0) and Q (true 2) play seeds 1-4, of effects +3, +3, -3, -3. A (true 10)
+    plays the easy seeds 1, 2 and B (true 12) the hard seeds 3, 4. Plain means: A 13, B 9 (B
+    looks 4 worse); seed-adjusted: A 10, B 12, P 0, Q 2, with no residual."""
+    records = [
+        rec([3, 3, -3, -3], [1, 2, 3, 4], [2] + [0] * 4, anchor=True),
+        rec([5, 5, -1, -1], [1, 2, 3, 4], [3] + [0] * 4, anchor=True),
+        rec([13, 13], [1, 2], [0] * 5),
+        rec([9, 9], [3, 4], [1] + [0] * 4),
+    ]
+    assert seed_effects(records) == pytest.approx({1: 3.0, 2: 3.0, 3: -3.0, 4: -3.0})
     mu, var, dof = seed_adjusted_means(records)
-    np.testing.assert_allclose(mu, [9.0, 11.0], atol=1e-9)
-    assert dof == 6 - 2 - 4 + 1 and var == pytest.approx(0.0, abs=1e-12)
-    plain = arch_estimates(records, SPACE, "mean")
-    assert plain.tolist() == [10.0, 9.0]
+    np.testing.assert_allclose(mu, [0.0, 2.0, 10.0, 12.0], atol=1e-12)
+    assert dof == 12 - 4 and var == pytest.approx(0.0, abs=1e-12)
+    assert arch_estimates(records, SPACE, "mean").tolist() == [0.0, 2.0, 13.0, 9.0]
     np.testing.assert_allclose(arch_estimates(records, SPACE, "seed_adjusted"), mu)
 
 
-def test_archs_no_seed_links_are_left_with_their_means() -> None:
-    """Two batches on disjoint seeds (random search): nothing separates a batch's seeds from
-    its archs, so each arch keeps its plain mean."""
+def test_the_pooled_variance_is_taken_within_each_arch_by_hand() -> None:
+    """No anchors: nothing is adjusted. Within-arch squares 2 + 0 + 4.5 over 5 - 3 degrees of
+    freedom (a one-episode arch adds none)."""
     records = [
         rec([5, 7], [1, 2], [0] * 5),
+        rec([4], [1], [1] + [0] * 4),
+        rec([0, 3], [3, 4], [2] + [0] * 4),
+    ]
+    mu, var, dof = seed_adjusted_means(records)
+    np.testing.assert_allclose(mu, [6.0, 4.0, 1.5])
+    assert dof == 2 and var == pytest.approx((2.0 + 4.5) / 2)
+
+
+def test_without_anchors_every_arch_keeps_its_mean() -> None:
+    """Survivors link the seeds here, but they are not anchors: no seed effect is measured."""
+    records = [
+        rec([5, 7, 1, 1], [1, 2, 3, 4], [0] * 5),
         rec([6, 9], [1, 2], [1] + [0] * 4),
         rec([20, 22], [3, 4], [2] + [0] * 4),
     ]
+    assert seed_effects(records) == {}
     mu, _, _ = seed_adjusted_means(records)
-    np.testing.assert_allclose(mu, [6.0, 7.5, 21.0], atol=1e-9)
+    np.testing.assert_allclose(mu, [3.5, 7.5, 21.0], atol=1e-12)
+
+
+def test_seed_effects_are_the_exact_least_squares_fit_on_an_unbalanced_archive() -> None:
+    """Anchors that skip some generations (so the design is unbalanced): the seed effects equal
+    a direct least-squares solve of the additive model, centred episode-weighted."""
+    rng = np.random.default_rng(3)
+    records, rows = [], []
+    for a in range(5):
+        seeds = sorted(rng.choice(40, size=int(rng.integers(15, 40)), replace=False).tolist())
+        rets = (rng.normal(0, 1) + rng.normal(0, 2, len(seeds))).tolist()
+        records.append(rec(rets, seeds, [a] + [0] * 4, anchor=True))
+        rows += [(a, x, r) for x, r in zip(seeds, rets, strict=True)]
+    used = sorted({x for _, x, _ in rows})
+    design = np.zeros((len(rows), 5 + len(used)))
+    for i, (a, x, _) in enumerate(rows):
+        design[i, a] = design[i, 5 + used.index(x)] = 1.0
+    coef = np.linalg.lstsq(design, np.array([r for _, _, r in rows]), rcond=None)[0]
+    theta = coef[5:]
+    weight = design[:, 5:].sum(axis=0)
+    theta -= (theta * weight).sum() / weight.sum()
+    got = seed_effects(records)
+    np.testing.assert_allclose([got[x] for x in used], theta, atol=1e-9)
+
+
+def test_seed_adjusted_means_do_not_depend_on_record_order() -> None:
+    rng = np.random.default_rng(11)
+    records = [
+        rec(rng.normal(0, 1, 6).tolist(), [0, 1, 2, 3, 4, 5], [a] + [0] * 4, anchor=a < 3)
+        for a in range(8)
+    ]
+    perm = rng.permutation(len(records))
+    a, _, _ = seed_adjusted_means(records)
+    b, _, _ = seed_adjusted_means([records[i] for i in perm])
+    np.testing.assert_allclose(b, a[perm], atol=1e-12)
+
+
+def seed_effect_drift(anchors: int, seed: int) -> float:
+    """A search that selects: 20 generations, each 40 new archs plus the 20 best so far by
+    their current seed-adjusted estimate (survivors, kept for their own luck), all on 2 shared
+    seeds; seed effects of std 4, noise of std 3, true returns of std 1; ``anchors`` fixed archs
+    play every generation. Returns the mean error of the estimated seed effects over the last
+    5 generations' seeds minus that over the first 5 (the centring's shift cancels)."""
+    rng = np.random.default_rng(seed)
+    truth: list[float] = []
+    records: list[dict[str, Any]] = []
+    theta: dict[int, float] = {}
+
+    def add(anchor: bool) -> None:
+        truth.append(float(rng.normal(0, 1)))
+        records.append({"returns": [], "seeds": [], **({"anchor": True} if anchor else {})})
+
+    for _ in range(anchors):
+        add(True)
+    survivors: list[int] = []
+    for g in range(20):
+        seeds = [2 * g, 2 * g + 1]
+        theta.update(zip(seeds, rng.normal(0, 4, 2).tolist(), strict=True))
+        new = list(range(len(records), len(records) + 40))
+        for _ in new:
+            add(False)
+        for i in list(range(anchors)) + survivors + new:
+            r = records[i]
+            r["returns"] = r["returns"] + [truth[i] + theta[x] + rng.normal(0, 3) for x in seeds]
+            r["seeds"] = r["seeds"] + seeds
+        est, _, _ = seed_adjusted_means(records)
+        survivors = sorted(range(anchors, len(records)), key=lambda i: -est[i])[:20]
+    effects = seed_effects(records)
+    d = np.array([effects[x] - theta[x] for x in range(40)])
+    return float(d[30:].mean() - d[:10].mean())
+
+
+def test_seed_effects_from_anchors_do_not_drift_under_selection() -> None:
+    """Survivors are kept for their luck, so their next episodes look worse: seed effects
+    fitted on them call every new seed hard and lift every later offspring (about -1.6 of
+    drift here, -3.3 with 4 anchors). Measured on the anchors alone they do not drift."""
+    drift = [seed_effect_drift(anchors=8, seed=s) for s in range(3)]
+    assert abs(float(np.mean(drift))) < 0.6, drift
 
 
 def test_seed_adjustment_lowers_the_error_under_common_random_numbers() -> None:
     """Generations of 20 archs on 2 shared seeds each, seed effects of std 4, noise std 2;
-    every arch of generation g - 1 plays again in g (survivors). The adjusted means are
-    nearer the truth than the plain ones."""
+    every arch of generation g - 1 plays again in g (survivors), and 8 anchors play every
+    generation. The adjusted means are nearer the truth than the plain ones."""
     rng = np.random.default_rng(7)
-    truth = rng.normal(0, 1, 110)
+    truth = rng.normal(0, 1, 118)
     theta = rng.normal(0, 4, 20)
     played: dict[int, tuple[list[float], list[int]]] = {}
     for g in range(10):
         seeds = [2 * g, 2 * g + 1]
-        for a in list(range(10 * g, 10 * g + 20)):
+        for a in list(range(110, 118)) + list(range(10 * g, 10 * g + 20)):
             r, s = played.setdefault(a, ([], []))
             r += [truth[a] + theta[x] + rng.normal(0, 2) for x in seeds]
             s += seeds
-    records = [rec(r, s, [0] * 5) for r, s in (played[a] for a in sorted(played))]
+    records = [rec(r, s, [0] * 5, anchor=a >= 110) for a, (r, s) in sorted(played.items())]
     t = truth[sorted(played)]
     plain = arch_estimates(records, SPACE, "mean")
     adjusted = arch_estimates(records, SPACE, "seed_adjusted")
@@ -162,3 +263,23 @@ def test_seed_adjustment_lowers_the_error_under_common_random_numbers() -> None:
         return float(np.var(x - t))
 
     assert err(adjusted) < 0.5 * err(plain)
+
+
+def test_anchors_spread_over_flops_and_come_back_the_same() -> None:
+    """``anchor_encodings``: distinct canonical archs in increasing FLOPs, the cheapest and
+    the dearest inside the space's range, the same for the same seed, others for another."""
+    from a2d_evo.nets import cost
+
+    obs, actions = (8,), 4
+    a = anchor_encodings(SPACE, 5, 4, obs, actions)
+    assert len({x.tobytes() for x in a}) == 4
+    assert all(np.array_equal(x, SPACE.canonical(x)) for x in a)
+    f = [cost.flops(SPACE.decode(x), obs, actions) for x in a]
+    assert f == sorted(f) and f[0] < f[-1] / 10
+    assert cost.flops(SPACE.smallest(), obs, actions) <= f[0]
+    assert f[-1] <= cost.flops(SPACE.largest(), obs, actions)
+    again = anchor_encodings(SPACE, 5, 4, obs, actions)
+    assert all(np.array_equal(x, y) for x, y in zip(a, again, strict=True))
+    other = anchor_encodings(SPACE, 6, 4, obs, actions)
+    assert any(not np.array_equal(x, y) for x, y in zip(a, other, strict=True))
+    assert anchor_encodings(SPACE, 5, 0, obs, actions) == []

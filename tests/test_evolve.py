@@ -216,6 +216,17 @@ def test_shrunk_estimates_rank_the_search_and_the_delivery_candidates(tmp_path: 
     assert members <= {tuple(r["encoding"]) for r in expected}
     plain = candidates(records, norm, 8)
     assert plain != expected  # the estimates changed the pick
+    anchors = [r for r in records if r.get("anchor")]
+    gens = json.loads((tmp_path / "search" / "state.json").read_text())["generation"]
+    assert len(anchors) == cfg.search.anchors and gens >= 2
+    assert all(sorted(set(r["generations"])) == list(range(gens)) for r in anchors)
+    # a state written before anchors existed cannot be resumed under these estimates
+    state = json.loads((tmp_path / "search" / "state.json").read_text())
+    for r in state["cache"]:
+        r.pop("anchor", None)
+    (tmp_path / "search" / "state.json").write_text(json.dumps(state))
+    with pytest.raises(FormatError, match="no anchor archs.*run `a2d-evo evolve` again"):
+        evolve(cfg, RunFolder(tmp_path), resume=True, progress=False)
 
 
 def test_same_seed_same_front(reference_run: Path, tmp_path: Path) -> None:
@@ -377,6 +388,38 @@ def test_kill_between_state_json_and_npz_resumes_bit_exact(
     )
     for name in ("history.csv", "hypervolume.csv", "state.json"):
         assert (search / name).read_text() == (reference_run / "search" / name).read_text()
+
+
+def test_a_search_on_shrunk_estimates_resumes_bit_exact_after_a_kill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The saved population's objectives are shrunk estimates, not plain means: the resume
+    checks them as such and continues bit for bit (it was refused as corrupt before)."""
+    from a2d_evo.search import state as state_mod
+
+    raw = {**RAW, "search": {**RAW["search"], "estimate": "shrunk", "mutation": "reset"}}
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    evolve(make_run(straight, raw), RunFolder(straight), progress=False)
+    cfg = make_run(killed, raw)
+    real = state_mod.write_bytes
+    calls = {"n": 0}
+
+    def dying(path: Path, data: bytes) -> Path:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("killed")
+        return real(path, data)
+
+    monkeypatch.setattr(state_mod, "write_bytes", dying)
+    with pytest.raises(RuntimeError, match="killed"):
+        evolve(cfg, RunFolder(killed), progress=False)
+    monkeypatch.setattr(state_mod, "write_bytes", real)
+    evolve(cfg, RunFolder(killed), resume=True, progress=False)
+    assert front_without_latency(killed / "search" / "front.json") == front_without_latency(
+        straight / "search" / "front.json"
+    )
+    for name in ("history.csv", "hypervolume.csv", "state.json"):
+        assert (killed / "search" / name).read_text() == (straight / "search" / name).read_text()
 
 
 def test_budget_steps_stops_the_search_and_reports_what_it_spent(tmp_path: Path) -> None:

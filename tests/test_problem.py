@@ -412,13 +412,15 @@ def test_seed_adjusted_estimates_compare_a_survivor_and_an_offspring_fairly(
 ) -> None:
     """A survivor played an easy generation (+100) and a normal one; an offspring of the same
     FLOPs-class but a better true return played the normal one only. Plain means put the
-    survivor ahead by the easy seeds' 50; the seed-adjusted (and shrunk) estimates put the
-    offspring ahead, as its true return is."""
+    survivor ahead by the easy seeds' 50; the seed-adjusted (and shrunk) estimates, with two
+    anchors that played both generations, put the offspring ahead, as its true return is."""
     seeds = [generation_seeds(11, g, 3) for g in range(2)]
     ev = SeedEffectEvaluator(seeds[0])
+    anchors = [SPACE.encode(MLPArch((4,))), SPACE.encode(MLPArch((32, 32)))]
     prob = SubnetProblem(
-        SPACE, ev, OBS, ACTIONS, NORM, episodes=3, reevaluate=True, estimate=estimate
-    )
+        SPACE, ev, OBS, ACTIONS, NORM, episodes=3, reevaluate=True, estimate=estimate,
+        anchors=anchors if estimate != "mean" else (),
+    )  # fmt: skip
     first = [MLPArch((8,)), MLPArch((4, 4)), MLPArch((16,))]
     survivor, offspring = MLPArch((8, 8)), MLPArch((16, 16))  # true 20 + 200 (1 - e^-0.16/0.32)
     X0 = np.stack([SPACE.encode(a) for a in [*first, survivor]])
@@ -431,6 +433,26 @@ def test_seed_adjusted_estimates_compare_a_survivor_and_an_offspring_fairly(
     else:
         true_gap = (200 * (np.exp(-16 / 100) - np.exp(-32 / 100))) / 200  # normalised units
         assert gap == pytest.approx(true_gap, rel=0.05 if estimate == "seed_adjusted" else 0.6)
+
+
+def test_anchors_play_every_generation_and_count_in_the_budget() -> None:
+    """Anchors play each generation in which anything plays, though ``reevaluate`` is off;
+    their records say so; ``last_new`` keeps to the candidates that were due."""
+    anchors = [SPACE.encode(MLPArch((4,))), SPACE.encode(MLPArch((32, 32)))]
+    prob, ev = make_problem(reevaluate=False, estimate="seed_adjusted", anchors=anchors)
+    for g, width in enumerate((8, 16, 24)):  # a new arch each generation, next to anchor mlp-4
+        X = np.stack([SPACE.encode(MLPArch((width,))), SPACE.encode(MLPArch((4,)))])
+        prob.evaluate(X, seeds=generation_seeds(5, g, 3), generation=g)
+        assert len(prob.last_new) == (2 if g == 0 else 1)
+    recs = {r["arch"]: r for r in prob.cache_records()}
+    assert [len(c) for c in ev.calls] == [3, 3, 3]
+    assert recs["mlp-4"]["generations"] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert recs["mlp-32x32"]["anchor"] is True and recs["mlp-4"]["anchor"] is True
+    assert "anchor" not in recs["mlp-8"] and recs["mlp-8"]["episodes"] == 3
+    assert prob.episodes_played() == 27
+    assert prob.env_steps() == sum(sum(r["lengths"]) for r in recs.values())
+    prob.evaluate(X, seeds=generation_seeds(5, 3, 3), generation=3)  # nothing due: no play
+    assert len(ev.calls) == 3
 
 
 def test_reevaluate_ranks_replays_only_the_survivors_on_the_first_fronts() -> None:

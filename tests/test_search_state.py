@@ -70,6 +70,10 @@ def _cache_dropped_seed(d: dict[str, Any]) -> None:
     d["cache"][0]["seeds"].pop()
 
 
+def _cache_anchor_false(d: dict[str, Any]) -> None:
+    d["cache"][0]["anchor"] = False  # the field is present only as true
+
+
 def _bad_gene(a: dict[str, np.ndarray]) -> None:
     a["X"][0, 0] = 99
 
@@ -129,6 +133,11 @@ DAMAGE: list[tuple[str, Callable[[Path], None], str]] = [
         "a seed missing",
         lambda s: _edit_json(s / "state.json", _cache_dropped_seed),
         "seeds must be a list of",
+    ),
+    (
+        "anchor false",
+        lambda s: _edit_json(s / "state.json", _cache_anchor_false),
+        "anchor must be true where present",
     ),
     (
         "format 1 state",

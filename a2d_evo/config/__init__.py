@@ -15,6 +15,7 @@ from a2d_evo.config.loader import (
 )
 from a2d_evo.config.schema import (
     ATARI_PREFIX,
+    MAX_ANCHORS,
     MAX_ENVS,
     MAX_EPISODES,
     MAX_EVAL_SLOTS,
@@ -45,6 +46,7 @@ from a2d_evo.config.schema import (
 
 __all__ = [
     "ATARI_PREFIX",
+    "MAX_ANCHORS",
     "MAX_DEPTH",
     "MAX_ENVS",
     "MAX_EPISODES",

@@ -42,6 +42,8 @@ MAX_POP = 4096
 """Largest NSGA-II population (``search.pop``)."""
 MAX_GENS = 100_000
 """Most generations (``search.gens``)."""
+MAX_ANCHORS = 16
+"""Most anchor archs of a search (``search.anchors``)."""
 MAX_TOTAL_STEPS = 10**12
 """Most environment steps of one training stage (``*.total_steps``)."""
 MAX_WORKERS = 1024
@@ -537,9 +539,14 @@ class SearchConfig:
     cap). At least ``episodes``."""
     estimate: Literal["mean", "seed_adjusted", "shrunk"] = "mean"
     """What NSGA-II ranks an arch's return on: ``mean`` (over its episodes),
-    ``seed_adjusted`` (the arch effect of ``return = arch + seed + noise`` fitted on the
-    archive) or ``shrunk`` (that, shrunk toward a ridge prediction from the genes: empirical
-    Bayes); ``docs/search.md``."""
+    ``seed_adjusted`` (the mean of ``return - seed effect``, the seed effects measured on the
+    ``anchors``) or ``shrunk`` (that, shrunk toward a ridge prediction from the genes:
+    empirical Bayes); ``docs/search.md``."""
+    anchors: int = 4
+    """With ``estimate`` other than ``mean``: fixed archs, spread over the space's FLOPs, that
+    play every generation's seeds so that the seed effects are measured on archs nobody
+    selected (1 to :data:`MAX_ANCHORS`; their episodes count in the budget). Unused with
+    ``mean``."""
     reevaluate_ranks: int | None = None
     """With ``reevaluate``: only the survivors in NSGA-II's first this-many non-dominated
     fronts (ranks ``0 .. N-1``) replay each generation; the others keep their estimates until
@@ -592,6 +599,7 @@ class SearchConfig:
                     f"search.candidates * search.episodes: at most {MAX_EVAL_SLOTS} env slots "
                     f"per halving round, got {self.candidates} * {self.episodes}"
                 )
+        _check_bounds("search.anchors", self.anchors, 1, MAX_ANCHORS)
         if self.max_flops is not None:
             _check_positive("search.max_flops", self.max_flops)
         if self.max_episode_steps is not None:

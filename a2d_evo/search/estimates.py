@@ -8,23 +8,30 @@ one generation's. Some seeds are easier than others: on MinAtar Asterix the seed
 with an offspring's one block. ``search.estimate`` picks the figure:
 
 * ``mean``: the mean over the arch's episodes (the rule so far).
-* ``seed_adjusted``: the arch effects of the additive model ``return = arch + seed + noise``,
-  fitted by least squares on every episode of the archive (:func:`seed_adjusted_means`). The
-  seed effects are centred within each group of archs linked by shared seeds (a connected
-  component); where nothing links two groups (random search's batches, or a search that keeps
-  first estimates) their seed effects are not separable, and their means are left as they are.
+* ``seed_adjusted``: each arch's mean of ``return - seed effect``, the seed effects measured on
+  the **anchors** alone (:func:`seed_effects`): a few fixed archs (``search.anchors``,
+  :func:`anchor_encodings`) that play every generation's seeds and are never chosen for it.
+  Survivors cannot serve: NSGA-II keeps them because their earlier episodes were good, so
+  their next episodes look worse, a model fitted on them blames the new seeds, and every later
+  offspring comes out too high: in the simulated search of ``tests/test_estimates.py`` (seed
+  effects of std 4, noise 3, true returns 1) seed effects fitted on every arch drift by 1.6-3.3
+  over 20 generations, those fitted on 8 anchors alone by 0.1 (means of three simulated
+  searches; the test asserts under 0.6). Seeds no anchor played (random search, older
+  archives) keep effect 0, so their archs keep their plain means.
 * ``shrunk``: the seed-adjusted means shrunk toward a prediction from the genes, the way
   empirical Bayes pools noisy means (Efron and Morris 1975; :func:`shrunk_means`). Archs that
   share genes play alike, so the archive knows something about an arch beyond its own
   episodes. The prior is a ridge regression of the adjusted means on one-hot genes
   (:func:`gene_features`), its penalty the one of :data:`RIDGE_PENALTIES` with the smallest
-  leave-one-out error; ``sigma^2`` is the model's residual variance, so an arch's mean has
-  variance ``sigma^2 / n_i``; ``tau^2``, the spread of the true returns around the prediction,
-  is the mean of ``loo_i^2 - sigma^2 / n_i`` over the leave-one-out residuals (a regression
-  that only memorises the noise gets no weight), floored at :data:`MIN_TAU2_SHARE` of
-  ``sigma^2``. The estimate is ``m_i + b_i (p_i - m_i)``, ``b_i = (sigma^2/n_i) /
-  (sigma^2/n_i + tau^2)``: an arch with few episodes leans on its genes' prediction, one with
-  many on its own mean.
+  leave-one-out error; ``sigma^2`` is the pooled variance of the adjusted returns within
+  each arch (the error of the seed effects is in it), so an arch's mean has variance
+  ``sigma^2 / n_i`` (where no anchor played the seeds, the luck a batch of archs shares is
+  not in it); ``tau^2``, the spread of the true returns around the prediction, is the mean
+  of ``loo_i^2 - sigma^2 / n_i`` over the leave-one-out residuals (a regression that only
+  memorises the noise gets no weight), floored at :data:`MIN_TAU2_SHARE` of ``sigma^2``.
+  The estimate is ``m_i + b_i (p_i - m_i)``, ``b_i = (sigma^2/n_i) / (sigma^2/n_i +
+  tau^2)``: an arch with few episodes leans on its genes' prediction, one with many on its
+  own mean.
 
 Every figure is a pure function of the archive's records in record order, so a resumed
 search computes the same ones. The records and ``history.csv`` keep plain means; the delivery
@@ -39,6 +46,8 @@ from typing import Any
 
 import numpy as np
 
+from a2d_evo.config import Config
+from a2d_evo.nets import cost
 from a2d_evo.nets.space import SearchSpace
 
 ESTIMATES = ("mean", "seed_adjusted", "shrunk")
@@ -52,8 +61,36 @@ MIN_TAU2_SHARE = 0.01
 """Floor of ``tau^2`` as a share of ``sigma^2``: the prediction never fully replaces an
 arch's own episodes."""
 
-FIT_ITERATIONS = 500
-"""Most alternating least-squares sweeps of :func:`seed_adjusted_means`."""
+ANCHOR_DRAWS = 512
+"""Random archs :func:`anchor_encodings` draws before picking anchors at evenly spaced FLOPs."""
+
+
+def anchor_encodings(
+    space: SearchSpace, seed: int, k: int, obs_shape: tuple[int, ...], n_actions: int
+) -> list[np.ndarray]:
+    """``k`` distinct canonical encodings spread over the space's FLOPs: of
+    :data:`ANCHOR_DRAWS` random archs (a generator seeded by ``seed``), the ones at the FLOPs
+    quantiles ``(i + 0.5) / k``. A pure function of its arguments, so a resumed search gets
+    the same anchors."""
+    if k < 1:
+        return []
+    rng = np.random.default_rng([int(seed), 0xA2C4])
+    enc = np.unique(space.canonical(space.sample_encodings(rng, ANCHOR_DRAWS)), axis=0)
+    f = np.array([cost.flops(space.decode(x), obs_shape, n_actions) for x in enc])
+    order = np.argsort(f, kind="stable")
+    k = min(k, len(enc))  # quantiles (i + 0.5) / k of n >= k archs fall on distinct ranks
+    ranks = ((np.arange(k) + 0.5) / k * len(enc)).astype(np.int64)
+    return [enc[i] for i in order[ranks]]
+
+
+def search_anchors(
+    cfg: Config, space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int
+) -> list[np.ndarray]:
+    """The anchors of a search run with ``cfg``: none when it ranks on plain means, else
+    ``search.anchors`` of them from the run's seed (:func:`anchor_encodings`)."""
+    if cfg.search.estimate == "mean":
+        return []
+    return anchor_encodings(space, cfg.seed, cfg.search.anchors, obs_shape, n_actions)
 
 
 def gene_features(space: SearchSpace, encodings: np.ndarray) -> np.ndarray:
@@ -67,12 +104,11 @@ def gene_features(space: SearchSpace, encodings: np.ndarray) -> np.ndarray:
 
 
 def _episodes(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(arch index, seed index, return) of every episode, seeds numbered in sorted order."""
+    """(record index, seed, return) of every episode."""
     arch = np.concatenate([np.full(len(r["returns"]), i) for i, r in enumerate(records)])
     seeds = np.concatenate([np.asarray(r["seeds"], dtype=np.int64) for r in records])
-    seed_idx = np.unique(seeds, return_inverse=True)[1].reshape(-1)
     ret = np.concatenate([np.asarray(r["returns"], dtype=np.float64) for r in records])
-    return arch.astype(np.int64), seed_idx.astype(np.int64), ret
+    return arch.astype(np.int64), seeds, ret
 
 
 def _components(arch: np.ndarray, seed: np.ndarray, n_seeds: int) -> np.ndarray:
@@ -96,34 +132,53 @@ def _components(arch: np.ndarray, seed: np.ndarray, n_seeds: int) -> np.ndarray:
     return np.array([find(i) for i in range(n_seeds)], dtype=np.int64)
 
 
-def seed_adjusted_means(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, float, int]:
-    """Arch effects of ``return = arch + seed + noise`` (least squares, seed effects centred
-    per connected component), the residual variance, and its degrees of freedom.
+def seed_effects(records: Sequence[dict[str, Any]]) -> dict[int, float]:
+    """Seed effects of ``return = anchor + seed + noise``, least squares over the episodes of
+    the anchor records (``"anchor": True``) only, centred within each group of seeds the
+    anchors link (episode-weighted). ``{}`` when no record is an anchor.
 
-    ``records`` carry ``returns`` and ``seeds`` (one per episode). The residual variance is
-    ``nan`` when the model leaves no degree of freedom.
+    Solved exactly: with the seed effects eliminated, the normal equations of the anchor
+    effects are a system of one row per anchor (``(D_a - N D_s^-1 N^T) a = R_a - N D_s^-1
+    R_s``, ``N`` the anchor-by-seed episode counts), then ``s = D_s^-1 (R_s - N^T a)``.
     """
-    arch, seed, ret = _episodes(records)
-    n_arch, n_seed = len(records), int(seed.max()) + 1
+    anchors = [r for r in records if r.get("anchor")]
+    if not anchors or not any(len(r["returns"]) for r in anchors):
+        return {}
+    arch, seed_raw, ret = _episodes(anchors)
+    seed_ids, seed = np.unique(seed_raw, return_inverse=True)
+    seed = seed.reshape(-1)
+    n_a, n_s = len(anchors), len(seed_ids)
+    counts = np.zeros((n_a, n_s))
+    np.add.at(counts, (arch, seed), 1.0)
+    per_arch, per_seed = counts.sum(axis=1), counts.sum(axis=0)
+    sum_arch = np.bincount(arch, ret, n_a)
+    sum_seed = np.bincount(seed, ret, n_s)
+    system = np.diag(per_arch) - (counts / per_seed) @ counts.T
+    rhs = sum_arch - (counts / per_seed) @ sum_seed
+    a = np.linalg.lstsq(system, rhs, rcond=None)[0]
+    theta = (sum_seed - counts.T @ a) / per_seed
+    comp = np.unique(_components(arch, seed, n_s), return_inverse=True)[1].reshape(-1)
+    shift = np.bincount(comp, theta * per_seed) / np.bincount(comp, per_seed)
+    theta -= shift[comp]
+    return {int(k): float(v) for k, v in zip(seed_ids, theta, strict=True)}
+
+
+def seed_adjusted_means(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, float, int]:
+    """Each record's mean of ``return - seed effect`` (:func:`seed_effects`, 0 for a seed no
+    anchor played), the pooled variance of those adjusted returns within each record, and its
+    degrees of freedom (episodes minus records).
+
+    ``records`` carry ``returns`` and ``seeds`` (one per episode). The variance is ``nan``
+    when no record has two episodes.
+    """
+    effects = seed_effects(records)
+    arch, seeds, ret = _episodes(records)
+    adjusted = ret - np.array([effects.get(int(x), 0.0) for x in seeds.tolist()])
+    n_arch = len(records)
     per_arch = np.bincount(arch, minlength=n_arch).astype(np.float64)
-    per_seed = np.bincount(seed, minlength=n_seed).astype(np.float64)
-    comp = _components(arch, seed, n_seed)
-    comp_ids, comp_of_seed = np.unique(comp, return_inverse=True)
-    comp_weight = np.bincount(comp_of_seed, per_seed)
-    mu = np.bincount(arch, ret, n_arch) / per_arch
-    theta = np.zeros(n_seed)
-    for _ in range(FIT_ITERATIONS):
-        theta_new = np.bincount(seed, ret - mu[arch], n_seed) / per_seed
-        # centre the seed effects within each component (episode-weighted)
-        shift = np.bincount(comp_of_seed, theta_new * per_seed) / comp_weight
-        theta_new -= shift[comp_of_seed]
-        mu = np.bincount(arch, ret - theta_new[seed], n_arch) / per_arch
-        done = np.max(np.abs(theta_new - theta)) < 1e-12
-        theta = theta_new
-        if done:
-            break
-    resid = ret - mu[arch] - theta[seed]
-    dof = len(ret) - n_arch - n_seed + len(comp_ids)
+    mu = np.bincount(arch, adjusted, n_arch) / np.maximum(per_arch, 1.0)
+    resid = adjusted - mu[arch]
+    dof = len(ret) - int(np.count_nonzero(per_arch))
     var = float(resid @ resid) / dof if dof > 0 else float("nan")
     return mu, var, dof
 

@@ -54,6 +54,7 @@ from a2d_evo.progress import progress_bar, write
 from a2d_evo.runfolder import RunFolder, holds_results
 from a2d_evo.scale.ray_population import make_population_evaluator
 from a2d_evo.search.budget import budget_spent, within_budget
+from a2d_evo.search.estimates import search_anchors
 from a2d_evo.search.front import SearchSummary, normalisation, reference_returns, write_front
 from a2d_evo.search.nsga import make_algorithm, restore_algorithm
 from a2d_evo.search.problem import (
@@ -159,7 +160,7 @@ class _Search:
     # -------------------------------------------------------------- the loop
     def run_search(self, resume: bool) -> Path:
         s = self.cfg.search
-        spec = StateSpec(self.space, self.obs_shape, self.n_actions, s.pop, s.max_flops)
+        spec = StateSpec(self.space, self.obs_shape, self.n_actions, s.pop, s.max_flops, s.estimate)
         saved = load_state(self.folder, spec) if resume else None
         norm: Normalisation
         if saved is None:
@@ -183,6 +184,7 @@ class _Search:
             reevaluate=s.reevaluate,
             max_arch_episodes=s.max_arch_episodes,
             estimate=s.estimate,
+            anchors=search_anchors(self.cfg, self.space, self.obs_shape, self.n_actions),
         )
         algorithm = make_algorithm(self.cfg, self.space, self.obs_shape, self.n_actions)
         algorithm.setup(problem, termination=NoTermination(), verbose=False)

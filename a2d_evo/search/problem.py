@@ -20,6 +20,9 @@ mean return over all of them, with their count. Which archs are due:
 
 With ``estimate`` other than ``mean`` the return NSGA-II ranks on is the arch's seed-adjusted
 (and possibly shrunk) mean (:mod:`~a2d_evo.search.estimates`); the records keep plain means.
+The seed effects come from the ``anchors``: fixed archs that play every generation in which
+anything plays, whatever ``reevaluate`` and ``max_arch_episodes`` say; their records carry
+``"anchor": true``, and their episodes count in the budget like any other.
 
 Objectives (both minimised): ``-normalised_return`` with
 ``normalised = (R - R_random) / (R_teacher - R_random)`` (0 = uniform-random policy, 1 = the
@@ -90,6 +93,7 @@ class SubnetProblem(Problem):
         reevaluate: bool = False,
         max_arch_episodes: int | None = None,
         estimate: str = "mean",
+        anchors: Sequence[np.ndarray] = (),
     ) -> None:
         super().__init__(
             n_var=space.n_var,
@@ -113,9 +117,13 @@ class SubnetProblem(Problem):
         self.estimate = estimate
         """What the objectives rank on: ``mean``, ``seed_adjusted`` or ``shrunk``
         (:mod:`~a2d_evo.search.estimates`)."""
+        self.anchors = {space.key(a): space.canonical(a) for a in anchors}
+        """Canonical encodings, by key, of the archs that play every generation (the seed
+        effects' yardstick, :func:`~a2d_evo.search.estimates.seed_effects`)."""
         self.cache: dict[bytes, dict[str, Any]] = {}
         self.last_new: list[bytes] = []
-        """Keys the last ``_evaluate`` call played (new archs and re-evaluated ones)."""
+        """Keys of ``X`` the last ``_evaluate`` call played (new archs and re-evaluated ones;
+        anchors only where they were in ``X``)."""
 
     # ------------------------------------------------------------------ scoring
     def entry(self, x: Any) -> dict[str, Any]:
@@ -150,6 +158,10 @@ class SubnetProblem(Problem):
                 todo[k] = row
         self.last_new = list(todo)
         if todo:
+            for k, row in self.anchors.items():
+                rec = self.cache.get(k)
+                if k not in todo and (rec is None or rec["generations"][-1] != generation):
+                    todo[k] = row
             if seeds is None or len(seeds) < self.episodes or generation is None:
                 raise ValueError(
                     f"SubnetProblem: evaluate with seeds=[{self.episodes} episode seeds] and "
@@ -206,6 +218,8 @@ class SubnetProblem(Problem):
                 "seeds": [],
                 "generations": [],
             }
+            if key in self.anchors:
+                rec["anchor"] = True
             self.cache[key] = rec
         n = len(res.returns)
         rec["returns"] += [float(r) for r in res.returns]

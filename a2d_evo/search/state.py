@@ -26,11 +26,13 @@ from typing import Any
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 
+from a2d_evo.config import MAX_ANCHORS
 from a2d_evo.errors import ArchError, FormatError
 from a2d_evo.files import read_json, write_bytes, write_json, write_text
 from a2d_evo.formats import OLD_SEARCH_NOTE, STATE_FORMAT_VERSION, Normalisation, finite_number
 from a2d_evo.nets import cost
 from a2d_evo.nets.space import SearchSpace
+from a2d_evo.search.estimates import arch_estimates
 from a2d_evo.search.nsga import population_arrays
 from a2d_evo.search.problem import SubnetProblem, summarise
 
@@ -105,6 +107,8 @@ class StateSpec:
     n_actions: int
     pop: int
     max_flops: float | None
+    estimate: str = "mean"
+    """``search.estimate``: what the saved population's objectives were computed from."""
 
 
 def load_state(folder: Path, spec: StateSpec | None = None) -> SavedSearch | None:
@@ -163,6 +167,14 @@ def load_state(folder: Path, spec: StateSpec | None = None) -> SavedSearch | Non
     hv_history = _hv_history(state.get("hypervolume"), gen, json_path, spec)
     cache = _committed(_cache(state.get("cache"), json_gen, json_path, spec), gen)
     if spec is not None:
+        if spec.estimate != "mean" and cache and not any(r.get("anchor") for r in cache):
+            raise FormatError(
+                f"search state {json_path}: this search ranks on '{spec.estimate}' estimates "
+                "but its records hold no anchor archs (it was written before the seed effects "
+                "were measured on anchors, docs/search.md), so resuming it would mix two rules: "
+                "run `a2d-evo evolve` again, into a new run folder (--out) or after deleting "
+                "RUN_DIR/search"
+            )
         _check_objectives(arrays, cache, norm, npz_path, spec)
     return SavedSearch(
         generation=gen,
@@ -258,10 +270,10 @@ def _cache(raw: Any, json_gen: int, path: Path, spec: StateSpec | None) -> list[
     where = f"search state {path}: cache"
     if not isinstance(raw, list):
         raise FormatError(f"{where} must be a list")
-    if spec is not None and len(raw) > spec.pop * json_gen:
+    if spec is not None and len(raw) > spec.pop * json_gen + MAX_ANCHORS:
         raise FormatError(
             f"{where} holds {len(raw)} records, more than {json_gen} generations of "
-            f"{spec.pop} can have evaluated"
+            f"{spec.pop} and {MAX_ANCHORS} anchors can have evaluated"
         )
     seen: set[bytes] = set()
     out: list[dict[str, Any]] = []
@@ -321,6 +333,8 @@ def _bad_record(rec: Any, json_gen: int) -> str | None:
         return f"encoding must be a list of integers, got {enc!r:.60}"
     if not isinstance(rec.get("arch"), str):
         return "arch must be a string"
+    if rec.get("anchor", True) is not True:
+        return f"anchor must be true where present, got {rec['anchor']!r:.60}"
     return None
 
 
@@ -370,15 +384,21 @@ def _check_objectives(
     path: Path,
     spec: StateSpec,
 ) -> None:
-    """The population's objectives (and constraint) are its members' cached figures."""
-    by_key = {np.asarray(r["encoding"], dtype=np.int64).tobytes(): r for r in cache}
+    """The population's objectives (and constraint) are its members' cached figures: their
+    returns under ``spec.estimate`` (:func:`arch_estimates` of the committed records) and FLOPs."""
+    returns = arch_estimates(cache, spec.space, spec.estimate)
+    by_key = {
+        np.asarray(r["encoding"], dtype=np.int64).tobytes(): (r, float(ret))
+        for r, ret in zip(cache, returns, strict=True)
+    }
     X, F, G = arrays["X"], arrays["F"], arrays["G"]
     for i, row in enumerate(np.asarray(X, dtype=np.int64)):
         # members keep their inactive genes (crossover uses them): look up the canonical form
-        rec = by_key.get(spec.space.key(row))
-        if rec is None:
+        found = by_key.get(spec.space.key(row))
+        if found is None:
             raise FormatError(f"search state {path}: member {i} of X has no cache record")
-        want = [-float(norm.score(rec["return_mean"])), float(rec["flops"])]
+        rec, ret = found
+        want = [-float(norm.score(ret)), float(rec["flops"])]
         if spec.max_flops is not None:
             want.append(float(rec["flops"]) - float(spec.max_flops))
         got = [float(F[i, 0]), float(F[i, 1]), *(float(g) for g in G[i])]
