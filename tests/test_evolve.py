@@ -453,6 +453,10 @@ def test_a_budget_below_one_generation_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"search\.budget_steps: 15 is below one generation's"):
         config_from_dict({**RAW, "search": {**RAW["search"], "budget_steps": 15}})  # 8 x 2 = 16
     assert config_from_dict({**RAW, "search": {**RAW["search"], "budget_steps": 16}})
+    shrunk = {**RAW["search"], "estimate": "shrunk", "anchors": 3}  # (8 + 3) x 2 = 22
+    with pytest.raises(ConfigError, match=r"\(search\.pop \+ search\.anchors\).* at least 22"):
+        config_from_dict({**RAW, "search": {**shrunk, "budget_steps": 21}})
+    assert config_from_dict({**RAW, "search": {**shrunk, "budget_steps": 22}})
 
 
 def test_a_format_1_state_or_front_is_refused_with_what_to_do(

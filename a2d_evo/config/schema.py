@@ -514,8 +514,8 @@ class SearchConfig:
     """Generations (at most 100000)."""
     episodes: int = 5
     """Episodes per candidate during the search (common random numbers per generation).
-    A generation plays ``pop * episodes`` env slots at once: at most 65536
-    (:data:`MAX_EVAL_SLOTS`)."""
+    ``pop * episodes`` is at most 65536 (:data:`MAX_EVAL_SLOTS`); a generation plays its
+    offspring, the survivors that replay and any anchors in one evaluator call."""
     final_episodes: int = 30
     """Episodes per front member when the final front is re-scored on fresh seeds (at most
     65536)."""
@@ -530,7 +530,8 @@ class SearchConfig:
     budget_steps: int | None = None
     """Optional stop in env steps (episode lengths summed over every candidate episode): no
     generation starts once this many are spent (``gens`` still caps). At least ``pop *
-    episodes``, the fewest steps the first generation can take (``docs/search.md``)."""
+    episodes`` (``(pop + anchors) * episodes`` with an ``estimate`` other than ``mean``), the
+    fewest steps the first generation can take (``docs/search.md``)."""
     reevaluate: bool = True
     """Survivors play every generation's seeds with their offspring; objectives are the mean
     over every episode an arch played. False: an arch's first estimate is kept for good."""
@@ -604,12 +605,14 @@ class SearchConfig:
             _check_positive("search.max_flops", self.max_flops)
         if self.max_episode_steps is not None:
             _check_bounds("search.max_episode_steps", self.max_episode_steps, 1, 10**9)
-        if self.budget_steps is not None and self.budget_steps < self.pop * self.episodes:
+        first = self.pop + (self.anchors if self.estimate != "mean" else 0)
+        if self.budget_steps is not None and self.budget_steps < first * self.episodes:
+            archs = "(search.pop + search.anchors)" if first > self.pop else "search.pop"
             raise ConfigError(
                 f"search.budget_steps: {self.budget_steps} is below one generation's cost: the "
-                f"first generation plays search.pop * search.episodes = {self.pop} * "
+                f"first generation plays {archs} * search.episodes = {first} * "
                 f"{self.episodes} episodes of at least one step each; raise it to at least "
-                f"{self.pop * self.episodes}"
+                f"{first * self.episodes}"
             )
         if self.budget_steps is not None:
             _check_bounds("search.budget_steps", self.budget_steps, 1, 10**15)

@@ -10,13 +10,15 @@ with an offspring's one block. ``search.estimate`` picks the figure:
 * ``mean``: the mean over the arch's episodes (the rule so far).
 * ``seed_adjusted``: each arch's mean of ``return - seed effect``, the seed effects measured on
   the **anchors** alone (:func:`seed_effects`): a few fixed archs (``search.anchors``,
-  :func:`anchor_encodings`) that play every generation's seeds and are never chosen for it.
+  :func:`anchor_encodings`) that play every generation's seeds whatever their returns.
   Survivors cannot serve: NSGA-II keeps them because their earlier episodes were good, so
   their next episodes look worse, a model fitted on them blames the new seeds, and every later
   offspring comes out too high: in the simulated search of ``tests/test_estimates.py`` (seed
-  effects of std 4, noise 3, true returns 1) seed effects fitted on every arch drift by 1.6-3.3
-  over 20 generations, those fitted on 8 anchors alone by 0.1 (means of three simulated
-  searches; the test asserts under 0.6). Seeds no anchor played (random search, older
+  effects of std 4, noise 3, true returns 1) seed effects fitted on every arch drift by about
+  -21 over 20 generations (-1.6 with 8 anchors among the archs), those fitted on the 8 anchors
+  alone by +0.1 (means of three simulated searches; the test asserts under 0.6). Anchors are
+  archs of the archive like any other: NSGA-II may breed one, the delivery may pick one, and
+  they count in the evaluations and the budget. Seeds no anchor played (random search, older
   archives) keep effect 0, so their archs keep their plain means.
 * ``shrunk``: the seed-adjusted means shrunk toward a prediction from the genes, the way
   empirical Bayes pools noisy means (Efron and Morris 1975; :func:`shrunk_means`). Archs that
@@ -141,9 +143,14 @@ def seed_effects(records: Sequence[dict[str, Any]]) -> dict[int, float]:
     effects are a system of one row per anchor (``(D_a - N D_s^-1 N^T) a = R_a - N D_s^-1
     R_s``, ``N`` the anchor-by-seed episode counts), then ``s = D_s^-1 (R_s - N^T a)``.
     """
+    return _anchor_fit(records)[0]
+
+
+def _anchor_fit(records: Sequence[dict[str, Any]]) -> tuple[dict[int, float], int]:
+    """:func:`seed_effects` and how many free parameters they hold (seeds minus groups)."""
     anchors = [r for r in records if r.get("anchor")]
     if not anchors or not any(len(r["returns"]) for r in anchors):
-        return {}
+        return {}, 0
     arch, seed_raw, ret = _episodes(anchors)
     seed_ids, seed = np.unique(seed_raw, return_inverse=True)
     seed = seed.reshape(-1)
@@ -160,25 +167,26 @@ def seed_effects(records: Sequence[dict[str, Any]]) -> dict[int, float]:
     comp = np.unique(_components(arch, seed, n_s), return_inverse=True)[1].reshape(-1)
     shift = np.bincount(comp, theta * per_seed) / np.bincount(comp, per_seed)
     theta -= shift[comp]
-    return {int(k): float(v) for k, v in zip(seed_ids, theta, strict=True)}
+    effects = {int(k): float(v) for k, v in zip(seed_ids, theta, strict=True)}
+    return effects, n_s - int(comp.max()) - 1
 
 
 def seed_adjusted_means(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, float, int]:
     """Each record's mean of ``return - seed effect`` (:func:`seed_effects`, 0 for a seed no
     anchor played), the pooled variance of those adjusted returns within each record, and its
-    degrees of freedom (episodes minus records).
+    degrees of freedom (episodes, less one per record and one per free seed effect).
 
     ``records`` carry ``returns`` and ``seeds`` (one per episode). The variance is ``nan``
     when no record has two episodes.
     """
-    effects = seed_effects(records)
+    effects, fitted = _anchor_fit(records)
     arch, seeds, ret = _episodes(records)
     adjusted = ret - np.array([effects.get(int(x), 0.0) for x in seeds.tolist()])
     n_arch = len(records)
     per_arch = np.bincount(arch, minlength=n_arch).astype(np.float64)
     mu = np.bincount(arch, adjusted, n_arch) / np.maximum(per_arch, 1.0)
     resid = adjusted - mu[arch]
-    dof = len(ret) - int(np.count_nonzero(per_arch))
+    dof = len(ret) - int(np.count_nonzero(per_arch)) - fitted
     var = float(resid @ resid) / dof if dof > 0 else float("nan")
     return mu, var, dof
 
