@@ -356,14 +356,13 @@ def test_rescore_never_uses_more_slots_than_a_generation() -> None:
     assert [c[0] for c in calls] == [1, 1]
 
 
-def test_kill_between_state_json_and_npz_resumes_bit_exact(
-    reference_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def evolve_killed_at_the_third_write(
+    cfg: Config, root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """state.json of generation 3 written, its state.npz not: the resume drops the episodes
-    of the uncommitted generation (survivors had appended theirs) and plays them again."""
+    """``evolve`` killed at its third file write: generation 3's state.json is written, its
+    state.npz is not."""
     from a2d_evo.search import state as state_mod
 
-    cfg = make_run(tmp_path)
     real = state_mod.write_bytes
     calls = {"n": 0}
 
@@ -375,8 +374,17 @@ def test_kill_between_state_json_and_npz_resumes_bit_exact(
 
     monkeypatch.setattr(state_mod, "write_bytes", dying)
     with pytest.raises(RuntimeError, match="killed"):
-        evolve(cfg, RunFolder(tmp_path), progress=False)
+        evolve(cfg, RunFolder(root), progress=False)
     monkeypatch.setattr(state_mod, "write_bytes", real)
+
+
+def test_kill_between_state_json_and_npz_resumes_bit_exact(
+    reference_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """state.json of generation 3 written, its state.npz not: the resume drops the episodes
+    of the uncommitted generation (survivors had appended theirs) and plays them again."""
+    cfg = make_run(tmp_path)
+    evolve_killed_at_the_third_write(cfg, tmp_path, monkeypatch)
     search = tmp_path / "search"
     ahead = json.loads((search / "state.json").read_text())
     assert ahead["generation"] == 3 and _npz_generation(search / "state.npz") == 2
@@ -395,25 +403,11 @@ def test_a_search_on_shrunk_estimates_resumes_bit_exact_after_a_kill(
 ) -> None:
     """The saved population's objectives are shrunk estimates, not plain means: the resume
     checks them as such and continues bit for bit (it was refused as corrupt before)."""
-    from a2d_evo.search import state as state_mod
-
     raw = {**RAW, "search": {**RAW["search"], "estimate": "shrunk", "mutation": "reset"}}
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     evolve(make_run(straight, raw), RunFolder(straight), progress=False)
     cfg = make_run(killed, raw)
-    real = state_mod.write_bytes
-    calls = {"n": 0}
-
-    def dying(path: Path, data: bytes) -> Path:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("killed")
-        return real(path, data)
-
-    monkeypatch.setattr(state_mod, "write_bytes", dying)
-    with pytest.raises(RuntimeError, match="killed"):
-        evolve(cfg, RunFolder(killed), progress=False)
-    monkeypatch.setattr(state_mod, "write_bytes", real)
+    evolve_killed_at_the_third_write(cfg, killed, monkeypatch)
     evolve(cfg, RunFolder(killed), resume=True, progress=False)
     assert front_without_latency(killed / "search" / "front.json") == front_without_latency(
         straight / "search" / "front.json"
