@@ -177,7 +177,7 @@ def seed_adjusted_means(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, 
     degrees of freedom (episodes, less one per record and one per free seed effect).
 
     ``records`` carry ``returns`` and ``seeds`` (one per episode). The variance is ``nan``
-    when no record has two episodes.
+    when no degree of freedom is left.
     """
     effects, fitted = _anchor_fit(records)
     arch, seeds, ret = _episodes(records)
