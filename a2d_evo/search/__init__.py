@@ -13,8 +13,9 @@ The stage's map, from the entry point down:
   generation's episode seeds passed with the evaluation), and the front and hypervolume
   (log10 FLOPs) helpers;
 * :mod:`~a2d_evo.search.estimates` -- ``search.estimate``: what the search ranks an arch on
-  (the plain mean of its episodes, seed-adjusted arch effects, or those shrunk toward a ridge
-  prediction from the genes), a pure function of the archive's records;
+  (the plain mean of its episodes, that mean less seed effects measured on fixed anchor
+  archs, or those shrunk toward a ridge prediction from the genes), a pure function of the
+  archive's records;
 * :mod:`~a2d_evo.search.nsga` -- stock NSGA-II for a search space (:func:`make_algorithm`)
   and its state as plain arrays (:func:`population_arrays`, :func:`restore_algorithm`);
 * :mod:`~a2d_evo.search.state` -- ``state.json`` / ``state.npz`` / ``history.csv`` /

@@ -177,7 +177,8 @@ class SubnetProblem(Problem):
             out["G"] = G
 
     def objectives(self, keys: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray | None]:
-        """``F`` (and ``G`` with a FLOPs ceiling) of recorded archs, from their mean returns."""
+        """``F`` (and ``G`` with a FLOPs ceiling) of recorded archs, from their returns under
+        ``estimate`` (the plain means unless it says otherwise)."""
         entries = [self.cache[k] for k in keys]
         if self.estimate != "mean":
             est = self.estimates()
