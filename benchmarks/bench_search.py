@@ -20,7 +20,8 @@ the normalisation every method is scored with):
 * ``random``: batches of ``pop`` distinct random archs, batch g on generation g's seeds, until
   the budget is spent (the same stop rule: no batch starts once it is);
 * ``random_shrunk``: random search whose delivery ranks its candidates on shrunk estimates
-  (``search.estimate: shrunk``, :mod:`a2d_evo.search.estimates`) instead of plain means;
+  (``search.estimate: shrunk``, :mod:`a2d_evo.search.estimates`) instead of plain means; it
+  plays the ``search.anchors`` those estimates measure seed effects on, inside its budget;
 * ``random_strata``: the same as ``random``, each batch drawn with the log10-FLOPs strata
   taking turns (the sampler of ``search.init: strata``);
 * ``smsemoa`` (with ``--smsemoa``): stock pymoo SMS-EMOA through the same ``SubnetProblem``
