@@ -148,6 +148,23 @@ def ci95(std: float, n: int) -> float | None:
     return Z95 * std / math.sqrt(n - 1)
 
 
+NONINFERIORITY_MARGIN = 0.02
+"""Issue [J]'s margin in normalised return: a member dominates a baseline it costs at most
+when their paired difference has a 95% lower bound above ``-NONINFERIORITY_MARGIN``."""
+
+
+def paired_lower95(a: Any, b: Any) -> float | None:
+    """95% lower bound of ``mean(a - b)`` over paired episodes (the same seeds, in order):
+    ``mean(d) - Z95 * s(d) / sqrt(n)`` with ``s`` the sample standard deviation (ddof = 1).
+    None for fewer than 2 pairs or unequal lengths."""
+    x = np.asarray(a, dtype=np.float64).reshape(-1)
+    y = np.asarray(b, dtype=np.float64).reshape(-1)
+    if x.size != y.size or x.size < 2:
+        return None
+    d = x - y
+    return float(d.mean() - Z95 * d.std(ddof=1) / math.sqrt(d.size))
+
+
 def interval95(returns: Any) -> tuple[float, float]:
     """Normal-approximation 95% interval of the mean of episode ``returns``."""
     r = np.asarray(returns, dtype=np.float64).reshape(-1)

@@ -22,7 +22,6 @@ Resumable stage by stage (each stage's own resume); results per seed in
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from a2d_evo.config import Config, load_config
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import fresh_eval_seed
 from a2d_evo.files import read_json, write_json
-from a2d_evo.formats import Z95
+from a2d_evo.formats import NONINFERIORITY_MARGIN, paired_lower95
 from a2d_evo.nets.agent_folder import load_agent
 from a2d_evo.report.pick import export_front
 from a2d_evo.runfolder import RunFolder, holds_results
@@ -58,12 +57,6 @@ def run_pipeline(cfg: Config, run: RunFolder) -> None:
         print(f"  export + fine-tune {time.perf_counter() - t0:.0f} s", flush=True)
     train_baselines(cfg, run, resume=True, progress=False)
     print(f"  baselines {time.perf_counter() - t0:.0f} s", flush=True)
-
-
-def paired_lower(a: np.ndarray, b: np.ndarray) -> float:
-    """95% lower bound of mean(a - b), normal approximation on the paired differences."""
-    d = a - b
-    return float(d.mean() - Z95 * d.std(ddof=1) / math.sqrt(len(d)))
 
 
 def compare(cfg: Config, run: RunFolder, episodes: int, margin: float) -> dict[str, Any]:
@@ -92,8 +85,8 @@ def compare(cfg: Config, run: RunFolder, episodes: int, margin: float) -> dict[s
         best = None
         for m in members:
             if m["flops"] <= b["flops"]:
-                lower = paired_lower(m["per_episode"], b["per_episode"])
-                if best is None or lower > best[1]:
+                lower = paired_lower95(m["per_episode"], b["per_episode"])
+                if lower is not None and (best is None or lower > best[1]):
                     best = (m["name"], lower)
         rows.append({"baseline": b["name"], "flops": b["flops"], "normalised": b["normalised"],
                      "best_member": best[0] if best else None,
@@ -117,7 +110,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--seeds", default="100,101,102")
     parser.add_argument("--episodes", type=int, default=30)
-    parser.add_argument("--margin", type=float, default=0.02)
+    parser.add_argument("--margin", type=float, default=NONINFERIORITY_MARGIN)
     parser.add_argument("--set", action="append", default=[], help="config override")
     args = parser.parse_args()
     results = []

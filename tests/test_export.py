@@ -410,7 +410,7 @@ def test_a_pickle_with_code_is_refused(tmp_path: Path, saved: dict) -> None:
 # ----------------------------------------------------------------------------- metrics
 def test_metrics_contract(saved: dict, mlp_agent: Agent) -> None:
     metrics = json.loads((saved["mlp"] / "metrics.json").read_text())
-    assert tuple(metrics) == METRICS_KEYS
+    assert tuple(metrics) == (*METRICS_KEYS, "episode_returns")
     assert metrics == {
         "format_version": 1,
         "env_id": "CartPole-v1",
@@ -423,6 +423,7 @@ def test_metrics_contract(saved: dict, mlp_agent: Agent) -> None:
         "params": cost.params(mlp_agent.arch, (4,), 2),
         "latency_ms": 0.25,
         "normalised_return": 0.5,
+        "episode_returns": [10.0, 20.0, 30.0],  # in the order of the seeds
     }
 
 
@@ -460,6 +461,17 @@ def test_make_metrics_measures_latency_and_adds_extra(mlp_agent: Agent) -> None:
             returns=[1.0],
             eval_mode="argmax",
             seeds=[0],
+            r_random=0,
+            r_teacher=1,
+            latency=1.0,
+        )
+    with pytest.raises(ValueError, match="2 episode returns for 3 seeds"):
+        make_metrics(
+            mlp_agent,
+            env_id="x",
+            returns=[1.0, 2.0],
+            eval_mode="greedy",
+            seeds=[0, 1, 2],
             r_random=0,
             r_teacher=1,
             latency=1.0,

@@ -603,6 +603,7 @@ def _entry(i: int) -> dict[str, Any]:
         "episodes": 2,
         "eval_mode": "greedy",
         "seeds": [7, 8],
+        "episode_returns": [100.0 * (i + 1) - 3.0, 100.0 * (i + 1) + 3.0],
         "flops": 100 * 4**i,
         "params": 50 * 4**i,
         "latency_ms": 0.01,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import struct
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from a2d_evo.files import write_json, write_text
 from a2d_evo.formats import FRONT_FORMAT_VERSION, HV_UNITS, KEPT_INHERITED, ci95, interval95
 from a2d_evo.report import markdown as report
 from a2d_evo.report import run_data
-from a2d_evo.report.markdown import dominance, front_table, write_report
+from a2d_evo.report.markdown import dominance, front_table, paired_dominance, write_report
 from a2d_evo.report.run_data import Row
 from a2d_evo.runfolder import RunFolder
 
@@ -168,12 +169,12 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     # baselines, ppo first: 1.96 * 2 / 5 = 0.784; 1.96 * 20 / 5 = 7.84
     ppo = (
         "| ppo_x1 | mlp-64x64 | 8k | 100% | 4.01k | 0.0123 | 499.00 ± 0.78 | 0.998 | ppo | n/a "
-        "| no |"
-    )  # no env steps recorded
+        "| no | n/a |"
+    )  # no env steps recorded; no per-episode returns to pair
     assert ppo in md
     assert (
         "| distill_x0.25 | mlp-16x16 | 1.2k | 15% | 607 | 0.0123 | 400.00 ± 7.84 | 0.792 "
-        "| distill | n/a | yes |"
+        "| distill | n/a | yes | n/a |"
     ) in md
     # the verdicts: the dominating member, its FLOPs ratio and the normalised-return margin
     # 0.896 - 0.792 = +0.104 +- hypot(2.45, 7.84) / 480 = 0.017
@@ -182,7 +183,10 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     # 0.979 - 0.998 = -0.019 +- hypot(1.96, 0.784) / 480 = 0.004
     assert "`ppo_x1`: **not dominated**: the best front member with at most its FLOPs, #0" in md
     assert "0.979 vs 0.998 (-0.019 ± 0.004)" in md
-    assert "The front dominates 1 of 2 baselines." in md
+    assert (
+        "The front dominates 1 of 2 baselines on point estimates; the paired verdict is "
+        "undecided for all (no per-episode returns on shared seeds)."
+    ) in md
     # missing members of the manual family are named
     assert (
         "- baselines ppo_x0.25, ppo_x0.5, distill_x0.5, distill_x1, a2d_x0.25, a2d_x0.5, a2d_x1 ("
@@ -227,6 +231,61 @@ def test_dominance_rules() -> None:
     assert dominance(row(150, 0.6), front)[0] is False
     ok, text = dominance(row(50, 0.1), front)
     assert not ok and "no front member uses at most its FLOPs" in text
+
+
+def test_paired_dominance_hand_values() -> None:
+    """Issue [J]'s rule: the 95% lower bound of the per-episode difference, over span."""
+
+    def row(flops: float, rets: list[float], seeds: tuple[int, ...] = (1, 2, 3, 4)) -> Row:
+        m = float(np.mean(rets))
+        return Row("m", "mlp-8", flops, None, None, m, 0.0, len(rets), m / 10, None, {},
+                   seeds, tuple(rets))  # fmt: skip
+
+    base = row(200, [5.0, 5.0, 5.0, 5.0])
+    # d / span = [.01, -.01, .02, 0]: mean .005, sample std sqrt(.0005 / 3) = .012910,
+    # lower .005 - 1.959964 * .012910 / 2 = -.007651 > -.02
+    close = row(100, [5.1, 4.9, 5.2, 5.0])
+    ok, text = paired_dominance(base, [close], span=10.0)
+    assert ok is True
+    assert "#m `mlp-8`: paired difference +0.005, 95% lower bound -0.008 (above -0.02" in text
+    # the same mean with a wide spread: [-.1, .1, 0, 0], std .081650, lower -.080016
+    wide = row(100, [4.0, 6.0, 5.0, 5.0])
+    ok, text = paired_dominance(base, [wide], span=10.0)
+    assert ok is False and "lower bound -0.080 (not above -0.02" in text
+    # the best bound among the cheaper members decides; a dearer member does not count
+    assert paired_dominance(base, [wide, close], span=10.0)[0] is True
+    assert paired_dominance(base, [wide, row(300, [9.0, 9.0, 9.1, 9.0])], span=10.0)[0] is False
+    # unpaired episodes decide nothing: other seeds, no returns, no span
+    assert paired_dominance(base, [row(100, [9.0] * 4, (5, 6, 7, 8))], span=10.0)[0] is None
+    assert paired_dominance(row(200, [5.0] * 4, None), [close], span=10.0)[0] is None  # type: ignore[arg-type]
+    assert paired_dominance(base, [close], span=None)[0] is None
+    ok, text = paired_dominance(base, [row(300, [9.0] * 4)], span=10.0)
+    assert ok is False and "no front member uses at most its FLOPs" in text
+
+
+def test_report_pairs_per_episode_returns_on_shared_seeds(tmp_path: Path) -> None:
+    """``episode_returns`` in metrics.json and front.json reach the report's paired verdict."""
+    run = make_run(tmp_path / "run")
+    front = json.loads((run.search / "front.json").read_text())
+    seeds = [1000, 1001, 1002, 1003]
+    member = front["front"][3]  # mlp-8, 1000 FLOPs
+    member.update(episodes=4, seeds=seeds, episode_returns=[450.0, 446.0, 454.0, 450.0])
+    write_json(run.search / "front.json", front)
+    base = _metrics(1200, 400.0, 0.0, 4, episode_returns=[400.0] * 4)
+    _agent(run.baselines / "distill_x0.25", (16, 16), {**base, "seeds": seeds})
+    md = write_report(run.load_config(), run).read_text()
+    # d = [50, 46, 54, 50] / 480: mean .104167; sample std 3.2660 / 480 over sqrt(4):
+    # lower (50 - 1.959964 * 1.6330) / 480 = .097499
+    assert (
+        "paired: #3 `mlp-8`: paired difference +0.104, 95% lower bound +0.097 (above -0.02, "
+        "4 episodes)"
+    ) in md
+    assert "| distill | n/a | yes | yes |" in md
+    assert "`ppo_x1`: **not dominated**" in md and "paired: undecided: its metrics.json" in md
+    assert (
+        "The front dominates 1 of 2 baselines on point estimates, 1 of 1 decided at the "
+        "paired margin (1 undecided)."
+    ) in md
 
 
 def test_front_table_for_the_terminal() -> None:

@@ -339,9 +339,11 @@ def make_metrics(
 ) -> dict[str, Any]:
     """The ``metrics.json`` dict of ``agent`` evaluated with episode ``returns``.
 
-    ``return_std`` is the population standard deviation over episodes; ``latency`` (ms) is
-    measured with :func:`a2d_evo.nets.cost.latency_ms` when None; ``extra`` keys are added
-    after the contract keys and may not replace them.
+    ``return_std`` is the population standard deviation over episodes; ``episode_returns``
+    holds each episode's return in the order of ``seeds``, one per seed (not a contract key:
+    files written before it lack it); ``latency`` (ms) is measured with
+    :func:`a2d_evo.nets.cost.latency_ms` when None; ``extra`` keys are added after the
+    contract keys and may not replace them.
     """
     rets = np.asarray(returns, dtype=np.float64).reshape(-1)
     if rets.size == 0:
@@ -350,6 +352,9 @@ def make_metrics(
         raise ValueError("make_metrics: episode returns must be finite")
     if eval_mode not in EVAL_MODES:
         raise ValueError(f"make_metrics: eval_mode must be one of {EVAL_MODES}, got {eval_mode!r}")
+    seeds = [int(s) for s in seeds]
+    if len(seeds) != rets.size:
+        raise ValueError(f"make_metrics: {rets.size} episode returns for {len(seeds)} seeds")
     c = cost.cost(agent.arch, agent.obs_shape, agent.n_actions)
     mean = float(rets.mean())
     metrics: dict[str, Any] = {
@@ -359,11 +364,13 @@ def make_metrics(
         "return_std": float(rets.std()),
         "episodes": int(rets.size),
         "eval_mode": eval_mode,
-        "seeds": [int(s) for s in seeds],
+        "seeds": seeds,
         "flops": c.flops,
         "params": c.params,
         "latency_ms": float(cost.latency_ms(agent) if latency is None else latency),
         "normalised_return": float(normalised_return(mean, r_random, r_teacher)),
+        # each episode's return, in the order of ``seeds``: what paired comparisons need
+        "episode_returns": [float(r) for r in rets],
     }
     for key, value in (extra or {}).items():
         if key in metrics:

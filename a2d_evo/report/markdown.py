@@ -10,7 +10,10 @@ approximation with ``s`` the sample standard deviation (ddof = 1) over the ``n``
 ``metrics.json`` records the population one (ddof = 0), so ``s = std * sqrt(n / (n - 1))``.
 A baseline is *dominated* when some front member has at most its FLOPs and at least its
 normalised return, strictly better in one (point estimates; the report prints the return
-margin with its interval so a reader can judge the noise).
+margin with its interval so a reader can judge the noise). The second verdict is paired
+(:func:`paired_dominance`): a member with at most the baseline's FLOPs, scored on the same
+seeds, whose per-episode difference in normalised return has a 95% lower bound above
+``-NONINFERIORITY_MARGIN`` (issue [J]'s rule).
 """
 
 from __future__ import annotations
@@ -23,10 +26,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from a2d_evo.config import Config
 from a2d_evo.errors import RunFolderError
 from a2d_evo.files import write_bytes, write_text
-from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, VALIDATION_SEEDS, ci95
+from a2d_evo.formats import (
+    KEPT_FINE_TUNED,
+    KEPT_INHERITED,
+    NONINFERIORITY_MARGIN,
+    VALIDATION_SEEDS,
+    ci95,
+    paired_lower95,
+)
 from a2d_evo.locks import writes
 from a2d_evo.report.plots import episodes_text, hypervolume_png, pareto_png, seeds_text, width_text
 from a2d_evo.report.run_data import (
@@ -216,6 +228,38 @@ def dominance(baseline: Row, front: Sequence[Row], span: float | None = None) ->
     return False, (
         f"**not dominated**: the best front member with at most its FLOPs, #{best.label} "
         f"`{best.arch}`, reaches normalised return {_margin(best, baseline, span)}"
+    )
+
+
+def paired_dominance(
+    baseline: Row, front: Sequence[Row], span: float | None, margin: float = NONINFERIORITY_MARGIN
+) -> tuple[bool | None, str]:
+    """Whether a front member with at most ``baseline``'s FLOPs is non-inferior to it on the
+    same episodes: the 95% lower bound of the paired difference in normalised return
+    (``(a_i - b_i) / span`` per seed) above ``-margin``. None (undecided) when the episodes
+    cannot be paired: no per-episode returns, other seeds, or no ``span``."""
+    if not span or span <= 0:
+        return None, "undecided: no R_teacher - R_random to normalise by"
+    if baseline.episode_returns is None:
+        return None, "undecided: its metrics.json keeps no per-episode returns"
+    cheaper = [f for f in front if f.flops <= baseline.flops]
+    if not cheaper:
+        return False, "no front member uses at most its FLOPs"
+    bounds = []
+    for f in cheaper:
+        if f.episode_returns is None or f.seeds != baseline.seeds:
+            continue
+        a, b = np.asarray(f.episode_returns), np.asarray(baseline.episode_returns)
+        lower = paired_lower95(a / span, b / span)
+        if lower is not None:
+            bounds.append((lower, float((a - b).mean() / span), f))
+    if not bounds:
+        return None, "undecided: no front member at most its FLOPs played the same seeds"
+    lower, diff, best = max(bounds, key=lambda t: t[0])
+    return lower > -margin, (
+        f"#{best.label} `{best.arch}`: paired difference {diff:+.3f}, 95% lower bound "
+        f"{lower:+.3f} ({'above' if lower > -margin else 'not above'} -{margin:g}, "
+        f"{len(baseline.episode_returns)} episodes)"
     )
 
 
@@ -437,23 +481,44 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
         against = [data.agents[a] for a in data.delivered] or data.front
         which = "delivered front" if data.delivered else "front (inherited weights)"
         verdicts = [dominance(r, against, span) for r in rows]
+        paired = [paired_dominance(r, against, span) for r in rows]
         columns = [
             ("method", [str(r.extra.get("method")) for r in rows]),
             ("env steps", [_opt(r.extra.get("env_steps"), ",.0f") for r in rows]),
             ("dominated", ["yes" if d else "no" for d, _ in verdicts]),
+            (
+                f"paired, margin {NONINFERIORITY_MARGIN:g}",
+                ["n/a" if d is None else "yes" if d else "no" for d, _ in paired],
+            ),
         ]
+        decided = [d for d, _ in paired if d is not None]
         md += [
             markdown_table(rows, tf, "name", columns),
             "",
             f"Compared with the {which}. A baseline is dominated when a member has at most its "
             "FLOPs and at least its normalised return, strictly better in one. The verdicts "
             "compare point estimates; the margins are front − baseline ± the 95% interval of "
-            "the difference. Each baseline's env steps are those its training recorded.",
+            "the difference. The paired verdict asks less of the return and more of the "
+            "evidence: a member with at most the baseline's FLOPs whose per-episode "
+            "difference in normalised return, on the same seeds, has a 95% lower bound above "
+            f"-{NONINFERIORITY_MARGIN:g} (non-inferiority, issue [J]'s rule). Each baseline's "
+            "env steps are those its training recorded.",
             "",
-            *(f"- `{r.label}`: {text}." for r, (_, text) in zip(rows, verdicts, strict=True)),
+            *(
+                f"- `{r.label}`: {text}; paired: {ptext}."
+                for r, (_, text), (_, ptext) in zip(rows, verdicts, paired, strict=True)
+            ),
             "",
             f"The front dominates {sum(d for d, _ in verdicts)} of "
-            f"{_count(len(rows), 'baseline')}.",
+            f"{_count(len(rows), 'baseline')} on point estimates"
+            + (
+                f", {sum(decided)} of {len(decided)} decided at the paired margin"
+                + (f" ({len(rows) - len(decided)} undecided)" if len(decided) < len(rows) else "")
+                + "."
+                if decided
+                else "; the paired verdict is undecided for all (no per-episode returns on "
+                "shared seeds)."
+            ),
         ]
     else:
         md += ["No baselines found."]

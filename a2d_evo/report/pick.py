@@ -175,6 +175,15 @@ def check_metrics(m: dict[str, Any], where: str) -> None:
         or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
     ):
         raise FormatError(f"{where}: seeds must be a list of ints")
+    rets = m.get("episode_returns")
+    if rets is not None and (
+        not isinstance(rets, list)
+        or not all(finite_number(r) for r in rets)
+        or (isinstance(seeds, list) and len(rets) != len(seeds))
+    ):
+        raise FormatError(
+            f"{where}: episode_returns must be a list of finite numbers, one per seed"
+        )
     for key in ("env_id", "eval_mode"):
         if m.get(key) is not None and not isinstance(m[key], str):
             raise FormatError(f"{where}: {key} must be a string, got {m[key]!r:.60}")

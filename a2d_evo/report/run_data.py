@@ -57,6 +57,9 @@ class Row:
     normalised_return: float | None
     arch_dict: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    seeds: tuple[int, ...] | None = None
+    episode_returns: tuple[float, ...] | None = None
+    """Each episode's return on ``seeds``, in order; None when the metrics predate them."""
 
     @property
     def ci95(self) -> float | None:
@@ -105,7 +108,17 @@ def row_from_metrics(
             for k, v in metrics.items()
             if k in ("method", "width_multiplier", "front_index", "search_return_mean")
         },
+        **_episodes(metrics),
     )
+
+
+def _episodes(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """``seeds`` and ``episode_returns`` of a metrics dict when it has both, one return per
+    seed (checked on the way in by :func:`~a2d_evo.report.pick.check_metrics`)."""
+    seeds, rets = metrics.get("seeds"), metrics.get("episode_returns")
+    if not isinstance(seeds, list) or not isinstance(rets, list) or len(seeds) != len(rets):
+        return {}
+    return {"seeds": tuple(int(s) for s in seeds), "episode_returns": tuple(map(float, rets))}
 
 
 @dataclass(frozen=True)
