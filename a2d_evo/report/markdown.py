@@ -498,11 +498,11 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
             f"Compared with the {which}. A baseline is dominated when a member has at most its "
             "FLOPs and at least its normalised return, strictly better in one. The verdicts "
             "compare point estimates; the margins are front − baseline ± the 95% interval of "
-            "the difference. The paired verdict asks less of the return and more of the "
-            "evidence: a member with at most the baseline's FLOPs whose per-episode "
-            "difference in normalised return, on the same seeds, has a 95% lower bound above "
-            f"-{NONINFERIORITY_MARGIN:g} (non-inferiority, issue [J]'s rule). Each baseline's "
-            "env steps are those its training recorded.",
+            "the difference. The paired verdict is issue [J]'s non-inferiority rule: some "
+            "member with at most the baseline's FLOPs whose per-episode difference in "
+            "normalised return, on the same seeds, has a 95% lower bound above "
+            f"-{NONINFERIORITY_MARGIN:g}. Each baseline's env steps are those its training "
+            "recorded.",
             "",
             *(
                 f"- `{r.label}`: {text}; paired: {ptext}."
