@@ -185,7 +185,7 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     assert "0.979 vs 0.998 (-0.019 ± 0.004)" in md
     assert (
         "The front dominates 1 of 2 baselines on point estimates; the paired verdict is "
-        "undecided for all (no per-episode returns on shared seeds)."
+        "undecided for every baseline (the reason is on its line)."
     ) in md
     # missing members of the manual family are named
     assert (

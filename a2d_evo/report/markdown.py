@@ -516,8 +516,8 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
                 + (f" ({len(rows) - len(decided)} undecided)" if len(decided) < len(rows) else "")
                 + "."
                 if decided
-                else "; the paired verdict is undecided for all (no per-episode returns on "
-                "shared seeds)."
+                else "; the paired verdict is undecided for every baseline (the reason is on "
+                "its line)."
             ),
         ]
     else:
