@@ -492,6 +492,14 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
             ),
         ]
         decided = [d for d, _ in paired if d is not None]
+        undecided = len(rows) - len(decided)
+        if not decided:
+            paired_tail = (
+                "; the paired verdict is undecided for every baseline (the reason is on its line)."
+            )
+        else:
+            paired_tail = f", {sum(decided)} of {len(decided)} decided at the paired margin"
+            paired_tail += f" ({undecided} undecided)." if undecided else "."
         md += [
             markdown_table(rows, tf, "name", columns),
             "",
@@ -510,15 +518,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
             ),
             "",
             f"The front dominates {sum(d for d, _ in verdicts)} of "
-            f"{_count(len(rows), 'baseline')} on point estimates"
-            + (
-                f", {sum(decided)} of {len(decided)} decided at the paired margin"
-                + (f" ({len(rows) - len(decided)} undecided)" if len(decided) < len(rows) else "")
-                + "."
-                if decided
-                else "; the paired verdict is undecided for every baseline (the reason is on "
-                "its line)."
-            ),
+            f"{_count(len(rows), 'baseline')} on point estimates{paired_tail}",
         ]
     else:
         md += ["No baselines found."]
