@@ -156,12 +156,18 @@ when their paired difference has a 95% lower bound above ``-NONINFERIORITY_MARGI
 def paired_lower95(a: Any, b: Any) -> float | None:
     """95% lower bound of ``mean(a - b)`` over paired episodes (the same seeds, in order):
     ``mean(d) - Z95 * s(d) / sqrt(n)`` with ``s`` the sample standard deviation (ddof = 1).
-    None for fewer than 2 pairs or unequal lengths."""
+
+    The lower limit of the two-sided 95% interval (one-sided at 97.5%), the usual convention
+    of non-inferiority tests (ICH E9, CONSORT): stricter than a one-sided 95% bound
+    (``1.645`` or Student's ``t``), which README and ``BENCHMARKS.md`` say where it would
+    change a verdict. None for fewer than 2 pairs, unequal lengths or a non-finite return."""
     x = np.asarray(a, dtype=np.float64).reshape(-1)
     y = np.asarray(b, dtype=np.float64).reshape(-1)
     if x.size != y.size or x.size < 2:
         return None
     d = x - y
+    if not np.isfinite(d).all():
+        return None
     return float(d.mean() - Z95 * d.std(ddof=1) / math.sqrt(d.size))
 
 

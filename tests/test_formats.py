@@ -15,6 +15,7 @@ from a2d_evo.formats import (
     hv_reference_point,
     interval95,
     normalised_return,
+    paired_lower95,
 )
 
 
@@ -32,6 +33,18 @@ def test_ci95_undefined_cases() -> None:
     assert ci95(2.0, 0) is None
     assert ci95(float("nan"), 10) is None
     assert ci95(float("inf"), 10) is None
+
+
+def test_paired_lower95_by_hand() -> None:
+    # d = a - b = [2, 0, 1, 1]: mean 1; squared deviations 1 + 1 + 0 + 0 = 2; sample std
+    # sqrt(2 / 3) = 0.8165; standard error 0.8165 / 2 = 0.40825; 1 - 1.959964 * 0.40825
+    assert paired_lower95([3, 1, 2, 2], [1, 1, 1, 1]) == pytest.approx(0.199848, abs=1e-6)
+    # pairing, not two samples: the same spread in a and b cancels (d constant)
+    assert paired_lower95([5, 9, 2], [4, 8, 1]) == pytest.approx(1.0)
+    assert paired_lower95([1, 2], [1, 2, 3]) is None  # unequal lengths
+    assert paired_lower95([1], [0]) is None  # one pair has no spread
+    assert paired_lower95([1, float("nan")], [0, 0]) is None
+    assert paired_lower95([1, float("inf")], [0, 0]) is None
 
 
 def test_interval95_by_hand() -> None:

@@ -263,6 +263,29 @@ def test_paired_dominance_hand_values() -> None:
     assert ok is False and "no front member uses at most its FLOPs" in text
 
 
+def test_paired_dominance_tries_every_cheaper_member() -> None:
+    """A member at exactly the baseline's FLOPs counts, the order of the front does not, and a
+    failing verdict with an unpairable cheaper member left over is undecided, not "no"."""
+
+    def row(flops: float, rets: list[float], seeds: tuple[int, ...] = (1, 2, 3, 4)) -> Row:
+        m = float(np.mean(rets))
+        return Row("m", f"mlp-{int(flops)}", flops, None, None, m, 0.0, len(rets), m / 10,
+                   None, {}, seeds, tuple(rets))  # fmt: skip
+
+    base = row(200, [5.0, 5.0, 5.0, 5.0])
+    cheap_bad = row(50, [4.0, 6.0, 5.0, 5.0])  # lower bound -0.080
+    equal_good = row(200, [5.1, 4.9, 5.2, 5.0])  # lower bound -0.008, at the same FLOPs
+    for front in ([cheap_bad, equal_good], [equal_good, cheap_bad]):
+        ok, text = paired_dominance(base, front, span=10.0)
+        assert ok is True and "`mlp-200`" in text
+    # the same seeds in another order are other episodes: not paired
+    shuffled = row(100, [5.1, 4.9, 5.2, 5.0], (2, 1, 3, 4))
+    assert paired_dominance(base, [shuffled], span=10.0)[0] is None
+    ok, text = paired_dominance(base, [cheap_bad, shuffled], span=10.0)
+    assert ok is None and "#m played other seeds and could not be paired" in text
+    assert paired_dominance(base, [cheap_bad], span=10.0)[0] is False
+
+
 def test_report_pairs_per_episode_returns_on_shared_seeds(tmp_path: Path) -> None:
     """``episode_returns`` in metrics.json and front.json reach the report's paired verdict."""
     run = make_run(tmp_path / "run")

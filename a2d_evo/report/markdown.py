@@ -235,9 +235,12 @@ def paired_dominance(
     baseline: Row, front: Sequence[Row], span: float | None, margin: float = NONINFERIORITY_MARGIN
 ) -> tuple[bool | None, str]:
     """Whether a front member with at most ``baseline``'s FLOPs is non-inferior to it on the
-    same episodes: the 95% lower bound of the paired difference in normalised return
-    (``(a_i - b_i) / span`` per seed) above ``-margin``. None (undecided) when the episodes
-    cannot be paired: no per-episode returns, other seeds, or no ``span``."""
+    same episodes: the 95% lower bound (:func:`~a2d_evo.formats.paired_lower95`) of the paired
+    difference in normalised return (``(a_i - b_i) / span`` per seed) above ``-margin``.
+
+    None (undecided) when the episodes cannot be paired (no per-episode returns, other seeds,
+    or no ``span``), and when no paired member passes while a cheaper member that could not be
+    paired might have: a "no" needs every cheaper member tried."""
     if not span or span <= 0:
         return None, "undecided: no R_teacher - R_random to normalise by"
     if baseline.episode_returns is None:
@@ -245,22 +248,29 @@ def paired_dominance(
     cheaper = [f for f in front if f.flops <= baseline.flops]
     if not cheaper:
         return False, "no front member uses at most its FLOPs"
-    bounds = []
+    bounds, unpaired = [], []
+    b = np.asarray(baseline.episode_returns) / span
     for f in cheaper:
-        if f.episode_returns is None or f.seeds != baseline.seeds:
-            continue
-        a, b = np.asarray(f.episode_returns), np.asarray(baseline.episode_returns)
-        lower = paired_lower95(a / span, b / span)
-        if lower is not None:
-            bounds.append((lower, float((a - b).mean() / span), f))
+        a = None if f.seeds != baseline.seeds else f.episode_returns
+        lower = None if a is None else paired_lower95(np.asarray(a) / span, b)
+        if lower is None:
+            unpaired.append(f)
+        else:
+            bounds.append((lower, float((np.asarray(a) / span - b).mean()), f))
     if not bounds:
         return None, "undecided: no front member at most its FLOPs played the same seeds"
     lower, diff, best = max(bounds, key=lambda t: t[0])
-    return lower > -margin, (
+    text = (
         f"#{best.label} `{best.arch}`: paired difference {diff:+.3f}, 95% lower bound "
         f"{lower:+.3f} ({'above' if lower > -margin else 'not above'} -{margin:g}, "
         f"{len(baseline.episode_returns)} episodes)"
     )
+    if lower > -margin:
+        return True, text
+    if unpaired:
+        labels = ", ".join(f"#{f.label}" for f in unpaired)
+        return None, f"undecided: {text}; {labels} played other seeds and could not be paired"
+    return False, text
 
 
 def _margin(front: Row, baseline: Row, span: float | None) -> str:
