@@ -90,6 +90,8 @@ def test_set_never_evaluates(configs_dir: Path, tmp_path: Path) -> None:
         ("supernet.vf_coef=0.1", r"'supernet\.vf_coef': it moved to distill\.vf_coef"),
         ("finetune.steps=-1", r"finetune\.steps"),
         ("finetune.validation_episodes=-1", r"finetune\.validation_episodes"),
+        ("finetune.lr=0", r"finetune\.lr: must be > 0"),
+        ("finetune.lr=-1e-4", r"finetune\.lr: must be > 0"),
         ("supernet.sampling=flops", r"supernet\.sampling.*expected one of"),
         ("search.mutation=gauss", r"search\.mutation.*expected one of"),
         ("search.mutation_prob=0", r"search\.mutation_prob: must be > 0"),

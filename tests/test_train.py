@@ -394,6 +394,29 @@ def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(
     assert ungated["after"]["return_mean"] < ungated["before"]["return_mean"]
 
 
+def test_finetune_trains_at_finetune_lr_not_ppo_lr(tmp_path: Path, sharp_teacher: Path) -> None:
+    """``finetune.lr`` replaces ``ppo.lr`` for the fine-tune: at lr 5 (``ppo.lr`` above) the
+    balancing agent is wrecked, at ``finetune.lr`` 1e-9 its weights move by less than 1e-6;
+    ``metrics.json`` records the rate, and a resumed export tells the two apart."""
+    from a2d_evo.report.deliver import fine_tuned
+
+    cfg = tiny(ppo={"lr": 5.0}, distill={"alpha": 0.0, "beta": 0.0}, finetune={"lr": 1e-9})
+    folder = tmp_path / "agent"
+    shutil.copytree(sharp_teacher, folder)
+    old = torch.load(folder / "policy.pt", weights_only=True)
+    out = finetune_agent(folder, cfg, steps=64, teacher_dir=sharp_teacher, progress=False)
+    new = torch.load(folder / "policy.pt", weights_only=True)
+    assert max(float((old[k] - new[k]).abs().max()) for k in old) < 1e-6
+    assert out["after"]["return_mean"] == out["before"]["return_mean"]
+    metrics = out["metrics"]
+    assert metrics["finetune_lr"] == 1e-9
+    metrics["inherited"] = {}  # as export records it
+    assert fine_tuned(metrics, 64, 0, 1e-9)
+    assert not fine_tuned(metrics, 64, 0, 5.0)
+    del metrics["finetune_lr"]  # a fine-tune from before the key: any rate matches
+    assert fine_tuned(metrics, 64, 0, 5.0)
+
+
 def test_distilled_agent_learner_fixes_sigma_once_and_checkpoints_it() -> None:
     """sigma = RMS of the teacher's values on the first rollout; kept by state()/load_state();
     the losses then work on V / sigma (the value term is the raw one over sigma^2)."""

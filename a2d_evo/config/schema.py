@@ -498,10 +498,16 @@ class FinetuneConfig:
     fine-tune: the fine-tuned weights replace the inherited ones only if they score at least
     as well there (distillation pulls a member that plays better than its teacher back to the
     teacher's level). 0 keeps the fine-tuned weights whatever they score."""
+    lr: float | None = None
+    """Peak learning rate of each fine-tune (a fresh Adam, annealed to 0 over ``steps`` when
+    ``ppo.anneal_lr``). None (the default: what it was before the key) uses ``ppo.lr``, the
+    rate PPO trains from scratch with, though the supernet's own rate had annealed to near 0."""
 
     def __post_init__(self) -> None:
         _check_bounds("finetune.steps", self.steps, 0, MAX_TOTAL_STEPS)
         _check_bounds("finetune.validation_episodes", self.validation_episodes, 0, MAX_EPISODES)
+        if self.lr is not None:
+            _check_positive("finetune.lr", self.lr)
 
 
 @dataclass(frozen=True)

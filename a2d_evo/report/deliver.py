@@ -42,6 +42,7 @@ from a2d_evo.formats import (
 )
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import finetune_agent
+from a2d_evo.train.finetune import finetune_ppo
 
 
 def non_dominated(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -58,16 +59,20 @@ def non_dominated(points: Sequence[tuple[float, float]]) -> list[int]:
     return keep
 
 
-def fine_tuned(metrics: dict[str, Any], steps: int, validation_episodes: int) -> bool:
+def fine_tuned(
+    metrics: dict[str, Any], steps: int, validation_episodes: int, lr: float | None = None
+) -> bool:
     """Whether an exported member's ``metrics.json`` records a fine-tune with a budget of
-    ``steps`` (``finetune_budget``; ``finetune_steps`` is what the loop ran: whole updates)
-    and the same validation (``validation_episodes``; 0: none)."""
+    ``steps`` (``finetune_budget``; ``finetune_steps`` is what the loop ran: whole updates),
+    the same validation (``validation_episodes``; 0: none) and, given ``lr``, the same peak
+    learning rate (``finetune_lr``; files from before it was recorded match any)."""
     val = metrics.get("finetune_validation")
     episodes = val.get("episodes") if isinstance(val, dict) else 0
     return (
         metrics.get("finetune_budget") == steps
         and isinstance(metrics.get("inherited"), dict)
         and episodes == validation_episodes
+        and (lr is None or metrics.get("finetune_lr", lr) == lr)
     )
 
 
@@ -83,7 +88,7 @@ def finetune_members(
     rows = []
     for folder in folders:
         metrics = read_json(folder / "metrics.json", "metrics")
-        if steps and not fine_tuned(metrics, steps, val_episodes):
+        if steps and not fine_tuned(metrics, steps, val_episodes, finetune_ppo(cfg).ppo.lr):
             if progress:
                 print(f"fine-tuning {folder.name} for {steps:,} env steps")
             metrics = finetune_agent(

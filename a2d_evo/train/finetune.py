@@ -16,7 +16,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from a2d_evo.config import Config
+from a2d_evo.config import Config, replace
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.episodes import (
@@ -94,7 +94,8 @@ def finetune_agent(
 
     streams = Streams(cfg.seed, "finetune")
     agent.to(device).train()
-    learner = AgentLearner(agent, cfg, None if cfg.distill.vanilla else teacher.to(device))
+    tune_cfg = finetune_ppo(cfg)
+    learner = AgentLearner(agent, tune_cfg, None if cfg.distill.vanilla else teacher.to(device))
     envs = make_vec_env(cfg.env, cfg.ppo.num_envs, seed=cfg.seed, training=True)
     opts = LoopOptions(
         stage="finetune",
@@ -105,7 +106,9 @@ def finetune_agent(
         progress=progress,
     )
     try:
-        result = run_ppo(learner, cfg, envs, spec.obs_shape, spec.obs_dtype, streams, opts, device)
+        result = run_ppo(
+            learner, tune_cfg, envs, spec.obs_shape, spec.obs_dtype, streams, opts, device
+        )
     finally:
         envs.close()
     agent = agent.cpu().eval()
@@ -132,6 +135,7 @@ def finetune_agent(
         "after": summary(after),
         "finetune_budget": steps,
         "finetune_steps": result.global_step,
+        "finetune_lr": tune_cfg.ppo.lr,
         "finetune_wall_s": round(result.wall_s, 2),
         "finetune_distilled": not cfg.distill.vanilla,
         "finetune_validation": validation,
@@ -141,6 +145,14 @@ def finetune_agent(
     merged = {**(old if isinstance(old, dict) else {}), **metrics, **info}
     save_agent(agent, agent_dir, metrics=merged)
     return {**info, "metrics": merged}
+
+
+def finetune_ppo(cfg: Config) -> Config:
+    """``cfg`` with ``ppo.lr`` set to ``finetune.lr`` (unchanged when that is None): the
+    settings a fine-tune trains with."""
+    if cfg.finetune.lr is None:
+        return cfg
+    return replace(cfg, ppo=replace(cfg.ppo, lr=cfg.finetune.lr))
 
 
 def _steps(res: EvalResult) -> int:
