@@ -415,6 +415,10 @@ def test_finetune_trains_at_finetune_lr_not_ppo_lr(tmp_path: Path, sharp_teacher
     assert not fine_tuned(metrics, 64, 0, 5.0)
     del metrics["finetune_lr"]  # a fine-tune from before the key: any rate matches
     assert fine_tuned(metrics, 64, 0, 5.0)
+    # a second fine-tune adds to the first: 128 steps is not a 64-step export's fine-tune
+    again = finetune_agent(folder, cfg, steps=64, teacher_dir=sharp_teacher, progress=False)
+    assert again["finetune_budget"] == 128 and again["finetune_steps"] == 128
+    assert not fine_tuned({**again["metrics"], "inherited": {}}, 64, 0, 1e-9)
 
 
 def test_distilled_agent_learner_fixes_sigma_once_and_checkpoints_it() -> None:

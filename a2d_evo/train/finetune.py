@@ -7,7 +7,8 @@ and after; both scores land in its ``metrics.json`` and the new weights replace 
 ``policy.pt``. With ``validation_episodes``, the new weights are kept only if they score at
 least as well as the old ones on validation seeds of their own (not the scoring seeds), played
 before and after; otherwise the old weights stay, and ``metrics.json`` says which were kept.
-No checkpoints: a fine-tuning run is short and starts over if stopped.
+No checkpoints: a fine-tuning run is short and starts over if stopped. Fine-tuning a folder
+again adds to the budget it records (``finetune_budget``, ``finetune_steps``).
 """
 
 from __future__ import annotations
@@ -130,19 +131,22 @@ def finetune_agent(
         return {"return_mean": res.mean, "return_std": res.std, "episodes": res.episodes,
                 "seeds": res.seeds}  # fmt: skip
 
+    old_path = agent_dir / "metrics.json"
+    old = read_json(old_path, "metrics") if old_path.is_file() else {}
+    old = old if isinstance(old, dict) else {}
     info = {
         "before": summary(before),
         "after": summary(after),
-        "finetune_budget": steps,
-        "finetune_steps": result.global_step,
+        # a second fine-tune adds to the first: an export resumed on this folder then sees a
+        # budget that is not its own and starts over from the inherited weights
+        "finetune_budget": _count(old.get("finetune_budget")) + steps,
+        "finetune_steps": _count(old.get("finetune_steps")) + result.global_step,
         "finetune_lr": tune_cfg.ppo.lr,
         "finetune_wall_s": round(result.wall_s, 2),
         "finetune_distilled": not cfg.distill.vanilla,
         "finetune_validation": validation,
     }
-    old_path = agent_dir / "metrics.json"
-    old = read_json(old_path, "metrics") if old_path.is_file() else {}
-    merged = {**(old if isinstance(old, dict) else {}), **metrics, **info}
+    merged = {**old, **metrics, **info}
     save_agent(agent, agent_dir, metrics=merged)
     return {**info, "metrics": merged}
 
@@ -153,6 +157,11 @@ def finetune_ppo(cfg: Config) -> Config:
     if cfg.finetune.lr is None:
         return cfg
     return replace(cfg, ppo=replace(cfg.ppo, lr=cfg.finetune.lr))
+
+
+def _count(value: Any) -> int:
+    """A recorded step count, 0 where there is none (or not a count)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _steps(res: EvalResult) -> int:
