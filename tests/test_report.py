@@ -261,6 +261,15 @@ def test_paired_dominance_hand_values() -> None:
     assert paired_dominance(base, [close], span=None)[0] is None
     ok, text = paired_dominance(base, [row(300, [9.0] * 4)], span=10.0)
     assert ok is False and "no front member uses at most its FLOPs" in text
+    # near the margin: d / span = [a, -a, 0, 0], mean 0, sample std a * sqrt(2 / 3), lower
+    # bound -1.959964 * a * sqrt(2 / 3) / 2 = -0.800152 a: a = .0175 -> -.014003 (above -.02),
+    # a = .0275 -> -.022004 (not above)
+    assert paired_dominance(base, [row(100, [5.175, 4.825, 5.0, 5.0])], span=10.0)[0] is True
+    assert paired_dominance(base, [row(100, [5.275, 4.725, 5.0, 5.0])], span=10.0)[0] is False
+    # a bound exactly at -margin is not above it (d = -0.25 on every episode, exact in binary)
+    ones = row(200, [1.0] * 4)
+    assert paired_dominance(ones, [row(100, [0.75] * 4)], span=1.0, margin=0.25)[0] is False
+    assert paired_dominance(ones, [row(100, [0.875] * 4)], span=1.0, margin=0.25)[0] is True
 
 
 def test_paired_dominance_tries_every_cheaper_member() -> None:
