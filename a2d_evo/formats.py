@@ -159,8 +159,8 @@ def paired_lower95(a: Any, b: Any) -> float | None:
 
     The lower limit of the two-sided 95% interval (one-sided at 97.5%), the usual convention
     of non-inferiority tests (ICH E9, CONSORT): stricter than a one-sided 95% bound
-    (``1.645`` or Student's ``t``), which README and ``BENCHMARKS.md`` say where it would
-    change a verdict. None for fewer than 2 pairs, unequal lengths or a non-finite return."""
+    (``1.645`` or Student's ``t``); ``BENCHMARKS.md`` ([J]) says where that would change a
+    verdict. None for fewer than 2 pairs, unequal lengths or a non-finite return."""
     x = np.asarray(a, dtype=np.float64).reshape(-1)
     y = np.asarray(b, dtype=np.float64).reshape(-1)
     if x.size != y.size or x.size < 2:

@@ -492,7 +492,8 @@ class FinetuneConfig:
     steps: int = 0
     """Env steps of PPO + distillation from the teacher per front member. 0 (the default, so
     that a config without the key means what it did before) ships the inherited weights and
-    says so; every shipped config sets it (CartPole 20k, Acrobot 50k, LunarLander 100k)."""
+    says so; every shipped config but the Atari ones sets it (CartPole 20k, Acrobot 50k,
+    LunarLander 100k, MinAtar 200k)."""
     validation_episodes: int = 20
     """Greedy episodes on validation seeds of their own, played before and after each
     fine-tune: the fine-tuned weights replace the inherited ones only if they score at least
