@@ -125,8 +125,37 @@ def test_an_untouched_front_exports_matching_files(finished: Path, tmp_path: Pat
         arch = arch_from_dict(json.loads((folder / "arch.json").read_text())["arch"])
         metrics = json.loads((folder / "metrics.json").read_text())
         assert arch == arch_from_dict(entry["arch"])
-        assert metrics["flops"] == cost.flops(arch, (4,), 2)
+        assert metrics["flops"] == cost.flops(arch, (4,), 2) == entry["flops"]
         assert metrics["params"] == cost.params(arch, (4,), 2)
+
+
+def test_a_resumed_export_fine_tunes_anew_at_another_learning_rate(
+    finished: Path, tmp_path: Path
+) -> None:
+    """Members fine-tuned at one ``finetune.lr`` are kept by a resumed export at the same rate
+    and fine-tuned again (from their inherited weights) at another."""
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    argv = ["export", str(root), "--finetune", "64", "--quiet"]
+    assert main([*argv, "--set", "finetune.lr=1e-3"]) == 0
+    folders = sorted((root / "agents").glob("front_*"))
+    assert folders
+
+    def state() -> dict[str, tuple[int, float]]:
+        out = {}
+        for f in folders:
+            m = json.loads((f / "metrics.json").read_text())
+            out[f.name] = ((f / "policy.pt").stat().st_mtime_ns, m["finetune_lr"])
+        return out
+
+    first = state()
+    assert {lr for _, lr in first.values()} == {1e-3}
+    assert main([*argv, "--set", "finetune.lr=1e-3"]) == 0
+    assert state() == first  # kept, not fine-tuned again
+    assert main([*argv, "--set", "finetune.lr=5e-4"]) == 0
+    again = state()
+    assert {lr for _, lr in again.values()} == {5e-4}
+    assert all(again[n][0] != first[n][0] for n in first)
 
 
 def test_fine_tuning_without_a_teacher_is_refused_before_anything_is_written(

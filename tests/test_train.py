@@ -415,6 +415,14 @@ def test_finetune_trains_at_finetune_lr_not_ppo_lr(tmp_path: Path, sharp_teacher
     assert not fine_tuned(metrics, 64, 0, 5.0)
     del metrics["finetune_lr"]  # a fine-tune from before the key: any rate matches
     assert fine_tuned(metrics, 64, 0, 5.0)
+    # and the other way round: ppo.lr 1e-9, finetune.lr 5 wrecks the same agent
+    wrecked = tmp_path / "wrecked"
+    shutil.copytree(sharp_teacher, wrecked)
+    swapped = tiny(ppo={"lr": 1e-9}, distill={"alpha": 0.0, "beta": 0.0}, finetune={"lr": 5.0})
+    out = finetune_agent(wrecked, swapped, steps=64, teacher_dir=sharp_teacher, progress=False)
+    moved = torch.load(wrecked / "policy.pt", weights_only=True)
+    assert max(float((old[k] - moved[k]).abs().max()) for k in old) > 1e-2
+    assert out["after"]["return_mean"] < out["before"]["return_mean"]
     # a second fine-tune adds to the first: 128 steps is not a 64-step export's fine-tune
     again = finetune_agent(folder, cfg, steps=64, teacher_dir=sharp_teacher, progress=False)
     assert again["finetune_budget"] == 128 and again["finetune_steps"] == 128
