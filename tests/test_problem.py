@@ -450,7 +450,10 @@ def test_anchors_play_every_generation_and_count_in_the_budget() -> None:
     assert recs["mlp-32x32"]["anchor"] is True and recs["mlp-4"]["anchor"] is True
     assert "anchor" not in recs["mlp-8"] and recs["mlp-8"]["episodes"] == 3
     assert prob.episodes_played() == 27
-    assert prob.env_steps() == sum(sum(r["lengths"]) for r in recs.values())
+    # three archs (the new one and both anchors) on each generation's 3 seeds, each episode
+    # 10 + seed % 4 steps long (the fake evaluator's rule), computed apart from the records
+    expected = 3 * sum(10 + s % 4 for g in range(3) for s in generation_seeds(5, g, 3))
+    assert prob.env_steps() == expected
     prob.evaluate(X, seeds=generation_seeds(5, 3, 3), generation=3)  # nothing due: no play
     assert len(ev.calls) == 3
 
