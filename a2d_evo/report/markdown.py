@@ -312,6 +312,11 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     # export fine-tunes what it exports (the delivery's budget); other fine-tunes were by hand
     budget = data.delivered_budget
     by_export = f" --finetune {budget}" if budget is not None else ""
+    # a rate given on export's command line (``--set finetune.lr``) is only in the agents' files
+    rates = {lr for name, lr in data.finetune_lr.items() if name in data.agents}
+    own = cfg.finetune.lr if cfg.finetune.lr is not None else cfg.ppo.lr
+    if budget and len(rates) == 1 and rates != {own}:
+        by_export += f" --set finetune.lr={next(iter(rates)):g}"
     if any(name.startswith("front_") for name in data.agents):
         lines.append(f"a2d-evo export {out} --pick all{by_export}")
     if "knee" in data.agents:

@@ -174,6 +174,8 @@ class RunData:
     finetune: dict[str, tuple[float, float]]
     finetune_budget: dict[str, int]
     """Each fine-tuned agent's budget in env steps (``metrics.json`` ``finetune_budget``)."""
+    finetune_lr: dict[str, float]
+    """Each fine-tuned agent's peak learning rate, where recorded (``finetune_lr``)."""
     kept: dict[str, str]
     """Which weights each exported agent ships (:func:`~a2d_evo.formats.kept_weights`)."""
     delivered: list[str]
@@ -247,6 +249,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     agents: dict[str, Row] = {}
     finetune: dict[str, tuple[float, float]] = {}
     finetune_budget: dict[str, int] = {}
+    finetune_lr: dict[str, float] = {}
     kept: dict[str, str] = {}
     for folder in _own_subfolders(run, run.agents, missing):
         m = _agent_metrics(folder, f"agent {folder.name}", missing)
@@ -262,6 +265,8 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         budget = m.get("finetune_budget")
         if isinstance(budget, int) and not isinstance(budget, bool) and budget >= 0:
             finetune_budget[folder.name] = budget
+        if (lr := _num(m.get("finetune_lr"))) is not None:
+            finetune_lr[folder.name] = lr
     if not agents:
         missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
     delivered, delivered_budget, chosen_on = _delivered(run, agents, missing)
@@ -313,6 +318,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         agents=agents,
         finetune=finetune,
         finetune_budget=finetune_budget,
+        finetune_lr=finetune_lr,
         kept=kept,
         delivered=delivered,
         delivered_budget=delivered_budget,
