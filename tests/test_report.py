@@ -452,4 +452,4 @@ def test_reproduce_lines_carry_the_recorded_fine_tune_budgets(tmp_path: Path) ->
     assert f"a2d-evo export {out} --pick knee --finetune 4096 --set finetune.lr=0.0005\n" in md
     # the config's own rate needs no flag
     write_json(run.agents / "knee" / "metrics.json", {**metrics, "finetune_lr": 2.5e-4})
-    assert f"--pick knee --finetune 4096\n" in write_report(run.load_config(), run).read_text()
+    assert "--pick knee --finetune 4096\n" in write_report(run.load_config(), run).read_text()
