@@ -688,6 +688,11 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Evaluation of agents and of the random policy."""
 
+    @property
+    def finetune_lr(self) -> float:
+        """The peak learning rate a fine-tune trains with: ``finetune.lr``, else ``ppo.lr``."""
+        return self.ppo.lr if self.finetune.lr is None else self.finetune.lr
+
     def __post_init__(self) -> None:
         if self.format_version != CONFIG_FORMAT_VERSION:
             newer = self.format_version > CONFIG_FORMAT_VERSION

@@ -42,7 +42,6 @@ from a2d_evo.formats import (
 )
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import finetune_agent
-from a2d_evo.train.finetune import finetune_ppo
 
 
 def non_dominated(points: Sequence[tuple[float, float]]) -> list[int]:
@@ -88,7 +87,7 @@ def finetune_members(
     rows = []
     for folder in folders:
         metrics = read_json(folder / "metrics.json", "metrics")
-        if steps and not fine_tuned(metrics, steps, val_episodes, finetune_ppo(cfg).ppo.lr):
+        if steps and not fine_tuned(metrics, steps, val_episodes, cfg.finetune_lr):
             if progress:
                 print(f"fine-tuning {folder.name} for {steps:,} env steps")
             metrics = finetune_agent(

@@ -251,12 +251,13 @@ def paired_dominance(
     bounds, unpaired = [], []
     b = np.asarray(baseline.episode_returns) / span
     for f in cheaper:
-        a = None if f.seeds != baseline.seeds else f.episode_returns
-        lower = None if a is None else paired_lower95(np.asarray(a) / span, b)
+        paired = f.episode_returns is not None and f.seeds == baseline.seeds
+        a = np.asarray(f.episode_returns if paired else []) / span
+        lower = paired_lower95(a, b) if paired else None
         if lower is None:
             unpaired.append(f)
         else:
-            bounds.append((lower, float((np.asarray(a) / span - b).mean()), f))
+            bounds.append((lower, float((a - b).mean()), f))
     if not bounds:
         return None, "undecided: no front member at most its FLOPs played the same seeds"
     lower, diff, best = max(bounds, key=lambda t: t[0])
@@ -314,8 +315,7 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     by_export = f" --finetune {budget}" if budget is not None else ""
     # a rate given on export's command line (``--set finetune.lr``) is only in the agents' files
     rates = {lr for name, lr in data.finetune_lr.items() if name in data.agents}
-    own = cfg.finetune.lr if cfg.finetune.lr is not None else cfg.ppo.lr
-    if budget and len(rates) == 1 and rates != {own}:
+    if budget and len(rates) == 1 and rates != {cfg.finetune_lr}:
         by_export += f" --set finetune.lr={next(iter(rates)):g}"
     if any(name.startswith("front_") for name in data.agents):
         lines.append(f"a2d-evo export {out} --pick all{by_export}")

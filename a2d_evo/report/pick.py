@@ -354,15 +354,12 @@ def _export_member(
     from a2d_evo.nets.agent_folder import extract, save_agent
     from a2d_evo.nets.cost import latency_ms
     from a2d_evo.report.deliver import fine_tuned
-    from a2d_evo.train.finetune import finetune_ppo
 
     target = run.agents / safe_name(name)
     done = _read_metrics(target)
     if (
         cfg.finetune.steps
-        and fine_tuned(
-            done, cfg.finetune.steps, cfg.finetune.validation_episodes, finetune_ppo(cfg).ppo.lr
-        )
+        and fine_tuned(done, cfg.finetune.steps, cfg.finetune.validation_episodes, cfg.finetune_lr)
         and done.get("front_index") == index
         and done.get("sources") == sources
         and _folder_arch(target) == arch

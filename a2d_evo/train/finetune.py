@@ -152,11 +152,9 @@ def finetune_agent(
 
 
 def finetune_ppo(cfg: Config) -> Config:
-    """``cfg`` with ``ppo.lr`` set to ``finetune.lr`` (unchanged when that is None): the
-    settings a fine-tune trains with."""
-    if cfg.finetune.lr is None:
-        return cfg
-    return replace(cfg, ppo=replace(cfg.ppo, lr=cfg.finetune.lr))
+    """``cfg`` with ``ppo.lr`` set to :attr:`~a2d_evo.config.Config.finetune_lr`: the settings
+    a fine-tune trains with."""
+    return replace(cfg, ppo=replace(cfg.ppo, lr=cfg.finetune_lr))
 
 
 def _count(value: Any) -> int:
