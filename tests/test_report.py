@@ -140,6 +140,10 @@ def test_ci95_hand_values() -> None:
     returns = np.array([3.0, 7.0, 8.0, 10.0, 2.0])
     lo, hi = interval95(returns)
     assert ci95(float(returns.std()), 5) == pytest.approx((hi - lo) / 2)
+    # by hand: mean 6, squared deviations 9 + 1 + 4 + 16 + 16 = 46, sample std sqrt(46 / 4)
+    # = 3.391165, standard error 3.391165 / sqrt(5) = 1.516575, half-width 1.959964 * 1.516575
+    half = 2.972433
+    assert (lo, hi) == (pytest.approx(6 - half, abs=1e-6), pytest.approx(6 + half, abs=1e-6))
     assert ci95(3.0, 1) is None
 
 
