@@ -344,6 +344,8 @@ def test_finetune_records_before_and_after(
     for key in ("before", "after"):
         assert set(result[key]) == {"return_mean", "return_std", "episodes", "seeds"}
         assert metrics[key] == result[key]
+        assert result[key]["episodes"] == cfg.eval.episodes == len(result[key]["seeds"])
+    assert result["before"]["seeds"] == result["after"]["seeds"]  # the same episodes, paired
     assert metrics["return_mean"] == result["after"]["return_mean"]
     assert metrics["finetune_steps"] == 64
     new = torch.load(folder / "policy.pt", weights_only=True)
