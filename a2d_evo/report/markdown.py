@@ -251,9 +251,11 @@ def paired_dominance(
     bounds, unpaired = [], []
     b = np.asarray(baseline.episode_returns) / span
     for f in cheaper:
-        paired = f.episode_returns is not None and f.seeds == baseline.seeds
-        a = np.asarray(f.episode_returns if paired else []) / span
-        lower = paired_lower95(a, b) if paired else None
+        if f.episode_returns is None or f.seeds != baseline.seeds:
+            unpaired.append(f)
+            continue
+        a = np.asarray(f.episode_returns) / span
+        lower = paired_lower95(a, b)
         if lower is None:
             unpaired.append(f)
         else:

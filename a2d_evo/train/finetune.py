@@ -95,7 +95,7 @@ def finetune_agent(
 
     streams = Streams(cfg.seed, "finetune")
     agent.to(device).train()
-    tune_cfg = finetune_ppo(cfg)
+    tune_cfg = _finetune_ppo(cfg)
     learner = AgentLearner(agent, tune_cfg, None if cfg.distill.vanilla else teacher.to(device))
     envs = make_vec_env(cfg.env, cfg.ppo.num_envs, seed=cfg.seed, training=True)
     opts = LoopOptions(
@@ -151,7 +151,7 @@ def finetune_agent(
     return {**info, "metrics": merged}
 
 
-def finetune_ppo(cfg: Config) -> Config:
+def _finetune_ppo(cfg: Config) -> Config:
     """``cfg`` with ``ppo.lr`` set to :attr:`~a2d_evo.config.Config.finetune_lr`: the settings
     a fine-tune trains with."""
     return replace(cfg, ppo=replace(cfg.ppo, lr=cfg.finetune_lr))
