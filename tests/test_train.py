@@ -413,10 +413,14 @@ def test_finetune_trains_at_finetune_lr_not_ppo_lr(tmp_path: Path, sharp_teacher
     metrics = out["metrics"]
     assert metrics["finetune_lr"] == 1e-9
     metrics["inherited"] = {}  # as export records it
-    assert fine_tuned(metrics, 64, 0, 1e-9)
-    assert not fine_tuned(metrics, 64, 0, 5.0)
+
+    def export(lr: float) -> Config:  # what an export resumed with that rate asks for
+        return tiny(finetune={"steps": 64, "validation_episodes": 0, "lr": lr})
+
+    assert fine_tuned(metrics, export(1e-9))
+    assert not fine_tuned(metrics, export(5.0))
     del metrics["finetune_lr"]  # a fine-tune from before the key: any rate matches
-    assert fine_tuned(metrics, 64, 0, 5.0)
+    assert fine_tuned(metrics, export(5.0))
     # and the other way round: ppo.lr 1e-9, finetune.lr 5 wrecks the same agent
     wrecked = tmp_path / "wrecked"
     shutil.copytree(sharp_teacher, wrecked)
@@ -428,7 +432,7 @@ def test_finetune_trains_at_finetune_lr_not_ppo_lr(tmp_path: Path, sharp_teacher
     # a second fine-tune adds to the first: 128 steps is not a 64-step export's fine-tune
     again = finetune_agent(folder, cfg, steps=64, teacher_dir=sharp_teacher, progress=False)
     assert again["finetune_budget"] == 128 and again["finetune_steps"] == 128
-    assert not fine_tuned({**again["metrics"], "inherited": {}}, 64, 0, 1e-9)
+    assert not fine_tuned({**again["metrics"], "inherited": {}}, export(1e-9))
 
 
 def test_distilled_agent_learner_fixes_sigma_once_and_checkpoints_it() -> None:

@@ -58,20 +58,19 @@ def non_dominated(points: Sequence[tuple[float, float]]) -> list[int]:
     return keep
 
 
-def fine_tuned(
-    metrics: dict[str, Any], steps: int, validation_episodes: int, lr: float | None = None
-) -> bool:
-    """Whether an exported member's ``metrics.json`` records a fine-tune with a budget of
-    ``steps`` (``finetune_budget``; ``finetune_steps`` is what the loop ran: whole updates),
-    the same validation (``validation_episodes``; 0: none) and, given ``lr``, the same peak
-    learning rate (``finetune_lr``; files from before it was recorded match any)."""
+def fine_tuned(metrics: dict[str, Any], cfg: Config) -> bool:
+    """Whether an exported member's ``metrics.json`` records the fine-tune ``cfg`` asks for:
+    a budget of ``finetune.steps`` (``finetune_budget``; ``finetune_steps`` is what the loop
+    ran: whole updates), the same validation (``finetune.validation_episodes``; 0: none) and
+    the same peak learning rate (``finetune_lr``; files from before it was recorded match
+    any)."""
     val = metrics.get("finetune_validation")
     episodes = val.get("episodes") if isinstance(val, dict) else 0
     return (
-        metrics.get("finetune_budget") == steps
+        metrics.get("finetune_budget") == cfg.finetune.steps
         and isinstance(metrics.get("inherited"), dict)
-        and episodes == validation_episodes
-        and (lr is None or metrics.get("finetune_lr", lr) == lr)
+        and episodes == cfg.finetune.validation_episodes
+        and metrics.get("finetune_lr", cfg.finetune_lr) == cfg.finetune_lr
     )
 
 
@@ -87,7 +86,7 @@ def finetune_members(
     rows = []
     for folder in folders:
         metrics = read_json(folder / "metrics.json", "metrics")
-        if steps and not fine_tuned(metrics, steps, val_episodes, cfg.finetune_lr):
+        if steps and not fine_tuned(metrics, cfg):
             if progress:
                 print(f"fine-tuning {folder.name} for {steps:,} env steps")
             metrics = finetune_agent(

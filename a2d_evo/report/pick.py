@@ -359,7 +359,7 @@ def _export_member(
     done = _read_metrics(target)
     if (
         cfg.finetune.steps
-        and fine_tuned(done, cfg.finetune.steps, cfg.finetune.validation_episodes, cfg.finetune_lr)
+        and fine_tuned(done, cfg)
         and done.get("front_index") == index
         and done.get("sources") == sources
         and _folder_arch(target) == arch
