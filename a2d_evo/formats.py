@@ -7,12 +7,15 @@ light command paths (``--help``, reading a run folder) can import it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from a2d_evo.errors import FormatError
+
+T = TypeVar("T")
 
 # ----------------------------------------------------------------------------- versions
 CONFIG_FORMAT_VERSION = 1
@@ -169,6 +172,27 @@ def paired_lower95(a: Any, b: Any) -> float | None:
     if not np.isfinite(d).all():
         return None
     return float(d.mean() - Z95 * d.std(ddof=1) / math.sqrt(d.size))
+
+
+def best_paired(
+    b: Any, members: Sequence[tuple[T, Any | None]]
+) -> tuple[tuple[T, float, float] | None, list[T]]:
+    """The member whose per-episode returns beat ``b`` by the highest :func:`paired_lower95`,
+    as ``(member, lower bound, mean difference)`` (None when no member can be paired with
+    ``b``), and the members that could not be paired (returns None, another length or a
+    non-finite return). One rule for the report's paired dominance and the benchmarks'
+    tables: a baseline is dominated when the best bound is above ``-margin``."""
+    y = np.asarray(b, dtype=np.float64).reshape(-1)
+    best: tuple[T, float, float] | None = None
+    unpaired = []
+    for key, a in members:
+        x = None if a is None else np.asarray(a, dtype=np.float64).reshape(-1)
+        lower = None if x is None else paired_lower95(x, y)
+        if x is None or lower is None:
+            unpaired.append(key)
+        elif best is None or lower > best[1]:
+            best = (key, lower, float((x - y).mean()))
+    return best, unpaired
 
 
 def interval95(returns: Any) -> tuple[float, float]:

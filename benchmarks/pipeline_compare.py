@@ -34,7 +34,7 @@ from a2d_evo.config import Config, load_config
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import fresh_eval_seed
 from a2d_evo.files import read_json, write_json
-from a2d_evo.formats import NONINFERIORITY_MARGIN, check_teacher_beats_random, paired_lower95
+from a2d_evo.formats import NONINFERIORITY_MARGIN, best_paired, check_teacher_beats_random
 from a2d_evo.nets.agent_folder import load_agent
 from a2d_evo.report.pick import export_front
 from a2d_evo.runfolder import RunFolder, holds_results
@@ -86,12 +86,8 @@ def compare(cfg: Config, run: RunFolder, episodes: int, margin: float) -> dict[s
     teacher_flops = read_json(run.teacher_agent / "metrics.json", "metrics")["flops"]
     rows = []
     for b in baselines:
-        best = None
-        for m in members:
-            if m["flops"] <= b["flops"]:
-                lower = paired_lower95(m["per_episode"], b["per_episode"])
-                if lower is not None and (best is None or lower > best[1]):
-                    best = (m["name"], lower)
+        cheaper = [(m["name"], m["per_episode"]) for m in members if m["flops"] <= b["flops"]]
+        best, _ = best_paired(b["per_episode"], cheaper)
         rows.append({"baseline": b["name"], "flops": b["flops"], "normalised": b["normalised"],
                      "best_member": best[0] if best else None,
                      "paired_lower95": best[1] if best else None,

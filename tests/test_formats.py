@@ -10,6 +10,7 @@ from a2d_evo.formats import (
     BASELINE_METHODS,
     Normalisation,
     baseline_name,
+    best_paired,
     ci95,
     hv_points,
     hv_reference_point,
@@ -45,6 +46,27 @@ def test_paired_lower95_by_hand() -> None:
     assert paired_lower95([1], [0]) is None  # one pair has no spread
     assert paired_lower95([1, float("nan")], [0, 0]) is None
     assert paired_lower95([1, float("inf")], [0, 0]) is None
+
+
+def test_best_paired_takes_the_highest_bound_and_names_the_unpairable() -> None:
+    b = [1, 1, 1, 1]
+    members = [
+        ("lower", [3, 1, 2, 2]),  # bound 0.199848 (by hand above), mean difference 1
+        ("higher", [2, 2, 2, 2]),  # d constant 1: bound 1.0, mean difference 1
+        ("other seeds", None),
+        ("short", [2, 2]),
+        ("nan", [2, float("nan"), 2, 2]),
+    ]
+    best, unpaired = best_paired(b, members)
+    assert best is not None
+    assert best[0] == "higher"
+    assert best[1] == pytest.approx(1.0)
+    assert best[2] == pytest.approx(1.0)
+    assert unpaired == ["other seeds", "short", "nan"]
+    # order does not decide: the highest bound wins from any position
+    assert best_paired(b, members[::-1])[0] == best
+    assert best_paired(b, [("only", None)]) == (None, ["only"])
+    assert best_paired(b, []) == (None, [])
 
 
 def test_interval95_by_hand() -> None:

@@ -36,8 +36,8 @@ from a2d_evo.formats import (
     KEPT_INHERITED,
     NONINFERIORITY_MARGIN,
     VALIDATION_SEEDS,
+    best_paired,
     ci95,
-    paired_lower95,
 )
 from a2d_evo.locks import writes
 from a2d_evo.report.plots import episodes_text, hypervolume_png, pareto_png, seeds_text, width_text
@@ -248,21 +248,15 @@ def paired_dominance(
     cheaper = [f for f in front if f.flops <= baseline.flops]
     if not cheaper:
         return False, "no front member uses at most its FLOPs"
-    bounds, unpaired = [], []
     b = np.asarray(baseline.episode_returns) / span
-    for f in cheaper:
-        if f.episode_returns is None or f.seeds != baseline.seeds:
-            unpaired.append(f)
-            continue
-        a = np.asarray(f.episode_returns) / span
-        lower = paired_lower95(a, b)
-        if lower is None:
-            unpaired.append(f)
-        else:
-            bounds.append((lower, float((a - b).mean()), f))
-    if not bounds:
+    found, unpaired = best_paired(b, [
+        (f, None if f.episode_returns is None or f.seeds != baseline.seeds
+         else np.asarray(f.episode_returns) / span)
+        for f in cheaper
+    ])  # fmt: skip
+    if found is None:
         return None, "undecided: no front member at most its FLOPs played the same seeds"
-    lower, diff, best = max(bounds, key=lambda t: t[0])
+    best, lower, diff = found
     text = (
         f"#{best.label} `{best.arch}`: paired difference {diff:+.3f}, 95% lower bound "
         f"{lower:+.3f} ({'above' if lower > -margin else 'not above'} -{margin:g}, "
