@@ -188,6 +188,30 @@ def test_supernet_resumes_and_distillation_pulls_to_the_teacher(
     assert distilled < vanilla - 0.01, kls
 
 
+def test_the_vanilla_arm_takes_sigma_from_a_teacher_it_is_given(
+    tmp_path: Path, sharp_teacher: Path
+) -> None:
+    """The ablation changes the distillation terms and nothing else: given a teacher, the
+    vanilla arm's value unit is the distilled arm's (the same first rollout, the teacher's
+    values on it), not the first rollout's returns."""
+    runs = {k: RunFolder(tmp_path / k) for k in ("distilled", "vanilla_t", "vanilla")}
+    vanilla = tiny(distill={"alpha": 0.0, "beta": 0.0})
+    train_supernet(tiny(), runs["distilled"], teacher_dir=sharp_teacher, progress=False)
+    train_supernet(vanilla, runs["vanilla_t"], teacher_dir=sharp_teacher, progress=False)
+    train_supernet(vanilla, runs["vanilla"], progress=False)
+    summary = {k: json.loads((r.supernet / "summary.json").read_text()) for k, r in runs.items()}
+    assert summary["distilled"]["sigma_from"] == summary["vanilla_t"]["sigma_from"]
+    assert summary["vanilla_t"]["sigma_from"] == str(sharp_teacher)
+    assert summary["vanilla_t"]["teacher"] is None  # no distillation from it
+    assert summary["vanilla"]["sigma_from"] == "returns"
+    assert summary["vanilla_t"]["sigma"] == summary["distilled"]["sigma"]
+    assert summary["vanilla"]["sigma"] != pytest.approx(summary["distilled"]["sigma"], rel=0.1)
+    # the vanilla arm with a teacher is still vanilla: its weights are not the distilled arm's
+    wd, wt = (torch.load(r.supernet_weights, weights_only=True) for r in
+              (runs["distilled"], runs["vanilla_t"]))  # fmt: skip
+    assert not torch.equal(wd["layers.0.weight"], wt["layers.0.weight"])
+
+
 def test_sigint_checkpoints_then_stops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"n": 0}
     real = loop.collect_rollout

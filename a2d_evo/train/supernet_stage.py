@@ -22,18 +22,21 @@ subnet contribute no PPO gradient. With ``rollout_subnets`` subnets each sees ab
 
 **Value units.** The supernet's value head, PPO's value loss and the critic distillation
 work on ``V / sigma`` (:mod:`a2d_evo.train.distill`). sigma is set once, when the first
-rollout is prepared: the root mean square of the teacher's values on it (of its returns in
-the vanilla arm, which has no teacher), stored in the supernet's ``value_scale`` buffer and so
-in every checkpoint and in ``weights.pt``. The first rollout's GAE used the untrained head's
-outputs as raw values (sigma unknown yet; its stored values are rescaled so that the value
-clipping stays centred on the head's outputs); from the second on, acting multiplies the head
-by sigma, so GAE sees raw values.
+rollout is prepared: the root mean square of the teacher's values on it, stored in the
+supernet's ``value_scale`` buffer and so in every checkpoint and in ``weights.pt``. The first
+rollout's GAE used the untrained head's outputs as raw values (sigma unknown yet; its stored
+values are rescaled so that the value clipping stays centred on the head's outputs); from the
+second on, acting multiplies the head by sigma, so GAE sees raw values.
 
 The teacher's logits and values for a rollout are computed once, in one no-grad pass over
-the whole batch. With ``alpha = beta = 0`` (the vanilla one-shot ablation) no teacher is
-loaded and each subnet's loss is exactly PPO's, on values in units of sigma (sigma from the
-first rollout's returns) with ``distill.vf_coef``, as in the distilled arms: the ablation
-changes the distillation terms and nothing else.
+the whole batch. With ``alpha = beta = 0`` (the vanilla one-shot ablation) each subnet's loss
+is exactly PPO's, on values in units of sigma with ``distill.vf_coef``, as in the distilled
+arms, and sigma still comes from the teacher's values on the first rollout when a teacher is
+given or the run holds one (loaded for that alone): the ablation changes the distillation
+terms and nothing else. Without any teacher sigma is the root mean square of the first
+rollout's returns, a smaller unit (GAE returns of a random policy bootstrapped from an
+untrained head span about ``1 / (1 - gamma * lambda)`` rewards, not ``1 / (1 - gamma)``:
+3.9 against the teacher's 45 on CartPole, seed 0).
 """
 
 from __future__ import annotations
@@ -85,12 +88,16 @@ class SupernetLearner:
         teacher: Agent | None,
         rng: Any,
         num_envs: int | None = None,
+        sigma_teacher: Agent | None = None,
     ) -> None:
         # the supernet, or its DDP wrapper (which passes space/forward_groups through)
         self.model = cast(Supernet, supernet)
         self.space: SearchSpace = self.model.space
         self.cfg = cfg
         self.teacher = teacher
+        self.sigma_teacher = sigma_teacher if teacher is None else teacher
+        """Whose values on the first rollout fix sigma: the teacher; in the vanilla arm a
+        teacher loaded for that alone (no distillation), or None: the rollout's returns."""
         self.rng = rng
         self.num_envs = num_envs or cfg.ppo.num_envs
         """Env slots this process steps (a torchrun rank's share of ``ppo.num_envs``)."""
@@ -139,7 +146,11 @@ class SupernetLearner:
             batch = with_teacher(batch, self.teacher)
         scale = self.supernet.value_scale
         if float(scale) <= 0:  # the run's first rollout: fix sigma for good
-            values = batch.returns if batch.teacher_values is None else batch.teacher_values
+            values = batch.teacher_values
+            if values is None and self.sigma_teacher is not None:
+                values = with_teacher(batch, self.sigma_teacher).teacher_values
+            if values is None:
+                values = batch.returns
             sigma = first_rollout_scale(values, ddp.context_of(self.model))
             scale.fill_(sigma)
             # this rollout acted with sigma 1: its stored values are head outputs, which the
@@ -207,15 +218,22 @@ def train_supernet(
 ) -> Path:
     """Train the supernet with PPO + distillation; returns ``RUN_DIR/supernet/weights.pt``.
 
-    ``teacher_dir`` defaults to ``RUN_DIR/teacher/agent``; with ``alpha = beta = 0`` no
-    teacher is needed. A teacher that does not fit the env raises :class:`EnvError`
-    before anything is written. ``stop_after``: stop as on SIGINT after that update.
-    Under torchrun every rank trains with DDP on its share of the envs; rank 0 writes.
+    ``teacher_dir`` defaults to ``RUN_DIR/teacher/agent``; with ``alpha = beta = 0`` none is
+    needed, and one given or found there only fixes sigma (``summary.json``'s ``sigma_from``;
+    else the first rollout's returns do). A teacher that does not fit the env raises
+    :class:`EnvError` before anything is written. ``stop_after``: stop as on SIGINT after that
+    update. Under torchrun every rank trains with DDP on its share of the envs; rank 0 writes.
     """
     spec = env_spec(cfg.env)
     space = SearchSpace(cfg.space)
     subnets = cfg.supernet.rollout_subnets
-    frozen = None if cfg.distill.vanilla else teacher_arch(cfg)  # the teacher's own weights
+    # the vanilla arm loads a teacher it is given or finds, for sigma alone (module docstring)
+    loads_teacher = (
+        teacher_dir is not None
+        or not cfg.distill.vanilla
+        or (run.teacher_agent / "arch.json").is_file()
+    )
+    frozen = teacher_arch(cfg) if loads_teacher else None  # the teacher's own weights
     check_stage_memory(
         "supernet", space.largest(), spec, cfg.ppo, arch_keys="space.*", frozen=frozen,
         subnets=subnets,
@@ -229,10 +247,11 @@ def train_supernet(
             "collects its own rows; raise ppo.num_envs or lower supernet.rollout_subnets"
         )
     device = ctx.device
-    teacher = None
-    if not cfg.distill.vanilla:
+    teacher = sigma_teacher = None
+    if loads_teacher:
         teacher_dir = Path(teacher_dir) if teacher_dir is not None else run.teacher_agent
-        teacher = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions).to(device)
+        loaded = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions).to(device)
+        teacher, sigma_teacher = (None, loaded) if cfg.distill.vanilla else (loaded, None)
     folder = run.supernet
     if ctx.is_main:
         run.bind(cfg)
@@ -243,7 +262,9 @@ def train_supernet(
         lambda: Supernet(space, spec.obs_shape, spec.n_actions, spec.obs_scale)
     ).to(device)
     n_envs = cfg.ppo.num_envs // ctx.world_size
-    learner = SupernetLearner(ddp.wrap_model(supernet, ctx), cfg, teacher, streams.rng, n_envs)
+    learner = SupernetLearner(
+        ddp.wrap_model(supernet, ctx), cfg, teacher, streams.rng, n_envs, sigma_teacher
+    )
     envs = make_vec_env(cfg.env, n_envs, seed=cfg.seed, training=True)
     opts = LoopOptions(
         stage="supernet",
@@ -275,6 +296,8 @@ def train_supernet(
             "train_recent_return": result.recent_return,
             "vanilla": cfg.distill.vanilla,
             "teacher": None if teacher is None else str(teacher_dir),
+            "sigma": supernet.value_unit,
+            "sigma_from": "returns" if learner.sigma_teacher is None else str(teacher_dir),
         },
     )
     return weights
