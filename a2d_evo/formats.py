@@ -207,7 +207,7 @@ def interval95(returns: Any) -> tuple[float, float]:
 
 # ----------------------------------------------------------------------------- hypervolume
 HV_FLOPS_MARGIN = 1.1
-"""The hypervolume reference point's FLOPs are this times the largest arch's."""
+"""The hypervolume reference point's FLOPs are this times the space's costliest arch's."""
 
 HV_UNITS = ("-normalised_return", "log10 flops")
 """The hypervolume's axes (both minimised): what ``front.json`` calls its reference units."""
@@ -226,13 +226,14 @@ def hv_points(F: Any) -> np.ndarray:
     return np.column_stack([F[:, 0], np.log10(F[:, 1])])
 
 
-def hv_reference_point(largest_flops: float) -> np.ndarray:
+def hv_reference_point(max_flops: float) -> np.ndarray:
     """The hypervolume reference point, fixed by the search space and not by any front:
-    ``(0, log10(1.1 * FLOPs of the largest arch))``. A member adds volume only if it beats the
+    ``(0, log10(1.1 * max_flops))``, ``max_flops`` the FLOPs of the space's costliest arch
+    (:func:`a2d_evo.nets.cost.costliest`). A member adds volume only if it beats the
     uniform-random policy (normalised return > 0), and every arch of the space can add."""
-    if not largest_flops > 0:
-        raise ValueError(f"hypervolume: the largest arch's FLOPs must be > 0, got {largest_flops}")
-    return np.array([0.0, math.log10(HV_FLOPS_MARGIN * float(largest_flops))])
+    if not max_flops > 0:
+        raise ValueError(f"hypervolume: the costliest arch's FLOPs must be > 0, got {max_flops}")
+    return np.array([0.0, math.log10(HV_FLOPS_MARGIN * float(max_flops))])
 
 
 # ----------------------------------------------------------------------------- normalisation

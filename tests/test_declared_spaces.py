@@ -26,6 +26,7 @@ from a2d_evo.nets.population import PopulationForward, reference_forward
 from a2d_evo.nets.space import CNNArch, ConvLayer, SearchSpace
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.ops.dispatch import native_op
+from a2d_evo.search.problem import reference_point
 from a2d_evo.train.sampling import all_encodings
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -136,6 +137,63 @@ def test_all_encodings_enumerates_random_declared_spaces(seed: int) -> None:
     assert enc.shape == (space.size(), space.n_var)
     np.testing.assert_array_equal(space.canonical(enc), enc)
     assert len({space.decode(x) for x in enc}) == space.size()
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_costliest_is_the_most_expensive_arch_of_random_declared_spaces(seed: int) -> None:
+    cfg, shape = random_space(seed)
+    space = SearchSpace(cfg)
+    most = max(cost.flops(space.decode(x), shape, 5) for x in all_encodings(space))
+    assert cost.flops(cost.costliest(space, shape, 5), shape, 5) == most
+
+
+def test_costliest_skips_an_optional_layer_that_narrows_the_fc_input() -> None:
+    # every gene at its top switches on the 4-wide optional conv, which cuts the FC input
+    # from 32 x 8 x 8 to 4 x 8 x 8. Multiply-adds by hand (6 actions, 8 x 8 after the 3x3
+    # valid conv): conv 32*4*9*64 = 73,728; optional 4*32*9*64 = 73,728; FC 256*4*64 =
+    # 65,536 or 256*32*64 = 524,288; heads 6*256 + 256 = 1,792. With it 214,784 (429,568
+    # FLOPs), without it 599,808 (1,199,616 FLOPs)
+    cfg = SpaceConfig(
+        kind="cnn",
+        conv=(
+            Conv(widths=(4, 8, 16, 24, 32), kernel=3),
+            Conv(widths=(4,), kernels=(1, 3), padding="same", optional=True),
+        ),
+        fc=(16, 32, 64, 128, 256),
+    )
+    space, shape = SearchSpace(cfg), (4, 10, 10)
+    top = space.largest()
+    best = cost.costliest(space, shape, 6)
+    assert str(top) == "cnn-32k3-4k3p-fc256" and cost.flops(top, shape, 6) == 429_568
+    assert str(best) == "cnn-32k3-fc256" and cost.flops(best, shape, 6) == 1_199_616
+    # every arch of the space now lies inside the hypervolume's reference point
+    ref = reference_point(space, shape, 6)
+    lf = max(np.log10(cost.flops(space.decode(x), shape, 6)) for x in all_encodings(space))
+    assert lf < ref[1] == pytest.approx(np.log10(1.1 * 1_199_616), rel=1e-12)
+
+
+def test_export_takes_a_front_priced_on_the_old_reference_point_with_a_note(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from a2d_evo.errors import FormatError
+    from a2d_evo.report.pick import _check_reference
+
+    cfg = SpaceConfig(
+        kind="cnn",
+        conv=(Conv(widths=(8, 32), kernel=3), Conv(widths=(4,), kernel=3, padding="same",
+                                                   optional=True)),
+        fc=(16, 256),
+    )  # fmt: skip
+    space, shape, path = SearchSpace(cfg), (4, 10, 10), Path("front.json")
+    now = float(reference_point(space, shape, 6)[1])
+    old = float(np.log10(1.1 * cost.flops(space.largest(), shape, 6)))
+    assert old < now - 0.3  # skipping the 4-wide conv costs more than twice as much here
+    _check_reference(now, space, shape, 6, path)
+    assert capsys.readouterr().err == ""
+    _check_reference(old, space, shape, 6, path)
+    assert "priced on the space's costliest arch" in capsys.readouterr().err
+    with pytest.raises(FormatError, match="is not this run's"):
+        _check_reference(now + 0.01, space, shape, 6, path)
 
 
 def test_skipped_middle_layer_reads_the_previous_output() -> None:

@@ -221,7 +221,8 @@ def test_delivered_front_drops_the_dominated_and_what_random_beats() -> None:
 
 def test_reference_point() -> None:
     ref = reference_point(SPACE, OBS, ACTIONS)
-    largest = cost.flops(SPACE.largest(), OBS, ACTIONS)
+    largest = cost.flops(SPACE.largest(), OBS, ACTIONS)  # the costliest, in an MLP space
+    assert cost.flops(cost.costliest(SPACE, OBS, ACTIONS), OBS, ACTIONS) == largest
     assert HV_FLOPS_MARGIN == 1.1
     assert ref[0] == 0.0 and ref[1] == pytest.approx(np.log10(1.1 * largest), rel=1e-12)
 

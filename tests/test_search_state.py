@@ -145,6 +145,16 @@ DAMAGE: list[tuple[str, Callable[[Path], None], str]] = [
         "has format_version 1: format 1 kept one first estimate per arch",
     ),
     (
+        "another reference point",  # e.g. one written before it was priced on the costliest
+        lambda s: _edit_json(s / "state.json", _set("reference_point", [0.0, 5.3])),
+        "would mix two references in one history",
+    ),
+    (
+        "no reference point",
+        lambda s: _edit_json(s / "state.json", lambda d: d.pop("reference_point")),
+        "would mix two references in one history",
+    ),
+    (
         "weak teacher in the state",
         lambda s: _edit_json(
             s / "state.json",

@@ -33,7 +33,7 @@ from a2d_evo.config import PPOConfig
 from a2d_evo.envs import EnvSpec
 from a2d_evo.errors import ArchError, ConfigError
 from a2d_evo.nets.agent import trunk_hw
-from a2d_evo.nets.space import Arch, CNNArch, MLPArch
+from a2d_evo.nets.space import Arch, CNNArch, ConvLayer, MLPArch, SearchSpace
 
 
 class Layer(NamedTuple):
@@ -108,6 +108,43 @@ def macs(arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> int:
 def flops(arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> int:
     """FLOPs of one forward pass at batch 1: ``2 * macs`` (see the module docstring)."""
     return 2 * macs(arch, obs_shape, n_actions)
+
+
+def costliest(space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int) -> Arch:
+    """The arch of ``space`` with the most FLOPs (the hypervolume's reference point is priced
+    on it).
+
+    Not always :meth:`SearchSpace.largest` (every gene at its top): an optional conv narrower
+    than the layer before it shrinks the FC input, so switching it on can lower the cost. For a
+    fixed set of active layers the FLOPs only grow with every width and kernel, so the maximum
+    is at the top choices of some set of active layers: MLP, one per depth; CNN, a dynamic
+    programme over the layers whose state is the last active width (optional layers are
+    same-padded, stride 1, so they keep the map's size), exact in linear time."""
+    if space.kind == "mlp":
+        top = max(space.cfg.widths)
+        candidates: list[Arch] = [MLPArch((top,) * d) for d in space.cfg.depths]
+    else:
+        _, h, w = (int(d) for d in obs_shape)
+        # last active width -> (conv multiply-adds so far, the layers chosen)
+        best: dict[int, tuple[int, tuple[ConvLayer | None, ...]]] = {int(obs_shape[0]): (0, ())}
+        for layer in space.cfg.conv:
+            conv = ConvLayer(max(layer.widths), max(layer.kernel_choices), layer.stride,
+                             layer.padding)  # fmt: skip
+            h, w = conv.out_size(h), conv.out_size(w)
+            step: dict[int, tuple[int, tuple[ConvLayer | None, ...]]] = {}
+            for cin, (m, convs) in best.items():
+                options: list[tuple[int, int, ConvLayer | None]] = [
+                    (conv.width, m + conv.width * cin * conv.kernel**2 * h * w, conv)
+                ]
+                if layer.optional:
+                    options.append((cin, m, None))
+                for width, total, choice in options:
+                    if width not in step or total > step[width][0]:
+                        step[width] = (total, (*convs, choice))
+            best = step
+        fc = max(space.cfg.fc)
+        candidates = [CNNArch(convs, fc) for _, convs in best.values()]
+    return max(candidates, key=lambda a: flops(a, obs_shape, n_actions))
 
 
 def params(arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> int:

@@ -22,6 +22,7 @@ from a2d_evo.errors import ArchError, FormatError, RunFolderError
 from a2d_evo.files import check_format_version, file_digest, read_json, safe_name
 from a2d_evo.formats import (
     FRONT_FORMAT_VERSION,
+    HV_FLOPS_MARGIN,
     INHERITED_KEYS,
     OLD_SEARCH_NOTE,
     Normalisation,
@@ -287,7 +288,6 @@ def export_front(
     from a2d_evo.nets.agent_folder import ONNX_SKIPPED_NOTE, onnx_available
     from a2d_evo.nets.supernet import load_supernet
     from a2d_evo.report.deliver import finetune_members, write_delivered
-    from a2d_evo.search.problem import reference_point
 
     if finetune_steps is not None:
         cfg = replace(cfg, finetune=replace(cfg.finetune, steps=finetune_steps))
@@ -303,13 +303,7 @@ def export_front(
         check_entry_arch(e, f"{path}: front entry {i}", space, obs_shape, n_actions)
         for i, e in enumerate(front)
     ]
-    ref = reference_point(space, obs_shape, n_actions)
-    if not math.isclose(data["reference_point"][1], float(ref[1]), rel_tol=1e-9):
-        raise FormatError(
-            f"{path}: reference_point {data['reference_point']} is not this run's "
-            f"{ref.tolist()} (log10 of 1.1 x the space's largest FLOPs); re-create it with "
-            "`a2d-evo evolve`"
-        )
+    _check_reference(data["reference_point"][1], space, obs_shape, n_actions, path)
     chosen = select(front, pick, max_flops, min_return)
     for name, _ in chosen:  # before anything is written
         run.inside(run.agents / safe_name(name), "exported agents")
@@ -335,6 +329,37 @@ def export_front(
         else:
             _drop_stale_delivery(run, [f.name for f in folders], progress)
     return folders
+
+
+def _check_reference(
+    saved: float, space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int, path: Path
+) -> None:
+    """``front.json``'s reference point is this space's: log10 of 1.1 x the FLOPs of its
+    costliest arch. A front written before that point was priced on the costliest arch
+    (2026-12-05; before, on :meth:`~SearchSpace.largest`, which in CNN spaces with a narrowing
+    optional layer is up to ~10% cheaper) is exported with a note: its members do not depend
+    on the point (NSGA-II ranks by dominance and crowding), only its hypervolume figures do."""
+    from a2d_evo.nets import cost
+    from a2d_evo.search.problem import reference_point
+
+    ref = float(reference_point(space, obs_shape, n_actions)[1])
+    if math.isclose(saved, ref, rel_tol=1e-9):
+        return
+    before = math.log10(HV_FLOPS_MARGIN * cost.flops(space.largest(), obs_shape, n_actions))
+    if math.isclose(saved, before, rel_tol=1e-9):
+        print(
+            f"a2d-evo export: {path} was written before the hypervolume's reference point was "
+            f"priced on the space's costliest arch (log10 FLOPs {saved:.4f}, now {ref:.4f}): "
+            "its members are exported as they are; its hypervolume figures are not comparable "
+            "with a newer run's",
+            file=sys.stderr,
+        )
+        return
+    raise FormatError(
+        f"{path}: reference_point log10 FLOPs {saved:.6g} is not this run's {ref:.6g} (log10 "
+        "of 1.1 x the FLOPs of the space's costliest arch): the front is not this space's; "
+        "re-create it with `a2d-evo evolve`"
+    )
 
 
 def _export_member(

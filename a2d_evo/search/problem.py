@@ -31,7 +31,8 @@ model. With ``search.max_flops`` set, ``G = FLOPs - max_flops <= 0`` is a constr
 
 Hypervolume (:func:`hypervolume`, the one HV function) is pymoo's ``HV`` on
 ``(-normalised return, log10 FLOPs)`` (:func:`~a2d_evo.formats.hv_points`) with the reference
-point :func:`reference_point`: ``(0, log10(1.1 * F_max))``, fixed by the space: a member counts
+point :func:`reference_point`: ``(0, log10(1.1 * F_max))``, ``F_max`` the FLOPs of the space's
+costliest arch (:func:`~a2d_evo.nets.cost.costliest`), fixed by the space: a member counts
 only if it beats the random policy, and every arch of the space can contribute.
 """
 
@@ -275,7 +276,9 @@ def summarise(rec: dict[str, Any]) -> None:
 
 def reference_point(space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int) -> np.ndarray:
     """The hypervolume reference point of a space (see the module docstring)."""
-    return hv_reference_point(cost.flops(space.largest(), obs_shape, n_actions))
+    return hv_reference_point(
+        cost.flops(cost.costliest(space, obs_shape, n_actions), obs_shape, n_actions)
+    )
 
 
 def front_indices(F: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:

@@ -34,7 +34,7 @@ from a2d_evo.nets import cost
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.search.estimates import arch_estimates
 from a2d_evo.search.nsga import population_arrays
-from a2d_evo.search.problem import SubnetProblem, summarise
+from a2d_evo.search.problem import SubnetProblem, reference_point, summarise
 
 HISTORY_COLUMNS = (
     "generation",
@@ -176,6 +176,7 @@ def load_state(folder: Path, spec: StateSpec | None = None) -> SavedSearch | Non
                 "RUN_DIR/search"
             )
         _check_objectives(arrays, cache, norm, npz_path, spec)
+        _check_reference(state.get("reference_point"), json_path, spec)
     return SavedSearch(
         generation=gen,
         finished=finished,
@@ -184,6 +185,27 @@ def load_state(folder: Path, spec: StateSpec | None = None) -> SavedSearch | Non
         cache=cache,
         arrays=arrays,
     )
+
+
+def _check_reference(saved: Any, path: Path, spec: StateSpec) -> None:
+    """The saved hypervolume history was measured against this run's reference point: a
+    state whose point differs (a search written before the point was priced on the space's
+    costliest arch, docs/search.md) would mix two references in one history."""
+    ref = reference_point(spec.space, spec.obs_shape, spec.n_actions)
+    ok = (
+        isinstance(saved, list)
+        and len(saved) == len(ref)
+        and all(finite_number(v) for v in saved)
+        and np.allclose(np.asarray(saved, dtype=np.float64), ref, rtol=1e-9, atol=0.0)
+    )
+    if not ok:
+        raise FormatError(
+            f"search state {path}: its hypervolume reference point {saved!r:.80} is not this "
+            f"run's {ref.tolist()} (log10 of 1.1 x the FLOPs of the space's costliest arch, "
+            "docs/search.md), so resuming would mix two references in one history: run "
+            "`a2d-evo evolve` again, into a new run folder (--out) or after deleting "
+            "RUN_DIR/search"
+        )
 
 
 def _is_int(v: Any) -> bool:
