@@ -93,11 +93,27 @@ def user_config(path: str | Path, args: argparse.Namespace, extra: Sequence[str]
 
     A config a2d-evo wrote (it carries ``format_version``: a run's ``config.yaml``, which
     messages and reports name in the commands they suggest) may come from someone else's run
-    folder, so its recorded imports are checked as any run folder's are."""
+    folder, so its recorded imports are checked as any run folder's are; so are those of any
+    ``config.yaml`` that sits where a2d-evo writes them (a run folder or one of its stages),
+    since a received file need not keep its ``format_version``."""
     cfg = load_config(path, [*common_overrides(args), *extra])
-    if _written_by_a2d_evo(Path(path)):
+    if _written_by_a2d_evo(Path(path)) or _in_a_run_folder(Path(path)):
         return checked_file_config(cfg, load_config(path), args, str(path))
     return with_env_imports(cfg, args)
+
+
+_RUN_PARTS = ("teacher", "supernet", "search", "agents", "baselines", "report")
+"""The folders of a run (:class:`~a2d_evo.runfolder.RunFolder`)."""
+
+
+def _in_a_run_folder(path: Path) -> bool:
+    """True for a ``config.yaml`` in a folder that holds a run's parts, or in one of those
+    parts: ``RUN_DIR/config.yaml`` and ``RUN_DIR/<stage>/config.yaml``."""
+    if path.name != "config.yaml":
+        return False
+    folder = path.resolve().parent
+    roots = [folder, folder.parent] if folder.name in _RUN_PARTS else [folder]
+    return any((root / part).is_dir() for root in roots for part in _RUN_PARTS)
 
 
 def _written_by_a2d_evo(path: Path) -> bool:

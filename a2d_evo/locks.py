@@ -13,6 +13,7 @@ import fcntl
 import functools
 import inspect
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -103,14 +104,20 @@ def _lock(folder: Path, create: bool, wait_s: float) -> tuple[int, list[Path]]:
     while True:
         if create:
             made = _make_dirs(folder) + made
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        try:  # never through a symlink: a planted .lock would point the pid write elsewhere
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
         except OSError as exc:
             if exc.errno == errno.ENOENT and create and races < 100:
                 races += 1  # a refused writer removed the empty folder it had made
                 continue
             _remove_empty(made)
+            if exc.errno == errno.ELOOP:
+                raise _not_a_lock(path, "a symbolic link") from None
             raise _unwritable(folder, exc) from None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device planted as .lock
+            os.close(fd)
+            _remove_empty(made)
+            raise _not_a_lock(path, "not a regular file")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -127,7 +134,7 @@ def _lock(folder: Path, create: bool, wait_s: float) -> tuple[int, list[Path]]:
                 "wait for it to end (or stop it), then run this again"
             ) from None
         try:  # the previous holder may have unlinked the file between our open and flock
-            now, held = os.stat(path), os.fstat(fd)
+            now, held = os.lstat(path), os.fstat(fd)
             same = (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
         except FileNotFoundError:
             same = False
@@ -141,6 +148,13 @@ def _lock(folder: Path, create: bool, wait_s: float) -> tuple[int, list[Path]]:
         if races > 100:
             _remove_empty(made)
             raise RunFolderError(f"cannot lock {folder}: its lock file keeps being replaced")
+
+
+def _not_a_lock(path: Path, what: str) -> RunFolderError:
+    return RunFolderError(
+        f"{path} is {what}, not a lock file a2d-evo wrote: it is never followed or written "
+        "through; remove it if the folder is yours, then run this again"
+    )
 
 
 def _holder(path: Path) -> str:

@@ -474,6 +474,23 @@ def test_native_workers_end_with_the_interpreter(tmp_path):
     assert "leaked" not in out.stderr
 
 
+def test_native_workers_never_import_from_the_current_folder(tmp_path, monkeypatch):
+    """A package planted where the user stands (a received run folder) is not what a worker
+    imports: `python -c` would put the current folder first on sys.path."""
+    planted = tmp_path / "received_run" / "a2d_evo"
+    planted.mkdir(parents=True)
+    marker = tmp_path / "planted_code_ran"
+    (planted / "__init__.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    monkeypatch.chdir(planted.parent)
+    env = make_vec_env(EnvConfig(id="ALE/Pong-v5", backend="native", workers=1), 1, seed=0)
+    try:
+        env.reset()
+        env.step(np.zeros(1, np.int64))
+    finally:
+        env.close()
+    assert not marker.exists()
+
+
 def test_auto_backend_falls_back_without_the_native_kernel(monkeypatch):
     from a2d_evo import ops
     from a2d_evo.envs import factory

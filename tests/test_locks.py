@@ -219,6 +219,36 @@ def test_folder_lock_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert not folder.exists()
 
 
+def test_a_planted_lock_link_or_fifo_is_refused_and_its_target_untouched(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    victim = tmp_path / "notes.txt"
+    victim.write_text("IMPORTANT USER DATA\n")
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import save_agent
+    from a2d_evo.nets.space import MLPArch
+
+    folder = tmp_path / "shared" / "agentA"
+    agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
+    save_agent(agent, folder, onnx=False)
+    (folder / ".lock").symlink_to(victim)
+    with pytest.raises(RunFolderError, match="is a symbolic link, not a lock file"):
+        with locks.folder_lock(folder):
+            pass
+    assert victim.read_text() == "IMPORTANT USER DATA\n"
+    assert (folder / ".lock").is_symlink()  # left for its owner to look at
+    # the same through a command: one line, exit 2, the target as it was
+    assert main(["eval", str(folder), "--episodes", "2"]) == EXIT_USER_ERROR
+    assert "symbolic link" in capsys.readouterr().err
+    assert victim.read_text() == "IMPORTANT USER DATA\n"
+    fifo = tmp_path / "other" / "agentB"
+    fifo.mkdir(parents=True)
+    os.mkfifo(fifo / ".lock")
+    with pytest.raises(RunFolderError, match="is not a regular file, not a lock file"):
+        with locks.folder_lock(fifo):
+            pass
+
+
 def test_writing_the_teacher_agent_waits_for_no_one_holding_it(tmp_path: Path) -> None:
     """`finetune`/`eval` lock an agent folder; the teacher stage locks RUN/teacher/agent too."""
     from a2d_evo.config import config_from_dict

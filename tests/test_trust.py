@@ -159,6 +159,36 @@ def test_a_run_config_passed_as_config_is_checked_as_a_recorded_file(
     assert not (tmp_path / "mine").exists()
 
 
+@pytest.mark.parametrize("where", ["config.yaml", "teacher/config.yaml"])
+def test_a_run_config_without_format_version_is_still_a_recorded_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    """Dropping ``format_version`` from a received run's config does not make it the user's
+    own: a ``config.yaml`` in a run folder or a stage of one is checked all the same."""
+    run = RunFolder(tmp_path / "foreign")
+    run.teacher.mkdir(parents=True)
+    raw = yaml.safe_load(
+        dump_config(config_from_dict({"env": {"id": "CartPole-v1", "imports": ["pwnmod_x"]}}))
+    )
+    del raw["format_version"]
+    path = run.root / where
+    path.write_text(yaml.safe_dump(raw))
+    argv = ["train-teacher", "--config", str(path), "--out", str(run.root), "--resume"]
+    assert main(argv) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pass --env-import pwnmod_x" in err, err
+    assert "pwnmod_x" not in sys.modules
+    assert {p.name for p in run.root.iterdir()} == {"teacher", where.split("/")[0]}  # as it was
+    # the same file outside a run folder is the user's own config (its import is attempted)
+    mine = tmp_path / "mine" / "config.yaml"
+    mine.parent.mkdir()
+    mine.write_text(yaml.safe_dump(raw))
+    argv = ["train-teacher", "--config", str(mine), "--out", str(tmp_path / "out")]
+    assert main(argv) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "cannot import 'pwnmod_x'" in err, err  # attempted: an import failure, no refusal
+
+
 def test_an_allow_listed_import_recorded_by_an_agent_folder_runs(tmp_path: Path) -> None:
     from a2d_evo.envs.imports import ALLOWED_IMPORTS
 

@@ -372,9 +372,11 @@ class NativeAtariVecEnv:
         env = dict(os.environ)
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        # `python -c` puts the current folder first on sys.path: drop it before importing, so
+        # a package planted in a run folder the user stands in is never imported (-P is 3.11+)
         code = (
-            "import sys; from a2d_evo.envs.native_atari import _worker_main; "
-            "_worker_main(sys.argv[1:])"
+            "import sys; sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
+            "from a2d_evo.envs.native_atari import _worker_main; _worker_main(sys.argv[1:])"
         )
         try:
             proc = subprocess.Popen(
