@@ -354,8 +354,14 @@ def config_diff(a: Config, b: Config, sections: Iterable[str]) -> list[str]:
 UNORDERED_KEYS = frozenset({"env.imports"})
 """Lists compared as sets: ``--env-import`` flags may come in any order."""
 
+RUNTIME_KEYS = frozenset({"env.backend", "env.workers"})
+"""How the env is stepped, not what it is: every backend plays the same episodes step for step
+(``tests/test_envs.py``), so a command may change them (after a native worker failed, say)."""
+
 
 def _diff(a: Any, b: Any, key: str) -> list[str]:
+    if key in RUNTIME_KEYS:
+        return []
     if isinstance(a, dict) and isinstance(b, dict):
         out: list[str] = []
         for k in sorted(set(a) | set(b)):

@@ -108,6 +108,21 @@ def test_bad_overrides_name_the_key(configs_dir: Path, override: str, match: str
         load_config(configs_dir / "cartpole.yaml", [override])
 
 
+def test_atari_env_kwargs_are_refused_before_any_folder_is_written(
+    configs_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError, match=r"env\.kwargs: .* not supported for Atari ids"):
+        load_config(configs_dir / "pong.yaml", ["env.kwargs={game: breakout}"])
+    from a2d_evo.cli import EXIT_USER_ERROR, main
+
+    out = tmp_path / "run"
+    argv = ["train-teacher", "--config", str(configs_dir / "pong.yaml"), "--out", str(out),
+            "--set", "env.kwargs={game: breakout}"]  # fmt: skip
+    assert main(argv) == EXIT_USER_ERROR
+    assert "env.kwargs" in capsys.readouterr().err
+    assert not out.exists()  # so the corrected command meets no conflicting config.yaml
+
+
 def test_delivery_candidates_default_to_pop_and_are_bounded_by_the_slots() -> None:
     assert config_from_dict({"search": {"pop": 16}}).search.delivery_candidates == 16
     assert config_from_dict({"search": {"candidates": 40}}).search.delivery_candidates == 40

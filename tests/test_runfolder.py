@@ -108,6 +108,10 @@ def test_bind_stage_fresh_and_resume(tmp_path: Path, configs_dir: Path) -> None:
     other = load_config(configs_dir / "cartpole.yaml", ["ppo.lr=3e-3"])
     with pytest.raises(RunFolderError, match=r"ppo\.lr"):
         run.bind_stage("teacher", other, resume=True)
+    # how the env is stepped is no part of what the run is: another backend resumes
+    stepped = load_config(configs_dir / "cartpole.yaml", ["env.backend=sync", "env.workers=3"])
+    run.bind(stepped)
+    run.bind_stage("teacher", stepped, resume=True)
 
 
 def test_non_writable_run_folder(tmp_path: Path, configs_dir: Path) -> None:

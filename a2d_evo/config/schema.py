@@ -145,6 +145,11 @@ class EnvConfig:
                 "gymnasium.make's own argument, set by a2d-evo (it never renders; the episode "
                 "limit is env.max_episode_steps): remove it"
             )
+        if self.kwargs and self.atari:  # before any run folder is written (the factory too)
+            raise ConfigError(
+                f"env.kwargs: {_short(str(self.kwargs))} are not supported for Atari ids (the "
+                "pipeline is set by the env.* fields, e.g. env.sticky_actions): remove them"
+            )
         _check_range("env.sticky_actions", self.sticky_actions, 0.0, 1.0)
         _check_bounds("env.noop_max", self.noop_max, 0, 10_000)
         _check_bounds("env.frame_skip", self.frame_skip, 1, 64)

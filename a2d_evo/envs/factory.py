@@ -99,11 +99,6 @@ def make_atari_vec_env(
     cfg: EnvConfig, num_envs: int, *, seed: int, training: bool, max_episode_steps: int | None
 ) -> Any:
     """The Atari vector env of ``cfg.backend`` (``auto`` = :data:`AUTO_BACKEND`)."""
-    if cfg.kwargs:
-        raise EnvError(
-            f"{cfg.id}: env.kwargs {cfg.kwargs} are not supported for Atari ids "
-            "(the pipeline is set by the env.* fields)"
-        )
     rom = rom_id(cfg.id)
     life_loss = training and cfg.terminal_on_life_loss
     backend = auto_backend() if cfg.backend == "auto" else cfg.backend
