@@ -287,12 +287,18 @@ def _is_result(path: Path) -> bool:
 
 
 def enclosing_run(path: str | Path) -> RunFolder | None:
-    """The run folder an agent folder lies in (``RUN_DIR/agents/<name>``,
-    ``RUN_DIR/teacher/agent``, ``RUN_DIR/baselines/<name>``): the nearest of its three
-    ancestors that holds a ``config.yaml``; None outside any run folder."""
-    for parent in list(Path(path).resolve().parents)[:3]:
-        if (parent / "config.yaml").is_file():
-            return RunFolder(parent)
+    """The run folder an agent folder lies in: ``RUN_DIR`` for ``RUN_DIR/agents/<name>``,
+    ``RUN_DIR/teacher/agent`` or ``RUN_DIR/baselines/<name>`` when ``RUN_DIR`` holds a
+    ``config.yaml``; None elsewhere (an agent copied beside some unrelated ``config.yaml``
+    stands alone, on its ``arch.json``)."""
+    folder = Path(path).resolve()
+    parent = folder.parent
+    if parent.name in ("agents", "baselines") or (folder.name, parent.name) == (
+        "agent",
+        "teacher",
+    ):
+        if (parent.parent / "config.yaml").is_file():
+            return RunFolder(parent.parent)
     return None
 
 

@@ -154,6 +154,13 @@ def test_enclosing_run_and_its_teacher(tmp_path: Path, configs_dir: Path) -> Non
     assert run_teacher(agent) == run.teacher_agent.resolve()
     assert run_teacher(run.teacher_agent) == run.teacher_agent.resolve()  # callers exclude self
     assert enclosing_run(tmp_path / "elsewhere" / "agent") is None
+    assert enclosing_run(run.baselines / "ppo_x1").root == run.root.resolve()  # type: ignore[union-attr]
+    # an agent copied beside an unrelated config.yaml is no part of a run
+    (tmp_path / "downloads").mkdir()
+    (tmp_path / "downloads" / "config.yaml").write_text("{}")
+    assert enclosing_run(tmp_path / "downloads" / "agentA") is None
+    assert enclosing_run(tmp_path / "downloads" / "sub" / "agentA") is None
+    assert enclosing_run(run.root / "search" / "x") is None  # not where agents live
 
 
 def test_a_run_config_without_format_version_is_refused(tmp_path: Path) -> None:
