@@ -42,3 +42,20 @@ def test_a_mismatch_names_the_agent_and_what_differs(
         EnvError, match=r"^the teacher t/agent does not fit the environment: .*" + message
     ):
         check_fits_env(agent, env_id, obs, n_act, "the teacher t/agent")
+
+
+def test_act_takes_one_observation_or_a_batch() -> None:
+    import numpy as np
+    import torch
+
+    torch.manual_seed(0)
+    agent = Agent(MLPArch((8,)), (4,), 3)
+    batch = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    actions = agent.act(batch)
+    assert actions.shape == (5,)
+    for obs, a in zip(batch, actions, strict=True):  # one observation: one action, 0-d
+        single = agent.act(obs)
+        assert single.shape == () and int(single) == int(a)
+        t = agent.act(torch.as_tensor(obs))
+        assert isinstance(t, torch.Tensor) and t.shape == () and int(t) == int(a)
+    assert agent.act(torch.as_tensor(batch)).tolist() == actions.tolist()

@@ -154,12 +154,15 @@ class Agent(nn.Module):
 
     @torch.no_grad()
     def act(self, obs: Any) -> Any:
-        """Greedy actions; numpy in, numpy out (tensor in, tensor out)."""
+        """Greedy actions; numpy in, numpy out (tensor in, tensor out). A batch of
+        observations gives one action each; one observation (shaped ``obs_shape``) gives one
+        action, as a 0-d array (tensor)."""
         device = next(self.parameters()).device
-        if isinstance(obs, Tensor):
-            return self(obs.to(device)).logits.argmax(-1)
-        x = torch.as_tensor(np.asarray(obs), device=device)
-        return self(x).logits.argmax(-1).cpu().numpy()
+        x = obs.to(device) if isinstance(obs, Tensor) else torch.as_tensor(np.asarray(obs))
+        single = tuple(x.shape) == tuple(self.obs_shape)
+        actions = self(x.to(device)[None] if single else x.to(device)).logits.argmax(-1)
+        actions = actions[0] if single else actions
+        return actions if isinstance(obs, Tensor) else actions.cpu().numpy()
 
 
 def check_fits_env(
