@@ -123,6 +123,23 @@ def test_atari_env_kwargs_are_refused_before_any_folder_is_written(
     assert not out.exists()  # so the corrected command meets no conflicting config.yaml
 
 
+def test_a_bad_value_set_by_an_override_names_the_override_not_the_file(
+    configs_dir: Path, tmp_path: Path
+) -> None:
+    path = configs_dir / "cartpole.yaml"
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["ppo.lr=1e-3", "ppo.num_envs=0"])
+    assert str(info.value) == (
+        f"{path} with override 'ppo.num_envs=0': ppo.num_envs: must be >= 1, got 0"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(path.read_text().replace("num_envs: 8", "num_envs: 0"))
+    assert "num_envs: 0" in bad.read_text()
+    with pytest.raises(ConfigError) as info:  # the file's own value: the file is named
+        load_config(bad, ["ppo.lr=1e-3"])
+    assert str(info.value).startswith(f"{bad}: ppo.num_envs: must be >= 1")
+
+
 def test_delivery_candidates_default_to_pop_and_are_bounded_by_the_slots() -> None:
     assert config_from_dict({"search": {"pop": 16}}).search.delivery_candidates == 16
     assert config_from_dict({"search": {"candidates": 40}}).search.delivery_candidates == 40

@@ -117,7 +117,17 @@ def config_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "<di
         return _build(Config, data, prefix="", source=source)
     except ConfigError as exc:
         msg = str(exc)
-        raise ConfigError(msg if msg.startswith(source) else f"{source}: {msg}") from None
+        body = msg[len(source) :].lstrip(": ") if msg.startswith(source) else msg
+        # a value an override set is the override's fault, not the file's: name it
+        key = body.split(":")[0]
+        given = [i for i in overrides if _covers(".".join(parse_override(i)[0]), key)]
+        where = f"{source} with override {given[-1]!r}" if given else source
+        raise ConfigError(f"{where}: {body}") from None
+
+
+def _covers(override_key: str, key: str) -> bool:
+    """Whether setting ``override_key`` sets ``key`` (the key itself or a section above it)."""
+    return key == override_key or key.startswith(override_key + ".")
 
 
 def config_to_dict(cfg: Any) -> Any:
