@@ -37,7 +37,7 @@ from a2d_evo.config import (
 from a2d_evo.errors import A2DError, ConfigError, Interrupted
 from a2d_evo.files import read_json
 from a2d_evo.formats import BASELINE_METHODS
-from a2d_evo.runfolder import RunFolder, enclosing_run
+from a2d_evo.runfolder import RUN_PARTS, RunFolder, enclosing_run
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -102,18 +102,16 @@ def user_config(path: str | Path, args: argparse.Namespace, extra: Sequence[str]
     return with_env_imports(cfg, args)
 
 
-_RUN_PARTS = ("teacher", "supernet", "search", "agents", "baselines", "report")
-"""The folders of a run (:class:`~a2d_evo.runfolder.RunFolder`)."""
-
-
 def _in_a_run_folder(path: Path) -> bool:
     """True for a ``config.yaml`` in a folder that holds a run's parts, or in one of those
-    parts: ``RUN_DIR/config.yaml`` and ``RUN_DIR/<stage>/config.yaml``."""
+    parts: ``RUN_DIR/config.yaml`` and ``RUN_DIR/<stage>/config.yaml``. On the safe side: a
+    user's own ``config.yaml`` beside a folder named like a run part is checked too (its
+    imports then need ``--env-import``, which the refusal names)."""
     if path.name != "config.yaml":
         return False
     folder = path.resolve().parent
-    roots = [folder, folder.parent] if folder.name in _RUN_PARTS else [folder]
-    return any((root / part).is_dir() for root in roots for part in _RUN_PARTS)
+    roots = [folder, folder.parent] if folder.name in RUN_PARTS else [folder]
+    return any((root / part).is_dir() for root in roots for part in RUN_PARTS)
 
 
 def _written_by_a2d_evo(path: Path) -> bool:

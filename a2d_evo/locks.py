@@ -114,10 +114,14 @@ def _lock(folder: Path, create: bool, wait_s: float) -> tuple[int, list[Path]]:
             if exc.errno == errno.ELOOP:
                 raise _not_a_lock(path, "a symbolic link") from None
             raise _unwritable(folder, exc) from None
-        if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO or device planted as .lock
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:  # a FIFO, device or hard link
             os.close(fd)
             _remove_empty(made)
-            raise _not_a_lock(path, "not a regular file")
+            what = (
+                "a hard link to another file" if stat.S_ISREG(st.st_mode) else "not a regular file"
+            )
+            raise _not_a_lock(path, what)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

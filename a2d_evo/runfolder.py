@@ -23,6 +23,9 @@ from a2d_evo.files import check_format_version, torch_load, write_text
 from a2d_evo.formats import CONFIG_FORMAT_VERSION, CONFIG_HISTORY_FORMAT_VERSION
 from a2d_evo.locks import LOCK_FILE, RUN_LOCK_WAIT_S, folder_lock
 
+RUN_PARTS = ("teacher", "supernet", "search", "agents", "baselines", "report")
+"""The folders of a run (the :class:`RunFolder` properties of the same names)."""
+
 FIXED_SECTIONS = ("env", "space")
 """Sections every command of one run must agree on: they define what the artifacts are."""
 
@@ -361,8 +364,11 @@ UNORDERED_KEYS = frozenset({"env.imports"})
 """Lists compared as sets: ``--env-import`` flags may come in any order."""
 
 RUNTIME_KEYS = frozenset({"env.backend", "env.workers"})
-"""How the env is stepped, not what it is: every backend plays the same episodes step for step
-(``tests/test_envs.py``), so a command may change them (after a native worker failed, say)."""
+"""How the env is stepped, not what it is: every backend plays the same episodes, with the same
+rewards and terminations step for step and frames within one grey level (``tests/test_envs.py``),
+so a command may change them (after a native worker failed, say). Not recorded: the stage's
+``config.yaml`` keeps the backend it started with (a training ``--resume`` is not bit-exact in
+any case: envs reset on resume, ``docs/training.md``)."""
 
 
 def _diff(a: Any, b: Any, key: str) -> list[str]:

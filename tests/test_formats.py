@@ -150,5 +150,5 @@ def test_hypervolume_units_and_reference_point() -> None:
     np.testing.assert_allclose(hv_reference_point(1e4), [0.0, np.log10(11_000.0)], rtol=1e-15)
     with pytest.raises(ValueError, match="FLOPs must be > 0"):
         hv_points(np.array([[-0.5, 0.0]]))
-    with pytest.raises(ValueError, match="largest arch"):
+    with pytest.raises(ValueError, match="costliest arch"):
         hv_reference_point(0.0)

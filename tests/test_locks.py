@@ -241,6 +241,12 @@ def test_a_planted_lock_link_or_fifo_is_refused_and_its_target_untouched(
     assert main(["eval", str(folder), "--episodes", "2"]) == EXIT_USER_ERROR
     assert "symbolic link" in capsys.readouterr().err
     assert victim.read_text() == "IMPORTANT USER DATA\n"
+    (folder / ".lock").unlink()
+    os.link(victim, folder / ".lock")  # a hard link is a regular file, but not a lock's own
+    with pytest.raises(RunFolderError, match="is a hard link to another file"):
+        with locks.folder_lock(folder):
+            pass
+    assert victim.read_text() == "IMPORTANT USER DATA\n"
     fifo = tmp_path / "other" / "agentB"
     fifo.mkdir(parents=True)
     os.mkfifo(fifo / ".lock")

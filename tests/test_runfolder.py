@@ -141,9 +141,10 @@ def test_safe_name_accepts_plain_names() -> None:
 
 
 def test_enclosing_run_and_its_teacher(tmp_path: Path, configs_dir: Path) -> None:
-    from a2d_evo.runfolder import enclosing_run, run_teacher
+    from a2d_evo.runfolder import RUN_PARTS, enclosing_run, run_teacher
 
     run = RunFolder(tmp_path / "run")
+    assert all(getattr(run, part) == run.root / part for part in RUN_PARTS)
     run.bind(load_config(configs_dir / "cartpole.yaml"))
     agent = run.agents / "knee"
     agent.mkdir(parents=True)

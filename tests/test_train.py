@@ -194,17 +194,22 @@ def test_the_vanilla_arm_takes_sigma_from_a_teacher_it_is_given(
     """The ablation changes the distillation terms and nothing else: given a teacher, the
     vanilla arm's value unit is the distilled arm's (the same first rollout, the teacher's
     values on it), not the first rollout's returns."""
-    runs = {k: RunFolder(tmp_path / k) for k in ("distilled", "vanilla_t", "vanilla")}
+    names = ("distilled", "vanilla_t", "vanilla_found", "vanilla")
+    runs = {k: RunFolder(tmp_path / k) for k in names}
     vanilla = tiny(distill={"alpha": 0.0, "beta": 0.0})
+    shutil.copytree(sharp_teacher, runs["vanilla_found"].teacher_agent)  # the run's own teacher
     train_supernet(tiny(), runs["distilled"], teacher_dir=sharp_teacher, progress=False)
     train_supernet(vanilla, runs["vanilla_t"], teacher_dir=sharp_teacher, progress=False)
+    with pytest.raises(TrainingInterrupted):  # and across a resume
+        train_supernet(vanilla, runs["vanilla_found"], progress=False, stop_after=2)
+    train_supernet(vanilla, runs["vanilla_found"], resume=True, progress=False)
     train_supernet(vanilla, runs["vanilla"], progress=False)
     summary = {k: json.loads((r.supernet / "summary.json").read_text()) for k, r in runs.items()}
-    assert summary["distilled"]["sigma_from"] == summary["vanilla_t"]["sigma_from"]
-    assert summary["vanilla_t"]["sigma_from"] == str(sharp_teacher)
+    for k in ("distilled", "vanilla_t", "vanilla_found"):
+        assert summary[k]["sigma_from"] == "teacher", k
+        assert summary[k]["sigma"] == summary["distilled"]["sigma"], k
     assert summary["vanilla_t"]["teacher"] is None  # no distillation from it
     assert summary["vanilla"]["sigma_from"] == "returns"
-    assert summary["vanilla_t"]["sigma"] == summary["distilled"]["sigma"]
     assert summary["vanilla"]["sigma"] != pytest.approx(summary["distilled"]["sigma"], rel=0.1)
     # the vanilla arm with a teacher is still vanilla: its weights are not the distilled arm's
     wd, wt = (torch.load(r.supernet_weights, weights_only=True) for r in

@@ -126,8 +126,9 @@ def config_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "<di
 
 
 def _covers(override_key: str, key: str) -> bool:
-    """Whether setting ``override_key`` sets ``key`` (the key itself or a section above it)."""
-    return key == override_key or key.startswith(override_key + ".")
+    """Whether setting ``override_key`` sets ``key``: the key itself, a section above it, or
+    the list it indexes (``env.imports[0]``)."""
+    return key == override_key or key.startswith((override_key + ".", override_key + "["))
 
 
 def config_to_dict(cfg: Any) -> Any:

@@ -145,7 +145,7 @@ class EnvConfig:
                 "gymnasium.make's own argument, set by a2d-evo (it never renders; the episode "
                 "limit is env.max_episode_steps): remove it"
             )
-        if self.kwargs and self.atari:  # before any run folder is written (the factory too)
+        if self.kwargs and self.atari:  # refused here, before any run folder is written
             raise ConfigError(
                 f"env.kwargs: {_short(str(self.kwargs))} are not supported for Atari ids (the "
                 "pipeline is set by the env.* fields, e.g. env.sticky_actions): remove them"

@@ -371,9 +371,12 @@ class NativeAtariVecEnv:
         parent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
         env = dict(os.environ)
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        # `python -c` puts the current folder first on sys.path: drop it before importing, so
-        # a package planted in a run folder the user stands in is never imported (-P is 3.11+)
+        # Nothing from the folder the user stands in (a received run folder, say) may be
+        # imported: `python -c` puts the current folder first on sys.path and an empty
+        # PYTHONPATH entry means it too, so the worker runs in the package's parent folder,
+        # with the empty entries dropped, and removes its own '' entry before importing.
+        parts = [root, *(env.get("PYTHONPATH") or "").split(os.pathsep)]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in parts if p)
         code = (
             "import sys; sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
             "from a2d_evo.envs.native_atari import _worker_main; _worker_main(sys.argv[1:])"
@@ -383,6 +386,7 @@ class NativeAtariVecEnv:
                 [sys.executable, "-c", code, str(child.fileno()), shm_name, args],
                 pass_fds=(child.fileno(),),
                 env=env,
+                cwd=root,
                 stdin=subprocess.DEVNULL,
             )
         finally:

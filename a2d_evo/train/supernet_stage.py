@@ -98,6 +98,9 @@ class SupernetLearner:
         self.sigma_teacher = sigma_teacher if teacher is None else teacher
         """Whose values on the first rollout fix sigma: the teacher; in the vanilla arm a
         teacher loaded for that alone (no distillation), or None: the rollout's returns."""
+        self.sigma_from: str | None = None
+        """What fixed sigma: ``teacher`` or ``returns`` (kept in the checkpoint, so a resumed
+        run says what its first rollout used; None for checkpoints written before)."""
         self.rng = rng
         self.num_envs = num_envs or cfg.ppo.num_envs
         """Env slots this process steps (a torchrun rank's share of ``ppo.num_envs``)."""
@@ -149,6 +152,7 @@ class SupernetLearner:
             values = batch.teacher_values
             if values is None and self.sigma_teacher is not None:
                 values = with_teacher(batch, self.sigma_teacher).teacher_values
+            self.sigma_from = "returns" if values is None else "teacher"
             if values is None:
                 values = batch.returns
             sigma = first_rollout_scale(values, ddp.context_of(self.model))
@@ -160,10 +164,12 @@ class SupernetLearner:
         return batch
 
     def state(self) -> dict[str, Any]:
-        return {}  # sigma lives in the supernet's value_scale buffer, saved with the model
+        # sigma itself lives in the supernet's value_scale buffer, saved with the model
+        return {} if self.sigma_from is None else {"sigma_from": self.sigma_from}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        pass
+        source = state.get("sigma_from")
+        self.sigma_from = source if source in ("teacher", "returns") else None
 
     def loss(self, mb: Batch, progress: float) -> tuple[Tensor, dict[str, Tensor]]:
         """Sum over the update's subnets of each one's PPO (own rows) + distillation (all rows).
@@ -219,10 +225,11 @@ def train_supernet(
     """Train the supernet with PPO + distillation; returns ``RUN_DIR/supernet/weights.pt``.
 
     ``teacher_dir`` defaults to ``RUN_DIR/teacher/agent``; with ``alpha = beta = 0`` none is
-    needed, and one given or found there only fixes sigma (``summary.json``'s ``sigma_from``;
-    else the first rollout's returns do). A teacher that does not fit the env raises
-    :class:`EnvError` before anything is written. ``stop_after``: stop as on SIGINT after that
-    update. Under torchrun every rank trains with DDP on its share of the envs; rank 0 writes.
+    needed, and one given or found there only fixes sigma (``summary.json``'s ``sigma_from``
+    says ``teacher``; else the first rollout's returns do: ``returns``). A teacher that does
+    not fit the env raises :class:`EnvError` before anything is written. ``stop_after``: stop
+    as on SIGINT after that update. Under torchrun every rank trains with DDP on its share of
+    the envs; rank 0 writes.
     """
     spec = env_spec(cfg.env)
     space = SearchSpace(cfg.space)
@@ -297,7 +304,7 @@ def train_supernet(
             "vanilla": cfg.distill.vanilla,
             "teacher": None if teacher is None else str(teacher_dir),
             "sigma": supernet.value_unit,
-            "sigma_from": "returns" if learner.sigma_teacher is None else str(teacher_dir),
+            "sigma_from": learner.sigma_from,
         },
     )
     return weights
