@@ -135,6 +135,10 @@ def test_export_says_once_that_it_wrote_no_onnx(
     assert err == [note, note]  # once per export, not once per agent
     assert (run.agents / "knee" / "policy.pt").is_file()
     assert not (run.agents / "knee" / "policy.onnx").exists()
+    # the knee was chosen on the final-seed figures that also score it: its metrics say so
+    knee = json.loads((run.agents / "knee" / "metrics.json").read_text())
+    assert knee["chosen_on"] == "final seeds"
+    assert "chosen_on" not in json.loads((run.agents / "front_00" / "metrics.json").read_text())
 
 
 def test_filter_message_names_only_the_filters_given() -> None:

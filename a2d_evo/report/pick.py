@@ -21,6 +21,7 @@ from a2d_evo.config import Config, config_to_dict, replace
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
 from a2d_evo.files import check_format_version, file_digest, read_json, safe_name
 from a2d_evo.formats import (
+    FINAL_SEEDS,
     FRONT_FORMAT_VERSION,
     HV_FLOPS_MARGIN,
     INHERITED_KEYS,
@@ -305,6 +306,9 @@ def export_front(
     ]
     _check_reference(data["reference_point"][1], space, obs_shape, n_actions, path)
     chosen = select(front, pick, max_flops, min_return)
+    # the knee and --min-return read the front's final-seed figures (inherited weights), the
+    # seeds that then score the agent: say so in its metrics.json (a choice on its own score)
+    chosen_on = FINAL_SEEDS if pick == "knee" or min_return is not None else None
     for name, _ in chosen:  # before anything is written
         run.inside(run.agents / safe_name(name), "exported agents")
     if cfg.finetune.steps and not (run.teacher_agent / "arch.json").is_file():
@@ -320,7 +324,9 @@ def export_front(
         for name, _ in chosen:  # an eval or finetune may be writing one
             locks.enter_context(folder_lock(run.agents / safe_name(name)))
         folders = [
-            _export_member(cfg, run, supernet, front[i], archs[i], i, name, sources, progress)
+            _export_member(
+                cfg, run, supernet, front[i], archs[i], i, name, sources, chosen_on, progress
+            )
             for name, i in chosen
         ]
         rows = finetune_members(cfg, run, folders, progress)
@@ -372,10 +378,12 @@ def _export_member(
     index: int,
     name: str,
     sources: dict[str, str | None],
+    chosen_on: str | None,
     progress: bool,
 ) -> Path:
     """Extract front entry ``index`` into ``RUN_DIR/agents/<name>/`` (its lock held by the
-    caller), unless an earlier, interrupted export left it fine-tuned from the same sources."""
+    caller), unless an earlier, interrupted export left it fine-tuned from the same sources.
+    ``chosen_on``: the seeds ``--pick knee`` / ``--min-return`` chose it on, recorded."""
     # torch-heavy modules imported here, as in export_front: the report stays torch-free
     from a2d_evo.nets.agent_folder import extract, save_agent
     from a2d_evo.nets.cost import latency_ms
@@ -399,6 +407,8 @@ def _export_member(
     metrics["sources"] = sources
     metrics["source"] = "front"
     metrics["inherited"] = {k: entry.get(k) for k in INHERITED_KEYS}
+    if chosen_on is not None:
+        metrics["chosen_on"] = chosen_on
     folder = save_agent(agent, target, metrics=metrics)
     if progress:
         print(
