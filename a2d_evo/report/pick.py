@@ -346,6 +346,7 @@ def _check_reference(
     optional layer is cheaper: 9-10% on the shipped MinAtar spaces, several times in some
     declared ones) is exported with a note: its members do not depend
     on the point (NSGA-II ranks by dominance and crowding), only its hypervolume figures do."""
+    # torch-heavy modules imported here, as in export_front: the report stays torch-free
     from a2d_evo.nets import cost
     from a2d_evo.search.problem import reference_point
 
