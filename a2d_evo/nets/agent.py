@@ -158,9 +158,9 @@ class Agent(nn.Module):
         observations gives one action each; one observation (shaped ``obs_shape``) gives one
         action, as a 0-d array (tensor)."""
         device = next(self.parameters()).device
-        x = obs.to(device) if isinstance(obs, Tensor) else torch.as_tensor(np.asarray(obs))
+        x = (obs if isinstance(obs, Tensor) else torch.as_tensor(np.asarray(obs))).to(device)
         single = tuple(x.shape) == tuple(self.obs_shape)
-        actions = self(x.to(device)[None] if single else x.to(device)).logits.argmax(-1)
+        actions = self(x[None] if single else x).logits.argmax(-1)
         actions = actions[0] if single else actions
         return actions if isinstance(obs, Tensor) else actions.cpu().numpy()
 

@@ -88,16 +88,16 @@ class SupernetLearner:
         teacher: Agent | None,
         rng: Any,
         num_envs: int | None = None,
-        sigma_teacher: Agent | None = None,
     ) -> None:
         # the supernet, or its DDP wrapper (which passes space/forward_groups through)
         self.model = cast(Supernet, supernet)
         self.space: SearchSpace = self.model.space
         self.cfg = cfg
-        self.teacher = teacher
-        self.sigma_teacher = sigma_teacher if teacher is None else teacher
-        """Whose values on the first rollout fix sigma: the teacher; in the vanilla arm a
-        teacher loaded for that alone (no distillation), or None: the rollout's returns."""
+        self.teacher = None if cfg.distill.vanilla else teacher
+        """The teacher every update distils from; None in the vanilla arm."""
+        self.sigma_teacher = teacher
+        """Whose values on the first rollout fix sigma (in the vanilla arm a teacher given
+        for that alone); None: the rollout's returns."""
         self.sigma_from: str | None = None
         """What fixed sigma: ``teacher`` or ``returns`` (kept in the checkpoint, so a resumed
         run says what its first rollout used; None for checkpoints written before)."""
@@ -254,11 +254,10 @@ def train_supernet(
             "collects its own rows; raise ppo.num_envs or lower supernet.rollout_subnets"
         )
     device = ctx.device
-    teacher = sigma_teacher = None
+    teacher = None
     if loads_teacher:
         teacher_dir = Path(teacher_dir) if teacher_dir is not None else run.teacher_agent
-        loaded = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions).to(device)
-        teacher, sigma_teacher = (None, loaded) if cfg.distill.vanilla else (loaded, None)
+        teacher = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions).to(device)
     folder = run.supernet
     if ctx.is_main:
         run.bind(cfg)
@@ -269,9 +268,7 @@ def train_supernet(
         lambda: Supernet(space, spec.obs_shape, spec.n_actions, spec.obs_scale)
     ).to(device)
     n_envs = cfg.ppo.num_envs // ctx.world_size
-    learner = SupernetLearner(
-        ddp.wrap_model(supernet, ctx), cfg, teacher, streams.rng, n_envs, sigma_teacher
-    )
+    learner = SupernetLearner(ddp.wrap_model(supernet, ctx), cfg, teacher, streams.rng, n_envs)
     envs = make_vec_env(cfg.env, n_envs, seed=cfg.seed, training=True)
     opts = LoopOptions(
         stage="supernet",
@@ -302,7 +299,7 @@ def train_supernet(
             "sps": round(result.sps, 1),
             "train_recent_return": result.recent_return,
             "vanilla": cfg.distill.vanilla,
-            "teacher": None if teacher is None else str(teacher_dir),
+            "teacher": None if learner.teacher is None else str(teacher_dir),
             "sigma": supernet.value_unit,
             "sigma_from": learner.sigma_from,
         },
