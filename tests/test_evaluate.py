@@ -77,7 +77,12 @@ def test_greedy_and_sampled_actions() -> None:
     with torch.no_grad():
         agent.policy.weight.mul_(0.0)  # uniform policy: sampling is a coin flip
     s3 = evaluate_agent(agent, cfg, 8, seed=3, mode="sample", max_episode_steps=100)
+    g3 = evaluate_agent(agent, cfg, 8, seed=3, max_episode_steps=100)
     assert s3.mean < 60
+    # greedy on tied logits pushes left every step: the pole falls in 8-10 steps; coin flips
+    # keep it up longer (about 16 here; CartPole's random policy averages about 22)
+    assert max(g3.returns) <= 10
+    assert s3.mean > g3.mean + 3 and len(set(s3.returns)) > 1
     with pytest.raises(ConfigError):
         evaluate_agent(agent, cfg, 2, seed=0, mode="best")  # type: ignore[arg-type]
 
@@ -187,6 +192,10 @@ def test_population_sampled_is_deterministic(supernet: Supernet) -> None:
     b = evaluate_population(supernet, archs, cfg, 2, [1, 2], mode="sample", max_episode_steps=80)
     for x, y in zip(a, b, strict=True):
         np.testing.assert_array_equal(x.returns, y.returns)
+    # and it samples: mlp-64x8 balances to the cap greedily, not when its actions are drawn
+    g = evaluate_population(supernet, archs, cfg, 2, [1, 2], max_episode_steps=80)
+    np.testing.assert_array_equal(g[1].returns, [80.0, 80.0])
+    assert min(a[1].returns) < 70
 
 
 def test_population_evaluator_reuses_env_and_checks_input(supernet: Supernet) -> None:

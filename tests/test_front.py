@@ -3,9 +3,12 @@ successive-halving race on fresh seeds, by hand."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from a2d_evo.evaluation.episodes import EvalResult, make_result
@@ -93,3 +96,69 @@ def test_candidates_take_whole_fronts_until_count() -> None:
         "a",
         "c",
     ]
+
+
+class Split:
+    """Width 12 plays 0 on the race's seeds and 900 on the final seeds; the others play
+    ``100 + 10 * TRUE[width]`` everywhere (all above the random policy's ~20)."""
+
+    def __init__(self, final: list[int]) -> None:
+        self.final = set(final)
+
+    def evaluate(self, archs: Sequence[MLPArch], episodes: int, seeds: list[int]) -> Any:
+        out = []
+        for a in archs:
+            w = a.widths[0]
+            rets = [
+                (900.0 if s in self.final else 0.0) if w == 12 else 100.0 + 10.0 * TRUE[w]
+                for s in seeds[:episodes]
+            ]
+            out.append(make_result(rets, seeds[:episodes], [10] * len(rets)))
+        return out
+
+
+def test_write_front_delivers_only_the_race_survivors(tmp_path: Path) -> None:
+    """The final re-scoring plays the race's survivors, never every candidate: width 12, which
+    loses the race and would top the final seeds, is not delivered (front_size counts the
+    survivors)."""
+    import torch
+    from conftest import balance_cartpole
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.evaluation.seeds import final_seeds
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.space import SearchSpace
+    from a2d_evo.nets.supernet import Supernet
+    from a2d_evo.search.front import SearchSummary, write_front
+
+    cfg = config_from_dict(
+        {
+            "seed": 7,
+            "env": {"id": "CartPole-v1"},
+            "space": {"kind": "mlp", "depths": [1], "widths": [4, 8, 12, 16]},
+            "search": {"pop": 4, "episodes": 2, "final_episodes": 4, "candidates": 4},
+            "eval": {"num_envs": 2, "episodes": 2},
+        }
+    )
+    space = SearchSpace(cfg.space)
+    torch.manual_seed(0)
+    supernet = Supernet(space, (4,), 2)
+    teacher = balance_cartpole(Agent(MLPArch((16,)), (4,), 2, {"id": "CartPole-v1"}))
+    records = [
+        {"encoding": [int(g) for g in space.encode(a)], "flops": f, "order": i, "episodes": 2,
+         "return_mean": 100.0 + 10.0 * TRUE[a.widths[0]]}
+        for i, (a, f) in enumerate(zip(ARCHS, FLOPS, strict=True))
+    ]  # fmt: skip
+    records[2]["return_mean"] = 500.0  # 12 enters on a lucky search estimate
+    norm = Normalisation(0.0, 200.0, 400)
+    path = write_front(
+        tmp_path, cfg, records, supernet=supernet, teacher=teacher, teacher_flops=400,
+        evaluator=Split(final_seeds(cfg.seed, 4)), norm_search=norm,
+        ref=np.array([0.0, 3.0]), summary=SearchSummary(1, "gens", 80, 8),
+    )  # fmt: skip
+    data = json.loads(path.read_text())
+    widths = sorted(m["arch"]["widths"][0] for m in data["front"])
+    assert widths == [4, 8, 16]
+    assert data["search"]["front_size"] == 3
+    assert data["delivery"]["candidates"] == 4
+    assert data["delivery"]["final_episodes"] == 3 * 4

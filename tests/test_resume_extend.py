@@ -20,6 +20,7 @@ from a2d_evo.files import torch_load, torch_save
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import loop
 from a2d_evo.train import teacher_folder as tf
+from a2d_evo.train.interrupts import TrainingInterrupted
 from a2d_evo.train.teacher import train_teacher
 
 
@@ -211,7 +212,7 @@ def test_raised_total_continues_with_the_lr_decay_over_the_new_total(
 
 def test_a_checkpoint_past_the_total_is_refused(tmp_path: Path) -> None:
     run = RunFolder(tmp_path / "run")
-    with pytest.raises(Exception):  # noqa: B017 - any end: the checkpoint is what matters
+    with pytest.raises(TrainingInterrupted, match="update 4/4"):  # stopped after its last update
         train_teacher(tiny(), run, progress=False, stop_after=4)
     stage_cfg = run.teacher / "config.yaml"
     text = stage_cfg.read_text().replace("total_steps: 128", "total_steps: 64", 1)  # teacher's

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from a2d_evo.config import config_from_dict
+from a2d_evo.nets.agent import Agent
+from a2d_evo.nets.space import MLPArch
 from a2d_evo.nets.supernet import build_supernet
 from a2d_evo.train import supernet_stage
 from a2d_evo.train.ppo import Batch
@@ -17,23 +19,25 @@ from a2d_evo.train.supernet_stage import SupernetLearner
 T, N = 2, 6  # a rollout of 2 steps in 6 env slots, split 2/2/2 between 3 subnets
 
 
-def _learner() -> SupernetLearner:
+def _learner(
+    n: int = N, teacher: Agent | None = None, alpha: float = 0.0, beta: float = 0.0
+) -> SupernetLearner:
     cfg = config_from_dict(
         {
             "env": {"id": "CartPole-v1"},
             "space": {"kind": "mlp", "depths": [1, 2], "widths": [4, 8, 16]},
-            "ppo": {"num_envs": N, "num_steps": T, "num_minibatches": 1},
+            "ppo": {"num_envs": n, "num_steps": T, "num_minibatches": 1},
             "supernet": {"rollout_subnets": 3},
-            "distill": {"alpha": 0.0, "beta": 0.0},
+            "distill": {"alpha": alpha, "beta": beta},
         }
     )
     torch.manual_seed(0)
-    return SupernetLearner(build_supernet(cfg), cfg, None, np.random.default_rng(0))
+    return SupernetLearner(build_supernet(cfg), cfg, teacher, np.random.default_rng(0))
 
 
-def _batch() -> Batch:
+def _batch(n: int = N) -> Batch:
     g = torch.Generator().manual_seed(2)
-    rows = T * N
+    rows = T * n
     return Batch(
         obs=torch.randn(rows, 4, generator=g),
         actions=torch.randint(0, 2, (rows,), generator=g),
@@ -86,6 +90,56 @@ def test_the_update_trains_exactly_its_rollout_subnets_each_on_its_own_rows(
     assert masks.tolist() == [(mb.actor == j).tolist() for j in range(3)]
     assert masks.sum(0).tolist() == [1] * 6  # every row is exactly one subnet's own
     assert torch.isfinite(loss) and set(logs) >= {"policy", "value", "entropy"}
+
+
+def test_each_subnets_loss_is_weighed_by_its_share_of_the_slots(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """5 slots between 3 subnets split 2 / 2 / 1: each one's PPO terms count its share of
+    the rollout (0.4, 0.4, 0.2), not 1 / 3 each."""
+    learner = _learner(n=5)
+    learner.policy(1)
+    batch = learner.prepare(_batch(n=5))
+    assert batch.actor is not None
+    shares: list[float] = []
+    real = supernet_stage.distill_loss
+
+    def spy(*args: Any, own_share: float = 1.0, **kw: Any) -> Any:
+        shares.append(own_share)
+        return real(*args, own_share=own_share, **kw)
+
+    monkeypatch.setattr(supernet_stage, "distill_loss", spy)
+    learner.loss(batch, 0.0)
+    assert shares == pytest.approx([0.4, 0.4, 0.2])
+    counts = torch.bincount(batch.actor, minlength=3).tolist()
+    assert shares == pytest.approx([c / (5 * T) for c in counts])  # rows each one collected
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(0.0, 0.0), (1.0, 0.5)])
+def test_the_first_rollout_fixes_sigma_and_restates_its_values_once(
+    alpha: float, beta: float
+) -> None:
+    """A teacher whose values are all 30 fixes sigma = 30 (their root mean square) on the
+    first rollout, which acted with sigma 1: its stored values are multiplied by 30 once,
+    so that the loss's division by sigma gives the head outputs back; later rollouts, which
+    act with sigma, keep theirs. The vanilla arm (alpha = beta = 0) given a teacher alike."""
+    teacher = Agent(MLPArch((4,)), (4,), 2)
+    with torch.no_grad():
+        teacher.value.weight.zero_()
+        teacher.value.bias.fill_(30.0)
+    learner = _learner(teacher=teacher, alpha=alpha, beta=beta)
+    assert float(learner.supernet.value_scale) <= 0  # not fixed yet
+    learner.policy(1)
+    raw = _batch()
+    first = learner.prepare(raw)
+    assert float(learner.supernet.value_scale) == pytest.approx(30.0)
+    assert learner.sigma_from == "teacher"
+    torch.testing.assert_close(first.values, raw.values * 30.0)
+    torch.testing.assert_close(first.returns, raw.returns)  # returns are raw: GAE's
+    learner.policy(2)
+    second = learner.prepare(raw)
+    torch.testing.assert_close(second.values, raw.values)
+    assert float(learner.supernet.value_scale) == pytest.approx(30.0)
 
 
 def test_advantages_are_normalised_within_each_subnets_rows() -> None:
