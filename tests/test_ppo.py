@@ -48,6 +48,18 @@ def test_gae_hand_computed_with_termination_and_truncation() -> None:
     torch.testing.assert_close(ret, expected + values)  # 2.62, 2.0, 7.5, 6.7
 
 
+def test_reward_clip_takes_the_sign_of_each_reward_before_gae() -> None:
+    """``ppo.reward_clip`` (the Atari configs): GAE sees sign(r), the buffer keeps r."""
+    buf = RolloutBuffer(3, 1, (1,), np.float32)
+    buf.rewards[:, 0] = torch.tensor([5.0, -3.0, 0.0])
+    # gamma 0.5, lambda 1, zero values, no ends: A_t = r_t + 0.5 * A_{t+1}
+    clipped, _ = buf.advantages(0.5, 1.0, reward_clip=True)
+    torch.testing.assert_close(clipped, col(1.0 - 0.5, -1.0, 0.0))  # 0.5, -1, 0
+    raw, _ = buf.advantages(0.5, 1.0)
+    torch.testing.assert_close(raw, col(5.0 - 1.5, -3.0, 0.0))  # 3.5, -3, 0
+    torch.testing.assert_close(buf.rewards, col(5.0, -3.0, 0.0))
+
+
 def test_gae_columns_are_independent_envs() -> None:
     # two envs side by side; env 1 never ends: plain discounted sums with lambda = 1
     rewards = torch.tensor([[1.0, 1.0], [1.0, 1.0], [1.0, 1.0]])

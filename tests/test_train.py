@@ -183,6 +183,27 @@ def test_a_resumed_stage_trains_on_from_the_checkpoint_weights_optimiser_and_str
         assert any(not torch.equal(v, saved["model"][k]) for k, v in final["model"].items())
 
 
+@pytest.mark.parametrize(("target_kl", "epochs"), [(None, 2), (1e-12, 1)])
+def test_target_kl_ends_an_update_after_the_epoch_that_passes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target_kl: float | None, epochs: int
+) -> None:
+    """4 updates x 2 epochs x 2 minibatches: 16 losses; with a target any step exceeds, each
+    update stops after its first epoch (8 losses), checked after the epoch, not mid-epoch."""
+    calls = []
+    real = learners.AgentLearner.loss
+
+    def loss(self: Any, mb: Any, progress: float) -> Any:
+        calls.append(progress)
+        return real(self, mb, progress)
+
+    monkeypatch.setattr(learners.AgentLearner, "loss", loss)
+    cfg = tiny(ppo={"num_envs": 2, "num_steps": 16, "num_minibatches": 2, "update_epochs": 2,
+                    "lr": 1e-3, "target_kl": target_kl})  # fmt: skip
+    train_teacher(cfg, RunFolder(tmp_path / "run"), progress=False)
+    assert len(calls) == 4 * epochs * 2
+    assert calls == sorted(calls)  # update by update
+
+
 @pytest.fixture(scope="module")
 def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = RunFolder(tmp_path_factory.mktemp("teacher") / "run")
