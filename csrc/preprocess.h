@@ -218,7 +218,8 @@ A2D_HD uint8_t linear_combine(int32_t h0, int32_t h1, int32_t b0, int32_t b1) {
 
 // kAreaFast: OpenCV's resizeAreaFast rounding of a block sum: (sum + 2) >> 2 for 2x2 blocks
 // (its SIMD path), otherwise saturate_cast<uchar>(sum * (1.f / area)), i.e. rint of a float32.
-A2D_HD uint8_t area_fast_round(uint32_t sum, int fy, int fx, float inv_area) {
+// (64-bit: a block of fy * fx up to 2^40 pixels of 255 overflows 32 bits past 16.8 M pixels)
+A2D_HD uint8_t area_fast_round(uint64_t sum, int fy, int fx, float inv_area) {
   if (fy == 2 && fx == 2) return static_cast<uint8_t>((sum + 2) >> 2);
   const float v = rintf(static_cast<float>(sum) * inv_area);
   return static_cast<uint8_t>(v > 255.f ? 255.f : v);

@@ -81,6 +81,11 @@ void push_frames_np(const py::array& raw, py::array& stack, const py::object& re
   const uint8_t* mask = nullptr;
   py::array mask_arr;
   if (!reset_mask.is_none()) {
+    // reinterpret_borrow checks nothing: a non-array here would be read as one
+    if (!py::isinstance<py::array>(reset_mask)) {
+      throw std::invalid_argument(
+          "reset_mask must be None or a contiguous bool array of shape (N,)");
+    }
     mask_arr = py::reinterpret_borrow<py::array>(reset_mask);
     if (!mask_arr.dtype().is(py::dtype::of<bool>()) || mask_arr.ndim() != 1 ||
         mask_arr.shape(0) != g.n || !(mask_arr.flags() & py::array::c_style)) {

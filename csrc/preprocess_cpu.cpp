@@ -393,7 +393,7 @@ A2D_INLINE void area_fast_rows(const Tables& t, const Rows& rows, uint8_t* dst, 
       continue;
     }
     for (int o = 0; o < size; ++o) {
-      uint32_t sum = 0;
+      uint64_t sum = 0;  // a column holds <= 255 * 2^20; fx of them can pass 2^32
       for (int k = 0; k < fx; ++k) sum += col[o * fx + k];
       out[o] = area_fast_round(sum, fy, fx, inv_area);
     }

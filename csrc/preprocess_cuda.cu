@@ -77,7 +77,7 @@ __global__ void preprocess_kernel(Plan p, const uint8_t* __restrict__ raw,
     const int r = e / size, ox = e - r * size, oy = oy0 + r;
     uint8_t value;
     if (p.mode == Mode::kAreaFast) {
-      uint32_t sum = 0;
+      uint64_t sum = 0;  // fy * fx * 255 can pass 2^32 (area_fast_round)
       for (int ky = 0; ky < p.fy; ++ky) {
         const int64_t row = static_cast<int64_t>(oy * p.fy + ky) * w + ox * p.fx;
         for (int kx = 0; kx < p.fx; ++kx) sum += max_pixel(f0, f1, ch, row + kx);

@@ -88,7 +88,11 @@ py::tuple subnet_eval_cnn_np(const py::array& obs, const py::array& params, cons
   const se::CnnNet net = se::parse_cnn_meta(m, meta.shape(0), p, params.shape(0));
   const auto* x = se_buffer<uint8_t>(obs, "obs (uint8)", 4);
   if (obs.shape(1) != net.c_in || obs.shape(2) != net.h_in || obs.shape(3) != net.w_in) {
-    throw std::invalid_argument("subnet_eval: obs frames do not match the supernet's shape");
+    throw std::invalid_argument(
+        "subnet_eval: obs frames of shape (" + std::to_string(obs.shape(1)) + ", " +
+        std::to_string(obs.shape(2)) + ", " + std::to_string(obs.shape(3)) +
+        ") do not match the supernet's (" + std::to_string(net.c_in) + ", " +
+        std::to_string(net.h_in) + ", " + std::to_string(net.w_in) + ")");
   }
   const SeTables t = se_tables(archs, rows, se::cnn_arch_len(net));
   const int64_t n = obs.shape(0);

@@ -119,7 +119,7 @@ void micro_generic(const Micro& m) {
       float v = acc[i][j];
       if (m.epi) {
         v = v * m.scale + m.bias[j];
-        if (m.act == kRelu) v = v > 0.f ? v : 0.f;
+        if (m.act == kRelu) v = v <= 0.f ? 0.f : v;  // NaN stays NaN, as torch's relu
         if (m.act == kTanh) v = tanh_scalar(v);
       }
       out[j] = v;
@@ -131,8 +131,9 @@ void micro_generic(const Micro& m) {
 A2D_TARGET_AVX2 inline __m256 tanh_avx2(__m256 v) {
   const __m256 sign = _mm256_set1_ps(-0.f);
   const __m256 tiny = _mm256_cmp_ps(_mm256_andnot_ps(sign, v), _mm256_set1_ps(0.0004f), _CMP_LT_OQ);
+  // min/max_ps return their SECOND operand when either is NaN: v goes second, so NaN stays NaN
   const __m256 x =
-      _mm256_max_ps(_mm256_min_ps(v, _mm256_set1_ps(kTanhClamp)), _mm256_set1_ps(-kTanhClamp));
+      _mm256_max_ps(_mm256_set1_ps(-kTanhClamp), _mm256_min_ps(_mm256_set1_ps(kTanhClamp), v));
   const __m256 x2 = _mm256_mul_ps(x, x);
   __m256 p = _mm256_set1_ps(kA13);
   p = _mm256_fmadd_ps(p, x2, _mm256_set1_ps(kA11));
@@ -205,7 +206,7 @@ A2D_TARGET_AVX2 void micro_avx2(const Micro& m) {
 #define A2D_EPI(i, v)                                    \
   if constexpr (A2D_USED(i, v)) {                        \
     __m256 x = _mm256_fmadd_ps(c##i##v, scale, bias##v); \
-    if (act == kRelu) x = _mm256_max_ps(x, zero);        \
+    if (act == kRelu) x = _mm256_max_ps(zero, x);        \
     if (act == kTanh) x = tanh_avx2(x);                  \
     c##i##v = x;                                         \
   }
@@ -502,7 +503,10 @@ CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, 
   }
   const int64_t lim = 1 << 16;
   for (int i : {kCnnCin, kCnnH, kCnnW, kCnnFc, kCnnCLast, kCnnLdf, kCnnActions, kCnnLdh}) {
-    if (meta[i] < 1 || meta[i] > lim) bad("subnet_eval: CNN dimension out of range");
+    if (meta[i] < 1 || meta[i] > lim) {
+      bad("subnet_eval: CNN meta field " + std::to_string(i) + " is " + std::to_string(meta[i]) +
+          ", outside [1, " + std::to_string(lim) + "] (meta_fields('cnn') names it)");
+    }
   }
   const int64_t bits = meta[kCnnScaleBits];
   if (bits < 0 || bits > 0xffffffffLL) bad("subnet_eval: CNN obs_scale_f32_bits out of range");
@@ -523,7 +527,10 @@ CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, 
   for (int i = 0; i < n.n_layers; ++i) {
     ConvDesc& c = n.conv[i];
     for (int a : {kArrWidth, kArrCin, kArrKernel, kArrStride}) {
-      if (field(a, i) < 1 || field(a, i) > lim) bad("subnet_eval: CNN layer size out of range");
+      if (field(a, i) < 1 || field(a, i) > lim) {
+        bad("subnet_eval: CNN layer " + std::to_string(i) + ", meta array " + std::to_string(a) +
+            ": " + std::to_string(field(a, i)) + " is outside [1, " + std::to_string(lim) + "]");
+      }
     }
     for (int a : {kArrSame, kArrElastic, kArrOptional}) {
       if (field(a, i) != 0 && field(a, i) != 1) bad("subnet_eval: CNN layer flag must be 0 or 1");

@@ -71,6 +71,9 @@ struct Arena {
 };
 
 // ------------------------------------------------------------------ MLP
+// relu that keeps NaN (fmaxf returns the other operand), as torch's relu and the CPU path
+__device__ __forceinline__ float relu(float v) { return v <= 0.f ? 0.f : v; }
+
 __global__ void mlp_kernel(MlpNet net, const float* __restrict__ obs,
                            const int32_t* __restrict__ archs, const int32_t* __restrict__ chunks,
                            int dmax, float* __restrict__ logits, float* __restrict__ values) {
@@ -327,9 +330,9 @@ __global__ void __launch_bounds__(256) layer_kernel(CnnNet net, Layer L) {
         const PlaneDesc& o = g.pout;
         const int wp = o.w + 2 * o.pad;
         o.data[row * o.img + (static_cast<int64_t>(oy + o.pad) * wp + ox + o.pad) * o.ld + n] =
-            fmaxf(v, 0.f);
+            relu(v);
       } else if (L.mode == kFc) {
-        L.h1[(g.row0 + m) * net.ldf + n] = fmaxf(v, 0.f);
+        L.h1[(g.row0 + m) * net.ldf + n] = relu(v);
       } else if (n < net.n_actions) {
         L.logits[(g.row0 + m) * net.n_actions + n] = v;
       } else {
@@ -418,9 +421,14 @@ void mlp_forward_cuda(const MlpNet& net, uintptr_t obs, int64_t n_rows, const in
   const int dmax = std::max(net.obs_dim, net.ldw);
   const size_t smem = sizeof(float) * 2 * kMlpRows * dmax;
   if (smem > kMaxShared) {
-    throw std::invalid_argument("subnet_eval: MLP too wide for the CUDA kernel's shared memory");
+    throw std::invalid_argument(
+        "subnet_eval: MLP too wide for the CUDA kernel's shared memory (obs_dim " +
+        std::to_string(net.obs_dim) + ", padded width " + std::to_string(net.ldw) + ": " +
+        std::to_string(smem) + " bytes, at most " + std::to_string(kMaxShared) + ")");
   }
   if (n_rows == 0) return;
+  // chunk_table stores row offsets as int32, as the CNN path
+  if (n_rows > (1LL << 31) - 1) throw std::invalid_argument("subnet_eval: too many rows");
   Arena ar{reinterpret_cast<char*>(workspace), 0, static_cast<size_t>(workspace_bytes)};
   const size_t arch_bytes = sizeof(int32_t) * n_groups * mlp_arch_len(net);
   auto* d_archs = static_cast<int32_t*>(ar.take(arch_bytes));

@@ -131,6 +131,43 @@ def test_cnn_parity_non_square_frames() -> None:
 
 
 @needs_native
+def test_mlp_parity_with_an_obs_scale() -> None:
+    """The MLP kernel reads obs as given; a supernet's ``obs_scale`` (folded into its first
+    layer when packed) scales them as the reference does."""
+    space = SearchSpace(MLP_SPACES[1])
+    net = noisy_supernet(space, (6,), 3, seed=5)
+    net.obs_scale = 1.0 / 255.0
+    rng = np.random.default_rng(5)
+    obs_fn = lambda n: rng.integers(0, 256, (n, 6)).astype(np.float32)  # noqa: E731
+    worst = max(check_population(net, space, rng, obs_fn) for _ in range(10))
+    assert worst <= TOL, worst
+
+
+@needs_native
+def test_nan_stays_nan_as_in_the_reference() -> None:
+    """A diverged supernet is not scored with plausible numbers: a NaN observation (MLP,
+    tanh) or a NaN conv bias (CNN, relu) gives NaN outputs where the torch forward does."""
+    space = SearchSpace(MLP_SPACES[0])
+    net = noisy_supernet(space, (4,), 2, seed=1)
+    obs = np.random.default_rng(1).standard_normal((6, 4)).astype(np.float32)
+    obs[2, 0] = np.nan
+    archs, sizes = [space.largest(), space.smallest()], [3, 3]
+    cnn_space = SearchSpace(CNN_SPACES[2])
+    cnn = noisy_supernet(cnn_space, (4, 60, 60), 3, seed=2)
+    with torch.no_grad():
+        cnn.convs[0].bias[0] = float("nan")
+    frames = np.zeros((2, 4, 60, 60), np.uint8)
+    cnn_archs = [cnn_space.largest(), cnn_space.smallest()]
+    for supernet, x, a, s in ((net, obs, archs, sizes), (cnn, frames, cnn_archs, [1, 1])):
+        logits, values = PopulationForward(supernet, backend="native")(x, a, s)
+        ref_l, ref_v = reference_forward(supernet, torch.from_numpy(x), a, s)
+        assert np.isnan(ref_l.numpy()).any()
+        np.testing.assert_array_equal(np.isnan(logits), np.isnan(ref_l.numpy()))
+        np.testing.assert_array_equal(np.isnan(values), np.isnan(ref_v.numpy()))
+    assert np.isnan(logits).all()  # the CNN: every row reads the NaN channel
+
+
+@needs_native
 def test_rows_do_not_depend_on_the_batch() -> None:
     """A row's outputs are bit-identical whatever else is in the call (threads, tiles, groups).
 

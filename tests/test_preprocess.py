@@ -276,6 +276,49 @@ print(native_module().preprocess_isa())
 
 
 @needs_native
+def test_a_huge_integer_factor_block_does_not_wrap() -> None:
+    """An all-white 4110 x 4110 frame to 1 x 1: one block of 16.9 M pixels, whose sum of
+    255s passes 2^32 (it wrapped to 1 in 32 bits; 4100 x 4100 still fitted)."""
+    raw = np.full((1, 2, 4110, 4110), 255, np.uint8)
+    out = np.empty((1, 1, 1), np.uint8)
+    MOD.preprocess_frames(raw, out)
+    assert out.item() == 255 == preprocess_frames_reference(raw, size=1).item()
+
+
+_BAD_MASKS = """
+import numpy as np
+from a2d_evo.ops import native_module
+mod = native_module()
+raw = np.zeros((2, 2, 8, 8), np.uint8)
+stack = np.zeros((2, 4, 4, 4), np.uint8)
+for mask in (1, 1.5, "ab", b"\\x01\\x00", (True, False), np.array([1, 0], np.int64)):
+    try:
+        mod.push_frames(raw, stack, mask)
+    except ValueError as exc:
+        assert "reset_mask" in str(exc), exc
+    else:
+        raise AssertionError(f"accepted reset_mask {mask!r}")
+print("refused")
+"""
+
+
+@needs_native
+def test_the_binding_refuses_a_reset_mask_that_is_not_an_array() -> None:
+    """The binding re-checks what memory safety depends on, whoever calls it: a reset mask
+    that is not a bool array is refused (an int, a float or a str was read as an array's
+    header before; in a child process, so a crash fails the test without ending pytest)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _BAD_MASKS], capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "refused", (
+        done.returncode,
+        done.stderr[-2000:],
+    )
+
+
+@needs_native
 def test_generic_isa_path_is_bit_identical(tmp_path: Any) -> None:
     """The portable code path (forced by A2D_EVO_PREPROCESS_ISA=generic, read once per process)
     gives the same bytes as the path this machine picks (AVX2 where available)."""

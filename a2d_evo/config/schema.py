@@ -673,7 +673,8 @@ class Config:
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     """Torch device for training and evaluation."""
     torch_threads: int = 0
-    """torch intra-op threads; 0 = leave torch's default. At most 1024."""
+    """torch intra-op threads; 0 = leave torch's default. At most 1024. The native kernels
+    link the same OpenMP runtime as torch (``libgomp``), so this sets their threads too."""
     env: EnvConfig = field(default_factory=EnvConfig)
     """The task and its observation pipeline."""
     space: SpaceConfig = field(default_factory=SpaceConfig)

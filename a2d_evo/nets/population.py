@@ -84,7 +84,10 @@ def pack_supernet(supernet: Supernet) -> PackedSupernet:
         wmax = layers[0].out_features
         obs_dim = layers[0].in_features
         ldw = round_up(wmax, 8)
-        off_w = [pk.cols(_np(layer.weight).T, ldw) for layer in layers]
+        # the MLP kernel reads obs as they are: obs_scale is folded into the first layer
+        scales = [supernet.obs_scale] + [1.0] * (len(layers) - 1)
+        off_w = [pk.cols(_np(layer.weight).T * np.float32(k), ldw)
+                 for layer, k in zip(layers, scales, strict=True)]  # fmt: skip
         off_b = [pk.vec(_np(layer.bias), ldw) for layer in layers]
         hw, hb = pk.cols(heads_w.T, ldh), pk.vec(heads_b, ldh)
         meta = pack_meta(
@@ -391,20 +394,22 @@ class PopulationForward:
         values = torch.empty((n,), dtype=torch.float32, device=self.device)
         stream = torch.cuda.current_stream(self.device).cuda_stream
         try:
-            self._native(  # type: ignore[operator]
-                x.data_ptr(),
-                n,
-                params.data_ptr(),
-                params.numel(),
-                packed.meta,
-                table,
-                offsets,
-                logits.data_ptr(),
-                values.data_ptr(),
-                self._workspace.data_ptr(),
-                self._workspace.numel(),
-                stream,
-            )
+            # the kernels launch on the current device: make it this forward's (cuda:N)
+            with torch.cuda.device(self.device):
+                self._native(  # type: ignore[operator]
+                    x.data_ptr(),
+                    n,
+                    params.data_ptr(),
+                    params.numel(),
+                    packed.meta,
+                    table,
+                    offsets,
+                    logits.data_ptr(),
+                    values.data_ptr(),
+                    self._workspace.data_ptr(),
+                    self._workspace.numel(),
+                    stream,
+                )
         except ValueError as exc:
             raise KernelInputError(str(exc)) from None
         if as_numpy:
