@@ -299,14 +299,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from a2d_evo.evaluation.scoring import eval_agent_folder  # here: --help stays torch-free
 
     agent_dir = Path(args.agent_dir)
-    check_count("--episodes", args.episodes, 1, MAX_EPISODES)
+    if args.episodes is not None:
+        check_count("--episodes", args.episodes, 1, MAX_EPISODES)
     cfg = config_of_agent(agent_dir, args)
     summary = eval_agent_folder(
         agent_dir,
         cfg,
-        episodes=args.episodes,
+        episodes=cfg.eval.episodes if args.episodes is None else args.episodes,
         seed=args.seed,
-        mode="sample" if args.sample else "greedy",
+        mode="sample" if args.sample else cfg.eval.mode,
     )
     print(summary)
     return 0
@@ -431,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evolve", help="NSGA-II over subnets (return vs FLOPs) -> RUN_DIR/search/")
     _new_run(p)
-    p.add_argument("--pop", type=int, help="population size (default: search.pop, 64)")
+    p.add_argument("--pop", type=int, help="population size (default: the config's search.pop)")
     p.add_argument("--gens", type=int, help="generations (default: search.gens)")
     p.add_argument("--episodes", type=int, help="episodes per candidate (default: search.episodes)")
     p.add_argument(
@@ -493,8 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "agent_dir", metavar="AGENT_DIR", help="agent folder, e.g. runs/cartpole/agents/knee"
     )
-    p.add_argument("--episodes", type=int, default=30, help="episodes (default 30)")
-    p.add_argument("--sample", action="store_true", help="sample actions instead of greedy argmax")
+    p.add_argument("--episodes", type=int, help="episodes (default: the config's eval.episodes)")
+    p.add_argument(
+        "--sample",
+        action="store_true",
+        help="sample actions instead of greedy argmax (default: the config's eval.mode)",
+    )
     _common(p, seed_help="seed of the first episode (default: fresh seeds of the config)")
     p.set_defaults(handler=cmd_eval)
 

@@ -47,3 +47,25 @@ def test_eval_refuses_an_agent_of_another_env(tmp_path: Path) -> None:
     with pytest.raises(EnvError, match=r"takes observations \(6,\) and 3 actions"):
         eval_agent_folder(anonymous, cartpole, episodes=2)
     assert not (folder / "eval.json").exists() and not (anonymous / "eval.json").exists()
+
+
+def test_the_eval_command_defaults_to_the_configs_episodes_and_mode(tmp_path: Path) -> None:
+    """``a2d-evo eval`` plays ``eval.episodes`` in ``eval.mode`` unless its flags say
+    otherwise (it used to play 30 greedy episodes whatever the config said)."""
+    import json
+
+    from a2d_evo.cli import main
+
+    agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
+    folder = save_agent(agent, tmp_path / "agent", onnx=False)
+    runs = {
+        "config": ["--set", "eval.episodes=3", "--set", "eval.mode=sample"],
+        "flags": ["--set", "eval.episodes=3", "--episodes", "2"],
+        "default": [],
+    }
+    seen = {}
+    for name, extra in runs.items():
+        assert main(["eval", str(folder), "--quiet", *extra]) == 0
+        report = json.loads((folder / "eval.json").read_text())
+        seen[name] = (report["episodes"], report["eval_mode"])
+    assert seen == {"config": (3, "sample"), "flags": (2, "greedy"), "default": (30, "greedy")}

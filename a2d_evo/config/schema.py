@@ -441,7 +441,8 @@ class SupernetConfig:
     the update trains, each on its own rows (sandwich rule); at most ``ppo.num_envs`` per
     process, and a divisor of it for equal shares."""
     checkpoint_every: int = 20
-    """Updates between checkpoints (teacher and supernet training)."""
+    """Updates between checkpoints of supernet training, fine-tunes and baselines (the
+    teacher has ``teacher.checkpoint_every``)."""
     sampling: Literal["strata", "uniform"] = "strata"
     """How the random subnets of an update are drawn. ``strata`` (default): one of 8 strata of
     equal width in log10 FLOPs uniformly (``train.sampling.SAMPLING_STRATA``), then an arch of
@@ -648,9 +649,13 @@ class EvalConfig:
     """Evaluation of agents (eval, export, report)."""
 
     episodes: int = 30
-    """Episodes per evaluation (at most 100000, :data:`MAX_EPISODES`)."""
+    """Episodes per evaluation (at most 100000, :data:`MAX_EPISODES`): ``a2d-evo eval``'s
+    default, a teacher's evaluation (unless ``teacher.eval_episodes``), a fine-tune's before
+    and after scores."""
     mode: Literal["greedy", "sample"] = "greedy"
-    """Greedy (argmax) actions, or actions sampled from the policy."""
+    """``a2d-evo eval``'s default: greedy (argmax) actions, or actions sampled from the policy
+    (``--sample`` asks for the latter). The search, the front's re-scoring and the report
+    always play greedily: their figures are comparable across runs."""
     num_envs: int = 16
     """Environments stepped together during evaluation (at most 4096)."""
     random_episodes: int = 30
