@@ -87,6 +87,20 @@ def test_greedy_and_sampled_actions() -> None:
         evaluate_agent(agent, cfg, 2, seed=0, mode="best")  # type: ignore[arg-type]
 
 
+def test_a_search_cap_shortens_episodes_and_never_lengthens_them() -> None:
+    """``max_episode_steps`` (the search's cap) is a cap: above CartPole's registered 500 or a
+    config's ``env.max_episode_steps`` the episodes still end there (a cap of 2,000 used to
+    replace the limit and let the balancer play 2,000 steps)."""
+    agent = balancer()
+    for cap, cfg, want in (
+        (2000, cartpole(), 500.0),
+        (2000, config_from_dict({"env": {"id": "CartPole-v1", "max_episode_steps": 300}}), 300.0),
+        (120, cartpole(), 120.0),
+    ):
+        r = evaluate_agent(agent, cfg, 2, seed=3, max_episode_steps=cap)
+        np.testing.assert_array_equal(r.returns, [want, want])
+
+
 def test_random_policy_is_seeded() -> None:
     cfg = cartpole()
     a = random_policy_return(cfg, 6, seed=11)

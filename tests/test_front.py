@@ -99,28 +99,30 @@ def test_candidates_take_whole_fronts_until_count() -> None:
 
 
 class Split:
-    """Width 12 plays 0 on the race's seeds and 900 on the final seeds; the others play
-    ``100 + 10 * TRUE[width]`` everywhere (all above the random policy's ~20)."""
+    """``100 + 10 * TRUE[width]`` on every seed (all above the random policy's ~20), except
+    the widths in ``race`` / ``final``, which play the given return on the race's seeds / on
+    the final seeds."""
 
-    def __init__(self, final: list[int]) -> None:
-        self.final = set(final)
+    def __init__(
+        self, final_seeds: list[int], race: dict[int, float], final: dict[int, float]
+    ) -> None:
+        self.final_seeds, self.race, self.final = set(final_seeds), race, final
 
     def evaluate(self, archs: Sequence[MLPArch], episodes: int, seeds: list[int]) -> Any:
         out = []
         for a in archs:
             w = a.widths[0]
-            rets = [
-                (900.0 if s in self.final else 0.0) if w == 12 else 100.0 + 10.0 * TRUE[w]
-                for s in seeds[:episodes]
-            ]
+            rets = []
+            for s in seeds[:episodes]:
+                special = self.final if s in self.final_seeds else self.race
+                rets.append(special.get(w, 100.0 + 10.0 * TRUE[w]))
             out.append(make_result(rets, seeds[:episodes], [10] * len(rets)))
         return out
 
 
-def test_write_front_delivers_only_the_race_survivors(tmp_path: Path) -> None:
-    """The final re-scoring plays the race's survivors, never every candidate: width 12, which
-    loses the race and would top the final seeds, is not delivered (front_size counts the
-    survivors)."""
+def _write_front(tmp_path: Path, race: dict[int, float], final: dict[int, float]) -> Any:
+    """``front.json`` of the four one-layer archs of ``ARCHS`` raced and re-scored by
+    :class:`Split` (a real CartPole teacher and random policy give R_teacher, R_random)."""
     import torch
     from conftest import balance_cartpole
 
@@ -153,12 +155,37 @@ def test_write_front_delivers_only_the_race_survivors(tmp_path: Path) -> None:
     norm = Normalisation(0.0, 200.0, 400)
     path = write_front(
         tmp_path, cfg, records, supernet=supernet, teacher=teacher, teacher_flops=400,
-        evaluator=Split(final_seeds(cfg.seed, 4)), norm_search=norm,
+        evaluator=Split(final_seeds(cfg.seed, 4), race, final), norm_search=norm,
         ref=np.array([0.0, 3.0]), summary=SearchSummary(1, "gens", 80, 8),
     )  # fmt: skip
-    data = json.loads(path.read_text())
-    widths = sorted(m["arch"]["widths"][0] for m in data["front"])
-    assert widths == [4, 8, 16]
+    return json.loads(path.read_text())
+
+
+def widths_of(data: Any) -> list[int]:
+    return sorted(m["arch"]["widths"][0] for m in data["front"])
+
+
+def test_write_front_delivers_only_the_race_survivors(tmp_path: Path) -> None:
+    """The final re-scoring plays the race's survivors, never every candidate: width 12, which
+    loses the race and would top the final seeds, is not delivered (front_size counts the
+    survivors)."""
+    data = _write_front(tmp_path, race={12: 0.0}, final={12: 900.0})
+    assert widths_of(data) == [4, 8, 16]
     assert data["search"]["front_size"] == 3
     assert data["delivery"]["candidates"] == 4
     assert data["delivery"]["final_episodes"] == 3 * 4
+
+
+def test_the_final_seeds_score_the_members_and_choose_none(tmp_path: Path) -> None:
+    """Membership is decided on the race's episodes: width 4, below the random policy there
+    (10 against ~20), is dropped although it would top the final seeds; width 16, which
+    looks dominated on the final seeds (0), is kept with that figure, not filtered on the
+    episodes that score it."""
+    data = _write_front(tmp_path, race={4: 10.0}, final={4: 900.0, 16: 0.0})
+    assert widths_of(data) == [8, 16]
+    assert data["search"]["dropped_below_random"] == 1
+    assert data["search"]["dominated_on_final_seeds"] == 1
+    by_width = {m["arch"]["widths"][0]: m for m in data["front"]}
+    assert by_width[16]["return_mean"] == 0.0 and by_width[8]["return_mean"] == 150.0
+    assert 8.0 <= data["delivery"]["halving_random_return"] <= 60.0  # CartPole's ~22
+    assert data["delivery"]["final_episodes"] == 2 * 4

@@ -123,3 +123,32 @@ def test_minatar_gets_an_episode_limit_and_records_no_ale_keys() -> None:
     assert record["id"] == "MinAtar/Breakout-v1" and record["max_episode_steps"] == 10_000
     ale = env_record(config_to_dict(EnvConfig(id="ALE/Pong-v5")))
     assert ale["sticky_actions"] == 0.25 and ale["frame_size"] == 84
+
+
+def test_a_seeded_minatar_reset_plays_the_same_episode_whatever_came_before() -> None:
+    """MinAtar keeps its last action across resets and plays it, sticky, on the next
+    episode's first step with probability 0.1: 22 of these 200 seeds played differently
+    after another history. The population evaluator reuses its envs, so common random
+    numbers need a seeded reset to start afresh (``envs/fresh_reset.py``)."""
+    pytest.importorskip("minatar")
+    envs = make_vec_env(minatar("Breakout"), 1, seed=0, training=False)
+
+    def play(seed: int, actions: list[int]) -> list[bytes]:
+        envs.reset(seed=[seed])
+        frames = []
+        for a in actions:
+            step = envs.step(np.array([a]))
+            frames.append(step.obs.tobytes())
+            if not np.isnan(step.episode_return[0]):
+                break
+        return frames
+
+    differ = []
+    for s in range(200):
+        play(s, [2] * 5)  # a history ending on action 2 (right)
+        after_right = play(1000 + s, [1] * 3)
+        play(s, [0] * 5)  # one ending on action 0 (no-op)
+        if play(1000 + s, [1] * 3) != after_right:
+            differ.append(1000 + s)
+    envs.close()
+    assert differ == []

@@ -28,7 +28,7 @@ from a2d_evo.search.nsga import (
 from a2d_evo.search.problem import (
     CanonicalDuplicates,
     SubnetProblem,
-    delivered_front,
+    beats_random,
     front_indices,
     hypervolume,
     reference_point,
@@ -210,13 +210,11 @@ def test_log_flops_hypervolume_by_hand() -> None:
     assert linear(F) / linear(no_knee) == pytest.approx(9468 / 9049.5)
 
 
-def test_delivered_front_drops_the_dominated_and_what_random_beats() -> None:
-    # (normalised return, FLOPs): 1 is dominated by 0, 3 (< 0) is beaten by the random policy
-    norm = np.array([0.9, 0.8, 1.0, -0.2])
-    flops = np.array([10.0, 20.0, 50.0, 1.0])
-    assert delivered_front(norm, flops) == ([0, 2], 1)
-    # nothing beats random: the best member alone, the other front member counted as dropped
-    assert delivered_front(np.array([-0.5, -0.1]), np.array([1.0, 9.0])) == ([1], 1)
+def test_beats_random_keeps_what_the_random_policy_does_not_dominate() -> None:
+    # mean returns against the random policy's 20 on the same seeds: 1 and 3 do not beat it
+    assert beats_random([25.0, 20.0, 40.0, -3.0], 20.0) == ([0, 2], 2)
+    # nothing beats random: the best one alone, the other counted as dropped
+    assert beats_random([-5.0, -1.0], 0.0) == ([1], 1)
 
 
 def test_reference_point() -> None:

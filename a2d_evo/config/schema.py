@@ -539,7 +539,11 @@ class SearchConfig:
     max_flops: float | None = None
     """Optional FLOPs ceiling, as a constraint."""
     max_episode_steps: int | None = None
-    """Cap on episode length during the search (None: the env's own)."""
+    """Cap on episode length during the search (None: the env's own): it only shortens them,
+    never beyond ``env.max_episode_steps`` or the env's registered limit. A capped episode
+    counts as one episode with the return it reached; R_random and R_teacher of the search's
+    normalisation play under the same cap. The halving and the final re-scoring play whole
+    episodes."""
     budget_steps: int | None = None
     """Optional stop in env steps (episode lengths summed over every candidate episode): no
     generation starts once this many are spent (``gens`` still caps). At least ``pop *

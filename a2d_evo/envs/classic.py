@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from a2d_evo.envs.fresh_reset import fresh_reset
 from a2d_evo.envs.image import is_image_space, wrap_image_env
 from a2d_evo.errors import EnvError
 
@@ -44,6 +45,7 @@ def make_classic_env(env_id: str, kwargs: dict[str, Any], limit: int | None) -> 
                 f"{env_id}: continuous action spaces are not supported (discrete only); got {space}"
             )
         raise EnvError(f"{env_id}: action space {space} is not supported (discrete only)")
+    env = fresh_reset(env)  # a seeded reset plays the same episode whatever came before
     if is_image_space(env.observation_space):
         return wrap_image_env(env)
     return env

@@ -45,14 +45,19 @@ def make_vec_env(
 
     ``seed`` seeds the first :meth:`VecEnv.reset` that is called without a seed (env i gets
     ``seed + i``). ``training=False`` plays full games (no ``terminal_on_life_loss``).
-    ``max_episode_steps`` (agent steps) replaces ``cfg.max_episode_steps`` and that replaces
-    the env's own limit. ``cfg.imports`` run first (see :mod:`a2d_evo.envs.imports` for who
-    may name them) and the id must then be registered.
+    ``cfg.max_episode_steps`` (agent steps) replaces the env's own limit, and
+    ``max_episode_steps`` caps episodes below that (the search's ``search.max_episode_steps``):
+    it never lengthens them (on ALE ids either one replaces v5's frame limit,
+    ``docs/atari_pipeline.md``). ``cfg.imports`` run first (see :mod:`a2d_evo.envs.imports`
+    for who may name them) and the id must then be registered.
     """
     prepare_env(cfg)
     if num_envs < 1:
         raise EnvError(f"{cfg.id}: num_envs must be >= 1, got {num_envs}")
-    limit = max_episode_steps if max_episode_steps is not None else cfg.max_episode_steps
+    limit = cfg.max_episode_steps
+    if max_episode_steps is not None:
+        own = limit if limit is not None or cfg.atari else registered_limit(cfg.id)
+        limit = max_episode_steps if own is None else min(max_episode_steps, own)
     if limit is not None and limit < 1:
         raise EnvError(f"{cfg.id}: max_episode_steps must be >= 1, got {limit}")
     if cfg.atari:
@@ -66,6 +71,16 @@ def make_vec_env(
     envs = [make_classic_env(cfg.id, cfg.kwargs, limit) for _ in range(num_envs)]
     image = is_image_space(envs[0].observation_space)
     return SyncVecEnv(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8 if image else np.float32)
+
+
+def registered_limit(env_id: str) -> int | None:
+    """The episode limit gymnasium registered for ``env_id`` (None: none, or not registered)."""
+    import gymnasium as gym  # here: reading a config or a run folder never loads gymnasium
+
+    try:
+        return gym.spec(env_id).max_episode_steps
+    except gym.error.Error:
+        return None
 
 
 @functools.cache

@@ -43,7 +43,7 @@ from a2d_evo.search.front import (
 from a2d_evo.search.nsga import make_algorithm, population_arrays, restore_algorithm
 from a2d_evo.search.problem import (
     SubnetProblem,
-    delivered_front,
+    beats_random,
     front_indices,
     hypervolume,
     reference_point,
@@ -55,10 +55,10 @@ __all__ = [
     "SavedSearch",
     "SearchSummary",
     "SubnetProblem",
+    "beats_random",
     "budget_spent",
     "candidates",
     "check_prerequisites",
-    "delivered_front",
     "evolve",
     "front_indices",
     "hypervolume",

@@ -15,11 +15,15 @@ on episode seeds that depend on the run seed alone (:mod:`a2d_evo.evaluation.see
    of them go on. It stops when every arch still in is non-dominated, or after
    ``ceil(log2(candidates))`` rounds. Each round costs about ``candidates * episodes``
    episodes, so the race costs about ``log2(candidates)`` times that;
-3. **final re-scoring**: the non-dominated survivors play ``search.final_episodes`` fresh seeds
+3. **members**: the race's non-dominated survivors, less those whose mean over the race's
+   episodes does not beat the uniform-random policy's on the same seeds (a 0-FLOPs agent
+   dominates them; when none beats it, the best one alone), :func:`beats_random`;
+4. **final re-scoring**: the members play ``search.final_episodes`` fresh seeds
    (:func:`~a2d_evo.evaluation.seeds.final_seeds`), R_random and R_teacher are measured again
-   on those seeds, and every member's ``metrics.json`` figures go to ``front.json``. Members
-   dominated under the re-scored figures, or by the uniform-random policy (normalised return
-   <= 0 at 0 FLOPs), are dropped there (``history.csv`` keeps everything).
+   on those seeds, and every member's ``metrics.json`` figures go to ``front.json``. Nothing is
+   dropped on these seeds: they score the members, and a filter on them would keep the lucky
+   draws (``dominated_on_final_seeds`` counts the members that look dominated there;
+   ``history.csv`` keeps everything).
 
 :func:`reference_returns` also gives the search's own normalisation, measured once at its start.
 """
@@ -47,7 +51,7 @@ from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.progress import progress_bar
 from a2d_evo.search.estimates import arch_estimates
-from a2d_evo.search.problem import delivered_front, front_indices, hypervolume
+from a2d_evo.search.problem import beats_random, front_indices, hypervolume
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,11 @@ class Halving:
     """Indices into the candidates: the non-dominated ones of the last round, cheapest first."""
     rounds: list[dict[str, int]]
     """Per round: ``candidates``, ``episodes`` (per candidate), ``env_steps``."""
+    means: list[float]
+    """Each survivor's mean return over every halving episode it played (all of them: a
+    survivor played every round), in the order of ``survivors``."""
+    seed_blocks: list[list[int]]
+    """The seeds of each round (a survivor played every block)."""
 
 
 def reference_returns(
@@ -184,10 +193,12 @@ def successive_halving(
     sums = np.zeros(n)
     counts = np.zeros(n, dtype=np.int64)
     rounds: list[dict[str, int]] = []
+    blocks: list[list[int]] = []
     max_rounds = max(1, math.ceil(math.log2(n)))
     for r in range(max_rounds):
         e_r = min(episodes * 2**r, max_episodes)
         seeds = halving_seeds(seed, r, e_r)
+        blocks.append(seeds)
         results = rescore(evaluator, [archs[i] for i in alive], seeds, max_slots, bar)
         steps = 0
         for i, res in zip(alive, results, strict=True):
@@ -204,7 +215,7 @@ def successive_halving(
     F = np.column_stack([-sums[alive] / counts[alive], np.asarray(flops, float)[alive]])
     survivors = [alive[int(k)] for k in front_indices(F)]
     survivors.sort(key=lambda i: (flops[i], i))
-    return Halving(survivors, rounds)
+    return Halving(survivors, rounds, [float(sums[i] / counts[i]) for i in survivors], blocks)
 
 
 def write_front(
@@ -248,8 +259,15 @@ def write_front(
             max_slots=max_slots,
             bar=bar,
         )
-        members = [chosen[i] for i in race.survivors]
-        finalists = [archs[i] for i in race.survivors]
+        # who is delivered is decided here, on the race's own episodes: the final seeds then
+        # score the members and choose nothing (a filter on them would bias what they report)
+        bar.set_postfix_str("R_random on the halving seeds", refresh=False)
+        r_rand_race = float(np.mean(np.concatenate([
+            random_policy_return(cfg, len(b), b[0]).returns for b in race.seed_blocks
+        ])))  # fmt: skip
+        keep, below_random = beats_random(race.means, r_rand_race)
+        members = [chosen[race.survivors[k]] for k in keep]
+        finalists = [archs[race.survivors[k]] for k in keep]
         bar.total = bar.n + 1 + 2 * len(finalists)
         bar.set_postfix_str("R_random, R_teacher", refresh=False)
         r_rand, r_teach = reference_returns(cfg, teacher, [seeds], None)
@@ -280,12 +298,9 @@ def write_front(
             bar.update(1)
     finally:
         bar.close()
-    keep, below_random = delivered_front(
-        np.array([e["normalised_return"] for e in entries]),
-        np.array([e["flops"] for e in entries]),
-    )
-    front = [entries[i] for i in keep]
+    front = entries
     F = np.array([[-e["normalised_return"], e["flops"]] for e in front])
+    looks_dominated = len(front) - len(front_indices(F))
     final_steps = sum(int(np.sum(r.lengths)) for r in results if r.lengths is not None)
     race_steps = sum(r["env_steps"] for r in race.rounds)
     race_episodes = sum(r["candidates"] * r["episodes"] for r in race.rounds)
@@ -314,8 +329,8 @@ def write_front(
             "budget_steps": s.budget_steps,
             "evaluations": len(records),
             "front_size": len(finalists),
-            "dropped_after_rescore": len(finalists) - len(front),
             "dropped_below_random": below_random,
+            "dominated_on_final_seeds": looks_dominated,
             "metrics_format_version": METRICS_FORMAT_VERSION,
         },
         "delivery": {
@@ -324,6 +339,7 @@ def write_front(
             "halving_rounds": race.rounds,
             "halving_env_steps": race_steps,
             "halving_episodes": race_episodes,
+            "halving_random_return": r_rand_race,
             "final_env_steps": final_steps,
             "final_episodes": len(finalists) * len(seeds),
         },

@@ -296,20 +296,14 @@ def front_indices(F: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:
     return np.sort(idx[np.asarray(nd, dtype=np.int64)])
 
 
-def delivered_front(normalised: np.ndarray, flops: np.ndarray) -> tuple[list[int], int]:
-    """The members of a re-scored front kept in ``front.json``, and how many lost to random.
-
-    Non-dominated on (-normalised return, FLOPs). The uniform-random policy is a 0-FLOPs agent
-    with normalised return 0, so members that do not beat it are dominated by it: they are
-    dropped, unless nothing beats it (then the best one is kept, so the front is not empty).
-    """
-    normalised = np.asarray(normalised, dtype=np.float64)
-    F = np.column_stack([-normalised, np.asarray(flops, dtype=np.float64)])
-    keep = [int(i) for i in front_indices(F)]
-    better = [i for i in keep if normalised[i] > 0]
-    if better:
-        return better, len(keep) - len(better)
-    return [max(keep, key=lambda i: normalised[i])], len(keep) - 1
+def beats_random(means: Sequence[float], r_random: float) -> tuple[list[int], int]:
+    """The indices of ``means`` above ``r_random`` (the uniform-random policy on the same
+    seeds: a 0-FLOPs agent, which dominates any member it beats), and how many are not.
+    When none beats it the best one is kept alone, so a front is never empty."""
+    above = [i for i, m in enumerate(means) if m > r_random]
+    if above:
+        return above, len(means) - len(above)
+    return [int(np.argmax(means))], len(means) - 1
 
 
 def hypervolume(F: np.ndarray, ref: np.ndarray) -> float:
