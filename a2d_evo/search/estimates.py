@@ -31,9 +31,10 @@ with an offspring's one block. ``search.estimate`` picks the figure:
   not in it); ``tau^2``, the spread of the true returns around the prediction, is the mean
   of ``loo_i^2 - sigma^2 / n_i`` over the leave-one-out residuals (a regression that only
   memorises the noise gets no weight), floored at :data:`MIN_TAU2_SHARE` of ``sigma^2``.
-  The estimate is ``m_i + b_i (p_i - m_i)``, ``b_i = (sigma^2/n_i) / (sigma^2/n_i +
-  tau^2)``: an arch with few episodes leans on its genes' prediction, one with many on its
-  own mean.
+  The estimate is ``m_i + b_i (p_(-i) - m_i)``, ``p_(-i)`` the prediction of the fit
+  without arch ``i`` (its own mean is not in its prior), ``b_i = (sigma^2/n_i) /
+  (sigma^2/n_i + tau^2)``: an arch with few episodes leans on its genes' prediction, one
+  with many on its own mean.
 
 Every figure is a pure function of the archive's records in record order, so a resumed
 search computes the same ones. The records and ``history.csv`` keep plain means; the delivery
@@ -206,19 +207,22 @@ def shrunk_means(
     means: np.ndarray, counts: np.ndarray, sigma2: float, features: np.ndarray
 ) -> np.ndarray:
     """``means`` (one per arch, each over ``counts`` episodes of variance ``sigma2``) shrunk
-    toward a ridge prediction from ``features`` (see the module doc). Fewer than three archs,
-    or no usable ``sigma2``: the means come back."""
+    toward the leave-one-out ridge prediction from ``features`` (see the module doc). Fewer
+    than three archs, or no usable ``sigma2``: the means come back."""
     means = np.asarray(means, dtype=np.float64)
     if len(means) < 3 or not sigma2 > 0:
         return means
-    pred, loo = min(
+    _, loo = min(
         (_ridge(features, means, penalty) for penalty in RIDGE_PENALTIES),
         key=lambda fit: float(np.mean(fit[1] ** 2)),
     )
     noise = sigma2 / np.asarray(counts, dtype=np.float64)
     tau2 = max(float(np.mean(loo**2 - noise)), MIN_TAU2_SHARE * sigma2)
     b = noise / (noise + tau2)
-    out: np.ndarray = means + b * (pred - means)
+    # toward the leave-one-out prediction ``means - loo``: the in-sample one holds a share
+    # h_ii of the arch's own mean, which undoes the shrinkage exactly where it is needed (an
+    # arch alone with a gene value: h_ii near 1)
+    out: np.ndarray = means - b * loo
     return out
 
 
