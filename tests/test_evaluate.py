@@ -53,7 +53,8 @@ def supernet() -> Supernet:
 
 
 def test_episode_seeds_and_waves() -> None:
-    """Episode i is seeded seed + i whatever the number of envs stepped together."""
+    """Episode i is seeded seed + i whatever the number of envs stepped together (greedy:
+    sampled actions come from one generator per wave, so they depend on its width)."""
     agent = balancer()
     a = evaluate_agent(agent, cartpole(num_envs=16), 7, seed=100, max_episode_steps=200)
     b = evaluate_agent(agent, cartpole(num_envs=3), 7, seed=100, max_episode_steps=200)

@@ -658,8 +658,9 @@ class EvalConfig:
     and after scores."""
     mode: Literal["greedy", "sample"] = "greedy"
     """``a2d-evo eval``'s default: greedy (argmax) actions, or actions sampled from the policy
-    (``--sample`` asks for the latter). The search, the front's re-scoring and the report
-    always play greedily: their figures are comparable across runs."""
+    (``--sample`` asks for the latter; sampled returns depend on ``num_envs``, see
+    :func:`~a2d_evo.evaluation.episodes.evaluate_agent`). The search, the front's re-scoring
+    and the report always play greedily: their figures are comparable across runs."""
     num_envs: int = 16
     """Environments stepped together during evaluation (at most 4096)."""
     random_episodes: int = 30

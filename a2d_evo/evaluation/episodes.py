@@ -190,7 +190,10 @@ def evaluate_agent(
     """Raw episodic returns of ``agent`` on episodes seeded ``seed, seed+1, ...``.
 
     ``agent(obs)`` must return ``(logits, value)``. Greedy argmax actions by default;
-    ``mode="sample"`` draws from the policy with a torch generator seeded by ``seed``.
+    ``mode="sample"`` draws from the policy with a torch generator seeded by ``seed``: one
+    generator for every slot of a wave, so sampled returns are reproducible for a given
+    ``eval.num_envs`` but change with it (greedy ones do not), and a subnet sampled in a
+    population does not draw what its extracted agent draws alone (the search plays greedily).
     """
     if mode not in ("greedy", "sample"):
         raise ConfigError(f"eval mode: expected 'greedy' or 'sample', got {mode!r}")
