@@ -297,9 +297,9 @@ def front_indices(F: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:
 
 
 def beats_random(means: Sequence[float], r_random: float) -> tuple[list[int], int]:
-    """The indices of ``means`` above ``r_random`` (the uniform-random policy on the same
-    seeds: a 0-FLOPs agent, which dominates any member it beats), and how many are not.
-    When none beats it the best one is kept alone, so a front is never empty."""
+    """The indices of ``means`` above ``r_random`` (the uniform-random policy's mean on the
+    same seeds: a 0-FLOPs agent, which dominates every member that does not beat it), and how
+    many are not. When none beats it the best one is kept alone, so a front is never empty."""
     above = [i for i, m in enumerate(means) if m > r_random]
     if above:
         return above, len(means) - len(above)
