@@ -62,3 +62,35 @@ def test_the_report_says_which_seeds_chose_the_members_and_refuses_an_unknown_ch
         assert (data.delivered == names[:1]) == ok
         assert data.delivered_chosen_on == (chosen_on if ok else "final seeds")
         assert any("unknown 'chosen_on'" in m for m in data.missing) != ok
+
+
+def test_an_interrupted_export_fine_tunes_only_the_members_not_yet_done(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Agent by agent: a member whose metrics.json records this fine-tune (budget, validation,
+    rate) is kept; the others, and one done with another budget, are fine-tuned again."""
+    from a2d_evo.report import deliver
+
+    cfg = config_from_dict({"finetune": {"steps": 256, "validation_episodes": 4}})
+    done = {"finetune_budget": 256, "finetune_lr": cfg.finetune_lr,
+            "inherited": {"return_mean": 1.0, "normalised_return": 0.5},
+            "finetune_validation": {"episodes": 4, "kept": "fine-tuned", "before": 1.0,
+                                    "after": 2.0}}  # fmt: skip
+    base = {"flops": 100, "return_mean": 3.0, "normalised_return": 0.9}
+    folders = []
+    for name, extra in (("a", done), ("b", {}), ("c", {**done, "finetune_budget": 128})):
+        folder = tmp_path / "agents" / name
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({**base, **extra}))
+        folders.append(folder)
+    trained = []
+
+    def finetune(folder: Path, cfg_: Any, **kw: Any) -> dict[str, Any]:
+        trained.append(folder.name)
+        return {"metrics": {**base, **done, "return_mean": 4.0}}
+
+    monkeypatch.setattr(deliver, "finetune_agent", finetune)
+    rows = deliver.finetune_members(cfg, RunFolder(tmp_path), folders, progress=False)
+    assert trained == ["b", "c"]
+    assert [r["return_mean"] for r in rows] == [3.0, 4.0, 4.0]
+    assert all(r["validation_return_mean"] == 2.0 for r in rows)
