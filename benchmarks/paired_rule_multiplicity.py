@@ -9,9 +9,15 @@ difference exactly ``-margin`` (the boundary, where a "dominated" verdict is an 
 the error rate per k for the shipped rule and for the rule with Bonferroni's z (1 - 0.025 / k).
 
 With ``--reread FILE...`` it re-reads ``pipeline_compare.py``'s ``compare.json`` files instead:
-per baseline, the recorded best member's paired bound again with Bonferroni's z for the k
-members at or under its FLOPs (the standard error backed out of the recorded bound), and the
-count of dominated baselines either way.
+per baseline, the recorded best member's paired bound again with the rule shipped now
+(Student's t, :func:`a2d_evo.formats.t95`) and with Bonferroni's correction of it for the k
+members at or under its FLOPs (the standard error backed out of the recorded bound with the
+quantile the file was written with: ``bound_quantile``, or the normal one for files written
+before 2026-12-05), and the count of dominated baselines each way.
+
+The rule's quantile is Student's t since 2026-12-05 (the normal one before): the simulation's
+"shipped rule" column is that of the code it runs with; Bonferroni's column uses
+``t(1 - 0.025 / k, n - 1)``.
 
     python benchmarks/paired_rule_multiplicity.py
     python benchmarks/paired_rule_multiplicity.py --reread \
@@ -22,12 +28,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from statistics import NormalDist
 
 import numpy as np
+from scipy.stats import t as student_t
 
 from a2d_evo.files import read_json
-from a2d_evo.formats import NONINFERIORITY_MARGIN, Z95, best_paired
+from a2d_evo.formats import NONINFERIORITY_MARGIN, Z95, best_paired, t95
 
 
 def error_rate(k: int, n: int, trials: int, shared: float, noise: float, margin: float,
@@ -41,30 +47,39 @@ def error_rate(k: int, n: int, trials: int, shared: float, noise: float, margin:
         if z is None:
             best, _ = best_paired(b, members)
             wrong += best is not None and best[1] > -margin
-        else:  # Bonferroni: the same test at level 0.025 / k per member
+        else:  # Bonferroni: the same test at level 0.025 / k per member, quantile z
             d = [a - b for _, a in members]
             lows = [x.mean() - z * x.std(ddof=1) / np.sqrt(n) for x in d]
             wrong += max(lows) > -margin
     return wrong / trials
 
 
-def reread(path: str, margin: float) -> tuple[int, int, int]:
-    """``(dominated, dominated with Bonferroni's z, baselines)`` of one ``compare.json``."""
+def bonferroni_t(k: int, n: int) -> float:
+    """Student's t quantile of the two-sided 95% test split over ``k`` members."""
+    return float(student_t.ppf(1 - 0.025 / k, n - 1))
+
+
+def reread(path: str, margin: float) -> tuple[int, int, int, int]:
+    """``(dominated as recorded, under the shipped t rule, with Bonferroni's t, baselines)``
+    of one ``compare.json``."""
     data = read_json(Path(path), "compare")
     members = {m["name"]: m for m in data["members"]}
-    shipped = corrected = 0
+    n = len(data["seeds"])
+    written = t95(n) if data.get("bound_quantile") == "t" else Z95
+    recorded = shipped = corrected = 0
     for b in data["baselines"]:
         if b["best_member"] is None:
             continue
         k = sum(m["flops"] <= b["flops"] for m in data["members"])
         diff = members[b["best_member"]]["normalised"] - b["normalised"]
-        se = (diff - b["paired_lower95"]) / Z95
-        z = NormalDist().inv_cdf(1 - 0.025 / k)
-        shipped += b["paired_lower95"] > -margin
-        corrected += diff - z * se > -margin
+        se = (diff - b["paired_lower95"]) / written
+        q = bonferroni_t(k, n)
+        recorded += b["paired_lower95"] > -margin
+        shipped += diff - t95(n) * se > -margin
+        corrected += diff - q * se > -margin
         print(f"| {data['seed']} | {b['baseline']} | {k} | {b['paired_lower95']:+.4f} | "
-              f"{diff - z * se:+.4f} (z {z:.3f}) |")  # fmt: skip
-    return shipped, corrected, len(data["baselines"])
+              f"{diff - t95(n) * se:+.4f} | {diff - q * se:+.4f} (t {q:.3f}) |")  # fmt: skip
+    return recorded, shipped, corrected, len(data["baselines"])
 
 
 def main() -> None:
@@ -79,22 +94,22 @@ def main() -> None:
     args = p.parse_args()
     margin = NONINFERIORITY_MARGIN
     if args.reread:
-        print(
-            "| seed | baseline | k | shipped bound | Bonferroni bound |\n|---|---|---:|---:|---:|"
-        )
+        print("| seed | baseline | k | recorded bound | t bound (shipped) | Bonferroni t bound |"
+              "\n|---|---|---:|---:|---:|---:|")  # fmt: skip
         counts = [reread(f, margin) for f in args.reread]
-        print("RESULT dominated " + " ".join(f"{a}/{n}" for a, _, n in counts)
-              + " bonferroni " + " ".join(f"{c}/{n}" for _, c, n in counts))  # fmt: skip
+        print("RESULT dominated as recorded " + " ".join(f"{a}/{n}" for a, _, _, n in counts)
+              + " t " + " ".join(f"{b}/{n}" for _, b, _, n in counts)
+              + " bonferroni_t " + " ".join(f"{c}/{n}" for _, _, c, n in counts))  # fmt: skip
         return
     print(f"n {args.episodes} paired episodes, shared sd {args.shared}, noise sd {args.noise}, "
           f"true difference -{margin} for every member, {args.trials} trials per row")  # fmt: skip
-    print("| cheaper members k | false 'dominated', shipped rule | with Bonferroni's z |")
+    print("| cheaper members k | false 'dominated', shipped rule | with Bonferroni's t |")
     print("|---:|---:|---:|")
     for k in (int(x) for x in args.ks.split(",")):
-        z = NormalDist().inv_cdf(1 - 0.025 / k)
+        q = bonferroni_t(k, args.episodes)
         rates = [error_rate(k, args.episodes, args.trials, args.shared, args.noise, margin, zz,
-                            np.random.default_rng(args.seed)) for zz in (None, z)]  # fmt: skip
-        print(f"| {k} | {rates[0]:.3f} | {rates[1]:.3f} (z {z:.3f}) |", flush=True)
+                            np.random.default_rng(args.seed)) for zz in (None, q)]  # fmt: skip
+        print(f"| {k} | {rates[0]:.3f} | {rates[1]:.3f} (t {q:.3f}) |", flush=True)
     print("RESULT nominal=0.025")
 
 

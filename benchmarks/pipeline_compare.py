@@ -9,7 +9,8 @@ never used by training, search or delivery), greedy.
 A baseline counts as dominated when some delivered member has at most its FLOPs and the
 paired difference in normalised return (member - baseline, per episode seed) has a 95% lower
 bound above ``-margin`` (non-inferiority, margin 0.02; the lower limit of the two-sided 95%
-interval, :func:`a2d_evo.formats.paired_lower95`). Every agent's per-episode returns are kept
+t interval, :func:`a2d_evo.formats.paired_lower95`; files written before 2026-12-05 used the
+normal quantile and carry no ``bound_quantile``). Every agent's per-episode returns are kept
 in ``compare.json``, so the verdicts can be recomputed under another rule. Targets of
 issue [J]: every baseline dominated on at least 2 of 3 seeds, and a member at <= 25% of the
 teacher's FLOPs with normalised return >= 0.95.
@@ -96,7 +97,7 @@ def compare(cfg: Config, run: RunFolder, episodes: int, margin: float) -> dict[s
     small = [m for m in members if m["flops"] <= 0.25 * teacher_flops]
     out = {
         "seed": cfg.seed, "seeds": seeds, "r_teacher": r_teacher.mean, "r_random": r_random.mean,
-        "teacher_flops": teacher_flops, "margin": margin,
+        "teacher_flops": teacher_flops, "margin": margin, "bound_quantile": "t",
         "members": [{k: v for k, v in m.items() if k != "per_episode"} for m in members],
         "baselines": rows,
         "all_dominated": bool(rows) and all(r["dominated"] for r in rows),

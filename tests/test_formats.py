@@ -8,6 +8,7 @@ import pytest
 from a2d_evo.errors import FormatError
 from a2d_evo.formats import (
     BASELINE_METHODS,
+    Z95,
     Normalisation,
     baseline_name,
     best_paired,
@@ -17,15 +18,19 @@ from a2d_evo.formats import (
     interval95,
     normalised_return,
     paired_lower95,
+    t95,
 )
 
 
 def test_ci95_by_hand() -> None:
     # population std 2 over n = 5 episodes: sample std 2 * sqrt(5/4) = 2.2361, standard
-    # error 2.2361 / sqrt(5) = 1.0; half-width 1.959964 * 1.0 = 1.959964
-    assert ci95(2.0, 5) == pytest.approx(1.959964, abs=1e-6)
-    # std 3 over 10: 1.959964 * 3 / sqrt(9) = 1.959964
-    assert ci95(3.0, 10) == pytest.approx(1.959964, abs=1e-6)
+    # error 2.2361 / sqrt(5) = 1.0; half-width t(0.975, 4 dof) = 2.776445 times 1.0
+    assert ci95(2.0, 5) == pytest.approx(2.776445, abs=1e-6)
+    # std 3 over 10: t(0.975, 9) = 2.262157 times 3 / sqrt(9)
+    assert ci95(3.0, 10) == pytest.approx(2.262157, abs=1e-6)
+    # the t quantiles against printed tables (Student's t, two-sided 95%), and their limit
+    assert [round(t95(n), 3) for n in (2, 5, 10, 30)] == [12.706, 2.776, 2.262, 2.045]
+    assert t95(100_000) == pytest.approx(Z95, abs=1e-4)
     assert ci95(0.0, 7) == 0.0
 
 
@@ -38,8 +43,9 @@ def test_ci95_undefined_cases() -> None:
 
 def test_paired_lower95_by_hand() -> None:
     # d = a - b = [2, 0, 1, 1]: mean 1; squared deviations 1 + 1 + 0 + 0 = 2; sample std
-    # sqrt(2 / 3) = 0.8165; standard error 0.8165 / 2 = 0.40825; 1 - 1.959964 * 0.40825
-    assert paired_lower95([3, 1, 2, 2], [1, 1, 1, 1]) == pytest.approx(0.199848, abs=1e-6)
+    # sqrt(2 / 3) = 0.8165; standard error 0.8165 / 2 = 0.40825; 1 - 3.182446 * 0.40825
+    # (t(0.975, 3 dof); the normal quantile 1.959964 gave +0.199848)
+    assert paired_lower95([3, 1, 2, 2], [1, 1, 1, 1]) == pytest.approx(-0.299228, abs=1e-6)
     # pairing, not two samples: the same spread in a and b cancels (d constant)
     assert paired_lower95([5, 9, 2], [4, 8, 1]) == pytest.approx(1.0)
     assert paired_lower95([1, 2], [1, 2, 3]) is None  # unequal lengths
@@ -51,7 +57,7 @@ def test_paired_lower95_by_hand() -> None:
 def test_best_paired_takes_the_highest_bound_and_names_the_unpairable() -> None:
     b = [1, 1, 1, 1]
     members = [
-        ("lower", [3, 1, 2, 2]),  # bound 0.199848 (by hand above), mean difference 1
+        ("lower", [3, 1, 2, 2]),  # bound -0.299228 (by hand above), mean difference 1
         ("higher", [2, 2, 2, 2]),  # d constant 1: bound 1.0, mean difference 1
         ("other seeds", None),
         ("short", [2, 2]),
@@ -72,15 +78,16 @@ def test_best_paired_takes_the_highest_bound_and_names_the_unpairable() -> None:
 def test_interval95_by_hand() -> None:
     # returns 1, 2, 3, 4, 5: mean 3; squared deviations 4 + 1 + 0 + 1 + 4 = 10; sample std
     # sqrt(10 / 4) = 1.5811; standard error 1.5811 / sqrt(5) = 0.7071; half-width
-    # 1.959964 * 0.7071 = 1.3859 -> (1.6141, 4.3859)
+    # t(0.975, 4) = 2.776445 times 0.7071 = 1.9632 -> (1.0368, 4.9632)
     lo, hi = interval95([1.0, 2.0, 3.0, 4.0, 5.0])
-    assert lo == pytest.approx(1.6141, abs=1e-4)
-    assert hi == pytest.approx(4.3859, abs=1e-4)
+    assert lo == pytest.approx(1.0368, abs=1e-4)
+    assert hi == pytest.approx(4.9632, abs=1e-4)
     # a 2-D batch is one sample: 1, 2, 3, 4, 5, 3 have mean 3, squared deviations summing to
-    # 10, sample std sqrt(10 / 5) = 1.4142, half-width 1.959964 * 1.4142 / sqrt(6) = 1.1316
+    # 10, sample std sqrt(10 / 5) = 1.4142, half-width t(0.975, 5) = 2.570582 times
+    # 1.4142 / sqrt(6) = 1.4841
     lo, hi = interval95(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 3.0]]))
-    assert lo == pytest.approx(1.8684, abs=1e-4)
-    assert hi == pytest.approx(4.1316, abs=1e-4)
+    assert lo == pytest.approx(1.5159, abs=1e-4)
+    assert hi == pytest.approx(4.4841, abs=1e-4)
     assert interval95([7.0]) == (7.0, 7.0)
     assert interval95([4.0, 4.0, 4.0]) == (4.0, 4.0)
 

@@ -88,7 +88,8 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert knee["normalised_return"] == pytest.approx((knee["return_mean"] - r_random) / span)
 
     # `eval` on its own fresh seeds: the knee beats random there too; the interval is
-    # mean +- z_0.975 * s / sqrt(n) with s the sample standard deviation
+    # mean +- t_0.975(n - 1) * s / sqrt(n) with s the sample standard deviation (4.302653
+    # for 2 degrees of freedom, Student's table)
     knee_eval = json.loads((run / "agents" / "knee" / "eval.json").read_text())
     returns = knee_eval["returns"]
     assert knee_eval["episodes"] == 3 and len(returns) == 3
@@ -98,7 +99,7 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert knee_eval["random_return_mean"] == pytest.approx(eval_random)
     assert knee_eval["return_mean"] == pytest.approx(statistics.fmean(returns))
     assert knee_eval["return_mean"] > eval_random
-    half = statistics.NormalDist().inv_cdf(0.975) * statistics.stdev(returns) / math.sqrt(3)
+    half = 4.302653 * statistics.stdev(returns) / math.sqrt(3)
     mean = knee_eval["return_mean"]
     assert knee_eval["return_ci95"] == pytest.approx([mean - half, mean + half])
 

@@ -303,15 +303,16 @@ print("refused")
 
 
 @needs_native
-def test_the_binding_refuses_a_reset_mask_that_is_not_an_array() -> None:
+def test_the_binding_refuses_a_reset_mask_that_is_not_an_array(tmp_path: Any) -> None:
     """The binding re-checks what memory safety depends on, whoever calls it: a reset mask
     that is not a bool array is refused (an int, a float or a str was read as an array's
     header before; in a child process, so a crash fails the test without ending pytest)."""
     import subprocess
     import sys
 
+    # cwd: not the repo root, so the child imports the installed package, native module and all
     done = subprocess.run([sys.executable, "-c", _BAD_MASKS], capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+                          timeout=120, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0 and done.stdout.strip() == "refused", (
         done.returncode,
         done.stderr[-2000:],

@@ -25,12 +25,14 @@ R_RANDOM, R_TEACHER, TEACHER_FLOPS = 20.0, 500.0, 8000
 
 # (widths, flops, return_mean, return_std, episodes). The fractions of the teacher's 8000 FLOPs
 # and the intervals are hand-computed: metrics hold the population std, the interval uses the
-# sample one, 1.96 * std * sqrt(n / (n - 1)) / sqrt(n) = 1.96 * std / sqrt(n - 1).
+# sample one, t * std * sqrt(n / (n - 1)) / sqrt(n) = t * std / sqrt(n - 1), t Student's
+# two-sided 95% quantile with n - 1 degrees of freedom (2.262157 for 9, 2.119905 for 16,
+# 2.059539 for 25, 2.045230 for 29).
 FRONT = [
-    ((24, 24), 4000, 490.0, 3.0, 10),  # #0: 50%,    1.96*3/3 = 1.96,  norm 470/480 = 0.979
-    ((4,), 500, 300.0, 10.0, 26),  # #1: 6.25%,  1.96*10/5 = 3.92, norm 280/480 = 0.583
-    ((96, 64), 12000, 500.0, 0.0, 30),  # #2: 150%, 0.00,            norm 1.000
-    ((8,), 1000, 450.0, 5.0, 17),  # #3: 12.5%,  1.96*5/4 = 2.45,  norm 430/480 = 0.896
+    ((24, 24), 4000, 490.0, 3.0, 10),  # #0: 50%,   2.262*3/3 = 2.26,   norm 470/480 = 0.979
+    ((4,), 500, 300.0, 10.0, 26),  # #1: 6.25%,  2.0595*10/5 = 4.12, norm 280/480 = 0.583
+    ((96, 64), 12000, 500.0, 0.0, 30),  # #2: 150%, 0.00,             norm 1.000
+    ((8,), 1000, 450.0, 5.0, 17),  # #3: 12.5%,  2.1199*5/4 = 2.65,  norm 430/480 = 0.896
 ]
 
 
@@ -133,16 +135,17 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 
 def test_ci95_hand_values() -> None:
-    z = 1.959963984540054
-    assert ci95(10.0, 26) == pytest.approx(z * 10 / 5)
-    assert ci95(5.0, 17) == pytest.approx(z * 5 / 4)
+    # Student's t, two-sided 95%: 2.059539 for 25 degrees of freedom, 2.119905 for 16
+    assert ci95(10.0, 26) == pytest.approx(2.059539 * 10 / 5, abs=1e-5)
+    assert ci95(5.0, 17) == pytest.approx(2.119905 * 5 / 4, abs=1e-5)
     # the same interval as `a2d-evo eval` gives from the raw returns
     returns = np.array([3.0, 7.0, 8.0, 10.0, 2.0])
     lo, hi = interval95(returns)
     assert ci95(float(returns.std()), 5) == pytest.approx((hi - lo) / 2)
     # by hand: mean 6, squared deviations 9 + 1 + 4 + 16 + 16 = 46, sample std sqrt(46 / 4)
-    # = 3.391165, standard error 3.391165 / sqrt(5) = 1.516575, half-width 1.959964 * 1.516575
-    half = 2.972433
+    # = 3.391165, standard error 3.391165 / sqrt(5) = 1.516575, half-width 2.776445 * 1.516575
+    # (t with 4 degrees of freedom)
+    half = 4.210687
     assert (lo, hi) == (pytest.approx(6 - half, abs=1e-6), pytest.approx(6 + half, abs=1e-6))
     assert ci95(3.0, 1) is None
 
@@ -160,33 +163,33 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     # then the return that selected it during the search, and the exported folders
     rows = [line for line in md.splitlines() if line.startswith("| ")]
     assert rows[1:5] == [
-        "| 1 | mlp-4 | 500 | 6.25% | 257 | 0.0123 | 300.00 ± 3.92 | 0.583 | 310.00 |  |",
-        "| 3 | mlp-8 | 1k | 12.5% | 507 | 0.0123 | 450.00 ± 2.45 | 0.896 | 460.00 | knee |",
-        "| 0 | mlp-24x24 | 4k | 50% | 2.01k | 0.0123 | 490.00 ± 1.96 | 0.979 | 500.00 |  |",
+        "| 1 | mlp-4 | 500 | 6.25% | 257 | 0.0123 | 300.00 ± 4.12 | 0.583 | 310.00 |  |",
+        "| 3 | mlp-8 | 1k | 12.5% | 507 | 0.0123 | 450.00 ± 2.65 | 0.896 | 460.00 | knee |",
+        "| 0 | mlp-24x24 | 4k | 50% | 2.01k | 0.0123 | 490.00 ± 2.26 | 0.979 | 500.00 |  |",
         "| 2 | mlp-96x64 | 12k | 150% | 6.01k | 0.0123 | 500.00 ± 0.00 | 1.000 | 510.00 |  |",
     ]
-    # teacher: 1.96 * 4 / sqrt(16) = 1.96
-    assert "| teacher | mlp-64x64 | 8k | 100% | 4.01k | 0.0123 | 500.00 ± 1.96 | 1.000 |" in md
-    # knee: 1.96 * 4 / sqrt(29) = 1.456; norm 435 / 480 = 0.906; fine-tuned 450 -> 455
-    knee = "| knee | mlp-8 | 1k | 12.5% | 507 | 0.0123 | 455.00 ± 1.46 | 0.906 | 450.00 → 455.00 |"
+    # teacher: 2.119905 * 4 / sqrt(16) = 2.12
+    assert "| teacher | mlp-64x64 | 8k | 100% | 4.01k | 0.0123 | 500.00 ± 2.12 | 1.000 |" in md
+    # knee: 2.045230 * 4 / sqrt(29) = 1.519; norm 435 / 480 = 0.906; fine-tuned 450 -> 455
+    knee = "| knee | mlp-8 | 1k | 12.5% | 507 | 0.0123 | 455.00 ± 1.52 | 0.906 | 450.00 → 455.00 |"
     assert knee in md
-    # baselines, ppo first: 1.96 * 2 / 5 = 0.784; 1.96 * 20 / 5 = 7.84
+    # baselines, ppo first: 2.059539 * 2 / 5 = 0.824; 2.059539 * 20 / 5 = 8.24
     ppo = (
-        "| ppo_x1 | mlp-64x64 | 8k | 100% | 4.01k | 0.0123 | 499.00 ± 0.78 | 0.998 | ppo | n/a "
+        "| ppo_x1 | mlp-64x64 | 8k | 100% | 4.01k | 0.0123 | 499.00 ± 0.82 | 0.998 | ppo | n/a "
         "| no | n/a |"
     )  # no env steps recorded; no per-episode returns to pair
     assert ppo in md
     assert (
-        "| distill_x0.25 | mlp-16x16 | 1.2k | 15% | 607 | 0.0123 | 400.00 ± 7.84 | 0.792 "
+        "| distill_x0.25 | mlp-16x16 | 1.2k | 15% | 607 | 0.0123 | 400.00 ± 8.24 | 0.792 "
         "| distill | n/a | yes | n/a |"
     ) in md
     # the verdicts: the dominating member, its FLOPs ratio and the normalised-return margin
-    # 0.896 - 0.792 = +0.104 +- hypot(2.45, 7.84) / 480 = 0.017
+    # 0.896 - 0.792 = +0.104 +- hypot(2.650, 8.238) / 480 = 0.018
     assert "`distill_x0.25`: **dominated** by 1 of 4 front members; the cheapest, #3 `mlp-8`" in md
-    assert "uses 0.833x its FLOPs at normalised return 0.896 vs 0.792 (+0.104 ± 0.017)" in md
-    # 0.979 - 0.998 = -0.019 +- hypot(1.96, 0.784) / 480 = 0.004
+    assert "uses 0.833x its FLOPs at normalised return 0.896 vs 0.792 (+0.104 ± 0.018)" in md
+    # 0.979 - 0.998 = -0.019 +- hypot(2.262, 0.824) / 480 = 0.005
     assert "`ppo_x1`: **not dominated**: the best front member with at most its FLOPs, #0" in md
-    assert "0.979 vs 0.998 (-0.019 ± 0.004)" in md
+    assert "0.979 vs 0.998 (-0.019 ± 0.005)" in md
     assert (
         "The front dominates 1 of 2 baselines on point estimates; the paired verdict is "
         "undecided for every baseline (the reason is on its line)."
@@ -247,15 +250,15 @@ def test_paired_dominance_hand_values() -> None:
 
     base = row(200, [5.0, 5.0, 5.0, 5.0])
     # d / span = [.01, -.01, .02, 0]: mean .005, sample std sqrt(.0005 / 3) = .012910,
-    # lower .005 - 1.959964 * .012910 / 2 = -.007651 > -.02
+    # lower .005 - 3.182446 * .012910 / 2 = -.015543 > -.02 (t with 3 degrees of freedom)
     close = row(100, [5.1, 4.9, 5.2, 5.0])
     ok, text = paired_dominance(base, [close], span=10.0)
     assert ok is True
-    assert "#m `mlp-8`: paired difference +0.005, 95% lower bound -0.008 (above -0.02" in text
-    # the same mean with a wide spread: [-.1, .1, 0, 0], std .081650, lower -.080016
+    assert "#m `mlp-8`: paired difference +0.005, 95% lower bound -0.016 (above -0.02" in text
+    # the same mean with a wide spread: [-.1, .1, 0, 0], std .081650, lower -.129923
     wide = row(100, [4.0, 6.0, 5.0, 5.0])
     ok, text = paired_dominance(base, [wide], span=10.0)
-    assert ok is False and "lower bound -0.080 (not above -0.02" in text
+    assert ok is False and "lower bound -0.130 (not above -0.02" in text
     # the best bound among the cheaper members decides; a dearer member does not count
     assert paired_dominance(base, [wide, close], span=10.0)[0] is True
     assert paired_dominance(base, [wide, row(300, [9.0, 9.0, 9.1, 9.0])], span=10.0)[0] is False
@@ -266,10 +269,10 @@ def test_paired_dominance_hand_values() -> None:
     ok, text = paired_dominance(base, [row(300, [9.0] * 4)], span=10.0)
     assert ok is False and "no front member uses at most its FLOPs" in text
     # near the margin: d / span = [a, -a, 0, 0], mean 0, sample std a * sqrt(2 / 3), lower
-    # bound -1.959964 * a * sqrt(2 / 3) / 2 = -0.800152 a: a = .0175 -> -.014003 (above -.02),
-    # a = .0275 -> -.022004 (not above)
-    assert paired_dominance(base, [row(100, [5.175, 4.825, 5.0, 5.0])], span=10.0)[0] is True
-    assert paired_dominance(base, [row(100, [5.275, 4.725, 5.0, 5.0])], span=10.0)[0] is False
+    # bound -3.182446 * a * sqrt(2 / 3) / 2 = -1.299228 a: a = .015 -> -.019488 (above -.02),
+    # a = .0175 -> -.022736 (not above)
+    assert paired_dominance(base, [row(100, [5.15, 4.85, 5.0, 5.0])], span=10.0)[0] is True
+    assert paired_dominance(base, [row(100, [5.175, 4.825, 5.0, 5.0])], span=10.0)[0] is False
     # a bound exactly at -margin is not above it (d = -0.25 on every episode, exact in binary)
     ones = row(200, [1.0] * 4)
     assert paired_dominance(ones, [row(100, [0.75] * 4)], span=1.0, margin=0.25)[0] is False
@@ -311,9 +314,9 @@ def test_report_pairs_per_episode_returns_on_shared_seeds(tmp_path: Path) -> Non
     _agent(run.baselines / "distill_x0.25", (16, 16), {**base, "seeds": seeds})
     md = write_report(run.load_config(), run).read_text()
     # d = [50, 46, 54, 50] / 480: mean .104167; sample std 3.2660 / 480 over sqrt(4):
-    # lower (50 - 1.959964 * 1.6330) / 480 = .097499
+    # lower (50 - 3.182446 * 1.6330) / 480 = .093340 (t with 3 degrees of freedom)
     assert (
-        "paired: #3 `mlp-8`: paired difference +0.104, 95% lower bound +0.097 (above -0.02, "
+        "paired: #3 `mlp-8`: paired difference +0.104, 95% lower bound +0.093 (above -0.02, "
         "4 episodes)"
     ) in md
     assert "| distill | n/a | yes | yes |" in md
@@ -334,7 +337,7 @@ def test_front_table_for_the_terminal() -> None:
                                 "ms", "return", "±", "95%", "norm.", "return"]  # fmt: skip
     assert set(lines[1]) <= {"-", " "}
     assert lines[2].split() == ["1", "mlp-4", "500", "6.25%", "257", "0.0123", "300.00", "±",
-                                "3.92", "0.583"]  # fmt: skip
+                                "4.12", "0.583"]  # fmt: skip
     assert len({len(line) for line in lines[1:]}) == 1  # numbers right-aligned: one width
     assert [line.split()[0] for line in lines[2:]] == ["1", "3", "0", "2"]
 
@@ -355,7 +358,7 @@ def test_missing_parts_are_reported(tmp_path: Path) -> None:
     assert not (run.report / "hypervolume.png").exists()
     assert _png_size(run.report / "pareto.png") == (1200, 825)
     # the front.json normalisation still gives the fractions; no search-return column
-    assert "| 1 | mlp-4 | 500 | 6.25% | 257 | 0.0123 | 300.00 ± 3.92 | 0.583 |\n" in md
+    assert "| 1 | mlp-4 | 500 | 6.25% | 257 | 0.0123 | 300.00 ± 4.12 | 0.583 |\n" in md
     # settings fall back on the config and the CSVs
     assert "- population 16, 5 generations, 3 episodes per candidate" in md
     assert "- candidates evaluated: 120" in md

@@ -26,10 +26,10 @@ def test_z95_is_the_975_normal_quantile() -> None:
 def test_interval95_by_hand() -> None:
     # returns 10, 12, 14, 16: mean 13; squared deviations 9 + 1 + 1 + 9 = 20;
     # sample std sqrt(20 / 3) = 2.5820; standard error 2.5820 / sqrt(4) = 1.2910;
-    # half-width 1.959964 * 1.2910 = 2.5303 -> interval (10.4697, 15.5303)
+    # half-width t(0.975, 3 dof) = 3.182446 times 1.2910 = 4.1085 -> (8.8915, 17.1085)
     lo, hi = interval95(np.array([10.0, 12.0, 14.0, 16.0]))
-    assert lo == pytest.approx(10.4697, abs=1e-4)
-    assert hi == pytest.approx(15.5303, abs=1e-4)
+    assert lo == pytest.approx(8.8915, abs=1e-4)
+    assert hi == pytest.approx(17.1085, abs=1e-4)
 
 
 def test_interval95_single_episode_is_a_point() -> None:

@@ -5,9 +5,10 @@ writes ``RUN_DIR/report/``: the tables, the dominance verdicts and the figures. 
 finished search is required; every other part that is missing is named in the report, and the
 rest renders.
 
-Intervals are those of ``a2d-evo eval``: ``mean +- 1.96 * s / sqrt(n)``, the normal
-approximation with ``s`` the sample standard deviation (ddof = 1) over the ``n`` episodes;
-``metrics.json`` records the population one (ddof = 0), so ``s = std * sqrt(n / (n - 1))``.
+Intervals are those of ``a2d-evo eval``: ``mean +- t * s / sqrt(n)``, ``t`` Student's
+two-sided 95% quantile with ``n - 1`` degrees of freedom (:func:`~a2d_evo.formats.t95`) and
+``s`` the sample standard deviation (ddof = 1) over the ``n`` episodes; ``metrics.json``
+records the population one (ddof = 0), so ``s = std * sqrt(n / (n - 1))``.
 A baseline is *dominated* when some front member has at most its FLOPs and at least its
 normalised return, strictly better in one (point estimates; the report prints the return
 margin with its interval so a reader can judge the noise). The second verdict is paired
@@ -416,8 +417,9 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
         md += ["![Hypervolume per generation](hypervolume.png)", ""]
     md += [
         f"Returns are mean episodic returns of {data.eval_mode} play ± the 95% interval "
-        "1.96·s/√n (normal approximation; s the sample standard deviation over the n "
-        "episodes, as `a2d-evo eval` prints it). Normalised return = (R − R_random) / "
+        "t·s/√n (t Student's quantile with n − 1 degrees of freedom, 2.045 for 30; s the "
+        "sample standard deviation over the n episodes, as `a2d-evo eval` prints it). "
+        "Normalised return = (R − R_random) / "
         "(R_teacher − R_random). FLOPs are per agent step at batch 1 (2 × multiply-adds); "
         "latency is the median at batch 1 on one CPU thread.",
         "",
