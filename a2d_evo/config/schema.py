@@ -564,7 +564,8 @@ class SearchConfig:
     """With ``estimate`` other than ``mean``: fixed archs, spread over the space's FLOPs, that
     play every generation's seeds so that the seed effects are measured on archs nobody
     selected (1 to :data:`MAX_ANCHORS`; their episodes count in the budget). Unused with
-    ``mean``."""
+    ``mean``. Each seed effect holds the anchors' noise (variance ``sigma^2 / anchors``): few
+    anchors add noise to every adjusted episode (``docs/search.md``)."""
     reevaluate_ranks: int | None = None
     """With ``reevaluate``: only the survivors in NSGA-II's first this-many non-dominated
     fronts (ranks ``0 .. N-1``) replay each generation; the others keep their estimates until
