@@ -6,7 +6,6 @@ light command paths (``--help``, reading a run folder) can import it.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -142,18 +141,31 @@ Z95 = 1.959963984540054
 :func:`t95`, and what intervals and paired bounds used until 2026-12-05."""
 
 
-@functools.lru_cache(maxsize=256)
+_T95_TABLE = (12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624, 2.306004,
+              2.262157, 2.228139, 2.200985, 2.178813, 2.160369, 2.144787, 2.131450, 2.119905,
+              2.109816, 2.100922, 2.093024, 2.085963, 2.079614, 2.073873, 2.068658, 2.063899,
+              2.059539, 2.055529, 2.051831, 2.048407, 2.045230)  # fmt: skip
+"""Student's t two-sided 95% quantiles for 1 to 29 degrees of freedom (any printed table)."""
+
+
 def t95(n: int) -> float:
     """Two-sided 95% quantile of Student's t for a mean of ``n >= 2`` episodes (``n - 1``
     degrees of freedom): 12.71 for 2, 2.262 for 10, 2.045 for 30, toward :data:`Z95`.
     The normal quantile undercovers small samples (a one-sided miss rate of 0.15 at n = 2,
-    0.041 at 10, 0.030 at 30, against 0.025)."""
+    0.041 at 10, 0.030 at 30, against 0.025). A table to 29 degrees of freedom, then the
+    Cornish-Fisher series in ``1 / dof`` to its fourth term (within 1e-7 of the exact
+    quantile from 30 on; ``tests/test_formats.py`` checks both against scipy)."""
     if n < 2:
         raise ValueError(f"t95: needs at least 2 episodes, got {n}")
-    # here: scipy (a pymoo dependency) is heavy for the light paths that import formats
-    from scipy.stats import t
-
-    return float(t.ppf(0.975, n - 1))
+    dof = int(n) - 1
+    if dof <= len(_T95_TABLE):
+        return _T95_TABLE[dof - 1]
+    z = Z95
+    g1 = (z**3 + z) / 4
+    g2 = (5 * z**5 + 16 * z**3 + 3 * z) / 96
+    g3 = (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384
+    g4 = (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160
+    return z + g1 / dof + g2 / dof**2 + g3 / dof**3 + g4 / dof**4
 
 
 def ci95(std: float, n: int) -> float | None:
@@ -220,6 +232,20 @@ def interval95(returns: Any) -> tuple[float, float]:
     if half is None:
         return mean, mean
     return mean - half, mean + half
+
+
+def non_dominated(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the ``(cost, score)`` points no other point dominates (at most the cost and
+    at least the score, one of them strictly), in the order given."""
+    keep = []
+    for i, (c, s) in enumerate(points):
+        if not any(
+            c2 <= c and s2 >= s and (c2 < c or s2 > s)
+            for j, (c2, s2) in enumerate(points)
+            if j != i
+        ):
+            keep.append(i)
+    return keep
 
 
 # ----------------------------------------------------------------------------- hypervolume

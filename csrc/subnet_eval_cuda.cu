@@ -70,9 +70,11 @@ struct Arena {
   }
 };
 
-// ------------------------------------------------------------------ MLP
-// relu that keeps NaN (fmaxf returns the other operand), as torch's relu and the CPU path
+// relu that keeps NaN (fmaxf returns the other operand), as torch's relu and the CPU path;
+// the CNN kernels' conv and FC epilogues use it
 __device__ __forceinline__ float relu(float v) { return v <= 0.f ? 0.f : v; }
+
+// ------------------------------------------------------------------ MLP
 
 __global__ void mlp_kernel(MlpNet net, const float* __restrict__ obs,
                            const int32_t* __restrict__ archs, const int32_t* __restrict__ chunks,

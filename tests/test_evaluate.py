@@ -102,6 +102,23 @@ def test_a_search_cap_shortens_episodes_and_never_lengthens_them() -> None:
         np.testing.assert_array_equal(r.returns, [want, want])
 
 
+def test_an_atari_search_cap_stops_at_v5s_frame_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On ALE ids the env's own limit is v5's 108,000 frames, 27,000 agent steps at frame
+    skip 4: a larger cap would lift it, so the backends are given the smaller one."""
+    from a2d_evo.envs import factory
+
+    cfg = config_from_dict({"env": {"id": "ALE/Pong-v5"}, "space": {"kind": "cnn"}})
+    given: list[int | None] = []
+
+    def backend(env_cfg: object, num_envs: int, **kwargs: object) -> None:
+        given.append(kwargs["max_episode_steps"])  # type: ignore[arg-type]
+
+    monkeypatch.setattr(factory, "make_atari_vec_env", backend)
+    for cap in (50_000, 100, None):
+        factory.make_vec_env(cfg.env, 1, seed=0, max_episode_steps=cap)
+    assert given == [27_000, 100, None]
+
+
 def test_random_policy_is_seeded() -> None:
     cfg = cartpole()
     a = random_policy_return(cfg, 6, seed=11)

@@ -31,6 +31,17 @@ def test_ci95_by_hand() -> None:
     # the t quantiles against printed tables (Student's t, two-sided 95%), and their limit
     assert [round(t95(n), 3) for n in (2, 5, 10, 30)] == [12.706, 2.776, 2.262, 2.045]
     assert t95(100_000) == pytest.approx(Z95, abs=1e-4)
+
+
+def test_t95_matches_scipy_for_every_sample_size() -> None:
+    """The table (to 29 degrees of freedom) and the series after it, against scipy's exact
+    quantile (scipy comes with pymoo; the package itself does not import it)."""
+    from scipy.stats import t
+
+    worst = max(abs(t95(n) - float(t.ppf(0.975, n - 1))) for n in range(2, 3000))
+    assert worst < 1e-6, worst
+    with pytest.raises(ValueError, match="at least 2"):
+        t95(1)
     assert ci95(0.0, 7) == 0.0
 
 

@@ -176,12 +176,29 @@ def test_write_front_delivers_only_the_race_survivors(tmp_path: Path) -> None:
     assert data["delivery"]["final_episodes"] == 3 * 4
 
 
-def test_the_final_seeds_score_the_members_and_choose_none(tmp_path: Path) -> None:
+def test_the_final_seeds_score_the_members_and_choose_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Membership is decided on the race's episodes: width 4, below the random policy there
     (10 against ~20), is dropped although it would top the final seeds; width 16, which
     looks dominated on the final seeds (0), is kept with that figure, not filtered on the
-    episodes that score it."""
+    episodes that score it. The random policy the race is judged against plays the race's
+    own seeds, block by block."""
+    from a2d_evo.evaluation.seeds import final_seeds
+    from a2d_evo.search import front
+
+    played: list[tuple[int, int]] = []
+    real = front.random_policy_return
+
+    def random_policy(cfg: Any, episodes: int, seed: int, **kw: Any) -> Any:
+        played.append((episodes, seed))
+        return real(cfg, episodes, seed, **kw)
+
+    monkeypatch.setattr(front, "random_policy_return", random_policy)
     data = _write_front(tmp_path, race={4: 10.0}, final={4: 900.0, 16: 0.0})
+    blocks = [halving_seeds(7, r, rd["episodes"])
+              for r, rd in enumerate(data["delivery"]["halving_rounds"])]  # fmt: skip
+    assert played == [(len(b), b[0]) for b in blocks] + [(4, final_seeds(7, 4)[0])]
     assert widths_of(data) == [8, 16]
     assert data["search"]["dropped_below_random"] == 1
     assert data["search"]["dominated_on_final_seeds"] == 1

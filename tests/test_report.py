@@ -227,6 +227,26 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     assert f"a2d-evo baselines {out} --widths 0.25,1" in md
 
 
+def test_the_report_says_the_final_seeds_chose_no_member(tmp_path: Path) -> None:
+    """A front.json written since 2026-12-05 (members chosen on the race's episodes): the
+    report counts the members dropped as no better than random there and the ones that look
+    dominated on the final seeds, kept; one written before keeps its older line."""
+    run = make_run(tmp_path / "run")
+    front = json.loads((run.search / "front.json").read_text())
+    del front["search"]["dropped_after_rescore"]
+    for looks, words in ((1, "1 looks dominated on the final seeds and is kept"),
+                         (2, "2 look dominated on the final seeds and are kept")):  # fmt: skip
+        front["search"].update(dropped_below_random=3, dominated_on_final_seeds=looks)
+        write_json(run.search / "front.json", front)
+        md = write_report(run.load_config(), run).read_text()
+        assert (
+            "- final front: 5 members from the search's race, 3 more dropped there as no "
+            f"better than the random policy; {words} (those seeds score the members, they do "
+            "not choose them)"
+        ) in md
+        assert "dropped as dominated after re-scoring" not in md
+
+
 def test_dominance_rules() -> None:
     def row(flops: float, nr: float) -> Row:
         return Row("b", "mlp-8", flops, None, None, nr, 0.0, 10, nr)

@@ -540,7 +540,8 @@ class SearchConfig:
     """Optional FLOPs ceiling, as a constraint."""
     max_episode_steps: int | None = None
     """Cap on episode length during the search (None: the env's own): it only shortens them,
-    never beyond ``env.max_episode_steps`` or the env's registered limit. A capped episode
+    never beyond ``env.max_episode_steps`` or the env's own limit (the registered one; on ALE
+    ids v5's 108,000 frames over ``env.frame_skip``). A capped episode
     counts as one episode with the return it reached; R_random and R_teacher of the search's
     normalisation play under the same cap. The halving and the final re-scoring play whole
     episodes."""

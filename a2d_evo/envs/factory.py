@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from a2d_evo.config import EnvConfig
-from a2d_evo.envs.ale import num_actions, rom_id
+from a2d_evo.envs.ale import V5_MAX_FRAMES, num_actions, rom_id
 from a2d_evo.envs.ale_vector import AleVectorEnv
 from a2d_evo.envs.atari_reference import reference_env
 from a2d_evo.envs.classic import make_classic_env, obs_layout
@@ -47,16 +47,19 @@ def make_vec_env(
     ``seed + i``). ``training=False`` plays full games (no ``terminal_on_life_loss``).
     ``cfg.max_episode_steps`` (agent steps) replaces the env's own limit, and
     ``max_episode_steps`` caps episodes below that (the search's ``search.max_episode_steps``):
-    it never lengthens them (on ALE ids either one replaces v5's frame limit,
-    ``docs/atari_pipeline.md``). ``cfg.imports`` run first (see :mod:`a2d_evo.envs.imports`
-    for who may name them) and the id must then be registered.
+    it never lengthens them (on ALE ids the own limit is v5's 108,000 frames over
+    ``frame_skip``, and either one replaces it, ``docs/atari_pipeline.md``). ``cfg.imports``
+    run first (see :mod:`a2d_evo.envs.imports` for who may name them) and the id must then be
+    registered.
     """
     prepare_env(cfg)
     if num_envs < 1:
         raise EnvError(f"{cfg.id}: num_envs must be >= 1, got {num_envs}")
     limit = cfg.max_episode_steps
     if max_episode_steps is not None:
-        own = limit if limit is not None or cfg.atari else registered_limit(cfg.id)
+        own = limit
+        if own is None:  # the env's own limit, in agent steps
+            own = V5_MAX_FRAMES // cfg.frame_skip if cfg.atari else registered_limit(cfg.id)
         limit = max_episode_steps if own is None else min(max_episode_steps, own)
     if limit is not None and limit < 1:
         raise EnvError(f"{cfg.id}: max_episode_steps must be >= 1, got {limit}")

@@ -39,23 +39,10 @@ from a2d_evo.formats import (
     KEPT_FINE_TUNED,
     VALIDATION_SEEDS,
     kept_weights,
+    non_dominated,
 )
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import finetune_agent
-
-
-def non_dominated(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the ``(cost, score)`` points no other point dominates (at most the cost and
-    at least the score, one of them strictly), in the order given."""
-    keep = []
-    for i, (c, s) in enumerate(points):
-        if not any(
-            c2 <= c and s2 >= s and (c2 < c or s2 > s)
-            for j, (c2, s2) in enumerate(points)
-            if j != i
-        ):
-            keep.append(i)
-    return keep
 
 
 def fine_tuned(metrics: dict[str, Any], cfg: Config) -> bool:

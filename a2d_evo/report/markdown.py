@@ -387,11 +387,13 @@ def _settings(cfg: Config, search: Any, data: RunData) -> list[str]:
                 "steps) past the budget were played but not used to choose the front"
             )
     if "dominated_on_final_seeds" in ran:  # members chosen on the race's episodes
+        looks = int(ran["dominated_on_final_seeds"])
         lines.append(
             f"- final front: {_count(ran['front_size'], 'member')} from the search's race, "
             f"{ran.get('dropped_below_random', 0)} more dropped there as no better than the "
-            f"random policy; {ran['dominated_on_final_seeds']} look dominated on the final "
-            "seeds and are kept (those seeds score the members, they do not choose them)"
+            f"random policy; {looks} {'looks' if looks == 1 else 'look'} dominated on the "
+            f"final seeds and {'is' if looks == 1 else 'are'} kept (those seeds score the "
+            "members, they do not choose them)"
         )
     elif "front_size" in ran:  # a front.json written before 2026-12-05
         dropped = ran.get("dropped_after_rescore", 0)

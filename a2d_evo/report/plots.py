@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from a2d_evo.formats import non_dominated
 from a2d_evo.report.run_data import Row, RunData
 
 DPI = 150
@@ -49,12 +50,23 @@ def pareto_png(data: RunData) -> bytes:
     handles = []
     front = data.front
     fx, fy = [r.flops for r in front], [r.return_mean for r in front]
-    ax.step(fx, fy, where="post", color="tab:blue", lw=1.6, zorder=3)
+    # the line joins the members no other one dominates on the re-scored figures; front.json
+    # keeps those that look dominated there too (the final seeds score, they do not choose)
+    line = sorted(non_dominated(list(zip(fx, fy, strict=True))), key=lambda i: fx[i])
+    ax.step([fx[i] for i in line], [fy[i] for i in line], where="post", color="tab:blue",
+            lw=1.6, zorder=3)  # fmt: skip
     members = f"{len(front)} member{'' if len(front) == 1 else 's'}"
     handles.append(ax.errorbar(
         fx, fy, yerr=[r.ci95 or 0.0 for r in front], fmt="o", ms=5, color="tab:blue",
         elinewidth=0.8, capsize=2, zorder=4, label=f"Pareto front ({members}, re-scored, ± 95%)",
     ))  # fmt: skip
+    looks_dominated = sorted(set(range(len(front))) - set(line))
+    if looks_dominated:
+        handles += ax.plot(
+            [fx[i] for i in looks_dominated], [fy[i] for i in looks_dominated], marker="o",
+            ms=5, mfc="white", mec="tab:blue", ls="none", zorder=5,
+            label="member dominated on the re-scoring seeds",
+        )  # fmt: skip
     if data.history:
         xs, ys = zip(*data.history, strict=True)
         handles.append(ax.scatter(

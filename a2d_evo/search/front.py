@@ -21,9 +21,9 @@ on episode seeds that depend on the run seed alone (:mod:`a2d_evo.evaluation.see
 4. **final re-scoring**: the members play ``search.final_episodes`` fresh seeds
    (:func:`~a2d_evo.evaluation.seeds.final_seeds`), R_random and R_teacher are measured again
    on those seeds, and every member's ``metrics.json`` figures go to ``front.json``. Nothing is
-   dropped on these seeds: they score the members, and a filter on them would keep the lucky
-   draws (``dominated_on_final_seeds`` counts the members that look dominated there;
-   ``history.csv`` keeps everything).
+   dropped on these seeds: they score the members and do not choose who is in ``front.json``
+   (a filter on them would keep the lucky draws; ``dominated_on_final_seeds`` counts the
+   members that look dominated there; ``history.csv`` keeps everything).
 
 :func:`reference_returns` also gives the search's own normalisation, measured once at its start.
 """
