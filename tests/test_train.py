@@ -204,6 +204,28 @@ def test_target_kl_ends_an_update_after_the_epoch_that_passes_it(
     assert calls == sorted(calls)  # update by update
 
 
+def test_max_grad_norm_bounds_every_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ppo.max_grad_norm`` clips the gradient before each Adam step: at 1e-9 the clipped
+    gradient is far below Adam's eps (1e-5), so 16 steps move no weight by more than about
+    lr * 1e-4 each; at the default 0.5 they move by about lr each."""
+    saved: list[dict[str, torch.Tensor]] = []
+    real = loop.save_checkpoint
+
+    def save(path: Path, stage: str, model: Any, *args: Any, **kwargs: Any) -> None:
+        saved.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        real(path, stage, model, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    moved = {}
+    for norm in (1e-9, 0.5):
+        saved.clear()
+        train_teacher(tiny(ppo={"max_grad_norm": norm}), RunFolder(tmp_path / str(norm)),
+                      progress=False)  # fmt: skip
+        first, last = saved[0], saved[-1]  # the stage's start and its end
+        moved[norm] = max(float((last[k] - first[k]).abs().max()) for k in first)
+    assert moved[1e-9] < 1e-5 < 1e-3 < moved[0.5], moved
+
+
 @pytest.fixture(scope="module")
 def tiny_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = RunFolder(tmp_path_factory.mktemp("teacher") / "run")
