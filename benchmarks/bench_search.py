@@ -232,7 +232,9 @@ def one(
         out[method] = {
             "hv": float(front["hypervolume"]),
             "best": max(float(e["normalised_return"]) for e in front["front"]),
-            "size": float(len(front["front"])),
+            # members no other dominates on the final seeds: what "size" meant before
+            # 2026-12-05, when front.json dropped the others (it keeps them since)
+            "size": float(len(front["front"]) - int(ran.get("dominated_on_final_seeds", 0))),
             "env_steps": float(ran["env_steps"]),
             "episodes": float(ran["episodes_played"]),
             "discarded_env_steps": float(ran.get("discarded_env_steps", 0)),
