@@ -10,7 +10,11 @@ fine-tune (PPO + distillation from the run's teacher, the validation gate off) f
 
 If the members then dominate the x0.25 baselines, the pipeline's gap is the fine-tune
 budget (a config key); if not, the searched archs or their inherited weights are in the way.
-Not the [J] / [K] rule's budget (a member here spends S + 2B, S shared): a diagnosis only.
+Not the [J] / [K] rule's budget (with ``--steps`` = S a member here spends 2S + B, S of it
+shared): a diagnosis only. Its own steps are S + B only where the delivery kept the fine-tuned
+weights (``kept`` in the output; an inherited member has had S of its own here), and the extra
+steps run as one more fine-tune (a fresh Adam from ``ppo.lr``, its own sigma), not as
+``a2d_x``'s single schedule.
 
     python benchmarks/member_budget.py runs/cmpmast/s100 --out runs/member_budget_ast \\
         --steps 2000000 --members front_00,front_01,front_02
@@ -63,11 +67,14 @@ def main() -> None:
         res = evaluate_agent(load_agent(folder), cfg, len(seeds), seeds[0], "greedy")
         norm = (np.asarray(res.returns) - cmp["r_random"]) / span
         before = next(m for m in cmp["members"] if m["name"] == name)
+        gate = read_json(run.agents / name / "metrics.json", "metrics").get("finetune_validation")
+        kept = gate.get("kept") if isinstance(gate, dict) else None
         flops = read_json(folder / "metrics.json", "metrics")["flops"]
         wall = read_json(folder / "done.json", "done")["wall_s"]
         row = {"member": name, "flops": flops, "normalised_before": before["normalised"],
                "normalised_after": float(norm.mean()), "episode_returns": list(res.returns),
-               "wall_s": wall, "bounds": {}}  # fmt: skip
+               "wall_s": wall, "bounds": {},
+               "kept_at_delivery": kept}  # fmt: skip
         for b in cmp["baselines"]:
             if b["flops"] >= flops:
                 bn = (np.asarray(b["episode_returns"]) - cmp["r_random"]) / span

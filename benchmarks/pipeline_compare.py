@@ -4,7 +4,8 @@ For each seed: teacher -> distilled supernet -> NSGA-II -> export (every front m
 fine-tuned for ``finetune.steps``; the delivered front) -> baselines ``ppo_x``, ``distill_x``,
 ``a2d_x`` at x0.25, x0.5, x1. Then every delivered agent, every baseline, the teacher and the
 random policy play the SAME ``--episodes`` fresh seeds (``fresh_eval_seed(seed)`` onwards,
-never used by training, search or delivery), greedy.
+never used by training, search or delivery; ``a2d-evo eval``'s default seeds and the first 10
+of ``ablation_distill.py``'s are the same ones, and no choice is taken on them), greedy.
 
 A baseline counts as dominated when some delivered member has at most its FLOPs and the
 paired difference in normalised return (member - baseline, per episode seed) has a 95% lower

@@ -17,7 +17,9 @@ luckiest members). Without a validation (``finetune.steps`` or
 ``delivered.json`` says so (``chosen_on``).
 
 Budget: each delivered agent had ``supernet.total_steps`` (shared with every subnet) plus
-its own ``finetune.steps``; the ``a2d`` and ``distill`` baselines get ``S + B`` each.
+its own ``finetune.steps`` of training; the ``a2d`` and ``distill`` baselines get ``S + B``
+each. Selection is not in that count: the search's, the race's and the validation's episodes
+train nothing but choose (``finetune_validation.env_steps`` records the last).
 Agent by agent: a member whose ``metrics.json`` already records this budget's fine-tune is
 not trained again, so an interrupted ``export`` continues where it stopped.
 ``finetune.steps: 0`` delivers the inherited weights, and says so.

@@ -10,8 +10,12 @@ With ``S = supernet.total_steps`` and ``B = finetune.steps``:
   states, which leaves the student untrained on its own mistakes);
 * ``a2d_x<w>``: PPO + A2D distillation (the fine-tune's loss) for ``S + B`` steps.
 
-So each distilled baseline alone gets as much training as the whole supernet plus one
-front member's fine-tune: the searched agents have no budget advantage over it.
+So each distilled baseline alone gets as many training steps as the whole supernet plus one
+front member's fine-tune: the searched agents have no advantage in training steps over it.
+They do have env interaction that trains nothing and a baseline does not get: the search's
+episodes (which choose the archs), the delivery's race and the fine-tune's validation
+episodes (which choose between the inherited and the fine-tuned weights); ``BENCHMARKS.md``
+([J]) states them.
 
 Each becomes an agent folder ``RUN_DIR/baselines/<name>/`` scored on the same seeds as the
 front's final re-scoring, so the report compares like with like. A baseline whose folder
