@@ -115,6 +115,10 @@ def _lock(folder: Path, create: bool, wait_s: float) -> tuple[int, list[Path]]:
                 raise _not_a_lock(path, "a symbolic link") from None
             raise _unwritable(folder, exc) from None
         st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 0 and races < 100:
+            os.close(fd)  # the holder unlinked it on release after our open: open the next one
+            races += 1
+            continue
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:  # a FIFO, device or hard link
             os.close(fd)
             _remove_empty(made)

@@ -2,10 +2,11 @@
 
 Each run is a real ``python -m a2d_evo`` process, killed without warning several times
 (during start-up, and after it has written progress), then continued the way a user would:
-``--resume`` when the stage folder holds a run, a plain start otherwise. The finished run
-must equal an uninterrupted one with the same seed: bit-identical supernet weights (every
-resume starts at a checkpoint boundary, where the envs are re-seeded anyway), and the same
-``front.json`` (``latency_ms`` aside, a wall-clock measurement).
+``--resume`` when the stage folder holds a run, a plain start otherwise. The supernet run
+must complete (every update, every env step; its weights differ from an uninterrupted run's,
+since the envs restart at each resume, issue [J]), and the search must equal an uninterrupted
+one with the same seed: the same ``front.json`` (``latency_ms`` aside, a wall-clock
+measurement).
 """
 
 from __future__ import annotations

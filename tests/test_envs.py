@@ -448,6 +448,36 @@ def test_native_worker_crash_raises_and_close_cleans_up():
     env.close()  # idempotent
 
 
+_CTRL_C = """
+import os, signal, time, numpy as np
+from a2d_evo.config import EnvConfig
+from a2d_evo.envs import make_vec_env
+from a2d_evo.train.interrupts import StopFlag
+env = make_vec_env(EnvConfig(id="ALE/Pong-v5", backend="native", workers=2), 4, seed=0)
+env.reset(); env.step(np.zeros(4, np.int64))
+stop = StopFlag()
+with stop.installed():
+    os.killpg(os.getpgid(0), signal.SIGINT)  # what one Ctrl-C in a terminal sends
+    time.sleep(0.5)
+    env.step(np.zeros(4, np.int64))  # the update in progress finishes, then checkpoints
+    print("stopped by", stop.reason)
+env.close()
+"""
+
+
+def test_a_ctrl_c_reaches_the_trainer_and_not_its_native_workers(tmp_path):
+    """The trainer finishes its update and checkpoints on SIGINT; the emulator workers it
+    still steps are in a session of their own, so the terminal's Ctrl-C (a signal to the
+    whole process group) does not kill them first (it did: the step raised EnvError, no
+    checkpoint was written and the command failed)."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", _CTRL_C], capture_output=True, text=True,
+                          timeout=120, cwd=tmp_path, start_new_session=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "stopped by SIGINT"
+
+
 @pytest.mark.slow
 def test_native_workers_end_with_the_interpreter(tmp_path):
     """No close(): the finalizer stops the workers and unlinks the shared memory at exit."""

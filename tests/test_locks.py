@@ -219,6 +219,30 @@ def test_folder_lock_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert not folder.exists()
 
 
+def test_a_waiter_whose_lock_file_is_unlinked_by_the_release_takes_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The holder unlinks ``.lock`` on release; a waiter that opened it just before sees a
+    file with no links. That is a release, not a planted hard link: it opens the new file
+    and takes the lock (two processes binding one run got a false refusal, 5 in 8 s)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / locks.LOCK_FILE).write_text("12345\n")  # the releasing holder's file
+    real_open, opened = os.open, []
+
+    def open_then_release(path: object, flags: int, mode: int = 0o777) -> int:
+        fd = real_open(path, flags, mode)
+        if not opened:  # the holder's release lands between this open and the fstat
+            os.unlink(folder / locks.LOCK_FILE)
+        opened.append(fd)
+        return fd
+
+    monkeypatch.setattr(locks.os, "open", open_then_release)
+    with locks.folder_lock(folder, wait_s=1.0):
+        assert (folder / locks.LOCK_FILE).read_text() == f"{os.getpid()}\n"
+    assert len(opened) == 2  # the unlinked file, then the new one
+
+
 def test_a_planted_lock_link_or_fifo_is_refused_and_its_target_untouched(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

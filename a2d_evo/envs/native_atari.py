@@ -388,6 +388,10 @@ class NativeAtariVecEnv:
                 env=env,
                 cwd=root,
                 stdin=subprocess.DEVNULL,
+                # a session of its own: a terminal's Ctrl-C (or torchrun's killpg) goes to the
+                # trainer, which checkpoints after the update, and not to the workers it still
+                # steps; they exit when the trainer's end of their socket closes
+                start_new_session=True,
             )
         finally:
             child.close()

@@ -212,10 +212,15 @@ def run_ppo(
                     and update >= opts.stop_after
                 ):
                     stop.reason = f"stop requested after update {opts.stop_after}"
-                if ctx.enabled and ddp.any_rank(stop.reason is not None, ctx):
-                    stop.reason = stop.reason or "stopped on another rank"
+                # one snapshot of the flag, agreed by every rank and used for both decisions
+                # below: a signal that lands after the vote waits for the next update (read
+                # again here, one rank alone would checkpoint and stop while the others
+                # went on into the next collective)
+                reason = stop.reason
+                if ctx.enabled and ddp.any_rank(reason is not None, ctx):
+                    reason = reason or "stopped on another rank"
                 if opts.checkpoint is not None and (
-                    stop.reason or update % opts.checkpoint_every == 0 or update == n_updates
+                    reason or update % opts.checkpoint_every == 0 or update == n_updates
                 ):
                     if ctx.is_main:
                         wall = wall_before + elapsed
@@ -224,14 +229,14 @@ def run_ppo(
                                         learner.state())  # fmt: skip
                     ddp.barrier(ctx)  # on disk before any rank goes on (and maybe resumes)
                     last_good = update
-                if stop.reason:
+                if reason:
                     where = (
                         f"checkpoint saved to {opts.checkpoint}; continue with --resume"
                         if opts.checkpoint is not None
                         else "nothing saved"
                     )
                     raise TrainingInterrupted(
-                        f"{opts.stage} training interrupted ({stop.reason}) at update {update}/"
+                        f"{opts.stage} training interrupted ({reason}) at update {update}/"
                         f"{n_updates}, step {global_step}; {where}"
                     )
     finally:
