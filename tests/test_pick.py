@@ -89,3 +89,24 @@ def test_select_all_index_and_filters() -> None:
 def test_select_errors(pick: str, kw: dict[str, float], match: str) -> None:
     with pytest.raises(RunFolderError, match=match):
         select(_front(), pick, **kw)
+
+
+def test_export_refuses_seeds_other_than_the_fronts() -> None:
+    """The fine-tune scores members on the front's final seeds; an `export --seed` or a
+    `--set search.final_episodes` that moves them is refused before anything is written (it
+    used to put the inherited and fine-tuned figures of one metrics.json on two seed sets)."""
+    from pathlib import Path
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.errors import ConfigError
+    from a2d_evo.evaluation.seeds import final_seeds
+    from a2d_evo.report.pick import _check_scoring_seeds
+
+    cfg = config_from_dict({"seed": 3, "search": {"final_episodes": 30}})
+    front = {"normalisation": {"seeds": final_seeds(3, 30)}}
+    _check_scoring_seeds(cfg, front, Path("front.json"))  # the search's own: fine
+    _check_scoring_seeds(cfg, {"normalisation": {}}, Path("front.json"))  # none recorded
+    for other in ({"seed": 5}, {"search": {"final_episodes": 10}}):
+        moved = config_from_dict({"seed": 3, "search": {"final_episodes": 30}, **other})
+        with pytest.raises(ConfigError, match="drop --seed"):
+            _check_scoring_seeds(moved, front, Path("front.json"))

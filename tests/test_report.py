@@ -480,3 +480,29 @@ def test_reproduce_lines_carry_the_recorded_fine_tune_budgets(tmp_path: Path) ->
     # the config's own rate needs no flag
     write_json(run.agents / "knee" / "metrics.json", {**metrics, "finetune_lr": 2.5e-4})
     assert "--pick knee --finetune 4096\n" in write_report(run.load_config(), run).read_text()
+
+
+def test_agents_and_a_delivery_from_an_older_front_are_not_reported(tmp_path: Path) -> None:
+    """An agent whose ``sources.front`` is another ``front.json``'s digest (the search ran
+    again since it was exported) and a ``delivered.json`` from another front are named under
+    Missing, not reported as this front's (a re-export left them, then the report mislabelled
+    their rows and set the baselines against them)."""
+    from a2d_evo.files import file_digest
+
+    run = make_run(tmp_path / "run", baselines=False)
+    current = file_digest(run.search / "front.json")
+    metrics = json.loads((run.agents / "knee" / "metrics.json").read_text())
+    write_json(run.agents / "knee" / "metrics.json", {**metrics, "sources": {"front": current}})
+    old = {**metrics, "sources": {"front": "0" * 64}}
+    _agent(run.agents / "front_07", (8,), old)
+    delivered = {"format_version": 1, "finetune_steps": 4096, "members": ["knee"],
+                 "exported": [], "front_sha256": "0" * 64}  # fmt: skip
+    write_json(run.agents / "delivered.json", delivered)
+    data = run_data.load_run(run.load_config(), run)
+    assert sorted(data.agents) == ["knee"]
+    assert data.delivered == []
+    assert any("front_07: exported from an older `front.json`" in m for m in data.missing)
+    assert any("delivered from an older `front.json`" in m for m in data.missing)
+    # delivered from this front: reported
+    write_json(run.agents / "delivered.json", {**delivered, "front_sha256": current})
+    assert run_data.load_run(run.load_config(), run).delivered == ["knee"]

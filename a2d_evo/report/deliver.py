@@ -33,7 +33,7 @@ from typing import Any
 
 from a2d_evo.config import Config
 from a2d_evo.evaluation.seeds import final_seeds
-from a2d_evo.files import read_json, write_json
+from a2d_evo.files import file_digest, read_json, write_json
 from a2d_evo.formats import (
     DELIVERED_FORMAT_VERSION,
     FINAL_SEEDS,
@@ -126,6 +126,7 @@ def write_delivered(
     key = "validation_return_mean" if on_validation else "normalised_return"
     keep = non_dominated([(r["flops"], r[key]) for r in rows])
     path = run.agents / "delivered.json"
+    front = run.search / "front.json"  # the front the members were exported from
     write_json(
         path,
         {
@@ -135,6 +136,8 @@ def write_delivered(
             "supernet_steps": cfg.supernet.total_steps,
             "seeds": final_seeds(cfg.seed, cfg.search.final_episodes),
             "chosen_on": VALIDATION_SEEDS if on_validation else FINAL_SEEDS,
+            # a later front makes this file stale (the report then ignores it)
+            "front_sha256": file_digest(front) if front.is_file() else None,
             "members": [rows[i]["agent"] for i in keep],
             "exported": list(rows),
         },

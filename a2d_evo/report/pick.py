@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from a2d_evo.config import Config, config_to_dict, replace
-from a2d_evo.errors import ArchError, FormatError, RunFolderError
+from a2d_evo.errors import ArchError, ConfigError, FormatError, RunFolderError
 from a2d_evo.files import check_format_version, file_digest, read_json, safe_name
 from a2d_evo.formats import (
     FINAL_SEEDS,
@@ -295,6 +295,7 @@ def export_front(
 
     data = load_front(run, cfg)
     front: list[dict[str, Any]] = data["front"]
+    _check_scoring_seeds(cfg, data, run.search / "front.json")
     space = SearchSpace(cfg.space)
     supernet = load_supernet(cfg, run.supernet_weights)
     obs_shape, n_actions = supernet.obs_shape, supernet.n_actions
@@ -335,6 +336,27 @@ def export_front(
         else:
             _drop_stale_delivery(run, [f.name for f in folders], progress)
     return folders
+
+
+def _check_scoring_seeds(cfg: Config, data: Mapping[str, Any], path: Path) -> None:
+    """The fine-tune scores its members on the front's final seeds, where the front's
+    figures, R_random, R_teacher and the baselines were measured: a ``--seed`` or
+    ``search.final_episodes`` that moves them is a ConfigError (it mixed two seed sets in one
+    ``metrics.json``). A front that records no seeds is taken as it is."""
+    # here: a2d_evo.evaluation's package imports torch, which the report must not load
+    from a2d_evo.evaluation.seeds import final_seeds
+
+    recorded = (data.get("normalisation") or {}).get("seeds")
+    if not isinstance(recorded, list):
+        return
+    here = final_seeds(cfg.seed, cfg.search.final_episodes)
+    if [int(x) for x in recorded] != here:
+        raise ConfigError(
+            f"export: {path} was scored on {len(recorded)} final seeds from {recorded[0]}, this "
+            f"config's seed and search.final_episodes give {len(here)} from {here[0]}; export "
+            "with the search's seed and final_episodes (drop --seed / --set "
+            "search.final_episodes), so that every figure is on the front's seeds"
+        )
 
 
 def _check_reference(
@@ -435,7 +457,8 @@ def export_sources(run: RunFolder) -> dict[str, str | None]:
 
 
 def _drop_stale_delivery(run: RunFolder, names: Sequence[str], progress: bool) -> None:
-    """Remove ``delivered.json`` when this export replaced one of the members it lists."""
+    """Remove ``delivered.json`` when this export replaced one of the members it lists, or
+    when it was delivered from another ``front.json``."""
     path = run.agents / "delivered.json"
     if not path.is_file():
         return
@@ -443,11 +466,19 @@ def _drop_stale_delivery(run: RunFolder, names: Sequence[str], progress: bool) -
         listed = {r.get("agent") for r in read_json(path, "delivered front").get("exported", [])}
     except (FormatError, OSError, AttributeError):
         listed = set(names)  # unreadable: it cannot be trusted either
-    if listed & set(names):
+    try:  # delivered from another front.json (written since 2026-12-05): stale too
+        other = read_json(path, "delivered front").get("front_sha256") not in (
+            None,
+            file_digest(run.search / "front.json"),
+        )
+    except (FormatError, OSError, AttributeError):
+        other = True
+    if listed & set(names) or other:
         path.unlink()
         if progress:
-            print(f"removed {path}: it listed agents this export replaced; run `a2d-evo export "
-                  f"{run.root}` to deliver the whole front again")  # fmt: skip
+            print(f"removed {path}: it listed agents this export replaced, or came from "
+                  f"another front; run `a2d-evo export {run.root}` to deliver the whole front "
+                  "again")  # fmt: skip
 
 
 def _folder_arch(folder: Path) -> Arch | None:

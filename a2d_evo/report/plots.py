@@ -58,7 +58,8 @@ def pareto_png(data: RunData) -> bytes:
     members = f"{len(front)} member{'' if len(front) == 1 else 's'}"
     handles.append(ax.errorbar(
         fx, fy, yerr=[r.ci95 or 0.0 for r in front], fmt="o", ms=5, color="tab:blue",
-        elinewidth=0.8, capsize=2, zorder=4, label=f"Pareto front ({members}, re-scored, ± 95%)",
+        elinewidth=0.8, capsize=2, zorder=4,
+        label=f"Pareto front ({members}, inherited weights re-scored, ± 95%)",
     ))  # fmt: skip
     looks_dominated = sorted(set(range(len(front))) - set(line))
     if looks_dominated:
@@ -96,6 +97,15 @@ def pareto_png(data: RunData) -> bytes:
             ha="right", fontsize=9, color="tab:orange", fontweight="bold",
             arrowprops={"arrowstyle": "-", "color": "tab:orange", "lw": 0.8},
         )  # fmt: skip
+    # the delivered front (after fine-tuning): what the baselines' verdicts are set against
+    delivered = [data.agents[name] for name in data.delivered if name in data.agents]
+    if delivered:
+        handles.append(ax.errorbar(
+            [r.flops for r in delivered], [r.return_mean for r in delivered],
+            yerr=[r.ci95 or 0.0 for r in delivered], fmt="h", ms=9, mfc="none",
+            mec="darkcyan", mew=1.6, ecolor="darkcyan", elinewidth=0.8, capsize=2, zorder=8,
+            label=f"delivered front ({len(delivered)}, fine-tuned, ± 95%)",
+        ))  # fmt: skip
     styles = {"ppo": ("s", "tab:red"), "distill": ("^", "tab:green")}
     seen: set[str] = set()
     for row in data.baselines.values():

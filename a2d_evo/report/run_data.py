@@ -19,7 +19,7 @@ from typing import Any
 
 from a2d_evo.config import Config
 from a2d_evo.errors import A2DError, FormatError, RunFolderError
-from a2d_evo.files import check_format_version, read_json
+from a2d_evo.files import check_format_version, file_digest, read_json
 from a2d_evo.formats import (
     BASELINE_METHODS,
     DELIVERED_FORMAT_VERSION,
@@ -194,11 +194,12 @@ class RunData:
 
 
 def _delivered(
-    run: RunFolder, agents: Mapping[str, Row], missing: list[str]
+    run: RunFolder, agents: Mapping[str, Row], missing: list[str], front_sha: str
 ) -> tuple[list[str], int | None, str]:
     """The delivered front's member names that are exported agents here, its fine-tune
-    budget and the seeds that chose it (see :mod:`a2d_evo.report.deliver`); a damaged file is
-    reported under Missing."""
+    budget and the seeds that chose it (see :mod:`a2d_evo.report.deliver`); a damaged file,
+    or one delivered from another ``front.json`` (``front_sha256``), is reported under
+    Missing."""
     path = run.agents / "delivered.json"
     if not path.is_file():
         return [], None, FINAL_SEEDS
@@ -214,6 +215,11 @@ def _delivered(
         chosen_on = data.get("chosen_on", FINAL_SEEDS)
         if chosen_on not in (VALIDATION_SEEDS, FINAL_SEEDS):
             raise FormatError(f"{path}: unknown 'chosen_on' {chosen_on!r:.40}")
+        if data.get("front_sha256") not in (None, front_sha):  # None: written before 2026-12-05
+            raise FormatError(
+                f"{path} was delivered from an older `front.json`; run `a2d-evo export "
+                f"{run.root}` to deliver this front"
+            )
     except (FormatError, OSError) as exc:
         missing.append(f"the delivered front: {exc}")
         return [], None, FINAL_SEEDS
@@ -246,6 +252,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
             "`a2d-evo train-teacher` or `a2d-evo import-teacher`"
         )
 
+    front_sha = file_digest(run.search / "front.json")
     agents: dict[str, Row] = {}
     finetune: dict[str, tuple[float, float]] = {}
     finetune_budget: dict[str, int] = {}
@@ -254,6 +261,13 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     for folder in _own_subfolders(run, run.agents, missing):
         m = _agent_metrics(folder, f"agent {folder.name}", missing)
         if m is None:
+            continue
+        sources = m.get("sources")
+        if isinstance(sources, Mapping) and sources.get("front") not in (None, front_sha):
+            missing.append(
+                f"agent {folder.name}: exported from an older `front.json` (its "
+                f"`sources.front` differs); not reported: run `a2d-evo export {run.root}` again"
+            )
             continue
         agents[folder.name] = row_from_metrics(folder.name, m, _agent_arch(folder), norm)
         kept[folder.name] = kept_weights(dict(m))
@@ -269,7 +283,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
             finetune_lr[folder.name] = lr
     if not agents:
         missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
-    delivered, delivered_budget, chosen_on = _delivered(run, agents, missing)
+    delivered, delivered_budget, chosen_on = _delivered(run, agents, missing, front_sha)
 
     baselines: dict[str, Row] = {}
     for folder in _own_subfolders(run, run.baselines, missing):
