@@ -463,16 +463,12 @@ def _drop_stale_delivery(run: RunFolder, names: Sequence[str], progress: bool) -
     if not path.is_file():
         return
     try:
-        listed = {r.get("agent") for r in read_json(path, "delivered front").get("exported", [])}
+        data = read_json(path, "delivered front")
+        listed = {r.get("agent") for r in data.get("exported", [])}
+        # delivered from another front.json (recorded since 2026-12-05): stale too
+        other = data.get("front_sha256") not in (None, file_digest(run.search / "front.json"))
     except (FormatError, OSError, AttributeError):
-        listed = set(names)  # unreadable: it cannot be trusted either
-    try:  # delivered from another front.json (written since 2026-12-05): stale too
-        other = read_json(path, "delivered front").get("front_sha256") not in (
-            None,
-            file_digest(run.search / "front.json"),
-        )
-    except (FormatError, OSError, AttributeError):
-        other = True
+        listed, other = set(names), True  # unreadable: it cannot be trusted either
     if listed & set(names) or other:
         path.unlink()
         if progress:
