@@ -1,4 +1,5 @@
-"""Training: learning on CartPole, bit-identical resume, failure handling, grouped rollouts."""
+"""Training: learning on CartPole, resume from the checkpoint's exact state (two uninterrupted runs
+with one seed are bit-identical), failure handling, grouped rollouts."""
 
 from __future__ import annotations
 
