@@ -86,22 +86,30 @@ class Halving:
     """The seeds of each round (a survivor played every block)."""
 
 
+def random_return(cfg: Config, seed_blocks: list[list[int]], max_steps: int | None) -> float:
+    """Mean return of the uniform-random policy over every episode of these seed blocks (each a
+    run of consecutive seeds: a generation's, a halving round's, the final re-scoring's)."""
+    rand: list[float] = []
+    for block in seed_blocks:
+        rand.extend(
+            random_policy_return(cfg, len(block), block[0], max_episode_steps=max_steps).returns
+        )
+    return float(np.mean(rand))
+
+
 def reference_returns(
     cfg: Config, teacher: Any, seed_blocks: list[list[int]], max_steps: int | None
 ) -> tuple[float, float]:
-    """Mean returns of the uniform-random policy and of the teacher (greedy) on these seeds.
-
-    Each block is a run of consecutive seeds (one generation's, or the final re-scoring's).
-    """
-    rand: list[float] = []
+    """Mean returns of the uniform-random policy and of the teacher (greedy) on these seeds
+    (blocks of consecutive seeds, as :func:`random_return`)."""
     teach: list[float] = []
     for block in seed_blocks:
-        n = len(block)
-        rand.extend(random_policy_return(cfg, n, block[0], max_episode_steps=max_steps).returns)
         teach.extend(
-            evaluate_agent(teacher, cfg, n, block[0], "greedy", max_episode_steps=max_steps).returns
+            evaluate_agent(
+                teacher, cfg, len(block), block[0], "greedy", max_episode_steps=max_steps
+            ).returns
         )
-    return float(np.mean(rand)), float(np.mean(teach))
+    return random_return(cfg, seed_blocks, max_steps), float(np.mean(teach))
 
 
 def normalisation(r_random: float, r_teacher: float, teacher_flops: int) -> Normalisation:
@@ -262,9 +270,7 @@ def write_front(
         # who is delivered is decided here, on the race's own episodes: the final seeds then
         # score the members and choose nothing (a filter on them would bias what they report)
         bar.set_postfix_str("R_random on the halving seeds", refresh=False)
-        r_rand_race = float(np.mean(np.concatenate([
-            random_policy_return(cfg, len(b), b[0]).returns for b in race.seed_blocks
-        ])))  # fmt: skip
+        r_rand_race = random_return(cfg, race.seed_blocks, None)
         keep, below_random = beats_random(race.means, r_rand_race)
         members = [chosen[race.survivors[k]] for k in keep]
         finalists = [archs[race.survivors[k]] for k in keep]
