@@ -334,7 +334,7 @@ def export_front(
         if pick == "all":
             write_delivered(cfg, run, rows, progress)
         else:
-            _drop_stale_delivery(run, [f.name for f in folders], progress)
+            _drop_stale_delivery(run, [f.name for f in folders], sources["front"], progress)
     return folders
 
 
@@ -456,9 +456,11 @@ def export_sources(run: RunFolder) -> dict[str, str | None]:
     }
 
 
-def _drop_stale_delivery(run: RunFolder, names: Sequence[str], progress: bool) -> None:
+def _drop_stale_delivery(
+    run: RunFolder, names: Sequence[str], front_sha: str | None, progress: bool
+) -> None:
     """Remove ``delivered.json`` when this export replaced one of the members it lists, or
-    when it was delivered from another ``front.json``."""
+    when it was delivered from another ``front.json`` than the one digested as ``front_sha``."""
     path = run.agents / "delivered.json"
     if not path.is_file():
         return
@@ -466,7 +468,7 @@ def _drop_stale_delivery(run: RunFolder, names: Sequence[str], progress: bool) -
         data = read_json(path, "delivered front")
         listed = {r.get("agent") for r in data.get("exported", [])}
         # delivered from another front.json (recorded since 2026-12-05): stale too
-        other = data.get("front_sha256") not in (None, file_digest(run.search / "front.json"))
+        other = data.get("front_sha256") not in (None, front_sha)
     except (FormatError, OSError, AttributeError):
         listed, other = set(names), True  # unreadable: it cannot be trusted either
     if listed & set(names) or other:
