@@ -192,15 +192,17 @@ def seed_adjusted_means(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, 
     return mu, var, dof
 
 
-def _ridge(features: np.ndarray, y: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray]:
-    """In-sample predictions of a ridge fit and its leave-one-out residuals
-    ``e_i / (1 - h_ii)`` (``h`` the hat matrix, the centring's ``1/n`` included)."""
+def _ridge_loo(features: np.ndarray, y: np.ndarray, penalty: float) -> np.ndarray:
+    """Leave-one-out residuals ``e_i / (1 - h_ii)`` of a ridge fit (``e`` its in-sample
+    residuals, ``h`` the hat matrix, the centring's ``1/n`` included): ``y_i`` minus the
+    prediction of the fit without row ``i``."""
     X = np.asarray(features, dtype=np.float64)
     Xc = X - X.mean(axis=0)
     A = Xc.T @ Xc + penalty * np.eye(X.shape[1])
     pred = y.mean() + Xc @ np.linalg.solve(A, Xc.T @ (y - y.mean()))
     hat = np.einsum("ij,ji->i", Xc, np.linalg.solve(A, Xc.T)) + 1.0 / len(y)
-    return pred, (y - pred) / np.maximum(1.0 - hat, 1e-9)
+    loo: np.ndarray = (y - pred) / np.maximum(1.0 - hat, 1e-9)
+    return loo
 
 
 def shrunk_means(
@@ -212,9 +214,9 @@ def shrunk_means(
     means = np.asarray(means, dtype=np.float64)
     if len(means) < 3 or not sigma2 > 0:
         return means
-    _, loo = min(
-        (_ridge(features, means, penalty) for penalty in RIDGE_PENALTIES),
-        key=lambda fit: float(np.mean(fit[1] ** 2)),
+    loo = min(
+        (_ridge_loo(features, means, penalty) for penalty in RIDGE_PENALTIES),
+        key=lambda r: float(np.mean(r**2)),
     )
     noise = sigma2 / np.asarray(counts, dtype=np.float64)
     tau2 = max(float(np.mean(loo**2 - noise)), MIN_TAU2_SHARE * sigma2)
