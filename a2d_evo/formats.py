@@ -307,6 +307,21 @@ TEACHER_FIX = (
 """What to do about a teacher that does not beat the uniform-random policy."""
 
 
+def weak_teacher_caution(margin_lower95: float | None) -> str | None:
+    """A caution when the teacher's lead over the uniform-random policy is within noise (the
+    95% lower bound of the paired lead at or below 0), else None.
+
+    :func:`check_teacher_beats_random` refuses only a teacher at or below random: one barely
+    above it passes, and then every normalised return divides by a lead that is mostly noise."""
+    if margin_lower95 is None or margin_lower95 > 0:
+        return None
+    return (
+        "the teacher's lead over the uniform-random policy is within noise on these seeds "
+        f"(95% lower bound {margin_lower95:.3g} <= 0): normalised returns divide by that lead, "
+        f"so they are noisy and can land far above 1; {TEACHER_FIX}"
+    )
+
+
 def _pair(a: float, b: float) -> tuple[str, str]:
     """``a`` and ``b`` with one decimal, or as many more as it takes to tell them apart."""
     for digits in range(1, 7):

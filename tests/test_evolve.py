@@ -21,11 +21,12 @@ import yaml
 
 from a2d_evo.config import Config, config_from_dict
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
+from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.files import torch_save
 from a2d_evo.formats import FRONT_FORMAT_VERSION, METRICS_KEYS
 from a2d_evo.nets import cost
 from a2d_evo.nets.agent import Agent
-from a2d_evo.nets.agent_folder import save_agent
+from a2d_evo.nets.agent_folder import load_agent, save_agent
 from a2d_evo.nets.space import MLPArch, SearchSpace, arch_from_dict
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.runfolder import RunFolder
@@ -104,6 +105,16 @@ def test_outputs(reference_run: Path) -> None:
     assert data["hypervolume"] == pytest.approx(want, rel=1e-9)
     norm = data["normalisation"]
     assert norm["episodes"] == 3 and len(norm["seeds"]) == 3
+    # the teacher's lead over random on those seeds, paired per seed, bounded by hand:
+    # mean - t95(3) * sample sd / sqrt(3), t95(3) = 4.302653
+    cfg = config_from_dict(RAW)
+    teacher = load_agent(reference_run / "teacher" / "agent")
+    t = evaluate_agent(teacher, cfg, 3, norm["seeds"][0], "greedy").returns
+    r = random_policy_return(cfg, 3, norm["seeds"][0]).returns
+    assert (t.mean(), r.mean()) == pytest.approx((norm["r_teacher"], norm["r_random"]))
+    lead = t - r
+    want = lead.mean() - 4.302653 * lead.std(ddof=1) / np.sqrt(3)
+    assert norm["teacher_margin_lower95"] == pytest.approx(want, rel=1e-6)
     front = data["front"]
     assert front
     flops = [e["flops"] for e in front]

@@ -4,20 +4,28 @@ at -318 against -176 for random gave a hypervolume of 637)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from test_evolve import make_run
+from test_report import make_run as make_report_run
 
 from a2d_evo.cli import main
+from a2d_evo.config import config_from_dict
 from a2d_evo.errors import FormatError, TrainingError
-from a2d_evo.formats import Normalisation
+from a2d_evo.evaluation.episodes import EvalResult
+from a2d_evo.files import write_json
+from a2d_evo.formats import Normalisation, weak_teacher_caution
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import save_agent
 from a2d_evo.nets.space import MLPArch
+from a2d_evo.report.markdown import write_report
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.search.front import normalisation
+from a2d_evo.train import teacher_folder
 
 FIX = "train it longer: `a2d-evo train-teacher --config ... --resume --set teacher.total_steps=N`"
 MESSAGE = (
@@ -92,3 +100,64 @@ def test_eval_refuses_a_run_teacher_worse_than_random(
     assert "does not beat the uniform-random policy" in err and FIX in err
     assert str(run.teacher_agent) in err
     assert not (folder / "eval.json").exists()
+
+
+# --------------------------------------------------------------- a lead within noise
+def test_a_lead_within_noise_gets_a_caution_with_the_fix() -> None:
+    assert weak_teacher_caution(None) is None  # fewer than 2 episodes: no bound
+    assert weak_teacher_caution(0.01) is None
+    for bound in (0.0, -2.5):
+        caution = weak_teacher_caution(bound)
+        assert caution is not None and "within noise" in caution and FIX in caution
+        assert f"95% lower bound {bound:.3g} <= 0" in caution
+
+
+def _result(returns: list[float]) -> EvalResult:
+    r = np.asarray(returns, dtype=np.float64)
+    return EvalResult(r, float(r.mean()), float(r.std()), r.size, list(range(r.size)))
+
+
+@pytest.mark.parametrize(
+    ("teacher", "rand", "bound"),
+    [
+        # leads of 1, -1, 1: mean 1/3, sample sd 2/sqrt(3), t95(3) = 4.302653:
+        # 1/3 - 4.302653 * (2/sqrt(3)) / sqrt(3) = 1/3 - 2.868435 = -2.535102
+        ([10.0, 12.0, 11.0], [9.0, 13.0, 10.0], -2.535102),
+        # leads of 9, 11, 10: mean 10, sample sd 1, bound 10 - 4.302653 / sqrt(3) = 7.515862
+        ([19.0, 22.0, 20.0], [10.0, 11.0, 10.0], 7.515862),
+    ],
+)
+def test_save_teacher_records_its_lead_over_random_and_warns_when_it_is_noise(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    teacher: list[float],
+    rand: list[float],
+    bound: float,
+) -> None:
+    # both means beat random (the refusal does not fire); only the paired bound tells them apart
+    monkeypatch.setattr(teacher_folder, "evaluate_agent", lambda *a, **k: _result(teacher))
+    monkeypatch.setattr(teacher_folder, "random_policy_return", lambda *a, **k: _result(rand))
+    cfg = config_from_dict({"env": {"id": "CartPole-v1"}, "teacher": {"eval_episodes": 3}})
+    capsys.readouterr()
+    folder = teacher_folder.save_teacher(_balancer(1.0), cfg, tmp_path / "teacher", {})
+    err = capsys.readouterr().err
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["teacher_margin_lower95"] == pytest.approx(bound, abs=1e-6)
+    assert ("within noise" in err) == (bound <= 0), err
+
+
+def test_the_report_cautions_when_the_front_seeds_lead_is_noise(tmp_path: Path) -> None:
+    # the lead measured on the front's re-scoring seeds, as `front.json` records it
+    for bound, cautioned in ((-3.0, True), (4.0, False), (None, False)):
+        run = make_report_run(tmp_path / f"run{bound}")
+        front = json.loads((run.search / "front.json").read_text())
+        if bound is not None:
+            front["normalisation"]["teacher_margin_lower95"] = bound
+        write_json(run.search / "front.json", front)
+        md = write_report(run.load_config(), run).read_text()
+        assert ("**Caution:** The teacher's lead over the uniform-random policy" in md) == (
+            cautioned
+        ), md
+        if cautioned:
+            assert "95% lower bound -3 <= 0" in md

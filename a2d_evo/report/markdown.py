@@ -39,6 +39,7 @@ from a2d_evo.formats import (
     VALIDATION_SEEDS,
     best_paired,
     ci95,
+    weak_teacher_caution,
 )
 from a2d_evo.locks import writes
 from a2d_evo.report.plots import episodes_text, hypervolume_png, pareto_png, seeds_text, width_text
@@ -457,6 +458,9 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
         f"(uniform-random policy); teacher FLOPs {_opt(tf, ',.0f')}. {_two_teacher_returns(data)}",
         "",
     ]
+    caution = weak_teacher_caution(n.margin_lower95)
+    if caution is not None:
+        md += [f"**Caution:** {caution[0].upper()}{caution[1:]}.", ""]
 
     md += ["## Exported agents", ""]
     if data.agents:

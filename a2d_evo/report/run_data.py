@@ -133,6 +133,9 @@ class References:
     r_random: float | None
     r_teacher: float | None
     teacher_flops: float | None
+    margin_lower95: float | None = None
+    """95% lower bound of the teacher's paired lead over random on the same seeds, where the
+    run folder records it (:func:`~a2d_evo.formats.weak_teacher_caution`)."""
 
     def normalise(self, r: float) -> float | None:
         """Normalised return of ``r``; None when R_random or R_teacher is missing, or when the
@@ -240,6 +243,10 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         r_random=_first_num(raw_norm.get("r_random"), tm.get("random_return_mean")),
         r_teacher=_first_num(raw_norm.get("r_teacher"), tm.get("return_mean")),
         teacher_flops=_first_num(raw_norm.get("teacher_flops"), tm.get("flops")),
+        # the bound of the seeds R_random came from
+        margin_lower95=_first_num(
+            (raw_norm if "r_random" in raw_norm else tm).get("teacher_margin_lower95")
+        ),
     )
     teacher = (
         row_from_metrics("teacher", teacher_metrics, teacher_arch, norm)

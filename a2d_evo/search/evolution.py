@@ -166,8 +166,8 @@ class _Search:
         if saved is None:
             n_ref = min(s.gens, REFERENCE_GENERATIONS)
             blocks = [generation_seeds(self.cfg.seed, g, s.episodes) for g in range(n_ref)]
-            r_rand, r_teach = reference_returns(self.cfg, self.teacher, blocks, s.max_episode_steps)
-            norm = normalisation(r_rand, r_teach, self.teacher_flops)
+            refs = reference_returns(self.cfg, self.teacher, blocks, s.max_episode_steps)
+            norm = normalisation(refs.r_random, refs.r_teacher, self.teacher_flops)
             start = 0
         else:
             norm, start = saved.norm, saved.generation

@@ -34,7 +34,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
@@ -44,12 +44,19 @@ from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.episodes import EvalResult, evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import final_seeds, halving_seeds
 from a2d_evo.files import write_json
-from a2d_evo.formats import FRONT_FORMAT_VERSION, HV_UNITS, METRICS_FORMAT_VERSION, Normalisation
+from a2d_evo.formats import (
+    FRONT_FORMAT_VERSION,
+    HV_UNITS,
+    METRICS_FORMAT_VERSION,
+    Normalisation,
+    paired_lower95,
+    weak_teacher_caution,
+)
 from a2d_evo.nets.agent_folder import extract, make_metrics
 from a2d_evo.nets.cost import latency_ms
 from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
-from a2d_evo.progress import progress_bar
+from a2d_evo.progress import progress_bar, write
 from a2d_evo.search.estimates import arch_estimates
 from a2d_evo.search.problem import beats_random, front_indices, hypervolume
 
@@ -86,22 +93,40 @@ class Halving:
     """The seeds of each round (a survivor played every block)."""
 
 
-def random_return(cfg: Config, seed_blocks: list[list[int]], max_steps: int | None) -> float:
-    """Mean return of the uniform-random policy over every episode of these seed blocks (each a
-    run of consecutive seeds: a generation's, a halving round's, the final re-scoring's)."""
+def _random_episodes(
+    cfg: Config, seed_blocks: list[list[int]], max_steps: int | None
+) -> list[float]:
+    """The uniform-random policy's return on every seed of these blocks, in order."""
     rand: list[float] = []
     for block in seed_blocks:
         rand.extend(
             random_policy_return(cfg, len(block), block[0], max_episode_steps=max_steps).returns
         )
-    return float(np.mean(rand))
+    return rand
+
+
+def random_return(cfg: Config, seed_blocks: list[list[int]], max_steps: int | None) -> float:
+    """Mean return of the uniform-random policy over every episode of these seed blocks (each a
+    run of consecutive seeds: a generation's, a halving round's, the final re-scoring's)."""
+    return float(np.mean(_random_episodes(cfg, seed_blocks, max_steps)))
+
+
+class References(NamedTuple):
+    """The references of a normalisation, measured on the same seeds."""
+
+    r_random: float
+    r_teacher: float
+    margin_lower95: float | None
+    """95% lower bound of the teacher's mean lead over the random policy, paired per seed
+    (:func:`~a2d_evo.formats.paired_lower95`); at or below 0 the lead is within noise and every
+    normalised return is a ratio over noise (None below 2 episodes)."""
 
 
 def reference_returns(
     cfg: Config, teacher: Any, seed_blocks: list[list[int]], max_steps: int | None
-) -> tuple[float, float]:
-    """Mean returns of the uniform-random policy and of the teacher (greedy) on these seeds
-    (blocks of consecutive seeds, as :func:`random_return`)."""
+) -> References:
+    """The uniform-random policy's and the teacher's (greedy) mean returns on these seeds
+    (blocks of consecutive seeds, as :func:`random_return`), and how surely the teacher leads."""
     teach: list[float] = []
     for block in seed_blocks:
         teach.extend(
@@ -109,7 +134,8 @@ def reference_returns(
                 teacher, cfg, len(block), block[0], "greedy", max_episode_steps=max_steps
             ).returns
         )
-    return random_return(cfg, seed_blocks, max_steps), float(np.mean(teach))
+    rand = _random_episodes(cfg, seed_blocks, max_steps)
+    return References(float(np.mean(rand)), float(np.mean(teach)), paired_lower95(teach, rand))
 
 
 def normalisation(r_random: float, r_teacher: float, teacher_flops: int) -> Normalisation:
@@ -276,8 +302,8 @@ def write_front(
         finalists = [archs[race.survivors[k]] for k in keep]
         bar.total = bar.n + 1 + 2 * len(finalists)
         bar.set_postfix_str("R_random, R_teacher", refresh=False)
-        r_rand, r_teach = reference_returns(cfg, teacher, [seeds], None)
-        norm = normalisation(r_rand, r_teach, teacher_flops)
+        refs = reference_returns(cfg, teacher, [seeds], None)
+        norm = normalisation(refs.r_random, refs.r_teacher, teacher_flops)
         bar.update(1)
         bar.set_postfix_str(f"{len(finalists)} members x {len(seeds)} episodes", refresh=False)
         results = rescore(evaluator, finalists, seeds, max_slots=max_slots, bar=bar)
@@ -321,6 +347,7 @@ def write_front(
             "seeds": seeds,
             "episodes": s.final_episodes,
             "eval_mode": "greedy",
+            "teacher_margin_lower95": refs.margin_lower95,
         },
         "search": {
             "normalisation": norm_search.to_dict(),
@@ -351,4 +378,7 @@ def write_front(
         },
         "front": front,
     }
+    caution = weak_teacher_caution(refs.margin_lower95)
+    if caution is not None:
+        write(f"front.json: {caution}")
     return write_json(folder / "front.json", data)

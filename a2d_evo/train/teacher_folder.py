@@ -17,10 +17,12 @@ from a2d_evo.config import Config
 from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import teacher_eval_seed
+from a2d_evo.formats import paired_lower95, weak_teacher_caution
 from a2d_evo.locks import folder_lock
 from a2d_evo.nets.agent import Agent, check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, make_metrics, save_agent
 from a2d_evo.nets.space import Arch, SearchSpace, arch_from_dict
+from a2d_evo.progress import write
 from a2d_evo.runfolder import RunFolder
 
 
@@ -50,6 +52,10 @@ def save_teacher(agent: Agent, cfg: Config, folder: Path, extra: Mapping[str, An
             f"policy's ({rand.mean:.2f}) on the same {episodes} episodes: it has not learned "
             f"the task; {weak_teacher_fix(cfg, folder, extra)}"
         )
+    margin = paired_lower95(result.returns, rand.returns)
+    caution = weak_teacher_caution(margin)
+    if caution is not None:  # refused only at or below random (above); this one is noise-thin
+        write(f"teacher: {caution}")
     metrics = make_metrics(
         agent,
         env_id=cfg.env.id,
@@ -62,6 +68,7 @@ def save_teacher(agent: Agent, cfg: Config, folder: Path, extra: Mapping[str, An
             "random_return_mean": rand.mean,
             "random_return_std": rand.std,
             "teacher_return_mean": result.mean,
+            "teacher_margin_lower95": margin,
             **extra,
         },
     )
