@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -256,6 +257,49 @@ def test_dead_actor_share_is_rerun(ray_local: Any, actor_dies_once: Path) -> Non
         np.testing.assert_array_equal(returns(got), returns(want))
         again = remote.evaluate(archs, 2, seeds, max_episode_steps=60)  # replacement works
         np.testing.assert_array_equal(returns(again), returns(want))
+    finally:
+        remote.close()
+
+
+@pytest.fixture
+def actor_hangs_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Actors whose first ``evaluate`` (on any of them) never returns, as a hung process looks
+    (alive to Ray, no result); the token file is removed by the hanging actor."""
+    token = tmp_path / "hang-once"
+    token.write_text("")
+    path = str(token)
+
+    class HangsOnce(ray_population._EvalWorker):  # type: ignore[misc,name-defined]
+        def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                os.unlink(path)
+            except OSError:
+                return super().evaluate(*args, **kwargs)
+            time.sleep(3600)
+
+    monkeypatch.setattr(ray_population, "_EvalWorker", HangsOnce)
+    return token
+
+
+def test_hung_actor_share_is_rerun_after_the_share_timeout(
+    ray_local: Any, actor_hangs_once: Path
+) -> None:
+    cfg = small_cfg("search.backend=ray", "search.ray_actors=2", "search.ray_share_timeout_s=4")
+    net = trained_like(cfg)
+    archs = population(cfg, 8, seed=1)
+    seeds = [21, 22]
+    want = PopulationEvaluator(net, cfg).evaluate(archs, 2, seeds, max_episode_steps=60)
+
+    remote = RayPopulationEvaluator(net, cfg)
+    try:
+        before = list(remote.actors)
+        start = time.monotonic()
+        got = remote.evaluate(archs, 2, seeds, max_episode_steps=60)
+        assert time.monotonic() - start >= 4  # waited out the timeout, no longer than an hour
+        assert not actor_hangs_once.exists()  # one actor did hang
+        replaced = [a != b for a, b in zip(before, remote.actors, strict=True)]
+        assert sum(replaced) == 1
+        np.testing.assert_array_equal(returns(got), returns(want))
     finally:
         remote.close()
 

@@ -596,6 +596,9 @@ class SearchConfig:
     """CPUs per Ray actor."""
     ray_gpus_per_actor: float = 0.0
     """GPUs per Ray actor (fractions allowed)."""
+    ray_share_timeout_s: float | None = 1800.0
+    """Seconds a Ray actor may spend on one share of a generation before it counts as hung:
+    it is killed and replaced and the share re-runs, as for a dead actor (None: no limit)."""
 
     @property
     def delivery_candidates(self) -> int:
@@ -648,6 +651,8 @@ class SearchConfig:
         _check_bounds("search.ray_actors", self.ray_actors, 1, MAX_WORKERS)
         _check_positive("search.ray_cpus_per_actor", self.ray_cpus_per_actor)
         _check_min("search.ray_gpus_per_actor", self.ray_gpus_per_actor, 0.0)
+        if self.ray_share_timeout_s is not None:
+            _check_positive("search.ray_share_timeout_s", self.ray_share_timeout_s)
 
 
 @dataclass(frozen=True)

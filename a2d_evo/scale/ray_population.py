@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import socket
+import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -189,8 +190,9 @@ class RayPopulationEvaluator:
     """:class:`~a2d_evo.evaluation.population.PopulationEvaluator` over persistent Ray actors.
 
     ``search.ray_actors`` actors with ``ray_cpus_per_actor`` CPUs and ``ray_gpus_per_actor``
-    (possibly fractional) GPUs each. A dead actor is replaced at once and its share goes to
-    the next free actor. :class:`DistributedError` when a share has been re-run
+    (possibly fractional) GPUs each. A dead actor, or a hung one (no result for its share within
+    ``search.ray_share_timeout_s``), is replaced at once and its share goes to the next free
+    actor. :class:`DistributedError` when a share has been re-run
     ``max_retries`` times, an actor position dies ``max_retries`` times without finishing a
     share in between, or no actor is free and none starts within ``start_timeout_s``.
     """
@@ -338,7 +340,18 @@ class RayPopulationEvaluator:
         out: list[list[EvalResult] | None] = [None] * len(shares)
         busy = set(self._starting.values())
         idle = deque(i for i in range(len(self._slots)) if i not in busy)
-        running: dict[Any, tuple[int, int]] = {}  # evaluate() ref -> (slot, share)
+        running: dict[Any, tuple[int, int, float]] = {}  # evaluate() ref -> slot, share, deadline
+        limit = self.cfg.search.ray_share_timeout_s
+
+        def lost(i: int, k: int, why: BaseException) -> None:
+            """Share ``k`` did not come back from slot ``i``: queue it again, replace the actor."""
+            if attempts[k] > self.max_retries:
+                raise DistributedError(
+                    f"candidates {shares[k].start}-{shares[k].stop - 1} were lost on "
+                    f"{attempts[k]} Ray actors; last error: {type(why).__name__}: {why}"
+                ) from None
+            todo.append(k)
+            self._replace(i, why)
 
         while any(o is None for o in out):
             while todo and idle:
@@ -353,15 +366,26 @@ class RayPopulationEvaluator:
                     mode,
                     max_episode_steps,
                 )
-                running[ref] = (i, k)
-            # Alone, replacements that cannot be scheduled would leave nothing to wait for.
-            timeout = None if running else self.start_timeout_s
+                running[ref] = (i, k, math.inf if limit is None else time.monotonic() + limit)
+            # Alone, replacements that cannot be scheduled would leave nothing to wait for;
+            # with shares out, wait until the first of them is due.
+            timeout: float | None = self.start_timeout_s
+            if running:
+                first_due = min(due for _, _, due in running.values())
+                timeout = None if first_due == math.inf else max(0.0, first_due - time.monotonic())
             ready, _ = ray.wait([*running, *self._starting], num_returns=1, timeout=timeout)
-            if not ready:
+            if not ready and not running:
                 raise DistributedError(
                     f"no Ray evaluation actor is alive and none started within "
                     f"{self.start_timeout_s:.0f} s (cluster: {ray.cluster_resources()})"
                 )
+            if not ready:  # a share is due: its actor is hung (alive, but returns nothing)
+                now = time.monotonic()
+                for ref, (i, k, due) in list(running.items()):
+                    if due <= now:
+                        del running[ref]
+                        lost(i, k, TimeoutError(f"no result within {limit:g} s"))
+                continue
             ref = ready[0]
             if ref in self._starting:
                 i = self._starting.pop(ref)
@@ -372,7 +396,7 @@ class RayPopulationEvaluator:
                 else:
                     idle.append(i)
                 continue
-            i, k = running.pop(ref)
+            i, k, _ = running.pop(ref)
             try:
                 results, timing = ray.get(ref)
             except ray.exceptions.RayTaskError as exc:  # raised inside evaluate(): a bug or
@@ -381,13 +405,7 @@ class RayPopulationEvaluator:
                     raise cause from None
                 raise DistributedError(f"Ray evaluation actor {i} failed: {exc}") from None
             except ray.exceptions.RayError as exc:  # the actor, its process or node died
-                if attempts[k] > self.max_retries:
-                    raise DistributedError(
-                        f"candidates {shares[k].start}-{shares[k].stop - 1} were lost on "
-                        f"{attempts[k]} Ray actors; last error: {type(exc).__name__}: {exc}"
-                    ) from None
-                todo.append(k)
-                self._replace(i, exc)
+                lost(i, k, exc)
                 continue
             out[k] = results
             self.timing.add(timing)
