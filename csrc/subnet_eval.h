@@ -44,6 +44,10 @@ constexpr int kMaxMlpLayers = 16;
 constexpr int kMaxConvLayers = 16;
 constexpr int kMaxKernelSize = 15;
 constexpr int kMaxStride = 8;
+// The CUDA MLP kernel keeps 2 x 16 rows of activations in 48 KiB of shared memory: the input
+// and the padded hidden width must each be at most this many floats (the CPU kernel has no
+// such limit; Python sends a wider supernet on a GPU to the reference path).
+constexpr int kCudaMlpMaxWidth = 384;
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 

@@ -174,6 +174,7 @@ void register_subnet_eval(py::module_& m) {
         limits["max_conv_layers"] = se::kMaxConvLayers;
         limits["max_kernel_size"] = se::kMaxKernelSize;
         limits["max_stride"] = se::kMaxStride;
+        limits["cuda_mlp_max_width"] = se::kCudaMlpMaxWidth;
         return limits;
       },
       "The packed layout's limits (csrc/subnet_eval.h); a supernet beyond them runs on the "

@@ -31,6 +31,8 @@ constexpr int kChunkRows = 32;  // rows per FC / heads block
 constexpr int TM = 32, TN = 32, TK = 16;
 constexpr size_t kAlign = 256;
 constexpr size_t kMaxShared = 48 * 1024;
+static_assert(sizeof(float) * 2 * kMlpRows * kCudaMlpMaxWidth == kMaxShared,
+              "kCudaMlpMaxWidth (subnet_eval.h) is what the MLP kernel's shared memory holds");
 
 void check(cudaError_t err, const char* what) {
   if (err != cudaSuccess) {

@@ -16,7 +16,7 @@ import torch
 
 from a2d_evo.config import SpaceConfig
 from a2d_evo.errors import ArchError, KernelInputError
-from a2d_evo.nets.population import PopulationForward, reference_forward
+from a2d_evo.nets.population import PopulationForward, reference_forward, unsupported_by_native
 from a2d_evo.nets.space import CNNArch, MLPArch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.ops import dispatch
@@ -443,3 +443,26 @@ def test_an_mlp_deeper_than_the_kernel_takes_runs_on_the_reference() -> None:
         np.testing.assert_allclose(logits, ref_l.numpy(), rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(values, ref_v.numpy(), rtol=1e-4, atol=1e-5)
     assert f"at most {deepest} hidden layers, the space has {deepest + 1}" in fwd.backend_name
+
+
+@needs_native
+def test_an_mlp_wider_than_the_cuda_kernel_takes_runs_on_the_reference_there() -> None:
+    """The CUDA MLP kernel holds 2 x 16 rows x width floats in 48 KiB of shared memory, so at
+    most 384 (the native module's own figure); a wider supernet on a GPU goes to the torch loop
+    (before, the kernel raised mid-search). The CPU kernel has no such limit."""
+    assert MOD is not None
+    top = int(MOD.subnet_eval_limits()["cuda_mlp_max_width"])
+    assert top * 2 * 16 * 4 == 48 * 1024
+    for obs_dim, width, over in ((4, top, 0), (4, top + 1, top + 8), (top + 1, 16, top + 1)):
+        space = SearchSpace(SpaceConfig(kind="mlp", depths=(1,), widths=(4, width)))
+        net = noisy_supernet(space, (obs_dim,), 2, seed=width)
+        assert unsupported_by_native(net, "cpu") == ""
+        why = unsupported_by_native(net, "cuda")
+        assert (why == "") == (over == 0), why
+        if over:
+            assert why.endswith(
+                f"up to {top} (the kernel's shared memory), the supernet has {over}"
+            )
+            # what a GPU run would pick, decided without one (the CUDA kernel is not proven)
+            fwd = PopulationForward(net, device="cuda")
+            assert fwd.backend == "reference" and why in fwd.backend_name

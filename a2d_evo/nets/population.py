@@ -40,9 +40,10 @@ def _np(t: torch.Tensor | None) -> np.ndarray:
     return t.detach().to("cpu", torch.float32).numpy()
 
 
-def unsupported_by_native(supernet: Supernet) -> str:
-    """Why the native kernel cannot take this supernet ("" when it can, or when there is no
-    native module: then nothing runs natively anyway). Its limits come from the native module."""
+def unsupported_by_native(supernet: Supernet, device: str = "cpu") -> str:
+    """Why the native kernel cannot take this supernet on ``device`` (``cpu`` or ``cuda``; ""
+    when it can, or when there is no native module: then nothing runs natively anyway). Its
+    limits come from the native module."""
     limits = native_limits()
     if limits is None:
         return ""
@@ -51,6 +52,14 @@ def unsupported_by_native(supernet: Supernet) -> str:
         if max(cfg.depths) > limits["max_mlp_layers"]:
             return (
                 f"at most {limits['max_mlp_layers']} hidden layers, the space has {max(cfg.depths)}"
+            )
+        first = cast(nn.Linear, cast(nn.ModuleList, supernet.layers)[0])
+        widest = max(first.in_features, round_up(first.out_features, 8))
+        if device == "cuda" and widest > limits["cuda_mlp_max_width"]:
+            return (
+                f"on CUDA, inputs and hidden widths (padded to 8) up to "
+                f"{limits['cuda_mlp_max_width']} (the kernel's shared memory), the supernet has "
+                f"{widest}"
             )
         return ""
     if len(cfg.conv) > limits["max_conv_layers"]:
@@ -263,7 +272,7 @@ class PopulationForward:
         self._native = native_op(f"subnet_eval_{self.kind}", self._dev)
         self.packed: PackedSupernet | None = None
         self._params_dev: torch.Tensor | None = None
-        self._unsupported = unsupported_by_native(self.supernet)
+        self._unsupported = unsupported_by_native(self.supernet, self._dev)
         if self._unsupported:
             if self._forced == "native":
                 raise KernelInputError(f"the native subnet_eval kernel: {self._unsupported}")
