@@ -239,7 +239,6 @@ class PopulationForward:
             raise ValueError(f"backend: expected 'native' or 'reference', got {backend!r}")
         self._forced = backend
         self._rows_cache: dict[Arch, list[int]] = {}
-        self._workspace: torch.Tensor | None = None
         self.refresh()
 
     # ------------------------------------------------------------------ setup
@@ -397,8 +396,10 @@ class PopulationForward:
         params = self._params_dev
         assert params is not None
         need = int(mod.subnet_eval_cuda_workspace(packed.meta, n, len(table)))
-        if self._workspace is None or self._workspace.numel() < need:
-            self._workspace = torch.empty(need, dtype=torch.uint8, device=self.device)
+        # one workspace per call from torch's caching allocator, which orders its reuse on the
+        # stream it was taken on: a buffer kept across calls would be shared by forwards that
+        # run on different streams at once
+        workspace = torch.empty(need, dtype=torch.uint8, device=self.device)
         logits = torch.empty((n, packed.n_actions), dtype=torch.float32, device=self.device)
         values = torch.empty((n,), dtype=torch.float32, device=self.device)
         stream = torch.cuda.current_stream(self.device).cuda_stream
@@ -415,8 +416,8 @@ class PopulationForward:
                     offsets,
                     logits.data_ptr(),
                     values.data_ptr(),
-                    self._workspace.data_ptr(),
-                    self._workspace.numel(),
+                    workspace.data_ptr(),
+                    workspace.numel(),
                     stream,
                 )
         except ValueError as exc:
