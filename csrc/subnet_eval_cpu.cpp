@@ -309,6 +309,21 @@ void gemm_rows(const Kern& k, int64_t m, const float* const* arow, float* const*
 }
 
 // ------------------------------------------------------------------ thread-local scratch
+// A thread-local buffer at least `n` floats long. It grows as calls need; it is given back when
+// a call needs under a quarter of what it holds and it holds over kKeepBytes, so that one large
+// call (a final re-scoring of a whole front) does not pin its memory for the process's life.
+constexpr size_t kKeepBytes = size_t{16} << 20;
+
+float* fit(std::vector<float>& buf, int64_t n) {
+  const auto want = static_cast<size_t>(n);
+  if (buf.size() < want) {
+    buf.resize(want);
+  } else if (buf.size() / 4 > want && buf.size() * sizeof(float) > kKeepBytes) {
+    std::vector<float>(want).swap(buf);
+  }
+  return buf.data();
+}
+
 struct Scratch {
   std::vector<float> buf[6];
   std::vector<const float*> arow;
@@ -316,9 +331,9 @@ struct Scratch {
   std::vector<int64_t> atap, btap;
 
   float* get(int i, int64_t n, bool zero = false) {
-    if (static_cast<int64_t>(buf[i].size()) < n) buf[i].resize(static_cast<size_t>(n));
-    if (zero) std::fill_n(buf[i].data(), n, 0.f);
-    return buf[i].data();
+    float* p = fit(buf[i], n);
+    if (zero) std::fill_n(p, n, 0.f);
+    return p;
   }
 };
 
@@ -683,14 +698,8 @@ void cnn_forward_cpu(const CnnNet& net, const uint8_t* obs, int64_t n_rows, cons
   const int64_t feat_img = static_cast<int64_t>(area) * ld_feat;
   // Per-call buffers on the calling thread (concurrent calls from other threads get their own).
   static thread_local std::vector<float> feat_buf, h1_buf;
-  if (static_cast<int64_t>(feat_buf.size()) < n_rows * feat_img) {
-    feat_buf.resize(static_cast<size_t>(n_rows * feat_img));
-  }
-  if (static_cast<int64_t>(h1_buf.size()) < n_rows * net.ldf) {
-    h1_buf.resize(static_cast<size_t>(n_rows * net.ldf));
-  }
-  float* feat = feat_buf.data();
-  float* h1 = h1_buf.data();
+  float* feat = fit(feat_buf, n_rows * feat_img);
+  float* h1 = fit(h1_buf, n_rows * net.ldf);
 
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t it = 0; it < n_items; ++it) {

@@ -7,7 +7,9 @@ and must stay within 1e-4 on random populations of both network kinds, odd width
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 import torch
 
 from a2d_evo.config import SpaceConfig
+from a2d_evo.config.schema import ConvLayerConfig
 from a2d_evo.errors import ArchError, KernelInputError
 from a2d_evo.nets.population import PopulationForward, reference_forward, unsupported_by_native
 from a2d_evo.nets.space import CNNArch, MLPArch, SearchSpace
@@ -466,3 +469,34 @@ def test_an_mlp_wider_than_the_cuda_kernel_takes_runs_on_the_reference_there() -
             # what a GPU run would pick, decided without one (the CUDA kernel is not proven)
             fwd = PopulationForward(net, device="cuda")
             assert fwd.backend == "reference" and why in fwd.backend_name
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@needs_native
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads Linux's /proc")
+@pytest.mark.skipif(
+    "ASAN_OPTIONS" in os.environ, reason="AddressSanitizer quarantines freed memory"
+)  # scripts/sanitize.sh
+def test_the_cpu_kernel_gives_back_a_large_calls_buffers() -> None:
+    """The CNN path keeps per-thread buffers of rows x feature map; one large call (a final
+    re-scoring) used to pin them for the process's life. Here about 100 MB: after a small call
+    the resident memory falls back by most of it."""
+    conv = (ConvLayerConfig(widths=(4, 32), kernel=1),)
+    space = SearchSpace(SpaceConfig(kind="cnn", conv=conv, fc=(8,)))
+    net = noisy_supernet(space, (4, 10, 10), 3, seed=2)
+    fwd = PopulationForward(net, backend="native")
+    arch = space.largest()
+    big = np.ones((8000, 4, 10, 10), np.uint8)  # 8000 rows x 100 pixels x 32 channels x 4 B
+    small = big[:8]
+    fwd(small, [arch], [8])
+    before = _rss_bytes()
+    fwd(big, [arch], [8000])
+    grown = _rss_bytes()
+    fwd(small, [arch], [8])
+    after = _rss_bytes()
+    assert grown - before > 80e6, (before, grown)
+    assert grown - after > 0.8 * (grown - before), (before, grown, after)
