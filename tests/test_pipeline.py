@@ -112,6 +112,9 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
         # 32x32 MLP on 4 observations, 2 actions: 2 x (4*32 + 32*32 + 32*2 + 32*1) FLOPs
         assert metrics["width_multiplier"] == 0.5 and metrics["flops"] == 2496
         assert metrics["seeds"] == front["front"][0]["seeds"]  # scored like the front
+        # each distilled baseline's own value unit (sigma); plain PPO has none
+        assert ("value_unit" in metrics) == (not name.startswith("ppo")), name
+        assert metrics.get("value_unit", 1.0) > 0
     report = (run / "report" / "report.md").read_text()
     assert "ppo_x0.5" in report and "distill_x0.5" in report
     # the knee's row of the front table: its index, arch, return and normalised return

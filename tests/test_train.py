@@ -476,7 +476,7 @@ def test_grouped_rollout_stores_the_acting_subnets_logprobs() -> None:
 
 
 def test_finetune_records_before_and_after(
-    tmp_path: Path, tiny_teacher: Path, sharp_teacher: Path
+    tmp_path: Path, tiny_teacher: Path, sharp_teacher: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from a2d_evo.nets.agent_folder import extract, save_agent
 
@@ -512,9 +512,22 @@ def test_finetune_records_before_and_after(
         extract(fresh, SearchSpace(cfg.space).smallest()), tmp_path / "student", onnx=False
     )
     before = kl_to(teacher, load_agent(student)(states).logits, states)
-    finetune_agent(student, cfg, steps=64, teacher_dir=sharp_teacher, progress=False)
+    seen: list[torch.Tensor] = []
+    real_scale = learners.first_rollout_scale
+
+    def spy(values: torch.Tensor, ctx: Any) -> float:
+        seen.append(values.detach().clone())
+        return real_scale(values, ctx)
+
+    monkeypatch.setattr(learners, "first_rollout_scale", spy)
+    out = finetune_agent(student, cfg, steps=64, teacher_dir=sharp_teacher, progress=False)
     after = kl_to(teacher, load_agent(student)(states).logits, states)
     assert after < before - 0.001, (before, after)
+    # the fine-tune's own value unit: the RMS of the teacher's values on its first rollout
+    sigma = out["metrics"]["finetune_value_unit"]
+    assert sigma == json.loads((student / "metrics.json").read_text())["finetune_value_unit"]
+    assert len(seen) == 1
+    assert sigma == pytest.approx(float(seen[0].double().pow(2).mean().sqrt()), rel=1e-6)
 
 
 def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(

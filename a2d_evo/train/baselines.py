@@ -191,6 +191,8 @@ def train_baselines(
                 "env_steps": result.global_step,
                 "train_wall_s": round(result.wall_s, 2),
             }
+            if learner.sigma is not None:  # each distilled learner's own value unit
+                extra["value_unit"] = learner.sigma
             folders.append(
                 score_and_save(agent.cpu().eval(), cfg, run, folder, extra, teacher.cpu())
             )

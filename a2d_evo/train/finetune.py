@@ -144,6 +144,7 @@ def finetune_agent(
         "finetune_lr": tune_cfg.ppo.lr,
         "finetune_wall_s": round(result.wall_s, 2),
         "finetune_distilled": not cfg.distill.vanilla,
+        "finetune_value_unit": learner.sigma,  # this fine-tune's own sigma (None: undistilled)
         "finetune_validation": validation,
     }
     merged = {**old, **metrics, **info}
