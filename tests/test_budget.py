@@ -50,6 +50,19 @@ def test_the_cut_keeps_every_episode_that_starts_within_the_budget() -> None:
     assert [r["episodes"] for r in kept] == [4, 2]
 
 
+def test_a_generations_anchors_play_first() -> None:
+    """An anchor (``"anchor": True``, first evaluated last here) plays first in every
+    generation: gen 0: D 2, A 10, A 20, B 5, B 5 (42 steps); gen 1: D 3 (45), A 30, ... A cut
+    at 45 keeps D's generation-1 episode, which measures that generation's seed effects; in
+    the order of first evaluation, A's 30 steps would have spent it and D's would be dropped."""
+    anchor = {**record(3, [0, 1], [2, 3]), "anchor": True}
+    kept, cut = within_budget([*ARCHIVE, anchor], 45)
+    assert cut == Cut(env_steps=45, episodes_played=6, discarded_env_steps=85, discarded_episodes=4)
+    assert [(r["order"], r["generations"]) for r in kept] == [
+        (0, [0, 0]), (1, [0, 0]), (3, [0, 1])
+    ]  # fmt: skip
+
+
 def test_no_budget_or_an_unspent_one_keeps_the_archive_whole() -> None:
     for budget in (None, 125, 10**9):
         kept, cut = within_budget(ARCHIVE, budget)

@@ -8,10 +8,12 @@ is chosen. A search given ``budget_steps`` thus uses at most the budget plus one
 whatever a generation costs, and methods with different generation sizes (NSGA-II with its
 re-scored survivors, random search's batches) compare at equal env steps.
 
-Play order (a convention: one generation's episodes are played at once): generation, then
-the archs in the order they were first evaluated (:meth:`SubnetProblem.cache_records`'s
-``order``: survivors and re-played archs before that generation's new offspring), then each
-arch's episodes in seed order.
+Play order (a convention: one generation's episodes are played at once): generation, then the
+anchors (``search.anchors``: their episodes measure the seed effects that every other episode
+of the generation is adjusted by, so a cut never keeps a generation's candidates without its
+anchors), then the other archs in the order they were first evaluated
+(:meth:`SubnetProblem.cache_records`'s ``order``: survivors and re-played archs before that
+generation's new offspring), then each arch's episodes in seed order.
 """
 
 from __future__ import annotations
@@ -49,14 +51,14 @@ def within_budget(
     summaries), records left with none are dropped. ``None``: everything is kept.
     """
     plays = sorted(
-        (g, rec["order"], i, j)
+        (g, not rec.get("anchor", False), rec["order"], i, j)
         for j, rec in enumerate(records)
         for i, g in enumerate(rec["generations"])
     )
     keep: list[list[int]] = [[] for _ in records]
     spent = kept = 0
     total = sum(sum(rec["lengths"]) for rec in records)
-    for _, _, i, j in plays:
+    for *_, i, j in plays:
         if budget_steps is not None and spent >= budget_steps:
             break
         keep[j].append(i)
