@@ -456,6 +456,12 @@ def export_sources(run: RunFolder) -> dict[str, str | None]:
     }
 
 
+def delivered_from_another_front(delivered: Mapping[str, Any], front_sha: str | None) -> bool:
+    """True when a ``delivered.json`` records the digest of another ``front.json`` than the
+    one digested as ``front_sha`` (one written before 2026-12-05 records none: not told)."""
+    return delivered.get("front_sha256") not in (None, front_sha)
+
+
 def _drop_stale_delivery(
     run: RunFolder, names: Sequence[str], front_sha: str | None, progress: bool
 ) -> None:
@@ -467,8 +473,7 @@ def _drop_stale_delivery(
     try:
         data = read_json(path, "delivered front")
         listed = {r.get("agent") for r in data.get("exported", [])}
-        # delivered from another front.json (recorded since 2026-12-05): stale too
-        other = data.get("front_sha256") not in (None, front_sha)
+        other = delivered_from_another_front(data, front_sha)  # stale too
     except (FormatError, OSError, AttributeError):
         listed, other = set(names), True  # unreadable: it cannot be trusted either
     if listed & set(names) or other:

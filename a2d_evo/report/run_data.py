@@ -34,7 +34,7 @@ from a2d_evo.formats import (
     normalised_return,
 )
 from a2d_evo.nets.space import arch_from_dict
-from a2d_evo.report.pick import check_metrics, load_front
+from a2d_evo.report.pick import check_metrics, delivered_from_another_front, load_front
 from a2d_evo.runfolder import RunFolder
 
 DEFAULT_WIDTHS = (0.25, 0.5, 1.0)
@@ -218,7 +218,7 @@ def _delivered(
         chosen_on = data.get("chosen_on", FINAL_SEEDS)
         if chosen_on not in (VALIDATION_SEEDS, FINAL_SEEDS):
             raise FormatError(f"{path}: unknown 'chosen_on' {chosen_on!r:.40}")
-        if data.get("front_sha256") not in (None, front_sha):  # None: written before 2026-12-05
+        if delivered_from_another_front(data, front_sha):
             raise FormatError(
                 f"{path} was delivered from an older `front.json`; run `a2d-evo export "
                 f"{run.root}` to deliver this front"
