@@ -34,7 +34,7 @@ import numpy as np
 from a2d_evo.config import load_config
 from a2d_evo.evaluation.episodes import evaluate_agent
 from a2d_evo.files import read_json, write_json
-from a2d_evo.formats import paired_lower95
+from a2d_evo.formats import normalised_return, paired_lower95
 from a2d_evo.nets.agent_folder import load_agent
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import finetune_agent
@@ -51,7 +51,6 @@ def main() -> None:
     cmp = read_json(run.root / "compare.json", "compare")
     cfg = load_config(run.root / "config.yaml", [])
     seeds = cmp["seeds"]
-    span = cmp["r_teacher"] - cmp["r_random"]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -65,7 +64,7 @@ def main() -> None:
                            progress=False, validation_episodes=0)  # fmt: skip
             write_json(folder / "done.json", {"wall_s": time.perf_counter() - t0})
         res = evaluate_agent(load_agent(folder), cfg, len(seeds), seeds[0], "greedy")
-        norm = (np.asarray(res.returns) - cmp["r_random"]) / span
+        norm = normalised_return(np.asarray(res.returns), cmp["r_random"], cmp["r_teacher"])
         before = next(m for m in cmp["members"] if m["name"] == name)
         gate = read_json(run.agents / name / "metrics.json", "metrics").get("finetune_validation")
         kept = gate.get("kept") if isinstance(gate, dict) else None
@@ -77,7 +76,9 @@ def main() -> None:
                "kept_at_delivery": kept}  # fmt: skip
         for b in cmp["baselines"]:
             if b["flops"] >= flops:
-                bn = (np.asarray(b["episode_returns"]) - cmp["r_random"]) / span
+                bn = normalised_return(
+                    np.asarray(b["episode_returns"]), cmp["r_random"], cmp["r_teacher"]
+                )
                 row["bounds"][b["baseline"]] = paired_lower95(norm, bn)
         rows.append(row)
         bounds = ", ".join(f"{k} {v:+.3f}" for k, v in sorted(row["bounds"].items()))

@@ -36,7 +36,12 @@ from a2d_evo.config import Config, load_config
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import fresh_eval_seed
 from a2d_evo.files import read_json, write_json
-from a2d_evo.formats import NONINFERIORITY_MARGIN, best_paired, check_teacher_beats_random
+from a2d_evo.formats import (
+    NONINFERIORITY_MARGIN,
+    best_paired,
+    check_teacher_beats_random,
+    normalised_return,
+)
 from a2d_evo.nets.agent_folder import load_agent
 from a2d_evo.report.pick import export_front
 from a2d_evo.runfolder import RunFolder, holds_results
@@ -70,13 +75,12 @@ def compare(cfg: Config, run: RunFolder, episodes: int, margin: float) -> dict[s
     r_teacher = evaluate_agent(load_agent(run.teacher_agent), cfg, episodes, first, "greedy")
     r_random = random_policy_return(cfg, episodes, first)
     check_teacher_beats_random(r_random.mean, r_teacher.mean)  # else the verdicts flip sign
-    span = r_teacher.mean - r_random.mean
 
     def score(folder: Path) -> dict[str, Any]:
         agent = load_agent(folder)
         res = evaluate_agent(agent, cfg, episodes, first, "greedy")
         m = read_json(folder / "metrics.json", "metrics")
-        norm = (np.asarray(res.returns) - r_random.mean) / span
+        norm = normalised_return(np.asarray(res.returns), r_random.mean, r_teacher.mean)
         return {"name": folder.name, "flops": m["flops"], "return_mean": res.mean,
                 "normalised": float(norm.mean()), "per_episode": norm,
                 "episode_returns": [float(r) for r in res.returns]}  # fmt: skip
