@@ -485,9 +485,10 @@ def test_reevaluate_ranks_replays_only_the_survivors_on_the_first_fronts() -> No
 
 @pytest.mark.parametrize("prob_var", [None, 0.3])
 def test_reset_mutation_redraws_genes_among_their_other_values(prob_var: float | None) -> None:
-    """Every child differs from its parent in at least one gene; a gene is redrawn with
-    ``prob_var`` (default ``1 / n_var``), uniformly among its other values, within bounds.
-    Polynomial mutation, for contrast, leaves most children of this space unchanged."""
+    """Every child is another network than its parent (an *active* gene changed: not a width
+    below the depth); a gene is redrawn with ``prob_var`` (default ``1 / n_var``), uniformly
+    among its other values, within bounds. Polynomial mutation, for contrast, leaves most
+    children of this space unchanged."""
     from pymoo.core.problem import Problem
     from pymoo.operators.mutation.pm import PM
     from pymoo.operators.repair.rounding import RoundingRepair
@@ -495,15 +496,20 @@ def test_reset_mutation_redraws_genes_among_their_other_values(prob_var: float |
     space = SearchSpace(SpaceConfig(kind="mlp", depths=(1, 2, 3), widths=(4, 8, 16, 32)))
     prob = Problem(n_var=space.n_var, n_obj=2, xl=space.xl, xu=space.xu, vtype=int)
     X = space.sample_encodings(np.random.default_rng(0), 20000).astype(np.float64)
-    op = ResetMutation(prob=1.0, prob_var=prob_var)
+    op = ResetMutation(space, prob=1.0, prob_var=prob_var)
     Y = op(prob, Population.new(X=X.copy()), random_state=np.random.default_rng(1)).get("X")
     assert (Y == np.round(Y)).all() and (Y >= space.xl).all() and (Y <= space.xu).all()
     changed = Y != X
-    assert changed.any(axis=1).all()
+    assert (space.canonical(Y) != space.canonical(X)).any(axis=1).all()  # another network
     p = 1 / space.n_var if prob_var is None else prob_var
-    # P(gene changed) = p + (1 - p)^n_var / n_var (a child with none drawn gets one)
-    expected = p + (1 - p) ** space.n_var / space.n_var
-    assert abs(changed.mean() - expected) < 0.01
+    # P(gene changed) = p, plus (1 - p)^k / k for each of a row's k active genes (a child
+    # with none of them drawn gets one); the depth gene and depth widths are active
+    k = 1 + np.asarray([space.choices[0][int(d)] for d in X[:, 0]])
+    active = np.arange(space.n_var)[None, :] <= k[:, None] - 1
+    expected = p + active * ((1 - p) ** k / k)[:, None]
+    assert abs(changed.mean() - expected.mean()) < 0.01
+    for rows in (active, ~active):  # on each kind of gene alone
+        assert abs(changed[rows].mean() - expected[rows].mean()) < 0.01
     # a redrawn width gene (4 choices) takes each of its 3 other values about equally
     g = space.n_var - 1
     moved = (Y[changed[:, g], g] - X[changed[:, g], g]) % 4

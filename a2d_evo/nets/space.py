@@ -340,16 +340,24 @@ class SearchSpace:
                 return np.zeros((0, self.n_var), dtype=np.int64)
             return np.stack([self.canonical(row) for row in arr])
         g = self._check(arr)
-        if self.kind == "mlp":
-            depth = self._choices[0][g[0]]
-            g[1 + depth :] = 0
-        else:
-            for lg in self._layers:
-                if lg.on >= 0 and g[lg.on] == 0:
-                    g[lg.width] = 0
-                    if lg.kernel >= 0:
-                        g[lg.kernel] = 0
+        g[~self.active_genes(g)] = 0
         return g
+
+    def active_genes(self, x: Any) -> np.ndarray:
+        """A bool mask of the genes that take part in ``x``'s network (the depth and the
+        widths it uses; every on/off gene, and the width and kernel of the layers that are on):
+        changing an active gene changes the network, changing another one does not."""
+        g = self._check(x)
+        mask = np.ones(self.n_var, dtype=bool)
+        if self.kind == "mlp":
+            mask[1 + self._choices[0][g[0]] :] = False
+            return mask
+        for lg in self._layers:
+            if lg.on >= 0 and g[lg.on] == 0:
+                mask[lg.width] = False
+                if lg.kernel >= 0:
+                    mask[lg.kernel] = False
+        return mask
 
     def key(self, x: Any) -> bytes:
         """A hashable cache key of the canonical form."""

@@ -36,11 +36,17 @@ class ResetMutation(Mutation):
     """Random-reset mutation for integer genes (the NAS practice, e.g. OFA's evolution).
 
     Each gene is redrawn with probability ``prob_var`` (default ``1 / n_var``), uniformly
-    among its *other* values, and a child with no gene drawn gets one gene redrawn, so every
-    mutated child differs from its parent in at least one gene. Polynomial mutation rounds
-    its small steps back to the parent's value on genes of a few choices: on the MinAtar space
-    96% of its children are the parent's network (``docs/search.md``).
+    among its *other* values, and a child with none of its parent's active genes drawn
+    (:meth:`~a2d_evo.nets.space.SearchSpace.active_genes`: a width below the depth, a skipped
+    layer's width, change nothing) gets one active gene redrawn, so every mutated child is
+    another network than its parent. Polynomial mutation rounds its small steps back to the
+    parent's value on genes of a few choices: on the MinAtar space 96% of its children are the
+    parent's network (``docs/search.md``). Without ``space`` every gene counts as active.
     """
+
+    def __init__(self, space: SearchSpace | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.space = space
 
     def _do(self, problem: Any, X: Any, *args: Any, random_state: Any = None, **kw: Any) -> Any:
         X = np.round(np.asarray(X, dtype=np.float64))
@@ -48,8 +54,11 @@ class ResetMutation(Mutation):
         n, n_var = X.shape
         prob = np.asarray(self.get_prob_var(problem, size=n), dtype=np.float64).reshape(n, 1)
         drawn = (random_state.random((n, n_var)) < prob) & (span > 0)
-        free = np.flatnonzero(span > 0)
-        for i in np.flatnonzero(~drawn.any(axis=1)):
+        active = np.broadcast_to(span > 0, (n, n_var))
+        if self.space is not None:
+            active = active & np.stack([self.space.active_genes(x) for x in X])
+        for i in np.flatnonzero(~(drawn & active).any(axis=1)):
+            free = np.flatnonzero(active[i])
             if len(free):
                 drawn[i, free[random_state.integers(len(free))]] = True
         step = random_state.integers(1, np.maximum(span, 1) + 1, size=(n, n_var))
@@ -100,7 +109,7 @@ def make_algorithm(
         sampling = StrataSampling(space, obs_shape, n_actions)
     mutation: Mutation
     if s.mutation == "reset":
-        mutation = ResetMutation(prob=1.0, prob_var=s.mutation_prob)
+        mutation = ResetMutation(space, prob=1.0, prob_var=s.mutation_prob)
     else:
         mutation = PM(
             prob=1.0,
