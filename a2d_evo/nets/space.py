@@ -378,7 +378,11 @@ class SearchSpace:
         return self.decode(self.xu)
 
     def smallest(self) -> Arch:
-        """The narrowest, shallowest arch."""
+        """The narrowest, shallowest arch: every gene at its first choice, optional layers
+        off (the sandwich rule's lower end, as in BigNAS). Not always the cheapest in FLOPs: in
+        a declared space whose optional conv can be narrower than the layer before it, switching
+        it on may shrink the FC input by more than it costs (the counterpart of
+        :func:`~a2d_evo.nets.cost.costliest`)."""
         return self.decode(self.xl)
 
     def size(self) -> int:
