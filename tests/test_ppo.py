@@ -110,6 +110,33 @@ def test_collector_lines_up_next_values() -> None:
     assert stats.episode_returns == [1.0, 1.0]
 
 
+class InPlaceEnv(ScriptedEnv):
+    """``ScriptedEnv`` that writes every observation into one array it keeps (as envs with
+    ``copy=False`` or pooled buffers do): the array it returned last step changes."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+        self.obs = np.zeros((1, 1), np.float32)
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        res = super().step(actions)
+        self.obs[...] = res.obs
+        return res._replace(obs=self.obs)
+
+
+def test_collector_stores_each_observation_before_the_env_overwrites_it() -> None:
+    env = InPlaceEnv()
+    buf = RolloutBuffer(4, 1, (1,), np.float32)
+    gen = torch.Generator().manual_seed(0)
+
+    def net(obs: torch.Tensor) -> PolicyOutput:  # a network's outputs are fresh tensors
+        return PolicyOutput(torch.zeros(len(obs), 2), obs[:, 0].clone())
+
+    collect_rollout(env, net, buf, env.obs, gen)
+    assert buf.obs[:, 0, 0].tolist() == [0.0, 1.0, 2.0, 3.0]  # s_t, not s_{t+1}
+    assert buf.values[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
 # ----------------------------------------------------------------------------- loss
 def test_clipped_loss_hand_computed() -> None:
     # sample 0: pi(a=0) = 0.5, behaviour 0.25 -> ratio 2, clipped to 1.2 with A = +1

@@ -190,12 +190,14 @@ def collect_rollout(
     lengths: list[int] = []
     for t in range(buffer.num_steps):
         obs_t = torch.as_tensor(next_obs, device=device)
+        # stored before the step: on CPU obs_t shares the env's array, which a backend that
+        # writes its observations in place would overwrite with s_{t+1}
+        buffer.obs[t] = obs_t
         out = policy(obs_t)
         actions, logprobs = sample_actions(out.logits, gen)
         res = envs.step(actions.cpu().numpy())
         terminated = np.asarray(res.terminated, dtype=bool)
         truncated = np.asarray(res.truncated, dtype=bool) & ~terminated
-        buffer.obs[t] = obs_t
         buffer.actions[t] = actions
         buffer.logprobs[t] = logprobs
         buffer.values[t] = out.value.float()
