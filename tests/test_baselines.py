@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from a2d_evo.config import config_from_dict
+from a2d_evo.config import DistillConfig, config_from_dict
 from a2d_evo.errors import ConfigError
 from a2d_evo.formats import BASELINE_METHODS, baseline_name
 from a2d_evo.nets.agent import Agent
@@ -85,3 +85,17 @@ def test_a2d_baselines_need_distillation(tmp_path: Path) -> None:
     cfg = config_from_dict({"distill": {"alpha": 0.0, "beta": 0.0}})
     with pytest.raises(ConfigError, match="a2d baselines distil from the teacher"):
         train_baselines(cfg, RunFolder(tmp_path / "run"), methods=["a2d"], progress=False)
+
+
+def test_distill_baselines_need_the_actor_term(tmp_path: Path) -> None:
+    """Critic-only (alpha 0, beta > 0) leaves a distill baseline's policy untrained: refused
+    before anything is written; with both 0 (vanilla) it distils with the defaults."""
+    cfg = config_from_dict({"distill": {"alpha": 0.0, "beta": 0.5}})
+    with pytest.raises(ConfigError, match="distill.alpha is 0 .* policy would stay untrained"):
+        train_baselines(cfg, RunFolder(tmp_path / "run"), methods=["distill"], progress=False)
+    assert not (tmp_path / "run").exists()
+    learner = DistillOnlyLearner(
+        Agent(MLPArch((4,)), (4,), 2), config_from_dict({"distill": {"alpha": 0.0, "beta": 0.0}}),
+        Agent(MLPArch((4,)), (4,), 2),
+    )  # fmt: skip
+    assert (learner.alpha, learner.beta) == (DistillConfig().alpha, DistillConfig().beta)

@@ -120,6 +120,13 @@ def train_baselines(
             "baselines: the a2d baselines distil from the teacher, but distill.alpha and "
             "distill.beta are both 0; set one of them, or leave a2d out of `baselines --methods`"
         )
+    if "distill" in methods and cfg.distill.alpha == 0 and cfg.distill.beta > 0:
+        # the loss would be the critic term alone, which never moves the policy head
+        raise ConfigError(
+            "baselines: the distill baselines imitate the teacher's policy, but distill.alpha "
+            "is 0 (a critic-only config): their policy would stay untrained; set distill.alpha "
+            "> 0, or leave distill out of `baselines --methods`"
+        )
     run.load_config()
     if not (run.teacher_agent / "arch.json").is_file():
         raise ConfigError(
