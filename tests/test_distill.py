@@ -193,7 +193,9 @@ def test_in_value_units_divides_every_value_target() -> None:
     assert scaled.values.tolist() == [1.0, 2.0]
     assert scaled.returns.tolist() == [3.0, 4.0]
     assert scaled.teacher_values is not None and scaled.teacher_values.tolist() == [5.0, -1.0]
-    assert scaled.advantages.tolist() == [1.0, -1.0]  # advantages are normalised elsewhere
+    # advantages too: with ppo.norm_adv off the policy term would otherwise scale with the
+    # task's rewards against value terms in units of sigma (normalising undoes the division)
+    assert scaled.advantages.tolist() == [0.5, -0.5]
     # the critic term on V / sigma is the raw one over sigma^2: 0.5 * ((2-10)^2 + (4+2)^2) / 4
     out = PolicyOutput(torch.zeros(2, 2), mb.values / 2.0)
     d = distill_loss(out, scaled, PPOConfig(), 0.0, 1.0)

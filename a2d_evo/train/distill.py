@@ -124,11 +124,19 @@ def sigma_from_rms(rms: float) -> float:
 
 def in_value_units(mb: Batch, sigma: float) -> Batch:
     """``mb`` with its value targets (returns, the behaviour policy's values, the teacher's
-    values) divided by ``sigma``; what a learner whose values are ``V / sigma`` trains on."""
+    values) and its advantages divided by ``sigma``; what a learner whose values are
+    ``V / sigma`` trains on. Normalised advantages (``ppo.norm_adv``, the default) do not see
+    the division; raw ones would otherwise weigh the policy term by the task's reward scale
+    against value terms in units of sigma."""
     if sigma == 1.0:
         return mb
     tv = None if mb.teacher_values is None else mb.teacher_values / sigma
-    return mb._replace(values=mb.values / sigma, returns=mb.returns / sigma, teacher_values=tv)
+    return mb._replace(
+        values=mb.values / sigma,
+        returns=mb.returns / sigma,
+        advantages=mb.advantages / sigma,
+        teacher_values=tv,
+    )
 
 
 # ----------------------------------------------------------------------------- schedule
