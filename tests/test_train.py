@@ -288,6 +288,15 @@ def test_supernet_resumes_and_distillation_pulls_to_the_teacher(
     for run in (a, b):
         summary = json.loads((run.supernet / "summary.json").read_text())
         assert summary["env_steps"] == 128 and summary["vanilla"] is False
+    # a resume of the complete stage trains nothing and keeps the throughput measured
+    done = json.loads((a.supernet / "summary.json").read_text())
+    assert done["sps"] > 0
+    train_supernet(cfg, a, teacher_dir=tiny_teacher, resume=True, progress=False)
+    again = json.loads((a.supernet / "summary.json").read_text())
+    assert again["updates"] == done["updates"] and again["env_steps"] == 128
+    assert (again["sps"], again["train_recent_return"]) == (
+        done["sps"], done["train_recent_return"]
+    )  # fmt: skip
     # the distillation pulls the supernet to its teacher: from the same init and rollouts,
     # the largest subnet ends nearer a sharp teacher (KL 0.635) than the vanilla one (0.652,
     # measured 2026-12-05; dropping the actor term gives 0.649, which fails the 0.01 margin)

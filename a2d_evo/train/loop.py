@@ -79,8 +79,9 @@ class TrainResult(NamedTuple):
     global_step: int
     wall_s: float
     """Wall time of training over all resumed pieces."""
-    sps: float
-    """Env steps per second of this process's part."""
+    sps: float | None
+    """Env steps per second of the whole run (every rank's envs) since this process started
+    or resumed it; None when it ran no update (a resumed stage that was already complete)."""
     recent_return: float | None
     """Mean raw return of the last 20 training episodes (None if none ended: JSON null)."""
 
@@ -248,7 +249,7 @@ def run_ppo(
         update,
         global_step,
         wall_before + elapsed,
-        steps_here / max(elapsed, 1e-9),
+        steps_here / max(elapsed, 1e-9) if steps_here else None,
         float(np.mean(recent)) if recent else None,
     )
 

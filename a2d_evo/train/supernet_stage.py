@@ -50,10 +50,10 @@ from torch import Tensor, nn
 
 from a2d_evo.config import Config, replace
 from a2d_evo.envs import env_spec, make_vec_env
-from a2d_evo.errors import ConfigError
+from a2d_evo.errors import ConfigError, FormatError
 from a2d_evo.evaluation.episodes import evaluate_agent
 from a2d_evo.evaluation.seeds import finetune_eval_seed
-from a2d_evo.files import torch_save, write_json
+from a2d_evo.files import read_json, torch_save, write_json
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent, PolicyOutput
 from a2d_evo.nets.agent_folder import extract
@@ -289,6 +289,11 @@ def train_supernet(
     weights = torch_save(
         run.supernet_weights, {k: v.detach().cpu() for k, v in supernet.state_dict().items()}
     )
+    measured: dict[str, Any] = {"sps": result.sps, "train_recent_return": result.recent_return}
+    if result.sps is None:  # a resume that found the stage complete: keep what was measured
+        measured = {k: _summary(folder).get(k) for k in measured}
+    else:
+        measured["sps"] = round(result.sps, 1)
     write_json(
         folder / "summary.json",
         {
@@ -296,8 +301,7 @@ def train_supernet(
             "env_steps": result.global_step,
             "updates": result.updates,
             "wall_s": round(result.wall_s, 2),
-            "sps": round(result.sps, 1),
-            "train_recent_return": result.recent_return,
+            **measured,
             "vanilla": cfg.distill.vanilla,
             "teacher": None if learner.teacher is None else str(teacher_dir),
             "sigma": supernet.value_unit,
@@ -305,6 +309,15 @@ def train_supernet(
         },
     )
     return weights
+
+
+def _summary(folder: Path) -> dict[str, Any]:
+    """The stage's earlier ``summary.json`` ({} when there is none or it cannot be read)."""
+    try:
+        data = read_json(folder / "summary.json", "supernet summary")
+    except (FormatError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 # ----------------------------------------------------------------------------- scoring
