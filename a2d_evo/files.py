@@ -142,6 +142,16 @@ def read_json(path: str | Path, what: str = "file", format_version: int | None =
     return data
 
 
+def read_json_dict(path: str | Path, what: str = "file") -> dict[str, Any]:
+    """A JSON object's contents, or {} when the file is missing, unreadable or not an object:
+    for a record that is only consulted (its absence changes nothing but a figure shown)."""
+    try:
+        data = read_json(path, what)
+    except (FormatError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def file_digest(path: str | Path) -> str:
     """The SHA-256 of a file's bytes, hex (names the exact supernet or front a file came from)."""
     h = hashlib.sha256()

@@ -215,28 +215,33 @@ def test_ray_equals_local_and_follows_refresh(ray_local: Any) -> None:
     assert ray_local.is_initialized()  # a Ray it did not start is left running
 
 
-@pytest.fixture
-def actor_dies_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Actors whose first ``evaluate`` (on any of them) exits the actor's process mid-call,
-    as a lost node looks; returns the token file that the dying actor removes.
+def _actor_faulting_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: Any) -> Path:
+    """Actors whose first ``evaluate`` (on any of them) calls ``fault()`` instead of working;
+    returns the token file that the faulting actor removes.
 
-    The actor class is swapped for a subclass defined here, inside the fixture, so that Ray
-    ships it by value to the worker processes; the package holds no fault-injection code.
+    The actor class is swapped for a subclass defined here, inside the test module, so that
+    Ray ships it by value to the worker processes; the package holds no fault-injection code.
     """
-    token = tmp_path / "crash-once"
+    token = tmp_path / "fault-once"
     token.write_text("")
     path = str(token)
 
-    class DiesOnce(ray_population._EvalWorker):  # type: ignore[misc,name-defined]
+    class FaultsOnce(ray_population._EvalWorker):  # type: ignore[misc,name-defined]
         def evaluate(self, *args: Any, **kwargs: Any) -> Any:
             try:
                 os.unlink(path)
             except OSError:
                 return super().evaluate(*args, **kwargs)
-            os._exit(1)
+            fault()
 
-    monkeypatch.setattr(ray_population, "_EvalWorker", DiesOnce)
+    monkeypatch.setattr(ray_population, "_EvalWorker", FaultsOnce)
     return token
+
+
+@pytest.fixture
+def actor_dies_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The first ``evaluate`` exits the actor's process mid-call, as a lost node looks."""
+    return _actor_faulting_once(tmp_path, monkeypatch, lambda: os._exit(1))
 
 
 def test_dead_actor_share_is_rerun(ray_local: Any, actor_dies_once: Path) -> None:
@@ -263,22 +268,8 @@ def test_dead_actor_share_is_rerun(ray_local: Any, actor_dies_once: Path) -> Non
 
 @pytest.fixture
 def actor_hangs_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Actors whose first ``evaluate`` (on any of them) never returns, as a hung process looks
-    (alive to Ray, no result); the token file is removed by the hanging actor."""
-    token = tmp_path / "hang-once"
-    token.write_text("")
-    path = str(token)
-
-    class HangsOnce(ray_population._EvalWorker):  # type: ignore[misc,name-defined]
-        def evaluate(self, *args: Any, **kwargs: Any) -> Any:
-            try:
-                os.unlink(path)
-            except OSError:
-                return super().evaluate(*args, **kwargs)
-            time.sleep(3600)
-
-    monkeypatch.setattr(ray_population, "_EvalWorker", HangsOnce)
-    return token
+    """The first ``evaluate`` never returns, as a hung process looks (alive to Ray)."""
+    return _actor_faulting_once(tmp_path, monkeypatch, lambda: time.sleep(3600))
 
 
 def test_hung_actor_share_is_rerun_after_the_share_timeout(

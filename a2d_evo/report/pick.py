@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from a2d_evo.config import Config, config_to_dict, replace
 from a2d_evo.errors import ArchError, ConfigError, FormatError, RunFolderError
-from a2d_evo.files import check_format_version, file_digest, read_json, safe_name
+from a2d_evo.files import check_format_version, file_digest, read_json, read_json_dict, safe_name
 from a2d_evo.formats import (
     FINAL_SEEDS,
     FRONT_FORMAT_VERSION,
@@ -413,7 +413,7 @@ def _export_member(
     from a2d_evo.report.deliver import fine_tuned
 
     target = run.agents / safe_name(name)
-    done = _read_metrics(target)
+    done = read_json_dict(target / "metrics.json", "metrics")
     if (
         cfg.finetune.steps
         and fine_tuned(done, cfg)
@@ -490,15 +490,6 @@ def _folder_arch(folder: Path) -> Arch | None:
         return arch_from_dict(read_json(folder / "arch.json", "arch").get("arch"))
     except (FormatError, ArchError, OSError, AttributeError):
         return None
-
-
-def _read_metrics(folder: Path) -> dict[str, Any]:
-    """An agent folder's ``metrics.json``, or {} when there is none or it is unreadable."""
-    try:
-        data = read_json(folder / "metrics.json", "metrics")
-    except (FormatError, OSError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _env_dict(cfg: Config) -> dict[str, Any]:

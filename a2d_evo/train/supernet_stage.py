@@ -50,10 +50,10 @@ from torch import Tensor, nn
 
 from a2d_evo.config import Config, replace
 from a2d_evo.envs import env_spec, make_vec_env
-from a2d_evo.errors import ConfigError, FormatError
+from a2d_evo.errors import ConfigError
 from a2d_evo.evaluation.episodes import evaluate_agent
 from a2d_evo.evaluation.seeds import finetune_eval_seed
-from a2d_evo.files import read_json, torch_save, write_json
+from a2d_evo.files import read_json_dict, torch_save, write_json
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent, PolicyOutput
 from a2d_evo.nets.agent_folder import extract
@@ -291,7 +291,8 @@ def train_supernet(
     )
     measured: dict[str, Any] = {"sps": result.sps, "train_recent_return": result.recent_return}
     if result.sps is None:  # a resume that found the stage complete: keep what was measured
-        measured = {k: _summary(folder).get(k) for k in measured}
+        earlier = read_json_dict(folder / "summary.json", "supernet summary")
+        measured = {k: earlier.get(k) for k in measured}
     else:
         measured["sps"] = round(result.sps, 1)
     write_json(
@@ -309,15 +310,6 @@ def train_supernet(
         },
     )
     return weights
-
-
-def _summary(folder: Path) -> dict[str, Any]:
-    """The stage's earlier ``summary.json`` ({} when there is none or it cannot be read)."""
-    try:
-        data = read_json(folder / "summary.json", "supernet summary")
-    except (FormatError, OSError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 # ----------------------------------------------------------------------------- scoring
