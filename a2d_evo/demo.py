@@ -34,13 +34,18 @@ def _stage_done(run: RunFolder) -> dict[str, bool]:
 
 def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool = True) -> Path:
     """Run every stage of the pipeline; returns ``RUN_DIR/report/report.md``."""
+    # Only checked here: each stage binds the run once its own checks (env, device) passed,
+    # so a refused demo leaves no config.yaml that would refuse the corrected one. A run of
+    # another config is named first: --resume could not take it either.
+    run.check(cfg)
     if run.exists() and not resume:
         raise RunFolderError(
             f"{run.root} already holds a run; pass --resume to continue it, or --out"
         )
-    # Only checked here: each stage binds the run once its own checks (env, device) passed,
-    # so a refused demo leaves no config.yaml that would refuse the corrected one.
-    run.check(cfg)
+    if resume and not run.exists():
+        raise RunFolderError(
+            f"--resume: {run.root} holds no demo to resume; drop --resume to start one"
+        )
     done = _stage_done(run)
     started = time.perf_counter()
     stages: list[tuple[str, Callable[[bool], object]]] = [

@@ -160,18 +160,30 @@ class RunFolder:
                 write_text(self.config_path, dump_config(cfg))
         return cfg
 
-    def bind_stage(self, stage: str, cfg: Config, resume: bool) -> Path:
-        """Prepare ``RUN_DIR/<stage>/`` for a fresh start or a ``--resume``.
+    def check_resumable(self, stage: str) -> None:
+        """RunFolderError unless ``RUN_DIR/<stage>/`` holds a run that ``--resume`` can take."""
+        folder = self.stage(stage)
+        if not (folder / "config.yaml").is_file():
+            raise RunFolderError(
+                f"--resume: {folder} holds no run to resume; drop --resume to start one"
+            )
 
-        A fresh start refuses a stage that already holds results (nothing is overwritten);
-        a resume refuses a config that differs on the stage's sections, except for a raised
-        :data:`BUDGET_KEYS` value, which extends the stage (even a finished one).
+    def bind_stage(self, stage: str, cfg: Config, resume: bool) -> Path:
+        """Bind the run folder to ``cfg`` (:meth:`bind`) and prepare ``RUN_DIR/<stage>/`` for
+        a fresh start or a ``--resume``.
+
+        A resume with nothing to resume is refused before anything is written (a
+        ``config.yaml`` left behind would block the corrected command); a fresh start refuses
+        a stage that already holds results (nothing is overwritten); a resume refuses a config
+        that differs on the stage's sections, except for a raised :data:`BUDGET_KEYS` value,
+        which extends the stage (even a finished one).
         """
+        if resume:
+            self.check_resumable(stage)
+        self.bind(cfg)
         folder = self.stage(stage)
         saved_path = folder / "config.yaml"
         if resume:
-            if not saved_path.is_file():
-                raise RunFolderError(f"--resume: {folder} holds no run to resume")
             saved = self._read_config(saved_path)
             self._extend_stage(stage, saved, cfg)
             return folder

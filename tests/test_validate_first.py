@@ -127,3 +127,44 @@ def test_a_refused_demo_leaves_no_run(
              "CartPol-v1")  # fmt: skip
     # the corrected demo is not told that the folder "already holds a run"
     _refused(["demo", "--out", str(out), "--device", "cuda", "--quiet"], out, capsys, "cuda")
+
+
+def test_a_resume_with_nothing_to_resume_leaves_no_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--resume` on a folder with nothing to resume is refused before config.yaml is written
+    (it blocked the corrected command of another config); `demo --resume` on nothing is
+    refused too (it started the whole demo)."""
+    out = tmp_path / "run"
+    for argv in (
+        ["train-teacher", "--config", CARTPOLE, "--out", str(out), "--resume", *TEACHER],
+        [
+            "train-supernet",
+            "--config",
+            CARTPOLE,
+            "--out",
+            str(out),
+            "--resume",
+            *SUPERNET,
+            "--set",
+            "distill.alpha=0",
+            "--set",
+            "distill.beta=0",
+        ],  # no teacher needed
+        ["demo", "--out", str(out), "--resume", "--quiet"],
+    ):
+        _refused(argv, out, capsys, "drop --resume")
+    # the corrected command starts on the same --out
+    assert main(["train-teacher", "--config", CARTPOLE, "--out", str(out), *TEACHER]) == 0
+    _teacher(out)
+
+
+def test_a_demo_over_a_run_of_another_config_names_the_conflict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "run"
+    assert main(["train-teacher", "--config", CARTPOLE, "--out", str(out), *TEACHER]) == 0
+    capsys.readouterr()
+    assert main(["demo", "--out", str(out), "--quiet"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "env.id" in err and "pass --resume" not in err, err

@@ -347,11 +347,10 @@ def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool 
                 f"{folder} already holds a search run; pass --resume to continue it, "
                 "or --out for a new run folder"
             )
-    elif not (run.search / "config.yaml").is_file():
-        raise RunFolderError(f"--resume: {run.search} holds no run to resume")
+    else:
+        run.check_resumable("search")
     # load (and check) the supernet and teacher before the stage folder is touched
     search = _Search(cfg, run, run.search, progress)
-    run.bind(cfg)
     folder = run.bind_stage("search", cfg, resume)
     search.folder = folder
     try:

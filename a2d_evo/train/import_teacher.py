@@ -79,7 +79,6 @@ def import_teacher(
     # their scale is the default one, whatever the env's.
     agent = Agent(arch, spec.obs_shape, spec.n_actions, config_to_dict(cfg.env))
     agent.load_state_dict(mapped, strict=True)
-    run.bind(cfg)
     run.bind_stage("teacher", cfg, resume=False)
     set_threads(cfg)
     extra = {"source": f"import-teacher ({kind})", "imported_from": str(source)}

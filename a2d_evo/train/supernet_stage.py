@@ -260,7 +260,6 @@ def train_supernet(
         teacher = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions).to(device)
     folder = run.supernet
     if ctx.is_main:
-        run.bind(cfg)
         folder = run.bind_stage("supernet", cfg, resume)
     set_threads(cfg)
     streams = Streams(cfg.seed, "supernet")

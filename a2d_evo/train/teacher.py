@@ -49,7 +49,6 @@ def train_teacher(
     device = ctx.device
     folder = run.teacher
     if ctx.is_main:
-        run.bind(cfg)
         folder = run.bind_stage("teacher", cfg, resume)
     set_threads(cfg)
     streams = Streams(cfg.seed, "teacher")
