@@ -71,6 +71,20 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     return err
 
 
+def test_the_train_longer_command_doubles_the_steps_trained_not_a_total_below_one_rollout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """total_steps 10 trains one whole rollout (2 envs x 16 steps = 32): the command named
+    raises it to 64, not to 20 (a resume to 20 trained nothing and named 40, forever)."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**RAW, "teacher": {**RAW["teacher"], "total_steps": 10}}))
+    tie_teacher_with_random(monkeypatch)
+    argv = ["train-teacher", "--config", str(config), "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(argv) == EXIT_USER_ERROR
+    err = one_error_line(capsys)
+    assert "--resume --set teacher.total_steps=64`" in err, err
+
+
 def test_a_failed_teacher_trains_longer_with_the_command_its_error_names(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

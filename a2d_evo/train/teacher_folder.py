@@ -100,5 +100,8 @@ def weak_teacher_fix(cfg: Config, folder: Path, extra: Mapping[str, Any]) -> str
     if extra.get("source") != "train-teacher":
         return "import a trained teacher, or train one with `a2d-evo train-teacher`"
     run = RunFolder(Path(folder).parent.parent)  # folder is RUN_DIR/teacher/agent
-    more = {"teacher.total_steps": 2 * cfg.teacher.total_steps}
+    # from the steps trained: a total below one rollout trains a whole one, and doubling the
+    # configured total would name a command that trains nothing more
+    trained = max(cfg.teacher.total_steps, int(extra.get("env_steps") or 0))
+    more = {"teacher.total_steps": 2 * trained}
     return f"train it longer: {run.resume_command('teacher', more)}, or check the ppo settings"
