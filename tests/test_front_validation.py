@@ -169,5 +169,9 @@ def test_fine_tuning_without_a_teacher_is_refused_before_anything_is_written(
     err = capsys.readouterr().err
     assert "distils from the run's teacher" in err and "--finetune 0" in err, err
     assert not (root / "agents").exists()
-    # inherited weights need no teacher
+    # inherited weights need no teacher; each agent records the budget export gave it
     assert main(["export", str(root), "--finetune", "0", "--quiet"]) == 0
+    folders = [f for f in (root / "agents").iterdir() if f.is_dir()]
+    assert folders
+    for folder in folders:
+        assert json.loads((folder / "metrics.json").read_text())["export_finetune"] == 0

@@ -480,6 +480,13 @@ def test_reproduce_lines_carry_the_recorded_fine_tune_budgets(tmp_path: Path) ->
     # the config's own rate needs no flag
     write_json(run.agents / "knee" / "metrics.json", {**metrics, "finetune_lr": 2.5e-4})
     assert "--pick knee --finetune 4096\n" in write_report(run.load_config(), run).read_text()
+    # `export --pick knee --finetune 0` writes no delivered.json: the agent's record says it
+    (run.agents / "delivered.json").unlink()
+    inherited = {k: v for k, v in metrics.items() if not k.startswith(("finetune", "before",
+                                                                       "after"))}  # fmt: skip
+    write_json(run.agents / "knee" / "metrics.json", {**inherited, "export_finetune": 0})
+    md = write_report(run.load_config(), run).read_text()
+    assert f"a2d-evo export {out} --pick knee --finetune 0\n" in md
 
 
 def test_agents_and_a_delivery_from_an_older_front_are_not_reported(tmp_path: Path) -> None:

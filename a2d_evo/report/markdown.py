@@ -308,8 +308,12 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
         f"a2d-evo evolve         --config {paths['search']} --out {out} "
         f"--pop {search.pop} --gens {search.gens} --episodes {search.episodes}",
     ]
-    # export fine-tunes what it exports (the delivery's budget); other fine-tunes were by hand
+    # export fine-tunes what it exports (the delivery's budget, else the one its agents
+    # record, 0 included); other fine-tunes were by hand
     budget = data.delivered_budget
+    exported = {data.export_finetune[n] for n in data.agents if n in data.export_finetune}
+    if budget is None and len(exported) == 1:
+        budget = exported.pop()
     by_export = f" --finetune {budget}" if budget is not None else ""
     # a rate given on export's command line (``--set finetune.lr``) is only in the agents' files
     rates = {lr for name, lr in data.finetune_lr.items() if name in data.agents}

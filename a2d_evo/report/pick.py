@@ -430,6 +430,7 @@ def _export_member(
     metrics["sources"] = sources
     metrics["source"] = "front"
     metrics["inherited"] = {k: entry.get(k) for k in INHERITED_KEYS}
+    metrics["export_finetune"] = cfg.finetune.steps  # what the report's Reproduce repeats
     if chosen_on is not None:
         metrics["chosen_on"] = chosen_on
     folder = save_agent(agent, target, metrics=metrics)

@@ -179,6 +179,9 @@ class RunData:
     """Each fine-tuned agent's budget in env steps (``metrics.json`` ``finetune_budget``)."""
     finetune_lr: dict[str, float]
     """Each fine-tuned agent's peak learning rate, where recorded (``finetune_lr``)."""
+    export_finetune: dict[str, int]
+    """The fine-tune budget ``export`` gave each agent it wrote, 0 included (``export
+    --finetune 0``), where recorded (``export_finetune``)."""
     kept: dict[str, str]
     """Which weights each exported agent ships (:func:`~a2d_evo.formats.kept_weights`)."""
     delivered: list[str]
@@ -264,6 +267,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     finetune: dict[str, tuple[float, float]] = {}
     finetune_budget: dict[str, int] = {}
     finetune_lr: dict[str, float] = {}
+    by_export: dict[str, int] = {}
     kept: dict[str, str] = {}
     for folder in _own_subfolders(run, run.agents, missing):
         m = _agent_metrics(folder, f"agent {folder.name}", missing)
@@ -283,9 +287,10 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
             b, a = _num(before.get("return_mean")), _num(after.get("return_mean"))
             if b is not None and a is not None:
                 finetune[folder.name] = (b, a)
-        budget = m.get("finetune_budget")
-        if isinstance(budget, int) and not isinstance(budget, bool) and budget >= 0:
-            finetune_budget[folder.name] = budget
+        for key, into in (("finetune_budget", finetune_budget), ("export_finetune", by_export)):
+            count = m.get(key)
+            if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+                into[folder.name] = count
         if (lr := _num(m.get("finetune_lr"))) is not None:
             finetune_lr[folder.name] = lr
     if not agents:
@@ -340,6 +345,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         finetune=finetune,
         finetune_budget=finetune_budget,
         finetune_lr=finetune_lr,
+        export_finetune=by_export,
         kept=kept,
         delivered=delivered,
         delivered_budget=delivered_budget,
