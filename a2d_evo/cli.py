@@ -70,7 +70,7 @@ def packaged_config(name: str) -> Path:
 
 def common_overrides(args: argparse.Namespace) -> list[str]:
     """``--set`` items plus the ``--seed``/``--device`` shortcuts, as overrides."""
-    items = list(args.set or [])
+    items = list(getattr(args, "set", None) or [])
     if getattr(args, "seed", None) is not None:
         items.append(f"seed={args.seed}")
     if getattr(args, "device", None) is not None:
@@ -354,19 +354,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- parser
 def _common(
-    p: argparse.ArgumentParser, *, seed_help: str = "override the config's root seed"
+    p: argparse.ArgumentParser,
+    *,
+    seed_help: str = "override the config's root seed",
+    overrides: bool = True,
 ) -> None:
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set ppo.lr=1e-4 (repeatable; converted to the "
-        "field's declared type, never evaluated)",
-    )
-    p.add_argument("--seed", type=int, help=seed_help)
-    p.add_argument(
-        "--device", choices=("cpu", "cuda", "auto"), help="torch device (default: the config's)"
-    )
+    """The options every command takes; ``overrides=False`` (``report``, which describes the
+    run as it ran): no ``--set``, ``--seed`` or ``--device``."""
+    if overrides:
+        p.add_argument(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="override a config field, e.g. --set ppo.lr=1e-4 (repeatable; converted to the "
+            "field's declared type, never evaluated)",
+        )
+        p.add_argument("--seed", type=int, help=seed_help)
+        p.add_argument(
+            "--device", choices=("cpu", "cuda", "auto"), help="torch device (default: the config's)"
+        )
     p.add_argument(
         "--env-import",
         action="append",
@@ -505,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="Pareto plot, hypervolume plot and table -> RUN_DIR/report/")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder, e.g. runs/cartpole")
-    _common(p)
+    _common(p, overrides=False)  # it reports the run's own settings
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser(

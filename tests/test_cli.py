@@ -45,7 +45,9 @@ def test_every_command_documents_common_options(command: str) -> None:
     sub = next(a for a in parser._actions if a.dest == "command")
     text = sub.choices[command].format_help()  # type: ignore[union-attr]
     for option in ("--set", "--seed", "--device"):
-        assert option in text, f"{command} --help lacks {option}"
+        # `report` describes the run as it ran, so it takes no overrides (tested above)
+        assert (option in text) == (command != "report"), f"{command} --help and {option}"
+    assert "--quiet" in text
     for action in sub.choices[command]._actions:  # type: ignore[union-attr]
         assert action.help, f"{command}: option {action.option_strings or action.dest} has no help"
 
@@ -84,6 +86,13 @@ def test_user_errors_exit_2_with_one_line(
 
     code = main(["report", str(tmp_path / "not-a-run")])
     assert code == EXIT_USER_ERROR and "is not a run folder" in capsys.readouterr().err
+
+    # the report describes the run as it ran: overrides would print settings it never had
+    for option in (["--seed", "3"], ["--set", "search.final_episodes=7"], ["--device", "cpu"]):
+        with pytest.raises(SystemExit) as info:
+            main(["report", str(tmp_path / "not-a-run"), *option])
+        assert info.value.code == EXIT_USER_ERROR
+        assert f"unrecognized arguments: {' '.join(option)}" in capsys.readouterr().err
 
 
 def test_export_without_search_is_a_clear_error(
