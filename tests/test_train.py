@@ -431,8 +431,10 @@ def test_teacher_env_mismatch_fails_before_any_work(tmp_path: Path) -> None:
     ):
         train_supernet(tiny(), run, teacher_dir=teacher, progress=False)
     assert not run.supernet.exists()
-    with pytest.raises(TrainingError, match="no teacher agent"):
+    with pytest.raises(TrainingError, match="nowhere is not an agent folder"):
         train_supernet(tiny(), run, teacher_dir=tmp_path / "nowhere", progress=False)
+    with pytest.raises(TrainingError, match="no teacher agent at .*run `a2d-evo train-teacher`"):
+        train_supernet(tiny(), run, progress=False)  # the run's own, not trained yet
     assert not run.supernet.exists()
 
 

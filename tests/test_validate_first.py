@@ -168,3 +168,22 @@ def test_a_demo_over_a_run_of_another_config_names_the_conflict(
     assert main(["demo", "--out", str(out), "--quiet"]) == EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert "env.id" in err and "pass --resume" not in err, err
+
+
+def test_a_teacher_path_that_is_no_agent_is_named_for_what_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--teacher given a run folder, or a path with no agent: the message says which, not
+    "run train-teacher first" (and, for finetune, nothing about a vanilla supernet)."""
+    src = cartpole_teacher_file(tmp_path / "teacher.cleanrl_model")
+    run = tmp_path / "t"
+    assert main(["import-teacher", str(src), "--config", CARTPOLE, "--out", str(run), *TINY]) == 0
+    out = tmp_path / "run"
+    argv = ["train-supernet", "--config", CARTPOLE, "--out", str(out), *SUPERNET, "--teacher"]
+    _refused([*argv, str(run)], out, capsys, f"is a run folder; its teacher agent is {run}")
+    _refused([*argv, str(tmp_path / "nosuch")], out, capsys, "is not an agent folder")
+    capsys.readouterr()
+    agent = run / "teacher" / "agent"
+    rc = main(["finetune", str(agent), "--steps", "64", "--teacher", str(tmp_path / "nosuch")])
+    err = capsys.readouterr().err
+    assert rc == EXIT_USER_ERROR and "is not an agent folder" in err and "supernet" not in err

@@ -68,6 +68,7 @@ def finetune_agent(
     agent = load_agent(agent_dir)
     spec = env_spec(cfg.env)
     check_fits_env(agent, cfg.env.id, spec.obs_shape, spec.n_actions, str(agent_dir))
+    given = teacher_dir is not None
     if teacher_dir is None:
         teacher_dir = run_teacher(agent_dir)
         if teacher_dir is not None and teacher_dir.resolve() == agent_dir.resolve():
@@ -79,7 +80,10 @@ def finetune_agent(
             f"finetune: no teacher found for {agent_dir} (it is not inside a run folder with "
             "teacher/agent); pass --teacher AGENT_DIR"
         )
-    teacher = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions)
+    teacher = load_teacher_for(
+        cfg, teacher_dir, spec.obs_shape, spec.n_actions, given=given,
+        without="to fine-tune with plain PPO",
+    )  # fmt: skip
     set_threads(cfg)
     device = resolve_device(cfg.device)
     episodes = cfg.eval.episodes if eval_episodes is None else eval_episodes

@@ -256,8 +256,11 @@ def train_supernet(
     device = ctx.device
     teacher = None
     if loads_teacher:
+        given = teacher_dir is not None
         teacher_dir = Path(teacher_dir) if teacher_dir is not None else run.teacher_agent
-        teacher = load_teacher_for(cfg, teacher_dir, spec.obs_shape, spec.n_actions).to(device)
+        teacher = load_teacher_for(
+            cfg, teacher_dir, spec.obs_shape, spec.n_actions, given=given
+        ).to(device)
     folder = run.supernet
     if ctx.is_main:
         folder = run.bind_stage("supernet", cfg, resume)

@@ -77,14 +77,33 @@ def save_teacher(agent: Agent, cfg: Config, folder: Path, extra: Mapping[str, An
 
 
 def load_teacher_for(
-    cfg: Config, teacher_dir: Path, obs_shape: tuple[int, ...], n_actions: int
+    cfg: Config,
+    teacher_dir: Path,
+    obs_shape: tuple[int, ...],
+    n_actions: int,
+    *,
+    given: bool = False,
+    without: str = "for the vanilla (undistilled) supernet",
 ) -> Agent:
-    """The teacher agent of ``teacher_dir``, checked against the env (TrainingError)."""
-    if not (Path(teacher_dir) / "arch.json").is_file():
+    """The teacher agent of ``teacher_dir``, checked against the env (TrainingError).
+
+    ``given``: the user named the folder (``--teacher``), so a missing agent is their path's
+    fault, not a stage left to run; ``without``: what ``alpha = beta = 0`` does instead."""
+    teacher_dir = Path(teacher_dir)
+    if not (teacher_dir / "arch.json").is_file():
+        if (teacher_dir / "teacher" / "agent" / "arch.json").is_file():
+            raise TrainingError(
+                f"--teacher {teacher_dir} is a run folder; its teacher agent is "
+                f"{teacher_dir / 'teacher' / 'agent'}"
+            )
+        if given:
+            raise TrainingError(
+                f"--teacher {teacher_dir} is not an agent folder (no arch.json): pass a trained "
+                "or imported agent, e.g. RUN_DIR/teacher/agent"
+            )
         raise TrainingError(
             f"no teacher agent at {teacher_dir}: run `a2d-evo train-teacher` (or import-teacher) "
-            "first, pass --teacher AGENT_DIR, or set distill.alpha=0 and distill.beta=0 for the "
-            "vanilla (undistilled) supernet"
+            f"first, pass --teacher AGENT_DIR, or set distill.alpha=0 and distill.beta=0 {without}"
         )
     teacher = load_agent(teacher_dir)
     check_fits_env(teacher, cfg.env.id, obs_shape, n_actions, f"the teacher {teacher_dir}")
