@@ -34,7 +34,7 @@ from a2d_evo.config import (
     parse_yaml,
     replace,
 )
-from a2d_evo.errors import A2DError, ConfigError, Interrupted
+from a2d_evo.errors import A2DError, ConfigError, Interrupted, RunFolderError
 from a2d_evo.files import read_json
 from a2d_evo.formats import BASELINE_METHODS
 from a2d_evo.runfolder import RUN_PARTS, RunFolder, enclosing_run
@@ -179,10 +179,28 @@ def config_of_run(
     return checked_file_config(cfg, saved, args, str(path))
 
 
+def check_agent_folder(agent_dir: Path) -> None:
+    """RunFolderError naming the agent folders to pass when ``agent_dir`` is a run folder or
+    a folder of agents (``RUN_DIR/agents``) rather than one agent."""
+    if (agent_dir / "arch.json").is_file():
+        return
+    inside = [agent_dir / "agents", agent_dir] if RunFolder(agent_dir).exists() else [agent_dir]
+    found = [p.parent for folder in inside for p in sorted(folder.glob("*/arch.json"))]
+    if (agent_dir / "teacher" / "agent" / "arch.json").is_file():
+        found.append(agent_dir / "teacher" / "agent")
+    if found:
+        names = ", ".join(str(p) for p in found[:4]) + (", ..." if len(found) > 4 else "")
+        raise RunFolderError(
+            f"{agent_dir} is not an agent folder (no arch.json); it holds agents: pass one of "
+            f"them, e.g. {names}"
+        )
+
+
 def config_of_agent(agent_dir: Path, args: argparse.Namespace) -> Config:
     """Config of the run an agent folder lives in (``RUN_DIR/agents/<name>``), or one built
     from the env recorded in its ``arch.json`` (a file of whoever shared the folder: its env
     id never imports anything, and its imports run only as :func:`checked_file_config` says)."""
+    check_agent_folder(agent_dir)
     run = enclosing_run(agent_dir)
     if run is not None:
         return config_of_run(run, args)

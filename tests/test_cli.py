@@ -142,3 +142,24 @@ def test_export_and_baselines_score_on_the_seeds_the_search_ran_with(
     assert config_of_run(run, args, after="search").search.final_episodes == 30
     args.set = ["search.final_episodes=50"]
     assert config_of_run(run, args, after="search").search.final_episodes == 50
+
+
+def test_eval_on_a_run_folder_names_the_agents_in_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], configs_dir: Path
+) -> None:
+    from a2d_evo.config import load_config
+    from a2d_evo.runfolder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    run.bind(load_config(configs_dir / "cartpole.yaml"))
+    for folder in (run.agents / "knee", run.teacher_agent):
+        folder.mkdir(parents=True)
+        (folder / "arch.json").write_text("{}")
+    for given, names in (
+        (run.root, f"{run.agents / 'knee'}, {run.teacher_agent}"),
+        (run.agents, f"{run.agents / 'knee'}"),
+    ):
+        assert main(["eval", str(given)]) == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert f"{given} is not an agent folder (no arch.json)" in err, err
+        assert err.rstrip().endswith(f"e.g. {names}"), err
