@@ -223,8 +223,18 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     from a2d_evo.train import train_teacher  # here: --help stays torch-free
 
     folder = train_teacher(cfg, run, resume=args.resume, progress=not args.quiet)
-    print(f"teacher agent: {folder}")
+    print(f"teacher agent: {folder}{_teacher_scores(folder)}")
     return 0
+
+
+def _teacher_scores(folder: Path) -> str:
+    """`` (greedy return R over N episodes; the uniform-random policy: R')`` from the teacher's
+    ``metrics.json``, or "" when it records none."""
+    m = read_json(folder / "metrics.json", "teacher metrics")
+    mean, rand, n = m.get("return_mean"), m.get("random_return_mean"), m.get("episodes")
+    if not isinstance(mean, float | int) or not isinstance(rand, float | int):
+        return ""
+    return f" (greedy return {mean:.2f} over {n} episodes; the uniform-random policy: {rand:.2f})"
 
 
 def cmd_import_teacher(args: argparse.Namespace) -> int:
@@ -232,7 +242,7 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
     from a2d_evo.train import import_teacher  # here: --help stays torch-free
 
     folder = import_teacher(Path(args.source), cfg, run, fmt=args.format)
-    print(f"teacher agent: {folder}")
+    print(f"teacher agent: {folder}{_teacher_scores(folder)}")
     return 0
 
 

@@ -22,6 +22,7 @@ from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 from a2d_evo.files import check_format_version, torch_load, write_text
 from a2d_evo.formats import CONFIG_FORMAT_VERSION, CONFIG_HISTORY_FORMAT_VERSION
 from a2d_evo.locks import LOCK_FILE, RUN_LOCK_WAIT_S, folder_lock
+from a2d_evo.progress import write
 
 RUN_PARTS = ("teacher", "supernet", "search", "agents", "baselines", "report")
 """The folders of a run (the :class:`RunFolder` properties of the same names)."""
@@ -250,6 +251,11 @@ class RunFolder:
         # it is recorded (a retry with the old budget would otherwise be "lowered")
         torch_load(folder / "checkpoint.pt", f"{stage} checkpoint")
         record_config_change(folder, changes)
+        for key, (old, new) in changes.items():  # said, not silent: a forgotten --set shows
+            write(
+                f"--resume: {key} raised from {old:,} to {new:,}, so {folder.name} trains on "
+                f"(recorded in {folder / CONFIG_HISTORY})"
+            )
         raw = config_to_dict(saved)
         for key, (_, new) in changes.items():
             section, _, name = key.partition(".")

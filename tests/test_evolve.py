@@ -303,10 +303,16 @@ def test_sigkill_mid_generation_then_resume(reference_run: Path, tmp_path: Path)
         ).read_text()
 
 
-def test_resume_of_finished_run_returns_its_front(reference_run: Path) -> None:
+def test_resume_of_finished_run_returns_its_front(
+    reference_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = (reference_run / "search" / "front.json").read_bytes()
     cfg = config_from_dict(RAW)
     path = evolve(cfg, RunFolder(reference_run), resume=True, progress=False)
+    assert path.read_bytes() == before
+    capsys.readouterr()
+    evolve(cfg, RunFolder(reference_run), resume=True, progress=True)  # and says so
+    assert "already finished after 5 generations; nothing to resume" in capsys.readouterr().out
     assert path.read_bytes() == before
 
 

@@ -117,7 +117,13 @@ def test_a_failed_teacher_trains_longer_with_the_command_its_error_names(
     monkeypatch.setattr(
         tf, "random_policy_return", lambda c, n, s: real_random(c, n, s, max_episode_steps=1)
     )
+    capsys.readouterr()
     assert main([*shlex.split(command.group(1))[1:], "--quiet"]) == 0
+    # the raise is said, not silent (a --resume that forgot a --set would extend a stage)
+    assert (
+        f"--resume: teacher.total_steps raised from 128 to 256, so teacher trains on "
+        f"(recorded in {run.teacher / 'config_history.yaml'})"
+    ) in capsys.readouterr().err
     ckpt = torch_load(run.teacher / "checkpoint.pt")
     assert (ckpt["update"], ckpt["global_step"]) == (8, 256)
     metrics = yaml.safe_load((run.teacher_agent / "metrics.json").read_text())

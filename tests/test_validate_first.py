@@ -154,9 +154,14 @@ def test_a_resume_with_nothing_to_resume_leaves_no_run(
         ["demo", "--out", str(out), "--resume", "--quiet"],
     ):
         _refused(argv, out, capsys, "drop --resume")
-    # the corrected command starts on the same --out
+    # the corrected command starts on the same --out, and says how good the teacher came out
     assert main(["train-teacher", "--config", CARTPOLE, "--out", str(out), *TEACHER]) == 0
     _teacher(out)
+    metrics = json.loads((out / "teacher" / "agent" / "metrics.json").read_text())
+    assert (
+        f"(greedy return {metrics['return_mean']:.2f} over 3 episodes; the uniform-random "
+        f"policy: {metrics['random_return_mean']:.2f})"
+    ) in capsys.readouterr().out
 
 
 def test_a_demo_over_a_run_of_another_config_names_the_conflict(

@@ -193,6 +193,9 @@ class _Search:
             if start > 0:
                 restore_algorithm(algorithm, saved.arrays, start)
             if saved.finished and (self.folder / "front.json").is_file():
+                if self.progress:
+                    print(f"evolve: the search in {self.folder} already finished after {start} "
+                          "generations; nothing to resume")  # fmt: skip
                 return self.folder / "front.json"
 
         writer = self._tb(start)
