@@ -436,6 +436,11 @@ def test_teacher_env_mismatch_fails_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="no teacher agent at .*run `a2d-evo train-teacher`"):
         train_supernet(tiny(), run, progress=False)  # the run's own, not trained yet
     assert not run.supernet.exists()
+    with pytest.raises(TrainingInterrupted):  # the run's own, interrupted
+        train_teacher(tiny(), run, progress=False, stop_after=1)
+    with pytest.raises(TrainingError, match=r"unfinished: resume it with `a2d-evo train-teacher "):
+        train_supernet(tiny(), run, progress=False)
+    assert not run.supernet.exists()
 
 
 def test_resume_with_conflicting_config_overwrites_nothing(tmp_path: Path) -> None:

@@ -101,6 +101,12 @@ def load_teacher_for(
                 f"--teacher {teacher_dir} is not an agent folder (no arch.json): pass a trained "
                 "or imported agent, e.g. RUN_DIR/teacher/agent"
             )
+        if (teacher_dir.parent / "checkpoint.pt").is_file():  # RUN_DIR/teacher/: interrupted
+            run = RunFolder(teacher_dir.parent.parent)
+            raise TrainingError(
+                f"the teacher's training in {teacher_dir.parent} is unfinished: resume it with "
+                f"{run.resume_command('teacher')}"
+            )
         raise TrainingError(
             f"no teacher agent at {teacher_dir}: run `a2d-evo train-teacher` (or import-teacher) "
             f"first, pass --teacher AGENT_DIR, or set distill.alpha=0 and distill.beta=0 {without}"
