@@ -77,7 +77,7 @@ def test_set_never_evaluates(configs_dir: Path, tmp_path: Path) -> None:
         ("ppo.lr=-1", r"ppo\.lr: must be > 0"),
         ("ppo.num_envs=0", r"ppo\.num_envs: must be >= 1"),
         ("search.pop=3", r"search\.pop: must be >= 4"),
-        ("ppo.lrr=1", r"unknown key 'ppo\.lrr' \(did you mean 'lr'\?\)"),
+        ("ppo.lrr=1", r"unknown key 'ppo\.lrr' \(did you mean 'ppo\.lr'\?\)"),
         ("ppo.num_envs=2.5", r"expected an int"),
         ("ppo.anneal_lr=maybe", r"expected a bool"),
         ("distill.anneal=cosine", r"expected one of"),

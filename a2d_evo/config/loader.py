@@ -250,7 +250,8 @@ MOVED_KEYS = {
 def _unknown(key: str, name: str, hints: Mapping[str, Any]) -> str:
     if key in MOVED_KEYS:
         return f"unknown key {key!r}: it moved to {MOVED_KEYS[key]}"
-    return f"unknown key {_clip(repr(key))}{_suggest(name, hints)}"
+    prefix = key[: len(key) - len(name)] if key.endswith(name) else ""
+    return f"unknown key {_clip(repr(key))}{_suggest(name, hints, prefix)}"
 
 
 def _build(cls: type[T], data: Any, prefix: str, source: str) -> T:
@@ -389,10 +390,11 @@ def _resolved(cls: Any) -> list[Any]:
     return [hints[f.name] for f in fields(cls)]
 
 
-def _suggest(name: str, hints: Mapping[str, Any]) -> str:
+def _suggest(name: str, hints: Mapping[str, Any], prefix: str = "") -> str:
+    """The closest known key, in full (``ppo.lr``), or the section's known keys."""
     close = difflib.get_close_matches(name, list(hints), n=1)
     known = ", ".join(hints)
-    return f" (did you mean {close[0]!r}?)" if close else f" (known keys: {known})"
+    return f" (did you mean {prefix + close[0]!r}?)" if close else f" (known keys: {known})"
 
 
 MAX_NODES = 100_000
