@@ -151,10 +151,18 @@ def test_file_errors_name_file_and_key(tmp_path: Path) -> None:
     missing = tmp_path / "missing.yaml"
     with pytest.raises(ConfigError, match="not found"):
         load_config(missing)
+    with pytest.raises(ConfigError, match="a folder, not a config file"):
+        load_config(tmp_path)
     bad = tmp_path / "bad.yaml"
     bad.write_text("ppo: [1, 2\n")
-    with pytest.raises(ConfigError, match="malformed YAML"):
+    with pytest.raises(ConfigError, match="malformed YAML at line 2, column 1: while parsing"):
         load_config(bad)
+    bad.write_text("ppo:\n  lr: 1\n   num_envs: 3\n")  # one line, where an editor counts
+    with pytest.raises(ConfigError) as info:
+        load_config(bad)
+    assert str(info.value) == (
+        f"{bad}: malformed YAML at line 3, column 12: mapping values are not allowed here"
+    )
     unknown = tmp_path / "unknown.yaml"
     unknown.write_text("ppo:\n  learning_rate: 0.1\n")
     with pytest.raises(ConfigError, match=r"unknown\.yaml: unknown key 'ppo\.learning_rate'"):

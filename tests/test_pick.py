@@ -79,8 +79,8 @@ def test_select_all_index_and_filters() -> None:
 @pytest.mark.parametrize(
     ("pick", "kw", "match"),
     [
-        ("7", {}, "the front has 4 entries"),
-        ("-1", {}, "the front has 4 entries"),
+        ("7", {}, "the front has entries 0-3"),
+        ("-1", {}, "the front has entries 0-3"),
         ("middle", {}, "expected knee, all or a front index"),
         ("3", {"max_flops": 10}, "no front entry has FLOPs"),
         ("3", {"max_flops": 5000}, "excluded by"),

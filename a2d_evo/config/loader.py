@@ -28,6 +28,8 @@ T = TypeVar("T")
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
     """Read a YAML config, apply ``key.path=value`` overrides, validate, and return it."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: a folder, not a config file; pass a YAML file")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
@@ -91,6 +93,11 @@ def parse_yaml(text: str, source: str) -> Any:
             f"{source}: duplicate key {_clip(_safe_repr(exc.key), 80)} (line {exc.line}); "
             "YAML would keep only the last one, so remove the other"
         ) from None
+    except yaml.MarkedYAMLError as exc:  # where it broke, as the user's editor counts
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = "; ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise ConfigError(f"{source}: malformed YAML{where}: {_clip(what, 300)}") from None
     except _YAML_ERRORS as exc:
         detail = str(exc) if isinstance(exc, yaml.YAMLError) else f"{type(exc).__name__}: {exc}"
         one_line = "; ".join(ln.strip() for ln in detail.splitlines() if ln.strip())

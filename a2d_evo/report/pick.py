@@ -254,9 +254,8 @@ def select(
     except ValueError:
         raise RunFolderError(f"--pick: expected knee, all or a front index, got {pick!r}") from None
     if not 0 <= index < len(front):
-        raise RunFolderError(
-            f"--pick {index}: the front has {len(front)} entries (0-{len(front) - 1})"
-        )
+        which = "entry 0" if len(front) == 1 else f"entries 0-{len(front) - 1}"
+        raise RunFolderError(f"--pick {index}: the front has {which}")
     if index not in keep:
         raise RunFolderError(f"--pick {index}: that entry is excluded by --max-flops/--min-return")
     return [(f"front_{index:02d}", index)]
