@@ -118,6 +118,12 @@ def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
             f"unpickle it{detail}"
         ) from None
     except Exception as exc:
+        with path.open("rb") as f:
+            head = f.read(4)
+        if head != b"PK\x03\x04":  # torch saves zip archives (since 1.6); a cut one starts so
+            raise FormatError(
+                f"{what} {path} is not a torch file (torch.save writes a zip archive; this is none)"
+            ) from None
         # A damaged file makes torch's zip reader and weights-only unpickler raise almost
         # anything (IndexError, TypeError, struct.error, BadZipFile, ...): all mean the same.
         detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
