@@ -42,11 +42,16 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
 BUDGET_KEYS: dict[str, tuple[str, ...]] = {
     "teacher": ("teacher.total_steps",),
     "supernet": ("supernet.total_steps",),
-    "search": (),
+    "search": ("search.gens", "search.budget_steps"),
 }
-"""Keys a ``--resume`` may raise to train a stage longer, finished or failed: without them a
-teacher that ended too weak could neither be re-run (the stage holds a run) nor resumed.
-Each raise is recorded in ``RUN_DIR/<stage>/config_history.yaml`` (:data:`CONFIG_HISTORY`)."""
+"""Keys a ``--resume`` may raise to train (or search) a stage longer, finished or failed:
+without them a teacher that ended too weak could neither be re-run (the stage holds a run)
+nor resumed, and a search could not run more generations. Each raise is recorded in
+``RUN_DIR/<stage>/config_history.yaml`` (:data:`CONFIG_HISTORY`). ``search.budget_steps``
+None is no budget: it can only be raised from a number."""
+
+STAGE_STATE = {"teacher": "checkpoint.pt", "supernet": "checkpoint.pt", "search": "state.json"}
+"""The file a stage resumes from: a raise of its budget is refused without it."""
 
 
 STAGE_COMMANDS = {"teacher": "train-teacher", "supernet": "train-supernet", "search": "evolve"}
@@ -217,7 +222,8 @@ class RunFolder:
             total = _value(self._read_config(self.stage(stage) / "config.yaml"), key)
         except RunFolderError:  # no or a broken stage config: the plain advice must do
             return ""
-        return f" (to train it longer: {self.resume_command(stage, {key: 2 * total})})"
+        verb = "search" if stage == "search" else "train"
+        return f" (to {verb} it longer: {self.resume_command(stage, {key: 2 * total})})"
 
     def _extend_stage(self, stage: str, saved: Config, cfg: Config) -> None:
         """Check a ``--resume`` config against the stage's own; record a raised budget.
@@ -240,20 +246,25 @@ class RunFolder:
             )
         changes = {k: (_value(saved, k), _value(cfg, k)) for k in diff}
         for key, (old, new) in changes.items():
-            if new < old:
+            if old is None or new is None or new < old:  # None: no budget at all
                 raise RunFolderError(
                     f"--resume: {key} may only be raised ({folder} was set to {old}, asked "
-                    f"{new}); e.g. {self.resume_command(stage, {key: 2 * old})}"
+                    f"{new})"
+                    + (f"; e.g. {self.resume_command(stage, {key: 2 * old})}" if old else "")
                 )
         if not changes:
             return
-        # validate, then write: a checkpoint that cannot be resumed refuses the raise before
-        # it is recorded (a retry with the old budget would otherwise be "lowered")
-        torch_load(folder / "checkpoint.pt", f"{stage} checkpoint")
+        # validate, then write: a stage that cannot be resumed refuses the raise before it is
+        # recorded (a retry with the old budget would otherwise be "lowered")
+        state = folder / STAGE_STATE[stage]
+        if STAGE_STATE[stage] == "checkpoint.pt":
+            torch_load(state, f"{stage} checkpoint")
+        elif not state.is_file():
+            raise RunFolderError(f"--resume: {folder} holds no {state.name} to continue from")
         record_config_change(folder, changes)
         for key, (old, new) in changes.items():  # said, not silent: a forgotten --set shows
             write(
-                f"--resume: {key} raised from {old:,} to {new:,}, so {folder.name} trains on "
+                f"--resume: {key} raised from {old:,} to {new:,}, so {folder.name} goes on "
                 f"(recorded in {folder / CONFIG_HISTORY})"
             )
         raw = config_to_dict(saved)

@@ -316,6 +316,39 @@ def test_resume_of_finished_run_returns_its_front(
     assert path.read_bytes() == before
 
 
+def test_a_resume_that_raises_the_generations_searches_on(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished 2-generation search resumed with search.gens 4 plays generations 2 and 3
+    from its saved state (the first two rows of its history unchanged), delivers the front
+    again, and records the raise; lowering it back is refused."""
+    from a2d_evo.runfolder import read_config_history
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    before = json.loads((root / "search" / "front.json").read_text())
+    rows = (root / "search" / "hypervolume.csv").read_text().splitlines()
+    assert before["search"]["generations"] == 2 and len(rows) == 3  # header + 2
+    more = config_from_dict({**SMALL, "search": {**SMALL["search"], "gens": 4}})
+    capsys.readouterr()
+    evolve(more, RunFolder(root), resume=True, progress=True)
+    out = capsys.readouterr()
+    assert "the finished search goes on from generation 2" in out.out
+    assert "search.gens raised from 2 to 4, so search goes on" in out.err
+    after = json.loads((root / "search" / "front.json").read_text())
+    assert after["search"]["generations"] == 4
+    assert after["search"]["evaluations"] > before["search"]["evaluations"]
+    grown = (root / "search" / "hypervolume.csv").read_text().splitlines()
+    assert len(grown) == 5 and grown[:3] == rows
+    history = read_config_history(root / "search")
+    assert [(h["key"], h["from"], h["to"]) for h in history] == [("search.gens", 2, 4)]
+    with pytest.raises(RunFolderError, match=r"search\.gens may only be raised"):
+        evolve(config_from_dict(SMALL), RunFolder(root), resume=True, progress=False)
+    # at its new end it is finished again: a plain resume delivers nothing new
+    evolve(more, RunFolder(root), resume=True, progress=False)
+    assert json.loads((root / "search" / "front.json").read_text()) == after
+
+
 def test_resume_with_another_config_is_refused(reference_run: Path) -> None:
     other = config_from_dict({**RAW, "search": {**RAW["search"], "pop": 12}})
     with pytest.raises(RunFolderError, match=r"search\.pop"):

@@ -16,7 +16,7 @@ import yaml
 from a2d_evo.cli import EXIT_USER_ERROR, main
 from a2d_evo.config import config_from_dict, config_to_dict
 from a2d_evo.errors import FormatError, RunFolderError, TrainingError
-from a2d_evo.files import torch_load, torch_save
+from a2d_evo.files import torch_load, torch_save, write_text
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import loop
 from a2d_evo.train import teacher_folder as tf
@@ -121,7 +121,7 @@ def test_a_failed_teacher_trains_longer_with_the_command_its_error_names(
     assert main([*shlex.split(command.group(1))[1:], "--quiet"]) == 0
     # the raise is said, not silent (a --resume that forgot a --set would extend a stage)
     assert (
-        f"--resume: teacher.total_steps raised from 128 to 256, so teacher trains on "
+        f"--resume: teacher.total_steps raised from 128 to 256, so teacher goes on "
         f"(recorded in {run.teacher / 'config_history.yaml'})"
     ) in capsys.readouterr().err
     ckpt = torch_load(run.teacher / "checkpoint.pt")
@@ -183,14 +183,23 @@ def test_resume_may_only_raise_the_budget_and_records_each_raise(tmp_path: Path)
     assert saved["teacher"]["total_steps"] == 1024
     assert {**saved, "teacher": {**saved["teacher"], "total_steps": 128}} == config_to_dict(tiny())
 
-    # the supernet's budget is its own key; the search has none
+    # the supernet's budget is its own key; the search's are its generations and step budget
     run.bind_stage("supernet", tiny(), resume=False)
     torch_save(run.supernet / "checkpoint.pt", {"update": 1})
     run.bind_stage("supernet", tiny(supernet__total_steps=512), resume=True)
     assert [h["key"] for h in read_config_history(run.supernet)] == ["supernet.total_steps"]
     run.bind_stage("search", tiny(), resume=False)
-    with pytest.raises(RunFolderError, match=r"on search\.gens; resume with the same config"):
+    with pytest.raises(RunFolderError, match=r"search holds no state\.json to continue from"):
         run.bind_stage("search", tiny(search__gens=99), resume=True)
+    write_text(run.search / "state.json", "{}")
+    with pytest.raises(
+        RunFolderError, match=r"on search\.pop; only search\.gens, search\.budget_steps may"
+    ):
+        run.bind_stage("search", tiny(search__gens=99, search__pop=12), resume=True)
+    with pytest.raises(RunFolderError, match=r"budget_steps may only be raised .*asked 5000\)$"):
+        run.bind_stage("search", tiny(search__budget_steps=5000), resume=True)  # from no budget
+    run.bind_stage("search", tiny(search__gens=99), resume=True)
+    assert [(h["key"], h["to"]) for h in read_config_history(run.search)] == [("search.gens", 99)]
 
 
 def tie_teacher_with_random(monkeypatch: pytest.MonkeyPatch) -> None:

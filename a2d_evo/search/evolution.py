@@ -43,6 +43,7 @@ from a2d_evo.config import Config
 from a2d_evo.envs import env_spec
 from a2d_evo.errors import RunFolderError
 from a2d_evo.evaluation.seeds import generation_seeds
+from a2d_evo.files import read_json_dict
 from a2d_evo.formats import Normalisation
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
@@ -192,11 +193,23 @@ class _Search:
             problem.load_cache(saved.cache)
             if start > 0:
                 restore_algorithm(algorithm, saved.arrays, start)
-            if saved.finished and (self.folder / "front.json").is_file():
+            front = self.folder / "front.json"
+            if saved.finished and front.is_file():
+                # a raised search.gens or search.budget_steps (a --resume may raise them) goes
+                # on from the saved state and delivers the front again
+                stopped_by = read_json_dict(front, "front").get("search", {}).get("stopped_by")
+                if (
+                    start >= s.gens
+                    or budget_spent(problem, s.budget_steps)
+                    or stopped_by == "space exhausted"
+                ):
+                    if self.progress:
+                        print(f"evolve: the search in {self.folder} already finished after "
+                              f"{start} generations; nothing to resume (raise search.gens or "
+                              "search.budget_steps to search on)")  # fmt: skip
+                    return front
                 if self.progress:
-                    print(f"evolve: the search in {self.folder} already finished after {start} "
-                          "generations; nothing to resume")  # fmt: skip
-                return self.folder / "front.json"
+                    print(f"evolve: the finished search goes on from generation {start}")
 
         writer = self._tb(start)
         bar = self._bar(start)
