@@ -37,7 +37,7 @@ from a2d_evo.config import (
 from a2d_evo.errors import A2DError, ConfigError, Interrupted, RunFolderError
 from a2d_evo.files import read_json
 from a2d_evo.formats import BASELINE_METHODS
-from a2d_evo.runfolder import RUN_PARTS, RunFolder, enclosing_run
+from a2d_evo.runfolder import FIXED_SECTIONS, RUN_PARTS, RunFolder, config_diff, enclosing_run
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -174,6 +174,12 @@ def config_of_run(
     cfg = saved
     if overrides:
         cfg = config_from_dict(config_to_dict(saved), overrides, source=str(path))
+        fixed = config_diff(saved, cfg, FIXED_SECTIONS)
+        if fixed:  # said as the user's override, not as "a front of another run"
+            raise ConfigError(
+                f"--set {', '.join(fixed)}: the env and the space are what {run.root}'s agents "
+                "are; a command on this run cannot change them (train a new run with --out)"
+            )
     if not builds_env:
         return cfg
     return checked_file_config(cfg, saved, args, str(path))

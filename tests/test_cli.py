@@ -163,3 +163,15 @@ def test_eval_on_a_run_folder_names_the_agents_in_it(
         err = capsys.readouterr().err
         assert f"{given} is not an agent folder (no arch.json)" in err, err
         assert err.rstrip().endswith(f"e.g. {names}"), err
+
+
+def test_an_override_of_the_runs_env_is_named_as_the_users(
+    finished: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`export RUN --set env.id=...` was told "this front belongs to another run"."""
+    before = sorted(p.name for p in finished.iterdir())
+    for command in ("export", "baselines"):
+        assert main([command, str(finished), "--set", "env.id=Acrobot-v1"]) == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert "--set env.id: the env and the space are what" in err, err
+    assert sorted(p.name for p in finished.iterdir()) == before
