@@ -85,9 +85,9 @@ def check_recorded_imports(specs: Iterable[str], granted: Iterable[str], where: 
         which = ", ".join(map(repr, missing))
         flags = " ".join(f"--env-import {spec}" for spec in missing)
         raise EnvError(
-            f"{where} records env.imports {which}, not on a2d-evo's allow-list and not "
-            f"imported from a file; if you trust {'them' if len(missing) > 1 else 'it'}, "
-            f"pass {flags}"
+            f"{where} records env.imports {which}, not on a2d-evo's allow-list: a recorded "
+            "import runs only when you name it again on the command line; if you trust "
+            f"{'them' if len(missing) > 1 else 'it'}, pass {flags}"
         )
 
 
