@@ -312,8 +312,15 @@ def test_resume_of_finished_run_returns_its_front(
     assert path.read_bytes() == before
     capsys.readouterr()
     evolve(cfg, RunFolder(reference_run), resume=True, progress=True)  # and says so
-    assert "already finished after 5 generations; nothing to resume" in capsys.readouterr().out
+    assert (
+        "already finished after 5 generations (search.gens is 5; raise it to search on); "
+        "nothing to resume"
+    ) in capsys.readouterr().out
     assert path.read_bytes() == before
+
+
+def _interrupt(*args: Any, **kwargs: Any) -> bool:
+    raise KeyboardInterrupt
 
 
 def test_a_resume_that_raises_the_generations_searches_on(
@@ -330,11 +337,23 @@ def test_a_resume_that_raises_the_generations_searches_on(
     rows = (root / "search" / "hypervolume.csv").read_text().splitlines()
     assert before["search"]["generations"] == 2 and len(rows) == 3  # header + 2
     more = config_from_dict({**SMALL, "search": {**SMALL["search"], "gens": 4}})
+    # interrupted in its first new generation: the old front is no longer offered as this
+    # search's (export and report would have taken the 2-generation front for the 4)
+    from a2d_evo.search import evolution
+
+    real_play = evolution.play_generation
+    evolution.play_generation = _interrupt  # type: ignore[assignment]
     capsys.readouterr()
-    evolve(more, RunFolder(root), resume=True, progress=True)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            evolve(more, RunFolder(root), resume=True, progress=True)
+    finally:
+        evolution.play_generation = real_play  # type: ignore[assignment]
     out = capsys.readouterr()
-    assert "the finished search goes on from generation 2" in out.out
     assert "search.gens raised from 2 to 4, so search goes on" in out.err
+    assert "the finished search goes on from generation 2" in out.out
+    assert not (root / "search" / "front.json").exists()
+    evolve(more, RunFolder(root), resume=True, progress=False)  # the continuation completes
     after = json.loads((root / "search" / "front.json").read_text())
     assert after["search"]["generations"] == 4
     assert after["search"]["evaluations"] > before["search"]["evaluations"]

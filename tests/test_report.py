@@ -489,6 +489,20 @@ def test_reproduce_lines_carry_the_recorded_fine_tune_budgets(tmp_path: Path) ->
     assert f"a2d-evo export {out} --pick knee --finetune 0\n" in md
 
 
+def test_a_search_resumed_further_is_reproduced_as_it_ran(tmp_path: Path) -> None:
+    """search.gens raised on --resume (2 -> 5, recorded in config_history.yaml): the evolve line
+    starts at 2 and a resume line raises it, since a fresh 5-generation search measures its
+    references on more generations and is another search."""
+    from a2d_evo.runfolder import record_config_change
+
+    run = make_run(tmp_path / "run", baselines=False)
+    record_config_change(run.search, {"search.gens": (2, 5)})
+    out = f"{run.root}-repro"
+    md = write_report(run.load_config(), run).read_text()
+    assert f"--out {out} --pop 16 --gens 2 --episodes 3\n" in md
+    assert f"--out {out} --resume --set search.gens=5\n" in md
+
+
 def test_agents_and_a_delivery_from_an_older_front_are_not_reported(tmp_path: Path) -> None:
     """An agent whose ``sources.front`` is another ``front.json``'s digest (the search ran
     again since it was exported) and a ``delivered.json`` from another front are named under

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from a2d_evo.config import Config
-from a2d_evo.errors import RunFolderError
+from a2d_evo.errors import FormatError, RunFolderError
 from a2d_evo.files import write_bytes, write_text
 from a2d_evo.formats import (
     KEPT_FINE_TUNED,
@@ -52,7 +52,7 @@ from a2d_evo.report.run_data import (
     _num,
     load_run,
 )
-from a2d_evo.runfolder import STAGE_SECTIONS, RunFolder, config_diff
+from a2d_evo.runfolder import STAGE_SECTIONS, RunFolder, config_diff, read_config_history
 from a2d_evo.search.problem import rescoring_rule
 
 
@@ -302,12 +302,30 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
         for s in ("teacher", "supernet", "search")
     }
     search = _stage_config(run, "search", cfg)[0].search
+    # a search a --resume took further (search.gens / search.budget_steps raised) started with
+    # the values before the raises: it is reproduced as it ran, start then each raise
+    raises = _search_raises(run)
+    now: dict[str, Any] = {}
+    for change in raises:
+        now.setdefault(change["key"], change["from"])
+    start_budget = (
+        f" --set search.budget_steps={now['search.budget_steps']}"
+        if "search.budget_steps" in now
+        else ""
+    )
     lines = [
         f"a2d-evo train-teacher  --config {paths['teacher']} --out {out}",
         f"a2d-evo train-supernet --config {paths['supernet']} --out {out}",
         f"a2d-evo evolve         --config {paths['search']} --out {out} "
-        f"--pop {search.pop} --gens {search.gens} --episodes {search.episodes}",
+        f"--pop {search.pop} --gens {now.get('search.gens', search.gens)} "
+        f"--episodes {search.episodes}{start_budget}",
     ]
+    for change in raises:
+        now[change["key"]] = change["to"]
+        sets = " ".join(f"--set {k}={v}" for k, v in now.items())
+        lines.append(
+            f"a2d-evo evolve         --config {paths['search']} --out {out} --resume {sets}"
+        )
     # export fine-tunes what it exports (the delivery's budget, else the one its agents
     # record, 0 included); other fine-tunes were by hand
     budget = data.delivered_budget
@@ -338,6 +356,17 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
         lines.append(f"a2d-evo baselines {out} --widths {','.join(map(width_text, widths))}")
     lines.append(f"a2d-evo report {out}")
     return lines
+
+
+def _search_raises(run: RunFolder) -> list[dict[str, Any]]:
+    """The raises of ``search.gens`` / ``search.budget_steps`` its ``--resume`` commands
+    recorded, in order (none when the history is absent or unreadable)."""
+    try:
+        changes = read_config_history(run.search)
+    except FormatError:
+        return []
+    keys = ("search.gens", "search.budget_steps")
+    return [c for c in changes if c.get("key") in keys and "from" in c and "to" in c]
 
 
 def _exported_names(data: RunData) -> list[str]:

@@ -197,17 +197,15 @@ class _Search:
             if saved.finished and front.is_file():
                 # a raised search.gens or search.budget_steps (a --resume may raise them) goes
                 # on from the saved state and delivers the front again
-                stopped_by = read_json_dict(front, "front").get("search", {}).get("stopped_by")
-                if (
-                    start >= s.gens
-                    or budget_spent(problem, s.budget_steps)
-                    or stopped_by == "space exhausted"
-                ):
+                binding = self._binding_limit(problem, start, front)
+                if binding is not None:
                     if self.progress:
                         print(f"evolve: the search in {self.folder} already finished after "
-                              f"{start} generations; nothing to resume (raise search.gens or "
-                              "search.budget_steps to search on)")  # fmt: skip
+                              f"{start} generations ({binding}); nothing to resume")  # fmt: skip
                     return front
+                # the old front is no longer this search's: export and report must not take it
+                # while the continuation runs (or after it is interrupted)
+                front.unlink()
                 if self.progress:
                     print(f"evolve: the finished search goes on from generation {start}")
 
@@ -269,6 +267,19 @@ class _Search:
         if writer is not None:
             writer.close()
         return path
+
+    def _binding_limit(self, problem: SubnetProblem, start: int, front: Path) -> str | None:
+        """Why a finished search cannot go on (its limit, as the config stands now), or None
+        when a raised ``search.gens`` / ``search.budget_steps`` lets it."""
+        s = self.cfg.search
+        stopped_by = read_json_dict(front, "front").get("search", {}).get("stopped_by")
+        if stopped_by == "space exhausted":
+            return "the space is exhausted: every arch of it was evaluated"
+        if budget_spent(problem, s.budget_steps):
+            return f"its search.budget_steps {s.budget_steps:,} is spent; raise it to search on"
+        if start >= s.gens:
+            return f"search.gens is {s.gens}; raise it to search on"
+        return None
 
     # -------------------------------------------------------------- progress
     def _tb(self, start: int) -> Any:
