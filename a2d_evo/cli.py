@@ -175,10 +175,18 @@ def config_of_run(
     if overrides:
         cfg = config_from_dict(config_to_dict(saved), overrides, source=str(path))
         fixed = config_diff(saved, cfg, FIXED_SECTIONS)
+        if after is None:  # eval / finetune: one agent may play a variant of its env
+            fixed = [k for k in fixed if k == "env.id" or k.startswith("space.")]
         if fixed:  # said as the user's override, not as "a front of another run"
             raise ConfigError(
-                f"--set {', '.join(fixed)}: the env and the space are what {run.root}'s agents "
-                "are; a command on this run cannot change them (train a new run with --out)"
+                f"--set {', '.join(fixed)}: "
+                + (
+                    "export and baselines score agents as the front was scored, on the run's "
+                    "own env"
+                    if after is not None
+                    else f"the env and the space are what {run.root}'s agents are"
+                )
+                + "; a command on this run cannot change them (train a new run with --out)"
             )
     if not builds_env:
         return cfg

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -166,12 +167,22 @@ def test_eval_on_a_run_folder_names_the_agents_in_it(
 
 
 def test_an_override_of_the_runs_env_is_named_as_the_users(
-    finished: Path, capsys: pytest.CaptureFixture[str]
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`export RUN --set env.id=...` was told "this front belongs to another run"."""
     before = sorted(p.name for p in finished.iterdir())
     for command in ("export", "baselines"):
-        assert main([command, str(finished), "--set", "env.id=Acrobot-v1"]) == EXIT_USER_ERROR
-        err = capsys.readouterr().err
-        assert "--set env.id: the env and the space are what" in err, err
+        for change in ("env.id=Acrobot-v1", "env.max_episode_steps=50"):
+            assert main([command, str(finished), "--set", change]) == EXIT_USER_ERROR
+            err = capsys.readouterr().err
+            key = change.split("=")[0]
+            assert f"--set {key}: export and baselines score agents as the front was" in err
     assert sorted(p.name for p in finished.iterdir()) == before
+    # one agent may play a variant of its env (eval), but not another env; eval writes its
+    # eval.json into the agent folder, so on a copy of the shared run
+    shutil.copytree(finished, tmp_path / "run")
+    agent = str(tmp_path / "run" / "teacher" / "agent")
+    argv = ["eval", agent, "--episodes", "2", "--quiet"]
+    assert main([*argv, "--set", "env.max_episode_steps=50"]) == 0
+    assert main([*argv, "--set", "env.id=Acrobot-v1"]) == EXIT_USER_ERROR
+    assert "--set env.id: the env and the space are what" in capsys.readouterr().err
