@@ -273,7 +273,7 @@ def actor_hangs_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_hung_actor_share_is_rerun_after_the_share_timeout(
-    ray_local: Any, actor_hangs_once: Path
+    ray_local: Any, actor_hangs_once: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = small_cfg("search.backend=ray", "search.ray_actors=2", "search.ray_share_timeout_s=4")
     net = trained_like(cfg)
@@ -287,7 +287,8 @@ def test_hung_actor_share_is_rerun_after_the_share_timeout(
         start = time.monotonic()
         got = remote.evaluate(archs, 2, seeds, max_episode_steps=60)
         assert time.monotonic() - start >= 4  # waited out the timeout, no longer than an hour
-        assert not actor_hangs_once.exists()  # one actor did hang
+        assert not actor_hangs_once.exists()  # one actor did hang, and it is said
+        assert "no result within search.ray_share_timeout_s = 4 s" in capsys.readouterr().err
         replaced = [a != b for a, b in zip(before, remote.actors, strict=True)]
         assert sum(replaced) == 1
         np.testing.assert_array_equal(returns(got), returns(want))

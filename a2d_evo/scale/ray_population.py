@@ -34,6 +34,7 @@ from a2d_evo.evaluation.episodes import EvalResult, EvalTiming, Mode
 from a2d_evo.evaluation.population import PopulationEvaluator, check_population_request
 from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
+from a2d_evo.progress import write
 from a2d_evo.scale.ddp import DistributedError
 
 __all__ = [
@@ -384,7 +385,13 @@ class RayPopulationEvaluator:
                 for ref, (i, k, due) in list(running.items()):
                     if due <= now:
                         del running[ref]
-                        lost(i, k, TimeoutError(f"no result within {limit:g} s"))
+                        why = f"no result within search.ray_share_timeout_s = {limit:g} s"
+                        write(
+                            f"Ray evaluation actor {i}: {why} for candidates "
+                            f"{shares[k].start}-{shares[k].stop - 1}; replaced, the share "
+                            "runs again (raise the limit if shares are this slow)"
+                        )
+                        lost(i, k, TimeoutError(why))
                 continue
             ref = ready[0]
             if ref in self._starting:
