@@ -50,8 +50,9 @@ nor resumed, and a search could not run more generations. Each raise is recorded
 ``RUN_DIR/<stage>/config_history.yaml`` (:data:`CONFIG_HISTORY`). ``search.budget_steps``
 None is no budget: it can only be raised from a number."""
 
-STAGE_STATE = {"teacher": "checkpoint.pt", "supernet": "checkpoint.pt", "search": "state.json"}
-"""The file a stage resumes from: a raise of its budget is refused without it."""
+STAGE_STATE = {"teacher": "checkpoint.pt", "supernet": "checkpoint.pt", "search": "state.npz"}
+"""The file a stage resumes from: a raise of its budget is refused without it (a checkpoint is
+loaded here; the search's state is checked by ``evolve`` before it binds its stage)."""
 
 
 STAGE_COMMANDS = {"teacher": "train-teacher", "supernet": "train-supernet", "search": "evolve"}

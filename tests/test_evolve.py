@@ -363,6 +363,13 @@ def test_a_resume_that_raises_the_generations_searches_on(
     assert [(h["key"], h["from"], h["to"]) for h in history] == [("search.gens", 2, 4)]
     with pytest.raises(RunFolderError, match=r"search\.gens may only be raised"):
         evolve(config_from_dict(SMALL), RunFolder(root), resume=True, progress=False)
+    # a damaged state refuses a raise before it is recorded (a retry would be "lowering")
+    damaged = tmp_path / "damaged"
+    shutil.copytree(finished, damaged)
+    (damaged / "search" / "state.npz").write_bytes(b"not a state")
+    with pytest.raises(FormatError, match="is unreadable"):
+        evolve(more, RunFolder(damaged), resume=True, progress=False)
+    assert not (damaged / "search" / "config_history.yaml").exists()
     # at its new end it is finished again: a plain resume delivers nothing new
     evolve(more, RunFolder(root), resume=True, progress=False)
     assert json.loads((root / "search" / "front.json").read_text()) == after

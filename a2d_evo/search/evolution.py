@@ -378,6 +378,8 @@ def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool 
         run.check_resumable("search")
     # load (and check) the supernet and teacher before the stage folder is touched
     search = _Search(cfg, run, run.search, progress)
+    if resume:  # a damaged state refuses before bind_stage records a raised budget
+        load_state(run.search)
     folder = run.bind_stage("search", cfg, resume)
     search.folder = folder
     try:
