@@ -438,7 +438,7 @@ def test_teacher_env_mismatch_fails_before_any_work(tmp_path: Path) -> None:
     assert not run.supernet.exists()
     with pytest.raises(TrainingInterrupted):  # the run's own, interrupted
         train_teacher(tiny(), run, progress=False, stop_after=1)
-    with pytest.raises(TrainingError, match=r"unfinished: resume it with `a2d-evo train-teacher "):
+    with pytest.raises(TrainingError, match=r"checkpoint but no agent: its training was inter"):
         train_supernet(tiny(), run, progress=False)
     assert not run.supernet.exists()
 

@@ -101,11 +101,13 @@ def load_teacher_for(
                 f"--teacher {teacher_dir} is not an agent folder (no arch.json): pass a trained "
                 "or imported agent, e.g. RUN_DIR/teacher/agent"
             )
-        if (teacher_dir.parent / "checkpoint.pt").is_file():  # RUN_DIR/teacher/: interrupted
+        if (teacher_dir.parent / "checkpoint.pt").is_file():  # RUN_DIR/teacher/: no agent
             run = RunFolder(teacher_dir.parent.parent)
             raise TrainingError(
-                f"the teacher's training in {teacher_dir.parent} is unfinished: resume it with "
-                f"{run.resume_command('teacher')}"
+                f"the teacher in {teacher_dir.parent} has a checkpoint but no agent: its "
+                "training was interrupted, or its agent was refused as no better than the "
+                f"random policy; continue it with {run.resume_command('teacher')} (for the "
+                "latter with a raised --set teacher.total_steps)"
             )
         raise TrainingError(
             f"no teacher agent at {teacher_dir}: run `a2d-evo train-teacher` (or import-teacher) "
