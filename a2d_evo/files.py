@@ -118,9 +118,14 @@ def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
             f"unpickle it{detail}"
         ) from None
     except Exception as exc:
-        with path.open("rb") as f:
-            head = f.read(4)
-        if head != b"PK\x03\x04":  # torch saves zip archives (since 1.6); a cut one starts so
+        try:
+            with path.open("rb") as f:
+                head = f.read(4)
+        except OSError as err:
+            raise FormatError(f"cannot read {what} {path}: {err.strerror or err}") from None
+        # torch saves zip archives (a cut one still starts so); before 1.6 a pickle stream
+        # (0x80, its protocol byte); an empty file is a cut one
+        if head and not head.startswith((b"PK\x03\x04", b"\x80")):
             raise FormatError(
                 f"{what} {path} is not a torch file (torch.save writes a zip archive; this is none)"
             ) from None

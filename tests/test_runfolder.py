@@ -50,6 +50,9 @@ def test_truncated_checkpoint_is_a_format_error(tmp_path: Path) -> None:
         torch_load(tmp_path / "cut.pt")
     with pytest.raises(FormatError, match="not found"):
         torch_load(tmp_path / "none.pt")
+    (tmp_path / "empty.pt").write_bytes(b"")  # a cut file, not a foreign one
+    with pytest.raises(FormatError, match="truncated or corrupted"):
+        torch_load(tmp_path / "empty.pt")
     (tmp_path / "text.pt").write_text("hello\n")  # no zip at all: said so, not "KeyError: 101"
     with pytest.raises(FormatError, match=r"text\.pt is not a torch file \(torch\.save writes"):
         torch_load(tmp_path / "text.pt")
