@@ -487,6 +487,11 @@ def test_reproduce_lines_carry_the_recorded_fine_tune_budgets(tmp_path: Path) ->
     write_json(run.agents / "knee" / "metrics.json", {**inherited, "export_finetune": 0})
     md = write_report(run.load_config(), run).read_text()
     assert f"a2d-evo export {out} --pick knee --finetune 0\n" in md
+    # a knee exported on its own budget beside a delivery of another: each line its own
+    write_json(run.agents / "delivered.json", delivered)  # 4096
+    md = write_report(run.load_config(), run).read_text()
+    assert f"a2d-evo export {out} --pick knee --finetune 0\n" in md
+    assert "a2d-evo finetune" not in md
 
 
 def test_a_search_resumed_further_is_reproduced_as_it_ran(tmp_path: Path) -> None:

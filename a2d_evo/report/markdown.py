@@ -340,10 +340,13 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     if any(name.startswith("front_") for name in data.agents):
         lines.append(f"a2d-evo export {out} --pick all{by_export}")
     if "knee" in data.agents:
-        lines.append(f"a2d-evo export {out} --pick knee{by_export}")
+        knee = data.export_finetune.get("knee", budget)  # its own export's, where it differs
+        own = f" --finetune {knee}" if knee != budget and knee is not None else by_export
+        lines.append(f"a2d-evo export {out} --pick knee{own}")
     for name in data.finetune:
         steps = data.finetune_budget.get(name)
-        if steps is not None and steps == budget and (name == "knee" or name.startswith("front_")):
+        by_its_export = steps in (budget, data.export_finetune.get(name))
+        if steps is not None and by_its_export and (name == "knee" or name.startswith("front_")):
             continue
         agent = shlex.quote(f"{run.root}-repro/agents/{name}")
         lines.append(
