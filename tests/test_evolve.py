@@ -370,6 +370,16 @@ def test_a_resume_that_raises_the_generations_searches_on(
     with pytest.raises(FormatError, match="is unreadable"):
         evolve(more, RunFolder(damaged), resume=True, progress=False)
     assert not (damaged / "search" / "config_history.yaml").exists()
+    # ... and so does one that reads but does not fit this search (a record's FLOPs edited):
+    # checked in full, against the space, before the raise
+    edited = tmp_path / "edited"
+    shutil.copytree(finished, edited)
+    state = json.loads((edited / "search" / "state.json").read_text())
+    state["cache"][0]["flops"] += 1
+    (edited / "search" / "state.json").write_text(json.dumps(state))
+    with pytest.raises(FormatError):
+        evolve(more, RunFolder(edited), resume=True, progress=False)
+    assert not (edited / "search" / "config_history.yaml").exists()
     # at its new end it is finished again: a plain resume delivers nothing new
     evolve(more, RunFolder(root), resume=True, progress=False)
     assert json.loads((root / "search" / "front.json").read_text()) == after

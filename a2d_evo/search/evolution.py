@@ -158,11 +158,15 @@ class _Search:
             hv_history=self.hv_history,
         )
 
+    def state_spec(self) -> StateSpec:
+        """What a saved state of this search must match (checked in full by ``load_state``)."""
+        s = self.cfg.search
+        return StateSpec(self.space, self.obs_shape, self.n_actions, s.pop, s.max_flops, s.estimate)
+
     # -------------------------------------------------------------- the loop
     def run_search(self, resume: bool) -> Path:
         s = self.cfg.search
-        spec = StateSpec(self.space, self.obs_shape, self.n_actions, s.pop, s.max_flops, s.estimate)
-        saved = load_state(self.folder, spec) if resume else None
+        saved = load_state(self.folder, self.state_spec()) if resume else None
         norm: Normalisation
         if saved is None:
             n_ref = min(s.gens, REFERENCE_GENERATIONS)
@@ -378,8 +382,8 @@ def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool 
         run.check_resumable("search")
     # load (and check) the supernet and teacher before the stage folder is touched
     search = _Search(cfg, run, run.search, progress)
-    if resume:  # a damaged state refuses before bind_stage records a raised budget
-        load_state(run.search)
+    if resume:  # a damaged or foreign state refuses before bind_stage records a raised budget
+        load_state(run.search, search.state_spec())
     folder = run.bind_stage("search", cfg, resume)
     search.folder = folder
     try:
