@@ -157,8 +157,13 @@ def config_of_run(
     *,
     builds_env: bool = True,
     after: str | None = None,
+    env_variant: bool = False,
 ) -> Config:
     """The run's saved config with this command's overrides on top.
+
+    Overrides of the run's env or space are refused (the run's agents are of that env), but
+    for ``env_variant`` (``eval``): one agent may play a variant of its env (another
+    ``max_episode_steps``, no sticky actions), though not another env id or space.
 
     ``after="search"`` (``export``, ``baselines``): the config the search ran with
     (``RUN_DIR/search/config.yaml``) when there is one, so that every agent is scored on the
@@ -175,18 +180,19 @@ def config_of_run(
     if overrides:
         cfg = config_from_dict(config_to_dict(saved), overrides, source=str(path))
         fixed = config_diff(saved, cfg, FIXED_SECTIONS)
-        if after is None:  # eval / finetune: one agent may play a variant of its env
+        if env_variant:
             fixed = [k for k in fixed if k == "env.id" or k.startswith("space.")]
         if fixed:  # said as the user's override, not as "a front of another run"
             raise ConfigError(
                 f"--set {', '.join(fixed)}: "
                 + (
-                    "export and baselines score agents as the front was scored, on the run's "
-                    "own env"
-                    if after is not None
-                    else f"the env and the space are what {run.root}'s agents are"
+                    f"the env and the space are what {run.root}'s agents are"
+                    if env_variant
+                    else "this command writes figures of the run, which were all measured on "
+                    "its own env"
                 )
-                + "; a command on this run cannot change them (train a new run with --out)"
+                + "; it cannot change them here (`eval` may play a variant of the env; train "
+                "a new run with --out for another)"
             )
     if not builds_env:
         return cfg
@@ -210,14 +216,16 @@ def check_agent_folder(agent_dir: Path) -> None:
         )
 
 
-def config_of_agent(agent_dir: Path, args: argparse.Namespace) -> Config:
+def config_of_agent(
+    agent_dir: Path, args: argparse.Namespace, *, env_variant: bool = False
+) -> Config:
     """Config of the run an agent folder lives in (``RUN_DIR/agents/<name>``), or one built
     from the env recorded in its ``arch.json`` (a file of whoever shared the folder: its env
     id never imports anything, and its imports run only as :func:`checked_file_config` says)."""
     check_agent_folder(agent_dir)
     run = enclosing_run(agent_dir)
     if run is not None:
-        return config_of_run(run, args)
+        return config_of_run(run, args, env_variant=env_variant)
 
     path = agent_dir / "arch.json"
     meta = read_json(path, "agent file")
@@ -343,7 +351,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     agent_dir = Path(args.agent_dir)
     if args.episodes is not None:
         check_count("--episodes", args.episodes, 1, MAX_EPISODES)
-    cfg = config_of_agent(agent_dir, args)
+    cfg = config_of_agent(agent_dir, args, env_variant=True)  # eval.json records the env played
     summary = eval_agent_folder(
         agent_dir,
         cfg,

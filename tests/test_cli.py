@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -171,18 +172,24 @@ def test_an_override_of_the_runs_env_is_named_as_the_users(
 ) -> None:
     """`export RUN --set env.id=...` was told "this front belongs to another run"."""
     before = sorted(p.name for p in finished.iterdir())
-    for command in ("export", "baselines"):
+    agent = finished / "teacher" / "agent"
+    for argv in (
+        ["export", str(finished)],
+        ["baselines", str(finished)],
+        ["finetune", str(agent), "--steps", "64"],  # it rewrites the run's agent's scores
+    ):
         for change in ("env.id=Acrobot-v1", "env.max_episode_steps=50"):
-            assert main([command, str(finished), "--set", change]) == EXIT_USER_ERROR
+            assert main([*argv, "--set", change]) == EXIT_USER_ERROR
             err = capsys.readouterr().err
             key = change.split("=")[0]
-            assert f"--set {key}: export and baselines score agents as the front was" in err
+            assert f"--set {key}: this command writes figures of the run" in err, err
     assert sorted(p.name for p in finished.iterdir()) == before
-    # one agent may play a variant of its env (eval), but not another env; eval writes its
-    # eval.json into the agent folder, so on a copy of the shared run
+    # one agent may play a variant of its env (eval, which records it), not another env; eval
+    # writes its eval.json into the agent folder, so on a copy of the shared run
     shutil.copytree(finished, tmp_path / "run")
-    agent = str(tmp_path / "run" / "teacher" / "agent")
-    argv = ["eval", agent, "--episodes", "2", "--quiet"]
+    copy = tmp_path / "run" / "teacher" / "agent"
+    argv = ["eval", str(copy), "--episodes", "2", "--quiet"]
     assert main([*argv, "--set", "env.max_episode_steps=50"]) == 0
+    assert json.loads((copy / "eval.json").read_text())["env"]["max_episode_steps"] == 50
     assert main([*argv, "--set", "env.id=Acrobot-v1"]) == EXIT_USER_ERROR
     assert "--set env.id: the env and the space are what" in capsys.readouterr().err

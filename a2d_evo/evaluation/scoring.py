@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from a2d_evo.config import Config
+from a2d_evo.config import Config, config_to_dict
 from a2d_evo.envs import env_spec
 from a2d_evo.errors import EnvError, TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
@@ -66,6 +66,7 @@ def eval_agent_folder(
     report = {
         "format_version": EVAL_FORMAT_VERSION,
         "env_id": cfg.env.id,
+        "env": config_to_dict(cfg.env),  # the settings played: eval may play a variant
         "return_mean": result.mean,
         "return_std": result.std,
         "return_ci95": [lo, hi],
