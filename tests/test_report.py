@@ -492,6 +492,13 @@ def test_reproduce_lines_carry_the_recorded_fine_tune_budgets(tmp_path: Path) ->
     md = write_report(run.load_config(), run).read_text()
     assert f"a2d-evo export {out} --pick knee --finetune 0\n" in md
     assert "a2d-evo finetune" not in md
+    # ... as a front member exported again on its own (`export --pick 3 --finetune 8192`)
+    member = {**metrics, "front_index": 3, "export_finetune": 8192, "finetune_budget": 8192}
+    _agent(run.agents / "front_03", (8,), member)
+    md = write_report(run.load_config(), run).read_text()
+    assert f"a2d-evo export {out} --pick all --finetune 4096\n" in md
+    assert f"a2d-evo export {out} --pick 3 --finetune 8192\n" in md
+    assert "a2d-evo finetune" not in md
 
 
 def test_a_search_resumed_further_is_reproduced_as_it_ran(tmp_path: Path) -> None:
@@ -506,6 +513,13 @@ def test_a_search_resumed_further_is_reproduced_as_it_ran(tmp_path: Path) -> Non
     md = write_report(run.load_config(), run).read_text()
     assert f"--out {out} --pop 16 --gens 2 --episodes 3\n" in md
     assert f"--out {out} --resume --set search.gens=5\n" in md
+    # one --resume that raised both keys (one time stamp) is one line, both raised on it
+    (run.search / "config_history.yaml").unlink()
+    record_config_change(run.search, {"search.gens": (2, 5), "search.budget_steps": (1000, 9000)})
+    md = write_report(run.load_config(), run).read_text()
+    assert "--gens 2 --episodes 3 --set search.budget_steps=1000\n" in md
+    assert md.count(" --resume ") == 1
+    assert "--resume --set search.gens=5 --set search.budget_steps=9000\n" in md
 
 
 def test_agents_and_a_delivery_from_an_older_front_are_not_reported(tmp_path: Path) -> None:

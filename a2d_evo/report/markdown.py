@@ -19,6 +19,7 @@ seeds, whose per-episode difference in normalised return has a 95% lower bound a
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -320,8 +321,9 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
         f"--pop {search.pop} --gens {now.get('search.gens', search.gens)} "
         f"--episodes {search.episodes}{start_budget}",
     ]
-    for change in raises:
-        now[change["key"]] = change["to"]
+    for _, group in itertools.groupby(raises, key=lambda c: c.get("time")):
+        for change in group:  # the keys one --resume raised together (one time stamp)
+            now[change["key"]] = change["to"]
         sets = " ".join(f"--set {k}={v}" for k, v in now.items())
         lines.append(
             f"a2d-evo evolve         --config {paths['search']} --out {out} --resume {sets}"
@@ -337,8 +339,16 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     rates = {lr for name, lr in data.finetune_lr.items() if name in data.agents}
     if budget and len(rates) == 1 and rates != {cfg.finetune_lr}:
         by_export += f" --set finetune.lr={next(iter(rates)):g}"
-    if any(name.startswith("front_") for name in data.agents):
+    fronts = sorted(name for name in data.agents if name.startswith("front_"))
+    if fronts:
         lines.append(f"a2d-evo export {out} --pick all{by_export}")
+        # a member exported again on its own budget (`export --pick N --finetune B`)
+        whole = budget if budget is not None else cfg.finetune.steps
+        for name in fronts:
+            own_budget = data.export_finetune.get(name)
+            index = name.removeprefix("front_")
+            if own_budget is not None and own_budget != whole and index.isdigit():
+                lines.append(f"a2d-evo export {out} --pick {int(index)} --finetune {own_budget}")
     if "knee" in data.agents:
         knee = data.export_finetune.get("knee", budget)  # its own export's, where it differs
         own = f" --finetune {knee}" if knee != budget and knee is not None else by_export

@@ -386,12 +386,12 @@ class RayPopulationEvaluator:
                     if due <= now:
                         del running[ref]
                         why = f"no result within search.ray_share_timeout_s = {limit:g} s"
+                        lost(i, k, TimeoutError(why))  # raises when its retries are spent
                         write(
                             f"Ray evaluation actor {i}: {why} for candidates "
                             f"{shares[k].start}-{shares[k].stop - 1}; replaced, the share "
                             "runs again (raise the limit if shares are this slow)"
                         )
-                        lost(i, k, TimeoutError(why))
                 continue
             ref = ready[0]
             if ref in self._starting:
