@@ -138,6 +138,10 @@ def test_a_bad_value_set_by_an_override_names_the_override_not_the_file(
     with pytest.raises(ConfigError) as info:  # the file's own value: the file is named
         load_config(bad, ["ppo.lr=1e-3"])
     assert str(info.value).startswith(f"{bad}: ppo.num_envs: must be >= 1")
+    # a check across keys reports space.kind, but the override set env.id: it is named
+    with pytest.raises(ConfigError) as info:
+        load_config(path, ["env.id=ALE/Pong-v5"])
+    assert str(info.value).startswith(f"{path} with override 'env.id=ALE/Pong-v5': space.kind")
 
 
 def test_delivery_candidates_default_to_pop_and_are_bounded_by_the_slots() -> None:

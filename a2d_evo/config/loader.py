@@ -128,6 +128,9 @@ def config_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "<di
         # a value an override set is the override's fault, not the file's: name it
         key = body.split(":")[0]
         given = [i for i in overrides if _covers(".".join(parse_override(i)[0]), key)]
+        # a check across keys (space.kind against env.id) names the override whose value it
+        # quotes, not only the key it reports
+        given = given or [i for i in overrides if f"{parse_override(i)[1]!r}" in body]
         where = f"{source} with override {given[-1]!r}" if given else source
         raise ConfigError(f"{where}: {body}") from None
 
