@@ -7,6 +7,7 @@ Ray starts once for the module (``ray.init(num_cpus=2)``); the DDP checks share 
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import subprocess
@@ -37,6 +38,7 @@ from a2d_evo.scale.ray_population import (
     connect_ray,
     contiguous_shares,
     make_population_evaluator,
+    share_timeout,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -272,6 +274,14 @@ def actor_hangs_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return _actor_faulting_once(tmp_path, monkeypatch, lambda: time.sleep(3600))
 
 
+def test_a_share_timeout_grows_with_the_share_beyond_a_generations() -> None:
+    # pop 64 on 4 actors, 3 episodes: a generation's share is 16 x 3 = 48 candidate-episodes
+    assert share_timeout(100.0, 16, 3, 64, 4, 3) == 100.0
+    assert share_timeout(100.0, 5, 3, 64, 4, 3) == 100.0  # smaller shares: never less
+    assert share_timeout(100.0, 8, 30, 64, 4, 3) == pytest.approx(500.0)  # 240 / 48
+    assert share_timeout(None, 8, 30, 64, 4, 3) == math.inf
+
+
 def test_hung_actor_share_is_rerun_after_the_share_timeout(
     ray_local: Any, actor_hangs_once: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -288,7 +298,8 @@ def test_hung_actor_share_is_rerun_after_the_share_timeout(
         got = remote.evaluate(archs, 2, seeds, max_episode_steps=60)
         assert time.monotonic() - start >= 4  # waited out the timeout, no longer than an hour
         assert not actor_hangs_once.exists()  # one actor did hang, and it is said
-        assert "no result within search.ray_share_timeout_s = 4 s" in capsys.readouterr().err
+        err = capsys.readouterr().err  # 4 archs x 2 episodes: a generation-sized share
+        assert "no result within 4 s (search.ray_share_timeout_s = 4 s per generation" in err
         replaced = [a != b for a, b in zip(before, remote.actors, strict=True)]
         assert sum(replaced) == 1
         np.testing.assert_array_equal(returns(got), returns(want))

@@ -597,8 +597,10 @@ class SearchConfig:
     ray_gpus_per_actor: float = 0.0
     """GPUs per Ray actor (fractions allowed)."""
     ray_share_timeout_s: float | None = 1800.0
-    """Seconds a Ray actor may spend on one share of a generation before it counts as hung:
-    it is killed and replaced and the share re-runs, as for a dead actor (None: no limit)."""
+    """Seconds a Ray actor may spend on a generation-sized share (``ceil(pop / ray_actors)``
+    candidates x ``episodes``) before it counts as hung, in proportion for larger shares (the
+    front's re-scoring): it is killed and replaced and the share re-runs, as for a dead actor
+    (None: no limit)."""
 
     @property
     def delivery_candidates(self) -> int:

@@ -187,6 +187,19 @@ def contiguous_shares(n: int, parts: int) -> list[range]:
     return out
 
 
+def share_timeout(
+    limit: float | None, candidates: int, episodes: int, pop: int, actors: int, gen_episodes: int
+) -> float:
+    """Seconds a share of ``candidates`` x ``episodes`` may take: ``limit`` for a share the size
+    of a generation's (``ceil(pop / actors)`` candidates x ``search.episodes``), in proportion
+    above it (the front's final re-scoring plays many more episodes per candidate), never less;
+    infinite without a limit."""
+    if limit is None:
+        return math.inf
+    unit = max(1, math.ceil(pop / actors)) * max(1, gen_episodes)
+    return limit * max(1.0, candidates * episodes / unit)
+
+
 class RayPopulationEvaluator:
     """:class:`~a2d_evo.evaluation.population.PopulationEvaluator` over persistent Ray actors.
 
@@ -342,7 +355,12 @@ class RayPopulationEvaluator:
         busy = set(self._starting.values())
         idle = deque(i for i in range(len(self._slots)) if i not in busy)
         running: dict[Any, tuple[int, int, float]] = {}  # evaluate() ref -> slot, share, deadline
-        limit = self.cfg.search.ray_share_timeout_s
+        s = self.cfg.search
+        actors = len(self._slots)
+        limits = [
+            share_timeout(s.ray_share_timeout_s, len(sh), episodes, s.pop, actors, s.episodes)
+            for sh in shares
+        ]
 
         def lost(i: int, k: int, why: BaseException) -> None:
             """Share ``k`` did not come back from slot ``i``: queue it again, replace the actor."""
@@ -367,7 +385,7 @@ class RayPopulationEvaluator:
                     mode,
                     max_episode_steps,
                 )
-                running[ref] = (i, k, math.inf if limit is None else time.monotonic() + limit)
+                running[ref] = (i, k, time.monotonic() + limits[k])
             # Alone, replacements that cannot be scheduled would leave nothing to wait for;
             # with shares out, wait until the first of them is due.
             timeout: float | None = self.start_timeout_s
@@ -385,7 +403,10 @@ class RayPopulationEvaluator:
                 for ref, (i, k, due) in list(running.items()):
                     if due <= now:
                         del running[ref]
-                        why = f"no result within search.ray_share_timeout_s = {limit:g} s"
+                        why = (
+                            f"no result within {limits[k]:g} s (search.ray_share_timeout_s = "
+                            f"{s.ray_share_timeout_s:g} s per generation-sized share)"
+                        )
                         lost(i, k, TimeoutError(why))  # raises when its retries are spent
                         write(
                             f"Ray evaluation actor {i}: {why} for candidates "
