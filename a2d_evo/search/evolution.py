@@ -65,7 +65,7 @@ from a2d_evo.search.problem import (
     reference_point,
     rescoring_rule,
 )
-from a2d_evo.search.state import StateSpec, load_state, save_state
+from a2d_evo.search.state import SavedSearch, StateSpec, load_state, save_state
 
 REFERENCE_GENERATIONS = 20
 """R_random and R_teacher are measured on the seeds of at most this many generations: a
@@ -164,9 +164,10 @@ class _Search:
         return StateSpec(self.space, self.obs_shape, self.n_actions, s.pop, s.max_flops, s.estimate)
 
     # -------------------------------------------------------------- the loop
-    def run_search(self, resume: bool) -> Path:
+    def run_search(self, saved: SavedSearch | None) -> Path:
+        """Play the search from ``saved`` (a resume's state, checked by ``evolve``) or from
+        its start (None), then deliver its front."""
         s = self.cfg.search
-        saved = load_state(self.folder, self.state_spec()) if resume else None
         norm: Normalisation
         if saved is None:
             n_ref = min(s.gens, REFERENCE_GENERATIONS)
@@ -382,12 +383,13 @@ def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool 
         run.check_resumable("search")
     # load (and check) the supernet and teacher before the stage folder is touched
     search = _Search(cfg, run, run.search, progress)
-    if resume:  # a damaged or foreign state refuses before bind_stage records a raised budget
-        load_state(run.search, search.state_spec())
+    # a resume's state, checked in full before bind_stage records a raised budget (a damaged
+    # or foreign one is refused with nothing written)
+    saved = load_state(run.search, search.state_spec()) if resume else None
     folder = run.bind_stage("search", cfg, resume)
     search.folder = folder
     try:
-        return search.run_search(resume)
+        return search.run_search(saved)
     finally:
         close = getattr(search.evaluator, "close", None)
         if close is not None:
