@@ -20,7 +20,7 @@ def row(agent: str, flops: int, final: float, validation: float | None) -> dict[
 def delivered(tmp_path: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
     run = RunFolder(tmp_path)
     run.agents.mkdir(parents=True, exist_ok=True)
-    path = write_delivered(config_from_dict({}), run, rows, progress=False)
+    path = write_delivered(config_from_dict({}), run, rows, None, progress=False)
     data: dict[str, Any] = json.loads(path.read_text())
     return data
 

@@ -33,7 +33,7 @@ from typing import Any
 
 from a2d_evo.config import Config
 from a2d_evo.evaluation.seeds import final_seeds
-from a2d_evo.files import file_digest, read_json, write_json
+from a2d_evo.files import read_json, write_json
 from a2d_evo.formats import (
     DELIVERED_FORMAT_VERSION,
     FINAL_SEEDS,
@@ -115,18 +115,23 @@ def finetune_members(
 
 
 def write_delivered(
-    cfg: Config, run: RunFolder, rows: Sequence[dict[str, Any]], progress: bool = True
+    cfg: Config,
+    run: RunFolder,
+    rows: Sequence[dict[str, Any]],
+    front_sha: str | None,
+    progress: bool = True,
 ) -> Path:
     """The members of ``rows`` no other dominates, to ``RUN_DIR/agents/delivered.json``:
     on the validation seeds when every row has a validation figure, else on the final
-    seeds (module docstring)."""
+    seeds (module docstring). ``front_sha``: the digest of the ``front.json`` they were
+    exported from (:func:`~a2d_evo.report.pick.export_sources`), recorded so that a later
+    front makes this file stale."""
     on_validation = bool(rows) and all(
         isinstance(r.get("validation_return_mean"), (int, float)) for r in rows
     )
     key = "validation_return_mean" if on_validation else "normalised_return"
     keep = non_dominated([(r["flops"], r[key]) for r in rows])
     path = run.agents / "delivered.json"
-    front = run.search / "front.json"  # the front the members were exported from
     write_json(
         path,
         {
@@ -136,8 +141,7 @@ def write_delivered(
             "supernet_steps": cfg.supernet.total_steps,
             "seeds": final_seeds(cfg.seed, cfg.search.final_episodes),
             "chosen_on": VALIDATION_SEEDS if on_validation else FINAL_SEEDS,
-            # a later front makes this file stale (the report then ignores it)
-            "front_sha256": file_digest(front) if front.is_file() else None,
+            "front_sha256": front_sha,  # a later front makes this file stale
             "members": [rows[i]["agent"] for i in keep],
             "exported": list(rows),
         },

@@ -331,7 +331,7 @@ def export_front(
         ]
         rows = finetune_members(cfg, run, folders, progress)
         if pick == "all":
-            write_delivered(cfg, run, rows, progress)
+            write_delivered(cfg, run, rows, sources["front"], progress)
         else:
             _drop_stale_delivery(run, [f.name for f in folders], sources["front"], progress)
     return folders
@@ -456,10 +456,11 @@ def export_sources(run: RunFolder) -> dict[str, str | None]:
     }
 
 
-def delivered_from_another_front(delivered: Mapping[str, Any], front_sha: str | None) -> bool:
-    """True when a ``delivered.json`` records the digest of another ``front.json`` than the
-    one digested as ``front_sha`` (one written before 2026-12-05 records none: not told)."""
-    return delivered.get("front_sha256") not in (None, front_sha)
+def from_another_front(recorded: Any, front_sha: str | None) -> bool:
+    """True when the ``front.json`` digest a file recorded (an agent's ``sources.front``,
+    ``delivered.json``'s ``front_sha256``) is another front's than ``front_sha``; a file
+    written before the digest was recorded (None) is not told."""
+    return recorded not in (None, front_sha)
 
 
 def _drop_stale_delivery(
@@ -473,7 +474,7 @@ def _drop_stale_delivery(
     try:
         data = read_json(path, "delivered front")
         listed = {r.get("agent") for r in data.get("exported", [])}
-        other = delivered_from_another_front(data, front_sha)  # stale too
+        other = from_another_front(data.get("front_sha256"), front_sha)  # stale too
     except (FormatError, OSError, AttributeError):
         listed, other = set(names), True  # unreadable: it cannot be trusted either
     if listed & set(names) or other:

@@ -34,7 +34,7 @@ from a2d_evo.formats import (
     normalised_return,
 )
 from a2d_evo.nets.space import arch_from_dict
-from a2d_evo.report.pick import check_metrics, delivered_from_another_front, load_front
+from a2d_evo.report.pick import check_metrics, from_another_front, load_front
 from a2d_evo.runfolder import RunFolder
 
 DEFAULT_WIDTHS = (0.25, 0.5, 1.0)
@@ -221,7 +221,7 @@ def _delivered(
         chosen_on = data.get("chosen_on", FINAL_SEEDS)
         if chosen_on not in (VALIDATION_SEEDS, FINAL_SEEDS):
             raise FormatError(f"{path}: unknown 'chosen_on' {chosen_on!r:.40}")
-        if delivered_from_another_front(data, front_sha):
+        if from_another_front(data.get("front_sha256"), front_sha):
             raise FormatError(
                 f"{path} was delivered from an older `front.json`; run `a2d-evo export "
                 f"{run.root}` to deliver this front"
@@ -274,7 +274,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         if m is None:
             continue
         sources = m.get("sources")
-        if isinstance(sources, Mapping) and sources.get("front") not in (None, front_sha):
+        if isinstance(sources, Mapping) and from_another_front(sources.get("front"), front_sha):
             missing.append(
                 f"agent {folder.name}: exported from an older `front.json` (its "
                 f"`sources.front` differs); not reported: run `a2d-evo export {run.root}` again"
