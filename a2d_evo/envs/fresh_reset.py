@@ -12,6 +12,7 @@ reset (training included, so that training and evaluation see one dynamics; ``do
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 
@@ -21,7 +22,8 @@ def carries_sticky_action(env: Any) -> bool:
     return hasattr(game, "last_action") and hasattr(game, "sticky_action_prob")
 
 
-def _make_wrapper() -> type:
+@functools.cache  # built once, on first use: gymnasium loads only then
+def _wrapper_class() -> type:
     import gymnasium as gym  # here: reading a config or a run folder never loads gymnasium
 
     class FreshStickyAction(gym.Wrapper):
@@ -35,14 +37,8 @@ def _make_wrapper() -> type:
     return FreshStickyAction
 
 
-_WRAPPER: type | None = None
-
-
 def fresh_reset(env: Any) -> Any:
     """``env``, wrapped when a reset would otherwise carry state from the last episode."""
-    global _WRAPPER
     if not carries_sticky_action(env):
         return env
-    if _WRAPPER is None:
-        _WRAPPER = _make_wrapper()
-    return _WRAPPER(env)
+    return _wrapper_class()(env)

@@ -14,6 +14,7 @@ dimension is the smaller one (``(3, 96, 128)``).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,8 @@ def image_obs_scale(space: Any) -> float:
     return ALE_OBS_SCALE
 
 
-def _make_wrapper() -> type:
+@functools.cache  # built once, on first use: gymnasium loads only then
+def _wrapper_class() -> type:
     import gymnasium as gym
 
     class ImageObservation(gym.ObservationWrapper):
@@ -74,12 +76,6 @@ def _make_wrapper() -> type:
     return ImageObservation
 
 
-_WRAPPER: type | None = None
-
-
 def wrap_image_env(env: Any) -> Any:
     """``env`` wrapped by ``ImageObservation`` (see the module docstring)."""
-    global _WRAPPER
-    if _WRAPPER is None:
-        _WRAPPER = _make_wrapper()
-    return _WRAPPER(env)
+    return _wrapper_class()(env)
