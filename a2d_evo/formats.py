@@ -234,6 +234,21 @@ def interval95(returns: Any) -> tuple[float, float]:
     return mean - half, mean + half
 
 
+def separated(intervals: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of a largest set of ``(lo, hi)`` intervals that are mutually separate (no two
+    overlap or touch), in order of their upper ends: how many members of a front the episodes
+    tell apart. Earliest-end-first is optimal for this count (interval scheduling); which
+    members it names among equally large sets is the cheapest-ending ones."""
+    picked: list[int] = []
+    last = -math.inf
+    for i in sorted(range(len(intervals)), key=lambda i: (intervals[i][1], intervals[i][0])):
+        lo, hi = intervals[i]
+        if lo > last:
+            picked.append(i)
+            last = hi
+    return picked
+
+
 def non_dominated(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the ``(cost, score)`` points no other point dominates (at most the cost and
     at least the score, one of them strictly), in the order given."""

@@ -18,6 +18,7 @@ from a2d_evo.formats import (
     interval95,
     normalised_return,
     paired_lower95,
+    separated,
     t95,
 )
 
@@ -101,6 +102,26 @@ def test_interval95_by_hand() -> None:
     assert hi == pytest.approx(4.4841, abs=1e-4)
     assert interval95([7.0]) == (7.0, 7.0)
     assert interval95([4.0, 4.0, 4.0]) == (4.0, 4.0)
+
+
+def test_separated_counts_the_largest_set_of_mutually_separate_intervals() -> None:
+    # A wide interval [0, 10] overlaps B [1, 2] and C [3, 4], which are apart; D [11, 12] is
+    # apart from all. The largest separate set is B, C, D (3); taking A first, as a pass in
+    # order of lower ends would, leaves only A and D.
+    a, b, c, d = (0.0, 10.0), (1.0, 2.0), (3.0, 4.0), (11.0, 12.0)
+    assert separated([a, b, c, d]) == [1, 2, 3]
+    # touching is overlapping: [1, 2] and [2, 3] share the value 2
+    assert separated([(1.0, 2.0), (2.0, 3.0)]) == [0]
+    # three nested intervals: one
+    assert separated([(0.0, 9.0), (1.0, 8.0), (2.0, 7.0)]) == [2]
+    # the delivered intervals of BENCHMARKS' demo run of 2026-12-03 (Student-t): three apart;
+    # with a fourth member between the upper two, overlapping both, still three (the one that
+    # ends first of the two that overlap is named)
+    demo = [(-114.9, -99.1), (165.0, 196.7), (200.4, 213.6)]
+    assert separated(demo) == [0, 1, 2]
+    assert separated([*demo, (190.0, 205.0)]) == [0, 1, 2]
+    assert separated([demo[0], (158.0, 194.2), *demo[1:]]) == [0, 1, 3]
+    assert separated([]) == []
 
 
 def test_normalised_return_by_hand() -> None:

@@ -546,3 +546,45 @@ def test_agents_and_a_delivery_from_an_older_front_are_not_reported(tmp_path: Pa
     # delivered from this front: reported
     write_json(run.agents / "delivered.json", {**delivered, "front_sha256": current})
     assert run_data.load_run(run.load_config(), run).delivered == ["knee"]
+
+
+def test_the_delivered_front_says_how_many_members_its_intervals_tell_apart(
+    tmp_path: Path,
+) -> None:
+    """The demo's table and the report name the largest set of delivered members whose 95%
+    intervals do not overlap, and the normalised span (issue [J], item 9's measure). Hand
+    values: 300 +- 2.0595 * 10 / 5 = 4.12 (n 26), 450 +- 2.1199 * 5 / 4 = 2.65 (n 17),
+    452 +- 2.2622 * 3 / 3 = 2.26 (n 10): [295.88, 304.12], [447.35, 452.65], [449.74, 454.26];
+    the upper two overlap, so 2 of 3; span (452 - 300) / 480 = 0.317."""
+    from a2d_evo.files import file_digest
+
+    run = make_run(tmp_path / "run", baselines=False)
+    current = file_digest(run.search / "front.json")
+    members = {"front_00": (500, 300.0, 10.0, 26), "front_01": (1000, 450.0, 5.0, 17),
+               "front_02": (4000, 452.0, 3.0, 10)}  # fmt: skip
+    exported = []
+    for name, (flops, ret, std, n) in members.items():
+        _agent(run.agents / name, (4,), {**_metrics(flops, ret, std, n),
+                                         "sources": {"front": current}})  # fmt: skip
+        exported.append({"agent": name, "flops": flops, "return_mean": ret, "return_std": std,
+                         "episodes": n, "normalised_return": _norm(ret),
+                         "inherited_return_mean": ret, "kept": KEPT_INHERITED})  # fmt: skip
+    delivered = {"format_version": 1, "finetune_steps": 4096, "members": list(members),
+                 "exported": exported, "front_sha256": current}  # fmt: skip
+    write_json(run.agents / "delivered.json", delivered)
+    line = (
+        "Told apart by their 95% intervals: 2 of 3 members (`front_00`, `front_01`; the "
+        "largest set whose intervals do not overlap); their normalised returns span 0.317."
+    )
+    table = report.delivered_table(delivered)
+    assert table.endswith("\n\n" + line)
+    assert "| front_01 | 1,000 | 450.0 ± 2.6 |" in table
+    assert line in write_report(run.load_config(), run).read_text()
+    # apart once the third moves clear of the second: 3 of 3
+    exported[2]["return_mean"] = 460.0
+    assert "3 of 3 members (`front_00`, `front_01`, `front_02`;" in report.delivered_table(
+        delivered
+    )
+    # one member: nothing to tell apart, no line
+    one = {**delivered, "members": ["front_00"]}
+    assert "Told apart" not in report.delivered_table(one)

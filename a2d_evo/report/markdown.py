@@ -40,6 +40,7 @@ from a2d_evo.formats import (
     VALIDATION_SEEDS,
     best_paired,
     ci95,
+    separated,
     weak_teacher_caution,
 )
 from a2d_evo.locks import writes
@@ -171,24 +172,43 @@ def front_table(front: list[dict[str, Any]], teacher_flops: float) -> str:
     return _fixed(*_grid(_front_rows(front, None), teacher_flops, "#"))
 
 
+def told_apart(members: Sequence[tuple[str, float, float | None, float | None]]) -> str:
+    """How many ``(name, return, 95% half-width, normalised return)`` members their intervals
+    tell apart (the largest set of mutually separate intervals, :func:`separated`) and the
+    normalised span of them all; "" for fewer than two members."""
+    if len(members) < 2:
+        return ""
+    apart = separated([(r - (h or 0.0), r + (h or 0.0)) for _, r, h, _ in members])
+    norm = [n for *_, n in members if n is not None]
+    span = f"; their normalised returns span {max(norm) - min(norm):.3f}" if norm else ""
+    names = ", ".join(f"`{members[i][0]}`" for i in sorted(apart))
+    return (
+        f"Told apart by their 95% intervals: {len(apart)} of {len(members)} members "
+        f"({names}; the largest set whose intervals do not overlap){span}."
+    )
+
+
 def delivered_table(delivered: dict[str, Any]) -> str:
     """The delivered front as a Markdown table: FLOPs, the delivered and the inherited return,
     and which weights ship (``fine-tuned``, or ``inherited`` where the fine-tune's validation
-    rejected it or there was none)."""
+    rejected it or there was none); then how many members the intervals tell apart."""
     lines = [
         "| agent | FLOPs | return (95% CI) | normalised | inherited return | weights |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     rows = {r["agent"]: r for r in delivered["exported"]}
+    members = []
     for name in delivered["members"]:
         r = rows[name]
         half = ci95(r["return_std"], r["episodes"]) or 0.0
+        members.append((name, r["return_mean"], half, r["normalised_return"]))
         lines.append(
             f"| {name} | {r['flops']:,} | {r['return_mean']:.1f} ± {half:.1f} | "
             f"{r['normalised_return']:.3f} | {r['inherited_return_mean']:.1f} | "
             f"{r.get('kept', KEPT_FINE_TUNED if r.get('finetune_steps') else KEPT_INHERITED)} |"
         )
-    return "\n".join(lines)
+    apart = told_apart(members)
+    return "\n".join(lines + (["", apart] if apart else []))
 
 
 def markdown_table(
@@ -544,6 +564,9 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
                 "them on fresh ones)."
             ),
         ]
+        shown = [data.agents[a] for a in data.delivered if a in data.agents]
+        apart = told_apart([(r.label, r.return_mean, r.ci95, r.normalised_return) for r in shown])
+        md += ["", apart] if apart else []
 
     md += ["", "## Baselines: the teacher scaled in width", ""]
     if data.baselines:
