@@ -585,6 +585,9 @@ def test_the_delivered_front_says_how_many_members_its_intervals_tell_apart(
     assert "3 of 3 members (`front_00`, `front_01`, `front_02`;" in report.delivered_table(
         delivered
     )
-    # one member: nothing to tell apart, no line
+    # one member: nothing to tell apart, no line; nor where a member played one episode
+    # (no interval: a point would look apart from everything)
     one = {**delivered, "members": ["front_00"]}
     assert "Told apart" not in report.delivered_table(one)
+    exported[1]["episodes"] = 1
+    assert "Told apart" not in report.delivered_table(delivered)

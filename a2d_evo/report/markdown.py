@@ -175,10 +175,11 @@ def front_table(front: list[dict[str, Any]], teacher_flops: float) -> str:
 def told_apart(members: Sequence[tuple[str, float, float | None, float | None]]) -> str:
     """How many ``(name, return, 95% half-width, normalised return)`` members their intervals
     tell apart (the largest set of mutually separate intervals, :func:`separated`) and the
-    normalised span of them all; "" for fewer than two members."""
-    if len(members) < 2:
+    normalised span of them all; "" for fewer than two members or where an interval is
+    unknown (a member scored on one episode)."""
+    if len(members) < 2 or any(h is None for _, _, h, _ in members):
         return ""
-    apart = separated([(r - (h or 0.0), r + (h or 0.0)) for _, r, h, _ in members])
+    apart = separated([(r - h, r + h) for _, r, h, _ in members if h is not None])
     norm = [n for *_, n in members if n is not None]
     span = f"; their normalised returns span {max(norm) - min(norm):.3f}" if norm else ""
     names = ", ".join(f"`{members[i][0]}`" for i in sorted(apart))
@@ -200,8 +201,9 @@ def delivered_table(delivered: dict[str, Any]) -> str:
     members = []
     for name in delivered["members"]:
         r = rows[name]
-        half = ci95(r["return_std"], r["episodes"]) or 0.0
+        half = ci95(r["return_std"], r["episodes"])
         members.append((name, r["return_mean"], half, r["normalised_return"]))
+        half = half or 0.0
         lines.append(
             f"| {name} | {r['flops']:,} | {r['return_mean']:.1f} ± {half:.1f} | "
             f"{r['normalised_return']:.3f} | {r['inherited_return_mean']:.1f} | "
