@@ -14,7 +14,14 @@ import pytest
 from a2d_evo.config import config_from_dict, dump_config
 from a2d_evo.errors import RunFolderError
 from a2d_evo.files import write_json, write_text
-from a2d_evo.formats import FRONT_FORMAT_VERSION, HV_UNITS, KEPT_INHERITED, ci95, interval95
+from a2d_evo.formats import (
+    FRONT_FORMAT_VERSION,
+    HV_UNITS,
+    KEPT_FINE_TUNED,
+    KEPT_INHERITED,
+    ci95,
+    interval95,
+)
 from a2d_evo.report import markdown as report
 from a2d_evo.report import run_data
 from a2d_evo.report.markdown import dominance, front_table, paired_dominance, write_report
@@ -591,3 +598,14 @@ def test_the_delivered_front_says_how_many_members_its_intervals_tell_apart(
     assert "Told apart" not in report.delivered_table(one)
     exported[1]["episodes"] = 1
     assert "Told apart" not in report.delivered_table(delivered)
+
+
+def test_the_plot_legend_says_which_weights_the_delivered_front_ships() -> None:
+    """Members whose fine-tune the validation rejected ship inherited weights: the legend of
+    the delivered front counts them (it said "fine-tuned" for every member)."""
+    from a2d_evo.report.plots import delivered_label
+
+    ft, inh = KEPT_FINE_TUNED, KEPT_INHERITED
+    assert delivered_label([ft, ft]) == "delivered front (2, fine-tuned, ± 95%)"
+    assert delivered_label([ft, inh, ft]) == "delivered front (3, 2 fine-tuned, 1 inherited, ± 95%)"
+    assert delivered_label([inh]) == "delivered front (1, inherited weights, ± 95%)"

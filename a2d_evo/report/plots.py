@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from a2d_evo.formats import non_dominated
+from a2d_evo.formats import KEPT_FINE_TUNED, non_dominated
 from a2d_evo.report.run_data import Row, RunData
 
 DPI = 150
@@ -41,6 +41,19 @@ def _png(fig: Any) -> bytes:
     fig.savefig(buf, format="png", dpi=DPI)
     _pyplot().close(fig)
     return buf.getvalue()
+
+
+def delivered_label(kept: Sequence[str]) -> str:
+    """The legend of the delivered front: how many members, and which weights they ship
+    (the fine-tune's validation may have kept a member's inherited weights)."""
+    tuned = sum(k == KEPT_FINE_TUNED for k in kept)
+    if tuned == len(kept):
+        weights = "fine-tuned"
+    elif tuned == 0:
+        weights = "inherited weights"
+    else:
+        weights = f"{tuned} fine-tuned, {len(kept) - tuned} inherited"
+    return f"delivered front ({len(kept)}, {weights}, ± 95%)"
 
 
 def pareto_png(data: RunData) -> bytes:
@@ -104,7 +117,7 @@ def pareto_png(data: RunData) -> bytes:
             [r.flops for r in delivered], [r.return_mean for r in delivered],
             yerr=[r.ci95 or 0.0 for r in delivered], fmt="h", ms=9, mfc="none",
             mec="darkcyan", mew=1.6, ecolor="darkcyan", elinewidth=0.8, capsize=2, zorder=8,
-            label=f"delivered front ({len(delivered)}, fine-tuned, ± 95%)",
+            label=delivered_label([data.kept.get(r.label, KEPT_FINE_TUNED) for r in delivered]),
         ))  # fmt: skip
     styles = {"ppo": ("s", "tab:red"), "distill": ("^", "tab:green")}
     seen: set[str] = set()
