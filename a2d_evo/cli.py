@@ -194,6 +194,14 @@ def config_of_run(
                 + "; it cannot change them here (`eval` may play a variant of the env; train "
                 "a new run with --out for another)"
             )
+        if not env_variant and cfg.eval.num_envs != saved.eval.num_envs:
+            raise ConfigError(
+                f"--set eval.num_envs: {run.root}'s figures were measured with "
+                f"{saved.eval.num_envs} env slots per wave, and the random policy's returns "
+                "(R_random, which every normalised return divides by) depend on how its "
+                "episodes are batched; this command writes figures of the run, so it keeps the "
+                "run's value (`eval` may change it)"
+            )
     if not builds_env:
         return cfg
     return checked_file_config(cfg, saved, args, str(path))

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from a2d_evo.config import config_from_dict
 from a2d_evo.report.deliver import write_delivered
 from a2d_evo.runfolder import RunFolder
@@ -68,17 +70,33 @@ def test_an_interrupted_export_fine_tunes_only_the_members_not_yet_done(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
     """Agent by agent: a member whose metrics.json records this fine-tune (budget, validation,
-    rate) is kept; the others, and one done with another budget, are fine-tuned again."""
+    rate, settings) scored on the final seeds is kept; the others are fine-tuned again: none
+    done, another budget, scored on seeds of its own (a standalone `a2d-evo finetune`, which
+    export adopted, reporting its figures as the final seeds'), other settings (an export
+    with another distill.alpha kept members fine-tuned with the first)."""
+    from a2d_evo.evaluation.seeds import final_seeds
     from a2d_evo.report import deliver
+    from a2d_evo.train.finetune import finetune_recipe
 
     cfg = config_from_dict({"finetune": {"steps": 256, "validation_episodes": 4}})
+    seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
     done = {"finetune_budget": 256, "finetune_lr": cfg.finetune_lr,
+            "finetune_recipe": finetune_recipe(cfg), "seeds": seeds, "before": {"seeds": seeds},
             "inherited": {"return_mean": 1.0, "normalised_return": 0.5},
             "finetune_validation": {"episodes": 4, "kept": "fine-tuned", "before": 1.0,
                                     "after": 2.0}}  # fmt: skip
+    own = [s + 7 for s in seeds]
+    other = config_from_dict({"finetune": {"steps": 256, "validation_episodes": 4},
+                              "distill": {"alpha": 2.5}})  # fmt: skip
+    assert finetune_recipe(other) != finetune_recipe(cfg)
+    runtime = config_from_dict({"finetune": {"steps": 256, "validation_episodes": 4},
+                                "env": {"workers": 2}})  # fmt: skip
+    assert finetune_recipe(runtime) == finetune_recipe(cfg)  # how the env is stepped
     base = {"flops": 100, "return_mean": 3.0, "normalised_return": 0.9}
     folders = []
-    for name, extra in (("a", done), ("b", {}), ("c", {**done, "finetune_budget": 128})):
+    for name, extra in (("a", done), ("b", {}), ("c", {**done, "finetune_budget": 128}),
+                        ("d", {**done, "seeds": own, "before": {"seeds": own}}),
+                        ("e", {**done, "finetune_recipe": finetune_recipe(other)})):  # fmt: skip
         folder = tmp_path / "agents" / name
         folder.mkdir(parents=True)
         (folder / "metrics.json").write_text(json.dumps({**base, **extra}))
@@ -91,6 +109,51 @@ def test_an_interrupted_export_fine_tunes_only_the_members_not_yet_done(
 
     monkeypatch.setattr(deliver, "finetune_agent", finetune)
     rows = deliver.finetune_members(cfg, RunFolder(tmp_path), folders, progress=False)
-    assert trained == ["b", "c"]
-    assert [r["return_mean"] for r in rows] == [3.0, 4.0, 4.0]
+    assert trained == ["b", "c", "d", "e"]
+    assert [r["return_mean"] for r in rows] == [3.0, 4.0, 4.0, 4.0, 4.0]
     assert all(r["validation_return_mean"] == 2.0 for r in rows)
+
+
+def test_export_keeps_delivered_json_true_to_the_folders(
+    finished: Path, tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """delivered.json goes as soon as an export re-extracts a member it lists (an interrupted
+    export left it, reported as current beside inherited weights), and stays when a single
+    member export kept that member untouched; ``--min-return`` chose on the final seeds, and
+    delivered.json says so; ``--set eval.num_envs`` (R_random depends on it) is refused."""
+    import shutil
+
+    from a2d_evo.cli import main
+    from a2d_evo.report import deliver
+    from a2d_evo.report.pick import export_front
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    delivered_json = root / "agents" / "delivered.json"
+    assert main(["export", str(root), "--finetune", "64", "--quiet"]) == 0
+    assert json.loads(delivered_json.read_text())["chosen_on"] == "validation seeds"
+    weights = (root / "agents" / "front_00" / "policy.pt").read_bytes()
+    assert main(["export", str(root), "--pick", "0", "--finetune", "64", "--quiet"]) == 0
+    assert (root / "agents" / "front_00" / "policy.pt").read_bytes() == weights  # kept
+    assert delivered_json.is_file()  # ...so the delivery still describes the folders
+
+    capsys.readouterr()
+    assert main(["export", str(root), "--set", "eval.num_envs=3", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--set eval.num_envs" in err and "R_random" in err, err
+
+    def interrupted(*args: Any, **kw: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(deliver, "finetune_agent", interrupted)
+    run = RunFolder(root)
+    with pytest.raises(KeyboardInterrupt):
+        export_front(run.load_config(), run, finetune_steps=32, progress=False)
+    assert not delivered_json.exists()  # the members it listed are inherited weights now
+    monkeypatch.undo()
+
+    front = json.loads((root / "search" / "front.json").read_text())["front"]
+    low = min(e["return_mean"] for e in front)
+    argv = ["export", str(root), "--finetune", "64", "--min-return", str(low), "--quiet"]
+    assert main(argv) == 0
+    assert json.loads(delivered_json.read_text())["chosen_on"] == "final seeds"

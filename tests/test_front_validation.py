@@ -73,6 +73,9 @@ EDITS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("foreign env_id", lambda d: d.__setitem__("env_id", "Acrobot-v1"), "not the run's env"),
     ("foreign entry env_id", _entry("env_id", "Acrobot-v1"), "front entry 0: env_id"),
     ("normalised return edited", _plus("normalised_return", 1), "front entry 0: normalised_return"),
+    ("no final seeds", _norm("seeds", []), "normalisation.seeds must be a non-empty list"),
+    ("a text seed", _norm("seeds", ["x"]), "normalisation.seeds must be a non-empty list"),
+    ("a null seed", _norm("seeds", [None]), "normalisation.seeds must be a non-empty list"),
 ]
 
 

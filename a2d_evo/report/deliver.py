@@ -20,8 +20,9 @@ Budget: each delivered agent had ``supernet.total_steps`` (shared with every sub
 its own ``finetune.steps`` of training; the ``a2d`` and ``distill`` baselines get ``S + B``
 each. Selection is not in that count: the search's, the race's and the validation's episodes
 train nothing but choose (``finetune_validation.env_steps`` records the last).
-Agent by agent: a member whose ``metrics.json`` already records this budget's fine-tune is
-not trained again, so an interrupted ``export`` continues where it stopped.
+Agent by agent: a member whose ``metrics.json`` already records this fine-tune (budget,
+validation, settings, the final seeds: :func:`fine_tuned`) is not trained again, so an
+interrupted ``export`` continues where it stopped.
 ``finetune.steps: 0`` delivers the inherited weights, and says so.
 """
 
@@ -45,21 +46,30 @@ from a2d_evo.formats import (
 )
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import finetune_agent
+from a2d_evo.train.finetune import finetune_recipe
 
 
 def fine_tuned(metrics: dict[str, Any], cfg: Config) -> bool:
-    """Whether an exported member's ``metrics.json`` records the fine-tune ``cfg`` asks for:
-    a budget of ``finetune.steps`` (``finetune_budget``; ``finetune_steps`` is what the loop
-    ran: whole updates), the same validation (``finetune.validation_episodes``; 0: none) and
-    the same peak learning rate (``finetune_lr``; files from before it was recorded match
-    any)."""
+    """Whether an exported member's ``metrics.json`` records the fine-tune ``cfg`` asks for,
+    scored as export scores: a budget of ``finetune.steps`` (``finetune_budget``;
+    ``finetune_steps`` is what the loop ran: whole updates), the same validation
+    (``finetune.validation_episodes``; 0: none), the same peak learning rate (``finetune_lr``)
+    and settings (``finetune_recipe``; files from before either was recorded match any), and
+    before and after on the front's final seeds (a standalone ``a2d-evo finetune`` scores on
+    seeds of its own, which ``delivered.json`` would have reported as the final ones)."""
     val = metrics.get("finetune_validation")
     episodes = val.get("episodes") if isinstance(val, dict) else 0
+    seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
+    before = metrics.get("before")
     return (
         metrics.get("finetune_budget") == cfg.finetune.steps
         and isinstance(metrics.get("inherited"), dict)
         and episodes == cfg.finetune.validation_episodes
         and metrics.get("finetune_lr", cfg.finetune_lr) == cfg.finetune_lr
+        and metrics.get("finetune_recipe", finetune_recipe(cfg)) == finetune_recipe(cfg)
+        and metrics.get("seeds") == seeds
+        and isinstance(before, dict)
+        and before.get("seeds") == seeds
     )
 
 
@@ -119,13 +129,16 @@ def write_delivered(
     run: RunFolder,
     rows: Sequence[dict[str, Any]],
     front_sha: str | None,
+    chosen_on: str | None = None,
     progress: bool = True,
 ) -> Path:
     """The members of ``rows`` no other dominates, to ``RUN_DIR/agents/delivered.json``:
     on the validation seeds when every row has a validation figure, else on the final
     seeds (module docstring). ``front_sha``: the digest of the ``front.json`` they were
     exported from (:func:`~a2d_evo.report.pick.export_sources`), recorded so that a later
-    front makes this file stale."""
+    front makes this file stale. ``chosen_on``: :data:`FINAL_SEEDS` when the rows were
+    already filtered on their final-seed figures (``export --min-return``), which
+    ``delivered.json`` then records whatever the validation seeds chose after."""
     on_validation = bool(rows) and all(
         isinstance(r.get("validation_return_mean"), (int, float)) for r in rows
     )
@@ -140,7 +153,7 @@ def write_delivered(
             "finetune_validation_episodes": cfg.finetune.validation_episodes,
             "supernet_steps": cfg.supernet.total_steps,
             "seeds": final_seeds(cfg.seed, cfg.search.final_episodes),
-            "chosen_on": VALIDATION_SEEDS if on_validation else FINAL_SEEDS,
+            "chosen_on": VALIDATION_SEEDS if on_validation and chosen_on is None else FINAL_SEEDS,
             "front_sha256": front_sha,  # a later front makes this file stale
             "members": [rows[i]["agent"] for i in keep],
             "exported": list(rows),

@@ -323,17 +323,20 @@ def export_front(
     with contextlib.ExitStack() as locks:  # every chosen folder before any is written:
         for name, _ in chosen:  # an eval or finetune may be writing one
             locks.enter_context(folder_lock(run.agents / safe_name(name)))
-        folders = [
+        exported = [
             _export_member(
                 cfg, run, supernet, front[i], archs[i], i, name, sources, chosen_on, progress
             )
             for name, i in chosen
         ]
+        folders = [folder for folder, _ in exported]
+        # before any fine-tune: a delivered.json listing a member now re-extracted describes
+        # weights that are gone (an interrupted export would have left it, reported as current)
+        replaced = [folder.name for folder, extracted in exported if extracted]
+        _drop_stale_delivery(run, replaced, sources["front"], progress)
         rows = finetune_members(cfg, run, folders, progress)
         if pick == "all":
-            write_delivered(cfg, run, rows, sources["front"], progress)
-        else:
-            _drop_stale_delivery(run, [f.name for f in folders], sources["front"], progress)
+            write_delivered(cfg, run, rows, sources["front"], chosen_on, progress)
     return folders
 
 
@@ -346,10 +349,19 @@ def _check_scoring_seeds(cfg: Config, data: Mapping[str, Any], path: Path) -> No
     from a2d_evo.evaluation.seeds import final_seeds
 
     recorded = (data.get("normalisation") or {}).get("seeds")
-    if not isinstance(recorded, list):
+    if recorded is None:
         return
+    if (
+        not isinstance(recorded, list)
+        or not recorded
+        or not all(isinstance(x, int) and not isinstance(x, bool) for x in recorded)
+    ):
+        raise FormatError(
+            f"{path}: normalisation.seeds must be a non-empty list of integer seeds, got "
+            f"{str(recorded)[:60]}"
+        )
     here = final_seeds(cfg.seed, cfg.search.final_episodes)
-    if [int(x) for x in recorded] != here:
+    if recorded != here:
         raise ConfigError(
             f"export: {path} was scored on {len(recorded)} final seeds from {recorded[0]}, this "
             f"config's seed and search.final_episodes give {len(here)} from {here[0]}; export "
@@ -402,9 +414,10 @@ def _export_member(
     sources: dict[str, str | None],
     chosen_on: str | None,
     progress: bool,
-) -> Path:
+) -> tuple[Path, bool]:
     """Extract front entry ``index`` into ``RUN_DIR/agents/<name>/`` (its lock held by the
-    caller), unless an earlier, interrupted export left it fine-tuned from the same sources.
+    caller), unless an earlier, interrupted export left it fine-tuned from the same sources;
+    the folder, and whether it was extracted anew (False: kept).
     ``chosen_on``: the seeds ``--pick knee`` / ``--min-return`` chose it on, recorded."""
     # torch-heavy modules imported here, as in export_front: the report stays torch-free
     from a2d_evo.nets.agent_folder import extract, save_agent
@@ -420,7 +433,7 @@ def _export_member(
         and done.get("sources") == sources
         and _folder_arch(target) == arch
     ):
-        return target  # kept: the fine-tune is not run again
+        return target, False  # kept: the fine-tune is not run again
     agent = extract(supernet, arch)
     agent.env_config = _env_dict(cfg)
     metrics = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
@@ -438,7 +451,7 @@ def _export_member(
             f"exported {name}: {arch}  FLOPs {entry['flops']:,}  return "
             f"{entry['return_mean']:.2f}  normalised {entry['normalised_return']:.3f}"
         )
-    return folder
+    return folder, True
 
 
 def export_sources(run: RunFolder) -> dict[str, str | None]:
@@ -466,8 +479,9 @@ def from_another_front(recorded: Any, front_sha: str | None) -> bool:
 def _drop_stale_delivery(
     run: RunFolder, names: Sequence[str], front_sha: str | None, progress: bool
 ) -> None:
-    """Remove ``delivered.json`` when this export replaced one of the members it lists, or
-    when it was delivered from another ``front.json`` than the one digested as ``front_sha``."""
+    """Remove ``delivered.json`` when this export replaced (extracted anew) one of the members
+    it lists, or when it was delivered from another ``front.json`` than the one digested as
+    ``front_sha``."""
     path = run.agents / "delivered.json"
     if not path.is_file():
         return

@@ -14,10 +14,12 @@ again adds to the budget it records (``finetune_budget``, ``finetune_steps``).
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
-from a2d_evo.config import Config, replace
+from a2d_evo.config import Config, config_to_dict, replace
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.episodes import (
@@ -32,7 +34,7 @@ from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, save_agent
-from a2d_evo.runfolder import run_teacher
+from a2d_evo.runfolder import RUNTIME_KEYS, run_teacher
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.streams import Streams, set_threads
@@ -146,6 +148,7 @@ def finetune_agent(
         "finetune_budget": _count(old.get("finetune_budget")) + steps,
         "finetune_steps": _count(old.get("finetune_steps")) + result.global_step,
         "finetune_lr": tune_cfg.ppo.lr,
+        "finetune_recipe": finetune_recipe(cfg),
         "finetune_wall_s": round(result.wall_s, 2),
         "finetune_distilled": not cfg.distill.vanilla,
         "finetune_value_unit": learner.sigma,  # this fine-tune's own sigma (None: undistilled)
@@ -154,6 +157,20 @@ def finetune_agent(
     merged = {**old, **metrics, **info}
     save_agent(agent, agent_dir, metrics=merged)
     return {**info, "metrics": merged}
+
+
+def finetune_recipe(cfg: Config) -> str:
+    """SHA-256 of the settings a fine-tune trains with: the env, ``ppo`` (at the fine-tune's
+    learning rate), ``distill`` and ``finetune`` (not the env's backend or workers: how it is
+    stepped). An export resumed agent by agent keeps a
+    member only when its ``metrics.json`` records this recipe (an export with another
+    ``distill.alpha`` kept members fine-tuned with the first one)."""
+    settings = config_to_dict(_finetune_ppo(cfg))
+    parts = {k: settings.get(k) for k in ("env", "ppo", "distill", "finetune")}
+    for key in RUNTIME_KEYS:  # how the env is stepped, not what trains
+        section, name = key.split(".")
+        parts[section].pop(name, None)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def _finetune_ppo(cfg: Config) -> Config:
