@@ -502,6 +502,62 @@ def test_a_search_on_shrunk_estimates_resumes_bit_exact_after_a_kill(
         assert (killed / "search" / name).read_text() == (straight / "search" / name).read_text()
 
 
+def test_a_budget_raised_within_what_was_played_delivers_the_front_again(
+    tmp_path: Path,
+) -> None:
+    """The generation that crosses search.budget_steps is played in full, so a --resume may
+    raise the budget to a value the search has already played: no generation is left, but the
+    new cut keeps episodes the old one left out. The front is delivered again and equals a
+    fresh search's at the raised budget (the old front, cut at 600, was returned, though
+    config_history recorded 1200)."""
+
+    def raw(budget: int) -> dict[str, Any]:
+        return {**RAW, "search": {**RAW["search"], "gens": 50, "budget_steps": budget}}
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    evolve(make_run(a, raw(600)), RunFolder(a), progress=False)
+    played = json.loads((a / "search" / "front.json").read_text())["search"]
+    assert played["env_steps"] + played["discarded_env_steps"] >= 1200  # already played
+    evolve(config_from_dict(raw(1200)), RunFolder(a), resume=True, progress=False)
+    evolve(make_run(b, raw(1200)), RunFolder(b), progress=False)
+    raised = front_without_latency(a / "search" / "front.json")
+    assert raised["search"]["budget_steps"] == 1200
+    assert raised == front_without_latency(b / "search" / "front.json")
+    for name in ("history.csv", "hypervolume.csv"):
+        assert (a / "search" / name).read_text() == (b / "search" / name).read_text()
+
+
+def test_a_front_left_by_a_kill_before_the_finished_state_is_not_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed after front.json was written but before the state was saved as finished: a
+    --resume that raises search.gens removes that front at once (it is delivered again at the
+    end), so a continuation interrupted in its first new generation leaves no 2-generation
+    front under a 4-generation config."""
+    from a2d_evo.search import evolution
+
+    cfg = make_run(tmp_path, SMALL)
+    real_save = evolution._Search._save
+
+    def save(self: Any, problem: Any, algorithm: Any, generation: int, finished: bool,
+             norm: Any) -> None:  # fmt: skip
+        if finished:
+            raise KeyboardInterrupt
+        real_save(self, problem, algorithm, generation, finished, norm)
+
+    monkeypatch.setattr(evolution._Search, "_save", save)
+    with pytest.raises(KeyboardInterrupt):
+        evolve(cfg, RunFolder(tmp_path), progress=False)
+    monkeypatch.undo()
+    assert (tmp_path / "search" / "front.json").is_file()
+    assert not json.loads((tmp_path / "search" / "state.json").read_text())["finished"]
+    more = config_from_dict({**SMALL, "search": {**SMALL["search"], "gens": 4}})
+    monkeypatch.setattr(evolution, "play_generation", _interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        evolve(more, RunFolder(tmp_path), resume=True, progress=False)
+    assert not (tmp_path / "search" / "front.json").exists()
+
+
 def test_budget_steps_stops_the_search_and_reports_what_it_spent(tmp_path: Path) -> None:
     raw = {**RAW, "search": {**RAW["search"], "gens": 50, "budget_steps": 1500}}
     cfg = make_run(tmp_path, raw)

@@ -199,11 +199,16 @@ class _Search:
             if start > 0:
                 restore_algorithm(algorithm, saved.arrays, start)
             front = self.folder / "front.json"
+            if not saved.finished and front.is_file():
+                # killed between delivering the front and saving the finished state: the end
+                # delivers it again, and until then it is no front of this search
+                front.unlink()
             if saved.finished and front.is_file():
                 # a raised search.gens or search.budget_steps (a --resume may raise them) goes
                 # on from the saved state and delivers the front again
                 binding = self._binding_limit(problem, start, front)
-                if binding is not None:
+                delivered = read_json_dict(front, "front").get("search", {})
+                if binding is not None and delivered.get("budget_steps") == s.budget_steps:
                     if self.progress:
                         print(f"evolve: the search in {self.folder} already finished after "
                               f"{start} generations ({binding}); nothing to resume")  # fmt: skip
@@ -211,7 +216,14 @@ class _Search:
                 # the old front is no longer this search's: export and report must not take it
                 # while the continuation runs (or after it is interrupted)
                 front.unlink()
-                if self.progress:
+                if self.progress and binding is not None:
+                    # no generation left to play, but the budget moved: the last generation
+                    # played past the old one, so the new cut may keep episodes the old left out
+                    old = delivered.get("budget_steps")
+                    print(f"evolve: search.budget_steps is now {s.budget_steps or 'none'} (the "
+                          f"front was delivered under {old or 'none'}); no generation is left to "
+                          "play, so the front is delivered again under it")  # fmt: skip
+                elif self.progress:
                     print(f"evolve: the finished search goes on from generation {start}")
 
         writer = self._tb(start)
