@@ -100,14 +100,17 @@ VALIDATION_SEEDS, FINAL_SEEDS = "validation seeds", "final seeds"
 
 
 def kept_weights(metrics: dict[str, Any]) -> str:
-    """:data:`KEPT_INHERITED` for an agent's ``metrics.json`` without a fine-tune or whose
-    fine-tune its validation rejected (``finetune_validation.kept``), else
-    :data:`KEPT_FINE_TUNED`."""
+    """Which weights an agent's ``metrics.json`` says it ships: :data:`KEPT_INHERITED`
+    without a fine-tune, :data:`KEPT_FINE_TUNED` after one. Where the last fine-tune's
+    validation rejected it (``finetune_validation.kept`` inherited: the weights from before
+    it stay), what those were (``finetune_validation.started_from``: a second fine-tune
+    rejected ships the first one's weights; files from before it was recorded: inherited)."""
     if not metrics.get("finetune_budget"):
         return KEPT_INHERITED
     val = metrics.get("finetune_validation")
     if isinstance(val, dict) and val.get("kept") == KEPT_INHERITED:
-        return KEPT_INHERITED
+        started = val.get("started_from")
+        return KEPT_FINE_TUNED if started == KEPT_FINE_TUNED else KEPT_INHERITED
     return KEPT_FINE_TUNED
 
 

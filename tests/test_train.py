@@ -19,6 +19,7 @@ from conftest import balance_cartpole
 from a2d_evo.config import Config, config_from_dict
 from a2d_evo.errors import EnvError, FormatError, RunFolderError, TrainingError
 from a2d_evo.files import torch_load
+from a2d_evo.formats import kept_weights
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import MLPArch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
@@ -574,12 +575,28 @@ def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(
     assert ungated["finetune_validation"] is None
     assert (folders["ungated"] / "policy.pt").read_bytes() != old
     assert ungated["after"]["return_mean"] < ungated["before"]["return_mean"]
+    assert kept_weights(metrics) == "inherited" and val["started_from"] == "inherited"
+    # a second fine-tune rejected ships the first one's weights: they are fine-tuned ones
+    # (its metrics said "inherited")
+    twice = tmp_path / "twice"
+    shutil.copytree(sharp_teacher, twice)
+    finetune_agent(twice, tiny(), steps=64, teacher_dir=sharp_teacher, progress=False)
+    first = (twice / "policy.pt").read_bytes()
+    again = finetune_agent(
+        twice, cfg, steps=64, teacher_dir=sharp_teacher, progress=False, validation_episodes=5
+    )
+    assert again["finetune_validation"]["kept"] == "inherited", again["finetune_validation"]
+    assert (twice / "policy.pt").read_bytes() == first
+    shipped = json.loads((twice / "metrics.json").read_text())
+    assert shipped["finetune_validation"]["started_from"] == "fine-tuned"
+    assert kept_weights(shipped) == "fine-tuned"
 
 
 def test_finetune_trains_at_finetune_lr_not_ppo_lr(tmp_path: Path, sharp_teacher: Path) -> None:
     """``finetune.lr`` replaces ``ppo.lr`` for the fine-tune: at lr 5 (``ppo.lr`` above) the
     balancing agent is wrecked, at ``finetune.lr`` 1e-9 its weights move by less than 1e-6;
     ``metrics.json`` records the rate, and a resumed export tells the two apart."""
+    from a2d_evo.evaluation.seeds import final_seeds
     from a2d_evo.report.deliver import fine_tuned
 
     cfg = tiny(ppo={"lr": 5.0}, distill={"alpha": 0.0, "beta": 0.0}, finetune={"lr": 1e-9})
@@ -596,6 +613,12 @@ def test_finetune_trains_at_finetune_lr_not_ppo_lr(tmp_path: Path, sharp_teacher
 
     def export(lr: float) -> Config:  # what an export resumed with that rate asks for
         return tiny(finetune={"steps": 64, "validation_episodes": 0, "lr": lr})
+
+    # scored as export scores (on the final seeds), and from before the recipe was recorded
+    # (this config's ppo and distill differ from export()'s): the rate alone tells them apart
+    seeds = final_seeds(export(1e-9).seed, export(1e-9).search.final_episodes)
+    metrics["seeds"], metrics["before"] = seeds, {**metrics["before"], "seeds": seeds}
+    del metrics["finetune_recipe"]
 
     assert fine_tuned(metrics, export(1e-9))
     assert not fine_tuned(metrics, export(5.0))

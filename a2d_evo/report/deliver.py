@@ -104,8 +104,8 @@ def finetune_members(
         kept = kept_weights(metrics)
         val = metrics.get("finetune_validation")
         validation = None
-        if isinstance(val, dict) and steps:
-            validation = val.get("after" if kept == KEPT_FINE_TUNED else "before")
+        if isinstance(val, dict) and steps:  # the figure of the side the gate kept
+            validation = val.get("after" if val.get("kept") == KEPT_FINE_TUNED else "before")
         rows.append(
             {
                 "agent": folder.name,

@@ -30,7 +30,7 @@ from a2d_evo.evaluation.episodes import (
 )
 from a2d_evo.evaluation.seeds import finetune_eval_seed, validation_seed
 from a2d_evo.files import read_json
-from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED
+from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, kept_weights
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, save_agent
@@ -120,6 +120,9 @@ def finetune_agent(
         envs.close()
     agent = agent.cpu().eval()
     teacher = teacher.cpu()
+    old_path = agent_dir / "metrics.json"
+    old = read_json(old_path, "metrics") if old_path.is_file() else {}
+    old = old if isinstance(old, dict) else {}
     validation: dict[str, Any] | None = None
     if val_before is not None and inherited is not None:
         val_after = evaluate_agent(agent, cfg, validation_episodes, vseed, "greedy")
@@ -130,6 +133,9 @@ def finetune_agent(
             "episodes": validation_episodes, "first_seed": vseed, "kept": kept,
             "before": val_before.mean, "after": val_after.mean,
             "env_steps": _steps(val_before) + _steps(val_after),
+            # what the weights it started from were: a rejected second fine-tune ships the
+            # first one's weights, not inherited ones (formats.kept_weights reads it)
+            "started_from": kept_weights(old) if old else KEPT_INHERITED,
         }  # fmt: skip
     after, metrics = score_against_references(agent, teacher, cfg, episodes, seed)
 
@@ -137,9 +143,6 @@ def finetune_agent(
         return {"return_mean": res.mean, "return_std": res.std, "episodes": res.episodes,
                 "seeds": res.seeds}  # fmt: skip
 
-    old_path = agent_dir / "metrics.json"
-    old = read_json(old_path, "metrics") if old_path.is_file() else {}
-    old = old if isinstance(old, dict) else {}
     info = {
         "before": summary(before),
         "after": summary(after),
