@@ -384,6 +384,15 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     from a2d_evo.train import train_baselines  # here: --help stays torch-free
 
     run = RunFolder(args.run_dir)
+    budgets = ("teacher.total_steps", "supernet.total_steps", "finetune.steps")
+    given = [k for k in budgets if any(o.split("=", 1)[0].strip() == k for o in args.set or [])]
+    if given:
+        raise ConfigError(
+            f"--set {', '.join(given)}: the baselines' budgets are the run's own (ppo: the "
+            "teacher's steps; distill and a2d: the supernet's plus the delivered front's "
+            "fine-tune), so that each gets what the searched agents had; they cannot be "
+            "changed here"
+        )
     cfg = config_of_run(run, args, after="search")
     try:
         widths = [float(w) for w in args.widths.split(",") if w.strip()]

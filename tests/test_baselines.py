@@ -99,3 +99,84 @@ def test_distill_baselines_need_the_actor_term(tmp_path: Path) -> None:
         Agent(MLPArch((4,)), (4,), 2),
     )  # fmt: skip
     assert (learner.alpha, learner.beta) == (DistillConfig().alpha, DistillConfig().beta)
+
+
+def _stage_config(run: RunFolder, stage: str, raw: dict[str, object]) -> None:
+    from a2d_evo.config import dump_config
+
+    (run.stage(stage) / "config.yaml").write_text(dump_config(config_from_dict(raw)))
+
+
+def test_baselines_take_the_budgets_the_run_had(finished: Path, tmp_path: Path) -> None:
+    """S from the supernet's config.yaml (a --resume may raise it), the teacher's steps from
+    the teacher's, B from the delivered front (export --finetune N): the run's config.yaml
+    and the search's can hold older figures; a delivery from another front is not read."""
+    import json
+    import shutil
+
+    from test_evolve import SMALL
+
+    from a2d_evo.files import file_digest
+    from a2d_evo.train.baselines import run_budgets
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    cfg = run.load_config()
+    _stage_config(run, "teacher", {**SMALL, "teacher": {"total_steps": 4096}})
+    _stage_config(run, "supernet", {**SMALL, "supernet": {"total_steps": 3072}})
+    delivered = {"finetune_steps": 512, "front_sha256": file_digest(run.search / "front.json")}
+    run.agents.mkdir(parents=True, exist_ok=True)
+    (run.agents / "delivered.json").write_text(json.dumps(delivered))
+    got = run_budgets(cfg, run)
+    assert (got.teacher.total_steps, got.supernet.total_steps, got.finetune.steps) == (
+        4096, 3072, 512
+    )  # fmt: skip
+    assert baseline_steps(got, "ppo") == 4096 and baseline_steps(got, "a2d") == 3072 + 512
+    (run.agents / "delivered.json").write_text(json.dumps({**delivered, "front_sha256": "0"}))
+    assert run_budgets(cfg, run).finetune.steps == cfg.finetune.steps
+
+
+def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The teacher in the run (an imported one need not be the config's teacher.arch: here a
+    hand-set mlp-4 against the space's default) is what x1 scales; a finished baseline of
+    another budget is trained again, one of this budget is kept; budgets and seeds cannot be
+    moved from the command line."""
+    import json
+    import shutil
+
+    from test_evolve import SMALL
+
+    from a2d_evo.cli import main
+    from a2d_evo.nets.agent_folder import load_agent
+    from a2d_evo.train.teacher_folder import teacher_arch
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    teacher = load_agent(run.teacher_agent).arch
+    assert teacher != teacher_arch(run.load_config())
+    _stage_config(run, "teacher", {**SMALL, "teacher": {"total_steps": 256}})
+    argv = ["baselines", str(root), "--widths", "1", "--methods", "ppo", "--quiet"]
+    assert main(argv) == 0
+    folder = run.baselines / "ppo_x1"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert json.loads((folder / "arch.json").read_text())["arch"] == teacher.to_dict()
+    assert metrics["baseline_budget"] == 256 and metrics["env_steps"] >= 256
+    written = (folder / "metrics.json").stat().st_mtime_ns
+    assert main(argv) == 0  # the same budget: kept
+    assert (folder / "metrics.json").stat().st_mtime_ns == written
+    _stage_config(run, "teacher", {**SMALL, "teacher": {"total_steps": 512}})
+    assert main(argv[:-1]) == 0
+    assert "trained for another budget, teacher or seeds; training it again" in (
+        capsys.readouterr().out
+    )
+    assert json.loads((folder / "metrics.json").read_text())["baseline_budget"] == 512
+    for extra, words in ((["--set", "supernet.total_steps=10"], "--set supernet.total_steps"),
+                         (["--seed", "5"], "baselines: ")):  # fmt: skip
+        capsys.readouterr()
+        assert main([*argv, *extra]) == 2
+        err = capsys.readouterr().err
+        assert words in err and ("budgets are the run's own" in err or "drop --seed" in err), err

@@ -99,14 +99,13 @@ def test_export_refuses_seeds_other_than_the_fronts() -> None:
 
     from a2d_evo.config import config_from_dict
     from a2d_evo.errors import ConfigError
-    from a2d_evo.evaluation.seeds import final_seeds
-    from a2d_evo.report.pick import _check_scoring_seeds
+    from a2d_evo.evaluation.seeds import check_scoring_seeds, final_seeds
 
     cfg = config_from_dict({"seed": 3, "search": {"final_episodes": 30}})
     front = {"normalisation": {"seeds": final_seeds(3, 30)}}
-    _check_scoring_seeds(cfg, front, Path("front.json"))  # the search's own: fine
-    _check_scoring_seeds(cfg, {"normalisation": {}}, Path("front.json"))  # none recorded
+    check_scoring_seeds(cfg, front, Path("front.json"), "export")  # the search's own: fine
+    check_scoring_seeds(cfg, {"normalisation": {}}, Path("front.json"), "export")  # none
     for other in ({"seed": 5}, {"search": {"final_episodes": 10}}):
         moved = config_from_dict({"seed": 3, "search": {"final_episodes": 30}, **other})
-        with pytest.raises(ConfigError, match="drop --seed"):
-            _check_scoring_seeds(moved, front, Path("front.json"))
+        with pytest.raises(ConfigError, match="export: .*drop --seed"):
+            check_scoring_seeds(moved, front, Path("front.json"), "export")

@@ -17,7 +17,14 @@ random search, ``benchmarks/bench_search.py``) delivers its front on the same ep
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
 import numpy as np
+
+from a2d_evo.config import Config
+from a2d_evo.errors import ConfigError, FormatError
 
 _SEED_SPAN = 2**31 - 2**20  # episode seeds stay valid 31-bit ints (ALE takes int32)
 _TAG_GENERATION = 0x5EA2C4
@@ -72,3 +79,31 @@ def validation_seed(seed: int) -> int:
 def fresh_eval_seed(seed: int) -> int:
     """``a2d-evo eval``'s default first episode seed."""
     return _seed_base(seed, _TAG_FRESH)
+
+
+def check_scoring_seeds(cfg: Config, data: Mapping[str, Any], path: Path, command: str) -> None:
+    """``export`` (the fine-tune) and ``baselines`` score on the front's final seeds, where the
+    front's figures, R_random, R_teacher and every other agent were measured: a ``--seed`` or
+    ``search.final_episodes`` that moves them is a ConfigError (it mixed two seed sets in one
+    ``metrics.json``, and the report set baselines against members on other seeds). A front
+    that records no seeds is taken as it is."""
+    recorded = (data.get("normalisation") or {}).get("seeds")
+    if recorded is None:
+        return
+    if (
+        not isinstance(recorded, list)
+        or not recorded
+        or not all(isinstance(x, int) and not isinstance(x, bool) for x in recorded)
+    ):
+        raise FormatError(
+            f"{path}: normalisation.seeds must be a non-empty list of integer seeds, got "
+            f"{str(recorded)[:60]}"
+        )
+    here = final_seeds(cfg.seed, cfg.search.final_episodes)
+    if recorded != here:
+        raise ConfigError(
+            f"{command}: {path} was scored on {len(recorded)} final seeds from {recorded[0]}, "
+            f"this config's seed and search.final_episodes give {len(here)} from {here[0]}; "
+            f"run {command} with the search's seed and final_episodes (drop --seed / --set "
+            "search.final_episodes), so that every figure is on the front's seeds"
+        )

@@ -13,12 +13,12 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from a2d_evo.config import Config, config_to_dict, replace
-from a2d_evo.errors import ArchError, ConfigError, FormatError, RunFolderError
+from a2d_evo.errors import ArchError, FormatError, RunFolderError
 from a2d_evo.files import check_format_version, file_digest, read_json, read_json_dict, safe_name
 from a2d_evo.formats import (
     FINAL_SEEDS,
@@ -294,7 +294,10 @@ def export_front(
 
     data = load_front(run, cfg)
     front: list[dict[str, Any]] = data["front"]
-    _check_scoring_seeds(cfg, data, run.search / "front.json")
+    # here: a2d_evo.evaluation's package imports torch, which the report must not load
+    from a2d_evo.evaluation.seeds import check_scoring_seeds
+
+    check_scoring_seeds(cfg, data, run.search / "front.json", "export")
     space = SearchSpace(cfg.space)
     supernet = load_supernet(cfg, run.supernet_weights)
     obs_shape, n_actions = supernet.obs_shape, supernet.n_actions
@@ -338,36 +341,6 @@ def export_front(
         if pick == "all":
             write_delivered(cfg, run, rows, sources["front"], chosen_on, progress)
     return folders
-
-
-def _check_scoring_seeds(cfg: Config, data: Mapping[str, Any], path: Path) -> None:
-    """The fine-tune scores its members on the front's final seeds, where the front's
-    figures, R_random, R_teacher and the baselines were measured: a ``--seed`` or
-    ``search.final_episodes`` that moves them is a ConfigError (it mixed two seed sets in one
-    ``metrics.json``). A front that records no seeds is taken as it is."""
-    # here: a2d_evo.evaluation's package imports torch, which the report must not load
-    from a2d_evo.evaluation.seeds import final_seeds
-
-    recorded = (data.get("normalisation") or {}).get("seeds")
-    if recorded is None:
-        return
-    if (
-        not isinstance(recorded, list)
-        or not recorded
-        or not all(isinstance(x, int) and not isinstance(x, bool) for x in recorded)
-    ):
-        raise FormatError(
-            f"{path}: normalisation.seeds must be a non-empty list of integer seeds, got "
-            f"{str(recorded)[:60]}"
-        )
-    here = final_seeds(cfg.seed, cfg.search.final_episodes)
-    if recorded != here:
-        raise ConfigError(
-            f"export: {path} was scored on {len(recorded)} final seeds from {recorded[0]}, this "
-            f"config's seed and search.final_episodes give {len(here)} from {here[0]}; export "
-            "with the search's seed and final_episodes (drop --seed / --set "
-            "search.final_episodes), so that every figure is on the front's seeds"
-        )
 
 
 def _check_reference(

@@ -18,8 +18,11 @@ episodes (which choose between the inherited and the fine-tuned weights); ``BENC
 ([J]) states them.
 
 Each becomes an agent folder ``RUN_DIR/baselines/<name>/`` scored on the same seeds as the
-front's final re-scoring, so the report compares like with like. A baseline whose folder
-already holds ``metrics.json`` is skipped; an interrupted one resumes from its checkpoint.
+front's final re-scoring, so the report compares like with like. The budgets are the run's
+own (:func:`run_budgets`: the teacher's, the supernet's and the delivered front's fine-tune, as
+they ran). A baseline whose folder already holds ``metrics.json`` for this budget, teacher and
+seeds is skipped (one trained for others is trained again); an interrupted one resumes from its
+checkpoint.
 """
 
 from __future__ import annotations
@@ -32,12 +35,12 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from a2d_evo.config import Config, DistillConfig, config_to_dict
+from a2d_evo.config import Config, DistillConfig, config_to_dict, replace
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError, RunFolderError
 from a2d_evo.evaluation.episodes import resolve_device, score_against_references
-from a2d_evo.evaluation.seeds import final_seeds
-from a2d_evo.files import safe_name
+from a2d_evo.evaluation.seeds import check_scoring_seeds, final_seeds
+from a2d_evo.files import file_digest, read_json_dict, safe_name
 from a2d_evo.formats import BASELINE_METHODS, baseline_name
 from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.agent import Agent
@@ -49,7 +52,6 @@ from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.ppo import Batch
 from a2d_evo.train.streams import Streams, set_threads
-from a2d_evo.train.teacher_folder import teacher_arch
 
 
 def scale_arch(arch: Arch, multiplier: float) -> Arch:
@@ -89,6 +91,45 @@ def baseline_steps(cfg: Config, method: str) -> int:
     if method == "ppo":
         return cfg.teacher.total_steps
     return cfg.supernet.total_steps + cfg.finetune.steps
+
+
+def run_budgets(cfg: Config, run: RunFolder) -> Config:
+    """``cfg`` with the budgets the run's agents had, which the baselines match: the
+    teacher's ``teacher.total_steps`` and the supernet's ``supernet.total_steps`` from their
+    stages' ``config.yaml`` (a ``--resume`` may have raised them), and ``finetune.steps`` from
+    the delivered front (``delivered.json``'s ``finetune_steps``, what ``export --finetune``
+    gave, when it was delivered from the current ``front.json``); ``cfg``'s own where the run
+    records none (an imported teacher, nothing delivered yet)."""
+
+    def stage(name: str) -> Config | None:
+        has = (run.stage(name) / "config.yaml").is_file()
+        return RunFolder(run.stage(name)).load_config() if has else None
+
+    teacher, supernet = stage("teacher"), stage("supernet")
+    steps = cfg.finetune.steps
+    delivered, front = run.agents / "delivered.json", run.search / "front.json"
+    if delivered.is_file() and front.is_file():
+        data = read_json_dict(delivered, "delivered front")
+        recorded = data.get("finetune_steps")
+        if data.get("front_sha256") == file_digest(front) and isinstance(recorded, int):
+            steps = recorded
+    return replace(
+        cfg,
+        teacher=replace(cfg.teacher, total_steps=(teacher or cfg).teacher.total_steps),
+        supernet=replace(cfg.supernet, total_steps=(supernet or cfg).supernet.total_steps),
+        finetune=replace(cfg.finetune, steps=steps),
+    )
+
+
+def _trained_for(metrics: dict[str, Any], steps: int, seeds: list[int], teacher: str) -> bool:
+    """Whether a finished baseline's ``metrics.json`` is this one: the same budget, the
+    front's final seeds and the same teacher (``policy.pt`` digest); files from before the
+    budget and the teacher were recorded match any."""
+    return (
+        metrics.get("baseline_budget", steps) == steps
+        and metrics.get("seeds") == seeds
+        and metrics.get("teacher_sha256", teacher) == teacher
+    )
 
 
 # one writer of RUN_DIR/baselines/ at a time, never through a symlink out of the run
@@ -132,11 +173,23 @@ def train_baselines(
         raise ConfigError(
             f"baselines need the teacher in {run.teacher_agent}; run train-teacher first"
         )
+    front = run.search / "front.json"
+    if front.is_file():  # scored where the front's members were, or not comparable with them
+        check_scoring_seeds(cfg, read_json_dict(front, "front"), front, "baselines")
     spec = env_spec(cfg.env)
     device = resolve_device(cfg.device)
     set_threads(cfg)
     teacher = load_agent(run.teacher_agent)
-    base = teacher_arch(cfg)
+    # the teacher as it is (an imported one need not be the config's teacher.arch)
+    base = teacher.arch
+    teacher_sha = file_digest(run.teacher_agent / "policy.pt")
+    cfg = run_budgets(cfg, run)
+    seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
+    if progress:
+        print(f"baselines: ppo for {baseline_steps(cfg, 'ppo'):,} env steps (the teacher's), "
+              f"distill and a2d for {baseline_steps(cfg, 'a2d'):,} (the supernet's "
+              f"{cfg.supernet.total_steps:,} plus the delivered fine-tune's "
+              f"{cfg.finetune.steps:,})")  # fmt: skip
     env_dict = config_to_dict(cfg.env)
     if not resume:
         for multiplier in widths:
@@ -157,11 +210,19 @@ def train_baselines(
         for method in methods:
             name = safe_name(baseline_name(method, multiplier))
             folder = run.baselines / name
+            steps = baseline_steps(cfg, method)
             if (folder / "metrics.json").is_file():
+                done = read_json_dict(folder / "metrics.json", "metrics")
+                if _trained_for(done, steps, seeds, teacher_sha):
+                    if progress:
+                        print(f"baseline {name}: already trained, skipped")
+                    folders.append(folder)
+                    continue
+                with folder_lock(folder):  # not this baseline: it is no longer finished
+                    (folder / "metrics.json").unlink()
                 if progress:
-                    print(f"baseline {name}: already trained, skipped")
-                folders.append(folder)
-                continue
+                    print(f"baseline {name}: trained for another budget, teacher or seeds; "
+                          "training it again")  # fmt: skip
             streams = Streams(cfg.seed, "baseline")  # same init for every method of a width
             agent = streams.build(
                 partial(Agent, arch, spec.obs_shape, spec.n_actions, env_dict, spec.obs_scale)
@@ -177,7 +238,7 @@ def train_baselines(
             checkpoint = run.baselines / f".{name}.checkpoint.pt"
             opts = LoopOptions(
                 stage=f"baseline-{name}",
-                total_steps=baseline_steps(cfg, method),
+                total_steps=steps,
                 checkpoint=checkpoint,
                 tb_dir=run.tb / "baselines" / name,
                 checkpoint_every=cfg.supernet.checkpoint_every,
@@ -196,6 +257,8 @@ def train_baselines(
                 "method": method,
                 "width_multiplier": multiplier,
                 "env_steps": result.global_step,
+                "baseline_budget": steps,
+                "teacher_sha256": teacher_sha,
                 "train_wall_s": round(result.wall_s, 2),
             }
             if learner.sigma is not None:  # each distilled learner's own value unit
