@@ -506,6 +506,12 @@ def test_reproduce_lines_carry_the_recorded_fine_tune_budgets(tmp_path: Path) ->
     assert f"a2d-evo export {out} --pick all --finetune 4096\n" in md
     assert f"a2d-evo export {out} --pick 3 --finetune 8192\n" in md
     assert "a2d-evo finetune" not in md
+    # ... then fine-tuned by hand for 1,024 more (finetune_budget adds up: 9,216): the
+    # finetune line gives the 1,024 the export line does not (it said 9,216, training twice)
+    _agent(run.agents / "front_03", (8,), {**member, "finetune_budget": 9216})
+    md = write_report(run.load_config(), run).read_text()
+    assert f"a2d-evo export {out} --pick 3 --finetune 8192\n" in md
+    assert f"a2d-evo finetune {out}/agents/front_03 --steps 1024\n" in md
 
 
 def test_a_search_resumed_further_is_reproduced_as_it_ran(tmp_path: Path) -> None:
@@ -592,6 +598,13 @@ def test_the_delivered_front_says_how_many_members_its_intervals_tell_apart(
     assert "3 of 3 members (`front_00`, `front_01`, `front_02`;" in report.delivered_table(
         delivered
     )
+    # a member rewritten after its delivery (a standalone finetune: other figures, other
+    # seeds) is no delivered member: named under Missing, not set against the baselines
+    later = {**_metrics(1000, 470.0, 5.0, 17), "sources": {"front": current}}
+    write_json(run.agents / "front_01" / "metrics.json", later)
+    data = run_data.load_run(run.load_config(), run)
+    assert data.delivered == []
+    assert any("front_01 was changed after it was delivered" in m for m in data.missing)
     # one member: nothing to tell apart, no line; nor where a member played one episode
     # (no interval: a point would look apart from everything)
     one = {**delivered, "members": ["front_00"]}

@@ -378,8 +378,14 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     for name in data.finetune:
         steps = data.finetune_budget.get(name)
         by_its_export = steps in (budget, data.export_finetune.get(name))
-        if steps is not None and by_its_export and (name == "knee" or name.startswith("front_")):
+        exported_agent = name == "knee" or name.startswith("front_")
+        if steps is not None and by_its_export and exported_agent:
             continue
+        # finetune_budget adds up every fine-tune: after the export's own, the one by hand
+        # is the rest (the lines above repeat the export's)
+        done = data.export_finetune.get(name) if exported_agent else None
+        if steps is not None and done and steps > done:
+            steps -= done
         agent = shlex.quote(f"{run.root}-repro/agents/{name}")
         lines.append(
             f"a2d-evo finetune {agent} --steps {steps}"

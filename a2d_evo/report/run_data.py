@@ -226,10 +226,38 @@ def _delivered(
                 f"{path} was delivered from an older `front.json`; run `a2d-evo export "
                 f"{run.root}` to deliver this front"
             )
+        _check_unchanged(path, data, members, agents, run)
     except (FormatError, OSError) as exc:
         missing.append(f"the delivered front: {exc}")
         return [], None, FINAL_SEEDS
     return [m for m in members if m in agents], budget, chosen_on
+
+
+def _check_unchanged(
+    path: Path, data: Mapping[str, Any], members: list[str], agents: Mapping[str, Row],
+    run: RunFolder,
+) -> None:  # fmt: skip
+    """FormatError when a delivered member's folder no longer holds what was delivered (a
+    later ``a2d-evo finetune`` rewrote it: its return or seeds differ from the
+    row ``delivered.json`` recorded), which the report would set against the baselines as
+    if it were the delivered agent scored on the final seeds."""
+    rows = {r.get("agent"): r for r in data.get("exported") or [] if isinstance(r, dict)}
+    seeds = data.get("seeds")
+    for name in members:
+        row, agent = rows.get(name), agents.get(name)
+        if row is None or agent is None:
+            continue
+        moved = row.get("return_mean") != agent.return_mean
+        if isinstance(seeds, list) and agent.seeds is not None:
+            moved = moved or list(agent.seeds) != seeds
+        if moved:
+            was = row.get("return_mean")
+            shown = f"{was:.2f}" if isinstance(was, int | float) else "none"
+            raise FormatError(
+                f"{path}: {name} was changed after it was delivered (return "
+                f"{agent.return_mean:.2f} now, {shown} delivered); run `a2d-evo export "
+                f"{run.root}` to deliver the front again"
+            )
 
 
 def load_run(cfg: Config, run: RunFolder) -> RunData:
