@@ -285,6 +285,7 @@ def export_front(
     (:func:`export_sources`): an interrupted export continues agent by agent.
     """
     # torch-heavy modules imported here: load_front and the knee serve the torch-free report
+    from a2d_evo.evaluation.seeds import check_scoring_seeds
     from a2d_evo.nets.agent_folder import ONNX_SKIPPED_NOTE, onnx_available
     from a2d_evo.nets.supernet import load_supernet
     from a2d_evo.report.deliver import finetune_members, write_delivered
@@ -294,9 +295,6 @@ def export_front(
 
     data = load_front(run, cfg)
     front: list[dict[str, Any]] = data["front"]
-    # here: a2d_evo.evaluation's package imports torch, which the report must not load
-    from a2d_evo.evaluation.seeds import check_scoring_seeds
-
     check_scoring_seeds(cfg, data, run.search / "front.json", "export")
     space = SearchSpace(cfg.space)
     supernet = load_supernet(cfg, run.supernet_weights)

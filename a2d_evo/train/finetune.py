@@ -165,9 +165,9 @@ def finetune_agent(
 def finetune_recipe(cfg: Config) -> str:
     """SHA-256 of the settings a fine-tune trains with: the env, ``ppo`` (at the fine-tune's
     learning rate), ``distill`` and ``finetune`` (not the env's backend or workers: how it is
-    stepped). An export resumed agent by agent keeps a
-    member only when its ``metrics.json`` records this recipe (an export with another
-    ``distill.alpha`` kept members fine-tuned with the first one)."""
+    stepped). An export resumed agent by agent keeps a member only when its ``metrics.json``
+    records this recipe (an export with another ``distill.alpha`` kept members fine-tuned
+    with the first one)."""
     settings = config_to_dict(_finetune_ppo(cfg))
     parts = {k: settings.get(k) for k in ("env", "ppo", "distill", "finetune")}
     for key in RUNTIME_KEYS:  # how the env is stepped, not what trains
