@@ -249,6 +249,6 @@ def test_a_checkpoint_past_the_total_is_refused(tmp_path: Path) -> None:
     with pytest.raises(
         TrainingError,
         match=r"is at update 4 \(step 128\), past the 2 updates of "
-        r"total_steps 64; resume with a total_steps of at least 128",
+        r"total_steps 64; resume with a teacher.total_steps of at least 128",
     ):
         train_teacher(tiny(teacher__total_steps=64), run, resume=True, progress=False)  # fmt: skip

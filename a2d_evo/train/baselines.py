@@ -239,6 +239,7 @@ def train_baselines(
             opts = LoopOptions(
                 stage=f"baseline-{name}",
                 total_steps=steps,
+                budget_key="",  # the run's budget: no key raises it (cmd_baselines refuses)
                 checkpoint=checkpoint,
                 tb_dir=run.tb / "baselines" / name,
                 checkpoint_every=cfg.supernet.checkpoint_every,

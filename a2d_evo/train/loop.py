@@ -72,6 +72,9 @@ class LoopOptions:
     """Stop as on SIGINT after this update (tests, time-boxed runs)."""
     extra: dict[str, Any] | None = None
     """Plain data stored in the checkpoint (e.g. the arch)."""
+    budget_key: str = "total_steps"
+    """The config key ``total_steps`` comes from, named where a checkpoint is past it; ""
+    where no key raises it (a baseline's budget is the run's)."""
 
 
 class TrainResult(NamedTuple):
@@ -122,10 +125,15 @@ def run_ppo(
         )
         learner.load_state(learner_state)
         if start > n_updates:
+            remedy = (
+                f"resume with a {opts.budget_key} of at least {global_step}"
+                if opts.budget_key
+                else f"delete {opts.checkpoint} to train it anew for this budget"
+            )
             raise TrainingError(
                 f"{opts.stage} checkpoint {opts.checkpoint} is at update {start} (step "
                 f"{global_step}), past the {n_updates} updates of total_steps "
-                f"{opts.total_steps}; resume with a total_steps of at least {global_step}"
+                f"{opts.total_steps}; {remedy}"
             )
     elif opts.checkpoint is not None and ctx.is_main:
         save_checkpoint(opts.checkpoint, opts.stage, plain, optimizer, streams, 0, 0, 0.0,

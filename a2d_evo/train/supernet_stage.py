@@ -275,6 +275,7 @@ def train_supernet(
     opts = LoopOptions(
         stage="supernet",
         total_steps=cfg.supernet.total_steps,
+        budget_key="supernet.total_steps",
         checkpoint=folder / "checkpoint.pt",
         tb_dir=run.tb / "supernet",
         checkpoint_every=cfg.supernet.checkpoint_every,

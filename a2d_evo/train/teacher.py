@@ -61,6 +61,7 @@ def train_teacher(
     opts = LoopOptions(
         stage="teacher",
         total_steps=cfg.teacher.total_steps,
+        budget_key="teacher.total_steps",
         checkpoint=folder / "checkpoint.pt",
         tb_dir=run.tb / "teacher",
         checkpoint_every=cfg.teacher.checkpoint_every,
