@@ -15,6 +15,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import math
 import signal
 import sys
 import threading
@@ -47,14 +48,12 @@ Handler = Callable[[argparse.Namespace], int]
 
 # ----------------------------------------------------------------------------- config
 def packaged_config(name: str) -> Path:
-    """A shipped config: ``./configs/<name>``, else the source checkout's, else the installed copy.
+    """A shipped config: the source checkout's, else the installed copy; never one found in
+    the current folder, which the user did not name (its ``env.imports`` would run unchecked).
 
     An editable install imports the package from its checkout, whose ``configs/`` is current;
     the copy installed next to the native module is only as fresh as the last build.
     """
-    local = Path("configs") / name
-    if local.is_file():
-        return local
     checkout = Path(__file__).resolve().parents[1]
     if (checkout / "pyproject.toml").is_file() and (checkout / "configs" / name).is_file():
         return checkout / "configs" / name
@@ -64,7 +63,8 @@ def packaged_config(name: str) -> Path:
     if installed.is_file():
         return installed
     raise ConfigError(
-        f"shipped config {name!r} not found (looked in ./configs and {installed.parent})"
+        f"shipped config {name!r} not found (looked in {checkout / 'configs'} and "
+        f"{installed.parent})"
     )
 
 
@@ -397,9 +397,11 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     try:
         widths = [float(w) for w in args.widths.split(",") if w.strip()]
     except ValueError:
+        widths = [math.nan]
+    if not all(math.isfinite(w) and w > 0 for w in widths):
         raise ConfigError(
-            f"--widths: expected numbers like 0.25,0.5,1, got {args.widths!r}"
-        ) from None
+            f"--widths: expected positive numbers like 0.25,0.5,1, got {args.widths!r}"
+        )
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     baselines = train_baselines(
         cfg, run, widths=widths, methods=methods, resume=args.resume, progress=not args.quiet

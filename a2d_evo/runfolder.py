@@ -32,9 +32,9 @@ FIXED_SECTIONS = ("env", "space")
 
 
 STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "teacher": ("seed", "env", "space", "ppo", "teacher"),
+    "teacher": ("seed", "env", "space", "ppo", "teacher", "eval"),
     "supernet": ("seed", "env", "space", "ppo", "supernet", "distill"),
-    "search": ("seed", "env", "space", "search"),
+    "search": ("seed", "env", "space", "search", "eval"),
 }
 """Sections a ``--resume`` of a stage must find unchanged (but for :data:`BUDGET_KEYS`)."""
 

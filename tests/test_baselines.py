@@ -175,8 +175,10 @@ def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(
     )
     assert json.loads((folder / "metrics.json").read_text())["baseline_budget"] == 512
     for extra, words in ((["--set", "supernet.total_steps=10"], "--set supernet.total_steps"),
-                         (["--seed", "5"], "baselines: ")):  # fmt: skip
+                         (["--seed", "5"], "baselines: "), (["--widths", "nan"], "--widths"),
+                         (["--widths", "inf"], "--widths")):  # fmt: skip
         capsys.readouterr()
         assert main([*argv, *extra]) == 2
         err = capsys.readouterr().err
-        assert words in err and ("budgets are the run's own" in err or "drop --seed" in err), err
+        said = ("budgets are the run's own", "drop --seed", "expected positive numbers")
+        assert words in err and any(s in err for s in said), err

@@ -115,8 +115,12 @@ def test_export_without_search_is_a_clear_error(
 def test_packaged_config_outside_the_repo_is_the_current_one(
     name: str, configs_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`a2d-evo demo` from any folder runs the shipped config as it is in this tree."""
+    """`a2d-evo demo` from any folder runs the shipped config as it is in this tree, never a
+    file of that name in the current folder: the user did not name it, and its env.imports
+    would run unchecked (a received folder with configs/ in it ran `import this`)."""
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / name).write_text("env: {id: CartPole-v1, imports: [this]}\n")
     found = packaged_config(name)
     assert found.is_absolute()
     assert found.read_text() == (configs_dir / name).read_text()

@@ -221,3 +221,20 @@ def test_config_format_version() -> None:
         config_from_dict({"format_version": 2})
     with pytest.raises(ConfigError, match="update the config"):
         config_from_dict({"format_version": 0})
+
+
+def test_teacher_arch_bounds_cover_the_declared_conv_format() -> None:
+    """``teacher.arch.convs`` (the declared-space format) is bounded like the older keys: a
+    conv of 20,000 channels or a kernel of 100 was taken, caught only by the memory estimate."""
+
+    def cnn(**layer: int) -> dict[str, object]:
+        conv = {"width": 16, "kernel": 3, "stride": 1, **layer}
+        return {"teacher": {"arch": {"kind": "cnn", "convs": [conv], "fc": 32}}}
+
+    with pytest.raises(ConfigError, match=r"teacher\.arch\.convs\[0\]\.width: at most"):
+        config_from_dict(cnn(width=20000))
+    with pytest.raises(ConfigError, match=r"teacher\.arch\.convs\[0\]\.kernel: at most 15"):
+        config_from_dict(cnn(kernel=100))
+    with pytest.raises(ConfigError, match=r"teacher\.arch\.convs\[0\]\.stride: at most 8"):
+        config_from_dict(cnn(stride=9))
+    assert config_from_dict(cnn())

@@ -18,7 +18,7 @@ import pytest
 from a2d_evo.config import EnvConfig
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.envs.vector import StepResult
-from a2d_evo.errors import EnvError
+from a2d_evo.errors import ConfigError, EnvError
 
 # ----------------------------------------------------------------------------- helpers
 
@@ -225,8 +225,12 @@ def test_env_errors():
         make_vec_env(EnvConfig(id="Pendulum-v1"), 2, seed=0)
     with pytest.raises(EnvError, match="continuous action spaces"):
         env_spec(EnvConfig(id="MountainCarContinuous-v0"))
-    with pytest.raises(EnvError, match="for Atari ids only"):
-        make_vec_env(EnvConfig(id="CartPole-v1", backend="native"), 2, seed=0)
+    # an Atari backend for another env is a config error, before any run folder records it
+    # (backend is a runtime key: a corrected command never rewrote it, and every later
+    # command of the run failed)
+    for backend in ("native", "ale_vector"):
+        with pytest.raises(ConfigError, match=f"env.backend: '{backend}' is for Atari ids"):
+            EnvConfig(id="CartPole-v1", backend=backend)  # type: ignore[arg-type]
     with pytest.raises(EnvError, match="ALE/NoSuchGame-v5"):
         make_vec_env(EnvConfig(id="ALE/NoSuchGame-v5"), 2, seed=0)
     with pytest.raises(EnvError, match="kwargs"):

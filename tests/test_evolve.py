@@ -389,6 +389,10 @@ def test_resume_with_another_config_is_refused(reference_run: Path) -> None:
     other = config_from_dict({**RAW, "search": {**RAW["search"], "pop": 12}})
     with pytest.raises(RunFolderError, match=r"search\.pop"):
         evolve(other, RunFolder(reference_run), resume=True, progress=False)
+    # eval.num_envs too: R_random's draws depend on it, and the delivery is chosen against it
+    waves = config_from_dict({**RAW, "eval": {"num_envs": 2}})
+    with pytest.raises(RunFolderError, match=r"eval\.num_envs"):
+        evolve(waves, RunFolder(reference_run), resume=True, progress=False)
 
 
 def test_pop_below_four_is_a_config_error() -> None:

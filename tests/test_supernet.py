@@ -276,3 +276,23 @@ def _check_gradient_locality(supernet: Supernet, active: dict[str, tuple[slice, 
         mask[active[name]] = True
         assert p.grad[mask].abs().sum() > 0, f"{name}: no gradient in the active slice"
         assert not p.grad[~mask].any(), f"{name}: gradient outside the active slice"
+
+
+def test_supernet_weights_with_nan_are_refused(tmp_path: Path) -> None:
+    """As load_agent refuses them: NaN logits argmax to action 0 on every path, so a diverged
+    supernet was scored with plausible returns (9.2 on CartPole for every arch)."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.errors import FormatError
+    from a2d_evo.files import torch_save
+    from a2d_evo.nets.supernet import build_supernet, load_supernet
+
+    cfg = config_from_dict({"env": {"id": "CartPole-v1"}})
+    state = build_supernet(cfg).state_dict()
+    torch_save(tmp_path / "ok.pt", state)
+    assert load_supernet(cfg, tmp_path / "ok.pt")
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    state[name] = state[name].clone()
+    state[name].view(-1)[0] = float("nan")
+    torch_save(tmp_path / "nan.pt", state)
+    with pytest.raises(FormatError, match="holds NaN or infinite values"):
+        load_supernet(cfg, tmp_path / "nan.pt")

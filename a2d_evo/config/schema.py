@@ -145,6 +145,13 @@ class EnvConfig:
                 "gymnasium.make's own argument, set by a2d-evo (it never renders; the episode "
                 "limit is env.max_episode_steps): remove it"
             )
+        if self.backend in ("ale_vector", "native") and not self.atari:
+            # refused here, before a run folder records it: backend is a runtime key, so a
+            # corrected command would never rewrite it, and every later command would fail
+            raise ConfigError(
+                f"env.backend: {self.backend!r} is for Atari ids (ALE/...) only, and "
+                f"{self.id} is not one; use 'auto' or 'sync'"
+            )
         if self.kwargs and self.atari:  # refused here, before any run folder is written
             raise ConfigError(
                 f"env.kwargs: {_short(str(self.kwargs))} are not supported for Atari ids (the "
@@ -673,7 +680,9 @@ class EvalConfig:
     num_envs: int = 16
     """Environments stepped together during evaluation (at most 4096)."""
     random_episodes: int = 30
-    """Episodes of the uniform-random policy that define R_random (at most 100000)."""
+    """Not read: R_random is always the uniform-random policy on the scored agents' own
+    episodes and seeds, as their normalised return needs. Kept so that every written
+    ``config.yaml`` still loads (at most 100000)."""
 
     def __post_init__(self) -> None:
         _check_bounds("eval.episodes", self.episodes, 1, MAX_EPISODES)
@@ -776,7 +785,7 @@ def _check_arch_sizes(arch: Any) -> None:
     where it is built (:func:`a2d_evo.nets.space.arch_from_dict`)."""
     if not isinstance(arch, dict):
         return
-    lists = {k: arch.get(k) for k in ("widths", "conv", "extra")}
+    lists = {k: arch.get(k) for k in ("widths", "conv", "extra", "convs")}
     for key, value in lists.items():
         if isinstance(value, list | tuple) and len(value) > MAX_LAYERS:
             raise ConfigError(f"teacher.arch.{key}: at most {MAX_LAYERS} layers, got {len(value)}")
@@ -790,6 +799,16 @@ def _check_arch_sizes(arch: Any) -> None:
         for i, pair in enumerate(extra):
             if isinstance(pair, list | tuple) and pair:
                 sizes.append((f"teacher.arch.extra[{i}][0]", pair[0]))
+    convs = lists["convs"]  # the declared-space format: one mapping per conv layer
+    if isinstance(convs, list | tuple):
+        for i, layer in enumerate(convs):
+            if not isinstance(layer, dict):
+                continue
+            sizes.append((f"teacher.arch.convs[{i}].width", layer.get("width")))
+            for key, most in (("kernel", _MAX_KERNEL), ("stride", _MAX_STRIDE)):
+                v = layer.get(key)
+                if isinstance(v, int) and not isinstance(v, bool) and v > most:
+                    raise ConfigError(f"teacher.arch.convs[{i}].{key}: at most {most}, got {v}")
     sizes.append(("teacher.arch.fc", arch.get("fc")))
     for key, value in sizes:
         if isinstance(value, int) and not isinstance(value, bool) and value > MAX_WIDTH:

@@ -67,10 +67,6 @@ def make_vec_env(
         return make_atari_vec_env(
             cfg, num_envs, seed=seed, training=training, max_episode_steps=limit
         )
-    if cfg.backend not in ("auto", "sync"):
-        raise EnvError(
-            f"{cfg.id}: backend {cfg.backend!r} is for Atari ids only; classic control uses 'sync'"
-        )
     envs = [make_classic_env(cfg.id, cfg.kwargs, limit) for _ in range(num_envs)]
     image = is_image_space(envs[0].observation_space)
     return SyncVecEnv(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8 if image else np.float32)

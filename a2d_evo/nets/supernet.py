@@ -250,5 +250,10 @@ def load_supernet(cfg: Config, path: str | Path) -> Supernet:
                 f"supernet weights {path}: {name} has shape {tuple(state[name].shape)}, the "
                 f"config's search space needs {tuple(tensor.shape)}"
             )
+        # as load_agent: NaN logits argmax to action 0, scored as a plausible return
+        if state[name].is_floating_point() and not bool(torch.isfinite(state[name]).all()):
+            raise FormatError(
+                f"supernet weights {path}: tensor {name!r} holds NaN or infinite values"
+            )
     net.load_state_dict(state)
     return net
