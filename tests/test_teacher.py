@@ -313,3 +313,20 @@ def test_import_bad_files_write_nothing(tmp_path: Path) -> None:
     with pytest.raises(FormatError):
         import_teacher(broken, cartpole_cfg(), run, fmt="sb3")
     assert not run.teacher.exists()
+
+
+def test_a_space_that_does_not_fit_the_env_is_refused_before_the_teacher_binds_the_run(
+    tmp_path: Path, configs_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The teacher's stage records the run's space: a CNN space on CartPole with a pinned MLP
+    teacher trained, then no supernet could ever be trained in the run (the corrected command
+    conflicted with the recorded space). Refused before anything is written."""
+    from a2d_evo.cli import main
+
+    out = tmp_path / "run"
+    argv = ["train-teacher", "--config", str(configs_dir / "cartpole.yaml"), "--out", str(out),
+            "--set", "space.kind=cnn", "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "space.kind 'cnn' does not fit CartPole-v1" in err, err
+    assert not (out / "config.yaml").exists()

@@ -43,7 +43,7 @@ from a2d_evo.nets.agent import Agent, trunk_hw
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train.streams import set_threads
-from a2d_evo.train.teacher_folder import save_teacher
+from a2d_evo.train.teacher_folder import check_space_fits, save_teacher
 
 MAX_MEMBER_BYTES = 2 << 30
 """Refuse zip members larger than this (a zip bomb is not a policy)."""
@@ -75,6 +75,7 @@ def import_teacher(
         raise FormatError(f"teacher format {fmt!r}: expected 'auto', 'sb3' or 'cleanrl'")
     spec = env_spec(cfg.env)
     check_fits_env(arch, mapped, spec.obs_shape, spec.n_actions, cfg.env.id, source)
+    check_space_fits(cfg, spec.obs_shape, spec.n_actions)
     # The imported CNNs (CleanRL ppo_atari, SB3 NatureCNN) divide pixels by 255 themselves:
     # their scale is the default one, whatever the env's.
     agent = Agent(arch, spec.obs_shape, spec.n_actions, config_to_dict(cfg.env))

@@ -21,7 +21,7 @@ from a2d_evo.scale import ddp
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.streams import Streams, set_threads
-from a2d_evo.train.teacher_folder import save_teacher, teacher_arch
+from a2d_evo.train.teacher_folder import check_space_fits, save_teacher, teacher_arch
 
 __all__ = ["train_teacher"]
 
@@ -43,6 +43,7 @@ def train_teacher(
     """
     arch = teacher_arch(cfg)
     spec = env_spec(cfg.env)
+    check_space_fits(cfg, spec.obs_shape, spec.n_actions)
     check_stage_memory("teacher", arch, spec, cfg.ppo, arch_keys="teacher.arch")
     ctx = ddp.init_distributed(cfg.device)
     ddp.check_world_size(cfg.ppo, ctx.world_size)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config
-from a2d_evo.errors import TrainingError
+from a2d_evo.errors import ArchError, ConfigError, TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import teacher_eval_seed
 from a2d_evo.formats import paired_lower95, weak_teacher_caution
@@ -31,6 +31,21 @@ def teacher_arch(cfg: Config) -> Arch:
     if cfg.teacher.arch is not None:
         return arch_from_dict(cfg.teacher.arch)
     return SearchSpace(cfg.space).default_teacher()
+
+
+def check_space_fits(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) -> None:
+    """ConfigError unless the search space fits the env (a CNN space needs image
+    observations, an MLP one vectors). The teacher's stage is the run's first and records
+    ``space``, which no later command may change: a teacher with a pinned ``teacher.arch``
+    trained in a space that does not fit left a run no supernet could be trained in."""
+    try:
+        Agent(SearchSpace(cfg.space).smallest(), obs_shape, n_actions)
+    except ArchError as exc:
+        raise ConfigError(
+            f"space.kind {cfg.space.kind!r} does not fit {cfg.env.id} ({exc}); the run records "
+            "its space with this first stage and no later stage may change it: set space to "
+            "one that fits the env"
+        ) from None
 
 
 def save_teacher(agent: Agent, cfg: Config, folder: Path, extra: Mapping[str, Any]) -> Path:
