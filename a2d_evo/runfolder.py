@@ -251,7 +251,14 @@ class RunFolder:
                 raise RunFolderError(
                     f"--resume: {key} may only be raised ({folder} was set to {old}, asked "
                     f"{new})"
-                    + (f"; e.g. {self.resume_command(stage, {key: 2 * old})}" if old else "")
+                    + (
+                        # most often the --set of an earlier raise left out: the stage's own
+                        # config continues at the recorded value
+                        f"; continue at {old} with {self.resume_command(stage)}, or raise it "
+                        f"with {self.resume_command(stage, {key: 2 * old})}"
+                        if old
+                        else ""
+                    )
                 )
         if not changes:
             return

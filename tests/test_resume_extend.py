@@ -162,7 +162,9 @@ def test_resume_may_only_raise_the_budget_and_records_each_raise(tmp_path: Path)
     with pytest.raises(
         RunFolderError,
         match=r"teacher\.total_steps may only be raised \(.* was "
-        r"set to 128, asked 64\)",
+        r"set to 128, asked 64\); continue at 128 with `a2d-evo train-teacher --config "
+        r".*teacher/config\.yaml --out .* --resume`, or raise it with .*"
+        r"--resume --set teacher\.total_steps=256`",
     ):
         run.bind_stage("teacher", tiny(teacher__total_steps=64), resume=True)  # fmt: skip
     with pytest.raises(
