@@ -142,6 +142,17 @@ def test_a_bad_value_set_by_an_override_names_the_override_not_the_file(
     with pytest.raises(ConfigError) as info:
         load_config(path, ["env.id=ALE/Pong-v5"])
     assert str(info.value).startswith(f"{path} with override 'env.id=ALE/Pong-v5': space.kind")
+    # a check across keys that quotes no value but names the keys: the overrides of those
+    # keys are named (the file was blamed for ppo.num_envs=1 with ppo.num_steps=2)
+    acrobot = configs_dir / "acrobot.yaml"  # ppo.num_minibatches 4 in the file
+    with pytest.raises(ConfigError) as info:
+        load_config(acrobot, ["ppo.lr=1e-3", "ppo.num_envs=1", "ppo.num_steps=2"])
+    assert str(info.value).startswith(
+        f"{acrobot} with overrides 'ppo.num_envs=1', 'ppo.num_steps=2': ppo.num_minibatches"
+    )
+    # a null mapping is said as such (it read "the file is empty")
+    with pytest.raises(ConfigError, match=r"env\.kwargs: expected a mapping \(\{\} for none\)"):
+        load_config(path, ["env.kwargs=null"])
 
 
 def test_delivery_candidates_default_to_pop_and_are_bounded_by_the_slots() -> None:

@@ -131,7 +131,14 @@ def config_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "<di
         # a check across keys (space.kind against env.id) names the override whose value it
         # quotes, not only the key it reports
         given = given or [i for i in overrides if f"{parse_override(i)[1]!r}" in body]
-        where = f"{source} with override {given[-1]!r}" if given else source
+        # ...or whose keys it names (ppo.num_minibatches must divide ppo.num_envs * ...)
+        named = [i for i in overrides if ".".join(parse_override(i)[0]) in body]
+        where = source
+        if given:
+            where = f"{source} with override {given[-1]!r}"
+        elif named:
+            listed = ", ".join(repr(i) for i in named)
+            where = f"{source} with override{'s' if len(named) > 1 else ''} {listed}"
         raise ConfigError(f"{where}: {body}") from None
 
 
@@ -237,8 +244,8 @@ def _parse_text(text: str, tp: Any, key: str) -> Any:
         items = [t.strip() for t in body.split(",") if t.strip()]
         return [_parse_text(t, args[0], key) for t in items]
     if origin is dict or tp is dict:
-        if not text.strip():
-            raise ConfigError(f"{key}: expected a mapping, got {text!r}")
+        if text.strip() in ("", "~", "null", "Null", "NULL"):
+            raise ConfigError(f"{key}: expected a mapping ({{}} for none), got {text!r}")
         value = parse_yaml(text, key)
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {text!r}")
