@@ -174,11 +174,17 @@ def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(
         capsys.readouterr().out
     )
     assert json.loads((folder / "metrics.json").read_text())["baseline_budget"] == 512
-    for extra, words in ((["--set", "supernet.total_steps=10"], "--set supernet.total_steps"),
-                         (["--seed", "5"], "baselines: "), (["--widths", "nan"], "--widths"),
-                         (["--widths", "inf"], "--widths")):  # fmt: skip
+    refused = [
+        (["--set", "supernet.total_steps=10"], "--set supernet.total_steps"),
+        (["--seed", "5"], "baselines: "),
+        (["--widths", "nan"], "--widths"),
+        (["--widths", "inf"], "--widths"),
+        (["--widths", "5000"], "--widths 5000: the teacher mlp-4 scaled"),  # 20,000 units
+    ]
+    for extra, words in refused:
         capsys.readouterr()
         assert main([*argv, *extra]) == 2
         err = capsys.readouterr().err
-        said = ("budgets are the run's own", "drop --seed", "expected positive numbers")
+        said = ("budgets are the run's own", "drop --seed", "expected positive numbers",
+                "above 16,384 (MAX_WIDTH)")  # fmt: skip
         assert words in err and any(s in err for s in said), err

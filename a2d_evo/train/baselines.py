@@ -35,7 +35,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from a2d_evo.config import Config, DistillConfig, config_to_dict, replace
+from a2d_evo.config import MAX_WIDTH, Config, DistillConfig, config_to_dict, replace
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError, RunFolderError
 from a2d_evo.evaluation.episodes import resolve_device, score_against_references
@@ -45,6 +45,7 @@ from a2d_evo.formats import BASELINE_METHODS, baseline_name
 from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import load_agent, save_agent
+from a2d_evo.nets.cost import check_stage_memory
 from a2d_evo.nets.space import Arch
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train.distill import distill_actor_loss, distill_critic_loss
@@ -204,9 +205,23 @@ def train_baselines(
                         f"`a2d-evo baselines {shlex.quote(str(run.root))} --resume`, or delete "
                         f"{run.baselines / f'.{name}.checkpoint.pt'} to train it from scratch"
                     )
+    archs = {m: scale_arch(base, m) for m in widths}
+    for multiplier, arch in archs.items():  # before any is trained: --widths 999 was taken
+        d = arch.to_dict()
+        widest = max([*d.get("widths", []), *(c["width"] for c in d.get("convs", [])),
+                      d.get("fc") or 0])  # fmt: skip
+        if widest > MAX_WIDTH:
+            raise ConfigError(
+                f"--widths {multiplier:g}: the teacher {base} scaled is {arch}, a layer of "
+                f"{widest:,} units, above {MAX_WIDTH:,} (MAX_WIDTH)"
+            )
+        check_stage_memory(
+            f"baseline x{multiplier:g}", arch, spec, cfg.ppo,
+            arch_keys=f"--widths {multiplier:g} (of the teacher {base})",
+        )  # fmt: skip
     folders = []
     for multiplier in widths:
-        arch = scale_arch(base, multiplier)
+        arch = archs[multiplier]
         for method in methods:
             name = safe_name(baseline_name(method, multiplier))
             folder = run.baselines / name
