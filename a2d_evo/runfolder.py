@@ -185,10 +185,12 @@ class RunFolder:
         that differs on the stage's sections, except for a raised :data:`BUDGET_KEYS` value,
         which extends the stage (even a finished one).
         """
+        # a stage folder linked out of the run (a received run) is refused, as agents/ and
+        # baselines/ are: its checkpoints and results would be written into another folder
+        folder = self.inside(self.stage(stage), f"the {stage} stage's files")
         if resume:
             self.check_resumable(stage)
         self.bind(cfg)
-        folder = self.stage(stage)
         saved_path = folder / "config.yaml"
         if resume:
             saved = self._read_config(saved_path)

@@ -235,3 +235,20 @@ def test_the_teachers_metrics_use_eval_episodes_unless_told_otherwise(tmp_path: 
         cfg = config_from_dict({**base, "teacher": teacher})
         folder = save_teacher(agent, cfg, tmp_path / str(want), {"source": "test"})
         assert json.loads((folder / "metrics.json").read_text())["episodes"] == want
+
+
+@pytest.mark.parametrize("stage", ["teacher", "supernet", "search"])
+def test_a_stage_folder_linked_out_of_the_run_is_refused_before_anything_is_written(
+    stage: str, tmp_path: Path
+) -> None:
+    """As agents/ and baselines/: a received run whose stage folder is a symlink to another
+    folder would have had that stage's config, checkpoints and results written there."""
+
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    run.stage(stage).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(RunFolderError, match="leads outside the run folder"):
+        run.bind_stage(stage, config_from_dict({}), resume=False)
+    assert list(outside.iterdir()) == [] and not run.config_path.exists()
