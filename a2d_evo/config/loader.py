@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -132,7 +133,7 @@ def config_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "<di
         # quotes, not only the key it reports
         given = given or [i for i in overrides if f"{parse_override(i)[1]!r}" in body]
         # ...or whose keys it names (ppo.num_minibatches must divide ppo.num_envs * ...)
-        named = [i for i in overrides if ".".join(parse_override(i)[0]) in body]
+        named = [i for i in overrides if _names(body, ".".join(parse_override(i)[0]))]
         where = source
         if given:
             where = f"{source} with override {given[-1]!r}"
@@ -140,6 +141,12 @@ def config_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "<di
             listed = ", ".join(repr(i) for i in named)
             where = f"{source} with override{'s' if len(named) > 1 else ''} {listed}"
         raise ConfigError(f"{where}: {body}") from None
+
+
+def _names(text: str, key: str) -> bool:
+    """Whether ``text`` names the dotted ``key`` as a whole (``ppo.num_envs``, not the
+    ``seed`` inside ``search.seeds``)."""
+    return re.search(rf"(?<![\w.]){re.escape(key)}(?![\w])", text) is not None
 
 
 def _covers(override_key: str, key: str) -> bool:
