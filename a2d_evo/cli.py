@@ -19,7 +19,7 @@ import math
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,14 @@ from a2d_evo.config import (
 from a2d_evo.errors import A2DError, ConfigError, Interrupted, RunFolderError
 from a2d_evo.files import read_json
 from a2d_evo.formats import BASELINE_METHODS
-from a2d_evo.runfolder import FIXED_SECTIONS, RUN_PARTS, RunFolder, config_diff, enclosing_run
+from a2d_evo.runfolder import (
+    FIXED_SECTIONS,
+    RUN_PARTS,
+    RunFolder,
+    config_diff,
+    enclosing_run,
+    setting,
+)
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -158,12 +165,15 @@ def config_of_run(
     builds_env: bool = True,
     after: str | None = None,
     env_variant: bool = False,
+    keeps: Mapping[str, str] | None = None,
 ) -> Config:
     """The run's saved config with this command's overrides on top.
 
     Overrides of the run's env or space are refused (the run's agents are of that env), but
     for ``env_variant`` (``eval``): one agent may play a variant of its env (another
-    ``max_episode_steps``, no sticky actions), though not another env id or space.
+    ``max_episode_steps``, no sticky actions), though not another env id or space. So are
+    overrides that change a dotted key of ``keeps`` (key -> why the command keeps the run's
+    value) and, but for ``env_variant``, ``eval.num_envs`` (R_random depends on it).
 
     ``after="search"`` (``export``, ``baselines``): the config the search ran with
     (``RUN_DIR/search/config.yaml``) when there is one, so that every agent is scored on the
@@ -194,14 +204,17 @@ def config_of_run(
                 + "; it cannot change them here (`eval` may play a variant of the env; train "
                 "a new run with --out for another)"
             )
-        if not env_variant and cfg.eval.num_envs != saved.eval.num_envs:
-            raise ConfigError(
-                f"--set eval.num_envs: {run.root}'s figures were measured with "
-                f"{saved.eval.num_envs} env slots per wave, and the random policy's returns "
-                "(R_random, which every normalised return divides by) depend on how its "
-                "episodes are batched; this command writes figures of the run, so it keeps the "
-                "run's value (`eval` may change it)"
+        kept = dict(keeps or {})
+        if not env_variant:
+            kept["eval.num_envs"] = (
+                f"{run.root}'s figures were measured with {saved.eval.num_envs} env slots per "
+                "wave, and the random policy's returns (R_random, which every normalised return "
+                "divides by) depend on how its episodes are batched; this command writes "
+                "figures of the run, so it keeps the run's value (`eval` may change it)"
             )
+        moved = [k for k, why in kept.items() if setting(saved, k) != setting(cfg, k)]
+        if moved:  # by value: an override that sets the run's own value changes nothing
+            raise ConfigError(f"--set {', '.join(moved)}: {kept[moved[0]]}")
     if not builds_env:
         return cfg
     return checked_file_config(cfg, saved, args, str(path))
@@ -384,16 +397,13 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     from a2d_evo.train import train_baselines  # here: --help stays torch-free
 
     run = RunFolder(args.run_dir)
+    why = (
+        "the baselines' budgets are the run's own (ppo: the teacher's steps; distill and a2d: "
+        "the supernet's plus the delivered front's fine-tune), so that each gets what the "
+        "searched agents had; they cannot be changed here"
+    )
     budgets = ("teacher.total_steps", "supernet.total_steps", "finetune.steps")
-    given = [k for k in budgets if any(o.split("=", 1)[0].strip() == k for o in args.set or [])]
-    if given:
-        raise ConfigError(
-            f"--set {', '.join(given)}: the baselines' budgets are the run's own (ppo: the "
-            "teacher's steps; distill and a2d: the supernet's plus the delivered front's "
-            "fine-tune), so that each gets what the searched agents had; they cannot be "
-            "changed here"
-        )
-    cfg = config_of_run(run, args, after="search")
+    cfg = config_of_run(run, args, after="search", keeps=dict.fromkeys(budgets, why))
     try:
         widths = [float(w) for w in args.widths.split(",") if w.strip()]
     except ValueError:

@@ -222,7 +222,7 @@ class RunFolder:
             return ""
         key = BUDGET_KEYS[stage][0]
         try:
-            total = _value(self._read_config(self.stage(stage) / "config.yaml"), key)
+            total = setting(self._read_config(self.stage(stage) / "config.yaml"), key)
         except RunFolderError:  # no or a broken stage config: the plain advice must do
             return ""
         verb = "search" if stage == "search" else "train"
@@ -247,7 +247,7 @@ class RunFolder:
                 f"{', '.join(fixed)}{may}; resume with the same config: "
                 f"{self.resume_command(stage)}"
             )
-        changes = {k: (_value(saved, k), _value(cfg, k)) for k in diff}
+        changes = {k: (setting(saved, k), setting(cfg, k)) for k in diff}
         for key, (old, new) in changes.items():
             if old is None or new is None or new < old:  # None: no budget at all
                 raise RunFolderError(
@@ -352,7 +352,7 @@ def run_teacher(path: str | Path) -> Path | None:
     return run.teacher_agent
 
 
-def _value(cfg: Config, key: str) -> Any:
+def setting(cfg: Config, key: str) -> Any:
     """The value of a dotted ``section.field`` key of ``cfg``."""
     section, _, name = key.partition(".")
     return getattr(getattr(cfg, section), name)
