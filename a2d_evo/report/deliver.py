@@ -61,12 +61,13 @@ def fine_tuned(metrics: dict[str, Any], cfg: Config) -> bool:
     episodes = val.get("episodes") if isinstance(val, dict) else 0
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
     before = metrics.get("before")
+    recipe = finetune_recipe(cfg)
     return (
         metrics.get("finetune_budget") == cfg.finetune.steps
         and isinstance(metrics.get("inherited"), dict)
         and episodes == cfg.finetune.validation_episodes
         and metrics.get("finetune_lr", cfg.finetune_lr) == cfg.finetune_lr
-        and metrics.get("finetune_recipe", finetune_recipe(cfg)) == finetune_recipe(cfg)
+        and metrics.get("finetune_recipe", recipe) == recipe
         and metrics.get("seeds") == seeds
         and isinstance(before, dict)
         and before.get("seeds") == seeds

@@ -206,8 +206,8 @@ class _Search:
             if saved.finished and front.is_file():
                 # a raised search.gens or search.budget_steps (a --resume may raise them) goes
                 # on from the saved state and delivers the front again
-                binding = self._binding_limit(problem, start, front)
                 delivered = read_json_dict(front, "front").get("search", {})
+                binding = self._binding_limit(problem, start, delivered)
                 if binding is not None and delivered.get("budget_steps") == s.budget_steps:
                     if self.progress:
                         print(f"evolve: the search in {self.folder} already finished after "
@@ -285,11 +285,14 @@ class _Search:
             writer.close()
         return path
 
-    def _binding_limit(self, problem: SubnetProblem, start: int, front: Path) -> str | None:
+    def _binding_limit(
+        self, problem: SubnetProblem, start: int, delivered: dict[str, Any]
+    ) -> str | None:
         """Why a finished search cannot go on (its limit, as the config stands now), or None
-        when a raised ``search.gens`` / ``search.budget_steps`` lets it."""
+        when a raised ``search.gens`` / ``search.budget_steps`` lets it. ``delivered``: the
+        ``search`` block of the ``front.json`` it delivered."""
         s = self.cfg.search
-        stopped_by = read_json_dict(front, "front").get("search", {}).get("stopped_by")
+        stopped_by = delivered.get("stopped_by")
         if stopped_by == "space exhausted":
             return "the space is exhausted: every arch of it was evaluated"
         if budget_spent(problem, s.budget_steps):
