@@ -552,3 +552,28 @@ def test_step_result_fields():
         "episode_return",
         "episode_length",
     )
+
+
+def test_evaluation_envs_without_any_episode_limit_are_refused():
+    """A2DTestNan-v0 registers no limit and never ends an episode: evaluating on it would
+    never return, so an evaluation env needs ``env.max_episode_steps``; training envs run on."""
+    from a2d_evo.envs import check_episode_bound
+
+    unbounded = EnvConfig(id="A2DTestNan-v0", kwargs={"bad": -1})
+    with pytest.raises(ConfigError, match=r"env\.max_episode_steps: A2DTestNan-v0 registers no"):
+        make_vec_env(unbounded, 2, seed=0, training=False)
+    with pytest.raises(ConfigError, match="env.max_episode_steps"):
+        check_episode_bound(unbounded)
+    make_vec_env(unbounded, 2, seed=0, training=True).close()
+    # a cap (the search's) or the key bounds it: episodes then end at the limit
+    capped = make_vec_env(unbounded, 2, seed=0, training=False, max_episode_steps=3)
+    capped.reset()
+    ends = [capped.step(np.zeros(2, np.int64)).episode_length for _ in range(3)]
+    np.testing.assert_array_equal(ends[-1], [3, 3])
+    capped.close()
+    bounded = EnvConfig(id="A2DTestNan-v0", kwargs={"bad": -1}, max_episode_steps=4)
+    check_episode_bound(bounded)
+    make_vec_env(bounded, 1, seed=0, training=False).close()
+    # registered limits and ALE's frame limit count
+    check_episode_bound(EnvConfig(id="CartPole-v1"))
+    check_episode_bound(EnvConfig(id="ALE/Pong-v5"))

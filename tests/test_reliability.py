@@ -490,7 +490,11 @@ def test_an_env_turning_nan_stops_training_and_keeps_the_checkpoint(
     from a2d_evo.train.teacher import train_teacher
 
     raw = tiny_raw(
-        env={"id": "A2DReliabilityNaN-v0", "kwargs": {"at": 40, "what": what}},
+        env={
+            "id": "A2DReliabilityNaN-v0",
+            "kwargs": {"at": 40, "what": what},
+            "max_episode_steps": 200,
+        },
         teacher={"checkpoint_every": 1},
     )
     cfg = config_from_dict(raw)
@@ -503,11 +507,55 @@ def test_an_env_turning_nan_stops_training_and_keeps_the_checkpoint(
     assert not run.teacher_agent.exists()
 
 
+def test_a_teacher_on_an_env_with_no_episode_limit_is_refused_before_training(
+    tmp_path: Path,
+) -> None:
+    """Its evaluation at the end would never return: refused, naming the key, with nothing
+    written; the same env with env.max_episode_steps trains and evaluates."""
+    from a2d_evo.errors import ConfigError, TrainingError
+    from a2d_evo.train.teacher import train_teacher
+
+    raw = tiny_raw(env={"id": "A2DReliabilityNaN-v0", "kwargs": {"at": 10**9}})
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(ConfigError, match="set env.max_episode_steps"):
+        train_teacher(config_from_dict(raw), run, progress=False)
+    assert not run.root.exists()
+    raw["env"]["max_episode_steps"] = 20
+    # a reward of 1 per step: every policy scores 20, the episodes' limit, so the teacher is
+    # then refused as no better than random, after its evaluation ended
+    with pytest.raises(TrainingError, match=r"greedy return \(20\.00\) does not beat"):
+        train_teacher(config_from_dict(raw), run, progress=False)
+    assert (run.teacher / "checkpoint.pt").is_file()
+
+
+def test_a_search_on_an_env_with_no_episode_limit_is_refused_before_it_starts(
+    tmp_path: Path,
+) -> None:
+    """The search's own episodes are capped (search.max_episode_steps), but the front's final
+    re-scoring plays full ones: refused before the search folder is made."""
+    from a2d_evo.errors import ConfigError
+    from a2d_evo.search.evolution import evolve
+
+    raw = tiny_raw(
+        env={"id": "A2DReliabilityNaN-v0", "kwargs": {"at": 10**9}},
+        search={"pop": 8, "gens": 3, "episodes": 1, "max_episode_steps": 50},
+    )
+    run = RunFolder(tmp_path / "run")
+    _plant_supernet_and_teacher(raw, run.root)
+    with pytest.raises(ConfigError, match="set env.max_episode_steps"):
+        evolve(config_from_dict(raw), run, progress=False)
+    assert not run.search.exists()
+
+
 def test_an_env_turning_nan_stops_the_search(tmp_path: Path) -> None:
     from a2d_evo.search.evolution import evolve
 
     raw = tiny_raw(
-        env={"id": "A2DReliabilityNaN-v0", "kwargs": {"at": 15, "what": "obs"}},
+        env={
+            "id": "A2DReliabilityNaN-v0",
+            "kwargs": {"at": 15, "what": "obs"},
+            "max_episode_steps": 200,
+        },
         search={"pop": 8, "gens": 3, "episodes": 1, "max_episode_steps": 50},
     )
     run = RunFolder(tmp_path / "run")

@@ -107,7 +107,9 @@ class EnvConfig:
     """End training episodes on a lost life (Atari); evaluation always plays full games."""
     max_episode_steps: int | None = None
     """Truncate episodes after this many agent steps; None keeps the env's own limit
-    (MinAtar ids, which have none, get :data:`MINATAR_MAX_EPISODE_STEPS`). At most 10^9."""
+    (MinAtar ids, which have none, get :data:`MINATAR_MAX_EPISODE_STEPS`). At most 10^9. An
+    env with no limit of its own needs it: evaluation plays full episodes
+    (:func:`a2d_evo.envs.factory.check_episode_bound`)."""
 
     MAKE_ARGUMENTS: ClassVar[tuple[str, ...]] = (
         "render_mode",

@@ -5,7 +5,16 @@ gives its observation shape, dtype and action count; :mod:`a2d_evo.envs.vector` 
 contract (:class:`VecEnv`, :class:`StepResult`) that every backend implements.
 """
 
-from a2d_evo.envs.factory import env_spec, make_vec_env
+from a2d_evo.envs.factory import check_episode_bound, env_spec, make_vec_env
 from a2d_evo.envs.vector import EnvSpec, StepResult, SyncVecEnv, VecEnv, seed_list
 
-__all__ = ["EnvSpec", "StepResult", "SyncVecEnv", "VecEnv", "env_spec", "make_vec_env", "seed_list"]
+__all__ = [
+    "EnvSpec",
+    "StepResult",
+    "SyncVecEnv",
+    "VecEnv",
+    "check_episode_bound",
+    "env_spec",
+    "make_vec_env",
+    "seed_list",
+]

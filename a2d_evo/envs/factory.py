@@ -18,10 +18,17 @@ from a2d_evo.envs.image import ALE_OBS_SCALE, is_image_space
 from a2d_evo.envs.imports import prepare_env
 from a2d_evo.envs.native_atari import NativeAtariVecEnv
 from a2d_evo.envs.vector import EnvSpec, SyncVecEnv, VecEnv
-from a2d_evo.errors import EnvError
+from a2d_evo.errors import ConfigError, EnvError
 from a2d_evo.ops import backend_name
 
-__all__ = ["AUTO_BACKEND", "auto_backend", "env_spec", "make_atari_vec_env", "make_vec_env"]
+__all__ = [
+    "AUTO_BACKEND",
+    "auto_backend",
+    "check_episode_bound",
+    "env_spec",
+    "make_atari_vec_env",
+    "make_vec_env",
+]
 
 # backend: auto -> native. `python benchmarks/bench_envs.py` (Pong, 8 envs, 2 workers/threads,
 # 2 cores, random actions, all envs timed in interleaved blocks of 100 steps on a shared machine
@@ -50,7 +57,8 @@ def make_vec_env(
     it never lengthens them (on ALE ids the own limit is v5's 108,000 frames over
     ``frame_skip``, and either one replaces it, ``docs/atari_pipeline.md``). ``cfg.imports``
     run first (see :mod:`a2d_evo.envs.imports` for who may name them) and the id must then be
-    registered.
+    registered. Evaluation envs (``training=False``) must end their episodes: with no limit
+    at all :func:`check_episode_bound` refuses them.
     """
     prepare_env(cfg)
     if num_envs < 1:
@@ -63,6 +71,8 @@ def make_vec_env(
         limit = max_episode_steps if own is None else min(max_episode_steps, own)
     if limit is not None and limit < 1:
         raise EnvError(f"{cfg.id}: max_episode_steps must be >= 1, got {limit}")
+    if not training and limit is None:
+        check_episode_bound(cfg)
     if cfg.atari:
         return make_atari_vec_env(
             cfg, num_envs, seed=seed, training=training, max_episode_steps=limit
@@ -80,6 +90,23 @@ def registered_limit(env_id: str) -> int | None:
         return gym.spec(env_id).max_episode_steps
     except gym.error.Error:
         return None
+
+
+def check_episode_bound(cfg: EnvConfig) -> None:
+    """ConfigError unless episodes of ``cfg``'s env end within a known number of steps: ALE
+    ids have v5's frame limit, other ids a registered limit or ``env.max_episode_steps``
+    (MinAtar's default). Without one, an evaluation episode of an agent that never reaches a
+    terminal state would run forever: the teacher's evaluation and the front's final
+    re-scoring play full episodes. Stages that evaluate check it before they bind the run."""
+    if cfg.atari or cfg.max_episode_steps is not None:
+        return
+    prepare_env(cfg)
+    if registered_limit(cfg.id) is None:
+        raise ConfigError(
+            f"env.max_episode_steps: {cfg.id} registers no episode limit, so an evaluation "
+            "episode of an agent that never ends the game would never end; set "
+            "env.max_episode_steps (agent steps per episode)"
+        )
 
 
 @functools.cache

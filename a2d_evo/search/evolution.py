@@ -40,7 +40,7 @@ from pymoo.core.population import Population
 from pymoo.core.termination import NoTermination
 
 from a2d_evo.config import Config
-from a2d_evo.envs import env_spec
+from a2d_evo.envs import check_episode_bound, env_spec
 from a2d_evo.errors import RunFolderError
 from a2d_evo.evaluation.seeds import generation_seeds
 from a2d_evo.files import read_json_dict
@@ -124,6 +124,7 @@ class _Search:
         self.cfg, self.run, self.folder, self.progress = cfg, run, folder, progress
         self.space = SearchSpace(cfg.space)
         spec = env_spec(cfg.env)
+        check_episode_bound(cfg.env)  # the front's final re-scoring plays full episodes
         self.obs_shape, self.n_actions = tuple(spec.obs_shape), int(spec.n_actions)
         self.supernet = load_supernet(cfg, run.supernet_weights)
         self.teacher = load_agent(run.teacher_agent)

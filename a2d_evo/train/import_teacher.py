@@ -35,7 +35,7 @@ from torch import Tensor
 
 from a2d_evo.config import Config, config_to_dict
 from a2d_evo.config.schema import NATURE_TRUNK
-from a2d_evo.envs import env_spec
+from a2d_evo.envs import check_episode_bound, env_spec
 from a2d_evo.errors import ArchError, FormatError, TrainingError
 from a2d_evo.files import torch_load
 from a2d_evo.locks import writes
@@ -76,6 +76,7 @@ def import_teacher(
     spec = env_spec(cfg.env)
     check_fits_env(arch, mapped, spec.obs_shape, spec.n_actions, cfg.env.id, source)
     check_space_fits(cfg, spec.obs_shape, spec.n_actions)
+    check_episode_bound(cfg.env)  # the teacher's evaluation plays full episodes
     # The imported CNNs (CleanRL ppo_atari, SB3 NatureCNN) divide pixels by 255 themselves:
     # their scale is the default one, whatever the env's.
     agent = Agent(arch, spec.obs_shape, spec.n_actions, config_to_dict(cfg.env))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from a2d_evo.config import Config, config_to_dict
-from a2d_evo.envs import env_spec, make_vec_env
+from a2d_evo.envs import check_episode_bound, env_spec, make_vec_env
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.cost import check_stage_memory
@@ -44,6 +44,7 @@ def train_teacher(
     arch = teacher_arch(cfg)
     spec = env_spec(cfg.env)
     check_space_fits(cfg, spec.obs_shape, spec.n_actions)
+    check_episode_bound(cfg.env)  # its evaluation at the end plays full episodes
     check_stage_memory("teacher", arch, spec, cfg.ppo, arch_keys="teacher.arch")
     ctx = ddp.init_distributed(cfg.device)
     ddp.check_world_size(cfg.ppo, ctx.world_size)
