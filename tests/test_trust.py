@@ -318,3 +318,49 @@ def test_gymnasium_makes_own_arguments_are_refused_in_env_kwargs(tmp_path: Path,
     assert proc.stderr.count("\n") == 1 and not (folder / "eval.json").exists()
     cfg = config_from_dict({"env": {"id": "LunarLander-v3", "kwargs": {"enable_wind": True}}})
     assert cfg.env.kwargs == {"enable_wind": True}  # the env's own settings pass
+
+
+def _tiny_agent_folder(tmp_path: Path) -> Path:
+    return save_agent(
+        Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"}), tmp_path / "agent", onnx=False
+    )
+
+
+def test_a_policy_whose_values_are_not_in_the_file_is_refused(tmp_path: Path) -> None:
+    """A stride-0 view (``expand``) of a one-value storage has the arch's shape in a few
+    bytes; reading it whole allocated the full tensor (gigabytes for a wide arch.json)."""
+    from a2d_evo.nets.agent_folder import load_agent
+
+    folder = _tiny_agent_folder(tmp_path)
+    state = torch.load(folder / "policy.pt", weights_only=True)
+    state["layers.0.weight"] = torch.zeros(1).expand(8, 4)
+    torch.save(state, folder / "policy.pt")
+    with pytest.raises(FormatError, match="'layers.0.weight' is not a dense tensor"):
+        load_agent(folder)
+    # a dense copy of the same values loads
+    state["layers.0.weight"] = torch.zeros(8, 4)
+    torch.save(state, folder / "policy.pt")
+    assert load_agent(folder).layers[0].weight.abs().sum() == 0
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("arch", {"kind": "mlp", "widths": [4] * 65}, "arch.widths: at most 64 layers, got 65"),
+        ("arch", {"kind": "mlp", "widths": [16385]}, "arch.widths: at most 16384, got 16385"),
+        ("obs_shape", [2**30, 2**30, 4, 4], r"obs_shape .* holds more than 2147483647 values"),
+    ],
+)
+def test_agent_files_sizing_layers_without_bound_are_refused(
+    tmp_path: Path, key: str, value: object, message: str
+) -> None:
+    """The arch builds its layers before any weight is read: 100,000 layers took 13 s and
+    570 MiB, and an observation product past int64 wrapped to an input of 0 features."""
+    from a2d_evo.nets.agent_folder import load_agent
+
+    folder = _tiny_agent_folder(tmp_path)
+    meta = json.loads((folder / "arch.json").read_text())
+    meta[key] = value
+    (folder / "arch.json").write_text(json.dumps(meta))
+    with pytest.raises(FormatError, match=message):
+        load_agent(folder)

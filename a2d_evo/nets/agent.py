@@ -7,6 +7,7 @@ Parameter names mirror the supernet's (``layers.i``, ``convs.i``, ``fc``, ``poli
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
@@ -113,7 +114,7 @@ class Agent(nn.Module):
                     f"an MLP takes vector observations, got images {self.obs_shape}: "
                     "use space.kind: cnn"
                 )
-            sizes = [int(np.prod(self.obs_shape)), *arch.widths]
+            sizes = [math.prod(self.obs_shape), *arch.widths]
             self.layers = nn.ModuleList(
                 init_layer(nn.Linear(a, b)) for a, b in itertools.pairwise(sizes)
             )

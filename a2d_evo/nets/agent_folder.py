@@ -24,6 +24,7 @@ import contextlib
 import copy
 import importlib.util
 import logging
+import math
 import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -205,6 +206,8 @@ def load_agent(folder: str | Path) -> Agent:
     obs_shape = meta["obs_shape"]
     if not isinstance(obs_shape, list) or not obs_shape or not all(_pos_int(d) for d in obs_shape):
         raise FormatError(f"{where}: obs_shape must be a list of positive ints, got {obs_shape!r}")
+    if math.prod(obs_shape) > _MAX_DIM:
+        raise FormatError(f"{where}: obs_shape {obs_shape} holds more than {_MAX_DIM} values")
     n_actions = meta["n_actions"]
     if not _pos_int(n_actions):
         raise FormatError(f"{where}: n_actions must be a positive int, got {n_actions!r}")
@@ -243,6 +246,14 @@ def load_agent(folder: str | Path) -> Agent:
         if t.dtype != param.dtype:
             raise FormatError(
                 f"policy {path}: tensor {name!r} has dtype {t.dtype}, expected {param.dtype}"
+            )
+        # a tensor's bytes must be in the file: a stride-0 view (``expand``) of a one-value
+        # storage has the arch's shape, and reading it whole would allocate without bound
+        need = (t.storage_offset() + t.numel()) * t.element_size()
+        if not t.is_contiguous() or t.untyped_storage().nbytes() < need:
+            raise FormatError(
+                f"policy {path}: tensor {name!r} is not a dense tensor of its shape "
+                "(its values are not all stored in the file)"
             )
         if not bool(torch.isfinite(t).all()):
             raise FormatError(f"policy {path}: tensor {name!r} holds NaN or infinite values")

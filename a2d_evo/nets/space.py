@@ -16,7 +16,7 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from a2d_evo.config import SpaceConfig
-from a2d_evo.config.schema import NATURE_TRUNK
+from a2d_evo.config.schema import MAX_WIDTH, NATURE_TRUNK
 from a2d_evo.errors import ArchError
 
 
@@ -156,7 +156,10 @@ def arch_from_dict(data: Any) -> Arch:
     try:
         if kind == "mlp":
             _expect_keys(data, {"kind", "widths"})
-            widths = tuple(_pos_int(w, "widths") for w in _as_list(data["widths"], "widths"))
+            listed = _as_list(data["widths"], "widths")
+            if len(listed) > _MAX_LAYERS:
+                raise ArchError(f"arch.widths: at most {_MAX_LAYERS} layers, got {len(listed)}")
+            widths = tuple(_pos_int(w, "widths") for w in listed)
             if not widths:
                 raise ArchError("arch.widths: an MLP needs at least one hidden layer")
             return MLPArch(widths)
@@ -230,8 +233,13 @@ def _as_list(value: Any, name: str) -> list[Any]:
 
 
 def _pos_int(value: Any, name: str) -> int:
+    """A positive int of at most :data:`~a2d_evo.config.schema.MAX_WIDTH`: no width, kernel,
+    stride or FC size of a real arch is larger, and an arch read from a file builds its
+    layers before any weight is read (the bound keeps that cheap)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ArchError(f"arch.{name}: expected a positive int, got {value!r}")
+    if value > MAX_WIDTH:
+        raise ArchError(f"arch.{name}: at most {MAX_WIDTH}, got {value}")
     return int(value)
 
 

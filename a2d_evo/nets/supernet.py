@@ -18,11 +18,11 @@ folds sigma back into the value head, so agents and ONNX files output raw values
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -87,7 +87,7 @@ class Supernet(nn.Module):
                     f"the env gives images {self.obs_shape}: use space.kind: cnn, not mlp"
                 )
             w = max(cfg.widths)
-            obs_dim = int(np.prod(self.obs_shape))
+            obs_dim = math.prod(self.obs_shape)
             self.layers = nn.ModuleList(
                 init_layer(nn.Linear(obs_dim if i == 0 else w, w)) for i in range(space.max_depth)
             )
