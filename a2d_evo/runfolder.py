@@ -137,6 +137,13 @@ class RunFolder:
             )
         return self._read_config(self.config_path)
 
+    def stage_config(self, name: str) -> Config | None:
+        """The config stage ``name`` ran with (``RUN_DIR/<name>/config.yaml``, which a
+        ``--resume`` raising its budget rewrites; ``RUN_DIR/config.yaml`` is not); None
+        before the stage ran."""
+        path = self.stage(name) / "config.yaml"
+        return self._read_config(path) if path.is_file() else None
+
     def check(self, cfg: Config) -> None:
         """Refuse ``cfg`` when the run's ``config.yaml`` disagrees on :data:`FIXED_SECTIONS`;
         writes nothing (a command checks early, and binds once its own checks passed)."""

@@ -157,3 +157,23 @@ def test_export_keeps_delivered_json_true_to_the_folders(
     argv = ["export", str(root), "--finetune", "64", "--min-return", str(low), "--quiet"]
     assert main(argv) == 0
     assert json.loads(delivered_json.read_text())["chosen_on"] == "final seeds"
+
+
+def test_the_supernet_budget_recorded_is_the_supernet_stage_s(tmp_path: Path) -> None:
+    """A `train-supernet --resume` raise is written to supernet/config.yaml only: the
+    delivered front records what the supernet trained, not the command's config."""
+    from a2d_evo.config import dump_config, replace
+
+    cfg = config_from_dict({})
+    run = RunFolder(tmp_path)
+    run.agents.mkdir(parents=True)
+    assert json.loads(write_delivered(cfg, run, [row("a", 1, 1.0, 1.0)], None,
+                                      progress=False).read_text())["supernet_steps"] == (
+        cfg.supernet.total_steps
+    )  # fmt: skip
+    raised = replace(cfg, supernet=replace(cfg.supernet, total_steps=3 * cfg.supernet.total_steps))
+    run.supernet.mkdir()
+    (run.supernet / "config.yaml").write_text(dump_config(raised))
+    data = json.loads(write_delivered(cfg, run, [row("a", 1, 1.0, 1.0)], None,
+                                      progress=False).read_text())  # fmt: skip
+    assert data["supernet_steps"] == 3 * cfg.supernet.total_steps

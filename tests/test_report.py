@@ -622,3 +622,39 @@ def test_the_plot_legend_says_which_weights_the_delivered_front_ships() -> None:
     assert delivered_label([ft, ft]) == "delivered front (2, fine-tuned, ± 95%)"
     assert delivered_label([ft, inh, ft]) == "delivered front (3, 2 fine-tuned, 1 inherited, ± 95%)"
     assert delivered_label([inh]) == "delivered front (1, inherited weights, ± 95%)"
+
+
+def test_budgets_seed_and_teacher_row_are_the_stages_own(tmp_path: Path) -> None:
+    """A `train-supernet --resume` raise is written to supernet/config.yaml only, and an
+    `evolve --seed` to search/config.yaml only: the report states what the stages ran with,
+    as the baselines' budgets do. The teacher row is normalised with the front's references
+    like every other row (its metrics.json holds 1.0, on its own evaluation seeds)."""
+    from a2d_evo.config import replace
+    from a2d_evo.files import file_digest
+    from a2d_evo.train.baselines import run_budgets
+
+    run = make_run(tmp_path / "run", baselines=False)
+    cfg = run.load_config()
+    raised = replace(cfg, supernet=replace(cfg.supernet, total_steps=400_000))
+    write_text(run.supernet / "config.yaml", dump_config(raised))
+    write_text(run.search / "config.yaml", dump_config(replace(cfg, seed=7)))
+    current = file_digest(run.search / "front.json")
+    _agent(run.agents / "front_00", (4,), {**_metrics(500, 300.0, 10.0, 26),
+                                           "sources": {"front": current}})  # fmt: skip
+    exported = [{"agent": "front_00", "flops": 500, "return_mean": 300.0, "return_std": 10.0,
+                 "episodes": 26, "normalised_return": _norm(300.0),
+                 "inherited_return_mean": 300.0, "kept": KEPT_INHERITED}]  # fmt: skip
+    write_json(run.agents / "delivered.json", {"format_version": 1, "finetune_steps": 4096,
+               "members": ["front_00"], "exported": exported, "front_sha256": current})  # fmt: skip
+    md = write_report(cfg, run).read_text()
+    assert cfg.supernet.total_steps != 400_000 and cfg.seed != 7
+    assert "had the supernet's 400,000 env steps" in md
+    assert run_budgets(cfg, run).supernet.total_steps == 400_000  # what the baselines get
+    assert "- root seed 7; re-scoring seeds" in md
+    # the teacher scored 24 more on its own seeds than on the final ones (R_TEACHER)
+    teacher_metrics = json.loads((run.teacher_agent / "metrics.json").read_text())
+    teacher_metrics.update(return_mean=R_TEACHER + 24.0, normalised_return=1.0)
+    write_json(run.teacher_agent / "metrics.json", teacher_metrics)
+    data = run_data.load_run(cfg, run)
+    assert data.teacher is not None
+    assert data.teacher.normalised_return == pytest.approx(1.0 + 24.0 / (R_TEACHER - R_RANDOM))

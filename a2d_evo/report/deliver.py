@@ -152,7 +152,7 @@ def write_delivered(
             "format_version": DELIVERED_FORMAT_VERSION,
             "finetune_steps": cfg.finetune.steps,
             "finetune_validation_episodes": cfg.finetune.validation_episodes,
-            "supernet_steps": cfg.supernet.total_steps,
+            "supernet_steps": (run.stage_config("supernet") or cfg).supernet.total_steps,
             "seeds": final_seeds(cfg.seed, cfg.search.final_episodes),
             "chosen_on": VALIDATION_SEEDS if on_validation and chosen_on is None else FINAL_SEEDS,
             "front_sha256": front_sha,  # a later front makes this file stale

@@ -428,8 +428,10 @@ def _exported_names(data: RunData) -> list[str]:
     return names
 
 
-def _settings(cfg: Config, search: Any, data: RunData) -> list[str]:
-    """Bullet lines: what the search ran (``front.json``'s ``search`` block first)."""
+def _settings(searched: Config, data: RunData) -> list[str]:
+    """Bullet lines: what the search ran (``front.json``'s ``search`` block first, then the
+    search stage's own config)."""
+    search = searched.search
     ran = data.search
     final = data.front_episodes[-1] if data.front_episodes else search.final_episodes
     units = data.reference_units
@@ -440,7 +442,7 @@ def _settings(cfg: Config, search: Any, data: RunData) -> list[str]:
         f"- population {ran.get('pop', search.pop)}, {search.gens} generations, "
         f"{ran.get('episodes', search.episodes)} episodes per candidate (the same seeds for "
         f"every candidate of a generation); the final front re-scored with {final} episodes",
-        f"- root seed {cfg.seed}; re-scoring seeds {seeds_text(data.front_seeds)}",
+        f"- root seed {searched.seed}; re-scoring seeds {seeds_text(data.front_seeds)}",
         f"- candidates evaluated: {ran.get('evaluations', len(data.history))}",
         f"- hypervolume reference point {ref}",
     ]
@@ -487,7 +489,7 @@ def _settings(cfg: Config, search: Any, data: RunData) -> list[str]:
 def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
     """The text of ``report.md``."""
     tf, n = data.norm.teacher_flops, data.norm
-    search = _stage_config(run, "search", cfg)[0].search
+    search_cfg = _stage_config(run, "search", cfg)[0]
     md = [f"# a2d-evo report: {data.env_id}", "", f"Run folder: `{run.root}`", ""]
     md += ["![Pareto plot](pareto.png)", ""]
     if data.hypervolume:
@@ -561,7 +563,8 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
             "Delivered front (after fine-tuning, `agents/delivered.json`): "
             + ", ".join(f"`{name}`" for name in data.delivered)
             + ". Each delivered agent had the supernet's "
-            f"{cfg.supernet.total_steps:,} env steps (shared by every subnet) plus a "
+            f"{(run.stage_config('supernet') or cfg).supernet.total_steps:,} env steps (shared "
+            "by every subnet) plus a "
             f"fine-tune budget of {data.delivered_budget or 0:,} of its own. "
             + (
                 "The members are chosen on the fine-tune's validation seeds and scored on the "
@@ -626,7 +629,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
     else:
         md += ["No baselines found."]
 
-    md += ["", "## Search settings", "", *_settings(cfg, search, data)]
+    md += ["", "## Search settings", "", *_settings(search_cfg, data)]
     md += [
         "",
         "## Reproduce",

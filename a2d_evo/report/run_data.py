@@ -279,8 +279,15 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
             (raw_norm if "r_random" in raw_norm else tm).get("teacher_margin_lower95")
         ),
     )
+    # normalised as every other row, with the front's references (its metrics.json holds 1.0:
+    # its own return over its own evaluation seeds' R_teacher)
     teacher = (
-        row_from_metrics("teacher", teacher_metrics, teacher_arch, norm)
+        row_from_metrics(
+            "teacher",
+            {k: v for k, v in teacher_metrics.items() if k != "normalised_return"},
+            teacher_arch,
+            norm,
+        )
         if teacher_metrics
         else None
     )

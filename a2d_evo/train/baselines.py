@@ -101,12 +101,7 @@ def run_budgets(cfg: Config, run: RunFolder) -> Config:
     the delivered front (``delivered.json``'s ``finetune_steps``, what ``export --finetune``
     gave, when it was delivered from the current ``front.json``); ``cfg``'s own where the run
     records none (an imported teacher, nothing delivered yet)."""
-
-    def stage(name: str) -> Config | None:
-        has = (run.stage(name) / "config.yaml").is_file()
-        return RunFolder(run.stage(name)).load_config() if has else None
-
-    teacher, supernet = stage("teacher"), stage("supernet")
+    teacher, supernet = run.stage_config("teacher"), run.stage_config("supernet")
     steps = cfg.finetune.steps
     delivered, front = run.agents / "delivered.json", run.search / "front.json"
     if delivered.is_file() and front.is_file():
