@@ -15,9 +15,8 @@ from pathlib import Path
 
 from a2d_evo.config import Config
 from a2d_evo.errors import RunFolderError
-from a2d_evo.files import read_json
 from a2d_evo.report.markdown import delivered_table, write_report
-from a2d_evo.report.pick import export_front
+from a2d_evo.report.pick import export_front, read_delivered
 from a2d_evo.runfolder import RunFolder, holds_results
 from a2d_evo.search.evolution import evolve
 from a2d_evo.train.supernet_stage import train_supernet
@@ -71,7 +70,7 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
     print(f"[demo] export + report: done in {time.perf_counter() - t0:.0f} s")
 
     print()
-    print(delivered_table(read_json(run.agents / "delivered.json", "delivered front")))
+    print(delivered_table(read_delivered(run.agents / "delivered.json")))
     print()
     print(f"agents:      {run.agents}")
     print(f"pareto plot: {run.report / 'pareto.png'}")

@@ -658,3 +658,24 @@ def test_budgets_seed_and_teacher_row_are_the_stages_own(tmp_path: Path) -> None
     data = run_data.load_run(cfg, run)
     assert data.teacher is not None
     assert data.teacher.normalised_return == pytest.approx(1.0 + 24.0 / (R_TEACHER - R_RANDOM))
+
+
+@pytest.mark.parametrize("exported", [[{"agent": ["front_00"]}], 5, [7], [{"flops": 1}]])
+def test_a_garbled_delivered_json_is_named_not_a_traceback(tmp_path: Path, exported: Any) -> None:
+    """A shared run folder may hold anything: `report` names the file under Missing, and
+    `export` removes it as untrustworthy (both raised TypeError, exit 1)."""
+    from a2d_evo.files import file_digest
+    from a2d_evo.report.pick import _drop_stale_delivery
+
+    run = make_run(tmp_path / "run", baselines=False)
+    current = file_digest(run.search / "front.json")
+    garbled = {"format_version": 1, "finetune_steps": 0, "members": ["knee"],
+               "exported": exported, "front_sha256": current}  # fmt: skip
+    path = write_json(run.agents / "delivered.json", garbled)
+    data = run_data.load_run(run.load_config(), run)
+    assert data.delivered == []
+    assert any("'exported' must be a list of rows that each name an 'agent'" in m
+               for m in data.missing)  # fmt: skip
+    write_report(run.load_config(), run)
+    _drop_stale_delivery(run, ["front_03"], current, progress=False)
+    assert not path.exists()

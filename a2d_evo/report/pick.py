@@ -21,6 +21,7 @@ from a2d_evo.config import Config, config_to_dict, replace
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
 from a2d_evo.files import check_format_version, file_digest, read_json, read_json_dict, safe_name
 from a2d_evo.formats import (
+    DELIVERED_FORMAT_VERSION,
     FINAL_SEEDS,
     FRONT_FORMAT_VERSION,
     HV_FLOPS_MARGIN,
@@ -447,6 +448,23 @@ def from_another_front(recorded: Any, front_sha: str | None) -> bool:
     return recorded not in (None, front_sha)
 
 
+def read_delivered(path: Path) -> dict[str, Any]:
+    """``agents/delivered.json``, checked: its format version, ``members`` a list of agent
+    names and ``exported`` a list of rows that each name an ``agent`` (FormatError otherwise;
+    a shared run folder may hold anything)."""
+    data = read_json_dict(path, "delivered front")
+    check_format_version(data, DELIVERED_FORMAT_VERSION, f"delivered front {path}")
+    members = data.get("members")
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise FormatError(f"{path}: 'members' must be a list of agent names")
+    rows = data.get("exported")
+    if not isinstance(rows, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("agent"), str) for r in rows
+    ):
+        raise FormatError(f"{path}: 'exported' must be a list of rows that each name an 'agent'")
+    return data
+
+
 def _drop_stale_delivery(
     run: RunFolder, names: Sequence[str], front_sha: str | None, progress: bool
 ) -> None:
@@ -457,10 +475,10 @@ def _drop_stale_delivery(
     if not path.is_file():
         return
     try:
-        data = read_json(path, "delivered front")
-        listed = {r.get("agent") for r in data.get("exported", [])}
+        data = read_delivered(path)
+        listed = {r["agent"] for r in data["exported"]}
         other = from_another_front(data.get("front_sha256"), front_sha)  # stale too
-    except (FormatError, OSError, AttributeError):
+    except (FormatError, OSError):
         listed, other = set(names), True  # unreadable: it cannot be trusted either
     if listed & set(names) or other:
         path.unlink()

@@ -22,7 +22,6 @@ from a2d_evo.errors import A2DError, FormatError, RunFolderError
 from a2d_evo.files import check_format_version, file_digest, read_json
 from a2d_evo.formats import (
     BASELINE_METHODS,
-    DELIVERED_FORMAT_VERSION,
     FINAL_SEEDS,
     METRICS_FORMAT_VERSION,
     VALIDATION_SEEDS,
@@ -34,7 +33,7 @@ from a2d_evo.formats import (
     normalised_return,
 )
 from a2d_evo.nets.space import arch_from_dict
-from a2d_evo.report.pick import check_metrics, from_another_front, load_front
+from a2d_evo.report.pick import check_metrics, from_another_front, load_front, read_delivered
 from a2d_evo.runfolder import RunFolder
 
 DEFAULT_WIDTHS = (0.25, 0.5, 1.0)
@@ -210,11 +209,8 @@ def _delivered(
     if not path.is_file():
         return [], None, FINAL_SEEDS
     try:
-        data = read_json(path, "delivered front")
-        check_format_version(data, DELIVERED_FORMAT_VERSION, f"delivered front {path}")
-        members = data.get("members")
-        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-            raise FormatError(f"{path}: 'members' must be a list of agent names")
+        data = read_delivered(path)
+        members = data["members"]
         budget = data.get("finetune_steps")
         if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
             raise FormatError(f"{path}: 'finetune_steps' must be a count, got {budget!r:.40}")
@@ -241,7 +237,7 @@ def _check_unchanged(
     later ``a2d-evo finetune`` rewrote it: its return or seeds differ from the
     row ``delivered.json`` recorded), which the report would set against the baselines as
     if it were the delivered agent scored on the final seeds."""
-    rows = {r.get("agent"): r for r in data.get("exported") or [] if isinstance(r, dict)}
+    rows = {r["agent"]: r for r in data["exported"]}  # checked by read_delivered
     seeds = data.get("seeds")
     for name in members:
         row, agent = rows.get(name), agents.get(name)
