@@ -4,7 +4,10 @@ The default config is ``configs/lunarlander_demo.yaml`` (LunarLander on compact 
 teacher -> distilled supernet -> NSGA-II -> export of every front member, each fine-tuned
 (the delivered front) -> report, ending with the delivered front's table and the path of
 ``pareto.png``. Each stage is skipped when its result is already there and ``--resume`` is
-given, so a killed demo continues (the fine-tune agent by agent).
+given, so a killed demo continues (the fine-tune agent by agent). A finished stage whose
+settings the command changes is resumed, where its own ``--resume`` extends it for a raised
+budget (:data:`~a2d_evo.runfolder.BUDGET_KEYS`) and refuses any other change; when a later
+stage was already built on it, the change is refused.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from a2d_evo.config import Config
 from a2d_evo.errors import RunFolderError
 from a2d_evo.report.markdown import delivered_table, write_report
 from a2d_evo.report.pick import export_front, read_delivered
-from a2d_evo.runfolder import RunFolder, holds_results
+from a2d_evo.runfolder import STAGE_SECTIONS, RunFolder, config_diff, holds_results, setting
 from a2d_evo.search.evolution import evolve
 from a2d_evo.train.supernet_stage import train_supernet
 from a2d_evo.train.teacher import train_teacher
@@ -29,6 +32,23 @@ def _stage_done(run: RunFolder) -> dict[str, bool]:
         "supernet": run.supernet_weights.is_file(),
         "search": (run.search / "front.json").is_file(),
     }
+
+
+def _changed(run: RunFolder, stage: str, cfg: Config) -> str:
+    """The settings of ``stage`` that ``cfg`` changes, as ``key X (this command: Y)``, from
+    the stage's own ``config.yaml`` (which a raised budget rewrote); "" for none."""
+    recorded = run.stage_config(stage)
+    if recorded is None:
+        return ""
+    parts = []
+    for key in config_diff(recorded, cfg, STAGE_SECTIONS[stage]):
+        try:
+            was, now = (setting(c, key) if "." in key else getattr(c, key) for c in (recorded, cfg))
+        except AttributeError:  # a nested key (env.kwargs.*): named alone
+            parts.append(key)
+            continue
+        parts.append(f"{key} {was!r} (this command: {now!r})")
+    return ", ".join(parts)
 
 
 def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool = True) -> Path:
@@ -52,9 +72,24 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
         ("supernet", lambda r: train_supernet(cfg, run, resume=r, progress=progress)),
         ("search", lambda r: evolve(cfg, run, resume=r, progress=progress)),
     ]
-    for name, stage in stages:
+    for i, (name, stage) in enumerate(stages):
         if done[name]:
-            print(f"[demo] {name}: already done in {run.stage(name)}, skipped")
+            changed = _changed(run, name, cfg)
+            if not changed:
+                print(f"[demo] {name}: already done in {run.stage(name)}, skipped")
+                continue
+            built = [later for later, _ in stages[i + 1 :] if done[later]]
+            if built:  # the later stage was built on this one as it is
+                raise RunFolderError(
+                    f"--resume: the {name} stage finished with {changed}, and the {built[0]} "
+                    f"stage was built on it; resume with the run's settings (a raised budget "
+                    f"of the last finished stage trains or searches on), or --out for a new demo"
+                )
+            # the stage's own --resume extends it for a raised budget and refuses the rest
+            print(f"[demo] {name}: finished with {changed}; resuming it")
+            t0 = time.perf_counter()
+            stage(True)
+            print(f"[demo] {name}: done in {time.perf_counter() - t0:.0f} s")
             continue
         # a stage killed before its first checkpoint holds no results: a plain start takes it
         partial = holds_results(run.stage(name))

@@ -196,3 +196,34 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
     # a second train-teacher into the same run refuses to overwrite it
     assert main(["train-teacher", *common]) == 2
     assert "already holds" in capsys.readouterr().err
+
+
+def test_demo_resume_honours_changed_settings_or_refuses_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A finished demo's stages were skipped on `--resume` whatever the command changed: a
+    raised budget was ignored while the report stated it. Now the last finished stage is
+    resumed (a raised search.gens searches on), a change under a stage that later stages
+    were built on is refused naming the key, and an unchanged command skips everything."""
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({**TINY, "finetune": {"steps": 0}}))
+    run = tmp_path / "run"
+    common = ["demo", "--config", str(cfg), "--out", str(run), "--quiet"]
+    assert main(common) == 0
+    capsys.readouterr()
+    assert main([*common, "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("already done") == 3, out
+    # a raised budget under the finished supernet and search: refused, nothing trained
+    argv = [*common, "--resume", "--set", "teacher.total_steps=8192"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "the teacher stage finished with teacher.total_steps 4096 (this command: 8192)" in err
+    assert "the supernet stage was built on it" in err
+    assert main([*common, "--resume", "--seed", "4"]) == 2
+    assert "seed 3 (this command: 4)" in capsys.readouterr().err
+    # the last finished stage: the search goes on to the raised generations
+    assert main([*common, "--resume", "--set", "search.gens=3"]) == 0
+    out = capsys.readouterr().out
+    assert "[demo] search: finished with search.gens 2 (this command: 3); resuming it" in out
+    assert json.loads((run / "search" / "front.json").read_text())["search"]["generations"] == 3
