@@ -679,3 +679,30 @@ def test_a_garbled_delivered_json_is_named_not_a_traceback(tmp_path: Path, expor
     write_report(run.load_config(), run)
     _drop_stale_delivery(run, ["front_03"], current, progress=False)
     assert not path.exists()
+
+
+def test_reproduce_names_an_imported_teacher_and_a_supernet_s_own_teacher(tmp_path: Path) -> None:
+    """`train-teacher` does not reproduce an imported teacher, nor does a plain
+    `train-supernet` a supernet distilled from another teacher (`--teacher DIR`)."""
+    run = make_run(tmp_path / "run", baselines=False)
+    cfg = run.load_config()
+    out = f"{run.root}-repro"
+    md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
+    assert f"a2d-evo train-teacher  --config {run.config_path} --out {out}" in md
+    metrics = json.loads((run.teacher_agent / "metrics.json").read_text())
+    metrics.update(source="import-teacher (sb3)", imported_from="/data/ppo lunar.zip")
+    write_json(run.teacher_agent / "metrics.json", metrics)
+    write_json(run.supernet / "summary.json", {"format_version": 1, "teacher": "/other/agent"})
+    md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
+    assert "train-teacher" not in md
+    assert (
+        f"a2d-evo import-teacher '/data/ppo lunar.zip' --format sb3 --config {run.config_path} "
+        f"--out {out}"
+    ) in md
+    assert (
+        f"a2d-evo train-supernet --config {run.config_path} --out {out} --teacher /other/agent"
+        in md
+    )
+    write_json(run.supernet / "summary.json", {"teacher": str(run.teacher_agent)})
+    md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
+    assert f"a2d-evo train-supernet --config {run.config_path} --out {out}\n" in md

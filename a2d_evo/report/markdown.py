@@ -32,7 +32,7 @@ import numpy as np
 
 from a2d_evo.config import Config
 from a2d_evo.errors import FormatError, RunFolderError
-from a2d_evo.files import write_bytes, write_text
+from a2d_evo.files import read_json_dict, write_bytes, write_text
 from a2d_evo.formats import (
     KEPT_FINE_TUNED,
     KEPT_INHERITED,
@@ -318,6 +318,37 @@ def _stage_config(run: RunFolder, stage: str, cfg: Config) -> tuple[Config, Path
     return own, run.config_path
 
 
+def _teacher_line(run: RunFolder, config: str, out: str) -> str:
+    """The command that made the run's teacher: ``import-teacher`` of the file it came from
+    when its ``metrics.json`` says so (``source``, ``imported_from``), else ``train-teacher``."""
+    try:
+        metrics = read_json_dict(run.teacher_agent / "metrics.json", "teacher metrics")
+    except (FormatError, OSError):
+        metrics = {}
+    source = metrics.get("source")
+    if not (isinstance(source, str) and source.startswith("import-teacher")):
+        return f"a2d-evo train-teacher  --config {config} --out {out}"
+    fmt = source.removeprefix("import-teacher").strip(" ()")
+    src = metrics.get("imported_from")
+    return (
+        f"a2d-evo import-teacher {shlex.quote(src) if isinstance(src, str) else 'SOURCE'} "
+        f"--format {fmt if fmt in ('sb3', 'cleanrl') else 'auto'} --config {config} --out {out}"
+    )
+
+
+def _own_teacher(run: RunFolder) -> str:
+    """`` --teacher DIR`` when the supernet was distilled from another teacher than the run's
+    own (``supernet/summary.json``), else ""."""
+    try:
+        summary = read_json_dict(run.supernet / "summary.json", "supernet summary")
+    except (FormatError, OSError):
+        return ""
+    teacher = summary.get("teacher")
+    if not isinstance(teacher, str) or Path(teacher).resolve() == run.teacher_agent.resolve():
+        return ""
+    return f" --teacher {shlex.quote(teacher)}"
+
+
 def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     out = shlex.quote(f"{run.root}-repro")
     paths = {
@@ -337,8 +368,8 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
         else ""
     )
     lines = [
-        f"a2d-evo train-teacher  --config {paths['teacher']} --out {out}",
-        f"a2d-evo train-supernet --config {paths['supernet']} --out {out}",
+        _teacher_line(run, paths["teacher"], out),
+        f"a2d-evo train-supernet --config {paths['supernet']} --out {out}" + _own_teacher(run),
         f"a2d-evo evolve         --config {paths['search']} --out {out} "
         f"--pop {search.pop} --gens {now.get('search.gens', search.gens)} "
         f"--episodes {search.episodes}{start_budget}",
