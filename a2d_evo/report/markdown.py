@@ -594,7 +594,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
             "Delivered front (after fine-tuning, `agents/delivered.json`): "
             + ", ".join(f"`{name}`" for name in data.delivered)
             + ". Each delivered agent had the supernet's "
-            f"{(run.stage_config('supernet') or cfg).supernet.total_steps:,} env steps (shared "
+            f"{_stage_config(run, 'supernet', cfg)[0].supernet.total_steps:,} env steps (shared "
             "by every subnet) plus a "
             f"fine-tune budget of {data.delivered_budget or 0:,} of its own. "
             + (
