@@ -77,6 +77,11 @@ class RunFolder:
     def tb(self) -> Path:
         return self.root / "tb"
 
+    def tb_dir(self, *parts: str) -> Path:
+        """``RUN_DIR/tb/<parts>``, where a stage writes its TensorBoard logs, refused
+        (:meth:`inside`) when a symlink leads it out of the run."""
+        return self.inside(self.tb.joinpath(*parts), "TensorBoard logs")
+
     @property
     def teacher(self) -> Path:
         return self.root / "teacher"

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import balance_cartpole
+from test_reliability import tiny_raw
 from test_report import make_run
 
 from a2d_evo.cli import EXIT_USER_ERROR, main
@@ -252,3 +253,68 @@ def test_a_stage_folder_linked_out_of_the_run_is_refused_before_anything_is_writ
     with pytest.raises(RunFolderError, match="leads outside the run folder"):
         run.bind_stage(stage, config_from_dict({}), resume=False)
     assert list(outside.iterdir()) == [] and not run.config_path.exists()
+
+
+@pytest.mark.parametrize("stage", ["teacher", "supernet", "search"])
+def test_a_stage_command_takes_no_lock_through_a_stage_folder_linked_out_of_the_run(
+    stage: str, tmp_path: Path
+) -> None:
+    """The stage's lock was taken through the link before bind_stage refused it: the linked
+    folder's own `.lock` was truncated, written and removed."""
+    from a2d_evo.search.evolution import evolve
+    from a2d_evo.train.supernet_stage import train_supernet
+    from a2d_evo.train.teacher import train_teacher
+
+    command = {"teacher": train_teacher, "supernet": train_supernet, "search": evolve}[stage]
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / ".lock").write_text("someone else's file")
+    run.stage(stage).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(RunFolderError, match="leads outside the run folder"):
+        command(config_from_dict(tiny_raw()), run, progress=False)
+    assert [p.name for p in outside.iterdir()] == [".lock"]
+    assert (outside / ".lock").read_text() == "someone else's file"
+
+
+@pytest.mark.parametrize("link", ["teacher/agent", "tb", "tb/teacher"])
+def test_a_teacher_writes_nothing_through_a_linked_agent_or_log_folder(
+    link: str, tmp_path: Path
+) -> None:
+    """teacher/agent and tb/ sit below folders the run checks; a link there led the
+    teacher's agent files or its TensorBoard logs out of the run."""
+    from a2d_evo.train.teacher import train_teacher
+
+    run = RunFolder(tmp_path / "run")
+    (run.root / link).parent.mkdir(parents=True)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (run.root / link).symlink_to(outside, target_is_directory=True)
+    with pytest.raises(RunFolderError, match="leads outside the run folder"):
+        train_teacher(config_from_dict(tiny_raw()), run, progress=False)
+    assert list(outside.iterdir()) == [] and not run.config_path.exists()
+
+
+def test_baselines_write_nothing_through_a_linked_baseline_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """baselines/<name> -> elsewhere: its metrics.json was deleted there and a baseline
+    trained into it."""
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import save_agent
+
+    run = make_run(tmp_path / "run", baselines=False, minimal=True)  # no seeds recorded
+    metrics = json.loads((run.teacher_agent / "metrics.json").read_text())
+    save_agent(Agent(MLPArch((64, 64)), (4,), 2, {"id": "CartPole-v1"}), run.teacher_agent,
+               metrics=metrics, onnx=False)  # fmt: skip
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    write_json(outside / "metrics.json", {"theirs": True})
+    run.baselines.mkdir(parents=True, exist_ok=True)
+    (run.baselines / "ppo_x0.5").symlink_to(outside, target_is_directory=True)
+    assert main(["baselines", str(run.root), "--widths", "0.5", "--quiet"]) == EXIT_USER_ERROR
+    err = one_error_line(capsys)
+    assert f"{run.baselines / 'ppo_x0.5'}" in err and "leads outside the run folder" in err
+    assert [p.name for p in outside.iterdir()] == ["metrics.json"]
+    assert not any(p.name.startswith(".") for p in run.baselines.iterdir())  # no checkpoint

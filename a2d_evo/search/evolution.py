@@ -308,7 +308,7 @@ class _Search:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is a dependency; stay usable without it
             return None
-        return SummaryWriter(str(self.run.tb / "search"), purge_step=start)
+        return SummaryWriter(str(self.run.tb_dir("search")), purge_step=start)
 
     def _bar(self, start: int) -> Any:
         s = self.cfg.search
@@ -377,7 +377,8 @@ def check_prerequisites(run: RunFolder) -> None:
         )
 
 
-@writes(lambda a: a["run"].search)  # one writer of RUN_DIR/search/ (and tb/search) at a time
+# one writer of RUN_DIR/search/ (and tb/search) at a time, never through a symlink out of the run
+@writes(lambda a: a["run"].inside(a["run"].search, "the search stage's files"))
 def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool = True) -> Path:
     """Run (or resume) the NSGA-II search of ``run``; returns ``RUN_DIR/search/front.json``.
 
@@ -402,6 +403,7 @@ def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool 
     # a resume's state, checked in full before bind_stage records a raised budget (a damaged
     # or foreign one is refused with nothing written)
     saved = load_state(run.search, search.state_spec()) if resume else None
+    run.tb_dir("search")  # its TensorBoard logs: a link out of the run is refused unbound
     folder = run.bind_stage("search", cfg, resume)
     search.folder = folder
     try:

@@ -200,6 +200,11 @@ def train_baselines(
                         f"`a2d-evo baselines {shlex.quote(str(run.root))} --resume`, or delete "
                         f"{run.baselines / f'.{name}.checkpoint.pt'} to train it from scratch"
                     )
+    for multiplier in widths:  # a received run's links out of it, before any is trained
+        for method in methods:
+            name = safe_name(baseline_name(method, multiplier))
+            run.inside(run.baselines / name, "baselines")
+            run.tb_dir("baselines", name)
     archs = {m: scale_arch(base, m) for m in widths}
     for multiplier, arch in archs.items():  # before any is trained: --widths 999 was taken
         d = arch.to_dict()
@@ -219,7 +224,7 @@ def train_baselines(
         arch = archs[multiplier]
         for method in methods:
             name = safe_name(baseline_name(method, multiplier))
-            folder = run.baselines / name
+            folder = run.baselines / name  # checked above: inside the run
             steps = baseline_steps(cfg, method)
             if (folder / "metrics.json").is_file():
                 done = read_json_dict(folder / "metrics.json", "metrics")
@@ -251,7 +256,7 @@ def train_baselines(
                 total_steps=steps,
                 budget_key="",  # the run's budget: no key raises it (cmd_baselines refuses)
                 checkpoint=checkpoint,
-                tb_dir=run.tb / "baselines" / name,
+                tb_dir=run.tb_dir("baselines", name),
                 checkpoint_every=cfg.supernet.checkpoint_every,
                 resume=checkpoint.is_file(),
                 progress=progress,

@@ -49,7 +49,8 @@ MAX_MEMBER_BYTES = 2 << 30
 """Refuse zip members larger than this (a zip bomb is not a policy)."""
 
 
-@writes(lambda a: a["run"].teacher)  # one writer of RUN_DIR/teacher/ at a time
+# one writer of RUN_DIR/teacher/ at a time, never through a symlink out of the run
+@writes(lambda a: a["run"].inside(a["run"].teacher, "the teacher stage's files"))
 def import_teacher(
     source: Path,
     cfg: Config,
@@ -77,6 +78,7 @@ def import_teacher(
     check_fits_env(arch, mapped, spec.obs_shape, spec.n_actions, cfg.env.id, source)
     check_space_fits(cfg, spec.obs_shape, spec.n_actions)
     check_episode_bound(cfg.env)  # the teacher's evaluation plays full episodes
+    run.inside(run.teacher_agent, "the teacher's agent files")  # a received run's links
     # The imported CNNs (CleanRL ppo_atari, SB3 NatureCNN) divide pixels by 255 themselves:
     # their scale is the default one, whatever the env's.
     agent = Agent(arch, spec.obs_shape, spec.n_actions, config_to_dict(cfg.env))

@@ -212,7 +212,8 @@ class SupernetLearner:
         return total, logs
 
 
-@writes(lambda a: a["run"].supernet)  # one writer of RUN_DIR/supernet/ at a time
+# one writer of RUN_DIR/supernet/ at a time, never through a symlink out of the run
+@writes(lambda a: a["run"].inside(a["run"].supernet, "the supernet stage's files"))
 def train_supernet(
     cfg: Config,
     run: RunFolder,
@@ -262,6 +263,7 @@ def train_supernet(
             cfg, teacher_dir, spec.obs_shape, spec.n_actions, given=given
         ).to(device)
     folder = run.supernet
+    tb_dir = run.tb_dir("supernet")  # before binding: a link out of the run is refused
     if ctx.is_main:
         folder = run.bind_stage("supernet", cfg, resume)
     set_threads(cfg)
@@ -277,7 +279,7 @@ def train_supernet(
         total_steps=cfg.supernet.total_steps,
         budget_key="supernet.total_steps",
         checkpoint=folder / "checkpoint.pt",
-        tb_dir=run.tb / "supernet",
+        tb_dir=tb_dir,
         checkpoint_every=cfg.supernet.checkpoint_every,
         resume=resume,
         progress=progress,

@@ -26,7 +26,8 @@ from a2d_evo.train.teacher_folder import check_space_fits, save_teacher, teacher
 __all__ = ["train_teacher"]
 
 
-@writes(lambda a: a["run"].teacher)  # one writer of RUN_DIR/teacher/ at a time
+# one writer of RUN_DIR/teacher/ at a time, never through a symlink out of the run
+@writes(lambda a: a["run"].inside(a["run"].teacher, "the teacher stage's files"))
 def train_teacher(
     cfg: Config,
     run: RunFolder,
@@ -45,6 +46,8 @@ def train_teacher(
     spec = env_spec(cfg.env)
     check_space_fits(cfg, spec.obs_shape, spec.n_actions)
     check_episode_bound(cfg.env)  # its evaluation at the end plays full episodes
+    run.inside(run.teacher_agent, "the teacher's agent files")  # a received run's links
+    tb_dir = run.tb_dir("teacher")
     check_stage_memory("teacher", arch, spec, cfg.ppo, arch_keys="teacher.arch")
     ctx = ddp.init_distributed(cfg.device)
     ddp.check_world_size(cfg.ppo, ctx.world_size)
@@ -65,7 +68,7 @@ def train_teacher(
         total_steps=cfg.teacher.total_steps,
         budget_key="teacher.total_steps",
         checkpoint=folder / "checkpoint.pt",
-        tb_dir=run.tb / "teacher",
+        tb_dir=tb_dir,
         checkpoint_every=cfg.teacher.checkpoint_every,
         resume=resume,
         progress=progress,
