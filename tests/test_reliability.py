@@ -28,7 +28,7 @@ import yaml
 from a2d_evo import files
 from a2d_evo.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
 from a2d_evo.config import config_from_dict
-from a2d_evo.errors import EnvError, RunFolderError
+from a2d_evo.errors import EnvError, RunFolderError, TrainingError
 from a2d_evo.files import read_json, torch_load, write_json
 from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION, FRONT_FORMAT_VERSION
 from a2d_evo.runfolder import RunFolder
@@ -602,3 +602,35 @@ def test_a_front_file_of_another_format_version_is_named(
         err = capsys.readouterr().err
         want = f"format_version {version}, {says} this a2d-evo reads ({FRONT_FORMAT_VERSION})"
         assert want in err, err
+
+
+def test_a_signal_after_the_last_update_s_vote_is_honoured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGTERM that lands during the final checkpoint, after the loop read the stop flag,
+    was swallowed: the teacher went on to its evaluation (and a demo to its next stage).
+    It now stops the command once the loop ends; --resume finishes the stage."""
+    import a2d_evo.train.loop as loop
+    from a2d_evo.train.interrupts import TrainingInterrupted
+    from a2d_evo.train.teacher import train_teacher
+
+    real = loop.save_checkpoint
+
+    def save_then_signal(path: Path, stage: str, *args: Any, **kwargs: Any) -> None:
+        real(path, stage, *args, **kwargs)
+        if args[3] == 2:  # the last update's checkpoint (2 updates of 2 envs x 16 steps)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_signal)
+    cfg = config_from_dict(tiny_raw(teacher={"total_steps": 64, "checkpoint_every": 1}))
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(TrainingInterrupted, match=r"\(SIGTERM\) after its last update 2/2"):
+        train_teacher(cfg, run, progress=False)
+    assert torch_load(run.teacher / "checkpoint.pt")["update"] == 2
+    assert not run.teacher_agent.exists()
+    monkeypatch.setattr(loop, "save_checkpoint", real)
+    # --resume trains nothing more and goes on to the evaluation (where two updates of
+    # CartPole are refused as no better than random: the stage ran to its end)
+    with pytest.raises(TrainingError, match="does not beat the uniform-random policy"):
+        train_teacher(cfg, run, resume=True, progress=False)
+    assert torch_load(run.teacher / "checkpoint.pt")["update"] == 2

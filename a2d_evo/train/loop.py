@@ -7,7 +7,9 @@ network acts in which env slot, what the minibatch loss is). Around that the loo
 - **Randomness from the seed**: every generator comes from :class:`~a2d_evo.train.streams.Streams`.
 - **Checkpoints** (:mod:`a2d_evo.train.checkpoint`): written at update 0, every
   ``checkpoint_every`` updates, at the end, and on SIGINT/SIGTERM (at the end of the
-  current update, then :class:`~a2d_evo.train.interrupts.TrainingInterrupted` is raised).
+  current update, then :class:`~a2d_evo.train.interrupts.TrainingInterrupted` is raised; a
+  signal that comes after the last update's checkpoint decision raises it once the loop
+  ends, so the stage does not go on to its evaluation or the command to its next stage).
 - **Env resets.** Envs are reset only when the stage starts and when it resumes (with
   seeds derived from ``(seed, stage, update)``); between, episodes run on across rollouts
   and checkpoints, so long episodes are never cut and the envs never restart in lockstep.
@@ -248,6 +250,16 @@ def run_ppo(
                         f"{opts.stage} training interrupted ({reason}) at update {update}/"
                         f"{n_updates}, step {global_step}; {where}"
                     )
+            if stop.reason is not None:  # it came after the last update's vote: honoured too
+                raise TrainingInterrupted(
+                    f"{opts.stage} training interrupted ({stop.reason}) after its last update "
+                    f"{update}/{n_updates}, step {global_step}; every update is trained"
+                    + (
+                        f" and saved to {opts.checkpoint}: --resume finishes the stage"
+                        if opts.checkpoint is not None
+                        else ""
+                    )
+                )
     finally:
         bar.close()
         if writer is not None:
