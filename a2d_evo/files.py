@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.errors import FormatError, RunFolderError
+from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION, OLD_CHECKPOINT_NOTE
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -96,6 +97,34 @@ def torch_save(path: str | Path, obj: Any) -> Path:
     buf = io.BytesIO()
     torch.save(obj, buf)
     return write_bytes(path, buf.getvalue())
+
+
+CHECKPOINT_KEYS = frozenset({"format_version", "stage", "update", "global_step", "model",
+                             "optimizer", "rng"})  # fmt: skip
+"""What every training checkpoint holds; ``wall_s``, ``extra`` and ``learner`` are optional."""
+
+
+def read_checkpoint(path: Path, stage: str) -> dict[str, Any]:
+    """The training checkpoint dict at ``path``, checked to be this stage's and of this
+    format (FormatError otherwise); ``runfolder`` checks one before it records a raise."""
+    if not Path(path).is_file():
+        raise FormatError(
+            f"--resume: no checkpoint at {path}; delete {Path(path).parent} to start the stage "
+            "over, or use --out for a new run folder"
+        )
+    ckpt = torch_load(path, f"{stage} checkpoint")
+    if not isinstance(ckpt, dict) or not CHECKPOINT_KEYS <= set(ckpt):
+        raise FormatError(f"{stage} checkpoint {path} is not an a2d-evo training checkpoint")
+    if ckpt["format_version"] == 1:
+        raise FormatError(f"{stage} checkpoint {path} has format_version 1: {OLD_CHECKPOINT_NOTE}")
+    if ckpt["format_version"] != CHECKPOINT_FORMAT_VERSION:
+        raise FormatError(
+            f"{stage} checkpoint {path} has format_version {ckpt['format_version']!r}, "
+            f"this a2d-evo reads {CHECKPOINT_FORMAT_VERSION}"
+        )
+    if ckpt["stage"] != stage:
+        raise FormatError(f"{path} is a {ckpt['stage']!r} checkpoint, not a {stage!r} one")
+    return ckpt
 
 
 def torch_load(path: str | Path, what: str = "checkpoint") -> Any:

@@ -19,7 +19,7 @@ import yaml
 
 from a2d_evo.config import Config, config_from_dict, config_to_dict, dump_config, parse_yaml
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
-from a2d_evo.files import check_format_version, torch_load, write_text
+from a2d_evo.files import check_format_version, read_checkpoint, write_text
 from a2d_evo.formats import CONFIG_FORMAT_VERSION, CONFIG_HISTORY_FORMAT_VERSION
 from a2d_evo.locks import LOCK_FILE, RUN_LOCK_WAIT_S, folder_lock
 from a2d_evo.progress import write
@@ -279,8 +279,8 @@ class RunFolder:
         # validate, then write: a stage that cannot be resumed refuses the raise before it is
         # recorded (a retry with the old budget would otherwise be "lowered")
         state = folder / STAGE_STATE[stage]
-        if STAGE_STATE[stage] == "checkpoint.pt":
-            torch_load(state, f"{stage} checkpoint")
+        if STAGE_STATE[stage] == "checkpoint.pt":  # this stage's, not only a torch file
+            read_checkpoint(state, stage)
         elif not state.is_file():
             raise RunFolderError(f"--resume: {folder} holds no {state.name} to continue from")
         record_config_change(folder, changes)

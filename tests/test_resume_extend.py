@@ -17,6 +17,7 @@ from a2d_evo.cli import EXIT_USER_ERROR, main
 from a2d_evo.config import config_from_dict, config_to_dict
 from a2d_evo.errors import FormatError, RunFolderError, TrainingError
 from a2d_evo.files import torch_load, torch_save, write_text
+from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import loop
 from a2d_evo.train import teacher_folder as tf
@@ -151,7 +152,19 @@ def test_resume_may_only_raise_the_budget_and_records_each_raise(tmp_path: Path)
         run.bind_stage("teacher", tiny(teacher__total_steps=256), resume=True)
     assert stage_cfg.read_text() == before
     assert not (run.teacher / "config_history.yaml").exists()
-    torch_save(run.teacher / "checkpoint.pt", {"update": 2})  # a readable one
+    # a readable file that is no teacher checkpoint (a foreign dict, the supernet's): the raise
+    # is refused before it is recorded too (only a torch file was asked for)
+    shaped = {"format_version": CHECKPOINT_FORMAT_VERSION, "stage": "teacher", "update": 2,
+              "global_step": 64, "model": {}, "optimizer": {}, "rng": {}}  # fmt: skip
+    foreigns = [({"update": 2}, "is not an a2d-evo training checkpoint"),
+                ({**shaped, "stage": "supernet"}, "is a 'supernet' checkpoint")]  # fmt: skip
+    for foreign, why in foreigns:
+        torch_save(run.teacher / "checkpoint.pt", foreign)
+        with pytest.raises(FormatError, match=why):
+            run.bind_stage("teacher", tiny(teacher__total_steps=256), resume=True)
+        assert stage_cfg.read_text() == before
+        assert not (run.teacher / "config_history.yaml").exists()
+    torch_save(run.teacher / "checkpoint.pt", shaped)  # a teacher checkpoint
 
     with pytest.raises(
         RunFolderError,
@@ -187,7 +200,7 @@ def test_resume_may_only_raise_the_budget_and_records_each_raise(tmp_path: Path)
 
     # the supernet's budget is its own key; the search's are its generations and step budget
     run.bind_stage("supernet", tiny(), resume=False)
-    torch_save(run.supernet / "checkpoint.pt", {"update": 1})
+    torch_save(run.supernet / "checkpoint.pt", {**shaped, "stage": "supernet"})
     run.bind_stage("supernet", tiny(supernet__total_steps=512), resume=True)
     assert [h["key"] for h in read_config_history(run.supernet)] == ["supernet.total_steps"]
     run.bind_stage("search", tiny(), resume=False)

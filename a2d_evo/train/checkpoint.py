@@ -17,13 +17,9 @@ import torch
 from torch import nn
 
 from a2d_evo.errors import FormatError
-from a2d_evo.files import torch_load, torch_save
-from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION, OLD_CHECKPOINT_NOTE
+from a2d_evo.files import read_checkpoint, torch_save
+from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
 from a2d_evo.train.streams import Streams
-
-REQUIRED_KEYS = frozenset({"format_version", "stage", "update", "global_step", "model",
-                           "optimizer", "rng"})  # fmt: skip
-"""What every checkpoint holds; ``wall_s``, ``extra`` and ``learner`` are optional."""
 
 
 class Restored(NamedTuple):
@@ -64,28 +60,6 @@ def save_checkpoint(
             "learner": dict(learner or {}),
         },
     )
-
-
-def read_checkpoint(path: Path, stage: str) -> dict[str, Any]:
-    """The checkpoint dict at ``path``, checked to be this stage's (FormatError otherwise)."""
-    if not Path(path).is_file():
-        raise FormatError(
-            f"--resume: no checkpoint at {path}; delete {Path(path).parent} to start the stage "
-            "over, or use --out for a new run folder"
-        )
-    ckpt = torch_load(path, f"{stage} checkpoint")
-    if not isinstance(ckpt, dict) or not REQUIRED_KEYS <= set(ckpt):
-        raise FormatError(f"{stage} checkpoint {path} is not an a2d-evo training checkpoint")
-    if ckpt["format_version"] == 1:
-        raise FormatError(f"{stage} checkpoint {path} has format_version 1: {OLD_CHECKPOINT_NOTE}")
-    if ckpt["format_version"] != CHECKPOINT_FORMAT_VERSION:
-        raise FormatError(
-            f"{stage} checkpoint {path} has format_version {ckpt['format_version']!r}, "
-            f"this a2d-evo reads {CHECKPOINT_FORMAT_VERSION}"
-        )
-    if ckpt["stage"] != stage:
-        raise FormatError(f"{path} is a {ckpt['stage']!r} checkpoint, not a {stage!r} one")
-    return ckpt
 
 
 def load_checkpoint(
