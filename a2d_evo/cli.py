@@ -631,10 +631,25 @@ def _terminated(signum: int, frame: object) -> None:
     raise KeyboardInterrupt("SIGTERM")
 
 
+TORCHRUN_COMMANDS = frozenset({"train-teacher", "train-supernet"})
+"""The commands that train with DDP under torchrun; every other one is refused there."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``a2d-evo`` console script."""
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
+    world = os.environ.get("WORLD_SIZE", "1").strip()
+    if args.command not in TORCHRUN_COMMANDS and world not in ("", "0", "1"):
+        # a torchrun rank other than 0 takes no folder lock (rank 0 writes for all): any
+        # other command would write the run from every rank at once, unlocked
+        print(
+            f"a2d-evo {args.command}: error: WORLD_SIZE={world} in the environment: only "
+            f"{' and '.join(sorted(TORCHRUN_COMMANDS))} run under torchrun "
+            f"(docs/distributed.md); unset WORLD_SIZE and RANK to run {args.command}",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
     in_main = threading.current_thread() is threading.main_thread()
     previous: dict[int, Any] = {}
     if in_main:

@@ -47,7 +47,8 @@ def folder_lock(folder: str | Path, *, create: bool = True, wait_s: float = 0.0)
     :class:`RunFolderError` naming that pid (after waiting up to ``wait_s``). The lock file,
     and the folders the lock had to create while still empty, are removed on release, so a
     refused command leaves nothing behind. ``create=False``: a missing folder is not locked
-    (the command fails on its own). Under torchrun only rank 0 writes, and locks.
+    (the command fails on its own). Under torchrun (``train-teacher`` and ``train-supernet``;
+    the command line refuses the others there) only rank 0 writes, and locks.
     """
     folder = Path(folder)
     if _torchrun_worker() or (not create and not folder.is_dir()):

@@ -197,3 +197,22 @@ def test_an_override_of_the_runs_env_is_named_as_the_users(
     assert json.loads((copy / "eval.json").read_text())["env"]["max_episode_steps"] == 50
     assert main([*argv, "--set", "env.id=Acrobot-v1"]) == EXIT_USER_ERROR
     assert "--set env.id: the env and the space are what" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["report", "evolve", "export", "baselines", "demo"])
+def test_commands_without_ddp_are_refused_under_torchrun(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A torchrun rank other than 0 takes no folder lock (rank 0 writes for the DDP stages):
+    any other command run there wrote the run from every rank at once, unlocked."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    run = tmp_path / "run"
+    argv = {"evolve": ["evolve", "--config", "c.yaml", "--out", str(run)],
+            "demo": ["demo", "--out", str(run)]}  # fmt: skip
+    assert main(argv.get(command, [command, str(run)])) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "error: WORLD_SIZE=2 in the environment: only train-supernet and train-teacher" in err
+    assert f"unset WORLD_SIZE and RANK to run {command}" in err
+    assert not run.exists()
