@@ -7,7 +7,9 @@ teacher -> distilled supernet -> NSGA-II -> export of every front member, each f
 given, so a killed demo continues (the fine-tune agent by agent). A finished stage whose
 settings the command changes is resumed, where its own ``--resume`` extends it for a raised
 budget (:data:`~a2d_evo.runfolder.BUDGET_KEYS`) and refuses any other change; when a later
-stage was already built on it, the change is refused.
+stage was already built on it (finished, or begun: it holds a checkpoint), the change is
+refused. A budget the stage's own ``--resume`` raised above the command's is no change: the
+stage is finished at it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,14 @@ from a2d_evo.config import Config
 from a2d_evo.errors import RunFolderError
 from a2d_evo.report.markdown import delivered_table, write_report
 from a2d_evo.report.pick import export_front, read_delivered
-from a2d_evo.runfolder import STAGE_SECTIONS, RunFolder, config_diff, holds_results, setting
+from a2d_evo.runfolder import (
+    BUDGET_KEYS,
+    STAGE_SECTIONS,
+    RunFolder,
+    config_diff,
+    holds_results,
+    setting,
+)
 from a2d_evo.search.evolution import evolve
 from a2d_evo.train.supernet_stage import train_supernet
 from a2d_evo.train.teacher import train_teacher
@@ -47,6 +56,8 @@ def _changed(run: RunFolder, stage: str, cfg: Config) -> str:
         except AttributeError:  # a nested key (env.kwargs.*): named alone
             parts.append(key)
             continue
+        if key in BUDGET_KEYS.get(stage, ()) and was is not None and now is not None and now < was:
+            continue  # trained or searched further by the stage's own --resume: nothing to do
         parts.append(f"{key} {was!r} (this command: {now!r})")
     return ", ".join(parts)
 
@@ -78,8 +89,12 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
             if not changed:
                 print(f"[demo] {name}: already done in {run.stage(name)}, skipped")
                 continue
-            built = [later for later, _ in stages[i + 1 :] if done[later]]
-            if built:  # the later stage was built on this one as it is
+            built = [  # finished or begun: a later stage's checkpoint was trained on this one
+                later
+                for later, _ in stages[i + 1 :]
+                if done[later] or holds_results(run.stage(later))
+            ]
+            if built:
                 raise RunFolderError(
                     f"--resume: the {name} stage finished with {changed}, and the {built[0]} "
                     f"stage was built on it; resume with the run's settings (a raised budget "

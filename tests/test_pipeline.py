@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import statistics
 from pathlib import Path
 
@@ -227,3 +228,16 @@ def test_demo_resume_honours_changed_settings_or_refuses_them(
     out = capsys.readouterr().out
     assert "[demo] search: finished with search.gens 2 (this command: 3); resuming it" in out
     assert json.loads((run / "search" / "front.json").read_text())["search"]["generations"] == 3
+    # raised by the stage's own command (as a refused teacher's message tells): the plain
+    # demo command finds it finished at the higher budget, no change, and skips it
+    search_cfg = str(run / "search" / "config.yaml")
+    evolve = ["evolve", "--config", search_cfg, "--out", str(run), "--resume", "--quiet"]
+    assert main([*evolve, "--set", "search.gens=4"]) == 0
+    capsys.readouterr()
+    assert main([*common, "--resume"]) == 0
+    assert capsys.readouterr().out.count("already done") == 3
+    # a later stage begun (a supernet checkpoint, no weights yet) was built on the teacher too
+    shutil.rmtree(run / "search")
+    (run / "supernet" / "weights.pt").unlink()
+    assert main(argv) == 2
+    assert "and the supernet stage was built on it" in capsys.readouterr().err

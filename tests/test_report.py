@@ -699,10 +699,16 @@ def test_reproduce_names_an_imported_teacher_and_a_supernet_s_own_teacher(tmp_pa
         f"a2d-evo import-teacher '/data/ppo lunar.zip' --format sb3 --config {run.config_path} "
         f"--out {out}"
     ) in md
-    assert (
-        f"a2d-evo train-supernet --config {run.config_path} --out {out} --teacher /other/agent"
-        in md
-    )
+    supernet = f"a2d-evo train-supernet --config {run.config_path} --out {out}"
+    assert f"{supernet} --teacher /other/agent" in md
+    # recorded where the path was valid: a relative path from another working folder, or a
+    # moved run, is the run's own when the stage said so (and another teacher when it did not)
+    write_json(run.supernet / "summary.json", {"teacher": "r/teacher/agent", "teacher_own": True})
+    md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
+    assert "--teacher" not in md
+    write_json(run.supernet / "summary.json", {"teacher": "t/agent", "teacher_own": False})
+    md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
+    assert f"{supernet} --teacher t/agent" in md
     write_json(run.supernet / "summary.json", {"teacher": str(run.teacher_agent)})
     md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
-    assert f"a2d-evo train-supernet --config {run.config_path} --out {out}\n" in md
+    assert f"{supernet}\n" in md

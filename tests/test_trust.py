@@ -348,6 +348,11 @@ def test_a_policy_whose_values_are_not_in_the_file_is_refused(tmp_path: Path) ->
     [
         ("arch", {"kind": "mlp", "widths": [4] * 65}, "arch.widths: at most 64 layers, got 65"),
         ("arch", {"kind": "mlp", "widths": [16385]}, "arch.widths: at most 16384, got 16385"),
+        (
+            "arch",
+            {"kind": "cnn", "conv": [8, 16, 16], "extra": [[4, 1]] * 65, "fc": 8},
+            "arch.extra: at most 64 layers, got 65",
+        ),
         ("obs_shape", [2**30, 2**30, 4, 4], r"obs_shape .* holds more than 2147483647 values"),
     ],
 )

@@ -169,7 +169,10 @@ def arch_from_dict(data: Any) -> Arch:
             if len(conv) != 3:
                 raise ArchError(f"arch.conv: expected 3 widths, got {len(conv)}")
             extra = []
-            for item in _as_list(data["extra"], "extra"):
+            listed = _as_list(data["extra"], "extra")
+            if len(listed) > _MAX_LAYERS:
+                raise ArchError(f"arch.extra: at most {_MAX_LAYERS} layers, got {len(listed)}")
+            for item in listed:
                 pair = _as_list(item, "extra[]")
                 if len(pair) != 2:
                     raise ArchError("arch.extra: each entry is [width, kernel]")

@@ -338,13 +338,18 @@ def _teacher_line(run: RunFolder, config: str, out: str) -> str:
 
 def _own_teacher(run: RunFolder) -> str:
     """`` --teacher DIR`` when the supernet was distilled from another teacher than the run's
-    own (``supernet/summary.json``), else ""."""
+    own (``supernet/summary.json``'s ``teacher_own``, recorded where the path was valid), else
+    ""."""
     try:
         summary = read_json_dict(run.supernet / "summary.json", "supernet summary")
     except (FormatError, OSError):
         return ""
-    teacher = summary.get("teacher")
-    if not isinstance(teacher, str) or Path(teacher).resolve() == run.teacher_agent.resolve():
+    teacher, own = summary.get("teacher"), summary.get("teacher_own")
+    if not isinstance(teacher, str) or own is True:
+        return ""
+    if own is None and (  # written before teacher_own: the path as the stage was given it
+        teacher == str(run.teacher_agent) or Path(teacher).resolve() == run.teacher_agent.resolve()
+    ):
         return ""
     return f" --teacher {shlex.quote(teacher)}"
 

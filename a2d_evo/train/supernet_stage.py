@@ -310,6 +310,11 @@ def train_supernet(
             **measured,
             "vanilla": cfg.distill.vanilla,
             "teacher": None if learner.teacher is None else str(teacher_dir),
+            # whether that is the run's own teacher, decided here where the path is valid
+            # (the report's Reproduce line; a moved run or another working folder would not tell)
+            "teacher_own": learner.teacher is not None
+            and teacher_dir is not None
+            and Path(teacher_dir).resolve() == run.teacher_agent.resolve(),
             "sigma": supernet.value_unit,
             "sigma_from": learner.sigma_from,
         },
