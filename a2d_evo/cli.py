@@ -182,9 +182,8 @@ def config_of_run(
     command builds no env, so the run's recorded imports never run and need no
     ``--env-import``."""
     saved, path = run.load_config(), run.config_path
-    if after is not None and (run.stage(after) / "config.yaml").is_file():
-        path = run.stage(after) / "config.yaml"
-        saved = RunFolder(run.stage(after)).load_config()
+    if after is not None and (staged := run.stage_config(after)) is not None:
+        saved, path = staged, run.stage(after) / "config.yaml"
     overrides = [*common_overrides(args), *extra]
     cfg = saved
     if overrides:

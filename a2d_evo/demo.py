@@ -52,8 +52,8 @@ def _changed(run: RunFolder, stage: str, cfg: Config) -> str:
     parts = []
     for key in config_diff(recorded, cfg, STAGE_SECTIONS[stage]):
         try:
-            was, now = (setting(c, key) if "." in key else getattr(c, key) for c in (recorded, cfg))
-        except AttributeError:  # a nested key (env.kwargs.*): named alone
+            was, now = setting(recorded, key), setting(cfg, key)
+        except AttributeError:  # a key inside a mapping (env.kwargs.*): named alone
             parts.append(key)
             continue
         if key in BUDGET_KEYS.get(stage, ()) and was is not None and now is not None and now < was:

@@ -252,6 +252,15 @@ def separated(intervals: Sequence[tuple[float, float]]) -> list[int]:
     return picked
 
 
+def tell_apart(estimates: Sequence[tuple[float, float | None]]) -> list[int]:
+    """Which of ``(mean, 95% half-width)`` estimates their intervals tell apart
+    (:func:`separated`), in order of their upper ends; [] for fewer than two or where a
+    half-width is unknown (one episode: a point would look apart from everything)."""
+    if len(estimates) < 2 or any(h is None for _, h in estimates):
+        return []
+    return separated([(m - h, m + h) for m, h in estimates if h is not None])
+
+
 def non_dominated(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the ``(cost, score)`` points no other point dominates (at most the cost and
     at least the score, one of them strictly), in the order given."""

@@ -234,9 +234,12 @@ class RunFolder:
             return ""
         key = BUDGET_KEYS[stage][0]
         try:
-            total = setting(self._read_config(self.stage(stage) / "config.yaml"), key)
-        except RunFolderError:  # no or a broken stage config: the plain advice must do
+            staged = self.stage_config(stage)
+        except RunFolderError:  # a broken stage config: the plain advice must do
             return ""
+        if staged is None:  # none: the same
+            return ""
+        total = setting(staged, key)
         verb = "search" if stage == "search" else "train"
         return f" (to {verb} it longer: {self.resume_command(stage, {key: 2 * total})})"
 
@@ -365,9 +368,12 @@ def run_teacher(path: str | Path) -> Path | None:
 
 
 def setting(cfg: Config, key: str) -> Any:
-    """The value of a dotted ``section.field`` key of ``cfg``."""
-    section, _, name = key.partition(".")
-    return getattr(getattr(cfg, section), name)
+    """The value of a dotted key of ``cfg``: a top-level field (``seed``) or
+    ``section.field``; AttributeError for a key inside a mapping field (``env.kwargs.x``)."""
+    value: Any = cfg
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
 
 
 def read_config_history(folder: Path) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.files import read_json, write_json
-from a2d_evo.formats import ci95, separated
+from a2d_evo.formats import ci95, tell_apart
 
 
 def summarise(run: Path) -> dict[str, Any]:
@@ -27,16 +27,7 @@ def summarise(run: Path) -> dict[str, Any]:
     delivered = read_json(run / "agents" / "delivered.json")
     rows = {r["agent"]: r for r in delivered["exported"]}
     members = [rows[name] for name in delivered["members"]]
-    halves = [ci95(r["return_std"], r["episodes"]) for r in members]
-    known = [h for h in halves if h is not None]
-    apart: list[int] = []
-    if len(members) >= 2 and len(known) == len(members):  # none where one episode was played
-        apart = separated(
-            [
-                (r["return_mean"] - h, r["return_mean"] + h)
-                for r, h in zip(members, known, strict=True)
-            ]
-        )
+    apart = tell_apart([(r["return_mean"], ci95(r["return_std"], r["episodes"])) for r in members])
     norm = [r["normalised_return"] for r in members]
     keys = ("agent", "flops", "return_mean", "return_std", "episodes", "normalised_return",
             "inherited_return_mean", "kept")  # fmt: skip

@@ -40,7 +40,7 @@ from a2d_evo.formats import (
     VALIDATION_SEEDS,
     best_paired,
     ci95,
-    separated,
+    tell_apart,
     weak_teacher_caution,
 )
 from a2d_evo.locks import writes
@@ -174,12 +174,12 @@ def front_table(front: list[dict[str, Any]], teacher_flops: float) -> str:
 
 def told_apart(members: Sequence[tuple[str, float, float | None, float | None]]) -> str:
     """How many ``(name, return, 95% half-width, normalised return)`` members their intervals
-    tell apart (the largest set of mutually separate intervals, :func:`separated`) and the
+    tell apart (the largest set of mutually separate intervals, :func:`tell_apart`) and the
     normalised span of them all; "" for fewer than two members or where an interval is
     unknown (a member scored on one episode)."""
-    if len(members) < 2 or any(h is None for _, _, h, _ in members):
+    apart = tell_apart([(r, h) for _, r, h, _ in members])
+    if not apart:
         return ""
-    apart = separated([(r - h, r + h) for _, r, h, _ in members if h is not None])
     norm = [n for *_, n in members if n is not None]
     span = f"; their normalised returns span {max(norm) - min(norm):.3f}" if norm else ""
     names = ", ".join(f"`{members[i][0]}`" for i in sorted(apart))
@@ -310,8 +310,10 @@ def _stage_config(run: RunFolder, stage: str, cfg: Config) -> tuple[Config, Path
     """A stage's own config and the path that reproduces it: ``RUN_DIR/config.yaml`` unless
     the stage ran with a config that differs on its sections."""
     try:
-        own = RunFolder(run.stage(stage)).load_config()
-    except RunFolderError:
+        own = run.stage_config(stage)
+    except RunFolderError:  # a broken stage config: the run's
+        own = None
+    if own is None:
         return cfg, run.config_path
     if config_diff(own, cfg, STAGE_SECTIONS[stage]):
         return own, run.stage(stage) / "config.yaml"

@@ -187,24 +187,21 @@ def train_baselines(
               f"{cfg.supernet.total_steps:,} plus the delivered fine-tune's "
               f"{cfg.finetune.steps:,})")  # fmt: skip
     env_dict = config_to_dict(cfg.env)
-    if not resume:
-        for multiplier in widths:
-            for method in methods:
-                name = safe_name(baseline_name(method, multiplier))
-                if (
-                    not (run.baselines / name / "metrics.json").is_file()
-                    and (run.baselines / f".{name}.checkpoint.pt").is_file()
-                ):
-                    raise RunFolderError(
-                        f"baseline {name} in {run.baselines} was interrupted; continue it with "
-                        f"`a2d-evo baselines {shlex.quote(str(run.root))} --resume`, or delete "
-                        f"{run.baselines / f'.{name}.checkpoint.pt'} to train it from scratch"
-                    )
-    for multiplier in widths:  # a received run's links out of it, before any is trained
+    for multiplier in widths:  # before any is trained
         for method in methods:
             name = safe_name(baseline_name(method, multiplier))
-            run.inside(run.baselines / name, "baselines")
+            run.inside(run.baselines / name, "baselines")  # a received run's links out of it
             run.tb_dir("baselines", name)
+            if (
+                not resume
+                and not (run.baselines / name / "metrics.json").is_file()
+                and (run.baselines / f".{name}.checkpoint.pt").is_file()
+            ):
+                raise RunFolderError(
+                    f"baseline {name} in {run.baselines} was interrupted; continue it with "
+                    f"`a2d-evo baselines {shlex.quote(str(run.root))} --resume`, or delete "
+                    f"{run.baselines / f'.{name}.checkpoint.pt'} to train it from scratch"
+                )
     archs = {m: scale_arch(base, m) for m in widths}
     for multiplier, arch in archs.items():  # before any is trained: --widths 999 was taken
         d = arch.to_dict()
