@@ -73,6 +73,7 @@ ARCH_FILE = "arch.json"
 POLICY_FILE = "policy.pt"
 METRICS_FILE = "metrics.json"
 ONNX_FILE = "policy.onnx"
+EVAL_FILE = "eval.json"
 
 METRICS_KEYS = (
     "format_version",

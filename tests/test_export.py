@@ -286,6 +286,36 @@ def test_onnx_false_writes_none_and_removes_a_stale_one(
     assert load_agent(folder).arch == mlp_agent.arch
 
 
+def test_a_save_cut_short_leaves_no_agent_and_drops_a_stale_eval(
+    tmp_path: Path, mlp_agent: Agent, saved: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """arch.json is the commit mark: a save that dies after policy.pt over an earlier agent
+    leaves a folder readers take for no agent, not new weights beside the old metrics."""
+    import a2d_evo.nets.agent_folder as agent_folder
+
+    folder = copy_folder(saved["mlp"], tmp_path / "a")
+    (folder / "eval.json").write_text("{}")  # scored the old weights
+    old_metrics = (folder / "metrics.json").read_text()
+    metrics = {**json.loads(old_metrics), "return_mean": -1.0}
+
+    def die(path: Path, data: object) -> None:
+        raise KeyboardInterrupt("killed between policy.pt and metrics.json")
+
+    monkeypatch.setattr(agent_folder, "write_json", die)
+    with pytest.raises(KeyboardInterrupt):
+        save_agent(mlp_agent, folder, metrics=metrics, onnx=False)
+    assert (folder / "policy.pt").is_file()
+    assert (folder / "metrics.json").read_text() == old_metrics
+    assert not (folder / "arch.json").exists()
+    assert not (folder / "eval.json").exists()
+    with pytest.raises(FormatError):
+        load_agent(folder)
+    monkeypatch.undo()
+    save_agent(mlp_agent, folder, metrics=metrics, onnx=False)
+    assert load_agent(folder).arch == mlp_agent.arch
+    assert json.loads((folder / "metrics.json").read_text())["return_mean"] == -1.0
+
+
 # ----------------------------------------------------------------------------- bad folders
 def _break(folder: Path, how: str) -> None:
     arch_json = folder / "arch.json"

@@ -12,6 +12,7 @@ from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import fresh_eval_seed
 from a2d_evo.files import write_json
 from a2d_evo.formats import (
+    EVAL_FILE,
     EVAL_FORMAT_VERSION,
     check_teacher_beats_random,
     interval95,
@@ -78,11 +79,11 @@ def eval_agent_folder(
         "teacher_return_mean": r_teacher,
         "normalised_return": norm,
     }
-    write_json(folder / "eval.json", report)
+    write_json(folder / EVAL_FILE, report)
     norm_text = f"  normalised {norm:.3f}" if norm is not None else ""
     return (
         f"{folder}: {cfg.env.id} {mode} over {result.episodes} episodes (seeds {first}-"
         f"{first + episodes - 1}): return {result.mean:.2f} +- {result.std:.2f} (std), 95% "
         f"interval [{lo:.2f}, {hi:.2f}]{norm_text}; random policy {rand.mean:.2f}\n"
-        f"wrote {folder / 'eval.json'}"
+        f"wrote {folder / EVAL_FILE}"
     )

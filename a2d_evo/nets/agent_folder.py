@@ -49,6 +49,7 @@ from a2d_evo.formats import (
     AGENT_FORMAT_VERSION,
     AGENT_FORMATS_READ,
     ARCH_FILE,
+    EVAL_FILE,
     EVAL_MODES,
     METRICS_FILE,
     METRICS_FORMAT_VERSION,
@@ -141,6 +142,11 @@ def save_agent(
 ) -> Path:
     """Write ``agent`` as an agent folder (each file atomically); returns the folder.
 
+    ``arch.json`` is the folder's commit mark: it is removed first and written last, so a save
+    cut short over an earlier agent leaves a folder every reader takes for no agent (an export
+    or baselines run does it again), never new weights beside the old ``metrics.json``.
+    ``eval.json`` (it scored the old weights) is removed.
+
     ``onnx``: None exports ``policy.onnx`` when the export extra is importable, True
     requires it, False skips it. A ``policy.onnx`` left from an earlier save is removed when
     none is written, so it never disagrees with ``policy.pt``. ``metrics`` must carry
@@ -157,6 +163,8 @@ def save_agent(
             "(onnx, onnxscript, onnxruntime)"
         )
     state = {k: v.detach().cpu().contiguous().clone() for k, v in agent.state_dict().items()}
+    for stale in (ARCH_FILE, EVAL_FILE):  # arch.json back last: the folder whole again
+        (folder / stale).unlink(missing_ok=True)
     torch_save(folder / POLICY_FILE, state)
     if want_onnx:
         write_bytes(folder / ONNX_FILE, onnx_bytes(agent))
@@ -164,7 +172,7 @@ def save_agent(
         (folder / ONNX_FILE).unlink(missing_ok=True)
     if metrics is not None:
         write_json(folder / METRICS_FILE, dict(metrics))
-    # arch.json last: a folder whose arch.json exists has its policy next to it
+    # arch.json last: a folder whose arch.json exists has its policy and metrics next to it
     write_json(
         folder / ARCH_FILE,
         {
