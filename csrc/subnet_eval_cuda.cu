@@ -29,6 +29,7 @@ constexpr int kMlpRows = 16;
 constexpr int kMlpThreads = 128;
 constexpr int kChunkRows = 32;  // rows per FC / heads block
 constexpr int TM = 32, TN = 32, TK = 16;
+constexpr int64_t kMaxGridY = 65535;  // CUDA's limit on gridDim.y (and z)
 constexpr size_t kAlign = 256;
 constexpr size_t kMaxShared = 48 * 1024;
 static_assert(sizeof(float) * 2 * kMlpRows * kCudaMlpMaxWidth == kMaxShared,
@@ -290,57 +291,61 @@ __global__ void __launch_bounds__(256) layer_kernel(CnnNet net, Layer L) {
   __shared__ float Bs[TK][TN + 1];
   const Geo g = resolve(net, L);
   if (g.skip) return;
-  const int64_t m0 = static_cast<int64_t>(blockIdx.y) * TM;
   const int n0 = blockIdx.z * TN;
-  if (m0 >= g.m || n0 >= g.co) return;
+  if (n0 >= g.co) return;
   const int K = g.ks * g.ks * g.cin;
   const int kt = L.mode == kFc ? g.ks * g.cin : K;  // FC: ks holds the tap count
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
-  float acc[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
-  for (int k0 = 0; k0 < kt; k0 += TK) {
-    for (int e = threadIdx.x; e < TM * TK; e += blockDim.x) {
-      const int mm = e / TK, kk = e % TK;
-      const int64_t m = m0 + mm;
-      const int k = k0 + kk;
-      As[kk][mm] = (m < g.m && k < kt) ? load_a(net, L, g, m, k) : 0.f;
-    }
-    for (int e = threadIdx.x; e < TK * TN; e += blockDim.x) {
-      const int kk = e / TN, nn = e % TN;
-      const int k = k0 + kk, n = n0 + nn;
-      Bs[kk][nn] = (k < kt && n < g.co) ? load_b(L, g, k, n) : 0.f;
-    }
-    __syncthreads();
+  // row tiles strided by the grid: gridDim.y is capped at kMaxGridY (an image of more than
+  // kMaxGridY * TM output positions); the bounds are the block's own, so all threads loop alike
+  for (int64_t m0 = static_cast<int64_t>(blockIdx.y) * TM; m0 < g.m;
+       m0 += static_cast<int64_t>(gridDim.y) * TM) {
+    float acc[2][2] = {{0.f, 0.f}, {0.f, 0.f}};
+    for (int k0 = 0; k0 < kt; k0 += TK) {
+      for (int e = threadIdx.x; e < TM * TK; e += blockDim.x) {
+        const int mm = e / TK, kk = e % TK;
+        const int64_t m = m0 + mm;
+        const int k = k0 + kk;
+        As[kk][mm] = (m < g.m && k < kt) ? load_a(net, L, g, m, k) : 0.f;
+      }
+      for (int e = threadIdx.x; e < TK * TN; e += blockDim.x) {
+        const int kk = e / TN, nn = e % TN;
+        const int k = k0 + kk, n = n0 + nn;
+        Bs[kk][nn] = (k < kt && n < g.co) ? load_b(L, g, k, n) : 0.f;
+      }
+      __syncthreads();
 #pragma unroll
-    for (int kk = 0; kk < TK; ++kk) {
-      const float a0 = As[kk][2 * ty], a1 = As[kk][2 * ty + 1];
-      const float b0 = Bs[kk][2 * tx], b1 = Bs[kk][2 * tx + 1];
-      acc[0][0] += a0 * b0;
-      acc[0][1] += a0 * b1;
-      acc[1][0] += a1 * b0;
-      acc[1][1] += a1 * b1;
+      for (int kk = 0; kk < TK; ++kk) {
+        const float a0 = As[kk][2 * ty], a1 = As[kk][2 * ty + 1];
+        const float b0 = Bs[kk][2 * tx], b1 = Bs[kk][2 * tx + 1];
+        acc[0][0] += a0 * b0;
+        acc[0][1] += a0 * b1;
+        acc[1][0] += a1 * b0;
+        acc[1][1] += a1 * b1;
+      }
+      __syncthreads();
     }
-    __syncthreads();
-  }
-  for (int i = 0; i < 2; ++i) {
-    const int64_t m = m0 + 2 * ty + i;
-    if (m >= g.m) continue;
-    for (int j = 0; j < 2; ++j) {
-      const int n = n0 + 2 * tx + j;
-      if (n >= g.co) continue;
-      float v = acc[i][j] * g.scale + g.bias[n];
-      if (L.mode == kConv) {
-        const int row = blockIdx.x;
-        const int oy = static_cast<int>(m / g.out_w), ox = static_cast<int>(m % g.out_w);
-        const PlaneDesc& o = g.pout;
-        const int wp = o.w + 2 * o.pad;
-        o.data[row * o.img + (static_cast<int64_t>(oy + o.pad) * wp + ox + o.pad) * o.ld + n] =
-            relu(v);
-      } else if (L.mode == kFc) {
-        L.h1[(g.row0 + m) * net.ldf + n] = relu(v);
-      } else if (n < net.n_actions) {
-        L.logits[(g.row0 + m) * net.n_actions + n] = v;
-      } else {
-        L.values[g.row0 + m] = v;
+    for (int i = 0; i < 2; ++i) {
+      const int64_t m = m0 + 2 * ty + i;
+      if (m >= g.m) continue;
+      for (int j = 0; j < 2; ++j) {
+        const int n = n0 + 2 * tx + j;
+        if (n >= g.co) continue;
+        float v = acc[i][j] * g.scale + g.bias[n];
+        if (L.mode == kConv) {
+          const int row = blockIdx.x;
+          const int oy = static_cast<int>(m / g.out_w), ox = static_cast<int>(m % g.out_w);
+          const PlaneDesc& o = g.pout;
+          const int wp = o.w + 2 * o.pad;
+          o.data[row * o.img + (static_cast<int64_t>(oy + o.pad) * wp + ox + o.pad) * o.ld + n] =
+              relu(v);
+        } else if (L.mode == kFc) {
+          L.h1[(g.row0 + m) * net.ldf + n] = relu(v);
+        } else if (n < net.n_actions) {
+          L.logits[(g.row0 + m) * net.n_actions + n] = v;
+        } else {
+          L.values[g.row0 + m] = v;
+        }
       }
     }
   }
@@ -505,7 +510,8 @@ void cnn_forward_cuda(const CnnNet& net, uintptr_t obs, int64_t n_rows, const in
     L.mode = kConv;
     L.index = i;
     const int64_t positions = static_cast<int64_t>(net.conv[i].oh) * net.conv[i].ow;
-    dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>((positions + TM - 1) / TM),
+    const int64_t tiles = std::min<int64_t>((positions + TM - 1) / TM, kMaxGridY);
+    dim3 grid(static_cast<unsigned>(n_rows), static_cast<unsigned>(tiles),
               static_cast<unsigned>((net.conv[i].cmax + TN - 1) / TN));
     layer_kernel<<<grid, 256, 0, st>>>(net, L);
     check(cudaGetLastError(), "conv kernel launch");
