@@ -188,3 +188,48 @@ def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(
         said = ("budgets are the run's own", "drop --seed", "expected positive numbers",
                 "above 16,384 (MAX_WIDTH)")  # fmt: skip
         assert words in err and any(s in err for s in said), err
+
+
+def test_a_baseline_checkpoint_past_the_budget_names_the_file_to_delete(
+    finished: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An interrupted baseline of a larger budget (killed while scoring, its last checkpoint
+    at 2,048 steps: two updates) is not continued past a smaller one (one update); no key
+    raises a baseline's budget, so the refusal names the checkpoint to delete."""
+    import json
+    import shutil
+
+    from test_evolve import SMALL
+
+    import a2d_evo.train.baselines as baselines
+    from a2d_evo.cli import EXIT_INTERRUPTED, main
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    _stage_config(run, "teacher", {**SMALL, "teacher": {"total_steps": 2048}})
+    argv = ["baselines", str(root), "--widths", "1", "--methods", "ppo", "--quiet"]
+
+    def killed(*args: object, **kwargs: object) -> Path:
+        raise KeyboardInterrupt("killed while scoring")
+
+    monkeypatch.setattr(baselines, "score_and_save", killed)
+    assert main(argv) == EXIT_INTERRUPTED
+    monkeypatch.undo()
+    checkpoint = run.baselines / ".ppo_x1.checkpoint.pt"
+    assert checkpoint.is_file() and not (run.baselines / "ppo_x1" / "metrics.json").exists()
+    _stage_config(run, "teacher", {**SMALL, "teacher": {"total_steps": 1024}})
+    capsys.readouterr()
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "past the" in err and f"delete {checkpoint} to train it anew for this budget" in err
+    assert "resume with a" not in err  # no key raises a baseline's budget
+    checkpoint.unlink()
+    assert main(argv) == 0
+    assert (
+        json.loads((run.baselines / "ppo_x1" / "metrics.json").read_text())["baseline_budget"]
+        == 1024
+    )
