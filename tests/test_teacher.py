@@ -113,6 +113,29 @@ class SB3Mlp(nn.Module):
         return self.action_net(pi), self.value_net(vf).squeeze(-1)
 
 
+class SB3Mlp1x(nn.Module):
+    """SB3 1.x ``MlpPolicy`` with ``net_arch=[*shared, dict(pi=..., vf=...)]``: a
+    ``shared_net`` in the extractor before the separate pi/vf nets."""
+
+    def __init__(
+        self, obs: int, n_actions: int, shared: list[int], pi: list[int], vf: list[int]
+    ) -> None:
+        super().__init__()
+        self.features_extractor = nn.Flatten()
+        self.mlp_extractor = MlpExtractor(shared[-1], pi, vf)
+        layers: list[nn.Module] = []
+        for a, b in zip([obs, *shared], shared, strict=False):
+            layers += [nn.Linear(a, b), nn.Tanh()]
+        self.mlp_extractor.shared_net = nn.Sequential(*layers)
+        self.action_net = nn.Linear(pi[-1] if pi else shared[-1], n_actions)
+        self.value_net = nn.Linear(vf[-1] if vf else shared[-1], 1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.mlp_extractor.shared_net(self.features_extractor(x))
+        pi, vf = self.mlp_extractor.policy_net(h), self.mlp_extractor.value_net(h)
+        return self.action_net(pi), self.value_net(vf).squeeze(-1)
+
+
 class NatureCNN(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -198,6 +221,22 @@ def test_sb3_mlp_policy_is_block_diagonal_exact() -> None:
     assert arch == MLPArch((80, 80))
     obs = torch.randn(16, 6, generator=torch.Generator().manual_seed(2))
     assert_same_function(theirs, build(arch, state, (6,), 3), obs)
+
+
+@pytest.mark.parametrize(
+    ("shared", "pi", "vf", "widths"),
+    [([64], [32], [16], (64, 48)), ([8, 6], [], [], (8, 6))],
+)
+def test_sb3_1x_mlp_policy_with_a_shared_net_is_exact(
+    shared: list[int], pi: list[int], vf: list[int], widths: tuple[int, ...]
+) -> None:
+    """SB3 1.x's shared layers stay shared; the split after them becomes block-diagonal (or,
+    with no split, the heads sit on the shared trunk)."""
+    theirs = seeded(SB3Mlp1x(5, 3, shared, pi, vf))
+    arch, state = convert_sb3(theirs.state_dict())
+    assert arch == MLPArch(widths)
+    obs = torch.randn(16, 5, generator=torch.Generator().manual_seed(3))
+    assert_same_function(theirs, build(arch, state, (5,), 3), obs)
 
 
 # ------------------------------------------------------------------ refusals

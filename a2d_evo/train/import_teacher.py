@@ -230,14 +230,13 @@ def convert_sb3(
         raise FormatError(
             f"SB3 policy has a custom features extractor ({extractor[0]}, ...): not expressible"
         )
-    if not pi or not vf:
+    if not sh and (not pi or not vf):
         raise FormatError(
-            "SB3 MlpPolicy without hidden layers in both the policy and value nets cannot be "
-            "expressed: a2d-evo MLP agents have at least one hidden layer"
+            "SB3 MlpPolicy without hidden layers in both the policy and value nets (and no "
+            "shared_net) cannot be expressed: a2d-evo MLP agents have at least one hidden layer"
         )
-    used = {f"mlp_extractor.policy_net.{k}" for k in pi} | {
-        f"mlp_extractor.value_net.{k}" for k in vf
-    }
+    used = {f"mlp_extractor.{net}.{k}" for net, part in
+            (("shared_net", sh), ("policy_net", pi), ("value_net", vf)) for k in part}  # fmt: skip
     _expect_only(state, used | heads, "SB3 MlpPolicy")
     actor = [pi[k] for k in sorted(pi, key=_index_key)]
     actor += [state["action_net.weight"], state["action_net.bias"]]
