@@ -190,15 +190,16 @@ def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(
         assert words in err and any(s in err for s in said), err
 
 
-def test_a_baseline_checkpoint_past_the_budget_names_the_file_to_delete(
+def test_a_baseline_checkpoint_of_another_budget_is_trained_anew(
     finished: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An interrupted baseline of a larger budget (killed while scoring, its last checkpoint
-    at 2,048 steps: two updates) is not continued past a smaller one (one update); no key
-    raises a baseline's budget, so the refusal names the checkpoint to delete."""
+    """An interrupted baseline's checkpoint pins its budget, teacher and arch: one of another
+    budget (killed while scoring at 2,048 steps; the run's budget now 1,024) is trained anew,
+    with or without --resume, never continued. A checkpoint from before the pins, past the
+    budget, is refused naming the file to delete (no key raises a baseline's budget)."""
     import json
     import shutil
 
@@ -206,30 +207,42 @@ def test_a_baseline_checkpoint_past_the_budget_names_the_file_to_delete(
 
     import a2d_evo.train.baselines as baselines
     from a2d_evo.cli import EXIT_INTERRUPTED, main
+    from a2d_evo.files import torch_load, torch_save
 
     root = tmp_path / "run"
     shutil.copytree(finished, root)
     run = RunFolder(root)
-    _stage_config(run, "teacher", {**SMALL, "teacher": {"total_steps": 2048}})
     argv = ["baselines", str(root), "--widths", "1", "--methods", "ppo", "--quiet"]
+    checkpoint = run.baselines / ".ppo_x1.checkpoint.pt"
+    metrics = run.baselines / "ppo_x1" / "metrics.json"
 
     def killed(*args: object, **kwargs: object) -> Path:
         raise KeyboardInterrupt("killed while scoring")
 
-    monkeypatch.setattr(baselines, "score_and_save", killed)
-    assert main(argv) == EXIT_INTERRUPTED
-    monkeypatch.undo()
-    checkpoint = run.baselines / ".ppo_x1.checkpoint.pt"
-    assert checkpoint.is_file() and not (run.baselines / "ppo_x1" / "metrics.json").exists()
-    _stage_config(run, "teacher", {**SMALL, "teacher": {"total_steps": 1024}})
+    def interrupted_at_2048() -> dict:
+        _stage_config(run, "teacher", {**SMALL, "teacher": {"total_steps": 2048}})
+        with monkeypatch.context() as m:
+            m.setattr(baselines, "score_and_save", killed)
+            assert main(argv) == EXIT_INTERRUPTED
+        assert checkpoint.is_file() and not metrics.exists()
+        _stage_config(run, "teacher", {**SMALL, "teacher": {"total_steps": 1024}})
+        return torch_load(checkpoint)
+
+    saved = interrupted_at_2048()
+    assert saved["extra"]["baseline_budget"] == 2048 and saved["extra"]["method"] == "ppo"
+    assert main(argv[:-1]) == 0  # no --resume needed: nothing of it is continued
+    out = capsys.readouterr().out
+    assert "baseline ppo_x1: its checkpoint was trained for another budget" in out
+    assert json.loads(metrics.read_text())["baseline_budget"] == 1024
+    assert not checkpoint.exists()
+
+    metrics.unlink()
+    saved = interrupted_at_2048()
+    for key in ("baseline_budget", "teacher_sha256", "method"):  # as written before the pins
+        del saved["extra"][key]
+    torch_save(checkpoint, saved)
     capsys.readouterr()
     assert main([*argv, "--resume"]) == 2
     err = capsys.readouterr().err
     assert "past the" in err and f"delete {checkpoint} to train it anew for this budget" in err
-    assert "resume with a" not in err  # no key raises a baseline's budget
-    checkpoint.unlink()
-    assert main(argv) == 0
-    assert (
-        json.loads((run.baselines / "ppo_x1" / "metrics.json").read_text())["baseline_budget"]
-        == 1024
-    )
+    assert "resume with a" not in err

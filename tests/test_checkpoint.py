@@ -67,8 +67,9 @@ def test_checkpoint_restores_weights_optimiser_and_streams_exactly(
     streams = Streams(12345, "teacher")
     streams.rng.random(7)
     assert not _equal(streams.state(), saved["rng"])
-    update, step, _, learner = load_checkpoint(stopped, "teacher", model, optimizer, streams)
-    assert (update, step, learner) == (2, 64, {})  # plain PPO keeps no learner state
+    restored = load_checkpoint(stopped, "teacher", model, optimizer, streams)
+    assert (restored.update, restored.global_step, restored.learner) == (2, 64, {})  # plain PPO
+    assert restored.extra == saved["extra"]
     assert _equal({k: v for k, v in model.state_dict().items()}, saved["model"])
     assert _equal(optimizer.state_dict(), saved["optimizer"])
     assert _equal(streams.state(), saved["rng"])

@@ -185,6 +185,34 @@ def test_a_resumed_stage_trains_on_from_the_checkpoint_weights_optimiser_and_str
         assert any(not torch.equal(v, saved["model"][k]) for k, v in final["model"].items())
 
 
+def test_a_supernet_resume_on_a_changed_teacher_is_refused(
+    tmp_path: Path, tiny_teacher: Path
+) -> None:
+    """The supernet's checkpoint pins the teacher's digest: a teacher rewritten since (a
+    train-teacher --resume, import-teacher) would be distilled from under the first one's
+    sigma. Refused, naming both remedies; the teacher it began with resumes."""
+    import shutil
+
+    from a2d_evo.nets.agent_folder import load_agent, save_agent
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_teacher, teacher)
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(TrainingInterrupted):
+        train_supernet(tiny(), run, teacher_dir=teacher, progress=False, stop_after=2)
+    original = (teacher / "policy.pt").read_bytes()
+    other = load_agent(teacher)
+    with torch.no_grad():
+        other.policy.weight.mul_(2.0)
+    save_agent(other, teacher, onnx=False)
+    with pytest.raises(TrainingError, match="teacher_sha256 .*the teacher changed since") as err:
+        train_supernet(tiny(), run, teacher_dir=teacher, resume=True, progress=False)
+    assert f"delete {run.supernet}" in str(err.value)
+    (teacher / "policy.pt").write_bytes(original)
+    train_supernet(tiny(), run, teacher_dir=teacher, resume=True, progress=False)
+    assert torch_load(run.supernet / "checkpoint.pt")["update"] == 4
+
+
 @pytest.mark.parametrize(("target_kl", "epochs"), [(None, 2), (1e-12, 1)])
 def test_target_kl_ends_an_update_after_the_epoch_that_passes_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, target_kl: float | None, epochs: int

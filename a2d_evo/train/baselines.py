@@ -40,7 +40,7 @@ from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError, RunFolderError
 from a2d_evo.evaluation.episodes import resolve_device, score_against_references
 from a2d_evo.evaluation.seeds import check_scoring_seeds, final_seeds
-from a2d_evo.files import file_digest, read_json_dict, safe_name
+from a2d_evo.files import file_digest, read_checkpoint, read_json_dict, safe_name
 from a2d_evo.formats import BASELINE_METHODS, baseline_name
 from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.agent import Agent
@@ -48,6 +48,7 @@ from a2d_evo.nets.agent_folder import load_agent, save_agent
 from a2d_evo.nets.cost import check_stage_memory
 from a2d_evo.nets.space import Arch
 from a2d_evo.runfolder import RunFolder
+from a2d_evo.train.checkpoint import changed_pins
 from a2d_evo.train.distill import distill_actor_loss, distill_critic_loss
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
@@ -187,22 +188,39 @@ def train_baselines(
               f"{cfg.supernet.total_steps:,} plus the delivered fine-tune's "
               f"{cfg.finetune.steps:,})")  # fmt: skip
     env_dict = config_to_dict(cfg.env)
+    archs = {m: scale_arch(base, m) for m in widths}
+
+    def pins(method: str, multiplier: float) -> dict[str, Any]:
+        """What a baseline's checkpoint must match to be resumed (else it is trained anew)."""
+        return {
+            "arch": archs[multiplier].to_dict(),
+            "method": method,
+            "baseline_budget": baseline_steps(cfg, method),
+            "teacher_sha256": teacher_sha,
+        }
+
+    stale = set()
     for multiplier in widths:  # before any is trained
         for method in methods:
             name = safe_name(baseline_name(method, multiplier))
             run.inside(run.baselines / name, "baselines")  # a received run's links out of it
             run.tb_dir("baselines", name)
-            if (
+            checkpoint = run.baselines / f".{name}.checkpoint.pt"
+            if checkpoint.is_file() and changed_pins(
+                read_checkpoint(checkpoint, f"baseline-{name}").get("extra") or {},
+                pins(method, multiplier),
+            ):
+                stale.add(name)  # of another budget, teacher or arch: not continued
+            elif (
                 not resume
                 and not (run.baselines / name / "metrics.json").is_file()
-                and (run.baselines / f".{name}.checkpoint.pt").is_file()
+                and checkpoint.is_file()
             ):
                 raise RunFolderError(
                     f"baseline {name} in {run.baselines} was interrupted; continue it with "
                     f"`a2d-evo baselines {shlex.quote(str(run.root))} --resume`, or delete "
                     f"{run.baselines / f'.{name}.checkpoint.pt'} to train it from scratch"
                 )
-    archs = {m: scale_arch(base, m) for m in widths}
     for multiplier, arch in archs.items():  # before any is trained: --widths 999 was taken
         d = arch.to_dict()
         widest = max([*d.get("widths", []), *(c["width"] for c in d.get("convs", [])),
@@ -235,6 +253,13 @@ def train_baselines(
                 if progress:
                     print(f"baseline {name}: trained for another budget, teacher or seeds; "
                           "training it again")  # fmt: skip
+            checkpoint = run.baselines / f".{name}.checkpoint.pt"
+            if name in stale:
+                with folder_lock(folder):
+                    checkpoint.unlink(missing_ok=True)
+                if progress:
+                    print(f"baseline {name}: its checkpoint was trained for another budget, "
+                          "teacher or arch; training it again")  # fmt: skip
             streams = Streams(cfg.seed, "baseline")  # same init for every method of a width
             agent = streams.build(
                 partial(Agent, arch, spec.obs_shape, spec.n_actions, env_dict, spec.obs_scale)
@@ -247,7 +272,6 @@ def train_baselines(
                 learner = AgentLearner(agent, cfg, teacher.to(device).eval())
             else:
                 learner = DistillOnlyLearner(agent, cfg, teacher.to(device).eval())
-            checkpoint = run.baselines / f".{name}.checkpoint.pt"
             opts = LoopOptions(
                 stage=f"baseline-{name}",
                 total_steps=steps,
@@ -257,7 +281,7 @@ def train_baselines(
                 checkpoint_every=cfg.supernet.checkpoint_every,
                 resume=checkpoint.is_file(),
                 progress=progress,
-                extra={"arch": arch.to_dict(), "method": method},
+                pins=pins(method, multiplier),
             )
             envs = make_vec_env(cfg.env, cfg.ppo.num_envs, seed=cfg.seed, training=True)
             try:

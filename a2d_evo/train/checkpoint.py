@@ -32,6 +32,8 @@ class Restored(NamedTuple):
     wall_s: float
     learner: dict[str, Any]
     """The learner's own state (:meth:`~a2d_evo.train.learners.Learner.state`)."""
+    extra: dict[str, Any]
+    """The plain data the stage stored with it (``LoopOptions.extra`` and ``pins``)."""
 
 
 def save_checkpoint(
@@ -82,6 +84,19 @@ def load_checkpoint(
     learner = ckpt.get("learner", {})
     if not isinstance(learner, dict):
         raise FormatError(f"{stage} checkpoint {path}: 'learner' is not a mapping")
+    extra = ckpt.get("extra", {})
+    if not isinstance(extra, dict):
+        raise FormatError(f"{stage} checkpoint {path}: 'extra' is not a mapping")
     return Restored(
-        int(ckpt["update"]), int(ckpt["global_step"]), float(ckpt.get("wall_s", 0.0)), learner
+        int(ckpt["update"]),
+        int(ckpt["global_step"]),
+        float(ckpt.get("wall_s", 0.0)),
+        learner,
+        extra,
     )
+
+
+def changed_pins(extra: Mapping[str, Any], pins: Mapping[str, Any]) -> list[str]:
+    """The keys of ``pins`` a checkpoint's ``extra`` records with another value. A key it
+    does not record (a checkpoint written before the stage pinned it) is not a change."""
+    return [k for k, v in pins.items() if k in extra and extra[k] != v]

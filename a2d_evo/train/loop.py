@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from a2d_evo.config import Config
 from a2d_evo.errors import TrainingError
 from a2d_evo.scale import ddp
-from a2d_evo.train.checkpoint import load_checkpoint, save_checkpoint
+from a2d_evo.train.checkpoint import changed_pins, load_checkpoint, save_checkpoint
 from a2d_evo.train.interrupts import StopFlag, TrainingInterrupted
 from a2d_evo.train.learners import Learner
 from a2d_evo.train.ppo import RolloutBuffer, collect_rollout, linear_lr, minibatches
@@ -77,6 +77,11 @@ class LoopOptions:
     budget_key: str = "total_steps"
     """The config key ``total_steps`` comes from, named where a checkpoint is past it; ""
     where no key raises it (a baseline's budget is the run's)."""
+    pins: dict[str, Any] | None = None
+    """What the stage trains against, stored in the checkpoint beside ``extra``, that a resume
+    must find unchanged (e.g. the teacher's digest): a change is a :class:`TrainingError`."""
+    pins_remedy: str = ""
+    """What that error tells the user to do."""
 
 
 class TrainResult(NamedTuple):
@@ -94,6 +99,12 @@ class TrainResult(NamedTuple):
 def num_updates(cfg: Config, total_steps: int) -> int:
     """Updates of ``ppo.batch_size`` env steps covering ``total_steps`` (at least one)."""
     return max(1, total_steps // cfg.ppo.batch_size)
+
+
+def _short(value: Any) -> str:
+    """A pinned value for a message: a digest cut to its first 12 characters."""
+    text = repr(value)
+    return text[:13] + "...'" if isinstance(value, str) and len(value) > 16 else text
 
 
 def run_ppo(
@@ -119,13 +130,21 @@ def run_ppo(
     optimizer = torch.optim.Adam(params, lr=ppo.lr, eps=1e-5, foreach=True)
     n_updates = num_updates(cfg, opts.total_steps)
     start, global_step, wall_before = 0, 0, 0.0
+    stored = {**(opts.extra or {}), **(opts.pins or {})}  # what each checkpoint records
     if opts.resume:
         if opts.checkpoint is None:
             raise TrainingError("resume needs a checkpoint path")
-        start, global_step, wall_before, learner_state = load_checkpoint(
-            opts.checkpoint, opts.stage, plain, optimizer, streams
-        )
-        learner.load_state(learner_state)
+        restored = load_checkpoint(opts.checkpoint, opts.stage, plain, optimizer, streams)
+        start, global_step, wall_before = restored.update, restored.global_step, restored.wall_s
+        changed = changed_pins(restored.extra, opts.pins or {})
+        if changed:
+            was = ", ".join(f"{k} {_short(restored.extra[k])}" for k in changed)
+            now = ", ".join(_short((opts.pins or {})[k]) for k in changed)
+            raise TrainingError(
+                f"{opts.stage} checkpoint {opts.checkpoint} was trained with {was}, now "
+                f"{now}; {opts.pins_remedy or 'resuming would mix the two'}"
+            )
+        learner.load_state(restored.learner)
         if start > n_updates:
             remedy = (
                 f"resume with a {opts.budget_key} of at least {global_step}"
@@ -139,7 +158,7 @@ def run_ppo(
             )
     elif opts.checkpoint is not None and ctx.is_main:
         save_checkpoint(opts.checkpoint, opts.stage, plain, optimizer, streams, 0, 0, 0.0,
-                        opts.extra, learner.state())  # fmt: skip
+                        stored, learner.state())  # fmt: skip
     last_good = start
 
     n_envs = slots.stop - slots.start
@@ -236,7 +255,7 @@ def run_ppo(
                     if ctx.is_main:
                         wall = wall_before + elapsed
                         save_checkpoint(opts.checkpoint, opts.stage, plain, optimizer, streams,
-                                        update, global_step, wall, opts.extra,
+                                        update, global_step, wall, stored,
                                         learner.state())  # fmt: skip
                     ddp.barrier(ctx)  # on disk before any rank goes on (and maybe resumes)
                     last_good = update

@@ -53,7 +53,8 @@ from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError
 from a2d_evo.evaluation.episodes import evaluate_agent
 from a2d_evo.evaluation.seeds import finetune_eval_seed
-from a2d_evo.files import read_json_dict, torch_save, write_json
+from a2d_evo.files import file_digest, read_json_dict, torch_save, write_json
+from a2d_evo.formats import POLICY_FILE
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent, PolicyOutput
 from a2d_evo.nets.agent_folder import extract
@@ -256,12 +257,15 @@ def train_supernet(
         )
     device = ctx.device
     teacher = None
+    pins: dict[str, Any] = {}
     if loads_teacher:
         given = teacher_dir is not None
         teacher_dir = Path(teacher_dir) if teacher_dir is not None else run.teacher_agent
         teacher = load_teacher_for(
             cfg, teacher_dir, spec.obs_shape, spec.n_actions, given=given
         ).to(device)
+        if not cfg.distill.vanilla:  # the vanilla arm's teacher fixed sigma, held in the state
+            pins["teacher_sha256"] = file_digest(teacher_dir / POLICY_FILE)
     folder = run.supernet
     tb_dir = run.tb_dir("supernet")  # before binding: a link out of the run is refused
     if ctx.is_main:
@@ -284,6 +288,12 @@ def train_supernet(
         resume=resume,
         progress=progress,
         stop_after=stop_after,
+        pins=pins,
+        pins_remedy=(
+            f"the teacher changed since the supernet began (a train-teacher --resume or "
+            f"import-teacher rewrote it, or another --teacher); resume with the teacher it began "
+            f"with, or delete {run.supernet} to train the supernet anew on this one"
+        ),
     )
     try:
         result = run_ppo(learner, cfg, envs, spec.obs_shape, spec.obs_dtype, streams, opts, device)
