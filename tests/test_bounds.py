@@ -141,6 +141,15 @@ def test_space_widths_and_generation_size_are_bounded() -> None:
         config_from_dict({"space": {"widths": [8, MAX_WIDTH + 1]}})
     with pytest.raises(ConfigError, match=r"search.pop \* search.episodes: at most 65536"):
         config_from_dict({"search": {"pop": 4096, "episodes": 17}})
+    # survivors replay with their offspring, anchors with them: one call of twice pop + anchors
+    full = {"pop": 4096, "episodes": 16, "reevaluate": False}  # 65,536 slots: at the cap
+    assert config_from_dict({"search": full}).search.pop == 4096
+    for more, words in (
+        ({"reevaluate": True}, r"8192 archs \(offspring and the survivors that replay\) \* 16"),
+        ({"estimate": "seed_adjusted"}, r"4100 archs \(offspring and the anchors\) \* 16"),
+    ):
+        with pytest.raises(ConfigError, match=words):
+            config_from_dict({"search": {**full, **more}})
 
 
 def test_memory_estimate_by_hand() -> None:

@@ -36,7 +36,8 @@ MAX_LAYERS = 64
 MAX_EPISODES = 100_000
 """Most episodes of one evaluation (``eval.episodes``, ``teacher.eval_episodes``, ...)."""
 MAX_EVAL_SLOTS = 65_536
-"""Most env slots a search generation plays at once: ``search.pop * search.episodes``, and
+"""Most env slots a search generation plays at once (``search.pop`` offspring, as many
+survivors and the anchors, times ``search.episodes``), and
 ``search.final_episodes`` (the final re-scoring plays at least one member on all of them)."""
 MAX_POP = 4096
 """Largest NSGA-II population (``search.pop``)."""
@@ -536,8 +537,9 @@ class SearchConfig:
     """Generations (at most 100000)."""
     episodes: int = 5
     """Episodes per candidate during the search (common random numbers per generation).
-    ``pop * episodes`` is at most 65536 (:data:`MAX_EVAL_SLOTS`); a generation plays its
-    offspring, the survivors that replay and any anchors in one evaluator call."""
+    A generation plays its offspring, the survivors that replay and any anchors in one
+    evaluator call: ``(2 * pop + anchors) * episodes`` slots at most, which may not pass 65536
+    (:data:`MAX_EVAL_SLOTS`; ``pop`` once without ``reevaluate``, no anchors with the mean)."""
     final_episodes: int = 30
     """Episodes per front member when the final front is re-scored on fresh seeds (at most
     65536)."""
@@ -620,10 +622,16 @@ class SearchConfig:
         _check_bounds("search.pop", self.pop, 4, MAX_POP)
         _check_bounds("search.gens", self.gens, 1, MAX_GENS)
         _check_bounds("search.episodes", self.episodes, 1, MAX_EVAL_SLOTS)
-        if self.pop * self.episodes > MAX_EVAL_SLOTS:
+        archs = self.pop * (2 if self.reevaluate else 1) + (
+            self.anchors if self.estimate != "mean" else 0
+        )  # offspring, the survivors that replay, the anchors: one evaluator call
+        if archs * self.episodes > MAX_EVAL_SLOTS:
+            played = "offspring" + (" and the survivors that replay" if self.reevaluate else "")
+            played += " and the anchors" if self.estimate != "mean" else ""
             raise ConfigError(
                 f"search.pop * search.episodes: at most {MAX_EVAL_SLOTS} env slots per "
-                f"generation, got {self.pop} * {self.episodes}; lower search.pop or search.episodes"
+                f"generation, got {archs} archs ({played}) * {self.episodes} episodes; lower "
+                "search.pop or search.episodes"
             )
         _check_bounds("search.final_episodes", self.final_episodes, 1, MAX_EVAL_SLOTS)
         if self.candidates is not None:
