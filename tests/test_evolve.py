@@ -319,6 +319,28 @@ def test_resume_of_finished_run_returns_its_front(
     assert path.read_bytes() == before
 
 
+@pytest.mark.parametrize("damage", ["[]", '{"search": "x"}', '{"search": []}', "{"])
+def test_a_finished_search_whose_front_was_damaged_delivers_it_again(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    """A front.json damaged after the search finished (it is written atomically: someone
+    else's doing) is not returned as the front by --resume, nor a traceback: it is delivered
+    again from the saved state, as the first time."""
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    front = root / "search" / "front.json"
+    before = json.loads(front.read_text())
+    front.write_text(damage)
+    evolve(config_from_dict(SMALL), RunFolder(root), resume=True, progress=True)
+    assert "cannot be read as a front; it is delivered again" in capsys.readouterr().out
+    again = json.loads(front.read_text())
+
+    def measured(f: dict) -> list:  # latency is timed anew
+        return [{k: v for k, v in m.items() if k != "latency_ms"} for m in f["front"]]
+
+    assert measured(again) == measured(before) and again["search"] == before["search"]
+
+
 def _interrupt(*args: Any, **kwargs: Any) -> bool:
     raise KeyboardInterrupt
 

@@ -622,15 +622,15 @@ class SearchConfig:
         _check_bounds("search.pop", self.pop, 4, MAX_POP)
         _check_bounds("search.gens", self.gens, 1, MAX_GENS)
         _check_bounds("search.episodes", self.episodes, 1, MAX_EVAL_SLOTS)
-        archs = self.pop * (2 if self.reevaluate else 1) + (
+        n_archs = self.pop * (2 if self.reevaluate else 1) + (
             self.anchors if self.estimate != "mean" else 0
         )  # offspring, the survivors that replay, the anchors: one evaluator call
-        if archs * self.episodes > MAX_EVAL_SLOTS:
+        if n_archs * self.episodes > MAX_EVAL_SLOTS:
             played = "offspring" + (" and the survivors that replay" if self.reevaluate else "")
             played += " and the anchors" if self.estimate != "mean" else ""
             raise ConfigError(
                 f"search.pop * search.episodes: at most {MAX_EVAL_SLOTS} env slots per "
-                f"generation, got {archs} archs ({played}) * {self.episodes} episodes; lower "
+                f"generation, got {n_archs} archs ({played}) * {self.episodes} episodes; lower "
                 "search.pop or search.episodes"
             )
         _check_bounds("search.final_episodes", self.final_episodes, 1, MAX_EVAL_SLOTS)

@@ -207,25 +207,32 @@ class _Search:
             if saved.finished and front.is_file():
                 # a raised search.gens or search.budget_steps (a --resume may raise them) goes
                 # on from the saved state and delivers the front again
-                delivered = read_json_dict(front, "front").get("search", {})
+                record = read_json_dict(front, "front").get("search")
+                delivered: dict[str, Any] = record if isinstance(record, dict) else {}
                 binding = self._binding_limit(problem, start, delivered)
-                if binding is not None and delivered.get("budget_steps") == s.budget_steps:
+                if not delivered:  # damaged since (it is written atomically): delivered again
+                    front.unlink()
+                    if self.progress:
+                        print(f"evolve: {front} cannot be read as a front; it is delivered again")
+                elif binding is not None and delivered.get("budget_steps") == s.budget_steps:
                     if self.progress:
                         print(f"evolve: the search in {self.folder} already finished after "
                               f"{start} generations ({binding}); nothing to resume")  # fmt: skip
                     return front
-                # the old front is no longer this search's: export and report must not take it
-                # while the continuation runs (or after it is interrupted)
-                front.unlink()
-                if self.progress and binding is not None:
-                    # no generation left to play, but the budget moved: the last generation
-                    # played past the old one, so the new cut may keep episodes the old left out
-                    old = delivered.get("budget_steps")
-                    print(f"evolve: search.budget_steps is now {s.budget_steps or 'none'} (the "
-                          f"front was delivered under {old or 'none'}); no generation is left to "
-                          "play, so the front is delivered again under it")  # fmt: skip
-                elif self.progress:
-                    print(f"evolve: the finished search goes on from generation {start}")
+                else:
+                    # the old front is no longer this search's: export and report must not take
+                    # it while the continuation runs (or after it is interrupted)
+                    front.unlink()
+                    if self.progress and binding is not None:
+                        # no generation left to play, but the budget moved: the last generation
+                        # played past the old one, so the new cut may keep episodes the old left
+                        old = delivered.get("budget_steps")
+                        print(f"evolve: search.budget_steps is now {s.budget_steps or 'none'} "
+                              f"(the front was delivered under {old or 'none'}); no generation "
+                              "is left to play, so the front is delivered again "
+                              "under it")  # fmt: skip
+                    elif self.progress:
+                        print(f"evolve: the finished search goes on from generation {start}")
 
         writer = self._tb(start)
         bar = self._bar(start)
