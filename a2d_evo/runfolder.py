@@ -414,6 +414,8 @@ def config_diff(a: Config, b: Config, sections: Iterable[str]) -> list[str]:
     out: list[str] = []
     for name in sections:
         out.extend(_diff(da.get(name), db.get(name), name))
+    if "env" in sections and a.env.games() != b.env.games():
+        out.append("env.backend")  # a runtime key but where it changes the games played
     return out
 
 
@@ -421,11 +423,13 @@ UNORDERED_KEYS = frozenset({"env.imports"})
 """Lists compared as sets: ``--env-import`` flags may come in any order."""
 
 RUNTIME_KEYS = frozenset({"env.backend", "env.workers"})
-"""How the env is stepped, not what it is: every backend plays the same episodes, with the same
+"""How the env is stepped, not what it is: the backends play the same episodes, with the same
 rewards and terminations step for step and frames within one grey level (``tests/test_envs.py``),
 so a command may change them (after a native worker failed, say). Not recorded: the stage's
 ``config.yaml`` keeps the backend it started with (a training ``--resume`` is not bit-exact in
-any case: envs reset on resume, ``docs/training.md``)."""
+any case: envs reset on resume, ``docs/training.md``). The exception, which
+:func:`config_diff` reports as ``env.backend``: ``ale_vector`` on an ALE id with no-ops or
+sticky actions plays other games for the same seeds (:meth:`EnvConfig.games`)."""
 
 
 def _diff(a: Any, b: Any, key: str) -> list[str]:

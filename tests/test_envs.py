@@ -534,12 +534,35 @@ def test_native_workers_never_import_from_the_current_folder(tmp_path, monkeypat
 
 def test_auto_backend_falls_back_without_the_native_kernel(monkeypatch):
     from a2d_evo import ops
+    from a2d_evo.config import EnvConfig
     from a2d_evo.envs import factory
 
+    pong = EnvConfig(id="ALE/Pong-v5")  # no-ops and sticky actions: ale_vector's games differ
+    plain = EnvConfig(id="ALE/Pong-v5", noop_max=0, sticky_actions=0.0)
     if ops.backend_name("push_frames") == "native":
-        assert factory.auto_backend() == factory.AUTO_BACKEND
+        assert factory.auto_backend(pong) == factory.AUTO_BACKEND
     monkeypatch.setenv(ops.REFERENCE_ENV_VAR, "1")  # forces the numpy twin of the kernel
-    assert factory.auto_backend() in {"ale_vector", factory.AUTO_BACKEND} - {"native"}
+    assert (factory.auto_backend(pong), factory.auto_backend(plain)) == ("sync", "ale_vector")
+
+
+def test_a_backend_that_plays_other_games_is_a_config_difference() -> None:
+    """env.backend is a runtime key (how the env is stepped), except where ale_vector plays
+    other games for the same seeds: a search resumed or scored on it mixes two sets of games."""
+    from a2d_evo.config import EnvConfig, config_from_dict
+    from a2d_evo.runfolder import FIXED_SECTIONS, config_diff
+
+    def diff(a: dict, b: dict) -> list[str]:
+        cnn = {"space": {"kind": "cnn"}}
+        cfg_a, cfg_b = config_from_dict({"env": a, **cnn}), config_from_dict({"env": b, **cnn})
+        return config_diff(cfg_a, cfg_b, FIXED_SECTIONS)
+
+    pong = {"id": "ALE/Pong-v5"}
+    assert diff({**pong, "backend": "native"}, {**pong, "backend": "sync"}) == []
+    assert diff({**pong, "backend": "auto"}, {**pong, "backend": "ale_vector"}) == ["env.backend"]
+    assert diff({**pong, "backend": "native", "workers": 2}, {**pong, "workers": 0}) == []
+    plain = {**pong, "noop_max": 0, "sticky_actions": 0.0}
+    assert diff({**plain, "backend": "native"}, {**plain, "backend": "ale_vector"}) == []
+    assert EnvConfig(id="CartPole-v1").games() == "reference"
 
 
 def test_step_result_fields():

@@ -131,6 +131,18 @@ class EnvConfig:
     )
     """Settings of the ALE pipeline only: an agent made for another env does not record them."""
 
+    def games(self) -> str:
+        """Which games a seed gives under this backend: ``ale_vector`` where ale-py's vector
+        env plays others than the reference for the same seed (an ALE id with no-ops or sticky
+        actions: it draws its own no-op counts and remaps about half the ALE seeds), else
+        ``reference`` (every other backend; ``auto`` never takes ale_vector there)."""
+        own = self.noop_max > 0 or self.sticky_actions > 0
+        return (
+            "ale_vector"
+            if self.backend == "ale_vector" and is_atari(self.id) and own
+            else ("reference")
+        )
+
     def __post_init__(self) -> None:
         if self.max_episode_steps is None and self.id.startswith(MINATAR_PREFIX):
             object.__setattr__(self, "max_episode_steps", MINATAR_MAX_EPISODE_STEPS)

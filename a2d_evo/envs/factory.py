@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from a2d_evo.config import EnvConfig
+from a2d_evo.config import EnvConfig, replace
 from a2d_evo.envs.ale import V5_MAX_FRAMES, num_actions, rom_id
 from a2d_evo.envs.ale_vector import AleVectorEnv
 from a2d_evo.envs.atari_reference import reference_env
@@ -36,7 +36,7 @@ __all__ = [
 # 762, gymnasium AsyncVectorEnv 522: native 1.30x AtariVectorEnv (1.13x in an earlier run).
 # Its workers only emulate (frame skip inside, frames written straight into shared memory) and
 # one kernel call preprocesses every env, while AtariVectorEnv's threads also resize with OpenCV.
-# Without the compiled kernel, auto takes ale_vector (see auto_backend).
+# Without the compiled kernel, auto takes ale_vector or the reference (see auto_backend).
 AUTO_BACKEND = "native"
 
 
@@ -142,7 +142,7 @@ def make_atari_vec_env(
     """The Atari vector env of ``cfg.backend`` (``auto`` = :data:`AUTO_BACKEND`)."""
     rom = rom_id(cfg.id)
     life_loss = training and cfg.terminal_on_life_loss
-    backend = auto_backend() if cfg.backend == "auto" else cfg.backend
+    backend = auto_backend(cfg) if cfg.backend == "auto" else cfg.backend
     if backend == "sync":
         envs = [reference_env(cfg, max_episode_steps=max_episode_steps) for _ in range(num_envs)]
         return SyncVecEnv(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8, life_loss=life_loss)
@@ -157,10 +157,12 @@ def make_atari_vec_env(
     raise EnvError(f"{cfg.id}: unknown backend {cfg.backend!r}")
 
 
-def auto_backend() -> str:
+def auto_backend(cfg: EnvConfig) -> str:
     """:data:`AUTO_BACKEND`, unless that is ``native`` and the native kernel is not built (its
-    numpy twin is far slower than ale-py's C++ preprocessing): then ``ale_vector``."""
-    if AUTO_BACKEND != "native":
+    numpy twin is far slower than ale-py's C++ preprocessing): then ``ale_vector`` where it
+    plays the reference's games (no no-ops, no sticky actions), else ``sync`` (the gymnasium
+    reference: slower, the same games), so that ``auto`` gives one game per seed on every
+    machine (:meth:`EnvConfig.games`)."""
+    if AUTO_BACKEND != "native" or backend_name("push_frames") == "native":
         return AUTO_BACKEND
-    native = backend_name("push_frames") == "native"
-    return "native" if native else "ale_vector"
+    return "ale_vector" if replace(cfg, backend="ale_vector").games() == "reference" else "sync"
