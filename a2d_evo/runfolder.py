@@ -422,8 +422,24 @@ def config_diff(a: Config, b: Config, sections: Iterable[str]) -> list[str]:
 UNORDERED_KEYS = frozenset({"env.imports"})
 """Lists compared as sets: ``--env-import`` flags may come in any order."""
 
-RUNTIME_KEYS = frozenset({"env.backend", "env.workers"})
-"""How the env is stepped, not what it is: the backends play the same episodes, with the same
+RUNTIME_KEYS = frozenset(
+    {
+        "env.backend",
+        "env.workers",
+        "search.backend",
+        "search.ray_address",
+        "search.ray_actors",
+        "search.ray_cpus_per_actor",
+        "search.ray_gpus_per_actor",
+        "search.ray_share_timeout_s",
+        "teacher.checkpoint_every",
+        "supernet.checkpoint_every",
+    }
+)
+"""How a stage is run, not what it computes, so a command or ``--resume`` may change them:
+where the search's candidates are played (Ray gives the local results, ``docs/distributed.md``:
+a search resumes on another cluster, or locally after Ray failed), how often a training stage
+checkpoints, and how the env is stepped: the backends play the same episodes, with the same
 rewards and terminations step for step and frames within one grey level (``tests/test_envs.py``),
 so a command may change them (after a native worker failed, say). Not recorded: the stage's
 ``config.yaml`` keeps the backend it started with (a training ``--resume`` is not bit-exact in

@@ -118,6 +118,17 @@ def test_bind_stage_fresh_and_resume(tmp_path: Path, configs_dir: Path) -> None:
     stepped = load_config(configs_dir / "cartpole.yaml", ["env.backend=sync", "env.workers=3"])
     run.bind(stepped)
     run.bind_stage("teacher", stepped, resume=True)
+    # nor where the search plays or how often a stage checkpoints; what it searches is
+    run.bind_stage("search", cfg, resume=False)
+    write_text(run.search / "state.npz", "x")
+    for moved in (["search.backend=ray", "search.ray_address=auto", "search.ray_actors=8",
+                   "search.ray_cpus_per_actor=2", "search.ray_share_timeout_s=60"],
+                  ["teacher.checkpoint_every=7", "supernet.checkpoint_every=9"]):  # fmt: skip
+        elsewhere = load_config(configs_dir / "cartpole.yaml", moved)
+        run.bind_stage("search", elsewhere, resume=True)
+        run.bind_stage("teacher", elsewhere, resume=True)
+    with pytest.raises(RunFolderError, match=r"search\.pop"):
+        run.bind_stage("search", load_config(configs_dir / "cartpole.yaml", ["search.pop=6"]), True)
 
 
 def test_non_writable_run_folder(tmp_path: Path, configs_dir: Path) -> None:

@@ -172,7 +172,8 @@ def finetune_recipe(cfg: Config) -> str:
     parts = {k: settings.get(k) for k in ("env", "ppo", "distill", "finetune")}
     for key in RUNTIME_KEYS:  # how the env is stepped, not what trains
         section, name = key.split(".")
-        parts[section].pop(name, None)
+        if isinstance(parts.get(section), dict):
+            parts[section].pop(name, None)
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
