@@ -366,6 +366,61 @@ def test_atari_same_seed_same_game(backend):
 
 
 @pytest.mark.slow
+class _Lives(gym.Env):
+    """Loses a life on every step (3 to start), under a TimeLimit of 2 steps."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.lives = 3
+        return np.zeros(2, np.float32), {"lives": self.lives}
+
+    def step(self, action):
+        self.lives -= 1
+        return np.zeros(2, np.float32), 1.0, False, False, {"lives": self.lives}
+
+
+def test_a_life_lost_on_the_limits_step_terminates_the_training_episode():
+    """sync: the step the time limit cuts is also a lost life: terminated (no bootstrap past
+    it), as the native and ale_vector backends give, besides truncated and the game's end."""
+    from gymnasium.wrappers import TimeLimit
+
+    from a2d_evo.envs.vector import SyncVecEnv
+
+    env = SyncVecEnv([TimeLimit(_Lives(), 2)], env_id="lives", seed=0, life_loss=True)
+    env.reset()
+    first, second = env.step(np.zeros(1, int)), env.step(np.zeros(1, int))
+    assert (first.terminated[0], first.truncated[0]) == (True, False)  # a life, the game goes on
+    assert (second.terminated[0], second.truncated[0]) == (True, True)
+    assert second.episode_length[0] == 2  # and the game ended there
+    env.close()
+
+
+def test_ale_vector_ends_a_game_whose_reset_reports_fewer_lives():
+    """Amidar reports fewer lives right after a reset than on its last life: ale_vector used
+    to read the game over as one more lost life and merge the games (no return reported).
+    With life loss on, its game ends, returns and lengths equal native's step for step."""
+    ends = {}
+    for backend in ("ale_vector", "native"):
+        cfg = EnvConfig(id="ALE/Amidar-v5", backend=backend, sticky_actions=0.0, noop_max=0,
+                        terminal_on_life_loss=True, workers=1)  # fmt: skip
+        env = make_vec_env(cfg, 2, seed=5, training=True)
+        env.reset()
+        rng = np.random.default_rng(0)
+        ends[backend] = []
+        for t in range(1200):
+            r = env.step(rng.integers(0, env.n_actions, 2))
+            for k in np.flatnonzero(~np.isnan(r.episode_return)):
+                ends[backend].append(
+                    (t, int(k), float(r.episode_return[k]), int(r.episode_length[k]))
+                )
+        env.close()
+    assert len(ends["native"]) >= 2
+    assert ends["ale_vector"] == ends["native"]
+
+
 def test_life_loss_ends_training_episodes_not_games():
     """terminal_on_life_loss: a lost life terminates the training episode (obs == final_obs, the
     game goes on); the return is reported once per game and is the whole game's score. All

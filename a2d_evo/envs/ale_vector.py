@@ -77,7 +77,7 @@ class AleVectorEnv:
         self._limit = limit
         self._count = np.zeros(num_envs, np.int64)  # frames pushed since each stack's reset
         self._steps = np.zeros(num_envs, np.int64)  # agent steps of each game
-        self._lives = np.zeros(num_envs, np.int64)
+        self._frames = np.zeros(num_envs, np.int64)  # each game's frame count at the last step
         self._stats = EpisodeStats(num_envs)
         self._pending_seed = seed
         self._closed = False
@@ -99,7 +99,7 @@ class AleVectorEnv:
         self._count[:] = 0
         _fix_padding(obs, everyone, self._count)
         self._steps[:] = 0
-        self._lives[:] = info["lives"]
+        self._frames[:] = info["episode_frame_number"]
         self._stats.clear()
         return obs
 
@@ -109,13 +109,17 @@ class AleVectorEnv:
         reward = rew.astype(np.float32)
         terminated = terminated.astype(bool)
         truncated = truncated.astype(bool)
-        lives = info["lives"].astype(np.int64)
+        # a game over restarts the game's frame count (same-step autoreset); a lost life does
+        # not. Lives cannot tell: right after a reset some games (Amidar) report fewer lives
+        # than their last life had, which read as one more lost life merged two games.
+        frames = info["episode_frame_number"].astype(np.int64)
+        new_game = frames < self._frames
+        self._frames = frames
         life_only = (
-            terminated & ~truncated & (lives < self._lives)
+            terminated & ~truncated & ~new_game
             if self._life_loss
             else np.zeros(self.num_envs, bool)
         )
-        self._lives = lives
         reset = (terminated | truncated) & ~life_only
         self._steps += 1
         self._count += 1
@@ -126,7 +130,7 @@ class AleVectorEnv:
                 truncated |= over
                 obs, fresh = self._env.reset(options={"reset_mask": over})
                 obs = obs.copy()
-                self._lives[over] = fresh["lives"][over]
+                self._frames[over] = fresh["episode_frame_number"][over]
                 self._splice_final(info, final, over)
                 reset |= over
         rows = np.flatnonzero(reset)

@@ -218,12 +218,13 @@ class SyncVecEnv:
             o, r, te, tr, info = env.step(int(a[i]))
             raw_reward[i] = r
             obs[i] = final_obs[i] = self._obs(o)
-            if te or tr:
+            over = te or tr
+            if self._life_loss and info.get("lives", 0) < self._lives[i]:
+                te = True  # the training episode ends; the game goes on unless it is over
+            if over:  # (a life lost on the limit's step ends it as terminated too, as native)
                 o, info = env.reset()
                 obs[i] = self._obs(o)
                 game_end[i] = True
-            elif self._life_loss and info.get("lives", 0) < self._lives[i]:
-                te = True  # the training episode ends, the game goes on
             self._lives[i] = info.get("lives", 0)
             terminated[i], truncated[i] = te, tr
         reward[:] = raw_reward
