@@ -122,11 +122,17 @@ def test_eval_episodes_option_is_bounded(
         ("eval", "episodes", 100_000, 100_001),
         ("search", "pop", 4096, 4097),
         ("search", "final_episodes", MAX_EVAL_SLOTS, MAX_EVAL_SLOTS + 1),
+        ("", "seed", 2**62, 2**62 + 1),  # seed + i seeds env slot i, an int64
         ("teacher", "total_steps", 10**12, 10**12 + 1),
         ("env", "frame_size", 512, 513),
     ],
 )
 def test_bounds_are_inclusive(section: str, key: str, ok: int, bad: int) -> None:
+    if not section:  # a top-level key
+        assert config_from_dict({key: ok}).seed == ok
+        with pytest.raises(ConfigError, match=rf": {key}: must be <= {ok} .*, got {bad}"):
+            config_from_dict({key: bad})
+        return
     raw = {section: {key: ok}}
     if section == "ppo":
         raw["ppo"]["num_minibatches"] = 1

@@ -45,6 +45,8 @@ MAX_GENS = 100_000
 """Most generations (``search.gens``)."""
 MAX_ANCHORS = 16
 """Most anchor archs of a search (``search.anchors``)."""
+MAX_SEED = 2**62
+"""Largest ``seed``: env slot ``i`` is seeded ``seed + i``, which must stay an int64."""
 MAX_TOTAL_STEPS = 10**12
 """Most environment steps of one training stage (``*.total_steps``)."""
 MAX_WORKERS = 1024
@@ -756,7 +758,7 @@ class Config:
                 f"format_version: this a2d-evo reads config format {CONFIG_FORMAT_VERSION}, got "
                 f"{self.format_version} ({'upgrade a2d-evo' if newer else 'update the config'})"
             )
-        _check_min("seed", self.seed, 0)
+        _check_bounds("seed", self.seed, 0, MAX_SEED)
         _check_bounds("torch_threads", self.torch_threads, 0, MAX_WORKERS)
         # ALE ids give frames; any other env may give vectors or images, which is known once
         # it is built (Agent and Supernet refuse then a kind that does not fit, naming it).
