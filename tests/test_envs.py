@@ -51,6 +51,22 @@ if "A2DTestNan-v0" not in gym.registry:
     gym.register("A2DTestNan-v0", entry_point=_NanEnv)
 
 
+def test_env_spec_of_kwargs_json_cannot_carry_builds_the_env_as_given(monkeypatch) -> None:
+    """kwargs with int and str keys mixed (a YAML mapping) cannot be a JSON cache key: the
+    spec is read from the env built with them as they are (a JSONDecodeError before)."""
+    from a2d_evo.envs import factory
+
+    seen = []
+    real = factory.make_classic_env
+    monkeypatch.setattr(
+        factory, "make_classic_env", lambda i, kw, m: seen.append(kw) or real(i, kw, m)
+    )
+    what = {1: True, "a": 2}
+    spec = env_spec(EnvConfig(id="A2DTestNan-v0", kwargs={"bad": 12, "what": what}))
+    assert (spec.obs_shape, spec.n_actions) == ((2,), 2)
+    assert seen == [{"bad": 12, "what": what}]
+
+
 def _rollout(env, steps: int, seed: int, n_actions: int) -> dict[str, np.ndarray]:
     """Rollout of ``_actions(...)``; every field of every StepResult stacked over time."""
     return _play(env, _actions(steps, env.num_envs, seed, n_actions))

@@ -111,10 +111,14 @@ def check_episode_bound(cfg: EnvConfig) -> None:
 
 @functools.cache
 def _spec_cached(env_id: str, kwargs_json: str, size: int, stack: int) -> EnvSpec:
+    return _spec(env_id, json.loads(kwargs_json), size, stack)
+
+
+def _spec(env_id: str, kwargs: dict[str, Any], size: int, stack: int) -> EnvSpec:
     if env_id.startswith("ALE/"):
         n = num_actions(env_id)
         return EnvSpec((stack, size, size), np.dtype(np.uint8), n, True, ALE_OBS_SCALE)
-    env = make_classic_env(env_id, json.loads(kwargs_json), None)
+    env = make_classic_env(env_id, kwargs, None)
     try:
         shape, _ = obs_layout(env_id, env.observation_space)
         n = int(env.action_space.n)
@@ -130,9 +134,12 @@ def env_spec(cfg: EnvConfig) -> EnvSpec:
     (builds at most one, cached): ALE frames and rank-3 image envs give (C, H, W) uint8."""
     prepare_env(cfg)
     try:
-        kwargs_json = json.dumps(cfg.kwargs, sort_keys=True, default=repr)
+        kwargs_json = json.dumps(cfg.kwargs, sort_keys=True)
     except (TypeError, ValueError):
-        kwargs_json = repr(sorted(cfg.kwargs.items()))
+        kwargs_json = None
+    if kwargs_json is None or json.loads(kwargs_json) != cfg.kwargs:
+        # kwargs JSON cannot carry as they are (int keys, dates...): built every time, as given
+        return _spec(cfg.id, dict(cfg.kwargs), cfg.frame_size, cfg.stack)
     return _spec_cached(cfg.id, kwargs_json, cfg.frame_size, cfg.stack)
 
 
