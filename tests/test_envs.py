@@ -67,6 +67,45 @@ def test_env_spec_of_kwargs_json_cannot_carry_builds_the_env_as_given(monkeypatc
     assert seen == [{"bad": 12, "what": what}]
 
 
+class _Closing:
+    """Records its close; the one named ``bad`` raises there."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self, log: list, name: str) -> None:
+        self.log, self.name = log, name
+
+    def close(self) -> None:
+        self.log.append(self.name)
+        if self.name == "bad":
+            raise RuntimeError("close failed")
+
+
+def test_envs_built_before_a_failure_are_closed_and_close_reaches_every_env(monkeypatch) -> None:
+    from a2d_evo.envs import factory
+    from a2d_evo.envs.vector import SyncVecEnv
+
+    closed: list[str] = []
+    made = iter(["a", "b"])
+
+    def make(env_id, kwargs, limit):
+        name = next(made, None)
+        if name is None:
+            raise EnvError("the third env failed to build")
+        return _Closing(closed, name)
+
+    monkeypatch.setattr(factory, "make_classic_env", make)
+    with pytest.raises(EnvError, match="third"):
+        make_vec_env(EnvConfig(id="CartPole-v1"), 3, seed=0)
+    assert closed == ["a", "b"]
+    closed.clear()
+    envs = SyncVecEnv([_Closing(closed, n) for n in ("a", "bad", "c")], env_id="x", seed=0)
+    with pytest.raises(RuntimeError, match="close failed"):
+        envs.close()
+    assert closed == ["a", "bad", "c"]
+
+
 def _rollout(env, steps: int, seed: int, n_actions: int) -> dict[str, np.ndarray]:
     """Rollout of ``_actions(...)``; every field of every StepResult stacked over time."""
     return _play(env, _actions(steps, env.num_envs, seed, n_actions))

@@ -17,7 +17,7 @@ from a2d_evo.envs.classic import make_classic_env, obs_layout
 from a2d_evo.envs.image import ALE_OBS_SCALE, is_image_space
 from a2d_evo.envs.imports import prepare_env
 from a2d_evo.envs.native_atari import NativeAtariVecEnv
-from a2d_evo.envs.vector import EnvSpec, SyncVecEnv, VecEnv
+from a2d_evo.envs.vector import EnvSpec, SyncVecEnv, VecEnv, build_all, close_all
 from a2d_evo.errors import ConfigError, EnvError
 from a2d_evo.ops import backend_name
 
@@ -77,9 +77,15 @@ def make_vec_env(
         return make_atari_vec_env(
             cfg, num_envs, seed=seed, training=training, max_episode_steps=limit
         )
-    envs = [make_classic_env(cfg.id, cfg.kwargs, limit) for _ in range(num_envs)]
-    image = is_image_space(envs[0].observation_space)
-    return SyncVecEnv(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8 if image else np.float32)
+    envs = build_all(lambda: make_classic_env(cfg.id, cfg.kwargs, limit), num_envs)
+    try:
+        image = is_image_space(envs[0].observation_space)
+        return SyncVecEnv(
+            envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8 if image else np.float32
+        )
+    except BaseException:  # an observation space it cannot take, say: nothing left open
+        close_all(envs)
+        raise
 
 
 def registered_limit(env_id: str) -> int | None:
@@ -151,7 +157,7 @@ def make_atari_vec_env(
     life_loss = training and cfg.terminal_on_life_loss
     backend = auto_backend(cfg) if cfg.backend == "auto" else cfg.backend
     if backend == "sync":
-        envs = [reference_env(cfg, max_episode_steps=max_episode_steps) for _ in range(num_envs)]
+        envs = build_all(lambda: reference_env(cfg, max_episode_steps=max_episode_steps), num_envs)
         return SyncVecEnv(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8, life_loss=life_loss)
     if backend == "ale_vector":
         return AleVectorEnv(

@@ -13,7 +13,7 @@ reported here are the game score.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
@@ -80,6 +80,30 @@ class VecEnv(Protocol):
     def step(self, actions: np.ndarray) -> StepResult: ...
 
     def close(self) -> None: ...
+
+
+def close_all(envs: Sequence[Any]) -> None:
+    """Close every env, also after one's ``close`` raised (the first error is raised then)."""
+    errors = []
+    for env in envs:
+        try:
+            env.close()
+        except Exception as exc:  # the others are closed all the same
+            errors.append(exc)
+    if errors:
+        raise errors[0]
+
+
+def build_all(make: Callable[[], Any], n: int) -> list[Any]:
+    """``n`` envs from ``make``; those built are closed when a later one fails to build."""
+    envs: list[Any] = []
+    try:
+        for _ in range(n):
+            envs.append(make())
+    except BaseException:
+        close_all(envs)
+        raise
+    return envs
 
 
 def seed_list(seed: int | Sequence[int] | np.ndarray, n: int) -> list[int]:
@@ -260,8 +284,7 @@ class SyncVecEnv:
         if self._closed:
             return
         self._closed = True
-        for env in self.envs:
-            env.close()
+        close_all(self.envs)
 
     def __enter__(self) -> SyncVecEnv:
         return self
