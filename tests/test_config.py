@@ -225,6 +225,21 @@ def test_yaml_float_strings_accepted() -> None:
     assert config_to_dict(cfg)["ppo"]["lr"] == 1e-4
 
 
+def test_a_config_file_reads_numbers_as_set_does(tmp_path: Path) -> None:
+    """YAML 1.2's numbers, as ``--set`` reads them: 1e7 is a number for an int field (YAML
+    1.1: a string, refused) and 010 is ten (YAML 1.1: eight); 1_000 and 0x10 still read."""
+    text = "seed: 010\nteacher:\n  total_steps: 1e7\nsupernet:\n  total_steps: 1_000_000\n"
+    text += "ppo:\n  lr: 3e-4\nsearch:\n  pop: 0x10\n"
+    (tmp_path / "c.yaml").write_text(text)
+    from_file = load_config(tmp_path / "c.yaml")
+    sets = ["seed=010", "teacher.total_steps=1e7", "supernet.total_steps=1000000",
+            "ppo.lr=3e-4", "search.pop=16"]  # fmt: skip
+    assert from_file == config_from_dict({}, sets)
+    assert (from_file.seed, from_file.teacher.total_steps, from_file.search.pop) == (
+        10, 10_000_000, 16
+    )  # fmt: skip
+
+
 def test_config_format_version() -> None:
     assert config_from_dict({}).format_version == 1
     assert "format_version: 1" in dump_config(Config())

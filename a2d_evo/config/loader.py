@@ -81,6 +81,33 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# Numbers as YAML 1.2 reads them, and as ``--set`` does: ``1e7`` is a number (YAML 1.1, which
+# PyYAML follows, reads it as a string unless written ``1.0e+7``) and ``010`` is ten (YAML 1.1:
+# eight, octal); ``0x``/``0o`` prefixes and ``_`` between digits stay.
+_INT = re.compile(r"^[-+]?(?:0x[0-9a-fA-F_]+|0o[0-7_]+|[0-9][0-9_]*)$")
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in _NUMBER_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_StrictLoader.add_implicit_resolver(_NUMBER_TAGS[0], _INT, list("-+0123456789"))
+_StrictLoader.add_implicit_resolver(_NUMBER_TAGS[1], _FLOAT, list("-+0123456789."))
+
+
+def _yaml_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    text = str(loader.construct_scalar(node)).replace("_", "")
+    sign, body = (-1, text[1:]) if text[:1] == "-" else (1, text.lstrip("+"))
+    base = {"0x": 16, "0o": 8}.get(body[:2].lower(), 10)
+    return sign * int(body[2:] if base != 10 else body, base)
+
+
+_StrictLoader.add_constructor(_NUMBER_TAGS[0], _yaml_int)
+
+
 def parse_yaml(text: str, source: str) -> Any:
     """``yaml.safe_load`` that turns every parse failure into a one-line :class:`ConfigError`.
 
