@@ -193,9 +193,16 @@ def config_to_dict(cfg: Any) -> Any:
     return cfg
 
 
+class _Dumper(yaml.SafeDumper):
+    """``SafeDumper`` that quotes the strings :class:`_StrictLoader` would read as numbers."""
+
+
+_Dumper.yaml_implicit_resolvers = dict(_StrictLoader.yaml_implicit_resolvers)
+
+
 def dump_config(cfg: Config) -> str:
     """YAML text of a config (round-trips through :func:`config_from_dict`)."""
-    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+    return yaml.dump(config_to_dict(cfg), Dumper=_Dumper, sort_keys=False)
 
 
 def parse_override(item: str) -> tuple[list[str], str]:
