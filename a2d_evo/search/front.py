@@ -243,8 +243,8 @@ def successive_halving(
         F = np.column_stack([-sums[alive] / counts[alive], np.asarray(flops, float)[alive]])
         if len(front_indices(F)) == len(alive):  # every arch still in is non-dominated
             break
-        # the better half by whole fronts; when the fronts cannot be cut (the first holds
-        # more than half), everyone plays the next, longer round
+        # the better half by whole fronts (more than half when the first front alone holds
+        # more: all of it goes on, the dominated ones drop), then a longer round
         alive = [alive[k] for k in _best_fronts(F, math.ceil(len(alive) / 2))]
     F = np.column_stack([-sums[alive] / counts[alive], np.asarray(flops, float)[alive]])
     survivors = [alive[int(k)] for k in front_indices(F)]
