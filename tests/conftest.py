@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -49,9 +49,21 @@ def balance_cartpole(agent: Agent) -> Agent:
     return agent
 
 
+def perturbed(net: Any, scale: float = 0.05) -> Any:
+    """``net`` with noise on every parameter: a fresh net's biases are all zero, so a slice
+    taking the wrong bias entries would still give equal outputs (torch's global seed)."""
+    import torch
+
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(scale * torch.randn_like(p))
+    return net
+
+
 @pytest.fixture(scope="module")
 def cnn_supernet() -> Supernet:
-    """The default Atari CNN supernet on 4 x 84 x 84 frames, 6 actions, seed 0."""
+    """The default Atari CNN supernet on 4 x 84 x 84 frames, 6 actions, seed 0, perturbed
+    (no zero bias)."""
     import torch
 
     from a2d_evo.config import SpaceConfig
@@ -59,7 +71,7 @@ def cnn_supernet() -> Supernet:
     from a2d_evo.nets.supernet import Supernet
 
     torch.manual_seed(0)
-    return Supernet(SearchSpace(SpaceConfig(kind="cnn")), (4, 84, 84), 6)
+    return perturbed(Supernet(SearchSpace(SpaceConfig(kind="cnn")), (4, 84, 84), 6))
 
 
 @pytest.fixture(autouse=True, scope="session")
