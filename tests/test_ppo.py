@@ -211,3 +211,10 @@ def test_sample_actions_seeded_and_refuses_nan() -> None:
     torch.testing.assert_close(lp1, torch.log_softmax(logits, -1).gather(1, a1[:, None])[:, 0])
     with pytest.raises(TrainingError, match="non-finite"):
         sample_actions(torch.tensor([[0.0, float("nan")]]), torch.Generator())
+    # and drawn from softmax(logits): 40,000 draws put each action's share within 0.01 (the
+    # binomial std is <= 0.0025); argmax or uniform draws with matching log-probs would not
+    many = torch.tensor([[0.0, 1.0, 2.0], [1.5, -1.0, 0.5]]).repeat(20_000, 1)
+    drawn, _ = sample_actions(many, torch.Generator().manual_seed(4))
+    for row in (0, 1):
+        share = torch.bincount(drawn[row::2], minlength=3).double() / 20_000
+        torch.testing.assert_close(share, torch.softmax(many[row].double(), -1), rtol=0, atol=0.01)
