@@ -15,7 +15,9 @@ reports the mean, std and worst over the 50, and the smallest and largest.
     python benchmarks/ablation_distill.py --config configs/acrobot.yaml --out runs/abl_ac
     python benchmarks/ablation_distill.py --config configs/lunarlander.yaml --out runs/abl_ll
 
-Reporting seeds 100-102 by default (tune on 0-2 with ``--seeds 0,1,2``). Resumable: a
+Reporting seeds 100-102 by default (tune on 0-2 with ``--seeds 0,1,2 --teacher-seed 0``; a
+mix of the two is refused). The table and ``RESULT`` lines average the ``--seeds`` given only,
+whatever else ``OUT/ablation.json`` holds. Resumable: a
 finished (arm, seed) is read back from ``OUT/ablation.json``, an interrupted supernet
 continues from its checkpoint. ``--arm NAME=KEY=V;KEY=V`` adds an arm of overrides (tuning).
 Prints a Markdown table and one ``RESULT`` line per arm.
@@ -70,6 +72,15 @@ def main() -> None:
         name, _, text = item.partition("=")
         arms[name] = [o for o in text.split(";") if o]
     out = Path(args.out)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    # tuning seeds (below 100) and reporting seeds never share a run: the teacher's seed also
+    # draws the evaluation episodes, so it must be of the same kind as the supernets' seeds
+    kinds = {s < 100 for s in [*seeds, args.teacher_seed]}
+    if len(kinds) > 1:
+        parser.error(
+            f"--seeds {args.seeds} with --teacher-seed {args.teacher_seed} mixes tuning seeds "
+            "(below 100) with reporting seeds: tune with --seeds 0,1,2 --teacher-seed 0"
+        )
     base = load_config(args.config, [*args.set, f"seed={args.teacher_seed}"])
     teacher = Path(args.teacher) if args.teacher else out / "teacher" / "teacher" / "agent"
     if not (teacher / "arch.json").is_file():
@@ -87,7 +98,7 @@ def main() -> None:
     eval_seeds = [fresh_eval_seed(args.teacher_seed) + i for i in range(args.episodes)]
     store = out / "ablation.json"
     done: dict[str, Any] = read_json(store, "ablation") if store.is_file() else {}
-    for seed in (int(s) for s in args.seeds.split(",")):
+    for seed in seeds:
         for arm, extra in arms.items():
             key = f"{arm}-s{seed}"
             if key in done:
@@ -125,7 +136,7 @@ def main() -> None:
     print("| arm | mean | std | worst | narrow | smallest | largest |")
     print("|---|---|---|---|---|---|---|")
     for arm in arms:
-        rows = [e for k, e in done.items() if e["arm"] == arm]
+        rows = [e for e in done.values() if e["arm"] == arm and e["seed"] in seeds]
         if not rows:
             continue
         cells = [
