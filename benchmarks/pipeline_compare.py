@@ -20,7 +20,10 @@ teacher's FLOPs with normalised return >= 0.95.
         --seeds 100,101,102
 
 Resumable stage by stage (each stage's own resume); results per seed in
-``OUT/s<seed>/compare.json``; prints one Markdown table per seed and a ``RESULT`` line.
+``OUT/s<seed>/compare.json``, with what each side spent (every baseline's and member's env
+steps and budget, the pipeline's teacher, supernet, search and delivery steps); prints one
+Markdown table per seed and a ``RESULT`` line. The family is exactly the nine baselines at
+x0.25 / x0.5 / x1: one missing stops it, and no other folder in ``baselines/`` is counted.
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import fresh_eval_seed
 from a2d_evo.files import read_json, write_json
 from a2d_evo.formats import (
+    BASELINE_METHODS,
     NONINFERIORITY_MARGIN,
+    baseline_name,
     best_paired,
     check_teacher_beats_random,
     normalised_return,
@@ -47,6 +52,25 @@ from a2d_evo.report.pick import export_front
 from a2d_evo.runfolder import RunFolder, holds_results
 from a2d_evo.search.evolution import evolve
 from a2d_evo.train import train_baselines, train_supernet, train_teacher
+
+WIDTHS = (0.25, 0.5, 1.0)
+"""The family's widths (``train_baselines``' default)."""
+SPENT_KEYS = ("env_steps", "baseline_budget", "finetune_steps", "finetune_budget")
+"""What an agent's ``metrics.json`` says it trained for, copied into ``compare.json``."""
+
+
+def pipeline_spend(run: RunFolder) -> dict[str, Any]:
+    """Env steps each stage of the pipeline spent, from its own records."""
+    front = read_json(run.search / "front.json", "front")
+    supernet = read_json(run.supernet / "summary.json", "supernet summary")
+    teacher = read_json(run.teacher_agent / "metrics.json", "metrics")
+    return {
+        "teacher_env_steps": teacher.get("env_steps"),
+        "supernet_env_steps": supernet.get("env_steps"),
+        "search_env_steps": front["search"].get("env_steps"),
+        "delivery_env_steps": front["delivery"].get("halving_env_steps", 0)
+        + front["delivery"].get("final_env_steps", 0),
+    }
 
 
 def run_pipeline(cfg: Config, run: RunFolder) -> None:
@@ -64,7 +88,7 @@ def run_pipeline(cfg: Config, run: RunFolder) -> None:
     if not (run.agents / "delivered.json").is_file():
         export_front(cfg, run, pick="all", progress=False)
         print(f"  export + fine-tune {time.perf_counter() - t0:.0f} s", flush=True)
-    train_baselines(cfg, run, resume=True, progress=False)
+    train_baselines(cfg, run, widths=WIDTHS, resume=True, progress=False)
     print(f"  baselines {time.perf_counter() - t0:.0f} s", flush=True)
 
 
@@ -81,14 +105,18 @@ def compare(cfg: Config, run: RunFolder, episodes: int, margin: float) -> dict[s
         res = evaluate_agent(agent, cfg, episodes, first, "greedy")
         m = read_json(folder / "metrics.json", "metrics")
         norm = normalised_return(np.asarray(res.returns), r_random.mean, r_teacher.mean)
+        spent = {k: m[k] for k in SPENT_KEYS if k in m}  # what it trained for, recorded
         return {"name": folder.name, "flops": m["flops"], "return_mean": res.mean,
-                "normalised": float(norm.mean()), "per_episode": norm,
+                "normalised": float(norm.mean()), "per_episode": norm, **spent,
                 "episode_returns": [float(r) for r in res.returns]}  # fmt: skip
 
     delivered = read_json(run.agents / "delivered.json", "delivered front")
     members = [score(run.agents / name) for name in delivered["members"]]
-    baselines = [score(p) for p in sorted(run.baselines.iterdir())
-                 if p.is_dir() and (p / "metrics.json").is_file()]  # fmt: skip
+    names = [baseline_name(m, w) for w in WIDTHS for m in BASELINE_METHODS]
+    missing = [n for n in names if not (run.baselines / n / "metrics.json").is_file()]
+    if missing:  # the family, exactly: no stale folder of another width counted, none skipped
+        raise SystemExit(f"{run.baselines}: baselines not trained: {', '.join(missing)}")
+    baselines = [score(run.baselines / n) for n in names]
     teacher_flops = read_json(run.teacher_agent / "metrics.json", "metrics")["flops"]
     rows = []
     for b in baselines:
@@ -98,6 +126,7 @@ def compare(cfg: Config, run: RunFolder, episodes: int, margin: float) -> dict[s
                      "best_member": best[0] if best else None,
                      "paired_lower95": best[1] if best else None,
                      "dominated": bool(best and best[1] > -margin),
+                     **{k: b[k] for k in SPENT_KEYS if k in b},
                      "episode_returns": b["episode_returns"]})  # fmt: skip
     # the member at <= 25% of the teacher's FLOPs the delivery itself ranks best, chosen without
     # these episodes: the delivered front is non-dominated on its own (validation or final)
@@ -108,6 +137,7 @@ def compare(cfg: Config, run: RunFolder, episodes: int, margin: float) -> dict[s
     out = {
         "seed": cfg.seed, "seeds": seeds, "r_teacher": r_teacher.mean, "r_random": r_random.mean,
         "teacher_flops": teacher_flops, "margin": margin, "bound_quantile": "t",
+        "spent": pipeline_spend(run),
         "members": [{k: v for k, v in m.items() if k != "per_episode"} for m in members],
         "baselines": rows,
         "all_dominated": bool(rows) and all(r["dominated"] for r in rows),
