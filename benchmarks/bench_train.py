@@ -89,7 +89,9 @@ def main() -> None:
     overrides = [f"supernet.rollout_subnets={args.k + 2}", *args.set]
     cfg = load_config(Path(args.config), overrides)
     torch.set_num_threads(args.threads)
-    measure(cfg, "plain", cfg.ppo.batch_size)  # warm-up: imports, allocator, first env build
+    # warm-up of both: imports, allocator, first env build, the supernet's own first-use costs
+    measure(cfg, "plain", cfg.ppo.batch_size)
+    measure(cfg, "supernet", cfg.ppo.batch_size)
     # plain before and after: a shared machine drifts; the ratio uses their mean
     plain1, wall1 = measure(cfg, "plain", args.steps)
     sup, sup_wall = measure(cfg, "supernet", args.steps)
