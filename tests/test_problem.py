@@ -74,11 +74,11 @@ def make_problem(**kw) -> tuple[SubnetProblem, FakeEvaluator]:
 def test_one_evaluator_call_per_population_and_cache() -> None:
     prob, ev = make_problem()
     X = SPACE.sample_encodings(np.random.default_rng(0), 10)
+    X[0] = SPACE.encode(MLPArch((SPACE.cfg.widths[1],)))  # depth 1: genes 2.. are inactive
     # a non-canonical twin of row 0 (junk in an inactive gene) is the same network
     twin = X[0].copy()
-    depth = SPACE.choices[0][twin[0]]
-    if depth < SPACE.max_depth:
-        twin[1 + depth] = 3
+    twin[2] = 3
+    assert not np.array_equal(twin, X[0]) and SPACE.decode(twin) == SPACE.decode(X[0])
     Xall = np.vstack([X, twin[None, :], X[:3]])
     out: dict = {}
     prob._evaluate(Xall.astype(float), out, seeds=SEEDS, generation=0)
