@@ -176,17 +176,21 @@ def test_rows_do_not_depend_on_the_batch() -> None:
 
     The evaluator relies on it: a candidate's actions do not change as other slots finish.
     """
-    space = SearchSpace(MLP_SPACES[0])
-    net = noisy_supernet(space, (6,), 3, seed=0)
-    fwd = PopulationForward(net, backend="native")
     rng = np.random.default_rng(0)
-    archs = [space.decode(x) for x in space.sample_encodings(rng, 12)]
-    obs = rng.standard_normal((12 * 7, 6)).astype(np.float32)
-    full_l, full_v = fwd(obs, archs, [7] * 12)
-    for g in (0, 5, 11):
-        part_l, part_v = fwd(obs[g * 7 + 2 : g * 7 + 5], [archs[g]], [3])
-        np.testing.assert_array_equal(part_l, full_l[g * 7 + 2 : g * 7 + 5])
-        np.testing.assert_array_equal(part_v, full_v[g * 7 + 2 : g * 7 + 5])
+    for space_cfg, shape, n in ((MLP_SPACES[0], (6,), 12), (CNN_SPACES[1], (4, 52, 52), 6)):
+        space = SearchSpace(space_cfg)  # the MLP kernel and the CNN one (tiles, buffers)
+        net = noisy_supernet(space, shape, 3, seed=0)
+        fwd = PopulationForward(net, backend="native")
+        archs = [space.decode(x) for x in space.sample_encodings(rng, n)]
+        if space.kind == "mlp":
+            obs = rng.standard_normal((n * 7, *shape)).astype(np.float32)
+        else:
+            obs = rng.integers(0, 256, (n * 7, *shape), dtype=np.uint8)
+        full_l, full_v = fwd(obs, archs, [7] * n)
+        for g in (0, n // 2, n - 1):
+            part_l, part_v = fwd(obs[g * 7 + 2 : g * 7 + 5], [archs[g]], [3])
+            np.testing.assert_array_equal(part_l, full_l[g * 7 + 2 : g * 7 + 5])
+            np.testing.assert_array_equal(part_v, full_v[g * 7 + 2 : g * 7 + 5])
 
 
 @needs_native
