@@ -209,5 +209,6 @@ def test_latency_orders_small_and_large_agents(cnn_supernet: Supernet) -> None:
 
 def test_latency_rejects_bad_arguments() -> None:
     agent = extract(Supernet(MLP, (4,), 2), MLP.smallest())
-    with pytest.raises(ValueError):
-        cost.latency_ms(agent, repeats=0)
+    for bad in ({"repeats": 0}, {"warmup": -1}):  # not statistics' own error on no timings
+        with pytest.raises(ValueError, match="need repeats >= 1 and warmup >= 0"):
+            cost.latency_ms(agent, **bad)

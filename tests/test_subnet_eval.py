@@ -206,7 +206,6 @@ def test_native_entry_points_validate_everything() -> None:
         (obs, pk.params, pk.meta, arch_table([MLPArch((300,))], pk.arch_len), rows),
         (obs, pk.params, pk.meta, np.zeros_like(table), rows),
         (np.zeros((3, 5), np.float32), pk.params, pk.meta, table, rows),
-        (obs[:, ::2], pk.params, pk.meta, table, rows),
     ]
     meta = pk.meta.copy()
     meta[meta_fields("mlp").index("off_w[depth_max]")] = 10**12  # far outside the buffer
@@ -214,6 +213,9 @@ def test_native_entry_points_validate_everything() -> None:
     for args in bad_cases:
         with pytest.raises(ValueError, match="subnet_eval"):
             MOD.subnet_eval_mlp(*args)
+    strided = np.zeros((3, 8), np.float32)[:, ::2]  # the right shape and dtype, not contiguous
+    with pytest.raises(ValueError, match="subnet_eval: .* must be C-contiguous"):
+        MOD.subnet_eval_mlp(strided, pk.params, pk.meta, table, rows)
     cpk = pack_supernet(supernet(CNN_SMALL, (4, 60, 60), 3))
     frames = np.zeros((1, 4, 60, 60), np.uint8)
     ctab = arch_table([CNNArch.nature((8, 16, 16), (), 16)], cpk.arch_len)
