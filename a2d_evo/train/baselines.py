@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from a2d_evo.config import MAX_WIDTH, Config, DistillConfig, config_to_dict, replace
 from a2d_evo.envs import env_spec, make_vec_env
-from a2d_evo.errors import ConfigError, RunFolderError
+from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 from a2d_evo.evaluation.episodes import resolve_device, score_against_references
 from a2d_evo.evaluation.seeds import check_scoring_seeds, final_seeds
 from a2d_evo.files import file_digest, read_checkpoint, read_json_dict, safe_name
@@ -207,8 +207,7 @@ def train_baselines(
             run.tb_dir("baselines", name)
             checkpoint = run.baselines / f".{name}.checkpoint.pt"
             if checkpoint.is_file() and changed_pins(
-                read_checkpoint(checkpoint, f"baseline-{name}").get("extra") or {},
-                pins(method, multiplier),
+                _checkpoint_extra(checkpoint, f"baseline-{name}"), pins(method, multiplier)
             ):
                 stale.add(name)  # of another budget, teacher or arch: not continued
             elif (
@@ -307,6 +306,15 @@ def train_baselines(
             if progress:
                 print(f"baseline {name}: {arch} -> {folder}")
     return folders
+
+
+def _checkpoint_extra(path: Path, stage: str) -> dict[str, Any]:
+    """What a checkpoint pinned, or {} when it cannot be read (the resume then names why)."""
+    try:
+        extra = read_checkpoint(path, stage).get("extra")
+    except FormatError:
+        return {}
+    return extra if isinstance(extra, dict) else {}
 
 
 def score_and_save(
