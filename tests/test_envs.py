@@ -420,7 +420,6 @@ def test_atari_same_seed_same_game(backend):
     assert not np.array_equal(a["obs"], c["obs"])
 
 
-@pytest.mark.slow
 class _Lives(gym.Env):
     """Loses a life on every step (3 to start), under a TimeLimit of 2 steps."""
 
@@ -453,6 +452,7 @@ def test_a_life_lost_on_the_limits_step_terminates_the_training_episode():
     env.close()
 
 
+@pytest.mark.slow
 def test_ale_vector_ends_a_game_whose_reset_reports_fewer_lives():
     """Amidar reports fewer lives right after a reset than on its last life: ale_vector used
     to read the game over as one more lost life and merge the games (no return reported).
@@ -476,6 +476,7 @@ def test_ale_vector_ends_a_game_whose_reset_reports_fewer_lives():
     assert ends["ale_vector"] == ends["native"]
 
 
+@pytest.mark.slow
 def test_life_loss_ends_training_episodes_not_games():
     """terminal_on_life_loss: a lost life terminates the training episode (obs == final_obs, the
     game goes on); the return is reported once per game and is the whole game's score. All
