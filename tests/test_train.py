@@ -205,9 +205,13 @@ def test_a_supernet_resume_on_a_changed_teacher_is_refused(
     with torch.no_grad():
         other.policy.weight.mul_(2.0)
     save_agent(other, teacher, onnx=False)
-    with pytest.raises(TrainingError, match="teacher_sha256 .*the teacher changed since") as err:
-        train_supernet(tiny(), run, teacher_dir=teacher, resume=True, progress=False)
-    assert f"delete {run.supernet}" in str(err.value)
+    longer = tiny(supernet={"total_steps": 256, "rollout_subnets": 2, "checkpoint_every": 2})
+    assert longer.supernet.total_steps > tiny().supernet.total_steps
+    for cfg in (tiny(), longer):  # refused before a raised budget is recorded
+        with pytest.raises(TrainingError, match="teacher_sha256 .*the teacher changed") as err:
+            train_supernet(cfg, run, teacher_dir=teacher, resume=True, progress=False)
+        assert f"delete {run.supernet}" in str(err.value)
+    assert not (run.supernet / "config_history.yaml").exists()
     (teacher / "policy.pt").write_bytes(original)
     train_supernet(tiny(), run, teacher_dir=teacher, resume=True, progress=False)
     assert torch_load(run.supernet / "checkpoint.pt")["update"] == 4

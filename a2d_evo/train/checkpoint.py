@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from a2d_evo.errors import FormatError
+from a2d_evo.errors import FormatError, TrainingError
 from a2d_evo.files import read_checkpoint, torch_save
 from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
 from a2d_evo.train.streams import Streams
@@ -100,3 +100,24 @@ def changed_pins(extra: Mapping[str, Any], pins: Mapping[str, Any]) -> list[str]
     """The keys of ``pins`` a checkpoint's ``extra`` records with another value. A key it
     does not record (a checkpoint written before the stage pinned it) is not a change."""
     return [k for k, v in pins.items() if k in extra and extra[k] != v]
+
+
+def check_pins(
+    path: Path, stage: str, extra: Mapping[str, Any], pins: Mapping[str, Any], remedy: str
+) -> None:
+    """:class:`TrainingError` when the checkpoint at ``path`` (its ``extra``) was trained
+    against other ``pins`` than the stage's now, naming each and ``remedy``."""
+    changed = changed_pins(extra, pins)
+    if changed:
+        was = ", ".join(f"{k} {_short(extra[k])}" for k in changed)
+        now = ", ".join(_short(pins[k]) for k in changed)
+        raise TrainingError(
+            f"{stage} checkpoint {path} was trained with {was}, now {now}; "
+            f"{remedy or 'resuming would mix the two'}"
+        )
+
+
+def _short(value: Any) -> str:
+    """A pinned value for a message: a digest cut to its first 12 characters."""
+    text = repr(value)
+    return text[:13] + "...'" if isinstance(value, str) and len(value) > 16 else text

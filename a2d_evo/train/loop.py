@@ -50,7 +50,7 @@ from torch import Tensor, nn
 from a2d_evo.config import Config
 from a2d_evo.errors import TrainingError
 from a2d_evo.scale import ddp
-from a2d_evo.train.checkpoint import changed_pins, load_checkpoint, save_checkpoint
+from a2d_evo.train.checkpoint import check_pins, load_checkpoint, save_checkpoint
 from a2d_evo.train.interrupts import StopFlag, TrainingInterrupted
 from a2d_evo.train.learners import Learner
 from a2d_evo.train.ppo import RolloutBuffer, collect_rollout, linear_lr, minibatches
@@ -101,12 +101,6 @@ def num_updates(cfg: Config, total_steps: int) -> int:
     return max(1, total_steps // cfg.ppo.batch_size)
 
 
-def _short(value: Any) -> str:
-    """A pinned value for a message: a digest cut to its first 12 characters."""
-    text = repr(value)
-    return text[:13] + "...'" if isinstance(value, str) and len(value) > 16 else text
-
-
 def run_ppo(
     learner: Learner,
     cfg: Config,
@@ -136,14 +130,7 @@ def run_ppo(
             raise TrainingError("resume needs a checkpoint path")
         restored = load_checkpoint(opts.checkpoint, opts.stage, plain, optimizer, streams)
         start, global_step, wall_before = restored.update, restored.global_step, restored.wall_s
-        changed = changed_pins(restored.extra, opts.pins or {})
-        if changed:
-            was = ", ".join(f"{k} {_short(restored.extra[k])}" for k in changed)
-            now = ", ".join(_short((opts.pins or {})[k]) for k in changed)
-            raise TrainingError(
-                f"{opts.stage} checkpoint {opts.checkpoint} was trained with {was}, now "
-                f"{now}; {opts.pins_remedy or 'resuming would mix the two'}"
-            )
+        check_pins(opts.checkpoint, opts.stage, restored.extra, opts.pins or {}, opts.pins_remedy)
         learner.load_state(restored.learner)
         if start > n_updates:
             remedy = (
