@@ -238,10 +238,13 @@ def test_a_config_file_reads_numbers_as_set_does(tmp_path: Path) -> None:
     assert (from_file.seed, from_file.teacher.total_steps, from_file.search.pop) == (
         10, 10_000_000, 16
     )  # fmt: skip
-    # and a run folder's config.yaml keeps strings that read as numbers strings
-    texts = config_from_dict({"env": {"kwargs": {"a": "1e7", "b": "010", "c": ".5"}}})
+    # and a run folder's config.yaml keeps strings that read as numbers strings, under these
+    # rules and PyYAML's own YAML 1.1 ones alike
+    strings = {"a": "1e7", "b": "010", "c": ".5", "d": "0b1", "e": "1:30", "f": "0o17"}
+    texts = config_from_dict({"env": {"kwargs": strings}})
     (tmp_path / "d.yaml").write_text(dump_config(texts))
     assert load_config(tmp_path / "d.yaml") == texts
+    assert yaml.safe_load(dump_config(texts))["env"]["kwargs"] == strings
 
 
 def test_config_format_version() -> None:

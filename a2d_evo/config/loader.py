@@ -194,10 +194,16 @@ def config_to_dict(cfg: Any) -> Any:
 
 
 class _Dumper(yaml.SafeDumper):
-    """``SafeDumper`` that quotes the strings :class:`_StrictLoader` would read as numbers."""
+    """``SafeDumper`` that quotes every string :class:`_StrictLoader` (YAML 1.2 numbers) or
+    PyYAML's own YAML 1.1 rules would read as something else, so that a written config reads
+    back the same with either (``0b1``, ``1:30``, ``1e7``, ``010`` stay strings)."""
 
 
-_Dumper.yaml_implicit_resolvers = dict(_StrictLoader.yaml_implicit_resolvers)
+_Dumper.yaml_implicit_resolvers = {
+    first: [*yaml.SafeDumper.yaml_implicit_resolvers.get(first, []),
+            *_StrictLoader.yaml_implicit_resolvers.get(first, [])]
+    for first in {*yaml.SafeDumper.yaml_implicit_resolvers, *_StrictLoader.yaml_implicit_resolvers}
+}  # fmt: skip
 
 
 def dump_config(cfg: Config) -> str:
