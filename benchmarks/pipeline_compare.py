@@ -76,7 +76,7 @@ def pipeline_spend(run: RunFolder) -> dict[str, Any]:
 def run_pipeline(cfg: Config, run: RunFolder) -> None:
     """Every stage, each skipped when done and resumed when interrupted."""
     t0 = time.perf_counter()
-    if not (run.teacher_agent / "metrics.json").is_file():
+    if not (run.teacher_agent / "arch.json").is_file():
         train_teacher(cfg, run, resume=holds_results(run.stage("teacher")), progress=False)
         print(f"  teacher {time.perf_counter() - t0:.0f} s", flush=True)
     if not run.supernet_weights.is_file():
@@ -113,7 +113,7 @@ def compare(cfg: Config, run: RunFolder, episodes: int, margin: float) -> dict[s
     delivered = read_json(run.agents / "delivered.json", "delivered front")
     members = [score(run.agents / name) for name in delivered["members"]]
     names = [baseline_name(m, w) for w in WIDTHS for m in BASELINE_METHODS]
-    missing = [n for n in names if not (run.baselines / n / "metrics.json").is_file()]
+    missing = [n for n in names if not (run.baselines / n / "arch.json").is_file()]
     if missing:  # the family, exactly: no stale folder of another width counted, none skipped
         raise SystemExit(f"{run.baselines}: baselines not trained: {', '.join(missing)}")
     baselines = [score(run.baselines / n) for n in names]

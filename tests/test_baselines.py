@@ -246,3 +246,31 @@ def test_a_baseline_checkpoint_of_another_budget_is_trained_anew(
     err = capsys.readouterr().err
     assert "past the" in err and f"delete {checkpoint} to train it anew for this budget" in err
     assert "resume with a" not in err
+
+
+def test_a_baseline_whose_save_was_cut_short_is_not_taken_for_finished(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """arch.json is an agent folder's commit mark: a baseline killed after its metrics.json
+    but before its arch.json is done again, not skipped as trained."""
+    import shutil
+
+    from test_evolve import SMALL
+
+    from a2d_evo.cli import main
+    from a2d_evo.nets.agent_folder import load_agent
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    _stage_config(run, "teacher", {**SMALL, "teacher": {"total_steps": 1024}})
+    argv = ["baselines", str(root), "--widths", "1", "--methods", "ppo"]
+    assert main([*argv, "--quiet"]) == 0
+    folder = run.baselines / "ppo_x1"
+    (folder / "arch.json").unlink()  # as save_agent leaves a save cut short
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "baseline ppo_x1: its save was cut short (no arch.json); training it again" in (
+        capsys.readouterr().out
+    )
+    assert load_agent(folder).arch is not None

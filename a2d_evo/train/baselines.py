@@ -41,7 +41,7 @@ from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 from a2d_evo.evaluation.episodes import resolve_device, score_against_references
 from a2d_evo.evaluation.seeds import check_scoring_seeds, final_seeds
 from a2d_evo.files import file_digest, read_checkpoint, read_json_dict, safe_name
-from a2d_evo.formats import BASELINE_METHODS, baseline_name
+from a2d_evo.formats import ARCH_FILE, BASELINE_METHODS, baseline_name
 from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import load_agent, save_agent
@@ -212,7 +212,7 @@ def train_baselines(
                 stale.add(name)  # of another budget, teacher or arch: not continued
             elif (
                 not resume
-                and not (run.baselines / name / "metrics.json").is_file()
+                and not (run.baselines / name / ARCH_FILE).is_file()
                 and checkpoint.is_file()
             ):
                 raise RunFolderError(
@@ -242,7 +242,8 @@ def train_baselines(
             steps = baseline_steps(cfg, method)
             if (folder / "metrics.json").is_file():
                 done = read_json_dict(folder / "metrics.json", "metrics")
-                if _trained_for(done, steps, seeds, teacher_sha):
+                whole = (folder / ARCH_FILE).is_file()  # its save not cut short (save_agent)
+                if whole and _trained_for(done, steps, seeds, teacher_sha):
                     if progress:
                         print(f"baseline {name}: already trained, skipped")
                     folders.append(folder)
@@ -250,8 +251,9 @@ def train_baselines(
                 with folder_lock(folder):  # not this baseline: it is no longer finished
                     (folder / "metrics.json").unlink()
                 if progress:
-                    print(f"baseline {name}: trained for another budget, teacher or seeds; "
-                          "training it again")  # fmt: skip
+                    why = "trained for another budget, teacher or seeds" if whole else (
+                        "its save was cut short (no arch.json)")  # fmt: skip
+                    print(f"baseline {name}: {why}; training it again")
             checkpoint = run.baselines / f".{name}.checkpoint.pt"
             if name in stale:
                 with folder_lock(folder):
