@@ -319,7 +319,9 @@ def test_resume_of_finished_run_returns_its_front(
     assert path.read_bytes() == before
 
 
-@pytest.mark.parametrize("damage", ["[]", '{"search": "x"}', '{"search": []}', "{"])
+@pytest.mark.parametrize(
+    "damage", ["[]", '{"search": "x"}', '{"search": []}', "{", "no front", "front of strings"]
+)
 def test_a_finished_search_whose_front_was_damaged_delivers_it_again(
     finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
 ) -> None:
@@ -330,6 +332,10 @@ def test_a_finished_search_whose_front_was_damaged_delivers_it_again(
     shutil.copytree(finished, root)
     front = root / "search" / "front.json"
     before = json.loads(front.read_text())
+    if damage == "no front":  # the search block intact, the members gone
+        damage = json.dumps({"search": before["search"]})
+    elif damage == "front of strings":
+        damage = json.dumps({**before, "front": ["x"]})
     front.write_text(damage)
     evolve(config_from_dict(SMALL), RunFolder(root), resume=True, progress=True)
     assert "cannot be read as a front; it is delivered again" in capsys.readouterr().out

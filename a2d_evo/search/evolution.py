@@ -207,8 +207,10 @@ class _Search:
             if saved.finished and front.is_file():
                 # a raised search.gens or search.budget_steps (a --resume may raise them) goes
                 # on from the saved state and delivers the front again
-                record = read_json_dict(front, "front").get("search")
-                delivered: dict[str, Any] = record if isinstance(record, dict) else {}
+                data = read_json_dict(front, "front")
+                record, members = data.get("search"), data.get("front")
+                whole = isinstance(members, list) and all(isinstance(m, dict) for m in members)
+                delivered: dict[str, Any] = record if isinstance(record, dict) and whole else {}
                 binding = self._binding_limit(problem, start, delivered)
                 if not delivered:  # damaged since (it is written atomically): delivered again
                     front.unlink()
