@@ -78,12 +78,16 @@ def make_vec_env(
             cfg, num_envs, seed=seed, training=training, max_episode_steps=limit
         )
     envs = build_all(lambda: make_classic_env(cfg.id, cfg.kwargs, limit), num_envs)
+    image = is_image_space(envs[0].observation_space)
+    return _sync(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8 if image else np.float32)
+
+
+def _sync(envs: list[Any], **kwargs: Any) -> SyncVecEnv:
+    """``SyncVecEnv(envs, **kwargs)``; the envs are closed when it refuses them (an
+    observation space it cannot take, say): nothing is left open."""
     try:
-        image = is_image_space(envs[0].observation_space)
-        return SyncVecEnv(
-            envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8 if image else np.float32
-        )
-    except BaseException:  # an observation space it cannot take, say: nothing left open
+        return SyncVecEnv(envs, **kwargs)
+    except BaseException:
         close_all(envs)
         raise
 
@@ -158,7 +162,7 @@ def make_atari_vec_env(
     backend = auto_backend(cfg) if cfg.backend == "auto" else cfg.backend
     if backend == "sync":
         envs = build_all(lambda: reference_env(cfg, max_episode_steps=max_episode_steps), num_envs)
-        return SyncVecEnv(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8, life_loss=life_loss)
+        return _sync(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8, life_loss=life_loss)
     if backend == "ale_vector":
         return AleVectorEnv(
             cfg, rom, num_envs, seed=seed, life_loss=life_loss, limit=max_episode_steps
