@@ -139,11 +139,9 @@ class EnvConfig:
         actions: it draws its own no-op counts and remaps about half the ALE seeds), else
         ``reference`` (every other backend; ``auto`` never takes ale_vector there)."""
         own = self.noop_max > 0 or self.sticky_actions > 0
-        return (
-            "ale_vector"
-            if self.backend == "ale_vector" and is_atari(self.id) and own
-            else ("reference")
-        )
+        if self.backend == "ale_vector" and is_atari(self.id) and own:
+            return "ale_vector"
+        return "reference"
 
     def __post_init__(self) -> None:
         if self.max_episode_steps is None and self.id.startswith(MINATAR_PREFIX):
