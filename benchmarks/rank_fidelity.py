@@ -51,9 +51,21 @@ def kendall_tau_b(x: np.ndarray, y: np.ndarray) -> float:
     return float((concordant - discordant) / denom) if denom else float("nan")
 
 
+def _ranks(v: np.ndarray) -> np.ndarray:
+    """Ranks with ties given their average rank (as scipy.stats.rankdata, 'average')."""
+    v = np.asarray(v, float)
+    order = np.argsort(v, kind="stable")
+    ranks = np.empty(len(v))
+    ranks[order] = np.arange(len(v), dtype=float)
+    for value in np.unique(v):
+        tied = v == value
+        ranks[tied] = ranks[tied].mean()
+    return ranks
+
+
 def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    rx, ry = np.argsort(np.argsort(x)), np.argsort(np.argsort(y))
-    return float(np.corrcoef(rx, ry)[0, 1])
+    """Spearman's rho: Pearson's r of the ranks, ties at their average rank."""
+    return float(np.corrcoef(_ranks(x), _ranks(y))[0, 1])
 
 
 def main() -> None:
