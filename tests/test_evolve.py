@@ -650,3 +650,28 @@ def test_a_format_1_state_or_front_is_refused_with_what_to_do(
     with pytest.raises(FormatError, match=r"has format_version 1: .*run `a2d-evo evolve` again"):
         evolve(config_from_dict(RAW), RunFolder(root), resume=True, progress=False)
     assert sorted(p.name for p in (root / "search").iterdir()) == before  # nothing written
+
+
+def test_a_front_of_other_weights_is_neither_exported_nor_resumed(
+    finished: Path, tmp_path: Path
+) -> None:
+    """front.json and the search state record the digests of the supernet and teacher they
+    are of: after the supernet changed (a train-supernet --resume), export would ship new
+    weights under the old figures and a resumed search would rank old records with new ones."""
+    from a2d_evo.files import torch_load
+    from a2d_evo.report.pick import export_front
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    front = json.loads((run.search / "front.json").read_text())
+    assert set(front["search"]["sources"]) == {"supernet", "teacher"}
+    state = torch_load(run.supernet_weights)
+    state["policy.bias"] = state["policy.bias"] + 1.0
+    torch_save(run.supernet_weights, state)
+    cfg = config_from_dict(SMALL)
+    with pytest.raises(RunFolderError, match="changed since the search chose"):
+        export_front(cfg, run, pick="all", progress=False)
+    assert not run.agents.exists() or not any(run.agents.iterdir())
+    with pytest.raises(RunFolderError, match="the supernet changed since the search"):
+        evolve(cfg, run, resume=True, progress=False)

@@ -322,6 +322,13 @@ def export_front(
     if not onnx_available():  # once per export, however many agents it writes
         print(f"a2d-evo export: {ONNX_SKIPPED_NOTE}", file=sys.stderr)
     sources = export_sources(run)
+    searched = (data.get("search") or {}).get("sources") or {}
+    if searched.get("supernet") not in (None, sources["supernet"]):
+        raise RunFolderError(
+            f"export: {run.supernet_weights} changed since the search chose {path} (a "
+            "train-supernet --resume trained it further?): its members' figures are of the "
+            f"old weights; search again after deleting {run.search}, or restore the weights"
+        )
     with contextlib.ExitStack() as locks:  # every chosen folder before any is written:
         for name, _ in chosen:  # an eval or finetune may be writing one
             locks.enter_context(folder_lock(run.agents / safe_name(name)))

@@ -43,7 +43,7 @@ from a2d_evo.config import Config
 from a2d_evo.envs import check_episode_bound, env_spec
 from a2d_evo.errors import RunFolderError
 from a2d_evo.evaluation.seeds import generation_seeds
-from a2d_evo.files import read_json_dict
+from a2d_evo.files import file_digest, read_json_dict
 from a2d_evo.formats import Normalisation
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
@@ -128,6 +128,7 @@ class _Search:
         self.obs_shape, self.n_actions = tuple(spec.obs_shape), int(spec.n_actions)
         self.supernet = load_supernet(cfg, run.supernet_weights)
         self.teacher = load_agent(run.teacher_agent)
+        self.sources = search_sources(run)  # what the records are of (state, front.json)
         check_fits_env(
             self.teacher,
             cfg.env.id,
@@ -157,6 +158,7 @@ class _Search:
             norm=norm,
             ref=self.ref,
             hv_history=self.hv_history,
+            sources=self.sources,
         )
 
     def state_spec(self) -> StateSpec:
@@ -266,7 +268,9 @@ class _Search:
         finally:
             bar.close()
         records, cut = within_budget(problem.cache_records(), s.budget_steps)
-        summary = SearchSummary(len(self.hv_history), stopped_by, **asdict(cut))
+        summary = SearchSummary(
+            len(self.hv_history), stopped_by, **asdict(cut), sources=self.sources
+        )
         if self.progress:
             write(
                 f"evolve: {summary.generations} generations ({stopped_by}), "
@@ -388,6 +392,16 @@ def check_prerequisites(run: RunFolder) -> None:
 
 # one writer of RUN_DIR/search/ (and tb/search) at a time, never through a symlink out of the run
 @writes(lambda a: a["run"].inside(a["run"].search, "the search stage's files"))
+def search_sources(run: RunFolder) -> dict[str, str | None]:
+    """SHA-256 of the supernet's ``weights.pt`` and the teacher's ``policy.pt`` (None when
+    there is none): what a search's figures are of."""
+    teacher = run.teacher_agent / "policy.pt"
+    return {
+        "supernet": file_digest(run.supernet_weights),
+        "teacher": file_digest(teacher) if teacher.is_file() else None,
+    }
+
+
 def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool = True) -> Path:
     """Run (or resume) the NSGA-II search of ``run``; returns ``RUN_DIR/search/front.json``.
 
@@ -412,6 +426,15 @@ def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool 
     # a resume's state, checked in full before bind_stage records a raised budget (a damaged
     # or foreign one is refused with nothing written)
     saved = load_state(run.search, search.state_spec()) if resume else None
+    if saved is not None:
+        changed = [k for k, v in saved.sources.items() if search.sources.get(k) != v]
+        if changed:  # records of other weights would be ranked with these ones
+            raise RunFolderError(
+                f"--resume: the {' and the '.join(changed)} changed since the search in "
+                f"{run.search} began (a train-supernet or train-teacher --resume, an "
+                "import-teacher): its records are of the old weights; search anew after "
+                f"deleting {run.search}, or into a new run folder (--out)"
+            )
     run.tb_dir("search")  # its TensorBoard logs: a link out of the run is refused unbound
     folder = run.bind_stage("search", cfg, resume)
     search.folder = folder

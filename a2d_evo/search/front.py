@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -76,6 +76,9 @@ class SearchSummary:
     discarded_env_steps: int = 0
     """Env steps played past ``budget_steps`` in the last generation, not used."""
     discarded_episodes: int = 0
+    sources: dict[str, str | None] = field(default_factory=dict)
+    """SHA-256 of the supernet's weights and the teacher's ``policy.pt`` it searched with:
+    ``export`` refuses to extract from other weights than the ones the figures are of."""
 
 
 @dataclass(frozen=True)

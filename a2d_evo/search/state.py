@@ -68,6 +68,8 @@ class SavedSearch:
     """:data:`HV_COLUMNS` of each finished generation."""
     cache: list[dict[str, Any]]
     arrays: dict[str, np.ndarray]
+    sources: dict[str, Any]
+    """What the records are of (``evolution.search_sources``); {} in states before it."""
 
 
 def save_state(
@@ -80,6 +82,7 @@ def save_state(
     norm: Normalisation,
     ref: np.ndarray,
     hv_history: Sequence[Sequence[float]],
+    sources: dict[str, Any] | None = None,
 ) -> None:
     """Write the state after ``generation`` generations, then the two tables."""
     state = {
@@ -90,6 +93,7 @@ def save_state(
         "reference_point": ref.tolist(),
         "hypervolume": [list(r) for r in hv_history[:generation]],
         "cache": problem.cache_records(),
+        "sources": dict(sources or {}),
     }
     write_json(folder / "state.json", state)
     buf = io.BytesIO()
@@ -184,7 +188,19 @@ def load_state(folder: Path, spec: StateSpec | None = None) -> SavedSearch | Non
         hv_history=hv_history,
         cache=cache,
         arrays=arrays,
+        sources=_sources(state.get("sources"), json_path),
     )
+
+
+def _sources(value: Any, path: Path) -> dict[str, Any]:
+    """The recorded digests: a mapping of names to hex strings or null ({} when absent)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in value.items()
+    ):
+        raise FormatError(f"search state {path}: sources must map names to digests")
+    return value
 
 
 def _check_reference(saved: Any, path: Path, spec: StateSpec) -> None:
