@@ -117,7 +117,7 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
     t0 = time.perf_counter()
     print(f"[demo] export: every front member, fine-tuned for {cfg.finetune.steps:,} steps")
     export_front(cfg, run, pick="all", progress=progress)
-    report = write_report(cfg, run)
+    report = write_report(run.load_config(), run)  # as `a2d-evo report RUN_DIR` writes it
     print(f"[demo] export + report: done in {time.perf_counter() - t0:.0f} s")
 
     print()

@@ -177,3 +177,24 @@ def test_the_supernet_budget_recorded_is_the_supernet_stage_s(tmp_path: Path) ->
     data = json.loads(write_delivered(cfg, run, [row("a", 1, 1.0, 1.0)], None,
                                       progress=False).read_text())  # fmt: skip
     assert data["supernet_steps"] == 3 * cfg.supernet.total_steps
+
+
+def test_the_report_states_the_supernet_budget_the_delivered_members_had(tmp_path: Path) -> None:
+    """delivered.json's supernet_steps, not the stage's config now (a later --resume may have
+    trained the supernet further since the members were extracted)."""
+    from test_report import make_run
+
+    from a2d_evo.config import dump_config, replace
+    from a2d_evo.report.markdown import write_report
+
+    run = make_run(tmp_path / "run")
+    cfg = run.load_config()
+    names = sorted(p.name for p in run.agents.iterdir() if (p / "metrics.json").is_file())
+    delivered = {"format_version": 1, "finetune_steps": 0, "members": names[:1],
+                 "exported": [], "supernet_steps": 777}  # fmt: skip
+    (run.agents / "delivered.json").write_text(json.dumps(delivered))
+    later = replace(cfg, supernet=replace(cfg.supernet, total_steps=999_999))
+    run.supernet.mkdir(exist_ok=True)
+    (run.supernet / "config.yaml").write_text(dump_config(later))
+    md = write_report(cfg, run).read_text()
+    assert "Each delivered agent had the supernet's 777 env steps" in md

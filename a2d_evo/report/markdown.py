@@ -596,12 +596,17 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
         md += ["None exported."]
 
     if data.delivered:
+        # the budget its members had (delivered.json), not the stage's now: a later --resume
+        # may have trained the supernet further since
+        had = data.delivered_supernet_steps
+        if had is None:
+            had = _stage_config(run, "supernet", cfg)[0].supernet.total_steps
         md += [
             "",
             "Delivered front (after fine-tuning, `agents/delivered.json`): "
             + ", ".join(f"`{name}`" for name in data.delivered)
             + ". Each delivered agent had the supernet's "
-            f"{_stage_config(run, 'supernet', cfg)[0].supernet.total_steps:,} env steps (shared "
+            f"{had:,} env steps (shared "
             "by every subnet) plus a "
             f"fine-tune budget of {data.delivered_budget or 0:,} of its own. "
             + (

@@ -19,7 +19,7 @@ from typing import Any
 
 from a2d_evo.config import Config
 from a2d_evo.errors import A2DError, FormatError, RunFolderError
-from a2d_evo.files import check_format_version, file_digest, read_json
+from a2d_evo.files import check_format_version, file_digest, read_json, read_json_dict
 from a2d_evo.formats import (
     BASELINE_METHODS,
     FINAL_SEEDS,
@@ -191,6 +191,9 @@ class RunData:
     delivered_chosen_on: str
     """``validation seeds`` or ``final seeds`` (files written before the choice was recorded:
     final seeds)."""
+    delivered_supernet_steps: int | None
+    """The supernet budget ``delivered.json`` recorded (the one its members had); None for
+    files from before it."""
     baselines: dict[str, Row]
     missing: list[str]
     front_episodes: list[int]
@@ -227,6 +230,15 @@ def _delivered(
         missing.append(f"the delivered front: {exc}")
         return [], None, FINAL_SEEDS
     return [m for m in members if m in agents], budget, chosen_on
+
+
+def _recorded_count(path: Path, key: str, delivered: list[str]) -> int | None:
+    """A count ``delivered.json`` recorded under ``key`` (None when there is no delivered
+    front, or the file is older than the key)."""
+    if not delivered:
+        return None
+    value = read_json_dict(path, "delivered front").get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _check_unchanged(
@@ -327,6 +339,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     if not agents:
         missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
     delivered, delivered_budget, chosen_on = _delivered(run, agents, missing, front_sha)
+    supernet_steps = _recorded_count(run.agents / "delivered.json", "supernet_steps", delivered)
 
     baselines: dict[str, Row] = {}
     for folder in _own_subfolders(run, run.baselines, missing):
@@ -381,6 +394,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         delivered=delivered,
         delivered_budget=delivered_budget,
         delivered_chosen_on=chosen_on,
+        delivered_supernet_steps=supernet_steps,
         baselines=dict(sorted(baselines.items(), key=lambda kv: _baseline_order(kv[1]))),
         missing=missing,
         front_episodes=episodes,
