@@ -109,3 +109,26 @@ def test_export_refuses_seeds_other_than_the_fronts() -> None:
         moved = config_from_dict({"seed": 3, "search": {"final_episodes": 30}, **other})
         with pytest.raises(ConfigError, match="export: .*drop --seed"):
             check_scoring_seeds(moved, front, Path("front.json"), "export")
+
+
+def test_an_export_without_fine_tune_again_keeps_what_it_extracted(finished, tmp_path) -> None:
+    """With finetune.steps 0 a second export of the same front keeps every member (it used
+    to extract them all again, and so remove the eval.json a user had written)."""
+    import shutil
+
+    from test_evolve import SMALL
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.report.pick import export_front
+    from a2d_evo.runfolder import RunFolder
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    cfg = config_from_dict({**SMALL, "finetune": {"steps": 0}})
+    folders = export_front(cfg, run, pick="all", progress=False)
+    (folders[0] / "eval.json").write_text("{}")
+    written = [(f / "metrics.json").stat().st_mtime_ns for f in folders]
+    again = export_front(cfg, run, pick="all", progress=False)
+    assert again == folders and (folders[0] / "eval.json").is_file()
+    assert [(f / "metrics.json").stat().st_mtime_ns for f in folders] == written

@@ -405,14 +405,20 @@ def _export_member(
 
     target = run.agents / safe_name(name)
     done = read_json_dict(target / "metrics.json", "metrics")
+    # kept: the same member of the same front, supernet and teacher, fine-tuned as asked now
+    # (or, with no fine-tune, extracted and never fine-tuned since): nothing is redone
+    as_asked = (
+        fine_tuned(done, cfg)
+        if cfg.finetune.steps
+        else done.get("export_finetune") == 0 and "finetune_budget" not in done
+    )
     if (
-        cfg.finetune.steps
-        and fine_tuned(done, cfg)
+        as_asked
         and done.get("front_index") == index
         and done.get("sources") == sources
         and _folder_arch(target) == arch
     ):
-        return target, False  # kept: the fine-tune is not run again
+        return target, False
     agent = extract(supernet, arch)
     agent.env_config = _env_dict(cfg)
     metrics = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
