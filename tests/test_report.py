@@ -712,3 +712,14 @@ def test_reproduce_names_an_imported_teacher_and_a_supernet_s_own_teacher(tmp_pa
     write_json(run.supernet / "summary.json", {"teacher": str(run.teacher_agent)})
     md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
     assert f"{supernet}\n" in md
+
+
+def test_an_agent_folder_whose_save_was_cut_short_is_missing_not_a_row(tmp_path: Path) -> None:
+    """No arch.json (save_agent writes it last): its metrics.json may describe other weights
+    than its policy.pt, so the report names it under Missing and shows no row for it."""
+    run = make_run(tmp_path / "run")
+    names = sorted(p.name for p in run.agents.iterdir() if (p / "metrics.json").is_file())
+    (run.agents / names[0] / "arch.json").unlink()
+    data = run_data.load_run(run.load_config(), run)
+    assert names[0] not in data.agents
+    assert any("has no arch.json (its save was cut short)" in m for m in data.missing)

@@ -442,6 +442,9 @@ def _agent_metrics(folder: Path, what: str, missing: list[str]) -> dict[str, Any
         if folder.is_dir() and what != "teacher":
             missing.append(f"{what}: `{path}` not found")
         return None
+    if not (folder / "arch.json").is_file():  # the folder's commit mark (save_agent)
+        missing.append(f"{what}: `{folder}` has no arch.json (its save was cut short)")
+        return None
     try:
         m = read_json(path, f"{what} metrics")
         check_format_version(m, METRICS_FORMAT_VERSION, f"{what} metrics {path}")
