@@ -182,10 +182,22 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
     key = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
     state[key] = state[key] + 1e-3
     torch_save(weights_pt, state)
+    # the front was searched on the old weights: its figures are not of these ones
+    assert main(["export", str(run), "--finetune", "256", "--quiet"]) == 2
+    assert "changed since the search chose" in capsys.readouterr().err
+    # a search run again on the new weights that happens to give the same front
+    front_path = run / "search" / "front.json"
+    front = json.loads(front_path.read_text())
+    front["search"]["sources"]["supernet"] = file_digest(weights_pt)
+    front_path.write_text(json.dumps(front))
     assert main(["export", str(run), "--finetune", "256", "--quiet"]) == 0
     for n in names:
         m = json.loads((run / "agents" / n / "metrics.json").read_text())
-        assert m["sources"] == {**old_sources[n], "supernet": file_digest(weights_pt)}
+        assert m["sources"] == {
+            **old_sources[n],
+            "supernet": file_digest(weights_pt),
+            "front": file_digest(front_path),
+        }
         assert m["finetune_budget"] == 256
         assert (run / "agents" / n / "policy.pt").stat().st_mtime_ns != written[n]
     assert main(["report", str(run), "--quiet"]) == 0  # baselines now face the delivered front

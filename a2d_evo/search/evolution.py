@@ -390,8 +390,6 @@ def check_prerequisites(run: RunFolder) -> None:
         )
 
 
-# one writer of RUN_DIR/search/ (and tb/search) at a time, never through a symlink out of the run
-@writes(lambda a: a["run"].inside(a["run"].search, "the search stage's files"))
 def search_sources(run: RunFolder) -> dict[str, str | None]:
     """SHA-256 of the supernet's ``weights.pt`` and the teacher's ``policy.pt`` (None when
     there is none): what a search's figures are of."""
@@ -402,6 +400,8 @@ def search_sources(run: RunFolder) -> dict[str, str | None]:
     }
 
 
+# one writer of RUN_DIR/search/ (and tb/search) at a time, never through a symlink out of the run
+@writes(lambda a: a["run"].inside(a["run"].search, "the search stage's files"))
 def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool = True) -> Path:
     """Run (or resume) the NSGA-II search of ``run``; returns ``RUN_DIR/search/front.json``.
 
