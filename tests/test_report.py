@@ -723,3 +723,31 @@ def test_an_agent_folder_whose_save_was_cut_short_is_missing_not_a_row(tmp_path:
     data = run_data.load_run(run.load_config(), run)
     assert names[0] not in data.agents
     assert any("has no arch.json (its save was cut short)" in m for m in data.missing)
+
+
+def test_a_baseline_of_another_budget_or_teacher_is_not_set_against_the_front(
+    tmp_path: Path,
+) -> None:
+    """A baseline records its budget and teacher digest: one trained for another fine-tune
+    budget (a re-export with another --finetune) or against another teacher is named under
+    Missing and gets no verdict; one that matches is compared as before."""
+    from a2d_evo.files import file_digest
+
+    run = make_run(tmp_path / "run")
+    cfg = run.load_config()
+    names = sorted(p.name for p in run.agents.iterdir() if (p / "metrics.json").is_file())
+    delivered = {"format_version": 1, "finetune_steps": 4096, "members": names[:1],
+                 "exported": [], "supernet_steps": 10_000}  # fmt: skip
+    write_json(run.agents / "delivered.json", delivered)
+    path = run.baselines / "distill_x0.25" / "metrics.json"
+    m = json.loads(path.read_text())
+    (run.teacher_agent / "policy.pt").write_bytes(b"the teacher's weights")
+    teacher = file_digest(run.teacher_agent / "policy.pt")
+    for budget, sha, kept in ((14_096, teacher, True), (10_000, teacher, False),
+                              (14_096, "0" * 64, False)):  # fmt: skip
+        write_json(path, {**m, "method": "distill", "baseline_budget": budget,
+                          "teacher_sha256": sha})  # fmt: skip
+        data = run_data.load_run(cfg, run)
+        assert ("distill_x0.25" in data.baselines) == kept
+        said = [x for x in data.missing if x.startswith("baseline distill_x0.25: trained")]
+        assert bool(said) != kept and not any("distill_x0.25 (" in x for x in data.missing)

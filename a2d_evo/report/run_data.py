@@ -232,6 +232,34 @@ def _delivered(
     return [m for m in members if m in agents], budget, chosen_on
 
 
+def _baseline_unlike(
+    m: Mapping[str, Any],
+    run: RunFolder,
+    teacher_sha: str | None,
+    supernet_steps: int | None,
+    finetune_steps: int | None,
+) -> str:
+    """Why a baseline's recorded budget or teacher is not the delivered front's ("" when
+    they match, or when either side is not recorded): ``ppo_x`` has the teacher's steps,
+    ``distill_x`` and ``a2d_x`` the supernet's plus the delivered fine-tune's."""
+    recorded = m.get("teacher_sha256")
+    if isinstance(recorded, str) and teacher_sha is not None and recorded != teacher_sha:
+        return "against another teacher than the run's"
+    budget = m.get("baseline_budget")
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        return ""
+    if m.get("method") == "ppo":
+        teacher_cfg = run.stage_config("teacher")
+        expected = None if teacher_cfg is None else teacher_cfg.teacher.total_steps
+    elif supernet_steps is not None and finetune_steps is not None:
+        expected = supernet_steps + finetune_steps
+    else:
+        expected = None
+    if expected is not None and budget != expected:
+        return f"for {budget:,} env steps, not the {expected:,} the front's members had"
+    return ""
+
+
 def _recorded_count(path: Path, key: str, delivered: list[str]) -> int | None:
     """A count ``delivered.json`` recorded under ``key`` (None when there is no delivered
     front, or the file is older than the key)."""
@@ -342,9 +370,19 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     supernet_steps = _recorded_count(run.agents / "delivered.json", "supernet_steps", delivered)
 
     baselines: dict[str, Row] = {}
+    unlike: set[str] = set()  # named under missing already
+    teacher_policy = run.teacher_agent / "policy.pt"
+    teacher_sha = file_digest(teacher_policy) if teacher_policy.is_file() else None
     for folder in _own_subfolders(run, run.baselines, missing):
         m = _agent_metrics(folder, f"baseline {folder.name}", missing)
-        if m is not None:
+        if m is not None and (why := _baseline_unlike(m, run, teacher_sha, supernet_steps,
+                                                      delivered_budget)):  # fmt: skip
+            missing.append(
+                f"baseline {folder.name}: trained {why}, so it is not set against the front; "
+                f"run `a2d-evo baselines {run.root}` to train it again"
+            )
+            unlike.add(folder.name)
+        elif m is not None:
             row = row_from_metrics(folder.name, m, _agent_arch(folder), norm)
             method, width = _baseline_kind(folder.name, m)
             steps = m.get("env_steps")
@@ -358,7 +396,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         baseline_name(method, w)
         for method in BASELINE_METHODS
         for w in sorted({*DEFAULT_WIDTHS, *_found_widths(baselines)})
-        if (method, w) not in found
+        if (method, w) not in found and baseline_name(method, w) not in unlike
     ]
     if absent and not baselines:
         missing.append(f"baselines (`{run.baselines}`): run `a2d-evo baselines {run.root}`")
