@@ -19,7 +19,7 @@ from typing import Any
 
 from a2d_evo.config import Config
 from a2d_evo.errors import A2DError, FormatError, RunFolderError
-from a2d_evo.files import check_format_version, file_digest, read_json, read_json_dict
+from a2d_evo.files import check_format_version, file_digest, read_json
 from a2d_evo.formats import (
     BASELINE_METHODS,
     FINAL_SEEDS,
@@ -203,14 +203,15 @@ class RunData:
 
 def _delivered(
     run: RunFolder, agents: Mapping[str, Row], missing: list[str], front_sha: str
-) -> tuple[list[str], int | None, str]:
+) -> tuple[list[str], int | None, str, int | None]:
     """The delivered front's member names that are exported agents here, its fine-tune
-    budget and the seeds that chose it (see :mod:`a2d_evo.report.deliver`); a damaged file,
-    or one delivered from another ``front.json`` (``front_sha256``), is reported under
+    budget, the seeds that chose it (see :mod:`a2d_evo.report.deliver`) and the supernet
+    budget its members had (None in files from before it was recorded); a damaged file, or
+    one delivered from another ``front.json`` (``front_sha256``), is reported under
     Missing."""
     path = run.agents / "delivered.json"
     if not path.is_file():
-        return [], None, FINAL_SEEDS
+        return [], None, FINAL_SEEDS, None
     try:
         data = read_delivered(path)
         members = data["members"]
@@ -228,8 +229,11 @@ def _delivered(
         _check_unchanged(path, data, members, agents, run)
     except (FormatError, OSError) as exc:
         missing.append(f"the delivered front: {exc}")
-        return [], None, FINAL_SEEDS
-    return [m for m in members if m in agents], budget, chosen_on
+        return [], None, FINAL_SEEDS, None
+    steps = data.get("supernet_steps")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        steps = None
+    return [m for m in members if m in agents], budget, chosen_on, steps
 
 
 def _baseline_unlike(
@@ -258,15 +262,6 @@ def _baseline_unlike(
     if expected is not None and budget != expected:
         return f"for {budget:,} env steps, not the {expected:,} the front's members had"
     return ""
-
-
-def _recorded_count(path: Path, key: str, delivered: list[str]) -> int | None:
-    """A count ``delivered.json`` recorded under ``key`` (None when there is no delivered
-    front, or the file is older than the key)."""
-    if not delivered:
-        return None
-    value = read_json_dict(path, "delivered front").get(key)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
 def _check_unchanged(
@@ -366,8 +361,9 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
             finetune_lr[folder.name] = lr
     if not agents:
         missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
-    delivered, delivered_budget, chosen_on = _delivered(run, agents, missing, front_sha)
-    supernet_steps = _recorded_count(run.agents / "delivered.json", "supernet_steps", delivered)
+    delivered, delivered_budget, chosen_on, supernet_steps = _delivered(
+        run, agents, missing, front_sha
+    )
 
     baselines: dict[str, Row] = {}
     unlike: set[str] = set()  # named under missing already
