@@ -19,7 +19,7 @@ import yaml
 
 from a2d_evo.config import Config, config_from_dict, config_to_dict, dump_config, parse_yaml
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
-from a2d_evo.files import check_format_version, read_checkpoint, write_text
+from a2d_evo.files import check_format_version, file_digest, read_checkpoint, write_text
 from a2d_evo.formats import CONFIG_FORMAT_VERSION, CONFIG_HISTORY_FORMAT_VERSION
 from a2d_evo.locks import LOCK_FILE, RUN_LOCK_WAIT_S, folder_lock
 from a2d_evo.progress import write
@@ -141,6 +141,16 @@ class RunFolder:
                 "train-supernet or evolve with --config first"
             )
         return self._read_config(self.config_path)
+
+    def teacher_digest(self) -> str | None:
+        """SHA-256 of the teacher's ``policy.pt``; None when there is none."""
+        teacher = self.teacher_agent / "policy.pt"
+        return file_digest(teacher) if teacher.is_file() else None
+
+    def weights_digests(self) -> dict[str, str | None]:
+        """SHA-256 of the supernet's ``weights.pt`` and the teacher's ``policy.pt`` (None
+        when there is none): what a search's figures, and an exported member, are of."""
+        return {"supernet": file_digest(self.supernet_weights), "teacher": self.teacher_digest()}
 
     def stage_config(self, name: str) -> Config | None:
         """The config stage ``name`` ran with (``RUN_DIR/<name>/config.yaml``, which a

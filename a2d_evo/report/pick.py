@@ -446,11 +446,11 @@ def export_sources(run: RunFolder) -> dict[str, str | None]:
     An interrupted export keeps a fine-tuned member only when all three are unchanged, so a
     retrained supernet or teacher whose search happens to give the same front is fine-tuned anew.
     """
-    teacher = run.teacher_agent / "policy.pt"
+    weights = run.weights_digests()
     return {
-        "supernet": file_digest(run.supernet_weights),
+        "supernet": weights["supernet"],
         "front": file_digest(run.search / "front.json"),
-        "teacher": file_digest(teacher) if teacher.is_file() else None,
+        "teacher": weights["teacher"],
     }
 
 

@@ -367,8 +367,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
 
     baselines: dict[str, Row] = {}
     unlike: set[str] = set()  # named under missing already
-    teacher_policy = run.teacher_agent / "policy.pt"
-    teacher_sha = file_digest(teacher_policy) if teacher_policy.is_file() else None
+    teacher_sha = run.teacher_digest()
     for folder in _own_subfolders(run, run.baselines, missing):
         m = _agent_metrics(folder, f"baseline {folder.name}", missing)
         if m is not None and (why := _baseline_unlike(m, run, teacher_sha, supernet_steps,

@@ -43,7 +43,7 @@ from a2d_evo.config import Config
 from a2d_evo.envs import check_episode_bound, env_spec
 from a2d_evo.errors import RunFolderError
 from a2d_evo.evaluation.seeds import generation_seeds
-from a2d_evo.files import file_digest, read_json_dict
+from a2d_evo.files import read_json_dict
 from a2d_evo.formats import Normalisation
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
@@ -128,7 +128,7 @@ class _Search:
         self.obs_shape, self.n_actions = tuple(spec.obs_shape), int(spec.n_actions)
         self.supernet = load_supernet(cfg, run.supernet_weights)
         self.teacher = load_agent(run.teacher_agent)
-        self.sources = search_sources(run)  # what the records are of (state, front.json)
+        self.sources = run.weights_digests()  # what the records are of (state, front.json)
         check_fits_env(
             self.teacher,
             cfg.env.id,
@@ -388,16 +388,6 @@ def check_prerequisites(run: RunFolder) -> None:
         raise RunFolderError(
             f"no supernet weights at {run.supernet_weights}; run `a2d-evo train-supernet` first"
         )
-
-
-def search_sources(run: RunFolder) -> dict[str, str | None]:
-    """SHA-256 of the supernet's ``weights.pt`` and the teacher's ``policy.pt`` (None when
-    there is none): what a search's figures are of."""
-    teacher = run.teacher_agent / "policy.pt"
-    return {
-        "supernet": file_digest(run.supernet_weights),
-        "teacher": file_digest(teacher) if teacher.is_file() else None,
-    }
 
 
 # one writer of RUN_DIR/search/ (and tb/search) at a time, never through a symlink out of the run

@@ -69,7 +69,7 @@ class SavedSearch:
     cache: list[dict[str, Any]]
     arrays: dict[str, np.ndarray]
     sources: dict[str, Any]
-    """What the records are of (``evolution.search_sources``); {} in states before it."""
+    """What the records are of (``RunFolder.weights_digests``); {} in states before it."""
 
 
 def save_state(
