@@ -96,6 +96,13 @@ def load_checkpoint(
     )
 
 
+def checkpoint_extra(path: Path, stage: str) -> dict[str, Any]:
+    """The plain data (``extra``, the pins among it) of the ``stage`` checkpoint at ``path``,
+    read without restoring it ({} when it holds none); FormatError as :func:`read_checkpoint`."""
+    extra = read_checkpoint(path, stage).get("extra")
+    return extra if isinstance(extra, dict) else {}
+
+
 def changed_pins(extra: Mapping[str, Any], pins: Mapping[str, Any]) -> list[str]:
     """The keys of ``pins`` a checkpoint's ``extra`` records with another value. A key it
     does not record (a checkpoint written before the stage pinned it) is not a change."""

@@ -53,7 +53,7 @@ from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError
 from a2d_evo.evaluation.episodes import evaluate_agent
 from a2d_evo.evaluation.seeds import finetune_eval_seed
-from a2d_evo.files import file_digest, read_checkpoint, read_json_dict, torch_save, write_json
+from a2d_evo.files import file_digest, read_json_dict, torch_save, write_json
 from a2d_evo.formats import POLICY_FILE
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent, PolicyOutput
@@ -63,7 +63,7 @@ from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.nets.supernet import Supernet, load_supernet
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.scale import ddp
-from a2d_evo.train.checkpoint import check_pins
+from a2d_evo.train.checkpoint import check_pins, checkpoint_extra
 from a2d_evo.train.distill import (
     distill_coefs,
     distill_loss,
@@ -274,8 +274,7 @@ def train_supernet(
     )
     checkpoint = run.supernet / "checkpoint.pt"
     if resume and pins and checkpoint.is_file():  # before a raised budget is recorded
-        extra = read_checkpoint(checkpoint, "supernet").get("extra")
-        check_pins(checkpoint, "supernet", extra if isinstance(extra, dict) else {}, pins, remedy)
+        check_pins(checkpoint, "supernet", checkpoint_extra(checkpoint, "supernet"), pins, remedy)
     folder = run.supernet
     tb_dir = run.tb_dir("supernet")  # before binding: a link out of the run is refused
     if ctx.is_main:
