@@ -66,6 +66,36 @@ def test_the_report_says_which_seeds_chose_the_members_and_refuses_an_unknown_ch
         assert any("unknown 'chosen_on'" in m for m in data.missing) != ok
 
 
+def test_the_report_says_a_min_return_filter_came_before_the_validation(tmp_path: Path) -> None:
+    """``export --min-return`` records ``final seeds`` although the validation seeds chose
+    among the members it kept: the report names both, not "no validation ran"."""
+    from test_report import make_run
+
+    from a2d_evo.report.markdown import render_markdown
+    from a2d_evo.report.run_data import load_run
+
+    run = make_run(tmp_path / "run")
+    cfg = run.load_config()
+    names = sorted(p.name for p in run.agents.iterdir() if (p / "metrics.json").is_file())
+    scored = json.loads((run.agents / names[0] / "metrics.json").read_text())["return_mean"]
+    validated = [{"agent": names[0], "return_mean": scored, "validation_return_mean": 1.0}]
+    unvalidated = [{"agent": names[0], "return_mean": scored, "validation_return_mean": None}]
+    for chosen_on, rows, says in (
+        ("validation seeds", validated, "chosen on the fine-tune's validation seeds and scored"),
+        ("final seeds", validated, "filtered on the final seeds that score them"),
+        ("final seeds", unvalidated, "no validation ran"),
+        ("final seeds", [], "no validation ran"),
+    ):
+        (run.agents / "delivered.json").write_text(json.dumps(
+            {"format_version": 1, "finetune_steps": 0, "members": names[:1],
+             "exported": rows, "chosen_on": chosen_on}
+        ))  # fmt: skip
+        data = load_run(cfg, run)
+        assert data.delivered == names[:1] and data.delivered_validated == (rows == validated)
+        text = render_markdown(cfg, run, data)
+        assert says in text, (chosen_on, rows)
+
+
 def test_an_interrupted_export_fine_tunes_only_the_members_not_yet_done(
     tmp_path: Path, monkeypatch: Any
 ) -> None:

@@ -88,6 +88,26 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
+def _chosen_on_sentence(data: RunData) -> str:
+    """Which seeds chose the delivered members, and what that means for their figures."""
+    if data.delivered_chosen_on == VALIDATION_SEEDS:
+        return (
+            "The members are chosen on the fine-tune's validation seeds and scored on the "
+            "final seeds, which did not choose them."
+        )
+    fresh = "`benchmarks/pipeline_compare.py` re-scores them on fresh ones"
+    if data.delivered_validated:  # export --min-return: a filter on the final seeds first
+        return (
+            "The members are filtered on the final seeds that score them (`export "
+            "--min-return`), then chosen on the fine-tune's validation seeds: a slight "
+            f"optimism; {fresh}."
+        )
+    return (
+        "The members are chosen and scored on the same final seeds (no validation ran: a "
+        f"slight optimism; {fresh})."
+    )
+
+
 def _two_teacher_returns(data: RunData) -> str:
     """Why the teacher has two returns: its own evaluation and R_teacher."""
     own = data.teacher
@@ -609,14 +629,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
             f"{had:,} env steps (shared "
             "by every subnet) plus a "
             f"fine-tune budget of {data.delivered_budget or 0:,} of its own. "
-            + (
-                "The members are chosen on the fine-tune's validation seeds and scored on the "
-                "final seeds, which did not choose them."
-                if data.delivered_chosen_on == VALIDATION_SEEDS
-                else "The members are chosen and scored on the same final seeds (no "
-                "validation ran: a slight optimism; `benchmarks/pipeline_compare.py` re-scores "
-                "them on fresh ones)."
-            ),
+            + _chosen_on_sentence(data),
         ]
         shown = [data.agents[a] for a in data.delivered if a in data.agents]
         apart = told_apart([(r.label, r.return_mean, r.ci95, r.normalised_return) for r in shown])

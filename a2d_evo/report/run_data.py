@@ -191,6 +191,10 @@ class RunData:
     delivered_chosen_on: str
     """``validation seeds`` or ``final seeds`` (files written before the choice was recorded:
     final seeds)."""
+    delivered_validated: bool
+    """Whether every member of that delivery has a validation figure: with
+    ``delivered_chosen_on`` ``final seeds`` (``export --min-return``) the final seeds filtered
+    the members and the validation seeds then chose among them."""
     delivered_supernet_steps: int | None
     """The supernet budget ``delivered.json`` recorded (the one its members had); None for
     files from before it."""
@@ -203,15 +207,16 @@ class RunData:
 
 def _delivered(
     run: RunFolder, agents: Mapping[str, Row], missing: list[str], front_sha: str
-) -> tuple[list[str], int | None, str, int | None]:
+) -> tuple[list[str], int | None, str, bool, int | None]:
     """The delivered front's member names that are exported agents here, its fine-tune
-    budget, the seeds that chose it (see :mod:`a2d_evo.report.deliver`) and the supernet
-    budget its members had (None in files from before it was recorded); a damaged file, or
+    budget, the seeds that chose it (see :mod:`a2d_evo.report.deliver`), whether every
+    exported row has a validation figure, and the supernet budget its members had (None in
+    files from before it was recorded); a damaged file, or
     one delivered from another ``front.json`` (``front_sha256``), is reported under
     Missing."""
     path = run.agents / "delivered.json"
     if not path.is_file():
-        return [], None, FINAL_SEEDS, None
+        return [], None, FINAL_SEEDS, False, None
     try:
         data = read_delivered(path)
         members = data["members"]
@@ -229,11 +234,20 @@ def _delivered(
         _check_unchanged(path, data, members, agents, run)
     except (FormatError, OSError) as exc:
         missing.append(f"the delivered front: {exc}")
-        return [], None, FINAL_SEEDS, None
+        return [], None, FINAL_SEEDS, False, None
     steps = data.get("supernet_steps")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         steps = None
-    return [m for m in members if m in agents], budget, chosen_on, steps
+    rows = data.get("exported")
+    validated = (
+        isinstance(rows, list)
+        and bool(rows)
+        and all(
+            isinstance(r, Mapping) and finite_number(r.get("validation_return_mean"))
+            for r in rows
+        )
+    )
+    return [m for m in members if m in agents], budget, chosen_on, validated, steps
 
 
 def _baseline_unlike(
@@ -361,7 +375,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
             finetune_lr[folder.name] = lr
     if not agents:
         missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
-    delivered, delivered_budget, chosen_on, supernet_steps = _delivered(
+    delivered, delivered_budget, chosen_on, validated, supernet_steps = _delivered(
         run, agents, missing, front_sha
     )
 
@@ -427,6 +441,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         delivered=delivered,
         delivered_budget=delivered_budget,
         delivered_chosen_on=chosen_on,
+        delivered_validated=validated,
         delivered_supernet_steps=supernet_steps,
         baselines=dict(sorted(baselines.items(), key=lambda kv: _baseline_order(kv[1]))),
         missing=missing,
