@@ -431,6 +431,24 @@ def test_an_agent_whose_fine_tune_was_rejected_says_so(tmp_path: Path) -> None:
     assert "| 450.00 → 450.00 (inherited weights kept) |" in md
 
 
+def test_an_agent_an_interrupted_export_left_says_its_fine_tune_is_pending(
+    tmp_path: Path,
+) -> None:
+    """An export stopped before its fine-tunes leaves members with inherited weights and a
+    fine-tune budget to come: "pending", not "inherited weights kept" (which ``--finetune
+    0`` and a rejected fine-tune mean)."""
+    run = make_run(tmp_path / "run", baselines=False)
+    _agent(run.agents / "front_00", (4,), _metrics(100, 300.0, 4.0, 30, front_index=0,
+                                                  export_finetune=4096))  # fmt: skip
+    _agent(run.agents / "front_01", (6,), _metrics(150, 350.0, 4.0, 30, front_index=1,
+                                                  export_finetune=0))  # fmt: skip
+    md = write_report(run.load_config(), run).read_text()
+    rows = {line.split("|")[1].strip(): line for line in md.splitlines() if line.startswith("|")}
+    assert "fine-tune pending" in rows["front_00"], rows["front_00"]
+    assert "inherited weights kept" not in rows["front_00"]
+    assert "| inherited weights kept |" in rows["front_01"], rows["front_01"]
+
+
 def test_missing_front_raises(tmp_path: Path) -> None:
     run = make_run(tmp_path / "run")
     (run.search / "front.json").unlink()

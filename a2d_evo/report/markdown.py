@@ -108,6 +108,18 @@ def _chosen_on_sentence(data: RunData) -> str:
     )
 
 
+def _finetune_cell(data: RunData, name: str) -> str:
+    """An exported agent's fine-tune: ``before → after``, and whether its inherited weights
+    ship (the validation rejected the fine-tune, or none ran); an agent that export gave a
+    fine-tune budget but that has none recorded was left by an interrupted export."""
+    cell = " → ".join(f"{v:.2f}" for v in data.finetune.get(name, ()))
+    if data.kept.get(name) != KEPT_INHERITED:
+        return cell
+    if not cell and data.export_finetune.get(name, 0) > 0 and name not in data.finetune_budget:
+        return "fine-tune pending (export stopped before it: run `a2d-evo export` again)"
+    return f"{cell} (inherited weights kept)" if cell else "inherited weights kept"
+
+
 def _two_teacher_returns(data: RunData) -> str:
     """Why the teacher has two returns: its own evaluation and R_teacher."""
     own = data.teacher
@@ -599,11 +611,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
     md += ["## Exported agents", ""]
     if data.agents:
         rows = list(data.agents.values())
-        ft = [
-            " → ".join(f"{v:.2f}" for v in data.finetune.get(r.label, ()))
-            + (" (inherited weights kept)" if data.kept.get(r.label) == KEPT_INHERITED else "")
-            for r in rows
-        ]
+        ft = [_finetune_cell(data, r.label) for r in rows]
         md += [markdown_table(rows, tf, "name", [("fine-tuned return", ft)] if any(ft) else [])]
         if "knee" in data.agents:
             k = data.agents["knee"]
