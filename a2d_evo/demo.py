@@ -63,6 +63,13 @@ def _changed(run: RunFolder, stage: str, cfg: Config) -> str:
     return ", ".join(parts)
 
 
+def _timed(name: str, stage: Callable[[bool], object], resume: bool) -> None:
+    """Run one stage and print how long it took."""
+    t0 = time.perf_counter()
+    stage(resume)
+    print(f"[demo] {name}: done in {time.perf_counter() - t0:.0f} s")
+
+
 def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool = True) -> Path:
     """Run every stage of the pipeline; returns ``RUN_DIR/report/report.md``."""
     # Only checked here: each stage binds the run once its own checks (env, device) passed,
@@ -103,16 +110,12 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
                 )
             # the stage's own --resume extends it for a raised budget and refuses the rest
             print(f"[demo] {name}: finished with {changed}; resuming it")
-            t0 = time.perf_counter()
-            stage(True)
-            print(f"[demo] {name}: done in {time.perf_counter() - t0:.0f} s")
+            _timed(name, stage, True)
             continue
         # a stage killed before its first checkpoint holds no results: a plain start takes it
         partial = holds_results(run.stage(name))
-        t0 = time.perf_counter()
         print(f"[demo] {name}: {'resuming' if partial else 'starting'}")
-        stage(partial)
-        print(f"[demo] {name}: done in {time.perf_counter() - t0:.0f} s")
+        _timed(name, stage, partial)
 
     t0 = time.perf_counter()
     print(f"[demo] export: every front member, fine-tuned for {cfg.finetune.steps:,} steps")

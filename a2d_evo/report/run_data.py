@@ -243,8 +243,7 @@ def _delivered(
         isinstance(rows, list)
         and bool(rows)
         and all(
-            isinstance(r, Mapping) and finite_number(r.get("validation_return_mean"))
-            for r in rows
+            isinstance(r, Mapping) and finite_number(r.get("validation_return_mean")) for r in rows
         )
     )
     return [m for m in members if m in agents], budget, chosen_on, validated, steps
