@@ -85,7 +85,8 @@ inline Plan make_plan(int h, int w, int channels, int size) {
       p.mode = Mode::kAreaFast;
       p.fx = iscale_x;
       p.fy = iscale_y;
-      p.inv_area = 1.f / static_cast<float>(iscale_x * iscale_y);
+      // int64: a block may hold 2^31 pixels or more (a frame pair of 4 GiB), see area_fast_round
+      p.inv_area = 1.f / static_cast<float>(static_cast<int64_t>(iscale_x) * iscale_y);
       p.tx = iscale_x;
       p.ty = iscale_y;
     } else {

@@ -337,6 +337,9 @@ def _break(folder: Path, how: str) -> None:
     elif how == "bad obs_scale":
         meta["obs_scale"] = -1
         arch_json.write_text(json.dumps(meta))
+    elif how == "subnormal obs_scale":  # 1 / scale is inf: forward would raise OverflowError
+        meta["obs_scale"] = 5e-324
+        arch_json.write_text(json.dumps(meta))
     elif how == "no obs_scale":
         del meta["obs_scale"]
         arch_json.write_text(json.dumps(meta))
@@ -377,7 +380,8 @@ BAD = {
     "no policy.pt": "policy.pt.*not found",
     "newer": "format_version 3, newer than this a2d-evo reads \\(2\\); upgrade",
     "older": "format_version 0, older than this a2d-evo reads \\(2\\)",
-    "bad obs_scale": "arch.json: obs_scale: expected a positive finite number, got -1",
+    "bad obs_scale": "arch.json: obs_scale: expected a number in \\[1e-30, 1e30\\], got -1",
+    "subnormal obs_scale": "arch.json: obs_scale: .* got 5e-324",
     "no obs_scale": "arch.json: missing key 'obs_scale'",
     "no format_version": "no format_version",
     "not json": "not valid JSON",

@@ -37,9 +37,10 @@ def default_obs_scale(arch_kind: str) -> float:
 
 
 def check_obs_scale(scale: Any) -> float:
-    """``scale`` as a float if it is finite and positive, else ArchError."""
-    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale < 1e30:
-        raise ArchError(f"obs_scale: expected a positive finite number, got {scale!r}")
+    """``scale`` as a float if it is in [1e-30, 1e30] (so is its inverse, which the network
+    divides by), else ArchError."""
+    if isinstance(scale, bool) or not isinstance(scale, int | float) or not 1e-30 <= scale <= 1e30:
+        raise ArchError(f"obs_scale: expected a number in [1e-30, 1e30], got {scale!r}")
     return float(scale)
 
 
