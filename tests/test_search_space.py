@@ -333,6 +333,18 @@ def test_default_teachers_and_scaled_nature_are_in_the_space() -> None:
     assert SPACES["minatar"].default_teacher() == CNNArch((ConvLayer(16, 3),), 64)
 
 
+def test_an_mlp_space_without_64_units_still_has_the_default_teacher() -> None:
+    """The 2 x 64 teacher trains on its own: a space of narrow, shallow MLPs (no 64, depth
+    1 only) is no reason to refuse train-teacher when the config names no teacher."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.train.teacher_folder import teacher_arch
+
+    cfg = config_from_dict({"space": {"kind": "mlp", "depths": [1], "widths": [8, 16, 32]}})
+    assert not SearchSpace(cfg.space).contains(MLPArch((64, 64)))
+    assert teacher_arch(cfg) == MLPArch((64, 64))
+    assert Agent(teacher_arch(cfg), (8,), 4).forward(torch.zeros(2, 8))[0].shape == (2, 4)
+
+
 # ----------------------------------------------------------------------------- arch values
 @pytest.mark.parametrize("kind", KINDS)
 @settings(max_examples=100, deadline=None)

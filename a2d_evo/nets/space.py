@@ -408,11 +408,12 @@ class SearchSpace:
         return total
 
     def default_teacher(self) -> Arch:
-        """The space's teacher when the config names none: the 2 x 64 MLP; the Nature CNN
-        (32/64/64, FC 512) when the space holds it; else every required conv layer and the FC
-        at the middle of their choices (largest kernel), the optional layers skipped."""
+        """The space's teacher when the config names none: the 2 x 64 MLP, in the space or not
+        (a teacher trains on its own; any MLP fits a vector env); the Nature CNN (32/64/64, FC
+        512) when the space holds it; else every required conv layer and the FC at the middle
+        of their choices (largest kernel), the optional layers skipped."""
         if self.kind == "mlp":
-            return self.check(MLPArch((64, 64)))
+            return MLPArch((64, 64))
         nature = CNNArch.nature()
         if self.contains(nature):
             return nature
