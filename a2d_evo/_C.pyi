@@ -95,7 +95,8 @@ def subnet_eval_cnn(
     """(logits, values) of uint8 frame groups through subnets of a packed CNN supernet."""
 
 def subnet_eval_limits() -> dict[str, int]:
-    """The packed layout's limits: max_mlp_layers, max_conv_layers, max_kernel_size, max_stride."""
+    """The packed layout's limits: max_mlp_layers, max_conv_layers, max_kernel_size, max_stride,
+    cuda_mlp_max_width, max_mlp_dim, max_cnn_dim, max_cnn_plane."""
 
 def subnet_eval_isa() -> str:
     """The CPU micro-kernel subnet_eval runs: 'avx2-fma' or 'generic'."""

@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,11 @@ constexpr int kMaxMlpLayers = 16;
 constexpr int kMaxConvLayers = 16;
 constexpr int kMaxKernelSize = 15;
 constexpr int kMaxStride = 8;
+// Sizes the meta parser accepts: MLP dims (obs, padded widths and heads) so that every product
+// of two fits an int; CNN channels, map sides, padded FC width and heads; a CNN image plane.
+constexpr int64_t kMaxMlpDim = std::numeric_limits<int>::max() / 64;
+constexpr int64_t kMaxCnnDim = int64_t{1} << 16;
+constexpr int64_t kMaxCnnPlane = int64_t{1} << 24;
 // The CUDA MLP kernel keeps 2 x 16 rows of activations in 48 KiB of shared memory: the input
 // and the padded hidden width must each be at most this many floats (the CPU kernel has no
 // such limit; Python sends a wider supernet on a GPU to the reference path).

@@ -175,6 +175,9 @@ void register_subnet_eval(py::module_& m) {
         limits["max_kernel_size"] = se::kMaxKernelSize;
         limits["max_stride"] = se::kMaxStride;
         limits["cuda_mlp_max_width"] = se::kCudaMlpMaxWidth;
+        limits["max_mlp_dim"] = se::kMaxMlpDim;
+        limits["max_cnn_dim"] = se::kMaxCnnDim;
+        limits["max_cnn_plane"] = se::kMaxCnnPlane;
         return limits;
       },
       "The packed layout's limits (csrc/subnet_eval.h); a supernet beyond them runs on the "

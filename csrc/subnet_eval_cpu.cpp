@@ -481,9 +481,8 @@ MlpNet parse_mlp_meta(const int64_t* meta, int64_t meta_len, const float* base, 
   const int64_t depth = meta[kMlpDepthMax];
   if (depth < 1 || depth > kMaxMlpLayers) bad("subnet_eval: MLP depth_max out of range");
   if (meta_len != kMlpLayers + 2 * depth) bad("subnet_eval: MLP meta vector has a wrong length");
-  const int64_t lim = std::numeric_limits<int>::max() / 64;
   for (int i : {kMlpObsDim, kMlpWidthMax, kMlpLdw, kMlpActions, kMlpLdh}) {
-    if (meta[i] < 1 || meta[i] > lim) bad("subnet_eval: MLP dimension out of range");
+    if (meta[i] < 1 || meta[i] > kMaxMlpDim) bad("subnet_eval: MLP dimension out of range");
   }
   n.obs_dim = static_cast<int>(meta[kMlpObsDim]);
   n.depth_max = static_cast<int>(depth);
@@ -516,7 +515,7 @@ CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, 
   if (meta_len != kCnnArrays + kCnnNumArrays * n_layers) {
     bad("subnet_eval: CNN meta vector has a wrong length");
   }
-  const int64_t lim = 1 << 16;
+  const int64_t lim = kMaxCnnDim;
   for (int i : {kCnnCin, kCnnH, kCnnW, kCnnFc, kCnnCLast, kCnnLdf, kCnnActions, kCnnLdh}) {
     if (meta[i] < 1 || meta[i] > lim) {
       bad("subnet_eval: CNN meta field " + std::to_string(i) + " is " + std::to_string(meta[i]) +
@@ -531,7 +530,7 @@ CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, 
     bad("subnet_eval: CNN obs_scale must be finite and positive");
   }
   // an image plane of at most 2^24 pixels: every later product of sizes fits an int
-  if (meta[kCnnH] * meta[kCnnW] > (int64_t{1} << 24)) bad("subnet_eval: CNN image too large");
+  if (meta[kCnnH] * meta[kCnnW] > kMaxCnnPlane) bad("subnet_eval: CNN image too large");
   n.c_in = static_cast<int>(meta[kCnnCin]);
   n.h_in = static_cast<int>(meta[kCnnH]);
   n.w_in = static_cast<int>(meta[kCnnW]);

@@ -475,6 +475,32 @@ def test_an_mlp_wider_than_the_cuda_kernel_takes_runs_on_the_reference_there() -
             assert fwd.backend == "reference" and why in fwd.backend_name
 
 
+@needs_native
+def test_a_cnn_beyond_the_kernels_sizes_runs_on_the_reference() -> None:
+    """The CNN meta parser takes channels, map sides, padded FC width and heads up to
+    max_cnn_dim (2^16): a supernet beyond, here 70,000 actions or 65,537 input channels,
+    goes to the torch loop with the reason named (before, the default backend raised
+    KernelInputError). One under the limit stays native."""
+    assert MOD is not None
+    top = int(MOD.subnet_eval_limits()["max_cnn_dim"])
+    conv = (ConvLayerConfig(widths=(1, 2), kernel=1),)
+    space = SearchSpace(SpaceConfig(kind="cnn", conv=conv, fc=(2,)))
+    cases = (((2, 3, 3), top - 8, "native"), ((2, 3, 3), 70_000, "reference"),
+             ((top + 1, 2, 2), 3, "reference"))  # fmt: skip
+    for shape, n_actions, backend in cases:
+        net = noisy_supernet(space, shape, n_actions, seed=n_actions)
+        fwd = PopulationForward(net)
+        assert fwd.backend == backend, fwd.backend_name
+        if backend == "reference":
+            assert f"up to {top:,}, the supernet has" in fwd.backend_name
+        obs = np.random.default_rng(0).integers(0, 256, (2, *shape)).astype(np.uint8)
+        archs = [space.largest(), space.smallest()]
+        logits, values = fwd(obs, archs, [1, 1])
+        ref_l, ref_v = reference_forward(net, torch.from_numpy(obs), archs, [1, 1])
+        np.testing.assert_allclose(logits, ref_l.numpy(), rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(values, ref_v.numpy(), rtol=1e-4, atol=1e-4)
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -55,6 +55,12 @@ def unsupported_by_native(supernet: Supernet, device: str = "cpu") -> str:
             )
         first = cast(nn.Linear, cast(nn.ModuleList, supernet.layers)[0])
         widest = max(first.in_features, round_up(first.out_features, 8))
+        largest = max(widest, round_up(supernet.n_actions + 1, 8))
+        if largest > limits["max_mlp_dim"]:
+            return (
+                f"inputs, padded widths and heads up to {limits['max_mlp_dim']:,}, the supernet "
+                f"has {largest:,}"
+            )
         if device == "cuda" and widest > limits["cuda_mlp_max_width"]:
             return (
                 f"on CUDA, inputs and hidden widths (padded to 8) up to "
@@ -66,6 +72,20 @@ def unsupported_by_native(supernet: Supernet, device: str = "cpu") -> str:
         return (
             f"at most {limits['max_conv_layers']} conv layers, the space declares {len(cfg.conv)}"
         )
+    c_in, h, w = supernet.obs_shape
+    sizes = {
+        "observation channels": c_in,
+        "observation height": h,
+        "observation width": w,
+        "padded FC width": round_up(max(cfg.fc), PANEL),
+        "padded heads (actions + value)": round_up(supernet.n_actions + 1, 8),
+        **{f"space.conv[{i}] width": max(conv.widths) for i, conv in enumerate(cfg.conv)},
+    }
+    for what, size in sizes.items():
+        if size > limits["max_cnn_dim"]:
+            return f"{what} up to {limits['max_cnn_dim']:,}, the supernet has {size:,}"
+    if h * w > limits["max_cnn_plane"]:
+        return f"images of up to {limits['max_cnn_plane']:,} pixels, the supernet's has {h * w:,}"
     for i, conv in enumerate(cfg.conv):
         kernel = max(conv.kernel_choices)
         if kernel > limits["max_kernel_size"] or conv.stride > limits["max_stride"]:
