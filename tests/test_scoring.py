@@ -69,3 +69,30 @@ def test_the_eval_command_defaults_to_the_configs_episodes_and_mode(tmp_path: Pa
         report = json.loads((folder / "eval.json").read_text())
         seen[name] = (report["episodes"], report["eval_mode"])
     assert seen == {"config": (3, "sample"), "flags": (2, "greedy"), "default": (30, "greedy")}
+
+
+def test_eval_plays_on_the_device_asked_and_prints_the_sample_std(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``eval --device`` is honoured: ``cuda`` without a GPU is refused (it used to play on
+    the CPU and exit 0), ``cpu`` is named in the summary. The printed spread is the sample
+    standard deviation the interval uses, not eval.json's population one."""
+    import json
+
+    import torch
+
+    from a2d_evo.cli import main
+
+    agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
+    folder = save_agent(agent, tmp_path / "agent", onnx=False)
+    if not torch.cuda.is_available():
+        assert main(["eval", str(folder), "--quiet", "--episodes", "2", "--device", "cuda"]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+        assert not (folder / "eval.json").exists()
+    assert main(["eval", str(folder), "--quiet", "--episodes", "4", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((folder / "eval.json").read_text())
+    returns = np.array(report["returns"])
+    assert report["return_std"] == pytest.approx(returns.std())  # population, as metrics.json
+    assert f"+- {returns.std(ddof=1):.2f} (sample std)" in out, out
+    assert " on cpu over 4 episodes" in out, out

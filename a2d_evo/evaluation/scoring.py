@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal
 
 from a2d_evo.config import Config, config_to_dict
 from a2d_evo.envs import env_spec
 from a2d_evo.errors import EnvError, TrainingError
-from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
+from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return, resolve_device
 from a2d_evo.evaluation.seeds import fresh_eval_seed
 from a2d_evo.files import write_json
 from a2d_evo.formats import (
@@ -42,7 +43,8 @@ def eval_agent_folder(
     """
     if episodes < 1:
         raise EnvError(f"--episodes must be >= 1, got {episodes}")
-    agent = load_agent(folder)
+    device = resolve_device(cfg.device)
+    agent = load_agent(folder).to(device)
     spec = env_spec(cfg.env)
     check_fits_env(agent, cfg.env.id, spec.obs_shape, spec.n_actions, str(folder))
     first = fresh_eval_seed(cfg.seed) if seed is None else seed
@@ -51,7 +53,7 @@ def eval_agent_folder(
     teacher_dir = teacher_dir or run_teacher(folder)
     r_teacher = None
     if teacher_dir is not None and teacher_dir.resolve() != folder.resolve():
-        teacher = load_agent(teacher_dir)
+        teacher = load_agent(teacher_dir).to(device)
         check_fits_env(teacher, cfg.env.id, spec.obs_shape, spec.n_actions, str(teacher_dir))
         r_teacher = evaluate_agent(teacher, cfg, episodes, first, mode).mean
     elif teacher_dir is not None:
@@ -81,9 +83,13 @@ def eval_agent_folder(
     }
     write_json(folder / EVAL_FILE, report)
     norm_text = f"  normalised {norm:.3f}" if norm is not None else ""
+    # the sample standard deviation (n - 1), which the interval uses; eval.json's return_std
+    # is the population one, as in every metrics.json
+    n = result.episodes
+    sample_std = result.std * math.sqrt(n / (n - 1)) if n > 1 else 0.0
     return (
-        f"{folder}: {cfg.env.id} {mode} over {result.episodes} episodes (seeds {first}-"
-        f"{first + episodes - 1}): return {result.mean:.2f} +- {result.std:.2f} (std), 95% "
-        f"interval [{lo:.2f}, {hi:.2f}]{norm_text}; random policy {rand.mean:.2f}\n"
+        f"{folder}: {cfg.env.id} {mode} on {device.type} over {n} episodes (seeds {first}-"
+        f"{first + episodes - 1}): return {result.mean:.2f} +- {sample_std:.2f} (sample std), "
+        f"95% interval [{lo:.2f}, {hi:.2f}]{norm_text}; random policy {rand.mean:.2f}\n"
         f"wrote {folder / EVAL_FILE}"
     )

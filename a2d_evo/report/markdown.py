@@ -567,7 +567,8 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
     md += [
         f"Returns are mean episodic returns of {data.eval_mode} play ± the 95% interval "
         "t·s/√n (t Student's quantile with n − 1 degrees of freedom, 2.045 for 30; s the "
-        "sample standard deviation over the n episodes, as `a2d-evo eval` prints it). "
+        "sample standard deviation over the n episodes; `a2d-evo eval` prints s and the same "
+        "interval). "
         "Normalised return = (R − R_random) / "
         "(R_teacher − R_random). FLOPs are per agent step at batch 1 (2 × multiply-adds); "
         "latency is the median at batch 1 on one CPU thread.",
