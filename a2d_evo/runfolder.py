@@ -19,7 +19,13 @@ import yaml
 
 from a2d_evo.config import Config, config_from_dict, config_to_dict, dump_config, parse_yaml
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
-from a2d_evo.files import check_format_version, file_digest, read_checkpoint, write_text
+from a2d_evo.files import (
+    check_format_version,
+    file_digest,
+    read_checkpoint,
+    read_json_dict,
+    write_text,
+)
 from a2d_evo.formats import CONFIG_FORMAT_VERSION, CONFIG_HISTORY_FORMAT_VERSION
 from a2d_evo.locks import LOCK_FILE, RUN_LOCK_WAIT_S, folder_lock
 from a2d_evo.progress import write
@@ -146,6 +152,39 @@ class RunFolder:
         """SHA-256 of the teacher's ``policy.pt``; None when there is none."""
         teacher = self.teacher_agent / "policy.pt"
         return file_digest(teacher) if teacher.is_file() else None
+
+    def check_supernet_teacher(self, command: str) -> None:
+        """RunFolderError when the supernet was distilled from another teacher than the one in
+        ``teacher/agent`` (``train-supernet --teacher``; ``summary.json``'s ``teacher_sha256``,
+        not recorded before 2026-12-06): the search normalises against the run's teacher and
+        export distils from it."""
+        summary = read_json_dict(self.supernet / "summary.json", "supernet summary")
+        recorded = summary.get("teacher_sha256")
+        here = self.teacher_digest()
+        if not isinstance(recorded, str) or recorded == here:
+            return
+        source = summary.get("teacher")
+        source = source if isinstance(source, str) else "another teacher"
+        if here is not None and Path(source).resolve() == self.teacher_agent.resolve():
+            raise RunFolderError(
+                f"{command}: the supernet was distilled from the teacher {self.teacher_agent} "
+                "held then, and it holds another one now (a train-teacher --resume or "
+                "import-teacher rewrote it); the search normalises against the run's teacher: "
+                f"train the supernet again against it (delete {self.supernet} first)"
+            )
+        why = (
+            f"{command}: the supernet was distilled from {source}, and {self.teacher_agent} "
+            "holds {}; the search normalises against the run's teacher and export distils from it"
+        )
+        if here is None:
+            raise RunFolderError(
+                why.format("no teacher") + ": copy the supernet's teacher there (`cp -r "
+                f"{shlex.quote(source)} {shlex.quote(str(self.teacher_agent))}`)"
+            )
+        raise RunFolderError(
+            why.format("another one") + f": train the supernet again against the run's teacher "
+            f"(delete {self.supernet} first), or put the supernet's teacher in the run's place"
+        )
 
     def weights_digests(self) -> dict[str, str | None]:
         """SHA-256 of the supernet's ``weights.pt`` and the teacher's ``policy.pt`` (None

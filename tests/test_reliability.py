@@ -634,3 +634,71 @@ def test_a_signal_after_the_last_update_s_vote_is_honoured(
     with pytest.raises(TrainingError, match="does not beat the uniform-random policy"):
         train_teacher(cfg, run, resume=True, progress=False)
     assert torch_load(run.teacher / "checkpoint.pt")["update"] == 2
+
+
+def test_a_supernet_distilled_from_an_outside_teacher_needs_that_teacher_in_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train-supernet --teacher X` records X's digest; `evolve` then refuses a run whose
+    `teacher/agent` is missing (naming the copy that fixes it) or holds another teacher (it
+    used to be told to train one, and then normalised, and export distilled, against a
+    teacher the supernet never saw). With X copied in, the search runs."""
+    import shutil
+
+    from conftest import balance_cartpole
+
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import save_agent
+    from a2d_evo.nets.space import MLPArch
+
+    def teacher(width: int, folder: Path) -> Path:
+        agent = balance_cartpole(Agent(MLPArch((width,)), (4,), 2, {"id": "CartPole-v1"}))
+        return save_agent(agent, folder, onnx=False)
+
+    outside = teacher(8, tmp_path / "outside")
+    search = {"pop": 4, "gens": 1, "episodes": 1, "final_episodes": 2, "max_episode_steps": 100}
+    cfg = write_config(tmp_path / "c.yaml", search=search)
+    run = tmp_path / "run"
+    common = ["--config", str(cfg), "--out", str(run), "--quiet"]
+    assert main(["train-supernet", *common, "--teacher", str(outside)]) == 0
+    summary = read_json(run / "supernet" / "summary.json")
+    assert summary["teacher_sha256"] == files.file_digest(outside / "policy.pt")
+    capsys.readouterr()
+    assert main(["evolve", *common]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert f"distilled from {outside}" in err and "holds no teacher" in err, err
+    assert f"cp -r {outside} {run / 'teacher' / 'agent'}" in err, err
+    teacher(16, run / "teacher" / "agent")  # another one, as train-teacher would leave
+    assert main(["evolve", *common]) == EXIT_USER_ERROR
+    assert "holds another one" in capsys.readouterr().err
+    assert not (run / "search" / "front.json").exists()
+    shutil.rmtree(run / "teacher" / "agent")
+    shutil.copytree(outside, run / "teacher" / "agent")
+    assert main(["evolve", *common]) == 0
+    assert (run / "search" / "front.json").is_file()
+
+
+def test_evolve_refuses_a_run_whose_teacher_was_rewritten_after_the_supernet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A supernet distilled from the run's own teacher, which a later import or retraining
+    replaced: evolve names that (it searched against the new teacher)."""
+    from conftest import balance_cartpole
+
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import save_agent
+    from a2d_evo.nets.space import MLPArch
+
+    raw = tiny_raw(search={"pop": 4, "gens": 1, "episodes": 1, "max_episode_steps": 100})
+    run = RunFolder(tmp_path / "run")
+    _plant_supernet_and_teacher(raw, run.root)
+    run.bind(config_from_dict(raw))
+    write_json(run.supernet / "summary.json", {
+        "format_version": 1, "teacher": str(run.teacher_agent),
+        "teacher_sha256": files.file_digest(run.teacher_agent / "policy.pt"),
+    })  # fmt: skip
+    run.check_supernet_teacher("evolve")  # the same teacher: nothing to say
+    agent = balance_cartpole(Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"}))
+    save_agent(agent, run.teacher_agent, onnx=False)
+    with pytest.raises(RunFolderError, match="held then, and it holds another one now"):
+        run.check_supernet_teacher("evolve")

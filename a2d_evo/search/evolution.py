@@ -378,7 +378,9 @@ class _Search:
 
 
 def check_prerequisites(run: RunFolder) -> None:
-    """RunFolderError naming the command to run when the teacher or the supernet is missing."""
+    """RunFolderError naming the command to run when the teacher or the supernet is missing,
+    or when the supernet was distilled from another teacher than the run's."""
+    run.check_supernet_teacher("evolve")
     if not (run.teacher_agent / "arch.json").is_file():
         raise RunFolderError(
             f"no teacher agent at {run.teacher_agent}; run `a2d-evo train-teacher` (or "

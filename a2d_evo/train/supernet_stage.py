@@ -330,6 +330,8 @@ def train_supernet(
             "teacher_own": learner.teacher is not None
             and teacher_dir is not None
             and Path(teacher_dir).resolve() == run.teacher_agent.resolve(),
+            # the teacher distilled from, which the search's teacher must be (evolve checks)
+            "teacher_sha256": pins.get("teacher_sha256"),
             "sigma": supernet.value_unit,
             "sigma_from": learner.sigma_from,
         },
