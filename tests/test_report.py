@@ -485,6 +485,34 @@ def test_baseline_method_and_width_from_metrics(tmp_path: Path) -> None:
     }
 
 
+def test_baselines_against_the_inherited_front_say_they_had_more_steps(tmp_path: Path) -> None:
+    """Before an export delivers the fine-tuned front (or after its delivery went stale), the
+    baselines face the front's inherited weights, which had the supernet's steps alone: the
+    report names the baselines trained for more (it used to give the verdicts without a word
+    on the budget)."""
+    run = make_run(tmp_path / "run", baselines=False)
+    cfg = run.load_config()
+    steps = cfg.supernet.total_steps
+    for name, method, budget in (
+        ("distill_x0.25", "distill", steps + 4096),
+        ("a2d_x0.25", "a2d", steps),
+        ("ppo_x0.25", "ppo", 2 * steps),
+    ):
+        m = _metrics(600, 350.0, 1.0, 30, method=method, width_multiplier=0.25, env_steps=budget)
+        _agent(run.baselines / name, (8, 8), m)  # fmt: skip
+    data = run_data.load_run(cfg, run)
+    assert not data.delivered
+    md = report.render_markdown(cfg, run, data)
+    assert f"members had the supernet's {steps:,} env steps (shared)" in md, md
+    assert "; `distill_x0.25` trained for more" in md  # a2d at S and ppo (its own rule) not named
+    delivered = {"format_version": 1, "finetune_steps": 4096, "members": ["knee"],
+                 "exported": [], "chosen_on": "validation seeds"}  # fmt: skip
+    (run.agents / "delivered.json").write_text(json.dumps(delivered))
+    data = run_data.load_run(cfg, run)
+    assert data.delivered == ["knee"]
+    assert "env steps (shared) and no fine-tune" not in report.render_markdown(cfg, run, data)
+
+
 def test_reproduce_lines_carry_the_recorded_fine_tune_budgets(tmp_path: Path) -> None:
     """A fine-tune by hand is reproduced with its own budget; one that `export` did (the
     delivery's budget) by the export line, which then carries `--finetune`."""

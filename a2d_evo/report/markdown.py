@@ -120,6 +120,29 @@ def _finetune_cell(data: RunData, name: str) -> str:
     return f"{cell} (inherited weights kept)" if cell else "inherited weights kept"
 
 
+def _inherited_budget_note(cfg: Config, run: RunFolder, data: RunData, rows: list[Row]) -> str:
+    """Without a delivered front the baselines face the front's inherited weights, which had
+    the supernet's steps alone: name the baselines trained for more ("" when none was, or
+    when the fine-tuned front is the one compared)."""
+    if data.delivered:
+        return ""
+    steps = _stage_config(run, "supernet", cfg)[0].supernet.total_steps
+    more = [
+        f"`{r.label}`"
+        for r in rows
+        if isinstance(r.extra.get("env_steps"), int) and r.extra["env_steps"] > steps
+        and r.extra.get("method") != "ppo"
+    ]  # fmt: skip
+    if not more:
+        return ""
+    return (
+        f" The front's members had the supernet's {steps:,} env steps (shared) and no "
+        f"fine-tune of their own; {', '.join(more)} trained for more, so these verdicts give "
+        f"the baselines the larger budget (`a2d-evo export {run.root}` delivers the fine-tuned "
+        "front they are budgeted against)."
+    )
+
+
 def _two_teacher_returns(data: RunData) -> str:
     """Why the teacher has two returns: its own evaluation and R_teacher."""
     own = data.teacher
@@ -681,7 +704,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
             "member with at most the baseline's FLOPs whose per-episode difference in "
             "normalised return, on the same seeds, has a 95% lower bound above "
             f"-{NONINFERIORITY_MARGIN:g}. Each baseline's env steps are those its training "
-            "recorded.",
+            f"recorded.{_inherited_budget_note(cfg, run, data, rows)}",
             "",
             *(
                 f"- `{r.label}`: {text}; paired: {ptext}."
