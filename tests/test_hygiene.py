@@ -67,11 +67,17 @@ def test_baselines_take_resume_and_an_interrupted_one_names_it(
     run = _run_with_teacher(tmp_path / "run")
     checkpoint = run.baselines / ".ppo_x0.5.checkpoint.pt"
     write_text(checkpoint, "an interrupted baseline's checkpoint")
-    # a plain run refuses to pass over it, naming the command that continues it
+    # a plain run refuses to pass over it, naming the command that continues it: with the
+    # user's widths and methods (a bare --resume would train every default baseline)
     assert main(["baselines", str(run.root), "--widths", "0.5", "--quiet"]) == EXIT_USER_ERROR
     err = one_error_line(capsys)
     assert f"baseline ppo_x0.5 in {run.baselines} was interrupted" in err
-    assert f"`a2d-evo baselines {run.root} --resume`" in err
+    assert f"`a2d-evo baselines {run.root} --widths 0.5 --resume`" in err
+    argv = ["baselines", str(run.root), "--widths", "0.5,1", "--methods", "ppo", "--quiet"]
+    assert main(argv) == EXIT_USER_ERROR
+    assert f"`a2d-evo baselines {run.root} --widths 0.5,1 --methods ppo --resume`" in (
+        one_error_line(capsys)
+    )
     assert checkpoint.read_text() == "an interrupted baseline's checkpoint"
     # --resume is an option of baselines (it was "unrecognized arguments", exit 2 from argparse)
     # and continues from that checkpoint: here a broken one, so the resume itself says so

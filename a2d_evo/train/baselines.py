@@ -215,10 +215,15 @@ def train_baselines(
                 and not (run.baselines / name / ARCH_FILE).is_file()
                 and checkpoint.is_file()
             ):
+                chosen = ""  # the user's choice, or --resume would train every default
+                if tuple(widths) != (0.25, 0.5, 1.0):
+                    chosen += f" --widths {','.join(f'{w:g}' for w in widths)}"
+                if tuple(methods) != tuple(BASELINE_METHODS):
+                    chosen += f" --methods {','.join(methods)}"
                 raise RunFolderError(
                     f"baseline {name} in {run.baselines} was interrupted; continue it with "
-                    f"`a2d-evo baselines {shlex.quote(str(run.root))} --resume`, or delete "
-                    f"{run.baselines / f'.{name}.checkpoint.pt'} to train it from scratch"
+                    f"`a2d-evo baselines {shlex.quote(str(run.root))}{chosen} --resume`, or "
+                    f"delete {run.baselines / f'.{name}.checkpoint.pt'} to train it from scratch"
                 )
     for multiplier, arch in archs.items():  # before any is trained: --widths 999 was taken
         d = arch.to_dict()
