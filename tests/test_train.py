@@ -579,6 +579,25 @@ def test_finetune_records_before_and_after(
     assert sigma == pytest.approx(float(seen[0].double().pow(2).mean().sqrt()), rel=1e-6)
 
 
+def test_the_runs_teacher_is_not_fine_tuned(tmp_path: Path, sharp_teacher: Path) -> None:
+    """`finetune RUN/teacher/agent`, with or without `--teacher` naming it again: refused
+    with a message that says so (it said "no teacher found", and with --teacher it ran and
+    rewrote the teacher's metrics.json, the report's R_teacher row, on other seeds)."""
+    cfg = tiny()
+    run = RunFolder(tmp_path / "run")
+    run.bind(cfg)
+    shutil.copytree(sharp_teacher, run.teacher_agent)
+    before = {p.name: p.read_bytes() for p in run.teacher_agent.iterdir()}
+    for given in (
+        None,
+        run.teacher_agent,
+        tmp_path / "run" / "teacher" / ".." / "teacher" / "agent",
+    ):
+        with pytest.raises(TrainingError, match="is the teacher it would distil from"):
+            finetune_agent(run.teacher_agent, cfg, steps=64, teacher_dir=given, progress=False)
+    assert {p.name: p.read_bytes() for p in run.teacher_agent.iterdir()} == before
+
+
 def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(
     tmp_path: Path, sharp_teacher: Path
 ) -> None:

@@ -71,12 +71,15 @@ def finetune_agent(
     spec = env_spec(cfg.env)
     check_fits_env(agent, cfg.env.id, spec.obs_shape, spec.n_actions, str(agent_dir))
     given = teacher_dir is not None
-    if teacher_dir is None:
-        teacher_dir = run_teacher(agent_dir)
-        if teacher_dir is not None and teacher_dir.resolve() == agent_dir.resolve():
-            teacher_dir = None  # the teacher is no teacher of itself
-    else:
-        teacher_dir = Path(teacher_dir)
+    teacher_dir = run_teacher(agent_dir) if teacher_dir is None else Path(teacher_dir)
+    if teacher_dir is not None and teacher_dir.resolve() == agent_dir.resolve():
+        # distilling from itself would train nothing, and its metrics.json is the run's
+        # R_teacher row: rewriting it on other seeds would move that
+        raise TrainingError(
+            f"finetune: {agent_dir} is the teacher it would distil from; a teacher is trained "
+            "longer with `a2d-evo train-teacher ... --resume --set teacher.total_steps=N`, "
+            "not fine-tuned"
+        )
     if teacher_dir is None:
         raise TrainingError(
             f"finetune: no teacher found for {agent_dir} (it is not inside a run folder with "
