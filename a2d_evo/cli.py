@@ -666,7 +666,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:
         why = str(exc) or "SIGINT"
-        hint = "; what was saved is kept, continue with --resume" if "resume" in args else ""
+        hint = (
+            "; what was saved is kept, continue with --resume"
+            if "resume" in args
+            else "; the members already fine-tuned are kept: run the same export again to go on"
+            if args.command == "export"
+            else ""
+        )
         print(f"a2d-evo {args.command}: interrupted ({why}){hint}", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:

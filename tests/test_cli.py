@@ -216,3 +216,21 @@ def test_commands_without_ddp_are_refused_under_torchrun(
     assert "error: WORLD_SIZE=2 in the environment: only train-supernet and train-teacher" in err
     assert f"unset WORLD_SIZE and RANK to run {command}" in err
     assert not run.exists()
+
+
+def test_an_interrupted_export_says_how_to_go_on(
+    finished: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """export has no --resume: its interrupt message says to run it again (it said only
+    "interrupted"), and --resume is still refused by argparse as unknown."""
+    from a2d_evo.cli import EXIT_INTERRUPTED
+    from a2d_evo.report import pick
+
+    def interrupted(*args: object, **kw: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pick, "export_front", interrupted)
+    assert main(["export", str(finished), "--quiet"]) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "interrupted (SIGINT); the members already fine-tuned are kept: run the same " in err
+    assert "--resume" not in err
