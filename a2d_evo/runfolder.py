@@ -336,10 +336,17 @@ class RunFolder:
         elif not state.is_file():
             raise RunFolderError(f"--resume: {folder} holds no {state.name} to continue from")
         record_config_change(folder, changes)
+        batch = saved.ppo.batch_size  # a training budget runs in whole updates of this
         for key, (old, new) in changes.items():  # said, not silent: a forgotten --set shows
+            n = max(1, new // batch)
+            same = key.endswith("total_steps") and max(1, old // batch) == n
             write(
                 f"--resume: {key} raised from {old:,} to {new:,}, so {folder.name} goes on "
                 f"(recorded in {folder / CONFIG_HISTORY})"
+                if not same
+                else f"--resume: {key} raised from {old:,} to {new:,} (recorded in "
+                f"{folder / CONFIG_HISTORY}), but both run {n:,} whole update{'s' * (n != 1)} "
+                f"of {batch:,} env steps: nothing more to train"
             )
         raw = config_to_dict(saved)
         for key, (_, new) in changes.items():

@@ -188,3 +188,33 @@ def test_a_run_config_without_format_version_is_refused(tmp_path: Path) -> None:
     run.config_path.write_text("{}\n")
     with pytest.raises(RunFolderError, match=r"run config .*config\.yaml has no format_version"):
         run.load_config()
+
+
+def test_a_raise_within_the_same_whole_updates_says_it_trains_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Budgets run in whole updates of ppo.batch_size (at least one): a --resume raise from
+    100 to 200 env steps with updates of 256 trains nothing more and says so (it said "so
+    teacher goes on"); a raise past the next update goes on, and messages name the rounding."""
+    from a2d_evo.config import config_from_dict, replace
+    from a2d_evo.files import CHECKPOINT_FORMAT_VERSION, torch_save
+    from a2d_evo.train.loop import budget_text
+
+    cfg = config_from_dict({"ppo": {"num_envs": 8, "num_steps": 32, "num_minibatches": 4}})
+    assert cfg.ppo.batch_size == 256
+    assert budget_text(cfg, 3000) == "3,000 env steps (11 updates of 256: 2,816)"
+    assert budget_text(cfg, 100) == "100 env steps (1 update of 256: 256)"
+    assert budget_text(cfg, 512) == "512 env steps"
+    run = RunFolder(tmp_path / "run")
+    start = replace(cfg, teacher=replace(cfg.teacher, total_steps=100))
+    folder = run.bind_stage("teacher", start, resume=False)
+    ckpt = {"format_version": CHECKPOINT_FORMAT_VERSION, "stage": "teacher", "update": 1,
+            "global_step": 256, "model": {}, "optimizer": {}, "rng": {}}  # fmt: skip
+    torch_save(folder / "checkpoint.pt", ckpt)
+    capsys.readouterr()
+    run.bind_stage("teacher", replace(cfg, teacher=replace(cfg.teacher, total_steps=200)), True)
+    err = capsys.readouterr().err
+    assert "raised from 100 to 200" in err and "both run 1 whole update of 256" in err, err
+    assert "nothing more to train" in err and "goes on" not in err
+    run.bind_stage("teacher", replace(cfg, teacher=replace(cfg.teacher, total_steps=600)), True)
+    assert "raised from 200 to 600, so teacher goes on" in capsys.readouterr().err

@@ -47,6 +47,7 @@ from a2d_evo.formats import (
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import finetune_agent
 from a2d_evo.train.finetune import finetune_recipe
+from a2d_evo.train.loop import budget_text
 
 
 def fine_tuned(metrics: dict[str, Any], cfg: Config) -> bool:
@@ -88,7 +89,7 @@ def finetune_members(
         metrics = read_json(folder / "metrics.json", "metrics")
         if steps and not fine_tuned(metrics, cfg):
             if progress:
-                print(f"fine-tuning {folder.name} for {steps:,} env steps")
+                print(f"fine-tuning {folder.name} for {budget_text(cfg, steps)}")
             metrics = finetune_agent(
                 folder, cfg, steps=steps, teacher_dir=run.teacher_agent, progress=progress,
                 eval_seed=seeds[0], eval_episodes=len(seeds), validation_episodes=val_episodes,

@@ -101,6 +101,15 @@ def num_updates(cfg: Config, total_steps: int) -> int:
     return max(1, total_steps // cfg.ppo.batch_size)
 
 
+def budget_text(cfg: Config, total_steps: int) -> str:
+    """``total_steps`` as said to the user, with the env steps whole updates run where they
+    differ: ``3,000 env steps (11 updates of 256: 2,816)``."""
+    n, batch = num_updates(cfg, total_steps), cfg.ppo.batch_size
+    if n * batch == total_steps:
+        return f"{total_steps:,} env steps"
+    return f"{total_steps:,} env steps ({n:,} update{'s' * (n != 1)} of {batch:,}: {n * batch:,})"
+
+
 def run_ppo(
     learner: Learner,
     cfg: Config,
