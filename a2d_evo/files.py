@@ -17,9 +17,10 @@ import os
 import pickle
 import re
 import secrets
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from a2d_evo.errors import FormatError, RunFolderError
 from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION, OLD_CHECKPOINT_NOTE
@@ -135,11 +136,15 @@ def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
     if not path.is_file():
         raise FormatError(f"{what} {path} not found")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's "Detected pickle protocol N" on junk bytes:
+            warnings.filterwarnings("ignore", "Detected pickle protocol")  # the error says it
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch's own message advises weights_only=False: wrong advice for a file that may
         # carry code, so only the line naming what was refused is kept.
         lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln]
+        if not lines and "Unsupported operand" in str(exc):  # not a pickle at all: damaged
+            _damaged(path, what, exc)
         # ... and within it, torch's advice ("Please use ... add_safe_globals ...") is cut
         detail = f" ({lines[0].split('. Please')[0]})" if lines else ""
         raise FormatError(
@@ -147,23 +152,32 @@ def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
             f"unpickle it{detail}"
         ) from None
     except Exception as exc:
-        try:
-            with path.open("rb") as f:
-                head = f.read(4)
-        except OSError as err:
-            raise FormatError(f"cannot read {what} {path}: {err.strerror or err}") from None
-        # torch saves zip archives (a cut one still starts so); before 1.6 a pickle stream
-        # (0x80, its protocol byte); an empty file is a cut one
-        if head and not head.startswith((b"PK\x03\x04", b"\x80")):
-            raise FormatError(
-                f"{what} {path} is not a torch file (torch.save writes a zip archive; this is none)"
-            ) from None
-        # A damaged file makes torch's zip reader and weights-only unpickler raise almost
-        # anything (IndexError, TypeError, struct.error, BadZipFile, ...): all mean the same.
-        detail = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        _damaged(path, what, exc)
+
+
+def _damaged(path: Path, what: str, exc: Exception) -> NoReturn:
+    """FormatError for a file torch could not read: not a torch file, or a cut or damaged
+    one (never a refusal to unpickle: nothing in it was understood)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        raise FormatError(f"cannot read {what} {path}: {err.strerror or err}") from None
+    # torch saves zip archives (a cut one still starts so); before 1.6 a pickle stream
+    # (0x80, its protocol byte); an empty file is a cut one
+    if head and not head.startswith((b"PK\x03\x04", b"\x80")):
         raise FormatError(
-            f"{what} {path} is truncated or corrupted: {type(exc).__name__}: {detail}"
+            f"{what} {path} is not a torch file (torch.save writes a zip archive; this is none)"
         ) from None
+    # A damaged file makes torch's zip reader and weights-only unpickler raise almost
+    # anything (IndexError, TypeError, struct.error, BadZipFile, ...): all mean the same.
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if isinstance(exc, pickle.UnpicklingError):  # torch's advice to load it unsafely is cut
+        lines = [ln for ln in lines if "Unsupported operand" in ln]
+    detail = lines[0][:300] if lines else ""
+    raise FormatError(
+        f"{what} {path} is truncated or corrupted: {type(exc).__name__}: {detail}"
+    ) from None
 
 
 def read_json(path: str | Path, what: str = "file", format_version: int | None = None) -> Any:

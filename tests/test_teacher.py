@@ -351,6 +351,21 @@ def test_import_bad_files_write_nothing(tmp_path: Path) -> None:
     broken.write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(FormatError):
         import_teacher(broken, cartpole_cfg(), run, fmt="sb3")
+    # bytes that are no pickle: damaged, not "objects other than tensors" (no code in them)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x80" + bytes(range(7, 250)) * 4)
+    with pytest.raises(FormatError, match="junk.pt is truncated or corrupted: .*operand"):
+        import_teacher(junk, cartpole_cfg(), run, fmt="cleanrl")
+    # a folder, an a2d-evo agent folder above all: said so, not "not found"
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import save_agent
+    from a2d_evo.nets.space import MLPArch
+
+    agent = save_agent(Agent(MLPArch((8,)), (4,), 2), tmp_path / "agent", onnx=False)
+    with pytest.raises(FormatError, match="is an a2d-evo agent folder, a teacher as it is"):
+        import_teacher(agent, cartpole_cfg(), run)
+    with pytest.raises(FormatError, match=f"{tmp_path} is a folder; import-teacher reads one"):
+        import_teacher(tmp_path, cartpole_cfg(), run)
     assert not run.teacher.exists()
 
 

@@ -64,6 +64,17 @@ def import_teacher(
     is written. The imported agent is evaluated like a trained teacher.
     """
     source = Path(source)
+    if source.is_dir():
+        what = (
+            "an a2d-evo agent folder, a teacher as it is: pass it to `train-supernet --teacher` "
+            "or copy it to RUN_DIR/teacher/agent"
+            if (source / "arch.json").is_file()
+            else "a folder"
+        )
+        raise FormatError(
+            f"teacher file {source} is {what}; import-teacher reads one file (an SB3 PPO zip or "
+            "a CleanRL state dict)"
+        )
     if not source.is_file():
         raise FormatError(f"teacher file {source} not found")
     kind = detect_format(source) if fmt == "auto" else fmt
