@@ -314,9 +314,10 @@ class RunFolder:
         changes = {k: (setting(saved, k), setting(cfg, k)) for k in diff}
         for key, (old, new) in changes.items():
             if old is None or new is None or new < old:  # None: no budget at all
+                was = "was started without one" if old is None else f"was set to {old}"
+                asked = "none" if new is None else f"{new}"
                 raise RunFolderError(
-                    f"--resume: {key} may only be raised ({folder} was set to {old}, asked "
-                    f"{new})"
+                    f"--resume: {key} may only be raised ({folder} {was}, asked {asked})"
                     + (
                         # most often the --set of an earlier raise left out: the stage's own
                         # config continues at the recorded value
