@@ -128,6 +128,40 @@ def test_random_policy_is_seeded() -> None:
     assert 8 <= a.mean <= 60  # CartPole's random policy: about 22
 
 
+class _Guess:
+    """One step: reward 1 for the action the env drew from its own ``np_random`` at reset."""
+
+    def __new__(cls):  # a gymnasium.Env built lazily: gymnasium is imported by the package
+        import gymnasium as gym
+
+        class Guess(gym.Env):
+            observation_space = gym.spaces.Box(0.0, 1.0, (1,), np.float32)
+            action_space = gym.spaces.Discrete(2)
+
+            def reset(self, *, seed=None, options=None):
+                super().reset(seed=seed)
+                self.target = int(self.np_random.integers(2))
+                return np.zeros(1, np.float32), {}
+
+            def step(self, action):
+                return np.zeros(1, np.float32), float(int(action) == self.target), True, False, {}
+
+        return Guess()
+
+
+def test_the_random_policy_does_not_replay_the_envs_own_draws() -> None:
+    """The random policy's actions come from a stream of their own: with
+    ``default_rng(seed)``, the generator gymnasium seeds the env with, a one-episode block
+    guessed the env's hidden draw every time (return 1.0 instead of about 0.5)."""
+    import gymnasium as gym
+
+    if "A2DTestGuess-v0" not in gym.registry:
+        gym.register("A2DTestGuess-v0", entry_point=_Guess)
+    cfg = config_from_dict({"env": {"id": "A2DTestGuess-v0", "max_episode_steps": 5}})
+    hits = [random_policy_return(cfg, 1, seed=s).mean for s in range(1000, 1200)]
+    assert 0.38 <= float(np.mean(hits)) <= 0.62, np.mean(hits)  # binomial(200, 0.5): sd 0.035
+
+
 def test_population_equals_agents_alone(supernet: Supernet) -> None:
     """Common random numbers: candidate c on seeds[e] plays exactly its extracted agent's game."""
     cfg = cartpole()

@@ -22,6 +22,7 @@ from torch import nn
 from a2d_evo.config import Config
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError, TrainingError
+from a2d_evo.evaluation.seeds import random_policy_rng
 from a2d_evo.formats import check_teacher_beats_random
 from a2d_evo.nets.agent_folder import make_metrics
 
@@ -220,7 +221,7 @@ def random_policy_return(
 ) -> EvalResult:
     """Returns of the uniform-random policy on the same seeds as :func:`evaluate_agent`."""
     n_actions = env_spec(cfg.env).n_actions
-    rng = np.random.default_rng(int(seed))
+    rng = random_policy_rng(seed)
 
     def act(obs: np.ndarray, active: np.ndarray) -> np.ndarray:
         return rng.integers(n_actions, size=len(obs))

@@ -34,6 +34,7 @@ _TAG_FINETUNE = 0xF1E7E
 _TAG_FRESH = 0xF8E54
 _TAG_HALVING = 0x4A1F
 _TAG_VALIDATION = 0x7A11D
+_TAG_RANDOM_POLICY = 0x4A7D0
 
 
 def _seed_base(*words: int) -> int:
@@ -79,6 +80,14 @@ def validation_seed(seed: int) -> int:
 def fresh_eval_seed(seed: int) -> int:
     """``a2d-evo eval``'s default first episode seed."""
     return _seed_base(seed, _TAG_FRESH)
+
+
+def random_policy_rng(seed: int) -> np.random.Generator:
+    """The uniform-random policy's action stream for episodes from ``seed``: a stream of its
+    own. ``numpy.random.default_rng(seed)`` is the very generator gymnasium seeds the env
+    with (``reset(seed=seed)``), so its actions would replay the env's own draws (an env that
+    draws its target from ``np_random`` was then solved by chance)."""
+    return np.random.default_rng(np.random.SeedSequence([int(seed), _TAG_RANDOM_POLICY]))
 
 
 def check_scoring_seeds(cfg: Config, data: Mapping[str, Any], path: Path, command: str) -> None:
