@@ -133,9 +133,12 @@ def test_bounds_are_inclusive(section: str, key: str, ok: int, bad: int) -> None
         with pytest.raises(ConfigError, match=rf": {key}: must be <= {ok} .*, got {bad}"):
             config_from_dict({key: bad})
         return
-    raw = {section: {key: ok}}
+    raw: dict = {section: {key: ok}}
     if section == "ppo":
         raw["ppo"]["num_minibatches"] = 1
+    if section == "env":  # the ALE pipeline's keys are refused on any other id
+        raw["env"]["id"] = "ALE/Pong-v5"
+        raw["space"] = {"kind": "cnn"}
     assert getattr(getattr(config_from_dict(raw), section), key) == ok
     raw[section][key] = bad
     with pytest.raises(ConfigError, match=rf"{section}\.{key}: must be <= {ok} .*, got {bad}"):

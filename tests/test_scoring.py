@@ -96,3 +96,22 @@ def test_eval_plays_on_the_device_asked_and_prints_the_sample_std(
     assert report["return_std"] == pytest.approx(returns.std())  # population, as metrics.json
     assert f"+- {returns.std(ddof=1):.2f} (sample std)" in out, out
     assert " on cpu over 4 episodes" in out, out
+
+
+def test_ale_settings_are_refused_for_other_envs_and_not_recorded_by_eval(tmp_path: Path) -> None:
+    """env.sticky_actions, env.frame_skip ... are read by the ALE pipeline alone: on any other
+    id a changed one is refused at load (MinAtar kept its own 0.1 sticky actions while the run
+    recorded 0), and eval.json records only the settings its env plays."""
+    import json
+
+    from a2d_evo.errors import ConfigError
+
+    for key, value in (("sticky_actions", 0.0), ("frame_skip", 2), ("stack", 2)):
+        with pytest.raises(ConfigError, match=f"env.{key} applies to Atari ids"):
+            config_from_dict({"env": {"id": "CartPole-v1", key: value}})
+    agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
+    folder = save_agent(agent, tmp_path / "agent", onnx=False)
+    eval_agent_folder(folder, config_from_dict({"env": {"id": "CartPole-v1"}}), episodes=2)
+    played = json.loads((folder / "eval.json").read_text())["env"]
+    assert played["id"] == "CartPole-v1" and "sticky_actions" not in played
+    assert "frame_skip" not in played and "stack" not in played

@@ -180,6 +180,17 @@ class EnvConfig:
         _check_bounds("env.workers", self.workers, 0, MAX_WORKERS)
         if self.max_episode_steps is not None:
             _check_bounds("env.max_episode_steps", self.max_episode_steps, 1, 10**9)
+        if not self.atari:  # read by the ALE pipeline alone: elsewhere a silent no-op
+            defaults = EnvConfig.__dataclass_fields__
+            moved = [k for k in self.ATARI_KEYS if getattr(self, k) != defaults[k].default]
+            if moved:
+                raise ConfigError(
+                    f"env: {', '.join(f'env.{k}' for k in moved)} "
+                    f"{'applies' if len(moved) == 1 else 'apply'} to Atari ids (ALE/...) only, "
+                    f"and {self.id} is not one: remove {'it' if len(moved) == 1 else 'them'} "
+                    "(an env's own settings go in env.kwargs, e.g. MinAtar's "
+                    "sticky_action_prob)"
+                )
 
     @property
     def atari(self) -> bool:

@@ -21,7 +21,7 @@ from a2d_evo.formats import (
 )
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
-from a2d_evo.nets.agent_folder import load_agent
+from a2d_evo.nets.agent_folder import env_record, load_agent
 from a2d_evo.runfolder import run_teacher
 
 
@@ -69,7 +69,7 @@ def eval_agent_folder(
     report = {
         "format_version": EVAL_FORMAT_VERSION,
         "env_id": cfg.env.id,
-        "env": config_to_dict(cfg.env),  # the settings played: eval may play a variant
+        "env": env_record(config_to_dict(cfg.env)),  # played: eval may play a variant
         "return_mean": result.mean,
         "return_std": result.std,
         "return_ci95": [lo, hi],
