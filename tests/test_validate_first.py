@@ -192,3 +192,17 @@ def test_a_teacher_path_that_is_no_agent_is_named_for_what_it_is(
     rc = main(["finetune", str(agent), "--steps", "64", "--teacher", str(tmp_path / "nosuch")])
     err = capsys.readouterr().err
     assert rc == EXIT_USER_ERROR and "is not an agent folder" in err and "supernet" not in err
+
+
+def test_an_mlp_teacher_on_an_image_env_is_refused_before_the_run_binds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An MLP `teacher.arch` on MinAtar frames: refused naming teacher.arch (not space.kind,
+    which is cnn already) and leaving no folder; it used to be refused after config.yaml was
+    written, and the record then blocked the corrected command."""
+    out = tmp_path / "run"
+    config = str(REPO / "configs" / "minatar_breakout.yaml")
+    argv = ["train-teacher", "--config", config, "--out", str(out), *TEACHER,
+            "--set", "teacher.total_steps=64", "--set", "device=cpu"]  # fmt: skip
+    mlp = ["--set", "teacher.arch={kind: mlp, widths: [32]}"]
+    _refused([*argv, *mlp], out, capsys, "teacher.arch: mlp-32 is an MLP, and MinAtar/Breakout")

@@ -21,7 +21,12 @@ from a2d_evo.scale import ddp
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.streams import Streams, set_threads
-from a2d_evo.train.teacher_folder import check_space_fits, save_teacher, teacher_arch
+from a2d_evo.train.teacher_folder import (
+    check_space_fits,
+    check_teacher_fits,
+    save_teacher,
+    teacher_arch,
+)
 
 __all__ = ["train_teacher"]
 
@@ -45,6 +50,7 @@ def train_teacher(
     arch = teacher_arch(cfg)
     spec = env_spec(cfg.env)
     check_space_fits(cfg, spec.obs_shape, spec.n_actions)
+    check_teacher_fits(cfg, arch, spec.obs_shape, spec.n_actions)
     check_episode_bound(cfg.env)  # its evaluation at the end plays full episodes
     run.inside(run.teacher_agent, "the teacher's agent files")  # a received run's links
     tb_dir = run.tb_dir("teacher")

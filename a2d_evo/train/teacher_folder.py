@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from a2d_evo.config import Config
 from a2d_evo.errors import ArchError, ConfigError, TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
@@ -21,7 +23,7 @@ from a2d_evo.formats import paired_lower95, weak_teacher_caution
 from a2d_evo.locks import folder_lock
 from a2d_evo.nets.agent import Agent, check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, make_metrics, save_agent
-from a2d_evo.nets.space import Arch, SearchSpace, arch_from_dict
+from a2d_evo.nets.space import Arch, MLPArch, SearchSpace, arch_from_dict
 from a2d_evo.progress import write
 from a2d_evo.runfolder import RunFolder
 
@@ -133,6 +135,22 @@ def load_teacher_for(
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher.eval()
+
+
+def check_teacher_fits(cfg: Config, arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> None:
+    """ConfigError unless the teacher's arch fits the env, before ``train-teacher`` binds the
+    run (an MLP ``teacher.arch`` on an image env used to be refused after ``config.yaml`` was
+    written, blaming ``space.kind``, and the record then blocked the corrected command)."""
+    if isinstance(arch, MLPArch) and len(obs_shape) == 3:
+        raise ConfigError(
+            f"teacher.arch: {arch} is an MLP, and {cfg.env.id} gives images {tuple(obs_shape)}: "
+            "give teacher.arch a CNN (kind: cnn), or leave it out for the space's default"
+        )
+    try:
+        with torch.device("meta"):  # the shapes only: no memory, no init
+            Agent(arch, obs_shape, n_actions)
+    except ArchError as exc:
+        raise ConfigError(f"teacher.arch: {arch} does not fit {cfg.env.id}: {exc}") from None
 
 
 def weak_teacher_fix(cfg: Config, folder: Path, extra: Mapping[str, Any]) -> str:
