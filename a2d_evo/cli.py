@@ -438,7 +438,8 @@ def _common(
     overrides: bool = True,
 ) -> None:
     """The options every command takes; ``overrides=False`` (``report``, which describes the
-    run as it ran): no ``--set``, ``--seed`` or ``--device``."""
+    run as it ran and builds no env): no ``--set``, ``--seed``, ``--device`` or
+    ``--env-import``."""
     if overrides:
         p.add_argument(
             "--set",
@@ -451,6 +452,9 @@ def _common(
         p.add_argument(
             "--device", choices=("cpu", "cuda", "auto"), help="torch device (default: the config's)"
         )
+    if not overrides:
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        return
     p.add_argument(
         "--env-import",
         action="append",

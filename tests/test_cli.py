@@ -234,3 +234,13 @@ def test_an_interrupted_export_says_how_to_go_on(
     err = capsys.readouterr().err
     assert "interrupted (SIGINT); the members already fine-tuned are kept: run the same " in err
     assert "--resume" not in err
+
+
+def test_report_takes_no_env_import(capsys: pytest.CaptureFixture[str]) -> None:
+    """report builds no env: --env-import is not one of its options (it was accepted and
+    ignored, with a help text saying it was needed)."""
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["report", "runs/x", "--env-import", "nosuchmod:fn"])
+    assert exc.value.code == 2
+    assert "unrecognized arguments: --env-import" in capsys.readouterr().err
+    assert build_parser().parse_args(["eval", "a", "--env-import", "m:f"]).env_import == ["m:f"]

@@ -760,6 +760,28 @@ def test_reproduce_names_an_imported_teacher_and_a_supernet_s_own_teacher(tmp_pa
     assert f"{supernet}\n" in md
 
 
+def test_reproduce_lines_carry_an_import_off_the_allow_list(tmp_path: Path) -> None:
+    """A run that records an env import off the allow-list: every Reproduce command that builds
+    the env carries its --env-import (each was refused as given); report builds none, and an
+    allow-listed import needs no flag."""
+    from a2d_evo.config import replace
+
+    run = make_run(tmp_path / "run")
+    cfg = run.load_config()
+    imports = ("myenvs:register", "minatar.gym:register_envs")
+    cfg = replace(cfg, env=replace(cfg.env, imports=imports))
+    md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
+    lines = [ln for ln in md.splitlines() if ln.startswith("a2d-evo ")]
+    assert {ln.split()[1] for ln in lines} >= {"train-teacher", "train-supernet", "evolve",
+                                                "export", "report"}  # fmt: skip
+    for line in lines:
+        grants = line.count("--env-import")
+        assert grants == (0 if line.startswith("a2d-evo report ") else 1), line
+        assert "minatar.gym" not in line
+    assert all(ln.endswith("--env-import myenvs:register") for ln in lines
+               if ln.split()[1] in ("train-teacher", "evolve"))  # fmt: skip
+
+
 def test_an_agent_folder_whose_save_was_cut_short_is_missing_not_a_row(tmp_path: Path) -> None:
     """No arch.json (save_agent writes it last): its metrics.json may describe other weights
     than its policy.pt, so the report names it under Missing and shows no row for it."""

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from a2d_evo.config import Config
+from a2d_evo.envs.imports import ALLOWED_IMPORTS
 from a2d_evo.errors import FormatError, RunFolderError
 from a2d_evo.files import read_json_dict, write_bytes, write_text
 from a2d_evo.formats import (
@@ -412,6 +413,24 @@ def _own_teacher(run: RunFolder) -> str:
 
 
 def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
+    """The Reproduce lines, each with the ``--env-import`` a recorded import off the
+    allow-list needs (every command but ``report`` builds the env)."""
+    grant = "".join(
+        f" --env-import {shlex.quote(spec)}" for spec in cfg.env.imports
+        if spec not in ALLOWED_IMPORTS
+    )  # fmt: skip
+    lines = _plain_commands(cfg, run, data)
+    if not grant:
+        return lines
+    return [
+        line if line.startswith("a2d-evo report ")
+        else line.replace("  # ", f"{grant}  # ", 1) if "  # " in line
+        else line + grant
+        for line in lines
+    ]  # fmt: skip
+
+
+def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     out = shlex.quote(f"{run.root}-repro")
     paths = {
         s: shlex.quote(str(_stage_config(run, s, cfg)[1]))
