@@ -418,3 +418,16 @@ def test_legacy_nature_dict_is_converted() -> None:
 def test_arch_from_dict_errors(data: object, match: str) -> None:
     with pytest.raises(ArchError, match=match):
         arch_from_dict(data)
+
+
+def test_a_teacher_arch_that_is_no_arch_names_its_key() -> None:
+    """teacher.arch's own shape is checked where it is built: the error names the config key
+    (it said `arch.convs[0].stride`, a key no config has)."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.errors import ConfigError
+    from a2d_evo.train.teacher_folder import teacher_arch
+
+    conv = {"width": 16, "kernel": 3, "stride": 0, "padding": "valid"}
+    cfg = config_from_dict({"teacher": {"arch": {"kind": "cnn", "convs": [conv], "fc": 64}}})
+    with pytest.raises(ConfigError, match=r"^teacher\.arch\.convs\[0\]\.stride: expected a pos"):
+        teacher_arch(cfg)

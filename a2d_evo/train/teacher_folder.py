@@ -29,9 +29,15 @@ from a2d_evo.runfolder import RunFolder
 
 
 def teacher_arch(cfg: Config) -> Arch:
-    """``cfg.teacher.arch`` or the space's default teacher."""
+    """``cfg.teacher.arch`` or the space's default teacher; a ``teacher.arch`` that is no arch
+    is a ConfigError naming the key (``teacher.arch.convs[0].stride: ...``)."""
     if cfg.teacher.arch is not None:
-        return arch_from_dict(cfg.teacher.arch)
+        try:
+            return arch_from_dict(cfg.teacher.arch)
+        except ArchError as exc:
+            text = str(exc)
+            key = f"teacher.{text}" if text.startswith("arch") else f"teacher.arch: {text}"
+            raise ConfigError(key) from None
     return SearchSpace(cfg.space).default_teacher()
 
 
