@@ -228,13 +228,26 @@ def test_env_id_never_takes_the_module_form() -> None:
         config_from_dict({"env": {"imports": ["os; rm -rf /"]}})
 
 
-def test_unknown_env_ids_name_close_matches() -> None:
+def test_unknown_env_ids_name_close_matches(monkeypatch: pytest.MonkeyPatch) -> None:
+    import gymnasium as gym
+
     from a2d_evo.envs.imports import check_env_registered
 
     with pytest.raises(EnvError, match=r"did you mean 'CartPole-v1'"):
         env_spec(EnvConfig(id="CartPol-v1"))
     with pytest.raises(EnvError, match="old gym package"):
         check_env_registered("GymV26Environment-v0")
+    # ALE typos and gym-style Atari ids point at the ALE id; a MinAtar id at its import
+    with pytest.raises(EnvError, match=r"no ALE ROM named 'Pongg'; did you mean ALE/Pong-v5"):
+        check_env_registered("ALE/Pongg-v5")
+    with pytest.raises(EnvError, match=r"did you mean ALE/Pong-v5"):
+        check_env_registered("ALE/pong-v5")
+    with pytest.raises(EnvError, match=r"Atari ids are ALE/<Game>-v5: did you mean 'ALE/Pong-v5'"):
+        check_env_registered("Pong-v5")
+    for key in [k for k in gym.registry if k.startswith("MinAtar/")]:  # as before the import
+        monkeypatch.delitem(gym.registry, key)
+    with pytest.raises(EnvError, match=r"env.imports: \[minatar.gym:register_envs\]"):
+        check_env_registered("MinAtar/Breakout-v1")
 
 
 def test_a_failed_import_names_the_module() -> None:

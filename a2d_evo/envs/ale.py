@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 from typing import Any
@@ -26,9 +27,13 @@ def rom_id(env_id: str) -> str:
     name, _, version = env_id.removeprefix("ALE/").rpartition("-")
     if not env_id.startswith("ALE/") or version != "v5" or not name:
         raise EnvError(f"unknown environment id {env_id!r}: Atari ids are ALE/<Game>-v5")
-    rom = _rom_ids().get(name)
+    roms = _rom_ids()
+    rom = roms.get(name)
     if rom is None:
-        raise EnvError(f"unknown environment id {env_id!r}: no ALE ROM named {name!r}")
+        by_lower = {n.lower(): n for n in roms}
+        close = [by_lower[n] for n in difflib.get_close_matches(name.lower(), by_lower, n=3)]
+        hint = f"; did you mean {', '.join(f'ALE/{n}-v5' for n in close)}?" if close else ""
+        raise EnvError(f"unknown environment id {env_id!r}: no ALE ROM named {name!r}{hint}")
     return rom
 
 

@@ -20,6 +20,7 @@ import importlib
 from collections.abc import Iterable
 
 from a2d_evo.config import EnvConfig, is_atari, split_import
+from a2d_evo.config.schema import MINATAR_PREFIX
 from a2d_evo.envs.ale import rom_id
 from a2d_evo.errors import EnvError
 
@@ -31,7 +32,8 @@ __all__ = [
     "run_imports",
 ]
 
-ALLOWED_IMPORTS: frozenset[str] = frozenset({"minatar.gym:register_envs"})
+MINATAR_IMPORT = "minatar.gym:register_envs"
+ALLOWED_IMPORTS: frozenset[str] = frozenset({MINATAR_IMPORT})
 """Imports honoured when a run or agent folder records them: registration functions of
 packages known to register envs and do nothing else. Any other needs ``--env-import``."""
 
@@ -110,10 +112,27 @@ def check_env_registered(env_id: str) -> None:
         return
     close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+    game = env_id.removesuffix("NoFrameskip-v4").removesuffix("-v5").removesuffix("-v4")
+    if game != env_id and game.isalnum() and _is_rom(game):  # gym's Atari ids: ALE/<Game>-v5
+        hint = f"; Atari ids are ALE/<Game>-v5: did you mean 'ALE/{game}-v5'?"
+    if env_id.startswith(MINATAR_PREFIX) and not any(k.startswith(MINATAR_PREFIX) for k in known):
+        hint = (
+            f"; MinAtar ids are registered by env.imports: [{MINATAR_IMPORT}] (on a2d-evo's "
+            "allow-list; configs/minatar_*.yaml set it)"
+        )
     raise EnvError(
         f"unknown environment id {env_id!r}: not registered with gymnasium{hint} "
         "(an env of another package needs its module in env.imports or --env-import)"
     )
+
+
+def _is_rom(game: str) -> bool:
+    """Whether ale-py ships a ROM for ``game`` (``Pong``, ``MsPacman``)."""
+    try:
+        rom_id(f"ALE/{game}-v5")
+    except EnvError:
+        return False
+    return True
 
 
 def prepare_env(cfg: EnvConfig) -> None:
