@@ -383,4 +383,5 @@ def test_a_space_that_does_not_fit_the_env_is_refused_before_the_teacher_binds_t
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "space.kind 'cnn' does not fit CartPole-v1" in err, err
+    assert "images are rank-3 uint8 or bool observations" in err, err  # why it is a vector
     assert not (out / "config.yaml").exists()

@@ -49,10 +49,16 @@ def check_space_fits(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) ->
     try:
         Agent(SearchSpace(cfg.space).smallest(), obs_shape, n_actions)
     except ArchError as exc:
+        flat = (
+            " (images are rank-3 uint8 or bool observations; any other observation, a float "
+            "image too, is flattened to a vector)"
+            if cfg.space.kind == "cnn" and len(obs_shape) == 1
+            else ""
+        )
         raise ConfigError(
-            f"space.kind {cfg.space.kind!r} does not fit {cfg.env.id} ({exc}); the run records "
-            "its space with this first stage and no later stage may change it: set space to "
-            "one that fits the env"
+            f"space.kind {cfg.space.kind!r} does not fit {cfg.env.id} ({exc}){flat}; the run "
+            "records its space with this first stage and no later stage may change it: set "
+            "space to one that fits the env"
         ) from None
 
 
