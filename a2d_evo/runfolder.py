@@ -155,35 +155,43 @@ class RunFolder:
 
     def check_supernet_teacher(self, command: str) -> None:
         """RunFolderError when the supernet was distilled from another teacher than the one in
-        ``teacher/agent`` (``train-supernet --teacher``; ``summary.json``'s ``teacher_sha256``,
-        not recorded before 2026-12-06): the search normalises against the run's teacher and
-        export distils from it."""
+        ``teacher/agent`` (``train-supernet --teacher``, or the run's own teacher rewritten or
+        removed since; ``summary.json``'s ``teacher_sha256``, not recorded before 2026-12-06):
+        the search normalises against the run's teacher and export distils from it."""
         summary = read_json_dict(self.supernet / "summary.json", "supernet summary")
         recorded = summary.get("teacher_sha256")
         here = self.teacher_digest()
         if not isinstance(recorded, str) or recorded == here:
             return
+        dst = shlex.quote(str(self.teacher_agent))
+        again = f"train the supernet again against the run's teacher (delete {self.supernet} first)"
         source = summary.get("teacher")
-        source = source if isinstance(source, str) else "another teacher"
-        if here is not None and Path(source).resolve() == self.teacher_agent.resolve():
+        # whether it was the run's own teacher, as recorded where the path was valid
+        own = summary.get("teacher_own") is True or (
+            isinstance(source, str) and Path(source).resolve() == self.teacher_agent.resolve()
+        )
+        if own:
+            now = "holds no teacher now" if here is None else "holds another one now"
             raise RunFolderError(
-                f"{command}: the supernet was distilled from the teacher {self.teacher_agent} "
-                "held then, and it holds another one now (a train-teacher --resume or "
-                "import-teacher rewrote it); the search normalises against the run's teacher: "
-                f"train the supernet again against it (delete {self.supernet} first)"
+                f"{command}: the supernet was distilled from the teacher in {self.teacher_agent}, "
+                f"which {now} (a train-teacher --resume or import-teacher rewrote it, or it was "
+                f"removed); the search normalises against the run's teacher: restore that "
+                f"teacher, or {again}"
             )
+        src = shlex.quote(source) if isinstance(source, str) else "TEACHER_DIR"
+        where = source if isinstance(source, str) else "another teacher"
         why = (
-            f"{command}: the supernet was distilled from {source}, and {self.teacher_agent} "
+            f"{command}: the supernet was distilled from {where}, and {self.teacher_agent} "
             "holds {}; the search normalises against the run's teacher and export distils from it"
         )
         if here is None:
             raise RunFolderError(
-                why.format("no teacher") + ": copy the supernet's teacher there (`cp -r "
-                f"{shlex.quote(source)} {shlex.quote(str(self.teacher_agent))}`)"
+                why.format("no teacher") + f": copy the supernet's teacher there (`mkdir -p "
+                f"{shlex.quote(str(self.teacher))} && cp -r {src} {dst}`)"
             )
         raise RunFolderError(
-            why.format("another one") + f": train the supernet again against the run's teacher "
-            f"(delete {self.supernet} first), or put the supernet's teacher in the run's place"
+            why.format("another one") + f": {again}, or replace it with the supernet's teacher "
+            f"(`rm -r {dst} && cp -r {src} {dst}`)"
         )
 
     def weights_digests(self) -> dict[str, str | None]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -640,11 +641,9 @@ def test_a_supernet_distilled_from_an_outside_teacher_needs_that_teacher_in_the_
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`train-supernet --teacher X` records X's digest; `evolve` then refuses a run whose
-    `teacher/agent` is missing (naming the copy that fixes it) or holds another teacher (it
-    used to be told to train one, and then normalised, and export distilled, against a
-    teacher the supernet never saw). With X copied in, the search runs."""
-    import shutil
-
+    `teacher/agent` is missing or holds another teacher (it used to be told to train one, and
+    then normalised, and export distilled, against a teacher the supernet never saw), each
+    time naming shell commands that fix it: run as given, they do."""
     from conftest import balance_cartpole
 
     from a2d_evo.nets.agent import Agent
@@ -655,6 +654,11 @@ def test_a_supernet_distilled_from_an_outside_teacher_needs_that_teacher_in_the_
         agent = balance_cartpole(Agent(MLPArch((width,)), (4,), 2, {"id": "CartPole-v1"}))
         return save_agent(agent, folder, onnx=False)
 
+    def advised(err: str) -> str:
+        commands = re.findall(r"`([^`]*cp -r[^`]*)`", err)
+        assert len(commands) == 1, err
+        return commands[0]
+
     outside = teacher(8, tmp_path / "outside")
     search = {"pop": 4, "gens": 1, "episodes": 1, "final_episodes": 2, "max_episode_steps": 100}
     cfg = write_config(tmp_path / "c.yaml", search=search)
@@ -663,17 +667,22 @@ def test_a_supernet_distilled_from_an_outside_teacher_needs_that_teacher_in_the_
     assert main(["train-supernet", *common, "--teacher", str(outside)]) == 0
     summary = read_json(run / "supernet" / "summary.json")
     assert summary["teacher_sha256"] == files.file_digest(outside / "policy.pt")
+    assert not (run / "teacher").exists()
     capsys.readouterr()
     assert main(["evolve", *common]) == EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert f"distilled from {outside}" in err and "holds no teacher" in err, err
-    assert f"cp -r {outside} {run / 'teacher' / 'agent'}" in err, err
+    subprocess.run(["sh", "-c", advised(err)], check=True)  # mkdir -p, then cp -r
+    assert (run / "teacher" / "agent" / "policy.pt").read_bytes() == (
+        outside / "policy.pt"
+    ).read_bytes()
+    shutil.rmtree(run / "teacher" / "agent")
     teacher(16, run / "teacher" / "agent")  # another one, as train-teacher would leave
     assert main(["evolve", *common]) == EXIT_USER_ERROR
-    assert "holds another one" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds another one" in err, err
     assert not (run / "search" / "front.json").exists()
-    shutil.rmtree(run / "teacher" / "agent")
-    shutil.copytree(outside, run / "teacher" / "agent")
+    subprocess.run(["sh", "-c", advised(err)], check=True)  # rm -r, then cp -r
     assert main(["evolve", *common]) == 0
     assert (run / "search" / "front.json").is_file()
 
@@ -700,5 +709,17 @@ def test_evolve_refuses_a_run_whose_teacher_was_rewritten_after_the_supernet(
     run.check_supernet_teacher("evolve")  # the same teacher: nothing to say
     agent = balance_cartpole(Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"}))
     save_agent(agent, run.teacher_agent, onnx=False)
-    with pytest.raises(RunFolderError, match="held then, and it holds another one now"):
+    with pytest.raises(RunFolderError, match="which holds another one now .* restore that"):
+        run.check_supernet_teacher("evolve")
+    shutil.rmtree(run.teacher_agent)  # removed: named as the run's own, not "copy it there"
+    with pytest.raises(RunFolderError, match="which holds no teacher now") as exc:
+        run.check_supernet_teacher("evolve")
+    assert "cp -r" not in str(exc.value)
+    # recorded as the run's own where the path was valid: a relative path from another
+    # working folder still counts as the run's own
+    write_json(run.supernet / "summary.json", {
+        "format_version": 1, "teacher": "elsewhere/teacher/agent", "teacher_own": True,
+        "teacher_sha256": "0" * 64,
+    })  # fmt: skip
+    with pytest.raises(RunFolderError, match="distilled from the teacher in"):
         run.check_supernet_teacher("evolve")

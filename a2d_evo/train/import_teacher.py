@@ -24,6 +24,7 @@ import itertools
 import json
 import pickle
 import re
+import shlex
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,8 +67,9 @@ def import_teacher(
     source = Path(source)
     if source.is_dir():
         what = (
-            "an a2d-evo agent folder, a teacher as it is: pass it to `train-supernet --teacher` "
-            "or copy it to RUN_DIR/teacher/agent"
+            "an a2d-evo agent folder, a teacher as it is: copy it to RUN_DIR/teacher/agent "
+            f"(`mkdir -p {shlex.quote(str(run.teacher))} && cp -r {shlex.quote(str(source))} "
+            f"{shlex.quote(str(run.teacher_agent))}`)"
             if (source / "arch.json").is_file()
             else "a folder"
         )
