@@ -738,13 +738,18 @@ def test_reproduce_names_an_imported_teacher_and_a_supernet_s_own_teacher(tmp_pa
     metrics = json.loads((run.teacher_agent / "metrics.json").read_text())
     metrics.update(source="import-teacher (sb3)", imported_from="/data/ppo lunar.zip")
     write_json(run.teacher_agent / "metrics.json", metrics)
-    write_json(run.supernet / "summary.json", {"format_version": 1, "teacher": "/other/agent"})
     md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
     assert "train-teacher" not in md
     assert (
         f"a2d-evo import-teacher '/data/ppo lunar.zip' --format sb3 --config {run.config_path} "
         f"--out {out}"
     ) in md
+    # a supernet distilled from a teacher outside the run: that teacher is copied in (evolve
+    # refuses another), then named again
+    write_json(run.supernet / "summary.json", {"format_version": 1, "teacher": "/other/agent"})
+    md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
+    assert "import-teacher" not in md and "train-teacher" not in md
+    assert f"mkdir -p {out}/teacher && cp -r /other/agent {out}/teacher/agent\n" in md, md
     supernet = f"a2d-evo train-supernet --config {run.config_path} --out {out}"
     assert f"{supernet} --teacher /other/agent" in md
     # recorded where the path was valid: a relative path from another working folder, or a

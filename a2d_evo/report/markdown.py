@@ -423,7 +423,7 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     if not grant:
         return lines
     return [
-        line if line.startswith("a2d-evo report ")
+        line if line.startswith("a2d-evo report ") or not line.startswith("a2d-evo ")
         else line.replace("  # ", f"{grant}  # ", 1) if "  # " in line
         else line + grant
         for line in lines
@@ -448,9 +448,17 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
         if "search.budget_steps" in now
         else ""
     )
+    other = _own_teacher(run)
+    # distilled from a teacher outside the run: evolve needs that very teacher in the run
+    teacher = (
+        f"mkdir -p {shlex.quote(f'{run.root}-repro/teacher')} && cp -r"
+        f"{other.removeprefix(' --teacher')} {shlex.quote(f'{run.root}-repro/teacher/agent')}"
+        if other
+        else _teacher_line(run, paths["teacher"], out)
+    )
     lines = [
-        _teacher_line(run, paths["teacher"], out),
-        f"a2d-evo train-supernet --config {paths['supernet']} --out {out}" + _own_teacher(run),
+        teacher,
+        f"a2d-evo train-supernet --config {paths['supernet']} --out {out}{other}",
         f"a2d-evo evolve         --config {paths['search']} --out {out} "
         f"--pop {search.pop} --gens {now.get('search.gens', search.gens)} "
         f"--episodes {search.episodes}{start_budget}",
