@@ -675,3 +675,24 @@ def test_a_front_of_other_weights_is_neither_exported_nor_resumed(
     assert not run.agents.exists() or not any(run.agents.iterdir())
     with pytest.raises(RunFolderError, match="the supernet changed since the search"):
         evolve(cfg, run, resume=True, progress=False)
+
+
+def test_a_front_searched_against_another_teacher_is_not_exported(
+    finished: Path, tmp_path: Path
+) -> None:
+    """The teacher rewritten after the search (a train-teacher --resume, an import-teacher):
+    export refuses, as for the supernet (the front is normalised against the old teacher and
+    the fine-tune would distil from the new one); it used to compare the supernet only."""
+    from a2d_evo.nets.agent_folder import load_agent, save_agent
+    from a2d_evo.report.pick import export_front
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    teacher = load_agent(run.teacher_agent)
+    with torch.no_grad():
+        teacher.value.bias.add_(1.0)  # another teacher: its policy.pt differs
+    save_agent(teacher, run.teacher_agent, onnx=False)
+    with pytest.raises(RunFolderError, match=r"teacher/agent changed since the search chose"):
+        export_front(config_from_dict(SMALL), run, pick="all", progress=False)
+    assert not run.agents.exists() or not any(run.agents.iterdir())

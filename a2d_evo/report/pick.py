@@ -329,6 +329,14 @@ def export_front(
             "train-supernet --resume trained it further?): its members' figures are of the "
             f"old weights; search again after deleting {run.search}, or restore the weights"
         )
+    if searched.get("teacher") not in (None, sources["teacher"]):
+        raise RunFolderError(
+            f"export: {run.teacher_agent} changed since the search chose {path} (a "
+            "train-teacher --resume or import-teacher rewrote it?): the front is normalised "
+            "against the old teacher, and the fine-tune would distil from the new one; restore "
+            f"that teacher, or train the supernet and search again (delete {run.supernet} and "
+            f"{run.search})"
+        )
     with contextlib.ExitStack() as locks:  # every chosen folder before any is written:
         for name, _ in chosen:  # an eval or finetune may be writing one
             locks.enter_context(folder_lock(run.agents / safe_name(name)))
