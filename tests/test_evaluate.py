@@ -155,10 +155,12 @@ def test_the_random_policy_does_not_replay_the_envs_own_draws() -> None:
     guessed the env's hidden draw every time (return 1.0 instead of about 0.5)."""
     import gymnasium as gym
 
-    if "A2DTestGuess-v0" not in gym.registry:
-        gym.register("A2DTestGuess-v0", entry_point=_Guess)
-    cfg = config_from_dict({"env": {"id": "A2DTestGuess-v0", "max_episode_steps": 5}})
-    hits = [random_policy_return(cfg, 1, seed=s).mean for s in range(1000, 1200)]
+    gym.register("A2DTestGuess-v0", entry_point=_Guess)
+    try:
+        cfg = config_from_dict({"env": {"id": "A2DTestGuess-v0", "max_episode_steps": 5}})
+        hits = [random_policy_return(cfg, 1, seed=s).mean for s in range(1000, 1200)]
+    finally:  # the registry is global: later tests must not see it
+        del gym.registry["A2DTestGuess-v0"]
     assert 0.38 <= float(np.mean(hits)) <= 0.62, np.mean(hits)  # binomial(200, 0.5): sd 0.035
 
 

@@ -244,6 +244,14 @@ def test_unknown_env_ids_name_close_matches(monkeypatch: pytest.MonkeyPatch) -> 
         check_env_registered("ALE/pong-v5")
     with pytest.raises(EnvError, match=r"Atari ids are ALE/<Game>-v5: did you mean 'ALE/Pong-v5'"):
         check_env_registered("Pong-v5")
+    # ale-py's older ids, registered once ale_py is imported (as rom_id does): refused the same
+    # way whatever was imported before, not played as raw frames outside the pipeline
+    import ale_py
+
+    gym.register_envs(ale_py)
+    assert "BreakoutNoFrameskip-v4" in gym.registry
+    with pytest.raises(EnvError, match=r"ale-py's older Atari ids.*'ALE/Breakout-v5'"):
+        check_env_registered("BreakoutNoFrameskip-v4")
     for key in [k for k in gym.registry if k.startswith("MinAtar/")]:  # as before the import
         monkeypatch.delitem(gym.registry, key)
     with pytest.raises(EnvError, match=r"env.imports: \[minatar.gym:register_envs\]"):

@@ -200,6 +200,7 @@ def test_an_mlp_teacher_on_an_image_env_is_refused_before_the_run_binds(
     """An MLP `teacher.arch` on MinAtar frames: refused naming teacher.arch (not space.kind,
     which is cnn already) and leaving no folder; it used to be refused after config.yaml was
     written, and the record then blocked the corrected command."""
+    pytest.importorskip("minatar")  # an optional extra
     out = tmp_path / "run"
     config = str(REPO / "configs" / "minatar_breakout.yaml")
     argv = ["train-teacher", "--config", config, "--out", str(out), *TEACHER,

@@ -38,8 +38,8 @@ def make_classic_env(env_id: str, kwargs: dict[str, Any], limit: int | None) -> 
     except ImportError as exc:  # the registered entry point's package is missing
         raise EnvError(f"{env_id}: cannot be built: {type(exc).__name__}: {exc}") from None
     except Exception as exc:  # an env's own checks (LunarLander's gravity: AssertionError)
-        what = f"env.kwargs {kwargs} rejected" if kwargs else "cannot be built"
-        raise EnvError(f"{env_id}: {what}: {type(exc).__name__}: {exc}") from None
+        given = f" with env.kwargs {kwargs}" if kwargs else ""
+        raise EnvError(f"{env_id}: cannot be built{given}: {type(exc).__name__}: {exc}") from None
     space = env.action_space
     if not isinstance(space, gym.spaces.Discrete):
         env.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import re
 from collections.abc import Iterable
 
 from a2d_evo.config import EnvConfig, is_atari, split_import
@@ -108,12 +109,20 @@ def check_env_registered(env_id: str) -> None:
     import gymnasium as gym  # here: the config layer and --help stay free of gymnasium
 
     known = [k for k in gym.registry if k not in REFUSED_IDS]
+    game = _legacy_atari_game(env_id)
     if env_id in known:
-        return
+        entry = str(gym.registry[env_id].entry_point)
+        if game is None or not entry.startswith("ale_py"):
+            return
+        # registered by ale-py's import: raw frames, none of our pipeline
+        raise EnvError(
+            f"env.id {env_id!r} is one of ale-py's older Atari ids; a2d-evo's Atari pipeline "
+            f"takes ALE/<Game>-v5 ids (frame skip, sticky actions and no-ops are env.* "
+            f"settings): did you mean 'ALE/{game}-v5'?"
+        )
     close = difflib.get_close_matches(env_id, known, n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-    game = env_id.removesuffix("NoFrameskip-v4").removesuffix("-v5").removesuffix("-v4")
-    if game != env_id and game.isalnum() and _is_rom(game):  # gym's Atari ids: ALE/<Game>-v5
+    if game is not None:
         hint = f"; Atari ids are ALE/<Game>-v5: did you mean 'ALE/{game}-v5'?"
     if env_id.startswith(MINATAR_PREFIX) and not any(k.startswith(MINATAR_PREFIX) for k in known):
         hint = (
@@ -126,13 +135,17 @@ def check_env_registered(env_id: str) -> None:
     )
 
 
-def _is_rom(game: str) -> bool:
-    """Whether ale-py ships a ROM for ``game`` (``Pong``, ``MsPacman``)."""
+def _legacy_atari_game(env_id: str) -> str | None:
+    """The game of a gym-style Atari id (``Pong-v5``, ``BreakoutNoFrameskip-v4``,
+    ``Pong-ramDeterministic-v4``) when ale-py ships its ROM, else None."""
+    match = re.fullmatch(r"([A-Za-z]+?)(?:-ram)?(?:NoFrameskip|Deterministic)?-v[045]", env_id)
+    if match is None:
+        return None
     try:
-        rom_id(f"ALE/{game}-v5")
+        rom_id(f"ALE/{match.group(1)}-v5")
     except EnvError:
-        return False
-    return True
+        return None
+    return match.group(1)
 
 
 def prepare_env(cfg: EnvConfig) -> None:
