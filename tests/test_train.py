@@ -56,7 +56,9 @@ def tiny(**sections: Any) -> Config:
         "teacher": {
             "arch": {"kind": "mlp", "widths": [16]},
             "total_steps": 128,
-            "eval_episodes": 2,
+            # 8, not 2: the random policy's second episode here lasts 79 steps, a lucky one
+            # a 4-update teacher need not beat (the mechanics are tested, not the learning)
+            "eval_episodes": 8,
             "checkpoint_every": 2,
         },
         "supernet": {
