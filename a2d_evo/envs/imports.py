@@ -109,10 +109,11 @@ def check_env_registered(env_id: str) -> None:
     import gymnasium as gym  # here: the config layer and --help stay free of gymnasium
 
     known = [k for k in gym.registry if k not in REFUSED_IDS]
+    if env_id in known and not str(gym.registry[env_id].entry_point).startswith("ale_py"):
+        return
     game = _legacy_atari_game(env_id)
     if env_id in known:
-        entry = str(gym.registry[env_id].entry_point)
-        if game is None or not entry.startswith("ale_py"):
+        if game is None:
             return
         # registered by ale-py's import: raw frames, none of our pipeline
         raise EnvError(
