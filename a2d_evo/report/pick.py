@@ -329,7 +329,8 @@ def export_front(
             "train-supernet --resume trained it further?): its members' figures are of the "
             f"old weights; search again after deleting {run.search}, or restore the weights"
         )
-    if searched.get("teacher") not in (None, sources["teacher"]):
+    # another teacher there now (none at all: --finetune 0 needs none, refused above else)
+    if sources["teacher"] is not None and searched.get("teacher") not in (None, sources["teacher"]):
         raise RunFolderError(
             f"export: {run.teacher_agent} changed since the search chose {path} (a "
             "train-teacher --resume or import-teacher rewrote it?): the front is normalised "
