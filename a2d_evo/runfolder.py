@@ -343,7 +343,10 @@ class RunFolder:
         if STAGE_STATE[stage] == "checkpoint.pt":  # this stage's, not only a torch file
             read_checkpoint(state, stage)
         elif not state.is_file():
-            raise RunFolderError(f"--resume: {folder} holds no {state.name} to continue from")
+            raise RunFolderError(
+                f"--resume: {folder} holds no {state.name} to continue from (it stopped before "
+                "its first one); drop --resume to start it anew"
+            )
         record_config_change(folder, changes)
         batch = saved.ppo.batch_size  # a training budget runs in whole updates of this
         for key, (old, new) in changes.items():  # said, not silent: a forgotten --set shows

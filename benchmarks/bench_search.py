@@ -350,7 +350,8 @@ def main() -> None:
                 extra = statistics.mean(r[m].get("delivery_steps", float("nan")) for r in res)
                 line = (f"    {m:>13}: delivered HV {ms(hv)}, {steps:,.0f} env steps spent "
                         f"searching, {extra:,.0f} delivering")  # fmt: skip
-                if m != "nsga2" and "nsga2" in methods:
+                # against random, nsga2's own line says it (one RESULT key, not two)
+                if m not in ("nsga2", "random") and "nsga2" in methods:
                     ahead = sum(r["nsga2"]["hv"] > r[m]["hv"] for r in res)
                     line += f"; nsga2 ahead on {ahead}/{len(res)} seeds"
                     parts.append(f"{tag}_nsga2_ahead_of_{m}={ahead}/{len(res)}")

@@ -171,6 +171,21 @@ def test_unreachable_address_fails_before_the_search_starts(
         connect_ray(small_cfg("search.backend=ray", "search.ray_address=host:port"))
 
 
+def test_a_ray_address_without_the_ray_backend_is_said(capsys: pytest.CaptureFixture[str]) -> None:
+    """search.ray_address with backend local evaluates locally, and says so (it was ignored
+    without a word, so a user thought the cluster was used)."""
+    from a2d_evo.evaluation.population import PopulationEvaluator
+    from a2d_evo.scale.ray_population import make_population_evaluator
+
+    cfg = small_cfg("search.ray_address=127.0.0.1:6399")
+    evaluator = make_population_evaluator(trained_like(cfg), cfg)
+    assert isinstance(evaluator, PopulationEvaluator)
+    err = capsys.readouterr().err
+    assert "search.ray_address '127.0.0.1:6399' is set but search.backend is 'local'" in err
+    make_population_evaluator(trained_like(small_cfg()), small_cfg())
+    assert "ray_address" not in capsys.readouterr().err
+
+
 # ============================================================================ Ray
 @pytest.fixture(scope="module")
 def ray_local() -> Any:

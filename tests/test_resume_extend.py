@@ -204,7 +204,9 @@ def test_resume_may_only_raise_the_budget_and_records_each_raise(tmp_path: Path)
     run.bind_stage("supernet", tiny(supernet__total_steps=512), resume=True)
     assert [h["key"] for h in read_config_history(run.supernet)] == ["supernet.total_steps"]
     run.bind_stage("search", tiny(), resume=False)
-    with pytest.raises(RunFolderError, match=r"search holds no state\.npz to continue from"):
+    with pytest.raises(
+        RunFolderError, match=r"search holds no state\.npz to continue from .*; drop --resume"
+    ):
         run.bind_stage("search", tiny(search__gens=99), resume=True)
     write_text(run.search / "state.npz", "checked by evolve, before it binds")
     with pytest.raises(

@@ -47,9 +47,15 @@ __all__ = [
 def make_population_evaluator(
     supernet: Supernet, cfg: Config
 ) -> PopulationEvaluator | RayPopulationEvaluator:
-    """The population evaluator ``cfg.search.backend`` asks for: local, or Ray actors."""
+    """The population evaluator ``cfg.search.backend`` asks for: local, or Ray actors (a
+    ``search.ray_address`` without ``backend: ray`` is said, not silently ignored)."""
     if cfg.search.backend == "ray":
         return RayPopulationEvaluator(supernet, cfg)
+    if cfg.search.ray_address is not None:
+        write(
+            f"search.ray_address {cfg.search.ray_address!r} is set but search.backend is "
+            "'local': evaluating locally (pass --ray or set search.backend: ray to use it)"
+        )
     return PopulationEvaluator(supernet, cfg)
 
 
