@@ -265,8 +265,15 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
     from a2d_evo.train import train_teacher  # here: --help stays torch-free
 
     folder = train_teacher(cfg, run, resume=args.resume, progress=not args.quiet)
-    print(f"teacher agent: {folder}{_teacher_scores(folder)}")
+    if _rank0():
+        print(f"teacher agent: {folder}{_teacher_scores(folder)}")
     return 0
+
+
+def _rank0() -> bool:
+    """Whether this process prints a training command's result: under torchrun, rank 0 alone
+    (as it alone writes and shows the bar)."""
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _teacher_scores(folder: Path) -> str:
@@ -296,7 +303,8 @@ def cmd_train_supernet(args: argparse.Namespace) -> int:
     weights = train_supernet(
         cfg, run, teacher_dir=teacher, resume=args.resume, progress=not args.quiet
     )
-    print(f"supernet weights: {weights}")
+    if _rank0():
+        print(f"supernet weights: {weights}")
     return 0
 
 

@@ -244,3 +244,18 @@ def test_report_takes_no_env_import(capsys: pytest.CaptureFixture[str]) -> None:
     assert exc.value.code == 2
     assert "unrecognized arguments: --env-import" in capsys.readouterr().err
     assert build_parser().parse_args(["eval", "a", "--env-import", "m:f"]).env_import == ["m:f"]
+
+
+def test_under_torchrun_only_rank_0_prints_the_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every rank runs the same command; the result line came once per rank."""
+    import a2d_evo.train
+
+    monkeypatch.setattr(a2d_evo.train, "train_supernet", lambda *a, **k: tmp_path / "w.pt")
+    argv = ["train-supernet", "--config", str(packaged_config("cartpole.yaml")),
+            "--out", str(tmp_path / "run"), "--quiet"]  # fmt: skip
+    for rank, prints in (("1", False), ("0", True)):
+        monkeypatch.setenv("RANK", rank)
+        assert main(argv) == 0
+        assert ("supernet weights:" in capsys.readouterr().out) == prints
