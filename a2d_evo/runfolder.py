@@ -352,8 +352,10 @@ class RunFolder:
         for key, (old, new) in changes.items():  # said, not silent: a forgotten --set shows
             n = max(1, new // batch)
             same = key.endswith("total_steps") and max(1, old // batch) == n
+            # a search's raise may still play nothing (the other limit binds): evolve says
+            goes_on = "" if stage == "search" else f", so {folder.name} goes on"
             write(
-                f"--resume: {key} raised from {old:,} to {new:,}, so {folder.name} goes on "
+                f"--resume: {key} raised from {old:,} to {new:,}{goes_on} "
                 f"(recorded in {folder / CONFIG_HISTORY})"
                 if not same
                 else f"--resume: {key} raised from {old:,} to {new:,} (recorded in "

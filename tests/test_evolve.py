@@ -378,7 +378,7 @@ def test_a_resume_that_raises_the_generations_searches_on(
     finally:
         evolution.play_generation = real_play  # type: ignore[assignment]
     out = capsys.readouterr()
-    assert "search.gens raised from 2 to 4, so search goes on" in out.err
+    assert "search.gens raised from 2 to 4 (recorded in" in out.err  # evolve says what it plays
     assert "the finished search goes on from generation 2" in out.out
     assert not (root / "search" / "front.json").exists()
     evolve(more, RunFolder(root), resume=True, progress=False)  # the continuation completes
