@@ -476,3 +476,24 @@ def test_ddp_two_ranks_equal_one_process_and_resume(tmp_path: Path) -> None:
     events = list((tmp_path / "straight" / "tb" / "supernet").iterdir())
     assert len(events) == 1
     assert (tmp_path / "straight" / "supernet" / "summary.json").is_file()
+
+
+def test_a_local_ray_asked_for_more_cpus_than_cores_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A local Ray starts with the CPUs the actors ask (a cluster with fewer is refused): past
+    the machine's cores it oversubscribes, which is now said (a fake ray records the init)."""
+    import types
+
+    calls: list[dict[str, Any]] = []
+    fake = types.SimpleNamespace(is_initialized=lambda: False, init=lambda **kw: calls.append(kw))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    connect_ray(small_cfg("search.backend=ray", "search.ray_actors=2",
+                          "search.ray_cpus_per_actor=8"))  # fmt: skip
+    assert calls and calls[0]["num_cpus"] == 16
+    assert "a local Ray on 2 cores: search.ray_actors 2 x search.ray_cpus_per_actor 8 asks 16" in (
+        capsys.readouterr().err
+    )
+    connect_ray(small_cfg("search.backend=ray", "search.ray_actors=2"))
+    assert "a local Ray on" not in capsys.readouterr().err

@@ -83,6 +83,13 @@ def connect_ray(cfg: Config) -> tuple[Any, bool]:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         else:
             need = math.ceil(s.ray_actors * s.ray_cpus_per_actor)
+            cores = os.cpu_count() or 1
+            if need > cores:  # a local Ray gives what is asked: said, as a cluster refuses it
+                write(
+                    f"a local Ray on {cores} cores: search.ray_actors {s.ray_actors} x "
+                    f"search.ray_cpus_per_actor {s.ray_cpus_per_actor:g} asks {need} CPUs, so "
+                    "the actors share cores (lower either to match the machine)"
+                )
             ray.init(
                 num_cpus=max(os.cpu_count() or 1, need),
                 include_dashboard=False,
