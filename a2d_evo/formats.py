@@ -118,6 +118,9 @@ def kept_weights(metrics: dict[str, Any]) -> str:
 EVAL_MODES = ("greedy", "sample")
 """``greedy`` (argmax, the default everywhere) or ``sample`` (from the policy)."""
 
+DEFAULT_WIDTHS = (0.25, 0.5, 1.0)
+"""Width multipliers of the baselines when ``--widths`` names none."""
+
 BASELINE_METHODS = ("ppo", "distill", "a2d")
 """Baselines trained per width multiplier: PPO from scratch, plain policy distillation, and
 PPO + A2D distillation (the fine-tune's loss) from scratch."""

@@ -153,6 +153,21 @@ class RunFolder:
         teacher = self.teacher_agent / "policy.pt"
         return file_digest(teacher) if teacher.is_file() else None
 
+    def supernet_teacher(self) -> tuple[str | None, bool]:
+        """The teacher ``supernet/summary.json`` says the supernet was distilled from (None
+        when it records none) and whether that is the run's own: ``teacher_own``, recorded
+        where the path was valid, else (files before it) the path compared with
+        ``teacher/agent``."""
+        summary = read_json_dict(self.supernet / "summary.json", "supernet summary")
+        source, own = summary.get("teacher"), summary.get("teacher_own")
+        if not isinstance(source, str):
+            return None, False
+        if not isinstance(own, bool):
+            own = source == str(self.teacher_agent) or (
+                Path(source).resolve() == self.teacher_agent.resolve()
+            )
+        return source, own
+
     def check_supernet_teacher(self, command: str) -> None:
         """RunFolderError when the supernet was distilled from another teacher than the one in
         ``teacher/agent`` (``train-supernet --teacher``, or the run's own teacher rewritten or
@@ -165,11 +180,7 @@ class RunFolder:
             return
         dst = shlex.quote(str(self.teacher_agent))
         again = f"train the supernet again against the run's teacher (delete {self.supernet} first)"
-        source = summary.get("teacher")
-        # whether it was the run's own teacher, as recorded where the path was valid
-        own = summary.get("teacher_own") is True or (
-            isinstance(source, str) and Path(source).resolve() == self.teacher_agent.resolve()
-        )
+        source, own = self.supernet_teacher()
         if own:
             now = "holds no teacher now" if here is None else "holds another one now"
             raise RunFolderError(
@@ -178,8 +189,8 @@ class RunFolder:
                 f"removed); the search normalises against the run's teacher: restore that "
                 f"teacher, or {again}"
             )
-        src = shlex.quote(source) if isinstance(source, str) else "TEACHER_DIR"
-        where = source if isinstance(source, str) else "another teacher"
+        src = shlex.quote(source) if source is not None else "TEACHER_DIR"
+        where = source if source is not None else "another teacher"
         why = (
             f"{command}: the supernet was distilled from {where}, and {self.teacher_agent} "
             "holds {}; the search normalises against the run's teacher and export distils from it"
@@ -350,8 +361,8 @@ class RunFolder:
         record_config_change(folder, changes)
         batch = saved.ppo.batch_size  # a training budget runs in whole updates of this
         for key, (old, new) in changes.items():  # said, not silent: a forgotten --set shows
-            n = max(1, new // batch)
-            same = key.endswith("total_steps") and max(1, old // batch) == n
+            n = saved.ppo.updates_for(new)
+            same = key.endswith("total_steps") and saved.ppo.updates_for(old) == n
             # a search's raise may still play nothing (the other limit binds): evolve says
             goes_on = "" if stage == "search" else f", so {folder.name} goes on"
             write(

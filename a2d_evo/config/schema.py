@@ -431,6 +431,10 @@ class PPOConfig:
     def batch_size(self) -> int:
         return self.num_envs * self.num_steps
 
+    def updates_for(self, total_steps: int) -> int:
+        """Updates of ``batch_size`` env steps covering ``total_steps`` (at least one)."""
+        return max(1, total_steps // self.batch_size)
+
     @property
     def minibatch_size(self) -> int:
         return self.batch_size // self.num_minibatches

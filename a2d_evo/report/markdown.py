@@ -396,20 +396,9 @@ def _teacher_line(run: RunFolder, config: str, out: str) -> str:
 
 def _own_teacher(run: RunFolder) -> str:
     """`` --teacher DIR`` when the supernet was distilled from another teacher than the run's
-    own (``supernet/summary.json``'s ``teacher_own``, recorded where the path was valid), else
-    ""."""
-    try:
-        summary = read_json_dict(run.supernet / "summary.json", "supernet summary")
-    except (FormatError, OSError):
-        return ""
-    teacher, own = summary.get("teacher"), summary.get("teacher_own")
-    if not isinstance(teacher, str) or own is True:
-        return ""
-    if own is None and (  # written before teacher_own: the path as the stage was given it
-        teacher == str(run.teacher_agent) or Path(teacher).resolve() == run.teacher_agent.resolve()
-    ):
-        return ""
-    return f" --teacher {shlex.quote(teacher)}"
+    own (:meth:`RunFolder.supernet_teacher`), else ""."""
+    teacher, own = run.supernet_teacher()
+    return "" if teacher is None or own else f" --teacher {shlex.quote(teacher)}"
 
 
 def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:

@@ -22,6 +22,7 @@ from a2d_evo.errors import A2DError, FormatError, RunFolderError
 from a2d_evo.files import check_format_version, file_digest, read_json
 from a2d_evo.formats import (
     BASELINE_METHODS,
+    DEFAULT_WIDTHS,
     FINAL_SEEDS,
     METRICS_FORMAT_VERSION,
     VALIDATION_SEEDS,
@@ -36,7 +37,6 @@ from a2d_evo.nets.space import arch_from_dict
 from a2d_evo.report.pick import check_metrics, from_another_front, load_front, read_delivered
 from a2d_evo.runfolder import RunFolder
 
-DEFAULT_WIDTHS = (0.25, 0.5, 1.0)
 _BASELINE_NAME = re.compile(r"^(?P<method>[A-Za-z]+)_x(?P<width>[0-9]*\.?[0-9]+)$")
 
 

@@ -41,7 +41,7 @@ from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 from a2d_evo.evaluation.episodes import resolve_device, score_against_references
 from a2d_evo.evaluation.seeds import check_scoring_seeds, final_seeds
 from a2d_evo.files import file_digest, read_json_dict, safe_name
-from a2d_evo.formats import ARCH_FILE, BASELINE_METHODS, baseline_name
+from a2d_evo.formats import ARCH_FILE, BASELINE_METHODS, DEFAULT_WIDTHS, baseline_name
 from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import load_agent, save_agent
@@ -135,7 +135,7 @@ def train_baselines(
     cfg: Config,
     run: RunFolder,
     *,
-    widths: Sequence[float] = (0.25, 0.5, 1.0),
+    widths: Sequence[float] = DEFAULT_WIDTHS,
     methods: Sequence[str] = BASELINE_METHODS,
     resume: bool = False,
     progress: bool = True,
@@ -216,7 +216,7 @@ def train_baselines(
                 and checkpoint.is_file()
             ):
                 chosen = ""  # the user's choice, or --resume would train every default
-                if tuple(widths) != (0.25, 0.5, 1.0):
+                if tuple(widths) != DEFAULT_WIDTHS:
                     chosen += f" --widths {','.join(f'{w:g}' for w in widths)}"
                 if tuple(methods) != tuple(BASELINE_METHODS):
                     chosen += f" --methods {','.join(methods)}"

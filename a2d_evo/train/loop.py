@@ -98,7 +98,7 @@ class TrainResult(NamedTuple):
 
 def num_updates(cfg: Config, total_steps: int) -> int:
     """Updates of ``ppo.batch_size`` env steps covering ``total_steps`` (at least one)."""
-    return max(1, total_steps // cfg.ppo.batch_size)
+    return cfg.ppo.updates_for(total_steps)
 
 
 def budget_text(cfg: Config, total_steps: int) -> str:
