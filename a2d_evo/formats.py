@@ -333,9 +333,12 @@ def normalised_return(r: Any, r_random: float, r_teacher: float) -> Any:
 
 
 TEACHER_FIX = (
-    "train it longer: `a2d-evo train-teacher --config ... --resume --set teacher.total_steps=N`"
+    "train it longer: its `a2d-evo train-teacher` command again with `--resume --set "
+    "teacher.total_steps=N`, N above the steps it has"
 )
-"""What to do about a teacher that does not beat the uniform-random policy."""
+"""What to do about a teacher that does not beat the uniform-random policy, where the command
+that trained it is not known (a run's own teacher gets the exact command:
+:func:`a2d_evo.runfolder.teacher_fix`)."""
 
 
 def weak_teacher_caution(margin_lower95: float | None) -> str | None:
@@ -362,12 +365,12 @@ def _pair(a: float, b: float) -> tuple[str, str]:
     return f"{a:.1f}", f"{b:.1f}"
 
 
-def check_teacher_beats_random(r_random: float, r_teacher: float) -> None:
+def check_teacher_beats_random(r_random: float, r_teacher: float, fix: str = TEACHER_FIX) -> None:
     """ValueError unless the teacher's return is above the uniform-random policy's.
 
     Both are measured on the same seeds. A teacher at or below random makes the ratio
     undefined or flips its sign: every normalised return, the hypervolume and the knee would
-    then reward doing worse. The message says how to fix it.
+    then reward doing worse. The message ends with ``fix``: how to fix it.
     """
     if not (math.isfinite(r_random) and math.isfinite(r_teacher)):
         raise ValueError(
@@ -377,7 +380,7 @@ def check_teacher_beats_random(r_random: float, r_teacher: float) -> None:
         t, r = _pair(float(r_teacher), float(r_random))
         raise ValueError(
             f"the teacher (R={t}) does not beat the uniform-random policy (R={r}) on the same "
-            f"seeds: {TEACHER_FIX}"
+            f"seeds: {fix}"
         )
 
 

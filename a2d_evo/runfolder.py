@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from a2d_evo.files import (
     read_json_dict,
     write_text,
 )
-from a2d_evo.formats import CONFIG_FORMAT_VERSION, CONFIG_HISTORY_FORMAT_VERSION
+from a2d_evo.formats import CONFIG_FORMAT_VERSION, CONFIG_HISTORY_FORMAT_VERSION, TEACHER_FIX
 from a2d_evo.locks import LOCK_FILE, RUN_LOCK_WAIT_S, folder_lock
 from a2d_evo.progress import write
 
@@ -438,6 +438,30 @@ def enclosing_run(path: str | Path) -> RunFolder | None:
         if (parent.parent / "config.yaml").is_file():
             return RunFolder(parent.parent)
     return None
+
+
+def weak_teacher_fix(cfg: Config, folder: Path, extra: Mapping[str, Any]) -> str:
+    """What to do about a teacher that has not learned: for a trained one the exact command
+    that trains it longer (``--resume`` raising ``teacher.total_steps``, which keeps the
+    steps already done), for an imported one to import a better one."""
+    if extra.get("source") != "train-teacher":
+        return "import a trained teacher, or train one with `a2d-evo train-teacher`"
+    run = RunFolder(Path(folder).parent.parent)  # folder is RUN_DIR/teacher/agent
+    # from the steps trained: a total below one rollout trains a whole one, and doubling the
+    # configured total would name a command that trains nothing more
+    trained = max(cfg.teacher.total_steps, int(extra.get("env_steps") or 0))
+    more = {"teacher.total_steps": 2 * trained}
+    return f"train it longer: {run.resume_command('teacher', more)}, or check the ppo settings"
+
+
+def teacher_fix(cfg: Config, teacher: str | Path) -> str:
+    """What to do about the teacher folder ``teacher`` when it does not beat the random policy:
+    :func:`weak_teacher_fix` for a run's own ``RUN_DIR/teacher/agent`` (its ``metrics.json``
+    says how it was made), else the general advice :data:`~a2d_evo.formats.TEACHER_FIX`."""
+    run = enclosing_run(teacher)
+    if run is None or run.teacher_agent.resolve() != Path(teacher).resolve():
+        return TEACHER_FIX
+    return weak_teacher_fix(cfg, run.teacher_agent, read_json_dict(Path(teacher) / "metrics.json"))
 
 
 def run_teacher(path: str | Path) -> Path | None:

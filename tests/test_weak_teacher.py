@@ -14,9 +14,10 @@ from test_evolve import make_run
 from test_report import make_run as make_report_run
 
 from a2d_evo.cli import main
-from a2d_evo.config import config_from_dict
+from a2d_evo.config import config_from_dict, load_config
 from a2d_evo.errors import FormatError, TrainingError
 from a2d_evo.evaluation.episodes import EvalResult
+from a2d_evo.evaluation.scoring import eval_agent_folder
 from a2d_evo.files import write_json
 from a2d_evo.formats import Normalisation, weak_teacher_caution
 from a2d_evo.nets.agent import Agent
@@ -27,7 +28,10 @@ from a2d_evo.runfolder import RunFolder
 from a2d_evo.search.front import normalisation
 from a2d_evo.train import teacher_folder
 
-FIX = "train it longer: `a2d-evo train-teacher --config ... --resume --set teacher.total_steps=N`"
+FIX = (
+    "train it longer: its `a2d-evo train-teacher` command again with `--resume --set "
+    "teacher.total_steps=N`, N above the steps it has"
+)
 MESSAGE = (
     "the teacher (R=-318.2) does not beat the uniform-random policy (R=-176.0) on the same "
     f"seeds: {FIX}"
@@ -45,11 +49,24 @@ def _balancer(sign: float) -> Agent:
     return agent
 
 
-def _weak_run(root: Path) -> RunFolder:
+def _weak_run(root: Path, trained_steps: int | None = None) -> RunFolder:
+    """A run whose teacher pushes the pole over; ``trained_steps``: its ``metrics.json`` says
+    ``train-teacher`` trained it that long (None: no record of how it was made)."""
     make_run(root)
     run = RunFolder(root)
     save_agent(_balancer(-1.0), run.teacher_agent, onnx=False)  # replaces the good teacher
+    if trained_steps is not None:
+        record = {"format_version": 1, "source": "train-teacher", "env_steps": trained_steps}
+        write_json(run.teacher_agent / "metrics.json", record)
     return run
+
+
+def _resume_fix(run: RunFolder, total: int) -> str:
+    """The exact command a run's trained teacher gets (its stage config, doubled steps)."""
+    return (
+        f"train it longer: `a2d-evo train-teacher --config {run.root / 'teacher' / 'config.yaml'} "
+        f"--out {run.root} --resume --set teacher.total_steps={total}`, or check the ppo settings"
+    )
 
 
 def test_normalisation_refuses_a_teacher_at_or_below_random() -> None:
@@ -76,13 +93,16 @@ def test_search_normalisation_is_a_training_error() -> None:
 def test_evolve_refuses_a_teacher_worse_than_random(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    _weak_run(tmp_path)
+    run = _weak_run(tmp_path, trained_steps=25_000_000)  # more than the config's total
     capsys.readouterr()
     rc = main(["evolve", "--config", str(tmp_path / "cfg.yaml"), "--out", str(tmp_path), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 2, err
     assert err.count("\n") == 1 and err.startswith("a2d-evo evolve: error: "), err
-    assert "does not beat the uniform-random policy" in err and FIX in err
+    # the run's own teacher: the exact command, from the steps it trained
+    assert "does not beat the uniform-random policy" in err
+    assert err.rstrip().endswith(_resume_fix(run, 50_000_000)), err
+    assert "..." not in err
     assert not (tmp_path / "search" / "state.npz").exists()
     assert not (tmp_path / "search" / "front.json").exists()
 
@@ -90,16 +110,30 @@ def test_evolve_refuses_a_teacher_worse_than_random(
 def test_eval_refuses_a_run_teacher_worse_than_random(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    run = _weak_run(tmp_path)
+    run = _weak_run(tmp_path, trained_steps=25_000_000)
     folder = save_agent(_balancer(1.0), run.agents / "good", onnx=False)
     capsys.readouterr()
     rc = main(["eval", str(folder), "--episodes", "4"])
     err = capsys.readouterr().err
     assert rc == 2, err
     assert err.count("\n") == 1 and err.startswith("a2d-evo eval: error: "), err
-    assert "does not beat the uniform-random policy" in err and FIX in err
+    assert "does not beat the uniform-random policy" in err
+    assert err.rstrip().endswith(_resume_fix(run, 50_000_000)), err
     assert str(run.teacher_agent) in err
     assert not (folder / "eval.json").exists()
+    # a teacher of unknown making (imported, or no record): import or train one
+    (run.teacher_agent / "metrics.json").unlink()
+    rc = main(["eval", str(folder), "--episodes", "4"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.rstrip().endswith(
+        "import a trained teacher, or train one with `a2d-evo train-teacher`"
+    ), err
+    # a teacher given outside any run (the library's teacher_dir): the general advice
+    outside = save_agent(_balancer(-1.0), tmp_path / "elsewhere" / "teacher", onnx=False)
+    cfg = load_config(tmp_path / "cfg.yaml")
+    with pytest.raises(TrainingError) as info:
+        eval_agent_folder(folder, cfg, episodes=4, teacher_dir=outside)
+    assert str(info.value).endswith(FIX) and "..." not in str(info.value)
 
 
 # --------------------------------------------------------------- a lead within noise

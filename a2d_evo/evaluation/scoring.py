@@ -22,7 +22,7 @@ from a2d_evo.formats import (
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import env_record, load_agent
-from a2d_evo.runfolder import run_teacher
+from a2d_evo.runfolder import run_teacher, teacher_fix
 
 
 # one writer of the agent folder (eval.json) at a time; a missing one is load_agent's error
@@ -61,7 +61,7 @@ def eval_agent_folder(
     norm = None
     if r_teacher is not None:
         try:  # a teacher at or below random would flip the sign of the normalised return
-            check_teacher_beats_random(rand.mean, r_teacher)
+            check_teacher_beats_random(rand.mean, r_teacher, teacher_fix(cfg, teacher_dir))
         except ValueError as exc:
             raise TrainingError(f"{teacher_dir}: {exc}") from None
         norm = float(normalised_return(result.mean, rand.mean, r_teacher))

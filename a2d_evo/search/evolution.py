@@ -52,7 +52,7 @@ from a2d_evo.nets.cost import flops
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import load_supernet
 from a2d_evo.progress import progress_bar, write
-from a2d_evo.runfolder import RunFolder, holds_results
+from a2d_evo.runfolder import RunFolder, holds_results, teacher_fix
 from a2d_evo.scale.ray_population import make_population_evaluator
 from a2d_evo.search.budget import budget_spent, within_budget
 from a2d_evo.search.estimates import search_anchors
@@ -128,6 +128,7 @@ class _Search:
         self.obs_shape, self.n_actions = tuple(spec.obs_shape), int(spec.n_actions)
         self.supernet = load_supernet(cfg, run.supernet_weights)
         self.teacher = load_agent(run.teacher_agent)
+        self.fix = teacher_fix(cfg, run.teacher_agent)  # for a teacher that does not beat random
         self.sources = run.weights_digests()  # what the records are of (state, front.json)
         check_fits_env(
             self.teacher,
@@ -176,7 +177,7 @@ class _Search:
             n_ref = min(s.gens, REFERENCE_GENERATIONS)
             blocks = [generation_seeds(self.cfg.seed, g, s.episodes) for g in range(n_ref)]
             refs = reference_returns(self.cfg, self.teacher, blocks, s.max_episode_steps)
-            norm = normalisation(refs.r_random, refs.r_teacher, self.teacher_flops)
+            norm = normalisation(refs.r_random, refs.r_teacher, self.teacher_flops, self.fix)
             start = 0
         else:
             norm, start = saved.norm, saved.generation
@@ -293,6 +294,7 @@ class _Search:
             ref=self.ref,
             summary=summary,
             progress=self.progress,
+            fix=self.fix,
         )
         self._save(problem, algorithm, len(self.hv_history), True, norm)
         if writer is not None:

@@ -48,7 +48,9 @@ from a2d_evo.formats import (
     FRONT_FORMAT_VERSION,
     HV_UNITS,
     METRICS_FORMAT_VERSION,
+    TEACHER_FIX,
     Normalisation,
+    check_teacher_beats_random,
     paired_lower95,
     weak_teacher_caution,
 )
@@ -141,9 +143,13 @@ def reference_returns(
     return References(float(np.mean(rand)), float(np.mean(teach)), paired_lower95(teach, rand))
 
 
-def normalisation(r_random: float, r_teacher: float, teacher_flops: int) -> Normalisation:
-    """The normalisation of measured references (TrainingError if the teacher ties random)."""
+def normalisation(
+    r_random: float, r_teacher: float, teacher_flops: int, fix: str = TEACHER_FIX
+) -> Normalisation:
+    """The normalisation of measured references (TrainingError if the teacher does not beat
+    random, ending with ``fix``: what to do about it)."""
     try:
+        check_teacher_beats_random(r_random, r_teacher, fix)
         return Normalisation(r_random, r_teacher, teacher_flops)
     except ValueError as exc:
         raise TrainingError(f"cannot normalise returns: {exc}") from None
@@ -268,8 +274,10 @@ def write_front(
     ref: np.ndarray,
     summary: SearchSummary,
     progress: bool = False,
+    fix: str = TEACHER_FIX,
 ) -> Path:
     """Deliver the front of everything evaluated (``records``) and write ``folder/front.json``.
+    ``fix``: what to do about a teacher that does not beat random (:func:`normalisation`).
 
     A progress bar (one step per arch raced in each halving round, one for the references, one
     per member re-scored, one per member's metrics and latency) covers the seconds this takes.
@@ -306,7 +314,7 @@ def write_front(
         bar.total = bar.n + 1 + 2 * len(finalists)
         bar.set_postfix_str("R_random, R_teacher", refresh=False)
         refs = reference_returns(cfg, teacher, [seeds], None)
-        norm = normalisation(refs.r_random, refs.r_teacher, teacher_flops)
+        norm = normalisation(refs.r_random, refs.r_teacher, teacher_flops, fix)
         bar.update(1)
         bar.set_postfix_str(f"{len(finalists)} members x {len(seeds)} episodes", refresh=False)
         results = rescore(evaluator, finalists, seeds, max_slots=max_slots, bar=bar)

@@ -25,7 +25,7 @@ from a2d_evo.nets.agent import Agent, check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, make_metrics, save_agent
 from a2d_evo.nets.space import Arch, MLPArch, SearchSpace, arch_from_dict
 from a2d_evo.progress import write
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runfolder import RunFolder, weak_teacher_fix
 
 
 def teacher_arch(cfg: Config) -> Arch:
@@ -163,17 +163,3 @@ def check_teacher_fits(cfg: Config, arch: Arch, obs_shape: tuple[int, ...], n_ac
             Agent(arch, obs_shape, n_actions)
     except ArchError as exc:
         raise ConfigError(f"teacher.arch: {arch} does not fit {cfg.env.id}: {exc}") from None
-
-
-def weak_teacher_fix(cfg: Config, folder: Path, extra: Mapping[str, Any]) -> str:
-    """What to do about a teacher that has not learned: for a trained one the exact command
-    that trains it longer (``--resume`` raising ``teacher.total_steps``, which keeps the
-    steps already done), for an imported one to import a better one."""
-    if extra.get("source") != "train-teacher":
-        return "import a trained teacher, or train one with `a2d-evo train-teacher`"
-    run = RunFolder(Path(folder).parent.parent)  # folder is RUN_DIR/teacher/agent
-    # from the steps trained: a total below one rollout trains a whole one, and doubling the
-    # configured total would name a command that trains nothing more
-    trained = max(cfg.teacher.total_steps, int(extra.get("env_steps") or 0))
-    more = {"teacher.total_steps": 2 * trained}
-    return f"train it longer: {run.resume_command('teacher', more)}, or check the ppo settings"
