@@ -109,6 +109,22 @@ def test_ale_settings_are_refused_for_other_envs_and_not_recorded_by_eval(tmp_pa
     for key, value in (("sticky_actions", 0.0), ("frame_skip", 2), ("stack", 2)):
         with pytest.raises(ConfigError, match=f"env.{key} applies to Atari ids"):
             config_from_dict({"env": {"id": "CartPole-v1", key: value}})
+    # at its default value too, when a user's config or --set names it: ignored just as
+    # silently; a run's own config.yaml (format_version) lists every key and is read as before
+    from a2d_evo.config import load_config
+    from a2d_evo.config.schema import EnvConfig
+
+    user = tmp_path / "user.yaml"
+    user.write_text("env:\n  id: CartPole-v1\n  sticky_actions: 0.25\n  noop_max: 30\n")
+    with pytest.raises(ConfigError, match=r"user\.yaml: env\.sticky_actions, env\.noop_max apply"):
+        load_config(user)
+    stored = tmp_path / "stored.yaml"
+    keys = "".join(f"  {k}: {getattr(EnvConfig('x'), k)}\n" for k in EnvConfig.ATARI_KEYS)
+    stored.write_text(f"format_version: 1\nenv:\n  id: CartPole-v1\n{keys}".lower())
+    assert load_config(stored).env.sticky_actions == 0.25
+    with pytest.raises(ConfigError, match=r"override 'env.frame_skip=4': env.frame_skip applies"):
+        load_config(stored, ["env.frame_skip=4"])
+    assert load_config(stored, ["env.max_episode_steps=100"]).env.max_episode_steps == 100
     agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
     folder = save_agent(agent, tmp_path / "agent", onnx=False)
     eval_agent_folder(folder, config_from_dict({"env": {"id": "CartPole-v1"}}), episodes=2)

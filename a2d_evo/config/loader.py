@@ -37,7 +37,36 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
         text = path.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    return config_from_dict(parse_yaml(text, str(path)), overrides, source=str(path))
+    raw = parse_yaml(text, str(path))
+    cfg = config_from_dict(raw, overrides, source=str(path))
+    _check_ale_keys_named(raw, overrides, cfg, str(path))
+    return cfg
+
+
+def _check_ale_keys_named(raw: Any, overrides: Sequence[str], cfg: Config, source: str) -> None:
+    """Refuse ALE pipeline keys (:attr:`EnvConfig.ATARI_KEYS`) that a user's config or ``--set``
+    names for a non-ALE id, even at their default values: the schema refuses a changed one,
+    and one set to its default (``sticky_actions: 0.25`` on MinAtar) would be ignored just
+    as silently. A file a2d-evo wrote (a run's ``config.yaml``: it carries ``format_version``)
+    lists every key with its value, so only its overrides are checked."""
+    if cfg.env.atari:
+        return
+    env = raw.get("env") if isinstance(raw, Mapping) and "format_version" not in raw else None
+    named = [k for k in cfg.env.ATARI_KEYS if isinstance(env, Mapping) and k in env]
+    where = source
+    for item in overrides:
+        key = parse_override(item)[0]
+        if len(key) == 2 and key[0] == "env" and key[1] in cfg.env.ATARI_KEYS:
+            named.append(key[1])
+            where = f"{source} with override {item!r}"
+    if named:
+        keys = ", ".join(f"env.{k}" for k in dict.fromkeys(named))
+        one = len(dict.fromkeys(named)) == 1
+        raise ConfigError(
+            f"{where}: {keys} {'applies' if one else 'apply'} to Atari ids (ALE/...) only, and "
+            f"{cfg.env.id} is not one: remove {'it' if one else 'them'} (an env's own settings "
+            "go in env.kwargs, e.g. MinAtar's sticky_action_prob)"
+        )
 
 
 # PyYAML's scalar constructors raise plain Python errors on some malformed scalars
