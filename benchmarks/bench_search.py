@@ -9,7 +9,10 @@ the normalisation every method is scored with):
 * ``nsga2``: ``evolve`` with the run's own config (survivors re-scored every generation,
   objectives the mean over every episode an arch played), ``search.budget_steps`` = the budget;
 * ``nsga2_reset``: ``evolve`` with ``search.mutation=reset`` (random-reset mutation), the same
-  budget;
+  budget (the same search as ``nsga2`` on a config that already sets it, as the shipped ones
+  do: the script says so);
+* ``nsga2_poly``: ``evolve`` with ``search.mutation=polynomial`` (pymoo's polynomial mutation,
+  rounded: the schema's default), the same budget;
 * ``nsga2_front``: ``evolve`` with ``search.reevaluate_ranks=1``: only the survivors on the
   current first front replay each generation, the same budget;
 * ``nsga2_cached``: ``evolve`` with ``search.reevaluate=false`` (each arch's first estimate kept
@@ -86,6 +89,7 @@ from a2d_evo.train.sampling import SubnetSampler
 METHODS = (
     "nsga2",
     "nsga2_reset",
+    "nsga2_poly",
     "nsga2_front",
     "nsga2_cached",
     "random",
@@ -95,6 +99,7 @@ METHODS = (
 )
 OVERRIDES: dict[str, dict[str, Any]] = {
     "nsga2_reset": {"mutation": "reset"},
+    "nsga2_poly": {"mutation": "polynomial"},
     "nsga2_front": {"reevaluate_ranks": 1},
     "nsga2_cached": {"reevaluate": False},
     "random_shrunk": {"estimate": "shrunk"},
@@ -320,8 +325,13 @@ def main() -> None:
     parts = []
     for path in args.run:
         src = RunFolder(path)
-        env = src.load_config().env.id
+        own = src.load_config()
+        env = own.env.id
         print(f"{env} ({path}): pop {args.pop}, budgets {budgets} env steps, seeds {seeds}")
+        for m in methods:  # a variant that changes nothing is nsga2 again: say so
+            changes = {**OVERRIDES, **args.variants}.get(m)
+            if changes and all(getattr(own.search, k, None) == v for k, v in changes.items()):
+                print(f"  {m}: the run's config already sets {changes}, so it is nsga2 again")
         for budget in budgets:
             res = []
             for seed in seeds:
