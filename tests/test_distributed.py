@@ -7,6 +7,7 @@ Ray starts once for the module (``ray.init(num_cpus=2)``); the DDP checks share 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
@@ -439,6 +440,10 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
         else:
             raise AssertionError("stop_after=2 did not stop")
         resumed = train_supernet(cfg, stopped, progress=False, resume=True)
+        try:  # stopped on 2 ranks, resumed by the test in one process
+            train_supernet(cfg, RunFolder(Path(out) / "switched"), progress=False, stop_after=2)
+        except TrainingInterrupted:
+            pass
         if ctx.is_main:
             torch.save(
                 {"updated": updated, "straight": str(straight), "resumed": str(resumed)},
@@ -448,7 +453,9 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
         shutdown_distributed()
 
 
-def test_ddp_two_ranks_equal_one_process_and_resume(tmp_path: Path) -> None:
+def test_ddp_two_ranks_equal_one_process_and_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import torch.multiprocessing as mp
 
     from a2d_evo.files import torch_load
@@ -476,6 +483,18 @@ def test_ddp_two_ranks_equal_one_process_and_resume(tmp_path: Path) -> None:
     events = list((tmp_path / "straight" / "tb" / "supernet").iterdir())
     assert len(events) == 1
     assert (tmp_path / "straight" / "supernet" / "summary.json").is_file()
+    # the rank count is recorded; a resume at another count says so and adds a piece
+    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.train.supernet_stage import train_supernet
+
+    summary = json.loads((tmp_path / "stopped" / "supernet" / "summary.json").read_text())
+    assert summary["world_sizes"] == [[0, 2]]
+    switched = RunFolder(tmp_path / "switched")
+    train_supernet(small_cfg(), switched, progress=True, resume=True)
+    err = capsys.readouterr().err
+    assert "supernet: resumed on 1 rank(s) at update 2, trained on 2 before" in err, err
+    summary = json.loads((switched.supernet / "summary.json").read_text())
+    assert summary["world_sizes"] == [[0, 2], [2, 1]]
 
 
 def test_a_local_ray_asked_for_more_cpus_than_cores_says_so(

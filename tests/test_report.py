@@ -765,6 +765,38 @@ def test_reproduce_names_an_imported_teacher_and_a_supernet_s_own_teacher(tmp_pa
     assert f"{supernet}\n" in md
 
 
+def test_reproduce_lines_of_stages_trained_under_torchrun(tmp_path: Path) -> None:
+    """A stage whose record says it trained on several processes (``world_sizes``) is
+    reproduced under torchrun with the first piece's count, a change of count named; one
+    process (or no record: a run from before it was kept) stays a plain command."""
+    run = make_run(tmp_path / "run", baselines=False)
+    cfg = run.load_config()
+    out = f"{run.root}-repro"
+    teacher = f"train-teacher  --config {run.config_path} --out {out}"
+    supernet = f"train-supernet --config {run.config_path} --out {out}"
+    md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
+    assert f"\na2d-evo {teacher}\n" in md and f"\na2d-evo {supernet}\n" in md
+    metrics = json.loads((run.teacher_agent / "metrics.json").read_text())
+    write_json(run.teacher_agent / "metrics.json", {**metrics, "world_sizes": [[0, 1]]})
+    write_json(run.supernet / "summary.json", {"world_sizes": [[0, 4], [120, 2]]})
+    md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
+    assert f"\na2d-evo {teacher}\n" in md
+    assert (
+        f"\ntorchrun --standalone --nproc-per-node 4 -m a2d_evo {supernet}  # trained on 4 then "
+        "2 processes, resumed at each change (docs/distributed.md)\n"
+    ) in md, md
+    write_json(run.teacher_agent / "metrics.json", {**metrics, "world_sizes": [[0, 8]]})
+    md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
+    assert f"\ntorchrun --standalone --nproc-per-node 8 -m a2d_evo {teacher}\n" in md
+    # an import off the allow-list is granted on torchrun lines too, before the comment
+    from a2d_evo.config import replace
+
+    cfg = replace(cfg, env=replace(cfg.env, imports=("myenvs:register",)))
+    md = report.render_markdown(cfg, run, run_data.load_run(cfg, run))
+    assert f"-m a2d_evo {teacher} --env-import myenvs:register\n" in md
+    assert f"-m a2d_evo {supernet} --env-import myenvs:register  # trained on 4 then" in md
+
+
 def test_reproduce_lines_carry_an_import_off_the_allow_list(tmp_path: Path) -> None:
     """A run that records an env import off the allow-list: every Reproduce command that builds
     the env carries its --env-import (each was refused as given); report builds none, and an

@@ -15,6 +15,7 @@ from a2d_evo.files import write_json
 from a2d_evo.formats import (
     EVAL_FILE,
     EVAL_FORMAT_VERSION,
+    TEACHER_FIX,
     check_teacher_beats_random,
     interval95,
     normalised_return,
@@ -61,7 +62,8 @@ def eval_agent_folder(
     norm = None
     if r_teacher is not None:
         try:  # a teacher at or below random would flip the sign of the normalised return
-            check_teacher_beats_random(rand.mean, r_teacher, teacher_fix(cfg, teacher_dir))
+            fix = teacher_fix(cfg, teacher_dir) if teacher_dir is not None else TEACHER_FIX
+            check_teacher_beats_random(rand.mean, r_teacher, fix)
         except ValueError as exc:
             raise TrainingError(f"{teacher_dir}: {exc}") from None
         norm = float(normalised_return(result.mean, rand.mean, r_teacher))

@@ -24,7 +24,7 @@ import json
 import math
 import re
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -385,13 +385,31 @@ def _teacher_line(run: RunFolder, config: str, out: str) -> str:
         metrics = {}
     source = metrics.get("source")
     if not (isinstance(source, str) and source.startswith("import-teacher")):
-        return f"a2d-evo train-teacher  --config {config} --out {out}"
+        return _on_ranks(f"a2d-evo train-teacher  --config {config} --out {out}", metrics)
     fmt = source.removeprefix("import-teacher").strip(" ()")
     src = metrics.get("imported_from")
     return (
         f"a2d-evo import-teacher {shlex.quote(src) if isinstance(src, str) else 'SOURCE'} "
         f"--format {fmt if fmt in ('sb3', 'cleanrl') else 'auto'} --config {config} --out {out}"
     )
+
+
+def _on_ranks(line: str, record: Mapping[str, Any]) -> str:
+    """A training stage's Reproduce ``line`` under torchrun when ``record`` (the teacher's
+    ``metrics.json``, the supernet's ``summary.json``) says it trained on several processes
+    (``world_sizes``: ``[first update, rank count]`` per piece); as it is otherwise."""
+    pieces = record.get("world_sizes")
+    pieces = pieces if isinstance(pieces, list) else []
+    sizes = [p[1] for p in pieces if isinstance(p, list) and len(p) == 2]
+    sizes = [n for n in sizes if type(n) is int and n > 0]
+    if not sizes or max(sizes) == 1:
+        return line
+    torchrun = f"torchrun --standalone --nproc-per-node {sizes[0]} -m a2d_evo "
+    line = torchrun + line.removeprefix("a2d-evo ")
+    if len(sizes) > 1:
+        counts = " then ".join(str(n) for n in sizes)
+        line += f"  # trained on {counts} processes, resumed at each change (docs/distributed.md)"
+    return line
 
 
 def _own_teacher(run: RunFolder) -> str:
@@ -412,7 +430,7 @@ def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     if not grant:
         return lines
     return [
-        line if line.startswith("a2d-evo report ") or not line.startswith("a2d-evo ")
+        line if line.startswith("a2d-evo report ") or not line.startswith(("a2d-evo ", "torch"))
         else line.replace("  # ", f"{grant}  # ", 1) if "  # " in line
         else line + grant
         for line in lines
@@ -447,7 +465,10 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     )
     lines = [
         teacher,
-        f"a2d-evo train-supernet --config {paths['supernet']} --out {out}{other}",
+        _on_ranks(
+            f"a2d-evo train-supernet --config {paths['supernet']} --out {out}{other}",
+            read_json_dict(run.supernet / "summary.json", "supernet summary"),
+        ),
         f"a2d-evo evolve         --config {paths['search']} --out {out} "
         f"--pop {search.pop} --gens {now.get('search.gens', search.gens)} "
         f"--episodes {search.episodes}{start_budget}",

@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from a2d_evo.config import Config
 from a2d_evo.errors import TrainingError
+from a2d_evo.progress import write
 from a2d_evo.scale import ddp
 from a2d_evo.train.checkpoint import check_pins, load_checkpoint, save_checkpoint
 from a2d_evo.train.interrupts import StopFlag, TrainingInterrupted
@@ -94,6 +95,10 @@ class TrainResult(NamedTuple):
     or resumed it; None when it ran no update (a resumed stage that was already complete)."""
     recent_return: float | None
     """Mean raw return of the last 20 training episodes (None if none ended: JSON null)."""
+    world_sizes: list[list[int]]
+    """``[first update, rank count]`` of each piece trained at another rank count than the
+    one before (``[[0, 1]]``: one process throughout); a checkpoint from before they were
+    recorded starts the list at its update."""
 
 
 def num_updates(cfg: Config, total_steps: int) -> int:
@@ -133,7 +138,8 @@ def run_ppo(
     optimizer = torch.optim.Adam(params, lr=ppo.lr, eps=1e-5, foreach=True)
     n_updates = num_updates(cfg, opts.total_steps)
     start, global_step, wall_before = 0, 0, 0.0
-    stored = {**(opts.extra or {}), **(opts.pins or {})}  # what each checkpoint records
+    stored: dict[str, Any] = {**(opts.extra or {}), **(opts.pins or {})}  # in each checkpoint
+    stored["world_sizes"] = [[0, ctx.world_size]]  # a resume replaces it with its history
     if opts.resume:
         if opts.checkpoint is None:
             raise TrainingError("resume needs a checkpoint path")
@@ -141,6 +147,14 @@ def run_ppo(
         start, global_step, wall_before = restored.update, restored.global_step, restored.wall_s
         check_pins(opts.checkpoint, opts.stage, restored.extra, opts.pins or {}, opts.pins_remedy)
         learner.load_state(restored.learner)
+        sizes = _world_sizes(restored.extra.get("world_sizes"), start, ctx.world_size)
+        if opts.progress and ctx.is_main and len(sizes) > 1 and sizes[-1][0] == start:
+            write(
+                f"{opts.stage}: resumed on {ctx.world_size} rank(s) at update {start}, trained "
+                f"on {sizes[-2][1]} before: each rank's share of the envs, and so the run, now "
+                "differs from one kept at that count (docs/distributed.md)"
+            )
+        stored["world_sizes"] = sizes
         if start > n_updates:
             remedy = (
                 f"resume with a {opts.budget_key} of at least {global_step}"
@@ -286,7 +300,21 @@ def run_ppo(
         wall_before + elapsed,
         steps_here / max(elapsed, 1e-9) if steps_here else None,
         float(np.mean(recent)) if recent else None,
+        stored["world_sizes"],
     )
+
+
+def _world_sizes(recorded: Any, start: int, world_size: int) -> list[list[int]]:
+    """A checkpoint's ``world_sizes`` (:attr:`TrainResult.world_sizes`) with this session's
+    rank count added when it differs from the last piece's: ``[[start, world_size]]`` for a
+    checkpoint that records none (or a damaged record)."""
+    whole = isinstance(recorded, list) and all(
+        isinstance(p, list) and len(p) == 2 and all(type(v) is int for v in p) for p in recorded
+    )
+    sizes = [list(p) for p in recorded] if whole and recorded else []
+    if not sizes or sizes[-1][1] != world_size:
+        sizes.append([start, world_size])
+    return sizes
 
 
 def _check_finite(

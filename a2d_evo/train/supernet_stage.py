@@ -334,6 +334,8 @@ def train_supernet(
             "teacher_sha256": pins.get("teacher_sha256"),
             "sigma": supernet.value_unit,
             "sigma_from": learner.sigma_from,
+            # [first update, rank count] per piece: the report's Reproduce line uses torchrun
+            "world_sizes": result.world_sizes,
         },
     )
     return weights

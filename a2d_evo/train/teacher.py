@@ -93,5 +93,6 @@ def train_teacher(
         "env_steps": result.global_step,
         "train_wall_s": round(result.wall_s, 2),
         "train_recent_return": result.recent_return,
+        "world_sizes": result.world_sizes,  # the report's Reproduce line uses torchrun
     }
     return save_teacher(agent.cpu(), cfg, run.teacher_agent, extra)
