@@ -535,7 +535,7 @@ def test_a_search_on_shrunk_estimates_resumes_bit_exact_after_a_kill(
 
 
 def test_a_budget_raised_within_what_was_played_delivers_the_front_again(
-    tmp_path: Path,
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The generation that crosses search.budget_steps is played in full, so a --resume may
     raise the budget to a value the search has already played: no generation is left, but the
@@ -550,7 +550,13 @@ def test_a_budget_raised_within_what_was_played_delivers_the_front_again(
     evolve(make_run(a, raw(600)), RunFolder(a), progress=False)
     played = json.loads((a / "search" / "front.json").read_text())["search"]
     assert played["env_steps"] + played["discarded_env_steps"] >= 1200  # already played
-    evolve(config_from_dict(raw(1200)), RunFolder(a), resume=True, progress=False)
+    capsys.readouterr()
+    evolve(config_from_dict(raw(1200)), RunFolder(a), resume=True, progress=True)
+    out = capsys.readouterr().out  # which limit leaves nothing to play is said
+    assert (
+        "no generation is left to play (its search.budget_steps 1,200 is spent; raise it to "
+        "search on), so the front is delivered again under it"
+    ) in out, out
     evolve(make_run(b, raw(1200)), RunFolder(b), progress=False)
     raised = front_without_latency(a / "search" / "front.json")
     assert raised["search"]["budget_steps"] == 1200

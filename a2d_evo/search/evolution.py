@@ -234,7 +234,7 @@ class _Search:
                         old = delivered.get("budget_steps")
                         print(f"evolve: search.budget_steps is now {s.budget_steps or 'none'} "
                               f"(the front was delivered under {old or 'none'}); no generation "
-                              "is left to play, so the front is delivered again "
+                              f"is left to play ({binding}), so the front is delivered again "
                               "under it")  # fmt: skip
                     elif self.progress:
                         print(f"evolve: the finished search goes on from generation {start}")
