@@ -188,6 +188,10 @@ def test_front_by_hand() -> None:
     np.testing.assert_array_equal(front_indices(F), [0, 1, 4])
     G = np.array([[0.0], [1.0], [0.0], [0.0], [0.0]])  # member 1 infeasible
     np.testing.assert_array_equal(front_indices(F, G), [0, 2, 4])
+    # ties: equal points are both kept; an equal score at a higher cost is dominated
+    F = np.array([[-0.5, 10.0], [-0.5, 10.0], [-0.5, 20.0], [-0.7, 20.0], [-0.7, 30.0]])
+    np.testing.assert_array_equal(front_indices(F), [0, 1, 3])
+    assert front_indices(F, np.ones((5, 1))).size == 0  # nothing feasible: an empty front
 
 
 def test_log_flops_hypervolume_by_hand() -> None:

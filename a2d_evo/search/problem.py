@@ -45,11 +45,10 @@ import numpy as np
 from pymoo.core.duplicate import DuplicateElimination
 from pymoo.core.problem import Problem
 from pymoo.indicators.hv import HV
-from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from a2d_evo.errors import FormatError
 from a2d_evo.evaluation.episodes import EvalResult
-from a2d_evo.formats import Normalisation, hv_points, hv_reference_point
+from a2d_evo.formats import Normalisation, hv_points, hv_reference_point, non_dominated
 from a2d_evo.nets import cost
 from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.search.estimates import arch_estimates
@@ -290,10 +289,9 @@ def front_indices(F: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:
             (np.asarray(G, dtype=np.float64).reshape(len(F), -1) <= 0).all(axis=1)
         )
     idx = np.flatnonzero(feasible)
-    if idx.size == 0:
-        return idx
-    nd = NonDominatedSorting().do(F[idx], only_non_dominated_front=True)
-    return np.sort(idx[np.asarray(nd, dtype=np.int64)])
+    # the one dominance rule of the package (the report's too): cost FLOPs, score the return
+    nd = non_dominated([(float(f), -float(r)) for r, f in F[idx]])
+    return idx[np.asarray(nd, dtype=np.int64)]
 
 
 def beats_random(means: Sequence[float], r_random: float) -> tuple[list[int], int]:
