@@ -7,7 +7,7 @@ light command paths (``--help``, reading a run folder) can import it.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
@@ -263,6 +263,19 @@ def tell_apart(estimates: Sequence[tuple[float, float | None]]) -> list[int]:
     if len(estimates) < 2 or any(h is None for _, h in estimates):
         return []
     return separated([(m - h, m + h) for m, h in estimates if h is not None])
+
+
+def validated(rows: Any) -> bool:
+    """Whether every exported row (``delivered.json``'s ``exported``) has a finite validation
+    figure, so the delivered members were chosen on the validation seeds: the one rule of
+    the delivery that writes the file and of the report that reads it."""
+    return (
+        isinstance(rows, list)
+        and bool(rows)
+        and all(
+            isinstance(r, Mapping) and finite_number(r.get("validation_return_mean")) for r in rows
+        )
+    )
 
 
 def non_dominated(points: Sequence[tuple[float, float]]) -> list[int]:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from a2d_evo.config import config_from_dict
+from a2d_evo.formats import validated
 from a2d_evo.report.deliver import write_delivered
 from a2d_evo.runfolder import RunFolder
 
@@ -45,6 +46,15 @@ def test_without_a_validation_the_final_seeds_choose_and_it_says_so(tmp_path: Pa
             row("worse", 300, 0.95, 250.0)]  # fmt: skip
     data = delivered(tmp_path, rows)
     assert data["members"] == ["small", "big"] and data["chosen_on"] == "final seeds"
+    # a figure that is no finite number (NaN, a bool) is none: the rule the report reads the
+    # file with (formats.validated), so the two never disagree on which seeds chose
+    for bad in (float("nan"), True):
+        rows[1]["validation_return_mean"] = bad
+        data = delivered(tmp_path, rows)
+        assert data["members"] == ["small", "big"] and data["chosen_on"] == "final seeds"
+        assert not validated(data["exported"])
+    rows[1]["validation_return_mean"] = 205.0
+    assert validated(delivered(tmp_path, rows)["exported"])
 
 
 def test_the_report_says_which_seeds_chose_the_members_and_refuses_an_unknown_choice(

@@ -43,6 +43,7 @@ from a2d_evo.formats import (
     VALIDATION_SEEDS,
     kept_weights,
     non_dominated,
+    validated,
 )
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train import finetune_agent
@@ -141,9 +142,7 @@ def write_delivered(
     front makes this file stale. ``chosen_on``: :data:`FINAL_SEEDS` when the rows were
     already filtered on their final-seed figures (``export --min-return``), which
     ``delivered.json`` then records whatever the validation seeds chose after."""
-    on_validation = bool(rows) and all(
-        isinstance(r.get("validation_return_mean"), (int, float)) for r in rows
-    )
+    on_validation = validated(list(rows))
     key = "validation_return_mean" if on_validation else "normalised_return"
     keep = non_dominated([(r["flops"], r[key]) for r in rows])
     path = run.agents / "delivered.json"

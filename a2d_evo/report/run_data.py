@@ -32,6 +32,7 @@ from a2d_evo.formats import (
     finite_number,
     kept_weights,
     normalised_return,
+    validated,
 )
 from a2d_evo.nets.space import arch_from_dict
 from a2d_evo.report.pick import check_metrics, from_another_front, load_front, read_delivered
@@ -239,14 +240,7 @@ def _delivered(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         steps = None
     rows = data.get("exported")
-    validated = (
-        isinstance(rows, list)
-        and bool(rows)
-        and all(
-            isinstance(r, Mapping) and finite_number(r.get("validation_return_mean")) for r in rows
-        )
-    )
-    return [m for m in members if m in agents], budget, chosen_on, validated, steps
+    return [m for m in members if m in agents], budget, chosen_on, validated(rows), steps
 
 
 def _baseline_unlike(
