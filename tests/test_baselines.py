@@ -7,13 +7,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from a2d_evo.config import DistillConfig, config_from_dict
+from a2d_evo.config import DistillConfig, config_from_dict, replace
 from a2d_evo.errors import ConfigError
 from a2d_evo.formats import BASELINE_METHODS, baseline_name
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import CNNArch, ConvLayer, MLPArch
 from a2d_evo.runfolder import RunFolder
-from a2d_evo.train.baselines import DistillOnlyLearner, baseline_steps, scale_arch, train_baselines
+from a2d_evo.train.baselines import (
+    DistillOnlyLearner,
+    baseline_steps,
+    baseline_train_steps,
+    scale_arch,
+    train_baselines,
+)
 from a2d_evo.train.ppo import Batch
 
 
@@ -79,6 +85,21 @@ def test_baseline_budgets_give_each_distilled_baseline_the_supernet_plus_one_fin
     assert baseline_steps(cfg, "ppo") == 1000  # the teacher's recipe and budget
     assert baseline_steps(cfg, "distill") == baseline_steps(cfg, "a2d") == 350  # S + B
     assert BASELINE_METHODS == ("ppo", "distill", "a2d")
+
+
+def test_a_distilled_baseline_trains_the_updates_of_the_supernet_plus_one_fine_tune() -> None:
+    """Each stage rounds its budget to whole updates on its own: the Acrobot config's S =
+    150,000 and B = 50,000 at 1,024 steps an update are 146 + 48 = 194 updates for a front
+    member, and a single rounding of S + B = 200,000 gave a baseline 195."""
+    cfg = config_from_dict(
+        {"ppo": {"num_envs": 8, "num_steps": 128}, "teacher": {"total_steps": 200_000},
+         "supernet": {"total_steps": 150_000}, "finetune": {"steps": 50_000}}
+    )  # fmt: skip
+    assert baseline_steps(cfg, "a2d") == 200_000  # the budget recorded
+    assert baseline_train_steps(cfg, "a2d") == baseline_train_steps(cfg, "distill") == 194 * 1024
+    assert baseline_train_steps(cfg, "ppo") == 195 * 1024  # the teacher: one stage, 195
+    no_tune = replace(cfg, finetune=replace(cfg.finetune, steps=0))
+    assert baseline_train_steps(no_tune, "a2d") == 146 * 1024  # no fine-tune: no update
 
 
 def test_a2d_baselines_need_distillation(tmp_path: Path) -> None:

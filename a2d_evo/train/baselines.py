@@ -89,10 +89,24 @@ class DistillOnlyLearner(AgentLearner):
 
 
 def baseline_steps(cfg: Config, method: str) -> int:
-    """Env steps of one baseline: ``teacher.total_steps`` for ``ppo``, ``S + B`` otherwise."""
+    """The budget of one baseline (recorded as ``baseline_budget``): ``teacher.total_steps``
+    for ``ppo``, ``S + B`` otherwise."""
     if method == "ppo":
         return cfg.teacher.total_steps
     return cfg.supernet.total_steps + cfg.finetune.steps
+
+
+def baseline_train_steps(cfg: Config, method: str) -> int:
+    """The env steps one baseline trains: the whole updates the agents it is compared with
+    trained. ``ppo``: the teacher's (one stage, the same rounding). ``distill`` and ``a2d``:
+    the supernet's updates plus one fine-tune's, each stage rounded on its own
+    (:meth:`~a2d_evo.config.schema.PPOConfig.updates_for`; a fine-tune of 0 steps runs
+    none); rounding ``S + B`` once gave one update more on Acrobot and LunarLander."""
+    ppo = cfg.ppo
+    if method == "ppo":
+        return ppo.updates_for(cfg.teacher.total_steps) * ppo.batch_size
+    tune = ppo.updates_for(cfg.finetune.steps) if cfg.finetune.steps else 0
+    return (ppo.updates_for(cfg.supernet.total_steps) + tune) * ppo.batch_size
 
 
 def run_budgets(cfg: Config, run: RunFolder) -> Config:
@@ -280,7 +294,7 @@ def train_baselines(
                 learner = DistillOnlyLearner(agent, cfg, teacher.to(device).eval())
             opts = LoopOptions(
                 stage=f"baseline-{name}",
-                total_steps=steps,
+                total_steps=baseline_train_steps(cfg, method),
                 budget_key="",  # the run's budget: no key raises it (cmd_baselines refuses)
                 checkpoint=checkpoint,
                 tb_dir=run.tb_dir("baselines", name),
