@@ -254,6 +254,28 @@ class RunFolder:
             raise RunFolderError(
                 f"--resume: {folder} holds no run to resume; drop --resume to start one"
             )
+        if self._imported_teacher(stage):
+            raise RunFolderError(
+                f"--resume: {folder} holds an imported teacher, which has no training to "
+                f"resume (no checkpoint); {self._replace_teacher_hint()}"
+            )
+
+    def _imported_teacher(self, stage: str) -> bool:
+        """Whether ``stage`` is the teacher's and holds a teacher with no checkpoint: one
+        ``import-teacher`` wrote (training writes its first checkpoint before any update)."""
+        folder = self.stage(stage)
+        return (
+            stage == "teacher"
+            and (self.teacher_agent / "arch.json").is_file()
+            and not (folder / "checkpoint.pt").is_file()
+        )
+
+    def _replace_teacher_hint(self) -> str:
+        """How to put another teacher where an imported one is."""
+        return (
+            f"to put another teacher there, delete {self.stage('teacher')} first (evolve then "
+            "refuses a supernet distilled from the old one), or use --out for a new run folder"
+        )
 
     def bind_stage(self, stage: str, cfg: Config, resume: bool) -> Path:
         """Bind the run folder to ``cfg`` (:meth:`bind`) and prepare ``RUN_DIR/<stage>/`` for
@@ -276,6 +298,10 @@ class RunFolder:
             saved = self._read_config(saved_path)
             self._extend_stage(stage, saved, cfg)
             return folder
+        if self._imported_teacher(stage):
+            raise RunFolderError(
+                f"{folder} already holds an imported teacher; {self._replace_teacher_hint()}"
+            )
         if holds_results(folder):
             raise RunFolderError(
                 f"{folder} already holds a {stage} run; pass --resume to continue it"

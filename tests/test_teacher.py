@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from a2d_evo.config import config_from_dict
-from a2d_evo.errors import FormatError, TrainingError
+from a2d_evo.errors import FormatError, RunFolderError, TrainingError
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import CNNArch, MLPArch
 from a2d_evo.runfolder import RunFolder
@@ -306,9 +306,15 @@ def test_import_cleanrl_file(tmp_path: Path) -> None:
     assert "random_return_mean" in metrics
     obs = torch.randn(8, 4)
     assert_same_function(theirs, load_agent(folder), obs)
-    # a second import refuses to overwrite the teacher
-    with pytest.raises(Exception, match="already holds"):
+    # a second import refuses to overwrite the teacher, and says how to replace it (it has
+    # no training to resume: "pass --resume" led to "no checkpoint")
+    hint = f"delete {run.root / 'teacher'} first"
+    with pytest.raises(RunFolderError, match="already holds an imported teacher; to put") as info:
         import_teacher(src, cartpole_cfg(), run)
+    assert hint in str(info.value) and "--resume" not in str(info.value)
+    with pytest.raises(RunFolderError, match="holds an imported teacher, which has no training"):
+        run.bind_stage("teacher", cartpole_cfg(), resume=True)
+    assert (folder / "policy.pt").is_file()
 
 
 class _Boom:
