@@ -403,6 +403,13 @@ def test_sigint_checkpoints_then_stops(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(loop, "collect_rollout", real)
     train_teacher(tiny(), run, resume=True, progress=False)
     assert torch_load(run.teacher / "checkpoint.pt")["update"] == 4
+    # a --resume of the finished stage trains nothing and keeps what training measured
+    done = json.loads((run.teacher_agent / "metrics.json").read_text())
+    assert done["train_recent_return"] is not None
+    train_teacher(tiny(), run, resume=True, progress=False)
+    again = json.loads((run.teacher_agent / "metrics.json").read_text())
+    for key in ("train_recent_return", "train_wall_s", "env_steps"):
+        assert again[key] == done[key], key
 
 
 def test_a_second_sigint_aborts_at_once_and_leaves_the_last_checkpoint_whole(

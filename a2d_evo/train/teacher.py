@@ -10,9 +10,11 @@ the random policy's return on the same seeds in ``metrics.json``; see
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from a2d_evo.config import Config, config_to_dict
 from a2d_evo.envs import check_episode_bound, env_spec, make_vec_env
+from a2d_evo.files import read_json_dict
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.cost import check_stage_memory
@@ -88,11 +90,17 @@ def train_teacher(
         envs.close()
     if not ctx.is_main:
         return run.teacher_agent
+    measured: dict[str, Any] = {
+        "train_wall_s": round(result.wall_s, 2),
+        "train_recent_return": result.recent_return,
+    }
+    if result.sps is None:  # a resume that found the stage complete: keep what was measured
+        earlier = read_json_dict(run.teacher_agent / "metrics.json", "teacher metrics")
+        measured = {k: earlier.get(k, v) for k, v in measured.items()}
     extra = {
         "source": "train-teacher",
         "env_steps": result.global_step,
-        "train_wall_s": round(result.wall_s, 2),
-        "train_recent_return": result.recent_return,
+        **measured,
         "world_sizes": result.world_sizes,  # the report's Reproduce line uses torchrun
     }
     return save_teacher(agent.cpu(), cfg, run.teacher_agent, extra)
