@@ -157,8 +157,10 @@ def train_baselines(
     """Train and score every (method, width) baseline; returns their agent folders.
 
     Agent by agent: a finished baseline (its ``metrics.json``) is skipped; an interrupted
-    one (its checkpoint) continues with ``resume`` and is refused without it, naming
-    ``a2d-evo baselines RUN_DIR --resume`` (what the interrupt message advises).
+    one (its checkpoint, no ``arch.json``) continues with ``resume`` and is refused without
+    it, naming ``a2d-evo baselines RUN_DIR --resume`` (what the interrupt message advises).
+    One trained again over an earlier finished one (another budget or seeds) and interrupted
+    keeps that one's ``arch.json``, so it continues without ``--resume`` too.
     """
     for m in methods:
         if m not in BASELINE_METHODS:

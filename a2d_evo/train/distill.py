@@ -17,8 +17,8 @@ returns differ by orders of magnitude. The root mean square, not the standard de
 values need not cross zero, and on CartPole the teacher's values on the first rollout are
 about 45 with a standard deviation of 0.54 (measured), which would put the targets 80 sigma
 away and drown every other term (every subnet but the largest collapsed to one action).
-``alpha = beta = 0`` is the "vanilla one-shot" ablation: the loss is then exactly PPO's and
-no teacher is loaded. Each update trains the subnets that collected its rollout, the largest,
+``alpha = beta = 0`` is the "vanilla one-shot" ablation: the loss is then exactly PPO's; a
+teacher given or found in the run is still loaded, only to fix sigma (``docs/training.md``). Each update trains the subnets that collected its rollout, the largest,
 the smallest and random ones (:mod:`a2d_evo.train.sampling`), and sums their gradients into
 one optimiser step.
 """

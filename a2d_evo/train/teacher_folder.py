@@ -114,7 +114,8 @@ def load_teacher_for(
     given: bool = False,
     without: str = "for the vanilla (undistilled) supernet",
 ) -> Agent:
-    """The teacher agent of ``teacher_dir``, checked against the env (TrainingError).
+    """The teacher agent of ``teacher_dir``: TrainingError for a missing one, EnvError for
+    one that does not fit the env (:func:`~a2d_evo.nets.agent.check_fits_env`).
 
     ``given``: the user named the folder (``--teacher``), so a missing agent is their path's
     fault, not a stage left to run; ``without``: what ``alpha = beta = 0`` does instead."""
