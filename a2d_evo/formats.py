@@ -231,13 +231,14 @@ def best_paired(
     return best, unpaired
 
 
-def interval95(returns: Any) -> tuple[float, float]:
-    """Student-t 95% interval of the mean of episode ``returns`` (:func:`ci95`)."""
+def interval95(returns: Any) -> tuple[float, float] | None:
+    """Student-t 95% interval of the mean of episode ``returns`` (:func:`ci95`); None for
+    fewer than 2 episodes, which bound nothing (a zero-width interval would claim certainty)."""
     r = np.asarray(returns, dtype=np.float64).reshape(-1)
     mean = float(r.mean())
     half = ci95(float(r.std()), int(r.size))
     if half is None:
-        return mean, mean
+        return None
     return mean - half, mean + half
 
 

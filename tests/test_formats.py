@@ -100,7 +100,7 @@ def test_interval95_by_hand() -> None:
     lo, hi = interval95(np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 3.0]]))
     assert lo == pytest.approx(1.5159, abs=1e-4)
     assert hi == pytest.approx(4.4841, abs=1e-4)
-    assert interval95([7.0]) == (7.0, 7.0)
+    assert interval95([7.0]) is None  # one episode bounds nothing (not a zero-width interval)
     assert interval95([4.0, 4.0, 4.0]) == (4.0, 4.0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from statistics import NormalDist
@@ -9,6 +10,7 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
+from a2d_evo.cli import main
 from a2d_evo.config import config_from_dict
 from a2d_evo.errors import EnvError
 from a2d_evo.evaluation.scoring import eval_agent_folder
@@ -32,8 +34,21 @@ def test_interval95_by_hand() -> None:
     assert hi == pytest.approx(17.1085, abs=1e-4)
 
 
-def test_interval95_single_episode_is_a_point() -> None:
-    assert interval95(np.array([3.5])) == (3.5, 3.5)
+def test_a_single_episode_has_no_interval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One episode bounds nothing: no interval (eval.json null, the line says so), where a
+    zero-width one ("+- 0.00 ... [259.21, 259.21]") claimed certainty."""
+    assert interval95(np.array([3.5])) is None
+    agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
+    folder = save_agent(agent, tmp_path / "agent", onnx=False)
+    assert main(["eval", str(folder), "--episodes", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "no 95% interval from one episode" in out and "+-" not in out, out
+    assert json.loads((folder / "eval.json").read_text())["return_ci95"] is None
+    assert main(["eval", str(folder), "--episodes", "3"]) == 0
+    assert "(sample std), 95% interval [" in capsys.readouterr().out
+    assert len(json.loads((folder / "eval.json").read_text())["return_ci95"]) == 2
 
 
 def test_eval_refuses_an_agent_of_another_env(tmp_path: Path) -> None:

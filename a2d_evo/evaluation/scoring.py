@@ -67,14 +67,14 @@ def eval_agent_folder(
         except ValueError as exc:
             raise TrainingError(f"{teacher_dir}: {exc}") from None
         norm = float(normalised_return(result.mean, rand.mean, r_teacher))
-    lo, hi = interval95(result.returns)
+    interval = interval95(result.returns)  # None from one episode: no interval
     report = {
         "format_version": EVAL_FORMAT_VERSION,
         "env_id": cfg.env.id,
         "env": env_record(config_to_dict(cfg.env)),  # played: eval may play a variant
         "return_mean": result.mean,
         "return_std": result.std,
-        "return_ci95": [lo, hi],
+        "return_ci95": list(interval) if interval is not None else None,
         "episodes": result.episodes,
         "eval_mode": mode,
         "seeds": result.seeds,
@@ -88,10 +88,19 @@ def eval_agent_folder(
     # the sample standard deviation (n - 1), which the interval uses; eval.json's return_std
     # is the population one, as in every metrics.json
     n = result.episodes
-    sample_std = result.std * math.sqrt(n / (n - 1)) if n > 1 else 0.0
+    if n > 1:
+        sample_std = result.std * math.sqrt(n / (n - 1))
+        spread = f" +- {sample_std:.2f} (sample std)"
+    else:  # one episode bounds nothing: no spread, no interval
+        spread = ""
+    ends = (
+        f"95% interval [{interval[0]:.2f}, {interval[1]:.2f}]"
+        if interval is not None
+        else "no 95% interval from one episode"
+    )
     return (
         f"{folder}: {cfg.env.id} {mode} on {device.type} over {n} episodes (seeds {first}-"
-        f"{first + episodes - 1}): return {result.mean:.2f} +- {sample_std:.2f} (sample std), "
-        f"95% interval [{lo:.2f}, {hi:.2f}]{norm_text}; random policy {rand.mean:.2f}\n"
+        f"{first + episodes - 1}): return {result.mean:.2f}{spread}, {ends}{norm_text}; "
+        f"random policy {rand.mean:.2f}\n"
         f"wrote {folder / EVAL_FILE}"
     )

@@ -18,9 +18,9 @@ values need not cross zero, and on CartPole the teacher's values on the first ro
 about 45 with a standard deviation of 0.54 (measured), which would put the targets 80 sigma
 away and drown every other term (every subnet but the largest collapsed to one action).
 ``alpha = beta = 0`` is the "vanilla one-shot" ablation: the loss is then exactly PPO's; a
-teacher given or found in the run is still loaded, only to fix sigma (``docs/training.md``). Each update trains the subnets that collected its rollout, the largest,
-the smallest and random ones (:mod:`a2d_evo.train.sampling`), and sums their gradients into
-one optimiser step.
+teacher given or found in the run is still loaded, only to fix sigma (``docs/training.md``).
+Each update trains the subnets that collected its rollout, the largest, the smallest and
+random ones (:mod:`a2d_evo.train.sampling`), and sums their gradients into one optimiser step.
 """
 
 from __future__ import annotations
