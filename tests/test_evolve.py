@@ -618,6 +618,17 @@ def test_budget_steps_stops_the_search_and_reports_what_it_spent(tmp_path: Path)
     assert ran["episodes_played"] + ran["discarded_episodes"] == int(hv[-1]["episodes"])
     # the last generation's offspring whose episodes all start past the budget are no candidates
     assert ran["evaluations"] < len(state["cache"])
+    # the report says the same: generations played of the most, archs within the budget
+    from a2d_evo.report import run_data
+    from a2d_evo.report.markdown import render_markdown
+
+    run = RunFolder(tmp_path)
+    md = render_markdown(cfg, run, run_data.load_run(cfg, run))
+    assert f"population 8, at most 50 generations ({len(hv)} played), " in md, md
+    assert (
+        f"- candidates evaluated: {ran['evaluations']} within the budget "
+        f"({len(state['cache'])} played; the Pareto plot shows every one)"
+    ) in md, md
     # resuming the finished search does not play on
     evolve(cfg, RunFolder(tmp_path), resume=True, progress=False)
     assert json.loads((tmp_path / "search" / "front.json").read_text()) == front

@@ -568,12 +568,22 @@ def _settings(searched: Config, data: RunData) -> list[str]:
     ref = f"`{json.dumps(data.reference_point)}`"
     if isinstance(units, list):
         ref += " in (" + ", ".join(map(str, units)) + ")"
+    played = ran.get("generations")
+    gens = f"{search.gens} generations"
+    if isinstance(played, int) and played != search.gens:  # a budget or the space stopped it
+        gens = f"at most {search.gens} generations ({played} played)"
+    evaluated = ran.get("evaluations", len(data.history))
+    if evaluated != len(data.history) and data.history:  # archs played past a budget
+        evaluated = (
+            f"{evaluated} within the budget ({len(data.history)} played; the Pareto plot "
+            "shows every one)"
+        )
     lines = [
-        f"- population {ran.get('pop', search.pop)}, {search.gens} generations, "
+        f"- population {ran.get('pop', search.pop)}, {gens}, "
         f"{ran.get('episodes', search.episodes)} episodes per candidate (the same seeds for "
         f"every candidate of a generation); the final front re-scored with {final} episodes",
         f"- root seed {searched.seed}; re-scoring seeds {seeds_text(data.front_seeds)}",
-        f"- candidates evaluated: {ran.get('evaluations', len(data.history))}",
+        f"- candidates evaluated: {evaluated}",
         f"- hypervolume reference point {ref}",
     ]
     if "env_steps" in ran:
