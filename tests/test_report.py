@@ -99,7 +99,7 @@ def make_run(
         front["hypervolume"] = 2.71828
         norm.update(seeds=list(range(1000, 1030)), episodes=30, eval_mode="greedy")
         front["search"] = {
-            "generations": 6, "pop": 16, "episodes": 3, "evaluations": n_history,
+            "generations": 4, "pop": 16, "episodes": 3, "evaluations": n_history,
             "front_size": 5, "dropped_after_rescore": 1, "env_steps": 123456,
             "episodes_played": 789, "stopped_by": "budget_steps", "reevaluate": True,
             "budget_steps": 123000, "discarded_env_steps": 4321, "discarded_episodes": 21,
@@ -209,7 +209,7 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     # knee, settings, reproduction commands
     assert "Knee point (as exported): `mlp-8`, 12.5% of the teacher's FLOPs" in md
     assert "R_teacher = 500.00, R_random = 20.00 (uniform-random policy); teacher FLOPs 8,000" in md
-    assert "- population 16, 5 generations, 3 episodes per candidate" in md
+    assert "- population 16, at most 5 generations (4 played), 3 episodes per candidate" in md
     assert "the final front re-scored with 30 episodes" in md
     assert "re-scoring seeds 1000-1029 (30)" in md
     assert f"reference point `[0.0, 3.125]` in ({', '.join(HV_UNITS)})" in md
@@ -218,7 +218,7 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     assert "- last generation 5: hypervolume 0.8689, front size 8" in md
     assert "- hypervolume of the re-scored front: 2.718" in md
     assert (
-        "- spent 123,456 env steps in 789 episodes over 6 generations (stopped by "
+        "- spent 123,456 env steps in 789 episodes over 4 generations (stopped by "
         "budget_steps; survivors re-scored every generation; first population strata, reset "
         "mutation; ranked on shrunk estimates)"
     ) in md
@@ -387,7 +387,7 @@ def test_missing_parts_are_reported(tmp_path: Path) -> None:
     # the front.json normalisation still gives the fractions; no search-return column
     assert "| 1 | mlp-4 | 500 | 6.25% | 257 | 0.0123 | 300.00 ± 4.12 | 0.583 |\n" in md
     # settings fall back on the config and the CSVs
-    assert "- population 16, 5 generations, 3 episodes per candidate" in md
+    assert "- population 16, at most 5 generations (4 played), 3 episodes per candidate" in md
     assert "- candidates evaluated: 120" in md
     assert "the final front re-scored with 10-30 episodes" not in md
 
