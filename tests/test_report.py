@@ -387,7 +387,7 @@ def test_missing_parts_are_reported(tmp_path: Path) -> None:
     # the front.json normalisation still gives the fractions; no search-return column
     assert "| 1 | mlp-4 | 500 | 6.25% | 257 | 0.0123 | 300.00 ± 4.12 | 0.583 |\n" in md
     # settings fall back on the config and the CSVs
-    assert "- population 16, at most 5 generations (4 played), 3 episodes per candidate" in md
+    assert "- population 16, 5 generations, 3 episodes per candidate" in md
     assert "- candidates evaluated: 120" in md
     assert "the final front re-scored with 10-30 episodes" not in md
 
