@@ -658,9 +658,10 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
     if any(v is not None for v in searched):
         extra.append(("search return", [_opt(v, ".2f") for v in searched]))
         md += [
-            "`search return` is the mean return that selected the member during the search "
-            f"({episodes_text(data.history_episodes)}); every other figure is its re-scoring "
-            "on fresh seeds.",
+            "`search return` is the member's mean return over the search's episodes "
+            f"({episodes_text(data.history_episodes)}), which made it a candidate of the "
+            "delivery's race; the race on fresh seeds chose it, and every other figure is its "
+            "re-scoring on fresh seeds.",
             "",
         ]
     exported = _exported_names(data)

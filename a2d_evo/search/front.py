@@ -164,8 +164,10 @@ def rescore(
 ) -> list[EvalResult]:
     """Every arch on every one of ``seeds``, in calls of at most ``max_slots`` env slots.
 
-    The final re-scoring of a front: ``max_slots`` is a search generation's, so it never
-    needs more env slots (memory, Atari emulators) than the search did. ``evaluator`` is a
+    The final re-scoring of a front: ``max_slots`` is at most a search generation's, so a call
+    needs no more env slots (memory, Atari emulators) than the search did, except that an arch
+    always plays all of ``seeds`` in one call: with more seeds than ``max_slots`` (the demo's
+    200 final episodes against 96) a call opens ``len(seeds)`` slots. ``evaluator`` is a
     local or Ray population evaluator; ``bar`` (a progress bar) advances by one per arch.
     """
     per_call = max(1, max_slots // len(seeds))
