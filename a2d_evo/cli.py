@@ -103,9 +103,11 @@ def user_config(path: str | Path, args: argparse.Namespace, extra: Sequence[str]
     folder, so its recorded imports are checked as any run folder's are; so are those of any
     ``config.yaml`` that sits where a2d-evo writes them (a run folder or one of its stages),
     since a received file need not keep its ``format_version``."""
-    cfg = load_config(path, [*common_overrides(args), *extra])
-    if _written_by_a2d_evo(Path(path)) or _in_a_run_folder(Path(path)):
-        return checked_file_config(cfg, load_config(path), args, str(path))
+    recorded = _written_by_a2d_evo(Path(path)) or _in_a_run_folder(Path(path))
+    # a user's own file: load_config still takes a full listing of env for a copied record
+    cfg = load_config(path, [*common_overrides(args), *extra], recorded=recorded or None)
+    if recorded:
+        return checked_file_config(cfg, load_config(path, recorded=True), args, str(path))
     return with_env_imports(cfg, args)
 
 

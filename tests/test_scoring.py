@@ -9,6 +9,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+import yaml
 
 from a2d_evo.cli import main
 from a2d_evo.config import config_from_dict
@@ -140,6 +141,20 @@ def test_ale_settings_are_refused_for_other_envs_and_not_recorded_by_eval(tmp_pa
     with pytest.raises(ConfigError, match=r"override 'env.frame_skip=4': env.frame_skip applies"):
         load_config(stored, ["env.frame_skip=4"])
     assert load_config(stored, ["env.max_episode_steps=100"]).env.max_episode_steps == 100
+    # a run's file copied without its format_version: an env section listing every field is
+    # a record too (a2d-evo writes them all); the CLI passes recorded=True inside a run folder
+    from a2d_evo.config import config_to_dict, dump_config
+
+    copied = tmp_path / "copied.yaml"
+    raw = yaml.safe_load(dump_config(config_from_dict({"env": {"id": "CartPole-v1"}})))
+    del raw["format_version"]
+    copied.write_text(yaml.safe_dump(raw))
+    assert config_to_dict(load_config(copied).env)["sticky_actions"] == 0.25
+    one = tmp_path / "one.yaml"
+    one.write_text("env:\n  id: CartPole-v1\n  sticky_actions: 0.25\n")
+    with pytest.raises(ConfigError, match="env.sticky_actions applies"):
+        load_config(one)
+    assert load_config(user, recorded=True).env.sticky_actions == 0.25
     agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
     folder = save_agent(agent, tmp_path / "agent", onnx=False)
     eval_agent_folder(folder, config_from_dict({"env": {"id": "CartPole-v1"}}), episodes=2)

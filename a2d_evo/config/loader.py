@@ -26,8 +26,16 @@ from a2d_evo.errors import ConfigError
 T = TypeVar("T")
 
 
-def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
-    """Read a YAML config, apply ``key.path=value`` overrides, validate, and return it."""
+def load_config(
+    path: str | Path, overrides: Sequence[str] = (), *, recorded: bool | None = None
+) -> Config:
+    """Read a YAML config, apply ``key.path=value`` overrides, validate, and return it.
+
+    ``recorded``: whether the file is one a2d-evo wrote (a run's ``config.yaml``, which lists
+    every key with its value); None decides by its ``format_version``, or an ``env`` section
+    that lists every field as a2d-evo writes it (a run's file copied without its version).
+    Only a user's own file is refused for naming an ALE key on a non-ALE id
+    (:func:`_check_ale_keys_named`)."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: a folder, not a config file; pass a YAML file")
@@ -39,19 +47,23 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> Config:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     raw = parse_yaml(text, str(path))
     cfg = config_from_dict(raw, overrides, source=str(path))
-    _check_ale_keys_named(raw, overrides, cfg, str(path))
+    if recorded is None and isinstance(raw, Mapping):
+        env = raw.get("env")
+        listed = isinstance(env, Mapping) and all(f.name in env for f in fields(type(cfg.env)))
+        recorded = "format_version" in raw or listed
+    _check_ale_keys_named(None if recorded else raw, overrides, cfg, str(path))
     return cfg
 
 
 def _check_ale_keys_named(raw: Any, overrides: Sequence[str], cfg: Config, source: str) -> None:
-    """Refuse ALE pipeline keys (:attr:`EnvConfig.ATARI_KEYS`) that a user's config or ``--set``
-    names for a non-ALE id, even at their default values: the schema refuses a changed one,
-    and one set to its default (``sticky_actions: 0.25`` on MinAtar) would be ignored just
-    as silently. A file a2d-evo wrote (a run's ``config.yaml``: it carries ``format_version``)
-    lists every key with its value, so only its overrides are checked."""
+    """Refuse ALE pipeline keys (:attr:`EnvConfig.ATARI_KEYS`) that a user's config ``raw``
+    or ``--set`` names for a non-ALE id, even at their default values: the schema refuses a
+    changed one, and one set to its default (``sticky_actions: 0.25`` on MinAtar) would be
+    ignored just as silently. ``raw`` None: a file a2d-evo wrote, which lists every key with
+    its value, so only the overrides are checked."""
     if cfg.env.atari:
         return
-    env = raw.get("env") if isinstance(raw, Mapping) and "format_version" not in raw else None
+    env = raw.get("env") if isinstance(raw, Mapping) else None
     named = [k for k in cfg.env.ATARI_KEYS if isinstance(env, Mapping) and k in env]
     where = source
     for item in overrides:
