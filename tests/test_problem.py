@@ -143,18 +143,31 @@ def test_first_estimate_is_kept_without_reevaluate() -> None:
 
 
 def test_objectives_and_constraint() -> None:
-    prob, _ = make_problem(max_flops=5000.0)
-    X = np.stack([SPACE.encode(MLPArch((64, 64))), SPACE.encode(MLPArch((8,)))])
+    prob, ev = make_problem(max_flops=5000.0)
+    big, small = MLPArch((64, 64)), MLPArch((8,))
+    assert cost.flops(big, OBS, ACTIONS) > 5000.0 >= cost.flops(small, OBS, ACTIONS)
+    X = np.stack([SPACE.encode(big), SPACE.encode(small)])
     out: dict = {}
     prob._evaluate(X, out, seeds=SEEDS, generation=0)
-    for row, arch in zip(out["F"], (MLPArch((64, 64)), MLPArch((8,))), strict=True):
-        ret = 20.0 + 200.0 * (1 - np.exp(-sum(arch.widths) / 100)) + 1.0  # seeds 10..12 % 3
-        assert row[0] == pytest.approx(-(ret - 20.0) / 200.0)
+    ret = 20.0 + 200.0 * (1 - np.exp(-8 / 100)) + 1.0  # seeds 10..12 % 3
+    assert out["F"][1, 0] == pytest.approx(-(ret - 20.0) / 200.0)
+    # over the ceiling: not played (its cost is known), no record, the random policy's
+    # normalised 0 as its return objective, which its violation outranks
+    assert [str(a) for a in ev.calls[0]] == ["mlp-8"]
+    assert out["F"][0, 0] == 0.0 and prob.last_new == [SPACE.key(X[1])]
+    for row, arch in zip(out["F"], (big, small), strict=True):
         assert row[1] == cost.flops(arch, OBS, ACTIONS)
     np.testing.assert_allclose(out["G"][:, 0], out["F"][:, 1] - 5000.0)
+    assert out["G"][0, 0] > 0 >= out["G"][1, 0]
+    with pytest.raises(KeyError):
+        prob.entry(X[0])
+    assert prob.env_steps() == sum(prob.entry(X[1])["lengths"])
     rec = prob.entry(X[1])
-    assert rec["arch"] == "mlp-8" and rec["params"] == cost.params(MLPArch((8,)), OBS, ACTIONS)
+    assert rec["arch"] == "mlp-8" and rec["params"] == cost.params(small, OBS, ACTIONS)
     assert rec["episodes"] == 3 and rec["generation"] == 0
+    # a later generation replays neither; the unplayed one keeps its objectives
+    prob._evaluate(X[:1], out, seeds=SEEDS, generation=1)
+    assert len(ev.calls) == 1 and out["F"][0, 0] == 0.0
 
 
 def test_cache_round_trip() -> None:

@@ -27,7 +27,11 @@ anything plays, whatever ``reevaluate`` and ``max_arch_episodes`` say; their rec
 Objectives (both minimised): ``-normalised_return`` with
 ``normalised = (R - R_random) / (R_teacher - R_random)`` (0 = uniform-random policy, 1 = the
 teacher; constants measured once at the start of the search), and ``FLOPs`` from the cost
-model. With ``search.max_flops`` set, ``G = FLOPs - max_flops <= 0`` is a constraint.
+model. With ``search.max_flops`` set, ``G = FLOPs - max_flops <= 0`` is a constraint. An arch
+over the ceiling is not played (its FLOPs are known without playing; anchors aside): NSGA-II
+ranks infeasible members on their violation alone, and the delivery takes feasible archs, so
+its episodes would buy nothing. It gets no record; its return objective is the random
+policy's, normalised 0 (:data:`UNPLAYED_RETURN`), which nothing reads.
 
 Hypervolume (:func:`hypervolume`, the one HV function) is pymoo's ``HV`` on
 ``(-normalised return, log10 FLOPs)`` (:func:`~a2d_evo.formats.hv_points`) with the reference
@@ -121,6 +125,8 @@ class SubnetProblem(Problem):
         """Canonical encodings, by key, of the archs that play every generation (the seed
         effects' yardstick, :func:`~a2d_evo.search.estimates.seed_effects`)."""
         self.cache: dict[bytes, dict[str, Any]] = {}
+        self.over_ceiling: dict[bytes, int] = {}
+        """FLOPs of the archs seen over ``max_flops`` and never played (they have no record)."""
         self.last_new: list[bytes] = []
         """Keys of ``X`` the last ``_evaluate`` call played (new archs and re-evaluated ones;
         anchors only where they were in ``X``)."""
@@ -129,6 +135,24 @@ class SubnetProblem(Problem):
     def entry(self, x: Any) -> dict[str, Any]:
         """The record of encoding ``x`` (KeyError if never evaluated)."""
         return self.cache[self.space.key(np.round(x))]
+
+    def _unplayed(self, key: bytes, row: np.ndarray) -> bool:
+        """Whether the arch ``key`` is over ``max_flops`` and so not played (anchors play
+        whatever they cost: they are the seed effects' yardstick)."""
+        if self.max_flops is None or key in self.anchors:
+            return False
+        rec = self.cache.get(key)
+        if rec is not None:  # a state from before this rule: kept, never played again
+            return bool(rec["flops"] > self.max_flops)
+        if key not in self.over_ceiling:
+            f = self._flops(row)
+            if f <= self.max_flops:
+                return False
+            self.over_ceiling[key] = int(f)
+        return True
+
+    def _flops(self, row: np.ndarray) -> int:
+        return cost.flops(self.space.decode(row), self.obs_shape, self.n_actions)
 
     def _due(self, key: bytes, generation: int | None) -> bool:
         rec = self.cache.get(key)
@@ -154,7 +178,7 @@ class SubnetProblem(Problem):
         keys = [row.tobytes() for row in canon]
         todo: dict[bytes, np.ndarray] = {}
         for k, row in zip(keys, canon, strict=True):
-            if k not in todo and self._due(k, generation):
+            if k not in todo and not self._unplayed(k, row) and self._due(k, generation):
                 todo[k] = row
         self.last_new = list(todo)
         if todo:
@@ -179,14 +203,23 @@ class SubnetProblem(Problem):
     def objectives(self, keys: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray | None]:
         """``F`` (and ``G`` with a FLOPs ceiling) of recorded archs, from their returns under
         ``estimate`` (the plain means unless it says otherwise)."""
-        entries = [self.cache[k] for k in keys]
-        if self.estimate != "mean":
-            est = self.estimates()
-            returns = np.array([est[k] for k in keys], dtype=np.float64)
-        else:
-            returns = np.array([e["return_mean"] for e in entries], dtype=np.float64)
-        flops = np.array([e["flops"] for e in entries], dtype=np.float64)
-        F = np.column_stack([-self.norm.score(returns), flops]).reshape(-1, 2)
+        est = self.estimates() if self.estimate != "mean" and self.cache else {}
+        score: list[float] = []
+        flops_list: list[float] = []
+        for k in keys:
+            e = self.cache.get(k)
+            if e is None:  # over the ceiling, not played: ranked on its violation alone
+                # (a resumed population's member may not have been seen since the resume)
+                if not self._unplayed(k, np.frombuffer(k, dtype=np.int64)):
+                    raise KeyError("SubnetProblem: an arch within search.max_flops has no record")
+                score.append(UNPLAYED_RETURN)
+                flops_list.append(float(self.over_ceiling[k]))
+                continue
+            ret = est[k] if self.estimate != "mean" else e["return_mean"]
+            score.append(float(self.norm.score(ret)))
+            flops_list.append(float(e["flops"]))
+        flops = np.array(flops_list, dtype=np.float64)
+        F = np.column_stack([-np.array(score, dtype=np.float64), flops]).reshape(-1, 2)
         if self.max_flops is None:
             return F, None
         return F, (flops - float(self.max_flops)).reshape(-1, 1)
@@ -278,6 +311,10 @@ def reference_point(space: SearchSpace, obs_shape: tuple[int, ...], n_actions: i
     return hv_reference_point(
         cost.flops(cost.costliest(space, obs_shape, n_actions), obs_shape, n_actions)
     )
+
+
+UNPLAYED_RETURN = 0.0
+"""The normalised return objective of an arch over ``search.max_flops``, which is not played."""
 
 
 def front_indices(F: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:

@@ -34,7 +34,7 @@ from a2d_evo.nets import cost
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.search.estimates import arch_estimates
 from a2d_evo.search.nsga import population_arrays
-from a2d_evo.search.problem import SubnetProblem, reference_point, summarise
+from a2d_evo.search.problem import UNPLAYED_RETURN, SubnetProblem, reference_point, summarise
 
 HISTORY_COLUMNS = (
     "generation",
@@ -433,12 +433,17 @@ def _check_objectives(
     for i, row in enumerate(np.asarray(X, dtype=np.int64)):
         # members keep their inactive genes (crossover uses them): look up the canonical form
         found = by_key.get(spec.space.key(row))
-        if found is None:
-            raise FormatError(f"search state {path}: member {i} of X has no cache record")
-        rec, ret = found
-        want = [-float(norm.score(ret)), float(rec["flops"])]
+        if found is not None:
+            rec, ret = found
+            flops = float(rec["flops"])
+            want = [-float(norm.score(ret)), flops]
+        else:  # only an arch over the ceiling, never played, has none
+            flops = float(cost.flops(spec.space.decode(row), spec.obs_shape, spec.n_actions))
+            if spec.max_flops is None or flops <= spec.max_flops:
+                raise FormatError(f"search state {path}: member {i} of X has no cache record")
+            want = [-UNPLAYED_RETURN, flops]
         if spec.max_flops is not None:
-            want.append(float(rec["flops"]) - float(spec.max_flops))
+            want.append(flops - float(spec.max_flops))
         got = [float(F[i, 0]), float(F[i, 1]), *(float(g) for g in G[i])]
         if not np.allclose(got, want, rtol=1e-9, atol=1e-12):
             raise FormatError(
