@@ -478,8 +478,8 @@ class SupernetConfig:
     the update trains, each on its own rows (sandwich rule); at most ``ppo.num_envs`` per
     process, and a divisor of it for equal shares."""
     checkpoint_every: int = 20
-    """Updates between checkpoints of supernet training, fine-tunes and baselines (the
-    teacher has ``teacher.checkpoint_every``)."""
+    """Updates between checkpoints of supernet training and baselines (the teacher has
+    ``teacher.checkpoint_every``; a fine-tune keeps none)."""
     sampling: Literal["strata", "uniform"] = "strata"
     """How the random subnets of an update are drawn. ``strata`` (default): one of 8 strata of
     equal width in log10 FLOPs uniformly (``train.sampling.SAMPLING_STRATA``), then an arch of

@@ -2,8 +2,9 @@
 
 A gymnasium env with a rank-3 ``Box`` observation space of dtype uint8 or bool (MinAtar's
 ``(10, 10, C)`` bool planes, a pixel env's ``(H, W, 3)`` frames, a ``(C, H, W)`` stack) is
-wrapped by :class:`ImageObservation`, which hands the networks ``(C, H, W)`` uint8 arrays,
-the layout of ALE frames, and tells them the scale to apply inside (:func:`image_obs_scale`).
+wrapped by :func:`wrap_image_env` (an ``ImageObservation`` wrapper), which hands the
+networks ``(C, H, W)`` uint8 arrays, the layout of ALE frames, and tells them the scale to
+apply inside (:func:`image_obs_scale`).
 
 Layout rule, in order: the reading whose two spatial sizes are equal wins (images and boards
 are square: ``(4, 84, 84)`` and ``(12, 7, 7)`` are channels-first, ``(10, 10, 4)`` and
