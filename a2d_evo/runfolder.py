@@ -261,14 +261,12 @@ class RunFolder:
             )
 
     def _imported_teacher(self, stage: str) -> bool:
-        """Whether ``stage`` is the teacher's and holds a teacher with no checkpoint: one
-        ``import-teacher`` wrote (training writes its first checkpoint before any update)."""
-        folder = self.stage(stage)
-        return (
-            stage == "teacher"
-            and (self.teacher_agent / "arch.json").is_file()
-            and not (folder / "checkpoint.pt").is_file()
-        )
+        """Whether ``stage`` is the teacher's and holds a teacher ``import-teacher`` wrote (its
+        ``metrics.json`` says so) with no checkpoint (training writes one before any update)."""
+        if stage != "teacher" or (self.stage(stage) / "checkpoint.pt").is_file():
+            return False
+        source = read_json_dict(self.teacher_agent / "metrics.json").get("source")
+        return isinstance(source, str) and source.startswith("import-teacher")
 
     def _replace_teacher_hint(self) -> str:
         """How to put another teacher where an imported one is."""

@@ -195,6 +195,17 @@ def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(
         capsys.readouterr().out
     )
     assert json.loads((folder / "metrics.json").read_text())["baseline_budget"] == 512
+    # a distilled baseline trains a front member's updates: S = 1,536 and B = 1,536 are one
+    # update each at 1,024 steps an update, where S + B = 3,072 rounded once would be three
+    from a2d_evo.files import file_digest
+
+    _stage_config(run, "supernet", {**SMALL, "supernet": {"total_steps": 1536}})
+    run.agents.mkdir(parents=True, exist_ok=True)
+    delivered = {"finetune_steps": 1536, "front_sha256": file_digest(run.search / "front.json")}
+    (run.agents / "delivered.json").write_text(json.dumps(delivered))
+    assert main([*argv[:-2], "distill", "--quiet"]) == 0
+    distilled = json.loads((run.baselines / "distill_x1" / "metrics.json").read_text())
+    assert distilled["baseline_budget"] == 3072 and distilled["env_steps"] == 2 * 1024
     refused = [
         (["--set", "supernet.total_steps=10"], "--set supernet.total_steps"),
         (["--seed", "5"], "baselines: "),

@@ -495,6 +495,11 @@ def test_ddp_two_ranks_equal_one_process_and_resume(
     assert "supernet: resumed on 1 rank(s) at update 2, trained on 2 before" in err, err
     summary = json.loads((switched.supernet / "summary.json").read_text())
     assert summary["world_sizes"] == [[0, 2], [2, 1]]
+    # a resume of the finished 2-rank stage in one process trains nothing: no piece, no note
+    train_supernet(small_cfg(), RunFolder(tmp_path / "stopped"), progress=True, resume=True)
+    assert "resumed on" not in capsys.readouterr().err
+    summary = json.loads((tmp_path / "stopped" / "supernet" / "summary.json").read_text())
+    assert summary["world_sizes"] == [[0, 2]]
 
 
 def test_a_local_ray_asked_for_more_cpus_than_cores_says_so(

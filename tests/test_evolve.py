@@ -20,7 +20,7 @@ import torch
 import yaml
 
 from a2d_evo.config import Config, config_from_dict
-from a2d_evo.errors import ConfigError, FormatError, RunFolderError
+from a2d_evo.errors import ConfigError, FormatError, RunFolderError, TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.files import torch_save
 from a2d_evo.formats import FRONT_FORMAT_VERSION, METRICS_KEYS
@@ -476,6 +476,15 @@ def test_flops_ceiling(tmp_path: Path) -> None:
         for r in (a, b)
     ]
     assert members[0] == members[1]
+    # nothing under the ceiling ever played: no front, said with what to do (it was a
+    # ValueError traceback from the delivery)
+    c = tmp_path / "c"
+    low = {**RAW, "search": {**RAW["search"], "gens": 3, "max_flops": 1.0}}
+    with pytest.raises(TrainingError, match=r"no arch within search\.max_flops 1 was found in 3 "
+                       r"generations \(the cheapest seen costs 56 FLOPs\): search on with "
+                       r"`a2d-evo evolve .*--resume --set search\.gens=6`"):  # fmt: skip
+        evolve(make_run(c, low), RunFolder(c), progress=False)
+    assert not (c / "search" / "front.json").exists()
 
 
 def test_rescore_never_uses_more_slots_than_a_generation() -> None:

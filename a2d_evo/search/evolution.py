@@ -41,7 +41,7 @@ from pymoo.core.termination import NoTermination
 
 from a2d_evo.config import Config
 from a2d_evo.envs import check_episode_bound, env_spec
-from a2d_evo.errors import RunFolderError
+from a2d_evo.errors import RunFolderError, TrainingError
 from a2d_evo.evaluation.seeds import generation_seeds
 from a2d_evo.files import read_json_dict
 from a2d_evo.formats import Normalisation
@@ -269,6 +269,16 @@ class _Search:
         finally:
             bar.close()
         records, cut = within_budget(problem.cache_records(), s.budget_steps)
+        if s.max_flops is not None and not any(r["flops"] <= s.max_flops for r in records):
+            # archs over the ceiling are not played: with none under it there is no front
+            seen = [*problem.over_ceiling.values(), *(r["flops"] for r in records)]
+            more = self.run.resume_command("search", {"search.gens": 2 * s.gens})
+            raise TrainingError(
+                f"evolve: no arch within search.max_flops {s.max_flops:g} was found in "
+                f"{len(self.hv_history)} generations (the cheapest seen costs "
+                f"{min(seen, default=0):,} FLOPs): search on with {more}, or search again "
+                "with a higher search.max_flops"
+            )
         summary = SearchSummary(
             len(self.hv_history), stopped_by, **asdict(cut), sources=self.sources
         )

@@ -190,7 +190,7 @@ def candidates(
     """The archive's best whole non-dominated fronts until at least ``count`` archs, cheapest
     first, ranked on ``returns`` (one per record: the search's estimates; None: the records'
     search-time means). Under ``max_flops`` only feasible archs; when none is, the least
-    violating one alone."""
+    violating one alone (an anchor: ``evolve`` refuses a search that played no feasible arch)."""
     if not records:
         raise ValueError("candidates: nothing was evaluated")
     values = [r["return_mean"] for r in records] if returns is None else list(returns)

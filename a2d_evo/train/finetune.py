@@ -34,7 +34,7 @@ from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, kept_weights
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, save_agent
-from a2d_evo.runfolder import RUNTIME_KEYS, run_teacher
+from a2d_evo.runfolder import RUNTIME_KEYS, run_teacher, teacher_fix
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.streams import Streams, set_threads
@@ -76,9 +76,8 @@ def finetune_agent(
         # distilling from itself would train nothing, and its metrics.json is the run's
         # R_teacher row: rewriting it on other seeds would move that
         raise TrainingError(
-            f"finetune: {agent_dir} is the teacher it would distil from; a teacher is trained "
-            "longer with `a2d-evo train-teacher ... --resume --set teacher.total_steps=N`, "
-            "not fine-tuned"
+            f"finetune: {agent_dir} is the teacher it would distil from; a teacher is not "
+            f"fine-tuned: {teacher_fix(cfg, teacher_dir)}"
         )
     if teacher_dir is None:
         raise TrainingError(

@@ -147,7 +147,10 @@ def run_ppo(
         start, global_step, wall_before = restored.update, restored.global_step, restored.wall_s
         check_pins(opts.checkpoint, opts.stage, restored.extra, opts.pins or {}, opts.pins_remedy)
         learner.load_state(restored.learner)
-        sizes = _world_sizes(restored.extra.get("world_sizes"), start, ctx.world_size)
+        # a resume that trains nothing (the stage complete) adds no piece and says nothing
+        sizes = _world_sizes(
+            restored.extra.get("world_sizes"), start, ctx.world_size, start < n_updates
+        )
         if opts.progress and ctx.is_main and len(sizes) > 1 and sizes[-1][0] == start:
             write(
                 f"{opts.stage}: resumed on {ctx.world_size} rank(s) at update {start}, trained "
@@ -304,15 +307,16 @@ def run_ppo(
     )
 
 
-def _world_sizes(recorded: Any, start: int, world_size: int) -> list[list[int]]:
+def _world_sizes(recorded: Any, start: int, world_size: int, trains: bool) -> list[list[int]]:
     """A checkpoint's ``world_sizes`` (:attr:`TrainResult.world_sizes`) with this session's
-    rank count added when it differs from the last piece's: ``[[start, world_size]]`` for a
-    checkpoint that records none (or a damaged record)."""
+    rank count added when it differs from the last piece's and the session ``trains`` (runs
+    an update): ``[[start, world_size]]`` for a checkpoint that records none (or a damaged
+    record)."""
     whole = isinstance(recorded, list) and all(
         isinstance(p, list) and len(p) == 2 and all(type(v) is int for v in p) for p in recorded
     )
     sizes = [list(p) for p in recorded] if whole and recorded else []
-    if not sizes or sizes[-1][1] != world_size:
+    if not sizes or (trains and sizes[-1][1] != world_size):
         sizes.append([start, world_size])
     return sizes
 
