@@ -18,6 +18,8 @@ LOG_INTERVAL_S = 10.0
 _LOG_FORMAT = (
     "{desc}: {percentage:3.0f}% {n_fmt}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 )
+_LOG_FORMAT_OPEN = "{desc}: {n_fmt} {unit} [{elapsed}, {rate_fmt}{postfix}]"
+"""The log line of a bar whose total is not known yet (:func:`set_total` gives it one)."""
 
 
 class _Lines:
@@ -46,13 +48,21 @@ def is_terminal(stream: Any) -> bool:
 
 
 def progress_bar(
-    *, total: int, desc: str, unit: str, initial: int = 0, enabled: bool = True, **kwargs: Any
+    *,
+    total: int | None,
+    desc: str,
+    unit: str,
+    initial: int = 0,
+    enabled: bool = True,
+    **kwargs: Any,
 ) -> tqdm:
-    """A tqdm bar on stderr: redrawn on a terminal, a line per :data:`LOG_INTERVAL_S` elsewhere."""
+    """A tqdm bar on stderr: redrawn on a terminal, a line per :data:`LOG_INTERVAL_S` elsewhere.
+    ``total`` None: not known yet (a count and a rate, no percentage) until :func:`set_total`."""
     stream = sys.stderr
     options: dict[str, Any] = {"dynamic_ncols": True}
     if not is_terminal(stream):
-        options = {"file": _Lines(stream), "mininterval": LOG_INTERVAL_S, "bar_format": _LOG_FORMAT}
+        fmt = _LOG_FORMAT if total is not None else _LOG_FORMAT_OPEN
+        options = {"file": _Lines(stream), "mininterval": LOG_INTERVAL_S, "bar_format": fmt}
     return tqdm(
         total=total,
         initial=initial,
@@ -61,6 +71,14 @@ def progress_bar(
         disable=not enabled,
         **{**options, **kwargs},
     )
+
+
+def set_total(bar: tqdm, total: int) -> None:
+    """Give ``bar``, begun without a total (a race whose length is known once it ends), its
+    total: from then on it shows a percentage."""
+    bar.total = total
+    if getattr(bar, "bar_format", None) == _LOG_FORMAT_OPEN:  # a disabled bar has none
+        bar.bar_format = _LOG_FORMAT
 
 
 def write(line: str) -> None:

@@ -58,7 +58,7 @@ from a2d_evo.nets.agent_folder import extract, make_metrics
 from a2d_evo.nets.cost import latency_ms
 from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
-from a2d_evo.progress import progress_bar, write
+from a2d_evo.progress import progress_bar, set_total, write
 from a2d_evo.search.estimates import arch_estimates
 from a2d_evo.search.problem import beats_random, front_indices, hypervolume
 
@@ -292,8 +292,8 @@ def write_front(
     flops = [float(r["flops"]) for r in chosen]
     seeds = final_seeds(cfg.seed, s.final_episodes)
     max_slots = max(s.pop, s.delivery_candidates) * s.episodes
-    # the race's length is known once it ends: the total grows then
-    bar = progress_bar(total=len(archs), desc="deliver front", unit="step", enabled=progress)
+    # the race's length is known once it ends: no total until then (a count and a rate)
+    bar = progress_bar(total=None, desc="deliver front", unit="step", enabled=progress)
     try:
         bar.set_postfix_str(f"successive halving of {len(archs)} candidates", refresh=False)
         race = successive_halving(
@@ -313,7 +313,7 @@ def write_front(
         keep, below_random = beats_random(race.means, r_rand_race)
         members = [chosen[race.survivors[k]] for k in keep]
         finalists = [archs[race.survivors[k]] for k in keep]
-        bar.total = bar.n + 1 + 2 * len(finalists)
+        set_total(bar, bar.n + 1 + 2 * len(finalists))
         bar.set_postfix_str("R_random, R_teacher", refresh=False)
         refs = reference_returns(cfg, teacher, [seeds], None)
         norm = normalisation(refs.r_random, refs.r_teacher, teacher_flops, fix)
