@@ -335,24 +335,33 @@ class RunFolder:
         verb = "search" if stage == "search" else "train"
         return f" (to {verb} it longer: {self.resume_command(stage, {key: 2 * total})})"
 
-    def _extend_stage(self, stage: str, saved: Config, cfg: Config) -> None:
-        """Check a ``--resume`` config against the stage's own; record a raised budget.
+    def check_resume(self, stage: str, cfg: Config) -> None:
+        """RunFolderError unless ``cfg`` may ``--resume`` ``stage`` (:meth:`_extension`),
+        recording nothing: for a stage that reads its saved state before it binds (a search's
+        state is checked against the config, and a changed ``search.max_flops`` would read as
+        a damaged file)."""
+        self.check_resumable(stage)
+        self._extension(stage, self._read_config(self.stage(stage) / "config.yaml"), cfg)
 
-        Only :data:`BUDGET_KEYS` may differ, and only upwards: the loop then trains on to
-        the new total (see :mod:`a2d_evo.train.loop` for the learning rate). The stage's
-        ``config.yaml`` takes the new value and ``config_history.yaml`` beside it records
-        the change, before anything trains.
-        """
+    def _extension(self, stage: str, saved: Config, cfg: Config) -> dict[str, tuple[Any, Any]]:
+        """The budget raises of a ``--resume`` with ``cfg`` over the stage's own ``saved``
+        config (key -> (old, new)); RunFolderError for any other change, or a lowered one."""
         folder = self.stage(stage)
         diff = config_diff(saved, cfg, STAGE_SECTIONS[stage])
         budget = BUDGET_KEYS.get(stage, ())
         fixed = [k for k in diff if k not in budget]
         if fixed:
             may = f"; only {', '.join(budget)} may change (raised)" if budget else ""
+            anew = (  # a search is cheap to redo from the stages it builds on
+                f", or delete {folder} and search anew with the new settings (the teacher and "
+                "supernet stay)"
+                if stage == "search"
+                else ""
+            )
             raise RunFolderError(
                 f"--resume: the config differs from the one {folder} was started with on "
                 f"{', '.join(fixed)}{may}; resume with the same config: "
-                f"{self.resume_command(stage)}"
+                f"{self.resume_command(stage)}{anew}"
             )
         changes = {k: (setting(saved, k), setting(cfg, k)) for k in diff}
         for key, (old, new) in changes.items():
@@ -370,6 +379,18 @@ class RunFolder:
                         else ""
                     )
                 )
+        return changes
+
+    def _extend_stage(self, stage: str, saved: Config, cfg: Config) -> None:
+        """Check a ``--resume`` config against the stage's own; record a raised budget.
+
+        Only :data:`BUDGET_KEYS` may differ, and only upwards (:meth:`_extension`): the loop
+        then trains on to the new total (see :mod:`a2d_evo.train.loop` for the learning
+        rate). The stage's ``config.yaml`` takes the new value and ``config_history.yaml``
+        beside it records the change, before anything trains.
+        """
+        folder = self.stage(stage)
+        changes = self._extension(stage, saved, cfg)
         if not changes:
             return
         # validate, then write: a stage that cannot be resumed refuses the raise before it is

@@ -144,8 +144,9 @@ def test_all_encodings_enumerates_random_declared_spaces(seed: int) -> None:
 def test_costliest_is_the_most_expensive_arch_of_random_declared_spaces(seed: int) -> None:
     cfg, shape = random_space(seed)
     space = SearchSpace(cfg)
-    most = max(cost.flops(space.decode(x), shape, 5) for x in all_encodings(space))
-    assert cost.flops(cost.costliest(space, shape, 5), shape, 5) == most
+    every = [cost.flops(space.decode(x), shape, 5) for x in all_encodings(space)]
+    assert cost.flops(cost.costliest(space, shape, 5), shape, 5) == max(every)
+    assert cost.flops(cost.cheapest(space, shape, 5), shape, 5) == min(every)
 
 
 def test_costliest_skips_an_optional_layer_that_narrows_the_fc_input() -> None:

@@ -476,15 +476,30 @@ def test_flops_ceiling(tmp_path: Path) -> None:
         for r in (a, b)
     ]
     assert members[0] == members[1]
-    # nothing under the ceiling ever played: no front, said with what to do (it was a
-    # ValueError traceback from the delivery)
+    # a ceiling below the space's cheapest arch (mlp-4, 56 FLOPs): refused before anything
     c = tmp_path / "c"
-    low = {**RAW, "search": {**RAW["search"], "gens": 3, "max_flops": 1.0}}
-    with pytest.raises(TrainingError, match=r"no arch within search\.max_flops 1 was found in 3 "
-                       r"generations \(the cheapest seen costs 56 FLOPs\): search on with "
-                       r"`a2d-evo evolve .*--resume --set search\.gens=6`"):  # fmt: skip
+    low = {**RAW, "search": {**RAW["search"], "gens": 3, "max_flops": 55.0}}
+    with pytest.raises(ConfigError, match=r"search\.max_flops 55 is below the cheapest arch of "
+                       r"the space \(mlp-4, 56 FLOPs\): .* at least 56"):  # fmt: skip
         evolve(make_run(c, low), RunFolder(c), progress=False)
+    assert not (c / "search").exists()
+    # the cheapest arch alone under the ceiling, never drawn in one generation: no front, said
+    # with what to do (it was a ValueError traceback); the resume it names delivers one
+    tight = {**RAW, "search": {**RAW["search"], "gens": 1, "max_flops": 56.0}}
+    with pytest.raises(TrainingError, match=r"no arch within search\.max_flops 56 was found in 1 "
+                       r"generation \(the cheapest seen costs 112 FLOPs\): search on with "
+                       r"`a2d-evo evolve .*--resume --set search\.gens=2`"):  # fmt: skip
+        evolve(make_run(c, tight), RunFolder(c), progress=False)
     assert not (c / "search" / "front.json").exists()
+    more = {**tight, "search": {**tight["search"], "gens": 2}}
+    evolve(config_from_dict(more), RunFolder(c), resume=True, progress=False)
+    kept = json.loads((c / "search" / "front.json").read_text())["front"]
+    assert [e["flops"] for e in kept] == [56]
+    # another ceiling on --resume: a clear refusal naming the key, before the state is read
+    # (it read as a damaged state file)
+    other = {**more, "search": {**more["search"], "max_flops": 100.0}}
+    with pytest.raises(RunFolderError, match=r"differs .* on search\.max_flops; .*or delete"):
+        evolve(config_from_dict(other), RunFolder(c), resume=True, progress=False)
 
 
 def test_rescore_never_uses_more_slots_than_a_generation() -> None:

@@ -120,15 +120,29 @@ def costliest(space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int) ->
     is at the top choices of some set of active layers: MLP, one per depth; CNN, a dynamic
     programme over the layers whose state is the last active width (optional layers are
     same-padded, stride 1, so they keep the map's size), exact in linear time."""
+    return _extreme(space, obs_shape, n_actions, most=True)
+
+
+def cheapest(space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int) -> Arch:
+    """The arch of ``space`` with the fewest FLOPs (a ``search.max_flops`` below its cost
+    leaves no arch to search). Not always :meth:`SearchSpace.smallest`, for the reason
+    :func:`costliest` gives: the same programme at the bottom choices."""
+    return _extreme(space, obs_shape, n_actions, most=False)
+
+
+def _extreme(space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int, most: bool) -> Arch:
+    """:func:`costliest` (``most``) or :func:`cheapest`: every width and kernel at its top
+    (bottom) choice for some set of active layers, the set chosen as those docstrings say."""
+    pick = max if most else min
     if space.kind == "mlp":
-        top = max(space.cfg.widths)
-        candidates: list[Arch] = [MLPArch((top,) * d) for d in space.cfg.depths]
+        width = pick(space.cfg.widths)
+        candidates: list[Arch] = [MLPArch((width,) * d) for d in space.cfg.depths]
     else:
         _, h, w = (int(d) for d in obs_shape)
         # last active width -> (conv multiply-adds so far, the layers chosen)
         best: dict[int, tuple[int, tuple[ConvLayer | None, ...]]] = {int(obs_shape[0]): (0, ())}
         for layer in space.cfg.conv:
-            conv = ConvLayer(max(layer.widths), max(layer.kernel_choices), layer.stride,
+            conv = ConvLayer(pick(layer.widths), pick(layer.kernel_choices), layer.stride,
                              layer.padding)  # fmt: skip
             h, w = conv.out_size(h), conv.out_size(w)
             step: dict[int, tuple[int, tuple[ConvLayer | None, ...]]] = {}
@@ -139,12 +153,13 @@ def costliest(space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int) ->
                 if layer.optional:
                     options.append((cin, m, None))
                 for width, total, choice in options:
-                    if width not in step or total > step[width][0]:
+                    known = step.get(width)
+                    if known is None or (total > known[0] if most else total < known[0]):
                         step[width] = (total, (*convs, choice))
             best = step
-        fc = max(space.cfg.fc)
+        fc = pick(space.cfg.fc)
         candidates = [CNNArch(convs, fc) for _, convs in best.values()]
-    return max(candidates, key=lambda a: flops(a, obs_shape, n_actions))
+    return pick(candidates, key=lambda a: flops(a, obs_shape, n_actions))
 
 
 def params(arch: Arch, obs_shape: tuple[int, ...], n_actions: int) -> int:

@@ -41,14 +41,14 @@ from pymoo.core.termination import NoTermination
 
 from a2d_evo.config import Config
 from a2d_evo.envs import check_episode_bound, env_spec
-from a2d_evo.errors import RunFolderError, TrainingError
+from a2d_evo.errors import ConfigError, RunFolderError, TrainingError
 from a2d_evo.evaluation.seeds import generation_seeds
 from a2d_evo.files import read_json_dict
 from a2d_evo.formats import Normalisation
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent
-from a2d_evo.nets.cost import flops
+from a2d_evo.nets.cost import cheapest, flops
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import load_supernet
 from a2d_evo.progress import progress_bar, write
@@ -138,6 +138,15 @@ class _Search:
             f"the teacher {run.teacher_agent}",
         )
         self.teacher_flops = flops(self.teacher.arch, self.obs_shape, self.n_actions)
+        if cfg.search.max_flops is not None:  # no arch of the space under it: nothing to search
+            low = cheapest(self.space, self.obs_shape, self.n_actions)
+            low_flops = flops(low, self.obs_shape, self.n_actions)
+            if cfg.search.max_flops < low_flops:
+                raise ConfigError(
+                    f"search.max_flops {cfg.search.max_flops:g} is below the cheapest arch of "
+                    f"the space ({low}, {low_flops:,} FLOPs): no arch could be searched; set it "
+                    f"to at least {low_flops:,}"
+                )
         self.evaluator = make_population_evaluator(self.supernet, cfg)
         self.ref = reference_point(self.space, self.obs_shape, self.n_actions)
         self.hv_history: list[list[float]] = []
@@ -275,9 +284,11 @@ class _Search:
             more = self.run.resume_command("search", {"search.gens": 2 * s.gens})
             raise TrainingError(
                 f"evolve: no arch within search.max_flops {s.max_flops:g} was found in "
-                f"{len(self.hv_history)} generations (the cheapest seen costs "
-                f"{min(seen, default=0):,} FLOPs): search on with {more}, or search again "
-                "with a higher search.max_flops"
+                f"{len(self.hv_history)} generation{'s' * (len(self.hv_history) != 1)} (the "
+                "cheapest seen costs "
+                f"{min(seen, default=0):,} FLOPs): search on with {more}, or delete "
+                f"{self.folder} and search again with a higher search.max_flops (the teacher "
+                "and supernet stay)"
             )
         summary = SearchSummary(
             len(self.hv_history), stopped_by, **asdict(cut), sources=self.sources
@@ -423,8 +434,8 @@ def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool 
                 f"{folder} already holds a search run; pass --resume to continue it, "
                 "or --out for a new run folder"
             )
-    else:
-        run.check_resumable("search")
+    else:  # the config first: its state is read against it (search.max_flops)
+        run.check_resume("search", cfg)
     # load (and check) the supernet and teacher before the stage folder is touched
     search = _Search(cfg, run, run.search, progress)
     # a resume's state, checked in full before bind_stage records a raised budget (a damaged
