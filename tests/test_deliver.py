@@ -187,9 +187,13 @@ def test_export_keeps_delivered_json_true_to_the_folders(
 
     monkeypatch.setattr(deliver, "finetune_agent", interrupted)
     run = RunFolder(root)
+    capsys.readouterr()
     with pytest.raises(KeyboardInterrupt):
-        export_front(run.load_config(), run, finetune_steps=32, progress=False)
+        export_front(run.load_config(), run, finetune_steps=32, progress=True)
     assert not delivered_json.exists()  # the members it listed are inherited weights now
+    # said as what it is: this export (all members) delivers it again; it named itself
+    out = capsys.readouterr().out
+    assert f"removed {delivered_json}: " in out and "; this export delivers the front again" in out
     monkeypatch.undo()
 
     front = json.loads((root / "search" / "front.json").read_text())["front"]

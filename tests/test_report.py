@@ -601,7 +601,12 @@ def test_agents_and_a_delivery_from_an_older_front_are_not_reported(tmp_path: Pa
     assert sorted(data.agents) == ["knee"]
     assert data.delivered == []
     assert any("front_07: exported from an older `front.json`" in m for m in data.missing)
-    assert any("delivered from an older `front.json`" in m for m in data.missing)
+    # the hint delivers with the budget the front was delivered with, not the config's
+    assert any(
+        f"delivered from an older `front.json`; run `a2d-evo export {run.root} --finetune 4096`"
+        in m
+        for m in data.missing
+    ), data.missing
     # delivered from this front: reported
     write_json(run.agents / "delivered.json", {**delivered, "front_sha256": current})
     assert run_data.load_run(run.load_config(), run).delivered == ["knee"]
@@ -650,7 +655,11 @@ def test_the_delivered_front_says_how_many_members_its_intervals_tell_apart(
     write_json(run.agents / "front_01" / "metrics.json", later)
     data = run_data.load_run(run.load_config(), run)
     assert data.delivered == []
-    assert any("front_01 was changed after it was delivered" in m for m in data.missing)
+    assert any(
+        "front_01 was changed after it was delivered" in m
+        and f"run `a2d-evo export {run.root} --finetune 4096` to deliver the front again" in m
+        for m in data.missing
+    ), data.missing
     # one member: nothing to tell apart, no line; nor where a member played one episode
     # (no interval: a point would look apart from everything)
     one = {**delivered, "members": ["front_00"]}

@@ -351,7 +351,13 @@ def export_front(
         # before any fine-tune: a delivered.json listing a member now re-extracted describes
         # weights that are gone (an interrupted export would have left it, reported as current)
         replaced = [folder.name for folder, extracted in exported if extracted]
-        _drop_stale_delivery(run, replaced, sources["front"], progress)
+        again = (
+            "this export delivers the front again"
+            if pick == "all"
+            else f"run `a2d-evo export {run.root} --finetune {cfg.finetune.steps}` to deliver "
+            "the whole front again"
+        )
+        _drop_stale_delivery(run, replaced, sources["front"], progress, again)
         rows = finetune_members(cfg, run, folders, progress)
         if pick == "all":
             write_delivered(cfg, run, rows, sources["front"], chosen_on, progress)
@@ -488,11 +494,15 @@ def read_delivered(path: Path) -> dict[str, Any]:
 
 
 def _drop_stale_delivery(
-    run: RunFolder, names: Sequence[str], front_sha: str | None, progress: bool
+    run: RunFolder,
+    names: Sequence[str],
+    front_sha: str | None,
+    progress: bool,
+    again: str = "",
 ) -> None:
     """Remove ``delivered.json`` when this export replaced (extracted anew) one of the members
     it lists, or when it was delivered from another ``front.json`` than the one digested as
-    ``front_sha``."""
+    ``front_sha``. ``again``: what delivers the front again (said when it is removed)."""
     path = run.agents / "delivered.json"
     if not path.is_file():
         return
@@ -505,9 +515,9 @@ def _drop_stale_delivery(
     if listed & set(names) or other:
         path.unlink()
         if progress:
+            again = again or f"run `a2d-evo export {run.root}` to deliver the whole front again"
             print(f"removed {path}: it listed agents this export replaced, or came from "
-                  f"another front; run `a2d-evo export {run.root}` to deliver the whole front "
-                  "again")  # fmt: skip
+                  f"another front; {again}")  # fmt: skip
 
 
 def _folder_arch(folder: Path) -> Arch | None:

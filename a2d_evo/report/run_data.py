@@ -227,12 +227,14 @@ def _delivered(
         chosen_on = data.get("chosen_on", FINAL_SEEDS)
         if chosen_on not in (VALIDATION_SEEDS, FINAL_SEEDS):
             raise FormatError(f"{path}: unknown 'chosen_on' {chosen_on!r:.40}")
+        # the budget it was delivered with: export's own default is the config's
+        again = f"`a2d-evo export {run.root} --finetune {budget}`"
         if from_another_front(data.get("front_sha256"), front_sha):
             raise FormatError(
-                f"{path} was delivered from an older `front.json`; run `a2d-evo export "
-                f"{run.root}` to deliver this front"
+                f"{path} was delivered from an older `front.json`; run {again} to deliver "
+                "this front"
             )
-        _check_unchanged(path, data, members, agents, run)
+        _check_unchanged(path, data, members, agents, again)
     except (FormatError, OSError) as exc:
         missing.append(f"the delivered front: {exc}")
         return [], None, FINAL_SEEDS, False, None
@@ -273,12 +275,13 @@ def _baseline_unlike(
 
 def _check_unchanged(
     path: Path, data: Mapping[str, Any], members: list[str], agents: Mapping[str, Row],
-    run: RunFolder,
+    again: str,
 ) -> None:  # fmt: skip
     """FormatError when a delivered member's folder no longer holds what was delivered (a
     later ``a2d-evo finetune`` rewrote it: its return or seeds differ from the
     row ``delivered.json`` recorded), which the report would set against the baselines as
-    if it were the delivered agent scored on the final seeds."""
+    if it were the delivered agent scored on the final seeds. ``again``: the export command
+    that delivers the front again, with the budget it was delivered with."""
     rows = {r["agent"]: r for r in data["exported"]}  # checked by read_delivered
     seeds = data.get("seeds")
     for name in members:
@@ -293,8 +296,8 @@ def _check_unchanged(
             shown = f"{was:.2f}" if isinstance(was, int | float) else "none"
             raise FormatError(
                 f"{path}: {name} was changed after it was delivered (return "
-                f"{agent.return_mean:.2f} now, {shown} delivered); run `a2d-evo export "
-                f"{run.root}` to deliver the front again"
+                f"{agent.return_mean:.2f} now, {shown} delivered); run {again} to deliver "
+                "the front again"
             )
 
 
