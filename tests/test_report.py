@@ -581,6 +581,30 @@ def test_a_search_resumed_further_is_reproduced_as_it_ran(tmp_path: Path) -> Non
     assert "--resume --set search.gens=5 --set search.budget_steps=9000\n" in md
 
 
+def test_training_stages_raised_on_resume_are_reproduced_as_they_ran(tmp_path: Path) -> None:
+    """teacher.total_steps raised twice and supernet.total_steps once on --resume: their lines
+    start at the first budget and a --resume line replays each raise (one straight run at
+    the last budget trains another schedule: its learning-rate decay spans the whole)."""
+    from a2d_evo.runfolder import record_config_change
+
+    run = make_run(tmp_path / "run", baselines=False)
+    (run.teacher).mkdir(parents=True, exist_ok=True)
+    record_config_change(run.teacher, {"teacher.total_steps": (200000, 400000)})
+    record_config_change(run.teacher, {"teacher.total_steps": (400000, 800000)})
+    record_config_change(run.supernet, {"supernet.total_steps": (1000, 3000)})
+    out = f"{run.root}-repro"
+    md = write_report(run.load_config(), run).read_text()
+    teacher = f"a2d-evo train-teacher  --config {run.config_path} --out {out}"
+    supernet = f"a2d-evo train-supernet --config {run.config_path} --out {out}"
+    assert (
+        f"{teacher} --set teacher.total_steps=200000\n"
+        f"{teacher} --resume --set teacher.total_steps=400000\n"
+        f"{teacher} --resume --set teacher.total_steps=800000\n"
+        f"{supernet} --set supernet.total_steps=1000\n"
+        f"{supernet} --resume --set supernet.total_steps=3000\n"
+    ) in md, md
+
+
 def test_agents_and_a_delivery_from_an_older_front_are_not_reported(tmp_path: Path) -> None:
     """An agent whose ``sources.front`` is another ``front.json``'s digest (the search ran
     again since it was exported) and a ``delivered.json`` from another front are named under

@@ -19,7 +19,6 @@ seeds, whose per-episode difference in normalised return has a 95% lower bound a
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import re
@@ -55,7 +54,13 @@ from a2d_evo.report.run_data import (
     _num,
     load_run,
 )
-from a2d_evo.runfolder import STAGE_SECTIONS, RunFolder, config_diff, read_config_history
+from a2d_evo.runfolder import (
+    BUDGET_KEYS,
+    STAGE_SECTIONS,
+    RunFolder,
+    config_diff,
+    read_config_history,
+)
 from a2d_evo.search.problem import rescoring_rule
 
 
@@ -463,18 +468,19 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
         if other
         else _teacher_line(run, paths["teacher"], out)
     )
+    supernet = _on_ranks(
+        f"a2d-evo train-supernet --config {paths['supernet']} --out {out}{other}",
+        read_json_dict(run.supernet / "summary.json", "supernet summary"),
+    )
     lines = [
-        teacher,
-        _on_ranks(
-            f"a2d-evo train-supernet --config {paths['supernet']} --out {out}{other}",
-            read_json_dict(run.supernet / "summary.json", "supernet summary"),
-        ),
+        *(_as_trained(teacher, run, "teacher") if "train-teacher" in teacher else [teacher]),
+        *_as_trained(supernet, run, "supernet"),
         f"a2d-evo evolve         --config {paths['search']} --out {out} "
         f"--pop {search.pop} --gens {now.get('search.gens', search.gens)} "
         f"--episodes {search.episodes}{start_budget}",
     ]
-    for _, group in itertools.groupby(raises, key=lambda c: c.get("time")):
-        for change in group:  # the keys one --resume raised together (one time stamp)
+    for group in _resumes(raises):  # the keys one --resume raised together
+        for change in group:
             now[change["key"]] = change["to"]
         sets = " ".join(f"--set {k}={v}" for k, v in now.items())
         lines.append(
@@ -532,12 +538,57 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
 def _search_raises(run: RunFolder) -> list[dict[str, Any]]:
     """The raises of ``search.gens`` / ``search.budget_steps`` its ``--resume`` commands
     recorded, in order (none when the history is absent or unreadable)."""
+    return _raises(run, "search")
+
+
+def _raises(run: RunFolder, stage: str) -> list[dict[str, Any]]:
+    """The budget raises (:data:`BUDGET_KEYS`) the ``--resume`` commands of ``stage``
+    recorded, in order (none when the history is absent or unreadable)."""
     try:
-        changes = read_config_history(run.search)
+        changes = read_config_history(run.stage(stage))
     except FormatError:
         return []
-    keys = ("search.gens", "search.budget_steps")
+    keys = BUDGET_KEYS[stage]
     return [c for c in changes if c.get("key") in keys and "from" in c and "to" in c]
+
+
+def _as_trained(line: str, run: RunFolder, stage: str) -> list[str]:
+    """A training stage's Reproduce ``line`` as the stage ran: started at the budget before
+    the raises its ``--resume`` commands recorded, then one ``--resume`` per raise (a raise
+    continues from the checkpoint: one straight run at the final budget trains otherwise,
+    since its learning-rate decay spans the whole total)."""
+    raises = _raises(run, stage)
+    if not raises:
+        return [line]
+    body, sep, comment = line.partition("  # ")
+    tail = sep + comment
+    now: dict[str, Any] = {}
+    for change in raises:
+        now.setdefault(change["key"], change["from"])
+    lines = [body + "".join(f" --set {k}={v}" for k, v in now.items()) + tail]
+    for group in _resumes(raises):
+        for change in group:
+            now[change["key"]] = change["to"]
+        sets = "".join(f" --set {k}={v}" for k, v in now.items())
+        lines.append(f"{body} --resume{sets}{tail}")
+    return lines
+
+
+def _resumes(raises: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``raises`` grouped by the ``--resume`` that made them: one time stamp, each key once
+    (two resumes within one second share a stamp, but one raises a key only once)."""
+    groups: list[list[dict[str, Any]]] = []
+    for change in raises:
+        group = groups[-1] if groups else None
+        if (
+            group is None
+            or group[0].get("time") != change.get("time")
+            or any(c["key"] == change["key"] for c in group)
+        ):
+            groups.append([change])
+        else:
+            group.append(change)
+    return groups
 
 
 def _exported_names(data: RunData) -> list[str]:
