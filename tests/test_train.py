@@ -619,6 +619,13 @@ def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(
     for folder in folders.values():
         shutil.copytree(sharp_teacher, folder)
     old = (sharp_teacher / "policy.pt").read_bytes()
+    # the gated folder was scored on a block of seeds (as an export scores a member)
+    from a2d_evo.evaluation.episodes import evaluate_agent
+    from a2d_evo.nets.agent_folder import load_agent
+
+    scored = evaluate_agent(load_agent(folders["gated"]), cfg, 6, 1000, "greedy")
+    recorded = {"format_version": 1, "seeds": scored.seeds, "return_mean": scored.mean}
+    (folders["gated"] / "metrics.json").write_text(json.dumps(recorded))
     gated = finetune_agent(
         folders["gated"], cfg, steps=64, teacher_dir=sharp_teacher, progress=False,
         validation_episodes=5,
@@ -630,6 +637,10 @@ def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(
     assert gated["after"]["return_mean"] == gated["before"]["return_mean"]
     metrics = json.loads((folders["gated"] / "metrics.json").read_text())
     assert metrics["finetune_validation"] == val
+    # scored again on the seeds it was scored on: the weights kept keep their figures (a
+    # delivery that lists the folder stays true; other seeds made it read as changed)
+    assert metrics["seeds"] == recorded["seeds"] and gated["before"]["seeds"] == recorded["seeds"]
+    assert metrics["return_mean"] == recorded["return_mean"]
     ungated = finetune_agent(
         folders["ungated"], cfg, steps=64, teacher_dir=sharp_teacher, progress=False
     )
