@@ -496,7 +496,13 @@ def weak_teacher_fix(cfg: Config, folder: Path, extra: Mapping[str, Any]) -> str
     # configured total would name a command that trains nothing more
     trained = max(cfg.teacher.total_steps, int(extra.get("env_steps") or 0))
     more = {"teacher.total_steps": 2 * trained}
-    return f"train it longer: {run.resume_command('teacher', more)}, or check the ppo settings"
+    # a teacher stuck at the random policy's level may not recover with more steps (a
+    # walkthrough doubled an Acrobot teacher's four times): another seed is the other way
+    return (
+        f"train it longer: {run.resume_command('teacher', more)}, or start it anew with "
+        f"another seed (delete {run.teacher}, then train-teacher with --seed), or check the "
+        "ppo settings"
+    )
 
 
 def teacher_fix(cfg: Config, teacher: str | Path) -> str:

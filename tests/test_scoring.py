@@ -46,6 +46,7 @@ def test_a_single_episode_has_no_interval(
     assert main(["eval", str(folder), "--episodes", "1"]) == 0
     out = capsys.readouterr().out
     assert "no 95% interval from one episode" in out and "+-" not in out, out
+    assert " over 1 episode (seed " in out, out
     assert json.loads((folder / "eval.json").read_text())["return_ci95"] is None
     assert main(["eval", str(folder), "--episodes", "3"]) == 0
     assert "(sample std), 95% interval [" in capsys.readouterr().out

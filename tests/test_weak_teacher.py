@@ -65,7 +65,9 @@ def _resume_fix(run: RunFolder, total: int) -> str:
     """The exact command a run's trained teacher gets (its stage config, doubled steps)."""
     return (
         f"train it longer: `a2d-evo train-teacher --config {run.root / 'teacher' / 'config.yaml'} "
-        f"--out {run.root} --resume --set teacher.total_steps={total}`, or check the ppo settings"
+        f"--out {run.root} --resume --set teacher.total_steps={total}`, or start it anew with "
+        f"another seed (delete {run.teacher}, then train-teacher with --seed), or check the "
+        "ppo settings"
     )
 
 

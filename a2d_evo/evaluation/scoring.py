@@ -98,9 +98,14 @@ def eval_agent_folder(
         if interval is not None
         else "no 95% interval from one episode"
     )
+    played = (
+        f"{n} episodes (seeds {first}-{first + episodes - 1})"
+        if n > 1
+        else (f"1 episode (seed {first})")
+    )
     return (
-        f"{folder}: {cfg.env.id} {mode} on {device.type} over {n} episodes (seeds {first}-"
-        f"{first + episodes - 1}): return {result.mean:.2f}{spread}, {ends}{norm_text}; "
+        f"{folder}: {cfg.env.id} {mode} on {device.type} over {played}: return "
+        f"{result.mean:.2f}{spread}, {ends}{norm_text}; "
         f"random policy {rand.mean:.2f}\n"
         f"wrote {folder / EVAL_FILE}"
     )
