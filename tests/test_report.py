@@ -503,8 +503,21 @@ def test_baselines_against_the_inherited_front_say_they_had_more_steps(tmp_path:
     data = run_data.load_run(cfg, run)
     assert not data.delivered
     md = report.render_markdown(cfg, run, data)
-    assert f"members had the supernet's {steps:,} env steps (shared)" in md, md
+    assert f"inherited weights: the supernet's {steps:,} env steps (shared)" in md, md
     assert "; `distill_x0.25` trained for more" in md  # a2d at S and ppo (its own rule) not named
+    # the knee exported on its own with a fine-tune (`--pick knee`): no delivery, which
+    # Missing names with the budget that delivers one
+    assert not any(m.startswith("the delivered front (") for m in data.missing)
+    knee = json.loads((run.agents / "knee" / "metrics.json").read_text())
+    knee["export_finetune"] = 4096
+    (run.agents / "knee" / "metrics.json").write_text(json.dumps(knee))
+    data = run_data.load_run(cfg, run)
+    assert any(
+        m.startswith("the delivered front (")
+        and "exported one by one" in m
+        and f"`a2d-evo export {run.root} --finetune {knee['export_finetune']}`" in m
+        for m in data.missing
+    ), data.missing
     delivered = {"format_version": 1, "finetune_steps": 4096, "members": ["knee"],
                  "exported": [], "chosen_on": "validation seeds"}  # fmt: skip
     (run.agents / "delivered.json").write_text(json.dumps(delivered))

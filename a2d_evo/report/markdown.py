@@ -142,8 +142,9 @@ def _inherited_budget_note(cfg: Config, run: RunFolder, data: RunData, rows: lis
     if not more:
         return ""
     return (
-        f" The front's members had the supernet's {steps:,} env steps (shared) and no "
-        f"fine-tune of their own; {', '.join(more)} trained for more, so these verdicts give "
+        f" The front's rows here are its inherited weights: the supernet's {steps:,} env steps "
+        f"(shared) and no fine-tune of their own; {', '.join(more)} trained for more, so these "
+        "verdicts give "
         f"the baselines the larger budget (`a2d-evo export {run.root}` delivers the fine-tuned "
         "front they are budgeted against)."
     )

@@ -374,6 +374,15 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     delivered, delivered_budget, chosen_on, validated, supernet_steps = _delivered(
         run, agents, missing, front_sha
     )
+    tuned = sorted({b for b in by_export.values() if b > 0})
+    if not (run.agents / "delivered.json").is_file() and tuned:
+        # members exported one by one (`--pick N`, `--pick knee`) are fine-tuned, but only an
+        # export of every member delivers a front: the baselines face the inherited one
+        missing.append(
+            f"the delivered front (`{run.agents / 'delivered.json'}`): the agents here were "
+            f"exported one by one; run `a2d-evo export {run.root} --finetune {tuned[-1]}` to "
+            "deliver the fine-tuned front"
+        )
 
     baselines: dict[str, Row] = {}
     unlike: set[str] = set()  # named under missing already
