@@ -57,9 +57,8 @@ def fine_tuned(metrics: dict[str, Any], cfg: Config) -> bool:
     ``finetune_steps`` is what the loop ran: whole updates), the same validation
     (``finetune.validation_episodes``; 0: none), the same peak learning rate (``finetune_lr``)
     and settings (``finetune_recipe``; files from before either was recorded match any), and
-    before and after on the front's final seeds (a standalone ``a2d-evo finetune`` of an
-    exported member scores on the seeds it was scored on, the final ones: its first, with the
-    same budget and settings, is such a fine-tune)."""
+    before and after on the front's final seeds (a standalone ``a2d-evo finetune`` scores on
+    seeds of its own, which ``delivered.json`` would have reported as the final ones)."""
     val = metrics.get("finetune_validation")
     episodes = val.get("episodes") if isinstance(val, dict) else 0
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)

@@ -29,7 +29,7 @@ from a2d_evo.evaluation.episodes import (
     score_against_references,
 )
 from a2d_evo.evaluation.seeds import finetune_eval_seed, validation_seed
-from a2d_evo.files import read_json, read_json_dict
+from a2d_evo.files import read_json
 from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, kept_weights
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
@@ -57,11 +57,10 @@ def finetune_agent(
     """Continue training an agent folder with PPO + distillation for ``steps`` env steps.
 
     The agent is scored greedily on the same ``eval_episodes`` seeds from ``eval_seed``
-    before and after: by default the block its ``metrics.json`` was scored on (an exported
-    member's final seeds: weights the gate keeps then keep their figures, and a delivery
-    listing them stays true), else ``cfg.eval.episodes`` from :func:`finetune_eval_seed`;
+    (default ``cfg.eval.episodes`` from :func:`finetune_eval_seed`) before and after;
     both land in its ``metrics.json`` (``before``/``after``; the contract keys describe the
-    fine-tuned weights, which replace ``policy.pt``) and are returned. ``teacher_dir``
+    fine-tuned weights, which replace ``policy.pt``; when the validation gate keeps the old
+    weights, their figures stay as they were) and are returned. ``teacher_dir``
     defaults to the teacher of the run folder the agent lives in; it is needed for the
     distillation and for the normalised return. ``validation_episodes`` > 0 gates the new
     weights on :func:`~a2d_evo.evaluation.seeds.validation_seed` episodes (module docstring).
@@ -94,11 +93,6 @@ def finetune_agent(
     device = resolve_device(cfg.device)
     episodes = cfg.eval.episodes if eval_episodes is None else eval_episodes
     seed = finetune_eval_seed(cfg.seed) if eval_seed is None else eval_seed
-    recorded = _recorded_seeds(agent_dir)
-    if eval_seed is None and eval_episodes is None and recorded is not None:
-        # scored again where it was scored (an exported member: the front's final seeds), so
-        # before and after compare with its figures, and weights the gate keeps keep them
-        seed, episodes = recorded
     before = evaluate_agent(agent, cfg, episodes, seed, "greedy")
     vseed = validation_seed(cfg.seed)
     val_before = (
@@ -166,7 +160,10 @@ def finetune_agent(
         "finetune_value_unit": learner.sigma,  # this fine-tune's own sigma (None: undistilled)
         "finetune_validation": validation,
     }
-    merged = {**old, **metrics, **info}
+    # weights the validation gate kept keep their figures (on the seeds they were scored on:
+    # an exported member's final seeds, which a delivery listing it recorded)
+    same = validation is not None and validation["kept"] == KEPT_INHERITED and old.get("seeds")
+    merged = {**old, **info} if same else {**old, **metrics, **info}
     save_agent(agent, agent_dir, metrics=merged)
     return {**info, "metrics": merged}
 
@@ -190,20 +187,6 @@ def _finetune_ppo(cfg: Config) -> Config:
     """``cfg`` with ``ppo.lr`` set to :attr:`~a2d_evo.config.Config.finetune_lr`: the settings
     a fine-tune trains with."""
     return replace(cfg, ppo=replace(cfg.ppo, lr=cfg.finetune_lr))
-
-
-def _recorded_seeds(agent_dir: Path) -> tuple[int, int] | None:
-    """(first seed, episodes) of the block of consecutive seeds the folder's ``metrics.json``
-    was scored on, or None (no record, or seeds that are not one block)."""
-    path = agent_dir / "metrics.json"
-    seeds = read_json_dict(path, "metrics").get("seeds")
-    if not isinstance(seeds, list) or not seeds:
-        return None
-    if not all(type(s) is int for s in seeds):
-        return None
-    if seeds != list(range(seeds[0], seeds[0] + len(seeds))):
-        return None
-    return seeds[0], len(seeds)
 
 
 def _count(value: Any) -> int:
