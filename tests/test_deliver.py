@@ -194,6 +194,14 @@ def test_export_keeps_delivered_json_true_to_the_folders(
     # said as what it is: this export (all members) delivers it again; it named itself
     out = capsys.readouterr().out
     assert f"removed {delivered_json}: " in out and "; this export delivers the front again" in out
+    # one member exported again at another budget: the hint names the export at the budget
+    # the removed delivery had (this export's would re-deliver at 32 and stale the baselines)
+    monkeypatch.undo()
+    assert main(["export", str(root), "--finetune", "64", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(root), "--pick", "0", "--finetune", "32"]) == 0
+    out = capsys.readouterr().out
+    assert f"run `a2d-evo export {root} --finetune 64` to deliver the whole front again" in out
     monkeypatch.undo()
 
     front = json.loads((root / "search" / "front.json").read_text())["front"]

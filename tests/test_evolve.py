@@ -487,10 +487,19 @@ def test_flops_ceiling(tmp_path: Path) -> None:
     # with what to do (it was a ValueError traceback); the resume it names delivers one
     tight = {**RAW, "search": {**RAW["search"], "gens": 1, "max_flops": 56.0}}
     with pytest.raises(TrainingError, match=r"no arch within search\.max_flops 56 was found in 1 "
-                       r"generation \(the cheapest seen costs 112 FLOPs\): search on with "
+                       r"generation \(the cheapest seen costs 112 FLOPs\) \(stopped by gens\): "
+                       r"search on with "
                        r"`a2d-evo evolve .*--resume --set search\.gens=2`"):  # fmt: skip
         evolve(make_run(c, tight), RunFolder(c), progress=False)
     assert not (c / "search" / "front.json").exists()
+    # stopped by its budget instead (anchors play whatever they cost, and spend it): the
+    # budget is what the hint raises
+    d = tmp_path / "d"
+    spent = {**tight, "search": {**tight["search"], "gens": 50, "budget_steps": 200,
+                                 "estimate": "shrunk", "anchors": 3}}  # fmt: skip
+    with pytest.raises(TrainingError, match=r"\(stopped by budget_steps\): search on with "
+                       r"`a2d-evo evolve .*--resume --set search\.budget_steps=400`"):  # fmt: skip
+        evolve(make_run(d, spent), RunFolder(d), progress=False)
     more = {**tight, "search": {**tight["search"], "gens": 2}}
     evolve(config_from_dict(more), RunFolder(c), resume=True, progress=False)
     kept = json.loads((c / "search" / "front.json").read_text())["front"]

@@ -616,6 +616,11 @@ def test_training_stages_raised_on_resume_are_reproduced_as_they_ran(tmp_path: P
         f"{supernet} --set supernet.total_steps=1000\n"
         f"{supernet} --resume --set supernet.total_steps=3000\n"
     ) in md, md
+    # a supernet distilled from a teacher outside the run: its copy line is no training
+    write_json(run.supernet / "summary.json", {"teacher": "/x/train-teacher-runs/agent"})
+    md = write_report(run.load_config(), run).read_text()
+    assert f"cp -r /x/train-teacher-runs/agent {out}/teacher/agent\n" in md, md
+    assert "teacher.total_steps" not in md
 
 
 def test_agents_and_a_delivery_from_an_older_front_are_not_reported(tmp_path: Path) -> None:

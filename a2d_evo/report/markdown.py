@@ -469,12 +469,14 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
         if other
         else _teacher_line(run, paths["teacher"], out)
     )
+    trained_here = not other and " train-teacher " in f" {teacher.split('--config')[0]} "
     supernet = _on_ranks(
         f"a2d-evo train-supernet --config {paths['supernet']} --out {out}{other}",
         read_json_dict(run.supernet / "summary.json", "supernet summary"),
     )
     lines = [
-        *(_as_trained(teacher, run, "teacher") if "train-teacher" in teacher else [teacher]),
+        # the run's own trained teacher only (not a copied one, nor an imported one)
+        *(_as_trained(teacher, run, "teacher") if trained_here else [teacher]),
         *_as_trained(supernet, run, "supernet"),
         f"a2d-evo evolve         --config {paths['search']} --out {out} "
         f"--pop {search.pop} --gens {now.get('search.gens', search.gens)} "

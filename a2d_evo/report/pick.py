@@ -351,13 +351,7 @@ def export_front(
         # before any fine-tune: a delivered.json listing a member now re-extracted describes
         # weights that are gone (an interrupted export would have left it, reported as current)
         replaced = [folder.name for folder, extracted in exported if extracted]
-        again = (
-            "this export delivers the front again"
-            if pick == "all"
-            else f"run `a2d-evo export {run.root} --finetune {cfg.finetune.steps}` to deliver "
-            "the whole front again"
-        )
-        _drop_stale_delivery(run, replaced, sources["front"], progress, again)
+        _drop_stale_delivery(run, replaced, sources["front"], progress, delivers=pick == "all")
         rows = finetune_members(cfg, run, folders, progress)
         if pick == "all":
             write_delivered(cfg, run, rows, sources["front"], chosen_on, progress)
@@ -498,24 +492,32 @@ def _drop_stale_delivery(
     names: Sequence[str],
     front_sha: str | None,
     progress: bool,
-    again: str = "",
+    delivers: bool = False,
 ) -> None:
     """Remove ``delivered.json`` when this export replaced (extracted anew) one of the members
     it lists, or when it was delivered from another ``front.json`` than the one digested as
-    ``front_sha``. ``again``: what delivers the front again (said when it is removed)."""
+    ``front_sha``; said with what delivers it again: this export when it ``delivers`` (every
+    member), else an export at the budget the removed file was delivered with."""
     path = run.agents / "delivered.json"
     if not path.is_file():
         return
+    budget = None
     try:
         data = read_delivered(path)
         listed = {r["agent"] for r in data["exported"]}
         other = from_another_front(data.get("front_sha256"), front_sha)  # stale too
+        budget = data.get("finetune_steps")
     except (FormatError, OSError):
         listed, other = set(names), True  # unreadable: it cannot be trusted either
     if listed & set(names) or other:
         path.unlink()
         if progress:
-            again = again or f"run `a2d-evo export {run.root}` to deliver the whole front again"
+            tune = f" --finetune {budget}" if isinstance(budget, int) else ""
+            again = (
+                "this export delivers the front again"
+                if delivers
+                else f"run `a2d-evo export {run.root}{tune}` to deliver the whole front again"
+            )
             print(f"removed {path}: it listed agents this export replaced, or came from "
                   f"another front; {again}")  # fmt: skip
 

@@ -281,14 +281,22 @@ class _Search:
         if s.max_flops is not None and not any(r["flops"] <= s.max_flops for r in records):
             # archs over the ceiling are not played: with none under it there is no front
             seen = [*problem.over_ceiling.values(), *(r["flops"] for r in records)]
-            more = self.run.resume_command("search", {"search.gens": 2 * s.gens})
+            n = len(self.hv_history)
+            cheapest_seen = f" (the cheapest seen costs {min(seen):,} FLOPs)" if seen else ""
+            # the limit that stopped it is the one to raise (none when the space is exhausted)
+            limits = {"gens": ("search.gens", s.gens), "budget_steps": ("search.budget_steps",
+                      s.budget_steps)}  # fmt: skip
+            key, value = limits.get(stopped_by, ("", None))
+            more = (
+                f"search on with {self.run.resume_command('search', {key: 2 * value})}, or "
+                if value
+                else ""
+            )
             raise TrainingError(
-                f"evolve: no arch within search.max_flops {s.max_flops:g} was found in "
-                f"{len(self.hv_history)} generation{'s' * (len(self.hv_history) != 1)} (the "
-                "cheapest seen costs "
-                f"{min(seen, default=0):,} FLOPs): search on with {more}, or delete "
-                f"{self.folder} and search again with a higher search.max_flops (the teacher "
-                "and supernet stay)"
+                f"evolve: no arch within search.max_flops {s.max_flops:g} was found in {n} "
+                f"generation{'s' * (n != 1)}{cheapest_seen} (stopped by {stopped_by}): {more}"
+                f"delete {self.folder} and search again with a higher search.max_flops (the "
+                "teacher and supernet stay)"
             )
         summary = SearchSummary(
             len(self.hv_history), stopped_by, **asdict(cut), sources=self.sources
