@@ -315,6 +315,11 @@ def test_import_cleanrl_file(tmp_path: Path) -> None:
     with pytest.raises(RunFolderError, match="holds an imported teacher, which has no training"):
         run.bind_stage("teacher", cartpole_cfg(), resume=True)
     assert (folder / "policy.pt").is_file()
+    # a trained teacher whose checkpoint is gone is not taken for an imported one
+    metrics = json.loads((folder / "metrics.json").read_text())
+    (folder / "metrics.json").write_text(json.dumps({**metrics, "source": "train-teacher"}))
+    with pytest.raises(RunFolderError, match="already holds a teacher run; pass --resume"):
+        run.bind_stage("teacher", cartpole_cfg(), resume=False)
 
 
 class _Boom:
