@@ -452,7 +452,7 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     search = _stage_config(run, "search", cfg)[0].search
     # a search a --resume took further (search.gens / search.budget_steps raised) started with
     # the values before the raises: it is reproduced as it ran, start then each raise
-    raises = _search_raises(run)
+    raises = _raises(run, "search")
     now: dict[str, Any] = {}
     for change in raises:
         now.setdefault(change["key"], change["from"])
@@ -536,12 +536,6 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
         lines.append(f"a2d-evo baselines {out} --widths {','.join(map(width_text, widths))}")
     lines.append(f"a2d-evo report {out}")
     return lines
-
-
-def _search_raises(run: RunFolder) -> list[dict[str, Any]]:
-    """The raises of ``search.gens`` / ``search.budget_steps`` its ``--resume`` commands
-    recorded, in order (none when the history is absent or unreadable)."""
-    return _raises(run, "search")
 
 
 def _raises(run: RunFolder, stage: str) -> list[dict[str, Any]]:
