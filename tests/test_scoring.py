@@ -49,7 +49,9 @@ def test_a_single_episode_has_no_interval(
     assert " over 1 episode (seed " in out, out
     assert json.loads((folder / "eval.json").read_text())["return_ci95"] is None
     assert main(["eval", str(folder), "--episodes", "3"]) == 0
-    assert "(sample std), 95% interval [" in capsys.readouterr().out
+    out = capsys.readouterr().out  # the one-episode eval.json it replaces is named
+    assert "(sample std), 95% interval [" in out
+    assert out.rstrip().endswith("eval.json (replacing an earlier one of 1 episode)"), out
     assert len(json.loads((folder / "eval.json").read_text())["return_ci95"]) == 2
 
 

@@ -11,7 +11,7 @@ from a2d_evo.envs import env_spec
 from a2d_evo.errors import EnvError, TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return, resolve_device
 from a2d_evo.evaluation.seeds import fresh_eval_seed
-from a2d_evo.files import write_json
+from a2d_evo.files import read_json_dict, write_json
 from a2d_evo.formats import (
     EVAL_FILE,
     EVAL_FORMAT_VERSION,
@@ -83,6 +83,7 @@ def eval_agent_folder(
         "teacher_return_mean": r_teacher,
         "normalised_return": norm,
     }
+    earlier = read_json_dict(folder / EVAL_FILE).get("episodes")  # replaced: said below
     write_json(folder / EVAL_FILE, report)
     norm_text = f"  normalised {norm:.3f}" if norm is not None else ""
     # the sample standard deviation (n - 1), which the interval uses; eval.json's return_std
@@ -108,4 +109,9 @@ def eval_agent_folder(
         f"{result.mean:.2f}{spread}, {ends}{norm_text}; "
         f"random policy {rand.mean:.2f}\n"
         f"wrote {folder / EVAL_FILE}"
+        + (
+            f" (replacing an earlier one of {earlier} episode{'s' * (earlier != 1)})"
+            if type(earlier) is int
+            else ""
+        )
     )
