@@ -635,6 +635,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo")
     _common(p)
     p.set_defaults(handler=cmd_demo)
+    for command in sub.choices.values():  # its own usage for arguments it does not take
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -650,7 +652,9 @@ TORCHRUN_COMMANDS = frozenset({"train-teacher", "train-supernet"})
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``a2d-evo`` console script."""
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # said with the command's usage (`report --set x` printed the top-level one)
+        args.command_parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     handler: Handler = args.handler
     world = os.environ.get("WORLD_SIZE", "1").strip()
     if args.command not in TORCHRUN_COMMANDS and world not in ("", "0", "1"):

@@ -94,7 +94,9 @@ def test_user_errors_exit_2_with_one_line(
         with pytest.raises(SystemExit) as info:
             main(["report", str(tmp_path / "not-a-run"), *option])
         assert info.value.code == EXIT_USER_ERROR
-        assert f"unrecognized arguments: {' '.join(option)}" in capsys.readouterr().err
+        err = capsys.readouterr().err  # with report's own usage, not the top-level one
+        assert f"a2d-evo report: error: unrecognized arguments: {' '.join(option)}" in err, err
+        assert err.startswith("usage: a2d-evo report "), err
 
 
 def test_export_without_search_is_a_clear_error(
