@@ -266,6 +266,11 @@ def tell_apart(estimates: Sequence[tuple[float, float | None]]) -> list[int]:
     return separated([(m - h, m + h) for m, h in estimates if h is not None])
 
 
+def count_text(n: int, noun: str) -> str:
+    """``1 member``, ``2 members``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def validated(rows: Any) -> bool:
     """Whether every exported row (``delivered.json``'s ``exported``) has a finite validation
     figure, so the delivered members were chosen on the validation seeds: the one rule of

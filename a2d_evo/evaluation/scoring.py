@@ -17,6 +17,7 @@ from a2d_evo.formats import (
     EVAL_FORMAT_VERSION,
     TEACHER_FIX,
     check_teacher_beats_random,
+    count_text,
     interval95,
     normalised_return,
 )
@@ -110,7 +111,7 @@ def eval_agent_folder(
         f"random policy {rand.mean:.2f}\n"
         f"wrote {folder / EVAL_FILE}"
         + (
-            f" (replacing an earlier one of {earlier} episode{'s' * (earlier != 1)})"
+            f" (replacing an earlier one of {count_text(earlier, 'episode')})"
             if type(earlier) is int
             else ""
         )

@@ -40,6 +40,7 @@ from a2d_evo.formats import (
     VALIDATION_SEEDS,
     best_paired,
     ci95,
+    count_text,
     tell_apart,
     weak_teacher_caution,
 )
@@ -87,11 +88,6 @@ def _return(row: Row) -> str:
 
 def _opt(x: float | None, fmt: str) -> str:
     return "n/a" if x is None else format(x, fmt)
-
-
-def _count(n: int, noun: str) -> str:
-    """``1 member``, ``2 members``."""
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _chosen_on_sentence(data: RunData) -> str:
@@ -155,10 +151,10 @@ def _two_teacher_returns(data: RunData) -> str:
     own = data.teacher
     if own is None:
         return ""
-    rescored = f"{_count(data.front_episodes[-1], 'episode')}, " if data.front_episodes else ""
+    rescored = f"{count_text(data.front_episodes[-1], 'episode')}, " if data.front_episodes else ""
     return (
         f"The row above is the teacher's own evaluation, made when it was trained or imported "
-        f"(`teacher/agent/metrics.json`: {_count(own.episodes, 'episode')}, "
+        f"(`teacher/agent/metrics.json`: {count_text(own.episodes, 'episode')}, "
         "`eval.episodes` unless `teacher.eval_episodes` is set, on seeds of its own); "
         "R_teacher is the same teacher replayed on the front's re-scoring seeds "
         f"({rescored}`search.final_episodes`), so "
@@ -304,8 +300,9 @@ def dominance(baseline: Row, front: Sequence[Row], span: float | None = None) ->
     if wins:
         best = min(wins, key=lambda f: (f.flops, -(f.normalised_return or 0.0)))
         return True, (
-            f"**dominated** by {len(wins)} of {_count(len(front), 'front member')}; the cheapest, "
-            f"#{best.label} `{best.arch}`, uses {best.flops / baseline.flops:.3g}x its FLOPs "
+            f"**dominated** by {len(wins)} of {count_text(len(front), 'front member')}; the "
+            f"cheapest, #{best.label} `{best.arch}`, uses {best.flops / baseline.flops:.3g}x its "
+            "FLOPs "
             f"at normalised return {_margin(best, baseline, span)}"
         )
     cheaper = [f for f in front if f.flops <= baseline.flops and f.normalised_return is not None]
@@ -654,7 +651,7 @@ def _settings(searched: Config, data: RunData) -> list[str]:
     if "dominated_on_final_seeds" in ran:  # members chosen on the race's episodes
         looks = int(ran["dominated_on_final_seeds"])
         lines.append(
-            f"- final front: {_count(ran['front_size'], 'member')} from the search's race, "
+            f"- final front: {count_text(ran['front_size'], 'member')} from the search's race, "
             f"{ran.get('dropped_below_random', 0)} more dropped there as no better than the "
             f"random policy; {looks} {'looks' if looks == 1 else 'look'} dominated on the "
             f"final seeds and {'is' if looks == 1 else 'are'} kept (those seeds score the "
@@ -663,7 +660,7 @@ def _settings(searched: Config, data: RunData) -> list[str]:
     elif "front_size" in ran:  # a front.json written before 2026-12-05
         dropped = ran.get("dropped_after_rescore", 0)
         lines.append(
-            f"- final front: {_count(ran['front_size'], 'member')} from the search, "
+            f"- final front: {count_text(ran['front_size'], 'member')} from the search, "
             f"{dropped} dropped as dominated after re-scoring"
         )
     if data.hypervolume:
@@ -696,7 +693,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
         md += ["## Missing", "", *(f"- {m}" for m in data.missing), ""]
 
     md += [
-        f"## Pareto front ({_count(len(data.front), 'member')}, cheapest first)",
+        f"## Pareto front ({count_text(len(data.front), 'member')}, cheapest first)",
         "",
         "`#` is the entry's index in `search/front.json`, as `a2d-evo export --pick` takes it.",
         "",
@@ -808,7 +805,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
             ),
             "",
             f"The front dominates {sum(d for d, _ in verdicts)} of "
-            f"{_count(len(rows), 'baseline')} on point estimates{paired_tail}",
+            f"{count_text(len(rows), 'baseline')} on point estimates{paired_tail}",
         ]
     else:
         md += ["No baselines found."]

@@ -44,7 +44,7 @@ from a2d_evo.envs import check_episode_bound, env_spec
 from a2d_evo.errors import ConfigError, RunFolderError, TrainingError
 from a2d_evo.evaluation.seeds import generation_seeds
 from a2d_evo.files import read_json_dict
-from a2d_evo.formats import Normalisation
+from a2d_evo.formats import Normalisation, count_text
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent
@@ -293,8 +293,8 @@ class _Search:
                 else ""
             )
             raise TrainingError(
-                f"evolve: no arch within search.max_flops {s.max_flops:g} was found in {n} "
-                f"generation{'s' * (n != 1)}{cheapest_seen} (stopped by {stopped_by}): {more}"
+                f"evolve: no arch within search.max_flops {s.max_flops:g} was found in "
+                f"{count_text(n, 'generation')}{cheapest_seen} (stopped by {stopped_by}): {more}"
                 f"delete {self.folder} and search again with a higher search.max_flops (the "
                 "teacher and supernet stay)"
             )
