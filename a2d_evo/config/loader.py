@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from a2d_evo.config.schema import Config
+from a2d_evo.config.schema import Config, ale_keys_refused
 from a2d_evo.errors import ConfigError
 
 T = TypeVar("T")
@@ -72,13 +72,7 @@ def _check_ale_keys_named(raw: Any, overrides: Sequence[str], cfg: Config, sourc
             named.append(key[1])
             where = f"{source} with override {item!r}"
     if named:
-        keys = ", ".join(f"env.{k}" for k in dict.fromkeys(named))
-        one = len(dict.fromkeys(named)) == 1
-        raise ConfigError(
-            f"{where}: {keys} {'applies' if one else 'apply'} to Atari ids (ALE/...) only, and "
-            f"{cfg.env.id} is not one: remove {'it' if one else 'them'} (an env's own settings "
-            "go in env.kwargs, e.g. MinAtar's sticky_action_prob)"
-        )
+        raise ConfigError(f"{where}: {ale_keys_refused(list(dict.fromkeys(named)), cfg.env.id)}")
 
 
 # PyYAML's scalar constructors raise plain Python errors on some malformed scalars

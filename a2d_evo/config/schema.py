@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -184,17 +185,22 @@ class EnvConfig:
             defaults = EnvConfig.__dataclass_fields__
             moved = [k for k in self.ATARI_KEYS if getattr(self, k) != defaults[k].default]
             if moved:
-                raise ConfigError(
-                    f"env: {', '.join(f'env.{k}' for k in moved)} "
-                    f"{'applies' if len(moved) == 1 else 'apply'} to Atari ids (ALE/...) only, "
-                    f"and {self.id} is not one: remove {'it' if len(moved) == 1 else 'them'} "
-                    "(an env's own settings go in env.kwargs, e.g. MinAtar's "
-                    "sticky_action_prob)"
-                )
+                raise ConfigError(f"env: {ale_keys_refused(moved, self.id)}")
 
     @property
     def atari(self) -> bool:
         return is_atari(self.id)
+
+
+def ale_keys_refused(keys: Sequence[str], env_id: str) -> str:
+    """Why the ALE pipeline keys ``keys`` (:attr:`EnvConfig.ATARI_KEYS`) are refused for the
+    non-ALE id ``env_id``: changed ones here, ones a user's file names at all at load."""
+    one = len(keys) == 1
+    return (
+        f"{', '.join(f'env.{k}' for k in keys)} {'applies' if one else 'apply'} to Atari ids "
+        f"(ALE/...) only, and {env_id} is not one: remove {'it' if one else 'them'} (an env's "
+        "own settings go in env.kwargs, e.g. MinAtar's sticky_action_prob)"
+    )
 
 
 def check_env_id(env_id: str) -> None:
