@@ -529,7 +529,8 @@ CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, 
   if (!(n.obs_scale > 0.f) || !std::isfinite(n.obs_scale)) {
     bad("subnet_eval: CNN obs_scale must be finite and positive");
   }
-  // an image plane of at most 2^24 pixels: every later product of sizes fits an int
+  // an image plane of at most 2^24 pixels: every later product of sizes fits an int, but the
+  // FC input (checked below)
   if (meta[kCnnH] * meta[kCnnW] > kMaxCnnPlane) bad("subnet_eval: CNN image too large");
   n.c_in = static_cast<int>(meta[kCnnCin]);
   n.h_in = static_cast<int>(meta[kCnnH]);
@@ -592,6 +593,8 @@ CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, 
     bad("subnet_eval: CNN ldh must be >= n_actions + 1, a multiple of 8");
   }
   n.fc_rows = static_cast<int64_t>(n.area()) * n.c_last_max;
+  // the FC layer's input (positions x channels) is the one product the plane bound leaves open
+  if (n.fc_rows > std::numeric_limits<int32_t>::max()) bad("subnet_eval: CNN FC input too large");
   n.fc_w = at(base, n_params, meta[kCnnFcW], n.fc_rows * n.ldf, "fc weight");
   n.fc_b = at(base, n_params, meta[kCnnFcB], n.ldf, "fc bias");
   n.head_w =

@@ -293,8 +293,8 @@ __global__ void __launch_bounds__(256) layer_kernel(CnnNet net, Layer L) {
   if (g.skip) return;
   const int n0 = blockIdx.z * TN;
   if (n0 >= g.co) return;
-  const int K = g.ks * g.ks * g.cin;
-  const int kt = L.mode == kFc ? g.ks * g.cin : K;  // FC: ks holds the tap count
+  // taps x channels; FC: ks holds the tap count (positions), so ks * ks is never formed there
+  const int kt = L.mode == kFc ? g.ks * g.cin : g.ks * g.ks * g.cin;
   const int tx = threadIdx.x % 16, ty = threadIdx.x / 16;
   // row tiles strided by the grid: gridDim.y is capped at kMaxGridY (an image of more than
   // kMaxGridY * TM output positions); the bounds are the block's own, so all threads loop alike

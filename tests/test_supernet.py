@@ -146,6 +146,36 @@ def test_forward_groups_rejects_bad_groups() -> None:
         supernet.forward_groups(obs, [a], [2, 3])
 
 
+def test_forward_groups_takes_an_empty_group() -> None:
+    """A group of 0 rows gives 0 outputs (an MLP crashed on reshaping 0 elements)."""
+    supernet = Supernet(MLP, (4,), 2)
+    a, b = MLPArch((8,)), MLPArch((16, 8))
+    obs = torch.randn(3, 4)
+    out = supernet.forward_groups(obs, [a, b], [3, 0])
+    assert_close(out.logits, supernet(obs, a).logits)
+    agent = extract(supernet, a)
+    assert agent(torch.zeros(0, 4)).logits.shape == (0, 2)
+    assert agent.act(torch.zeros(0, 4)).shape == (0,)
+
+
+def test_observations_of_another_shape_are_refused(cnn_supernet: Supernet) -> None:
+    """Sliced weights fit any input; a wrong shape must raise, not give wrong outputs."""
+    mlp = Supernet(MLP, (4,), 2)
+    a = MLPArch((8,))
+    cases = [
+        (mlp, a, torch.zeros(2, 3)),
+        (mlp, a, torch.zeros(2, 2, 2)),
+        (mlp, a, torch.zeros(4)),
+        (cnn_supernet, cnn_supernet.space.largest(), torch.zeros(2, 3, 84, 84, dtype=torch.uint8)),
+        (cnn_supernet, cnn_supernet.space.largest(), torch.zeros(2, 4, 76, 76, dtype=torch.uint8)),
+    ]
+    for net, arch, obs in cases:
+        with pytest.raises(ValueError, match="do not fit this network"):
+            net(obs, arch)
+        with pytest.raises(ValueError, match="do not fit this network"):
+            extract(net, arch)(obs)
+
+
 # ----------------------------------------------------------------------------- fit checks
 @pytest.mark.parametrize(
     "arch",

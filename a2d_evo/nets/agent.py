@@ -70,6 +70,16 @@ def init_layer(layer: L, std: float = float(np.sqrt(2)), bias: float = 0.0) -> L
     return layer
 
 
+def check_batch(obs: Tensor, obs_shape: tuple[int, ...]) -> None:
+    """Raise ValueError unless ``obs`` is a batch of ``obs_shape`` observations: a network
+    sliced to its input would otherwise run on a wrong shape and give wrong outputs."""
+    if tuple(obs.shape[1:]) != tuple(obs_shape) or obs.dim() != len(obs_shape) + 1:
+        raise ValueError(
+            f"observations shaped {tuple(obs.shape)} do not fit this network: it takes a batch "
+            f"of {tuple(obs_shape)} observations, shaped (N, {', '.join(map(str, obs_shape))})"
+        )
+
+
 def obs_to_float(obs: Tensor, scale: float) -> Tensor:
     """Observations as float, times the env's ``obs_scale`` (1/255 for ALE frames, 1 for 0/1
     planes and vectors): the scaling happens inside the network, so users feed what the env
@@ -140,9 +150,10 @@ class Agent(nn.Module):
         return self.image
 
     def features(self, obs: Tensor) -> Tensor:
+        check_batch(obs, self.obs_shape)
         x = obs_to_float(obs, self.obs_scale)
         if not self.image:
-            x = x.reshape(x.shape[0], -1)
+            x = x.reshape(x.shape[0], math.prod(self.obs_shape))
             for layer in self.layers:
                 x = torch.tanh(layer(x))
             return x

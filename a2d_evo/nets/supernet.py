@@ -33,6 +33,7 @@ from a2d_evo.errors import ArchError, FormatError, RunFolderError
 from a2d_evo.files import torch_load
 from a2d_evo.nets.agent import (
     PolicyOutput,
+    check_batch,
     check_obs_scale,
     default_obs_scale,
     init_layer,
@@ -138,9 +139,10 @@ class Supernet(nn.Module):
     def features(self, obs: Tensor, arch: Arch) -> Tensor:
         """The last hidden activation of subnet ``arch``."""
         self.check(arch)
+        check_batch(obs, self.obs_shape)
         x = obs_to_float(obs, self.obs_scale)
         if isinstance(arch, MLPArch):
-            x = x.reshape(x.shape[0], -1)
+            x = x.reshape(x.shape[0], math.prod(self.obs_shape))
             for i, w in enumerate(arch.widths):
                 layer = self._linear(i)
                 x = torch.tanh(F.linear(x, layer.weight[:w, : x.shape[1]], _bias(layer)[:w]))
