@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -21,6 +23,24 @@ ACROBOT = str(REPO / "configs" / "acrobot.yaml")
 TINY = ["--set", "ppo.num_envs=2", "--set", "teacher.eval_episodes=3", "--quiet"]
 TEACHER = [*TINY, "--set", "teacher.total_steps=128"]
 SUPERNET = [*TINY, "--set", "supernet.total_steps=128", "--set", "supernet.rollout_subnets=2"]
+
+
+class _Empty(gym.Env):  # type: ignore[misc]
+    """An env whose observations hold no values (a user's env built with n_bits=0, say)."""
+
+    observation_space = gym.spaces.Box(0.0, 1.0, (0,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):  # type: ignore[no-untyped-def]
+        super().reset(seed=seed)
+        return np.zeros(0, np.float32), {}
+
+    def step(self, action):  # type: ignore[no-untyped-def]
+        return np.zeros(0, np.float32), 0.0, True, False, {}
+
+
+if "A2DTestEmpty-v0" not in gym.registry:
+    gym.register("A2DTestEmpty-v0", entry_point=_Empty, max_episode_steps=10)
 
 
 def _refused(argv: list[str], out: Path, capsys: pytest.CaptureFixture[str], says: str) -> None:
@@ -41,6 +61,7 @@ def _teacher(out: Path) -> None:
         ("CartPol-v1", "CartPol-v1"),  # a typo
         ("Pendulum-v1", "Pendulum-v1"),  # continuous actions
         ("NoSuchEnv-v0", "NoSuchEnv-v0"),  # not registered
+        ("A2DTestEmpty-v0", "holds no values"),  # observations of shape (0,): a crash before
     ],
 )
 def test_train_teacher_after_a_refused_env(

@@ -60,8 +60,10 @@ def obs_layout(env_id: str, space: Any) -> tuple[tuple[int, ...], Callable[[Any]
 
     if isinstance(space, gym.spaces.Box):
         shape = tuple(int(d) for d in space.shape)
+        if int(np.prod(shape)) == 0:  # np.prod(()) is 1: a scalar Box holds one value
+            raise EnvError(f"{env_id}: observation space {space} holds no values")
         if len(shape) <= 1:
-            return (max(1, int(np.prod(shape))),), np.ravel
+            return (int(np.prod(shape)),), np.ravel
         if is_image_space(space):  # (C, H, W) images: ALE stacks, wrapped image envs
             return shape, np.asarray
         return (int(np.prod(shape)),), np.ravel
