@@ -17,7 +17,14 @@ from typing import Any
 
 import yaml
 
-from a2d_evo.config import Config, config_from_dict, config_to_dict, dump_config, parse_yaml
+from a2d_evo.config import (
+    Config,
+    config_from_dict,
+    config_to_dict,
+    dump_config,
+    env_import_flags,
+    parse_yaml,
+)
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 from a2d_evo.files import (
     check_format_version,
@@ -311,10 +318,15 @@ class RunFolder:
     def resume_command(self, stage: str, extend: dict[str, int] | None = None) -> str:
         """The command line that resumes ``stage`` with its own config, ``extend`` raised."""
         sets = "".join(f" --set {k}={v}" for k, v in (extend or {}).items())
+        try:  # a recorded import off the allow-list runs only when named again
+            staged = self.stage_config(stage)
+        except RunFolderError:  # a broken stage config: the command is refused there anyway
+            staged = None
+        grant = env_import_flags(staged.env.imports) if staged is not None else ""
         line = (
             f"`a2d-evo {STAGE_COMMANDS[stage]} --config "
             f"{shlex.quote(str(self.stage(stage) / 'config.yaml'))} "
-            f"--out {shlex.quote(str(self.root))} --resume{sets}`"
+            f"--out {shlex.quote(str(self.root))} --resume{sets}{grant}`"
         )
         if stage == "supernet":  # a --teacher of its own is not recorded in the stage config
             line += " (with the --teacher it was started with, if any)"

@@ -390,3 +390,30 @@ def test_agent_files_sizing_layers_without_bound_are_refused(
     (folder / "arch.json").write_text(json.dumps(meta))
     with pytest.raises(FormatError, match=message):
         load_agent(folder)
+
+
+def test_a_hint_over_a_recorded_import_off_the_allow_list_passes_it_and_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The "to train it longer" command names the run's own config.yaml, whose import is off
+    the allow-list: it carries the --env-import that file needs, and runs as given."""
+    import shlex
+
+    (tmp_path / "pwnmod.py").write_text(PWNMOD)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(
+        yaml.safe_dump(
+            {"env": {"id": "PwnEnv-v0", "imports": ["pwnmod:register"], "max_episode_steps": 50}}
+        )
+    )
+    out = tmp_path / "run"
+    tiny = ["--set", "ppo.num_envs=2", "--set", "teacher.eval_episodes=2", "--quiet"]
+    argv = ["train-teacher", "--config", str(cfg_path), "--out", str(out), *tiny]
+    assert main([*argv, "--set", "teacher.total_steps=256"]) == 0
+    assert main([*argv, "--set", "teacher.total_steps=256"]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    hint = err.split("to train it longer: `", 1)[1].split("`", 1)[0]
+    assert hint.endswith("--resume --set teacher.total_steps=512 --env-import pwnmod:register")
+    assert main([*shlex.split(hint)[1:], "--quiet"]) == 0, capsys.readouterr().err
+    assert RunFolder(out).stage_config("teacher").teacher.total_steps == 512  # type: ignore[union-attr]

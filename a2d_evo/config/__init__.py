@@ -14,6 +14,7 @@ from a2d_evo.config.loader import (
     parse_yaml,
 )
 from a2d_evo.config.schema import (
+    ALLOWED_IMPORTS,
     ATARI_PREFIX,
     MAX_ANCHORS,
     MAX_ENVS,
@@ -27,6 +28,7 @@ from a2d_evo.config.schema import (
     MAX_TOTAL_STEPS,
     MAX_WIDTH,
     MAX_WORKERS,
+    MINATAR_IMPORT,
     Config,
     DistillConfig,
     EnvConfig,
@@ -39,12 +41,14 @@ from a2d_evo.config.schema import (
     TeacherConfig,
     check_count,
     check_env_id,
+    env_import_flags,
     is_atari,
     replace,
     split_import,
 )
 
 __all__ = [
+    "ALLOWED_IMPORTS",
     "ATARI_PREFIX",
     "MAX_ANCHORS",
     "MAX_DEPTH",
@@ -60,6 +64,7 @@ __all__ = [
     "MAX_TOTAL_STEPS",
     "MAX_WIDTH",
     "MAX_WORKERS",
+    "MINATAR_IMPORT",
     "Config",
     "DistillConfig",
     "EnvConfig",
@@ -75,6 +80,7 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "dump_config",
+    "env_import_flags",
     "is_atari",
     "load_config",
     "parse_override",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
@@ -53,6 +54,20 @@ MAX_TOTAL_STEPS = 10**12
 MAX_WORKERS = 1024
 """Most worker processes, threads or Ray actors (``env.workers``, ``torch_threads``, ...)."""
 MAX_IMPORTS = 16
+
+MINATAR_IMPORT = "minatar.gym:register_envs"
+ALLOWED_IMPORTS: frozenset[str] = frozenset({MINATAR_IMPORT})
+"""Imports honoured when a run or agent folder records them: registration functions of
+packages known to register envs and do nothing else. Any other needs ``--env-import``."""
+
+
+def env_import_flags(imports: Sequence[str]) -> str:
+    """`` --env-import SPEC`` for each of ``imports`` off :data:`ALLOWED_IMPORTS`: what a
+    command over a recorded config must pass for its imports to run ('' when none)."""
+    off = [spec for spec in dict.fromkeys(imports) if spec not in ALLOWED_IMPORTS]
+    return "".join(f" --env-import {shlex.quote(spec)}" for spec in off)
+
+
 """Most entries of ``env.imports``."""
 
 _IMPORT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*)?$")
@@ -83,7 +98,7 @@ class EnvConfig:
     or ``module:function`` (the function is then called with no arguments), e.g.
     ``minatar.gym:register_envs``. Run from the user's own ``--config`` (or ``--env-import``);
     recorded in a run or agent folder, only those on the package's allow-list
-    (:data:`a2d_evo.envs.imports.ALLOWED_IMPORTS`) run, others need ``--env-import``. At most
+    (:data:`ALLOWED_IMPORTS`) run, others need ``--env-import``. At most
     16 (:data:`MAX_IMPORTS`)."""
     kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra keyword arguments passed to ``gymnasium.make``, for the env's own constructor:

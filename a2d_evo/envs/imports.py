@@ -20,7 +20,7 @@ import importlib
 import re
 from collections.abc import Iterable
 
-from a2d_evo.config import EnvConfig, is_atari, split_import
+from a2d_evo.config import ALLOWED_IMPORTS, MINATAR_IMPORT, EnvConfig, is_atari, split_import
 from a2d_evo.config.schema import MINATAR_PREFIX
 from a2d_evo.envs.ale import rom_id
 from a2d_evo.errors import EnvError
@@ -33,10 +33,6 @@ __all__ = [
     "run_imports",
 ]
 
-MINATAR_IMPORT = "minatar.gym:register_envs"
-ALLOWED_IMPORTS: frozenset[str] = frozenset({MINATAR_IMPORT})
-"""Imports honoured when a run or agent folder records them: registration functions of
-packages known to register envs and do nothing else. Any other needs ``--env-import``."""
 
 REFUSED_IDS: frozenset[str] = frozenset({"GymV21Environment-v0", "GymV26Environment-v0"})
 """gymnasium's wrappers of the old ``gym`` package: their ``make`` takes an env id from

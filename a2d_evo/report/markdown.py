@@ -29,8 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from a2d_evo.config import Config
-from a2d_evo.envs.imports import ALLOWED_IMPORTS
+from a2d_evo.config import Config, env_import_flags
 from a2d_evo.errors import FormatError, RunFolderError
 from a2d_evo.files import read_json_dict, write_bytes, write_text
 from a2d_evo.formats import (
@@ -425,10 +424,7 @@ def _own_teacher(run: RunFolder) -> str:
 def _commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     """The Reproduce lines, each with the ``--env-import`` a recorded import off the
     allow-list needs (every command but ``report`` builds the env)."""
-    grant = "".join(
-        f" --env-import {shlex.quote(spec)}" for spec in cfg.env.imports
-        if spec not in ALLOWED_IMPORTS
-    )  # fmt: skip
+    grant = env_import_flags(cfg.env.imports)
     lines = _plain_commands(cfg, run, data)
     if not grant:
         return lines
