@@ -680,12 +680,19 @@ def test_the_delivered_front_says_how_many_members_its_intervals_tell_apart(
     write_json(run.agents / "delivered.json", delivered)
     line = (
         "Told apart by their 95% intervals: 2 of 3 members (`front_00`, `front_01`; the "
-        "largest set whose intervals do not overlap); their normalised returns span 0.317."
+        "largest set whose intervals do not overlap); the 3 members' normalised returns span "
+        "0.317."
     )
     table = report.delivered_table(delivered)
     assert table.endswith("\n\n" + line)
     assert "| front_01 | 1,000 | 450.0 ± 2.6 |" in table
     assert line in write_report(run.load_config(), run).read_text()
+    # none apart when every pair overlaps (it said "1 of 3 members (`front_00`)")
+    wide = [dict(e, return_std=400.0) for e in exported]
+    assert report.delivered_table({**delivered, "exported": wide}).endswith(
+        "\n\nTold apart by their 95% intervals: none of the 3 members; the 3 members' "
+        "normalised returns span 0.317."
+    )
     # apart once the third moves clear of the second: 3 of 3
     exported[2]["return_mean"] = 460.0
     assert "3 of 3 members (`front_00`, `front_01`, `front_02`;" in report.delivered_table(

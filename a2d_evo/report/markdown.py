@@ -238,7 +238,13 @@ def told_apart(members: Sequence[tuple[str, float, float | None, float | None]])
     if not apart:
         return ""
     norm = [n for *_, n in members if n is not None]
-    span = f"; their normalised returns span {max(norm) - min(norm):.3f}" if norm else ""
+    span = (
+        f"; the {len(members)} members' normalised returns span {max(norm) - min(norm):.3f}"
+        if norm
+        else ""
+    )
+    if len(apart) == 1:  # every pair overlaps: no set of two or more
+        return f"Told apart by their 95% intervals: none of the {len(members)} members{span}."
     names = ", ".join(f"`{members[i][0]}`" for i in sorted(apart))
     return (
         f"Told apart by their 95% intervals: {len(apart)} of {len(members)} members "
