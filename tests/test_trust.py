@@ -258,8 +258,27 @@ def test_unknown_env_ids_name_close_matches(monkeypatch: pytest.MonkeyPatch) -> 
         check_env_registered("MinAtar/Breakout-v1")
 
 
+def test_an_import_that_registers_nothing_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module whose envs register in a function, named without it, ran and registered
+    nothing: the message says that and names the module:function form (it repeated the
+    advice to name the module, which the user had done)."""
+    (tmp_path / "walkmod_a2d.py").write_text(PWNMOD.replace("PwnEnv-v0", "WalkModEnv-v0"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(
+        EnvError,
+        match=r"env.imports 'walkmod_a2d' ran and registered no 'WalkModEnv-v0'; .*module:function",
+    ):
+        env_spec(EnvConfig(id="WalkModEnv-v0", imports=("walkmod_a2d",)))
+    spec = env_spec(EnvConfig(id="WalkModEnv-v0", imports=("walkmod_a2d:register",)))
+    assert spec.n_actions == 2
+
+
 def test_a_failed_import_names_the_module() -> None:
     with pytest.raises(EnvError, match=r"cannot import 'nosuchmod_a2d_xyz' \(ModuleNotFoundError"):
+        env_spec(EnvConfig(id="CartPole-v1", imports=("nosuchmod_a2d_xyz",)))
+    with pytest.raises(EnvError, match=r"or put its folder on PYTHONPATH"):
         env_spec(EnvConfig(id="CartPole-v1", imports=("nosuchmod_a2d_xyz",)))
     with pytest.raises(EnvError, match=r"'json' has no function 'nope'"):
         env_spec(EnvConfig(id="CartPole-v1", imports=("json:nope",)))

@@ -467,7 +467,9 @@ class TeacherConfig:
 
     arch: dict[str, Any] | None = None
     """Arch as in ``arch.json`` (e.g. ``{kind: mlp, widths: [64, 64]}``); None = the default
-    teacher of the space (2 x 64 MLP, or the Nature CNN 32/64/64/512). Layer widths at most
+    teacher of the space (:meth:`~a2d_evo.nets.space.SearchSpace.default_teacher`: the 2 x 64
+    MLP; the Nature CNN 32/64/64/512 when the space holds it; else the middle of each required
+    conv layer's and the FC's choices). Layer widths at most
     16384 (:data:`MAX_WIDTH`), at most 64 hidden layers; its weights and Adam state must also
     fit in memory (checked when the stage starts)."""
     total_steps: int = 10_000_000

@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from a2d_evo.config import ALLOWED_IMPORTS, MINATAR_IMPORT, EnvConfig, is_atari, split_import
 from a2d_evo.config.schema import MINATAR_PREFIX
@@ -58,7 +58,8 @@ def run_imports(specs: Iterable[str]) -> None:
         except Exception as exc:  # any error of foreign code is the user's env setup
             raise EnvError(
                 f"env.imports: cannot import {module_name!r} ({type(exc).__name__}: "
-                f"{_first_line(exc)}); install it or fix env.imports / --env-import"
+                f"{_first_line(exc)}); install it, or put its folder on PYTHONPATH, or fix "
+                "env.imports / --env-import"
             ) from None
         if function is not None:
             fn = getattr(module, function, None)
@@ -90,9 +91,10 @@ def check_recorded_imports(specs: Iterable[str], granted: Iterable[str], where: 
         )
 
 
-def check_env_registered(env_id: str) -> None:
+def check_env_registered(env_id: str, imports: Sequence[str] = ()) -> None:
     """:class:`EnvError` naming close matches unless gymnasium knows ``env_id`` (run the
-    env's imports first) or it is an ALE id with a ROM."""
+    env's ``imports`` first: a message for an id they did not register names them) or it is
+    an ALE id with a ROM."""
     if is_atari(env_id):
         rom_id(env_id)
         return
@@ -126,9 +128,20 @@ def check_env_registered(env_id: str) -> None:
             f"; MinAtar ids are registered by env.imports: [{MINATAR_IMPORT}] (on a2d-evo's "
             "allow-list; configs/minatar_*.yaml set it)"
         )
+    where = "(an env of another package needs its module in env.imports or --env-import)"
+    if imports:  # the user named the module already: it ran and registered no such id
+        plain = [s for s in imports if ":" not in s]
+        where = (
+            f"(env.imports {', '.join(map(repr, imports))} ran and registered no {env_id!r}"
+            + (
+                "; a module that registers its envs in a function needs it named: module:function"
+                if plain
+                else ""
+            )
+            + ")"
+        )
     raise EnvError(
-        f"unknown environment id {env_id!r}: not registered with gymnasium{hint} "
-        "(an env of another package needs its module in env.imports or --env-import)"
+        f"unknown environment id {env_id!r}: not registered with gymnasium{hint} {where}"
     )
 
 
@@ -148,7 +161,7 @@ def _legacy_atari_game(env_id: str) -> str | None:
 def prepare_env(cfg: EnvConfig) -> None:
     """Run ``cfg.imports`` and check that ``cfg.id`` is registered: before any env is built."""
     run_imports(cfg.imports)
-    check_env_registered(cfg.id)
+    check_env_registered(cfg.id, cfg.imports)
 
 
 def _first_line(exc: BaseException) -> str:
