@@ -84,6 +84,11 @@ def test_set_never_evaluates(configs_dir: Path, tmp_path: Path) -> None:
         ("env.sticky_actions=1.5", r"env\.sticky_actions: must be in"),
         ("nokey", r"expected key\.path=value"),
         ("ppo=1", r"cannot be set|not a section|expected"),
+        # a key inside a mapping field: the message gives the whole-mapping form to pass
+        (
+            "env.kwargs.n_bits=3",
+            r"'env\.kwargs' is a mapping, set whole .*--set 'env\.kwargs=\{n_bits: 3\}'",
+        ),
         ("env.id=ALE/Pong-v5", r"space\.kind: 'ALE/Pong-v5' needs the 'cnn' space"),
         ("distill.vf_coef=-0.1", r"distill\.vf_coef"),
         ("distill.vf_coef=much", r"distill\.vf_coef.*expected"),

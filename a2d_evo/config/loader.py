@@ -273,6 +273,14 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
             except ConfigError as exc:
                 raise ConfigError(f"--set {item!r}: {exc}") from None
             return
+        if get_origin(tp) is dict:  # env.kwargs: a mapping is set whole, in YAML
+            whole = text
+            for part in reversed(parts[i + 1 :]):
+                whole = f"{{{part}: {whole}}}"
+            raise ConfigError(
+                f"--set {item!r}: {key!r} is a mapping, set whole (it replaces the config's): "
+                f"--set '{key}={whole}'"
+            )
         if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
             raise ConfigError(f"--set {item!r}: {key!r} is not a section")
         child = node.setdefault(name, {})
