@@ -152,3 +152,20 @@ def test_a_seeded_minatar_reset_plays_the_same_episode_whatever_came_before() ->
             differ.append(1000 + s)
     envs.close()
     assert differ == []
+
+
+def test_a_declared_cnn_space_too_deep_for_the_images_names_space_conv() -> None:
+    """Images for a CNN space: what does not fit is the declared layers, so the message names
+    space.conv and which of its layers (it blamed space.kind 'cnn')."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.errors import ConfigError
+    from a2d_evo.train.teacher_folder import check_space_fits
+
+    space = {"kind": "cnn", "fc": [16],
+             "conv": [{"widths": [4], "kernel": 5}, {"widths": [4], "kernel": 5}]}  # fmt: skip
+    cfg = config_from_dict({"env": {"id": "A2dTestPixels-v0"}, "space": space})
+    with pytest.raises(ConfigError) as info:
+        check_space_fits(cfg, (3, 8, 9), 2)
+    msg = str(info.value)
+    assert msg.startswith("space.conv (conv layer i below is space.conv[i]) does not fit"), msg
+    assert "too small for conv layer 1" in msg and "space.kind" not in msg.split(";")[0], msg

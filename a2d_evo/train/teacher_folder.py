@@ -55,8 +55,15 @@ def check_space_fits(cfg: Config, obs_shape: tuple[int, ...], n_actions: int) ->
             if cfg.space.kind == "cnn" and len(obs_shape) == 1
             else ""
         )
+        # images for a CNN space: the declared layers are what does not fit (conv layer i of
+        # the message is space.conv[i]); else the kind of network
+        what = (
+            "space.conv (conv layer i below is space.conv[i])"
+            if cfg.space.kind == "cnn" and len(obs_shape) == 3
+            else f"space.kind {cfg.space.kind!r}"
+        )
         raise ConfigError(
-            f"space.kind {cfg.space.kind!r} does not fit {cfg.env.id} ({exc}){flat}; the run "
+            f"{what} does not fit {cfg.env.id} ({exc}){flat}; the run "
             "records its space with this first stage and no later stage may change it: set "
             "space to one that fits the env"
         ) from None
