@@ -25,14 +25,14 @@ from typing import Any, NoReturn
 from a2d_evo.errors import FormatError, RunFolderError
 from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION, OLD_CHECKPOINT_NOTE
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: "$" takes a final "\n"
 
 
 def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], object]) -> Path:
     """Write through ``write(f)`` to a temp file beside ``path``, fsync, then rename."""
     path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(path.parent)
         fd, tmp = _open_temp(path)
     except OSError as exc:
         raise RunFolderError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -42,7 +42,7 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], object])
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -70,7 +70,29 @@ def _open_temp(path: Path) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(path.parent))
 
 
-def _fsync_dir(folder: Path) -> None:
+def make_dirs(folder: str | Path) -> list[Path]:
+    """Create ``folder`` and its missing parents, top-down, fsyncing the parent of each so
+    that a file written into a new folder survives a power cut with it (OSError as
+    ``mkdir`` raises it); the folders made here, top-down."""
+    missing: list[Path] = []
+    p = Path(folder)
+    while not p.exists() and p.parent != p:
+        missing.append(p)
+        p = p.parent
+    made: list[Path] = []
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:  # another process made it: its entry is its to sync
+            continue
+        fsync_dir(d.parent)
+        made.append(d)
+    return made
+
+
+def fsync_dir(folder: Path) -> None:
+    """fsync a folder, so that the entries made or renamed in it are on disk (best effort:
+    a file system that cannot sync a folder is left as it is)."""
     with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY)
         try:
@@ -239,7 +261,7 @@ def check_format_version(data: Any, expected: int, where: str) -> None:
 
 def safe_name(name: str) -> str:
     """A folder name taken from a file or an argument: no separators, no traversal."""
-    if not isinstance(name, str) or not _SAFE_NAME.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name) or name in (".", ".."):
         raise RunFolderError(
             f"invalid name {name!r}: use 1-64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"

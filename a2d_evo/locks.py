@@ -14,12 +14,14 @@ import functools
 import inspect
 import os
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from a2d_evo.errors import RunFolderError
+from a2d_evo.files import fsync_dir
 
 LOCK_FILE = ".lock"
 """The lock file a writer holds in the folder it writes, e.g. ``RUN_DIR/search/.lock``."""
@@ -30,9 +32,11 @@ RUN_LOCK_WAIT_S = 10.0
 run-level lock is held for milliseconds; a stage lock is refused at once)."""
 
 
-_held: dict[str, int] = {}
-"""Folders this process holds locked, with their nesting depth: a writer may call another
-writer of the same folder (``export --finetune`` fine-tunes the agent it just wrote)."""
+_held: dict[tuple[int, str], int] = {}
+"""Folders each thread of this process holds locked (keyed by thread id and real path), with
+their nesting depth: a writer may call another writer of the same folder in its own thread
+(``export --finetune`` fine-tunes the agent it just wrote). Another thread is refused as
+another process is (``flock`` locks of two open files conflict within one process too)."""
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -54,7 +58,7 @@ def folder_lock(folder: str | Path, *, create: bool = True, wait_s: float = 0.0)
     if _torchrun_worker() or (not create and not folder.is_dir()):
         yield
         return
-    key = os.path.realpath(folder)
+    key = (threading.get_ident(), os.path.realpath(folder))
     if key in _held:
         _held[key] += 1
         try:
@@ -194,6 +198,7 @@ def _make_dirs(folder: Path) -> list[Path]:
         except OSError as exc:
             _remove_empty(created[::-1])
             raise _unwritable(d.parent, exc, d) from None
+        fsync_dir(d.parent)  # a stage folder made here holds files that must survive with it
         created.append(d)
     return created[::-1]
 

@@ -29,6 +29,7 @@ from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 from a2d_evo.files import (
     check_format_version,
     file_digest,
+    make_dirs,
     read_checkpoint,
     read_json_dict,
     write_text,
@@ -438,7 +439,7 @@ class RunFolder:
 
     def _check_writable(self) -> None:
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.root)
         except OSError as exc:
             raise RunFolderError(f"cannot create run folder {self.root}: {exc.strerror}") from None
         if not os.access(self.root, os.W_OK | os.X_OK):

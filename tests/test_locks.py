@@ -219,6 +219,41 @@ def test_folder_lock_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         assert not folder.exists()
 
 
+def test_another_thread_is_refused_as_another_process_is(tmp_path: Path) -> None:
+    """Nesting is a thread's own: a second thread asking for a folder the first holds is
+    refused (it entered as a nested holder, and the first thread's release then dropped the
+    lock while the second was inside, whose own release raised KeyError)."""
+    import threading
+
+    folder = tmp_path / "run"
+    inside, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def first() -> None:
+        with locks.folder_lock(folder):
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    assert inside.wait(10)
+    try:
+        with (
+            pytest.raises(RunFolderError, match="being written by another a2d-evo command"),
+            locks.folder_lock(folder),
+        ):
+            pass
+    except BaseException as exc:  # pragma: no cover - reported below
+        errors.append(exc)
+    finally:
+        release.set()
+        holder.join(10)
+    assert not errors, errors
+    assert not (folder / ".lock").exists()  # the holder's release went through
+    with locks.folder_lock(folder):  # and the folder is free again
+        pass
+
+
 def test_a_waiter_whose_lock_file_is_unlinked_by_the_release_takes_the_next_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -75,6 +75,30 @@ def test_atomic_write_keeps_old_file_on_failure(
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]  # no temp file left
 
 
+def test_a_file_written_into_new_folders_syncs_each_folders_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, configs_dir: Path
+) -> None:
+    """A power cut after the write keeps the file only if the entries of the folders made for
+    it are on disk too: the parent of each new folder is fsynced, as the file's own folder is
+    (only the file's folder was). Locks and the run folder make folders the same way."""
+    from a2d_evo import files, locks
+
+    synced: list[Path] = []
+    monkeypatch.setattr(files, "fsync_dir", lambda folder: synced.append(Path(folder)))
+    monkeypatch.setattr(locks, "fsync_dir", lambda folder: synced.append(Path(folder)))
+    write_json(tmp_path / "a" / "b" / "f.json", {"x": 1})
+    assert synced == [tmp_path, tmp_path / "a", tmp_path / "a" / "b"]
+    synced.clear()
+    write_json(tmp_path / "a" / "b" / "g.json", {"x": 1})  # no new folder: the file's own
+    assert synced == [tmp_path / "a" / "b"]
+    synced.clear()
+    with locks.folder_lock(tmp_path / "c" / "d"):
+        assert synced == [tmp_path, tmp_path / "c"]
+    synced.clear()
+    RunFolder(tmp_path / "e" / "run").bind(load_config(configs_dir / "cartpole.yaml"))
+    assert synced[:2] == [tmp_path, tmp_path / "e"], synced
+
+
 def test_format_versions(tmp_path: Path) -> None:
     check_format_version({"format_version": 1}, 1, "x")
     with pytest.raises(FormatError, match="newer"):
@@ -145,7 +169,7 @@ def test_non_writable_run_folder(tmp_path: Path, configs_dir: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["../x", "a/b", "", ".", "..", "/abs", "x" * 65, "-lead", "a\x00b"]
+    "name", ["../x", "a/b", "", ".", "..", "/abs", "x" * 65, "-lead", "a\x00b", "knee\n"]
 )
 def test_safe_name_rejects_traversal(name: str) -> None:
     with pytest.raises(RunFolderError):
