@@ -684,8 +684,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:
         why = str(exc) or "SIGINT"
+        rank = os.environ.get("RANK", "0").strip()
         hint = (
-            "; what was saved is kept, continue with --resume"
+            # torchrun stops the other ranks with SIGTERM when one exits: most often rank 0
+            # refused the command, and its message (not --resume) is what to act on
+            f" as rank {rank}: torchrun stops every rank when one exits; rank 0's message "
+            "says why (what was saved is kept)"
+            if why == "SIGTERM" and world not in ("", "0", "1") and rank not in ("", "0")
+            else "; what was saved is kept, continue with --resume"
             if "resume" in args
             else "; the members already fine-tuned are kept: run the same export again to go on"
             if args.command == "export"

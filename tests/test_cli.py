@@ -261,3 +261,34 @@ def test_under_torchrun_only_rank_0_prints_the_result(
         monkeypatch.setenv("RANK", rank)
         assert main(argv) == 0
         assert ("supernet weights:" in capsys.readouterr().out) == prints
+
+
+def test_a_rank_stopped_by_torchrun_points_at_rank_0(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    configs_dir: Path,
+) -> None:
+    """torchrun sends SIGTERM to every rank when one exits (rank 0 refusing a command, say):
+    a rank above 0 points at rank 0's message; it said to continue with --resume, which a
+    refused first run has nothing for. Rank 0 keeps the --resume advice."""
+    import a2d_evo.train
+    from a2d_evo.cli import EXIT_INTERRUPTED
+
+    def terminated(*args: object, **kw: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    monkeypatch.setattr(a2d_evo.train, "train_teacher", terminated)
+    argv = ["train-teacher", "--config", str(configs_dir / "cartpole.yaml"),
+            "--out", str(tmp_path / "run"), "--quiet"]  # fmt: skip
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    assert main(argv) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert "interrupted (SIGTERM) as rank 1: torchrun stops every rank when one exits; " in err
+    assert "rank 0's message says why" in err and "--resume" not in err
+    monkeypatch.setenv("RANK", "0")
+    assert main(argv) == EXIT_INTERRUPTED
+    assert "interrupted (SIGTERM); what was saved is kept, continue with --resume" in (
+        capsys.readouterr().err
+    )
