@@ -87,6 +87,8 @@ def make_dirs(folder: str | Path) -> list[Path]:
             continue
         fsync_dir(d.parent)
         made.append(d)
+    if not Path(folder).is_dir():  # there as a file (or a link to one): mkdir's own error
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(folder))
     return made
 
 

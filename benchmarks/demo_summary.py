@@ -54,11 +54,14 @@ def main() -> None:
     args = ap.parse_args()
     out = {str(run): summarise(run) for run in args.runs}
     for run, s in out.items():
+        # one member "apart" is no two told apart: the report says "none" (the JSON keeps
+        # the member the rule returned, and the counts below 1, as BENCHMARKS reads them)
+        apart = s["told_apart"]
+        told = f"{len(apart)} ({', '.join(apart)})" if len(apart) > 1 else "none"
         print(
             f"{run}: teacher {s['teacher_return_mean']:.1f}, R_teacher {s['r_teacher']:.1f}, "
             f"R_random {s['r_random']:.1f}; delivered {len(s['delivered'])}, told apart "
-            f"{len(s['told_apart'])} ({', '.join(s['told_apart'])}), span "
-            f"{s['span_normalised']:.3f}"
+            f"{told}, span {s['span_normalised']:.3f}"
         )
     if args.json:
         write_json(args.json, {"note": args.note, "demos": out})

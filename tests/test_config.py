@@ -276,3 +276,27 @@ def test_teacher_arch_bounds_cover_the_declared_conv_format() -> None:
     with pytest.raises(ConfigError, match=r"teacher\.arch\.convs\[0\]\.stride: at most 8"):
         config_from_dict(cnn(stride=9))
     assert config_from_dict(cnn())
+
+
+@pytest.mark.parametrize(
+    ("override", "value"),
+    [
+        ("env.kwargs.n_bits=3", {"n_bits": 3}),
+        ("env.kwargs.desc=a,b", {"desc": "a,b"}),  # YAML flow would split it unquoted
+        ("env.kwargs.title=it's", {"title": "it's"}),  # a shell quote inside
+        ("env.kwargs.a.b=x", {"a": {"b": "x"}}),
+    ],
+)
+def test_a_key_inside_a_mapping_names_the_whole_mapping_form_that_runs(
+    configs_dir: Path, override: str, value: dict
+) -> None:
+    """The --set the message gives, taken by the shell and loaded, sets what was asked."""
+    import shlex
+
+    with pytest.raises(ConfigError, match="is a mapping, set whole") as info:
+        load_config(configs_dir / "cartpole.yaml", [override])
+    given = shlex.split(str(info.value).split(" --set ", 1)[1])
+    assert len(given) == 1
+    assert load_config(configs_dir / "cartpole.yaml", given).env.kwargs == value
+    with pytest.raises(ConfigError, match=r"'teacher\.arch' is a mapping"):  # may be None too
+        load_config(configs_dir / "cartpole.yaml", ["teacher.arch.kind=mlp"])

@@ -187,20 +187,6 @@ def test_a_ray_address_without_the_ray_backend_is_said(capsys: pytest.CaptureFix
     assert "ray_address" not in capsys.readouterr().err
 
 
-def test_ray_with_cpu_actors_refuses_a_device_that_resolves_to_cuda(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """device 'auto' on a GPU machine with actors that reserve no GPU: this process would score
-    its share on CUDA and the actors on the CPU; refused like 'cuda' (it went through)."""
-    import torch
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(ray_population, "connect_ray", lambda cfg: pytest.fail("connected"))
-    cfg = small_cfg("search.backend=ray", "device=auto")
-    with pytest.raises(ConfigError, match=r"device: 'auto' \(which picks cuda here\).*device: cpu"):
-        RayPopulationEvaluator(trained_like(small_cfg()), cfg)
-
-
 # ============================================================================ Ray
 @pytest.fixture(scope="module")
 def ray_local() -> Any:

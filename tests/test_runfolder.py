@@ -97,6 +97,10 @@ def test_a_file_written_into_new_folders_syncs_each_folders_entry(
     synced.clear()
     RunFolder(tmp_path / "e" / "run").bind(load_config(configs_dir / "cartpole.yaml"))
     assert synced[:2] == [tmp_path, tmp_path / "e"], synced
+    # a run folder that is there as a file: mkdir's own error, as before make_dirs
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunFolderError, match="cannot create run folder .*File exists"):
+        RunFolder(tmp_path / "file").bind(load_config(configs_dir / "cartpole.yaml"))
 
 
 def test_format_versions(tmp_path: Path) -> None:

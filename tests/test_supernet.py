@@ -169,6 +169,12 @@ def test_observations_of_another_shape_are_refused(cnn_supernet: Supernet) -> No
         (cnn_supernet, cnn_supernet.space.largest(), torch.zeros(2, 3, 84, 84, dtype=torch.uint8)),
         (cnn_supernet, cnn_supernet.space.largest(), torch.zeros(2, 4, 76, 76, dtype=torch.uint8)),
     ]
+    # a scalar-Box env (obs_shape (1,)): a batch may come as (N,), as it always could
+    scalar = Supernet(MLP, (1,), 2)
+    flat = torch.randn(3)
+    column = flat[:, None]
+    assert_close(scalar(flat, a).logits, scalar(column, a).logits)
+    assert extract(scalar, a).act(flat.numpy()).shape == (3,)
     for net, arch, obs in cases:
         with pytest.raises(ValueError, match="do not fit this network"):
             net(obs, arch)

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import math
 import re
+import shlex
 import types
 import typing
 from collections.abc import Mapping, Sequence
@@ -273,13 +274,10 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
             except ConfigError as exc:
                 raise ConfigError(f"--set {item!r}: {exc}") from None
             return
-        if get_origin(tp) is dict:  # env.kwargs: a mapping is set whole, in YAML
-            whole = text
-            for part in reversed(parts[i + 1 :]):
-                whole = f"{{{part}: {whole}}}"
+        if _mapping_field(tp):  # env.kwargs, teacher.arch: a mapping is set whole, in YAML
             raise ConfigError(
                 f"--set {item!r}: {key!r} is a mapping, set whole (it replaces the config's): "
-                f"--set '{key}={whole}'"
+                f"--set {_whole_mapping(key, parts[i + 1 :], text)}"
             )
         if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
             raise ConfigError(f"--set {item!r}: {key!r} is not a section")
@@ -481,6 +479,25 @@ def _safe_repr(value: Any) -> str:
 
 def _clip(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _mapping_field(tp: Any) -> bool:
+    """Whether a field's type is a mapping (``dict[...]``, or one that may be None)."""
+    inner = [a for a in get_args(tp) if a is not type(None)] if _is_optional(tp) else [tp]
+    return any(get_origin(a) is dict for a in inner)
+
+
+def _whole_mapping(key: str, inner: Sequence[str], text: str) -> str:
+    """The shell-quoted ``key={...}`` that sets the value ``text`` at the path ``inner`` of
+    the mapping ``key``, as YAML flow (its scalars quoted where YAML needs it)."""
+    try:
+        value: Any = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    for part in reversed(inner):
+        value = {part: value}
+    flow = yaml.safe_dump(value, default_flow_style=True, width=1 << 16).strip()
+    return shlex.quote(f"{key}={flow}")
 
 
 def _is_optional(tp: Any) -> bool:

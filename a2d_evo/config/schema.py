@@ -54,6 +54,7 @@ MAX_TOTAL_STEPS = 10**12
 MAX_WORKERS = 1024
 """Most worker processes, threads or Ray actors (``env.workers``, ``torch_threads``, ...)."""
 MAX_IMPORTS = 16
+"""Most entries of ``env.imports``."""
 
 MINATAR_IMPORT = "minatar.gym:register_envs"
 ALLOWED_IMPORTS: frozenset[str] = frozenset({MINATAR_IMPORT})
@@ -67,8 +68,6 @@ def env_import_flags(imports: Sequence[str]) -> str:
     off = [spec for spec in dict.fromkeys(imports) if spec not in ALLOWED_IMPORTS]
     return "".join(f" --env-import {shlex.quote(spec)}" for spec in off)
 
-
-"""Most entries of ``env.imports``."""
 
 _IMPORT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*)?$")
 """``module.path`` or ``module.path:function``: names only, nothing to evaluate."""

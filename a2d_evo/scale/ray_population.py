@@ -30,7 +30,7 @@ from torch import nn
 
 from a2d_evo.config import Config
 from a2d_evo.errors import A2DError, ConfigError
-from a2d_evo.evaluation.episodes import EvalResult, EvalTiming, Mode, resolve_device
+from a2d_evo.evaluation.episodes import EvalResult, EvalTiming, Mode
 from a2d_evo.evaluation.population import PopulationEvaluator, check_population_request
 from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
@@ -233,13 +233,10 @@ class RayPopulationEvaluator:
         start_timeout_s: float = 300.0,
     ) -> None:
         s = cfg.search
-        # 'auto' too: this process would score its share on CUDA, the actors on the CPU
-        if resolve_device(cfg.device).type == "cuda" and s.ray_gpus_per_actor == 0:
-            picked = " (which picks cuda here)" if cfg.device == "auto" else ""
+        if cfg.device == "cuda" and s.ray_gpus_per_actor == 0:
             raise ConfigError(
-                f"device: {cfg.device!r}{picked} with search.backend=ray needs "
-                "search.ray_gpus_per_actor > 0 (Ray hides GPUs from actors that reserve none), "
-                "or set device: cpu"
+                "device: 'cuda' with search.backend=ray needs search.ray_gpus_per_actor > 0 "
+                "(Ray hides GPUs from actors that reserve none)"
             )
         self.supernet = supernet
         self.cfg = cfg
