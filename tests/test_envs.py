@@ -59,7 +59,7 @@ def test_env_spec_of_kwargs_json_cannot_carry_builds_the_env_as_given(monkeypatc
     seen = []
     real = factory.make_classic_env
     monkeypatch.setattr(
-        factory, "make_classic_env", lambda i, kw, m: seen.append(kw) or real(i, kw, m)
+        factory, "make_classic_env", lambda i, kw, *rest: seen.append(kw) or real(i, kw, *rest)
     )
     what = {1: True, "a": 2}
     spec = env_spec(EnvConfig(id="A2DTestNan-v0", kwargs={"bad": 12, "what": what}))
@@ -89,7 +89,7 @@ def test_envs_built_before_a_failure_are_closed_and_close_reaches_every_env(monk
     closed: list[str] = []
     made = iter(["a", "b"])
 
-    def make(env_id, kwargs, limit):
+    def make(env_id, kwargs, limit, layout="auto"):
         name = next(made, None)
         if name is None:
             raise EnvError("the third env failed to build")

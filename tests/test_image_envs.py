@@ -8,10 +8,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from a2d_evo.config import EnvConfig, SpaceConfig
+from a2d_evo.config import EnvConfig, SpaceConfig, config_from_dict
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.envs.image import ALE_OBS_SCALE, channels_last
-from a2d_evo.errors import ArchError
+from a2d_evo.errors import ArchError, ConfigError, EnvError
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import env_record
 from a2d_evo.nets.space import MLPArch, SearchSpace
@@ -101,6 +101,48 @@ def test_layout_rule() -> None:
     # square boards decide: many channels on a small grid are still channels-first
     assert not channels_last((12, 7, 7)) and not channels_last((16, 9, 9))
     assert channels_last((9, 9, 16)) and not channels_last((3, 96, 128))
+
+
+class _Board(gym.Env):  # type: ignore[misc]
+    """A 4 x 5 board of 6 planes, channels-last: the rule reads it as (4, 5, 6) = C, H, W."""
+
+    observation_space = gym.spaces.Box(0, 1, (4, 5, 6), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        board = np.zeros((4, 5, 6), np.uint8)
+        board[1, 2, 3] = 1  # row 1, column 2, plane 3
+        return board, {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return self.reset()[0], 0.0, True, False, {}
+
+
+gym.register("A2dTestBoard-v0", entry_point=_Board, max_episode_steps=5)
+
+
+def test_env_image_layout_reads_a_board_the_rule_cannot() -> None:
+    """6 planes on a 4 x 5 board: no layout the rule reads right; env.image_layout: hwc says
+    it. The planes land in channels, the set cell at (plane 3, row 1, column 2)."""
+    assert not channels_last((4, 5, 6))  # the rule: channels-first, 4 planes of 5 x 6
+    auto = env_spec(EnvConfig(id="A2dTestBoard-v0"))
+    assert auto.obs_shape == (4, 5, 6)
+    hwc = EnvConfig(id="A2dTestBoard-v0", image_layout="hwc")
+    assert env_spec(hwc).obs_shape == (6, 4, 5)
+    envs = make_vec_env(hwc, 1, seed=0)
+    obs = envs.reset()
+    envs.close()
+    assert obs.shape == (1, 6, 4, 5) and obs[0, 3, 1, 2] == 1 and obs.sum() == 1
+    chw = EnvConfig(id="A2dTestPixelsCHW-v0", image_layout="chw")
+    assert env_spec(chw).obs_shape == (2, 8, 9)
+    # not an image env, or an ALE id: refused, naming the key
+    with pytest.raises(EnvError, match=r"env\.image_layout: 'hwc' is for rank-3"):
+        env_spec(EnvConfig(id="CartPole-v1", image_layout="hwc"))
+    with pytest.raises(ConfigError, match=r"env\.image_layout: 'chw' is for non-ALE"):
+        EnvConfig(id="ALE/Pong-v5", image_layout="chw")
+    with pytest.raises(ConfigError, match=r"env\.image_layout.*expected one of"):
+        config_from_dict({"env": {"id": "A2dTestBoard-v0", "image_layout": "whc"}})
 
 
 def test_an_mlp_is_refused_for_image_observations() -> None:

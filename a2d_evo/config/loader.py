@@ -50,7 +50,8 @@ def load_config(
     cfg = config_from_dict(raw, overrides, source=str(path))
     if recorded is None and isinstance(raw, Mapping):
         env = raw.get("env")
-        listed = isinstance(env, Mapping) and all(f.name in env for f in fields(type(cfg.env)))
+        written = [f.name for f in fields(type(cfg.env)) if f.name not in cfg.env.LATER_FIELDS]
+        listed = isinstance(env, Mapping) and all(name in env for name in written)
         recorded = "format_version" in raw or listed
     _check_ale_keys_named(None if recorded else raw, overrides, cfg, str(path))
     return cfg

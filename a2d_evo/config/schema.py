@@ -123,11 +123,21 @@ class EnvConfig:
     """Frames in the observation stack (Atari). At most 64."""
     terminal_on_life_loss: bool = False
     """End training episodes on a lost life (Atari); evaluation always plays full games."""
+    image_layout: Literal["auto", "hwc", "chw"] = "auto"
+    """How a rank-3 image observation of a non-ALE env is laid out: ``hwc`` (height, width,
+    channels), ``chw``, or ``auto``, the rule of :func:`a2d_evo.envs.image.channels_last`
+    (square readings win, then channels-last unless the first size is the smaller); the
+    networks take ``(C, H, W)`` either way. Set it where the rule cannot tell (6 planes on a
+    4 x 5 board). Refused for ALE ids and for envs whose observations are no images."""
     max_episode_steps: int | None = None
     """Truncate episodes after this many agent steps; None keeps the env's own limit
     (MinAtar ids, which have none, get :data:`MINATAR_MAX_EPISODE_STEPS`). At most 10^9. An
     env with no limit of its own needs it: evaluation plays full episodes
     (:func:`a2d_evo.envs.factory.check_episode_bound`)."""
+
+    LATER_FIELDS: ClassVar[tuple[str, ...]] = ("image_layout",)
+    """Fields added after runs first recorded their configs: a run's file from before lacks
+    them, and still counts as one a2d-evo wrote (:func:`~a2d_evo.config.load_config`)."""
 
     MAKE_ARGUMENTS: ClassVar[tuple[str, ...]] = (
         "render_mode",
@@ -181,6 +191,11 @@ class EnvConfig:
             raise ConfigError(
                 f"env.backend: {self.backend!r} is for Atari ids (ALE/...) only, and "
                 f"{self.id} is not one; use 'auto' or 'sync'"
+            )
+        if self.image_layout != "auto" and self.atari:  # ALE frames are (stack, H, W) already
+            raise ConfigError(
+                f"env.image_layout: {self.image_layout!r} is for non-ALE image envs; ALE "
+                "frames are stacked channels-first by the pipeline: remove it"
             )
         if self.kwargs and self.atari:  # refused here, before any run folder is written
             raise ConfigError(

@@ -16,8 +16,11 @@ from a2d_evo.envs.image import is_image_space, wrap_image_env
 from a2d_evo.errors import EnvError
 
 
-def make_classic_env(env_id: str, kwargs: dict[str, Any], limit: int | None) -> Any:
-    """One gymnasium env with discrete actions (EnvError naming the id otherwise)."""
+def make_classic_env(
+    env_id: str, kwargs: dict[str, Any], limit: int | None, layout: str = "auto"
+) -> Any:
+    """One gymnasium env with discrete actions (EnvError naming the id otherwise); rank-3
+    images laid out as ``layout`` (``env.image_layout``) come as ``(C, H, W)``."""
     import gymnasium as gym  # here: reading a config or a run folder never loads gymnasium
 
     if ":" in env_id:  # gymnasium would import the module before the colon: never from here
@@ -50,7 +53,14 @@ def make_classic_env(env_id: str, kwargs: dict[str, Any], limit: int | None) -> 
         raise EnvError(f"{env_id}: action space {space} is not supported (discrete only)")
     env = fresh_reset(env)  # a seeded reset plays the same episode whatever came before
     if is_image_space(env.observation_space):
-        return wrap_image_env(env)
+        return wrap_image_env(env, layout)
+    if layout != "auto":
+        space = env.observation_space
+        env.close()
+        raise EnvError(
+            f"env.image_layout: {layout!r} is for rank-3 uint8 or bool image observations; "
+            f"{env_id} gives {space}: remove it"
+        )
     return env
 
 

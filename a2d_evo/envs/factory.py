@@ -77,7 +77,9 @@ def make_vec_env(
         return make_atari_vec_env(
             cfg, num_envs, seed=seed, training=training, max_episode_steps=limit
         )
-    envs = build_all(lambda: make_classic_env(cfg.id, cfg.kwargs, limit), num_envs)
+    envs = build_all(
+        lambda: make_classic_env(cfg.id, cfg.kwargs, limit, cfg.image_layout), num_envs
+    )
     image = is_image_space(envs[0].observation_space)
     return _sync(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8 if image else np.float32)
 
@@ -120,15 +122,15 @@ def check_episode_bound(cfg: EnvConfig) -> None:
 
 
 @functools.cache
-def _spec_cached(env_id: str, kwargs_json: str, size: int, stack: int) -> EnvSpec:
-    return _spec(env_id, json.loads(kwargs_json), size, stack)
+def _spec_cached(env_id: str, kwargs_json: str, size: int, stack: int, layout: str) -> EnvSpec:
+    return _spec(env_id, json.loads(kwargs_json), size, stack, layout)
 
 
-def _spec(env_id: str, kwargs: dict[str, Any], size: int, stack: int) -> EnvSpec:
+def _spec(env_id: str, kwargs: dict[str, Any], size: int, stack: int, layout: str) -> EnvSpec:
     if env_id.startswith("ALE/"):
         n = num_actions(env_id)
         return EnvSpec((stack, size, size), np.dtype(np.uint8), n, True, ALE_OBS_SCALE)
-    env = make_classic_env(env_id, kwargs, None)
+    env = make_classic_env(env_id, kwargs, None, layout)
     try:
         shape, _ = obs_layout(env_id, env.observation_space)
         n = int(env.action_space.n)
@@ -149,8 +151,8 @@ def env_spec(cfg: EnvConfig) -> EnvSpec:
         kwargs_json = None
     if kwargs_json is None or json.loads(kwargs_json) != cfg.kwargs:
         # kwargs JSON cannot carry as they are (int keys, dates...): built every time, as given
-        return _spec(cfg.id, dict(cfg.kwargs), cfg.frame_size, cfg.stack)
-    return _spec_cached(cfg.id, kwargs_json, cfg.frame_size, cfg.stack)
+        return _spec(cfg.id, dict(cfg.kwargs), cfg.frame_size, cfg.stack, cfg.image_layout)
+    return _spec_cached(cfg.id, kwargs_json, cfg.frame_size, cfg.stack, cfg.image_layout)
 
 
 def make_atari_vec_env(

@@ -55,14 +55,15 @@ def _wrapper_class() -> type:
     import gymnasium as gym
 
     class ImageObservation(gym.ObservationWrapper):
-        """``(C, H, W)`` uint8 observations of a rank-3 uint8/bool image env; ``obs_scale``
-        is the factor the network applies inside (:func:`image_obs_scale`)."""
+        """``(C, H, W)`` uint8 observations of a rank-3 uint8/bool image env laid out as
+        ``layout`` says (``auto``: :func:`channels_last`); ``obs_scale`` is the factor the
+        network applies inside (:func:`image_obs_scale`)."""
 
-        def __init__(self, env: Any) -> None:
+        def __init__(self, env: Any, layout: str = "auto") -> None:
             super().__init__(env)
             space = env.observation_space
             shape = tuple(int(d) for d in space.shape)
-            self.channels_last = channels_last(shape)
+            self.channels_last = channels_last(shape) if layout == "auto" else layout == "hwc"
             self.obs_scale = image_obs_scale(space)
             chw = (shape[2], shape[0], shape[1]) if self.channels_last else shape
             high = 1 if self.obs_scale == 1.0 else 255
@@ -77,6 +78,9 @@ def _wrapper_class() -> type:
     return ImageObservation
 
 
-def wrap_image_env(env: Any) -> Any:
-    """``env`` wrapped by ``ImageObservation`` (see the module docstring)."""
-    return _wrapper_class()(env)
+def wrap_image_env(env: Any, layout: str = "auto") -> Any:
+    """``env`` wrapped by ``ImageObservation`` (see the module docstring); ``layout`` is
+    ``env.image_layout``: ``auto``, ``hwc`` or ``chw``."""
+    if layout not in ("auto", "hwc", "chw"):
+        raise ValueError(f"image layout {layout!r}: expected 'auto', 'hwc' or 'chw'")
+    return _wrapper_class()(env, layout)
