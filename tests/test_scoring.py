@@ -153,6 +153,9 @@ def test_ale_settings_are_refused_for_other_envs_and_not_recorded_by_eval(tmp_pa
     del raw["format_version"]
     copied.write_text(yaml.safe_dump(raw))
     assert config_to_dict(load_config(copied).env)["sticky_actions"] == 0.25
+    del raw["env"]["image_layout"]  # a run's file from before the key (EnvConfig.LATER_FIELDS)
+    copied.write_text(yaml.safe_dump(raw))
+    assert load_config(copied).env.image_layout == "auto"
     one = tmp_path / "one.yaml"
     one.write_text("env:\n  id: CartPole-v1\n  sticky_actions: 0.25\n")
     with pytest.raises(ConfigError, match="env.sticky_actions applies"):
