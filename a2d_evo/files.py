@@ -72,23 +72,30 @@ def _open_temp(path: Path) -> tuple[int, str]:
 
 def make_dirs(folder: str | Path) -> list[Path]:
     """Create ``folder`` and its missing parents, top-down, fsyncing the parent of each so
-    that a file written into a new folder survives a power cut with it (OSError as
-    ``mkdir`` raises it); the folders made here, top-down."""
+    that a file written into a new folder survives a power cut with it; the folders made
+    here, top-down. On failure the OSError ``mkdir`` raises (its ``filename`` the folder it
+    could not make), and the folders made before it are removed again."""
     missing: list[Path] = []
     p = Path(folder)
     while not p.exists() and p.parent != p:
         missing.append(p)
         p = p.parent
     made: list[Path] = []
-    for d in reversed(missing):
-        try:
-            d.mkdir()
-        except FileExistsError:  # another process made it: its entry is its to sync
-            continue
-        fsync_dir(d.parent)
-        made.append(d)
-    if not Path(folder).is_dir():  # there as a file (or a link to one): mkdir's own error
-        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(folder))
+    try:
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except FileExistsError:  # another process made it: its entry is its to sync
+                continue
+            fsync_dir(d.parent)
+            made.append(d)
+        if not Path(folder).is_dir():  # there as a file (or a link to one): mkdir's error
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(folder))
+    except OSError:
+        for d in reversed(made):
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+        raise
     return made
 
 

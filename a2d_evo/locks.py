@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from a2d_evo.errors import RunFolderError
-from a2d_evo.files import fsync_dir
+from a2d_evo.files import make_dirs
 
 LOCK_FILE = ".lock"
 """The lock file a writer holds in the folder it writes, e.g. ``RUN_DIR/search/.lock``."""
@@ -183,24 +183,13 @@ def _holder(path: Path) -> str:
 
 
 def _make_dirs(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents; return the ones made here, deepest first."""
-    missing: list[Path] = []
-    p = folder
-    while not p.exists() and p.parent != p:
-        missing.append(p)
-        p = p.parent
-    created: list[Path] = []
-    for d in reversed(missing):
-        try:
-            d.mkdir()
-        except FileExistsError:
-            continue
-        except OSError as exc:
-            _remove_empty(created[::-1])
-            raise _unwritable(d.parent, exc, d) from None
-        fsync_dir(d.parent)  # a stage folder made here holds files that must survive with it
-        created.append(d)
-    return created[::-1]
+    """Create ``folder`` and its missing parents (:func:`~a2d_evo.files.make_dirs`: each one
+    fsynced in its parent, none left on failure); return the ones made here, deepest first."""
+    try:
+        return make_dirs(folder)[::-1]
+    except OSError as exc:
+        failed = Path(exc.filename) if exc.filename else folder
+        raise _unwritable(failed.parent, exc, failed) from None
 
 
 def _unwritable(folder: Path, exc: OSError, making: Path | None = None) -> RunFolderError:

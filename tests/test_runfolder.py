@@ -85,7 +85,6 @@ def test_a_file_written_into_new_folders_syncs_each_folders_entry(
 
     synced: list[Path] = []
     monkeypatch.setattr(files, "fsync_dir", lambda folder: synced.append(Path(folder)))
-    monkeypatch.setattr(locks, "fsync_dir", lambda folder: synced.append(Path(folder)))
     write_json(tmp_path / "a" / "b" / "f.json", {"x": 1})
     assert synced == [tmp_path, tmp_path / "a", tmp_path / "a" / "b"]
     synced.clear()
@@ -101,6 +100,33 @@ def test_a_file_written_into_new_folders_syncs_each_folders_entry(
     (tmp_path / "file").write_text("x")
     with pytest.raises(RunFolderError, match="cannot create run folder .*File exists"):
         RunFolder(tmp_path / "file").bind(load_config(configs_dir / "cartpole.yaml"))
+
+
+def test_make_dirs_leaves_none_of_its_folders_when_one_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure half-way (a full disk at the second level) removes the folders made before
+    it and raises the OSError naming the folder it could not make (the lock's message)."""
+    from a2d_evo.files import make_dirs
+
+    real = Path.mkdir
+
+    def mkdir(self: Path, *args: object, **kwargs: object) -> None:
+        if self.name == "b":
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    with pytest.raises(OSError) as info:
+        make_dirs(tmp_path / "a" / "b" / "c")
+    assert info.value.filename == str(tmp_path / "a" / "b")
+    assert not (tmp_path / "a").exists()
+    from a2d_evo import locks
+
+    with pytest.raises(RunFolderError, match=r"cannot create folder .*b: No space left"):
+        with locks.folder_lock(tmp_path / "a" / "b" / "c"):
+            pass
+    assert not (tmp_path / "a").exists()
 
 
 def test_format_versions(tmp_path: Path) -> None:
