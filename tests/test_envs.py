@@ -51,6 +51,26 @@ if "A2DTestNan-v0" not in gym.registry:
     gym.register("A2DTestNan-v0", entry_point=_NanEnv)
 
 
+def test_a_misspelt_env_kwarg_names_what_the_env_takes() -> None:
+    """A key the env's constructor does not take: the message lists the keys it does (from
+    its registered entry point's signature, less gymnasium.make's own) and the close one;
+    a constructor taking **kwargs gives no list (it said only gymnasium's own words)."""
+    from a2d_evo.errors import EnvError
+
+    with pytest.raises(EnvError) as info:
+        env_spec(EnvConfig(id="CartPole-v1", kwargs={"sutton_barto_rewrd": True}))
+    msg = str(info.value)
+    assert msg.endswith(
+        "; CartPole-v1 takes: sutton_barto_reward (did you mean 'sutton_barto_reward' for "
+        "'sutton_barto_rewrd'?)"
+    ), msg
+    if "A2DTestAnyKw-v0" not in gym.registry:
+        gym.register("A2DTestAnyKw-v0", entry_point=lambda **kw: _NanEnv(**kw))
+    with pytest.raises(EnvError) as info:
+        env_spec(EnvConfig(id="A2DTestAnyKw-v0", kwargs={"nope": 1}))
+    assert "takes:" not in str(info.value)
+
+
 def test_env_spec_of_kwargs_json_cannot_carry_builds_the_env_as_given(monkeypatch) -> None:
     """kwargs with int and str keys mixed (a YAML mapping) cannot be a JSON cache key: the
     spec is read from the env built with them as they are (a JSONDecodeError before)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from a2d_evo.config import EnvConfig
 from a2d_evo.envs.fresh_reset import fresh_reset
 from a2d_evo.envs.image import is_image_space, wrap_image_env
 from a2d_evo.errors import EnvError
@@ -35,7 +36,9 @@ def make_classic_env(
     except gym.error.UnregisteredEnv as exc:
         raise EnvError(f"unknown environment id {env_id!r}: {exc}") from None
     except TypeError as exc:
-        raise EnvError(f"{env_id}: env.kwargs {kwargs} rejected: {exc}") from None
+        raise EnvError(
+            f"{env_id}: env.kwargs {kwargs} rejected: {exc}{_kwargs_hint(env_id, kwargs)}"
+        ) from None
     except gym.error.Error as exc:
         raise EnvError(f"{env_id}: cannot be built: {exc}") from None
     except ImportError as exc:  # the registered entry point's package is missing
@@ -62,6 +65,40 @@ def make_classic_env(
             f"{env_id} gives {space}: remove it"
         )
     return env
+
+
+def _kwargs_hint(env_id: str, kwargs: dict[str, Any]) -> str:
+    """``; <env> takes: a, b (did you mean 'b' for 'bb'?)`` from the signature of the env's
+    registered entry point, for keys it does not take; '' where it cannot be read (a factory
+    taking ``**kwargs``, say)."""
+    import difflib
+    import inspect
+
+    import gymnasium as gym  # here, as above
+
+    try:
+        entry = gym.spec(env_id).entry_point
+        creator: Any = (
+            gym.envs.registration.load_env_creator(entry) if isinstance(entry, str) else entry
+        )
+        params = inspect.signature(creator).parameters.values()
+    except Exception:  # foreign code: any failure only loses the hint
+        return ""
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return ""
+    names = [  # gymnasium.make's own arguments (render_mode) are refused in env.kwargs
+        p.name
+        for p in params
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        and p.name not in EnvConfig.MAKE_ARGUMENTS
+    ]
+    unknown = [k for k in kwargs if k not in names]
+    if not unknown:
+        return ""
+    close = {k: difflib.get_close_matches(str(k), names, n=1, cutoff=0.6) for k in unknown}
+    guesses = [f"{m[0]!r} for {k!r}" for k, m in close.items() if m]
+    mean = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+    return f"; {env_id} takes: {', '.join(names) or 'no keyword arguments'}{mean}"
 
 
 def obs_layout(env_id: str, space: Any) -> tuple[tuple[int, ...], Callable[[Any], Any]]:
