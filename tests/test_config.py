@@ -285,6 +285,8 @@ def test_teacher_arch_bounds_cover_the_declared_conv_format() -> None:
         ("env.kwargs.desc=a,b", {"desc": "a,b"}),  # YAML flow would split it unquoted
         ("env.kwargs.title=it's", {"title": "it's"}),  # a shell quote inside
         ("env.kwargs.a.b=x", {"a": {"b": "x"}}),
+        ("env.kwargs.k=017", {"k": 17}),  # the config's YAML 1.2 numbers, not PyYAML's octal
+        ("env.kwargs.k=1:30", {"k": "1:30"}),  # a string there, not YAML 1.1's sexagesimal 90
     ],
 )
 def test_a_key_inside_a_mapping_names_the_whole_mapping_form_that_runs(

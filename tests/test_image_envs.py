@@ -145,6 +145,26 @@ def test_env_image_layout_reads_a_board_the_rule_cannot() -> None:
         config_from_dict({"env": {"id": "A2dTestBoard-v0", "image_layout": "whc"}})
 
 
+def test_an_agent_is_not_fed_images_read_in_another_layout() -> None:
+    """A cube (10, 10, 10) has the same shape read either way, so the shape check cannot
+    tell: an agent made with one env.image_layout meets an env read with another is refused
+    (an eval --set env.image_layout=chw of an 'auto' agent played on transposed boards)."""
+    from a2d_evo.nets.agent import check_fits_env
+    from a2d_evo.nets.space import CNNArch, ConvLayer
+
+    arch = CNNArch((ConvLayer(4, 3, 1),), 16)
+    cube = (10, 10, 10)
+    old = Agent(arch, cube, 2, {"id": "A2dTestBoard-v0"})  # recorded before the key: 'auto'
+    check_fits_env(old, "A2dTestBoard-v0", cube, 2, "old")
+    with pytest.raises(EnvError, match=r"made reading the images as env.image_layout 'auto', "
+                       r"this env reads them as 'chw'"):  # fmt: skip
+        check_fits_env(old, "A2dTestBoard-v0", cube, 2, "old", layout="chw")
+    hwc = Agent(arch, cube, 2, {"id": "A2dTestBoard-v0", "image_layout": "hwc"})
+    check_fits_env(hwc, "A2dTestBoard-v0", cube, 2, "hwc", layout="hwc")
+    with pytest.raises(EnvError, match="'hwc', this env reads them as 'auto'"):
+        check_fits_env(hwc, "A2dTestBoard-v0", cube, 2, "hwc")
+
+
 def test_an_mlp_is_refused_for_image_observations() -> None:
     with pytest.raises(ArchError, match="use space.kind: cnn"):
         Supernet(SearchSpace(SpaceConfig(kind="mlp")), (4, 10, 10), 3)

@@ -490,14 +490,15 @@ def _mapping_field(tp: Any) -> bool:
 
 def _whole_mapping(key: str, inner: Sequence[str], text: str) -> str:
     """The shell-quoted ``key={...}`` that sets the value ``text`` at the path ``inner`` of
-    the mapping ``key``, as YAML flow (its scalars quoted where YAML needs it)."""
+    the mapping ``key``, as YAML flow: ``text`` read as the config's own YAML reads it (1.2
+    numbers: ``017`` is 17, ``1:30`` a string), written back so that it reads the same."""
     try:
-        value: Any = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value: Any = parse_yaml(text, key)
+    except ConfigError:  # not YAML on its own (``a: b: c``): the text as it stands
         value = text
     for part in reversed(inner):
         value = {part: value}
-    flow = yaml.safe_dump(value, default_flow_style=True, width=1 << 16).strip()
+    flow = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, width=1 << 16).strip()
     return shlex.quote(f"{key}={flow}")
 
 

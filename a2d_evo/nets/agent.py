@@ -181,9 +181,17 @@ class Agent(nn.Module):
 
 
 def check_fits_env(
-    agent: Any, env_id: str, obs_shape: tuple[int, ...], n_actions: int, where: str
+    agent: Any,
+    env_id: str,
+    obs_shape: tuple[int, ...],
+    n_actions: int,
+    where: str,
+    *,
+    layout: str = "auto",
 ) -> None:
-    """Raise EnvError unless ``agent`` fits the env: the id it records, its inputs and actions.
+    """Raise EnvError unless ``agent`` fits the env: the id it records, its inputs and actions,
+    and for images the ``env.image_layout`` it was made with (``layout`` the env's; a cube
+    such as (10, 10, 10) has the same shape read either way, so the shape cannot tell).
 
     ``where`` names the agent in the message (a folder, "the teacher", ...). The one check for
     every agent that meets an env: the teacher, a fine-tuned agent, an evaluated agent folder.
@@ -191,9 +199,16 @@ def check_fits_env(
     a_obs = tuple(int(d) for d in getattr(agent, "obs_shape", ()))
     a_act = int(getattr(agent, "n_actions", -1))
     problems = []
-    made_for = (getattr(agent, "env_config", None) or {}).get("id")
+    recorded = getattr(agent, "env_config", None) or {}
+    made_for = recorded.get("id")
     if made_for and made_for != env_id:
         problems.append(f"it was made for {made_for!r}, not for {env_id!r}")
+    made_with = str(recorded.get("image_layout", "auto"))  # older agents: the rule, 'auto'
+    if made_for and len(obs_shape) == 3 and made_with != layout:
+        problems.append(
+            f"it was made reading the images as env.image_layout {made_with!r}, this env "
+            f"reads them as {layout!r}"
+        )
     if a_obs != tuple(obs_shape) or a_act != n_actions:
         problems.append(
             f"it takes observations {a_obs} and {a_act} actions; {env_id} gives "
