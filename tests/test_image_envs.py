@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -143,6 +144,38 @@ def test_env_image_layout_reads_a_board_the_rule_cannot() -> None:
         EnvConfig(id="ALE/Pong-v5", image_layout="chw")
     with pytest.raises(ConfigError, match=r"env\.image_layout.*expected one of"):
         config_from_dict({"env": {"id": "A2dTestBoard-v0", "image_layout": "whc"}})
+
+
+def test_the_teacher_stage_says_how_the_images_were_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The run's first stage prints the reading, so a wrong one is seen before anything
+    trains on it (nothing said it); with env.image_layout set it says the key decided."""
+    import yaml
+
+    from a2d_evo.cli import main
+    from a2d_evo.envs.image import layout_line
+
+    assert env_spec(EnvConfig(id="A2dTestBoard-v0")).raw_image == ((4, 5, 6), False)
+    assert layout_line("X", ((4, 5, 6), True), "hwc") == (
+        "X: images (4, 5, 6) read as (H, W, C), so 6 channels of 4 x 5, as env.image_layout "
+        "'hwc' says"
+    )
+    assert env_spec(EnvConfig(id="CartPole-v1")).raw_image is None
+    cfg = {"env": {"id": "A2dTestBoard-v0"}, "seed": 1,
+           "space": {"kind": "cnn", "conv": [{"widths": [4], "kernel": 3}], "fc": [16]},
+           "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 1, "update_epochs": 1},
+           "teacher": {"total_steps": 32, "eval_episodes": 2}}  # fmt: skip
+    path = tmp_path / "board.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    # the board pays nothing, so the teacher then is refused as no better than random (exit
+    # 2): the line comes first, when the stage binds the run
+    main(["train-teacher", "--config", str(path), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert (
+        "A2dTestBoard-v0: images (4, 5, 6) read as (C, H, W), so 4 channels of 5 x 6, by the "
+        "layout rule; set env.image_layout if that is wrong"
+    ) in err, err
 
 
 def test_an_agent_is_not_fed_images_read_in_another_layout() -> None:

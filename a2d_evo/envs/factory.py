@@ -135,7 +135,8 @@ def _spec(env_id: str, kwargs: dict[str, Any], size: int, stack: int, layout: st
         shape, _ = obs_layout(env_id, env.observation_space)
         n = int(env.action_space.n)
         if is_image_space(env.observation_space):
-            return EnvSpec(shape, np.dtype(np.uint8), n, False, float(env.obs_scale))
+            raw = (tuple(env.raw_shape), bool(env.channels_last))
+            return EnvSpec(shape, np.dtype(np.uint8), n, False, float(env.obs_scale), raw)
         return EnvSpec(shape, np.dtype(np.float32), n, False)
     finally:
         env.close()

@@ -63,6 +63,7 @@ def _wrapper_class() -> type:
             super().__init__(env)
             space = env.observation_space
             shape = tuple(int(d) for d in space.shape)
+            self.raw_shape = shape
             self.channels_last = channels_last(shape) if layout == "auto" else layout == "hwc"
             self.obs_scale = image_obs_scale(space)
             chw = (shape[2], shape[0], shape[1]) if self.channels_last else shape
@@ -76,6 +77,23 @@ def _wrapper_class() -> type:
             return np.ascontiguousarray(obs, dtype=np.uint8)
 
     return ImageObservation
+
+
+def layout_line(env_id: str, raw_image: tuple[tuple[int, ...], bool], layout: str) -> str:
+    """The line that says how an image env's observations were read (``raw_image``: their
+    shape and whether channels-last; ``layout``: ``env.image_layout``), so that a wrong
+    reading is seen before anything trains on it."""
+    shape, last = raw_image
+    chw = (shape[2], shape[0], shape[1]) if last else shape
+    how = "(H, W, C)" if last else "(C, H, W)"
+    if layout == "auto":
+        why = "by the layout rule; set env.image_layout if that is wrong"
+    else:
+        why = f"as env.image_layout {layout!r} says"
+    return (
+        f"{env_id}: images {shape} read as {how}, so {chw[0]} channels of "
+        f"{chw[1]} x {chw[2]}, {why}"
+    )
 
 
 def wrap_image_env(env: Any, layout: str = "auto") -> Any:

@@ -62,6 +62,9 @@ class EnvSpec(NamedTuple):
     obs_scale: float = 1.0
     """What the network multiplies the observations by: 1/255 for ALE frames and other 0-255
     images, 1 for 0/1 planes (MinAtar) and vectors."""
+    raw_image: tuple[tuple[int, ...], bool] | None = None
+    """A non-ALE image env's own observation shape and whether it was read channels-last
+    (:func:`a2d_evo.envs.image.layout_line` says it); None for ALE frames and vectors."""
 
 
 @runtime_checkable

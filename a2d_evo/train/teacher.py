@@ -14,10 +14,12 @@ from typing import Any
 
 from a2d_evo.config import Config, config_to_dict
 from a2d_evo.envs import check_episode_bound, env_spec, make_vec_env
+from a2d_evo.envs.image import layout_line
 from a2d_evo.files import read_json_dict
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.cost import check_stage_memory
+from a2d_evo.progress import write
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.scale import ddp
 from a2d_evo.train.learners import AgentLearner
@@ -63,6 +65,8 @@ def train_teacher(
     folder = run.teacher
     if ctx.is_main:
         folder = run.bind_stage("teacher", cfg, resume)
+        if progress and spec.raw_image is not None:  # the run's first stage: say it once
+            write(layout_line(cfg.env.id, spec.raw_image, cfg.env.image_layout))
     set_threads(cfg)
     streams = Streams(cfg.seed, "teacher")
     env_config = config_to_dict(cfg.env)
