@@ -337,10 +337,10 @@ def test_non_finite_values_raise(what):
 
 def test_env_spec_and_discrete_observations():
     spec = env_spec(EnvConfig(id="CartPole-v1"))
-    assert spec == ((4,), np.dtype(np.float32), 2, False, 1.0)
+    assert spec == ((4,), np.dtype(np.float32), 2, False, 1.0, None)  # no raw image: a vector
     assert env_spec(EnvConfig(id="CartPole-v1")) is spec  # cached
     atari = env_spec(EnvConfig(id="ALE/Pong-v5", stack=3, frame_size=64))
-    assert atari == ((3, 64, 64), np.dtype(np.uint8), 6, True, 1 / 255)
+    assert atari == ((3, 64, 64), np.dtype(np.uint8), 6, True, 1 / 255, None)
     env = make_vec_env(EnvConfig(id="FrozenLake-v1"), 2, seed=0)
     obs = env.reset()
     assert obs.shape == (2, 16) and obs.dtype == np.float32
