@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from a2d_evo.config import EnvConfig
 from a2d_evo.errors import EnvError
 from a2d_evo.nets.agent import Agent, check_fits_env
 from a2d_evo.nets.space import MLPArch
@@ -11,9 +12,9 @@ from a2d_evo.nets.space import MLPArch
 
 def test_an_agent_fits_its_own_env() -> None:
     agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
-    check_fits_env(agent, "CartPole-v1", (4,), 2, "the teacher")
+    check_fits_env(agent, EnvConfig(id="CartPole-v1"), (4,), 2, "the teacher")
     anonymous = Agent(MLPArch((8,)), (4,), 2)  # no id recorded: sizes alone decide
-    check_fits_env(anonymous, "Anything-v0", (4,), 2, "agent")
+    check_fits_env(anonymous, EnvConfig(id="Anything-v0"), (4,), 2, "agent")
 
 
 @pytest.mark.parametrize(
@@ -41,7 +42,7 @@ def test_a_mismatch_names_the_agent_and_what_differs(
     with pytest.raises(
         EnvError, match=r"^the teacher t/agent does not fit the environment: .*" + message
     ):
-        check_fits_env(agent, env_id, obs, n_act, "the teacher t/agent")
+        check_fits_env(agent, EnvConfig(id=env_id), obs, n_act, "the teacher t/agent")
 
 
 def test_act_takes_one_observation_or_a_batch() -> None:

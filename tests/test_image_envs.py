@@ -188,14 +188,14 @@ def test_an_agent_is_not_fed_images_read_in_another_layout() -> None:
     arch = CNNArch((ConvLayer(4, 3, 1),), 16)
     cube = (10, 10, 10)
     old = Agent(arch, cube, 2, {"id": "A2dTestBoard-v0"})  # recorded before the key: 'auto'
-    check_fits_env(old, "A2dTestBoard-v0", cube, 2, "old")
+    check_fits_env(old, EnvConfig(id="A2dTestBoard-v0"), cube, 2, "old")
     with pytest.raises(EnvError, match=r"made reading the images as env.image_layout 'auto', "
                        r"this env reads them as 'chw'"):  # fmt: skip
-        check_fits_env(old, "A2dTestBoard-v0", cube, 2, "old", layout="chw")
+        check_fits_env(old, EnvConfig(id="A2dTestBoard-v0", image_layout="chw"), cube, 2, "old")
     hwc = Agent(arch, cube, 2, {"id": "A2dTestBoard-v0", "image_layout": "hwc"})
-    check_fits_env(hwc, "A2dTestBoard-v0", cube, 2, "hwc", layout="hwc")
+    check_fits_env(hwc, EnvConfig(id="A2dTestBoard-v0", image_layout="hwc"), cube, 2, "hwc")
     with pytest.raises(EnvError, match="'hwc', this env reads them as 'auto'"):
-        check_fits_env(hwc, "A2dTestBoard-v0", cube, 2, "hwc")
+        check_fits_env(hwc, EnvConfig(id="A2dTestBoard-v0"), cube, 2, "hwc")
 
 
 def test_an_mlp_is_refused_for_image_observations() -> None:

@@ -48,9 +48,7 @@ def eval_agent_folder(
     device = resolve_device(cfg.device)
     agent = load_agent(folder).to(device)
     spec = env_spec(cfg.env)
-    check_fits_env(
-        agent, cfg.env.id, spec.obs_shape, spec.n_actions, str(folder), layout=cfg.env.image_layout
-    )
+    check_fits_env(agent, cfg.env, spec.obs_shape, spec.n_actions, str(folder))
     first = fresh_eval_seed(cfg.seed) if seed is None else seed
     result = evaluate_agent(agent, cfg, episodes, first, mode)
     rand = random_policy_return(cfg, episodes, first)
@@ -58,14 +56,7 @@ def eval_agent_folder(
     r_teacher = None
     if teacher_dir is not None and teacher_dir.resolve() != folder.resolve():
         teacher = load_agent(teacher_dir).to(device)
-        check_fits_env(
-            teacher,
-            cfg.env.id,
-            spec.obs_shape,
-            spec.n_actions,
-            str(teacher_dir),
-            layout=cfg.env.image_layout,
-        )
+        check_fits_env(teacher, cfg.env, spec.obs_shape, spec.n_actions, str(teacher_dir))
         r_teacher = evaluate_agent(teacher, cfg, episodes, first, mode).mean
     elif teacher_dir is not None:
         r_teacher = result.mean

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from a2d_evo.config import EnvConfig
 from a2d_evo.envs.image import ALE_OBS_SCALE
 from a2d_evo.errors import ArchError, EnvError
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
@@ -181,17 +182,12 @@ class Agent(nn.Module):
 
 
 def check_fits_env(
-    agent: Any,
-    env_id: str,
-    obs_shape: tuple[int, ...],
-    n_actions: int,
-    where: str,
-    *,
-    layout: str = "auto",
+    agent: Any, env: EnvConfig, obs_shape: tuple[int, ...], n_actions: int, where: str
 ) -> None:
-    """Raise EnvError unless ``agent`` fits the env: the id it records, its inputs and actions,
-    and for images the ``env.image_layout`` it was made with (``layout`` the env's; a cube
-    such as (10, 10, 10) has the same shape read either way, so the shape cannot tell).
+    """Raise EnvError unless ``agent`` fits the env of ``env`` (giving ``obs_shape`` and
+    ``n_actions``): the id it records, its inputs and actions, and for images the
+    ``env.image_layout`` it was made with (a cube such as (10, 10, 10) has the same shape
+    read either way, so the shape cannot tell).
 
     ``where`` names the agent in the message (a folder, "the teacher", ...). The one check for
     every agent that meets an env: the teacher, a fine-tuned agent, an evaluated agent folder.
@@ -199,6 +195,7 @@ def check_fits_env(
     a_obs = tuple(int(d) for d in getattr(agent, "obs_shape", ()))
     a_act = int(getattr(agent, "n_actions", -1))
     problems = []
+    env_id, layout = env.id, env.image_layout
     recorded = getattr(agent, "env_config", None) or {}
     made_for = recorded.get("id")
     if made_for and made_for != env_id:

@@ -132,11 +132,10 @@ class _Search:
         self.sources = run.weights_digests()  # what the records are of (state, front.json)
         check_fits_env(
             self.teacher,
-            cfg.env.id,
+            cfg.env,
             self.obs_shape,
             self.n_actions,
             f"the teacher {run.teacher_agent}",
-            layout=cfg.env.image_layout,
         )
         self.teacher_flops = flops(self.teacher.arch, self.obs_shape, self.n_actions)
         if cfg.search.max_flops is not None:  # no arch of the space under it: nothing to search

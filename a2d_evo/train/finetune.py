@@ -70,14 +70,7 @@ def finetune_agent(
     agent_dir = Path(agent_dir)
     agent = load_agent(agent_dir)
     spec = env_spec(cfg.env)
-    check_fits_env(
-        agent,
-        cfg.env.id,
-        spec.obs_shape,
-        spec.n_actions,
-        str(agent_dir),
-        layout=cfg.env.image_layout,
-    )
+    check_fits_env(agent, cfg.env, spec.obs_shape, spec.n_actions, str(agent_dir))
     given = teacher_dir is not None
     teacher_dir = run_teacher(agent_dir) if teacher_dir is None else Path(teacher_dir)
     if teacher_dir is not None and teacher_dir.resolve() == agent_dir.resolve():

@@ -151,14 +151,7 @@ def load_teacher_for(
             f"first, pass --teacher AGENT_DIR, or set distill.alpha=0 and distill.beta=0 {without}"
         )
     teacher = load_agent(teacher_dir)
-    check_fits_env(
-        teacher,
-        cfg.env.id,
-        obs_shape,
-        n_actions,
-        f"the teacher {teacher_dir}",
-        layout=cfg.env.image_layout,
-    )
+    check_fits_env(teacher, cfg.env, obs_shape, n_actions, f"the teacher {teacher_dir}")
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher.eval()
