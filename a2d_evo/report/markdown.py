@@ -451,13 +451,10 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     search = _stage_config(run, "search", cfg)[0].search
     # a search a --resume took further (search.gens / search.budget_steps raised) started with
     # the values before the raises: it is reproduced as it ran, start then each raise
-    raises = _raises(run, "search")
-    now: dict[str, Any] = {}
-    for change in raises:
-        now.setdefault(change["key"], change["from"])
+    start, resumed = _budgets(_raises(run, "search"))
     start_budget = (
-        f" --set search.budget_steps={now['search.budget_steps']}"
-        if "search.budget_steps" in now
+        f" --set search.budget_steps={start['search.budget_steps']}"
+        if "search.budget_steps" in start
         else ""
     )
     other = _own_teacher(run)
@@ -478,12 +475,10 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
         *(_as_trained(teacher, run, "teacher") if trained_here else [teacher]),
         *_as_trained(supernet, run, "supernet"),
         f"a2d-evo evolve         --config {paths['search']} --out {out} "
-        f"--pop {search.pop} --gens {now.get('search.gens', search.gens)} "
+        f"--pop {search.pop} --gens {start.get('search.gens', search.gens)} "
         f"--episodes {search.episodes}{start_budget}",
     ]
-    for group in _resumes(raises):  # the keys one --resume raised together
-        for change in group:
-            now[change["key"]] = change["to"]
+    for now in resumed:
         sets = " ".join(f"--set {k}={v}" for k, v in now.items())
         lines.append(
             f"a2d-evo evolve         --config {paths['search']} --out {out} --resume {sets}"
@@ -558,16 +553,27 @@ def _as_trained(line: str, run: RunFolder, stage: str) -> list[str]:
         return [line]
     body, sep, comment = line.partition("  # ")
     tail = sep + comment
-    now: dict[str, Any] = {}
-    for change in raises:
-        now.setdefault(change["key"], change["from"])
-    lines = [body + "".join(f" --set {k}={v}" for k, v in now.items()) + tail]
-    for group in _resumes(raises):
-        for change in group:
-            now[change["key"]] = change["to"]
+    start, resumed = _budgets(raises)
+    lines = [body + "".join(f" --set {k}={v}" for k, v in start.items()) + tail]
+    for now in resumed:
         sets = "".join(f" --set {k}={v}" for k, v in now.items())
         lines.append(f"{body} --resume{sets}{tail}")
     return lines
+
+
+def _budgets(raises: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The budgets a stage started with (each raised key at its value before the raises) and,
+    per ``--resume`` that raised them (:func:`_resumes`), every raised key's value after it."""
+    now: dict[str, Any] = {}
+    for change in raises:
+        now.setdefault(change["key"], change["from"])
+    start = dict(now)
+    resumed = []
+    for group in _resumes(raises):
+        for change in group:
+            now[change["key"]] = change["to"]
+        resumed.append(dict(now))
+    return start, resumed
 
 
 def _resumes(raises: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
