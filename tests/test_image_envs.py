@@ -252,8 +252,6 @@ def test_a_seeded_minatar_reset_plays_the_same_episode_whatever_came_before() ->
 def test_a_declared_cnn_space_too_deep_for_the_images_names_space_conv() -> None:
     """Images for a CNN space: what does not fit is the declared layers, so the message names
     space.conv and which of its layers (it blamed space.kind 'cnn')."""
-    from a2d_evo.config import config_from_dict
-    from a2d_evo.errors import ConfigError
     from a2d_evo.train.teacher_folder import check_space_fits
 
     space = {"kind": "cnn", "fc": [16],

@@ -103,7 +103,7 @@ def eval_agent_folder(
     played = (
         f"{n} episodes (seeds {first}-{first + episodes - 1})"
         if n > 1
-        else (f"1 episode (seed {first})")
+        else f"1 episode (seed {first})"
     )
     return (
         f"{folder}: {cfg.env.id} {mode} on {device.type} over {played}: return "
