@@ -486,14 +486,46 @@ def _new_run(p: argparse.ArgumentParser, resume: bool = True) -> None:
         )
 
 
+class _Once(argparse.Action):
+    """``store`` that refuses a second value: ``export --pick 0 --pick 1`` would export 1
+    alone (argparse keeps the last), and export replaces what it writes."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        seen: dict[str, Any] = namespace.__dict__.setdefault("_given_once", {})
+        if self.dest in seen:
+            parser.error(
+                f"{option_string} given twice ({seen[self.dest]}, then {values}): it takes one "
+                "value; run the command once per value"
+            )
+        seen[self.dest] = values
+        setattr(namespace, self.dest, values)
+
+
+class _Parser(argparse.ArgumentParser):
+    """A parser whose value options take one value each (:class:`_Once`)."""
+
+    def add_argument(self, *names: Any, **kwargs: Any) -> argparse.Action:
+        if names and str(names[0]).startswith("-") and "action" not in kwargs:
+            kwargs["action"] = _Once
+        return super().add_argument(*names, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="a2d-evo",
         description="Find small, fast deep-RL agents: distil a teacher into a weight-sharing "
         "supernet, search its subnets with NSGA-II (return vs FLOPs), export the Pareto front.",
     )
     parser.add_argument("--version", action="version", version=f"a2d-evo {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=_Parser
+    )
 
     p = sub.add_parser("train-teacher", help="train the teacher with PPO -> RUN_DIR/teacher/")
     _new_run(p)

@@ -68,6 +68,33 @@ def test_training_commands_take_config_out_resume() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["export", "r", "--pick", "0", "--pick", "1"],  # exported front_01 alone, replacing it
+        ["export", "r", "--max-flops", "100", "--max-flops", "200"],
+        ["evolve", "--config", "c.yaml", "--out", "a", "--out", "b"],
+        ["eval", "agent", "--seed", "1", "--seed", "1"],  # the same value twice too
+    ],
+)
+def test_an_option_given_twice_is_refused(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == EXIT_USER_ERROR
+    option = next(a for a in argv if argv.count(a) == 2 and a.startswith("--"))
+    err = capsys.readouterr().err
+    assert f"a2d-evo {argv[0]}: error: {option} given twice" in err, err
+    # repeatable ones stay repeatable, and one value each is as before
+    args = build_parser().parse_args(
+        ["export", "r", "--pick", "2", "--set", "a.b=1", "--set", "c.d=2", "--max-flops", "9"]
+    )
+    assert (args.pick, args.set, args.max_flops, args.min_return) == (
+        "2", ["a.b=1", "c.d=2"], 9.0, None
+    )  # fmt: skip
+
+
 def test_user_errors_exit_2_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], configs_dir: Path
 ) -> None:
