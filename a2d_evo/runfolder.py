@@ -149,6 +149,7 @@ class RunFolder:
 
     def load_config(self) -> Config:
         """The run's resolved config (for commands that take RUN_DIR)."""
+        self._refuse_part_of_a_run()
         if not self.exists():
             raise RunFolderError(
                 f"{self.root} is not a run folder (no config.yaml); run train-teacher, "
@@ -228,6 +229,7 @@ class RunFolder:
     def check(self, cfg: Config) -> None:
         """Refuse ``cfg`` when the run's ``config.yaml`` disagrees on :data:`FIXED_SECTIONS`;
         writes nothing (a command checks early, and binds once its own checks passed)."""
+        self._refuse_part_of_a_run()
         if self.exists():
             saved = self._read_config(self.config_path)
             diff = config_diff(saved, cfg, FIXED_SECTIONS)
@@ -437,6 +439,21 @@ class RunFolder:
             raw[section][name] = new
         write_text(folder / "config.yaml", dump_config(config_from_dict(raw)))
 
+    def _refuse_part_of_a_run(self) -> None:
+        """RunFolderError when this folder is one of a run's own parts (``RUN_DIR/search``):
+        each stage folder holds a ``config.yaml`` too, so it passed for a run and the errors
+        then asked to redo stages that had finished."""
+        folder = self.root.resolve()
+        part, parent = folder.name, folder.parent
+        if (
+            part in RUN_PARTS
+            and _written_by_a_run(parent / "config.yaml")
+            and not any((folder / name).is_dir() for name in RUN_PARTS)  # a run named so
+        ):
+            raise RunFolderError(
+                f"{self.root} is the {part} folder of run {parent}, not a run; pass {parent}"
+            )
+
     def _check_writable(self) -> None:
         try:
             make_dirs(self.root)
@@ -480,6 +497,16 @@ def _is_result(path: Path) -> bool:
     if path.name in ("config.yaml", LOCK_FILE):
         return False
     return not (path.name.startswith(".") and path.name.endswith(".tmp"))
+
+
+def _written_by_a_run(path: Path) -> bool:
+    """Whether ``path`` is a run's ``config.yaml`` (it opens with ``format_version``, which
+    a user's own config does not write)."""
+    try:
+        with path.open(encoding="utf-8") as f:
+            return f.readline().startswith("format_version:")
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def enclosing_run(path: str | Path) -> RunFolder | None:

@@ -449,6 +449,10 @@ def test_supernet_of_another_space_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "search").exists()
 
 
+def _front_flops(run: Path) -> list[int]:
+    return [m["flops"] for m in json.loads((run / "search" / "front.json").read_text())["front"]]
+
+
 def test_flops_ceiling(tmp_path: Path) -> None:
     """Archs over search.max_flops are never played (their cost is known without playing),
     and a search whose saved population holds such unplayed members resumes bit-exact."""
@@ -497,9 +501,26 @@ def test_flops_ceiling(tmp_path: Path) -> None:
     d = tmp_path / "d"
     spent = {**tight, "search": {**tight["search"], "gens": 50, "budget_steps": 200,
                                  "estimate": "shrunk", "anchors": 3}}  # fmt: skip
-    with pytest.raises(TrainingError, match=r"\(stopped by budget_steps\): search on with "
-                       r"`a2d-evo evolve .*--resume --set search\.budget_steps=400`"):  # fmt: skip
+    # (twice the 960 steps played, the second generation's anchors: twice the budget of 200
+    # was below them, and that resume played nothing and refused again)
+    with pytest.raises(TrainingError, match=r"in 2 generations .*\(stopped by budget_steps\): "
+                       r"search on with `a2d-evo evolve .*--resume --set "
+                       r"search\.budget_steps=1920`"):  # fmt: skip
         evolve(make_run(d, spent), RunFolder(d), progress=False)
+    raised = {**spent, "search": {**spent["search"], "budget_steps": 1920}}
+    evolve(config_from_dict(raised), RunFolder(d), resume=True, progress=False)  # it goes on
+    assert _front_flops(d) == [56]
+    # its last generation spends the budget: both limits stopped it, and the hint raises both
+    # (it raised the budget alone, whose resume then played nothing and refused again)
+    e = tmp_path / "e"
+    both = {**spent, "search": {**spent["search"], "gens": 2}}
+    with pytest.raises(TrainingError, match=r"in 2 generations .*\(stopped by gens and "
+                       r"budget_steps\): search on with `a2d-evo evolve .*--resume --set "
+                       r"search\.gens=4 --set search\.budget_steps=1920`"):  # fmt: skip
+        evolve(make_run(e, both), RunFolder(e), progress=False)
+    raised = {**both, "search": {**both["search"], "gens": 4, "budget_steps": 1920}}
+    evolve(config_from_dict(raised), RunFolder(e), resume=True, progress=False)
+    assert _front_flops(e) == [56]
     more = {**tight, "search": {**tight["search"], "gens": 2}}
     evolve(config_from_dict(more), RunFolder(c), resume=True, progress=False)
     kept = json.loads((c / "search" / "front.json").read_text())["front"]

@@ -185,6 +185,38 @@ def test_bind_stage_fresh_and_resume(tmp_path: Path, configs_dir: Path) -> None:
         run.bind_stage("search", load_config(configs_dir / "cartpole.yaml", ["search.pop=6"]), True)
 
 
+def test_a_part_of_a_run_is_not_taken_for_a_run(
+    tmp_path: Path, configs_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each stage folder holds a config.yaml: `report RUN_DIR/search` read it as a run and
+    # said to run evolve again ("no finished search in RUN_DIR/search/search/front.json")
+    run = RunFolder(tmp_path / "run")
+    cfg = load_config(configs_dir / "cartpole.yaml")
+    run.bind(cfg)
+    run.bind_stage("search", cfg, resume=False)
+    (run.root / "agents").mkdir()
+    for part in ("search", "agents"):
+        for folder in (RunFolder(run.root / part), RunFolder(f"{run.root / part}/")):
+            for call in (folder.load_config, lambda f=folder: f.bind(cfg)):
+                with pytest.raises(RunFolderError) as info:
+                    call()
+                assert str(info.value) == (
+                    f"{folder.root} is the {part} folder of run {run.root}, not a run; "
+                    f"pass {run.root}"
+                )
+    monkeypatch.chdir(run.search)  # `.` too
+    with pytest.raises(RunFolderError, match=f"the search folder of run {run.root}"):
+        RunFolder(".").load_config()
+    monkeypatch.chdir(tmp_path)
+    # a run of its own that is named so, beside some config.yaml, stays a run
+    (tmp_path / "config.yaml").write_text("seed: 1\n")
+    named = RunFolder(tmp_path / "search")
+    named.bind(cfg)
+    named.bind_stage("teacher", cfg, resume=False)
+    assert named.load_config() == cfg
+    assert run.load_config() == cfg
+
+
 def test_non_writable_run_folder(tmp_path: Path, configs_dir: Path) -> None:
     if os.geteuid() == 0:
         # root ignores permission bits; use a path under a regular file instead

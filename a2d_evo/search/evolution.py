@@ -272,9 +272,9 @@ class _Search:
                 self._save(problem, algorithm, gen + 1, False, norm)
                 best = float(-F[idx, 0].min()) if len(idx) else float("nan")
                 self._report(writer, bar, gen, hv, len(idx), best, n_new, dt, steps)
-            else:
+            else:  # every generation played: search.gens stopped it, the budget too if spent
                 if budget_spent(problem, s.budget_steps):
-                    stopped_by = "budget_steps"
+                    stopped_by = "gens and budget_steps"
         finally:
             bar.close()
         records, cut = within_budget(problem.cache_records(), s.budget_steps)
@@ -283,14 +283,20 @@ class _Search:
             seen = [*problem.over_ceiling.values(), *(r["flops"] for r in records)]
             n = len(self.hv_history)
             cheapest_seen = f" (the cheapest seen costs {min(seen):,} FLOPs)" if seen else ""
-            # the limit that stopped it is the one to raise (none when the space is exhausted)
+            # the limits that stopped it are the ones to raise (none when the space is
+            # exhausted); both when the last generation spent the budget: raising one alone
+            # would resume into the other. The budget from what was played, which the last
+            # generation took past it (a doubled budget below that plays nothing)
+            played = max(s.budget_steps or 0, problem.env_steps())
             limits = {"gens": ("search.gens", s.gens), "budget_steps": ("search.budget_steps",
-                      s.budget_steps)}  # fmt: skip
-            key, value = limits.get(stopped_by, ("", None))
+                      played)}  # fmt: skip
+            raise_ = {
+                key: 2 * value
+                for name, (key, value) in limits.items()
+                if value and name in stopped_by.split(" and ")
+            }
             more = (
-                f"search on with {self.run.resume_command('search', {key: 2 * value})}, or "
-                if value
-                else ""
+                f"search on with {self.run.resume_command('search', raise_)}, or " if raise_ else ""
             )
             raise TrainingError(
                 f"evolve: no arch within search.max_flops {s.max_flops:g} was found in "
