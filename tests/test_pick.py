@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from a2d_evo.errors import RunFolderError
@@ -132,3 +134,51 @@ def test_an_export_without_fine_tune_again_keeps_what_it_extracted(finished, tmp
     again = export_front(cfg, run, pick="all", progress=False)
     assert again == folders and (folders[0] / "eval.json").is_file()
     assert [(f / "metrics.json").stat().st_mtime_ns for f in folders] == written
+
+
+def test_reproduce_repeats_the_export_options_that_ran(finished, tmp_path) -> None:
+    """The report's export lines carry the pick, the filters and the fine-tune settings given
+    on export's command line (it said `--pick all --finetune B` for any export), and each
+    line, run on another copy, exports the same."""
+    import shlex
+    import shutil
+
+    from a2d_evo.cli import main
+    from a2d_evo.report.markdown import write_report
+    from a2d_evo.runfolder import RunFolder
+
+    def copy(name: str) -> RunFolder:
+        shutil.copytree(finished, tmp_path / name)
+        return RunFolder(tmp_path / name)
+
+    def export_lines(run: RunFolder) -> list[str]:
+        md = write_report(run.load_config(), run).read_text()
+        return [line for line in md.splitlines() if line.startswith("a2d-evo export ")]
+
+    def recorded(run: RunFolder, name: str) -> str:
+        return json.loads((run.agents / name / "metrics.json").read_text())["export_command"]
+
+    # one member alone: no whole-front line (it trained and delivered every member)
+    one = copy("one")
+    assert main(["export", str(one.root), "--pick", "0", "--finetune", "0", "--quiet"]) == 0
+    out = f"{one.root}-repro"
+    assert export_lines(one) == [f"a2d-evo export {out} --pick 0 --finetune 0"]
+    # a filter and fine-tune settings given with --set (one of them the run's own value)
+    given = ["--max-flops", "56", "--finetune", "0", "--set", "distill.alpha=2",
+             "--set", "finetune.validation_episodes=0", "--set", "ppo.gamma=0.99"]  # fmt: skip
+    flt = copy("flt")
+    assert main(["export", str(flt.root), *given, "--quiet"]) == 0
+    options = (
+        "--pick all --max-flops=56.0 --finetune 0 --set distill.alpha=2.0 "
+        "--set finetune.validation_episodes=0"
+    )
+    delivered = json.loads((flt.agents / "delivered.json").read_text())
+    assert delivered["export_command"] == recorded(flt, "front_00") == options
+    assert export_lines(flt) == [f"a2d-evo export {flt.root}-repro {options}"]
+    # the line exports the same on another copy
+    again = copy("again")
+    assert main(["export", str(again.root), *shlex.split(options), "--quiet"]) == 0
+    assert recorded(again, "front_00") == options
+    assert json.loads((again.agents / "delivered.json").read_text())["members"] == (
+        delivered["members"]
+    )

@@ -231,7 +231,12 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     assert f"a2d-evo train-teacher  --config {run.config_path} --out {out}" in md
     assert f"--out {out} --pop 16 --gens 5 --episodes 3" in md
     assert f"a2d-evo export {out} --pick knee" in md
-    assert f"a2d-evo baselines {out} --widths 0.25,1" in md
+    # what was trained, each method at its own widths: `--widths 0.25,1` trained all three
+    # methods at both (6 baselines for these 2)
+    assert (
+        f"a2d-evo baselines {out} --widths 1 --methods ppo\n"
+        f"a2d-evo baselines {out} --widths 0.25 --methods distill\n"
+    ) in md
 
 
 def test_the_report_says_the_final_seeds_chose_no_member(tmp_path: Path) -> None:
@@ -571,6 +576,21 @@ def test_reproduce_lines_carry_the_recorded_fine_tune_budgets(tmp_path: Path) ->
     md = write_report(run.load_config(), run).read_text()
     assert f"a2d-evo export {out} --pick 3 --finetune 8192\n" in md
     assert f"a2d-evo finetune {out}/agents/front_03 --steps 1024\n" in md
+    # the options each export recorded (`export_command`): its lines as they ran, whole-front
+    # exports first, the delivering one last of them (its members may have been kept from an
+    # earlier one, whose record they hold), then the single picks
+    for name, options in (("knee", "--pick knee --finetune 0"),
+                          ("front_03", "--pick all --max-flops=900.0 --finetune 8192")):  # fmt: skip
+        m = json.loads((run.agents / name / "metrics.json").read_text())
+        write_json(run.agents / name / "metrics.json", {**m, "export_command": options})
+    write_json(run.agents / "delivered.json", {**delivered, "export_command": "--pick all "
+               "--finetune 4096 --set finetune.lr=0.0005"})  # fmt: skip
+    md = write_report(run.load_config(), run).read_text()
+    assert [line for line in md.splitlines() if line.startswith("a2d-evo export ")] == [
+        f"a2d-evo export {out} --pick all --max-flops=900.0 --finetune 8192",
+        f"a2d-evo export {out} --pick all --finetune 4096 --set finetune.lr=0.0005",
+        f"a2d-evo export {out} --pick knee --finetune 0",
+    ]
 
 
 def test_a_search_resumed_further_is_reproduced_as_it_ran(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from a2d_evo.config.loader import (
     load_config,
     parse_override,
     parse_yaml,
+    set_flag,
 )
 from a2d_evo.config.schema import (
     ALLOWED_IMPORTS,
@@ -86,5 +87,6 @@ __all__ = [
     "parse_override",
     "parse_yaml",
     "replace",
+    "set_flag",
     "split_import",
 ]

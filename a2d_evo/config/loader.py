@@ -488,6 +488,13 @@ def _mapping_field(tp: Any) -> bool:
     return any(get_origin(a) is dict for a in inner)
 
 
+def set_flag(key: str, value: Any) -> str:
+    """``--set key=value``, shell-quoted, that reads back as ``value`` (YAML flow, written as
+    the config's own YAML reads it: a string ``"017"`` stays quoted)."""
+    flow = yaml.dump([value], Dumper=_Dumper, default_flow_style=True, width=1 << 16).strip()
+    return "--set " + shlex.quote(f"{key}={flow[1:-1]}")
+
+
 def _whole_mapping(key: str, inner: Sequence[str], text: str) -> str:
     """The shell-quoted ``key={...}`` that sets the value ``text`` at the path ``inner`` of
     the mapping ``key``, as YAML flow: ``text`` read as the config's own YAML reads it (1.2

@@ -33,6 +33,7 @@ from a2d_evo.config import Config, env_import_flags
 from a2d_evo.errors import FormatError, RunFolderError
 from a2d_evo.files import read_json_dict, write_bytes, write_text
 from a2d_evo.formats import (
+    BASELINE_METHODS,
     KEPT_FINE_TUNED,
     KEPT_INHERITED,
     NONINFERIORITY_MARGIN,
@@ -49,7 +50,6 @@ from a2d_evo.report.run_data import (
     DEFAULT_WIDTHS,
     Row,
     RunData,
-    _found_widths,
     _front_rows,
     _num,
     load_run,
@@ -495,7 +495,9 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     if budget and len(rates) == 1 and rates != {cfg.finetune_lr}:
         by_export += f" --set finetune.lr={next(iter(rates)):g}"
     fronts = sorted(name for name in data.agents if name.startswith("front_"))
-    if fronts:
+    if (as_ran := _export_lines(data, out)) is not None:
+        lines += as_ran
+    elif fronts:  # agents exported before the options were recorded: as their budgets say
         lines.append(f"a2d-evo export {out} --pick all{by_export}")
         # a member exported again on its own budget (`export --pick N --finetune B`)
         whole = budget if budget is not None else cfg.finetune.steps
@@ -504,7 +506,7 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
             index = name.removeprefix("front_")
             if own_budget is not None and own_budget != whole and index.isdigit():
                 lines.append(f"a2d-evo export {out} --pick {int(index)} --finetune {own_budget}")
-    if "knee" in data.agents:
+    if "knee" in data.agents and as_ran is None:
         knee = data.export_finetune.get("knee", budget)  # its own export's, where it differs
         own = f" --finetune {knee}" if knee != budget and knee is not None else by_export
         lines.append(f"a2d-evo export {out} --pick knee{own}")
@@ -526,10 +528,47 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
             else f"a2d-evo finetune {agent} --steps STEPS  # its budget is not recorded"
         )
     if data.baselines:
-        widths = sorted(_found_widths(data.baselines)) or list(DEFAULT_WIDTHS)
-        lines.append(f"a2d-evo baselines {out} --widths {','.join(map(width_text, widths))}")
+        lines += _baseline_lines(data.baselines, out)
     lines.append(f"a2d-evo report {out}")
     return lines
+
+
+def _baseline_lines(baselines: Mapping[str, Row], out: str) -> list[str]:
+    """The ``baselines`` commands that train the methods and widths found: one per set of
+    widths, naming ``--methods`` unless every method was trained at them."""
+    by_method: dict[str, set[float]] = {}
+    for row in baselines.values():
+        method, width = row.extra.get("method"), row.extra.get("width_multiplier")
+        if method in BASELINE_METHODS and width is not None:
+            by_method.setdefault(method, set()).add(width)
+    if not by_method:
+        return [f"a2d-evo baselines {out} --widths {','.join(map(width_text, DEFAULT_WIDTHS))}"]
+    groups: dict[tuple[float, ...], list[str]] = {}
+    for method in BASELINE_METHODS:
+        if method in by_method:
+            groups.setdefault(tuple(sorted(by_method[method])), []).append(method)
+    return [
+        f"a2d-evo baselines {out} --widths {','.join(map(width_text, widths))}"
+        + ("" if methods == list(BASELINE_METHODS) else f" --methods {','.join(methods)}")
+        for widths, methods in groups.items()
+    ]
+
+
+def _export_lines(data: RunData, out: str) -> list[str] | None:
+    """The ``export`` commands as they ran, from the options each exported agent and the
+    delivery record (``export_command``): other whole-front exports first, then the one that
+    delivered, then the single picks (each replaces its member); None where an exported agent
+    records none (files from before 2026-12-06)."""
+    names = sorted(n for n in data.agents if n == "knee" or n.startswith("front_"))
+    if not names or any(n not in data.export_command for n in names):
+        return None
+    ran = list(dict.fromkeys(data.export_command[n] for n in names))
+    delivered = data.delivered_command
+    whole = [c for c in ran if c.startswith("--pick all") and c != delivered]
+    single = [c for c in ran if not c.startswith("--pick all")]
+    return [
+        f"a2d-evo export {out} {c}" for c in (*whole, *([delivered] if delivered else []), *single)
+    ]
 
 
 def _raises(run: RunFolder, stage: str) -> list[dict[str, Any]]:

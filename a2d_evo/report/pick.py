@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from a2d_evo.config import Config, config_to_dict, replace
+from a2d_evo.config import Config, config_to_dict, replace, set_flag
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
 from a2d_evo.files import check_format_version, file_digest, read_json, read_json_dict, safe_name
 from a2d_evo.formats import (
@@ -32,7 +32,7 @@ from a2d_evo.formats import (
 )
 from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.space import Arch, SearchSpace, arch_from_dict
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runfolder import RunFolder, config_diff, setting
 
 if TYPE_CHECKING:  # torch-heavy: imported where it is used
     from a2d_evo.nets.supernet import Supernet
@@ -308,6 +308,7 @@ def export_front(
     ]
     _check_reference(data["reference_point"][1], space, obs_shape, n_actions, path)
     chosen = select(front, pick, max_flops, min_return)
+    command = export_command(run, cfg, pick, max_flops, min_return)
     # the knee and --min-return read the front's final-seed figures (inherited weights), the
     # seeds that then score the agent: say so in its metrics.json (a choice on its own score)
     chosen_on = FINAL_SEEDS if pick == "knee" or min_return is not None else None
@@ -343,7 +344,17 @@ def export_front(
             locks.enter_context(folder_lock(run.agents / safe_name(name)))
         exported = [
             _export_member(
-                cfg, run, supernet, front[i], archs[i], i, name, sources, chosen_on, progress
+                cfg,
+                run,
+                supernet,
+                front[i],
+                archs[i],
+                i,
+                name,
+                sources,
+                chosen_on,
+                progress,
+                command,
             )
             for name, i in chosen
         ]
@@ -354,8 +365,29 @@ def export_front(
         _drop_stale_delivery(run, replaced, sources["front"], progress, delivers=pick == "all")
         rows = finetune_members(cfg, run, folders, progress)
         if pick == "all":
-            write_delivered(cfg, run, rows, sources["front"], chosen_on, progress)
+            write_delivered(cfg, run, rows, sources["front"], chosen_on, progress, command)
     return folders
+
+
+def export_command(
+    run: RunFolder,
+    cfg: Config,
+    pick: str,
+    max_flops: float | None,
+    min_return: float | None,
+) -> str:
+    """The ``export`` options that select and fine-tune as this export does, for the report's
+    Reproduce lines: the pick, the filters, the budget, and a ``--set`` for each fine-tune
+    setting (``ppo``, ``distill``, ``finetune``) given on its command line, that is, where
+    ``cfg`` differs from the config the search ran with."""
+    base = run.stage_config("search") or run.load_config()
+    parts = [f"--pick {pick}"]
+    parts += [f"--max-flops={max_flops!r}"] if max_flops is not None else []
+    parts += [f"--min-return={min_return!r}"] if min_return is not None else []
+    parts.append(f"--finetune {cfg.finetune.steps}")
+    moved = config_diff(base, cfg, ("ppo", "distill", "finetune"))
+    parts += [set_flag(key, setting(cfg, key)) for key in moved if key != "finetune.steps"]
+    return " ".join(parts)
 
 
 def _check_reference(
@@ -402,11 +434,13 @@ def _export_member(
     sources: dict[str, str | None],
     chosen_on: str | None,
     progress: bool,
+    command: str,
 ) -> tuple[Path, bool]:
     """Extract front entry ``index`` into ``RUN_DIR/agents/<name>/`` (its lock held by the
     caller), unless an earlier, interrupted export left it fine-tuned from the same sources;
     the folder, and whether it was extracted anew (False: kept).
-    ``chosen_on``: the seeds ``--pick knee`` / ``--min-return`` chose it on, recorded."""
+    ``chosen_on``: the seeds ``--pick knee`` / ``--min-return`` chose it on, recorded;
+    ``command``: the export options that made it (:func:`export_command`)."""
     # torch-heavy modules imported here, as in export_front: the report stays torch-free
     from a2d_evo.nets.agent_folder import extract, save_agent
     from a2d_evo.nets.cost import latency_ms
@@ -437,6 +471,7 @@ def _export_member(
     metrics["source"] = "front"
     metrics["inherited"] = {k: entry.get(k) for k in INHERITED_KEYS}
     metrics["export_finetune"] = cfg.finetune.steps  # what the report's Reproduce repeats
+    metrics["export_command"] = command
     if chosen_on is not None:
         metrics["chosen_on"] = chosen_on
     folder = save_agent(agent, target, metrics=metrics)

@@ -182,6 +182,9 @@ class RunData:
     export_finetune: dict[str, int]
     """The fine-tune budget ``export`` gave each agent it wrote, 0 included (``export
     --finetune 0``), where recorded (``export_finetune``)."""
+    export_command: dict[str, str]
+    """The ``export`` options that wrote each agent, where recorded (``export_command``:
+    :func:`~a2d_evo.report.pick.export_command`)."""
     kept: dict[str, str]
     """Which weights each exported agent ships (:func:`~a2d_evo.formats.kept_weights`)."""
     delivered: list[str]
@@ -199,6 +202,9 @@ class RunData:
     delivered_supernet_steps: int | None
     """The supernet budget ``delivered.json`` recorded (the one its members had); None for
     files from before it."""
+    delivered_command: str | None
+    """The ``export`` options that delivered it (None without a delivery, or in files from
+    before they were recorded)."""
     baselines: dict[str, Row]
     missing: list[str]
     front_episodes: list[int]
@@ -208,16 +214,17 @@ class RunData:
 
 def _delivered(
     run: RunFolder, agents: Mapping[str, Row], missing: list[str], front_sha: str
-) -> tuple[list[str], int | None, str, bool, int | None]:
+) -> tuple[list[str], int | None, str, bool, int | None, str | None]:
     """The delivered front's member names that are exported agents here, its fine-tune
     budget, the seeds that chose it (see :mod:`a2d_evo.report.deliver`), whether every
-    exported row has a validation figure, and the supernet budget its members had (None in
-    files from before it was recorded); a damaged file, or
+    exported row has a validation figure, the supernet budget its members had and the
+    export options that delivered it (None in files from before each was recorded); a
+    damaged file, or
     one delivered from another ``front.json`` (``front_sha256``), is reported under
     Missing."""
     path = run.agents / "delivered.json"
     if not path.is_file():
-        return [], None, FINAL_SEEDS, False, None
+        return [], None, FINAL_SEEDS, False, None, None
     try:
         data = read_delivered(path)
         members = data["members"]
@@ -237,12 +244,15 @@ def _delivered(
         _check_unchanged(path, data, members, agents, again)
     except (FormatError, OSError) as exc:
         missing.append(f"the delivered front: {exc}")
-        return [], None, FINAL_SEEDS, False, None
+        return [], None, FINAL_SEEDS, False, None, None
     steps = data.get("supernet_steps")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         steps = None
     rows = data.get("exported")
-    return [m for m in members if m in agents], budget, chosen_on, validated(rows), steps
+    command = data.get("export_command")
+    command = command if isinstance(command, str) else None
+    members = [m for m in members if m in agents]
+    return members, budget, chosen_on, validated(rows), steps, command
 
 
 def _baseline_unlike(
@@ -344,6 +354,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     finetune_budget: dict[str, int] = {}
     finetune_lr: dict[str, float] = {}
     by_export: dict[str, int] = {}
+    commands: dict[str, str] = {}
     kept: dict[str, str] = {}
     for folder in _own_subfolders(run, run.agents, missing):
         m = _agent_metrics(folder, f"agent {folder.name}", missing)
@@ -369,10 +380,12 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
                 into[folder.name] = count
         if (lr := _num(m.get("finetune_lr"))) is not None:
             finetune_lr[folder.name] = lr
+        if isinstance(command := m.get("export_command"), str):
+            commands[folder.name] = command
     if not agents:
         missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
-    delivered, delivered_budget, chosen_on, validated, supernet_steps = _delivered(
-        run, agents, missing, front_sha
+    delivered, delivered_budget, chosen_on, validated, supernet_steps, delivered_command = (
+        _delivered(run, agents, missing, front_sha)
     )
     tuned = sorted({b for b in by_export.values() if b > 0})
     if not (run.agents / "delivered.json").is_file() and tuned:
@@ -442,12 +455,14 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         finetune_budget=finetune_budget,
         finetune_lr=finetune_lr,
         export_finetune=by_export,
+        export_command=commands,
         kept=kept,
         delivered=delivered,
         delivered_budget=delivered_budget,
         delivered_chosen_on=chosen_on,
         delivered_validated=validated,
         delivered_supernet_steps=supernet_steps,
+        delivered_command=delivered_command,
         baselines=dict(sorted(baselines.items(), key=lambda kv: _baseline_order(kv[1]))),
         missing=missing,
         front_episodes=episodes,
