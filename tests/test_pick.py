@@ -179,6 +179,7 @@ def test_reproduce_repeats_the_export_options_that_ran(finished, tmp_path) -> No
     again = copy("again")
     assert main(["export", str(again.root), *shlex.split(options), "--quiet"]) == 0
     assert recorded(again, "front_00") == options
-    assert json.loads((again.agents / "delivered.json").read_text())["members"] == (
-        delivered["members"]
+    assert (
+        json.loads((again.agents / "delivered.json").read_text())["members"]
+        == (delivered["members"])
     )

@@ -579,8 +579,8 @@ def test_reproduce_lines_carry_the_recorded_fine_tune_budgets(tmp_path: Path) ->
     # the options each export recorded (`export_command`): its lines as they ran, whole-front
     # exports first, the delivering one last of them (its members may have been kept from an
     # earlier one, whose record they hold), then the single picks
-    for name, options in (("knee", "--pick knee --finetune 0"),
-                          ("front_03", "--pick all --max-flops=900.0 --finetune 8192")):  # fmt: skip
+    whole = "--pick all --max-flops=900.0 --finetune 8192"
+    for name, options in (("knee", "--pick knee --finetune 0"), ("front_03", whole)):
         m = json.loads((run.agents / name / "metrics.json").read_text())
         write_json(run.agents / name / "metrics.json", {**m, "export_command": options})
     write_json(run.agents / "delivered.json", {**delivered, "export_command": "--pick all "
