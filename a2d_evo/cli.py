@@ -441,11 +441,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- parser
+NO_BAR = "accepted for scripts; this command shows no progress bar"
+RUN_SEED = (
+    "the run's root seed, the only one taken: every agent is scored on the front's own final "
+    "seeds (the default)"
+)
+
+
 def _common(
     p: argparse.ArgumentParser,
     *,
     seed_help: str = "override the config's root seed",
     overrides: bool = True,
+    quiet_help: str = "no progress bar",
 ) -> None:
     """The options every command takes; ``overrides=False`` (``report``, which describes the
     run as it ran and builds no env): no ``--set``, ``--seed``, ``--device`` or
@@ -463,7 +471,7 @@ def _common(
             "--device", choices=("cpu", "cuda", "auto"), help="torch device (default: the config's)"
         )
     if not overrides:
-        p.add_argument("--quiet", action="store_true", help="no progress bar")
+        p.add_argument("--quiet", action="store_true", help=quiet_help)
         return
     p.add_argument(
         "--env-import",
@@ -474,7 +482,7 @@ def _common(
         "minatar.gym:register_envs (repeatable); needed for an import a run or agent folder "
         "records unless it is on a2d-evo's allow-list",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help=quiet_help)
 
 
 def _new_run(p: argparse.ArgumentParser, resume: bool = True) -> None:
@@ -604,7 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fine-tune each exported agent for STEPS env steps (default: the run's "
         "finetune.steps; 0 keeps the inherited weights)",
     )
-    _common(p)
+    _common(p, seed_help=RUN_SEED)
     p.set_defaults(handler=cmd_export)
 
     p = sub.add_parser(
@@ -630,12 +638,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="sample actions instead of greedy argmax (default: the config's eval.mode)",
     )
-    _common(p, seed_help="seed of the first episode (default: fresh seeds of the config)")
+    _common(
+        p,
+        seed_help="seed of the first episode (default: fresh seeds of the config)",
+        quiet_help=NO_BAR,
+    )
     p.set_defaults(handler=cmd_eval)
 
     p = sub.add_parser("report", help="Pareto plot, hypervolume plot and table -> RUN_DIR/report/")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder, e.g. runs/cartpole")
-    _common(p, overrides=False)  # it reports the run's own settings
+    _common(p, overrides=False, quiet_help=NO_BAR)  # it reports the run's own settings
     p.set_defaults(handler=cmd_report)
 
     p = sub.add_parser(
@@ -654,7 +666,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="continue an interrupted baseline from its checkpoint (finished ones are always "
         "skipped)",
     )
-    _common(p)
+    _common(p, seed_help=RUN_SEED)
     p.set_defaults(handler=cmd_baselines)
 
     p = sub.add_parser(

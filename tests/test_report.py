@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import struct
 from pathlib import Path
 from typing import Any
@@ -523,6 +524,18 @@ def test_baselines_against_the_inherited_front_say_they_had_more_steps(tmp_path:
         and f"`a2d-evo export {run.root} --finetune {knee['export_finetune']}`" in m
         for m in data.missing
     ), data.missing
+    # written by an export of every member that stopped before it delivered: said so, with
+    # that export's own options (it said "exported one by one")
+    _agent(run.agents / "front_00", (8,), {**knee, "export_command": "--pick all --finetune 64"})
+    data = run_data.load_run(cfg, run)
+    said = [m for m in data.missing if m.startswith("the delivered front (")]
+    assert len(said) == 1 and "exported one by one" not in said[0], said
+    assert said[0].endswith(
+        "an export of every member wrote agents here but none delivered the front (stopped, or "
+        "a member exported again on its own since); run "
+        f"`a2d-evo export {run.root} --pick all --finetune 64` to deliver it"
+    ), said
+    shutil.rmtree(run.agents / "front_00")
     delivered = {"format_version": 1, "finetune_steps": 4096, "members": ["knee"],
                  "exported": [], "chosen_on": "validation seeds"}  # fmt: skip
     (run.agents / "delivered.json").write_text(json.dumps(delivered))

@@ -388,7 +388,16 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         _delivered(run, agents, missing, front_sha)
     )
     tuned = sorted({b for b in by_export.values() if b > 0})
-    if not (run.agents / "delivered.json").is_file() and tuned:
+    whole = sorted({c for c in commands.values() if c.startswith("--pick all")})
+    if not (run.agents / "delivered.json").is_file() and whole:
+        # an export of every member wrote these, and none delivers now: it was stopped, or a
+        # later `--pick N` replaced a member (and removed the delivery that listed it)
+        missing.append(
+            f"the delivered front (`{run.agents / 'delivered.json'}`): an export of every member "
+            "wrote agents here but none delivered the front (stopped, or a member exported "
+            f"again on its own since); run `a2d-evo export {run.root} {whole[-1]}` to deliver it"
+        )
+    elif not (run.agents / "delivered.json").is_file() and tuned:
         # members exported one by one (`--pick N`, `--pick knee`) are fine-tuned, but only an
         # export of every member delivers a front: the baselines face the inherited one
         missing.append(
