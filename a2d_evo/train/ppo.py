@@ -160,7 +160,8 @@ def compute_gae(
 # ----------------------------------------------------------------------------- acting
 def sample_actions(logits: Tensor, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     """Actions drawn from ``softmax(logits)`` with ``gen`` (on the CPU, so that the same
-    seed gives the same actions on every device), and their log-probabilities."""
+    seed gives the same random stream on every device: the same actions where the logits
+    agree), and their log-probabilities."""
     if not torch.isfinite(logits).all():
         raise TrainingError("the policy produced non-finite logits; the weights have diverged")
     logp_all = torch.log_softmax(logits.float(), dim=-1)
