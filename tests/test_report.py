@@ -435,6 +435,19 @@ def test_an_agent_whose_fine_tune_was_rejected_says_so(tmp_path: Path) -> None:
     _agent(run.agents / "knee", (8,), knee)
     md = write_report(run.load_config(), run).read_text()
     assert "| 450.00 → 450.00 (inherited weights kept) |" in md
+    # a fine-tune by hand scores before and after on seeds of its own, not the row's: said
+    # (the row's return is on 30 final seeds, the cell on the fine-tune's)
+    own = list(range(5000, 5020))
+    knee["before"], knee["after"] = ({"return_mean": v, "seeds": own} for v in (450.0, 452.0))
+    _agent(run.agents / "knee", (8,), knee)
+    md = write_report(run.load_config(), run).read_text()
+    assert "| 450.00 → 452.00 (on its own 20 seeds) (inherited weights kept) |" in md
+    knee["after"]["seeds"] = knee["seeds"]  # the row's own: nothing to say
+    _agent(run.agents / "knee", (8,), knee)
+    assert (
+        "| 450.00 → 452.00 (inherited weights kept) |"
+        in write_report(run.load_config(), run).read_text()
+    )
 
 
 def test_an_agent_an_interrupted_export_left_says_its_fine_tune_is_pending(

@@ -110,10 +110,13 @@ def _chosen_on_sentence(data: RunData) -> str:
 
 
 def _finetune_cell(data: RunData, name: str) -> str:
-    """An exported agent's fine-tune: ``before → after``, and whether its inherited weights
-    ship (the validation rejected the fine-tune, or none ran); an agent that export gave a
-    fine-tune budget but that has none recorded was left by an interrupted export."""
+    """An exported agent's fine-tune: ``before → after`` (on seeds of its own where they are
+    not the row's), and whether its inherited weights ship (the validation rejected the
+    fine-tune, or none ran); an agent that export gave a fine-tune budget but that has none
+    recorded was left by an interrupted export."""
     cell = " → ".join(f"{v:.2f}" for v in data.finetune.get(name, ()))
+    if name in data.finetune_seeds:  # a fine-tune by hand: not the row's seeds
+        cell += f" (on its own {count_text(data.finetune_seeds[name], 'seed')})"
     if data.kept.get(name) != KEPT_INHERITED:
         return cell
     if not cell and data.export_finetune.get(name, 0) > 0 and name not in data.finetune_budget:

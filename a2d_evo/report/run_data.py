@@ -175,6 +175,9 @@ class RunData:
     teacher_arch: str
     agents: dict[str, Row]
     finetune: dict[str, tuple[float, float]]
+    finetune_seeds: dict[str, int]
+    """The episodes of a fine-tune's before and after figures where they are not the row's own
+    seeds (a ``finetune`` by hand scores on seeds of its own)."""
     finetune_budget: dict[str, int]
     """Each fine-tuned agent's budget in env steps (``metrics.json`` ``finetune_budget``)."""
     finetune_lr: dict[str, float]
@@ -351,6 +354,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     front_sha = file_digest(run.search / "front.json")
     agents: dict[str, Row] = {}
     finetune: dict[str, tuple[float, float]] = {}
+    finetune_seeds: dict[str, int] = {}
     finetune_budget: dict[str, int] = {}
     finetune_lr: dict[str, float] = {}
     by_export: dict[str, int] = {}
@@ -374,6 +378,9 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
             b, a = _num(before.get("return_mean")), _num(after.get("return_mean"))
             if b is not None and a is not None:
                 finetune[folder.name] = (b, a)
+                seeds = after.get("seeds")
+                if isinstance(seeds, list) and seeds != m.get("seeds"):
+                    finetune_seeds[folder.name] = len(seeds)
         for key, into in (("finetune_budget", finetune_budget), ("export_finetune", by_export)):
             count = m.get(key)
             if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
@@ -461,6 +468,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         teacher_arch=_arch_name(teacher_arch) if teacher_arch else "teacher",
         agents=agents,
         finetune=finetune,
+        finetune_seeds=finetune_seeds,
         finetune_budget=finetune_budget,
         finetune_lr=finetune_lr,
         export_finetune=by_export,
