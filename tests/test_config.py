@@ -302,3 +302,20 @@ def test_a_key_inside_a_mapping_names_the_whole_mapping_form_that_runs(
     assert load_config(configs_dir / "cartpole.yaml", given).env.kwargs == value
     with pytest.raises(ConfigError, match=r"'teacher\.arch' is a mapping"):  # may be None too
         load_config(configs_dir / "cartpole.yaml", ["teacher.arch.kind=mlp"])
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("env.id", "017"), ("env.id", "yes"), ("distill.anneal", "linear"), ("finetune.lr", 1e-05),
+     ("ppo.target_kl", None), ("ppo.clip_vloss", False), ("search.pop", 64),
+     ("distill.alpha", 0.1 + 0.2), ("env.kwargs", {"gravity": -9.5, "mode": "017"})],
+)  # fmt: skip
+def test_set_flag_reads_back_as_its_value(key: str, value: object) -> None:
+    import shlex
+
+    from a2d_evo.config import set_flag
+    from a2d_evo.runfolder import setting
+
+    flag, item = shlex.split(set_flag(key, value))
+    cfg = config_from_dict({"env": {"id": "LunarLander-v3"}}, [item])
+    assert flag == "--set" and setting(cfg, key) == value and type(setting(cfg, key)) is type(value)

@@ -156,7 +156,8 @@ def test_reproduce_repeats_the_export_options_that_ran(finished, tmp_path) -> No
         return [line for line in md.splitlines() if line.startswith("a2d-evo export ")]
 
     def recorded(run: RunFolder, name: str) -> str:
-        return json.loads((run.agents / name / "metrics.json").read_text())["export_command"]
+        m = json.loads((run.agents / name / "metrics.json").read_text())["export_command"]
+        return m["options"]
 
     # one member alone: no whole-front line (it trained and delivered every member)
     one = copy("one")
@@ -173,7 +174,7 @@ def test_reproduce_repeats_the_export_options_that_ran(finished, tmp_path) -> No
         "--set finetune.validation_episodes=0"
     )
     delivered = json.loads((flt.agents / "delivered.json").read_text())
-    assert delivered["export_command"] == recorded(flt, "front_00") == options
+    assert delivered["export_command"]["options"] == recorded(flt, "front_00") == options
     assert export_lines(flt) == [f"a2d-evo export {flt.root}-repro {options}"]
     # the line exports the same on another copy
     again = copy("again")

@@ -539,7 +539,12 @@ def test_baselines_against_the_inherited_front_say_they_had_more_steps(tmp_path:
     ), data.missing
     # written by an export of every member that stopped before it delivered: said so, with
     # that export's own options (it said "exported one by one")
-    _agent(run.agents / "front_00", (8,), {**knee, "export_command": "--pick all --finetune 64"})
+    for options, when in (
+        ("--pick all --finetune 64", 2),
+        ("--pick all --min-return=1.0 --finetune 32", 1),
+    ):  # the later one named, not the first by name
+        _agent(run.agents / f"front_0{when}", (8,),
+               {**knee, "export_command": {"options": options, "time_ns": when}})  # fmt: skip
     data = run_data.load_run(cfg, run)
     said = [m for m in data.missing if m.startswith("the delivered front (")]
     assert len(said) == 1 and "exported one by one" not in said[0], said
@@ -548,7 +553,8 @@ def test_baselines_against_the_inherited_front_say_they_had_more_steps(tmp_path:
         "a member exported again on its own since); run "
         f"`a2d-evo export {run.root} --pick all --finetune 64` to deliver it"
     ), said
-    shutil.rmtree(run.agents / "front_00")
+    shutil.rmtree(run.agents / "front_01")
+    shutil.rmtree(run.agents / "front_02")
     delivered = {"format_version": 1, "finetune_steps": 4096, "members": ["knee"],
                  "exported": [], "chosen_on": "validation seeds"}  # fmt: skip
     (run.agents / "delivered.json").write_text(json.dumps(delivered))
@@ -602,20 +608,32 @@ def test_reproduce_lines_carry_the_recorded_fine_tune_budgets(tmp_path: Path) ->
     md = write_report(run.load_config(), run).read_text()
     assert f"a2d-evo export {out} --pick 3 --finetune 8192\n" in md
     assert f"a2d-evo finetune {out}/agents/front_03 --steps 1024\n" in md
-    # the options each export recorded (`export_command`): its lines as they ran, whole-front
-    # exports first, the delivering one last of them (its members may have been kept from an
-    # earlier one, whose record they hold), then the single picks
+
+    # the options and times each export recorded (`export_command`): its lines in the order
+    # they ran (not by the agents' names), each where it last ran; the delivery's own record
+    # counts, since members an export kept hold the record of the one that wrote them
+    def record(options: str, when: int) -> dict[str, object]:
+        return {"options": options, "time_ns": when}
+
     whole = "--pick all --max-flops=900.0 --finetune 8192"
-    for name, options in (("knee", "--pick knee --finetune 0"), ("front_03", whole)):
+    for name, command in (("knee", record("--pick knee --finetune 0", 2)),
+                          ("front_03", record(whole, 1))):  # fmt: skip
         m = json.loads((run.agents / name / "metrics.json").read_text())
-        write_json(run.agents / name / "metrics.json", {**m, "export_command": options})
-    write_json(run.agents / "delivered.json", {**delivered, "export_command": "--pick all "
-               "--finetune 4096 --set finetune.lr=0.0005"})  # fmt: skip
+        write_json(run.agents / name / "metrics.json", {**m, "export_command": command})
+    write_json(run.agents / "delivered.json", {**delivered, "export_command": record(
+        "--pick all --finetune 4096 --set finetune.lr=0.0005", 3)})  # fmt: skip
     md = write_report(run.load_config(), run).read_text()
     assert [line for line in md.splitlines() if line.startswith("a2d-evo export ")] == [
-        f"a2d-evo export {out} --pick all --max-flops=900.0 --finetune 8192",
-        f"a2d-evo export {out} --pick all --finetune 4096 --set finetune.lr=0.0005",
+        f"a2d-evo export {out} {whole}",
         f"a2d-evo export {out} --pick knee --finetune 0",
+        f"a2d-evo export {out} --pick all --finetune 4096 --set finetune.lr=0.0005",
+    ]
+    # the same whole export run again after the knee's (it kept its members): once, last
+    write_json(run.agents / "delivered.json", {**delivered, "export_command": record(whole, 3)})
+    md = write_report(run.load_config(), run).read_text()
+    assert [line for line in md.splitlines() if line.startswith("a2d-evo export ")] == [
+        f"a2d-evo export {out} --pick knee --finetune 0",
+        f"a2d-evo export {out} {whole}",
     ]
 
 

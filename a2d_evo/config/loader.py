@@ -489,8 +489,11 @@ def _mapping_field(tp: Any) -> bool:
 
 
 def set_flag(key: str, value: Any) -> str:
-    """``--set key=value``, shell-quoted, that reads back as ``value`` (YAML flow, written as
-    the config's own YAML reads it: a string ``"017"`` stays quoted)."""
+    """``--set key=value``, shell-quoted, that reads back as ``value``: a string as it is
+    (``--set`` gives a string field its text unparsed), anything else as YAML flow, written
+    as the config's own YAML reads it (1.2 numbers, ``null``, ``true``)."""
+    if isinstance(value, str):
+        return "--set " + shlex.quote(f"{key}={value}")
     flow = yaml.dump([value], Dumper=_Dumper, default_flow_style=True, width=1 << 16).strip()
     return "--set " + shlex.quote(f"{key}={flow[1:-1]}")
 

@@ -134,7 +134,7 @@ def write_delivered(
     front_sha: str | None,
     chosen_on: str | None = None,
     progress: bool = True,
-    command: str | None = None,
+    command: dict[str, Any] | None = None,
 ) -> Path:
     """The members of ``rows`` no other dominates, to ``RUN_DIR/agents/delivered.json``:
     on the validation seeds when every row has a validation figure, else on the final
@@ -143,8 +143,8 @@ def write_delivered(
     front makes this file stale. ``chosen_on``: :data:`FINAL_SEEDS` when the rows were
     already filtered on their final-seed figures (``export --min-return``), which
     ``delivered.json`` then records whatever the validation seeds chose after. ``command``:
-    the export options that made it (:func:`~a2d_evo.report.pick.export_command`), for the
-    report's Reproduce lines."""
+    the export options that made it (:func:`~a2d_evo.report.pick.export_options`) and when,
+    for the report's Reproduce lines."""
     on_validation = validated(list(rows))
     key = "validation_return_mean" if on_validation else "normalised_return"
     keep = non_dominated([(r["flops"], r[key]) for r in rows])

@@ -558,19 +558,19 @@ def _baseline_lines(baselines: Mapping[str, Row], out: str) -> list[str]:
 
 
 def _export_lines(data: RunData, out: str) -> list[str] | None:
-    """The ``export`` commands as they ran, from the options each exported agent and the
-    delivery record (``export_command``): other whole-front exports first, then the one that
-    delivered, then the single picks (each replaces its member); None where an exported agent
-    records none (files from before 2026-12-06)."""
+    """The ``export`` commands in the order they ran, from the options and times each
+    exported agent and the delivery record (``export_command``), each where it last ran (a
+    member an export kept holds the record of the one that wrote it); None where an exported
+    agent records none (files from before 2026-12-06)."""
     names = sorted(n for n in data.agents if n == "knee" or n.startswith("front_"))
     if not names or any(n not in data.export_command for n in names):
         return None
-    ran = list(dict.fromkeys(data.export_command[n] for n in names))
-    delivered = data.delivered_command
-    whole = [c for c in ran if c.startswith("--pick all") and c != delivered]
-    single = [c for c in ran if not c.startswith("--pick all")]
+    delivered = {data.delivered_command} if data.delivered_command else set()
+    ran = [options for _, options in sorted({data.export_command[n] for n in names} | delivered)]
     return [
-        f"a2d-evo export {out} {c}" for c in (*whole, *([delivered] if delivered else []), *single)
+        f"a2d-evo export {out} {options}"
+        for i, options in enumerate(ran)
+        if options not in ran[i + 1 :]
     ]
 
 

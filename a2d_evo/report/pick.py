@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -308,7 +309,11 @@ def export_front(
     ]
     _check_reference(data["reference_point"][1], space, obs_shape, n_actions, path)
     chosen = select(front, pick, max_flops, min_return)
-    command = export_command(run, cfg, pick, max_flops, min_return)
+    # what the report's Reproduce repeats, and when (the exports replayed in their order)
+    command = {
+        "options": export_options(run, cfg, pick, max_flops, min_return),
+        "time_ns": time.time_ns(),
+    }
     # the knee and --min-return read the front's final-seed figures (inherited weights), the
     # seeds that then score the agent: say so in its metrics.json (a choice on its own score)
     chosen_on = FINAL_SEEDS if pick == "knee" or min_return is not None else None
@@ -369,7 +374,7 @@ def export_front(
     return folders
 
 
-def export_command(
+def export_options(
     run: RunFolder,
     cfg: Config,
     pick: str,
@@ -434,13 +439,13 @@ def _export_member(
     sources: dict[str, str | None],
     chosen_on: str | None,
     progress: bool,
-    command: str,
+    command: dict[str, Any],
 ) -> tuple[Path, bool]:
     """Extract front entry ``index`` into ``RUN_DIR/agents/<name>/`` (its lock held by the
     caller), unless an earlier, interrupted export left it fine-tuned from the same sources;
     the folder, and whether it was extracted anew (False: kept).
     ``chosen_on``: the seeds ``--pick knee`` / ``--min-return`` chose it on, recorded;
-    ``command``: the export options that made it (:func:`export_command`)."""
+    ``command``: the export options that made it (:func:`export_options`) and when."""
     # torch-heavy modules imported here, as in export_front: the report stays torch-free
     from a2d_evo.nets.agent_folder import extract, save_agent
     from a2d_evo.nets.cost import latency_ms

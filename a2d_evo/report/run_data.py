@@ -185,9 +185,9 @@ class RunData:
     export_finetune: dict[str, int]
     """The fine-tune budget ``export`` gave each agent it wrote, 0 included (``export
     --finetune 0``), where recorded (``export_finetune``)."""
-    export_command: dict[str, str]
-    """The ``export`` options that wrote each agent, where recorded (``export_command``:
-    :func:`~a2d_evo.report.pick.export_command`)."""
+    export_command: dict[str, tuple[int, str]]
+    """When (ns) and with which options ``export`` wrote each agent, where recorded
+    (``export_command``: :func:`~a2d_evo.report.pick.export_options`)."""
     kept: dict[str, str]
     """Which weights each exported agent ships (:func:`~a2d_evo.formats.kept_weights`)."""
     delivered: list[str]
@@ -205,7 +205,7 @@ class RunData:
     delivered_supernet_steps: int | None
     """The supernet budget ``delivered.json`` recorded (the one its members had); None for
     files from before it."""
-    delivered_command: str | None
+    delivered_command: tuple[int, str] | None
     """The ``export`` options that delivered it (None without a delivery, or in files from
     before they were recorded)."""
     baselines: dict[str, Row]
@@ -217,7 +217,7 @@ class RunData:
 
 def _delivered(
     run: RunFolder, agents: Mapping[str, Row], missing: list[str], front_sha: str
-) -> tuple[list[str], int | None, str, bool, int | None, str | None]:
+) -> tuple[list[str], int | None, str, bool, int | None, tuple[int, str] | None]:
     """The delivered front's member names that are exported agents here, its fine-tune
     budget, the seeds that chose it (see :mod:`a2d_evo.report.deliver`), whether every
     exported row has a validation figure, the supernet budget its members had and the
@@ -252,10 +252,19 @@ def _delivered(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         steps = None
     rows = data.get("exported")
-    command = data.get("export_command")
-    command = command if isinstance(command, str) else None
     members = [m for m in members if m in agents]
-    return members, budget, chosen_on, validated(rows), steps, command
+    return members, budget, chosen_on, validated(rows), steps, _export_record(data)
+
+
+def _export_record(m: Mapping[str, Any]) -> tuple[int, str] | None:
+    """``(time_ns, options)`` of a file's ``export_command``; None where it has none."""
+    record = m.get("export_command")
+    if not isinstance(record, Mapping):
+        return None
+    when, options = record.get("time_ns"), record.get("options")
+    if type(when) is not int or not isinstance(options, str):
+        return None
+    return when, options
 
 
 def _baseline_unlike(
@@ -358,7 +367,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     finetune_budget: dict[str, int] = {}
     finetune_lr: dict[str, float] = {}
     by_export: dict[str, int] = {}
-    commands: dict[str, str] = {}
+    commands: dict[str, tuple[int, str]] = {}
     kept: dict[str, str] = {}
     for folder in _own_subfolders(run, run.agents, missing):
         m = _agent_metrics(folder, f"agent {folder.name}", missing)
@@ -387,7 +396,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
                 into[folder.name] = count
         if (lr := _num(m.get("finetune_lr"))) is not None:
             finetune_lr[folder.name] = lr
-        if isinstance(command := m.get("export_command"), str):
+        if (command := _export_record(m)) is not None:
             commands[folder.name] = command
     if not agents:
         missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
@@ -395,7 +404,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         _delivered(run, agents, missing, front_sha)
     )
     tuned = sorted({b for b in by_export.values() if b > 0})
-    whole = sorted({c for c in commands.values() if c.startswith("--pick all")})
+    whole = [o for _, o in sorted(commands.values()) if o.startswith("--pick all")]
     if not (run.agents / "delivered.json").is_file() and whole:
         # an export of every member wrote these, and none delivers now: it was stopped, or a
         # later `--pick N` replaced a member (and removed the delivery that listed it)

@@ -69,7 +69,8 @@ class SearchSummary:
 
     generations: int
     stopped_by: str
-    """``gens``, ``budget_steps`` or ``space exhausted``."""
+    """``gens``, ``budget_steps``, ``gens and budget_steps`` (the last generation spent the
+    budget too) or ``space exhausted``."""
     env_steps: int
     """Env steps of the episodes the front was chosen from (candidates only, not
     R_random/R_teacher): with a budget, those within it
