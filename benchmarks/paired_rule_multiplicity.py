@@ -9,11 +9,13 @@ difference exactly ``-margin`` (the boundary, where a "dominated" verdict is an 
 the error rate per k for the shipped rule and for the rule with Bonferroni's z (1 - 0.025 / k).
 
 With ``--reread FILE...`` it re-reads ``pipeline_compare.py``'s ``compare.json`` files instead:
-per baseline, the recorded best member's paired bound again with the rule shipped now
-(Student's t, :func:`a2d_evo.formats.t95`) and with Bonferroni's correction of it for the k
-members at or under its FLOPs (the standard error backed out of the recorded bound with the
-quantile the file was written with: ``bound_quantile``, or the normal one for files written
-before 2026-12-05), and the count of dominated baselines each way.
+per baseline, the best paired bound again with the rule shipped now (Student's t,
+:func:`a2d_evo.formats.t95`) and with Bonferroni's correction of it for the k members at or
+under its FLOPs, and the count of dominated baselines each way. Files with per-episode
+returns are re-read over every such member under each quantile (the best member depends on
+the quantile); older files over the recorded best alone, its standard error backed out of its
+bound with the quantile the file was written with (``bound_quantile``, or the normal one
+before 2026-12-05), so their Bonferroni counts are lower bounds (``every_member no``).
 
 The rule's quantile is Student's t since 2026-12-05 (the normal one before): the simulation's
 "shipped rule" column is that of the code it runs with; Bonferroni's column uses
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.stats import t as student_t
@@ -59,27 +62,53 @@ def bonferroni_t(k: int, n: int) -> float:
     return float(student_t.ppf(1 - 0.025 / k, n - 1))
 
 
-def reread(path: str, margin: float) -> tuple[int, int, int, int]:
-    """``(dominated as recorded, under the shipped t rule, with Bonferroni's t, baselines)``
-    of one ``compare.json``."""
+def _best_bound(b: Any, members: list[Any], span: float, q: float) -> float:
+    """The highest ``mean(d) - q * s(d) / sqrt(n)`` over ``members`` of the paired
+    normalised differences ``d`` (per-episode returns over ``span``): the member the rule
+    takes depends on ``q``, so each quantile takes its own best."""
+    y = np.asarray(b, dtype=np.float64)
+    bounds = []
+    for a in members:
+        d = (np.asarray(a, dtype=np.float64) - y) / span
+        bounds.append(d.mean() - q * d.std(ddof=1) / np.sqrt(d.size))
+    return float(max(bounds))
+
+
+def reread(path: str, margin: float) -> tuple[int, int, int, int, bool]:
+    """``(dominated as recorded, under the shipped t rule, with Bonferroni's t, baselines,
+    every member re-read)`` of one ``compare.json``. With per-episode returns (files since
+    2026-12-05) every member at or under a baseline's FLOPs is bounded again under each
+    quantile; without, only the recorded best, its standard error backed out of its bound,
+    so a count under a larger quantile is a lower bound (another member with a smaller
+    standard error may clear the margin where the recorded best no longer does)."""
     data = read_json(Path(path), "compare")
     members = {m["name"]: m for m in data["members"]}
     n = len(data["seeds"])
+    span = data["r_teacher"] - data["r_random"]
     written = t95(n) if data.get("bound_quantile") == "t" else Z95
+    every = all("episode_returns" in m for m in data["members"]) and all(
+        "episode_returns" in b for b in data["baselines"]
+    )
     recorded = shipped = corrected = 0
     for b in data["baselines"]:
         if b["best_member"] is None:
             continue
-        k = sum(m["flops"] <= b["flops"] for m in data["members"])
-        diff = members[b["best_member"]]["normalised"] - b["normalised"]
-        se = (diff - b["paired_lower95"]) / written
-        q = bonferroni_t(k, n)
+        cheaper = [m for m in data["members"] if m["flops"] <= b["flops"]]
+        k, q = len(cheaper), bonferroni_t(len(cheaper), n)
+        if every:
+            returns = [m["episode_returns"] for m in cheaper]
+            t_bound = _best_bound(b["episode_returns"], returns, span, t95(n))
+            q_bound = _best_bound(b["episode_returns"], returns, span, q)
+        else:
+            diff = members[b["best_member"]]["normalised"] - b["normalised"]
+            se = (diff - b["paired_lower95"]) / written
+            t_bound, q_bound = diff - t95(n) * se, diff - q * se
         recorded += b["paired_lower95"] > -margin
-        shipped += diff - t95(n) * se > -margin
-        corrected += diff - q * se > -margin
+        shipped += t_bound > -margin
+        corrected += q_bound > -margin
         print(f"| {data['seed']} | {b['baseline']} | {k} | {b['paired_lower95']:+.4f} | "
-              f"{diff - t95(n) * se:+.4f} | {diff - q * se:+.4f} (t {q:.3f}) |")  # fmt: skip
-    return recorded, shipped, corrected, len(data["baselines"])
+              f"{t_bound:+.4f} | {q_bound:+.4f} (t {q:.3f}) |")  # fmt: skip
+    return recorded, shipped, corrected, len(data["baselines"]), every
 
 
 def main() -> None:
@@ -97,9 +126,10 @@ def main() -> None:
         print("| seed | baseline | k | recorded bound | t bound (shipped) | Bonferroni t bound |"
               "\n|---|---|---:|---:|---:|---:|")  # fmt: skip
         counts = [reread(f, margin) for f in args.reread]
-        print("RESULT dominated as recorded " + " ".join(f"{a}/{n}" for a, _, _, n in counts)
-              + " t " + " ".join(f"{b}/{n}" for _, b, _, n in counts)
-              + " bonferroni_t " + " ".join(f"{c}/{n}" for _, _, c, n in counts))  # fmt: skip
+        print("RESULT dominated as recorded " + " ".join(f"{a}/{n}" for a, _, _, n, _ in counts)
+              + " t " + " ".join(f"{b}/{n}" for _, b, _, n, _ in counts)
+              + " bonferroni_t " + " ".join(f"{c}/{n}" for _, _, c, n, _ in counts)
+              + " every_member " + " ".join("yes" if e else "no" for *_, e in counts))  # fmt: skip
         return
     print(f"n {args.episodes} paired episodes, shared sd {args.shared}, noise sd {args.noise}, "
           f"true difference -{margin} for every member, {args.trials} trials per row")  # fmt: skip
