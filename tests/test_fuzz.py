@@ -196,6 +196,18 @@ def test_nasty_yaml_is_a_config_error(tmp_path: Path, text: str) -> None:
         assert text.startswith("\ufeff") or "binary" in text
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["&a {x: *a}", "{" + BOMB.replace("\n", ", ").rstrip(", ") + "}", "{a: " * 40 + "1" + "}" * 40],
+    ids=["self", "laughs", "deep"],
+)
+def test_a_set_mapping_is_held_to_a_files_limits(value: str) -> None:
+    # they built a config (a file with the same value is refused), whose dump then raised
+    # RecursionError or expanded the aliases into gigabytes
+    with pytest.raises(ConfigError, match=r"^--set 'env\.kwargs=.*': env\.kwargs: the config "):
+        config_from_dict({}, [f"env.kwargs={value}"])
+
+
 def _mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
     out = bytearray(data)
     for pos, cut, insert in edits:

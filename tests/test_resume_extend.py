@@ -194,7 +194,7 @@ def test_resume_may_only_raise_the_budget_and_records_each_raise(tmp_path: Path)
     run.bind_stage("teacher", tiny(teacher__total_steps=1024), resume=True)
     steps = [(h["from"], h["to"]) for h in read_config_history(run.teacher)]
     assert steps == [(128, 256), (256, 1024)]
-    saved = config_to_dict(RunFolder(run.teacher).load_config())
+    saved = config_to_dict(run.stage_config("teacher"))
     assert saved["teacher"]["total_steps"] == 1024
     assert {**saved, "teacher": {**saved["teacher"], "total_steps": 128}} == config_to_dict(tiny())
 

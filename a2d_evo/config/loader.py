@@ -271,9 +271,13 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         tp = hints[name]
         if i == len(parts) - 1:
             try:
-                node[name] = _parse_text(text, tp, key)
+                value = _parse_text(text, tp, key)
+                # a mapping given here (env.kwargs, teacher.arch) is held to a file's limits:
+                # an alias bomb in --set passed them, and blew up when the config was written
+                _check_size(value, key)
             except ConfigError as exc:
                 raise ConfigError(f"--set {item!r}: {exc}") from None
+            node[name] = value
             return
         if _mapping_field(tp):  # env.kwargs, teacher.arch: a mapping is set whole, in YAML
             raise ConfigError(
