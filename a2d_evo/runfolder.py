@@ -650,6 +650,10 @@ def _diff(a: Any, b: Any, key: str) -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out: list[str] = []
         for k in sorted(set(a) | set(b)):
+            if key == "env.kwargs" and (k in a) != (k in b):
+                # an env argument left out takes the env's default; given as null it is None
+                out.append(f"{key}.{k}")
+                continue
             out.extend(_diff(a.get(k), b.get(k), f"{key}.{k}"))
         return out
     if key in UNORDERED_KEYS and isinstance(a, list) and isinstance(b, list):

@@ -106,6 +106,10 @@ def test_set_never_evaluates(configs_dir: Path, tmp_path: Path) -> None:
         ("search.candidates=0", r"search\.candidates: must be >= 1"),
         ("search.anchors=0", r"search\.anchors: must be >= 1"),
         ("search.anchors=17", r"search\.anchors: must be <= 16"),
+        # 1e-40 passed (> 0) and made the distillation loss NaN at the first update
+        ("distill.temperature=1e-40", r"distill\.temperature: must be in \[0\.001, 1000\.0\]"),
+        ("distill.temperature=0", r"distill\.temperature: must be in"),
+        ("distill.temperature=1e4", r"distill\.temperature: must be in"),
     ],
 )
 def test_bad_overrides_name_the_key(configs_dir: Path, override: str, match: str) -> None:
@@ -319,3 +323,44 @@ def test_set_flag_reads_back_as_its_value(key: str, value: object) -> None:
     flag, item = shlex.split(set_flag(key, value))
     cfg = config_from_dict({"env": {"id": "LunarLander-v3"}}, [item])
     assert flag == "--set" and setting(cfg, key) == value and type(setting(cfg, key)) is type(value)
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "[1, -.inf]", "{deep: .nan}"])
+def test_a_non_finite_number_in_env_kwargs_is_refused(value: str) -> None:
+    # a NaN is not equal to itself: the run's own config then conflicted with itself on
+    # env.kwargs, and every later command on it was refused as changing the env
+    text = f"env: {{id: LunarLander-v3, kwargs: {{wind_power: {value}}}}}"
+    with pytest.raises(ConfigError, match=r"f: env\.kwargs: holds a non-finite number"):
+        config_from_dict(_yaml12(text), source="f")
+
+
+def _yaml12(text: str) -> object:
+    from a2d_evo.config import parse_yaml
+
+    return parse_yaml(text, "f")
+
+
+@pytest.mark.parametrize(
+    ("item", "key", "value"),
+    [("seed=0x10", "seed", 16), ("seed=0o17", "seed", 15), ("seed=017", "seed", 17),
+     ("seed=1_000", "seed", 1000), ("seed=1e3", "seed", 1000), ("ppo.lr=0x10", "ppo.lr", 16.0),
+     ("ppo.lr=1e-3", "ppo.lr", 1e-3), ("ppo.lr=1_0.5", "ppo.lr", 10.5)],
+)  # fmt: skip
+def test_set_reads_numbers_as_a_files_yaml_does(item: str, key: str, value: object) -> None:
+    from a2d_evo.runfolder import setting
+
+    # `pop: 0x10` in a file is 16; `--set seed=0x10` was refused ("expected an int")
+    assert setting(config_from_dict({}, [item]), key) == value
+    section, _, name = key.rpartition(".")
+    text = (
+        f"{name}: {item.split('=')[1]}"
+        if not section
+        else f"{section}: {{{name}: {item.split('=')[1]}}}"
+    )
+    assert setting(config_from_dict(_yaml12(text)), key) == value  # the file reads the same
+
+
+@pytest.mark.parametrize("item", ["seed=١٢", "seed=1.5", "ppo.lr=nan", "ppo.lr=abc"])
+def test_set_refuses_what_is_no_number_of_the_field(item: str) -> None:
+    with pytest.raises(ConfigError, match=rf"--set '{item}': (seed|ppo\.lr): expected"):
+        config_from_dict({}, [item])

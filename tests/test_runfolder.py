@@ -217,6 +217,19 @@ def test_a_part_of_a_run_is_not_taken_for_a_run(
     assert run.load_config() == cfg
 
 
+def test_an_env_argument_left_out_differs_from_one_given_as_null() -> None:
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.runfolder import FIXED_SECTIONS, config_diff
+
+    env = {"id": "MinAtar/Breakout-v1", "imports": ["minatar.gym:register_envs"]}
+    left_out = config_from_dict({"env": env})
+    null = config_from_dict({"env": {**env, "kwargs": {"sticky_action_prob": None}}})
+    # the env takes its default for one, None for the other (MinAtar then crashed): they
+    # read as the same env, so a run made with one went on with the other
+    assert config_diff(left_out, null, FIXED_SECTIONS) == ["env.kwargs.sticky_action_prob"]
+    assert config_diff(null, null, FIXED_SECTIONS) == []
+
+
 def test_non_writable_run_folder(tmp_path: Path, configs_dir: Path) -> None:
     if os.geteuid() == 0:
         # root ignores permission bits; use a path under a regular file instead

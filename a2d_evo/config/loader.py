@@ -135,11 +135,17 @@ _StrictLoader.add_implicit_resolver(_NUMBER_TAGS[0], _INT, list("-+0123456789"))
 _StrictLoader.add_implicit_resolver(_NUMBER_TAGS[1], _FLOAT, list("-+0123456789."))
 
 
-def _yaml_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    text = str(loader.construct_scalar(node)).replace("_", "")
+def _int_of(text: str) -> int:
+    """The int of text that :data:`_INT` matches (``0x``/``0o`` prefixes, ``_`` between
+    digits, ``010`` ten): a file's YAML and ``--set`` read numbers by this one rule."""
+    text = text.replace("_", "")
     sign, body = (-1, text[1:]) if text[:1] == "-" else (1, text.lstrip("+"))
     base = {"0x": 16, "0o": 8}.get(body[:2].lower(), 10)
     return sign * int(body[2:] if base != 10 else body, base)
+
+
+def _yaml_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    return _int_of(str(loader.construct_scalar(node)))
 
 
 _StrictLoader.add_constructor(_NUMBER_TAGS[0], _yaml_int)
@@ -307,23 +313,21 @@ def _parse_text(text: str, tp: Any, key: str) -> Any:
         if low in ("false", "0", "no", "off"):
             return False
         raise ConfigError(f"{key}: expected a bool (true/false), got {text!r}")
-    if tp is int:
+    if tp in (int, float):  # numbers as a file's YAML reads them (0x10 is 16), ASCII only
+        number = text.strip()
         try:
-            return _bounded_int(int(text.replace("_", "")), key)
-        except ValueError:  # also ints past Python's 4300-digit limit
-            try:
-                value = float(text)
-            except ValueError:
-                value = float("nan")
-            if value.is_integer():
-                return _bounded_int(int(value), key)
-            raise ConfigError(f"{key}: expected an int, got {_clip(repr(text))}") from None
-    if tp is float:
-        try:
-            value = float(text.replace("_", ""))
-        except ValueError:
-            raise ConfigError(f"{key}: expected a float, got {_clip(repr(text))}") from None
-        return _finite(value, key)
+            if _INT.match(number):
+                whole = _int_of(number)
+                return _bounded_int(whole, key) if tp is int else _finite(float(whole), key)
+            value = float(number.replace("_", "")) if number.isascii() else float("nan")
+        except (ValueError, OverflowError):  # also ints past Python's 4300-digit limit
+            value = float("nan")
+        if tp is float and not (math.isnan(value) and number.lower().lstrip("+-") != "nan"):
+            return _finite(value, key)  # a NaN given as one is refused as not finite
+        if tp is int and value.is_integer():
+            return _bounded_int(int(value), key)
+        what = "an int" if tp is int else "a float"
+        raise ConfigError(f"{key}: expected {what}, got {_clip(repr(text))}")
     if tp is str:
         return text
     if origin is Literal:
@@ -444,10 +448,23 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
             raise ConfigError(
                 f"{source}: {key}: holds a value config.yaml cannot store (plain YAML data only)"
             ) from None
+        if _non_finite(out):  # NaN is not equal to itself: the run would conflict with itself
+            raise ConfigError(f"{source}: {key}: holds a non-finite number (.nan or .inf)")
         return out
     if tp is Any:
         return value
     raise ConfigError(f"{source}: {key}: unsupported field type {tp}")
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether plain YAML data holds a NaN or an infinity anywhere."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, Mapping):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 def _type_error(source: str, key: str, expected: str, value: Any) -> ConfigError:

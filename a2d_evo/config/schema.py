@@ -550,14 +550,16 @@ class DistillConfig:
     final_fraction: float = 0.0
     """Fraction of alpha and beta left at the end when annealing."""
     temperature: float = 1.0
-    """Softmax temperature of the teacher's logits in the KL."""
+    """Softmax temperature of the teacher's logits in the KL, in [1e-3, 1e3]."""
 
     def __post_init__(self) -> None:
         _check_min("distill.alpha", self.alpha, 0.0)
         _check_min("distill.beta", self.beta, 0.0)
         _check_min("distill.vf_coef", self.vf_coef, 0.0)
         _check_range("distill.final_fraction", self.final_fraction, 0.0, 1.0)
-        _check_positive("distill.temperature", self.temperature)
+        # below 1e-3 the teacher's logits / T overflow the softmax: NaN at the first update,
+        # after the stage folder was written (1e-40 did); above 1e3 the targets are uniform
+        _check_range("distill.temperature", self.temperature, MIN_TEMPERATURE, MAX_TEMPERATURE)
 
     @property
     def vanilla(self) -> bool:
@@ -829,6 +831,10 @@ def replace(cfg: T, **changes: Any) -> T:
 def _check_min(key: str, value: float, low: float) -> None:
     if not value >= low:  # also refuses NaN
         raise ConfigError(f"{key}: must be >= {low}, got {value}")
+
+
+MIN_TEMPERATURE, MAX_TEMPERATURE = 1e-3, 1e3
+"""Bounds of ``distill.temperature``."""
 
 
 def _check_positive(key: str, value: float) -> None:
