@@ -212,6 +212,8 @@ def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(
         (["--widths", "nan"], "--widths"),
         (["--widths", "inf"], "--widths"),
         (["--widths", "5000"], "--widths 5000: the teacher mlp-4 scaled"),  # 20,000 units
+        # both named *_x0.333333: two widths trained into one folder and checkpoint
+        (["--widths", "0.3333331,0.3333332"], "--widths: 0.3333331 and 0.3333332 both name"),
     ]
     for extra, words in refused:
         capsys.readouterr()
@@ -219,7 +221,7 @@ def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(
         assert main([*given, *extra]) == 2
         err = capsys.readouterr().err
         said = ("budgets are the run's own", "drop --seed", "expected positive numbers",
-                "above 16,384 (MAX_WIDTH)")  # fmt: skip
+                "above 16,384 (MAX_WIDTH)", "the folders *_x0.333333")  # fmt: skip
         assert words in err and any(s in err for s in said), err
 
 

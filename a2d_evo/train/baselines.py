@@ -169,6 +169,15 @@ def train_baselines(
             )
     if not widths:
         raise ConfigError("--widths: give at least one multiplier, e.g. 0.25,0.5,1")
+    named: dict[str, float] = {}
+    for w in widths:  # a folder per width: two that name one folder would share it
+        name = baseline_name("ppo", w).removeprefix("ppo_")
+        if name in named and named[name] != w:
+            raise ConfigError(
+                f"--widths: {named[name]!r} and {w!r} both name the folders *_{name} (6 "
+                "significant digits); give widths that differ within them"
+            )
+        named[name] = w
     if "a2d" in methods and cfg.distill.vanilla:
         raise ConfigError(
             "baselines: the a2d baselines distil from the teacher, but distill.alpha and "
