@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from a2d_evo.config import load_config
+from a2d_evo.config import Config, load_config
 from a2d_evo.envs import env_spec
 from a2d_evo.evaluation.population import evaluate_population
 from a2d_evo.evaluation.seeds import fresh_eval_seed
@@ -40,7 +40,7 @@ from a2d_evo.files import read_json, write_json
 from a2d_evo.nets.cost import flops
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import load_supernet
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runfolder import RunFolder, config_diff
 from a2d_evo.train import train_supernet, train_teacher
 from a2d_evo.train.sampling import narrow_after_narrow, stratified_archs
 
@@ -51,6 +51,26 @@ ARMS: dict[str, list[str]] = {
     "both": [],
     "uniform": ["supernet.sampling=uniform"],
 }
+
+
+SUPERNET_SECTIONS = ("env", "space", "ppo", "supernet", "distill")
+"""What a supernet of an arm is: a folder trained with other values is not this arm's."""
+
+
+def _same_run(
+    parser: argparse.ArgumentParser, root: Path, cfg: Config, sections: tuple[str, ...], stage: str
+) -> None:
+    """Exit with a message unless ``root``'s ``stage`` ran with ``cfg``'s seed and
+    ``sections`` (or has not run yet)."""
+    saved = RunFolder(root).stage_config(stage)
+    if saved is None:
+        return
+    moved = config_diff(saved, cfg, sections) + (["seed"] if saved.seed != cfg.seed else [])
+    if moved:
+        parser.error(
+            f"{root / stage} was trained with other settings ({', '.join(moved)}); this "
+            "command would report it as its own: use another --out"
+        )
 
 
 def main() -> None:
@@ -83,6 +103,10 @@ def main() -> None:
         )
     base = load_config(args.config, [*args.set, f"seed={args.teacher_seed}"])
     teacher = Path(args.teacher) if args.teacher else out / "teacher" / "teacher" / "agent"
+    if not args.teacher and (out / "teacher" / "config.yaml").is_file():
+        # a teacher this --out holds from another run of the script: another seed (a tuning
+        # teacher under reporting seeds) or other settings would go on silently
+        _same_run(parser, out / "teacher", base, ("env", "space", "ppo", "teacher"), "teacher")
     if not (teacher / "arch.json").is_file():
         t0 = time.perf_counter()
         trun = RunFolder(out / "teacher")
@@ -98,15 +122,26 @@ def main() -> None:
     eval_seeds = [fresh_eval_seed(args.teacher_seed) + i for i in range(args.episodes)]
     store = out / "ablation.json"
     done: dict[str, Any] = read_json(store, "ablation") if store.is_file() else {}
+    scored = {"episodes": args.episodes, "arch_seed": args.arch_seed,
+              "per_quintile": args.per_quintile, "teacher_seed": args.teacher_seed,
+              "teacher": str(teacher)}  # fmt: skip
     for seed in seeds:
         for arm, extra in arms.items():
             key = f"{arm}-s{seed}"
-            if key in done:
-                continue
             cfg = load_config(args.config, [*args.set, f"seed={seed}", *extra])
+            if key in done:  # kept only when it was made as this command would make it
+                if done[key].get("scored") != scored:
+                    parser.error(
+                        f"{store}: {key} was scored with {done[key].get('scored')} (none "
+                        f"recorded before 2026-12-06), not {scored}; use another --out"
+                    )
+                _same_run(parser, out / key, cfg, SUPERNET_SECTIONS, "supernet")
+                continue
             run = RunFolder(out / key)
             t0 = time.perf_counter()
-            if not run.supernet_weights.is_file():
+            if run.supernet_weights.is_file():
+                _same_run(parser, run.root, cfg, SUPERNET_SECTIONS, "supernet")
+            else:
                 resume = (run.supernet / "checkpoint.pt").is_file()
                 train_supernet(cfg, run, teacher_dir=teacher, resume=resume, progress=False)
             wall = time.perf_counter() - t0
@@ -114,7 +149,8 @@ def main() -> None:
             res = evaluate_population(net, archs, base, args.episodes, eval_seeds)
             means = [r.mean for r in res]
             entry = {
-                "arm": arm, "seed": seed, "overrides": extra, "train_wall_s": round(wall, 1),
+                "arm": arm, "seed": seed, "overrides": extra, "scored": scored,
+                "train_wall_s": round(wall, 1),
                 "smallest": means[0], "largest": means[1],
                 "mean": float(np.mean(means[2:])), "std": float(np.std(means[2:])),
                 "worst": float(np.min(means[2:])),

@@ -174,13 +174,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config", default=str(REPO / "configs" / "acrobot.yaml"))
     p.add_argument("--pop", type=int, default=64)
-    p.add_argument("--gens", type=int, default=1, help="timed generations after the warm-up")
+    p.add_argument(
+        "--gens", type=int, default=1, help="timed generations after the warm-up (at least 1)"
+    )
     p.add_argument("--train-config", default=str(REPO / "configs" / "cartpole.yaml"))
     p.add_argument("--train-steps", type=int, default=8192)
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--skip-eval", action="store_true")
     p.add_argument("--threads", type=int, default=1, help="threads of the plain process runs")
     a = p.parse_args()
+    if a.gens < 1:
+        p.error("--gens: at least 1 timed generation")
     torch.set_num_threads(a.threads)
 
     print(f"cpus {os.cpu_count()}, torch {torch.__version__}, threads {torch.get_num_threads()}")

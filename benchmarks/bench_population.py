@@ -411,6 +411,9 @@ def main() -> None:
         help="cpu: process CPU time, robust on a shared box (use with --threads 1)",
     )
     args = p.parse_args()
+    if args.clock == "cpu" and args.threads != 1:
+        # process CPU time sums every thread's: a multithreaded side would be charged for each
+        p.error("--clock cpu needs --threads 1 (CPU time adds up the threads)")
     cfg = load_config(args.config) if args.config else None
     global CLOCK
     CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter

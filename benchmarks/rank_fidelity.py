@@ -94,7 +94,13 @@ def main() -> None:
         agent = extract(supernet, arch)
         agent.env_config = config_to_dict(cfg.env)  # arch.json records the env, as export's
         inherited.append(evaluate_agent(agent, cfg, args.episodes, first, "greedy").mean)
-        if not done.is_file() or read_json(done, "metrics").get("finetune_budget") != steps:
+        # kept only when fine-tuned for these steps and scored on these episodes (another
+        # --episodes would set rankings on different episode counts against each other)
+        kept = read_json(done, "metrics") if done.is_file() else {}
+        if (
+            kept.get("finetune_budget") != steps
+            or (kept.get("after") or {}).get("episodes") != args.episodes
+        ):
             save_agent(agent, folder, metrics=None, onnx=False)
             finetune_agent(
                 folder, cfg, steps=steps, teacher_dir=run.teacher_agent, progress=False,
