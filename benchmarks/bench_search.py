@@ -378,6 +378,15 @@ def main() -> None:
                     gap = statistics.mean(hv) - statistics.mean(r["random"]["hv"] for r in res)
                     line += f"; ahead of random on {ahead}/{len(res)} seeds, mean gap {gap:+.4f}"
                     parts.append(f"{tag}_{m}_ahead_of_random={ahead}/{len(res)}")
+                    # both methods share each seed's generation, halving and final seeds: the
+                    # per-seed differences are the paired yardstick (the std across seeds of
+                    # each method also holds what the seeds share)
+                    diffs = [r[m]["hv"] - r["random"]["hv"] for r in res]
+                    if len(diffs) > 1:
+                        sd = statistics.stdev(diffs)
+                        t = gap / (sd / len(diffs) ** 0.5) if sd > 0 else float("nan")
+                        line += f", paired sd {sd:.4f}, paired t {t:+.2f} ({len(diffs) - 1} df)"
+                        parts.append(f"{tag}_{m}_paired_t={t:.2f}")
                 print(line)
                 parts.append(f"{tag}_{m}_hv={ms(hv)}")
                 parts.append(f"{tag}_{m}_steps={steps:.0f}+{extra:.0f}")
