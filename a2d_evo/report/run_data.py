@@ -176,8 +176,8 @@ class RunData:
     agents: dict[str, Row]
     finetune: dict[str, tuple[float, float]]
     finetune_seeds: dict[str, int]
-    """The episodes of a fine-tune's before and after figures where they are not the row's own
-    seeds (a ``finetune`` by hand scores on seeds of its own)."""
+    """How many seeds a fine-tune's before and after figures were scored on, where they are
+    not the row's own (a ``finetune`` by hand scores on seeds of its own)."""
     finetune_budget: dict[str, int]
     """Each fine-tuned agent's budget in env steps (``metrics.json`` ``finetune_budget``)."""
     finetune_lr: dict[str, float]
@@ -206,8 +206,8 @@ class RunData:
     """The supernet budget ``delivered.json`` recorded (the one its members had); None for
     files from before it."""
     delivered_command: tuple[int, str] | None
-    """The ``export`` options that delivered it (None without a delivery, or in files from
-    before they were recorded)."""
+    """When (ns) and with which options ``export`` delivered it (None without a delivery,
+    or in files from before they were recorded)."""
     baselines: dict[str, Row]
     missing: list[str]
     front_episodes: list[int]
