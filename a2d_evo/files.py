@@ -18,6 +18,7 @@ import pickle
 import re
 import secrets
 import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -166,6 +167,7 @@ def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{what} {path} not found")
+    check_stored_archive(path, f"{what} {path}")
     try:
         with warnings.catch_warnings():  # torch's "Detected pickle protocol N" on junk bytes:
             warnings.filterwarnings("ignore", "Detected pickle protocol")  # the error says it
@@ -184,6 +186,41 @@ def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
         ) from None
     except Exception as exc:
         _damaged(path, what, exc)
+
+
+def check_stored_archive(source: Path | bytes, label: str) -> None:
+    """Refuse a zip archive (a torch file, an npz) whose members would inflate past the
+    archive: ``torch.save`` and ``np.savez`` store every member as it is, while their loaders
+    inflate a deflated member to whatever size it claims (a 1 MB ``policy.pt`` held 1 GiB of
+    zeros, a 7 KB SB3 zip asked for 4 GiB). Not a zip: left to the loader, whose error says
+    what the file is."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as z:
+            members = z.infolist()
+        size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return
+    if any(m.compress_type != zipfile.ZIP_STORED for m in members) or (
+        sum(m.file_size for m in members) > size
+    ):
+        raise FormatError(
+            f"{label} holds compressed members, or members larger than the file: refused "
+            "(the loader would inflate them to the size they claim; torch.save and np.savez "
+            "store them as they are)"
+        )
+
+
+def tensor_not_in_file(t: Any) -> str | None:
+    """Why a tensor read from a file is not a dense CPU tensor whose values the file holds
+    (None when it is): a meta tensor has a shape and no values, and a stride-0 view of a
+    one-value storage (``expand``) has the shape of a huge one; reading either whole, or
+    building a network of its shape, allocates without bound."""
+    if t.device.type != "cpu":
+        return f"is a {t.device.type} tensor (a shape without values), not one read from the file"
+    need = (t.storage_offset() + t.numel()) * t.element_size()
+    if not t.is_contiguous() or t.untyped_storage().nbytes() < need:
+        return "is not a dense tensor of its shape (its values are not all stored in the file)"
+    return None
 
 
 def _damaged(path: Path, what: str, exc: Exception) -> NoReturn:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -364,6 +366,14 @@ def _break(folder: Path, how: str) -> None:
     elif how == "tensor nan":
         state["policy.bias"][0] = float("nan")
         torch.save(state, policy)
+    elif how == "meta tensors":  # shapes without values: passed every check, then crashed
+        torch.save({k: torch.empty(v.shape, device="meta") for k, v in state.items()}, policy)
+    elif how == "deflated":  # a member inflated to the size it claims (torch.save stores)
+        raw, out = policy.read_bytes(), io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(out, "w") as dst:
+            for info in src.infolist():
+                dst.writestr(info.filename, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
+        policy.write_bytes(out.getvalue())
     elif how == "not a state dict":
         torch.save([1, 2, 3], policy)
     elif how == "truncated":
@@ -394,6 +404,8 @@ BAD = {
     "tensor extra": "tensor 'layers.9.weight' does not belong",
     "tensor dtype": "tensor 'policy.weight' has dtype torch.float64",
     "tensor nan": "tensor 'policy.bias' holds NaN",
+    "meta tensors": "tensor '[a-z.0-9]+' is a meta tensor \\(a shape without values\\)",
+    "deflated": "policy.pt holds compressed members, or members larger than the file: refused",
     "not a state dict": "expected a state dict",
     "truncated": "policy.pt is truncated or corrupted",
     "garbage": "policy.pt is truncated or corrupted",

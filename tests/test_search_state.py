@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,27 @@ def _cache_anchor_false(d: dict[str, Any]) -> None:
     d["cache"][0]["anchor"] = False  # the field is present only as true
 
 
+def _deflate_npz(path: Path) -> None:
+    raw, out = path.read_bytes(), io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
+    path.write_bytes(out.getvalue())
+
+
+def _huge_header(path: Path) -> None:
+    member = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        member, {"descr": "<f8", "fortran_order": False, "shape": (2**40,)}
+    )
+    raw, out = path.read_bytes(), io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():  # F.npy replaced: a stored header, no data after it
+            data = member.getvalue() if info.filename == "F.npy" else src.read(info)
+            dst.writestr(info.filename, data)
+    path.write_bytes(out.getvalue())
+
+
 def _bad_gene(a: dict[str, np.ndarray]) -> None:
     a["X"][0, 0] = 99
 
@@ -89,6 +111,10 @@ DAMAGE: list[tuple[str, Callable[[Path], None], str]] = [
         "unreadable",
     ),
     ("empty npz", lambda s: (s / "state.npz").write_bytes(b""), "unreadable"),
+    # a member that inflates past the file (np.savez stores them), and one whose header claims
+    # 8 TiB: MemoryError was a traceback
+    ("deflated npz", lambda s: _deflate_npz(s / "state.npz"), "holds compressed members"),
+    ("huge header", lambda s: _huge_header(s / "state.npz"), "unreadable"),
     (
         "generation -5",
         lambda s: _edit_npz(s / "state.npz", _set("generation", np.array(-5))),

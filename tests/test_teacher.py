@@ -396,3 +396,69 @@ def test_a_space_that_does_not_fit_the_env_is_refused_before_the_teacher_binds_t
     assert "space.kind 'cnn' does not fit CartPole-v1" in err, err
     assert "images are rank-3 uint8 or bool observations" in err, err  # why it is a vector
     assert not (out / "config.yaml").exists()
+
+
+def _deflated(raw: bytes) -> bytes:
+    """A torch archive rewritten with every member deflated (torch.save stores them)."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(raw)) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info), compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
+def test_a_file_cannot_make_the_import_allocate_without_bound(tmp_path: Path) -> None:
+    """Shapes in a teacher file are a claim: 2.7 KB of stride-0 views, or meta tensors,
+    asked for 40 GB in block_diag or the agent's layers; a deflated member inflates to the
+    size it claims. Each is refused before anything is built, and nothing is written."""
+    run = RunFolder(tmp_path / "run")
+    honest = seeded(CleanRLClassic(4, 2, hidden=8)).state_dict()
+    one = torch.zeros(1)
+    views = {k: one.expand(v.shape) for k, v in honest.items()}  # one stored value each
+    views["actor.0.weight"] = one.expand(50_000, 4)  # and 50,000 units claimed
+    cases = {
+        "views.pt": (views, r"tensor '[a-z.0-9]+' is not a dense tensor of its shape"),
+        "meta.pt": ({k: torch.empty(v.shape, device="meta") for k, v in honest.items()},
+                    r"tensor '[a-z.0-9]+' is a meta tensor"),
+    }  # fmt: skip
+    for name, (state, words) in cases.items():
+        torch.save(state, tmp_path / name)
+        with pytest.raises(FormatError, match=words):
+            import_teacher(tmp_path / name, cartpole_cfg(), run, fmt="cleanrl")
+    # dense, but actor and critic side by side wider than any agent layer: refused before
+    # block_diag builds its (a + c)^2 weights
+    broad = {  # one hidden layer of 8,200 units in each net
+        f"{net}.{i}.{kind}": torch.zeros(shape)
+        for net, out in (("actor", 2), ("critic", 1))
+        for i, kind, shape in ((0, "weight", (8200, 4)), (0, "bias", (8200,)),
+                               (2, "weight", (out, 8200)), (2, "bias", (out,)))
+    }  # fmt: skip
+    torch.save(broad, tmp_path / "broad.pt")
+    with pytest.raises(FormatError, match=r"a shared layer of 16,400 units .* above 16,384"):
+        import_teacher(tmp_path / "broad.pt", cartpole_cfg(), run, fmt="cleanrl")
+    # deflated members: in a CleanRL file and in an SB3 zip's policy.pth
+    buf = io.BytesIO()
+    torch.save(honest, buf)
+    (tmp_path / "deflated.pt").write_bytes(_deflated(buf.getvalue()))
+    with pytest.raises(FormatError, match=r"deflated\.pt holds compressed members"):
+        import_teacher(tmp_path / "deflated.pt", cartpole_cfg(), run, fmt="cleanrl")
+    with zipfile.ZipFile(tmp_path / "sb3.zip", "w") as zf:
+        zf.writestr("policy.pth", _deflated(buf.getvalue()))
+        zf.writestr("data", "[" * 100_000)  # nesting past the recursion limit: no traceback
+    with pytest.raises(FormatError, match=r"sb3\.zip:policy\.pth holds compressed members"):
+        import_teacher(tmp_path / "sb3.zip", cartpole_cfg(), run, fmt="sb3")
+    assert not run.teacher.exists()
+
+
+def test_an_sb3_data_member_that_is_no_json_it_can_read_is_ignored(tmp_path: Path) -> None:
+    from a2d_evo.train.import_teacher import read_sb3_zip
+
+    theirs = seeded(SB3Mlp(4, 2, pi=[8], vf=[8]))
+    for text in ("[" * 100_000, "9" * 5000, "\xff"):  # RecursionError, ValueError: tracebacks
+        buf = io.BytesIO()
+        torch.save(theirs.state_dict(), buf)
+        with zipfile.ZipFile(tmp_path / "p.zip", "w") as zf:
+            zf.writestr("policy.pth", buf.getvalue())
+            zf.writestr("data", text)
+        state, data = read_sb3_zip(tmp_path / "p.zip")
+        assert data is None and "action_net.weight" in state

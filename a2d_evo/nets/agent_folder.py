@@ -40,6 +40,7 @@ from a2d_evo.errors import ArchError, FormatError
 from a2d_evo.files import (
     check_format_version,
     read_json,
+    tensor_not_in_file,
     torch_load,
     torch_save,
     write_bytes,
@@ -257,12 +258,8 @@ def load_agent(folder: str | Path) -> Agent:
             )
         # a tensor's bytes must be in the file: a stride-0 view (``expand``) of a one-value
         # storage has the arch's shape, and reading it whole would allocate without bound
-        need = (t.storage_offset() + t.numel()) * t.element_size()
-        if not t.is_contiguous() or t.untyped_storage().nbytes() < need:
-            raise FormatError(
-                f"policy {path}: tensor {name!r} is not a dense tensor of its shape "
-                "(its values are not all stored in the file)"
-            )
+        if (why := tensor_not_in_file(t)) is not None:
+            raise FormatError(f"policy {path}: tensor {name!r} {why}")
         if not bool(torch.isfinite(t).all()):
             raise FormatError(f"policy {path}: tensor {name!r} holds NaN or infinite values")
     agent.load_state_dict({k: v.contiguous() for k, v in state.items()}, assign=True)

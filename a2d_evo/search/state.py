@@ -28,7 +28,7 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 
 from a2d_evo.config import MAX_ANCHORS
 from a2d_evo.errors import ArchError, FormatError
-from a2d_evo.files import read_json, write_bytes, write_json, write_text
+from a2d_evo.files import check_stored_archive, read_json, write_bytes, write_json, write_text
 from a2d_evo.formats import OLD_SEARCH_NOTE, STATE_FORMAT_VERSION, Normalisation, finite_number
 from a2d_evo.nets import cost
 from a2d_evo.nets.space import SearchSpace
@@ -115,6 +115,13 @@ class StateSpec:
     """``search.estimate``: what the saved population's objectives were computed from."""
 
 
+_UNREADABLE = (
+    OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, FormatError,
+    MemoryError,  # a member whose header claims 8 TiB
+)  # fmt: skip
+"""What reading a damaged ``state.npz`` raises: said as an unreadable state."""
+
+
 def load_state(folder: Path, spec: StateSpec | None = None) -> SavedSearch | None:
     """The state in ``folder`` (None when no generation was committed); FormatError if broken.
 
@@ -127,9 +134,10 @@ def load_state(folder: Path, spec: StateSpec | None = None) -> SavedSearch | Non
     if not npz_path.is_file():
         return None
     try:
+        check_stored_archive(npz_path, f"search state {npz_path}")
         with np.load(npz_path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+    except _UNREADABLE as exc:
         why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise FormatError(
             f"search state {npz_path} is unreadable ({why}); delete {folder} and run "

@@ -35,10 +35,10 @@ import torch
 from torch import Tensor
 
 from a2d_evo.config import Config, config_to_dict
-from a2d_evo.config.schema import NATURE_TRUNK
+from a2d_evo.config.schema import MAX_WIDTH, NATURE_TRUNK
 from a2d_evo.envs import check_episode_bound, env_spec
 from a2d_evo.errors import ArchError, FormatError, TrainingError
-from a2d_evo.files import torch_load
+from a2d_evo.files import check_stored_archive, tensor_not_in_file, torch_load
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent, trunk_hw
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
@@ -139,7 +139,7 @@ def read_sb3_zip(path: Path) -> tuple[dict[str, Tensor], dict[str, Any] | None]:
         try:
             parsed = json.loads(data_text.decode("utf-8"))
             data = parsed if isinstance(parsed, dict) else None
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (ValueError, RecursionError):  # bad UTF-8 or JSON, 5,000 digits, deep nesting
             data = None
     return state, data
 
@@ -152,6 +152,7 @@ def _read_member(zf: zipfile.ZipFile, name: str, path: Path) -> bytes:
 
 
 def _load_state_bytes(raw: bytes, what: str) -> dict[str, Tensor]:
+    check_stored_archive(raw, what)
     try:
         obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -179,6 +180,9 @@ def _as_state_dict(obj: Any, what: str) -> dict[str, Tensor]:
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
     if bad:
         raise FormatError(f"{what} is not a state dict: {bad[:3]} are not named tensors")
+    for k, v in obj.items():  # before anything computes with them (a 2.7 KB file asked 40 GB)
+        if (why := tensor_not_in_file(v)) is not None:
+            raise FormatError(f"{what}: tensor {k!r} {why}")
     return {k: v.detach().float() if v.is_floating_point() else v for k, v in obj.items()}
 
 
@@ -330,6 +334,13 @@ def _block_diagonal(
     if not sw and len(aw) < 2:
         raise FormatError(f"{what}: no hidden layer; a2d-evo MLP agents have at least one")
     layers: list[tuple[Tensor, Tensor]] = list(zip(sw, sb, strict=True))
+    hidden = zip(aw[:-1], cw[:-1], strict=True)  # the same depth, checked above
+    merged = [w.shape[0] for w in sw] + [a.shape[0] + c.shape[0] for a, c in hidden]
+    if max(merged, default=0) > MAX_WIDTH:  # before block_diag builds (a + c)^2 weights
+        raise FormatError(
+            f"{what}: a shared layer of {max(merged):,} units (actor and critic side by side) "
+            f"is above {MAX_WIDTH:,} (MAX_WIDTH), the widest layer an a2d-evo agent takes"
+        )
     for i in range(len(aw) - 1):
         w = torch.cat([aw[0], cw[0]], dim=0) if i == 0 else torch.block_diag(aw[i], cw[i])
         layers.append((w, torch.cat([ab[i], cb[i]])))
