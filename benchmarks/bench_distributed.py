@@ -2,7 +2,7 @@
 2 torchrun DDP processes, each against the single-process run measured in the same sitting.
 
 **Evaluation.** One generation of ``--pop`` candidates x ``search.episodes`` episodes,
-scored by the local :class:`~a2d_evo.evaluation.episodes.PopulationEvaluator` and by
+scored by the local :class:`~a2d_evo.evaluation.population.PopulationEvaluator` and by
 :class:`~a2d_evo.scale.ray_population.RayPopulationEvaluator` with 1 and 2 actors (a local
 ``ray.init``). Each evaluator plays one warm-up generation first (env construction, actor
 start), then ``--gens`` timed generations on fresh seeds; the Ray results are checked equal
