@@ -217,8 +217,11 @@ def tensor_not_in_file(t: Any) -> str | None:
     building a network of its shape, allocates without bound."""
     if t.device.type != "cpu":
         return f"is a {t.device.type} tensor (a shape without values), not one read from the file"
-    need = (t.storage_offset() + t.numel()) * t.element_size()
-    if not t.is_contiguous() or t.untyped_storage().nbytes() < need:
+    stored = t.untyped_storage().nbytes() // max(t.element_size(), 1)
+    # any layout whose elements lie in the storage (a transposed or channels-last weight is
+    # one), but no more elements than it stores: a view that repeats values is refused
+    last = t.storage_offset() + sum((n - 1) * st for n, st in zip(t.shape, t.stride(), strict=True))
+    if t.numel() and (t.numel() > stored or last >= stored):
         return "is not a dense tensor of its shape (its values are not all stored in the file)"
     return None
 

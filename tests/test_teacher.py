@@ -462,3 +462,47 @@ def test_an_sb3_data_member_that_is_no_json_it_can_read_is_ignored(tmp_path: Pat
             zf.writestr("data", text)
         state, data = read_sb3_zip(tmp_path / "p.zip")
         assert data is None and "action_net.weight" in state
+
+
+def test_lopsided_or_unchained_shapes_are_refused_before_building(tmp_path: Path) -> None:
+    """Shapes that chain but would make the shared-trunk form many times the teacher (a
+    1-unit actor with a 5,000-action head beside a 1,000-unit critic: its zero-padded policy
+    head alone is 5,001 x 1,001: 1,001 x 4 + 5,001 x 1,001 = 5,010,005 weights against its
+    own 4 + 5,000 + 4,000 + 1,000), or that do not chain at all, are refused from the shapes,
+    before block_diag or the heads are built (the same shapes at 100,000 asked for 6.4 GB
+    from a 1.2 MB file). Dense, honest tensors: the file holds every value it claims."""
+    run = RunFolder(tmp_path / "run")
+
+    def net(prefix: str, shapes: list[tuple[int, int]]) -> dict[str, torch.Tensor]:
+        out = {}
+        for i, (n_out, n_in) in enumerate(shapes):
+            out[f"{prefix}.{2 * i}.weight"] = torch.zeros(n_out, n_in)
+            out[f"{prefix}.{2 * i}.bias"] = torch.zeros(n_out)
+        return out
+
+    lopsided = {**net("actor", [(1, 4), (5000, 1)]), **net("critic", [(1000, 4), (1, 1000)])}
+    torch.save(lopsided, tmp_path / "lopsided.pt")
+    with pytest.raises(FormatError, match=r"hold 5,010,005 weights, over twice its own 10,004 "):
+        import_teacher(tmp_path / "lopsided.pt", cartpole_cfg(), run, fmt="cleanrl")
+    unchained = {**net("actor", [(64, 4), (2, 100_000)]), **net("critic", [(64, 4), (1, 64)])}
+    torch.save(unchained, tmp_path / "unchained.pt")
+    with pytest.raises(FormatError, match=r"the actor layer sizes do not chain \(\(64, 4\) ->"):
+        import_teacher(tmp_path / "unchained.pt", cartpole_cfg(), run, fmt="cleanrl")
+    assert not run.teacher.exists()
+
+
+def test_a_teacher_of_other_layouts_and_unequal_nets_still_imports(tmp_path: Path) -> None:
+    """What the size and density checks must let through: a transposed (non-contiguous but
+    stored) weight, and an actor and critic of different widths (SB3 pi [64, 64], vf [256])."""
+    from a2d_evo.nets.agent_folder import load_agent
+
+    theirs = seeded(CleanRLClassic(4, 2))
+    balancing(theirs.actor[0], theirs.actor[2], theirs.actor[4])
+    state = theirs.state_dict()
+    state["critic.0.weight"] = state["critic.0.weight"].t().contiguous().t()  # column-major
+    assert not state["critic.0.weight"].is_contiguous()
+    torch.save(state, tmp_path / "t.pt")
+    folder = import_teacher(tmp_path / "t.pt", cartpole_cfg(), RunFolder(tmp_path / "a"))
+    assert_same_function(theirs, load_agent(folder), torch.randn(8, 4))
+    arch, _ = convert_sb3(seeded(SB3Mlp(4, 2, pi=[64, 64], vf=[256, 256])).state_dict(), None)
+    assert arch.widths == (320, 320)

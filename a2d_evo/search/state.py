@@ -116,7 +116,7 @@ class StateSpec:
 
 
 _UNREADABLE = (
-    OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, FormatError,
+    OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
     MemoryError,  # a member whose header claims 8 TiB
 )  # fmt: skip
 """What reading a damaged ``state.npz`` raises: said as an unreadable state."""
@@ -133,8 +133,8 @@ def load_state(folder: Path, spec: StateSpec | None = None) -> SavedSearch | Non
     npz_path, json_path = folder / "state.npz", folder / "state.json"
     if not npz_path.is_file():
         return None
+    check_stored_archive(npz_path, f"search state {npz_path}")  # its own message, whole
     try:
-        check_stored_archive(npz_path, f"search state {npz_path}")
         with np.load(npz_path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except _UNREADABLE as exc:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import operator
 import pickle
 import re
 import shlex
@@ -314,6 +315,39 @@ def _sequential_linears(
     return found
 
 
+def _check_buildable(sw: list[Tensor], aw: list[Tensor], cw: list[Tensor], what: str) -> None:
+    """Refuse, from the shapes alone and before anything is built, weights that do not chain
+    (shared layers, then the actor's and the critic's, heads included), a shared layer wider
+    than :data:`MAX_WIDTH`, and a shared-trunk form more than twice the teacher's own size: the
+    block-diagonal layers and zero-padded heads hold the actor's and critic's weights plus
+    cross blocks, at most as many again for any trained pair of nets, while lopsided shapes in
+    a small file (a 1 x 100,000 layer beside a 16,000 x 1 one) asked for gigabytes."""
+    for net, ws in (("shared", sw), ("actor", [*sw[-1:], *aw]), ("critic", [*sw[-1:], *cw])):
+        for w0, w1 in itertools.pairwise(ws):
+            if w1.shape[1] != w0.shape[0]:
+                raise FormatError(
+                    f"{what}: the {net} layer sizes do not chain "
+                    f"({tuple(w0.shape)} -> {tuple(w1.shape)})"
+                )
+    split = [a.shape[0] + c.shape[0] for a, c in zip(aw[:-1], cw[:-1], strict=True)]
+    widths = [w.shape[0] for w in sw] + split  # the shared network's hidden layers
+    if max(widths) > MAX_WIDTH:
+        raise FormatError(
+            f"{what}: a shared layer of {max(widths):,} units (actor and critic side by side) "
+            f"is above {MAX_WIDTH:,} (MAX_WIDTH), the widest layer an a2d-evo agent takes"
+        )
+    own = sum(w.numel() for w in (*sw, *aw, *cw))
+    fan_in = [sw[-1].shape[0] if sw else aw[0].shape[1], *split[:-1]]
+    heads = (aw[-1].shape[0] + 1) * widths[-1]  # policy and value rows on the last layer
+    built = sum(w.numel() for w in sw) + sum(map(operator.mul, split, fan_in)) + heads
+    if built > 2 * own + 1024:
+        raise FormatError(
+            f"{what}: as one shared network the teacher would hold {built:,} weights, over "
+            f"twice its own {own:,} (actor and critic this lopsided are no trained policy's); "
+            "refused before building it"
+        )
+
+
 def _block_diagonal(
     actor: list[Tensor], critic: list[Tensor], what: str, shared: list[Tensor] | None = None
 ) -> tuple[Arch, dict[str, Tensor]]:
@@ -333,22 +367,11 @@ def _block_diagonal(
         raise FormatError(f"{what}: the critic head has {cw[-1].shape[0]} outputs, expected 1")
     if not sw and len(aw) < 2:
         raise FormatError(f"{what}: no hidden layer; a2d-evo MLP agents have at least one")
+    _check_buildable(sw, aw, cw, what)
     layers: list[tuple[Tensor, Tensor]] = list(zip(sw, sb, strict=True))
-    hidden = zip(aw[:-1], cw[:-1], strict=True)  # the same depth, checked above
-    merged = [w.shape[0] for w in sw] + [a.shape[0] + c.shape[0] for a, c in hidden]
-    if max(merged, default=0) > MAX_WIDTH:  # before block_diag builds (a + c)^2 weights
-        raise FormatError(
-            f"{what}: a shared layer of {max(merged):,} units (actor and critic side by side) "
-            f"is above {MAX_WIDTH:,} (MAX_WIDTH), the widest layer an a2d-evo agent takes"
-        )
     for i in range(len(aw) - 1):
         w = torch.cat([aw[0], cw[0]], dim=0) if i == 0 else torch.block_diag(aw[i], cw[i])
         layers.append((w, torch.cat([ab[i], cb[i]])))
-    for (w0, _), (w1, _) in itertools.pairwise(layers):
-        if w1.shape[1] != w0.shape[0]:
-            raise FormatError(
-                f"{what}: layer sizes do not chain ({tuple(w0.shape)} -> {tuple(w1.shape)})"
-            )
     state: dict[str, Tensor] = {}
     for i, (w, b) in enumerate(layers):
         state[f"layers.{i}.weight"], state[f"layers.{i}.bias"] = w.clone(), b.clone()
