@@ -506,3 +506,28 @@ def test_a_teacher_of_other_layouts_and_unequal_nets_still_imports(tmp_path: Pat
     assert_same_function(theirs, load_agent(folder), torch.randn(8, 4))
     arch, _ = convert_sb3(seeded(SB3Mlp(4, 2, pi=[64, 64], vf=[256, 256])).state_dict(), None)
     assert arch.widths == (320, 320)
+
+
+def test_the_import_says_what_the_file_cannot_tell_or_tells_against_the_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CleanRL state dict records no activation (a ReLU ppo.py imported as tanh without a
+    word); an SB3 zip records its gamma, which may not be the config's."""
+    theirs = seeded(CleanRLClassic(4, 2))
+    balancing(theirs.actor[0], theirs.actor[2], theirs.actor[4])
+    torch.save(theirs.state_dict(), tmp_path / "c.pt")
+    import_teacher(tmp_path / "c.pt", cartpole_cfg(), RunFolder(tmp_path / "a"))
+    err = capsys.readouterr().err
+    assert "import-teacher: a CleanRL state dict records no activation: tanh is assumed" in err
+    assert "gamma" not in err
+    sb3 = seeded(SB3Mlp(4, 2, pi=[64, 64], vf=[64, 64]))
+    pi = sb3.mlp_extractor.policy_net
+    balancing(pi[0], pi[2], sb3.action_net)
+    gamma = cartpole_cfg().ppo.gamma
+    for trained, said in ((gamma, False), (0.9, True)):
+        src = sb3_zip(tmp_path / f"s{trained}.zip", sb3, {"policy_kwargs": {}, "gamma": trained})
+        import_teacher(src, cartpole_cfg(), RunFolder(tmp_path / f"b{trained}"))
+        err = capsys.readouterr().err
+        assert "records no activation" not in err
+        assert (f"trained with gamma 0.9 (its zip's data) and the config's ppo.gamma is {gamma:g}"
+                in err) == said, err  # fmt: skip

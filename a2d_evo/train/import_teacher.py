@@ -26,6 +26,7 @@ import operator
 import pickle
 import re
 import shlex
+import sys
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -81,6 +82,7 @@ def import_teacher(
     if not source.is_file():
         raise FormatError(f"teacher file {source} not found")
     kind = detect_format(source) if fmt == "auto" else fmt
+    data: dict[str, Any] | None = None
     if kind == "sb3":
         state, data = read_sb3_zip(source)
         arch, mapped = convert_sb3(state, data)
@@ -88,6 +90,7 @@ def import_teacher(
         arch, mapped = convert_cleanrl(read_state_dict(source))
     else:
         raise FormatError(f"teacher format {fmt!r}: expected 'auto', 'sb3' or 'cleanrl'")
+    notes = _import_notes(kind, arch, data, cfg)
     spec = env_spec(cfg.env)
     check_fits_env(arch, mapped, spec.obs_shape, spec.n_actions, cfg.env.id, source)
     check_space_fits(cfg, spec.obs_shape, spec.n_actions)
@@ -99,8 +102,32 @@ def import_teacher(
     agent.load_state_dict(mapped, strict=True)
     run.bind_stage("teacher", cfg, resume=False)
     set_threads(cfg)
+    for note in notes:
+        print(f"import-teacher: {note}", file=sys.stderr)
     extra = {"source": f"import-teacher ({kind})", "imported_from": str(source)}
     return save_teacher(agent, cfg, run.teacher_agent, extra)
+
+
+def _import_notes(kind: str, arch: Arch, data: Mapping[str, Any] | None, cfg: Config) -> list[str]:
+    """What the file cannot tell, or tells against the config: a CleanRL state dict records
+    no activation (a ReLU ``ppo.py`` imported as tanh is another policy, without an error);
+    an SB3 zip records the discount it trained with, and values of another discount are
+    another scale for the critic distillation."""
+    notes = []
+    if kind == "cleanrl" and isinstance(arch, MLPArch):
+        notes.append(
+            "a CleanRL state dict records no activation: tanh is assumed (ppo.py's); a teacher "
+            "trained with another one imports as another policy, so compare the greedy return "
+            "below with your own"
+        )
+    gamma = (data or {}).get("gamma")
+    if isinstance(gamma, int | float) and not isinstance(gamma, bool) and gamma != cfg.ppo.gamma:
+        notes.append(
+            f"the teacher was trained with gamma {gamma:g} (its zip's data) and the config's "
+            f"ppo.gamma is {cfg.ppo.gamma:g}: its values are of another discount, which the "
+            f"critic distillation then learns; --set ppo.gamma={gamma:g} to match"
+        )
+    return notes
 
 
 def detect_format(path: Path) -> str:
