@@ -264,13 +264,13 @@ class RunFolder:
             raise RunFolderError(
                 f"--resume: {folder} holds no run to resume; drop --resume to start one"
             )
-        if self._imported_teacher(stage):
+        if self.imported_teacher(stage):
             raise RunFolderError(
                 f"--resume: {folder} holds an imported teacher, which has no training to "
                 f"resume (no checkpoint); {self._replace_teacher_hint()}"
             )
 
-    def _imported_teacher(self, stage: str) -> bool:
+    def imported_teacher(self, stage: str = "teacher") -> bool:
         """Whether ``stage`` is the teacher's and holds a teacher ``import-teacher`` wrote (its
         ``metrics.json`` says so) with no checkpoint (training writes one before any update)."""
         if stage != "teacher" or (self.stage(stage) / "checkpoint.pt").is_file():
@@ -306,7 +306,7 @@ class RunFolder:
             saved = self._read_config(saved_path)
             self._extend_stage(stage, saved, cfg)
             return folder
-        if self._imported_teacher(stage):
+        if self.imported_teacher(stage):
             raise RunFolderError(
                 f"{folder} already holds an imported teacher; {self._replace_teacher_hint()}"
             )

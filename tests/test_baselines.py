@@ -223,6 +223,20 @@ def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(
         said = ("budgets are the run's own", "drop --seed", "expected positive numbers",
                 "above 16,384 (MAX_WIDTH)", "the folders *_x0.333333")  # fmt: skip
         assert words in err and any(s in err for s in said), err
+    # an imported teacher trained nothing in the run: its ppo budget is said to be the
+    # config's (it read "(the teacher's)", a number the teacher never trained for)
+    capsys.readouterr()
+    assert main(argv[:-1]) == 0
+    assert "baselines: ppo for 512 env steps (the teacher's)" in capsys.readouterr().out
+    (run.teacher_agent / "metrics.json").write_text(
+        json.dumps({"source": "import-teacher (cleanrl)"})
+    )
+    (run.teacher / "checkpoint.pt").unlink(missing_ok=True)
+    assert main(argv[:-1]) == 0
+    assert (
+        "baselines: ppo for 512 env steps (teacher.total_steps: the teacher was imported, so "
+        "the config's budget, not its own)"
+    ) in capsys.readouterr().out
 
 
 def test_a_baseline_checkpoint_of_another_budget_is_trained_anew(

@@ -208,7 +208,12 @@ def train_baselines(
     cfg = run_budgets(cfg, run)
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
     if progress:
-        print(f"baselines: ppo for {baseline_steps(cfg, 'ppo'):,} env steps (the teacher's), "
+        whose = (
+            "teacher.total_steps: the teacher was imported, so the config's budget, not its own"
+            if run.imported_teacher()
+            else "the teacher's"
+        )
+        print(f"baselines: ppo for {baseline_steps(cfg, 'ppo'):,} env steps ({whose}), "
               f"distill and a2d for {baseline_steps(cfg, 'a2d'):,} (the supernet's "
               f"{cfg.supernet.total_steps:,} plus the delivered fine-tune's "
               f"{cfg.finetune.steps:,})")  # fmt: skip
