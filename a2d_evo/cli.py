@@ -603,7 +603,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--max-flops", type=float, help="only front entries with at most these FLOPs")
     p.add_argument(
-        "--min-return", type=float, help="only front entries with at least this mean return"
+        "--min-return",
+        type=float,
+        help="only front entries with at least this mean return (the env's own score, not "
+        "the normalised return)",
     )
     p.add_argument(
         "--finetune",

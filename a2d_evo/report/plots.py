@@ -178,7 +178,10 @@ def hypervolume_png(data: RunData) -> bytes:
     gens = [g for g, _, _ in data.hypervolume]
     top.plot(gens, [h for _, h, _ in data.hypervolume], marker="o", ms=4, color="tab:blue")
     top.set_ylabel("hypervolume\n(normalised return × log10 FLOPs)")
-    ref = json.dumps(data.reference_point)
+    point = data.reference_point  # rounded for the title, not 16 digits
+    if isinstance(point, list):
+        point = [round(x, 4) if isinstance(x, float) else x for x in point]
+    ref = json.dumps(point)
     ref_text = f" (reference point {ref})" if len(ref) <= 40 else ""
     top.set_title(f"{data.env_id}: search progress{ref_text}")
     top.grid(True, alpha=0.3)
