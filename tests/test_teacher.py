@@ -531,3 +531,44 @@ def test_the_import_says_what_the_file_cannot_tell_or_tells_against_the_config(
         assert "records no activation" not in err
         assert (f"trained with gamma 0.9 (its zip's data) and the config's ppo.gamma is {gamma:g}"
                 in err) == said, err  # fmt: skip
+
+
+def test_files_saved_the_usual_wrong_ways_say_what_to_save(tmp_path: Path) -> None:
+    """A whole module, a checkpoint dict around the state dict, a DataParallel wrapper's
+    names, an SB3 DQN: each refused with what to do (they named what was wrong only)."""
+    run = RunFolder(tmp_path / "run")
+    theirs = seeded(CleanRLClassic(4, 2))
+    state = theirs.state_dict()
+    cases = {
+        "module.pt": (theirs, r"save the network's state dict instead, which holds tensors "
+                      r"only: torch.save\(agent.state_dict\(\), path\)"),
+        "checkpoint.pt": ({"model": state, "global_step": 5}, r"the tensors seem to be under "
+                          r"'model' \(a checkpoint's dict\): save that mapping itself"),
+        "wrapped.pt": ({f"module.{k}": v for k, v in state.items()}, r"every name starts with "
+                       r"'module.' .*model.module.state_dict\(\)"),
+    }  # fmt: skip
+    for name, (obj, words) in cases.items():
+        torch.save(obj, tmp_path / name)
+        with pytest.raises(FormatError, match=words):
+            import_teacher(tmp_path / name, cartpole_cfg(), run, fmt="cleanrl")
+    dqn = {"q_net.q_net.0.weight": torch.zeros(8, 4), "q_net.q_net.0.bias": torch.zeros(8)}
+    with pytest.raises(FormatError, match=r"has a q_net \(a DQN\): import-teacher takes actor"):
+        convert_sb3(dqn, None)
+    assert not run.teacher.exists()
+
+
+def test_an_agents_file_or_numpy_input_says_what_to_pass(tmp_path: Path) -> None:
+    import numpy as np
+
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import load_agent, save_agent
+    from a2d_evo.nets.space import MLPArch
+
+    folder = save_agent(Agent(MLPArch((8,)), (4,), 2), tmp_path / "agent", onnx=False)
+    with pytest.raises(FormatError, match=r"policy\.pt is a file of an agent folder; load_agent "
+                       r"takes the folder that holds arch\.json: "):  # fmt: skip
+        load_agent(folder / "policy.pt")
+    agent = load_agent(folder)
+    with pytest.raises(TypeError, match=r"takes a torch tensor .*got ndarray; agent\.act\(obs\)"):
+        agent(np.zeros((3, 4), dtype=np.float32))
+    assert agent.act(np.zeros(4, dtype=np.float32)) in (0, 1)  # what the message points to

@@ -74,6 +74,11 @@ def init_layer(layer: L, std: float = float(np.sqrt(2)), bias: float = 0.0) -> L
 def check_batch(obs: Tensor, obs_shape: tuple[int, ...]) -> None:
     """Raise ValueError unless ``obs`` is a batch of ``obs_shape`` observations: a network
     sliced to its input would otherwise run on a wrong shape and give wrong outputs."""
+    if not isinstance(obs, Tensor):  # numpy arrays: AttributeError 'dim' said nothing
+        raise TypeError(
+            f"the network takes a torch tensor of observations, got {type(obs).__name__}; "
+            "agent.act(obs) takes what the env gives (numpy, one observation or a batch)"
+        )
     if tuple(obs_shape) == (1,) and obs.dim() == 1:  # a scalar-Box env: (N,) is N scalars
         return
     if tuple(obs.shape[1:]) != tuple(obs_shape) or obs.dim() != len(obs_shape) + 1:

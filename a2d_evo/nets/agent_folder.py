@@ -196,6 +196,11 @@ def load_agent(folder: str | Path) -> Agent:
     whose tensors do not match the arch (the message names the tensor).
     """
     folder = Path(folder)
+    if folder.is_file() and (folder.parent / ARCH_FILE).is_file():  # policy.pt, arch.json
+        raise FormatError(
+            f"{folder} is a file of an agent folder; load_agent takes the folder that holds "
+            f"{ARCH_FILE}: {folder.parent}"
+        )
     if not folder.is_dir():
         raise FormatError(f"agent folder {folder} not found")
     meta = read_json(folder / ARCH_FILE, "agent file")

@@ -199,7 +199,16 @@ def _load_state_bytes(raw: bytes, what: str) -> dict[str, Tensor]:
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:
     """A CleanRL ``.pt`` / ``.cleanrl_model`` file: a state dict, loaded weights-only."""
-    return _as_state_dict(torch_load(path, "teacher state dict"), str(path))
+    try:
+        obj = torch_load(path, "teacher state dict")
+    except FormatError as exc:
+        if "refused to unpickle" not in str(exc):
+            raise
+        raise FormatError(  # a whole module saved (torch.save(agent)): what to save instead
+            f"{exc}; save the network's state dict instead, which holds tensors only: "
+            "torch.save(agent.state_dict(), path)"
+        ) from None
+    return _as_state_dict(obj, str(path))
 
 
 def _as_state_dict(obj: Any, what: str) -> dict[str, Tensor]:
@@ -207,7 +216,14 @@ def _as_state_dict(obj: Any, what: str) -> dict[str, Tensor]:
         raise FormatError(f"{what} is not a state dict (a mapping of names to tensors)")
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
     if bad:
-        raise FormatError(f"{what} is not a state dict: {bad[:3]} are not named tensors")
+        inner = [str(k) for k, v in obj.items() if isinstance(v, Mapping) and v]
+        hint = (
+            f"; the tensors seem to be under {inner[0]!r} (a checkpoint's dict): save that "
+            "mapping itself, torch.save(checkpoint[" + repr(inner[0]) + "], path)"
+            if len(inner) == 1
+            else ""
+        )
+        raise FormatError(f"{what} is not a state dict: {bad[:3]} are not named tensors{hint}")
     for k, v in obj.items():  # before anything computes with them (a 2.7 KB file asked 40 GB)
         if (why := tensor_not_in_file(v)) is not None:
             raise FormatError(f"{what}: tensor {k!r} {why}")
@@ -231,9 +247,16 @@ def convert_cleanrl(state: Mapping[str, Tensor]) -> tuple[Arch, dict[str, Tensor
             [critic[k] for k in sorted(critic, key=_index_key)],
             "CleanRL ppo.py",
         )
+    wrapped = all(k.startswith("module.") for k in state)  # saved from DataParallel or DDP
     raise FormatError(
         "not a CleanRL PPO state dict: expected network.*/actor.*/critic.* (ppo_atari.py) "
         f"or actor.N/critic.N (ppo.py) tensors, found {sorted(state)[:6]}"
+        + (
+            "; every name starts with 'module.' (a DataParallel or DDP wrapper's): save the "
+            "wrapped network's state dict, model.module.state_dict()"
+            if wrapped
+            else ""
+        )
     )
 
 
@@ -243,6 +266,11 @@ def convert_sb3(
     """Our arch and state dict for an SB3 ``ActorCriticPolicy`` (MlpPolicy or CnnPolicy)."""
     if "log_std" in state:
         raise FormatError("SB3 policy has log_std: continuous actions are not supported")
+    if any(k.startswith(("q_net.", "q_net_target.")) for k in state):
+        raise FormatError(
+            "SB3 policy has a q_net (a DQN): import-teacher takes actor-critic policies (PPO, "
+            "A2C), whose policy and value heads the supernet distils"
+        )
     kwargs = _sb3_policy_kwargs(data)
     activation = str(kwargs.get("activation_fn", "Tanh"))
     state = _sb3_shared_extractor(state)
