@@ -520,6 +520,17 @@ def test_the_import_says_what_the_file_cannot_tell_or_tells_against_the_config(
     err = capsys.readouterr().err
     assert "import-teacher: a CleanRL state dict records no activation: tanh is assumed" in err
     assert "gamma" not in err
+    # and what it costs as imported against the file's own nets (hand-counted MACs x 2:
+    # 4x128 + 128x128 + 128x(2 + 1) = 17,280; actor 4x64 + 64x64 + 64x2 = 4,480, critic 4,416)
+    from a2d_evo.nets.cost import flops
+    from a2d_evo.nets.space import MLPArch
+
+    assert flops(MLPArch((128, 128)), (4,), 2) == 34_560
+    assert (
+        "import-teacher: imported as mlp-128x128 (34,560 FLOPs, the block-diagonal zeros "
+        "counted: the teacher's FLOPs in the report are these); the file's actor and critic "
+        "cost 17,792, the actor alone 8,960"
+    ) in err
     sb3 = seeded(SB3Mlp(4, 2, pi=[64, 64], vf=[64, 64]))
     pi = sb3.mlp_extractor.policy_net
     balancing(pi[0], pi[2], sb3.action_net)

@@ -87,10 +87,11 @@ def import_teacher(
         state, data = read_sb3_zip(source)
         arch, mapped = convert_sb3(state, data)
     elif kind == "cleanrl":
-        arch, mapped = convert_cleanrl(read_state_dict(source))
+        state = read_state_dict(source)
+        arch, mapped = convert_cleanrl(state)
     else:
         raise FormatError(f"teacher format {fmt!r}: expected 'auto', 'sb3' or 'cleanrl'")
-    notes = _import_notes(kind, arch, data, cfg)
+    notes = _import_notes(kind, arch, data, cfg) + _cost_note(arch, state, mapped)
     spec = env_spec(cfg.env)
     check_fits_env(arch, mapped, spec.obs_shape, spec.n_actions, cfg.env.id, source)
     check_space_fits(cfg, spec.obs_shape, spec.n_actions)
@@ -128,6 +129,31 @@ def _import_notes(kind: str, arch: Arch, data: Mapping[str, Any] | None, cfg: Co
             f"critic distillation then learns; --set ppo.gamma={gamma:g} to match"
         )
     return notes
+
+
+def _cost_note(arch: Arch, source: Mapping[str, Tensor], mapped: Mapping[str, Tensor]) -> list[str]:
+    """The imported MLP's FLOPs against the file's own network: separate actor and critic
+    become one block-diagonal network whose zero blocks are counted too (about twice), and
+    every fraction of the teacher's FLOPs in the report is of the imported one."""
+    if not isinstance(arch, MLPArch):  # the Nature CNN maps one to one
+        return []
+
+    def macs(state: Mapping[str, Tensor], keep: Any = lambda name: True) -> int:
+        return sum(
+            v.numel() for k, v in state.items() if k.endswith("weight") and v.dim() == 2 and keep(k)
+        )
+
+    actor = macs(
+        source,
+        lambda k: k.startswith(
+            ("actor.", "action_net.", "mlp_extractor.policy_net.", "mlp_extractor.shared_net.")
+        ),
+    )
+    return [
+        f"imported as {arch} ({2 * macs(mapped):,} FLOPs, the block-diagonal zeros counted: "
+        f"the teacher's FLOPs in the report are these); the file's actor and critic cost "
+        f"{2 * macs(source):,}, the actor alone {2 * actor:,}"
+    ]
 
 
 def detect_format(path: Path) -> str:
