@@ -210,11 +210,20 @@ def check_stored_archive(source: Path | bytes, label: str) -> None:
         )
 
 
+def torch_strided() -> Any:
+    """``torch.strided``, imported here: reading a run folder stays torch-free."""
+    import torch
+
+    return torch.strided
+
+
 def tensor_not_in_file(t: Any) -> str | None:
     """Why a tensor read from a file is not a dense CPU tensor whose values the file holds
     (None when it is): a meta tensor has a shape and no values, and a stride-0 view of a
     one-value storage (``expand``) has the shape of a huge one; reading either whole, or
     building a network of its shape, allocates without bound."""
+    if t.layout != torch_strided():  # sparse: a huge shape over a few stored values
+        return f"is a {t.layout} tensor, not a dense one"
     if t.device.type != "cpu":
         return f"is a {t.device.type} tensor (a shape without values), not one read from the file"
     stored = t.untyped_storage().nbytes() // max(t.element_size(), 1)

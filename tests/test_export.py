@@ -366,6 +366,9 @@ def _break(folder: Path, how: str) -> None:
     elif how == "tensor nan":
         state["policy.bias"][0] = float("nan")
         torch.save(state, policy)
+    elif how == "sparse tensor":  # a huge shape over a few stored values; was a traceback
+        state["layers.0.weight"] = state["layers.0.weight"].to_sparse()
+        torch.save(state, policy)
     elif how == "meta tensors":  # shapes without values: passed every check, then crashed
         torch.save({k: torch.empty(v.shape, device="meta") for k, v in state.items()}, policy)
     elif how == "deflated":  # a member inflated to the size it claims (torch.save stores)
@@ -404,6 +407,7 @@ BAD = {
     "tensor extra": "tensor 'layers.9.weight' does not belong",
     "tensor dtype": "tensor 'policy.weight' has dtype torch.float64",
     "tensor nan": "tensor 'policy.bias' holds NaN",
+    "sparse tensor": "tensor 'layers.0.weight' is a torch.sparse_coo tensor, not a dense one",
     "meta tensors": "tensor '[a-z.0-9]+' is a meta tensor \\(a shape without values\\)",
     "deflated": "policy.pt holds compressed members, or members larger than the file: refused",
     "not a state dict": "expected a state dict",

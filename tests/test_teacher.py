@@ -506,6 +506,11 @@ def test_a_teacher_of_other_layouts_and_unequal_nets_still_imports(tmp_path: Pat
     assert_same_function(theirs, load_agent(folder), torch.randn(8, 4))
     arch, _ = convert_sb3(seeded(SB3Mlp(4, 2, pi=[64, 64], vf=[256, 256])).state_dict(), None)
     assert arch.widths == (320, 320)
+    # unequal nets whose cross blocks exceed twice their own weights, all small: pi [64] and
+    # vf [256] with 18 actions (7,360 weights built against 2,688), widths that cross
+    for n, pi, vf, widths in ((18, [64], [256], (320,)), (2, [256, 64], [64, 256], (320, 320))):
+        arch, _ = convert_sb3(seeded(SB3Mlp(4, n, pi=pi, vf=vf)).state_dict(), None)
+        assert arch.widths == widths
 
 
 def test_the_import_says_what_the_file_cannot_tell_or_tells_against_the_config(
@@ -553,8 +558,12 @@ def test_files_saved_the_usual_wrong_ways_say_what_to_save(tmp_path: Path) -> No
     cases = {
         "module.pt": (theirs, r"save the network's state dict instead, which holds tensors "
                       r"only: torch.save\(agent.state_dict\(\), path\)"),
-        "checkpoint.pt": ({"model": state, "global_step": 5}, r"the tensors seem to be under "
-                          r"'model' \(a checkpoint's dict\): save that mapping itself"),
+        "checkpoint.pt": (
+            {"model": state, "optimizer": torch.optim.Adam(theirs.parameters()).state_dict(),
+             "global_step": 5},
+            r"the tensors seem to be under 'model' \(a checkpoint's dict\): save that mapping "
+            r"itself, torch.save\(checkpoint\['model'\], path\)",
+        ),
         "wrapped.pt": ({f"module.{k}": v for k, v in state.items()}, r"every name starts with "
                        r"'module.' .*model.module.state_dict\(\)"),
     }  # fmt: skip
@@ -562,6 +571,9 @@ def test_files_saved_the_usual_wrong_ways_say_what_to_save(tmp_path: Path) -> No
         torch.save(obj, tmp_path / name)
         with pytest.raises(FormatError, match=words):
             import_teacher(tmp_path / name, cartpole_cfg(), run, fmt="cleanrl")
+    with pytest.raises(FormatError) as info:  # no names at all: no 'module.' advice
+        convert_cleanrl({})
+    assert "module." not in str(info.value)
     dqn = {"q_net.q_net.0.weight": torch.zeros(8, 4), "q_net.q_net.0.bias": torch.zeros(8)}
     with pytest.raises(FormatError, match=r"has a q_net \(a DQN\): import-teacher takes actor"):
         convert_sb3(dqn, None)
@@ -580,6 +592,6 @@ def test_an_agents_file_or_numpy_input_says_what_to_pass(tmp_path: Path) -> None
                        r"takes the folder that holds arch\.json: "):  # fmt: skip
         load_agent(folder / "policy.pt")
     agent = load_agent(folder)
-    with pytest.raises(TypeError, match=r"takes a torch tensor .*got ndarray; agent\.act\(obs\)"):
+    with pytest.raises(TypeError, match=r"takes a torch tensor .*got ndarray; an agent's act"):
         agent(np.zeros((3, 4), dtype=np.float32))
     assert agent.act(np.zeros(4, dtype=np.float32)) in (0, 1)  # what the message points to

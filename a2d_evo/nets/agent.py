@@ -77,7 +77,7 @@ def check_batch(obs: Tensor, obs_shape: tuple[int, ...]) -> None:
     if not isinstance(obs, Tensor):  # numpy arrays: AttributeError 'dim' said nothing
         raise TypeError(
             f"the network takes a torch tensor of observations, got {type(obs).__name__}; "
-            "agent.act(obs) takes what the env gives (numpy, one observation or a batch)"
+            "an agent's act(obs) takes what the env gives (numpy, one observation or a batch)"
         )
     if tuple(obs_shape) == (1,) and obs.dim() == 1:  # a scalar-Box env: (N,) is N scalars
         return

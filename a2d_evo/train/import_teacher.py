@@ -133,7 +133,7 @@ def _import_notes(kind: str, arch: Arch, data: Mapping[str, Any] | None, cfg: Co
 
 def _cost_note(arch: Arch, source: Mapping[str, Tensor], mapped: Mapping[str, Tensor]) -> list[str]:
     """The imported MLP's FLOPs against the file's own network: separate actor and critic
-    become one block-diagonal network whose zero blocks are counted too (about twice), and
+    become one block-diagonal network whose zero blocks are counted too (up to about twice), and
     every fraction of the teacher's FLOPs in the report is of the imported one."""
     if not isinstance(arch, MLPArch):  # the Nature CNN maps one to one
         return []
@@ -149,6 +149,8 @@ def _cost_note(arch: Arch, source: Mapping[str, Tensor], mapped: Mapping[str, Te
             ("actor.", "action_net.", "mlp_extractor.policy_net.", "mlp_extractor.shared_net.")
         ),
     )
+    if macs(mapped) == macs(source):  # one shared net already: nothing block-diagonal
+        return []
     return [
         f"imported as {arch} ({2 * macs(mapped):,} FLOPs, the block-diagonal zeros counted: "
         f"the teacher's FLOPs in the report are these); the file's actor and critic cost "
@@ -242,10 +244,14 @@ def _as_state_dict(obj: Any, what: str) -> dict[str, Tensor]:
         raise FormatError(f"{what} is not a state dict (a mapping of names to tensors)")
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, Tensor)]
     if bad:
-        inner = [str(k) for k, v in obj.items() if isinstance(v, Mapping) and v]
+        inner = [  # mappings of named tensors: a state dict inside a checkpoint's dict
+            k
+            for k, v in obj.items()
+            if isinstance(v, Mapping) and v and all(isinstance(t, Tensor) for t in v.values())
+        ]
         hint = (
             f"; the tensors seem to be under {inner[0]!r} (a checkpoint's dict): save that "
-            "mapping itself, torch.save(checkpoint[" + repr(inner[0]) + "], path)"
+            f"mapping itself, torch.save(checkpoint[{inner[0]!r}], path)"
             if len(inner) == 1
             else ""
         )
@@ -273,7 +279,7 @@ def convert_cleanrl(state: Mapping[str, Tensor]) -> tuple[Arch, dict[str, Tensor
             [critic[k] for k in sorted(critic, key=_index_key)],
             "CleanRL ppo.py",
         )
-    wrapped = all(k.startswith("module.") for k in state)  # saved from DataParallel or DDP
+    wrapped = bool(state) and all(k.startswith("module.") for k in state)  # DataParallel
     raise FormatError(
         "not a CleanRL PPO state dict: expected network.*/actor.*/critic.* (ppo_atari.py) "
         f"or actor.N/critic.N (ppo.py) tensors, found {sorted(state)[:6]}"
@@ -399,10 +405,12 @@ def _sequential_linears(
 def _check_buildable(sw: list[Tensor], aw: list[Tensor], cw: list[Tensor], what: str) -> None:
     """Refuse, from the shapes alone and before anything is built, weights that do not chain
     (shared layers, then the actor's and the critic's, heads included), a shared layer wider
-    than :data:`MAX_WIDTH`, and a shared-trunk form more than twice the teacher's own size: the
-    block-diagonal layers and zero-padded heads hold the actor's and critic's weights plus
-    cross blocks, at most as many again for any trained pair of nets, while lopsided shapes in
-    a small file (a 1 x 100,000 layer beside a 16,000 x 1 one) asked for gigabytes."""
+    than :data:`MAX_WIDTH`, and a shared-trunk form of more than twice the teacher's own
+    weights plus 4M (16 MB): the block-diagonal layers and zero-padded heads hold the actor's
+    and critic's weights plus cross blocks, as many again for equal widths and a few times
+    more for small unequal ones (SB3 pi [64] and vf [256] with 18 actions: 2.7x), while
+    lopsided shapes in a small file (a 1-unit actor with a 100,000-action head beside a
+    16,000-unit critic) asked for gigabytes."""
     for net, ws in (("shared", sw), ("actor", [*sw[-1:], *aw]), ("critic", [*sw[-1:], *cw])):
         for w0, w1 in itertools.pairwise(ws):
             if w1.shape[1] != w0.shape[0]:
@@ -421,11 +429,11 @@ def _check_buildable(sw: list[Tensor], aw: list[Tensor], cw: list[Tensor], what:
     fan_in = [sw[-1].shape[0] if sw else aw[0].shape[1], *split[:-1]]
     heads = (aw[-1].shape[0] + 1) * widths[-1]  # policy and value rows on the last layer
     built = sum(w.numel() for w in sw) + sum(map(operator.mul, split, fan_in)) + heads
-    if built > 2 * own + 1024:
+    if built > 2 * own + (1 << 22):
         raise FormatError(
             f"{what}: as one shared network the teacher would hold {built:,} weights, over "
-            f"twice its own {own:,} (actor and critic this lopsided are no trained policy's); "
-            "refused before building it"
+            f"twice its own {own:,} plus 4M (actor and critic this lopsided are no trained "
+            "policy's); refused before building it"
         )
 
 
