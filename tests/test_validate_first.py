@@ -44,6 +44,7 @@ if "A2DTestEmpty-v0" not in gym.registry:
 
 
 def _refused(argv: list[str], out: Path, capsys: pytest.CaptureFixture[str], says: str) -> None:
+    capsys.readouterr()  # what earlier commands printed (import-teacher's notes) is theirs
     assert main(argv) == EXIT_USER_ERROR
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and says in err, err
