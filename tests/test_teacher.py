@@ -398,6 +398,15 @@ def test_a_space_that_does_not_fit_the_env_is_refused_before_the_teacher_binds_t
     assert not (out / "config.yaml").exists()
 
 
+def _each_refused(cases: dict[str, tuple[object, str]], run: RunFolder) -> None:
+    """Save each object as a CleanRL file beside the run and import it: a FormatError that
+    matches its words."""
+    for name, (obj, words) in cases.items():
+        torch.save(obj, run.root.parent / name)
+        with pytest.raises(FormatError, match=words):
+            import_teacher(run.root.parent / name, cartpole_cfg(), run, fmt="cleanrl")
+
+
 def _deflated(raw: bytes) -> bytes:
     """A torch archive rewritten with every member deflated (torch.save stores them)."""
     out = io.BytesIO()
@@ -421,10 +430,7 @@ def test_a_file_cannot_make_the_import_allocate_without_bound(tmp_path: Path) ->
         "meta.pt": ({k: torch.empty(v.shape, device="meta") for k, v in honest.items()},
                     r"tensor '[a-z.0-9]+' is a meta tensor"),
     }  # fmt: skip
-    for name, (state, words) in cases.items():
-        torch.save(state, tmp_path / name)
-        with pytest.raises(FormatError, match=words):
-            import_teacher(tmp_path / name, cartpole_cfg(), run, fmt="cleanrl")
+    _each_refused(cases, run)
     # dense, but actor and critic side by side wider than any agent layer: refused before
     # block_diag builds its (a + c)^2 weights
     broad = {  # one hidden layer of 8,200 units in each net
@@ -567,10 +573,7 @@ def test_files_saved_the_usual_wrong_ways_say_what_to_save(tmp_path: Path) -> No
         "wrapped.pt": ({f"module.{k}": v for k, v in state.items()}, r"every name starts with "
                        r"'module.' .*model.module.state_dict\(\)"),
     }  # fmt: skip
-    for name, (obj, words) in cases.items():
-        torch.save(obj, tmp_path / name)
-        with pytest.raises(FormatError, match=words):
-            import_teacher(tmp_path / name, cartpole_cfg(), run, fmt="cleanrl")
+    _each_refused(cases, run)
     with pytest.raises(FormatError) as info:  # no names at all: no 'module.' advice
         convert_cleanrl({})
     assert "module." not in str(info.value)
