@@ -577,6 +577,10 @@ def test_files_saved_the_usual_wrong_ways_say_what_to_save(tmp_path: Path) -> No
     with pytest.raises(FormatError) as info:  # no names at all: no 'module.' advice
         convert_cleanrl({})
     assert "module." not in str(info.value)
+    sb3 = seeded(SB3Mlp(4, 2, pi=[8], vf=[8])).state_dict()
+    for head, shape in (("action_net.weight", (16,)), ("value_net.weight", (1, 8, 1))):
+        with pytest.raises(FormatError, match=rf"SB3 {head[:-7]} is not a Linear layer"):
+            convert_sb3({**sb3, head: torch.zeros(shape)}, None)  # was an IndexError traceback
     dqn = {"q_net.q_net.0.weight": torch.zeros(8, 4), "q_net.q_net.0.bias": torch.zeros(8)}
     with pytest.raises(FormatError, match=r"has a q_net \(a DQN\): import-teacher takes actor"):
         convert_sb3(dqn, None)

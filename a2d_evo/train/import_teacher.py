@@ -312,6 +312,12 @@ def convert_sb3(
     heads = {"action_net.weight", "action_net.bias", "value_net.weight", "value_net.bias"}
     if not heads <= set(state):
         raise FormatError(f"SB3 policy misses {sorted(heads - set(state))}")
+    for head in ("action_net", "value_net"):  # Linear layers, or an IndexError traceback
+        w, b = state[f"{head}.weight"], state[f"{head}.bias"]
+        if w.dim() != 2 or b.shape != (w.shape[0],):
+            raise FormatError(
+                f"SB3 {head} is not a Linear layer (weight {tuple(w.shape)}, bias {tuple(b.shape)})"
+            )
     if "features_extractor.cnn.0.weight" in state:
         if sh or pi or vf:
             raise FormatError(
