@@ -133,7 +133,7 @@ def pareto_png(data: RunData) -> bytes:
         w = row.extra.get("width_multiplier")
         ax.annotate(
             f"x{width_text(w)}" if w is not None else row.label, (row.flops, row.return_mean),
-            xytext=(7, -11 if method == "ppo" else 5), textcoords="offset points",
+            xytext=(7, 0), textcoords="offset points", va="center",  # beside its own marker
             fontsize=8, color=color, fontweight="bold",
         )  # fmt: skip
     ax.set_xscale("log")
