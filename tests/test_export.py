@@ -13,6 +13,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from conftest import perturbed
 
 import a2d_evo
 from a2d_evo.config import SpaceConfig
@@ -63,21 +64,21 @@ MINATAR_OBS = (4, 10, 10)
 @pytest.fixture(scope="module")
 def mlp_agent() -> Agent:
     torch.manual_seed(0)
-    supernet = Supernet(MLP, (4,), 2)
+    supernet = perturbed(Supernet(MLP, (4,), 2))  # no zero bias: a dropped one would show
     return extract(supernet, MLPArch((32, 12, 48)), ENV_CARTPOLE).eval()
 
 
 @pytest.fixture(scope="module")
 def cnn_agent() -> Agent:
     torch.manual_seed(1)
-    supernet = Supernet(CNN, ATARI_OBS, 6)
+    supernet = perturbed(Supernet(CNN, ATARI_OBS, 6))
     return extract(supernet, CNNArch.nature((16, 32, 48), ((32, 3),), 128), ENV_PONG).eval()
 
 
 @pytest.fixture(scope="module")
 def minatar_agent() -> Agent:
     torch.manual_seed(2)
-    supernet = Supernet(MINATAR, MINATAR_OBS, 3, obs_scale=1.0)
+    supernet = perturbed(Supernet(MINATAR, MINATAR_OBS, 3, obs_scale=1.0))
     arch = CNNArch((ConvLayer(24, 3), ConvLayer(8, 3, 1, "same")), 64)
     return extract(supernet, arch, ENV_MINATAR).eval()
 
@@ -175,6 +176,8 @@ def test_save_load_round_trip_is_exact(
         a, b = agent(obs), loaded(obs)
     assert torch.equal(a.logits, b.logits) and torch.equal(a.value, b.value)
     np.testing.assert_array_equal(loaded.act(obs.numpy()), a.logits.argmax(-1).numpy())
+    mine, theirs = agent.state_dict(), loaded.state_dict()  # every tensor, bit for bit
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
 
 
 def test_arch_json_content(saved: dict, cnn_agent: Agent) -> None:

@@ -102,6 +102,10 @@ def test_stratified_archs_cover_every_stratum_and_the_narrow_corner() -> None:
     hi = np.log10(flops(space.largest(), OBS, ACT))
     assert np.bincount(strata_of(np.r_[lo, hi, lf], 5)[2:], minlength=5).tolist() == [10] * 5
     assert sum(narrow_after_narrow(a, space) for a in archs) >= 5
-    assert MLPArch((4, 4)) not in archs or narrow_after_narrow(MLPArch((4, 4)), space)
+    # the corner those count: narrow after narrow, not narrow after wide nor depth 1 (the line
+    # here read "(4, 4) not drawn, or narrow", true whatever was drawn)
+    assert narrow_after_narrow(MLPArch((4, 4)), space)
+    assert not narrow_after_narrow(MLPArch((256, 4)), space)
+    assert not narrow_after_narrow(MLPArch((4,)), space)
     again = stratified_archs(space, OBS, ACT, 10, np.random.default_rng(0), min_narrow=5)
     assert again == archs

@@ -255,6 +255,9 @@ for kind, shape, cfg in [
 ]:
     space = SearchSpace(cfg)
     net = Supernet(space, shape, 3)
+    with torch.no_grad():  # noise on every parameter: a fresh net's biases are all zero
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
     fwd = PopulationForward(net, backend="native")
     archs = [space.decode(x) for x in space.sample_encodings(rng, 6)]
     sizes = [1, 3, 2, 5, 1, 4]
