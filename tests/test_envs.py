@@ -589,6 +589,20 @@ def test_native_worker_crash_raises_and_close_cleans_up():
     env.close()  # idempotent
 
 
+def test_native_shared_memory_has_no_name_once_the_workers_hold_it():
+    """The frames' segment is unlinked as soon as every worker has mapped it: a process killed
+    without cleaning up (SIGKILL to the process group, a Ray actor under ray.kill) leaves
+    nothing in /dev/shm (the segment stayed there for good); stepping goes on."""
+    env = make_vec_env(_atari("native", game="Pong"), 4, seed=0)
+    name = env._res.shm.name.lstrip("/")
+    assert not os.path.exists(f"/dev/shm/{name}")
+    env.reset()
+    first = env.step(np.zeros(4, np.int64)).obs.copy()
+    assert first.shape == (4, 4, 84, 84) and first.any()  # the workers' frames arrive
+    env.close()
+    env.close()  # no second unlink
+
+
 _CTRL_C = """
 import os, signal, time, numpy as np
 from a2d_evo.config import EnvConfig

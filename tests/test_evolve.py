@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -378,6 +379,10 @@ def test_a_resume_that_raises_the_generations_searches_on(
     finally:
         evolution.play_generation = real_play  # type: ignore[assignment]
     out = capsys.readouterr()
+    # its TensorBoard writer was closed on the way out (one writer thread was left per
+    # interrupted search)
+    writers = [t for t in threading.enumerate() if type(t).__name__ == "_AsyncWriterThread"]
+    assert not writers, writers
     assert "search.gens raised from 2 to 4 (recorded in" in out.err  # evolve says what it plays
     assert "the finished search goes on from generation 2" in out.out
     assert not (root / "search" / "front.json").exists()
@@ -745,7 +750,7 @@ def test_a_format_1_state_or_front_is_refused_with_what_to_do(
 
 
 def test_a_front_of_other_weights_is_neither_exported_nor_resumed(
-    finished: Path, tmp_path: Path
+    finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """front.json and the search state record the digests of the supernet and teacher they
     are of: after the supernet changed (a train-supernet --resume), export would ship new
@@ -765,8 +770,18 @@ def test_a_front_of_other_weights_is_neither_exported_nor_resumed(
     with pytest.raises(RunFolderError, match="changed since the search chose"):
         export_front(cfg, run, pick="all", progress=False)
     assert not run.agents.exists() or not any(run.agents.iterdir())
+    # the refusal comes after the evaluator started (a local Ray and its actors under
+    # backend ray): it is closed all the same (it was left running)
+    from a2d_evo.evaluation.population import PopulationEvaluator
+
+    closed: list[bool] = []
+    real_close = PopulationEvaluator.close
+    monkeypatch.setattr(
+        PopulationEvaluator, "close", lambda self: (closed.append(True), real_close(self))[1]
+    )
     with pytest.raises(RunFolderError, match="the supernet changed since the search"):
         evolve(cfg, run, resume=True, progress=False)
+    assert closed == [True]
 
 
 def test_a_front_searched_against_another_teacher_is_not_exported(

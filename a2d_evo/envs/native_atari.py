@@ -265,6 +265,7 @@ class _Resources:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.fds: list[int] = []
         self.shm: Any = None
+        self.unlinked = False
 
     def release(self) -> None:
         for fd in self.fds:
@@ -286,8 +287,18 @@ class _Resources:
                 self.shm.close()
             except BufferError:  # views still alive at interpreter exit: unlinking is enough
                 pass
-            self.shm.unlink()
+            if not self.unlinked:
+                self.shm.unlink()
             self.shm = None
+
+    def unlink_name(self) -> None:
+        """Remove the segment's name once every worker has mapped it: the memory lives while
+        a mapping does, and a process killed without running :meth:`release` (a SIGKILL to
+        the whole process group, a Ray actor killed by ``ray.kill``) leaves nothing in
+        /dev/shm (until 2026-12-06 it left the segment there for good)."""
+        if self.shm is not None and not self.unlinked:
+            self.shm.unlink()
+            self.unlinked = True
 
 
 @contextlib.contextmanager
@@ -359,7 +370,8 @@ class NativeAtariVecEnv:
                 args: dict[str, Any] = {"n": num_envs, "h": h, "w": w}
                 args.update(first=k, stride=n_workers, opt=opt._asdict())
                 self._spawn(self._res.shm.name, json.dumps(args))
-            self._gather()
+            self._gather()  # every worker has attached the segment when it replies
+            self._res.unlink_name()
         except BaseException:
             self.close()
             raise

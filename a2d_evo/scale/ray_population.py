@@ -180,6 +180,10 @@ class _EvalWorker:
         self.evaluator.close()
 
 
+_CLOSE_TIMEOUT_S = 10.0
+"""How long :meth:`RayPopulationEvaluator.close` waits for the actors to close their envs."""
+
+
 @dataclass
 class _Slot:
     """One actor position: its current handle and its deaths since its last finished share."""
@@ -328,7 +332,12 @@ class RayPopulationEvaluator:
         if self._closed:
             return
         self._closed = True
-        for slot in getattr(self, "_slots", []):
+        slots = getattr(self, "_slots", [])
+        try:  # each actor closes its envs first (workers, shared memory); a hung one is killed
+            self.ray.get([slot.handle.close.remote() for slot in slots], timeout=_CLOSE_TIMEOUT_S)
+        except Exception:
+            pass
+        for slot in slots:
             try:
                 self.ray.kill(slot.handle, no_restart=True)
             except Exception:

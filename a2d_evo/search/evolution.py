@@ -275,8 +275,10 @@ class _Search:
             else:  # every generation played: search.gens stopped it, the budget too if spent
                 if budget_spent(problem, s.budget_steps):
                     stopped_by = "gens and budget_steps"
-        finally:
+        finally:  # an interrupt or error too: the writer's thread is not left running
             bar.close()
+            if writer is not None:
+                writer.close()
         records, cut = within_budget(problem.cache_records(), s.budget_steps)
         if s.max_flops is not None and not any(r["flops"] <= s.max_flops for r in records):
             # archs over the ceiling are not played: with none under it there is no front
@@ -332,8 +334,6 @@ class _Search:
             fix=self.fix,
         )
         self._save(problem, algorithm, len(self.hv_history), True, norm)
-        if writer is not None:
-            writer.close()
         return path
 
     def _binding_limit(
@@ -452,22 +452,21 @@ def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool 
         run.check_resume("search", cfg)
     # load (and check) the supernet and teacher before the stage folder is touched
     search = _Search(cfg, run, run.search, progress)
-    # a resume's state, checked in full before bind_stage records a raised budget (a damaged
-    # or foreign one is refused with nothing written)
-    saved = load_state(run.search, search.state_spec()) if resume else None
-    if saved is not None:
-        changed = [k for k, v in saved.sources.items() if search.sources.get(k) != v]
-        if changed:  # records of other weights would be ranked with these ones
-            raise RunFolderError(
-                f"--resume: the {' and the '.join(changed)} changed since the search in "
-                f"{run.search} began (a train-supernet or train-teacher --resume, an "
-                "import-teacher): its records are of the old weights; search anew after "
-                f"deleting {run.search}, or into a new run folder (--out)"
-            )
-    run.tb_dir("search")  # its TensorBoard logs: a link out of the run is refused unbound
-    folder = run.bind_stage("search", cfg, resume)
-    search.folder = folder
-    try:
+    try:  # its evaluator (a local Ray and its actors) is closed whatever is refused below
+        # a resume's state, checked in full before bind_stage records a raised budget (a
+        # damaged or foreign one is refused with nothing written)
+        saved = load_state(run.search, search.state_spec()) if resume else None
+        if saved is not None:
+            changed = [k for k, v in saved.sources.items() if search.sources.get(k) != v]
+            if changed:  # records of other weights would be ranked with these ones
+                raise RunFolderError(
+                    f"--resume: the {' and the '.join(changed)} changed since the search in "
+                    f"{run.search} began (a train-supernet or train-teacher --resume, an "
+                    "import-teacher): its records are of the old weights; search anew after "
+                    f"deleting {run.search}, or into a new run folder (--out)"
+                )
+        run.tb_dir("search")  # its TensorBoard logs: a link out of the run is refused unbound
+        search.folder = run.bind_stage("search", cfg, resume)
         return search.run_search(saved)
     finally:
         close = getattr(search.evaluator, "close", None)
