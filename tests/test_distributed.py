@@ -233,6 +233,29 @@ def test_ray_equals_local_and_follows_refresh(ray_local: Any) -> None:
     assert ray_local.is_initialized()  # a Ray it did not start is left running
 
 
+def test_close_kills_every_actor_even_when_its_wait_is_interrupted(
+    ray_local: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """close() asks each actor to close its envs, then kills them all: a Ctrl-C during that
+    wait (an actor finishing its share) killed none of them, and close() could not be called
+    again; a wait that raises for a dead actor killed the live ones before they closed."""
+    cfg = small_cfg("search.backend=ray", "search.ray_actors=2")
+    remote = make_population_evaluator(trained_like(cfg), cfg)
+    assert isinstance(remote, RayPopulationEvaluator)
+    handles = [slot.handle for slot in remote._slots]
+    killed: list[Any] = []
+    real_kill = remote.ray.kill
+    monkeypatch.setattr(remote.ray, "kill", lambda h, **kw: (killed.append(h), real_kill(h, **kw)))
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(remote.ray, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        remote.close()
+    assert killed == handles
+
+
 def _actor_faulting_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fault: Any) -> Path:
     """Actors whose first ``evaluate`` (on any of them) calls ``fault()`` instead of working;
     returns the token file that the faulting actor removes.

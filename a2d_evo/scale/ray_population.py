@@ -333,17 +333,20 @@ class RayPopulationEvaluator:
             return
         self._closed = True
         slots = getattr(self, "_slots", [])
-        try:  # each actor closes its envs first (workers, shared memory); a hung one is killed
-            self.ray.get([slot.handle.close.remote() for slot in slots], timeout=_CLOSE_TIMEOUT_S)
+        try:  # each actor closes its envs first (workers, shared memory); wait does not raise
+            # for a dead one, so the live ones still close; a busy or hung one is killed
+            refs = [slot.handle.close.remote() for slot in slots]
+            self.ray.wait(refs, num_returns=len(refs), timeout=_CLOSE_TIMEOUT_S)
         except Exception:
             pass
-        for slot in slots:
-            try:
-                self.ray.kill(slot.handle, no_restart=True)
-            except Exception:
-                pass
-        if self._owns_ray and self.ray.is_initialized():
-            self.ray.shutdown()
+        finally:  # a Ctrl-C during the wait still kills them (and stops a Ray started here)
+            for slot in slots:
+                try:
+                    self.ray.kill(slot.handle, no_restart=True)
+                except Exception:
+                    pass
+            if self._owns_ray and self.ray.is_initialized():
+                self.ray.shutdown()
 
     def __enter__(self) -> RayPopulationEvaluator:
         return self
