@@ -160,8 +160,9 @@ def read_checkpoint(path: Path, stage: str) -> dict[str, Any]:
     return ckpt
 
 
-def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
-    """``torch.load(weights_only=True)``: tensors and plain containers, never arbitrary code."""
+def torch_load(path: str | Path, what: str = "checkpoint", refused_hint: str = "") -> Any:
+    """``torch.load(weights_only=True)``: tensors and plain containers, never arbitrary code;
+    ``refused_hint`` ends the message of a file refused for holding other objects."""
     import torch  # here, not at the top: reading a run folder (report, --help) stays torch-free
 
     path = Path(path)
@@ -182,7 +183,7 @@ def torch_load(path: str | Path, what: str = "checkpoint") -> Any:
         detail = f" ({lines[0].split('. Please')[0]})" if lines else ""
         raise FormatError(
             f"{what} {path} holds objects other than tensors and plain data; refused to "
-            f"unpickle it{detail}"
+            f"unpickle it{detail}{refused_hint}"
         ) from None
     except Exception as exc:
         _damaged(path, what, exc)
@@ -210,19 +211,14 @@ def check_stored_archive(source: Path | bytes, label: str) -> None:
         )
 
 
-def torch_strided() -> Any:
-    """``torch.strided``, imported here: reading a run folder stays torch-free."""
-    import torch
-
-    return torch.strided
-
-
 def tensor_not_in_file(t: Any) -> str | None:
     """Why a tensor read from a file is not a dense CPU tensor whose values the file holds
     (None when it is): a meta tensor has a shape and no values, and a stride-0 view of a
     one-value storage (``expand``) has the shape of a huge one; reading either whole, or
     building a network of its shape, allocates without bound."""
-    if t.layout != torch_strided():  # sparse: a huge shape over a few stored values
+    import torch  # here, as in torch_load: reading a run folder stays torch-free
+
+    if t.layout != torch.strided:  # sparse: a huge shape over a few stored values
         return f"is a {t.layout} tensor, not a dense one"
     if t.device.type != "cpu":
         return f"is a {t.device.type} tensor (a shape without values), not one read from the file"

@@ -515,8 +515,13 @@ def set_flag(key: str, value: Any) -> str:
     as the config's own YAML reads it (1.2 numbers, ``null``, ``true``)."""
     if isinstance(value, str):
         return "--set " + shlex.quote(f"{key}={value}")
-    flow = yaml.dump([value], Dumper=_Dumper, default_flow_style=True, width=1 << 16).strip()
-    return "--set " + shlex.quote(f"{key}={flow[1:-1]}")
+    return "--set " + shlex.quote(f"{key}={_flow(value)}")
+
+
+def _flow(value: Any) -> str:
+    """``value`` as one line of YAML flow in the config's own dialect (:class:`_Dumper`);
+    dumped inside a list, which a scalar needs (alone it would end the document with ``...``)."""
+    return yaml.dump([value], Dumper=_Dumper, default_flow_style=True, width=1 << 16).strip()[1:-1]
 
 
 def _whole_mapping(key: str, inner: Sequence[str], text: str) -> str:
@@ -529,8 +534,7 @@ def _whole_mapping(key: str, inner: Sequence[str], text: str) -> str:
         value = text
     for part in reversed(inner):
         value = {part: value}
-    flow = yaml.dump(value, Dumper=_Dumper, default_flow_style=True, width=1 << 16).strip()
-    return shlex.quote(f"{key}={flow}")
+    return shlex.quote(f"{key}={_flow(value)}")
 
 
 def _is_optional(tp: Any) -> bool:

@@ -43,6 +43,7 @@ from a2d_evo.errors import ArchError, FormatError, TrainingError
 from a2d_evo.files import check_stored_archive, tensor_not_in_file, torch_load
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent, trunk_hw
+from a2d_evo.nets.cost import flops
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train.streams import set_threads
@@ -91,9 +92,10 @@ def import_teacher(
         arch, mapped = convert_cleanrl(state)
     else:
         raise FormatError(f"teacher format {fmt!r}: expected 'auto', 'sb3' or 'cleanrl'")
-    notes = _import_notes(kind, arch, data, cfg) + _cost_note(arch, state, mapped)
     spec = env_spec(cfg.env)
+    notes = _import_notes(kind, arch, data, cfg)
     check_fits_env(arch, mapped, spec.obs_shape, spec.n_actions, cfg.env.id, source)
+    notes += _cost_note(arch, state, flops(arch, spec.obs_shape, spec.n_actions))
     check_space_fits(cfg, spec.obs_shape, spec.n_actions)
     check_episode_bound(cfg.env)  # the teacher's evaluation plays full episodes
     run.inside(run.teacher_agent, "the teacher's agent files")  # a received run's links
@@ -131,30 +133,28 @@ def _import_notes(kind: str, arch: Arch, data: Mapping[str, Any] | None, cfg: Co
     return notes
 
 
-def _cost_note(arch: Arch, source: Mapping[str, Tensor], mapped: Mapping[str, Tensor]) -> list[str]:
-    """The imported MLP's FLOPs against the file's own network: separate actor and critic
-    become one block-diagonal network whose zero blocks are counted too (up to about twice), and
-    every fraction of the teacher's FLOPs in the report is of the imported one."""
+def _cost_note(arch: Arch, source: Mapping[str, Tensor], imported_flops: int) -> list[str]:
+    """The imported MLP's FLOPs (``imported_flops``: :func:`a2d_evo.nets.cost.flops` of
+    ``arch``, the report's figure) against the file's own network at the same definition (2 x
+    the weights of its Linear layers): separate actor and critic become one block-diagonal
+    network whose zero blocks are counted too (up to about twice)."""
     if not isinstance(arch, MLPArch):  # the Nature CNN maps one to one
         return []
-
-    def macs(state: Mapping[str, Tensor], keep: Any = lambda name: True) -> int:
-        return sum(
-            v.numel() for k, v in state.items() if k.endswith("weight") and v.dim() == 2 and keep(k)
-        )
-
-    actor = macs(
-        source,
-        lambda k: k.startswith(
-            ("actor.", "action_net.", "mlp_extractor.policy_net.", "mlp_extractor.shared_net.")
-        ),
+    weights = {k: v.numel() for k, v in source.items() if k.endswith("weight") and v.dim() == 2}
+    own = 2 * sum(weights.values())
+    actor_prefixes = (
+        "actor.",
+        "action_net.",
+        "mlp_extractor.policy_net.",
+        "mlp_extractor.shared_net.",
     )
-    if macs(mapped) == macs(source):  # one shared net already: nothing block-diagonal
+    actor = 2 * sum(n for k, n in weights.items() if k.startswith(actor_prefixes))
+    if imported_flops == own:  # one shared net already: nothing block-diagonal
         return []
     return [
-        f"imported as {arch} ({2 * macs(mapped):,} FLOPs, the block-diagonal zeros counted: "
+        f"imported as {arch} ({imported_flops:,} FLOPs, the block-diagonal zeros counted: "
         f"the teacher's FLOPs in the report are these); the file's actor and critic cost "
-        f"{2 * macs(source):,}, the actor alone {2 * actor:,}"
+        f"{own:,}, the actor alone {actor:,}"
     ]
 
 
@@ -227,15 +227,12 @@ def _load_state_bytes(raw: bytes, what: str) -> dict[str, Tensor]:
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:
     """A CleanRL ``.pt`` / ``.cleanrl_model`` file: a state dict, loaded weights-only."""
-    try:
-        obj = torch_load(path, "teacher state dict")
-    except FormatError as exc:
-        if "refused to unpickle" not in str(exc):
-            raise
-        raise FormatError(  # a whole module saved (torch.save(agent)): what to save instead
-            f"{exc}; save the network's state dict instead, which holds tensors only: "
-            "torch.save(agent.state_dict(), path)"
-        ) from None
+    obj = torch_load(  # a whole module saved (torch.save(agent)): what to save instead
+        path,
+        "teacher state dict",
+        refused_hint="; save the network's state dict instead, which holds tensors only: "
+        "torch.save(agent.state_dict(), path)",
+    )
     return _as_state_dict(obj, str(path))
 
 
