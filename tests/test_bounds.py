@@ -122,7 +122,7 @@ def test_eval_episodes_option_is_bounded(
         ("eval", "episodes", 100_000, 100_001),
         ("search", "pop", 4096, 4097),
         ("search", "final_episodes", MAX_EVAL_SLOTS, MAX_EVAL_SLOTS + 1),
-        ("", "seed", 2**62, 2**62 + 1),  # seed + i seeds env slot i, an int64
+        ("", "seed", 2**32 - 1, 2**32),  # one 32-bit word: SeedSequence splits larger ints
         ("teacher", "total_steps", 10**12, 10**12 + 1),
         ("env", "frame_size", 512, 513),
     ],

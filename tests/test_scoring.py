@@ -167,3 +167,26 @@ def test_ale_settings_are_refused_for_other_envs_and_not_recorded_by_eval(tmp_pa
     played = json.loads((folder / "eval.json").read_text())["env"]
     assert played["id"] == "CartPole-v1" and "sticky_actions" not in played
     assert "frame_skip" not in played and "stack" not in played
+
+
+def test_eval_episode_seeds_stay_32_bit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``eval --seed`` is a run seed's bound (2**32 - 1), but its episodes count up from it:
+    one past the bound was a raw traceback from MinAtar's ``RandomState`` (gymnasium took it),
+    now a one-line error naming --seed, before the agent is loaded. Every vector env refuses
+    such seeds too, whatever the env."""
+    from a2d_evo.config.schema import MAX_SEED
+    from a2d_evo.envs import seed_list
+
+    agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
+    folder = save_agent(agent, tmp_path / "agent", onnx=False)
+    argv = ["eval", str(folder), "--episodes", "3", "--quiet", "--seed"]
+    assert main([*argv, str(MAX_SEED - 1)]) == 2
+    err = capsys.readouterr().err
+    assert f"--seed {MAX_SEED - 1} with 3 episodes" in err and f"--seed {MAX_SEED - 2} or" in err
+    assert len(err.strip().splitlines()) == 1 and not (folder / "eval.json").exists()
+    assert main([*argv, str(MAX_SEED - 2)]) == 0  # the last episode on the bound itself
+    assert json.loads((folder / "eval.json").read_text())["seeds"][-1] == MAX_SEED
+    assert seed_list(MAX_SEED - 1, 2) == [MAX_SEED - 1, MAX_SEED]
+    for bad in (MAX_SEED, [0, MAX_SEED + 1]):
+        with pytest.raises(EnvError, match=r"seeds must be in \[0, 2\*\*32 - 1\]"):
+            seed_list(bad, 2)

@@ -47,8 +47,11 @@ MAX_GENS = 100_000
 """Most generations (``search.gens``)."""
 MAX_ANCHORS = 16
 """Most anchor archs of a search (``search.anchors``)."""
-MAX_SEED = 2**62
-"""Largest ``seed``: env slot ``i`` is seeded ``seed + i``, which must stay an int64."""
+MAX_SEED = 2**32 - 1
+"""Largest seed, of a run (``seed``) and of an episode: one 32-bit word. numpy's
+``SeedSequence`` splits a larger int into words, so the seed lists of two runs could alias
+(run seed 5's generation 18,975 and run seed 26,637,610,508,091,397's first halving round drew
+the same episodes), and MinAtar seeds a legacy ``RandomState``, which takes no more."""
 MAX_TOTAL_STEPS = 10**12
 """Most environment steps of one training stage (``*.total_steps``)."""
 MAX_WORKERS = 1024

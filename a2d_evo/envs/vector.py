@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from a2d_evo.config.schema import MAX_SEED
 from a2d_evo.envs.classic import obs_layout
 from a2d_evo.errors import EnvError
 
@@ -117,8 +118,8 @@ def seed_list(seed: int | Sequence[int] | np.ndarray, n: int) -> list[int]:
         seeds = [int(s) for s in seed]
         if len(seeds) != n:
             raise EnvError(f"reset: expected {n} seeds (one per env), got {len(seeds)}")
-    if any(s < 0 for s in seeds):
-        raise EnvError(f"reset: seeds must be >= 0, got {seeds}")
+    if any(s < 0 or s > MAX_SEED for s in seeds):
+        raise EnvError(f"reset: seeds must be in [0, 2**32 - 1], got {min(seeds)}..{max(seeds)}")
     return seeds
 
 

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Literal
 
 from a2d_evo.config import Config, config_to_dict
+from a2d_evo.config.schema import MAX_SEED
 from a2d_evo.envs import env_spec
-from a2d_evo.errors import EnvError, TrainingError
+from a2d_evo.errors import ConfigError, EnvError, TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return, resolve_device
 from a2d_evo.evaluation.seeds import fresh_eval_seed
 from a2d_evo.files import read_json_dict, write_json
@@ -45,11 +46,17 @@ def eval_agent_folder(
     """
     if episodes < 1:
         raise EnvError(f"--episodes must be >= 1, got {episodes}")
+    first = fresh_eval_seed(cfg.seed) if seed is None else seed
+    if first + episodes - 1 > MAX_SEED:  # MAX_SEED bounds --seed; its episodes run past it
+        raise ConfigError(
+            f"--seed {first} with {episodes} episodes: the last episode's seed "
+            f"{first + episodes - 1} passes 2**32 - 1 (episode seeds are 32-bit); give --seed "
+            f"{MAX_SEED - episodes + 1} or less"
+        )
     device = resolve_device(cfg.device)
     agent = load_agent(folder).to(device)
     spec = env_spec(cfg.env)
     check_fits_env(agent, cfg.env, spec.obs_shape, spec.n_actions, str(folder))
-    first = fresh_eval_seed(cfg.seed) if seed is None else seed
     result = evaluate_agent(agent, cfg, episodes, first, mode)
     rand = random_policy_return(cfg, episodes, first)
     teacher_dir = teacher_dir or run_teacher(folder)
