@@ -147,6 +147,20 @@ def test_mlp_parity_with_an_obs_scale() -> None:
 
 
 @needs_native
+def test_every_float_dtype_the_reference_takes_the_kernel_takes() -> None:
+    """A bfloat16 or float16 tensor (or a float16 array) is read as float32 on both paths:
+    the native path raised a TypeError from numpy on bfloat16 where the reference ran."""
+    space = SearchSpace(MLP_SPACES[0])
+    net = noisy_supernet(space, (4,), 2, seed=3)
+    obs = torch.randn(5, 4, generator=torch.Generator().manual_seed(3))
+    archs, sizes = [space.largest(), space.smallest()], [2, 3]
+    for x in (obs.bfloat16(), obs.half(), obs.half().numpy(), obs.double()):
+        out = [PopulationForward(net, backend=b)(x, archs, sizes) for b in ("native", "reference")]
+        for got, ref in zip(out[0], out[1], strict=True):
+            np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-5)
+
+
+@needs_native
 def test_nan_stays_nan_as_in_the_reference() -> None:
     """A diverged supernet is not scored with plausible numbers: a NaN observation (MLP,
     tanh) or a NaN conv bias (CNN, relu) gives NaN outputs where the torch forward does."""

@@ -564,6 +564,23 @@ def test_torch_cpu_tensors_share_memory() -> None:
         preprocess_frames(torch.from_numpy(raw), out=np.zeros((3, 84, 84), np.uint8))
 
 
+def test_tensors_overlap_is_numpys_bound_check() -> None:
+    """The CUDA paths' alias check (the numpy paths use ``np.may_share_memory``) gives what
+    numpy's bound check gives, on views of one buffer, a stranger and empty views."""
+    torch = pytest.importorskip("torch")
+    from a2d_evo.ops.preprocess import tensors_overlap
+
+    buf = torch.zeros((4, 6, 8), dtype=torch.uint8)
+    flat = buf.view(-1)
+    views = [buf, buf[0], buf[1], buf[3], buf[:, 2], buf[:, :, 3], buf[2:], buf[:2], buf[1:, ::2]]
+    views += [flat[5:9], flat[9:40], flat[40:48], buf[:0], torch.zeros(3, dtype=torch.uint8)]
+    for a in views:
+        for b in views:
+            want = bool(np.may_share_memory(a.numpy(), b.numpy()))
+            assert tensors_overlap(a, b) == want, (a.shape, a.stride(), b.shape, b.stride())
+    assert tensors_overlap(buf[0], buf[0]) and not tensors_overlap(buf[0], buf[1])
+
+
 def test_cuda_parity(monkeypatch: pytest.MonkeyPatch) -> None:
     """CUDA kernel == CPU kernel bit for bit (same integer arithmetic, shared header)."""
     torch = pytest.importorskip("torch")
@@ -593,6 +610,9 @@ def test_cuda_parity(monkeypatch: pytest.MonkeyPatch) -> None:
     push_frames(raw, cpu_stack, mask)
     torch.cuda.synchronize()
     assert np.array_equal(stack.cpu().numpy(), cpu_stack)
+    on_gpu = torch.from_numpy(raw).to(dev)  # an out inside raw: refused, not a race
+    with pytest.raises(KernelInputError, match="share memory"):
+        preprocess_frames(on_gpu, out=on_gpu.view(-1)[: 6 * 84 * 84].view(6, 84, 84))
 
 
 @needs_native

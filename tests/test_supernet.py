@@ -189,6 +189,11 @@ def test_observations_of_another_shape_are_refused(cnn_supernet: Supernet) -> No
         MLPArch((512,)),
         MLPArch((4, 4, 4, 4, 4)),
         CNNArch.nature((8, 16, 16), (), 64),
+        # widths below 1 sliced weight[:-1] (all but the last row) and ran: no error
+        MLPArch((-1,)),
+        MLPArch((0,)),
+        MLPArch((8, -7)),
+        MLPArch(()),
     ],
     ids=str,
 )
@@ -212,6 +217,10 @@ def test_mlp_supernet_rejects_archs_that_do_not_fit(arch: Arch) -> None:
         CNNArch.nature((8, 16, 16), ((16, 4),), 64),
         CNNArch.nature((8, 16, 16), (), 2048),
         MLPArch((4,)),
+        CNNArch.nature((-8, 16, 16), (), 64),
+        CNNArch.nature((0, 16, 16), (), 64),
+        CNNArch.nature((8, 16, 16), ((16, -1),), 64),
+        CNNArch.nature((8, 16, 16), (), 0),
     ],
     ids=str,
 )

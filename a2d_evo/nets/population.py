@@ -385,7 +385,11 @@ class PopulationForward:
         table, offsets = self._tables(group_archs, sizes)
         packed = self._packed()
         if self._dev == "cpu":
-            x_np = obs if as_numpy else obs.detach().cpu().numpy()
+            if as_numpy:
+                x_np = obs
+            else:  # as the reference: any float tensor (bfloat16 has no numpy dtype)
+                x = obs.detach().cpu()
+                x_np = (x.float() if self.kind == "mlp" else x).numpy()
             if self.kind == "mlp":
                 x_np = np.ascontiguousarray(x_np, np.float32).reshape(n, -1)
             else:

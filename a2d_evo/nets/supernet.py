@@ -183,8 +183,9 @@ class Supernet(nn.Module):
     def check(self, arch: Arch) -> None:
         """Raise :class:`ArchError` if ``arch`` does not fit this supernet."""
         if isinstance(arch, MLPArch) and not self.image:
-            if (
-                len(arch.widths) > len(self.layers)
+            if (  # a width below 1 sliced weight[:-1] (all but the last row): no error
+                not 0 < len(arch.widths) <= len(self.layers)
+                or min(arch.widths) < 1
                 or max(arch.widths) > self._linear(0).out_features
             ):
                 raise ArchError(f"arch {arch} does not fit the supernet")
@@ -197,7 +198,7 @@ class Supernet(nn.Module):
 
     def _fits(self, arch: CNNArch) -> bool:
         decl = self.space.cfg.conv
-        if len(arch.convs) > len(decl) or arch.fc > self.fc.out_features:
+        if len(arch.convs) > len(decl) or not 1 <= arch.fc <= self.fc.out_features:
             return False
         for i, layer in enumerate(decl):
             c = arch.convs[i] if i < len(arch.convs) else None
@@ -208,7 +209,8 @@ class Supernet(nn.Module):
             kmax = max(layer.kernel_choices)
             elastic = len(layer.kernel_choices) > 1
             if (
-                c.width > self._conv(i).out_channels
+                not 1 <= c.width <= self._conv(i).out_channels
+                or c.kernel < 1
                 or (c.stride, c.padding) != (layer.stride, layer.padding)
                 or not (c.kernel == kmax or (elastic and c.kernel < kmax and c.kernel % 2 == 1))
             ):

@@ -378,6 +378,22 @@ def _check_torch_target(torch: Any, t: Any, raw: Any, what: str) -> None:
         raise KernelInputError(f"{what} must be a torch tensor on {raw.device}")
     if t.dtype != torch.uint8:
         raise KernelInputError(f"{what} must be torch.uint8, got {t.dtype}")
+    if tensors_overlap(t, raw):  # the numpy paths' may_share_memory: a race on the GPU
+        raise KernelInputError(f"{what} must not share memory with raw")
+
+
+def tensors_overlap(a: Any, b: Any) -> bool:
+    """Whether the byte ranges two strided tensors span intersect (a bound, as numpy's
+    ``may_share_memory``: interleaved views that touch no common byte count too)."""
+    if a.numel() == 0 or b.numel() == 0:
+        return False
+
+    def span(t: Any) -> tuple[int, int]:
+        last = sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True))
+        return t.data_ptr(), t.data_ptr() + (last + 1) * t.element_size()
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a0 < b1 and b0 < a1
 
 
 def _preprocess_torch(torch: Any, raw: Any, out: Any, size: int) -> Any:
