@@ -29,12 +29,18 @@ from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 from a2d_evo.files import (
     check_format_version,
     file_digest,
+    fsync_dir,
     make_dirs,
     read_checkpoint,
     read_json_dict,
     write_text,
 )
-from a2d_evo.formats import CONFIG_FORMAT_VERSION, CONFIG_HISTORY_FORMAT_VERSION, TEACHER_FIX
+from a2d_evo.formats import (
+    ARCH_FILE,
+    CONFIG_FORMAT_VERSION,
+    CONFIG_HISTORY_FORMAT_VERSION,
+    TEACHER_FIX,
+)
 from a2d_evo.locks import LOCK_FILE, RUN_LOCK_WAIT_S, folder_lock
 from a2d_evo.progress import write
 
@@ -318,6 +324,25 @@ class RunFolder:
         write_text(saved_path, dump_config(cfg))
         return folder
 
+    def stage_product(self, stage: str) -> Path | None:
+        """The file whose presence says a training stage finished (the teacher agent's commit
+        mark, the supernet's weights); None for the search, whose ``evolve`` keeps its own."""
+        return {"teacher": self.teacher_agent / ARCH_FILE, "supernet": self.supernet_weights}.get(
+            stage
+        )
+
+    def missing_hint(self, stage: str) -> str:
+        """How to get a stage's missing result: resume it where its folder holds what it
+        resumes from (it was interrupted, or its budget raised), else run it."""
+        state = self.stage(stage) / STAGE_STATE[stage]
+        if state.is_file():
+            return (
+                f"{self.stage(stage)} holds an unfinished {stage} stage (interrupted, or its "
+                f"budget raised): continue it with {self.resume_command(stage)}"
+            )
+        other = " (or `a2d-evo import-teacher`)" if stage == "teacher" else ""
+        return f"run `a2d-evo {STAGE_COMMANDS[stage]}`{other} first"
+
     def resume_command(self, stage: str, extend: dict[str, int] | None = None) -> str:
         """The command line that resumes ``stage`` with its own config, ``extend`` raised."""
         sets = "".join(f" --set {k}={v}" for k, v in (extend or {}).items())
@@ -418,8 +443,18 @@ class RunFolder:
                 f"--resume: {folder} holds no {state.name} to continue from (it stopped before "
                 "its first one); drop --resume to start it anew"
             )
-        record_config_change(folder, changes)
         batch = saved.ppo.batch_size  # a training budget runs in whole updates of this
+        product = self.stage_product(stage)
+        if product is not None and any(
+            saved.ppo.updates_for(new) > saved.ppo.updates_for(old) for old, new in changes.values()
+        ):
+            # withdrawn before the raise is recorded: a raise killed before it trained to the
+            # new total left the old result looking finished, and the next stages (and a
+            # demo --resume) took it, under a config that states the new budget; the stage
+            # writes it again when it finishes
+            product.unlink(missing_ok=True)
+            fsync_dir(product.parent)
+        record_config_change(folder, changes)
         for key, (old, new) in changes.items():  # said, not silent: a forgotten --set shows
             n = saved.ppo.updates_for(new)
             same = key.endswith("total_steps") and saved.ppo.updates_for(old) == n

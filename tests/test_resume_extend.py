@@ -272,3 +272,53 @@ def test_a_checkpoint_past_the_total_is_refused(tmp_path: Path) -> None:
         r"total_steps 64; resume with a teacher.total_steps of at least 128",
     ):
         train_teacher(tiny(teacher__total_steps=64), run, resume=True, progress=False)  # fmt: skip
+
+
+def test_a_raise_cut_short_withdraws_the_finished_result_until_it_is_trained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``--resume`` that raises a finished stage's budget withdraws its result (the teacher
+    agent's commit mark, the supernet's weights) before the raise is recorded: one killed
+    before the new total left the old result looking finished, and the next stages and a
+    ``demo --resume`` took it under a config stating the new budget. The next stage names the
+    resume; the resume writes the result again."""
+    import json
+
+    from a2d_evo.search.evolution import evolve
+    from a2d_evo.train.supernet_stage import train_supernet
+
+    real_random = tf.random_policy_return  # a weak random policy: the tiny teacher is kept
+    monkeypatch.setattr(
+        tf, "random_policy_return", lambda c, n, s: real_random(c, n, s, max_episode_steps=1)
+    )
+    run = RunFolder(tmp_path / "run")
+    train_teacher(tiny(), run, progress=False)
+    mark = run.teacher_agent / "arch.json"
+    assert mark.is_file()
+    with pytest.raises(TrainingInterrupted):
+        train_teacher(
+            tiny(teacher__total_steps=256), run, resume=True, progress=False, stop_after=5
+        )
+    assert not mark.exists()
+    with pytest.raises(TrainingError, match=r"checkpoint but no agent.*train-teacher .*--resume"):
+        train_supernet(tiny(), run, progress=False)
+    train_teacher(tiny(teacher__total_steps=256), run, resume=True, progress=False)
+    assert json.loads((run.teacher_agent / "metrics.json").read_text())["env_steps"] == 256
+
+    train_supernet(tiny(), run, progress=False)
+    with pytest.raises(TrainingInterrupted):
+        train_supernet(
+            tiny(supernet__total_steps=256), run, resume=True, progress=False, stop_after=5
+        )
+    assert not run.supernet_weights.exists()
+    with pytest.raises(
+        RunFolderError,
+        match=r"holds an unfinished supernet stage \(interrupted, or its budget raised\): "
+        r"continue it with `a2d-evo train-supernet --config .* --resume`",
+    ):
+        evolve(tiny(), run, progress=False)
+    train_supernet(tiny(supernet__total_steps=256), run, resume=True, progress=False)
+    assert json.loads((run.supernet / "summary.json").read_text())["env_steps"] == 256
+    # a raise within the same whole updates trains nothing and withdraws nothing
+    train_supernet(tiny(supernet__total_steps=256 + 31), run, resume=True, progress=False)
+    assert run.supernet_weights.is_file()

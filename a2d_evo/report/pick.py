@@ -49,7 +49,7 @@ def load_front(run: RunFolder, cfg: Config | None = None) -> dict[str, Any]:
     path = run.search / "front.json"
     if not path.is_file():
         raise RunFolderError(
-            f"no finished search in {run.root} (no {path}); run `a2d-evo evolve` first"
+            f"no finished search in {run.root} (no {path}); {run.missing_hint('search')}"
         )
     data = read_json(path, "front file")
     if isinstance(data, dict) and data.get("format_version") == 1:
@@ -299,6 +299,10 @@ def export_front(
     front: list[dict[str, Any]] = data["front"]
     check_scoring_seeds(cfg, data, run.search / "front.json", "export")
     space = SearchSpace(cfg.space)
+    if not run.supernet_weights.is_file():  # withdrawn by a raise of its budget since
+        raise RunFolderError(
+            f"no supernet weights at {run.supernet_weights}; {run.missing_hint('supernet')}"
+        )
     supernet = load_supernet(cfg, run.supernet_weights)
     obs_shape, n_actions = supernet.obs_shape, supernet.n_actions
     path = run.search / "front.json"

@@ -420,12 +420,11 @@ def check_prerequisites(run: RunFolder) -> None:
     run.check_supernet_teacher("evolve")
     if not (run.teacher_agent / "arch.json").is_file():
         raise RunFolderError(
-            f"no teacher agent at {run.teacher_agent}; run `a2d-evo train-teacher` (or "
-            "`a2d-evo import-teacher`) first"
+            f"no teacher agent at {run.teacher_agent}; {run.missing_hint('teacher')}"
         )
     if not run.supernet_weights.is_file():
         raise RunFolderError(
-            f"no supernet weights at {run.supernet_weights}; run `a2d-evo train-supernet` first"
+            f"no supernet weights at {run.supernet_weights}; {run.missing_hint('supernet')}"
         )
 
 

@@ -193,7 +193,7 @@ def train_baselines(
     run.load_config()
     if not (run.teacher_agent / "arch.json").is_file():
         raise ConfigError(
-            f"baselines need the teacher in {run.teacher_agent}; run train-teacher first"
+            f"baselines need the teacher in {run.teacher_agent}; {run.missing_hint('teacher')}"
         )
     front = run.search / "front.json"
     if front.is_file():  # scored where the front's members were, or not comparable with them
