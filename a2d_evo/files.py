@@ -13,6 +13,7 @@ import errno
 import hashlib
 import io
 import json
+import math
 import os
 import pickle
 import re
@@ -157,6 +158,18 @@ def read_checkpoint(path: Path, stage: str) -> dict[str, Any]:
         )
     if ckpt["stage"] != stage:
         raise FormatError(f"{path} is a {ckpt['stage']!r} checkpoint, not a {stage!r} one")
+    for key in ("update", "global_step"):  # int() took 3.7 as 3 and 'x' as a traceback
+        value = ckpt[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise FormatError(
+                f"{stage} checkpoint {path}: {key!r} must be an integer >= 0, got {value!r:.40}"
+            )
+    wall = ckpt.get("wall_s", 0.0)
+    if not isinstance(wall, int | float) or isinstance(wall, bool) or not 0 <= wall < math.inf:
+        raise FormatError(
+            f"{stage} checkpoint {path}: 'wall_s' must be a number of seconds >= 0, "
+            f"got {wall!r:.40}"
+        )
     return ckpt
 
 

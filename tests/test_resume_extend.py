@@ -158,6 +158,12 @@ def test_resume_may_only_raise_the_budget_and_records_each_raise(tmp_path: Path)
               "global_step": 64, "model": {}, "optimizer": {}, "rng": {}}  # fmt: skip
     foreigns = [({"update": 2}, "is not an a2d-evo training checkpoint"),
                 ({**shaped, "stage": "supernet"}, "is a 'supernet' checkpoint")]  # fmt: skip
+    # counters of another type: a traceback (int('x'), int(None)) or taken as 3 (3.7)
+    foreigns += [({**shaped, "update": bad}, r"'update' must be an integer >= 0, got ")
+                 for bad in ("x", None, -5, 3.7, True)]  # fmt: skip
+    foreigns += [({**shaped, "global_step": 64.0}, "'global_step' must be an integer"),
+                 ({**shaped, "wall_s": "x"}, "'wall_s' must be a number of seconds"),
+                 ({**shaped, "wall_s": float("nan")}, "'wall_s' must be a number")]  # fmt: skip
     for foreign, why in foreigns:
         torch_save(run.teacher / "checkpoint.pt", foreign)
         with pytest.raises(FormatError, match=why):
