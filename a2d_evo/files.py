@@ -271,18 +271,27 @@ def _damaged(path: Path, what: str, exc: Exception) -> NoReturn:
 
 def read_json(path: str | Path, what: str = "file", format_version: int | None = None) -> Any:
     """Load JSON; with ``format_version`` check the file's ``format_version`` key equals it."""
+    return read_json_and_digest(path, what, format_version)[0]
+
+
+def read_json_and_digest(
+    path: str | Path, what: str = "file", format_version: int | None = None
+) -> tuple[Any, str]:
+    """:func:`read_json` and the SHA-256 (:func:`file_digest`) of the very bytes parsed: a
+    digest taken by a second read may be of a file replaced in between."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{what} {path} not found")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        data = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # also ints past 4300 digits, deep nesting
         raise FormatError(f"{what} {path} is not valid JSON: {str(exc)[:300]}") from None
     except OSError as exc:
         raise FormatError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if format_version is not None:
         check_format_version(data, format_version, f"{what} {path}")
-    return data
+    return data, hashlib.sha256(raw).hexdigest()
 
 
 def read_json_dict(path: str | Path, what: str = "file") -> dict[str, Any]:

@@ -136,6 +136,40 @@ def test_an_export_without_fine_tune_again_keeps_what_it_extracted(finished, tmp
     assert [(f / "metrics.json").stat().st_mtime_ns for f in folders] == written
 
 
+def test_export_records_the_front_it_read_not_one_written_since(
+    finished, tmp_path, monkeypatch
+) -> None:
+    """An agent records the digest of the front.json bytes it was picked from: hashing the
+    file again later took a front a concurrent ``evolve --resume`` wrote meanwhile, and the
+    report then listed the old front's agent as the new front's."""
+    import hashlib
+    import shutil
+
+    from test_evolve import SMALL
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.nets import supernet as supernet_module
+    from a2d_evo.report.pick import export_front
+    from a2d_evo.runfolder import RunFolder
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    front = root / "search" / "front.json"
+    read = hashlib.sha256(front.read_bytes()).hexdigest()
+    real_load = supernet_module.load_supernet
+
+    def replaced_meanwhile(*args, **kwargs):  # the front is read by now; another lands
+        front.write_text(front.read_text() + "\n")
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(supernet_module, "load_supernet", replaced_meanwhile)
+    cfg = config_from_dict({**SMALL, "finetune": {"steps": 0}})
+    folders = export_front(cfg, RunFolder(root), pick="all", progress=False)
+    assert hashlib.sha256(front.read_bytes()).hexdigest() != read
+    for folder in folders:
+        assert json.loads((folder / "metrics.json").read_text())["sources"]["front"] == read
+
+
 def test_reproduce_repeats_the_export_options_that_ran(finished, tmp_path) -> None:
     """The report's export lines carry the pick, the filters and the fine-tune settings given
     on export's command line (it said `--pick all --finetune B` for any export), and each

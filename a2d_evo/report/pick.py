@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from a2d_evo.config import Config, config_to_dict, replace, set_flag
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
-from a2d_evo.files import check_format_version, file_digest, read_json, read_json_dict, safe_name
+from a2d_evo.files import (
+    check_format_version,
+    read_json,
+    read_json_and_digest,
+    read_json_dict,
+    safe_name,
+)
 from a2d_evo.formats import (
     DELIVERED_FORMAT_VERSION,
     FINAL_SEEDS,
@@ -46,12 +52,18 @@ def load_front(run: RunFolder, cfg: Config | None = None) -> dict[str, Any]:
     the reference point and the normalisation, and every entry's figures against them, so
     that a front edited by hand or taken from another run stops here.
     """
+    return load_front_and_digest(run, cfg)[0]
+
+
+def load_front_and_digest(run: RunFolder, cfg: Config | None = None) -> tuple[dict[str, Any], str]:
+    """:func:`load_front` and the SHA-256 of the bytes it read (an export records the front it
+    picked from: a second read could hash a front a concurrent ``evolve --resume`` wrote)."""
     path = run.search / "front.json"
     if not path.is_file():
         raise RunFolderError(
             f"no finished search in {run.root} (no {path}); {run.missing_hint('search')}"
         )
-    data = read_json(path, "front file")
+    data, digest = read_json_and_digest(path, "front file")
     if isinstance(data, dict) and data.get("format_version") == 1:
         raise FormatError(f"front file {path} has format_version 1: {OLD_SEARCH_NOTE}")
     check_format_version(data, FRONT_FORMAT_VERSION, f"front file {path}")
@@ -68,7 +80,7 @@ def load_front(run: RunFolder, cfg: Config | None = None) -> dict[str, Any]:
     if cfg is None and run.exists():
         cfg = run.load_config()
     _check_front(data, path, cfg.env.id if cfg is not None else None)
-    return data
+    return data, digest
 
 
 def _check_front(data: dict[str, Any], path: Path, env_id: str | None) -> None:
@@ -295,7 +307,7 @@ def export_front(
     if finetune_steps is not None:
         cfg = replace(cfg, finetune=replace(cfg.finetune, steps=finetune_steps))
 
-    data = load_front(run, cfg)
+    data, front_sha = load_front_and_digest(run, cfg)
     front: list[dict[str, Any]] = data["front"]
     check_scoring_seeds(cfg, data, run.search / "front.json", "export")
     space = SearchSpace(cfg.space)
@@ -331,7 +343,7 @@ def export_front(
         )
     if not onnx_available():  # once per export, however many agents it writes
         print(f"a2d-evo export: {ONNX_SKIPPED_NOTE}", file=sys.stderr)
-    sources = export_sources(run)
+    sources = export_sources(run, front_sha)
     searched = (data.get("search") or {}).get("sources") or {}
     if searched.get("supernet") not in (None, sources["supernet"]):
         raise RunFolderError(
@@ -492,9 +504,10 @@ def _export_member(
     return folder, True
 
 
-def export_sources(run: RunFolder) -> dict[str, str | None]:
+def export_sources(run: RunFolder, front_sha: str) -> dict[str, str | None]:
     """SHA-256 of the files an exported member derives from: the supernet's weights, the front
-    it was picked from and the teacher it is fine-tuned against (None when there is none).
+    it was picked from (``front_sha``: of the bytes the export read, not read again) and the
+    teacher it is fine-tuned against (None when there is none).
 
     An interrupted export keeps a fine-tuned member only when all three are unchanged, so a
     retrained supernet or teacher whose search happens to give the same front is fine-tuned anew.
@@ -502,7 +515,7 @@ def export_sources(run: RunFolder) -> dict[str, str | None]:
     weights = run.weights_digests()
     return {
         "supernet": weights["supernet"],
-        "front": file_digest(run.search / "front.json"),
+        "front": front_sha,
         "teacher": weights["teacher"],
     }
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from a2d_evo.config import Config
 from a2d_evo.errors import A2DError, FormatError, RunFolderError
-from a2d_evo.files import check_format_version, file_digest, read_json
+from a2d_evo.files import check_format_version, read_json
 from a2d_evo.formats import (
     BASELINE_METHODS,
     DEFAULT_WIDTHS,
@@ -35,7 +35,12 @@ from a2d_evo.formats import (
     validated,
 )
 from a2d_evo.nets.space import arch_from_dict
-from a2d_evo.report.pick import check_metrics, from_another_front, load_front, read_delivered
+from a2d_evo.report.pick import (
+    check_metrics,
+    from_another_front,
+    load_front_and_digest,
+    read_delivered,
+)
 from a2d_evo.runfolder import RunFolder
 
 _BASELINE_NAME = re.compile(r"^(?P<method>[A-Za-z]+)_x(?P<width>[0-9]*\.?[0-9]+)$")
@@ -325,7 +330,7 @@ def _check_unchanged(
 
 def load_run(cfg: Config, run: RunFolder) -> RunData:
     """Read a run folder for the report; only ``search/front.json`` is required."""
-    data = load_front(run)
+    data, front_sha = load_front_and_digest(run)  # the digest of the front read, not reread
     entries: list[dict[str, Any]] = data["front"]
     missing: list[str] = []
 
@@ -360,7 +365,6 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
             "`a2d-evo train-teacher` or `a2d-evo import-teacher`"
         )
 
-    front_sha = file_digest(run.search / "front.json")
     agents: dict[str, Row] = {}
     finetune: dict[str, tuple[float, float]] = {}
     finetune_seeds: dict[str, int] = {}
