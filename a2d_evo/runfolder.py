@@ -266,14 +266,16 @@ class RunFolder:
     def check_resumable(self, stage: str) -> None:
         """RunFolderError unless ``RUN_DIR/<stage>/`` holds a run that ``--resume`` can take."""
         folder = self.stage(stage)
-        if not (folder / "config.yaml").is_file():
-            raise RunFolderError(
-                f"--resume: {folder} holds no run to resume; drop --resume to start one"
-            )
         if self.imported_teacher(stage):
             raise RunFolderError(
                 f"--resume: {folder} holds an imported teacher, which has no training to "
                 f"resume (no checkpoint); {self._replace_teacher_hint()}"
+            )
+        if not (folder / "config.yaml").is_file():
+            if holds_results(folder):
+                raise RunFolderError(f"--resume: {self._lost_config(stage)}")
+            raise RunFolderError(
+                f"--resume: {folder} holds no run to resume; drop --resume to start one"
             )
 
     def imported_teacher(self, stage: str = "teacher") -> bool:
@@ -283,6 +285,16 @@ class RunFolder:
             return False
         source = read_json_dict(self.teacher_agent / "metrics.json").get("source")
         return isinstance(source, str) and source.startswith("import-teacher")
+
+    def _lost_config(self, stage: str) -> str:
+        """A stage folder that holds results but lost its ``config.yaml``: a fresh start would
+        overwrite them and a resume has no settings, so each refusal sent to the other."""
+        folder = self.stage(stage)
+        return (
+            f"{folder} holds a {stage} run but its config.yaml is missing or damaged: restore it "
+            f"(the stage's settings: the run's {self.config_path} with any budget raise in "
+            f"{folder / CONFIG_HISTORY}), or delete {folder} to start the stage over"
+        )
 
     def _replace_teacher_hint(self) -> str:
         """How to put another teacher where an imported one is."""
@@ -309,13 +321,18 @@ class RunFolder:
         self.bind(cfg)
         saved_path = folder / "config.yaml"
         if resume:
-            saved = self._read_config(saved_path)
+            try:
+                saved = self._read_config(saved_path)
+            except RunFolderError as exc:
+                raise RunFolderError(f"{exc}; {self._lost_config(stage)}") from None
             self._extend_stage(stage, saved, cfg)
             return folder
         if self.imported_teacher(stage):
             raise RunFolderError(
                 f"{folder} already holds an imported teacher; {self._replace_teacher_hint()}"
             )
+        if holds_results(folder) and not saved_path.is_file():
+            raise RunFolderError(self._lost_config(stage))
         if holds_results(folder):
             raise RunFolderError(
                 f"{folder} already holds a {stage} run; pass --resume to continue it"

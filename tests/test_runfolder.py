@@ -185,6 +185,30 @@ def test_bind_stage_fresh_and_resume(tmp_path: Path, configs_dir: Path) -> None:
         run.bind_stage("search", load_config(configs_dir / "cartpole.yaml", ["search.pop=6"]), True)
 
 
+def test_a_stage_that_lost_its_config_names_the_way_out(tmp_path: Path, configs_dir: Path) -> None:
+    """A stage folder holding a checkpoint whose config.yaml was deleted or damaged: with
+    --resume it said "holds no run to resume; drop --resume" (or "malformed YAML" alone),
+    without it "already holds a teacher run; pass --resume": each sent to the other. Both now
+    say to restore the file or delete the stage folder."""
+    run = RunFolder(tmp_path / "run")
+    cfg = load_config(configs_dir / "cartpole.yaml")
+    run.bind(cfg)
+    run.bind_stage("teacher", cfg, resume=False)
+    write_text(run.teacher / "checkpoint.pt", "x")
+    stage_cfg = run.teacher / "config.yaml"
+    way_out = (
+        r"holds a teacher run but its config\.yaml is missing or damaged: restore it .*"
+        r"config_history\.yaml\), or delete .*teacher to start the stage over$"
+    )
+    stage_cfg.unlink()
+    for resume in (True, False):
+        with pytest.raises(RunFolderError, match=way_out):
+            run.bind_stage("teacher", cfg, resume=resume)
+    stage_cfg.write_text("teacher: {total_steps: [")  # cut short
+    with pytest.raises(RunFolderError, match=way_out):
+        run.bind_stage("teacher", cfg, resume=True)
+
+
 def test_a_part_of_a_run_is_not_taken_for_a_run(
     tmp_path: Path, configs_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
