@@ -638,12 +638,14 @@ def test_a_signal_after_the_last_update_s_vote_is_honoured(
 
 
 def test_a_supernet_distilled_from_an_outside_teacher_needs_that_teacher_in_the_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`train-supernet --teacher X` records X's digest; `evolve` then refuses a run whose
     `teacher/agent` is missing or holds another teacher (it used to be told to train one, and
     then normalised, and export distilled, against a teacher the supernet never saw), each
-    time naming shell commands that fix it: run as given, they do."""
+    time naming shell commands that fix it: run as given, they do, from another working
+    folder than the one `train-supernet` was given a relative X in (X was recorded as given,
+    so `cp -r X ...` copied nothing from elsewhere)."""
     from conftest import balance_cartpole
 
     from a2d_evo.nets.agent import Agent
@@ -664,7 +666,10 @@ def test_a_supernet_distilled_from_an_outside_teacher_needs_that_teacher_in_the_
     cfg = write_config(tmp_path / "c.yaml", search=search)
     run = tmp_path / "run"
     common = ["--config", str(cfg), "--out", str(run), "--quiet"]
-    assert main(["train-supernet", *common, "--teacher", str(outside)]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["train-supernet", *common, "--teacher", "outside"]) == 0  # relative
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     summary = read_json(run / "supernet" / "summary.json")
     assert summary["teacher_sha256"] == files.file_digest(outside / "policy.pt")
     assert not (run / "teacher").exists()

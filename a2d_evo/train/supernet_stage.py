@@ -324,7 +324,8 @@ def train_supernet(
             "wall_s": round(result.wall_s, 2),
             **measured,
             "vanilla": cfg.distill.vanilla,
-            "teacher": None if learner.teacher is None else str(teacher_dir),
+            # absolute: the messages that name it (cp -r X ...) run from any working folder
+            "teacher": None if learner.teacher is None else str(Path(teacher_dir).absolute()),
             # whether that is the run's own teacher, decided here where the path is valid
             # (the report's Reproduce line; a moved run or another working folder would not tell)
             "teacher_own": learner.teacher is not None
