@@ -190,3 +190,24 @@ def test_eval_episode_seeds_stay_32_bit(tmp_path: Path, capsys: pytest.CaptureFi
     for bad in (MAX_SEED, [0, MAX_SEED + 1]):
         with pytest.raises(EnvError, match=r"seeds must be in \[0, 2\*\*32 - 1\]"):
             seed_list(bad, 2)
+
+
+def test_an_agent_folder_that_cannot_be_written_is_scored_all_the_same(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Agents received on a read-only mount: `eval` prints the score and says no eval.json
+    was written (it refused to score at all: "... is not writable"). The folder is made
+    read-only for this process by ``os.access``, as a read-only mount makes it even for root."""
+    import os
+
+    agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})
+    folder = save_agent(agent, tmp_path / "agent", onnx=False)
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: mode != os.W_OK and real_access(p, mode)
+    )  # fmt: skip
+    assert main(["eval", str(folder), "--episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert " over 2 episodes (seeds " in out and ": return " in out, out
+    assert out.rstrip().endswith(f"no eval.json written: {folder} is not writable"), out
+    assert sorted(p.name for p in folder.iterdir()) == ["arch.json", "policy.pt"]  # no .lock

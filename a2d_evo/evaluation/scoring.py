@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -22,14 +23,12 @@ from a2d_evo.formats import (
     interval95,
     normalised_return,
 )
-from a2d_evo.locks import writes
+from a2d_evo.locks import folder_lock
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import env_record, load_agent
 from a2d_evo.runfolder import run_teacher, teacher_fix
 
 
-# one writer of the agent folder (eval.json) at a time; a missing one is load_agent's error
-@writes(lambda a: Path(a["folder"]), create=False)
 def eval_agent_folder(
     folder: Path,
     cfg: Config,
@@ -42,8 +41,28 @@ def eval_agent_folder(
     """Evaluate ``folder`` on fresh seeds, write ``eval.json``, return a printable summary.
 
     The normalised return uses R_random and, when a teacher folder is found (``teacher_dir``
-    or the run's ``teacher/agent``), R_teacher measured on the same seeds.
+    or the run's ``teacher/agent``), R_teacher measured on the same seeds. A folder that
+    cannot be written (a read-only mount, another user's) is scored all the same: no
+    ``eval.json``, and the summary says so.
     """
+    folder = Path(folder)
+    if folder.is_dir() and not os.access(folder, os.W_OK):
+        return _eval_agent_folder(folder, cfg, episodes, seed, mode, teacher_dir, write=False)
+    # one writer of the agent folder (eval.json) at a time; a missing one is load_agent's error
+    with folder_lock(folder, create=False):
+        return _eval_agent_folder(folder, cfg, episodes, seed, mode, teacher_dir, write=True)
+
+
+def _eval_agent_folder(
+    folder: Path,
+    cfg: Config,
+    episodes: int,
+    seed: int | None,
+    mode: Literal["greedy", "sample"],
+    teacher_dir: Path | None,
+    *,
+    write: bool,
+) -> str:
     if episodes < 1:
         raise EnvError(f"--episodes must be >= 1, got {episodes}")
     first = fresh_eval_seed(cfg.seed) if seed is None else seed
@@ -92,7 +111,8 @@ def eval_agent_folder(
         "normalised_return": norm,
     }
     earlier = read_json_dict(folder / EVAL_FILE).get("episodes")  # replaced: said below
-    write_json(folder / EVAL_FILE, report)
+    if write:
+        write_json(folder / EVAL_FILE, report)
     norm_text = f"  normalised {norm:.3f}" if norm is not None else ""
     # the sample standard deviation (n - 1), which the interval uses; eval.json's return_std
     # is the population one, as in every metrics.json
@@ -116,10 +136,14 @@ def eval_agent_folder(
         f"{folder}: {cfg.env.id} {mode} on {device.type} over {played}: return "
         f"{result.mean:.2f}{spread}, {ends}{norm_text}; "
         f"random policy {rand.mean:.2f}\n"
-        f"wrote {folder / EVAL_FILE}"
         + (
-            f" (replacing an earlier one of {count_text(earlier, 'episode')})"
-            if type(earlier) is int
-            else ""
+            f"wrote {folder / EVAL_FILE}"
+            + (
+                f" (replacing an earlier one of {count_text(earlier, 'episode')})"
+                if type(earlier) is int
+                else ""
+            )
+            if write
+            else f"no {EVAL_FILE} written: {folder} is not writable"
         )
     )

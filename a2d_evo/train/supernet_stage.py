@@ -325,7 +325,11 @@ def train_supernet(
             **measured,
             "vanilla": cfg.distill.vanilla,
             # absolute: the messages that name it (cp -r X ...) run from any working folder
-            "teacher": None if learner.teacher is None else str(Path(teacher_dir).absolute()),
+            "teacher": (
+                None
+                if learner.teacher is None or teacher_dir is None
+                else str(Path(teacher_dir).absolute())
+            ),
             # whether that is the run's own teacher, decided here where the path is valid
             # (the report's Reproduce line; a moved run or another working folder would not tell)
             "teacher_own": learner.teacher is not None
