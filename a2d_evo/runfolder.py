@@ -237,7 +237,15 @@ class RunFolder:
         writes nothing (a command checks early, and binds once its own checks passed)."""
         self._refuse_part_of_a_run()
         if self.exists():
-            saved = self._read_config(self.config_path)
+            try:
+                saved = self._read_config(self.config_path)
+            except RunFolderError as exc:
+                if _written_by_a_run(self.config_path):
+                    raise
+                raise RunFolderError(
+                    f"{self.root} is not a run folder: its config.yaml was not written by a "
+                    f"run ({exc}); choose another --out (a config of your own goes to --config)"
+                ) from None
             diff = config_diff(saved, cfg, FIXED_SECTIONS)
             if diff:
                 raise RunFolderError(
@@ -496,15 +504,21 @@ class RunFolder:
         each stage folder holds a ``config.yaml`` too, so it passed for a run and the errors
         then asked to redo stages that had finished."""
         folder = self.root.resolve()
-        part, parent = folder.name, folder.parent
-        if (
-            part in RUN_PARTS
-            and _written_by_a_run(parent / "config.yaml")
-            and not any((folder / name).is_dir() for name in RUN_PARTS)  # a run named so
-        ):
-            raise RunFolderError(
-                f"{self.root} is the {part} folder of run {parent}, not a run; pass {parent}"
-            )
+        if _written_by_a_run(folder / "config.yaml") and any(
+            (folder / name).is_dir() for name in RUN_PARTS
+        ):  # a run, whatever its name (a stage folder has no parts; tb/ has no config)
+            return
+        # a folder inside a part too (RUN_DIR/agents/front_00, RUN_DIR/tb): a run went there
+        for run in folder.parents[:3]:
+            part = folder.relative_to(run).parts[0]
+            if part in (*RUN_PARTS, "tb") and _written_by_a_run(run / "config.yaml"):
+                where = (
+                    f"the {part} folder" if run == folder.parent else f"inside the {part} folder"
+                )
+                raise RunFolderError(
+                    f"{self.root} is {where} of run {run}, not a run; pass {run}"
+                    + ("" if run == folder.parent else ", or another folder for a new run")
+                )
 
     def _check_writable(self) -> None:
         try:

@@ -231,6 +231,16 @@ def test_a_part_of_a_run_is_not_taken_for_a_run(
     monkeypatch.chdir(run.search)  # `.` too
     with pytest.raises(RunFolderError, match=f"the search folder of run {run.root}"):
         RunFolder(".").load_config()
+    # deeper (an agent folder, a TensorBoard folder): a whole run was written into them, or
+    # its config.yaml before the refusal
+    (run.root / "tb" / "teacher").mkdir(parents=True)
+    (run.root / "agents" / "front_00").mkdir()
+    for inner, where in (("agents/front_00", "inside the agents"), ("tb", "the tb"),
+                         ("tb/teacher", "inside the tb")):  # fmt: skip
+        folder = RunFolder(run.root / inner)
+        with pytest.raises(RunFolderError, match=f"is {where} folder of run {run.root}, not a"):
+            folder.bind(cfg)
+        assert not folder.config_path.exists()
     monkeypatch.chdir(tmp_path)
     # a run of its own that is named so, beside some config.yaml, stays a run
     (tmp_path / "config.yaml").write_text("seed: 1\n")
@@ -239,6 +249,11 @@ def test_a_part_of_a_run_is_not_taken_for_a_run(
     named.bind_stage("teacher", cfg, resume=False)
     assert named.load_config() == cfg
     assert run.load_config() == cfg
+    # a folder holding the user's own config.yaml is named as no run, not as a bad file
+    with pytest.raises(
+        RunFolderError, match=r"is not a run folder: its config\.yaml was not written by a run"
+    ):
+        RunFolder(tmp_path).bind(cfg)
 
 
 def test_an_env_argument_left_out_differs_from_one_given_as_null() -> None:
