@@ -149,6 +149,11 @@ class RunFolder:
             )
         return Path(path)
 
+    @property
+    def quoted(self) -> str:
+        """The root as one shell word, for the commands messages name."""
+        return shlex.quote(str(self.root))
+
     # -------------------------------------------------------------- config
     def exists(self) -> bool:
         return self.config_path.is_file()
@@ -379,7 +384,7 @@ class RunFolder:
         line = (
             f"`a2d-evo {STAGE_COMMANDS[stage]} --config "
             f"{shlex.quote(str(self.stage(stage) / 'config.yaml'))} "
-            f"--out {shlex.quote(str(self.root))} --resume{sets}{grant}`"
+            f"--out {self.quoted} --resume{sets}{grant}`"
         )
         if stage == "supernet":  # a --teacher of its own is not recorded in the stage config
             line += " (with the --teacher it was started with, if any)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -474,6 +475,21 @@ def test_missing_front_raises(tmp_path: Path) -> None:
     with pytest.raises(RunFolderError, match="no finished search .*run `a2d-evo evolve` first"):
         write_report(run.load_config(), run)
     assert not (run.report / "report.md").exists()
+
+
+def test_the_commands_the_report_names_quote_the_run_folder(tmp_path: Path) -> None:
+    """A run folder whose path has a space: the commands under "Missing" and in the
+    messages name it as one shell word (they broke in two; the Reproduce lines quoted)."""
+    import shlex
+
+    run = make_run(tmp_path / "my run", minimal=True)
+    shutil.rmtree(run.agents)
+    shutil.rmtree(run.baselines)
+    data = run_data.load_run(run.load_config(), run)
+    commands = [c for m in data.missing for c in re.findall(r"`(a2d-evo [^`]*)`", m)]
+    assert commands, data.missing
+    for command in commands:
+        assert shlex.split(command)[2] == str(run.root), command
 
 
 def test_stage_config_that_differs_is_the_one_reproduced(tmp_path: Path) -> None:

@@ -143,7 +143,7 @@ def _inherited_budget_note(cfg: Config, run: RunFolder, data: RunData, rows: lis
         f" The front's rows here are its inherited weights: the supernet's {steps:,} env steps "
         f"(shared) and no fine-tune of their own; {', '.join(more)} trained for more, so these "
         "verdicts give "
-        f"the baselines the larger budget (`a2d-evo export {run.root}` delivers the fine-tuned "
+        f"the baselines the larger budget (`a2d-evo export {run.quoted}` delivers the fine-tuned "
         "front they are budgeted against)."
     )
 

@@ -573,7 +573,7 @@ def _drop_stale_delivery(
             again = (
                 "this export delivers the front again"
                 if delivers
-                else f"run `a2d-evo export {run.root}{tune}` to deliver the whole front again"
+                else f"run `a2d-evo export {run.quoted}{tune}` to deliver the whole front again"
             )
             print(f"removed {path}: it listed agents this export replaced, or came from "
                   f"another front; {again}")  # fmt: skip

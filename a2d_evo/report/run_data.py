@@ -243,7 +243,7 @@ def _delivered(
         if chosen_on not in (VALIDATION_SEEDS, FINAL_SEEDS):
             raise FormatError(f"{path}: unknown 'chosen_on' {chosen_on!r:.40}")
         # the budget it was delivered with: export's own default is the config's
-        again = f"`a2d-evo export {run.root} --finetune {budget}`"
+        again = f"`a2d-evo export {run.quoted} --finetune {budget}`"
         if from_another_front(data.get("front_sha256"), front_sha):
             raise FormatError(
                 f"{path} was delivered from an older `front.json`; run {again} to deliver "
@@ -381,7 +381,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         if isinstance(sources, Mapping) and from_another_front(sources.get("front"), front_sha):
             missing.append(
                 f"agent {folder.name}: exported from an older `front.json` (its "
-                f"`sources.front` differs); not reported: run `a2d-evo export {run.root}` again"
+                f"`sources.front` differs); not reported: run `a2d-evo export {run.quoted}` again"
             )
             continue
         agents[folder.name] = row_from_metrics(folder.name, m, _agent_arch(folder), norm)
@@ -403,7 +403,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         if (command := _export_record(m)) is not None:
             commands[folder.name] = command
     if not agents:
-        missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.root}`")
+        missing.append(f"exported agents (`{run.agents}`): run `a2d-evo export {run.quoted}`")
     delivered, delivered_budget, chosen_on, validated, supernet_steps, delivered_command = (
         _delivered(run, agents, missing, front_sha)
     )
@@ -415,14 +415,14 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         missing.append(
             f"the delivered front (`{run.agents / 'delivered.json'}`): an export of every member "
             "wrote agents here but none delivered the front (stopped, or a member exported "
-            f"again on its own since); run `a2d-evo export {run.root} {whole[-1]}` to deliver it"
+            f"again on its own since); run `a2d-evo export {run.quoted} {whole[-1]}` to deliver it"
         )
     elif not (run.agents / "delivered.json").is_file() and tuned:
         # members exported one by one (`--pick N`, `--pick knee`) are fine-tuned, but only an
         # export of every member delivers a front: the baselines face the inherited one
         missing.append(
             f"the delivered front (`{run.agents / 'delivered.json'}`): the agents here were "
-            f"exported one by one; run `a2d-evo export {run.root} --finetune {tuned[-1]}` to "
+            f"exported one by one; run `a2d-evo export {run.quoted} --finetune {tuned[-1]}` to "
             "deliver the fine-tuned front"
         )
 
@@ -435,7 +435,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
                                                       delivered_budget)):  # fmt: skip
             missing.append(
                 f"baseline {folder.name}: trained {why}, so it is not set against the front; "
-                f"run `a2d-evo baselines {run.root}` to train it again"
+                f"run `a2d-evo baselines {run.quoted}` to train it again"
             )
             unlike.add(folder.name)
         elif m is not None:
@@ -455,7 +455,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         if (method, w) not in found and baseline_name(method, w) not in unlike
     ]
     if absent and not baselines:
-        missing.append(f"baselines (`{run.baselines}`): run `a2d-evo baselines {run.root}`")
+        missing.append(f"baselines (`{run.baselines}`): run `a2d-evo baselines {run.quoted}`")
     elif absent:
         missing.append(f"baselines {', '.join(absent)} (`{run.baselines}`)")
 

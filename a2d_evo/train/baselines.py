@@ -27,7 +27,6 @@ checkpoint.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -252,7 +251,7 @@ def train_baselines(
                     chosen += f" --methods {','.join(methods)}"
                 raise RunFolderError(
                     f"baseline {name} in {run.baselines} was interrupted; continue it with "
-                    f"`a2d-evo baselines {shlex.quote(str(run.root))}{chosen} --resume`, or "
+                    f"`a2d-evo baselines {run.quoted}{chosen} --resume`, or "
                     f"delete {run.baselines / f'.{name}.checkpoint.pt'} to train it from scratch"
                 )
     for multiplier, arch in archs.items():  # before any is trained: --widths 999 was taken
