@@ -300,6 +300,12 @@ def test_env_errors():
         make_vec_env(EnvConfig(id="Pendulum-v1"), 2, seed=0)
     with pytest.raises(EnvError, match="continuous action spaces"):
         env_spec(EnvConfig(id="MountainCarContinuous-v0"))
+    # an observation space of parts: refused, saying what to do (it said what, not how)
+    with pytest.raises(
+        EnvError, match=r"Tuple\(.* is not supported \(Box or Discrete only\); register an id "
+        r"that wraps the env in gymnasium's FlattenObservation"
+    ):  # fmt: skip
+        env_spec(EnvConfig(id="Blackjack-v1"))
     # an Atari backend for another env is a config error, before any run folder records it
     # (backend is a runtime key: a corrected command never rewrote it, and every later
     # command of the run failed)

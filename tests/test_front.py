@@ -201,8 +201,22 @@ def test_the_final_seeds_score_the_members_and_choose_none(
     assert played == [(len(b), b[0]) for b in blocks] + [(4, final_seeds(7, 4)[0])]
     assert widths_of(data) == [8, 16]
     assert data["search"]["dropped_below_random"] == 1
+    assert data["search"]["none_beat_random"] is False
     assert data["search"]["dominated_on_final_seeds"] == 1
     by_width = {m["arch"]["widths"][0]: m for m in data["front"]}
     assert by_width[16]["return_mean"] == 0.0 and by_width[8]["return_mean"] == 150.0
     assert 8.0 <= data["delivery"]["halving_random_return"] <= 60.0  # CartPole's ~22
     assert data["delivery"]["final_episodes"] == 2 * 4
+
+
+def test_a_race_no_candidate_won_against_random_keeps_its_best_and_says_so(
+    tmp_path: Path,
+) -> None:
+    """Every raced candidate below the random policy (~20 on CartPole): the best is kept
+    alone, so the front is not empty, and front.json records that none beat random (the
+    report then says so; it counted "0 more dropped" where the one candidate was below)."""
+    data = _write_front(tmp_path, race={4: 1.0, 8: 2.0, 12: 3.0, 16: 5.0}, final={})
+    assert widths_of(data) == [16]
+    assert data["search"]["none_beat_random"] is True
+    assert data["search"]["dropped_below_random"] == 3  # of the race's last 4
+    assert data["delivery"]["halving_rounds"][-1]["candidates"] == 4

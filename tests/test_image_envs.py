@@ -96,6 +96,53 @@ def test_pixel_envs_are_chw_uint8_scaled_by_1_over_255() -> None:
     assert first.obs_shape == (2, 8, 9) and first.obs_scale == ALE_OBS_SCALE
 
 
+class _CodedBoard(gym.Env):  # type: ignore[misc]
+    """A (3, 6, 6) board whose cells hold codes 0-3 (uint8, high 3), not 0/1 or pixels."""
+
+    observation_space = gym.spaces.Box(0, 3, (3, 6, 6), np.uint8)
+    action_space = gym.spaces.Discrete(2)
+
+    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        board = np.zeros((3, 6, 6), np.uint8)
+        board[0, 1, 2], board[2, 4, 4] = 3, 1
+        return board, {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        return self.reset()[0], 0.0, True, False, {}
+
+
+gym.register("A2dTestCodedBoard-v0", entry_point=_CodedBoard, max_episode_steps=5)
+
+
+def test_a_board_of_small_codes_is_scaled_by_its_high_not_by_1_over_255() -> None:
+    """uint8 planes coded 0-3 are scaled by 1/3, so the network sees 0-1 as for pixels and
+    0/1 planes (at 1/255 its inputs were at most 0.012, and a teacher on such a board did not
+    learn where its 0/1 twin did); the stage's line says the scale."""
+    import torch
+
+    from a2d_evo.envs.image import layout_line
+    from a2d_evo.nets.agent import obs_to_float
+
+    spec = env_spec(EnvConfig(id="A2dTestCodedBoard-v0"))
+    assert spec.obs_shape == (3, 6, 6) and spec.obs_scale == pytest.approx(1 / 3)
+    obs = make_vec_env(EnvConfig(id="A2dTestCodedBoard-v0"), 1, seed=0).reset()
+    assert obs.max() == 3  # the codes as the env gives them: the scale is inside the network
+    assert float(obs_to_float(torch.from_numpy(obs), spec.obs_scale).max()) == pytest.approx(1.0)
+    assert layout_line("B", spec.raw_image, "auto", spec.obs_scale).endswith(
+        "set env.image_layout if that is wrong; values 0-3, scaled by 1/3 inside the network"
+    )
+    pixels = env_spec(EnvConfig(id="A2dTestPixels-v0"))
+    assert layout_line("P", pixels.raw_image, "auto", pixels.obs_scale).endswith(
+        "; values 0-255, scaled by 1/255 inside the network"
+    )
+    board = env_spec(EnvConfig(id="A2dTestBoard-v0"))
+    assert board.obs_scale == 1.0
+    assert layout_line("O", board.raw_image, "auto", 1.0).endswith(
+        "; 0/1 values, taken as they are"
+    )
+
+
 def test_layout_rule() -> None:
     assert channels_last((10, 10, 4)) and channels_last((10, 10, 10))
     assert channels_last((84, 84, 3)) and not channels_last((4, 84, 84))

@@ -259,6 +259,17 @@ def test_the_report_says_the_final_seeds_chose_no_member(tmp_path: Path) -> None
             "not choose them)"
         ) in md
         assert "dropped as dominated after re-scoring" not in md
+    # none beat random: the one member kept is no better than random, and the line says so
+    # (it said "0 more dropped there as no better than the random policy")
+    front["front"] = front["front"][:1]
+    front["search"].update(dropped_below_random=3, none_beat_random=True, front_size=1)
+    write_json(run.search / "front.json", front)
+    md = write_report(run.load_config(), run).read_text()
+    assert (
+        "- final front: 1 member from the search's race, where none of its 4 candidates beat "
+        "the random policy: the best is kept alone"
+    ) in md, md
+    assert "more dropped there" not in md
 
 
 def test_dominance_rules() -> None:

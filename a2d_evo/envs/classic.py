@@ -118,4 +118,8 @@ def obs_layout(env_id: str, space: Any) -> tuple[tuple[int, ...], Callable[[Any]
         n, start = int(space.n), int(space.start)
         eye = np.eye(n, dtype=np.float32)
         return (n,), lambda o: eye[int(o) - start]
-    raise EnvError(f"{env_id}: observation space {space} is not supported (Box or Discrete only)")
+    raise EnvError(
+        f"{env_id}: observation space {space} is not supported (Box or Discrete only); register "
+        "an id that wraps the env in gymnasium's FlattenObservation, in a module env.imports "
+        "names (docs/spaces.md, Vector observations)"
+    )

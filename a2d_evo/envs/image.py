@@ -44,10 +44,13 @@ def channels_last(shape: tuple[int, ...]) -> bool:
 
 
 def image_obs_scale(space: Any) -> float:
-    """1 for 0/1 planes (bool, or uint8 whose high is at most 1), else 1/255 (pixel values)."""
-    if space.dtype == np.bool_ or float(np.max(space.high)) <= 1.0:
+    """1 for 0/1 planes (bool, or uint8 whose high is at most 1), else 1 / the space's high:
+    1/255 for pixels, 1/3 for a board coded 0-3 (1/255 left such a board's inputs at most
+    0.012, and a teacher on one did not learn where its 0/1 twin did)."""
+    high = float(np.max(space.high))
+    if space.dtype == np.bool_ or high <= 1.0:
         return 1.0
-    return ALE_OBS_SCALE
+    return ALE_OBS_SCALE if high == 255.0 else 1.0 / high
 
 
 @functools.cache  # built once, on first use: gymnasium loads only then
@@ -67,7 +70,7 @@ def _wrapper_class() -> type:
             self.channels_last = channels_last(shape) if layout == "auto" else layout == "hwc"
             self.obs_scale = image_obs_scale(space)
             chw = (shape[2], shape[0], shape[1]) if self.channels_last else shape
-            high = 1 if self.obs_scale == 1.0 else 255
+            high = 1 if self.obs_scale == 1.0 else int(np.max(space.high))
             self.observation_space = gym.spaces.Box(0, high, chw, np.uint8)
 
         def observation(self, observation: Any) -> np.ndarray:
@@ -79,10 +82,16 @@ def _wrapper_class() -> type:
     return ImageObservation
 
 
-def layout_line(env_id: str, raw_image: tuple[tuple[int, ...], bool], layout: str) -> str:
+def layout_line(
+    env_id: str,
+    raw_image: tuple[tuple[int, ...], bool],
+    layout: str,
+    obs_scale: float | None = None,
+) -> str:
     """The line that says how an image env's observations were read (``raw_image``: their
-    shape and whether channels-last; ``layout``: ``env.image_layout``), so that a wrong
-    reading is seen before anything trains on it."""
+    shape and whether channels-last; ``layout``: ``env.image_layout``; ``obs_scale``: the
+    factor inside the network, said when given), so that a wrong reading is seen before
+    anything trains on it."""
     shape, last = raw_image
     chw = (shape[2], shape[0], shape[1]) if last else shape
     how = "(H, W, C)" if last else "(C, H, W)"
@@ -90,9 +99,17 @@ def layout_line(env_id: str, raw_image: tuple[tuple[int, ...], bool], layout: st
         why = "by the layout rule; set env.image_layout if that is wrong"
     else:
         why = f"as env.image_layout {layout!r} says"
+    scale = ""
+    if obs_scale is not None:
+        top = round(1 / obs_scale)
+        scale = (
+            "; 0/1 values, taken as they are"
+            if top == 1
+            else f"; values 0-{top}, scaled by 1/{top} inside the network"
+        )
     return (
         f"{env_id}: images {shape} read as {how}, so {chw[0]} channels of "
-        f"{chw[1]} x {chw[2]}, {why}"
+        f"{chw[1]} x {chw[2]}, {why}{scale}"
     )
 
 

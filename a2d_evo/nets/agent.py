@@ -84,7 +84,9 @@ def check_batch(obs: Tensor, obs_shape: tuple[int, ...]) -> None:
     if tuple(obs.shape[1:]) != tuple(obs_shape) or obs.dim() != len(obs_shape) + 1:
         raise ValueError(
             f"observations shaped {tuple(obs.shape)} do not fit this network: it takes a batch "
-            f"of {tuple(obs_shape)} observations, shaped (N, {', '.join(map(str, obs_shape))})"
+            f"of {tuple(obs_shape)} observations, shaped (N, {', '.join(map(str, obs_shape))}), "
+            "as a2d-evo's env wrappers give them (a Discrete observation one-hot encoded, other "
+            "vectors flattened, images (C, H, W) uint8: docs/spaces.md)"
         )
 
 

@@ -377,6 +377,8 @@ def write_front(
             "evaluations": len(records),
             "front_size": len(finalists),
             "dropped_below_random": below_random,
+            # then the one member is the best of a race that no candidate won against random
+            "none_beat_random": not any(m > r_rand_race for m in race.means),
             "dominated_on_final_seeds": looks_dominated,
             "metrics_format_version": METRICS_FORMAT_VERSION,
         },

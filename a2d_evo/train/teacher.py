@@ -66,7 +66,7 @@ def train_teacher(
     if ctx.is_main:
         folder = run.bind_stage("teacher", cfg, resume)
         if progress and spec.raw_image is not None:  # the run's first stage: say it once
-            write(layout_line(cfg.env.id, spec.raw_image, cfg.env.image_layout))
+            write(layout_line(cfg.env.id, spec.raw_image, cfg.env.image_layout, spec.obs_scale))
     set_threads(cfg)
     streams = Streams(cfg.seed, "teacher")
     env_config = config_to_dict(cfg.env)
