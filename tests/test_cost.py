@@ -38,9 +38,10 @@ def counted(agent: nn.Module, obs: torch.Tensor) -> tuple[int, dict[str, int]]:
     [
         (MLP, (4,), 2, 150),  # CartPole
         (MLP, (6,), 3, 100),  # Acrobot
+        (MLP, (2, 3), 2, 30),  # a rank-2 Box, flattened to 6 inputs
         (CNN, ATARI_OBS, 6, 100),  # Pong
     ],
-    ids=["cartpole", "acrobot", "atari"],
+    ids=["cartpole", "acrobot", "rank2-box", "atari"],
 )
 def test_flops_and_params_equal_the_counted_ones(
     space: SearchSpace,

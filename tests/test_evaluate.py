@@ -333,3 +333,23 @@ def test_atari_population_matches_agents(backend: str) -> None:
         alone = evaluate_agent(extract(net, arch), cfg, 2, seed=3, max_episode_steps=120)
         np.testing.assert_array_equal(r.returns, alone.returns)
         assert r.returns.min() < 0  # points were played
+
+
+def test_scores_are_normalised_against_references_on_the_same_seeds() -> None:
+    """A baseline's or fine-tune's metrics: R_teacher and R_random measured on the agent's
+    own seeds (the docstring's promise; a shift of R_random's seeds passed every test)."""
+    from a2d_evo.evaluation.episodes import score_against_references
+    from a2d_evo.formats import normalised_return
+
+    cfg = cartpole(num_envs=2)
+    agent, teacher = Agent(MLPArch((8,)), (4,), 2), balancer()
+    result, metrics = score_against_references(agent, teacher, cfg, 3, 11)
+    r_random = random_policy_return(cfg, 3, 11).mean
+    r_teacher = evaluate_agent(teacher, cfg, 3, 11, "greedy").mean
+    assert result.seeds == [11, 12, 13] and metrics["seeds"] == [11, 12, 13]
+    assert metrics["random_return_mean"] == r_random
+    assert metrics["teacher_return_mean"] == r_teacher
+    assert random_policy_return(cfg, 3, 12).mean != r_random  # the check can tell
+    assert metrics["normalised_return"] == pytest.approx(
+        normalised_return(result.mean, r_random, r_teacher)
+    )

@@ -51,6 +51,30 @@ def test_successive_halving_by_hand() -> None:
         {"candidates": 4, "episodes": 2, "env_steps": steps0},
         {"candidates": 3, "episodes": 3, "env_steps": steps1},
     ]
+    # a survivor's mean is over every episode it played, both rounds (the last round's alone
+    # made a member look below random, and dropped it, on a short last block)
+    noise = np.mean([(s % 5 - 2) / 10 for s in halving_seeds(5, 0, 2) + halving_seeds(5, 1, 3)])
+    assert race.means == pytest.approx([TRUE[w] + noise for w in (4, 8, 16)])
+
+
+def test_halving_keeps_the_larger_half_of_an_odd_count() -> None:
+    """Five candidates: the first front (4, 8) is under half of five, so the next front (12,
+    24) goes on too, ceil(5 / 2) = 3 at least; with floor the race kept two and stopped."""
+    true = {4: 1.0, 8: 5.0, 12: 3.0, 20: 0.5, 24: 4.0}
+    calls: list[list[int]] = []
+
+    class Exact:
+        def evaluate(self, archs: Sequence[MLPArch], episodes: int, seeds: list[int]) -> Any:
+            calls.append([a.widths[0] for a in archs])
+            return [make_result([true[a.widths[0]]] * episodes, seeds[:episodes], [10] * episodes)
+                    for a in archs]  # fmt: skip
+
+    archs = [MLPArch((w,)) for w in true]
+    flops = [100.0, 200.0, 300.0, 400.0, 500.0]
+    race = successive_halving(Exact(), archs, flops, seed=3, episodes=2, max_episodes=8,
+                              max_slots=64)  # fmt: skip
+    assert calls == [[4, 8, 12, 20, 24], [4, 8, 12, 24], [4, 8]]
+    assert [r["episodes"] for r in race.rounds] == [2, 4, 8] and race.survivors == [0, 1]
 
 
 def test_halving_ranks_on_its_own_episodes_not_on_the_search_estimate() -> None:
@@ -83,6 +107,8 @@ def test_candidates_take_whole_fronts_until_count() -> None:
     assert [r["name"] for r in candidates(records, norm, count=1)] == ["a", "b"]
     assert [r["name"] for r in candidates(records, norm, count=3)] == ["a", "c", "b", "d"]
     assert [r["name"] for r in candidates(records, norm, count=3, max_flops=250)] == ["a", "c"]
+    # an arch exactly at max_flops is feasible, as in the search (G <= 0)
+    assert [r["name"] for r in candidates(records, norm, count=3, max_flops=200)] == ["a", "c"]
     # nothing feasible: the least violating (the cheapest) alone
     assert [r["name"] for r in candidates(records, norm, count=3, max_flops=50)] == ["a"]
     with pytest.raises(ValueError, match="nothing was evaluated"):

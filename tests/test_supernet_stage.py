@@ -136,10 +136,16 @@ def test_the_first_rollout_fixes_sigma_and_restates_its_values_once(
     assert learner.sigma_from == "teacher"
     torch.testing.assert_close(first.values, raw.values * 30.0)
     torch.testing.assert_close(first.returns, raw.returns)  # returns are raw: GAE's
-    learner.policy(2)
+    act = learner.policy(2)
     second = learner.prepare(raw)
     torch.testing.assert_close(second.values, raw.values)
     assert float(learner.supernet.value_scale) == pytest.approx(30.0)
+    # ... and that acting gives raw values (head outputs times sigma), which GAE mixes with
+    # raw rewards: without the factor every later rollout's targets were in two units
+    obs = torch.randn(N, 4, generator=torch.Generator().manual_seed(0))
+    sizes = [list(learner._slot_actor).count(i) for i in range(len(learner.rollout_archs))]
+    head = learner.model.forward_groups(obs, learner.rollout_archs, sizes).value
+    torch.testing.assert_close(act(obs).value, head * 30.0)
 
 
 def test_advantages_are_normalised_within_each_subnets_rows() -> None:
