@@ -407,9 +407,12 @@ def _batch(cfg: Config, teacher: torch.nn.Module, size: int) -> Any:
     )
 
 
-def ddp_updates(ctx: DistContext, steps: int = 2) -> dict[str, torch.Tensor]:
-    """``steps`` sandwich minibatch updates of a distilled supernet, as run_ppo makes them,
-    on a fixed global batch: each rank takes its contiguous half of every minibatch."""
+def ddp_updates(ctx: DistContext, steps: int = 2, world: int = 2) -> dict[str, torch.Tensor]:
+    """``steps`` sandwich minibatch updates of a distilled supernet, as run_ppo makes them, on
+    a fixed rollout of the run's 4 env slots (16 steps, step-major): a torchrun rank holds the
+    rows of its own slots (``ddp.shard``), with its learner's subnets acting there, and takes
+    one permutation's chunks of them; one process (``ctx`` of world 1) trains on the union of
+    the ``world`` ranks' minibatches."""
     from a2d_evo.nets.agent import Agent
     from a2d_evo.nets.space import MLPArch
     from a2d_evo.train.supernet_stage import SupernetLearner
@@ -418,15 +421,28 @@ def ddp_updates(ctx: DistContext, steps: int = 2) -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     net = build_supernet(cfg)
     teacher = Agent(MLPArch((16, 16)), (4,), 2)
-    learner = SupernetLearner(net, cfg, teacher, np.random.default_rng(0))
+    n = cfg.ppo.num_envs
+    learner = SupernetLearner(net, cfg, teacher, np.random.default_rng(0), n // ctx.world_size)
     learner.model = wrap_model(net, ctx)  # what the stage does
     learner.policy(1)  # the update's subnets: one per env slot of the 4
-    batch = learner.prepare(_batch(cfg, teacher, 64))
+    full = _batch(cfg, teacher, 64)
+    per = n // world
+    local_rows = 64 // world
+
+    def rows(rank: int, local: Any) -> list[int]:  # rank's local rows -> rows of the rollout
+        return [(i // per) * n + rank * per + i % per for i in local]
+
+    ranks = [ctx.rank] if ctx.enabled else list(range(world))
+    if ctx.enabled:
+        batch = learner.prepare(full.take(torch.tensor(rows(ctx.rank, range(local_rows)))))
+    else:
+        batch = learner.prepare(full)
     params = list(net.parameters())
     opt = torch.optim.Adam(params, lr=cfg.ppo.lr, eps=1e-5)
-    perm = torch.from_numpy(np.random.default_rng(5).permutation(len(batch.obs)))
-    for idx in perm.chunk(steps):
-        loss, _ = learner.loss(batch.take(idx[shard(len(idx), ctx)]), 0.25)
+    perm = np.random.default_rng(5).permutation(local_rows)  # every rank's, as run_ppo's
+    for chunk in np.array_split(perm, steps):
+        picked = chunk if ctx.enabled else [i for r in ranks for i in rows(r, chunk)]
+        loss, _ = learner.loss(batch.take(torch.as_tensor(picked)), 0.25)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, cfg.ppo.max_grad_norm)

@@ -208,3 +208,47 @@ def test_more_subnets_than_env_slots_is_refused_before_anything_is_written(
     with pytest.raises(ConfigError, match=r"supernet\.rollout_subnets \(4\) is more than"):
         train_supernet(cfg, run, progress=False)
     assert not run.root.exists()
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_torchrun_ranks_split_the_runs_slots_as_one_process(
+    world: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """12 env slots, 4 subnets: one process gives each subnet 3 contiguous slots and a quarter
+    of the rows. On 2 or 3 ranks each rank acts in its shard of that same split (each rank
+    split its own slots: on 2 ranks of 6 the random subnets got a sixth of the rows each),
+    and its grouped forward acts per slot as the subnet of that slot."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.nets.space import SearchSpace
+    from a2d_evo.nets.supernet import Supernet
+    from a2d_evo.scale import ddp
+    from a2d_evo.scale.ddp import DistContext
+    from a2d_evo.train.supernet_stage import SupernetLearner
+
+    cfg = config_from_dict(
+        {"env": {"id": "CartPole-v1"}, "space": {"widths": [4, 8, 16]},
+         "ppo": {"num_envs": 12}, "supernet": {"rollout_subnets": 4}}
+    )  # fmt: skip
+    torch.manual_seed(0)
+    net = Supernet(SearchSpace(cfg.space), (4,), 2)
+    one = SupernetLearner(net, cfg, None, np.random.default_rng(3))
+    one.policy(1)
+    whole = one._slot_actor.tolist()
+    assert whole == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3] and one._shares == [0.25] * 4
+    obs = torch.randn(12, 4, generator=torch.Generator().manual_seed(1))
+    per = 12 // world
+    for rank in range(world):
+        ctx = DistContext(rank=rank, world_size=world)
+        monkeypatch.setattr(ddp, "context_of", lambda model, c=ctx: c)
+        learner = SupernetLearner(net, cfg, None, np.random.default_rng(3), per)
+        act = learner.policy(1)
+        assert learner.rollout_archs == one.rollout_archs and learner._shares == one._shares
+        mine = slice(rank * per, (rank + 1) * per)
+        assert learner._slot_actor.tolist() == whole[mine]
+        with torch.no_grad():
+            got = act(obs[mine]).logits
+            rows = range(mine.start, mine.stop)
+            want = torch.cat(
+                [net(obs[i : i + 1], one.rollout_archs[whole[i]]).logits for i in rows]
+            )
+        torch.testing.assert_close(got, want)

@@ -126,18 +126,28 @@ class SupernetLearner:
         return cast(Supernet, ddp.unwrap_model(self.model))
 
     def policy(self, update: int) -> Policy:
+        # The subnets split the run's ppo.num_envs slots as one process would; a torchrun rank
+        # acts in its contiguous shard of them (its envs'), so the mix of subnets and each
+        # one's share of the rows do not depend on the rank count (every rank draws the same
+        # subnets: one rng stream). A subnet with no slot on a rank has no PPO rows there.
+        ctx = ddp.context_of(self.model)
+        total = self.num_envs * ctx.world_size
         archs, sizes = rollout_assignment(
-            self.sampler, self.rng, self.cfg.supernet.rollout_subnets, self.num_envs
+            self.sampler, self.rng, self.cfg.supernet.rollout_subnets, total
         )
         self.rollout_archs = archs
-        self._slot_actor = torch.repeat_interleave(
+        every = torch.repeat_interleave(
             torch.arange(len(archs)), torch.as_tensor(sizes, dtype=torch.long)
         )
-        self._shares = [size / self.num_envs for size in sizes]
+        self._slot_actor = every[ddp.shard(total, ctx)]
+        self._shares = [size / total for size in sizes]
+        acting, counts = torch.unique_consecutive(self._slot_actor, return_counts=True)
+        here = [archs[int(j)] for j in acting]
+        here_sizes = [int(c) for c in counts]
         sigma = self.supernet.value_unit
 
         def act(obs: Tensor) -> PolicyOutput:  # raw values for GAE
-            out = self.model.forward_groups(obs, archs, sizes)
+            out = self.model.forward_groups(obs, here, here_sizes)
             return PolicyOutput(out.logits, out.value * sigma)
 
         return act
@@ -250,11 +260,11 @@ def train_supernet(
     )  # fmt: skip
     ctx = ddp.init_distributed(cfg.device)
     ddp.check_world_size(cfg.ppo, ctx.world_size)
-    if subnets > cfg.ppo.num_envs // ctx.world_size:
+    if subnets > cfg.ppo.num_envs:
         raise ConfigError(
-            f"supernet.rollout_subnets ({subnets}) is more than the env slots of a process "
-            f"(ppo.num_envs {cfg.ppo.num_envs} / {ctx.world_size}): every subnet of an update "
-            "collects its own rows; raise ppo.num_envs or lower supernet.rollout_subnets"
+            f"supernet.rollout_subnets ({subnets}) is more than ppo.num_envs "
+            f"({cfg.ppo.num_envs}): every subnet of an update collects its own rows; raise "
+            "ppo.num_envs or lower supernet.rollout_subnets"
         )
     device = ctx.device
     teacher = None
