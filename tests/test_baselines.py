@@ -323,3 +323,31 @@ def test_a_baseline_whose_save_was_cut_short_is_not_taken_for_finished(
         capsys.readouterr().out
     )
     assert load_agent(folder).arch is not None
+
+
+def test_a_baseline_trained_against_another_teacher_is_not_taken_as_finished() -> None:
+    """A finished baseline is reused only with the same budget, the front's seeds and the
+    same teacher (its policy.pt digest): one of a replaced teacher is trained again (ignoring
+    the digest passed every test)."""
+    from a2d_evo.train.baselines import _trained_for
+
+    metrics = {"baseline_budget": 100, "seeds": [1, 2], "teacher_sha256": "aaa"}
+    assert _trained_for(metrics, 100, [1, 2], "aaa")
+    assert not _trained_for(metrics, 100, [1, 2], "bbb")
+    assert not _trained_for(metrics, 200, [1, 2], "aaa")
+    assert not _trained_for(metrics, 100, [1, 3], "aaa")
+
+
+def test_plain_distillation_weighs_its_terms_by_alpha_and_beta() -> None:
+    """distill_x's loss is alpha x the actor term + beta x the critic term (the two swapped
+    passed every test), here with alpha 2 and beta 0.25."""
+    torch.manual_seed(0)
+    cfg = config_from_dict({"distill": {"alpha": 2.0, "beta": 0.25}})
+    teacher, student = Agent(MLPArch((32,)), (4,), 3), Agent(MLPArch((16,)), (4,), 3)
+    learner = DistillOnlyLearner(student, cfg, teacher)
+    zeros = torch.zeros(64)
+    batch = Batch(torch.randn(64, 4), zeros.long(), zeros, zeros, zeros, zeros, None, None)
+    loss, logs = learner.loss(learner.prepare(batch), 0.0)
+    actor, critic = float(logs["distill_actor"]), float(logs["distill_critic"])
+    assert actor > 0 and critic > 0 and actor != pytest.approx(critic, rel=0.1)
+    assert float(loss.detach()) == pytest.approx(2.0 * actor + 0.25 * critic, rel=1e-6)

@@ -113,3 +113,21 @@ def test_a_checkpoint_from_before_value_units_is_refused_with_the_reason(
     with pytest.raises(FormatError, match=r"format_version 1: .*before issue \[J\].*delete"):
         load_checkpoint(path, "teacher", model, torch.optim.Adam(model.parameters()),
                         Streams(0, "teacher"))  # fmt: skip
+
+
+def test_the_last_update_is_checkpointed_off_the_cadence(tmp_path: Path) -> None:
+    """3 updates with a checkpoint every 2: the finished stage's checkpoint is the third
+    update's (without the final one, a --resume that raises the budget went on from update 2
+    and trained update 3 again)."""
+    from a2d_evo.config import replace
+    from a2d_evo.errors import TrainingError
+
+    cfg = _cfg()
+    cfg = replace(cfg, teacher=replace(cfg.teacher, total_steps=96))  # 3 updates of 32
+    run = RunFolder(tmp_path / "run")
+    try:  # a tiny teacher may be refused as no better than random: after its checkpoint
+        train_teacher(cfg, run, progress=False)
+    except TrainingError:
+        pass
+    ckpt = torch_load(run.teacher / "checkpoint.pt")
+    assert (ckpt["update"], ckpt["global_step"]) == (3, 96)

@@ -250,3 +250,21 @@ def test_the_report_states_the_supernet_budget_the_delivered_members_had(tmp_pat
     (run.supernet / "config.yaml").write_text(dump_config(later))
     md = write_report(cfg, run).read_text()
     assert "Each delivered agent had the supernet's 777 env steps" in md
+
+
+def test_a_member_fine_tuned_under_another_validation_is_fine_tuned_again() -> None:
+    """An export resumed with another finetune.validation_episodes does not keep members
+    gated under the old count, or never gated (comparing the counts passed every test)."""
+    from a2d_evo.evaluation.seeds import final_seeds
+    from a2d_evo.report.deliver import fine_tuned
+    from a2d_evo.train.finetune import finetune_recipe
+
+    cfg = config_from_dict({"finetune": {"steps": 256, "validation_episodes": 4}})
+    seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
+    gate = {"episodes": 4, "kept": "fine-tuned", "before": 1.0, "after": 2.0}
+    done = {"finetune_budget": 256, "finetune_lr": cfg.finetune_lr,
+            "finetune_recipe": finetune_recipe(cfg), "seeds": seeds, "before": {"seeds": seeds},
+            "inherited": {"return_mean": 1.0}, "finetune_validation": gate}  # fmt: skip
+    assert fine_tuned(done, cfg)
+    assert not fine_tuned({**done, "finetune_validation": {**gate, "episodes": 2}}, cfg)
+    assert not fine_tuned({**done, "finetune_validation": None}, cfg)

@@ -50,6 +50,15 @@ def test_extraction_folds_the_value_unit_into_the_value_head(tmp_path: Path) -> 
     assert_close(agent.logits, head.logits)
     assert_close(agent.value, head.value * 4.0, tol=1e-5)
     assert_close(pop_values, head.value * 4.0, tol=1e-5)
+    from a2d_evo.ops.dispatch import native_module
+
+    if native_module() is not None:  # the native kernel's packed value head too
+        from a2d_evo.nets.population import PopulationForward
+
+        forward = PopulationForward(supernet, backend="native")
+        assert forward.backend == "native"
+        _, native_values = forward(obs.numpy(), [arch], [8])
+        assert_close(torch.from_numpy(native_values), head.value * 4.0, tol=1e-5)
     # the scale is saved with the weights; weights from before value units load as sigma 1
     state = supernet.state_dict()
     torch.save(state, tmp_path / "w.pt")

@@ -878,3 +878,69 @@ def test_distilled_supernet_subnets_learn_cartpole(learned_teacher: Path) -> Non
     assert smallest["return_mean"] >= 150, rows
     for row in between:
         assert row["return_mean"] >= 100, rows
+
+
+def test_a_tie_on_validation_keeps_the_fine_tuned_weights_validated_on_their_own_seeds(
+    tmp_path: Path, sharp_teacher: Path
+) -> None:
+    """The gate keeps the fine-tuned weights when they play at least as well on the
+    validation episodes (a tie included: ``>``, not ``>=``, shipped the inherited ones), and
+    those episodes are the validation seeds, none of the scoring seeds (validating on the
+    scoring seeds passed every test)."""
+    from a2d_evo.evaluation.seeds import validation_seed
+
+    cfg = tiny(distill={"alpha": 0.0, "beta": 0.0}, finetune={"lr": 1e-9})  # weights unmoved
+    folder = tmp_path / "agent"
+    shutil.copytree(sharp_teacher, folder)
+    out = finetune_agent(
+        folder, cfg, steps=64, teacher_dir=sharp_teacher, progress=False, validation_episodes=3
+    )
+    val = out["finetune_validation"]
+    assert val["before"] == val["after"] and val["kept"] == "fine-tuned"
+    assert val["first_seed"] == validation_seed(cfg.seed)
+    assert not set(range(val["first_seed"], val["first_seed"] + 3)) & set(out["before"]["seeds"])
+
+
+def test_the_distillation_schedule_reads_the_progress_before_each_update(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Update u of n trains at progress (u - 1) / n, as docs/training.md says: 4 updates at
+    0, 1/4, 1/2, 3/4 (u / n ran every schedule one update early and the last at 1.0)."""
+    seen: list[float] = []
+    real = learners.AgentLearner.loss
+
+    def spy(self: Any, mb: Batch, progress: float) -> Any:
+        seen.append(progress)
+        return real(self, mb, progress)
+
+    monkeypatch.setattr(learners.AgentLearner, "loss", spy)
+    train_teacher(tiny(), RunFolder(tmp_path / "run"), progress=False)
+    assert sorted(set(seen)) == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_an_agents_value_loss_takes_distill_vf_coef_with_a_teacher_and_ppo_vf_coef_without() -> (
+    None
+):
+    """A fine-tune or an a2d baseline (a teacher) weighs its value loss by distill.vf_coef, on
+    values / sigma; plain PPO by ppo.vf_coef (the two swapped passed every test): lowering the
+    one in use by 0.4 lowers the loss by 0.4 x the value term, and the other changes nothing."""
+
+    def loss(teacher: bool, **sections: Any) -> tuple[float, float]:
+        torch.manual_seed(0)
+        t, s = Agent(MLPArch((8,)), (4,), 2), Agent(MLPArch((8,)), (4,), 2)
+        learner = learners.AgentLearner(s, tiny(**sections), t if teacher else None)
+        g = torch.Generator().manual_seed(1)
+        batch = Batch(
+            torch.randn(32, 4, generator=g), torch.randint(0, 2, (32,), generator=g),
+            torch.full((32,), -0.7), torch.randn(32, generator=g), torch.randn(32, generator=g),
+            torch.randn(32, generator=g),
+        )  # fmt: skip
+        out, logs = learner.loss(learner.prepare(batch), 0.0)
+        return float(out.detach()), float(logs["value"])
+
+    for teacher, used, other in ((True, "distill", "ppo"), (False, "ppo", "distill")):
+        base, value = loss(teacher, **{used: {"vf_coef": 0.5}, other: {"vf_coef": 0.9}})
+        low, _ = loss(teacher, **{used: {"vf_coef": 0.1}, other: {"vf_coef": 0.9}})
+        assert base - low == pytest.approx(0.4 * value, rel=1e-5), teacher
+        moved, _ = loss(teacher, **{used: {"vf_coef": 0.5}, other: {"vf_coef": 0.2}})
+        assert moved == pytest.approx(base, rel=1e-6), teacher
