@@ -14,17 +14,19 @@ stage is finished at it.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from a2d_evo.config import Config
+from a2d_evo.config import Config, replace
 from a2d_evo.errors import RunFolderError
 from a2d_evo.formats import ARCH_FILE
 from a2d_evo.report.markdown import delivered_table, write_report
 from a2d_evo.report.pick import export_front, read_delivered
 from a2d_evo.runfolder import (
     BUDGET_KEYS,
+    STAGE_COMMANDS,
     STAGE_SECTIONS,
     RunFolder,
     config_diff,
@@ -63,6 +65,24 @@ def _changed(run: RunFolder, stage: str, cfg: Config) -> str:
     return ", ".join(parts)
 
 
+def _raised_since(run: RunFolder, stage: str, cfg: Config) -> tuple[Config, list[str]]:
+    """``cfg`` with each budget of ``stage`` that the stage's own ``--resume`` raised above
+    it (its ``config.yaml``) taken as raised, and those keys: an unfinished stage then goes on
+    to the total it was raised to (a raise killed on the way withdrew its result), where the
+    command's lower budget was refused as a lowering."""
+    recorded = run.stage_config(stage)
+    if recorded is None:
+        return cfg, []
+    lifted = []
+    for key in BUDGET_KEYS.get(stage, ()):
+        was, now = setting(recorded, key), setting(cfg, key)
+        if was is not None and now is not None and now < was:
+            section, _, name = key.partition(".")
+            cfg = replace(cfg, **{section: replace(getattr(cfg, section), **{name: was})})
+            lifted.append(f"{key} {was:,}")
+    return cfg, lifted
+
+
 def _timed(name: str, stage: Callable[[bool], object], resume: bool) -> None:
     """Run one stage and print how long it took."""
     t0 = time.perf_counter()
@@ -86,11 +106,15 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
         )
     done = _stage_done(run)
     started = time.perf_counter()
-    stages: list[tuple[str, Callable[[bool], object]]] = [
-        ("teacher", lambda r: train_teacher(cfg, run, resume=r, progress=progress)),
-        ("supernet", lambda r: train_supernet(cfg, run, resume=r, progress=progress)),
-        ("search", lambda r: evolve(cfg, run, resume=r, progress=progress)),
-    ]
+
+    def command(name: str, staged: Config, again: bool) -> object:
+        if name == "teacher":
+            return train_teacher(staged, run, resume=again, progress=progress)
+        if name == "supernet":
+            return train_supernet(staged, run, resume=again, progress=progress)
+        return evolve(staged, run, resume=again, progress=progress)
+
+    stages = [(name, functools.partial(command, name, cfg)) for name in STAGE_COMMANDS]
     for i, (name, stage) in enumerate(stages):
         if done[name]:
             changed = _changed(run, name, cfg)
@@ -114,8 +138,10 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
             continue
         # a stage killed before its first checkpoint holds no results: a plain start takes it
         partial = holds_results(run.stage(name))
-        print(f"[demo] {name}: {'resuming' if partial else 'starting'}")
-        _timed(name, stage, partial)
+        staged, lifted = _raised_since(run, name, cfg) if partial else (cfg, [])
+        raised = f" to its raised {', '.join(lifted)}" if lifted else ""
+        print(f"[demo] {name}: {'resuming' if partial else 'starting'}{raised}")
+        _timed(name, functools.partial(command, name, staged), partial)
 
     t0 = time.perf_counter()
     print(f"[demo] export: every front member, fine-tuned for {cfg.finetune.steps:,} steps")

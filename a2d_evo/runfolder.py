@@ -46,6 +46,8 @@ from a2d_evo.progress import write
 
 RUN_PARTS = ("teacher", "supernet", "search", "agents", "baselines", "report")
 """The folders of a run (the :class:`RunFolder` properties of the same names)."""
+STAGE_PARTS = ("teacher", "supernet", "search")
+"""The parts that are stage folders, each with a ``config.yaml`` of its own."""
 
 FIXED_SECTIONS = ("env", "space")
 """Sections every command of one run must agree on: they define what the artifacts are."""
@@ -247,6 +249,12 @@ class RunFolder:
             except RunFolderError as exc:
                 if _written_by_a_run(self.config_path):
                     raise
+                if _holds_a_stage(self.root):
+                    raise RunFolderError(
+                        f"{exc}; {self.root} holds a run's parts, so its config.yaml is damaged "
+                        "or was edited: restore it (a stage folder's config.yaml holds the same "
+                        "env and space, which are what later commands are checked against)"
+                    ) from None
                 raise RunFolderError(
                     f"{self.root} is not a run folder: its config.yaml was not written by a "
                     f"run ({exc}); choose another --out (a config of your own goes to --config)"
@@ -299,6 +307,13 @@ class RunFolder:
         source = read_json_dict(self.teacher_agent / "metrics.json").get("source")
         return isinstance(source, str) and source.startswith("import-teacher")
 
+    def _own_config(self, stage: str) -> Config:
+        """The stage's own ``config.yaml``; one that cannot be read names the way out."""
+        try:
+            return self._read_config(self.stage(stage) / "config.yaml")
+        except RunFolderError as exc:
+            raise RunFolderError(f"{exc}; {self._lost_config(stage)}") from None
+
     def _lost_config(self, stage: str) -> str:
         """A stage folder that holds results but lost its ``config.yaml``: a fresh start would
         overwrite them and a resume has no settings, so each refusal sent to the other."""
@@ -334,11 +349,7 @@ class RunFolder:
         self.bind(cfg)
         saved_path = folder / "config.yaml"
         if resume:
-            try:
-                saved = self._read_config(saved_path)
-            except RunFolderError as exc:
-                raise RunFolderError(f"{exc}; {self._lost_config(stage)}") from None
-            self._extend_stage(stage, saved, cfg)
+            self._extend_stage(stage, self._own_config(stage), cfg)
             return folder
         if self.imported_teacher(stage):
             raise RunFolderError(
@@ -347,6 +358,7 @@ class RunFolder:
         if holds_results(folder) and not saved_path.is_file():
             raise RunFolderError(self._lost_config(stage))
         if holds_results(folder):
+            self._own_config(stage)  # a damaged one: "pass --resume" would not take it
             raise RunFolderError(
                 f"{folder} already holds a {stage} run; pass --resume to continue it"
                 f"{self._longer_hint(stage)}, or --out for a new run folder"
@@ -411,7 +423,7 @@ class RunFolder:
         state is checked against the config, and a changed ``search.max_flops`` would read as
         a damaged file)."""
         self.check_resumable(stage)
-        self._extension(stage, self._read_config(self.stage(stage) / "config.yaml"), cfg)
+        self._extension(stage, self._own_config(stage), cfg)
 
     def _extension(self, stage: str, saved: Config, cfg: Config) -> dict[str, tuple[Any, Any]]:
         """The budget raises of a ``--resume`` with ``cfg`` over the stage's own ``saved``
@@ -509,14 +521,14 @@ class RunFolder:
         each stage folder holds a ``config.yaml`` too, so it passed for a run and the errors
         then asked to redo stages that had finished."""
         folder = self.root.resolve()
-        if _written_by_a_run(folder / "config.yaml") and any(
-            (folder / name).is_dir() for name in RUN_PARTS
-        ):  # a run, whatever its name (a stage folder has no parts; tb/ has no config)
+        if _is_a_run(folder):  # whatever its name
             return
-        # a folder inside a part too (RUN_DIR/agents/front_00, RUN_DIR/tb): a run went there
+        # a folder inside a part too (RUN_DIR/agents/front_00, RUN_DIR/tb): a run went there.
+        # An ancestor is a run by its config and its parts: a stage folder (a config, no
+        # parts) is skipped, and so is a folder holding a copy of a run's config.yaml
         for run in folder.parents[:3]:
             part = folder.relative_to(run).parts[0]
-            if part in (*RUN_PARTS, "tb") and _written_by_a_run(run / "config.yaml"):
+            if part in (*RUN_PARTS, "tb") and _is_a_run(run):
                 where = (
                     f"the {part} folder" if run == folder.parent else f"inside the {part} folder"
                 )
@@ -568,6 +580,23 @@ def _is_result(path: Path) -> bool:
     if path.name in ("config.yaml", LOCK_FILE):
         return False
     return not (path.name.startswith(".") and path.name.endswith(".tmp"))
+
+
+def _is_a_run(folder: Path) -> bool:
+    """A run folder: a config.yaml a run wrote, beside at least one stage folder (which
+    holds one too, and no stage folder of its own: a run of its own named so is no stage)."""
+    return _written_by_a_run(folder / "config.yaml") and _holds_a_stage(folder)
+
+
+def _holds_a_stage(folder: Path) -> bool:
+    """Whether one of ``folder``'s stage parts (teacher, supernet, search) is a stage folder:
+    a config.yaml a run wrote, without stage folders of its own. Part folders alone do not
+    count: a command creates its own (``--out PROJECT/baselines/x`` makes ``baselines``)."""
+    return any(
+        _written_by_a_run(folder / name / "config.yaml")
+        and not any(_written_by_a_run(folder / name / s / "config.yaml") for s in STAGE_PARTS)
+        for name in STAGE_PARTS
+    )
 
 
 def _written_by_a_run(path: Path) -> bool:

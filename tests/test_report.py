@@ -266,8 +266,8 @@ def test_the_report_says_the_final_seeds_chose_no_member(tmp_path: Path) -> None
     write_json(run.search / "front.json", front)
     md = write_report(run.load_config(), run).read_text()
     assert (
-        "- final front: 1 member from the search's race, where none of its 4 candidates beat "
-        "the random policy: the best is kept alone"
+        "- final front: 1 member from the search's race, where none of its 4 finalists (the "
+        "race's non-dominated survivors) beat the random policy: the best is kept alone"
     ) in md, md
     assert "more dropped there" not in md
 

@@ -328,3 +328,33 @@ def test_a_raise_cut_short_withdraws_the_finished_result_until_it_is_trained(
     # a raise within the same whole updates trains nothing and withdraws nothing
     train_supernet(tiny(supernet__total_steps=256 + 31), run, resume=True, progress=False)
     assert run.supernet_weights.is_file()
+
+
+def test_demo_resume_finishes_a_raise_that_was_cut_short(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A teacher raise killed on the way withdrew the teacher; `demo --resume` with the
+    demo's own (lower) budget resumed the stage with it and was refused as a lowering. It now
+    goes on to the total the stage was raised to, and says so."""
+    from a2d_evo.demo import run_demo
+
+    real_random = tf.random_policy_return
+    monkeypatch.setattr(
+        tf, "random_policy_return", lambda c, n, s: real_random(c, n, s, max_episode_steps=1)
+    )
+    small = {"search__pop": 4, "search__gens": 1, "search__episodes": 1,
+             "search__final_episodes": 2, "finetune__steps": 0}  # fmt: skip
+    run = RunFolder(tmp_path / "run")
+    train_teacher(tiny(**small), run, progress=False)
+    with pytest.raises(TrainingInterrupted):
+        train_teacher(
+            tiny(**small, teacher__total_steps=256), run, resume=True, progress=False,
+            stop_after=5,
+        )  # fmt: skip
+    capsys.readouterr()
+    run_demo(tiny(**small), run, resume=True, progress=False)
+    assert (
+        "[demo] teacher: resuming to its raised teacher.total_steps 256" in capsys.readouterr().out
+    )
+    metrics = yaml.safe_load((run.teacher_agent / "metrics.json").read_text())
+    assert metrics["env_steps"] == 256 and (run.search / "front.json").is_file()

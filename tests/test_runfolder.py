@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -205,8 +206,15 @@ def test_a_stage_that_lost_its_config_names_the_way_out(tmp_path: Path, configs_
         with pytest.raises(RunFolderError, match=way_out):
             run.bind_stage("teacher", cfg, resume=resume)
     stage_cfg.write_text("teacher: {total_steps: [")  # cut short
-    with pytest.raises(RunFolderError, match=way_out):
-        run.bind_stage("teacher", cfg, resume=True)
+    for resume in (True, False):  # without: it said "pass --resume", which then failed
+        with pytest.raises(RunFolderError, match=way_out):
+            run.bind_stage("teacher", cfg, resume=resume)
+    # the search checks a resume before it binds (check_resume): the same advice
+    run.bind_stage("search", cfg, resume=False)
+    write_text(run.search / "state.npz", "x")
+    (run.search / "config.yaml").write_text("search: {pop: [")
+    with pytest.raises(RunFolderError, match=way_out.replace("teacher", "search")):
+        run.check_resume("search", cfg)
 
 
 def test_a_part_of_a_run_is_not_taken_for_a_run(
@@ -254,6 +262,24 @@ def test_a_part_of_a_run_is_not_taken_for_a_run(
         RunFolderError, match=r"is not a run folder: its config\.yaml was not written by a run"
     ):
         RunFolder(tmp_path).bind(cfg)
+    # ... and a folder holding a copy of a run's config.yaml, without a run's parts, is no
+    # run either: folders under its "baselines" or "report" take runs of their own
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(run.config_path, project / "config.yaml")
+    for inner in ("baselines/ppo_small", "report/runs/r1"):
+        RunFolder(project / inner).bind(cfg)
+    # a run's stage folder is skipped on the way up: the run above it is named
+    with pytest.raises(RunFolderError, match=f"is inside the search folder of run {run.root},"):
+        RunFolder(run.search / "teacher").bind(cfg)
+    # a run whose config.yaml lost its first line is a damaged run, not "no run"
+    text = run.config_path.read_text()
+    run.config_path.write_text(text.split("\n", 1)[1])
+    with pytest.raises(
+        RunFolderError, match=r"holds a run's parts, so its config\.yaml is damaged"
+    ):
+        run.bind(cfg)
+    run.config_path.write_text(text)
 
 
 def test_an_env_argument_left_out_differs_from_one_given_as_null() -> None:

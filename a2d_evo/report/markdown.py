@@ -699,11 +699,11 @@ def _settings(searched: Config, data: RunData) -> list[str]:
                 "steps) past the budget were played but not used to choose the front"
             )
     if ran.get("none_beat_random"):  # the best of a race no candidate won against random
-        raced = count_text(int(ran.get("dropped_below_random", 0)) + 1, "candidate")
+        raced = count_text(int(ran.get("dropped_below_random", 0)) + 1, "finalist")
         lines.append(
-            f"- final front: 1 member from the search's race, where none of its {raced} beat "
-            "the random policy: the best is kept alone so that the front is not empty, and no "
-            "agent of this search is better than random there"
+            f"- final front: 1 member from the search's race, where none of its {raced} (the "
+            "race's non-dominated survivors) beat the random policy: the best is kept alone so "
+            "that the front is not empty, and no agent of this search is better than random there"
         )
     elif "dominated_on_final_seeds" in ran:  # members chosen on the race's episodes
         looks = int(ran["dominated_on_final_seeds"])
