@@ -21,7 +21,6 @@ from pathlib import Path
 
 from a2d_evo.config import Config, replace
 from a2d_evo.errors import RunFolderError
-from a2d_evo.formats import ARCH_FILE
 from a2d_evo.report.markdown import delivered_table, write_report
 from a2d_evo.report.pick import export_front, read_delivered
 from a2d_evo.runfolder import (
@@ -39,11 +38,9 @@ from a2d_evo.train.teacher import train_teacher
 
 
 def _stage_done(run: RunFolder) -> dict[str, bool]:
-    return {
-        "teacher": (run.teacher_agent / ARCH_FILE).is_file(),  # the agent folder's commit mark
-        "supernet": run.supernet_weights.is_file(),
-        "search": (run.search / "front.json").is_file(),
-    }
+    """Whether each stage's result is there (:meth:`RunFolder.stage_product`, which a raise
+    of its budget withdraws)."""
+    return {stage: run.stage_product(stage).is_file() for stage in STAGE_COMMANDS}
 
 
 def _changed(run: RunFolder, stage: str, cfg: Config) -> str:

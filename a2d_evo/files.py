@@ -271,7 +271,7 @@ def _damaged(path: Path, what: str, exc: Exception) -> NoReturn:
 
 def read_json(path: str | Path, what: str = "file", format_version: int | None = None) -> Any:
     """Load JSON; with ``format_version`` check the file's ``format_version`` key equals it."""
-    return read_json_and_digest(path, what, format_version)[0]
+    return _read_json_bytes(path, what, format_version)[0]
 
 
 def read_json_and_digest(
@@ -279,6 +279,12 @@ def read_json_and_digest(
 ) -> tuple[Any, str]:
     """:func:`read_json` and the SHA-256 (:func:`file_digest`) of the very bytes parsed: a
     digest taken by a second read may be of a file replaced in between."""
+    data, raw = _read_json_bytes(path, what, format_version)
+    return data, hashlib.sha256(raw).hexdigest()
+
+
+def _read_json_bytes(path: str | Path, what: str, format_version: int | None) -> tuple[Any, bytes]:
+    """The parsed JSON of ``path`` and the bytes it was parsed from (FormatError otherwise)."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{what} {path} not found")
@@ -291,7 +297,7 @@ def read_json_and_digest(
         raise FormatError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     if format_version is not None:
         check_format_version(data, format_version, f"{what} {path}")
-    return data, hashlib.sha256(raw).hexdigest()
+    return data, raw
 
 
 def read_json_dict(path: str | Path, what: str = "file") -> dict[str, Any]:

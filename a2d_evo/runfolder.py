@@ -366,12 +366,14 @@ class RunFolder:
         write_text(saved_path, dump_config(cfg))
         return folder
 
-    def stage_product(self, stage: str) -> Path | None:
-        """The file whose presence says a training stage finished (the teacher agent's commit
-        mark, the supernet's weights); None for the search, whose ``evolve`` keeps its own."""
-        return {"teacher": self.teacher_agent / ARCH_FILE, "supernet": self.supernet_weights}.get(
-            stage
-        )
+    def stage_product(self, stage: str) -> Path:
+        """The file whose presence says a stage finished: the teacher agent's commit mark, the
+        supernet's weights, the search's delivered front."""
+        return {
+            "teacher": self.teacher_agent / ARCH_FILE,
+            "supernet": self.supernet_weights,
+            "search": self.search / "front.json",
+        }[stage]
 
     def missing_hint(self, stage: str) -> str:
         """How to get a stage's missing result: resume it where its folder holds what it
@@ -486,7 +488,8 @@ class RunFolder:
                 "its first one); drop --resume to start it anew"
             )
         batch = saved.ppo.batch_size  # a training budget runs in whole updates of this
-        product = self.stage_product(stage)
+        # evolve withdraws its own front on a raise, knowing whether it plays more
+        product = None if stage == "search" else self.stage_product(stage)
         if product is not None and any(
             saved.ppo.updates_for(new) > saved.ppo.updates_for(old) for old, new in changes.values()
         ):

@@ -96,25 +96,6 @@ def test_pixel_envs_are_chw_uint8_scaled_by_1_over_255() -> None:
     assert first.obs_shape == (2, 8, 9) and first.obs_scale == ALE_OBS_SCALE
 
 
-class _CodedBoard(gym.Env):  # type: ignore[misc]
-    """A (3, 6, 6) board whose cells hold codes 0-3 (uint8, high 3), not 0/1 or pixels."""
-
-    observation_space = gym.spaces.Box(0, 3, (3, 6, 6), np.uint8)
-    action_space = gym.spaces.Discrete(2)
-
-    def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[np.ndarray, dict]:
-        super().reset(seed=seed)
-        board = np.zeros((3, 6, 6), np.uint8)
-        board[0, 1, 2], board[2, 4, 4] = 3, 1
-        return board, {}
-
-    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
-        return self.reset()[0], 0.0, True, False, {}
-
-
-gym.register("A2dTestCodedBoard-v0", entry_point=_CodedBoard, max_episode_steps=5)
-
-
 def test_a_board_of_small_codes_is_scaled_by_its_high_not_by_1_over_255() -> None:
     """uint8 planes coded 0-3 are scaled by 1/3, so the network sees 0-1 as for pixels and
     0/1 planes (at 1/255 its inputs were at most 0.012, and a teacher on such a board did not
@@ -156,11 +137,13 @@ class _Board(gym.Env):  # type: ignore[misc]
 
     observation_space = gym.spaces.Box(0, 1, (4, 5, 6), np.uint8)
     action_space = gym.spaces.Discrete(2)
+    cells: tuple[tuple[tuple[int, int, int], int], ...] = (((1, 2, 3), 1),)  # row 1, col 2, plane 3
 
     def reset(self, *, seed: int | None = None, options: Any = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        board = np.zeros((4, 5, 6), np.uint8)
-        board[1, 2, 3] = 1  # row 1, column 2, plane 3
+        board = np.zeros(self.observation_space.shape, np.uint8)
+        for cell, value in self.cells:
+            board[cell] = value
         return board, {}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
@@ -168,6 +151,16 @@ class _Board(gym.Env):  # type: ignore[misc]
 
 
 gym.register("A2dTestBoard-v0", entry_point=_Board, max_episode_steps=5)
+
+
+class _CodedBoard(_Board):
+    """A (3, 6, 6) board whose cells hold codes 0-3 (uint8, high 3), not 0/1 or pixels."""
+
+    observation_space = gym.spaces.Box(0, 3, (3, 6, 6), np.uint8)
+    cells = (((0, 1, 2), 3), ((2, 4, 4), 1))
+
+
+gym.register("A2dTestCodedBoard-v0", entry_point=_CodedBoard, max_episode_steps=5)
 
 
 def test_env_image_layout_reads_a_board_the_rule_cannot() -> None:
