@@ -176,30 +176,51 @@ def read_checkpoint(path: Path, stage: str) -> dict[str, Any]:
 def torch_load(path: str | Path, what: str = "checkpoint", refused_hint: str = "") -> Any:
     """``torch.load(weights_only=True)``: tensors and plain containers, never arbitrary code;
     ``refused_hint`` ends the message of a file refused for holding other objects."""
-    import torch  # here, not at the top: reading a run folder (report, --help) stays torch-free
-
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{what} {path} not found")
-    check_stored_archive(path, f"{what} {path}")
+    return _load_weights_only(path, f"{what} {path}", refused_hint)
+
+
+def torch_load_bytes(raw: bytes, label: str, refused_hint: str = "") -> Any:
+    """:func:`torch_load` of bytes read from inside another file (a zip's member), with the
+    same refusals and messages; ``label`` names them (``"model.zip:policy.pth"``)."""
+    return _load_weights_only(raw, label, refused_hint)
+
+
+def _load_weights_only(source: Path | bytes, label: str, refused_hint: str) -> Any:
+    import torch  # here, not at the top: reading a run folder (report, --help) stays torch-free
+
+    check_stored_archive(source, label)
     try:
         with warnings.catch_warnings():  # torch's "Detected pickle protocol N" on junk bytes:
             warnings.filterwarnings("ignore", "Detected pickle protocol")  # the error says it
-            return torch.load(path, map_location="cpu", weights_only=True)
+            # and its unpickler's deprecation note on some damaged bytes (torch's own code)
+            warnings.filterwarnings("ignore", "Defining your `__torch_function__`")
+            return torch.load(
+                io.BytesIO(source) if isinstance(source, bytes) else source,
+                map_location="cpu",
+                weights_only=True,
+            )
     except pickle.UnpicklingError as exc:
         # torch's own message advises weights_only=False: wrong advice for a file that may
         # carry code, so only the line naming what was refused is kept.
-        lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln]
+        # ("WeightsUnpickler error: Unsupported global: GLOBAL os.system ..." up to torch
+        # 2.5, "Trying to load unsupported GLOBAL posix.system whose module ..." since)
+        lines = [ln.strip() for ln in str(exc).splitlines() if "unsupported global" in ln.lower()]
         if not lines and "Unsupported operand" in str(exc):  # not a pickle at all: damaged
-            _damaged(path, what, exc)
+            _damaged(source, label, exc)
         # ... and within it, torch's advice ("Please use ... add_safe_globals ...") is cut
-        detail = f" ({lines[0].split('. Please')[0]})" if lines else ""
+        refused = (
+            lines[0].removeprefix("WeightsUnpickler error: ").split(". Please")[0] if lines else ""
+        )
+        detail = f" ({refused.rstrip('.')})" if refused else ""
         raise FormatError(
-            f"{what} {path} holds objects other than tensors and plain data; refused to "
+            f"{label} holds objects other than tensors and plain data; refused to "
             f"unpickle it{detail}{refused_hint}"
         ) from None
     except Exception as exc:
-        _damaged(path, what, exc)
+        _damaged(source, label, exc)
 
 
 def check_stored_archive(source: Path | bytes, label: str) -> None:
@@ -212,7 +233,8 @@ def check_stored_archive(source: Path | bytes, label: str) -> None:
         with zipfile.ZipFile(io.BytesIO(source) if isinstance(source, bytes) else source) as z:
             members = z.infolist()
         size = len(source) if isinstance(source, bytes) else Path(source).stat().st_size
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    # NotImplementedError: a damaged header claiming a zip version zipfile does not read
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
         return
     if any(m.compress_type != zipfile.ZIP_STORED for m in members) or (
         sum(m.file_size for m in members) > size
@@ -244,28 +266,32 @@ def tensor_not_in_file(t: Any) -> str | None:
     return None
 
 
-def _damaged(path: Path, what: str, exc: Exception) -> NoReturn:
+def _damaged(source: Path | bytes, label: str, exc: Exception) -> NoReturn:
     """FormatError for a file torch could not read: not a torch file, or a cut or damaged
     one (never a refusal to unpickle: nothing in it was understood)."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(4)
-    except OSError as err:
-        raise FormatError(f"cannot read {what} {path}: {err.strerror or err}") from None
+    if isinstance(source, bytes):
+        head = source[:4]
+    else:
+        try:
+            with source.open("rb") as f:
+                head = f.read(4)
+        except OSError as err:
+            raise FormatError(f"cannot read {label}: {err.strerror or err}") from None
     # torch saves zip archives (a cut one still starts so); before 1.6 a pickle stream
     # (0x80, its protocol byte); an empty file is a cut one
     if head and not head.startswith((b"PK\x03\x04", b"\x80")):
         raise FormatError(
-            f"{what} {path} is not a torch file (torch.save writes a zip archive; this is none)"
+            f"{label} is not a torch file (torch.save writes a zip archive; this is none)"
         ) from None
     # A damaged file makes torch's zip reader and weights-only unpickler raise almost
-    # anything (IndexError, TypeError, struct.error, BadZipFile, ...): all mean the same.
+    # anything (IndexError, TypeError, struct.error, BadZipFile, NotImplementedError, ...):
+    # all mean the same.
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     if isinstance(exc, pickle.UnpicklingError):  # torch's advice to load it unsafely is cut
         lines = [ln for ln in lines if "Unsupported operand" in ln]
     detail = lines[0][:300] if lines else ""
     raise FormatError(
-        f"{what} {path} is truncated or corrupted: {type(exc).__name__}: {detail}"
+        f"{label} is truncated or corrupted: {type(exc).__name__}: {detail}"
     ) from None
 
 

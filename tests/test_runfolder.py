@@ -38,7 +38,8 @@ def test_torch_round_trip_and_malicious_pickle_refused(tmp_path: Path) -> None:
     assert data["step"] == 7 and torch.equal(data["w"], torch.arange(3.0))
     marker = tmp_path / "pwned"
     torch.save({"x": _Evil(marker)}, tmp_path / "evil.pt")
-    with pytest.raises(FormatError, match="refused to unpickle"):
+    # the refusal names the global it would have called (torch's advice to load it unsafely cut)
+    with pytest.raises(FormatError, match=r"refused to unpickle it \(.*(posix|os|nt)\.system"):
         torch_load(tmp_path / "evil.pt")
     assert not marker.exists()
 

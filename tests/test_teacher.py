@@ -380,6 +380,46 @@ def test_import_bad_files_write_nothing(tmp_path: Path) -> None:
     assert not run.teacher.exists()
 
 
+def _zip_version_too_new(raw: bytes) -> bytes:
+    """A torch file whose central directory says its members need zip version 18.3 to
+    extract (bytes 6-7 of each central record): what a bit flip there looks like."""
+    out = bytearray(raw)
+    at = out.find(b"PK\x01\x02")
+    assert at >= 0
+    while at >= 0:
+        out[at + 6 : at + 8] = (183).to_bytes(2, "little")
+        at = out.find(b"PK\x01\x02", at + 4)
+    return bytes(out)
+
+
+def test_a_torch_file_with_a_damaged_zip_version_is_read_by_torch(tmp_path: Path) -> None:
+    """zipfile raises NotImplementedError on a zip version it does not read, which escaped
+    the archive check as a traceback (from a policy.pt, a checkpoint or an SB3 zip's
+    policy.pth, where a bit flip put it); the check now leaves such a file to torch's reader,
+    which reads this one (and calls a worse one damaged, as any other)."""
+    from a2d_evo.files import torch_load
+    from a2d_evo.train.import_teacher import read_sb3_zip
+
+    state = seeded(CleanRLClassic(4, 2)).state_dict()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    damaged = _zip_version_too_new(buf.getvalue())
+    path = tmp_path / "policy.pt"
+    path.write_bytes(damaged)
+    got = torch_load(path, "policy")
+    assert got.keys() == state.keys() and all(torch.equal(got[k], state[k]) for k in state)
+    model = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(model, "w") as zf:
+        zf.writestr("policy.pth", damaged)
+    got, _ = read_sb3_zip(model)
+    assert got.keys() == state.keys() and all(torch.equal(got[k], state[k]) for k in state)
+    # damaged further (its pickle cut short): a FormatError naming the member, no traceback
+    with zipfile.ZipFile(model, "w") as zf:
+        zf.writestr("policy.pth", damaged[: len(damaged) // 2])
+    with pytest.raises(FormatError, match=r"damaged.zip:policy.pth is truncated or corrupted"):
+        read_sb3_zip(model)
+
+
 def test_a_space_that_does_not_fit_the_env_is_refused_before_the_teacher_binds_the_run(
     tmp_path: Path, configs_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

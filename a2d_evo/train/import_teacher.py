@@ -19,11 +19,9 @@ Our agent has ONE trunk shared by actor and critic, so:
 
 from __future__ import annotations
 
-import io
 import itertools
 import json
 import operator
-import pickle
 import re
 import shlex
 import sys
@@ -40,7 +38,7 @@ from a2d_evo.config import Config, config_to_dict
 from a2d_evo.config.schema import MAX_WIDTH, NATURE_TRUNK
 from a2d_evo.envs import check_episode_bound, env_spec
 from a2d_evo.errors import ArchError, FormatError, TrainingError
-from a2d_evo.files import check_stored_archive, tensor_not_in_file, torch_load
+from a2d_evo.files import tensor_not_in_file, torch_load, torch_load_bytes
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent, trunk_hw
 from a2d_evo.nets.cost import flops
@@ -189,7 +187,8 @@ def read_sb3_zip(path: Path) -> tuple[dict[str, Tensor], dict[str, Any] | None]:
         raise FormatError(f"{path} is not a readable zip: {exc}") from None
     except OSError as exc:
         raise FormatError(f"cannot read {path}: {exc}") from None
-    state = _load_state_bytes(raw, f"{path}:policy.pth")
+    label = f"{path}:policy.pth"
+    state = _as_state_dict(torch_load_bytes(raw, label), label)
     data = None
     if data_text is not None:
         try:
@@ -205,24 +204,6 @@ def _read_member(zf: zipfile.ZipFile, name: str, path: Path) -> bytes:
     if info.file_size > MAX_MEMBER_BYTES:
         raise FormatError(f"{path}: member {name} is {info.file_size} bytes; refused")
     return zf.read(name)
-
-
-def _load_state_bytes(raw: bytes, what: str) -> dict[str, Tensor]:
-    check_stored_archive(raw, what)
-    try:
-        obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # torch's message advises retrying with weights_only=False or allow-listing the
-        # global: wrong advice for a file that may carry code, so only what was refused is kept.
-        lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln]
-        what_global = lines[0].split(". Please")[0] if lines else ""
-        detail = f" ({what_global.removeprefix('WeightsUnpickler error: ')})" if lines else ""
-        raise FormatError(
-            f"{what} holds objects other than tensors; refused to unpickle it{detail}"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError, AttributeError) as exc:
-        raise FormatError(f"{what} is truncated or corrupted: {exc}") from None
-    return _as_state_dict(obj, what)
 
 
 def read_state_dict(path: Path) -> dict[str, Tensor]:
