@@ -83,9 +83,9 @@ __global__ void mlp_kernel(MlpNet net, const float* __restrict__ obs,
                            const int32_t* __restrict__ archs, const int32_t* __restrict__ chunks,
                            int dmax, float* __restrict__ logits, float* __restrict__ values) {
   extern __shared__ float sm[];
-  const int32_t* ch = chunks + 3 * blockIdx.x;
+  const int32_t* ch = chunks + 3 * static_cast<int64_t>(blockIdx.x);
   const int g = ch[0], row0 = ch[1], rows = ch[2];
-  const int32_t* a = archs + g * (1 + net.depth_max);
+  const int32_t* a = archs + static_cast<int64_t>(g) * (1 + net.depth_max);
   float* x = sm;
   float* y = sm + kMlpRows * dmax;
   for (int e = threadIdx.x; e < rows * net.obs_dim; e += blockDim.x) {
@@ -225,7 +225,7 @@ __device__ Geo resolve(const CnnNet& net, const Layer& L) {
     g.crop = (g.kmax - g.ks) / 2;
     return g;
   }
-  const int32_t* ch = L.chunks + 3 * blockIdx.x;
+  const int32_t* ch = L.chunks + 3 * static_cast<int64_t>(blockIdx.x);
   a = L.archs + static_cast<int64_t>(ch[0]) * len;
   g.row0 = ch[1];
   g.rows = ch[2];

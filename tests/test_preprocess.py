@@ -581,6 +581,7 @@ def test_tensors_overlap_is_numpys_bound_check() -> None:
     assert tensors_overlap(buf[0], buf[0]) and not tensors_overlap(buf[0], buf[1])
 
 
+@pytest.mark.cuda  # the proving run (`pytest -m cuda`, ops.dispatch) selects it
 def test_cuda_parity(monkeypatch: pytest.MonkeyPatch) -> None:
     """CUDA kernel == CPU kernel bit for bit (same integer arithmetic, shared header)."""
     torch = pytest.importorskip("torch")
@@ -629,3 +630,16 @@ def test_type_stub_lists_the_native_module() -> None:
     built = {name for name in dir(MOD) if not name.startswith("_")}
     assert built <= declared
     assert {d for d in declared - built if not d.endswith(("_cuda", "_cuda_workspace"))} == set()
+
+
+def test_frame_sides_are_bounded_on_every_path() -> None:
+    """H and W at most 2^20 before any kernel: the CPU bindings refused more, while the GPU
+    path took sides whose resize plan overflowed int arithmetic (near 2^31)."""
+    from a2d_evo.ops.preprocess import _check_raw_shape
+
+    side = 1 << 20
+    assert _check_raw_shape((1, 2, 1, side)) == (1, 1, side, 1)
+    assert _check_raw_shape((1, 2, side, 1, 3)) == (1, side, 1, 3)
+    for shape in ((1, 2, 1, side + 1), (1, 2, side + 1, 1, 3), (1, 2, 2**31 - 1, 1)):
+        with pytest.raises(KernelInputError, match=r"at most 2\^20 pixels high and wide"):
+            _check_raw_shape(shape)

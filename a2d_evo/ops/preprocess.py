@@ -43,6 +43,9 @@ __all__ = [
 ]
 
 _MAX_SIZE = 65536
+_MAX_SIDE = 1 << 20
+"""The highest and widest raw frame taken (the CPU bindings' bound too; on the GPU a side
+near 2^31 overflowed the resize plan's int arithmetic)."""
 
 
 # ---------------------------------------------------------------------------- validation
@@ -68,6 +71,10 @@ def _check_raw_shape(shape: tuple[int, ...], what: str = "raw") -> tuple[int, in
         )
     if shape[2] < 1 or shape[3] < 1:
         raise KernelInputError(f"{what} frames must not be empty, got shape {shape}")
+    if shape[2] > _MAX_SIDE or shape[3] > _MAX_SIDE:  # the native bindings' bound, on every path
+        raise KernelInputError(
+            f"{what} frames must be at most 2^20 pixels high and wide, got shape {shape}"
+        )
     return shape[0], shape[2], shape[3], 1 if len(shape) == 4 else 3
 
 
