@@ -1005,3 +1005,27 @@ def test_a_baseline_of_another_budget_or_teacher_is_not_set_against_the_front(
         assert ("distill_x0.25" in data.baselines) == kept
         said = [x for x in data.missing if x.startswith("baseline distill_x0.25: trained")]
         assert bool(said) != kept and not any("distill_x0.25 (" in x for x in data.missing)
+
+
+def test_baselines_of_one_width_are_drawn_side_by_side() -> None:
+    """Methods of equal FLOPs (ppo, distill, a2d of one width) are dodged on the log axis,
+    centred on their FLOPs, in a fixed order, and only the rightmost names the width: with
+    equal returns (CartPole's 500) their markers and labels hid one another."""
+    from a2d_evo.report.plots import DODGE_DECADES, baseline_marks
+    from a2d_evo.report.run_data import Row
+
+    def row(name: str, method: str, flops: float) -> Row:
+        return Row(name, "mlp-16x16", flops, None, None, 500.0, 0.0, 30, 1.0,
+                   extra={"method": method, "width_multiplier": 0.25})  # fmt: skip
+
+    rows = [row("a2d_x0.25", "a2d", 736), row("ppo_x0.25", "ppo", 736),
+            row("distill_x0.25", "distill", 736), row("ppo_x1", "ppo", 9088)]  # fmt: skip
+    marks = {r.label: (x, labelled) for r, x, labelled in baseline_marks(rows)}
+    step = 10**DODGE_DECADES
+    assert marks["ppo_x0.25"][0] == pytest.approx(736 / step)
+    assert marks["distill_x0.25"][0] == pytest.approx(736)
+    assert marks["a2d_x0.25"][0] == pytest.approx(736 * step)
+    assert marks["ppo_x1"] == (9088, True)  # alone at its FLOPs: drawn where it is
+    assert [marks[n][1] for n in ("ppo_x0.25", "distill_x0.25", "a2d_x0.25")] == [
+        False, False, True
+    ]  # fmt: skip

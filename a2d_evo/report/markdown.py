@@ -743,7 +743,13 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
         "interval). "
         "Normalised return = (R − R_random) / "
         "(R_teacher − R_random). FLOPs are per agent step at batch 1 (2 × multiply-adds); "
-        "latency is the median at batch 1 on one CPU thread.",
+        "latency is the median at batch 1 on one CPU thread."
+        + (
+            " In the Pareto plot the baselines of one width (equal FLOPs) are drawn side by "
+            "side (ppo, distill, a2d), so that equal returns do not hide one another."
+            if len({r.flops for r in data.baselines.values()}) < len(data.baselines)
+            else ""
+        ),
         "",
     ]
     if data.missing:

@@ -121,21 +121,22 @@ def pareto_png(data: RunData) -> bytes:
         ))  # fmt: skip
     styles = {"ppo": ("s", "tab:red"), "distill": ("^", "tab:green")}
     seen: set[str] = set()
-    for row in data.baselines.values():
+    for row, x, labelled in baseline_marks(list(data.baselines.values())):
         method = str(row.extra.get("method"))
         marker, color = styles.get(method, ("D", "tab:purple"))
         line = ax.plot(
-            [row.flops], [row.return_mean], marker=marker, ms=8, color=color, mec="black",
-            mew=0.6, ls="none", zorder=6, label=f"baseline: teacher scaled in width, {method}",
+            [x], [row.return_mean], marker=marker, ms=8, color=color, mec="black", mew=0.6,
+            ls="none", zorder=6, label=f"baseline: teacher scaled in width, {method}",
         )  # fmt: skip
         handles += [] if method in seen else line
         seen.add(method)
-        w = row.extra.get("width_multiplier")
-        ax.annotate(
-            f"x{width_text(w)}" if w is not None else row.label, (row.flops, row.return_mean),
-            xytext=(7, 0), textcoords="offset points", va="center",  # beside its own marker
-            fontsize=8, color=color, fontweight="bold",
-        )  # fmt: skip
+        if labelled:
+            w = row.extra.get("width_multiplier")
+            ax.annotate(
+                f"x{width_text(w)}" if w is not None else row.label, (x, row.return_mean),
+                xytext=(7, 0), textcoords="offset points", va="center",  # beside its marker
+                fontsize=8, color=color, fontweight="bold",
+            )  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("FLOPs per step (log scale)")
     episodes = episodes_text(data.front_episodes)
@@ -154,6 +155,32 @@ def pareto_png(data: RunData) -> bytes:
         frameon=False,
     )  # fmt: skip
     return _png(fig)
+
+
+DODGE_DECADES = 0.025
+"""How far apart (in log10 FLOPs) the baselines of one width are drawn, one method beside the
+next, so that methods of equal return do not hide one another (their FLOPs are equal)."""
+METHOD_ORDER = ("ppo", "distill", "a2d")
+
+
+def baseline_marks(rows: Sequence[Row]) -> list[tuple[Row, float, bool]]:
+    """Each baseline with the x it is drawn at and whether it carries its width's label: the
+    rows of equal FLOPs side by side (:data:`METHOD_ORDER`, centred on their FLOPs), the label
+    on the rightmost one only (it names the width, which they share)."""
+    groups: dict[float, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row.flops, []).append(row)
+    marks = []
+    for flops, group in groups.items():
+        order = sorted(group, key=lambda r: _method_rank(str(r.extra.get("method"))))
+        for i, row in enumerate(order):
+            shift = (i - (len(order) - 1) / 2) * DODGE_DECADES
+            marks.append((row, flops * 10**shift, i == len(order) - 1))
+    return marks
+
+
+def _method_rank(method: str) -> int:
+    return METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
 
 
 def _return_of(row: Row | None) -> float | None:
