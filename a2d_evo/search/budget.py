@@ -13,7 +13,8 @@ anchors (``search.anchors``: their episodes measure the seed effects that every 
 of the generation is adjusted by, so a cut never keeps a generation's candidates without its
 anchors), then the other archs in the order they were first evaluated
 (:meth:`SubnetProblem.cache_records`'s ``order``: survivors and re-played archs before that
-generation's new offspring), then each arch's episodes in seed order.
+generation's new offspring), then each arch's episodes in the order they were played (their
+index in the record, which within a generation is also seed order).
 """
 
 from __future__ import annotations
