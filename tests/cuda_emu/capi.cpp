@@ -15,6 +15,21 @@ static std::string g_err;
 
 extern "C" const char* emu_error() { return g_err.c_str(); }
 
+// One population forward through the emulated kernel of either family: parse, check, the
+// workspace the GPU path would allocate, the launch.
+template <class Net, class Parse, class Check, class Need, class Forward>
+void forward(Parse parse, Check check, Need need, Forward run, uintptr_t obs, int64_t n_rows,
+             const float* base, int64_t n_params, const int64_t* meta, int64_t meta_len,
+             const int32_t* archs, int64_t n_groups, const int64_t* rows, uintptr_t logits,
+             uintptr_t values) {
+  const Net net = parse(meta, meta_len, base, n_params);
+  check(net, archs, n_groups, rows, n_rows);
+  const int64_t bytes = need(net, n_rows, n_groups);
+  std::vector<char> ws(bytes > 0 ? bytes : 1);
+  run(net, obs, n_rows, archs, rows, n_groups, logits, values,
+      reinterpret_cast<uintptr_t>(ws.data()), bytes, 0);
+}
+
 extern "C" int emu_subnet(int cnn, uintptr_t obs, int64_t n_rows, uintptr_t params,
                           int64_t n_params, const int64_t* meta, int64_t meta_len,
                           const int32_t* archs, int64_t n_groups, const int64_t* rows,
@@ -22,19 +37,13 @@ extern "C" int emu_subnet(int cnn, uintptr_t obs, int64_t n_rows, uintptr_t para
   try {
     const float* base = reinterpret_cast<const float*>(params);
     if (cnn) {
-      const se::CnnNet net = se::parse_cnn_meta(meta, meta_len, base, n_params);
-      se::check_cnn_archs(net, archs, n_groups, rows, n_rows);
-      const int64_t need = se::cnn_cuda_workspace_bytes(net, n_rows, n_groups);
-      std::vector<char> ws(need > 0 ? need : 1);
-      se::cnn_forward_cuda(net, obs, n_rows, archs, rows, n_groups, logits, values,
-                           reinterpret_cast<uintptr_t>(ws.data()), need, 0);
+      forward<se::CnnNet>(se::parse_cnn_meta, se::check_cnn_archs, se::cnn_cuda_workspace_bytes,
+                          se::cnn_forward_cuda, obs, n_rows, base, n_params, meta, meta_len, archs,
+                          n_groups, rows, logits, values);
     } else {
-      const se::MlpNet net = se::parse_mlp_meta(meta, meta_len, base, n_params);
-      se::check_mlp_archs(net, archs, n_groups, rows, n_rows);
-      const int64_t need = se::mlp_cuda_workspace_bytes(net, n_rows, n_groups);
-      std::vector<char> ws(need > 0 ? need : 1);
-      se::mlp_forward_cuda(net, obs, n_rows, archs, rows, n_groups, logits, values,
-                           reinterpret_cast<uintptr_t>(ws.data()), need, 0);
+      forward<se::MlpNet>(se::parse_mlp_meta, se::check_mlp_archs, se::mlp_cuda_workspace_bytes,
+                          se::mlp_forward_cuda, obs, n_rows, base, n_params, meta, meta_len, archs,
+                          n_groups, rows, logits, values);
     }
     return 0;
   } catch (const std::exception& e) {
