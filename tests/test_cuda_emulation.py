@@ -96,7 +96,9 @@ def _build(cxx: str, out: Path, sanitize: bool) -> subprocess.CompletedProcess[s
 
 
 def _asan_runtime(cxx: str) -> str | None:
-    found = subprocess.run([cxx, "-print-file-name=libasan.so"], capture_output=True, text=True)
+    found = subprocess.run(
+        [cxx, "-print-file-name=libasan.so"], capture_output=True, text=True, timeout=60
+    )
     path = found.stdout.strip()
     return path if found.returncode == 0 and os.path.isabs(path) else None
 
