@@ -797,3 +797,49 @@ def test_a_second_fine_tune_adds_its_steps_to_the_first(tmp_path: Path) -> None:
     assert [v["kept"] for v in vals] == ["fine-tuned", "inherited"]
     assert [v["started_from"] for v in vals] == ["inherited", "fine-tuned"]
     assert kept_weights(metrics) == "fine-tuned"
+
+
+def test_a_rejected_fine_tune_of_a_folder_without_figures_records_its_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the validation gate keeps the inherited weights of a folder that has no figures
+    yet (no ``metrics.json`` with seeds), the folder is scored anew: its ``metrics.json`` holds
+    the contract's figures (return, seeds, FLOPs), not the fine-tune's summary alone."""
+    import json
+
+    import torch
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import save_agent
+    from a2d_evo.train import finetune, finetune_agent
+
+    cfg = config_from_dict({"env": {"id": "CartPole-v1", "max_episode_steps": 50},
+                            "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 1,
+                                    "update_epochs": 1},
+                            "eval": {"num_envs": 2, "episodes": 2}})  # fmt: skip
+    torch.manual_seed(0)
+    teacher = save_agent(Agent(MLPArch((8,)), OBS, 2, {"id": "CartPole-v1"}),
+                         tmp_path / "teacher", onnx=False)  # fmt: skip
+    folder = save_agent(Agent(MLPArch((4,)), OBS, 2, {"id": "CartPole-v1"}),
+                        tmp_path / "agent", onnx=False)  # fmt: skip
+    assert not (folder / "metrics.json").is_file()
+    real = finetune.evaluate_agent
+    validations: list[int] = []
+
+    def worse_after(agent, cfg, episodes, seed, mode="greedy", **kw):  # type: ignore[no-untyped-def]
+        res = real(agent, cfg, episodes, seed, mode, **kw)
+        if episodes == 3:  # the validation episodes: the second call scores the fine-tune
+            validations.append(seed)
+            if len(validations) == 2:
+                return res._replace(mean=res.mean - 1000.0)
+        return res
+
+    monkeypatch.setattr(finetune, "evaluate_agent", worse_after)
+    finetune_agent(folder, cfg, steps=40, teacher_dir=teacher, progress=False,
+                   validation_episodes=3)  # fmt: skip
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert len(validations) == 2
+    assert metrics["finetune_validation"]["kept"] == "inherited"
+    assert {"return_mean", "seeds", "flops", "normalised_return"} <= set(metrics)
+    assert len(metrics["seeds"]) == 2 == metrics["episodes"]
