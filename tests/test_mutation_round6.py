@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -759,21 +760,14 @@ def test_with_no_fine_tune_nothing_is_chosen_on_an_old_validation(tmp_path: Path
 
 
 # ----------------------------------------------------------------------------- train/finetune.py
-def test_a_second_fine_tune_adds_its_steps_to_the_first(tmp_path: Path) -> None:
-    """Fine-tuning a folder again adds to what it records: ``finetune_budget`` (asked) and
-    ``finetune_steps`` (run) are the sums over both. Each validation counts the env steps of
-    its before and after episodes (CartPole: a step is a point of return), and a rejected
-    second fine-tune records that it started from the first's fine-tuned weights, which the
-    folder then ships."""
-    import json
-
+def _finetune_case(tmp_path: Path) -> tuple[Any, Path, Path]:
+    """A CartPole config of one small update, a teacher folder and an agent folder (no
+    figures yet), seeded."""
     import torch
 
     from a2d_evo.config import config_from_dict
-    from a2d_evo.formats import kept_weights
     from a2d_evo.nets.agent import Agent
     from a2d_evo.nets.agent_folder import save_agent
-    from a2d_evo.train import finetune_agent
 
     cfg = config_from_dict({"env": {"id": "CartPole-v1", "max_episode_steps": 50},
                             "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 1,
@@ -784,6 +778,21 @@ def test_a_second_fine_tune_adds_its_steps_to_the_first(tmp_path: Path) -> None:
                          tmp_path / "teacher", onnx=False)  # fmt: skip
     folder = save_agent(Agent(MLPArch((4,)), OBS, 2, {"id": "CartPole-v1"}),
                         tmp_path / "agent", onnx=False)  # fmt: skip
+    return cfg, teacher, folder
+
+
+def test_a_second_fine_tune_adds_its_steps_to_the_first(tmp_path: Path) -> None:
+    """Fine-tuning a folder again adds to what it records: ``finetune_budget`` (asked) and
+    ``finetune_steps`` (run) are the sums over both. Each validation counts the env steps of
+    its before and after episodes (CartPole: a step is a point of return), and a rejected
+    second fine-tune records that it started from the first's fine-tuned weights, which the
+    folder then ships."""
+    import json
+
+    from a2d_evo.formats import kept_weights
+    from a2d_evo.train import finetune_agent
+
+    cfg, teacher, folder = _finetune_case(tmp_path)
     vals = []
     for _ in range(2):
         finetune_agent(folder, cfg, steps=40, teacher_dir=teacher, progress=False,
@@ -807,22 +816,9 @@ def test_a_rejected_fine_tune_of_a_folder_without_figures_records_its_figures(
     the contract's figures (return, seeds, FLOPs), not the fine-tune's summary alone."""
     import json
 
-    import torch
-
-    from a2d_evo.config import config_from_dict
-    from a2d_evo.nets.agent import Agent
-    from a2d_evo.nets.agent_folder import save_agent
     from a2d_evo.train import finetune, finetune_agent
 
-    cfg = config_from_dict({"env": {"id": "CartPole-v1", "max_episode_steps": 50},
-                            "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 1,
-                                    "update_epochs": 1},
-                            "eval": {"num_envs": 2, "episodes": 2}})  # fmt: skip
-    torch.manual_seed(0)
-    teacher = save_agent(Agent(MLPArch((8,)), OBS, 2, {"id": "CartPole-v1"}),
-                         tmp_path / "teacher", onnx=False)  # fmt: skip
-    folder = save_agent(Agent(MLPArch((4,)), OBS, 2, {"id": "CartPole-v1"}),
-                        tmp_path / "agent", onnx=False)  # fmt: skip
+    cfg, teacher, folder = _finetune_case(tmp_path)
     assert not (folder / "metrics.json").is_file()
     real = finetune.evaluate_agent
     validations: list[int] = []
