@@ -25,7 +25,7 @@ from a2d_evo.report.markdown import delivered_table, write_report
 from a2d_evo.report.pick import export_front, read_delivered
 from a2d_evo.runfolder import (
     BUDGET_KEYS,
-    STAGE_COMMANDS,
+    STAGE_PARTS,
     STAGE_SECTIONS,
     RunFolder,
     config_diff,
@@ -40,7 +40,7 @@ from a2d_evo.train.teacher import train_teacher
 def _stage_done(run: RunFolder) -> dict[str, bool]:
     """Whether each stage's result is there (:meth:`RunFolder.stage_product`, which a raise
     of its budget withdraws)."""
-    return {stage: run.stage_product(stage).is_file() for stage in STAGE_COMMANDS}
+    return {stage: run.stage_product(stage).is_file() for stage in STAGE_PARTS}
 
 
 def _changed(run: RunFolder, stage: str, cfg: Config) -> str:
@@ -111,7 +111,7 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
             return train_supernet(staged, run, resume=again, progress=progress)
         return evolve(staged, run, resume=again, progress=progress)
 
-    stages = [(name, functools.partial(command, name, cfg)) for name in STAGE_COMMANDS]
+    stages = [(name, functools.partial(command, name, cfg)) for name in STAGE_PARTS]
     for i, (name, stage) in enumerate(stages):
         if done[name]:
             changed = _changed(run, name, cfg)

@@ -46,9 +46,6 @@ from a2d_evo.progress import write
 
 RUN_PARTS = ("teacher", "supernet", "search", "agents", "baselines", "report")
 """The folders of a run (the :class:`RunFolder` properties of the same names)."""
-STAGE_PARTS = ("teacher", "supernet", "search")
-"""The parts that are stage folders, each with a ``config.yaml`` of its own."""
-
 FIXED_SECTIONS = ("env", "space")
 """Sections every command of one run must agree on: they define what the artifacts are."""
 
@@ -59,6 +56,9 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "search": ("seed", "env", "space", "search", "eval"),
 }
 """Sections a ``--resume`` of a stage must find unchanged (but for :data:`BUDGET_KEYS`)."""
+STAGE_PARTS = tuple(STAGE_SECTIONS)
+"""The parts that are stage folders (teacher, supernet, search), each with a ``config.yaml``
+of its own."""
 
 
 BUDGET_KEYS: dict[str, tuple[str, ...]] = {

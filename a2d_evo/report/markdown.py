@@ -45,7 +45,14 @@ from a2d_evo.formats import (
     weak_teacher_caution,
 )
 from a2d_evo.locks import writes
-from a2d_evo.report.plots import episodes_text, hypervolume_png, pareto_png, seeds_text, width_text
+from a2d_evo.report.plots import (
+    baseline_marks,
+    episodes_text,
+    hypervolume_png,
+    pareto_png,
+    seeds_text,
+    width_text,
+)
 from a2d_evo.report.run_data import (
     DEFAULT_WIDTHS,
     Row,
@@ -747,7 +754,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
         + (
             " In the Pareto plot the baselines of one width (equal FLOPs) are drawn side by "
             "side (ppo, distill, a2d), so that equal returns do not hide one another."
-            if len({r.flops for r in data.baselines.values()}) < len(data.baselines)
+            if not all(labelled for *_, labelled in baseline_marks(list(data.baselines.values())))
             else ""
         ),
         "",
