@@ -322,9 +322,9 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         if v is not None
     ]
     if args.ray is not None:
-        extra.append("search.backend=ray")
-        if args.ray != "local":
-            extra.append(f"search.ray_address={args.ray}")
+        # without ADDRESS (or with "local"): a local Ray, whatever address the config names
+        address = "null" if args.ray == "local" else args.ray
+        extra += ["search.backend=ray", f"search.ray_address={address}"]
     cfg, run = config_for_new_run(args, extra)
     from a2d_evo.search.evolution import evolve  # here: --help stays torch-free
 
@@ -362,9 +362,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     cfg = config_of_agent(agent_dir, args)
     teacher = Path(args.teacher) if args.teacher else None
     result = finetune_agent(
-        agent_dir, cfg, steps=args.steps, teacher_dir=teacher, progress=not args.quiet,
-        validation_episodes=cfg.finetune.validation_episodes,
-    )  # fmt: skip
+        agent_dir, cfg, steps=args.steps, teacher_dir=teacher, progress=not args.quiet
+    )
     before, after = result["before"], result["after"]
     print(f"return before {before['return_mean']:.2f} -> after {after['return_mean']:.2f}")
     if (val := result["finetune_validation"]) is not None:
@@ -584,7 +583,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const="local",
         metavar="ADDRESS",
-        help="evaluate populations on Ray actors (a local Ray without ADDRESS)",
+        help="evaluate populations on Ray actors at ADDRESS (auto, host:port, "
+        "ray://host:port); without it a local Ray, whatever search.ray_address says",
     )
     _common(p)
     p.set_defaults(handler=cmd_evolve)
@@ -666,8 +666,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue an interrupted baseline from its checkpoint (finished ones are always "
-        "skipped)",
+        help="continue an interrupted baseline from its checkpoint (finished ones are skipped, "
+        "unless the run's budgets, teacher or final seeds changed since: those train again)",
     )
     _common(p, seed_help=RUN_SEED)
     p.set_defaults(handler=cmd_baselines)

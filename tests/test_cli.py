@@ -319,3 +319,34 @@ def test_a_rank_stopped_by_torchrun_points_at_rank_0(
     assert "interrupted (SIGTERM); what was saved is kept, continue with --resume" in (
         capsys.readouterr().err
     )
+
+
+def test_ray_without_an_address_is_a_local_ray_whatever_the_config_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--ray`` alone (and ``--ray local``) starts a local Ray even where the config names a
+    cluster; ``--ray ADDRESS`` names the cluster; no ``--ray`` keeps the config's backend."""
+    import yaml
+
+    from a2d_evo.search import evolution
+
+    config = tmp_path / "c.yaml"
+    raw = yaml.safe_load(packaged_config("cartpole.yaml").read_text())
+    raw["search"] = {**raw.get("search", {}), "ray_address": "10.0.0.1:6379"}
+    config.write_text(yaml.safe_dump(raw))
+    seen: list[tuple[str, str | None]] = []
+
+    def fake_evolve(cfg, run, *, resume, progress):
+        seen.append((cfg.search.backend, cfg.search.ray_address))
+        return run.root / "search" / "front.json"
+
+    monkeypatch.setattr(evolution, "evolve", fake_evolve)
+    for i, flags in enumerate(([], ["--ray"], ["--ray", "local"], ["--ray", "auto"])):
+        argv = ["evolve", "--config", str(config), "--out", str(tmp_path / f"r{i}"), "--quiet"]
+        assert main([*argv, *flags]) == 0
+    assert seen == [
+        ("local", "10.0.0.1:6379"),
+        ("ray", None),
+        ("ray", None),
+        ("ray", "auto"),
+    ]

@@ -548,7 +548,9 @@ def test_finetune_records_before_and_after(
         extract(net, SearchSpace(cfg.space).smallest()), run.agents / "small", onnx=False
     )
     old = torch.load(folder / "policy.pt", weights_only=True)
-    result = finetune_agent(folder, cfg, steps=64, teacher_dir=None, progress=False)
+    result = finetune_agent(
+        folder, cfg, steps=64, teacher_dir=None, progress=False, validation_episodes=0
+    )
     metrics = json.loads((folder / "metrics.json").read_text())
     for key in ("before", "after"):
         assert set(result[key]) == {"return_mean", "return_std", "episodes", "seeds"}
@@ -578,7 +580,9 @@ def test_finetune_records_before_and_after(
         return real_scale(values, ctx)
 
     monkeypatch.setattr(learners, "first_rollout_scale", spy)
-    out = finetune_agent(student, cfg, steps=64, teacher_dir=sharp_teacher, progress=False)
+    out = finetune_agent(
+        student, cfg, steps=64, teacher_dir=sharp_teacher, progress=False, validation_episodes=0
+    )
     after = kl_to(teacher, load_agent(student)(states).logits, states)
     assert after < before - 0.001, (before, after)
     # the fine-tune's own value unit: the RMS of the teacher's values on its first rollout
@@ -615,6 +619,9 @@ def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(
     validation seeds: its weights stay bit for bit and metrics.json says which were kept and
     why; with validation off the wrecked weights ship."""
     cfg = tiny(ppo={"lr": 5.0}, distill={"alpha": 0.0, "beta": 0.0})
+    # the library call's default is the config's gate, as the command's and the export's
+    gate_of = {n: tiny(ppo={"lr": 5.0}, distill={"alpha": 0.0, "beta": 0.0},
+                       finetune={"validation_episodes": n}) for n in (0, 5)}  # fmt: skip
     folders = {n: tmp_path / n for n in ("gated", "ungated")}
     for folder in folders.values():
         shutil.copytree(sharp_teacher, folder)
@@ -627,9 +634,8 @@ def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(
     recorded = {"format_version": 1, "seeds": scored.seeds, "return_mean": scored.mean}
     (folders["gated"] / "metrics.json").write_text(json.dumps(recorded))
     gated = finetune_agent(
-        folders["gated"], cfg, steps=64, teacher_dir=sharp_teacher, progress=False,
-        validation_episodes=5,
-    )  # fmt: skip
+        folders["gated"], gate_of[5], steps=64, teacher_dir=sharp_teacher, progress=False
+    )
     val = gated["finetune_validation"]
     assert val["episodes"] == 5 and val["after"] < val["before"], val
     assert val["kept"] == "inherited" and val["env_steps"] >= 10
@@ -643,7 +649,7 @@ def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(
     assert metrics["seeds"] == recorded["seeds"]
     assert metrics["return_mean"] == recorded["return_mean"]
     ungated = finetune_agent(
-        folders["ungated"], cfg, steps=64, teacher_dir=sharp_teacher, progress=False
+        folders["ungated"], gate_of[0], steps=64, teacher_dir=sharp_teacher, progress=False
     )
     assert ungated["finetune_validation"] is None
     assert (folders["ungated"] / "policy.pt").read_bytes() != old
@@ -653,7 +659,9 @@ def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(
     # (its metrics said "inherited")
     twice = tmp_path / "twice"
     shutil.copytree(sharp_teacher, twice)
-    finetune_agent(twice, tiny(), steps=64, teacher_dir=sharp_teacher, progress=False)
+    finetune_agent(
+        twice, tiny(), steps=64, teacher_dir=sharp_teacher, progress=False, validation_episodes=0
+    )
     first = (twice / "policy.pt").read_bytes()
     again = finetune_agent(
         twice, cfg, steps=64, teacher_dir=sharp_teacher, progress=False, validation_episodes=5
@@ -672,7 +680,10 @@ def test_finetune_trains_at_finetune_lr_not_ppo_lr(tmp_path: Path, sharp_teacher
     from a2d_evo.evaluation.seeds import final_seeds
     from a2d_evo.report.deliver import fine_tuned
 
-    cfg = tiny(ppo={"lr": 5.0}, distill={"alpha": 0.0, "beta": 0.0}, finetune={"lr": 1e-9})
+    ungated = {"validation_episodes": 0}  # the weights trained are the weights shipped
+    cfg = tiny(
+        ppo={"lr": 5.0}, distill={"alpha": 0.0, "beta": 0.0}, finetune={"lr": 1e-9, **ungated}
+    )
     folder = tmp_path / "agent"
     shutil.copytree(sharp_teacher, folder)
     old = torch.load(folder / "policy.pt", weights_only=True)
@@ -700,7 +711,9 @@ def test_finetune_trains_at_finetune_lr_not_ppo_lr(tmp_path: Path, sharp_teacher
     # and the other way round: ppo.lr 1e-9, finetune.lr 5 wrecks the same agent
     wrecked = tmp_path / "wrecked"
     shutil.copytree(sharp_teacher, wrecked)
-    swapped = tiny(ppo={"lr": 1e-9}, distill={"alpha": 0.0, "beta": 0.0}, finetune={"lr": 5.0})
+    swapped = tiny(
+        ppo={"lr": 1e-9}, distill={"alpha": 0.0, "beta": 0.0}, finetune={"lr": 5.0, **ungated}
+    )
     out = finetune_agent(wrecked, swapped, steps=64, teacher_dir=sharp_teacher, progress=False)
     moved = torch.load(wrecked / "policy.pt", weights_only=True)
     assert max(float((old[k] - moved[k]).abs().max()) for k in old) > 1e-2

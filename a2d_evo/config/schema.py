@@ -669,7 +669,8 @@ class SearchConfig:
     backend: Literal["local", "ray"] = "local"
     """Population evaluation backend."""
     ray_address: str | None = None
-    """Ray cluster address (``auto`` or ``host:port``); None starts a local Ray."""
+    """Ray cluster address (``auto``, ``host:port`` or ``ray://host:port``); None starts a
+    local Ray."""
     ray_actors: int = 2
     """Ray evaluation actors (at most 1024)."""
     ray_cpus_per_actor: float = 1.0

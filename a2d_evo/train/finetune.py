@@ -52,7 +52,7 @@ def finetune_agent(
     progress: bool = True,
     eval_seed: int | None = None,
     eval_episodes: int | None = None,
-    validation_episodes: int = 0,
+    validation_episodes: int | None = None,
 ) -> dict[str, Any]:
     """Continue training an agent folder with PPO + distillation for ``steps`` env steps.
 
@@ -63,7 +63,9 @@ def finetune_agent(
     weights, their figures stay as they were) and are returned. ``teacher_dir``
     defaults to the teacher of the run folder the agent lives in; it is needed for the
     distillation and for the normalised return. ``validation_episodes`` > 0 gates the new
-    weights on :func:`~a2d_evo.evaluation.seeds.validation_seed` episodes (module docstring).
+    weights on :func:`~a2d_evo.evaluation.seeds.validation_seed` episodes (module docstring);
+    ``None`` (the default) takes ``cfg.finetune.validation_episodes``, as the command and the
+    export do, and 0 turns the gate off.
     """
     if steps < 1:
         raise TrainingError(f"finetune: steps must be >= 1, got {steps}")
@@ -91,6 +93,8 @@ def finetune_agent(
     )  # fmt: skip
     set_threads(cfg)
     device = resolve_device(cfg.device)
+    if validation_episodes is None:
+        validation_episodes = cfg.finetune.validation_episodes
     episodes = cfg.eval.episodes if eval_episodes is None else eval_episodes
     seed = finetune_eval_seed(cfg.seed) if eval_seed is None else eval_seed
     before = evaluate_agent(agent, cfg, episodes, seed, "greedy")
