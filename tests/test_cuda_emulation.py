@@ -81,18 +81,33 @@ def _compiler() -> str | None:
 
 
 def _build(cxx: str, out: Path, sanitize: bool) -> subprocess.CompletedProcess[str]:
-    sources = []
+    """Compile the four sources side by side (one process each), then link ``libemu.so``."""
+    sources = [str(EMU / "capi.cpp"), str(ROOT / "csrc" / "subnet_eval_cpu.cpp")]
     for name in KERNELS:
         path = out / name.replace(".cu", "_emu.cpp")
         path.write_text(emulated_source((ROOT / "csrc" / name).read_text()))
         sources.append(str(path))
-    flags = ["-std=c++20", "-O1", "-g", "-fPIC", "-shared", "-pthread", "-DA2D_WITH_CUDA=1"]
+    flags = ["-std=c++20", "-O1", "-g", "-fPIC", "-pthread", "-DA2D_WITH_CUDA=1"]
     if sanitize:
         flags += ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
                   "-fno-omit-frame-pointer"]  # fmt: skip
-    cmd = [cxx, *flags, f"-I{EMU}", f"-I{ROOT / 'csrc'}", *sources, str(EMU / "capi.cpp"),
-           str(ROOT / "csrc" / "subnet_eval_cpu.cpp"), "-o", str(out / "libemu.so")]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    objects = [str(out / f"{i}.o") for i in range(len(sources))]
+    include = [f"-I{EMU}", f"-I{ROOT / 'csrc'}"]
+    jobs = [
+        subprocess.Popen(
+            [cxx, *flags, *include, "-c", src, "-o", obj],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for src, obj in zip(sources, objects, strict=True)
+    ]
+    logs = [job.communicate(timeout=600)[0] for job in jobs]
+    failed = [(job, log) for job, log in zip(jobs, logs, strict=True) if job.returncode != 0]
+    if failed:
+        return subprocess.CompletedProcess(jobs[0].args, failed[0][0].returncode, "", failed[0][1])
+    link = [cxx, *flags, "-shared", *objects, "-o", str(out / "libemu.so")]
+    return subprocess.run(link, capture_output=True, text=True, timeout=600)
 
 
 def _asan_runtime(cxx: str) -> str | None:

@@ -1,11 +1,12 @@
 // Host emulation of the CUDA runtime subset the kernels in csrc/*.cu use, so that their source
-// runs on a CPU (tests/test_cuda_emulation.py): every CUDA thread of a block is a std::thread,
-// __syncthreads a std::barrier (with a check that every thread of a block reached the same
-// number of them), dynamic shared memory an allocation of exactly the launch's size (so that
-// AddressSanitizer sees an overrun) filled with garbage, and launches are refused where CUDA
-// refuses them (a zero-sized grid, grid dimensions past their limits, more than 48 KiB of
-// dynamic shared memory without an opt-in). It is an emulation, not a GPU: no warps, no memory
-// model, device intrinsics behind __CUDA_ARCH__ take their host branch, tanhf is the host's.
+// runs on a CPU (tests/test_cuda_emulation.py): every CUDA thread of a block is a std::thread
+// (one pool per launch, running the blocks one after another), __syncthreads a std::barrier
+// (with a check that every thread of a block reached the same number of them), dynamic shared
+// memory an allocation of exactly the launch's size (so that AddressSanitizer sees an overrun)
+// filled with garbage, and launches are refused where CUDA refuses them (a zero-sized grid,
+// grid dimensions past their limits, more than 48 KiB of dynamic shared memory without an
+// opt-in). It is an emulation, not a GPU: no warps, no memory model, device intrinsics behind
+// __CUDA_ARCH__ take their host branch, tanhf is the host's.
 #pragma once
 #include <algorithm>
 #include <atomic>
@@ -16,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -83,32 +85,53 @@ inline void launch(dim3 grid, dim3 block, size_t smem, const std::function<void(
   }
   gridDim = grid;
   blockDim = block;
+  // One thread per CUDA thread of a block, started once per launch and run block after block:
+  // the coordinator (this thread) prepares each block (fresh garbage-filled shared memory, a
+  // fresh __syncthreads barrier) and lets the block's threads go through `start`; each thread
+  // runs the kernel body, leaves the block's barrier (arrive_and_drop: a thread that returned
+  // early must not hold the others at their __syncthreads) and meets the coordinator at `end`.
+  const unsigned n = block.x;
+  std::barrier<> start(n + 1), end(n + 1);
+  std::vector<unsigned char> shared;
+  std::unique_ptr<std::barrier<>> barrier;
+  std::vector<long> syncs(n);
+  dim3 current;
+  bool done = false;
+  std::vector<std::thread> threads;
+  for (unsigned t = 0; t < n; ++t)
+    threads.emplace_back([&, t] {
+      threadIdx = dim3(t);
+      for (;;) {
+        start.arrive_and_wait();
+        if (done) return;
+        blockIdx = current;
+        n_sync = 0;
+        body();
+        syncs[t] = n_sync;
+        barrier->arrive_and_drop();
+        end.arrive_and_wait();
+      }
+    });
   for (unsigned bz = 0; bz < grid.z; ++bz)
     for (unsigned by = 0; by < grid.y; ++by)
       for (unsigned bx = 0; bx < grid.x; ++bx) {
-        std::vector<unsigned char> shared(smem ? smem : 1, 0xCD);  // garbage, as on a GPU
+        shared = std::vector<unsigned char>(smem ? smem : 1, 0xCD);  // garbage, as on a GPU
         dynamic_shared = shared.data();
-        std::barrier<> barrier(block.x);
-        block_barrier = &barrier;
-        std::vector<long> syncs(block.x);
-        std::vector<std::thread> threads;
-        for (unsigned t = 0; t < block.x; ++t)
-          threads.emplace_back([&, t] {
-            threadIdx = dim3(t);
-            blockIdx = dim3(bx, by, bz);
-            n_sync = 0;
-            body();
-            syncs[t] = n_sync;
-            barrier.arrive_and_drop();
-          });
-        for (auto& th : threads) th.join();
-        for (unsigned t = 1; t < block.x; ++t)
+        barrier = std::make_unique<std::barrier<>>(n);
+        block_barrier = barrier.get();
+        current = dim3(bx, by, bz);
+        start.arrive_and_wait();
+        end.arrive_and_wait();
+        for (unsigned t = 1; t < n; ++t)
           if (syncs[t] != syncs[0]) {
             std::fprintf(stderr, "EMU: divergent __syncthreads in block (%u,%u,%u): %ld vs %ld\n",
                          bx, by, bz, syncs[t], syncs[0]);
             std::abort();
           }
       }
+  done = true;
+  start.arrive_and_wait();
+  for (auto& th : threads) th.join();
 }
 }  // namespace emu
 
