@@ -141,7 +141,7 @@ def _overlap_weights(ssize: int, dsize: int) -> np.ndarray:
 def exact_area(m: np.ndarray, size: int) -> np.ndarray:
     """The exact box-filter value of (N, H, W) grey frames, rounded half to even (cvRound)."""
     wy, wx = _overlap_weights(m.shape[1], size), _overlap_weights(m.shape[2], size)
-    num = np.einsum("ds,nst,et->nde", wy, m.astype(np.int64), wx)
+    num = wy @ m.astype(np.int64) @ wx.T  # (N, dsize, dsize), integers: exact
     den = int(wy[0].sum()) * int(wx[0].sum())
     q, r = np.divmod(num, den)
     return (q + ((2 * r > den) | ((2 * r == den) & (q % 2 == 1)))).astype(np.uint8)
