@@ -429,7 +429,9 @@ class PPOConfig:
     clip_coef: float = 0.1
     """Policy ratio clipping."""
     clip_vloss: bool = True
-    """Clip the value loss around the old values."""
+    """Clip the value loss around the old values, by ``clip_coef`` in the unit the learner
+    trains in: raw values for the teacher and the ``ppo`` baselines, sigma for distilled
+    training (``docs/training.md``)."""
     ent_coef: float = 0.01
     """Entropy bonus weight."""
     vf_coef: float = 0.5
@@ -437,7 +439,8 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     """Global gradient-norm clip."""
     anneal_lr: bool = True
-    """Anneal the learning rate linearly to zero."""
+    """Anneal the learning rate linearly towards zero (update u of n trains at
+    ``lr * (1 - (u - 1) / n)``, the last at ``lr / n``)."""
     norm_adv: bool = True
     """Normalise advantages per minibatch."""
     target_kl: float | None = None
