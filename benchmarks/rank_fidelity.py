@@ -94,17 +94,20 @@ def main() -> None:
         agent = extract(supernet, arch)
         agent.env_config = config_to_dict(cfg.env)  # arch.json records the env, as export's
         inherited.append(evaluate_agent(agent, cfg, args.episodes, first, "greedy").mean)
-        # kept only when fine-tuned for these steps and scored on these episodes (another
-        # --episodes would set rankings on different episode counts against each other)
+        # kept only when fine-tuned for these steps, scored on these episodes (another
+        # --episodes would set rankings on different episode counts against each other) and
+        # not gated: a validation gate that keeps the inherited weights scores them again as
+        # "fine-tuned", which pulls tau towards 1
         kept = read_json(done, "metrics") if done.is_file() else {}
         if (
             kept.get("finetune_budget") != steps
             or (kept.get("after") or {}).get("episodes") != args.episodes
+            or kept.get("finetune_validation") is not None
         ):
             save_agent(agent, folder, metrics=None, onnx=False)
             finetune_agent(
                 folder, cfg, steps=steps, teacher_dir=run.teacher_agent, progress=False,
-                eval_seed=first, eval_episodes=args.episodes,
+                eval_seed=first, eval_episodes=args.episodes, validation_episodes=0,
             )  # fmt: skip
         tuned.append(read_json(done, "metrics")["after"]["return_mean"])
         print(f"{arch}: inherited {inherited[-1]:.1f}, fine-tuned {tuned[-1]:.1f}", flush=True)

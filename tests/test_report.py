@@ -365,6 +365,9 @@ def test_report_pairs_per_episode_returns_on_shared_seeds(tmp_path: Path) -> Non
         "4 episodes)"
     ) in md
     assert "| distill | n/a | yes | yes |" in md
+    # the margin beside the point verdict is the paired interval's half-width too:
+    # 3.182446 * 1.6330 / 480 = .010827
+    assert "at normalised return 0.896 vs 0.792 (+0.104 ± 0.011 paired)" in md
     assert "`ppo_x1`: **not dominated**" in md and "paired: undecided: its metrics.json" in md
     assert (
         "The front dominates 1 of 2 baselines on point estimates, 1 of 1 decided at the "

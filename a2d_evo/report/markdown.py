@@ -41,6 +41,7 @@ from a2d_evo.formats import (
     best_paired,
     ci95,
     count_text,
+    paired_lower95,
     tell_apart,
     weak_teacher_caution,
 )
@@ -370,11 +371,25 @@ def paired_dominance(
 
 
 def _margin(front: Row, baseline: Row, span: float | None) -> str:
-    """``a vs b (diff +- 95%)`` in normalised return."""
+    """``a vs b (diff +- 95%)`` in normalised return: the half-width of the paired interval
+    (marked ``paired``) where both rows keep per-episode returns on the same seeds, else one
+    from the two rows' own intervals, which ignores what the shared seeds have in common."""
     a, b = front.normalised_return or 0.0, baseline.normalised_return or 0.0
     text = f"{a:.3f} vs {b:.3f} ({a - b:+.3f}"
+    if not span:
+        return text + ")"
+    if (
+        front.episode_returns is not None
+        and baseline.episode_returns is not None
+        and front.seeds is not None
+        and front.seeds == baseline.seeds
+    ):
+        d = (np.asarray(front.episode_returns) - np.asarray(baseline.episode_returns)) / span
+        lower = paired_lower95(d, np.zeros_like(d))
+        if lower is not None:
+            return text + f" ± {float(d.mean()) - lower:.3f} paired)"
     ca, cb = front.ci95, baseline.ci95
-    if span and ca is not None and cb is not None:
+    if ca is not None and cb is not None:
         text += f" ± {math.hypot(ca, cb) / abs(span):.3f}"
     return text + ")"
 
@@ -862,8 +877,10 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
             "",
             f"Compared with the {which}. A baseline is dominated when a member has at most its "
             "FLOPs and at least its normalised return, strictly better in one. The verdicts "
-            "compare point estimates; the margins are front − baseline ± the 95% interval of "
-            "the difference. The paired verdict is issue [J]'s non-inferiority rule: some "
+            "compare point estimates; the margins are front − baseline ± the 95% half-width of "
+            "the difference: paired on the same seeds where marked so, else from the two rows' "
+            "own intervals (usually wider: it ignores what the shared seeds have in common). The "
+            "paired verdict is issue [J]'s non-inferiority rule: some "
             "member with at most the baseline's FLOPs whose per-episode difference in "
             "normalised return, on the same seeds, has a 95% lower bound above "
             f"-{NONINFERIORITY_MARGIN:g}. Each baseline's env steps are those its training "
