@@ -41,7 +41,8 @@ def eval_agent_folder(
     """Evaluate ``folder`` on fresh seeds, write ``eval.json``, return a printable summary.
 
     The normalised return uses R_random and, when a teacher folder is found (``teacher_dir``
-    or the run's ``teacher/agent``), R_teacher measured on the same seeds. A folder that
+    or the run's ``teacher/agent``), R_teacher measured on the same seeds in the same ``mode``
+    (a sampling agent against a sampling teacher: not the front's greedy scale). A folder that
     cannot be written (a read-only mount, another user's) is scored all the same: no
     ``eval.json``, and the summary says so.
     """
