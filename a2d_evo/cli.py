@@ -551,7 +551,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="file format (default: auto)",
     )
     _new_run(p, resume=False)
-    _common(p)
+    _common(p, quiet_help=NO_BAR)
     p.set_defaults(handler=cmd_import_teacher)
 
     p = sub.add_parser(
