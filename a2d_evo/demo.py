@@ -18,6 +18,7 @@ import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from a2d_evo.config import Config, replace
 from a2d_evo.errors import RunFolderError
@@ -87,6 +88,23 @@ def _timed(name: str, stage: Callable[[bool], object], resume: bool) -> None:
     print(f"[demo] {name}: done in {time.perf_counter() - t0:.0f} s")
 
 
+def one_member_note(delivered: dict[str, Any]) -> str:
+    """What a delivered front of one member means in the demo, which delivers every front
+    member (``export --pick all``); "" for two or more members."""
+    if len(delivered["members"]) != 1:
+        return ""
+    n = len(delivered["exported"])
+    return (
+        f"One delivered member of {n} fine-tuned: the cheapest played at least as well as "
+        f"{'the other' if n == 2 else 'every other one'} on the episodes that chose the "
+        "delivery, so on this seed the smaller networks lost no return and the front has no "
+        "trade-off to show (how often that happens: BENCHMARKS.md, Demos; another --seed may "
+        "show one)."
+        if n > 1
+        else "One delivered member: the search's front held one network."
+    )
+
+
 def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool = True) -> Path:
     """Run every stage of the pipeline; returns ``RUN_DIR/report/report.md``."""
     # Only checked here: each stage binds the run once its own checks (env, device) passed,
@@ -146,8 +164,11 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
     report = write_report(run.load_config(), run)  # as `a2d-evo report RUN_DIR` writes it
     print(f"[demo] export + report: done in {time.perf_counter() - t0:.0f} s")
 
+    delivered = read_delivered(run.agents / "delivered.json")
     print()
-    print(delivered_table(read_delivered(run.agents / "delivered.json")))
+    print(delivered_table(delivered))
+    if note := one_member_note(delivered):
+        print(f"\n{note}")
     print()
     print(f"agents:      {run.agents}")
     print(f"pareto plot: {run.report / 'pareto.png'}")

@@ -253,3 +253,21 @@ def test_demo_resume_honours_changed_settings_or_refuses_them(
     (run / "supernet" / "weights.pt").unlink()
     assert main(argv) == 2
     assert "and the supernet stage was built on it" in capsys.readouterr().err
+
+
+def test_the_demo_explains_a_delivered_front_of_one_member() -> None:
+    """One delivered member out of several fine-tuned is the cheapest one beating the rest:
+    the demo says so (and points at another seed); two members or more need no note."""
+    from a2d_evo.demo import one_member_note
+
+    row = {"agent": "front_00"}
+    three = {"members": ["front_00"], "exported": [row, {"agent": "b"}, {"agent": "c"}]}
+    assert one_member_note(three).startswith(
+        "One delivered member of 3 fine-tuned: the cheapest played at least as well as every "
+        "other one on the episodes that chose the delivery"
+    )
+    assert "the other on" in one_member_note({**three, "exported": [row, {"agent": "b"}]})
+    assert one_member_note({**three, "exported": [row]}) == (
+        "One delivered member: the search's front held one network."
+    )
+    assert one_member_note({**three, "members": ["front_00", "b"]}) == ""
