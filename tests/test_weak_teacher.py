@@ -197,3 +197,47 @@ def test_the_report_cautions_when_the_front_seeds_lead_is_noise(tmp_path: Path) 
         ), md
         if cautioned:
             assert "95% lower bound -3 <= 0" in md
+
+
+# ------------------------------------------------ a teacher below the task's solved threshold
+def test_solved_threshold_is_gymnasiums_for_the_task_as_registered() -> None:
+    """The registered reward threshold, and None where the config plays another task: env
+    kwargs, a step cap below the registered one, ids without a threshold (MinAtar, ALE)."""
+    from a2d_evo.config import EnvConfig
+    from a2d_evo.envs import solved_threshold
+
+    assert solved_threshold(EnvConfig(id="CartPole-v1")) == 475.0
+    assert solved_threshold(EnvConfig(id="Acrobot-v1")) == -100.0
+    assert solved_threshold(EnvConfig(id="CartPole-v1", max_episode_steps=500)) == 475.0
+    assert solved_threshold(EnvConfig(id="CartPole-v1", max_episode_steps=200)) is None
+    assert solved_threshold(EnvConfig(id="CartPole-v0")) == 195.0
+    assert solved_threshold(EnvConfig(id="LunarLander-v3", kwargs={"enable_wind": True})) is None
+    assert solved_threshold(EnvConfig(id="LunarLander-v3")) == 200.0
+    assert solved_threshold(EnvConfig(id="Pendulum-v1")) is None  # registered without one
+    assert solved_threshold(EnvConfig(id="ALE/Pong-v5")) is None
+
+
+@pytest.mark.parametrize(("returns", "said"), [([300.0, 310.0, 320.0], True), ([500.0] * 3, False)])
+def test_a_teacher_below_the_solved_threshold_is_said_and_recorded(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    returns: list[float],
+    said: bool,
+) -> None:
+    """CartPole-v1's threshold is 475: a teacher at 310 is kept (it beats random) with a line
+    saying students are measured against it and may score above 1; one at 500 gets none."""
+    monkeypatch.setattr(teacher_folder, "evaluate_agent", lambda *a, **k: _result(returns))
+    rand = [20.0, 25.0, 22.0]
+    monkeypatch.setattr(teacher_folder, "random_policy_return", lambda *a, **k: _result(rand))
+    cfg = config_from_dict({"env": {"id": "CartPole-v1"}, "teacher": {"eval_episodes": 3}})
+    capsys.readouterr()
+    folder = teacher_folder.save_teacher(_balancer(1.0), cfg, tmp_path / "teacher", {})
+    err = capsys.readouterr().err
+    expected = (
+        "teacher: its greedy return 310.00 is below the reward threshold 475 gymnasium "
+        "registers for CartPole-v1: every normalised return is relative to this teacher"
+    )
+    assert (expected in err) == said, err
+    assert ("reward threshold" in err) == said, err
+    assert json.loads((folder / "metrics.json").read_text())["env_reward_threshold"] == 475.0

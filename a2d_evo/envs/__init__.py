@@ -5,7 +5,7 @@ gives its observation shape, dtype and action count; :mod:`a2d_evo.envs.vector` 
 contract (:class:`VecEnv`, :class:`StepResult`) that every backend implements.
 """
 
-from a2d_evo.envs.factory import check_episode_bound, env_spec, make_vec_env
+from a2d_evo.envs.factory import check_episode_bound, env_spec, make_vec_env, solved_threshold
 from a2d_evo.envs.vector import EnvSpec, StepResult, SyncVecEnv, VecEnv, seed_list
 
 __all__ = [
@@ -17,4 +17,5 @@ __all__ = [
     "env_spec",
     "make_vec_env",
     "seed_list",
+    "solved_threshold",
 ]

@@ -104,6 +104,26 @@ def registered_limit(env_id: str) -> int | None:
         return None
 
 
+def solved_threshold(cfg: EnvConfig) -> float | None:
+    """The reward threshold gymnasium registered for ``cfg``'s id (LunarLander-v3: 200), where
+    ``cfg`` plays the task as registered: None for an id without one (ALE, MinAtar), an
+    unregistered id, ``env.kwargs`` (another task) or a step cap below the registered one."""
+    import gymnasium as gym  # here: reading a config or a run folder never loads gymnasium
+
+    if cfg.atari or cfg.kwargs:
+        return None
+    prepare_env(cfg)
+    try:
+        spec = gym.spec(cfg.id)
+    except gym.error.Error:
+        return None
+    limit = spec.max_episode_steps
+    if cfg.max_episode_steps is not None and (limit is None or cfg.max_episode_steps < limit):
+        return None
+    threshold = spec.reward_threshold
+    return float(threshold) if threshold is not None else None
+
+
 def check_episode_bound(cfg: EnvConfig) -> None:
     """ConfigError unless episodes of ``cfg``'s env end within a known number of steps: ALE
     ids have v5's frame limit, other ids a registered limit or ``env.max_episode_steps``

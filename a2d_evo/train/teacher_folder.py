@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from a2d_evo.config import Config
+from a2d_evo.envs import solved_threshold
 from a2d_evo.errors import ArchError, ConfigError, TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import teacher_eval_seed
@@ -92,6 +93,14 @@ def save_teacher(agent: Agent, cfg: Config, folder: Path, extra: Mapping[str, An
     caution = weak_teacher_caution(margin)
     if caution is not None:  # refused only at or below random (above); this one is noise-thin
         write(f"teacher: {caution}")
+    threshold = solved_threshold(cfg.env)
+    if threshold is not None and result.mean < threshold:  # kept: it beats random
+        write(
+            f"teacher: its greedy return {result.mean:.2f} is below the reward threshold "
+            f"{threshold:g} gymnasium registers for {cfg.env.id}: every normalised return is "
+            "relative to this teacher, so students may score above 1; a larger "
+            "teacher.total_steps or another --seed may give a stronger teacher"
+        )
     metrics = make_metrics(
         agent,
         env_id=cfg.env.id,
@@ -105,6 +114,7 @@ def save_teacher(agent: Agent, cfg: Config, folder: Path, extra: Mapping[str, An
             "random_return_std": rand.std,
             "teacher_return_mean": result.mean,
             "teacher_margin_lower95": margin,
+            "env_reward_threshold": threshold,
             **extra,
         },
     )
