@@ -241,3 +241,24 @@ def test_a_teacher_below_the_solved_threshold_is_said_and_recorded(
     assert (expected in err) == said, err
     assert ("reward threshold" in err) == said, err
     assert json.loads((folder / "metrics.json").read_text())["env_reward_threshold"] == 475.0
+
+
+def test_the_report_notes_a_teacher_below_the_solved_threshold(tmp_path: Path) -> None:
+    """The report says when its teacher scored below the recorded threshold (the fixture's
+    teacher returns 500 over 17 episodes), and says nothing at or above it or without one."""
+    for threshold, noted in ((600.0, True), (500.0, False), (None, False)):
+        run = make_report_run(tmp_path / f"run{threshold}")
+        path = run.teacher_agent / "metrics.json"
+        metrics = json.loads(path.read_text())
+        assert metrics["return_mean"] == 500.0 and metrics["episodes"] == 17
+        if threshold is not None:
+            metrics["env_reward_threshold"] = threshold
+        write_json(path, metrics)
+        md = write_report(run.load_config(), run).read_text()
+        note = (
+            "**Note:** the teacher's greedy return on its own 17 episodes (500.00) is below the "
+            "reward threshold 600 gymnasium registers for CartPole-v1: every normalised return "
+            "here is relative to this teacher, so members may score above 1."
+        )
+        assert (note in md) == noted, md
+        assert ("reward threshold" in md) == noted

@@ -370,6 +370,21 @@ def paired_dominance(
     return False, text
 
 
+def _below_threshold(teacher: Row | None, env_id: str) -> list[str]:
+    """A note (and a blank line) when the teacher scored below the reward threshold gymnasium
+    registers for the task (its ``metrics.json``'s ``env_reward_threshold``); else none."""
+    threshold = _num(teacher.extra.get("env_reward_threshold")) if teacher else None
+    if teacher is None or threshold is None or teacher.return_mean >= threshold:
+        return []
+    return [
+        f"**Note:** the teacher's greedy return on its own {teacher.episodes} episodes "
+        f"({teacher.return_mean:.2f}) is below the reward threshold {threshold:g} gymnasium "
+        f"registers for {env_id}: every normalised return here is relative to this teacher, "
+        "so members may score above 1.",
+        "",
+    ]
+
+
 def _margin(front: Row, baseline: Row, span: float | None) -> str:
     """``a vs b (diff +- 95%)`` in normalised return: the half-width of the paired interval
     (marked ``paired``) where both rows keep per-episode returns on the same seeds, else one
@@ -809,6 +824,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
     caution = weak_teacher_caution(n.margin_lower95)
     if caution is not None:
         md += [f"**Caution:** {caution[0].upper()}{caution[1:]}.", ""]
+    md += _below_threshold(data.teacher, cfg.env.id)
 
     md += ["## Exported agents", ""]
     if data.agents:

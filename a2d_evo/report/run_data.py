@@ -111,7 +111,14 @@ def row_from_metrics(
         extra={
             k: v
             for k, v in metrics.items()
-            if k in ("method", "width_multiplier", "front_index", "search_return_mean")
+            if k
+            in (
+                "method",
+                "width_multiplier",
+                "front_index",
+                "search_return_mean",
+                "env_reward_threshold",
+            )
         },
         **_episodes(metrics),
     )
