@@ -94,28 +94,31 @@ def _sync(envs: list[Any], **kwargs: Any) -> SyncVecEnv:
         raise
 
 
-def registered_limit(env_id: str) -> int | None:
-    """The episode limit gymnasium registered for ``env_id`` (None: none, or not registered)."""
+def _registered(env_id: str) -> Any:
+    """gymnasium's ``EnvSpec`` of ``env_id``, None when it is not registered."""
     import gymnasium as gym  # here: reading a config or a run folder never loads gymnasium
 
     try:
-        return gym.spec(env_id).max_episode_steps
+        return gym.spec(env_id)
     except gym.error.Error:
         return None
+
+
+def registered_limit(env_id: str) -> int | None:
+    """The episode limit gymnasium registered for ``env_id`` (None: none, or not registered)."""
+    spec = _registered(env_id)
+    return None if spec is None else spec.max_episode_steps
 
 
 def solved_threshold(cfg: EnvConfig) -> float | None:
     """The reward threshold gymnasium registered for ``cfg``'s id (LunarLander-v3: 200), where
     ``cfg`` plays the task as registered: None for an id without one (ALE, MinAtar), an
     unregistered id, ``env.kwargs`` (another task) or a step cap below the registered one."""
-    import gymnasium as gym  # here: reading a config or a run folder never loads gymnasium
-
     if cfg.atari or cfg.kwargs:
         return None
     prepare_env(cfg)
-    try:
-        spec = gym.spec(cfg.id)
-    except gym.error.Error:
+    spec = _registered(cfg.id)
+    if spec is None:
         return None
     limit = spec.max_episode_steps
     if cfg.max_episode_steps is not None and (limit is None or cfg.max_episode_steps < limit):

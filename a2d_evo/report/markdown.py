@@ -349,11 +349,7 @@ def paired_dominance(
     if not cheaper:
         return False, "no front member uses at most its FLOPs"
     b = np.asarray(baseline.episode_returns) / span
-    found, unpaired = best_paired(b, [
-        (f, None if f.episode_returns is None or f.seeds != baseline.seeds
-         else np.asarray(f.episode_returns) / span)
-        for f in cheaper
-    ])  # fmt: skip
+    found, unpaired = best_paired(b, [(f, _paired_episodes(f, baseline, span)) for f in cheaper])
     if found is None:
         return None, "undecided: no front member at most its FLOPs played the same seeds"
     best, lower, diff = found
@@ -368,6 +364,14 @@ def paired_dominance(
         labels = ", ".join(f"#{f.label}" for f in unpaired)
         return None, f"undecided: {text}; {labels} played other seeds and could not be paired"
     return False, text
+
+
+def _paired_episodes(row: Row, other: Row, span: float) -> np.ndarray | None:
+    """``row``'s per-episode returns over ``span`` where they pair with ``other``'s (the same
+    seeds, in order); None where ``row`` keeps none or played other seeds."""
+    if row.episode_returns is None or row.seeds != other.seeds:
+        return None
+    return np.asarray(row.episode_returns) / span
 
 
 def _below_threshold(teacher: Row | None, env_id: str) -> list[str]:
@@ -393,16 +397,11 @@ def _margin(front: Row, baseline: Row, span: float | None) -> str:
     text = f"{a:.3f} vs {b:.3f} ({a - b:+.3f}"
     if not span:
         return text + ")"
-    if (
-        front.episode_returns is not None
-        and baseline.episode_returns is not None
-        and front.seeds is not None
-        and front.seeds == baseline.seeds
-    ):
-        d = (np.asarray(front.episode_returns) - np.asarray(baseline.episode_returns)) / span
-        lower = paired_lower95(d, np.zeros_like(d))
+    ours, theirs = _paired_episodes(front, baseline, span), _paired_episodes(baseline, front, span)
+    if ours is not None and theirs is not None:
+        lower = paired_lower95(ours, theirs)
         if lower is not None:
-            return text + f" ± {float(d.mean()) - lower:.3f} paired)"
+            return text + f" ± {float((ours - theirs).mean()) - lower:.3f} paired)"
     ca, cb = front.ci95, baseline.ci95
     if ca is not None and cb is not None:
         text += f" ± {math.hypot(ca, cb) / abs(span):.3f}"
