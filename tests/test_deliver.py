@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 
 from a2d_evo.config import config_from_dict
+from a2d_evo.errors import TrainingError
+from a2d_evo.evaluation.seeds import final_seeds
 from a2d_evo.formats import validated
 from a2d_evo.report.deliver import write_delivered
 from a2d_evo.runfolder import RunFolder
@@ -114,7 +116,6 @@ def test_an_interrupted_export_fine_tunes_only_the_members_not_yet_done(
     done, another budget, scored on seeds of its own (a standalone `a2d-evo finetune`, which
     export adopted, reporting its figures as the final seeds'), other settings (an export
     with another distill.alpha kept members fine-tuned with the first)."""
-    from a2d_evo.evaluation.seeds import final_seeds
     from a2d_evo.report import deliver
     from a2d_evo.train.finetune import finetune_recipe
 
@@ -255,7 +256,6 @@ def test_the_report_states_the_supernet_budget_the_delivered_members_had(tmp_pat
 def test_a_member_fine_tuned_under_another_validation_is_fine_tuned_again() -> None:
     """An export resumed with another finetune.validation_episodes does not keep members
     gated under the old count, or never gated (comparing the counts passed every test)."""
-    from a2d_evo.evaluation.seeds import final_seeds
     from a2d_evo.report.deliver import fine_tuned
     from a2d_evo.train.finetune import finetune_recipe
 
@@ -268,3 +268,113 @@ def test_a_member_fine_tuned_under_another_validation_is_fine_tuned_again() -> N
     assert fine_tuned(done, cfg)
     assert not fine_tuned({**done, "finetune_validation": {**gate, "episodes": 2}}, cfg)
     assert not fine_tuned({**done, "finetune_validation": None}, cfg)
+
+
+def test_export_plays_the_final_seeds_once_per_member_and_takes_the_front_s_figures(
+    finished: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """The search's final re-scoring already played the inherited weights, the teacher and the
+    random policy on the final seeds: export takes those figures (``before``, R_teacher,
+    R_random) and plays the final seeds once per member, for the fine-tuned weights, besides
+    each member's validation episodes. The front's references are what a fresh measurement
+    gives (the same seeds, the same teacher). The ONNX exporter (seconds per call) runs once
+    per member, on the weights that ship."""
+    import shutil
+
+    import torch
+
+    from a2d_evo.evaluation import episodes
+    from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
+    from a2d_evo.nets import agent_folder
+    from a2d_evo.nets.agent_folder import load_agent, onnx_bytes
+    from a2d_evo.report.pick import export_front
+    from a2d_evo.train import finetune
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    cfg = run.load_config()
+    seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
+    data = json.loads((run.search / "front.json").read_text())
+    played: list[tuple[str, int, int]] = []
+
+    def recorded(name: str, play: Any) -> Any:
+        def wrapper(*args: Any, **kw: Any) -> Any:
+            seed, episodes_ = (args[2], args[1]) if name == "random" else (args[3], args[2])
+            played.append((name, seed, episodes_))
+            return play(*args, **kw)
+
+        return wrapper
+
+    monkeypatch.setattr(episodes, "evaluate_agent", recorded("agent", evaluate_agent))
+    monkeypatch.setattr(finetune, "evaluate_agent", recorded("agent", evaluate_agent))
+    monkeypatch.setattr(episodes, "random_policy_return", recorded("random", random_policy_return))
+    onnx_of: list[Any] = []  # ...and writes each member's ONNX file once, of the shipped weights
+
+    def onnx(agent: Any) -> bytes:
+        onnx_of.append({k: v.clone() for k, v in agent.state_dict().items()})
+        return onnx_bytes(agent)
+
+    monkeypatch.setattr(agent_folder, "onnx_bytes", onnx)
+    folders = export_front(cfg, run, finetune_steps=64, progress=False)
+    monkeypatch.undo()
+    assert len(onnx_of) == len(folders) and all((f / "policy.onnx").is_file() for f in folders)
+    for state, folder in zip(onnx_of, folders, strict=True):
+        shipped = torch.load(folder / "policy.pt", weights_only=True)
+        assert all(torch.equal(state[k], shipped[k]) for k in shipped)
+
+    on_final = [p for p in played if p[1] == seeds[0]]
+    assert on_final == [("agent", seeds[0], len(seeds))] * len(folders)
+    assert len(played) == 3 * len(folders)  # + validation before and after
+    norm = data["normalisation"]
+    for folder, entry in zip(folders, data["front"], strict=True):
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["before"]["return_mean"] == entry["return_mean"]
+        assert metrics["before"]["seeds"] == seeds
+        assert metrics["random_return_mean"] == norm["r_random"]
+        assert metrics["teacher_return_mean"] == norm["r_teacher"]
+    # the figures taken are the ones a fresh measurement gives
+    teacher = load_agent(run.teacher_agent)
+    assert evaluate_agent(teacher, cfg, len(seeds), seeds[0]).mean == norm["r_teacher"]
+    assert random_policy_return(cfg, len(seeds), seeds[0]).mean == norm["r_random"]
+
+
+def test_the_front_s_figures_are_taken_only_when_they_are_of_the_same_play(
+    tmp_path: Path,
+) -> None:
+    """References: only the teacher the fine-tune distils from, greedy, on this config's
+    final seeds; a member's ``before``: only a member extracted from the front and never
+    fine-tuned, with its per-episode returns on exactly these seeds. Anything else is
+    played again; a ``before`` on other seeds is refused by the fine-tune itself."""
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import save_agent
+    from a2d_evo.nets.space import MLPArch
+    from a2d_evo.report.deliver import front_figure, front_references
+    from a2d_evo.train.finetune import finetune_agent
+
+    cfg = config_from_dict({})
+    seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
+    norm = {"r_random": 20.0, "r_teacher": 400.0, "seeds": seeds, "eval_mode": "greedy"}
+    refs = front_references({"normalisation": norm}, cfg, same_teacher=True)
+    assert refs is not None and (refs.r_random, refs.r_teacher) == (20.0, 400.0)
+    assert front_references({"normalisation": norm}, cfg, same_teacher=False) is None
+    for bad in ({"seeds": seeds[1:]}, {"eval_mode": "sample"}, {"r_teacher": None}):
+        assert front_references({"normalisation": {**norm, **bad}}, cfg, True) is None
+    assert front_references({}, cfg, True) is None
+
+    returns = [float(i) for i in range(len(seeds))]
+    entry = {"source": "front", "eval_mode": "greedy", "seeds": seeds, "episode_returns": returns}
+    result = front_figure(entry, seeds)
+    assert result is not None and result.mean == sum(returns) / len(returns)
+    assert result.seeds == seeds
+    for bad in ({"finetune_budget": 64}, {"source": "baseline"}, {"seeds": seeds[::-1]},
+                {"episode_returns": returns[1:]}, {"eval_mode": "sample"}):  # fmt: skip
+        assert front_figure({**entry, **bad}, seeds) is None, bad
+
+    env = {"id": cfg.env.id}
+    folder = save_agent(Agent(MLPArch((8,)), (4,), 2, env), tmp_path / "agent", onnx=False)
+    teacher = save_agent(Agent(MLPArch((8,)), (4,), 2, env), tmp_path / "teacher", onnx=False)
+    other = front_figure({**entry, "seeds": [s + 1 for s in seeds]}, [s + 1 for s in seeds])
+    with pytest.raises(TrainingError, match="not the 30 scoring seeds"):
+        finetune_agent(folder, cfg, steps=64, teacher_dir=teacher, progress=False,
+                       eval_seed=seeds[0], eval_episodes=len(seeds), before=other)  # fmt: skip

@@ -8,7 +8,7 @@ The stage's map, in the order the pipeline uses it:
   :func:`teacher_eval_seed`, :func:`finetune_eval_seed`, :func:`fresh_eval_seed`);
 * :mod:`~a2d_evo.evaluation.episodes` -- the episode loop (:func:`play_episodes`) and one
   agent's returns (:func:`evaluate_agent`, :func:`random_policy_return`,
-  :func:`score_against_references`), as :class:`EvalResult`;
+  :func:`score_against_references`, against :class:`ReferenceReturns`), as :class:`EvalResult`;
 * :mod:`~a2d_evo.evaluation.population` -- a whole population of subnets in one vector env
   with one batched forward per step (:class:`PopulationEvaluator`,
   :func:`evaluate_population`): what the search calls every generation;
@@ -19,6 +19,7 @@ The stage's map, in the order the pipeline uses it:
 from a2d_evo.evaluation.episodes import (
     EvalResult,
     EvalTiming,
+    ReferenceReturns,
     evaluate_agent,
     play_episodes,
     random_policy_return,
@@ -32,6 +33,7 @@ __all__ = [
     "EvalResult",
     "EvalTiming",
     "PopulationEvaluator",
+    "ReferenceReturns",
     "eval_agent_folder",
     "evaluate_agent",
     "evaluate_population",

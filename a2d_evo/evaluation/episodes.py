@@ -229,6 +229,13 @@ def random_policy_return(
     return _in_waves(cfg, episodes, seed, act, max_episode_steps, None)
 
 
+class ReferenceReturns(NamedTuple):
+    """R_random and R_teacher (greedy mean returns) measured on one set of seeds."""
+
+    r_random: float
+    r_teacher: float
+
+
 def score_against_references(
     agent: nn.Module,
     teacher: nn.Module,
@@ -236,13 +243,20 @@ def score_against_references(
     episodes: int,
     seed: int,
     extra: dict[str, Any] | None = None,
+    references: ReferenceReturns | None = None,
 ) -> tuple[EvalResult, dict[str, Any]]:
     """Greedy returns of ``agent`` on seeds ``seed, seed+1, ...`` and its ``metrics.json``
     dict, normalised by R_teacher and R_random measured on those same seeds (both also kept
-    as ``teacher_return_mean`` and ``random_return_mean``)."""
+    as ``teacher_return_mean`` and ``random_return_mean``). ``references``: the two already
+    measured on exactly these seeds, with this teacher, by the caller (an export takes its
+    front's: the same for every member); None plays them here."""
     result = evaluate_agent(agent, cfg, episodes, seed, "greedy")
-    r_teacher = evaluate_agent(teacher, cfg, episodes, seed, "greedy").mean
-    r_random = random_policy_return(cfg, episodes, seed).mean
+    if references is None:
+        references = ReferenceReturns(
+            random_policy_return(cfg, episodes, seed).mean,
+            evaluate_agent(teacher, cfg, episodes, seed, "greedy").mean,
+        )
+    r_random, r_teacher = references
     try:  # a teacher at or below random makes every normalised return meaningless
         check_teacher_beats_random(r_random, r_teacher)
     except ValueError as exc:

@@ -24,6 +24,12 @@ Agent by agent: a member whose ``metrics.json`` already records this fine-tune (
 validation, settings, the final seeds: :func:`fine_tuned`) is not trained again, so an
 interrupted ``export`` continues where it stopped.
 ``finetune.steps: 0`` delivers the inherited weights, and says so.
+
+Nothing is played twice: the "before" figure of a member is the search's final re-scoring of
+the same inherited weights on the same seeds (``front.json``), and R_random and R_teacher are
+the front's normalisation, measured once on those seeds with the same teacher
+(:func:`front_references`); each fine-tune plays its validation episodes and the fine-tuned
+weights' final seeds only.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config
+from a2d_evo.evaluation.episodes import EvalResult, ReferenceReturns, make_result
 from a2d_evo.evaluation.seeds import final_seeds
 from a2d_evo.files import read_json, write_json
 from a2d_evo.formats import (
@@ -76,11 +83,51 @@ def fine_tuned(metrics: dict[str, Any], cfg: Config) -> bool:
     )
 
 
+def front_references(
+    data: dict[str, Any], cfg: Config, same_teacher: bool
+) -> ReferenceReturns | None:
+    """R_random and R_teacher of a front's normalisation (``data``: its ``front.json``), when
+    they were played greedily on this config's final seeds with the teacher the fine-tunes
+    distil from (``same_teacher``); None otherwise, and each fine-tune measures its own."""
+    norm = data.get("normalisation")
+    if not same_teacher or not isinstance(norm, dict) or norm.get("eval_mode") != "greedy":
+        return None
+    if norm.get("seeds") != final_seeds(cfg.seed, cfg.search.final_episodes):
+        return None
+    r_random, r_teacher = norm.get("r_random"), norm.get("r_teacher")
+    if not isinstance(r_random, (int, float)) or not isinstance(r_teacher, (int, float)):
+        return None
+    return ReferenceReturns(float(r_random), float(r_teacher))
+
+
+def front_figure(metrics: dict[str, Any], seeds: list[int]) -> EvalResult | None:
+    """The greedy result on ``seeds`` that a member extracted from the front carries (the
+    search's final re-scoring of the same inherited weights); None for a folder fine-tuned
+    since, or one without its per-episode returns on exactly these seeds."""
+    returns = metrics.get("episode_returns")
+    if (
+        metrics.get("source") != "front"
+        or "finetune_budget" in metrics
+        or metrics.get("eval_mode") != "greedy"
+        or metrics.get("seeds") != seeds
+        or not isinstance(returns, list)
+        or len(returns) != len(seeds)
+    ):
+        return None
+    return make_result(returns, seeds)
+
+
 def finetune_members(
-    cfg: Config, run: RunFolder, folders: Sequence[Path], progress: bool = True
+    cfg: Config,
+    run: RunFolder,
+    folders: Sequence[Path],
+    progress: bool = True,
+    references: ReferenceReturns | None = None,
 ) -> list[dict[str, Any]]:
     """Fine-tune every exported member in ``folders`` for ``cfg.finetune.steps`` (unless its
-    ``metrics.json`` records that fine-tune already); one summary row per member."""
+    ``metrics.json`` records that fine-tune already); one summary row per member.
+    ``references``: the front's R_random and R_teacher on the final seeds
+    (:func:`front_references`; None: each fine-tune plays them)."""
     steps, val_episodes = cfg.finetune.steps, cfg.finetune.validation_episodes
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
     if steps == 0 and progress:
@@ -94,6 +141,7 @@ def finetune_members(
             metrics = finetune_agent(
                 folder, cfg, steps=steps, teacher_dir=run.teacher_agent, progress=progress,
                 eval_seed=seeds[0], eval_episodes=len(seeds), validation_episodes=val_episodes,
+                before=front_figure(metrics, seeds), references=references,
             )["metrics"]  # fmt: skip
             if progress and val_episodes:
                 val = metrics["finetune_validation"]

@@ -302,7 +302,7 @@ def export_front(
     from a2d_evo.evaluation.seeds import check_scoring_seeds
     from a2d_evo.nets.agent_folder import ONNX_SKIPPED_NOTE, onnx_available
     from a2d_evo.nets.supernet import load_supernet
-    from a2d_evo.report.deliver import finetune_members, write_delivered
+    from a2d_evo.report.deliver import finetune_members, front_references, write_delivered
 
     if finetune_steps is not None:
         cfg = replace(cfg, finetune=replace(cfg.finetune, steps=finetune_steps))
@@ -384,7 +384,12 @@ def export_front(
         # weights that are gone (an interrupted export would have left it, reported as current)
         replaced = [folder.name for folder, extracted in exported if extracted]
         _drop_stale_delivery(run, replaced, sources["front"], progress, delivers=pick == "all")
-        rows = finetune_members(cfg, run, folders, progress)
+        # the front's R_random and R_teacher: its teacher's when the search recorded which
+        same_teacher = (
+            sources["teacher"] is not None and searched.get("teacher") == sources["teacher"]
+        )
+        references = front_references(data, cfg, same_teacher)
+        rows = finetune_members(cfg, run, folders, progress, references)
         if pick == "all":
             write_delivered(cfg, run, rows, sources["front"], chosen_on, progress, command)
     return folders
@@ -495,7 +500,8 @@ def _export_member(
     metrics["export_command"] = command
     if chosen_on is not None:
         metrics["chosen_on"] = chosen_on
-    folder = save_agent(agent, target, metrics=metrics)
+    # a fine-tune saves the weights that ship, with their ONNX file: none for these before it
+    folder = save_agent(agent, target, metrics=metrics, onnx=False if cfg.finetune.steps else None)
     if progress:
         print(
             f"exported {name}: {arch}  FLOPs {entry['flops']:,}  return "

@@ -24,6 +24,7 @@ from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.episodes import (
     EvalResult,
+    ReferenceReturns,
     evaluate_agent,
     resolve_device,
     score_against_references,
@@ -53,6 +54,8 @@ def finetune_agent(
     eval_seed: int | None = None,
     eval_episodes: int | None = None,
     validation_episodes: int | None = None,
+    before: EvalResult | None = None,
+    references: ReferenceReturns | None = None,
 ) -> dict[str, Any]:
     """Continue training an agent folder with PPO + distillation for ``steps`` env steps.
 
@@ -66,6 +69,11 @@ def finetune_agent(
     weights on :func:`~a2d_evo.evaluation.seeds.validation_seed` episodes (module docstring);
     ``None`` (the default) takes ``cfg.finetune.validation_episodes``, as the command and the
     export do, and 0 turns the gate off.
+
+    Figures the caller already holds on exactly the scoring seeds are not played again (an
+    export passes its front's, measured by the search's final re-scoring): ``before``, the
+    folder's current weights' greedy result; ``references``, R_random and R_teacher of the
+    teacher it distils from. None (the default) plays them here.
     """
     if steps < 1:
         raise TrainingError(f"finetune: steps must be >= 1, got {steps}")
@@ -97,7 +105,14 @@ def finetune_agent(
         validation_episodes = cfg.finetune.validation_episodes
     episodes = cfg.eval.episodes if eval_episodes is None else eval_episodes
     seed = finetune_eval_seed(cfg.seed) if eval_seed is None else eval_seed
-    before = evaluate_agent(agent, cfg, episodes, seed, "greedy")
+    if before is None:
+        before = evaluate_agent(agent, cfg, episodes, seed, "greedy")
+    elif before.seeds != list(range(seed, seed + episodes)):
+        raise TrainingError(
+            f"finetune: the given before figure is on {before.episodes} seeds from "
+            f"{before.seeds[0] if before.seeds else None}, not the {episodes} scoring seeds from "
+            f"{seed}"
+        )
     vseed = validation_seed(cfg.seed)
     val_before = (
         evaluate_agent(agent, cfg, validation_episodes, vseed, "greedy")
@@ -144,7 +159,9 @@ def finetune_agent(
             # first one's weights, not inherited ones (formats.kept_weights reads it)
             "started_from": kept_weights(old) if old else KEPT_INHERITED,
         }  # fmt: skip
-    after, metrics = score_against_references(agent, teacher, cfg, episodes, seed)
+    after, metrics = score_against_references(
+        agent, teacher, cfg, episodes, seed, references=references
+    )
 
     def summary(res: Any) -> dict[str, Any]:
         return {"return_mean": res.mean, "return_std": res.std, "episodes": res.episodes,
