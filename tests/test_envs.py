@@ -665,8 +665,10 @@ def test_native_workers_end_with_the_interpreter(tmp_path):
     assert "leaked" not in out.stderr
 
 
-def test_native_workers_never_import_from_the_current_folder(tmp_path, monkeypatch):
+@pytest.mark.parametrize("backend", ["native", "procs"])
+def test_env_workers_never_import_from_the_current_folder(tmp_path, monkeypatch, backend):
     """A package planted where the user stands (a received run folder) is not what a worker
+    of the native Atari backend or of the procs backend (its ``start_worker``)
     imports: `python -c` would put the current folder first on sys.path, and so would an
     empty PYTHONPATH entry (`export PYTHONPATH=$PYTHONPATH:/x` with it unset), where a
     sitecustomize.py runs at the interpreter's start. (The stdlib's own helper processes, such
@@ -679,10 +681,15 @@ def test_native_workers_never_import_from_the_current_folder(tmp_path, monkeypat
     (planted.parent / "sitecustomize.py").write_text(record)
     monkeypatch.setenv("PYTHONPATH", os.pathsep + os.environ.get("PYTHONPATH", ""))
     monkeypatch.chdir(planted.parent)
-    env = make_vec_env(EnvConfig(id="ALE/Pong-v5", backend="native", workers=1), 1, seed=0)
+    if backend == "native":
+        env = make_vec_env(EnvConfig(id="ALE/Pong-v5", backend="native", workers=1), 1, seed=0)
+    else:
+        from a2d_evo.envs.proc_vector import ProcVecEnv
+
+        env = ProcVecEnv(EnvConfig(id="CartPole-v1"), 2, seed=0, limit=None, workers=2)
     try:
         env.reset()
-        env.step(np.zeros(1, np.int64))
+        env.step(np.zeros(env.num_envs, np.int64))
     finally:
         env.close()
     ran = marker.read_text().splitlines() if marker.exists() else []

@@ -107,13 +107,17 @@ class EnvConfig:
     ``gymnasium.make``'s own arguments (:data:`MAKE_ARGUMENTS`: ``render_mode``,
     ``max_episode_steps`` ...) are refused, since a2d-evo sets them (a recorded
     ``render_mode: human`` would open windows; the limit is ``env.max_episode_steps``)."""
-    backend: Literal["auto", "sync", "ale_vector", "native"] = "auto"
-    """Vector env backend. Classic control: ``sync``. Atari: ``ale_vector`` (ale-py's
-    AtariVectorEnv) or ``native`` (ale-py emulation in worker processes + the native
-    preprocessing kernel); ``auto`` takes the one measured fastest (see BENCHMARKS.md)."""
+    backend: Literal["auto", "sync", "procs", "ale_vector", "native"] = "auto"
+    """Vector env backend. Other gymnasium envs: ``sync`` (in this process; what ``auto``
+    takes) or ``procs`` (vectors of 32 envs or more in ``workers`` processes, smaller ones in
+    this process: for envs whose step costs more than a round trip to a worker, such as
+    LunarLander's Box2D, in the search's populations; the same results, bit for bit). Atari:
+    ``ale_vector`` (ale-py's AtariVectorEnv) or ``native`` (ale-py emulation in worker
+    processes + the native preprocessing kernel); ``auto`` takes the one measured fastest (see
+    BENCHMARKS.md)."""
     workers: int = 0
-    """Worker processes of the ``native`` Atari backend / threads of ``ale_vector``; 0 = cores.
-    At most 1024."""
+    """Worker processes of the ``procs`` and ``native`` backends / threads of ``ale_vector``;
+    0 = cores (never more than the envs of a vector). At most 1024."""
     sticky_actions: float = 0.25
     """Probability of repeating the previous action (``repeat_action_probability``)."""
     noop_max: int = 30
@@ -188,12 +192,17 @@ class EnvConfig:
                 "gymnasium.make's own argument, set by a2d-evo (it never renders; the episode "
                 "limit is env.max_episode_steps): remove it"
             )
+        if self.backend == "procs" and self.atari:
+            raise ConfigError(
+                f"env.backend: 'procs' is for non-Atari ids, and {self.id} is an ALE id; use "
+                "'auto', 'native' or 'ale_vector' (each steps the emulators in parallel)"
+            )
         if self.backend in ("ale_vector", "native") and not self.atari:
             # refused here, before a run folder records it: backend is a runtime key, so a
             # corrected command would never rewrite it, and every later command would fail
             raise ConfigError(
                 f"env.backend: {self.backend!r} is for Atari ids (ALE/...) only, and "
-                f"{self.id} is not one; use 'auto' or 'sync'"
+                f"{self.id} is not one; use 'auto', 'sync' or 'procs'"
             )
         if self.image_layout != "auto" and self.atari:  # ALE frames are (stack, H, W) already
             raise ConfigError(

@@ -1,4 +1,5 @@
-"""Environments: one vector-env contract, classic control and three Atari backends.
+"""Environments: one vector-env contract; other gymnasium envs in this process or in worker
+processes (``procs``), and three Atari backends.
 
 The door: :func:`make_vec_env` builds the seeded vector env of a config and :func:`env_spec`
 gives its observation shape, dtype and action count; :mod:`a2d_evo.envs.vector` holds the

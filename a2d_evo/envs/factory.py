@@ -10,19 +10,21 @@ from typing import Any
 import numpy as np
 
 from a2d_evo.config import EnvConfig, replace
-from a2d_evo.envs.ale import V5_MAX_FRAMES, num_actions, rom_id
+from a2d_evo.envs.ale import V5_MAX_FRAMES, num_actions, rom_id, worker_cores
 from a2d_evo.envs.ale_vector import AleVectorEnv
 from a2d_evo.envs.atari_reference import reference_env
 from a2d_evo.envs.classic import make_classic_env, obs_layout
 from a2d_evo.envs.image import ALE_OBS_SCALE, is_image_space
 from a2d_evo.envs.imports import prepare_env
 from a2d_evo.envs.native_atari import NativeAtariVecEnv
+from a2d_evo.envs.proc_vector import ProcVecEnv
 from a2d_evo.envs.vector import EnvSpec, SyncVecEnv, VecEnv, build_all, close_all
 from a2d_evo.errors import ConfigError, EnvError
 from a2d_evo.ops import backend_name
 
 __all__ = [
     "AUTO_BACKEND",
+    "PROCS_MIN_ENVS",
     "auto_backend",
     "check_episode_bound",
     "env_spec",
@@ -38,6 +40,13 @@ __all__ = [
 # one kernel call preprocesses every env, while AtariVectorEnv's threads also resize with OpenCV.
 # Without the compiled kernel, auto takes ale_vector or the reference (see auto_backend).
 AUTO_BACKEND = "native"
+
+# backend: procs steps vectors of this many envs or more in worker processes, smaller ones in
+# this process: a step's round trip through the workers costs about 0.5 ms of Python on either
+# side. `python benchmarks/bench_classic_envs.py` (LunarLander-v3, 2 workers, 2 cores, random
+# actions; BENCHMARKS.md): procs against sync 0.98x at 16 envs, 1.23x at 32, 1.43x at 96,
+# 1.69x at 200 (the search's generations and final re-scoring); CartPole never gains.
+PROCS_MIN_ENVS = 32
 
 
 def make_vec_env(
@@ -55,7 +64,9 @@ def make_vec_env(
     ``cfg.max_episode_steps`` (agent steps) replaces the env's own limit, and
     ``max_episode_steps`` caps episodes below that (the search's ``search.max_episode_steps``):
     it never lengthens them (on ALE ids the own limit is v5's 108,000 frames over
-    ``frame_skip``, and either one replaces it, ``docs/atari_pipeline.md``). ``cfg.imports``
+    ``frame_skip``, and either one replaces it, ``docs/atari_pipeline.md``). Other envs step
+    in this process, or under ``backend: procs`` in ``workers`` processes when the vector
+    has at least :data:`PROCS_MIN_ENVS` envs and there are two workers or more. ``cfg.imports``
     run first (see :mod:`a2d_evo.envs.imports` for who may name them) and the id must then be
     registered. Evaluation envs (``training=False``) must end their episodes: with no limit
     at all :func:`check_episode_bound` refuses them.
@@ -77,6 +88,9 @@ def make_vec_env(
         return make_atari_vec_env(
             cfg, num_envs, seed=seed, training=training, max_episode_steps=limit
         )
+    workers = min(cfg.workers or worker_cores(), num_envs)
+    if cfg.backend == "procs" and workers > 1 and num_envs >= PROCS_MIN_ENVS:
+        return ProcVecEnv(cfg, num_envs, seed=seed, limit=limit, workers=workers)
     envs = build_all(
         lambda: make_classic_env(cfg.id, cfg.kwargs, limit, cfg.image_layout), num_envs
     )

@@ -14,7 +14,6 @@ import os
 import socket
 import struct
 import subprocess
-import sys
 import traceback
 import weakref
 from collections.abc import Iterator, Sequence
@@ -34,6 +33,7 @@ from a2d_evo.envs.ale import (
     worker_cores,
 )
 from a2d_evo.envs.vector import EpisodeStats, StepResult, check_actions, seed_list
+from a2d_evo.envs.worker_process import start_worker
 from a2d_evo.errors import EnvError
 
 _REPLY_TIMEOUT_S = 120.0
@@ -207,10 +207,9 @@ def _attach(name: str) -> Any:
 
 
 def _worker_main(argv: Sequence[str]) -> None:
-    """Worker process (started as ``python -c``, so the parent's ``__main__`` is never
-    re-imported): owns envs first, first + stride, ...; one-byte commands s(tep), r(eset),
-    c(lose) on its socket, one-byte replies k(done) or e + traceback. It exits when the
-    parent's end closes."""
+    """Worker process (:func:`~a2d_evo.envs.worker_process.start_worker`): owns envs first,
+    first + stride, ...; one-byte commands s(tep), r(eset), c(lose) on its socket, one-byte
+    replies k(done) or e + traceback. It exits when the parent's end closes."""
     fd, shm_name, args = int(argv[0]), argv[1], json.loads(argv[2])
     shm = _attach(shm_name)
     try:
@@ -377,36 +376,10 @@ class NativeAtariVecEnv:
             raise
 
     def _spawn(self, shm_name: str, args: str) -> None:
-        parent, child = socket.socketpair()
+        proc, parent = start_worker("a2d_evo.envs.native_atari:_worker_main", [shm_name, args])
         # A reply not arriving within the timeout makes recv fail instead of hanging forever.
         timeout = struct.pack("ll", int(_REPLY_TIMEOUT_S), 0)
         parent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
-        env = dict(os.environ)
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        # Nothing from the folder the user stands in (a received run folder, say) may be
-        # imported: `python -c` puts the current folder first on sys.path and an empty
-        # PYTHONPATH entry means it too, so the worker runs in the package's parent folder,
-        # with the empty entries dropped, and removes its own '' entry before importing.
-        parts = [root, *(env.get("PYTHONPATH") or "").split(os.pathsep)]
-        env["PYTHONPATH"] = os.pathsep.join(p for p in parts if p)
-        code = (
-            "import sys; sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
-            "from a2d_evo.envs.native_atari import _worker_main; _worker_main(sys.argv[1:])"
-        )
-        try:
-            proc = subprocess.Popen(
-                [sys.executable, "-c", code, str(child.fileno()), shm_name, args],
-                pass_fds=(child.fileno(),),
-                env=env,
-                cwd=root,
-                stdin=subprocess.DEVNULL,
-                # a session of its own: a terminal's Ctrl-C (or torchrun's killpg) goes to the
-                # trainer, which checkpoints after the update, and not to the workers it still
-                # steps; they exit when the trainer's end of their socket closes
-                start_new_session=True,
-            )
-        finally:
-            child.close()
         self._res.procs.append(proc)
         self._res.fds.append(parent.detach())
 

@@ -1,7 +1,8 @@
 """Vectorised, seeded environments behind one small contract.
 
 Every backend (the in-process :class:`SyncVecEnv` for classic control and the gymnasium Atari
-reference, :mod:`a2d_evo.envs.ale_vector` and :mod:`a2d_evo.envs.native_atari`) implements
+reference, :mod:`a2d_evo.envs.proc_vector`, which runs :class:`SyncVecEnv` in worker processes,
+:mod:`a2d_evo.envs.ale_vector` and :mod:`a2d_evo.envs.native_atari`) implements
 :class:`VecEnv` and returns :class:`StepResult` batches with **same-step autoreset**: the
 observation of an env whose episode just ended is already the first one of its next episode,
 and the last observation of the ended episode is in ``final_obs`` (to bootstrap the value on
@@ -169,6 +170,8 @@ class SyncVecEnv:
     Fastest for tiny classic-control envs (no IPC); also runs the gymnasium Atari reference
     pipeline. ``life_loss``: a lost life (from ``info["lives"]``) ends the training episode
     without restarting the game, and returns are reported per game (as the Atari backends do).
+    ``indices``: each env's index in messages (a worker of the ``procs`` backend holds every
+    W-th env of a larger vector); None: 0, 1, ...
     """
 
     def __init__(
@@ -179,10 +182,14 @@ class SyncVecEnv:
         seed: int | None,
         obs_dtype: np.dtype | type = np.float32,
         life_loss: bool = False,
+        indices: Sequence[int] | None = None,
     ) -> None:
         if not envs:
             raise EnvError(f"{env_id}: no envs")
         self.envs = list(envs)
+        self._indices = list(range(len(self.envs))) if indices is None else list(indices)
+        if len(self._indices) != len(self.envs):
+            raise EnvError(f"{env_id}: {len(self._indices)} indices for {len(self.envs)} envs")
         self.env_id = env_id
         self.num_envs = len(self.envs)
         space = self.envs[0].observation_space
@@ -277,7 +284,7 @@ class SyncVecEnv:
         if not (bad_obs.any() or bad_rew.any()):
             return
         j = int(np.flatnonzero(bad_obs | bad_rew)[0])
-        i = int(rows[j]) if rows is not None else j
+        i = self._indices[int(rows[j]) if rows is not None else j]
         what = f"reward {reward[j]}" if reward is not None and bad_rew[j] else "observation"
         raise EnvError(
             f"{self.env_id}: env {i} returned a non-finite {what} at {where} {self._steps} "

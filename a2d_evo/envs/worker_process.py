@@ -1,0 +1,52 @@
+"""Starting an env worker process: ``python -c`` in the package's parent folder, never the
+user's, in a session of its own, talking to its parent over one socket."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+
+__all__ = ["start_worker"]
+
+
+def start_worker(entry: str, args: Sequence[str]) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """Run ``entry`` (``module:function``, called with ``[fd, *args]``: the worker's end of the
+    socket first) in a new Python process; the process and the parent's end of the socket.
+
+    ``python -c``, so the parent's ``__main__`` is never re-imported (a user's script without
+    a main guard would run again). Nothing from the folder the user stands in (a received run
+    folder, say) may be imported: ``python -c`` puts the current folder first on sys.path and
+    an empty PYTHONPATH entry means it too, so the worker runs in the package's parent folder,
+    with the empty entries dropped, and removes its own '' entry before importing. A session
+    of its own: a terminal's Ctrl-C (or torchrun's killpg) goes to the parent, which may
+    checkpoint first, and not to the workers it still steps; they exit when the parent's end
+    of their socket closes.
+    """
+    module, function = entry.split(":")
+    parent, child = socket.socketpair()
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    parts = [root, *(env.get("PYTHONPATH") or "").split(os.pathsep)]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in parts if p)
+    code = (
+        "import sys; sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
+        f"from {module} import {function}; {function}(sys.argv[1:])"
+    )
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(child.fileno()), *args],
+            pass_fds=(child.fileno(),),
+            env=env,
+            cwd=root,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except BaseException:
+        parent.close()
+        raise
+    finally:
+        child.close()
+    return proc, parent
