@@ -45,7 +45,7 @@ AUTO_BACKEND = "native"
 # this process: a step's round trip through the workers costs about 0.5 ms of Python on either
 # side. `python benchmarks/bench_classic_envs.py` (LunarLander-v3, 2 workers, 2 cores, random
 # actions; BENCHMARKS.md): procs against sync 0.98x at 16 envs, 1.23x at 32, 1.43x at 96,
-# 1.69x at 200 (the search's generations and final re-scoring); CartPole never gains.
+# 1.69x at 200 (the search's generations and final re-scoring).
 PROCS_MIN_ENVS = 32
 
 

@@ -5,8 +5,9 @@ Worker ``k`` of ``W`` holds every W-th env (``k, k + W, ...``: episodes that end
 spread over the workers, not left to one) as a :class:`~a2d_evo.envs.vector.SyncVecEnv`, so
 every step is that backend's, same-step autoreset and episode statistics included, and the
 results are the same bit for bit (a test holds it); only the stepping runs on ``W`` cores. It
-pays where one env step costs more than a round trip through a socket (tens of microseconds):
-LunarLander's Box2D, not CartPole (``benchmarks/bench_classic_envs.py``).
+pays where a vector's step costs more than its round trip through the workers (about half a
+millisecond of Python on either side): LunarLander's Box2D from about 32 envs on
+(``benchmarks/bench_classic_envs.py``; :data:`~a2d_evo.envs.factory.PROCS_MIN_ENVS`).
 
 Workers are fresh Python processes (:func:`~a2d_evo.envs.worker_process.start_worker`: never
 a fork of a process running torch's threads, never the caller's ``__main__`` again) and build
