@@ -283,6 +283,7 @@ def test_export_plays_the_final_seeds_once_per_member_and_takes_the_front_s_figu
 
     import torch
 
+    from a2d_evo.config import replace
     from a2d_evo.evaluation import episodes
     from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
     from a2d_evo.nets import agent_folder
@@ -337,6 +338,29 @@ def test_export_plays_the_final_seeds_once_per_member_and_takes_the_front_s_figu
     teacher = load_agent(run.teacher_agent)
     assert evaluate_agent(teacher, cfg, len(seeds), seeds[0]).mean == norm["r_teacher"]
     assert random_policy_return(cfg, len(seeds), seeds[0]).mean == norm["r_random"]
+
+    def export_counting(cfg_: Any) -> tuple[list[str], int]:
+        """The plays on the final seeds (by kind) of an export anew, and its member count."""
+        played.clear()
+        monkeypatch.setattr(episodes, "evaluate_agent", recorded("agent", evaluate_agent))
+        monkeypatch.setattr(finetune, "evaluate_agent", recorded("agent", evaluate_agent))
+        monkeypatch.setattr(
+            episodes, "random_policy_return", recorded("random", random_policy_return)
+        )
+        shutil.rmtree(run.agents)
+        n = len(export_front(cfg_, run, finetune_steps=64, progress=False))
+        monkeypatch.undo()
+        return [p[0] for p in played if p[1] == seeds[0]], n
+
+    # in other eval.num_envs waves (R_random depends on them): the references are played again
+    waves = replace(cfg, eval=replace(cfg.eval, num_envs=cfg.eval.num_envs + 1))
+    kinds, n = export_counting(waves)
+    assert kinds.count("random") == n and kinds.count("agent") == 2 * n  # teacher and after
+    # a front that does not say which supernet and teacher scored it: everything played again
+    del data["search"]["sources"]
+    (run.search / "front.json").write_text(json.dumps(data))
+    kinds, n = export_counting(cfg)
+    assert kinds.count("random") == n and kinds.count("agent") == 3 * n  # + before
 
 
 def test_the_front_s_figures_are_taken_only_when_they_are_of_the_same_play(

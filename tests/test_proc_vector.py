@@ -12,6 +12,7 @@ import pytest
 
 from a2d_evo.config import EnvConfig, config_from_dict, replace
 from a2d_evo.envs import make_vec_env
+from a2d_evo.envs.ale import worker_cores
 from a2d_evo.envs.factory import PROCS_MIN_ENVS
 from a2d_evo.envs.proc_vector import ProcVecEnv
 from a2d_evo.envs.vector import SyncVecEnv
@@ -78,10 +79,19 @@ def test_procs_steps_exactly_as_sync(env_id: str) -> None:
         assert ended >= 10  # autoresets were compared
 
 
-def test_evaluation_is_the_same_under_procs() -> None:
+def test_evaluation_is_the_same_under_procs(monkeypatch: pytest.MonkeyPatch) -> None:
     """An evaluation through the episode loop (finished slots stop): the same returns and
-    lengths whichever backend steps it."""
+    lengths whichever backend steps it (the procs one in worker processes)."""
+    from a2d_evo.envs import factory
     from a2d_evo.evaluation.episodes import random_policy_return
+
+    built: list[Any] = []
+
+    def counted(*args: Any, **kw: Any) -> ProcVecEnv:
+        built.append(args)
+        return ProcVecEnv(*args, **kw)
+
+    monkeypatch.setattr(factory, "ProcVecEnv", counted)
 
     def returns(backend: str) -> Any:
         n = PROCS_MIN_ENVS
@@ -89,6 +99,7 @@ def test_evaluation_is_the_same_under_procs() -> None:
         return random_policy_return(cfg, n, 40)
 
     sync, procs = returns("sync"), returns("procs")
+    assert len(built) == 1  # the procs evaluation, and only it, ran in workers
     assert np.array_equal(sync.returns, procs.returns)
     assert np.array_equal(sync.lengths, procs.lengths) and sync.lengths.sum() > 9 * PROCS_MIN_ENVS
 
@@ -97,19 +108,19 @@ def test_a_worker_s_error_names_the_env_in_the_whole_vector(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A NaN observation from env 2 (worker 0's second env) is an EnvError naming env 2, as
-    the in-process backend names it; an env the workers cannot build is the builder's error."""
-    (tmp_path / "a2d_procs_nan_env.py").write_text(NAN_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
-    )
+    the in-process backend names it; an env the workers cannot build is the builder's error.
+    The env's module is found through a relative PYTHONPATH entry, which means to the
+    workers what it means to the caller (they run in another folder)."""
+    (tmp_path / "mods").mkdir()
+    (tmp_path / "mods" / "a2d_procs_nan_env.py").write_text(NAN_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path / "mods"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["mods", os.environ.get("PYTHONPATH", "")]))
     cfg = EnvConfig(
         id="A2dProcsNan-v0", imports=("a2d_procs_nan_env:register",), backend="procs", workers=2
     )
-    for env in (
-        make_vec_env(cfg, 4, seed=1000),
-        make_vec_env(replace(cfg, backend="sync"), 4, seed=1000),
-    ):
+    procs = ProcVecEnv(cfg, 4, seed=1000, limit=None, workers=2)
+    for env in (procs, make_vec_env(replace(cfg, backend="sync"), 4, seed=1000)):
         with env:
             env.reset()
             env.step(np.zeros(4, np.int64))
@@ -151,7 +162,8 @@ def test_procs_is_refused_for_atari_and_which_vectors_step_in_workers() -> None:
     with pytest.raises(ConfigError, match="'procs' is for non-Atari ids"):
         config_from_dict({"env": {"id": "ALE/Pong-v5", "backend": "procs"}})
     n = PROCS_MIN_ENVS
-    for workers, envs_, kind in ((2, n, ProcVecEnv), (0, n, ProcVecEnv), (2, n - 1, SyncVecEnv),
+    per_core = ProcVecEnv if worker_cores() > 1 else SyncVecEnv  # workers 0: one per core
+    for workers, envs_, kind in ((2, n, ProcVecEnv), (0, n, per_core), (2, n - 1, SyncVecEnv),
                                  (1, n, SyncVecEnv)):  # fmt: skip
         env = make_vec_env(
             EnvConfig(id="CartPole-v1", backend="procs", workers=workers), envs_, seed=0

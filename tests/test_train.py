@@ -613,11 +613,12 @@ def test_the_runs_teacher_is_not_fine_tuned(tmp_path: Path, sharp_teacher: Path)
 
 
 def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(
-    tmp_path: Path, sharp_teacher: Path
+    tmp_path: Path, sharp_teacher: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A balancing agent wrecked by a fine-tune (plain PPO at lr 5) plays worse on the
     validation seeds: its weights stay bit for bit and metrics.json says which were kept and
-    why; with validation off the wrecked weights ship."""
+    why (their "after" figure is their "before", not played again); with validation off the
+    wrecked weights ship."""
     cfg = tiny(ppo={"lr": 5.0}, distill={"alpha": 0.0, "beta": 0.0})
     # the library call's default is the config's gate, as the command's and the export's
     gate_of = {n: tiny(ppo={"lr": 5.0}, distill={"alpha": 0.0, "beta": 0.0},
@@ -627,15 +628,28 @@ def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(
         shutil.copytree(sharp_teacher, folder)
     old = (sharp_teacher / "policy.pt").read_bytes()
     # the gated folder was scored on a block of seeds (as an export scores a member)
+    from a2d_evo.evaluation import episodes
     from a2d_evo.evaluation.episodes import evaluate_agent
     from a2d_evo.nets.agent_folder import load_agent
+    from a2d_evo.train import finetune
 
     scored = evaluate_agent(load_agent(folders["gated"]), cfg, 6, 1000, "greedy")
     recorded = {"format_version": 1, "seeds": scored.seeds, "return_mean": scored.mean}
     (folders["gated"] / "metrics.json").write_text(json.dumps(recorded))
+    played: list[int] = []
+
+    def counted(agent: Any, cfg_: Any, n: int, seed: int, *args: Any, **kw: Any) -> Any:
+        played.append(seed)
+        return evaluate_agent(agent, cfg_, n, seed, *args, **kw)
+
+    monkeypatch.setattr(finetune, "evaluate_agent", counted)
+    monkeypatch.setattr(episodes, "evaluate_agent", counted)
     gated = finetune_agent(
         folders["gated"], gate_of[5], steps=64, teacher_dir=sharp_teacher, progress=False
     )
+    monkeypatch.undo()
+    scoring_seed = gated["before"]["seeds"][0]
+    assert played.count(scoring_seed) == 1 and gated["after"] == gated["before"], played
     val = gated["finetune_validation"]
     assert val["episodes"] == 5 and val["after"] < val["before"], val
     assert val["kept"] == "inherited" and val["env_steps"] >= 10

@@ -111,7 +111,8 @@ class EnvConfig:
     """Vector env backend. Other gymnasium envs: ``sync`` (in this process; what ``auto``
     takes) or ``procs`` (vectors of 32 envs or more in ``workers`` processes, smaller ones in
     this process: for envs whose step costs more than a round trip to a worker, such as
-    LunarLander's Box2D, in the search's populations; the same results, bit for bit). Atari:
+    LunarLander's Box2D, in the search's populations; the same results, bit for bit, for envs
+    seeded through their own ``np_random``). Atari:
     ``ale_vector`` (ale-py's AtariVectorEnv) or ``native`` (ale-py emulation in worker
     processes + the native preprocessing kernel); ``auto`` takes the one measured fastest (see
     BENCHMARKS.md)."""

@@ -4,7 +4,10 @@ worker processes.
 Worker ``k`` of ``W`` holds every W-th env (``k, k + W, ...``: episodes that end early are
 spread over the workers, not left to one) as a :class:`~a2d_evo.envs.vector.SyncVecEnv`, so
 every step is that backend's, same-step autoreset and episode statistics included, and the
-results are the same bit for bit (a test holds it); only the stepping runs on ``W`` cores. It
+results are the same bit for bit (a test holds it) for envs whose randomness comes from their
+own seeded ``np_random``, as gymnasium's does (one drawing from the global ``random`` or
+``np.random`` would draw differently split over processes); only the stepping runs on ``W``
+cores. It
 pays where a vector's step costs more than its round trip through the workers (about half a
 millisecond of Python on either side): LunarLander's Box2D from about 32 envs on
 (``benchmarks/bench_classic_envs.py``; :data:`~a2d_evo.envs.factory.PROCS_MIN_ENVS`).
@@ -72,13 +75,19 @@ def _worker_main(argv: Sequence[str]) -> None:
     try:
         cfg, rows, limit = conn.recv()
         n = len(rows)
-        prepare_env(cfg)
-        envs = build_all(lambda: make_classic_env(cfg.id, cfg.kwargs, limit, cfg.image_layout), n)
-        image = is_image_space(envs[0].observation_space)
-        vec = SyncVecEnv(
-            envs, env_id=cfg.id, seed=None, obs_dtype=np.uint8 if image else np.float32,
-            indices=rows,
-        )  # fmt: skip
+        try:  # any error building the envs (an OSError of the env's own too) goes to the parent
+            prepare_env(cfg)
+            envs = build_all(
+                lambda: make_classic_env(cfg.id, cfg.kwargs, limit, cfg.image_layout), n
+            )
+            image = is_image_space(envs[0].observation_space)
+            vec = SyncVecEnv(
+                envs, env_id=cfg.id, seed=None, obs_dtype=np.uint8 if image else np.float32,
+                indices=rows,
+            )  # fmt: skip
+        except Exception as exc:  # the startup reply is a pickle
+            conn.send(("error", _portable(exc)))
+            return
         conn.send(("ok", (vec.obs_shape, vec.obs_dtype.str, vec.n_actions)))
         while True:
             msg = conn.recv_bytes()
@@ -96,11 +105,8 @@ def _worker_main(argv: Sequence[str]) -> None:
             except Exception as exc:
                 reply = b"e" + pickle.dumps(_portable(exc))
             conn.send_bytes(reply)
-    except (EOFError, OSError):  # the parent is gone: nobody to answer
+    except (EOFError, OSError):  # the socket: the parent is gone, nobody to answer
         return
-    except Exception as exc:  # building the envs failed: the startup reply is a pickle
-        with contextlib.suppress(OSError):
-            conn.send(("error", _portable(exc)))
     finally:
         if vec is not None:
             vec.close()
@@ -208,7 +214,10 @@ class ProcVecEnv:
                     status, value = conn.recv()
                     ok = status == "ok"
             except (EOFError, OSError):
-                code = proc.poll()
+                try:  # its socket closed as it exits: the exit code comes a moment later
+                    code: int | None = proc.wait(timeout=_POLL_S)
+                except subprocess.TimeoutExpired:
+                    code = None
                 self.close()
                 what = (
                     f"died (exit code {code})"

@@ -20,7 +20,10 @@ def start_worker(entry: str, args: Sequence[str]) -> tuple[subprocess.Popen[byte
     a main guard would run again). Nothing from the folder the user stands in (a received run
     folder, say) may be imported: ``python -c`` puts the current folder first on sys.path and
     an empty PYTHONPATH entry means it too, so the worker runs in the package's parent folder,
-    with the empty entries dropped, and removes its own '' entry before importing. A session
+    with the empty entries dropped (the others made absolute: a relative entry means what it
+    means to the caller), and removes its own '' entry before importing; the package's parent
+    folder goes last on sys.path (after the standard library: on an installed package it is
+    site-packages, where a backport named like a stdlib module may sit). A session
     of its own: a terminal's Ctrl-C (or torchrun's killpg) goes to the parent, which may
     checkpoint first, and not to the workers it still steps; they exit when the parent's end
     of their socket closes.
@@ -29,11 +32,12 @@ def start_worker(entry: str, args: Sequence[str]) -> tuple[subprocess.Popen[byte
     parent, child = socket.socketpair()
     env = dict(os.environ)
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    parts = [root, *(env.get("PYTHONPATH") or "").split(os.pathsep)]
-    env["PYTHONPATH"] = os.pathsep.join(p for p in parts if p)
+    parts = [os.path.abspath(p) for p in (env.pop("PYTHONPATH", "") or "").split(os.pathsep) if p]
+    if parts:
+        env["PYTHONPATH"] = os.pathsep.join(parts)
     code = (
         "import sys; sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
-        f"from {module} import {function}; {function}(sys.argv[1:])"
+        f"sys.path.append({root!r}); from {module} import {function}; {function}(sys.argv[1:])"
     )
     try:
         proc = subprocess.Popen(

@@ -26,10 +26,11 @@ interrupted ``export`` continues where it stopped.
 ``finetune.steps: 0`` delivers the inherited weights, and says so.
 
 Nothing is played twice: the "before" figure of a member is the search's final re-scoring of
-the same inherited weights on the same seeds (``front.json``), and R_random and R_teacher are
-the front's normalisation, measured once on those seeds with the same teacher
-(:func:`front_references`); each fine-tune plays its validation episodes and the fine-tuned
-weights' final seeds only.
+the same inherited weights on the same seeds (``front.json``, :func:`front_figure`), and
+R_random and R_teacher are the front's normalisation, measured once on those seeds with the
+same teacher (:func:`front_references`), each where the front records the supernet and teacher
+that scored it and they are this run's (the export checks); each fine-tune plays its validation
+episodes and the fine-tuned weights' final seeds only (none for weights the gate rejects).
 """
 
 from __future__ import annotations
@@ -123,11 +124,14 @@ def finetune_members(
     folders: Sequence[Path],
     progress: bool = True,
     references: ReferenceReturns | None = None,
+    front_scored: bool = False,
 ) -> list[dict[str, Any]]:
     """Fine-tune every exported member in ``folders`` for ``cfg.finetune.steps`` (unless its
     ``metrics.json`` records that fine-tune already); one summary row per member.
     ``references``: the front's R_random and R_teacher on the final seeds
-    (:func:`front_references`; None: each fine-tune plays them)."""
+    (:func:`front_references`; None: each fine-tune plays them). ``front_scored``: the front
+    was scored with the supernet the members were extracted from, so a member's front figure
+    is its ``before`` (:func:`front_figure`; False: each fine-tune plays it)."""
     steps, val_episodes = cfg.finetune.steps, cfg.finetune.validation_episodes
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
     if steps == 0 and progress:
@@ -141,7 +145,8 @@ def finetune_members(
             metrics = finetune_agent(
                 folder, cfg, steps=steps, teacher_dir=run.teacher_agent, progress=progress,
                 eval_seed=seeds[0], eval_episodes=len(seeds), validation_episodes=val_episodes,
-                before=front_figure(metrics, seeds), references=references,
+                before=front_figure(metrics, seeds) if front_scored else None,
+                references=references,
             )["metrics"]  # fmt: skip
             if progress and val_episodes:
                 val = metrics["finetune_validation"]

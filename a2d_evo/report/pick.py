@@ -384,12 +384,17 @@ def export_front(
         # weights that are gone (an interrupted export would have left it, reported as current)
         replaced = [folder.name for folder, extracted in exported if extracted]
         _drop_stale_delivery(run, replaced, sources["front"], progress, delivers=pick == "all")
-        # the front's R_random and R_teacher: its teacher's when the search recorded which
+        # what the front measured, where it is what a fine-tune would measure again: R_random
+        # and R_teacher of the same teacher in the same eval.num_envs waves (R_random depends
+        # on them), the inherited weights' figures of the same supernet (both as recorded by
+        # the search; a front that records none is played again)
         same_teacher = (
             sources["teacher"] is not None and searched.get("teacher") == sources["teacher"]
         )
-        references = front_references(data, cfg, same_teacher)
-        rows = finetune_members(cfg, run, folders, progress, references)
+        same_waves = (run.stage_config("search") or cfg).eval.num_envs == cfg.eval.num_envs
+        references = front_references(data, cfg, same_teacher and same_waves)
+        scored = sources["supernet"] is not None and searched.get("supernet") == sources["supernet"]
+        rows = finetune_members(cfg, run, folders, progress, references, front_scored=scored)
         if pick == "all":
             write_delivered(cfg, run, rows, sources["front"], chosen_on, progress, command)
     return folders

@@ -159,9 +159,16 @@ def finetune_agent(
             # first one's weights, not inherited ones (formats.kept_weights reads it)
             "started_from": kept_weights(old) if old else KEPT_INHERITED,
         }  # fmt: skip
-    after, metrics = score_against_references(
-        agent, teacher, cfg, episodes, seed, references=references
-    )
+    # weights the validation gate kept keep their figures (on the seeds they were scored on:
+    # an exported member's final seeds, which a delivery listing it recorded)
+    same = validation is not None and validation["kept"] == KEPT_INHERITED and old.get("seeds")
+    metrics: dict[str, Any] = {}
+    if same:  # the very weights that made `before`, on its seeds: not played again
+        after = before
+    else:
+        after, metrics = score_against_references(
+            agent, teacher, cfg, episodes, seed, references=references
+        )
 
     def summary(res: Any) -> dict[str, Any]:
         return {"return_mean": res.mean, "return_std": res.std, "episodes": res.episodes,
@@ -181,9 +188,6 @@ def finetune_agent(
         "finetune_value_unit": learner.sigma,  # this fine-tune's own sigma (None: undistilled)
         "finetune_validation": validation,
     }
-    # weights the validation gate kept keep their figures (on the seeds they were scored on:
-    # an exported member's final seeds, which a delivery listing it recorded)
-    same = validation is not None and validation["kept"] == KEPT_INHERITED and old.get("seeds")
     merged = {**old, **info} if same else {**old, **metrics, **info}
     save_agent(agent, agent_dir, metrics=merged)
     return {**info, "metrics": merged}
