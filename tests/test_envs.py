@@ -103,7 +103,7 @@ class _Closing:
 
 
 def test_envs_built_before_a_failure_are_closed_and_close_reaches_every_env(monkeypatch) -> None:
-    from a2d_evo.envs import factory
+    from a2d_evo.envs import vector
     from a2d_evo.envs.vector import SyncVecEnv
 
     closed: list[str] = []
@@ -115,7 +115,7 @@ def test_envs_built_before_a_failure_are_closed_and_close_reaches_every_env(monk
             raise EnvError("the third env failed to build")
         return _Closing(closed, name)
 
-    monkeypatch.setattr(factory, "make_classic_env", make)
+    monkeypatch.setattr(vector, "make_classic_env", make)  # where the sync builder finds it
     with pytest.raises(EnvError, match="third"):
         make_vec_env(EnvConfig(id="CartPole-v1"), 3, seed=0)
     assert closed == ["a", "b"]

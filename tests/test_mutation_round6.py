@@ -579,7 +579,9 @@ def test_a_step_cap_never_lengthens_an_env_s_own_episodes(monkeypatch: pytest.Mo
         limits.append(kw["max_episode_steps"] if "max_episode_steps" in kw else args[2])
         raise Built
 
-    monkeypatch.setattr(factory, "make_classic_env", record)
+    from a2d_evo.envs import vector
+
+    monkeypatch.setattr(vector, "make_classic_env", record)  # the sync builder's
     monkeypatch.setattr(factory, "make_atari_vec_env", record)
     cases = [
         (EnvConfig(id="CartPole-v1", max_episode_steps=10), 50, 10),

@@ -18,7 +18,7 @@ from a2d_evo.envs.image import ALE_OBS_SCALE, is_image_space
 from a2d_evo.envs.imports import prepare_env
 from a2d_evo.envs.native_atari import NativeAtariVecEnv
 from a2d_evo.envs.proc_vector import ProcVecEnv
-from a2d_evo.envs.vector import EnvSpec, SyncVecEnv, VecEnv, build_all, close_all
+from a2d_evo.envs.vector import EnvSpec, VecEnv, build_all, classic_sync_env, sync_vec_env
 from a2d_evo.errors import ConfigError, EnvError
 from a2d_evo.ops import backend_name
 
@@ -91,21 +91,7 @@ def make_vec_env(
     workers = min(cfg.workers or worker_cores(), num_envs)
     if cfg.backend == "procs" and workers > 1 and num_envs >= PROCS_MIN_ENVS:
         return ProcVecEnv(cfg, num_envs, seed=seed, limit=limit, workers=workers)
-    envs = build_all(
-        lambda: make_classic_env(cfg.id, cfg.kwargs, limit, cfg.image_layout), num_envs
-    )
-    image = is_image_space(envs[0].observation_space)
-    return _sync(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8 if image else np.float32)
-
-
-def _sync(envs: list[Any], **kwargs: Any) -> SyncVecEnv:
-    """``SyncVecEnv(envs, **kwargs)``; the envs are closed when it refuses them (an
-    observation space it cannot take, say): nothing is left open."""
-    try:
-        return SyncVecEnv(envs, **kwargs)
-    except BaseException:
-        close_all(envs)
-        raise
+    return classic_sync_env(cfg, num_envs, seed=seed, limit=limit)
 
 
 def _registered(env_id: str) -> Any:
@@ -202,7 +188,7 @@ def make_atari_vec_env(
     backend = auto_backend(cfg) if cfg.backend == "auto" else cfg.backend
     if backend == "sync":
         envs = build_all(lambda: reference_env(cfg, max_episode_steps=max_episode_steps), num_envs)
-        return _sync(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8, life_loss=life_loss)
+        return sync_vec_env(envs, env_id=cfg.id, seed=seed, obs_dtype=np.uint8, life_loss=life_loss)
     if backend == "ale_vector":
         return AleVectorEnv(
             cfg, rom, num_envs, seed=seed, life_loss=life_loss, limit=max_episode_steps

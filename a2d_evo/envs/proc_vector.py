@@ -32,10 +32,14 @@ from typing import Any
 import numpy as np
 
 from a2d_evo.config import EnvConfig
-from a2d_evo.envs.classic import make_classic_env
-from a2d_evo.envs.image import is_image_space
 from a2d_evo.envs.imports import prepare_env
-from a2d_evo.envs.vector import StepResult, SyncVecEnv, build_all, check_actions, seed_list
+from a2d_evo.envs.vector import (
+    StepResult,
+    SyncVecEnv,
+    check_actions,
+    classic_sync_env,
+    seed_list,
+)
 from a2d_evo.envs.worker_process import start_worker
 from a2d_evo.errors import EnvError
 
@@ -77,14 +81,7 @@ def _worker_main(argv: Sequence[str]) -> None:
         n = len(rows)
         try:  # any error building the envs (an OSError of the env's own too) goes to the parent
             prepare_env(cfg)
-            envs = build_all(
-                lambda: make_classic_env(cfg.id, cfg.kwargs, limit, cfg.image_layout), n
-            )
-            image = is_image_space(envs[0].observation_space)
-            vec = SyncVecEnv(
-                envs, env_id=cfg.id, seed=None, obs_dtype=np.uint8 if image else np.float32,
-                indices=rows,
-            )  # fmt: skip
+            vec = classic_sync_env(cfg, n, seed=None, limit=limit, indices=rows)
         except Exception as exc:  # the startup reply is a pickle
             conn.send(("error", _portable(exc)))
             return
@@ -180,12 +177,12 @@ class ProcVecEnv:
             obs, (np.dtype(np.float32), ()), (np.dtype(bool), ()), (np.dtype(bool), ()),
             obs, (np.dtype(np.float64), ()), (np.dtype(np.int64), ()),
         ]  # fmt: skip
-        self._layout: list[list[tuple[int, int, int]]] = []  # per worker: (field, offset, count)
+        self._layout: list[list[tuple[int, int]]] = []  # per worker, per field: offset, count
         for rows in self._rows:
             at, layout = 0, []
-            for j, (dtype, shape) in enumerate(self._fields):
+            for dtype, shape in self._fields:
                 count = len(rows) * int(np.prod(shape, dtype=np.int64))
-                layout.append((j, at, count))
+                layout.append((at, count))
                 at += count * dtype.itemsize
             self._layout.append(layout)
 
@@ -254,10 +251,10 @@ class ProcVecEnv:
         whole = [np.empty((self.num_envs, *shape), dtype) for dtype, shape in self._fields[:fields]]
         for k, part in enumerate(parts):
             layout = self._layout[k][:fields]
-            size = layout[-1][1] + layout[-1][2] * whole[-1].dtype.itemsize
+            size = layout[-1][0] + layout[-1][1] * whole[-1].dtype.itemsize
             if len(part) != size:
                 raise EnvError(f"{self.env_id}: worker {k} replied {len(part)} bytes, not {size}")
-            for out, (_, at, count) in zip(whole, layout, strict=True):
+            for out, (at, count) in zip(whole, layout, strict=True):
                 out[k::w] = np.frombuffer(part, out.dtype, count, at).reshape(-1, *out.shape[1:])
         return whole
 

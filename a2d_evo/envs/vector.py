@@ -19,8 +19,10 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
+from a2d_evo.config import EnvConfig
 from a2d_evo.config.schema import MAX_SEED
-from a2d_evo.envs.classic import obs_layout
+from a2d_evo.envs.classic import make_classic_env, obs_layout
+from a2d_evo.envs.image import is_image_space
 from a2d_evo.errors import EnvError
 
 __all__ = [
@@ -29,7 +31,9 @@ __all__ = [
     "StepResult",
     "SyncVecEnv",
     "VecEnv",
+    "classic_sync_env",
     "seed_list",
+    "sync_vec_env",
 ]
 
 
@@ -302,3 +306,32 @@ class SyncVecEnv:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def sync_vec_env(envs: list[Any], **kwargs: Any) -> SyncVecEnv:
+    """``SyncVecEnv(envs, **kwargs)``; the envs are closed when it refuses them (an
+    observation space it cannot take, say): nothing is left open."""
+    try:
+        return SyncVecEnv(envs, **kwargs)
+    except BaseException:
+        close_all(envs)
+        raise
+
+
+def classic_sync_env(
+    cfg: EnvConfig,
+    num_envs: int,
+    *,
+    seed: int | None,
+    limit: int | None,
+    indices: Sequence[int] | None = None,
+) -> SyncVecEnv:
+    """``num_envs`` envs of ``cfg``'s (non-Atari) gymnasium id in this process, episodes
+    capped at ``limit``: images as uint8, vectors as float32 (the ``sync`` backend, and each
+    worker of the ``procs`` one, whose envs are ``indices`` of the whole vector)."""
+    envs = build_all(
+        lambda: make_classic_env(cfg.id, cfg.kwargs, limit, cfg.image_layout), num_envs
+    )
+    image = is_image_space(envs[0].observation_space)
+    dtype = np.uint8 if image else np.float32
+    return sync_vec_env(envs, env_id=cfg.id, seed=seed, obs_dtype=dtype, indices=indices)
