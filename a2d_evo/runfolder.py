@@ -725,6 +725,7 @@ RUNTIME_KEYS = frozenset(
     {
         "env.backend",
         "env.workers",
+        "finetune.workers",
         "search.backend",
         "search.ray_address",
         "search.ray_actors",
@@ -738,7 +739,8 @@ RUNTIME_KEYS = frozenset(
 """How a stage is run, not what it computes, so a command or ``--resume`` may change them:
 where the search's candidates are played (Ray gives the local results, ``docs/distributed.md``:
 a search resumes on another cluster, or locally after Ray failed), how often a training stage
-checkpoints, and how the env is stepped: the backends play the same episodes, with the same
+checkpoints, how many members are fine-tuned at once (the agents are the same), and how the env
+is stepped: the backends play the same episodes, with the same
 rewards and terminations step for step and frames within one grey level (``tests/test_envs.py``),
 so a command may change them (after a native worker failed, say). Not recorded: the stage's
 ``config.yaml`` keeps the backend it started with (a training ``--resume`` is not bit-exact in

@@ -117,6 +117,7 @@ def test_an_interrupted_export_fine_tunes_only_the_members_not_yet_done(
     export adopted, reporting its figures as the final seeds'), other settings (an export
     with another distill.alpha kept members fine-tuned with the first)."""
     from a2d_evo.report import deliver
+    from a2d_evo.train import finetune_pool
     from a2d_evo.train.finetune import finetune_recipe
 
     cfg = config_from_dict({"finetune": {"steps": 256, "validation_episodes": 4}})
@@ -148,7 +149,7 @@ def test_an_interrupted_export_fine_tunes_only_the_members_not_yet_done(
         trained.append(folder.name)
         return {"metrics": {**base, **done, "return_mean": 4.0}}
 
-    monkeypatch.setattr(deliver, "finetune_agent", finetune)
+    monkeypatch.setattr(finetune_pool, "finetune_agent", finetune)
     rows = deliver.finetune_members(cfg, RunFolder(tmp_path), folders, progress=False)
     assert trained == ["b", "c", "d", "e"]
     assert [r["return_mean"] for r in rows] == [3.0, 4.0, 4.0, 4.0, 4.0]
@@ -165,8 +166,8 @@ def test_export_keeps_delivered_json_true_to_the_folders(
     import shutil
 
     from a2d_evo.cli import main
-    from a2d_evo.report import deliver
     from a2d_evo.report.pick import export_front
+    from a2d_evo.train import finetune_pool
 
     root = tmp_path / "run"
     shutil.copytree(finished, root)
@@ -186,7 +187,7 @@ def test_export_keeps_delivered_json_true_to_the_folders(
     def interrupted(*args: Any, **kw: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(deliver, "finetune_agent", interrupted)
+    monkeypatch.setattr(finetune_pool, "finetune_agent", interrupted)
     run = RunFolder(root)
     capsys.readouterr()
     with pytest.raises(KeyboardInterrupt):

@@ -722,6 +722,7 @@ def test_a_member_the_gate_kept_inherited_is_chosen_on_its_inherited_validation_
     from a2d_evo.evaluation.seeds import final_seeds
     from a2d_evo.report import deliver
     from a2d_evo.runfolder import RunFolder
+    from a2d_evo.train import finetune_pool
 
     cfg = config_from_dict({"finetune": {"steps": 256, "validation_episodes": 4}})
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
@@ -736,7 +737,7 @@ def test_a_member_the_gate_kept_inherited_is_chosen_on_its_inherited_validation_
     folder = tmp_path / "agents" / "front_00"
     folder.mkdir(parents=True)
     (folder / "metrics.json").write_text(json.dumps(done))
-    monkeypatch.setattr(deliver, "finetune_agent", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(finetune_pool, "finetune_agent", lambda *a, **k: pytest.fail("trained"))
     (row,) = deliver.finetune_members(cfg, RunFolder(tmp_path), [folder], progress=False)
     assert row["kept"] == "inherited" and row["validation_return_mean"] == 5.0
 

@@ -601,10 +601,15 @@ class FinetuneConfig:
     """Peak learning rate of each fine-tune (a fresh Adam, annealed to 0 over ``steps`` when
     ``ppo.anneal_lr``). None (the default: what it was before the key) uses ``ppo.lr``, the
     rate PPO trains from scratch with, though the supernet's own rate had annealed to near 0."""
+    workers: int = 1
+    """Members fine-tuned side by side, one per worker process (each with ``torch_threads``
+    threads, which must then be set: torch's default takes every core). The agents are the
+    same bit for bit with any number (:mod:`a2d_evo.train.finetune_pool`). At most 1024."""
 
     def __post_init__(self) -> None:
         _check_bounds("finetune.steps", self.steps, 0, MAX_TOTAL_STEPS)
         _check_bounds("finetune.validation_episodes", self.validation_episodes, 0, MAX_EPISODES)
+        _check_bounds("finetune.workers", self.workers, 1, MAX_WORKERS)
         if self.lr is not None:
             _check_positive("finetune.lr", self.lr)
 
@@ -829,6 +834,12 @@ class Config:
             )
         _check_bounds("seed", self.seed, 0, MAX_SEED)
         _check_bounds("torch_threads", self.torch_threads, 0, MAX_WORKERS)
+        if self.finetune.workers > 1 and self.torch_threads == 0:
+            raise ConfigError(
+                f"finetune.workers: {self.finetune.workers} processes would each take every "
+                "core (torch_threads 0 is torch's default); set torch_threads too, e.g. "
+                "torch_threads: 1"
+            )
         # ALE ids give frames; any other env may give vectors or images, which is known once
         # it is built (Agent and Supernet refuse then a kind that does not fit, naming it).
         if self.env.atari and self.space.kind != "cnn":

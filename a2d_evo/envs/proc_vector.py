@@ -40,7 +40,7 @@ from a2d_evo.envs.vector import (
     classic_sync_env,
     seed_list,
 )
-from a2d_evo.envs.worker_process import start_worker
+from a2d_evo.envs.worker_process import portable_error, start_worker
 from a2d_evo.errors import EnvError
 
 __all__ = ["ProcVecEnv"]
@@ -50,16 +50,6 @@ _POLL_S = 1.0
 _REPLY_TIMEOUT_S = 120.0
 """A worker that has not answered a command by then counts as hung (one step of a batch of
 gymnasium envs takes milliseconds; building them, importing gymnasium, about a second)."""
-
-
-def _portable(exc: BaseException) -> BaseException:
-    """``exc`` if it survives a pickle round trip (an :class:`EnvError` does), else an
-    :class:`EnvError` with its type and message."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        return EnvError(f"{type(exc).__name__}: {exc}")
 
 
 def _pack(arrays: Sequence[np.ndarray]) -> bytes:
@@ -83,7 +73,7 @@ def _worker_main(argv: Sequence[str]) -> None:
             prepare_env(cfg)
             vec = classic_sync_env(cfg, n, seed=None, limit=limit, indices=rows)
         except Exception as exc:  # the startup reply is a pickle
-            conn.send(("error", _portable(exc)))
+            conn.send(("error", portable_error(exc, EnvError)))
             return
         conn.send(("ok", (vec.obs_shape, vec.obs_dtype.str, vec.n_actions)))
         while True:
@@ -100,7 +90,7 @@ def _worker_main(argv: Sequence[str]) -> None:
                     active = np.frombuffer(body[8 * n :], bool) if cmd == b"s" else None
                     reply = _pack(vec.step_active(actions, active))
             except Exception as exc:
-                reply = b"e" + pickle.dumps(_portable(exc))
+                reply = b"e" + pickle.dumps(portable_error(exc, EnvError))
             conn.send_bytes(reply)
     except (EOFError, OSError):  # the socket: the parent is gone, nobody to answer
         return

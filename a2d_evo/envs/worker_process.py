@@ -4,12 +4,23 @@ user's, in a session of its own, talking to its parent over one socket."""
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-__all__ = ["start_worker"]
+__all__ = ["portable_error", "start_worker"]
+
+
+def portable_error(exc: BaseException, wrap: Callable[[str], BaseException]) -> BaseException:
+    """``exc`` if it survives a pickle round trip (the package's errors do), else ``wrap``
+    of its type and message: what a worker sends back to its parent."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return wrap(f"{type(exc).__name__}: {exc}")
 
 
 def start_worker(entry: str, args: Sequence[str]) -> tuple[subprocess.Popen[bytes], socket.socket]:

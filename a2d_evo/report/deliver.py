@@ -54,9 +54,8 @@ from a2d_evo.formats import (
     validated,
 )
 from a2d_evo.runfolder import RunFolder
-from a2d_evo.train import finetune_agent
 from a2d_evo.train.finetune import finetune_recipe
-from a2d_evo.train.loop import budget_text
+from a2d_evo.train.finetune_pool import FinetuneJob, run_finetunes
 
 
 def fine_tuned(metrics: dict[str, Any], cfg: Config) -> bool:
@@ -127,7 +126,9 @@ def finetune_members(
     front_scored: bool = False,
 ) -> list[dict[str, Any]]:
     """Fine-tune every exported member in ``folders`` for ``cfg.finetune.steps`` (unless its
-    ``metrics.json`` records that fine-tune already); one summary row per member.
+    ``metrics.json`` records that fine-tune already; ``cfg.finetune.workers`` side by side,
+    :func:`~a2d_evo.train.finetune_pool.run_finetunes`); one summary row per member, in the
+    order of ``folders``.
     ``references``: the front's R_random and R_teacher on the final seeds
     (:func:`front_references`; None: each fine-tune plays them). ``front_scored``: the front
     was scored with the supernet the members were extracted from, so a member's front figure
@@ -136,26 +137,38 @@ def finetune_members(
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
     if steps == 0 and progress:
         print("finetune.steps is 0: the exported agents keep their inherited weights")
-    rows = []
-    for folder in folders:
-        metrics = read_json(folder / "metrics.json", "metrics")
-        if steps and not fine_tuned(metrics, cfg):
-            if progress:
-                print(f"fine-tuning {folder.name} for {budget_text(cfg, steps)}")
-            metrics = finetune_agent(
-                folder, cfg, steps=steps, teacher_dir=run.teacher_agent, progress=progress,
-                eval_seed=seeds[0], eval_episodes=len(seeds), validation_episodes=val_episodes,
-                before=front_figure(metrics, seeds) if front_scored else None,
-                references=references,
-            )["metrics"]  # fmt: skip
-            if progress and val_episodes:
-                val = metrics["finetune_validation"]
-                print(
-                    f"{folder.name}: validation ({val_episodes} episodes) {val['before']:.2f} "
-                    f"inherited, {val['after']:.2f} fine-tuned: kept the {val['kept']} weights"
-                )
-        elif steps and progress:
+    found = [read_json(folder / "metrics.json", "metrics") for folder in folders]
+    todo = [i for i, metrics in enumerate(found) if steps and not fine_tuned(metrics, cfg)]
+    for i, folder in enumerate(folders):
+        if steps and progress and i not in todo:
             print(f"{folder.name}: already fine-tuned for {steps:,} steps, kept")
+    jobs = [
+        FinetuneJob(
+            folders[i],
+            steps,
+            run.teacher_agent,
+            eval_seed=seeds[0],
+            eval_episodes=len(seeds),
+            validation_episodes=val_episodes,
+            before=front_figure(found[i], seeds) if front_scored else None,
+            references=references,
+        )
+        for i in todo
+    ]
+
+    def done(j: int, summary: dict[str, Any]) -> None:
+        metrics = found[todo[j]] = summary["metrics"]
+        if progress and val_episodes:
+            val = metrics["finetune_validation"]
+            print(
+                f"{folders[todo[j]].name}: validation ({val_episodes} episodes) "
+                f"{val['before']:.2f} inherited, {val['after']:.2f} fine-tuned: kept the "
+                f"{val['kept']} weights"
+            )
+
+    run_finetunes(cfg, jobs, done, progress)
+    rows = []
+    for folder, metrics in zip(folders, found, strict=True):
         inherited = metrics.get("inherited") or {k: metrics.get(k) for k in INHERITED_KEYS}
         kept = kept_weights(metrics)
         val = metrics.get("finetune_validation")

@@ -1,0 +1,134 @@
+"""Members fine-tuned side by side in worker processes (``finetune.workers``,
+``a2d_evo.train.finetune_pool``): the same agents as one process, errors brought home."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from a2d_evo.config import Config, replace
+from a2d_evo.errors import ConfigError, TrainingError
+from a2d_evo.runfolder import RunFolder
+
+WALL_CLOCK = {"finetune_wall_s", "latency_ms", "export_command"}
+"""The only fields of an agent's metrics.json allowed to differ between two exports."""
+
+
+def with_workers(cfg: Config, workers: int) -> Config:
+    return replace(cfg, torch_threads=1, finetune=replace(cfg.finetune, workers=workers))
+
+
+def members(finished: Path, root: Path, n: int = 4) -> tuple[Config, RunFolder, list[Path]]:
+    """A copy of ``finished`` with ``n`` agent folders of as many archs extracted from its
+    supernet, each with the front member's figures (as an export writes them) and its own
+    FLOPs."""
+    from a2d_evo.formats import INHERITED_KEYS
+    from a2d_evo.nets.agent_folder import extract, save_agent
+    from a2d_evo.nets.cost import flops
+    from a2d_evo.nets.space import MLPArch
+    from a2d_evo.nets.supernet import load_supernet
+
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    cfg = run.load_config()
+    entry = json.loads((run.search / "front.json").read_text())["front"][0]
+    base = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
+    base |= {"source": "front", "inherited": {k: entry.get(k) for k in INHERITED_KEYS}}
+    supernet = load_supernet(cfg, run.supernet_weights)
+    folders = []
+    for i, widths in enumerate([(4,), (8, 4), (16,), (4, 4, 4)][:n]):
+        agent = extract(supernet, MLPArch(widths))
+        metrics = {**base, "flops": flops(MLPArch(widths), (4,), 2)}
+        folders.append(save_agent(agent, run.agents / f"m{i}", metrics=metrics, onnx=False))
+    return cfg, run, folders
+
+
+def test_workers_deliver_the_agents_one_process_delivers_bit_for_bit(
+    finished: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Two workers, three members: every member's weights and metrics.json (but wall-clock
+    figures) equal those of fine-tuning them one after the other in this process; the rows
+    come back in the members' order. Folders given relative to the caller's folder (a worker
+    runs in another)."""
+    from a2d_evo.report.deliver import finetune_members
+
+    rows = {}
+    for workers in (1, 2):
+        cfg, _, folders = members(finished, tmp_path / str(workers), 3)
+        monkeypatch.chdir(tmp_path / str(workers))
+        relative = [f.relative_to(tmp_path / str(workers)) for f in folders]
+        tuned = with_workers(replace(cfg, finetune=replace(cfg.finetune, steps=96)), workers)
+        rows[workers] = finetune_members(tuned, RunFolder("."), relative, progress=False)
+    assert [r["agent"] for r in rows[2]] == ["m0", "m1", "m2"]
+    assert rows[1] == rows[2]
+    for name in ("m0", "m1", "m2"):
+        a, b = (tmp_path / str(w) / "agents" / name for w in (1, 2))
+        wa = torch.load(a / "policy.pt", weights_only=True)
+        wb = torch.load(b / "policy.pt", weights_only=True)
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+        ma, mb = (json.loads((f / "metrics.json").read_text()) for f in (a, b))
+        assert ma["finetune_budget"] == 96
+        assert {k: v for k, v in ma.items() if k not in WALL_CLOCK} == {
+            k: v for k, v in mb.items() if k not in WALL_CLOCK
+        }
+
+
+def test_a_member_s_error_is_raised_after_the_running_ones_finish(
+    finished: Path, tmp_path: Path
+) -> None:
+    """A job that fails in a worker raises its error, type and message, in the caller; the
+    member running beside it is fine-tuned and written (an export run again continues from
+    it), and no member starts after the error."""
+    from a2d_evo.errors import FormatError
+    from a2d_evo.report.deliver import finetune_members
+
+    cfg, run, folders = members(finished, tmp_path / "run")
+    (folders[1] / "arch.json").write_text("{not json")
+    tuned = with_workers(replace(cfg, finetune=replace(cfg.finetune, steps=96)), 2)
+    with pytest.raises(FormatError, match="arch.json is not valid JSON"):
+        finetune_members(tuned, run, folders, progress=False)
+    done = ["finetune_budget" in json.loads((f / "metrics.json").read_text()) for f in folders]
+    assert done[0] and not done[1] and not done[3]  # m2 may have started before m1 failed
+
+
+def test_a_worker_that_dies_is_an_error_naming_it_and_its_member(
+    finished: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A worker killed (out of memory, say) is a TrainingError naming its member; the other
+    worker is stopped, nothing hangs."""
+    from a2d_evo.report.deliver import finetune_members
+    from a2d_evo.train import finetune_pool
+
+    cfg, run, folders = members(finished, tmp_path / "run")
+    started: list[Any] = []
+    start_worker = finetune_pool.start_worker
+
+    def start(entry: str, args: Any) -> Any:
+        proc, sock = start_worker(entry, args)
+        started.append(proc)
+        if len(started) == 2:  # the second worker, which takes m1
+            proc.kill()
+            proc.wait()
+        return proc, sock
+
+    monkeypatch.setattr(finetune_pool, "start_worker", start)
+    tuned = with_workers(replace(cfg, finetune=replace(cfg.finetune, steps=96)), 2)
+    with pytest.raises(TrainingError, match=r"died \(exit code -9\) while fine-tuning .*m1;"):
+        finetune_members(tuned, run, folders, progress=False)
+    assert len(started) == 2 and all(p.poll() is not None for p in started)
+
+
+def test_workers_need_torch_threads_set() -> None:
+    """Each worker with torch's default threads would take every core."""
+    from a2d_evo.config import config_from_dict
+
+    with pytest.raises(ConfigError, match="finetune.workers: 2 processes .* torch_threads"):
+        config_from_dict({"finetune": {"workers": 2}})
+    with pytest.raises(ConfigError, match="finetune.workers"):
+        config_from_dict({"finetune": {"workers": 0}})
+    assert config_from_dict({"finetune": {"workers": 2}, "torch_threads": 1}).finetune.workers == 2
