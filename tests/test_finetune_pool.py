@@ -62,9 +62,15 @@ def test_workers_deliver_the_agents_one_process_delivers_bit_for_bit(
         cfg, _, folders = members(finished, tmp_path / str(workers), 3)
         monkeypatch.chdir(tmp_path / str(workers))
         relative = [f.relative_to(tmp_path / str(workers)) for f in folders]
+        extracted = [torch.load(f / "policy.pt", weights_only=True) for f in folders]
         tuned = with_workers(replace(cfg, finetune=replace(cfg.finetune, steps=96)), workers)
         rows[workers] = finetune_members(tuned, RunFolder("."), relative, progress=False)
     assert [r["agent"] for r in rows[2]] == ["m0", "m1", "m2"]
+    # the fine-tuned weights ship (the validation gate kept them), so equal weights are news
+    assert [r["kept"] for r in rows[2]] == ["fine-tuned"] * 3
+    for folder, weights in zip(folders, extracted, strict=True):
+        now = torch.load(folder / "policy.pt", weights_only=True)
+        assert any(not torch.equal(now[k], weights[k]) for k in weights)
     assert rows[1] == rows[2]
     for name in ("m0", "m1", "m2"):
         a, b = (tmp_path / str(w) / "agents" / name for w in (1, 2))
@@ -132,3 +138,83 @@ def test_workers_need_torch_threads_set() -> None:
     with pytest.raises(ConfigError, match="finetune.workers"):
         config_from_dict({"finetune": {"workers": 0}})
     assert config_from_dict({"finetune": {"workers": 2}, "torch_threads": 1}).finetune.workers == 2
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc (Linux)")
+def test_workers_die_with_the_process_that_holds_their_locks(
+    finished: Path, tmp_path: Path
+) -> None:
+    """A caller killed outright (SIGKILL, the OOM killer, a closed terminal) releases the
+    folders' locks with it: its workers die too, mid-fine-tune, and write nothing (a worker
+    left running would write a folder another command may be writing by then)."""
+    import contextlib
+    import os
+    import pickle
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from a2d_evo.evaluation.seeds import final_seeds
+    from a2d_evo.train.finetune_pool import FinetuneJob
+
+    cfg, run, folders = members(finished, tmp_path / "run", 2)
+    seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
+    jobs = [FinetuneJob(f, 10_000_000, run.teacher_agent, seeds[0], len(seeds), 0) for f in folders]
+    (tmp_path / "jobs.pkl").write_bytes(pickle.dumps((with_workers(cfg, 2), jobs)))
+    code = (
+        "import pickle, sys; from a2d_evo.train.finetune_pool import run_finetunes; "
+        "cfg, jobs = pickle.load(open(sys.argv[1], 'rb')); "
+        "run_finetunes(cfg, jobs, lambda i, s: None)"
+    )
+    before = [(f / "policy.pt").read_bytes() for f in folders]
+    children_left: list[int] = []  # killed at the end whatever happens
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path / "jobs.pkl")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        for _ in range(2):  # both jobs handed out: each worker is inside its fine-tune
+            assert "fine-tuning" in parent.stdout.readline()
+
+        def children() -> list[int]:
+            out = []
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    fields = stat.read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == parent.pid:
+                    out.append(int(stat.parent.name))
+            return out
+
+        workers = children()
+        children_left.extend(workers)
+        assert len(workers) == 2
+        time.sleep(3.0)  # training by now
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+        deadline = time.monotonic() + 10.0
+        alive = workers
+        while alive and time.monotonic() < deadline:
+            time.sleep(0.2)
+            alive = [w for w in workers if Path(f"/proc/{w}").exists() and not _zombie(w)]
+        assert not alive, f"workers {alive} outlived their parent"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        for w in children_left:
+            with contextlib.suppress(OSError):
+                os.kill(w, signal.SIGKILL)
+    assert [(f / "policy.pt").read_bytes() for f in folders] == before
+    assert all(
+        "finetune_budget" not in json.loads((f / "metrics.json").read_text()) for f in folders
+    )
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False

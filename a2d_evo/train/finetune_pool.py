@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
+import signal
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
@@ -86,6 +89,10 @@ def run_finetunes(
                 print(f"fine-tuning {job.folder.name} for {budget_text(cfg, job.steps)}")
             done(i, _run(job, cfg, progress))
         return
+    where = [os.path.realpath(job.folder) for job in jobs]
+    if len(set(where)) < len(where):  # in one process they would add up; here they would race
+        twice = sorted({w for w in where if where.count(w) > 1})
+        raise TrainingError(f"finetune: a folder is given twice: {', '.join(twice)}")
     with contextlib.ExitStack() as locks:  # held here for the workers (taken again if held)
         for job in jobs:
             locks.enter_context(folder_lock(job.folder, create=False))
@@ -106,7 +113,9 @@ def _pool(
     error: BaseException | None = None
     try:
         for _ in range(workers):
-            proc, sock = start_worker("a2d_evo.train.finetune_pool:_worker_main", [])
+            proc, sock = start_worker(
+                "a2d_evo.train.finetune_pool:_worker_main", [str(os.getpid())]
+            )
             procs.append(proc)
             conns.append(Connection(sock.detach()))
             _send(conns[-1], cfg)
@@ -139,17 +148,20 @@ def _pool(
                 i = running[k]
                 if conns[k] not in ready:
                     if procs[k].poll() is not None:
-                        raise _died(k, procs[k], jobs[i])
+                        raise error or _died(procs[k], jobs[i])
                     continue
                 try:
                     status, value = conns[k].recv()
                 except (EOFError, OSError):
-                    raise _died(k, procs[k], jobs[i]) from None
+                    raise error or _died(procs[k], jobs[i]) from None
                 del running[k]
                 if status == "ok":
                     done(i, value)
                 elif error is None:  # the jobs still running finish; no new ones start
-                    error, queue = value, []
+                    error = value
+                    queue.clear()
+                else:  # raised is the first; the others are said
+                    print(f"finetune: {jobs[i].folder} failed too: {value}", file=sys.stderr)
                 if queue:
                     give(k)
         if error is not None:
@@ -173,13 +185,13 @@ def _send(conn: Connection, obj: Any) -> None:
         conn.send(obj)
 
 
-def _died(k: int, proc: subprocess.Popen[bytes], job: FinetuneJob) -> TrainingError:
+def _died(proc: subprocess.Popen[bytes], job: FinetuneJob) -> TrainingError:
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=_POLL_S)  # its socket closes as it exits: the code comes after
+    what = "stopped answering" if proc.returncode is None else f"died (exit code {proc.returncode})"
     return TrainingError(
-        f"finetune: worker process {proc.pid} died (exit code {proc.returncode}) while "
-        f"fine-tuning {job.folder}; the members finished before it are kept: run the command "
-        "again to continue"
+        f"finetune: worker process {proc.pid} {what} while fine-tuning {job.folder}; the "
+        "members finished before it are kept: run the command again to continue"
     )
 
 
@@ -187,6 +199,7 @@ def _worker_main(argv: Sequence[str]) -> None:
     """A worker: receive the config, then fine-tune each job received, answering ``("ok",
     summary)`` or ``("error", exception)``, until the caller's end of the socket closes."""
     conn = Connection(int(argv[0]))
+    _die_with_parent(int(argv[1]))
     try:
         cfg: Config = conn.recv()
         while True:
@@ -200,3 +213,18 @@ def _worker_main(argv: Sequence[str]) -> None:
         return
     finally:
         conn.close()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel kill this worker when its parent dies (Linux: ``PR_SET_PDEATHSIG``), and
+    exit now if it already has: the parent holds the lock of the folder this worker writes,
+    which its death releases, so a worker left running would write a folder that another
+    command may be writing by then (an export run again). Elsewhere a worker notices only when
+    it next answers, after writing its folder."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the signal was asked for
+        os._exit(1)
