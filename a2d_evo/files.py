@@ -321,6 +321,8 @@ def _read_json_bytes(path: str | Path, what: str, format_version: int | None) ->
         raise FormatError(f"{what} {path} is not valid JSON: {str(exc)[:300]}") from None
     except OSError as exc:
         raise FormatError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise FormatError(f"{what} {path} is too large to read into memory") from None
     if format_version is not None:
         check_format_version(data, format_version, f"{what} {path}")
     return data, raw

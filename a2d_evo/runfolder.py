@@ -8,6 +8,8 @@ was started with, which ``--resume`` must match except for a raised budget
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shlex
 from collections.abc import Iterable, Mapping
@@ -747,6 +749,20 @@ so a command may change them (after a native worker failed, say). Not recorded: 
 any case: envs reset on resume, ``docs/training.md``). The exception, which
 :func:`config_diff` reports as ``env.backend``: ``ale_vector`` on an ALE id with no-ops or
 sticky actions plays other games for the same seeds (:meth:`EnvConfig.games`)."""
+
+
+def recipe_digest(cfg: Config, sections: Iterable[str]) -> str:
+    """SHA-256 of the settings in ``sections`` of ``cfg`` (``env``, ``ppo``, ...) without the
+    runtime keys (:data:`RUNTIME_KEYS`: how a stage is run, not what it trains): what an
+    agent folder records of how it was trained, so that a command resumed with other settings
+    trains it again instead of keeping it (``finetune_recipe``, the baselines)."""
+    settings = config_to_dict(cfg)
+    parts = {k: settings.get(k) for k in sections}
+    for key in RUNTIME_KEYS:
+        section, name = key.split(".")
+        if isinstance(parts.get(section), dict):
+            parts[section].pop(name, None)
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
 def _diff(a: Any, b: Any, key: str) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from a2d_evo.config import EnvConfig
@@ -45,6 +47,19 @@ def test_a_mismatch_names_the_agent_and_what_differs(
         check_fits_env(agent, EnvConfig(id=env_id), obs, n_act, "the teacher t/agent")
 
 
+def test_an_agent_that_scales_its_inputs_otherwise_does_not_fit() -> None:
+    """A teacher whose arch.json says obs_scale 1 would read 0-255 frames 255 times too large
+    (shapes and ids alike): refused where the env spec's scale is given."""
+    agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"}, obs_scale=1.0)
+    env = EnvConfig(id="CartPole-v1")
+    check_fits_env(agent, env, (4,), 2, "the teacher", 1.0)
+    check_fits_env(agent, env, (4,), 2, "the teacher")  # no scale given: not compared
+    with pytest.raises(
+        EnvError, match=r"scales its inputs by 1; CartPole-v1's are scaled by 0\.00392157"
+    ):
+        check_fits_env(agent, env, (4,), 2, "the teacher", 1 / 255)
+
+
 def test_act_takes_one_observation_or_a_batch() -> None:
     import numpy as np
     import torch
@@ -60,3 +75,18 @@ def test_act_takes_one_observation_or_a_batch() -> None:
         t = agent.act(torch.as_tensor(obs))
         assert isinstance(t, torch.Tensor) and t.shape == () and int(t) == int(a)
     assert agent.act(torch.as_tensor(batch)).tolist() == actions.tolist()
+
+
+def test_eval_refuses_an_agent_folder_whose_scale_is_not_the_env_s(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The check where an agent folder meets its env: ``a2d-evo eval`` on a CartPole agent
+    whose arch.json scales the inputs by 0.5 (CartPole's are used as they are)."""
+    from a2d_evo.cli import main
+    from a2d_evo.nets.agent_folder import save_agent
+
+    folder = tmp_path / "agent"
+    agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"}, obs_scale=0.5)
+    save_agent(agent, folder, onnx=False)
+    assert main(["eval", str(folder), "--episodes", "1", "--quiet"]) == 2
+    assert "scales its inputs by 0.5; CartPole-v1's are scaled by 1" in capsys.readouterr().err

@@ -189,9 +189,16 @@ def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(
     written = (folder / "metrics.json").stat().st_mtime_ns
     assert main(argv) == 0  # the same budget: kept
     assert (folder / "metrics.json").stat().st_mtime_ns == written
+    capsys.readouterr()  # ppo_x has no teacher term: another distill.alpha keeps it
+    assert main([*argv[:-1], "--set", "distill.alpha=2"]) == 0
+    assert "baseline ppo_x1: already trained, skipped" in capsys.readouterr().out
+    recipe = metrics["baseline_recipe"]
+    assert main([*argv[:-1], "--set", "ppo.lr=1e-4"]) == 0  # other settings: other baselines
+    assert "teacher, settings or seeds; training it again" in capsys.readouterr().out
+    assert json.loads((folder / "metrics.json").read_text())["baseline_recipe"] != recipe
     _stage_config(run, "teacher", {**SMALL, "teacher": {"total_steps": 512}})
     assert main(argv[:-1]) == 0
-    assert "trained for another budget, teacher or seeds; training it again" in (
+    assert "trained for another budget, teacher, settings or seeds; training it again" in (
         capsys.readouterr().out
     )
     assert json.loads((folder / "metrics.json").read_text())["baseline_budget"] == 512
@@ -287,7 +294,7 @@ def test_a_baseline_checkpoint_of_another_budget_is_trained_anew(
 
     metrics.unlink()
     saved = interrupted_at_2048()
-    for key in ("baseline_budget", "teacher_sha256", "method"):  # as written before the pins
+    for key in ("baseline_budget", "teacher_sha256", "method", "baseline_recipe"):  # pre-pins
         del saved["extra"][key]
     torch_save(checkpoint, saved)
     capsys.readouterr()
@@ -331,11 +338,15 @@ def test_a_baseline_trained_against_another_teacher_is_not_taken_as_finished() -
     the digest passed every test)."""
     from a2d_evo.train.baselines import _trained_for
 
-    metrics = {"baseline_budget": 100, "seeds": [1, 2], "teacher_sha256": "aaa"}
-    assert _trained_for(metrics, 100, [1, 2], "aaa")
-    assert not _trained_for(metrics, 100, [1, 2], "bbb")
-    assert not _trained_for(metrics, 200, [1, 2], "aaa")
-    assert not _trained_for(metrics, 100, [1, 3], "aaa")
+    metrics = {"baseline_budget": 100, "seeds": [1, 2], "teacher_sha256": "aaa",
+               "baseline_recipe": "r"}  # fmt: skip
+    assert _trained_for(metrics, 100, [1, 2], "aaa", "r")
+    assert not _trained_for(metrics, 100, [1, 2], "bbb", "r")
+    assert not _trained_for(metrics, 200, [1, 2], "aaa", "r")
+    assert not _trained_for(metrics, 100, [1, 3], "aaa", "r")
+    assert not _trained_for(metrics, 100, [1, 2], "aaa", "other settings")
+    del metrics["baseline_recipe"]  # a file from before the settings were recorded
+    assert _trained_for(metrics, 100, [1, 2], "aaa", "other settings")
 
 
 def test_plain_distillation_weighs_its_terms_by_alpha_and_beta() -> None:

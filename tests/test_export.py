@@ -321,6 +321,47 @@ def test_a_save_cut_short_leaves_no_agent_and_drops_a_stale_eval(
     assert json.loads((folder / "metrics.json").read_text())["return_mean"] == -1.0
 
 
+def test_a_save_that_fails_in_the_exporter_keeps_the_earlier_agent(
+    tmp_path: Path, saved: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ONNX exporter (seconds, and it may fail or be interrupted) runs before anything of
+    the folder is removed: the earlier agent stays whole (a received folder that `a2d-evo
+    finetune` was saving has nothing that would make it again)."""
+    import a2d_evo.nets.agent_folder as agent_folder
+
+    folder = copy_folder(saved["mlp"], tmp_path / "a")
+    files = {p.name: p.read_bytes() for p in folder.iterdir()}
+    other = load_agent(folder)
+    with torch.no_grad():
+        other.policy.bias.add_(1.0)
+
+    def fail(agent: Agent) -> bytes:
+        raise KeyboardInterrupt("interrupted in the exporter")
+
+    monkeypatch.setattr(agent_folder, "onnx_bytes", fail)
+    with pytest.raises(KeyboardInterrupt):
+        save_agent(other, folder, metrics=json.loads(files["metrics.json"]), onnx=True)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == files
+    load_agent(folder)
+
+
+def test_tensors_sharing_a_storage_are_loaded_apart(tmp_path: Path, saved: dict) -> None:
+    """A policy.pt whose tensors share one storage (a view of another, as tied weights are
+    saved) loads as parameters of their own: training one must not move the other."""
+    folder = copy_folder(saved["mlp"], tmp_path / "a")
+    state = torch.load(folder / "policy.pt", weights_only=True)
+    n = state["value.bias"].numel()
+    state["value.bias"] = state["policy.bias"][:n]  # a view: saved as one storage
+    torch.save(state, folder / "policy.pt")
+    agent = load_agent(folder)
+    ptrs = [p.untyped_storage().data_ptr() for p in agent.parameters()]
+    assert len(set(ptrs)) == len(ptrs)
+    before = agent.policy.bias.detach().clone()
+    with torch.no_grad():
+        agent.value.bias.add_(1.0)
+    assert torch.equal(agent.policy.bias, before)
+
+
 # ----------------------------------------------------------------------------- bad folders
 def _break(folder: Path, how: str) -> None:
     arch_json = folder / "arch.json"
@@ -351,6 +392,11 @@ def _break(folder: Path, how: str) -> None:
     elif how == "bad arch":
         meta["arch"]["widths"] = []
         arch_json.write_text(json.dumps(meta))
+    elif how == "unknown key":
+        meta["evil"] = 1
+        arch_json.write_text(json.dumps(meta))
+    elif how == "huge arch.json":  # read whole before any check: a MemoryError, no file named
+        arch_json.write_text(json.dumps(meta) + " " * (1 << 20))
     elif how == "arch edited":
         meta["arch"]["widths"][1] = 16
         arch_json.write_text(json.dumps(meta))
@@ -402,6 +448,8 @@ BAD = {
     "no format_version": "no format_version",
     "not json": "not valid JSON",
     "bad arch": "arch.json.*at least one hidden layer",
+    "unknown key": "arch.json: unknown key 'evil'",
+    "huge arch.json": "arch.json holds 1,048,[0-9]+ bytes; an arch.json a2d-evo writes",
     "arch edited": (
         "tensor 'layers.1.weight' has shape \\(12, 32\\), arch mlp-32x16x48 needs \\(16, 32\\)"
     ),

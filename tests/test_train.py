@@ -111,6 +111,39 @@ def test_teacher_same_seed_same_weights_and_a_stopped_run_completes(tmp_path: Pa
     )
 
 
+def test_training_envs_reset_only_at_the_start_and_on_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue [J]: no lockstep restarts. A checkpoint every update resets nothing (episodes run
+    on across checkpoints); the stage's start resets its envs once, and a resume once more."""
+    import a2d_evo.train.teacher as teacher_module
+
+    resets: list[int] = []
+    real = teacher_module.make_vec_env
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        envs = real(*args, **kwargs)
+        reset = envs.reset
+
+        def counting(*a: Any, **k: Any) -> Any:
+            resets.append(1)
+            return reset(*a, **k)
+
+        envs.reset = counting
+        return envs
+
+    monkeypatch.setattr(teacher_module, "make_vec_env", counted)
+    cfg = tiny(teacher={"checkpoint_every": 1})
+    train_teacher(cfg, RunFolder(tmp_path / "a"), progress=False)  # 4 updates, 4 checkpoints
+    assert len(resets) == 1
+    resets.clear()
+    b = RunFolder(tmp_path / "b")
+    with pytest.raises(TrainingInterrupted):
+        train_teacher(cfg, b, progress=False, stop_after=2)
+    train_teacher(cfg, b, resume=True, progress=False)
+    assert len(resets) == 2
+
+
 def spy_on_resume(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """What the training loop trains with when its first rollout after a resume starts:
     the learner's own module (not whatever ``load_checkpoint`` was handed), the Adam the

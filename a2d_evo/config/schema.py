@@ -604,7 +604,8 @@ class FinetuneConfig:
     workers: int = 1
     """Members fine-tuned side by side, one per worker process (each with ``torch_threads``
     threads, which must then be set: torch's default takes every core). The agents are the
-    same bit for bit with any number (:mod:`a2d_evo.train.finetune_pool`). At most 1024."""
+    same bit for bit with any number at the same ``torch_threads``
+    (:mod:`a2d_evo.train.finetune_pool`). At most 1024."""
 
     def __post_init__(self) -> None:
         _check_bounds("finetune.steps", self.steps, 0, MAX_TOTAL_STEPS)

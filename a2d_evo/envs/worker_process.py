@@ -1,5 +1,6 @@
-"""Starting an env worker process: ``python -c`` in the package's parent folder, never the
-user's, in a session of its own, talking to its parent over one socket."""
+"""Starting a worker process (the ``procs`` and ``native`` env backends, side-by-side
+fine-tunes): ``python -c`` in the package's parent folder, never the user's, in a session of its
+own, talking to its parent over one socket."""
 
 from __future__ import annotations
 

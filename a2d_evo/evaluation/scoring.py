@@ -76,14 +76,16 @@ def _eval_agent_folder(
     device = resolve_device(cfg.device)
     agent = load_agent(folder).to(device)
     spec = env_spec(cfg.env)
-    check_fits_env(agent, cfg.env, spec.obs_shape, spec.n_actions, str(folder))
+    check_fits_env(agent, cfg.env, spec.obs_shape, spec.n_actions, str(folder), spec.obs_scale)
     result = evaluate_agent(agent, cfg, episodes, first, mode)
     rand = random_policy_return(cfg, episodes, first)
     teacher_dir = teacher_dir or run_teacher(folder)
     r_teacher = None
     if teacher_dir is not None and teacher_dir.resolve() != folder.resolve():
         teacher = load_agent(teacher_dir).to(device)
-        check_fits_env(teacher, cfg.env, spec.obs_shape, spec.n_actions, str(teacher_dir))
+        check_fits_env(
+            teacher, cfg.env, spec.obs_shape, spec.n_actions, str(teacher_dir), spec.obs_scale
+        )
         r_teacher = evaluate_agent(teacher, cfg, episodes, first, mode).mean
     elif teacher_dir is not None:
         r_teacher = result.mean

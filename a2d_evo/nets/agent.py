@@ -189,10 +189,17 @@ class Agent(nn.Module):
 
 
 def check_fits_env(
-    agent: Any, env: EnvConfig, obs_shape: tuple[int, ...], n_actions: int, where: str
+    agent: Any,
+    env: EnvConfig,
+    obs_shape: tuple[int, ...],
+    n_actions: int,
+    where: str,
+    obs_scale: float | None = None,
 ) -> None:
     """Raise EnvError unless ``agent`` fits the env of ``env`` (giving ``obs_shape`` and
-    ``n_actions``): the id it records, its inputs and actions, and for images the
+    ``n_actions``, its inputs scaled by ``obs_scale`` where given: the env spec's): the id it
+    records, its inputs and actions, the scale it multiplies them by (an agent whose
+    ``arch.json`` says 1 would read 0-255 frames as 255 times too large), and for images the
     ``env.image_layout`` it was made with (a cube such as (10, 10, 10) has the same shape
     read either way, so the shape cannot tell).
 
@@ -217,6 +224,12 @@ def check_fits_env(
         problems.append(
             f"it takes observations {a_obs} and {a_act} actions; {env_id} gives "
             f"{tuple(obs_shape)} and {n_actions}"
+        )
+    a_scale = getattr(agent, "obs_scale", None)
+    if obs_scale is not None and a_scale is not None and float(a_scale) != float(obs_scale):
+        problems.append(
+            f"it scales its inputs by {float(a_scale):.6g}; {env_id}'s are scaled by "
+            f"{float(obs_scale):.6g}"
         )
     if problems:
         raise EnvError(f"{where} does not fit the environment: " + "; ".join(problems))

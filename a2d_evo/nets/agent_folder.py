@@ -164,11 +164,15 @@ def save_agent(
             "(onnx, onnxscript, onnxruntime)"
         )
     state = {k: v.detach().cpu().contiguous().clone() for k, v in agent.state_dict().items()}
+    # the exporter (seconds, and it may fail) before anything is removed: a save that fails
+    # there, or is interrupted, leaves the earlier agent whole (a received folder fine-tuned
+    # by `a2d-evo finetune` has nothing that would make it again)
+    onnx_file = onnx_bytes(agent) if want_onnx else None
     for stale in (ARCH_FILE, EVAL_FILE):  # arch.json back last: the folder whole again
         (folder / stale).unlink(missing_ok=True)
     torch_save(folder / POLICY_FILE, state)
-    if want_onnx:
-        write_bytes(folder / ONNX_FILE, onnx_bytes(agent))
+    if onnx_file is not None:
+        write_bytes(folder / ONNX_FILE, onnx_file)
     else:
         (folder / ONNX_FILE).unlink(missing_ok=True)
     if metrics is not None:
@@ -203,14 +207,24 @@ def load_agent(folder: str | Path) -> Agent:
         )
     if not folder.is_dir():
         raise FormatError(f"agent folder {folder} not found")
-    meta = read_json(folder / ARCH_FILE, "agent file")
+    arch_path = folder / ARCH_FILE
+    if arch_path.is_file() and arch_path.stat().st_size > _MAX_ARCH_BYTES:
+        raise FormatError(
+            f"agent file {arch_path} holds {arch_path.stat().st_size:,} bytes; an arch.json "
+            f"a2d-evo writes holds a few hundred (at most {_MAX_ARCH_BYTES:,} are read)"
+        )
+    meta = read_json(arch_path, "agent file")
     where = f"agent file {folder / ARCH_FILE}"
     version = meta.get("format_version") if isinstance(meta, dict) else None
     old = type(version) is int and version in AGENT_FORMATS_READ  # not true, not 1.0
     check_format_version(meta, meta["format_version"] if old else AGENT_FORMAT_VERSION, where)
-    for key in ("arch", "obs_shape", "n_actions", "env", *(() if old else ("obs_scale",))):
+    keys = ("arch", "obs_shape", "n_actions", "env", *(() if old else ("obs_scale",)))
+    for key in keys:
         if key not in meta:
             raise FormatError(f"{where}: missing key {key!r}")
+    unknown_keys = sorted(set(meta) - {"format_version", *keys})
+    if unknown_keys:  # a file of another tool, or of a later format that forgot its version
+        raise FormatError(f"{where}: unknown key {unknown_keys[0]!r}")
     try:
         arch = arch_from_dict(meta["arch"])
         # format 1 had no obs_scale: every CNN was an ALE one (1/255), every MLP unscaled
@@ -267,9 +281,16 @@ def load_agent(folder: str | Path) -> Agent:
             raise FormatError(f"policy {path}: tensor {name!r} {why}")
         if not bool(torch.isfinite(t).all()):
             raise FormatError(f"policy {path}: tensor {name!r} holds NaN or infinite values")
-    agent.load_state_dict({k: v.contiguous() for k, v in state.items()}, assign=True)
+    # a copy each: two tensors of the file may share one storage (a view of another), and
+    # training one parameter would then move the other
+    agent.load_state_dict(
+        {k: v.clone(memory_format=torch.contiguous_format) for k, v in state.items()}, assign=True
+    )
     return agent.eval()
 
+
+_MAX_ARCH_BYTES = 1 << 20
+"""Largest ``arch.json`` read: the largest arch the bounds allow (64 layers) takes a few KB."""
 
 _MAX_DIM = 2**31 - 1
 """Sizes past int32 are no real policy's, and torch's shape arithmetic overflows on them."""

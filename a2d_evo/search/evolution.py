@@ -136,6 +136,7 @@ class _Search:
             self.obs_shape,
             self.n_actions,
             f"the teacher {run.teacher_agent}",
+            spec.obs_scale,
         )
         self.teacher_flops = flops(self.teacher.arch, self.obs_shape, self.n_actions)
         if cfg.search.max_flops is not None:  # no arch of the space under it: nothing to search

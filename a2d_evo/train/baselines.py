@@ -46,7 +46,7 @@ from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import load_agent, save_agent
 from a2d_evo.nets.cost import check_stage_memory
 from a2d_evo.nets.space import Arch
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runfolder import RunFolder, recipe_digest
 from a2d_evo.train.checkpoint import changed_pins, checkpoint_extra
 from a2d_evo.train.distill import distill_actor_loss, distill_critic_loss
 from a2d_evo.train.learners import AgentLearner
@@ -131,14 +131,25 @@ def run_budgets(cfg: Config, run: RunFolder) -> Config:
     )
 
 
-def _trained_for(metrics: dict[str, Any], steps: int, seeds: list[int], teacher: str) -> bool:
+def baseline_recipe(cfg: Config, method: str) -> str:
+    """SHA-256 of the settings a baseline trains with (:func:`~a2d_evo.runfolder.recipe_digest`):
+    the env and ``ppo``, and ``distill`` for the distilled ones (``ppo_x`` has no teacher
+    term)."""
+    return recipe_digest(cfg, ("env", "ppo") if method == "ppo" else ("env", "ppo", "distill"))
+
+
+def _trained_for(
+    metrics: dict[str, Any], steps: int, seeds: list[int], teacher: str, recipe: str
+) -> bool:
     """Whether a finished baseline's ``metrics.json`` is this one: the same budget, the
-    front's final seeds and the same teacher (``policy.pt`` digest); files from before the
-    budget and the teacher were recorded match any."""
+    front's final seeds, the same teacher (``policy.pt`` digest) and settings
+    (:func:`baseline_recipe`: ``baselines --set ppo.lr=...`` trains other baselines); files
+    from before the budget, the teacher or the settings were recorded match any."""
     return (
         metrics.get("baseline_budget", steps) == steps
         and metrics.get("seeds") == seeds
         and metrics.get("teacher_sha256", teacher) == teacher
+        and metrics.get("baseline_recipe", recipe) == recipe
     )
 
 
@@ -226,6 +237,7 @@ def train_baselines(
             "method": method,
             "baseline_budget": baseline_steps(cfg, method),
             "teacher_sha256": teacher_sha,
+            "baseline_recipe": baseline_recipe(cfg, method),
         }
 
     stale = set()
@@ -238,7 +250,7 @@ def train_baselines(
             if checkpoint.is_file() and changed_pins(
                 _checkpoint_extra(checkpoint, f"baseline-{name}"), pins(method, multiplier)
             ):
-                stale.add(name)  # of another budget, teacher or arch: not continued
+                stale.add(name)  # of another budget, teacher, arch or settings: not continued
             elif (
                 not resume
                 and not (run.baselines / name / ARCH_FILE).is_file()
@@ -277,7 +289,9 @@ def train_baselines(
             if (folder / "metrics.json").is_file():
                 done = read_json_dict(folder / "metrics.json", "metrics")
                 whole = (folder / ARCH_FILE).is_file()  # its save not cut short (save_agent)
-                if whole and _trained_for(done, steps, seeds, teacher_sha):
+                if whole and _trained_for(
+                    done, steps, seeds, teacher_sha, baseline_recipe(cfg, method)
+                ):
                     if progress:
                         print(f"baseline {name}: already trained, skipped")
                     folders.append(folder)
@@ -285,7 +299,7 @@ def train_baselines(
                 with folder_lock(folder):  # not this baseline: it is no longer finished
                     (folder / "metrics.json").unlink()
                 if progress:
-                    why = "trained for another budget, teacher or seeds" if whole else (
+                    why = "trained for another budget, teacher, settings or seeds" if whole else (
                         "its save was cut short (no arch.json)")  # fmt: skip
                     print(f"baseline {name}: {why}; training it again")
             checkpoint = run.baselines / f".{name}.checkpoint.pt"
@@ -294,7 +308,7 @@ def train_baselines(
                     checkpoint.unlink(missing_ok=True)
                 if progress:
                     print(f"baseline {name}: its checkpoint was trained for another budget, "
-                          "teacher or arch; training it again")  # fmt: skip
+                          "teacher, arch or settings; training it again")  # fmt: skip
             streams = Streams(cfg.seed, "baseline")  # same init for every method of a width
             agent = streams.build(
                 partial(Agent, arch, spec.obs_shape, spec.n_actions, env_dict, spec.obs_scale)
@@ -331,6 +345,7 @@ def train_baselines(
                 "env_steps": result.global_step,
                 "baseline_budget": steps,
                 "teacher_sha256": teacher_sha,
+                "baseline_recipe": baseline_recipe(cfg, method),
                 "train_wall_s": round(result.wall_s, 2),
             }
             if learner.sigma is not None:  # each distilled learner's own value unit

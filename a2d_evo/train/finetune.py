@@ -14,12 +14,10 @@ again adds to the budget it records (``finetune_budget``, ``finetune_steps``).
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from pathlib import Path
 from typing import Any
 
-from a2d_evo.config import Config, config_to_dict, replace
+from a2d_evo.config import Config, replace
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.episodes import (
@@ -35,7 +33,7 @@ from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, kept_weights
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, save_agent
-from a2d_evo.runfolder import RUNTIME_KEYS, run_teacher, teacher_fix
+from a2d_evo.runfolder import recipe_digest, run_teacher, teacher_fix
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.streams import Streams, set_threads
@@ -80,7 +78,7 @@ def finetune_agent(
     agent_dir = Path(agent_dir)
     agent = load_agent(agent_dir)
     spec = env_spec(cfg.env)
-    check_fits_env(agent, cfg.env, spec.obs_shape, spec.n_actions, str(agent_dir))
+    check_fits_env(agent, cfg.env, spec.obs_shape, spec.n_actions, str(agent_dir), spec.obs_scale)
     given = teacher_dir is not None
     teacher_dir = run_teacher(agent_dir) if teacher_dir is None else Path(teacher_dir)
     if teacher_dir is not None and teacher_dir.resolve() == agent_dir.resolve():
@@ -97,7 +95,7 @@ def finetune_agent(
         )
     teacher = load_teacher_for(
         cfg, teacher_dir, spec.obs_shape, spec.n_actions, given=given,
-        without="to fine-tune with plain PPO",
+        without="to fine-tune with plain PPO", obs_scale=spec.obs_scale,
     )  # fmt: skip
     set_threads(cfg)
     device = resolve_device(cfg.device)
@@ -196,16 +194,10 @@ def finetune_agent(
 def finetune_recipe(cfg: Config) -> str:
     """SHA-256 of the settings a fine-tune trains with: the env, ``ppo`` (at the fine-tune's
     learning rate), ``distill`` and ``finetune`` (not the env's backend or workers: how it is
-    stepped). An export resumed agent by agent keeps a member only when its ``metrics.json``
-    records this recipe (an export with another ``distill.alpha`` kept members fine-tuned
-    with the first one)."""
-    settings = config_to_dict(_finetune_ppo(cfg))
-    parts = {k: settings.get(k) for k in ("env", "ppo", "distill", "finetune")}
-    for key in RUNTIME_KEYS:  # how the env is stepped, not what trains
-        section, name = key.split(".")
-        if isinstance(parts.get(section), dict):
-            parts[section].pop(name, None)
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    stepped; :func:`~a2d_evo.runfolder.recipe_digest`). An export resumed agent by agent keeps
+    a member only when its ``metrics.json`` records this recipe (an export with another
+    ``distill.alpha`` kept members fine-tuned with the first one)."""
+    return recipe_digest(_finetune_ppo(cfg), ("env", "ppo", "distill", "finetune"))
 
 
 def _finetune_ppo(cfg: Config) -> Config:

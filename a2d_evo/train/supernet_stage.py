@@ -273,7 +273,7 @@ def train_supernet(
         given = teacher_dir is not None
         teacher_dir = Path(teacher_dir) if teacher_dir is not None else run.teacher_agent
         teacher = load_teacher_for(
-            cfg, teacher_dir, spec.obs_shape, spec.n_actions, given=given
+            cfg, teacher_dir, spec.obs_shape, spec.n_actions, given=given, obs_scale=spec.obs_scale
         ).to(device)
         if not cfg.distill.vanilla:  # the vanilla arm's teacher fixed sigma, held in the state
             pins["teacher_sha256"] = file_digest(teacher_dir / POLICY_FILE)

@@ -130,12 +130,14 @@ def load_teacher_for(
     *,
     given: bool = False,
     without: str = "for the vanilla (undistilled) supernet",
+    obs_scale: float | None = None,
 ) -> Agent:
     """The teacher agent of ``teacher_dir``: TrainingError for a missing one, EnvError for
     one that does not fit the env (:func:`~a2d_evo.nets.agent.check_fits_env`).
 
     ``given``: the user named the folder (``--teacher``), so a missing agent is their path's
-    fault, not a stage left to run; ``without``: what ``alpha = beta = 0`` does instead."""
+    fault, not a stage left to run; ``without``: what ``alpha = beta = 0`` does instead;
+    ``obs_scale``: the env spec's input scale, which the teacher must multiply by too."""
     teacher_dir = Path(teacher_dir)
     if not (teacher_dir / "arch.json").is_file():
         if (teacher_dir / "teacher" / "agent" / "arch.json").is_file():
@@ -161,7 +163,7 @@ def load_teacher_for(
             f"first, pass --teacher AGENT_DIR, or set distill.alpha=0 and distill.beta=0 {without}"
         )
     teacher = load_agent(teacher_dir)
-    check_fits_env(teacher, cfg.env, obs_shape, n_actions, f"the teacher {teacher_dir}")
+    check_fits_env(teacher, cfg.env, obs_shape, n_actions, f"the teacher {teacher_dir}", obs_scale)
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher.eval()
