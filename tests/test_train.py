@@ -111,6 +111,42 @@ def test_teacher_same_seed_same_weights_and_a_stopped_run_completes(tmp_path: Pa
     )
 
 
+def test_a_resume_of_a_stage_stopped_before_its_first_checkpoint_starts_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A kill between the stage's config.yaml and its first checkpoint leaves the config
+    alone: a plain start takes it over, and so does --resume (it used to be refused: "no
+    checkpoint ... delete the folder"), training what a fresh start trains."""
+    cfg = tiny()
+    a, b = RunFolder(tmp_path / "a"), RunFolder(tmp_path / "b")
+    train_teacher(cfg, a, progress=False)
+    b.bind_stage("teacher", cfg, False)  # killed right after
+    assert [p.name for p in b.teacher.iterdir()] == ["config.yaml"]
+    train_teacher(cfg, b, resume=True)
+    said = capsys.readouterr()
+    assert "stopped before its first checkpoint; starting it" in said.out + said.err
+    assert_same_weights(
+        model_state(a.teacher / "checkpoint.pt"), model_state(b.teacher / "checkpoint.pt")
+    )
+
+
+def test_a_resumed_stage_s_tensorboard_has_every_update_once(tmp_path: Path) -> None:
+    """The events of the checkpoint's own update were written before it: a resume keeps them
+    and hides only what came after (it used to hide the checkpoint's update too, one point
+    lost per resume), including after a resume from the first checkpoint (update 0, which
+    used to hide nothing)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny()  # 4 updates of 32 steps, a checkpoint every 2
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(TrainingInterrupted):
+        train_teacher(cfg, run, progress=False, stop_after=2)
+    train_teacher(cfg, run, resume=True, progress=False)
+    events = EventAccumulator(str(run.tb_dir("teacher"))).Reload()
+    steps = [e.step for e in events.Scalars("charts/learning_rate")]
+    assert steps == [32, 64, 96, 128]
+
+
 def test_training_envs_reset_only_at_the_start_and_on_resume(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -353,6 +389,10 @@ def test_supernet_resumes_and_distillation_pulls_to_the_teacher(
     assert not b.supernet_weights.exists()
     wb = train_supernet(cfg, b, teacher_dir=tiny_teacher, resume=True, progress=False)
     assert torch.load(wa, weights_only=True).keys() == torch.load(wb, weights_only=True).keys()
+    # two uninterrupted runs with one seed are bit-identical (issue [J] item 3), the supernet
+    # as the teacher (test_teacher_same_seed_same_weights_and_a_stopped_run_completes)
+    wc = train_supernet(cfg, RunFolder(tmp_path / "c"), teacher_dir=tiny_teacher, progress=False)
+    assert_same_weights(torch.load(wa, weights_only=True), torch.load(wc, weights_only=True))
     for run in (a, b):
         summary = json.loads((run.supernet / "summary.json").read_text())
         assert summary["env_steps"] == 128 and summary["vanilla"] is False

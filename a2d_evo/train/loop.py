@@ -50,6 +50,7 @@ from torch import Tensor, nn
 from a2d_evo.config import Config
 from a2d_evo.errors import TrainingError
 from a2d_evo.progress import write
+from a2d_evo.runfolder import holds_results
 from a2d_evo.scale import ddp
 from a2d_evo.train.checkpoint import check_pins, load_checkpoint, save_checkpoint
 from a2d_evo.train.interrupts import StopFlag, TrainingInterrupted
@@ -140,7 +141,17 @@ def run_ppo(
     start, global_step, wall_before = 0, 0, 0.0
     stored: dict[str, Any] = {**(opts.extra or {}), **(opts.pins or {})}  # in each checkpoint
     stored["world_sizes"] = [[0, ctx.world_size]]  # a resume replaces it with its history
-    if opts.resume:
+    resume = opts.resume
+    if (
+        resume
+        and opts.checkpoint is not None
+        and not opts.checkpoint.is_file()
+        and not holds_results(opts.checkpoint.parent)
+    ):  # stopped between its config.yaml and its first checkpoint: nothing to resume
+        resume = False
+        if opts.progress and ctx.is_main:
+            write(f"{opts.stage}: --resume: stopped before its first checkpoint; starting it")
+    if resume:
         if opts.checkpoint is None:
             raise TrainingError("resume needs a checkpoint path")
         restored = load_checkpoint(opts.checkpoint, opts.stage, plain, optimizer, streams)
@@ -177,7 +188,7 @@ def run_ppo(
     n_envs = slots.stop - slots.start
     local_batch = n_envs * ppo.num_steps
     buffer = RolloutBuffer(ppo.num_steps, n_envs, obs_shape, obs_dtype, device)
-    writer = open_writer(opts.tb_dir if ctx.is_main else None, global_step)
+    writer = open_writer(opts.tb_dir if ctx.is_main else None, global_step if resume else None)
     bar = open_bar(
         opts.stage, n_updates * ppo.batch_size, global_step, enabled=opts.progress and ctx.is_main
     )

@@ -28,15 +28,17 @@ SHORT_NAMES = {
 """Loss keys shown on the bar, under their short names."""
 
 
-def open_writer(tb_dir: Path | None, global_step: int) -> Any:
-    """A TensorBoard ``SummaryWriter`` for ``tb_dir`` (None: no TensorBoard)."""
+def open_writer(tb_dir: Path | None, global_step: int | None) -> Any:
+    """A TensorBoard ``SummaryWriter`` for ``tb_dir`` (None: no TensorBoard); ``global_step``:
+    the step of the checkpoint a resume starts from (None: a fresh start)."""
     if tb_dir is None:
         return None
     # tensorboard is heavy and optional at run time: loaded only when a stage writes to it
     from torch.utils.tensorboard import SummaryWriter
 
-    # purge_step hides events a crashed run wrote after the checkpoint we resume from
-    return SummaryWriter(str(tb_dir), purge_step=global_step or None)
+    # purge_step hides events a crashed run wrote after the checkpoint we resume from: the
+    # events of global_step itself were written before that checkpoint, so they stay
+    return SummaryWriter(str(tb_dir), purge_step=None if global_step is None else global_step + 1)
 
 
 def open_bar(stage: str, total: int, initial: int, enabled: bool = True) -> Any:
