@@ -129,7 +129,8 @@ def _stage_config(run: RunFolder, stage: str, raw: dict[str, object]) -> None:
 
 
 def test_baselines_take_the_budgets_the_run_had(finished: Path, tmp_path: Path) -> None:
-    """S from the supernet's config.yaml (a --resume may raise it), the teacher's steps from
+    """S from the supernet's config.yaml (a --resume may raise it) or, when a delivery of the
+    current front records it, from that delivery (its members' S); the teacher's steps from
     the teacher's, B from the delivered front (export --finetune N): the run's config.yaml
     and the search's can hold older figures; a delivery from another front is not read."""
     import json
@@ -156,6 +157,11 @@ def test_baselines_take_the_budgets_the_run_had(finished: Path, tmp_path: Path) 
     assert baseline_steps(got, "ppo") == 4096 and baseline_steps(got, "a2d") == 3072 + 512
     (run.agents / "delivered.json").write_text(json.dumps({**delivered, "front_sha256": "0"}))
     assert run_budgets(cfg, run).finetune.steps == cfg.finetune.steps
+    # the delivery's own S: a train-supernet --resume raised the stage's budget after it
+    # (the front, and so its members, are of the supernet at 2,048 steps)
+    (run.agents / "delivered.json").write_text(json.dumps({**delivered, "supernet_steps": 2048}))
+    got = run_budgets(cfg, run)
+    assert (got.supernet.total_steps, got.finetune.steps) == (2048, 512)
 
 
 def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(

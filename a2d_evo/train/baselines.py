@@ -113,20 +113,27 @@ def run_budgets(cfg: Config, run: RunFolder) -> Config:
     teacher's ``teacher.total_steps`` and the supernet's ``supernet.total_steps`` from their
     stages' ``config.yaml`` (a ``--resume`` may have raised them), and ``finetune.steps`` from
     the delivered front (``delivered.json``'s ``finetune_steps``, what ``export --finetune``
-    gave, when it was delivered from the current ``front.json``); ``cfg``'s own where the run
-    records none (an imported teacher, nothing delivered yet)."""
+    gave, when it was delivered from the current ``front.json``), with the supernet steps that
+    delivery records (its members' S); ``cfg``'s own where the run records none (an imported
+    teacher, nothing delivered yet)."""
     teacher, supernet = run.stage_config("teacher"), run.stage_config("supernet")
     steps = cfg.finetune.steps
+    shared = (supernet or cfg).supernet.total_steps
     delivered, front = run.agents / "delivered.json", run.search / "front.json"
     if delivered.is_file() and front.is_file():
         data = read_json_dict(delivered, "delivered front")
         recorded = data.get("finetune_steps")
         if data.get("front_sha256") == file_digest(front) and isinstance(recorded, int):
             steps = recorded
+            # the supernet the members came from: a train-supernet --resume raising its
+            # budget since (even one cut short) leaves this front, trained for the old S
+            had = data.get("supernet_steps")
+            if isinstance(had, int) and not isinstance(had, bool) and had > 0:
+                shared = had
     return replace(
         cfg,
         teacher=replace(cfg.teacher, total_steps=(teacher or cfg).teacher.total_steps),
-        supernet=replace(cfg.supernet, total_steps=(supernet or cfg).supernet.total_steps),
+        supernet=replace(cfg.supernet, total_steps=shared),
         finetune=replace(cfg.finetune, steps=steps),
     )
 
