@@ -168,6 +168,11 @@ def test_outputs(reference_run: Path) -> None:
             played = [s for s, gg in zip(r["seeds"], r["generations"], strict=True) if gg == g]
             by_gen.setdefault(g, set()).add(tuple(played))
     assert all(len(v) == 1 for v in by_gen.values())
+    # ...and they are generation g's own (seeds.generation_seeds): one generation replaying
+    # another's episodes would re-score survivors on the draw that kept them
+    from a2d_evo.evaluation.seeds import generation_seeds
+
+    assert by_gen == {g: {tuple(generation_seeds(3, g, 2))} for g in range(5)}
     spent = sum(sum(r["lengths"]) for r in records)
     assert sum(int(r["env_steps"]) for r in rows) == spent
     for r in rows[:10]:

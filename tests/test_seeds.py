@@ -62,7 +62,7 @@ def test_seeds_are_valid_int32_and_spread() -> None:
 
 
 def test_runs_at_the_shipped_configs_sizes_never_share_episodes() -> None:
-    """Every run seed the benchmarks use (tuning 0-2, reporting 100-116), each with blocks as
+    """Every run seed the benchmarks use (tuning 0-2, reporting 100-121), each with blocks as
     long as the largest any shipped config plays (the demo's 200 final episodes, 20
     generations, the fine-tune's validation, six halving rounds of the final count): no
     episode seed is played by two (run, use) pairs. The bases are independent 31-bit draws,
@@ -83,7 +83,7 @@ def test_runs_at_the_shipped_configs_sizes_never_share_episodes() -> None:
     validation = max(c.finetune.validation_episodes for c in shipped)
     assert (gens, final) >= (20, 200)
     owner: dict[int, tuple[int, str]] = {}
-    for run in (*range(3), *range(100, 117)):
+    for run in (*range(3), *range(100, 122)):
         blocks = {
             "teacher": range(teacher_eval_seed(run), teacher_eval_seed(run) + evals),
             "finetune": range(finetune_eval_seed(run), finetune_eval_seed(run) + evals),

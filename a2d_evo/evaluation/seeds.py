@@ -12,7 +12,7 @@ re-scoring and ``a2d-evo eval`` do not reuse each other's, so an agent is not sc
 episodes that selected it. The halving and
 final seeds depend on the run seed alone, so every search method given that seed (NSGA-II,
 random search, ``benchmarks/bench_search.py``) delivers its front on the same episodes.
-``tests/test_seeds.py`` checks the tuning and reporting run seeds in use (0-2, 100-116)
+``tests/test_seeds.py`` checks the tuning and reporting run seeds in use (0-2, 100-121)
 with blocks as long as the largest any shipped config plays.
 """
 
