@@ -151,6 +151,8 @@ def run_ppo(
         resume = False
         if opts.progress and ctx.is_main:
             write(f"{opts.stage}: --resume: stopped before its first checkpoint; starting it")
+    if opts.resume:  # every rank has looked before rank 0 writes the first checkpoint below
+        ddp.barrier(ctx)
     if resume:
         if opts.checkpoint is None:
             raise TrainingError("resume needs a checkpoint path")
