@@ -124,7 +124,9 @@ def test_a_resume_of_a_stage_stopped_before_its_first_checkpoint_starts_it(
     assert [p.name for p in b.teacher.iterdir()] == ["config.yaml"]
     train_teacher(cfg, b, resume=True)
     said = capsys.readouterr()
-    assert "stopped before its first checkpoint; starting it" in said.out + said.err
+    assert "holds no checkpoint (stopped before its first, or removed); starting the stage" in (
+        said.out + said.err
+    )
     assert_same_weights(
         model_state(a.teacher / "checkpoint.pt"), model_state(b.teacher / "checkpoint.pt")
     )
@@ -570,9 +572,12 @@ def test_resume_with_conflicting_config_overwrites_nothing(tmp_path: Path) -> No
     with pytest.raises(RunFolderError, match="already holds"):
         train_teacher(tiny(), run, progress=False)  # a fresh start does not overwrite either
     assert ckpt.read_bytes() == saved
+    # its checkpoint removed, the stage folder holds its config.yaml alone, as one killed
+    # before its first checkpoint does: nothing to resume, so --resume starts the stage, as
+    # a plain start would (it used to be refused naming the folder to delete)
     ckpt.unlink()
-    with pytest.raises(FormatError, match="no checkpoint"):
-        train_teacher(tiny(), run, resume=True, progress=False)
+    train_teacher(tiny(), run, resume=True, progress=False)
+    assert torch_load(ckpt)["update"] == 4
     ckpt.write_bytes(saved[: len(saved) // 2])
     with pytest.raises(FormatError, match="truncated or corrupted"):
         train_teacher(tiny(), run, resume=True, progress=False)

@@ -147,10 +147,14 @@ def run_ppo(
         and opts.checkpoint is not None
         and not opts.checkpoint.is_file()
         and not holds_results(opts.checkpoint.parent)
-    ):  # stopped between its config.yaml and its first checkpoint: nothing to resume
+    ):  # its config.yaml alone (killed before its first checkpoint, or the checkpoint
+        # removed): nothing to resume, and a plain start would take the folder over
         resume = False
         if opts.progress and ctx.is_main:
-            write(f"{opts.stage}: --resume: stopped before its first checkpoint; starting it")
+            write(
+                f"{opts.stage}: --resume: {opts.checkpoint.parent} holds no checkpoint "
+                "(stopped before its first, or removed); starting the stage from update 0"
+            )
     if opts.resume:  # every rank has looked before rank 0 writes the first checkpoint below
         ddp.barrier(ctx)
     if resume:
