@@ -128,16 +128,17 @@ def load_teacher_for(
     obs_shape: tuple[int, ...],
     n_actions: int,
     *,
+    obs_scale: float,
     given: bool = False,
     without: str = "for the vanilla (undistilled) supernet",
-    obs_scale: float | None = None,
 ) -> Agent:
     """The teacher agent of ``teacher_dir``: TrainingError for a missing one, EnvError for
     one that does not fit the env (:func:`~a2d_evo.nets.agent.check_fits_env`).
 
     ``given``: the user named the folder (``--teacher``), so a missing agent is their path's
     fault, not a stage left to run; ``without``: what ``alpha = beta = 0`` does instead;
-    ``obs_scale``: the env spec's input scale, which the teacher must multiply by too."""
+    ``obs_scale``: the env spec's input scale, which the teacher must multiply by too (every
+    caller has the spec: a teacher is never loaded without this check)."""
     teacher_dir = Path(teacher_dir)
     if not (teacher_dir / "arch.json").is_file():
         if (teacher_dir / "teacher" / "agent" / "arch.json").is_file():
