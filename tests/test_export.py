@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -26,6 +27,7 @@ from a2d_evo.nets.agent_folder import (
     extract,
     load_agent,
     make_metrics,
+    onnx_bytes,
     save_agent,
 )
 from a2d_evo.nets.space import CNNArch, ConvLayer, MLPArch, SearchSpace
@@ -278,6 +280,26 @@ def test_onnx_matches_torch(kind: str, saved: dict, request: pytest.FixtureReque
         assert logits.shape == (n, agent.n_actions) and value.shape == (n,)
         np.testing.assert_allclose(logits, ref.logits.numpy(), rtol=0, atol=1e-5)
         np.testing.assert_allclose(value, ref.value.numpy(), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", [0.25, 0.3])  # divided by 4; multiplied by 0.3
+def test_onnx_scales_vectors_as_the_agent_does(scale: float) -> None:
+    torch.manual_seed(0)
+    agent = Agent(MLPArch((6, 5)), (2, 3), 4, obs_scale=scale).eval()
+    session = ort.InferenceSession(onnx_bytes(agent), providers=["CPUExecutionProvider"])
+    obs = obs_for(agent, 5, seed=3) * 10
+    logits, value = session.run(None, {"obs": obs.numpy()})
+    with torch.no_grad():
+        ref = agent(obs)
+    np.testing.assert_allclose(logits, ref.logits.numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(value, ref.value.numpy(), rtol=0, atol=1e-5)
+
+
+def test_onnx_bytes_depend_on_the_weights_alone(mlp_agent: Agent, cnn_agent: Agent) -> None:
+    assert onnx_bytes(mlp_agent) == onnx_bytes(copy.deepcopy(mlp_agent))
+    assert onnx_bytes(cnn_agent) == onnx_bytes(copy.deepcopy(cnn_agent))
+    moved = perturbed(copy.deepcopy(mlp_agent))
+    assert onnx_bytes(moved) != onnx_bytes(mlp_agent)
 
 
 def test_onnx_false_writes_none_and_removes_a_stale_one(

@@ -20,20 +20,16 @@ supernet, no pickle, every tensor checked against the arch.
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import importlib.util
-import logging
 import math
-import warnings
 import zipfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from a2d_evo.config.schema import EnvConfig, is_atari
 from a2d_evo.errors import ArchError, FormatError
@@ -60,6 +56,7 @@ from a2d_evo.formats import (
 )
 from a2d_evo.nets import cost
 from a2d_evo.nets.agent import Agent, check_obs_scale, default_obs_scale
+from a2d_evo.nets.onnx_graph import onnx_bytes
 from a2d_evo.nets.space import Arch, arch_from_dict
 from a2d_evo.nets.supernet import Supernet
 
@@ -160,11 +157,10 @@ def save_agent(
     want_onnx = onnx_available() if onnx is None else onnx
     if want_onnx and not onnx_available():
         raise ImportError(
-            "ONNX export needs the export extra: pip install 'a2d-evo[export]' "
-            "(onnx, onnxscript, onnxruntime)"
+            "ONNX export needs the export extra: pip install 'a2d-evo[export]' (onnx, onnxruntime)"
         )
     state = {k: v.detach().cpu().contiguous().clone() for k, v in agent.state_dict().items()}
-    # the exporter (seconds, and it may fail) before anything is removed: a save that fails
+    # the graph (it may fail) before anything is removed: a save that fails
     # there, or is interrupted, leaves the earlier agent whole (a received folder fine-tuned
     # by `a2d-evo finetune` has nothing that would make it again)
     onnx_file = onnx_bytes(agent) if want_onnx else None
@@ -302,8 +298,8 @@ def _pos_int(value: Any) -> bool:
 
 # ----------------------------------------------------------------------------- ONNX
 def onnx_available() -> bool:
-    """True when the export extra (onnx, onnxscript) is importable."""
-    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxscript"))
+    """True when the export extra's ``onnx`` (which writes the graph) is importable."""
+    return importlib.util.find_spec("onnx") is not None
 
 
 ONNX_SKIPPED_NOTE = (
@@ -312,58 +308,6 @@ ONNX_SKIPPED_NOTE = (
 )
 """What ``export`` prints once (to stderr) when :func:`onnx_available` is False: a file the
 docs promise and nobody mentions missing looks like a bug."""
-
-
-class _OnnxPolicy(nn.Module):
-    """The agent with a plain tuple output, which is what ONNX graphs have."""
-
-    def __init__(self, agent: Agent) -> None:
-        super().__init__()
-        self.agent = agent
-
-    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.agent(obs)
-        return out.logits, out.value
-
-
-def onnx_bytes(agent: Agent) -> bytes:
-    """The agent as a serialized ONNX model (torch.export-based exporter).
-
-    Input ``obs``: uint8 ``(N, C, H, W)`` images for a CNN (ALE frames, MinAtar planes...),
-    float32 ``(N, obs_dim...)`` otherwise, ``N`` dynamic; the graph multiplies it by
-    ``agent.obs_scale`` first; outputs ``logits (N, A)`` and ``value (N,)``.
-    """
-    model = _OnnxPolicy(copy.deepcopy(agent).cpu()).eval()
-    dtype = torch.uint8 if agent.image else torch.float32
-    # batch 2, not 1: the exporter specialises a size-1 dimension to a constant
-    example = torch.zeros((2, *agent.obs_shape), dtype=dtype)
-    with _quiet_exporter():
-        program = torch.onnx.export(
-            model,
-            (example,),
-            dynamo=True,
-            input_names=["obs"],
-            output_names=["logits", "value"],
-            dynamic_shapes={"obs": {0: torch.export.Dim("batch")}},
-            optimize=True,
-            verbose=False,
-        )
-    assert program is not None
-    return bytes(program.model_proto.SerializeToString())
-
-
-@contextlib.contextmanager
-def _quiet_exporter() -> Iterator[None]:
-    """Silence the exporter's warnings about absent torchvision ops and deprecations."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        logger.setLevel(level)
 
 
 # ----------------------------------------------------------------------------- metrics
