@@ -111,6 +111,37 @@ def test_teacher_same_seed_same_weights_and_a_stopped_run_completes(tmp_path: Pa
     )
 
 
+def test_a_resumed_stage_s_recent_return_counts_the_episodes_before_the_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last training episodes' returns are checkpointed: a resume that ends few episodes
+    reported only those (or null when none ended), not the stage's recent return."""
+    cfg, run = tiny(), RunFolder(tmp_path / "run")
+    with pytest.raises(TrainingInterrupted):
+        train_teacher(cfg, run, progress=False, stop_after=3)
+    before = torch_load(run.teacher / "checkpoint.pt")["extra"]["recent_returns"]
+    assert before and all(isinstance(r, float) for r in before)
+    after: list[float] = []
+    real = loop.collect_rollout
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        next_obs, stats = real(*args, **kwargs)
+        after.extend(stats.episode_returns)
+        return next_obs, stats
+
+    monkeypatch.setattr(loop, "collect_rollout", recording)
+    train_teacher(cfg, run, resume=True, progress=False)
+    assert len(after) < loop.RECENT_EPISODES  # the window reaches back before the resume
+    got = json.loads((run.teacher_agent / "metrics.json").read_text())["train_recent_return"]
+    assert got == pytest.approx(np.mean((before + after)[-loop.RECENT_EPISODES :]), rel=1e-12)
+    # what a checkpoint may hold there
+    assert loop.recent_window(None, None) == []  # one from before the window was stored
+    assert loop.recent_window(list(range(30)), None) == [float(r) for r in range(10, 30)]
+    for bad in ("12", [1.0, float("nan")], [True], {"a": 1}):
+        with pytest.raises(FormatError, match="recent_returns"):
+            loop.recent_window(bad, None)
+
+
 def test_a_resume_of_a_stage_stopped_before_its_first_checkpoint_starts_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -15,8 +15,9 @@ network acts in which env slot, what the minibatch loss is). Around that the loo
   and checkpoints, so long episodes are never cut and the envs never restart in lockstep.
   An env's internal state cannot be saved, so a resumed run is not bit-identical to one that
   never stopped (its envs restart at the resume); everything else is restored exactly
-  (weights, optimiser, counters, rank 0's random streams; other torchrun ranks re-derive their
-  action noise from the update), and two uninterrupted runs with one seed
+  (weights, optimiser, counters, rank 0's random streams and its last training episodes'
+  returns; other torchrun ranks re-derive their action noise from the update), and two
+  uninterrupted runs with one seed
   are bit-identical.
 - **Training longer.** ``--resume`` may raise the stage's ``total_steps`` (a finished or a
   failed stage too; :data:`a2d_evo.runfolder.BUDGET_KEYS`, recorded in the stage's
@@ -37,6 +38,7 @@ network acts in which env slot, what the minibatch loss is). Around that the loo
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -48,7 +50,7 @@ import torch
 from torch import Tensor, nn
 
 from a2d_evo.config import Config
-from a2d_evo.errors import TrainingError
+from a2d_evo.errors import FormatError, TrainingError
 from a2d_evo.progress import write
 from a2d_evo.runfolder import holds_results
 from a2d_evo.scale import ddp
@@ -86,6 +88,24 @@ class LoopOptions:
     """What that error tells the user to do."""
 
 
+RECENT_EPISODES = 20
+"""Training episodes whose mean return the progress bar and ``train_recent_return`` show."""
+
+
+def recent_window(stored: Any, checkpoint: Path | None) -> list[float]:
+    """The ``recent_returns`` a checkpoint's ``extra`` holds: [] for a checkpoint from before
+    they were stored (2026-12-07); FormatError for anything but a list of finite numbers."""
+    if stored is None:
+        return []
+    if not isinstance(stored, list) or not all(
+        isinstance(r, int | float) and not isinstance(r, bool) and math.isfinite(r) for r in stored
+    ):
+        raise FormatError(
+            f"checkpoint {checkpoint}: 'recent_returns' is not a list of finite returns"
+        )
+    return [float(r) for r in stored[-RECENT_EPISODES:]]
+
+
 class TrainResult(NamedTuple):
     updates: int
     global_step: int
@@ -95,7 +115,8 @@ class TrainResult(NamedTuple):
     """Env steps per second of the whole run (every rank's envs) since this process started
     or resumed it; None when it ran no update (a resumed stage that was already complete)."""
     recent_return: float | None
-    """Mean raw return of the last 20 training episodes (None if none ended: JSON null)."""
+    """Mean raw return of the last :data:`RECENT_EPISODES` training episodes, those before a
+    resume included (None if none ended: JSON null)."""
     world_sizes: list[list[int]]
     """``[first update, rank count]`` of each piece trained at another rank count than the
     one before (``[[0, 1]]``: one process throughout); a checkpoint from before they were
@@ -141,6 +162,9 @@ def run_ppo(
     start, global_step, wall_before = 0, 0, 0.0
     stored: dict[str, Any] = {**(opts.extra or {}), **(opts.pins or {})}  # in each checkpoint
     stored["world_sizes"] = [[0, ctx.world_size]]  # a resume replaces it with its history
+    # the last training episodes' returns, checkpointed: a resume that ends few episodes
+    # still reports the stage's recent return (rank 0's episodes under torchrun)
+    recent: deque[float] = deque(maxlen=RECENT_EPISODES)
     resume = opts.resume
     if (
         resume
@@ -164,6 +188,7 @@ def run_ppo(
         start, global_step, wall_before = restored.update, restored.global_step, restored.wall_s
         check_pins(opts.checkpoint, opts.stage, restored.extra, opts.pins or {}, opts.pins_remedy)
         learner.load_state(restored.learner)
+        recent.extend(recent_window(restored.extra.get("recent_returns"), opts.checkpoint))
         # a resume that trains nothing (the stage complete) adds no piece and says nothing
         sizes = _world_sizes(
             restored.extra.get("world_sizes"), start, ctx.world_size, start < n_updates
@@ -198,7 +223,6 @@ def run_ppo(
     bar = open_bar(
         opts.stage, n_updates * ppo.batch_size, global_step, enabled=opts.progress and ctx.is_main
     )
-    recent: deque[float] = deque(maxlen=20)
     stop = StopFlag()
     t_start = time.perf_counter()
     steps_here = 0
@@ -284,6 +308,7 @@ def run_ppo(
                 ):
                     if ctx.is_main:
                         wall = wall_before + elapsed
+                        stored["recent_returns"] = [float(r) for r in recent]
                         save_checkpoint(opts.checkpoint, opts.stage, plain, optimizer, streams,
                                         update, global_step, wall, stored,
                                         learner.state())  # fmt: skip
