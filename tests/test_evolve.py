@@ -433,6 +433,30 @@ def test_resume_with_another_config_is_refused(reference_run: Path) -> None:
         evolve(waves, RunFolder(reference_run), resume=True, progress=False)
 
 
+def test_a_space_smaller_than_a_population_is_searched_whole_then_stops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """3 archs, pop 4: pymoo's sampling dropped the duplicate draws without drawing again and
+    its mating then gave up, so the search stopped as "space exhausted" with one arch never
+    evaluated; the generation is now topped up with archs not yet seen."""
+    raw = {
+        **RAW,
+        "space": {"depths": [1], "widths": [2, 4, 8]},
+        "search": {**RAW["search"], "pop": 4, "gens": 4},
+    }
+    root = tmp_path / "run"
+    cfg = make_run(root, raw)
+    assert SearchSpace(cfg.space).size() == 3
+    evolve(cfg, RunFolder(root), progress=False)
+    state = json.loads((root / "search" / "state.json").read_text())
+    assert sorted(r["arch"] for r in state["cache"]) == ["mlp-2", "mlp-4", "mlp-8"]
+    search = json.loads((root / "search" / "front.json").read_text())["search"]
+    assert (search["stopped_by"], search["generations"]) == ("space exhausted", 1)
+    capsys.readouterr()
+    evolve(cfg, RunFolder(root), resume=True, progress=True)
+    assert "every arch of it was evaluated" in capsys.readouterr().out
+
+
 def test_pop_below_four_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="search.pop"):
         config_from_dict({**RAW, "search": {**RAW["search"], "pop": 3}})
@@ -787,6 +811,16 @@ def test_a_front_of_other_weights_is_neither_exported_nor_resumed(
     with pytest.raises(RunFolderError, match="the supernet changed since the search"):
         evolve(cfg, run, resume=True, progress=False)
     assert closed == [True]
+    # a state from before the digests were recorded cannot show the change: refused too
+    # (it resumed, and ranked the old weights' records with the new ones')
+    state_json = run.search / "state.json"
+    saved = json.loads(state_json.read_text())
+    del saved["sources"]
+    state_json.write_text(json.dumps(saved))
+    before = sorted(p.name for p in run.search.iterdir())
+    with pytest.raises(RunFolderError, match="records no digests of the supernet and teacher"):
+        evolve(cfg, run, resume=True, progress=False)
+    assert sorted(p.name for p in run.search.iterdir()) == before
 
 
 def test_a_front_searched_against_another_teacher_is_not_exported(

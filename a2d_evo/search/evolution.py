@@ -14,7 +14,8 @@ this module owns evaluation, checkpoints and progress:
   survival compares them with their offspring;
 * the search stops after ``search.gens`` generations, or before the first generation that
   would start with ``search.budget_steps`` env steps (episode lengths summed) already spent,
-  or when duplicate elimination exhausts a tiny space; with a budget, the front is chosen from
+  or when every arch of a small space was evaluated (a generation pymoo cannot fill is
+  topped up with archs never evaluated: :func:`topped_up`); with a budget, the front is chosen from
   the episodes within it only (:func:`~a2d_evo.search.budget.within_budget`: a per-episode
   stop, whatever a generation costs);
 * after every generation the state and the tables are written (:mod:`a2d_evo.search.state`);
@@ -97,8 +98,8 @@ def play_generation(
     survivor's objectives are then recomputed from the archive's current estimates. Works for
     any pymoo algorithm with a ``pop``.
     """
-    off = algorithm.ask()
-    if off is None or len(off) == 0:
+    off = topped_up(algorithm, problem, algorithm.ask(), seeds, generation)
+    if len(off) == 0:
         return False
     both = off
     if problem.reevaluate and algorithm.pop is not None and len(algorithm.pop):
@@ -115,6 +116,52 @@ def play_generation(
             algorithm.pop.set("G", G)
     algorithm.tell(infills=off)
     return True
+
+
+UNSEEN_DRAWS = 64
+"""Uniform draws per missing offspring that :func:`topped_up` tries."""
+
+
+def topped_up(
+    algorithm: Any, problem: SubnetProblem, off: Any, seeds: list[int], generation: int
+) -> Any:
+    """``off`` (what ``ask`` gave) with archs never evaluated added, each drawn uniformly from
+    the space, up to a whole generation (``n_offsprings``; ``pop_size`` at the start).
+
+    pymoo's initial sampling drops duplicates without drawing again, and its mating gives up
+    after a fixed number of tries when duplicate elimination leaves it little (a space of a
+    few archs, a converged population): on a space of 3 archs with ``search.pop`` 4 the
+    search stopped as "space exhausted" with one never evaluated. Draws come from a generator
+    derived from the generation's episode seeds, so a resumed search draws the same. Where
+    pymoo filled the generation (every run whose space is much larger than a population),
+    nothing changes.
+    """
+    off = off if off is not None else Population.empty()
+    want = algorithm.pop_size
+    if algorithm.pop is not None:  # past the initial population
+        want = getattr(algorithm, "n_offsprings", None) or want
+    missing = int(want or 0) - len(off)
+    space = problem.space
+    seen = {*problem.cache, *problem.over_ceiling}
+    for pop in (off, algorithm.pop):
+        if pop is not None and len(pop):
+            seen.update(space.key(np.round(x)) for x in pop.get("X"))
+    if missing <= 0 or len(seen) >= space.size():
+        return off
+    rng = np.random.default_rng(np.random.SeedSequence([*seeds, generation]))
+    new: list[np.ndarray] = []
+    for x in space.sample_encodings(rng, UNSEEN_DRAWS * missing):
+        key = space.key(x)
+        if key not in seen and len(new) < missing:
+            seen.add(key)
+            new.append(x)
+    if not new:
+        return off
+    added = Population.new("X", np.asarray(new, dtype=float))
+    added.set("n_gen", algorithm.n_iter)
+    added.set("n_iter", algorithm.n_iter)
+    algorithm.termination.force_termination = False  # set by a mating that made none
+    return Population.merge(off, added) if len(off) else added
 
 
 class _Search:
@@ -456,6 +503,14 @@ def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool 
         # a resume's state, checked in full before bind_stage records a raised budget (a
         # damaged or foreign one is refused with nothing written)
         saved = load_state(run.search, search.state_spec()) if resume else None
+        if saved is not None and not saved.sources:  # nothing to check the weights against
+            raise RunFolderError(
+                f"--resume: the search state in {run.search} records no digests of the "
+                "supernet and teacher its records are of (written before 2026-12-06), so a "
+                "change of either since it began cannot be seen, and records of other weights "
+                f"would be ranked with these ones; search anew after deleting {run.search}, or "
+                "into a new run folder (--out)"
+            )
         if saved is not None:
             changed = [k for k, v in saved.sources.items() if search.sources.get(k) != v]
             if changed:  # records of other weights would be ranked with these ones
