@@ -128,6 +128,35 @@ def _stage_config(run: RunFolder, stage: str, raw: dict[str, object]) -> None:
     (run.stage(stage) / "config.yaml").write_text(dump_config(config_from_dict(raw)))
 
 
+def test_baselines_say_where_their_settings_differ_from_the_stages(
+    finished: Path, tmp_path: Path
+) -> None:
+    """A stage run with its own --set (a teacher at another ppo.lr) leaves baselines that
+    train at the run's settings: not comparable like with like, which was never said."""
+    import shutil
+
+    from test_evolve import SMALL
+
+    from a2d_evo.train.baselines import recipe_differences
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    cfg = run.load_config()
+    _stage_config(run, "teacher", SMALL)
+    _stage_config(run, "supernet", SMALL)
+    assert recipe_differences(cfg, run, ["ppo", "distill", "a2d"]) == []
+    _stage_config(run, "teacher", {**SMALL, "ppo": {"lr": 5e-4}})
+    _stage_config(run, "supernet", {**SMALL, "distill": {"beta": 0.25}})
+    said = recipe_differences(cfg, run, ["ppo", "distill", "a2d"])
+    assert said == [
+        f"ppo.lr {cfg.ppo.lr!r} (the teacher trained with 0.0005)",
+        f"distill.beta {cfg.distill.beta!r} (the supernet trained with 0.25)",
+    ]
+    assert recipe_differences(cfg, run, ["ppo"]) == said[:1]
+    assert recipe_differences(cfg, run, ["a2d"]) == said[1:]
+
+
 def test_baselines_take_the_budgets_the_run_had(finished: Path, tmp_path: Path) -> None:
     """S from the supernet's config.yaml (a --resume may raise it) or, when a delivery of the
     current front records it, from that delivery (its members' S); the teacher's steps from

@@ -20,13 +20,16 @@ episodes (which choose between the inherited and the fine-tuned weights); ``BENC
 Each becomes an agent folder ``RUN_DIR/baselines/<name>/`` scored on the same seeds as the
 front's final re-scoring, so the report compares like with like. The budgets are the run's
 own (:func:`run_budgets`: the teacher's, the supernet's and the delivered front's fine-tune, as
-they ran). A baseline whose folder already holds ``metrics.json`` for this budget, teacher and
+they ran). The settings are the config given to ``baselines`` (the run's, plus its ``--set``),
+which :func:`recipe_differences` compares with the stages' and says where they differ. A
+baseline whose folder already holds ``metrics.json`` for this budget, teacher and
 seeds is skipped (one trained for others is trained again); an interrupted one resumes from its
 checkpoint.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -46,7 +49,7 @@ from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import load_agent, save_agent
 from a2d_evo.nets.cost import check_stage_memory
 from a2d_evo.nets.space import Arch
-from a2d_evo.runfolder import RunFolder, recipe_digest
+from a2d_evo.runfolder import RUNTIME_KEYS, RunFolder, recipe_digest
 from a2d_evo.train.checkpoint import changed_pins, checkpoint_extra
 from a2d_evo.train.distill import distill_actor_loss, distill_critic_loss
 from a2d_evo.train.learners import AgentLearner
@@ -136,6 +139,32 @@ def run_budgets(cfg: Config, run: RunFolder) -> Config:
         supernet=replace(cfg.supernet, total_steps=shared),
         finetune=replace(cfg.finetune, steps=steps),
     )
+
+
+def recipe_differences(cfg: Config, run: RunFolder, methods: Sequence[str]) -> list[str]:
+    """Where ``cfg``, which the baselines train with, differs from the settings the run's
+    agents were trained with: ``ppo`` against the teacher stage's (``ppo_x``), ``ppo`` and
+    ``distill`` against the supernet stage's (``distill_x``, ``a2d_x``). They differ only where
+    a stage ran with its own ``--set``, or ``baselines`` is given one; [] where a stage has not
+    run (an imported teacher)."""
+    compared = []
+    if "ppo" in methods:
+        compared.append(("teacher", "ppo"))
+    if any(m in methods for m in ("distill", "a2d")):
+        compared += [("supernet", "ppo"), ("supernet", "distill")]
+    said = []
+    for stage, section in compared:
+        ran = run.stage_config(stage)
+        if ran is None:
+            continue
+        mine = config_to_dict(getattr(cfg, section))
+        theirs = config_to_dict(getattr(ran, section))
+        said += [
+            f"{section}.{k} {mine[k]!r} (the {stage} trained with {theirs.get(k)!r})"
+            for k in mine
+            if mine[k] != theirs.get(k) and f"{section}.{k}" not in RUNTIME_KEYS
+        ]
+    return list(dict.fromkeys(said))
 
 
 def baseline_recipe(cfg: Config, method: str) -> str:
@@ -234,6 +263,14 @@ def train_baselines(
               f"distill and a2d for {baseline_steps(cfg, 'a2d'):,} (the supernet's "
               f"{cfg.supernet.total_steps:,} plus the delivered fine-tune's "
               f"{cfg.finetune.steps:,})")  # fmt: skip
+    differences = recipe_differences(cfg, run, methods)
+    if differences:  # a comparison at other settings than the agents had: said, not refused
+        print(
+            "a2d-evo baselines: note: the baselines train with "
+            + "; ".join(differences)
+            + "; give the stage's values with --set to compare like with like",
+            file=sys.stderr,
+        )
     env_dict = config_to_dict(cfg.env)
     archs = {m: scale_arch(base, m) for m in widths}
 
