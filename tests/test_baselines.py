@@ -155,6 +155,10 @@ def test_baselines_say_where_their_settings_differ_from_the_stages(
     ]
     assert recipe_differences(cfg, run, ["ppo"]) == said[:1]
     assert recipe_differences(cfg, run, ["a2d"]) == said[1:]
+    # an imported teacher was trained elsewhere: its config.yaml says nothing of how
+    (run.teacher_agent / "metrics.json").write_text('{"source": "import-teacher cleanrl"}')
+    assert run.imported_teacher()
+    assert recipe_differences(cfg, run, ["ppo", "a2d"]) == said[1:]
 
 
 def test_baselines_take_the_budgets_the_run_had(finished: Path, tmp_path: Path) -> None:

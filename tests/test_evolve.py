@@ -436,13 +436,14 @@ def test_resume_with_another_config_is_refused(reference_run: Path) -> None:
 def test_a_space_smaller_than_a_population_is_searched_whole_then_stops(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """3 archs, pop 4: pymoo's sampling dropped the duplicate draws without drawing again and
-    its mating then gave up, so the search stopped as "space exhausted" with one arch never
-    evaluated; the generation is now topped up with archs not yet seen."""
+    """3 archs, pop 4: pymoo's first population dropped the duplicate draws without drawing
+    again (2 archs), then its mating gave up, and the search stopped as "space exhausted" with
+    one arch never evaluated; a generation the mating cannot fill now takes archs never
+    evaluated, and within search.max_flops only."""
     raw = {
         **RAW,
         "space": {"depths": [1], "widths": [2, 4, 8]},
-        "search": {**RAW["search"], "pop": 4, "gens": 4},
+        "search": {**RAW["search"], "pop": 4, "gens": 6},
     }
     root = tmp_path / "run"
     cfg = make_run(root, raw)
@@ -451,10 +452,73 @@ def test_a_space_smaller_than_a_population_is_searched_whole_then_stops(
     state = json.loads((root / "search" / "state.json").read_text())
     assert sorted(r["arch"] for r in state["cache"]) == ["mlp-2", "mlp-4", "mlp-8"]
     search = json.loads((root / "search" / "front.json").read_text())["search"]
-    assert (search["stopped_by"], search["generations"]) == ("space exhausted", 1)
+    assert search["stopped_by"] == "space exhausted" and search["generations"] < 6
     capsys.readouterr()
     evolve(cfg, RunFolder(root), resume=True, progress=True)
-    assert "every arch of it was evaluated" in capsys.readouterr().out
+    assert "the space is exhausted: every arch of it was evaluated" in capsys.readouterr().out
+    # under a ceiling: the archs over it are not drawn, the others all evaluated
+    five = {"depths": [1], "widths": [1, 2, 4, 8, 16]}
+    flops = {w: cost.flops(MLPArch((w,)), (4,), 2) for w in five["widths"]}
+    ceiling = {**raw, "space": five, "search": {**raw["search"], "max_flops": flops[4]}}
+    root = tmp_path / "ceiling"
+    cfg = make_run(root, ceiling)
+    evolve(cfg, RunFolder(root), progress=False)
+    state = json.loads((root / "search" / "state.json").read_text())
+    assert {"mlp-1", "mlp-2", "mlp-4"} <= {r["arch"] for r in state["cache"]}
+    search = json.loads((root / "search" / "front.json").read_text())["search"]
+    assert search["stopped_by"] == "space exhausted"
+    capsys.readouterr()
+    evolve(cfg, RunFolder(root), resume=True, progress=True)
+    assert "every arch of it within search.max_flops was evaluated" in capsys.readouterr().out
+
+
+def test_the_archs_a_generation_is_topped_up_with_come_again_after_a_resume() -> None:
+    """What topped_up adds is a function of the search's records (saved in its state) and the
+    generation's seeds: not of the archs seen over the ceiling (not saved) or of the problem
+    object; and only where pymoo's mating made no offspring."""
+    import pymoo.core.population as pop_mod
+
+    from a2d_evo.search.evolution import topped_up, unseen_archs
+
+    space = SearchSpace(config_from_dict({"space": {"depths": [1, 2], "widths": [2, 4, 8]}}).space)
+
+    class Problem:
+        def __init__(self, cache: dict[bytes, Any], ceiling: int | None) -> None:
+            self.space, self.cache, self.ceiling = space, cache, ceiling
+
+        def within_ceiling(self, row: np.ndarray) -> bool:
+            flops = cost.flops(space.decode(row), (4,), 2)
+            return self.ceiling is None or flops <= self.ceiling
+
+    seen = [space.encode(MLPArch(w)) for w in [(2,), (4,), (4, 8)]]
+    cache = {space.key(x): {} for x in seen}
+    ceiling = cost.flops(MLPArch((8, 4)), (4,), 2)
+    rng = lambda: np.random.default_rng(7)  # noqa: E731
+    first = unseen_archs(Problem(dict(cache), ceiling), rng(), 5)
+    again = unseen_archs(Problem(dict(cache), ceiling), rng(), 5)
+    np.testing.assert_array_equal(first, again)
+    assert len(first) == 5 and not {space.key(x) for x in first} & set(cache)
+    assert all(cost.flops(space.decode(x), (4,), 2) <= ceiling for x in first)
+    under = [x for x in space.sample_encodings(np.random.default_rng(0), 4000)]
+    n_under = len(
+        {space.key(x) for x in under if cost.flops(space.decode(x), (4,), 2) <= ceiling}
+        - set(cache)
+    )
+    every = unseen_archs(Problem(dict(cache), ceiling), rng(), 100)
+    assert len(every) == n_under  # the listed space: every arch left under the ceiling
+
+    class Algorithm:
+        n_offsprings, pop_size, n_iter = 4, 4, 3
+
+        class termination:
+            force_termination = True
+
+    filled = pop_mod.Population.new("X", np.asarray(seen[:1], dtype=float))
+    assert topped_up(Algorithm, Problem(cache, None), filled, [1, 2], 3) is filled
+    added = topped_up(Algorithm, Problem(cache, None), None, [1, 2], 3)
+    assert len(added) == 4 and Algorithm.termination.force_termination is False
+    again_added = topped_up(Algorithm, Problem(dict(cache), None), None, [1, 2], 3)
+    np.testing.assert_array_equal(added.get("X"), again_added.get("X"))
 
 
 def test_pop_below_four_is_a_config_error() -> None:

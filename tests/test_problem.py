@@ -131,6 +131,11 @@ def test_reevaluate_plays_each_generation_once_and_keeps_every_episode() -> None
     assert prob.env_steps() == 2 * 71 and prob.episodes_played() == 12
     prob._evaluate(X, out, seeds=[31, 32, 33], generation=2)  # both hold the cap (6)
     assert len(ev.calls) == 2 and prob.last_new == []
+    # an arch plays whole generations: a cap of 4 at 3 a generation stops it at 6
+    prob, ev = make_problem(reevaluate=True, max_arch_episodes=4)
+    for g in range(3):
+        prob._evaluate(X[:1], out, seeds=[10 * g + 1, 10 * g + 2, 10 * g + 3], generation=g)
+    assert len(ev.calls) == 2 and prob.entry(X[0])["episodes"] == 6
 
 
 def test_first_estimate_is_kept_without_reevaluate() -> None:

@@ -668,6 +668,7 @@ def test_finetune_records_before_and_after(
     assert result["before"]["seeds"] == result["after"]["seeds"]  # the same episodes, paired
     assert metrics["return_mean"] == result["after"]["return_mean"]
     assert metrics["finetune_steps"] == 64
+    assert metrics["finetune_torch_threads"] == torch.get_num_threads() == cfg.torch_threads
     new = torch.load(folder / "policy.pt", weights_only=True)
     assert not torch.equal(old["layers.0.weight"], new["layers.0.weight"])
     # the fine-tuning distils: towards a sharp teacher the agent's KL falls (0.6667 ->

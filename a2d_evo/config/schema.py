@@ -654,7 +654,8 @@ class SearchConfig:
     over every episode an arch played. False: an arch's first estimate is kept for good."""
     max_arch_episodes: int | None = None
     """With ``reevaluate``: archs holding this many episodes are not played again (None: no
-    cap). A multiple of ``episodes`` (an arch plays whole generations)."""
+    cap). At least ``episodes``. An arch plays whole generations, so a cap that is not a
+    multiple of ``episodes`` is passed (3 a generation and a cap of 4: 6)."""
     estimate: Literal["mean", "seed_adjusted", "shrunk"] = "mean"
     """What NSGA-II ranks an arch's return on: ``mean`` (over its episodes),
     ``seed_adjusted`` (the mean of ``return - seed effect``, the seed effects measured on the
@@ -748,14 +749,6 @@ class SearchConfig:
             _check_bounds("search.budget_steps", self.budget_steps, 1, 10**15)
         if self.max_arch_episodes is not None:
             _check_bounds("search.max_arch_episodes", self.max_arch_episodes, self.episodes, 10**9)
-            if self.max_arch_episodes % self.episodes:  # archs play whole generations
-                low = self.max_arch_episodes - self.max_arch_episodes % self.episodes
-                raise ConfigError(
-                    f"search.max_arch_episodes: {self.max_arch_episodes} is not a multiple of "
-                    f"search.episodes {self.episodes}: an arch plays {self.episodes} episodes a "
-                    f"generation, so it would stop at {low + self.episodes}; use {low} or "
-                    f"{low + self.episodes}"
-                )
         if self.reevaluate_ranks is not None:
             _check_bounds("search.reevaluate_ranks", self.reevaluate_ranks, 1, MAX_POP)
         _check_range("search.crossover_prob", self.crossover_prob, 0.0, 1.0)

@@ -118,50 +118,68 @@ def play_generation(
     return True
 
 
+LISTED_SPACE = 4096
+"""Spaces of at most this many gene vectors are listed whole by :func:`unseen_archs` (a third
+of a second: ``SearchSpace.canonical`` goes row by row; 7 s for the default MLP space's 82,944)."""
+
 UNSEEN_DRAWS = 64
-"""Uniform draws per missing offspring that :func:`topped_up` tries."""
+"""Uniform draws per missing arch that :func:`unseen_archs` tries in a larger space."""
 
 
 def topped_up(
     algorithm: Any, problem: SubnetProblem, off: Any, seeds: list[int], generation: int
 ) -> Any:
-    """``off`` (what ``ask`` gave) with archs never evaluated added, each drawn uniformly from
-    the space, up to a whole generation (``n_offsprings``; ``pop_size`` at the start).
+    """``off`` (what ``ask`` gave); where it is empty, archs never evaluated instead, up to a
+    whole generation (``n_offsprings``), from :func:`unseen_archs`.
 
-    pymoo's initial sampling drops duplicates without drawing again, and its mating gives up
-    after a fixed number of tries when duplicate elimination leaves it little (a space of a
-    few archs, a converged population): on a space of 3 archs with ``search.pop`` 4 the
-    search stopped as "space exhausted" with one never evaluated. Draws come from a generator
-    derived from the generation's episode seeds, so a resumed search draws the same. Where
-    pymoo filled the generation (every run whose space is much larger than a population),
-    nothing changes.
+    pymoo's mating gives up after a fixed number of tries when duplicate elimination leaves it
+    nothing new (a space of a few archs, a converged population), and marks the algorithm
+    terminated: on a space of 3 archs with ``search.pop`` 4 the search stopped as "space
+    exhausted" with one never evaluated (pymoo's first population drops duplicate draws without
+    drawing again, so it held 2). A generation pymoo filled, even partly, is left as it is, so
+    only searches that would have stopped there change. The draws come from a generator
+    derived from the generation's episode seeds, and the archs to leave out from the search's
+    records, so a resumed search draws the same.
     """
-    off = off if off is not None else Population.empty()
-    want = algorithm.pop_size
-    if algorithm.pop is not None:  # past the initial population
-        want = getattr(algorithm, "n_offsprings", None) or want
-    missing = int(want or 0) - len(off)
-    space = problem.space
-    seen = {*problem.cache, *problem.over_ceiling}
-    for pop in (off, algorithm.pop):
-        if pop is not None and len(pop):
-            seen.update(space.key(np.round(x)) for x in pop.get("X"))
-    if missing <= 0 or len(seen) >= space.size():
+    if off is not None and len(off):
         return off
+    want = getattr(algorithm, "n_offsprings", None) or algorithm.pop_size
     rng = np.random.default_rng(np.random.SeedSequence([*seeds, generation]))
-    new: list[np.ndarray] = []
-    for x in space.sample_encodings(rng, UNSEEN_DRAWS * missing):
-        key = space.key(x)
-        if key not in seen and len(new) < missing:
-            seen.add(key)
-            new.append(x)
-    if not new:
-        return off
-    added = Population.new("X", np.asarray(new, dtype=float))
+    new = unseen_archs(problem, rng, int(want))
+    if not len(new):
+        return Population.empty()
+    added = Population.new("X", new.astype(float))
     added.set("n_gen", algorithm.n_iter)
     added.set("n_iter", algorithm.n_iter)
-    algorithm.termination.force_termination = False  # set by a mating that made none
-    return Population.merge(off, added) if len(off) else added
+    algorithm.termination.force_termination = False  # set by the mating that made none
+    return added
+
+
+def unseen_archs(problem: SubnetProblem, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Up to ``n`` canonical encodings of archs the search has no record of, within
+    ``search.max_flops``, drawn uniformly among those networks (a space of at most
+    :data:`LISTED_SPACE` gene vectors is listed whole, so none are returned only when every
+    arch within the ceiling was evaluated), or among :data:`UNSEEN_DRAWS` uniform gene draws
+    per arch in a larger space."""
+    space = problem.space
+    seen = set(problem.cache)  # keys: the canonical rows' bytes (SearchSpace.key)
+    if int(np.prod(space.xu - space.xl + 1)) <= LISTED_SPACE:
+        axes = [np.arange(lo, hi + 1) for lo, hi in zip(space.xl, space.xu, strict=True)]
+        grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, space.n_var)
+        networks = np.unique(space.canonical(grid), axis=0)  # sorted: the same on every run
+        rows = [row for row in networks if row.tobytes() not in seen]
+        candidates = [rows[i] for i in rng.permutation(len(rows))]
+    else:
+        candidates = list(space.sample_encodings(rng, UNSEEN_DRAWS * n))
+    picked: dict[bytes, np.ndarray] = {}
+    for row in candidates:
+        key = row.tobytes()
+        if key in seen or key in picked or not problem.within_ceiling(row):
+            continue
+        picked[key] = row
+        if len(picked) == n:
+            break
+    return np.asarray(list(picked.values()), dtype=np.int64).reshape(-1, space.n_var)
 
 
 class _Search:
@@ -393,7 +411,11 @@ class _Search:
         s = self.cfg.search
         stopped_by = delivered.get("stopped_by")
         if stopped_by == "space exhausted":
-            return "the space is exhausted: every arch of it was evaluated"
+            return (
+                "the space is exhausted: every arch of it"
+                + (" within search.max_flops" if s.max_flops is not None else "")
+                + " was evaluated"
+            )
         if budget_spent(problem, s.budget_steps):
             return f"its search.budget_steps {s.budget_steps:,} is spent; raise it to search on"
         if start >= s.gens:

@@ -151,6 +151,10 @@ class SubnetProblem(Problem):
             self.over_ceiling[key] = int(f)
         return True
 
+    def within_ceiling(self, row: np.ndarray) -> bool:
+        """Whether the arch of encoding ``row`` costs at most ``max_flops`` (True without one)."""
+        return self.max_flops is None or self._flops(row) <= self.max_flops
+
     def _flops(self, row: np.ndarray) -> int:
         return cost.flops(self.space.decode(row), self.obs_shape, self.n_actions)
 

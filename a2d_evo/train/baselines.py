@@ -145,10 +145,10 @@ def recipe_differences(cfg: Config, run: RunFolder, methods: Sequence[str]) -> l
     """Where ``cfg``, which the baselines train with, differs from the settings the run's
     agents were trained with: ``ppo`` against the teacher stage's (``ppo_x``), ``ppo`` and
     ``distill`` against the supernet stage's (``distill_x``, ``a2d_x``). They differ only where
-    a stage ran with its own ``--set``, or ``baselines`` is given one; [] where a stage has not
-    run (an imported teacher)."""
+    a stage ran with its own ``--set``, or ``baselines`` is given one; a stage that has not run,
+    or an imported teacher (trained elsewhere), is not compared."""
     compared = []
-    if "ppo" in methods:
+    if "ppo" in methods and not run.imported_teacher():  # trained elsewhere: no stage config
         compared.append(("teacher", "ppo"))
     if any(m in methods for m in ("distill", "a2d")):
         compared += [("supernet", "ppo"), ("supernet", "distill")]

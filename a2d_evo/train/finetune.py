@@ -17,6 +17,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from a2d_evo.config import Config, replace
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import TrainingError
@@ -182,6 +184,9 @@ def finetune_agent(
         "finetune_lr": tune_cfg.ppo.lr,
         "finetune_recipe": finetune_recipe(cfg),
         "finetune_wall_s": round(result.wall_s, 2),
+        # torch's intra-op threads: not in the recipe (how it runs), but bit-for-bit repeats
+        # of a fine-tune hold at the same count only (reductions split by thread)
+        "finetune_torch_threads": torch.get_num_threads(),
         "finetune_distilled": not cfg.distill.vanilla,
         "finetune_value_unit": learner.sigma,  # this fine-tune's own sigma (None: undistilled)
         "finetune_validation": validation,

@@ -308,7 +308,8 @@ def run_ppo(
                 ):
                     if ctx.is_main:
                         wall = wall_before + elapsed
-                        stored["recent_returns"] = [float(r) for r in recent]
+                        # finite ones (a clipped inf reward leaves the raw return inf)
+                        stored["recent_returns"] = [float(r) for r in recent if np.isfinite(r)]
                         save_checkpoint(opts.checkpoint, opts.stage, plain, optimizer, streams,
                                         update, global_step, wall, stored,
                                         learner.state())  # fmt: skip
