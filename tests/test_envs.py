@@ -696,6 +696,73 @@ def test_env_workers_never_import_from_the_current_folder(tmp_path, monkeypatch,
     assert not [line for line in ran if "_worker_main" in line], ran
 
 
+def test_env_workers_run_the_parents_copy_of_the_package(tmp_path, monkeypatch):
+    """A parent run from a checkout beside another copy of a2d_evo earlier on the workers'
+    sys.path (an installed older version, a PYTHONPATH entry): the workers imported that copy
+    (its kernels, its config schema), and so stepped other code than the parent's."""
+    other = tmp_path / "other" / "a2d_evo"
+    other.mkdir(parents=True)
+    marker = tmp_path / "other_copy_ran"
+    (other / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write('imported')\n")
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join([str(other.parent), os.environ.get("PYTHONPATH", "")])
+    )
+    from a2d_evo.envs.proc_vector import ProcVecEnv
+
+    env = ProcVecEnv(EnvConfig(id="CartPole-v1"), 2, seed=0, limit=None, workers=2)
+    try:
+        env.reset(seed=np.array([3, 4]))
+        env.step(np.zeros(env.num_envs, np.int64))
+    finally:
+        env.close()
+    assert not marker.exists()
+
+
+def test_a_procs_exchange_cut_short_closes_the_env(monkeypatch):
+    """A step interrupted while the replies are read (a Ctrl-C a notebook catches): the
+    unread replies stayed in the sockets, and the next step read the last one's, one behind."""
+    from a2d_evo.envs.proc_vector import ProcVecEnv
+
+    env = ProcVecEnv(EnvConfig(id="CartPole-v1"), 2, seed=0, limit=None, workers=2)
+    try:
+        env.reset(seed=np.array([3, 4]))
+        conn = env._w.conns[1]
+        real = conn.recv_bytes
+
+        def interrupted() -> bytes:
+            conn.recv_bytes = real  # once
+            raise KeyboardInterrupt
+
+        conn.recv_bytes = interrupted
+        with pytest.raises(KeyboardInterrupt):
+            env.step(np.zeros(2, np.int64))
+        with pytest.raises(EnvError, match="env is closed"):
+            env.step(np.zeros(2, np.int64))
+        assert all(p.poll() is not None for p in env._w.procs) or not env._w.procs
+    finally:
+        env.close()
+
+
+def test_a_native_atari_exchange_cut_short_closes_the_env():
+    """As for procs: workers cut off mid-step may still write the shared frames."""
+    env = make_vec_env(EnvConfig(id="ALE/Pong-v5", backend="native", workers=1), 1, seed=0)
+    try:
+        env.reset()
+        real = env._gather
+
+        def interrupted() -> None:
+            env._gather = real
+            raise KeyboardInterrupt
+
+        env._gather = interrupted
+        with pytest.raises(KeyboardInterrupt):
+            env.step(np.zeros(1, np.int64))
+        with pytest.raises(EnvError, match="env is closed"):
+            env.step(np.zeros(1, np.int64))
+    finally:
+        env.close()
+
+
 def test_auto_backend_falls_back_without_the_native_kernel(monkeypatch):
     from a2d_evo import ops
     from a2d_evo.config import EnvConfig

@@ -3,6 +3,8 @@ must give every candidate exactly what evaluating its extracted agent alone give
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -264,6 +266,37 @@ def test_population_sampled_is_deterministic(supernet: Supernet) -> None:
     g = evaluate_population(supernet, archs, cfg, 2, [1, 2], max_episode_steps=80)
     np.testing.assert_array_equal(g[1].returns, [80.0, 80.0])
     assert min(a[1].returns) < 70
+
+
+def test_an_evaluation_cut_short_does_not_reuse_its_env(
+    supernet: Supernet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A population evaluation interrupted mid-episode (a Ctrl-C a notebook catches) left its
+    env mid-step for the next call; the next call builds one anew and scores as a fresh one."""
+    from a2d_evo.evaluation import population
+
+    cfg = cartpole()
+    archs = [MLPArch((4,)), MLPArch((16,))]
+    want = evaluate_population(supernet, archs, cfg, 2, [1, 2], max_episode_steps=60)
+    ev = PopulationEvaluator(supernet, cfg)
+    real = population.play_episodes
+
+    def interrupted(env: Any, *args: Any) -> Any:
+        monkeypatch.setattr(population, "play_episodes", real)
+        env.reset(seed=0)
+        env.step(np.zeros(env.num_envs, np.int64))  # the env moved, then the interrupt
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(population, "play_episodes", interrupted)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ev.evaluate(archs, 2, [1, 2], max_episode_steps=60)
+        assert ev._env is None
+        got = ev.evaluate(archs, 2, [1, 2], max_episode_steps=60)
+    finally:
+        ev.close()
+    for x, y in zip(got, want, strict=True):
+        np.testing.assert_array_equal(x.returns, y.returns)
 
 
 def test_population_evaluator_reuses_env_and_checks_input(supernet: Supernet) -> None:

@@ -136,6 +136,13 @@ def test_collector_stores_each_observation_before_the_env_overwrites_it() -> Non
     assert buf.obs[:, 0, 0].tolist() == [0.0, 1.0, 2.0, 3.0]  # s_t, not s_{t+1}
     assert buf.values[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0]
 
+    def view(obs: torch.Tensor) -> PolicyOutput:  # outputs that are views of the input
+        return PolicyOutput(torch.zeros(len(obs), 2), obs[:, 0])
+
+    env = InPlaceEnv()
+    collect_rollout(env, view, buf, env.obs, gen)
+    assert buf.values[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0]  # V(s_t) stored before the step
+
 
 # ----------------------------------------------------------------------------- loss
 def test_clipped_loss_hand_computed() -> None:

@@ -92,6 +92,27 @@ def test_the_update_trains_exactly_its_rollout_subnets_each_on_its_own_rows(
     assert torch.isfinite(loss) and set(logs) >= {"policy", "value", "entropy"}
 
 
+def test_the_logged_distillation_terms_are_every_subnets_mean() -> None:
+    """A minibatch without rows of one subnet (or a torchrun rank that holds none of its
+    slots): its PPO terms have no rows to log, its distillation terms do (every row)."""
+    from a2d_evo.train.distill import distill_actor_loss
+
+    teacher = Agent(MLPArch((8,)), (4,), 2)
+    learner = _learner(teacher=teacher, alpha=1.0, beta=0.5)
+    learner.policy(1)
+    batch = learner.prepare(_batch())
+    assert batch.actor is not None
+    mb = batch.take(torch.nonzero(batch.actor != 2).squeeze(-1))  # subnet 2 has no rows here
+    _, logs = learner.loss(mb, 0.0)
+    with torch.no_grad():
+        each = [
+            distill_actor_loss(learner.model(mb.obs, a).logits, mb.teacher_logits)
+            for a in learner.rollout_archs
+        ]
+    assert float(logs["distill_actor"]) == pytest.approx(float(torch.stack(each).mean()))
+    assert float(torch.stack(each[:2]).mean()) != pytest.approx(float(torch.stack(each).mean()))
+
+
 def test_each_subnets_loss_is_weighed_by_its_share_of_the_slots(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

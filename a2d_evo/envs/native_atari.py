@@ -386,12 +386,18 @@ class NativeAtariVecEnv:
     def _call(self, cmd: bytes) -> None:
         if self._sh is None:
             raise EnvError(f"{self.env_id}: env is closed")
-        for fd in self._res.fds:
-            try:
-                os.write(fd, cmd)
-            except OSError:
-                break  # _gather names the worker that died
-        self._gather()
+        try:
+            for fd in self._res.fds:
+                try:
+                    os.write(fd, cmd)
+                except OSError:
+                    break  # _gather names the worker that died
+            self._gather()
+        except BaseException:
+            # cut short (Ctrl-C caught by a caller, say): workers may still be writing the
+            # shared frames, and their late replies would answer the next command
+            self.close()
+            raise
 
     def _gather(self) -> None:
         for k, fd in enumerate(self._res.fds):

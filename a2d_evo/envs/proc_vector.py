@@ -181,6 +181,19 @@ class ProcVecEnv:
         pickled startup reply); a worker's error is raised (the first one, once all have
         answered), and a worker that died or hangs is an :class:`EnvError` naming its envs
         (the vector env is closed then: its state is lost)."""
+        try:
+            out, error = self._replies(raw)
+        except BaseException:
+            # cut short (Ctrl-C caught by a caller, say): the unread replies would answer the
+            # next command, one behind; closed, the next one says so
+            self.close()
+            raise
+        if error is not None:  # every reply read: the env goes on
+            raise error
+        return out
+
+    def _replies(self, raw: bool) -> tuple[list[Any], BaseException | None]:
+        """Every worker's reply and the first error among them (see :meth:`_gather`)."""
         out: list[Any] = []
         error: BaseException | None = None
         for k, (proc, conn) in enumerate(zip(self._w.procs, self._w.conns, strict=True)):
@@ -218,9 +231,7 @@ class ProcVecEnv:
             if not ok and error is None:
                 error = value
             out.append(value)
-        if error is not None:
-            raise error
-        return out
+        return out, error
 
     def _listed(self, k: int) -> str:
         rows = self._rows[k]
@@ -229,9 +240,13 @@ class ProcVecEnv:
     def _send(self, messages: Sequence[bytes]) -> list[bytes]:
         if self._closed:
             raise EnvError(f"{self.env_id}: env is closed")
-        for conn, msg in zip(self._w.conns, messages, strict=True):
-            with contextlib.suppress(OSError):  # _gather names the worker that died
-                conn.send_bytes(msg)
+        try:
+            for conn, msg in zip(self._w.conns, messages, strict=True):
+                with contextlib.suppress(OSError):  # _gather names the worker that died
+                    conn.send_bytes(msg)
+        except BaseException:
+            self.close()  # cut short: see _gather
+            raise
         return self._gather()
 
     def _whole(self, parts: Sequence[bytes], fields: int) -> list[np.ndarray]:

@@ -35,7 +35,10 @@ def start_worker(entry: str, args: Sequence[str]) -> tuple[subprocess.Popen[byte
     with the empty entries dropped (the others made absolute: a relative entry means what it
     means to the caller), and removes its own '' entry before importing; the package's parent
     folder goes last on sys.path (after the standard library: on an installed package it is
-    site-packages, where a backport named like a stdlib module may sit). A session
+    site-packages, where a backport named like a stdlib module may sit). The package itself is
+    loaded from the parent's own folder by its path, whatever comes first on sys.path: a parent
+    run from a checkout beside an installed copy (another version) started workers that
+    imported the installed one. A session
     of its own: a terminal's Ctrl-C (or torchrun's killpg) goes to the parent, which may
     checkpoint first, and not to the workers it still steps; they exit when the parent's end
     of their socket closes.
@@ -43,13 +46,20 @@ def start_worker(entry: str, args: Sequence[str]) -> tuple[subprocess.Popen[byte
     module, function = entry.split(":")
     parent, child = socket.socketpair()
     env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../a2d_evo
+    root = os.path.dirname(package)
+    init = os.path.join(package, "__init__.py")
     parts = [os.path.abspath(p) for p in (env.pop("PYTHONPATH", "") or "").split(os.pathsep) if p]
     if parts:
         env["PYTHONPATH"] = os.pathsep.join(parts)
     code = (
-        "import sys; sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
-        f"sys.path.append({root!r}); from {module} import {function}; {function}(sys.argv[1:])"
+        "import sys, importlib.util as u; "
+        "sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
+        f"sys.path.append({root!r}); "
+        f"s = u.spec_from_file_location('a2d_evo', {init!r}, "
+        f"submodule_search_locations=[{package!r}]); "
+        "m = u.module_from_spec(s); sys.modules['a2d_evo'] = m; s.loader.exec_module(m); "
+        f"from {module} import {function}; {function}(sys.argv[1:])"
     )
     try:
         proc = subprocess.Popen(

@@ -130,7 +130,12 @@ class PopulationEvaluator:
             return draw_actions(logits_t, gen)
 
         steps = np.zeros(slots, dtype=np.int64)
-        returns = play_episodes(env, slot_seeds, act, self.timing, steps).reshape(pop, episodes)
+        try:
+            played = play_episodes(env, slot_seeds, act, self.timing, steps)
+        except BaseException:  # an env cut off mid-step (Ctrl-C) is not reused: built anew
+            self.close()
+            raise
+        returns = played.reshape(pop, episodes)
         lengths: np.ndarray = steps.reshape(pop, episodes)
         return [make_result(returns[c], seeds, lengths[c]) for c in range(pop)]
 

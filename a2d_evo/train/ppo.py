@@ -196,12 +196,13 @@ def collect_rollout(
         buffer.obs[t] = obs_t
         out = policy(obs_t)
         actions, logprobs = sample_actions(out.logits, gen)
-        res = envs.step(actions.cpu().numpy())
-        terminated = np.asarray(res.terminated, dtype=bool)
-        truncated = np.asarray(res.truncated, dtype=bool) & ~terminated
+        # the policy's outputs too, before the step: one that is a view of obs_t would be too
         buffer.actions[t] = actions
         buffer.logprobs[t] = logprobs
         buffer.values[t] = out.value.float()
+        res = envs.step(actions.cpu().numpy())
+        terminated = np.asarray(res.terminated, dtype=bool)
+        truncated = np.asarray(res.truncated, dtype=bool) & ~terminated
         buffer.rewards[t] = torch.as_tensor(np.asarray(res.reward, dtype=np.float32), device=device)
         buffer.terminated[t] = torch.as_tensor(terminated, dtype=torch.float32, device=device)
         buffer.dones[t] = torch.as_tensor(

@@ -202,7 +202,8 @@ class SupernetLearner:
             ctx = ddp.context_of(self.model)
             mb = normalised_per_actor(mb, len(self.rollout_archs), ctx)
         total: Tensor | None = None
-        parts: list[dict[str, Tensor]] = []
+        parts: list[dict[str, Tensor]] = []  # the PPO terms of subnets with rows here
+        taught: list[dict[str, Tensor]] = []  # the distillation terms of every subnet
         for j, arch in enumerate(self.rollout_archs):
             own = actor == j
             out = self.model(mb.obs, arch)
@@ -217,11 +218,22 @@ class SupernetLearner:
                 own_share=self._shares[j],
             )
             total = d.loss if total is None else total + d.loss
+            logs = loss_logs(d, alpha, beta)
+            taught.append({k: v for k, v in logs.items() if k in DISTILL_LOGS})
             if bool(own.any()):
-                parts.append(loss_logs(d, alpha, beta))
+                parts.append({k: v for k, v in logs.items() if k not in DISTILL_LOGS})
         assert total is not None, "a rollout is collected by at least one subnet"
-        logs = {k: torch.stack([p[k] for p in parts]).mean() for k in parts[0]} if parts else {}
-        return total, logs
+        return total, {**_means(parts), **_means(taught)}
+
+
+DISTILL_LOGS = frozenset({"distill_actor", "distill_critic", "alpha", "beta"})
+"""Logged terms every subnet has on every minibatch (its distillation on every row); the
+others (PPO's) only a subnet with rows of its own in the minibatch has."""
+
+
+def _means(parts: list[dict[str, Tensor]]) -> dict[str, Tensor]:
+    """The mean of each key over ``parts`` ({} for none)."""
+    return {k: torch.stack([p[k] for p in parts]).mean() for k in parts[0]} if parts else {}
 
 
 # one writer of RUN_DIR/supernet/ at a time, never through a symlink out of the run
