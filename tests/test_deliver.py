@@ -212,6 +212,23 @@ def test_export_keeps_delivered_json_true_to_the_folders(
     assert main(argv) == 0
     assert json.loads(delivered_json.read_text())["chosen_on"] == "final seeds"
 
+    # interrupted while it extracts, before any fine-tune: the member written anew (a save cut
+    # short after its policy.pt, or the next member's latency measured), the delivery still
+    # listing it as fine-tuned (found by review; it went only after every extraction)
+    from a2d_evo.nets import agent_folder
+
+    real_save = agent_folder.save_agent
+
+    def save_then_interrupt(*args: Any, **kw: Any) -> Any:
+        real_save(*args, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(agent_folder, "save_agent", save_then_interrupt)
+    assert delivered_json.is_file()
+    with pytest.raises(KeyboardInterrupt):
+        export_front(run.load_config(), run, finetune_steps=32, progress=False)
+    assert not delivered_json.exists()
+
 
 def test_the_supernet_budget_recorded_is_the_supernet_stage_s(tmp_path: Path) -> None:
     """A `train-supernet --resume` raise is written to supernet/config.yaml only: the

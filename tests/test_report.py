@@ -809,6 +809,25 @@ def test_the_delivered_front_says_how_many_members_its_intervals_tell_apart(
     assert "Told apart" not in report.delivered_table(one)
     exported[1]["episodes"] = 1
     assert "Told apart" not in report.delivered_table(delivered)
+    # nor where a member records no spread (it was read as 0: an interval 0 wide, told apart
+    # from members 0.1 away; found by review)
+    exported[1]["episodes"] = 17
+    exported[1]["return_std"] = None  # what write_delivered copies from such metrics
+    table = report.delivered_table(delivered)
+    assert "Told apart" not in table and "| front_01 | 1,000 | 450.0 |" in table
+    row = run_data.row_from_metrics("x", {"return_mean": 1.0, "flops": 10, "episodes": 30})
+    assert row.ci95 is None and "±" not in report._return(row)
+    # a delivered member deleted since: named under Missing (the front was shown without it)
+    write_json(run.agents / "front_01" / "metrics.json", json.loads(json.dumps(
+        {**_metrics(1000, 450.0, 5.0, 17), "sources": {"front": current}})))  # fmt: skip
+    assert run_data.load_run(run.load_config(), run).delivered == list(members)
+    shutil.rmtree(run.agents / "front_02")
+    data = run_data.load_run(run.load_config(), run)
+    assert data.delivered == []
+    assert any(
+        "lists front_02, which RUN_DIR/agents no longer holds as an agent" in m
+        for m in data.missing
+    ), data.missing
 
 
 def test_the_plot_legend_says_which_weights_the_delivered_front_ships() -> None:

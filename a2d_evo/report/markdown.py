@@ -275,11 +275,11 @@ def delivered_table(delivered: dict[str, Any]) -> str:
     members = []
     for name in delivered["members"]:
         r = rows[name]
-        half = ci95(r["return_std"], r["episodes"])
+        half = ci95(r.get("return_std"), r["episodes"])
         members.append((name, r["return_mean"], half, r["normalised_return"]))
-        half = half or 0.0
+        interval = "" if half is None else f" ± {half:.1f}"  # none for one episode, no spread
         lines.append(
-            f"| {name} | {r['flops']:,} | {r['return_mean']:.1f} ± {half:.1f} | "
+            f"| {name} | {r['flops']:,} | {r['return_mean']:.1f}{interval} | "
             f"{r['normalised_return']:.3f} | {r['inherited_return_mean']:.1f} | "
             f"{r.get('kept', KEPT_FINE_TUNED if r.get('finetune_steps') else KEPT_INHERITED)} |"
         )

@@ -363,6 +363,15 @@ def export_front(
     with contextlib.ExitStack() as locks:  # every chosen folder before any is written:
         for name, _ in chosen:  # an eval or finetune may be writing one
             locks.enter_context(folder_lock(run.agents / safe_name(name)))
+        # before any member is written: a delivered.json listing one this export extracts
+        # anew describes weights that are about to go (an export interrupted while it
+        # extracts would leave it, reported as current)
+        anew = [
+            safe_name(name)
+            for name, i in chosen
+            if not _kept(cfg, run.agents / safe_name(name), i, archs[i], sources)
+        ]
+        _drop_stale_delivery(run, anew, sources["front"], progress, delivers=pick == "all")
         exported = [
             _export_member(
                 cfg,
@@ -380,10 +389,6 @@ def export_front(
             for name, i in chosen
         ]
         folders = [folder for folder, _ in exported]
-        # before any fine-tune: a delivered.json listing a member now re-extracted describes
-        # weights that are gone (an interrupted export would have left it, reported as current)
-        replaced = [folder.name for folder, extracted in exported if extracted]
-        _drop_stale_delivery(run, replaced, sources["front"], progress, delivers=pick == "all")
         # what the front measured, where it is what a fine-tune would measure again: R_random
         # and R_teacher of the same teacher in the same eval.num_envs waves (R_random depends
         # on them), the inherited weights' figures of the same supernet (both as recorded by
@@ -475,23 +480,9 @@ def _export_member(
     # torch-heavy modules imported here, as in export_front: the report stays torch-free
     from a2d_evo.nets.agent_folder import extract, save_agent
     from a2d_evo.nets.cost import latency_ms
-    from a2d_evo.report.deliver import fine_tuned
 
     target = run.agents / safe_name(name)
-    done = read_json_dict(target / "metrics.json", "metrics")
-    # kept: the same member of the same front, supernet and teacher, fine-tuned as asked now
-    # (or, with no fine-tune, extracted and never fine-tuned since): nothing is redone
-    as_asked = (
-        fine_tuned(done, cfg)
-        if cfg.finetune.steps
-        else done.get("export_finetune") == 0 and "finetune_budget" not in done
-    )
-    if (
-        as_asked
-        and done.get("front_index") == index
-        and done.get("sources") == sources
-        and _folder_arch(target) == arch
-    ):
+    if _kept(cfg, target, index, arch, sources):
         return target, False
     agent = extract(supernet, arch)
     agent.env_config = _env_dict(cfg)
@@ -513,6 +504,28 @@ def _export_member(
             f"{entry['return_mean']:.2f}  normalised {entry['normalised_return']:.3f}"
         )
     return folder, True
+
+
+def _kept(
+    cfg: Config, target: Path, index: int, arch: Arch, sources: dict[str, str | None]
+) -> bool:
+    """Whether the member folder ``target`` already holds front entry ``index`` as this export
+    would leave it: the same member of the same front, supernet and teacher, fine-tuned as
+    asked now (or, with no fine-tune, extracted and never fine-tuned since)."""
+    from a2d_evo.report.deliver import fine_tuned
+
+    done = read_json_dict(target / "metrics.json", "metrics")
+    as_asked = (
+        fine_tuned(done, cfg)
+        if cfg.finetune.steps
+        else done.get("export_finetune") == 0 and "finetune_budget" not in done
+    )
+    return (
+        as_asked
+        and done.get("front_index") == index
+        and done.get("sources") == sources
+        and _folder_arch(target) == arch
+    )
 
 
 def export_sources(run: RunFolder, front_sha: str) -> dict[str, str | None]:

@@ -75,6 +75,10 @@ def _num(value: Any) -> float | None:
     return float(value) if finite_number(value) else None
 
 
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
 def _arch_name(arch: Any) -> str:
     try:
         return str(arch_from_dict(arch))
@@ -104,7 +108,8 @@ def row_from_metrics(
         params=_num(metrics.get("params")),
         latency_ms=_num(metrics.get("latency_ms")),
         return_mean=mean,
-        return_std=_num(metrics.get("return_std")) or 0.0,
+        # no finite spread recorded: no interval (a 0 made it 0 wide, and told the row apart)
+        return_std=_or_nan(_num(metrics.get("return_std"))),
         episodes=int(metrics.get("episodes") or 0),
         normalised_return=nr,
         arch_dict=dict(arch) if isinstance(arch, Mapping) else None,
@@ -320,7 +325,12 @@ def _check_unchanged(
     seeds = data.get("seeds")
     for name in members:
         row, agent = rows.get(name), agents.get(name)
-        if row is None or agent is None:
+        if agent is None:  # deleted since, or unreadable: the front would be shown without it
+            raise FormatError(
+                f"{path} lists {name}, which RUN_DIR/agents no longer holds as an agent (deleted "
+                f"or unreadable); run {again} to deliver the front again"
+            )
+        if row is None:
             continue
         moved = row.get("return_mean") != agent.return_mean
         if isinstance(seeds, list) and agent.seeds is not None:
