@@ -11,6 +11,9 @@ import numpy.typing as npt
 def has_cuda() -> bool:
     """True when the CUDA kernels were compiled in."""
 
+def cuda_architectures() -> str:
+    """The CUDA architectures the kernels were compiled for ("80 89 90"); "" without CUDA."""
+
 def has_openmp() -> bool:
     """True when the CPU kernels run with OpenMP."""
 

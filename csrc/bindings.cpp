@@ -27,6 +27,15 @@ bool has_cuda() {
 #endif
 }
 
+// CMAKE_CUDA_ARCHITECTURES the kernels were compiled for ("80 89 90"); "" without CUDA.
+const char* cuda_architectures() {
+#if defined(A2D_WITH_CUDA) && defined(A2D_CUDA_ARCHS)
+  return A2D_CUDA_ARCHS;
+#else
+  return "";
+#endif
+}
+
 int max_threads() {
 #ifdef A2D_WITH_OPENMP
   return omp_get_max_threads();
@@ -47,6 +56,8 @@ void set_num_threads(int n) {
 PYBIND11_MODULE(_C, m) {
   m.doc() = "a2d-evo native kernels (CPU with OpenMP; CUDA when built with it)";
   m.def("has_cuda", &has_cuda, "True when the CUDA kernels were compiled in.");
+  m.def("cuda_architectures", &cuda_architectures,
+        "The CUDA architectures the kernels were compiled for (\"80 89 90\"); \"\" without CUDA.");
   m.def("has_openmp", []() {
 #ifdef A2D_WITH_OPENMP
     return true;

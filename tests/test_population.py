@@ -8,6 +8,7 @@ and must stay within 1e-4 on random populations of both network kinds, odd width
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -272,6 +273,42 @@ def test_cuda_takes_the_reference_until_proven(monkeypatch: pytest.MonkeyPatch) 
     assert fwd.backend_name.startswith("reference-cuda")
     with pytest.raises(KernelInputError, match="not available on cuda"):
         _ = PopulationForward(net, device="cuda", backend="native").backend
+
+
+def test_a_gpu_below_the_compiled_architectures_takes_the_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kernels built for 8.0, 8.9 and 9.0 (the default CMAKE_CUDA_ARCHITECTURES) cannot run on
+    a 7.5 GPU (a T4): opted in, its first call failed with "no kernel image is available"
+    mid-search; it takes the reference path (found by review)."""
+    kernel = object()
+    fake = SimpleNamespace(
+        has_cuda=lambda: True, cuda_architectures=lambda: "80 89 90", subnet_eval_mlp_cuda=kernel
+    )
+    monkeypatch.setattr(dispatch, "native_module", lambda: fake)
+    monkeypatch.setenv(CUDA_ENV_VAR, "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for capability, runs in [((7, 5), False), ((8, 0), True), ((8, 6), True), ((12, 0), True)]:
+        monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, c=capability: c)
+        assert (dispatch.native_op("subnet_eval_mlp", "cuda") is kernel) is runs, capability
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert dispatch.native_op("subnet_eval_mlp", "cuda") is None  # no GPU at all
+    # a build that does not say (older modules, `native` or `all` architectures): not gated
+    fake.cuda_architectures = lambda: "native"
+    assert dispatch.native_op("subnet_eval_mlp", "cuda") is kernel
+    if MOD is not None and MOD.has_cuda():  # this build says what it was compiled for
+        assert re.findall(r"\d+", MOD.cuda_architectures()), MOD.cuda_architectures()
+
+
+def test_a_bare_cuda_device_is_pinned_to_the_current_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``device="cuda"`` meant whichever GPU was current at each call, while the packed weights
+    stayed on the one current at refresh(): the kernel then read another GPU's memory."""
+    monkeypatch.setattr(dispatch, "native_module", lambda: None)  # the reference path: no GPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 1)
+    net = noisy_supernet(SearchSpace(MLP_SPACES[0]), (4,), 2, seed=0)
+    assert PopulationForward(net, device="cuda").device == torch.device("cuda", 1)
+    assert PopulationForward(net, device="cuda:0").device == torch.device("cuda", 0)
 
 
 def _unproven(*args: object) -> None:

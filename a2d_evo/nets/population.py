@@ -253,6 +253,10 @@ class PopulationForward:
     ) -> None:
         self.supernet = supernet
         self.device = torch.device(device or "cpu")
+        if self.device.type == "cuda" and self.device.index is None and torch.cuda.is_available():
+            # pinned now: a bare "cuda" is whichever GPU is current at each call, and the
+            # packed weights live on the one current at refresh()
+            self.device = torch.device("cuda", torch.cuda.current_device())
         self.kind = "cnn" if supernet.image else "mlp"
         self._dev = "cuda" if self.device.type == "cuda" else "cpu"
         if backend not in (None, "native", "reference"):

@@ -8,7 +8,9 @@ function of that name (``name_cuda`` for CUDA tensors, which also needs ``_C.has
 CUDA kernels run only once proven: a CUDA op is native when it is in :data:`CUDA_PROVEN` (its
 parity test passed on a GPU and the run was recorded there) or when ``A2D_EVO_CUDA_KERNELS`` is
 true (an explicit opt-in, e.g. for the parity run itself); otherwise CUDA tensors take the
-reference path.
+reference path. A GPU below every architecture the kernels were compiled for
+(``_C.cuda_architectures()``, ``CMAKE_CUDA_ARCHITECTURES``: 8.0, 8.9 and 9.0 by default) takes the
+reference path too: its first call would fail with "no kernel image is available".
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import re
 from types import ModuleType
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "CUDA_PROVEN",
     "REFERENCE_ENV_VAR",
     "backend_name",
+    "cuda_device_supported",
     "cuda_opted_in",
     "native_module",
     "native_op",
@@ -73,10 +77,27 @@ def native_op(op: str, device: str = "cpu") -> object | None:
     if mod is None:
         return None
     if device == "cuda":
-        if not mod.has_cuda():
+        if not mod.has_cuda() or not cuda_device_supported(mod):
             return None
         return getattr(mod, f"{op}_cuda", None)
     return getattr(mod, op, None)
+
+
+def cuda_device_supported(mod: ModuleType) -> bool:
+    """Whether the current GPU can run kernels compiled for ``mod.cuda_architectures()``: its
+    compute capability at least the lowest of them (the build embeds PTX for each, which newer
+    GPUs compile on load). True where the build does not say (a module from before it did, or
+    ``native``/``all`` architectures); False without a GPU."""
+    listed = getattr(mod, "cuda_architectures", lambda: "")()
+    archs = [int(a) for a in re.findall(r"\d+", str(listed))]
+    if not archs:
+        return True
+    import torch  # only on the CUDA path: the CPU ops need no torch
+
+    if not torch.cuda.is_available():
+        return False
+    major, minor = torch.cuda.get_device_capability()
+    return 10 * major + minor >= min(archs)
 
 
 def backend_name(op: str, device: str = "cpu") -> str:
