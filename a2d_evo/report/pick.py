@@ -512,6 +512,8 @@ def _kept(
     """Whether the member folder ``target`` already holds front entry ``index`` as this export
     would leave it: the same member of the same front, supernet and teacher, fine-tuned as
     asked now (or, with no fine-tune, extracted and never fine-tuned since)."""
+    # imported here, as in export_front: deliver brings in the fine-tune (torch), and the
+    # report, which imports this module, stays torch-free
     from a2d_evo.report.deliver import fine_tuned
 
     done = read_json_dict(target / "metrics.json", "metrics")

@@ -14,10 +14,10 @@ this module owns evaluation, checkpoints and progress:
   survival compares them with their offspring;
 * the search stops after ``search.gens`` generations, or before the first generation that
   would start with ``search.budget_steps`` env steps (episode lengths summed) already spent,
-  or when every arch of a small space was evaluated (a generation pymoo cannot fill is
-  topped up with archs never evaluated: :func:`topped_up`); with a budget, the front is chosen from
-  the episodes within it only (:func:`~a2d_evo.search.budget.within_budget`: a per-episode
-  stop, whatever a generation costs);
+  or when every arch of a small space was evaluated (a generation whose mating made no new
+  arch takes archs never evaluated instead: :func:`topped_up`); with a budget, the front is
+  chosen from the episodes within it only (:func:`~a2d_evo.search.budget.within_budget`: a
+  per-episode stop, whatever a generation costs);
 * after every generation the state and the tables are written (:mod:`a2d_evo.search.state`);
 * at the end everything evaluated is delivered (:func:`~a2d_evo.search.front.write_front`):
   its top fronts raced by successive halving on fresh seeds, the survivors' front re-scored on
