@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import time
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -718,47 +719,38 @@ def test_env_workers_run_the_parents_copy_of_the_package(tmp_path, monkeypatch):
     assert not marker.exists()
 
 
-def test_a_procs_exchange_cut_short_closes_the_env(monkeypatch):
-    """A step interrupted while the replies are read (a Ctrl-C a notebook catches): the
-    unread replies stayed in the sockets, and the next step read the last one's, one behind."""
-    from a2d_evo.envs.proc_vector import ProcVecEnv
+def _interrupt_once(obj: Any, name: str) -> None:
+    """``obj.name()`` raises KeyboardInterrupt on its next call, then is itself again."""
+    real = getattr(obj, name)
 
-    env = ProcVecEnv(EnvConfig(id="CartPole-v1"), 2, seed=0, limit=None, workers=2)
+    def interrupted(*args: Any) -> Any:
+        setattr(obj, name, real)
+        raise KeyboardInterrupt
+
+    setattr(obj, name, interrupted)
+
+
+@pytest.mark.parametrize("backend", ["procs", "native"])
+def test_an_exchange_cut_short_closes_the_env(backend):
+    """A step interrupted while it waits for the workers (a Ctrl-C a notebook catches): the
+    procs backend's unread replies stayed in the sockets and the next step read the last one's,
+    one behind; native Atari workers cut off mid-step may still write the shared frames."""
+    if backend == "procs":
+        from a2d_evo.envs.proc_vector import ProcVecEnv
+
+        env = ProcVecEnv(EnvConfig(id="CartPole-v1"), 2, seed=0, limit=None, workers=2)
+    else:
+        env = make_vec_env(EnvConfig(id="ALE/Pong-v5", backend="native", workers=1), 1, seed=0)
     try:
-        env.reset(seed=np.array([3, 4]))
-        conn = env._w.conns[1]
-        real = conn.recv_bytes
-
-        def interrupted() -> bytes:
-            conn.recv_bytes = real  # once
-            raise KeyboardInterrupt
-
-        conn.recv_bytes = interrupted
+        env.reset(seed=list(range(3, 3 + env.num_envs)))
+        if backend == "procs":
+            _interrupt_once(env._w.conns[1], "recv_bytes")  # the second worker's reply
+        else:
+            _interrupt_once(env, "_gather")
         with pytest.raises(KeyboardInterrupt):
-            env.step(np.zeros(2, np.int64))
+            env.step(np.zeros(env.num_envs, np.int64))
         with pytest.raises(EnvError, match="env is closed"):
-            env.step(np.zeros(2, np.int64))
-        assert all(p.poll() is not None for p in env._w.procs) or not env._w.procs
-    finally:
-        env.close()
-
-
-def test_a_native_atari_exchange_cut_short_closes_the_env():
-    """As for procs: workers cut off mid-step may still write the shared frames."""
-    env = make_vec_env(EnvConfig(id="ALE/Pong-v5", backend="native", workers=1), 1, seed=0)
-    try:
-        env.reset()
-        real = env._gather
-
-        def interrupted() -> None:
-            env._gather = real
-            raise KeyboardInterrupt
-
-        env._gather = interrupted
-        with pytest.raises(KeyboardInterrupt):
-            env.step(np.zeros(1, np.int64))
-        with pytest.raises(EnvError, match="env is closed"):
-            env.step(np.zeros(1, np.int64))
+            env.step(np.zeros(env.num_envs, np.int64))
     finally:
         env.close()
 
