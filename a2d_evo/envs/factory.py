@@ -64,7 +64,9 @@ def make_vec_env(
     ``cfg.max_episode_steps`` (agent steps) replaces the env's own limit, and
     ``max_episode_steps`` caps episodes below that (the search's ``search.max_episode_steps``):
     it never lengthens them (on ALE ids the own limit is v5's 108,000 frames over
-    ``frame_skip``, and either one replaces it, ``docs/atari_pipeline.md``). Other envs step
+    ``frame_skip``, and either one replaces it, ``docs/atari_pipeline.md``; v5's frame limit
+    also counts the reset's no-ops, so an ALE episode capped at 27,000 steps or more may run
+    up to ``noop_max / frame_skip`` steps, 7, past where v5 stops it). Other envs step
     in this process, or under ``backend: procs`` in ``workers`` processes when the vector
     has at least :data:`PROCS_MIN_ENVS` envs and there are two workers or more. ``cfg.imports``
     run first (see :mod:`a2d_evo.envs.imports` for who may name them) and the id must then be
