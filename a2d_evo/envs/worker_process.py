@@ -53,9 +53,8 @@ def start_worker(entry: str, args: Sequence[str]) -> tuple[subprocess.Popen[byte
     if parts:
         env["PYTHONPATH"] = os.pathsep.join(parts)
     code = (
-        "import sys, importlib.util as u; "
-        "sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
-        f"sys.path.append({root!r}); "
+        "import sys; sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
+        f"sys.path.append({root!r}); import importlib.util as u; "
         f"s = u.spec_from_file_location('a2d_evo', {init!r}, "
         f"submodule_search_locations=[{package!r}]); "
         "m = u.module_from_spec(s); sys.modules['a2d_evo'] = m; s.loader.exec_module(m); "
