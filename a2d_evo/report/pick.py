@@ -360,35 +360,25 @@ def export_front(
             f"that teacher, or train the supernet and search again (delete {run.supernet} and "
             f"{run.search})"
         )
+    folders = [run.agents / safe_name(name) for name, _ in chosen]
     with contextlib.ExitStack() as locks:  # every chosen folder before any is written:
-        for name, _ in chosen:  # an eval or finetune may be writing one
-            locks.enter_context(folder_lock(run.agents / safe_name(name)))
+        for folder in folders:  # an eval or finetune may be writing one
+            locks.enter_context(folder_lock(folder))
         # before any member is written: a delivered.json listing one this export extracts
         # anew describes weights that are about to go (an export interrupted while it
         # extracts would leave it, reported as current)
         anew = [
-            safe_name(name)
-            for name, i in chosen
-            if not _kept(cfg, run.agents / safe_name(name), i, archs[i], sources)
+            (name, i)
+            for (name, i), folder in zip(chosen, folders, strict=True)
+            if not _kept(cfg, folder, i, archs[i], sources)
         ]
-        _drop_stale_delivery(run, anew, sources["front"], progress, delivers=pick == "all")
-        exported = [
+        replaced = [safe_name(name) for name, _ in anew]
+        _drop_stale_delivery(run, replaced, sources["front"], progress, delivers=pick == "all")
+        for name, i in anew:
             _export_member(
-                cfg,
-                run,
-                supernet,
-                front[i],
-                archs[i],
-                i,
-                name,
-                sources,
-                chosen_on,
-                progress,
+                cfg, run, supernet, front[i], archs[i], i, name, sources, chosen_on, progress,
                 command,
-            )
-            for name, i in chosen
-        ]
-        folders = [folder for folder, _ in exported]
+            )  # fmt: skip
         # what the front measured, where it is what a fine-tune would measure again: R_random
         # and R_teacher of the same teacher in the same eval.num_envs waves (R_random depends
         # on them), the inherited weights' figures of the same supernet (both as recorded by
@@ -471,10 +461,9 @@ def _export_member(
     chosen_on: str | None,
     progress: bool,
     command: dict[str, Any],
-) -> tuple[Path, bool]:
+) -> None:
     """Extract front entry ``index`` into ``RUN_DIR/agents/<name>/`` (its lock held by the
-    caller), unless an earlier, interrupted export left it fine-tuned from the same sources;
-    the folder, and whether it was extracted anew (False: kept).
+    caller; a member :func:`_kept` holds already is not passed here).
     ``chosen_on``: the seeds ``--pick knee`` / ``--min-return`` chose it on, recorded;
     ``command``: the export options that made it (:func:`export_options`) and when."""
     # torch-heavy modules imported here, as in export_front: the report stays torch-free
@@ -482,8 +471,6 @@ def _export_member(
     from a2d_evo.nets.cost import latency_ms
 
     target = run.agents / safe_name(name)
-    if _kept(cfg, target, index, arch, sources):
-        return target, False
     agent = extract(supernet, arch)
     agent.env_config = _env_dict(cfg)
     metrics = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
@@ -497,13 +484,12 @@ def _export_member(
     if chosen_on is not None:
         metrics["chosen_on"] = chosen_on
     # a fine-tune saves the weights that ship, with their ONNX file: none for these before it
-    folder = save_agent(agent, target, metrics=metrics, onnx=False if cfg.finetune.steps else None)
+    save_agent(agent, target, metrics=metrics, onnx=False if cfg.finetune.steps else None)
     if progress:
         print(
             f"exported {name}: {arch}  FLOPs {entry['flops']:,}  return "
             f"{entry['return_mean']:.2f}  normalised {entry['normalised_return']:.3f}"
         )
-    return folder, True
 
 
 def _kept(

@@ -49,7 +49,7 @@ from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import load_agent, save_agent
 from a2d_evo.nets.cost import check_stage_memory
 from a2d_evo.nets.space import Arch
-from a2d_evo.runfolder import RUNTIME_KEYS, RunFolder, recipe_digest
+from a2d_evo.runfolder import RunFolder, config_diff, recipe_digest, setting
 from a2d_evo.train.checkpoint import changed_pins, checkpoint_extra
 from a2d_evo.train.distill import distill_actor_loss, distill_critic_loss
 from a2d_evo.train.learners import AgentLearner
@@ -157,12 +157,9 @@ def recipe_differences(cfg: Config, run: RunFolder, methods: Sequence[str]) -> l
         ran = run.stage_config(stage)
         if ran is None:
             continue
-        mine = config_to_dict(getattr(cfg, section))
-        theirs = config_to_dict(getattr(ran, section))
         said += [
-            f"{section}.{k} {mine[k]!r} (the {stage} trained with {theirs.get(k)!r})"
-            for k in mine
-            if mine[k] != theirs.get(k) and f"{section}.{k}" not in RUNTIME_KEYS
+            f"{key} {setting(cfg, key)!r} (the {stage} trained with {setting(ran, key)!r})"
+            for key in config_diff(cfg, ran, (section,))  # runtime keys aside
         ]
     return list(dict.fromkeys(said))
 
@@ -252,6 +249,7 @@ def train_baselines(
     base = teacher.arch
     teacher_sha = file_digest(run.teacher_agent / "policy.pt")
     cfg = run_budgets(cfg, run)
+    recipes = {m: baseline_recipe(cfg, m) for m in methods}  # pinned, checked and recorded
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
     if progress:
         whose = (
@@ -281,7 +279,7 @@ def train_baselines(
             "method": method,
             "baseline_budget": baseline_steps(cfg, method),
             "teacher_sha256": teacher_sha,
-            "baseline_recipe": baseline_recipe(cfg, method),
+            "baseline_recipe": recipes[method],
         }
 
     stale = set()
@@ -333,9 +331,7 @@ def train_baselines(
             if (folder / "metrics.json").is_file():
                 done = read_json_dict(folder / "metrics.json", "metrics")
                 whole = (folder / ARCH_FILE).is_file()  # its save not cut short (save_agent)
-                if whole and _trained_for(
-                    done, steps, seeds, teacher_sha, baseline_recipe(cfg, method)
-                ):
+                if whole and _trained_for(done, steps, seeds, teacher_sha, recipes[method]):
                     if progress:
                         print(f"baseline {name}: already trained, skipped")
                     folders.append(folder)
@@ -389,7 +385,7 @@ def train_baselines(
                 "env_steps": result.global_step,
                 "baseline_budget": steps,
                 "teacher_sha256": teacher_sha,
-                "baseline_recipe": baseline_recipe(cfg, method),
+                "baseline_recipe": recipes[method],
                 "train_wall_s": round(result.wall_s, 2),
             }
             if learner.sigma is not None:  # each distilled learner's own value unit
