@@ -149,15 +149,21 @@ def read_checkpoint(path: Path, stage: str) -> dict[str, Any]:
     ckpt = torch_load(path, f"{stage} checkpoint")
     if not isinstance(ckpt, dict) or not CHECKPOINT_KEYS <= set(ckpt):
         raise FormatError(f"{stage} checkpoint {path} is not an a2d-evo training checkpoint")
-    if ckpt["format_version"] == 1:
-        raise FormatError(f"{stage} checkpoint {path} has format_version 1: {OLD_CHECKPOINT_NOTE}")
-    if ckpt["format_version"] != CHECKPOINT_FORMAT_VERSION:
+    version, found_stage = ckpt["format_version"], ckpt["stage"]
+    # weights_only loads tensors anywhere: a tensor here would make == ambiguous, not an answer
+    if not isinstance(version, int) or isinstance(version, bool):
         raise FormatError(
-            f"{stage} checkpoint {path} has format_version {ckpt['format_version']!r}, "
+            f"{stage} checkpoint {path}: format_version {version!r:.40} is not an integer"
+        )
+    if version == 1:
+        raise FormatError(f"{stage} checkpoint {path} has format_version 1: {OLD_CHECKPOINT_NOTE}")
+    if version != CHECKPOINT_FORMAT_VERSION:
+        raise FormatError(
+            f"{stage} checkpoint {path} has format_version {version!r}, "
             f"this a2d-evo reads {CHECKPOINT_FORMAT_VERSION}"
         )
-    if ckpt["stage"] != stage:
-        raise FormatError(f"{path} is a {ckpt['stage']!r} checkpoint, not a {stage!r} one")
+    if not isinstance(found_stage, str) or found_stage != stage:
+        raise FormatError(f"{path} is a {found_stage!r:.40} checkpoint, not a {stage!r} one")
     for key in ("update", "global_step"):  # int() took 3.7 as 3 and 'x' as a traceback
         value = ckpt[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:

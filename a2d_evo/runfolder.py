@@ -606,26 +606,30 @@ def _holds_a_stage(folder: Path) -> bool:
 
 def _written_by_a_run(path: Path) -> bool:
     """Whether ``path`` is a run's ``config.yaml`` (it opens with ``format_version``, which
-    a user's own config does not write)."""
+    a user's own config does not write). Anything but a regular file is not one: a received
+    folder's FIFO would block the read, and a link to ``/dev/zero`` has no first line."""
+    tag = b"format_version:"
     try:
-        with path.open(encoding="utf-8") as f:
-            return f.readline().startswith("format_version:")
-    except (OSError, UnicodeDecodeError):
+        if not path.is_file():
+            return False
+        with path.open("rb") as f:
+            return f.read(len(tag)) == tag
+    except OSError:
         return False
 
 
 def enclosing_run(path: str | Path) -> RunFolder | None:
     """The run folder an agent folder lies in: ``RUN_DIR`` for ``RUN_DIR/agents/<name>``,
     ``RUN_DIR/teacher/agent`` or ``RUN_DIR/baselines/<name>`` when ``RUN_DIR`` holds a
-    ``config.yaml``; None elsewhere (an agent copied beside some unrelated ``config.yaml``
-    stands alone, on its ``arch.json``)."""
+    ``config.yaml`` a run wrote; None elsewhere (an agent copied beside some unrelated
+    ``config.yaml``, a user's own one included, stands alone, on its ``arch.json``)."""
     folder = Path(path).resolve()
     parent = folder.parent
     if parent.name in ("agents", "baselines") or (folder.name, parent.name) == (
         "agent",
         "teacher",
     ):
-        if (parent.parent / "config.yaml").is_file():
+        if _written_by_a_run(parent.parent / "config.yaml"):
             return RunFolder(parent.parent)
     return None
 

@@ -115,6 +115,20 @@ def test_a_checkpoint_from_before_value_units_is_refused_with_the_reason(
                         Streams(0, "teacher"))  # fmt: skip
 
 
+def test_a_checkpoint_format_version_that_is_a_tensor_is_a_format_error(
+    stopped: Path, tmp_path: Path
+) -> None:
+    """weights_only loads tensors in any field: comparing one raised a RuntimeError."""
+    bad = torch_load(stopped)
+    bad["format_version"] = torch.tensor([1, 2])
+    path = tmp_path / "bad.pt"
+    torch.save(bad, path)
+    model = Agent(MLPArch((16,)), (4,), 2)
+    with pytest.raises(FormatError, match=r"format_version tensor.* is not an integer"):
+        load_checkpoint(path, "teacher", model, torch.optim.Adam(model.parameters()),
+                        Streams(0, "teacher"))  # fmt: skip
+
+
 def test_the_last_update_is_checkpointed_off_the_cadence(tmp_path: Path) -> None:
     """3 updates with a checkpoint every 2: the finished stage's checkpoint is the third
     update's (without the final one, a --resume that raises the budget went on from update 2

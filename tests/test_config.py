@@ -334,6 +334,16 @@ def test_a_non_finite_number_in_env_kwargs_is_refused(value: str) -> None:
         config_from_dict(_yaml12(text), source="f")
 
 
+@pytest.mark.parametrize("value", ["2020-01-01", "!!set {a: null}", "!!binary aGk="])
+def test_a_value_json_cannot_store_in_env_kwargs_is_refused(value: str) -> None:
+    # YAML's dates, sets and bytes passed, and json.dumps raised a TypeError when the recipe
+    # digest or arch.json was written: after the teacher trained
+    text = f"env: {{id: LunarLander-v3, kwargs: {{start: {value}}}}}"
+    with pytest.raises(ConfigError, match=r"f: env\.kwargs: holds a value JSON cannot store"):
+        config_from_dict(_yaml12(text), source="f")
+    assert config_from_dict(_yaml12("env: {id: LunarLander-v3, kwargs: {start: '2020-01-01'}}"))
+
+
 def _yaml12(text: str) -> object:
     from a2d_evo.config import parse_yaml
 

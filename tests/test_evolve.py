@@ -887,6 +887,31 @@ def test_a_front_of_other_weights_is_neither_exported_nor_resumed(
     assert sorted(p.name for p in run.search.iterdir()) == before
 
 
+def test_a_resume_on_another_population_forward_is_refused(
+    finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state records the arithmetic its episodes were played with: a resume on another
+    (the reference path forced, a GPU under device auto) agrees only within float tolerance,
+    and near-tied greedy actions would flip; it went on without a word."""
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    state_json = run.search / "state.json"
+    saved = json.loads(state_json.read_text())
+    assert saved["forward"].startswith("native-cpu/"), saved["forward"]
+    before = sorted(p.name for p in run.search.iterdir())
+    monkeypatch.setenv("A2D_EVO_REFERENCE_OPS", "1")
+    cfg = config_from_dict(SMALL)
+    with pytest.raises(RunFolderError, match=r"population forward native-cpu/.* would use "
+                       r"reference-cpu \(device 'cpu'\)"):  # fmt: skip
+        evolve(cfg, run, resume=True, progress=False)
+    assert sorted(p.name for p in run.search.iterdir()) == before
+    # a state from before the record says nothing to check against: it resumes as it did
+    del saved["forward"]
+    state_json.write_text(json.dumps(saved))
+    evolve(cfg, run, resume=True, progress=False)
+
+
 def test_a_front_searched_against_another_teacher_is_not_exported(
     finished: Path, tmp_path: Path
 ) -> None:

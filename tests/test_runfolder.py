@@ -344,6 +344,30 @@ def test_enclosing_run_and_its_teacher(tmp_path: Path, configs_dir: Path) -> Non
     assert enclosing_run(tmp_path / "downloads" / "agentA") is None
     assert enclosing_run(tmp_path / "downloads" / "sub" / "agentA") is None
     assert enclosing_run(run.root / "search" / "x") is None  # not where agents live
+    # nor one in agents/ beside the user's own config.yaml (no format_version): it was
+    # taken for a run, and eval refused it as "not a file a2d-evo wrote"
+    (tmp_path / "myproj" / "agents" / "knee").mkdir(parents=True)
+    (tmp_path / "myproj" / "config.yaml").write_text("env: {id: CartPole-v1}\n")
+    assert enclosing_run(tmp_path / "myproj" / "agents" / "knee") is None
+
+
+def test_a_config_yaml_that_is_no_regular_file_is_no_run_and_never_blocks(tmp_path: Path) -> None:
+    """A received folder whose config.yaml is a FIFO (the read blocked for ever) or a link
+    to /dev/zero (a first line without end): neither is a run's config."""
+    import os
+
+    from a2d_evo.runfolder import _written_by_a_run
+
+    fifo = tmp_path / "fifo" / "config.yaml"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    zero = tmp_path / "zero" / "config.yaml"
+    zero.parent.mkdir()
+    zero.symlink_to("/dev/zero")
+    assert not _written_by_a_run(fifo) and not _written_by_a_run(zero)
+    run = RunFolder(tmp_path / "fifo")
+    with pytest.raises(RunFolderError):  # its own config is read as a file: refused, not hung
+        run.load_config()
 
 
 def test_a_run_config_without_format_version_is_refused(tmp_path: Path) -> None:

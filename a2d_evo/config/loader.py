@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import re
 import shlex
@@ -450,6 +451,13 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
             ) from None
         if _non_finite(out):  # NaN is not equal to itself: the run would conflict with itself
             raise ConfigError(f"{source}: {key}: holds a non-finite number (.nan or .inf)")
+        try:  # and through arch.json and the recipe digests: YAML's dates, sets and bytes do not
+            json.dumps(out, allow_nan=False)
+        except (TypeError, ValueError):
+            raise ConfigError(
+                f"{source}: {key}: holds a value JSON cannot store (a date, a set or bytes?): "
+                "use strings, numbers, booleans, lists and mappings only; quote a date"
+            ) from None
         return out
     if tp is Any:
         return value

@@ -290,6 +290,18 @@ class PopulationForward:
             return f"native-cpu ({isa() if callable(isa) else '?'})"
         return "native-cuda"
 
+    @property
+    def numerics(self) -> str:
+        """Which arithmetic the logits come from, e.g. ``native-cpu/avx2-fma`` or
+        ``reference-cuda``: paths that agree only within float tolerance differ here (a search
+        resumed on another one would not repeat an uninterrupted run, ``evolve`` checks)."""
+        if self.backend == "reference":
+            return f"reference-{self._dev}"
+        if self._dev == "cpu":
+            isa = native_op("subnet_eval_isa")
+            return f"native-cpu/{isa() if callable(isa) else '?'}"
+        return "native-cuda"
+
     def refresh(self) -> None:
         """Re-pack the supernet's weights (after they changed); the reference path packs nothing."""
         self._native = native_op(f"subnet_eval_{self.kind}", self._dev)

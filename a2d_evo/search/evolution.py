@@ -235,7 +235,15 @@ class _Search:
             ref=self.ref,
             hv_history=self.hv_history,
             sources=self.sources,
+            forward=self.numerics(),
         )
+
+    def numerics(self) -> str | None:
+        """The arithmetic of the population forward that plays the episodes (None for an
+        evaluator without one in this process: Ray's actors build their own)."""
+        forward = getattr(self.evaluator, "forward", None)
+        numerics = getattr(forward, "numerics", None)
+        return numerics if isinstance(numerics, str) else None
 
     def state_spec(self) -> StateSpec:
         """What a saved state of this search must match (checked in full by ``load_state``)."""
@@ -542,6 +550,17 @@ def evolve(cfg: Config, run: RunFolder, *, resume: bool = False, progress: bool 
                     "import-teacher): its records are of the old weights; search anew after "
                     f"deleting {run.search}, or into a new run folder (--out)"
                 )
+        now = search.numerics()
+        if saved is not None and None not in (saved.forward, now) and saved.forward != now:
+            # paths that agree within float tolerance flip near-tied greedy actions
+            raise RunFolderError(
+                f"--resume: the search in {run.search} played its episodes with the population "
+                f"forward {saved.forward}, and this one would use {now} (device "
+                f"{cfg.device!r}): their logits agree only within float tolerance, so the "
+                "search would not go on as it began; resume where it began (--device cpu for a "
+                "-cpu forward; A2D_EVO_REFERENCE_OPS as it was), or search anew after "
+                f"deleting {run.search}"
+            )
         run.tb_dir("search")  # its TensorBoard logs: a link out of the run is refused unbound
         search.folder = run.bind_stage("search", cfg, resume)
         return search.run_search(saved)

@@ -70,6 +70,9 @@ class SavedSearch:
     arrays: dict[str, np.ndarray]
     sources: dict[str, Any]
     """What the records are of (``RunFolder.weights_digests``); {} in states before it."""
+    forward: str | None = None
+    """The population forward's arithmetic the records were played with
+    (``PopulationForward.numerics``); None in states before it, or when not known."""
 
 
 def save_state(
@@ -83,6 +86,7 @@ def save_state(
     ref: np.ndarray,
     hv_history: Sequence[Sequence[float]],
     sources: dict[str, Any] | None = None,
+    forward: str | None = None,
 ) -> None:
     """Write the state after ``generation`` generations, then the two tables."""
     state = {
@@ -94,6 +98,7 @@ def save_state(
         "hypervolume": [list(r) for r in hv_history[:generation]],
         "cache": problem.cache_records(),
         "sources": dict(sources or {}),
+        "forward": forward,
     }
     write_json(folder / "state.json", state)
     buf = io.BytesIO()
@@ -197,6 +202,7 @@ def load_state(folder: Path, spec: StateSpec | None = None) -> SavedSearch | Non
         cache=cache,
         arrays=arrays,
         sources=_sources(state.get("sources"), json_path),
+        forward=_forward(state.get("forward"), json_path),
     )
 
 
@@ -208,6 +214,13 @@ def _sources(value: Any, path: Path) -> dict[str, Any]:
         isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in value.items()
     ):
         raise FormatError(f"search state {path}: sources must map names to digests")
+    return value
+
+
+def _forward(value: Any, path: Path) -> str | None:
+    """The recorded population forward: a short string, or null (None when absent)."""
+    if value is not None and (not isinstance(value, str) or not 0 < len(value) <= 64):
+        raise FormatError(f"search state {path}: forward must be a short string or null")
     return value
 
 
