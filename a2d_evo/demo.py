@@ -94,14 +94,22 @@ def one_member_note(delivered: dict[str, Any]) -> str:
     if len(delivered["members"]) != 1:
         return ""
     n = len(delivered["exported"])
+    if n <= 1:
+        return "One delivered member: the search's front held one network."
+    below = delivered.get("not_above_random") or []
+    more = "(how often that happens: BENCHMARKS.md, Demos; another --seed may show one)."
+    if below:  # finetune.below_random: archs the fine-tune did not lift above random
+        return (
+            f"One delivered member of {n} fine-tuned: {len(below)} did not beat the random "
+            "policy on the episodes that chose the delivery, even after their fine-tune, and "
+            "it played at least as well as the rest, so on this seed the front has no "
+            f"trade-off to show {more}"
+        )
     return (
         f"One delivered member of {n} fine-tuned: the cheapest played at least as well as "
         f"{'the other' if n == 2 else 'every other one'} on the episodes that chose the "
         "delivery, so on this seed the smaller networks lost no return and the front has no "
-        "trade-off to show (how often that happens: BENCHMARKS.md, Demos; another --seed may "
-        "show one)."
-        if n > 1
-        else "One delivered member: the search's front held one network."
+        f"trade-off to show {more}"
     )
 
 

@@ -49,7 +49,13 @@ METRICS_FORMAT_VERSION = 1
 
 FRONT_FORMAT_VERSION = 2
 """``format_version`` of ``search/front.json``. 2: hypervolume on log10 FLOPs
-(:func:`hv_points`), the front delivered by successive halving, env steps spent."""
+(:func:`hv_points`), the front delivered by successive halving, env steps spent. An optional
+``below_random`` list (entries as the front's, written since 2026-12-07; absent: none) holds
+the race's survivors that did not beat random, for ``finetune.below_random``."""
+
+EXPORTED_PREFIXES = ("front_", "below_")
+"""Folder names ``export --pick all`` gives: ``front_NN`` for front entry NN, ``below_NN`` for
+``below_random`` entry NN (``finetune.below_random``)."""
 
 STATE_FORMAT_VERSION = 2
 """``format_version`` of the search state (``search/state.json`` + ``state.npz``). 2: every

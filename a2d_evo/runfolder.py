@@ -755,14 +755,20 @@ any case: envs reset on resume, ``docs/training.md``). The exception, which
 sticky actions plays other games for the same seeds (:meth:`EnvConfig.games`)."""
 
 
+SELECTION_KEYS = frozenset({"finetune.below_random"})
+"""Which agents a command trains, not how each one trains: out of every recipe digest (a
+member fine-tuned before the key existed, or under another value, is fine-tuned the same)."""
+
+
 def recipe_digest(cfg: Config, sections: Iterable[str]) -> str:
     """SHA-256 of the settings in ``sections`` of ``cfg`` (``env``, ``ppo``, ...) without the
-    runtime keys (:data:`RUNTIME_KEYS`: how a stage is run, not what it trains): what an
-    agent folder records of how it was trained, so that a command resumed with other settings
-    trains it again instead of keeping it (``finetune_recipe``, the baselines)."""
+    runtime keys (:data:`RUNTIME_KEYS`: how a stage is run, not what it trains) and the
+    :data:`SELECTION_KEYS`: what an agent folder records of how it was trained, so that a
+    command resumed with other settings trains it again instead of keeping it
+    (``finetune_recipe``, the baselines)."""
     settings = config_to_dict(cfg)
     parts = {k: settings.get(k) for k in sections}
-    for key in RUNTIME_KEYS:
+    for key in RUNTIME_KEYS | SELECTION_KEYS:
         section, name = key.split(".")
         if isinstance(parts.get(section), dict):
             parts[section].pop(name, None)

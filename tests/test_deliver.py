@@ -41,6 +41,32 @@ def test_members_are_chosen_on_the_validation_seeds_not_on_the_seeds_that_score_
     assert [r["agent"] for r in data["exported"]] == ["small", "big"]
 
 
+def test_an_agent_that_does_not_beat_random_is_not_delivered(tmp_path: Path) -> None:
+    """A 0-FLOPs random agent dominates it: `tiny` (a below-random arch the fine-tune did not
+    lift) was the cheapest, so no other row dominated it, and it was delivered. The random
+    policy plays the same validation seeds (CartPole: about 22)."""
+    from a2d_evo.evaluation.episodes import random_policy_return
+    from a2d_evo.evaluation.seeds import validation_seed
+
+    cfg = config_from_dict({})
+    r_random = random_policy_return(
+        cfg, cfg.finetune.validation_episodes, validation_seed(cfg.seed)
+    ).mean
+    assert 10.0 < r_random < 40.0
+    rows = [row("tiny", 20, 0.5, r_random), row("lifted", 40, 0.6, r_random + 1.0),
+            row("big", 200, 1.00, 205.0)]  # fmt: skip
+    data = delivered(tmp_path, rows)
+    assert data["members"] == ["lifted", "big"] and data["not_above_random"] == ["tiny"]
+    assert data["random_return"] == r_random
+    # when none beats it, the best one alone (a front is never empty)
+    rows = [row("tiny", 20, 0.5, 1.0), row("small", 40, 0.6, 5.0)]
+    assert delivered(tmp_path, rows)["members"] == ["small"]
+    # chosen on the final seeds: normalised, random is 0 there
+    rows = [row("tiny", 20, -0.1, None), row("small", 40, 0.6, None)]
+    data = delivered(tmp_path, rows)
+    assert data["members"] == ["small"] and data["random_return"] == 0.0
+
+
 def test_without_a_validation_the_final_seeds_choose_and_it_says_so(tmp_path: Path) -> None:
     # "worse" has the best validation figure but not every row has one: the final seeds choose,
     # and on them "big" dominates it
@@ -228,6 +254,57 @@ def test_export_keeps_delivered_json_true_to_the_folders(
     with pytest.raises(KeyboardInterrupt):
         export_front(run.load_config(), run, finetune_steps=32, progress=False)
     assert not delivered_json.exists()
+
+
+def test_the_costliest_below_random_archs_within_the_filters_come_first() -> None:
+    from a2d_evo.report.pick import below_random_picks
+
+    below = [{"flops": f, "return_mean": r} for f, r in ((20, -90.0), (60, -50.0), (40, -70.0),
+                                                         (60, -40.0))]  # fmt: skip
+    assert below_random_picks(below, 3) == [1, 3, 2]  # ties in file order
+    assert below_random_picks(below, 0) == []
+    assert below_random_picks(below, 9, max_flops=40) == [2, 0]
+    assert below_random_picks(below, 9, min_return=-60.0) == [1, 3]
+
+
+def test_export_fine_tunes_the_below_random_archs_asked_for(finished: Path, tmp_path: Path) -> None:
+    """finetune.below_random exports (and fine-tunes) front.json's below_random entries as
+    below_NN, chosen with the members (never a member by itself); an export run again keeps
+    it; the key changes no agent's recipe; a knee pick or --finetune 0 takes none."""
+    import copy
+    import shutil
+
+    from a2d_evo.cli import main
+    from a2d_evo.train.finetune import finetune_recipe
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    path = root / "search" / "front.json"
+    data = json.loads(path.read_text())
+    # a valid entry (the same figures and arch as the cheapest member)
+    data["below_random"] = [copy.deepcopy(data["front"][0])]
+    path.write_text(json.dumps(data))
+    argv = ["export", str(root), "--finetune", "64", "--set", "finetune.below_random=1"]
+    assert main([*argv, "--quiet"]) == 0
+    agents = root / "agents"
+    metrics = json.loads((agents / "below_00" / "metrics.json").read_text())
+    assert metrics["below_random_index"] == 0 and "front_index" not in metrics
+    assert metrics["finetune_budget"] == 64 and metrics["source"] == "front"
+    done = json.loads((agents / "delivered.json").read_text())
+    assert "below_00" in [r["agent"] for r in done["exported"]]
+    written = (agents / "below_00" / "policy.pt").stat().st_mtime_ns
+    assert main([*argv, "--quiet"]) == 0
+    assert (agents / "below_00" / "policy.pt").stat().st_mtime_ns == written  # kept, not redone
+    assert main(["report", str(root), "--quiet"]) == 0
+    cfg = config_from_dict({"finetune": {"steps": 64}})
+    asked = config_from_dict({"finetune": {"steps": 64, "below_random": 3}})
+    assert finetune_recipe(asked) == finetune_recipe(cfg)
+    shutil.rmtree(agents)
+    assert main(["export", str(root), "--pick", "knee", "--set", "finetune.below_random=2",
+                 "--finetune", "64", "--quiet"]) == 0  # fmt: skip
+    assert main(["export", str(root), "--set", "finetune.below_random=2", "--finetune", "0",
+                 "--quiet"]) == 0  # fmt: skip
+    assert not any(p.name.startswith("below_") for p in agents.iterdir())
 
 
 def test_the_supernet_budget_recorded_is_the_supernet_stage_s(tmp_path: Path) -> None:

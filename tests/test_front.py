@@ -232,7 +232,15 @@ def test_the_final_seeds_score_the_members_and_choose_none(
     by_width = {m["arch"]["widths"][0]: m for m in data["front"]}
     assert by_width[16]["return_mean"] == 0.0 and by_width[8]["return_mean"] == 150.0
     assert 8.0 <= data["delivery"]["halving_random_return"] <= 60.0  # CartPole's ~22
-    assert data["delivery"]["final_episodes"] == 2 * 4
+    # width 4 is listed apart, scored on the final seeds too (for finetune.below_random): its
+    # 900 there neither makes it a member nor moves the hypervolume
+    assert [m["arch"]["widths"] for m in data["below_random"]] == [[4]]
+    assert data["below_random"][0]["return_mean"] == 900.0
+    from a2d_evo.search.problem import hypervolume
+
+    F = np.array([[-m["normalised_return"], m["flops"]] for m in data["front"]])
+    assert data["hypervolume"] == hypervolume(F, np.array(data["reference_point"]))
+    assert data["delivery"]["final_episodes"] == 3 * 4
 
 
 def test_a_race_no_candidate_won_against_random_keeps_its_best_and_says_so(
@@ -245,4 +253,5 @@ def test_a_race_no_candidate_won_against_random_keeps_its_best_and_says_so(
     assert widths_of(data) == [16]
     assert data["search"]["none_beat_random"] is True
     assert data["search"]["dropped_below_random"] == 3  # of the race's last 4
+    assert sorted(m["arch"]["widths"][0] for m in data["below_random"]) == [4, 8, 12]
     assert data["delivery"]["halving_rounds"][-1]["candidates"] == 4

@@ -271,3 +271,7 @@ def test_the_demo_explains_a_delivered_front_of_one_member() -> None:
         "One delivered member: the search's front held one network."
     )
     assert one_member_note({**three, "members": ["front_00", "b"]}) == ""
+    # the others below random (finetune.below_random): not "the smaller networks lost no return"
+    note = one_member_note({**three, "not_above_random": ["b", "c"]})
+    assert note.startswith("One delivered member of 3 fine-tuned: 2 did not beat the random ")
+    assert "lost no return" not in note

@@ -601,6 +601,14 @@ class FinetuneConfig:
     """Peak learning rate of each fine-tune (a fresh Adam, annealed to 0 over ``steps`` when
     ``ppo.anneal_lr``). None (the default: what it was before the key) uses ``ppo.lr``, the
     rate PPO trains from scratch with, though the supernet's own rate had annealed to near 0."""
+    below_random: int = 0
+    """How many of the search's below-random archs ``export`` (all members) fine-tunes too,
+    costliest first: the successive halving's non-dominated survivors whose inherited weights
+    did not beat the uniform-random policy, which ``front.json`` lists under ``below_random``
+    (scored on the final seeds, not members: a 0-FLOPs agent dominates them). A fine-tune can
+    lift such an arch above random (a 2-unit MLP from -456 to 26 on LunarLander); it is then
+    delivered where no member dominates it, and never while it does not beat random. 0 (the
+    default) fine-tunes the members only; the demo sets 3. At most 1024."""
     workers: int = 1
     """Members fine-tuned side by side, one per worker process (each with ``torch_threads``
     threads, which must then be set: torch's default takes every core). The agents are the
@@ -611,6 +619,7 @@ class FinetuneConfig:
         _check_bounds("finetune.steps", self.steps, 0, MAX_TOTAL_STEPS)
         _check_bounds("finetune.validation_episodes", self.validation_episodes, 0, MAX_EPISODES)
         _check_bounds("finetune.workers", self.workers, 1, MAX_WORKERS)
+        _check_bounds("finetune.below_random", self.below_random, 0, MAX_WORKERS)
         if self.lr is not None:
             _check_positive("finetune.lr", self.lr)
 

@@ -8,8 +8,13 @@ their own before shipping them. Here every exported front member trains on for
 greedily on the front's final seeds before (inherited weights) and after; the fine-tuned weights
 are kept only if they play at least as well on ``finetune.validation_episodes`` validation
 seeds of their own (distillation pulls a member that plays better than the teacher back to the
-teacher's level; the final seeds are never used to choose). The members that
-no other member dominates on (FLOPs down, validation return of the kept weights up) are the
+teacher's level; the final seeds are never used to choose). With ``finetune.below_random``
+the export fine-tunes that many of the search's below-random archs too (``front.json``'s
+``below_random``, costliest first): not members, but the fine-tune can lift a small arch the
+supernet left below random (on LunarLander a 2-unit MLP went from -456 to 26). The exported
+agents that beat the uniform-random policy on the same validation seeds (a 0-FLOPs agent,
+which dominates the others; when none does, the best one alone) and that no other such agent
+dominates on (FLOPs down, validation return of the kept weights up) are the
 delivered front: ``RUN_DIR/agents/delivered.json``; their final-seed figures are then an
 unbiased score of the chosen members (choosing on the seeds that score them would favour the
 luckiest members). Without a validation (``finetune.steps`` or
@@ -40,8 +45,13 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config
-from a2d_evo.evaluation.episodes import EvalResult, ReferenceReturns, make_result
-from a2d_evo.evaluation.seeds import final_seeds
+from a2d_evo.evaluation.episodes import (
+    EvalResult,
+    ReferenceReturns,
+    make_result,
+    random_policy_return,
+)
+from a2d_evo.evaluation.seeds import final_seeds, validation_seed
 from a2d_evo.files import read_json, write_json
 from a2d_evo.formats import (
     DELIVERED_FORMAT_VERSION,
@@ -54,6 +64,7 @@ from a2d_evo.formats import (
     validated,
 )
 from a2d_evo.runfolder import RunFolder
+from a2d_evo.search.problem import beats_random
 from a2d_evo.train.finetune import finetune_recipe
 from a2d_evo.train.finetune_pool import FinetuneJob, run_finetunes
 
@@ -213,7 +224,15 @@ def write_delivered(
     for the report's Reproduce lines."""
     on_validation = validated(list(rows))
     key = "validation_return_mean" if on_validation else "normalised_return"
-    keep = non_dominated([(r["flops"], r[key]) for r in rows])
+    # the uniform-random policy on the same seeds: a 0-FLOPs agent, which dominates every row
+    # that does not beat it (a below-random arch the fine-tune did not lift, above all)
+    r_random = (
+        random_policy_return(cfg, cfg.finetune.validation_episodes, validation_seed(cfg.seed)).mean
+        if on_validation
+        else 0.0  # normalised: R_random on the final seeds is 0
+    )
+    above, _ = beats_random([r[key] for r in rows], r_random)
+    keep = [above[j] for j in non_dominated([(rows[i]["flops"], rows[i][key]) for i in above])]
     path = run.agents / "delivered.json"
     write_json(
         path,
@@ -226,6 +245,9 @@ def write_delivered(
             "chosen_on": VALIDATION_SEEDS if on_validation and chosen_on is None else FINAL_SEEDS,
             "front_sha256": front_sha,  # a later front makes this file stale
             "members": [rows[i]["agent"] for i in keep],
+            # what they were chosen against: on the validation seeds, or normalised (0)
+            "random_return": r_random,
+            "not_above_random": [r["agent"] for i, r in enumerate(rows) if i not in above],
             "exported": list(rows),
             **({"export_command": command} if command is not None else {}),
         },

@@ -34,6 +34,7 @@ from a2d_evo.errors import FormatError, RunFolderError
 from a2d_evo.files import read_json_dict, write_bytes, write_text
 from a2d_evo.formats import (
     BASELINE_METHODS,
+    EXPORTED_PREFIXES,
     KEPT_FINE_TUNED,
     KEPT_INHERITED,
     NONINFERIORITY_MARGIN,
@@ -552,7 +553,7 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
     for name in data.finetune:
         steps = data.finetune_budget.get(name)
         by_its_export = steps in (budget, data.export_finetune.get(name))
-        exported_agent = name == "knee" or name.startswith("front_")
+        exported_agent = name == "knee" or name.startswith(EXPORTED_PREFIXES)
         if steps is not None and by_its_export and exported_agent:
             continue
         # finetune_budget adds up every fine-tune: after the export's own, the one by hand
@@ -598,7 +599,7 @@ def _export_lines(data: RunData, out: str) -> list[str] | None:
     exported agent and the delivery record (``export_command``), each where it last ran (a
     member an export kept holds the record of the one that wrote it); None where an exported
     agent records none (files from before 2026-12-06)."""
-    names = sorted(n for n in data.agents if n == "knee" or n.startswith("front_"))
+    names = sorted(n for n in data.agents if n == "knee" or n.startswith(EXPORTED_PREFIXES))
     if not names or any(n not in data.export_command for n in names):
         return None
     delivered = {data.delivered_command} if data.delivered_command else set()

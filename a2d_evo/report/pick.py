@@ -15,6 +15,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,17 +71,26 @@ def load_front_and_digest(run: RunFolder, cfg: Config | None = None) -> tuple[di
     front = data.get("front")
     if not isinstance(front, list) or not front:
         raise FormatError(f"{path}: 'front' must be a non-empty list")
-    for i, entry in enumerate(front):
-        for key in ("arch", "flops", "normalised_return", "return_mean"):
-            if not isinstance(entry, dict) or entry.get(key) is None:
-                raise FormatError(f"{path}: front entry {i} has no {key!r}")
-        check_metrics(entry, f"{path}: front entry {i}")
+    below = data.setdefault("below_random", [])  # absent before 2026-12-07: none
+    if not isinstance(below, list):
+        raise FormatError(f"{path}: 'below_random' must be a list")
+    for part, entries in (("front", front), ("below_random", below)):
+        for i, entry in enumerate(entries):
+            for key in ("arch", "flops", "normalised_return", "return_mean"):
+                if not isinstance(entry, dict) or entry.get(key) is None:
+                    raise FormatError(f"{path}: {_entry_name(part)} {i} has no {key!r}")
+            check_metrics(entry, f"{path}: {_entry_name(part)} {i}")
     if not isinstance(data.get("normalisation") or {}, dict):
         raise FormatError(f"{path}: 'normalisation' must be a mapping")
     if cfg is None and run.exists():
         cfg = run.load_config()
     _check_front(data, path, cfg.env.id if cfg is not None else None)
     return data, digest
+
+
+def _entry_name(part: str) -> str:
+    """How messages name an entry of ``front.json``'s ``front`` or ``below_random`` list."""
+    return "front entry" if part == "front" else "below_random entry"
 
 
 def _check_front(data: dict[str, Any], path: Path, env_id: str | None) -> None:
@@ -107,8 +117,10 @@ def _check_front(data: dict[str, Any], path: Path, env_id: str | None) -> None:
         norm = Normalisation.from_dict(data.get("normalisation"))
     except FormatError as exc:
         raise FormatError(f"{path}: {exc}") from None
-    for i, e in enumerate(data["front"]):
-        where = f"{path}: front entry {i}"
+    entries = [("front", i, e) for i, e in enumerate(data["front"])]
+    entries += [("below_random", i, e) for i, e in enumerate(data.get("below_random", []))]
+    for part, i, e in entries:
+        where = f"{path}: {_entry_name(part)} {i}"
         if front_env is not None and e.get("env_id", front_env) != front_env:
             raise FormatError(
                 f"{where}: env_id {e['env_id']!r:.60} is not the run's {front_env!r}; this "
@@ -324,7 +336,20 @@ def export_front(
         for i, e in enumerate(front)
     ]
     _check_reference(data["reference_point"][1], space, obs_shape, n_actions, path)
-    chosen = select(front, pick, max_flops, min_return)
+    below: list[dict[str, Any]] = data["below_random"]
+    below_archs = [
+        check_entry_arch(e, f"{path}: below_random entry {i}", space, obs_shape, n_actions)
+        for i, e in enumerate(below)
+    ]
+    picks = [
+        _Pick(name, front[i], archs[i], FRONT_INDEX, i)
+        for name, i in select(front, pick, max_flops, min_return)
+    ]
+    if pick == "all" and cfg.finetune.steps:  # what a fine-tune may lift above random
+        picks += [
+            _Pick(f"below_{k:02d}", below[k], below_archs[k], BELOW_RANDOM_INDEX, k)
+            for k in below_random_picks(below, cfg.finetune.below_random, max_flops, min_return)
+        ]
     # what the report's Reproduce repeats, and when (the exports replayed in their order)
     command = {
         "options": export_options(run, cfg, pick, max_flops, min_return),
@@ -333,8 +358,8 @@ def export_front(
     # the knee and --min-return read the front's final-seed figures (inherited weights), the
     # seeds that then score the agent: say so in its metrics.json (a choice on its own score)
     chosen_on = FINAL_SEEDS if pick == "knee" or min_return is not None else None
-    for name, _ in chosen:  # before anything is written
-        run.inside(run.agents / safe_name(name), "exported agents")
+    for p in picks:  # before anything is written
+        run.inside(run.agents / safe_name(p.name), "exported agents")
     if cfg.finetune.steps and not (run.teacher_agent / "arch.json").is_file():
         raise RunFolderError(
             f"export: fine-tuning (finetune.steps {cfg.finetune.steps:,}) distils from the run's "
@@ -360,7 +385,7 @@ def export_front(
             f"that teacher, or train the supernet and search again (delete {run.supernet} and "
             f"{run.search})"
         )
-    folders = [run.agents / safe_name(name) for name, _ in chosen]
+    folders = [run.agents / safe_name(p.name) for p in picks]
     with contextlib.ExitStack() as locks:  # every chosen folder before any is written:
         for folder in folders:  # an eval or finetune may be writing one
             locks.enter_context(folder_lock(folder))
@@ -368,17 +393,14 @@ def export_front(
         # anew describes weights that are about to go (an export interrupted while it
         # extracts would leave it, reported as current)
         anew = [
-            (name, i)
-            for (name, i), folder in zip(chosen, folders, strict=True)
-            if not _kept(cfg, folder, i, archs[i], sources)
+            p
+            for p, folder in zip(picks, folders, strict=True)
+            if not _kept(cfg, folder, p, sources)
         ]
-        replaced = [safe_name(name) for name, _ in anew]
+        replaced = [safe_name(p.name) for p in anew]
         _drop_stale_delivery(run, replaced, sources["front"], progress, delivers=pick == "all")
-        for name, i in anew:
-            _export_member(
-                cfg, run, supernet, front[i], archs[i], i, name, sources, chosen_on, progress,
-                command,
-            )  # fmt: skip
+        for p in anew:
+            _export_member(cfg, run, supernet, p, sources, chosen_on, progress, command)
         # what the front measured, where it is what a fine-tune would measure again: R_random
         # and R_teacher of the same teacher in the same eval.num_envs waves (R_random depends
         # on them), the inherited weights' figures of the same supernet (both as recorded by
@@ -449,35 +471,68 @@ def _check_reference(
     )
 
 
+FRONT_INDEX = "front_index"
+"""An exported member's ``metrics.json`` key: its entry in ``front.json``'s ``front``."""
+BELOW_RANDOM_INDEX = "below_random_index"
+"""An exported below-random arch's key: its entry in ``front.json``'s ``below_random``."""
+
+
+@dataclass(frozen=True)
+class _Pick:
+    """One agent an export writes: its folder name, ``front.json`` entry and arch, and where
+    the entry lies (``key``: :data:`FRONT_INDEX` or :data:`BELOW_RANDOM_INDEX`, ``index``)."""
+
+    name: str
+    entry: dict[str, Any]
+    arch: Arch
+    key: str
+    index: int
+
+
+def below_random_picks(
+    below: Sequence[dict[str, Any]],
+    count: int,
+    max_flops: float | None = None,
+    min_return: float | None = None,
+) -> list[int]:
+    """Indices of the ``count`` costliest ``below_random`` entries within the filters (the
+    most capacity: the likeliest to be lifted above random), costliest first."""
+    within = [
+        k
+        for k, e in enumerate(below)
+        if (max_flops is None or e["flops"] <= max_flops)
+        and (min_return is None or e["return_mean"] >= min_return)
+    ]
+    return sorted(within, key=lambda k: (-below[k]["flops"], k))[:count]
+
+
 def _export_member(
     cfg: Config,
     run: RunFolder,
     supernet: Supernet,
-    entry: dict[str, Any],
-    arch: Arch,
-    index: int,
-    name: str,
+    pick: _Pick,
     sources: dict[str, str | None],
     chosen_on: str | None,
     progress: bool,
     command: dict[str, Any],
 ) -> None:
-    """Extract front entry ``index`` into ``RUN_DIR/agents/<name>/`` (its lock held by the
-    caller; a member :func:`_kept` holds already is not passed here).
+    """Extract ``pick`` into ``RUN_DIR/agents/<name>/`` (its lock held by the caller; a
+    member :func:`_kept` holds already is not passed here).
     ``chosen_on``: the seeds ``--pick knee`` / ``--min-return`` chose it on, recorded;
     ``command``: the export options that made it (:func:`export_options`) and when."""
     # torch-heavy modules imported here, as in export_front: the report stays torch-free
     from a2d_evo.nets.agent_folder import extract, save_agent
     from a2d_evo.nets.cost import latency_ms
 
-    target = run.agents / safe_name(name)
-    agent = extract(supernet, arch)
+    entry = pick.entry
+    target = run.agents / safe_name(pick.name)
+    agent = extract(supernet, pick.arch)
     agent.env_config = _env_dict(cfg)
     metrics = {k: v for k, v in entry.items() if k not in ("arch", "encoding")}
     metrics["latency_ms"] = latency_ms(agent)
-    metrics["front_index"] = index
+    metrics[pick.key] = pick.index
     metrics["sources"] = sources
-    metrics["source"] = "front"
+    metrics["source"] = "front"  # its figures are the search's final re-scoring, as members'
     metrics["inherited"] = {k: entry.get(k) for k in INHERITED_KEYS}
     metrics["export_finetune"] = cfg.finetune.steps  # what the report's Reproduce repeats
     metrics["export_command"] = command
@@ -486,18 +541,17 @@ def _export_member(
     # a fine-tune saves the weights that ship, with their ONNX file: none for these before it
     save_agent(agent, target, metrics=metrics, onnx=False if cfg.finetune.steps else None)
     if progress:
+        below = " (below random: to fine-tune)" if pick.key == BELOW_RANDOM_INDEX else ""
         print(
-            f"exported {name}: {arch}  FLOPs {entry['flops']:,}  return "
-            f"{entry['return_mean']:.2f}  normalised {entry['normalised_return']:.3f}"
+            f"exported {pick.name}: {pick.arch}  FLOPs {entry['flops']:,}  return "
+            f"{entry['return_mean']:.2f}  normalised {entry['normalised_return']:.3f}{below}"
         )
 
 
-def _kept(
-    cfg: Config, target: Path, index: int, arch: Arch, sources: dict[str, str | None]
-) -> bool:
-    """Whether the member folder ``target`` already holds front entry ``index`` as this export
-    would leave it: the same member of the same front, supernet and teacher, fine-tuned as
-    asked now (or, with no fine-tune, extracted and never fine-tuned since)."""
+def _kept(cfg: Config, target: Path, pick: _Pick, sources: dict[str, str | None]) -> bool:
+    """Whether the folder ``target`` already holds ``pick`` as this export would leave it:
+    the same entry of the same front, supernet and teacher, fine-tuned as asked now (or, with
+    no fine-tune, extracted and never fine-tuned since)."""
     # imported here, as in export_front: deliver brings in the fine-tune (torch), and the
     # report, which imports this module, stays torch-free
     from a2d_evo.report.deliver import fine_tuned
@@ -508,11 +562,13 @@ def _kept(
         if cfg.finetune.steps
         else done.get("export_finetune") == 0 and "finetune_budget" not in done
     )
+    other = BELOW_RANDOM_INDEX if pick.key == FRONT_INDEX else FRONT_INDEX
     return (
         as_asked
-        and done.get("front_index") == index
+        and done.get(pick.key) == pick.index
+        and other not in done
         and done.get("sources") == sources
-        and _folder_arch(target) == arch
+        and _folder_arch(target) == pick.arch
     )
 
 

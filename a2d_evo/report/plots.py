@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from a2d_evo.formats import KEPT_FINE_TUNED, non_dominated
+from a2d_evo.formats import EXPORTED_PREFIXES, KEPT_FINE_TUNED, non_dominated
 from a2d_evo.report.run_data import Row, RunData
 
 DPI = 150
@@ -97,8 +97,9 @@ def pareto_png(data: RunData) -> bytes:
             [t_flops], [t_return], marker="*", ms=17, color="gold", mec="black", mew=0.8,
             ls="none", zorder=5, label=f"teacher ({arch})",
         )  # fmt: skip
-    # named picks (the knee); the front_NN exports are the front's own points
-    picks = {n: r for n, r in data.agents.items() if not n.startswith("front_")}
+    # named picks (the knee); the front_NN exports are the front's own points, and the
+    # below_NN ones show where the delivered front holds them
+    picks = {n: r for n, r in data.agents.items() if not n.startswith(EXPORTED_PREFIXES)}
     for i, (name, row) in enumerate(picks.items()):
         line = ax.plot(
             [row.flops], [row.return_mean], marker="o", ms=13, mfc="none", mec="tab:orange",

@@ -17,8 +17,11 @@ on episode seeds that depend on the run seed alone (:mod:`a2d_evo.evaluation.see
    episodes, so the race costs about ``log2(candidates)`` times that;
 3. **members**: the race's non-dominated survivors, less those whose mean over the race's
    episodes does not beat the uniform-random policy's on the same seeds (a 0-FLOPs agent
-   dominates them; when none beats it, the best one alone), :func:`beats_random`;
-4. **final re-scoring**: the members play ``search.final_episodes`` fresh seeds
+   dominates them; when none beats it, the best one alone), :func:`beats_random`. Those
+   dropped, all cheaper than every member, are listed apart (``below_random``): ``export``
+   may fine-tune them (``finetune.below_random``), which can lift them above random;
+4. **final re-scoring**: the members (and the ``below_random`` ones) play
+   ``search.final_episodes`` fresh seeds
    (:func:`~a2d_evo.evaluation.seeds.final_seeds`), R_random and R_teacher are measured again
    on those seeds, and every member's ``metrics.json`` figures go to ``front.json``. Nothing is
    dropped on these seeds: they score the members and do not choose who is in ``front.json``
@@ -312,14 +315,18 @@ def write_front(
         bar.set_postfix_str("R_random on the halving seeds", refresh=False)
         r_rand_race = random_return(cfg, race.seed_blocks, None)
         keep, below_random = beats_random(race.means, r_rand_race)
-        members = [chosen[race.survivors[k]] for k in keep]
-        finalists = [archs[race.survivors[k]] for k in keep]
+        # the survivors dropped there (all cheaper than every member): scored too, for the
+        # export to fine-tune (finetune.below_random), and never members
+        kept = set(keep)
+        dropped = [k for k in range(len(race.means)) if k not in kept]
+        members = [chosen[race.survivors[k]] for k in keep + dropped]
+        finalists = [archs[race.survivors[k]] for k in keep + dropped]
         set_total(bar, bar.n + 1 + 2 * len(finalists))
         bar.set_postfix_str("R_random, R_teacher", refresh=False)
         refs = reference_returns(cfg, teacher, [seeds], None)
         norm = normalisation(refs.r_random, refs.r_teacher, teacher_flops, fix)
         bar.update(1)
-        bar.set_postfix_str(f"{len(finalists)} members x {len(seeds)} episodes", refresh=False)
+        bar.set_postfix_str(f"{len(finalists)} archs x {len(seeds)} episodes", refresh=False)
         results = rescore(evaluator, finalists, seeds, max_slots=max_slots, bar=bar)
         bar.set_postfix_str("metrics, latency", refresh=False)
         entries = []
@@ -344,7 +351,7 @@ def write_front(
             bar.update(1)
     finally:
         bar.close()
-    front = entries
+    front, below = entries[: len(keep)], entries[len(keep) :]
     F = np.array([[-e["normalised_return"], e["flops"]] for e in front])
     looks_dominated = len(front) - len(front_indices(F))
     final_steps = sum(int(np.sum(r.lengths)) for r in results if r.lengths is not None)
@@ -375,7 +382,7 @@ def write_front(
             "estimate": s.estimate,
             "budget_steps": s.budget_steps,
             "evaluations": len(records),
-            "front_size": len(finalists),
+            "front_size": len(front),
             "dropped_below_random": below_random,
             # then the one member is the best of a race that no candidate won against random
             "none_beat_random": not any(m > r_rand_race for m in race.means),
@@ -393,6 +400,8 @@ def write_front(
             "final_episodes": len(finalists) * len(seeds),
         },
         "front": front,
+        # not members (a 0-FLOPs agent dominates them): what finetune.below_random may lift
+        "below_random": below,
     }
     caution = weak_teacher_caution(refs.margin_lower95)
     if caution is not None:
