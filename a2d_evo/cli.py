@@ -16,6 +16,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import math
+import shlex
 import signal
 import sys
 import threading
@@ -153,7 +154,17 @@ def config_for_new_run(
     is written: the stage binds the run once its own checks (env, device, teacher) passed.
     """
     cfg = user_config(args.config, args, extra)
-    out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
+    given = Path(args.config)
+    if not args.out and given.name == "config.yaml" and _in_a_run_folder(given):
+        # runs/config would be a new run that "run train-teacher first" then sent elsewhere
+        folder = given.resolve().parent
+        root = folder.parent if folder.name in RUN_PARTS else folder
+        raise RunFolderError(
+            f"{given} is a run folder's own config, and without --out a new run would go to "
+            f"runs/config; pass --out {shlex.quote(str(root))} to go on with "
+            "that run (its stages resume with --resume), or --out NEW_DIR for a new run from it"
+        )
+    out = Path(args.out) if args.out else Path("runs") / given.stem
     run = RunFolder(out)
     run.check(cfg)
     return cfg, run

@@ -138,6 +138,27 @@ def test_export_without_search_is_a_clear_error(
     assert "no finished search" in capsys.readouterr().err
 
 
+def test_a_runs_own_config_without_out_names_the_run_folder(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    configs_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--config RUN/config.yaml` without --out made a new run in runs/config, where the next
+    command said "run train-teacher first" about a run the user never meant."""
+    from a2d_evo.config import load_config
+    from a2d_evo.runfolder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    run.bind(load_config(configs_dir / "cartpole.yaml"))
+    run.teacher.mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert main(["train-teacher", "--config", str(run.config_path)]) == EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert "is a run folder's own config" in err and f"--out {run.root.resolve()}" in err, err
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.parametrize(
     "name", ["lunarlander_demo.yaml", "cartpole.yaml", "acrobot.yaml", "pong.yaml"]
 )
