@@ -98,6 +98,12 @@ def one_member_note(delivered: dict[str, Any]) -> str:
         return "One delivered member: the search's front held one network."
     below = delivered.get("not_above_random") or []
     more = "(how often that happens: BENCHMARKS.md, Demos; another --seed may show one)."
+    if delivered.get("none_above_random"):
+        return (
+            f"One delivered member of {n} fine-tuned: none beat the random policy on the "
+            "episodes that chose the delivery, and it is the best of them; the run did not "
+            "learn the task (see the report's teacher and normalisation)."
+        )
     if below:  # finetune.below_random: archs the fine-tune did not lift above random
         return (
             f"One delivered member of {n} fine-tuned: {len(below)} did not beat the random "

@@ -53,7 +53,9 @@ FRONT_FORMAT_VERSION = 2
 ``below_random`` list (entries as the front's, written since 2026-12-07; absent: none) holds
 the race's survivors that did not beat random, for ``finetune.below_random``."""
 
-EXPORTED_PREFIXES = ("front_", "below_")
+BELOW_PREFIX = "below_"
+"""The folder names ``export`` gives the ``below_random`` entries it fine-tunes."""
+EXPORTED_PREFIXES = ("front_", BELOW_PREFIX)
 """Folder names ``export --pick all`` gives: ``front_NN`` for front entry NN, ``below_NN`` for
 ``below_random`` entry NN (``finetune.below_random``)."""
 

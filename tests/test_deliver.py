@@ -57,10 +57,21 @@ def test_an_agent_that_does_not_beat_random_is_not_delivered(tmp_path: Path) -> 
             row("big", 200, 1.00, 205.0)]  # fmt: skip
     data = delivered(tmp_path, rows)
     assert data["members"] == ["lifted", "big"] and data["not_above_random"] == ["tiny"]
+    assert data["none_above_random"] is False
+    from a2d_evo.report.markdown import delivered_table
+
+    for r in data["exported"]:  # what delivered_table reads of a real export's rows
+        r.update(return_mean=1.0, return_std=0.0, episodes=4, inherited_return_mean=0.0)
+    assert delivered_table(data).endswith(
+        f"Not delivered, as no better than the uniform-random policy (its return {r_random:.1f} "
+        "on the validation episodes that chose the delivery): `tiny`."
+    )
     assert data["random_return"] == r_random
     # when none beats it, the best one alone (a front is never empty)
     rows = [row("tiny", 20, 0.5, 1.0), row("small", 40, 0.6, 5.0)]
-    assert delivered(tmp_path, rows)["members"] == ["small"]
+    data = delivered(tmp_path, rows)
+    assert data["members"] == ["small"] and data["none_above_random"] is True
+    assert data["not_above_random"] == ["tiny", "small"]  # said as it is: it too
     # chosen on the final seeds: normalised, random is 0 there
     rows = [row("tiny", 20, -0.1, None), row("small", 40, 0.6, None)]
     data = delivered(tmp_path, rows)
@@ -267,7 +278,9 @@ def test_the_costliest_below_random_archs_within_the_filters_come_first() -> Non
     assert below_random_picks(below, 9, min_return=-60.0) == [1, 3]
 
 
-def test_export_fine_tunes_the_below_random_archs_asked_for(finished: Path, tmp_path: Path) -> None:
+def test_export_fine_tunes_the_below_random_archs_asked_for(
+    finished: Path, tmp_path: Path, capsys: Any
+) -> None:
     """finetune.below_random exports (and fine-tunes) front.json's below_random entries as
     below_NN, chosen with the members (never a member by itself); an export run again keeps
     it; the key changes no agent's recipe; a knee pick or --finetune 0 takes none."""
@@ -283,6 +296,7 @@ def test_export_fine_tunes_the_below_random_archs_asked_for(finished: Path, tmp_
     data = json.loads(path.read_text())
     # a valid entry (the same figures and arch as the cheapest member)
     data["below_random"] = [copy.deepcopy(data["front"][0])]
+    data["search"]["dropped_below_random"] = 3  # it lists 1 of them
     path.write_text(json.dumps(data))
     argv = ["export", str(root), "--finetune", "64", "--set", "finetune.below_random=1"]
     assert main([*argv, "--quiet"]) == 0
@@ -296,6 +310,19 @@ def test_export_fine_tunes_the_below_random_archs_asked_for(finished: Path, tmp_
     assert main([*argv, "--quiet"]) == 0
     assert (agents / "below_00" / "policy.pt").stat().st_mtime_ns == written  # kept, not redone
     assert main(["report", str(root), "--quiet"]) == 0
+    report = (root / "report" / "report.md").read_text()
+    # below_00 has the arch of front row 0 here, but is no export of it
+    assert "below_00, front_00" not in report and "front_00, below_00" not in report
+    # asked for 2, listed 1: said; an export asking for none removes the leftover folder
+    capsys.readouterr()
+    assert main(["export", str(root), "--finetune", "64", "--set",
+                 "finetune.below_random=2"]) == 0  # fmt: skip
+    said = capsys.readouterr().out
+    assert "finetune.below_random is 2, and" in said and "lists 1 of the 3 archs" in said
+    assert main(["export", str(root), "--finetune", "64", "--quiet"]) == 0
+    assert not (agents / "below_00").exists()
+    done = json.loads((agents / "delivered.json").read_text())
+    assert "below_00" not in [r["agent"] for r in done["exported"]]
     cfg = config_from_dict({"finetune": {"steps": 64}})
     asked = config_from_dict({"finetune": {"steps": 64, "below_random": 3}})
     assert finetune_recipe(asked) == finetune_recipe(cfg)

@@ -146,9 +146,12 @@ class Split:
         return out
 
 
-def _write_front(tmp_path: Path, race: dict[int, float], final: dict[int, float]) -> Any:
+def _write_front(
+    tmp_path: Path, race: dict[int, float], final: dict[int, float], below_random: int = 0
+) -> Any:
     """``front.json`` of the four one-layer archs of ``ARCHS`` raced and re-scored by
-    :class:`Split` (a real CartPole teacher and random policy give R_teacher, R_random)."""
+    :class:`Split` (a real CartPole teacher and random policy give R_teacher, R_random),
+    with ``finetune.below_random`` set to ``below_random``."""
     import torch
     from conftest import balance_cartpole
 
@@ -166,6 +169,7 @@ def _write_front(tmp_path: Path, race: dict[int, float], final: dict[int, float]
             "space": {"kind": "mlp", "depths": [1], "widths": [4, 8, 12, 16]},
             "search": {"pop": 4, "episodes": 2, "final_episodes": 4, "candidates": 4},
             "eval": {"num_envs": 2, "episodes": 2},
+            "finetune": {"below_random": below_random},
         }
     )
     space = SearchSpace(cfg.space)
@@ -200,6 +204,8 @@ def test_write_front_delivers_only_the_race_survivors(tmp_path: Path) -> None:
     assert data["search"]["front_size"] == 3
     assert data["delivery"]["candidates"] == 4
     assert data["delivery"]["final_episodes"] == 3 * 4
+    # finetune.below_random 0 (the default): none scored, none listed
+    assert data["below_random"] == [] and data["delivery"]["below_random_episodes"] == 0
 
 
 def test_the_final_seeds_score_the_members_and_choose_none(
@@ -221,7 +227,7 @@ def test_the_final_seeds_score_the_members_and_choose_none(
         return real(cfg, episodes, seed, **kw)
 
     monkeypatch.setattr(front, "random_policy_return", random_policy)
-    data = _write_front(tmp_path, race={4: 10.0}, final={4: 900.0, 16: 0.0})
+    data = _write_front(tmp_path, race={4: 10.0}, final={4: 900.0, 16: 0.0}, below_random=1)
     blocks = [halving_seeds(7, r, rd["episodes"])
               for r, rd in enumerate(data["delivery"]["halving_rounds"])]  # fmt: skip
     assert played == [(len(b), b[0]) for b in blocks] + [(4, final_seeds(7, 4)[0])]
@@ -240,7 +246,9 @@ def test_the_final_seeds_score_the_members_and_choose_none(
 
     F = np.array([[-m["normalised_return"], m["flops"]] for m in data["front"]])
     assert data["hypervolume"] == hypervolume(F, np.array(data["reference_point"]))
-    assert data["delivery"]["final_episodes"] == 3 * 4
+    assert data["delivery"]["final_episodes"] == 2 * 4  # the members'
+    assert data["delivery"]["below_random_episodes"] == 4
+    assert data["delivery"]["below_random_env_steps"] > 0
 
 
 def test_a_race_no_candidate_won_against_random_keeps_its_best_and_says_so(
@@ -249,9 +257,10 @@ def test_a_race_no_candidate_won_against_random_keeps_its_best_and_says_so(
     """Every raced candidate below the random policy (~20 on CartPole): the best is kept
     alone, so the front is not empty, and front.json records that none beat random (the
     report then says so; it counted "0 more dropped" where the one candidate was below)."""
-    data = _write_front(tmp_path, race={4: 1.0, 8: 2.0, 12: 3.0, 16: 5.0}, final={})
+    data = _write_front(tmp_path, race={4: 1.0, 8: 2.0, 12: 3.0, 16: 5.0}, final={}, below_random=2)
     assert widths_of(data) == [16]
     assert data["search"]["none_beat_random"] is True
     assert data["search"]["dropped_below_random"] == 3  # of the race's last 4
-    assert sorted(m["arch"]["widths"][0] for m in data["below_random"]) == [4, 8, 12]
+    # the costliest finetune.below_random (2) of the three dropped, costliest first
+    assert [m["arch"]["widths"][0] for m in data["below_random"]] == [12, 8]
     assert data["delivery"]["halving_rounds"][-1]["candidates"] == 4

@@ -275,3 +275,6 @@ def test_the_demo_explains_a_delivered_front_of_one_member() -> None:
     note = one_member_note({**three, "not_above_random": ["b", "c"]})
     assert note.startswith("One delivered member of 3 fine-tuned: 2 did not beat the random ")
     assert "lost no return" not in note
+    none = one_member_note({**three, "not_above_random": ["front_00", "b", "c"],
+                            "none_above_random": True})  # fmt: skip
+    assert "none beat the random policy" in none

@@ -604,10 +604,10 @@ class FinetuneConfig:
     below_random: int = 0
     """How many of the search's below-random archs ``export`` (all members) fine-tunes too,
     costliest first: the successive halving's non-dominated survivors whose inherited weights
-    did not beat the uniform-random policy, which ``front.json`` lists under ``below_random``
-    (scored on the final seeds, not members: a 0-FLOPs agent dominates them). A fine-tune can
-    lift such an arch above random (a 2-unit MLP from -456 to 26 on LunarLander); it is then
-    delivered where no member dominates it, and never while it does not beat random. 0 (the
+    did not beat the uniform-random policy. ``evolve`` lists that many under ``front.json``'s
+    ``below_random`` (scored on the final seeds, not members: a 0-FLOPs agent dominates them).
+    A fine-tune can lift such an arch above random (a 2-unit MLP from -456 to 26 on
+    LunarLander); it is then delivered where it beats random and nothing dominates it. 0 (the
     default) fine-tunes the members only; the demo sets 3. At most 1024."""
     workers: int = 1
     """Members fine-tuned side by side, one per worker process (each with ``torch_threads``

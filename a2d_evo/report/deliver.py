@@ -247,7 +247,9 @@ def write_delivered(
             "members": [rows[i]["agent"] for i in keep],
             # what they were chosen against: on the validation seeds, or normalised (0)
             "random_return": r_random,
-            "not_above_random": [r["agent"] for i, r in enumerate(rows) if i not in above],
+            "not_above_random": [r["agent"] for r in rows if not r[key] > r_random],
+            # then the one member is the best of agents none of which beat random
+            "none_above_random": not any(r[key] > r_random for r in rows),
             "exported": list(rows),
             **({"export_command": command} if command is not None else {}),
         },

@@ -35,6 +35,7 @@ from a2d_evo.files import read_json_dict, write_bytes, write_text
 from a2d_evo.formats import (
     BASELINE_METHODS,
     EXPORTED_PREFIXES,
+    FINAL_SEEDS,
     KEPT_FINE_TUNED,
     KEPT_INHERITED,
     NONINFERIORITY_MARGIN,
@@ -264,6 +265,27 @@ def told_apart(members: Sequence[tuple[str, float, float | None, float | None]])
     )
 
 
+def random_guard_sentence(guard: Mapping[str, Any], chosen_on: str) -> str:
+    """Which exported agents the delivery left out as no better than the uniform-random
+    policy (a 0-FLOPs agent), on which seeds; "" when none was."""
+    below = guard.get("not_above_random") or []
+    if not below:
+        return ""
+    r = guard.get("random_return")
+    where = (
+        f"its return {r:.1f} on the validation episodes that chose the delivery"
+        if chosen_on == VALIDATION_SEEDS and isinstance(r, float)
+        else "normalised return 0 on the final seeds"
+    )
+    names = ", ".join(f"`{n}`" for n in below)
+    if guard.get("none_above_random"):
+        return (
+            f"No exported agent beat the uniform-random policy ({where}): {names}; the best "
+            "of them is delivered alone."
+        )
+    return f"Not delivered, as no better than the uniform-random policy ({where}): {names}."
+
+
 def delivered_table(delivered: dict[str, Any]) -> str:
     """The delivered front as a Markdown table: FLOPs, the delivered and the inherited return,
     and which weights ship (``fine-tuned``, or ``inherited`` where the fine-tune's validation
@@ -285,7 +307,11 @@ def delivered_table(delivered: dict[str, Any]) -> str:
             f"{r.get('kept', KEPT_FINE_TUNED if r.get('finetune_steps') else KEPT_INHERITED)} |"
         )
     apart = told_apart(members)
-    return "\n".join(lines + (["", apart] if apart else []))
+    guard = random_guard_sentence(
+        {k: delivered.get(k) for k in ("random_return", "not_above_random", "none_above_random")},
+        str(delivered.get("chosen_on", FINAL_SEEDS)),
+    )
+    return "\n".join(lines + (["", apart] if apart else []) + (["", guard] if guard else []))
 
 
 def markdown_table(
@@ -683,6 +709,7 @@ def _exported_names(data: RunData) -> list[str]:
             if str(agent.extra.get("front_index", "")) == row.label
             or (
                 "front_index" not in agent.extra
+                and "below_random_index" not in agent.extra  # of no front row
                 and json.dumps(agent.arch_dict, sort_keys=True) == key
             )
         ]
@@ -855,7 +882,12 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
             f"{had:,} env steps (shared "
             "by every subnet) plus a "
             f"fine-tune budget of {data.delivered_budget or 0:,} of its own. "
-            + _chosen_on_sentence(data),
+            + _chosen_on_sentence(data)
+            + (
+                " " + guard
+                if (guard := random_guard_sentence(data.delivered_guard, data.delivered_chosen_on))
+                else ""
+            ),
         ]
         shown = [data.agents[a] for a in data.delivered if a in data.agents]
         apart = told_apart([(r.label, r.return_mean, r.ci95, r.normalised_return) for r in shown])

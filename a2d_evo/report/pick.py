@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from a2d_evo.files import (
     safe_name,
 )
 from a2d_evo.formats import (
+    BELOW_PREFIX,
     DELIVERED_FORMAT_VERSION,
     FINAL_SEEDS,
     FRONT_FORMAT_VERSION,
@@ -345,9 +347,18 @@ def export_front(
         _Pick(name, front[i], archs[i], FRONT_INDEX, i)
         for name, i in select(front, pick, max_flops, min_return)
     ]
-    if pick == "all" and cfg.finetune.steps:  # what a fine-tune may lift above random
+    asked = cfg.finetune.below_random if pick == "all" and cfg.finetune.steps else 0
+    dropped = (data.get("search") or {}).get("dropped_below_random")
+    if progress and asked > len(below) and isinstance(dropped, int) and dropped > len(below):
+        print(
+            f"export: finetune.below_random is {asked}, and {path} lists {len(below)} of the "
+            f"{dropped} archs its search dropped as below random (as many as the "
+            "finetune.below_random it searched with; none before 2026-12-07): "
+            f"{len(below)} fine-tuned"
+        )
+    if asked:  # what a fine-tune may lift above random
         picks += [
-            _Pick(f"below_{k:02d}", below[k], below_archs[k], BELOW_RANDOM_INDEX, k)
+            _Pick(f"{BELOW_PREFIX}{k:02d}", below[k], below_archs[k], BELOW_RANDOM_INDEX, k)
             for k in below_random_picks(below, cfg.finetune.below_random, max_flops, min_return)
         ]
     # what the report's Reproduce repeats, and when (the exports replayed in their order)
@@ -386,8 +397,19 @@ def export_front(
             f"{run.search})"
         )
     folders = [run.agents / safe_name(p.name) for p in picks]
+    # below_NN folders this export does not pick (an earlier one asked for more, or of an
+    # earlier front): derived files only, which the report would list as current
+    stale = (
+        sorted(
+            f
+            for f in run.agents.glob(f"{BELOW_PREFIX}*")
+            if f.is_dir() and not f.is_symlink() and f not in folders
+        )
+        if pick == "all" and run.agents.is_dir()
+        else []
+    )
     with contextlib.ExitStack() as locks:  # every chosen folder before any is written:
-        for folder in folders:  # an eval or finetune may be writing one
+        for folder in folders + stale:  # an eval or finetune may be writing one
             locks.enter_context(folder_lock(folder))
         # before any member is written: a delivered.json listing one this export extracts
         # anew describes weights that are about to go (an export interrupted while it
@@ -397,8 +419,12 @@ def export_front(
             for p, folder in zip(picks, folders, strict=True)
             if not _kept(cfg, folder, p, sources)
         ]
-        replaced = [safe_name(p.name) for p in anew]
+        replaced = [safe_name(p.name) for p in anew] + [f.name for f in stale]
         _drop_stale_delivery(run, replaced, sources["front"], progress, delivers=pick == "all")
+        for folder in stale:
+            shutil.rmtree(folder)
+            if progress:
+                print(f"removed {folder}: a below-random arch this export does not fine-tune")
         for p in anew:
             _export_member(cfg, run, supernet, p, sources, chosen_on, progress, command)
         # what the front measured, where it is what a fine-tune would measure again: R_random

@@ -121,6 +121,7 @@ def row_from_metrics(
                 "method",
                 "width_multiplier",
                 "front_index",
+                "below_random_index",
                 "search_return_mean",
                 "env_reward_threshold",
             )
@@ -225,6 +226,9 @@ class RunData:
     delivered_command: tuple[int, str] | None
     """When (ns) and with which options ``export`` delivered it (None without a delivery,
     or in files from before they were recorded)."""
+    delivered_guard: dict[str, Any]
+    """What that delivery was held against (:func:`delivered_guard`): ``random_return``,
+    ``not_above_random``, ``none_above_random``, where recorded; empty without."""
     baselines: dict[str, Row]
     missing: list[str]
     front_episodes: list[int]
@@ -271,6 +275,25 @@ def _delivered(
     rows = data.get("exported")
     members = [m for m in members if m in agents]
     return members, budget, chosen_on, validated(rows), steps, _export_record(data)
+
+
+def delivered_guard(run: RunFolder) -> dict[str, Any]:
+    """The random policy a delivery was held against (``delivered.json``, since 2026-12-07):
+    its return, the exported agents that did not beat it and whether none did; the keys
+    whose values are well formed only (an older or damaged file gives fewer)."""
+    try:
+        data = read_delivered(run.agents / "delivered.json")
+    except (FormatError, OSError):
+        return {}
+    out: dict[str, Any] = {}
+    if finite_number(data.get("random_return")):
+        out["random_return"] = float(data["random_return"])
+    below = data.get("not_above_random")
+    if isinstance(below, list) and all(isinstance(n, str) for n in below):
+        out["not_above_random"] = below
+    if isinstance(data.get("none_above_random"), bool):
+        out["none_above_random"] = data["none_above_random"]
+    return out
 
 
 def _export_record(m: Mapping[str, Any]) -> tuple[int, str] | None:
@@ -510,6 +533,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         delivered_validated=validated,
         delivered_supernet_steps=supernet_steps,
         delivered_command=delivered_command,
+        delivered_guard=delivered_guard(run) if delivered else {},
         baselines=dict(sorted(baselines.items(), key=lambda kv: _baseline_order(kv[1]))),
         missing=missing,
         front_episodes=episodes,

@@ -17,11 +17,12 @@ on episode seeds that depend on the run seed alone (:mod:`a2d_evo.evaluation.see
    episodes, so the race costs about ``log2(candidates)`` times that;
 3. **members**: the race's non-dominated survivors, less those whose mean over the race's
    episodes does not beat the uniform-random policy's on the same seeds (a 0-FLOPs agent
-   dominates them; when none beats it, the best one alone), :func:`beats_random`. Those
-   dropped, all cheaper than every member, are listed apart (``below_random``): ``export``
-   may fine-tune them (``finetune.below_random``), which can lift them above random;
-4. **final re-scoring**: the members (and the ``below_random`` ones) play
-   ``search.final_episodes`` fresh seeds
+   dominates them; when none beats it, the best one alone), :func:`beats_random`. Of those
+   dropped, all cheaper than every member, the ``finetune.below_random`` costliest are listed
+   apart (``below_random``, none by default) for ``export`` to fine-tune, which can lift them
+   above random; they are no members and count in no figure of the front;
+4. **final re-scoring**: the members (and the ``below_random`` ones, whose episodes
+   ``delivery.below_random_env_steps`` counts apart) play ``search.final_episodes`` fresh seeds
    (:func:`~a2d_evo.evaluation.seeds.final_seeds`), R_random and R_teacher are measured again
    on those seeds, and every member's ``metrics.json`` figures go to ``front.json``. Nothing is
    dropped on these seeds: they score the members and do not choose who is in ``front.json``
@@ -315,10 +316,13 @@ def write_front(
         bar.set_postfix_str("R_random on the halving seeds", refresh=False)
         r_rand_race = random_return(cfg, race.seed_blocks, None)
         keep, below_random = beats_random(race.means, r_rand_race)
-        # the survivors dropped there (all cheaper than every member): scored too, for the
-        # export to fine-tune (finetune.below_random), and never members
+        # the costliest finetune.below_random of the survivors dropped there (all cheaper
+        # than every member): scored too, for the export to fine-tune, and never members
         kept = set(keep)
-        dropped = [k for k in range(len(race.means)) if k not in kept]
+        dropped = sorted(
+            (k for k in range(len(race.means)) if k not in kept),
+            key=lambda k: (-flops[race.survivors[k]], k),
+        )[: cfg.finetune.below_random]
         members = [chosen[race.survivors[k]] for k in keep + dropped]
         finalists = [archs[race.survivors[k]] for k in keep + dropped]
         set_total(bar, bar.n + 1 + 2 * len(finalists))
@@ -354,7 +358,10 @@ def write_front(
     front, below = entries[: len(keep)], entries[len(keep) :]
     F = np.array([[-e["normalised_return"], e["flops"]] for e in front])
     looks_dominated = len(front) - len(front_indices(F))
-    final_steps = sum(int(np.sum(r.lengths)) for r in results if r.lengths is not None)
+    final_steps, below_steps = (
+        sum(int(np.sum(r.lengths)) for r in part if r.lengths is not None)
+        for part in (results[: len(front)], results[len(front) :])
+    )
     race_steps = sum(r["env_steps"] for r in race.rounds)
     race_episodes = sum(r["candidates"] * r["episodes"] for r in race.rounds)
     data = {
@@ -397,7 +404,10 @@ def write_front(
             "halving_episodes": race_episodes,
             "halving_random_return": r_rand_race,
             "final_env_steps": final_steps,
-            "final_episodes": len(finalists) * len(seeds),
+            "final_episodes": len(front) * len(seeds),
+            # the below_random entries' final re-scoring, apart: no member's
+            "below_random_env_steps": below_steps,
+            "below_random_episodes": len(below) * len(seeds),
         },
         "front": front,
         # not members (a 0-FLOPs agent dominates them): what finetune.below_random may lift
