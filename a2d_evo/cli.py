@@ -155,7 +155,7 @@ def config_for_new_run(
     """
     cfg = user_config(args.config, args, extra)
     given = Path(args.config)
-    if not args.out and given.name == "config.yaml" and _in_a_run_folder(given):
+    if not args.out and _written_by_a2d_evo(given) and _in_a_run_folder(given):
         # runs/config would be a new run that "run train-teacher first" then sent elsewhere
         folder = given.resolve().parent
         root = folder.parent if folder.name in RUN_PARTS else folder
