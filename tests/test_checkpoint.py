@@ -102,31 +102,30 @@ def test_a_checkpoint_of_another_stage_or_shape_is_refused(stopped: Path) -> Non
         )
 
 
+def _load_with(stopped: Path, tmp_path: Path, version: object) -> None:
+    """Load a copy of ``stopped`` whose ``format_version`` is ``version`` into a teacher."""
+    edited = torch_load(stopped)
+    edited["format_version"] = version
+    path = tmp_path / "edited.pt"
+    torch.save(edited, path)
+    model = Agent(MLPArch((16,)), (4,), 2)
+    load_checkpoint(path, "teacher", model, torch.optim.Adam(model.parameters()),
+                    Streams(0, "teacher"))  # fmt: skip
+
+
 def test_a_checkpoint_from_before_value_units_is_refused_with_the_reason(
     stopped: Path, tmp_path: Path
 ) -> None:
-    old = torch_load(stopped)
-    old["format_version"] = 1
-    path = tmp_path / "old.pt"
-    torch.save(old, path)
-    model = Agent(MLPArch((16,)), (4,), 2)
     with pytest.raises(FormatError, match=r"format_version 1: .*before issue \[J\].*delete"):
-        load_checkpoint(path, "teacher", model, torch.optim.Adam(model.parameters()),
-                        Streams(0, "teacher"))  # fmt: skip
+        _load_with(stopped, tmp_path, 1)
 
 
 def test_a_checkpoint_format_version_that_is_a_tensor_is_a_format_error(
     stopped: Path, tmp_path: Path
 ) -> None:
     """weights_only loads tensors in any field: comparing one raised a RuntimeError."""
-    bad = torch_load(stopped)
-    bad["format_version"] = torch.tensor([1, 2])
-    path = tmp_path / "bad.pt"
-    torch.save(bad, path)
-    model = Agent(MLPArch((16,)), (4,), 2)
     with pytest.raises(FormatError, match=r"format_version tensor.* is not an integer"):
-        load_checkpoint(path, "teacher", model, torch.optim.Adam(model.parameters()),
-                        Streams(0, "teacher"))  # fmt: skip
+        _load_with(stopped, tmp_path, torch.tensor([1, 2]))
 
 
 def test_the_last_update_is_checkpointed_off_the_cadence(tmp_path: Path) -> None:

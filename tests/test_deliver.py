@@ -319,8 +319,9 @@ def test_export_fine_tunes_the_below_random_archs_asked_for(
                  "finetune.below_random=2"]) == 0  # fmt: skip
     said = capsys.readouterr().out
     assert "finetune.below_random is 2, and" in said and "lists 1 of the 3 archs" in said
+    (agents / "below_mine").mkdir()  # not a name export gives: kept
     assert main(["export", str(root), "--finetune", "64", "--quiet"]) == 0
-    assert not (agents / "below_00").exists()
+    assert not (agents / "below_00").exists() and (agents / "below_mine").is_dir()
     done = json.loads((agents / "delivered.json").read_text())
     assert "below_00" not in [r["agent"] for r in done["exported"]]
     cfg = config_from_dict({"finetune": {"steps": 64}})

@@ -403,7 +403,11 @@ def export_front(
         sorted(
             f
             for f in run.agents.glob(f"{BELOW_PREFIX}*")
-            if f.is_dir() and not f.is_symlink() and f not in folders
+            # the names export gives only (below_NN): a folder the user named so stays
+            if f.name[len(BELOW_PREFIX) :].isdigit()
+            and f.is_dir()
+            and not f.is_symlink()
+            and f not in folders
         )
         if pick == "all" and run.agents.is_dir()
         else []
