@@ -344,6 +344,23 @@ def test_a_value_json_cannot_store_in_env_kwargs_is_refused(value: str) -> None:
     assert config_from_dict(_yaml12("env: {id: LunarLander-v3, kwargs: {start: '2020-01-01'}}"))
 
 
+@pytest.mark.parametrize(
+    ("section", "key", "value", "match"),
+    [("ppo", "lr", 1e300, r"ppo\.lr: must be in \[0\.0, 10\.0\]"),
+     ("finetune", "lr", 11.0, r"finetune\.lr: must be in \[0\.0, 10\.0\]"),
+     ("distill", "alpha", 1e300, r"distill\.alpha: must be in \[0\.0, 10000\.0\]"),
+     ("distill", "beta", 2e4, r"distill\.beta: must be in"),
+     ("search", "ray_share_timeout_s", 1e300, r"search\.ray_share_timeout_s: must be in")],
+)  # fmt: skip
+def test_huge_rates_coefficients_and_timeouts_are_config_errors(
+    section: str, key: str, value: float, match: str
+) -> None:
+    # they passed: NaN losses after the stage folder was written, a C int64 overflow in Ray
+    with pytest.raises(ConfigError, match=match):
+        config_from_dict({section: {key: value}})
+    assert config_from_dict({section: {key: 0.5}})
+
+
 def _yaml12(text: str) -> object:
     from a2d_evo.config import parse_yaml
 

@@ -58,6 +58,14 @@ MAX_WORKERS = 1024
 """Most worker processes, threads or Ray actors (``env.workers``, ``torch_threads``, ...)."""
 MAX_IMPORTS = 16
 """Most entries of ``env.imports``."""
+MAX_LR = 10.0
+"""The largest learning rate taken (Adam): 1e300 passed, and a review traced NaN losses from it
+to after the stage folder was written."""
+MAX_COEF = 1e4
+"""The largest distillation coefficient (``distill.alpha``, ``beta``, ``vf_coef``)."""
+MAX_TIMEOUT_S = 1e9
+"""The longest timeout taken (about 31 years; None is none): Ray turns a timeout into
+milliseconds in a C int64, which 1e300 overflowed at the first wait."""
 
 MINATAR_IMPORT = "minatar.gym:register_envs"
 ALLOWED_IMPORTS: frozenset[str] = frozenset({MINATAR_IMPORT})
@@ -460,6 +468,7 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         _check_positive("ppo.lr", self.lr)
+        _check_range("ppo.lr", self.lr, 0.0, MAX_LR)
         _check_bounds("ppo.num_envs", self.num_envs, 1, MAX_ENVS)
         _check_bounds("ppo.num_steps", self.num_steps, 1, MAX_NUM_STEPS)
         _check_min("ppo.num_minibatches", self.num_minibatches, 1)
@@ -569,9 +578,9 @@ class DistillConfig:
     """Softmax temperature of the teacher's logits in the KL, in [1e-3, 1e3]."""
 
     def __post_init__(self) -> None:
-        _check_min("distill.alpha", self.alpha, 0.0)
-        _check_min("distill.beta", self.beta, 0.0)
-        _check_min("distill.vf_coef", self.vf_coef, 0.0)
+        _check_range("distill.alpha", self.alpha, 0.0, MAX_COEF)
+        _check_range("distill.beta", self.beta, 0.0, MAX_COEF)
+        _check_range("distill.vf_coef", self.vf_coef, 0.0, MAX_COEF)
         _check_range("distill.final_fraction", self.final_fraction, 0.0, 1.0)
         # below 1e-3 the teacher's logits / T overflow the softmax: NaN at the first update,
         # after the stage folder was written (1e-40 did); above 1e3 the targets are uniform
@@ -623,6 +632,7 @@ class FinetuneConfig:
         _check_bounds("finetune.below_random", self.below_random, 0, MAX_WORKERS)
         if self.lr is not None:
             _check_positive("finetune.lr", self.lr)
+            _check_range("finetune.lr", self.lr, 0.0, MAX_LR)
 
 
 @dataclass(frozen=True)
@@ -772,6 +782,7 @@ class SearchConfig:
         _check_min("search.ray_gpus_per_actor", self.ray_gpus_per_actor, 0.0)
         if self.ray_share_timeout_s is not None:
             _check_positive("search.ray_share_timeout_s", self.ray_share_timeout_s)
+            _check_range("search.ray_share_timeout_s", self.ray_share_timeout_s, 0.0, MAX_TIMEOUT_S)
 
 
 @dataclass(frozen=True)
