@@ -201,6 +201,8 @@ def test_write_front_delivers_only_the_race_survivors(tmp_path: Path) -> None:
     survivors)."""
     data = _write_front(tmp_path, race={12: 0.0}, final={12: 900.0})
     assert widths_of(data) == [4, 8, 16]
+    # chosen on the search's estimates: the mean of the records under search.estimate "mean"
+    assert all(m["search_estimate"] == m["search_return_mean"] for m in data["front"])
     assert data["search"]["front_size"] == 3
     assert data["delivery"]["candidates"] == 4
     assert data["delivery"]["final_episodes"] == 3 * 4

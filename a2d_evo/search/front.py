@@ -292,6 +292,7 @@ def write_front(
     s = cfg.search
     space = SearchSpace(cfg.space)
     estimates = arch_estimates(records, space, s.estimate).tolist()
+    by_encoding = {tuple(r["encoding"]): e for r, e in zip(records, estimates, strict=True)}
     chosen = candidates(records, norm_search, s.delivery_candidates, s.max_flops, estimates)
     archs = [space.decode(r["encoding"]) for r in chosen]
     flops = [float(r["flops"]) for r in chosen]
@@ -350,6 +351,8 @@ def write_front(
             metrics["encoding"] = list(rec["encoding"])
             metrics["search_return_mean"] = rec["return_mean"]
             metrics["search_episodes"] = rec["episodes"]
+            # what the candidates were chosen on (search.estimate; the mean under "mean")
+            metrics["search_estimate"] = by_encoding[tuple(rec["encoding"])]
             metrics["search_normalised_return"] = float(norm_search.score(rec["return_mean"]))
             entries.append(metrics)
             bar.update(1)
