@@ -281,6 +281,10 @@ def test_sigkill_mid_generation_then_resume(reference_run: Path, tmp_path: Path)
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        # not the repository root: `-c` puts the cwd first on sys.path, and a clean clone's
+        # source tree (no native module) there plays on another forward than this process,
+        # which evolve --resume refuses
+        cwd=tmp_path,
     )
     npz = tmp_path / "search" / "state.npz"
     deadline = time.monotonic() + 120
