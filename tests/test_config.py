@@ -370,8 +370,9 @@ def _yaml12(text: str) -> object:
 @pytest.mark.parametrize(
     ("item", "key", "value"),
     [("seed=0x10", "seed", 16), ("seed=0o17", "seed", 15), ("seed=017", "seed", 17),
-     ("seed=1_000", "seed", 1000), ("seed=1e3", "seed", 1000), ("ppo.lr=0x10", "ppo.lr", 16.0),
-     ("ppo.lr=1e-3", "ppo.lr", 1e-3), ("ppo.lr=1_0.5", "ppo.lr", 10.5)],
+     ("seed=1_000", "seed", 1000), ("seed=1e3", "seed", 1000),
+     ("ppo.ent_coef=0x10", "ppo.ent_coef", 16.0), ("ppo.lr=1e-3", "ppo.lr", 1e-3),
+     ("ppo.ent_coef=1_0.5", "ppo.ent_coef", 10.5)],
 )  # fmt: skip
 def test_set_reads_numbers_as_a_files_yaml_does(item: str, key: str, value: object) -> None:
     from a2d_evo.runfolder import setting
