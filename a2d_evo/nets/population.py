@@ -279,28 +279,32 @@ class PopulationForward:
             return "reference"  # e.g. the env var was set at the last refresh()
         return self._forced or subnet_eval_backend(self.kind, self._dev)
 
+    def _path(self) -> tuple[str, str | None]:
+        """The path that runs and its CPU dispatch: ``("native-cpu", "avx2-fma")``,
+        ``("reference-cpu", None)``, ``("native-cuda", None)``."""
+        if self.backend == "reference":
+            return f"reference-{self._dev}", None
+        if self._dev == "cpu":
+            isa = native_op("subnet_eval_isa")
+            return "native-cpu", isa() if callable(isa) else "?"
+        return "native-cuda", None
+
     @property
     def backend_name(self) -> str:
         """A human-readable name of the path that runs, e.g. ``native-cpu (avx2-fma)``."""
+        path, isa = self._path()
         if self.backend == "reference":
             why = f"; native kernel: {self._unsupported}" if self._unsupported else ""
-            return f"reference-{self._dev} (per-subnet torch loop{why})"
-        if self._dev == "cpu":
-            isa = native_op("subnet_eval_isa")
-            return f"native-cpu ({isa() if callable(isa) else '?'})"
-        return "native-cuda"
+            return f"{path} (per-subnet torch loop{why})"
+        return path if isa is None else f"{path} ({isa})"
 
     @property
     def numerics(self) -> str:
         """Which arithmetic the logits come from, e.g. ``native-cpu/avx2-fma`` or
         ``reference-cuda``: paths that agree only within float tolerance differ here (a search
         resumed on another one would not repeat an uninterrupted run, ``evolve`` checks)."""
-        if self.backend == "reference":
-            return f"reference-{self._dev}"
-        if self._dev == "cpu":
-            isa = native_op("subnet_eval_isa")
-            return f"native-cpu/{isa() if callable(isa) else '?'}"
-        return "native-cuda"
+        path, isa = self._path()
+        return path if isa is None else f"{path}/{isa}"
 
     def refresh(self) -> None:
         """Re-pack the supernet's weights (after they changed); the reference path packs nothing."""

@@ -62,6 +62,7 @@ from a2d_evo.report.run_data import (
     RunData,
     _front_rows,
     _num,
+    guard_of,
     load_run,
 )
 from a2d_evo.runfolder import (
@@ -307,10 +308,7 @@ def delivered_table(delivered: dict[str, Any]) -> str:
             f"{r.get('kept', KEPT_FINE_TUNED if r.get('finetune_steps') else KEPT_INHERITED)} |"
         )
     apart = told_apart(members)
-    guard = random_guard_sentence(
-        {k: delivered.get(k) for k in ("random_return", "not_above_random", "none_above_random")},
-        str(delivered.get("chosen_on", FINAL_SEEDS)),
-    )
+    guard = random_guard_sentence(guard_of(delivered), str(delivered.get("chosen_on", FINAL_SEEDS)))
     return "\n".join(lines + (["", apart] if apart else []) + (["", guard] if guard else []))
 
 

@@ -120,7 +120,7 @@ def _check_front(data: dict[str, Any], path: Path, env_id: str | None) -> None:
     except FormatError as exc:
         raise FormatError(f"{path}: {exc}") from None
     entries = [("front", i, e) for i, e in enumerate(data["front"])]
-    entries += [("below_random", i, e) for i, e in enumerate(data.get("below_random", []))]
+    entries += [("below_random", i, e) for i, e in enumerate(data["below_random"])]
     for part, i, e in entries:
         where = f"{path}: {_entry_name(part)} {i}"
         if front_env is not None and e.get("env_id", front_env) != front_env:

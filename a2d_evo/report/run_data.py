@@ -278,13 +278,17 @@ def _delivered(
 
 
 def delivered_guard(run: RunFolder) -> dict[str, Any]:
-    """The random policy a delivery was held against (``delivered.json``, since 2026-12-07):
-    its return, the exported agents that did not beat it and whether none did; the keys
-    whose values are well formed only (an older or damaged file gives fewer)."""
+    """:func:`guard_of` the run's ``delivered.json`` ({} when it cannot be read)."""
     try:
-        data = read_delivered(run.agents / "delivered.json")
+        return guard_of(read_delivered(run.agents / "delivered.json"))
     except (FormatError, OSError):
         return {}
+
+
+def guard_of(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The random policy a delivery (``delivered.json``'s content, since 2026-12-07) was held
+    against: its return, the exported agents that did not beat it and whether none did; the
+    keys whose values are well formed only (an older or damaged file gives fewer)."""
     out: dict[str, Any] = {}
     if finite_number(data.get("random_return")):
         out["random_return"] = float(data["random_return"])
