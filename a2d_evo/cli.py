@@ -31,9 +31,9 @@ from a2d_evo.config import (
     Config,
     check_count,
     config_from_dict,
+    config_from_file,
     config_to_dict,
-    load_config,
-    parse_yaml,
+    read_config_file,
     replace,
 )
 from a2d_evo.errors import A2DError, ConfigError, Interrupted, RunFolderError
@@ -104,12 +104,24 @@ def user_config(path: str | Path, args: argparse.Namespace, extra: Sequence[str]
     folder, so its recorded imports are checked as any run folder's are; so are those of any
     ``config.yaml`` that sits where a2d-evo writes them (a run folder or one of its stages),
     since a received file need not keep its ``format_version``."""
-    recorded = _written_by_a2d_evo(Path(path)) or _in_a_run_folder(Path(path))
-    # a user's own file: load_config still takes a full listing of env for a copied record
-    cfg = load_config(path, [*common_overrides(args), *extra], recorded=recorded or None)
+    return _read_user_config(path, args, extra)[0]
+
+
+def _read_user_config(
+    path: str | Path, args: argparse.Namespace, extra: Sequence[str] = ()
+) -> tuple[Config, bool]:
+    """:func:`user_config`, and whether the file carries ``format_version`` (a2d-evo wrote
+    it); the file is read once, so both come from the same bytes."""
+    raw = read_config_file(path)
+    written = isinstance(raw, dict) and "format_version" in raw
+    recorded = written or _in_a_run_folder(Path(path))
+    # a user's own file: a full listing of env still counts as a copied record
+    overrides = [*common_overrides(args), *extra]
+    cfg = config_from_file(raw, overrides, str(path), recorded=recorded or None)
     if recorded:
-        return checked_file_config(cfg, load_config(path, recorded=True), args, str(path))
-    return with_env_imports(cfg, args)
+        saved = config_from_file(raw, [], str(path), recorded=True)
+        return checked_file_config(cfg, saved, args, str(path)), written
+    return with_env_imports(cfg, args), written
 
 
 def _in_a_run_folder(path: Path) -> bool:
@@ -122,15 +134,6 @@ def _in_a_run_folder(path: Path) -> bool:
     folder = path.resolve().parent
     roots = [folder, folder.parent] if folder.name in RUN_PARTS else [folder]
     return any((root / part).is_dir() for root in roots for part in RUN_PARTS)
-
-
-def _written_by_a2d_evo(path: Path) -> bool:
-    """True for a config file that carries ``format_version`` (a user's own configs need not)."""
-    try:
-        raw = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, UnicodeDecodeError, ConfigError):
-        return False  # load_config has already accepted or refused the file
-    return isinstance(raw, dict) and "format_version" in raw
 
 
 def checked_file_config(
@@ -153,9 +156,9 @@ def config_for_new_run(
     A conflict with the run's ``config.yaml`` is refused here, before torch loads; nothing
     is written: the stage binds the run once its own checks (env, device, teacher) passed.
     """
-    cfg = user_config(args.config, args, extra)
+    cfg, written = _read_user_config(args.config, args, extra)
     given = Path(args.config)
-    if not args.out and _written_by_a2d_evo(given) and _in_a_run_folder(given):
+    if not args.out and written and _in_a_run_folder(given):
         # runs/config would be a new run that "run train-teacher first" then sent elsewhere
         folder = given.resolve().parent
         root = folder.parent if folder.name in RUN_PARTS else folder

@@ -308,6 +308,20 @@ def test_a_key_inside_a_mapping_names_the_whole_mapping_form_that_runs(
         load_config(configs_dir / "cartpole.yaml", ["teacher.arch.kind=mlp"])
 
 
+def test_the_whole_mapping_form_keeps_the_config_s_other_keys() -> None:
+    """The suggested --set replaces the config's mapping, so it carries the keys it had."""
+    import shlex
+
+    data = {"env": {"id": "LunarLander-v3", "kwargs": {"gravity": -9.5, "wind": {"on": True}}}}
+    with pytest.raises(ConfigError, match="is a mapping, set whole") as info:
+        config_from_dict(data, ["env.kwargs.wind.power=15"])
+    given = shlex.split(str(info.value).split(" --set ", 1)[1])
+    assert config_from_dict(data, given).env.kwargs == {
+        "gravity": -9.5,
+        "wind": {"on": True, "power": 15},
+    }
+
+
 @pytest.mark.parametrize(
     ("key", "value"),
     [("env.id", "017"), ("env.id", "yes"), ("distill.anneal", "linear"), ("finetune.lr", 1e-05),

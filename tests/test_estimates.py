@@ -47,12 +47,25 @@ def shrink(records: list[dict[str, Any]], X: np.ndarray, sigma2: float = 9.0) ->
     return shrunk_means(means, counts, sigma2, X)
 
 
-def test_gene_features_are_one_hot_per_gene() -> None:
+def test_gene_features_are_one_hot_per_active_gene() -> None:
     enc = np.array([[0, 1, 2, 0, 0], [3, 11, 0, 5, 7]])
     X = gene_features(SPACE, enc)
     assert X.shape == (2, sum(len(c) for c in SPACE.choices))
-    assert (X.sum(axis=1) == SPACE.n_var).all()  # one choice per gene
+    active = [int(SPACE.active_genes(row).sum()) for row in enc]
+    assert active[0] < SPACE.n_var  # row 0 leaves layers out
+    assert X.sum(axis=1).tolist() == active  # one choice per gene the arch uses
     assert X[0, 0] == 1 and X[1, 3] == 1 and X[1, len(SPACE.choices[0]) + 11] == 1
+
+
+def test_an_absent_layer_is_not_read_as_one_of_the_narrowest_width() -> None:
+    """Two archs that differ only in a last layer of the narrowest width or none: canonical
+    encodings write both layers' genes as 0, and the features still tell them apart."""
+    deep = SPACE.encode(SPACE.decode(np.array([2, 0, 0, 0, 0])))
+    shallow = SPACE.canonical(np.array([1, 0, 0, 0, 0]))
+    assert SPACE.decode(deep) != SPACE.decode(shallow)
+    X = gene_features(SPACE, np.stack([deep, shallow]))
+    assert not np.array_equal(X[0, len(SPACE.choices[0]) :], X[1, len(SPACE.choices[0]) :])
+    assert X[0].sum() == X[1].sum() + 1  # the deeper arch's third layer
 
 
 def test_shrinkage_lowers_the_error_of_two_episode_means() -> None:

@@ -7,6 +7,7 @@ type of the field (never evaluated). The types themselves live in :mod:`.schema`
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -38,6 +39,12 @@ def load_config(
     that lists every field as a2d-evo writes it (a run's file copied without its version).
     Only a user's own file is refused for naming an ALE key on a non-ALE id
     (:func:`_check_ale_keys_named`)."""
+    return config_from_file(read_config_file(path), overrides, str(path), recorded=recorded)
+
+
+def read_config_file(path: str | Path) -> Any:
+    """The parsed YAML of a config file (not yet checked against the schema): read once, so
+    that what a command decides about a file and what it loads are the same bytes."""
     path = Path(path)
     if path.is_dir():
         raise ConfigError(f"{path}: a folder, not a config file; pass a YAML file")
@@ -47,14 +54,21 @@ def load_config(
         text = path.read_text(encoding="utf-8")
     except (UnicodeDecodeError, OSError) as exc:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
-    raw = parse_yaml(text, str(path))
-    cfg = config_from_dict(raw, overrides, source=str(path))
+    return parse_yaml(text, str(path))
+
+
+def config_from_file(
+    raw: Any, overrides: Sequence[str], source: str, *, recorded: bool | None = None
+) -> Config:
+    """:func:`load_config` on a file's parsed YAML ``raw`` (:func:`read_config_file`),
+    ``source`` its path for messages."""
+    cfg = config_from_dict(raw, overrides, source=source)
     if recorded is None and isinstance(raw, Mapping):
         env = raw.get("env")
         written = [f.name for f in fields(type(cfg.env)) if f.name not in cfg.env.LATER_FIELDS]
         listed = isinstance(env, Mapping) and all(name in env for name in written)
         recorded = "format_version" in raw or listed
-    _check_ale_keys_named(None if recorded else raw, overrides, cfg, str(path))
+    _check_ale_keys_named(None if recorded else raw, overrides, cfg, source)
     return cfg
 
 
@@ -289,7 +303,7 @@ def _apply_override(data: dict[str, Any], item: str) -> None:
         if _mapping_field(tp):  # env.kwargs, teacher.arch: a mapping is set whole, in YAML
             raise ConfigError(
                 f"--set {item!r}: {key!r} is a mapping, set whole (it replaces the config's): "
-                f"--set {_whole_mapping(key, parts[i + 1 :], text)}"
+                f"--set {_whole_mapping(key, parts[i + 1 :], text, node.get(name))}"
             )
         if not (isinstance(tp, type) and dataclasses.is_dataclass(tp)):
             raise ConfigError(f"--set {item!r}: {key!r} is not a section")
@@ -532,17 +546,24 @@ def _flow(value: Any) -> str:
     return yaml.dump([value], Dumper=_Dumper, default_flow_style=True, width=1 << 16).strip()[1:-1]
 
 
-def _whole_mapping(key: str, inner: Sequence[str], text: str) -> str:
+def _whole_mapping(key: str, inner: Sequence[str], text: str, current: Any = None) -> str:
     """The shell-quoted ``key={...}`` that sets the value ``text`` at the path ``inner`` of
     the mapping ``key``, as YAML flow: ``text`` read as the config's own YAML reads it (1.2
-    numbers: ``017`` is 17, ``1:30`` a string), written back so that it reads the same."""
+    numbers: ``017`` is 17, ``1:30`` a string), written back so that it reads the same.
+    ``current``: the mapping the config holds there; its other keys are kept, since the whole
+    mapping replaces it."""
     try:
         value: Any = parse_yaml(text, key)
     except ConfigError:  # not YAML on its own (``a: b: c``): the text as it stands
         value = text
-    for part in reversed(inner):
-        value = {part: value}
-    return shlex.quote(f"{key}={_flow(value)}")
+    whole: dict[str, Any] = copy.deepcopy(dict(current)) if isinstance(current, dict) else {}
+    node = whole
+    for part in inner[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[inner[-1]] = value
+    return shlex.quote(f"{key}={_flow(whole)}")
 
 
 def _is_optional(tp: Any) -> bool:

@@ -64,7 +64,7 @@ from a2d_evo.formats import (
     validated,
 )
 from a2d_evo.runfolder import RunFolder
-from a2d_evo.search.problem import beats_random
+from a2d_evo.search.problem import above_random, beats_random
 from a2d_evo.train.finetune import finetune_recipe
 from a2d_evo.train.finetune_pool import FinetuneJob, run_finetunes
 
@@ -231,7 +231,9 @@ def write_delivered(
         if on_validation
         else 0.0  # normalised: R_random on the final seeds is 0
     )
-    above, _ = beats_random([r[key] for r in rows], r_random)
+    values = [r[key] for r in rows]
+    above, _ = beats_random(values, r_random)  # the best alone when none beats random
+    beaten = above_random(values, r_random)
     keep = [above[j] for j in non_dominated([(rows[i]["flops"], rows[i][key]) for i in above])]
     path = run.agents / "delivered.json"
     write_json(
@@ -247,9 +249,9 @@ def write_delivered(
             "members": [rows[i]["agent"] for i in keep],
             # what they were chosen against: on the validation seeds, or normalised (0)
             "random_return": r_random,
-            "not_above_random": [r["agent"] for r in rows if not r[key] > r_random],
+            "not_above_random": [r["agent"] for i, r in enumerate(rows) if i not in beaten],
             # then the one member is the best of agents none of which beat random
-            "none_above_random": not any(r[key] > r_random for r in rows),
+            "none_above_random": not beaten,
             "exported": list(rows),
             **({"export_command": command} if command is not None else {}),
         },

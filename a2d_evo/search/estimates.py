@@ -97,13 +97,17 @@ def search_anchors(
 
 
 def gene_features(space: SearchSpace, encodings: np.ndarray) -> np.ndarray:
-    """One-hot columns, one per (gene, choice), of canonical encodings ``(n, n_var)``."""
+    """One-hot columns, one per (gene, choice), of encodings ``(n, n_var)``; the genes of a
+    layer an arch does not use (:meth:`SearchSpace.active_genes`) are all zero, so an absent
+    layer is not read as one of the narrowest width (``canonical`` writes both as 0)."""
     enc = np.asarray(encodings, dtype=np.int64).reshape(-1, space.n_var)
+    active = np.array([space.active_genes(row) for row in enc], dtype=bool)
+    active = active.reshape(len(enc), space.n_var)
     cols = [
-        (enc[:, g : g + 1] == np.arange(len(choices))[None, :]).astype(np.float64)
+        (enc[:, g : g + 1] == np.arange(len(choices))[None, :]) & active[:, g : g + 1]
         for g, choices in enumerate(space.choices)
     ]
-    return np.concatenate(cols, axis=1)
+    return np.concatenate(cols, axis=1).astype(np.float64)
 
 
 def _episodes(records: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

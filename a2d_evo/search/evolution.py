@@ -25,6 +25,13 @@ this module owns evaluation, checkpoints and progress:
 
 A resumed run (``resume=True``) rebuilds NSGA-II from the state and ends with the same
 ``front.json`` as an uninterrupted run (``latency_ms`` aside, a wall-clock measurement).
+A ``--resume`` that raises ``search.gens`` keeps the normalisation measured when the search
+started (on ``min(gens, REFERENCE_GENERATIONS)`` of the first ``gens``), where a fresh run
+with the raised ``gens`` may measure it on more seeds. The normalisation is affine, and
+NSGA-II's sorting and crowding and the delivery's fronts are invariant to it, so the same
+archs are played and delivered; the search's hypervolume history and each member's
+``search_normalised_return`` are then on the first normalisation's scale (``front.json``'s
+own figures use the final seeds' normalisation).
 """
 
 from __future__ import annotations

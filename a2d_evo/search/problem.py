@@ -335,11 +335,17 @@ def front_indices(F: np.ndarray, G: np.ndarray | None = None) -> np.ndarray:
     return idx[np.asarray(nd, dtype=np.int64)]
 
 
+def above_random(means: Sequence[float], r_random: float) -> list[int]:
+    """The indices of ``means`` strictly above ``r_random`` (the uniform-random policy's
+    mean on the same seeds: a 0-FLOPs agent, which dominates every member that does not
+    beat it)."""
+    return [i for i, m in enumerate(means) if m > r_random]
+
+
 def beats_random(means: Sequence[float], r_random: float) -> tuple[list[int], int]:
-    """The indices of ``means`` above ``r_random`` (the uniform-random policy's mean on the
-    same seeds: a 0-FLOPs agent, which dominates every member that does not beat it), and how
-    many are not. When none beats it the best one is kept alone, so a front is never empty."""
-    above = [i for i, m in enumerate(means) if m > r_random]
+    """The indices of ``means`` above ``r_random`` (:func:`above_random`), and how many are
+    not. When none beats it the best one is kept alone, so a front is never empty."""
+    above = above_random(means, r_random)
     if above:
         return above, len(means) - len(above)
     return [int(np.argmax(means))], len(means) - 1
