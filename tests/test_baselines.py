@@ -285,6 +285,30 @@ def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(
     ) in capsys.readouterr().out
 
 
+def test_baselines_check_the_teacher_against_the_env_before_training(
+    finished: Path, tmp_path: Path
+) -> None:
+    """The teacher in the run meets the env check every stage makes: one made for another
+    env (a folder copied in) is an EnvError before any baseline is written."""
+    import shutil
+
+    from a2d_evo.errors import EnvError
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import load_agent, save_agent
+    from a2d_evo.train.baselines import train_baselines
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    own = load_agent(run.teacher_agent)
+    other = Agent(own.arch, own.obs_shape, own.n_actions, env_config={"id": "Acrobot-v1"})
+    other.load_state_dict(own.state_dict())
+    save_agent(other, run.teacher_agent)
+    with pytest.raises(EnvError, match="made for 'Acrobot-v1'"):
+        train_baselines(run.load_config(), run, widths=[1.0], methods=["ppo"], progress=False)
+    assert not run.baselines.exists() or not any(run.baselines.iterdir())
+
+
 def test_a_baseline_checkpoint_of_another_budget_is_trained_anew(
     finished: Path,
     tmp_path: Path,

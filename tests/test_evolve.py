@@ -525,6 +525,25 @@ def test_the_archs_a_generation_is_topped_up_with_come_again_after_a_resume() ->
     np.testing.assert_array_equal(added.get("X"), again_added.get("X"))
 
 
+def test_a_space_past_int64_is_sampled_not_listed() -> None:
+    """18 layers of 12 widths hold 18 x 12**18 gene vectors, past what an int64 holds: the
+    size test must not wrap to a small number and list the space whole (which raised)."""
+    from a2d_evo.search.evolution import unseen_archs
+
+    space = SearchSpace(config_from_dict({"space": {"depths": list(range(1, 19))}}).space)
+    assert int(np.prod(space.xu - space.xl + 1)) <= 0  # what numpy's product gives
+
+    class Problem:
+        def __init__(self) -> None:
+            self.space, self.cache = space, {}
+
+        def within_ceiling(self, row: np.ndarray) -> bool:
+            return True
+
+    got = unseen_archs(Problem(), np.random.default_rng(0), 4)
+    assert got.shape == (4, space.n_var)
+
+
 def test_pop_below_four_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="search.pop"):
         config_from_dict({**RAW, "search": {**RAW["search"], "pop": 3}})

@@ -218,3 +218,50 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return False
+
+
+def test_a_member_finished_beside_a_dead_worker_is_reported_before_the_error(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """Both workers answer in one wait, the first by dying: the second's finished member is
+    reported (``done``) before the TrainingError that names the first's."""
+    import socket
+    from multiprocessing.connection import Connection
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.train import finetune_pool
+
+    class Proc:
+        def __init__(self, code: int | None) -> None:
+            self.pid, self.returncode = 4242, code
+
+        def poll(self) -> int | None:
+            return self.returncode
+
+        def wait(self, timeout: float | None = None) -> int | None:
+            return self.returncode
+
+        def kill(self) -> None:
+            self.returncode = -9
+
+    ends: list[Any] = []
+
+    def start(entry: str, args: Any) -> Any:
+        ours, theirs = socket.socketpair()
+        if not ends:  # the first worker is gone: its end of the socket closed
+            theirs.close()
+            ends.append(None)
+            return Proc(1), ours
+        worker = Connection(theirs.detach())
+        worker.send(("ok", {"metrics": "m1's"}))  # its job done, before anyone waits
+        ends.append(worker)
+        return Proc(None), ours
+
+    monkeypatch.setattr(finetune_pool, "start_worker", start)
+    jobs = [finetune_pool.FinetuneJob(tmp_path / f"m{i}", 96, None, 0, 2, 0) for i in range(2)]
+    reported: list[tuple[int, Any]] = []
+    cfg = config_from_dict({"finetune": {"workers": 2}, "torch_threads": 1})
+    with pytest.raises(TrainingError, match=r"died \(exit code 1\) while fine-tuning .*m0;"):
+        finetune_pool._pool(cfg, jobs, lambda i, s: reported.append((i, s)), False, 2)
+    assert reported == [(1, {"metrics": "m1's"})]
+    ends[1].close()

@@ -728,3 +728,25 @@ def test_evolve_refuses_a_run_whose_teacher_was_rewritten_after_the_supernet(
     })  # fmt: skip
     with pytest.raises(RunFolderError, match="distilled from the teacher in"):
         run.check_supernet_teacher("evolve")
+
+
+def test_a_stop_flag_leaves_to_the_host_the_signals_it_could_not_put_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``getsignal`` gives None for a handler installed outside Python; restoring it would
+    raise TypeError over whatever the block raised, so the flag installs nothing then. With
+    Python handlers, the old ones come back."""
+
+    from a2d_evo.train import interrupts
+
+    before = signal.getsignal(signal.SIGINT)
+    flag = interrupts.StopFlag()
+    with flag.installed():
+        assert signal.getsignal(signal.SIGINT) is not before
+    assert signal.getsignal(signal.SIGINT) is before
+    set_to: list[int] = []
+    monkeypatch.setattr(signal, "getsignal", lambda s: None)
+    monkeypatch.setattr(signal, "signal", lambda s, h: set_to.append(s))
+    with pytest.raises(ValueError, match="the block's own error"), flag.installed():
+        raise ValueError("the block's own error")
+    assert set_to == []

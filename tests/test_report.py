@@ -107,6 +107,11 @@ def make_run(
             "budget_steps": 123000, "discarded_env_steps": 4321, "discarded_episodes": 21,
             "init": "strata", "mutation": "reset", "estimate": "shrunk",
         }  # fmt: skip
+        front["delivery"] = {
+            "candidates": 18, "candidates_at_least": 16, "halving_env_steps": 45678,
+            "halving_episodes": 321, "halving_rounds": [{"archs": 18}, {"archs": 9}],
+            "final_env_steps": 34567, "final_episodes": 150, "below_random_env_steps": 0,
+        }  # fmt: skip
     write_json(run.search / "front.json", front)
     rng = np.random.default_rng(0)
     flops = np.exp(rng.uniform(np.log(200), np.log(60000), n_history))
@@ -227,6 +232,11 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     assert (
         "- the last generation crossed the 123,000-step budget: its 21 episodes (4,321 env "
         "steps) past the budget were played but not used to choose the front"
+    ) in md
+    assert (  # what the delivery played, which no budget counts
+        "- then the delivery, outside that count and the same for every method: 45,678 env "
+        "steps in 321 episodes racing 18 candidates by successive halving (2 rounds), and "
+        "34,567 in 150 re-scoring the front on the final seeds\n"
     ) in md
     assert "`[0.0, 3.125]` in (-normalised_return, log10 flops)" in md
     out = f"{run.root}-repro"

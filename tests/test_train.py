@@ -406,6 +406,37 @@ def cartpole_states(n_steps: int = 60) -> torch.Tensor:
     return torch.as_tensor(np.concatenate(obs), dtype=torch.float32)
 
 
+def test_a_supernet_killed_before_its_summary_is_not_finished_and_resumes_whole(
+    tmp_path: Path, tiny_teacher: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """weights.pt marks the stage finished: a stage that died writing its summary has none,
+    so evolve cannot take it without the summary's teacher pin; the resume that completes
+    it keeps the recent returns its checkpoint holds."""
+    from a2d_evo.train import supernet_stage
+
+    cfg = tiny()
+    write = supernet_stage.write_json
+
+    def dies_on_summary(path: Path, data: Any) -> Path:
+        if path.name == "summary.json":
+            raise OSError("disk full")
+        return write(path, data)
+
+    run = RunFolder(tmp_path / "a")
+    monkeypatch.setattr(supernet_stage, "write_json", dies_on_summary)
+    with pytest.raises(OSError, match="disk full"):
+        train_supernet(cfg, run, teacher_dir=tiny_teacher, progress=False)
+    assert not run.supernet_weights.exists() and (run.supernet / "checkpoint.pt").is_file()
+    monkeypatch.setattr(supernet_stage, "write_json", write)
+    train_supernet(cfg, run, teacher_dir=tiny_teacher, resume=True, progress=False)
+    again = RunFolder(tmp_path / "b")  # the same seed, uninterrupted: bit-identical
+    train_supernet(cfg, again, teacher_dir=tiny_teacher, progress=False)
+    done, whole = (json.loads((r.supernet / "summary.json").read_text()) for r in (run, again))
+    assert done["teacher_sha256"] == whole["teacher_sha256"] is not None
+    assert done["train_recent_return"] == whole["train_recent_return"] is not None
+    assert done["sps"] is None  # nothing trained in the resume, and nothing was recorded
+
+
 def kl_to(teacher: torch.nn.Module, logits: torch.Tensor, states: torch.Tensor) -> float:
     """KL(teacher || student) on ``states``: the distillation loss the training minimises."""
     from a2d_evo.train.distill import distill_actor_loss

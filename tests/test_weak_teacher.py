@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -262,3 +263,37 @@ def test_the_report_notes_a_teacher_below_the_solved_threshold(tmp_path: Path) -
         )
         assert (note in md) == noted, md
         assert ("reward threshold" in md) == noted
+
+
+def test_evolve_cautions_when_the_search_seeds_lead_is_noise(
+    finished: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The search's own normalisation (the generations' seeds) is cautioned as the front's
+    is: a lead within noise makes every generation's hypervolume a ratio over noise."""
+    import shutil
+
+    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.search import evolution
+    from a2d_evo.search.evolution import evolve
+
+    measured = evolution.reference_returns
+
+    def noisy(*args: Any, **kwargs: Any) -> Any:
+        return measured(*args, **kwargs)._replace(margin_lower95=-1.5)
+
+    for margin, cautioned in ((-1.5, True), (None, False)):
+        root = tmp_path / f"run{margin}"
+        shutil.copytree(finished, root)
+        shutil.rmtree(root / "search")
+        with monkeypatch.context() as patch:
+            if margin is not None:
+                patch.setattr(evolution, "reference_returns", noisy)
+            capsys.readouterr()
+            evolve(RunFolder(root).load_config(), RunFolder(root), progress=False)
+        err = capsys.readouterr().err
+        said = "evolve: the search's normalisation: the teacher's lead over the uniform-random"
+        assert (said in err) == cautioned, err
+        assert ("95% lower bound -1.5 <= 0" in err) == cautioned

@@ -754,6 +754,23 @@ def _settings(searched: Config, data: RunData) -> list[str]:
             f"episodes over {ran.get('generations', '?')} generations (stopped by "
             f"{ran.get('stopped_by', '?')}; {how})"
         )
+        played = data.delivery
+        if isinstance(played.get("halving_env_steps"), int) and isinstance(
+            played.get("final_env_steps"), int
+        ):
+            below = played.get("below_random_env_steps") or 0
+            rounds = played.get("halving_rounds")
+            raced = count_text(len(rounds), "round") if isinstance(rounds, list) else "? rounds"
+            lines.append(
+                f"- then the delivery, outside that count and the same for every method: "
+                f"{played['halving_env_steps']:,} env steps in "
+                f"{played.get('halving_episodes', 0):,} episodes racing "
+                f"{played.get('candidates', '?')} candidates by successive halving "
+                f"({raced}), and "
+                f"{played['final_env_steps']:,} in {played.get('final_episodes', 0):,} "
+                "re-scoring the front on the final seeds"
+                + (f" (and {below:,} for its below-random archs)" if below else "")
+            )
         if ran.get("discarded_episodes"):
             lines.append(
                 f"- the last generation crossed the {ran.get('budget_steps', 0):,}-step budget: "
@@ -786,7 +803,11 @@ def _settings(searched: Config, data: RunData) -> list[str]:
         g, hv, size = data.hypervolume[-1]
         lines.append(f"- last generation {g}: hypervolume {hv:.4g}, front size {size}")
     if data.final_hypervolume is not None:
-        lines.append(f"- hypervolume of the re-scored front: {data.final_hypervolume:.4g}")
+        lines.append(
+            f"- hypervolume of the re-scored front: {data.final_hypervolume:.4g} (normalised "
+            "on the final seeds; a generation's on its own seeds, which may be capped by "
+            "search.max_episode_steps: the two are not on one scale)"
+        )
     return lines
 
 

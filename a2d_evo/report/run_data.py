@@ -185,6 +185,9 @@ class RunData:
     final_hypervolume: float | None
     search: dict[str, Any]
     """``front.json``'s ``search`` block (what the search actually ran), or empty."""
+    delivery: dict[str, Any]
+    """``front.json``'s ``delivery`` block (the race and the final re-scoring, which are
+    played outside the search's budget), or empty."""
     norm: References
     history: list[tuple[float, float]]
     history_episodes: list[int]
@@ -517,6 +520,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         reference_units=data.get("reference_point_units"),
         final_hypervolume=_num(data.get("hypervolume")),
         search=dict(search) if isinstance(search, Mapping) else {},
+        delivery=dict(delivery) if isinstance(delivery := data.get("delivery"), Mapping) else {},
         norm=norm,
         history=history,
         history_episodes=history_episodes,

@@ -37,6 +37,7 @@ own figures use the final seeds' normalisation).
 from __future__ import annotations
 
 import functools
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -52,7 +53,7 @@ from a2d_evo.envs import check_episode_bound, env_spec
 from a2d_evo.errors import ConfigError, RunFolderError, TrainingError
 from a2d_evo.evaluation.seeds import generation_seeds
 from a2d_evo.files import read_json_dict
-from a2d_evo.formats import Normalisation, count_text
+from a2d_evo.formats import Normalisation, count_text, weak_teacher_caution
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent
@@ -170,7 +171,8 @@ def unseen_archs(problem: SubnetProblem, rng: np.random.Generator, n: int) -> np
     per arch in a larger space."""
     space = problem.space
     seen = set(problem.cache)  # keys: the canonical rows' bytes (SearchSpace.key)
-    if int(np.prod(space.xu - space.xl + 1)) <= LISTED_SPACE:
+    # Python integers: numpy's int64 product wraps past 9.2e18 (18 layers of 12 widths)
+    if math.prod(int(n) for n in space.xu - space.xl + 1) <= LISTED_SPACE:
         axes = [np.arange(lo, hi + 1) for lo, hi in zip(space.xl, space.xu, strict=True)]
         grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, space.n_var)
         networks = np.unique(space.canonical(grid), axis=0)  # sorted: the same on every run
@@ -268,6 +270,9 @@ class _Search:
             blocks = [generation_seeds(self.cfg.seed, g, s.episodes) for g in range(n_ref)]
             refs = reference_returns(self.cfg, self.teacher, blocks, s.max_episode_steps)
             norm = normalisation(refs.r_random, refs.r_teacher, self.teacher_flops, self.fix)
+            caution = weak_teacher_caution(refs.margin_lower95)
+            if caution is not None:  # the ranks stand; the hypervolumes are ratios over noise
+                write(f"evolve: the search's normalisation: {caution}")
             start = 0
         else:
             norm, start = saved.norm, saved.generation

@@ -169,11 +169,13 @@ def rescore(
 ) -> list[EvalResult]:
     """Every arch on every one of ``seeds``, in calls of at most ``max_slots`` env slots.
 
-    The final re-scoring of a front: ``max_slots`` is at most a search generation's, so a call
-    needs no more env slots (memory, Atari emulators) than the search did, except that an arch
-    always plays all of ``seeds`` in one call: with more seeds than ``max_slots`` (the demo's
-    200 final episodes against 96) a call opens ``len(seeds)`` slots. ``evaluator`` is a
-    local or Ray population evaluator; ``bar`` (a progress bar) advances by one per arch.
+    The race and the final re-scoring of a front (:func:`write_front`) pass
+    ``max(search.pop, search.candidates) x search.episodes``: no more env slots (memory,
+    Atari emulators) than a generation plays (``(2 x pop + anchors) x episodes``), unless
+    ``search.candidates`` is above ``2 x pop`` plus the anchors. An arch always
+    plays all of ``seeds`` in one call: with more seeds than ``max_slots`` (the demo's 200
+    final episodes against 96) a call opens ``len(seeds)`` slots. ``evaluator`` is a local
+    or Ray population evaluator; ``bar`` (a progress bar) advances by one per arch.
     """
     per_call = max(1, max_slots // len(seeds))
     results: list[EvalResult] = []

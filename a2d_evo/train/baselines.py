@@ -46,7 +46,7 @@ from a2d_evo.files import file_digest, read_json_dict, safe_name
 from a2d_evo.formats import ARCH_FILE, BASELINE_METHODS, DEFAULT_WIDTHS, baseline_name
 from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.agent import Agent
-from a2d_evo.nets.agent_folder import load_agent, save_agent
+from a2d_evo.nets.agent_folder import save_agent
 from a2d_evo.nets.cost import check_stage_memory
 from a2d_evo.nets.space import Arch
 from a2d_evo.runfolder import RunFolder, config_diff, recipe_digest, setting
@@ -56,6 +56,7 @@ from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.ppo import Batch
 from a2d_evo.train.streams import Streams, set_threads
+from a2d_evo.train.teacher_folder import load_teacher_for
 
 
 def scale_arch(arch: Arch, multiplier: float) -> Arch:
@@ -244,7 +245,10 @@ def train_baselines(
     spec = env_spec(cfg.env)
     device = resolve_device(cfg.device)
     set_threads(cfg)
-    teacher = load_agent(run.teacher_agent)
+    # checked against the env as every stage does (a teacher copied in may read other inputs)
+    teacher = load_teacher_for(
+        cfg, run.teacher_agent, spec.obs_shape, spec.n_actions, obs_scale=spec.obs_scale
+    )
     # the teacher as it is (an imported one need not be the config's teacher.arch)
     base = teacher.arch
     teacher_sha = file_digest(run.teacher_agent / "policy.pt")

@@ -145,17 +145,19 @@ def _pool(
             give(k)
         while running:
             ready = wait([conns[k] for k in running], timeout=_POLL_S)
-            for k in list(running):
-                i = running[k]
-                if conns[k] not in ready:
-                    if procs[k].poll() is not None:
-                        raise error or _died(procs[k], jobs[i])
-                    continue
-                try:
-                    status, value = conns[k].recv()
-                except (EOFError, OSError):
-                    raise error or _died(procs[k], jobs[i]) from None
-                del running[k]
+            # every reply that came is taken before a dead worker is raised: a member that
+            # finished beside it is reported as kept
+            replies: dict[int, tuple[str, Any]] = {}
+            dead: int | None = None
+            for k in running:
+                if conns[k] in ready:
+                    with contextlib.suppress(EOFError, OSError):
+                        replies[k] = conns[k].recv()
+                        continue
+                if (conns[k] in ready or procs[k].poll() is not None) and dead is None:
+                    dead = k  # its socket closed, or the process is gone
+            for k, (status, value) in replies.items():
+                i = running.pop(k)
                 if status == "ok":
                     done(i, value)
                 elif error is None:  # the jobs still running finish; no new ones start
@@ -163,8 +165,10 @@ def _pool(
                     queue.clear()
                 else:  # raised is the first; the others are said
                     print(f"finetune: {jobs[i].folder} failed too: {value}", file=sys.stderr)
-                if queue:
+                if queue and dead is None:
                     give(k)
+            if dead is not None:
+                raise error or _died(procs[dead], jobs[running[dead]])
         if error is not None:
             raise error
     finally:

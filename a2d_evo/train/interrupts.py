@@ -28,12 +28,17 @@ class StopFlag:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[StopFlag]:
-        """Catch SIGINT/SIGTERM for the block (main thread only); old handlers come back."""
+        """Catch SIGINT/SIGTERM for the block (main thread only); old handlers come back.
+        Where a handler was not installed from Python (``getsignal`` gives None: a host that
+        embeds Python), it could not be put back, so the host keeps the signals."""
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
         sigs = (signal.SIGINT, signal.SIGTERM)
         old = {s: signal.getsignal(s) for s in sigs}
+        if any(h is None for h in old.values()):
+            yield self
+            return
 
         def handler(signum: int, frame: Any) -> None:
             if self.reason is not None and signum == signal.SIGINT:

@@ -328,15 +328,17 @@ def train_supernet(
         envs.close()
     if not ctx.is_main:
         return run.supernet_weights
-    weights = torch_save(
-        run.supernet_weights, {k: v.detach().cpu() for k, v in supernet.state_dict().items()}
-    )
     measured: dict[str, Any] = {"sps": result.sps, "train_recent_return": result.recent_return}
     if result.sps is None:  # a resume that found the stage complete: keep what was measured
+        # (the recent returns are the checkpoint's, when no summary was written)
         earlier = read_json_dict(folder / "summary.json", "supernet summary")
-        measured = {k: earlier.get(k) for k in measured}
+        measured = {k: earlier.get(k, v) for k, v in measured.items()}
     else:
         measured["sps"] = round(result.sps, 1)
+    # weights.pt marks the stage finished (runfolder.stage_product): gone before the summary
+    # is written and back last, so a stage killed in between is never finished without the
+    # summary that records its teacher (which evolve checks) and sigma
+    run.supernet_weights.unlink(missing_ok=True)
     write_json(
         folder / "summary.json",
         {
@@ -365,7 +367,9 @@ def train_supernet(
             "world_sizes": result.world_sizes,
         },
     )
-    return weights
+    return torch_save(
+        run.supernet_weights, {k: v.detach().cpu() for k, v in supernet.state_dict().items()}
+    )
 
 
 # ----------------------------------------------------------------------------- scoring
