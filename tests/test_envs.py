@@ -52,6 +52,30 @@ if "A2DTestNan-v0" not in gym.registry:
     gym.register("A2DTestNan-v0", entry_point=_NanEnv)
 
 
+class _NanImageEnv(_NanEnv):
+    """:class:`_NanEnv` with uint8 image observations (which are never non-finite): its
+    third step's reward is ``reward`` when its reset seed is ``bad``."""
+
+    observation_space = gym.spaces.Box(0, 255, (6, 6, 3), np.uint8)
+
+    def __init__(self, bad: int = 12, reward: float = float("nan")) -> None:
+        super().__init__(bad, "reward")
+        self.bad_reward = reward
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros((6, 6, 3), np.uint8), {}
+
+    def step(self, action):
+        _, reward, *rest = super().step(action)
+        hit = self.t == 3 and self.seed_ == self.bad
+        return np.zeros((6, 6, 3), np.uint8), self.bad_reward if hit else reward, *rest
+
+
+if "A2DTestNanImage-v0" not in gym.registry:
+    gym.register("A2DTestNanImage-v0", entry_point=_NanImageEnv)
+
+
 def test_a_misspelt_env_kwarg_names_what_the_env_takes() -> None:
     """A key the env's constructor does not take: the message lists the keys it does (from
     its registered entry point's signature, less gymnasium.make's own) and the close one;
@@ -339,6 +363,18 @@ def test_non_finite_values_raise(what):
     env.step(np.zeros(4, np.int64))
     env.step(np.zeros(4, np.int64))
     with pytest.raises(EnvError, match=r"env 2 .*non-finite.* step 3"):
+        env.step(np.zeros(4, np.int64))
+
+
+@pytest.mark.parametrize("reward", [float("nan"), float("-inf"), 1e39])
+def test_non_finite_rewards_raise_on_image_envs_too(reward: float) -> None:
+    """The reward check does not hang on the observations' dtype (uint8 frames are never
+    non-finite), and a reward past float32's range, inf once the learner reads it, counts."""
+    env = make_vec_env(EnvConfig(id="A2DTestNanImage-v0", kwargs={"reward": reward}), 4, seed=10)
+    assert env.reset().dtype == np.uint8
+    env.step(np.zeros(4, np.int64))
+    env.step(np.zeros(4, np.int64))
+    with pytest.raises(EnvError, match=r"env 2 returned a non-finite reward .* step 3"):
         env.step(np.zeros(4, np.int64))
 
 

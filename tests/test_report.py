@@ -1039,6 +1039,40 @@ def test_a_baseline_of_another_budget_or_teacher_is_not_set_against_the_front(
         assert bool(said) != kept and not any("distill_x0.25 (" in x for x in data.missing)
 
 
+def test_a_teacher_changed_since_the_search_is_named_and_baselines_follow_the_front(
+    tmp_path: Path,
+) -> None:
+    """The front records the teacher and supernet it was searched with (``search.sources``):
+    a teacher trained further since is named under Missing (the front, its agents and their
+    normalisation are of the old one), and a baseline counts when it was trained against the
+    front's teacher, not the one there now."""
+    import hashlib
+
+    from a2d_evo.files import file_digest
+
+    run = make_run(tmp_path / "run")
+    cfg = run.load_config()
+    (run.teacher_agent / "policy.pt").write_bytes(b"the teacher, trained further")
+    now = file_digest(run.teacher_agent / "policy.pt")
+    old = hashlib.sha256(b"the teacher the search had").hexdigest()
+    front = json.loads((run.search / "front.json").read_text())
+    path = run.baselines / "distill_x0.25" / "metrics.json"
+    m = json.loads(path.read_text())
+    for recorded, changed in ((None, False), (now, False), (old, True)):
+        if recorded is not None:
+            front["search"]["sources"] = {"teacher": recorded, "supernet": None}
+        write_json(run.search / "front.json", front)
+        for sha, kept in ((now, not changed), (old, changed)):
+            write_json(path, {**m, "method": "distill", "teacher_sha256": sha})
+            data = run_data.load_run(cfg, run)
+            assert ("distill_x0.25" in data.baselines) == kept, (recorded, sha)
+        said = [x for x in data.missing if x.startswith("the teacher the search chose")]
+        assert bool(said) == changed, data.missing
+        if changed:
+            assert f"`{run.teacher_agent}` changed since" in said[0]
+    assert not any(x.startswith("the supernet the search") for x in data.missing)
+
+
 def test_baselines_of_one_width_are_drawn_side_by_side() -> None:
     """Methods of equal FLOPs (ppo, distill, a2d of one width) are dodged on the log axis,
     centred on their FLOPs, in a fixed order, and only the rightmost names the width: with

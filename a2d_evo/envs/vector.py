@@ -266,9 +266,11 @@ class SyncVecEnv:
                 game_end[i] = True
             self._lives[i] = info.get("lives", 0)
             terminated[i], truncated[i] = te, tr
-        reward[:] = raw_reward
+        with np.errstate(over="ignore"):  # a reward past float32's range: inf, refused below
+            reward[:] = raw_reward
+        # the rewards of every env (an image env's too), as the learner reads them: float32
+        self._check_finite(obs if self._check else None, raw_reward, "step", reward32=reward)
         if self._check:
-            self._check_finite(obs, raw_reward, "step")
             if game_end.any():
                 self._check_finite(final_obs[game_end], None, "step", np.flatnonzero(game_end))
         episode_return, episode_length = self._stats.update(raw_reward, game_end, stepped)
@@ -278,13 +280,23 @@ class SyncVecEnv:
 
     def _check_finite(
         self,
-        obs: np.ndarray,
+        obs: np.ndarray | None,
         reward: np.ndarray | None,
         where: str,
         rows: np.ndarray | None = None,
+        reward32: np.ndarray | None = None,
     ) -> None:
-        bad_obs = ~np.isfinite(obs.reshape(len(obs), -1)).all(axis=1)
-        bad_rew = ~np.isfinite(reward) if reward is not None else np.zeros(len(obs), bool)
+        """EnvError naming the first env with a non-finite observation (None: not checked,
+        an integer one) or reward (``reward32``: the same rewards cast to float32, where one
+        past its range is inf)."""
+        n = len(obs) if obs is not None else len(reward) if reward is not None else 0
+        bad_obs = (
+            ~np.isfinite(obs.reshape(n, -1)).all(axis=1) if obs is not None else np.zeros(n, bool)
+        )
+        bad_rew = np.zeros(n, bool)
+        for r in (reward, reward32):
+            if r is not None:
+                bad_rew |= ~np.isfinite(r)
         if not (bad_obs.any() or bad_rew.any()):
             return
         j = int(np.flatnonzero(bad_obs | bad_rew)[0])

@@ -19,7 +19,7 @@ from typing import Any
 
 from a2d_evo.config import Config
 from a2d_evo.errors import A2DError, FormatError, RunFolderError
-from a2d_evo.files import check_format_version, read_json
+from a2d_evo.files import check_format_version, file_digest, read_json
 from a2d_evo.formats import (
     BASELINE_METHODS,
     DEFAULT_WIDTHS,
@@ -326,7 +326,7 @@ def _baseline_unlike(
     ``distill_x`` and ``a2d_x`` the supernet's plus the delivered fine-tune's."""
     recorded = m.get("teacher_sha256")
     if isinstance(recorded, str) and teacher_sha is not None and recorded != teacher_sha:
-        return "against another teacher than the run's"
+        return "against another teacher than the front's"
     budget = m.get("baseline_budget")
     if not isinstance(budget, int) or isinstance(budget, bool):
         return ""
@@ -381,6 +381,29 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     entries: list[dict[str, Any]] = data["front"]
     missing: list[str] = []
 
+    # what the search chose the front with, against the files there now
+    block = data.get("search")
+    searched_with = block.get("sources") if isinstance(block, Mapping) else None
+    if not isinstance(searched_with, Mapping):
+        searched_with = {}
+    try:  # none where a file is missing (the report says so elsewhere) or unreadable
+        weights = run.supernet_weights
+        now = {
+            "teacher": run.teacher_digest(),
+            "supernet": file_digest(weights) if weights.is_file() else None,
+        }
+    except RunFolderError:
+        now = {"teacher": None, "supernet": None}
+    for part, where in (("teacher", run.teacher_agent), ("supernet", run.supernet_weights)):
+        was = searched_with.get(part)
+        if isinstance(was, str) and now[part] is not None and now[part] != was:
+            missing.append(
+                f"the {part} the search chose the front with: `{where}` changed since (its "
+                f"digest is not the front's `search.sources.{part}`: a --resume trained it "
+                "further, or it was replaced), so the front, its agents and their "
+                f"normalisation are of the old {part}; restore it, or run the stages after it "
+                "again"
+            )
     teacher_metrics = _agent_metrics(run.teacher_agent, "teacher", missing)
     teacher_arch = _agent_arch(run.teacher_agent) or cfg.teacher.arch
     raw_norm = data.get("normalisation") or {}
@@ -475,7 +498,10 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
 
     baselines: dict[str, Row] = {}
     unlike: set[str] = set()  # named under missing already
-    teacher_sha = run.teacher_digest()
+    # the teacher the front was searched with (its normalisation's), else the run's
+    teacher_sha = searched_with.get("teacher")
+    if not isinstance(teacher_sha, str):
+        teacher_sha = run.teacher_digest()
     for folder in _own_subfolders(run, run.baselines, missing):
         m = _agent_metrics(folder, f"baseline {folder.name}", missing)
         if m is not None and (why := _baseline_unlike(m, run, teacher_sha, supernet_steps,
