@@ -22,7 +22,7 @@ struct RawGeometry {
 };
 
 RawGeometry check_raw(const py::array& raw) {
-  if (!raw.dtype().is(py::dtype::of<uint8_t>())) {
+  if (!py::isinstance<py::array_t<uint8_t>>(raw)) {
     throw std::invalid_argument("raw must be uint8");
   }
   const bool grey = raw.ndim() == 4;
@@ -46,7 +46,7 @@ void check_size(int64_t size) {
 
 void preprocess_frames_np(const py::array& raw, py::array& out) {
   const RawGeometry g = check_raw(raw);
-  if (!out.dtype().is(py::dtype::of<uint8_t>()) || out.ndim() != 3) {
+  if (!py::isinstance<py::array_t<uint8_t>>(out) || out.ndim() != 3) {
     throw std::invalid_argument("out must be a uint8 array of shape (N, size, size)");
   }
   const int64_t size = out.shape(1);
@@ -69,7 +69,7 @@ void preprocess_frames_np(const py::array& raw, py::array& out) {
 
 void push_frames_np(const py::array& raw, py::array& stack, const py::object& reset_mask) {
   const RawGeometry g = check_raw(raw);
-  if (!stack.dtype().is(py::dtype::of<uint8_t>()) || stack.ndim() != 4 || stack.shape(0) != g.n ||
+  if (!py::isinstance<py::array_t<uint8_t>>(stack) || stack.ndim() != 4 || stack.shape(0) != g.n ||
       stack.shape(1) < 1 || stack.shape(2) != stack.shape(3)) {
     throw std::invalid_argument("stack must be a uint8 array of shape (N, K, size, size)");
   }
@@ -87,7 +87,7 @@ void push_frames_np(const py::array& raw, py::array& stack, const py::object& re
           "reset_mask must be None or a contiguous bool array of shape (N,)");
     }
     mask_arr = py::reinterpret_borrow<py::array>(reset_mask);
-    if (!mask_arr.dtype().is(py::dtype::of<bool>()) || mask_arr.ndim() != 1 ||
+    if (!py::isinstance<py::array_t<bool>>(mask_arr) || mask_arr.ndim() != 1 ||
         mask_arr.shape(0) != g.n || !(mask_arr.flags() & py::array::c_style)) {
       throw std::invalid_argument("reset_mask must be a contiguous bool array of shape (N,)");
     }

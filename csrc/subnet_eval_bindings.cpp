@@ -18,7 +18,7 @@ namespace {
 // everything memory safety depends on is checked again here (std::invalid_argument, ValueError).
 template <typename T>
 const T* se_buffer(const py::array& a, const char* name, int ndim) {
-  if (!a.dtype().is(py::dtype::of<T>())) {
+  if (!py::isinstance<py::array_t<T>>(a)) {
     throw std::invalid_argument(std::string("subnet_eval: ") + name + " has the wrong dtype");
   }
   if (ndim >= 0 && a.ndim() != ndim) {

@@ -162,6 +162,36 @@ def test_every_float_dtype_the_reference_takes_the_kernel_takes() -> None:
 
 
 @needs_native
+def test_the_kernels_take_arrays_whose_dtype_is_an_equal_copy() -> None:
+    """An array sent through pickle (a worker process, Ray) carries an equal copy of its dtype,
+    not numpy's own object: the native population forward and frame ops take it as they take
+    a fresh array (they compared the dtype objects and refused it as "wrong dtype")."""
+    import pickle
+
+    from a2d_evo import ops
+
+    def fresh(x: np.ndarray) -> np.ndarray:
+        return np.frombuffer(x.tobytes(), x.dtype.type).reshape(x.shape).copy()
+
+    rng = np.random.default_rng(4)
+    raw = pickle.loads(pickle.dumps(rng.integers(0, 256, (3, 2, 20, 20), dtype=np.uint8)))
+    assert raw.dtype == np.uint8 and raw.dtype is not np.dtype(np.uint8)  # the premise
+    frames = ops.preprocess_frames(raw, size=10)
+    np.testing.assert_array_equal(frames, ops.preprocess_frames(fresh(raw), size=10))
+    stack = pickle.loads(pickle.dumps(np.zeros((3, 4, 10, 10), np.uint8)))
+    mask = pickle.loads(pickle.dumps(np.array([True, False, True])))
+    pushed = ops.push_frames(raw, stack.copy(), mask)
+    np.testing.assert_array_equal(pushed, ops.push_frames(fresh(raw), fresh(stack), fresh(mask)))
+    space = SearchSpace(CNN_SPACES[1])
+    net = noisy_supernet(space, (4, 52, 52), 4, seed=4)
+    obs = pickle.loads(pickle.dumps(rng.integers(0, 256, (2, 4, 52, 52), dtype=np.uint8)))
+    archs = [space.largest()]
+    fwd = PopulationForward(net, backend="native")
+    for got, ref in zip(fwd(obs, archs, [2]), fwd(fresh(obs), archs, [2]), strict=True):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(ref))
+
+
+@needs_native
 def test_nan_stays_nan_as_in_the_reference() -> None:
     """A diverged supernet is not scored with plausible numbers: a NaN observation (MLP,
     tanh) or a NaN conv bias (CNN, relu) gives NaN outputs where the torch forward does."""
