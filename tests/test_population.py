@@ -330,6 +330,27 @@ def test_a_gpu_below_the_compiled_architectures_takes_the_reference(
         assert re.findall(r"\d+", MOD.cuda_architectures()), MOD.cuda_architectures()
 
 
+def test_the_capability_asked_is_the_target_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forward pinned to a 7.5 GPU (cuda:1) while an 9.0 one is current takes the reference:
+    the check asked the current GPU, and the launch on cuda:1 failed ("no kernel image")."""
+    kernel = object()
+    fake = SimpleNamespace(
+        has_cuda=lambda: True, cuda_architectures=lambda: "80 89 90", subnet_eval_mlp_cuda=kernel
+    )
+    monkeypatch.setattr(dispatch, "native_module", lambda: fake)
+    monkeypatch.setenv(CUDA_ENV_VAR, "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    capabilities = {None: (9, 0), "cuda:0": (9, 0), "cuda:1": (7, 5)}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: capabilities[d])
+    assert dispatch.native_op("subnet_eval_mlp", "cuda:1") is None
+    assert dispatch.native_op("subnet_eval_mlp", "cuda:0") is kernel
+    assert dispatch.native_op("subnet_eval_mlp", "cuda") is kernel  # the current one
+    from a2d_evo.ops.subnet_eval import subnet_eval_backend
+
+    assert subnet_eval_backend("mlp", "cuda:1") == "reference"
+    assert subnet_eval_backend("mlp", "cuda:0") == "native"
+
+
 def test_a_bare_cuda_device_is_pinned_to_the_current_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     """``device="cuda"`` meant whichever GPU was current at each call, while the packed weights
     stayed on the one current at refresh(): the kernel then read another GPU's memory."""

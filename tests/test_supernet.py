@@ -251,6 +251,19 @@ def test_archs_outside_the_space_but_inside_the_supernet_work(cnn_supernet: Supe
     assert_close(out.value, ref.value)
 
 
+def test_image_networks_refuse_frames_scaled_already(cnn_supernet: Supernet) -> None:
+    """The network scales frames itself (obs_scale): float frames, 0-1 already, would be
+    divided by 255 again without a word; uint8 and bool (MinAtar's planes) are taken."""
+    arch = CNN.largest()
+    obs = frames(2, seed=3)
+    agent = extract(cnn_supernet, arch)
+    for net in (lambda x: cnn_supernet(x, arch), agent):
+        with pytest.raises(TypeError, match="takes the env's frames as uint8"):
+            net(obs.float() / 255)
+        assert net(obs).logits.shape == (2, cnn_supernet.n_actions)
+        assert net(obs > 127).logits.shape == (2, cnn_supernet.n_actions)
+
+
 # ----------------------------------------------------------------------------- gradients
 def _loss(out: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
     logits, value = out
@@ -351,3 +364,25 @@ def test_supernet_weights_with_nan_are_refused(tmp_path: Path) -> None:
     torch_save(tmp_path / "nan.pt", state)
     with pytest.raises(FormatError, match="holds NaN or infinite values"):
         load_supernet(cfg, tmp_path / "nan.pt")
+
+
+def test_supernet_weights_of_another_dtype_or_not_stored_are_refused(tmp_path: Path) -> None:
+    """As load_agent refuses them: a tensor of another dtype was cast without a word (an int
+    one skipped the finite check), and a stride-0 view of one stored value has the shape of
+    a whole weight."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.errors import FormatError
+    from a2d_evo.files import torch_save
+    from a2d_evo.nets.supernet import build_supernet, load_supernet
+
+    cfg = config_from_dict({"env": {"id": "CartPole-v1"}})
+    state = build_supernet(cfg).state_dict()
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.dim() == 2)
+    for bad, why in (
+        (state[name].to(torch.int64), "has dtype torch.int64, expected torch.float32"),
+        (state[name].half(), "has dtype torch.float16"),
+        (torch.zeros(1).expand(state[name].shape), "is not a dense tensor of its shape"),
+    ):
+        torch_save(tmp_path / "bad.pt", {**state, name: bad})
+        with pytest.raises(FormatError, match=why):
+            load_supernet(cfg, tmp_path / "bad.pt")

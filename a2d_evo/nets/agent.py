@@ -71,13 +71,22 @@ def init_layer(layer: L, std: float = float(np.sqrt(2)), bias: float = 0.0) -> L
     return layer
 
 
-def check_batch(obs: Tensor, obs_shape: tuple[int, ...]) -> None:
+def check_batch(obs: Tensor, obs_shape: tuple[int, ...], image: bool = False) -> None:
     """Raise ValueError unless ``obs`` is a batch of ``obs_shape`` observations: a network
-    sliced to its input would otherwise run on a wrong shape and give wrong outputs."""
+    sliced to its input would otherwise run on a wrong shape and give wrong outputs. An image
+    network (``image``) takes the env's frames, uint8 or bool, and refuses floats (TypeError):
+    frames scaled already would be scaled again by ``obs_scale`` inside the network, and the
+    ONNX file and the native kernels take uint8 only."""
     if not isinstance(obs, Tensor):  # numpy arrays: AttributeError 'dim' said nothing
         raise TypeError(
             f"the network takes a torch tensor of observations, got {type(obs).__name__}; "
             "an agent's act(obs) takes what the env gives (numpy, one observation or a batch)"
+        )
+    if image and (obs.is_floating_point() or obs.is_complex()):
+        raise TypeError(
+            f"an image network takes the env's frames as uint8 (or bool planes), got "
+            f"{obs.dtype}: it scales them itself (obs_scale), so frames scaled already would "
+            "be scaled twice"
         )
     if tuple(obs_shape) == (1,) and obs.dim() == 1:  # a scalar-Box env: (N,) is N scalars
         return
@@ -160,7 +169,7 @@ class Agent(nn.Module):
         return self.image
 
     def features(self, obs: Tensor) -> Tensor:
-        check_batch(obs, self.obs_shape)
+        check_batch(obs, self.obs_shape, self.image)
         x = obs_to_float(obs, self.obs_scale)
         if not self.image:
             x = x.reshape(x.shape[0], math.prod(self.obs_shape))

@@ -6,7 +6,8 @@
     arch.json     {"format_version", "arch", "obs_shape", "n_actions", "obs_scale", "env"}
     policy.pt     a plain state dict (torch.load(path, weights_only=True) reads it)
     metrics.json  the metrics contract (METRICS_KEYS), when given
-    policy.onnx   when the export extra is installed: the env's input dtype, dynamic batch,
+    policy.onnx   when the export extra is installed: float32 vectors or uint8 images (an
+                  env's bool planes given as uint8), dynamic batch,
                   outputs ``logits`` and ``value``, the ``obs_scale`` multiplication inside
 
 ``obs_scale`` is what the network multiplies its input by (1/255 for ALE frames, 1 for

@@ -259,6 +259,8 @@ class PopulationForward:
             self.device = torch.device("cuda", torch.cuda.current_device())
         self.kind = "cnn" if supernet.image else "mlp"
         self._dev = "cuda" if self.device.type == "cuda" else "cpu"
+        # the device the native ops are asked about: that GPU's capability, not the current's
+        self._op_device = str(self.device) if self._dev == "cuda" else "cpu"
         if backend not in (None, "native", "reference"):
             raise ValueError(f"backend: expected 'native' or 'reference', got {backend!r}")
         self._forced = backend
@@ -277,7 +279,7 @@ class PopulationForward:
                     f"the native subnet_eval kernel is not available on {self._dev}"
                 )
             return "reference"  # e.g. the env var was set at the last refresh()
-        return self._forced or subnet_eval_backend(self.kind, self._dev)
+        return self._forced or subnet_eval_backend(self.kind, self._op_device)
 
     def _path(self) -> tuple[str, str | None]:
         """The path that runs and its CPU dispatch: ``("native-cpu", "avx2-fma")``,
@@ -308,7 +310,7 @@ class PopulationForward:
 
     def refresh(self) -> None:
         """Re-pack the supernet's weights (after they changed); the reference path packs nothing."""
-        self._native = native_op(f"subnet_eval_{self.kind}", self._dev)
+        self._native = native_op(f"subnet_eval_{self.kind}", self._op_device)
         self.packed: PackedSupernet | None = None
         self._params_dev: torch.Tensor | None = None
         self._unsupported = unsupported_by_native(self.supernet, self._dev)

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from a2d_evo.config import Config
 from a2d_evo.envs import env_spec
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
-from a2d_evo.files import torch_load
+from a2d_evo.files import tensor_not_in_file, torch_load
 from a2d_evo.nets.agent import (
     PolicyOutput,
     check_batch,
@@ -139,7 +139,7 @@ class Supernet(nn.Module):
     def features(self, obs: Tensor, arch: Arch) -> Tensor:
         """The last hidden activation of subnet ``arch``."""
         self.check(arch)
-        check_batch(obs, self.obs_shape)
+        check_batch(obs, self.obs_shape, self.image)
         x = obs_to_float(obs, self.obs_scale)
         if isinstance(arch, MLPArch):
             x = x.reshape(x.shape[0], math.prod(self.obs_shape))
@@ -254,7 +254,15 @@ def load_supernet(cfg: Config, path: str | Path) -> Supernet:
                 f"supernet weights {path}: {name} has shape {tuple(state[name].shape)}, the "
                 f"config's search space needs {tuple(tensor.shape)}"
             )
-        # as load_agent: NaN logits argmax to action 0, scored as a plausible return
+        # as load_agent: another dtype would be cast without a word, a stride-0 view read
+        # whole would allocate without bound, NaN logits argmax to action 0
+        if state[name].dtype != tensor.dtype:
+            raise FormatError(
+                f"supernet weights {path}: {name} has dtype {state[name].dtype}, expected "
+                f"{tensor.dtype}"
+            )
+        if (why := tensor_not_in_file(state[name])) is not None:
+            raise FormatError(f"supernet weights {path}: tensor {name!r} {why}")
         if state[name].is_floating_point() and not bool(torch.isfinite(state[name]).all()):
             raise FormatError(
                 f"supernet weights {path}: tensor {name!r} holds NaN or infinite values"

@@ -68,26 +68,29 @@ def cuda_opted_in() -> bool:
 
 
 def native_op(op: str, device: str = "cpu") -> object | None:
-    """The native function implementing `op` on `device` ("cpu" or "cuda"), or None."""
+    """The native function implementing `op` on `device` ("cpu", "cuda" for the current GPU,
+    or "cuda:N"), or None."""
     if reference_forced():
         return None
-    if device == "cuda" and op not in CUDA_PROVEN and not cuda_opted_in():
+    cuda = device.split(":")[0] == "cuda"
+    if cuda and op not in CUDA_PROVEN and not cuda_opted_in():
         return None
     mod = native_module()
     if mod is None:
         return None
-    if device == "cuda":
-        if not mod.has_cuda() or not cuda_device_supported(mod):
+    if cuda:
+        if not mod.has_cuda() or not cuda_device_supported(mod, device):
             return None
         return getattr(mod, f"{op}_cuda", None)
     return getattr(mod, op, None)
 
 
-def cuda_device_supported(mod: ModuleType) -> bool:
-    """Whether the current GPU can run kernels compiled for ``mod.cuda_architectures()``: its
-    compute capability at least the lowest of them (the build embeds PTX for each, which newer
-    GPUs compile on load). True where the build does not say (a module from before it did, or
-    ``native``/``all`` architectures); False without a GPU."""
+def cuda_device_supported(mod: ModuleType, device: str = "cuda") -> bool:
+    """Whether the GPU ``device`` ("cuda": the current one, or "cuda:N") can run kernels
+    compiled for ``mod.cuda_architectures()``: its compute capability at least the lowest of
+    them (the build embeds PTX for each, which newer GPUs compile on load). True where the
+    build does not say (a module from before it did, or ``native``/``all`` architectures);
+    False without a GPU."""
     listed = getattr(mod, "cuda_architectures", lambda: "")()
     archs = [int(a) for a in re.findall(r"\d+", str(listed))]
     if not archs:
@@ -96,7 +99,7 @@ def cuda_device_supported(mod: ModuleType) -> bool:
 
     if not torch.cuda.is_available():
         return False
-    major, minor = torch.cuda.get_device_capability()
+    major, minor = torch.cuda.get_device_capability(device if ":" in device else None)
     return 10 * major + minor >= min(archs)
 
 

@@ -424,7 +424,7 @@ def _preprocess_torch(torch: Any, raw: Any, out: Any, size: int) -> Any:
             )
     if n == 0:
         return out
-    fn = dispatch.native_op("preprocess_frames", "cuda")
+    fn = dispatch.native_op("preprocess_frames", str(raw.device))  # that GPU's capability
     if fn is None:
         out.copy_(torch.from_numpy(preprocess_frames_reference(raw.cpu().numpy(), size=size)))
         return out
@@ -458,7 +458,7 @@ def _push_torch(torch: Any, raw: Any, stack: Any, reset_mask: Any) -> Any:
         reset_mask = reset_mask.contiguous()
     if n == 0:
         return stack
-    fn = dispatch.native_op("push_frames", "cuda")
+    fn = dispatch.native_op("push_frames", str(raw.device))  # that GPU's capability
     if fn is None:
         new = preprocess_frames(raw, size=size)
         if k > 1:

@@ -175,8 +175,9 @@ def pack_meta(kind: str, fields: Mapping[str, int | Sequence[int]]) -> np.ndarra
 
 
 def subnet_eval_backend(kind: str, device: str = "cpu") -> str:
-    """``native`` or ``reference``: the path a :class:`PopulationForward` takes right now."""
+    """``native`` or ``reference``: the path a :class:`PopulationForward` takes right now on
+    ``device`` ("cpu", "cuda" or "cuda:N")."""
     op = f"subnet_eval_{kind}"
     if reference_forced() or native_op(op, device) is None:
         return "reference"
-    return FASTEST.get((device, kind), "native")
+    return FASTEST.get((device.split(":")[0], kind), "native")
