@@ -145,16 +145,14 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
 
     stages = [(name, functools.partial(command, name, cfg)) for name in STAGE_PARTS]
     for i, (name, stage) in enumerate(stages):
+        built = [  # finished or begun: a later stage's checkpoint was trained on this one
+            later for later, _ in stages[i + 1 :] if done[later] or holds_results(run.stage(later))
+        ]
         if done[name]:
             changed = _changed(run, name, cfg)
             if not changed:
                 print(f"[demo] {name}: already done in {run.stage(name)}, skipped")
                 continue
-            built = [  # finished or begun: a later stage's checkpoint was trained on this one
-                later
-                for later, _ in stages[i + 1 :]
-                if done[later] or holds_results(run.stage(later))
-            ]
             if built:
                 raise RunFolderError(
                     f"--resume: the {name} stage finished with {changed}, and the {built[0]} "
@@ -165,6 +163,14 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
             print(f"[demo] {name}: finished with {changed}; resuming it")
             _timed(name, stage, True)
             continue
+        if built:  # unfinished under a finished later stage: a --resume of it raising its
+            # budget was cut short; training it on would leave the later stages of old weights
+            raise RunFolderError(
+                f"--resume: the {name} stage is unfinished (a --resume raising its budget was "
+                f"cut short?) and the {built[0]} stage was built on it before; finish it with "
+                f"{run.resume_command(name)} and train the stages after it again, or --out "
+                "for a new demo"
+            )
         # a stage killed before its first checkpoint holds no results: a plain start takes it
         partial = holds_results(run.stage(name))
         staged, lifted = _raised_since(run, name, cfg) if partial else (cfg, [])

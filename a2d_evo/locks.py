@@ -72,9 +72,13 @@ def folder_lock(folder: str | Path, *, create: bool = True, wait_s: float = 0.0)
         yield
     finally:
         del _held[key]
-        # unlink while still holding: a waiter that opened this file sees it gone and retries
+        # unlink while still holding: a waiter that opened this file sees it gone and retries;
+        # only our own file (the folder may have been removed meanwhile and made again, and
+        # the .lock there now be another holder's, which unlinking would hand to a third)
         with contextlib.suppress(OSError):
-            os.unlink(folder / LOCK_FILE)
+            ours, there = os.fstat(fd), os.lstat(folder / LOCK_FILE)
+            if (ours.st_dev, ours.st_ino) == (there.st_dev, there.st_ino):
+                os.unlink(folder / LOCK_FILE)
         os.close(fd)
         _remove_empty(created)
 

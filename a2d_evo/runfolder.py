@@ -699,12 +699,14 @@ def read_config_history(folder: Path) -> list[dict[str, Any]]:
 
 def record_config_change(folder: Path, changes: dict[str, tuple[Any, Any]]) -> None:
     """Append ``{key: (old, new)}`` to ``folder/config_history.yaml``; a change equal to the
-    last one recorded (a resume that died before it saved the new config) is not repeated."""
+    last one recorded for its key (a resume that died before it saved the new config, then
+    run again) is not repeated."""
     history = read_config_history(folder)
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for key, (old, new) in changes.items():
         entry = {"key": key, "from": old, "to": new}
-        if history and {k: history[-1].get(k) for k in entry} == entry:
+        last = next((h for h in reversed(history) if h.get("key") == key), None)
+        if last is not None and {k: last.get(k) for k in entry} == entry:
             continue
         history.append({"time": now, **entry})
     text = yaml.safe_dump(

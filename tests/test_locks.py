@@ -360,3 +360,40 @@ def test_export_takes_every_members_lock_before_writing_any(
     assert main(argv) == 0
     assert (root / "agents" / "front_00" / "policy.pt").is_file()
     assert (root / "agents" / "front_01" / "policy.pt").is_file()
+
+
+def test_a_release_leaves_alone_the_lock_file_of_a_folder_made_again(tmp_path: Path) -> None:
+    """A holder whose folder was removed meanwhile (export removes stale below_NN folders
+    under their locks) and made again, with a new holder's .lock in it, removes nothing on
+    release: unlinking that file by name would let a third writer in beside the second."""
+    folder = tmp_path / "below_00"
+    go_on = tmp_path / "go_on"
+    holder = (
+        "import sys, time, pathlib\n"
+        "from a2d_evo import locks\n"
+        "with locks.folder_lock(sys.argv[1]):\n"
+        "    print('held', flush=True)\n"
+        "    while not pathlib.Path(sys.argv[2]).exists(): time.sleep(0.05)\n"
+    )
+    with locks.folder_lock(folder):
+        shutil.rmtree(folder)
+        second = subprocess.Popen(
+            [sys.executable, "-c", holder, str(folder), str(go_on)],
+            stdout=subprocess.PIPE, text=True, env=_env(),
+        )  # fmt: skip
+        assert second.stdout is not None and second.stdout.readline().strip() == "held"
+    try:
+        assert (folder / locks.LOCK_FILE).read_text() == f"{second.pid}\n"
+        with (
+            pytest.raises(RunFolderError, match="being written by another a2d-evo command"),
+            locks.folder_lock(folder),
+        ):
+            pass
+    finally:
+        go_on.touch()
+        second.wait(30)
+    deadline = time.monotonic() + 10
+    while (folder / locks.LOCK_FILE).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with locks.folder_lock(folder):  # free again once the second holder is gone
+        pass

@@ -696,6 +696,14 @@ def test_a_search_resumed_further_is_reproduced_as_it_ran(tmp_path: Path) -> Non
     assert "--gens 2 --episodes 3 --set search.budget_steps=1000\n" in md
     assert md.count(" --resume ") == 1
     assert "--resume --set search.gens=5 --set search.budget_steps=9000\n" in md
+    # that resume killed after the history and before the config, then run again: recorded
+    # once (each key's own last change, not the history's last line, is the one it repeats)
+    import yaml
+
+    record_config_change(run.search, {"search.gens": (2, 5), "search.budget_steps": (1000, 9000)})
+    history = yaml.safe_load((run.search / "config_history.yaml").read_text())["changes"]
+    assert [h["key"] for h in history] == ["search.gens", "search.budget_steps"]
+    assert write_report(run.load_config(), run).read_text().count(" --resume ") == 1
 
 
 def test_training_stages_raised_on_resume_are_reproduced_as_they_ran(tmp_path: Path) -> None:

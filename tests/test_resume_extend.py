@@ -358,3 +358,34 @@ def test_demo_resume_finishes_a_raise_that_was_cut_short(
     )
     metrics = yaml.safe_load((run.teacher_agent / "metrics.json").read_text())
     assert metrics["env_steps"] == 256 and (run.search / "front.json").is_file()
+
+
+def test_demo_resume_refuses_an_unfinished_stage_a_later_one_was_built_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A teacher raise cut short after the supernet was distilled from the teacher: training
+    the teacher on would leave the supernet (and the search) of the old teacher, which export
+    then refuses after the whole training was spent. The demo refuses it first, naming the
+    command that finishes the raise."""
+    from a2d_evo import demo
+    from a2d_evo.train.supernet_stage import train_supernet
+
+    small = {"search__pop": 4, "search__gens": 1, "search__episodes": 1,
+             "search__final_episodes": 2, "finetune__steps": 0}  # fmt: skip
+    run = RunFolder(tmp_path / "run")
+    train_teacher(tiny(**small), run, progress=False)
+    train_supernet(tiny(**small), run, progress=False)
+    with pytest.raises(TrainingInterrupted):
+        train_teacher(
+            tiny(**small, teacher__total_steps=256), run, resume=True, progress=False,
+            stop_after=5,
+        )  # fmt: skip
+    trained: list[str] = []
+    monkeypatch.setattr(demo, "train_teacher", lambda *a, **k: trained.append("teacher"))
+    with pytest.raises(
+        RunFolderError,
+        match=r"the teacher stage is unfinished .* the supernet "
+        r"stage was built on it before; finish it with `a2d-evo train-teacher",
+    ):
+        demo.run_demo(tiny(**small), run, resume=True, progress=False)
+    assert trained == []
