@@ -362,6 +362,28 @@ def test_export_takes_every_members_lock_before_writing_any(
     assert (root / "agents" / "front_01" / "policy.pt").is_file()
 
 
+@pytest.mark.parametrize("stage", ["teacher", "supernet"])
+def test_export_is_refused_while_the_teacher_or_the_supernet_is_written(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], stage: str
+) -> None:
+    """Export digests the supernet and the teacher, then extracts and fine-tunes from them: a
+    train-teacher or train-supernet writing one meanwhile would leave members whose recorded
+    sources are not what they were made from. It is refused before anything is written."""
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    held = root / stage
+    holder = _hold(held)
+    argv = ["export", str(root), "--pick", "all", "--finetune", "0", "--quiet"]
+    try:
+        assert main(argv) == EXIT_USER_ERROR
+        err = _one_line_error(capsys)
+        assert f"pid {holder.pid}" in err and str(held) in err, err
+        assert not (root / "agents").exists() or not any((root / "agents").iterdir())
+    finally:
+        _kill(holder)
+    assert main(argv) == 0
+
+
 def test_a_release_leaves_alone_the_lock_file_of_a_folder_made_again(tmp_path: Path) -> None:
     """A holder whose folder was removed meanwhile (export removes stale below_NN folders
     under their locks) and made again, with a new holder's .lock in it, removes nothing on

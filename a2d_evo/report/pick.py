@@ -312,14 +312,31 @@ def export_front(
     fine-tuned with this budget from the same supernet, front and teacher
     (:func:`export_sources`): an interrupted export continues agent by agent.
     """
+    if finetune_steps is not None:
+        cfg = replace(cfg, finetune=replace(cfg.finetune, steps=finetune_steps))
+    # the supernet the members are extracted from and the teacher they are fine-tuned against
+    # stay the files export_sources digests: a train-supernet or train-teacher (--resume)
+    # writing either meanwhile is refused, as this export is while one of them runs
+    with contextlib.ExitStack() as held:
+        for stage in (run.supernet, run.teacher):
+            held.enter_context(folder_lock(stage, create=False))
+        return _export_front(cfg, run, pick, max_flops, min_return, progress)
+
+
+def _export_front(
+    cfg: Config,
+    run: RunFolder,
+    pick: str,
+    max_flops: float | None,
+    min_return: float | None,
+    progress: bool,
+) -> list[Path]:
+    """:func:`export_front` with the supernet's and the teacher's folders locked."""
     # torch-heavy modules imported here: load_front and the knee serve the torch-free report
     from a2d_evo.evaluation.seeds import check_scoring_seeds
     from a2d_evo.nets.agent_folder import ONNX_SKIPPED_NOTE, onnx_available
     from a2d_evo.nets.supernet import load_supernet
     from a2d_evo.report.deliver import finetune_members, front_references, write_delivered
-
-    if finetune_steps is not None:
-        cfg = replace(cfg, finetune=replace(cfg.finetune, steps=finetune_steps))
 
     data, front_sha = load_front_and_digest(run, cfg)
     front: list[dict[str, Any]] = data["front"]
