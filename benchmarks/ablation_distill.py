@@ -8,7 +8,8 @@ Arms, each a supernet trained with the config's budget from ONE teacher (trained
 * ``uniform``: ``both`` with ``supernet.sampling=uniform`` (the sampling rule's control arm).
 
 Every supernet is scored with inherited weights, greedy, on the same episodes: 50 fixed archs
-stratified by FLOPs (10 per log10-FLOPs quintile of the space, at least 5 narrow-after-narrow,
+stratified by FLOPs (10 per fifth of the space's log10-FLOPs range: five bins of equal width,
+not of equal count, so not quintiles in the strict sense; at least 5 narrow-after-narrow,
 drawn with ``--arch-seed``), plus the smallest and the largest subnet. Per arm and seed it
 reports the mean, std and worst over the 50, and the smallest and largest.
 
@@ -80,7 +81,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="100,101,102")
     parser.add_argument("--arms", default="none,actor,critic,both,uniform")
     parser.add_argument("--arm", action="append", default=[], help="NAME=KEY=V;KEY=V")
-    parser.add_argument("--per-quintile", type=int, default=10, help="fixed archs per quintile")
+    parser.add_argument("--per-quintile", type=int, default=10, help="fixed archs per fifth of the log10-FLOPs range")
     parser.add_argument("--episodes", type=int, default=10, help="greedy episodes per arch")
     parser.add_argument("--arch-seed", type=int, default=12345)
     parser.add_argument("--teacher-seed", type=int, default=100)

@@ -146,8 +146,8 @@ def own_loop(
     evaluate = functools.partial(ev.evaluate, max_episode_steps=s.max_episode_steps)
     problem = SubnetProblem(
         space, evaluate, obs_shape, n_actions, norm, s.episodes, s.max_flops,
-        reevaluate=not method.startswith("random"), estimate=s.estimate,
-        anchors=search_anchors(cfg, space, obs_shape, n_actions),
+        reevaluate=not method.startswith("random"), max_arch_episodes=s.max_arch_episodes,
+        estimate=s.estimate, anchors=search_anchors(cfg, space, obs_shape, n_actions),
     )  # fmt: skip
     gen, stopped_by = 0, "gens"
     if method.startswith("random"):
@@ -191,7 +191,7 @@ def own_loop(
         algorithm.setup(problem, termination=NoTermination(), verbose=False)
         while not budget_spent(problem, s.budget_steps):
             seeds = generation_seeds(cfg.seed, gen, s.episodes)
-            if not play_generation(algorithm, problem, seeds, gen):
+            if not play_generation(algorithm, problem, seeds, gen, s.reevaluate_ranks):
                 stopped_by = "space exhausted"
                 break
             gen += 1

@@ -68,8 +68,11 @@ def pipeline_spend(run: RunFolder) -> dict[str, Any]:
         "teacher_env_steps": teacher.get("env_steps"),
         "supernet_env_steps": supernet.get("env_steps"),
         "search_env_steps": front["search"].get("env_steps"),
+        # a budget's last generation, played in full and cut: played, not used to choose
+        "search_discarded_env_steps": front["search"].get("discarded_env_steps", 0),
         "delivery_env_steps": front["delivery"].get("halving_env_steps", 0)
         + front["delivery"].get("final_env_steps", 0),
+        "below_random_env_steps": front["delivery"].get("below_random_env_steps", 0),
     }
 
 
@@ -106,6 +109,9 @@ def compare(cfg: Config, run: RunFolder, episodes: int, margin: float) -> dict[s
         m = read_json(folder / "metrics.json", "metrics")
         norm = normalised_return(np.asarray(res.returns), r_random.mean, r_teacher.mean)
         spent = {k: m[k] for k in SPENT_KEYS if k in m}  # what it trained for, recorded
+        val = m.get("finetune_validation")
+        if isinstance(val, dict) and "env_steps" in val:  # played to choose, not to train
+            spent["validation_env_steps"] = val["env_steps"]
         return {"name": folder.name, "flops": m["flops"], "return_mean": res.mean,
                 "normalised": float(norm.mean()), "per_episode": norm, **spent,
                 "episode_returns": [float(r) for r in res.returns]}  # fmt: skip

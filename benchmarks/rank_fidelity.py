@@ -104,6 +104,9 @@ def main() -> None:
             or (kept.get("after") or {}).get("episodes") != args.episodes
             or kept.get("finetune_validation") is not None
         ):
+            # the old metrics.json goes with the old weights: finetune_agent adds its budget
+            # to the one recorded there, which the check above would never match again
+            (folder / "metrics.json").unlink(missing_ok=True)
             save_agent(agent, folder, metrics=None, onnx=False)
             finetune_agent(
                 folder, cfg, steps=steps, teacher_dir=run.teacher_agent, progress=False,
