@@ -81,7 +81,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="100,101,102")
     parser.add_argument("--arms", default="none,actor,critic,both,uniform")
     parser.add_argument("--arm", action="append", default=[], help="NAME=KEY=V;KEY=V")
-    parser.add_argument("--per-quintile", type=int, default=10, help="fixed archs per fifth of the log10-FLOPs range")
+    parser.add_argument(
+        "--per-quintile", type=int, default=10, help="fixed archs per fifth of the log-FLOPs range"
+    )
     parser.add_argument("--episodes", type=int, default=10, help="greedy episodes per arch")
     parser.add_argument("--arch-seed", type=int, default=12345)
     parser.add_argument("--teacher-seed", type=int, default=100)
