@@ -209,6 +209,8 @@ def test_ray_equals_local_and_follows_refresh(ray_local: Any) -> None:
     local = PopulationEvaluator(net, cfg)
     remote = make_population_evaluator(net, cfg)
     assert isinstance(remote, RayPopulationEvaluator)
+    # the arithmetic the actors run, which a search records and a resume checks
+    assert remote.numerics == local.forward.numerics
     try:
         want = local.evaluate(archs, 2, seeds, max_episode_steps=60)
         got = remote.evaluate(archs, 2, seeds, max_episode_steps=60)
@@ -383,6 +385,9 @@ def test_ray_search_writes_the_local_front(ray_local: Any, tmp_path: Path) -> No
         fronts.append(_front_without_timings(evolve(cfg, run, progress=False)))
         history = (run.search / "history.csv").read_text()
         fronts[-1]["history"] = history
+        # recorded by both: a search resumed on the other backend is checked, not mixed
+        fronts[-1]["forward"] = json.loads((run.search / "state.json").read_text())["forward"]
+    assert fronts[0]["forward"] is not None
     assert fronts[0] == fronts[1]
     assert len(fronts[0]["front"]) >= 1
 

@@ -158,8 +158,10 @@ class _EvalWorker:
         self.evaluator.refresh()
         self.version = version
 
-    def ready(self) -> int:
-        return os.getpid()
+    def ready(self) -> tuple[int, str]:
+        """This actor's pid and the arithmetic its population forward runs (``numerics``:
+        the device, native or reference, the CPU kernel), which every actor must share."""
+        return os.getpid(), self.evaluator.forward.numerics
 
     def evaluate(
         self,
@@ -301,9 +303,19 @@ class RayPopulationEvaluator:
                 f"{s.ray_gpus_per_actor:g} GPUs (cluster: {self.ray.cluster_resources()})"
             )
         try:
-            self.ray.get(ready)
+            started = self.ray.get(ready)
         except self.ray.exceptions.RayError as exc:
             raise DistributedError(f"a Ray evaluation actor failed to start: {exc}") from None
+        paths = sorted({numerics for _, numerics in started})
+        if len(paths) > 1:  # a share's scores would depend on the node it lands on
+            raise DistributedError(
+                f"the Ray evaluation actors run different arithmetic ({', '.join(paths)}): "
+                "each picks its own from its node (device, native build, CPU kernel, "
+                "A2D_EVO_REFERENCE_OPS); give every node the same, or search locally"
+            )
+        self.numerics: str = paths[0]
+        """The arithmetic every actor's population forward runs: what a search records
+        (``evolve`` refuses to resume a search on another)."""
 
     def _replace(self, i: int, why: BaseException) -> None:
         """Start a new actor in slot ``i`` (its ``ready()`` is awaited with the shares)."""
@@ -443,10 +455,16 @@ class RayPopulationEvaluator:
             if ref in self._starting:
                 i = self._starting.pop(ref)
                 try:
-                    ray.get(ref)
+                    _, numerics = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     self._replace(i, exc)
                 else:
+                    if numerics != self.numerics:  # the replacement landed on another node
+                        raise DistributedError(
+                            f"a replacement Ray evaluation actor runs {numerics}, the others "
+                            f"{self.numerics}: its scores would not be comparable; give every "
+                            "node the same arithmetic, or search locally"
+                        )
                     idle.append(i)
                 continue
             i, k, _ = running.pop(ref)

@@ -248,10 +248,11 @@ class _Search:
         )
 
     def numerics(self) -> str | None:
-        """The arithmetic of the population forward that plays the episodes (None for an
-        evaluator without one in this process: Ray's actors build their own)."""
+        """The arithmetic of the population forward that plays the episodes: the local one's,
+        or the one Ray's actors all run (:class:`RayPopulationEvaluator` checks they agree);
+        None for an evaluator that says neither."""
         forward = getattr(self.evaluator, "forward", None)
-        numerics = getattr(forward, "numerics", None)
+        numerics = getattr(forward if forward is not None else self.evaluator, "numerics", None)
         return numerics if isinstance(numerics, str) else None
 
     def state_spec(self) -> StateSpec:
