@@ -325,9 +325,15 @@ def run_ppo(
                         f"{opts.stage} training interrupted ({reason}) at update {update}/"
                         f"{n_updates}, step {global_step}; {where}"
                     )
-            if stop.reason is not None:  # it came after the last update's vote: honoured too
+            # a signal after the last update's vote: honoured too, on every rank or none (a
+            # rank ending alone would leave the others writing while torchrun stops them)
+            late = stop.reason is not None
+            if ctx.enabled:
+                late = ddp.any_rank(late, ctx)
+            if late:
                 raise TrainingInterrupted(
-                    f"{opts.stage} training interrupted ({stop.reason}) after its last update "
+                    f"{opts.stage} training interrupted ({stop.reason or 'on another rank'}) "
+                    "after its last update "
                     f"{update}/{n_updates}, step {global_step}; every update is trained"
                     + (
                         f" and saved to {opts.checkpoint}: --resume finishes the stage"
