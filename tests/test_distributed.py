@@ -348,6 +348,27 @@ def test_hung_actor_share_is_rerun_after_the_share_timeout(
         remote.close()
 
 
+def test_a_hung_actor_whose_share_is_given_up_is_stopped_too(
+    ray_local: Any, actor_hangs_once: Path
+) -> None:
+    """No retries left: the DistributedError comes with the hung actor stopped and replaced,
+    so a caller that keeps the evaluator does not queue its next share behind the hung one."""
+    cfg = small_cfg("search.backend=ray", "search.ray_actors=2", "search.ray_share_timeout_s=3")
+    net = trained_like(cfg)
+    archs = population(cfg, 8, seed=1)
+    remote = RayPopulationEvaluator(net, cfg, max_retries=0)
+    try:
+        before = list(remote.actors)
+        with pytest.raises(DistributedError, match="were lost on 1 Ray actors"):
+            remote.evaluate(archs, 2, [21, 22], max_episode_steps=60)
+        gone = [old for old, new in zip(before, remote.actors, strict=True) if old != new]
+        assert len(gone) == 1
+        with pytest.raises(ray_local.exceptions.RayActorError):
+            ray_local.get(gone[0].ready.remote(), timeout=30)
+    finally:
+        remote.close()
+
+
 def _run_with_supernet(root: Path, cfg: Config) -> Any:
     """A run folder holding a teacher agent and (perturbed) supernet weights: what evolve needs."""
     from a2d_evo.config import config_to_dict

@@ -15,6 +15,7 @@ replacement), so a generation is never lost. Ray is imported only here and only 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -402,6 +403,12 @@ class RayPopulationEvaluator:
         def lost(i: int, k: int, why: BaseException) -> None:
             """Share ``k`` did not come back from slot ``i``: queue it again, replace the actor."""
             if attempts[k] > self.max_retries:
+                # the actor goes too (hung, it would hold the next share of a caller that
+                # keeps this evaluator), and a new one starts in its slot
+                with contextlib.suppress(Exception):  # already gone
+                    self.ray.kill(self._slots[i].handle, no_restart=True)
+                self._slots[i].handle = self._spawn()
+                self._starting[self._slots[i].handle.ready.remote()] = i
                 raise DistributedError(
                     f"candidates {shares[k].start}-{shares[k].stop - 1} were lost on "
                     f"{attempts[k]} Ray actors; last error: {type(why).__name__}: {why}"
