@@ -738,7 +738,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except Interrupted as exc:
-        print(f"a2d-evo {args.command}: {exc}", file=sys.stderr)
+        # a fine-tune inside export or demo says "nothing saved" of its own agent: what the
+        # command as a whole kept, and how to go on, is said here
+        go_on = {
+            "export": "; the members already fine-tuned are kept: run the same export again "
+            "to go on",
+            "demo": "; the stages and members already done are kept: continue with --resume",
+        }.get(args.command, "")
+        print(f"a2d-evo {args.command}: {exc}{go_on}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except A2DError as exc:
         print(f"a2d-evo {args.command}: error: {exc}", file=sys.stderr)

@@ -269,6 +269,9 @@ def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(
         said = ("budgets are the run's own", "drop --seed", "expected positive numbers",
                 "above 16,384 (MAX_WIDTH)", "the folders *_x0.333333")  # fmt: skip
         assert words in err and any(s in err for s in said), err
+    # no method at all: refused (it said which it would train, trained none and exited 0)
+    assert main([*argv[:5], ",", "--quiet"]) == 2
+    assert "--methods: give at least one of ppo,distill,a2d" in capsys.readouterr().err
     # an imported teacher trained nothing in the run: its ppo budget is said to be the
     # config's (it read "(the teacher's)", a number the teacher never trained for)
     capsys.readouterr()

@@ -284,6 +284,19 @@ def test_an_interrupted_export_says_how_to_go_on(
     err = capsys.readouterr().err
     assert "interrupted (SIGINT); the members already fine-tuned are kept: run the same " in err
     assert "--resume" not in err
+    # a fine-tune inside it stopped by the signal (its own loop's message): the same advice
+    from a2d_evo.train.interrupts import TrainingInterrupted
+
+    def fine_tune_stopped(*args: object, **kw: object) -> None:
+        raise TrainingInterrupted("finetune training interrupted (SIGTERM) at update 3/12; "
+                                  "nothing saved")  # fmt: skip
+
+    monkeypatch.setattr(pick, "export_front", fine_tune_stopped)
+    assert main(["export", str(finished), "--quiet"]) == EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    assert err.rstrip().endswith(
+        "nothing saved; the members already fine-tuned are kept: run the same export again to go on"
+    ), err
 
 
 def test_report_takes_no_env_import(capsys: pytest.CaptureFixture[str]) -> None:

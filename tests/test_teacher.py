@@ -642,3 +642,31 @@ def test_an_agents_file_or_numpy_input_says_what_to_pass(tmp_path: Path) -> None
     with pytest.raises(TypeError, match=r"takes a torch tensor .*got ndarray; an agent's act"):
         agent(np.zeros((3, 4), dtype=np.float32))
     assert agent.act(np.zeros(4, dtype=np.float32)) in (0, 1)  # what the message points to
+
+
+def test_an_imported_atari_cnn_is_said_to_expect_fire_and_refused_on_other_scales(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CleanRL's ppo_atari presses FIRE on resets, a2d-evo does not: the import says so. An
+    env whose observations are not 0-255 frames (another obs_scale) is refused before
+    anything is written: the CNN divides by 255 itself, and every later stage would refuse
+    the teacher for its scale."""
+    import importlib
+
+    from a2d_evo.envs import env_spec
+
+    it = importlib.import_module("a2d_evo.train.import_teacher")  # the module, not the function
+
+    cfg = config_from_dict({"env": {"id": "ALE/Pong-v5"}, "space": {"kind": "cnn"}})
+    src = tmp_path / "pong.cleanrl_model"
+    torch.save(seeded(CleanRLAtari(6)).state_dict(), src)
+    saved: list[Path] = []
+    monkeypatch.setattr(it, "save_teacher", lambda agent, c, folder, extra: saved.append(folder))
+    it.import_teacher(src, cfg, RunFolder(tmp_path / "run"))
+    assert saved and "press FIRE on every reset" in capsys.readouterr().err
+    real = env_spec(cfg.env)
+    monkeypatch.setattr(it, "env_spec", lambda env: real._replace(obs_scale=1.0))
+    other = RunFolder(tmp_path / "other")
+    with pytest.raises(FormatError, match="divides its pixels by 255, and ALE/Pong-v5's obs"):
+        it.import_teacher(src, cfg, other)
+    assert not other.root.exists() or not (other.root / "teacher").exists()

@@ -745,15 +745,22 @@ def test_the_runs_teacher_is_not_fine_tuned(tmp_path: Path, sharp_teacher: Path)
     run.bind(cfg)
     shutil.copytree(sharp_teacher, run.teacher_agent)
     before = {p.name: p.read_bytes() for p in run.teacher_agent.iterdir()}
+    other = shutil.copytree(sharp_teacher, tmp_path / "other")  # another teacher given
     for given in (
         None,
         run.teacher_agent,
         tmp_path / "run" / "teacher" / ".." / "teacher" / "agent",
+        other,
     ):
-        with pytest.raises(TrainingError, match="is the teacher it would distil from") as info:
+        with pytest.raises(TrainingError, match="is the teacher of the run .*a teacher is not "
+                           "fine-tuned") as info:  # fmt: skip
             finetune_agent(run.teacher_agent, cfg, steps=64, teacher_dir=given, progress=False)
         assert "..." not in str(info.value)  # the run's own command, or the import advice
     assert {p.name: p.read_bytes() for p in run.teacher_agent.iterdir()} == before
+    # outside a run, an agent given itself as its teacher: nothing to distil
+    alone = shutil.copytree(sharp_teacher, tmp_path / "alone")
+    with pytest.raises(TrainingError, match="is the teacher it would distil from"):
+        finetune_agent(alone, cfg, steps=64, teacher_dir=alone, progress=False)
 
 
 def test_finetune_ships_the_inherited_weights_when_validation_rejects_it(

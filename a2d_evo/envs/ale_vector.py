@@ -31,7 +31,9 @@ class AleVectorEnv:
     ``life_loss_info`` (its ``episodic_life`` restarts the game); an agent-step limit by partial
     resets. Seeding: env i gets the ALE seed gymnasium would derive from its seed when that is
     a non-negative int32 (so with ``noop_max=0`` its games equal the reference's); its no-ops
-    come from its own mt19937, so with no-ops the games differ from the reference's.
+    come from its own mt19937, so with no-ops the games differ from the reference's. Its v5
+    limit of 108,000 frames is counted from after the reset's no-ops (ale-py's own counter),
+    up to 29 frames later than the reference's.
     """
 
     def __init__(

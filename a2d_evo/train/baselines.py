@@ -213,6 +213,8 @@ def train_baselines(
             )
     if not widths:
         raise ConfigError("--widths: give at least one multiplier, e.g. 0.25,0.5,1")
+    if not methods:  # it trained nothing and said it would train them
+        raise ConfigError(f"--methods: give at least one of {','.join(BASELINE_METHODS)}")
     named: dict[str, float] = {}
     for w in widths:  # a folder per width: two that name one folder would share it
         name = baseline_name("ppo", w).removeprefix("ppo_")

@@ -35,7 +35,7 @@ from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, kept_weights
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, save_agent
-from a2d_evo.runfolder import recipe_digest, run_teacher, teacher_fix
+from a2d_evo.runfolder import enclosing_run, recipe_digest, run_teacher, teacher_fix
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.streams import Streams, set_threads
@@ -83,9 +83,17 @@ def finetune_agent(
     check_fits_env(agent, cfg.env, spec.obs_shape, spec.n_actions, str(agent_dir), spec.obs_scale)
     given = teacher_dir is not None
     teacher_dir = run_teacher(agent_dir) if teacher_dir is None else Path(teacher_dir)
+    run = enclosing_run(agent_dir)
+    if run is not None and run.teacher_agent.resolve() == agent_dir.resolve():
+        # whichever teacher it would distil from: the supernet, the search and export were
+        # made from its weights, and its metrics.json is the run's R_teacher row
+        raise TrainingError(
+            f"finetune: {agent_dir} is the teacher of the run {run.root}; a teacher is not "
+            "fine-tuned (the run's supernet, search and agents were made from it): "
+            f"{teacher_fix(cfg, agent_dir)}"
+        )
     if teacher_dir is not None and teacher_dir.resolve() == agent_dir.resolve():
-        # distilling from itself would train nothing, and its metrics.json is the run's
-        # R_teacher row: rewriting it on other seeds would move that
+        # distilling from itself would train nothing
         raise TrainingError(
             f"finetune: {agent_dir} is the teacher it would distil from; a teacher is not "
             f"fine-tuned: {teacher_fix(cfg, teacher_dir)}"

@@ -37,6 +37,7 @@ from torch import Tensor
 from a2d_evo.config import Config, config_to_dict
 from a2d_evo.config.schema import MAX_WIDTH, NATURE_TRUNK
 from a2d_evo.envs import check_episode_bound, env_spec
+from a2d_evo.envs.image import ALE_OBS_SCALE
 from a2d_evo.errors import ArchError, FormatError, TrainingError
 from a2d_evo.files import tensor_not_in_file, torch_load, torch_load_bytes
 from a2d_evo.locks import writes
@@ -98,7 +99,13 @@ def import_teacher(
     check_episode_bound(cfg.env)  # the teacher's evaluation plays full episodes
     run.inside(run.teacher_agent, "the teacher's agent files")  # a received run's links
     # The imported CNNs (CleanRL ppo_atari, SB3 NatureCNN) divide pixels by 255 themselves:
-    # their scale is the default one, whatever the env's.
+    # their scale is the default one, which every later stage holds against the env's.
+    if isinstance(arch, CNNArch) and spec.obs_scale != ALE_OBS_SCALE:
+        raise FormatError(
+            f"{source}: an imported CNN divides its pixels by 255, and {cfg.env.id}'s "
+            f"observations are scaled by {spec.obs_scale:g} (not 0-255 frames): every later "
+            "stage would refuse the teacher; train one with `a2d-evo train-teacher`"
+        )
     agent = Agent(arch, spec.obs_shape, spec.n_actions, config_to_dict(cfg.env))
     agent.load_state_dict(mapped, strict=True)
     run.bind_stage("teacher", cfg, resume=False)
@@ -120,6 +127,13 @@ def _import_notes(kind: str, arch: Arch, data: Mapping[str, Any] | None, cfg: Co
             "a CleanRL state dict records no activation: tanh is assumed (ppo.py's); a teacher "
             "trained with another one imports as another policy, so compare the greedy return "
             "below with your own"
+        )
+    if isinstance(arch, CNNArch) and cfg.env.atari:
+        notes.append(
+            "CleanRL's ppo_atari and SB3's AtariWrapper press FIRE on every reset and end an "
+            "episode at each lost life; a2d-evo presses nothing (the agent must pick FIRE "
+            "itself, docs/atari_pipeline.md): a teacher that never learned to fire idles "
+            "here, so compare the greedy return below with your own"
         )
     gamma = (data or {}).get("gamma")
     if isinstance(gamma, int | float) and not isinstance(gamma, bool) and gamma != cfg.ppo.gamma:
