@@ -29,7 +29,7 @@ import yaml
 from a2d_evo import files
 from a2d_evo.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
 from a2d_evo.config import config_from_dict
-from a2d_evo.errors import EnvError, RunFolderError, TrainingError
+from a2d_evo.errors import EnvError, FormatError, RunFolderError, TrainingError
 from a2d_evo.files import read_json, torch_load, write_json
 from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION, FRONT_FORMAT_VERSION
 from a2d_evo.runfolder import RunFolder
@@ -750,3 +750,62 @@ def test_a_stop_flag_leaves_to_the_host_the_signals_it_could_not_put_back(
     with pytest.raises(ValueError, match="the block's own error"), flag.installed():
         raise ValueError("the block's own error")
     assert set_to == []
+
+
+def _adam_checkpoint(tmp_path: Path) -> tuple[Path, torch.nn.Module, Any, Any]:
+    """A teacher-stage checkpoint of a small model and an Adam that took one step."""
+    from a2d_evo.train.checkpoint import save_checkpoint
+    from a2d_evo.train.streams import Streams
+
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-5)
+    model(torch.ones(2, 4)).sum().backward()
+    optimizer.step()
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, "teacher", model, optimizer, Streams(0, "teacher"), 1, 8, 0.1)
+    return path, model, optimizer, Streams(0, "teacher")
+
+
+def test_a_checkpoint_s_optimiser_state_is_checked_and_its_settings_are_the_run_s(
+    tmp_path: Path,
+) -> None:
+    """The optimiser's state is copied by load_state_dict: a stride-0 view of one stored
+    value became a tensor of any size, nested shared lists took exponential time; and the
+    file's eps, betas or maximize were taken (they can stop the learning without a word)."""
+    from a2d_evo.train.checkpoint import load_checkpoint
+
+    path, model, optimizer, streams = _adam_checkpoint(tmp_path)
+    good = torch.load(path, weights_only=True)
+    nested: list[Any] = [1.0]
+    for _ in range(40):
+        nested = [nested, nested]
+    state = good["optimizer"]["state"]
+    for bad, why in (
+        ({0: {**state[0], "exp_avg": torch.zeros(1).expand(3, 4)}}, "is not a dense tensor"),
+        ({0: {**state[0], "exp_avg": torch.zeros(5, 5)}}, "another parameter's shape"),
+        ({0: {**state[0], "x": nested}}, "is not a tensor"),
+        ({0: {**state[0], "exp_avg": torch.full((3, 4), float("nan"))}}, "NaN or infinite"),
+        ({7: state[0]}, "names no parameter of this run"),
+    ):
+        torch.save({**good, "optimizer": {**good["optimizer"], "state": bad}}, path)
+        with pytest.raises(FormatError, match=why):
+            load_checkpoint(path, "teacher", model, optimizer, streams)
+    groups = [{**g, "eps": 1e30, "maximize": True} for g in good["optimizer"]["param_groups"]]
+    torch.save({**good, "optimizer": {**good["optimizer"], "param_groups": groups}}, path)
+    load_checkpoint(path, "teacher", model, optimizer, streams)
+    assert [(g["eps"], g["maximize"]) for g in optimizer.param_groups] == [(1e-5, False)]
+    assert torch.equal(optimizer.state[model.weight]["exp_avg"], state[0]["exp_avg"])
+
+
+@pytest.mark.parametrize("sigma", [1e300, 0.0, "x", float("nan"), True])
+def test_a_checkpoint_s_sigma_is_a_value_scale(sigma: Any) -> None:
+    """As sigma_from_rms makes them: 1e300 would silence the critic terms, a string was a
+    traceback outside the checkpoint's checks."""
+    from a2d_evo.train.learners import AgentLearner
+
+    learner = AgentLearner.__new__(AgentLearner)
+    learner.sigma = None
+    with pytest.raises(FormatError, match="sigma"):
+        learner.load_state({"sigma": sigma})
+    learner.load_state({"sigma": 12.5})
+    assert learner.sigma == 12.5

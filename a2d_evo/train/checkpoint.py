@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from a2d_evo.errors import FormatError, TrainingError
-from a2d_evo.files import read_checkpoint, torch_save
+from a2d_evo.files import read_checkpoint, tensor_not_in_file, torch_save
 from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
 from a2d_evo.train.streams import Streams
 
@@ -75,12 +75,18 @@ def load_checkpoint(
 ) -> Restored:
     """Restore model, optimiser and streams; returns where the stage stands."""
     ckpt = read_checkpoint(path, stage)
+    ours = optimizer.state_dict()["param_groups"]  # this run's settings, before the load
     try:
         model.load_state_dict(ckpt["model"])
+        check_optimizer_state(ckpt["optimizer"], optimizer)
         optimizer.load_state_dict(ckpt["optimizer"])
         streams.load_state(ckpt["rng"])
     except (RuntimeError, KeyError, ValueError, TypeError) as exc:
         raise FormatError(f"{stage} checkpoint {path} does not fit this run: {exc}") from None
+    # the settings are the run's, not the file's (eps, betas, weight decay, maximize: a file
+    # could stop the learning without a word); the loop sets the learning rate every update
+    for group, own in zip(optimizer.param_groups, ours, strict=True):
+        group.update({k: v for k, v in own.items() if k not in ("params", "lr")})
     learner = ckpt.get("learner", {})
     if not isinstance(learner, dict):
         raise FormatError(f"{stage} checkpoint {path}: 'learner' is not a mapping")
@@ -94,6 +100,41 @@ def load_checkpoint(
         learner,
         extra,
     )
+
+
+def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> None:
+    """ValueError unless ``saved`` (a checkpoint's ``optimizer``) holds, per parameter, only
+    dense, finite tensors of that parameter's shape, or scalars (Adam's ``step``), for as many
+    parameter groups as ``optimizer`` has: ``load_state_dict`` copies what it is given, so a
+    stride-0 view of one stored value would become a full tensor of any size, and nested
+    lists are copied element by element (a 2 KB file of shared lists took exponential time)."""
+    if not isinstance(saved, dict) or set(saved) != {"state", "param_groups"}:
+        raise ValueError("'optimizer' is not an optimiser state dict")
+    groups, state = saved["param_groups"], saved["state"]
+    if not isinstance(groups, list) or len(groups) != len(optimizer.param_groups):
+        raise ValueError("the optimiser's parameter groups differ")
+    own_groups = zip(optimizer.state_dict()["param_groups"], optimizer.param_groups, strict=True)
+    params: dict[int, torch.Tensor] = {}
+    for own, group in own_groups:
+        params.update(zip(own["params"], group["params"], strict=True))
+    for group in groups:
+        ids = group.get("params") if isinstance(group, dict) else None
+        if not isinstance(ids, list) or not all(type(i) is int and i in params for i in ids):
+            raise ValueError("the optimiser's parameter groups name other parameters")
+    if not isinstance(state, dict):
+        raise ValueError("the optimiser's state is not a mapping")
+    for i, entry in state.items():
+        if type(i) is not int or i not in params or not isinstance(entry, dict):
+            raise ValueError(f"the optimiser's state names no parameter of this run: {i!r:.40}")
+        for name, value in entry.items():
+            if not isinstance(value, torch.Tensor):
+                raise ValueError(f"optimiser state {name!r:.40} is not a tensor")
+            if value.dim() and tuple(value.shape) != tuple(params[i].shape):
+                raise ValueError(f"optimiser state {name!r:.40} has another parameter's shape")
+            if (why := tensor_not_in_file(value)) is not None:
+                raise ValueError(f"optimiser state {name!r:.40} {why}")
+            if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+                raise ValueError(f"optimiser state {name!r:.40} holds NaN or infinite values")
 
 
 def checkpoint_extra(path: Path, stage: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from a2d_evo.config import Config, replace
+from a2d_evo.errors import FormatError
 from a2d_evo.nets.agent import PolicyOutput
 from a2d_evo.scale import ddp
 from a2d_evo.train.distill import (
@@ -145,7 +146,14 @@ class AgentLearner:
 
     def load_state(self, state: dict[str, Any]) -> None:
         if "sigma" in state:
-            self.sigma = float(state["sigma"])
+            sigma = state["sigma"]
+            # as sigma_from_rms makes them: a number from 1e-6 up (1e300 would silence the
+            # critic terms, a string was a traceback)
+            if not isinstance(sigma, int | float) or isinstance(sigma, bool):
+                raise FormatError(f"checkpoint: sigma {sigma!r:.40} is not a number")
+            if not 1e-6 <= sigma <= 1e12:
+                raise FormatError(f"checkpoint: sigma {sigma!r:.40} is not a value scale")
+            self.sigma = float(sigma)
 
 
 def loss_logs(d: DistillLoss, alpha: float, beta: float) -> dict[str, Tensor]:
