@@ -37,7 +37,7 @@ from a2d_evo.config import (
     replace,
 )
 from a2d_evo.errors import A2DError, ConfigError, Interrupted, RunFolderError
-from a2d_evo.files import read_json
+from a2d_evo.files import MAX_ARCH_JSON_BYTES, read_json
 from a2d_evo.formats import BASELINE_METHODS
 from a2d_evo.runfolder import (
     FIXED_SECTIONS,
@@ -264,7 +264,7 @@ def config_of_agent(
         return config_of_run(run, args, env_variant=env_variant)
 
     path = agent_dir / "arch.json"
-    meta = read_json(path, "agent file")
+    meta = read_json(path, "agent file", max_bytes=MAX_ARCH_JSON_BYTES)
     env = meta.get("env") if isinstance(meta, dict) else None
     if not isinstance(env, dict) or not env.get("id"):
         raise ConfigError(f"{agent_dir}/arch.json names no env; run eval inside its run folder")

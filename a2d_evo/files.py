@@ -301,9 +301,24 @@ def _damaged(source: Path | bytes, label: str, exc: Exception) -> NoReturn:
     ) from None
 
 
-def read_json(path: str | Path, what: str = "file", format_version: int | None = None) -> Any:
-    """Load JSON; with ``format_version`` check the file's ``format_version`` key equals it."""
-    return _read_json_bytes(path, what, format_version)[0]
+MAX_JSON_BYTES = 256 << 20
+"""Largest JSON file read: a search's ``state.json`` (every episode of every arch) of pop
+256 x 100 generations x 5 episodes holds about 10 MB; a file a run folder received may be
+sparse and claim 64 GB, which read whole would take the machine's memory."""
+
+MAX_ARCH_JSON_BYTES = 1 << 20
+"""Largest ``arch.json`` read: the largest arch the bounds allow (64 layers) takes a few KB."""
+
+
+def read_json(
+    path: str | Path,
+    what: str = "file",
+    format_version: int | None = None,
+    max_bytes: int = MAX_JSON_BYTES,
+) -> Any:
+    """Load JSON; with ``format_version`` check the file's ``format_version`` key equals it.
+    A file over ``max_bytes`` is refused (FormatError) before it is read."""
+    return _read_json_bytes(path, what, format_version, max_bytes)[0]
 
 
 def read_json_and_digest(
@@ -315,18 +330,30 @@ def read_json_and_digest(
     return data, hashlib.sha256(raw).hexdigest()
 
 
-def _read_json_bytes(path: str | Path, what: str, format_version: int | None) -> tuple[Any, bytes]:
+def _read_json_bytes(
+    path: str | Path, what: str, format_version: int | None, max_bytes: int = MAX_JSON_BYTES
+) -> tuple[Any, bytes]:
     """The parsed JSON of ``path`` and the bytes it was parsed from (FormatError otherwise)."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{what} {path} not found")
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            raw = f.read(max_bytes + 1) if size <= max_bytes else b""
+    except OSError as exc:
+        raise FormatError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise FormatError(f"{what} {path} is too large to read into memory") from None
+    if size > max_bytes or len(raw) > max_bytes:  # sparse, or grown since: never read whole
+        raise FormatError(
+            f"{what} {path} holds {max(size, len(raw)):,} bytes, more than the {max_bytes:,} "
+            f"read: no {what} a2d-evo writes is that large"
+        )
+    try:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # also ints past 4300 digits, deep nesting
         raise FormatError(f"{what} {path} is not valid JSON: {str(exc)[:300]}") from None
-    except OSError as exc:
-        raise FormatError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except MemoryError:
         raise FormatError(f"{what} {path} is too large to read into memory") from None
     if format_version is not None:

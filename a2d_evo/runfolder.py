@@ -144,7 +144,13 @@ class RunFolder:
     def inside(self, path: Path, what: str) -> Path:
         """``path`` under this run, unless a symlink leads it out of the run folder: then
         RunFolderError (a command reads and writes the run's files only inside RUN_DIR)."""
-        root, target = self.root.resolve(), Path(path).resolve()
+        try:
+            root, target = self.root.resolve(), Path(path).resolve()
+        except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError on 3.11)
+            raise RunFolderError(
+                f"{path}: cannot be followed ({exc}); {what} are read and written only "
+                f"inside {self.root}: replace the link with a folder"
+            ) from None
         if target != root and root not in target.parents:
             raise RunFolderError(
                 f"{path} leads outside the run folder (to {target}) through a symlink; "

@@ -809,3 +809,74 @@ def test_a_checkpoint_s_sigma_is_a_value_scale(sigma: Any) -> None:
         learner.load_state({"sigma": sigma})
     learner.load_state({"sigma": 12.5})
     assert learner.sigma == 12.5
+
+
+def test_a_json_file_past_its_size_limit_is_refused_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A received run folder's metrics.json can be sparse and claim 2 GB: refused from its
+    size, not read whole (a 200 MB one grew the process by 400 MB before it failed as not
+    JSON); an arch.json is held to 1 MiB wherever it is read (eval's own config too)."""
+    import json
+    import resource
+
+    from a2d_evo.files import MAX_ARCH_JSON_BYTES, MAX_JSON_BYTES, read_json
+
+    big = tmp_path / "metrics.json"
+    with open(big, "wb") as f:
+        f.truncate(2 << 30)  # sparse: nothing on disk
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(FormatError, match=r"holds 2,147,483,648 bytes, more than the"):
+        read_json(big, "metrics")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB
+    fits = tmp_path / "fits.json"
+    fits.write_text('{"a": "' + "x" * 100 + '"}')
+    assert read_json(fits, "x", max_bytes=120)["a"] == "x" * 100
+    with pytest.raises(FormatError, match="more than the 100 read"):
+        read_json(fits, "x", max_bytes=100)
+    assert MAX_ARCH_JSON_BYTES < MAX_JSON_BYTES
+    agent = tmp_path / "agent"
+    agent.mkdir()
+    pad = {"env": {"id": "CartPole-v1"}, "pad": "x" * (2 << 20)}
+    (agent / "arch.json").write_text(json.dumps(pad))
+    capsys.readouterr()
+    assert main(["eval", str(agent), "--episodes", "1"]) == EXIT_USER_ERROR
+    assert f"more than the {MAX_ARCH_JSON_BYTES:,} read" in capsys.readouterr().err
+
+
+def test_a_symlink_loop_in_a_run_folder_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """``Path.resolve`` raises RuntimeError on a loop (3.11); readers and writers catch
+    RunFolderError only, so a planted ``agents -> agents`` was a traceback."""
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    (run.root / "agents").symlink_to("agents")
+    with pytest.raises(RunFolderError, match="cannot be followed"):
+        run.inside(run.agents / "front_00", "exported agents")
+
+
+def test_front_files_hold_no_more_entries_than_a_search_delivers(
+    finished: Path, tmp_path: Path
+) -> None:
+    """A planted front of 200,000 copies of one entry made export fine-tune each one and the
+    report's dominance sort take an hour; an entry's episodes past 10**9 overflowed the
+    interval's float arithmetic (a traceback)."""
+    import json
+    import shutil
+
+    from a2d_evo.config import MAX_POP
+    from a2d_evo.report.pick import load_front
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    path = root / "search" / "front.json"
+    data = json.loads(path.read_text())
+    run = RunFolder(root)
+    for edit, why in (
+        (lambda d: d["front"].extend([d["front"][0]] * MAX_POP), "front entries, more than"),
+        (lambda d: d["front"][0].update(episodes=10**400), "episodes must be an int from 0"),
+    ):
+        planted = json.loads(json.dumps(data))
+        edit(planted)
+        path.write_text(json.dumps(planted))
+        with pytest.raises(FormatError, match=why):
+            load_front(run)

@@ -35,6 +35,7 @@ from torch import Tensor
 from a2d_evo.config.schema import EnvConfig, is_atari
 from a2d_evo.errors import ArchError, FormatError
 from a2d_evo.files import (
+    MAX_ARCH_JSON_BYTES,
     check_format_version,
     read_json,
     tensor_not_in_file,
@@ -205,12 +206,12 @@ def load_agent(folder: str | Path) -> Agent:
     if not folder.is_dir():
         raise FormatError(f"agent folder {folder} not found")
     arch_path = folder / ARCH_FILE
-    if arch_path.is_file() and arch_path.stat().st_size > _MAX_ARCH_BYTES:
+    if arch_path.is_file() and arch_path.stat().st_size > MAX_ARCH_JSON_BYTES:
         raise FormatError(
             f"agent file {arch_path} holds {arch_path.stat().st_size:,} bytes; an arch.json "
-            f"a2d-evo writes holds a few hundred (at most {_MAX_ARCH_BYTES:,} are read)"
+            f"a2d-evo writes holds a few hundred (at most {MAX_ARCH_JSON_BYTES:,} are read)"
         )
-    meta = read_json(arch_path, "agent file")
+    meta = read_json(arch_path, "agent file", max_bytes=MAX_ARCH_JSON_BYTES)
     where = f"agent file {folder / ARCH_FILE}"
     version = meta.get("format_version") if isinstance(meta, dict) else None
     old = type(version) is int and version in AGENT_FORMATS_READ  # not true, not 1.0
@@ -285,9 +286,6 @@ def load_agent(folder: str | Path) -> Agent:
     )
     return agent.eval()
 
-
-_MAX_ARCH_BYTES = 1 << 20
-"""Largest ``arch.json`` read: the largest arch the bounds allow (64 layers) takes a few KB."""
 
 _MAX_DIM = 2**31 - 1
 """Sizes past int32 are no real policy's, and torch's shape arithmetic overflows on them."""

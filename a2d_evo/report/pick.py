@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from a2d_evo.config import Config, config_to_dict, replace, set_flag
+from a2d_evo.config import MAX_POP, MAX_WORKERS, Config, config_to_dict, replace, set_flag
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
 from a2d_evo.files import (
+    MAX_ARCH_JSON_BYTES,
     check_format_version,
     read_json,
     read_json_and_digest,
@@ -76,6 +77,14 @@ def load_front_and_digest(run: RunFolder, cfg: Config | None = None) -> tuple[di
     below = data.setdefault("below_random", [])  # absent before 2026-12-07: none
     if not isinstance(below, list):
         raise FormatError(f"{path}: 'below_random' must be a list")
+    # a front is chosen from at most search.candidates archs (MAX_POP), the below-random ones
+    # are at most finetune.below_random: more entries are no search's (a planted 200,000 made
+    # export fine-tune each and the report's dominance sort take an hour)
+    for part, entries, most in (("front", front, MAX_POP), ("below_random", below, MAX_WORKERS)):
+        if len(entries) > most:
+            raise FormatError(
+                f"{path}: {len(entries):,} {part} entries, more than any search delivers ({most:,})"
+            )
     for part, entries in (("front", front), ("below_random", below)):
         for i, entry in enumerate(entries):
             for key in ("arch", "flops", "normalised_return", "return_mean"):
@@ -195,10 +204,10 @@ def check_metrics(m: dict[str, Any], where: str) -> None:
         if v is not None and not finite_number(v):
             raise FormatError(f"{where}: {key} must be a finite number, got {v!r:.60}")
     episodes = m.get("episodes")
-    if episodes is not None and (
-        isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 0
+    if episodes is not None and (  # past 10**9 no run's; past 1e308 the interval overflowed
+        isinstance(episodes, bool) or not isinstance(episodes, int) or not 0 <= episodes <= 10**9
     ):
-        raise FormatError(f"{where}: episodes must be a non-negative int, got {episodes!r:.60}")
+        raise FormatError(f"{where}: episodes must be an int from 0 to 10**9, got {episodes!r:.60}")
     seeds = m.get("seeds")
     if seeds is not None and (
         not isinstance(seeds, list)
@@ -697,7 +706,8 @@ def _drop_stale_delivery(
 def _folder_arch(folder: Path) -> Arch | None:
     """The arch an agent folder's ``arch.json`` holds, or None when it cannot be read."""
     try:
-        return arch_from_dict(read_json(folder / "arch.json", "arch").get("arch"))
+        meta = read_json(folder / "arch.json", "arch", max_bytes=MAX_ARCH_JSON_BYTES)
+        return arch_from_dict(meta.get("arch"))
     except (FormatError, ArchError, OSError, AttributeError):
         return None
 

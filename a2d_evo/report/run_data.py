@@ -19,7 +19,7 @@ from typing import Any
 
 from a2d_evo.config import Config
 from a2d_evo.errors import A2DError, FormatError, RunFolderError
-from a2d_evo.files import check_format_version, file_digest, read_json
+from a2d_evo.files import MAX_ARCH_JSON_BYTES, check_format_version, file_digest, read_json
 from a2d_evo.formats import (
     BASELINE_METHODS,
     DEFAULT_WIDTHS,
@@ -635,7 +635,7 @@ def _agent_arch(folder: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:  # read_json also turns a planted deep nesting (RecursionError) into FormatError
-        meta = read_json(path, "agent file")
+        meta = read_json(path, "agent file", max_bytes=MAX_ARCH_JSON_BYTES)
     except FormatError:
         return None
     arch = meta.get("arch") if isinstance(meta, dict) else None
