@@ -1103,3 +1103,16 @@ def test_baselines_of_one_width_are_drawn_side_by_side() -> None:
     assert [marks[n][1] for n in ("ppo_x0.25", "distill_x0.25", "a2d_x0.25")] == [
         False, False, True
     ]  # fmt: skip
+
+
+def test_a_search_table_past_its_size_limit_is_named_not_read(tmp_path: Path) -> None:
+    """A planted history.csv of one-field rows became a dict per row, about 140 times its
+    bytes: past the limit it is named under Missing and the report goes on without it."""
+    run = make_run(tmp_path / "run", baselines=False)
+    path = run.search / "history.csv"
+    with open(path, "ab") as f:
+        f.truncate(run_data.MAX_CSV_BYTES + 1)  # sparse
+    data = run_data.load_run(run.load_config(), run)
+    assert data.history == []
+    said = [x for x in data.missing if x.startswith("search history:")]
+    assert said and f"more than the {run_data.MAX_CSV_BYTES:,} read" in said[0], data.missing

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -661,12 +662,25 @@ def _baseline_order(row: Row) -> tuple[int, float, str]:
     return rank, row.extra.get("width_multiplier") or 0.0, row.label
 
 
+MAX_CSV_BYTES = 64 << 20
+"""Largest search table the report reads: ``history.csv`` takes about 100 bytes an evaluated
+arch (640,000 archs here); each row becomes a dict of about 140 times its bytes, so a planted
+1 GB file would take the machine's memory."""
+
+
 def _read_csv(path: Path, missing: list[str], what: str) -> list[dict[str, str]]:
     if not path.is_file():
         missing.append(f"{what} (`{path}`)")
         return []
     try:
         with path.open(newline="", encoding="utf-8") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > MAX_CSV_BYTES:
+                missing.append(
+                    f"{what}: `{path}` holds {size:,} bytes, more than the {MAX_CSV_BYTES:,} "
+                    "read (no search writes that much); not shown"
+                )
+                return []
             return list(csv.DictReader(f))
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         missing.append(f"{what}: unreadable `{path}` ({exc})")
