@@ -150,6 +150,46 @@ def finite_number(value: Any) -> bool:
         return False
 
 
+_NUMBERS = ("flops", "params", "return_mean", "return_std", "normalised_return", "latency_ms")
+
+
+def check_metrics(m: dict[str, Any], where: str) -> None:
+    """FormatError unless the metrics-contract keys ``m`` has carry values of their types.
+
+    Front entries and ``metrics.json`` come from files users share; export, the knee and the
+    report compute with these values, so a string or a list there must stop at the door.
+    """
+    for key in _NUMBERS:
+        v = m.get(key)
+        if v is not None and not finite_number(v):
+            raise FormatError(f"{where}: {key} must be a finite number, got {v!r:.60}")
+    episodes = m.get("episodes")
+    if episodes is not None and (  # past 10**9 no run's; past 1e308 the interval overflowed
+        isinstance(episodes, bool) or not isinstance(episodes, int) or not 0 <= episodes <= 10**9
+    ):
+        raise FormatError(f"{where}: episodes must be an int from 0 to 10**9, got {episodes!r:.60}")
+    seeds = m.get("seeds")
+    if seeds is not None and (
+        not isinstance(seeds, list)
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)
+    ):
+        raise FormatError(f"{where}: seeds must be a list of ints")
+    rets = m.get("episode_returns")
+    if rets is not None and (
+        not isinstance(rets, list)
+        or not all(finite_number(r) for r in rets)
+        or (isinstance(seeds, list) and len(rets) != len(seeds))
+    ):
+        raise FormatError(
+            f"{where}: episode_returns must be a list of finite numbers, one per seed"
+        )
+    for key in ("env_id", "eval_mode"):
+        if m.get(key) is not None and not isinstance(m[key], str):
+            raise FormatError(f"{where}: {key} must be a string, got {m[key]!r:.60}")
+    if m.get("arch") is not None and not isinstance(m["arch"], dict):
+        raise FormatError(f"{where}: arch must be a mapping, got {m['arch']!r:.60}")
+
+
 # ----------------------------------------------------------------------------- statistics
 Z95 = 1.959963984540054
 """Two-sided 95% normal quantile, ``scipy.stats.norm.ppf(0.975)``: the large-sample limit of

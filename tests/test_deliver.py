@@ -193,6 +193,28 @@ def test_an_interrupted_export_fine_tunes_only_the_members_not_yet_done(
     assert all(r["validation_return_mean"] == 2.0 for r in rows)
 
 
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [({"normalised_return": float("inf")}, "normalised_return must be a finite number"),
+     ({"flops": None}, "no 'flops'"), ({"return_mean": "high"}, "return_mean must be a")],
+)  # fmt: skip
+def test_a_member_kept_from_an_earlier_export_is_checked_as_the_report_checks_it(
+    tmp_path: Path, edit: dict[str, Any], why: str
+) -> None:
+    """A member whose metrics.json records this fine-tune is used as it stands: an Infinity
+    there beat every member of its FLOPs out of delivered.json, a missing key was a KeyError."""
+    from a2d_evo.errors import FormatError
+    from a2d_evo.report import deliver
+
+    cfg = config_from_dict({"finetune": {"steps": 0}})
+    folder = tmp_path / "agents" / "a"
+    folder.mkdir(parents=True)
+    metrics = {"flops": 100, "return_mean": 3.0, "normalised_return": 0.9, **edit}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(FormatError, match=why):
+        deliver.finetune_members(cfg, RunFolder(tmp_path), [folder], progress=False)
+
+
 def test_export_keeps_delivered_json_true_to_the_folders(
     finished: Path, tmp_path: Path, monkeypatch: Any, capsys: Any
 ) -> None:

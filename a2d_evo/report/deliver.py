@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config
+from a2d_evo.errors import FormatError
 from a2d_evo.evaluation.episodes import (
     EvalResult,
     ReferenceReturns,
@@ -59,6 +60,7 @@ from a2d_evo.formats import (
     INHERITED_KEYS,
     KEPT_FINE_TUNED,
     VALIDATION_SEEDS,
+    check_metrics,
     kept_weights,
     non_dominated,
     validated,
@@ -149,6 +151,14 @@ def finetune_members(
     if steps == 0 and progress:
         print("finetune.steps is 0: the exported agents keep their inherited weights")
     found = [read_json(folder / "metrics.json", "metrics") for folder in folders]
+    for folder, metrics in zip(folders, found, strict=True):  # a kept one is used as it is
+        where = f"{folder / 'metrics.json'}"
+        if not isinstance(metrics, dict):
+            raise FormatError(f"{where}: not a JSON object")
+        for key in ("flops", "return_mean", "normalised_return"):
+            if metrics.get(key) is None:
+                raise FormatError(f"{where}: no {key!r}")
+        check_metrics(metrics, where)
     todo = [i for i, metrics in enumerate(found) if steps and not fine_tuned(metrics, cfg)]
     for i, folder in enumerate(folders):
         if steps and progress and i not in todo:

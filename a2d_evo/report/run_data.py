@@ -28,6 +28,7 @@ from a2d_evo.formats import (
     METRICS_FORMAT_VERSION,
     VALIDATION_SEEDS,
     baseline_name,
+    check_metrics,
     check_teacher_beats_random,
     ci95,
     finite_number,
@@ -37,7 +38,6 @@ from a2d_evo.formats import (
 )
 from a2d_evo.nets.space import arch_from_dict
 from a2d_evo.report.pick import (
-    check_metrics,
     from_another_front,
     load_front_and_digest,
     read_delivered,
@@ -133,7 +133,7 @@ def row_from_metrics(
 
 def _episodes(metrics: Mapping[str, Any]) -> dict[str, Any]:
     """``seeds`` and ``episode_returns`` of a metrics dict when it has both, one return per
-    seed (checked on the way in by :func:`~a2d_evo.report.pick.check_metrics`)."""
+    seed (checked on the way in by :func:`~a2d_evo.formats.check_metrics`)."""
     seeds, rets = metrics.get("seeds"), metrics.get("episode_returns")
     if not isinstance(seeds, list) or not isinstance(rets, list) or len(seeds) != len(rets):
         return {}
