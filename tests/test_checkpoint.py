@@ -63,7 +63,9 @@ def test_checkpoint_restores_weights_optimiser_and_streams_exactly(
     # fresh objects that differ from the saved ones in every restored part
     torch.manual_seed(99)
     model = Agent(MLPArch((16,)), (4,), 2)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-5)
+    # built as the loop builds it: the settings are the run's, not the file's (only the
+    # learning rate and the moments come back; the loop sets the rate each update)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-5, foreach=True)
     streams = Streams(12345, "teacher")
     streams.rng.random(7)
     assert not _equal(streams.state(), saved["rng"])
