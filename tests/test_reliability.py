@@ -880,3 +880,21 @@ def test_front_files_hold_no_more_entries_than_a_search_delivers(
         path.write_text(json.dumps(planted))
         with pytest.raises(FormatError, match=why):
             load_front(run)
+
+
+def test_a_search_state_may_grow_with_its_generations(
+    finished: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """state.json holds every episode the search played, so its read limit grows with the
+    generations state.npz records: a long search's own state is never refused as too large
+    (a flat 256 MiB would have refused pop 512 after about 385 generations)."""
+    from a2d_evo.search import state
+
+    folder = finished / "search"
+    size = (folder / "state.json").stat().st_size
+    monkeypatch.setattr(state, "MAX_JSON_BYTES", size // 4)  # the files' own limit, shrunk
+    monkeypatch.setattr(state, "STATE_BYTES_PER_GENERATION", size)  # one generation's room
+    assert state.load_state(folder) is not None
+    monkeypatch.setattr(state, "STATE_BYTES_PER_GENERATION", size // 8)  # too little
+    with pytest.raises(FormatError, match="search state .* holds .* bytes, more than"):
+        state.load_state(folder)

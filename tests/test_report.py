@@ -1105,6 +1105,23 @@ def test_baselines_of_one_width_are_drawn_side_by_side() -> None:
     ]  # fmt: skip
 
 
+def test_a_delivery_block_of_other_types_is_shown_as_unknown_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """front.json's delivery block is only shown: a shared file's null or string counts read
+    as "?" (they were a TypeError from the number format), and no line without the steps."""
+    run = make_run(tmp_path / "run", baselines=False)
+    front = json.loads((run.search / "front.json").read_text())
+    front["delivery"].update(final_episodes=None, halving_episodes="many", candidates=True)
+    write_json(run.search / "front.json", front)
+    md = write_report(run.load_config(), run).read_text()
+    assert "45,678 env steps in ? episodes racing ? candidates" in md
+    assert "34,567 in ? re-scoring the front" in md
+    del front["delivery"]["final_env_steps"]
+    write_json(run.search / "front.json", front)
+    assert "then the delivery" not in write_report(run.load_config(), run).read_text()
+
+
 def test_a_search_table_past_its_size_limit_is_named_not_read(tmp_path: Path) -> None:
     """A planted history.csv of one-field rows became a dict per row, about 140 times its
     bytes: past the limit it is named under Missing and the report goes on without it."""
@@ -1115,4 +1132,4 @@ def test_a_search_table_past_its_size_limit_is_named_not_read(tmp_path: Path) ->
     data = run_data.load_run(run.load_config(), run)
     assert data.history == []
     said = [x for x in data.missing if x.startswith("search history:")]
-    assert said and f"more than the {run_data.MAX_CSV_BYTES:,} read" in said[0], data.missing
+    assert said and f"more than the {run_data.MAX_CSV_BYTES:,} the report reads" in said[0]

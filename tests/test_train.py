@@ -429,6 +429,12 @@ def test_a_supernet_killed_before_its_summary_is_not_finished_and_resumes_whole(
     assert not run.supernet_weights.exists() and (run.supernet / "checkpoint.pt").is_file()
     monkeypatch.setattr(supernet_stage, "write_json", write)
     train_supernet(cfg, run, teacher_dir=tiny_teacher, resume=True, progress=False)
+    # a resume that finds the stage whole leaves weights.pt in place, even if it then dies
+    monkeypatch.setattr(supernet_stage, "write_json", dies_on_summary)
+    with pytest.raises(OSError, match="disk full"):
+        train_supernet(cfg, run, teacher_dir=tiny_teacher, resume=True, progress=False)
+    assert run.supernet_weights.is_file()
+    monkeypatch.setattr(supernet_stage, "write_json", write)
     again = RunFolder(tmp_path / "b")  # the same seed, uninterrupted: bit-identical
     train_supernet(cfg, again, teacher_dir=tiny_teacher, progress=False)
     done, whole = (json.loads((r.supernet / "summary.json").read_text()) for r in (run, again))

@@ -5,6 +5,7 @@ leaves no run folder at all; the corrected command then succeeds on the same ``-
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import gymnasium as gym
@@ -210,10 +211,14 @@ def test_a_teacher_path_that_is_no_agent_is_named_for_what_it_is(
     _refused([*argv, str(run)], out, capsys, f"is a run folder; its teacher agent is {run}")
     _refused([*argv, str(tmp_path / "nosuch")], out, capsys, "is not an agent folder")
     capsys.readouterr()
-    agent = run / "teacher" / "agent"
+    # an agent outside the run (the run's own teacher is refused first: it is not fine-tuned)
+    agent = shutil.copytree(run / "teacher" / "agent", tmp_path / "student")
     rc = main(["finetune", str(agent), "--steps", "64", "--teacher", str(tmp_path / "nosuch")])
     err = capsys.readouterr().err
     assert rc == EXIT_USER_ERROR and "is not an agent folder" in err and "supernet" not in err
+    rc = main(["finetune", str(run / "teacher" / "agent"), "--steps", "64", "--teacher",
+               str(tmp_path / "nosuch")])  # fmt: skip
+    assert rc == EXIT_USER_ERROR and "is the teacher of the run" in capsys.readouterr().err
 
 
 def test_an_mlp_teacher_on_an_image_env_is_refused_before_the_run_binds(

@@ -301,7 +301,10 @@ class SyncVecEnv:
             return
         j = int(np.flatnonzero(bad_obs | bad_rew)[0])
         i = self._indices[int(rows[j]) if rows is not None else j]
-        what = f"reward {reward[j]}" if reward is not None and bad_rew[j] else "observation"
+        what = "observation"
+        if reward is not None and bad_rew[j]:
+            past = bool(np.isfinite(reward[j]))  # finite as returned, inf as float32
+            what = f"reward {reward[j]}" + (" (past float32's range)" if past else "")
         raise EnvError(
             f"{self.env_id}: env {i} returned a non-finite {what} at {where} {self._steps} "
             "(NaN/inf are never passed on)"

@@ -754,22 +754,22 @@ def _settings(searched: Config, data: RunData) -> list[str]:
             f"episodes over {ran.get('generations', '?')} generations (stopped by "
             f"{ran.get('stopped_by', '?')}; {how})"
         )
-        played = data.delivery
-        if isinstance(played.get("halving_env_steps"), int) and isinstance(
-            played.get("final_env_steps"), int
-        ):
-            below = played.get("below_random_env_steps") or 0
-            rounds = played.get("halving_rounds")
+        played = {  # a shared front.json may hold anything there: counts, or "?"
+            k: f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else "?"
+            for k, v in data.delivery.items()
+        }
+        if all(played.get(k, "?") != "?" for k in ("halving_env_steps", "final_env_steps")):
+            rounds = data.delivery.get("halving_rounds")
             raced = count_text(len(rounds), "round") if isinstance(rounds, list) else "? rounds"
+            below = played.get("below_random_env_steps", "0")
             lines.append(
                 f"- then the delivery, outside that count and the same for every method: "
-                f"{played['halving_env_steps']:,} env steps in "
-                f"{played.get('halving_episodes', 0):,} episodes racing "
+                f"{played['halving_env_steps']} env steps in "
+                f"{played.get('halving_episodes', '?')} episodes racing "
                 f"{played.get('candidates', '?')} candidates by successive halving "
-                f"({raced}), and "
-                f"{played['final_env_steps']:,} in {played.get('final_episodes', 0):,} "
-                "re-scoring the front on the final seeds"
-                + (f" (and {below:,} for its below-random archs)" if below else "")
+                f"({raced}), and {played['final_env_steps']} in "
+                f"{played.get('final_episodes', '?')} re-scoring the front on the final seeds"
+                + (f" (and {below} for its below-random archs)" if below != "0" else "")
             )
         if ran.get("discarded_episodes"):
             lines.append(

@@ -28,7 +28,14 @@ from pymoo.algorithms.moo.nsga2 import NSGA2
 
 from a2d_evo.config import MAX_ANCHORS
 from a2d_evo.errors import ArchError, FormatError
-from a2d_evo.files import check_stored_archive, read_json, write_bytes, write_json, write_text
+from a2d_evo.files import (
+    MAX_JSON_BYTES,
+    check_stored_archive,
+    read_json,
+    write_bytes,
+    write_json,
+    write_text,
+)
 from a2d_evo.formats import OLD_SEARCH_NOTE, STATE_FORMAT_VERSION, Normalisation, finite_number
 from a2d_evo.nets import cost
 from a2d_evo.nets.space import SearchSpace
@@ -54,6 +61,11 @@ HV_COLUMNS = ("generation", "hypervolume", "front_size", "env_steps", "episodes"
 the population front's HV and size, and the env steps and episodes spent up to its end."""
 
 _NPZ_KEYS = {"format_version", "generation", "X", "F", "G", "rank", "crowding", "rng"}
+
+STATE_BYTES_PER_GENERATION = 16 << 20
+"""The most ``state.json`` may grow by a generation: 65,536 episodes (``MAX_EVAL_SLOTS``)
+of about 140 bytes each as written, with room; the read limit is this per generation the
+``state.npz`` records (and never below the files' own, ``MAX_JSON_BYTES``)."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +171,12 @@ def load_state(folder: Path, spec: StateSpec | None = None) -> SavedSearch | Non
     if gen < 0:
         raise FormatError(f"search state {npz_path}: generation must be >= 0, got {gen}")
     _check_arrays(arrays, gen, npz_path, spec)
-    state = read_json(json_path, "search state", format_version=STATE_FORMAT_VERSION)
+    # the state grows with the search: every episode of every generation (at most 65,536
+    # episodes a generation, MAX_EVAL_SLOTS, about 140 bytes each as written)
+    limit = max(MAX_JSON_BYTES, (gen + 1) * STATE_BYTES_PER_GENERATION)
+    state = read_json(
+        json_path, "search state", format_version=STATE_FORMAT_VERSION, max_bytes=limit
+    )
     if not isinstance(state, dict):
         raise FormatError(f"search state {json_path} must be a mapping")
     json_gen = state.get("generation")

@@ -337,8 +337,10 @@ def train_supernet(
         measured["sps"] = round(result.sps, 1)
     # weights.pt marks the stage finished (runfolder.stage_product): gone before the summary
     # is written and back last, so a stage killed in between is never finished without the
-    # summary that records its teacher (which evolve checks) and sigma
-    run.supernet_weights.unlink(missing_ok=True)
+    # summary that records its teacher (which evolve checks) and sigma; a resume that found
+    # the stage whole leaves it in place (a search may be reading it)
+    if result.sps is not None or not (folder / "summary.json").is_file():
+        run.supernet_weights.unlink(missing_ok=True)
     write_json(
         folder / "summary.json",
         {
