@@ -305,12 +305,9 @@ def test_cuda_takes_the_reference_until_proven(monkeypatch: pytest.MonkeyPatch) 
         _ = PopulationForward(net, device="cuda", backend="native").backend
 
 
-def test_a_gpu_below_the_compiled_architectures_takes_the_reference(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Kernels built for 8.0, 8.9 and 9.0 (the default CMAKE_CUDA_ARCHITECTURES) cannot run on
-    a 7.5 GPU (a T4): opted in, its first call failed with "no kernel image is available"
-    mid-search; it takes the reference path (found by review)."""
+def _built_for_80_89_90(monkeypatch: pytest.MonkeyPatch) -> tuple[object, SimpleNamespace]:
+    """A native module whose CUDA kernels were built for 8.0, 8.9 and 9.0 (the default
+    CMAKE_CUDA_ARCHITECTURES), opted in, a GPU said to be there: its kernel and the module."""
     kernel = object()
     fake = SimpleNamespace(
         has_cuda=lambda: True, cuda_architectures=lambda: "80 89 90", subnet_eval_mlp_cuda=kernel
@@ -318,6 +315,16 @@ def test_a_gpu_below_the_compiled_architectures_takes_the_reference(
     monkeypatch.setattr(dispatch, "native_module", lambda: fake)
     monkeypatch.setenv(CUDA_ENV_VAR, "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    return kernel, fake
+
+
+def test_a_gpu_below_the_compiled_architectures_takes_the_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Kernels built for 8.0, 8.9 and 9.0 (the default CMAKE_CUDA_ARCHITECTURES) cannot run on
+    a 7.5 GPU (a T4): opted in, its first call failed with "no kernel image is available"
+    mid-search; it takes the reference path (found by review)."""
+    kernel, fake = _built_for_80_89_90(monkeypatch)
     for capability, runs in [((7, 5), False), ((8, 0), True), ((8, 6), True), ((12, 0), True)]:
         monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, c=capability: c)
         assert (dispatch.native_op("subnet_eval_mlp", "cuda") is kernel) is runs, capability
@@ -333,13 +340,7 @@ def test_a_gpu_below_the_compiled_architectures_takes_the_reference(
 def test_the_capability_asked_is_the_target_gpus(monkeypatch: pytest.MonkeyPatch) -> None:
     """A forward pinned to a 7.5 GPU (cuda:1) while an 9.0 one is current takes the reference:
     the check asked the current GPU, and the launch on cuda:1 failed ("no kernel image")."""
-    kernel = object()
-    fake = SimpleNamespace(
-        has_cuda=lambda: True, cuda_architectures=lambda: "80 89 90", subnet_eval_mlp_cuda=kernel
-    )
-    monkeypatch.setattr(dispatch, "native_module", lambda: fake)
-    monkeypatch.setenv(CUDA_ENV_VAR, "1")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    kernel, _ = _built_for_80_89_90(monkeypatch)
     capabilities = {None: (9, 0), "cuda:0": (9, 0), "cuda:1": (7, 5)}
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda d=None: capabilities[d])
     assert dispatch.native_op("subnet_eval_mlp", "cuda:1") is None

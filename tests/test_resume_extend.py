@@ -330,6 +330,21 @@ def test_a_raise_cut_short_withdraws_the_finished_result_until_it_is_trained(
     assert run.supernet_weights.is_file()
 
 
+DEMO_SMALL = {"search__pop": 4, "search__gens": 1, "search__episodes": 1,
+              "search__final_episodes": 2, "finetune__steps": 0}  # fmt: skip
+"""A demo's later stages at their smallest (no fine-tune)."""
+
+
+def _cut_teacher_raise(run: RunFolder) -> None:
+    """A --resume raising the finished teacher's budget to 256 steps, killed on the way (it
+    withdrew the teacher's agent)."""
+    with pytest.raises(TrainingInterrupted):
+        train_teacher(
+            tiny(**DEMO_SMALL, teacher__total_steps=256), run, resume=True, progress=False,
+            stop_after=5,
+        )  # fmt: skip
+
+
 def test_demo_resume_finishes_a_raise_that_was_cut_short(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -342,17 +357,11 @@ def test_demo_resume_finishes_a_raise_that_was_cut_short(
     monkeypatch.setattr(
         tf, "random_policy_return", lambda c, n, s: real_random(c, n, s, max_episode_steps=1)
     )
-    small = {"search__pop": 4, "search__gens": 1, "search__episodes": 1,
-             "search__final_episodes": 2, "finetune__steps": 0}  # fmt: skip
     run = RunFolder(tmp_path / "run")
-    train_teacher(tiny(**small), run, progress=False)
-    with pytest.raises(TrainingInterrupted):
-        train_teacher(
-            tiny(**small, teacher__total_steps=256), run, resume=True, progress=False,
-            stop_after=5,
-        )  # fmt: skip
+    train_teacher(tiny(**DEMO_SMALL), run, progress=False)
+    _cut_teacher_raise(run)
     capsys.readouterr()
-    run_demo(tiny(**small), run, resume=True, progress=False)
+    run_demo(tiny(**DEMO_SMALL), run, resume=True, progress=False)
     assert (
         "[demo] teacher: resuming to its raised teacher.total_steps 256" in capsys.readouterr().out
     )
@@ -370,16 +379,10 @@ def test_demo_resume_refuses_an_unfinished_stage_a_later_one_was_built_on(
     from a2d_evo import demo
     from a2d_evo.train.supernet_stage import train_supernet
 
-    small = {"search__pop": 4, "search__gens": 1, "search__episodes": 1,
-             "search__final_episodes": 2, "finetune__steps": 0}  # fmt: skip
     run = RunFolder(tmp_path / "run")
-    train_teacher(tiny(**small), run, progress=False)
-    train_supernet(tiny(**small), run, progress=False)
-    with pytest.raises(TrainingInterrupted):
-        train_teacher(
-            tiny(**small, teacher__total_steps=256), run, resume=True, progress=False,
-            stop_after=5,
-        )  # fmt: skip
+    train_teacher(tiny(**DEMO_SMALL), run, progress=False)
+    train_supernet(tiny(**DEMO_SMALL), run, progress=False)
+    _cut_teacher_raise(run)
     trained: list[str] = []
     monkeypatch.setattr(demo, "train_teacher", lambda *a, **k: trained.append("teacher"))
     with pytest.raises(
@@ -387,5 +390,5 @@ def test_demo_resume_refuses_an_unfinished_stage_a_later_one_was_built_on(
         match=r"the teacher stage is unfinished .* the supernet "
         r"stage was built on it before; finish it with `a2d-evo train-teacher",
     ):
-        demo.run_demo(tiny(**small), run, resume=True, progress=False)
+        demo.run_demo(tiny(**DEMO_SMALL), run, resume=True, progress=False)
     assert trained == []
