@@ -24,6 +24,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -159,10 +160,14 @@ class _EvalWorker:
         self.evaluator.refresh()
         self.version = version
 
-    def ready(self) -> tuple[int, str]:
-        """This actor's pid and the arithmetic its population forward runs (``numerics``:
-        the device, native or reference, the CPU kernel), which every actor must share."""
-        return os.getpid(), self.evaluator.forward.numerics
+    def ready(self) -> tuple[int, str, str]:
+        """This actor's pid, the arithmetic its population forward runs (``numerics``: the
+        device, native or reference, the CPU kernel), which every actor must share, and the
+        a2d_evo package it imported."""
+        import a2d_evo
+
+        package = str(Path(a2d_evo.__file__).resolve().parent)
+        return os.getpid(), self.evaluator.forward.numerics, package
 
     def evaluate(
         self,
@@ -307,7 +312,15 @@ class RayPopulationEvaluator:
             started = self.ray.get(ready)
         except self.ray.exceptions.RayError as exc:
             raise DistributedError(f"a Ray evaluation actor failed to start: {exc}") from None
-        paths = sorted({numerics for _, numerics in started})
+        paths = sorted({numerics for _, numerics, _ in started})
+        here = str(Path(__file__).resolve().parents[1])
+        theirs = sorted({package for _, _, package in started} - {here})
+        if theirs:  # Ray puts the driver's folder first on their path
+            write(
+                f"a2d-evo: note: the Ray actors import a2d_evo from {', '.join(theirs)}, this "
+                f"process from {here}; they run {', '.join(paths)} (a checkout without the "
+                "built module runs the reference forward: run from another folder)"
+            )
         if len(paths) > 1:  # a share's scores would depend on the node it lands on
             raise DistributedError(
                 f"the Ray evaluation actors run different arithmetic ({', '.join(paths)}): "
@@ -462,7 +475,7 @@ class RayPopulationEvaluator:
             if ref in self._starting:
                 i = self._starting.pop(ref)
                 try:
-                    _, numerics = ray.get(ref)
+                    _, numerics, _ = ray.get(ref)
                 except ray.exceptions.RayError as exc:
                     self._replace(i, exc)
                 else:
