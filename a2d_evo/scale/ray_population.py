@@ -164,7 +164,7 @@ class _EvalWorker:
         """This actor's pid, the arithmetic its population forward runs (``numerics``: the
         device, native or reference, the CPU kernel), which every actor must share, and the
         a2d_evo package it imported."""
-        import a2d_evo
+        import a2d_evo  # here: which package this actor imported (Ray's path may differ)
 
         package = str(Path(a2d_evo.__file__).resolve().parent)
         return os.getpid(), self.evaluator.forward.numerics, package
