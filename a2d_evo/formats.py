@@ -153,12 +153,16 @@ def finite_number(value: Any) -> bool:
 _NUMBERS = ("flops", "params", "return_mean", "return_std", "normalised_return", "latency_ms")
 
 
-def check_metrics(m: dict[str, Any], where: str) -> None:
-    """FormatError unless the metrics-contract keys ``m`` has carry values of their types.
+def check_metrics(m: Any, where: str, required: Sequence[str] = ()) -> None:
+    """FormatError unless ``m`` holds every key of ``required`` (not null) and the
+    metrics-contract keys it has carry values of their types.
 
     Front entries and ``metrics.json`` come from files users share; export, the knee and the
     report compute with these values, so a string or a list there must stop at the door.
     """
+    for key in required:
+        if not isinstance(m, dict) or m.get(key) is None:
+            raise FormatError(f"{where} has no {key!r}")
     for key in _NUMBERS:
         v = m.get(key)
         if v is not None and not finite_number(v):

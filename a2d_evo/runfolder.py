@@ -238,7 +238,9 @@ class RunFolder:
     def weights_digests(self) -> dict[str, str | None]:
         """SHA-256 of the supernet's ``weights.pt`` and the teacher's ``policy.pt`` (None
         when there is none): what a search's figures, and an exported member, are of."""
-        return {"supernet": file_digest(self.supernet_weights), "teacher": self.teacher_digest()}
+        weights = self.supernet_weights
+        supernet = file_digest(weights) if weights.is_file() else None
+        return {"supernet": supernet, "teacher": self.teacher_digest()}
 
     def stage_config(self, name: str) -> Config | None:
         """The config stage ``name`` ran with (``RUN_DIR/<name>/config.yaml``, which a

@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config
-from a2d_evo.errors import FormatError
 from a2d_evo.evaluation.episodes import (
     EvalResult,
     ReferenceReturns,
@@ -69,6 +68,9 @@ from a2d_evo.runfolder import RunFolder
 from a2d_evo.search.problem import above_random, beats_random
 from a2d_evo.train.finetune import finetune_recipe
 from a2d_evo.train.finetune_pool import FinetuneJob, run_finetunes
+
+ROW_KEYS = ("flops", "return_mean", "normalised_return")
+"""What an exported member's ``metrics.json`` must hold for its row of ``delivered.json``."""
 
 
 def fine_tuned(metrics: dict[str, Any], cfg: Config) -> bool:
@@ -152,13 +154,7 @@ def finetune_members(
         print("finetune.steps is 0: the exported agents keep their inherited weights")
     found = [read_json(folder / "metrics.json", "metrics") for folder in folders]
     for folder, metrics in zip(folders, found, strict=True):  # a kept one is used as it is
-        where = f"{folder / 'metrics.json'}"
-        if not isinstance(metrics, dict):
-            raise FormatError(f"{where}: not a JSON object")
-        for key in ("flops", "return_mean", "normalised_return"):
-            if metrics.get(key) is None:
-                raise FormatError(f"{where}: no {key!r}")
-        check_metrics(metrics, where)
+        check_metrics(metrics, str(folder / "metrics.json"), ROW_KEYS)
     todo = [i for i, metrics in enumerate(found) if steps and not fine_tuned(metrics, cfg)]
     for i, folder in enumerate(folders):
         if steps and progress and i not in todo:

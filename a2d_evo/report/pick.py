@@ -88,16 +88,17 @@ def load_front_and_digest(run: RunFolder, cfg: Config | None = None) -> tuple[di
             )
     for part, entries in (("front", front), ("below_random", below)):
         for i, entry in enumerate(entries):
-            for key in ("arch", "flops", "normalised_return", "return_mean"):
-                if not isinstance(entry, dict) or entry.get(key) is None:
-                    raise FormatError(f"{path}: {_entry_name(part)} {i} has no {key!r}")
-            check_metrics(entry, f"{path}: {_entry_name(part)} {i}")
+            check_metrics(entry, f"{path}: {_entry_name(part)} {i}", FRONT_ENTRY_KEYS)
     if not isinstance(data.get("normalisation") or {}, dict):
         raise FormatError(f"{path}: 'normalisation' must be a mapping")
     if cfg is None and run.exists():
         cfg = run.load_config()
     _check_front(data, path, cfg.env.id if cfg is not None else None)
     return data, digest
+
+
+FRONT_ENTRY_KEYS = ("arch", "flops", "normalised_return", "return_mean")
+"""What every entry of ``front.json`` (a member or a below-random arch) holds."""
 
 
 def _entry_name(part: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from a2d_evo.config import Config
 from a2d_evo.errors import A2DError, FormatError, RunFolderError
-from a2d_evo.files import MAX_ARCH_JSON_BYTES, check_format_version, file_digest, read_json
+from a2d_evo.files import MAX_ARCH_JSON_BYTES, check_format_version, read_json
 from a2d_evo.formats import (
     BASELINE_METHODS,
     DEFAULT_WIDTHS,
@@ -388,11 +388,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     if not isinstance(searched_with, Mapping):
         searched_with = {}
     try:  # none where a file is missing (the report says so elsewhere) or unreadable
-        weights = run.supernet_weights
-        now = {
-            "teacher": run.teacher_digest(),
-            "supernet": file_digest(weights) if weights.is_file() else None,
-        }
+        now = run.weights_digests()
     except RunFolderError:
         now = {"teacher": None, "supernet": None}
     for part, where in (("teacher", run.teacher_agent), ("supernet", run.supernet_weights)):

@@ -132,6 +132,12 @@ def _probe(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
+def _package_dir() -> str:
+    """The a2d_evo package this process imported (an actor's may be another: Ray puts the
+    driver's working folder first on its workers' path)."""
+    return str(Path(__file__).resolve().parents[1])
+
+
 class _EvalWorker:
     """The body of one Ray actor: a supernet copy, its envs and a local evaluator."""
 
@@ -164,10 +170,7 @@ class _EvalWorker:
         """This actor's pid, the arithmetic its population forward runs (``numerics``: the
         device, native or reference, the CPU kernel), which every actor must share, and the
         a2d_evo package it imported."""
-        import a2d_evo  # here: which package this actor imported (Ray's path may differ)
-
-        package = str(Path(a2d_evo.__file__).resolve().parent)
-        return os.getpid(), self.evaluator.forward.numerics, package
+        return os.getpid(), self.evaluator.forward.numerics, _package_dir()
 
     def evaluate(
         self,
@@ -313,7 +316,7 @@ class RayPopulationEvaluator:
         except self.ray.exceptions.RayError as exc:
             raise DistributedError(f"a Ray evaluation actor failed to start: {exc}") from None
         paths = sorted({numerics for _, numerics, _ in started})
-        here = str(Path(__file__).resolve().parents[1])
+        here = _package_dir()
         theirs = sorted({package for _, _, package in started} - {here})
         if theirs:  # Ray puts the driver's folder first on their path
             write(
