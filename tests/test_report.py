@@ -544,6 +544,22 @@ def test_baseline_method_and_width_from_metrics(tmp_path: Path) -> None:
     }
 
 
+def test_every_row_is_normalised_with_the_fronts_references(tmp_path: Path) -> None:
+    # a baseline records the figure of its own R_random and R_teacher (they move with its
+    # evaluation's settings, eval.num_envs among them): the report puts it on the front's
+    # scale, one scale for the verdicts and margins it prints (found by review)
+    run = make_run(tmp_path / "run", baselines=False)
+    own = (400.0 - 60.0) / (R_TEACHER - 60.0)  # 0.773 against the front's 0.792
+    m = _metrics(1200, 400.0, 20.0, 26, normalised_return=own, random_return_mean=60.0)
+    _agent(run.baselines / "distill_x0.25", (16, 16), m)
+    data = run_data.load_run(run.load_config(), run)
+    assert data.baselines["distill_x0.25"].normalised_return == pytest.approx(_norm(400.0))
+    assert data.baselines["distill_x0.25"].normalised_return != pytest.approx(own)
+    # without the front's references the row keeps its own figure
+    row = run_data.row_from_metrics("x", m, norm=run_data.References(None, R_TEACHER, None))
+    assert row.normalised_return == own
+
+
 def test_baselines_against_the_inherited_front_say_they_had_more_steps(tmp_path: Path) -> None:
     """Before an export delivers the fine-tuned front (or after its delivery went stale), the
     baselines face the front's inherited weights, which had the supernet's steps alone: the

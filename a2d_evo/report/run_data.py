@@ -93,15 +93,19 @@ def row_from_metrics(
     arch: Any = None,
     norm: References | None = None,
 ) -> Row:
-    """A :class:`Row` from a metrics dict (a front entry or an agent's ``metrics.json``)."""
+    """A :class:`Row` from a metrics dict (a front entry or an agent's ``metrics.json``).
+
+    Normalised with ``norm`` where it holds both references, so every row of a report is on
+    one scale (a baseline measures its own R_random and R_teacher, which move with its
+    evaluation's settings); else with the figure the metrics recorded."""
     arch = metrics.get("arch", arch)
     mean = _num(metrics.get("return_mean"))
     flops = _num(metrics.get("flops"))
     if mean is None or flops is None:
         raise FormatError(f"{label}: metrics lack a finite return_mean and flops")
-    nr = _num(metrics.get("normalised_return"))
-    if nr is None and norm is not None:
-        nr = norm.normalise(mean)
+    nr = norm.normalise(mean) if norm is not None else None
+    if nr is None:
+        nr = _num(metrics.get("normalised_return"))
     return Row(
         label=label,
         arch=_arch_name(arch) if arch is not None else "?",
