@@ -318,6 +318,35 @@ def tell_apart(estimates: Sequence[tuple[float, float | None]]) -> list[int]:
     return separated([(m - h, m + h) for m, h in estimates if h is not None])
 
 
+def told_apart_span(
+    estimates: Sequence[tuple[float, float | None]], values: Sequence[float], at_least: int = 3
+) -> float | None:
+    """The widest span of ``values`` (normalised returns, increasing with the means) over a set
+    of at least ``at_least`` estimates whose 95% intervals are mutually separate; None where no
+    such set exists or a half-width is unknown. Issue [J]'s demo target reads its span here:
+    members told apart that span it, not a span that a member inside some interval makes.
+    The earliest-end set of :func:`tell_apart` is the largest, not always the widest."""
+    if len(estimates) < at_least or any(h is None for _, h in estimates):
+        return None
+    ivs = sorted(
+        ((m - h, m + h, v) for (m, h), v in zip(estimates, values, strict=True) if h is not None),
+        key=lambda t: t[1],
+    )
+    best: float | None = None
+    for a, (_, _, v_a) in enumerate(ivs):
+        # the longest chain of separate intervals from ``a`` to each later one (by upper end)
+        chain = {a: 1}
+        for c in range(a + 1, len(ivs)):
+            lo_c, _, v_c = ivs[c]
+            before = [n for b, n in chain.items() if ivs[b][1] < lo_c]
+            if not before:
+                continue
+            chain[c] = max(before) + 1
+            if chain[c] >= at_least and (best is None or v_c - v_a > best):
+                best = v_c - v_a
+    return best
+
+
 def count_text(n: int, noun: str) -> str:
     """``1 member``, ``2 members``."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

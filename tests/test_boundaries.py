@@ -239,7 +239,9 @@ def test_told_apart_spans_max_minus_min_whatever_the_order() -> None:
     from a2d_evo.report.markdown import told_apart
 
     line = told_apart([("a", 450.0, 1.0, 0.9), ("b", 300.0, 1.0, 0.5), ("c", 500.0, 1.0, 1.0)])
-    assert line.endswith("the 3 members' normalised returns span 0.500.")
+    assert line.endswith(
+        "the 3 members' normalised returns span 0.500; 3 or more told apart span up to 0.500."
+    )
 
 
 # ----------------------------------------------------------------------------- config

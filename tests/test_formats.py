@@ -20,6 +20,7 @@ from a2d_evo.formats import (
     paired_lower95,
     separated,
     t95,
+    told_apart_span,
 )
 
 
@@ -122,6 +123,26 @@ def test_separated_counts_the_largest_set_of_mutually_separate_intervals() -> No
     assert separated([*demo, (190.0, 205.0)]) == [0, 1, 2]
     assert separated([demo[0], (158.0, 194.2), *demo[1:]]) == [0, 1, 3]
     assert separated([]) == []
+
+
+def test_told_apart_span_is_the_widest_set_of_three_or_more_told_apart() -> None:
+    # A [0, 1], B [2, 3], C [4, 5] and D [4.5, 9.5] (means 0.5, 2.5, 4.5, 7; C and D
+    # overlap): the largest set (earliest ends) is A, B, C, spanning 4.0; A, B, D is as large
+    # and spans 6.5, the widest
+    est = [(0.5, 0.5), (2.5, 0.5), (4.5, 0.5), (7.0, 2.5)]
+    assert separated([(m - h, m + h) for m, h in est]) == [0, 1, 2]
+    assert told_apart_span(est, [m for m, _ in est]) == 6.5
+    # what review found: every member spans 0.20, but the wide first interval overlaps the
+    # rest, and the three told apart span 0.10 (the normalised values here are the means)
+    est = [(0.30, 0.25), (0.40, 0.01), (0.45, 0.01), (0.50, 0.01)]
+    assert told_apart_span(est, [m for m, _ in est]) == pytest.approx(0.10)
+    assert told_apart_span(est, [m for m, _ in est], at_least=4) is None
+    # two apart, or an unknown half-width: none
+    assert told_apart_span([(0.0, 0.1), (1.0, 0.1)], [0.0, 1.0]) is None
+    assert told_apart_span([(0.0, 0.1), (1.0, None), (2.0, 0.1)], [0.0, 1.0, 2.0]) is None
+    # the chain may skip a member: [0, 1], [1.5, 2.5] and [3, 4] with [0.9, 3.1] between
+    est = [(0.5, 0.5), (2.0, 1.1), (2.0, 0.5), (3.5, 0.5)]
+    assert told_apart_span(est, [0.0, 0.4, 0.5, 1.0]) == 1.0
 
 
 def test_normalised_return_by_hand() -> None:

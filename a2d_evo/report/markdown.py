@@ -45,6 +45,7 @@ from a2d_evo.formats import (
     count_text,
     paired_lower95,
     tell_apart,
+    told_apart_span,
     weak_teacher_caution,
 )
 from a2d_evo.locks import writes
@@ -245,9 +246,10 @@ def front_table(front: list[dict[str, Any]], teacher_flops: float) -> str:
 
 def told_apart(members: Sequence[tuple[str, float, float | None, float | None]]) -> str:
     """How many ``(name, return, 95% half-width, normalised return)`` members their intervals
-    tell apart (the largest set of mutually separate intervals, :func:`tell_apart`) and the
-    normalised span of them all; "" for fewer than two members or where an interval is
-    unknown (a member scored on one episode)."""
+    tell apart (the largest set of mutually separate intervals, :func:`tell_apart`), the
+    normalised span of them all and the widest of 3 or more told apart
+    (:func:`told_apart_span`); "" for fewer than two members or where an interval is unknown
+    (a member scored on one episode)."""
     apart = tell_apart([(r, h) for _, r, h, _ in members])
     if not apart:
         return ""
@@ -260,6 +262,13 @@ def told_apart(members: Sequence[tuple[str, float, float | None, float | None]])
     if len(apart) == 1:  # every pair overlaps: no set of two or more
         return f"Told apart by their 95% intervals: none of the {len(members)} members{span}."
     names = ", ".join(f"`{members[i][0]}`" for i in sorted(apart))
+    wide = (
+        told_apart_span([(r, h) for _, r, h, _ in members], norm)
+        if len(norm) == len(members)
+        else None
+    )
+    if wide is not None:  # [J]'s demo target: members told apart that span it themselves
+        span += f"; 3 or more told apart span up to {wide:.3f}"
     return (
         f"Told apart by their 95% intervals: {len(apart)} of {len(members)} members "
         f"({names}; the largest set whose intervals do not overlap){span}."
