@@ -460,6 +460,22 @@ def test_a_space_smaller_than_a_population_is_searched_whole_then_stops(
     capsys.readouterr()
     evolve(cfg, RunFolder(root), resume=True, progress=True)
     assert "the space is exhausted: every arch of it was evaluated" in capsys.readouterr().out
+    # a raised budget delivers the front again at its cut and plays nothing: mating again would
+    # draw past the generation that gave up, where a fresh search of that budget stops there
+    # (found by review: NSGA-II's generator moved on, which in a space the top-up cannot list
+    # could play on)
+    root = tmp_path / "budget"
+    budget = make_run(root, {**raw, "search": {**raw["search"], "budget_steps": 10**8}})
+    evolve(budget, RunFolder(root), progress=False)
+    search = json.loads((root / "search" / "front.json").read_text())["search"]
+    assert search["stopped_by"] == "space exhausted"
+    rng = np.load(root / "search" / "state.npz")["rng"]
+    raised = config_from_dict({**raw, "search": {**raw["search"], "budget_steps": 10**9}})
+    evolve(raised, RunFolder(root), resume=True, progress=False)
+    assert (np.load(root / "search" / "state.npz")["rng"] == rng).all()
+    again = json.loads((root / "search" / "front.json").read_text())["search"]
+    assert again["stopped_by"] == "space exhausted"
+    assert again["generations"] == search["generations"]
     # under a ceiling: the archs over it are not drawn, the others all evaluated
     five = {"depths": [1], "widths": [1, 2, 4, 8, 16]}
     flops = {w: cost.flops(MLPArch((w,)), (4,), 2) for w in five["widths"]}

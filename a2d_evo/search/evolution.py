@@ -294,6 +294,7 @@ class _Search:
         )
         algorithm = make_algorithm(self.cfg, self.space, self.obs_shape, self.n_actions)
         algorithm.setup(problem, termination=NoTermination(), verbose=False)
+        exhausted = False  # a finished search whose mating gave up: it plays nothing more
         if saved is not None:
             problem.load_cache(saved.cache)
             if start > 0:
@@ -324,6 +325,9 @@ class _Search:
                     # the old front is no longer this search's: export and report must not take
                     # it while the continuation runs (or after it is interrupted)
                     front.unlink()
+                    # its mating's draws advanced past the generation that gave up: another
+                    # try would draw on, where a fresh search of the new budget stops there
+                    exhausted = delivered.get("stopped_by") == "space exhausted"
                     if self.progress and binding is not None:
                         # no generation left to play, but the budget moved: the last generation
                         # played past the old one, so the new cut may keep episodes the old left
@@ -337,9 +341,9 @@ class _Search:
 
         writer = self._tb(start)
         bar = self._bar(start)
-        stopped_by = "gens"
+        stopped_by = "space exhausted" if exhausted else "gens"
         try:
-            for gen in range(start, s.gens):
+            for gen in range(start, start if exhausted else s.gens):
                 if budget_spent(problem, s.budget_steps):
                     stopped_by = "budget_steps"
                     break
@@ -360,7 +364,7 @@ class _Search:
                 best = float(-F[idx, 0].min()) if len(idx) else float("nan")
                 self._report(writer, bar, gen, hv, len(idx), best, n_new, dt, steps)
             else:  # every generation played: search.gens stopped it, the budget too if spent
-                if budget_spent(problem, s.budget_steps):
+                if not exhausted and budget_spent(problem, s.budget_steps):
                     stopped_by = "gens and budget_steps"
         finally:  # an interrupt or error too: the writer's thread is not left running
             bar.close()
