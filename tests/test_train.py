@@ -292,12 +292,15 @@ def test_a_resumed_stage_trains_on_from_the_checkpoint_weights_optimiser_and_str
         assert any(not torch.equal(v, saved["model"][k]) for k, v in final["model"].items())
 
 
+@pytest.mark.parametrize("vanilla", [False, True])
 def test_a_supernet_resume_on_a_changed_teacher_is_refused(
-    tmp_path: Path, tiny_teacher: Path
+    tmp_path: Path, tiny_teacher: Path, vanilla: bool
 ) -> None:
     """The supernet's checkpoint pins the teacher's digest: a teacher rewritten since (a
     train-teacher --resume, import-teacher) would be distilled from under the first one's
-    sigma. Refused, naming both remedies; the teacher it began with resumes."""
+    sigma. Refused, naming both remedies; the teacher it began with resumes. The vanilla arm
+    too, whose teacher gives sigma alone (found by review: a run killed in its first update
+    resumed from update 0, with no sigma yet, and took it from the new teacher)."""
     import shutil
 
     from a2d_evo.nets.agent_folder import load_agent, save_agent
@@ -305,22 +308,25 @@ def test_a_supernet_resume_on_a_changed_teacher_is_refused(
     teacher = tmp_path / "teacher"
     shutil.copytree(tiny_teacher, teacher)
     run = RunFolder(tmp_path / "run")
+    arm = {"distill": {"alpha": 0.0, "beta": 0.0}} if vanilla else {}
     with pytest.raises(TrainingInterrupted):
-        train_supernet(tiny(), run, teacher_dir=teacher, progress=False, stop_after=2)
+        train_supernet(tiny(**arm), run, teacher_dir=teacher, progress=False, stop_after=2)
     original = (teacher / "policy.pt").read_bytes()
     other = load_agent(teacher)
     with torch.no_grad():
         other.policy.weight.mul_(2.0)
     save_agent(other, teacher, onnx=False)
-    longer = tiny(supernet={"total_steps": 256, "rollout_subnets": 2, "checkpoint_every": 2})
+    longer = tiny(
+        supernet={"total_steps": 256, "rollout_subnets": 2, "checkpoint_every": 2}, **arm
+    )
     assert longer.supernet.total_steps > tiny().supernet.total_steps
-    for cfg in (tiny(), longer):  # refused before a raised budget is recorded
+    for cfg in (tiny(**arm), longer):  # refused before a raised budget is recorded
         with pytest.raises(TrainingError, match="teacher_sha256 .*the teacher changed") as err:
             train_supernet(cfg, run, teacher_dir=teacher, resume=True, progress=False)
         assert f"delete {run.supernet}" in str(err.value)
     assert not (run.supernet / "config_history.yaml").exists()
     (teacher / "policy.pt").write_bytes(original)
-    train_supernet(tiny(), run, teacher_dir=teacher, resume=True, progress=False)
+    train_supernet(tiny(**arm), run, teacher_dir=teacher, resume=True, progress=False)
     assert torch_load(run.supernet / "checkpoint.pt")["update"] == 4
 
 

@@ -287,8 +287,9 @@ def train_supernet(
         teacher = load_teacher_for(
             cfg, teacher_dir, spec.obs_shape, spec.n_actions, given=given, obs_scale=spec.obs_scale
         ).to(device)
-        if not cfg.distill.vanilla:  # the vanilla arm's teacher fixed sigma, held in the state
-            pins["teacher_sha256"] = file_digest(teacher_dir / POLICY_FILE)
+        # the vanilla arm's too: its teacher fixes sigma, and a run killed before the first
+        # update ends resumes from update 0, whose state holds no sigma yet (found by review)
+        pins["teacher_sha256"] = file_digest(teacher_dir / POLICY_FILE)
     remedy = (
         "the teacher changed since the supernet began (a train-teacher --resume or "
         "import-teacher rewrote it, or another --teacher); resume with the teacher it began "
@@ -362,7 +363,7 @@ def train_supernet(
             and teacher_dir is not None
             and Path(teacher_dir).resolve() == run.teacher_agent.resolve(),
             # the teacher distilled from, which the search's teacher must be (evolve checks)
-            "teacher_sha256": pins.get("teacher_sha256"),
+            "teacher_sha256": None if cfg.distill.vanilla else pins.get("teacher_sha256"),
             "sigma": supernet.value_unit,
             "sigma_from": learner.sigma_from,
             # [first update, rank count] per piece: the report's Reproduce line uses torchrun
