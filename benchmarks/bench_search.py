@@ -40,7 +40,7 @@ front is delivered the same way
 halving on fresh seeds, the survivors re-scored on ``final_episodes`` fresh seeds, the same
 seeds for every method (they depend on the run seed alone). The headline is the delivered
 front's hypervolume on ``(-normalised return, log10 FLOPs)`` with the reference point
-``(0, log10(1.1 x the largest arch's FLOPs))``. Several budgets (``--budget-steps
+``(0, log10(1.1 x the costliest arch's FLOPs))``. Several budgets (``--budget-steps
 20000,100000``) show whether the search is ahead early, not only at the end.
 
 Ends with one ``RESULT`` line.
@@ -161,11 +161,15 @@ def own_loop(
             else:
                 draws = space.sample_encodings(rng, 50 * s.pop)
             fresh = {space.key(x): x for x in draws}
-            # archs over search.max_flops are never played (no record): not fresh either
+            # archs over search.max_flops are never played (no record): not fresh either,
+            # and checked here, so each batch holds pop archs that play (the problem names
+            # an arch over the ceiling only once it was offered one)
             batch = [
                 x
                 for k, x in fresh.items()
-                if k not in problem.cache and k not in problem.over_ceiling
+                if k not in problem.cache
+                and k not in problem.over_ceiling
+                and problem.within_ceiling(x)
             ][: s.pop]
             if not batch:
                 stopped_by = "space exhausted"

@@ -667,8 +667,9 @@ class SearchConfig:
     budget_steps: int | None = None
     """Optional stop in env steps (episode lengths summed over every candidate episode): no
     generation starts once this many are spent (``gens`` still caps). At least ``pop *
-    episodes`` (``(pop + anchors) * episodes`` with an ``estimate`` other than ``mean``), the
-    fewest steps the first generation can take (``docs/search.md``)."""
+    episodes`` (``(pop + anchors) * episodes`` with an ``estimate`` other than ``mean``): a
+    step for each slot the first generation may open, a bound rather than its cost, which
+    duplicates, the ceiling and anchors the population drew can lower (``docs/search.md``)."""
     reevaluate: bool = True
     """Survivors play every generation's seeds with their offspring; objectives are the mean
     over every episode an arch played. False: an arch's first estimate is kept for good."""
