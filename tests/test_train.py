@@ -316,9 +316,7 @@ def test_a_supernet_resume_on_a_changed_teacher_is_refused(
     with torch.no_grad():
         other.policy.weight.mul_(2.0)
     save_agent(other, teacher, onnx=False)
-    longer = tiny(
-        supernet={"total_steps": 256, "rollout_subnets": 2, "checkpoint_every": 2}, **arm
-    )
+    longer = tiny(supernet={"total_steps": 256, "rollout_subnets": 2, "checkpoint_every": 2}, **arm)
     assert longer.supernet.total_steps > tiny().supernet.total_steps
     for cfg in (tiny(**arm), longer):  # refused before a raised budget is recorded
         with pytest.raises(TrainingError, match="teacher_sha256 .*the teacher changed") as err:
