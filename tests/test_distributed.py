@@ -496,6 +496,16 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     assert ctx.enabled and ctx.backend == "gloo" and ctx.rank == rank
     try:
         updated = ddp_updates(ctx)
+        # a plain agent's learner acts with the bare agent: a DDP forward syncs buffers on
+        # every rank, and a truncation's extra forward runs on the ranks that saw one only
+        from a2d_evo.nets.agent import Agent
+        from a2d_evo.nets.space import MLPArch
+        from a2d_evo.scale.ddp import wrap_model
+        from a2d_evo.train.learners import AgentLearner
+
+        agent = Agent(MLPArch((8,)), (4,), 2)
+        acts = AgentLearner(wrap_model(agent, ctx), small_cfg()).policy(1)
+        assert acts is agent, type(acts)
         # The whole stage on 2 ranks: straight through, and stopped after update 2 + resumed.
         cfg = small_cfg()
         straight = train_supernet(cfg, RunFolder(Path(out) / "straight"), progress=False)

@@ -112,7 +112,9 @@ class AgentLearner:
         self._ppo = replace(cfg.ppo, norm_adv=False, vf_coef=vf)
 
     def policy(self, update: int) -> Policy:
-        return self.model
+        # the bare agent: a DDP forward syncs buffers across ranks, and the truncation rows'
+        # extra forward runs on the ranks that saw one only (rollouts take no gradient)
+        return ddp.unwrap_model(self.model)
 
     def prepare(self, batch: Batch) -> Batch:
         if self.teacher is None:
