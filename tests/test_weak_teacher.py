@@ -154,6 +154,33 @@ def _result(returns: list[float]) -> EvalResult:
     return EvalResult(r, float(r.mean()), float(r.std()), r.size, list(range(r.size)))
 
 
+def test_eval_cautions_when_its_teachers_lead_is_noise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`a2d-evo eval` normalises against a teacher it plays on the same seeds: a lead within
+    noise gets the caution, and eval.json the bound (found by review: it printed the figure
+    alone). Paired leads 10 - 20, 30 - 22, 20 - 18, 25 - 21 = -10, 8, 2, 4: mean 1.0, sample
+    std sqrt(180 / 3) = 7.746, lower bound 1.0 - 3.182446 * 7.746 / 2 = -11.326."""
+    import a2d_evo.evaluation.scoring as scoring
+
+    teacher, rand = [10.0, 30.0, 20.0, 25.0], [20.0, 22.0, 18.0, 21.0]
+    monkeypatch.setattr(scoring, "evaluate_agent", lambda *a, **k: _result(teacher))
+    monkeypatch.setattr(scoring, "random_policy_return", lambda *a, **k: _result(rand))
+    agent = save_agent(_balancer(1.0), tmp_path / "agent", onnx=False)
+    teacher_dir = save_agent(_balancer(1.0), tmp_path / "teacher", onnx=False)
+    cfg = config_from_dict({"env": {"id": "CartPole-v1"}})
+    out = eval_agent_folder(agent, cfg, episodes=4, seed=7, teacher_dir=teacher_dir)
+    assert "caution: the teacher's lead over the uniform-random policy is within noise" in out
+    record = json.loads((agent / "eval.json").read_text())
+    assert record["teacher_margin_lower95"] == pytest.approx(-11.326, abs=1e-3)
+    # a lead clear of noise: no caution
+    teacher[:] = [40.0, 42.0, 38.0, 41.0]
+    out = eval_agent_folder(agent, cfg, episodes=4, seed=7, teacher_dir=teacher_dir)
+    assert "caution:" not in out and json.loads((agent / "eval.json").read_text())[
+        "teacher_margin_lower95"
+    ] == pytest.approx(20.0)
+
+
 @pytest.mark.parametrize(
     ("teacher", "rand", "bound"),
     [

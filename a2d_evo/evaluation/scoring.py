@@ -22,6 +22,8 @@ from a2d_evo.formats import (
     count_text,
     interval95,
     normalised_return,
+    paired_lower95,
+    weak_teacher_caution,
 )
 from a2d_evo.locks import folder_lock
 from a2d_evo.nets.agent import check_fits_env
@@ -81,14 +83,18 @@ def _eval_agent_folder(
     rand = random_policy_return(cfg, episodes, first)
     teacher_dir = teacher_dir or run_teacher(folder)
     r_teacher = None
+    teacher_returns = None
     if teacher_dir is not None and teacher_dir.resolve() != folder.resolve():
         teacher = load_agent(teacher_dir).to(device)
         check_fits_env(
             teacher, cfg.env, spec.obs_shape, spec.n_actions, str(teacher_dir), spec.obs_scale
         )
-        r_teacher = evaluate_agent(teacher, cfg, episodes, first, mode).mean
+        teacher_result = evaluate_agent(teacher, cfg, episodes, first, mode)
+        r_teacher, teacher_returns = teacher_result.mean, teacher_result.returns
     elif teacher_dir is not None:
-        r_teacher = result.mean
+        r_teacher, teacher_returns = result.mean, result.returns
+    # the teacher's lead over random, paired per seed: within noise, the figure is noise too
+    margin = None if teacher_returns is None else paired_lower95(teacher_returns, rand.returns)
     norm = None
     if r_teacher is not None:
         try:  # a teacher at or below random would flip the sign of the normalised return
@@ -112,6 +118,7 @@ def _eval_agent_folder(
         "random_return_mean": rand.mean,
         "teacher_return_mean": r_teacher,
         "normalised_return": norm,
+        "teacher_margin_lower95": margin,
     }
     earlier = read_json_dict(folder / EVAL_FILE).get("episodes")  # replaced: said below
     if write:
@@ -139,6 +146,7 @@ def _eval_agent_folder(
         f"{folder}: {cfg.env.id} {mode} on {device.type} over {played}: return "
         f"{result.mean:.2f}{spread}, {ends}{norm_text}; "
         f"random policy {rand.mean:.2f}\n"
+        + (f"caution: {caution}\n" if (caution := weak_teacher_caution(margin)) else "")
         + (
             f"wrote {folder / EVAL_FILE}"
             + (
