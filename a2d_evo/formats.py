@@ -227,13 +227,14 @@ def t95(n: int) -> float:
     return z + g1 / dof + g2 / dof**2 + g3 / dof**3 + g4 / dof**4
 
 
-def ci95(std: float | None, n: int) -> float | None:
+def ci95(std: float | None, n: int | None) -> float | None:
     """Half-width of the 95% interval of a mean of ``n`` episodes with population ``std``.
 
     The sample standard deviation is ``std * sqrt(n / (n - 1))``, so the half-width
-    ``t95(n) * sample_std / sqrt(n)`` is ``t95(n) * std / sqrt(n - 1)``. None for n < 2.
+    ``t95(n) * sample_std / sqrt(n)`` is ``t95(n) * std / sqrt(n - 1)``. None for n < 2 or
+    no count recorded.
     """
-    if std is None or n < 2 or not math.isfinite(std):  # no spread recorded: no interval
+    if std is None or n is None or n < 2 or not math.isfinite(std):  # no spread: no interval
         return None
     return t95(n) * std / math.sqrt(n - 1)
 

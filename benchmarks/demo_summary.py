@@ -31,7 +31,7 @@ def summarise(run: Path) -> dict[str, Any]:
     delivered = read_json(run / "agents" / "delivered.json")
     rows = {r["agent"]: r for r in delivered["exported"]}
     members = [rows[name] for name in delivered["members"]]
-    estimates = [(r["return_mean"], ci95(r["return_std"], r["episodes"])) for r in members]
+    estimates = [(r["return_mean"], ci95(r["return_std"], r.get("episodes"))) for r in members]
     apart = tell_apart(estimates)
     norm = [r["normalised_return"] for r in members]
     keys = ("agent", "flops", "return_mean", "return_std", "episodes", "normalised_return",

@@ -33,6 +33,7 @@ def test_ci95_by_hand() -> None:
     # the t quantiles against printed tables (Student's t, two-sided 95%), and their limit
     assert [round(t95(n), 3) for n in (2, 5, 10, 30)] == [12.706, 2.776, 2.262, 2.045]
     assert t95(100_000) == pytest.approx(Z95, abs=1e-4)
+    assert ci95(2.0, None) is None  # no episode count recorded: no interval (not a TypeError)
 
 
 def test_t95_matches_scipy_for_every_sample_size() -> None:

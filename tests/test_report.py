@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import re
 import shutil
 import struct
@@ -873,6 +874,34 @@ def test_the_plot_legend_says_which_weights_the_delivered_front_ships() -> None:
     assert delivered_label([ft, ft]) == "delivered front (2, fine-tuned, ± 95%)"
     assert delivered_label([ft, inh, ft]) == "delivered front (3, 2 fine-tuned, 1 inherited, ± 95%)"
     assert delivered_label([inh]) == "delivered front (1, inherited weights, ± 95%)"
+
+
+def test_a_row_without_an_interval_gets_no_error_bar_in_the_plot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A front entry scored on one episode has no interval: no bar (NaN), where `ci95 or 0`
+    drew a zero-width one, an exact-looking figure (found by review)."""
+    import matplotlib.axes
+
+    from a2d_evo.report.plots import pareto_png
+
+    run = make_run(tmp_path / "run")
+    front = json.loads((run.search / "front.json").read_text())
+    front["front"][1]["episodes"] = 1
+    write_json(run.search / "front.json", front)
+    data = run_data.load_run(run.load_config(), run)
+    bars: list[list[float]] = []
+    errorbar = matplotlib.axes.Axes.errorbar
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> Any:
+        bars.append(list(kwargs["yerr"]))
+        return errorbar(self, *args, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar", spy)
+    pareto_png(data)
+    one = [r.label for r in data.front].index("1")
+    assert math.isnan(bars[0][one])
+    assert bars[0][[r.label for r in data.front].index("3")] == pytest.approx(2.65, abs=0.01)
 
 
 def test_budgets_seed_and_teacher_row_are_the_stages_own(tmp_path: Path) -> None:

@@ -308,7 +308,7 @@ def delivered_table(delivered: dict[str, Any]) -> str:
     members = []
     for name in delivered["members"]:
         r = rows[name]
-        half = ci95(r.get("return_std"), r["episodes"])
+        half = ci95(r.get("return_std"), r.get("episodes"))
         members.append((name, r["return_mean"], half, r["normalised_return"]))
         interval = "" if half is None else f" ± {half:.1f}"  # none for one episode, no spread
         lines.append(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -56,6 +57,13 @@ def delivered_label(kept: Sequence[str]) -> str:
     return f"delivered front ({len(kept)}, {weights}, ± 95%)"
 
 
+def _bar(row: Row) -> float:
+    """A row's error bar: its 95% half-width, NaN (no bar) where there is none (one episode,
+    no spread recorded), not 0, which would draw an exact figure."""
+    half = row.ci95
+    return math.nan if half is None else half
+
+
 def pareto_png(data: RunData) -> bytes:
     """The Pareto plot: FLOPs (log) vs mean return, candidates, front, teacher, baselines."""
     plt = _pyplot()
@@ -70,7 +78,7 @@ def pareto_png(data: RunData) -> bytes:
             lw=1.6, zorder=3)  # fmt: skip
     members = f"{len(front)} member{'' if len(front) == 1 else 's'}"
     handles.append(ax.errorbar(
-        fx, fy, yerr=[r.ci95 or 0.0 for r in front], fmt="o", ms=5, color="tab:blue",
+        fx, fy, yerr=[_bar(r) for r in front], fmt="o", ms=5, color="tab:blue",
         elinewidth=0.8, capsize=2, zorder=4,
         label=f"Pareto front ({members}, inherited weights re-scored, ± 95%)",
     ))  # fmt: skip
@@ -116,7 +124,7 @@ def pareto_png(data: RunData) -> bytes:
     if delivered:
         handles.append(ax.errorbar(
             [r.flops for r in delivered], [r.return_mean for r in delivered],
-            yerr=[r.ci95 or 0.0 for r in delivered], fmt="h", ms=9, mfc="none",
+            yerr=[_bar(r) for r in delivered], fmt="h", ms=9, mfc="none",
             mec="darkcyan", mew=1.6, ecolor="darkcyan", elinewidth=0.8, capsize=2, zorder=8,
             label=delivered_label([data.kept.get(r.label, KEPT_FINE_TUNED) for r in delivered]),
         ))  # fmt: skip
