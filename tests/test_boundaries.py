@@ -201,9 +201,9 @@ def test_a_delivered_member_rescored_on_other_seeds_is_not_delivered(tmp_path: P
 
 
 def test_reproduce_runs_a_stage_trained_on_several_ranks_under_torchrun() -> None:
-    """K1: markdown._on_ranks, ``max(sizes) == 1`` -> ``sizes[0] == 1``: a supernet started
+    """K1: reproduce._on_ranks, ``max(sizes) == 1`` -> ``sizes[0] == 1``: a supernet started
     on 1 process and resumed on 2 was reproduced as one plain single-process command."""
-    from a2d_evo.report.markdown import _on_ranks
+    from a2d_evo.report.reproduce import _on_ranks
 
     line = "a2d-evo train-supernet --config c.yaml --out o"
     assert _on_ranks(line, {}) == line
@@ -221,9 +221,9 @@ def test_reproduce_runs_a_stage_trained_on_several_ranks_under_torchrun() -> Non
 
 
 def test_a_delivered_row_without_kept_says_which_weights_from_its_budget() -> None:
-    """K2: markdown.delivered_table, the default of a row without ``kept`` (files before it)
+    """K2: tables.delivered_table, the default of a row without ``kept`` (files before it)
     swapped: a fine-tuned member read 'inherited'."""
-    from a2d_evo.report.markdown import delivered_table
+    from a2d_evo.report.tables import delivered_table
 
     row = {"agent": "a", "flops": 10, "return_mean": 5.0, "return_std": 1.0, "episodes": 10,
            "normalised_return": 0.5, "inherited_return_mean": 4.0}  # fmt: skip
@@ -234,9 +234,9 @@ def test_a_delivered_row_without_kept_says_which_weights_from_its_budget() -> No
 
 
 def test_told_apart_spans_max_minus_min_whatever_the_order() -> None:
-    """K9: markdown.told_apart, span ``max(norm) - min(norm)`` -> ``max(norm) - norm[0]``
+    """K9: tables.told_apart, span ``max(norm) - min(norm)`` -> ``max(norm) - norm[0]``
     (the suite's members were in increasing order, so the first was the minimum)."""
-    from a2d_evo.report.markdown import told_apart
+    from a2d_evo.report.tables import told_apart
 
     line = told_apart([("a", 450.0, 1.0, 0.9), ("b", 300.0, 1.0, 0.5), ("c", 500.0, 1.0, 1.0)])
     assert line.endswith(

@@ -58,7 +58,7 @@ def test_an_agent_that_does_not_beat_random_is_not_delivered(tmp_path: Path) -> 
     data = delivered(tmp_path, rows)
     assert data["members"] == ["lifted", "big"] and data["not_above_random"] == ["tiny"]
     assert data["none_above_random"] is False
-    from a2d_evo.report.markdown import delivered_table
+    from a2d_evo.report.tables import delivered_table
 
     for r in data["exported"]:  # what delivered_table reads of a real export's rows
         r.update(return_mean=1.0, return_std=0.0, episodes=4, inherited_return_mean=0.0)

@@ -340,7 +340,7 @@ def _row(label: str, flops: float, norm: float, returns: tuple[float, ...] | Non
 def test_dominance_names_the_best_of_the_cheapest_winners() -> None:
     """Of two winners at the same (lowest) FLOPs, the sentence names the one with the higher
     normalised return: the cheapest, then the best."""
-    from a2d_evo.report.markdown import dominance
+    from a2d_evo.report.verdicts import dominance
 
     baseline = _row("base", 1000.0, 0.5)
     front = [_row("low", 400.0, 0.6), _row("high", 400.0, 0.8), _row("dear", 900.0, 0.9)]
@@ -352,7 +352,7 @@ def test_dominance_names_the_best_of_the_cheapest_winners() -> None:
 def test_paired_dominance_is_undecided_with_a_negative_span() -> None:
     """A teacher below random (R_teacher - R_random < 0) gives no paired verdict: dividing by
     a negative span would turn every difference's sign around."""
-    from a2d_evo.report.markdown import paired_dominance
+    from a2d_evo.report.verdicts import paired_dominance
 
     baseline = _row("base", 1000.0, 0.5, (50.0, 52.0, 48.0))
     front = [_row("a", 400.0, 0.1, (10.0, 12.0, 8.0))]

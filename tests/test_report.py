@@ -26,9 +26,11 @@ from a2d_evo.formats import (
     interval95,
 )
 from a2d_evo.report import markdown as report
-from a2d_evo.report import run_data
-from a2d_evo.report.markdown import dominance, front_table, paired_dominance, write_report
+from a2d_evo.report import run_data, tables
+from a2d_evo.report.markdown import write_report
 from a2d_evo.report.run_data import Row
+from a2d_evo.report.tables import front_table
+from a2d_evo.report.verdicts import dominance, paired_dominance
 from a2d_evo.runfolder import RunFolder
 
 R_RANDOM, R_TEACHER, TEACHER_FLOPS = 20.0, 500.0, 8000
@@ -812,19 +814,19 @@ def test_the_delivered_front_says_how_many_members_its_intervals_tell_apart(
         "largest set whose intervals do not overlap); the 3 members' normalised returns span "
         "0.317."
     )
-    table = report.delivered_table(delivered)
+    table = tables.delivered_table(delivered)
     assert table.endswith("\n\n" + line)
     assert "| front_01 | 1,000 | 450.0 ± 2.6 |" in table
     assert line in write_report(run.load_config(), run).read_text()
     # none apart when every pair overlaps (it said "1 of 3 members (`front_00`)")
     wide = [dict(e, return_std=400.0) for e in exported]
-    assert report.delivered_table({**delivered, "exported": wide}).endswith(
+    assert tables.delivered_table({**delivered, "exported": wide}).endswith(
         "\n\nTold apart by their 95% intervals: none of the 3 members; the 3 members' "
         "normalised returns span 0.317."
     )
     # apart once the third moves clear of the second: 3 of 3
     exported[2]["return_mean"] = 460.0
-    assert "3 of 3 members (`front_00`, `front_01`, `front_02`;" in report.delivered_table(
+    assert "3 of 3 members (`front_00`, `front_01`, `front_02`;" in tables.delivered_table(
         delivered
     )
     # a member rewritten after its delivery (a standalone finetune: other figures, other
@@ -841,17 +843,17 @@ def test_the_delivered_front_says_how_many_members_its_intervals_tell_apart(
     # one member: nothing to tell apart, no line; nor where a member played one episode
     # (no interval: a point would look apart from everything)
     one = {**delivered, "members": ["front_00"]}
-    assert "Told apart" not in report.delivered_table(one)
+    assert "Told apart" not in tables.delivered_table(one)
     exported[1]["episodes"] = 1
-    assert "Told apart" not in report.delivered_table(delivered)
+    assert "Told apart" not in tables.delivered_table(delivered)
     # nor where a member records no spread (it was read as 0: an interval 0 wide, told apart
     # from members 0.1 away; found by review)
     exported[1]["episodes"] = 17
     exported[1]["return_std"] = None  # what write_delivered copies from such metrics
-    table = report.delivered_table(delivered)
+    table = tables.delivered_table(delivered)
     assert "Told apart" not in table and "| front_01 | 1,000 | 450.0 |" in table
     row = run_data.row_from_metrics("x", {"return_mean": 1.0, "flops": 10, "episodes": 30})
-    assert row.ci95 is None and "±" not in report._return(row)
+    assert row.ci95 is None and "±" not in tables._return(row)
     # a delivered member deleted since: named under Missing (the front was shown without it)
     write_json(run.agents / "front_01" / "metrics.json", json.loads(json.dumps(
         {**_metrics(1000, 450.0, 5.0, 17), "sources": {"front": current}})))  # fmt: skip

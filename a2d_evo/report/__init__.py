@@ -2,7 +2,10 @@
 
 * :mod:`~a2d_evo.report.run_data` -- a run folder read into rows (torch-free);
 * :mod:`~a2d_evo.report.plots` -- the Pareto plot and the hypervolume plot;
-* :mod:`~a2d_evo.report.markdown` -- ``a2d-evo report``: ``RUN_DIR/report/report.md``;
+* :mod:`~a2d_evo.report.markdown` -- ``a2d-evo report``: ``RUN_DIR/report/report.md``, from
+  :mod:`~a2d_evo.report.tables` (the front, baselines and delivered tables),
+  :mod:`~a2d_evo.report.verdicts` (dominance, point and paired) and
+  :mod:`~a2d_evo.report.reproduce` (the commands that rebuild the run);
 * :mod:`~a2d_evo.report.pick` -- ``a2d-evo export``: the knee or other front members as
   agent folders, optionally fine-tuned.
 
