@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from a2d_evo.errors import FormatError, RunFolderError
-from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION, OLD_CHECKPOINT_NOTE
+from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION, OLD_CHECKPOINT_NOTE, read_capped
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch: "$" takes a final "\n"
 
@@ -336,21 +336,7 @@ def _read_json_bytes(
 ) -> tuple[Any, bytes]:
     """The parsed JSON of ``path`` and the bytes it was parsed from (FormatError otherwise)."""
     path = Path(path)
-    if not path.is_file():
-        raise FormatError(f"{what} {path} not found")
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            raw = f.read(max_bytes + 1) if size <= max_bytes else b""
-    except OSError as exc:
-        raise FormatError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
-    except MemoryError:
-        raise FormatError(f"{what} {path} is too large to read into memory") from None
-    if size > max_bytes or len(raw) > max_bytes:  # sparse, or grown since: never read whole
-        raise FormatError(
-            f"{what} {path} holds {max(size, len(raw)):,} bytes, more than the {max_bytes:,} "
-            f"read: no {what} a2d-evo writes is that large"
-        )
+    raw = read_capped(path, what, max_bytes)
     try:
         data = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # also ints past 4300 digits, deep nesting

@@ -7,8 +7,10 @@ light command paths (``--help``, reading a run folder) can import it.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -106,6 +108,34 @@ KEPT_FINE_TUNED, KEPT_INHERITED = "fine-tuned", "inherited"
 
 VALIDATION_SEEDS, FINAL_SEEDS = "validation seeds", "final seeds"
 """``delivered.json``'s ``chosen_on``: the seeds the delivered members were chosen on."""
+
+
+MAX_YAML_BYTES = 4 << 20
+"""Largest YAML file read (a config, a stage's config, ``config_history.yaml``): a config
+holds a few KB, a history a few hundred bytes per resume."""
+
+
+def read_capped(path: str | Path, what: str, max_bytes: int) -> bytes:
+    """The bytes of file ``path``, refused (FormatError) past ``max_bytes`` without reading
+    them all: a file a run folder received may be sparse and claim 64 GB, or be a link to a
+    file that never ends (``/proc/self/pagemap``: size 0, endless reads)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{what} {path} not found")
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            raw = f.read(max_bytes + 1) if size <= max_bytes else b""
+    except OSError as exc:
+        raise FormatError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except MemoryError:
+        raise FormatError(f"{what} {path} is too large to read into memory") from None
+    if size > max_bytes or len(raw) > max_bytes:  # sparse, or grown since: never read whole
+        raise FormatError(
+            f"{what} {path} holds {max(size, len(raw)):,} bytes, more than the {max_bytes:,} "
+            f"read: no {what} a2d-evo writes is that large"
+        )
+    return raw
 
 
 def kept_weights(metrics: dict[str, Any]) -> str:

@@ -26,6 +26,7 @@ from a2d_evo.config import (
     dump_config,
     env_import_flags,
     parse_yaml,
+    read_yaml_text,
 )
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 from a2d_evo.files import (
@@ -500,6 +501,7 @@ class RunFolder:
         batch = saved.ppo.batch_size  # a training budget runs in whole updates of this
         # evolve withdraws its own front on a raise, knowing whether it plays more
         product = None if stage == "search" else self.stage_product(stage)
+        history = read_config_history(folder)  # a damaged one refuses before anything moves
         if product is not None and any(
             saved.ppo.updates_for(new) > saved.ppo.updates_for(old) for old, new in changes.values()
         ):
@@ -509,7 +511,7 @@ class RunFolder:
             # writes it again when it finishes
             product.unlink(missing_ok=True)
             fsync_dir(product.parent)
-        record_config_change(folder, changes)
+        record_config_change(folder, changes, history)
         for key, (old, new) in changes.items():  # said, not silent: a forgotten --set shows
             n = saved.ppo.updates_for(new)
             same = key.endswith("total_steps") and saved.ppo.updates_for(old) == n
@@ -560,10 +562,7 @@ class RunFolder:
 
     @staticmethod
     def _read_config(path: Path) -> Config:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RunFolderError(f"{path} cannot be read: {exc}") from None
+        text = read_yaml_text(path, "config", RunFolderError)
         try:
             raw = parse_yaml(text, str(path))
         except ConfigError as exc:
@@ -695,8 +694,8 @@ def read_config_history(folder: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     try:
-        data = parse_yaml(path.read_text(encoding="utf-8"), str(path))
-    except (OSError, UnicodeDecodeError, ConfigError) as exc:
+        data = parse_yaml(read_yaml_text(path, "config history", ConfigError), str(path))
+    except ConfigError as exc:
         raise FormatError(f"{path} cannot be read ({exc}); repair or delete it") from None
     check_format_version(data, CONFIG_HISTORY_FORMAT_VERSION, str(path))
     changes = data.get("changes")
@@ -705,11 +704,13 @@ def read_config_history(folder: Path) -> list[dict[str, Any]]:
     return changes
 
 
-def record_config_change(folder: Path, changes: dict[str, tuple[Any, Any]]) -> None:
-    """Append ``{key: (old, new)}`` to ``folder/config_history.yaml``; a change equal to the
-    last one recorded for its key (a resume that died before it saved the new config, then
-    run again) is not repeated."""
-    history = read_config_history(folder)
+def record_config_change(
+    folder: Path, changes: dict[str, tuple[Any, Any]], history: list[dict[str, Any]] | None = None
+) -> None:
+    """Append ``{key: (old, new)}`` to ``folder/config_history.yaml`` (``history``: what it
+    holds, read by the caller); a change equal to the last one recorded for its key (a resume
+    that died before it saved the new config, then run again) is not repeated."""
+    history = read_config_history(folder) if history is None else history
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     for key, (old, new) in changes.items():
         entry = {"key": key, "from": old, "to": new}

@@ -196,6 +196,39 @@ def test_nasty_yaml_is_a_config_error(tmp_path: Path, text: str) -> None:
         assert text.startswith("\ufeff") or "binary" in text
 
 
+def test_merge_keys_that_double_each_line_are_refused_as_they_expand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PyYAML before its merge keys were made unique copied every merged pair: ``a{i}: {<<:
+    [*a{i-1}, *a{i-1}]}`` doubled each line (30 lines: 2**30 pairs, memory and a hang) before
+    the size check on the built data could run; the loader holds each mapping to MAX_NODES as
+    its merge keys expand (found by review). The old rule, as PyYAML 5 wrote it, patched in."""
+    from yaml.nodes import MappingNode, SequenceNode
+
+    def copying_flatten(self: Any, node: MappingNode) -> None:
+        merge: list[Any] = []
+        index = 0
+        while index < len(node.value):
+            key_node, value_node = node.value[index]
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                index += 1
+                continue
+            del node.value[index]
+            subnodes = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+            for sub in subnodes:
+                self.flatten_mapping(sub)
+                merge.extend(sub.value)
+        if merge:
+            node.value = merge + node.value
+
+    monkeypatch.setattr(yaml.SafeLoader, "flatten_mapping", copying_flatten)
+    lines = "".join(f"  a{i}: &a{i} {{<<: [*a{i - 1}, *a{i - 1}]}}\n" for i in range(1, 21))
+    path = tmp_path / "merge.yaml"
+    path.write_text("env:\n kwargs:\n  a0: &a0 {x: 1}\n" + lines)
+    with pytest.raises(ConfigError, match=r"more than 100000 entries once its merge keys"):
+        load_config(path)
+
+
 @pytest.mark.parametrize(
     "value",
     ["&a {x: *a}", "{" + BOMB.replace("\n", ", ").rstrip(", ") + "}", "{a: " * 40 + "1" + "}" * 40],

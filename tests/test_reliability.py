@@ -29,7 +29,7 @@ import yaml
 from a2d_evo import files
 from a2d_evo.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
 from a2d_evo.config import config_from_dict
-from a2d_evo.errors import EnvError, FormatError, RunFolderError, TrainingError
+from a2d_evo.errors import ConfigError, EnvError, FormatError, RunFolderError, TrainingError
 from a2d_evo.files import read_json, torch_load, write_json
 from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION, FRONT_FORMAT_VERSION
 from a2d_evo.runfolder import RunFolder
@@ -842,6 +842,37 @@ def test_a_json_file_past_its_size_limit_is_refused_unread(
     capsys.readouterr()
     assert main(["eval", str(agent), "--episodes", "1"]) == EXIT_USER_ERROR
     assert f"more than the {MAX_ARCH_JSON_BYTES:,} read" in capsys.readouterr().err
+
+
+def test_a_yaml_file_past_its_size_limit_is_refused_unread(tmp_path: Path) -> None:
+    """A config, a run's config.yaml and config_history.yaml were read whole (a sparse 64 GB
+    one took the machine's memory; found by review): each is refused from its size, and a
+    file that never ends (size 0, endless reads) after MAX_YAML_BYTES + 1 bytes."""
+    import resource
+
+    from a2d_evo.config import load_config
+    from a2d_evo.formats import MAX_YAML_BYTES, read_capped
+    from a2d_evo.runfolder import read_config_history
+
+    big = tmp_path / "big.yaml"
+    with open(big, "wb") as f:
+        f.truncate(2 << 30)  # sparse: nothing on disk
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ConfigError, match=r"holds 2,147,483,648 bytes, more than the 4,194,304"):
+        load_config(big)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    (run.root / "config.yaml").symlink_to(big)
+    with pytest.raises(RunFolderError, match="more than the 4,194,304"):
+        run.load_config()
+    (tmp_path / "stage").mkdir()
+    (tmp_path / "stage" / "config_history.yaml").symlink_to(big)
+    with pytest.raises(FormatError, match="more than the 4,194,304"):
+        read_config_history(tmp_path / "stage")
+    endless = Path("/dev/zero")  # a character device: not a file, refused as not found
+    with pytest.raises(FormatError, match="not found"):
+        read_capped(endless, "config", MAX_YAML_BYTES)
 
 
 def test_a_symlink_loop_in_a_run_folder_is_one_line_not_a_traceback(tmp_path: Path) -> None:

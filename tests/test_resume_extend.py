@@ -310,6 +310,15 @@ def test_a_raise_cut_short_withdraws_the_finished_result_until_it_is_trained(
         train_supernet(tiny(), run, progress=False)
     train_teacher(tiny(teacher__total_steps=256), run, resume=True, progress=False)
     assert json.loads((run.teacher_agent / "metrics.json").read_text())["env_steps"] == 256
+    # a damaged config_history.yaml refuses the next raise before the result is withdrawn (it
+    # was removed first, and the teacher then looked unfinished; found by review)
+    history = run.teacher / "config_history.yaml"
+    kept = history.read_bytes()
+    history.write_text("format_version: 1\nchanges: [\n")
+    with pytest.raises(FormatError, match="config_history.yaml cannot be read"):
+        train_teacher(tiny(teacher__total_steps=512), run, resume=True, progress=False)
+    assert mark.is_file()
+    history.write_bytes(kept)
 
     train_supernet(tiny(), run, progress=False)
     with pytest.raises(TrainingInterrupted):

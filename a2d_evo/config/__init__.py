@@ -14,6 +14,7 @@ from a2d_evo.config.loader import (
     parse_override,
     parse_yaml,
     read_config_file,
+    read_yaml_text,
     set_flag,
 )
 from a2d_evo.config.schema import (
@@ -90,6 +91,7 @@ __all__ = [
     "parse_override",
     "parse_yaml",
     "read_config_file",
+    "read_yaml_text",
     "replace",
     "set_flag",
     "split_import",

@@ -24,7 +24,8 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 import yaml
 
 from a2d_evo.config.schema import Config, ale_keys_refused
-from a2d_evo.errors import ConfigError
+from a2d_evo.errors import ConfigError, FormatError
+from a2d_evo.formats import MAX_YAML_BYTES, read_capped
 
 T = TypeVar("T")
 
@@ -50,11 +51,16 @@ def read_config_file(path: str | Path) -> Any:
         raise ConfigError(f"{path}: a folder, not a config file; pass a YAML file")
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
+    return parse_yaml(read_yaml_text(path, "config file", ConfigError), str(path))
+
+
+def read_yaml_text(path: Path, what: str, error: type[Exception]) -> str:
+    """The text of YAML file ``path``, at most ``MAX_YAML_BYTES`` read (a larger one, sparse
+    or endless, is refused before it takes the memory); ``error`` for any failure."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (UnicodeDecodeError, OSError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from None
-    return parse_yaml(text, str(path))
+        return read_capped(path, what, MAX_YAML_BYTES).decode("utf-8")
+    except (UnicodeDecodeError, FormatError) as exc:
+        raise error(f"{path}: cannot read: {exc}") from None
 
 
 def config_from_file(
@@ -131,6 +137,17 @@ class _StrictLoader(yaml.SafeLoader):
                 raise _DuplicateKey(key, key_node.start_mark.line + 1)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        # PyYAML before its merge keys were made unique copied every merged pair, so merge
+        # keys nesting two aliases of the level below doubled at each line (30 lines: 2**30
+        # pairs) before the size check could run; each level is held to it as it is built
+        super().flatten_mapping(node)
+        if len(node.value) > MAX_NODES:
+            raise yaml.YAMLError(
+                f"a mapping holds more than {MAX_NODES} entries once its merge keys (<<) are "
+                "expanded"
+            )
 
 
 # Numbers as YAML 1.2 reads them, and as ``--set`` does: ``1e7`` is a number (YAML 1.1, which
