@@ -226,6 +226,9 @@ def test_env_id_never_takes_the_module_form() -> None:
             config_from_dict({"env": {"id": env_id}}, source="arch.json")
     with pytest.raises(ConfigError, match=r"env\.imports\[0\]: expected a module path"):
         config_from_dict({"env": {"imports": ["os; rm -rf /"]}})
+    # a final newline too ("$" matched before it; found by review): never named in a message
+    with pytest.raises(ConfigError, match=r"env\.imports\[0\]: expected a module path"):
+        config_from_dict({"env": {"imports": ["minatar.gym:register_envs\n"]}})
 
 
 def test_unknown_env_ids_name_close_matches(monkeypatch: pytest.MonkeyPatch) -> None:

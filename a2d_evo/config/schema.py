@@ -80,7 +80,7 @@ def env_import_flags(imports: Sequence[str]) -> str:
     return "".join(f" --env-import {shlex.quote(spec)}" for spec in off)
 
 
-_IMPORT = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*)?$")
+_IMPORT = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*)?")  # fullmatch: "$" takes "\n"
 """``module.path`` or ``module.path:function``: names only, nothing to evaluate."""
 
 
@@ -270,7 +270,7 @@ def check_env_id(env_id: str) -> None:
 
 def split_import(spec: str, key: str = "env.imports") -> tuple[str, str | None]:
     """``module`` or ``module:function`` -> (module, function or None); ConfigError otherwise."""
-    if not isinstance(spec, str) or not _IMPORT.match(spec) or len(spec) > 200:
+    if not isinstance(spec, str) or not _IMPORT.fullmatch(spec) or len(spec) > 200:
         raise ConfigError(
             f"{key}: expected a module path or module:function (e.g. minatar.gym:register_envs), "
             f"got {_short(repr(spec))}"
