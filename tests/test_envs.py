@@ -791,6 +791,27 @@ def test_an_exchange_cut_short_closes_the_env(backend):
         env.close()
 
 
+@pytest.mark.parametrize(
+    ("env_id", "backend"),
+    [("CartPole-v1", "sync"), ("CartPole-v1", "procs"), ("ALE/Pong-v5", "ale_vector"),
+     ("ALE/Pong-v5", "native")],
+)  # fmt: skip
+def test_every_backend_refuses_an_env_after_close(env_id, backend):
+    """A step or reset after close() raised on procs and native Atari only: gymnasium's envs
+    and ale-py's vector env play on, so a use after close passed on sync and ale_vector
+    (found by review)."""
+    from a2d_evo.config import EnvConfig
+
+    env = make_vec_env(EnvConfig(id=env_id, backend=backend, workers=1), 2, seed=0)
+    env.reset(seed=[3, 4])
+    env.close()
+    with pytest.raises(EnvError, match="env is closed"):
+        env.step(np.zeros(env.num_envs, np.int64))
+    with pytest.raises(EnvError, match="env is closed"):
+        env.reset(seed=[3, 4])
+    env.close()  # twice: nothing
+
+
 def test_auto_backend_falls_back_without_the_native_kernel(monkeypatch):
     from a2d_evo import ops
     from a2d_evo.config import EnvConfig

@@ -106,6 +106,8 @@ class AleVectorEnv:
         return obs
 
     def step(self, actions: np.ndarray) -> StepResult:
+        if self._closed:  # ale-py's vector env still steps after close()
+            raise EnvError(f"{self.env_id}: env is closed")
         a = check_actions(actions, self.num_envs, self.n_actions)
         obs, rew, terminated, truncated, info = self._env.step(a)
         reward = rew.astype(np.float32)

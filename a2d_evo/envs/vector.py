@@ -213,6 +213,8 @@ class SyncVecEnv:
         return np.asarray(self._obs_fn(raw), dtype=self.obs_dtype)
 
     def reset(self, seed: int | Sequence[int] | None = None) -> np.ndarray:
+        if self._closed:  # gymnasium's envs play on after close(); the other backends refuse
+            raise EnvError(f"{self.env_id}: env is closed")
         if seed is None and self._pending_seed is not None:
             seed = self._pending_seed
         self._pending_seed = None
@@ -240,6 +242,8 @@ class SyncVecEnv:
         end, and their running episode statistics stay as they were. Evaluation uses this to
         stop stepping slots whose one episode is over.
         """
+        if self._closed:
+            raise EnvError(f"{self.env_id}: env is closed")
         a = check_actions(actions, self.num_envs, self.n_actions) + self._action_start
         n = self.num_envs
         stepped = None if active is None else np.asarray(active, dtype=bool).reshape(n)
