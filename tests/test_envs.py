@@ -812,6 +812,25 @@ def test_every_backend_refuses_an_env_after_close(env_id, backend):
     env.close()  # twice: nothing
 
 
+def test_native_atari_workers_are_given_time_for_the_envs_they_own():
+    """Each env loads its ROM on its first seeded reset (0.1 s measured): a worker of 2,000
+    envs took more than the fixed 120 s to answer and was closed as hung (found by review).
+    The wait is 120 s + 0.5 s per env a worker owns: 8 envs on 2 workers, 122 s."""
+    import socket
+    import struct
+
+    from a2d_evo.config import EnvConfig
+
+    env = make_vec_env(EnvConfig(id="ALE/Pong-v5", backend="native", workers=2), 8, seed=0)
+    try:
+        for fd in env._res.fds:
+            with socket.socket(fileno=os.dup(fd)) as sock:
+                raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
+            assert struct.unpack("ll", raw)[0] == 122
+    finally:
+        env.close()
+
+
 def test_auto_backend_falls_back_without_the_native_kernel(monkeypatch):
     from a2d_evo import ops
     from a2d_evo.config import EnvConfig

@@ -37,6 +37,9 @@ from a2d_evo.envs.worker_process import start_worker
 from a2d_evo.errors import EnvError
 
 _REPLY_TIMEOUT_S = 120.0
+_PER_ENV_S = 0.5
+"""More wait per env a worker owns: each loads its ROM on its first seeded reset (0.1 s
+measured), so a worker of 2,000 envs takes minutes to answer that reset, well and alive."""
 
 
 class _Shared(NamedTuple):
@@ -364,6 +367,7 @@ class NativeAtariVecEnv:
         self._stats = EpisodeStats(num_envs)
         self._pending_seed = seed
         n_workers = max(1, min(cfg.workers or worker_cores(), num_envs))
+        self._timeout_s = _REPLY_TIMEOUT_S + _PER_ENV_S * -(-num_envs // n_workers)
         try:
             for k in range(n_workers):
                 args: dict[str, Any] = {"n": num_envs, "h": h, "w": w}
@@ -378,7 +382,7 @@ class NativeAtariVecEnv:
     def _spawn(self, shm_name: str, args: str) -> None:
         proc, parent = start_worker("a2d_evo.envs.native_atari:_worker_main", [shm_name, args])
         # A reply not arriving within the timeout makes recv fail instead of hanging forever.
-        timeout = struct.pack("ll", int(_REPLY_TIMEOUT_S), 0)
+        timeout = struct.pack("ll", int(self._timeout_s), 0)
         parent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeout)
         self._res.procs.append(proc)
         self._res.fds.append(parent.detach())
@@ -407,7 +411,7 @@ class NativeAtariVecEnv:
                 self.close()
                 raise EnvError(
                     f"{self.env_id}: native Atari worker {k} did not answer within "
-                    f"{_REPLY_TIMEOUT_S:.0f} s"
+                    f"{int(self._timeout_s)} s"
                 ) from None
             except OSError:
                 msg = b""
