@@ -190,6 +190,13 @@ def test_eval_episode_seeds_stay_32_bit(tmp_path: Path, capsys: pytest.CaptureFi
     for bad in (MAX_SEED, [0, MAX_SEED + 1]):
         with pytest.raises(EnvError, match=r"seeds must be in \[0, 2\*\*32 - 1\]"):
             seed_list(bad, 2)
+    # integers only: int() played seed 1 for 1.9 and took True for 1 (found by review); numpy
+    # integers and integer arrays as before
+    assert seed_list(np.int64(3), 2) == [3, 4] == seed_list(np.array([3, 4]), 2)
+    assert seed_list(np.array(3), 2) == [3, 4]
+    for bad in (1.9, True, [1.9, 2], [True, 2], np.array([1.5, 2.0]), np.float64(2.0)):
+        with pytest.raises(EnvError, match=r"must be (an integer|integers)"):
+            seed_list(bad, 2)
 
 
 def test_an_agent_folder_that_cannot_be_written_is_scored_all_the_same(

@@ -116,11 +116,21 @@ def build_all(make: Callable[[], Any], n: int) -> list[Any]:
 
 
 def seed_list(seed: int | Sequence[int] | np.ndarray, n: int) -> list[int]:
-    """Per-env seeds: an int gives ``seed + i``; a sequence must have one entry per env."""
-    if isinstance(seed, int | np.integer):
-        seeds = [int(seed) + i for i in range(n)]
+    """Per-env seeds: an int gives ``seed + i``; a sequence must have one entry per env.
+    Integers only: ``int()`` would play seed 1 for 1.9, and take True for 1."""
+
+    def whole(s: Any) -> bool:
+        return isinstance(s, int | np.integer) and not isinstance(s, bool | np.bool_)
+
+    given: Any = seed.tolist() if isinstance(seed, np.ndarray) else seed  # Python numbers
+    if np.ndim(given) == 0:
+        if not whole(given):
+            raise EnvError(f"reset: a seed must be an integer, got {seed!r}")
+        seeds = [int(given) + i for i in range(n)]
     else:
-        seeds = [int(s) for s in seed]
+        if not all(whole(s) for s in given):
+            raise EnvError(f"reset: seeds must be integers, got {list(given)[:4]!r}")
+        seeds = [int(s) for s in given]
         if len(seeds) != n:
             raise EnvError(f"reset: expected {n} seeds (one per env), got {len(seeds)}")
     if any(s < 0 or s > MAX_SEED for s in seeds):
