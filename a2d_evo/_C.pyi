@@ -99,7 +99,7 @@ def subnet_eval_cnn(
 
 def subnet_eval_limits() -> dict[str, int]:
     """The packed layout's limits: max_mlp_layers, max_conv_layers, max_kernel_size, max_stride,
-    cuda_mlp_max_width, max_mlp_dim, max_cnn_dim, max_cnn_plane."""
+    cuda_mlp_max_width, max_mlp_dim, max_cnn_dim, max_cnn_plane, max_cnn_fc_rows."""
 
 def subnet_eval_isa() -> str:
     """The CPU micro-kernel subnet_eval runs: 'avx2-fma' or 'generic'."""

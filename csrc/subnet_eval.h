@@ -45,11 +45,13 @@ constexpr int kMaxMlpLayers = 16;
 constexpr int kMaxConvLayers = 16;
 constexpr int kMaxKernelSize = 15;
 constexpr int kMaxStride = 8;
-// Sizes the meta parser accepts: MLP dims (obs, padded widths and heads) so that every product
-// of two fits an int; CNN channels, map sides, padded FC width and heads; a CNN image plane.
+// Sizes the meta parser accepts: MLP dims (obs, padded widths and heads), each well within an
+// int (products of them are taken in int64); CNN channels, map sides, padded FC width and heads;
+// a CNN image plane; the CNN FC input (map area times the last conv's widest), an int32 row.
 constexpr int64_t kMaxMlpDim = std::numeric_limits<int>::max() / 64;
 constexpr int64_t kMaxCnnDim = int64_t{1} << 16;
 constexpr int64_t kMaxCnnPlane = int64_t{1} << 24;
+constexpr int64_t kMaxCnnFcRows = std::numeric_limits<int32_t>::max();
 // The CUDA MLP kernel keeps 2 x 16 rows of activations in 48 KiB of shared memory: the input
 // and the padded hidden width must each be at most this many floats (the CPU kernel has no
 // such limit; Python sends a wider supernet on a GPU to the reference path).

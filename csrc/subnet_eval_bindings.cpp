@@ -28,6 +28,11 @@ const T* se_buffer(const py::array& a, const char* name, int ndim) {
   if (!(a.flags() & py::array::c_style)) {
     throw std::invalid_argument(std::string("subnet_eval: ") + name + " must be C-contiguous");
   }
+  // C-contiguous strides are multiples of the item size: an aligned start aligns every item
+  // (a misaligned float or int64 read is undefined behaviour)
+  if (reinterpret_cast<std::uintptr_t>(a.data()) % alignof(T) != 0) {
+    throw std::invalid_argument(std::string("subnet_eval: ") + name + " must be aligned");
+  }
   return static_cast<const T*>(a.data());
 }
 
@@ -178,6 +183,7 @@ void register_subnet_eval(py::module_& m) {
         limits["max_mlp_dim"] = se::kMaxMlpDim;
         limits["max_cnn_dim"] = se::kMaxCnnDim;
         limits["max_cnn_plane"] = se::kMaxCnnPlane;
+        limits["max_cnn_fc_rows"] = se::kMaxCnnFcRows;
         return limits;
       },
       "The packed layout's limits (csrc/subnet_eval.h); a supernet beyond them runs on the "

@@ -594,7 +594,7 @@ CnnNet parse_cnn_meta(const int64_t* meta, int64_t meta_len, const float* base, 
   }
   n.fc_rows = static_cast<int64_t>(n.area()) * n.c_last_max;
   // the FC layer's input (positions x channels) is the one product the plane bound leaves open
-  if (n.fc_rows > std::numeric_limits<int32_t>::max()) bad("subnet_eval: CNN FC input too large");
+  if (n.fc_rows > kMaxCnnFcRows) bad("subnet_eval: CNN FC input too large");
   n.fc_w = at(base, n_params, meta[kCnnFcW], n.fc_rows * n.ldf, "fc weight");
   n.fc_b = at(base, n_params, meta[kCnnFcB], n.ldf, "fc bias");
   n.head_w =

@@ -604,6 +604,28 @@ def test_a_cnn_beyond_the_kernels_sizes_runs_on_the_reference() -> None:
         np.testing.assert_allclose(values, ref_v.numpy(), rtol=1e-4, atol=1e-4)
 
 
+@needs_native
+def test_a_cnn_whose_fc_input_passes_the_kernels_row_limit_runs_on_the_reference(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The meta parser refuses an FC input (map area times the last conv's widest) past
+    max_cnn_fc_rows (an int32); the Python check missed it, so such a supernet was packed and
+    every call raised KernelInputError (found by review). Real ones need a 2**31-row FC: the
+    limit is lowered here, to the 3 x 3 x 2 = 18 of this supernet less one."""
+    from a2d_evo.nets import population
+
+    assert MOD is not None
+    real = {str(k): int(v) for k, v in MOD.subnet_eval_limits().items()}
+    assert real["max_cnn_fc_rows"] == 2**31 - 1
+    conv = (ConvLayerConfig(widths=(1, 2), kernel=1),)
+    space = SearchSpace(SpaceConfig(kind="cnn", conv=conv, fc=(2,)))
+    net = noisy_supernet(space, (2, 3, 3), 3, seed=1)
+    assert population.unsupported_by_native(net) == ""
+    monkeypatch.setattr(population, "native_limits", lambda: {**real, "max_cnn_fc_rows": 17})
+    why = population.unsupported_by_native(net)
+    assert why == "an FC input of up to 17 values, the supernet's takes 18", why
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

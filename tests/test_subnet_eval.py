@@ -216,6 +216,15 @@ def test_native_entry_points_validate_everything() -> None:
     strided = np.zeros((3, 8), np.float32)[:, ::2]  # the right shape and dtype, not contiguous
     with pytest.raises(ValueError, match="subnet_eval: .* must be C-contiguous"):
         MOD.subnet_eval_mlp(strided, pk.params, pk.meta, table, rows)
+    # C-contiguous, the right dtype, one byte off its alignment: a misaligned float read is
+    # undefined behaviour in C++ (it worked on x86; found by review)
+    shifted = np.zeros(3 * 4 * 4 + 1, np.uint8)[1:].view(np.float32).reshape(3, 4)
+    assert shifted.flags.c_contiguous and not shifted.flags.aligned
+    with pytest.raises(ValueError, match=r"subnet_eval: obs .*must be aligned"):
+        MOD.subnet_eval_mlp(shifted, pk.params, pk.meta, table, rows)
+    odd_rows = np.zeros(2 * 8 + 1, np.uint8)[1:].view(np.int64)
+    with pytest.raises(ValueError, match=r"subnet_eval: rows .*must be aligned"):
+        MOD.subnet_eval_mlp(obs, pk.params, pk.meta, table, odd_rows)
     cpk = pack_supernet(supernet(CNN_SMALL, (4, 60, 60), 3))
     frames = np.zeros((1, 4, 60, 60), np.uint8)
     ctab = arch_table([CNNArch.nature((8, 16, 16), (), 16)], cpk.arch_len)

@@ -86,6 +86,12 @@ def unsupported_by_native(supernet: Supernet, device: str = "cpu") -> str:
             return f"{what} up to {limits['max_cnn_dim']:,}, the supernet has {size:,}"
     if h * w > limits["max_cnn_plane"]:
         return f"images of up to {limits['max_cnn_plane']:,} pixels, the supernet's has {h * w:,}"
+    fc_rows = cast(nn.Linear, supernet.fc).in_features  # the map's area times the last widest
+    if fc_rows > limits.get("max_cnn_fc_rows", fc_rows):  # a module built before the key: none
+        return (
+            f"an FC input of up to {limits['max_cnn_fc_rows']:,} values, the supernet's takes "
+            f"{fc_rows:,}"
+        )
     for i, conv in enumerate(cfg.conv):
         kernel = max(conv.kernel_choices)
         if kernel > limits["max_kernel_size"] or conv.stride > limits["max_stride"]:

@@ -132,7 +132,7 @@ def meta_fields(kind: str) -> tuple[str, ...]:
 def native_limits() -> dict[str, int] | None:
     """The native kernel's limits (``max_mlp_layers``, ``max_conv_layers``, ``max_kernel_size``,
     ``max_stride``, ``cuda_mlp_max_width``, and the sizes its meta parser accepts:
-    ``max_mlp_dim``, ``max_cnn_dim``, ``max_cnn_plane``), defined once in
+    ``max_mlp_dim``, ``max_cnn_dim``, ``max_cnn_plane``, ``max_cnn_fc_rows``), defined once in
     ``csrc/subnet_eval.h`` and read from the native module; None without it (then nothing
     runs natively)."""
     fn = getattr(dispatch.native_module(), "subnet_eval_limits", None)
