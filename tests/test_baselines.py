@@ -352,6 +352,7 @@ def test_a_baseline_checkpoint_of_another_budget_is_trained_anew(
 
     saved = interrupted_at_2048()
     assert saved["extra"]["baseline_budget"] == 2048 and saved["extra"]["method"] == "ppo"
+    assert saved["extra"]["baseline_train_steps"] == 2048  # the steps it trains, pinned too
     assert main(argv[:-1]) == 0  # no --resume needed: nothing of it is continued
     out = capsys.readouterr().out
     assert "baseline ppo_x1: its checkpoint was trained for another budget" in out
@@ -360,7 +361,9 @@ def test_a_baseline_checkpoint_of_another_budget_is_trained_anew(
 
     metrics.unlink()
     saved = interrupted_at_2048()
-    for key in ("baseline_budget", "teacher_sha256", "method", "baseline_recipe"):  # pre-pins
+    pinned = ("baseline_budget", "baseline_train_steps", "teacher_sha256", "method",
+              "baseline_recipe")  # fmt: skip
+    for key in pinned:  # a checkpoint from before the pins
         del saved["extra"][key]
     torch_save(checkpoint, saved)
     capsys.readouterr()
@@ -404,15 +407,18 @@ def test_a_baseline_trained_against_another_teacher_is_not_taken_as_finished() -
     the digest passed every test)."""
     from a2d_evo.train.baselines import _trained_for
 
-    metrics = {"baseline_budget": 100, "seeds": [1, 2], "teacher_sha256": "aaa",
-               "baseline_recipe": "r"}  # fmt: skip
-    assert _trained_for(metrics, 100, [1, 2], "aaa", "r")
-    assert not _trained_for(metrics, 100, [1, 2], "bbb", "r")
-    assert not _trained_for(metrics, 200, [1, 2], "aaa", "r")
-    assert not _trained_for(metrics, 100, [1, 3], "aaa", "r")
-    assert not _trained_for(metrics, 100, [1, 2], "aaa", "other settings")
+    metrics = {"baseline_budget": 100, "env_steps": 96, "seeds": [1, 2],
+               "teacher_sha256": "aaa", "baseline_recipe": "r"}  # fmt: skip
+    assert _trained_for(metrics, 100, 96, [1, 2], "aaa", "r")
+    assert not _trained_for(metrics, 100, 96, [1, 2], "bbb", "r")
+    assert not _trained_for(metrics, 200, 96, [1, 2], "aaa", "r")
+    assert not _trained_for(metrics, 100, 96, [1, 3], "aaa", "r")
+    assert not _trained_for(metrics, 100, 96, [1, 2], "aaa", "other settings")
+    # the same S + B split otherwise rounds to another count of updates (found by review:
+    # with batch 256, S 100,000 + B 20,000 trains 468 updates, 100,296 + 19,704 trains 467)
+    assert not _trained_for(metrics, 100, 128, [1, 2], "aaa", "r")
     del metrics["baseline_recipe"]  # a file from before the settings were recorded
-    assert _trained_for(metrics, 100, [1, 2], "aaa", "other settings")
+    assert _trained_for(metrics, 100, 96, [1, 2], "aaa", "other settings")
 
 
 def test_plain_distillation_weighs_its_terms_by_alpha_and_beta() -> None:

@@ -173,14 +173,21 @@ def baseline_recipe(cfg: Config, method: str) -> str:
 
 
 def _trained_for(
-    metrics: dict[str, Any], steps: int, seeds: list[int], teacher: str, recipe: str
+    metrics: dict[str, Any],
+    steps: int,
+    trained: int,
+    seeds: list[int],
+    teacher: str,
+    recipe: str,
 ) -> bool:
-    """Whether a finished baseline's ``metrics.json`` is this one: the same budget, the
+    """Whether a finished baseline's ``metrics.json`` is this one: the same budget and env
+    steps trained (``S + B`` alone may hold two splits that round to different updates), the
     front's final seeds, the same teacher (``policy.pt`` digest) and settings
     (:func:`baseline_recipe`: ``baselines --set ppo.lr=...`` trains other baselines); files
     from before the budget, the teacher or the settings were recorded match any."""
     return (
         metrics.get("baseline_budget", steps) == steps
+        and metrics.get("env_steps", trained) == trained
         and metrics.get("seeds") == seeds
         and metrics.get("teacher_sha256", teacher) == teacher
         and metrics.get("baseline_recipe", recipe) == recipe
@@ -284,6 +291,7 @@ def train_baselines(
             "arch": archs[multiplier].to_dict(),
             "method": method,
             "baseline_budget": baseline_steps(cfg, method),
+            "baseline_train_steps": baseline_train_steps(cfg, method),
             "teacher_sha256": teacher_sha,
             "baseline_recipe": recipes[method],
         }
@@ -337,7 +345,10 @@ def train_baselines(
             if (folder / "metrics.json").is_file():
                 done = read_json_dict(folder / "metrics.json", "metrics")
                 whole = (folder / ARCH_FILE).is_file()  # its save not cut short (save_agent)
-                if whole and _trained_for(done, steps, seeds, teacher_sha, recipes[method]):
+                trained = baseline_train_steps(cfg, method)
+                if whole and _trained_for(
+                    done, steps, trained, seeds, teacher_sha, recipes[method]
+                ):
                     if progress:
                         print(f"baseline {name}: already trained, skipped")
                     folders.append(folder)
