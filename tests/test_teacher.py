@@ -248,6 +248,14 @@ def test_refuses_what_a_shared_trunk_cannot_express() -> None:
     relu = {"policy_kwargs": {":type:": "<class 'dict'>", "activation_fn": "<class 'ReLU'>"}}
     with pytest.raises(FormatError, match="tanh"):
         convert_sb3(seeded(SB3Mlp(4, 2, pi=[8], vf=[8])).state_dict(), relu)
+    # the class's own name, not a substring: Tanhshrink is another function (found by review)
+    mlp = seeded(SB3Mlp(4, 2, pi=[8], vf=[8])).state_dict()
+    for name in ("<class 'torch.nn.modules.activation.Tanhshrink'>", "Tanhshrink"):
+        shrink = {"policy_kwargs": {"activation_fn": name}}
+        with pytest.raises(FormatError, match="tanh"):
+            convert_sb3(mlp, shrink)
+    for name in ("<class 'torch.nn.modules.activation.Tanh'>", "Tanh"):
+        convert_sb3(mlp, {"policy_kwargs": {"activation_fn": name}})
     cnn = seeded(SB3Cnn(4)).state_dict()
     separate = dict(cnn)
     separate["vf_features_extractor.cnn.0.weight"] = cnn["features_extractor.cnn.0.weight"] + 1

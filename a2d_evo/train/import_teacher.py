@@ -324,7 +324,9 @@ def convert_sb3(
                  "features_extractor.cnn.4": "convs.2", "features_extractor.linear.0": "fc",
                  "action_net": "policy", "value_net": "value"}  # fmt: skip
         return _nature(state, names, "SB3 CnnPolicy")
-    if "Tanh" not in activation:
+    # the class's own name: "<class 'torch.nn.modules.activation.Tanh'>" or "Tanh"; a
+    # substring test took Tanhshrink for tanh (found by review)
+    if re.sub(r"^<class '(?:[\w.]*\.)?(\w+)'>$", r"\1", activation) != "Tanh":
         raise FormatError(
             f"SB3 MlpPolicy uses activation {activation}; a2d-evo MLP agents use tanh"
         )
