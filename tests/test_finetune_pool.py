@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -265,3 +266,58 @@ def test_a_member_finished_beside_a_dead_worker_is_reported_before_the_error(
         finetune_pool._pool(cfg, jobs, lambda i, s: reported.append((i, s)), False, 2)
     assert reported == [(1, {"metrics": "m1's"})]
     ends[1].close()
+
+
+def test_a_worker_dying_after_an_error_leaves_the_other_running_members_to_finish(
+    tmp_path: Path, monkeypatch: Any, capsys: Any
+) -> None:
+    """Three workers: m0's job fails, m1's worker dies, m2 is still running. The first error
+    is raised once m2 is written, and the death is said (it raised m0's error at once and
+    killed m2 mid-fine-tune; found by review)."""
+    import socket
+    import threading
+    from multiprocessing.connection import Connection
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.train import finetune_pool
+
+    class Proc:
+        def __init__(self, code: int | None) -> None:
+            self.pid, self.returncode = 4242 + len(ends), code
+
+        def poll(self) -> int | None:
+            return self.returncode
+
+        def wait(self, timeout: float | None = None) -> int | None:
+            return self.returncode
+
+        def kill(self) -> None:
+            self.returncode = -9
+
+    ends: list[Any] = []
+
+    def start(entry: str, args: Any) -> Any:
+        ours, theirs = socket.socketpair()
+        k = len(ends)
+        if k == 1:  # m1's worker is gone: its end of the socket closed
+            theirs.close()
+            ends.append(None)
+            return Proc(1), ours
+        worker = Connection(theirs.detach())
+        ends.append(worker)
+        if k == 0:
+            worker.send(("error", TrainingError("m0 broke")))
+        else:  # m2 finishes after the first wait has seen the error and the death
+            threading.Timer(0.5, worker.send, [("ok", {"metrics": "m2's"})]).start()
+        return Proc(None), ours
+
+    monkeypatch.setattr(finetune_pool, "start_worker", start)
+    jobs = [finetune_pool.FinetuneJob(tmp_path / f"m{i}", 96, None, 0, 2, 0) for i in range(3)]
+    reported: list[tuple[int, Any]] = []
+    cfg = config_from_dict({"finetune": {"workers": 3}, "torch_threads": 1})
+    with pytest.raises(TrainingError, match="m0 broke"):
+        finetune_pool._pool(cfg, jobs, lambda i, s: reported.append((i, s)), False, 3)
+    assert reported == [(2, {"metrics": "m2's"})]
+    assert re.search(r"died \(exit code 1\) while fine-tuning .*m1;", capsys.readouterr().err)
+    for end in ends[::2]:
+        end.close()

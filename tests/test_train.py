@@ -17,7 +17,7 @@ import torch
 from conftest import balance_cartpole
 
 from a2d_evo.config import Config, config_from_dict
-from a2d_evo.errors import EnvError, FormatError, RunFolderError, TrainingError
+from a2d_evo.errors import ConfigError, EnvError, FormatError, RunFolderError, TrainingError
 from a2d_evo.files import torch_load
 from a2d_evo.formats import kept_weights
 from a2d_evo.nets.agent import Agent
@@ -744,6 +744,9 @@ def test_finetune_records_before_and_after(
     assert sigma == json.loads((student / "metrics.json").read_text())["finetune_value_unit"]
     assert len(seen) == 1
     assert sigma == pytest.approx(float(seen[0].double().pow(2).mean().sqrt()), rel=1e-6)
+    # no steps is a config error, as on the command line (a TrainingError before; review)
+    with pytest.raises(ConfigError, match="finetune: steps must be >= 1, got 0"):
+        finetune_agent(student, cfg, steps=0, teacher_dir=sharp_teacher, progress=False)
 
 
 def test_the_runs_teacher_is_not_fine_tuned(tmp_path: Path, sharp_teacher: Path) -> None:

@@ -21,7 +21,7 @@ import torch
 
 from a2d_evo.config import Config, replace
 from a2d_evo.envs import env_spec, make_vec_env
-from a2d_evo.errors import TrainingError
+from a2d_evo.errors import ConfigError, TrainingError
 from a2d_evo.evaluation.episodes import (
     EvalResult,
     ReferenceReturns,
@@ -75,8 +75,8 @@ def finetune_agent(
     folder's current weights' greedy result; ``references``, R_random and R_teacher of the
     teacher it distils from. None (the default) plays them here.
     """
-    if steps < 1:
-        raise TrainingError(f"finetune: steps must be >= 1, got {steps}")
+    if steps < 1:  # a config error, as on the command line (0 is "keep the inherited weights")
+        raise ConfigError(f"finetune: steps must be >= 1, got {steps}")
     agent_dir = Path(agent_dir)
     agent = load_agent(agent_dir)
     spec = env_spec(cfg.env)

@@ -6,9 +6,9 @@ and one of env stepping, so ``W`` workers on ``W`` cores run ``W`` members at a 
 on the demo's 12 LunarLander members of seed 118: 165 s against 291 s with 2 workers on 2
 cores, ``docs/training.md``). Each job runs exactly the call the export would make, in its own
 process: its randomness comes from the config's seed alone
-(:class:`~a2d_evo.train.streams.Streams`, seeded envs), so the folders it writes are the same
-bit for bit whichever worker ran it, and in whatever order, at the same ``torch_threads`` (a
-test holds it).
+(:class:`~a2d_evo.train.streams.Streams`, seeded envs), so the weights and metrics it writes
+(wall times aside) are the same bit for bit whichever worker ran it, and in whatever order, at
+the same ``torch_threads`` (a test holds it).
 
 Workers are fresh Python processes (:func:`~a2d_evo.envs.worker_process.start_worker`), each
 taking the next job as it finishes one. The calling process holds the lock of every job's
@@ -16,7 +16,8 @@ folder while they run (an export already holds them: it locks each member before
 so a worker writes its folder without locking it again, and dies with the caller (the locks go
 with it). A job's error is raised in the caller once the jobs already running have finished
 (their folders are written, so an export run again continues from them); a worker that dies is
-an error naming it and its member; Ctrl-C in the caller kills the workers (their members stay
+an error naming it and its member (after a job's error, said beside it while the others
+finish); Ctrl-C in the caller kills the workers (their members stay
 as they were: a folder is written at the end of its fine-tune).
 """
 
@@ -168,7 +169,11 @@ def _pool(
                 if queue and dead is None:
                     give(k)
             if dead is not None:
-                raise error or _died(procs[dead], jobs[running[dead]])
+                death = _died(procs[dead], jobs[running.pop(dead)])
+                if error is None:
+                    raise death
+                # an earlier job's error is raised once the ones running beside it are written
+                print(f"finetune: {death}", file=sys.stderr)
         if error is not None:
             raise error
     finally:
