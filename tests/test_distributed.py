@@ -323,6 +323,26 @@ def test_a_share_timeout_grows_with_the_share_beyond_a_generations() -> None:
     assert share_timeout(100.0, 5, 3, 64, 4, 3) == 100.0  # smaller shares: never less
     assert share_timeout(100.0, 8, 30, 64, 4, 3) == pytest.approx(500.0)  # 240 / 48
     assert share_timeout(None, 8, 30, 64, 4, 3) == math.inf
+    # episodes 5x longer than a generation's (below): 5x the time, never less than 1x
+    assert share_timeout(100.0, 16, 3, 64, 4, 3, 5.0) == pytest.approx(500.0)
+    assert share_timeout(100.0, 16, 3, 64, 4, 3, 0.5) == 100.0
+
+
+def test_a_share_of_whole_episodes_waits_as_much_longer_as_they_may_run() -> None:
+    """Generations play episodes capped at search.max_episode_steps, the front's halving and
+    final re-scoring whole ones: a share of those was given a generation's wait, and healthy
+    actors were killed as hung (found by review). CartPole's own 500 over a cap of 100: 5x;
+    an env.max_episode_steps of 10,000 over 2,000 (the MinAtar configs): 5x; a capped call,
+    or no cap: 1x."""
+    from a2d_evo.scale.ray_population import episode_stretch
+
+    capped = small_cfg("search.max_episode_steps=100")
+    assert episode_stretch(capped, None) == 5.0
+    assert episode_stretch(capped, 100) == 1.0
+    assert episode_stretch(small_cfg("search.max_episode_steps=null"), None) == 1.0
+    minatar_like = small_cfg("search.max_episode_steps=2000", "env.max_episode_steps=10000")
+    assert episode_stretch(minatar_like, None) == 5.0
+    assert episode_stretch(small_cfg("search.max_episode_steps=1000"), None) == 1.0  # above 500
 
 
 def test_hung_actor_share_is_rerun_after_the_share_timeout(
@@ -363,6 +383,49 @@ def test_a_hung_actor_whose_share_is_given_up_is_stopped_too(
         before = list(remote.actors)
         with pytest.raises(DistributedError, match="were lost on 1 Ray actors"):
             remote.evaluate(archs, 2, [21, 22], max_episode_steps=60)
+        gone = [old for old, new in zip(before, remote.actors, strict=True) if old != new]
+        assert len(gone) == 1
+        with pytest.raises(ray_local.exceptions.RayActorError):
+            ray_local.get(gone[0].ready.remote(), timeout=30)
+    finally:
+        remote.close()
+
+
+def test_a_share_left_running_by_an_error_is_stopped_with_its_actor(
+    ray_local: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two shares on two actors: one raises (bad input, an A2DError, raised in the caller),
+    the other hangs. The error left the hung share running on its actor, which a caller that
+    keeps the evaluator would queue its next share behind (found by review): that actor is
+    stopped and replaced as the error is raised."""
+    from a2d_evo.errors import FormatError
+
+    hang, fail = tmp_path / "hang", tmp_path / "fail"
+    hang.write_text("")
+    fail.write_text("")
+    paths = (str(hang), str(fail))
+
+    class HangsThenFails(ray_population._EvalWorker):  # type: ignore[misc,name-defined]
+        def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+            for path, fault in zip(paths, ("hang", "fail"), strict=True):
+                try:
+                    os.unlink(path)
+                except OSError:
+                    continue
+                if fault == "hang":
+                    time.sleep(3600)
+                raise FormatError("a share's bad input")
+            return super().evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(ray_population, "_EvalWorker", HangsThenFails)
+    cfg = small_cfg("search.backend=ray", "search.ray_actors=2")
+    net = trained_like(cfg)
+    remote = RayPopulationEvaluator(net, cfg)
+    try:
+        before = list(remote.actors)
+        with pytest.raises(FormatError, match="a share's bad input"):
+            remote.evaluate(population(cfg, 8, seed=1), 2, [21, 22], max_episode_steps=60)
+        assert not hang.exists() and not fail.exists()  # one share hung, the other failed
         gone = [old for old, new in zip(before, remote.actors, strict=True) if old != new]
         assert len(gone) == 1
         with pytest.raises(ray_local.exceptions.RayActorError):

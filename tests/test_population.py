@@ -300,7 +300,9 @@ def test_cuda_takes_the_reference_until_proven(monkeypatch: pytest.MonkeyPatch) 
     net = noisy_supernet(SearchSpace(MLP_SPACES[0]), (4,), 2, seed=0)
     fwd = PopulationForward(net, device="cuda")
     assert fwd.backend == "reference" and fwd.packed is None
-    assert fwd.backend_name.startswith("reference-cuda")
+    # the torch loop runs where the weights are, here the CPU, and says so (it said
+    # reference-cuda, the device asked for; found by review)
+    assert fwd.backend_name.startswith("reference-cpu")
     with pytest.raises(KernelInputError, match="not available on cuda"):
         _ = PopulationForward(net, device="cuda", backend="native").backend
 
@@ -576,6 +578,9 @@ def test_an_mlp_wider_than_the_cuda_kernel_takes_runs_on_the_reference_there() -
             # what a GPU run would pick, decided without one (the CUDA kernel is not proven)
             fwd = PopulationForward(net, device="cuda")
             assert fwd.backend == "reference" and why in fwd.backend_name
+            # named for where it runs, the weights' device (it said reference-cuda for a
+            # supernet left on the CPU; found by review)
+            assert fwd.numerics == "reference-cpu", fwd.numerics
 
 
 @needs_native

@@ -721,8 +721,9 @@ class SearchConfig:
     ray_share_timeout_s: float | None = 1800.0
     """Seconds a Ray actor may spend on a generation-sized share (``ceil(pop / ray_actors)``
     candidates x ``episodes``) before it counts as hung, in proportion for larger shares (the
-    front's re-scoring): it is killed and replaced and the share re-runs, as for a dead actor
-    (None: no limit)."""
+    front's re-scoring) and for whole episodes where the generations' are capped
+    (``max_episode_steps``): it is killed and replaced and the share re-runs, as for a dead
+    actor (None: no limit)."""
 
     @property
     def delivery_candidates(self) -> int:

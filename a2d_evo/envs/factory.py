@@ -78,9 +78,7 @@ def make_vec_env(
         raise EnvError(f"{cfg.id}: num_envs must be >= 1, got {num_envs}")
     limit = cfg.max_episode_steps
     if max_episode_steps is not None:
-        own = limit
-        if own is None:  # the env's own limit, in agent steps
-            own = V5_MAX_FRAMES // cfg.frame_skip if cfg.atari else registered_limit(cfg.id)
+        own = own_episode_limit(cfg)
         limit = max_episode_steps if own is None else min(max_episode_steps, own)
     if limit is not None and limit < 1:
         raise EnvError(f"{cfg.id}: max_episode_steps must be >= 1, got {limit}")
@@ -104,6 +102,15 @@ def _registered(env_id: str) -> Any:
         return gym.spec(env_id)
     except gym.error.Error:
         return None
+
+
+def own_episode_limit(cfg: EnvConfig) -> int | None:
+    """The longest episode of ``cfg`` in agent steps without a search's cap:
+    ``env.max_episode_steps``, else the env's own (v5's frame limit over ``frame_skip`` on ALE
+    ids, gymnasium's registered one otherwise); None for an env without any."""
+    if cfg.max_episode_steps is not None:
+        return cfg.max_episode_steps
+    return V5_MAX_FRAMES // cfg.frame_skip if cfg.atari else registered_limit(cfg.id)
 
 
 def registered_limit(env_id: str) -> int | None:

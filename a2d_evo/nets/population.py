@@ -290,8 +290,8 @@ class PopulationForward:
     def _path(self) -> tuple[str, str | None]:
         """The path that runs and its CPU dispatch: ``("native-cpu", "avx2-fma")``,
         ``("reference-cpu", None)``, ``("native-cuda", None)``."""
-        if self.backend == "reference":
-            return f"reference-{self._dev}", None
+        if self.backend == "reference":  # it runs where the weights are (__call__)
+            return f"reference-{next(self.supernet.parameters()).device.type}", None
         if self._dev == "cpu":
             isa = native_op("subnet_eval_isa")
             return "native-cpu", isa() if callable(isa) else "?"

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from a2d_evo.config import Config
+from a2d_evo.envs.factory import own_episode_limit
 from a2d_evo.errors import A2DError, ConfigError
 from a2d_evo.evaluation.episodes import EvalResult, EvalTiming, Mode
 from a2d_evo.evaluation.population import PopulationEvaluator, check_population_request
@@ -216,16 +217,34 @@ def contiguous_shares(n: int, parts: int) -> list[range]:
 
 
 def share_timeout(
-    limit: float | None, candidates: int, episodes: int, pop: int, actors: int, gen_episodes: int
+    limit: float | None,
+    candidates: int,
+    episodes: int,
+    pop: int,
+    actors: int,
+    gen_episodes: int,
+    stretch: float = 1.0,
 ) -> float:
     """Seconds a share of ``candidates`` x ``episodes`` may take: ``limit`` for a share the size
     of a generation's (``ceil(pop / actors)`` candidates x ``search.episodes``), in proportion
-    above it (the front's final re-scoring plays many more episodes per candidate), never less;
-    infinite without a limit."""
+    above it (the front's final re-scoring plays many more episodes per candidate), never less,
+    times ``stretch`` (:func:`episode_stretch`); infinite without a limit."""
     if limit is None:
         return math.inf
     unit = max(1, math.ceil(pop / actors)) * max(1, gen_episodes)
-    return limit * max(1.0, candidates * episodes / unit)
+    return limit * max(1.0, candidates * episodes / unit) * max(1.0, stretch)
+
+
+def episode_stretch(cfg: Config, max_episode_steps: int | None) -> float:
+    """How much longer an episode of this call may run than a generation's: the env's own
+    limit over ``search.max_episode_steps`` when the generations are capped and this call is
+    not (the front's halving and final re-scoring play whole episodes: 10,000 steps against
+    the search's 2,000 on the MinAtar configs), else 1."""
+    cap = cfg.search.max_episode_steps
+    own = own_episode_limit(cfg.env)
+    if max_episode_steps is not None or cap is None or own is None:
+        return 1.0
+    return max(1.0, own / cap)
 
 
 class RayPopulationEvaluator:
@@ -343,10 +362,13 @@ class RayPopulationEvaluator:
                 f"Ray evaluation actor {i} died {slot.deaths} times in a row; last error: "
                 f"{type(why).__name__}: {why}"
             )
-        try:
+        self._restart(i)
+
+    def _restart(self, i: int) -> None:
+        """Stop slot ``i``'s actor, whatever it is doing, and start a new one there."""
+        slot = self._slots[i]
+        with contextlib.suppress(Exception):  # already gone
             self.ray.kill(slot.handle, no_restart=True)
-        except Exception:
-            pass  # already gone
         slot.handle = self._spawn()
         self._starting[slot.handle.ready.remote()] = i
 
@@ -411,8 +433,11 @@ class RayPopulationEvaluator:
         running: dict[Any, tuple[int, int, float]] = {}  # evaluate() ref -> slot, share, deadline
         s = self.cfg.search
         actors = len(self._slots)
+        stretch = episode_stretch(self.cfg, max_episode_steps)
         limits = [
-            share_timeout(s.ray_share_timeout_s, len(sh), episodes, s.pop, actors, s.episodes)
+            share_timeout(
+                s.ray_share_timeout_s, len(sh), episodes, s.pop, actors, s.episodes, stretch
+            )
             for sh in shares
         ]
 
@@ -421,10 +446,7 @@ class RayPopulationEvaluator:
             if attempts[k] > self.max_retries:
                 # the actor goes too (hung, it would hold the next share of a caller that
                 # keeps this evaluator), and a new one starts in its slot
-                with contextlib.suppress(Exception):  # already gone
-                    self.ray.kill(self._slots[i].handle, no_restart=True)
-                self._slots[i].handle = self._spawn()
-                self._starting[self._slots[i].handle.ready.remote()] = i
+                self._restart(i)
                 raise DistributedError(
                     f"candidates {shares[k].start}-{shares[k].stop - 1} were lost on "
                     f"{attempts[k]} Ray actors; last error: {type(why).__name__}: {why}"
@@ -432,79 +454,89 @@ class RayPopulationEvaluator:
             todo.append(k)
             self._replace(i, why)
 
-        while any(o is None for o in out):
-            while todo and idle:
-                i, k = idle.popleft(), todo.popleft()
-                attempts[k] += 1
-                ref = self._slots[i].handle.evaluate.remote(
-                    self._version,
-                    self._state_box,
-                    [archs[c] for c in shares[k]],
-                    episodes,
-                    seeds,
-                    mode,
-                    max_episode_steps,
-                )
-                running[ref] = (i, k, time.monotonic() + limits[k])
-            # Alone, replacements that cannot be scheduled would leave nothing to wait for;
-            # with shares out, wait until the first of them is due.
-            timeout: float | None = self.start_timeout_s
-            if running:
-                first_due = min(due for _, _, due in running.values())
-                timeout = None if first_due == math.inf else max(0.0, first_due - time.monotonic())
-            ready, _ = ray.wait([*running, *self._starting], num_returns=1, timeout=timeout)
-            if not ready and not running:
-                raise DistributedError(
-                    f"no Ray evaluation actor is alive and none started within "
-                    f"{self.start_timeout_s:.0f} s (cluster: {ray.cluster_resources()})"
-                )
-            if not ready:  # a share is due: its actor is hung (alive, but returns nothing)
-                now = time.monotonic()
-                for ref, (i, k, due) in list(running.items()):
-                    if due <= now:
-                        del running[ref]
-                        why = (
-                            f"no result within {limits[k]:g} s (search.ray_share_timeout_s = "
-                            f"{s.ray_share_timeout_s:g} s per generation-sized share)"
-                        )
-                        lost(i, k, TimeoutError(why))  # raises when its retries are spent
-                        write(
-                            f"Ray evaluation actor {i}: {why} for candidates "
-                            f"{shares[k].start}-{shares[k].stop - 1}; replaced, the share "
-                            "runs again (raise the limit if shares are this slow)"
-                        )
-                continue
-            ref = ready[0]
-            if ref in self._starting:
-                i = self._starting.pop(ref)
+        try:
+            while any(o is None for o in out):
+                while todo and idle:
+                    i, k = idle.popleft(), todo.popleft()
+                    attempts[k] += 1
+                    ref = self._slots[i].handle.evaluate.remote(
+                        self._version,
+                        self._state_box,
+                        [archs[c] for c in shares[k]],
+                        episodes,
+                        seeds,
+                        mode,
+                        max_episode_steps,
+                    )
+                    running[ref] = (i, k, time.monotonic() + limits[k])
+                # Alone, replacements that cannot be scheduled would leave nothing to wait for;
+                # with shares out, wait until the first of them is due.
+                timeout: float | None = self.start_timeout_s
+                if running:
+                    first_due = min(due for _, _, due in running.values())
+                    timeout = (
+                        None if first_due == math.inf else max(0.0, first_due - time.monotonic())
+                    )
+                ready, _ = ray.wait([*running, *self._starting], num_returns=1, timeout=timeout)
+                if not ready and not running:
+                    raise DistributedError(
+                        f"no Ray evaluation actor is alive and none started within "
+                        f"{self.start_timeout_s:.0f} s (cluster: {ray.cluster_resources()})"
+                    )
+                if not ready:  # a share is due: its actor is hung (alive, but returns nothing)
+                    now = time.monotonic()
+                    for ref, (i, k, due) in list(running.items()):
+                        if due <= now:
+                            del running[ref]
+                            why = (
+                                f"no result within {limits[k]:g} s (search.ray_share_timeout_s = "
+                                f"{s.ray_share_timeout_s:g} s per generation-sized share)"
+                            )
+                            lost(i, k, TimeoutError(why))  # raises when its retries are spent
+                            write(
+                                f"Ray evaluation actor {i}: {why} for candidates "
+                                f"{shares[k].start}-{shares[k].stop - 1}; replaced, the share "
+                                "runs again (raise the limit if shares are this slow)"
+                            )
+                    continue
+                ref = ready[0]
+                if ref in self._starting:
+                    i = self._starting.pop(ref)
+                    try:
+                        _, numerics, _ = ray.get(ref)
+                    except ray.exceptions.RayError as exc:
+                        self._replace(i, exc)
+                    else:
+                        if numerics != self.numerics:  # the replacement landed on another node
+                            raise DistributedError(
+                                f"a replacement Ray evaluation actor runs {numerics}, the others "
+                                f"{self.numerics}: its scores would not be comparable; give every "
+                                "node the same arithmetic, or search locally"
+                            )
+                        idle.append(i)
+                    continue
+                i, k, _ = running.pop(ref)
                 try:
-                    _, numerics, _ = ray.get(ref)
-                except ray.exceptions.RayError as exc:
-                    self._replace(i, exc)
-                else:
-                    if numerics != self.numerics:  # the replacement landed on another node
-                        raise DistributedError(
-                            f"a replacement Ray evaluation actor runs {numerics}, the others "
-                            f"{self.numerics}: its scores would not be comparable; give every "
-                            "node the same arithmetic, or search locally"
-                        )
-                    idle.append(i)
-                continue
-            i, k, _ = running.pop(ref)
-            try:
-                results, timing = ray.get(ref)
-            except ray.exceptions.RayTaskError as exc:  # raised inside evaluate(): a bug or
-                cause = getattr(exc, "cause", None)  # bad input, the same on any actor
-                if isinstance(cause, A2DError):
-                    raise cause from None
-                raise DistributedError(f"Ray evaluation actor {i} failed: {exc}") from None
-            except ray.exceptions.RayError as exc:  # the actor, its process or node died
-                lost(i, k, exc)
-                continue
-            out[k] = results
-            self.timing.add(timing)
-            self._slots[i].deaths = 0
-            idle.append(i)
+                    results, timing = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:  # raised inside evaluate(): a bug or
+                    cause = getattr(exc, "cause", None)  # bad input, the same on any actor
+                    if isinstance(cause, A2DError):
+                        raise cause from None
+                    raise DistributedError(f"Ray evaluation actor {i} failed: {exc}") from None
+                except ray.exceptions.RayError as exc:  # the actor, its process or node died
+                    lost(i, k, exc)
+                    continue
+                out[k] = results
+                self.timing.add(timing)
+                self._slots[i].deaths = 0
+                idle.append(i)
+        except BaseException:
+            # an error, or an interrupt a caller may catch: the shares still out would run on
+            # for no one and hold their actors, and a caller that keeps this evaluator would
+            # queue its next shares behind them (found by review)
+            for i, _, _ in running.values():
+                self._restart(i)
+            raise
         return [r for share in out for r in (share or [])]
 
 
