@@ -750,6 +750,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except A2DError as exc:
         print(f"a2d-evo {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except PermissionError as exc:  # a path the user may not enter (Path.is_file re-raises it
+        # on Python 3.10 and 3.11 where a check did not expect it): one line, not a traceback
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"a2d-evo {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
     except KeyboardInterrupt as exc:
         why = str(exc) or "SIGINT"
         rank = os.environ.get("RANK", "0").strip()

@@ -116,6 +116,24 @@ def test_user_errors_exit_2_with_one_line(
     code = main(["report", str(tmp_path / "not-a-run")])
     assert code == EXIT_USER_ERROR and "is not a run folder" in capsys.readouterr().err
 
+    # a path the user may not enter: Python 3.10 and 3.11's Path.is_file re-raise EACCES, a
+    # traceback (exit 1; found by review, as root here, so simulated)
+    import pathlib
+
+    real_stat = pathlib.Path.stat
+
+    def stat(self: pathlib.Path, *args: object, **kwargs: object) -> object:
+        if str(self).startswith(str(tmp_path / "noaccess")):
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(pathlib.Path, "stat", stat)
+        code = main(["train-teacher", "--config", str(tmp_path / "noaccess" / "x.yaml")])
+    err = capsys.readouterr().err
+    assert code == EXIT_USER_ERROR and err.count("\n") == 1, err
+    assert "x.yaml" in err and ("Permission denied" in err or "not found" in err), err
+
     # the report describes the run as it ran: overrides would print settings it never had
     for option in (["--seed", "3"], ["--set", "search.final_episodes=7"], ["--device", "cpu"]):
         with pytest.raises(SystemExit) as info:
