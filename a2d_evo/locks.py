@@ -1,6 +1,7 @@
 """One writer per folder: an exclusive lock a command holds on the folder it writes.
 
-``fcntl.flock`` on ``<folder>/.lock``, which holds the holder's pid; the OS drops the lock
+``fcntl.flock`` on ``<folder>/.lock``, which holds the holder's ``pid@host`` (a lock on a
+shared file system may be held from another machine); the OS drops the lock
 when its holder dies, so a killed command leaves no stale lock, and a second writer is refused
 with a one-line error naming the holder. Readers need no lock.
 """
@@ -13,6 +14,7 @@ import fcntl
 import functools
 import inspect
 import os
+import socket
 import stat
 import threading
 import time
@@ -46,9 +48,10 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 def folder_lock(folder: str | Path, *, create: bool = True, wait_s: float = 0.0) -> Iterator[None]:
     """Hold an exclusive lock on ``folder`` while writing in it: one writer per folder.
 
-    ``fcntl.flock`` on ``folder/.lock``, which holds the holder's pid; the OS drops the lock
-    when its holder dies, so a killed command leaves no stale lock. Another process gets
-    :class:`RunFolderError` naming that pid (after waiting up to ``wait_s``). The lock file,
+    ``fcntl.flock`` on ``folder/.lock``, which holds the holder's ``pid@host``; the OS drops
+    the lock when its holder dies, so a killed command leaves no stale lock. Another process
+    gets :class:`RunFolderError` naming that pid and host (after waiting up to ``wait_s``).
+    The lock file,
     and the folders the lock had to create while still empty, are removed on release, so a
     refused command leaves nothing behind. ``create=False``: a missing folder is not locked
     (the command fails on its own). Under torchrun (``train-teacher`` and ``train-supernet``;
@@ -114,7 +117,7 @@ def _lock(folder: Path, create: bool, wait_s: float) -> tuple[int, list[Path]]:
         if create:
             made = _make_dirs(folder) + made
         try:  # never through a symlink: a planted .lock would point the pid write elsewhere
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o666)
+            fd = _open_lock(path, folder)
         except OSError as exc:
             if exc.errno == errno.ENOENT and create and races < 100:
                 races += 1  # a refused writer removed the empty folder it had made
@@ -156,9 +159,9 @@ def _lock(folder: Path, create: bool, wait_s: float) -> tuple[int, list[Path]]:
         except FileNotFoundError:
             same = False
         if same:
-            with contextlib.suppress(OSError):  # the pid only informs; a full disk must not
-                os.ftruncate(fd, 0)
-                os.write(fd, f"{os.getpid()}\n".encode())
+            with contextlib.suppress(OSError):  # it only informs (a full disk, or a file
+                os.ftruncate(fd, 0)  # another user's killed command left: opened read-only)
+                os.write(fd, f"{os.getpid()}@{socket.gethostname()}\n".encode())
             return fd, made
         os.close(fd)
         races += 1
@@ -174,14 +177,29 @@ def _not_a_lock(path: Path, what: str) -> RunFolderError:
     )
 
 
+def _open_lock(path: Path, folder: Path) -> int:
+    """A descriptor of the lock file ``path`` to ``flock``, never through a symlink: read and
+    write, created if missing; read-only where a ``.lock`` another user's killed command left
+    cannot be opened for writing (``flock`` takes a read-only descriptor), in a folder this
+    user may write, so a shared run is not blocked for good by it."""
+    flags = os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o666)
+    except PermissionError:
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise
+        return os.open(path, os.O_RDONLY | flags)
+
+
 def _holder(path: Path) -> str:
-    """``pid N`` of the process holding the lock file ``path`` (it writes it just after
-    taking the lock, so an empty file is read again for a moment)."""
+    """``pid N on host H`` (``pid N`` from files before the host was written) of the process
+    holding the lock file ``path`` (it writes it just after taking the lock, so an empty file
+    is read again for a moment)."""
     for _ in range(20):
         with contextlib.suppress(OSError, UnicodeDecodeError):
-            text = path.read_text(encoding="utf-8").strip()
-            if text.isdigit():
-                return f"pid {text}"
+            pid, _, host = path.read_text(encoding="utf-8").strip().partition("@")
+            if pid.isdigit():
+                return f"pid {pid} on host {host}" if host else f"pid {pid}"
         time.sleep(0.01)
     return "pid unknown"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -160,7 +161,7 @@ def test_two_concurrent_train_teacher_one_refused_other_intact(
     lock = out / "teacher" / ".lock"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and first.poll() is None:
-        if lock.is_file() and lock.read_text().strip() == str(first.pid):
+        if lock.is_file() and lock.read_text().strip() == f"{first.pid}@{socket.gethostname()}":
             break
         time.sleep(0.02)
     try:
@@ -203,7 +204,7 @@ def test_run_config_binding_waits_for_the_run_lock(
 def test_folder_lock_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "a" / "b"
     with locks.folder_lock(folder):
-        assert (folder / ".lock").read_text().strip() == str(os.getpid())
+        assert (folder / ".lock").read_text().strip() == f"{os.getpid()}@{socket.gethostname()}"
         with locks.folder_lock(folder):  # a writer calling another writer of the same folder
             pass
         assert (folder / ".lock").is_file()
@@ -274,7 +275,7 @@ def test_a_waiter_whose_lock_file_is_unlinked_by_the_release_takes_the_next_one(
 
     monkeypatch.setattr(locks.os, "open", open_then_release)
     with locks.folder_lock(folder, wait_s=1.0):
-        assert (folder / locks.LOCK_FILE).read_text() == f"{os.getpid()}\n"
+        assert (folder / locks.LOCK_FILE).read_text() == f"{os.getpid()}@{socket.gethostname()}\n"
     assert len(opened) == 2  # the unlinked file, then the new one
 
 
@@ -405,7 +406,7 @@ def test_a_release_leaves_alone_the_lock_file_of_a_folder_made_again(tmp_path: P
         )  # fmt: skip
         assert second.stdout is not None and second.stdout.readline().strip() == "held"
     try:
-        assert (folder / locks.LOCK_FILE).read_text() == f"{second.pid}\n"
+        assert (folder / locks.LOCK_FILE).read_text() == f"{second.pid}@{socket.gethostname()}\n"
         with (
             pytest.raises(RunFolderError, match="being written by another a2d-evo command"),
             locks.folder_lock(folder),
@@ -419,3 +420,41 @@ def test_a_release_leaves_alone_the_lock_file_of_a_folder_made_again(tmp_path: P
         time.sleep(0.05)
     with locks.folder_lock(folder):  # free again once the second holder is gone
         pass
+
+
+def test_the_holder_is_named_with_its_host(tmp_path: Path) -> None:
+    """On a shared file system the holder may run on another machine: the lock file holds
+    ``pid@host`` and the refusal names both (a bare pid invited killing an unrelated local
+    process; found by review); a file of a bare pid (before the host) is read as before."""
+    lock = tmp_path / locks.LOCK_FILE
+    lock.write_text("1234@node7\n")
+    assert locks._holder(lock) == "pid 1234 on host node7"
+    lock.write_text("1234\n")
+    assert locks._holder(lock) == "pid 1234"
+
+
+def test_a_lock_file_another_user_left_does_not_block_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command of another user killed in a shared (group-writable) run folder leaves its
+    ``.lock`` at mode 0644: opening it for writing is refused (EACCES), and every command
+    said the folder is not writable, for good (found by review). flock takes a read-only
+    descriptor: the lock is taken on one (simulated, as root here), and released."""
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    (folder / locks.LOCK_FILE).write_text("999@elsewhere\n")  # its holder is dead
+    real_open = os.open
+    flags_seen: list[int] = []
+
+    def as_another_user(path: object, flags: int, mode: int = 0o777) -> int:
+        if str(path).endswith(locks.LOCK_FILE):
+            flags_seen.append(flags)
+            if flags & os.O_RDWR:
+                raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, mode)
+
+    monkeypatch.setattr(locks.os, "open", as_another_user)
+    with locks.folder_lock(folder):
+        assert (folder / locks.LOCK_FILE).read_text() == "999@elsewhere\n"  # not written
+    assert any(not f & (os.O_RDWR | os.O_WRONLY) for f in flags_seen)
+    assert not (folder / locks.LOCK_FILE).exists()  # released as any lock: removed

@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -71,7 +72,7 @@ def test_a_stale_lock_file_s_text_is_replaced_by_the_holder_s_pid(tmp_path: Path
     folder.mkdir()
     (folder / locks.LOCK_FILE).write_text("4294967295 left by a killed holder\n")
     with locks.folder_lock(folder):
-        assert (folder / locks.LOCK_FILE).read_text() == f"{os.getpid()}\n"
+        assert (folder / locks.LOCK_FILE).read_text() == f"{os.getpid()}@{socket.gethostname()}\n"
 
 
 def test_a_holder_whose_lock_file_holds_no_pid_is_named_as_unknown(tmp_path: Path) -> None:
@@ -119,7 +120,7 @@ def test_a_folder_removed_between_its_making_and_the_lock_s_open_is_made_again(
 
     monkeypatch.setattr(locks.os, "open", open_after_removal)
     with locks.folder_lock(folder):
-        assert (folder / locks.LOCK_FILE).read_text() == f"{os.getpid()}\n"
+        assert (folder / locks.LOCK_FILE).read_text() == f"{os.getpid()}@{socket.gethostname()}\n"
     assert len(opened) == 2
     assert not (tmp_path / "a").exists()
 
@@ -149,7 +150,8 @@ def test_a_one_process_world_locks_whatever_its_rank(
     monkeypatch.setenv("WORLD_SIZE", "1")
     monkeypatch.setenv("RANK", "1")
     with locks.folder_lock(tmp_path / "run"):
-        assert (tmp_path / "run" / locks.LOCK_FILE).read_text() == f"{os.getpid()}\n"
+        mine = f"{os.getpid()}@{socket.gethostname()}\n"
+        assert (tmp_path / "run" / locks.LOCK_FILE).read_text() == mine
 
 
 def test_a_lock_refused_with_eacces_is_said_as_held_by_another_command(
