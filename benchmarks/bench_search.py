@@ -68,7 +68,7 @@ import numpy as np
 import yaml
 
 from a2d_evo.config import Config, config_from_dict, config_to_dict
-from a2d_evo.config.schema import MAX_GENS
+from a2d_evo.config.bounds import MAX_GENS
 from a2d_evo.envs import env_spec
 from a2d_evo.evaluation.population import PopulationEvaluator
 from a2d_evo.evaluation.seeds import generation_seeds

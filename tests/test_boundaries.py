@@ -48,7 +48,7 @@ def test_a_file_one_format_version_older_is_refused() -> None:
 def test_an_import_of_exactly_max_width_is_taken() -> None:
     """I1: import_teacher._check_buildable, ``max(widths) > MAX_WIDTH`` -> ``>=``: a shared
     layer of exactly 16,384 units (documented as the widest taken) was refused."""
-    from a2d_evo.config.schema import MAX_WIDTH
+    from a2d_evo.config.bounds import MAX_WIDTH
     from a2d_evo.train.import_teacher import _check_buildable
 
     half = MAX_WIDTH // 2

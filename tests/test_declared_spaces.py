@@ -18,7 +18,7 @@ from conftest import perturbed
 from torch.utils.flop_counter import FlopCounterMode
 
 from a2d_evo.config import SpaceConfig, config_from_dict, dump_config, load_config
-from a2d_evo.config.schema import ConvLayerConfig as Conv
+from a2d_evo.config.space import ConvLayerConfig as Conv
 from a2d_evo.errors import ArchError, ConfigError
 from a2d_evo.nets import cost
 from a2d_evo.nets.agent import trunk_hw

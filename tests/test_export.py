@@ -18,7 +18,7 @@ from conftest import perturbed
 
 import a2d_evo
 from a2d_evo.config import SpaceConfig
-from a2d_evo.config.schema import ConvLayerConfig as Conv
+from a2d_evo.config.space import ConvLayerConfig as Conv
 from a2d_evo.errors import FormatError
 from a2d_evo.formats import METRICS_KEYS
 from a2d_evo.nets import cost

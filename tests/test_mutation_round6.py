@@ -223,7 +223,7 @@ def test_a_layer_after_an_optional_one_takes_the_wider_of_its_possible_inputs() 
     equals its extracted agent."""
     import torch
 
-    from a2d_evo.config.schema import ConvLayerConfig as Conv
+    from a2d_evo.config.space import ConvLayerConfig as Conv
     from a2d_evo.nets.agent_folder import extract
     from a2d_evo.nets.space import CNNArch
     from a2d_evo.nets.supernet import Supernet
@@ -510,7 +510,7 @@ def test_a_resume_drops_the_episodes_of_the_generation_it_plays_again() -> None:
 def test_a_state_s_records_are_bounded_by_its_generations() -> None:
     """After ``n`` generations a record (or one of its episodes) may be of generations
     ``0 .. n - 1`` only, and the cache holds at most ``pop * n + MAX_ANCHORS`` records."""
-    from a2d_evo.config.schema import MAX_ANCHORS
+    from a2d_evo.config.bounds import MAX_ANCHORS
     from a2d_evo.errors import FormatError
     from a2d_evo.search.state import StateSpec, _bad_record, _cache
 

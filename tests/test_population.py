@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from a2d_evo.config import SpaceConfig
-from a2d_evo.config.schema import ConvLayerConfig
+from a2d_evo.config.space import ConvLayerConfig
 from a2d_evo.errors import ArchError, KernelInputError
 from a2d_evo.nets.population import PopulationForward, reference_forward, unsupported_by_native
 from a2d_evo.nets.space import CNNArch, MLPArch, SearchSpace
@@ -463,7 +463,7 @@ def test_cuda_parity(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_native_cnn_kernel_takes_the_declared_layers_from_the_meta() -> None:
     """No trunk is built into the kernel: kernel, stride and padding of every layer come from
     the packed meta, and a meta the declaration rules forbid is refused."""
-    from a2d_evo.config.schema import ConvLayerConfig as Conv
+    from a2d_evo.config.space import ConvLayerConfig as Conv
     from a2d_evo.nets.population import arch_table, pack_supernet
     from a2d_evo.ops.subnet_eval import meta_fields
 
@@ -521,7 +521,7 @@ def test_the_native_cnn_kernel_takes_the_declared_layers_from_the_meta() -> None
 
 
 def test_spaces_the_native_kernel_cannot_take_run_on_the_reference() -> None:
-    from a2d_evo.config.schema import ConvLayerConfig as Conv
+    from a2d_evo.config.space import ConvLayerConfig as Conv
 
     conv = (Conv(widths=(2,), kernel=1),) + (Conv(widths=(2,), kernel=1, padding="same"),) * 16
     space = SearchSpace(SpaceConfig(kind="cnn", conv=conv, fc=(4,)))

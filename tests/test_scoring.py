@@ -131,7 +131,7 @@ def test_ale_settings_are_refused_for_other_envs_and_not_recorded_by_eval(tmp_pa
     # at its default value too, when a user's config or --set names it: ignored just as
     # silently; a run's own config.yaml (format_version) lists every key and is read as before
     from a2d_evo.config import load_config
-    from a2d_evo.config.schema import EnvConfig
+    from a2d_evo.config.env import EnvConfig
 
     user = tmp_path / "user.yaml"
     user.write_text("env:\n  id: CartPole-v1\n  sticky_actions: 0.25\n  noop_max: 30\n")
@@ -174,7 +174,7 @@ def test_eval_episode_seeds_stay_32_bit(tmp_path: Path, capsys: pytest.CaptureFi
     one past the bound was a raw traceback from MinAtar's ``RandomState`` (gymnasium took it),
     now a one-line error naming --seed, before the agent is loaded. Every vector env refuses
     such seeds too, whatever the env."""
-    from a2d_evo.config.schema import MAX_SEED
+    from a2d_evo.config.bounds import MAX_SEED
     from a2d_evo.envs import seed_list
 
     agent = Agent(MLPArch((8,)), (4,), 2, {"id": "CartPole-v1"})

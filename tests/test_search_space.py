@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from a2d_evo.config import SpaceConfig
-from a2d_evo.config.schema import ConvLayerConfig as Conv
+from a2d_evo.config.space import ConvLayerConfig as Conv
 from a2d_evo.errors import ArchError
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import Arch, CNNArch, ConvLayer, MLPArch, SearchSpace, arch_from_dict

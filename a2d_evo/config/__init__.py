@@ -3,6 +3,31 @@
 The one door to configs: ``from a2d_evo.config import Config, load_config``.
 """
 
+from a2d_evo.config.bounds import (
+    MAX_ANCHORS,
+    MAX_ENVS,
+    MAX_EPISODES,
+    MAX_EVAL_SLOTS,
+    MAX_GENS,
+    MAX_IMPORTS,
+    MAX_LAYERS,
+    MAX_NUM_STEPS,
+    MAX_POP,
+    MAX_TOTAL_STEPS,
+    MAX_WIDTH,
+    MAX_WORKERS,
+    check_count,
+)
+from a2d_evo.config.env import (
+    ALLOWED_IMPORTS,
+    ATARI_PREFIX,
+    MINATAR_IMPORT,
+    EnvConfig,
+    check_env_id,
+    env_import_flags,
+    is_atari,
+    split_import,
+)
 from a2d_evo.config.loader import (
     MAX_DEPTH,
     MAX_NODES,
@@ -18,38 +43,17 @@ from a2d_evo.config.loader import (
     set_flag,
 )
 from a2d_evo.config.schema import (
-    ALLOWED_IMPORTS,
-    ATARI_PREFIX,
-    MAX_ANCHORS,
-    MAX_ENVS,
-    MAX_EPISODES,
-    MAX_EVAL_SLOTS,
-    MAX_GENS,
-    MAX_IMPORTS,
-    MAX_LAYERS,
-    MAX_NUM_STEPS,
-    MAX_POP,
-    MAX_TOTAL_STEPS,
-    MAX_WIDTH,
-    MAX_WORKERS,
-    MINATAR_IMPORT,
     Config,
     DistillConfig,
-    EnvConfig,
     EvalConfig,
     FinetuneConfig,
     PPOConfig,
     SearchConfig,
-    SpaceConfig,
     SupernetConfig,
     TeacherConfig,
-    check_count,
-    check_env_id,
-    env_import_flags,
-    is_atari,
     replace,
-    split_import,
 )
+from a2d_evo.config.space import SpaceConfig
 
 __all__ = [
     "ALLOWED_IMPORTS",

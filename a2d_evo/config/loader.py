@@ -23,7 +23,8 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 
-from a2d_evo.config.schema import Config, ale_keys_refused
+from a2d_evo.config.env import ale_keys_refused
+from a2d_evo.config.schema import Config
 from a2d_evo.errors import ConfigError, FormatError
 from a2d_evo.formats import MAX_YAML_BYTES, read_capped
 

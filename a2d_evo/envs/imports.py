@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from a2d_evo.config import ALLOWED_IMPORTS, MINATAR_IMPORT, EnvConfig, is_atari, split_import
-from a2d_evo.config.schema import MINATAR_PREFIX
+from a2d_evo.config.env import MINATAR_PREFIX
 from a2d_evo.envs.ale import rom_id
 from a2d_evo.errors import EnvError
 

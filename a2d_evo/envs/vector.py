@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import numpy as np
 
 from a2d_evo.config import EnvConfig
-from a2d_evo.config.schema import MAX_SEED
+from a2d_evo.config.bounds import MAX_SEED
 from a2d_evo.envs.classic import make_classic_env, obs_layout
 from a2d_evo.envs.image import is_image_space
 from a2d_evo.errors import EnvError

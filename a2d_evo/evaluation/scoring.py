@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from a2d_evo.config import Config, config_to_dict
-from a2d_evo.config.schema import MAX_SEED
+from a2d_evo.config.bounds import MAX_SEED
 from a2d_evo.envs import env_spec
 from a2d_evo.errors import ConfigError, EnvError, TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return, resolve_device

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from a2d_evo.config.schema import EnvConfig, is_atari
+from a2d_evo.config.env import EnvConfig, is_atari
 from a2d_evo.errors import ArchError, FormatError
 from a2d_evo.files import (
     MAX_ARCH_JSON_BYTES,

@@ -16,7 +16,8 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 
 from a2d_evo.config import SpaceConfig
-from a2d_evo.config.schema import MAX_WIDTH, NATURE_TRUNK
+from a2d_evo.config.bounds import MAX_WIDTH
+from a2d_evo.config.space import NATURE_TRUNK
 from a2d_evo.errors import ArchError
 
 
@@ -236,7 +237,7 @@ def _as_list(value: Any, name: str) -> list[Any]:
 
 
 def _pos_int(value: Any, name: str) -> int:
-    """A positive int of at most :data:`~a2d_evo.config.schema.MAX_WIDTH`: no width, kernel,
+    """A positive int of at most :data:`~a2d_evo.config.bounds.MAX_WIDTH`: no width, kernel,
     stride or FC size of a real arch is larger, and an arch read from a file builds its
     layers before any weight is read (the bound keeps that cheap)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:

@@ -35,7 +35,8 @@ import torch
 from torch import Tensor
 
 from a2d_evo.config import Config, config_to_dict
-from a2d_evo.config.schema import MAX_WIDTH, NATURE_TRUNK
+from a2d_evo.config.bounds import MAX_WIDTH
+from a2d_evo.config.space import NATURE_TRUNK
 from a2d_evo.envs import check_episode_bound, env_spec
 from a2d_evo.envs.image import ALE_OBS_SCALE
 from a2d_evo.errors import ArchError, FormatError, TrainingError

@@ -17,7 +17,7 @@ from test_population import CNN_SPACES, MLP_SPACES, noisy_supernet, rel_err
 
 from a2d_evo import _C
 from a2d_evo.config import SpaceConfig
-from a2d_evo.config.schema import ConvLayerConfig as Conv
+from a2d_evo.config.space import ConvLayerConfig as Conv
 from a2d_evo.nets.population import PopulationForward
 from a2d_evo.nets.space import SearchSpace
 
