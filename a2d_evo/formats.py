@@ -115,10 +115,12 @@ MAX_YAML_BYTES = 4 << 20
 holds a few KB, a history a few hundred bytes per resume."""
 
 
-def read_capped(path: str | Path, what: str, max_bytes: int) -> bytes:
+def read_capped(path: str | Path, what: str, max_bytes: int, usual: str = "") -> bytes:
     """The bytes of file ``path``, refused (FormatError) past ``max_bytes`` without reading
     them all: a file a run folder received may be sparse and claim 64 GB, or be a link to a
-    file that never ends (``/proc/self/pagemap``: size 0, endless reads)."""
+    file that never ends (``/proc/self/pagemap``: size 0, endless reads). ``usual``: what such
+    a file holds, for the message. File I/O here rather than in :mod:`a2d_evo.files` because
+    the config layer, below that one, reads YAML through it."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{what} {path} not found")
@@ -133,7 +135,7 @@ def read_capped(path: str | Path, what: str, max_bytes: int) -> bytes:
     if size > max_bytes or len(raw) > max_bytes:  # sparse, or grown since: never read whole
         raise FormatError(
             f"{what} {path} holds {max(size, len(raw)):,} bytes, more than the {max_bytes:,} "
-            f"read: no {what} a2d-evo writes is that large"
+            f"read: {usual or f'no {what} a2d-evo writes is that large'}"
         )
     return raw
 

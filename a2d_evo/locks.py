@@ -147,6 +147,13 @@ def _lock(folder: Path, create: bool, wait_s: float) -> tuple[int, list[Path]]:
                 time.sleep(0.05)
                 continue
             _remove_empty(made)
+            if exc.errno == errno.EBADF:  # read-only, where flock is emulated by fcntl (NFS)
+                raise RunFolderError(
+                    f"cannot lock {folder}: its {LOCK_FILE}, left by another user's command, "
+                    "opens read-only here, and this file system locks only files open for "
+                    "writing; remove it if no a2d-evo command is running there, then run this "
+                    "again"
+                ) from None
             if not busy:
                 raise RunFolderError(f"cannot lock {folder}: {exc.strerror or exc}") from None
             raise RunFolderError(
@@ -188,7 +195,9 @@ def _open_lock(path: Path, folder: Path) -> int:
     except PermissionError:
         if not os.access(folder, os.W_OK | os.X_OK):
             raise
-        return os.open(path, os.O_RDONLY | flags)
+        # non-blocking: a FIFO planted as .lock would wait here for a writer, for ever (the
+        # caller refuses whatever is not a regular file once it is open)
+        return os.open(path, os.O_RDONLY | os.O_NONBLOCK | flags)
 
 
 def _holder(path: Path) -> str:
@@ -199,9 +208,24 @@ def _holder(path: Path) -> str:
         with contextlib.suppress(OSError, UnicodeDecodeError):
             pid, _, host = path.read_text(encoding="utf-8").strip().partition("@")
             if pid.isdigit():
-                return f"pid {pid} on host {host}" if host else f"pid {pid}"
+                named = f"pid {pid} on host {host}" if host else f"pid {pid}"
+                return named + _ended(int(pid), host)
         time.sleep(0.01)
     return "pid unknown"
+
+
+def _ended(pid: int, host: str) -> str:
+    """A note when ``pid`` ran on this machine and has ended: a holder that locked the file
+    read-only (another user's leftover ``.lock``) could not write its own."""
+    if host != socket.gethostname():  # another machine's, or a file that names none
+        return ""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return ", recorded by a command that has ended: the holder could not record itself"
+    except OSError:  # alive, another user's
+        return ""
+    return ""
 
 
 def _make_dirs(folder: Path) -> list[Path]:

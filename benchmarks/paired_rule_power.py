@@ -34,6 +34,8 @@ from a2d_evo.formats import NONINFERIORITY_MARGIN, paired_lower95, t95
 def episodes_needed(sd: float, margin: float) -> int:
     """The fewest paired episodes at which a member level in the mean passes (``sd`` of the
     differences held fixed): ``t95(n) * sd / sqrt(n) < margin``."""
+    if margin <= 0:
+        raise ValueError(f"--margin must be > 0, got {margin}: no count of episodes passes")
     n = 2
     while t95(n) * sd / math.sqrt(n) >= margin:
         n += 1

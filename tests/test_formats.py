@@ -140,7 +140,9 @@ def test_told_apart_span_is_the_widest_set_of_three_or_more_told_apart() -> None
     assert told_apart_span(est, [m for m, _ in est], at_least=4) is None
     # two apart, or an unknown half-width: none
     assert told_apart_span([(0.0, 0.1), (1.0, 0.1)], [0.0, 1.0]) is None
-    assert told_apart_span([(0.0, 0.1), (1.0, None), (2.0, 0.1)], [0.0, 1.0, 2.0]) is None
+    three = [(0.0, 0.1), (1.0, 0.1), (2.0, 0.1)]  # told apart, spanning 2.0
+    assert told_apart_span(three, [0.0, 1.0, 2.0]) == 2.0
+    assert told_apart_span([*three, (3.0, None)], [0.0, 1.0, 2.0, 3.0]) is None
     # the chain may skip a member: [0, 1], [1.5, 2.5] and [3, 4] with [0.9, 3.1] between
     est = [(0.5, 0.5), (2.0, 1.1), (2.0, 0.5), (3.5, 0.5)]
     assert told_apart_span(est, [0.0, 0.4, 0.5, 1.0]) == 1.0

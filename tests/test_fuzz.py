@@ -220,13 +220,25 @@ def test_merge_keys_that_double_each_line_are_refused_as_they_expand(
                 merge.extend(sub.value)
         if merge:
             node.value = merge + node.value
+        built.append(len(node.value))
 
+    built: list[int] = []  # the pairs each flattening built
     monkeypatch.setattr(yaml.SafeLoader, "flatten_mapping", copying_flatten)
     lines = "".join(f"  a{i}: &a{i} {{<<: [*a{i - 1}, *a{i - 1}]}}\n" for i in range(1, 21))
     path = tmp_path / "merge.yaml"
     path.write_text("env:\n kwargs:\n  a0: &a0 {x: 1}\n" + lines)
     with pytest.raises(ConfigError, match=r"more than 100000 entries once its merge keys"):
         load_config(path)
+    # one merge of many aliases of one big mapping: k copies, counted before they are made
+    big = "{" + ", ".join(f"k{i}: {i}" for i in range(30_000)) + "}"
+    path.write_text(f"env:\n kwargs:\n  a: &a {big}\n  b: {{<<: [{', '.join(['*a'] * 8)}]}}\n")
+    built.clear()
+    with pytest.raises(ConfigError, match=r"more than 100000 entries once its merge keys"):
+        load_config(path)
+    assert max(built) == 30_000  # the 240,000 copies were never made
+    # the same merged once: a config as before
+    path.write_text("env:\n id: CartPole-v1\n kwargs:\n  a: &a {x: 1}\n  b: {<<: *a, y: 2}\n")
+    assert load_config(path).env.kwargs == {"a": {"x": 1}, "b": {"x": 1, "y": 2}}
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ are other processes: a plain ``flock`` (as a killed a2d-evo would leave it) or a
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -458,3 +459,38 @@ def test_a_lock_file_another_user_left_does_not_block_the_folder(
         assert (folder / locks.LOCK_FILE).read_text() == "999@elsewhere\n"  # not written
     assert any(not f & (os.O_RDWR | os.O_WRONLY) for f in flags_seen)
     assert not (folder / locks.LOCK_FILE).exists()  # released as any lock: removed
+    # where flock is fcntl underneath (NFS), a read-only descriptor cannot take it: said
+    (folder / locks.LOCK_FILE).write_text("999@elsewhere\n")
+
+    def nfs_flock(fd: int, op: int) -> None:
+        raise OSError(errno.EBADF, "Bad file descriptor")
+
+    with monkeypatch.context() as m:
+        m.setattr(locks.fcntl, "flock", nfs_flock)
+        with pytest.raises(RunFolderError, match=r"opens read-only here, and this file system"):
+            with locks.folder_lock(folder):
+                pass
+    # a FIFO planted as .lock, refused for writing: the read-only open does not wait for a
+    # writer for ever (found by review of the fallback), it is refused as not a lock file
+    (folder / locks.LOCK_FILE).unlink()
+    os.mkfifo(folder / locks.LOCK_FILE, 0o444)
+    with pytest.raises(RunFolderError, match="not a regular file"):
+        with locks.folder_lock(folder):
+            pass
+
+
+def test_a_refusal_says_when_the_recorded_holder_has_ended(tmp_path: Path) -> None:
+    """A holder that locked another user's leftover .lock read-only cannot write its own
+    pid: the one recorded is the dead command's, and the refusal says so rather than name an
+    unrelated process to stop (found by review)."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    lock = tmp_path / locks.LOCK_FILE
+    lock.write_text(f"{done.stdout.strip()}@{socket.gethostname()}\n")
+    assert locks._holder(lock).endswith(
+        "recorded by a command that has ended: the holder could not record itself"
+    )
+    lock.write_text(f"{os.getpid()}@{socket.gethostname()}\n")  # alive: named alone
+    assert locks._holder(lock) == f"pid {os.getpid()} on host {socket.gethostname()}"
+    lock.write_text(f"{done.stdout.strip()}@another-machine\n")  # not ours to look up
+    assert locks._holder(lock) == f"pid {done.stdout.strip()} on host another-machine"

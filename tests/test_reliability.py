@@ -873,6 +873,22 @@ def test_a_yaml_file_past_its_size_limit_is_refused_unread(tmp_path: Path) -> No
     endless = Path("/dev/zero")  # a character device: not a file, refused as not found
     with pytest.raises(FormatError, match="not found"):
         read_capped(endless, "config", MAX_YAML_BYTES)
+    # a regular file whose size says 0 while it reads on (/proc/self/pagemap): cut after
+    # MAX_YAML_BYTES + 1 bytes, then refused
+    grows = tmp_path / "grows.yaml"
+    grows.write_bytes(b"#" * (MAX_YAML_BYTES + 4096))
+    import a2d_evo.formats as formats
+
+    real_fstat = os.fstat
+
+    def size_zero(fd: int) -> os.stat_result:
+        st = real_fstat(fd)
+        return os.stat_result((*st[:6], 0, *st[7:]))
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(formats.os, "fstat", size_zero)
+        with pytest.raises(FormatError, match=r"holds 4,194,305 bytes, more than the 4,194,304"):
+            read_capped(grows, "config", MAX_YAML_BYTES)
 
 
 def test_a_symlink_loop_in_a_run_folder_is_one_line_not_a_traceback(tmp_path: Path) -> None:

@@ -59,9 +59,14 @@ def read_yaml_text(path: Path, what: str, error: type[Exception]) -> str:
     """The text of YAML file ``path``, at most ``MAX_YAML_BYTES`` read (a larger one, sparse
     or endless, is refused before it takes the memory); ``error`` for any failure."""
     try:
-        return read_capped(path, what, MAX_YAML_BYTES).decode("utf-8")
-    except (UnicodeDecodeError, FormatError) as exc:
-        raise error(f"{path}: cannot read: {exc}") from None
+        raw = read_capped(path, what, MAX_YAML_BYTES, "a config holds a few KB")
+    except FormatError as exc:  # it names the file
+        raise error(str(exc)) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        detail = f"{exc.reason} at byte {exc.start}"
+        raise error(f"{path}: cannot read: not UTF-8 text ({detail})") from None
 
 
 def config_from_file(
@@ -140,15 +145,30 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
     def flatten_mapping(self, node: yaml.MappingNode) -> None:
-        # PyYAML before its merge keys were made unique copied every merged pair, so merge
-        # keys nesting two aliases of the level below doubled at each line (30 lines: 2**30
-        # pairs) before the size check could run; each level is held to it as it is built
+        # PyYAML before its merge keys were made unique copied every merged pair: merge keys
+        # nesting two aliases of the level below doubled at each line (30 lines: 2**30
+        # pairs), and one merge of k aliases of a big mapping made k copies, before the size
+        # check could run. What each merge would copy is counted before it copies it.
+        for key_node, value_node in node.value:
+            if key_node.tag != "tag:yaml.org,2002:merge":
+                continue
+            merged = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            total = 0
+            for sub in merged:
+                if isinstance(sub, yaml.MappingNode):
+                    self.flatten_mapping(sub)  # (PyYAML's own pass over it is then a no-op)
+                    total += len(sub.value)
+            if total > MAX_NODES:
+                raise _merge_too_big()
         super().flatten_mapping(node)
         if len(node.value) > MAX_NODES:
-            raise yaml.YAMLError(
-                f"a mapping holds more than {MAX_NODES} entries once its merge keys (<<) are "
-                "expanded"
-            )
+            raise _merge_too_big()
+
+
+def _merge_too_big() -> yaml.YAMLError:
+    return yaml.YAMLError(
+        f"a mapping holds more than {MAX_NODES} entries once its merge keys (<<) are expanded"
+    )
 
 
 # Numbers as YAML 1.2 reads them, and as ``--set`` does: ``1e7`` is a number (YAML 1.1, which

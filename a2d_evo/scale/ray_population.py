@@ -239,7 +239,7 @@ def episode_stretch(cfg: Config, max_episode_steps: int | None) -> float:
     """How much longer an episode of this call may run than a generation's: the env's own
     limit over ``search.max_episode_steps`` when the generations are capped and this call is
     not (the front's halving and final re-scoring play whole episodes: 10,000 steps against
-    the search's 2,000 on the MinAtar configs), else 1."""
+    the search's 2,000 on the MinAtar configs, 2,600 on Freeway's), else 1."""
     cap = cfg.search.max_episode_steps
     own = own_episode_limit(cfg.env)
     if max_episode_steps is not None or cap is None or own is None:
@@ -535,7 +535,8 @@ class RayPopulationEvaluator:
             # for no one and hold their actors, and a caller that keeps this evaluator would
             # queue its next shares behind them (found by review)
             for i, _, _ in running.values():
-                self._restart(i)
+                with contextlib.suppress(Exception):  # Ray shutting down: the error stands
+                    self._restart(i)
             raise
         return [r for share in out for r in (share or [])]
 
