@@ -48,11 +48,11 @@ from a2d_evo.config.schema import (
     EvalConfig,
     FinetuneConfig,
     PPOConfig,
-    SearchConfig,
     SupernetConfig,
     TeacherConfig,
     replace,
 )
+from a2d_evo.config.search import SearchConfig
 from a2d_evo.config.space import SpaceConfig
 
 __all__ = [

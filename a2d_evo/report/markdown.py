@@ -43,7 +43,7 @@ from a2d_evo.report.plots import (
     seeds_text,
 )
 from a2d_evo.report.reproduce import exported_names, reproduce_commands, stage_config
-from a2d_evo.report.run_data import Row, RunData, _num, load_run
+from a2d_evo.report.run_data import Row, RunData, finite_or_none, load_run
 from a2d_evo.report.tables import (
     fraction_text,
     markdown_table,
@@ -262,7 +262,7 @@ def render_markdown(cfg: Config, run: RunFolder, data: RunData) -> str:
         "",
     ]
     extra: list[tuple[str, Sequence[str]]] = []
-    searched = [_num(r.extra.get("search_return_mean")) for r in data.front]
+    searched = [finite_or_none(r.extra.get("search_return_mean")) for r in data.front]
     if any(v is not None for v in searched):
         extra.append(("search return", [optional_text(v, ".2f") for v in searched]))
         md += [

@@ -72,7 +72,8 @@ class Row:
         return ci95(self.return_std, self.episodes)
 
 
-def _num(value: Any) -> float | None:
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a float where it is a finite number, else None (a record read as given)."""
     return float(value) if finite_number(value) else None
 
 
@@ -99,22 +100,22 @@ def row_from_metrics(
     one scale (a baseline measures its own R_random and R_teacher, which move with its
     evaluation's settings); else with the figure the metrics recorded."""
     arch = metrics.get("arch", arch)
-    mean = _num(metrics.get("return_mean"))
-    flops = _num(metrics.get("flops"))
+    mean = finite_or_none(metrics.get("return_mean"))
+    flops = finite_or_none(metrics.get("flops"))
     if mean is None or flops is None:
         raise FormatError(f"{label}: metrics lack a finite return_mean and flops")
     nr = norm.normalise(mean) if norm is not None else None
     if nr is None:
-        nr = _num(metrics.get("normalised_return"))
+        nr = finite_or_none(metrics.get("normalised_return"))
     return Row(
         label=label,
         arch=_arch_name(arch) if arch is not None else "?",
         flops=flops,
-        params=_num(metrics.get("params")),
-        latency_ms=_num(metrics.get("latency_ms")),
+        params=finite_or_none(metrics.get("params")),
+        latency_ms=finite_or_none(metrics.get("latency_ms")),
         return_mean=mean,
         # no finite spread recorded: no interval (a 0 made it 0 wide, and told the row apart)
-        return_std=_or_nan(_num(metrics.get("return_std"))),
+        return_std=_or_nan(finite_or_none(metrics.get("return_std"))),
         episodes=int(metrics.get("episodes") or 0),
         normalised_return=nr,
         arch_dict=dict(arch) if isinstance(arch, Mapping) else None,
@@ -172,7 +173,7 @@ class References:
             return None
 
 
-def _front_rows(front: Sequence[Mapping[str, Any]], norm: References | None) -> list[Row]:
+def front_rows(front: Sequence[Mapping[str, Any]], norm: References | None) -> list[Row]:
     """Rows cheapest first, labelled by their index in ``front.json`` (``export --pick``)."""
     rows = [row_from_metrics(str(i), e, norm=norm) for i, e in enumerate(front)]
     return sorted(rows, key=lambda r: (r.flops, -r.return_mean))
@@ -459,7 +460,10 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         kept[folder.name] = kept_weights(dict(m))
         before, after = m.get("before"), m.get("after")
         if isinstance(before, Mapping) and isinstance(after, Mapping):
-            b, a = _num(before.get("return_mean")), _num(after.get("return_mean"))
+            b, a = (
+                finite_or_none(before.get("return_mean")),
+                finite_or_none(after.get("return_mean")),
+            )
             if b is not None and a is not None:
                 finetune[folder.name] = (b, a)
                 seeds = after.get("seeds")
@@ -469,7 +473,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
             count = m.get(key)
             if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
                 into[folder.name] = count
-        if (lr := _num(m.get("finetune_lr"))) is not None:
+        if (lr := finite_or_none(m.get("finetune_lr"))) is not None:
             finetune_lr[folder.name] = lr
         if (command := _export_record(m)) is not None:
             commands[folder.name] = command
@@ -542,10 +546,10 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     search = data.get("search")
     return RunData(
         env_id=str(data.get("env_id") or (env_ids.pop() if len(env_ids) == 1 else cfg.env.id)),
-        front=_front_rows(entries, norm),
+        front=front_rows(entries, norm),
         reference_point=data.get("reference_point"),
         reference_units=data.get("reference_point_units"),
-        final_hypervolume=_num(data.get("hypervolume")),
+        final_hypervolume=finite_or_none(data.get("hypervolume")),
         search=dict(search) if isinstance(search, Mapping) else {},
         delivery=dict(delivery) if isinstance(delivery := data.get("delivery"), Mapping) else {},
         norm=norm,
@@ -579,8 +583,8 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
 
 def _first_num(*values: Any) -> float | None:
     for v in values:
-        if _num(v) is not None:
-            return _num(v)
+        if finite_or_none(v) is not None:
+            return finite_or_none(v)
     return None
 
 
@@ -623,7 +627,7 @@ def _agent_metrics(folder: Path, what: str, missing: list[str]) -> dict[str, Any
         m = read_json(path, f"{what} metrics")
         check_format_version(m, METRICS_FORMAT_VERSION, f"{what} metrics {path}")
         check_metrics(m, f"{what} metrics {path}")
-        if _num(m.get("return_mean")) is None or _num(m.get("flops")) is None:
+        if finite_or_none(m.get("return_mean")) is None or finite_or_none(m.get("flops")) is None:
             raise FormatError(f"{what} metrics {path} lack a finite return_mean and flops")
     except FormatError as exc:
         missing.append(f"{what}: unreadable ({exc})")
@@ -646,7 +650,7 @@ def _agent_arch(folder: Path) -> dict[str, Any] | None:
 def _baseline_kind(name: str, metrics: Mapping[str, Any]) -> tuple[str, float | None]:
     match = _BASELINE_NAME.match(name)
     method = metrics.get("method") or (match["method"] if match else "?")
-    width = _num(metrics.get("width_multiplier"))
+    width = finite_or_none(metrics.get("width_multiplier"))
     if width is None and match:
         width = float(match["width"])
     return str(method), width

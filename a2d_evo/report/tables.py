@@ -17,7 +17,7 @@ from a2d_evo.formats import (
     tell_apart,
     told_apart_span,
 )
-from a2d_evo.report.run_data import Row, _front_rows, guard_of
+from a2d_evo.report.run_data import Row, front_rows, guard_of
 
 
 # ----------------------------------------------------------------------------- tables
@@ -109,7 +109,7 @@ def _markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
 def front_table(front: list[dict[str, Any]], teacher_flops: float) -> str:
     """Fixed-width text table of the front, cheapest first, for the terminal; ``#`` is the
     entry's index in ``front.json`` (what ``export --pick`` takes)."""
-    return _fixed(*_grid(_front_rows(front, None), teacher_flops, "#"))
+    return _fixed(*_grid(front_rows(front, None), teacher_flops, "#"))
 
 
 def told_apart(members: Sequence[tuple[str, float, float | None, float | None]]) -> str:

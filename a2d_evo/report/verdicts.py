@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from a2d_evo.formats import NONINFERIORITY_MARGIN, best_paired, count_text, paired_lower95
-from a2d_evo.report.run_data import Row, _num
+from a2d_evo.report.run_data import Row, finite_or_none
 
 
 # ----------------------------------------------------------------------------- dominance
@@ -93,7 +93,7 @@ def _paired_episodes(row: Row, other: Row, span: float) -> np.ndarray | None:
 def below_threshold(teacher: Row | None, env_id: str) -> list[str]:
     """A note (and a blank line) when the teacher scored below the reward threshold gymnasium
     registers for the task (its ``metrics.json``'s ``env_reward_threshold``); else none."""
-    threshold = _num(teacher.extra.get("env_reward_threshold")) if teacher else None
+    threshold = finite_or_none(teacher.extra.get("env_reward_threshold")) if teacher else None
     if teacher is None or threshold is None or teacher.return_mean >= threshold:
         return []
     return [
