@@ -36,17 +36,11 @@ from a2d_evo.config import (
     read_config_file,
     replace,
 )
+from a2d_evo.config.compare import config_diff, setting
 from a2d_evo.errors import A2DError, ConfigError, Interrupted, RunFolderError
 from a2d_evo.files import MAX_ARCH_JSON_BYTES, read_json
 from a2d_evo.formats import BASELINE_METHODS
-from a2d_evo.runfolder import (
-    FIXED_SECTIONS,
-    RUN_PARTS,
-    RunFolder,
-    config_diff,
-    enclosing_run,
-    setting,
-)
+from a2d_evo.runfolder import FIXED_SECTIONS, RUN_PARTS, RunFolder, enclosing_run
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

@@ -21,19 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config, replace
+from a2d_evo.config.compare import config_diff, setting
 from a2d_evo.errors import RunFolderError
 from a2d_evo.report.markdown import write_report
 from a2d_evo.report.pick import export_front, read_delivered
 from a2d_evo.report.tables import delivered_table
-from a2d_evo.runfolder import (
-    BUDGET_KEYS,
-    STAGE_PARTS,
-    STAGE_SECTIONS,
-    RunFolder,
-    config_diff,
-    holds_results,
-    setting,
-)
+from a2d_evo.runfolder import BUDGET_KEYS, STAGE_PARTS, STAGE_SECTIONS, RunFolder, holds_results
 from a2d_evo.search.evolution import evolve
 from a2d_evo.train.supernet_stage import train_supernet
 from a2d_evo.train.teacher import train_teacher

@@ -332,7 +332,7 @@ def test_set_flag_reads_back_as_its_value(key: str, value: object) -> None:
     import shlex
 
     from a2d_evo.config import set_flag
-    from a2d_evo.runfolder import setting
+    from a2d_evo.config.compare import setting
 
     flag, item = shlex.split(set_flag(key, value))
     cfg = config_from_dict({"env": {"id": "LunarLander-v3"}}, [item])
@@ -389,7 +389,7 @@ def _yaml12(text: str) -> object:
      ("ppo.ent_coef=1_0.5", "ppo.ent_coef", 10.5)],
 )  # fmt: skip
 def test_set_reads_numbers_as_a_files_yaml_does(item: str, key: str, value: object) -> None:
-    from a2d_evo.runfolder import setting
+    from a2d_evo.config.compare import setting
 
     # `pop: 0x10` in a file is 16; `--set seed=0x10` was refused ("expected an int")
     assert setting(config_from_dict({}, [item]), key) == value

@@ -848,7 +848,8 @@ def test_a_backend_that_plays_other_games_is_a_config_difference() -> None:
     """env.backend is a runtime key (how the env is stepped), except where ale_vector plays
     other games for the same seeds: a search resumed or scored on it mixes two sets of games."""
     from a2d_evo.config import EnvConfig, config_from_dict
-    from a2d_evo.runfolder import FIXED_SECTIONS, config_diff
+    from a2d_evo.config.compare import config_diff
+    from a2d_evo.runfolder import FIXED_SECTIONS
 
     def diff(a: dict, b: dict) -> list[str]:
         cnn = {"space": {"kind": "cnn"}}

@@ -285,7 +285,8 @@ def test_a_part_of_a_run_is_not_taken_for_a_run(
 
 def test_an_env_argument_left_out_differs_from_one_given_as_null() -> None:
     from a2d_evo.config import config_from_dict
-    from a2d_evo.runfolder import FIXED_SECTIONS, config_diff
+    from a2d_evo.config.compare import config_diff
+    from a2d_evo.runfolder import FIXED_SECTIONS
 
     env = {"id": "MinAtar/Breakout-v1", "imports": ["minatar.gym:register_envs"]}
     left_out = config_from_dict({"env": env})

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from a2d_evo.config import MAX_POP, MAX_WORKERS, Config, config_to_dict, replace, set_flag
+from a2d_evo.config.compare import config_diff, setting
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
 from a2d_evo.files import (
     MAX_ARCH_JSON_BYTES,
@@ -44,7 +45,7 @@ from a2d_evo.formats import (
 )
 from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.space import Arch, SearchSpace, arch_from_dict
-from a2d_evo.runfolder import RunFolder, config_diff, setting
+from a2d_evo.runfolder import RunFolder
 
 if TYPE_CHECKING:  # torch-heavy: imported where it is used
     from a2d_evo.nets.supernet import Supernet

@@ -38,6 +38,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from a2d_evo.config import MAX_WIDTH, Config, DistillConfig, config_to_dict, replace
+from a2d_evo.config.compare import config_diff, recipe_digest, setting
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 from a2d_evo.evaluation.episodes import resolve_device, score_against_references
@@ -49,7 +50,7 @@ from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import save_agent
 from a2d_evo.nets.cost import check_stage_memory
 from a2d_evo.nets.space import Arch
-from a2d_evo.runfolder import RunFolder, config_diff, recipe_digest, setting
+from a2d_evo.runfolder import RunFolder
 from a2d_evo.train.checkpoint import changed_pins, checkpoint_extra
 from a2d_evo.train.distill import distill_actor_loss, distill_critic_loss
 from a2d_evo.train.learners import AgentLearner
@@ -166,9 +167,9 @@ def recipe_differences(cfg: Config, run: RunFolder, methods: Sequence[str]) -> l
 
 
 def baseline_recipe(cfg: Config, method: str) -> str:
-    """SHA-256 of the settings a baseline trains with (:func:`~a2d_evo.runfolder.recipe_digest`):
-    the env and ``ppo``, and ``distill`` for the distilled ones (``ppo_x`` has no teacher
-    term)."""
+    """SHA-256 of the settings a baseline trains with
+    (:func:`~a2d_evo.config.compare.recipe_digest`): the env and ``ppo``, and ``distill`` for
+    the distilled ones (``ppo_x`` has no teacher term)."""
     return recipe_digest(cfg, ("env", "ppo") if method == "ppo" else ("env", "ppo", "distill"))
 
 

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from a2d_evo.config import Config, replace
+from a2d_evo.config.compare import recipe_digest
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError, TrainingError
 from a2d_evo.evaluation.episodes import (
@@ -35,7 +36,7 @@ from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, kept_weights
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, save_agent
-from a2d_evo.runfolder import enclosing_run, recipe_digest, run_teacher, teacher_fix
+from a2d_evo.runfolder import enclosing_run, run_teacher, teacher_fix
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.streams import Streams, set_threads
@@ -207,7 +208,7 @@ def finetune_agent(
 def finetune_recipe(cfg: Config) -> str:
     """SHA-256 of the settings a fine-tune trains with: the env, ``ppo`` (at the fine-tune's
     learning rate), ``distill`` and ``finetune`` (not the env's backend or workers: how it is
-    stepped; :func:`~a2d_evo.runfolder.recipe_digest`). An export resumed agent by agent keeps
+    stepped; :func:`~a2d_evo.config.compare.recipe_digest`). An export resumed agent by agent keeps
     a member only when its ``metrics.json`` records this recipe (an export with another
     ``distill.alpha`` kept members fine-tuned with the first one)."""
     return recipe_digest(_finetune_ppo(cfg), ("env", "ppo", "distill", "finetune"))
