@@ -40,7 +40,17 @@ def test_kl_temperature_scales_the_teacher_only() -> None:
     assert distill_actor_loss(student, teacher, temperature=2.0).item() == pytest.approx(
         0, abs=1e-7
     )
-    assert distill_actor_loss(student, teacher, temperature=1.0).item() > 0.01
+    # at T = 1 the teacher is softmax(2 ln 3, 0) = (0.9, 0.1) against the student's
+    # (0.75, 0.25): 0.9 ln(0.9 / 0.75) + 0.1 ln(0.1 / 0.25) = 0.072460
+    assert distill_actor_loss(student, teacher, temperature=1.0).item() == pytest.approx(
+        0.072460, abs=1e-6
+    )
+    # a uniform student against the tempered teacher (0.75, 0.25): 0.75 ln 1.5 + 0.25 ln 0.5
+    # = 0.130812, no T**2 factor (the KL itself; a review found a scaled one would pass)
+    uniform = torch.zeros(1, 2)
+    assert distill_actor_loss(uniform, teacher, temperature=2.0).item() == pytest.approx(
+        0.130812, abs=1e-6
+    )
 
 
 def test_kl_zero_when_student_equals_teacher() -> None:

@@ -128,6 +128,10 @@ def test_random_policy_is_seeded() -> None:
     np.testing.assert_array_equal(a.returns, b.returns)
     assert a.seeds == list(range(11, 17))
     assert 8 <= a.mean <= 60  # CartPole's random policy: about 22
+    # uniform over both actions: about 22 (sd about 9, so 100 episodes hold the mean to about
+    # +-2), where a policy stuck on one action (an off-by-one in the draw) plays about 9.4
+    # (a review found the loose bound above let that through)
+    assert 18 <= random_policy_return(cfg, 100, seed=11).mean <= 27
 
 
 class _Guess:

@@ -177,6 +177,24 @@ def test_clipped_loss_hand_computed() -> None:
     assert unclipped.value.item() == pytest.approx(0.5 * (1 + 1) / 2)
 
 
+def test_the_lower_clips_hold_by_hand() -> None:
+    """The tests above reach only the upper clips (ratio 2 with A > 0, V - V_old = +0.5): a
+    clamp with no lower bound passed them (found by review). pi(a=0) = 0.25 against a
+    behaviour of 0.5 is a ratio of 0.5, with A = -1: max(-(-1) 0.5, -(-1) clip(0.5, 0.8, 1.2))
+    = max(0.5, 0.8) = 0.8, flat in the logits. V = 0 from V_old = 0.5 with R = -1: V_clip =
+    0.5 + clip(-0.5, -0.2, 0.2) = 0.3, max((0 + 1)^2, (0.3 + 1)^2) = 1.69, times 0.5."""
+    logits = torch.tensor([[0.0, math.log(3.0)]], requires_grad=True)
+    out = ppo_loss(
+        logits, torch.zeros(1), torch.tensor([0]), torch.log(torch.tensor([0.5])),
+        torch.tensor([0.5]), torch.tensor([-1.0]), torch.tensor([-1.0]),
+        clip_coef=0.2, vf_coef=0.5, ent_coef=0.0, norm_adv=False,
+    )  # fmt: skip
+    assert out.policy.item() == pytest.approx(0.8)
+    assert out.value.item() == pytest.approx(0.5 * 1.69)
+    out.policy.backward()
+    assert logits.grad is not None and torch.count_nonzero(logits.grad) == 0
+
+
 def test_clipped_ratio_gives_no_policy_gradient() -> None:
     # ratio 2 with A > 0 is clipped: the surrogate is flat in the logits there
     logits = torch.zeros(1, 2, requires_grad=True)

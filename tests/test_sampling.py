@@ -39,6 +39,12 @@ def test_sandwich_largest_smallest_and_k_distinct_random() -> None:
 def test_sandwich_in_a_tiny_space() -> None:
     archs = sampler(depths=(1,), widths=(4, 8)).sandwich(np.random.default_rng(0), 3)
     assert len(archs) == 2  # only two networks exist: no duplicates are invented
+    # the largest first, then the smallest (the order the rollout gives them their slots);
+    # and a space of one arch, whose largest is its smallest, gives it once (a review found
+    # neither checked)
+    assert archs == [MLPArch((8,)), MLPArch((4,))]
+    one = sampler(depths=(1,), widths=(4,)).sandwich(np.random.default_rng(0), 3)
+    assert one == [MLPArch((4,))]
 
 
 def test_rollout_assignment_contiguous_groups() -> None:

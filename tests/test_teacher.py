@@ -312,6 +312,18 @@ def test_import_cleanrl_file(tmp_path: Path) -> None:
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["episodes"] == 3 and metrics["normalised_return"] == 1.0
     assert "random_return_mean" in metrics
+    # the teacher and the random policy on the same seeds, the teacher's own ones (a review
+    # found the key's presence alone checked): R_random replayed here, and the balancing
+    # teacher far above it
+    from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
+    from a2d_evo.evaluation.seeds import teacher_eval_seed
+
+    first = teacher_eval_seed(cartpole_cfg().seed)
+    assert metrics["seeds"] == [first, first + 1, first + 2]
+    assert metrics["random_return_mean"] == random_policy_return(cartpole_cfg(), 3, first).mean
+    mine = evaluate_agent(load_agent(folder), cartpole_cfg(), 3, first, "greedy")
+    assert metrics["return_mean"] == mine.mean
+    assert metrics["return_mean"] > metrics["random_return_mean"] + 100
     obs = torch.randn(8, 4)
     assert_same_function(theirs, load_agent(folder), obs)
     # a second import refuses to overwrite the teacher, and says how to replace it (it has
