@@ -18,6 +18,7 @@ from test_evolve import SMALL
 from a2d_evo.cli import main
 from a2d_evo.config import config_from_dict
 from a2d_evo.errors import FormatError
+from a2d_evo.formats import Normalisation
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.search.state import load_state
 
@@ -225,6 +226,15 @@ def test_a_sound_state_loads_and_one_ahead_json_is_accepted(finished: Path, tmp_
     saved = load_state(finished / "search", spec)
     assert saved is not None and saved.generation == 2 and saved.finished
     assert len(saved.hv_history) == 2 and len(saved.cache) <= 2 * cfg.search.pop
+    # what was written, read back: the arrays, the history, the normalisation and the records
+    # (a review found only their counts checked)
+    written = json.loads((finished / "search" / "state.json").read_text())
+    with np.load(finished / "search" / "state.npz") as npz:
+        for key in ("X", "F", "rng"):
+            np.testing.assert_array_equal(saved.arrays[key], npz[key])
+    assert saved.hv_history == written["hypervolume"]
+    assert saved.norm == Normalisation.from_dict(written["normalisation"])
+    assert [r["arch"] for r in saved.cache] == [r["arch"] for r in written["cache"]]
     # a kill between the two writes leaves state.json one generation ahead: that is fine
     root = _copy(finished, tmp_path / "run")
     _edit_npz(root / "search" / "state.npz", _set("generation", np.array(1)))
