@@ -132,6 +132,8 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
     history = (run / "search" / "history.csv").read_text().splitlines()
     assert history[0].split(",")[:3] == ["generation", "encoding", "arch"]
     assert len(history) > 8  # at least the initial population
+    # both generations are in it (a history of generation 0 alone passed the count; review)
+    assert {line.split(",", 1)[0] for line in history[1:]} == {"0", "1"}
 
     # derive, then distil: `export --finetune` trains every member on, then delivers the
     # members no other dominates after fine-tuning
