@@ -370,6 +370,14 @@ def test_hung_actor_share_is_rerun_after_the_share_timeout(
         remote.close()
 
 
+def _one_actor_stopped_and_replaced(ray: Any, before: list[Any], after: list[Any]) -> None:
+    """Exactly one slot holds a new actor, and the old one there is dead."""
+    gone = [old for old, new in zip(before, after, strict=True) if old != new]
+    assert len(gone) == 1
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(gone[0].ready.remote(), timeout=30)
+
+
 def test_a_hung_actor_whose_share_is_given_up_is_stopped_too(
     ray_local: Any, actor_hangs_once: Path
 ) -> None:
@@ -383,10 +391,7 @@ def test_a_hung_actor_whose_share_is_given_up_is_stopped_too(
         before = list(remote.actors)
         with pytest.raises(DistributedError, match="were lost on 1 Ray actors"):
             remote.evaluate(archs, 2, [21, 22], max_episode_steps=60)
-        gone = [old for old, new in zip(before, remote.actors, strict=True) if old != new]
-        assert len(gone) == 1
-        with pytest.raises(ray_local.exceptions.RayActorError):
-            ray_local.get(gone[0].ready.remote(), timeout=30)
+        _one_actor_stopped_and_replaced(ray_local, before, remote.actors)
     finally:
         remote.close()
 
@@ -426,10 +431,7 @@ def test_a_share_left_running_by_an_error_is_stopped_with_its_actor(
         with pytest.raises(FormatError, match="a share's bad input"):
             remote.evaluate(population(cfg, 8, seed=1), 2, [21, 22], max_episode_steps=60)
         assert not hang.exists() and not fail.exists()  # one share hung, the other failed
-        gone = [old for old, new in zip(before, remote.actors, strict=True) if old != new]
-        assert len(gone) == 1
-        with pytest.raises(ray_local.exceptions.RayActorError):
-            ray_local.get(gone[0].ready.remote(), timeout=30)
+        _one_actor_stopped_and_replaced(ray_local, before, remote.actors)
     finally:
         remote.close()
 

@@ -221,6 +221,22 @@ def _zombie(pid: int) -> bool:
         return False
 
 
+class _Proc:
+    """A worker process as the pool sees it: exited with ``code``, or running (None)."""
+
+    def __init__(self, code: int | None) -> None:
+        self.pid, self.returncode = 4242, code
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self.returncode
+
+    def kill(self) -> None:
+        self.returncode = -9
+
+
 def test_a_member_finished_beside_a_dead_worker_is_reported_before_the_error(
     tmp_path: Path, monkeypatch: Any
 ) -> None:
@@ -232,19 +248,6 @@ def test_a_member_finished_beside_a_dead_worker_is_reported_before_the_error(
     from a2d_evo.config import config_from_dict
     from a2d_evo.train import finetune_pool
 
-    class Proc:
-        def __init__(self, code: int | None) -> None:
-            self.pid, self.returncode = 4242, code
-
-        def poll(self) -> int | None:
-            return self.returncode
-
-        def wait(self, timeout: float | None = None) -> int | None:
-            return self.returncode
-
-        def kill(self) -> None:
-            self.returncode = -9
-
     ends: list[Any] = []
 
     def start(entry: str, args: Any) -> Any:
@@ -252,11 +255,11 @@ def test_a_member_finished_beside_a_dead_worker_is_reported_before_the_error(
         if not ends:  # the first worker is gone: its end of the socket closed
             theirs.close()
             ends.append(None)
-            return Proc(1), ours
+            return _Proc(1), ours
         worker = Connection(theirs.detach())
         worker.send(("ok", {"metrics": "m1's"}))  # its job done, before anyone waits
         ends.append(worker)
-        return Proc(None), ours
+        return _Proc(None), ours
 
     monkeypatch.setattr(finetune_pool, "start_worker", start)
     jobs = [finetune_pool.FinetuneJob(tmp_path / f"m{i}", 96, None, 0, 2, 0) for i in range(2)]
@@ -281,19 +284,6 @@ def test_a_worker_dying_after_an_error_leaves_the_other_running_members_to_finis
     from a2d_evo.config import config_from_dict
     from a2d_evo.train import finetune_pool
 
-    class Proc:
-        def __init__(self, code: int | None) -> None:
-            self.pid, self.returncode = 4242 + len(ends), code
-
-        def poll(self) -> int | None:
-            return self.returncode
-
-        def wait(self, timeout: float | None = None) -> int | None:
-            return self.returncode
-
-        def kill(self) -> None:
-            self.returncode = -9
-
     ends: list[Any] = []
 
     def start(entry: str, args: Any) -> Any:
@@ -302,14 +292,14 @@ def test_a_worker_dying_after_an_error_leaves_the_other_running_members_to_finis
         if k == 1:  # m1's worker is gone: its end of the socket closed
             theirs.close()
             ends.append(None)
-            return Proc(1), ours
+            return _Proc(1), ours
         worker = Connection(theirs.detach())
         ends.append(worker)
         if k == 0:
             worker.send(("error", TrainingError("m0 broke")))
         else:  # m2 finishes after the first wait has seen the error and the death
             threading.Timer(0.5, worker.send, [("ok", {"metrics": "m2's"})]).start()
-        return Proc(None), ours
+        return _Proc(None), ours
 
     monkeypatch.setattr(finetune_pool, "start_worker", start)
     jobs = [finetune_pool.FinetuneJob(tmp_path / f"m{i}", 96, None, 0, 2, 0) for i in range(3)]
