@@ -1,9 +1,9 @@
 """One writer per folder: an exclusive lock a command holds on the folder it writes.
 
 ``fcntl.flock`` on ``<folder>/.lock``, which holds the holder's ``pid@host`` (a lock on a
-shared file system may be held from another machine); the OS drops the lock
-when its holder dies, so a killed command leaves no stale lock, and a second writer is refused
-with a one-line error naming the holder. Readers need no lock.
+shared file system may be held from another machine); the OS drops the lock when its holder
+dies, so a killed command leaves no stale lock, and a second writer is refused with a
+one-line error naming the holder. Readers need no lock.
 """
 
 from __future__ import annotations
@@ -51,11 +51,11 @@ def folder_lock(folder: str | Path, *, create: bool = True, wait_s: float = 0.0)
     ``fcntl.flock`` on ``folder/.lock``, which holds the holder's ``pid@host``; the OS drops
     the lock when its holder dies, so a killed command leaves no stale lock. Another process
     gets :class:`RunFolderError` naming that pid and host (after waiting up to ``wait_s``).
-    The lock file,
-    and the folders the lock had to create while still empty, are removed on release, so a
-    refused command leaves nothing behind. ``create=False``: a missing folder is not locked
-    (the command fails on its own). Under torchrun (``train-teacher`` and ``train-supernet``;
-    the command line refuses the others there) only rank 0 writes, and locks.
+    The lock file, and the folders the lock had to create while still empty, are removed on
+    release, so a refused command leaves nothing behind. ``create=False``: a missing folder is
+    not locked (the command fails on its own). Under torchrun (``train-teacher`` and
+    ``train-supernet``; the command line refuses the others there) only rank 0 writes, and
+    locks.
     """
     folder = Path(folder)
     if _torchrun_worker() or (not create and not folder.is_dir()):
