@@ -17,8 +17,8 @@ so a worker writes its folder without locking it again, and dies with the caller
 with it). A job's error is raised in the caller once the jobs already running have finished
 (their folders are written, so an export run again continues from them); a worker that dies is
 an error naming it and its member (after a job's error, said beside it while the others
-finish); Ctrl-C in the caller kills the workers (their members stay
-as they were: a folder is written at the end of its fine-tune).
+finish); Ctrl-C in the caller kills the workers (their members stay as they were: a folder is
+written at the end of its fine-tune).
 """
 
 from __future__ import annotations
