@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_subnet_eval import MLP_META
 
 from a2d_evo.ops.dispatch import native_module
 
@@ -19,20 +20,6 @@ needs_native = pytest.mark.skipif(
     getattr(native_module(), "subnet_eval_meta_fields", None) is None,
     reason="needs a2d_evo._C with subnet_eval_meta_fields",
 )
-
-# the MLP fields of test_subnet_eval.py's test_wrong_meta_layout_is_refused: depth_max 2
-MLP_META = {
-    "obs_dim": 4,
-    "depth_max": 2,
-    "width_max": 8,
-    "ldw": 8,
-    "n_actions": 2,
-    "ldh": 8,
-    "off_head_w": 0,
-    "off_head_b": 64,
-    "off_w": [80, 112],
-    "off_b": [176, 192],
-}
 
 
 # ----------------------------------------------------------------------------- subnet_eval.py

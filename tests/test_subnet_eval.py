@@ -81,22 +81,26 @@ def test_meta_layout_is_the_native_one() -> None:
     assert cpk.meta.size == len(meta_fields("cnn")) - 9 + 9 * 6  # nine arrays of n_layers
 
 
+MLP_META = {
+    "obs_dim": 4,
+    "depth_max": 2,
+    "width_max": 8,
+    "ldw": 8,
+    "n_actions": 2,
+    "ldh": 8,
+    "off_head_w": 0,
+    "off_head_b": 64,
+    "off_w": [80, 112],
+    "off_b": [176, 192],
+}
+"""The fields of a small MLP meta vector (depth_max 2), as the native layout names them."""
+
+
 @needs_native
 def test_wrong_meta_layout_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Python packing that disagrees with the C++ layout fails at packing, naming the field."""
     assert MOD is not None
-    mlp = {
-        "obs_dim": 4,
-        "depth_max": 2,
-        "width_max": 8,
-        "ldw": 8,
-        "n_actions": 2,
-        "ldh": 8,
-        "off_head_w": 0,
-        "off_head_b": 64,
-        "off_w": [80, 112],
-        "off_b": [176, 192],
-    }
+    mlp = dict(MLP_META)
     assert pack_meta("mlp", mlp).size == 13
     with pytest.raises(KernelInputError, match=r"missing fields \['ldw'\], unknown fields \[\]"):
         pack_meta("mlp", {k: v for k, v in mlp.items() if k != "ldw"})
