@@ -224,7 +224,7 @@ def _ended(pid: int, host: str) -> str:
     except ProcessLookupError:
         return ", recorded by a command that has ended: the holder could not record itself"
     except OSError:  # alive, another user's
-        return ""
+        pass
     return ""
 
 

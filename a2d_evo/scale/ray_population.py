@@ -423,6 +423,28 @@ class RayPopulationEvaluator:
         archs = list(archs)
         for a in archs:
             self.supernet.check(a)
+        # the shares out: whatever stops the play (an error, an interrupt a caller may catch)
+        # leaves none running on its actor for no one, queueing the next call behind it
+        running: dict[Any, tuple[int, int, float]] = {}  # evaluate() ref -> slot, share, deadline
+        try:
+            return self._play(archs, episodes, seeds, mode, max_episode_steps, running)
+        except BaseException:
+            for i, _, _ in running.values():
+                with contextlib.suppress(Exception):  # Ray shutting down: the error stands
+                    self._restart(i)
+            raise
+
+    def _play(
+        self,
+        archs: list[Arch],
+        episodes: int,
+        seeds: list[int],
+        mode: Mode,
+        max_episode_steps: int | None,
+        running: dict[Any, tuple[int, int, float]],
+    ) -> list[EvalResult]:
+        """:meth:`evaluate` over the actors: shares out, retried, replaced; ``running`` holds
+        the shares out at any moment."""
         ray = self.ray
         shares = contiguous_shares(len(archs), len(self._slots))
         todo: deque[int] = deque(range(len(shares)))
@@ -430,7 +452,6 @@ class RayPopulationEvaluator:
         out: list[list[EvalResult] | None] = [None] * len(shares)
         busy = set(self._starting.values())
         idle = deque(i for i in range(len(self._slots)) if i not in busy)
-        running: dict[Any, tuple[int, int, float]] = {}  # evaluate() ref -> slot, share, deadline
         s = self.cfg.search
         actors = len(self._slots)
         stretch = episode_stretch(self.cfg, max_episode_steps)
@@ -454,90 +475,79 @@ class RayPopulationEvaluator:
             todo.append(k)
             self._replace(i, why)
 
-        try:
-            while any(o is None for o in out):
-                while todo and idle:
-                    i, k = idle.popleft(), todo.popleft()
-                    attempts[k] += 1
-                    ref = self._slots[i].handle.evaluate.remote(
-                        self._version,
-                        self._state_box,
-                        [archs[c] for c in shares[k]],
-                        episodes,
-                        seeds,
-                        mode,
-                        max_episode_steps,
-                    )
-                    running[ref] = (i, k, time.monotonic() + limits[k])
-                # Alone, replacements that cannot be scheduled would leave nothing to wait for;
-                # with shares out, wait until the first of them is due.
-                timeout: float | None = self.start_timeout_s
-                if running:
-                    first_due = min(due for _, _, due in running.values())
-                    timeout = (
-                        None if first_due == math.inf else max(0.0, first_due - time.monotonic())
-                    )
-                ready, _ = ray.wait([*running, *self._starting], num_returns=1, timeout=timeout)
-                if not ready and not running:
-                    raise DistributedError(
-                        f"no Ray evaluation actor is alive and none started within "
-                        f"{self.start_timeout_s:.0f} s (cluster: {ray.cluster_resources()})"
-                    )
-                if not ready:  # a share is due: its actor is hung (alive, but returns nothing)
-                    now = time.monotonic()
-                    for ref, (i, k, due) in list(running.items()):
-                        if due <= now:
-                            del running[ref]
-                            why = (
-                                f"no result within {limits[k]:g} s (search.ray_share_timeout_s = "
-                                f"{s.ray_share_timeout_s:g} s per generation-sized share)"
-                            )
-                            lost(i, k, TimeoutError(why))  # raises when its retries are spent
-                            write(
-                                f"Ray evaluation actor {i}: {why} for candidates "
-                                f"{shares[k].start}-{shares[k].stop - 1}; replaced, the share "
-                                "runs again (raise the limit if shares are this slow)"
-                            )
-                    continue
-                ref = ready[0]
-                if ref in self._starting:
-                    i = self._starting.pop(ref)
-                    try:
-                        _, numerics, _ = ray.get(ref)
-                    except ray.exceptions.RayError as exc:
-                        self._replace(i, exc)
-                    else:
-                        if numerics != self.numerics:  # the replacement landed on another node
-                            raise DistributedError(
-                                f"a replacement Ray evaluation actor runs {numerics}, the others "
-                                f"{self.numerics}: its scores would not be comparable; give every "
-                                "node the same arithmetic, or search locally"
-                            )
-                        idle.append(i)
-                    continue
-                i, k, _ = running.pop(ref)
+        while any(o is None for o in out):
+            while todo and idle:
+                i, k = idle.popleft(), todo.popleft()
+                attempts[k] += 1
+                ref = self._slots[i].handle.evaluate.remote(
+                    self._version,
+                    self._state_box,
+                    [archs[c] for c in shares[k]],
+                    episodes,
+                    seeds,
+                    mode,
+                    max_episode_steps,
+                )
+                running[ref] = (i, k, time.monotonic() + limits[k])
+            # Alone, replacements that cannot be scheduled would leave nothing to wait for;
+            # with shares out, wait until the first of them is due.
+            timeout: float | None = self.start_timeout_s
+            if running:
+                first_due = min(due for _, _, due in running.values())
+                timeout = None if first_due == math.inf else max(0.0, first_due - time.monotonic())
+            ready, _ = ray.wait([*running, *self._starting], num_returns=1, timeout=timeout)
+            if not ready and not running:
+                raise DistributedError(
+                    f"no Ray evaluation actor is alive and none started within "
+                    f"{self.start_timeout_s:.0f} s (cluster: {ray.cluster_resources()})"
+                )
+            if not ready:  # a share is due: its actor is hung (alive, but returns nothing)
+                now = time.monotonic()
+                for ref, (i, k, due) in list(running.items()):
+                    if due <= now:
+                        del running[ref]
+                        why = (
+                            f"no result within {limits[k]:g} s (search.ray_share_timeout_s = "
+                            f"{s.ray_share_timeout_s:g} s per generation-sized share)"
+                        )
+                        lost(i, k, TimeoutError(why))  # raises when its retries are spent
+                        write(
+                            f"Ray evaluation actor {i}: {why} for candidates "
+                            f"{shares[k].start}-{shares[k].stop - 1}; replaced, the share "
+                            "runs again (raise the limit if shares are this slow)"
+                        )
+                continue
+            ref = ready[0]
+            if ref in self._starting:
+                i = self._starting.pop(ref)
                 try:
-                    results, timing = ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:  # raised inside evaluate(): a bug or
-                    cause = getattr(exc, "cause", None)  # bad input, the same on any actor
-                    if isinstance(cause, A2DError):
-                        raise cause from None
-                    raise DistributedError(f"Ray evaluation actor {i} failed: {exc}") from None
-                except ray.exceptions.RayError as exc:  # the actor, its process or node died
-                    lost(i, k, exc)
-                    continue
-                out[k] = results
-                self.timing.add(timing)
-                self._slots[i].deaths = 0
-                idle.append(i)
-        except BaseException:
-            # an error, or an interrupt a caller may catch: the shares still out would run on
-            # for no one and hold their actors, and a caller that keeps this evaluator would
-            # queue its next shares behind them (found by review)
-            for i, _, _ in running.values():
-                with contextlib.suppress(Exception):  # Ray shutting down: the error stands
-                    self._restart(i)
-            raise
+                    _, numerics, _ = ray.get(ref)
+                except ray.exceptions.RayError as exc:
+                    self._replace(i, exc)
+                else:
+                    if numerics != self.numerics:  # the replacement landed on another node
+                        raise DistributedError(
+                            f"a replacement Ray evaluation actor runs {numerics}, the others "
+                            f"{self.numerics}: its scores would not be comparable; give every "
+                            "node the same arithmetic, or search locally"
+                        )
+                    idle.append(i)
+                continue
+            i, k, _ = running.pop(ref)
+            try:
+                results, timing = ray.get(ref)
+            except ray.exceptions.RayTaskError as exc:  # raised inside evaluate(): a bug or
+                cause = getattr(exc, "cause", None)  # bad input, the same on any actor
+                if isinstance(cause, A2DError):
+                    raise cause from None
+                raise DistributedError(f"Ray evaluation actor {i} failed: {exc}") from None
+            except ray.exceptions.RayError as exc:  # the actor, its process or node died
+                lost(i, k, exc)
+                continue
+            out[k] = results
+            self.timing.add(timing)
+            self._slots[i].deaths = 0
+            idle.append(i)
         return [r for share in out for r in (share or [])]
 
 
