@@ -81,8 +81,9 @@ def _compiler() -> str | None:
 
 
 def _build(cxx: str, out: Path, sanitize: bool) -> subprocess.CompletedProcess[str]:
-    """Compile the four sources side by side (one process each), then link ``libemu.so``."""
-    sources = [str(EMU / "capi.cpp"), str(ROOT / "csrc" / "subnet_eval_cpu.cpp")]
+    """Compile the sources side by side (one process each), then link ``libemu.so``."""
+    cpu = ("subnet_eval_cpu.cpp", "subnet_gemm_cpu.cpp", "subnet_meta.cpp")
+    sources = [str(EMU / "capi.cpp"), *(str(ROOT / "csrc" / name) for name in cpu)]
     for name in KERNELS:
         path = out / name.replace(".cu", "_emu.cpp")
         path.write_text(emulated_source((ROOT / "csrc" / name).read_text()))
