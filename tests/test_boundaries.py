@@ -246,7 +246,7 @@ def test_told_apart_spans_max_minus_min_whatever_the_order() -> None:
 
 # ----------------------------------------------------------------------------- config
 def test_a_float_key_given_a_huge_int_is_a_config_error(tmp_path: Path) -> None:
-    """C4: loader._convert, the int64 range check of a float field dropped: float(10**400)
+    """C4: convert._convert, the int64 range check of a float field dropped: float(10**400)
     raised OverflowError, a traceback for a config typo."""
     from a2d_evo.config import load_config
 
@@ -257,9 +257,9 @@ def test_a_float_key_given_a_huge_int_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_config_limits_at_their_documented_bounds() -> None:
-    """C3, C6, C11: loader MAX_DEPTH (32 levels), schema MAX_IMPORTS (16) and teacher.arch's
+    """C3, C6, C11: yaml_dialect MAX_DEPTH (32 levels), schema MAX_IMPORTS (16) and teacher.arch's
     MAX_WIDTH (16384, "at most"): each taken at the bound and refused one past it."""
-    from a2d_evo.config.loader import MAX_DEPTH, _check_size
+    from a2d_evo.config.yaml_dialect import MAX_DEPTH, check_size
 
     def nested(levels: int) -> dict:
         d: dict = {}
@@ -267,9 +267,9 @@ def test_config_limits_at_their_documented_bounds() -> None:
             d = {"k": d}
         return d
 
-    _check_size(nested(MAX_DEPTH), "x")
+    check_size(nested(MAX_DEPTH), "x")
     with pytest.raises(ConfigError, match="nested deeper than 32"):
-        _check_size(nested(MAX_DEPTH + 1), "x")
+        check_size(nested(MAX_DEPTH + 1), "x")
     base = {"env": {"id": "CartPole-v1"}}
     imports = [f"m{i}" for i in range(17)]
     config_from_dict({"env": {**base["env"], "imports": imports[:16]}})

@@ -472,7 +472,7 @@ def _refusal(overrides: list[str], **raw: object) -> str:
 
 def test_yaml_and_set_read_signed_hex_and_octal_ints() -> None:
     """``-0x10`` is -16 and ``+0o17`` is 15, in a file as with ``--set``."""
-    from a2d_evo.config.loader import parse_yaml
+    from a2d_evo.config.yaml_dialect import parse_yaml
 
     assert parse_yaml("x: -0x10\ny: +0o17\nz: 0x1_0\n", "f") == {"x": -16, "y": 15, "z": 16}
 

@@ -29,19 +29,14 @@ from a2d_evo.config.env import (
     split_import,
 )
 from a2d_evo.config.loader import (
-    MAX_DEPTH,
-    MAX_NODES,
     config_from_dict,
     config_from_file,
     config_to_dict,
     dump_config,
     load_config,
-    parse_override,
-    parse_yaml,
     read_config_file,
-    read_yaml_text,
-    set_flag,
 )
+from a2d_evo.config.overrides import parse_override, set_flag
 from a2d_evo.config.schema import (
     Config,
     DistillConfig,
@@ -54,6 +49,7 @@ from a2d_evo.config.schema import (
 )
 from a2d_evo.config.search import SearchConfig
 from a2d_evo.config.space import SpaceConfig
+from a2d_evo.config.yaml_dialect import MAX_DEPTH, MAX_NODES, parse_yaml, read_yaml_text
 
 __all__ = [
     "ALLOWED_IMPORTS",

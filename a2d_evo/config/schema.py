@@ -6,7 +6,9 @@ Each section checks its own ranges in ``__post_init__`` (bounds in
 value built in code is as checked as one read from a file. The ``env``, ``space`` and ``search``
 sections, which carry the most rules, are :mod:`a2d_evo.config.env`,
 :mod:`a2d_evo.config.space` and :mod:`a2d_evo.config.search`.
-Reading YAML into these types is :mod:`a2d_evo.config.loader`'s job.
+Reading YAML into these types is :mod:`a2d_evo.config.loader`'s job (with
+:mod:`a2d_evo.config.yaml_dialect`, :mod:`a2d_evo.config.overrides` and
+:mod:`a2d_evo.config.convert`).
 """
 
 from __future__ import annotations
