@@ -37,7 +37,7 @@ from __future__ import annotations
 import argparse
 import os
 
-# as the command line does (a2d_evo/cli.py), before torch loads libgomp; a user's own wins
+# as the command line does (a2d_evo/cli/__init__.py), before torch loads libgomp; a user's own wins
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import statistics

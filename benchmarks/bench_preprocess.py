@@ -17,8 +17,8 @@ reports the kernel's bytes moved (raw read + frames written) as a fraction of it
 On a machine whose cores are busy with other processes, libgomp's default active waiting (it spins
 for milliseconds at every barrier) can make a 2-thread call take a whole scheduler time slice;
 ``OMP_WAIT_POLICY=passive`` avoids that. It is the default here, as in the ``a2d-evo`` command
-line (``a2d_evo/cli.py``); set ``OMP_WAIT_POLICY=active`` to measure spinning waits. The policy
-in effect is printed and recorded.
+line (``a2d_evo/cli/__init__.py``); set ``OMP_WAIT_POLICY=active`` to measure spinning waits.
+The policy in effect is printed and recorded.
 
     python benchmarks/bench_preprocess.py [--rounds 7] [--device cuda]
 """
@@ -28,7 +28,8 @@ from __future__ import annotations
 import argparse
 import os
 
-# as the command line does (a2d_evo/cli.py), before anything loads libgomp; a user's own wins
+# as the command line does (a2d_evo/cli/__init__.py), before anything loads libgomp; a user's own
+# wins
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import platform

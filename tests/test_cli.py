@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from a2d_evo import __version__
-from a2d_evo.cli import EXIT_USER_ERROR, build_parser, main, packaged_config
+from a2d_evo.cli import EXIT_USER_ERROR, main
+from a2d_evo.cli.configs import packaged_config
+from a2d_evo.cli.parser import build_parser
 
 COMMANDS = [
     "train-teacher",
@@ -202,7 +204,7 @@ def test_export_and_baselines_score_on_the_seeds_the_search_ran_with(
     final seeds; `--set` still applies on top, and a run without a search keeps its own."""
     import argparse
 
-    from a2d_evo.cli import config_of_run
+    from a2d_evo.cli.configs import config_of_run
     from a2d_evo.config import load_config
     from a2d_evo.runfolder import RunFolder
 

@@ -86,9 +86,9 @@ def test_light_paths_never_import_torch() -> None:
     """The CLI's parser, the config, the formats and a run folder's report data stay torch-free."""
     code = (
         "import sys\n"
-        "import a2d_evo.cli, a2d_evo.config, a2d_evo.formats, a2d_evo.report.run_data\n"
+        "import a2d_evo.cli.parser, a2d_evo.config, a2d_evo.formats, a2d_evo.report.run_data\n"
         "import a2d_evo.nets.space\n"
-        "a2d_evo.cli.build_parser()\n"
+        "a2d_evo.cli.parser.build_parser()\n"
         "print('torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -569,7 +569,7 @@ def test_an_env_import_the_config_names_already_is_not_added_again() -> None:
     config as it is (no second ``a.b`` recorded in the run's config.yaml)."""
     import argparse
 
-    from a2d_evo.cli import with_env_imports
+    from a2d_evo.cli.configs import with_env_imports
     from a2d_evo.config import config_from_dict
 
     cfg = config_from_dict({"env": {"id": "CartPole-v1", "imports": ["a.b"]}})
@@ -581,7 +581,7 @@ def test_an_import_added_by_an_override_over_a_recorded_config_needs_no_env_impo
     own ``--set env.imports=[...]`` added is the user's, and runs."""
     import argparse
 
-    from a2d_evo.cli import checked_file_config
+    from a2d_evo.cli.configs import checked_file_config
     from a2d_evo.config import config_from_dict
 
     recorded = config_from_dict({"env": {"id": "CartPole-v1"}})
@@ -595,7 +595,7 @@ def test_an_agent_folder_whose_env_id_is_empty_names_no_env(tmp_path: Path) -> N
     import argparse
     import json
 
-    from a2d_evo.cli import config_of_agent
+    from a2d_evo.cli.configs import config_of_agent
     from a2d_evo.errors import ConfigError
 
     agent = tmp_path / "agent"
@@ -627,10 +627,11 @@ def test_baselines_widths_must_be_positive(
     """``baselines --widths 0,0.5``: a zero width multiplier is refused before training."""
     import a2d_evo.train
     from a2d_evo import cli
+    from a2d_evo.cli import commands
     from a2d_evo.config import config_from_dict
 
     cfg = config_from_dict({"env": {"id": "CartPole-v1"}})
-    monkeypatch.setattr(cli, "config_of_run", lambda *a, **k: cfg)
+    monkeypatch.setattr(commands, "config_of_run", lambda *a, **k: cfg)
     trained: list[list[float]] = []
 
     def train_baselines(cfg: object, run: object, widths: list[float], **kw: object) -> list[Path]:

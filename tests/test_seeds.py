@@ -68,7 +68,7 @@ def test_runs_at_the_shipped_configs_sizes_never_share_episodes() -> None:
     episode seed is played by two (run, use) pairs. The bases are independent 31-bit draws,
     so this is a property of the seeds in use, not of every seed (300 generations over 40
     runs did share an 8-episode block, run 109's generation 110 and run 114's 184)."""
-    from a2d_evo.cli import packaged_config
+    from a2d_evo.cli.configs import packaged_config
     from a2d_evo.config import load_config
 
     shipped = [

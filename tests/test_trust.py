@@ -19,8 +19,8 @@ import torch
 import yaml
 
 import a2d_evo
-from a2d_evo import cli
 from a2d_evo.cli import EXIT_USER_ERROR, main
+from a2d_evo.cli.configs import user_config
 from a2d_evo.config import EnvConfig, config_from_dict, dump_config, load_config
 from a2d_evo.envs import env_spec
 from a2d_evo.errors import ConfigError, EnvError, FormatError, RunFolderError
@@ -213,7 +213,7 @@ def test_the_users_own_config_and_env_import_run(tmp_path: Path, monkeypatch) ->
         yaml.safe_dump({"env": {"id": "PwnEnv-v0", "imports": ["pwnmod:register"]}})
     )
     args = argparse.Namespace(set=None, seed=None, device=None, env_import=["json"])
-    cfg = cli.user_config(cfg_path, args)
+    cfg = user_config(cfg_path, args)
     assert cfg.env.imports == ("pwnmod:register", "json")
     spec = env_spec(cfg.env)  # runs the user's imports, then finds the env they register
     assert (spec.obs_shape, spec.n_actions) == ((4,), 2)
