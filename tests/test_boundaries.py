@@ -168,7 +168,7 @@ def test_an_agent_folder_of_zero_actions_is_refused(tmp_path: Path) -> None:
 
 # ----------------------------------------------------------------------------- report
 def test_a_delivered_member_rescored_on_other_seeds_is_not_delivered(tmp_path: Path) -> None:
-    """R2: run_data._check_unchanged, the seeds comparison dropped: a member fine-tuned by
+    """R2: delivered_file._check_unchanged, the seeds comparison dropped: a member fine-tuned by
     hand and scored on other seeds to the same mean (CartPole's 500.0) stayed "delivered"."""
     from test_report import _agent, _metrics, _norm, make_run
 

@@ -143,7 +143,7 @@ def test_a_method_outside_the_order_is_drawn_rightmost() -> None:
     its width's label. Mutant let through: the unknown rank ``len(METHOD_ORDER)`` made -1,
     which drew it leftmost and moved the label to a2d's mark."""
     from a2d_evo.report.plots import DODGE_DECADES, baseline_marks
-    from a2d_evo.report.run_data import Row
+    from a2d_evo.report.rows import Row
 
     def row(name: str, method: str) -> Row:
         return Row(name, "mlp-16x16", 1000, None, None, 500.0, 0.0, 30, 1.0,

@@ -14,7 +14,7 @@ from a2d_evo.config import SpaceConfig
 from a2d_evo.envs.vector import StepResult
 from a2d_evo.errors import FormatError
 from a2d_evo.nets.space import MLPArch, SearchSpace
-from a2d_evo.report.run_data import Row
+from a2d_evo.report.rows import Row
 
 
 # ----------------------------------------------------------------------------- formats.py
@@ -366,14 +366,14 @@ def test_paired_dominance_is_undecided_with_a_negative_span() -> None:
 def test_history_rows_without_positive_flops_are_not_read(tmp_path: Path) -> None:
     """The report plots the history on a log FLOPs axis: rows of 0 or negative FLOPs (a
     damaged ``history.csv``) are skipped like unparsable ones, the others are read."""
-    from a2d_evo.report.run_data import _read_history
+    from a2d_evo.report.run_files import read_history
 
     path = tmp_path / "history.csv"
     path.write_text(
         "flops,return_mean,episodes\n100,1.5,4\n0,2.0,4\n-5,3.0,4\nnan,1.0,4\n250,2.5,8\n"
     )
     missing: list[str] = []
-    assert _read_history(path, missing) == ([(100.0, 1.5), (250.0, 2.5)], [4, 8])
+    assert read_history(path, missing) == ([(100.0, 1.5), (250.0, 2.5)], [4, 8])
     assert missing == []
 
 

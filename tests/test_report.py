@@ -28,7 +28,8 @@ from a2d_evo.formats import (
 from a2d_evo.report import markdown as report
 from a2d_evo.report import run_data, tables
 from a2d_evo.report.markdown import write_report
-from a2d_evo.report.run_data import Row
+from a2d_evo.report.rows import References, Row, row_from_metrics
+from a2d_evo.report.run_files import MAX_CSV_BYTES
 from a2d_evo.report.tables import front_table
 from a2d_evo.report.verdicts import dominance, paired_dominance
 from a2d_evo.runfolder import RunFolder
@@ -559,7 +560,7 @@ def test_every_row_is_normalised_with_the_fronts_references(tmp_path: Path) -> N
     assert data.baselines["distill_x0.25"].normalised_return == pytest.approx(_norm(400.0))
     assert data.baselines["distill_x0.25"].normalised_return != pytest.approx(own)
     # without the front's references the row keeps its own figure
-    row = run_data.row_from_metrics("x", m, norm=run_data.References(None, R_TEACHER, None))
+    row = row_from_metrics("x", m, norm=References(None, R_TEACHER, None))
     assert row.normalised_return == own
 
 
@@ -852,7 +853,7 @@ def test_the_delivered_front_says_how_many_members_its_intervals_tell_apart(
     exported[1]["return_std"] = None  # what write_delivered copies from such metrics
     table = tables.delivered_table(delivered)
     assert "Told apart" not in table and "| front_01 | 1,000 | 450.0 |" in table
-    row = run_data.row_from_metrics("x", {"return_mean": 1.0, "flops": 10, "episodes": 30})
+    row = row_from_metrics("x", {"return_mean": 1.0, "flops": 10, "episodes": 30})
     assert row.ci95 is None and "±" not in tables._return(row)
     # a delivered member deleted since: named under Missing (the front was shown without it)
     write_json(run.agents / "front_01" / "metrics.json", json.loads(json.dumps(
@@ -1133,7 +1134,7 @@ def test_baselines_of_one_width_are_drawn_side_by_side() -> None:
     centred on their FLOPs, in a fixed order, and only the rightmost names the width: with
     equal returns (CartPole's 500) their markers and labels hid one another."""
     from a2d_evo.report.plots import DODGE_DECADES, baseline_marks
-    from a2d_evo.report.run_data import Row
+    from a2d_evo.report.rows import Row
 
     def row(name: str, method: str, flops: float) -> Row:
         return Row(name, "mlp-16x16", flops, None, None, 500.0, 0.0, 30, 1.0,
@@ -1175,8 +1176,8 @@ def test_a_search_table_past_its_size_limit_is_named_not_read(tmp_path: Path) ->
     run = make_run(tmp_path / "run", baselines=False)
     path = run.search / "history.csv"
     with open(path, "ab") as f:
-        f.truncate(run_data.MAX_CSV_BYTES + 1)  # sparse
+        f.truncate(MAX_CSV_BYTES + 1)  # sparse
     data = run_data.load_run(run.load_config(), run)
     assert data.history == []
     said = [x for x in data.missing if x.startswith("search history:")]
-    assert said and f"more than the {run_data.MAX_CSV_BYTES:,} the report reads" in said[0]
+    assert said and f"more than the {MAX_CSV_BYTES:,} the report reads" in said[0]

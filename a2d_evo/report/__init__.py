@@ -1,6 +1,8 @@
 """Report: what a run found, as tables, plots and agent folders picked from the front.
 
-* :mod:`~a2d_evo.report.run_data` -- a run folder read into rows (torch-free);
+* :mod:`~a2d_evo.report.run_data` -- a run folder read into rows (torch-free): each a
+  :mod:`~a2d_evo.report.rows` row, from the files :mod:`~a2d_evo.report.run_files` reads and
+  ``agents/delivered.json`` as :mod:`~a2d_evo.report.delivered_file` reads it;
 * :mod:`~a2d_evo.report.plots` -- the Pareto plot and the hypervolume plot;
 * :mod:`~a2d_evo.report.markdown` -- ``a2d-evo report``: ``RUN_DIR/report/report.md``, from
   :mod:`~a2d_evo.report.tables` (the front, baselines and delivered tables),

@@ -43,7 +43,8 @@ from a2d_evo.report.plots import (
     seeds_text,
 )
 from a2d_evo.report.reproduce import exported_names, reproduce_commands, stage_config
-from a2d_evo.report.run_data import Row, RunData, finite_or_none, load_run
+from a2d_evo.report.rows import Row, finite_or_none
+from a2d_evo.report.run_data import RunData, load_run
 from a2d_evo.report.tables import (
     fraction_text,
     markdown_table,

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from a2d_evo.formats import EXPORTED_PREFIXES, KEPT_FINE_TUNED, non_dominated
-from a2d_evo.report.run_data import Row, RunData
+from a2d_evo.report.rows import Row
+from a2d_evo.report.run_data import RunData
 
 DPI = 150
 PARETO_SIZE = (8.0, 5.5)

@@ -14,9 +14,10 @@ from a2d_evo.config import Config, env_import_flags
 from a2d_evo.config.compare import config_diff
 from a2d_evo.errors import FormatError, RunFolderError
 from a2d_evo.files import read_json_dict
-from a2d_evo.formats import BASELINE_METHODS, EXPORTED_PREFIXES
+from a2d_evo.formats import BASELINE_METHODS, DEFAULT_WIDTHS, EXPORTED_PREFIXES
 from a2d_evo.report.plots import width_text
-from a2d_evo.report.run_data import DEFAULT_WIDTHS, Row, RunData
+from a2d_evo.report.rows import Row
+from a2d_evo.report.run_data import RunData
 from a2d_evo.runfolder import BUDGET_KEYS, STAGE_SECTIONS, RunFolder, read_config_history
 
 

@@ -17,7 +17,8 @@ from a2d_evo.formats import (
     tell_apart,
     told_apart_span,
 )
-from a2d_evo.report.run_data import Row, front_rows, guard_of
+from a2d_evo.report.delivered_file import guard_of
+from a2d_evo.report.rows import Row, front_rows
 
 
 # ----------------------------------------------------------------------------- tables

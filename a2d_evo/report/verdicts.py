@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from a2d_evo.formats import NONINFERIORITY_MARGIN, best_paired, count_text, paired_lower95
-from a2d_evo.report.run_data import Row, finite_or_none
+from a2d_evo.report.rows import Row, finite_or_none
 
 
 # ----------------------------------------------------------------------------- dominance
