@@ -23,8 +23,9 @@ from typing import Any
 from a2d_evo.config import Config, replace
 from a2d_evo.config.compare import config_diff, setting
 from a2d_evo.errors import RunFolderError
+from a2d_evo.report.delivered_file import read_delivered
+from a2d_evo.report.front_export import export_front
 from a2d_evo.report.markdown import write_report
-from a2d_evo.report.pick import export_front, read_delivered
 from a2d_evo.report.tables import delivered_table
 from a2d_evo.runfolder import BUDGET_KEYS, STAGE_PARTS, STAGE_SECTIONS, RunFolder, holds_results
 from a2d_evo.search.evolution import evolve

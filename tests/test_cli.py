@@ -294,12 +294,12 @@ def test_an_interrupted_export_says_how_to_go_on(
     """export has no --resume: its interrupt message says to run it again (it said only
     "interrupted"), and --resume is still refused by argparse as unknown."""
     from a2d_evo.cli import EXIT_INTERRUPTED
-    from a2d_evo.report import pick
+    from a2d_evo.report import front_export
 
     def interrupted(*args: object, **kw: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pick, "export_front", interrupted)
+    monkeypatch.setattr(front_export, "export_front", interrupted)
     assert main(["export", str(finished), "--quiet"]) == EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert "interrupted (SIGINT); the members already fine-tuned are kept: run the same " in err
@@ -311,7 +311,7 @@ def test_an_interrupted_export_says_how_to_go_on(
         raise TrainingInterrupted("finetune training interrupted (SIGTERM) at update 3/12; "
                                   "nothing saved")  # fmt: skip
 
-    monkeypatch.setattr(pick, "export_front", fine_tune_stopped)
+    monkeypatch.setattr(front_export, "export_front", fine_tune_stopped)
     assert main(["export", str(finished), "--quiet"]) == EXIT_INTERRUPTED
     err = capsys.readouterr().err
     assert err.rstrip().endswith(

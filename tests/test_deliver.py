@@ -225,7 +225,7 @@ def test_export_keeps_delivered_json_true_to_the_folders(
     import shutil
 
     from a2d_evo.cli import main
-    from a2d_evo.report.pick import export_front
+    from a2d_evo.report.front_export import export_front
     from a2d_evo.train import finetune_pool
 
     root = tmp_path / "run"
@@ -433,7 +433,7 @@ def test_export_plays_the_final_seeds_once_per_member_and_takes_the_front_s_figu
     from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
     from a2d_evo.nets import agent_folder
     from a2d_evo.nets.agent_folder import load_agent, onnx_bytes
-    from a2d_evo.report.pick import export_front
+    from a2d_evo.report.front_export import export_front
     from a2d_evo.train import finetune
 
     root = tmp_path / "run"

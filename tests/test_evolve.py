@@ -859,7 +859,7 @@ def test_a_budget_below_one_generation_is_a_config_error() -> None:
 def test_a_format_1_state_or_front_is_refused_with_what_to_do(
     reference_run: Path, tmp_path: Path
 ) -> None:
-    from a2d_evo.report.pick import load_front
+    from a2d_evo.report.front_file import load_front
 
     root = tmp_path / "run"
     shutil.copytree(reference_run, root)
@@ -888,7 +888,7 @@ def test_a_front_of_other_weights_is_neither_exported_nor_resumed(
     are of: after the supernet changed (a train-supernet --resume), export would ship new
     weights under the old figures and a resumed search would rank old records with new ones."""
     from a2d_evo.files import torch_load
-    from a2d_evo.report.pick import export_front
+    from a2d_evo.report.front_export import export_front
 
     root = tmp_path / "run"
     shutil.copytree(finished, root)
@@ -958,7 +958,7 @@ def test_a_front_searched_against_another_teacher_is_not_exported(
     export refuses, as for the supernet (the front is normalised against the old teacher and
     the fine-tune would distil from the new one); it used to compare the supernet only."""
     from a2d_evo.nets.agent_folder import load_agent, save_agent
-    from a2d_evo.report.pick import export_front
+    from a2d_evo.report.front_export import export_front
 
     root = tmp_path / "run"
     shutil.copytree(finished, root)

@@ -725,7 +725,8 @@ def test_front_and_metrics_readers_raise_only_a2d_errors(
     """A shared run folder's front.json and agents' metrics.json, as export and report read them."""
     import shutil
 
-    from a2d_evo.report.pick import load_front, select
+    from a2d_evo.report.front_file import load_front
+    from a2d_evo.report.pick import select
     from a2d_evo.report.run_data import load_run
     from a2d_evo.runfolder import RunFolder
 

@@ -25,7 +25,7 @@ from a2d_evo import locks, runfolder
 from a2d_evo.cli import EXIT_USER_ERROR, main
 from a2d_evo.config import load_config
 from a2d_evo.errors import RunFolderError
-from a2d_evo.report import pick
+from a2d_evo.report import front_export
 from a2d_evo.runfolder import RunFolder, holds_results
 
 REPO = Path(__file__).resolve().parents[1]
@@ -346,7 +346,7 @@ def test_export_takes_every_members_lock_before_writing_any(
     root = tmp_path / "run"
     shutil.copytree(finished, root)
     # two folders to export (the small search's front is one member: its entry twice)
-    monkeypatch.setattr(pick, "select", lambda *args: [("front_00", 0), ("front_01", 0)])
+    monkeypatch.setattr(front_export, "select", lambda *args: [("front_00", 0), ("front_01", 0)])
     held = root / "agents" / "front_01"  # the second one export would write
     held.mkdir(parents=True)
     holder = _hold(held)

@@ -121,7 +121,7 @@ def test_an_export_without_fine_tune_again_keeps_what_it_extracted(finished, tmp
     from test_evolve import SMALL
 
     from a2d_evo.config import config_from_dict
-    from a2d_evo.report.pick import export_front
+    from a2d_evo.report.front_export import export_front
     from a2d_evo.runfolder import RunFolder
 
     root = tmp_path / "run"
@@ -149,7 +149,7 @@ def test_export_records_the_front_it_read_not_one_written_since(
 
     from a2d_evo.config import config_from_dict
     from a2d_evo.nets import supernet as supernet_module
-    from a2d_evo.report.pick import export_front
+    from a2d_evo.report.front_export import export_front
     from a2d_evo.runfolder import RunFolder
 
     root = tmp_path / "run"

@@ -911,7 +911,7 @@ def test_front_files_hold_no_more_entries_than_a_search_delivers(
     import shutil
 
     from a2d_evo.config import MAX_POP
-    from a2d_evo.report.pick import load_front
+    from a2d_evo.report.front_file import load_front
 
     root = tmp_path / "run"
     shutil.copytree(finished, root)

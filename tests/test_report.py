@@ -948,7 +948,7 @@ def test_a_garbled_delivered_json_is_named_not_a_traceback(tmp_path: Path, expor
     """A shared run folder may hold anything: `report` names the file under Missing, and
     `export` removes it as untrustworthy (both raised TypeError, exit 1)."""
     from a2d_evo.files import file_digest
-    from a2d_evo.report.pick import _drop_stale_delivery
+    from a2d_evo.report.front_export import _drop_stale_delivery
 
     run = make_run(tmp_path / "run", baselines=False)
     current = file_digest(run.search / "front.json")

@@ -94,7 +94,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from a2d_evo.report.pick import export_front  # here: --help stays torch-free
+    from a2d_evo.report.front_export import export_front  # here: --help stays torch-free
 
     run = RunFolder(args.run_dir)
     if args.finetune is not None:

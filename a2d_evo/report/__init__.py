@@ -8,8 +8,11 @@
   :mod:`~a2d_evo.report.tables` (the front, baselines and delivered tables),
   :mod:`~a2d_evo.report.verdicts` (dominance, point and paired) and
   :mod:`~a2d_evo.report.reproduce` (the commands that rebuild the run);
-* :mod:`~a2d_evo.report.pick` -- ``a2d-evo export``: the knee or other front members as
-  agent folders, optionally fine-tuned.
+* :mod:`~a2d_evo.report.front_export` -- ``a2d-evo export``: the knee or other front members
+  (chosen by :mod:`~a2d_evo.report.pick`) as agent folders, optionally fine-tuned
+  (:mod:`~a2d_evo.report.deliver`).
+
+``search/front.json`` is read and checked by :mod:`~a2d_evo.report.front_file`, for both.
 
 Nothing is imported here, so that reading a run folder never loads torch.
 """

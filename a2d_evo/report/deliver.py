@@ -222,11 +222,11 @@ def write_delivered(
     """The members of ``rows`` no other dominates, to ``RUN_DIR/agents/delivered.json``:
     on the validation seeds when every row has a validation figure, else on the final
     seeds (module docstring). ``front_sha``: the digest of the ``front.json`` they were
-    exported from (:func:`~a2d_evo.report.pick.export_sources`), recorded so that a later
+    exported from (:func:`~a2d_evo.report.front_export.export_sources`), recorded so that a later
     front makes this file stale. ``chosen_on``: :data:`FINAL_SEEDS` when the rows were
     already filtered on their final-seed figures (``export --min-return``), which
     ``delivered.json`` then records whatever the validation seeds chose after. ``command``:
-    the export options that made it (:func:`~a2d_evo.report.pick.export_options`) and when,
+    the export options that made it (:func:`~a2d_evo.report.front_export.export_options`) and when,
     for the report's Reproduce lines."""
     on_validation = validated(list(rows))
     key = "validation_return_mean" if on_validation else "normalised_return"

@@ -12,10 +12,34 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.errors import FormatError
-from a2d_evo.formats import FINAL_SEEDS, VALIDATION_SEEDS, finite_number, validated
-from a2d_evo.report.pick import from_another_front, read_delivered
+from a2d_evo.files import check_format_version, read_json_dict
+from a2d_evo.formats import (
+    DELIVERED_FORMAT_VERSION,
+    FINAL_SEEDS,
+    VALIDATION_SEEDS,
+    finite_number,
+    validated,
+)
+from a2d_evo.report.front_file import from_another_front
 from a2d_evo.report.rows import Row
 from a2d_evo.runfolder import RunFolder
+
+
+def read_delivered(path: Path) -> dict[str, Any]:
+    """``agents/delivered.json``, checked: its format version, ``members`` a list of agent
+    names and ``exported`` a list of rows that each name an ``agent`` (FormatError otherwise;
+    a shared run folder may hold anything)."""
+    data = read_json_dict(path, "delivered front")
+    check_format_version(data, DELIVERED_FORMAT_VERSION, f"delivered front {path}")
+    members = data.get("members")
+    if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
+        raise FormatError(f"{path}: 'members' must be a list of agent names")
+    rows = data.get("exported")
+    if not isinstance(rows, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("agent"), str) for r in rows
+    ):
+        raise FormatError(f"{path}: 'exported' must be a list of rows that each name an 'agent'")
+    return data
 
 
 def delivered_front(

@@ -26,7 +26,7 @@ from a2d_evo.formats import (
     kept_weights,
 )
 from a2d_evo.report.delivered_file import delivered_front, delivered_guard, export_record
-from a2d_evo.report.pick import from_another_front, load_front_and_digest
+from a2d_evo.report.front_file import from_another_front, load_front_and_digest
 from a2d_evo.report.rows import (
     References,
     Row,
@@ -81,7 +81,7 @@ class RunData:
     --finetune 0``), where recorded (``export_finetune``)."""
     export_command: dict[str, tuple[int, str]]
     """When (ns) and with which options ``export`` wrote each agent, where recorded
-    (``export_command``: :func:`~a2d_evo.report.pick.export_options`)."""
+    (``export_command``: :func:`~a2d_evo.report.front_export.export_options`)."""
     kept: dict[str, str]
     """Which weights each exported agent ships (:func:`~a2d_evo.formats.kept_weights`)."""
     delivered: list[str]
