@@ -46,10 +46,10 @@ def test_a_file_one_format_version_older_is_refused() -> None:
 
 # ----------------------------------------------------------------------------- import_teacher
 def test_an_import_of_exactly_max_width_is_taken() -> None:
-    """I1: import_teacher._check_buildable, ``max(widths) > MAX_WIDTH`` -> ``>=``: a shared
+    """I1: foreign_checkpoints._check_buildable, ``max(widths) > MAX_WIDTH`` -> ``>=``: a shared
     layer of exactly 16,384 units (documented as the widest taken) was refused."""
     from a2d_evo.config.bounds import MAX_WIDTH
-    from a2d_evo.train.import_teacher import _check_buildable
+    from a2d_evo.train.foreign_checkpoints import _check_buildable
 
     half = MAX_WIDTH // 2
     aw = [torch.empty(half, 4), torch.empty(2, half)]
@@ -75,28 +75,28 @@ def _cleanrl_state(critic_out: int = 1, critic_obs: int = 4) -> dict[str, torch.
 
 
 def test_a_critic_head_of_two_outputs_is_refused() -> None:
-    """I3: import_teacher._block_diagonal, the ``cw[-1].shape[0] != 1`` check dropped: the
+    """I3: foreign_checkpoints._block_diagonal, the ``cw[-1].shape[0] != 1`` check dropped: the
     import went on to a torch size-mismatch traceback."""
-    from a2d_evo.train.import_teacher import convert_cleanrl
+    from a2d_evo.train.foreign_checkpoints import convert_cleanrl
 
     with pytest.raises(FormatError, match="the critic head has 2 outputs, expected 1"):
         convert_cleanrl(_cleanrl_state(critic_out=2))
 
 
 def test_actor_and_critic_of_other_input_sizes_are_refused() -> None:
-    """I4: import_teacher._block_diagonal, the input-size check dropped: torch.cat raised a
+    """I4: foreign_checkpoints._block_diagonal, the input-size check dropped: torch.cat raised a
     RuntimeError traceback."""
-    from a2d_evo.train.import_teacher import convert_cleanrl
+    from a2d_evo.train.foreign_checkpoints import convert_cleanrl
 
     with pytest.raises(FormatError, match="actor and critic take different input sizes"):
         convert_cleanrl(_cleanrl_state(critic_obs=5))
 
 
 def test_linear_layers_without_an_activation_between_are_refused() -> None:
-    """I5: import_teacher._sequential_linears, the ``indices 0, 2, 4`` check dropped: an
+    """I5: foreign_checkpoints._sequential_linears, the ``indices 0, 2, 4`` check dropped: an
     ``nn.Sequential(Linear, Linear, Tanh, Linear)`` imported silently as tanh between every
     layer, another policy."""
-    from a2d_evo.train.import_teacher import convert_cleanrl
+    from a2d_evo.train.foreign_checkpoints import convert_cleanrl
 
     state = {}
     for net, out in (("actor", 2), ("critic", 1)):
@@ -112,7 +112,8 @@ def test_a_cnn_of_other_channels_does_not_fit_the_env() -> None:
     weights on a 3-channel env passed, and the Agent's load then raised a torch traceback."""
     from test_teacher import CleanRLAtari, seeded
 
-    from a2d_evo.train.import_teacher import check_fits_env, convert_cleanrl
+    from a2d_evo.train.foreign_checkpoints import convert_cleanrl
+    from a2d_evo.train.import_teacher import check_fits_env
 
     arch, state = convert_cleanrl(seeded(CleanRLAtari(6)).state_dict())
     with pytest.raises(TrainingError, match="takes 4-channel frames"):
@@ -120,11 +121,11 @@ def test_a_cnn_of_other_channels_does_not_fit_the_env() -> None:
 
 
 def test_sb3_normalize_images_false_is_refused() -> None:
-    """I9: import_teacher.convert_sb3, the ``normalize_images is False`` check dropped: a
+    """I9: foreign_checkpoints.convert_sb3, the ``normalize_images is False`` check dropped: a
     CnnPolicy trained on unscaled pixels imported with our 1/255 scale, silently."""
     from test_teacher import SB3Cnn, seeded
 
-    from a2d_evo.train.import_teacher import convert_sb3
+    from a2d_evo.train.foreign_checkpoints import convert_sb3
 
     state = seeded(SB3Cnn(4)).state_dict()
     with pytest.raises(FormatError, match="normalize_images=False"):
@@ -133,11 +134,11 @@ def test_sb3_normalize_images_false_is_refused() -> None:
 
 
 def test_a_conv_of_another_kernel_is_refused() -> None:
-    """I11: import_teacher._nature, the kernel-size check dropped: a 7x7 first conv (same
+    """I11: foreign_checkpoints._nature, the kernel-size check dropped: a 7x7 first conv (same
     7x7 map, same FC) reached the Agent's load_state_dict, a torch traceback."""
     from test_teacher import CleanRLAtari, seeded
 
-    from a2d_evo.train.import_teacher import convert_cleanrl
+    from a2d_evo.train.foreign_checkpoints import convert_cleanrl
 
     net = CleanRLAtari(6)
     net.network[0] = nn.Conv2d(4, 32, 7, stride=4)

@@ -18,13 +18,8 @@ from a2d_evo.errors import FormatError, RunFolderError, TrainingError
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import CNNArch, MLPArch
 from a2d_evo.runfolder import RunFolder
-from a2d_evo.train.import_teacher import (
-    check_fits_env,
-    convert_cleanrl,
-    convert_sb3,
-    detect_format,
-    import_teacher,
-)
+from a2d_evo.train.foreign_checkpoints import convert_cleanrl, convert_sb3, detect_format
+from a2d_evo.train.import_teacher import check_fits_env, import_teacher
 
 ATARI_OBS = (4, 84, 84)
 
@@ -418,7 +413,7 @@ def test_a_torch_file_with_a_damaged_zip_version_is_read_by_torch(tmp_path: Path
     policy.pth, where a bit flip put it); the check now leaves such a file to torch's reader,
     which reads this one (and calls a worse one damaged, as any other)."""
     from a2d_evo.files import torch_load
-    from a2d_evo.train.import_teacher import read_sb3_zip
+    from a2d_evo.train.foreign_checkpoints import read_sb3_zip
 
     state = seeded(CleanRLClassic(4, 2)).state_dict()
     buf = io.BytesIO()
@@ -517,7 +512,7 @@ def test_a_file_cannot_make_the_import_allocate_without_bound(tmp_path: Path) ->
 
 
 def test_an_sb3_data_member_that_is_no_json_it_can_read_is_ignored(tmp_path: Path) -> None:
-    from a2d_evo.train.import_teacher import read_sb3_zip
+    from a2d_evo.train.foreign_checkpoints import read_sb3_zip
 
     theirs = seeded(SB3Mlp(4, 2, pi=[8], vf=[8]))
     for text in ("[" * 100_000, "9" * 5000, "\xff"):  # RecursionError, ValueError: tracebacks

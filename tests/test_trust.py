@@ -334,7 +334,7 @@ class _Payload:
 
 
 def test_sb3_refusal_gives_no_advice_to_unpickle(tmp_path: Path) -> None:
-    from a2d_evo.train.import_teacher import read_sb3_zip
+    from a2d_evo.train.foreign_checkpoints import read_sb3_zip
 
     buf = io.BytesIO()
     torch.save({"mlp_extractor.policy_net.0.weight": _Payload()}, buf)

@@ -3,8 +3,9 @@
 The stage entry points, in pipeline order (each is one ``a2d-evo`` command):
 
 - :func:`train_teacher` (:mod:`.teacher`): the teacher arch trained with plain PPO, or
-  :func:`import_teacher` (:mod:`.import_teacher`): one trained by SB3 or CleanRL. Either
-  way ``RUN_DIR/teacher/agent/`` is written (:mod:`.teacher_folder`).
+  :func:`import_teacher` (:mod:`.import_teacher`): one trained by SB3 or CleanRL, read and
+  mapped onto our agent by :mod:`.foreign_checkpoints`. Either way ``RUN_DIR/teacher/agent/``
+  is written (:mod:`.teacher_folder`).
 - :func:`train_supernet` (:mod:`.supernet_stage`): PPO + A2D distillation from the teacher,
   sandwich rule; ``RUN_DIR/supernet/weights.pt``.
 - :func:`finetune_agent` (:mod:`.finetune`): a few more distilled PPO steps for one agent
