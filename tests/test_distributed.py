@@ -34,9 +34,9 @@ from a2d_evo.scale.ddp import (
     shard,
     wrap_model,
 )
+from a2d_evo.scale.ray_cluster import connect_ray
 from a2d_evo.scale.ray_population import (
     RayPopulationEvaluator,
-    connect_ray,
     contiguous_shares,
     make_population_evaluator,
     share_timeout,

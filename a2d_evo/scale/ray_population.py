@@ -9,22 +9,20 @@ generation is cut into contiguous shares of candidates, one per actor. Every can
 plays its episodes on the same reset seeds wherever it runs and greedy actions are
 deterministic, so the results equal the local evaluator's. A share whose actor dies goes
 back to the queue and runs on the next free actor (a survivor or the dead one's
-replacement), so a generation is never lost. Ray is imported only here and only when
-``search.backend`` is ``ray``. Errors are :class:`a2d_evo.scale.ddp.DistributedError`.
+replacement), so a generation is never lost. Ray is imported only here and in
+:mod:`a2d_evo.scale.ray_cluster` (which connects it), and only when ``search.backend`` is
+``ray``. Errors are :class:`a2d_evo.scale.ddp.DistributedError`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import os
-import socket
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,10 +37,10 @@ from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.progress import write
 from a2d_evo.scale.ddp import DistributedError
+from a2d_evo.scale.ray_cluster import connect_ray, package_dir
 
 __all__ = [
     "RayPopulationEvaluator",
-    "connect_ray",
     "make_population_evaluator",
 ]
 
@@ -60,83 +58,6 @@ def make_population_evaluator(
             "'local': evaluating locally (pass --ray or set search.backend: ray to use it)"
         )
     return PopulationEvaluator(supernet, cfg)
-
-
-def connect_ray(cfg: Config) -> tuple[Any, bool]:
-    """Import Ray and connect it: ``(ray, started_here)``; :class:`DistributedError` if not.
-
-    An already initialised Ray is reused. ``search.ray_address`` joins that cluster (it is
-    probed first, so an unreachable address fails in seconds, not after Ray's retries);
-    without one a local Ray starts with enough logical CPUs for the actors.
-    """
-    try:
-        import ray  # here only: the local backend never imports Ray
-    except ImportError:
-        raise DistributedError(
-            "search.backend=ray (--ray) needs Ray, which is not installed: "
-            "pip install 'a2d-evo[distributed]'"
-        ) from None
-    if ray.is_initialized():
-        return ray, False
-    s = cfg.search
-    address = s.ray_address
-    try:
-        if address and address != "local":
-            _probe(address)
-            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
-        else:
-            need = math.ceil(s.ray_actors * s.ray_cpus_per_actor)
-            cores = os.cpu_count() or 1
-            if need > cores:  # a local Ray gives what is asked: said, as a cluster refuses it
-                write(
-                    f"a local Ray on {cores} cores: search.ray_actors {s.ray_actors} x "
-                    f"search.ray_cpus_per_actor {s.ray_cpus_per_actor:g} asks {need} CPUs, so "
-                    "the actors share cores (lower either to match the machine)"
-                )
-            ray.init(
-                num_cpus=max(os.cpu_count() or 1, need),
-                include_dashboard=False,
-                logging_level=logging.ERROR,
-                log_to_driver=False,
-            )
-    except DistributedError:
-        raise
-    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
-        where = f"the Ray cluster at {address!r}" if address else "a local Ray"
-        raise DistributedError(
-            f"cannot start or join {where}: {type(exc).__name__}: {exc}. Check "
-            "search.ray_address (`ray start --head` prints it) or pass --ray without an address"
-        ) from None
-    return ray, True
-
-
-def _probe(address: str, timeout: float = 5.0) -> None:
-    """Fail fast on a ``host:port`` (or ``ray://host:port``) nobody listens on."""
-    if address == "auto":
-        return  # Ray itself looks for a local cluster and fails at once without one
-    rest = address.split("://", 1)[-1].rstrip("/")
-    host, _, port_text = rest.rpartition(":")
-    if not host:
-        host, port_text = rest, "10001" if address.startswith("ray://") else "6379"
-    try:
-        port = int(port_text)
-    except ValueError:
-        raise DistributedError(
-            f"search.ray_address {address!r}: expected 'auto', 'host:port' or 'ray://host:port'"
-        ) from None
-    try:
-        socket.create_connection((host.strip("[]"), port), timeout=timeout).close()
-    except OSError as exc:
-        raise DistributedError(
-            f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}. Start one "
-            "with `ray start --head` or fix search.ray_address"
-        ) from None
-
-
-def _package_dir() -> str:
-    """The a2d_evo package this process imported (an actor's may be another: Ray puts the
-    driver's working folder first on its workers' path)."""
-    return str(Path(__file__).resolve().parents[1])
 
 
 class _EvalWorker:
@@ -171,7 +92,7 @@ class _EvalWorker:
         """This actor's pid, the arithmetic its population forward runs (``numerics``: the
         device, native or reference, the CPU kernel), which every actor must share, and the
         a2d_evo package it imported."""
-        return os.getpid(), self.evaluator.forward.numerics, _package_dir()
+        return os.getpid(), self.evaluator.forward.numerics, package_dir()
 
     def evaluate(
         self,
@@ -335,7 +256,7 @@ class RayPopulationEvaluator:
         except self.ray.exceptions.RayError as exc:
             raise DistributedError(f"a Ray evaluation actor failed to start: {exc}") from None
         paths = sorted({numerics for _, numerics, _ in started})
-        here = _package_dir()
+        here = package_dir()
         theirs = sorted({package for _, _, package in started} - {here})
         if theirs:  # Ray puts the driver's folder first on their path
             write(
