@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.files import read_json, write_json
-from a2d_evo.formats import ci95, tell_apart, told_apart_span
+from a2d_evo.stats import ci95, tell_apart, told_apart_span
 
 
 def summarise(run: Path) -> dict[str, Any]:

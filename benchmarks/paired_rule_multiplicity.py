@@ -1,8 +1,8 @@
 """How often the paired dominance rule calls a baseline dominated by mistake (issue [J]).
 
-The rule (``formats.best_paired``, the report's paired dominance, ``pipeline_compare.py``):
+The rule (``stats.best_paired``, the report's paired dominance, ``pipeline_compare.py``):
 a baseline is dominated when the BEST of the k cheaper front members has a 95% lower bound
-(``formats.paired_lower95``) of the paired difference above ``-margin``. With k members that is
+(``stats.paired_lower95``) of the paired difference above ``-margin``. With k members that is
 k chances. Simulated here: n paired episodes, a per-seed effect shared by every agent (sd
 ``--shared``), independent noise per agent (sd ``--noise``), and every member's true
 difference exactly ``-margin`` (the boundary, where a "dominated" verdict is an error). Prints
@@ -10,7 +10,7 @@ the error rate per k for the shipped rule and for the rule with Bonferroni's z (
 
 With ``--reread FILE...`` it re-reads ``pipeline_compare.py``'s ``compare.json`` files instead:
 per baseline, the best paired bound again with the rule shipped now (Student's t,
-:func:`a2d_evo.formats.t95`) and with Bonferroni's correction of it for the k members at or
+:func:`a2d_evo.stats.t95`) and with Bonferroni's correction of it for the k members at or
 under its FLOPs, and the count of dominated baselines each way. Files with per-episode
 returns are re-read over every such member under each quantile (the best member depends on
 the quantile); older files over the recorded best alone, its standard error backed out of its
@@ -36,7 +36,7 @@ import numpy as np
 from scipy.stats import t as student_t
 
 from a2d_evo.files import read_json
-from a2d_evo.formats import NONINFERIORITY_MARGIN, Z95, best_paired, t95
+from a2d_evo.stats import NONINFERIORITY_MARGIN, Z95, best_paired, t95
 
 
 def error_rate(k: int, n: int, trials: int, shared: float, noise: float, margin: float,

@@ -1,8 +1,8 @@
 """What lead the paired dominance rule asks of a member on the episodes it had (issue [J]).
 
-The rule (``formats.best_paired``, ``pipeline_compare.py``): a baseline is dominated when a
+The rule (``stats.best_paired``, ``pipeline_compare.py``): a baseline is dominated when a
 member at or under its FLOPs has a paired difference in normalised return (member - baseline,
-per episode seed) whose 95% lower bound (:func:`a2d_evo.formats.paired_lower95`) is above
+per episode seed) whose 95% lower bound (:func:`a2d_evo.stats.paired_lower95`) is above
 ``-margin``. The bound is ``mean - t95(n) * sd / sqrt(n)``, so a member passes only when its
 mean lead is above ``t95(n) * sd / sqrt(n) - margin``: with the spread of LunarLander's paired
 differences (a crash in one agent's episode and not the other's moves the difference by about
@@ -28,7 +28,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from a2d_evo.formats import NONINFERIORITY_MARGIN, paired_lower95, t95
+from a2d_evo.stats import NONINFERIORITY_MARGIN, paired_lower95, t95
 
 
 def episodes_needed(sd: float, margin: float) -> int:

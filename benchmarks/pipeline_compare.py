@@ -10,7 +10,7 @@ of ``ablation_distill.py``'s are the same ones, and no choice is taken on them),
 A baseline counts as dominated when some delivered member has at most its FLOPs and the
 paired difference in normalised return (member - baseline, per episode seed) has a 95% lower
 bound above ``-margin`` (non-inferiority, margin 0.02; the lower limit of the two-sided 95%
-t interval, :func:`a2d_evo.formats.paired_lower95`; files written before 2026-12-05 used the
+t interval, :func:`a2d_evo.stats.paired_lower95`; files written before 2026-12-05 used the
 normal quantile and carry no ``bound_quantile``). Every agent's per-episode returns are kept
 in ``compare.json``, so the verdicts can be recomputed under another rule. Targets of
 issue [J]: every baseline dominated on at least 2 of 3 seeds, and a member at <= 25% of the
@@ -41,9 +41,7 @@ from a2d_evo.evaluation.seeds import fresh_eval_seed
 from a2d_evo.files import read_json, write_json
 from a2d_evo.formats import (
     BASELINE_METHODS,
-    NONINFERIORITY_MARGIN,
     baseline_name,
-    best_paired,
     check_teacher_beats_random,
     normalised_return,
 )
@@ -51,6 +49,7 @@ from a2d_evo.nets.agent_folder import load_agent
 from a2d_evo.report.front_export import export_front
 from a2d_evo.runfolder import RunFolder, holds_results
 from a2d_evo.search.evolution import evolve
+from a2d_evo.stats import NONINFERIORITY_MARGIN, best_paired
 from a2d_evo.train import train_baselines, train_supernet, train_teacher
 
 WIDTHS = (0.25, 0.5, 1.0)

@@ -8,15 +8,17 @@ import pytest
 from a2d_evo.errors import FormatError
 from a2d_evo.formats import (
     BASELINE_METHODS,
-    Z95,
     Normalisation,
     baseline_name,
-    best_paired,
-    ci95,
     hv_points,
     hv_reference_point,
-    interval95,
     normalised_return,
+)
+from a2d_evo.stats import (
+    Z95,
+    best_paired,
+    ci95,
+    interval95,
     paired_lower95,
     separated,
     t95,

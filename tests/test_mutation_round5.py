@@ -419,8 +419,8 @@ def test_the_teacher_s_margin_is_its_lead_over_random(monkeypatch: pytest.Monkey
     per seed: positive for a teacher clearly ahead (what the weak-teacher caution reads)."""
     from types import SimpleNamespace
 
-    from a2d_evo.formats import paired_lower95
     from a2d_evo.search import front
+    from a2d_evo.stats import paired_lower95
 
     teach, rand = [10.0, 12.0, 11.0, 13.0], [1.0, 2.0, 3.0, 1.5]
     monkeypatch.setattr(front, "evaluate_agent", lambda *a, **k: SimpleNamespace(returns=teach))

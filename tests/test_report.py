@@ -17,14 +17,7 @@ import pytest
 from a2d_evo.config import config_from_dict, dump_config
 from a2d_evo.errors import RunFolderError
 from a2d_evo.files import write_json, write_text
-from a2d_evo.formats import (
-    FRONT_FORMAT_VERSION,
-    HV_UNITS,
-    KEPT_FINE_TUNED,
-    KEPT_INHERITED,
-    ci95,
-    interval95,
-)
+from a2d_evo.formats import FRONT_FORMAT_VERSION, HV_UNITS, KEPT_FINE_TUNED, KEPT_INHERITED
 from a2d_evo.report import markdown as report
 from a2d_evo.report import run_data, tables
 from a2d_evo.report.markdown import write_report
@@ -33,6 +26,7 @@ from a2d_evo.report.run_files import MAX_CSV_BYTES
 from a2d_evo.report.tables import front_table
 from a2d_evo.report.verdicts import dominance, paired_dominance
 from a2d_evo.runfolder import RunFolder
+from a2d_evo.stats import ci95, interval95
 
 R_RANDOM, R_TEACHER, TEACHER_FLOPS = 20.0, 500.0, 8000
 

@@ -15,10 +15,10 @@ from a2d_evo.cli import main
 from a2d_evo.config import config_from_dict
 from a2d_evo.errors import EnvError
 from a2d_evo.evaluation.scoring import eval_agent_folder
-from a2d_evo.formats import Z95, interval95
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import save_agent
 from a2d_evo.nets.space import MLPArch
+from a2d_evo.stats import Z95, interval95
 
 
 def test_z95_is_the_975_normal_quantile() -> None:

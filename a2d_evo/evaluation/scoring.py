@@ -20,15 +20,14 @@ from a2d_evo.formats import (
     TEACHER_FIX,
     check_teacher_beats_random,
     count_text,
-    interval95,
     normalised_return,
-    paired_lower95,
     weak_teacher_caution,
 )
 from a2d_evo.locks import folder_lock
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import env_record, load_agent
 from a2d_evo.runfolder import run_teacher, teacher_fix
+from a2d_evo.stats import interval95, paired_lower95
 
 
 def eval_agent_folder(

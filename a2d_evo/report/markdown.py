@@ -8,7 +8,7 @@ finished search is required; every other part that is missing is named in the re
 rest renders.
 
 Intervals are those of ``a2d-evo eval``: ``mean +- t * s / sqrt(n)``, ``t`` Student's
-two-sided 95% quantile with ``n - 1`` degrees of freedom (:func:`~a2d_evo.formats.t95`) and
+two-sided 95% quantile with ``n - 1`` degrees of freedom (:func:`~a2d_evo.stats.t95`) and
 ``s`` the sample standard deviation (ddof = 1) over the ``n`` episodes; ``metrics.json``
 records the population one (ddof = 0), so ``s = std * sqrt(n / (n - 1))``.
 A baseline is *dominated* when some front member has at most its FLOPs and at least its
@@ -27,13 +27,7 @@ from pathlib import Path
 
 from a2d_evo.config import Config
 from a2d_evo.files import write_bytes, write_text
-from a2d_evo.formats import (
-    KEPT_INHERITED,
-    NONINFERIORITY_MARGIN,
-    VALIDATION_SEEDS,
-    count_text,
-    weak_teacher_caution,
-)
+from a2d_evo.formats import KEPT_INHERITED, VALIDATION_SEEDS, count_text, weak_teacher_caution
 from a2d_evo.locks import writes
 from a2d_evo.report.plots import (
     baseline_marks,
@@ -55,6 +49,7 @@ from a2d_evo.report.tables import (
 from a2d_evo.report.verdicts import below_threshold, dominance, paired_dominance
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.search.problem import rescoring_rule
+from a2d_evo.stats import NONINFERIORITY_MARGIN
 
 
 def _chosen_on_sentence(data: RunData) -> str:

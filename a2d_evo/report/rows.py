@@ -13,13 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from a2d_evo.errors import A2DError, FormatError
-from a2d_evo.formats import (
-    check_teacher_beats_random,
-    ci95,
-    finite_number,
-    normalised_return,
-)
+from a2d_evo.formats import check_teacher_beats_random, finite_number, normalised_return
 from a2d_evo.nets.space import arch_from_dict
+from a2d_evo.stats import ci95
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from a2d_evo.formats import (
-    FINAL_SEEDS,
-    KEPT_FINE_TUNED,
-    KEPT_INHERITED,
-    VALIDATION_SEEDS,
-    ci95,
-    tell_apart,
-    told_apart_span,
-)
+from a2d_evo.formats import FINAL_SEEDS, KEPT_FINE_TUNED, KEPT_INHERITED, VALIDATION_SEEDS
 from a2d_evo.report.delivered_file import guard_of
 from a2d_evo.report.rows import Row, front_rows
+from a2d_evo.stats import ci95, tell_apart, told_apart_span
 
 
 # ----------------------------------------------------------------------------- tables

@@ -9,8 +9,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from a2d_evo.formats import NONINFERIORITY_MARGIN, best_paired, count_text, paired_lower95
+from a2d_evo.formats import count_text
 from a2d_evo.report.rows import Row, finite_or_none
+from a2d_evo.stats import NONINFERIORITY_MARGIN, best_paired, paired_lower95
 
 
 # ----------------------------------------------------------------------------- dominance
@@ -51,7 +52,7 @@ def paired_dominance(
     baseline: Row, front: Sequence[Row], span: float | None, margin: float = NONINFERIORITY_MARGIN
 ) -> tuple[bool | None, str]:
     """Whether a front member with at most ``baseline``'s FLOPs is non-inferior to it on the
-    same episodes: the 95% lower bound (:func:`~a2d_evo.formats.paired_lower95`) of the paired
+    same episodes: the 95% lower bound (:func:`~a2d_evo.stats.paired_lower95`) of the paired
     difference in normalised return (``(a_i - b_i) / span`` per seed) above ``-margin``.
 
     None (undecided) when the episodes cannot be paired (no per-episode returns, other seeds,

@@ -55,7 +55,6 @@ from a2d_evo.formats import (
     TEACHER_FIX,
     Normalisation,
     check_teacher_beats_random,
-    paired_lower95,
     weak_teacher_caution,
 )
 from a2d_evo.nets.agent_folder import extract, make_metrics
@@ -65,6 +64,7 @@ from a2d_evo.nets.supernet import Supernet
 from a2d_evo.progress import progress_bar, set_total, write
 from a2d_evo.search.estimates import arch_estimates
 from a2d_evo.search.problem import beats_random, front_indices, hypervolume
+from a2d_evo.stats import paired_lower95
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ class References(NamedTuple):
     r_teacher: float
     margin_lower95: float | None
     """95% lower bound of the teacher's mean lead over the random policy, paired per seed
-    (:func:`~a2d_evo.formats.paired_lower95`); at or below 0 the lead is within noise and every
+    (:func:`~a2d_evo.stats.paired_lower95`); at or below 0 the lead is within noise and every
     normalised return is a ratio over noise (None below 2 episodes)."""
 
 
