@@ -81,8 +81,9 @@ from a2d_evo.nets.supernet import load_supernet
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.search.budget import budget_spent, within_budget
 from a2d_evo.search.estimates import search_anchors
-from a2d_evo.search.evolution import evolve, play_generation
+from a2d_evo.search.evolution import evolve
 from a2d_evo.search.front import SearchSummary, write_front
+from a2d_evo.search.generation import play_generation
 from a2d_evo.search.problem import CanonicalDuplicates, SubnetProblem, reference_point
 from a2d_evo.train.sampling import SubnetSampler
 

@@ -498,7 +498,7 @@ def test_the_archs_a_generation_is_topped_up_with_come_again_after_a_resume() ->
     object; and only where pymoo's mating made no offspring."""
     import pymoo.core.population as pop_mod
 
-    from a2d_evo.search.evolution import topped_up, unseen_archs
+    from a2d_evo.search.generation import topped_up, unseen_archs
 
     space = SearchSpace(config_from_dict({"space": {"depths": [1, 2], "widths": [2, 4, 8]}}).space)
 
@@ -544,7 +544,7 @@ def test_the_archs_a_generation_is_topped_up_with_come_again_after_a_resume() ->
 def test_a_space_past_int64_is_sampled_not_listed() -> None:
     """18 layers of 12 widths hold 18 x 12**18 gene vectors, past what an int64 holds: the
     size test must not wrap to a small number and list the space whole (which raised)."""
-    from a2d_evo.search.evolution import unseen_archs
+    from a2d_evo.search.generation import unseen_archs
 
     space = SearchSpace(config_from_dict({"space": {"depths": list(range(1, 19))}}).space)
     assert int(np.prod(space.xu - space.xl + 1)) <= 0  # what numpy's product gives

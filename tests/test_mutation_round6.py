@@ -131,7 +131,7 @@ def test_survivors_rank_on_the_archive_s_current_seed_adjusted_estimates() -> No
     gives it now, not those of the generation it played in."""
     from a2d_evo.config import config_from_dict
     from a2d_evo.evaluation.seeds import generation_seeds
-    from a2d_evo.search.evolution import play_generation
+    from a2d_evo.search.generation import play_generation
     from a2d_evo.search.nsga import make_algorithm
     from a2d_evo.search.problem import SubnetProblem
 

@@ -18,7 +18,7 @@ from a2d_evo.evaluation.seeds import generation_seeds
 from a2d_evo.formats import HV_FLOPS_MARGIN, Normalisation, hv_points
 from a2d_evo.nets import cost
 from a2d_evo.nets.space import Arch, MLPArch, SearchSpace
-from a2d_evo.search.evolution import play_generation
+from a2d_evo.search.generation import play_generation
 from a2d_evo.search.nsga import (
     ResetMutation,
     make_algorithm,

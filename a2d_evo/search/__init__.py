@@ -3,9 +3,11 @@
 The stage's map, from the entry point down:
 
 * :mod:`~a2d_evo.search.evolution` -- :func:`evolve` (``a2d-evo evolve``): checks the run folder,
-  measures the normalisation, drives NSGA-II by ask and tell, one generation at a time
-  (:func:`play_generation`: offspring and re-scored survivors in one evaluator call), stops on
+  measures the normalisation, drives NSGA-II by ask and tell, one generation at a time, stops on
   ``search.gens`` or ``search.budget_steps``, and resumes a killed run bit for bit;
+* :mod:`~a2d_evo.search.generation` -- one generation (:func:`play_generation`: offspring and
+  re-scored survivors in one evaluator call), topped up with archs never evaluated where
+  mating made none (:func:`~a2d_evo.search.generation.topped_up`);
 * :mod:`~a2d_evo.search.budget` -- ``search.budget_steps``: when the search stops
   (:func:`budget_spent`) and which episodes count (:func:`within_budget`, a per-episode cut);
 * :mod:`~a2d_evo.search.problem` -- :class:`SubnetProblem`, the search as a pymoo problem
@@ -31,7 +33,7 @@ Candidates are scored by :mod:`a2d_evo.evaluation.population` (or its Ray twin,
 """
 
 from a2d_evo.search.budget import Cut, budget_spent, within_budget
-from a2d_evo.search.evolution import check_prerequisites, evolve, play_generation
+from a2d_evo.search.evolution import check_prerequisites, evolve
 from a2d_evo.search.front import (
     SearchSummary,
     candidates,
@@ -40,6 +42,7 @@ from a2d_evo.search.front import (
     successive_halving,
     write_front,
 )
+from a2d_evo.search.generation import play_generation
 from a2d_evo.search.nsga import make_algorithm, population_arrays, restore_algorithm
 from a2d_evo.search.problem import (
     SubnetProblem,

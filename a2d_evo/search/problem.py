@@ -13,7 +13,7 @@ mean return over all of them, with their count. Which archs are due:
 * ``reevaluate=False`` (the rule before noise-aware search): an arch plays once, when first
   seen; its first estimate is kept for good.
 * ``reevaluate=True``: every arch passed in generation ``g`` (the offspring and, from
-  :mod:`~a2d_evo.search.evolution`, the surviving parents) plays ``g``'s seeds once, unless it
+  :mod:`~a2d_evo.search.generation`, the surviving parents) plays ``g``'s seeds once, unless it
   already holds ``max_arch_episodes`` episodes. A lucky first draw is diluted by the next
   generations' draws instead of keeping its place. Cost: up to twice the episodes per
   generation (pop parents + pop offspring), less once parents reach the cap.
