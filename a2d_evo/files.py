@@ -303,9 +303,9 @@ def _damaged(source: Path | bytes, label: str, exc: Exception) -> NoReturn:
 
 MAX_JSON_BYTES = 256 << 20
 """Largest JSON file read (a search's ``state.json`` is allowed more, in proportion to its
-generations: ``search.state``): a front, a metrics file or a delivery holds kilobytes to a
-few megabytes; a file a run folder received may be sparse and claim 64 GB, which read whole
-would take the machine's memory."""
+generations: ``search.saved_state``): a front, a metrics file or a delivery holds kilobytes
+to a few megabytes; a file a run folder received may be sparse and claim 64 GB, which read
+whole would take the machine's memory."""
 
 MAX_ARCH_JSON_BYTES = 1 << 20
 """Largest ``arch.json`` read: the largest arch the bounds allow (64 layers) takes a few KB."""

@@ -289,10 +289,10 @@ def _state_copy(finished: Path, tmp_path: Path) -> Path:
 
 
 def test_a_state_whose_env_steps_go_back_is_refused(finished: Path, tmp_path: Path) -> None:
-    """S4: state._hv_history, the never-decreasing steps/episodes check dropped: an edited
+    """S4: saved_state._hv_history, the never-decreasing steps/episodes check dropped: an edited
     state.json whose hypervolume rows spend fewer steps later was resumed, and the budget
     counted from it."""
-    from a2d_evo.search.state import load_state
+    from a2d_evo.search.saved_state import load_state
 
     search = _state_copy(finished, tmp_path)
     data = json.loads((search / "state.json").read_text())
@@ -306,11 +306,11 @@ def test_a_state_whose_env_steps_go_back_is_refused(finished: Path, tmp_path: Pa
 def test_a_state_whose_rng_words_are_out_of_range_is_refused(
     finished: Path, tmp_path: Path
 ) -> None:
-    """S5: state._check_arrays, the PCG64 ``has_uint32 <= 1`` and ``uinteger < 2**32`` checks
+    """S5: saved_state._check_arrays, the PCG64 ``has_uint32 <= 1`` and ``uinteger < 2**32`` checks
     dropped: a damaged generator state was accepted."""
     import io
 
-    from a2d_evo.search.state import load_state
+    from a2d_evo.search.saved_state import load_state
 
     search = _state_copy(finished, tmp_path)
     for word, value in ((4, 7), (5, 1 << 40)):

@@ -480,7 +480,7 @@ def test_world_size_0_or_1_is_one_process_for_every_command(
     assert "WORLD_SIZE=2 in the environment" in capsys.readouterr().err
 
 
-# ----------------------------------------------------------------------------- search/state.py
+# ----------------------------------------------------------------------- search/saved_state.py
 def _record(generations: list[int], returns: list[float]) -> dict:
     from a2d_evo.search.problem import summarise
 
@@ -496,7 +496,7 @@ def test_a_resume_drops_the_episodes_of_the_generation_it_plays_again() -> None:
     """A ``state.json`` one write ahead of ``state.npz`` (generation 1 committed): the
     episodes of generation 1 are dropped, as the resume plays it again (kept, they would
     count twice); a record with nothing before it goes; the figures are recomputed."""
-    from a2d_evo.search.state import _committed
+    from a2d_evo.search.saved_state import _committed
 
     both = _record([0, 0, 1, 1], [1.0, 3.0, 10.0, 20.0])
     late = _record([1, 1], [5.0, 5.0])
@@ -512,7 +512,7 @@ def test_a_state_s_records_are_bounded_by_its_generations() -> None:
     ``0 .. n - 1`` only, and the cache holds at most ``pop * n + MAX_ANCHORS`` records."""
     from a2d_evo.config.bounds import MAX_ANCHORS
     from a2d_evo.errors import FormatError
-    from a2d_evo.search.state import StateSpec, _bad_record, _cache
+    from a2d_evo.search.saved_state import StateSpec, _bad_record, _cache
 
     assert _bad_record(_record([0, 1], [1.0, 2.0]), 2) is None
     assert _bad_record(_record([2], [1.0]), 2) == "generation 2 is outside 0-1"
@@ -532,7 +532,7 @@ def test_a_state_population_of_zero_flops_or_negative_crowding_is_refused() -> N
     be log10 -inf on the hypervolume axis) and crowding distances >= 0 (inf, the extremes'
     crowding, is taken)."""
     from a2d_evo.errors import FormatError
-    from a2d_evo.search.state import _check_arrays
+    from a2d_evo.search.saved_state import _check_arrays
 
     def arrays(flops: float, crowding: float) -> dict[str, np.ndarray]:
         return {"X": np.zeros((1, SPACE.n_var), np.int64), "F": np.array([[-0.5, flops]]),

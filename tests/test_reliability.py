@@ -935,13 +935,13 @@ def test_a_search_state_may_grow_with_its_generations(
     """state.json holds every episode the search played, so its read limit grows with the
     generations state.npz records: a long search's own state is never refused as too large
     (a flat 256 MiB would have refused pop 512 after about 385 generations)."""
-    from a2d_evo.search import state
+    from a2d_evo.search import saved_state
 
     folder = finished / "search"
     size = (folder / "state.json").stat().st_size
-    monkeypatch.setattr(state, "MAX_JSON_BYTES", size // 4)  # the files' own limit, shrunk
-    monkeypatch.setattr(state, "STATE_BYTES_PER_GENERATION", size)  # one generation's room
-    assert state.load_state(folder) is not None
-    monkeypatch.setattr(state, "STATE_BYTES_PER_GENERATION", size // 8)  # too little
+    monkeypatch.setattr(saved_state, "MAX_JSON_BYTES", size // 4)  # the files' own limit, shrunk
+    monkeypatch.setattr(saved_state, "STATE_BYTES_PER_GENERATION", size)  # one generation's room
+    assert saved_state.load_state(folder) is not None
+    monkeypatch.setattr(saved_state, "STATE_BYTES_PER_GENERATION", size // 8)  # too little
     with pytest.raises(FormatError, match="search state .* holds .* bytes, more than"):
-        state.load_state(folder)
+        saved_state.load_state(folder)

@@ -20,7 +20,7 @@ from a2d_evo.config import config_from_dict
 from a2d_evo.errors import FormatError
 from a2d_evo.formats import Normalisation
 from a2d_evo.nets.space import SearchSpace
-from a2d_evo.search.state import load_state
+from a2d_evo.search.saved_state import load_state
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -219,7 +219,7 @@ def test_damaged_state_is_one_line_exit_2(
 
 
 def test_a_sound_state_loads_and_one_ahead_json_is_accepted(finished: Path, tmp_path: Path) -> None:
-    from a2d_evo.search.state import StateSpec  # here: the CLI cases also run on older code
+    from a2d_evo.search.saved_state import StateSpec  # here: the CLI cases also run on older code
 
     cfg = config_from_dict(SMALL)
     spec = StateSpec(SearchSpace(cfg.space), (4,), 2, cfg.search.pop, None)
@@ -247,7 +247,7 @@ def test_a_sound_state_loads_and_one_ahead_json_is_accepted(finished: Path, tmp_
 
 
 def test_state_larger_than_the_population_is_refused(finished: Path) -> None:
-    from a2d_evo.search.state import StateSpec  # here: the CLI cases also run on older code
+    from a2d_evo.search.saved_state import StateSpec  # here: the CLI cases also run on older code
 
     cfg = config_from_dict(SMALL)
     spec = StateSpec(SearchSpace(cfg.space), (4,), 2, 4, None)  # pop 4 < the 8 saved

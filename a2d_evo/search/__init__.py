@@ -21,7 +21,9 @@ The stage's map, from the entry point down:
 * :mod:`~a2d_evo.search.nsga` -- stock NSGA-II for a search space (:func:`make_algorithm`)
   and its state as plain arrays (:func:`population_arrays`, :func:`restore_algorithm`);
 * :mod:`~a2d_evo.search.state` -- ``state.json`` / ``state.npz`` / ``history.csv`` /
-  ``hypervolume.csv`` (:func:`save_state`, :func:`load_state`);
+  ``hypervolume.csv``, written after every generation (:func:`save_state`);
+* :mod:`~a2d_evo.search.saved_state` -- a saved state read back, every value checked before
+  the search computes with it (:func:`load_state`);
 * :mod:`~a2d_evo.search.front` -- the delivery of any method's archive: top fronts raced by
   successive halving, then re-scored on fresh seeds, written to ``front.json``
   (:func:`write_front`, :func:`successive_halving`, :func:`rescore`).
@@ -51,7 +53,8 @@ from a2d_evo.search.problem import (
     hypervolume,
     reference_point,
 )
-from a2d_evo.search.state import SavedSearch, load_state, save_state
+from a2d_evo.search.saved_state import SavedSearch, load_state
+from a2d_evo.search.state import save_state
 
 __all__ = [
     "Cut",

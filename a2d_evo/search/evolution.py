@@ -73,7 +73,8 @@ from a2d_evo.search.problem import (
     reference_point,
     rescoring_rule,
 )
-from a2d_evo.search.state import SavedSearch, StateSpec, load_state, save_state
+from a2d_evo.search.saved_state import SavedSearch, StateSpec, load_state
+from a2d_evo.search.state import save_state
 
 REFERENCE_GENERATIONS = 20
 """R_random and R_teacher are measured on the seeds of at most this many generations: a
