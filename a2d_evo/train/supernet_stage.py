@@ -336,7 +336,7 @@ def train_supernet(
         measured = {k: earlier.get(k, v) for k, v in measured.items()}
     else:
         measured["sps"] = round(result.sps, 1)
-    # weights.pt marks the stage finished (runfolder.stage_product): gone before the summary
+    # weights.pt marks the stage finished (RunFolder.stage_product): gone before the summary
     # is written and back last, so a stage killed in between is never finished without the
     # summary that records its teacher (which evolve checks) and sigma; a resume that found
     # the stage whole leaves it in place (a search may be reading it)
