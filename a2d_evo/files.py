@@ -140,7 +140,7 @@ CHECKPOINT_KEYS = frozenset({"format_version", "stage", "update", "global_step",
 
 def read_checkpoint(path: Path, stage: str) -> dict[str, Any]:
     """The training checkpoint dict at ``path``, checked to be this stage's and of this
-    format (FormatError otherwise); ``runfolder`` checks one before it records a raise."""
+    format (FormatError otherwise); ``stage_budget`` checks one before it records a raise."""
     if not Path(path).is_file():
         raise FormatError(
             f"--resume: no checkpoint at {path}; delete {Path(path).parent} to start the stage "

@@ -317,7 +317,7 @@ TEACHER_FIX = (
 )
 """What to do about a teacher that does not beat the uniform-random policy, where the command
 that trained it is not known (a run's own teacher gets the exact command:
-:func:`a2d_evo.runfolder.teacher_fix`)."""
+:func:`a2d_evo.run_teacher.teacher_fix`)."""
 
 
 def weak_teacher_caution(margin_lower95: float | None) -> str | None:

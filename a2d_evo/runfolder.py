@@ -1,26 +1,21 @@
-"""The run folder: its layout, the config it binds, per-stage config checks and history.
+"""The run folder: its paths, the config it binds, and the checks of a stage's start or resume.
 
 ``RUN_DIR/config.yaml`` binds the run's env and space; each stage folder keeps the config it
 was started with, which ``--resume`` must match except for a raised budget
-(:data:`BUDGET_KEYS`, recorded in ``config_history.yaml``). Writes go through
-:mod:`a2d_evo.files` and hold a :mod:`a2d_evo.locks` lock.
+(:mod:`a2d_evo.stage_budget`); the folder's parts and how a run is recognised are
+:mod:`a2d_evo.run_layout`'s. Writes go through :mod:`a2d_evo.files` and hold a
+:mod:`a2d_evo.locks` lock.
 """
 
 from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Mapping
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from a2d_evo.config import (
     Config,
     config_from_dict,
-    config_to_dict,
     dump_config,
     env_import_flags,
     parse_yaml,
@@ -31,60 +26,27 @@ from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 from a2d_evo.files import (
     check_format_version,
     file_digest,
-    fsync_dir,
     make_dirs,
-    read_checkpoint,
     read_json_dict,
     write_text,
 )
-from a2d_evo.formats import (
-    ARCH_FILE,
-    CONFIG_FORMAT_VERSION,
-    CONFIG_HISTORY_FORMAT_VERSION,
-    TEACHER_FIX,
+from a2d_evo.formats import ARCH_FILE, CONFIG_FORMAT_VERSION
+from a2d_evo.locks import RUN_LOCK_WAIT_S, folder_lock
+from a2d_evo.run_layout import RUN_PARTS, holds_a_stage, holds_results, is_a_run, written_by_a_run
+from a2d_evo.stage_budget import (
+    BUDGET_KEYS,
+    CONFIG_HISTORY,
+    STAGE_STATE,
+    extend_stage,
+    extension,
 )
-from a2d_evo.locks import LOCK_FILE, RUN_LOCK_WAIT_S, folder_lock
-from a2d_evo.progress import write
 
-RUN_PARTS = ("teacher", "supernet", "search", "agents", "baselines", "report")
-"""The folders of a run (the :class:`RunFolder` properties of the same names)."""
 FIXED_SECTIONS = ("env", "space")
 """Sections every command of one run must agree on: they define what the artifacts are."""
 
 
-STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "teacher": ("seed", "env", "space", "ppo", "teacher", "eval"),
-    "supernet": ("seed", "env", "space", "ppo", "supernet", "distill"),
-    "search": ("seed", "env", "space", "search", "eval"),
-}
-"""Sections a ``--resume`` of a stage must find unchanged (but for :data:`BUDGET_KEYS`)."""
-STAGE_PARTS = tuple(STAGE_SECTIONS)
-"""The parts that are stage folders (teacher, supernet, search), each with a ``config.yaml``
-of its own."""
-
-
-BUDGET_KEYS: dict[str, tuple[str, ...]] = {
-    "teacher": ("teacher.total_steps",),
-    "supernet": ("supernet.total_steps",),
-    "search": ("search.gens", "search.budget_steps"),
-}
-"""Keys a ``--resume`` may raise to train (or search) a stage longer, finished or failed:
-without them a teacher that ended too weak could neither be re-run (the stage holds a run)
-nor resumed, and a search could not run more generations. Each raise is recorded in
-``RUN_DIR/<stage>/config_history.yaml`` (:data:`CONFIG_HISTORY`). ``search.budget_steps``
-None is no budget: it can only be raised from a number."""
-
-STAGE_STATE = {"teacher": "checkpoint.pt", "supernet": "checkpoint.pt", "search": "state.npz"}
-"""The file a stage resumes from: a raise of its budget is refused without it (a checkpoint is
-loaded here; the search's state is checked by ``evolve`` before it binds its stage)."""
-
-
 STAGE_COMMANDS = {"teacher": "train-teacher", "supernet": "train-supernet", "search": "evolve"}
 """The command that runs each stage (named in messages)."""
-
-
-CONFIG_HISTORY = "config_history.yaml"
-"""Per stage folder: ``{format_version, changes: [{time, key, from, to}, ...]}``, oldest first."""
 
 
 class RunFolder:
@@ -257,9 +219,9 @@ class RunFolder:
             try:
                 saved = self._read_config(self.config_path)
             except RunFolderError as exc:
-                if _written_by_a_run(self.config_path):
+                if written_by_a_run(self.config_path):
                     raise
-                if _holds_a_stage(self.root):
+                if holds_a_stage(self.root):
                     raise RunFolderError(
                         f"{exc}; {self.root} holds a run's parts, so its config.yaml is damaged "
                         "or was edited: restore it (a stage folder's config.yaml holds the same "
@@ -359,7 +321,8 @@ class RunFolder:
         self.bind(cfg)
         saved_path = folder / "config.yaml"
         if resume:
-            self._extend_stage(stage, self._own_config(stage), cfg)
+            own = self._own_config(stage)
+            extend_stage(stage, folder, own, cfg, self.stage_product(stage), self.resume_command)
             return folder
         if self.imported_teacher(stage):
             raise RunFolderError(
@@ -430,119 +393,26 @@ class RunFolder:
         return f" (to {verb} it longer: {self.resume_command(stage, {key: 2 * total})})"
 
     def check_resume(self, stage: str, cfg: Config) -> None:
-        """RunFolderError unless ``cfg`` may ``--resume`` ``stage`` (:meth:`_extension`),
-        recording nothing: for a stage that reads its saved state before it binds (a search's
-        state is checked against the config, and a changed ``search.max_flops`` would read as
-        a damaged file)."""
+        """RunFolderError unless ``cfg`` may ``--resume`` ``stage``
+        (:func:`~a2d_evo.stage_budget.extension`), recording nothing: for a stage that reads
+        its saved state before it binds (a search's state is checked against the config, and a
+        changed ``search.max_flops`` would read as a damaged file)."""
         self.check_resumable(stage)
-        self._extension(stage, self._own_config(stage), cfg)
-
-    def _extension(self, stage: str, saved: Config, cfg: Config) -> dict[str, tuple[Any, Any]]:
-        """The budget raises of a ``--resume`` with ``cfg`` over the stage's own ``saved``
-        config (key -> (old, new)); RunFolderError for any other change, or a lowered one."""
-        folder = self.stage(stage)
-        diff = config_diff(saved, cfg, STAGE_SECTIONS[stage])
-        budget = BUDGET_KEYS.get(stage, ())
-        fixed = [k for k in diff if k not in budget]
-        if fixed:
-            may = f"; only {', '.join(budget)} may change (raised)" if budget else ""
-            anew = (  # a search is cheap to redo from the stages it builds on
-                f", or delete {folder} and search anew with the new settings (the teacher and "
-                "supernet stay)"
-                if stage == "search"
-                else ""
-            )
-            raise RunFolderError(
-                f"--resume: the config differs from the one {folder} was started with on "
-                f"{', '.join(fixed)}{may}; resume with the same config: "
-                f"{self.resume_command(stage)}{anew}"
-            )
-        changes = {k: (setting(saved, k), setting(cfg, k)) for k in diff}
-        for key, (old, new) in changes.items():
-            if old is None or new is None or new < old:  # None: no budget at all
-                was = "was started without one" if old is None else f"was set to {old}"
-                asked = "none" if new is None else f"{new}"
-                raise RunFolderError(
-                    f"--resume: {key} may only be raised ({folder} {was}, asked {asked})"
-                    + (
-                        # most often the --set of an earlier raise left out: the stage's own
-                        # config continues at the recorded value
-                        f"; continue at {old} with {self.resume_command(stage)}, or raise it "
-                        f"with {self.resume_command(stage, {key: 2 * old})}"
-                        if old
-                        else ""
-                    )
-                )
-        return changes
-
-    def _extend_stage(self, stage: str, saved: Config, cfg: Config) -> None:
-        """Check a ``--resume`` config against the stage's own; record a raised budget.
-
-        Only :data:`BUDGET_KEYS` may differ, and only upwards (:meth:`_extension`): the loop
-        then trains on to the new total (see :mod:`a2d_evo.train.loop` for the learning
-        rate). The stage's ``config.yaml`` takes the new value and ``config_history.yaml``
-        beside it records the change, before anything trains.
-        """
-        folder = self.stage(stage)
-        changes = self._extension(stage, saved, cfg)
-        if not changes:
-            return
-        # validate, then write: a stage that cannot be resumed refuses the raise before it is
-        # recorded (a retry with the old budget would otherwise be "lowered")
-        state = folder / STAGE_STATE[stage]
-        if STAGE_STATE[stage] == "checkpoint.pt":  # this stage's, not only a torch file
-            read_checkpoint(state, stage)
-        elif not state.is_file():
-            raise RunFolderError(
-                f"--resume: {folder} holds no {state.name} to continue from (it stopped before "
-                "its first one); drop --resume to start it anew"
-            )
-        batch = saved.ppo.batch_size  # a training budget runs in whole updates of this
-        # evolve withdraws its own front on a raise, knowing whether it plays more
-        product = None if stage == "search" else self.stage_product(stage)
-        history = read_config_history(folder)  # a damaged one refuses before anything moves
-        if product is not None and any(
-            saved.ppo.updates_for(new) > saved.ppo.updates_for(old) for old, new in changes.values()
-        ):
-            # withdrawn before the raise is recorded: a raise killed before it trained to the
-            # new total left the old result looking finished, and the next stages (and a
-            # demo --resume) took it, under a config that states the new budget; the stage
-            # writes it again when it finishes
-            product.unlink(missing_ok=True)
-            fsync_dir(product.parent)
-        record_config_change(folder, changes, history)
-        for key, (old, new) in changes.items():  # said, not silent: a forgotten --set shows
-            n = saved.ppo.updates_for(new)
-            same = key.endswith("total_steps") and saved.ppo.updates_for(old) == n
-            # a search's raise may still play nothing (the other limit binds): evolve says
-            goes_on = "" if stage == "search" else f", so {folder.name} goes on"
-            write(
-                f"--resume: {key} raised from {old:,} to {new:,}{goes_on} "
-                f"(recorded in {folder / CONFIG_HISTORY})"
-                if not same
-                else f"--resume: {key} raised from {old:,} to {new:,} (recorded in "
-                f"{folder / CONFIG_HISTORY}), but both run {n:,} whole update{'s' * (n != 1)} "
-                f"of {batch:,} env steps: nothing more to train"
-            )
-        raw = config_to_dict(saved)
-        for key, (_, new) in changes.items():
-            section, _, name = key.partition(".")
-            raw[section][name] = new
-        write_text(folder / "config.yaml", dump_config(config_from_dict(raw)))
+        extension(stage, self.stage(stage), self._own_config(stage), cfg, self.resume_command)
 
     def _refuse_part_of_a_run(self) -> None:
         """RunFolderError when this folder is one of a run's own parts (``RUN_DIR/search``):
         each stage folder holds a ``config.yaml`` too, so it passed for a run and the errors
         then asked to redo stages that had finished."""
         folder = self.root.resolve()
-        if _is_a_run(folder):  # whatever its name
+        if is_a_run(folder):  # whatever its name
             return
         # a folder inside a part too (RUN_DIR/agents/front_00, RUN_DIR/tb): a run went there.
         # An ancestor is a run by its config and its parts: a stage folder (a config, no
         # parts) is skipped, and so is a folder holding a copy of a run's config.yaml
         for run in folder.parents[:3]:
             part = folder.relative_to(run).parts[0]
-            if part in (*RUN_PARTS, "tb") and _is_a_run(run):
+            if part in (*RUN_PARTS, "tb") and is_a_run(run):
                 where = (
                     f"the {part} folder" if run == folder.parent else f"inside the {part} folder"
                 )
@@ -578,52 +448,6 @@ class RunFolder:
             raise RunFolderError(str(exc)) from None
 
 
-def holds_results(folder: Path) -> bool:
-    """True when a stage folder holds anything a fresh start would overwrite."""
-    return folder.is_dir() and any(_is_result(p) for p in folder.iterdir())
-
-
-def _is_result(path: Path) -> bool:
-    """False for what a run killed before its first checkpoint leaves: the stage's
-    ``config.yaml``, the temp files of interrupted atomic writes, and the lock file (a
-    killed holder leaves it, unlocked). Such a stage folder holds nothing to resume, so a
-    fresh start may take it over."""
-    if path.name in ("config.yaml", LOCK_FILE):
-        return False
-    return not (path.name.startswith(".") and path.name.endswith(".tmp"))
-
-
-def _is_a_run(folder: Path) -> bool:
-    """A run folder: a config.yaml a run wrote, beside at least one stage folder (which
-    holds one too, and no stage folder of its own: a run of its own named so is no stage)."""
-    return _written_by_a_run(folder / "config.yaml") and _holds_a_stage(folder)
-
-
-def _holds_a_stage(folder: Path) -> bool:
-    """Whether one of ``folder``'s stage parts (teacher, supernet, search) is a stage folder:
-    a config.yaml a run wrote, without stage folders of its own. Part folders alone do not
-    count: a command creates its own (``--out PROJECT/baselines/x`` makes ``baselines``)."""
-    return any(
-        _written_by_a_run(folder / name / "config.yaml")
-        and not any(_written_by_a_run(folder / name / s / "config.yaml") for s in STAGE_PARTS)
-        for name in STAGE_PARTS
-    )
-
-
-def _written_by_a_run(path: Path) -> bool:
-    """Whether ``path`` is a run's ``config.yaml`` (it opens with ``format_version``, which
-    a user's own config does not write). Anything but a regular file is not one: a received
-    folder's FIFO would block the read, and a link to ``/dev/zero`` has no first line."""
-    tag = b"format_version:"
-    try:
-        if not path.is_file():
-            return False
-        with path.open("rb") as f:
-            return f.read(len(tag)) == tag
-    except OSError:
-        return False
-
-
 def enclosing_run(path: str | Path) -> RunFolder | None:
     """The run folder an agent folder lies in: ``RUN_DIR`` for ``RUN_DIR/agents/<name>``,
     ``RUN_DIR/teacher/agent`` or ``RUN_DIR/baselines/<name>`` when ``RUN_DIR`` holds a
@@ -635,83 +459,9 @@ def enclosing_run(path: str | Path) -> RunFolder | None:
         "agent",
         "teacher",
     ):
-        if _written_by_a_run(parent.parent / "config.yaml"):
+        if written_by_a_run(parent.parent / "config.yaml"):
             return RunFolder(parent.parent)
     return None
-
-
-def weak_teacher_fix(cfg: Config, folder: Path, extra: Mapping[str, Any]) -> str:
-    """What to do about a teacher that has not learned: for a trained one the exact command
-    that trains it longer (``--resume`` raising ``teacher.total_steps``, which keeps the
-    steps already done), for an imported one to import a better one."""
-    if extra.get("source") != "train-teacher":
-        return "import a trained teacher, or train one with `a2d-evo train-teacher`"
-    run = RunFolder(Path(folder).parent.parent)  # folder is RUN_DIR/teacher/agent
-    # from the steps trained: a total below one rollout trains a whole one, and doubling the
-    # configured total would name a command that trains nothing more
-    trained = max(cfg.teacher.total_steps, int(extra.get("env_steps") or 0))
-    more = {"teacher.total_steps": 2 * trained}
-    # a teacher stuck at the random policy's level may not recover with more steps (a
-    # walkthrough doubled an Acrobot teacher's four times): another seed is the other way
-    return (
-        f"train it longer: {run.resume_command('teacher', more)}, or start it anew with "
-        f"another seed (delete {run.teacher}, then train-teacher with --seed), or check the "
-        "ppo settings"
-    )
-
-
-def teacher_fix(cfg: Config, teacher: str | Path) -> str:
-    """What to do about the teacher folder ``teacher`` when it does not beat the random policy:
-    :func:`weak_teacher_fix` for a run's own ``RUN_DIR/teacher/agent`` (its ``metrics.json``
-    says how it was made), else the general advice :data:`~a2d_evo.formats.TEACHER_FIX`."""
-    run = enclosing_run(teacher)
-    if run is None or run.teacher_agent.resolve() != Path(teacher).resolve():
-        return TEACHER_FIX
-    return weak_teacher_fix(cfg, run.teacher_agent, read_json_dict(Path(teacher) / "metrics.json"))
-
-
-def run_teacher(path: str | Path) -> Path | None:
-    """``RUN_DIR/teacher/agent`` of the run ``path`` lies in, if that teacher exists."""
-    run = enclosing_run(path)
-    if run is None or not (run.teacher_agent / "arch.json").is_file():
-        return None
-    return run.teacher_agent
-
-
-def read_config_history(folder: Path) -> list[dict[str, Any]]:
-    """The changes recorded in ``folder/config_history.yaml`` (none when absent)."""
-    path = Path(folder) / CONFIG_HISTORY
-    if not path.is_file():
-        return []
-    try:
-        data = parse_yaml(read_yaml_text(path, "config history", ConfigError), str(path))
-    except ConfigError as exc:
-        raise FormatError(f"{path} cannot be read ({exc}); repair or delete it") from None
-    check_format_version(data, CONFIG_HISTORY_FORMAT_VERSION, str(path))
-    changes = data.get("changes")
-    if not isinstance(changes, list) or not all(isinstance(c, dict) for c in changes):
-        raise FormatError(f"{path}: 'changes' must be a list of mappings; repair or delete it")
-    return changes
-
-
-def record_config_change(
-    folder: Path, changes: dict[str, tuple[Any, Any]], history: list[dict[str, Any]] | None = None
-) -> None:
-    """Append ``{key: (old, new)}`` to ``folder/config_history.yaml`` (``history``: what it
-    holds, read by the caller); a change equal to the last one recorded for its key (a resume
-    that died before it saved the new config, then run again) is not repeated."""
-    history = read_config_history(folder) if history is None else history
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    for key, (old, new) in changes.items():
-        entry = {"key": key, "from": old, "to": new}
-        last = next((h for h in reversed(history) if h.get("key") == key), None)
-        if last is not None and {k: last.get(k) for k in entry} == entry:
-            continue
-        history.append({"time": now, **entry})
-    text = yaml.safe_dump(
-        {"format_version": CONFIG_HISTORY_FORMAT_VERSION, "changes": history}, sort_keys=False
-    )
-    write_text(Path(folder) / CONFIG_HISTORY, text)
 
 
 def _imports_hint(saved: Config, cfg: Config) -> str:

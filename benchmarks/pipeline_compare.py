@@ -47,7 +47,8 @@ from a2d_evo.formats import (
 )
 from a2d_evo.nets.agent_folder import load_agent
 from a2d_evo.report.front_export import export_front
-from a2d_evo.runfolder import RunFolder, holds_results
+from a2d_evo.run_layout import holds_results
+from a2d_evo.runfolder import RunFolder
 from a2d_evo.search.evolution import evolve
 from a2d_evo.stats import NONINFERIORITY_MARGIN, best_paired
 from a2d_evo.train import train_baselines, train_supernet, train_teacher

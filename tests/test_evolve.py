@@ -367,7 +367,7 @@ def test_a_resume_that_raises_the_generations_searches_on(
     """A finished 2-generation search resumed with search.gens 4 plays generations 2 and 3
     from its saved state (the first two rows of its history unchanged), delivers the front
     again, and records the raise; lowering it back is refused."""
-    from a2d_evo.runfolder import read_config_history
+    from a2d_evo.stage_budget import read_config_history
 
     root = tmp_path / "run"
     shutil.copytree(finished, root)

@@ -26,7 +26,8 @@ from a2d_evo.cli import EXIT_USER_ERROR, main
 from a2d_evo.config import load_config
 from a2d_evo.errors import RunFolderError
 from a2d_evo.report import front_export
-from a2d_evo.runfolder import RunFolder, holds_results
+from a2d_evo.run_layout import holds_results
+from a2d_evo.runfolder import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
 CARTPOLE = str(REPO / "configs" / "cartpole.yaml")

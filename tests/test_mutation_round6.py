@@ -443,7 +443,7 @@ def test_the_loop_reports_the_last_20_episodes_and_the_rate_it_trains_at(
     assert [lr for lr, _ in seen] == pytest.approx(want, abs=1e-15)
 
 
-# ----------------------------------------------------------------------------- runfolder.py
+# -------------------------------------------------------------------------- stage_budget.py
 def test_a_supernet_resume_with_other_distillation_settings_is_refused(tmp_path: Path) -> None:
     """The supernet's distillation (``distill.*``) is part of what it trains: a ``--resume``
     with another ``distill.alpha`` would mix two losses in one supernet and is refused;
@@ -451,14 +451,18 @@ def test_a_supernet_resume_with_other_distillation_settings_is_refused(tmp_path:
     from a2d_evo.config import config_from_dict
     from a2d_evo.errors import RunFolderError
     from a2d_evo.runfolder import RunFolder
+    from a2d_evo.stage_budget import extension
 
     saved = config_from_dict({"supernet": {"total_steps": 1000}})
     run = RunFolder(tmp_path / "run")
+    folder, resume = run.stage("supernet"), run.resume_command
     longer = config_from_dict({"supernet": {"total_steps": 2000}})
-    assert run._extension("supernet", saved, longer) == {"supernet.total_steps": (1000, 2000)}
+    assert extension("supernet", folder, saved, longer, resume) == {
+        "supernet.total_steps": (1000, 2000)
+    }
     other = config_from_dict({"supernet": {"total_steps": 1000}, "distill": {"alpha": 0.5}})
     with pytest.raises(RunFolderError, match=r"differs from the one .* on distill\.alpha"):
-        run._extension("supernet", saved, other)
+        extension("supernet", folder, saved, other, resume)
 
 
 # ----------------------------------------------------------------------------- cli.py

@@ -852,7 +852,7 @@ def test_a_yaml_file_past_its_size_limit_is_refused_unread(tmp_path: Path) -> No
 
     from a2d_evo.config import load_config
     from a2d_evo.formats import MAX_YAML_BYTES, read_capped
-    from a2d_evo.runfolder import read_config_history
+    from a2d_evo.stage_budget import read_config_history
 
     big = tmp_path / "big.yaml"
     with open(big, "wb") as f:

@@ -695,7 +695,7 @@ def test_a_search_resumed_further_is_reproduced_as_it_ran(tmp_path: Path) -> Non
     """search.gens raised on --resume (2 -> 5, recorded in config_history.yaml): the evolve line
     starts at 2 and a resume line raises it, since a fresh 5-generation search measures its
     references on more generations and is another search."""
-    from a2d_evo.runfolder import record_config_change
+    from a2d_evo.stage_budget import record_config_change
 
     run = make_run(tmp_path / "run", baselines=False)
     record_config_change(run.search, {"search.gens": (2, 5)})
@@ -724,7 +724,7 @@ def test_training_stages_raised_on_resume_are_reproduced_as_they_ran(tmp_path: P
     """teacher.total_steps raised twice and supernet.total_steps once on --resume: their lines
     start at the first budget and a --resume line replays each raise (one straight run at
     the last budget trains another schedule: its learning-rate decay spans the whole)."""
-    from a2d_evo.runfolder import record_config_change
+    from a2d_evo.stage_budget import record_config_change
 
     run = make_run(tmp_path / "run", baselines=False)
     (run.teacher).mkdir(parents=True, exist_ok=True)

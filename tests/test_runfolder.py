@@ -324,7 +324,9 @@ def test_safe_name_accepts_plain_names() -> None:
 
 
 def test_enclosing_run_and_its_teacher(tmp_path: Path, configs_dir: Path) -> None:
-    from a2d_evo.runfolder import RUN_PARTS, enclosing_run, run_teacher
+    from a2d_evo.run_layout import RUN_PARTS
+    from a2d_evo.run_teacher import run_teacher
+    from a2d_evo.runfolder import enclosing_run
 
     run = RunFolder(tmp_path / "run")
     assert all(getattr(run, part) == run.root / part for part in RUN_PARTS)
@@ -357,7 +359,7 @@ def test_a_config_yaml_that_is_no_regular_file_is_no_run_and_never_blocks(tmp_pa
     to /dev/zero (a first line without end): neither is a run's config."""
     import os
 
-    from a2d_evo.runfolder import _written_by_a_run
+    from a2d_evo.run_layout import written_by_a_run
 
     fifo = tmp_path / "fifo" / "config.yaml"
     fifo.parent.mkdir()
@@ -365,7 +367,7 @@ def test_a_config_yaml_that_is_no_regular_file_is_no_run_and_never_blocks(tmp_pa
     zero = tmp_path / "zero" / "config.yaml"
     zero.parent.mkdir()
     zero.symlink_to("/dev/zero")
-    assert not _written_by_a_run(fifo) and not _written_by_a_run(zero)
+    assert not written_by_a_run(fifo) and not written_by_a_run(zero)
     run = RunFolder(tmp_path / "fifo")
     with pytest.raises(RunFolderError):  # its own config is read as a file: refused, not hung
         run.load_config()

@@ -20,7 +20,8 @@ from a2d_evo.config import (
 from a2d_evo.config.compare import config_diff, setting
 from a2d_evo.errors import ConfigError, RunFolderError
 from a2d_evo.files import MAX_ARCH_JSON_BYTES, read_json
-from a2d_evo.runfolder import FIXED_SECTIONS, RUN_PARTS, RunFolder, enclosing_run
+from a2d_evo.run_layout import RUN_PARTS
+from a2d_evo.runfolder import FIXED_SECTIONS, RunFolder, enclosing_run
 
 
 def packaged_config(name: str) -> Path:

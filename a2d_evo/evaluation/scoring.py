@@ -26,7 +26,7 @@ from a2d_evo.formats import (
 from a2d_evo.locks import folder_lock
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import env_record, load_agent
-from a2d_evo.runfolder import run_teacher, teacher_fix
+from a2d_evo.run_teacher import run_teacher, teacher_fix
 from a2d_evo.stats import interval95, paired_lower95
 
 

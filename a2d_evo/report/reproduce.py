@@ -18,7 +18,9 @@ from a2d_evo.formats import BASELINE_METHODS, DEFAULT_WIDTHS, EXPORTED_PREFIXES
 from a2d_evo.report.plots import width_text
 from a2d_evo.report.rows import Row
 from a2d_evo.report.run_data import RunData
-from a2d_evo.runfolder import BUDGET_KEYS, STAGE_SECTIONS, RunFolder, read_config_history
+from a2d_evo.run_layout import STAGE_SECTIONS
+from a2d_evo.runfolder import RunFolder
+from a2d_evo.stage_budget import BUDGET_KEYS, read_config_history
 
 
 # ----------------------------------------------------------------------------- reproduce

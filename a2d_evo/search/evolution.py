@@ -59,7 +59,9 @@ from a2d_evo.nets.cost import cheapest, flops
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import load_supernet
 from a2d_evo.progress import progress_bar, write
-from a2d_evo.runfolder import RunFolder, holds_results, teacher_fix
+from a2d_evo.run_layout import holds_results
+from a2d_evo.run_teacher import teacher_fix
+from a2d_evo.runfolder import RunFolder
 from a2d_evo.scale.ray_population import make_population_evaluator
 from a2d_evo.search.budget import budget_spent, within_budget
 from a2d_evo.search.estimates import search_anchors

@@ -6,7 +6,7 @@ generator states of :class:`~a2d_evo.train.streams.Streams` (numpy's as its plai
 torch's as a byte tensor), the stage's own plain data (``extra``, e.g. the arch) and the
 learner's state (``learner``: plain floats, e.g. the value scale sigma of a distilled agent).
 It is read and checked (stage, keys, format version) by :func:`a2d_evo.files.read_checkpoint`,
-which ``runfolder`` also calls before it records a ``--resume`` that raises a budget.
+which ``stage_budget`` also calls before it records a ``--resume`` that raises a budget.
 """
 
 from __future__ import annotations

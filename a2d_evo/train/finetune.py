@@ -36,7 +36,8 @@ from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, kept_weights
 from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, save_agent
-from a2d_evo.runfolder import enclosing_run, run_teacher, teacher_fix
+from a2d_evo.run_teacher import run_teacher, teacher_fix
+from a2d_evo.runfolder import enclosing_run
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.streams import Streams, set_threads

@@ -26,7 +26,8 @@ from a2d_evo.nets.agent import Agent, check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, make_metrics, save_agent
 from a2d_evo.nets.space import Arch, MLPArch, SearchSpace, arch_from_dict
 from a2d_evo.progress import write
-from a2d_evo.runfolder import RunFolder, weak_teacher_fix
+from a2d_evo.run_teacher import weak_teacher_fix
+from a2d_evo.runfolder import RunFolder
 from a2d_evo.stats import paired_lower95
 
 
