@@ -215,6 +215,28 @@ def test_nan_stays_nan_as_in_the_reference() -> None:
     assert np.isnan(logits).all()  # the CNN: every row reads the NaN channel
 
 
+@pytest.mark.parametrize("backend", ["reference", "native"])
+def test_a_scalar_box_supernet_takes_a_flat_batch_of_scalars(backend: str) -> None:
+    """A supernet whose observations are scalars (shape (1,)) takes its batch as (N,), as the
+    plain agent does: the same logits and values as the (N, 1) batch, numpy and torch. It was
+    refused ("expected shape (N, 1), got (4,)") where the agent took it."""
+    if backend == "native" and (native_module() is None):
+        pytest.skip("a2d_evo._C is not built")
+    space = SearchSpace(SpaceConfig(kind="mlp"))
+    net = noisy_supernet(space, (1,), 2, seed=3)
+    fwd = PopulationForward(net, backend=backend)
+    archs = [MLPArch((4,)), MLPArch((8, 8))]
+    flat = np.array([0.1, -0.2, 0.3, 0.5], np.float32)
+    want_l, want_v = fwd(flat.reshape(4, 1), archs, [2, 2])
+    got_l, got_v = fwd(flat, archs, [2, 2])
+    np.testing.assert_array_equal(got_l, want_l)
+    np.testing.assert_array_equal(got_v, want_v)
+    t_l, t_v = fwd(torch.from_numpy(flat), archs, [2, 2])
+    np.testing.assert_array_equal(t_l.numpy(), want_l)
+    np.testing.assert_array_equal(t_v.numpy(), want_v)
+    assert want_l.shape == (4, 2) and want_v.shape == (4,)
+
+
 @needs_native
 def test_rows_do_not_depend_on_the_batch() -> None:
     """A row's outputs are bit-identical whatever else is in the call (threads, tiles, groups).

@@ -396,7 +396,11 @@ class PopulationForward:
     def __call__(
         self, obs: Any, group_archs: Sequence[Arch], group_sizes: Sequence[int]
     ) -> tuple[Any, Any]:
-        """``(logits (N, A), values (N,))``; numpy in, numpy out; tensor in, tensor out."""
+        """``(logits (N, A), values (N,))``; numpy in, numpy out; tensor in, tensor out. A
+        scalar-Box supernet (observations of shape ``(1,)``) also takes its batch as ``(N,)``,
+        as :class:`~a2d_evo.nets.agent.Agent` does."""
+        if self.supernet.obs_shape == (1,) and getattr(obs, "ndim", None) == 1:
+            obs = obs.reshape(-1, 1)
         sizes = self._check(obs, group_archs, group_sizes)
         as_numpy = isinstance(obs, np.ndarray)
         n = int(obs.shape[0])
