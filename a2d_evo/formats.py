@@ -61,6 +61,11 @@ EXPORTED_PREFIXES = ("front_", BELOW_PREFIX)
 """Folder names ``export --pick all`` gives: ``front_NN`` for front entry NN, ``below_NN`` for
 ``below_random`` entry NN (``finetune.below_random``)."""
 
+FRONT_INDEX = "front_index"
+"""An exported member's ``metrics.json`` key: its entry in ``front.json``'s ``front``."""
+BELOW_RANDOM_INDEX = "below_random_index"
+"""An exported below-random arch's key: its entry in ``front.json``'s ``below_random``."""
+
 STATE_FORMAT_VERSION = 2
 """``format_version`` of the search state (``search/state.json`` + ``state.npz``). 2: every
 arch's per-episode returns, lengths, seeds and generations; hypervolume on log10 FLOPs."""

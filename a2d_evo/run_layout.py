@@ -28,6 +28,11 @@ STAGE_PARTS = tuple(STAGE_SECTIONS)
 """The parts that are stage folders (teacher, supernet, search), each with a ``config.yaml``
 of its own."""
 
+STAGE_STATE = {"teacher": "checkpoint.pt", "supernet": "checkpoint.pt", "search": "state.npz"}
+"""The file a stage resumes from: a raise of its budget is refused without it (a checkpoint
+is loaded by :mod:`a2d_evo.stage_budget`; the search's state is checked by ``evolve`` before
+it binds its stage)."""
+
 
 def holds_results(folder: Path) -> bool:
     """True when a stage folder holds anything a fresh start would overwrite."""

@@ -32,14 +32,15 @@ from a2d_evo.files import (
 )
 from a2d_evo.formats import ARCH_FILE, CONFIG_FORMAT_VERSION
 from a2d_evo.locks import RUN_LOCK_WAIT_S, folder_lock
-from a2d_evo.run_layout import RUN_PARTS, holds_a_stage, holds_results, is_a_run, written_by_a_run
-from a2d_evo.stage_budget import (
-    BUDGET_KEYS,
-    CONFIG_HISTORY,
+from a2d_evo.run_layout import (
+    RUN_PARTS,
     STAGE_STATE,
-    extend_stage,
-    extension,
+    holds_a_stage,
+    holds_results,
+    is_a_run,
+    written_by_a_run,
 )
+from a2d_evo.stage_budget import BUDGET_KEYS, CONFIG_HISTORY, budget_raises, extend_stage
 
 FIXED_SECTIONS = ("env", "space")
 """Sections every command of one run must agree on: they define what the artifacts are."""
@@ -394,11 +395,11 @@ class RunFolder:
 
     def check_resume(self, stage: str, cfg: Config) -> None:
         """RunFolderError unless ``cfg`` may ``--resume`` ``stage``
-        (:func:`~a2d_evo.stage_budget.extension`), recording nothing: for a stage that reads
+        (:func:`~a2d_evo.stage_budget.budget_raises`), recording nothing: for a stage that reads
         its saved state before it binds (a search's state is checked against the config, and a
         changed ``search.max_flops`` would read as a damaged file)."""
         self.check_resumable(stage)
-        extension(stage, self.stage(stage), self._own_config(stage), cfg, self.resume_command)
+        budget_raises(stage, self.stage(stage), self._own_config(stage), cfg, self.resume_command)
 
     def _refuse_part_of_a_run(self) -> None:
         """RunFolderError when this folder is one of a run's own parts (``RUN_DIR/search``):

@@ -34,7 +34,7 @@ from a2d_evo.files import (
 )
 from a2d_evo.formats import CONFIG_HISTORY_FORMAT_VERSION
 from a2d_evo.progress import write
-from a2d_evo.run_layout import STAGE_SECTIONS
+from a2d_evo.run_layout import STAGE_SECTIONS, STAGE_STATE
 
 BUDGET_KEYS: dict[str, tuple[str, ...]] = {
     "teacher": ("teacher.total_steps",),
@@ -47,16 +47,11 @@ nor resumed, and a search could not run more generations. Each raise is recorded
 ``RUN_DIR/<stage>/config_history.yaml`` (:data:`CONFIG_HISTORY`). ``search.budget_steps``
 None is no budget: it can only be raised from a number."""
 
-STAGE_STATE = {"teacher": "checkpoint.pt", "supernet": "checkpoint.pt", "search": "state.npz"}
-"""The file a stage resumes from: a raise of its budget is refused without it (a checkpoint is
-loaded here; the search's state is checked by ``evolve`` before it binds its stage)."""
-
-
 CONFIG_HISTORY = "config_history.yaml"
 """Per stage folder: ``{format_version, changes: [{time, key, from, to}, ...]}``, oldest first."""
 
 
-def extension(
+def budget_raises(
     stage: str, folder: Path, saved: Config, cfg: Config, resume_command: Callable[..., str]
 ) -> dict[str, tuple[Any, Any]]:
     """The budget raises of a ``--resume`` with ``cfg`` over the stage's own ``saved``
@@ -108,14 +103,14 @@ def extend_stage(
 ) -> None:
     """Check a ``--resume`` config against the stage's own; record a raised budget.
 
-    Only :data:`BUDGET_KEYS` may differ, and only upwards (:func:`extension`): the loop
+    Only :data:`BUDGET_KEYS` may differ, and only upwards (:func:`budget_raises`): the loop
     then trains on to the new total (see :mod:`a2d_evo.train.loop` for the learning
     rate). The stage's ``config.yaml`` takes the new value and ``config_history.yaml``
     beside it records the change, before anything trains. ``stage_product`` is the file that
     says the stage finished (:meth:`~a2d_evo.runfolder.RunFolder.stage_product`); ``folder``
-    and ``resume_command`` as for :func:`extension`.
+    and ``resume_command`` as for :func:`budget_raises`.
     """
-    changes = extension(stage, folder, saved, cfg, resume_command)
+    changes = budget_raises(stage, folder, saved, cfg, resume_command)
     if not changes:
         return
     # validate, then write: a stage that cannot be resumed refuses the raise before it is

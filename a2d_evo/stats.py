@@ -32,7 +32,7 @@ def t95(n: int) -> float:
     The normal quantile undercovers small samples (a one-sided miss rate of 0.15 at n = 2,
     0.041 at 10, 0.030 at 30, against 0.025). A table to 29 degrees of freedom, then the
     Cornish-Fisher series in ``1 / dof`` to its fourth term (within 1e-7 of the exact
-    quantile from 30 on; ``tests/test_formats.py`` checks both against scipy)."""
+    quantile from 30 on; ``tests/test_stats.py`` checks both against scipy)."""
     if n < 2:
         raise ValueError(f"t95: needs at least 2 episodes, got {n}")
     dof = int(n) - 1

@@ -18,7 +18,7 @@
 namespace a2d {
 namespace subnet_eval {
 
-using namespace cpu;  // NOLINT(google-build-using-namespace): this file's own layers
+using namespace cpu;  // NOLINT(google-build-using-namespace): subnet_gemm_cpu.h's layers
 
 namespace {
 

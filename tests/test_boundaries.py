@@ -108,16 +108,16 @@ def test_linear_layers_without_an_activation_between_are_refused() -> None:
 
 
 def test_a_cnn_of_other_channels_does_not_fit_the_env() -> None:
-    """I7: import_teacher.check_fits_env, ``got_c != obs_shape[0]`` dropped: 4-channel
+    """I7: import_teacher.check_converted_fits_env, ``got_c != obs_shape[0]`` dropped: 4-channel
     weights on a 3-channel env passed, and the Agent's load then raised a torch traceback."""
     from test_teacher import CleanRLAtari, seeded
 
     from a2d_evo.train.foreign_checkpoints import convert_cleanrl
-    from a2d_evo.train.import_teacher import check_fits_env
+    from a2d_evo.train.import_teacher import check_converted_fits_env
 
     arch, state = convert_cleanrl(seeded(CleanRLAtari(6)).state_dict())
     with pytest.raises(TrainingError, match="takes 4-channel frames"):
-        check_fits_env(arch, state, (3, 84, 84), 6, "X-v0", Path("x"))
+        check_converted_fits_env(arch, state, (3, 84, 84), 6, "X-v0", Path("x"))
 
 
 def test_sb3_normalize_images_false_is_refused() -> None:

@@ -180,7 +180,7 @@ def test_export_takes_a_front_priced_on_the_old_reference_point_with_a_note(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from a2d_evo.errors import FormatError
-    from a2d_evo.report.front_file import check_reference
+    from a2d_evo.report.front_export import _check_reference
 
     cfg = SpaceConfig(
         kind="cnn",
@@ -192,12 +192,12 @@ def test_export_takes_a_front_priced_on_the_old_reference_point_with_a_note(
     now = float(reference_point(space, shape, 6)[1])
     old = float(np.log10(1.1 * cost.flops(space.largest(), shape, 6)))
     assert old < now - 0.3  # skipping the 4-wide conv costs more than twice as much here
-    check_reference(now, space, shape, 6, path)
+    _check_reference(now, space, shape, 6, path)
     assert capsys.readouterr().err == ""
-    check_reference(old, space, shape, 6, path)
+    _check_reference(old, space, shape, 6, path)
     assert "priced on the space's costliest arch" in capsys.readouterr().err
     with pytest.raises(FormatError, match="is not this run's"):
-        check_reference(now + 0.01, space, shape, 6, path)
+        _check_reference(now + 0.01, space, shape, 6, path)
 
 
 def test_skipped_middle_layer_reads_the_previous_output() -> None:

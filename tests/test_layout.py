@@ -83,12 +83,12 @@ def test_the_lazy_import_check_sees_a_silent_import(tmp_path: Path) -> None:
 
 
 def test_light_paths_never_import_torch() -> None:
-    """The CLI's parser, the config, the formats, the statistics and a run folder's report data
-    stay torch-free."""
+    """The CLI's parser, the config, the formats, the statistics, a run folder's report data and
+    the export's module (torch comes in only when an export runs) stay torch-free."""
     code = (
         "import sys\n"
         "import a2d_evo.cli.parser, a2d_evo.config, a2d_evo.formats, a2d_evo.stats\n"
-        "import a2d_evo.report.run_data\n"
+        "import a2d_evo.report.run_data, a2d_evo.report.front_export\n"
         "import a2d_evo.nets.space\n"
         "a2d_evo.cli.parser.build_parser()\n"
         "print('torch' in sys.modules)\n"

@@ -451,18 +451,18 @@ def test_a_supernet_resume_with_other_distillation_settings_is_refused(tmp_path:
     from a2d_evo.config import config_from_dict
     from a2d_evo.errors import RunFolderError
     from a2d_evo.runfolder import RunFolder
-    from a2d_evo.stage_budget import extension
+    from a2d_evo.stage_budget import budget_raises
 
     saved = config_from_dict({"supernet": {"total_steps": 1000}})
     run = RunFolder(tmp_path / "run")
     folder, resume = run.stage("supernet"), run.resume_command
     longer = config_from_dict({"supernet": {"total_steps": 2000}})
-    assert extension("supernet", folder, saved, longer, resume) == {
+    assert budget_raises("supernet", folder, saved, longer, resume) == {
         "supernet.total_steps": (1000, 2000)
     }
     other = config_from_dict({"supernet": {"total_steps": 1000}, "distill": {"alpha": 0.5}})
     with pytest.raises(RunFolderError, match=r"differs from the one .* on distill\.alpha"):
-        extension("supernet", folder, saved, other, resume)
+        budget_raises("supernet", folder, saved, other, resume)
 
 
 # ----------------------------------------------------------------------------- cli.py

@@ -19,7 +19,7 @@ from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import CNNArch, MLPArch
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.train.foreign_checkpoints import convert_cleanrl, convert_sb3, detect_format
-from a2d_evo.train.import_teacher import check_fits_env, import_teacher
+from a2d_evo.train.import_teacher import check_converted_fits_env, import_teacher
 
 ATARI_OBS = (4, 84, 84)
 
@@ -188,7 +188,7 @@ def test_cleanrl_atari_maps_onto_the_nature_agent() -> None:
     theirs = seeded(CleanRLAtari(6))
     arch, state = convert_cleanrl(theirs.state_dict())
     assert arch == CNNArch.nature((32, 64, 64), (), 512)
-    check_fits_env(arch, state, ATARI_OBS, 6, "ALE/Pong-v5", Path("x"))
+    check_converted_fits_env(arch, state, ATARI_OBS, 6, "ALE/Pong-v5", Path("x"))
     obs = torch.randint(0, 256, (3, *ATARI_OBS), dtype=torch.uint8)
     assert_same_function(theirs, build(arch, state, ATARI_OBS, 6), obs)
 
@@ -265,12 +265,12 @@ def test_refuses_what_a_shared_trunk_cannot_express() -> None:
 def test_refuses_an_env_mismatch() -> None:
     arch, state = convert_cleanrl(seeded(CleanRLAtari(6)).state_dict())
     with pytest.raises(TrainingError, match="actions"):
-        check_fits_env(arch, state, ATARI_OBS, 4, "ALE/Breakout-v5", Path("x"))
+        check_converted_fits_env(arch, state, ATARI_OBS, 4, "ALE/Breakout-v5", Path("x"))
     with pytest.raises(TrainingError, match="MLP"):
-        check_fits_env(arch, state, (4,), 2, "CartPole-v1", Path("x"))
+        check_converted_fits_env(arch, state, (4,), 2, "CartPole-v1", Path("x"))
     arch, state = convert_cleanrl(seeded(CleanRLClassic(6, 3)).state_dict())
     with pytest.raises(TrainingError, match="size 6"):
-        check_fits_env(arch, state, (4,), 2, "CartPole-v1", Path("x"))
+        check_converted_fits_env(arch, state, (4,), 2, "CartPole-v1", Path("x"))
 
 
 # ------------------------------------------------------------------ end to end on CartPole

@@ -23,6 +23,7 @@ from a2d_evo.runfolder import RunFolder
 
 
 def cmd_train_teacher(args: argparse.Namespace) -> int:
+    """``a2d-evo train-teacher``: PPO on the env into ``RUN_DIR/teacher/``."""
     cfg, run = config_for_new_run(args)
     from a2d_evo.train import train_teacher  # here: --help stays torch-free
 
@@ -49,6 +50,7 @@ def _teacher_scores(folder: Path) -> str:
 
 
 def cmd_import_teacher(args: argparse.Namespace) -> int:
+    """``a2d-evo import-teacher``: an SB3 or CleanRL checkpoint as the run's teacher."""
     cfg, run = config_for_new_run(args)
     from a2d_evo.train import import_teacher  # here: --help stays torch-free
 
@@ -58,6 +60,7 @@ def cmd_import_teacher(args: argparse.Namespace) -> int:
 
 
 def cmd_train_supernet(args: argparse.Namespace) -> int:
+    """``a2d-evo train-supernet``: the supernet, distilled from the teacher."""
     cfg, run = config_for_new_run(args)
     from a2d_evo.train import train_supernet  # here: --help stays torch-free
 
@@ -71,6 +74,7 @@ def cmd_train_supernet(args: argparse.Namespace) -> int:
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
+    """``a2d-evo evolve``: NSGA-II over the supernet's subnets into ``RUN_DIR/search/``."""
     extra = [
         f"search.{k}={v}"
         for k, v in (
@@ -94,6 +98,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """``a2d-evo export``: front members as agent folders, fine-tuned; the delivered front."""
     from a2d_evo.report.front_export import export_front  # here: --help stays torch-free
 
     run = RunFolder(args.run_dir)
@@ -115,6 +120,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
+    """``a2d-evo finetune``: one agent folder fine-tuned with PPO + distillation."""
     from a2d_evo.train import finetune_agent  # here: --help stays torch-free
 
     agent_dir = Path(args.agent_dir)
@@ -135,6 +141,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    """``a2d-evo eval``: an agent folder scored on fresh episodes (``eval.json``)."""
     from a2d_evo.evaluation.scoring import eval_agent_folder  # here: --help stays torch-free
 
     agent_dir = Path(args.agent_dir)
@@ -153,6 +160,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """``a2d-evo report``: ``RUN_DIR/report/`` (``report.md`` and the plots)."""
     from a2d_evo.report.markdown import write_report  # here: --help stays torch-free
 
     run = RunFolder(args.run_dir)
@@ -162,6 +170,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_baselines(args: argparse.Namespace) -> int:
+    """``a2d-evo baselines``: the hand-scaled baselines at each width."""
     from a2d_evo.train import train_baselines  # here: --help stays torch-free
 
     run = RunFolder(args.run_dir)
@@ -190,6 +199,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """``a2d-evo demo``: every stage in turn on the embedded default config."""
     from a2d_evo.demo import run_demo  # here: --help stays torch-free
 
     config = Path(args.config) if args.config else packaged_config("lunarlander_demo.yaml")

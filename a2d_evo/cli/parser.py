@@ -105,6 +105,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``a2d-evo`` parser: one subcommand per pipeline stage, each bound to its handler."""
     parser = _Parser(
         prog="a2d-evo",
         description="Find small, fast deep-RL agents: distil a teacher into a weight-sharing "

@@ -36,7 +36,7 @@ MOVED_KEYS = {
 """Keys that moved, and where: named in the error instead of a bare "unknown key"."""
 
 
-def unknown(key: str, name: str, hints: Mapping[str, Any]) -> str:
+def unknown_key_message(key: str, name: str, hints: Mapping[str, Any]) -> str:
     """The message for unknown ``key``: where it moved, or the closest known key."""
     if key in MOVED_KEYS:
         return f"unknown key {key!r}: it moved to {MOVED_KEYS[key]}"
@@ -44,7 +44,7 @@ def unknown(key: str, name: str, hints: Mapping[str, Any]) -> str:
     return f"unknown key {clip(repr(key))}{_suggest(name, hints, prefix)}"
 
 
-def build(cls: type[T], data: Any, prefix: str, source: str) -> T:
+def build_section(cls: type[T], data: Any, prefix: str, source: str) -> T:
     """Dataclass ``cls`` built from mapping ``data``, each value converted by its field's type."""
     if isinstance(data, cls):
         return data
@@ -58,7 +58,7 @@ def build(cls: type[T], data: Any, prefix: str, source: str) -> T:
     for name, value in data.items():
         if not isinstance(name, str) or name not in hints:
             shown = name if isinstance(name, str) else safe_repr(name)
-            raise ConfigError(f"{source}: {unknown(prefix + shown, shown, hints)}")
+            raise ConfigError(f"{source}: {unknown_key_message(prefix + shown, shown, hints)}")
         key = f"{prefix}{name}"
         kwargs[name] = _convert(value, hints[name], key, source)
     try:
@@ -70,7 +70,7 @@ def build(cls: type[T], data: Any, prefix: str, source: str) -> T:
 def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
     origin, args = get_origin(tp), get_args(tp)
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        return build(tp, value, prefix=f"{key}.", source=source)
+        return build_section(tp, value, prefix=f"{key}.", source=source)
     if is_optional(tp):
         if value is None:
             return None
@@ -82,9 +82,9 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
         raise _type_error(source, key, "a bool", value)
     if tp is int:
         if isinstance(value, int) and not isinstance(value, bool):
-            return bounded_int(value, key)
+            return check_int64(value, key)
         if isinstance(value, float) and value.is_integer():
-            return bounded_int(int(value), key)
+            return check_int64(int(value), key)
         raise _type_error(source, key, "an int", value)
     if tp is float:
         if isinstance(value, int) and not isinstance(value, bool):
@@ -92,14 +92,14 @@ def _convert(value: Any, tp: Any, key: str, source: str) -> Any:
                 raise ConfigError(f"{key}: expected a finite float, got an int out of range")
             return float(value)
         if isinstance(value, float):
-            return finite(value, key)
+            return check_finite(value, key)
         if isinstance(value, str):  # YAML 1.1 reads "1e-4" as a string
             try:
                 number = float(value)
             except ValueError:
                 pass
             else:
-                return finite(number, key)
+                return check_finite(number, key)
         raise _type_error(source, key, "a float", value)
     if tp is str:
         if isinstance(value, str):
@@ -161,14 +161,14 @@ def _type_error(source: str, key: str, expected: str, value: Any) -> ConfigError
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
-def bounded_int(value: int, key: str) -> int:
+def check_int64(value: int, key: str) -> int:
     """``value`` if it fits in 64 bits, else a :class:`ConfigError`."""
     if not _INT64_MIN <= value <= _INT64_MAX:
         raise ConfigError(f"{key}: expected an int, got one outside the 64-bit range")
     return value
 
 
-def finite(value: float, key: str) -> float:
+def check_finite(value: float, key: str) -> float:
     """``value`` if finite, else a :class:`ConfigError`."""
     # NaN slips through every ``<`` comparison and inf means nothing for any field here.
     if not math.isfinite(value):

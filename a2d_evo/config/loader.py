@@ -17,11 +17,11 @@ from typing import Any
 
 import yaml
 
-from a2d_evo.config.convert import build
+from a2d_evo.config.convert import build_section
 from a2d_evo.config.env import ale_keys_refused
 from a2d_evo.config.overrides import apply_override, parse_override
 from a2d_evo.config.schema import Config
-from a2d_evo.config.yaml_dialect import Dumper, check_size, deep_copy, parse_yaml, read_yaml_text
+from a2d_evo.config.yaml_dialect import Dumper, check_size, parse_yaml, read_yaml_text
 from a2d_evo.errors import ConfigError
 
 
@@ -91,11 +91,11 @@ def config_from_dict(raw: Any, overrides: Sequence[str] = (), source: str = "<di
             f"{source}: expected a mapping at the top level, got {type(raw).__name__}"
         )
     check_size(raw, source)
-    data = deep_copy(raw)
+    data = _deep_copy(raw)
     for item in overrides:
         apply_override(data, item)
     try:
-        return build(Config, data, prefix="", source=source)
+        return build_section(Config, data, prefix="", source=source)
     except ConfigError as exc:
         msg = str(exc)
         body = msg[len(source) :].lstrip(": ") if msg.startswith(source) else msg
@@ -142,3 +142,12 @@ def config_to_dict(cfg: Any) -> Any:
 def dump_config(cfg: Config) -> str:
     """YAML text of a config (round-trips through :func:`config_from_dict`)."""
     return yaml.dump(config_to_dict(cfg), Dumper=Dumper, sort_keys=False)
+
+
+def _deep_copy(data: Any) -> Any:
+    """A copy of plain data (mappings become dicts, lists are copied; scalars shared)."""
+    if isinstance(data, Mapping):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_deep_copy(v) for v in data]
+    return data

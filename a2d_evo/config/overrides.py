@@ -16,9 +16,15 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
-from a2d_evo.config.convert import bounded_int, field_hints, finite, is_optional, unknown
+from a2d_evo.config.convert import (
+    check_finite,
+    check_int64,
+    field_hints,
+    is_optional,
+    unknown_key_message,
+)
 from a2d_evo.config.schema import Config
-from a2d_evo.config.yaml_dialect import INT, Dumper, check_size, clip, int_of, parse_yaml
+from a2d_evo.config.yaml_dialect import INT_PATTERN, Dumper, check_size, clip, int_of, parse_yaml
 from a2d_evo.errors import ConfigError
 
 
@@ -42,7 +48,7 @@ def apply_override(data: dict[str, Any], item: str) -> None:
         hints = field_hints(cls)
         key = ".".join(parts[: i + 1])
         if name not in hints:
-            raise ConfigError(f"--set {item!r}: {unknown(key, name, hints)}")
+            raise ConfigError(f"--set {item!r}: {unknown_key_message(key, name, hints)}")
         tp = hints[name]
         if i == len(parts) - 1:
             try:
@@ -85,16 +91,16 @@ def _parse_text(text: str, tp: Any, key: str) -> Any:
     if tp in (int, float):  # numbers as a file's YAML reads them (0x10 is 16), ASCII only
         number = text.strip()
         try:
-            if INT.match(number):
+            if INT_PATTERN.match(number):
                 whole = int_of(number)
-                return bounded_int(whole, key) if tp is int else finite(float(whole), key)
+                return check_int64(whole, key) if tp is int else check_finite(float(whole), key)
             value = float(number.replace("_", "")) if number.isascii() else float("nan")
         except (ValueError, OverflowError):  # also ints past Python's 4300-digit limit
             value = float("nan")
         if tp is float and not (math.isnan(value) and number.lower().lstrip("+-") != "nan"):
-            return finite(value, key)  # a NaN given as one is refused as not finite
+            return check_finite(value, key)  # a NaN given as one is refused as not finite
         if tp is int and value.is_integer():
-            return bounded_int(int(value), key)
+            return check_int64(int(value), key)
         what = "an int" if tp is int else "a float"
         raise ConfigError(f"{key}: expected {what}, got {clip(repr(text))}")
     if tp is str:

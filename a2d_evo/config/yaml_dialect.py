@@ -104,7 +104,9 @@ def _merge_too_big() -> yaml.YAMLError:
 # Numbers as YAML 1.2 reads them, and as ``--set`` does: ``1e7`` is a number (YAML 1.1, which
 # PyYAML follows, reads it as a string unless written ``1.0e+7``) and ``010`` is ten (YAML 1.1:
 # eight, octal); ``0x``/``0o`` prefixes and ``_`` between digits stay.
-INT = re.compile(r"^[-+]?(?:0x[0-9a-fA-F_]+|0o[0-7_]+|[0-9][0-9_]*)$")
+INT_PATTERN = re.compile(r"^[-+]?(?:0x[0-9a-fA-F_]+|0o[0-7_]+|[0-9][0-9_]*)$")
+"""What this dialect reads as an int (YAML 1.2 with ``_`` separators): decimal, ``0x`` and
+``0o``; :func:`int_of` converts what it matches."""
 _FLOAT = re.compile(
     r"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)(?:[eE][-+]?[0-9]+)?"
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
@@ -114,12 +116,12 @@ _StrictLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag not in _NUMBER_TAGS]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
-_StrictLoader.add_implicit_resolver(_NUMBER_TAGS[0], INT, list("-+0123456789"))
+_StrictLoader.add_implicit_resolver(_NUMBER_TAGS[0], INT_PATTERN, list("-+0123456789"))
 _StrictLoader.add_implicit_resolver(_NUMBER_TAGS[1], _FLOAT, list("-+0123456789."))
 
 
 def int_of(text: str) -> int:
-    """The int of text that :data:`INT` matches (``0x``/``0o`` prefixes, ``_`` between
+    """The int of text that :data:`INT_PATTERN` matches (``0x``/``0o`` prefixes, ``_`` between
     digits, ``010`` ten): a file's YAML and ``--set`` read numbers by this one rule."""
     text = text.replace("_", "")
     sign, body = (-1, text[1:]) if text[:1] == "-" else (1, text.lstrip("+"))
@@ -217,12 +219,3 @@ def check_size(raw: Any, source: str) -> None:
             stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, list | tuple):
             stack.extend((v, depth + 1) for v in node)
-
-
-def deep_copy(data: Any) -> Any:
-    """A copy of plain data (mappings become dicts, lists are copied; scalars shared)."""
-    if isinstance(data, Mapping):
-        return {k: deep_copy(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [deep_copy(v) for v in data]
-    return data

@@ -10,6 +10,7 @@ fine-tunes them and, for an export of every member, writes the delivered front.
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import sys
 import time
@@ -22,16 +23,18 @@ from a2d_evo.config import Config, config_to_dict, replace, set_flag
 from a2d_evo.config.compare import config_diff, setting
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
 from a2d_evo.files import MAX_ARCH_JSON_BYTES, read_json, read_json_dict, safe_name
-from a2d_evo.formats import BELOW_PREFIX, FINAL_SEEDS, INHERITED_KEYS
+from a2d_evo.formats import (
+    BELOW_PREFIX,
+    BELOW_RANDOM_INDEX,
+    FINAL_SEEDS,
+    FRONT_INDEX,
+    HV_FLOPS_MARGIN,
+    INHERITED_KEYS,
+)
 from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.space import Arch, SearchSpace, arch_from_dict
 from a2d_evo.report.delivered_file import read_delivered
-from a2d_evo.report.front_file import (
-    check_entry_arch,
-    check_reference,
-    from_another_front,
-    load_front_and_digest,
-)
+from a2d_evo.report.front_file import from_another_front, load_front_and_digest
 from a2d_evo.report.pick import below_random_picks, select
 from a2d_evo.runfolder import RunFolder
 
@@ -104,7 +107,7 @@ def _export_front(
         check_entry_arch(e, f"{path}: front entry {i}", space, obs_shape, n_actions)
         for i, e in enumerate(front)
     ]
-    check_reference(data["reference_point"][1], space, obs_shape, n_actions, path)
+    _check_reference(data["reference_point"][1], space, obs_shape, n_actions, path)
     below: list[dict[str, Any]] = data["below_random"]
     below_archs = [
         check_entry_arch(e, f"{path}: below_random entry {i}", space, obs_shape, n_actions)
@@ -235,10 +238,78 @@ def export_options(
     return " ".join(parts)
 
 
-FRONT_INDEX = "front_index"
-"""An exported member's ``metrics.json`` key: its entry in ``front.json``'s ``front``."""
-BELOW_RANDOM_INDEX = "below_random_index"
-"""An exported below-random arch's key: its entry in ``front.json``'s ``below_random``."""
+def check_entry_arch(
+    entry: dict[str, Any],
+    where: str,
+    space: SearchSpace,
+    obs_shape: tuple[int, ...],
+    n_actions: int,
+) -> Arch:
+    """The arch of a front entry, after checking its encoding, FLOPs and parameters agree.
+
+    An entry whose arch was edited would otherwise export one network (``arch.json``) with
+    another's figures (``metrics.json``). FormatError names the entry and the field.
+    """
+    # cost imports torch: kept off this module's import (see the module docstring)
+    from a2d_evo.nets import cost
+
+    try:
+        arch = space.check(arch_from_dict(entry["arch"]))
+    except ArchError as exc:
+        raise FormatError(f"{where}: arch: {exc}") from None
+    enc = entry.get("encoding")
+    if enc is None:
+        raise FormatError(f"{where} has no 'encoding'")
+    try:
+        decoded = space.decode(enc)
+    except ArchError as exc:
+        raise FormatError(f"{where}: encoding: {exc}") from None
+    if decoded != arch:
+        raise FormatError(
+            f"{where}: encoding {enc!r:.60} decodes to {decoded}, not the entry's arch {arch}; "
+            "the entry was edited: re-create front.json with `a2d-evo evolve`"
+        )
+    c = cost.cost(arch, obs_shape, n_actions)
+    for key, value in (("flops", c.flops), ("params", c.params)):
+        if entry.get(key) != value:
+            raise FormatError(
+                f"{where}: {key} {entry.get(key)!r:.40} is not {arch}'s {value}; the entry "
+                "was edited: re-create front.json with `a2d-evo evolve`"
+            )
+    return arch
+
+
+def _check_reference(
+    saved: float, space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int, path: Path
+) -> None:
+    """``front.json``'s reference point is this space's: log10 of 1.1 x the FLOPs of its
+    costliest arch. A front written before that point was priced on the costliest arch
+    (2026-12-05; before, on :meth:`~SearchSpace.largest`, which in CNN spaces with a narrowing
+    optional layer is cheaper: 9-10% on the shipped MinAtar spaces, several times in some
+    declared ones) is exported with a note: its members do not depend
+    on the point (NSGA-II ranks by dominance and crowding), only its hypervolume figures do."""
+    # torch-heavy modules imported here, as in check_entry_arch
+    from a2d_evo.nets import cost
+    from a2d_evo.search.problem import reference_point
+
+    ref = float(reference_point(space, obs_shape, n_actions)[1])
+    if math.isclose(saved, ref, rel_tol=1e-9):
+        return
+    before = math.log10(HV_FLOPS_MARGIN * cost.flops(space.largest(), obs_shape, n_actions))
+    if math.isclose(saved, before, rel_tol=1e-9):
+        print(
+            f"a2d-evo export: {path} was written before the hypervolume's reference point was "
+            f"priced on the space's costliest arch (log10 FLOPs {saved:.4f}, now {ref:.4f}): "
+            "its members are exported as they are; its hypervolume figures are not comparable "
+            "with a newer run's",
+            file=sys.stderr,
+        )
+        return
+    raise FormatError(
+        f"{path}: reference_point log10 FLOPs {saved:.6g} is not this run's {ref:.6g} (log10 "
+        "of 1.1 x the FLOPs of the space's costliest arch): the front is not this space's; "
+        "re-create it with `a2d-evo evolve`"
+    )
 
 
 @dataclass(frozen=True)

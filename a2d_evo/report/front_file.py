@@ -1,30 +1,26 @@
 """``RUN_DIR/search/front.json`` read and checked: its env, reference point and entries.
 
 :func:`load_front` checks what needs no network, so the torch-free report reads the front
-through it; :func:`check_entry_arch` and :func:`check_reference` check an entry's arch and the
-reference point against the search space for ``a2d-evo export``, pricing archs with the cost
-model, which they import when called (it imports torch).
+through it; ``a2d-evo export`` then checks each entry's arch and the reference point against
+the search space (:mod:`a2d_evo.report.front_export`).
 """
 
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import MAX_POP, MAX_WORKERS, Config
-from a2d_evo.errors import ArchError, FormatError, RunFolderError
+from a2d_evo.errors import FormatError, RunFolderError
 from a2d_evo.files import check_format_version, read_json_and_digest
 from a2d_evo.formats import (
     FRONT_FORMAT_VERSION,
-    HV_FLOPS_MARGIN,
     OLD_SEARCH_NOTE,
     Normalisation,
     check_metrics,
     finite_number,
 )
-from a2d_evo.nets.space import Arch, SearchSpace, arch_from_dict
 from a2d_evo.runfolder import RunFolder
 
 
@@ -127,80 +123,6 @@ def _check_front(data: dict[str, Any], path: Path, env_id: str | None) -> None:
                 f"{where}: normalised_return {e['normalised_return']!r} is not "
                 f"(return_mean - r_random) / (r_teacher - r_random) = {want!r}"
             )
-
-
-def check_entry_arch(
-    entry: dict[str, Any],
-    where: str,
-    space: SearchSpace,
-    obs_shape: tuple[int, ...],
-    n_actions: int,
-) -> Arch:
-    """The arch of a front entry, after checking its encoding, FLOPs and parameters agree.
-
-    An entry whose arch was edited would otherwise export one network (``arch.json``) with
-    another's figures (``metrics.json``). FormatError names the entry and the field.
-    """
-    # cost imports torch: kept off this module's import, which the torch-free report uses
-    from a2d_evo.nets import cost
-
-    try:
-        arch = space.check(arch_from_dict(entry["arch"]))
-    except ArchError as exc:
-        raise FormatError(f"{where}: arch: {exc}") from None
-    enc = entry.get("encoding")
-    if enc is None:
-        raise FormatError(f"{where} has no 'encoding'")
-    try:
-        decoded = space.decode(enc)
-    except ArchError as exc:
-        raise FormatError(f"{where}: encoding: {exc}") from None
-    if decoded != arch:
-        raise FormatError(
-            f"{where}: encoding {enc!r:.60} decodes to {decoded}, not the entry's arch {arch}; "
-            "the entry was edited: re-create front.json with `a2d-evo evolve`"
-        )
-    c = cost.cost(arch, obs_shape, n_actions)
-    for key, value in (("flops", c.flops), ("params", c.params)):
-        if entry.get(key) != value:
-            raise FormatError(
-                f"{where}: {key} {entry.get(key)!r:.40} is not {arch}'s {value}; the entry "
-                "was edited: re-create front.json with `a2d-evo evolve`"
-            )
-    return arch
-
-
-def check_reference(
-    saved: float, space: SearchSpace, obs_shape: tuple[int, ...], n_actions: int, path: Path
-) -> None:
-    """``front.json``'s reference point is this space's: log10 of 1.1 x the FLOPs of its
-    costliest arch. A front written before that point was priced on the costliest arch
-    (2026-12-05; before, on :meth:`~SearchSpace.largest`, which in CNN spaces with a narrowing
-    optional layer is cheaper: 9-10% on the shipped MinAtar spaces, several times in some
-    declared ones) is exported with a note: its members do not depend
-    on the point (NSGA-II ranks by dominance and crowding), only its hypervolume figures do."""
-    # torch-heavy modules imported here, as in check_entry_arch: the report stays torch-free
-    from a2d_evo.nets import cost
-    from a2d_evo.search.problem import reference_point
-
-    ref = float(reference_point(space, obs_shape, n_actions)[1])
-    if math.isclose(saved, ref, rel_tol=1e-9):
-        return
-    before = math.log10(HV_FLOPS_MARGIN * cost.flops(space.largest(), obs_shape, n_actions))
-    if math.isclose(saved, before, rel_tol=1e-9):
-        print(
-            f"a2d-evo export: {path} was written before the hypervolume's reference point was "
-            f"priced on the space's costliest arch (log10 FLOPs {saved:.4f}, now {ref:.4f}): "
-            "its members are exported as they are; its hypervolume figures are not comparable "
-            "with a newer run's",
-            file=sys.stderr,
-        )
-        return
-    raise FormatError(
-        f"{path}: reference_point log10 FLOPs {saved:.6g} is not this run's {ref:.6g} (log10 "
-        "of 1.1 x the FLOPs of the space's costliest arch): the front is not this space's; "
-        "re-create it with `a2d-evo evolve`"
-    )
 
 
 def from_another_front(recorded: Any, front_sha: str | None) -> bool:

@@ -14,7 +14,13 @@ from a2d_evo.config import Config, env_import_flags
 from a2d_evo.config.compare import config_diff
 from a2d_evo.errors import FormatError, RunFolderError
 from a2d_evo.files import read_json_dict
-from a2d_evo.formats import BASELINE_METHODS, DEFAULT_WIDTHS, EXPORTED_PREFIXES
+from a2d_evo.formats import (
+    BASELINE_METHODS,
+    BELOW_RANDOM_INDEX,
+    DEFAULT_WIDTHS,
+    EXPORTED_PREFIXES,
+    FRONT_INDEX,
+)
 from a2d_evo.report.plots import width_text
 from a2d_evo.report.rows import Row
 from a2d_evo.report.run_data import RunData
@@ -293,10 +299,10 @@ def exported_names(data: RunData) -> list[str]:
         hits = [
             name
             for name, agent in data.agents.items()
-            if str(agent.extra.get("front_index", "")) == row.label
+            if str(agent.extra.get(FRONT_INDEX, "")) == row.label
             or (
-                "front_index" not in agent.extra
-                and "below_random_index" not in agent.extra  # of no front row
+                FRONT_INDEX not in agent.extra
+                and BELOW_RANDOM_INDEX not in agent.extra  # of no front row
                 and json.dumps(agent.arch_dict, sort_keys=True) == key
             )
         ]

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from a2d_evo.errors import A2DError, FormatError
-from a2d_evo.formats import check_teacher_beats_random, finite_number, normalised_return
+from a2d_evo.formats import (
+    BELOW_RANDOM_INDEX,
+    FRONT_INDEX,
+    check_teacher_beats_random,
+    finite_number,
+    normalised_return,
+)
 from a2d_evo.nets.space import arch_from_dict
 from a2d_evo.stats import ci95
 
@@ -52,6 +58,7 @@ def _or_nan(value: float | None) -> float:
 
 
 def arch_name(arch: Any) -> str:
+    """The arch's name (``mlp-64x64``) from its ``arch.json`` mapping; ``?`` where it is no arch."""
     try:
         return str(arch_from_dict(arch))
     except A2DError:
@@ -96,8 +103,8 @@ def row_from_metrics(
             in (
                 "method",
                 "width_multiplier",
-                "front_index",
-                "below_random_index",
+                FRONT_INDEX,
+                BELOW_RANDOM_INDEX,
                 "search_return_mean",
                 "env_reward_threshold",
             )

@@ -48,6 +48,8 @@ def _leaves(run: RunFolder, path: Path, missing: list[str]) -> bool:
 
 
 def agent_metrics(folder: Path, what: str, missing: list[str]) -> dict[str, Any] | None:
+    """An agent folder's ``metrics.json``, checked; None (and a line in ``missing``) where it is
+    absent or unreadable."""
     path = folder / "metrics.json"
     if not path.is_file():
         if folder.is_dir() and what != "teacher":
@@ -69,6 +71,7 @@ def agent_metrics(folder: Path, what: str, missing: list[str]) -> dict[str, Any]
 
 
 def agent_arch(folder: Path) -> dict[str, Any] | None:
+    """An agent folder's ``arch.json`` as a mapping; None where it is absent or unreadable."""
     path = folder / "arch.json"
     if not path.is_file():
         return None
@@ -119,6 +122,7 @@ def read_history(path: Path, missing: list[str]) -> tuple[list[tuple[float, floa
 
 
 def read_hypervolume(path: Path, missing: list[str]) -> list[tuple[int, float, int]]:
+    """``(generation, hypervolume, front_size)`` per generation of ``hypervolume.csv``."""
     out = []
     for rec in _read_csv(path, missing, "hypervolume per generation"):
         gen, hv, size = (_parse(rec.get(k)) for k in ("generation", "hypervolume", "front_size"))

@@ -3,8 +3,7 @@
 :func:`connect_ray` imports Ray (only when it is asked for: the local backend never does) and
 joins the cluster at ``search.ray_address``, probed first so that an unreachable address fails
 in seconds, or starts a local Ray with enough logical CPUs for the actors.
-:func:`package_dir` names the a2d_evo package a process imported, which the driver compares
-with its actors'. Errors are :class:`a2d_evo.scale.ddp.DistributedError`.
+Errors are :class:`a2d_evo.scale.ddp.DistributedError`.
 """
 
 from __future__ import annotations
@@ -13,14 +12,13 @@ import logging
 import math
 import os
 import socket
-from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config
 from a2d_evo.progress import write
 from a2d_evo.scale.ddp import DistributedError
 
-__all__ = ["connect_ray", "package_dir"]
+__all__ = ["connect_ray"]
 
 
 def connect_ray(cfg: Config) -> tuple[Any, bool]:
@@ -92,9 +90,3 @@ def _probe(address: str, timeout: float = 5.0) -> None:
             f"cannot reach the Ray cluster at {address!r}: {exc.strerror or exc}. Start one "
             "with `ray start --head` or fix search.ray_address"
         ) from None
-
-
-def package_dir() -> str:
-    """The a2d_evo package this process imported (an actor's may be another: Ray puts the
-    driver's working folder first on its workers' path)."""
-    return str(Path(__file__).resolve().parents[1])

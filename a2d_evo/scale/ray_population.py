@@ -23,6 +23,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -37,7 +38,7 @@ from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.progress import write
 from a2d_evo.scale.ddp import DistributedError
-from a2d_evo.scale.ray_cluster import connect_ray, package_dir
+from a2d_evo.scale.ray_cluster import connect_ray
 
 __all__ = [
     "RayPopulationEvaluator",
@@ -92,7 +93,7 @@ class _EvalWorker:
         """This actor's pid, the arithmetic its population forward runs (``numerics``: the
         device, native or reference, the CPU kernel), which every actor must share, and the
         a2d_evo package it imported."""
-        return os.getpid(), self.evaluator.forward.numerics, package_dir()
+        return os.getpid(), self.evaluator.forward.numerics, _package_dir()
 
     def evaluate(
         self,
@@ -256,7 +257,7 @@ class RayPopulationEvaluator:
         except self.ray.exceptions.RayError as exc:
             raise DistributedError(f"a Ray evaluation actor failed to start: {exc}") from None
         paths = sorted({numerics for _, numerics, _ in started})
-        here = package_dir()
+        here = _package_dir()
         theirs = sorted({package for _, _, package in started} - {here})
         if theirs:  # Ray puts the driver's folder first on their path
             write(
@@ -474,3 +475,9 @@ class RayPopulationEvaluator:
 
 def _cpu_state(net: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+
+def _package_dir() -> str:
+    """The a2d_evo package this process imported (an actor's may be another: Ray puts the
+    driver's working folder first on its workers' path)."""
+    return str(Path(__file__).resolve().parents[1])

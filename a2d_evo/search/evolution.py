@@ -1,7 +1,9 @@
 """NSGA-II over the supernet's subnets: ``a2d-evo evolve`` -> ``RUN_DIR/search/``.
 
 Stock pymoo NSGA-II (:mod:`a2d_evo.search.nsga`) driven by an ask-and-tell loop, so that
-this module owns evaluation, checkpoints and progress:
+this module owns the loop, its resume and progress (a generation is played by
+:mod:`a2d_evo.search.generation`, checkpoints written by :mod:`a2d_evo.search.state` and read
+back by :mod:`a2d_evo.search.saved_state`):
 
 * ``R_random`` and ``R_teacher`` (the normalisation) are measured once, at the start, on the
   episode seeds of the first ``min(gens, REFERENCE_GENERATIONS)`` generations, and kept in

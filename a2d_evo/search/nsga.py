@@ -1,8 +1,9 @@
 """Stock pymoo NSGA-II set up for a search space, and its state as plain arrays.
 
-The search checkpoints NSGA-II without pickling (:mod:`a2d_evo.search.state`): the population
-(X, F, G, rank, crowding) and the generator state go to ``state.npz`` as arrays, and
-:func:`restore_algorithm` puts a freshly set-up NSGA-II back exactly where it was.
+The search checkpoints NSGA-II without pickling (written by :mod:`a2d_evo.search.state`, read
+back by :mod:`a2d_evo.search.saved_state`): the population (X, F, G, rank, crowding) and the
+generator state go to ``state.npz`` as arrays, and :func:`restore_algorithm` puts a freshly
+set-up NSGA-II back exactly where it was.
 
 The restore goes through pymoo's public attributes (``pop``, ``n_gen``, ``is_initialized``,
 ``random_state``, ``opt``) but relies on what an ask-and-tell NSGA-II reads from them, which

@@ -1,8 +1,9 @@
 """Reading Stable-Baselines3 and CleanRL checkpoints and converting them to our agents.
 
 Only state dicts are read (``torch.load(weights_only=True)``; an SB3 zip's pickled ``data``
-member is never unpickled), and each is mapped onto an :class:`Arch` and a state dict for our
-:class:`Agent`. Our agent has ONE trunk shared by actor and critic, so:
+member is never unpickled), and each is mapped onto an :class:`~a2d_evo.nets.space.Arch` and a
+state dict for our :class:`~a2d_evo.nets.agent.Agent`. Our agent has ONE trunk shared by actor
+and critic, so:
 
 - CleanRL ``ppo_atari.py`` (``network`` Nature trunk + ``actor``/``critic`` heads) and SB3
   ``CnnPolicy`` (NatureCNN ``features_extractor`` + ``action_net``/``value_net``, no extra

@@ -80,7 +80,7 @@ def import_teacher(
         raise FormatError(f"teacher format {fmt!r}: expected 'auto', 'sb3' or 'cleanrl'")
     spec = env_spec(cfg.env)
     notes = _import_notes(kind, arch, data, cfg)
-    check_fits_env(arch, mapped, spec.obs_shape, spec.n_actions, cfg.env.id, source)
+    check_converted_fits_env(arch, mapped, spec.obs_shape, spec.n_actions, cfg.env.id, source)
     notes += _cost_note(arch, state, flops(arch, spec.obs_shape, spec.n_actions))
     check_space_fits(cfg, spec.obs_shape, spec.n_actions)
     check_episode_bound(cfg.env)  # the teacher's evaluation plays full episodes
@@ -157,7 +157,7 @@ def _cost_note(arch: Arch, source: Mapping[str, Tensor], imported_flops: int) ->
     ]
 
 
-def check_fits_env(
+def check_converted_fits_env(
     arch: Arch,
     state: Mapping[str, Tensor],
     obs_shape: tuple[int, ...],
