@@ -146,3 +146,19 @@ def test_the_last_update_is_checkpointed_off_the_cadence(tmp_path: Path) -> None
         pass
     ckpt = torch_load(run.teacher / "checkpoint.pt")
     assert (ckpt["update"], ckpt["global_step"]) == (3, 96)
+
+
+def test_a_scalar_moment_is_refused_at_load_not_at_the_first_step(tmp_path: Path) -> None:
+    """A 0-dim tensor stands for Adam's ``step`` only: a scalar ``exp_avg`` for the (3, 4)
+    weight is refused when the checkpoint loads (it loaded, and the resume then failed at its
+    first optimiser step with torch's bare "output with shape [] doesn't match the broadcast
+    shape"; a twelfth mutation round's finding). The real scalar ``step`` still loads."""
+    from test_mutation_round12 import _adam_checkpoint
+
+    _, saved, load = _adam_checkpoint(tmp_path)
+    state = saved["optimizer"]["state"]
+    assert state[0]["step"].dim() == 0 and tuple(state[0]["exp_avg"].shape) == (3, 4)
+    assert load(saved).update == 1
+    bad = {**state, 0: {**state[0], "exp_avg": torch.tensor(0.0)}}
+    with pytest.raises(FormatError, match="'exp_avg' has another parameter's shape"):
+        load({**saved, "optimizer": {**saved["optimizer"], "state": bad}})

@@ -129,7 +129,10 @@ def check_optimizer_state(saved: Any, optimizer: torch.optim.Optimizer) -> None:
         for name, value in entry.items():
             if not isinstance(value, torch.Tensor):
                 raise ValueError(f"optimiser state {name!r:.40} is not a tensor")
-            if value.dim() and tuple(value.shape) != tuple(params[i].shape):
+            # a scalar is Adam's step count; a moment must have its parameter's shape, a 0-dim
+            # one too (it loaded, then broadcast only to fail at the first step, unnamed)
+            scalar_step = name == "step" and value.dim() == 0
+            if not scalar_step and tuple(value.shape) != tuple(params[i].shape):
                 raise ValueError(f"optimiser state {name!r:.40} has another parameter's shape")
             if (why := tensor_not_in_file(value)) is not None:
                 raise ValueError(f"optimiser state {name!r:.40} {why}")
