@@ -254,7 +254,8 @@ def test_a_wrapped_minatar_reset_puts_back_a_fresh_envs_last_action() -> None:
 
     from a2d_evo.envs.fresh_reset import fresh_reset
 
-    minatar.gym.register_envs()
+    if "MinAtar/Breakout-v1" not in gym.registry:  # registered once, as env.imports does
+        minatar.gym.register_envs()
     fresh = gym.make("MinAtar/Breakout-v1")
     env = fresh_reset(gym.make("MinAtar/Breakout-v1"))
     assert env is not fresh and type(env).__name__ == "FreshStickyAction"
