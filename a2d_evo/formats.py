@@ -11,13 +11,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from a2d_evo.errors import FormatError
-
-T = TypeVar("T")
 
 # ----------------------------------------------------------------------------- versions
 CONFIG_FORMAT_VERSION = 1

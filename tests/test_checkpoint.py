@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,32 @@ from a2d_evo.train import train_teacher
 from a2d_evo.train.checkpoint import load_checkpoint, save_checkpoint
 from a2d_evo.train.interrupts import TrainingInterrupted
 from a2d_evo.train.streams import Streams
+
+
+def adam_checkpoint(tmp_path: Path) -> tuple[Path, torch.nn.Module, torch.optim.Optimizer, Streams]:
+    """A teacher-stage checkpoint of a Linear(4, 3) and an Adam (eps 1e-5) that took one step
+    (params 0: the weight, 1: the bias): its path, the model, the optimiser and the streams."""
+    model = torch.nn.Linear(4, 3)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-5)
+    model(torch.ones(2, 4)).sum().backward()
+    optimizer.step()
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, "teacher", model, optimizer, Streams(0, "teacher"), 1, 8, 0.1)
+    return path, model, optimizer, Streams(0, "teacher")
+
+
+def adam_checkpoint_loader(tmp_path: Path) -> tuple[Path, dict[str, Any], Any]:
+    """:func:`adam_checkpoint`'s path, its contents, and a function that writes edited
+    contents to it and loads them into fresh objects."""
+    path = adam_checkpoint(tmp_path)[0]
+
+    def load(edited: dict[str, Any]) -> Any:
+        torch.save(edited, path)
+        fresh = torch.nn.Linear(4, 3)
+        adam = torch.optim.Adam(fresh.parameters(), lr=1e-3, eps=1e-5)
+        return load_checkpoint(path, "teacher", fresh, adam, Streams(0, "teacher"))
+
+    return path, torch.load(path, weights_only=True), load
 
 
 def _cfg(seed: int = 3):  # type: ignore[no-untyped-def]
@@ -153,9 +180,7 @@ def test_a_scalar_moment_is_refused_at_load_not_at_the_first_step(tmp_path: Path
     weight is refused when the checkpoint loads (it loaded, and the resume then failed at its
     first optimiser step with torch's bare "output with shape [] doesn't match the broadcast
     shape"; a twelfth mutation round's finding). The real scalar ``step`` still loads."""
-    from test_mutation_round12 import _adam_checkpoint
-
-    _, saved, load = _adam_checkpoint(tmp_path)
+    _, saved, load = adam_checkpoint_loader(tmp_path)
     state = saved["optimizer"]["state"]
     assert state[0]["step"].dim() == 0 and tuple(state[0]["exp_avg"].shape) == (3, 4)
     assert load(saved).update == 1

@@ -18,40 +18,19 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from test_checkpoint import adam_checkpoint_loader
 
 from a2d_evo.errors import FormatError
 
 
 # ----------------------------------------------------------------------------- checkpoint.py
-def _adam_checkpoint(tmp_path: Path) -> tuple[Path, dict[str, Any], Any]:
-    """A checkpoint of a Linear(4, 3) and an Adam that took one step (params 0: the weight,
-    1: the bias), its contents, and a function that loads a file into fresh objects."""
-    from a2d_evo.train.checkpoint import load_checkpoint, save_checkpoint
-    from a2d_evo.train.streams import Streams
-
-    model = torch.nn.Linear(4, 3)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    model(torch.ones(2, 4)).sum().backward()
-    optimizer.step()
-    path = tmp_path / "checkpoint.pt"
-    save_checkpoint(path, "teacher", model, optimizer, Streams(0, "teacher"), 1, 8, 0.1)
-
-    def load(edited: dict[str, Any]) -> Any:
-        torch.save(edited, path)
-        fresh = torch.nn.Linear(4, 3)
-        adam = torch.optim.Adam(fresh.parameters(), lr=1e-3)
-        return load_checkpoint(path, "teacher", fresh, adam, Streams(0, "teacher"))
-
-    return path, torch.load(path, weights_only=True), load
-
-
 def test_a_checkpoint_whose_model_lacks_a_tensor_is_refused(tmp_path: Path) -> None:
     """a2d_evo/train/checkpoint.py load_checkpoint: the model's state is loaded strictly: a
     checkpoint without one of the run's tensors (here the bias; a supernet's value_scale
     buffer alike) does not fit the run. Mutant let through: ``load_state_dict(...,
     strict=False)``, which resumed with that tensor at its fresh initial value, silently
     (the covering test's wider model fails on its shapes either way)."""
-    _, saved, load = _adam_checkpoint(tmp_path)
+    _, saved, load = adam_checkpoint_loader(tmp_path)
     assert load(saved).update == 1  # the file as written loads
     model = {k: v for k, v in saved["model"].items() if k != "bias"}
     with pytest.raises(FormatError, match=r"(?s)does not fit this run: .*Missing key.*bias"):
@@ -63,7 +42,7 @@ def test_a_one_dimensional_optimiser_state_of_another_shape_is_refused(tmp_path:
     has its parameter's shape, a 1-D one (a bias's moments) too. Mutant let through: the
     shape check only for ``dim() > 1`` (the covering test edits the 2-D weight's moments):
     a (1,) ``exp_avg`` for the (3,) bias then loaded and broadcast in Adam's step."""
-    _, saved, load = _adam_checkpoint(tmp_path)
+    _, saved, load = adam_checkpoint_loader(tmp_path)
     state = saved["optimizer"]["state"]
     assert tuple(state[1]["exp_avg"].shape) == (3,)
     for shape in ((1,), (5,)):
@@ -78,7 +57,7 @@ def test_parameter_groups_naming_other_parameters_are_refused(tmp_path: Path) ->
     ``[0, 7]`` (as many as the run's) passed torch's own size check, the bias's moments
     (state 1, mapped to no parameter) were kept under a stray key and its Adam began
     afresh: a resume that was not one, without a word."""
-    _, saved, load = _adam_checkpoint(tmp_path)
+    _, saved, load = adam_checkpoint_loader(tmp_path)
     groups = [{**g, "params": [0, 7]} for g in saved["optimizer"]["param_groups"]]
     with pytest.raises(FormatError, match="parameter groups name other parameters"):
         load({**saved, "optimizer": {**saved["optimizer"], "param_groups": groups}})

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from test_checkpoint import adam_checkpoint
 
 from a2d_evo import files
 from a2d_evo.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
@@ -752,20 +753,6 @@ def test_a_stop_flag_leaves_to_the_host_the_signals_it_could_not_put_back(
     assert set_to == []
 
 
-def _adam_checkpoint(tmp_path: Path) -> tuple[Path, torch.nn.Module, Any, Any]:
-    """A teacher-stage checkpoint of a small model and an Adam that took one step."""
-    from a2d_evo.train.checkpoint import save_checkpoint
-    from a2d_evo.train.streams import Streams
-
-    model = torch.nn.Linear(4, 3)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-5)
-    model(torch.ones(2, 4)).sum().backward()
-    optimizer.step()
-    path = tmp_path / "checkpoint.pt"
-    save_checkpoint(path, "teacher", model, optimizer, Streams(0, "teacher"), 1, 8, 0.1)
-    return path, model, optimizer, Streams(0, "teacher")
-
-
 def test_a_checkpoint_s_optimiser_state_is_checked_and_its_settings_are_the_run_s(
     tmp_path: Path,
 ) -> None:
@@ -774,7 +761,7 @@ def test_a_checkpoint_s_optimiser_state_is_checked_and_its_settings_are_the_run_
     file's eps, betas or maximize were taken (they can stop the learning without a word)."""
     from a2d_evo.train.checkpoint import load_checkpoint
 
-    path, model, optimizer, streams = _adam_checkpoint(tmp_path)
+    path, model, optimizer, streams = adam_checkpoint(tmp_path)
     good = torch.load(path, weights_only=True)
     nested: list[Any] = [1.0]
     for _ in range(40):
