@@ -159,8 +159,9 @@ class SupernetConfig:
     rollout_subnets: int = 4
     """Subnets of each update (at most 4096): the largest, the smallest and random ones, drawn
     per rollout. They collect it (the env slots split between them evenly) and are the ones
-    the update trains, each on its own rows (sandwich rule); at most ``ppo.num_envs`` per
-    process, and a divisor of it for equal shares."""
+    the update trains, each on its own rows (sandwich rule); at most ``ppo.num_envs`` of the
+    whole run (under torchrun a rank may hold fewer slots than subnets), and a divisor of it
+    for equal shares."""
     checkpoint_every: int = 20
     """Updates between checkpoints of supernet training and baselines (the teacher has
     ``teacher.checkpoint_every``; a fine-tune keeps none)."""
