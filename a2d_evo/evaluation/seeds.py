@@ -9,7 +9,11 @@ runs with different seeds in practice never share evaluation episodes, and withi
 teacher's evaluation, fine-tune scores (and ``score_subnets``), the fine-tune's validation,
 the search's generations, the rounds of the delivery's successive halving, the final
 re-scoring and ``a2d-evo eval`` do not reuse each other's, so an agent is not scored on the
-episodes that selected it. The halving and
+episodes that selected it. Two uses share seeds on purpose: under ``export`` the fine-tune's
+before/after scores are played on the front's final seeds (the delivery's figures compare
+agents on the same episodes; the validation seeds, not these, choose the weights), and
+``export --pick knee`` or ``--min-return`` choose on the final seeds that then score the
+pick (``docs/search.md`` says so). The halving and
 final seeds depend on the run seed alone, so every search method given that seed (NSGA-II,
 random search, ``benchmarks/bench_search.py``) delivers its front on the same episodes.
 ``tests/test_seeds.py`` checks the tuning and reporting run seeds in use (0-2, 100-121)
