@@ -205,7 +205,7 @@ def own_loop(
     teacher = load_agent(run.teacher_agent)
     folder = run.root / method
     folder.mkdir(parents=True, exist_ok=True)
-    records, cut = within_budget(problem.cache_records(), s.budget_steps)
+    records, cut = within_budget(problem.cache_records(), s.budget_steps, s.budget_cut)
     path = write_front(
         folder,
         cfg,

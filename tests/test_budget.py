@@ -70,3 +70,23 @@ def test_no_budget_or_an_unspent_one_keeps_the_archive_whole() -> None:
         assert cut == Cut(
             env_steps=125, episodes_played=8, discarded_env_steps=0, discarded_episodes=0
         )
+
+
+def test_new_first_keeps_the_crossing_generations_new_archs_before_its_replays() -> None:
+    """``search.budget_cut: new_first``: gen 0 as before (40 steps); gen 1: C 7 (47), C 8 (55),
+    then A's replays 30 (85), 40 (125). A cut at 55 keeps both of C's episodes and none of A's
+    replays, where the default order spends those 15 steps on A's third episode and drops C."""
+    kept, cut = within_budget(ARCHIVE, 55, "new_first")
+    assert cut == Cut(env_steps=55, episodes_played=6, discarded_env_steps=70, discarded_episodes=2)
+    assert [(r["order"], r["generations"]) for r in kept] == [
+        (0, [0, 0]), (1, [0, 0]), (2, [1, 1])
+    ]  # fmt: skip
+    kept, cut = within_budget(ARCHIVE, 55)  # replays_first: A's third episode starts at 40
+    assert cut == Cut(env_steps=70, episodes_played=5, discarded_env_steps=55, discarded_episodes=3)
+    assert [r["order"] for r in kept] == [0, 1]
+    # an anchor still plays first in its generation under new_first
+    anchor = {**record(3, [0, 1], [2, 3]), "anchor": True}
+    kept, _ = within_budget([*ARCHIVE, anchor], 45 + 7, "new_first")
+    assert [(r["order"], r["generations"]) for r in kept] == [
+        (0, [0, 0]), (1, [0, 0]), (2, [1]), (3, [0, 1])
+    ]  # fmt: skip

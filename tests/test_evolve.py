@@ -846,6 +846,28 @@ def test_budget_steps_stops_the_search_and_reports_what_it_spent(tmp_path: Path)
     assert json.loads((tmp_path / "search" / "front.json").read_text()) == front
 
 
+
+def test_budget_cut_new_first_keeps_the_last_generations_new_archs(tmp_path: Path) -> None:
+    """``search.budget_cut: new_first`` reaches the search's own cut: the front is chosen from
+    the archs the new order keeps, which include more of the crossing generation's new archs
+    than the default order would have kept from the same archive."""
+    from a2d_evo.search.budget import within_budget
+
+    raw = {**RAW, "search": {**RAW["search"], "gens": 50, "budget_steps": 1500}}
+    cfg = make_run(tmp_path, {**raw, "search": {**raw["search"], "budget_cut": "new_first"}})
+    evolve(cfg, RunFolder(tmp_path), progress=False)
+    ran = json.loads((tmp_path / "search" / "front.json").read_text())["search"]
+    cache = json.loads((tmp_path / "search" / "state.json").read_text())["cache"]
+    last = max(g for r in cache for g in r["generations"])
+
+    def new_in_last(kept: list[dict[str, Any]]) -> int:
+        return sum(r["generations"][0] == last for r in kept)
+
+    new, cut = within_budget(cache, 1500, "new_first")
+    old, _ = within_budget(cache, 1500, "replays_first")
+    assert ran["evaluations"] == len(new) and ran["env_steps"] == cut.env_steps
+    assert new_in_last(new) > new_in_last(old)
+
 def test_a_budget_below_one_generation_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"search\.budget_steps: 15 is below one generation's"):
         config_from_dict({**RAW, "search": {**RAW["search"], "budget_steps": 15}})  # 8 x 2 = 16

@@ -56,6 +56,14 @@ class SearchConfig:
     episodes`` (``(pop + anchors) * episodes`` with an ``estimate`` other than ``mean``): a
     step for each slot the first generation may open, a bound rather than its cost, which
     duplicates, the ceiling and anchors the population drew can lower (``docs/search.md``)."""
+    budget_cut: Literal["replays_first", "new_first"] = "replays_first"
+    """With ``budget_steps``: the order the per-episode cut puts a generation's episodes in
+    (after its anchors), so what the generation that crosses the budget keeps.
+    ``replays_first`` (the default: the cut before the key): archs in the order they were
+    first evaluated, so survivors' replays before the generation's new offspring, which are
+    dropped first; ``new_first``: the archs first evaluated in that generation before the
+    replays, so the search keeps archs it has not seen rather than more episodes of those it
+    has (``docs/search.md``)."""
     reevaluate: bool = True
     """Survivors play every generation's seeds with their offspring; objectives are the mean
     over every episode an arch played. False: an arch's first estimate is kept for good."""

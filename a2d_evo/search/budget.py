@@ -12,16 +12,18 @@ Play order (a convention: one generation's episodes are played at once): generat
 anchors (``search.anchors``: their episodes measure the seed effects that every other episode
 of the generation is adjusted by, so a cut never keeps a generation's candidates without its
 anchors), then the other archs in the order they were first evaluated
-(:meth:`SubnetProblem.cache_records`'s ``order``: survivors and re-played archs before that
-generation's new offspring), then each arch's episodes in the order they were played (their
-index in the record, which within a generation is also seed order).
+(:meth:`SubnetProblem.cache_records`'s ``order``), then each arch's episodes in the order they
+were played (their index in the record, which within a generation is also seed order). Under
+``search.budget_cut: replays_first`` (the default) that order puts survivors and re-played
+archs before the generation's new offspring, so the crossing generation loses its new archs
+first; ``new_first`` puts the archs first evaluated in that generation before the replays.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from a2d_evo.search.problem import SubnetProblem, summarise
 
@@ -43,16 +45,27 @@ def budget_spent(problem: SubnetProblem, budget_steps: int | None) -> bool:
 
 
 def within_budget(
-    records: Sequence[dict[str, Any]], budget_steps: int | None
+    records: Sequence[dict[str, Any]],
+    budget_steps: int | None,
+    order: Literal["replays_first", "new_first"] = "replays_first",
 ) -> tuple[list[dict[str, Any]], Cut]:
     """The archive as a per-episode stop at ``budget_steps`` would have left it.
 
-    Keeps, in play order (module docstring), every episode that starts before the kept ones
-    sum to ``budget_steps``; the records are copies with only those episodes (and their
-    summaries), records left with none are dropped. ``None``: everything is kept.
+    Keeps, in play order (module docstring; ``order`` is ``search.budget_cut``), every episode
+    that starts before the kept ones sum to ``budget_steps``; the records are copies with only
+    those episodes (and their summaries), records left with none are dropped. ``None``:
+    everything is kept.
     """
+    new_first = order == "new_first"
     plays = sorted(
-        (g, not rec.get("anchor", False), rec["order"], i, j)
+        (
+            g,
+            not rec.get("anchor", False),
+            new_first and g > rec["generations"][0],
+            rec["order"],
+            i,
+            j,
+        )
         for j, rec in enumerate(records)
         for i, g in enumerate(rec["generations"])
     )

@@ -264,7 +264,7 @@ class _Search:
             bar.close()
             if writer is not None:
                 writer.close()
-        records, cut = within_budget(problem.cache_records(), s.budget_steps)
+        records, cut = within_budget(problem.cache_records(), s.budget_steps, s.budget_cut)
         if s.max_flops is not None and not any(r["flops"] <= s.max_flops for r in records):
             # archs over the ceiling are not played: with none under it there is no front
             seen = [*problem.over_ceiling.values(), *(r["flops"] for r in records)]
