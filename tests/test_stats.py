@@ -111,8 +111,8 @@ def test_separated_counts_the_largest_set_of_mutually_separate_intervals() -> No
     # three nested intervals: one
     assert separated([(0.0, 9.0), (1.0, 8.0), (2.0, 7.0)]) == [2]
     # the delivered intervals of the demo run of 2026-12-03 (seed 0, benchmarks/TUNING.md;
-    # Student-t): three apart; with a fourth member between the upper two, overlapping both, still three (the one that
-    # ends first of the two that overlap is named)
+    # Student-t): three apart; with a fourth member between the upper two, overlapping both,
+    # still three (the one that ends first of the two that overlap is named)
     demo = [(-114.9, -99.1), (165.0, 196.7), (200.4, 213.6)]
     assert separated(demo) == [0, 1, 2]
     assert separated([*demo, (190.0, 205.0)]) == [0, 1, 2]
