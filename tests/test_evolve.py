@@ -846,7 +846,6 @@ def test_budget_steps_stops_the_search_and_reports_what_it_spent(tmp_path: Path)
     assert json.loads((tmp_path / "search" / "front.json").read_text()) == front
 
 
-
 def test_budget_cut_new_first_keeps_the_last_generations_new_archs(tmp_path: Path) -> None:
     """``search.budget_cut: new_first`` reaches the search's own cut: the front is chosen from
     the archs the new order keeps, which include more of the crossing generation's new archs
@@ -867,6 +866,7 @@ def test_budget_cut_new_first_keeps_the_last_generations_new_archs(tmp_path: Pat
     old, _ = within_budget(cache, 1500, "replays_first")
     assert ran["evaluations"] == len(new) and ran["env_steps"] == cut.env_steps
     assert new_in_last(new) > new_in_last(old)
+
 
 def test_a_budget_below_one_generation_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"search\.budget_steps: 15 is below one generation's"):
