@@ -383,11 +383,14 @@ def test_a_hung_actor_whose_share_is_given_up_is_stopped_too(
 ) -> None:
     """No retries left: the DistributedError comes with the hung actor stopped and replaced,
     so a caller that keeps the evaluator does not queue its next share behind the hung one."""
-    cfg = small_cfg("search.backend=ray", "search.ray_actors=2", "search.ray_share_timeout_s=3")
+    # 8 s, not less: under load (a fresh-clone CI beside two trainings on 2 cores) the healthy
+    # actor's first share took over 3 s and was given up as hung too (2 replaced, not 1)
+    cfg = small_cfg("search.backend=ray", "search.ray_actors=2", "search.ray_share_timeout_s=8")
     net = trained_like(cfg)
     archs = population(cfg, 8, seed=1)
     remote = RayPopulationEvaluator(net, cfg, max_retries=0)
     try:
+        ray_local.get([a.ready.remote() for a in remote.actors], timeout=120)  # started, not timed
         before = list(remote.actors)
         with pytest.raises(DistributedError, match="were lost on 1 Ray actors"):
             remote.evaluate(archs, 2, [21, 22], max_episode_steps=60)
