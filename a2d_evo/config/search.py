@@ -20,6 +20,9 @@ from a2d_evo.config.bounds import (
 )
 from a2d_evo.errors import ConfigError
 
+BudgetCut = Literal["replays_first", "new_first"]
+"""How ``search.budget_cut`` orders a generation's episodes for the per-episode budget cut."""
+
 
 @dataclass(frozen=True)
 class SearchConfig:
@@ -56,7 +59,7 @@ class SearchConfig:
     episodes`` (``(pop + anchors) * episodes`` with an ``estimate`` other than ``mean``): a
     step for each slot the first generation may open, a bound rather than its cost, which
     duplicates, the ceiling and anchors the population drew can lower (``docs/search.md``)."""
-    budget_cut: Literal["replays_first", "new_first"] = "replays_first"
+    budget_cut: BudgetCut = "replays_first"
     """With ``budget_steps``: the order the per-episode cut puts a generation's episodes in
     (after its anchors), so what the generation that crosses the budget keeps.
     ``replays_first`` (the default: the cut before the key): archs in the order they were

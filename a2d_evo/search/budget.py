@@ -23,8 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
+from a2d_evo.config.search import BudgetCut
 from a2d_evo.search.problem import SubnetProblem, summarise
 
 
@@ -47,7 +48,7 @@ def budget_spent(problem: SubnetProblem, budget_steps: int | None) -> bool:
 def within_budget(
     records: Sequence[dict[str, Any]],
     budget_steps: int | None,
-    order: Literal["replays_first", "new_first"] = "replays_first",
+    order: BudgetCut = "replays_first",
 ) -> tuple[list[dict[str, Any]], Cut]:
     """The archive as a per-episode stop at ``budget_steps`` would have left it.
 
