@@ -852,8 +852,8 @@ def test_budget_cut_new_first_keeps_the_last_generations_new_archs(tmp_path: Pat
     than the default order would have kept from the same archive."""
     from a2d_evo.search.budget import within_budget
 
-    raw = {**RAW, "search": {**RAW["search"], "gens": 50, "budget_steps": 1500}}
-    cfg = make_run(tmp_path, {**raw, "search": {**raw["search"], "budget_cut": "new_first"}})
+    search = {**RAW["search"], "gens": 50, "budget_steps": 1500, "budget_cut": "new_first"}
+    cfg = make_run(tmp_path, {**RAW, "search": search})
     evolve(cfg, RunFolder(tmp_path), progress=False)
     ran = json.loads((tmp_path / "search" / "front.json").read_text())["search"]
     cache = json.loads((tmp_path / "search" / "state.json").read_text())["cache"]
