@@ -421,6 +421,43 @@ def test_a_baseline_trained_against_another_teacher_is_not_taken_as_finished() -
     assert _trained_for(metrics, 100, 96, [1, 2], "aaa", "other settings")
 
 
+def test_kickstart_anneals_the_a2d_baselines_only(
+    finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``finetune.kickstart`` gives the ``a2d`` baselines the fine-tune's annealed loss
+    (alpha and beta times ``1 - progress``), and a recipe of their own, so that ones trained
+    without it are trained again; ``distill`` and ``ppo`` baselines keep theirs."""
+    import shutil
+
+    from test_evolve import SMALL
+
+    import a2d_evo.train.learners as learners
+    from a2d_evo.train.baselines import baseline_recipe
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    _stage_config(run, "supernet", {**SMALL, "supernet": {"total_steps": 2048}})  # 2 updates
+    cfg = run.load_config()
+    kick = replace(cfg, finetune=replace(cfg.finetune, kickstart=True))
+    assert baseline_recipe(kick, "a2d") != baseline_recipe(cfg, "a2d")
+    for method in ("ppo", "distill"):
+        assert baseline_recipe(kick, method) == baseline_recipe(cfg, method)
+    seen: list[tuple[float, tuple[float, float]]] = []
+    real = learners.distill_coefs
+
+    def spy(d: DistillConfig, progress: float) -> tuple[float, float]:
+        seen.append((progress, real(d, progress)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(learners, "distill_coefs", spy)
+    train_baselines(kick, run, widths=[0.5], methods=["a2d"], progress=False)
+    assert sorted({p for p, _ in seen}) == [0.0, 0.5]
+    d = cfg.distill
+    for p, coefs in seen:
+        assert coefs == pytest.approx((d.alpha * (1 - p), d.beta * (1 - p))), p
+
+
 def test_plain_distillation_weighs_its_terms_by_alpha_and_beta() -> None:
     """distill_x's loss is alpha x the actor term + beta x the critic term (the two swapped
     passed every test), here with alpha 2 and beta 0.25."""

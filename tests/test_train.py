@@ -749,6 +749,43 @@ def test_finetune_records_before_and_after(
         finetune_agent(student, cfg, steps=0, teacher_dir=sharp_teacher, progress=False)
 
 
+def test_kickstart_anneals_the_fine_tunes_distillation_to_zero(
+    tmp_path: Path, sharp_teacher: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``finetune.kickstart``: each update's alpha and beta are the configured ones times
+    ``1 - progress`` (1 at the first update, 1/4 at the last of 4); without it they stay
+    constant. The supernet's ``distill`` is left as it was."""
+    from a2d_evo.config import replace
+    from a2d_evo.nets.agent_folder import extract, save_agent
+
+    seen: list[tuple[float, tuple[float, float]]] = []
+    real = learners.distill_coefs
+
+    def spy(cfg: Any, progress: float) -> tuple[float, float]:
+        seen.append((progress, real(cfg, progress)))
+        return seen[-1][1]
+
+    monkeypatch.setattr(learners, "distill_coefs", spy)
+    base = tiny(distill={"alpha": 2.0, "beta": 0.5})
+    for kickstart in (True, False):
+        cfg = replace(base, finetune=replace(base.finetune, kickstart=kickstart))
+        assert cfg.distill == base.distill  # the supernet's schedule is not touched
+        torch.manual_seed(1)
+        net = Supernet(SearchSpace(cfg.space), (4,), 2)
+        folder = tmp_path / f"kickstart_{kickstart}"
+        save_agent(extract(net, SearchSpace(cfg.space).smallest()), folder, onnx=False)
+        seen.clear()
+        finetune_agent(
+            folder, cfg, steps=128, teacher_dir=sharp_teacher, progress=False,
+            validation_episodes=0,
+        )  # fmt: skip
+        progresses = sorted({p for p, _ in seen})
+        assert progresses == [0.0, 0.25, 0.5, 0.75]  # 4 updates of 2 envs x 16 steps
+        for p, coefs in seen:
+            frac = 1.0 - p if kickstart else 1.0
+            assert coefs == pytest.approx((2.0 * frac, 0.5 * frac)), (kickstart, p)
+
+
 def test_the_runs_teacher_is_not_fine_tuned(tmp_path: Path, sharp_teacher: Path) -> None:
     """`finetune RUN/teacher/agent`, with or without `--teacher` naming it again: refused
     with a message that says so (it said "no teacher found", and with --teacher it ran and

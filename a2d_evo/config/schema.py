@@ -242,6 +242,12 @@ class FinetuneConfig:
     LunarLander); it is then delivered where it beats random and nothing dominates it. 0 (the
     default, and the demo's: it lifted none of 10 on fresh seeds) fine-tunes the members
     only. At most 1024."""
+    kickstart: bool = False
+    """Kickstarting (Schmitt et al. 2018): anneal the distillation weights alpha and beta
+    linearly to 0 over each fine-tune, and over each ``a2d`` baseline's training (which uses
+    the fine-tune's loss), so that the PPO term alone steers the end of training and can take
+    the agent past its teacher. It overrides ``distill.anneal`` there; the supernet keeps
+    ``distill``'s schedule. False (the default) keeps ``distill``'s schedule everywhere."""
     workers: int = 1
     """Members fine-tuned side by side, one per worker process (each with ``torch_threads``
     threads, which must then be set: torch's default takes every core). The agents are the
@@ -320,6 +326,14 @@ class Config:
     def finetune_lr(self) -> float:
         """The peak learning rate a fine-tune trains with: ``finetune.lr``, else ``ppo.lr``."""
         return self.ppo.lr if self.finetune.lr is None else self.finetune.lr
+
+    @property
+    def finetune_distill(self) -> DistillConfig:
+        """The distillation a fine-tune (and an ``a2d`` baseline) trains with: ``distill``,
+        annealed to 0 over the training when ``finetune.kickstart``."""
+        if not self.finetune.kickstart:
+            return self.distill
+        return replace(self.distill, anneal="linear", final_fraction=0.0)
 
     def __post_init__(self) -> None:
         if self.format_version != CONFIG_FORMAT_VERSION:

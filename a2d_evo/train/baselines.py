@@ -8,7 +8,8 @@ With ``S = supernet.total_steps`` and ``B = finetune.steps``:
   is ``alpha * KL(pi_T || pi_s) + beta * ((V_s - V_T) / sigma)^2`` alone, with no RL term, on
   states the student visits (on-policy distillation; Rusu et al. 2016 distil on the teacher's
   states, which leaves the student untrained on its own mistakes);
-* ``a2d_x<w>``: PPO + A2D distillation (the fine-tune's loss) for ``S + B`` steps.
+* ``a2d_x<w>``: PPO + A2D distillation (the fine-tune's loss, annealed to 0 over its training
+  with ``finetune.kickstart`` as the fine-tune's is) for ``S + B`` steps.
 
 So each distilled baseline alone gets as many training steps as the whole supernet plus one
 front member's fine-tune: the searched agents have no advantage in training steps over it.
@@ -166,11 +167,19 @@ def recipe_differences(cfg: Config, run: RunFolder, methods: Sequence[str]) -> l
     return list(dict.fromkeys(said))
 
 
+def baseline_config(cfg: Config, method: str) -> Config:
+    """The settings a baseline trains with: ``cfg``, with the fine-tune's distillation for
+    ``a2d`` (:attr:`~a2d_evo.config.Config.finetune_distill`: the same loss, annealed to 0
+    over its training when ``finetune.kickstart``)."""
+    return replace(cfg, distill=cfg.finetune_distill) if method == "a2d" else cfg
+
+
 def baseline_recipe(cfg: Config, method: str) -> str:
     """SHA-256 of the settings a baseline trains with
-    (:func:`~a2d_evo.config.compare.recipe_digest`): the env and ``ppo``, and ``distill`` for
-    the distilled ones (``ppo_x`` has no teacher term)."""
-    return recipe_digest(cfg, ("env", "ppo") if method == "ppo" else ("env", "ppo", "distill"))
+    (:func:`~a2d_evo.config.compare.recipe_digest` of :func:`baseline_config`): the env and
+    ``ppo``, and ``distill`` for the distilled ones (``ppo_x`` has no teacher term)."""
+    sections = ("env", "ppo") if method == "ppo" else ("env", "ppo", "distill")
+    return recipe_digest(baseline_config(cfg, method), sections)
 
 
 def _trained_for(
@@ -376,7 +385,8 @@ def train_baselines(
             if method == "ppo":
                 learner = AgentLearner(agent, cfg)
             elif method == "a2d":
-                learner = AgentLearner(agent, cfg, teacher.to(device).eval())
+                a2d_cfg = baseline_config(cfg, method)
+                learner = AgentLearner(agent, a2d_cfg, teacher.to(device).eval())
             else:
                 learner = DistillOnlyLearner(agent, cfg, teacher.to(device).eval())
             opts = LoopOptions(

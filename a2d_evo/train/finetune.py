@@ -216,9 +216,10 @@ def finetune_recipe(cfg: Config) -> str:
 
 
 def _finetune_ppo(cfg: Config) -> Config:
-    """``cfg`` with ``ppo.lr`` set to :attr:`~a2d_evo.config.Config.finetune_lr`: the settings
-    a fine-tune trains with."""
-    return replace(cfg, ppo=replace(cfg.ppo, lr=cfg.finetune_lr))
+    """``cfg`` with ``ppo.lr`` set to :attr:`~a2d_evo.config.Config.finetune_lr` and
+    ``distill`` to :attr:`~a2d_evo.config.Config.finetune_distill`: the settings a fine-tune
+    trains with."""
+    return replace(cfg, ppo=replace(cfg.ppo, lr=cfg.finetune_lr), distill=cfg.finetune_distill)
 
 
 def _count(value: Any) -> int:
