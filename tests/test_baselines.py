@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -471,3 +472,51 @@ def test_plain_distillation_weighs_its_terms_by_alpha_and_beta() -> None:
     actor, critic = float(logs["distill_actor"]), float(logs["distill_critic"])
     assert actor > 0 and critic > 0 and actor != pytest.approx(critic, rel=0.1)
     assert float(loss.detach()) == pytest.approx(2.0 * actor + 0.25 * critic, rel=1e-6)
+
+
+def test_a_delivery_s_supernet_steps_of_zero_are_not_taken(tmp_path: Path) -> None:
+    """a2d_evo/train/baselines.py run_budgets: a delivery's ``supernet_steps`` is taken as
+    the members' S only when it is > 0; 0 (no supernet trained) leaves the config's S,
+    while its ``finetune_steps`` (512) is still taken. Mutant let through: ``had >= 0``,
+    which gave the distilled baselines a budget of 0 + 512 steps."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.files import file_digest
+    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.train.baselines import run_budgets
+
+    run = RunFolder(tmp_path / "run")
+    run.search.mkdir(parents=True)
+    run.agents.mkdir(parents=True)
+    (run.search / "front.json").write_text("{}")
+    delivered = {
+        "finetune_steps": 512,
+        "front_sha256": file_digest(run.search / "front.json"),
+        "supernet_steps": 0,
+    }
+    (run.agents / "delivered.json").write_text(json.dumps(delivered))
+    cfg = config_from_dict({"supernet": {"total_steps": 3072}})
+    got = run_budgets(cfg, run)
+    assert (got.supernet.total_steps, got.finetune.steps) == (3072, 512)
+
+
+def test_a_finished_baseline_without_seeds_is_trained_again() -> None:
+    """a2d_evo/train/baselines.py _trained_for: a metrics.json must record the front's final
+    seeds to count as this baseline (budget, steps, teacher and recipe may be absent in older
+    files, the seeds may not). Mutant let through: ``metrics.get("seeds", seeds)``, which kept
+    a baseline of unknown seeds beside members scored on the front's."""
+    from a2d_evo.train.baselines import _trained_for
+
+    assert _trained_for({"seeds": [1, 2]}, 10, 10, [1, 2], "t", "r") is True
+    assert _trained_for({}, 10, 10, [1, 2], "t", "r") is False
+
+
+def test_scaled_widths_are_rounded_to_nearest() -> None:
+    """a2d_evo/train/baselines.py scale_arch: ``w * multiplier`` rounded (Python's round, at
+    least 1). 3 * 0.5 = 1.5 -> 2 (half to even), 10 * 0.5 = 5, 10 * 0.75 = 7.5 -> 8.
+    Mutant let through: ``int(w * multiplier)`` (truncation: 1 and 7), a x0.5 or x0.75
+    baseline narrower than the arch it names."""
+    from a2d_evo.nets.space import MLPArch
+    from a2d_evo.train.baselines import scale_arch
+
+    assert scale_arch(MLPArch((3, 10)), 0.5) == MLPArch((2, 5))
+    assert scale_arch(MLPArch((10,)), 0.75) == MLPArch((8,))

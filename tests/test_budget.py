@@ -90,3 +90,20 @@ def test_new_first_keeps_the_crossing_generations_new_archs_before_its_replays()
     assert [(r["order"], r["generations"]) for r in kept] == [
         (0, [0, 0]), (1, [0, 0]), (2, [1]), (3, [0, 1])
     ]  # fmt: skip
+
+
+def test_the_budget_is_spent_at_exactly_budget_steps() -> None:
+    """A search stops once the env steps played *reach* ``budget_steps`` (the docstring's
+    ">="): exactly the budget is spent, one step short is not, no budget never is."""
+    from a2d_evo.search.budget import budget_spent
+
+    class Played:
+        def __init__(self, steps: int) -> None:
+            self.steps = steps
+
+        def env_steps(self) -> int:
+            return self.steps
+
+    assert budget_spent(Played(1000), 1000)  # type: ignore[arg-type]
+    assert not budget_spent(Played(999), 1000)  # type: ignore[arg-type]
+    assert not budget_spent(Played(10**9), None)  # type: ignore[arg-type]

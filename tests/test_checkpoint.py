@@ -187,3 +187,57 @@ def test_a_scalar_moment_is_refused_at_load_not_at_the_first_step(tmp_path: Path
     bad = {**state, 0: {**state[0], "exp_avg": torch.tensor(0.0)}}
     with pytest.raises(FormatError, match="'exp_avg' has another parameter's shape"):
         load({**saved, "optimizer": {**saved["optimizer"], "state": bad}})
+
+
+def test_a_pin_a_checkpoint_does_not_record_is_no_change() -> None:
+    """A checkpoint written before its stage pinned a key (no ``teacher_sha256`` in its
+    ``extra``) resumes: only a recorded value that differs is a change, and named."""
+    from a2d_evo.errors import TrainingError
+    from a2d_evo.train.checkpoint import changed_pins, check_pins
+
+    pins = {"teacher_sha256": "a" * 64, "arch": "mlp-8"}
+    assert changed_pins({}, pins) == []
+    assert changed_pins({"arch": "mlp-8", "other": 1}, pins) == []
+    assert changed_pins({"teacher_sha256": "b" * 64, "arch": "mlp-8"}, pins) == ["teacher_sha256"]
+    check_pins(Path("c.pt"), "supernet", {}, pins, "")
+    with pytest.raises(TrainingError, match=r"trained with teacher_sha256 'bbbbbbbbbbbb\.\.\.'"):
+        check_pins(Path("c.pt"), "supernet", {"teacher_sha256": "b" * 64}, pins, "")
+
+
+def test_a_checkpoint_whose_model_lacks_a_tensor_is_refused(tmp_path: Path) -> None:
+    """a2d_evo/train/checkpoint.py load_checkpoint: the model's state is loaded strictly: a
+    checkpoint without one of the run's tensors (here the bias; a supernet's value_scale
+    buffer alike) does not fit the run. Mutant let through: ``load_state_dict(...,
+    strict=False)``, which resumed with that tensor at its fresh initial value, silently
+    (the covering test's wider model fails on its shapes either way)."""
+    _, saved, load = adam_checkpoint_loader(tmp_path)
+    assert load(saved).update == 1  # the file as written loads
+    model = {k: v for k, v in saved["model"].items() if k != "bias"}
+    with pytest.raises(FormatError, match=r"(?s)does not fit this run: .*Missing key.*bias"):
+        load({**saved, "model": model})
+
+
+def test_a_one_dimensional_optimiser_state_of_another_shape_is_refused(tmp_path: Path) -> None:
+    """a2d_evo/train/checkpoint.py check_optimizer_state: every state tensor with dimensions
+    has its parameter's shape, a 1-D one (a bias's moments) too. Mutant let through: the
+    shape check only for ``dim() > 1`` (the covering test edits the 2-D weight's moments):
+    a (1,) ``exp_avg`` for the (3,) bias then loaded and broadcast in Adam's step."""
+    _, saved, load = adam_checkpoint_loader(tmp_path)
+    state = saved["optimizer"]["state"]
+    assert tuple(state[1]["exp_avg"].shape) == (3,)
+    for shape in ((1,), (5,)):
+        bad = {**state, 1: {**state[1], "exp_avg": torch.zeros(shape)}}
+        with pytest.raises(FormatError, match="'exp_avg' has another parameter's shape"):
+            load({**saved, "optimizer": {**saved["optimizer"], "state": bad}})
+
+
+def test_parameter_groups_naming_other_parameters_are_refused(tmp_path: Path) -> None:
+    """a2d_evo/train/checkpoint.py check_optimizer_state: a parameter group names only this
+    run's parameters. Mutant let through: dropping ``i in params`` from that check: groups
+    ``[0, 7]`` (as many as the run's) passed torch's own size check, the bias's moments
+    (state 1, mapped to no parameter) were kept under a stray key and its Adam began
+    afresh: a resume that was not one, without a word."""
+    _, saved, load = adam_checkpoint_loader(tmp_path)
+    groups = [{**g, "params": [0, 7]} for g in saved["optimizer"]["param_groups"]]
+    with pytest.raises(FormatError, match="parameter groups name other parameters"):
+        load({**saved, "optimizer": {**saved["optimizer"], "param_groups": groups}})

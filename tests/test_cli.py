@@ -404,3 +404,106 @@ def test_ray_without_an_address_is_a_local_ray_whatever_the_config_says(
         ("ray", None),
         ("ray", "auto"),
     ]
+
+
+def test_world_size_0_or_1_is_one_process_for_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``WORLD_SIZE`` unset, empty, 0 or 1 is one process: a command other than the torchrun
+    stages runs (here to its own error: no run folder); 2 is refused naming the variable."""
+    from a2d_evo.cli import main
+
+    missing = str(tmp_path / "no_run")
+    for world in ("0", "1", " 1 ", ""):
+        monkeypatch.setenv("WORLD_SIZE", world)
+        assert main(["report", missing]) == 2
+        err = capsys.readouterr().err
+        assert "is not a run folder" in err and "WORLD_SIZE" not in err, (world, err)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["report", missing]) == 2
+    assert "WORLD_SIZE=2 in the environment" in capsys.readouterr().err
+
+
+def test_an_env_import_the_config_names_already_is_not_added_again() -> None:
+    """``--env-import a.b`` over a config whose ``env.imports`` holds ``a.b`` leaves the
+    config as it is (no second ``a.b`` recorded in the run's config.yaml)."""
+    import argparse
+
+    from a2d_evo.cli.configs import with_env_imports
+    from a2d_evo.config import config_from_dict
+
+    cfg = config_from_dict({"env": {"id": "CartPole-v1", "imports": ["a.b"]}})
+    assert with_env_imports(cfg, argparse.Namespace(env_import=["a.b"])) is cfg
+
+
+def test_an_import_added_by_an_override_over_a_recorded_config_needs_no_env_import() -> None:
+    """Only the imports the file records are checked against the allow-list: one the user's
+    own ``--set env.imports=[...]`` added is the user's, and runs."""
+    import argparse
+
+    from a2d_evo.cli.configs import checked_file_config
+    from a2d_evo.config import config_from_dict
+
+    recorded = config_from_dict({"env": {"id": "CartPole-v1"}})
+    cfg = config_from_dict({"env": {"id": "CartPole-v1", "imports": ["a.b"]}})
+    out = checked_file_config(cfg, recorded, argparse.Namespace(), "RUN/config.yaml")
+    assert out.env.imports == ("a.b",)
+
+
+def test_an_agent_folder_whose_env_id_is_empty_names_no_env(tmp_path: Path) -> None:
+    """``arch.json`` with ``env.id: ""`` names no env, said as such (not as a config error)."""
+    import argparse
+    import json
+
+    from a2d_evo.cli.configs import config_of_agent
+    from a2d_evo.errors import ConfigError
+
+    agent = tmp_path / "agent"
+    agent.mkdir()
+    (agent / "arch.json").write_text(json.dumps({"env": {"id": ""}}))
+    with pytest.raises(ConfigError) as err:
+        config_of_agent(agent, argparse.Namespace())
+    assert str(err.value) == f"{agent}/arch.json names no env; run eval inside its run folder"
+
+
+def test_export_finetune_0_is_a_valid_count(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``export --finetune 0`` (no fine-tune) passes the count check; -1 does not."""
+    from a2d_evo.cli import EXIT_USER_ERROR, main
+
+    run = tmp_path / "norun"
+    assert main(["export", str(run), "--finetune", "0", "--quiet"]) == EXIT_USER_ERROR
+    assert capsys.readouterr().err.startswith(
+        f"a2d-evo export: error: {run} is not a run folder (no config.yaml)"
+    )
+    assert main(["export", str(run), "--finetune", "-1", "--quiet"]) == EXIT_USER_ERROR
+    assert capsys.readouterr().err == "a2d-evo export: error: --finetune: must be >= 0, got -1\n"
+
+
+def test_baselines_widths_must_be_positive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``baselines --widths 0,0.5``: a zero width multiplier is refused before training."""
+    import a2d_evo.train
+    from a2d_evo import cli
+    from a2d_evo.cli import commands
+    from a2d_evo.config import config_from_dict
+
+    cfg = config_from_dict({"env": {"id": "CartPole-v1"}})
+    monkeypatch.setattr(commands, "config_of_run", lambda *a, **k: cfg)
+    trained: list[list[float]] = []
+
+    def train_baselines(cfg: object, run: object, widths: list[float], **kw: object) -> list[Path]:
+        trained.append(widths)
+        return []
+
+    monkeypatch.setattr(a2d_evo.train, "train_baselines", train_baselines)
+    run = str(tmp_path / "run")
+    assert cli.main(["baselines", run, "--widths", "0,0.5", "--quiet"]) == cli.EXIT_USER_ERROR
+    assert capsys.readouterr().err == (
+        "a2d-evo baselines: error: --widths: expected positive numbers like 0.25,0.5,1, got "
+        "'0,0.5'\n"
+    )
+    assert cli.main(["baselines", run, "--widths", "0.25,1", "--quiet"]) == 0
+    assert trained == [[0.25, 1.0]]

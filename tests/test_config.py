@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -406,3 +407,122 @@ def test_set_reads_numbers_as_a_files_yaml_does(item: str, key: str, value: obje
 def test_set_refuses_what_is_no_number_of_the_field(item: str) -> None:
     with pytest.raises(ConfigError, match=rf"--set '{item}': (seed|ppo\.lr): expected"):
         config_from_dict({}, [item])
+
+
+def test_search_candidates_and_max_arch_episodes_at_their_bounds() -> None:
+    """``search.candidates * search.episodes`` may reach 65,536 env slots (one halving
+    round), not pass it; ``search.max_arch_episodes`` may not be below ``search.episodes``
+    (an arch would stop replaying before its first generation's episodes are in)."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.errors import ConfigError
+
+    full = {"pop": 4, "candidates": 4096, "episodes": 16, "reevaluate": False}
+    assert config_from_dict({"search": full}).search.delivery_candidates == 4096
+    with pytest.raises(ConfigError, match=r"search.candidates \* search.episodes: at most 65536"):
+        config_from_dict({"search": {**full, "episodes": 17}})
+    assert config_from_dict({"search": {"episodes": 5, "max_arch_episodes": 5}})
+    with pytest.raises(ConfigError, match=r"search.max_arch_episodes: must be >= 5"):
+        config_from_dict({"search": {"episodes": 5, "max_arch_episodes": 4}})
+
+
+def _schema_refusal(make: Callable[[], object]) -> str:
+    """The ConfigError message of ``make()``."""
+    from a2d_evo.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        make()
+    return str(err.value)
+
+
+def test_sticky_actions_alone_make_ale_vector_play_its_own_games() -> None:
+    """Under ``ale_vector`` an ALE id plays its own games with sticky actions even without
+    no-ops; with neither it plays the reference's."""
+    from a2d_evo.config import EnvConfig
+
+    sticky = EnvConfig(id="ALE/Pong-v5", backend="ale_vector", noop_max=0, sticky_actions=0.25)
+    assert sticky.games() == "ale_vector"
+    plain = EnvConfig(id="ALE/Pong-v5", backend="ale_vector", noop_max=0, sticky_actions=0.0)
+    assert plain.games() == "reference"
+
+
+def test_an_env_import_is_at_most_200_characters() -> None:
+    """A 200-character module path is taken as an import; 201 characters are not."""
+    from a2d_evo.config import EnvConfig
+
+    assert EnvConfig(imports=("a" * 200,)).imports == ("a" * 200,)
+    assert _schema_refusal(lambda: EnvConfig(imports=("a" * 201,))) == (
+        "env.imports[0]: expected a module path or module:function (e.g. "
+        f"minatar.gym:register_envs), got '{'a' * 76}..."
+    )
+
+
+def _refusal(overrides: list[str], **raw: object) -> str:
+    """The ConfigError message of ``{"env": {"id": "CartPole-v1"}, **raw}`` + overrides."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.errors import ConfigError
+
+    data: dict[str, object] = {"env": {"id": "CartPole-v1"}, **raw}
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data, overrides, source="c.yaml")
+    return str(err.value)
+
+
+def test_yaml_and_set_read_signed_hex_and_octal_ints() -> None:
+    """``-0x10`` is -16 and ``+0o17`` is 15, in a file as with ``--set``."""
+    from a2d_evo.config.yaml_dialect import parse_yaml
+
+    assert parse_yaml("x: -0x10\ny: +0o17\nz: 0x1_0\n", "f") == {"x": -16, "y": 15, "z": 16}
+
+
+def test_set_nan_is_refused_as_not_finite() -> None:
+    """``--set ppo.lr=nan`` is a float, refused as not finite (not "expected a float")."""
+    assert (
+        _refusal(["ppo.lr=nan"]) == "--set 'ppo.lr=nan': ppo.lr: expected a finite float, got nan"
+    )
+
+
+def test_set_of_a_key_that_is_no_identifier_is_no_key_path() -> None:
+    """``--set a-b.c=1`` is not a dotted key path (not an unknown key)."""
+    assert _refusal(["a-b.c=1"]) == "--set 'a-b.c=1': 'a-b.c' is not a dotted key path"
+
+
+def test_ints_at_the_64_bit_bounds_reach_the_key_s_own_check() -> None:
+    """-2**63 and 2**63 - 1 are 64-bit ints: refused by the key's own bounds; 2**63 is not."""
+    assert _refusal([], seed=2**63 - 1) == (
+        "c.yaml: seed: must be <= 4294967295 (its documented upper bound), got 9223372036854775807"
+    )
+    assert _refusal([], seed=-(2**63)) == "c.yaml: seed: must be >= 0, got -9223372036854775808"
+    assert _refusal([], seed=2**63) == (
+        "c.yaml: seed: expected an int, got one outside the 64-bit range"
+    )
+
+
+def test_an_ale_key_named_by_the_file_and_by_set_is_refused_once_naming_the_override(
+    tmp_path: Path,
+) -> None:
+    """``env.sticky_actions`` named (at its default) by a CartPole config and by ``--set``
+    is one refused key, said as the override's."""
+    from a2d_evo.config import load_config
+    from a2d_evo.errors import ConfigError
+
+    path = tmp_path / "c.yaml"
+    path.write_text("env:\n  id: CartPole-v1\n  sticky_actions: 0.25\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path, ["env.sticky_actions=0.25"])
+    assert str(err.value) == (
+        f"{path} with override 'env.sticky_actions=0.25': env.sticky_actions applies to Atari "
+        "ids (ALE/...) only, and CartPole-v1 is not one: remove it (an env's own settings go "
+        "in env.kwargs, e.g. MinAtar's sticky_action_prob)"
+    )
+
+
+def test_of_two_overrides_of_one_key_the_refusal_names_the_last() -> None:
+    """A key set twice by ``--set`` takes the last value, and its refusal names that one
+    override alone (also for an item of a list key, ``env.imports[0]``)."""
+    assert _refusal(["ppo.num_envs=8", "ppo.num_envs=0"]) == (
+        "c.yaml with override 'ppo.num_envs=0': ppo.num_envs: must be >= 1, got 0"
+    )
+    assert _refusal(["env.imports=[a.b]", "env.imports=[x:y:z]"]) == (
+        "c.yaml with override 'env.imports=[x:y:z]': env.imports[0]: expected a module path "
+        "or module:function (e.g. minatar.gym:register_envs), got 'x:y:z'"
+    )

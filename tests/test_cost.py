@@ -224,3 +224,110 @@ def test_latency_rejects_bad_arguments() -> None:
     for bad in ({"repeats": 0}, {"warmup": -1}):  # not statistics' own error on no timings
         with pytest.raises(ValueError, match="need repeats >= 1 and warmup >= 0"):
             cost.latency_ms(agent, **bad)
+
+
+# ----------------------------------------------------------------------------- nets/cost.py
+def test_training_memory_grows_with_the_subnets_trained_per_minibatch() -> None:
+    """Each subnet trained on a minibatch (the supernet's sandwich) holds its own activations:
+    every extra subnet adds the same ``2 * 4 bytes * minibatch * units``."""
+    from a2d_evo.config import PPOConfig
+    from a2d_evo.nets.cost import training_memory_bytes
+
+    arch, ppo = MLPArch((16, 8)), PPOConfig()
+    one, two, three = (training_memory_bytes(arch, (4,), 4, 2, ppo, subnets=s) for s in (1, 2, 3))
+    units = 4 + 16 + 8 + 2 + 1  # input + every layer's outputs (heads included)
+    assert two - one == three - two == 2 * 4 * ppo.minibatch_size * units
+
+
+def test_a_stage_is_refused_above_80_percent_of_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``check_training_memory`` takes a stage estimated at up to 80% of the machine's
+    memory and refuses one above it (naming the keys to lower)."""
+    from a2d_evo.errors import ConfigError
+    from a2d_evo.nets import cost
+
+    monkeypatch.setattr(cost, "available_memory_bytes", lambda: 1000)
+    cost.check_training_memory("teacher", 800, "ppo.num_envs")
+    with pytest.raises(ConfigError, match="more than 80% .*lower ppo.num_envs"):
+        cost.check_training_memory("teacher", 801, "ppo.num_envs")
+
+
+def test_the_cheapest_mlp_is_the_shallowest() -> None:
+    """a2d_evo/nets/cost.py cheapest/_extreme: in an MLP space of several depths the
+    cheapest arch is the narrowest at the smallest depth (each layer adds cost). Mutant let
+    through: one candidate, the deepest: fine for costliest (the covering tests), wrong for
+    cheapest, which search.max_flops is checked against."""
+    from a2d_evo.nets.cost import cheapest, costliest, flops
+    from a2d_evo.nets.space import MLPArch
+
+    space = SearchSpace(SpaceConfig(kind="mlp", depths=(1, 2, 3), widths=(4, 8)))
+    assert cheapest(space, (4,), 2) == MLPArch((4,))
+    # 2 * 4 * (4 + 2 + 1) = 56 FLOPs; the deepest narrow one, 4x4x4: 2 * (16 + 16 + 16 + 12) = 120
+    assert flops(MLPArch((4,)), (4,), 2) == 56 and flops(MLPArch((4, 4, 4)), (4,), 2) == 120
+    assert costliest(space, (4,), 2) == MLPArch((8, 8, 8))
+
+
+V2_LIMIT = "/sys/fs/cgroup/memory.max"
+V1_LIMIT = "/sys/fs/cgroup/memory/memory.limit_in_bytes"
+
+
+def _memory(monkeypatch: pytest.MonkeyPatch, files: dict[str, str]) -> int | None:
+    """``available_memory_bytes`` on a machine of 4,096,000 bytes whose cgroup files are
+    ``files`` (any other is missing)."""
+    from a2d_evo.nets import cost
+
+    class FakePath:
+        def __init__(self, path: str) -> None:
+            self.path = str(path)
+
+        def read_text(self) -> str:
+            if self.path not in files:
+                raise FileNotFoundError(self.path)
+            return files[self.path]
+
+    pages = {"SC_PHYS_PAGES": 1000, "SC_PAGE_SIZE": 4096}
+    monkeypatch.setattr(cost, "Path", FakePath)
+    monkeypatch.setattr(cost.os, "sysconf", lambda name: pages[name])
+    return cost.available_memory_bytes()
+
+
+def test_a_cgroup_v2_without_a_limit_reads_as_the_machines_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """a2d_evo/nets/cost.py available_memory_bytes: cgroup v2's ``memory.max`` holds "max"
+    where no limit is set: the machine's memory stands. Mutant let through: dropping
+    ``text.isdigit()``, after which int("max") raised ValueError in every stage's memory
+    check on such a host."""
+    assert _memory(monkeypatch, {}) == 4_096_000
+    assert _memory(monkeypatch, {V2_LIMIT: "max\n"}) == 4_096_000
+    assert _memory(monkeypatch, {V2_LIMIT: "1000000\n"}) == 1_000_000
+
+
+def test_a_cgroup_limit_above_the_machines_memory_is_no_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """a2d_evo/nets/cost.py available_memory_bytes: the cgroup limit counts only when lower
+    than the physical memory (cgroup v1 writes 9223372036854771712 for "none"). Mutant let
+    through: dropping ``< (total or ...)``, which took that number for the memory: no stage
+    was ever refused."""
+    assert _memory(monkeypatch, {V1_LIMIT: "9223372036854771712"}) == 4_096_000
+    assert _memory(monkeypatch, {V2_LIMIT: "8192000"}) == 4_096_000
+
+
+def test_a_cgroup_v1_limit_is_read_where_there_is_no_v2_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """a2d_evo/nets/cost.py available_memory_bytes: a missing cgroup v2 file moves on to
+    the v1 one. Mutant let through: ``continue`` made ``break`` on the missing file, so a
+    cgroup v1 host's container limit was never read."""
+    assert _memory(monkeypatch, {V1_LIMIT: "2000000\n"}) == 2_000_000
+
+
+def test_latency_leaves_an_agent_in_eval_mode_in_eval_mode() -> None:
+    """a2d_evo/nets/cost.py latency_ms: the agent's train/eval flag is put back as it was,
+    eval included. Mutant let through: ``agent.train()`` in place of
+    ``agent.train(was_training)`` (the covering test times a training-mode agent only)."""
+    from a2d_evo.nets.cost import latency_ms
+
+    agent = torch.nn.Linear(4, 2).eval()
+    assert latency_ms(agent, repeats=1, warmup=0, obs=torch.zeros(1, 4)) >= 0
+    assert not agent.training

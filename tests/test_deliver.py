@@ -547,3 +547,160 @@ def test_the_front_s_figures_are_taken_only_when_they_are_of_the_same_play(
     with pytest.raises(TrainingError, match="not the 30 scoring seeds"):
         finetune_agent(folder, cfg, steps=64, teacher_dir=teacher, progress=False,
                        eval_seed=seeds[0], eval_episodes=len(seeds), before=other)  # fmt: skip
+
+
+def test_a_member_the_gate_kept_inherited_is_chosen_on_its_inherited_validation_score(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A member whose validation kept the inherited weights is chosen on their validation
+    score (``before``), not on the rejected fine-tune's (``after``). A record of the fine-tune
+    counts as done only with its before-scores on the final seeds too, and (a file from
+    before the recipe was recorded) at this peak learning rate."""
+    import json
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.evaluation.seeds import final_seeds
+    from a2d_evo.report import deliver
+    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.train import finetune_pool
+
+    cfg = config_from_dict({"finetune": {"steps": 256, "validation_episodes": 4}})
+    seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
+    done = {"flops": 100, "return_mean": 3.0, "normalised_return": 0.9,
+            "finetune_budget": 256, "finetune_lr": cfg.finetune_lr, "seeds": seeds,
+            "before": {"seeds": seeds}, "inherited": {"return_mean": 3.0},
+            "finetune_validation": {"episodes": 4, "kept": "inherited", "before": 5.0,
+                                    "after": 9.0}}  # fmt: skip
+    assert deliver.fine_tuned(done, cfg)
+    assert not deliver.fine_tuned({**done, "before": {"seeds": [s + 1 for s in seeds]}}, cfg)
+    assert not deliver.fine_tuned({**done, "finetune_lr": cfg.finetune_lr / 2}, cfg)
+    folder = tmp_path / "agents" / "front_00"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(done))
+    monkeypatch.setattr(finetune_pool, "finetune_agent", lambda *a, **k: pytest.fail("trained"))
+    (row,) = deliver.finetune_members(cfg, RunFolder(tmp_path), [folder], progress=False)
+    assert row["kept"] == "inherited" and row["validation_return_mean"] == 5.0
+
+
+def test_with_no_fine_tune_nothing_is_chosen_on_an_old_validation(tmp_path: Path) -> None:
+    """``finetune.steps: 0`` delivers the inherited weights on their final-seed figures: a
+    validation an earlier export recorded in the folder gives no validation figure."""
+    import json
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.report import deliver
+    from a2d_evo.runfolder import RunFolder
+
+    cfg = config_from_dict({"finetune": {"steps": 0}})
+    folder = tmp_path / "agents" / "front_00"
+    folder.mkdir(parents=True)
+    old = {"episodes": 4, "kept": "inherited", "before": 5.0, "after": 9.0}
+    (folder / "metrics.json").write_text(json.dumps(
+        {"flops": 100, "return_mean": 3.0, "normalised_return": 0.9,
+         "finetune_validation": old}))  # fmt: skip
+    (row,) = deliver.finetune_members(cfg, RunFolder(tmp_path), [folder], progress=False)
+    assert row["validation_return_mean"] is None
+
+
+def _done(**finetune: Any) -> tuple[Any, dict[str, Any]]:
+    """A config and the metrics.json of a member its fine-tune has done, as finetune writes
+    them (a validation record only where validation_episodes is not 0)."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.evaluation.seeds import final_seeds
+    from a2d_evo.train.finetune import finetune_recipe
+
+    cfg = config_from_dict({"finetune": {"steps": 256, **finetune}})
+    seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
+    episodes = cfg.finetune.validation_episodes
+    gate = {"episodes": episodes, "kept": "fine-tuned", "before": 1.0, "after": 2.0}
+    return cfg, {"finetune_budget": 256, "finetune_lr": cfg.finetune_lr,
+                 "finetune_recipe": finetune_recipe(cfg), "seeds": seeds,
+                 "before": {"seeds": seeds}, "inherited": {"return_mean": 1.0},
+                 "finetune_validation": gate if episodes else None}  # fmt: skip
+
+
+def test_a_member_fine_tuned_without_a_validation_counts_as_done() -> None:
+    """a2d_evo/report/deliver.py fine_tuned: with ``finetune.validation_episodes: 0`` a
+    fine-tune records no validation (``finetune_validation: null``), and that is the same
+    validation: 0 episodes. Mutant let through: a missing record read as ``None`` episodes
+    (not 0), after which every export resumed without a validation fine-tuned every member
+    again (the covering tests all validate)."""
+    from a2d_evo.report.deliver import fine_tuned
+
+    cfg, done = _done(validation_episodes=0)
+    assert done["finetune_validation"] is None and fine_tuned(done, cfg)
+    cfg4, _ = _done(validation_episodes=4)
+    assert not fine_tuned(done, cfg4)  # ... and it is not a 4-episode validation
+
+
+def test_a_fine_tune_recorded_before_its_learning_rate_was_counts_as_done() -> None:
+    """a2d_evo/report/deliver.py fine_tuned: a metrics.json written before ``finetune_lr``
+    was recorded matches any learning rate (its docstring). Mutant let through:
+    ``metrics.get("finetune_lr") == cfg.finetune_lr`` without the default (the covering
+    test's record has the key): such a member fine-tuned again on every resumed export."""
+    from a2d_evo.report.deliver import fine_tuned
+
+    cfg, done = _done(validation_episodes=4)
+    old = {k: v for k, v in done.items() if k not in ("finetune_lr", "finetune_recipe")}
+    assert fine_tuned(old, cfg)
+    assert not fine_tuned({**old, "finetune_lr": cfg.finetune_lr * 2}, cfg)
+
+
+def test_a_fine_tune_scored_after_on_other_seeds_is_not_done() -> None:
+    """a2d_evo/report/deliver.py fine_tuned: both figures of a fine-tune, the ``before`` and
+    the after (``seeds``, the kept weights' scores), must be on the front's final seeds.
+    Mutant let through: dropping ``metrics.get("seeds") == seeds`` (the covering tests move
+    the before's seeds only): an after scored on a standalone fine-tune's seeds was then
+    reported as a final-seed score in delivered.json."""
+    from a2d_evo.report.deliver import fine_tuned
+
+    cfg, done = _done(validation_episodes=4)
+    assert fine_tuned(done, cfg)
+    assert not fine_tuned({**done, "seeds": [s + 1 for s in done["seeds"]]}, cfg)
+    assert not fine_tuned({k: v for k, v in done.items() if k != "seeds"}, cfg)
+
+
+def _member(tmp_path: Path, metrics: dict[str, Any]) -> Path:
+    import json
+
+    folder = tmp_path / "agents" / "front_00"
+    folder.mkdir(parents=True)
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return folder
+
+
+def test_with_no_fine_tune_the_inherited_figures_are_the_members_own(tmp_path: Path) -> None:
+    """a2d_evo/report/deliver.py finetune_members: a member never fine-tuned (``finetune.steps:
+    0``) has no ``inherited`` record: its row's inherited figures are its own (the weights
+    are the inherited ones). Mutant let through: ``metrics.get("inherited") or {}``: None
+    for both, and delivered.json's progress line then failed formatting None with ``.2f``."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.report.deliver import finetune_members
+    from a2d_evo.runfolder import RunFolder
+
+    cfg = config_from_dict({"finetune": {"steps": 0}})
+    folder = _member(tmp_path, {"flops": 100, "return_mean": 3.5, "normalised_return": 0.25,
+                                "return_std": 1.5, "episodes": 30})  # fmt: skip
+    (row,) = finetune_members(cfg, RunFolder(tmp_path), [folder], progress=False)
+    assert (row["inherited_return_mean"], row["inherited_normalised_return"]) == (3.5, 0.25)
+    assert (row["return_mean"], row["kept"], row["finetune_steps"]) == (3.5, "inherited", 0)
+
+
+def test_a_members_row_counts_the_steps_its_fine_tune_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a2d_evo/report/deliver.py finetune_members: a row's ``finetune_steps`` is what the
+    member's fine-tune ran (whole updates: 192 where a 256-step budget is two updates of
+    96), read from its metrics.json, not the budget asked for. Mutant let through:
+    ``"finetune_steps": steps`` (the covering tests' fine-tunes run their budget exactly)."""
+    from a2d_evo.report.deliver import finetune_members
+    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.train import finetune_pool
+
+    cfg, done = _done(validation_episodes=4)
+    folder = _member(tmp_path, {**done, "flops": 100, "return_mean": 3.0,
+                                "normalised_return": 0.9, "finetune_steps": 192})  # fmt: skip
+    monkeypatch.setattr(finetune_pool, "finetune_agent", lambda *a, **k: pytest.fail("trained"))
+    (row,) = finetune_members(cfg, RunFolder(tmp_path), [folder], progress=False)
+    assert row["finetune_steps"] == 192 and cfg.finetune.steps == 256
+    assert row["kept"] == "fine-tuned" and row["validation_return_mean"] == 2.0

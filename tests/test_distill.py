@@ -210,3 +210,111 @@ def test_in_value_units_divides_every_value_target() -> None:
     out = PolicyOutput(torch.zeros(2, 2), mb.values / 2.0)
     d = distill_loss(out, scaled, PPOConfig(), 0.0, 1.0)
     assert float(d.critic) == pytest.approx(0.5 * (64 + 36) / 4)
+
+
+# ----------------------------------------------------------------------------- train/distill.py
+def _small_batch() -> tuple:
+    import torch
+
+    from a2d_evo.nets.agent import PolicyOutput
+    from a2d_evo.train.ppo import Batch
+
+    g = torch.Generator().manual_seed(5)
+    n = 6
+    mb = Batch(
+        obs=torch.zeros(n, 2),
+        actions=torch.randint(0, 3, (n,), generator=g),
+        logprobs=torch.log_softmax(torch.randn(n, 3, generator=g), -1)[:, 0],
+        values=torch.randn(n, generator=g),
+        advantages=torch.randn(n, generator=g),
+        returns=torch.randn(n, generator=g),
+        teacher_logits=torch.randn(n, 3, generator=g),
+        teacher_values=torch.randn(n, generator=g),
+    )
+    return PolicyOutput(torch.randn(n, 3, generator=g), torch.randn(n, generator=g)), mb
+
+
+def test_a_subnet_that_owns_the_whole_rollout_has_share_one() -> None:
+    """``own_share`` is in (0, 1], 1 included: a subnet that collected every row (one subnet
+    acting in every slot) gets plain PPO on all rows plus the distillation terms."""
+    import torch
+
+    from a2d_evo.config import PPOConfig
+    from a2d_evo.train.distill import distill_loss
+
+    out, mb = _small_batch()
+    every = torch.ones(6, dtype=torch.bool)
+    mine = distill_loss(out, mb, PPOConfig(), 0.7, 0.3, own=every, own_share=1.0)
+    plain = distill_loss(out, mb, PPOConfig(), 0.7, 0.3)
+    torch.testing.assert_close(mine.loss, plain.loss)
+
+
+def test_sigma_is_the_rms_down_to_one_millionth() -> None:
+    """sigma is the values' RMS itself down to 1e-6 (tiny but usable scales kept), 1 below
+    it or where the RMS is not finite."""
+    from a2d_evo.train.distill import sigma_from_rms
+
+    assert sigma_from_rms(1e-4) == 1e-4
+    assert sigma_from_rms(1e-6) == 1e-6
+    assert sigma_from_rms(9e-7) == 1.0
+    assert sigma_from_rms(float("nan")) == 1.0
+    assert sigma_from_rms(250.0) == 250.0
+
+
+def test_annealed_coefficients_stop_at_their_final_fraction() -> None:
+    """Linear annealing clamps progress to [0, 1]: past the end alpha and beta stay at
+    ``final_fraction`` of their values (never lower, never negative), before the start at
+    their full values."""
+    from a2d_evo.config import DistillConfig
+    from a2d_evo.train.distill import distill_coefs
+
+    lin = DistillConfig(alpha=1.0, beta=0.5, anneal="linear", final_fraction=0.2)
+    assert distill_coefs(lin, 1.5) == pytest.approx((0.2, 0.1))
+    assert distill_coefs(lin, 3.0) == pytest.approx((0.2, 0.1))
+    assert distill_coefs(lin, -0.5) == pytest.approx((1.0, 0.5))
+
+
+def test_a_minibatch_without_own_rows_keeps_the_loss_in_the_graph() -> None:
+    """a2d_evo/train/distill.py distill_loss: a network none of whose rows are in the
+    minibatch (vanilla arm) has a zero loss still in its graph: it back-propagates, zero
+    gradients on its outputs. Mutant let through: the zero detached, whose backward raises
+    (the covering test only reads its value)."""
+    from a2d_evo.train.distill import distill_loss
+
+    logits = torch.randn(4, 3, requires_grad=True)
+    values = torch.randn(4, requires_grad=True)
+    mb = Batch(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long), torch.zeros(4),
+               torch.zeros(4), torch.ones(4), torch.ones(4))  # fmt: skip
+    d = distill_loss(PolicyOutput(logits, values), mb, PPOConfig(), 0.0, 0.0,
+                     own=torch.zeros(4, dtype=torch.bool), own_share=0.5)  # fmt: skip
+    assert d.loss.item() == 0.0 and d.loss.requires_grad
+    d.loss.backward()
+    assert logits.grad is not None and values.grad is not None
+    assert torch.count_nonzero(logits.grad) == 0 and torch.count_nonzero(values.grad) == 0
+
+
+def test_an_infinite_rms_is_no_value_scale() -> None:
+    """a2d_evo/train/distill.py sigma_from_rms: an infinite RMS (teacher values whose
+    squares overflow float32) gives sigma 1, as a NaN does. Mutant let through: dropping
+    ``np.isfinite(rms)``: sigma = inf, every value target / inf = 0."""
+    from a2d_evo.train.distill import sigma_from_rms
+
+    assert sigma_from_rms(float("inf")) == 1.0
+    assert sigma_from_rms(float("nan")) == 1.0
+    assert sigma_from_rms(2.5) == 2.5
+
+
+def test_half_a_teachers_outputs_is_refused_by_name() -> None:
+    """a2d_evo/train/distill.py distill_loss: distillation (alpha > 0) needs both the
+    teacher's logits and values; a minibatch with one of them is the TrainingError naming
+    the teacher. Mutant let through: ``or`` made ``and`` in the missing-outputs test, after
+    which the critic term hit ``None.float()`` (a bare AttributeError)."""
+    from a2d_evo.errors import TrainingError
+    from a2d_evo.train.distill import distill_loss
+
+    out = PolicyOutput(torch.zeros(2, 2), torch.zeros(2))
+    mb = Batch(torch.zeros(2, 2), torch.zeros(2, dtype=torch.long), torch.zeros(2),
+               torch.zeros(2), torch.ones(2), torch.ones(2),
+               teacher_logits=torch.zeros(2, 2))  # fmt: skip
+    with pytest.raises(TrainingError, match="needs the teacher's outputs"):
+        distill_loss(out, mb, PPOConfig(), 1.0, 0.0)

@@ -666,3 +666,57 @@ def test_a_local_ray_asked_for_more_cpus_than_cores_says_so(
     )
     connect_ray(small_cfg("search.backend=ray", "search.ray_actors=2"))
     assert "a local Ray on" not in capsys.readouterr().err
+
+
+def test_global_advantage_normalisation_uses_the_unbiased_std() -> None:
+    """a2d_evo/scale/ddp.py normalise_advantages_global: zero mean, unit UNBIASED std, as
+    train.ppo.normalise_advantages on one process. Mutant let through: ``(n - 1)`` made ``n``
+    in the variance's divisor (the biased std): advantages sqrt(n / (n - 1)) times the
+    single-process learner's, 15 % larger for a group of 4 rows."""
+    from a2d_evo.scale.ddp import DistContext, normalise_advantages_global
+
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    out = normalise_advantages_global(a, DistContext())
+    # mean 2.5; squared deviations 2.25 + 0.25 + 0.25 + 2.25 = 5; unbiased var 5 / 3,
+    # std sqrt(5 / 3) = 1.2909944; first: -1.5 / 1.2909944 = -1.1618950
+    # (the biased std sqrt(5 / 4) = 1.1180340 would give -1.3416408)
+    assert out[0].item() == pytest.approx(-1.1618950, abs=1e-6)
+    assert out[3].item() == pytest.approx(1.1618950, abs=1e-6)
+
+
+def test_a_ranks_action_seed_changes_with_the_update() -> None:
+    """a2d_evo/scale/ddp.py rank_seed: the seed a rank > 0 reseeds its action sampler with at
+    a stage's start or resume depends on the update it starts from. Mutant let through:
+    dropping ``int(update)`` from the SeedSequence, so a run resumed at update 5 replayed on
+    every rank > 0 the action noise its stage started with at update 1."""
+    from a2d_evo.scale.ddp import rank_seed
+
+    root = (118,)
+    seeds = {rank_seed(root, 1, update) for update in (1, 2, 5)}
+    assert len(seeds) == 3  # one stream per update start
+    assert rank_seed(root, 1, 5) == rank_seed(root, 1, 5)  # and reproducible
+    assert rank_seed(root, 1, 5) != rank_seed(root, 2, 5)  # and per rank
+
+
+def test_a_submodule_read_through_the_ddp_wrapper_is_the_module_itself(tmp_path: Path) -> None:
+    """a2d_evo/scale/ddp.py DDPReplica.__getattr__: a submodule of the wrapped model read
+    through the wrapper (``replica.head``) is that module, not a no-grad-only function.
+    Mutant let through: dropping ``or isinstance(value, torch.nn.Module)``, after which
+    ``replica.head`` was a function: ``.weight`` on it raised AttributeError and calling it
+    with gradients on raised DistributedError. A one-rank gloo group, in this process."""
+    import torch.distributed as dist
+    from torch import nn
+
+    from a2d_evo.scale.ddp import DDPReplica, DistContext
+
+    model = nn.Module()
+    model.head = nn.Linear(2, 2)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1
+    )
+    try:
+        replica = DDPReplica(model, DistContext(world_size=2))
+        assert replica.head is model.head
+        assert replica.head.weight.shape == (2, 2)
+    finally:
+        dist.destroy_process_group()

@@ -900,3 +900,106 @@ def test_evaluation_envs_without_any_episode_limit_are_refused():
     # registered limits and ALE's frame limit count
     check_episode_bound(EnvConfig(id="CartPole-v1"))
     check_episode_bound(EnvConfig(id="ALE/Pong-v5"))
+
+
+# ----------------------------------------------------------------------------- envs/classic.py
+def test_a_discrete_observation_starting_above_0_is_one_hot_from_its_start() -> None:
+    """A ``Discrete(3, start=5)`` observation is one-hot over its own 3 values: 5 is the first
+    unit and 7 the last (not units 5 and 7 of a 3-unit vector)."""
+    import gymnasium as gym
+
+    from a2d_evo.envs.classic import obs_layout
+
+    shape, encode = obs_layout("X", gym.spaces.Discrete(3, start=5))
+    assert shape == (3,)
+    np.testing.assert_array_equal(encode(5), [1.0, 0.0, 0.0])
+    np.testing.assert_array_equal(encode(np.int64(7)), [0.0, 0.0, 1.0])
+
+
+# ----------------------------------------------------------------------------- envs/factory.py
+def test_a_step_cap_never_lengthens_an_env_s_own_episodes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``max_episode_steps`` (the search's cap) only shortens episodes: the limit an env is
+    built with is the smaller of the cap and ``env.max_episode_steps``, else of the cap and
+    the registered limit (CartPole-v1: 500; ALE v5: 108,000 frames / frame_skip 4)."""
+    import importlib.util
+
+    from a2d_evo.config import EnvConfig
+    from a2d_evo.envs import factory
+
+    class Built(Exception):
+        pass
+
+    limits: list[int | None] = []
+
+    def record(*args, **kw):  # type: ignore[no-untyped-def]
+        limits.append(kw["max_episode_steps"] if "max_episode_steps" in kw else args[2])
+        raise Built
+
+    from a2d_evo.envs import vector
+
+    monkeypatch.setattr(vector, "make_classic_env", record)  # the sync builder's
+    monkeypatch.setattr(factory, "make_atari_vec_env", record)
+    cases = [
+        (EnvConfig(id="CartPole-v1", max_episode_steps=10), 50, 10),
+        (EnvConfig(id="CartPole-v1"), 1000, 500),
+        (EnvConfig(id="CartPole-v1"), 20, 20),
+    ]
+    if importlib.util.find_spec("ale_py") is not None:
+        cases.append((EnvConfig(id="ALE/Pong-v5"), 10**6, 27_000))
+    for cfg, cap, _ in cases:
+        with pytest.raises(Built):
+            factory.make_vec_env(cfg, 1, seed=0, training=False, max_episode_steps=cap)
+    assert limits == [want for _, _, want in cases]
+
+
+# ----------------------------------------------------------------------------- envs/vector.py
+def test_a_seed_list_longer_than_the_vector_is_refused() -> None:
+    """a2d_evo/envs/vector.py seed_list: three seeds for two envs are an EnvError. Mutant
+    let through: ``len(seeds) < n``, which played the first two and dropped the third in
+    silence (an evaluation believed it played seed 3)."""
+    from a2d_evo.envs.vector import seed_list
+    from a2d_evo.errors import EnvError
+
+    assert seed_list([1, 2], 2) == [1, 2]
+    with pytest.raises(EnvError, match="expected 2 seeds"):
+        seed_list([1, 2, 3], 2)
+
+
+def test_a_negative_action_is_refused() -> None:
+    """a2d_evo/envs/vector.py check_actions: actions lie in [0, n_actions); -1 is refused
+    with the range. Mutant let through: dropping ``a.min() < 0``, which passed -1 on (an env
+    whose action space starts at 1 then played action 0, outside its space)."""
+    from a2d_evo.envs.vector import check_actions
+    from a2d_evo.errors import EnvError
+
+    assert check_actions(np.array([0, 1]), 2, 2).tolist() == [0, 1]
+    with pytest.raises(EnvError, match=r"in \[0, 2\), got -1\.\.0"):
+        check_actions(np.array([-1, 0]), 2, 2)
+
+
+def test_a_reset_mid_episode_restarts_the_episode_statistics() -> None:
+    """a2d_evo/envs/vector.py SyncVecEnv.reset clears the running return and length: an
+    episode begun after a reset mid-episode reports only its own steps. Mutant let through:
+    dropping ``self._stats.clear()``, which added the abandoned episode's 3 steps to the next
+    one (CartPole: length and return = steps played + 3)."""
+    from a2d_evo.config.env import EnvConfig
+    from a2d_evo.envs.vector import classic_sync_env
+
+    env = classic_sync_env(EnvConfig(id="CartPole-v1"), 1, seed=None, limit=None)
+    push = np.zeros(1, np.int64)  # always left: CartPole falls within a few dozen steps
+    try:
+        env.reset(seed=5)
+        for _ in range(3):
+            assert env.step(push).episode_length[0] == 0  # the pole is still up
+        env.reset(seed=5)
+        steps = 0
+        while True:
+            steps += 1
+            res = env.step(push)
+            if res.episode_length[0]:
+                break
+            assert steps < 500
+        # CartPole pays 1 a step: the episode's return and length are its own step count
+        assert (int(res.episode_length[0]), float(res.episode_return[0])) == (steps, steps)
+    finally:
+        env.close()

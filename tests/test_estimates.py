@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from a2d_evo.config import SpaceConfig
-from a2d_evo.nets.space import SearchSpace
+from a2d_evo.nets.space import MLPArch, SearchSpace
 from a2d_evo.search.estimates import (
     MIN_TAU2_SHARE,
     anchor_encodings,
@@ -320,3 +320,69 @@ def test_anchors_spread_over_flops_and_come_back_the_same() -> None:
     other = anchor_encodings(SPACE, 6, 4, obs, actions)
     assert any(not np.array_equal(x, y) for x, y in zip(a, other, strict=True))
     assert anchor_encodings(SPACE, 5, 0, obs, actions) == []
+
+
+def test_anchors_sit_at_the_middle_of_their_flops_quantiles() -> None:
+    """Of the 6 archs of a tiny space (every one among the 512 draws), 2 anchors are at the
+    FLOPs ranks (i + 0.5) / 2 * 6 = 1 and 4 (2nd and 5th cheapest): not the cheapest arch,
+    and 1 anchor is the median (rank 3)."""
+    from a2d_evo.nets import cost
+    from a2d_evo.search.estimates import anchor_encodings
+
+    space = SearchSpace(SpaceConfig(kind="mlp", depths=(1, 2), widths=(4, 8)))
+    obs, actions = (4,), 2
+    # FLOPs: mlp-4 56, mlp-4x4 88, mlp-8 112, mlp-4x8 144, mlp-8x4 152, mlp-8x8 240
+    two = [space.decode(x) for x in anchor_encodings(space, 0, 2, obs, actions)]
+    assert two == [MLPArch((4, 4)), MLPArch((8, 4))]
+    one = [space.decode(x) for x in anchor_encodings(space, 0, 1, obs, actions)]
+    assert one == [MLPArch((4, 8))]
+    assert cost.flops(one[0], obs, actions) == 144
+
+
+def test_two_archs_are_not_shrunk() -> None:
+    """Fewer than three archs leave no prediction worth shrinking toward (each arch's
+    leave-one-out prior would be the other arch alone): the means come back as they are."""
+    from a2d_evo.search.estimates import shrunk_means
+
+    means = np.array([0.0, 10.0])
+    X = np.array([[1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 1.0]])
+    out = shrunk_means(means, np.array([1.0, 1.0]), 4.0, X)
+    np.testing.assert_array_equal(out, means)
+
+
+def test_ridge_leave_one_out_residuals_equal_refits_without_the_row() -> None:
+    """The shortcut ``e_i / (1 - h_ii)`` (the intercept's 1/n in ``h``) equals, row by row,
+    ``y_i`` minus the prediction of a ridge fit (intercept not penalised) on the other rows."""
+    from a2d_evo.search.estimates import _ridge_loo
+
+    rng = np.random.default_rng(3)
+    X = (rng.random((7, 4)) < 0.5).astype(np.float64)
+    y = rng.normal(0.0, 2.0, 7)
+    penalty = 3.0
+    want = []
+    for i in range(len(y)):
+        keep = np.arange(len(y)) != i
+        A = np.column_stack([np.ones(keep.sum()), X[keep]])
+        P = penalty * np.eye(A.shape[1])
+        P[0, 0] = 0.0  # the intercept is free
+        coef = np.linalg.solve(A.T @ A + P, A.T @ y[keep])
+        want.append(y[i] - (coef[0] + X[i] @ coef[1:]))
+    np.testing.assert_allclose(_ridge_loo(X, y, penalty), want, rtol=1e-9, atol=1e-9)
+
+
+def test_the_shrinkage_floor_is_one_percent_of_sigma2() -> None:
+    """Where the leave-one-out residuals are all noise, ``tau^2`` is floored at 1% of
+    ``sigma^2`` (``docs/search.md``): an arch of ``n`` episodes then moves ``b = 1 / (1 +
+    0.01 n)`` of the way to its leave-one-out prediction."""
+    from a2d_evo.search.estimates import RIDGE_PENALTIES, _ridge_loo, shrunk_means
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((6, 4)) < 0.5).astype(np.float64)
+    means = rng.normal(0.0, 1.0, 6)
+    counts = np.array([1.0, 2.0, 4.0, 1.0, 2.0, 4.0])
+    sigma2 = 1e6  # every residual is far inside the noise: the floor binds
+    loo = min(
+        (_ridge_loo(X, means, p) for p in RIDGE_PENALTIES), key=lambda r: float(np.mean(r**2))
+    )
+    b = 1.0 / (1.0 + 0.01 * counts)
+    np.testing.assert_allclose(shrunk_means(means, counts, sigma2, X), means - b * loo)

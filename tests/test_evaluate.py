@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from a2d_evo.config import Config, SpaceConfig, config_from_dict
+from a2d_evo.envs.vector import StepResult
 from a2d_evo.errors import ConfigError
 from a2d_evo.evaluation.episodes import (
     EvalTiming,
@@ -22,6 +23,8 @@ from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import extract
 from a2d_evo.nets.space import CNNArch, MLPArch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
+
+OBS = (4,)
 
 
 def cartpole(**eval_kw) -> Config:
@@ -390,3 +393,103 @@ def test_scores_are_normalised_against_references_on_the_same_seeds() -> None:
     assert metrics["normalised_return"] == pytest.approx(
         normalised_return(result.mean, r_random, r_teacher)
     )
+
+
+class _Countdown:
+    """A vector env whose slot ``i`` ends its episode after ``ends[i]`` steps with return
+    ``10 * ends[i]`` (autoreset, as every backend): finished slots are stepped on."""
+
+    def __init__(self, ends: list[int]) -> None:
+        self.ends, self.num_envs = ends, len(ends)
+        self.t = np.zeros(self.num_envs, dtype=np.int64)
+
+    def reset(self, seed: object = None) -> np.ndarray:
+        self.t[:] = 0
+        return np.zeros((self.num_envs, 1), dtype=np.float32)
+
+    def step(self, actions: np.ndarray) -> StepResult:
+        self.t += 1
+        ended = self.t == np.asarray(self.ends)
+        ret = np.where(ended, 10.0 * np.asarray(self.ends), np.nan)
+        self.t[ended] = 0
+        n = self.num_envs
+        obs = np.zeros((n, 1), dtype=np.float32)
+        return StepResult(obs, np.zeros(n, np.float32), ended, np.zeros(n, bool), obs, ret,
+                          np.where(ended, self.ends, 0))  # fmt: skip
+
+
+def test_episode_lengths_stop_counting_when_a_slot_finishes() -> None:
+    """``play_episodes``'s lengths are each episode's own env steps (what the search budget
+    counts), not the longest slot's: slots ending after 2, 5 and 3 steps report 2, 5, 3."""
+    from a2d_evo.evaluation.episodes import play_episodes
+
+    lengths = np.zeros(3, dtype=np.int64)
+    act = lambda obs, active: np.zeros(len(obs), dtype=np.int64)  # noqa: E731
+    returns = play_episodes(_Countdown([2, 5, 3]), [7, 8, 9], act, None, lengths)
+    assert returns.tolist() == [20.0, 50.0, 30.0]
+    assert lengths.tolist() == [2, 5, 3]
+
+
+def test_an_env_without_step_active_is_not_reused_for_fewer_slots(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only a vector env that can step some of its slots serves a smaller population; one
+    that cannot (the ale_vector backend) is closed and a new one of the right size made."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.evaluation import population
+    from a2d_evo.nets.supernet import Supernet
+
+    class Whole:
+        def __init__(self, n: int) -> None:
+            self.num_envs, self.closed = n, False
+
+        def close(self) -> None:
+            self.closed = True
+
+    class Partial(Whole):
+        def step_active(self, actions, active):  # type: ignore[no-untyped-def]
+            raise AssertionError("not stepped here")
+
+    for kind, reused in ((Whole, False), (Partial, True)):
+        monkeypatch.setattr(population, "make_vec_env", lambda cfg, n, kind=kind, **kw: kind(n))
+        net = Supernet(SearchSpace(SpaceConfig(kind="mlp", depths=(1,), widths=(4,))), OBS, 2)
+        ev = population.PopulationEvaluator(net, config_from_dict({}))
+        big = ev._vec_env(6, None, 0)
+        small = ev._vec_env(4, None, 0)
+        assert (small is big) is reused
+        assert big.closed is not reused and small.num_envs == (6 if reused else 4)
+
+
+def test_a_population_request_of_zero_episodes_is_refused() -> None:
+    """Every population evaluator refuses 0 episodes (the scores would be means of nothing)
+    as it refuses fewer seeds than episodes; 1 episode on 1 seed is taken."""
+    from a2d_evo.errors import ConfigError
+    from a2d_evo.evaluation.population import check_population_request
+
+    check_population_request(1, [7], "greedy")
+    for episodes, seeds in ((0, [7]), (0, []), (2, [7])):
+        with pytest.raises(ConfigError, match="population eval: need"):
+            check_population_request(episodes, seeds, "greedy")
+
+
+def test_a_population_s_episode_lengths_are_its_agents_own() -> None:
+    """Each arch's result carries its episodes' lengths (the search's budget sums them): the
+    lengths its extracted agent plays on the same seeds alone, each within the step cap."""
+    import torch
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.evaluation.episodes import evaluate_agent
+    from a2d_evo.evaluation.population import evaluate_population
+    from a2d_evo.nets.agent_folder import extract
+    from a2d_evo.nets.supernet import Supernet
+
+    torch.manual_seed(0)
+    net = Supernet(SearchSpace(SpaceConfig(kind="mlp", depths=(1, 2), widths=(4, 8))), OBS, 2)
+    cfg = config_from_dict({"env": {"id": "CartPole-v1"}})
+    archs = [MLPArch((4,)), MLPArch((8, 4))]
+    results = evaluate_population(net, archs, cfg, 3, [40, 41, 42], max_episode_steps=30)
+    for arch, res in zip(archs, results, strict=True):
+        alone = evaluate_agent(extract(net, arch), cfg, 3, seed=40, max_episode_steps=30)
+        assert res.lengths is not None and alone.lengths is not None
+        np.testing.assert_array_equal(res.lengths, alone.lengths)
+        assert ((1 <= res.lengths) & (res.lengths <= 30)).all()

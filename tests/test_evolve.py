@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +21,28 @@ import pytest
 import torch
 import yaml
 
-from a2d_evo.config import Config, config_from_dict
+from a2d_evo.config import Config, SpaceConfig, config_from_dict
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError, TrainingError
-from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
+from a2d_evo.evaluation.episodes import (
+    EvalResult,
+    evaluate_agent,
+    make_result,
+    random_policy_return,
+)
 from a2d_evo.files import torch_save
-from a2d_evo.formats import FRONT_FORMAT_VERSION, METRICS_KEYS
+from a2d_evo.formats import FRONT_FORMAT_VERSION, METRICS_KEYS, Normalisation
 from a2d_evo.nets import cost
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import load_agent, save_agent
-from a2d_evo.nets.space import MLPArch, SearchSpace, arch_from_dict
+from a2d_evo.nets.space import Arch, MLPArch, SearchSpace, arch_from_dict
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.search.evolution import evolve
 from a2d_evo.search.front import rescore
+
+SPACE = SearchSpace(SpaceConfig(kind="mlp"))
+OBS, ACTIONS = (4,), 2
+NORM = Normalisation(r_random=0.0, r_teacher=100.0, teacher_flops=1000)
 
 RAW: dict[str, Any] = {
     "seed": 3,
@@ -992,3 +1002,67 @@ def test_a_front_searched_against_another_teacher_is_not_exported(
     with pytest.raises(RunFolderError, match=r"teacher/agent changed since the search chose"):
         export_front(config_from_dict(SMALL), run, pick="all", progress=False)
     assert not run.agents.exists() or not any(run.agents.iterdir())
+
+
+def test_survivors_rank_on_the_archive_s_current_seed_adjusted_estimates() -> None:
+    """With ``estimate: seed_adjusted`` and no re-evaluation, a survivor's seed-adjusted
+    return moves as the anchors measure new generations (an easy first generation, +100):
+    after every generation each member of the population holds the objectives the archive
+    gives it now, not those of the generation it played in."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.evaluation.seeds import generation_seeds
+    from a2d_evo.search.generation import play_generation
+    from a2d_evo.search.nsga import make_algorithm
+    from a2d_evo.search.problem import SubnetProblem
+
+    easy = set(generation_seeds(7, 0, 3))
+
+    def evaluate(archs: Sequence[Arch], episodes: int, seeds: Sequence[int]) -> list[EvalResult]:
+        s = list(seeds[:episodes])
+        return [
+            make_result([sum(a.widths) + 100.0 * (x in easy) + x % 3 for x in s], s, [10] * 3)
+            for a in archs  # type: ignore[attr-defined]
+        ]
+
+    anchors = [SPACE.encode(MLPArch((4,))), SPACE.encode(MLPArch((32, 32)))]
+    prob = SubnetProblem(SPACE, evaluate, OBS, ACTIONS, NORM, episodes=3, reevaluate=False,
+                         estimate="seed_adjusted", anchors=anchors)  # fmt: skip
+    algo = make_algorithm(config_from_dict({"seed": 7, "search": {"pop": 8, "episodes": 3}}), SPACE)
+    algo.setup(prob, verbose=False)
+    for g in range(3):
+        assert play_generation(algo, prob, generation_seeds(7, g, 3), g)
+        F, _ = prob.objectives([SPACE.key(np.round(x)) for x in algo.pop.get("X")])
+        np.testing.assert_allclose(algo.pop.get("F"), F, rtol=0, atol=1e-12)
+
+
+def test_references_are_measured_on_the_first_twenty_generations_seeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R_random and R_teacher are measured on the seeds of the first ``min(gens, 20)``
+    generations (every candidate of those generations plays them), not on generation 0's
+    alone: 5 blocks for a 5-generation search, 20 for a 25-generation one."""
+    from test_evolve import RAW, make_run
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.evaluation.seeds import generation_seeds
+    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.search import evolution
+
+    class Measured(Exception):
+        pass
+
+    blocks: list[list[list[int]]] = []
+
+    def record(cfg, teacher, seed_blocks, max_steps):  # type: ignore[no-untyped-def]
+        blocks.append(seed_blocks)
+        raise Measured
+
+    monkeypatch.setattr(evolution, "reference_returns", record)
+    for gens in (5, 25):
+        raw = {**RAW, "search": {**RAW["search"], "gens": gens}}
+        make_run(tmp_path / f"run{gens}", raw)
+        with pytest.raises(Measured):
+            evolution.evolve(config_from_dict(raw), RunFolder(tmp_path / f"run{gens}"),
+                             progress=False)  # fmt: skip
+    assert blocks[0] == [generation_seeds(3, g, 2) for g in range(5)]
+    assert blocks[1] == [generation_seeds(3, g, 2) for g in range(20)]

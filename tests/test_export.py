@@ -9,6 +9,7 @@ import os
 import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -618,3 +619,92 @@ def test_save_agent_refuses_metrics_without_format_version(
     with pytest.raises(FormatError, match="format_version"):
         save_agent(mlp_agent, tmp_path / "a", metrics={"return_mean": 1.0}, onnx=False)
     assert not (tmp_path / "a" / "arch.json").exists()
+
+
+# ----------------------------------------------------------------------------- nets/agent_folder.py
+def test_an_extracted_agent_takes_the_supernet_s_mode() -> None:
+    """a2d_evo/nets/agent_folder.py extract: the agent is in the supernet's train/eval mode
+    (an evaluation extracts from a supernet in eval mode and gets an agent in eval mode).
+    Mutant let through: ``agent.train(True)``, an agent always in training mode."""
+    from a2d_evo.config import SpaceConfig
+    from a2d_evo.nets.agent_folder import extract
+    from a2d_evo.nets.space import MLPArch, SearchSpace
+    from a2d_evo.nets.supernet import Supernet
+
+    supernet = Supernet(SearchSpace(SpaceConfig()), (4,), 2)
+    assert extract(supernet.eval(), MLPArch((4,))).training is False
+    assert extract(supernet.train(), MLPArch((4,))).training is True
+
+
+# ----------------------------------------------------------------------------- nets/onnx_graph.py
+def _session(model: Any) -> Any:
+    import onnxruntime as ort
+
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def test_the_onnx_graph_divides_pixels_by_255_bit_for_bit_as_the_agent_does() -> None:
+    """a2d_evo/nets/onnx_graph.py onnx_bytes: a scale 1/n with n whole is a division by n,
+    as obs_to_float divides (x / 255 and x * (1/255) differ in the last bit for 126 of the
+    256 pixel values), so the graph's scaled input is the agent's bit for bit. Mutant let
+    through: the Div branch dropped (always ``Mul`` by the scale): within the covering
+    tests' 1e-5 of torch's outputs."""
+    import onnx
+
+    from a2d_evo.nets.agent import Agent, obs_to_float
+    from a2d_evo.nets.onnx_graph import onnx_bytes
+    from a2d_evo.nets.space import CNNArch, ConvLayer
+
+    torch.manual_seed(0)
+    agent = Agent(CNNArch((ConvLayer(4, 3, 1),), 8), (1, 16, 16), 2, obs_scale=1 / 255).eval()
+    model = onnx.load_from_string(onnx_bytes(agent))
+    (scaled,) = [n for n in model.graph.node if n.output == ["obs.scaled"]]
+    model.graph.output.append(onnx.helper.make_tensor_value_info("obs.scaled", 1, None))
+    obs = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)
+    got = _session(model).run(["obs.scaled"], {"obs": obs.numpy()})[0]
+    want = obs_to_float(obs, agent.obs_scale).numpy()
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32))
+    assert scaled.op_type == "Div"
+
+
+def test_the_onnx_file_has_the_lowest_ir_version_its_opset_allows() -> None:
+    """a2d_evo/nets/onnx_graph.py IR_VERSION: the file declares opset 17 and IR version 8,
+    the lowest IR that onnx's version table pairs with opset 17, so that older runtimes
+    (onnxruntime 1.14 reads IR 8 at most) load it. Mutant let through: ``IR_VERSION = 9``,
+    which today's onnxruntime runs as well (the covering tests run only that)."""
+    import onnx
+
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.onnx_graph import OPSET, onnx_bytes
+    from a2d_evo.nets.space import MLPArch
+
+    model = onnx.load_from_string(onnx_bytes(Agent(MLPArch((4,)), (3,), 2)))
+    assert [(o.domain, o.version) for o in model.opset_import] == [("", OPSET)] and OPSET == 17
+    lowest = min(ir for _, ir, opset, *_ in onnx.helper.VERSION_TABLE if opset >= OPSET)
+    assert model.ir_version == lowest == 8
+
+
+def test_the_onnx_graph_scales_vectors_by_a_factor_above_1() -> None:
+    """a2d_evo/nets/onnx_graph.py onnx_bytes: any obs_scale but 1 is applied in the graph,
+    one above 1 too (obs_scale may be any number in [1e-30, 1e30]). Mutant let through:
+    ``scale != 1.0`` made ``scale < 1.0`` (the covering tests scale by 0.25 and 0.3): a
+    scale of 2 left out of the graph, which then disagreed with the agent it ships."""
+    import onnx
+
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.onnx_graph import onnx_bytes
+    from a2d_evo.nets.space import MLPArch
+
+    torch.manual_seed(0)
+    agent = Agent(MLPArch((6,)), (3,), 2, obs_scale=2.0).eval()
+    obs = torch.tensor([[1.0, -2.0, 0.5], [3.0, 0.25, -1.0]])
+    session = _session(onnx.load_from_string(onnx_bytes(agent)))
+    logits, value = session.run(None, {"obs": obs.numpy()})
+    with torch.no_grad():
+        ref = agent(obs)
+    np.testing.assert_allclose(logits, ref.logits.numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(value, ref.value.numpy(), rtol=0, atol=1e-5)
+    with torch.no_grad():
+        unscaled = Agent(MLPArch((6,)), (3,), 2)
+        unscaled.load_state_dict(agent.state_dict())
+        assert not torch.allclose(unscaled(obs).logits, ref.logits, atol=1e-3)  # 2 matters

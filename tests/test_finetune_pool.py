@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -311,3 +312,56 @@ def test_a_worker_dying_after_an_error_leaves_the_other_running_members_to_finis
     assert re.search(r"died \(exit code 1\) while fine-tuning .*m1;", capsys.readouterr().err)
     for end in ends[::2]:
         end.close()
+
+
+def _pool_stub(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Replace the locks and the worker pool of finetune_pool: the pool records its worker
+    count (nothing is trained, no process starts)."""
+    from a2d_evo.train import finetune_pool
+
+    seen: list[int] = []
+    monkeypatch.setattr(finetune_pool, "folder_lock", lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(finetune_pool, "_pool", lambda cfg, jobs, done, p, w: seen.append(w))
+    return seen
+
+
+def _jobs(folders: list[Path]) -> list[object]:
+    from a2d_evo.train.finetune_pool import FinetuneJob
+
+    return [FinetuneJob(f, 256, None, 0, 1, 1) for f in folders]
+
+
+def test_no_more_workers_start_than_there_are_jobs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a2d_evo/train/finetune_pool.py run_finetunes: finetune.workers 4 with 2 jobs starts 2
+    workers. Mutant let through: ``min(cfg.finetune.workers, len(jobs))`` made
+    ``cfg.finetune.workers``: the pool then gave worker 3 a job from an empty queue
+    (IndexError) after starting 2 idle processes."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.train.finetune_pool import run_finetunes
+
+    seen = _pool_stub(monkeypatch)
+    cfg = config_from_dict({"finetune": {"workers": 4}, "torch_threads": 1})
+    run_finetunes(cfg, _jobs([tmp_path / "a", tmp_path / "b"]), lambda i, s: None, False)
+    assert seen == [2]  # min(4 workers, 2 jobs)
+
+
+def test_a_folder_given_twice_is_refused_before_any_worker_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a2d_evo/train/finetune_pool.py run_finetunes: two jobs on one folder (one of them by
+    another path to it) raise TrainingError naming it, and no worker starts. Mutant let
+    through: ``len(set(where)) < len(where)`` made ``>`` (never true): two workers would
+    write one folder at once."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.errors import TrainingError
+    from a2d_evo.train.finetune_pool import run_finetunes
+
+    seen = _pool_stub(monkeypatch)
+    (tmp_path / "a").mkdir()
+    cfg = config_from_dict({"finetune": {"workers": 2}, "torch_threads": 1})
+    jobs = _jobs([tmp_path / "a", tmp_path / "a" / ".." / "a"])
+    with pytest.raises(TrainingError, match="a folder is given twice: .*a$"):
+        run_finetunes(cfg, jobs, lambda i, s: None, False)
+    assert seen == []

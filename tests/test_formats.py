@@ -83,3 +83,41 @@ def test_hypervolume_units_and_reference_point() -> None:
         hv_points(np.array([[-0.5, 0.0]]))
     with pytest.raises(ValueError, match="costliest arch"):
         hv_reference_point(0.0)
+
+
+def test_non_dominated_keeps_both_of_two_equal_points() -> None:
+    """Equal points do not dominate each other (domination needs one objective strictly
+    better): both stay, the point they beat goes."""
+    from a2d_evo.formats import non_dominated
+
+    assert non_dominated([(1.0, 1.0), (1.0, 1.0), (2.0, 0.0)]) == [0, 1]
+
+
+def test_non_dominated_drops_a_point_beaten_on_one_objective_only() -> None:
+    """A point with the same cost and a lower score (or the same score at a higher cost) is
+    dominated: one objective strictly better is enough."""
+    from a2d_evo.formats import non_dominated
+
+    assert non_dominated([(1.0, 1.0), (1.0, 2.0), (2.0, 2.0)]) == [1]
+
+
+def test_the_refusal_tells_apart_a_teacher_and_random_close_together() -> None:
+    """A teacher just below random is refused with both returns printed with as many
+    decimals as it takes to tell them apart (up to 6), not as two equal numbers."""
+    from a2d_evo.formats import check_teacher_beats_random
+
+    with pytest.raises(ValueError, match=r"R=1\.0001\).*R=1\.0002\)"):
+        check_teacher_beats_random(1.0002, 1.0001)
+    with pytest.raises(ValueError, match=r"R=2\.000001\).*R=2\.000002\)"):
+        check_teacher_beats_random(2.000002, 2.000001)
+
+
+def test_normalisation_from_dict_refuses_a_fractional_teacher_flops() -> None:
+    """``teacher_flops`` is a count: 12.5 in a file is damage, refused, not truncated to 12;
+    12.0 (a float that is an integer, as JSON may write it) is read as 12."""
+    from a2d_evo.formats import Normalisation
+
+    good = {"r_random": 0.0, "r_teacher": 10.0, "teacher_flops": 12.0}
+    assert Normalisation.from_dict(good).teacher_flops == 12
+    with pytest.raises(FormatError, match="teacher_flops must be an integer"):
+        Normalisation.from_dict({**good, "teacher_flops": 12.5})

@@ -266,3 +266,20 @@ def test_a_race_no_candidate_won_against_random_keeps_its_best_and_says_so(
     # the costliest finetune.below_random (2) of the three dropped, costliest first
     assert [m["arch"]["widths"][0] for m in data["below_random"]] == [12, 8]
     assert data["delivery"]["halving_rounds"][-1]["candidates"] == 4
+
+
+def test_the_teacher_s_margin_is_its_lead_over_random(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``reference_returns``'s margin is the 95% lower bound of teacher minus random, paired
+    per seed: positive for a teacher clearly ahead (what the weak-teacher caution reads)."""
+    from types import SimpleNamespace
+
+    from a2d_evo.search import front
+    from a2d_evo.stats import paired_lower95
+
+    teach, rand = [10.0, 12.0, 11.0, 13.0], [1.0, 2.0, 3.0, 1.5]
+    monkeypatch.setattr(front, "evaluate_agent", lambda *a, **k: SimpleNamespace(returns=teach))
+    monkeypatch.setattr(front, "_random_episodes", lambda *a, **k: rand)
+    refs = front.reference_returns(None, None, [[5, 6, 7, 8]], None)  # type: ignore[arg-type]
+    assert (refs.r_random, refs.r_teacher) == (1.875, 11.5)
+    assert refs.margin_lower95 == pytest.approx(paired_lower95(teach, rand))
+    assert refs.margin_lower95 > 5.0

@@ -302,3 +302,82 @@ def test_a_declared_cnn_space_too_deep_for_the_images_names_space_conv() -> None
     msg = str(info.value)
     assert msg.startswith("space.conv (conv layer i below is space.conv[i]) does not fit"), msg
     assert "too small for conv layer 1" in msg and "space.kind" not in msg.split(";")[0], msg
+
+
+def test_the_wrapped_image_space_keeps_the_values_the_env_gives() -> None:
+    """The (C, H, W) uint8 space of a wrapped image env bounds the values the env gives
+    (the scale is applied inside the network): 0-3 for a board coded 0-3, 0-1 for bool
+    planes, 0-255 for pixels; not 0-255 for every image."""
+    import gymnasium as gym
+
+    from a2d_evo.envs.image import wrap_image_env
+
+    def env_of(space: gym.spaces.Box) -> gym.Env:
+        class Still(gym.Env):
+            observation_space = space
+            action_space = gym.spaces.Discrete(2)
+
+        return Still()
+
+    for space, high in (
+        (gym.spaces.Box(0, 3, (6, 6, 3), np.uint8), 3),
+        (gym.spaces.Box(0, 1, (10, 10, 4), np.bool_), 1),
+        (gym.spaces.Box(0, 255, (84, 84, 3), np.uint8), 255),
+    ):
+        wrapped = wrap_image_env(env_of(space)).observation_space
+        assert wrapped.shape == (space.shape[2], space.shape[0], space.shape[1])
+        assert wrapped.dtype == np.uint8
+        assert int(wrapped.high.max()) == high and int(wrapped.low.min()) == 0
+
+
+def test_a_board_with_a_higher_code_in_one_plane_is_scaled_by_its_highest() -> None:
+    """a2d_evo/envs/image.py image_obs_scale: the scale is 1 / the space's HIGHEST bound, a
+    Box whose bounds differ per plane (one plane coded 0-3, the others 0/1) included, so no
+    input exceeds 1; the wrapped space keeps that bound. Mutant let through: ``np.min`` of
+    the bounds (the covering spaces have one bound throughout): scale 1, codes up to 3."""
+    import gymnasium as gym
+
+    from a2d_evo.envs.image import image_obs_scale, wrap_image_env
+
+    high = np.ones((3, 6, 6), np.uint8)
+    high[0] = 3
+    space = gym.spaces.Box(np.zeros_like(high), high, dtype=np.uint8)
+    assert image_obs_scale(space) == pytest.approx(1 / 3)
+
+    class Board(gym.Env):  # type: ignore[misc]
+        observation_space = space
+        action_space = gym.spaces.Discrete(2)
+
+    wrapped = wrap_image_env(Board())
+    assert wrapped.obs_scale == pytest.approx(1 / 3)
+    out = wrapped.observation_space
+    assert out.high.max() == 3 and out.shape == (3, 6, 6)
+
+
+def test_a_wrapped_minatar_reset_puts_back_a_fresh_envs_last_action() -> None:
+    """a2d_evo/envs/fresh_reset.py FreshStickyAction.reset: every reset sets MinAtar's
+    ``last_action`` to a fresh env's value, 0, so a reused env plays what a new one plays.
+    Mutant let through: setting it to 1: every reset then agreed with every other (the
+    covering test compares two histories of the same env) but not with a fresh env, whose
+    first sticky step plays 0: an extracted agent's fresh env and the population's reused
+    one played different episodes."""
+    pytest.importorskip("minatar")
+    import gymnasium as gym
+    import minatar.gym
+
+    from a2d_evo.envs.fresh_reset import fresh_reset
+
+    if "MinAtar/Breakout-v1" not in gym.registry:  # registered once, as env.imports does
+        minatar.gym.register_envs()
+    fresh = gym.make("MinAtar/Breakout-v1")
+    env = fresh_reset(gym.make("MinAtar/Breakout-v1"))
+    assert env is not fresh and type(env).__name__ == "FreshStickyAction"
+    game = env.unwrapped.game
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(2)
+    assert game.last_action == 3  # Breakout's action 2 is MinAtar's 'r' (3)
+    env.reset(seed=1)
+    assert game.last_action == fresh.unwrapped.game.last_action == 0
+    env.close()
+    fresh.close()

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -495,3 +496,143 @@ def test_a_refusal_says_when_the_recorded_holder_has_ended(tmp_path: Path) -> No
     assert locks._holder(lock) == f"pid {os.getpid()} on host {socket.gethostname()}"
     lock.write_text(f"{done.stdout.strip()}@another-machine\n")  # not ours to look up
     assert locks._holder(lock) == f"pid {done.stdout.strip()} on host another-machine"
+
+
+def test_a_stale_lock_file_s_text_is_replaced_by_the_holder_s_pid(tmp_path: Path) -> None:
+    """A ``.lock`` left with longer text (a holder killed before its release) holds exactly
+    the new holder's pid once it is taken, not the pid written over the old text."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / locks.LOCK_FILE).write_text("4294967295 left by a killed holder\n")
+    with locks.folder_lock(folder):
+        assert (folder / locks.LOCK_FILE).read_text() == f"{os.getpid()}@{socket.gethostname()}\n"
+
+
+def test_a_holder_whose_lock_file_holds_no_pid_is_named_as_unknown(tmp_path: Path) -> None:
+    """The refusal names the holder's pid only when the lock file holds digits: other text
+    (a holder of another make) reads ``pid unknown``."""
+    folder = tmp_path / "run"
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with locks.folder_lock(folder):
+            with open(folder / locks.LOCK_FILE, "r+") as f:  # the same file, other text
+                f.truncate(0)
+                f.write("someone\n")
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert inside.wait(10)
+        with pytest.raises(RunFolderError, match=r"another a2d-evo command \(pid unknown\);"):
+            with locks.folder_lock(folder):
+                pass
+    finally:
+        release.set()
+        holder.join(10)
+
+
+def test_a_folder_removed_between_its_making_and_the_lock_s_open_is_made_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refused writer removes the empty folder it made; one that does so between this
+    writer's making the folder and opening its ``.lock`` (ENOENT) is a race, not an error:
+    the folder is made again and locked (and removed again on release, being empty)."""
+    folder = tmp_path / "a" / "run"
+    real_open, opened = os.open, list[object]()
+
+    def open_after_removal(path: object, flags: int, mode: int = 0o777) -> int:
+        if str(path).endswith(locks.LOCK_FILE):
+            if not opened:  # the other writer's clean-up lands just before this open
+                os.rmdir(folder)
+                os.rmdir(folder.parent)
+            opened.append(path)
+        return real_open(path, flags, mode)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(locks.os, "open", open_after_removal)
+    with locks.folder_lock(folder):
+        assert (folder / locks.LOCK_FILE).read_text() == f"{os.getpid()}@{socket.gethostname()}\n"
+    assert len(opened) == 2
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_read_only_file_system_is_said_as_the_parent_not_being_writable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder the lock cannot make on a read-only file system (EROFS, as EACCES and EPERM)
+    is said as its parent not being writable, not as a failure to create it."""
+    folder = tmp_path / "run"
+
+    def read_only(path: str | Path) -> list[Path]:
+        raise OSError(errno.EROFS, "Read-only file system", str(folder))
+
+    monkeypatch.setattr(locks, "make_dirs", read_only)
+    with pytest.raises(RunFolderError) as err:
+        with locks.folder_lock(folder):
+            pass
+    assert str(err.value) == f"{tmp_path} is not writable (Read-only file system)"
+
+
+def test_a_one_process_world_locks_whatever_its_rank(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a rank other than 0 of a world of two or more processes goes without the lock:
+    ``WORLD_SIZE=1`` is one process, which writes and locks (whatever ``RANK`` says)."""
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "1")
+    with locks.folder_lock(tmp_path / "run"):
+        mine = f"{os.getpid()}@{socket.gethostname()}\n"
+        assert (tmp_path / "run" / locks.LOCK_FILE).read_text() == mine
+
+
+def test_a_lock_refused_with_eacces_is_said_as_held_by_another_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``flock`` may report a held lock as EACCES (as EAGAIN/EWOULDBLOCK): that is another
+    writer, not a failure to lock."""
+
+    def held(fd: int, op: int) -> None:
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(locks.fcntl, "flock", held)
+    with pytest.raises(RunFolderError, match=r"run is being written by another a2d-evo command"):
+        with locks.folder_lock(tmp_path / "run"):
+            pass
+
+
+def test_binding_a_run_waits_for_another_command_binding_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """:meth:`RunFolder.bind` waits (:data:`RUN_LOCK_WAIT_S`) for a command holding the
+    run-level lock, which holds it for milliseconds, instead of refusing at once: here the
+    holder lets go at the first wait, and the bind goes through."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.runfolder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    inside, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with locks.folder_lock(run.root):
+            inside.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:  # the holder ends its write during this wait
+        waits.append(seconds)
+        release.set()
+        holder.join(10)
+
+    holder.start()
+    try:
+        assert inside.wait(10)
+        monkeypatch.setattr(locks.time, "sleep", wait)
+        run.bind(config_from_dict({"env": {"id": "CartPole-v1"}}))
+    finally:
+        release.set()
+        holder.join(10)
+    assert waits and run.exists() and not (run.root / locks.LOCK_FILE).exists()

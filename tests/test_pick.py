@@ -218,3 +218,50 @@ def test_reproduce_repeats_the_export_options_that_ran(finished, tmp_path) -> No
         json.loads((again.agents / "delivered.json").read_text())["members"]
         == (delivered["members"])
     )
+
+
+def test_a_straight_front_has_no_knee_but_its_best_member() -> None:
+    """Members on one line in (log10 FLOPs, normalised return) have no knee: the rounding
+    noise that puts the middle one 1e-16 above the chord does not make it one; the knee is
+    the best-scoring member."""
+    from a2d_evo.report.pick import knee_index
+
+    assert knee_index([10, 1000, 100000], [0.1, 0.2, 0.3]) == 2
+    assert knee_index([10, 1000, 100000], [0.7, 0.8, 0.9]) == 2
+
+
+def test_of_two_knees_equally_far_above_the_chord_the_better_scoring_wins() -> None:
+    """Two members exactly as far above the chord (0.375 in normalised units, all values
+    exact in binary): the knee is the one with the higher return."""
+    from a2d_evo.report.pick import knee_index
+
+    flops = [1, 100, 10_000, 100_000_000]  # log10: 0, 2, 4, 8 -> 0, 1/4, 1/2, 1
+    assert knee_index(flops, [0.0, 0.625, 0.875, 1.0]) == 2
+
+
+def test_export_filters_keep_members_exactly_at_their_bounds() -> None:
+    """``--max-flops F`` keeps a member of exactly F FLOPs and ``--min-return R`` one of
+    exactly R (the messages say ``FLOPs <= F`` and ``return >= R``)."""
+    from a2d_evo.report.pick import select
+
+    front = [
+        {"flops": 100, "return_mean": 20.0, "normalised_return": 0.0},
+        {"flops": 1000, "return_mean": 450.0, "normalised_return": 0.9},
+        {"flops": 10000, "return_mean": 500.0, "normalised_return": 1.0},
+    ]
+    assert select(front, "all", min_return=450.0) == [("front_01", 1), ("front_02", 2)]
+    assert select(front, "all", max_flops=1000) == [("front_00", 0), ("front_01", 1)]
+    assert select(front, "all", max_flops=1000, min_return=450.0) == [("front_01", 1)]
+
+
+def test_a_pick_one_past_the_front_names_the_entries_there_are() -> None:
+    """``--pick N`` with N the front's length is out of range (entries 0 to N-1), said as
+    such, not as an entry the filters excluded."""
+    from a2d_evo.errors import RunFolderError
+    from a2d_evo.report.pick import select
+
+    front = [{"flops": 100 * 10**i, "return_mean": float(i), "normalised_return": i / 2}
+             for i in range(3)]  # fmt: skip
+    assert select(front, "2") == [("front_02", 2)]
+    with pytest.raises(RunFolderError, match=r"--pick 3: the front has entries 0-2"):
+        select(front, "3")

@@ -682,3 +682,108 @@ def test_the_cpu_kernel_gives_back_a_large_calls_buffers() -> None:
     after = _rss_bytes()
     assert grown - before > 80e6, (before, grown)
     assert grown - after > 0.8 * (grown - before), (before, grown, after)
+
+
+# ----------------------------------------------------------------------------- nets/population.py
+def _limits_or_skip() -> dict[str, int]:
+    from a2d_evo.ops.subnet_eval import native_limits
+
+    limits = native_limits()
+    if limits is None:
+        pytest.skip("a2d_evo._C is not built")
+    return limits
+
+
+def _mlp_supernet(obs_dim: int, widths: tuple[int, ...], n_actions: int):
+    from a2d_evo.config import SpaceConfig
+    from a2d_evo.nets.space import SearchSpace
+    from a2d_evo.nets.supernet import Supernet
+
+    torch.manual_seed(0)
+    space = SearchSpace(SpaceConfig(kind="mlp", depths=(1,), widths=widths))
+    return space, Supernet(space, (obs_dim,), n_actions)
+
+
+def _cnn_supernet(obs_shape: tuple[int, int, int], n_actions: int):
+    from a2d_evo.config import SpaceConfig
+    from a2d_evo.config.space import ConvLayerConfig
+    from a2d_evo.nets.space import SearchSpace
+    from a2d_evo.nets.supernet import Supernet
+
+    torch.manual_seed(0)
+    conv = (ConvLayerConfig(widths=(1, 2), kernel=1),)
+    space = SearchSpace(SpaceConfig(kind="cnn", conv=conv, fc=(2,)))
+    return space, Supernet(space, obs_shape, n_actions)
+
+
+def test_the_mlp_heads_count_the_value_row_against_the_kernel_s_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """a2d_evo/nets/population.py unsupported_by_native: the MLP kernel's heads are the
+    actions plus the value, padded to 8: 8 actions need round_up(9, 8) = 16 rows, over a
+    max_mlp_dim of 8 (lowered here; a real one needs 2**16 actions). Mutant let through:
+    ``round_up(n_actions, 8)`` = 8, which packed such a supernet and every call raised."""
+    from a2d_evo.nets import population
+
+    real = _limits_or_skip()
+    _, net = _mlp_supernet(4, (4, 8), 8)
+    assert population.unsupported_by_native(net) == ""
+    monkeypatch.setattr(population, "native_limits", lambda: {**real, "max_mlp_dim": 8})
+    # widest: max(4 inputs, round_up(8, 8)) = 8; heads: round_up(8 + 1, 8) = 16
+    assert population.unsupported_by_native(net) == (
+        "inputs, padded widths and heads up to 8, the supernet has 16"
+    )
+
+
+def test_an_image_of_exactly_the_kernel_s_plane_runs_natively(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """a2d_evo/nets/population.py unsupported_by_native: max_cnn_plane is the largest image
+    taken, so a 3 x 3 image (9 pixels) passes a bound of 9 and not one of 8. Mutant let
+    through: ``>=``, which sent images of exactly the kernel's size to the slow torch loop."""
+    from a2d_evo.nets import population
+
+    real = _limits_or_skip()
+    _, net = _cnn_supernet((2, 3, 3), 3)
+    monkeypatch.setattr(population, "native_limits", lambda: {**real, "max_cnn_plane": 9})
+    assert population.unsupported_by_native(net) == ""
+    monkeypatch.setattr(population, "native_limits", lambda: {**real, "max_cnn_plane": 8})
+    assert population.unsupported_by_native(net) == (
+        "images of up to 8 pixels, the supernet's has 9"
+    )
+
+
+def test_negative_group_sizes_are_refused_even_when_they_add_up() -> None:
+    """a2d_evo/nets/population.py PopulationForward._check: group sizes [-1, 3] add up to
+    the 2 rows of obs and are still refused, naming them. Mutant let through: dropping
+    ``(sizes < 0).any()``, which left the refusal to the native binding (another message)
+    or to the torch loop's ValueError ("must cover the batch"), an error callers catching
+    KernelInputError do not expect."""
+    from a2d_evo.errors import KernelInputError
+    from a2d_evo.nets.population import PopulationForward
+
+    space, net = _mlp_supernet(4, (4, 8), 2)
+    archs = [space.largest(), space.smallest()]
+    obs = np.zeros((2, 4), np.float32)
+    for backend in ("reference", None):
+        fwd = PopulationForward(net, backend=backend)
+        logits, _ = fwd(obs, archs, [1, 1])
+        assert logits.shape == (2, 2)
+        with pytest.raises(KernelInputError, match=r"non-negative integers, got \[-1, 3\]"):
+            fwd(obs, archs, [-1, 3])
+
+
+def test_a_cnn_supernet_refuses_float_frames_by_name() -> None:
+    """a2d_evo/nets/population.py PopulationForward._check: a CNN supernet takes uint8
+    frames; float ones are refused saying so, whichever path runs. Mutant let through:
+    dropping that check, which left the refusal to the native binding (a message naming
+    no float) or, on the torch loop, to the subnet's TypeError, not a KernelInputError."""
+    from a2d_evo.errors import KernelInputError
+    from a2d_evo.nets.population import PopulationForward
+
+    space, net = _cnn_supernet((2, 3, 3), 3)
+    obs = np.zeros((1, 2, 3, 3), np.float32)
+    for backend in ("reference", None):
+        fwd = PopulationForward(net, backend=backend)
+        with pytest.raises(KernelInputError, match="takes uint8 frames, got float32"):
+            fwd(obs, [space.largest()], [1])

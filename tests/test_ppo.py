@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from a2d_evo.config import PPOConfig
 from a2d_evo.envs.vector import StepResult
 from a2d_evo.errors import TrainingError
 from a2d_evo.nets.agent import PolicyOutput
 from a2d_evo.train.ppo import (
+    Batch,
     RolloutBuffer,
     collect_rollout,
     compute_gae,
@@ -243,3 +245,98 @@ def test_sample_actions_seeded_and_refuses_nan() -> None:
     for row in (0, 1):
         share = torch.bincount(drawn[row::2], minlength=3).double() / 20_000
         torch.testing.assert_close(share, torch.softmax(many[row].double(), -1), rtol=0, atol=0.01)
+
+
+# ----------------------------------------------------------------------------- train/ppo.py
+def test_clipfrac_counts_ratios_below_the_clip_range_too() -> None:
+    """``clipfrac`` is the share of ratios outside ``[1 - c, 1 + c]`` on either side (ratios
+    0.5, 1.5 and 1.1 at c = 0.2: two of three), and ``approx_kl`` the k3 estimator."""
+    import math
+
+    import torch
+
+    from a2d_evo.train.ppo import ppo_loss
+
+    logits = torch.zeros(3, 2)  # pi(a|s) = 0.5 for every action
+    ratios = (0.5, 1.5, 1.1)
+    old = torch.log(0.5 / torch.tensor(ratios))
+    out = ppo_loss(logits, torch.zeros(3), torch.zeros(3, dtype=torch.long), old,
+                   torch.zeros(3), torch.tensor([1.0, -1.0, 0.5]), torch.zeros(3),
+                   clip_coef=0.2, vf_coef=0.5, ent_coef=0.0)  # fmt: skip
+    assert out.clipfrac.item() == pytest.approx(2.0 / 3.0)
+    # k3 estimator: mean((r - 1) - log r) over the three ratios
+    kl = sum((r - 1) - math.log(r) for r in ratios) / 3
+    assert out.approx_kl.item() == pytest.approx(kl, rel=1e-5)
+
+
+def test_reward_clipping_takes_the_sign_not_a_clamp() -> None:
+    """a2d_evo/train/ppo.py RolloutBuffer.advantages: ``reward_clip`` gives GAE sign(r), so a
+    reward of 0.5 counts as 1 (Atari's clipping). Mutant let through: ``torch.sign`` made
+    ``torch.clamp(r, -1, 1)``, the same on the covering test's integer rewards (5, -3, 0)
+    but 0.5 where the sign is 1."""
+    from a2d_evo.train.ppo import RolloutBuffer
+
+    buf = RolloutBuffer(3, 1, (1,), np.float32)
+    buf.rewards[:, 0] = torch.tensor([0.5, -0.25, 2.0])
+    adv, _ = buf.advantages(0.5, 1.0, reward_clip=True)
+    # zero values, no ends, gamma 0.5, lambda 1: A_t = sign(r_t) + 0.5 A_{t+1}:
+    # A_2 = 1, A_1 = -1 + 0.5 = -0.5, A_0 = 1 - 0.25 = 0.75 (a clamp: 1, 0.25, 0.625)
+    assert adv[:, 0].tolist() == pytest.approx([0.75, -0.5, 1.0], abs=1e-7)
+
+
+def test_the_buffers_advantages_stop_the_trace_at_a_truncation() -> None:
+    """a2d_evo/train/ppo.py RolloutBuffer.advantages: GAE's trace stops at ``dones`` (ended
+    for any reason), not at ``terminated`` only. Mutant let through: the buffer handing
+    ``self.terminated`` as the dones, after which a truncated episode's advantages took in
+    the next episode's rewards (the covering tests call compute_gae directly)."""
+    from a2d_evo.train.ppo import RolloutBuffer
+
+    buf = RolloutBuffer(3, 1, (1,), np.float32)
+    buf.rewards[:, 0] = 1.0
+    buf.dones[1, 0] = 1.0  # truncated after step 1: next_values[1] = V(final_obs) = 0 here
+    adv, ret = buf.advantages(0.5, 1.0)
+    # A_2 = 1; A_1 = 1 (the trace stops); A_0 = 1 + 0.5 * 1 = 1.5
+    # (across the boundary: A_1 = 1.5, A_0 = 1.75)
+    assert adv[:, 0].tolist() == pytest.approx([1.5, 1.0, 1.0])
+    assert torch.equal(ret, adv)  # zero values
+
+
+def test_two_advantages_are_normalised_not_only_centred() -> None:
+    """a2d_evo/train/ppo.py normalise_advantages: only a single sample is left unscaled; two
+    get unit (unbiased) std. Mutant let through: ``numel() < 2`` made ``<= 2``, which only
+    centred a minibatch row pair (e.g. a subnet's two own rows): [-1, 1] for [1, 3]."""
+    from a2d_evo.train.ppo import normalise_advantages
+
+    # mean 2, unbiased std sqrt(((-1)^2 + 1^2) / 1) = sqrt(2): -1 / sqrt(2) = -0.7071068
+    got = normalise_advantages(torch.tensor([1.0, 3.0]))
+    assert got.tolist() == pytest.approx([-1 / math.sqrt(2), 1 / math.sqrt(2)], abs=1e-6)
+
+
+def test_equal_advantages_normalise_to_zeros_not_nan() -> None:
+    """a2d_evo/train/ppo.py normalise_advantages: advantages that are all equal (std 0, e.g.
+    a minibatch of one constant-reward env) give zeros. Mutant let through: dropping the
+    ``+ 1e-8``: 0 / 0, NaN advantages and a NaN loss that stops the training."""
+    from a2d_evo.train.ppo import normalise_advantages
+
+    assert normalise_advantages(torch.tensor([2.0, 2.0, 2.0])).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_ppo_loss_on_hands_the_behaviour_values_as_the_clip_centre() -> None:
+    """a2d_evo/train/ppo.py ppo_loss_on: the minibatch's ``values`` (the behaviour policy's)
+    are the centre of the value clipping, and the coefficients are the config's. Mutant let
+    through: ``mb.returns`` handed as the old values (the covering tests compare
+    ppo_loss_on only with itself): the clip then centred on the target itself."""
+    from a2d_evo.train.ppo import ppo_loss_on
+
+    cfg = PPOConfig(clip_coef=0.2, vf_coef=0.5, ent_coef=0.01, norm_adv=False)
+    out = PolicyOutput(torch.zeros(1, 2), torch.tensor([1.0]))
+    mb = Batch(obs=torch.zeros(1, 1), actions=torch.tensor([0]),
+               logprobs=torch.log(torch.tensor([0.25])), values=torch.tensor([0.5]),
+               advantages=torch.tensor([1.0]), returns=torch.tensor([2.0]))  # fmt: skip
+    got = ppo_loss_on(out, mb, cfg)
+    # ratio 0.5 / 0.25 = 2 with A = 1: max(-2, -1.2) = -1.2
+    # V = 1 from V_old = 0.5, R = 2: V_clip = 0.5 + clip(0.5, -0.2, 0.2) = 0.7:
+    # 0.5 * max((1 - 2)^2, (0.7 - 2)^2) = 0.5 * 1.69 = 0.845 (centred on R: 0.5 * 1 = 0.5)
+    assert got.policy.item() == pytest.approx(-1.2)
+    assert got.value.item() == pytest.approx(0.845)
+    assert got.loss.item() == pytest.approx(-1.2 - 0.01 * math.log(2) + 0.5 * 0.845, abs=1e-6)

@@ -643,3 +643,20 @@ def test_frame_sides_are_bounded_on_every_path() -> None:
     for shape in ((1, 2, 1, side + 1), (1, 2, side + 1, 1, 3), (1, 2, 2**31 - 1, 1)):
         with pytest.raises(KernelInputError, match=r"at most 2\^20 pixels high and wide"):
             _check_raw_shape(shape)
+
+
+# ----------------------------------------------------------------------------- ops/preprocess.py
+def test_a_2_by_1_box_rounds_half_to_even_in_the_reference() -> None:
+    """a2d_evo/ops/preprocess.py _resize_reference: halving the height only (a 2 x 1 frame
+    to 1 x 1, OpenCV's integer fast path with factors 2 and 1) averages the two pixels in
+    float32 and rounds half to even: (10 + 20) / 2 = 15, (1 + 2) / 2 = 1.5 -> 2,
+    (2 + 3) / 2 = 2.5 -> 2. Mutants let through: ``fy == 2 or fx == 2`` (the 2 x 2 shift
+    (s + 2) >> 2 divided those sums by 4: 8, 1, 1) and ``scale > 1`` for ``>= 1`` (a width
+    kept as it is sent the frame to the bilinear path, which rounds half up: 2.5 -> 3)."""
+    from a2d_evo.ops.preprocess import preprocess_frames_reference
+
+    raw = np.zeros((3, 2, 2, 1), np.uint8)
+    for i, (top, bottom) in enumerate([(10, 20), (1, 2), (2, 3)]):
+        raw[i, :, 0, 0], raw[i, :, 1, 0] = top, bottom  # both frames of the pair alike
+    out = preprocess_frames_reference(raw, size=1)
+    assert out.reshape(-1).tolist() == [15, 2, 2]

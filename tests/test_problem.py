@@ -540,3 +540,96 @@ def test_reset_mutation_redraws_genes_among_their_other_values(prob_var: float |
     pm = PM(prob=1.0, eta=20.0, vtype=float, repair=RoundingRepair())
     Z = pm(prob, Population.new(X=X.copy()), random_state=np.random.default_rng(1)).get("X")
     assert (Z != X).any(axis=1).mean() < 0.3
+
+
+def _by_width(archs: Sequence[Arch], episodes: int, seeds: Sequence[int]) -> list[EvalResult]:
+    """Returns that grow with the arch's total width (seed by seed: + seed % 3), 10 steps."""
+    out = []
+    for a in archs:
+        assert isinstance(a, MLPArch)
+        s = list(seeds[:episodes])
+        out.append(make_result([sum(a.widths) + x % 3 for x in s], s, [10] * len(s)))
+    return out
+
+
+def _problem(**kw):  # type: ignore[no-untyped-def]
+    from a2d_evo.search.problem import SubnetProblem
+
+    return SubnetProblem(SPACE, _by_width, OBS, ACTIONS, NORM, episodes=3, **kw)
+
+
+def test_an_arch_exactly_at_max_flops_is_played_and_replayed() -> None:
+    """``G = FLOPs - max_flops <= 0`` is feasible: an arch costing exactly the ceiling is
+    played and recorded (its G is 0), and re-scored in the next generation; only one above
+    the ceiling is left unplayed."""
+    arch = MLPArch((16,))
+    f = cost.flops(arch, OBS, ACTIONS)
+    prob = _problem(max_flops=float(f), reevaluate=True)
+    X = np.array([SPACE.encode(arch), SPACE.encode(MLPArch((24,)))])
+    for gen in (0, 1):
+        out: dict = {}
+        prob._evaluate(X, out, seeds=[10, 11, 12], generation=gen)
+        assert list(prob.cache) == [SPACE.key(X[0])]
+        assert out["G"][0, 0] == 0.0 and out["G"][1, 0] > 0
+    assert prob.cache[SPACE.key(X[0])]["generations"] == [0, 0, 0, 1, 1, 1]
+
+
+def test_anchors_play_once_per_generation() -> None:
+    """Anchors play every generation in which anything plays, once: a second evaluator call
+    in the same generation (new archs) plays the new archs alone, and the next generation's
+    plays the anchor again."""
+    anchor = SPACE.encode(MLPArch((8,)))
+    prob = _problem(anchors=[anchor])
+    key = SPACE.key(anchor)
+    for gen, width in ((0, 16), (0, 24), (1, 32)):
+        prob._evaluate(np.array([SPACE.encode(MLPArch((width,)))]), {}, seeds=[10, 11, 12],
+                       generation=gen)  # fmt: skip
+        if gen == 0:
+            assert prob.cache[key]["episodes"] == 3
+    assert prob.cache[key]["generations"] == [0, 0, 0, 1, 1, 1]
+    assert prob.cache[key]["anchor"] is True
+
+
+def test_the_forced_gene_of_a_reset_child_is_any_active_gene_alike() -> None:
+    """A child with none of its parent's active genes drawn gets ONE of them redrawn,
+    uniformly: with a draw probability near 0 nearly every child is such a one, and each of
+    a depth-2 parent's three active genes (depth, two widths) changes in about a third of
+    them; inactive genes (the widths below the depth) never."""
+    from pymoo.core.population import Population
+    from pymoo.core.problem import Problem
+
+    from a2d_evo.search.nsga import ResetMutation
+
+    space = SearchSpace(SpaceConfig(kind="mlp", depths=(1, 2, 3), widths=(4, 8, 16, 32)))
+    prob = Problem(n_var=space.n_var, n_obj=2, xl=space.xl, xu=space.xu, vtype=int)
+    parent = space.encode(MLPArch((8, 16))).astype(np.float64)
+    X = np.repeat(parent[None, :], 6000, axis=0)
+    op = ResetMutation(space, prob=1.0, prob_var=1e-9)
+    Y = op(prob, Population.new(X=X.copy()), random_state=np.random.default_rng(2)).get("X")
+    changed = (Y != X).mean(axis=0)
+    assert (Y != X).sum(axis=1).max() == 1  # one gene per child
+    np.testing.assert_allclose(changed[:3], 1 / 3, atol=0.03)
+    assert changed[3:].sum() == 0
+
+
+def test_reset_mutation_from_the_config_knows_the_space_and_the_gene_probability() -> None:
+    """``search.mutation: reset`` mutates with the space (a child of a depth-1 parent is
+    another network, though most of its genes are inactive widths) and with
+    ``search.mutation_prob`` (0.6 per gene here, not ``1 / n_var``)."""
+    from pymoo.core.population import Population
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.search.nsga import make_algorithm
+    from a2d_evo.search.problem import SubnetProblem
+
+    cfg = config_from_dict({"search": {"mutation": "reset", "mutation_prob": 0.6}})
+    algo = make_algorithm(cfg, SPACE)
+    prob = SubnetProblem(SPACE, _by_width, OBS, ACTIONS, NORM, episodes=3)
+    mutation = algo.mating.mutation
+    rng = np.random.default_rng(0)
+    X = np.repeat(SPACE.encode(MLPArch((8,)))[None, :], 3000, axis=0).astype(np.float64)
+    Y = mutation(prob, Population.new(X=X.copy()), random_state=rng).get("X")
+    assert (SPACE.canonical(Y) != SPACE.canonical(X)).any(axis=1).all()
+    deep = np.repeat(SPACE.encode(MLPArch((8, 8, 8, 8)))[None, :], 3000, axis=0)
+    Y = mutation(prob, Population.new(X=deep.astype(np.float64)), random_state=rng).get("X")
+    np.testing.assert_allclose((Y != deep).mean(), 0.6, atol=0.03)

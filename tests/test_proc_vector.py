@@ -171,3 +171,35 @@ def test_procs_is_refused_for_atari_and_which_vectors_step_in_workers() -> None:
         with env:
             assert type(env) is kind, (workers, envs_)
     assert type(make_vec_env(EnvConfig(id="CartPole-v1"), n, seed=0)) is SyncVecEnv  # auto
+
+
+def test_more_workers_than_envs_are_refused() -> None:
+    """a2d_evo/envs/proc_vector.py ProcVecEnv: workers lie in [1, num_envs]; 3 workers for
+    2 envs are an EnvError naming the range. Mutant let through: dropping the upper bound,
+    which started a worker holding no env (``range(2, 2, 3)`` is empty) and ended in an
+    IndexError that named neither the workers nor the envs."""
+    from a2d_evo.config import EnvConfig
+    from a2d_evo.envs.proc_vector import ProcVecEnv
+    from a2d_evo.errors import EnvError
+
+    with pytest.raises(EnvError, match=r"workers must be in \[1, 2\], got 3"):
+        ProcVecEnv(EnvConfig(id="CartPole-v1", backend="procs"), 2, seed=0, limit=None, workers=3)
+
+
+def test_a_worker_reply_of_the_wrong_length_is_refused() -> None:
+    """a2d_evo/envs/proc_vector.py ProcVecEnv._whole: each worker's reply must be exactly
+    its envs' bytes: one CartPole env's observation is 4 float32 = 16 bytes, and a reply of
+    20 is an EnvError naming the worker. Mutant let through: dropping the length check,
+    which read the first 16 bytes and dropped the rest in silence (a worker one command
+    behind, or one whose envs give another shape, put wrong rows in the vector)."""
+    from a2d_evo.config import EnvConfig
+    from a2d_evo.envs.proc_vector import ProcVecEnv
+    from a2d_evo.errors import EnvError
+
+    cfg = EnvConfig(id="CartPole-v1", backend="procs")
+    with ProcVecEnv(cfg, 2, seed=0, limit=None, workers=2) as procs:
+        one = np.arange(4, dtype=np.float32).tobytes()
+        (obs,) = procs._whole([one, one], 1)
+        assert obs.tolist() == [[0.0, 1.0, 2.0, 3.0]] * 2
+        with pytest.raises(EnvError, match="worker 1 replied 20 bytes, not 16"):
+            procs._whole([one, one + b"\0" * 4], 1)

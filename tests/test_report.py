@@ -1175,3 +1175,108 @@ def test_a_search_table_past_its_size_limit_is_named_not_read(tmp_path: Path) ->
     assert data.history == []
     said = [x for x in data.missing if x.startswith("search history:")]
     assert said and f"more than the {MAX_CSV_BYTES:,} the report reads" in said[0]
+
+
+def _row(label: str, flops: float, norm: float, returns: tuple[float, ...] | None = None) -> Row:
+    return Row(label=label, arch=f"mlp-{label}", flops=flops, params=None, latency_ms=None,
+               return_mean=100.0 * norm, return_std=1.0, episodes=5, normalised_return=norm,
+               seeds=None if returns is None else tuple(range(len(returns))),
+               episode_returns=returns)  # fmt: skip
+
+
+def test_dominance_names_the_best_of_the_cheapest_winners() -> None:
+    """Of two winners at the same (lowest) FLOPs, the sentence names the one with the higher
+    normalised return: the cheapest, then the best."""
+    from a2d_evo.report.verdicts import dominance
+
+    baseline = _row("base", 1000.0, 0.5)
+    front = [_row("low", 400.0, 0.6), _row("high", 400.0, 0.8), _row("dear", 900.0, 0.9)]
+    won, text = dominance(baseline, front, span=100.0)
+    assert won and "dominated** by 3 of 3" in text
+    assert "#high `mlp-high`" in text and "#low" not in text
+
+
+def test_paired_dominance_is_undecided_with_a_negative_span() -> None:
+    """A teacher below random (R_teacher - R_random < 0) gives no paired verdict: dividing by
+    a negative span would turn every difference's sign around."""
+    from a2d_evo.report.verdicts import paired_dominance
+
+    baseline = _row("base", 1000.0, 0.5, (50.0, 52.0, 48.0))
+    front = [_row("a", 400.0, 0.1, (10.0, 12.0, 8.0))]
+    verdict, text = paired_dominance(baseline, front, span=-100.0)
+    assert verdict is None and "no R_teacher - R_random" in text
+    verdict, _ = paired_dominance(baseline, front, span=100.0)
+    assert verdict is False  # behind by 0.4 of the span on every seed
+
+
+def test_history_rows_without_positive_flops_are_not_read(tmp_path: Path) -> None:
+    """The report plots the history on a log FLOPs axis: rows of 0 or negative FLOPs (a
+    damaged ``history.csv``) are skipped like unparsable ones, the others are read."""
+    from a2d_evo.report.run_files import read_history
+
+    path = tmp_path / "history.csv"
+    path.write_text(
+        "flops,return_mean,episodes\n100,1.5,4\n0,2.0,4\n-5,3.0,4\nnan,1.0,4\n250,2.5,8\n"
+    )
+    missing: list[str] = []
+    assert read_history(path, missing) == ([(100.0, 1.5), (250.0, 2.5)], [4, 8])
+    assert missing == []
+
+
+def test_the_report_normalises_by_the_front_s_references_before_the_teacher_s(
+    tmp_path: Path,
+) -> None:
+    """R_random and R_teacher come from ``front.json``'s normalisation (the final seeds that
+    scored the members); the teacher's own ``metrics.json`` figures, of other seeds, only
+    where the front has none."""
+    from test_report import R_RANDOM, R_TEACHER, _agent, _metrics, make_run
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.report.run_data import load_run
+
+    run = make_run(tmp_path / "run", baselines=False)
+    teacher = _metrics(8000, R_TEACHER + 7.0, 4.0, 17, random_return_mean=R_RANDOM + 3.0)
+    _agent(run.teacher_agent, (64, 64), teacher)
+    data = load_run(config_from_dict({}), run)
+    assert (data.norm.r_random, data.norm.r_teacher) == (R_RANDOM, R_TEACHER)
+
+
+def test_baselines_are_listed_by_method_then_growing_width() -> None:
+    """The report lists the baselines PPO, distill, A2D, each from the narrowest width
+    multiplier up (x0.25, x0.5, x1), then any other method."""
+    from dataclasses import replace
+
+    from a2d_evo.report.run_data import _baseline_order
+
+    kinds = [("a2d", 0.5), ("distill", 1.0), ("other", 0.25), ("ppo", 0.5), ("distill", 0.25),
+             ("ppo", 1.0), ("ppo", 0.25)]  # fmt: skip
+    rows = [
+        replace(_row(f"{m}_x{w:g}", 100.0, 0.5), extra={"method": m, "width_multiplier": w})
+        for m, w in kinds
+    ]
+    order = [r.label for r in sorted(rows, key=_baseline_order)]
+    assert order == ["ppo_x0.25", "ppo_x0.5", "ppo_x1", "distill_x0.25", "distill_x1",
+                     "a2d_x0.5", "other_x0.25"]  # fmt: skip
+
+
+def test_a_method_outside_the_order_is_drawn_rightmost() -> None:
+    """a2d_evo/report/plots.py baseline_marks/_method_rank: a baseline whose method is not in
+    METHOD_ORDER (ppo, distill, a2d) sorts after them, so it is drawn rightmost and carries
+    its width's label. Mutant let through: the unknown rank ``len(METHOD_ORDER)`` made -1,
+    which drew it leftmost and moved the label to a2d's mark."""
+    from a2d_evo.report.plots import DODGE_DECADES, baseline_marks
+    from a2d_evo.report.rows import Row
+
+    def row(name: str, method: str) -> Row:
+        return Row(name, "mlp-16x16", 1000, None, None, 500.0, 0.0, 30, 1.0,
+                   extra={"method": method, "width_multiplier": 0.25})  # fmt: skip
+
+    marks = {r.label: (x, labelled) for r, x, labelled in baseline_marks(
+        [row("bc_x0.25", "bc"), row("ppo_x0.25", "ppo"), row("a2d_x0.25", "a2d")]
+    )}  # fmt: skip
+    step = 10**DODGE_DECADES
+    # order ppo (rank 0), a2d (2), bc (3, unknown): i = 0, 1, 2 of 3, shifted by
+    # (i - (3 - 1) / 2) * DODGE_DECADES = -1, 0, +1 steps: x = 1000 / step, 1000, 1000 * step
+    assert marks["ppo_x0.25"] == (pytest.approx(1000 / step), False)
+    assert marks["a2d_x0.25"] == (pytest.approx(1000), False)
+    assert marks["bc_x0.25"] == (pytest.approx(1000 * step), True)

@@ -401,3 +401,44 @@ def test_demo_resume_refuses_an_unfinished_stage_a_later_one_was_built_on(
     ):
         demo.run_demo(tiny(**DEMO_SMALL), run, resume=True, progress=False)
     assert trained == []
+
+
+def test_a_supernet_resume_with_other_distillation_settings_is_refused(tmp_path: Path) -> None:
+    """The supernet's distillation (``distill.*``) is part of what it trains: a ``--resume``
+    with another ``distill.alpha`` would mix two losses in one supernet and is refused;
+    a raised ``supernet.total_steps`` is the change it takes."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.errors import RunFolderError
+    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.stage_budget import budget_raises
+
+    saved = config_from_dict({"supernet": {"total_steps": 1000}})
+    run = RunFolder(tmp_path / "run")
+    folder, resume = run.stage("supernet"), run.resume_command
+    longer = config_from_dict({"supernet": {"total_steps": 2000}})
+    assert budget_raises("supernet", folder, saved, longer, resume) == {
+        "supernet.total_steps": (1000, 2000)
+    }
+    other = config_from_dict({"supernet": {"total_steps": 1000}, "distill": {"alpha": 0.5}})
+    with pytest.raises(RunFolderError, match=r"differs from the one .* on distill\.alpha"):
+        budget_raises("supernet", folder, saved, other, resume)
+
+
+def test_a_demo_names_a_lowered_setting_unless_it_is_a_budget_raised_since() -> None:
+    """A budget the stage's own ``--resume`` raised above the command's is no change; any
+    other setting the command lowers is one (``ppo.update_epochs 4 (this command: 2)``)."""
+    from a2d_evo.config import Config, config_from_dict
+    from a2d_evo.demo import _changed
+
+    def config(total: int, epochs: int) -> Config:
+        return config_from_dict({"env": {"id": "CartPole-v1"},
+                                 "teacher": {"total_steps": total},
+                                 "ppo": {"update_epochs": epochs}})  # fmt: skip
+
+    class Run:  # the stage's own config.yaml, as a raise of its budget rewrote it
+        def stage_config(self, stage: str) -> Config:
+            return config(2048, 4)
+
+    run: Any = Run()
+    assert _changed(run, "teacher", config(1024, 4)) == ""
+    assert _changed(run, "teacher", config(1024, 2)) == ("ppo.update_epochs 4 (this command: 2)")

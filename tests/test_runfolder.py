@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import io
 import os
 import shutil
 from pathlib import Path
@@ -410,3 +411,174 @@ def test_a_raise_within_the_same_whole_updates_says_it_trains_nothing(
     assert "nothing more to train" in err and "goes on" not in err
     run.bind_stage("teacher", replace(cfg, teacher=replace(cfg.teacher, total_steps=600)), True)
     assert "raised from 200 to 600, so teacher goes on" in capsys.readouterr().err
+
+
+def test_folders_made_before_a_failing_one_are_all_removed_again(tmp_path: Path) -> None:
+    """``make_dirs`` that fails on the third folder (a name too long) removes the two it
+    made, the deeper first (top-down, the top one is not empty yet and stays)."""
+    from a2d_evo.files import make_dirs
+
+    too_long = tmp_path / "a" / "b" / ("x" * 300)
+    with pytest.raises(OSError) as err:
+        make_dirs(too_long)
+    assert err.value.errno == errno.ENAMETOOLONG
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_json_record_may_hold_nan_and_infinity(tmp_path: Path) -> None:
+    """``write_json`` writes NaN and infinities (a diverged run's figures) as JSON's
+    customary ``NaN``/``Infinity``, which ``read_json`` reads back, instead of refusing."""
+    import math
+
+    from a2d_evo.files import read_json, write_json
+
+    write_json(tmp_path / "m.json", {"loss": math.nan, "best": -math.inf})
+    assert (tmp_path / "m.json").read_text() == '{\n  "loss": NaN,\n  "best": -Infinity\n}\n'
+    back = read_json(tmp_path / "m.json")
+    assert math.isnan(back["loss"]) and back["best"] == -math.inf
+
+
+@pytest.mark.parametrize("content", [[1, 2], {"format_version": "X", "stage": "teacher"}, "rng"])
+def test_a_checkpoint_without_every_key_is_not_a_training_checkpoint(
+    tmp_path: Path, content: object
+) -> None:
+    """A torch file that is not a dict holding every :data:`CHECKPOINT_KEYS` is "not an
+    a2d-evo training checkpoint" (it was read on and failed on a missing key, or was taken)."""
+    from a2d_evo.errors import FormatError
+    from a2d_evo.files import CHECKPOINT_KEYS, read_checkpoint, torch_save
+    from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
+
+    path = tmp_path / "ckpt.pt"
+    if content == "rng":  # all but one key, each as a valid checkpoint holds it
+        full = {"format_version": CHECKPOINT_FORMAT_VERSION, "stage": "teacher", "update": 0,
+                "global_step": 0, "model": {}, "optimizer": {}, "rng": {}}  # fmt: skip
+        assert set(full) == CHECKPOINT_KEYS
+        content = {k: v for k, v in full.items() if k != "rng"}
+    torch_save(path, content)
+    with pytest.raises(FormatError) as err:
+        read_checkpoint(path, "teacher")
+    assert str(err.value) == f"teacher checkpoint {path} is not an a2d-evo training checkpoint"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        ("update", -1, "'update' must be an integer >= 0, got -1"),
+        ("global_step", True, "'global_step' must be an integer >= 0, got True"),
+        ("wall_s", float("inf"), "'wall_s' must be a number of seconds >= 0, got inf"),
+        ("wall_s", -0.5, "'wall_s' must be a number of seconds >= 0, got -0.5"),
+    ],
+)
+def test_a_checkpoint_s_counts_and_wall_time_are_finite_and_not_negative(
+    tmp_path: Path, key: str, value: object, said: str
+) -> None:
+    """A checkpoint's ``update`` and ``global_step`` are ints >= 0 (-1 and a bool are not),
+    its ``wall_s`` a finite number of seconds >= 0."""
+    from a2d_evo.errors import FormatError
+    from a2d_evo.files import read_checkpoint, torch_save
+    from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
+
+    path = tmp_path / "ckpt.pt"
+    ckpt = {"format_version": CHECKPOINT_FORMAT_VERSION, "stage": "teacher", "update": 3,
+            "global_step": 96, "model": {}, "optimizer": {}, "rng": {}, "wall_s": 1.5}  # fmt: skip
+    torch_save(path, {**ckpt, key: value})
+    with pytest.raises(FormatError) as err:
+        read_checkpoint(path, "teacher")
+    assert str(err.value) == f"teacher checkpoint {path}: {said}"
+    torch_save(path, ckpt)
+    assert read_checkpoint(path, "teacher")["global_step"] == 96
+
+
+def test_an_archive_with_a_deflated_member_is_refused_however_small() -> None:
+    """A zip whose member is deflated is refused even when what it inflates to is no larger
+    than the archive (random bytes: deflate saves nothing); torch.save stores members."""
+    import random
+    import zipfile
+
+    from a2d_evo.errors import FormatError
+    from a2d_evo.files import check_stored_archive
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data/0", random.Random(0).randbytes(1000))
+    raw = buf.getvalue()
+    assert len(raw) > 1000
+    with pytest.raises(FormatError, match=r"^policy.pt holds compressed members, or members "):
+        check_stored_archive(raw, "policy.pt")
+    stored = io.BytesIO()
+    with zipfile.ZipFile(stored, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data/0", random.Random(0).randbytes(1000))
+    check_stored_archive(stored.getvalue(), "policy.pt")  # the same member, stored: taken
+
+
+def test_an_archive_whose_stored_members_claim_more_than_the_file_is_refused() -> None:
+    """A stored member whose header claims more bytes than the whole archive holds (1 MB in
+    a file of about 130 bytes) is refused: its loader would allocate what it claims."""
+    import struct
+    import zipfile
+
+    from a2d_evo.errors import FormatError
+    from a2d_evo.files import check_stored_archive
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data/0", b"\0" * 8)
+    raw = bytearray(buf.getvalue())
+    central = raw.index(b"PK\x01\x02")  # the size the reader believes: the central directory's
+    raw[central + 24 : central + 28] = struct.pack("<I", 1_000_000)
+    with pytest.raises(FormatError, match=r"^policy.pt holds compressed members, or members "):
+        check_stored_archive(bytes(raw), "policy.pt")
+
+
+def test_tensors_whose_values_the_file_does_not_hold_are_named_for_what_they_are() -> None:
+    """A sparse tensor, a meta tensor and a stride-0 expansion are each refused with their
+    own reason; a dense tensor, and a transposed view of one, are taken."""
+    import torch
+
+    from a2d_evo.files import tensor_not_in_file
+
+    assert tensor_not_in_file(torch.zeros(3).to_sparse()) == (
+        "is a torch.sparse_coo tensor, not a dense one"
+    )
+    assert tensor_not_in_file(torch.zeros(3, device="meta")) == (
+        "is a meta tensor (a shape without values), not one read from the file"
+    )
+    assert tensor_not_in_file(torch.zeros(1).expand(5)) == (
+        "is not a dense tensor of its shape (its values are not all stored in the file)"
+    )
+    assert tensor_not_in_file(torch.zeros(2, 3).t()) is None
+
+
+@pytest.mark.parametrize(("head", "what"), [(b"", "EOFError: "), (b"\x80\x02junk", "")])
+def test_an_empty_or_cut_pickle_file_is_truncated_not_foreign(
+    tmp_path: Path, head: bytes, what: str
+) -> None:
+    """An empty file and one that starts as a (pre-1.6) torch pickle are cut or damaged torch
+    files, not "not a torch file" (what the damaged pickle raises varies)."""
+    from a2d_evo.errors import FormatError
+    from a2d_evo.files import torch_load
+
+    path = tmp_path / "policy.pt"
+    path.write_bytes(head)
+    with pytest.raises(FormatError) as err:
+        torch_load(path, "policy")
+    assert str(err.value).startswith(f"policy {path} is truncated or corrupted: {what}")
+
+
+def test_a_json_record_that_is_no_object_reads_as_empty(tmp_path: Path) -> None:
+    """``read_json_dict`` of a JSON list (or a missing file) is ``{}``."""
+    from a2d_evo.files import read_json_dict
+
+    (tmp_path / "r.json").write_text("[1, 2]\n")
+    assert read_json_dict(tmp_path / "r.json") == {}
+    assert read_json_dict(tmp_path / "none.json") == {}
+
+
+def test_a_boolean_format_version_is_no_integer() -> None:
+    """``format_version: true`` is refused as no integer (``True == 1`` in Python)."""
+    from a2d_evo.errors import FormatError
+    from a2d_evo.files import check_format_version
+
+    with pytest.raises(FormatError) as err:
+        check_format_version({"format_version": True}, 1, "W")
+    assert str(err.value) == "W: format_version True is not an integer"

@@ -431,3 +431,19 @@ def test_a_teacher_arch_that_is_no_arch_names_its_key() -> None:
     cfg = config_from_dict({"teacher": {"arch": {"kind": "cnn", "convs": [conv], "fc": 64}}})
     with pytest.raises(ConfigError, match=r"^teacher\.arch\.convs\[0\]\.stride: expected a pos"):
         teacher_arch(cfg)
+
+
+# ----------------------------------------------------------------------------- nets/space.py
+def test_a_declared_space_s_default_teacher_is_the_middle_width_and_largest_kernel() -> None:
+    """a2d_evo/nets/space.py SearchSpace.default_teacher without a Nature trunk: each
+    required layer at ``widths[len // 2]`` with its largest kernel, the FC at
+    ``fc[len // 2]``. Widths (8, 16, 32, 64): index 4 // 2 = 2, width 32; kernels (3, 5):
+    5; FC (32, 64): index 1, 64. Mutants let through: ``(len - 1) // 2`` (width 16: the
+    same as len // 2 for odd counts only) and ``kernel_choices[0]`` (kernel 3)."""
+    from a2d_evo.config import SpaceConfig
+    from a2d_evo.config.space import ConvLayerConfig
+    from a2d_evo.nets.space import CNNArch, ConvLayer, SearchSpace
+
+    layer = ConvLayerConfig(widths=(8, 16, 32, 64), kernels=(3, 5), padding="same")
+    space = SearchSpace(SpaceConfig(kind="cnn", conv=(layer,), fc=(32, 64)))
+    assert space.default_teacher() == CNNArch((ConvLayer(32, 5, 1, "same"),), 64)

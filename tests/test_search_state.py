@@ -16,11 +16,14 @@ import pytest
 from test_evolve import SMALL
 
 from a2d_evo.cli import main
-from a2d_evo.config import config_from_dict
+from a2d_evo.config import SpaceConfig, config_from_dict
 from a2d_evo.errors import FormatError
 from a2d_evo.formats import Normalisation
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.search.saved_state import load_state
+
+SPACE = SearchSpace(SpaceConfig(kind="mlp"))
+OBS, ACTIONS = (4,), 2
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -253,3 +256,68 @@ def test_state_larger_than_the_population_is_refused(finished: Path) -> None:
     spec = StateSpec(SearchSpace(cfg.space), (4,), 2, 4, None)  # pop 4 < the 8 saved
     with pytest.raises(FormatError, match="more than the population size 4"):
         load_state(finished / "search", spec)
+
+
+def _record(generations: list[int], returns: list[float]) -> dict:
+    from a2d_evo.search.problem import summarise
+
+    rec = {"generation": generations[0], "order": 0, "encoding": [0, 1, 0, 0, 0],
+           "arch": "mlp-8", "flops": 56, "params": 50, "returns": list(returns),
+           "lengths": [10] * len(returns), "seeds": list(range(len(returns))),
+           "generations": list(generations)}  # fmt: skip
+    summarise(rec)
+    return rec
+
+
+def test_a_resume_drops_the_episodes_of_the_generation_it_plays_again() -> None:
+    """A ``state.json`` one write ahead of ``state.npz`` (generation 1 committed): the
+    episodes of generation 1 are dropped, as the resume plays it again (kept, they would
+    count twice); a record with nothing before it goes; the figures are recomputed."""
+    from a2d_evo.search.saved_state import _committed
+
+    both = _record([0, 0, 1, 1], [1.0, 3.0, 10.0, 20.0])
+    late = _record([1, 1], [5.0, 5.0])
+    out = _committed([both, late], 1)
+    assert len(out) == 1 and out[0]["generations"] == [0, 0]
+    assert out[0]["returns"] == [1.0, 3.0] and out[0]["episodes"] == 2
+    assert out[0]["return_mean"] == 2.0 and out[0]["return_std"] == 1.0
+    assert both["returns"] == [1.0, 3.0, 10.0, 20.0]  # the input is not edited
+
+
+def test_a_state_s_records_are_bounded_by_its_generations() -> None:
+    """After ``n`` generations a record (or one of its episodes) may be of generations
+    ``0 .. n - 1`` only, and the cache holds at most ``pop * n + MAX_ANCHORS`` records."""
+    from a2d_evo.config.bounds import MAX_ANCHORS
+    from a2d_evo.errors import FormatError
+    from a2d_evo.search.saved_state import StateSpec, _bad_record, _cache
+
+    assert _bad_record(_record([0, 1], [1.0, 2.0]), 2) is None
+    assert _bad_record(_record([2], [1.0]), 2) == "generation 2 is outside 0-1"
+    assert _bad_record(_record([1, 2], [1.0, 2.0]), 2) == (
+        "generation 2 of an episode is outside 0-1"
+    )
+    spec = StateSpec(SPACE, OBS, ACTIONS, pop=4, max_flops=None)
+    at_most = 4 * 2 + MAX_ANCHORS
+    with pytest.raises(FormatError, match="record 0: must be a mapping"):
+        _cache([None] * at_most, 2, Path("state.json"), spec)
+    with pytest.raises(FormatError, match=f"holds {at_most + 1} records, more than 2 gen"):
+        _cache([None] * (at_most + 1), 2, Path("state.json"), spec)
+
+
+def test_a_state_population_of_zero_flops_or_negative_crowding_is_refused() -> None:
+    """``state.npz``'s objectives hold FLOPs of at least 1 (the cost model's floor: 0 would
+    be log10 -inf on the hypervolume axis) and crowding distances >= 0 (inf, the extremes'
+    crowding, is taken)."""
+    from a2d_evo.errors import FormatError
+    from a2d_evo.search.saved_state import _check_arrays
+
+    def arrays(flops: float, crowding: float) -> dict[str, np.ndarray]:
+        return {"X": np.zeros((1, SPACE.n_var), np.int64), "F": np.array([[-0.5, flops]]),
+                "G": np.zeros((1, 0)), "rank": np.array([0.0]), "crowding": np.array([crowding]),
+                "rng": np.zeros(6, np.uint64)}  # fmt: skip
+
+    _check_arrays(arrays(1.0, np.inf), 1, Path("state.npz"), None)
+    with pytest.raises(FormatError, match="F holds FLOPs below 1"):
+        _check_arrays(arrays(0.0, 1.0), 1, Path("state.npz"), None)
+    with pytest.raises(FormatError, match="crowding >= 0"):
+        _check_arrays(arrays(1.0, -0.5), 1, Path("state.npz"), None)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from a2d_evo.evaluation.seeds import (
     final_seeds,
@@ -97,3 +99,46 @@ def test_runs_at_the_shipped_configs_sizes_never_share_episodes() -> None:
             for s in block:
                 assert s not in owner, f"run {run} {use} plays seed {s} of {owner[s]}"
                 owner[s] = (run, use)
+
+
+def _base(*words: int) -> int:
+    """The first episode seed of a block, as the module documents it: the first uint64 of
+    ``SeedSequence(words)`` modulo 2**31 - 2**20."""
+    state = np.random.SeedSequence(list(words)).generate_state(1, np.uint64)[0]
+    return int(state) % (2**31 - 2**20)
+
+
+def test_evaluation_blocks_start_at_their_documented_bases() -> None:
+    """a2d_evo/evaluation/seeds.py: the final, generation and halving blocks start at the
+    base of ``SeedSequence([seed, tag(, generation or round)])`` mod 2**31 - 2**20 and run
+    on consecutively. Mutants let through: the span 2**31 (bases up to 2**31 - 1, so a block
+    of 2**20 episodes passed int32), ``base + e + 1`` (the block's first seed skipped) and
+    ``round_ + 1`` (round 0 played round 1's episodes): every figure then moved off the
+    seeds that earlier runs and their fronts recorded."""
+    from a2d_evo.evaluation.seeds import final_seeds, generation_seeds, halving_seeds
+
+    # SeedSequence([7, 0xF17A1]) -> 13139077768815142815; mod 2146435072 = 1524983711
+    assert _base(7, 0xF17A1) == 1524983711
+    assert final_seeds(7, 3) == [1524983711, 1524983712, 1524983713]
+    # generation 2 of run 7: SeedSequence([7, 0x5EA2C4, 2]) -> 875364996
+    assert generation_seeds(7, 2, 3) == [875364996, 875364997, 875364998]
+    assert _base(7, 0x5EA2C4, 2) == 875364996
+    # halving round 0 of run 7: SeedSequence([7, 0x4A1F, 0]) -> 1067989675
+    assert halving_seeds(7, 0, 2) == [1067989675, 1067989676]
+    assert _base(7, 0x4A1F, 0) == 1067989675
+
+
+def test_a_front_s_bool_seeds_are_no_integer_seeds() -> None:
+    """a2d_evo/evaluation/seeds.py check_scoring_seeds: ``normalisation.seeds`` of
+    ``[true, false]`` is a malformed front (FormatError), not seeds 1 and 0. Mutant let
+    through: dropping ``not isinstance(x, bool)``, which took the bools as ints and reported
+    a seed mismatch (ConfigError) that told the user to change --seed instead."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.errors import FormatError
+    from a2d_evo.evaluation.seeds import check_scoring_seeds
+
+    cfg = config_from_dict({"seed": 3, "search": {"final_episodes": 2}})
+    with pytest.raises(FormatError, match="non-empty list of integer seeds"):
+        check_scoring_seeds(
+            cfg, {"normalisation": {"seeds": [True, False]}}, Path("front.json"), "export"
+        )

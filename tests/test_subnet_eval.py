@@ -303,3 +303,32 @@ def test_generic_kernel_parity(tmp_path: Path) -> None:
     isa, worst = out.stdout.split()
     assert isa == "generic"
     assert float(worst) <= TOL
+
+
+# ----------------------------------------------------------------------------- ops/subnet_eval.py
+@needs_native
+def test_pack_meta_refuses_an_array_field_longer_than_its_count() -> None:
+    """a2d_evo/ops/subnet_eval.py pack_meta: ``off_w[depth_max]`` with 3 entries for
+    depth_max = 2 is refused. Mutant let through: ``len(value) != fields[count]`` made
+    ``len(value) < fields[count]``, which packed the extra entry and shifted every later
+    field (off_b) by one slot: the kernel would read an offset as a bias offset."""
+    from a2d_evo.errors import KernelInputError
+    from a2d_evo.ops.subnet_eval import pack_meta
+
+    # 13 entries: 1 kind + 8 scalars + 2 off_w + 2 off_b
+    assert pack_meta("mlp", MLP_META).size == 13
+    with pytest.raises(KernelInputError, match="off_w must hold depth_max = 2 entries"):
+        pack_meta("mlp", {**MLP_META, "off_w": [80, 112, 144]})
+
+
+@needs_native
+def test_pack_meta_refuses_an_int_for_an_array_field() -> None:
+    """a2d_evo/ops/subnet_eval.py pack_meta: an int given for ``off_b[depth_max]`` is a
+    KernelInputError naming the field. Mutant let through: dropping the
+    ``isinstance(value, int | np.integer) or`` guard, after which ``len(176)`` raised a bare
+    TypeError that names nothing (the promise: a wrongly sized field raises KernelInputError)."""
+    from a2d_evo.errors import KernelInputError
+    from a2d_evo.ops.subnet_eval import pack_meta
+
+    with pytest.raises(KernelInputError, match="off_b must hold depth_max = 2 entries"):
+        pack_meta("mlp", {**MLP_META, "off_b": 176})

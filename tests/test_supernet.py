@@ -15,6 +15,8 @@ from a2d_evo.nets.agent_folder import extract
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
 
+OBS = (4,)
+
 MLP = SearchSpace(SpaceConfig(kind="mlp"))
 CNN = SearchSpace(SpaceConfig(kind="cnn"))
 ATARI_OBS = (4, 84, 84)
@@ -386,3 +388,60 @@ def test_supernet_weights_of_another_dtype_or_not_stored_are_refused(tmp_path: P
         torch_save(tmp_path / "bad.pt", {**state, name: bad})
         with pytest.raises(FormatError, match=why):
             load_supernet(cfg, tmp_path / "bad.pt")
+
+
+# ----------------------------------------------------------------------------- nets/supernet.py
+def test_a_layer_after_an_optional_one_takes_the_wider_of_its_possible_inputs() -> None:
+    """A conv after an optional layer may get the optional layer's channels or, when it is
+    skipped, the layer before's: its weight holds the wider (8, not the optional layer's 2),
+    and so does the FC after a last optional layer. Every arch of such a space runs and
+    equals its extracted agent."""
+    import torch
+
+    from a2d_evo.config.space import ConvLayerConfig as Conv
+    from a2d_evo.nets.agent_folder import extract
+    from a2d_evo.nets.space import CNNArch
+    from a2d_evo.nets.supernet import Supernet
+
+    conv = (
+        Conv(widths=(4, 8), kernel=3),
+        Conv(widths=(2,), kernels=(3,), padding="same", optional=True),
+        Conv(widths=(4,), kernel=3),
+        Conv(widths=(2,), kernels=(3,), padding="same", optional=True),
+    )
+    space = SearchSpace(SpaceConfig(kind="cnn", conv=conv, fc=(16,)))
+    torch.manual_seed(0)
+    net = Supernet(space, (3, 9, 9), 2)
+    assert net.convs[2].in_channels == 8 and net.fc.in_features == 4 * 5 * 5
+    obs = torch.randint(0, 256, (5, 3, 9, 9), dtype=torch.uint8)
+    seen = set()
+    for x in space.sample_encodings(np.random.default_rng(0), 64):
+        arch = space.decode(x)
+        assert isinstance(arch, CNNArch)
+        seen.add(str(arch))
+        out, agent_out = net(obs, arch), extract(net, arch)(obs)
+        torch.testing.assert_close(out.logits, agent_out.logits)
+    assert len(seen) == 8  # conv0 4 or 8, each optional layer on or off
+    # an FC wider than the supernet's (16) would be sliced to 16 units: refused
+    from dataclasses import replace
+
+    from a2d_evo.errors import ArchError
+
+    largest = space.largest()
+    assert isinstance(largest, CNNArch)
+    net.check(largest)
+    with pytest.raises(ArchError, match="does not fit the supernet"):
+        net.check(replace(largest, fc=17))
+
+
+def test_the_supernet_refuses_an_mlp_arch_wider_than_its_layers() -> None:
+    """A width above the supernet's widest layer would be sliced to fewer units without an
+    error: ``check`` refuses it (the widest is taken)."""
+    from a2d_evo.errors import ArchError
+    from a2d_evo.nets.supernet import Supernet
+
+    net = Supernet(SearchSpace(SpaceConfig(kind="mlp", depths=(1, 2), widths=(4, 8))), OBS, 2)
+    net.check(MLPArch((8, 8)))
+    for bad in (MLPArch((9,)), MLPArch((8, 9)), MLPArch((4, 4, 4)), MLPArch((0,))):
+        with pytest.raises(ArchError, match="does not fit the supernet"):
+            net.check(bad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,11 +11,13 @@ import torch
 
 from a2d_evo.config import config_from_dict
 from a2d_evo.nets.agent import Agent
-from a2d_evo.nets.space import MLPArch
+from a2d_evo.nets.space import MLPArch, SearchSpace
 from a2d_evo.nets.supernet import build_supernet
 from a2d_evo.train import supernet_stage
 from a2d_evo.train.ppo import Batch
 from a2d_evo.train.supernet_stage import SupernetLearner
+
+OBS = (4,)
 
 T, N = 2, 6  # a rollout of 2 steps in 6 env slots, split 2/2/2 between 3 subnets
 
@@ -278,3 +281,236 @@ def test_torchrun_ranks_split_the_runs_slots_as_one_process(
                 [net(obs[i : i + 1], one.rollout_archs[whole[i]]).logits for i in rows]
             )
         torch.testing.assert_close(got, want)
+
+
+def test_score_subnets_rows_are_the_same_archs_for_every_run_with_their_worst_episode(
+    tmp_path: Path,
+) -> None:
+    """``score_subnets`` scores the largest, the smallest and random subnets drawn from
+    ``arch_seed`` (the same set whatever the run's seed, so two runs compare on the same
+    archs); ``return_min`` is the worst of each one's episodes."""
+    import torch
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.evaluation.episodes import evaluate_agent
+    from a2d_evo.files import torch_save
+    from a2d_evo.nets.agent_folder import extract
+    from a2d_evo.nets.supernet import Supernet
+    from a2d_evo.train.supernet_stage import score_subnets
+
+    raw = {"env": {"id": "CartPole-v1", "max_episode_steps": 40},
+           "space": {"kind": "mlp", "depths": [1, 2], "widths": [4, 8, 16]}}  # fmt: skip
+    cfgs = [config_from_dict({**raw, "seed": seed}) for seed in (3, 4)]
+    torch.manual_seed(0)
+    net = Supernet(SearchSpace(cfgs[0].space), OBS, 2)
+    torch_save(tmp_path / "weights.pt", net.state_dict())
+    tables = [score_subnets(c, tmp_path / "weights.pt", n_random=2, episodes=4, seed=50)
+              for c in cfgs]  # fmt: skip
+    assert [r["arch"] for r in tables[0]] == [r["arch"] for r in tables[1]]
+    assert [r["role"] for r in tables[0]] == ["largest", "smallest", "random", "random"]
+    space = SearchSpace(cfgs[0].space)
+    every = space.sample_encodings(np.random.default_rng(0), 500)  # all 12 archs of the space
+    by_name = {str(space.decode(x)): space.decode(x) for x in every}
+    spread = 0
+    for row in tables[0]:
+        res = evaluate_agent(extract(net, by_name[row["arch"]]), cfgs[0], 4, 50, "greedy")
+        assert row["return_min"] == float(res.returns.min())
+        spread += float(res.returns.min()) < float(res.returns.max())
+    assert spread  # some subnet's episodes differ: the minimum is not any episode's
+
+
+def test_a_resumed_checkpoint_adds_its_wall_time_to_the_pieces_before(tmp_path: Path) -> None:
+    """``wall_s`` is the training time over every resumed piece: a checkpoint written after
+    a resume holds the earlier pieces' time (1000 s, set in the first piece's checkpoint)
+    plus its own, and so does the result."""
+    import torch
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.envs import make_vec_env
+    from a2d_evo.files import torch_load, torch_save
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.train import loop
+    from a2d_evo.train.interrupts import TrainingInterrupted
+    from a2d_evo.train.learners import AgentLearner
+    from a2d_evo.train.streams import Streams
+
+    cfg = config_from_dict({"env": {"id": "CartPole-v1"},
+                            "ppo": {"num_envs": 2, "num_steps": 8, "num_minibatches": 1,
+                                    "update_epochs": 1}})  # fmt: skip
+    path = tmp_path / "checkpoint.pt"
+
+    def piece(resume: bool, stop_after: int | None) -> loop.TrainResult:
+        envs = make_vec_env(cfg.env, 2, seed=0, training=True)
+        opts = loop.LoopOptions(stage="teacher", total_steps=48, checkpoint=path, tb_dir=None,
+                                checkpoint_every=10, resume=resume, progress=False,
+                                stop_after=stop_after)  # fmt: skip
+        learner = AgentLearner(Agent(MLPArch((4,)), OBS, 2), cfg)
+        try:
+            return loop.run_ppo(learner, cfg, envs, OBS, np.float32, Streams(0, "teacher"),
+                                opts, torch.device("cpu"))  # fmt: skip
+        finally:
+            envs.close()
+
+    with pytest.raises(TrainingInterrupted):
+        piece(False, 1)
+    ckpt = torch_load(path)
+    assert ckpt["update"] == 1 and ckpt["wall_s"] < 1000
+    torch_save(path, {**ckpt, "wall_s": 1000.0})
+    res = piece(True, None)
+    assert torch_load(path)["update"] == 3
+    assert 1000.0 < torch_load(path)["wall_s"] < 1100.0 and 1000.0 < res.wall_s < 1100.0
+
+
+def _supernet_learner(teacher: Any = None, **distill: Any) -> Any:
+    """A SupernetLearner on CartPole: 6 env slots, 2 steps, 3 subnets (2 slots each)."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.nets.supernet import build_supernet
+    from a2d_evo.train.supernet_stage import SupernetLearner
+
+    cfg = config_from_dict(
+        {"env": {"id": "CartPole-v1"}, "space": {"kind": "mlp", "depths": [1, 2], "widths": [4, 8]},
+         "ppo": {"num_envs": 6, "num_steps": 2, "num_minibatches": 1},
+         "supernet": {"rollout_subnets": 3}, "distill": {"alpha": 0.0, "beta": 0.0, **distill}}
+    )  # fmt: skip
+    torch.manual_seed(0)
+    return SupernetLearner(build_supernet(cfg), cfg, teacher, np.random.default_rng(0))
+
+
+def _rollout(rows: int = 12) -> Any:
+    from a2d_evo.train.ppo import Batch
+
+    g = torch.Generator().manual_seed(2)
+    return Batch(
+        obs=torch.randn(rows, 4, generator=g),
+        actions=torch.randint(0, 2, (rows,), generator=g),
+        logprobs=torch.full((rows,), -0.6931472),
+        values=torch.randn(rows, generator=g),
+        advantages=torch.randn(rows, generator=g),
+        returns=torch.randn(rows, generator=g),
+    )
+
+
+def test_without_a_teacher_sigma_is_the_rms_of_the_first_rollouts_returns() -> None:
+    """a2d_evo/train/supernet_stage.py SupernetLearner.prepare: with no teacher at all, sigma
+    is the root mean square of the first rollout's returns (the module docstring). Mutant
+    let through: the advantages in their place (the covering tests give a teacher, or only
+    read ``sigma_from``)."""
+    learner = _supernet_learner()
+    learner.policy(1)
+    raw = _rollout()._replace(returns=torch.tensor([3.0, -4.0] * 6))
+    learner.prepare(raw)
+    # RMS of (3, -4, 3, -4, ...) = sqrt((9 + 16) / 2) = sqrt(12.5) = 3.5355339
+    assert learner.sigma_from == "returns"
+    assert float(learner.supernet.value_scale) == pytest.approx(12.5**0.5, rel=1e-6)
+
+
+def test_the_supernets_distillation_anneals_with_the_progress() -> None:
+    """a2d_evo/train/supernet_stage.py SupernetLearner.loss: alpha and beta follow
+    ``distill.anneal`` at the update's progress: linear to final_fraction 0.2, at progress
+    0.5 they are 1 - 0.5 * 0.8 = 0.6 of the configured 1.0 and 0.5. Mutant let through:
+    ``distill_coefs(cfg.distill, 0.0)`` (the covering tests use no annealing), which kept
+    the full coefficients to the end of the supernet's training."""
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.space import MLPArch
+
+    torch.manual_seed(1)
+    teacher = Agent(MLPArch((8,)), (4,), 2)
+    learner = _supernet_learner(teacher, alpha=1.0, beta=0.5, anneal="linear",
+                                final_fraction=0.2)  # fmt: skip
+    learner.policy(1)
+    mb = learner.prepare(_rollout())
+    for progress, alpha, beta in ((0.0, 1.0, 0.5), (0.5, 0.6, 0.3), (1.0, 0.2, 0.1)):
+        _, logs = learner.loss(mb, progress)
+        assert float(logs["alpha"]) == pytest.approx(alpha)
+        assert float(logs["beta"]) == pytest.approx(beta)
+
+
+def test_the_logged_ppo_terms_are_the_mean_over_the_subnets_with_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """a2d_evo/train/supernet_stage.py SupernetLearner.loss: a subnet without rows of its own
+    in the minibatch has no PPO terms to log; the logged policy, value and entropy are the
+    mean over the subnets that have rows. Mutant let through: ``if bool(own.any())`` made
+    ``if True``: its zeros entered the mean, a third off here (the covering test checks only
+    the distillation terms' mean)."""
+    from a2d_evo.train import supernet_stage
+
+    learner = _supernet_learner()
+    learner.policy(1)
+    batch = learner.prepare(_rollout())
+    assert batch.actor is not None and batch.actor.tolist() == [0, 0, 1, 1, 2, 2] * 2
+    mb = batch.take(torch.nonzero(batch.actor != 2).squeeze(-1))  # subnet 2: no rows
+    seen: list[Any] = []
+    real = supernet_stage.distill_loss
+
+    def spy(*args: Any, own: torch.Tensor, **kw: Any) -> Any:
+        d = real(*args, own=own, **kw)
+        seen.append((bool(own.any()), d.ppo))
+        return d
+
+    monkeypatch.setattr(supernet_stage, "distill_loss", spy)
+    _, logs = learner.loss(mb, 0.0)
+    assert [has for has, _ in seen] == [True, True, False]
+    for key in ("policy", "value", "entropy"):
+        want = float((getattr(seen[0][1], key) + getattr(seen[1][1], key)).detach()) / 2
+        assert float(logs[key]) == pytest.approx(want, rel=1e-6), key
+        assert want != 0.0
+
+
+def _scored_supernet(tmp_path: Path) -> tuple[Any, Path]:
+    """A config (CartPole cut at 30 steps, a 6-arch MLP space) and random supernet weights."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.files import torch_save
+    from a2d_evo.nets.space import SearchSpace
+    from a2d_evo.nets.supernet import Supernet
+
+    env = {"id": "CartPole-v1", "max_episode_steps": 30}
+    space = {"kind": "mlp", "depths": [1, 2], "widths": [4, 8]}
+    cfg = config_from_dict({"seed": 5, "env": env, "space": space})
+    torch.manual_seed(0)
+    net = Supernet(SearchSpace(cfg.space), (4,), 2)
+    return cfg, torch_save(tmp_path / "weights.pt", net.state_dict())
+
+
+def test_score_subnets_random_archs_are_never_the_two_ends(tmp_path: Path) -> None:
+    """a2d_evo/train/supernet_stage.py score_subnets: the random subnets are drawn apart from
+    the largest and the smallest, so a space of 6 archs asked for 4 random ones gives every
+    arch once. Mutant let through: ``sample_distinct(..., [])`` (nothing excluded), which
+    scored an end twice as a "random" subnet (the covering test's 12-arch space drew none)."""
+    from a2d_evo.nets.space import SearchSpace
+    from a2d_evo.train.supernet_stage import score_subnets
+
+    cfg, weights = _scored_supernet(tmp_path)
+    space = SearchSpace(cfg.space)
+    draws = space.sample_encodings(np.random.default_rng(0), 300)
+    every = {str(space.decode(x)) for x in draws}
+    assert len(every) == 6  # (4), (8), (4, 4), (4, 8), (8, 4), (8, 8)
+    rows = score_subnets(cfg, weights, n_random=4, episodes=1, seed=0)
+    assert [r["role"] for r in rows] == ["largest", "smallest"] + ["random"] * 4
+    assert rows[0]["arch"] == str(space.largest()) and rows[1]["arch"] == str(space.smallest())
+    assert sorted(r["arch"] for r in rows) == sorted(every)
+
+
+def test_score_subnets_plays_the_fine_tunes_scoring_seeds_by_default(tmp_path: Path) -> None:
+    """a2d_evo/train/supernet_stage.py score_subnets: without ``seed`` the episodes start at
+    ``finetune_eval_seed(cfg.seed)``, as its docstring says. Mutant let through: ``cfg.seed``
+    as the first seed (the covering tests always pass ``seed``): the training seeds, whose
+    first episodes the envs of the run's own training had played."""
+    from a2d_evo.evaluation.episodes import evaluate_agent
+    from a2d_evo.evaluation.seeds import finetune_eval_seed
+    from a2d_evo.nets.agent_folder import extract
+    from a2d_evo.nets.supernet import load_supernet
+    from a2d_evo.train.supernet_stage import score_subnets
+
+    cfg, weights = _scored_supernet(tmp_path)
+    rows = score_subnets(cfg, weights, n_random=0, episodes=4)
+    net = load_supernet(cfg, weights).eval()
+    ends = [net.space.largest(), net.space.smallest()]
+    differ = 0
+    for row, arch in zip(rows, ends, strict=True):
+        agent = extract(net, arch)
+        want = evaluate_agent(agent, cfg, 4, finetune_eval_seed(cfg.seed), "greedy")
+        assert (row["return_mean"], row["return_min"]) == (want.mean, float(want.returns.min()))
+        other = evaluate_agent(agent, cfg, 4, cfg.seed, "greedy")
+        differ += (other.mean, float(other.returns.min())) != (want.mean, float(want.returns.min()))
+    assert differ  # the two seed sets play differently here: the test tells them apart

@@ -32,6 +32,8 @@ from a2d_evo.train.streams import Streams
 from a2d_evo.train.supernet_stage import SupernetLearner, train_supernet
 from a2d_evo.train.teacher import train_teacher
 
+OBS = (4,)
+
 
 @pytest.fixture(autouse=True)
 def _no_onnx(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1172,3 +1174,450 @@ def test_an_agents_value_loss_takes_distill_vf_coef_with_a_teacher_and_ppo_vf_co
         assert base - low == pytest.approx(0.4 * value, rel=1e-5), teacher
         moved, _ = loss(teacher, **{used: {"vf_coef": 0.5}, other: {"vf_coef": 0.2}})
         assert moved == pytest.approx(base, rel=1e-6), teacher
+
+
+# ----------------------------------------------------------------------------- train/loop.py
+@pytest.mark.parametrize("anneal", [True, False])
+def test_the_loop_reports_the_last_20_episodes_and_the_rate_it_trains_at(
+    monkeypatch: pytest.MonkeyPatch, anneal: bool
+) -> None:
+    """``recent_return`` is the mean of the last 20 training episodes (of about 30 here, of
+    8 to 12 steps), and every update trains at ``ppo.lr`` without ``ppo.anneal_lr``, at
+    ``lr * (1 - (u - 1) / n)`` with it."""
+    import torch
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.envs import make_vec_env
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.train import loop
+    from a2d_evo.train.learners import AgentLearner
+    from a2d_evo.train.streams import Streams
+
+    cfg = config_from_dict({
+        "env": {"id": "CartPole-v1", "max_episode_steps": 12},
+        "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 2, "update_epochs": 1,
+                "lr": 1e-3, "anneal_lr": anneal},
+    })  # fmt: skip
+    seen: list[tuple[float, list[float]]] = []
+    monkeypatch.setattr(loop, "report", lambda w, b, step, lr, sps, returns, *a: seen.append(
+        (lr, list(returns))))  # fmt: skip
+    envs = make_vec_env(cfg.env, 2, seed=0, training=True)
+    opts = loop.LoopOptions(stage="teacher", total_steps=320, checkpoint=None, tb_dir=None,
+                            checkpoint_every=10, progress=False)  # fmt: skip
+    try:
+        learner = AgentLearner(Agent(MLPArch((4,)), OBS, 2), cfg)
+        res = loop.run_ppo(learner, cfg, envs, OBS, np.float32, Streams(0, "teacher"), opts,
+                           torch.device("cpu"))  # fmt: skip
+    finally:
+        envs.close()
+    returns = [r for _, rs in seen for r in rs]
+    assert (res.updates, res.global_step, len(seen)) == (10, 320, 10) and len(returns) > 20
+    assert len(set(returns[-20:])) > 1  # returns that differ: the window's length shows
+    assert res.recent_return == pytest.approx(float(np.mean(returns[-20:])), abs=1e-12)
+    want = [1e-3 * (1 - u / 10) if anneal else 1e-3 for u in range(10)]
+    assert [lr for lr, _ in seen] == pytest.approx(want, abs=1e-15)
+
+
+class _Env:
+    """``n`` envs whose observation is 0 and whose episodes all end after every ``every``
+    steps with the return ``ret`` (truncated); the vector env contract run_ppo needs."""
+
+    def __init__(self, n: int, every: int = 1_000_000, ret: float = 1.0) -> None:
+        self.n, self.every, self.ret, self.t = n, every, ret, 0
+
+    def reset(self, seed: Any = None) -> np.ndarray:
+        return np.zeros((self.n, 1), np.float32)
+
+    def step(self, actions: np.ndarray) -> Any:
+        from a2d_evo.envs.vector import StepResult
+
+        self.t += 1
+        end = self.t % self.every == 0
+        obs = np.zeros((self.n, 1), np.float32)
+        done = np.full(self.n, end)
+        ret = np.full(self.n, self.ret if end else np.nan)
+        return StepResult(obs, np.zeros(self.n, np.float32), np.zeros(self.n, bool), done, obs,
+                          ret, np.full(self.n, self.every if end else 0))  # fmt: skip
+
+
+class _Learner:
+    """A model of one weight ``w`` (and a bias); the ``i``-th minibatch's loss is
+    ``script(i, w)`` and it logs ``logs(i)``: a loop whose every step is known."""
+
+    def __init__(self, script: Any, logs: Any = lambda i: {}) -> None:
+        self.model = torch.nn.Linear(1, 1)
+        self.script, self.logs, self.calls = script, logs, 0
+
+    def policy(self, update: int) -> Any:
+        from a2d_evo.nets.agent import PolicyOutput
+
+        return lambda obs: PolicyOutput(torch.zeros(len(obs), 2), torch.zeros(len(obs)))
+
+    def prepare(self, batch: Any) -> Any:
+        return batch
+
+    def loss(self, mb: Any, progress: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        i, self.calls = self.calls, self.calls + 1
+        return self.script(i, self.model.weight), {
+            k: torch.tensor(v) for k, v in self.logs(i).items()
+        }
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def _run(learner: _Learner, ppo: dict[str, Any], updates: int = 1, env: Any = None,
+         checkpoint: Path | None = None, resume: bool = False) -> Any:  # fmt: skip
+    """``run_ppo`` of ``learner`` on 2 envs x 4 steps to update ``updates``, no annealing."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.train import loop
+    from a2d_evo.train.streams import Streams
+
+    cfg = config_from_dict({"ppo": {"num_envs": 2, "num_steps": 4, "anneal_lr": False, **ppo}})
+    opts = loop.LoopOptions(stage="teacher", total_steps=8 * updates, checkpoint=checkpoint,
+                            tb_dir=None, checkpoint_every=100, resume=resume,
+                            progress=False)  # fmt: skip
+    return loop.run_ppo(learner, cfg, env or _Env(2), (1,), np.float32, Streams(0, "teacher"),
+                        opts, torch.device("cpu"))  # fmt: skip
+
+
+def test_target_kl_stops_on_the_mean_kl_of_the_epoch() -> None:
+    """a2d_evo/train/loop.py run_ppo: ``ppo.target_kl`` is checked after each epoch on the
+    MEAN approximate KL of its minibatches (docs/training.md). Mutant let through: the
+    epoch's last minibatch's KL (CleanRL's check), which the covering test, where every
+    step exceeds the target, could not tell apart: here 0.3 then 0.0 (mean 0.15 > 0.1)
+    stops after the first epoch; the last one (0.0) would have run all 3."""
+    learner = _Learner(lambda i, w: (w * 0.0).sum(), lambda i: {"approx_kl": [0.3, 0.0][i % 2]})
+    _run(learner, {"num_minibatches": 2, "update_epochs": 3, "target_kl": 0.1})
+    assert learner.calls == 2
+
+
+def test_the_logged_losses_are_means_over_the_steps_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """a2d_evo/train/loop.py run_ppo: the losses reported for an update are means over the
+    minibatch steps it ran, an update cut short by ``target_kl`` too. Mutant let through:
+    dividing by ``update_epochs * num_minibatches`` (the steps planned): 2 steps of an
+    update planned for 6 logged a third of their mean."""
+    from a2d_evo.train import loop
+
+    seen: list[dict[str, float]] = []
+    monkeypatch.setattr(loop, "report", lambda *a: seen.append(a[-1]))
+    learner = _Learner(
+        lambda i, w: (w * 0.0).sum(), lambda i: {"approx_kl": 1.0, "policy": [1.0, 3.0][i % 2]}
+    )
+    _run(learner, {"num_minibatches": 2, "update_epochs": 3, "target_kl": 0.5})
+    assert learner.calls == 2  # the first epoch's KL (1.0) is past the target
+    assert seen == [{"approx_kl": 1.0, "policy": 2.0}]  # (1 + 3) / 2, not / 6
+
+
+def test_each_minibatch_step_takes_its_own_gradient_alone() -> None:
+    """a2d_evo/train/loop.py run_ppo: every minibatch step zeroes the gradients before its
+    backward, so Adam sees that minibatch's gradient alone. Mutant let through: dropping
+    ``optimizer.zero_grad``, after which the gradients summed over the update's steps (here
+    1, 0, 1, 0 in place of 1, -1, 1, -1); the covering tests compare runs with one another,
+    which accumulate alike."""
+    cs = [1.0, -1.0, 1.0, -1.0]  # minibatch i's loss: cs[i] * w, its gradient cs[i]
+    learner = _Learner(lambda i, w: cs[i] * w.sum())
+    w0 = learner.model.weight.detach().clone()
+    _run(learner, {"num_minibatches": 2, "update_epochs": 2, "lr": 0.1, "max_grad_norm": 10.0})
+    ref = torch.nn.Parameter(w0.clone())
+    adam = torch.optim.Adam([ref], lr=0.1, eps=1e-5)
+    for c in cs:
+        adam.zero_grad()
+        (c * ref.sum()).backward()
+        adam.step()
+    torch.testing.assert_close(learner.model.weight.detach(), ref.detach(), rtol=0, atol=0)
+
+
+def test_a_resume_goes_on_after_episodes_that_returned_inf(tmp_path: Path) -> None:
+    """a2d_evo/train/loop.py run_ppo: the checkpoint keeps the finite ones of the recent
+    returns (a clipped inf reward leaves the raw return inf), so a resume reads it back.
+    Mutant let through: storing every recent return: the resume then refused its own
+    checkpoint ("'recent_returns' is not a list of finite returns")."""
+    from a2d_evo.files import torch_load
+
+    ckpt = tmp_path / "checkpoint.pt"
+    env = _Env(2, every=2, ret=float("inf"))  # both envs end an episode every 2 steps
+    first = _run(_Learner(lambda i, w: (w * 0.0).sum()), {}, 2, env, ckpt)
+    assert first.recent_return == float("inf")  # 8 episodes, all inf
+    assert torch_load(ckpt)["extra"]["recent_returns"] == []
+    resumed = _run(_Learner(lambda i, w: (w * 0.0).sum()), {}, 3, env, ckpt, resume=True)
+    assert (resumed.updates, resumed.global_step) == (3, 24)
+
+
+def test_a_non_finite_gradient_under_a_finite_loss_stops_the_update() -> None:
+    """a2d_evo/train/loop.py run_ppo: a NaN gradient norm stops training with the
+    TrainingError naming the update, before the optimiser steps, even where the loss is
+    finite. Mutant let through: dropping the gradient-norm check (the covering tests poison
+    the loss, which the loss check catches first): Adam then wrote NaN into every weight."""
+    from a2d_evo.errors import TrainingError
+
+    # sqrt(0 * w) is 0, its gradient 0.5 / sqrt(0) * 0 = inf * 0 = NaN
+    learner = _Learner(lambda i, w: torch.sqrt(w * 0.0).sum())
+    before = learner.model.weight.detach().clone()
+    with pytest.raises(TrainingError, match="non-finite gradient norm at update 1 "):
+        _run(learner, {})
+    assert learner.calls == 1 and torch.equal(learner.model.weight.detach(), before)
+
+
+# ----------------------------------------------------------------------------- train/streams.py
+def test_every_stage_and_every_resume_point_draws_its_own_streams() -> None:
+    """Streams come from ``(seed, stage)``: the four stages of a run draw four different
+    init seeds and env seeds; a stage's env reset seeds depend on the update it resumes
+    at (a resume does not replay the start's episodes), and are the same for the same one."""
+    from itertools import combinations
+
+    from a2d_evo.train.streams import STAGE_KEYS, Streams
+
+    streams = {stage: Streams(7, stage) for stage in STAGE_KEYS}
+    for a, b in combinations(streams.values(), 2):
+        assert a.init_seed != b.init_seed and a.env_seeds(0, 4) != b.env_seeds(0, 4)
+    s = streams["teacher"]
+    assert s.env_seeds(0, 4) != s.env_seeds(5, 4)
+    assert s.env_seeds(5, 4) == Streams(7, "teacher").env_seeds(5, 4)
+
+
+def test_building_a_network_leaves_torchs_global_stream_where_it_was() -> None:
+    """a2d_evo/train/streams.py Streams.build: the network is initialised from the run's
+    seed inside a fork of torch's global RNG, which is put back after. Mutant let through:
+    dropping ``torch.random.fork_rng``, which left the global stream reseeded to the stage's
+    init seed (every later unseeded draw in the process then repeated the run's)."""
+    from a2d_evo.train.streams import Streams
+
+    torch.manual_seed(5)
+    want = torch.rand(3)
+    torch.manual_seed(5)
+    first = Streams(0, "teacher").build(lambda: torch.nn.Linear(4, 2))
+    assert torch.equal(torch.rand(3), want)
+    torch.manual_seed(6)  # another global state: the same weights
+    again = Streams(0, "teacher").build(lambda: torch.nn.Linear(4, 2))
+    assert torch.equal(first.weight, again.weight)
+
+
+def test_torch_threads_0_leaves_torchs_thread_count() -> None:
+    """a2d_evo/train/streams.py set_threads: ``torch_threads: 0`` (the default) leaves
+    torch's own thread count, a positive value sets it. Mutant let through: setting
+    ``max(1, torch_threads)`` always, which ran every default config on one thread."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.train.streams import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        set_threads(config_from_dict({"torch_threads": 0}))
+        assert torch.get_num_threads() == 2
+        set_threads(config_from_dict({"torch_threads": 1}))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+# ----------------------------------------------------------------------------- train/finetune.py
+def _finetune_case(tmp_path: Path) -> tuple[Any, Path, Path]:
+    """A CartPole config of one small update, a teacher folder and an agent folder (no
+    figures yet), seeded."""
+    import torch
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.nets.agent import Agent
+    from a2d_evo.nets.agent_folder import save_agent
+
+    cfg = config_from_dict({"env": {"id": "CartPole-v1", "max_episode_steps": 50},
+                            "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 1,
+                                    "update_epochs": 1},
+                            "eval": {"num_envs": 2, "episodes": 2}})  # fmt: skip
+    torch.manual_seed(0)
+    teacher = save_agent(Agent(MLPArch((8,)), OBS, 2, {"id": "CartPole-v1"}),
+                         tmp_path / "teacher", onnx=False)  # fmt: skip
+    folder = save_agent(Agent(MLPArch((4,)), OBS, 2, {"id": "CartPole-v1"}),
+                        tmp_path / "agent", onnx=False)  # fmt: skip
+    return cfg, teacher, folder
+
+
+def test_a_second_fine_tune_adds_its_steps_to_the_first(tmp_path: Path) -> None:
+    """Fine-tuning a folder again adds to what it records: ``finetune_budget`` (asked) and
+    ``finetune_steps`` (run) are the sums over both. Each validation counts the env steps of
+    its before and after episodes (CartPole: a step is a point of return), and a rejected
+    second fine-tune records that it started from the first's fine-tuned weights, which the
+    folder then ships."""
+    import json
+
+    from a2d_evo.formats import kept_weights
+    from a2d_evo.train import finetune_agent
+
+    cfg, teacher, folder = _finetune_case(tmp_path)
+    vals = []
+    for _ in range(2):
+        finetune_agent(folder, cfg, steps=40, teacher_dir=teacher, progress=False,
+                       validation_episodes=2)  # fmt: skip
+        metrics = json.loads((folder / "metrics.json").read_text())
+        vals.append(metrics["finetune_validation"])
+    assert (metrics["finetune_budget"], metrics["finetune_steps"]) == (80, 64)
+    for val in vals:
+        assert val["env_steps"] == 2 * (val["before"] + val["after"])
+    # this seed: the first is kept (a tie), the second rejected
+    assert [v["kept"] for v in vals] == ["fine-tuned", "inherited"]
+    assert [v["started_from"] for v in vals] == ["inherited", "fine-tuned"]
+    assert kept_weights(metrics) == "fine-tuned"
+
+
+def test_a_rejected_fine_tune_of_a_folder_without_figures_records_its_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the validation gate keeps the inherited weights of a folder that has no figures
+    yet (no ``metrics.json`` with seeds), the folder is scored anew: its ``metrics.json`` holds
+    the contract's figures (return, seeds, FLOPs), not the fine-tune's summary alone."""
+    import json
+
+    from a2d_evo.train import finetune, finetune_agent
+
+    cfg, teacher, folder = _finetune_case(tmp_path)
+    assert not (folder / "metrics.json").is_file()
+    real = finetune.evaluate_agent
+    validations: list[int] = []
+
+    def worse_after(agent, cfg, episodes, seed, mode="greedy", **kw):  # type: ignore[no-untyped-def]
+        res = real(agent, cfg, episodes, seed, mode, **kw)
+        if episodes == 3:  # the validation episodes: the second call scores the fine-tune
+            validations.append(seed)
+            if len(validations) == 2:
+                return res._replace(mean=res.mean - 1000.0)
+        return res
+
+    monkeypatch.setattr(finetune, "evaluate_agent", worse_after)
+    finetune_agent(folder, cfg, steps=40, teacher_dir=teacher, progress=False,
+                   validation_episodes=3)  # fmt: skip
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert len(validations) == 2
+    assert metrics["finetune_validation"]["kept"] == "inherited"
+    assert {"return_mean", "seeds", "flops", "normalised_return"} <= set(metrics)
+    assert len(metrics["seeds"]) == 2 == metrics["episodes"]
+
+
+# ----------------------------------------------------------------------------- train/learners.py
+def test_a_checkpoint_s_smallest_sigma_loads() -> None:
+    """a2d_evo/train/learners.py AgentLearner.load_state: sigma_from_rms gives an RMS of
+    exactly 1e-6 as sigma (``rms >= 1e-6``), so a checkpoint holding 1e-6 loads. Mutant let
+    through: ``1e-6 < sigma``, which refused the --resume of a run whose teacher's values had
+    an RMS of 1e-6."""
+    from a2d_evo.train.distill import sigma_from_rms
+    from a2d_evo.train.learners import AgentLearner
+
+    assert sigma_from_rms(1e-6) == 1e-6
+    learner = AgentLearner.__new__(AgentLearner)
+    learner.sigma = None
+    learner.load_state({"sigma": 1e-6})
+    assert learner.sigma == 1e-6
+
+
+def test_a_beta_only_distillation_logs_alpha_and_beta() -> None:
+    """a2d_evo/train/learners.py loss_logs: alpha and beta are logged when either is
+    non-zero; a critic-only distillation (alpha 0, beta 0.5) logs alpha 0.0 and beta 0.5.
+    Mutant let through: ``if alpha:``, which logged neither for a critic-only run (its
+    TensorBoard showed no distillation weights at all)."""
+    from a2d_evo.train.distill import DistillLoss
+    from a2d_evo.train.learners import loss_logs
+    from a2d_evo.train.ppo import PPOLoss
+
+    t = torch.tensor(1.0)
+    d = DistillLoss(t, PPOLoss(t, t, t, t, t, t), t, t)
+    logs = loss_logs(d, 0.0, 0.5)
+    assert (float(logs["alpha"]), float(logs["beta"])) == (0.0, 0.5)
+    assert "alpha" not in loss_logs(d, 0.0, 0.0)
+
+
+# ----------------------------------------------------------------------------- train/teacher.py
+def _capture_save(monkeypatch: pytest.MonkeyPatch) -> list[tuple[object, dict]]:
+    """train_teacher's save_teacher replaced by a recorder (no evaluation: a few updates
+    are no better than random, and the save is what these tests read)."""
+    import a2d_evo.train.teacher as teacher
+
+    saved: list[tuple[object, dict]] = []
+
+    def record(agent: object, cfg: object, folder: object, extra: dict) -> object:
+        saved.append((agent, dict(extra)))
+        return folder
+
+    monkeypatch.setattr(teacher, "save_teacher", record)
+    return saved
+
+
+def _register_coded_board() -> str:
+    """A (3, 6, 6) uint8 board coded 0-3 (its Box's high 3: an obs_scale of 1/3), two
+    actions, episodes of one step."""
+    import gymnasium as gym
+
+    env_id = "A2dRound9CodedBoard-v0"
+    if env_id in gym.registry:
+        return env_id
+
+    class CodedBoard(gym.Env):  # type: ignore[misc]
+        observation_space = gym.spaces.Box(0, 3, (3, 6, 6), np.uint8)
+        action_space = gym.spaces.Discrete(2)
+
+        def reset(self, *, seed: int | None = None, options: object = None) -> tuple:
+            super().reset(seed=seed)
+            board = np.zeros((3, 6, 6), np.uint8)
+            board[0, 1, 2] = 3
+            return board, {}
+
+        def step(self, action: int) -> tuple:
+            return self.reset()[0], 0.0, True, False, {}
+
+    gym.register(env_id, entry_point=CodedBoard, max_episode_steps=5)
+    return env_id
+
+
+def test_a_teacher_scales_its_images_by_the_env_s_scale(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a2d_evo/train/teacher.py train_teacher: the teacher is built with the env spec's
+    ``obs_scale``: 1/3 for a board coded 0-3, not the CNN default 1/255. Mutant let through:
+    leaving the scale out, which trained (and saved) a teacher reading that board's codes at
+    most 3/255 = 0.012, and every later stage refused it against the env's 1/3."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.train.teacher import train_teacher
+
+    saved = _capture_save(monkeypatch)
+    cfg = {"env": {"id": _register_coded_board()}, "seed": 1, "torch_threads": 1,
+           "space": {"kind": "cnn", "conv": [{"widths": [4], "kernel": 3}], "fc": [16]},
+           "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 1, "update_epochs": 1},
+           "teacher": {"total_steps": 32, "eval_episodes": 2}}  # fmt: skip
+    train_teacher(config_from_dict(cfg), RunFolder(tmp_path / "run"), progress=False)
+    ((agent, _),) = saved
+    assert agent.obs_scale == pytest.approx(1 / 3)  # type: ignore[attr-defined]
+
+
+def test_a_resume_of_a_finished_teacher_keeps_the_measured_figures(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a2d_evo/train/teacher.py train_teacher: ``--resume`` of a teacher whose training
+    ended trains nothing (no wall time, no recent return of its own) and keeps the
+    ``train_wall_s`` and ``train_recent_return`` its metrics.json recorded. Mutant let
+    through: dropping the ``result.sps is None`` branch (or reading the new figures in
+    it), which overwrote them with the resume's own, measured over no training."""
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.files import write_json
+    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.train.teacher import train_teacher
+
+    saved = _capture_save(monkeypatch)
+    cfg = config_from_dict({
+        "seed": 5, "torch_threads": 1, "env": {"id": "CartPole-v1"},
+        "space": {"kind": "mlp", "depths": [1], "widths": [4, 8]},
+        "ppo": {"num_envs": 2, "num_steps": 16, "num_minibatches": 2, "update_epochs": 1},
+        "teacher": {"arch": {"kind": "mlp", "widths": [8]}, "total_steps": 64},
+    })  # fmt: skip
+    run = RunFolder(tmp_path / "run")
+    train_teacher(cfg, run, progress=False)
+    assert saved[0][1]["env_steps"] == 64
+    run.teacher_agent.mkdir(parents=True, exist_ok=True)
+    write_json(run.teacher_agent / "metrics.json",
+               {"train_wall_s": 12.5, "train_recent_return": 42.0})  # fmt: skip
+    train_teacher(cfg, run, resume=True, progress=False)
+    extra = saved[1][1]
+    assert extra["train_wall_s"] == 12.5 and extra["train_recent_return"] == 42.0
+    assert extra["env_steps"] == 64

@@ -439,3 +439,82 @@ def test_a_hint_over_a_recorded_import_off_the_allow_list_passes_it_and_runs(
     assert hint.endswith("--resume --set teacher.total_steps=512 --env-import pwnmod:register")
     assert main([*shlex.split(hint)[1:], "--quiet"]) == 0, capsys.readouterr().err
     assert RunFolder(out).stage_config("teacher").teacher.total_steps == 512  # type: ignore[union-attr]
+
+
+# ----------------------------------------------------------------------------- envs/imports.py
+def test_an_import_naming_an_attribute_that_is_no_function_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``module:name`` whose ``name`` is not callable is "no function", not a failed call."""
+    from a2d_evo.envs.imports import run_imports
+    from a2d_evo.errors import EnvError
+
+    (tmp_path / "notfn_a2d.py").write_text("register = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(EnvError) as err:
+        run_imports(["notfn_a2d:register"])
+    assert str(err.value) == (
+        "env.imports: 'notfn_a2d' has no function 'register' (from 'notfn_a2d:register')"
+    )
+
+
+def test_a_failed_import_quotes_the_first_line_of_its_error_clipped_at_200(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The message of a module that fails on import quotes the first line of its error, at
+    most 200 characters of it."""
+    from a2d_evo.envs.imports import run_imports
+    from a2d_evo.errors import EnvError
+
+    (tmp_path / "badimp_a2d.py").write_text(f"raise RuntimeError('{'x' * 250}\\nsecond line')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(EnvError) as err:
+        run_imports(["badimp_a2d"])
+    assert f"(RuntimeError: {'x' * 200}); install it" in str(err.value)
+
+
+def test_two_recorded_imports_missing_are_named_as_them() -> None:
+    """Two imports to pass again are "them", each with its own ``--env-import``."""
+    from a2d_evo.envs.imports import check_recorded_imports
+    from a2d_evo.errors import EnvError
+
+    with pytest.raises(EnvError) as err:
+        check_recorded_imports(["a.x", "b.y", "minatar.gym:register_envs"], ["c.z"], "W")
+    assert str(err.value).endswith("if you trust them, pass --env-import a.x --env-import b.y"), (
+        str(err.value)
+    )
+
+
+def test_an_unknown_id_is_never_pointed_at_the_refused_gym_wrappers() -> None:
+    """The close matches an unknown id is offered never include gymnasium's wrappers of the
+    old gym package, which are refused whatever their id."""
+    from a2d_evo.envs.imports import check_env_registered
+    from a2d_evo.errors import EnvError
+
+    with pytest.raises(EnvError) as err:
+        check_env_registered("GymV26Environment-v1")
+    assert str(err.value) == (
+        "unknown environment id 'GymV26Environment-v1': not registered with gymnasium (an env "
+        "of another package needs its module in env.imports or --env-import)"
+    )
+
+
+def test_an_unknown_id_offers_up_to_three_matches_of_60_percent_likeness() -> None:
+    """``cartpole-v1`` (0.82 alike to ``CartPole-v1``, 0.73 to ``CartPole-v0``: difflib's
+    ratio) is offered both, best first: matches down to 0.6, more than one of them."""
+    from a2d_evo.envs.imports import check_env_registered
+    from a2d_evo.errors import EnvError
+
+    with pytest.raises(EnvError, match=r"; did you mean 'CartPole-v1', 'CartPole-v0'"):
+        check_env_registered("cartpole-v1")
+
+
+@pytest.mark.parametrize("env_id", ["Pong-ramNoFrameskip-v4", "PongDeterministic-v4", "Pong-v0"])
+def test_every_gym_style_atari_id_points_at_its_ale_id(env_id: str) -> None:
+    """Gym-style Atari ids, ``-ram`` ones and ``-v4`` ones too, are refused naming the ALE id
+    of their game (registered or not: ale-py registers them once imported)."""
+    from a2d_evo.envs.imports import check_env_registered
+    from a2d_evo.errors import EnvError
+
+    with pytest.raises(EnvError, match=r"did you mean 'ALE/Pong-v5'\?"):
+        check_env_registered(env_id)
