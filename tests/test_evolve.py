@@ -1041,7 +1041,6 @@ def test_references_are_measured_on_the_first_twenty_generations_seeds(
     """R_random and R_teacher are measured on the seeds of the first ``min(gens, 20)``
     generations (every candidate of those generations plays them), not on generation 0's
     alone: 5 blocks for a 5-generation search, 20 for a 25-generation one."""
-    from test_evolve import RAW, make_run
 
     from a2d_evo.config import config_from_dict
     from a2d_evo.evaluation.seeds import generation_seeds

@@ -1229,7 +1229,6 @@ def test_the_report_normalises_by_the_front_s_references_before_the_teacher_s(
     """R_random and R_teacher come from ``front.json``'s normalisation (the final seeds that
     scored the members); the teacher's own ``metrics.json`` figures, of other seeds, only
     where the front has none."""
-    from test_report import R_RANDOM, R_TEACHER, _agent, _metrics, make_run
 
     from a2d_evo.config import config_from_dict
     from a2d_evo.report.run_data import load_run
