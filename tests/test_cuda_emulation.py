@@ -1,10 +1,11 @@
-"""The CUDA kernels' own source (``csrc/*.cu``), run on the CPU under an emulation of the CUDA
-runtime (``tests/cuda_emu/cuda_shim.h``: a std::thread per CUDA thread, barriers that check
-every thread reaches each one, shared memory of exactly the launch's size) and, where the
-compiler has it, AddressSanitizer and UBSan, against the native CPU kernels. No GPU has run
-these kernels (none is lent to this project's machines): this checks their indexing, shared
-memory sizing, barriers and launch configuration, not a GPU's behaviour (warps, memory model,
-device intrinsics, which take their host branch here)."""
+"""The CUDA kernels' own source (``csrc/*.cu`` and the ``*.cuh`` headers they include), run
+on the CPU under an emulation of the CUDA runtime (``tests/cuda_emu/cuda_shim.h``: a
+std::thread per CUDA thread, barriers that check every thread reaches each one, shared memory
+of exactly the launch's size) and, where the compiler has it, AddressSanitizer and UBSan,
+against the native CPU kernels. No GPU has run these kernels (none is lent to this project's
+machines): this checks their indexing, shared memory sizing, barriers and launch
+configuration, not a GPU's behaviour (warps, memory model, device intrinsics, which take their
+host branch here)."""
 
 from __future__ import annotations
 
@@ -88,6 +89,10 @@ def _build(cxx: str, out: Path, sanitize: bool) -> subprocess.CompletedProcess[s
         path = out / name.replace(".cu", "_emu.cpp")
         path.write_text(emulated_source((ROOT / "csrc" / name).read_text()))
         sources.append(str(path))
+    # the kernels' own headers, rewritten too: a quoted include finds these copies beside the
+    # rewritten .cu files before -I csrc
+    for header in (ROOT / "csrc").glob("*.cuh"):
+        (out / header.name).write_text(emulated_source(header.read_text()))
     flags = ["-std=c++20", "-O1", "-g", "-fPIC", "-pthread", "-DA2D_WITH_CUDA=1"]
     if sanitize:
         flags += ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
