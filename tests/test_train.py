@@ -754,11 +754,13 @@ def test_finetune_records_before_and_after(
 def test_kickstart_anneals_the_fine_tunes_distillation_to_zero(
     tmp_path: Path, sharp_teacher: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``finetune.kickstart``: each update's alpha and beta are the configured ones times
-    ``1 - progress`` (1 at the first update, 1/4 at the last of 4); without it they stay
-    constant. The supernet's ``distill`` is left as it was."""
+    """``finetune.kickstart``: each fine-tune update's alpha and beta are the configured ones
+    times ``1 - progress`` (1 at the first update, 1/4 at the last of 4), whatever
+    ``distill``'s own schedule (here linear to 0.3, which the fine-tune follows without the
+    key); the supernet keeps ``distill``'s schedule with the key on."""
     from a2d_evo.config import replace
     from a2d_evo.nets.agent_folder import extract, save_agent
+    from a2d_evo.train import supernet_stage
 
     seen: list[tuple[float, tuple[float, float]]] = []
     real = learners.distill_coefs
@@ -768,10 +770,10 @@ def test_kickstart_anneals_the_fine_tunes_distillation_to_zero(
         return seen[-1][1]
 
     monkeypatch.setattr(learners, "distill_coefs", spy)
-    base = tiny(distill={"alpha": 2.0, "beta": 0.5})
+    monkeypatch.setattr(supernet_stage, "distill_coefs", spy)
+    base = tiny(distill={"alpha": 2.0, "beta": 0.5, "anneal": "linear", "final_fraction": 0.3})
     for kickstart in (True, False):
         cfg = replace(base, finetune=replace(base.finetune, kickstart=kickstart))
-        assert cfg.distill == base.distill  # the supernet's schedule is not touched
         torch.manual_seed(1)
         net = Supernet(SearchSpace(cfg.space), (4,), 2)
         folder = tmp_path / f"kickstart_{kickstart}"
@@ -784,8 +786,42 @@ def test_kickstart_anneals_the_fine_tunes_distillation_to_zero(
         progresses = sorted({p for p, _ in seen})
         assert progresses == [0.0, 0.25, 0.5, 0.75]  # 4 updates of 2 envs x 16 steps
         for p, coefs in seen:
-            frac = 1.0 - p if kickstart else 1.0
+            frac = 1.0 - p if kickstart else 1.0 - 0.7 * p
             assert coefs == pytest.approx((2.0 * frac, 0.5 * frac)), (kickstart, p)
+    # the supernet, with the key on: distill's own schedule (linear to 0.3)
+    run = RunFolder(tmp_path / "run")
+    shutil.copytree(sharp_teacher, run.teacher_agent)
+    seen.clear()
+    train_supernet(replace(base, finetune=replace(base.finetune, kickstart=True)), run,
+                   progress=False)  # fmt: skip
+    assert sorted({p for p, _ in seen}) == [0.0, 0.25, 0.5, 0.75]
+    for p, coefs in seen:
+        assert coefs == pytest.approx((2.0 * (1 - 0.7 * p), 0.5 * (1 - 0.7 * p))), p
+
+
+def test_kickstart_reaches_the_fine_tune_recipe_through_distill_only() -> None:
+    """``finetune.kickstart`` is out of the recipe digest as a key (a member fine-tuned before
+    the key existed matches one fine-tuned with it off) and in it through the fine-tune's
+    ``distill``: on, the recipe is that of ``distill.anneal: linear`` to 0."""
+    import hashlib
+
+    from a2d_evo.config import config_to_dict, replace
+    from a2d_evo.config.compare import RUNTIME_KEYS, SELECTION_KEYS
+    from a2d_evo.train.finetune import finetune_recipe
+
+    cfg = tiny(finetune={"steps": 256})
+    # the digest as it was computed before the key: its sections without the key
+    parts = {k: config_to_dict(cfg)[k] for k in ("env", "ppo", "distill", "finetune")}
+    for key in RUNTIME_KEYS | SELECTION_KEYS | {"finetune.kickstart"}:
+        section, name = key.split(".")
+        if isinstance(parts.get(section), dict):
+            parts[section].pop(name, None)
+    before = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+    assert finetune_recipe(cfg) == before
+    kick = replace(cfg, finetune=replace(cfg.finetune, kickstart=True))
+    annealed = replace(cfg, distill=replace(cfg.distill, anneal="linear", final_fraction=0.0))
+    assert finetune_recipe(kick) != finetune_recipe(cfg)
+    assert finetune_recipe(kick) == finetune_recipe(annealed)
 
 
 def test_the_runs_teacher_is_not_fine_tuned(tmp_path: Path, sharp_teacher: Path) -> None:

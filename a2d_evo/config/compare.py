@@ -69,16 +69,22 @@ SELECTION_KEYS = frozenset({"finetune.below_random"})
 """Which agents a command trains, not how each one trains: out of every recipe digest (a
 member fine-tuned before the key existed, or under another value, is fine-tuned the same)."""
 
+FOLDED_KEYS = frozenset({"finetune.kickstart"})
+"""Keys whose whole effect a digest already sees in another section: ``finetune.kickstart`` is
+the fine-tune's ``distill`` schedule (``Config.finetune_distill``, which ``finetune_recipe``
+and the ``a2d`` baselines' recipe hash). Out of every recipe digest, so that a member
+fine-tuned before the key existed matches one fine-tuned with it off."""
+
 
 def recipe_digest(cfg: Config, sections: Iterable[str]) -> str:
     """SHA-256 of the settings in ``sections`` of ``cfg`` (``env``, ``ppo``, ...) without the
-    runtime keys (:data:`RUNTIME_KEYS`: how a stage is run, not what it trains) and the
-    :data:`SELECTION_KEYS`: what an agent folder records of how it was trained, so that a
-    command resumed with other settings trains it again instead of keeping it
-    (``finetune_recipe``, the baselines)."""
+    runtime keys (:data:`RUNTIME_KEYS`: how a stage is run, not what it trains), the
+    :data:`SELECTION_KEYS` and the :data:`FOLDED_KEYS`: what an agent folder records of how it
+    was trained, so that a command resumed with other settings trains it again instead of
+    keeping it (``finetune_recipe``, the baselines)."""
     settings = config_to_dict(cfg)
     parts = {k: settings.get(k) for k in sections}
-    for key in RUNTIME_KEYS | SELECTION_KEYS:
+    for key in RUNTIME_KEYS | SELECTION_KEYS | FOLDED_KEYS:
         section, name = key.split(".")
         if isinstance(parts.get(section), dict):
             parts[section].pop(name, None)
