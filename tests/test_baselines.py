@@ -428,6 +428,7 @@ def test_kickstart_anneals_the_a2d_baselines_only(
     """``finetune.kickstart`` gives the ``a2d`` baselines the fine-tune's annealed loss
     (alpha and beta times ``1 - progress``), and a recipe of their own, so that ones trained
     without it are trained again; ``distill`` and ``ppo`` baselines keep theirs."""
+    import json
     import shutil
 
     from test_evolve import SMALL
@@ -458,6 +459,10 @@ def test_kickstart_anneals_the_a2d_baselines_only(
     d = cfg.distill
     for p, coefs in seen:
         assert coefs == pytest.approx((d.alpha * (1 - p), d.beta * (1 - p))), p
+    # what the report's Reproduce line adds to `baselines` (finetune.steps: a budget, not a
+    # setting; the run's is taken)
+    metrics = json.loads((run.baselines / "a2d_x0.5" / "metrics.json").read_text())
+    assert metrics["baseline_sets"] == ["--set finetune.kickstart=true"]
 
 
 def test_plain_distillation_weighs_its_terms_by_alpha_and_beta() -> None:

@@ -249,6 +249,32 @@ def test_report_files_tables_and_verdicts(tmp_path: Path) -> None:
     ) in md
 
 
+def test_reproduce_gives_each_baseline_the_settings_it_was_trained_with(tmp_path: Path) -> None:
+    """A baseline's ``baseline_sets`` (the ``--set`` flags of its ``baselines`` command over
+    the run's config) come back on its Reproduce line, one line per set of flags; a file
+    without them (or with something else than flags there) gets none."""
+    from a2d_evo.report.reproduce import reproduce_commands
+    from a2d_evo.report.run_data import load_run
+
+    run = make_run(tmp_path / "run")
+    kick = ["--set finetune.kickstart=true"]
+    _agent(run.baselines / "a2d_x0.25", (16, 16),
+           _metrics(1200, 410.0, 20.0, 26, method="a2d", width_multiplier=0.25,
+                    baseline_sets=kick))  # fmt: skip
+    _agent(run.baselines / "a2d_x1", (64, 64),
+           _metrics(8000, 495.0, 2.0, 26, method="a2d", width_multiplier=1.0,
+                    baseline_sets=["rm -rf ~"]))  # fmt: skip
+    out = f"{run.root}-repro"
+    cfg = run.load_config()
+    lines = reproduce_commands(cfg, run, load_run(cfg, run))
+    got = [line for line in lines if line.startswith("a2d-evo baselines")]
+    assert got == [
+        f"a2d-evo baselines {out} --widths 1 --methods ppo,a2d",
+        f"a2d-evo baselines {out} --widths 0.25 --methods distill",
+        f"a2d-evo baselines {out} --widths 0.25 --methods a2d --set finetune.kickstart=true",
+    ]
+
+
 def test_the_report_says_the_final_seeds_chose_no_member(tmp_path: Path) -> None:
     """A front.json written since 2026-12-05 (members chosen on the race's episodes): the
     report counts the members dropped as no better than random there and the ones that look

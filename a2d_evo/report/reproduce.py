@@ -194,22 +194,26 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
 
 def _baseline_lines(baselines: Mapping[str, Row], out: str) -> list[str]:
     """The ``baselines`` commands that train the methods and widths found: one per set of
-    widths, naming ``--methods`` unless every method was trained at them."""
-    by_method: dict[str, set[float]] = {}
+    widths and ``--set`` flags (``baseline_sets``: what each was trained with over the run's
+    config), naming ``--methods`` unless every method was trained at them."""
+    by_method: dict[tuple[str, tuple[str, ...]], set[float]] = {}
     for row in baselines.values():
         method, width = row.extra.get("method"), row.extra.get("width_multiplier")
         if method in BASELINE_METHODS and width is not None:
-            by_method.setdefault(method, set()).add(width)
+            sets = tuple(row.extra.get("sets") or ())
+            by_method.setdefault((str(method), sets), set()).add(width)
     if not by_method:
         return [f"a2d-evo baselines {out} --widths {','.join(map(width_text, DEFAULT_WIDTHS))}"]
-    groups: dict[tuple[float, ...], list[str]] = {}
-    for method in BASELINE_METHODS:
-        if method in by_method:
-            groups.setdefault(tuple(sorted(by_method[method])), []).append(method)
+    groups: dict[tuple[tuple[float, ...], tuple[str, ...]], list[str]] = {}
+    for (method, sets), widths in sorted(
+        by_method.items(), key=lambda kv: (kv[0][1], BASELINE_METHODS.index(kv[0][0]))
+    ):
+        groups.setdefault((tuple(sorted(widths)), sets), []).append(method)
     return [
         f"a2d-evo baselines {out} --widths {','.join(map(width_text, widths))}"
         + ("" if methods == list(BASELINE_METHODS) else f" --methods {','.join(methods)}")
-        for widths, methods in groups.items()
+        + "".join(f" {flag}" for flag in sets)
+        for (widths, sets), methods in groups.items()
     ]
 
 

@@ -280,10 +280,17 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
             row = row_from_metrics(folder.name, m, agent_arch(folder), norm)
             method, width = _baseline_kind(folder.name, m)
             steps = m.get("env_steps")
+            recorded = m.get("baseline_sets")  # the --set flags it was trained with
+            sets: tuple[str, ...] = ()
+            if isinstance(recorded, list) and all(
+                isinstance(f, str) and f.startswith("--set ") for f in recorded
+            ):
+                sets = tuple(recorded)
             baselines[folder.name] = replace(
                 row,
                 extra={"method": method, "width_multiplier": width,
-                       "env_steps": steps if finite_number(steps) else None},
+                       "env_steps": steps if finite_number(steps) else None,
+                       **({"sets": sets} if sets else {})},
             )  # fmt: skip
     found = {(r.extra["method"], r.extra["width_multiplier"]) for r in baselines.values()}
     absent = [

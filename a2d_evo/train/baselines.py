@@ -38,7 +38,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from a2d_evo.config import MAX_WIDTH, Config, DistillConfig, config_to_dict, replace
+from a2d_evo.config import MAX_WIDTH, Config, DistillConfig, config_to_dict, replace, set_flag
 from a2d_evo.config.compare import config_diff, recipe_digest, setting
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
@@ -174,6 +174,16 @@ def baseline_config(cfg: Config, method: str) -> Config:
     return replace(cfg, distill=cfg.finetune_distill) if method == "a2d" else cfg
 
 
+def baseline_sets(cfg: Config, run: RunFolder) -> list[str]:
+    """The ``--set`` flags that give ``cfg``'s training settings (``ppo``, ``distill``,
+    ``finetune``) over the run's ``config.yaml``, recorded as ``baseline_sets`` for the
+    report's Reproduce lines (``baselines --set finetune.kickstart=true`` trains other ``a2d_x``
+    baselines). ``finetune.steps`` is left out: a baseline takes the run's budgets
+    (:func:`run_budgets`), whatever the config says."""
+    moved = config_diff(run.load_config(), cfg, ("ppo", "distill", "finetune"))
+    return [set_flag(key, setting(cfg, key)) for key in moved if key != "finetune.steps"]
+
+
 def baseline_recipe(cfg: Config, method: str) -> str:
     """SHA-256 of the settings a baseline trains with
     (:func:`~a2d_evo.config.compare.recipe_digest` of :func:`baseline_config`): the env and
@@ -271,6 +281,7 @@ def train_baselines(
     # the teacher as it is (an imported one need not be the config's teacher.arch)
     base = teacher.arch
     teacher_sha = file_digest(run.teacher_agent / "policy.pt")
+    sets = baseline_sets(cfg, run)  # before the run's budgets replace the config's
     cfg = run_budgets(cfg, run)
     recipes = {m: baseline_recipe(cfg, m) for m in methods}  # pinned, checked and recorded
     seeds = final_seeds(cfg.seed, cfg.search.final_episodes)
@@ -414,6 +425,7 @@ def train_baselines(
                 "baseline_budget": steps,
                 "teacher_sha256": teacher_sha,
                 "baseline_recipe": recipes[method],
+                "baseline_sets": sets,
                 "train_wall_s": round(result.wall_s, 2),
             }
             if learner.sigma is not None:  # each distilled learner's own value unit
