@@ -60,6 +60,24 @@ def perturbed(net: Any, scale: float = 0.05) -> Any:
     return net
 
 
+def spy_distill_coefs(
+    monkeypatch: pytest.MonkeyPatch, *modules: Any
+) -> list[tuple[float, tuple[float, float]]]:
+    """Every ``(progress, (alpha, beta))`` that ``distill_coefs`` returns where ``modules``
+    (``a2d_evo.train.learners``, ``supernet_stage``) call it, in call order."""
+    from a2d_evo.train.distill import distill_coefs
+
+    seen: list[tuple[float, tuple[float, float]]] = []
+
+    def spy(cfg: Any, progress: float) -> tuple[float, float]:
+        seen.append((progress, distill_coefs(cfg, progress)))
+        return seen[-1][1]
+
+    for module in modules:
+        monkeypatch.setattr(module, "distill_coefs", spy)
+    return seen
+
+
 @pytest.fixture(scope="module")
 def cnn_supernet() -> Supernet:
     """The default Atari CNN supernet on 4 x 84 x 84 frames, 6 actions, seed 0, perturbed

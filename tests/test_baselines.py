@@ -431,6 +431,7 @@ def test_kickstart_anneals_the_a2d_baselines_only(
     import json
     import shutil
 
+    from conftest import spy_distill_coefs
     from test_evolve import SMALL
 
     import a2d_evo.train.learners as learners
@@ -446,14 +447,7 @@ def test_kickstart_anneals_the_a2d_baselines_only(
     assert baseline_recipe(kick, "a2d") != baseline_recipe(cfg, "a2d")
     for method in ("ppo", "distill"):
         assert baseline_recipe(kick, method) == baseline_recipe(cfg, method)
-    seen: list[tuple[float, tuple[float, float]]] = []
-    real = learners.distill_coefs
-
-    def spy(d: DistillConfig, progress: float) -> tuple[float, float]:
-        seen.append((progress, real(d, progress)))
-        return seen[-1][1]
-
-    monkeypatch.setattr(learners, "distill_coefs", spy)
+    seen = spy_distill_coefs(monkeypatch, learners)
     train_baselines(kick, run, widths=[0.5], methods=["a2d"], progress=False)
     assert sorted({p for p, _ in seen}) == pytest.approx([0.0, 1 / 3, 2 / 3])  # over S + B
     d = cfg.distill

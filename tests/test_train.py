@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import balance_cartpole
+from conftest import balance_cartpole, spy_distill_coefs
 
 from a2d_evo.config import Config, config_from_dict
 from a2d_evo.errors import ConfigError, EnvError, FormatError, RunFolderError, TrainingError
@@ -762,15 +762,7 @@ def test_kickstart_anneals_the_fine_tunes_distillation_to_zero(
     from a2d_evo.nets.agent_folder import extract, save_agent
     from a2d_evo.train import supernet_stage
 
-    seen: list[tuple[float, tuple[float, float]]] = []
-    real = learners.distill_coefs
-
-    def spy(cfg: Any, progress: float) -> tuple[float, float]:
-        seen.append((progress, real(cfg, progress)))
-        return seen[-1][1]
-
-    monkeypatch.setattr(learners, "distill_coefs", spy)
-    monkeypatch.setattr(supernet_stage, "distill_coefs", spy)
+    seen = spy_distill_coefs(monkeypatch, learners, supernet_stage)
     base = tiny(distill={"alpha": 2.0, "beta": 0.5, "anneal": "linear", "final_fraction": 0.3})
     for kickstart in (True, False):
         cfg = replace(base, finetune=replace(base.finetune, kickstart=kickstart))
