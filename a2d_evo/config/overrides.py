@@ -140,6 +140,27 @@ def set_flag(key: str, value: Any) -> str:
     return "--set " + shlex.quote(f"{key}={_flow(value)}")
 
 
+def recorded_set_flag(text: Any, sections: Sequence[str]) -> str | None:
+    """A ``--set key=value`` flag read back from a file (a command line a run recorded),
+    rebuilt shell-quoted; None unless ``text`` is exactly one such flag, of a key under
+    ``sections`` that ``--set`` takes with that value. A recorded flag comes from a folder that
+    may be someone else's: its text never reaches a printed command as it stands."""
+    if not isinstance(text, str):
+        return None
+    try:
+        words = shlex.split(text)
+    except ValueError:  # an unclosed quote
+        return None
+    if len(words) != 2 or words[0] != "--set":
+        return None
+    try:
+        parts, _ = parse_override(words[1])
+        apply_override({}, words[1])
+    except ConfigError:
+        return None
+    return "--set " + shlex.quote(words[1]) if parts[0] in sections and len(parts) > 1 else None
+
+
 def _flow(value: Any) -> str:
     """``value`` as one line of YAML flow in the config's own dialect (:class:`Dumper`);
     dumped inside a list, which a scalar needs (alone it would end the document with ``...``)."""

@@ -7,10 +7,13 @@ changed since is named under Missing, not shown as the delivered front.
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from a2d_evo.config.compare import TRAINING_SECTIONS
+from a2d_evo.config.overrides import recorded_set_flag
 from a2d_evo.errors import FormatError
 from a2d_evo.files import check_format_version, read_json_dict
 from a2d_evo.formats import (
@@ -106,6 +109,10 @@ def guard_of(data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+PICKS = ("all", "knee")
+"""The named ``export --pick`` choices (the other is a front entry's index)."""
+
+
 def export_record(m: Mapping[str, Any]) -> tuple[int, str] | None:
     """``(time_ns, options)`` of a file's ``export_command``; None where it has none."""
     record = m.get("export_command")
@@ -114,7 +121,43 @@ def export_record(m: Mapping[str, Any]) -> tuple[int, str] | None:
     when, options = record.get("time_ns"), record.get("options")
     if type(when) is not int or not isinstance(options, str):
         return None
-    return when, options
+    checked = checked_export_options(options)
+    return None if checked is None else (when, checked)
+
+
+def checked_export_options(options: str) -> str | None:
+    """Recorded ``export`` options (:func:`~a2d_evo.report.front_export.export_options`)
+    rebuilt word by word, shell-quoted; None unless every word is one of the options ``export``
+    records: ``--pick all|knee|INDEX``, ``--max-flops=X``, ``--min-return=X``, ``--finetune
+    N`` and ``--set`` of a training key. The file may be someone else's, and the report prints
+    these options as a command to run."""
+    try:
+        words = shlex.split(options)
+    except ValueError:  # an unclosed quote
+        return None
+    out: list[str] = []
+    while words:
+        word = words.pop(0)
+        if word.partition("=")[0] in ("--max-flops", "--min-return") and "=" in word:
+            try:
+                float(word.partition("=")[2])
+            except ValueError:
+                return None
+            out.append(shlex.quote(word))
+        elif word in ("--pick", "--finetune", "--set") and words:
+            value = words.pop(0)
+            if word == "--set":
+                flag = recorded_set_flag(f"--set {shlex.quote(value)}", TRAINING_SECTIONS)
+                if flag is None:
+                    return None
+                out.append(flag)
+            elif value.isascii() and (value.isdigit() or (word == "--pick" and value in PICKS)):
+                out.append(f"{word} {value}")
+            else:
+                return None
+        else:
+            return None
+    return " ".join(out)
 
 
 def _check_unchanged(

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from a2d_evo.config import Config, config_to_dict, replace, set_flag
-from a2d_evo.config.compare import config_diff, setting
+from a2d_evo.config import Config, config_to_dict, replace
+from a2d_evo.config.compare import training_sets
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
 from a2d_evo.files import MAX_ARCH_JSON_BYTES, read_json, read_json_dict, safe_name
 from a2d_evo.formats import (
@@ -233,8 +233,7 @@ def export_options(
     parts += [f"--max-flops={max_flops!r}"] if max_flops is not None else []
     parts += [f"--min-return={min_return!r}"] if min_return is not None else []
     parts.append(f"--finetune {cfg.finetune.steps}")
-    moved = config_diff(base, cfg, ("ppo", "distill", "finetune"))
-    parts += [set_flag(key, setting(cfg, key)) for key in moved if key != "finetune.steps"]
+    parts += training_sets(base, cfg)
     return " ".join(parts)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config, env_import_flags
-from a2d_evo.config.compare import config_diff
+from a2d_evo.config.compare import TRAINING_SECTIONS, config_diff
 from a2d_evo.errors import FormatError, RunFolderError
 from a2d_evo.files import read_json_dict
 from a2d_evo.formats import (
@@ -32,14 +32,17 @@ from a2d_evo.stage_budget import BUDGET_KEYS, read_config_history
 # ----------------------------------------------------------------------------- reproduce
 def stage_config(run: RunFolder, stage: str, cfg: Config) -> tuple[Config, Path]:
     """A stage's own config and the path that reproduces it: ``RUN_DIR/config.yaml`` unless
-    the stage ran with a config that differs on its sections."""
+    the stage ran with a config that differs on its sections, or for the search on the training
+    sections too (:data:`~a2d_evo.config.compare.TRAINING_SECTIONS`), which ``export`` and
+    ``baselines`` read from the search's config and record their ``--set`` flags over."""
     try:
         own = run.stage_config(stage)
     except RunFolderError:  # a broken stage config: the run's
         own = None
     if own is None:
         return cfg, run.config_path
-    if config_diff(own, cfg, STAGE_SECTIONS[stage]):
+    later = TRAINING_SECTIONS if stage == "search" else ()
+    if config_diff(own, cfg, STAGE_SECTIONS[stage] + later):
         return own, run.stage(stage) / "config.yaml"
     return own, run.config_path
 
@@ -181,10 +184,11 @@ def _plain_commands(cfg: Config, run: RunFolder, data: RunData) -> list[str]:
         if steps is not None and done and steps > done:
             steps -= done
         agent = shlex.quote(f"{run.root}-repro/agents/{name}")
+        sets = "".join(f" {flag}" for flag in data.finetune_sets.get(name, ()))
         lines.append(
-            f"a2d-evo finetune {agent} --steps {steps}"
+            f"a2d-evo finetune {agent} --steps {steps}{sets}"
             if steps is not None
-            else f"a2d-evo finetune {agent} --steps STEPS  # its budget is not recorded"
+            else f"a2d-evo finetune {agent} --steps STEPS{sets}  # its budget is not recorded"
         )
     if data.baselines:
         lines += _baseline_lines(data.baselines, out)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from a2d_evo.config import Config
+from a2d_evo.config.compare import TRAINING_SECTIONS
+from a2d_evo.config.overrides import recorded_set_flag
 from a2d_evo.errors import RunFolderError
 from a2d_evo.formats import (
     BASELINE_METHODS,
@@ -76,6 +78,9 @@ class RunData:
     """Each fine-tuned agent's budget in env steps (``metrics.json`` ``finetune_budget``)."""
     finetune_lr: dict[str, float]
     """Each fine-tuned agent's peak learning rate, where recorded (``finetune_lr``)."""
+    finetune_sets: dict[str, tuple[str, ...]]
+    """The ``--set`` flags each agent's last fine-tune had over the run's config, where
+    recorded and not empty (``finetune_sets``, checked by :func:`recorded_sets`)."""
     export_finetune: dict[str, int]
     """The fine-tune budget ``export`` gave each agent it wrote, 0 included (``export
     --finetune 0``), where recorded (``export_finetune``)."""
@@ -202,6 +207,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
     finetune_seeds: dict[str, int] = {}
     finetune_budget: dict[str, int] = {}
     finetune_lr: dict[str, float] = {}
+    finetune_sets: dict[str, tuple[str, ...]] = {}
     by_export: dict[str, int] = {}
     commands: dict[str, tuple[int, str]] = {}
     kept: dict[str, str] = {}
@@ -235,6 +241,8 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
                 into[folder.name] = count
         if (lr := finite_or_none(m.get("finetune_lr"))) is not None:
             finetune_lr[folder.name] = lr
+        if sets := recorded_sets(m.get("finetune_sets")):
+            finetune_sets[folder.name] = sets
         if (command := export_record(m)) is not None:
             commands[folder.name] = command
     if not agents:
@@ -280,12 +288,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
             row = row_from_metrics(folder.name, m, agent_arch(folder), norm)
             method, width = _baseline_kind(folder.name, m)
             steps = m.get("env_steps")
-            recorded = m.get("baseline_sets")  # the --set flags it was trained with
-            sets: tuple[str, ...] = ()
-            if isinstance(recorded, list) and all(
-                isinstance(f, str) and f.startswith("--set ") for f in recorded
-            ):
-                sets = tuple(recorded)
+            sets = recorded_sets(m.get("baseline_sets"))  # the --set flags it trained with
             baselines[folder.name] = replace(
                 row,
                 extra={"method": method, "width_multiplier": width,
@@ -330,6 +333,7 @@ def load_run(cfg: Config, run: RunFolder) -> RunData:
         finetune_seeds=finetune_seeds,
         finetune_budget=finetune_budget,
         finetune_lr=finetune_lr,
+        finetune_sets=finetune_sets,
         export_finetune=by_export,
         export_command=commands,
         kept=kept,
@@ -372,3 +376,15 @@ def _baseline_order(row: Row) -> tuple[int, float, str]:
     method = str(row.extra.get("method"))
     rank = BASELINE_METHODS.index(method) if method in BASELINE_METHODS else len(BASELINE_METHODS)
     return rank, row.extra.get("width_multiplier") or 0.0, row.label
+
+
+def recorded_sets(value: Any) -> tuple[str, ...]:
+    """The ``--set`` flags an agent's ``metrics.json`` recorded (``baseline_sets``,
+    ``finetune_sets``), each rebuilt by :func:`~a2d_evo.config.overrides.recorded_set_flag`;
+    none where the record is absent or any flag in it is not one ``--set`` of a training key
+    (:data:`~a2d_evo.config.compare.TRAINING_SECTIONS`): the file may be someone else's, and
+    what the report prints as a command must be only that command."""
+    if not isinstance(value, list):
+        return ()
+    flags = [recorded_set_flag(f, TRAINING_SECTIONS) for f in value]
+    return () if any(f is None for f in flags) else tuple(f for f in flags if f is not None)

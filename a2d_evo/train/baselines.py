@@ -38,8 +38,8 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from a2d_evo.config import MAX_WIDTH, Config, DistillConfig, config_to_dict, replace, set_flag
-from a2d_evo.config.compare import config_diff, recipe_digest, setting
+from a2d_evo.config import MAX_WIDTH, Config, DistillConfig, config_to_dict, replace
+from a2d_evo.config.compare import config_diff, recipe_digest, setting, training_sets
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 from a2d_evo.evaluation.episodes import resolve_device, score_against_references
@@ -175,13 +175,12 @@ def baseline_config(cfg: Config, method: str) -> Config:
 
 
 def baseline_sets(cfg: Config, run: RunFolder) -> list[str]:
-    """The ``--set`` flags that give ``cfg``'s training settings (``ppo``, ``distill``,
-    ``finetune``) over the run's ``config.yaml``, recorded as ``baseline_sets`` for the
-    report's Reproduce lines (``baselines --set finetune.kickstart=true`` trains other ``a2d_x``
-    baselines). ``finetune.steps`` is left out: a baseline takes the run's budgets
-    (:func:`run_budgets`), whatever the config says."""
-    moved = config_diff(run.load_config(), cfg, ("ppo", "distill", "finetune"))
-    return [set_flag(key, setting(cfg, key)) for key in moved if key != "finetune.steps"]
+    """The ``--set`` flags that give ``cfg``'s training settings over the config ``baselines``
+    reads (the search's ``config.yaml`` where there is one, as ``export`` does, else the
+    run's), recorded as ``baseline_sets`` for the report's Reproduce lines (``baselines --set
+    finetune.kickstart=true`` trains other ``a2d_x`` baselines). ``finetune.steps`` is left
+    out: a baseline takes the run's budgets (:func:`run_budgets`), whatever the config says."""
+    return training_sets(run.stage_config("search") or run.load_config(), cfg)
 
 
 def baseline_recipe(cfg: Config, method: str) -> str:

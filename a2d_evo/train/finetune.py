@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from a2d_evo.config import Config, replace
-from a2d_evo.config.compare import recipe_digest
+from a2d_evo.config.compare import recipe_digest, training_sets
 from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError, TrainingError
 from a2d_evo.evaluation.episodes import (
@@ -193,6 +193,9 @@ def finetune_agent(
         "finetune_steps": _count(old.get("finetune_steps")) + result.global_step,
         "finetune_lr": tune_cfg.ppo.lr,
         "finetune_recipe": finetune_recipe(cfg),
+        # the --set flags over the run's config.yaml (what `a2d-evo finetune` reads) that give
+        # these settings: the report's Reproduce line repeats them for a fine-tune by hand
+        "finetune_sets": [] if run is None else training_sets(run.load_config(), cfg),
         "finetune_wall_s": round(result.wall_s, 2),
         # torch's intra-op threads: not in the recipe (how it runs), but bit-for-bit repeats
         # of a fine-tune hold at the same count only (reductions split by thread)
