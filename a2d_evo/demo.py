@@ -28,6 +28,7 @@ from a2d_evo.report.front_export import export_front
 from a2d_evo.report.markdown import write_report
 from a2d_evo.report.tables import delivered_table
 from a2d_evo.run_layout import STAGE_PARTS, STAGE_SECTIONS, holds_results
+from a2d_evo.run_teacher import teacher_scores
 from a2d_evo.runfolder import RunFolder
 from a2d_evo.search.evolution import evolve
 from a2d_evo.stage_budget import BUDGET_KEYS
@@ -175,6 +176,9 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
         print(f"[demo] {name}: {'resuming' if partial else 'starting'}{raised}")
         _timed(name, functools.partial(command, name, staged), partial)
 
+    # what every figure below is normalised against: a teacher that did not learn the task
+    # shows here, before the export's minutes
+    print(f"[demo] teacher: {run.teacher_agent}{teacher_scores(run.teacher_agent)}")
     t0 = time.perf_counter()
     print(f"[demo] export: every front member, fine-tuned for {cfg.finetune.steps:,} steps")
     export_front(cfg, run, pick="all", progress=progress)

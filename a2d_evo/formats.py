@@ -323,18 +323,31 @@ that trained it is not known (a run's own teacher gets the exact command:
 :func:`a2d_evo.run_teacher.teacher_fix`)."""
 
 
-def weak_teacher_caution(margin_lower95: float | None) -> str | None:
+FEW_EPISODES = 30
+"""Below this many episodes a caution about the teacher's lead asks for more episodes first:
+the bound may be at or below 0 for want of episodes, not of a teacher (``eval --episodes 2``)."""
+
+
+def weak_teacher_caution(margin_lower95: float | None, episodes: int | None = None) -> str | None:
     """A caution when the teacher's lead over the uniform-random policy is within noise (the
-    95% lower bound of the paired lead at or below 0), else None.
+    95% lower bound of the paired lead at or below 0), else None. ``episodes``: how many the
+    bound is over, where the caller chose them (``eval --episodes``): below
+    :data:`FEW_EPISODES` the caution asks for more before a longer-trained teacher.
 
     :func:`check_teacher_beats_random` refuses only a teacher at or below random: one barely
     above it passes, and then every normalised return divides by a lead that is mostly noise."""
     if margin_lower95 is None or margin_lower95 > 0:
         return None
+    fix = TEACHER_FIX
+    if episodes is not None and episodes < FEW_EPISODES:
+        fix = (
+            f"{episodes} episodes bound little: play more (`--episodes {FEW_EPISODES}`), and "
+            f"if the bound stays at or below 0, {TEACHER_FIX}"
+        )
     return (
         "the teacher's lead over the uniform-random policy is within noise on these seeds "
         f"(95% lower bound {margin_lower95:.3g} <= 0): normalised returns divide by that lead, "
-        f"so they are noisy and can land far above 1; {TEACHER_FIX}"
+        f"so they are noisy and can land far above 1; {fix}"
     )
 
 

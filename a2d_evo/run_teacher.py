@@ -17,6 +17,17 @@ from a2d_evo.formats import TEACHER_FIX
 from a2d_evo.runfolder import RunFolder, enclosing_run
 
 
+def teacher_scores(folder: Path) -> str:
+    """`` (greedy return R over N episodes; the uniform-random policy: R')`` from a teacher's
+    ``metrics.json``, or "" when it records none: what ``train-teacher``, ``import-teacher``
+    and the demo print once the teacher is there."""
+    m = read_json_dict(Path(folder) / "metrics.json", "teacher metrics")
+    mean, rand, n = m.get("return_mean"), m.get("random_return_mean"), m.get("episodes")
+    if not isinstance(mean, float | int) or not isinstance(rand, float | int):
+        return ""
+    return f" (greedy return {mean:.2f} over {n} episodes; the uniform-random policy: {rand:.2f})"
+
+
 def weak_teacher_fix(cfg: Config, folder: Path, extra: Mapping[str, Any]) -> str:
     """What to do about a teacher that has not learned: for a trained one the exact command
     that trains it longer (``--resume`` raising ``teacher.total_steps``, which keeps the

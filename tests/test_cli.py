@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import subprocess
@@ -239,6 +240,17 @@ def test_eval_on_a_run_folder_names_the_agents_in_it(
         err = capsys.readouterr().err
         assert f"{given} is not an agent folder (no arch.json)" in err, err
         assert err.rstrip().endswith(f"e.g. {names}"), err
+    # a file of an agent folder (a new user's finding: "policy.pt/arch.json not found")
+    policy = run.agents / "knee" / "policy.pt"
+    policy.write_bytes(b"")
+    for command in ("eval", "finetune"):
+        argv = [command, str(policy)] + (["--steps", "64"] if command == "finetune" else [])
+        assert main(argv) == EXIT_USER_ERROR
+        err = capsys.readouterr().err
+        assert (
+            f"{policy} is a file of an agent folder; pass the folder that holds arch.json: "
+            f"{run.agents / 'knee'}"
+        ) in err, err
 
 
 def test_an_override_of_the_runs_env_is_named_as_the_users(
@@ -507,3 +519,17 @@ def test_baselines_widths_must_be_positive(
     )
     assert cli.main(["baselines", run, "--widths", "0.25,1", "--quiet"]) == 0
     assert trained == [[0.25, 1.0]]
+
+
+def test_every_subcommands_help_opens_with_its_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    """``a2d-evo COMMAND --help`` says what the command does, as the command list does (a new
+    user's finding: it listed the options alone)."""
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    summaries = {c.dest: c.help for c in sub._choices_actions}
+    assert len(summaries) == 10 and all(summaries.values())
+    for name, summary in summaries.items():
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert " ".join(str(summary).split()) in out, name

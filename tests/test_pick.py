@@ -136,6 +136,47 @@ def test_an_export_without_fine_tune_again_keeps_what_it_extracted(finished, tmp
     assert [(f / "metrics.json").stat().st_mtime_ns for f in folders] == written
 
 
+def test_an_export_again_adds_the_onnx_file_its_kept_members_lack(
+    finished, tmp_path, monkeypatch, capsys
+) -> None:
+    """Members exported before the export extra was installed have no ``policy.onnx``; an
+    export run again with it installed keeps them (same front, same settings) and writes the
+    graph of the weights there, touching nothing else (a new user's finding: the README's
+    first command installs no ONNX, and no command added it later)."""
+    import shutil
+
+    from test_evolve import SMALL
+
+    from a2d_evo.config import config_from_dict
+    from a2d_evo.nets import agent_folder
+    from a2d_evo.nets.onnx_graph import onnx_bytes
+    from a2d_evo.report.front_export import export_front
+    from a2d_evo.runfolder import RunFolder
+
+    root = tmp_path / "run"
+    shutil.copytree(finished, root)
+    run = RunFolder(root)
+    cfg = config_from_dict({**SMALL, "finetune": {"steps": 0}})
+    with monkeypatch.context() as m:
+        m.setattr(agent_folder, "onnx_available", lambda: False)
+        folders = export_front(cfg, run, pick="all", progress=False)
+    assert folders and not any((f / "policy.onnx").exists() for f in folders)
+    (folders[0] / "eval.json").write_text("{}")
+    written = [(f / "policy.pt").stat().st_mtime_ns for f in folders]
+    capsys.readouterr()
+    assert export_front(cfg, run, pick="all", progress=True) == folders
+    out = capsys.readouterr().out
+    for f in folders:
+        assert (f / "policy.onnx").read_bytes() == onnx_bytes(agent_folder.load_agent(f))
+        assert f"{f.name}: kept; policy.onnx written" in out
+    assert [(f / "policy.pt").stat().st_mtime_ns for f in folders] == written
+    assert (folders[0] / "eval.json").is_file()
+    # once there, it is not written again
+    stamp = [(f / "policy.onnx").stat().st_mtime_ns for f in folders]
+    export_front(cfg, run, pick="all", progress=False)
+    assert [(f / "policy.onnx").stat().st_mtime_ns for f in folders] == stamp
+
+
 def test_export_records_the_front_it_read_not_one_written_since(
     finished, tmp_path, monkeypatch
 ) -> None:

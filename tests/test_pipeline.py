@@ -229,6 +229,14 @@ def test_demo_resume_honours_changed_settings_or_refuses_them(
     assert main([*common, "--resume"]) == 0
     out = capsys.readouterr().out
     assert out.count("already done") == 3, out
+    # the teacher every figure is normalised against, said before the export (a new user's
+    # finding: the demo never printed it)
+    m = json.loads((run / "teacher" / "agent" / "metrics.json").read_text())
+    assert (
+        f"[demo] teacher: {run / 'teacher' / 'agent'} (greedy return {m['return_mean']:.2f} "
+        f"over {m['episodes']} episodes; the uniform-random policy: "
+        f"{m['random_return_mean']:.2f})\n[demo] export:"
+    ) in out, out
     # a raised budget under the finished supernet and search: refused, nothing trained
     argv = [*common, "--resume", "--set", "teacher.total_steps=8192"]
     assert main(argv) == 2

@@ -1676,3 +1676,27 @@ def test_a_resume_of_a_finished_teacher_keeps_the_measured_figures(
     extra = saved[1][1]
     assert extra["train_wall_s"] == 12.5 and extra["train_recent_return"] == 42.0
     assert extra["env_steps"] == 64
+
+
+def test_a_resume_of_a_finished_teacher_whose_agent_is_whole_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``train-teacher --resume`` of a finished teacher whose agent folder is whole says so
+    and leaves the folder as it is (a new user's finding: it played the teacher again and
+    rewrote its files, saying nothing); one killed before its agent was whole is saved."""
+    cfg = tiny()
+    run = RunFolder(tmp_path / "run")
+    folder = train_teacher(cfg, run, progress=False)
+    stamps = {p.name: p.stat().st_mtime_ns for p in folder.iterdir()}
+    capsys.readouterr()
+    assert train_teacher(cfg, run, resume=True, progress=True) == folder
+    err = capsys.readouterr().err
+    assert (
+        f"train-teacher: the teacher in {run.teacher} already trained for 128 env steps; "
+        "nothing to resume (raise teacher.total_steps with --set to train it on)"
+    ) in err, err
+    assert {p.name: p.stat().st_mtime_ns for p in folder.iterdir()} == stamps
+    (folder / "arch.json").unlink()  # killed while the agent was written
+    train_teacher(cfg, run, resume=True, progress=False)
+    assert (folder / "arch.json").is_file()
+    assert json.loads((folder / "metrics.json").read_text())["env_steps"] == 128

@@ -147,6 +147,14 @@ def test_a_lead_within_noise_gets_a_caution_with_the_fix() -> None:
         caution = weak_teacher_caution(bound)
         assert caution is not None and "within noise" in caution and FIX in caution
         assert f"95% lower bound {bound:.3g} <= 0" in caution
+        assert "play more" not in caution
+    # over episodes the caller chose, few of them: more episodes first, then the fix (a new
+    # user's finding: `eval --episodes 2` was told to train its good teacher longer)
+    few = weak_teacher_caution(-1.0, 2)
+    assert few is not None and "2 episodes bound little: play more (`--episodes 30`)" in few
+    assert f"if the bound stays at or below 0, {FIX}" in few
+    assert weak_teacher_caution(-1.0, 30) == weak_teacher_caution(-1.0)
+    assert weak_teacher_caution(0.5, 2) is None
 
 
 def _result(returns: list[float]) -> EvalResult:
@@ -171,6 +179,7 @@ def test_eval_cautions_when_its_teachers_lead_is_noise(
     cfg = config_from_dict({"env": {"id": "CartPole-v1"}})
     out = eval_agent_folder(agent, cfg, episodes=4, seed=7, teacher_dir=teacher_dir)
     assert "caution: the teacher's lead over the uniform-random policy is within noise" in out
+    assert "4 episodes bound little: play more (`--episodes 30`)" in out
     record = json.loads((agent / "eval.json").read_text())
     assert record["teacher_margin_lower95"] == pytest.approx(-11.326, abs=1e-3)
     # a lead clear of noise: no caution

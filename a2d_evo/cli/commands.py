@@ -18,7 +18,7 @@ from a2d_evo.cli.configs import (
 )
 from a2d_evo.config import MAX_EPISODES, MAX_TOTAL_STEPS, check_count
 from a2d_evo.errors import ConfigError
-from a2d_evo.files import read_json
+from a2d_evo.run_teacher import teacher_scores
 from a2d_evo.runfolder import RunFolder
 
 
@@ -29,7 +29,7 @@ def cmd_train_teacher(args: argparse.Namespace) -> int:
 
     folder = train_teacher(cfg, run, resume=args.resume, progress=not args.quiet)
     if _rank0():
-        print(f"teacher agent: {folder}{_teacher_scores(folder)}")
+        print(f"teacher agent: {folder}{teacher_scores(folder)}")
     return 0
 
 
@@ -39,23 +39,13 @@ def _rank0() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def _teacher_scores(folder: Path) -> str:
-    """`` (greedy return R over N episodes; the uniform-random policy: R')`` from the teacher's
-    ``metrics.json``, or "" when it records none."""
-    m = read_json(folder / "metrics.json", "teacher metrics")
-    mean, rand, n = m.get("return_mean"), m.get("random_return_mean"), m.get("episodes")
-    if not isinstance(mean, float | int) or not isinstance(rand, float | int):
-        return ""
-    return f" (greedy return {mean:.2f} over {n} episodes; the uniform-random policy: {rand:.2f})"
-
-
 def cmd_import_teacher(args: argparse.Namespace) -> int:
     """``a2d-evo import-teacher``: an SB3 or CleanRL checkpoint as the run's teacher."""
     cfg, run = config_for_new_run(args)
     from a2d_evo.train import import_teacher  # here: --help stays torch-free
 
     folder = import_teacher(Path(args.source), cfg, run, fmt=args.format)
-    print(f"teacher agent: {folder}{_teacher_scores(folder)}")
+    print(f"teacher agent: {folder}{teacher_scores(folder)}")
     return 0
 
 

@@ -205,10 +205,16 @@ def config_of_run(
 
 
 def check_agent_folder(agent_dir: Path) -> None:
-    """RunFolderError naming the agent folders to pass when ``agent_dir`` is a run folder or
-    a folder of agents (``RUN_DIR/agents``) rather than one agent."""
+    """RunFolderError naming the agent folders to pass when ``agent_dir`` is a run folder, a
+    folder of agents (``RUN_DIR/agents``) or a file of an agent folder (``policy.pt``) rather
+    than one agent."""
     if (agent_dir / "arch.json").is_file():
         return
+    if agent_dir.is_file() and (agent_dir.parent / "arch.json").is_file():
+        raise RunFolderError(
+            f"{agent_dir} is a file of an agent folder; pass the folder that holds arch.json: "
+            f"{agent_dir.parent}"
+        )
     inside = [agent_dir / "agents", agent_dir] if RunFolder(agent_dir).exists() else [agent_dir]
     found = [p.parent for folder in inside for p in sorted(folder.glob("*/arch.json"))]
     if (agent_dir / "teacher" / "agent" / "arch.json").is_file():

@@ -104,6 +104,12 @@ class _Parser(argparse.ArgumentParser):
         return super().add_argument(*names, **kwargs)
 
 
+def _command(sub: Any, name: str, summary: str) -> argparse.ArgumentParser:
+    """A subcommand whose ``--help`` opens with the summary the command list shows."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=summary, description=summary)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``a2d-evo`` parser: one subcommand per pipeline stage, each bound to its handler."""
     parser = _Parser(
@@ -116,14 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
         dest="command", metavar="COMMAND", required=True, parser_class=_Parser
     )
 
-    p = sub.add_parser("train-teacher", help="train the teacher with PPO -> RUN_DIR/teacher/")
+    p = _command(sub, "train-teacher", "train the teacher with PPO -> RUN_DIR/teacher/")
     _new_run(p)
     _common(p)
     p.set_defaults(handler=cmd_train_teacher)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "import-teacher",
-        help="bring a teacher (an SB3 PPO zip or a CleanRL state dict) -> RUN_DIR/teacher/agent/",
+        "bring a teacher (an SB3 PPO zip or a CleanRL state dict) -> RUN_DIR/teacher/agent/",
     )
     p.add_argument("source", help="the SB3 .zip or CleanRL .pt / .cleanrl_model file")
     p.add_argument(
@@ -136,9 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, quiet_help=NO_BAR)
     p.set_defaults(handler=cmd_import_teacher)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "train-supernet",
-        help="train the supernet with actor/critic distillation -> RUN_DIR/supernet/",
+        "train the supernet with actor/critic distillation -> RUN_DIR/supernet/",
     )
     _new_run(p)
     p.add_argument(
@@ -149,7 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=cmd_train_supernet)
 
-    p = sub.add_parser("evolve", help="NSGA-II over subnets (return vs FLOPs) -> RUN_DIR/search/")
+    p = _command(sub, "evolve", "NSGA-II over subnets (return vs FLOPs) -> RUN_DIR/search/")
     _new_run(p)
     p.add_argument("--pop", type=int, help="population size (default: the config's search.pop)")
     p.add_argument("--gens", type=int, help="generations (default: search.gens)")
@@ -171,9 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=cmd_evolve)
 
-    p = sub.add_parser(
+    p = _command(
+        sub,
         "export",
-        help="front members as fine-tuned agent folders -> RUN_DIR/agents/<name>/ (the delivered "
+        "front members as fine-tuned agent folders -> RUN_DIR/agents/<name>/ (the delivered "
         "front: agents/delivered.json)",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder, e.g. runs/cartpole")
@@ -200,8 +209,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, seed_help=RUN_SEED)
     p.set_defaults(handler=cmd_export)
 
-    p = sub.add_parser(
-        "finetune", help="fine-tune an agent folder with PPO + distillation (metrics before/after)"
+    p = _command(
+        sub, "finetune", "fine-tune an agent folder with PPO + distillation (metrics before/after)"
     )
     p.add_argument(
         "agent_dir", metavar="AGENT_DIR", help="agent folder, e.g. runs/cartpole/agents/knee"
@@ -213,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=cmd_finetune)
 
-    p = sub.add_parser("eval", help="score any agent folder on fresh seeds -> AGENT_DIR/eval.json")
+    p = _command(sub, "eval", "score any agent folder on fresh seeds -> AGENT_DIR/eval.json")
     p.add_argument(
         "agent_dir", metavar="AGENT_DIR", help="agent folder, e.g. runs/cartpole/agents/knee"
     )
@@ -230,13 +239,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=cmd_eval)
 
-    p = sub.add_parser("report", help="Pareto plot, hypervolume plot and table -> RUN_DIR/report/")
+    p = _command(sub, "report", "Pareto plot, hypervolume plot and table -> RUN_DIR/report/")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder, e.g. runs/cartpole")
     _common(p, overrides=False, quiet_help=NO_BAR)  # it reports the run's own settings
     p.set_defaults(handler=cmd_report)
 
-    p = sub.add_parser(
-        "baselines", help="the teacher scaled in width, PPO and distilled -> RUN_DIR/baselines/"
+    p = _command(
+        sub, "baselines", "the teacher scaled in width, PPO and distilled -> RUN_DIR/baselines/"
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run folder, e.g. runs/cartpole")
     p.add_argument("--widths", default="0.25,0.5,1", help="width multipliers (default 0.25,0.5,1)")
@@ -254,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, seed_help=RUN_SEED)
     p.set_defaults(handler=cmd_baselines)
 
-    p = sub.add_parser(
-        "demo", help="the whole pipeline on compact LunarLander (or --config) -> runs/demo/"
+    p = _command(
+        sub, "demo", "the whole pipeline on compact LunarLander (or --config) -> runs/demo/"
     )
     p.add_argument(
         "--config", help="YAML config (default: the shipped configs/lunarlander_demo.yaml)"

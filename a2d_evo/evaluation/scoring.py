@@ -145,7 +145,7 @@ def _eval_agent_folder(
         f"{folder}: {cfg.env.id} {mode} on {device.type} over {played}: return "
         f"{result.mean:.2f}{spread}, {ends}{norm_text}; "
         f"random policy {rand.mean:.2f}\n"
-        + (f"caution: {caution}\n" if (caution := weak_teacher_caution(margin)) else "")
+        + (f"caution: {caution}\n" if (caution := weak_teacher_caution(margin, n)) else "")
         + (
             f"wrote {folder / EVAL_FILE}"
             + (

@@ -301,6 +301,18 @@ def onnx_available() -> bool:
     return importlib.util.find_spec("onnx") is not None
 
 
+def add_missing_onnx(folder: str | Path) -> bool:
+    """Write ``policy.onnx`` for an agent folder that has none, from its ``policy.pt``, when
+    the export extra is importable; True when it wrote one. Nothing else in the folder is
+    touched: the graph is of the very weights there (an export that keeps a member fine-tuned
+    before the extra was installed would otherwise never ship its ONNX file)."""
+    folder = Path(folder)
+    if (folder / ONNX_FILE).exists() or not onnx_available():
+        return False
+    write_bytes(folder / ONNX_FILE, onnx_bytes(load_agent(folder)))
+    return True
+
+
 ONNX_SKIPPED_NOTE = (
     "note: policy.onnx not written: the export extra is not installed "
     "(pip install 'a2d-evo[export]'); the agent folders hold policy.pt only"

@@ -87,7 +87,7 @@ def _export_front(
     """:func:`export_front` with the supernet's and the teacher's folders locked."""
     # torch-heavy modules imported when an export runs: importing this module stays torch-free
     from a2d_evo.evaluation.seeds import check_scoring_seeds
-    from a2d_evo.nets.agent_folder import ONNX_SKIPPED_NOTE, onnx_available
+    from a2d_evo.nets.agent_folder import ONNX_SKIPPED_NOTE, add_missing_onnx, onnx_available
     from a2d_evo.nets.supernet import load_supernet
     from a2d_evo.report.deliver import finetune_members, front_references, write_delivered
 
@@ -188,11 +188,12 @@ def _export_front(
         # before any member is written: a delivered.json listing one this export extracts
         # anew describes weights that are about to go (an export interrupted while it
         # extracts would leave it, reported as current)
-        anew = [
-            p
-            for p, folder in zip(picks, folders, strict=True)
-            if not _kept(cfg, folder, p, sources)
-        ]
+        keep = [_kept(cfg, f, p, sources) for p, f in zip(picks, folders, strict=True)]
+        anew = [p for p, kept in zip(picks, keep, strict=True) if not kept]
+        for folder, kept in zip(folders, keep, strict=True):
+            # a member kept from an export before the export extra was installed
+            if kept and add_missing_onnx(folder) and progress:
+                print(f"{folder.name}: kept; policy.onnx written (the export extra is installed)")
         replaced = [safe_name(p.name) for p in anew] + [f.name for f in stale]
         _drop_stale_delivery(run, replaced, sources["front"], progress, delivers=pick == "all")
         for folder in stale:

@@ -94,6 +94,16 @@ def train_teacher(
         envs.close()
     if not ctx.is_main:
         return run.teacher_agent
+    if result.sps is None and _saved_at(run.teacher_agent, result.global_step):
+        # a resume that found the stage complete and its agent whole: nothing to write (the
+        # teacher played again would rewrite the same weights and figures)
+        if progress:
+            write(
+                f"train-teacher: the teacher in {run.teacher} already trained for "
+                f"{result.global_step:,} env steps; nothing to resume (raise "
+                "teacher.total_steps with --set to train it on)"
+            )
+        return run.teacher_agent
     measured: dict[str, Any] = {
         "train_wall_s": round(result.wall_s, 2),
         "train_recent_return": result.recent_return,
@@ -108,3 +118,12 @@ def train_teacher(
         "world_sizes": result.world_sizes,  # the report's Reproduce line uses torchrun
     }
     return save_teacher(agent.cpu(), cfg, run.teacher_agent, extra)
+
+
+def _saved_at(folder: Path, env_steps: int) -> bool:
+    """Whether ``folder`` holds the trained teacher of ``env_steps`` steps, whole: its
+    ``arch.json`` (written last) and a ``metrics.json`` that records those steps."""
+    if not (folder / "arch.json").is_file():
+        return False
+    metrics = read_json_dict(folder / "metrics.json", "teacher metrics")  # {} if unreadable
+    return metrics.get("source") == "train-teacher" and metrics.get("env_steps") == env_steps
