@@ -6,7 +6,7 @@ teacher -> distilled supernet -> NSGA-II -> export of every front member, each f
 ``pareto.png``. Each stage is skipped when its result is already there and ``--resume`` is
 given, so a killed demo continues (the fine-tune agent by agent). A finished stage whose
 settings the command changes is resumed, where its own ``--resume`` extends it for a raised
-budget (:data:`~a2d_evo.stage_budget.BUDGET_KEYS`) and refuses any other change; when a later
+budget (:data:`~a2d_evo.runs.stage_budget.BUDGET_KEYS`) and refuses any other change; when a later
 stage was already built on it (finished, or begun: it holds a checkpoint), the change is
 refused. A budget the stage's own ``--resume`` raised above the command's is no change: the
 stage is finished at it.
@@ -27,11 +27,11 @@ from a2d_evo.report.delivered_file import read_delivered
 from a2d_evo.report.front_export import export_front
 from a2d_evo.report.markdown import write_report
 from a2d_evo.report.tables import delivered_table
-from a2d_evo.run_layout import STAGE_PARTS, STAGE_SECTIONS, holds_results
-from a2d_evo.run_teacher import teacher_scores
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
+from a2d_evo.runs.layout import STAGE_PARTS, STAGE_SECTIONS, holds_results
+from a2d_evo.runs.stage_budget import BUDGET_KEYS
+from a2d_evo.runs.teacher import teacher_scores
 from a2d_evo.search.evolution import evolve
-from a2d_evo.stage_budget import BUDGET_KEYS
 from a2d_evo.train.supernet_stage import train_supernet
 from a2d_evo.train.teacher import train_teacher
 

@@ -122,7 +122,7 @@ def read_capped(path: str | Path, what: str, max_bytes: int, usual: str = "") ->
     """The bytes of file ``path``, refused (FormatError) past ``max_bytes`` without reading
     them all: a file a run folder received may be sparse and claim 64 GB, or be a link to a
     file that never ends (``/proc/self/pagemap``: size 0, endless reads). ``usual``: what such
-    a file holds, for the message. File I/O here rather than in :mod:`a2d_evo.files` because
+    a file holds, for the message. File I/O here rather than in :mod:`a2d_evo.runs.files` because
     the config layer, below that one, reads YAML through it."""
     path = Path(path)
     if not path.is_file():
@@ -320,7 +320,7 @@ TEACHER_FIX = (
 )
 """What to do about a teacher that does not beat the uniform-random policy, where the command
 that trained it is not known (a run's own teacher gets the exact command:
-:func:`a2d_evo.run_teacher.teacher_fix`)."""
+:func:`a2d_evo.runs.teacher.teacher_fix`)."""
 
 
 FEW_EPISODES = 30

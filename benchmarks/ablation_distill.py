@@ -38,11 +38,11 @@ from a2d_evo.config.compare import config_diff
 from a2d_evo.envs import env_spec
 from a2d_evo.evaluation.population import evaluate_population
 from a2d_evo.evaluation.seeds import fresh_eval_seed
-from a2d_evo.files import read_json, write_json
 from a2d_evo.nets.cost import flops
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import load_supernet
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import read_json, write_json
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.train import train_supernet, train_teacher
 from a2d_evo.train.sampling import narrow_after_narrow, stratified_archs
 

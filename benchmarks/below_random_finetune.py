@@ -23,7 +23,7 @@ from a2d_evo.formats import non_dominated
 from a2d_evo.nets.agent_folder import extract, save_agent
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import load_supernet
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.train.finetune import finetune_agent
 
 

@@ -72,13 +72,13 @@ from a2d_evo.config.bounds import MAX_GENS
 from a2d_evo.envs import env_spec
 from a2d_evo.evaluation.population import PopulationEvaluator
 from a2d_evo.evaluation.seeds import generation_seeds
-from a2d_evo.files import read_json, write_json
 from a2d_evo.formats import Normalisation
 from a2d_evo.nets.agent_folder import load_agent
 from a2d_evo.nets.cost import flops
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import load_supernet
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import read_json, write_json
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.search.budget import budget_spent, within_budget
 from a2d_evo.search.estimates import search_anchors
 from a2d_evo.search.evolution import evolve

@@ -20,7 +20,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from a2d_evo.files import read_json, write_json
+from a2d_evo.runs.files import read_json, write_json
 from a2d_evo.stats import ci95, tell_apart, told_apart_span
 
 

@@ -33,10 +33,10 @@ import numpy as np
 
 from a2d_evo.config import load_config
 from a2d_evo.evaluation.episodes import evaluate_agent
-from a2d_evo.files import read_json, write_json
 from a2d_evo.formats import normalised_return
 from a2d_evo.nets.agent_folder import load_agent
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import read_json, write_json
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.stats import paired_lower95
 from a2d_evo.train import finetune_agent
 

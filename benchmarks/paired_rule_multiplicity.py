@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import t as student_t
 
-from a2d_evo.files import read_json
+from a2d_evo.runs.files import read_json
 from a2d_evo.stats import NONINFERIORITY_MARGIN, Z95, best_paired, t95
 
 

@@ -38,7 +38,6 @@ import numpy as np
 from a2d_evo.config import Config, load_config
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import fresh_eval_seed
-from a2d_evo.files import read_json, write_json
 from a2d_evo.formats import (
     BASELINE_METHODS,
     baseline_name,
@@ -47,8 +46,9 @@ from a2d_evo.formats import (
 )
 from a2d_evo.nets.agent_folder import load_agent
 from a2d_evo.report.front_export import export_front
-from a2d_evo.run_layout import holds_results
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import read_json, write_json
+from a2d_evo.runs.folder import RunFolder
+from a2d_evo.runs.layout import holds_results
 from a2d_evo.search.evolution import evolve
 from a2d_evo.stats import NONINFERIORITY_MARGIN, best_paired
 from a2d_evo.train import train_baselines, train_supernet, train_teacher

@@ -21,11 +21,11 @@ from a2d_evo.config import config_to_dict, replace
 from a2d_evo.envs import env_spec
 from a2d_evo.evaluation.episodes import evaluate_agent
 from a2d_evo.evaluation.seeds import fresh_eval_seed
-from a2d_evo.files import read_json, safe_name, write_json
 from a2d_evo.nets.agent_folder import extract, save_agent
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import load_supernet
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import read_json, safe_name, write_json
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.train import finetune_agent
 from a2d_evo.train.sampling import stratified_archs
 

@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.train.supernet_stage import score_subnets
 
 

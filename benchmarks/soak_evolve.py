@@ -34,11 +34,11 @@ import psutil
 import torch
 
 from a2d_evo.config import Config, config_from_dict
-from a2d_evo.files import torch_save
 from a2d_evo.nets.agent_folder import extract, save_agent
 from a2d_evo.nets.space import MLPArch
 from a2d_evo.nets.supernet import build_supernet
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import torch_save
+from a2d_evo.runs.folder import RunFolder
 
 
 def soak_config(gens: int, pop: int, max_steps: int, mutation_eta: float, seed: int) -> Config:

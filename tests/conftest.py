@@ -21,7 +21,7 @@ def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ``search/``), shared read-only: a test that edits it works on a copy."""
     from test_evolve import SMALL, make_run
 
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
     from a2d_evo.search.evolution import evolve
 
     root = tmp_path_factory.mktemp("finished")

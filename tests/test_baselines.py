@@ -13,7 +13,7 @@ from a2d_evo.errors import ConfigError
 from a2d_evo.formats import BASELINE_METHODS, baseline_name
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import CNNArch, ConvLayer, MLPArch
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.train.baselines import (
     DistillOnlyLearner,
     baseline_steps,
@@ -172,7 +172,7 @@ def test_baselines_take_the_budgets_the_run_had(finished: Path, tmp_path: Path) 
 
     from test_evolve import SMALL
 
-    from a2d_evo.files import file_digest
+    from a2d_evo.runs.files import file_digest
     from a2d_evo.train.baselines import run_budgets
 
     root = tmp_path / "run"
@@ -244,7 +244,7 @@ def test_baselines_scale_the_teacher_as_it_is_and_retrain_a_stale_one(
     assert json.loads((folder / "metrics.json").read_text())["baseline_budget"] == 512
     # a distilled baseline trains a front member's updates: S = 1,536 and B = 1,536 are one
     # update each at 1,024 steps an update, where S + B = 3,072 rounded once would be three
-    from a2d_evo.files import file_digest
+    from a2d_evo.runs.files import file_digest
 
     _stage_config(run, "supernet", {**SMALL, "supernet": {"total_steps": 1536}})
     run.agents.mkdir(parents=True, exist_ok=True)
@@ -330,7 +330,7 @@ def test_a_baseline_checkpoint_of_another_budget_is_trained_anew(
 
     import a2d_evo.train.baselines as baselines
     from a2d_evo.cli import EXIT_INTERRUPTED, main
-    from a2d_evo.files import torch_load, torch_save
+    from a2d_evo.runs.files import torch_load, torch_save
 
     root = tmp_path / "run"
     shutil.copytree(finished, root)
@@ -466,7 +466,7 @@ def test_baseline_sets_are_over_the_config_baselines_reads(tmp_path: Path) -> No
     finetune.kickstart=false`` recorded none, and its Reproduce line trained kickstarted
     ``a2d_x``)."""
     from a2d_evo.config import dump_config
-    from a2d_evo.files import write_text
+    from a2d_evo.runs.files import write_text
     from a2d_evo.train.baselines import baseline_sets
 
     run = RunFolder(tmp_path / "run")
@@ -502,8 +502,8 @@ def test_a_delivery_s_supernet_steps_of_zero_are_not_taken(tmp_path: Path) -> No
     while its ``finetune_steps`` (512) is still taken. Mutant let through: ``had >= 0``,
     which gave the distilled baselines a budget of 0 + 512 steps."""
     from a2d_evo.config import config_from_dict
-    from a2d_evo.files import file_digest
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.files import file_digest
+    from a2d_evo.runs.folder import RunFolder
     from a2d_evo.train.baselines import run_budgets
 
     run = RunFolder(tmp_path / "run")

@@ -22,8 +22,8 @@ from a2d_evo.errors import ConfigError, FormatError, TrainingError
 # ----------------------------------------------------------------------------- files.py
 def test_a_negative_wall_s_in_a_checkpoint_is_refused(tmp_path: Path) -> None:
     """F3: files.py read_checkpoint, ``not 0 <= wall < inf`` -> ``not wall < inf``."""
-    from a2d_evo.files import read_checkpoint, torch_save
     from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
+    from a2d_evo.runs.files import read_checkpoint, torch_save
 
     ckpt = {"format_version": CHECKPOINT_FORMAT_VERSION, "stage": "teacher", "update": 2,
             "global_step": 64, "model": {}, "optimizer": {}, "rng": {}}  # fmt: skip
@@ -37,7 +37,7 @@ def test_a_negative_wall_s_in_a_checkpoint_is_refused(tmp_path: Path) -> None:
 def test_a_file_one_format_version_older_is_refused() -> None:
     """F6: files.py check_format_version, ``found < expected`` -> ``found < expected - 1``
     (the suite only tried 0 against 2)."""
-    from a2d_evo.files import check_format_version
+    from a2d_evo.runs.files import check_format_version
 
     for found, expected in ((1, 2), (0, 1)):
         with pytest.raises(FormatError, match="older than this a2d-evo reads"):
@@ -173,9 +173,9 @@ def test_a_delivered_member_rescored_on_other_seeds_is_not_delivered(tmp_path: P
     hand and scored on other seeds to the same mean (CartPole's 500.0) stayed "delivered"."""
     from test_report import _agent, _metrics, _norm, make_run
 
-    from a2d_evo.files import file_digest, write_json
     from a2d_evo.formats import KEPT_INHERITED
     from a2d_evo.report import run_data
+    from a2d_evo.runs.files import file_digest, write_json
 
     run = make_run(tmp_path / "run", baselines=False)
     current = file_digest(run.search / "front.json")

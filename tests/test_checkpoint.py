@@ -11,10 +11,10 @@ import torch
 
 from a2d_evo.config import config_from_dict
 from a2d_evo.errors import FormatError
-from a2d_evo.files import torch_load
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import MLPArch
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import torch_load
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.train import train_teacher
 from a2d_evo.train.checkpoint import load_checkpoint, save_checkpoint
 from a2d_evo.train.interrupts import TrainingInterrupted

@@ -151,7 +151,7 @@ def test_export_without_search_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], configs_dir: Path
 ) -> None:
     from a2d_evo.config import load_config
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
 
     run = RunFolder(tmp_path / "run")
     run.bind(load_config(configs_dir / "cartpole.yaml"))
@@ -168,7 +168,7 @@ def test_a_runs_own_config_without_out_names_the_run_folder(
     """`--config RUN/config.yaml` without --out made a new run in runs/config, where the next
     command said "run train-teacher first" about a run the user never meant."""
     from a2d_evo.config import load_config
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
 
     run = RunFolder(tmp_path / "run")
     run.bind(load_config(configs_dir / "cartpole.yaml"))
@@ -207,7 +207,7 @@ def test_export_and_baselines_score_on_the_seeds_the_search_ran_with(
 
     from a2d_evo.cli.configs import config_of_run
     from a2d_evo.config import load_config
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
 
     run = RunFolder(tmp_path / "run")
     trained = load_config(configs_dir / "cartpole.yaml", ["search.final_episodes=10"])
@@ -225,7 +225,7 @@ def test_eval_on_a_run_folder_names_the_agents_in_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], configs_dir: Path
 ) -> None:
     from a2d_evo.config import load_config
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
 
     run = RunFolder(tmp_path / "run")
     run.bind(load_config(configs_dir / "cartpole.yaml"))

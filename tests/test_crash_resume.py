@@ -26,8 +26,8 @@ import torch
 import yaml
 
 from a2d_evo.config import Config, config_from_dict
-from a2d_evo.files import torch_load, torch_save
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import torch_load, torch_save
+from a2d_evo.runs.folder import RunFolder
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.seeds import final_seeds
 from a2d_evo.formats import validated
 from a2d_evo.report.deliver import write_delivered
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
 
 
 def row(agent: str, flops: int, final: float, validation: float | None) -> dict[str, Any]:
@@ -561,7 +561,7 @@ def test_a_member_the_gate_kept_inherited_is_chosen_on_its_inherited_validation_
     from a2d_evo.config import config_from_dict
     from a2d_evo.evaluation.seeds import final_seeds
     from a2d_evo.report import deliver
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
     from a2d_evo.train import finetune_pool
 
     cfg = config_from_dict({"finetune": {"steps": 256, "validation_episodes": 4}})
@@ -589,7 +589,7 @@ def test_with_no_fine_tune_nothing_is_chosen_on_an_old_validation(tmp_path: Path
 
     from a2d_evo.config import config_from_dict
     from a2d_evo.report import deliver
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
 
     cfg = config_from_dict({"finetune": {"steps": 0}})
     folder = tmp_path / "agents" / "front_00"
@@ -676,7 +676,7 @@ def test_with_no_fine_tune_the_inherited_figures_are_the_members_own(tmp_path: P
     for both, and delivered.json's progress line then failed formatting None with ``.2f``."""
     from a2d_evo.config import config_from_dict
     from a2d_evo.report.deliver import finetune_members
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
 
     cfg = config_from_dict({"finetune": {"steps": 0}})
     folder = _member(tmp_path, {"flops": 100, "return_mean": 3.5, "normalised_return": 0.25,
@@ -694,7 +694,7 @@ def test_a_members_row_counts_the_steps_its_fine_tune_ran(
     96), read from its metrics.json, not the budget asked for. Mutant let through:
     ``"finetune_steps": steps`` (the covering tests' fine-tunes run their budget exactly)."""
     from a2d_evo.report.deliver import finetune_members
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
     from a2d_evo.train import finetune_pool
 
     cfg, done = _done(validation_episodes=4)

@@ -104,7 +104,7 @@ def test_bad_world_size_fails_before_anything_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import a2d_evo.scale.ddp as dist_mod
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
     from a2d_evo.train.supernet_stage import train_supernet
 
     monkeypatch.setattr(dist_mod, "init_distributed", lambda device: DistContext(world_size=3))
@@ -442,11 +442,11 @@ def test_a_share_left_running_by_an_error_is_stopped_with_its_actor(
 def _run_with_supernet(root: Path, cfg: Config) -> Any:
     """A run folder holding a teacher agent and (perturbed) supernet weights: what evolve needs."""
     from a2d_evo.config import config_to_dict
-    from a2d_evo.files import torch_save
     from a2d_evo.nets.agent import Agent
     from a2d_evo.nets.agent_folder import save_agent
     from a2d_evo.nets.space import MLPArch
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.files import torch_save
+    from a2d_evo.runs.folder import RunFolder
 
     run = RunFolder(root)
     run.bind(cfg)
@@ -555,7 +555,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
         MASTER_PORT=str(port),
     )
     torch.set_num_threads(1)
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
     from a2d_evo.scale.ddp import init_distributed, shutdown_distributed
     from a2d_evo.train.loop import TrainingInterrupted
     from a2d_evo.train.supernet_stage import train_supernet
@@ -603,7 +603,7 @@ def test_ddp_two_ranks_equal_one_process_and_resume(
 ) -> None:
     import torch.multiprocessing as mp
 
-    from a2d_evo.files import torch_load
+    from a2d_evo.runs.files import torch_load
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -629,7 +629,7 @@ def test_ddp_two_ranks_equal_one_process_and_resume(
     assert len(events) == 1
     assert (tmp_path / "straight" / "supernet" / "summary.json").is_file()
     # the rank count is recorded; a resume at another count says so and adds a piece
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
     from a2d_evo.train.supernet_stage import train_supernet
 
     summary = json.loads((tmp_path / "stopped" / "supernet" / "summary.json").read_text())

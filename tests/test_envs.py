@@ -849,7 +849,7 @@ def test_a_backend_that_plays_other_games_is_a_config_difference() -> None:
     other games for the same seeds: a search resumed or scored on it mixes two sets of games."""
     from a2d_evo.config import EnvConfig, config_from_dict
     from a2d_evo.config.compare import config_diff
-    from a2d_evo.runfolder import FIXED_SECTIONS
+    from a2d_evo.runs.folder import FIXED_SECTIONS
 
     def diff(a: dict, b: dict) -> list[str]:
         cnn = {"space": {"kind": "cnn"}}

@@ -29,14 +29,14 @@ from a2d_evo.evaluation.episodes import (
     make_result,
     random_policy_return,
 )
-from a2d_evo.files import torch_save
 from a2d_evo.formats import FRONT_FORMAT_VERSION, METRICS_KEYS, Normalisation
 from a2d_evo.nets import cost
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import load_agent, save_agent
 from a2d_evo.nets.space import Arch, MLPArch, SearchSpace, arch_from_dict
 from a2d_evo.nets.supernet import Supernet
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import torch_save
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.search.evolution import evolve
 from a2d_evo.search.front import rescore
 
@@ -282,7 +282,7 @@ def test_sigkill_mid_generation_then_resume(reference_run: Path, tmp_path: Path)
     code = (
         "import sys\n"
         "from a2d_evo.config import load_config\n"
-        "from a2d_evo.runfolder import RunFolder\n"
+        "from a2d_evo.runs.folder import RunFolder\n"
         "from a2d_evo.search import evolve\n"
         "evolve(load_config(sys.argv[1]), RunFolder(sys.argv[2]), progress=False)\n"
     )
@@ -377,7 +377,7 @@ def test_a_resume_that_raises_the_generations_searches_on(
     """A finished 2-generation search resumed with search.gens 4 plays generations 2 and 3
     from its saved state (the first two rows of its history unchanged), delivers the front
     again, and records the raise; lowering it back is refused."""
-    from a2d_evo.stage_budget import read_config_history
+    from a2d_evo.runs.stage_budget import read_config_history
 
     root = tmp_path / "run"
     shutil.copytree(finished, root)
@@ -919,8 +919,8 @@ def test_a_front_of_other_weights_is_neither_exported_nor_resumed(
     """front.json and the search state record the digests of the supernet and teacher they
     are of: after the supernet changed (a train-supernet --resume), export would ship new
     weights under the old figures and a resumed search would rank old records with new ones."""
-    from a2d_evo.files import torch_load
     from a2d_evo.report.front_export import export_front
+    from a2d_evo.runs.files import torch_load
 
     root = tmp_path / "run"
     shutil.copytree(finished, root)
@@ -1044,7 +1044,7 @@ def test_references_are_measured_on_the_first_twenty_generations_seeds(
 
     from a2d_evo.config import config_from_dict
     from a2d_evo.evaluation.seeds import generation_seeds
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
     from a2d_evo.search import evolution
 
     class Measured(Exception):

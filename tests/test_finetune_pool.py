@@ -15,7 +15,7 @@ import torch
 
 from a2d_evo.config import Config, replace
 from a2d_evo.errors import ConfigError, TrainingError
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
 
 WALL_CLOCK = {"finetune_wall_s", "latency_ms", "export_command"}
 """The only fields of an agent's metrics.json allowed to differ between two exports."""

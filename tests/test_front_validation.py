@@ -19,7 +19,7 @@ from a2d_evo.errors import FormatError
 from a2d_evo.nets import cost
 from a2d_evo.nets.space import SearchSpace, arch_from_dict
 from a2d_evo.report.front_file import load_front
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
 
 
 def _other_arch(entry: dict[str, Any]) -> dict[str, Any]:

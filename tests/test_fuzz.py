@@ -728,7 +728,7 @@ def test_front_and_metrics_readers_raise_only_a2d_errors(
     from a2d_evo.report.front_file import load_front
     from a2d_evo.report.pick import select
     from a2d_evo.report.run_data import load_run
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
 
     shutil.rmtree(tmp_path / "run", ignore_errors=True)
     run = RunFolder(tmp_path / "run")

@@ -22,7 +22,6 @@ from a2d_evo.cli import EXIT_USER_ERROR, main
 from a2d_evo.config import config_from_dict, dump_config
 from a2d_evo.envs import env_spec
 from a2d_evo.errors import RunFolderError
-from a2d_evo.files import torch_save, write_json, write_text
 from a2d_evo.formats import FRONT_FORMAT_VERSION
 from a2d_evo.nets.agent_folder import extract, make_metrics
 from a2d_evo.nets.cost import flops
@@ -30,7 +29,8 @@ from a2d_evo.nets.space import MLPArch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.report.markdown import write_report
 from a2d_evo.report.pick import select
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import torch_save, write_json, write_text
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.search.problem import reference_point
 
 

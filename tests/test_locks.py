@@ -22,13 +22,14 @@ import pytest
 from conftest import balance_cartpole
 
 import a2d_evo
-from a2d_evo import locks, runfolder
 from a2d_evo.cli import EXIT_USER_ERROR, main
 from a2d_evo.config import load_config
 from a2d_evo.errors import RunFolderError
 from a2d_evo.report import front_export
-from a2d_evo.run_layout import holds_results
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs import folder as runfolder
+from a2d_evo.runs import locks
+from a2d_evo.runs.folder import RunFolder
+from a2d_evo.runs.layout import holds_results
 
 REPO = Path(__file__).resolve().parents[1]
 CARTPOLE = str(REPO / "configs" / "cartpole.yaml")
@@ -396,7 +397,7 @@ def test_a_release_leaves_alone_the_lock_file_of_a_folder_made_again(tmp_path: P
     go_on = tmp_path / "go_on"
     holder = (
         "import sys, time, pathlib\n"
-        "from a2d_evo import locks\n"
+        "from a2d_evo.runs import locks\n"
         "with locks.folder_lock(sys.argv[1]):\n"
         "    print('held', flush=True)\n"
         "    while not pathlib.Path(sys.argv[2]).exists(): time.sleep(0.05)\n"
@@ -609,7 +610,7 @@ def test_binding_a_run_waits_for_another_command_binding_it(
     run-level lock, which holds it for milliseconds, instead of refusing at once: here the
     holder lets go at the first wait, and the bind goes through."""
     from a2d_evo.config import config_from_dict
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
 
     run = RunFolder(tmp_path / "run")
     inside, release = threading.Event(), threading.Event()

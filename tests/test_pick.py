@@ -122,7 +122,7 @@ def test_an_export_without_fine_tune_again_keeps_what_it_extracted(finished, tmp
 
     from a2d_evo.config import config_from_dict
     from a2d_evo.report.front_export import export_front
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
 
     root = tmp_path / "run"
     shutil.copytree(finished, root)
@@ -151,7 +151,7 @@ def test_an_export_again_adds_the_onnx_file_its_kept_members_lack(
     from a2d_evo.nets import agent_folder
     from a2d_evo.nets.onnx_graph import onnx_bytes
     from a2d_evo.report.front_export import export_front
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
 
     root = tmp_path / "run"
     shutil.copytree(finished, root)
@@ -191,7 +191,7 @@ def test_export_records_the_front_it_read_not_one_written_since(
     from a2d_evo.config import config_from_dict
     from a2d_evo.nets import supernet as supernet_module
     from a2d_evo.report.front_export import export_front
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
 
     root = tmp_path / "run"
     shutil.copytree(finished, root)
@@ -220,7 +220,7 @@ def test_reproduce_repeats_the_export_options_that_ran(finished, tmp_path) -> No
 
     from a2d_evo.cli import main
     from a2d_evo.report.markdown import write_report
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
 
     def copy(name: str) -> RunFolder:
         shutil.copytree(finished, tmp_path / name)

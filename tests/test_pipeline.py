@@ -15,9 +15,9 @@ import yaml
 from a2d_evo.cli import main
 from a2d_evo.config import load_config
 from a2d_evo.evaluation.episodes import random_policy_return
-from a2d_evo.files import file_digest, torch_save
 from a2d_evo.formats import FRONT_FORMAT_VERSION, METRICS_KEYS
 from a2d_evo.nets.agent_folder import load_agent
+from a2d_evo.runs.files import file_digest, torch_save
 
 pytestmark = pytest.mark.slow
 

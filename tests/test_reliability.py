@@ -27,13 +27,13 @@ import torch
 import yaml
 from test_checkpoint import adam_checkpoint
 
-from a2d_evo import files
 from a2d_evo.cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, main
 from a2d_evo.config import config_from_dict
 from a2d_evo.errors import ConfigError, EnvError, FormatError, RunFolderError, TrainingError
-from a2d_evo.files import read_json, torch_load, write_json
 from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION, FRONT_FORMAT_VERSION
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs import files
+from a2d_evo.runs.files import read_json, torch_load, write_json
+from a2d_evo.runs.folder import RunFolder
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -76,7 +76,7 @@ FORK_SERVER = textwrap.dedent(
     """
     import os, sys
     import torch
-    from a2d_evo.files import torch_save, write_json
+    from a2d_evo.runs.files import torch_save, write_json
 
     js, pt = sys.argv[1], sys.argv[2]
     for line in sys.stdin:
@@ -136,7 +136,7 @@ def test_sigkill_at_random_moments_leaves_old_or_new_files(tmp_path: Path) -> No
 KILL_AT = textwrap.dedent(
     """
     import os, signal, sys
-    from a2d_evo import files
+    from a2d_evo.runs import files
 
     point, target = sys.argv[1], sys.argv[2]
     real_fsync, real_replace = os.fsync, os.replace
@@ -807,7 +807,7 @@ def test_a_json_file_past_its_size_limit_is_refused_unread(
     import json
     import resource
 
-    from a2d_evo.files import MAX_ARCH_JSON_BYTES, MAX_JSON_BYTES, read_json
+    from a2d_evo.runs.files import MAX_ARCH_JSON_BYTES, MAX_JSON_BYTES, read_json
 
     big = tmp_path / "metrics.json"
     with open(big, "wb") as f:
@@ -839,7 +839,7 @@ def test_a_yaml_file_past_its_size_limit_is_refused_unread(tmp_path: Path) -> No
 
     from a2d_evo.config import load_config
     from a2d_evo.formats import MAX_YAML_BYTES, read_capped
-    from a2d_evo.stage_budget import read_config_history
+    from a2d_evo.runs.stage_budget import read_config_history
 
     big = tmp_path / "big.yaml"
     with open(big, "wb") as f:

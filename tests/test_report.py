@@ -16,7 +16,6 @@ import pytest
 
 from a2d_evo.config import config_from_dict, dump_config
 from a2d_evo.errors import RunFolderError
-from a2d_evo.files import write_json, write_text
 from a2d_evo.formats import FRONT_FORMAT_VERSION, HV_UNITS, KEPT_FINE_TUNED, KEPT_INHERITED
 from a2d_evo.report import markdown as report
 from a2d_evo.report import run_data, tables
@@ -25,7 +24,8 @@ from a2d_evo.report.rows import References, Row, row_from_metrics
 from a2d_evo.report.run_files import MAX_CSV_BYTES
 from a2d_evo.report.tables import front_table
 from a2d_evo.report.verdicts import dominance, paired_dominance
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import write_json, write_text
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.stats import ci95, interval95
 
 R_RANDOM, R_TEACHER, TEACHER_FLOPS = 20.0, 500.0, 8000
@@ -787,7 +787,7 @@ def test_a_search_resumed_further_is_reproduced_as_it_ran(tmp_path: Path) -> Non
     """search.gens raised on --resume (2 -> 5, recorded in config_history.yaml): the evolve line
     starts at 2 and a resume line raises it, since a fresh 5-generation search measures its
     references on more generations and is another search."""
-    from a2d_evo.stage_budget import record_config_change
+    from a2d_evo.runs.stage_budget import record_config_change
 
     run = make_run(tmp_path / "run", baselines=False)
     record_config_change(run.search, {"search.gens": (2, 5)})
@@ -816,7 +816,7 @@ def test_training_stages_raised_on_resume_are_reproduced_as_they_ran(tmp_path: P
     """teacher.total_steps raised twice and supernet.total_steps once on --resume: their lines
     start at the first budget and a --resume line replays each raise (one straight run at
     the last budget trains another schedule: its learning-rate decay spans the whole)."""
-    from a2d_evo.stage_budget import record_config_change
+    from a2d_evo.runs.stage_budget import record_config_change
 
     run = make_run(tmp_path / "run", baselines=False)
     (run.teacher).mkdir(parents=True, exist_ok=True)
@@ -846,7 +846,7 @@ def test_agents_and_a_delivery_from_an_older_front_are_not_reported(tmp_path: Pa
     again since it was exported) and a ``delivered.json`` from another front are named under
     Missing, not reported as this front's (a re-export left them, then the report mislabelled
     their rows and set the baselines against them)."""
-    from a2d_evo.files import file_digest
+    from a2d_evo.runs.files import file_digest
 
     run = make_run(tmp_path / "run", baselines=False)
     current = file_digest(run.search / "front.json")
@@ -880,7 +880,7 @@ def test_the_delivered_front_says_how_many_members_its_intervals_tell_apart(
     values: 300 +- 2.0595 * 10 / 5 = 4.12 (n 26), 450 +- 2.1199 * 5 / 4 = 2.65 (n 17),
     452 +- 2.2622 * 3 / 3 = 2.26 (n 10): [295.88, 304.12], [447.35, 452.65], [449.74, 454.26];
     the upper two overlap, so 2 of 3; span (452 - 300) / 480 = 0.317."""
-    from a2d_evo.files import file_digest
+    from a2d_evo.runs.files import file_digest
 
     run = make_run(tmp_path / "run", baselines=False)
     current = file_digest(run.search / "front.json")
@@ -999,7 +999,7 @@ def test_budgets_seed_and_teacher_row_are_the_stages_own(tmp_path: Path) -> None
     as the baselines' budgets do. The teacher row is normalised with the front's references
     like every other row (its metrics.json holds 1.0, on its own evaluation seeds)."""
     from a2d_evo.config import replace
-    from a2d_evo.files import file_digest
+    from a2d_evo.runs.files import file_digest
     from a2d_evo.train.baselines import run_budgets
 
     run = make_run(tmp_path / "run", baselines=False)
@@ -1033,8 +1033,8 @@ def test_budgets_seed_and_teacher_row_are_the_stages_own(tmp_path: Path) -> None
 def test_a_garbled_delivered_json_is_named_not_a_traceback(tmp_path: Path, exported: Any) -> None:
     """A shared run folder may hold anything: `report` names the file under Missing, and
     `export` removes it as untrustworthy (both raised TypeError, exit 1)."""
-    from a2d_evo.files import file_digest
     from a2d_evo.report.front_export import _drop_stale_delivery
+    from a2d_evo.runs.files import file_digest
 
     run = make_run(tmp_path / "run", baselines=False)
     current = file_digest(run.search / "front.json")
@@ -1159,7 +1159,7 @@ def test_a_baseline_of_another_budget_or_teacher_is_not_set_against_the_front(
     """A baseline records its budget and teacher digest: one trained for another fine-tune
     budget (a re-export with another --finetune) or against another teacher is named under
     Missing and gets no verdict; one that matches is compared as before."""
-    from a2d_evo.files import file_digest
+    from a2d_evo.runs.files import file_digest
 
     run = make_run(tmp_path / "run")
     cfg = run.load_config()
@@ -1190,7 +1190,7 @@ def test_a_teacher_changed_since_the_search_is_named_and_baselines_follow_the_fr
     front's teacher, not the one there now."""
     import hashlib
 
-    from a2d_evo.files import file_digest
+    from a2d_evo.runs.files import file_digest
 
     run = make_run(tmp_path / "run")
     cfg = run.load_config()

@@ -16,9 +16,9 @@ import yaml
 from a2d_evo.cli import EXIT_USER_ERROR, main
 from a2d_evo.config import config_from_dict, config_to_dict
 from a2d_evo.errors import FormatError, RunFolderError, TrainingError
-from a2d_evo.files import torch_load, torch_save, write_text
 from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import torch_load, torch_save, write_text
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.train import loop
 from a2d_evo.train import teacher_folder as tf
 from a2d_evo.train.interrupts import TrainingInterrupted
@@ -409,8 +409,8 @@ def test_a_supernet_resume_with_other_distillation_settings_is_refused(tmp_path:
     a raised ``supernet.total_steps`` is the change it takes."""
     from a2d_evo.config import config_from_dict
     from a2d_evo.errors import RunFolderError
-    from a2d_evo.runfolder import RunFolder
-    from a2d_evo.stage_budget import budget_raises
+    from a2d_evo.runs.folder import RunFolder
+    from a2d_evo.runs.stage_budget import budget_raises
 
     saved = config_from_dict({"supernet": {"total_steps": 1000}})
     run = RunFolder(tmp_path / "run")

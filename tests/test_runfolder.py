@@ -13,7 +13,7 @@ import torch
 
 from a2d_evo.config import load_config
 from a2d_evo.errors import FormatError, RunFolderError
-from a2d_evo.files import (
+from a2d_evo.runs.files import (
     check_format_version,
     read_json,
     safe_name,
@@ -22,7 +22,7 @@ from a2d_evo.files import (
     write_json,
     write_text,
 )
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
 
 
 class _Evil:
@@ -84,7 +84,7 @@ def test_a_file_written_into_new_folders_syncs_each_folders_entry(
     """A power cut after the write keeps the file only if the entries of the folders made for
     it are on disk too: the parent of each new folder is fsynced, as the file's own folder is
     (only the file's folder was). Locks and the run folder make folders the same way."""
-    from a2d_evo import files, locks
+    from a2d_evo.runs import files, locks
 
     synced: list[Path] = []
     monkeypatch.setattr(files, "fsync_dir", lambda folder: synced.append(Path(folder)))
@@ -110,7 +110,7 @@ def test_make_dirs_leaves_none_of_its_folders_when_one_fails(
 ) -> None:
     """A failure half-way (a full disk at the second level) removes the folders made before
     it and raises the OSError naming the folder it could not make (the lock's message)."""
-    from a2d_evo.files import make_dirs
+    from a2d_evo.runs.files import make_dirs
 
     real = Path.mkdir
 
@@ -124,7 +124,7 @@ def test_make_dirs_leaves_none_of_its_folders_when_one_fails(
         make_dirs(tmp_path / "a" / "b" / "c")
     assert info.value.filename == str(tmp_path / "a" / "b")
     assert not (tmp_path / "a").exists()
-    from a2d_evo import locks
+    from a2d_evo.runs import locks
 
     with pytest.raises(RunFolderError, match=r"cannot create folder .*b: No space left"):
         with locks.folder_lock(tmp_path / "a" / "b" / "c"):
@@ -287,7 +287,7 @@ def test_a_part_of_a_run_is_not_taken_for_a_run(
 def test_an_env_argument_left_out_differs_from_one_given_as_null() -> None:
     from a2d_evo.config import config_from_dict
     from a2d_evo.config.compare import config_diff
-    from a2d_evo.runfolder import FIXED_SECTIONS
+    from a2d_evo.runs.folder import FIXED_SECTIONS
 
     env = {"id": "MinAtar/Breakout-v1", "imports": ["minatar.gym:register_envs"]}
     left_out = config_from_dict({"env": env})
@@ -325,9 +325,9 @@ def test_safe_name_accepts_plain_names() -> None:
 
 
 def test_enclosing_run_and_its_teacher(tmp_path: Path, configs_dir: Path) -> None:
-    from a2d_evo.run_layout import RUN_PARTS
-    from a2d_evo.run_teacher import run_teacher
-    from a2d_evo.runfolder import enclosing_run
+    from a2d_evo.runs.folder import enclosing_run
+    from a2d_evo.runs.layout import RUN_PARTS
+    from a2d_evo.runs.teacher import run_teacher
 
     run = RunFolder(tmp_path / "run")
     assert all(getattr(run, part) == run.root / part for part in RUN_PARTS)
@@ -360,7 +360,7 @@ def test_a_config_yaml_that_is_no_regular_file_is_no_run_and_never_blocks(tmp_pa
     to /dev/zero (a first line without end): neither is a run's config."""
     import os
 
-    from a2d_evo.run_layout import written_by_a_run
+    from a2d_evo.runs.layout import written_by_a_run
 
     fifo = tmp_path / "fifo" / "config.yaml"
     fifo.parent.mkdir()
@@ -390,7 +390,7 @@ def test_a_raise_within_the_same_whole_updates_says_it_trains_nothing(
     100 to 200 env steps with updates of 256 trains nothing more and says so (it said "so
     teacher goes on"); a raise past the next update goes on, and messages name the rounding."""
     from a2d_evo.config import config_from_dict, replace
-    from a2d_evo.files import CHECKPOINT_FORMAT_VERSION, torch_save
+    from a2d_evo.runs.files import CHECKPOINT_FORMAT_VERSION, torch_save
     from a2d_evo.train.loop import budget_text
 
     cfg = config_from_dict({"ppo": {"num_envs": 8, "num_steps": 32, "num_minibatches": 4}})
@@ -416,7 +416,7 @@ def test_a_raise_within_the_same_whole_updates_says_it_trains_nothing(
 def test_folders_made_before_a_failing_one_are_all_removed_again(tmp_path: Path) -> None:
     """``make_dirs`` that fails on the third folder (a name too long) removes the two it
     made, the deeper first (top-down, the top one is not empty yet and stays)."""
-    from a2d_evo.files import make_dirs
+    from a2d_evo.runs.files import make_dirs
 
     too_long = tmp_path / "a" / "b" / ("x" * 300)
     with pytest.raises(OSError) as err:
@@ -430,7 +430,7 @@ def test_a_json_record_may_hold_nan_and_infinity(tmp_path: Path) -> None:
     customary ``NaN``/``Infinity``, which ``read_json`` reads back, instead of refusing."""
     import math
 
-    from a2d_evo.files import read_json, write_json
+    from a2d_evo.runs.files import read_json, write_json
 
     write_json(tmp_path / "m.json", {"loss": math.nan, "best": -math.inf})
     assert (tmp_path / "m.json").read_text() == '{\n  "loss": NaN,\n  "best": -Infinity\n}\n'
@@ -445,8 +445,8 @@ def test_a_checkpoint_without_every_key_is_not_a_training_checkpoint(
     """A torch file that is not a dict holding every :data:`CHECKPOINT_KEYS` is "not an
     a2d-evo training checkpoint" (it was read on and failed on a missing key, or was taken)."""
     from a2d_evo.errors import FormatError
-    from a2d_evo.files import CHECKPOINT_KEYS, read_checkpoint, torch_save
     from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
+    from a2d_evo.runs.files import CHECKPOINT_KEYS, read_checkpoint, torch_save
 
     path = tmp_path / "ckpt.pt"
     if content == "rng":  # all but one key, each as a valid checkpoint holds it
@@ -475,8 +475,8 @@ def test_a_checkpoint_s_counts_and_wall_time_are_finite_and_not_negative(
     """A checkpoint's ``update`` and ``global_step`` are ints >= 0 (-1 and a bool are not),
     its ``wall_s`` a finite number of seconds >= 0."""
     from a2d_evo.errors import FormatError
-    from a2d_evo.files import read_checkpoint, torch_save
     from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
+    from a2d_evo.runs.files import read_checkpoint, torch_save
 
     path = tmp_path / "ckpt.pt"
     ckpt = {"format_version": CHECKPOINT_FORMAT_VERSION, "stage": "teacher", "update": 3,
@@ -496,7 +496,7 @@ def test_an_archive_with_a_deflated_member_is_refused_however_small() -> None:
     import zipfile
 
     from a2d_evo.errors import FormatError
-    from a2d_evo.files import check_stored_archive
+    from a2d_evo.runs.files import check_stored_archive
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
@@ -518,7 +518,7 @@ def test_an_archive_whose_stored_members_claim_more_than_the_file_is_refused() -
     import zipfile
 
     from a2d_evo.errors import FormatError
-    from a2d_evo.files import check_stored_archive
+    from a2d_evo.runs.files import check_stored_archive
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as z:
@@ -535,7 +535,7 @@ def test_tensors_whose_values_the_file_does_not_hold_are_named_for_what_they_are
     own reason; a dense tensor, and a transposed view of one, are taken."""
     import torch
 
-    from a2d_evo.files import tensor_not_in_file
+    from a2d_evo.runs.files import tensor_not_in_file
 
     assert tensor_not_in_file(torch.zeros(3).to_sparse()) == (
         "is a torch.sparse_coo tensor, not a dense one"
@@ -556,7 +556,7 @@ def test_an_empty_or_cut_pickle_file_is_truncated_not_foreign(
     """An empty file and one that starts as a (pre-1.6) torch pickle are cut or damaged torch
     files, not "not a torch file" (what the damaged pickle raises varies)."""
     from a2d_evo.errors import FormatError
-    from a2d_evo.files import torch_load
+    from a2d_evo.runs.files import torch_load
 
     path = tmp_path / "policy.pt"
     path.write_bytes(head)
@@ -567,7 +567,7 @@ def test_an_empty_or_cut_pickle_file_is_truncated_not_foreign(
 
 def test_a_json_record_that_is_no_object_reads_as_empty(tmp_path: Path) -> None:
     """``read_json_dict`` of a JSON list (or a missing file) is ``{}``."""
-    from a2d_evo.files import read_json_dict
+    from a2d_evo.runs.files import read_json_dict
 
     (tmp_path / "r.json").write_text("[1, 2]\n")
     assert read_json_dict(tmp_path / "r.json") == {}
@@ -577,7 +577,7 @@ def test_a_json_record_that_is_no_object_reads_as_empty(tmp_path: Path) -> None:
 def test_a_boolean_format_version_is_no_integer() -> None:
     """``format_version: true`` is refused as no integer (``True == 1`` in Python)."""
     from a2d_evo.errors import FormatError
-    from a2d_evo.files import check_format_version
+    from a2d_evo.runs.files import check_format_version
 
     with pytest.raises(FormatError) as err:
         check_format_version({"format_version": True}, 1, "W")

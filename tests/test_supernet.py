@@ -353,8 +353,8 @@ def test_supernet_weights_with_nan_are_refused(tmp_path: Path) -> None:
     supernet was scored with plausible returns (9.2 on CartPole for every arch)."""
     from a2d_evo.config import config_from_dict
     from a2d_evo.errors import FormatError
-    from a2d_evo.files import torch_save
     from a2d_evo.nets.supernet import build_supernet, load_supernet
+    from a2d_evo.runs.files import torch_save
 
     cfg = config_from_dict({"env": {"id": "CartPole-v1"}})
     state = build_supernet(cfg).state_dict()
@@ -374,8 +374,8 @@ def test_supernet_weights_of_another_dtype_or_not_stored_are_refused(tmp_path: P
     a whole weight."""
     from a2d_evo.config import config_from_dict
     from a2d_evo.errors import FormatError
-    from a2d_evo.files import torch_save
     from a2d_evo.nets.supernet import build_supernet, load_supernet
+    from a2d_evo.runs.files import torch_save
 
     cfg = config_from_dict({"env": {"id": "CartPole-v1"}})
     state = build_supernet(cfg).state_dict()

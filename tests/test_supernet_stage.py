@@ -222,7 +222,7 @@ def test_more_subnets_than_env_slots_is_refused_before_anything_is_written(
     tmp_path: Any,
 ) -> None:
     from a2d_evo.errors import ConfigError
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
     from a2d_evo.train import train_supernet
 
     cfg = config_from_dict(
@@ -293,9 +293,9 @@ def test_score_subnets_rows_are_the_same_archs_for_every_run_with_their_worst_ep
 
     from a2d_evo.config import config_from_dict
     from a2d_evo.evaluation.episodes import evaluate_agent
-    from a2d_evo.files import torch_save
     from a2d_evo.nets.agent_folder import extract
     from a2d_evo.nets.supernet import Supernet
+    from a2d_evo.runs.files import torch_save
     from a2d_evo.train.supernet_stage import score_subnets
 
     raw = {"env": {"id": "CartPole-v1", "max_episode_steps": 40},
@@ -327,8 +327,8 @@ def test_a_resumed_checkpoint_adds_its_wall_time_to_the_pieces_before(tmp_path: 
 
     from a2d_evo.config import config_from_dict
     from a2d_evo.envs import make_vec_env
-    from a2d_evo.files import torch_load, torch_save
     from a2d_evo.nets.agent import Agent
+    from a2d_evo.runs.files import torch_load, torch_save
     from a2d_evo.train import loop
     from a2d_evo.train.interrupts import TrainingInterrupted
     from a2d_evo.train.learners import AgentLearner
@@ -460,9 +460,9 @@ def test_the_logged_ppo_terms_are_the_mean_over_the_subnets_with_rows(
 def _scored_supernet(tmp_path: Path) -> tuple[Any, Path]:
     """A config (CartPole cut at 30 steps, a 6-arch MLP space) and random supernet weights."""
     from a2d_evo.config import config_from_dict
-    from a2d_evo.files import torch_save
     from a2d_evo.nets.space import SearchSpace
     from a2d_evo.nets.supernet import Supernet
+    from a2d_evo.runs.files import torch_save
 
     env = {"id": "CartPole-v1", "max_episode_steps": 30}
     space = {"kind": "mlp", "depths": [1, 2], "widths": [4, 8]}

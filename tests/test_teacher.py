@@ -17,7 +17,7 @@ from a2d_evo.config import config_from_dict
 from a2d_evo.errors import FormatError, RunFolderError, TrainingError
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import CNNArch, MLPArch
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.train.foreign_checkpoints import convert_cleanrl, convert_sb3, detect_format
 from a2d_evo.train.import_teacher import check_converted_fits_env, import_teacher
 
@@ -412,7 +412,7 @@ def test_a_torch_file_with_a_damaged_zip_version_is_read_by_torch(tmp_path: Path
     the archive check as a traceback (from a policy.pt, a checkpoint or an SB3 zip's
     policy.pth, where a bit flip put it); the check now leaves such a file to torch's reader,
     which reads this one (and calls a worse one damaged, as any other)."""
-    from a2d_evo.files import torch_load
+    from a2d_evo.runs.files import torch_load
     from a2d_evo.train.foreign_checkpoints import read_sb3_zip
 
     state = seeded(CleanRLClassic(4, 2)).state_dict()

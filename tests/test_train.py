@@ -18,12 +18,12 @@ from conftest import balance_cartpole, spy_distill_coefs
 
 from a2d_evo.config import Config, config_from_dict
 from a2d_evo.errors import ConfigError, EnvError, FormatError, RunFolderError, TrainingError
-from a2d_evo.files import torch_load
 from a2d_evo.formats import kept_weights
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.space import MLPArch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import torch_load
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.train import learners, loop
 from a2d_evo.train.finetune import finetune_agent
 from a2d_evo.train.interrupts import TrainingInterrupted
@@ -1391,7 +1391,7 @@ def test_a_resume_goes_on_after_episodes_that_returned_inf(tmp_path: Path) -> No
     returns (a clipped inf reward leaves the raw return inf), so a resume reads it back.
     Mutant let through: storing every recent return: the resume then refused its own
     checkpoint ("'recent_returns' is not a list of finite returns")."""
-    from a2d_evo.files import torch_load
+    from a2d_evo.runs.files import torch_load
 
     ckpt = tmp_path / "checkpoint.pt"
     env = _Env(2, every=2, ret=float("inf"))  # both envs end an episode every 2 steps
@@ -1633,7 +1633,7 @@ def test_a_teacher_scales_its_images_by_the_env_s_scale(
     leaving the scale out, which trained (and saved) a teacher reading that board's codes at
     most 3/255 = 0.012, and every later stage refused it against the env's 1/3."""
     from a2d_evo.config import config_from_dict
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
     from a2d_evo.train.teacher import train_teacher
 
     saved = _capture_save(monkeypatch)
@@ -1655,8 +1655,8 @@ def test_a_resume_of_a_finished_teacher_keeps_the_measured_figures(
     through: dropping the ``result.sps is None`` branch (or reading the new figures in
     it), which overwrote them with the resume's own, measured over no training."""
     from a2d_evo.config import config_from_dict
-    from a2d_evo.files import write_json
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.files import write_json
+    from a2d_evo.runs.folder import RunFolder
     from a2d_evo.train.teacher import train_teacher
 
     saved = _capture_save(monkeypatch)

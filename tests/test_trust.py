@@ -27,7 +27,7 @@ from a2d_evo.errors import ConfigError, EnvError, FormatError, RunFolderError
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import save_agent
 from a2d_evo.nets.space import CNNArch, ConvLayer, MLPArch
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
 
 PACKAGE_ROOT = Path(a2d_evo.__file__).resolve().parents[1]
 

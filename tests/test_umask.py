@@ -18,11 +18,11 @@ from test_validate_first import CARTPOLE, TINY, cartpole_teacher_file
 
 from a2d_evo.cli import main
 from a2d_evo.config import load_config
-from a2d_evo.files import torch_save, write_bytes, write_json, write_text
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import save_agent
 from a2d_evo.nets.space import MLPArch
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import torch_save, write_bytes, write_json, write_text
+from a2d_evo.runs.folder import RunFolder
 
 
 @pytest.fixture(params=[0o022, 0o027, 0o077], ids=["022", "027", "077"])

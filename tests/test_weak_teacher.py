@@ -19,13 +19,13 @@ from a2d_evo.config import config_from_dict, load_config
 from a2d_evo.errors import FormatError, TrainingError
 from a2d_evo.evaluation.episodes import EvalResult
 from a2d_evo.evaluation.scoring import eval_agent_folder
-from a2d_evo.files import write_json
 from a2d_evo.formats import Normalisation, weak_teacher_caution
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import save_agent
 from a2d_evo.nets.space import MLPArch
 from a2d_evo.report.markdown import write_report
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import write_json
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.search.front import normalisation
 from a2d_evo.train import teacher_folder
 
@@ -311,7 +311,7 @@ def test_evolve_cautions_when_the_search_seeds_lead_is_noise(
     is: a lead within noise makes every generation's hypervolume a ratio over noise."""
     import shutil
 
-    from a2d_evo.runfolder import RunFolder
+    from a2d_evo.runs.folder import RunFolder
     from a2d_evo.search import evolution
     from a2d_evo.search.evolution import evolve
 

@@ -18,8 +18,8 @@ from a2d_evo.cli.configs import (
 )
 from a2d_evo.config import MAX_EPISODES, MAX_TOTAL_STEPS, check_count
 from a2d_evo.errors import ConfigError
-from a2d_evo.run_teacher import teacher_scores
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
+from a2d_evo.runs.teacher import teacher_scores
 
 
 def cmd_train_teacher(args: argparse.Namespace) -> int:

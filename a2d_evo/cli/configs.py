@@ -19,9 +19,9 @@ from a2d_evo.config import (
 )
 from a2d_evo.config.compare import config_diff, setting
 from a2d_evo.errors import ConfigError, RunFolderError
-from a2d_evo.files import MAX_ARCH_JSON_BYTES, read_json
-from a2d_evo.run_layout import RUN_PARTS
-from a2d_evo.runfolder import FIXED_SECTIONS, RunFolder, enclosing_run
+from a2d_evo.runs.files import MAX_ARCH_JSON_BYTES, read_json
+from a2d_evo.runs.folder import FIXED_SECTIONS, RunFolder, enclosing_run
+from a2d_evo.runs.layout import RUN_PARTS
 
 
 def packaged_config(name: str) -> Path:

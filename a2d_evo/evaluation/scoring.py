@@ -13,7 +13,6 @@ from a2d_evo.envs import env_spec
 from a2d_evo.errors import ConfigError, EnvError, TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return, resolve_device
 from a2d_evo.evaluation.seeds import fresh_eval_seed
-from a2d_evo.files import read_json_dict, write_json
 from a2d_evo.formats import (
     EVAL_FILE,
     EVAL_FORMAT_VERSION,
@@ -23,10 +22,11 @@ from a2d_evo.formats import (
     normalised_return,
     weak_teacher_caution,
 )
-from a2d_evo.locks import folder_lock
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import env_record, load_agent
-from a2d_evo.run_teacher import run_teacher, teacher_fix
+from a2d_evo.runs.files import read_json_dict, write_json
+from a2d_evo.runs.locks import folder_lock
+from a2d_evo.runs.teacher import run_teacher, teacher_fix
 from a2d_evo.stats import interval95, paired_lower95
 
 

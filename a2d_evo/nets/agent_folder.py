@@ -34,16 +34,6 @@ from torch import Tensor
 
 from a2d_evo.config.env import EnvConfig, is_atari
 from a2d_evo.errors import ArchError, FormatError
-from a2d_evo.files import (
-    MAX_ARCH_JSON_BYTES,
-    check_format_version,
-    read_json,
-    tensor_not_in_file,
-    torch_load,
-    torch_save,
-    write_bytes,
-    write_json,
-)
 from a2d_evo.formats import (
     AGENT_FORMAT_VERSION,
     AGENT_FORMATS_READ,
@@ -61,6 +51,16 @@ from a2d_evo.nets.agent import Agent, check_obs_scale, default_obs_scale
 from a2d_evo.nets.onnx_graph import onnx_bytes
 from a2d_evo.nets.space import Arch, arch_from_dict
 from a2d_evo.nets.supernet import Supernet
+from a2d_evo.runs.files import (
+    MAX_ARCH_JSON_BYTES,
+    check_format_version,
+    read_json,
+    tensor_not_in_file,
+    torch_load,
+    torch_save,
+    write_bytes,
+    write_json,
+)
 
 
 # ----------------------------------------------------------------------------- extraction

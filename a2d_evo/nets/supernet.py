@@ -30,7 +30,6 @@ from torch import Tensor, nn
 from a2d_evo.config import Config
 from a2d_evo.envs import env_spec
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
-from a2d_evo.files import tensor_not_in_file, torch_load
 from a2d_evo.nets.agent import (
     PolicyOutput,
     check_batch,
@@ -41,6 +40,7 @@ from a2d_evo.nets.agent import (
     trunk_hw,
 )
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch, SearchSpace
+from a2d_evo.runs.files import tensor_not_in_file, torch_load
 
 
 def conv_input_channels(space: SearchSpace, c_in: int) -> tuple[list[int], int]:

@@ -52,7 +52,6 @@ from a2d_evo.evaluation.episodes import (
     random_policy_return,
 )
 from a2d_evo.evaluation.seeds import final_seeds, validation_seed
-from a2d_evo.files import read_json, write_json
 from a2d_evo.formats import (
     DELIVERED_FORMAT_VERSION,
     FINAL_SEEDS,
@@ -64,7 +63,8 @@ from a2d_evo.formats import (
     non_dominated,
     validated,
 )
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import read_json, write_json
+from a2d_evo.runs.folder import RunFolder
 from a2d_evo.search.problem import above_random, beats_random
 from a2d_evo.train.finetune import finetune_recipe
 from a2d_evo.train.finetune_pool import FinetuneJob, run_finetunes

@@ -15,7 +15,6 @@ from typing import Any
 from a2d_evo.config.compare import TRAINING_SECTIONS
 from a2d_evo.config.overrides import recorded_set_flag
 from a2d_evo.errors import FormatError
-from a2d_evo.files import check_format_version, read_json_dict
 from a2d_evo.formats import (
     DELIVERED_FORMAT_VERSION,
     FINAL_SEEDS,
@@ -25,7 +24,8 @@ from a2d_evo.formats import (
 )
 from a2d_evo.report.front_file import from_another_front
 from a2d_evo.report.rows import Row
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import check_format_version, read_json_dict
+from a2d_evo.runs.folder import RunFolder
 
 
 def read_delivered(path: Path) -> dict[str, Any]:

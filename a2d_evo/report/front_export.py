@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from a2d_evo.config import Config, config_to_dict, replace
 from a2d_evo.config.compare import training_sets
 from a2d_evo.errors import ArchError, FormatError, RunFolderError
-from a2d_evo.files import MAX_ARCH_JSON_BYTES, read_json, read_json_dict, safe_name
 from a2d_evo.formats import (
     BELOW_PREFIX,
     BELOW_RANDOM_INDEX,
@@ -31,12 +30,13 @@ from a2d_evo.formats import (
     HV_FLOPS_MARGIN,
     INHERITED_KEYS,
 )
-from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.space import Arch, SearchSpace, arch_from_dict
 from a2d_evo.report.delivered_file import read_delivered
 from a2d_evo.report.front_file import from_another_front, load_front_and_digest
 from a2d_evo.report.pick import below_random_picks, select
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import MAX_ARCH_JSON_BYTES, read_json, read_json_dict, safe_name
+from a2d_evo.runs.folder import RunFolder
+from a2d_evo.runs.locks import folder_lock, writes
 
 if TYPE_CHECKING:  # torch-heavy: imported where it is used
     from a2d_evo.nets.supernet import Supernet

@@ -13,7 +13,6 @@ from typing import Any
 
 from a2d_evo.config import MAX_POP, MAX_WORKERS, Config
 from a2d_evo.errors import FormatError, RunFolderError
-from a2d_evo.files import check_format_version, read_json_and_digest
 from a2d_evo.formats import (
     FRONT_FORMAT_VERSION,
     OLD_SEARCH_NOTE,
@@ -21,7 +20,8 @@ from a2d_evo.formats import (
     check_metrics,
     finite_number,
 )
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import check_format_version, read_json_and_digest
+from a2d_evo.runs.folder import RunFolder
 
 
 def load_front(run: RunFolder, cfg: Config | None = None) -> dict[str, Any]:

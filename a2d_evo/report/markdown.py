@@ -26,9 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from a2d_evo.config import Config
-from a2d_evo.files import write_bytes, write_text
 from a2d_evo.formats import KEPT_INHERITED, VALIDATION_SEEDS, count_text, weak_teacher_caution
-from a2d_evo.locks import writes
 from a2d_evo.report.plots import (
     baseline_marks,
     episodes_text,
@@ -47,7 +45,9 @@ from a2d_evo.report.tables import (
     told_apart,
 )
 from a2d_evo.report.verdicts import below_threshold, dominance, paired_dominance
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import write_bytes, write_text
+from a2d_evo.runs.folder import RunFolder
+from a2d_evo.runs.locks import writes
 from a2d_evo.search.problem import rescoring_rule
 from a2d_evo.stats import NONINFERIORITY_MARGIN
 

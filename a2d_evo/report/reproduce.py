@@ -13,7 +13,6 @@ from typing import Any
 from a2d_evo.config import Config, env_import_flags
 from a2d_evo.config.compare import TRAINING_SECTIONS, config_diff
 from a2d_evo.errors import FormatError, RunFolderError
-from a2d_evo.files import read_json_dict
 from a2d_evo.formats import (
     BASELINE_METHODS,
     BELOW_RANDOM_INDEX,
@@ -24,9 +23,10 @@ from a2d_evo.formats import (
 from a2d_evo.report.plots import width_text
 from a2d_evo.report.rows import Row
 from a2d_evo.report.run_data import RunData
-from a2d_evo.run_layout import STAGE_SECTIONS
-from a2d_evo.runfolder import RunFolder
-from a2d_evo.stage_budget import BUDGET_KEYS, read_config_history
+from a2d_evo.runs.files import read_json_dict
+from a2d_evo.runs.folder import RunFolder
+from a2d_evo.runs.layout import STAGE_SECTIONS
+from a2d_evo.runs.stage_budget import BUDGET_KEYS, read_config_history
 
 
 # ----------------------------------------------------------------------------- reproduce

@@ -44,7 +44,7 @@ from a2d_evo.report.run_files import (
     read_history,
     read_hypervolume,
 )
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
 
 _BASELINE_NAME = re.compile(r"^(?P<method>[A-Za-z]+)_x(?P<width>[0-9]*\.?[0-9]+)$")
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.errors import FormatError, RunFolderError
-from a2d_evo.files import MAX_ARCH_JSON_BYTES, check_format_version, read_json
 from a2d_evo.formats import METRICS_FORMAT_VERSION, check_metrics
 from a2d_evo.report.rows import finite_or_none
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import MAX_ARCH_JSON_BYTES, check_format_version, read_json
+from a2d_evo.runs.folder import RunFolder
 
 
 def _subfolders(folder: Path) -> list[Path]:

@@ -52,18 +52,18 @@ from a2d_evo.config import Config
 from a2d_evo.envs import check_episode_bound, env_spec
 from a2d_evo.errors import ConfigError, RunFolderError, TrainingError
 from a2d_evo.evaluation.seeds import generation_seeds
-from a2d_evo.files import read_json_dict
 from a2d_evo.formats import Normalisation, count_text, weak_teacher_caution
-from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent
 from a2d_evo.nets.cost import cheapest, flops
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import load_supernet
 from a2d_evo.progress import progress_bar, write
-from a2d_evo.run_layout import holds_results
-from a2d_evo.run_teacher import teacher_fix
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import read_json_dict
+from a2d_evo.runs.folder import RunFolder
+from a2d_evo.runs.layout import holds_results
+from a2d_evo.runs.locks import writes
+from a2d_evo.runs.teacher import teacher_fix
 from a2d_evo.scale.ray_population import make_population_evaluator
 from a2d_evo.search.budget import budget_spent, within_budget
 from a2d_evo.search.estimates import search_anchors

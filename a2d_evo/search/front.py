@@ -47,7 +47,6 @@ from a2d_evo.config import Config
 from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.episodes import EvalResult, evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import final_seeds, halving_seeds
-from a2d_evo.files import write_json
 from a2d_evo.formats import (
     FRONT_FORMAT_VERSION,
     HV_UNITS,
@@ -62,6 +61,7 @@ from a2d_evo.nets.cost import latency_ms
 from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.nets.supernet import Supernet
 from a2d_evo.progress import progress_bar, set_total, write
+from a2d_evo.runs.files import write_json
 from a2d_evo.search.estimates import arch_estimates
 from a2d_evo.search.problem import beats_random, front_indices, hypervolume
 from a2d_evo.stats import paired_lower95

@@ -23,10 +23,10 @@ import numpy as np
 
 from a2d_evo.config import MAX_ANCHORS
 from a2d_evo.errors import ArchError, FormatError
-from a2d_evo.files import MAX_JSON_BYTES, check_stored_archive, read_json
 from a2d_evo.formats import OLD_SEARCH_NOTE, STATE_FORMAT_VERSION, Normalisation, finite_number
 from a2d_evo.nets import cost
 from a2d_evo.nets.space import SearchSpace
+from a2d_evo.runs.files import MAX_JSON_BYTES, check_stored_archive, read_json
 from a2d_evo.search.estimates import arch_estimates
 from a2d_evo.search.problem import UNPLAYED_RETURN, reference_point, summarise
 from a2d_evo.search.state import HV_COLUMNS

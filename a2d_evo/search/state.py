@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 
-from a2d_evo.files import write_bytes, write_json, write_text
 from a2d_evo.formats import STATE_FORMAT_VERSION, Normalisation
+from a2d_evo.runs.files import write_bytes, write_json, write_text
 from a2d_evo.search.nsga import population_arrays
 from a2d_evo.search.problem import SubnetProblem
 

@@ -44,14 +44,14 @@ from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
 from a2d_evo.evaluation.episodes import resolve_device, score_against_references
 from a2d_evo.evaluation.seeds import check_scoring_seeds, final_seeds
-from a2d_evo.files import file_digest, read_json_dict, safe_name
 from a2d_evo.formats import ARCH_FILE, BASELINE_METHODS, DEFAULT_WIDTHS, baseline_name
-from a2d_evo.locks import folder_lock, writes
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import save_agent
 from a2d_evo.nets.cost import check_stage_memory
 from a2d_evo.nets.space import Arch
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import file_digest, read_json_dict, safe_name
+from a2d_evo.runs.folder import RunFolder
+from a2d_evo.runs.locks import folder_lock, writes
 from a2d_evo.train.checkpoint import changed_pins, checkpoint_extra
 from a2d_evo.train.distill import distill_actor_loss, distill_critic_loss
 from a2d_evo.train.learners import AgentLearner

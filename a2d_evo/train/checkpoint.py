@@ -5,7 +5,7 @@ network, the optimiser, the update and global step counters, the wall time so fa
 generator states of :class:`~a2d_evo.train.streams.Streams` (numpy's as its plain int dict,
 torch's as a byte tensor), the stage's own plain data (``extra``, e.g. the arch) and the
 learner's state (``learner``: plain floats, e.g. the value scale sigma of a distilled agent).
-It is read and checked (stage, keys, format version) by :func:`a2d_evo.files.read_checkpoint`,
+It is read and checked (stage, keys, format version) by :func:`a2d_evo.runs.files.read_checkpoint`,
 which ``stage_budget`` also calls before it records a ``--resume`` that raises a budget.
 """
 
@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from a2d_evo.errors import FormatError, TrainingError
-from a2d_evo.files import read_checkpoint, tensor_not_in_file, torch_save
 from a2d_evo.formats import CHECKPOINT_FORMAT_VERSION
+from a2d_evo.runs.files import read_checkpoint, tensor_not_in_file, torch_save
 from a2d_evo.train.streams import Streams
 
 

@@ -31,13 +31,13 @@ from a2d_evo.evaluation.episodes import (
     score_against_references,
 )
 from a2d_evo.evaluation.seeds import finetune_eval_seed, validation_seed
-from a2d_evo.files import read_json
 from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, kept_weights
-from a2d_evo.locks import writes
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, save_agent
-from a2d_evo.run_teacher import run_teacher, teacher_fix
-from a2d_evo.runfolder import enclosing_run
+from a2d_evo.runs.files import read_json
+from a2d_evo.runs.folder import enclosing_run
+from a2d_evo.runs.locks import writes
+from a2d_evo.runs.teacher import run_teacher, teacher_fix
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo
 from a2d_evo.train.streams import Streams, set_threads

@@ -39,7 +39,7 @@ from a2d_evo.config import Config
 from a2d_evo.envs.worker_process import portable_error, start_worker
 from a2d_evo.errors import TrainingError
 from a2d_evo.evaluation.episodes import EvalResult, ReferenceReturns
-from a2d_evo.locks import folder_lock
+from a2d_evo.runs.locks import folder_lock
 from a2d_evo.train.finetune import finetune_agent
 from a2d_evo.train.loop import budget_text
 

@@ -34,8 +34,8 @@ from torch import Tensor
 from a2d_evo.config.bounds import MAX_WIDTH
 from a2d_evo.config.space import NATURE_TRUNK
 from a2d_evo.errors import FormatError
-from a2d_evo.files import tensor_not_in_file, torch_load, torch_load_bytes
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
+from a2d_evo.runs.files import tensor_not_in_file, torch_load, torch_load_bytes
 
 MAX_MEMBER_BYTES = 2 << 30
 """Refuse zip members larger than this (a zip bomb is not a policy)."""

@@ -23,11 +23,11 @@ from a2d_evo.config import Config, config_to_dict
 from a2d_evo.envs import check_episode_bound, env_spec
 from a2d_evo.envs.image import ALE_OBS_SCALE
 from a2d_evo.errors import ArchError, FormatError, TrainingError
-from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent, trunk_hw
 from a2d_evo.nets.cost import flops
 from a2d_evo.nets.space import Arch, CNNArch, MLPArch
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
+from a2d_evo.runs.locks import writes
 from a2d_evo.train.foreign_checkpoints import (
     convert_cleanrl,
     convert_sb3,

@@ -20,7 +20,7 @@ network acts in which env slot, what the minibatch loss is). Around that the loo
   uninterrupted runs with one seed
   are bit-identical.
 - **Training longer.** ``--resume`` may raise the stage's ``total_steps`` (a finished or a
-  failed stage too; :data:`a2d_evo.stage_budget.BUDGET_KEYS`, recorded in the stage's
+  failed stage too; :data:`a2d_evo.runs.stage_budget.BUDGET_KEYS`, recorded in the stage's
   ``config_history.yaml``). The loop then runs on from the checkpoint's update to the new
   ``n = num_updates(total_steps)``. Every schedule is recomputed over the new total, with
   no state of its own: with ``ppo.anneal_lr`` update ``u`` uses
@@ -52,7 +52,7 @@ from torch import Tensor, nn
 from a2d_evo.config import Config
 from a2d_evo.errors import FormatError, TrainingError
 from a2d_evo.progress import write
-from a2d_evo.run_layout import holds_results
+from a2d_evo.runs.layout import holds_results
 from a2d_evo.scale import ddp
 from a2d_evo.train.checkpoint import check_pins, load_checkpoint, save_checkpoint
 from a2d_evo.train.interrupts import StopFlag, TrainingInterrupted

@@ -53,15 +53,15 @@ from a2d_evo.envs import env_spec, make_vec_env
 from a2d_evo.errors import ConfigError
 from a2d_evo.evaluation.episodes import evaluate_agent
 from a2d_evo.evaluation.seeds import finetune_eval_seed
-from a2d_evo.files import file_digest, read_json_dict, torch_save, write_json
 from a2d_evo.formats import POLICY_FILE
-from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent, PolicyOutput
 from a2d_evo.nets.agent_folder import extract
 from a2d_evo.nets.cost import check_stage_memory
 from a2d_evo.nets.space import Arch, SearchSpace
 from a2d_evo.nets.supernet import Supernet, load_supernet
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import file_digest, read_json_dict, torch_save, write_json
+from a2d_evo.runs.folder import RunFolder
+from a2d_evo.runs.locks import writes
 from a2d_evo.scale import ddp
 from a2d_evo.train.checkpoint import check_pins, checkpoint_extra
 from a2d_evo.train.distill import (

@@ -15,12 +15,12 @@ from typing import Any
 from a2d_evo.config import Config, config_to_dict
 from a2d_evo.envs import check_episode_bound, env_spec, make_vec_env
 from a2d_evo.envs.image import layout_line
-from a2d_evo.files import read_json_dict
-from a2d_evo.locks import writes
 from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.cost import check_stage_memory
 from a2d_evo.progress import write
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.files import read_json_dict
+from a2d_evo.runs.folder import RunFolder
+from a2d_evo.runs.locks import writes
 from a2d_evo.scale import ddp
 from a2d_evo.train.learners import AgentLearner
 from a2d_evo.train.loop import LoopOptions, run_ppo

@@ -21,13 +21,13 @@ from a2d_evo.errors import ArchError, ConfigError, TrainingError
 from a2d_evo.evaluation.episodes import evaluate_agent, random_policy_return
 from a2d_evo.evaluation.seeds import teacher_eval_seed
 from a2d_evo.formats import weak_teacher_caution
-from a2d_evo.locks import folder_lock
 from a2d_evo.nets.agent import Agent, check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, make_metrics, save_agent
 from a2d_evo.nets.space import Arch, MLPArch, SearchSpace, arch_from_dict
 from a2d_evo.progress import write
-from a2d_evo.run_teacher import weak_teacher_fix
-from a2d_evo.runfolder import RunFolder
+from a2d_evo.runs.folder import RunFolder
+from a2d_evo.runs.locks import folder_lock
+from a2d_evo.runs.teacher import weak_teacher_fix
 from a2d_evo.stats import paired_lower95
 
 

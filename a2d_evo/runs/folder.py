@@ -2,9 +2,9 @@
 
 ``RUN_DIR/config.yaml`` binds the run's env and space; each stage folder keeps the config it
 was started with, which ``--resume`` must match except for a raised budget
-(:mod:`a2d_evo.stage_budget`); the folder's parts and how a run is recognised are
-:mod:`a2d_evo.run_layout`'s. Writes go through :mod:`a2d_evo.files` and hold a
-:mod:`a2d_evo.locks` lock.
+(:mod:`a2d_evo.runs.stage_budget`); the folder's parts and how a run is recognised are
+:mod:`a2d_evo.runs.layout`'s. Writes go through :mod:`a2d_evo.runs.files` and hold a
+:mod:`a2d_evo.runs.locks` lock.
 """
 
 from __future__ import annotations
@@ -23,16 +23,15 @@ from a2d_evo.config import (
 )
 from a2d_evo.config.compare import config_diff, setting
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
-from a2d_evo.files import (
+from a2d_evo.formats import ARCH_FILE, CONFIG_FORMAT_VERSION
+from a2d_evo.runs.files import (
     check_format_version,
     file_digest,
     make_dirs,
     read_json_dict,
     write_text,
 )
-from a2d_evo.formats import ARCH_FILE, CONFIG_FORMAT_VERSION
-from a2d_evo.locks import RUN_LOCK_WAIT_S, folder_lock
-from a2d_evo.run_layout import (
+from a2d_evo.runs.layout import (
     RUN_PARTS,
     STAGE_STATE,
     holds_a_stage,
@@ -40,7 +39,8 @@ from a2d_evo.run_layout import (
     is_a_run,
     written_by_a_run,
 )
-from a2d_evo.stage_budget import BUDGET_KEYS, CONFIG_HISTORY, budget_raises, extend_stage
+from a2d_evo.runs.locks import RUN_LOCK_WAIT_S, folder_lock
+from a2d_evo.runs.stage_budget import BUDGET_KEYS, CONFIG_HISTORY, budget_raises, extend_stage
 
 FIXED_SECTIONS = ("env", "space")
 """Sections every command of one run must agree on: they define what the artifacts are."""
@@ -395,9 +395,9 @@ class RunFolder:
 
     def check_resume(self, stage: str, cfg: Config) -> None:
         """RunFolderError unless ``cfg`` may ``--resume`` ``stage``
-        (:func:`~a2d_evo.stage_budget.budget_raises`), recording nothing: for a stage that reads
-        its saved state before it binds (a search's state is checked against the config, and a
-        changed ``search.max_flops`` would read as a damaged file)."""
+        (:func:`~a2d_evo.runs.stage_budget.budget_raises`), recording nothing: for a stage that
+        reads its saved state before it binds (a search's state is checked against the config, and
+        a changed ``search.max_flops`` would read as a damaged file)."""
         self.check_resumable(stage)
         budget_raises(stage, self.stage(stage), self._own_config(stage), cfg, self.resume_command)
 

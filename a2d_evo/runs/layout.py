@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from a2d_evo.locks import LOCK_FILE
+from a2d_evo.runs.locks import LOCK_FILE
 
 RUN_PARTS = ("teacher", "supernet", "search", "agents", "baselines", "report")
-"""The folders of a run (the :class:`~a2d_evo.runfolder.RunFolder` properties of the same
+"""The folders of a run (the :class:`~a2d_evo.runs.folder.RunFolder` properties of the same
 names)."""
 
 
@@ -23,14 +23,14 @@ STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "search": ("seed", "env", "space", "search", "eval"),
 }
 """Sections a ``--resume`` of a stage must find unchanged (but for
-:data:`~a2d_evo.stage_budget.BUDGET_KEYS`)."""
+:data:`~a2d_evo.runs.stage_budget.BUDGET_KEYS`)."""
 STAGE_PARTS = tuple(STAGE_SECTIONS)
 """The parts that are stage folders (teacher, supernet, search), each with a ``config.yaml``
 of its own."""
 
 STAGE_STATE = {"teacher": "checkpoint.pt", "supernet": "checkpoint.pt", "search": "state.npz"}
 """The file a stage resumes from: a raise of its budget is refused without it (a checkpoint
-is loaded by :mod:`a2d_evo.stage_budget`; the search's state is checked by ``evolve`` before
+is loaded by :mod:`a2d_evo.runs.stage_budget`; the search's state is checked by ``evolve`` before
 it binds its stage)."""
 
 

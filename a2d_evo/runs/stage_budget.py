@@ -1,6 +1,6 @@
 """A stage's budget: what a ``--resume`` may raise, the checks of a raise, and its record.
 
-A ``--resume`` must find the stage's config sections (:data:`~a2d_evo.run_layout.STAGE_SECTIONS`)
+A ``--resume`` must find the stage's config sections (:data:`~a2d_evo.runs.layout.STAGE_SECTIONS`)
 as the stage was started with, but for a raised :data:`BUDGET_KEYS` value, which trains (or
 searches) the stage on, finished or failed. The raise rewrites the stage's own ``config.yaml``
 and is recorded in ``config_history.yaml`` beside it (:data:`CONFIG_HISTORY`), which the report
@@ -26,15 +26,15 @@ from a2d_evo.config import (
 )
 from a2d_evo.config.compare import config_diff, setting
 from a2d_evo.errors import ConfigError, FormatError, RunFolderError
-from a2d_evo.files import (
+from a2d_evo.formats import CONFIG_HISTORY_FORMAT_VERSION
+from a2d_evo.progress import write
+from a2d_evo.runs.files import (
     check_format_version,
     fsync_dir,
     read_checkpoint,
     write_text,
 )
-from a2d_evo.formats import CONFIG_HISTORY_FORMAT_VERSION
-from a2d_evo.progress import write
-from a2d_evo.run_layout import STAGE_SECTIONS, STAGE_STATE
+from a2d_evo.runs.layout import STAGE_SECTIONS, STAGE_STATE
 
 BUDGET_KEYS: dict[str, tuple[str, ...]] = {
     "teacher": ("teacher.total_steps",),
@@ -57,7 +57,7 @@ def budget_raises(
     """The budget raises of a ``--resume`` with ``cfg`` over the stage's own ``saved``
     config (key -> (old, new)); RunFolderError for any other change, or a lowered one.
     ``folder`` is the stage's; ``resume_command`` is the run's
-    :meth:`~a2d_evo.runfolder.RunFolder.resume_command`, which the messages name."""
+    :meth:`~a2d_evo.runs.folder.RunFolder.resume_command`, which the messages name."""
     diff = config_diff(saved, cfg, STAGE_SECTIONS[stage])
     budget = BUDGET_KEYS.get(stage, ())
     fixed = [k for k in diff if k not in budget]
@@ -107,7 +107,7 @@ def extend_stage(
     then trains on to the new total (see :mod:`a2d_evo.train.loop` for the learning
     rate). The stage's ``config.yaml`` takes the new value and ``config_history.yaml``
     beside it records the change, before anything trains. ``stage_product`` is the file that
-    says the stage finished (:meth:`~a2d_evo.runfolder.RunFolder.stage_product`); ``folder``
+    says the stage finished (:meth:`~a2d_evo.runs.folder.RunFolder.stage_product`); ``folder``
     and ``resume_command`` as for :func:`budget_raises`.
     """
     changes = budget_raises(stage, folder, saved, cfg, resume_command)

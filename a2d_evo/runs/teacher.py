@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config
-from a2d_evo.files import read_json_dict
 from a2d_evo.formats import TEACHER_FIX
-from a2d_evo.runfolder import RunFolder, enclosing_run
+from a2d_evo.runs.files import read_json_dict
+from a2d_evo.runs.folder import RunFolder, enclosing_run
 
 
 def teacher_scores(folder: Path) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from a2d_evo.errors import RunFolderError
-from a2d_evo.files import make_dirs
+from a2d_evo.runs.files import make_dirs
 
 LOCK_FILE = ".lock"
 """The lock file a writer holds in the folder it writes, e.g. ``RUN_DIR/search/.lock``."""
@@ -229,7 +229,7 @@ def _ended(pid: int, host: str) -> str:
 
 
 def _make_dirs(folder: Path) -> list[Path]:
-    """Create ``folder`` and its missing parents (:func:`~a2d_evo.files.make_dirs`: each one
+    """Create ``folder`` and its missing parents (:func:`~a2d_evo.runs.files.make_dirs`: each one
     fsynced in its parent, none left on failure); return the ones made here, deepest first."""
     try:
         return make_dirs(folder)[::-1]
