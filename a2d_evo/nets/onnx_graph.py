@@ -2,9 +2,9 @@
 
 Agents are a short chain of seven op types (Cast, Div/Mul, Flatten, Gemm, Conv, Tanh/Relu,
 and Squeeze for the value output), so the graph is written directly with ``onnx.helper``
-rather than traced: about 10 ms an agent against 2-7 s for ``torch.onnx.export(dynamo=True)``
-(most of it rebuilding the exporter's op registry on every call), which the export pays once
-per delivered member. The bytes depend
+rather than traced: about 1 ms an MLP agent and 14-31 ms a Nature CNN (BENCHMARKS.md) against
+2-7 s for ``torch.onnx.export(dynamo=True)`` (most of it rebuilding the exporter's op registry
+on every call), which the export pays once per delivered member. The bytes depend
 on the weights alone (no exporter version in them), and ``onnxscript`` is not needed.
 ``tests/test_export.py`` checks every arch family against the torch forward in onnxruntime.
 """
