@@ -26,6 +26,8 @@ from a2d_evo.errors import RunFolderError
 from a2d_evo.report.delivered_file import read_delivered
 from a2d_evo.report.front_export import export_front
 from a2d_evo.report.markdown import write_report
+from a2d_evo.report.rows import arch_name
+from a2d_evo.report.run_files import agent_arch
 from a2d_evo.report.tables import delivered_table
 from a2d_evo.runs.folder import RunFolder
 from a2d_evo.runs.layout import STAGE_PARTS, STAGE_SECTIONS, holds_results
@@ -187,7 +189,8 @@ def run_demo(cfg: Config, run: RunFolder, *, resume: bool = False, progress: boo
 
     delivered = read_delivered(run.agents / "delivered.json")
     print()
-    print(delivered_table(delivered))
+    archs = {name: arch_name(agent_arch(run.agents / name)) for name in delivered["members"]}
+    print(delivered_table(delivered, archs))
     if note := one_member_note(delivered):
         print(f"\n{note}")
     print()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import statistics
 from pathlib import Path
@@ -237,6 +238,7 @@ def test_demo_resume_honours_changed_settings_or_refuses_them(
         f"over {m['episodes']} episodes; the uniform-random policy: "
         f"{m['random_return_mean']:.2f})\n[demo] export:"
     ) in out, out
+    assert "| agent | arch | FLOPs |" in out and re.search(r"\| front_\d+ \| mlp-\d", out), out
     # a raised budget under the finished supernet and search: refused, nothing trained
     argv = [*common, "--resume", "--set", "teacher.total_steps=8192"]
     assert main(argv) == 2

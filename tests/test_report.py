@@ -904,6 +904,12 @@ def test_the_delivered_front_says_how_many_members_its_intervals_tell_apart(
     table = tables.delivered_table(delivered)
     assert table.endswith("\n\n" + line)
     assert "| front_01 | 1,000 | 450.0 ± 2.6 |" in table
+    # with the archs the folders hold (the demo's table; a new user's finding: no arch)
+    named = tables.delivered_table(delivered, {"front_00": "mlp-4", "front_01": "mlp-8x8"})
+    assert named.startswith("| agent | arch | FLOPs | return (95% CI) |")
+    assert named.splitlines()[1] == "| --- | --- | --- | --- | --- | --- | --- |"
+    assert "| front_01 | mlp-8x8 | 1,000 | 450.0 ± 2.6 |" in named
+    assert "| front_02 | ? |" in named  # no arch read for it
     assert line in write_report(run.load_config(), run).read_text()
     # none apart when every pair overlaps (it said "1 of 3 members (`front_00`)")
     wide = [dict(e, return_std=400.0) for e in exported]

@@ -158,13 +158,16 @@ def random_guard_sentence(guard: Mapping[str, Any], chosen_on: str) -> str:
     return f"Not delivered, as no better than the uniform-random policy ({where}): {names}."
 
 
-def delivered_table(delivered: dict[str, Any]) -> str:
+def delivered_table(delivered: dict[str, Any], archs: Mapping[str, str] | None = None) -> str:
     """The delivered front as a Markdown table: FLOPs, the delivered and the inherited return,
     and which weights ship (``fine-tuned``, or ``inherited`` where the fine-tune's validation
-    rejected it or there was none); then how many members the intervals tell apart."""
+    rejected it or there was none); then how many members the intervals tell apart. ``archs``
+    (agent name -> arch name, read from the folders: ``delivered.json`` records none) adds
+    an arch column."""
+    arch = "" if archs is None else " arch |"
     lines = [
-        "| agent | FLOPs | return (95% CI) | normalised | inherited return | weights |",
-        "| --- | --- | --- | --- | --- | --- |",
+        f"| agent |{arch} FLOPs | return (95% CI) | normalised | inherited return | weights |",
+        "| --- |" + (" --- |" if archs is not None else "") + " --- | --- | --- | --- | --- |",
     ]
     rows = {r["agent"]: r for r in delivered["exported"]}
     members = []
@@ -173,8 +176,9 @@ def delivered_table(delivered: dict[str, Any]) -> str:
         half = ci95(r.get("return_std"), r.get("episodes"))
         members.append((name, r["return_mean"], half, r["normalised_return"]))
         interval = "" if half is None else f" ± {half:.1f}"  # none for one episode, no spread
+        named = "" if archs is None else f" {archs.get(name, '?')} |"
         lines.append(
-            f"| {name} | {r['flops']:,} | {r['return_mean']:.1f}{interval} | "
+            f"| {name} |{named} {r['flops']:,} | {r['return_mean']:.1f}{interval} | "
             f"{r['normalised_return']:.3f} | {r['inherited_return_mean']:.1f} | "
             f"{r.get('kept', KEPT_FINE_TUNED if r.get('finetune_steps') else KEPT_INHERITED)} |"
         )
