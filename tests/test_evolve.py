@@ -1065,3 +1065,57 @@ def test_references_are_measured_on_the_first_twenty_generations_seeds(
                              progress=False)  # fmt: skip
     assert blocks[0] == [generation_seeds(3, g, 2) for g in range(5)]
     assert blocks[1] == [generation_seeds(3, g, 2) for g in range(20)]
+
+
+def test_log_flops_crowding_is_pymoos_on_log10_flops_and_keeps_the_cheap_decades() -> None:
+    """``search.crowding: log_flops`` measures NSGA-II's crowding distance on log10 FLOPs, the
+    hypervolume's axis (a review: on linear FLOPs the cheap decades, bunched near 0, were the
+    first thinned out). Hand values on (-score, FLOPs) = (-1, 10), (-0.9, 100), (-0.8, 1e3),
+    (-0.5, 1e5): the inner points get (0.2 / 0.5 + 2 / 4) / 2 = 0.45 and (0.4 / 0.5 + 3 / 4)
+    / 2 = 0.775 on log10 FLOPs (1, 2, 3, 5), against (0.4 + 990 / 99990) / 2 = 0.20495 and
+    (0.8 + 99900 / 99990) / 2 = 0.89955 on linear FLOPs; the ends are infinite."""
+    from pymoo.core.population import Population
+    from pymoo.core.problem import Problem
+    from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
+    from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+
+    from a2d_evo.search.nsga import LOG_FLOPS_CROWDING, make_algorithm
+
+    F = np.array([[-1.0, 10.0], [-0.9, 100.0], [-0.8, 1e3], [-0.5, 1e5]])
+    log = LOG_FLOPS_CROWDING.do(F, n_remove=0)
+    assert np.isinf(log[[0, 3]]).all() and log[1:3] == pytest.approx([0.45, 0.775])
+    linear = calc_crowding_distance(F)
+    assert linear[1:3] == pytest.approx([0.20495, 0.89955], abs=1e-5)
+    # a front over four decades, half of it kept: the log axis keeps more of the cheap end
+    flops = np.geomspace(10, 1e5, 24)
+    front = np.column_stack([-np.log10(flops) / 5, flops])
+    kept = {}
+    for name, func in (("flops", "cd"), ("log_flops", LOG_FLOPS_CROWDING)):
+        pop = Population.new("X", np.arange(24).reshape(-1, 1), "F", front)
+        survivors = RankAndCrowding(crowding_func=func).do(
+            Problem(n_var=1, n_obj=2), pop, n_survive=12, random_state=np.random.default_rng(0)
+        )
+        kept[name] = int((survivors.get("F")[:, 1] < 1e3).sum())
+    assert kept == {"flops": 1, "log_flops": 6}, kept  # 12 of the 24 are under 1e3
+    # the config key picks it; the default keeps pymoo's own
+    for key, want in (("flops", "calc_crowding_distance"), ("log_flops", "log_flops")):
+        algo = make_algorithm(config_from_dict({"search": {"crowding": key}}), SPACE)
+        assert want in algo.survival.crowding_func.function.__name__
+
+
+def test_a_search_with_log_flops_crowding_resumes_bit_exact_after_a_kill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A killed search with ``search.crowding: log_flops`` resumes to the uninterrupted one's
+    files bit for bit."""
+    raw = {**RAW, "search": {**RAW["search"], "crowding": "log_flops", "mutation": "reset"}}
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    evolve(make_run(straight, raw), RunFolder(straight), progress=False)
+    cfg = make_run(killed, raw)
+    evolve_killed_at_the_third_write(cfg, killed, monkeypatch)
+    evolve(cfg, RunFolder(killed), resume=True, progress=False)
+    assert front_without_latency(killed / "search" / "front.json") == front_without_latency(
+        straight / "search" / "front.json"
+    )
+    for name in ("history.csv", "hypervolume.csv", "state.json"):
+        assert (killed / "search" / name).read_text() == (straight / "search" / name).read_text()

@@ -100,6 +100,11 @@ class SearchConfig:
     mutation: Literal["polynomial", "reset"] = "polynomial"
     """``polynomial``: pymoo's PM on the genes, rounded; ``reset``: each mutated gene redrawn
     among its other values (``docs/search.md``)."""
+    crowding: Literal["flops", "log_flops"] = "flops"
+    """What NSGA-II's crowding distance (the survival's tie-break within a front, and the
+    tournament's) measures the FLOPs objective on: ``flops`` as it is (pymoo's own), or
+    ``log_flops`` on log10 FLOPs, the axis the hypervolume is taken on, so that every decade
+    of cost counts alike (``docs/search.md``). Dominance is the same either way."""
     mutation_prob: float | None = None
     """Per-gene mutation probability (None: ``1 / n_var``)."""
     mutation_eta: float = 20.0

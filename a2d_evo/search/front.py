@@ -391,6 +391,7 @@ def write_front(
             "reevaluate_ranks": s.reevaluate_ranks,
             "init": s.init,
             "mutation": s.mutation,
+            "crowding": s.crowding,
             "estimate": s.estimate,
             "budget_steps": s.budget_steps,
             "evaluations": len(records),

@@ -23,6 +23,11 @@ from pymoo.operators.crossover.sbx import SBX
 from pymoo.operators.mutation.pm import PM
 from pymoo.operators.repair.rounding import RoundingRepair
 from pymoo.operators.sampling.rnd import IntegerRandomSampling
+from pymoo.operators.survival.rank_and_crowding import RankAndCrowding
+from pymoo.operators.survival.rank_and_crowding.metrics import (
+    FunctionalDiversity,
+    calc_crowding_distance,
+)
 from pymoo.util.optimum import filter_optimum
 
 from a2d_evo.config import Config
@@ -121,6 +126,9 @@ def make_algorithm(
         )
     return NSGA2(
         pop_size=s.pop,
+        survival=RankAndCrowding(
+            crowding_func=LOG_FLOPS_CROWDING if s.crowding == "log_flops" else "cd"
+        ),
         sampling=sampling,
         crossover=SBX(
             prob=s.crossover_prob, eta=s.crossover_eta, vtype=float, repair=RoundingRepair()
@@ -129,6 +137,20 @@ def make_algorithm(
         eliminate_duplicates=CanonicalDuplicates(space),
         seed=cfg.seed,
     )
+
+
+def log_flops_crowding_distance(F: np.ndarray, **kwargs: Any) -> np.ndarray:
+    """NSGA-II's crowding distance (pymoo's ``cd``) on ``(-score, log10 FLOPs)``: the FLOPs
+    objective on the log axis the hypervolume uses, so that the cheap decades, bunched near 0
+    on a linear axis, are not the first to be thinned out."""
+    G = np.array(F, dtype=np.float64, copy=True)
+    G[:, 1] = np.log10(np.maximum(G[:, 1], 1.0))  # FLOPs >= 1 (the state check holds it)
+    return np.asarray(calc_crowding_distance(G, **kwargs), dtype=np.float64)
+
+
+LOG_FLOPS_CROWDING = FunctionalDiversity(log_flops_crowding_distance, filter_out_duplicates=False)
+"""``search.crowding: log_flops``: pymoo's ``cd`` (no duplicate filter, as its own) on log10
+FLOPs."""
 
 
 def _rng_to_array(rng: np.random.Generator) -> np.ndarray:
