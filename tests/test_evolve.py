@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -1119,3 +1120,24 @@ def test_a_search_with_log_flops_crowding_resumes_bit_exact_after_a_kill(
     )
     for name in ("history.csv", "hypervolume.csv", "state.json"):
         assert (killed / "search" / name).read_text() == (straight / "search" / name).read_text()
+
+
+def test_a_budget_that_leaves_fewer_archs_than_the_delivery_wants_is_warned_of(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``search.budget_steps`` at its least (pop x episodes steps) keeps the first draws only:
+    the front is chosen among fewer archs than the delivery's candidates, and the search says
+    so, even with the progress off (a review: only the discarded steps were counted)."""
+    raw = {**RAW, "search": {**RAW["search"], "budget_steps": 16}}
+    evolve(make_run(tmp_path / "a", raw), RunFolder(tmp_path / "a"), progress=False)
+    err = capsys.readouterr().err
+    kept = json.loads((tmp_path / "a" / "search" / "front.json").read_text())["search"]
+    said = re.search(
+        r"evolve: warning: search.budget_steps 16 left (\d+) archs? of the search's own within "
+        r"the budget, fewer than the delivery's 8 candidates \(search.candidates, or pop\): the "
+        r"front is chosen among them; raise search.budget_steps to search",
+        err,
+    )
+    assert said and int(said.group(1)) == kept["evaluations"] < 8, err  # no anchors here
+    evolve(make_run(tmp_path / "b"), RunFolder(tmp_path / "b"), progress=False)
+    assert "warning" not in capsys.readouterr().err

@@ -304,6 +304,15 @@ class _Search:
                     else ""
                 )
             )
+        searched = sum(1 for r in records if not r.get("anchor", False))
+        if s.budget_steps is not None and searched < s.delivery_candidates:
+            # said even with --quiet: the front is then little more than the first draws
+            write(
+                f"evolve: warning: search.budget_steps {s.budget_steps:,} left "
+                f"{count_text(searched, 'arch')} of the search's own within the budget, fewer "
+                f"than the delivery's {s.delivery_candidates} candidates (search.candidates, "
+                "or pop): the front is chosen among them; raise search.budget_steps to search"
+            )
         path = write_front(
             self.folder,
             self.cfg,
