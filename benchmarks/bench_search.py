@@ -246,6 +246,9 @@ def one(
         ran, delivery = front["search"], front["delivery"]
         out[method] = {
             "hv": float(front["hypervolume"]),
+            # the members' own staircase, no envelope: not lifted by the final seeds' noise
+            # (docs/search.md); the member count then gives no free lift
+            "hv_staircase": float(front["hypervolume_staircase"]),
             "best": max(float(e["normalised_return"]) for e in front["front"]),
             # members no other dominates on the final seeds: what "size" meant before
             # 2026-12-05, when front.json dropped the others (it keeps them since)
@@ -261,7 +264,8 @@ def one(
     print(
         f"  {src.root.name} seed {seed} budget {budget:,}: "
         + "; ".join(
-            f"{m} HV {r['hv']:.4f} (best {r['best']:.3f}, {r['size']:.0f} members, "
+            f"{m} HV {r['hv']:.4f} (staircase {r['hv_staircase']:.4f}, best {r['best']:.3f}, "
+            f"{r['size']:.0f} members, "
             f"{r['env_steps']:,.0f} steps, {r['generations']:.0f} gens, "
             f"{r['evaluations']:.0f} archs, {r['s']:.0f} s)"
             for m, r in out.items()
@@ -394,6 +398,17 @@ def main() -> None:
                         parts.append(f"{tag}_{m}_paired_t={t:.2f}")
                 print(line)
                 parts.append(f"{tag}_{m}_hv={ms(hv)}")
+                # the same on the staircase HV (results from before it have none)
+                stair = [r[m]["hv_staircase"] for r in res if "hv_staircase" in r[m]]
+                if len(stair) == len(res):
+                    line = f"    {m:>13}: staircase HV {ms(stair)}"
+                    if m != "random" and "random" in methods:
+                        rand = [r["random"]["hv_staircase"] for r in res]
+                        ahead = sum(a > b for a, b in zip(stair, rand, strict=True))
+                        gap = statistics.mean(stair) - statistics.mean(rand)
+                        line += f"; ahead of random on {ahead}/{len(res)} seeds, gap {gap:+.4f}"
+                    print(line)
+                    parts.append(f"{tag}_{m}_hv_staircase={ms(stair)}")
                 parts.append(f"{tag}_{m}_steps={steps:.0f}+{extra:.0f}")
     print("RESULT " + " ".join(parts))
 

@@ -115,6 +115,9 @@ def test_outputs(reference_run: Path) -> None:
     best = np.maximum.accumulate([max(y, 0.0) for _, y in pts])
     want = sum(b * (hi - x) for (x, _), hi, b in zip(pts, edges, best, strict=True))
     assert data["hypervolume"] == pytest.approx(want, rel=1e-9)
+    # ... and the members' own staircase, no envelope (each its own figure, clipped at 0)
+    own = sum(max(y, 0.0) * (hi - x) for (x, y), hi in zip(pts, edges, strict=True))
+    assert data["hypervolume_staircase"] == pytest.approx(own, rel=1e-9)
     norm = data["normalisation"]
     assert norm["episodes"] == 3 and len(norm["seeds"]) == 3
     # the teacher's lead over random on those seeds, paired per seed, bounded by hand:

@@ -63,7 +63,12 @@ from a2d_evo.nets.supernet import Supernet
 from a2d_evo.progress import progress_bar, set_total, write
 from a2d_evo.runs.files import write_json
 from a2d_evo.search.estimates import arch_estimates
-from a2d_evo.search.problem import beats_random, front_indices, hypervolume
+from a2d_evo.search.problem import (
+    beats_random,
+    front_indices,
+    hypervolume,
+    staircase_hypervolume,
+)
 from a2d_evo.stats import paired_lower95
 
 
@@ -375,6 +380,8 @@ def write_front(
         "reference_point": [float(v) for v in ref],
         "reference_point_units": list(HV_UNITS),
         "hypervolume": hypervolume(F, ref),
+        # the same members without the envelope: unbiased by the final seeds' noise
+        "hypervolume_staircase": staircase_hypervolume(F, ref),
         "normalisation": {
             **norm.to_dict(),
             "seeds": seeds,
