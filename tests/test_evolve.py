@@ -1144,3 +1144,7 @@ def test_a_budget_that_leaves_fewer_archs_than_the_delivery_wants_is_warned_of(
     assert said and int(said.group(1)) == kept["evaluations"] < 8, err  # no anchors here
     evolve(make_run(tmp_path / "b"), RunFolder(tmp_path / "b"), progress=False)
     assert "warning" not in capsys.readouterr().err
+    # a budget that did not stop the search (gens did) is not what to raise: no warning
+    loose = {**RAW, "search": {**RAW["search"], "gens": 1, "candidates": 16, "budget_steps": 10**9}}
+    evolve(make_run(tmp_path / "c", loose), RunFolder(tmp_path / "c"), progress=False)
+    assert "warning" not in capsys.readouterr().err

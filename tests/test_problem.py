@@ -253,13 +253,19 @@ def test_the_staircase_hypervolume_takes_each_members_own_figure() -> None:
     below = np.array([[-0.9, 1000.0], [0.3, 100.0], [-0.2, 10.0]])  # below random: 0 there
     assert staircase_hypervolume(below, ref) == pytest.approx(0.2 + 0.9 * tail, rel=1e-12)
     assert staircase_hypervolume(np.zeros((0, 2)), ref) == 0.0
+    # two members of equal cost: one step at their mean, whatever their order (a review: the
+    # first of them counted for nothing)
+    tied = np.array([[-0.9, 100.0], [-0.1, 100.0]])
+    want = 0.5 * (np.log10(11_000) - 2)
+    assert staircase_hypervolume(tied, ref) == pytest.approx(want, rel=1e-12)
+    assert staircase_hypervolume(tied[::-1], ref) == pytest.approx(want, rel=1e-12)
     rng = np.random.default_rng(0)
     six = np.column_stack([-np.arange(0.5, 0.76, 0.05), [10, 20, 50, 100, 500, 1000]])
     true = hypervolume(six, ref)
     noisy = [six + np.column_stack([rng.normal(0, 0.15, 6), np.zeros(6)]) for _ in range(2000)]
     enveloped = np.mean([hypervolume(f, ref) for f in noisy]) - true
     own = np.mean([staircase_hypervolume(f, ref) for f in noisy]) - true
-    assert enveloped > 0.2 and abs(own) < 0.01, (enveloped, own)
+    assert enveloped > 0.2 and abs(own) < 0.005, (enveloped, own)
 
 
 def test_beats_random_keeps_what_the_random_policy_does_not_dominate() -> None:

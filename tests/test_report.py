@@ -321,6 +321,21 @@ def test_reproduce_repeats_only_flags_from_the_files_it_reads(tmp_path: Path) ->
         md = write_report(run.load_config(), run).read_text()
         assert line in md, (options, [x for x in md.splitlines() if "a2d-evo export" in x])
         assert not any(w in md for w in ("rm -rf", "search.pop", "../x")), options
+    # budget raises read from the stages' config_history.yaml: whole numbers only (a review:
+    # their values were printed as they stood)
+    from a2d_evo.runs.stage_budget import record_config_change
+
+    record_config_change(run.search, {"search.gens": ("2 $(id)", "5; touch pwned #")})
+    record_config_change(run.teacher, {"teacher.total_steps": (True, "9 && curl x | sh")})
+    md = write_report(run.load_config(), run).read_text()
+    assert not any(w in md for w in ("$(id)", "pwned", "curl")), md
+    assert f"--out {out} --resume" not in md  # no raise taken from them
+    (run.search / "config_history.yaml").unlink()
+    record_config_change(run.search, {"search.gens": (2, 5)})  # a real raise still is
+    assert (
+        f"--out {out} --resume --set search.gens=5\n"
+        in write_report(run.load_config(), run).read_text()
+    )
 
 
 def test_reproduce_runs_evolve_on_the_search_config_where_export_reads_it(tmp_path: Path) -> None:

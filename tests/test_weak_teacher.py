@@ -333,3 +333,18 @@ def test_evolve_cautions_when_the_search_seeds_lead_is_noise(
         said = "evolve: the search's normalisation: the teacher's lead over the uniform-random"
         assert (said in err) == cautioned, err
         assert ("95% lower bound -1.5 <= 0" in err) == cautioned
+
+
+def test_the_fix_for_a_received_teacher_with_a_malformed_step_count_is_still_said(
+    tmp_path: Path,
+) -> None:
+    """A received teacher's ``metrics.json`` with ``env_steps: "1e6"`` (not a count): the
+    refusal's remedy counts from the config's budget (a review: int("1e6") raised, and the
+    refusal ended in a traceback instead of its message)."""
+    from a2d_evo.runs.teacher import weak_teacher_fix
+
+    cfg = config_from_dict({"env": {"id": "CartPole-v1"}, "teacher": {"total_steps": 1000}})
+    folder = tmp_path / "run" / "teacher" / "agent"
+    for steps, total in (("1e6", 2000), (True, 2000), (4000, 8000)):
+        fix = weak_teacher_fix(cfg, folder, {"source": "train-teacher", "env_steps": steps})
+        assert f"--set teacher.total_steps={total}`" in fix, (steps, fix)

@@ -23,6 +23,7 @@ from a2d_evo.formats import (
     validated,
 )
 from a2d_evo.report.front_file import from_another_front
+from a2d_evo.report.pick import PICKS
 from a2d_evo.report.rows import Row
 from a2d_evo.runs.files import check_format_version, read_json_dict
 from a2d_evo.runs.folder import RunFolder
@@ -107,10 +108,6 @@ def guard_of(data: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(data.get("none_above_random"), bool):
         out["none_above_random"] = data["none_above_random"]
     return out
-
-
-PICKS = ("all", "knee")
-"""The named ``export --pick`` choices (the other is a front entry's index)."""
 
 
 def export_record(m: Mapping[str, Any]) -> tuple[int, str] | None:

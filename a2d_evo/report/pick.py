@@ -17,6 +17,9 @@ from typing import Any
 
 from a2d_evo.errors import RunFolderError
 
+PICKS = ("all", "knee")
+"""The named ``export --pick`` choices; the other is a front entry's index."""
+
 
 def knee_index(flops: Sequence[float], norm_return: Sequence[float]) -> int:
     """Index of the knee of a front given as parallel lists (see the module docstring)."""

@@ -240,13 +240,20 @@ def _export_lines(data: RunData, out: str) -> list[str] | None:
 
 def _raises(run: RunFolder, stage: str) -> list[dict[str, Any]]:
     """The budget raises (:data:`BUDGET_KEYS`) the ``--resume`` commands of ``stage``
-    recorded, in order (none when the history is absent or unreadable)."""
+    recorded, in order (none when the history is absent or unreadable); only changes whose
+    old and new values are whole numbers: they are printed into commands."""
     try:
         changes = read_config_history(run.stage(stage))
     except FormatError:
         return []
     keys = BUDGET_KEYS[stage]
-    return [c for c in changes if c.get("key") in keys and "from" in c and "to" in c]
+
+    def count(value: Any) -> bool:  # a budget; anything else (a received file) is not printed
+        return type(value) is int and value >= 0
+
+    return [
+        c for c in changes if c.get("key") in keys and count(c.get("from")) and count(c.get("to"))
+    ]
 
 
 def _as_trained(line: str, run: RunFolder, stage: str) -> list[str]:

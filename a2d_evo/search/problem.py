@@ -364,7 +364,8 @@ def staircase_hypervolume(F: np.ndarray, ref: np.ndarray) -> float:
     """The area under the members' own staircase on log10 FLOPs: in FLOPs order, each
     member's normalised return (clipped at the reference's 0) held from its FLOPs to the next
     member's, the last one's to ``ref``'s; no envelope (a member below a cheaper one still
-    counts its own figure). Equal to :func:`hypervolume` where the returns rise with FLOPs.
+    counts its own figure); members of equal FLOPs at their mean. Equal to
+    :func:`hypervolume` where the returns rise with FLOPs.
 
     For the delivered front, chosen on the race's episodes and scored on the final seeds,
     this is an unbiased estimate of the chosen members' staircase, where the hypervolume, the
@@ -373,7 +374,8 @@ def staircase_hypervolume(F: np.ndarray, ref: np.ndarray) -> float:
     pts = hv_points(F)
     if len(pts) == 0:
         return 0.0
-    order = np.argsort(pts[:, 1], kind="stable")
-    log_flops, score = pts[order, 1], -pts[order, 0]
+    # members of equal cost share one step at their mean figure (in any order the same)
+    log_flops, group = np.unique(pts[:, 1], return_inverse=True)
+    score = np.bincount(group, weights=-pts[:, 0]) / np.bincount(group)
     widths = np.diff(np.append(log_flops, float(ref[1])))
     return float(np.sum(np.maximum(score, 0.0) * np.maximum(widths, 0.0)))
