@@ -742,12 +742,11 @@ def test_kill_between_state_json_and_npz_resumes_bit_exact(
         assert (search / name).read_text() == (reference_run / "search" / name).read_text()
 
 
-def test_a_search_on_shrunk_estimates_resumes_bit_exact_after_a_kill(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def resumes_bit_exact_after_a_kill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raw: dict[str, Any]
 ) -> None:
-    """The saved population's objectives are shrunk estimates, not plain means: the resume
-    checks them as such and continues bit for bit (it was refused as corrupt before)."""
-    raw = {**RAW, "search": {**RAW["search"], "estimate": "shrunk", "mutation": "reset"}}
+    """A search of ``raw`` killed at its third state write, then resumed, ends with the same
+    files as one run straight through."""
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     evolve(make_run(straight, raw), RunFolder(straight), progress=False)
     cfg = make_run(killed, raw)
@@ -758,6 +757,15 @@ def test_a_search_on_shrunk_estimates_resumes_bit_exact_after_a_kill(
     )
     for name in ("history.csv", "hypervolume.csv", "state.json"):
         assert (killed / "search" / name).read_text() == (straight / "search" / name).read_text()
+
+
+def test_a_search_on_shrunk_estimates_resumes_bit_exact_after_a_kill(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The saved population's objectives are shrunk estimates, not plain means: the resume
+    checks them as such and continues bit for bit (it was refused as corrupt before)."""
+    raw = {**RAW, "search": {**RAW["search"], "estimate": "shrunk", "mutation": "reset"}}
+    resumes_bit_exact_after_a_kill(tmp_path, monkeypatch, raw)
 
 
 def test_a_budget_raised_within_what_was_played_delivers_the_front_again(
@@ -1113,16 +1121,7 @@ def test_a_search_with_log_flops_crowding_resumes_bit_exact_after_a_kill(
     """A killed search with ``search.crowding: log_flops`` resumes to the uninterrupted one's
     files bit for bit."""
     raw = {**RAW, "search": {**RAW["search"], "crowding": "log_flops", "mutation": "reset"}}
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    evolve(make_run(straight, raw), RunFolder(straight), progress=False)
-    cfg = make_run(killed, raw)
-    evolve_killed_at_the_third_write(cfg, killed, monkeypatch)
-    evolve(cfg, RunFolder(killed), resume=True, progress=False)
-    assert front_without_latency(killed / "search" / "front.json") == front_without_latency(
-        straight / "search" / "front.json"
-    )
-    for name in ("history.csv", "hypervolume.csv", "state.json"):
-        assert (killed / "search" / name).read_text() == (straight / "search" / name).read_text()
+    resumes_bit_exact_after_a_kill(tmp_path, monkeypatch, raw)
 
 
 def test_a_budget_that_leaves_fewer_archs_than_the_delivery_wants_is_warned_of(
