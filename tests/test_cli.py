@@ -533,3 +533,22 @@ def test_every_subcommands_help_opens_with_its_summary(capsys: pytest.CaptureFix
             main([name, "--help"])
         head = capsys.readouterr().out.split("positional arguments:")[0].split("options:")[0]
         assert " ".join(str(summary).split()) in " ".join(head.split()), name  # before options
+
+
+def test_eval_says_a_set_it_does_not_read_changes_nothing(
+    finished: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``eval --set ppo.lr=5`` plays as without it and says so (a new user's finding: it was
+    taken without a word); a key eval reads gets no note."""
+    run = tmp_path / "run"
+    shutil.copytree(finished, run)
+    agent = str(run / "teacher" / "agent")
+    assert main(["eval", agent, "--episodes", "2", "--set", "ppo.lr=5",
+                 "--set", "eval.num_envs=2", "--set", "search.pop=8"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert (
+        "eval: note: --set ppo.lr, search.pop changes nothing here (eval reads only env, eval, "
+        "seed, device)"
+    ) in err, err
+    assert main(["eval", agent, "--episodes", "2", "--set", "eval.num_envs=2"]) == 0
+    assert "note:" not in capsys.readouterr().err

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import sys
 from pathlib import Path
 
 from a2d_evo.cli.configs import (
@@ -14,6 +15,7 @@ from a2d_evo.cli.configs import (
     config_of_agent,
     config_of_run,
     packaged_config,
+    set_keys,
     user_config,
 )
 from a2d_evo.config import MAX_EPISODES, MAX_TOTAL_STEPS, check_count
@@ -130,6 +132,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+EVAL_READS = ("env", "eval", "seed", "device")
+"""The config sections and keys ``eval`` reads: a ``--set`` of any other one is said to do
+nothing (``--set ppo.lr=5`` was taken without a word)."""
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     """``a2d-evo eval``: an agent folder scored on fresh episodes (``eval.json``)."""
     from a2d_evo.evaluation.scoring import eval_agent_folder  # here: --help stays torch-free
@@ -138,6 +145,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.episodes is not None:
         check_count("--episodes", args.episodes, 1, MAX_EPISODES)
     cfg = config_of_agent(agent_dir, args, env_variant=True)  # eval.json records the env played
+    if unused := [key for key in set_keys(args) if key.split(".")[0] not in EVAL_READS]:
+        print(
+            f"eval: note: --set {', '.join(unused)} changes nothing here (eval reads only "
+            f"{', '.join(EVAL_READS)})",
+            file=sys.stderr,
+        )
     summary = eval_agent_folder(
         agent_dir,
         cfg,

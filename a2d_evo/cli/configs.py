@@ -14,6 +14,7 @@ from a2d_evo.config import (
     config_from_dict,
     config_from_file,
     config_to_dict,
+    parse_override,
     read_config_file,
     replace,
 )
@@ -53,6 +54,12 @@ def common_overrides(args: argparse.Namespace) -> list[str]:
     if getattr(args, "device", None) is not None:
         items.append(f"device={args.device}")
     return items
+
+
+def set_keys(args: argparse.Namespace) -> list[str]:
+    """The dotted keys of the command's ``--set`` items (each checked when the config is
+    built: here only split)."""
+    return [".".join(parse_override(item)[0]) for item in getattr(args, "set", None) or []]
 
 
 def with_env_imports(cfg: Config, args: argparse.Namespace) -> Config:

@@ -305,8 +305,8 @@ class _Search:
                 )
             )
         searched = sum(1 for r in records if not r.get("anchor", False))
-        binding = "budget_steps" in stopped_by.split(" and ") or cut.discarded_episodes > 0
-        if s.budget_steps is not None and binding and searched < s.delivery_candidates:
+        budget_stopped = "budget_steps" in stopped_by.split(" and ") or cut.discarded_episodes > 0
+        if s.budget_steps is not None and budget_stopped and searched < s.delivery_candidates:
             # said even with --quiet: the front is then little more than the first draws
             write(
                 f"evolve: warning: search.budget_steps {s.budget_steps:,} left "
