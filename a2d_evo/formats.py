@@ -174,6 +174,12 @@ def baseline_name(method: str, multiplier: float) -> str:
     return f"{method}_x{multiplier:g}"
 
 
+def recorded_count(value: Any) -> int:
+    """A step count read from a file, 0 where there is none (or not a positive int: a bool, a
+    float, a string such as ``"1e6"`` in a received folder)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
 def finite_number(value: Any) -> bool:
     """True for an int or float (not a bool) that is finite: what a number read from a file
     must be before it is trusted (an int past the float range is not)."""

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from a2d_evo.config import Config
-from a2d_evo.formats import TEACHER_FIX
+from a2d_evo.formats import TEACHER_FIX, recorded_count
 from a2d_evo.runs.files import read_json_dict
 from a2d_evo.runs.folder import RunFolder, enclosing_run
 
@@ -37,9 +37,7 @@ def weak_teacher_fix(cfg: Config, folder: Path, extra: Mapping[str, Any]) -> str
     run = RunFolder(Path(folder).parent.parent)  # folder is RUN_DIR/teacher/agent
     # from the steps trained: a total below one rollout trains a whole one, and doubling the
     # configured total would name a command that trains nothing more
-    steps = extra.get("env_steps")  # a received file's: a count, or nothing usable
-    done = steps if type(steps) is int and steps > 0 else 0
-    trained = max(cfg.teacher.total_steps, done)
+    trained = max(cfg.teacher.total_steps, recorded_count(extra.get("env_steps")))
     more = {"teacher.total_steps": 2 * trained}
     # a teacher stuck at the random policy's level may not recover with more steps (a
     # walkthrough doubled an Acrobot teacher's four times): another seed is the other way

@@ -31,7 +31,7 @@ from a2d_evo.evaluation.episodes import (
     score_against_references,
 )
 from a2d_evo.evaluation.seeds import finetune_eval_seed, validation_seed
-from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, kept_weights
+from a2d_evo.formats import KEPT_FINE_TUNED, KEPT_INHERITED, kept_weights, recorded_count
 from a2d_evo.nets.agent import check_fits_env
 from a2d_evo.nets.agent_folder import load_agent, save_agent
 from a2d_evo.runs.files import read_json
@@ -189,8 +189,8 @@ def finetune_agent(
         "after": summary(after),
         # a second fine-tune adds to the first: an export resumed on this folder then sees a
         # budget that is not its own and starts over from the inherited weights
-        "finetune_budget": _count(old.get("finetune_budget")) + steps,
-        "finetune_steps": _count(old.get("finetune_steps")) + result.global_step,
+        "finetune_budget": recorded_count(old.get("finetune_budget")) + steps,
+        "finetune_steps": recorded_count(old.get("finetune_steps")) + result.global_step,
         "finetune_lr": tune_cfg.ppo.lr,
         "finetune_recipe": finetune_recipe(cfg),
         # the --set flags over the run's config.yaml (what `a2d-evo finetune` reads) that give
@@ -223,11 +223,6 @@ def _finetune_ppo(cfg: Config) -> Config:
     ``distill`` to :attr:`~a2d_evo.config.Config.finetune_distill`: the settings a fine-tune
     trains with."""
     return replace(cfg, ppo=replace(cfg.ppo, lr=cfg.finetune_lr), distill=cfg.finetune_distill)
-
-
-def _count(value: Any) -> int:
-    """A recorded step count, 0 where there is none (or not a count)."""
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _steps(res: EvalResult) -> int:
