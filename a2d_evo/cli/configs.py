@@ -173,9 +173,7 @@ def config_of_run(
     given another config than the training stages. ``builds_env=False`` (``report``): the
     command builds no env, so the run's recorded imports never run and need no
     ``--env-import``."""
-    saved, path = run.load_config(), run.config_path
-    if after is not None and (staged := run.stage_config(after)) is not None:
-        saved, path = staged, run.stage(after) / "config.yaml"
+    saved, path = run.config_since(after) if after else (run.load_config(), run.config_path)
     overrides = [*common_overrides(args), *extra]
     cfg = saved
     if overrides:

@@ -229,7 +229,7 @@ def export_options(
     Reproduce lines: the pick, the filters, the budget, and a ``--set`` for each fine-tune
     setting (``ppo``, ``distill``, ``finetune``) given on its command line, that is, where
     ``cfg`` differs from the config the search ran with."""
-    base = run.stage_config("search") or run.load_config()
+    base, _ = run.config_since("search")
     parts = [f"--pick {pick}"]
     parts += [f"--max-flops={max_flops!r}"] if max_flops is not None else []
     parts += [f"--min-return={min_return!r}"] if min_return is not None else []

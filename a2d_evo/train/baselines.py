@@ -180,7 +180,7 @@ def baseline_sets(cfg: Config, run: RunFolder) -> list[str]:
     run's), recorded as ``baseline_sets`` for the report's Reproduce lines (``baselines --set
     finetune.kickstart=true`` trains other ``a2d_x`` baselines). ``finetune.steps`` is left
     out: a baseline takes the run's budgets (:func:`run_budgets`), whatever the config says."""
-    return training_sets(run.stage_config("search") or run.load_config(), cfg)
+    return training_sets(run.config_since("search")[0], cfg)
 
 
 def baseline_recipe(cfg: Config, method: str) -> str:
