@@ -17,6 +17,7 @@ from a2d_evo.train.ppo import (
     RolloutBuffer,
     collect_rollout,
     compute_gae,
+    explained_variance,
     linear_lr,
     minibatches,
     normalise_advantages,
@@ -28,6 +29,17 @@ from a2d_evo.train.ppo import (
 def col(*xs: float) -> torch.Tensor:
     """A (T, 1) column: one env."""
     return torch.tensor(xs, dtype=torch.float32)[:, None]
+
+
+def test_explained_variance_hand_computed() -> None:
+    """1 - Var(R - V) / Var(R): returns 1..4 have variance 1.25; the reversed values leave
+    residuals -3, -1, 1, 3 of variance 5, so 1 - 5 / 1.25 = -3."""
+    returns = col(1.0, 2.0, 3.0, 4.0)
+    assert explained_variance(returns, returns) == 1.0
+    assert explained_variance(torch.full((4, 1), 2.5), returns) == 0.0
+    assert explained_variance(col(4.0, 3.0, 2.0, 1.0), returns) == pytest.approx(-3.0)
+    assert explained_variance(col(0.0, 1.0, 2.0, 3.0), returns) == pytest.approx(1.0)
+    assert math.isnan(explained_variance(col(1.0, 2.0), col(5.0, 5.0)))  # nothing to explain
 
 
 # ----------------------------------------------------------------------------- GAE

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import shutil
 import signal
@@ -183,6 +184,19 @@ def test_a_resumed_stage_s_tensorboard_has_every_update_once(tmp_path: Path) -> 
     # in a per-process writer counter, so "....10" sorts before "....9" (a suite that made ten
     # writers before this test read the resumed run first)
     assert sorted(steps) == [32, 64, 96, 128]
+
+
+def test_every_update_logs_its_critics_explained_variance(tmp_path: Path) -> None:
+    """``losses/explained_variance`` once per update, a finite number at most 1 (CleanRL's
+    scalar; a review found the teacher's critic could not be read from the logs)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run = RunFolder(tmp_path / "run")
+    train_teacher(tiny(), run, progress=False)  # 4 updates of 32 steps
+    events = EventAccumulator(str(run.tb_dir("teacher"))).Reload()
+    logged = events.Scalars("losses/explained_variance")
+    assert [e.step for e in logged] == [32, 64, 96, 128]
+    assert all(math.isfinite(e.value) and e.value <= 1.0 for e in logged)
 
 
 def test_training_envs_reset_only_at_the_start_and_on_resume(

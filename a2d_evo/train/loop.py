@@ -57,7 +57,13 @@ from a2d_evo.scale import ddp
 from a2d_evo.train.checkpoint import check_pins, load_checkpoint, save_checkpoint
 from a2d_evo.train.interrupts import StopFlag, TrainingInterrupted
 from a2d_evo.train.learners import Learner
-from a2d_evo.train.ppo import RolloutBuffer, collect_rollout, linear_lr, minibatches
+from a2d_evo.train.ppo import (
+    RolloutBuffer,
+    collect_rollout,
+    explained_variance,
+    linear_lr,
+    minibatches,
+)
 from a2d_evo.train.reporting import open_bar, open_writer, report
 from a2d_evo.train.streams import Streams
 
@@ -244,6 +250,8 @@ def run_ppo(
                     envs, learner.policy(update), buffer, next_obs, streams.actions
                 )
                 adv, ret = buffer.advantages(ppo.gamma, ppo.gae_lambda, ppo.reward_clip)
+                # of the critics that collected the rollout, before this update trains them
+                explained = explained_variance(buffer.values, ret)
                 batch = learner.prepare(buffer.batch(adv, ret))
 
                 sums: dict[str, float] = defaultdict(float)
@@ -278,6 +286,7 @@ def run_ppo(
                 elapsed = time.perf_counter() - t_start
                 sps = steps_here / max(elapsed, 1e-9)
                 means = {k: v / max(count, 1) for k, v in sums.items()}
+                means["explained_variance"] = explained
                 report(
                     writer,
                     bar,

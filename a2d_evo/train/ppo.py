@@ -27,6 +27,7 @@ Array layout of one rollout, every array ``(T, N)`` for ``T = ppo.num_steps`` st
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -253,6 +254,18 @@ def normalise_advantages(advantages: Tensor) -> Tensor:
     if advantages.numel() < 2:
         return advantages - advantages.mean()
     return (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+
+def explained_variance(values: Tensor, returns: Tensor) -> float:
+    """``1 - Var(R - V) / Var(R)`` over a rollout, CleanRL's ``losses/explained_variance``: 1
+    for a critic that predicts the returns it is trained on, 0 for one no better than their
+    mean, below 0 for a worse one; NaN when the returns do not vary (then nothing to explain).
+    Unitless, so it reads the same for raw values and for values in units of sigma."""
+    r = returns.reshape(-1).double()
+    var = float(r.var(unbiased=False))
+    if not var > 0.0:
+        return math.nan
+    return 1.0 - float((r - values.reshape(-1).double()).var(unbiased=False)) / var
 
 
 def ppo_loss(

@@ -22,6 +22,7 @@ SHORT_NAMES = {
     "value": "v",
     "entropy": "ent",
     "approx_kl": "kl",
+    "explained_variance": "ev",
     "distill_actor": "dA",
     "distill_critic": "dC",
 }
