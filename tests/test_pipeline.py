@@ -17,6 +17,7 @@ from a2d_evo.cli import main
 from a2d_evo.config import load_config
 from a2d_evo.evaluation.episodes import random_policy_return
 from a2d_evo.formats import FRONT_FORMAT_VERSION, METRICS_KEYS
+from a2d_evo.nets.agent import Agent
 from a2d_evo.nets.agent_folder import load_agent
 from a2d_evo.runs.files import file_digest, torch_save
 
@@ -212,6 +213,44 @@ def test_command_line_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str
     # a second train-teacher into the same run refuses to overwrite it
     assert main(["train-teacher", *common]) == 2
     assert "already holds" in capsys.readouterr().err
+
+
+def test_the_readme_python_pipeline_writes_what_the_commands_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """README's "From Python" block, run as written but for the config and run paths, makes the
+    run folder the commands make with the same config: the same front (encodings and every
+    episode's return) and the same delivered agents, weights bit for bit."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("<!-- python-pipeline -->\n```python\n", 1)[1].split("```", 1)[0]
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({**TINY, "finetune": {"steps": 512}}))
+    lib, cli = tmp_path / "lib", tmp_path / "cli"
+    assert '"configs/cartpole.yaml"' in block and '"runs/cartpole_py"' in block
+    code = block.replace('"configs/cartpole.yaml"', repr(str(cfg)))
+    code = code.replace('"runs/cartpole_py"', repr(str(lib)))
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)  # the README's own block, as a user runs it
+    assert isinstance(namespace["agent"], Agent)
+    common = ["--config", str(cfg), "--out", str(cli), "--seed", "1", "--quiet"]
+    for command in ("train-teacher", "train-supernet", "evolve"):
+        assert main([command, *common]) == 0
+    assert main(["export", str(cli), "--pick", "all", "--quiet"]) == 0
+    capsys.readouterr()
+
+    def front(run: Path) -> list[tuple[list[int], list[float]]]:
+        entries = json.loads((run / "search" / "front.json").read_text())["front"]
+        return [(e["encoding"], e["episode_returns"]) for e in entries]
+
+    def agents(run: Path) -> dict[str, str]:
+        folders = sorted(p for p in (run / "agents").iterdir() if p.is_dir())
+        return {p.name: file_digest(p / "policy.pt") for p in folders}
+
+    assert front(lib) and front(lib) == front(cli)
+    assert agents(lib) and agents(lib) == agents(cli)
+    delivered = [json.loads((r / "agents" / "delivered.json").read_text()) for r in (lib, cli)]
+    assert delivered[0]["members"] and delivered[0]["members"] == delivered[1]["members"]
+    assert (lib / "report" / "report.md").is_file()
 
 
 def test_demo_resume_honours_changed_settings_or_refuses_them(
