@@ -74,6 +74,9 @@ def test_config_since_a_stage_is_the_stages_own_else_the_runs(
     got, path = run.config_since("search")
     assert (got.search.final_episodes, path) == (7, run.search / "config.yaml")
     assert run.config_since("teacher") == (cfg, run.config_path)
+    run.config_path.unlink()  # a search folder's config alone makes no run
+    with pytest.raises(RunFolderError, match="not a run folder"):
+        run.config_since("search")
 
 
 def test_a_stage_that_lost_its_config_names_the_way_out(tmp_path: Path, configs_dir: Path) -> None:

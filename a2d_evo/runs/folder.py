@@ -215,11 +215,13 @@ class RunFolder:
     def config_since(self, stage: str) -> tuple[Config, Path]:
         """The config ``stage`` ran with and its path (:meth:`stage_config`), else the run's
         ``config.yaml`` (before the stage ran): what the commands after ``evolve`` read, so
-        that every agent is scored on the front's own final seeds."""
+        that every agent is scored on the front's own final seeds. Refuses what
+        :meth:`load_config` refuses (no run, a part of a run) either way."""
+        own = self.load_config()
         path = self.stage(stage) / "config.yaml"
         if path.is_file():
             return self._read_config(path), path
-        return self.load_config(), self.config_path
+        return own, self.config_path
 
     def check(self, cfg: Config) -> None:
         """Refuse ``cfg`` when the run's ``config.yaml`` disagrees on :data:`FIXED_SECTIONS`;
