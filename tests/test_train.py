@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 import shutil
 import signal
@@ -186,17 +185,44 @@ def test_a_resumed_stage_s_tensorboard_has_every_update_once(tmp_path: Path) -> 
     assert sorted(steps) == [32, 64, 96, 128]
 
 
-def test_every_update_logs_its_critics_explained_variance(tmp_path: Path) -> None:
-    """``losses/explained_variance`` once per update, a finite number at most 1 (CleanRL's
-    scalar; a review found the teacher's critic could not be read from the logs)."""
+def test_every_update_logs_its_critics_explained_variance(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``losses/explained_variance`` once per update (CleanRL's scalar; a review found the
+    teacher's critic could not be read from the logs): of the rollout's stored values against
+    its GAE returns, taken before the update trains the critic, and logged as computed."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+    from a2d_evo.train import loop
+    from a2d_evo.train.ppo import RolloutBuffer
+
+    seen: list[tuple[torch.Tensor, torch.Tensor, float]] = []
+    expected: list[torch.Tensor] = []
+    real_ev, real_adv = loop.explained_variance, RolloutBuffer.advantages
+
+    def advantages(self: RolloutBuffer, *args: Any) -> Any:
+        adv, ret = real_adv(self, *args)
+        expected.append(self.values.clone())
+        return adv, ret
+
+    def spy(values: torch.Tensor, returns: torch.Tensor) -> float:
+        got = real_ev(values, returns)
+        seen.append((values.clone(), returns.clone(), got))
+        return got
+
+    monkeypatch.setattr(RolloutBuffer, "advantages", advantages)
+    monkeypatch.setattr(loop, "explained_variance", spy)
     run = RunFolder(tmp_path / "run")
     train_teacher(tiny(), run, progress=False)  # 4 updates of 32 steps
+    assert len(seen) == 4
+    for (values, returns, _), stored in zip(seen, expected, strict=True):
+        torch.testing.assert_close(values, stored, rtol=0, atol=0)  # before the update
+        assert not torch.equal(returns, values)  # the GAE returns, not the values again
     events = EventAccumulator(str(run.tb_dir("teacher"))).Reload()
     logged = events.Scalars("losses/explained_variance")
     assert [e.step for e in logged] == [32, 64, 96, 128]
-    assert all(math.isfinite(e.value) and e.value <= 1.0 for e in logged)
+    assert [e.value for e in logged] == pytest.approx([got for *_, got in seen])
+    assert len({round(e.value, 6) for e in logged}) > 1  # a number of each rollout's own
 
 
 def test_training_envs_reset_only_at_the_start_and_on_resume(
@@ -1378,7 +1404,10 @@ def test_the_logged_losses_are_means_over_the_steps_run(monkeypatch: pytest.Monk
     )
     _run(learner, {"num_minibatches": 2, "update_epochs": 3, "target_kl": 0.5})
     assert learner.calls == 2  # the first epoch's KL (1.0) is past the target
-    assert seen == [{"approx_kl": 1.0, "policy": 2.0}]  # (1 + 3) / 2, not / 6
+    # (1 + 3) / 2, not / 6; the explained variance is the rollout's, no mean over steps
+    assert [{k: v for k, v in logs.items() if k != "explained_variance"} for logs in seen] == [
+        {"approx_kl": 1.0, "policy": 2.0}
+    ]
 
 
 def test_each_minibatch_step_takes_its_own_gradient_alone() -> None:
