@@ -64,13 +64,14 @@ def main() -> None:
     parser.add_argument("--archs", type=int, default=10, help="fixed random subnets")
     parser.add_argument("--episodes", type=int, default=10, help="greedy episodes per subnet")
     parser.add_argument("--seed", type=int, default=12345, help="archs and episode seeds")
+    parser.add_argument("--teacher", help="teacher agent folder (default: the run's)")
     args = parser.parse_args()
     run = RunFolder(args.run_dir)
     cfg = run.load_config()
     torch.set_num_threads(1)
     space = SearchSpace(cfg.space)
     supernet = load_supernet(cfg, run.supernet_weights)
-    teacher = load_agent(run.teacher_agent)
+    teacher = load_agent(args.teacher or run.teacher_agent)
     rng = np.random.default_rng(args.seed)
     archs = [("largest", space.largest()), ("smallest", space.smallest())]
     archs += [("random", space.sample(rng)) for _ in range(args.archs)]
