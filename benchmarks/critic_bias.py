@@ -55,7 +55,8 @@ def play(
         g = rewards[t] + gamma * g
         returns[t] = g
     keep = 0 if truncated else len(rewards)
-    return np.asarray(states[:keep], dtype=np.float32), returns[:keep], float(sum(rewards))
+    kept = np.asarray(states[:keep], dtype=np.float32).reshape(keep, *np.shape(states[0]))
+    return kept, returns[:keep], float(sum(rewards))
 
 
 def main() -> None:
