@@ -16,6 +16,9 @@ value ``V_s`` and the teacher's ``V_T`` with the discounted return ``G`` that fo
 
     python benchmarks/critic_bias.py runs/lunarlander --archs 10 --episodes 10
 
+Runs with vector observations (the MLP spaces); the env is built as training builds it
+(``env.kwargs``, the run's episode limit).
+
 Ends with a ``RESULT`` line; no training seed (the archs and episodes come from ``--seed``).
 """
 
@@ -24,10 +27,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
+from a2d_evo.envs.classic import make_classic_env
 from a2d_evo.nets.agent_folder import extract, load_agent
 from a2d_evo.nets.space import SearchSpace
 from a2d_evo.nets.supernet import load_supernet
@@ -36,7 +39,7 @@ from a2d_evo.train.ppo import explained_variance
 
 
 def play(
-    agent: torch.nn.Module, env: gym.Env, seed: int, gamma: float
+    agent: torch.nn.Module, env: Any, seed: int, gamma: float
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """One greedy episode: the observations of its states with a known return (all, unless it
     was truncated), their discounted returns, and the episode's return."""
@@ -76,7 +79,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     archs = [("largest", space.largest()), ("smallest", space.smallest())]
     archs += [("random", space.sample(rng)) for _ in range(args.archs)]
-    env = gym.make(cfg.env.id, max_episode_steps=cfg.env.max_episode_steps)
+    env = make_classic_env(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
     rows: list[dict[str, Any]] = []
     for role, arch in archs:
         agent = extract(supernet, arch)

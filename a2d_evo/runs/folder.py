@@ -218,10 +218,10 @@ class RunFolder:
         that every agent is scored on the front's own final seeds. Refuses what
         :meth:`load_config` refuses (no run, a part of a run) either way."""
         own = self.load_config()
-        path = self.stage(stage) / "config.yaml"
-        if path.is_file():
-            return self._read_config(path), path
-        return own, self.config_path
+        staged = self.stage_config(stage)
+        if staged is None:
+            return own, self.config_path
+        return staged, self.stage(stage) / "config.yaml"
 
     def check(self, cfg: Config) -> None:
         """Refuse ``cfg`` when the run's ``config.yaml`` disagrees on :data:`FIXED_SECTIONS`;
